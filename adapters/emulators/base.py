@@ -1,0 +1,279 @@
+"""What every emulator shares: a request recorder, scripted faults and an in-process server.
+
+Faults are scripted per route as a queue; each matching request takes the next fault off the queue.
+A route is written ``"METHOD /path/glob"`` (``*`` matches within the path, ``**`` across ``/``), for
+example ``"POST /api/chat.postMessage"`` or ``"GET /ado/*/_apis/pipelines/**"``. The control routes under
+``/_emulator/`` (never recorded, never faulted) let another process script faults and read requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+FaultKind = Literal["429", "500", "502", "503", "504", "stall", "reset", "malformed_json"]
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "502", "503", "504", "stall", "reset", "malformed_json")
+CONTROL_PREFIX = "/_emulator"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour.
+
+    Args:
+        kind: ``"429"`` (with ``Retry-After``), ``"500"``/``"502"``/``"503"``/``"504"``, ``"stall"`` (wait
+            ``stall_seconds`` before answering normally), ``"reset"`` (drop the connection), or
+            ``"malformed_json"`` (200 with a truncated JSON body).
+        retry_after: seconds sent in ``Retry-After`` with a 429 (and 503).
+        stall_seconds: how long a stall lasts.
+    """
+
+    kind: FaultKind
+    retry_after: float = 1.0
+    stall_seconds: float = 30.0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | str) -> Fault:
+        if isinstance(data, str):
+            data = {"kind": data}
+        kind = str(data.get("kind", ""))
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+        return cls(
+            kind=kind,  # type: ignore[arg-type]
+            retry_after=float(data.get("retry_after", 1.0)),
+            stall_seconds=float(data.get("stall_seconds", 30.0)),
+        )
+
+
+def _route_regex(pattern: str) -> re.Pattern[str]:
+    method, _, path = pattern.partition(" ")
+    if not path:
+        method, path = "*", method
+    parts = re.split(r"(\*\*|\*)", path)
+    rx = "".join(".*" if p == "**" else "[^/]*" if p == "*" else re.escape(p) for p in parts)
+    method_rx = ".*" if method == "*" else re.escape(method.upper())
+    return re.compile(f"^{method_rx} {rx}$")
+
+
+class FaultScript:
+    """Per-route queues of faults; thread-safe enough for one event loop."""
+
+    def __init__(self) -> None:
+        self._queues: list[tuple[str, re.Pattern[str], deque[Fault]]] = []
+
+    def add(self, route: str, faults: Iterable[Fault | FaultKind]) -> None:
+        """Queue faults for requests matching ``route`` (``"METHOD /path/glob"``)."""
+        queue = deque(f if isinstance(f, Fault) else Fault(f) for f in faults)
+        self._queues.append((route, _route_regex(route), queue))
+
+    def clear(self) -> None:
+        self._queues.clear()
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The next fault for this request, if any is scripted."""
+        key = f"{method.upper()} {path}"
+        for _, rx, queue in self._queues:
+            if queue and rx.match(key):
+                return queue.popleft()
+        return None
+
+    def pending(self) -> dict[str, int]:
+        return {route: len(q) for route, _, q in self._queues if q}
+
+
+@dataclass
+class RecordedRequest:
+    """A request an emulator received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+    status: int | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "body": self.text(),
+            "status": self.status,
+        }
+
+
+class Recorder:
+    """Keeps every request an emulator received, in order, and lets tests wait for one."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._changed = asyncio.Event()
+
+    def add(self, request: RecordedRequest) -> None:
+        self.requests.append(request)
+        self._changed.set()
+
+    def clear(self) -> None:
+        self.requests.clear()
+
+    def matching(self, route: str) -> list[RecordedRequest]:
+        """Requests matching ``"METHOD /path/glob"`` (or just a path glob)."""
+        rx = _route_regex(route)
+        return [r for r in self.requests if rx.match(f"{r.method} {r.path}")]
+
+    async def wait_for(self, route: str, count: int = 1, timeout: float = 5.0) -> list[RecordedRequest]:
+        """Wait until at least ``count`` requests match ``route``; raise TimeoutError otherwise."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = self.matching(route)
+            if len(found) >= count:
+                return found
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(found)} of {count} requests matching {route!r} arrived")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                continue
+
+
+def fnmatch_any(value: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+async def _apply_fault(request: web.Request, fault: Fault, handler: Handler) -> web.StreamResponse:
+    if fault.kind == "429":
+        return web.json_response(
+            {"error": "ratelimited", "message": "Too many requests"},
+            status=429,
+            headers={"Retry-After": f"{fault.retry_after:g}"},
+        )
+    if fault.kind in ("500", "502", "503", "504"):
+        headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.kind == "503" else {}
+        return web.json_response(
+            {"error": "emulated_fault", "status": int(fault.kind)}, status=int(fault.kind), headers=headers
+        )
+    if fault.kind == "stall":
+        await asyncio.sleep(fault.stall_seconds)
+        return await handler(request)
+    if fault.kind == "reset":
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)  # never reaches the client: the connection is gone
+    # malformed_json
+    return web.Response(status=200, body=b'{"ok": true, "value": [', content_type="application/json")
+
+
+def recording_middleware(recorder: Recorder, faults: FaultScript) -> Any:
+    """An aiohttp middleware that records each request and applies the next scripted fault."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(CONTROL_PREFIX):
+            return await handler(request)
+        body = await request.read()
+        entry = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            body=body,
+        )
+        recorder.add(entry)
+        fault = faults.take(request.method, request.path)
+        response = await (_apply_fault(request, fault, handler) if fault else handler(request))
+        entry.status = response.status
+        return response
+
+    return middleware
+
+
+def add_control_routes(app: web.Application, recorder: Recorder, faults: FaultScript) -> None:
+    """``POST /_emulator/faults`` ({"route", "faults"}), ``GET|DELETE /_emulator/requests``."""
+
+    async def post_faults(request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+            route = str(data["route"])
+            script = [Fault.from_json(f) for f in data["faults"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        faults.add(route, script)
+        return web.json_response({"pending": faults.pending()})
+
+    async def delete_faults(request: web.Request) -> web.Response:
+        faults.clear()
+        return web.json_response({"pending": {}})
+
+    async def get_requests(request: web.Request) -> web.Response:
+        return web.json_response([r.to_json() for r in recorder.requests])
+
+    async def delete_requests(request: web.Request) -> web.Response:
+        recorder.clear()
+        return web.json_response({"cleared": True})
+
+    app.router.add_post(f"{CONTROL_PREFIX}/faults", post_faults)
+    app.router.add_delete(f"{CONTROL_PREFIX}/faults", delete_faults)
+    app.router.add_get(f"{CONTROL_PREFIX}/requests", get_requests)
+    app.router.add_delete(f"{CONTROL_PREFIX}/requests", delete_requests)
+
+
+class LocalServer:
+    """Serves an aiohttp application on 127.0.0.1 (port 0 by default) inside the running loop.
+
+    Use as ``async with LocalServer(app) as server: server.url``.
+    """
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> LocalServer:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        if self.port == 0 and server is not None:
+            sockets = getattr(server, "sockets", None) or []
+            self.port = int(sockets[0].getsockname()[1])
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> LocalServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
