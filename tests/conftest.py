@@ -13,17 +13,16 @@ import pytest
 from adapters.emulators.fake_server import FakeHTTPServer
 from bot.clock import FakeClock
 
+pytest_plugins = ["tests.databases"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"
 
 
 def _is_loopback(address: Any) -> bool:
-    if isinstance(address, tuple) and address:
-        host = address[0]
-    elif isinstance(address, str | bytes):
-        return True  # a Unix socket path
-    else:
-        return False
+    if not (isinstance(address, tuple) and address):
+        return isinstance(address, str | bytes)  # a Unix socket path is local
+    host = address[0]
     if host in ("localhost", ""):
         return True
     try:

@@ -163,18 +163,23 @@ def fnmatch_any(value: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
-async def _apply_fault(request: web.Request, fault: Fault, handler: Handler) -> web.StreamResponse:
+FaultBody = Callable[[Fault], Any]
+"""Builds the JSON body of a 429/5xx fault in a service's own error shape (see ``recording_middleware``)."""
+
+
+async def _apply_fault(
+    request: web.Request, fault: Fault, handler: Handler, fault_body: FaultBody | None = None
+) -> web.StreamResponse:
     if fault.kind == "429":
         return web.json_response(
-            {"error": "ratelimited", "message": "Too many requests"},
+            fault_body(fault) if fault_body else {"error": "ratelimited", "message": "Too many requests"},
             status=429,
             headers={"Retry-After": f"{fault.retry_after:g}"},
         )
     if fault.kind in ("500", "502", "503", "504"):
         headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.kind == "503" else {}
-        return web.json_response(
-            {"error": "emulated_fault", "status": int(fault.kind)}, status=int(fault.kind), headers=headers
-        )
+        body = fault_body(fault) if fault_body else {"error": "emulated_fault", "status": int(fault.kind)}
+        return web.json_response(body, status=int(fault.kind), headers=headers)
     if fault.kind == "stall":
         await asyncio.sleep(fault.stall_seconds)
         return await handler(request)
@@ -186,8 +191,11 @@ async def _apply_fault(request: web.Request, fault: Fault, handler: Handler) -> 
     return web.Response(status=200, body=b'{"ok": true, "value": [', content_type="application/json")
 
 
-def recording_middleware(recorder: Recorder, faults: FaultScript) -> Any:
-    """An aiohttp middleware that records each request and applies the next scripted fault."""
+def recording_middleware(recorder: Recorder, faults: FaultScript, fault_body: FaultBody | None = None) -> Any:
+    """An aiohttp middleware that records each request and applies the next scripted fault.
+
+    ``fault_body``, if given, makes 429 and 5xx faults answer in the emulated service's error shape.
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -203,7 +211,7 @@ def recording_middleware(recorder: Recorder, faults: FaultScript) -> Any:
         )
         recorder.add(entry)
         fault = faults.take(request.method, request.path)
-        response = await (_apply_fault(request, fault, handler) if fault else handler(request))
+        response = await (_apply_fault(request, fault, handler, fault_body) if fault else handler(request))
         entry.status = response.status
         return response
 

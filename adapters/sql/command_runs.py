@@ -1,0 +1,102 @@
+"""Command runs, deduplicated by idempotency key within a window."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from adapters.sql.base import SqlBase, must_utc, utc
+from adapters.sql.tables import command_runs
+from bot.records import CommandRun, CommandRunState, JsonObject
+
+
+def _run(row: Any) -> CommandRun:
+    return CommandRun(
+        id=int(row.id),
+        idempotency_key=row.request_key,
+        actor=row.actor,
+        platform=row.platform,
+        conversation=row.conversation,
+        command=row.command,
+        target=row.target,
+        state=CommandRunState(row.state),
+        created_at=must_utc(row.created_at),
+        backend_run_id=row.backend_run_id,
+        details=row.details,
+        updated_at=utc(row.updated_at),
+    )
+
+
+class SqlCommandRunStore(SqlBase):
+    async def start_command_run(self, run: CommandRun, window: timedelta) -> tuple[CommandRun, bool]:
+        # The unique idempotency_key column holds the key only while a run counts; an expired holder
+        # gives it up with a compare-and-set, so concurrent callers on any replica agree on one run.
+        for _ in range(5):
+            try:
+                async with self.engine.begin() as conn:
+                    result = await conn.execute(
+                        insert(command_runs)
+                        .values(
+                            idempotency_key=run.idempotency_key,
+                            request_key=run.idempotency_key,
+                            actor=run.actor,
+                            platform=run.platform,
+                            conversation=run.conversation,
+                            command=run.command,
+                            target=run.target,
+                            state=run.state.value,
+                            backend_run_id=run.backend_run_id,
+                            details=run.details,
+                            created_at=run.created_at,
+                            updated_at=run.created_at,
+                        )
+                        .returning(*command_runs.c)
+                    )
+                    return _run(result.one()), True
+            except IntegrityError:
+                pass
+            async with self.engine.begin() as conn:
+                holder = (
+                    await conn.execute(
+                        select(command_runs).where(command_runs.c.idempotency_key == run.idempotency_key)
+                    )
+                ).first()
+                if holder is None:
+                    continue
+                if must_utc(holder.created_at) > run.created_at - window:
+                    return _run(holder), False
+                await conn.execute(
+                    update(command_runs)
+                    .where(
+                        command_runs.c.id == holder.id, command_runs.c.idempotency_key == run.idempotency_key
+                    )
+                    .values(idempotency_key=None)
+                )
+        raise RuntimeError(f"could not settle command run {run.idempotency_key!r}")
+
+    async def update_command_run(
+        self,
+        run_id: int,
+        state: CommandRunState,
+        now: datetime,
+        backend_run_id: str | None = None,
+        details: JsonObject | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {"state": state.value, "updated_at": now}
+        if backend_run_id is not None:
+            values["backend_run_id"] = backend_run_id
+        if details is not None:
+            values["details"] = details
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(command_runs).where(command_runs.c.id == run_id).values(**values)
+            )
+        return bool(result.rowcount)
+
+    async def get_command_run(self, run_id: int) -> CommandRun | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(command_runs).where(command_runs.c.id == run_id))).first()
+        return _run(row) if row else None

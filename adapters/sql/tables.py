@@ -1,0 +1,160 @@
+"""The schema, as SQLAlchemy Core tables. Migrations in ``migrations/versions`` create it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+received_events = Table(
+    "received_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(400), nullable=False, unique=True),
+    Column("source", String(64), nullable=False),
+    Column("kind", String(128), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("payload", JSON, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_key", String(400), nullable=True),
+    Column("platform", String(16), nullable=False),
+    Column("conversation_id", String(400), nullable=False),
+    Column("grouping_key", String(400), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Index("ix_deliveries_due", "state", "next_attempt_at"),
+)
+
+cards = Table(
+    "cards",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("grouping_key", String(400), nullable=False, index=True),
+    Column("platform", String(16), nullable=False),
+    Column("conversation_id", String(400), nullable=False),
+    Column("message_id", String(400), nullable=False),
+    Column("thread_id", String(400), nullable=True),
+    Column("rank", Integer, nullable=False, default=0),
+    Column("content", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("grouping_key", "platform", "conversation_id", name="uq_cards_key_conversation"),
+)
+
+gates = Table(
+    "gates",
+    metadata,
+    Column("gate_id", String(400), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("external_id", String(400), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("policy", JSON, nullable=False),
+)
+
+gate_decisions = Table(
+    "gate_decisions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "gate_id", String(400), ForeignKey("gates.gate_id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("actor", String(400), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(400), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("conversation", String(400), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("platform", String(16), nullable=False),
+    Column("conversation_id", String(400), nullable=False, index=True),
+    Column("filters", JSON, nullable=False),
+    Column("created_by", String(400), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("muted_until", DateTime(timezone=True), nullable=True),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("platform", String(16), nullable=False),
+    Column("conversation_id", String(400), nullable=False),
+    Column("name", String(400), nullable=False),
+    Column("tenant_id", String(128), nullable=True),
+    Column("team_id", String(400), nullable=True),
+    Column("reference", JSON, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("platform", "conversation_id", name="uq_conversations_address"),
+)
+
+command_runs = Table(
+    "command_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # set while the run counts for deduplication; cleared when its window has passed
+    Column("idempotency_key", String(400), nullable=True, unique=True),
+    Column("request_key", String(400), nullable=False, index=True),
+    Column("actor", String(400), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("conversation", String(400), nullable=False),
+    Column("command", Text, nullable=False),
+    Column("target", String(400), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("backend_run_id", String(400), nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+)

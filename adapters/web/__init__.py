@@ -1,0 +1,1 @@
+"""The HTTP edge shared by every inbound route: limits, error mapping, health and metrics."""

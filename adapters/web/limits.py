@@ -1,0 +1,49 @@
+"""Per-route body-size caps, checked before the body is read when the sender declares its length."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+BODY_LIMITS = web.AppKey("body_limits", dict)
+DEFAULT_LIMIT = 1024 * 1024
+
+
+def set_body_limit(app: web.Application, path: str, limit: int) -> None:
+    """Cap request bodies on ``path`` (a route's canonical path) at ``limit`` bytes."""
+    app[BODY_LIMITS][path] = limit
+
+
+def largest_limit(limits: dict[str, int]) -> int:
+    return max([DEFAULT_LIMIT, *limits.values()])
+
+
+def _too_large(limit: int) -> web.Response:
+    return web.json_response(
+        {"error": "payload_too_large", "message": f"the body is over {limit} bytes"}, status=413
+    )
+
+
+@web.middleware
+async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer 413 for a body over its route's cap; the app-wide ``client_max_size`` bounds chunked ones."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return await handler(request)
+    resource = request.match_info.route.resource
+    limits: dict[str, Any] = request.app[BODY_LIMITS]
+    limit = int(limits.get(resource.canonical, DEFAULT_LIMIT) if resource is not None else DEFAULT_LIMIT)
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return _too_large(limit)
+    if declared is None and request.can_read_body:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _too_large(limit)
+        if len(body) > limit:
+            return _too_large(limit)
+    return await handler(request)

@@ -1,0 +1,131 @@
+"""The ``handoff`` command line (``python -m bot`` is the same)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import __version__
+
+DEFAULT_CONFIG = "handoff.yaml"
+
+EXIT_OK = 0
+EXIT_CONFIG = 1
+EXIT_UNAVAILABLE = 3
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"the configuration file (default: {DEFAULT_CONFIG})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="handoff",
+        description="Handoff: MLOps team coordination on Microsoft Teams and Slack.",
+    )
+    parser.add_argument("--version", action="version", version=f"handoff {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run Handoff",
+        description="Migrate the store, then serve Slack, Teams, Azure DevOps and Event Grid requests "
+        "until SIGTERM or Ctrl-C. Refuses to start while the configuration has problems.",
+    )
+    _config_argument(serve)
+    serve.add_argument("--host", help="address to bind (overrides server.host)")
+    serve.add_argument("--port", type=int, help="port to bind, 0 for a free one (overrides server.port)")
+
+    check = commands.add_parser(
+        "check",
+        help="validate a configuration file without starting anything",
+        description="List every problem in the configuration, each with its key path. "
+        "Exits 0 when the file is usable, 1 otherwise.",
+    )
+    _config_argument(check)
+
+    db = commands.add_parser("db", help="database maintenance", description="Database maintenance.")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = db_commands.add_parser(
+        "upgrade",
+        help="migrate the store to the latest schema",
+        description="Apply every pending migration to the configured store (serve does this on start).",
+    )
+    _config_argument(upgrade)
+    return parser
+
+
+def _load(config: str) -> object:
+    from bot.config import ConfigError, load_settings
+
+    try:
+        return load_settings(Path(config))
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return None
+
+
+def _check(config: str) -> int:
+    settings = _load(config)
+    if settings is None:
+        return EXIT_CONFIG
+    print(f"{config}: OK")
+    return EXIT_OK
+
+
+def _serve(config: str, host: str | None, port: int | None) -> int:
+    from bot.config import Settings, configured_secrets
+    from bot.logs import configure_logging
+
+    settings = _load(config)
+    if not isinstance(settings, Settings):
+        print("handoff serve: not starting until the configuration is fixed", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.server.log_level, settings.server.log_format, configured_secrets(settings))
+    from bot.app import serve_until_stopped
+
+    try:
+        return asyncio.run(serve_until_stopped(settings, host, port))
+    except OSError as error:
+        print(f"handoff serve: cannot start: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+def _db_upgrade(config: str) -> int:
+    from bot.config import Settings
+
+    settings = _load(config)
+    if not isinstance(settings, Settings):
+        return EXIT_CONFIG
+    from bot.app import upgrade_store
+
+    try:
+        revision = asyncio.run(upgrade_store(settings))
+    except OSError as error:
+        print(f"handoff db upgrade: cannot reach the store: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    print(f"store is at revision {revision}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``handoff`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args.config, args.host, args.port)
+    if args.command == "check":
+        return _check(args.config)
+    if args.command == "db" and args.db_command == "upgrade":
+        return _db_upgrade(args.config)
+    parser.print_help()
+    return EXIT_OK

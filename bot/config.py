@@ -1,0 +1,712 @@
+"""Handoff's configuration: one YAML file, validated into typed settings.
+
+Secrets never live in the file. A secret field holds a reference to an environment variable,
+``${SLACK_SIGNING_SECRET}``, and is read into a :class:`Secret` that never prints its value. Other
+strings may use ``${NAME}`` or ``${NAME:-default}`` too (a database URL with a password, a public URL).
+
+:func:`load_settings` reports **every** problem at once, each with its key path, so that
+``handoff check`` can list them all; a configured integration whose secret variable is unset is one
+of those problems (fail closed).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+class Secret:
+    """A secret read from an environment variable. ``str()`` and ``repr()`` never show the value."""
+
+    __slots__ = ("_value", "variable")
+
+    def __init__(self, variable: str, value: str | None) -> None:
+        self.variable = variable
+        self._value = value
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self._value)
+
+    def reveal(self) -> str:
+        """The secret's value; raises if the variable was not set."""
+        if not self._value:
+            raise LookupError(f"environment variable {self.variable} is not set")
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(${{{self.variable}}})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.variable == self.variable
+
+    def __hash__(self) -> int:
+        return hash(self.variable)
+
+
+def _environ(info: ValidationInfo) -> Mapping[str, str]:
+    context = info.context if isinstance(info.context, Mapping) else {}
+    environ = context.get("environ")
+    return environ if isinstance(environ, Mapping) else os.environ
+
+
+def _to_secret(value: Any, info: ValidationInfo) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str) or not (match := _REFERENCE.match(value.strip())):
+        raise ValueError(
+            "secrets are read from the environment: write a reference such as ${MY_SECRET}, not the value"
+        )
+    variable = match.group(1)
+    return Secret(variable, _environ(info).get(variable) or None)
+
+
+def _to_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+    raise ValueError("expected a duration such as 30s, 15m, 4h, 7d or a number of seconds")
+
+
+SecretRef = Annotated[
+    Secret, BeforeValidator(_to_secret), PlainSerializer(lambda s: f"${{{s.variable}}}", return_type=str)
+]
+Duration = Annotated[
+    timedelta, BeforeValidator(_to_duration), PlainSerializer(lambda d: d.total_seconds(), return_type=float)
+]
+
+
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Integration(Section):
+    """A section for an outside service; ``enabled: false`` keeps it in the file but unused."""
+
+    enabled: bool = True
+
+
+# --- server and store -------------------------------------------------------------------------------
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(3978, ge=0, le=65535)
+    public_url: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an absolute http(s) URL such as https://handoff.contoso.com")
+        return value.rstrip("/") if value else value
+
+
+class StoreSettings(Section):
+    url: str = "sqlite:///.handoff/handoff.db"
+    dedupe_retention: Duration = timedelta(hours=72)
+
+    @field_validator("url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", value):
+            raise ValueError("expected a sqlite:///path or postgresql://user@host/db URL")
+        return value
+
+
+# --- chat platforms ---------------------------------------------------------------------------------
+
+
+class SlackOAuthSettings(Section):
+    client_id: str
+    client_secret: SecretRef
+    scopes: list[str] = Field(
+        default_factory=lambda: [
+            "chat:write",
+            "chat:write.public",
+            "commands",
+            "app_mentions:read",
+            "users:read",
+            "users:read.email",
+        ]
+    )
+
+
+class SlackSettings(Integration):
+    signing_secret: SecretRef
+    bot_token: SecretRef | None = None
+    oauth: SlackOAuthSettings | None = None
+    api_base_url: str = "https://slack.com/api/"
+
+    @model_validator(mode="after")
+    def _one_install_mode(self) -> SlackSettings:
+        if self.bot_token is None and self.oauth is None:
+            raise ValueError("set bot_token (one workspace) or oauth (distribution to several workspaces)")
+        return self
+
+
+class TeamsSettings(Integration):
+    app_id: str = ""
+    app_password: SecretRef | None = None
+    app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
+    tenant_id: str | None = None
+    allow_unauthenticated: bool = False
+    openid_metadata_url: str | None = None
+
+    @model_validator(mode="after")
+    def _credentials_fit_app_type(self) -> TeamsSettings:
+        if not self.app_id and not self.allow_unauthenticated:
+            raise ValueError(
+                "set app_id (and app_password) from the Azure Bot registration; an empty app_id turns "
+                "request authentication off and needs allow_unauthenticated: true (local use only)"
+            )
+        if self.app_id and self.app_type != "UserAssignedMSI" and self.app_password is None:
+            raise ValueError(f"app_type {self.app_type} needs app_password")
+        if self.app_type in ("SingleTenant", "UserAssignedMSI") and not self.tenant_id:
+            raise ValueError(f"app_type {self.app_type} needs tenant_id")
+        return self
+
+
+# --- Azure ------------------------------------------------------------------------------------------
+
+
+class ServicePrincipalSettings(Section):
+    tenant_id: str
+    client_id: str
+    client_secret: SecretRef
+
+
+class ServiceHookBasicAuth(Section):
+    username: str
+    password: SecretRef
+
+
+class ServiceHookHeaderAuth(Section):
+    name: str = "X-Handoff-Token"
+    value: SecretRef
+
+
+class ServiceHookAuth(Section):
+    """How Azure DevOps service hooks prove they are ours: basic auth and/or a shared header."""
+
+    basic: ServiceHookBasicAuth | None = None
+    header: ServiceHookHeaderAuth | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> ServiceHookAuth:
+        if self.basic is None and self.header is None:
+            raise ValueError(
+                "set basic (username, password) or header (name, value): hooks must authenticate"
+            )
+        return self
+
+
+class AzureDevOpsSettings(Integration):
+    organization_url: str
+    projects: list[str] = Field(min_length=1)
+    pat: SecretRef | None = None
+    service_principal: ServicePrincipalSettings | None = None
+    service_hooks: ServiceHookAuth
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AzureDevOpsSettings:
+        if (self.pat is None) == (self.service_principal is None):
+            raise ValueError("set exactly one of pat or service_principal")
+        return self
+
+
+class AzureMLCredentialSettings(Section):
+    kind: Literal["default", "service_principal", "managed_identity", "emulator"] = "default"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _service_principal_complete(self) -> AzureMLCredentialSettings:
+        if self.kind == "service_principal" and not (
+            self.tenant_id and self.client_id and self.client_secret
+        ):
+            raise ValueError("kind service_principal needs tenant_id, client_id and client_secret")
+        return self
+
+
+class AzureMLSettings(Integration):
+    subscription_id: str
+    resource_group: str
+    workspace: str
+    credential: AzureMLCredentialSettings = AzureMLCredentialSettings()
+    endpoint: str | None = Field(None, description="an emulator's base URL; the Azure cloud when unset")
+
+
+class DataLakePath(Section):
+    storage_account: str
+    filesystem: str
+    path: str = ""
+
+
+class EventGridSettings(Integration):
+    delivery_secret: SecretRef
+    secret_query_parameter: str = "code"  # noqa: S105 (a parameter name)
+    secret_header: str = "X-Handoff-Secret"  # noqa: S105 (a header name)
+    allowed_topics: list[str] = Field(default_factory=list)
+    data_lake_paths: list[DataLakePath] = Field(default_factory=list)
+
+
+# --- who, where, what -------------------------------------------------------------------------------
+
+
+class ChannelSettings(Section):
+    """A named conversation, on Slack and/or Teams."""
+
+    slack: str | None = Field(None, description="Slack channel id, e.g. C0123ABCD")
+    teams: str | None = Field(None, description="Teams channel conversation id, e.g. 19:...@thread.tacv2")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> ChannelSettings:
+        if not self.slack and not self.teams:
+            raise ValueError("a channel needs a slack channel id, a teams conversation id, or both")
+        return self
+
+
+EventKind = Literal[
+    "run",
+    "stage",
+    "approval",
+    "build",
+    "release",
+    "code_pushed",
+    "pull_request",
+    "model_registered",
+    "model_deployed",
+    "training_run",
+    "data_drift",
+    "data_arrived",
+]
+
+
+class SubscriptionSettings(Section):
+    """Which events go to a channel. Every filter narrows; an empty filter matches everything."""
+
+    channel: str
+    events: list[EventKind] = Field(default_factory=list)
+    outcomes: list[Literal["succeeded", "failed", "canceled", "pending", "any"]] = Field(default_factory=list)
+    projects: list[str] = Field(default_factory=list)
+    pipelines: list[str] = Field(default_factory=list)
+    branches: list[str] = Field(default_factory=list)
+    stages: list[str] = Field(default_factory=list)
+    environments: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+    actors_include: list[str] = Field(default_factory=list)
+    actors_exclude: list[str] = Field(default_factory=list)
+    text_include: list[str] = Field(default_factory=list)
+    text_exclude: list[str] = Field(default_factory=list)
+
+
+class AzureMLJobTarget(Section):
+    job_file: str
+    params: dict[str, str] = Field(default_factory=dict)
+
+
+class PipelineTarget(Section):
+    project: str
+    pipeline: str
+    branch: str | None = None
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
+class RetrainTarget(Section):
+    azure_ml_job: AzureMLJobTarget | None = None
+    azure_devops_pipeline: PipelineTarget | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RetrainTarget:
+        if (self.azure_ml_job is None) == (self.azure_devops_pipeline is None):
+            raise ValueError("set exactly one of azure_ml_job or azure_devops_pipeline")
+        return self
+
+
+class PromotionGateSettings(Section):
+    release: PipelineTarget
+    policy: str = "default"
+
+
+class ModelSettings(Section):
+    retrain: RetrainTarget | None = None
+    consumers: list[str] = Field(default_factory=list, description="names of apps that use this model")
+    channels: list[str] = Field(default_factory=list)
+    promotion_gate: PromotionGateSettings | None = None
+
+
+class AppSettings(Section):
+    integration: PipelineTarget
+    model: str | None = None
+    pinned_version: str | None = None
+    channels: list[str] = Field(default_factory=list)
+    contract_file: str | None = None
+
+
+class GatePolicySettings(Section):
+    approver_roles: list[str] = Field(default_factory=list)
+    min_approvers: int = Field(1, ge=1, le=10)
+    requester_cannot_approve: bool = True
+    reject_needs_reason: bool = True
+    expire_after: Duration = timedelta(hours=72)
+    remind_every: Duration | None = timedelta(hours=4)
+    override_roles: list[str] = Field(default_factory=list)
+
+
+class RoleSettings(Section):
+    """Members are emails, AAD object ids (``aad:<id>``) or Slack ids (``slack:<id>``)."""
+
+    members: list[str] = Field(default_factory=list)
+    description: str = ""
+
+
+class Settings(Section):
+    """The whole validated configuration."""
+
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    slack: SlackSettings | None = None
+    teams: TeamsSettings | None = None
+    azure_devops: AzureDevOpsSettings | None = None
+    azure_ml: AzureMLSettings | None = None
+    eventgrid: EventGridSettings | None = None
+    channels: dict[str, ChannelSettings] = Field(default_factory=dict)
+    subscriptions: list[SubscriptionSettings] = Field(default_factory=list)
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+    apps: dict[str, AppSettings] = Field(default_factory=dict)
+    gates: dict[str, GatePolicySettings] = Field(default_factory=lambda: {"default": GatePolicySettings()})
+    roles: dict[str, RoleSettings] = Field(default_factory=dict)
+    ops_channel: str | None = None
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Settings:
+        problems: list[str] = []
+
+        def need(kind: str, name: str, known: Mapping[str, Any], where: str) -> None:
+            if name not in known:
+                hint = _did_you_mean(name, known)
+                problems.append(f"{where}: unknown {kind} {name!r}{hint}")
+
+        for i, sub in enumerate(self.subscriptions):
+            need("channel", sub.channel, self.channels, f"subscriptions[{i}].channel")
+        for name, model in self.models.items():
+            for channel in model.channels:
+                need("channel", channel, self.channels, f"models.{name}.channels")
+            for app in model.consumers:
+                need("app", app, self.apps, f"models.{name}.consumers")
+        for name, app_settings in self.apps.items():
+            for channel in app_settings.channels:
+                need("channel", channel, self.channels, f"apps.{name}.channels")
+            if app_settings.model:
+                need("model", app_settings.model, self.models, f"apps.{name}.model")
+        for name, gate in self.gates.items():
+            for role in (*gate.approver_roles, *gate.override_roles):
+                need("role", role, self.roles, f"gates.{name}")
+        if self.ops_channel:
+            need("channel", self.ops_channel, self.channels, "ops_channel")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a configuration file, at a key path such as ``slack.signing_secret``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+def _did_you_mean(name: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _mentions(annotation: Any, kind: type) -> bool:
+    if annotation is kind:
+        return True
+    return any(_mentions(arg, kind) for arg in getattr(annotation, "__args__", ()) or ())
+
+
+def _child_schema(model: Any, key: str) -> tuple[Any, bool]:
+    """For a key inside ``model``: the schema of its value, and whether it is a secret."""
+    if model is None:
+        return None, False
+    if isinstance(model, _DictOf):
+        return model.value, False
+    field = model.model_fields.get(key)
+    if field is None:
+        return None, False
+    if _mentions(field.annotation, Secret):
+        return None, True
+    annotation = field.annotation
+    origin = get_origin(annotation)
+    inner = _unwrap_model(annotation)
+    if origin is dict and inner is not None:
+        return _DictOf(inner), False
+    return inner, False
+
+
+@dataclass(frozen=True)
+class _DictOf:
+    """Schema marker: a mapping of names to sections of ``value``."""
+
+    value: type[BaseModel]
+
+
+def _interpolate(
+    node: Any,
+    environ: Mapping[str, str],
+    path: str,
+    problems: list[ConfigProblem],
+    disabled: bool,
+    schema: Any = None,
+    secret: bool = False,
+) -> Any:
+    """Expand ``${NAME}`` and ``${NAME:-default}`` in plain strings; secret references stay as they are."""
+    if isinstance(node, dict):
+        off = disabled or node.get("enabled") is False
+        out = {}
+        for key, value in node.items():
+            child, is_secret = _child_schema(schema, str(key))
+            where = f"{path}.{key}" if path else str(key)
+            out[key] = _interpolate(value, environ, where, problems, off, child, is_secret)
+        return out
+    if isinstance(node, list):
+        return [
+            _interpolate(v, environ, f"{path}[{i}]", problems, disabled, schema, secret)
+            for i, v in enumerate(node)
+        ]
+    if not isinstance(node, str) or secret or "${" not in node:
+        return node
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        if not disabled:
+            problems.append(ConfigProblem(path, f"environment variable {name} is not set"))
+        return ""
+
+    return _INTERPOLATION.sub(replace, node)
+
+
+def _model_fields(loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the section at ``loc`` (for did-you-mean on unknown keys)."""
+    schema: Any = Settings
+    for part in loc:
+        if not isinstance(part, int):
+            schema, _ = _child_schema(schema, str(part))
+    return list(schema.model_fields) if isinstance(schema, type) and issubclass(schema, BaseModel) else []
+
+
+def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _unwrap_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "tagged-union")):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _validation_problems(error: ValidationError) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not str(p).startswith("function-"))
+        if item["type"] == "extra_forbidden":
+            parent, key = loc[:-1], loc[-1]
+            hint = _did_you_mean(str(key), _model_fields(parent))
+            problems.append(ConfigProblem(_format_loc(loc), f"unknown key{hint}"))
+            continue
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "value_error" and "; " in message and loc == ():
+            problems.extend(ConfigProblem("", part) for part in message.split("; "))
+            continue
+        if item["type"] not in ("value_error", "missing"):
+            message = f"{message} (got {item.get('input')!r})"
+        problems.append(ConfigProblem(_format_loc(loc), message))
+    return problems
+
+
+def _unset_secrets(node: Any, path: str) -> Iterator[ConfigProblem]:
+    """Secrets referenced by enabled sections whose variables are not set."""
+    if isinstance(node, Integration) and not node.enabled:
+        return
+    if isinstance(node, Secret):
+        if not node.is_set:
+            yield ConfigProblem(path, f"environment variable {node.variable} is not set")
+        return
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            yield from _unset_secrets(getattr(node, name), f"{path}.{name}" if path else name)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _unset_secrets(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _unset_secrets(value, f"{path}[{i}]")
+
+
+def parse_settings(raw: Any, environ: Mapping[str, str] | None = None, source: str = "<config>") -> Settings:
+    """Validate an already-parsed YAML document; raise :class:`ConfigError` listing every problem."""
+    environ = os.environ if environ is None else environ
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [ConfigProblem("", "the file must hold a mapping of sections")])
+    problems: list[ConfigProblem] = []
+    expanded = _interpolate(raw, environ, "", problems, False, Settings)
+    try:
+        settings = Settings.model_validate(expanded, context={"environ": environ})
+    except ValidationError as exc:
+        unset = {p.path for p in problems}  # an unset variable explains its key's invalid value
+        problems.extend(p for p in _validation_problems(exc) if p.path not in unset)
+        # find unset secrets in the sections that did validate, so one run names them too
+        problems.extend(_unset_secrets_in_raw(expanded, environ))
+        raise ConfigError(source, _unique(problems)) from None
+    problems.extend(_unset_secrets(settings, ""))
+    if problems:
+        raise ConfigError(source, _unique(problems))
+    return settings
+
+
+def _unset_secrets_in_raw(raw: dict[str, Any], environ: Mapping[str, str]) -> Iterator[ConfigProblem]:
+    """Unset secret variables, found in the raw document when validation failed elsewhere."""
+
+    def walk(node: Any, path: str, disabled: bool, schema: Any, secret: bool) -> Iterator[ConfigProblem]:
+        if isinstance(node, dict):
+            off = disabled or node.get("enabled") is False
+            for key, value in node.items():
+                child, is_secret = _child_schema(schema, str(key))
+                yield from walk(value, f"{path}.{key}" if path else str(key), off, child, is_secret)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from walk(value, f"{path}[{i}]", disabled, schema, secret)
+        elif (
+            secret
+            and not disabled
+            and isinstance(node, str)
+            and (match := _REFERENCE.match(node.strip()))
+            and not environ.get(match.group(1))
+        ):
+            yield ConfigProblem(path, f"environment variable {match.group(1)} is not set")
+
+    return walk(raw, "", False, Settings, False)
+
+
+def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        if (p.path, p.message) not in seen:
+            seen.add((p.path, p.message))
+            out.append(p)
+    return out
+
+
+def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a ``handoff.yaml`` file; raise :class:`ConfigError` listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [ConfigProblem("", f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [ConfigProblem("", f"{where}not valid YAML ({problem})")]) from None
+    return parse_settings(raw, environ, source)
+
+
+def configured_secrets(settings: Settings) -> list[str]:
+    """The values of every secret that is set, for log redaction."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Secret):
+            if node.is_set:
+                found.append(node.reveal())
+        elif isinstance(node, BaseModel):
+            for name in type(node).model_fields:
+                walk(getattr(node, name))
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(settings)
+    return found

@@ -1,0 +1,192 @@
+"""The rows Handoff keeps, as plain immutable values the core and every store share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+Platform = Literal["slack", "teams"]
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ConversationAddress:
+    """Where a message goes: a Slack channel id or a Teams conversation id."""
+
+    platform: Platform
+    conversation_id: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.conversation_id}"
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """An event as received from a sender, kept so that a redelivery is recognised and dropped."""
+
+    dedupe_key: str
+    source: str
+    kind: str
+    received_at: datetime
+    payload: JsonObject = field(default_factory=dict)
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """Something to post or update in one conversation, stored with the event that caused it."""
+
+    conversation: ConversationAddress
+    grouping_key: str
+    payload: JsonObject
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A stored outbox entry."""
+
+    id: int
+    event_key: str | None
+    conversation: ConversationAddress
+    grouping_key: str
+    payload: JsonObject
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    last_error: str | None = None
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PostedCard:
+    """A card Handoff posted: which platform message shows a grouping key in a conversation.
+
+    ``rank`` only grows, so that a late event never moves a card backwards.
+    """
+
+    grouping_key: str
+    conversation: ConversationAddress
+    message_id: str
+    thread_id: str | None = None
+    rank: int = 0
+    content: JsonObject = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+class GateState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not GateState.PENDING
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A release gate; ``version`` grows with every change and makes updates compare-and-set."""
+
+    gate_id: str
+    source: str
+    external_id: str
+    title: str
+    state: GateState
+    version: int
+    created_at: datetime
+    expires_at: datetime | None = None
+    details: JsonObject = field(default_factory=dict)
+    policy: JsonObject = field(default_factory=dict)
+    decided_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """One person's decision on a gate."""
+
+    gate_id: str
+    actor: str
+    platform: str
+    decision: Literal["approve", "reject", "override"]
+    at: datetime
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the append-only audit log: who did what, where, when, and how it ended."""
+
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    platform: str = ""
+    conversation: str = ""
+    comment: str = ""
+    details: JsonObject = field(default_factory=dict)
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredSubscription:
+    """A subscription made from chat (configured ones live in the YAML file)."""
+
+    conversation: ConversationAddress
+    filters: JsonObject
+    created_by: str
+    created_at: datetime
+    muted_until: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    """A conversation the bot can post to, with what the platform needs to reach it again."""
+
+    address: ConversationAddress
+    name: str = ""
+    tenant_id: str | None = None
+    team_id: str | None = None
+    reference: JsonObject = field(default_factory=dict)
+    active: bool = True
+    updated_at: datetime | None = None
+
+
+class CommandRunState(StrEnum):
+    REQUESTED = "requested"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """A command that starts work, kept so that the same command twice starts one run."""
+
+    idempotency_key: str
+    actor: str
+    platform: str
+    conversation: str
+    command: str
+    target: str
+    state: CommandRunState
+    created_at: datetime
+    backend_run_id: str | None = None
+    details: JsonObject = field(default_factory=dict)
+    updated_at: datetime | None = None
+    id: int | None = None

@@ -1,0 +1,251 @@
+"""The Store contract: every database Handoff supports must pass the same suite."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.sql import SqlStore
+from bot.records import (
+    AuditEntry,
+    CommandRun,
+    CommandRunState,
+    ConversationAddress,
+    ConversationRecord,
+    DeliveryState,
+    Gate,
+    GateDecision,
+    GateState,
+    NewDelivery,
+    PostedCard,
+    ReceivedEvent,
+    StoredSubscription,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+SLACK = ConversationAddress("slack", "C0MLMODELS")
+TEAMS = ConversationAddress("teams", "19:appreleases@thread.tacv2")
+
+
+def event(key: str, at: datetime = NOW) -> ReceivedEvent:
+    return ReceivedEvent(
+        dedupe_key=key, source="azure-devops", kind="run", received_at=at, payload={"k": key}
+    )
+
+
+def delivery(key: str, where: ConversationAddress = SLACK) -> NewDelivery:
+    return NewDelivery(conversation=where, grouping_key=key, payload={"title": key})
+
+
+async def test_is_ready_after_migration(store: SqlStore) -> None:
+    assert await store.is_ready()
+
+
+async def test_event_and_deliveries_are_stored_once(store: SqlStore) -> None:
+    assert await store.record_event(event("e1"), [delivery("run:1"), delivery("run:1", TEAMS)])
+    assert not await store.record_event(event("e1"), [delivery("run:1")])
+    assert await store.has_event("e1")
+    assert await store.count_deliveries() == {"pending": 2, "sent": 0, "dead": 0}
+
+
+async def test_concurrent_redelivery_records_one_event(store: SqlStore) -> None:
+    results = await asyncio.gather(
+        *(store.record_event(event("same"), [delivery("run:9")]) for _ in range(10))
+    )
+    assert results.count(True) == 1
+    assert (await store.count_deliveries())["pending"] == 1
+
+
+async def test_forgetting_old_events_allows_them_again(store: SqlStore) -> None:
+    await store.record_event(event("old", NOW - timedelta(hours=80)), [])
+    await store.record_event(event("new", NOW - timedelta(hours=1)), [])
+    assert await store.forget_events_before(NOW - timedelta(hours=72)) == 1
+    assert not await store.has_event("old")
+    assert await store.has_event("new")
+
+
+async def test_claims_are_exclusive_and_leased(store: SqlStore) -> None:
+    await store.record_event(event("e"), [delivery(f"run:{i}") for i in range(6)])
+    lease = timedelta(seconds=30)
+    first, second = await asyncio.gather(
+        store.claim_deliveries("w1", NOW, lease, 4), store.claim_deliveries("w2", NOW, lease, 4)
+    )
+    ids = [d.id for d in first] + [d.id for d in second]
+    assert len(ids) == len(set(ids)) == 6
+    assert all(d.attempts == 1 for d in first + second)
+    # leased deliveries are not handed out again until the lease runs out
+    assert await store.claim_deliveries("w3", NOW + timedelta(seconds=10), lease, 10) == []
+    again = await store.claim_deliveries("w3", NOW + timedelta(seconds=31), lease, 10)
+    assert sorted(d.id for d in again) == sorted(ids)
+    assert all(d.attempts == 2 for d in again)
+
+
+async def test_complete_retry_and_dead_letter(store: SqlStore) -> None:
+    await store.record_event(event("e"), [delivery("a"), delivery("b"), delivery("c")])
+    a, b, c = await store.claim_deliveries("w", NOW, timedelta(seconds=30), 10)
+    assert not await store.complete_delivery(a.id, "someone-else")
+    assert await store.complete_delivery(a.id, "w")
+    assert await store.retry_delivery(b.id, "w", "429 Too Many Requests", NOW + timedelta(seconds=5))
+    assert await store.dead_letter_delivery(c.id, "w", "400 invalid_blocks")
+    assert (await store.get_delivery(a.id)).state is DeliveryState.SENT  # type: ignore[union-attr]
+    retried = await store.get_delivery(b.id)
+    assert retried is not None and retried.last_error == "429 Too Many Requests"
+    assert await store.claim_deliveries("w", NOW + timedelta(seconds=4), timedelta(seconds=30), 10) == []
+    due = await store.claim_deliveries("w", NOW + timedelta(seconds=5), timedelta(seconds=30), 10)
+    assert [d.id for d in due] == [b.id]
+    assert await store.count_deliveries() == {"pending": 1, "sent": 1, "dead": 1}
+
+
+async def test_enqueue_without_an_event(store: SqlStore) -> None:
+    ids = await store.enqueue([delivery("reply:1"), delivery("reply:2")], NOW)
+    assert len(ids) == 2
+    claimed = await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10)
+    assert [d.payload for d in claimed] == [{"title": "reply:1"}, {"title": "reply:2"}]
+    assert claimed[0].event_key is None
+
+
+async def test_cards_upsert_per_conversation(store: SqlStore) -> None:
+    card = PostedCard("run:1", SLACK, message_id="1700000000.000100", rank=1, content={"s": "running"})
+    await store.save_card(card)
+    await store.save_card(PostedCard("run:1", TEAMS, message_id="1:abc", thread_id="19:x;messageid=1"))
+    await store.save_card(
+        PostedCard("run:1", SLACK, message_id="1700000000.000100", rank=3, content={"s": "done"})
+    )
+    found = await store.get_card("run:1", SLACK)
+    assert found is not None and found.rank == 3 and found.content == {"s": "done"}
+    assert {c.conversation for c in await store.cards_for("run:1")} == {SLACK, TEAMS}
+    assert await store.get_card("run:2", SLACK) is None
+
+
+def gate(gate_id: str = "ado:approval:1") -> Gate:
+    return Gate(
+        gate_id=gate_id,
+        source="azure-devops",
+        external_id="1",
+        title="Release app-y to production",
+        state=GateState.PENDING,
+        version=1,
+        created_at=NOW,
+        expires_at=NOW + timedelta(hours=72),
+        policy={"min_approvers": 1},
+    )
+
+
+async def test_gate_compare_and_set(store: SqlStore) -> None:
+    assert await store.create_gate(gate())
+    assert not await store.create_gate(gate())
+    decision = GateDecision("ado:approval:1", "carol@contoso.com", "slack", "approve", NOW, "looks good")
+    updated = await store.update_gate(
+        "ado:approval:1", 1, GateState.APPROVED, decision=decision, decided_at=NOW
+    )
+    assert updated is not None and updated.state is GateState.APPROVED and updated.version == 2
+    stale = GateDecision("ado:approval:1", "bob@contoso.com", "teams", "reject", NOW, "no")
+    assert await store.update_gate("ado:approval:1", 1, GateState.REJECTED, decision=stale) is None
+    assert await store.gate_decisions("ado:approval:1") == [decision]
+    current = await store.get_gate("ado:approval:1")
+    assert current is not None and current.state is GateState.APPROVED and current.decided_at == NOW
+
+
+async def test_concurrent_decisions_one_winner(store: SqlStore) -> None:
+    await store.create_gate(gate("g"))
+
+    async def decide(i: int) -> bool:
+        d = GateDecision("g", f"user{i}@contoso.com", "slack", "approve" if i % 2 else "reject", NOW)
+        state = GateState.APPROVED if i % 2 else GateState.REJECTED
+        return await store.update_gate("g", 1, state, decision=d) is not None
+
+    results = await asyncio.gather(*(decide(i) for i in range(20)))
+    assert results.count(True) == 1
+    assert len(await store.gate_decisions("g")) == 1
+    assert [g.gate_id for g in await store.list_gates(GateState.PENDING)] == []
+
+
+async def test_audit_is_append_only_and_ordered(store: SqlStore) -> None:
+    for i in range(3):
+        await store.append_audit(
+            AuditEntry(
+                NOW + timedelta(minutes=i), f"user{i}", "approve", "gate g", "applied", "slack", "C1", "ok"
+            )
+        )
+    entries = await store.list_audit()
+    assert [e.actor for e in entries] == ["user0", "user1", "user2"]
+    assert [e.actor for e in await store.list_audit(since=NOW + timedelta(minutes=1))] == ["user1", "user2"]
+
+
+async def test_subscriptions(store: SqlStore) -> None:
+    sid = await store.add_subscription(StoredSubscription(SLACK, {"events": ["run"]}, "alice", NOW))
+    await store.add_subscription(StoredSubscription(TEAMS, {"events": ["approval"]}, "bob", NOW))
+    assert [s.filters for s in await store.list_subscriptions(SLACK)] == [{"events": ["run"]}]
+    assert await store.mute_subscription(sid, NOW + timedelta(hours=1))
+    assert (await store.list_subscriptions(SLACK))[0].muted_until == NOW + timedelta(hours=1)
+    assert await store.remove_subscription(sid)
+    assert not await store.remove_subscription(sid)
+    assert len(await store.list_subscriptions()) == 1
+
+
+async def test_conversations_upsert_and_deactivate(store: SqlStore) -> None:
+    ref = {"conversation": {"id": TEAMS.conversation_id}, "serviceUrl": "http://127.0.0.1/"}
+    await store.save_conversation(
+        ConversationRecord(TEAMS, "App releases", "tenant-1", "team-1", ref, True, NOW)
+    )
+    await store.save_conversation(
+        ConversationRecord(TEAMS, "App releases (renamed)", "tenant-1", "team-1", ref)
+    )
+    found = await store.get_conversation(TEAMS)
+    assert found is not None and found.name == "App releases (renamed)" and found.tenant_id == "tenant-1"
+    assert await store.deactivate_conversation(TEAMS)
+    assert not await store.deactivate_conversation(TEAMS)
+    assert await store.list_conversations() == []
+    assert len(await store.list_conversations(active_only=False)) == 1
+
+
+def command(at: datetime) -> CommandRun:
+    return CommandRun(
+        idempotency_key="alice:retrain:model-x",
+        actor="alice@contoso.com",
+        platform="slack",
+        conversation="C0MLMODELS",
+        command="retrain model-x",
+        target="model-x",
+        state=CommandRunState.REQUESTED,
+        created_at=at,
+    )
+
+
+async def test_command_runs_dedupe_within_window(store: SqlStore) -> None:
+    window = timedelta(minutes=10)
+    results = await asyncio.gather(*(store.start_command_run(command(NOW), window) for _ in range(8)))
+    assert [new for _, new in results].count(True) == 1
+    assert len({run.id for run, _ in results}) == 1
+    first = results[0][0]
+    assert first.id is not None
+    assert await store.update_command_run(first.id, CommandRunState.STARTED, NOW, backend_run_id="job-1")
+    later, new = await store.start_command_run(command(NOW + timedelta(minutes=11)), window)
+    assert new and later.id != first.id
+    kept = await store.get_command_run(first.id)
+    assert kept is not None and kept.backend_run_id == "job-1" and kept.state is CommandRunState.STARTED
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_sqlite_file_survives_reopen(store_url: str) -> None:
+    first = await SqlStore.open(store_url)
+    await first.record_event(event("kept"), [delivery("x")])
+    await first.close()
+    second = await SqlStore.open(store_url)
+    try:
+        assert await second.has_event("kept")
+        assert await second.is_ready()
+    finally:
+        await second.close()
+
+
+async def test_not_ready_before_migration(store_url: str) -> None:
+    unmigrated = await SqlStore.open(store_url, migrate=False)
+    try:
+        assert not await unmigrated.is_ready()
+        await unmigrated.migrate()
+        assert await unmigrated.is_ready()
+    finally:
+        await unmigrated.close()

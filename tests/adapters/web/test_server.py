@@ -1,0 +1,110 @@
+"""The HTTP edge: health, readiness, metrics, body caps and error mapping on a real server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from adapters.emulators.base import LocalServer
+from adapters.sql import SqlStore
+from adapters.web.limits import set_body_limit
+from bot.app import create_app, start_server
+from bot.config import parse_settings
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+async def test_health_ready_and_metrics(sqlite_url: str, session: aiohttp.ClientSession) -> None:
+    settings = parse_settings({"store": {"url": sqlite_url}}, {})
+    server = await start_server(settings, port=0)
+    try:
+        async with session.get(f"{server.url}/healthz") as resp:
+            assert resp.status == 200
+            assert (await resp.json())["status"] == "ok"
+        async with session.get(f"{server.url}/readyz") as resp:
+            assert resp.status == 200
+        async with session.get(f"{server.url}/metrics") as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            text = await resp.text()
+        assert "handoff_info{" in text
+        assert 'handoff_http_requests_total{route="/readyz",status="200"} 1.0' in text
+    finally:
+        await server.stop()
+
+
+async def test_readyz_is_503_until_migrated(store_url: str, session: aiohttp.ClientSession) -> None:
+    store = await SqlStore.open(store_url, migrate=False)
+    app = create_app(parse_settings({}, {}), store)
+    try:
+        async with LocalServer(app) as server:
+            async with session.get(f"{server.url}/readyz") as resp:
+                assert resp.status == 503
+                assert resp.headers["Retry-After"] == "5"
+            await store.migrate()
+            async with session.get(f"{server.url}/readyz") as resp:
+                assert resp.status == 200
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def edge_app(sqlite_url: str) -> AsyncIterator[LocalServer]:
+    """Handoff's app with two extra routes: one echoing its body (cap 1 KiB), one that crashes."""
+    store = await SqlStore.open(sqlite_url)
+    app = create_app(parse_settings({}, {}), store)
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({"length": len(await request.read())})
+
+    async def crash(request: web.Request) -> web.Response:
+        raise RuntimeError("database exploded: password=hunter22")
+
+    app.router.add_post("/echo", echo)
+    app.router.add_post("/crash", crash)
+    set_body_limit(app, "/echo", 1024)
+    async with LocalServer(app) as server:
+        yield server
+    await store.close()
+
+
+async def test_body_cap_per_route(edge_app: LocalServer, session: aiohttp.ClientSession) -> None:
+    async with session.post(f"{edge_app.url}/echo", data=b"x" * 1024) as resp:
+        assert resp.status == 200 and (await resp.json()) == {"length": 1024}
+    async with session.post(f"{edge_app.url}/echo", data=b"x" * 1025) as resp:
+        assert resp.status == 413
+        assert (await resp.json())["error"] == "payload_too_large"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"y" * 600
+
+    async with session.post(f"{edge_app.url}/echo", data=chunks()) as resp:
+        assert resp.status == 413
+
+
+async def test_unexpected_error_is_503_without_traceback(
+    edge_app: LocalServer, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with session.post(f"{edge_app.url}/crash", data=b"{}") as resp:
+        assert resp.status == 503
+        assert resp.headers["Retry-After"] == "5"
+        body = await resp.text()
+    assert json.loads(body)["error"] == "temporarily_unavailable"
+    assert "Traceback" not in body and "exploded" not in body
+    assert any("POST /crash failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_unknown_route_and_method(edge_app: LocalServer, session: aiohttp.ClientSession) -> None:
+    async with session.get(f"{edge_app.url}/nope") as resp:
+        assert resp.status == 404
+    async with session.get(f"{edge_app.url}/echo") as resp:
+        assert resp.status == 405

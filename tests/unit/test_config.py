@@ -1,0 +1,111 @@
+"""Configuration: the example validates, and every kind of problem is named with its key path."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.config import ConfigError, Secret, configured_secrets, load_settings, parse_settings
+from tests.conftest import REPO_ROOT
+
+EXAMPLE = REPO_ROOT / "handoff.example.yaml"
+
+
+def example() -> dict[str, Any]:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+def problems(raw: Any, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(raw, environ or {})
+    return [str(p) for p in caught.value.problems]
+
+
+def test_example_is_valid_without_any_secret() -> None:
+    settings = load_settings(EXAMPLE, environ={})
+    assert settings.server.port == 3978
+    assert settings.store.dedupe_retention == timedelta(hours=72)
+    assert settings.gates["default"].expire_after == timedelta(hours=72)
+    assert settings.slack is not None and not settings.slack.enabled
+
+
+def test_unknown_key_wrong_type_and_unset_secret_are_all_named() -> None:
+    raw = example()
+    raw["server"]["prot"] = 8080
+    raw["store"]["dedupe_retention"] = "three days"
+    raw["slack"]["enabled"] = True
+    found = problems(raw)
+    assert "server.prot: unknown key (did you mean 'port'?)" in found
+    assert any(p.startswith("store.dedupe_retention: expected a duration") for p in found)
+    assert "slack.signing_secret: environment variable SLACK_SIGNING_SECRET is not set" in found
+    assert "slack.bot_token: environment variable SLACK_BOT_TOKEN is not set" in found
+
+
+def test_unknown_section_gets_did_you_mean() -> None:
+    assert problems({"chanels": {}}) == ["chanels: unknown key (did you mean 'channels'?)"]
+
+
+def test_secret_values_are_refused_in_the_file() -> None:
+    raw = {"eventgrid": {"delivery_secret": "hunter2-literal"}}
+    (problem,) = problems(raw)
+    assert problem.startswith("eventgrid.delivery_secret: secrets are read from the environment")
+    assert "hunter2" not in problem
+
+
+def test_secrets_come_from_the_environment_and_never_print() -> None:
+    raw = example()
+    raw["slack"]["enabled"] = True
+    settings = parse_settings(raw, {"SLACK_SIGNING_SECRET": "sign-123456", "SLACK_BOT_TOKEN": "xoxb-1-abc"})
+    assert settings.slack is not None
+    secret = settings.slack.signing_secret
+    assert isinstance(secret, Secret) and secret.reveal() == "sign-123456"
+    assert "sign-123456" not in repr(settings) and "sign-123456" not in str(secret)
+    assert sorted(configured_secrets(settings)) == ["sign-123456", "xoxb-1-abc"]
+
+
+def test_interpolation_in_plain_values() -> None:
+    raw = {
+        "store": {"url": "postgresql://handoff:${PGPASSWORD}@db/handoff"},
+        "server": {"host": "${HOST:-0.0.0.0}"},
+    }
+    settings = parse_settings(raw, {"PGPASSWORD": "pw"})
+    assert settings.store.url == "postgresql://handoff:pw@db/handoff"
+    assert settings.server.host == "0.0.0.0"
+    assert problems({"server": {"public_url": "${PUBLIC_URL}"}}) == [
+        "server.public_url: environment variable PUBLIC_URL is not set"
+    ]
+
+
+def test_cross_references_must_resolve() -> None:
+    raw = {
+        "channels": {"ml-models": {"slack": "C1"}},
+        "subscriptions": [{"channel": "ml-model"}],
+        "gates": {"default": {"approver_roles": ["release-managers"]}},
+    }
+    found = problems(raw)
+    assert "subscriptions[0].channel: unknown channel 'ml-model' (did you mean 'ml-models'?)" in found
+    assert "gates.default: unknown role 'release-managers'" in found
+
+
+def test_integration_rules_fail_closed() -> None:
+    found = problems({"teams": {"app_id": ""}})
+    assert any("allow_unauthenticated" in p for p in found)
+    found = problems({"azure_devops": {"organization_url": "https://dev.azure.com/c", "projects": ["p"]}})
+    assert any(p.startswith("azure_devops.service_hooks") for p in found)
+
+
+def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_settings(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("server:\n  port: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(broken)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just text\n")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        load_settings(scalar)
