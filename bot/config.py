@@ -307,7 +307,6 @@ EventKind = Literal[
     "run",
     "stage",
     "approval",
-    "build",
     "release",
     "code_pushed",
     "pull_request",

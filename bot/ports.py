@@ -7,11 +7,15 @@ is all of them together, which is what a database adapter provides.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.cards import Card
+from bot.events import DomainEvent
 from bot.records import (
     AuditEntry,
+    CardState,
     CommandRun,
     CommandRunState,
     ConversationAddress,
@@ -22,19 +26,33 @@ from bot.records import (
     GateState,
     JsonObject,
     NewDelivery,
+    Platform,
     PostedCard,
     ReceivedEvent,
     StoredSubscription,
 )
 
 
+class StaleWrite(Exception):
+    """A compare-and-set lost: someone else changed the row first. Read again and retry."""
+
+
 class EventLog(Protocol):
-    async def record_event(self, event: ReceivedEvent, deliveries: Sequence[NewDelivery]) -> bool:
-        """Store an event and the deliveries it causes in one transaction.
+    async def record_event(
+        self,
+        event: ReceivedEvent,
+        deliveries: Sequence[NewDelivery],
+        card_state: CardState | None = None,
+    ) -> bool:
+        """Store an event, the deliveries it causes and its card's new state, in one transaction.
 
         Returns False, storing nothing, when an event with the same dedupe key was already recorded.
+        ``card_state`` is written only if the stored version is ``card_state.version - 1`` (absent
+        for version 1); otherwise nothing is stored and :class:`StaleWrite` is raised.
         """
         ...
+
+    async def get_card_state(self, grouping_key: str) -> CardState | None: ...
 
     async def has_event(self, dedupe_key: str) -> bool: ...
 
@@ -51,7 +69,11 @@ class Outbox(Protocol):
     async def claim_deliveries(
         self, worker: str, now: datetime, lease: timedelta, limit: int
     ) -> list[Delivery]:
-        """Lease up to ``limit`` due deliveries to ``worker``; no two workers get the same one."""
+        """Lease up to ``limit`` due deliveries to ``worker``; no two workers get the same one.
+
+        Only the oldest pending delivery of each conversation is due, so that each conversation
+        receives its messages in order, one at a time, whichever worker sends them.
+        """
         ...
 
     async def complete_delivery(self, delivery_id: int, worker: str) -> bool: ...
@@ -64,6 +86,10 @@ class Outbox(Protocol):
 
     async def count_deliveries(self) -> dict[str, int]:
         """How many deliveries are in each state."""
+        ...
+
+    async def has_newer_delivery(self, delivery: Delivery) -> bool:
+        """Whether a later pending delivery for the same card and conversation supersedes this one."""
         ...
 
 
@@ -172,3 +198,63 @@ class Store(
         ...
 
     async def close(self) -> None: ...
+
+
+# --- chat platforms -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    """Where a platform put a message: its id, and the thread it starts or belongs to."""
+
+    message_id: str
+    thread_id: str | None = None
+
+
+class DeliveryFailed(Exception):
+    """A platform refused or failed a send.
+
+    Args:
+        reason: what happened, safe to log and show in an alert (no secrets).
+        retryable: whether trying again later can succeed (429, 5xx, timeouts) or not (a bad
+            channel, revoked access, an invalid message).
+        retry_after: seconds the platform asked to wait, when it said.
+    """
+
+    def __init__(self, reason: str, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ChatChannel(Protocol):
+    """Sends to one chat platform. Implementations raise :class:`DeliveryFailed`, nothing else."""
+
+    platform: Platform
+
+    async def post_card(self, conversation_id: str, card: Card) -> PostedMessage:
+        """Post a new top-level message (a new thread in Teams channels)."""
+        ...
+
+    async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
+        """Replace a posted message's content in place."""
+        ...
+
+    async def reply(self, conversation_id: str, parent: PostedMessage, card: Card) -> PostedMessage:
+        """Post in the thread of ``parent``."""
+        ...
+
+
+# --- ingest -------------------------------------------------------------------------------------------
+
+
+class EventSink(Protocol):
+    """Where ingest routes hand parsed events: the core routes and stores them durably."""
+
+    async def accept(self, event: DomainEvent) -> bool:
+        """Store the event and the deliveries it causes; False when it is a redelivery.
+
+        Raises on internal trouble (the route then answers 503 so the sender retries).
+        """
+        ...

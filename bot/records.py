@@ -83,6 +83,16 @@ class PostedCard:
     updated_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class CardState:
+    """The merged state of a living card; ``version`` 1 is the first, each change adds one."""
+
+    grouping_key: str
+    version: int
+    state: JsonObject
+    updated_at: datetime | None = None
+
+
 class GateState(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"

@@ -49,3 +49,10 @@ def upsert(dialect: str, table: Table, values: dict[str, Any], keys: list[str]) 
     statement = make(table).values(**values)
     changed = {k: statement.excluded[k] for k in values if k not in keys}
     return statement.on_conflict_do_update(index_elements=keys, set_=changed)
+
+
+def insert_unless_present(dialect: str, table: Table, values: dict[str, Any], keys: list[str]) -> Any:
+    """INSERT … ON CONFLICT (keys) DO NOTHING RETURNING the keys: no row back means it was there."""
+    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = make(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return statement.returning(*(table.c[k] for k in keys))

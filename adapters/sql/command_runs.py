@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 
-from adapters.sql.base import SqlBase, must_utc, utc
+from adapters.sql.base import SqlBase, insert_unless_present, must_utc, utc
 from adapters.sql.tables import command_runs
 from bot.records import CommandRun, CommandRunState, JsonObject
 
@@ -34,31 +33,32 @@ class SqlCommandRunStore(SqlBase):
     async def start_command_run(self, run: CommandRun, window: timedelta) -> tuple[CommandRun, bool]:
         # The unique idempotency_key column holds the key only while a run counts; an expired holder
         # gives it up with a compare-and-set, so concurrent callers on any replica agree on one run.
+        values = {
+            "idempotency_key": run.idempotency_key,
+            "request_key": run.idempotency_key,
+            "actor": run.actor,
+            "platform": run.platform,
+            "conversation": run.conversation,
+            "command": run.command,
+            "target": run.target,
+            "state": run.state.value,
+            "backend_run_id": run.backend_run_id,
+            "details": run.details,
+            "created_at": run.created_at,
+            "updated_at": run.created_at,
+        }
         for _ in range(5):
-            try:
-                async with self.engine.begin() as conn:
-                    result = await conn.execute(
-                        insert(command_runs)
-                        .values(
-                            idempotency_key=run.idempotency_key,
-                            request_key=run.idempotency_key,
-                            actor=run.actor,
-                            platform=run.platform,
-                            conversation=run.conversation,
-                            command=run.command,
-                            target=run.target,
-                            state=run.state.value,
-                            backend_run_id=run.backend_run_id,
-                            details=run.details,
-                            created_at=run.created_at,
-                            updated_at=run.created_at,
-                        )
-                        .returning(*command_runs.c)
-                    )
-                    return _run(result.one()), True
-            except IntegrityError:
-                pass
             async with self.engine.begin() as conn:
+                inserted = await conn.execute(
+                    insert_unless_present(self.dialect, command_runs, values, ["idempotency_key"])
+                )
+                if inserted.first() is not None:
+                    row = (
+                        await conn.execute(
+                            select(command_runs).where(command_runs.c.idempotency_key == run.idempotency_key)
+                        )
+                    ).one()
+                    return _run(row), True
                 holder = (
                     await conn.execute(
                         select(command_runs).where(command_runs.c.idempotency_key == run.idempotency_key)

@@ -6,9 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 
-from adapters.sql.base import SqlBase, must_utc, utc
+from adapters.sql.base import SqlBase, insert_unless_present, must_utc, utc
 from adapters.sql.tables import gate_decisions, gates
 from bot.records import Gate, GateDecision, GateState, JsonObject
 
@@ -42,26 +41,22 @@ def _decision(row: Any) -> GateDecision:
 
 class SqlGateStore(SqlBase):
     async def create_gate(self, gate: Gate) -> bool:
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    insert(gates).values(
-                        gate_id=gate.gate_id,
-                        source=gate.source,
-                        external_id=gate.external_id,
-                        title=gate.title,
-                        state=gate.state.value,
-                        version=gate.version,
-                        created_at=gate.created_at,
-                        expires_at=gate.expires_at,
-                        decided_at=gate.decided_at,
-                        details=gate.details,
-                        policy=gate.policy,
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        values = {
+            "gate_id": gate.gate_id,
+            "source": gate.source,
+            "external_id": gate.external_id,
+            "title": gate.title,
+            "state": gate.state.value,
+            "version": gate.version,
+            "created_at": gate.created_at,
+            "expires_at": gate.expires_at,
+            "decided_at": gate.decided_at,
+            "details": gate.details,
+            "policy": gate.policy,
+        }
+        async with self.engine.begin() as conn:
+            inserted = await conn.execute(insert_unless_present(self.dialect, gates, values, ["gate_id"]))
+            return inserted.first() is not None
 
     async def get_gate(self, gate_id: str) -> Gate | None:
         async with self.engine.connect() as conn:

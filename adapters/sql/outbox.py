@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 
 from adapters.sql.base import SqlBase, address, must_utc, utc
 from adapters.sql.events import delivery_rows
@@ -45,12 +45,21 @@ class SqlOutbox(SqlBase):
     async def claim_deliveries(
         self, worker: str, now: datetime, lease: timedelta, limit: int
     ) -> list[Delivery]:
+        earlier = deliveries.alias("earlier")
+        head_of_conversation = ~exists().where(
+            earlier.c.platform == deliveries.c.platform,
+            earlier.c.conversation_id == deliveries.c.conversation_id,
+            earlier.c.state == DeliveryState.PENDING.value,
+            earlier.c.id < deliveries.c.id,
+        )
         due = and_(
             deliveries.c.state == DeliveryState.PENDING.value,
             deliveries.c.next_attempt_at <= now,
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
         )
-        candidates = select(deliveries.c.id).where(due).order_by(deliveries.c.id).limit(limit)
+        candidates = (
+            select(deliveries.c.id).where(due, head_of_conversation).order_by(deliveries.c.id).limit(limit)
+        )
         if self.is_postgres:
             candidates = candidates.with_for_update(skip_locked=True)
         async with self.engine.begin() as conn:
@@ -90,6 +99,17 @@ class SqlOutbox(SqlBase):
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
         return _delivery(row) if row else None
+
+    async def has_newer_delivery(self, delivery: Delivery) -> bool:
+        query = select(func.count()).where(
+            deliveries.c.platform == delivery.conversation.platform,
+            deliveries.c.conversation_id == delivery.conversation.conversation_id,
+            deliveries.c.grouping_key == delivery.grouping_key,
+            deliveries.c.state == DeliveryState.PENDING.value,
+            deliveries.c.id > delivery.id,
+        )
+        async with self.engine.connect() as conn:
+            return bool(await conn.scalar(query))
 
     async def count_deliveries(self) -> dict[str, int]:
         async with self.engine.connect() as conn:

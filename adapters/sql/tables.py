@@ -51,6 +51,17 @@ deliveries = Table(
     Column("claimed_by", String(128), nullable=True),
     Column("lease_until", DateTime(timezone=True), nullable=True),
     Index("ix_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_deliveries_conversation", "platform", "conversation_id", "state", "id"),
+)
+
+# The merged state of each living card (one per grouping key), changed by compare-and-set on version.
+card_states = Table(
+    "card_states",
+    metadata,
+    Column("grouping_key", String(400), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 cards = Table(

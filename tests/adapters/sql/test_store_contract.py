@@ -67,7 +67,8 @@ async def test_forgetting_old_events_allows_them_again(store: SqlStore) -> None:
 
 
 async def test_claims_are_exclusive_and_leased(store: SqlStore) -> None:
-    await store.record_event(event("e"), [delivery(f"run:{i}") for i in range(6)])
+    conversations = [ConversationAddress("slack", f"C{i}") for i in range(6)]
+    await store.record_event(event("e"), [delivery(f"run:{i}", c) for i, c in enumerate(conversations)])
     lease = timedelta(seconds=30)
     first, second = await asyncio.gather(
         store.claim_deliveries("w1", NOW, lease, 4), store.claim_deliveries("w2", NOW, lease, 4)
@@ -83,7 +84,8 @@ async def test_claims_are_exclusive_and_leased(store: SqlStore) -> None:
 
 
 async def test_complete_retry_and_dead_letter(store: SqlStore) -> None:
-    await store.record_event(event("e"), [delivery("a"), delivery("b"), delivery("c")])
+    where = [ConversationAddress("slack", name) for name in ("CA", "CB", "CC")]
+    await store.record_event(event("e"), [delivery(k, c) for k, c in zip("abc", where, strict=True)])
     a, b, c = await store.claim_deliveries("w", NOW, timedelta(seconds=30), 10)
     assert not await store.complete_delivery(a.id, "someone-else")
     assert await store.complete_delivery(a.id, "w")
@@ -102,8 +104,11 @@ async def test_enqueue_without_an_event(store: SqlStore) -> None:
     ids = await store.enqueue([delivery("reply:1"), delivery("reply:2")], NOW)
     assert len(ids) == 2
     claimed = await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10)
-    assert [d.payload for d in claimed] == [{"title": "reply:1"}, {"title": "reply:2"}]
+    assert [d.payload for d in claimed] == [{"title": "reply:1"}]
     assert claimed[0].event_key is None
+    await store.complete_delivery(claimed[0].id, "w")
+    claimed = await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10)
+    assert [d.payload for d in claimed] == [{"title": "reply:2"}]
 
 
 async def test_cards_upsert_per_conversation(store: SqlStore) -> None:
@@ -249,3 +254,48 @@ async def test_not_ready_before_migration(store_url: str) -> None:
         assert await unmigrated.is_ready()
     finally:
         await unmigrated.close()
+
+
+async def test_card_state_compare_and_set(store: SqlStore) -> None:
+    from bot.ports import StaleWrite
+    from bot.records import CardState
+
+    first = CardState("run:1", 1, {"state": "inProgress"})
+    assert await store.record_event(event("a"), [delivery("run:1")], first)
+    with pytest.raises(StaleWrite):
+        await store.record_event(event("b"), [delivery("run:1")], CardState("run:1", 1, {"state": "x"}))
+    # the losing write stored nothing, not even its event
+    assert not await store.has_event("b")
+    assert (await store.count_deliveries())["pending"] == 1
+    assert await store.record_event(event("b"), [], CardState("run:1", 2, {"state": "completed"}))
+    with pytest.raises(StaleWrite):
+        await store.record_event(event("c"), [], CardState("run:1", 2, {"state": "late"}))
+    saved = await store.get_card_state("run:1")
+    assert saved is not None and saved.version == 2 and saved.state == {"state": "completed"}
+    # a duplicate is reported as such, whatever its card state says
+    assert not await store.record_event(event("a"), [], CardState("run:1", 3, {"state": "x"}))
+
+
+async def test_only_the_head_of_each_conversation_is_due(store: SqlStore) -> None:
+    await store.record_event(
+        event("e"), [delivery("one", SLACK), delivery("two", SLACK), delivery("three", TEAMS)]
+    )
+    lease = timedelta(seconds=30)
+    claimed = await store.claim_deliveries("w", NOW, lease, 10)
+    assert sorted(d.grouping_key for d in claimed) == ["one", "three"]
+    assert await store.claim_deliveries("w2", NOW, lease, 10) == []
+    head = next(d for d in claimed if d.grouping_key == "one")
+    await store.complete_delivery(head.id, "w")
+    assert [d.grouping_key for d in await store.claim_deliveries("w2", NOW, lease, 10)] == ["two"]
+
+
+async def test_newer_delivery_supersedes(store: SqlStore) -> None:
+    await store.record_event(event("e"), [delivery("run:1"), delivery("run:2"), delivery("run:1", TEAMS)])
+    await store.enqueue([delivery("run:1")], NOW)
+    (first,) = [
+        d for d in await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10) if d.conversation == SLACK
+    ]
+    assert await store.has_newer_delivery(first)
+    teams = await store.claim_deliveries("w", NOW + timedelta(seconds=6), timedelta(seconds=5), 10)
+    (teams_one,) = [d for d in teams if d.conversation == TEAMS]
+    assert not await store.has_newer_delivery(teams_one)

@@ -1,4 +1,5 @@
-"""The initial schema: events, outbox, cards, gates, audit, subscriptions, conversations, command runs.
+"""The initial schema: events, outbox, card states, cards, gates, audit, subscriptions,
+conversations, command runs.
 
 Revision ID: 0001
 Revises:
@@ -34,6 +35,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_audit_log_at"), "audit_log", ["at"], unique=False)
+    op.create_table(
+        "card_states",
+        sa.Column("grouping_key", sa.String(length=400), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("state", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("grouping_key"),
+    )
     op.create_table(
         "cards",
         sa.Column(
@@ -106,6 +115,12 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(length=128), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_deliveries_conversation",
+        "deliveries",
+        ["platform", "conversation_id", "state", "id"],
+        unique=False,
     )
     op.create_index("ix_deliveries_due", "deliveries", ["state", "next_attempt_at"], unique=False)
     op.create_table(
@@ -181,11 +196,13 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_gates_state"), table_name="gates")
     op.drop_table("gates")
     op.drop_index("ix_deliveries_due", table_name="deliveries")
+    op.drop_index("ix_deliveries_conversation", table_name="deliveries")
     op.drop_table("deliveries")
     op.drop_table("conversations")
     op.drop_index(op.f("ix_command_runs_request_key"), table_name="command_runs")
     op.drop_table("command_runs")
     op.drop_index(op.f("ix_cards_grouping_key"), table_name="cards")
     op.drop_table("cards")
+    op.drop_table("card_states")
     op.drop_index(op.f("ix_audit_log_at"), table_name="audit_log")
     op.drop_table("audit_log")

@@ -1,0 +1,117 @@
+"""The neutral message model: what a card says, independent of Slack's Block Kit or Teams' Adaptive Cards.
+
+Renderers in the adapters turn a :class:`Card` into each platform's format. A card round-trips
+through JSON (:meth:`Card.to_json` / :meth:`Card.from_json`), because deliveries are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """Where the thing a card shows stands; renderers map it to an emoji or a colour."""
+
+    INFO = "info"
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partially_succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    WARNING = "warning"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A labelled value: ``Pipeline: integrate-app-y``."""
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of a run, shown as progress on the card."""
+
+    name: str
+    status: Status
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button. ``action_id`` is what the click reports back (``approve``, ``reject``, ``confirm``…);
+    ``value`` carries what the handler needs (a gate id), never anything secret.
+    """
+
+    action_id: str
+    label: str
+    value: dict[str, str] = field(default_factory=dict)
+    style: str | None = None  # "primary" | "danger"
+    needs_comment: bool = False
+    comment_prompt: str = ""
+
+
+@dataclass(frozen=True)
+class Card:
+    """A card as the core means it; the same on every platform."""
+
+    title: str
+    status: Status = Status.INFO
+    summary: str = ""
+    facts: tuple[Fact, ...] = ()
+    steps: tuple[Step, ...] = ()
+    links: tuple[Link, ...] = ()
+    actions: tuple[Action, ...] = ()
+    context: str = ""
+    # people who may press the buttons (platform user ids); others see the status without them
+    action_audience: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """A plain-text rendering, for notifications and platforms' fallback text."""
+        first = f"{self.status.label}: {self.title}"
+        return f"{first}. {self.summary}" if self.summary else first
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Card:
+        return cls(
+            title=str(data["title"]),
+            status=Status(data.get("status", Status.INFO)),
+            summary=str(data.get("summary", "")),
+            facts=tuple(Fact(**f) for f in data.get("facts", ())),
+            steps=tuple(Step(s["name"], Status(s["status"])) for s in data.get("steps", ())),
+            links=tuple(Link(**link) for link in data.get("links", ())),
+            actions=tuple(
+                Action(
+                    action_id=a["action_id"],
+                    label=a["label"],
+                    value=dict(a.get("value", {})),
+                    style=a.get("style"),
+                    needs_comment=bool(a.get("needs_comment", False)),
+                    comment_prompt=str(a.get("comment_prompt", "")),
+                )
+                for a in data.get("actions", ())
+            ),
+            context=str(data.get("context", "")),
+            action_audience=tuple(data.get("action_audience", ())),
+        )

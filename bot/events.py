@@ -1,0 +1,465 @@
+"""Neutral domain events: what happened in Azure DevOps and Azure ML, in the core's words.
+
+Ingest adapters parse senders' payloads into these. Each event knows its routing ``kind`` (the
+names subscriptions use), its ``outcome``, the ``grouping_key`` of the card it belongs to, and the
+attributes filters match on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone named by a service: an Azure DevOps identity or an Azure ML user."""
+
+    name: str = ""
+    email: str | None = None
+    id: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.name or self.email or self.id or "someone"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainEvent:
+    """What every event carries.
+
+    ``event_id`` is the sender's id for the event (the dedupe key's core); ``scope`` names where it
+    came from (an Azure DevOps organization, an Azure ML workspace, a storage account).
+    """
+
+    kind: ClassVar[str] = "event"
+
+    source: str
+    event_id: str
+    occurred_at: datetime
+    scope: str = ""
+    project: str | None = None
+    actor: Person | None = None
+    web_url: str | None = None
+    text: str = ""
+
+    @property
+    def outcome(self) -> str | None:
+        """``succeeded``, ``failed``, ``canceled``, ``pending`` or None (still running, or no outcome)."""
+        return None
+
+    @property
+    def grouping_key(self) -> str:
+        """The card this event belongs to; events with the same key update one card."""
+        return f"{self.source}:{self.kind}:{self.event_id}"
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.source}:{self.event_id}"
+
+    @property
+    def pipeline(self) -> str | None:
+        return None
+
+    @property
+    def branch(self) -> str | None:
+        return None
+
+    @property
+    def stage(self) -> str | None:
+        return None
+
+    @property
+    def environment(self) -> str | None:
+        return None
+
+    @property
+    def model(self) -> str | None:
+        return None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {}
+
+
+def _outcome(result: str | None) -> str | None:
+    if not result:
+        return None
+    normal = result.lower().replace(" ", "").replace("_", "")
+    return {
+        "succeeded": "succeeded",
+        "partiallysucceeded": "failed",
+        "failed": "failed",
+        "canceled": "canceled",
+        "cancelled": "canceled",
+        "stopped": "canceled",
+    }.get(normal)
+
+
+# --- Azure DevOps -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineRef:
+    """A pipeline run: enough to name it, link it and key its card."""
+
+    organization: str
+    project: str
+    pipeline_id: str
+    pipeline_name: str
+    run_id: str
+    run_name: str = ""
+    branch: str | None = None
+
+    @property
+    def run_key(self) -> str:
+        return f"azure-devops:{self.organization}:{self.project}:run:{self.run_id}".lower()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStateChanged(DomainEvent):
+    """A pipeline run started, is canceling, or completed (``ms.vss-pipelines.run-state-changed-event``,
+    ``build.complete``)."""
+
+    kind: ClassVar[str] = "run"
+
+    run: PipelineRef
+    state: str  # inProgress | canceling | completed
+    result: str | None = None  # succeeded | failed | canceled | partiallySucceeded
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        return _outcome(self.result) if self.state.lower() == "completed" else None
+
+    @property
+    def grouping_key(self) -> str:
+        return self.run.run_key
+
+    @property
+    def pipeline(self) -> str | None:
+        return self.run.pipeline_name
+
+    @property
+    def branch(self) -> str | None:
+        return self.run.branch
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageStateChanged(DomainEvent):
+    """A stage of a run changed state (``ms.vss-pipelines.stage-state-changed-event``)."""
+
+    kind: ClassVar[str] = "stage"
+
+    run: PipelineRef
+    stage_name: str
+    stage_display_name: str = ""
+    state: str  # notStarted | waiting | running | completed
+    result: str | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        return _outcome(self.result) if self.state.lower() == "completed" else None
+
+    @property
+    def grouping_key(self) -> str:
+        return self.run.run_key
+
+    @property
+    def pipeline(self) -> str | None:
+        return self.run.pipeline_name
+
+    @property
+    def branch(self) -> str | None:
+        return self.run.branch
+
+    @property
+    def stage(self) -> str | None:
+        return self.stage_display_name or self.stage_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class Approver:
+    person: Person
+    status: str = "pending"
+    comment: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalEvent(DomainEvent):
+    """A release gate in Azure DevOps: a YAML pipeline approval, or a classic release approval."""
+
+    kind: ClassVar[str] = "approval"
+
+    approval_id: str
+    approval_kind: str = "pipeline"  # pipeline | release
+    status: str = "pending"  # pending | approved | rejected | timedOut | canceled | skipped
+    run: PipelineRef | None = None
+    stage_name: str | None = None
+    environment_name: str | None = None
+    instructions: str = ""
+    min_required_approvers: int = 1
+    approvers: tuple[Approver, ...] = ()
+    requester: Person | None = None
+    created_at: datetime | None = None
+    timeout_at: datetime | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        return {"pending": "pending", "approved": "succeeded", "rejected": "failed"}.get(
+            self.status.lower(), "canceled"
+        )
+
+    @property
+    def grouping_key(self) -> str:
+        return f"azure-devops:{self.scope}:{self.approval_kind}-approval:{self.approval_id}".lower()
+
+    @property
+    def pipeline(self) -> str | None:
+        return self.run.pipeline_name if self.run else None
+
+    @property
+    def branch(self) -> str | None:
+        return self.run.branch if self.run else None
+
+    @property
+    def stage(self) -> str | None:
+        return self.stage_name
+
+    @property
+    def environment(self) -> str | None:
+        return self.environment_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalPending(ApprovalEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalCompleted(ApprovalEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseDeploymentCompleted(DomainEvent):
+    """A classic release environment finished deploying."""
+
+    kind: ClassVar[str] = "release"
+
+    release_id: str
+    release_name: str
+    definition_name: str
+    environment_name: str
+    status: str
+
+    @property
+    def outcome(self) -> str | None:
+        return _outcome(self.status)
+
+    @property
+    def grouping_key(self) -> str:
+        return f"azure-devops:{self.scope}:release:{self.release_id}:{self.environment_name}".lower()
+
+    @property
+    def pipeline(self) -> str | None:
+        return self.definition_name
+
+    @property
+    def environment(self) -> str | None:
+        return self.environment_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class Commit:
+    id: str
+    message: str = ""
+    author: str = ""
+    url: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodePushed(DomainEvent):
+    """``git.push``."""
+
+    kind: ClassVar[str] = "code_pushed"
+
+    repository: str
+    ref: str
+    commits: tuple[Commit, ...] = ()
+
+    @property
+    def branch(self) -> str | None:
+        return self.ref
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullRequestChanged(DomainEvent):
+    """``git.pullrequest.created`` / ``updated`` / ``merged``."""
+
+    kind: ClassVar[str] = "pull_request"
+
+    repository: str
+    pull_request_id: str
+    title: str
+    change: str  # created | updated | merged
+    status: str  # active | completed | abandoned
+    source_ref: str = ""
+    target_ref: str = ""
+
+    @property
+    def outcome(self) -> str | None:
+        return {"completed": "succeeded", "abandoned": "canceled"}.get(self.status.lower())
+
+    @property
+    def grouping_key(self) -> str:
+        return f"azure-devops:{self.scope}:{self.project}:pr:{self.repository}:{self.pull_request_id}".lower()
+
+    @property
+    def branch(self) -> str | None:
+        return self.target_ref
+
+
+# --- Azure ML and the data lake -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelRegistered(DomainEvent):
+    """``Microsoft.MachineLearningServices.ModelRegistered``."""
+
+    kind: ClassVar[str] = "model_registered"
+
+    model_name: str
+    model_version: str
+    model_tags: dict[str, str] = field(default_factory=dict)
+    model_properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def grouping_key(self) -> str:
+        return f"azure-ml:{self.scope}:model:{self.model_name}:{self.model_version}".lower()
+
+    @property
+    def model(self) -> str | None:
+        return self.model_name
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.model_tags
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelDeployed(DomainEvent):
+    """``Microsoft.MachineLearningServices.ModelDeployed``: ``model_ids`` are ``name:version``."""
+
+    kind: ClassVar[str] = "model_deployed"
+
+    service_name: str
+    compute_type: str = ""
+    model_ids: tuple[str, ...] = ()
+    service_tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str | None:
+        return "succeeded"
+
+    @property
+    def grouping_key(self) -> str:
+        return f"azure-ml:{self.scope}:deployment:{self.service_name}:{self.event_id}".lower()
+
+    @property
+    def model(self) -> str | None:
+        return self.model_ids[0].split(":")[0] if self.model_ids else None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.service_tags
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingRunFinished(DomainEvent):
+    """``RunCompleted`` or ``RunStatusChanged`` (Azure ML raises the latter only for failures)."""
+
+    kind: ClassVar[str] = "training_run"
+
+    run_id: str
+    experiment_name: str
+    run_type: str = ""
+    status: str = "Completed"
+    run_tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str | None:
+        status = self.status.lower()
+        if status == "completed":
+            return "succeeded"
+        if status in ("failed", "canceled", "cancelled"):
+            return _outcome(status)
+        return None
+
+    @property
+    def grouping_key(self) -> str:
+        return f"azure-ml:{self.scope}:job:{self.run_id}".lower()
+
+    @property
+    def model(self) -> str | None:
+        return self.run_tags.get("model") or self.run_tags.get("registers_model")
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.run_tags
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataDriftDetected(DomainEvent):
+    """``Microsoft.MachineLearningServices.DatasetDriftDetected``."""
+
+    kind: ClassVar[str] = "data_drift"
+
+    monitor_id: str
+    monitor_name: str
+    run_id: str
+    drift_coefficient: float
+    base_dataset_id: str = ""
+    target_dataset_id: str = ""
+
+    @property
+    def outcome(self) -> str | None:
+        return "failed"
+
+    @property
+    def grouping_key(self) -> str:
+        return f"azure-ml:{self.scope}:drift:{self.monitor_id}:{self.run_id}".lower()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataArrived(DomainEvent):
+    """A committed file in a watched data-lake path (``Microsoft.Storage.BlobCreated``)."""
+
+    kind: ClassVar[str] = "data_arrived"
+
+    storage_account: str
+    container: str
+    path: str
+    size: int = 0
+    url: str = ""
+
+    @property
+    def grouping_key(self) -> str:
+        return f"storage:{self.storage_account}:{self.container}:{self.path}".lower()
+
+
+EVENT_KINDS: tuple[str, ...] = (
+    "run",
+    "stage",
+    "approval",
+    "release",
+    "code_pushed",
+    "pull_request",
+    "model_registered",
+    "model_deployed",
+    "training_run",
+    "data_drift",
+    "data_arrived",
+)

@@ -1,0 +1,96 @@
+"""What people do in chat, as the core sees it: commands typed and buttons clicked.
+
+Platform adapters translate a Slack slash command, an ``@Handoff`` mention or a Teams message into a
+:class:`CommandRequest`, and a button click (Block Kit ``block_actions``, Adaptive Card
+``Action.Execute``) into an :class:`ActionRequest`, then hand them to an :class:`InteractionHandler`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from bot.cards import Card
+from bot.ports import PostedMessage
+from bot.records import ConversationAddress, Platform
+
+
+@dataclass(frozen=True)
+class ChatUser:
+    """Who typed or clicked. Policy matches people by ``email`` first, then by platform id."""
+
+    platform: Platform
+    user_id: str
+    name: str = ""
+    email: str | None = None
+    aad_object_id: str | None = None
+    workspace_id: str | None = None  # Slack team id, Teams tenant id
+
+    @property
+    def identities(self) -> frozenset[str]:
+        """Every way a role or an approver list may name this person."""
+        names = {f"{self.platform}:{self.user_id}"}
+        if self.email:
+            names.add(self.email.lower())
+        if self.aad_object_id:
+            names.add(f"aad:{self.aad_object_id.lower()}")
+        return frozenset(names)
+
+    @property
+    def display(self) -> str:
+        return self.email or self.name or self.user_id
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """A command, without the platform's wrapping: ``retrain model-x data=lake:7``."""
+
+    user: ChatUser
+    conversation: ConversationAddress
+    text: str
+    thread: PostedMessage | None = None
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """A click on a card's button; ``comment`` is what the person typed with it, if anything."""
+
+    user: ChatUser
+    conversation: ConversationAddress
+    message: PostedMessage
+    action_id: str
+    value: dict[str, str] = field(default_factory=dict)
+    comment: str = ""
+
+
+class Visibility(StrEnum):
+    PRIVATE = "private"  # only the person who asked (Slack ephemeral, Teams invoke answer)
+    THREAD = "thread"
+    CHANNEL = "channel"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer the person sees at once."""
+
+    text: str
+    card: Card | None = None
+    visibility: Visibility = Visibility.PRIVATE
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """How a click ended: accepted with the card's new face, or refused with the reason."""
+
+    accepted: bool
+    message: str
+    card: Card | None = None
+
+
+class InteractionHandler(Protocol):
+    """The core's entry point for everything people do in chat."""
+
+    async def on_command(self, request: CommandRequest) -> Reply: ...
+
+    async def on_action(self, request: ActionRequest) -> ActionResult: ...
