@@ -1,0 +1,449 @@
+"""Living cards: each event is merged into the state of its card, and the card is drawn from that state.
+
+Merging never moves a card backwards: a stage that completed stays completed when a late
+``running`` arrives, a decided approval stays decided. A merge also says which thread replies the
+change deserves (a failure with its failing stage, a decision), so that the channel is told about
+what needs attention without a message for every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.cards import Action, Card, Fact, Link, Status, Step
+from bot.events import (
+    ApprovalEvent,
+    CodePushed,
+    DataArrived,
+    DataDriftDetected,
+    DomainEvent,
+    ModelDeployed,
+    ModelRegistered,
+    PipelineRef,
+    PullRequestChanged,
+    ReleaseDeploymentCompleted,
+    RunStateChanged,
+    StageStateChanged,
+    TrainingRunFinished,
+)
+
+State = dict[str, Any]
+
+RUN_STATE_RANK = {"notstarted": 0, "inprogress": 1, "canceling": 2, "completed": 3}
+STAGE_STATE_RANK = {"notstarted": 0, "waiting": 1, "running": 2, "inprogress": 2, "completed": 3}
+RESULT_STATUS = {
+    "succeeded": Status.SUCCEEDED,
+    "partiallysucceeded": Status.PARTIAL,
+    "failed": Status.FAILED,
+    "canceled": Status.CANCELED,
+    "cancelled": Status.CANCELED,
+    "skipped": Status.INFO,
+    "stopped": Status.CANCELED,
+}
+APPROVAL_STATUS = {
+    "pending": Status.WAITING,
+    "approved": Status.APPROVED,
+    "rejected": Status.REJECTED,
+    "timedout": Status.EXPIRED,
+    "canceled": Status.CANCELED,
+    "skipped": Status.CANCELED,
+}
+
+
+@dataclass
+class Merge:
+    """The outcome of merging one event into its card's state."""
+
+    state: State
+    changed: bool
+    replies: list[Card] = field(default_factory=list)
+
+
+def _norm(value: str | None) -> str:
+    return (value or "").lower().replace(" ", "").replace("_", "")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def merge(state: State | None, event: DomainEvent) -> Merge:
+    """Merge ``event`` into ``state`` (None for a card not seen before)."""
+    if isinstance(event, RunStateChanged | StageStateChanged):
+        return _merge_run(state, event)
+    if isinstance(event, ApprovalEvent):
+        return _merge_approval(state, event)
+    return _merge_single(state, event)
+
+
+def render(state: State) -> Card:
+    """Draw the card for a merged state."""
+    kind = state.get("type")
+    if kind == "run":
+        return _render_run(state)
+    if kind == "approval":
+        return _render_approval(state)
+    return Card.from_json(state["card"])
+
+
+# --- pipeline runs ------------------------------------------------------------------------------------
+
+
+def _run_base(run: PipelineRef) -> State:
+    return {
+        "type": "run",
+        "organization": run.organization,
+        "project": run.project,
+        "pipeline": run.pipeline_name,
+        "pipeline_id": run.pipeline_id,
+        "run_id": run.run_id,
+        "run_name": run.run_name,
+        "branch": run.branch,
+        "state": "notstarted",
+        "result": None,
+        "stages": {},
+        "failures_announced": [],
+    }
+
+
+def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) -> Merge:
+    new = dict(state) if state else _run_base(event.run)
+    new["stages"] = {k: dict(v) for k, v in new.get("stages", {}).items()}
+    new["failures_announced"] = list(new.get("failures_announced", []))
+    before = repr(sorted(new.items()))
+    for key in ("run_name", "branch"):
+        if not new.get(key) and getattr(event.run, key):
+            new[key] = getattr(event.run, key)
+    if event.web_url and isinstance(event, RunStateChanged):
+        new["url"] = event.web_url
+    new.setdefault("url", event.web_url)
+    if event.actor and not new.get("requested_by"):
+        new["requested_by"] = event.actor.display
+    replies: list[Card] = []
+    if isinstance(event, RunStateChanged):
+        if (
+            RUN_STATE_RANK.get(_norm(event.state), 0) >= RUN_STATE_RANK.get(new["state"], 0)
+            and new["state"] != "completed"
+        ):
+            new["state"] = _norm(event.state)
+            if new["state"] == "completed":
+                new["result"] = _norm(event.result)
+        if event.started_at and not new.get("started_at"):
+            new["started_at"] = _iso(event.started_at)
+        if event.finished_at and new["state"] == "completed":
+            new["finished_at"] = new.get("finished_at") or _iso(event.finished_at)
+        failed = new["state"] == "completed" and new.get("result") in ("failed", "partiallysucceeded")
+        if failed and not new["failures_announced"]:  # a failed stage already told the thread
+            new["failures_announced"].append("run")
+            replies.append(_failure_reply(new, None))
+    else:
+        name = event.stage_name
+        stage = new["stages"].setdefault(
+            name,
+            {"display": event.stage_display_name or name, "state": "notstarted", "order": len(new["stages"])},
+        )
+        if (
+            STAGE_STATE_RANK.get(_norm(event.state), 0) >= STAGE_STATE_RANK.get(stage["state"], 0)
+            and stage["state"] != "completed"
+        ):
+            stage["state"] = _norm(event.state)
+            if stage["state"] == "completed":
+                stage["result"] = _norm(event.result)
+        if new["state"] == "notstarted":
+            new["state"] = "inprogress"
+        if stage.get("result") in ("failed", "partiallysucceeded") and name not in new["failures_announced"]:
+            new["failures_announced"].append(name)
+            new["failed_stage"] = stage["display"]
+            replies.append(_failure_reply(new, stage["display"]))
+    changed = repr(sorted(new.items())) != before
+    return Merge(new, changed, replies if changed else [])
+
+
+def _run_status(state: State) -> Status:
+    if state["state"] == "completed":
+        return RESULT_STATUS.get(state.get("result") or "", Status.INFO)
+    if state["state"] == "canceling":
+        return Status.CANCELED
+    if any(s["state"] == "waiting" for s in state["stages"].values()):
+        return Status.WAITING
+    return Status.RUNNING if state["state"] == "inprogress" else Status.QUEUED
+
+
+def _stage_status(stage: State) -> Status:
+    if stage["state"] == "completed":
+        return RESULT_STATUS.get(stage.get("result") or "", Status.INFO)
+    return {"waiting": Status.WAITING, "running": Status.RUNNING, "inprogress": Status.RUNNING}.get(
+        stage["state"], Status.QUEUED
+    )
+
+
+def _duration(state: State) -> str | None:
+    if not (state.get("started_at") and state.get("finished_at")):
+        return None
+    seconds = int(
+        (
+            datetime.fromisoformat(state["finished_at"]) - datetime.fromisoformat(state["started_at"])
+        ).total_seconds()
+    )
+    minutes, seconds = divmod(max(seconds, 0), 60)
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _run_title(state: State) -> str:
+    name = f" {state['run_name']}" if state.get("run_name") else f" #{state['run_id']}"
+    return f"{state['pipeline']}{name}"
+
+
+def _render_run(state: State) -> Card:
+    status = _run_status(state)
+    summary = {
+        Status.FAILED: f"Failed at stage {state['failed_stage']}" if state.get("failed_stage") else "Failed",
+        Status.WAITING: "Waiting for approval",
+    }.get(status, "")
+    facts = [Fact("Pipeline", state["pipeline"]), Fact("Run", state.get("run_name") or str(state["run_id"]))]
+    if state.get("branch"):
+        facts.append(Fact("Branch", str(state["branch"]).removeprefix("refs/heads/")))
+    if state.get("requested_by"):
+        facts.append(Fact("Requested by", state["requested_by"]))
+    if duration := _duration(state):
+        facts.append(Fact("Duration", duration))
+    stages = sorted(state["stages"].values(), key=lambda s: s["order"])
+    links = [Link("Open run", state["url"])] if state.get("url") else []
+    if status is Status.FAILED and state.get("url"):
+        links.append(Link("Logs", f"{state['url']}&view=logs" if "?" in state["url"] else state["url"]))
+    return Card(
+        title=_run_title(state),
+        status=status,
+        summary=summary,
+        facts=tuple(facts),
+        steps=tuple(Step(s["display"], _stage_status(s)) for s in stages),
+        links=tuple(links),
+        context=f"Azure DevOps · {state['organization']}/{state['project']}",
+    )
+
+
+def _failure_reply(state: State, stage: str | None) -> Card:
+    where = f"stage {stage}" if stage else "the run"
+    links = (Link("Logs", state["url"]),) if state.get("url") else ()
+    return Card(
+        title=f"{_run_title(state)} failed in {where}",
+        status=Status.FAILED,
+        summary=f"{where.capitalize()} failed.",
+        links=links,
+    )
+
+
+# --- approvals ----------------------------------------------------------------------------------------
+
+
+def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
+    new: State = dict(state) if state else {"type": "approval", "status": "pending"}
+    before = repr(sorted(new.items()))
+    status = _norm(event.status)
+    decided_before = new["status"] != "pending"
+    if not decided_before:
+        new["status"] = status
+    run = event.run
+    for key, value in (
+        ("approval_id", event.approval_id),
+        ("approval_kind", event.approval_kind),
+        ("scope", event.scope),
+        ("project", event.project),
+        ("pipeline", run.pipeline_name if run else None),
+        ("run_id", run.run_id if run else None),
+        ("run_name", run.run_name if run else None),
+        ("stage", event.stage_name),
+        ("environment", event.environment_name),
+        ("instructions", event.instructions),
+        ("url", event.web_url),
+        ("requested_by", event.requester.display if event.requester else None),
+        ("timeout_at", _iso(event.timeout_at)),
+    ):
+        if value and not new.get(key):
+            new[key] = value
+    new["min_required"] = event.min_required_approvers
+    if event.approvers and (not decided_before or not new.get("approvers")):
+        new["approvers"] = [
+            {"name": a.person.display, "email": a.person.email, "status": a.status, "comment": a.comment}
+            for a in event.approvers
+        ]
+    replies: list[Card] = []
+    if not decided_before and new["status"] != "pending":
+        deciders = [a for a in new.get("approvers", []) if _norm(a.get("status")) in ("approved", "rejected")]
+        by = ", ".join(a["name"] for a in deciders) or (
+            event.actor.display if event.actor else "Azure DevOps"
+        )
+        comment = next((a["comment"] for a in deciders if a.get("comment")), "")
+        new["decided_by"] = by
+        replies.append(
+            Card(
+                title=f"{APPROVAL_STATUS.get(new['status'], Status.INFO).label} by {by}",
+                status=APPROVAL_STATUS.get(new["status"], Status.INFO),
+                summary=comment,
+            )
+        )
+    changed = repr(sorted(new.items())) != before
+    return Merge(new, changed, replies if changed else [])
+
+
+def _render_approval(state: State) -> Card:
+    status = APPROVAL_STATUS.get(state["status"], Status.INFO)
+    target = state.get("environment") or state.get("stage") or "the next stage"
+    what = state.get("pipeline") or "a release"
+    title = f"Release {what} to {target}" if status is Status.WAITING else f"{what} → {target}"
+    facts = [Fact("Pipeline", what)]
+    if state.get("run_name") or state.get("run_id"):
+        facts.append(Fact("Run", str(state.get("run_name") or state.get("run_id"))))
+    if state.get("stage"):
+        facts.append(Fact("Stage", state["stage"]))
+    if state.get("environment"):
+        facts.append(Fact("Environment", state["environment"]))
+    approvers = state.get("approvers", [])
+    if approvers:
+        facts.append(Fact("Approvers", ", ".join(a["name"] for a in approvers)))
+    facts.append(Fact("Approvals needed", str(state.get("min_required", 1))))
+    if state.get("requested_by"):
+        facts.append(Fact("Requested by", state["requested_by"]))
+    if state.get("decided_by"):
+        facts.append(Fact("Decided by", state["decided_by"]))
+    actions: tuple[Action, ...] = ()
+    if status is Status.WAITING:
+        gate = {
+            "gate": f"azure-devops:{state.get('scope', '')}:{state.get('approval_kind')}-approval:"
+            f"{state.get('approval_id')}".lower()
+        }
+        actions = (
+            Action("approve", "Approve", gate, style="primary", comment_prompt="Comment (optional)"),
+            Action("reject", "Reject", gate, style="danger", needs_comment=True, comment_prompt="Reason"),
+        )
+    return Card(
+        title=title,
+        status=status,
+        summary=state.get("instructions", ""),
+        facts=tuple(facts),
+        links=(Link("Open in Azure DevOps", state["url"]),) if state.get("url") else (),
+        actions=actions,
+        context="Azure DevOps approval",
+    )
+
+
+# --- one-shot events: the newest event draws the card ------------------------------------------------
+
+
+def _merge_single(state: State | None, event: DomainEvent) -> Merge:
+    occurred = event.occurred_at.isoformat()
+    if state and state.get("occurred", "") > occurred:
+        return Merge(state, False)
+    card = _single_card(event)
+    new = {"type": event.kind, "occurred": occurred, "card": card.to_json()}
+    replies = []
+    if isinstance(event, TrainingRunFinished) and event.outcome == "failed" and state:
+        replies.append(Card(title=f"Training run {event.run_id} failed", status=Status.FAILED))
+    return Merge(new, new != state, replies)
+
+
+def _single_card(event: DomainEvent) -> Card:
+    links = (Link("Open", event.web_url),) if event.web_url else ()
+    if isinstance(event, ModelRegistered):
+        facts = [Fact("Model", event.model_name), Fact("Version", event.model_version)]
+        facts += [Fact(k, v) for k, v in sorted(event.model_tags.items())]
+        return Card(
+            title=f"Model {event.model_name}:{event.model_version} registered",
+            status=Status.SUCCEEDED,
+            facts=tuple(facts),
+            links=links,
+            context=f"Azure ML · {event.scope}",
+        )
+    if isinstance(event, ModelDeployed):
+        return Card(
+            title=f"Deployed to {event.service_name}",
+            status=Status.SUCCEEDED,
+            facts=(
+                Fact("Models", ", ".join(event.model_ids) or "—"),
+                Fact("Compute", event.compute_type or "—"),
+            ),
+            links=links,
+            context=f"Azure ML · {event.scope}",
+        )
+    if isinstance(event, TrainingRunFinished):
+        status = {"succeeded": Status.SUCCEEDED, "failed": Status.FAILED, "canceled": Status.CANCELED}.get(
+            event.outcome or "", Status.INFO
+        )
+        facts = [
+            Fact("Experiment", event.experiment_name),
+            Fact("Run", event.run_id),
+            Fact("Status", event.status),
+        ]
+        return Card(
+            title=f"Training run {event.experiment_name}/{event.run_id}",
+            status=status,
+            facts=tuple(facts),
+            links=links,
+            context=f"Azure ML · {event.scope}",
+        )
+    if isinstance(event, DataDriftDetected):
+        return Card(
+            title=f"Data drift detected by {event.monitor_name}",
+            status=Status.WARNING,
+            facts=(
+                Fact("Drift coefficient", f"{event.drift_coefficient:.3f}"),
+                Fact("Baseline", event.base_dataset_id or "—"),
+                Fact("Target", event.target_dataset_id or "—"),
+            ),
+            links=links,
+            context=f"Azure ML · {event.scope}",
+        )
+    if isinstance(event, DataArrived):
+        return Card(
+            title=f"New data in {event.container}/{event.path}",
+            status=Status.INFO,
+            facts=(Fact("Storage account", event.storage_account), Fact("Size", _size(event.size))),
+            links=(Link("Open", event.url),) if event.url else (),
+            context="Data lake",
+        )
+    if isinstance(event, CodePushed):
+        who = event.actor.display if event.actor else "Someone"
+        commits = tuple(
+            Fact(c.id[:8], c.message.splitlines()[0] if c.message else "") for c in event.commits[:5]
+        )
+        return Card(
+            title=f"{who} pushed {len(event.commits)} commit(s) to {event.ref.removeprefix('refs/heads/')}",
+            facts=(Fact("Repository", event.repository), *commits),
+            links=links,
+            context=f"Azure DevOps · {event.scope}/{event.project or ''}",
+        )
+    if isinstance(event, PullRequestChanged):
+        status = {"succeeded": Status.SUCCEEDED, "canceled": Status.CANCELED}.get(
+            event.outcome or "", Status.RUNNING
+        )
+        return Card(
+            title=f"PR {event.pull_request_id}: {event.title}",
+            status=status,
+            facts=(
+                Fact("Repository", event.repository),
+                Fact("Into", event.target_ref.removeprefix("refs/heads/")),
+                Fact("Status", event.status),
+            ),
+            links=links,
+            context=f"Azure DevOps · {event.scope}/{event.project or ''}",
+        )
+    if isinstance(event, ReleaseDeploymentCompleted):
+        return Card(
+            title=f"{event.definition_name} {event.release_name} → {event.environment_name}",
+            status=RESULT_STATUS.get(_norm(event.status), Status.INFO),
+            facts=(Fact("Status", event.status),),
+            links=links,
+            context=f"Azure DevOps · {event.scope}",
+        )
+    return Card(title=event.text or event.kind, links=links)
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

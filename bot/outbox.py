@@ -1,0 +1,234 @@
+"""Durable delivery: outbox workers post and update cards through the platforms' ``ChatChannel``.
+
+A delivery's payload says what to do:
+
+- ``{"op": "card", "rank": n, "card": {...}}``: show the card for the delivery's grouping key in its
+  conversation, posting it the first time and updating it after. The platform message id is stored
+  the moment the platform returns it and reused ever after, so a retry never posts a second card.
+  A delivery whose rank is not above the card already shown, or that a newer pending delivery for
+  the same card supersedes, is completed without a call (coalescing).
+- ``{"op": "reply", "card": {...}}``: a reply in the thread of the grouping key's card.
+- ``{"op": "post", "card": {...}}``: a standalone message (alerts).
+
+Failures retry with exponential backoff and full jitter, honouring the platform's Retry-After, up to
+``RetryPolicy.max_attempts``; then the delivery is dead-lettered and an alert goes to the ops channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.cards import Card, Fact, Status
+from bot.clock import Clock
+from bot.ports import ChatChannel, DeliveryFailed, PostedMessage, Store
+from bot.ratelimit import SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
+from bot.records import ConversationAddress, Delivery, NewDelivery, Platform, PostedCard
+
+log = logging.getLogger("handoff.outbox")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How failed deliveries are retried: 6 attempts within about 10 minutes by default."""
+
+    max_attempts: int = 6
+    base_delay: float = 2.0
+    max_delay: float = 300.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        jittered = rng.uniform(backoff / 2, backoff)
+        return max(jittered, retry_after or 0.0)
+
+
+DEFAULT_WINDOWS: Mapping[Platform, tuple[tuple[int, float], ...]] = {
+    "slack": SLACK_WINDOWS,
+    "teams": TEAMS_WINDOWS,
+}
+
+
+class OutboxWorker:
+    """Claims due deliveries and sends them, one conversation at a time, at the platforms' limits.
+
+    Args:
+        store: where deliveries, cards and leases live (shared by every replica).
+        channels: the ChatChannel for each platform that is configured.
+        clock: time for leases, backoff and rate limits.
+        ops_channel: where dead letters are announced, if anywhere.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[Platform, ChatChannel],
+        clock: Clock,
+        *,
+        ops_channel: tuple[ConversationAddress, ...] = (),
+        retry: RetryPolicy | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        batch_size: int = 50,
+        poll_interval: float = 0.2,
+        worker_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.channels = dict(channels)
+        self.clock = clock
+        self.ops_channel = ops_channel
+        self.retry = retry or RetryPolicy()
+        self.lease = lease
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.rng = rng or random.Random()
+        self.limiters = {
+            platform: SlidingWindowLimiter(windows, clock) for platform, windows in DEFAULT_WINDOWS.items()
+        }
+        self.calls = 0
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was enqueued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set; the current batch finishes first."""
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("outbox batch failed; retrying")
+                handled = 0
+            if handled:
+                continue
+            self._wake.clear()
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            sleeper = asyncio.ensure_future(self.clock.sleep(self.poll_interval))
+            await asyncio.wait({waiter, stopper, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (waiter, stopper, sleeper):
+                task.cancel()
+
+    async def run_once(self) -> int:
+        """Claim one batch and deliver it; returns how many deliveries were handled."""
+        claimed = await self.store.claim_deliveries(
+            self.worker_id, self.clock.now(), self.lease, self.batch_size
+        )
+        if claimed:
+            await asyncio.gather(*(self._handle(delivery) for delivery in claimed))
+        return len(claimed)
+
+    async def drain(self, max_rounds: int = 10_000) -> None:
+        """Deliver until nothing is due (for tests and the demo's scripted steps)."""
+        for _ in range(max_rounds):
+            if not await self.run_once():
+                return
+
+    async def _handle(self, delivery: Delivery) -> None:
+        channel = self.channels.get(delivery.conversation.platform)
+        if channel is None:
+            await self._dead_letter(delivery, f"{delivery.conversation.platform} is not configured")
+            return
+        try:
+            await self._send(channel, delivery)
+        except DeliveryFailed as failure:
+            await self._failed(delivery, failure)
+        except Exception as exc:  # an adapter bug must not lose the delivery
+            log.exception("delivery %s raised", delivery.id)
+            await self._failed(delivery, DeliveryFailed(f"{type(exc).__name__}: {exc}", retryable=True))
+        else:
+            await self.store.complete_delivery(delivery.id, self.worker_id)
+
+    async def _send(self, channel: ChatChannel, delivery: Delivery) -> None:
+        payload = delivery.payload
+        op = payload.get("op", "card")
+        card = Card.from_json(payload["card"])
+        conversation = delivery.conversation
+        if op == "post":
+            await self._limited(conversation)
+            await channel.post_card(conversation.conversation_id, card)
+            return
+        shown = await self.store.get_card(delivery.grouping_key, conversation)
+        if op == "reply":
+            if shown is None:
+                raise DeliveryFailed("the card to reply to has not been posted", retryable=True)
+            await self._limited(conversation)
+            parent = PostedMessage(shown.message_id, shown.thread_id)
+            await channel.reply(conversation.conversation_id, parent, card)
+            return
+        rank = int(payload.get("rank", 0))
+        if shown is not None and shown.rank >= rank:
+            return  # a newer version is already shown
+        if shown is not None and await self.store.has_newer_delivery(delivery):
+            return  # coalesced into the newer one, which is next in this conversation's queue
+        await self._limited(conversation)
+        if shown is None:
+            posted = await channel.post_card(conversation.conversation_id, card)
+            message_id, thread_id = posted.message_id, posted.thread_id
+        else:
+            await channel.update_card(
+                conversation.conversation_id, PostedMessage(shown.message_id, shown.thread_id), card
+            )
+            message_id, thread_id = shown.message_id, shown.thread_id
+        await self.store.save_card(
+            PostedCard(
+                grouping_key=delivery.grouping_key,
+                conversation=conversation,
+                message_id=message_id,
+                thread_id=thread_id,
+                rank=rank,
+                content=payload["card"],
+                updated_at=self.clock.now(),
+            )
+        )
+
+    async def _limited(self, conversation: ConversationAddress) -> None:
+        self.calls += 1
+        await self.limiters[conversation.platform].acquire(conversation.conversation_id)
+
+    async def _failed(self, delivery: Delivery, failure: DeliveryFailed) -> None:
+        if failure.retry_after:
+            limiter = self.limiters[delivery.conversation.platform]
+            limiter.block(delivery.conversation.conversation_id, failure.retry_after)
+        if failure.retryable and delivery.attempts < self.retry.max_attempts:
+            wait = self.retry.delay(delivery.attempts, failure.retry_after, self.rng)
+            log.warning(
+                "delivery %s to %s failed (%s); attempt %s, retrying in %.1fs",
+                delivery.id,
+                delivery.conversation,
+                failure.reason,
+                delivery.attempts,
+                wait,
+            )
+            at = self.clock.now() + timedelta(seconds=wait)
+            await self.store.retry_delivery(delivery.id, self.worker_id, failure.reason, at)
+            return
+        await self._dead_letter(delivery, failure.reason)
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        log.error("delivery %s to %s given up: %s", delivery.id, delivery.conversation, reason)
+        await self.store.dead_letter_delivery(delivery.id, self.worker_id, reason)
+        alert_targets = [c for c in self.ops_channel if c != delivery.conversation]
+        if not alert_targets or delivery.grouping_key.startswith("handoff:alert:"):
+            return
+        title = Card.from_json(delivery.payload["card"]).title if "card" in delivery.payload else "?"
+        alert = Card(
+            title="A message could not be delivered",
+            status=Status.WARNING,
+            summary=f"Handoff gave up after {delivery.attempts} attempt(s): {reason}",
+            facts=(Fact("Conversation", str(delivery.conversation)), Fact("Message", title)),
+            context="Handoff",
+        )
+        await self.store.enqueue(
+            [
+                NewDelivery(target, f"handoff:alert:{delivery.id}", {"op": "post", "card": alert.to_json()})
+                for target in alert_targets
+            ],
+            self.clock.now(),
+        )

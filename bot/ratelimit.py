@@ -1,0 +1,55 @@
+"""Per-conversation send limits over several sliding windows, on the injectable clock.
+
+Teams allows 7 messages per second, 8 per 2 s, 60 per 30 s and 1800 per hour in one conversation;
+Slack about one per second per channel. A 429's ``Retry-After`` blocks the conversation until then.
+(Rate-limit libraries keep their own clocks; the outbox's limits must move with the test clock.)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Sequence
+
+from bot.clock import Clock
+
+SLACK_WINDOWS: tuple[tuple[int, float], ...] = ((1, 1.0),)
+TEAMS_WINDOWS: tuple[tuple[int, float], ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
+
+
+class SlidingWindowLimiter:
+    """Allows at most ``count`` sends per ``seconds`` for every (count, seconds) window, per key."""
+
+    def __init__(self, windows: Sequence[tuple[int, float]], clock: Clock) -> None:
+        self.windows = tuple(windows)
+        self.clock = clock
+        self._horizon = max(seconds for _, seconds in self.windows)
+        self._sent: dict[Hashable, deque[float]] = {}
+        self._blocked_until: dict[Hashable, float] = {}
+
+    def delay(self, key: Hashable) -> float:
+        """Seconds to wait before the next send to ``key`` fits every window."""
+        now = self.clock.monotonic()
+        sent = self._sent.get(key)
+        wait = max(0.0, self._blocked_until.get(key, 0.0) - now)
+        if sent:
+            while sent and sent[0] <= now - self._horizon:
+                sent.popleft()
+            for count, seconds in self.windows:
+                if len(sent) >= count:
+                    # the send that must leave this window before another fits
+                    wait = max(wait, sent[-count] + seconds - now)
+        return wait
+
+    def record(self, key: Hashable) -> None:
+        self._sent.setdefault(key, deque()).append(self.clock.monotonic())
+
+    def block(self, key: Hashable, seconds: float) -> None:
+        """The platform said to wait (a 429's Retry-After)."""
+        until = self.clock.monotonic() + seconds
+        self._blocked_until[key] = max(until, self._blocked_until.get(key, 0.0))
+
+    async def acquire(self, key: Hashable) -> None:
+        """Wait until a send to ``key`` fits, then count it."""
+        while (wait := self.delay(key)) > 0:
+            await self.clock.sleep(wait)
+        self.record(key)

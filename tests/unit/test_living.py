@@ -1,0 +1,137 @@
+"""Living cards: merging events never moves a card backwards, and only what matters gets a reply."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.cards import Card, Status
+from bot.events import (
+    ApprovalCompleted,
+    ApprovalPending,
+    Approver,
+    Person,
+    PipelineRef,
+    RunStateChanged,
+    StageStateChanged,
+)
+from bot.living import merge, render
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+RUN = PipelineRef(
+    organization="contoso",
+    project="mlops",
+    pipeline_id="7",
+    pipeline_name="integrate-app-y",
+    run_id="42",
+    run_name="20261128.1",
+    branch="refs/heads/main",
+)
+
+
+def run(state: str, result: str | None = None, at: int = 0) -> RunStateChanged:
+    return RunStateChanged(
+        source="azure-devops",
+        event_id=f"r{state}{result}{at}",
+        occurred_at=T0 + timedelta(seconds=at),
+        run=RUN,
+        state=state,
+        result=result,
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=at) if result else None,
+        web_url="https://dev.azure.com/contoso/mlops/_build/results?buildId=42",
+    )
+
+
+def stage(name: str, state: str, result: str | None = None) -> StageStateChanged:
+    return StageStateChanged(
+        source="azure-devops",
+        event_id=f"s{name}{state}{result}",
+        occurred_at=T0,
+        run=RUN,
+        stage_name=name,
+        stage_display_name=name,
+        state=state,
+        result=result,
+    )
+
+
+def apply(*events: object) -> tuple[dict, list[Card]]:
+    state = None
+    replies: list[Card] = []
+    for event in events:
+        result = merge(state, event)  # type: ignore[arg-type]
+        state = result.state
+        replies += result.replies
+    assert state is not None
+    return state, replies
+
+
+def test_run_progresses_and_failure_gets_one_reply() -> None:
+    state, replies = apply(
+        run("inProgress"),
+        stage("Build", "running"),
+        stage("Build", "completed", "succeeded"),
+        stage("Integration tests", "running"),
+        stage("Integration tests", "completed", "failed"),
+        run("completed", "failed", at=95),
+    )
+    card = render(state)
+    assert card.status is Status.FAILED
+    assert card.summary == "Failed at stage Integration tests"
+    assert [(s.name, s.status) for s in card.steps] == [
+        ("Build", Status.SUCCEEDED),
+        ("Integration tests", Status.FAILED),
+    ]
+    assert ("Duration", "1m 35s") in [(f.label, f.value) for f in card.facts]
+    assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in stage Integration tests"]
+    assert any(link.label == "Logs" for link in card.links)
+
+
+def test_late_events_never_move_the_card_backwards() -> None:
+    state, _ = apply(run("completed", "succeeded", at=60), stage("Build", "completed", "succeeded"))
+    late = merge(state, run("inProgress"))
+    assert not late.changed
+    late_stage = merge(state, stage("Build", "running"))
+    assert not late_stage.changed
+    assert render(late_stage.state).status is Status.SUCCEEDED
+
+
+def test_redelivered_event_changes_nothing() -> None:
+    state, _ = apply(run("inProgress"), stage("Build", "running"))
+    assert not merge(state, stage("Build", "running")).changed
+
+
+def approval(cls: type, status: str, approvers: tuple[Approver, ...]) -> ApprovalPending:
+    return cls(  # type: ignore[no-any-return]
+        source="azure-devops",
+        event_id=f"a{status}",
+        occurred_at=T0,
+        scope="contoso",
+        approval_id="abc",
+        status=status,
+        run=RUN,
+        stage_name="production",
+        environment_name="production",
+        instructions="Check the dashboard first",
+        min_required_approvers=1,
+        approvers=approvers,
+    )
+
+
+def test_approval_card_has_buttons_until_decided() -> None:
+    carol = Person(name="Carol", email="carol@contoso.com")
+    pending = approval(ApprovalPending, "pending", (Approver(person=carol),))
+    state, replies = apply(pending)
+    card = render(state)
+    assert card.status is Status.WAITING and [a.action_id for a in card.actions] == ["approve", "reject"]
+    assert card.actions[1].needs_comment and card.summary == "Check the dashboard first"
+    assert not replies
+    done = approval(
+        ApprovalCompleted, "approved", (Approver(person=carol, status="approved", comment="ship it"),)
+    )
+    state, replies = apply(pending, done)
+    card = render(state)
+    assert card.status is Status.APPROVED and card.actions == ()
+    assert [(r.title, r.summary) for r in replies] == [("Approved by Carol", "ship it")]
+    # a pending event arriving late does not reopen the gate
+    assert not merge(state, pending).changed
