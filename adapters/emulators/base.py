@@ -23,6 +23,9 @@ from aiohttp import web
 FaultKind = Literal["429", "500", "502", "503", "504", "stall", "reset", "malformed_json"]
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "502", "503", "504", "stall", "reset", "malformed_json")
 CONTROL_PREFIX = "/_emulator"
+# Set on an emulator's application when it is mounted under a prefix (``/ado``, ``/slack``…), so that
+# recorded paths and fault routes stay relative to the emulator, however it is served.
+MOUNT_PREFIX = web.AppKey("emulator_mount_prefix", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -191,6 +194,18 @@ async def _apply_fault(
     return web.Response(status=200, body=b'{"ok": true, "value": [', content_type="application/json")
 
 
+def emulator_path(request: web.Request) -> str:
+    """The request's path relative to the emulator's own root."""
+    prefix = request.app.get(MOUNT_PREFIX, "")
+    return request.path.removeprefix(prefix) if prefix else request.path
+
+
+def mount(root: web.Application, prefix: str, app: web.Application) -> None:
+    """Serve an emulator's application under ``prefix`` of ``root``."""
+    app[MOUNT_PREFIX] = prefix
+    root.add_subapp(prefix, app)
+
+
 def recording_middleware(recorder: Recorder, faults: FaultScript, fault_body: FaultBody | None = None) -> Any:
     """An aiohttp middleware that records each request and applies the next scripted fault.
 
@@ -199,18 +214,19 @@ def recording_middleware(recorder: Recorder, faults: FaultScript, fault_body: Fa
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(CONTROL_PREFIX):
+        path = emulator_path(request)
+        if path.startswith(CONTROL_PREFIX):
             return await handler(request)
         body = await request.read()
         entry = RecordedRequest(
             method=request.method,
-            path=request.path,
+            path=path,
             query=dict(request.query),
             headers=dict(request.headers),
             body=body,
         )
         recorder.add(entry)
-        fault = faults.take(request.method, request.path)
+        fault = faults.take(request.method, path)
         response = await (_apply_fault(request, fault, handler, fault_body) if fault else handler(request))
         entry.status = response.status
         return response

@@ -65,3 +65,26 @@ async def test_fake_server_reset_and_malformed_json(fake_http_server: FakeHTTPSe
                 await resp.json()
         async with session.post(f"{fake_http_server.url}/x") as resp:
             assert await resp.json() == {"ok": True}
+
+
+async def test_mounted_emulator_records_paths_relative_to_its_root() -> None:
+    from aiohttp import web
+
+    from adapters.emulators.base import FaultScript, LocalServer, Recorder, mount, recording_middleware
+
+    recorder, faults = Recorder(), FaultScript()
+    inner = web.Application(middlewares=[recording_middleware(recorder, faults)])
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    inner.router.add_post("/api/hello", hello)
+    root = web.Application()
+    mount(root, "/slack", inner)
+    faults.add("POST /api/hello", ["503"])
+    async with LocalServer(root) as server, aiohttp.ClientSession() as session:
+        async with session.post(f"{server.url}/slack/api/hello") as resp:
+            assert resp.status == 503
+        async with session.post(f"{server.url}/slack/api/hello") as resp:
+            assert resp.status == 200
+    assert [r.path for r in recorder.requests] == ["/api/hello", "/api/hello"]
