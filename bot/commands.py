@@ -1,0 +1,230 @@
+"""The command grammar: ``verb target key=value … flag``, the same on Slack and Teams.
+
+The command table is the single source of the grammar, the help text and the examples. Parsing
+returns a :class:`ParsedCommand` or raises :class:`UsageError` with a message that says what was
+expected (and, for a mistyped verb, what was probably meant).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+MAX_COMMAND_LENGTH = 2000
+_OPTION = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)=(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command: its words, what it takes, and how it is explained."""
+
+    verb: str
+    summary: str
+    target: str | None = None  # the name of the positional argument, if any
+    target_required: bool = False
+    extra_targets: int = 0  # further positional arguments (diff takes two)
+    options: Mapping[str, str] = field(default_factory=dict)  # key → what it means
+    flags: Mapping[str, str] = field(default_factory=dict)
+    examples: tuple[str, ...] = ()
+    starts_work: bool = False
+
+    @property
+    def usage(self) -> str:
+        parts = [self.verb]
+        if self.target:
+            target = f"<{self.target}>"
+            parts.append(target if self.target_required else f"[{target}]")
+            parts.extend(target for _ in range(self.extra_targets))
+        parts += [f"[{key}=…]" for key in self.options]
+        parts += [f"[{flag}]" for flag in self.flags]
+        return " ".join(parts)
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec(
+        "retrain",
+        "Start the retraining job of a model in Azure ML (or its training pipeline).",
+        target="model",
+        target_required=True,
+        options={"data": "the data asset as name:version", "compute": "the compute target"},
+        flags={"dry-run": "show what would start, start nothing"},
+        examples=(
+            "retrain model-x",
+            "retrain model-x data=lake-data:8 compute=gpu-cluster",
+            "retrain model-x dry-run",
+        ),
+        starts_work=True,
+    ),
+    CommandSpec(
+        "integrate",
+        "Run an app's integration pipeline against a model version.",
+        target="app",
+        target_required=True,
+        options={"model": "the model version as name:version", "branch": "the app's branch or ref"},
+        examples=("integrate app-y", "integrate app-y model=model-x:8 branch=main"),
+        starts_work=True,
+    ),
+    CommandSpec(
+        "status",
+        "Show a model (versions, consumers, compatibility) or a run.",
+        target="model or run",
+        examples=("status", "status model-x", "status 1234"),
+    ),
+    CommandSpec(
+        "runs", "List recent runs started from chat.", target="model", examples=("runs", "runs model-x")
+    ),
+    CommandSpec("approvals", "List the pending release gates you can decide.", examples=("approvals",)),
+    CommandSpec(
+        "cancel",
+        "Cancel a run started from chat.",
+        target="run",
+        target_required=True,
+        examples=("cancel 1234",),
+        starts_work=True,
+    ),
+    CommandSpec(
+        "diff",
+        "Compare the signatures of two model versions.",
+        target="model:version",
+        target_required=True,
+        extra_targets=1,
+        examples=("diff model-x:7 model-x:8",),
+    ),
+    CommandSpec(
+        "subscribe",
+        "Send events to this channel (failures, approvals and new models unless filtered).",
+        target="Azure DevOps URL",
+        options={
+            "events": "comma-separated kinds: run, stage, approval, model_registered, training_run, …",
+            "outcomes": "comma-separated: failed, succeeded, canceled, pending, any",
+            "pipelines": "pipeline name globs",
+            "branches": "branch globs",
+            "models": "model name globs",
+            "environments": "environment globs",
+        },
+        examples=(
+            "subscribe",
+            "subscribe events=run,approval pipelines=release-*",
+            "subscribe models=model-*",
+        ),
+    ),
+    CommandSpec(
+        "unsubscribe",
+        "Remove one of this channel's subscriptions.",
+        target="id",
+        target_required=True,
+        examples=("unsubscribe 3",),
+    ),
+    CommandSpec(
+        "mute",
+        "Silence one of this channel's subscriptions for a while.",
+        target="id",
+        target_required=True,
+        options={"for": "how long, e.g. 2h or 1d"},
+        examples=("mute 3 for=4h",),
+    ),
+    CommandSpec("subscriptions", "List this channel's subscriptions.", examples=("subscriptions",)),
+    CommandSpec(
+        "help", "Show the commands, or one command in detail.", target="command", examples=("help retrain",)
+    ),
+)
+COMMANDS_BY_VERB: Mapping[str, CommandSpec] = {spec.verb: spec for spec in COMMANDS}
+
+
+class UsageError(ValueError):
+    """The text is not a valid command; ``message`` says what was expected."""
+
+    def __init__(self, message: str, spec: CommandSpec | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.spec = spec
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    spec: CommandSpec
+    targets: tuple[str, ...] = ()
+    options: Mapping[str, str] = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()
+
+    @property
+    def verb(self) -> str:
+        return self.spec.verb
+
+    @property
+    def target(self) -> str | None:
+        return self.targets[0] if self.targets else None
+
+    @property
+    def canonical(self) -> str:
+        """The command written in one normal form (for idempotency keys and the audit log)."""
+        parts = [self.verb, *self.targets]
+        parts += [f"{k}={v}" for k, v in sorted(self.options.items())]
+        parts += sorted(self.flags)
+        return " ".join(shlex.quote(p) for p in parts)
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean `{close[0]}`?" if close else ""
+
+
+def parse(text: str) -> ParsedCommand:
+    """Parse one command; raise :class:`UsageError` saying what was expected."""
+    if len(text) > MAX_COMMAND_LENGTH:
+        raise UsageError(f"That command is too long (over {MAX_COMMAND_LENGTH} characters).")
+    try:
+        words = shlex.split(text.strip())
+    except ValueError:
+        raise UsageError(
+            'A quote is not closed. Put quotes around values with spaces: key="two words".'
+        ) from None
+    if not words:
+        raise UsageError("Type a command, for example `help`.")
+    verb, *rest = words
+    verb = verb.lower().lstrip("/")
+    spec = COMMANDS_BY_VERB.get(verb)
+    if spec is None:
+        raise UsageError(f"`{verb}` is not a command.{_did_you_mean(verb, COMMANDS_BY_VERB)}")
+    targets: list[str] = []
+    options: dict[str, str] = {}
+    flags: set[str] = set()
+    for word in rest:
+        if match := _OPTION.match(word):
+            key, value = match.group(1).lower(), match.group(2)
+            if key not in spec.options:
+                known = ", ".join(spec.options) or "none"
+                hint = _did_you_mean(key, spec.options)
+                raise UsageError(f"`{spec.verb}` has no option `{key}`.{hint} Options: {known}.", spec)
+            if not value:
+                raise UsageError(f"`{key}=` needs a value.", spec)
+            options[key] = value
+        elif word.lower() in spec.flags:
+            flags.add(word.lower())
+        elif spec.target and len(targets) < 1 + spec.extra_targets:
+            targets.append(word)
+        else:
+            raise UsageError(f"Unexpected `{word}`. Usage: `{spec.usage}`.", spec)
+    needed = (1 + spec.extra_targets) if spec.target_required else 0
+    if len(targets) < needed:
+        raise UsageError(f"`{spec.verb}` needs {spec.target}. Usage: `{spec.usage}`.", spec)
+    return ParsedCommand(spec, tuple(targets), options, frozenset(flags))
+
+
+def help_text(may_run: Callable[[CommandSpec], bool] = lambda _: True, verb: str | None = None) -> str:
+    """Help generated from the command table, hiding what the asking person may not run."""
+    if verb is not None:
+        spec = COMMANDS_BY_VERB.get(verb.lower().lstrip("/"))
+        if spec is None or not may_run(spec):
+            return f"`{verb}` is not a command you can run.{_did_you_mean(verb, COMMANDS_BY_VERB)}"
+        lines = [f"*{spec.verb}*: {spec.summary}", f"Usage: `{spec.usage}`"]
+        lines += [f"  `{key}=`: {meaning}" for key, meaning in spec.options.items()]
+        lines += [f"  `{flag}`: {meaning}" for flag, meaning in spec.flags.items()]
+        lines += ["Examples:", *(f"  `{example}`" for example in spec.examples)]
+        return "\n".join(lines)
+    lines = ["Commands (`help <command>` for details):"]
+    lines += [f"  `{spec.usage}`: {spec.summary}" for spec in COMMANDS if may_run(spec)]
+    return "\n".join(lines)
