@@ -80,9 +80,7 @@ def main() -> int:
             command = [sys.executable, "-m", "bot", "serve", "--config", str(REPO / "handoff.example.yaml")]
             results["handoff"].append(measure([*command, "--port", str(port)], port, Path(tmp)))
             port = free_port()
-            results["bare aiohttp"].append(
-                measure([sys.executable, "-c", BARE_APP, str(port)], port, Path(tmp))
-            )
+            results["bare aiohttp"].append(measure([sys.executable, "-c", BARE_APP, str(port)], port, Path(tmp)))
     medians = {
         name: (statistics.median(t for t, _ in runs), statistics.median(r for _, r in runs))
         for name, runs in results.items()

@@ -1,27 +1,38 @@
 """The composition root: builds Handoff's aiohttp application from validated settings.
 
 This is the one module of the core that knows the adapters. Everything else in ``bot/`` talks to
-them through the ports.
+them through the ports. Integrations are imported only when their section is enabled, so that a
+start-up without Azure ML never pays for ``azure.ai.ml``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 from adapters.sql import SqlStore
 from adapters.web.errors import error_middleware
 from adapters.web.health import METRICS, STORE, add_health_routes
-from adapters.web.limits import BODY_LIMITS, body_limit_middleware, largest_limit
+from adapters.web.limits import BODY_LIMITS, body_limit_middleware
 from adapters.web.metrics import metrics_middleware
+from bot.chat_handler import ChatHandler
+from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.gates import Gatekeeper
+from bot.ingest import Ingest
+from bot.lifecycle import until_signalled
 from bot.metrics import Metrics
-from bot.ports import Store
+from bot.outbox import OutboxWorker
+from bot.policy import Policy
+from bot.ports import ChatChannel, MLService, PipelineService, Store
+from bot.records import ConversationAddress, Platform
+from bot.routing import channel_addresses, configured_subscriptions
 
 log = logging.getLogger("handoff")
 
@@ -29,18 +40,129 @@ log = logging.getLogger("handoff")
 APP_BODY_LIMIT = 3 * 1024 * 1024
 
 
-def create_app(settings: Settings, store: Store, metrics: Metrics | None = None) -> web.Application:
-    """Handoff's web application on an already opened store."""
+@dataclass
+class Handoff:
+    """Everything one Handoff process runs, wired together."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    ingest: Ingest
+    gatekeeper: Gatekeeper
+    chat: ChatHandler
+    outbox: OutboxWorker
+    channels: dict[Platform, ChatChannel] = field(default_factory=dict)
+    pipelines: PipelineService | None = None
+    ml: MLService | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: bool = True
+
+    async def run_background(self, stop: asyncio.Event) -> None:
+        """The outbox worker, and every minute: gate expiry, reminders, forgetting old event ids."""
+        tasks = [asyncio.create_task(self.outbox.run(stop), name="outbox")]
+        tasks.append(asyncio.create_task(self._housekeeping(stop), name="housekeeping"))
+        await asyncio.gather(*tasks)
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        remind = self.settings.gates.get("default")
+        while not stop.is_set():
+            try:
+                await self.gatekeeper.sweep()
+                if remind is not None and remind.remind_every:
+                    await self.gatekeeper.remind(remind.remind_every)
+                await self.store.forget_events_before(self.clock.now() - self.settings.store.dedupe_retention)
+            except Exception:
+                log.exception("housekeeping failed; trying again in a minute")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 60)
+
+
+HANDOFF = web.AppKey("handoff", Handoff)
+
+
+def _ops_targets(settings: Settings) -> tuple[ConversationAddress, ...]:
+    return channel_addresses(settings, settings.ops_channel) if settings.ops_channel else ()
+
+
+def build_handoff(
+    settings: Settings,
+    store: Store,
+    clock: Clock | None = None,
+    *,
+    pipelines: PipelineService | None = None,
+    ml: MLService | None = None,
+) -> Handoff:
+    """The core, wired to the store and the services (chat channels are added by the integrations)."""
+    clock = clock or SystemClock()
+    policy = Policy(settings)
+    outbox = OutboxWorker(store, {}, clock, ops_channel=_ops_targets(settings))
+    ingest = Ingest(store, configured_subscriptions(settings), clock, on_enqueued=outbox.wake)
+    gatekeeper = Gatekeeper(store, policy, ingest, clock, pipelines)
+    ingest.observers.append(gatekeeper.observe)
+    chat = ChatHandler(store, policy, gatekeeper, ingest, clock)
+    return Handoff(settings, store, clock, ingest, gatekeeper, chat, outbox, pipelines=pipelines, ml=ml)
+
+
+def add_channel(handoff: Handoff, platform: Platform, channel: ChatChannel) -> None:
+    handoff.channels[platform] = channel
+    handoff.outbox.channels[platform] = channel
+
+
+def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
+    settings = handoff.settings
+    if settings.azure_devops and settings.azure_devops.enabled:
+        from adapters.azure_devops.hooks_route import add_azure_devops_hooks
+
+        details = handoff.pipelines.approval_details if handoff.pipelines else None
+        add_azure_devops_hooks(app, settings.azure_devops, handoff.ingest, details)
+    if settings.eventgrid and settings.eventgrid.enabled:
+        from adapters.azure_ml.eventgrid_route import add_eventgrid_route
+
+        workspace = settings.azure_ml if settings.azure_ml and settings.azure_ml.enabled else None
+        add_eventgrid_route(app, settings.eventgrid, handoff.ingest, workspace)
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    metrics: Metrics | None = None,
+    handoff: Handoff | None = None,
+) -> web.Application:
+    """Handoff's web application on an already opened store.
+
+    With ``handoff`` given (see :func:`build_handoff`), the ingest routes of the enabled integrations
+    are mounted and the background work (outbox, housekeeping) runs while the application runs.
+    """
     limits: dict[str, int] = {}
     app = web.Application(
         middlewares=[metrics_middleware, error_middleware, body_limit_middleware],
-        client_max_size=max(APP_BODY_LIMIT, largest_limit(limits)),
+        client_max_size=APP_BODY_LIMIT,
     )
     app[BODY_LIMITS] = limits
     app[STORE] = store
     app[METRICS] = metrics or Metrics()
     add_health_routes(app)
+    if handoff is not None:
+        app[HANDOFF] = handoff
+        _mount_integrations(app, handoff)
+        if handoff.background:
+            app.cleanup_ctx.append(_background)
     return app
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    handoff = app[HANDOFF]
+    stop = asyncio.Event()
+    task = asyncio.create_task(handoff.run_background(stop), name="handoff-background")
+    yield
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=5)
+    except TimeoutError:
+        task.cancel()
+    for close in reversed(handoff.closers):
+        with contextlib.suppress(Exception):
+            await close()
 
 
 async def upgrade_store(settings: Settings) -> str:
@@ -61,7 +183,7 @@ class RunningServer:
     host: str
     port: int
     store: Store
-    on_stop: list[Callable[[], object]] = field(default_factory=list)
+    handoff: Handoff | None = None
 
     @property
     def url(self) -> str:
@@ -73,11 +195,19 @@ class RunningServer:
         await self.store.close()
 
 
-async def start_server(settings: Settings, host: str | None = None, port: int | None = None) -> RunningServer:
+async def start_server(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    clock: Clock | None = None,
+    services: dict[str, Any] | None = None,
+) -> RunningServer:
     """Open and migrate the store, then serve Handoff on ``host:port`` (port 0 picks a free one)."""
     store = await SqlStore.open(settings.store.url)
     try:
-        app = create_app(settings, store)
+        handoff = build_handoff(settings, store, clock, **(services or {}))
+        app = create_app(settings, store, handoff=handoff)
         runner = web.AppRunner(
             app,
             access_log=None,
@@ -92,23 +222,17 @@ async def start_server(settings: Settings, host: str | None = None, port: int | 
         await store.close()
         raise
     bound = runner.addresses[0]
-    return RunningServer(app, runner, bind_host, int(bound[1]), store)
+    return RunningServer(app, runner, bind_host, int(bound[1]), store, handoff)
 
 
 async def serve_until_stopped(settings: Settings, host: str | None = None, port: int | None = None) -> int:
     """Run until SIGTERM or SIGINT, then shut down gracefully; returns the exit status."""
     server = await start_server(settings, host, port)
     log.info("Handoff is listening on %s", server.url)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
     try:
-        await stopping.wait()
+        await until_signalled()
         log.info("stopping: finishing in-flight work")
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
         await server.stop()
     log.info("stopped")
     return 0

@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_argument(check)
 
+    emulators = commands.add_parser(
+        "emulators",
+        help="serve local Azure DevOps, Azure ML, Teams connector and Slack emulators",
+        description="Serve the four emulators on one port (under /ado, /aml, /botframework and /slack) "
+        "with a seeded world, print their URLs, and run until Ctrl-C. Nothing leaves this machine.",
+    )
+    emulators.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    emulators.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
+    emulators.add_argument("--world", metavar="FILE", help="a world file replacing the shipped default's sections")
+
     db = commands.add_parser("db", help="database maintenance", description="Database maintenance.")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     upgrade = db_commands.add_parser(
@@ -117,12 +127,27 @@ def _db_upgrade(config: str) -> int:
     return EXIT_OK
 
 
+def _emulators(host: str, port: int, world: str | None) -> int:
+    from bot.local import serve_emulators
+
+    try:
+        return asyncio.run(serve_emulators(host, port, world))
+    except ValueError as error:
+        print(f"handoff emulators: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as error:
+        print(f"handoff emulators: cannot start: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``handoff`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args.config, args.host, args.port)
+    if args.command == "emulators":
+        return _emulators(args.host, args.port, args.world)
     if args.command == "check":
         return _check(args.config)
     if args.command == "db" and args.db_command == "upgrade":

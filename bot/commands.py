@@ -73,9 +73,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target="model or run",
         examples=("status", "status model-x", "status 1234"),
     ),
-    CommandSpec(
-        "runs", "List recent runs started from chat.", target="model", examples=("runs", "runs model-x")
-    ),
+    CommandSpec("runs", "List recent runs started from chat.", target="model", examples=("runs", "runs model-x")),
     CommandSpec("approvals", "List the pending release gates you can decide.", examples=("approvals",)),
     CommandSpec(
         "cancel",
@@ -127,9 +125,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         examples=("mute 3 for=4h",),
     ),
     CommandSpec("subscriptions", "List this channel's subscriptions.", examples=("subscriptions",)),
-    CommandSpec(
-        "help", "Show the commands, or one command in detail.", target="command", examples=("help retrain",)
-    ),
+    CommandSpec("help", "Show the commands, or one command in detail.", target="command", examples=("help retrain",)),
 )
 COMMANDS_BY_VERB: Mapping[str, CommandSpec] = {spec.verb: spec for spec in COMMANDS}
 
@@ -179,9 +175,7 @@ def parse(text: str) -> ParsedCommand:
     try:
         words = shlex.split(text.strip())
     except ValueError:
-        raise UsageError(
-            'A quote is not closed. Put quotes around values with spaces: key="two words".'
-        ) from None
+        raise UsageError('A quote is not closed. Put quotes around values with spaces: key="two words".') from None
     if not words:
         raise UsageError("Type a command, for example `help`.")
     verb, *rest = words

@@ -80,14 +80,13 @@ def _to_secret(value: Any, info: ValidationInfo) -> Secret:
     if isinstance(value, Secret):
         return value
     if not isinstance(value, str) or not (match := _REFERENCE.match(value.strip())):
-        raise ValueError(
-            "secrets are read from the environment: write a reference such as ${MY_SECRET}, not the value"
-        )
+        raise ValueError("secrets are read from the environment: write a reference such as ${MY_SECRET}, not the value")
     variable = match.group(1)
     return Secret(variable, _environ(info).get(variable) or None)
 
 
-def _to_duration(value: Any) -> timedelta:
+def parse_duration(value: Any) -> timedelta:
+    """``30s``, ``15m``, ``4h``, ``7d``, ``2w`` or a number of seconds."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -101,7 +100,7 @@ SecretRef = Annotated[
     Secret, BeforeValidator(_to_secret), PlainSerializer(lambda s: f"${{{s.variable}}}", return_type=str)
 ]
 Duration = Annotated[
-    timedelta, BeforeValidator(_to_duration), PlainSerializer(lambda d: d.total_seconds(), return_type=float)
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: d.total_seconds(), return_type=float)
 ]
 
 
@@ -229,9 +228,7 @@ class ServiceHookAuth(Section):
     @model_validator(mode="after")
     def _at_least_one(self) -> ServiceHookAuth:
         if self.basic is None and self.header is None:
-            raise ValueError(
-                "set basic (username, password) or header (name, value): hooks must authenticate"
-            )
+            raise ValueError("set basic (username, password) or header (name, value): hooks must authenticate")
         return self
 
 
@@ -257,9 +254,7 @@ class AzureMLCredentialSettings(Section):
 
     @model_validator(mode="after")
     def _service_principal_complete(self) -> AzureMLCredentialSettings:
-        if self.kind == "service_principal" and not (
-            self.tenant_id and self.client_id and self.client_secret
-        ):
+        if self.kind == "service_principal" and not (self.tenant_id and self.client_id and self.client_secret):
             raise ValueError("kind service_principal needs tenant_id, client_id and client_secret")
         return self
 
@@ -390,6 +385,16 @@ class GatePolicySettings(Section):
     override_roles: list[str] = Field(default_factory=list)
 
 
+class CommandPolicySettings(Section):
+    """Who may run a command and where; empty lists mean anyone, anywhere."""
+
+    roles: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    confirm: bool = False
+    confirm_expires: Duration = timedelta(minutes=5)
+    dedupe_window: Duration = timedelta(minutes=10)
+
+
 class RoleSettings(Section):
     """Members are emails, AAD object ids (``aad:<id>``) or Slack ids (``slack:<id>``)."""
 
@@ -413,6 +418,7 @@ class Settings(Section):
     apps: dict[str, AppSettings] = Field(default_factory=dict)
     gates: dict[str, GatePolicySettings] = Field(default_factory=lambda: {"default": GatePolicySettings()})
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
+    commands: dict[str, CommandPolicySettings] = Field(default_factory=dict)
     ops_channel: str | None = None
 
     @model_validator(mode="after")
@@ -439,6 +445,11 @@ class Settings(Section):
         for name, gate in self.gates.items():
             for role in (*gate.approver_roles, *gate.override_roles):
                 need("role", role, self.roles, f"gates.{name}")
+        for verb, command in self.commands.items():
+            for role in command.roles:
+                need("role", role, self.roles, f"commands.{verb}.roles")
+            for channel in command.channels:
+                need("channel", channel, self.channels, f"commands.{verb}.channels")
         if self.ops_channel:
             need("channel", self.ops_channel, self.channels, "ops_channel")
         if problems:
@@ -527,8 +538,7 @@ def _interpolate(
         return out
     if isinstance(node, list):
         return [
-            _interpolate(v, environ, f"{path}[{i}]", problems, disabled, schema, secret)
-            for i, v in enumerate(node)
+            _interpolate(v, environ, f"{path}[{i}]", problems, disabled, schema, secret) for i, v in enumerate(node)
         ]
     if not isinstance(node, str) or secret or "${" not in node:
         return node

@@ -56,7 +56,8 @@ class DomainEvent:
 
     @property
     def dedupe_key(self) -> str:
-        return f"{self.source}:{self.event_id}"
+        # Event Grid ids are unique per topic only, and scope names the topic (or the organization)
+        return f"{self.source}:{self.scope}:{self.event_id}"
 
     @property
     def pipeline(self) -> str | None:
@@ -463,3 +464,35 @@ EVENT_KINDS: tuple[str, ...] = (
     "data_drift",
     "data_arrived",
 )
+
+
+# --- Handoff's own ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateDecision:
+    actor: str
+    decision: str  # approve | reject | override
+    comment: str = ""
+    platform: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateChanged(DomainEvent):
+    """A gate changed in Handoff (a decision, an expiry); it updates the gate's card everywhere."""
+
+    kind: ClassVar[str] = "approval"
+
+    gate_id: str
+    status: str  # pending | approved | rejected | expired | superseded
+    decisions: tuple[GateDecision, ...] = ()
+    needed: int = 1
+    note: str = ""
+
+    @property
+    def outcome(self) -> str | None:
+        return {"pending": "pending", "approved": "succeeded", "rejected": "failed"}.get(self.status, "canceled")
+
+    @property
+    def grouping_key(self) -> str:
+        return self.gate_id

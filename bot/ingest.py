@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -56,6 +56,9 @@ class Ingest:
         configured: subscriptions from the configuration file.
         clock: time for receipts, mutes and coalescing.
         on_enqueued: called after deliveries were stored (wakes this process's outbox worker).
+
+    ``observers`` see every new event before it is recorded (the gatekeeper opens gates there); they
+    must be idempotent, because a crash before recording brings the event back.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class Ingest:
         self._stored: list[Subscription] = []
         self._stored_at: float | None = None
         self._lock = asyncio.Lock()
+        self.observers: list[Callable[[DomainEvent], Awaitable[None]]] = []
 
     def forget_subscriptions(self) -> None:
         """Chat subscriptions changed in this process: read them again on the next event."""
@@ -91,6 +95,8 @@ class Ingest:
         """Store the event, its card's new state and the deliveries; False for a redelivery."""
         if await self.store.has_event(event.dedupe_key):
             return False
+        for observer in self.observers:
+            await observer(event)
         subscriptions = await self._subscriptions()
         for _ in range(20):
             try:
@@ -139,6 +145,4 @@ class Ingest:
             for reply in merged.replies
             for conversation in conversations
         ]
-        return await self.store.record_event(
-            receipt, deliveries, CardState(event.grouping_key, version, state)
-        )
+        return await self.store.record_event(receipt, deliveries, CardState(event.grouping_key, version, state))

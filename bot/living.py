@@ -19,6 +19,7 @@ from bot.events import (
     DataArrived,
     DataDriftDetected,
     DomainEvent,
+    GateChanged,
     ModelDeployed,
     ModelRegistered,
     PipelineRef,
@@ -47,6 +48,8 @@ APPROVAL_STATUS = {
     "approved": Status.APPROVED,
     "rejected": Status.REJECTED,
     "timedout": Status.EXPIRED,
+    "expired": Status.EXPIRED,
+    "superseded": Status.CANCELED,
     "canceled": Status.CANCELED,
     "skipped": Status.CANCELED,
 }
@@ -75,6 +78,8 @@ def merge(state: State | None, event: DomainEvent) -> Merge:
         return _merge_run(state, event)
     if isinstance(event, ApprovalEvent):
         return _merge_approval(state, event)
+    if isinstance(event, GateChanged):
+        return _merge_gate_change(state, event)
     return _merge_single(state, event)
 
 
@@ -183,9 +188,7 @@ def _duration(state: State) -> str | None:
     if not (state.get("started_at") and state.get("finished_at")):
         return None
     seconds = int(
-        (
-            datetime.fromisoformat(state["finished_at"]) - datetime.fromisoformat(state["started_at"])
-        ).total_seconds()
+        (datetime.fromisoformat(state["finished_at"]) - datetime.fromisoformat(state["started_at"])).total_seconds()
     )
     minutes, seconds = divmod(max(seconds, 0), 60)
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
@@ -272,9 +275,7 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
     replies: list[Card] = []
     if not decided_before and new["status"] != "pending":
         deciders = [a for a in new.get("approvers", []) if _norm(a.get("status")) in ("approved", "rejected")]
-        by = ", ".join(a["name"] for a in deciders) or (
-            event.actor.display if event.actor else "Azure DevOps"
-        )
+        by = ", ".join(a["name"] for a in deciders) or (event.actor.display if event.actor else "Azure DevOps")
         comment = next((a["comment"] for a in deciders if a.get("comment")), "")
         new["decided_by"] = by
         replies.append(
@@ -284,6 +285,44 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
                 summary=comment,
             )
         )
+    changed = repr(sorted(new.items())) != before
+    return Merge(new, changed, replies if changed else [])
+
+
+def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
+    new: State = dict(state) if state else {"type": "approval", "status": "pending"}
+    before = repr(sorted(new.items()))
+    decided_before = new["status"] != "pending"
+    new["decisions"] = [
+        {"actor": d.actor, "decision": d.decision, "comment": d.comment, "platform": d.platform}
+        for d in event.decisions
+    ]
+    new["needed"] = event.needed
+    replies: list[Card] = []
+    if not decided_before:
+        new["status"] = event.status
+        latest = event.decisions[-1] if event.decisions else None
+        if event.status != "pending":
+            status = APPROVAL_STATUS.get(event.status, Status.INFO)
+            if latest is not None and event.status in ("approved", "rejected"):
+                where = f" in {latest.platform.capitalize()}" if latest.platform else ""
+                new["decided_by"] = latest.actor
+                replies.append(
+                    Card(title=f"{status.label}{where} by {latest.actor}", status=status, summary=latest.comment)
+                )
+            else:
+                replies.append(Card(title=f"{status.label}", status=status, summary=event.note))
+        elif latest is not None:
+            approvals = sum(1 for d in event.decisions if d.decision == "approve")
+            replies.append(
+                Card(
+                    title=f"Approved by {latest.actor} ({approvals} of {event.needed})",
+                    status=Status.WAITING,
+                    summary=latest.comment,
+                )
+            )
+    if event.note:
+        new["note"] = event.note
     changed = repr(sorted(new.items())) != before
     return Merge(new, changed, replies if changed else [])
 
@@ -306,8 +345,14 @@ def _render_approval(state: State) -> Card:
     facts.append(Fact("Approvals needed", str(state.get("min_required", 1))))
     if state.get("requested_by"):
         facts.append(Fact("Requested by", state["requested_by"]))
+    approvals = [d for d in state.get("decisions", []) if d["decision"] == "approve"]
+    if status is Status.WAITING and approvals:
+        names = ", ".join(d["actor"] for d in approvals)
+        facts.append(Fact("Approved so far", f"{len(approvals)} of {state.get('needed', 1)}: {names}"))
     if state.get("decided_by"):
         facts.append(Fact("Decided by", state["decided_by"]))
+    if state.get("note"):
+        facts.append(Fact("Note", state["note"]))
     actions: tuple[Action, ...] = ()
     if status is Status.WAITING:
         gate = {
@@ -405,9 +450,7 @@ def _single_card(event: DomainEvent) -> Card:
         )
     if isinstance(event, CodePushed):
         who = event.actor.display if event.actor else "Someone"
-        commits = tuple(
-            Fact(c.id[:8], c.message.splitlines()[0] if c.message else "") for c in event.commits[:5]
-        )
+        commits = tuple(Fact(c.id[:8], c.message.splitlines()[0] if c.message else "") for c in event.commits[:5])
         return Card(
             title=f"{who} pushed {len(event.commits)} commit(s) to {event.ref.removeprefix('refs/heads/')}",
             facts=(Fact("Repository", event.repository), *commits),
@@ -415,9 +458,7 @@ def _single_card(event: DomainEvent) -> Card:
             context=f"Azure DevOps · {event.scope}/{event.project or ''}",
         )
     if isinstance(event, PullRequestChanged):
-        status = {"succeeded": Status.SUCCEEDED, "canceled": Status.CANCELED}.get(
-            event.outcome or "", Status.RUNNING
-        )
+        status = {"succeeded": Status.SUCCEEDED, "canceled": Status.CANCELED}.get(event.outcome or "", Status.RUNNING)
         return Card(
             title=f"PR {event.pull_request_id}: {event.title}",
             status=status,

@@ -117,9 +117,7 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it; returns how many deliveries were handled."""
-        claimed = await self.store.claim_deliveries(
-            self.worker_id, self.clock.now(), self.lease, self.batch_size
-        )
+        claimed = await self.store.claim_deliveries(self.worker_id, self.clock.now(), self.lease, self.batch_size)
         if claimed:
             await asyncio.gather(*(self._handle(delivery) for delivery in claimed))
         return len(claimed)

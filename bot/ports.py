@@ -66,9 +66,7 @@ class Outbox(Protocol):
         """Store deliveries that no received event caused (command replies, reminders)."""
         ...
 
-    async def claim_deliveries(
-        self, worker: str, now: datetime, lease: timedelta, limit: int
-    ) -> list[Delivery]:
+    async def claim_deliveries(self, worker: str, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
         """Lease up to ``limit`` due deliveries to ``worker``; no two workers get the same one.
 
         Only the oldest pending delivery of each conversation is due, so that each conversation
@@ -139,9 +137,7 @@ class AuditLog(Protocol):
 class SubscriptionStore(Protocol):
     async def add_subscription(self, subscription: StoredSubscription) -> int: ...
 
-    async def list_subscriptions(
-        self, conversation: ConversationAddress | None = None
-    ) -> list[StoredSubscription]: ...
+    async def list_subscriptions(self, conversation: ConversationAddress | None = None) -> list[StoredSubscription]: ...
 
     async def remove_subscription(self, subscription_id: int) -> bool: ...
 
@@ -258,3 +254,81 @@ class EventSink(Protocol):
         Raises on internal trouble (the route then answers 503 so the sender retries).
         """
         ...
+
+
+# --- Azure DevOps and Azure ML ------------------------------------------------------------------------
+
+
+class ServiceRefused(Exception):
+    """A service said no to a request (not a transient failure): the reason is for the person asking.
+
+    ``already_decided`` marks an approval that was decided elsewhere first.
+    """
+
+    def __init__(self, reason: str, *, already_decided: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.already_decided = already_decided
+
+
+class ServiceUnavailable(Exception):
+    """A service could not be reached or failed; trying again later may work."""
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """A run that a service started: its id, a name people recognise, and where to watch it."""
+
+    run_id: str
+    name: str
+    url: str | None = None
+    state: str = "queued"
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run_id: str
+    state: str  # queued | running | completed
+    result: str | None = None  # succeeded | failed | canceled
+    url: str | None = None
+    failing_step: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    tags: JsonObject
+    signature: JsonObject | None = None
+
+
+class PipelineService(Protocol):
+    """Azure DevOps as the core needs it. Raises ServiceRefused or ServiceUnavailable."""
+
+    async def decide_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None: ...
+
+    async def decide_release_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None: ...
+
+    async def approval_details(self, project: str, approval_id: str) -> JsonObject | None: ...
+
+    async def run_pipeline(
+        self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]
+    ) -> StartedRun: ...
+
+    async def run_status(self, project: str, run_id: str) -> RunStatus: ...
+
+    async def cancel_run(self, project: str, run_id: str) -> None: ...
+
+
+class MLService(Protocol):
+    """Azure ML as the core needs it. Raises ServiceRefused or ServiceUnavailable."""
+
+    async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun: ...
+
+    async def job_status(self, name: str) -> RunStatus: ...
+
+    async def cancel_job(self, name: str) -> None: ...
+
+    async def model_version(self, name: str, version: str | None = None) -> ModelVersion: ...
+
+    async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None: ...

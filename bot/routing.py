@@ -85,9 +85,7 @@ class Filters:
     def matches(self, event: DomainEvent) -> bool:
         if self.events and event.kind not in self.events:
             return False
-        outcome_applies = (
-            self.outcomes and "any" not in self.outcomes and event.kind not in KINDS_WITHOUT_OUTCOME
-        )
+        outcome_applies = self.outcomes and "any" not in self.outcomes and event.kind not in KINDS_WITHOUT_OUTCOME
         if outcome_applies and event.outcome not in self.outcomes:
             return False
         checks = (
@@ -149,14 +147,10 @@ def configured_subscriptions(settings: Settings) -> list[Subscription]:
 
 
 def stored_subscription(record: StoredSubscription) -> Subscription:
-    return Subscription(
-        (record.conversation,), Filters.from_mapping(record.filters), record.muted_until, record.id
-    )
+    return Subscription((record.conversation,), Filters.from_mapping(record.filters), record.muted_until, record.id)
 
 
-def route(
-    event: DomainEvent, subscriptions: Iterable[Subscription], now: datetime
-) -> set[ConversationAddress]:
+def route(event: DomainEvent, subscriptions: Iterable[Subscription], now: datetime) -> set[ConversationAddress]:
     """Every conversation that some subscription wants this event in."""
     targets: set[ConversationAddress] = set()
     for subscription in subscriptions:

@@ -269,11 +269,7 @@ def build_credential(settings: AzureMLConnection | AzureMLSettings) -> TokenCred
     if conn.credential_kind == "managed_identity":
         from azure.identity import ManagedIdentityCredential
 
-        return (
-            ManagedIdentityCredential(client_id=conn.client_id)
-            if conn.client_id
-            else ManagedIdentityCredential()
-        )
+        return ManagedIdentityCredential(client_id=conn.client_id) if conn.client_id else ManagedIdentityCredential()
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(**extra)

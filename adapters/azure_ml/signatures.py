@@ -128,9 +128,7 @@ def read_mlmodel(
         ml_client = build_ml_client(ml_client_or_settings)
     context = client_context(ml_client)
     url = mlmodel_url(ml_client, name, version)
-    text = fetch_text(
-        url, credential or context.credential, transport or context.transport, context.retry_kwargs
-    )
+    text = fetch_text(url, credential or context.credential, transport or context.transport, context.retry_kwargs)
     doc = yaml.safe_load(text)
     if not isinstance(doc, dict):
         raise ValueError(f"{url} is not an MLmodel file")

@@ -46,13 +46,9 @@ class SqlCardStore(SqlBase):
             "updated_at": card.updated_at,
         }
         async with self.engine.begin() as conn:
-            await conn.execute(
-                upsert(self.dialect, cards, values, ["grouping_key", "platform", "conversation_id"])
-            )
+            await conn.execute(upsert(self.dialect, cards, values, ["grouping_key", "platform", "conversation_id"]))
 
     async def cards_for(self, grouping_key: str) -> list[PostedCard]:
         async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(cards).where(cards.c.grouping_key == grouping_key).order_by(cards.c.id)
-            )
+            rows = await conn.execute(select(cards).where(cards.c.grouping_key == grouping_key).order_by(cards.c.id))
             return [_card(row) for row in rows]

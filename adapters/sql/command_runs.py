@@ -70,9 +70,7 @@ class SqlCommandRunStore(SqlBase):
                     return _run(holder), False
                 await conn.execute(
                     update(command_runs)
-                    .where(
-                        command_runs.c.id == holder.id, command_runs.c.idempotency_key == run.idempotency_key
-                    )
+                    .where(command_runs.c.id == holder.id, command_runs.c.idempotency_key == run.idempotency_key)
                     .values(idempotency_key=None)
                 )
         raise RuntimeError(f"could not settle command run {run.idempotency_key!r}")
@@ -91,9 +89,7 @@ class SqlCommandRunStore(SqlBase):
         if details is not None:
             values["details"] = details
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(command_runs).where(command_runs.c.id == run_id).values(**values)
-            )
+            result = await conn.execute(update(command_runs).where(command_runs.c.id == run_id).values(**values))
         return bool(result.rowcount)
 
     async def get_command_run(self, run_id: int) -> CommandRun | None:

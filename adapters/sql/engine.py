@@ -38,9 +38,7 @@ def create_engine_for(url: str) -> AsyncEngine:
             # ?schema=name keeps Handoff's tables in their own PostgreSQL schema
             parsed = parsed.difference_update_query(["schema"])
             connect_args["server_settings"] = {"search_path": str(schema)}
-        return create_async_engine(
-            parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args
-        )
+        return create_async_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args)
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -93,9 +93,7 @@ class SqlEventLog(SqlBase):
 
     async def get_card_state(self, grouping_key: str) -> CardState | None:
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(select(card_states).where(card_states.c.grouping_key == grouping_key))
-            ).first()
+            row = (await conn.execute(select(card_states).where(card_states.c.grouping_key == grouping_key))).first()
         if row is None:
             return None
         return CardState(row.grouping_key, int(row.version), row.state, utc(row.updated_at))
@@ -103,9 +101,7 @@ class SqlEventLog(SqlBase):
     async def has_event(self, dedupe_key: str) -> bool:
         async with self.engine.connect() as conn:
             found = await conn.scalar(
-                select(func.count())
-                .select_from(received_events)
-                .where(received_events.c.dedupe_key == dedupe_key)
+                select(func.count()).select_from(received_events).where(received_events.c.dedupe_key == dedupe_key)
             )
         return bool(found)
 

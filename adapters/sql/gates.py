@@ -101,9 +101,7 @@ class SqlGateStore(SqlBase):
         return _gate(row)
 
     async def gate_decisions(self, gate_id: str) -> list[GateDecision]:
-        query = (
-            select(gate_decisions).where(gate_decisions.c.gate_id == gate_id).order_by(gate_decisions.c.id)
-        )
+        query = select(gate_decisions).where(gate_decisions.c.gate_id == gate_id).order_by(gate_decisions.c.id)
         async with self.engine.connect() as conn:
             return [_decision(row) for row in await conn.execute(query)]
 

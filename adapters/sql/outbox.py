@@ -42,9 +42,7 @@ class SqlOutbox(SqlBase):
                 ids.append(int(result.scalar_one()))
         return ids
 
-    async def claim_deliveries(
-        self, worker: str, now: datetime, lease: timedelta, limit: int
-    ) -> list[Delivery]:
+    async def claim_deliveries(self, worker: str, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
         earlier = deliveries.alias("earlier")
         head_of_conversation = ~exists().where(
             earlier.c.platform == deliveries.c.platform,
@@ -57,9 +55,7 @@ class SqlOutbox(SqlBase):
             deliveries.c.next_attempt_at <= now,
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
         )
-        candidates = (
-            select(deliveries.c.id).where(due, head_of_conversation).order_by(deliveries.c.id).limit(limit)
-        )
+        candidates = select(deliveries.c.id).where(due, head_of_conversation).order_by(deliveries.c.id).limit(limit)
         if self.is_postgres:
             candidates = candidates.with_for_update(skip_locked=True)
         async with self.engine.begin() as conn:
@@ -91,9 +87,7 @@ class SqlOutbox(SqlBase):
         return await self._finish(delivery_id, worker, last_error=error[:2000], next_attempt_at=at)
 
     async def dead_letter_delivery(self, delivery_id: int, worker: str, error: str) -> bool:
-        return await self._finish(
-            delivery_id, worker, state=DeliveryState.DEAD.value, last_error=error[:2000]
-        )
+        return await self._finish(delivery_id, worker, state=DeliveryState.DEAD.value, last_error=error[:2000])
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None:
         async with self.engine.connect() as conn:

@@ -40,9 +40,7 @@ class SqlSubscriptionStore(SqlBase):
             )
             return int(result.scalar_one())
 
-    async def list_subscriptions(
-        self, conversation: ConversationAddress | None = None
-    ) -> list[StoredSubscription]:
+    async def list_subscriptions(self, conversation: ConversationAddress | None = None) -> list[StoredSubscription]:
         query = select(subscriptions).order_by(subscriptions.c.id)
         if conversation is not None:
             query = query.where(

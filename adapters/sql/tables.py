@@ -99,9 +99,7 @@ gate_decisions = Table(
     "gate_decisions",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column(
-        "gate_id", String(400), ForeignKey("gates.gate_id", ondelete="CASCADE"), nullable=False, index=True
-    ),
+    Column("gate_id", String(400), ForeignKey("gates.gate_id", ondelete="CASCADE"), nullable=False, index=True),
     Column("actor", String(400), nullable=False),
     Column("platform", String(16), nullable=False),
     Column("decision", String(16), nullable=False),
@@ -117,7 +115,7 @@ audit_log = Table(
     Column("actor", String(400), nullable=False),
     Column("action", String(64), nullable=False),
     Column("target", Text, nullable=False),
-    Column("outcome", String(64), nullable=False),
+    Column("outcome", Text, nullable=False),
     Column("platform", String(16), nullable=False),
     Column("conversation", String(400), nullable=False),
     Column("comment", Text, nullable=False),

@@ -23,9 +23,7 @@ def largest_limit(limits: dict[str, int]) -> int:
 
 
 def _too_large(limit: int) -> web.Response:
-    return web.json_response(
-        {"error": "payload_too_large", "message": f"the body is over {limit} bytes"}, status=413
-    )
+    return web.json_response({"error": "payload_too_large", "message": f"the body is over {limit} bytes"}, status=413)
 
 
 @web.middleware

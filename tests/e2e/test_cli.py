@@ -20,12 +20,8 @@ EXAMPLE = REPO_ROOT / "handoff.example.yaml"
 HANDOFF = [sys.executable, "-m", "bot"]
 
 
-def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*HANDOFF, *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd or REPO_ROOT
-    )
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HANDOFF, *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd or REPO_ROOT)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

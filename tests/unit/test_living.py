@@ -126,9 +126,7 @@ def test_approval_card_has_buttons_until_decided() -> None:
     assert card.status is Status.WAITING and [a.action_id for a in card.actions] == ["approve", "reject"]
     assert card.actions[1].needs_comment and card.summary == "Check the dashboard first"
     assert not replies
-    done = approval(
-        ApprovalCompleted, "approved", (Approver(person=carol, status="approved", comment="ship it"),)
-    )
+    done = approval(ApprovalCompleted, "approved", (Approver(person=carol, status="approved", comment="ship it"),))
     state, replies = apply(pending, done)
     card = render(state)
     assert card.status is Status.APPROVED and card.actions == ()

@@ -25,10 +25,7 @@ def _error(status: int, code: str, message: str, method: str) -> web.Response:
     headers = {"x-ms-error-code": code, "x-ms-request-id": str(uuid.uuid4()), "x-ms-version": API_VERSION}
     if method == "HEAD":
         return web.Response(status=status, headers=headers)
-    body = (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-    )
+    body = f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
     return web.Response(status=status, text=body, content_type="application/xml", headers=headers)
 
 
@@ -142,9 +139,7 @@ class BlobService:
             request.headers.get("x-ms-blob-content-type", "application/octet-stream"),
         )
         record.metadata = _metadata(request)
-        return web.Response(
-            status=201, headers={**self._headers(record), "x-ms-request-server-encrypted": "true"}
-        )
+        return web.Response(status=201, headers={**self._headers(record), "x-ms-request-server-encrypted": "true"})
 
     def _set_metadata(self, request: web.Request, key: BlobKey) -> web.Response:
         record = self.state.blobs.get(key)
@@ -156,9 +151,7 @@ class BlobService:
     async def _stage_block(self, request: web.Request, key: BlobKey) -> web.Response:
         block_id = request.query.get("blockid", "")
         self.state.staged_blocks.setdefault(key, {})[block_id] = await request.read()
-        return web.Response(
-            status=201, headers={"x-ms-request-id": str(uuid.uuid4()), "x-ms-version": API_VERSION}
-        )
+        return web.Response(status=201, headers={"x-ms-request-id": str(uuid.uuid4()), "x-ms-version": API_VERSION})
 
     async def _commit_blocks(self, request: web.Request, key: BlobKey) -> web.Response:
         staged = self.state.staged_blocks.pop(key, {})
@@ -176,6 +169,4 @@ class BlobService:
 
 
 def _metadata(request: web.Request) -> dict[str, str]:
-    return {
-        k[len("x-ms-meta-") :]: v for k, v in request.headers.items() if k.lower().startswith("x-ms-meta-")
-    }
+    return {k[len("x-ms-meta-") :]: v for k, v in request.headers.items() if k.lower().startswith("x-ms-meta-")}

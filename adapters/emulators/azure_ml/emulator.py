@@ -204,9 +204,7 @@ class AzureMLEmulator:
         return web.Response(text=page, content_type="text/html")
 
     async def _manual_validation(self, request: web.Request) -> web.Response:
-        sub = self.dispatcher.complete_manual_validation(
-            request.query.get("id", ""), request.query.get("token", "")
-        )
+        sub = self.dispatcher.complete_manual_validation(request.query.get("id", ""), request.query.get("token", ""))
         if sub is None:
             return web.Response(status=404, text="unknown validation request")
         return web.Response(text="Webhook successfully validated as a part of the subscription validation.")
@@ -257,9 +255,7 @@ class AzureMLEmulator:
         params: list[dict[str, Any]] | None = None,
     ) -> None:
         """The next registered model version gets this signature (``inputs=None``: no signature)."""
-        self.registry.script_next_signature(
-            Signature(inputs, outputs or [], params) if inputs is not None else None
-        )
+        self.registry.script_next_signature(Signature(inputs, outputs or [], params) if inputs is not None else None)
 
     def missing_references(self, properties: dict[str, Any]) -> list[str]:
         """Workspace assets and computes a job body (REST ``properties``) names that don't exist."""
@@ -351,9 +347,7 @@ class AzureMLEmulator:
                 raise KeyError(f"model {model_id} is not registered")
         self.deployments[endpoint] = model_ids
         kind = compute_type or self.world.endpoints.get(endpoint, "Managed")
-        event = self.events.model_deployed(
-            endpoint, kind, model_ids, tags or {}, properties or {}, self.clock.now()
-        )
+        event = self.events.model_deployed(endpoint, kind, model_ids, tags or {}, properties or {}, self.clock.now())
         self._publish(event)
         return event
 
@@ -469,9 +463,7 @@ class AzureMLEmulator:
             subject_begins_with=subject_begins_with,
             subject_ends_with=subject_ends_with,
             topic=topic,
-            retry_schedule=tuple(retry_schedule)
-            if retry_schedule is not None
-            else self.world.delivery.retry_schedule,
+            retry_schedule=tuple(retry_schedule) if retry_schedule is not None else self.world.delivery.retry_schedule,
         )
         return await self.dispatcher.subscribe(sub)
 

@@ -164,13 +164,9 @@ class EventGridDispatcher:
                 await self._validate_cloud_events(sub)
         except (aiohttp.ClientError, TimeoutError) as exc:
             sub.state = "Failed"
-            raise SubscriptionValidationError(
-                f"{sub.name}: handshake with {sub.safe_url} failed: {exc!r}"
-            ) from exc
+            raise SubscriptionValidationError(f"{sub.name}: handshake with {sub.safe_url} failed: {exc!r}") from exc
         if sub.state == "Failed":
-            raise SubscriptionValidationError(
-                f"{sub.name}: {sub.safe_url} did not complete the validation handshake"
-            )
+            raise SubscriptionValidationError(f"{sub.name}: {sub.safe_url} did not complete the validation handshake")
         self._wakeups[sub.name] = asyncio.Event()
         self._workers[sub.name] = asyncio.create_task(self._work(sub), name=f"eventgrid-{sub.name}")
         return sub
@@ -274,11 +270,7 @@ class EventGridDispatcher:
             wakeup.clear()
             while sub.queue:
                 batch = [sub.queue.popleft()]
-                while (
-                    sub.queue
-                    and len(batch) < sub.max_events_per_batch
-                    and sub.queue[0].topic == batch[0].topic
-                ):
+                while sub.queue and len(batch) < sub.max_events_per_batch and sub.queue[0].topic == batch[0].topic:
                     batch.append(sub.queue.popleft())
                 sub.in_flight = True
                 try:
@@ -334,9 +326,7 @@ class EventGridDispatcher:
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)
         headers = self._headers(sub, batch, content_type, count)
         try:
-            async with self._session().post(
-                sub.endpoint, data=data, headers=headers, timeout=timeout
-            ) as resp:
+            async with self._session().post(sub.endpoint, data=data, headers=headers, timeout=timeout) as resp:
                 await resp.read()
                 status = resp.status
         except TimeoutError:

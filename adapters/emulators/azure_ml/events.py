@@ -122,9 +122,7 @@ class EventFactory:
             "modelTags": dict(model.tags),
             "modelProperties": dict(model.properties),
         }
-        return self._ml(
-            MODEL_REGISTERED, f"models/{model.name}:{model.version}", _keys(self.casing, data), at
-        )
+        return self._ml(MODEL_REGISTERED, f"models/{model.name}:{model.version}", _keys(self.casing, data), at)
 
     def model_deployed(
         self,
@@ -187,9 +185,7 @@ class EventFactory:
             "startTime": start.isoformat(),
             "endTime": end.isoformat(),
         }
-        return self._ml(
-            DATASET_DRIFT_DETECTED, f"datadrift/{drift_id}/run/{run_id}", _keys(self.casing, data), at
-        )
+        return self._ml(DATASET_DRIFT_DETECTED, f"datadrift/{drift_id}/run/{run_id}", _keys(self.casing, data), at)
 
     def blob_created(
         self,
@@ -224,9 +220,7 @@ class EventFactory:
         if gen2:
             data["contentOffset"] = 0
         subject = f"/blobServices/default/containers/{fs}/blobs/{path}"
-        return EmittedEvent(
-            str(uuid.uuid4()), self.storage_topic, subject, BLOB_CREATED, at, data, "2" if gen2 else ""
-        )
+        return EmittedEvent(str(uuid.uuid4()), self.storage_topic, subject, BLOB_CREATED, at, data, "2" if gen2 else "")
 
 
 def validation_event(subscription_topic: str, code: str, validation_url: str, at: datetime) -> dict[str, Any]:

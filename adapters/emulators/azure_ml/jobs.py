@@ -16,9 +16,7 @@ from adapters.emulators.azure_ml.state import JobRecord, WorkspaceState
 from adapters.emulators.azure_ml.world import AzureMLWorld, JobPlan
 from bot.clock import Clock
 
-_REFERENCE = re.compile(
-    r"/workspaces/([^/]+)/(environments|data|components|codes|models)/([^/]+)/versions/([^/?#\s]+)"
-)
+_REFERENCE = re.compile(r"/workspaces/([^/]+)/(environments|data|components|codes|models)/([^/]+)/versions/([^/?#\s]+)")
 _COMPUTE = re.compile(r"/workspaces/([^/]+)/computes/([^/?#\s]+)")
 
 
@@ -70,9 +68,9 @@ class JobService:
         spec = next((s for s in self.world.job_specs.values() if s.matches(display, experiment)), None)
         plan = spec.plan if spec else self.world.default_job
         if plan.registers_model is None:
-            marker = (properties.get("tags") or {}).get("registers_model") or (
-                properties.get("properties") or {}
-            ).get("registers_model")
+            marker = (properties.get("tags") or {}).get("registers_model") or (properties.get("properties") or {}).get(
+                "registers_model"
+            )
             plan = replace(plan, registers_model=marker)
         if self._overrides:
             plan = replace(plan, **self._overrides.popleft())

@@ -25,9 +25,7 @@ class ModelRegistry:
     previous latest version's.
     """
 
-    def __init__(
-        self, world: AzureMLWorld, scope: ArmScope, state: WorkspaceState, blobs: BlobService
-    ) -> None:
+    def __init__(self, world: AzureMLWorld, scope: ArmScope, state: WorkspaceState, blobs: BlobService) -> None:
         self.world = world
         self.scope = scope
         self.state = state
@@ -66,9 +64,7 @@ class ModelRegistry:
             json.loads(params) if params else None,
         )
 
-    def write_mlmodel(
-        self, model_uri: str, signature: Signature | None, run_id: str | None, at: datetime
-    ) -> None:
+    def write_mlmodel(self, model_uri: str, signature: Signature | None, run_id: str | None, at: datetime) -> None:
         key = self.artifact_key(model_uri)
         if key is not None:
             text = render_mlmodel(signature, run_id=run_id, created_at=at)

@@ -209,9 +209,7 @@ def datastore_body(scope: ArmScope, ds: DatastoreSeed, storage_suffix: str) -> d
 def workspace_body(scope: ArmScope, workspace_guid: str, public_base: str) -> dict[str, Any]:
     """The workspace resource."""
     w = scope.world
-    storage = (
-        f"/subscriptions/{w.subscription_id}/resourceGroups/{w.resource_group}/providers/Microsoft.Storage"
-    )
+    storage = f"/subscriptions/{w.subscription_id}/resourceGroups/{w.resource_group}/providers/Microsoft.Storage"
     return {
         "id": scope.workspace_id,
         "name": w.workspace,

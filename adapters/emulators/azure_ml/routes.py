@@ -31,9 +31,7 @@ if TYPE_CHECKING:
     from adapters.emulators.azure_ml.emulator import AzureMLEmulator
 
 WS = "/subscriptions/{sub}/resourceGroups/{rg}/providers/" + PROVIDER + "/workspaces/{ws}"
-OPERATION_RESULT = (
-    "/subscriptions/{sub}/providers/" + PROVIDER + "/locations/{location}/mfeOperationResults/{op}"
-)
+OPERATION_RESULT = "/subscriptions/{sub}/providers/" + PROVIDER + "/locations/{location}/mfeOperationResults/{op}"
 ASSET_KINDS = ("environments", "data", "codes", "components")
 PAGE_SIZE = 100
 
@@ -84,8 +82,7 @@ class ArmRoutes:
                 return arm_error(
                     404,
                     "ResourceNotFound",
-                    f"The Resource '{PROVIDER}/workspaces/{m['ws']}' "
-                    f"under resource group '{m['rg']}' was not found.",
+                    f"The Resource '{PROVIDER}/workspaces/{m['ws']}' under resource group '{m['rg']}' was not found.",
                 )
             return await handler(request)
 
@@ -180,8 +177,7 @@ class ArmRoutes:
         w = self.emulator.world
         op = f"jc:{self.emulator.workspace_guid}:{name}"
         path = (
-            f"/subscriptions/{w.subscription_id}/providers/{PROVIDER}"
-            f"/locations/{w.location}/mfeOperationResults/{op}"
+            f"/subscriptions/{w.subscription_id}/providers/{PROVIDER}/locations/{w.location}/mfeOperationResults/{op}"
         )
         location = f"{self.emulator.public_base(request)}{path}?api-version=2023-04-01-preview"
         headers = {"Location": location, "Retry-After": str(self.emulator.lro_retry_after)}
@@ -269,9 +265,7 @@ class ArmRoutes:
 
     async def list_model_versions(self, request: web.Request) -> web.Response:
         view = request.query.get("listViewType", "ActiveOnly")
-        versions = self.state.model_versions(
-            request.match_info["name"], include_archived=view != "ActiveOnly"
-        )
+        versions = self.state.model_versions(request.match_info["name"], include_archived=view != "ActiveOnly")
         if view == "ArchivedOnly":
             versions = [m for m in versions if m.archived]
         if request.query.get("version"):
@@ -367,9 +361,7 @@ class ArmRoutes:
             return arm_error(400, "UserError", "The request body must contain properties.")
         m = request.match_info
         created = self.state.get_asset(kind, m["name"], m["version"]) is None
-        asset = self.state.put_asset(
-            AssetVersion(kind, m["name"], m["version"], props, self.emulator.clock.now())
-        )
+        asset = self.state.put_asset(AssetVersion(kind, m["name"], m["version"], props, self.emulator.clock.now()))
         return web.json_response(asset_version_body(self.scope, asset), status=201 if created else 200)
 
     async def start_pending_upload(self, request: web.Request) -> web.Response:
@@ -387,9 +379,7 @@ class ArmRoutes:
             f"/subscriptions/{self.emulator.world.subscription_id}/resourceGroups/"
             f"{self.emulator.world.resource_group}/providers/Microsoft.Storage/storageAccounts/{account}"
         )
-        sas = urlencode(
-            {"sv": "2025-01-05", "sr": "c", "sp": "rcwl", "se": "2099-01-01T00:00:00Z", "sig": "emulator"}
-        )
+        sas = urlencode({"sv": "2025-01-05", "sr": "c", "sp": "rcwl", "se": "2099-01-01T00:00:00Z", "sig": "emulator"})
         body = {
             "blobReferenceForConsumption": {
                 "blobUri": blob_uri,

@@ -10,9 +10,7 @@ from adapters.emulators.azure_ml.state import AssetVersion, WorkspaceState
 from adapters.emulators.azure_ml.world import AzureMLWorld
 
 
-def seed_workspace(
-    world: AzureMLWorld, state: WorkspaceState, registry: ModelRegistry, now: datetime
-) -> None:
+def seed_workspace(world: AzureMLWorld, state: WorkspaceState, registry: ModelRegistry, now: datetime) -> None:
     """Fill ``state`` with the world's assets, created in the past and in the order the world lists them."""
     start = now - timedelta(days=30)
     n = 0

@@ -101,9 +101,7 @@ class BlobRecord:
     @property
     def etag(self) -> str:
         return (
-            '"0x'
-            + hashlib.sha256(self.data + self.last_modified.isoformat().encode()).hexdigest()[:15].upper()
-            + '"'
+            '"0x' + hashlib.sha256(self.data + self.last_modified.isoformat().encode()).hexdigest()[:15].upper() + '"'
         )
 
 

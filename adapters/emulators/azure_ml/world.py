@@ -29,9 +29,7 @@ class Signature:
         if not data:
             return None
         params = data.get("params")
-        return cls(
-            list(data.get("inputs") or []), list(data.get("outputs") or []), list(params) if params else None
-        )
+        return cls(list(data.get("inputs") or []), list(data.get("outputs") or []), list(params) if params else None)
 
 
 @dataclass(frozen=True)
@@ -51,9 +49,7 @@ class JobPlan:
         data = data or {}
         outcome = str(data.get("outcome", plan.outcome))
         if outcome not in TERMINAL_OUTCOMES:
-            raise ValueError(
-                f"azure_ml: job outcome {outcome!r} is not one of {', '.join(TERMINAL_OUTCOMES)}"
-            )
+            raise ValueError(f"azure_ml: job outcome {outcome!r} is not one of {', '.join(TERMINAL_OUTCOMES)}")
         return replace(
             plan,
             queued_after=float(data.get("queued_after", plan.queued_after)),
@@ -214,8 +210,7 @@ class AzureMLWorld:
             datastores=datastores,
             models=models,
             endpoints={
-                str(n): str((e or {}).get("compute_type", "Managed"))
-                for n, e in (s.get("endpoints") or {}).items()
+                str(n): str((e or {}).get("compute_type", "Managed")) for n, e in (s.get("endpoints") or {}).items()
             },
             lake=LakeConfig(
                 str(lake.get("resource_group", s.get("resource_group", cls.resource_group))),

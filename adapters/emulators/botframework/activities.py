@@ -27,9 +27,7 @@ class ActivityFactory:
     ) -> dict[str, Any]:
         """``installationUpdate`` for the app added to / removed from a team (``action`` add, remove…)."""
         general = team.general
-        activity = self._base(
-            "installationUpdate", activity_id, now, user.account(), self._channel(general.id)
-        )
+        activity = self._base("installationUpdate", activity_id, now, user.account(), self._channel(general.id))
         activity["action"] = action
         activity["channelData"] = {
             "settings": {"selectedChannel": {"id": general.id}},
@@ -50,9 +48,7 @@ class ActivityFactory:
         activity["channelData"] = {"tenant": {"id": self.world.tenant_id}, "source": {"name": "message"}}
         return activity
 
-    def bot_added_to_team(
-        self, activity_id: str, now: datetime, *, team: Team, user: TeamsUser
-    ) -> dict[str, Any]:
+    def bot_added_to_team(self, activity_id: str, now: datetime, *, team: Team, user: TeamsUser) -> dict[str, Any]:
         """``conversationUpdate`` with ``eventType: teamMemberAdded`` listing the bot itself."""
         sender = {"id": user.id, "aadObjectId": user.aad_object_id}
         activity = self._base("conversationUpdate", activity_id, now, sender, self._channel(team.id))
@@ -92,9 +88,7 @@ class ActivityFactory:
         }
         return activity
 
-    def personal_message(
-        self, activity_id: str, now: datetime, *, user: TeamsUser, text: str
-    ) -> dict[str, Any]:
+    def personal_message(self, activity_id: str, now: datetime, *, user: TeamsUser, text: str) -> dict[str, Any]:
         """A ``message`` in the user's 1:1 chat with the bot (no mention needed)."""
         activity = self._base("message", activity_id, now, user.account(), self._personal(user))
         self._add_text(activity, text, mention=False)
@@ -202,12 +196,7 @@ class ActivityFactory:
         bot = self.world.bot_name
         tag = f"<at>{bot}</at>"
         activity["text"] = f"{tag} {text}"
-        span = (
-            '<span itemtype="http://schema.skype.com/Mention" itemscope="" itemid="0">'
-            f"{html.escape(bot)}</span>"
-        )
-        activity["attachments"] = [
-            {"contentType": "text/html", "content": f"<p>{span}&nbsp;{html.escape(text)}</p>"}
-        ]
+        span = f'<span itemtype="http://schema.skype.com/Mention" itemscope="" itemid="0">{html.escape(bot)}</span>'
+        activity["attachments"] = [{"contentType": "text/html", "content": f"<p>{span}&nbsp;{html.escape(text)}</p>"}]
         mention_entity = {"type": "mention", "text": tag, "mentioned": self.world.bot_account()}
         activity["entities"] = [mention_entity, *activity["entities"]]

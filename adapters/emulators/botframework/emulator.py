@@ -197,9 +197,7 @@ class BotFrameworkEmulator:
     async def send_personal_message(self, text: str, *, user: str = DEFAULT_USER) -> BotResponse:
         """A user writes to the bot in their 1:1 chat."""
         who = self.world.user(user)
-        activity = self._factory().personal_message(
-            self.state.new_activity_id(), self.clock.now(), user=who, text=text
-        )
+        activity = self._factory().personal_message(self.state.new_activity_id(), self.clock.now(), user=who, text=text)
         self.state.post(who.personal_conversation_id, activity, by_bot=False)
         return await self.post_activity(activity)
 
@@ -233,9 +231,7 @@ class BotFrameworkEmulator:
         )
         return await self.post_activity(activity)
 
-    async def submit_card(
-        self, message_id: str, value: dict[str, Any], *, user: str = DEFAULT_USER
-    ) -> BotResponse:
+    async def submit_card(self, message_id: str, value: dict[str, Any], *, user: str = DEFAULT_USER) -> BotResponse:
         """A user clicks an ``Action.Submit`` (legacy fallback) button: a ``message`` with ``value``."""
         msg = self._message(message_id)
         activity = self._factory().card_submit(

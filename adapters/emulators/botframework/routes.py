@@ -109,9 +109,7 @@ class ConnectorRoutes:
         return web.json_response(body, status=201)
 
     def _create_chat(self, params: dict[str, Any], activity: dict[str, Any] | None) -> web.Response:
-        members = [
-            self._user(str(m.get("id", ""))) for m in params.get("members") or [] if isinstance(m, dict)
-        ]
+        members = [self._user(str(m.get("id", ""))) for m in params.get("members") or [] if isinstance(m, dict)]
         if not members:
             raise bad_argument("members or channelData.channel.id is required")
         if len(members) == 1 and not params.get("isGroup"):

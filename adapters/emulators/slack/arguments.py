@@ -69,9 +69,7 @@ async def read_call(request: web.Request) -> ApiCall:
             try:
                 args[name] = json.loads(args[name])
             except ValueError:
-                raise MethodError(
-                    f"invalid_{name}" if name != "blocks" else "invalid_blocks_format"
-                ) from None
+                raise MethodError(f"invalid_{name}" if name != "blocks" else "invalid_blocks_format") from None
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
     token = token or (str(args.pop("token")) if args.get("token") else None)

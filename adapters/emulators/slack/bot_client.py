@@ -57,9 +57,7 @@ class SlackBotClient:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def post_form(
-        self, fields: Mapping[str, str], headers: Mapping[str, str] | None = None
-    ) -> SlackBotResponse:
+    async def post_form(self, fields: Mapping[str, str], headers: Mapping[str, str] | None = None) -> SlackBotResponse:
         """POST ``fields`` form-encoded (slash commands; interactivity as ``payload=<json>``)."""
         return await self._post(urlencode(fields).encode("utf-8"), FORM, headers)
 
@@ -73,9 +71,7 @@ class SlackBotClient:
             await self._session.close()
             self._session = None
 
-    async def _post(
-        self, body: bytes, content_type: str, extra: Mapping[str, str] | None
-    ) -> SlackBotResponse:
+    async def _post(self, body: bytes, content_type: str, extra: Mapping[str, str] | None) -> SlackBotResponse:
         if not self.url:
             raise RuntimeError("no request URL: set events_url to the app's /slack/events URL")
         timestamp = int(self.clock.now().timestamp())

@@ -222,9 +222,7 @@ class SlackEmulator:
         where, who = self.state.channel(channel), self.world.user(user)
         full = f"<@{self.world.bot_user_id}> {text}"
         msg = self.state.post(where, user=who.id, text=full, thread_ts=thread_ts)
-        event = self.payloads.app_mention(
-            user=who, channel=where, text=full, ts=msg.ts, thread_ts=msg.thread_ts
-        )
+        event = self.payloads.app_mention(user=who, channel=where, text=full, ts=msg.ts, thread_ts=msg.thread_ts)
         return await self.send_event(event)
 
     async def send_event(
@@ -238,9 +236,7 @@ class SlackEmulator:
         """Deliver any event in an ``event_callback`` envelope; ``retry_num`` marks a redelivery
         (``X-Slack-Retry-Num``/``X-Slack-Retry-Reason``), to be sent with the same ``event_id``."""
         event_id = event_id or f"Ev{next(self._event_ids):08d}EMU"
-        envelope = self.payloads.event_callback(
-            event, event_id=event_id, event_time=int(self.clock.now().timestamp())
-        )
+        envelope = self.payloads.event_callback(event, event_id=event_id, event_time=int(self.clock.now().timestamp()))
         headers = {}
         if retry_num is not None:
             headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
@@ -263,9 +259,7 @@ class SlackEmulator:
             raise RuntimeError("base_url is not set: start() the emulator or set base_url once it is served")
         return f"{self.base_url.rstrip('/')}/hooks/{url.kind}/{url.token}"
 
-    def _clicked_message(
-        self, message_ts: str, channel: str | None
-    ) -> tuple[ChannelState, dict[str, Any] | None, Any]:
+    def _clicked_message(self, message_ts: str, channel: str | None) -> tuple[ChannelState, dict[str, Any] | None, Any]:
         channels = [self.state.channel(channel)] if channel else list(self.state.channels.values())
         for where in channels:
             msg: SlackMessage | None = self.state.find(where.id, message_ts)
@@ -313,9 +307,7 @@ class SlackEmulator:
         await self.close()
 
 
-def _find_action(
-    blocks: list[dict[str, Any]], action_id: str, value: str | None, action_ts: str
-) -> dict[str, Any]:
+def _find_action(blocks: list[dict[str, Any]], action_id: str, value: str | None, action_ts: str) -> dict[str, Any]:
     for block in blocks:
         elements = list(block.get("elements") or [])
         if isinstance(block.get("accessory"), dict):

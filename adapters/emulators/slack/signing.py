@@ -19,9 +19,7 @@ def sign(signing_secret: str, timestamp: str | int, body: bytes | str) -> str:
     return f"{VERSION}={digest}"
 
 
-def signed_headers(
-    signing_secret: str, timestamp: str | int, body: bytes | str, content_type: str
-) -> dict[str, str]:
+def signed_headers(signing_secret: str, timestamp: str | int, body: bytes | str, content_type: str) -> dict[str, str]:
     """The headers Slack sends with a signed request."""
     return {
         "Content-Type": content_type,

@@ -204,9 +204,7 @@ class SlackState:
         channel_id = f"D{user_id[1:]}"
         if channel_id not in self.channels:
             members = {user_id, self.world.bot_user_id}
-            self.channels[channel_id] = ChannelState(
-                channel_id, user_id, members, is_private=True, is_im=True
-            )
+            self.channels[channel_id] = ChannelState(channel_id, user_id, members, is_private=True, is_im=True)
         return self.channels[channel_id]
 
     def find(self, channel: str, ts: str) -> SlackMessage | None:

@@ -40,9 +40,7 @@ class WebApi:
         self.world = state.world
         self.base_url = base_url
         limits = self.world.limits
-        self.post_limiter = TokenBucketLimiter(
-            limits.post_message_per_second, limits.post_message_burst, state.clock
-        )
+        self.post_limiter = TokenBucketLimiter(limits.post_message_per_second, limits.post_message_burst, state.clock)
         self.methods: dict[str, Method] = {
             "auth.test": self.auth_test,
             "chat.postMessage": self.chat_post_message,
@@ -135,9 +133,7 @@ class WebApi:
         if user.id not in channel.members:
             raise MethodError("user_not_in_channel")
         text, blocks, _ = self._content(call)
-        msg = self.state.post_ephemeral(
-            channel, user.id, text=text, blocks=blocks, thread_ts=call.string("thread_ts")
-        )
+        msg = self.state.post_ephemeral(channel, user.id, text=text, blocks=blocks, thread_ts=call.string("thread_ts"))
         return {"message_ts": msg.ts}
 
     def views_open(self, call: ApiCall) -> dict[str, Any]:
@@ -255,14 +251,10 @@ class WebApi:
         if len(blocks) > limits.max_blocks:
             raise MethodError(
                 "invalid_blocks",
-                response_metadata={
-                    "messages": [f"[ERROR] must provide an array of at most {limits.max_blocks} items"]
-                },
+                response_metadata={"messages": [f"[ERROR] must provide an array of at most {limits.max_blocks} items"]},
             )
 
-    def _own_message(
-        self, call: ApiCall, error: str = "cant_update_message"
-    ) -> tuple[ChannelState, SlackMessage]:
+    def _own_message(self, call: ApiCall, error: str = "cant_update_message") -> tuple[ChannelState, SlackMessage]:
         channel = self._channel(call)
         msg = self.state.find(channel.id, call.required("ts", "message_not_found"))
         if msg is None or msg.deleted:

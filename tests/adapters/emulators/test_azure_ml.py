@@ -189,11 +189,7 @@ async def test_local_code_is_uploaded_through_the_emulator_blob_endpoint_once(
     assert next(iter(stored.values())).metadata["upload_status"] == "completed"
     code_put = aml.recorder.matching(f"PUT {WS_PATH}/codes/*/versions/1")
     assert len(code_put) == 1
-    assert (
-        code_put[0]
-        .json()["properties"]["codeUri"]
-        .startswith(f"https://stmlopsws.blob.{EMULATOR_STORAGE_SUFFIX}/")
-    )
+    assert code_put[0].json()["properties"]["codeUri"].startswith(f"https://stmlopsws.blob.{EMULATOR_STORAGE_SUFFIX}/")
     # @latest references cost lookups: newest environment version, the data container, its latest version
     assert aml.recorder.matching(f"GET {WS_PATH}/environments/sklearn-env/versions")[0].query["$top"] == "1"
     assert aml.recorder.matching(f"GET {WS_PATH}/data/lake-data/versions/7")
@@ -227,12 +223,8 @@ async def test_jobs_list_and_missing_job(aml: AzureMLEmulator, ml_client: Any, t
 async def test_models_list_get_and_create_or_update(aml: AzureMLEmulator, ml_client: Any) -> None:
     from azure.ai.ml.entities import Model
 
-    versions = await asyncio.to_thread(
-        lambda: sorted(int(m.version) for m in ml_client.models.list(name="model-x"))
-    )
-    containers = await asyncio.to_thread(
-        lambda: [(m.name, m.latest_version) for m in ml_client.models.list()]
-    )
+    versions = await asyncio.to_thread(lambda: sorted(int(m.version) for m in ml_client.models.list(name="model-x")))
+    containers = await asyncio.to_thread(lambda: [(m.name, m.latest_version) for m in ml_client.models.list()])
     six = await asyncio.to_thread(ml_client.models.get, "model-x", version="6")
     model = Model(
         name="model-x",
@@ -267,10 +259,7 @@ async def test_read_mlmodel_returns_the_signature_of_a_version(aml: AzureMLEmula
     mlmodel = await asyncio.to_thread(read_mlmodel, ml_client, "model-x", "7")
     by_settings = await asyncio.to_thread(read_mlmodel, aml.connection(), "model-x", 6)
 
-    assert (
-        yaml.safe_load(yaml.safe_dump(mlmodel))["flavors"]["python_function"]["loader_module"]
-        == "mlflow.sklearn"
-    )
+    assert yaml.safe_load(yaml.safe_dump(mlmodel))["flavors"]["python_function"]["loader_module"] == "mlflow.sklearn"
     assert isinstance(mlmodel["signature"]["inputs"], str)  # JSON inside YAML, as MLflow writes it
     assert model_signature(mlmodel) == {
         "inputs": FEATURES,
@@ -301,9 +290,7 @@ async def test_a_job_registers_the_scripted_signature(
         await asyncio.to_thread(read_mlmodel, ml_client, "model-x", 99)
 
 
-async def test_register_model_from_python_copies_or_takes_a_signature(
-    aml: AzureMLEmulator, ml_client: Any
-) -> None:
+async def test_register_model_from_python_copies_or_takes_a_signature(aml: AzureMLEmulator, ml_client: Any) -> None:
     copied = aml.register_model("model-x", tags={"origin": "test"})
     given = aml.register_model("model-x", signature={"inputs": FEATURES[:1], "outputs": []})
     latest = await asyncio.to_thread(ml_client.models.get, "model-x", label="latest")
@@ -314,9 +301,7 @@ async def test_register_model_from_python_copies_or_takes_a_signature(
     assert model_signature(mlmodel) == {"inputs": FEATURES[:1], "outputs": [], "params": None}
 
 
-async def test_mounted_under_a_prefix_with_the_real_clock(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+async def test_mounted_under_a_prefix_with_the_real_clock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     world = load_default_world()
     world["azure_ml"]["job_specs"]["train-model-x"]["simulation"] = {
         "queued_after": 0.01,

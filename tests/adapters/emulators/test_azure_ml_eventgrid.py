@@ -44,9 +44,7 @@ class EventGridReceiver(FakeHTTPServer):
 async def receiver() -> AsyncIterator[EventGridReceiver]:
     async with EventGridReceiver() as server:
         server.respond("POST /hook", status=200)
-        server.respond(
-            "OPTIONS /hook", status=200, headers={"WebHook-Allowed-Origin": ORIGIN, "Allow": "POST"}
-        )
+        server.respond("OPTIONS /hook", status=200, headers={"WebHook-Allowed-Origin": ORIGIN, "Allow": "POST"})
         yield server
 
 
@@ -57,9 +55,7 @@ async def aml(clock: FakeClock) -> AsyncIterator[AzureMLEmulator]:
 
 
 def deliveries(server: FakeHTTPServer) -> list[Any]:
-    return [
-        r for r in server.recorder.matching("POST /hook") if r.headers.get("aeg-event-type") == "Notification"
-    ]
+    return [r for r in server.recorder.matching("POST /hook") if r.headers.get("aeg-event-type") == "Notification"]
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -73,9 +69,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 async def test_event_grid_schema_handshake_then_single_deliveries_with_query_secret(
     aml: AzureMLEmulator, receiver: EventGridReceiver
 ) -> None:
-    sub = await aml.add_event_subscription(
-        f"{receiver.url}/hook", secret_query=("code", "s3cret"), name="handoff-ml"
-    )
+    sub = await aml.add_event_subscription(f"{receiver.url}/hook", secret_query=("code", "s3cret"), name="handoff-ml")
     aml.register_model("model-x", tags={"team": "ds"})
     aml.land_blob("raw/customers/2026-01-01.csv", 2048, content_type="text/csv")
     await aml.drain_events()
@@ -112,10 +106,7 @@ async def test_event_grid_schema_handshake_then_single_deliveries_with_query_sec
     assert landed["subject"] == "/blobServices/default/containers/lake/blobs/raw/customers/2026-01-01.csv"
     assert landed["data"]["api"] == "FlushWithClose"
     assert landed["data"]["contentLength"] == 2048
-    assert (
-        landed["data"]["url"]
-        == "https://stmlopslake.dfs.storage.emulator.test/lake/raw/customers/2026-01-01.csv"
-    )
+    assert landed["data"]["url"] == "https://stmlopslake.dfs.storage.emulator.test/lake/raw/customers/2026-01-01.csv"
 
 
 async def test_cloud_events_handshake_then_batched_deliveries_with_header_secret(
@@ -146,9 +137,7 @@ async def test_cloud_events_handshake_then_batched_deliveries_with_header_secret
     assert [e["data"]["sequencer"] for e in events] == sorted(e["data"]["sequencer"] for e in events)
 
 
-async def test_unbatched_cloud_events_are_single_objects(
-    aml: AzureMLEmulator, receiver: EventGridReceiver
-) -> None:
+async def test_unbatched_cloud_events_are_single_objects(aml: AzureMLEmulator, receiver: EventGridReceiver) -> None:
     await aml.add_event_subscription(f"{receiver.url}/hook", schema=CE, subject_begins_with="models/model-x")
     aml.register_model("model-x")
     aml.register_model("model-y")
@@ -239,9 +228,7 @@ async def test_no_retry_for_400_401_403_413(aml: AzureMLEmulator, receiver: Even
     subs = {}
     for status in (400, 401, 403, 413):
         receiver.respond(f"POST /s{status}", status=status)
-        subs[status] = await aml.add_event_subscription(
-            f"{receiver.url}/s{status}", event_types=[MODEL_REGISTERED]
-        )
+        subs[status] = await aml.add_event_subscription(f"{receiver.url}/s{status}", event_types=[MODEL_REGISTERED])
     aml.register_model("model-x")
     await aml.drain_events()
     outcomes = {status: [(a.status, a.outcome) for a in sub.attempts] for status, sub in subs.items()}
@@ -294,9 +281,7 @@ def emit_all(aml: AzureMLEmulator) -> None:
     aml.land_blob("raw/customers/b.csv", 1024, api="PutBlockList", content_type="text/plain")
 
 
-async def emitted_bodies(
-    aml: AzureMLEmulator, receiver: EventGridReceiver, clock: FakeClock, schema: Any
-) -> Any:
+async def emitted_bodies(aml: AzureMLEmulator, receiver: EventGridReceiver, clock: FakeClock, schema: Any) -> Any:
     await aml.add_event_subscription(f"{receiver.url}/hook", schema=schema)
     emit_all(aml)
     await until(lambda: clock.sleepers >= 2)  # both jobs are waiting on the clock
@@ -372,10 +357,7 @@ async def test_handshake_single_cloud_event_and_dead_letter_match_their_samples(
     assert missing_keys(sample(shared_dir, "subscription-validation.eventgrid.json")[0], validation) == []
     single = receiver.recorder.matching("POST /ce")[0].json()
     assert missing_keys(sample(shared_dir, "storage-blob-created.cloudevents-single.json"), single) == []
-    assert (
-        missing_keys(sample(shared_dir, "storage-blob-created.deadletter.eventgrid.json"), eg.dead_letters[0])
-        == []
-    )
+    assert missing_keys(sample(shared_dir, "storage-blob-created.deadletter.eventgrid.json"), eg.dead_letters[0]) == []
 
 
 async def test_create_file_then_flush_with_close(aml: AzureMLEmulator, receiver: EventGridReceiver) -> None:

@@ -102,9 +102,7 @@ async def test_malformed_json_fails_deserialization(aml: AzureMLEmulator, client
     assert statuses(aml, MODEL_VERSION) == [200]  # a 200 is not retried, however broken its body
 
 
-async def test_faults_on_the_blob_route_reach_read_mlmodel(
-    aml: AzureMLEmulator, clients: tuple[Any, Any]
-) -> None:
+async def test_faults_on_the_blob_route_reach_read_mlmodel(aml: AzureMLEmulator, clients: tuple[Any, Any]) -> None:
     from azure.core.exceptions import HttpResponseError
 
     retrying, strict = clients

@@ -44,13 +44,9 @@ def sample(shared_dir: Path, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def teams_to_fake_bot(
-    clock: FakeClock, fake_http_server: FakeHTTPServer
-) -> AsyncIterator[BotFrameworkEmulator]:
+async def teams_to_fake_bot(clock: FakeClock, fake_http_server: FakeHTTPServer) -> AsyncIterator[BotFrameworkEmulator]:
     fake_http_server.default = CannedResponse(201)
-    async with BotFrameworkEmulator(
-        clock=clock, bot_endpoint=f"{fake_http_server.url}/api/messages"
-    ) as emulator:
+    async with BotFrameworkEmulator(clock=clock, bot_endpoint=f"{fake_http_server.url}/api/messages") as emulator:
         yield emulator
 
 
@@ -63,9 +59,7 @@ async def test_every_activity_has_the_documented_keys(
         "installationUpdate.add_team.activity.json": await teams.install_app(),
         "installationUpdate.remove_team.activity.json": await teams.uninstall_app(),
         "conversationUpdate.bot_added_to_team.activity.json": await teams.add_bot_to_team(),
-        "message.channel_mention.activity.json": await teams.send_channel_message(
-            "status", channel="ML models"
-        ),
+        "message.channel_mention.activity.json": await teams.send_channel_message("status", channel="ML models"),
         "invoke.adaptiveCard_action.activity.json": await teams.click_action(
             card.id, "approve", {"requestId": "req-42"}
         ),
@@ -106,9 +100,7 @@ async def test_personal_message_and_invoke_answer(
     response = await teams.send_personal_message("help", user="carol")
     assert response.status == 201
     assert response.activity["conversation"]["conversationType"] == "personal"
-    assert "entities" not in response.activity or all(
-        e["type"] != "mention" for e in response.activity["entities"]
-    )
+    assert "entities" not in response.activity or all(e["type"] != "mention" for e in response.activity["entities"])
     card = teams.state.post("a:1personal-carol", {"type": "message", "text": "card"}, by_bot=True)
     body = {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": "Recorded"}
     fake_http_server.respond("POST /api/messages", status=200, body=body)
@@ -164,9 +156,7 @@ class ProbeBot(TeamsActivityHandler):
             "version": "1.5",
             "body": [{"type": "TextBlock", "text": update.text}],
         }
-        return AdaptiveCardInvokeResponse(
-            status_code=200, type="application/vnd.microsoft.card.adaptive", value=done
-        )
+        return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.card.adaptive", value=done)
 
 
 class NoAuthConfig:
@@ -179,9 +169,7 @@ class NoAuthConfig:
 def bot_app(adapter: CloudAdapter, bot: ProbeBot) -> web.Application:
     async def messages(request: web.Request) -> web.Response:
         activity = Activity().deserialize(await request.json())
-        invoke = await adapter.process_activity(
-            request.headers.get("Authorization", ""), activity, bot.on_turn
-        )
+        invoke = await adapter.process_activity(request.headers.get("Authorization", ""), activity, bot.on_turn)
         if invoke:
             return web.json_response(data=invoke.body, status=invoke.status)
         return web.Response(status=201)

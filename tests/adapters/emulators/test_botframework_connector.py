@@ -45,9 +45,7 @@ async def connector(teams: BotFrameworkEmulator) -> AsyncIterator[ConnectorClien
 
 
 def message(text: str, **extra: Any) -> Activity:
-    return Activity(
-        type="message", text=text, from_property=ChannelAccount(id="28:bot", name="Handoff"), **extra
-    )
+    return Activity(type="message", text=text, from_property=ChannelAccount(id="28:bot", name="Handoff"), **extra)
 
 
 def status_of(exc: ErrorResponseException) -> tuple[int, str | None, str | None]:
@@ -62,9 +60,7 @@ async def test_post_reply_update_delete_build_the_thread(
     thread = f"{RELEASES};messageid={root.id}"
     reply = await connector.conversations.send_to_conversation(thread, message("stage build: succeeded"))
     # continue_conversation's route: a reply to a (random) activity id in the thread
-    reply2 = await connector.conversations.reply_to_activity(
-        thread, "f0a1-random", message("stage test: running")
-    )
+    reply2 = await connector.conversations.reply_to_activity(thread, "f0a1-random", message("stage test: running"))
     updated = await connector.conversations.update_activity(
         thread, reply2.id, Activity(type="message", id=reply2.id, text="stage test: succeeded")
     )
@@ -89,9 +85,7 @@ async def test_bare_channel_reply_route_makes_a_new_post(
     teams: BotFrameworkEmulator, connector: ConnectorClient
 ) -> None:
     first = await connector.conversations.send_to_conversation(MODELS, message("model-x:7 registered"))
-    second = await connector.conversations.reply_to_activity(
-        MODELS, first.id, message("model-x:8 registered")
-    )
+    second = await connector.conversations.reply_to_activity(MODELS, first.id, message("model-x:8 registered"))
     assert [p.id for p in teams.state.channel(MODELS).posts] == [first.id, second.id]
 
 
@@ -178,22 +172,14 @@ async def test_unknown_conversation_activity_and_member_are_404(connector: Conne
     ]
 
 
-async def test_bot_cannot_edit_a_users_message(
-    teams: BotFrameworkEmulator, connector: ConnectorClient
-) -> None:
-    teams.state.post(
-        MODELS, {"type": "message", "id": "42", "text": "hi", "from": {"id": ALICE_MRI}}, by_bot=False
-    )
+async def test_bot_cannot_edit_a_users_message(teams: BotFrameworkEmulator, connector: ConnectorClient) -> None:
+    teams.state.post(MODELS, {"type": "message", "id": "42", "text": "hi", "from": {"id": ALICE_MRI}}, by_bot=False)
     with pytest.raises(ErrorResponseException) as info:
-        await connector.conversations.update_activity(
-            MODELS, "42", Activity(type="message", id="42", text="x")
-        )
+        await connector.conversations.update_activity(MODELS, "42", Activity(type="message", id="42", text="x"))
     assert status_of(info.value)[0] == 403
 
 
-async def test_message_over_the_size_limit_is_413(
-    teams: BotFrameworkEmulator, connector: ConnectorClient
-) -> None:
+async def test_message_over_the_size_limit_is_413(teams: BotFrameworkEmulator, connector: ConnectorClient) -> None:
     with pytest.raises(ErrorResponseException) as info:
         await connector.conversations.send_to_conversation(MODELS, message("x" * 110_000))
     assert status_of(info.value) == (413, None, "MessageSizeTooBig")
@@ -225,9 +211,7 @@ async def test_the_eighth_message_in_one_second_gets_429(
     await clock.advance(2.0)
     await connector.conversations.send_to_conversation(MODELS, message("m10"))
     assert len(teams.state.channel(MODELS).posts) == 9
-    assert [r.status for r in teams.recorder.matching(f"POST /v3/conversations/{MODELS}/activities")].count(
-        429
-    ) == 2
+    assert [r.status for r in teams.recorder.matching(f"POST /v3/conversations/{MODELS}/activities")].count(429) == 2
 
 
 async def test_sixty_messages_per_thirty_seconds(connector: ConnectorClient, clock: FakeClock) -> None:
@@ -252,9 +236,7 @@ async def test_fault_429_reaches_the_client_with_retry_after(
     await connector.conversations.send_to_conversation(MODELS, message("x"))  # the next one goes through
 
 
-async def test_fault_503_and_502_reach_the_client(
-    teams: BotFrameworkEmulator, connector: ConnectorClient
-) -> None:
+async def test_fault_503_and_502_reach_the_client(teams: BotFrameworkEmulator, connector: ConnectorClient) -> None:
     teams.faults.add("POST /v3/conversations/*/activities", ["503", "502"])
     seen = []
     for _ in range(2):
@@ -265,9 +247,7 @@ async def test_fault_503_and_502_reach_the_client(
     assert teams.state.channel(MODELS).posts == []
 
 
-async def test_fault_reset_and_malformed_json(
-    teams: BotFrameworkEmulator, connector: ConnectorClient
-) -> None:
+async def test_fault_reset_and_malformed_json(teams: BotFrameworkEmulator, connector: ConnectorClient) -> None:
     teams.faults.add("POST /v3/conversations/*/activities", ["reset", "malformed_json"])
     with pytest.raises((ClientRequestError, aiohttp.ClientError)):
         await connector.conversations.send_to_conversation(MODELS, message("lost"))
@@ -286,23 +266,17 @@ async def test_reads_and_updates_are_retried_by_msrest_after_a_fault(
     assert len(page.members) == 3
     assert [r.status for r in teams.recorder.matching("GET /v3/conversations/*/pagedmembers")] == [503, 200]
     sent = await connector.conversations.send_to_conversation(MODELS, message("x"))
-    await connector.conversations.update_activity(
-        MODELS, sent.id, Activity(type="message", id=sent.id, text="y")
-    )
+    await connector.conversations.update_activity(MODELS, sent.id, Activity(type="message", id=sent.id, text="y"))
     assert [r.status for r in teams.recorder.matching("PUT /v3/conversations/**")] == [502, 200]
     assert teams.state.message(sent.id).text == "y"
 
 
-async def test_faults_can_be_scripted_over_http(
-    teams: BotFrameworkEmulator, connector: ConnectorClient
-) -> None:
+async def test_faults_can_be_scripted_over_http(teams: BotFrameworkEmulator, connector: ConnectorClient) -> None:
     async with aiohttp.ClientSession() as session:
         script = {"route": "POST /v3/conversations", "faults": [{"kind": "429", "retry_after": 3}]}
         async with session.post(f"{teams.base_url}/_emulator/faults", json=script) as resp:
             assert resp.status == 200
-        params = ConversationParameters(
-            is_group=True, channel_data={"channel": {"id": MODELS}}, activity=message("x")
-        )
+        params = ConversationParameters(is_group=True, channel_data={"channel": {"id": MODELS}}, activity=message("x"))
         with pytest.raises(ErrorResponseException) as info:
             await connector.conversations.create_conversation(params)
         assert status_of(info.value)[:2] == (429, "3")

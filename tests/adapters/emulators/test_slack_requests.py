@@ -83,15 +83,11 @@ def decoded(body: bytes) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def slack_to_fake_app(
-    clock: FakeClock, fake_http_server: FakeHTTPServer
-) -> AsyncIterator[SlackEmulator]:
+async def slack_to_fake_app(clock: FakeClock, fake_http_server: FakeHTTPServer) -> AsyncIterator[SlackEmulator]:
     fake_http_server.default = CannedResponse(200)
     world = default_world()
     world["enterprise"] = {"id": "E0C0NT050", "name": "Contoso"}  # Grid adds the enterprise_* fields
-    async with SlackEmulator(
-        world, clock=clock, events_url=f"{fake_http_server.url}/slack/events"
-    ) as emulator:
+    async with SlackEmulator(world, clock=clock, events_url=f"{fake_http_server.url}/slack/events") as emulator:
         yield emulator
 
 
@@ -197,9 +193,7 @@ async def test_response_url_expires(slack_to_fake_app: SlackEmulator, clock: Fak
         assert (resp.status, await resp.json()) == (404, {"ok": False, "error": "expired_url"})
 
 
-async def test_event_redelivery_headers(
-    slack_to_fake_app: SlackEmulator, fake_http_server: FakeHTTPServer
-) -> None:
+async def test_event_redelivery_headers(slack_to_fake_app: SlackEmulator, fake_http_server: FakeHTTPServer) -> None:
     slack = slack_to_fake_app
     event = {
         "type": "app_mention",
@@ -280,9 +274,7 @@ async def test_a_real_bolt_app_round_trip() -> None:
     slack = SlackEmulator(clock=clock)
     await slack.start()
     try:
-        bolt = handoff_like_app(
-            AsyncWebClient(token=slack.bot_token, base_url=slack.api_url), slack.signing_secret
-        )
+        bolt = handoff_like_app(AsyncWebClient(token=slack.bot_token, base_url=slack.api_url), slack.signing_secret)
 
         async def events(request: web.Request) -> web.Response:
             return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))

@@ -73,9 +73,7 @@ async def test_post_thread_broadcast_and_update(slack: SlackEmulator, client: As
     assert root["message"]["blocks"] == BLOCKS
     assert root["message"]["bot_id"] == "B0HANDOFF01"
     reply = await client.chat_postMessage(channel="#ml-models", text="details", thread_ts=root["ts"])
-    loud = await client.chat_postMessage(
-        channel=MODELS, text="failed!", thread_ts=root["ts"], reply_broadcast=True
-    )
+    loud = await client.chat_postMessage(channel=MODELS, text="failed!", thread_ts=root["ts"], reply_broadcast=True)
     # text only: the blocks stay
     await client.chat_update(channel=MODELS, ts=root["ts"], text="Approved by <@U0A11CE0001>")
     kept = slack.state.find(MODELS, root["ts"])
@@ -176,9 +174,7 @@ async def test_views_open_and_update_with_a_trigger(
     late = slack.state.new_trigger(ALICE)
     await clock.advance(3.5)
     assert (await error_of(client.views_open(trigger_id=late.id, view=view)))[1] == "expired_trigger_id"
-    again = await client.views_update(
-        view_id=view_id, hash=opened["view"]["hash"], view={**view, "blocks": []}
-    )
+    again = await client.views_update(view_id=view_id, hash=opened["view"]["hash"], view={**view, "blocks": []})
     assert again["view"]["id"] == view_id
     stale = client.views_update(view_id=view_id, hash=opened["view"]["hash"], view=view)
     assert (await error_of(stale))[1] == "hash_conflict"
@@ -217,9 +213,7 @@ async def test_retry_handler_absorbs_a_429_on_the_real_clock() -> None:
         assert [r.status for r in slack.recorder.matching("POST /api/chat.postMessage")] == [429, 200]
 
 
-async def test_faults_reach_the_client_as_slack_sends_them(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_faults_reach_the_client_as_slack_sends_them(slack: SlackEmulator, client: AsyncWebClient) -> None:
     slack.faults.add("POST /api/chat.postMessage", [Fault("429", retry_after=7), "503", "malformed_json"])
     assert await error_of(client.chat_postMessage(channel=MODELS, text="x")) == (429, "ratelimited", "7")
     assert await error_of(client.chat_postMessage(channel=MODELS, text="x")) == (
@@ -232,9 +226,7 @@ async def test_faults_reach_the_client_as_slack_sends_them(
     assert slack.state.channel(MODELS).messages == []
 
 
-async def test_reset_is_retried_once_by_default_then_raises(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_reset_is_retried_once_by_default_then_raises(slack: SlackEmulator, client: AsyncWebClient) -> None:
     slack.faults.add("POST /api/chat.update", ["reset", "reset"])
     slack.faults.add("GET /api/users.info", ["reset"])
     info = await client.users_info(user=ALICE)  # slack_sdk's default connection-error retry
@@ -248,9 +240,7 @@ async def test_reset_is_retried_once_by_default_then_raises(
 async def test_custom_world(clock: FakeClock) -> None:
     world = default_world()
     world["limits"] = {"post_message_burst": 1}
-    world["channels"].append(
-        {"id": "C0SECRET001", "name": "secret", "is_private": True, "members": ["alice"]}
-    )
+    world["channels"].append({"id": "C0SECRET001", "name": "secret", "is_private": True, "members": ["alice"]})
     async with SlackEmulator({"slack": world}, clock=clock) as slack:
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
         await client.chat_postMessage(channel="ops", text="one")

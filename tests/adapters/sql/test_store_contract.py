@@ -30,9 +30,7 @@ TEAMS = ConversationAddress("teams", "19:appreleases@thread.tacv2")
 
 
 def event(key: str, at: datetime = NOW) -> ReceivedEvent:
-    return ReceivedEvent(
-        dedupe_key=key, source="azure-devops", kind="run", received_at=at, payload={"k": key}
-    )
+    return ReceivedEvent(dedupe_key=key, source="azure-devops", kind="run", received_at=at, payload={"k": key})
 
 
 def delivery(key: str, where: ConversationAddress = SLACK) -> NewDelivery:
@@ -51,9 +49,7 @@ async def test_event_and_deliveries_are_stored_once(store: SqlStore) -> None:
 
 
 async def test_concurrent_redelivery_records_one_event(store: SqlStore) -> None:
-    results = await asyncio.gather(
-        *(store.record_event(event("same"), [delivery("run:9")]) for _ in range(10))
-    )
+    results = await asyncio.gather(*(store.record_event(event("same"), [delivery("run:9")]) for _ in range(10)))
     assert results.count(True) == 1
     assert (await store.count_deliveries())["pending"] == 1
 
@@ -115,9 +111,7 @@ async def test_cards_upsert_per_conversation(store: SqlStore) -> None:
     card = PostedCard("run:1", SLACK, message_id="1700000000.000100", rank=1, content={"s": "running"})
     await store.save_card(card)
     await store.save_card(PostedCard("run:1", TEAMS, message_id="1:abc", thread_id="19:x;messageid=1"))
-    await store.save_card(
-        PostedCard("run:1", SLACK, message_id="1700000000.000100", rank=3, content={"s": "done"})
-    )
+    await store.save_card(PostedCard("run:1", SLACK, message_id="1700000000.000100", rank=3, content={"s": "done"}))
     found = await store.get_card("run:1", SLACK)
     assert found is not None and found.rank == 3 and found.content == {"s": "done"}
     assert {c.conversation for c in await store.cards_for("run:1")} == {SLACK, TEAMS}
@@ -142,9 +136,7 @@ async def test_gate_compare_and_set(store: SqlStore) -> None:
     assert await store.create_gate(gate())
     assert not await store.create_gate(gate())
     decision = GateDecision("ado:approval:1", "carol@contoso.com", "slack", "approve", NOW, "looks good")
-    updated = await store.update_gate(
-        "ado:approval:1", 1, GateState.APPROVED, decision=decision, decided_at=NOW
-    )
+    updated = await store.update_gate("ado:approval:1", 1, GateState.APPROVED, decision=decision, decided_at=NOW)
     assert updated is not None and updated.state is GateState.APPROVED and updated.version == 2
     stale = GateDecision("ado:approval:1", "bob@contoso.com", "teams", "reject", NOW, "no")
     assert await store.update_gate("ado:approval:1", 1, GateState.REJECTED, decision=stale) is None
@@ -170,9 +162,7 @@ async def test_concurrent_decisions_one_winner(store: SqlStore) -> None:
 async def test_audit_is_append_only_and_ordered(store: SqlStore) -> None:
     for i in range(3):
         await store.append_audit(
-            AuditEntry(
-                NOW + timedelta(minutes=i), f"user{i}", "approve", "gate g", "applied", "slack", "C1", "ok"
-            )
+            AuditEntry(NOW + timedelta(minutes=i), f"user{i}", "approve", "gate g", "applied", "slack", "C1", "ok")
         )
     entries = await store.list_audit()
     assert [e.actor for e in entries] == ["user0", "user1", "user2"]
@@ -192,12 +182,8 @@ async def test_subscriptions(store: SqlStore) -> None:
 
 async def test_conversations_upsert_and_deactivate(store: SqlStore) -> None:
     ref = {"conversation": {"id": TEAMS.conversation_id}, "serviceUrl": "http://127.0.0.1/"}
-    await store.save_conversation(
-        ConversationRecord(TEAMS, "App releases", "tenant-1", "team-1", ref, True, NOW)
-    )
-    await store.save_conversation(
-        ConversationRecord(TEAMS, "App releases (renamed)", "tenant-1", "team-1", ref)
-    )
+    await store.save_conversation(ConversationRecord(TEAMS, "App releases", "tenant-1", "team-1", ref, True, NOW))
+    await store.save_conversation(ConversationRecord(TEAMS, "App releases (renamed)", "tenant-1", "team-1", ref))
     found = await store.get_conversation(TEAMS)
     assert found is not None and found.name == "App releases (renamed)" and found.tenant_id == "tenant-1"
     assert await store.deactivate_conversation(TEAMS)
@@ -277,9 +263,7 @@ async def test_card_state_compare_and_set(store: SqlStore) -> None:
 
 
 async def test_only_the_head_of_each_conversation_is_due(store: SqlStore) -> None:
-    await store.record_event(
-        event("e"), [delivery("one", SLACK), delivery("two", SLACK), delivery("three", TEAMS)]
-    )
+    await store.record_event(event("e"), [delivery("one", SLACK), delivery("two", SLACK), delivery("three", TEAMS)])
     lease = timedelta(seconds=30)
     claimed = await store.claim_deliveries("w", NOW, lease, 10)
     assert sorted(d.grouping_key for d in claimed) == ["one", "three"]
@@ -292,9 +276,7 @@ async def test_only_the_head_of_each_conversation_is_due(store: SqlStore) -> Non
 async def test_newer_delivery_supersedes(store: SqlStore) -> None:
     await store.record_event(event("e"), [delivery("run:1"), delivery("run:2"), delivery("run:1", TEAMS)])
     await store.enqueue([delivery("run:1")], NOW)
-    (first,) = [
-        d for d in await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10) if d.conversation == SLACK
-    ]
+    (first,) = [d for d in await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10) if d.conversation == SLACK]
     assert await store.has_newer_delivery(first)
     teams = await store.claim_deliveries("w", NOW + timedelta(seconds=6), timedelta(seconds=5), 10)
     (teams_one,) = [d for d in teams if d.conversation == TEAMS]

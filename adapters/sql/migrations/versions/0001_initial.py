@@ -20,14 +20,12 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "audit_log",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=400), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("target", sa.Text(), nullable=False),
-        sa.Column("outcome", sa.String(length=64), nullable=False),
+        sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("platform", sa.String(length=16), nullable=False),
         sa.Column("conversation", sa.String(length=400), nullable=False),
         sa.Column("comment", sa.Text(), nullable=False),
@@ -45,9 +43,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "cards",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("grouping_key", sa.String(length=400), nullable=False),
         sa.Column("platform", sa.String(length=16), nullable=False),
         sa.Column("conversation_id", sa.String(length=400), nullable=False),
@@ -62,9 +58,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_cards_grouping_key"), "cards", ["grouping_key"], unique=False)
     op.create_table(
         "command_runs",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("idempotency_key", sa.String(length=400), nullable=True),
         sa.Column("request_key", sa.String(length=400), nullable=False),
         sa.Column("actor", sa.String(length=400), nullable=False),
@@ -83,9 +77,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_command_runs_request_key"), "command_runs", ["request_key"], unique=False)
     op.create_table(
         "conversations",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("platform", sa.String(length=16), nullable=False),
         sa.Column("conversation_id", sa.String(length=400), nullable=False),
         sa.Column("name", sa.String(length=400), nullable=False),
@@ -99,9 +91,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "deliveries",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("event_key", sa.String(length=400), nullable=True),
         sa.Column("platform", sa.String(length=16), nullable=False),
         sa.Column("conversation_id", sa.String(length=400), nullable=False),
@@ -141,9 +131,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_gates_state"), "gates", ["state"], unique=False)
     op.create_table(
         "received_events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("dedupe_key", sa.String(length=400), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=128), nullable=False),
@@ -155,9 +143,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_received_events_received_at"), "received_events", ["received_at"], unique=False)
     op.create_table(
         "subscriptions",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("platform", sa.String(length=16), nullable=False),
         sa.Column("conversation_id", sa.String(length=400), nullable=False),
         sa.Column("filters", sa.JSON(), nullable=False),
@@ -166,14 +152,10 @@ def upgrade() -> None:
         sa.Column("muted_until", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        op.f("ix_subscriptions_conversation_id"), "subscriptions", ["conversation_id"], unique=False
-    )
+    op.create_index(op.f("ix_subscriptions_conversation_id"), "subscriptions", ["conversation_id"], unique=False)
     op.create_table(
         "gate_decisions",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("gate_id", sa.String(length=400), nullable=False),
         sa.Column("actor", sa.String(length=400), nullable=False),
         sa.Column("platform", sa.String(length=16), nullable=False),

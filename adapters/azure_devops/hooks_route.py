@@ -1,0 +1,145 @@
+"""``POST /hooks/azure-devops``: authenticate the service hook, parse it, hand the events to the core.
+
+How Azure DevOps reads our answers (reference/azure-devops.md §1.4): 408/502/503/504 are retried soon;
+any other failure puts the subscription on probation; 410 disables it at once. So:
+
+- 200 with ``{"accepted", "duplicates", "ignored"}`` once the events are stored, and for event types
+  Handoff does not use;
+- 401 for a missing or wrong credential, 400 for a body that is not a service hook, 413 over the cap;
+- 503 with ``Retry-After`` when the core cannot store the events (Azure DevOps retries);
+- never 404 or 410.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from adapters.azure_devops.hook_auth import ServiceHookAuthenticator
+from adapters.azure_devops.hook_context import organization_from_url
+from adapters.azure_devops.service_hooks import parse_service_hook, with_approval_details
+from adapters.web.limits import set_body_limit
+from adapters.web.payloads import PayloadError, decode_json
+from bot.config import AzureDevOpsSettings
+from bot.events import ApprovalPending, DomainEvent
+from bot.ports import EventSink
+
+PATH = "/hooks/azure-devops"
+BODY_LIMIT = 5 * 1024 * 1024 // 2  # 2.5 MiB
+RETRY_AFTER_SECONDS = 5
+APPROVAL_DETAILS_TIMEOUT = 5.0
+
+ApprovalDetails = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+"""``(project, approval_id)`` → the Approval from ``GET _apis/pipelines/approvals/{id}?$expand=steps``."""
+
+log = logging.getLogger("handoff.ingest.azure_devops")
+
+
+def _error(status: int, error: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": error, "message": message}, status=status, headers=headers)
+
+
+def _shown(value: Any) -> str:
+    """A sender's value, safe for one log line: quoted, escaped, cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class ServiceHookRoute:
+    """The request handler; see :func:`add_azure_devops_hooks`."""
+
+    def __init__(
+        self,
+        settings: AzureDevOpsSettings,
+        sink: EventSink,
+        approval_details: ApprovalDetails | None = None,
+        details_timeout: float | None = None,
+    ) -> None:
+        self._auth = ServiceHookAuthenticator(settings.service_hooks)
+        self._organization = organization_from_url(settings.organization_url, is_base=True) or ""
+        self._sink = sink
+        self._approval_details = approval_details
+        self._details_timeout = APPROVAL_DETAILS_TIMEOUT if details_timeout is None else details_timeout
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if not self._auth.authenticate(request.headers):
+            log.warning("azure devops hook from %s: unauthorized", request.remote)
+            challenge = self._auth.challenge
+            return _error(
+                401,
+                "unauthorized",
+                "the service hook's basic auth or header does not match the configuration",
+                {"WWW-Authenticate": challenge} if challenge else None,
+            )
+        body = await request.read()
+        event_type: Any = None
+        event_id: Any = None
+        try:
+            payload = decode_json(body)
+            if isinstance(payload, dict):
+                event_type, event_id = payload.get("eventType"), payload.get("id")
+            events = parse_service_hook(payload, self._organization)
+        except PayloadError as exc:
+            log.warning("azure devops hook %s %s: rejected (%s)", _shown(event_type), _shown(event_id), exc)
+            return _error(400, "invalid_payload", str(exc))
+        if not events:
+            log.info("azure devops hook %s %s: ignored", _shown(event_type), _shown(event_id))
+            return web.json_response({"accepted": 0, "duplicates": 0, "ignored": 1})
+        accepted = duplicates = 0
+        try:
+            for parsed in events:
+                if await self._sink.accept(await self._completed(parsed)):
+                    accepted += 1
+                else:
+                    duplicates += 1
+        except Exception:
+            log.exception("azure devops hook %s %s: not stored, asked to retry", _shown(event_type), _shown(event_id))
+            return _error(
+                503,
+                "temporarily_unavailable",
+                "Handoff could not store the event; retry",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        outcome = "accepted" if accepted else "duplicate"
+        log.info("azure devops hook %s %s: %s", _shown(event_type), _shown(event_id), outcome)
+        return web.json_response({"accepted": accepted, "duplicates": duplicates, "ignored": 0})
+
+    async def _completed(self, event: DomainEvent) -> DomainEvent:
+        """A pending approval whose hook names no run, completed from the approvals API when possible."""
+        if not isinstance(event, ApprovalPending) or event.run is not None or self._approval_details is None:
+            return event
+        if event.approval_kind != "pipeline" or not event.project:
+            return event
+        try:
+            async with asyncio.timeout(self._details_timeout):
+                details = await self._approval_details(event.project, event.approval_id)
+            return with_approval_details(event, details) if details else event
+        except Exception as exc:  # the event is still worth posting without the details
+            log.warning("approval %s: details unavailable (%s)", _shown(event.approval_id), type(exc).__name__)
+            return event
+
+
+def add_azure_devops_hooks(
+    app: web.Application,
+    settings: AzureDevOpsSettings,
+    sink: EventSink,
+    approval_details: ApprovalDetails | None = None,
+) -> None:
+    """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``.
+
+    Args:
+        app: Handoff's application (:func:`bot.app.create_app`).
+        settings: the ``azure_devops`` section; ``service_hooks`` says how hooks authenticate. Its
+            secrets are read now, so an unset variable fails here rather than on the first hook.
+        sink: where parsed events go; it raises on internal trouble, which answers 503.
+        approval_details: ``(project, approval_id)`` → the Approval REST object, used to fill the run,
+            pipeline and stage of a pending approval whose hook left them null. It may return None or
+            raise; the event is then kept as it is.
+    """
+    route = ServiceHookRoute(settings, sink, approval_details)
+    app.router.add_post(PATH, route.handle)
+    set_body_limit(app, PATH, BODY_LIMIT)

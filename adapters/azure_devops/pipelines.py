@@ -1,0 +1,156 @@
+"""Azure DevOps as the core's ``PipelineService``: runs, builds and approvals through the azure-devops SDK.
+
+The SDK is synchronous; every call runs in a worker thread. Service errors become the core's
+``ServiceRefused`` (the service said no: the reason is for the person asking) or
+``ServiceUnavailable`` (try again later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from azure.devops.connection import Connection
+from azure.devops.exceptions import AzureDevOpsAuthenticationError, AzureDevOpsServiceError
+from msrest.authentication import Authentication, BasicAuthentication
+from msrest.exceptions import ClientRequestError
+
+from adapters.azure_devops.approvals_client import PipelineApprovalsClient
+from bot.config import AzureDevOpsSettings
+from bot.ports import RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
+
+log = logging.getLogger("handoff.azure_devops")
+
+T = TypeVar("T")
+# Azure DevOps' own application id: the scope of an Entra token for its REST API.
+AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
+
+ALREADY_DECIDED = {"ApprovalAlreadyCompletedException", "ApprovalStateChangeException"}
+RESULTS = {"succeeded": "succeeded", "partiallySucceeded": "failed", "failed": "failed", "canceled": "canceled"}
+
+
+class EntraTokenAuthentication(Authentication):
+    """msrest credentials that ask azure-identity for a fresh token on every request (it caches)."""
+
+    def __init__(self, tenant_id: str, client_id: str, client_secret: str) -> None:
+        from azure.identity import ClientSecretCredential
+
+        self._credential = ClientSecretCredential(tenant_id, client_id, client_secret)
+
+    def signed_session(self, session: Any = None) -> Any:
+        session = super().signed_session(session)
+        token = self._credential.get_token(AZURE_DEVOPS_SCOPE).token
+        session.headers["Authorization"] = f"Bearer {token}"
+        return session
+
+
+def connection_for(settings: AzureDevOpsSettings) -> Connection:
+    """A ``Connection`` to the organization with the configured PAT or service principal."""
+    if settings.pat is not None:
+        creds: Authentication = BasicAuthentication("", settings.pat.reveal())
+    elif settings.service_principal is not None:
+        sp = settings.service_principal
+        creds = EntraTokenAuthentication(sp.tenant_id, sp.client_id, sp.client_secret.reveal())
+    else:  # the settings validator makes this unreachable
+        raise ValueError("azure_devops needs a pat or a service_principal")
+    return Connection(base_url=settings.organization_url.rstrip("/"), creds=creds)
+
+
+class AzureDevOpsPipelines:
+    """Implements :class:`bot.ports.PipelineService` on one organization."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.approvals = PipelineApprovalsClient(connection.base_url, connection._creds)
+        self._pipeline_ids: dict[tuple[str, str], int] = {}
+
+    @classmethod
+    def from_settings(cls, settings: AzureDevOpsSettings) -> AzureDevOpsPipelines:
+        return cls(connection_for(settings))
+
+    async def _call(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(function, *args, **kwargs)
+        except AzureDevOpsServiceError as error:
+            key = getattr(error, "type_key", "") or ""
+            message = getattr(error, "message", "") or str(error)
+            log.info("azure devops refused %s: %s", what, key or message)
+            raise ServiceRefused(message, already_decided=key in ALREADY_DECIDED) from None
+        except AzureDevOpsAuthenticationError:
+            raise ServiceRefused("Azure DevOps did not accept Handoff's credentials.") from None
+        except (ClientRequestError, OSError) as error:
+            raise ServiceUnavailable(f"Azure DevOps is unreachable ({type(error).__name__})") from None
+
+    # --- approvals ---------------------------------------------------------------------------------
+
+    async def decide_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None:
+        decide = self.approvals.approve if approve else self.approvals.reject
+        await self._call("approval", decide, project, approval_id, comment)
+
+    async def decide_release_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None:
+        from azure.devops.v7_1.release.models import ReleaseApproval
+
+        client = self.connection.clients_v7_1.get_release_client()
+        body = ReleaseApproval(status="approved" if approve else "rejected", comments=comment)
+        await self._call("release approval", client.update_release_approval, body, project, int(approval_id))
+
+    async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
+        return await self._call("approval details", self.approvals.get_approval, project, approval_id)
+
+    # --- runs --------------------------------------------------------------------------------------
+
+    async def _pipeline_id(self, project: str, pipeline: str) -> int:
+        if pipeline.isdigit():
+            return int(pipeline)
+        key = (project.lower(), pipeline.lower())
+        if key not in self._pipeline_ids:
+            client = self.connection.clients_v7_1.get_pipelines_client()
+            found = await self._call("pipelines", client.list_pipelines, project)
+            for item in found or []:
+                self._pipeline_ids[(project.lower(), str(item.name).lower())] = int(item.id)
+        if key not in self._pipeline_ids:
+            raise ServiceRefused(f"Azure DevOps project {project} has no pipeline named {pipeline}.")
+        return self._pipeline_ids[key]
+
+    async def run_pipeline(
+        self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]
+    ) -> StartedRun:
+        from azure.devops.v7_1.pipelines.models import RunPipelineParameters
+
+        pipeline_id = await self._pipeline_id(project, pipeline)
+        resources = None
+        if branch:
+            ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+            resources = {"repositories": {"self": {"refName": ref}}}
+        body = RunPipelineParameters(template_parameters=parameters or None, resources=resources)
+        client = self.connection.clients_v7_1.get_pipelines_client()
+        run = await self._call("run pipeline", client.run_pipeline, body, project, pipeline_id)
+        links = getattr(run, "_links", None)
+        web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
+        url = web.get("href") if isinstance(web, dict) else None
+        return StartedRun(str(run.id), str(run.name or run.id), url, str(run.state or "inProgress"))
+
+    async def run_status(self, project: str, run_id: str) -> RunStatus:
+        client = self.connection.clients_v7_1.get_build_client()
+        build = await self._call("run status", client.get_build, project, int(run_id))
+        state = {"completed": "completed", "notStarted": "queued"}.get(str(build.status), "running")
+        result = RESULTS.get(str(build.result)) if state == "completed" else None
+        failing = None
+        if result == "failed":
+            timeline = await self._call("timeline", client.get_build_timeline, project, int(run_id))
+            for record in getattr(timeline, "records", None) or []:
+                if str(record.result) == "failed" and record.type in ("Stage", "Job", "Task"):
+                    failing = record.name
+                    if record.type == "Stage":
+                        break
+        links = getattr(build, "_links", None)
+        web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
+        return RunStatus(str(build.id), state, result, web.get("href") if isinstance(web, dict) else None, failing)
+
+    async def cancel_run(self, project: str, run_id: str) -> None:
+        from azure.devops.v7_1.build.models import Build
+
+        client = self.connection.clients_v7_1.get_build_client()
+        await self._call("cancel", client.update_build, Build(status="cancelling"), project, int(run_id))

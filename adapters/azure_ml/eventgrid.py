@@ -1,0 +1,372 @@
+"""Event Grid deliveries → the core's domain events: Azure ML workspace events and data-lake files.
+
+A delivery is one event or an array of them, in the Event Grid schema or in CloudEvents 1.0 (told apart
+by ``specversion``; reference/azure-ml.md §1 and §2). :func:`parse_delivery` reads the envelopes with the
+``azure-eventgrid`` / ``azure-core`` models; :class:`EventSelector` says which of them Handoff takes
+and turns those into domain events.
+
+Azure ML's ``data`` keys are matched case-insensitively (the docs use ``ModelName``, the SDKs
+``modelName``) and versions become strings. ``Microsoft.Storage.BlobCreated`` becomes
+:class:`~bot.events.DataArrived` only for a committed file (an ADLS Gen2 ``CreateFile`` announces an empty
+file; ``FlushWithClose`` commits it) under a configured data-lake path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from azure.core.messaging import CloudEvent
+from azure.eventgrid import EventGridEvent, SystemEventNames
+
+from adapters.web.payloads import Fields, PayloadError
+from bot.config import AzureMLSettings, DataLakePath, EventGridSettings
+from bot.events import (
+    DataArrived,
+    DataDriftDetected,
+    DomainEvent,
+    ModelDeployed,
+    ModelRegistered,
+    TrainingRunFinished,
+)
+
+__all__ = [
+    "VALIDATION_EVENT",
+    "Envelope",
+    "EventSelector",
+    "PayloadError",
+    "parse_delivery",
+    "validation_code",
+]
+
+VALIDATION_EVENT = str(SystemEventNames.EventGridSubscriptionValidationEventName.value)
+ML_PREFIX = "microsoft.machinelearningservices."
+
+MODEL_REGISTERED = str(SystemEventNames.MachineLearningServicesModelRegisteredEventName.value)
+MODEL_DEPLOYED = str(SystemEventNames.MachineLearningServicesModelDeployedEventName.value)
+RUN_COMPLETED = str(SystemEventNames.MachineLearningServicesRunCompletedEventName.value)
+RUN_STATUS_CHANGED = str(SystemEventNames.MachineLearningServicesRunStatusChangedEventName.value)
+DATASET_DRIFT_DETECTED = str(SystemEventNames.MachineLearningServicesDatasetDriftDetectedEventName.value)
+BLOB_CREATED = str(SystemEventNames.StorageBlobCreatedEventName.value)
+
+# Blob operations after which the file is complete. ADLS Gen2 CreateFile makes an empty file that
+# FlushWithClose later commits; CopyBlob on such accounts fires when the copy starts, not when it ends.
+COMMITTING_APIS = frozenset({"putblob", "putblocklist", "flushwithclose", "sftpcommit"})
+
+_WORKSPACE = re.compile(
+    r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.MachineLearningServices"
+    r"/workspaces/([^/]+)/?$",
+    re.IGNORECASE,
+)
+_STORAGE_ACCOUNT = re.compile(r"/providers/Microsoft\.Storage/storageAccounts/([^/]+)", re.IGNORECASE)
+_BLOB_SUBJECT = re.compile(r"^/?blobServices/default/containers/([^/]+)/blobs/(.+)$", re.IGNORECASE)
+_MODEL_SUBJECT = re.compile(r"^/?models/([^:/]+):(.+)$")
+_ENDPOINT_SUBJECT = re.compile(r"^/?endpoints/(.+)$")
+_RUN_SUBJECT = re.compile(r"/runs/([^/]+)$")
+_DRIFT_SUBJECT = re.compile(r"^/?datadrifts?/([^/]+)/runs?/([^/]+)$")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One event of a delivery, whichever schema it came in."""
+
+    id: str
+    type: str
+    source: str  # the Event Grid ``topic`` or the CloudEvents ``source``: the resource that raised it
+    subject: str
+    time: datetime | None
+    data: Any
+    cloud_event: bool
+
+    def fields(self) -> Fields:
+        """``data`` as an object whose keys are looked up case-insensitively."""
+        return Fields.of(self.data, "data", ignore_case=True)
+
+
+def _utc(value: Any) -> datetime | None:
+    """The models' timestamps, in plain UTC (msrest hands out isodate's own tzinfo classes)."""
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _cloud_event(item: Mapping[str, Any], where: str) -> Envelope:
+    fields = Fields.of(item, where)
+    # CloudEvent.from_dict invents an id when there is none: that would defeat dedupe
+    event_id = fields.require_text("id")
+    event_type, source = fields.require_text("type"), fields.require_text("source")
+    try:
+        event: CloudEvent[Any] = CloudEvent.from_dict(dict(item))
+    except Exception as exc:  # the model raises assorted types on bad input
+        raise PayloadError(f"{where or 'the body'}: not a CloudEvent ({type(exc).__name__})") from None
+    return Envelope(event_id, event_type, source, fields.text("subject") or "", _utc(event.time), event.data, True)
+
+
+def _eventgrid_event(item: Mapping[str, Any], where: str) -> Envelope:
+    fields = Fields.of(item, where)
+    event_id, event_type = fields.require_text("id"), fields.require_text("eventType")
+    topic, subject = fields.text("topic") or "", fields.text("subject") or ""
+    try:
+        event = EventGridEvent.from_dict(dict(item))
+    except Exception as exc:  # msrest's DeserializationError, and worse on odd shapes
+        raise PayloadError(f"{where or 'the body'}: not an Event Grid event ({type(exc).__name__})") from None
+    return Envelope(event_id, event_type, topic, subject, _utc(event.event_time), event.data, False)
+
+
+def parse_delivery(document: Any) -> list[Envelope]:
+    """The events of one delivery: a single event or an array, in either schema.
+
+    Raises:
+        PayloadError: the document is not events (not an object or array of objects, or an event
+            without an id, a type or a source).
+    """
+    items = document if isinstance(document, list) else [document]
+    envelopes = []
+    for i, item in enumerate(items):
+        where = f"[{i}]" if isinstance(document, list) else ""
+        if not isinstance(item, Mapping):
+            raise PayloadError(f"{where or 'the body'}: expected an event object")
+        envelopes.append(_cloud_event(item, where) if "specversion" in item else _eventgrid_event(item, where))
+    return envelopes
+
+
+def validation_code(envelopes: list[Envelope]) -> str | None:
+    """The code to echo when the delivery is Event Grid's subscription validation handshake."""
+    for envelope in envelopes:
+        if envelope.type.casefold() == VALIDATION_EVENT.casefold():
+            return envelope.fields().require_text("validationCode")
+    return None
+
+
+# --- Azure ML -----------------------------------------------------------------------------------------
+
+
+def _base(envelope: Envelope, source: str, text: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "event_id": envelope.id,
+        "occurred_at": envelope.time or datetime.now(UTC),
+        "scope": envelope.source,
+        "text": text,
+    }
+
+
+def _match(pattern: re.Pattern[str], text: str, group: int = 1) -> str | None:
+    match = pattern.search(text)
+    return unquote(match.group(group)) if match else None
+
+
+def _model_registered(envelope: Envelope, data: Fields) -> DomainEvent:
+    name = data.text("modelName") or _match(_MODEL_SUBJECT, envelope.subject)
+    version = data.text("modelVersion") or _match(_MODEL_SUBJECT, envelope.subject, 2)
+    if not name or not version:
+        raise PayloadError("data.modelName, data.modelVersion: missing")
+    return ModelRegistered(
+        **_base(envelope, "azure-ml", f"Model {name} version {version} registered"),
+        model_name=name,
+        model_version=version,
+        model_tags=data.strings("modelTags"),
+        model_properties=data.strings("modelProperties"),
+    )
+
+
+def _model_ids(data: Fields) -> tuple[str, ...]:
+    value = data.get("modelIds")
+    if isinstance(value, list):
+        return tuple(str(item).strip() for item in value if isinstance(item, str | int) and str(item).strip())
+    text = data.text("modelIds") or ""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _model_deployed(envelope: Envelope, data: Fields) -> DomainEvent:
+    service = data.text("serviceName") or _match(_ENDPOINT_SUBJECT, envelope.subject)
+    if not service:
+        raise PayloadError("data.serviceName: missing")
+    models = _model_ids(data)
+    return ModelDeployed(
+        **_base(envelope, "azure-ml", f"Deployed {', '.join(models) or 'models'} to {service}"),
+        service_name=service,
+        compute_type=data.text("serviceComputeType") or "",
+        model_ids=models,
+        service_tags=data.strings("serviceTags"),
+    )
+
+
+def _run_status(envelope: Envelope, data: Fields) -> str:
+    if envelope.type.casefold() == RUN_COMPLETED.casefold():
+        return "Completed"
+    status = (data.text("runStatus") or "Unknown").strip()
+    return status[:1].upper() + status[1:]  # "failed" and "Failed" both occur
+
+
+def _training_run(envelope: Envelope, data: Fields) -> DomainEvent:
+    run_id = data.text("runId") or _match(_RUN_SUBJECT, envelope.subject)
+    if not run_id:
+        raise PayloadError("data.runId: missing")
+    experiment = data.text("experimentName") or ""
+    status = _run_status(envelope, data)
+    return TrainingRunFinished(
+        **_base(envelope, "azure-ml", f"Run {run_id} of {experiment or 'an experiment'}: {status}"),
+        run_id=run_id,
+        experiment_name=experiment,
+        run_type=data.text("runType") or "",
+        status=status,
+        run_tags=data.strings("runTags"),
+    )
+
+
+def _dataset_drift(envelope: Envelope, data: Fields) -> DomainEvent:
+    monitor = data.text("dataDriftId") or _match(_DRIFT_SUBJECT, envelope.subject)
+    run_id = data.text("runId") or _match(_DRIFT_SUBJECT, envelope.subject, 2)
+    coefficient = data.number("driftCoefficient")
+    if not monitor or not run_id or coefficient is None:
+        raise PayloadError("data.dataDriftId, data.runId, data.driftCoefficient: missing")
+    name = data.text("dataDriftName") or ""
+    return DataDriftDetected(
+        **_base(envelope, "azure-ml", f"Data drift {coefficient:.2f} detected by {name or monitor}"),
+        monitor_id=monitor,
+        monitor_name=name,
+        run_id=run_id,
+        drift_coefficient=coefficient,
+        base_dataset_id=data.text("baseDatasetId") or "",
+        target_dataset_id=data.text("targetDatasetId") or "",
+    )
+
+
+# --- the data lake ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    account: str
+    container: str
+    path: str
+
+
+def _blob_location(envelope: Envelope, data: Fields) -> BlobLocation:
+    """Where a blob is: the account from the topic, container and path from the subject (the URL as a
+    fallback for each; in the docs samples they do not always agree, and the topic and subject are the
+    documented source of truth)."""
+    try:
+        url = urlsplit(data.text("url") or "")
+        host = url.hostname or ""
+    except ValueError:  # an unparsable URL: rely on the topic and subject
+        url, host = urlsplit(""), ""
+    url_segments = [unquote(s) for s in url.path.split("/") if s]
+    account = _match(_STORAGE_ACCOUNT, envelope.source) or host.split(".", 1)[0]
+    container = _match(_BLOB_SUBJECT, envelope.subject) or (url_segments[0] if url_segments else "")
+    path = _match(_BLOB_SUBJECT, envelope.subject, 2) or "/".join(url_segments[1:])
+    if not (account and container and path):
+        raise PayloadError("subject, data.url: no storage account, container and path")
+    return BlobLocation(account, container, path)
+
+
+def _under(path: str, prefix: str) -> bool:
+    """Whether ``path`` is ``prefix`` or inside it, segment by segment (``raw`` does not hold ``rawdata``)."""
+    prefix = prefix.strip("/")
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+# --- selection ----------------------------------------------------------------------------------------
+
+Mapper = Callable[[Envelope, Fields], DomainEvent]
+
+_ML_MAPPERS: dict[str, Mapper] = {
+    MODEL_REGISTERED.casefold(): _model_registered,
+    MODEL_DEPLOYED.casefold(): _model_deployed,
+    RUN_COMPLETED.casefold(): _training_run,
+    RUN_STATUS_CHANGED.casefold(): _training_run,
+    DATASET_DRIFT_DETECTED.casefold(): _dataset_drift,
+}
+
+
+def _workspace_key(resource_id: str) -> tuple[str, str, str] | None:
+    if not (match := _WORKSPACE.match(resource_id.strip())):
+        return None
+    subscription, group, workspace = match.groups()
+    return subscription.casefold(), group.casefold(), workspace.casefold()
+
+
+@dataclass(frozen=True)
+class EventSelector:
+    """Which events Handoff takes, and what they become.
+
+    Args:
+        allowed_topics: topics (resource ids) accepted; empty accepts every topic.
+        workspace: ``(subscription, resource group, workspace)`` whose Azure ML events are accepted;
+            None accepts every workspace.
+        data_lake_paths: where a committed file is news; empty watches every committed blob.
+    """
+
+    allowed_topics: frozenset[str] = frozenset()
+    workspace: tuple[str, str, str] | None = None
+    data_lake_paths: tuple[DataLakePath, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: EventGridSettings, workspace: AzureMLSettings | None = None) -> EventSelector:
+        return cls(
+            allowed_topics=frozenset(t.strip().rstrip("/").casefold() for t in settings.allowed_topics),
+            workspace=(
+                _workspace_key(
+                    f"/subscriptions/{workspace.subscription_id}/resourceGroups/{workspace.resource_group}"
+                    f"/providers/Microsoft.MachineLearningServices/workspaces/{workspace.workspace}"
+                )
+                if workspace is not None
+                else None
+            ),
+            data_lake_paths=tuple(settings.data_lake_paths),
+        )
+
+    def admits(self, envelope: Envelope) -> bool:
+        """Whether the event comes from an allowed topic and, for Azure ML, the configured workspace."""
+        topic = envelope.source.strip().rstrip("/").casefold()
+        if self.allowed_topics and topic not in self.allowed_topics:
+            return False
+        if self.workspace is not None and envelope.type.casefold().startswith(ML_PREFIX):
+            return _workspace_key(envelope.source) == self.workspace
+        return True
+
+    def watches(self, location: BlobLocation) -> bool:
+        if not self.data_lake_paths:
+            return True
+        return any(
+            watched.storage_account.casefold() == location.account.casefold()
+            and watched.filesystem.casefold() == location.container.casefold()
+            and _under(location.path, watched.path)
+            for watched in self.data_lake_paths
+        )
+
+    def domain_event(self, envelope: Envelope) -> DomainEvent | None:
+        """The domain event for an envelope, or None when Handoff does not take it.
+
+        Raises:
+            PayloadError: a known event whose ``data`` lacks what the event needs.
+        """
+        if not self.admits(envelope):
+            return None
+        kind = envelope.type.casefold()
+        if (mapper := _ML_MAPPERS.get(kind)) is not None:
+            return mapper(envelope, envelope.fields())
+        if kind == BLOB_CREATED.casefold():
+            return self._data_arrived(envelope, envelope.fields())
+        return None
+
+    def _data_arrived(self, envelope: Envelope, data: Fields) -> DomainEvent | None:
+        if (data.text("api") or "").casefold() not in COMMITTING_APIS:
+            return None
+        location = _blob_location(envelope, data)
+        if not self.watches(location):
+            return None
+        size = data.integer("contentLength") or 0
+        return DataArrived(
+            **_base(envelope, "storage", f"New file {location.container}/{location.path} ({size} bytes)"),
+            storage_account=location.account,
+            container=location.container,
+            path=location.path,
+            size=size,
+            url=data.text("url") or "",
+        )

@@ -1,0 +1,154 @@
+"""``POST|OPTIONS /hooks/eventgrid``: Event Grid deliveries of Azure ML and data-lake events.
+
+Event Grid drops or dead-letters a delivery answered 400, 401, 403 or 413, and retries anything else
+that is not 2xx (reference/azure-ml.md §2.4). So those four codes mean "the sender is wrong" here, never
+"we have a problem":
+
+- 200 with ``{"accepted", "duplicates", "ignored"}`` once the events are stored (events Handoff does not
+  take count as ignored); 200 with ``{"validationResponse": code}`` for the subscription handshake;
+- 401 without the delivery secret (in the query string or the configured header);
+- 400 for a body that is not events; 413 over the cap;
+- 503 with ``Retry-After`` when the core cannot store the events: Event Grid retries the whole batch,
+  and the events already stored come back as duplicates.
+
+``OPTIONS`` answers the CloudEvents abuse-protection handshake (§2.2). It is not authentication, and it
+asks for none.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from adapters.azure_ml.eventgrid import EventSelector, parse_delivery, validation_code
+from adapters.web.limits import set_body_limit
+from adapters.web.payloads import PayloadError, decode_json
+from bot.config import AzureMLSettings, EventGridSettings
+from bot.events import DomainEvent
+from bot.ports import EventSink
+
+PATH = "/hooks/eventgrid"
+BODY_LIMIT = 3 * 1024 * 1024 // 2  # 1.5 MiB
+RETRY_AFTER_SECONDS = 5
+ALLOW = "POST, OPTIONS"
+LOGGED_EVENTS = 5  # a batch can hold thousands; its log line names the first few
+
+log = logging.getLogger("handoff.ingest.eventgrid")
+
+
+def _error(status: int, error: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": error, "message": message}, status=status, headers=headers)
+
+
+def _shown(value: object) -> str:
+    """A sender's value, safe for one log line: quoted, escaped, cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+class EventGridRoute:
+    """The request handlers; see :func:`add_eventgrid_route`."""
+
+    def __init__(self, settings: EventGridSettings, sink: EventSink, selector: EventSelector) -> None:
+        self._secret = settings.delivery_secret.reveal().encode("utf-8")
+        self._query_parameter = settings.secret_query_parameter
+        self._header = settings.secret_header
+        self._sink = sink
+        self._selector = selector
+
+    def _authentic(self, request: web.Request) -> bool:
+        """Whether the query parameter or the header carries the delivery secret (constant time)."""
+        given = [*request.query.getall(self._query_parameter, []), *request.headers.getall(self._header, [])]
+        ok = False
+        for value in given:
+            ok |= hmac.compare_digest(value.encode("utf-8", "surrogatepass"), self._secret)
+        return ok
+
+    async def options(self, request: web.Request) -> web.Response:
+        """The CloudEvents webhook abuse-protection handshake: allow the requesting origin."""
+        headers = {"Allow": ALLOW}
+        origin = request.headers.get("WebHook-Request-Origin")
+        if origin is not None:
+            if not _header_safe(origin):
+                return _error(400, "invalid_origin", "WebHook-Request-Origin is not a host name")
+            headers["WebHook-Allowed-Origin"] = origin
+            rate = (request.headers.get("WebHook-Request-Rate") or "").strip()
+            if rate:  # grant the rate asked for; anything but a number of requests per minute gets "*"
+                headers["WebHook-Allowed-Rate"] = rate if rate.isascii() and rate.isdigit() else "*"
+            log.info("event grid webhook handshake: allowed origin %s", _shown(origin))
+        return web.Response(status=200, headers=headers)
+
+    async def post(self, request: web.Request) -> web.Response:
+        if not self._authentic(request):
+            log.warning("event grid delivery from %s: unauthorized", request.remote)
+            return _error(401, "unauthorized", "the delivery secret is missing or wrong")
+        try:
+            envelopes = parse_delivery(decode_json(await request.read()))
+            code = validation_code(envelopes)
+        except PayloadError as exc:
+            log.warning("event grid delivery: rejected (%s)", exc)
+            return _error(400, "invalid_payload", str(exc))
+        if code is not None:
+            subscription = request.headers.get("aeg-subscription-name")
+            log.info("event grid subscription %s: validation answered", _shown(subscription))
+            return web.json_response({"validationResponse": code})
+
+        events: list[DomainEvent] = []
+        outcomes: list[str] = []
+        for envelope in envelopes:
+            try:
+                event = self._selector.domain_event(envelope)
+            except PayloadError as exc:  # one bad event must not cost the batch: Event Grid would drop it
+                log.warning("event grid event %s %s: skipped (%s)", _shown(envelope.type), _shown(envelope.id), exc)
+                event = None
+            if event is None:
+                outcomes.append(f"{_shown(envelope.type)} {_shown(envelope.id)} ignored")
+            else:
+                events.append(event)
+        accepted = duplicates = 0
+        try:
+            for event in events:
+                stored = await self._sink.accept(event)
+                accepted += int(stored)
+                duplicates += int(not stored)
+                outcomes.append(f"{event.kind} {_shown(event.event_id)} {'accepted' if stored else 'duplicate'}")
+        except Exception:
+            log.exception("event grid delivery of %d event(s): not stored, asked to retry", len(envelopes))
+            return _error(
+                503,
+                "temporarily_unavailable",
+                "Handoff could not store the events; retry",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        shown = "; ".join(outcomes[:LOGGED_EVENTS]) + ("; ..." if len(outcomes) > LOGGED_EVENTS else "")
+        log.info("event grid delivery of %d event(s): %s", len(envelopes), shown or "none")
+        ignored = len(envelopes) - len(events)
+        return web.json_response({"accepted": accepted, "duplicates": duplicates, "ignored": ignored})
+
+
+def add_eventgrid_route(
+    app: web.Application,
+    settings: EventGridSettings,
+    sink: EventSink,
+    workspace: AzureMLSettings | None = None,
+) -> None:
+    """Register ``POST`` and ``OPTIONS /hooks/eventgrid`` (body cap 1.5 MiB) on ``app``.
+
+    Args:
+        app: Handoff's application (:func:`bot.app.create_app`).
+        settings: the ``eventgrid`` section: the delivery secret (read now, so an unset variable fails
+            here), where it travels, the allowed topics and the watched data-lake paths.
+        sink: where parsed events go; it raises on internal trouble, which answers 503.
+        workspace: when given, Azure ML events from any other workspace are ignored.
+    """
+    route = EventGridRoute(settings, sink, EventSelector.from_settings(settings, workspace))
+    app.router.add_post(PATH, route.post)
+    app.router.add_route("OPTIONS", PATH, route.options)
+    set_body_limit(app, PATH, BODY_LIMIT)

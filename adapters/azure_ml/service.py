@@ -1,0 +1,141 @@
+"""Azure ML as the core's ``MLService``: jobs and models through the real ``MLClient``.
+
+``azure.ai.ml`` is imported on first use (it costs seconds and ~100 MB), and every SDK call runs in
+a worker thread. Service errors become ``ServiceRefused`` or ``ServiceUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from adapters.azure_ml.client_factory import AzureMLConnection, as_connection, build_ml_client
+from bot.config import AzureMLSettings
+from bot.ports import ModelVersion, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
+
+log = logging.getLogger("handoff.azure_ml")
+T = TypeVar("T")
+
+STATES = {
+    "NotStarted": "queued",
+    "Queued": "queued",
+    "Preparing": "queued",
+    "Starting": "queued",
+    "Provisioning": "queued",
+    "Running": "running",
+    "Finalizing": "running",
+    "CancelRequested": "running",
+    "Completed": "completed",
+    "Failed": "completed",
+    "Canceled": "completed",
+    "NotResponding": "running",
+    "Paused": "running",
+}
+RESULTS = {"Completed": "succeeded", "Failed": "failed", "Canceled": "canceled"}
+
+
+class AzureMLService:
+    """Implements :class:`bot.ports.MLService` on one workspace.
+
+    Args:
+        settings: the ``azure_ml`` section (or a connection for the emulator).
+        base_dir: where relative job files are found (the configuration file's folder).
+    """
+
+    def __init__(
+        self,
+        settings: AzureMLSettings | AzureMLConnection,
+        base_dir: Path | None = None,
+        **client_kwargs: Any,
+    ) -> None:
+        self.connection = as_connection(settings)
+        self.base_dir = base_dir or Path.cwd()
+        self._client_kwargs = client_kwargs
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _ml(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = build_ml_client(self.connection, **self._client_kwargs)
+            return self._client
+
+    async def _call(self, what: str, function: Callable[..., T], *args: Any) -> T:
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        try:
+            return await asyncio.to_thread(function, *args)
+        except ResourceNotFoundError as error:
+            raise ServiceRefused(f"Azure ML has no such {what}: {error.message}") from None
+        except ClientAuthenticationError:
+            raise ServiceRefused("Azure ML did not accept Handoff's credentials.") from None
+        except HttpResponseError as error:
+            if error.status_code is not None and 400 <= error.status_code < 500 and error.status_code != 429:
+                raise ServiceRefused(f"Azure ML refused the {what}: {error.message}") from None
+            raise ServiceUnavailable(f"Azure ML failed ({error.status_code})") from None
+        except (ServiceRequestError, ServiceResponseError, OSError) as error:
+            raise ServiceUnavailable(f"Azure ML is unreachable ({type(error).__name__})") from None
+
+    async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun:
+        path = Path(job_file)
+        if not path.is_absolute():
+            path = self.base_dir / path
+
+        def submit() -> Any:
+            from azure.ai.ml import load_job
+
+            job = load_job(source=path, params_override=[{key: value} for key, value in params.items()])
+            job.name = name
+            return self._ml().jobs.create_or_update(job)
+
+        if not path.is_file():
+            raise ServiceRefused(f"The job file {job_file} does not exist.")
+        job = await self._call("job", submit)
+        studio = getattr(job, "studio_url", None)
+        return StartedRun(
+            str(job.name), str(job.display_name or job.name), studio, STATES.get(str(job.status), "queued")
+        )
+
+    async def job_status(self, name: str) -> RunStatus:
+        job = await self._call("job", lambda: self._ml().jobs.get(name))
+        status = str(job.status)
+        return RunStatus(
+            str(job.name), STATES.get(status, "running"), RESULTS.get(status), getattr(job, "studio_url", None)
+        )
+
+    async def cancel_job(self, name: str) -> None:
+        await self._call("job", lambda: self._ml().jobs.begin_cancel(name).result())
+
+    async def model_version(self, name: str, version: str | None = None) -> ModelVersion:
+        from adapters.azure_ml.signatures import model_signature, read_mlmodel
+
+        def read() -> ModelVersion:
+            ml = self._ml()
+            model = ml.models.get(name, version=version) if version else ml.models.get(name, label="latest")
+            try:
+                signature = model_signature(read_mlmodel(ml, name, model.version))
+            except Exception as error:  # a model without an MLmodel file has no signature to compare
+                log.info("model %s:%s has no readable signature (%s)", name, model.version, type(error).__name__)
+                signature = None
+            return ModelVersion(name, str(model.version), dict(model.tags or {}), signature)
+
+        return await self._call("model", read)
+
+    async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None:
+        def tag() -> None:
+            ml = self._ml()
+            model = ml.models.get(name, version=version)
+            model.tags = {**(model.tags or {}), **tags}
+            ml.models.create_or_update(model)
+
+        await self._call("model", tag)

@@ -1,0 +1,175 @@
+"""Reading the JSON that senders POST: typed, tolerant lookups that fail with one :class:`PayloadError`.
+
+Senders' payloads are full of optional fields that may be missing or ``null`` (the documented samples
+are). :class:`Fields` reads them as ``None`` or empty; a value of the wrong *shape* (an object where a
+string belongs, a list that is not one) raises :class:`PayloadError` naming the field's path, so that a
+route can answer 400 instead of letting a ``KeyError`` or ``TypeError`` escape.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+class PayloadError(ValueError):
+    """A payload that cannot be understood. The message names the field, never its value."""
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON document in ``body``; :class:`PayloadError` if it is not UTF-8 JSON."""
+    try:
+        return json.loads(body)
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; absurd nesting overflows the recursion
+    except (ValueError, RecursionError):
+        raise PayloadError("the body is not valid JSON") from None
+
+
+def parse_time(value: str, path: str = "") -> datetime:
+    """An ISO-8601 timestamp (any number of fractional digits, ``Z`` or an offset) as an aware datetime."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise PayloadError(f"{path or 'time'}: not an ISO-8601 timestamp") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class Fields:
+    """A read-only view of a JSON object with typed getters.
+
+    Missing keys and ``null`` values read as ``None`` (or an empty :class:`Fields` / list); a value of
+    another JSON type than the getter expects raises :class:`PayloadError`.
+
+    Args:
+        data: the object; ``None`` reads as an empty object.
+        path: where it sits in the payload, for error messages (``resource.run``).
+        ignore_case: look keys up case-insensitively when there is no exact match (Azure ML's
+            documented payloads mix ``ModelName`` and ``modelName``).
+    """
+
+    __slots__ = ("_data", "_ignore_case", "path")
+
+    def __init__(self, data: Mapping[str, Any] | None = None, path: str = "", *, ignore_case: bool = False):
+        self._data: Mapping[str, Any] = data if data is not None else {}
+        self.path = path
+        self._ignore_case = ignore_case
+
+    @classmethod
+    def of(cls, value: Any, path: str = "", *, ignore_case: bool = False) -> Fields:
+        """Wrap ``value``, which must be a JSON object (or null)."""
+        if value is not None and not isinstance(value, Mapping):
+            raise PayloadError(f"{path or 'the body'}: expected a JSON object")
+        return cls(value, path, ignore_case=ignore_case)
+
+    def __bool__(self) -> bool:
+        return bool(self._data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    @property
+    def raw(self) -> Mapping[str, Any]:
+        return self._data
+
+    def _where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str) -> Any:
+        """The raw value at ``key`` (None when missing)."""
+        if key in self._data:
+            return self._data[key]
+        if self._ignore_case:
+            folded = key.casefold()
+            for name, value in self._data.items():
+                if isinstance(name, str) and name.casefold() == folded:
+                    return value
+        return None
+
+    def obj(self, key: str) -> Fields:
+        """The object at ``key``; empty when missing or null."""
+        return Fields.of(self.get(key), self._where(key), ignore_case=self._ignore_case)
+
+    def objects(self, key: str) -> list[Fields]:
+        """The list of objects at ``key``; empty when missing or null. Null items are skipped."""
+        value = self.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise PayloadError(f"{self._where(key)}: expected a list")
+        where = self._where(key)
+        return [
+            Fields.of(item, f"{where}[{i}]", ignore_case=self._ignore_case)
+            for i, item in enumerate(value)
+            if item is not None
+        ]
+
+    def text(self, key: str) -> str | None:
+        """A string; numbers are written as strings (ids and versions arrive as either). None when
+        missing, null or empty."""
+        value = self.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise PayloadError(f"{self._where(key)}: expected a string")
+        if isinstance(value, float):
+            value = int(value) if value.is_integer() else value
+        return str(value) or None
+
+    def require_text(self, key: str) -> str:
+        """Like :meth:`text`, but missing or empty is a :class:`PayloadError`."""
+        value = self.text(key)
+        if value is None:
+            raise PayloadError(f"{self._where(key)}: missing")
+        return value
+
+    def integer(self, key: str) -> int | None:
+        """An integer, also from a string of digits; None when missing or null."""
+        value = self.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise PayloadError(f"{self._where(key)}: expected an integer")
+
+    def number(self, key: str) -> float | None:
+        """A number, also from a numeric string; None when missing or null."""
+        value = self.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise PayloadError(f"{self._where(key)}: expected a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise PayloadError(f"{self._where(key)}: expected a number") from None
+        if not math.isfinite(number):
+            raise PayloadError(f"{self._where(key)}: expected a finite number")
+        return number
+
+    def time(self, key: str) -> datetime | None:
+        """An ISO-8601 timestamp; None when missing, null or empty."""
+        value = self.text(key)
+        return parse_time(value, self._where(key)) if value else None
+
+    def strings(self, key: str) -> dict[str, str]:
+        """A flat object of tags or properties, every value written as a string (null values dropped)."""
+        out: dict[str, str] = {}
+        for name, value in self.obj(key).raw.items():
+            if value is None:
+                continue
+            out[str(name)] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        return out
+
+    def href(self, link: str) -> str | None:
+        """``_links.<link>.href``, the way Azure DevOps links resources."""
+        return self.obj("_links").obj(link).text("href")

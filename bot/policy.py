@@ -1,0 +1,100 @@
+"""Who may run which command where, and who may decide which gate.
+
+People are matched by every identity the platform gives (email, AAD object id, platform user id)
+against role members and against the approvers Azure DevOps assigned. A refusal always says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.commands import CommandSpec
+from bot.config import GatePolicySettings, Settings
+from bot.interactions import ChatUser
+from bot.records import ConversationAddress, Gate, GateDecision
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str = ""
+
+    @classmethod
+    def allow(cls) -> Verdict:
+        return cls(True)
+
+    @classmethod
+    def refuse(cls, reason: str) -> Verdict:
+        return cls(False, reason)
+
+
+def _identity(name: str) -> str:
+    name = name.strip()
+    return name.lower() if "@" in name or name.lower().startswith("aad:") else name
+
+
+class Policy:
+    """Reads roles, command rules and gate policies from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._members = {role: {_identity(m) for m in spec.members} for role, spec in settings.roles.items()}
+
+    def roles_of(self, user: ChatUser) -> set[str]:
+        identities = {_identity(i) for i in user.identities}
+        return {role for role, members in self._members.items() if members & identities}
+
+    def _channel_names(self, conversation: ConversationAddress) -> set[str]:
+        names = set()
+        for name, channel in self.settings.channels.items():
+            if conversation.conversation_id in (channel.slack, channel.teams):
+                names.add(name)
+        return names
+
+    def may_run(self, user: ChatUser, spec: CommandSpec, conversation: ConversationAddress | None = None) -> Verdict:
+        rule = self.settings.commands.get(spec.verb)
+        if rule is None:
+            return Verdict.allow()
+        if rule.roles and not self.roles_of(user) & set(rule.roles):
+            return Verdict.refuse(f"`{spec.verb}` is for {', '.join(rule.roles)}; you are not in that role.")
+        if rule.channels and conversation is not None and not self._channel_names(conversation) & set(rule.channels):
+            where = ", ".join(f"#{c}" for c in rule.channels)
+            return Verdict.refuse(f"`{spec.verb}` runs only in {where}.")
+        return Verdict.allow()
+
+    def gate_policy(self, gate: Gate) -> GatePolicySettings:
+        name = str(gate.policy.get("name", "default"))
+        return self.settings.gates.get(name) or self.settings.gates.get("default") or GatePolicySettings()
+
+    def may_decide(
+        self,
+        user: ChatUser,
+        gate: Gate,
+        decision: str,
+        comment: str,
+        decisions: list[GateDecision],
+    ) -> Verdict:
+        """Whether ``user`` may approve or reject ``gate`` now (state and expiry are checked elsewhere)."""
+        policy = self.gate_policy(gate)
+        identities = {_identity(i) for i in user.identities}
+        assigned = {_identity(a) for a in gate.details.get("approvers", [])}
+        allowed_roles = set(policy.approver_roles) | set(gate.policy.get("approver_roles", []))
+        in_role = bool(self.roles_of(user) & allowed_roles)
+        if decision == "override":
+            if not self.roles_of(user) & set(policy.override_roles):
+                return Verdict.refuse("Only " + (", ".join(policy.override_roles) or "nobody") + " may override.")
+            if not comment.strip():
+                return Verdict.refuse("An override needs a reason.")
+            return Verdict.allow()
+        if not (identities & assigned or in_role):
+            who = ", ".join(sorted(gate.details.get("approver_names", []))) or "the assigned approvers"
+            return Verdict.refuse(f"You are not an approver of this gate. It can be decided by {who}.")
+        requester = {_identity(r) for r in gate.details.get("requesters", [])}
+        no_self_approval = policy.requester_cannot_approve or bool(gate.policy.get("requester_cannot_approve"))
+        if decision == "approve" and no_self_approval and identities & requester:
+            return Verdict.refuse("You started this run, and its policy says the requester may not approve it.")
+        if decision == "reject" and policy.reject_needs_reason and not comment.strip():
+            return Verdict.refuse("A rejection needs a reason.")
+        if any(identities & {_identity(d.actor)} and d.decision == decision for d in decisions):
+            return Verdict.refuse("You have already approved this gate; it needs another approver.")
+        return Verdict.allow()

@@ -1,0 +1,23 @@
+"""Adapter tests: keep the azure-devops SDK's on-disk discovery cache out of the user's home.
+
+The SDK resolves ``AZURE_DEVOPS_CACHE_DIR`` when ``azure.devops`` is first imported and then reuses
+``options.json`` / ``resources.json`` for 12 hours, keyed by URL. Emulators listen on fresh ports, but a
+stale cache from an earlier run could still answer for a reused port, so every test session gets its own
+empty cache directory, set before any test module imports the SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+_CACHE_DIR = tempfile.mkdtemp(prefix="azure-devops-sdk-cache-")
+os.environ["AZURE_DEVOPS_CACHE_DIR"] = _CACHE_DIR
+
+if "azure.devops._file_cache" in sys.modules:  # imported earlier in this process: repoint its caches
+    _file_cache = sys.modules["azure.devops._file_cache"]
+    for _cache in (_file_cache.OPTIONS_CACHE, _file_cache.RESOURCE_CACHE):
+        _cache.file_name = os.path.join(_CACHE_DIR, os.path.basename(_cache.file_name))
+        _cache.data = {}
+        _cache.initial_load_occurred = False

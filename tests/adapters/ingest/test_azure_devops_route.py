@@ -1,0 +1,246 @@
+"""``POST /hooks/azure-devops``: authentication, answers, the approvals look-up, logging."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.azure_devops.hooks_route import BODY_LIMIT
+from bot.events import ApprovalPending, PipelineRef
+from tests.adapters.ingest.conftest import (
+    ENVIRON,
+    HOOK_HEADER,
+    HOOK_USER,
+    RIGHT_BASIC,
+    Ingest,
+    IngestFactory,
+    RecordingSink,
+    basic,
+    load_sample,
+)
+
+RUN_SAMPLE = "ms.vss-pipelines.run-state-changed-event.json"
+PENDING_SAMPLE = "ms.vss-pipelinechecks-events.approval-pending.json"
+
+
+@pytest.fixture
+def run_hook(shared_dir: Path) -> Any:
+    return load_sample(shared_dir, "ado", RUN_SAMPLE)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param({"Authorization": RIGHT_BASIC}, 200, id="right basic auth"),
+        pytest.param({HOOK_HEADER: ENVIRON["HOOK_TOKEN"]}, 200, id="right header"),
+        pytest.param({"Authorization": "Basic ÿÿ", HOOK_HEADER: ENVIRON["HOOK_TOKEN"]}, 200, id="either is enough"),
+        pytest.param({"Authorization": f"basic   {RIGHT_BASIC.split()[1]}"}, 200, id="scheme case and spaces"),
+        pytest.param({}, 401, id="missing"),
+        pytest.param({"Authorization": basic(HOOK_USER, "wrong")}, 401, id="wrong password"),
+        pytest.param({"Authorization": basic("someone", ENVIRON["HOOK_PASSWORD"])}, 401, id="wrong user"),
+        pytest.param({"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()}, 401, id="no colon"),
+        pytest.param({"Authorization": "Basic ÿÿ"}, 401, id="Basic latin-1"),
+        pytest.param({"Authorization": "Basic !!!notbase64"}, 401, id="Basic garbage"),
+        pytest.param({"Authorization": "Bearer abc"}, 401, id="Bearer garbage"),
+        pytest.param({"Authorization": "Basic"}, 401, id="Basic alone"),
+        pytest.param({"Authorization": "Basic 8J+SqTrwn5Kp"}, 401, id="non-ASCII credentials"),
+        pytest.param({"Authorization": "Basic ключ"}, 401, id="non-ASCII header"),
+        pytest.param({HOOK_HEADER: "wrong"}, 401, id="wrong header"),
+        pytest.param({HOOK_HEADER: "ключ"}, 401, id="non-ASCII shared header"),
+        pytest.param({HOOK_HEADER: ""}, 401, id="empty header"),
+    ],
+)
+async def test_auth_matrix(ingest: Ingest, run_hook: Any, headers: dict[str, str], status: int) -> None:
+    reply = await ingest.hook(run_hook, authorization=None, **headers)
+    assert reply.status == status, reply.text
+    if status == 401:
+        assert reply.json()["error"] == "unauthorized"
+        assert reply.headers["WWW-Authenticate"].startswith("Basic ")
+        assert ingest.sink.events == []
+
+
+async def test_non_ascii_credentials_configured(make_ingest: IngestFactory, run_hook: Any) -> None:
+    auth = {"basic": {"username": "hoök", "password": "${UNICODE_PASSWORD}"}}
+    async with make_ingest(hook_auth=auth, environ={"UNICODE_PASSWORD": "pässwörd"}) as ingest:
+        token = base64.b64encode("hoök:pässwörd".encode()).decode()
+        assert (await ingest.hook(run_hook, authorization=f"Basic {token}")).status == 200
+        assert (await ingest.hook(run_hook, authorization=basic("hook", "passwoerd"))).status == 401
+        # only basic auth is configured: the shared header is no way in
+        reply = await ingest.hook(run_hook, authorization=None, **{HOOK_HEADER: ENVIRON["HOOK_TOKEN"]})
+        assert reply.status == 401
+
+
+async def test_header_only_configuration(make_ingest: IngestFactory, run_hook: Any) -> None:
+    auth = {"header": {"name": "X-Other", "value": "${HOOK_TOKEN}"}}
+    async with make_ingest(hook_auth=auth) as ingest:
+        assert (await ingest.hook(run_hook, authorization=None, **{"x-other": ENVIRON["HOOK_TOKEN"]})).status == 200
+        reply = await ingest.hook(run_hook)  # basic auth is not configured, so not accepted
+        assert reply.status == 401
+        assert "WWW-Authenticate" not in reply.headers
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"", b"\xff\xfe{}", b"[1, 2]", b'"text"', b"null", b"[" * 5000, b'{"id": "x"}'],
+    ids=["broken", "empty", "not utf-8", "array", "string", "null", "too deep", "no eventType"],
+)
+async def test_malformed_bodies_are_400(ingest: Ingest, body: bytes) -> None:
+    reply = await ingest.hook(body)
+    assert reply.status == 400
+    assert reply.json()["error"] == "invalid_payload"
+    assert ingest.sink.events == []
+
+
+async def test_missing_required_fields_are_400_not_500(ingest: Ingest, run_hook: Any) -> None:
+    del run_hook["resource"]["run"]["id"]
+    reply = await ingest.hook(run_hook)
+    assert reply.status == 400
+    assert reply.json()["message"] == "resource.run.id: missing"
+
+    run_hook["resource"]["run"] = "not an object"
+    assert (await ingest.hook(run_hook)).status == 400
+    run_hook["resource"] = None  # resourceDetailsToSend: none
+    assert "resource details" in (await ingest.hook(run_hook)).json()["message"]
+
+
+async def test_unknown_event_type_is_200_ignored(ingest: Ingest, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "handoff.ingest")
+    payload = {"id": "e-1", "eventType": "workitem.updated", "resource": {"id": 5}}
+    reply = await ingest.hook(payload)
+    assert (reply.status, reply.json()) == (200, {"accepted": 0, "duplicates": 0, "ignored": 1})
+    assert ingest.sink.events == []
+    [line] = [r.getMessage() for r in caplog.records if r.name == "handoff.ingest.azure_devops"]
+    assert line == "azure devops hook 'workitem.updated' 'e-1': ignored"
+
+
+async def test_redelivery_is_a_duplicate(ingest: Ingest, run_hook: Any) -> None:
+    assert (await ingest.hook(run_hook)).json() == {"accepted": 1, "duplicates": 0, "ignored": 0}
+    # another subscription delivers the same event: same id, other subscription and notification
+    run_hook.update(subscriptionId="another", notificationId=7)
+    assert (await ingest.hook(run_hook)).json() == {"accepted": 0, "duplicates": 1, "ignored": 0}
+    first, second = ingest.sink.events
+    assert first.dedupe_key == second.dedupe_key
+
+
+async def test_sink_failure_is_503_with_retry_after(
+    make_ingest: IngestFactory, run_hook: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = RecordingSink(fail_with=RuntimeError("database is locked"))
+    async with make_ingest(sink=sink) as ingest:
+        reply = await ingest.hook(run_hook)
+    assert reply.status == 503
+    assert reply.headers["Retry-After"] == "5"
+    assert reply.json()["error"] == "temporarily_unavailable"
+    assert "locked" not in reply.text
+    assert any("asked to retry" in r.getMessage() for r in caplog.records)
+
+
+async def test_oversized_body_is_413(ingest: Ingest) -> None:
+    reply = await ingest.hook(b"{" + b" " * BODY_LIMIT + b"}")
+    assert reply.status == 413
+    just_under = b'{"eventType": "x", "id": "1", "pad": "' + b"x" * (BODY_LIMIT - 60) + b'"}'
+    assert len(just_under) <= BODY_LIMIT
+    assert (await ingest.hook(just_under)).status == 200
+
+
+async def test_never_404_or_410(ingest: Ingest, shared_dir: Path) -> None:
+    """Azure DevOps disables a hook on 410 and puts it on probation on 404: neither may come back."""
+    bodies: list[Any] = [load_sample(shared_dir, "ado", p.name) for p in (shared_dir / "samples" / "ado").iterdir()]
+    bodies += [b"", b"{}", {"eventType": "nope", "id": "1"}]
+    for body in bodies:
+        for authorization in (RIGHT_BASIC, None, "Bearer x"):
+            assert (await ingest.hook(body, authorization=authorization)).status not in (404, 410)
+
+
+async def test_secrets_are_never_logged(ingest: Ingest, run_hook: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    await ingest.hook(run_hook)
+    await ingest.hook(run_hook, authorization=basic(HOOK_USER, "a-wrong-guess"))
+    await ingest.hook(run_hook, authorization=None, **{HOOK_HEADER: ENVIRON["HOOK_TOKEN"]})
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    token = RIGHT_BASIC.split()[1]
+    for secret in (ENVIRON["HOOK_PASSWORD"], ENVIRON["HOOK_TOKEN"], token, "a-wrong-guess"):
+        assert secret not in text
+    lines = [r.getMessage() for r in caplog.records if r.name == "handoff.ingest.azure_devops"]
+    hook = "azure devops hook 'ms.vss-pipelines.run-state-changed-event' '62e4351f-1c24-40f9-8510-7af03692ab45'"
+    assert lines == [
+        f"{hook}: accepted",
+        "azure devops hook from 127.0.0.1: unauthorized",
+        f"{hook}: duplicate",
+    ]
+
+
+# --- filling a pending approval from the approvals API -------------------------------------------------
+
+APPROVAL = {
+    "id": "0f027b05-0942-4a35-9218-26fa07d8760a",
+    "status": "pending",
+    "steps": [{"assignedApprover": {"id": "a1", "displayName": "Ana"}, "status": "pending"}],
+    "pipeline": {
+        "id": "7",
+        "name": "model-x-release",
+        "owner": {
+            "id": 128,
+            "name": "20260825.2",
+            "_links": {"web": {"href": "https://dev.azure.com/contoso/Fabrikam/_build/results?buildId=128"}},
+        },
+    },
+}
+
+
+async def test_null_run_is_filled_from_the_approvals_api(make_ingest: IngestFactory, shared_dir: Path) -> None:
+    calls: list[tuple[str, str]] = []
+
+    async def details(project: str, approval_id: str) -> dict[str, Any] | None:
+        calls.append((project, approval_id))
+        return APPROVAL
+
+    async with make_ingest(approval_details=details) as ingest:
+        assert (await ingest.hook(load_sample(shared_dir, "ado", PENDING_SAMPLE))).status == 200
+    assert calls == [("be9b3917-87e6-42a4-a549-2bc06a7a878f", "0f027b05-0942-4a35-9218-26fa07d8760a")]
+    [event] = ingest.sink.events
+    assert isinstance(event, ApprovalPending)
+    assert event.run == PipelineRef(
+        organization="contoso",
+        project="be9b3917-87e6-42a4-a549-2bc06a7a878f",
+        pipeline_id="7",
+        pipeline_name="model-x-release",
+        run_id="128",
+        run_name="20260825.2",
+    )
+    assert event.web_url == "https://dev.azure.com/contoso/Fabrikam/_build/results?buildId=128"
+    assert event.approvers[0].person.id == "743f73b7-cdeb-4de7-80b7-00cee17476b8"  # the hook's steps stay
+
+
+async def hangs(project: str, approval_id: str) -> dict[str, Any] | None:
+    await asyncio.sleep(3600)
+    return None
+
+
+async def raises(project: str, approval_id: str) -> dict[str, Any] | None:
+    raise ConnectionError("emulator down")
+
+
+async def returns_none(project: str, approval_id: str) -> dict[str, Any] | None:
+    return None
+
+
+async def returns_garbage(project: str, approval_id: str) -> dict[str, Any] | None:
+    return {"pipeline": "not an object"}
+
+
+@pytest.mark.parametrize("details", [raises, returns_none, returns_garbage, hangs])
+async def test_approvals_api_trouble_keeps_the_event(
+    make_ingest: IngestFactory, shared_dir: Path, details: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("adapters.azure_devops.hooks_route.APPROVAL_DETAILS_TIMEOUT", 0.2)
+    async with make_ingest(approval_details=details) as ingest:
+        reply = await ingest.hook(load_sample(shared_dir, "ado", PENDING_SAMPLE))
+    assert reply.status == 200
+    [event] = ingest.sink.events
+    assert isinstance(event, ApprovalPending) and event.run is None

@@ -1,0 +1,316 @@
+"""``POST|OPTIONS /hooks/eventgrid``: the delivery secret, both handshakes, batches, filters, answers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.azure_ml.eventgrid_route import BODY_LIMIT
+from bot.events import DataArrived, ModelRegistered
+from tests.adapters.ingest.conftest import ENVIRON, Ingest, IngestFactory, RecordingSink, load_sample
+
+SECRET = ENVIRON["EG_SECRET"]
+ADLS_ACCOUNT = "/subscriptions/s/resourceGroups/Storage/providers/Microsoft.Storage/storageAccounts/lake"
+
+
+@pytest.fixture
+def registered(shared_dir: Path) -> list[dict[str, Any]]:
+    """A one-event Event Grid delivery from the SDK tests' workspace (jenns-canary)."""
+    events = load_sample(shared_dir, "eventgrid", "ml-events.sdk-tests-camelcase.eventgrid.json")
+    return [events[0]]
+
+
+def blob_event(api: str, path: str, *, account: str = "lake", filesystem: str = "raw", length: int = 10) -> Any:
+    return {
+        "topic": f"/subscriptions/s/resourceGroups/Storage/providers/Microsoft.Storage/storageAccounts/{account}",
+        "subject": f"/blobServices/default/containers/{filesystem}/blobs/{path}",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "eventTime": "2026-03-01T10:00:00.1234567Z",
+        "id": f"{api}-{account}-{filesystem}-{path}",
+        "data": {
+            "api": api,
+            "contentLength": length,
+            "blobType": "BlockBlob",
+            "url": f"https://{account}.dfs.core.windows.net/{filesystem}/{path}",
+        },
+        "dataVersion": "2",
+        "metadataVersion": "1",
+    }
+
+
+# --- the delivery secret -------------------------------------------------------------------------------
+
+
+async def test_secret_in_query_string(ingest: Ingest, registered: Any) -> None:
+    assert (await ingest.eventgrid(registered)).status == 200
+
+
+async def test_secret_in_header(ingest: Ingest, registered: Any) -> None:
+    reply = await ingest.eventgrid(registered, code=None, **{"X-Handoff-Secret": SECRET})
+    assert reply.status == 200
+
+
+async def test_configured_names_for_the_secret(make_ingest: IngestFactory, registered: Any) -> None:
+    names = {"secret_query_parameter": "token", "secret_header": "X-Delivery-Key"}
+    async with make_ingest(eventgrid=names) as ingest:
+        assert (await ingest.eventgrid(registered, code=None, **{"x-delivery-key": SECRET})).status == 200
+        assert (await ingest.post("/hooks/eventgrid", registered, params={"token": SECRET})).status == 200
+        assert (await ingest.eventgrid(registered)).status == 401  # ?code= is not the configured name
+
+
+@pytest.mark.parametrize(
+    ("code", "headers"),
+    [
+        pytest.param(None, {}, id="missing"),
+        pytest.param("wrong", {}, id="wrong query"),
+        pytest.param(None, {"X-Handoff-Secret": "wrong"}, id="wrong header"),
+        pytest.param("", {}, id="empty"),
+        pytest.param(SECRET + "x", {}, id="longer"),
+        pytest.param("ключ", {"X-Handoff-Secret": "ключ"}, id="non-ASCII"),
+        pytest.param(None, {"Authorization": "Bearer abc"}, id="a bearer token is not the secret"),
+    ],
+)
+async def test_missing_or_wrong_secret_is_401(
+    ingest: Ingest, registered: Any, code: str | None, headers: dict[str, str]
+) -> None:
+    reply = await ingest.eventgrid(registered, code=code, **headers)
+    assert reply.status == 401
+    assert reply.json()["error"] == "unauthorized"
+    assert ingest.sink.events == []
+
+
+async def test_one_right_value_is_enough(ingest: Ingest, registered: Any) -> None:
+    assert (await ingest.eventgrid(registered, code="wrong", **{"X-Handoff-Secret": SECRET})).status == 200
+
+
+# --- handshakes ---------------------------------------------------------------------------------------
+
+
+async def test_subscription_validation_handshake(ingest: Ingest, shared_dir: Path) -> None:
+    body = load_sample(shared_dir, "eventgrid", "subscription-validation.eventgrid.json")
+    reply = await ingest.eventgrid(body, **{"aeg-event-type": "SubscriptionValidation"})
+    assert reply.status == 200  # 202 would not complete the handshake
+    assert reply.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
+    # the handshake is not authentication: without the secret it is refused like any delivery
+    assert (await ingest.eventgrid(body, code=None)).status == 401
+    del body[0]["data"]["validationCode"]
+    assert (await ingest.eventgrid(body)).status == 400
+
+
+async def test_cloudevents_abuse_protection_handshake(ingest: Ingest) -> None:
+    reply = await ingest.options(
+        "/hooks/eventgrid", {"WebHook-Request-Origin": "eventgrid.azure.net", "WebHook-Request-Rate": "120"}
+    )
+    assert reply.status == 200
+    assert reply.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+    assert reply.headers["WebHook-Allowed-Rate"] == "120"
+    assert set(reply.headers["Allow"].replace(" ", "").split(",")) == {"POST", "OPTIONS"}
+
+    reply = await ingest.options("/hooks/eventgrid", {"WebHook-Request-Origin": "eventgrid.azure.net"})
+    assert reply.status == 200
+    assert reply.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+    assert "WebHook-Allowed-Rate" not in reply.headers  # none was requested
+
+    reply = await ingest.options(
+        "/hooks/eventgrid", {"WebHook-Request-Origin": "eventgrid.azure.net", "WebHook-Request-Rate": "lots"}
+    )
+    assert reply.headers["WebHook-Allowed-Rate"] == "*"
+
+
+async def test_options_without_origin_and_with_a_bad_one(ingest: Ingest) -> None:
+    reply = await ingest.options("/hooks/eventgrid", {})
+    assert reply.status == 200 and "WebHook-Allowed-Origin" not in reply.headers
+    reply = await ingest.options("/hooks/eventgrid", {"WebHook-Request-Origin": "ключ"})
+    assert reply.status == 400
+
+
+# --- batches and answers --------------------------------------------------------------------------------
+
+
+async def test_batch_of_three_with_a_duplicate(ingest: Ingest, shared_dir: Path) -> None:
+    events = load_sample(shared_dir, "eventgrid", "ml-events.sdk-tests-camelcase.eventgrid.json")
+    batch = [events[0], events[1], copy.deepcopy(events[0])]
+    reply = await ingest.eventgrid(batch)
+    assert (reply.status, reply.json()) == (200, {"accepted": 2, "duplicates": 1, "ignored": 0})
+    # the sink is asked for every event: deduplication is the core's
+    assert [e.event_id for e in ingest.sink.events] == [events[0]["id"], events[1]["id"], events[0]["id"]]
+
+
+async def test_a_retried_batch_reports_duplicates(ingest: Ingest, shared_dir: Path) -> None:
+    batch = load_sample(shared_dir, "eventgrid", "ml-events.sdk-tests-camelcase.eventgrid.json")
+    assert (await ingest.eventgrid(batch)).json() == {"accepted": 5, "duplicates": 0, "ignored": 0}
+    assert (await ingest.eventgrid(batch)).json() == {"accepted": 0, "duplicates": 5, "ignored": 0}
+
+
+async def test_sink_failure_is_503_with_retry_after(make_ingest: IngestFactory, registered: Any) -> None:
+    async with make_ingest(sink=RecordingSink(fail_with=OSError("disk full"))) as ingest:
+        reply = await ingest.eventgrid(registered)
+    assert reply.status == 503  # never 400/401/403/413: Event Grid would drop the events
+    assert reply.headers["Retry-After"] == "5"
+    assert "disk" not in reply.text
+
+
+async def test_oversized_body_is_413(ingest: Ingest, registered: Any) -> None:
+    registered[0]["data"]["pad"] = "x" * BODY_LIMIT
+    assert (await ingest.eventgrid(registered)).status == 413
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{oops",
+        b"",
+        b"\xff",
+        b"42",
+        b'["not an event"]',
+        b'[{"eventType": "Microsoft.Storage.BlobCreated"}]',  # no id
+        b'[{"id": "1", "specversion": "1.0", "type": "t"}]',  # no source
+        b'[{"id": "1", "eventType": "x", "eventTime": "yesterday"}]',
+        b'{"id": "1", "specversion": "1.0", "source": "s", "type": "t", "time": "soon"}',
+    ],
+)
+async def test_malformed_body_is_400(ingest: Ingest, body: bytes) -> None:
+    reply = await ingest.eventgrid(body)
+    assert reply.status == 400
+    assert reply.json()["error"] == "invalid_payload"
+
+
+async def test_an_incomplete_event_does_not_cost_the_batch(
+    ingest: Ingest, registered: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = copy.deepcopy(registered[0])
+    broken.update(id="broken", subject="")
+    broken["data"] = {"modelTags": {}}
+    reply = await ingest.eventgrid([broken, registered[0]])
+    assert reply.json() == {"accepted": 1, "duplicates": 0, "ignored": 1}
+    assert any("skipped (data.modelName, data.modelVersion: missing)" in r.getMessage() for r in caplog.records)
+
+
+async def test_unknown_types_and_subscription_deletion_are_ignored(ingest: Ingest) -> None:
+    body = [
+        {"id": "1", "eventType": "Microsoft.Resources.ResourceWriteSuccess", "topic": "/x", "data": {}},
+        {"id": "2", "eventType": "Microsoft.EventGrid.SubscriptionDeletedEvent", "topic": "/x", "data": {}},
+        {"id": "3", "specversion": "1.0", "type": "Microsoft.Storage.BlobDeleted", "source": "/x", "data": {}},
+    ]
+    reply = await ingest.eventgrid(body, **{"aeg-event-type": "Notification"})
+    assert reply.json() == {"accepted": 0, "duplicates": 0, "ignored": 3}
+
+
+async def test_empty_array_is_fine(ingest: Ingest) -> None:
+    assert (await ingest.eventgrid([])).json() == {"accepted": 0, "duplicates": 0, "ignored": 0}
+
+
+async def test_one_line_per_delivery(ingest: Ingest, registered: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "handoff.ingest")
+    await ingest.eventgrid(registered)
+    lines = [r.getMessage() for r in caplog.records if r.name == "handoff.ingest.eventgrid"]
+    assert lines == [
+        "event grid delivery of 1 event(s): model_registered '3b73ee51-bbf4-480d-9112-cfc23b41bfdb' accepted"
+    ]
+    assert SECRET not in caplog.text
+
+
+# --- what Handoff takes ---------------------------------------------------------------------------------
+
+
+async def test_flush_with_close_is_accepted_create_file_is_not(ingest: Ingest) -> None:
+    reply = await ingest.eventgrid(
+        [
+            blob_event("CreateFile", "sales/2026/03/01.parquet", length=0),
+            blob_event("FlushWithClose", "sales/2026/03/01.parquet", length=2048),
+            blob_event("CopyBlob", "sales/2026/03/02.parquet"),
+            blob_event("PutBlob", "sales/2026/03/03.parquet"),
+        ]
+    )
+    assert reply.json() == {"accepted": 2, "duplicates": 0, "ignored": 2}
+    flushed, put = ingest.sink.events
+    assert flushed == DataArrived(
+        source="storage",
+        event_id="FlushWithClose-lake-raw-sales/2026/03/01.parquet",
+        occurred_at=flushed.occurred_at,
+        scope=ADLS_ACCOUNT,
+        text="New file raw/sales/2026/03/01.parquet (2048 bytes)",
+        storage_account="lake",
+        container="raw",
+        path="sales/2026/03/01.parquet",
+        size=2048,
+        url="https://lake.dfs.core.windows.net/raw/sales/2026/03/01.parquet",
+    )
+    assert isinstance(put, DataArrived) and put.path == "sales/2026/03/03.parquet"
+
+
+async def test_only_watched_data_lake_paths(make_ingest: IngestFactory) -> None:
+    paths = [
+        {"storage_account": "Lake", "filesystem": "raw", "path": "sales"},
+        {"storage_account": "other", "filesystem": "curated"},
+    ]
+    async with make_ingest(eventgrid={"data_lake_paths": paths}) as ingest:
+        reply = await ingest.eventgrid(
+            [
+                blob_event("FlushWithClose", "sales/a.csv"),  # watched (account matched case-insensitively)
+                blob_event("FlushWithClose", "sales"),  # the watched path itself
+                blob_event("FlushWithClose", "salesforce/b.csv"),  # not inside "sales/"
+                blob_event("FlushWithClose", "hr/c.csv"),
+                blob_event("FlushWithClose", "sales/d.csv", filesystem="curated"),  # wrong filesystem
+                blob_event("PutBlockList", "anything/e.csv", account="other", filesystem="curated"),
+                blob_event("FlushWithClose", "sales/f.csv", account="elsewhere"),
+            ]
+        )
+    assert reply.json() == {"accepted": 3, "duplicates": 0, "ignored": 4}
+    assert [(e.storage_account, e.path) for e in ingest.sink.events if isinstance(e, DataArrived)] == [
+        ("lake", "sales/a.csv"),
+        ("lake", "sales"),
+        ("other", "anything/e.csv"),
+    ]
+
+
+async def test_other_workspaces_are_ignored(make_ingest: IngestFactory, shared_dir: Path) -> None:
+    """The configured workspace (``JENNS-canary`` in ``Jenns``) matches the SDK events' topic in any case."""
+    batch = load_sample(shared_dir, "eventgrid", "ml-events.sdk-tests-camelcase.eventgrid.json")
+    doc_sample = load_sample(shared_dir, "eventgrid", "ml-model-registered.cloudevents.json")
+    async with make_ingest(workspace=True) as ingest:
+        assert (await ingest.eventgrid(batch)).json() == {"accepted": 4, "duplicates": 0, "ignored": 1}
+        assert (await ingest.eventgrid(doc_sample)).json() == {"accepted": 0, "duplicates": 0, "ignored": 1}
+        # storage events do not come from a workspace: the workspace filter leaves them alone
+        assert (await ingest.eventgrid([blob_event("PutBlob", "x.csv")])).json()["accepted"] == 1
+    # the drift event came from driftDemoWS
+    assert "DataDriftDetected" not in {type(e).__name__ for e in ingest.sink.events}
+
+
+async def test_allowed_topics(make_ingest: IngestFactory, shared_dir: Path) -> None:
+    batch = load_sample(shared_dir, "eventgrid", "ml-events.sdk-tests-camelcase.eventgrid.json")
+    topic = batch[0]["topic"].upper() + "/"  # resource ids compare case-insensitively
+    async with make_ingest(eventgrid={"allowed_topics": [topic]}) as ingest:
+        assert (await ingest.eventgrid(batch)).json() == {"accepted": 4, "duplicates": 0, "ignored": 1}
+        assert (await ingest.eventgrid([blob_event("PutBlob", "x.csv")])).json()["ignored"] == 1
+
+
+async def test_cloud_event_source_is_the_scope(ingest: Ingest, registered: Any) -> None:
+    event = registered[0]
+    cloud = {
+        "specversion": "1.0",
+        "id": event["id"],
+        "source": event["topic"],
+        "type": event["eventType"],
+        "subject": event["subject"],
+        "time": event["eventTime"],
+        "data": event["data"],
+    }
+    reply = await ingest.eventgrid(json.dumps(cloud), content_type="application/cloudevents+json; charset=utf-8")
+    assert reply.status == 200
+    [parsed] = ingest.sink.events
+    assert isinstance(parsed, ModelRegistered)
+    assert (parsed.scope, parsed.event_id, parsed.model_version) == (event["topic"], event["id"], "3")
+
+
+async def test_model_name_and_version_from_the_subject(ingest: Ingest, registered: Any) -> None:
+    registered[0]["data"] = {}
+    await ingest.eventgrid(registered)
+    [event] = ingest.sink.events
+    assert isinstance(event, ModelRegistered)
+    assert (event.model_name, event.model_version) == ("sklearn_regression_model", "3")

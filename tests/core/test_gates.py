@@ -1,0 +1,176 @@
+"""Release gates on a real store: exactly one decision, the authorization matrix, quorum, expiry.
+
+These run the core (Gatekeeper, Policy, Ingest) on SQLite and PostgreSQL; Azure DevOps is left out
+(decisions are recorded, not applied) so that the store's compare-and-set is what is tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.sql import SqlStore
+from bot.app import Handoff, build_handoff
+from bot.clock import FakeClock
+from bot.config import parse_settings
+from bot.events import ApprovalCompleted, ApprovalPending, Approver, Person, PipelineRef
+from bot.interactions import ChatUser
+from bot.records import ConversationAddress, GateState
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+SLACK = ConversationAddress("slack", "C0APPRELEASES")
+TEAMS = ConversationAddress("teams", "19:appreleases@thread.tacv2")
+RUN = PipelineRef(
+    organization="contoso",
+    project="mlops",
+    pipeline_id="3",
+    pipeline_name="release-app-y",
+    run_id="77",
+    run_name="20261128.4",
+    branch="refs/heads/main",
+)
+SETTINGS = {
+    "channels": {"app-releases": {"slack": SLACK.conversation_id, "teams": TEAMS.conversation_id}},
+    "subscriptions": [{"channel": "app-releases", "events": ["approval"]}],
+    "roles": {"release-managers": {"members": ["dave@contoso.com"]}},
+    "gates": {"default": {"approver_roles": ["release-managers"], "expire_after": "72h"}},
+}
+
+
+def person(name: str) -> Person:
+    return Person(name=name.capitalize(), email=f"{name}@contoso.com", id=f"id-{name}")
+
+
+def user(name: str, platform: str = "slack") -> ChatUser:
+    return ChatUser(platform=platform, user_id=f"U{name.upper()}", name=name, email=f"{name}@contoso.com")  # type: ignore[arg-type]
+
+
+def pending(min_required: int = 1, requester: str = "bob") -> ApprovalPending:
+    return ApprovalPending(
+        source="azure-devops",
+        event_id="approval-pending-1",
+        occurred_at=T0,
+        scope="contoso",
+        project="mlops",
+        approval_id="a1b2",
+        run=RUN,
+        stage_name="production",
+        environment_name="production",
+        min_required_approvers=min_required,
+        approvers=(Approver(person=person("carol")), Approver(person=person("bob"))),
+        requester=person(requester),
+    )
+
+
+@pytest.fixture
+async def handoff(store_url: str) -> AsyncIterator[Handoff]:
+    store = await SqlStore.open(store_url)
+    core = build_handoff(parse_settings(SETTINGS, {}), store, FakeClock(T0))
+    yield core
+    await store.close()
+
+
+GATE = "azure-devops:contoso:pipeline-approval:a1b2"
+
+
+async def test_fifty_concurrent_clicks_make_one_decision(handoff: Handoff) -> None:
+    await handoff.ingest.accept(pending(requester="erin"))
+    clickers = [("carol", "approve"), ("bob", "reject"), ("dave", "approve")] * 17
+    results = await asyncio.gather(
+        *(
+            handoff.gatekeeper.decide(user(name, "slack" if i % 2 else "teams"), GATE, decision, "because", SLACK)
+            for i, (name, decision) in enumerate(clickers[:50])
+        )
+    )
+    accepted = [r for r in results if r.accepted]
+    assert len(accepted) == 1
+    assert sum("already" in r.message for r in results) == 49
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state in (GateState.APPROVED, GateState.REJECTED)
+    assert len(await handoff.store.gate_decisions(GATE)) == 1
+    decided = [e for e in await handoff.store.list_audit() if e.outcome in ("applied", "recorded")]
+    assert len(decided) == 1
+
+
+@pytest.mark.parametrize(
+    ("who", "decision", "comment", "allowed", "reason"),
+    [
+        ("carol", "approve", "", True, ""),  # assigned approver
+        ("dave", "approve", "", True, ""),  # in an approver role
+        ("mallory", "approve", "", False, "not an approver"),
+        ("bob", "approve", "", False, "requester may not approve"),  # requester, though assigned
+        ("bob", "reject", "broken", True, ""),  # a requester may still stop their own release
+        ("carol", "reject", "", False, "needs a reason"),
+    ],
+)
+async def test_authorization_matrix(
+    handoff: Handoff, who: str, decision: str, comment: str, allowed: bool, reason: str
+) -> None:
+    await handoff.ingest.accept(pending())
+    before = await handoff.store.get_gate(GATE)
+    result = await handoff.gatekeeper.decide(user(who), GATE, decision, comment, SLACK)
+    assert result.accepted is allowed
+    after = await handoff.store.get_gate(GATE)
+    assert after is not None and before is not None
+    if not allowed:
+        assert reason in result.message
+        assert (after.state, after.version) == (before.state, before.version)  # refusal changes nothing
+        assert await handoff.store.gate_decisions(GATE) == []
+        assert (await handoff.store.list_audit())[-1].outcome.startswith("refused")
+
+
+async def test_quorum_of_two(handoff: Handoff) -> None:
+    await handoff.ingest.accept(pending(min_required=2, requester="erin"))
+    first = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
+    assert first.accepted and "1 of 2" in first.message
+    again = await handoff.gatekeeper.decide(user("carol", "teams"), GATE, "approve", "", TEAMS)
+    assert not again.accepted and "already approved" in again.message
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.PENDING
+    second = await handoff.gatekeeper.decide(user("bob"), GATE, "approve", "ok", TEAMS)
+    assert second.accepted and second.message.startswith("Approved")
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.APPROVED
+    assert second.card is not None and second.card.actions == ()
+
+
+async def test_expired_and_superseded_gates_refuse(handoff: Handoff) -> None:
+    await handoff.ingest.accept(pending(requester="erin"))
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    await clock.advance(timedelta(hours=73).total_seconds())
+    result = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
+    assert not result.accepted and "expired" in result.message
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.EXPIRED
+
+
+async def test_decision_in_azure_devops_closes_the_gate_and_updates_both_cards(handoff: Handoff) -> None:
+    await handoff.ingest.accept(pending(requester="erin"))
+    done = ApprovalCompleted(
+        source="azure-devops",
+        event_id="approval-completed-1",
+        occurred_at=T0,
+        scope="contoso",
+        project="mlops",
+        approval_id="a1b2",
+        status="approved",
+        run=RUN,
+        stage_name="production",
+        environment_name="production",
+        approvers=(Approver(person=person("carol"), status="approved", comment="from the web"),),
+    )
+    await handoff.ingest.accept(done)
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.APPROVED
+    refused = await handoff.gatekeeper.decide(user("carol"), GATE, "reject", "late", SLACK)
+    assert not refused.accepted and "already approved" in refused.message
+    state = await handoff.store.get_card_state(GATE)
+    assert state is not None and state.state["status"] == "approved"
+    assert sorted(map(tuple, state.state["conversations"])) == [
+        ("slack", SLACK.conversation_id),
+        ("teams", TEAMS.conversation_id),
+    ]
