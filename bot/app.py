@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +34,7 @@ from bot.policy import Policy
 from bot.ports import ChatChannel, MLService, PipelineService, Store
 from bot.records import ConversationAddress, Platform
 from bot.routing import channel_addresses, configured_subscriptions
+from bot.runner import CommandRunner
 
 log = logging.getLogger("handoff")
 
@@ -54,6 +56,7 @@ class Handoff:
     channels: dict[Platform, ChatChannel] = field(default_factory=dict)
     pipelines: PipelineService | None = None
     ml: MLService | None = None
+    runner: CommandRunner | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     background: bool = True
 
@@ -91,6 +94,7 @@ def build_handoff(
     *,
     pipelines: PipelineService | None = None,
     ml: MLService | None = None,
+    poll_interval: float = 5.0,
 ) -> Handoff:
     """The core, wired to the store and the services (chat channels are added by the integrations)."""
     clock = clock or SystemClock()
@@ -100,7 +104,27 @@ def build_handoff(
     gatekeeper = Gatekeeper(store, policy, ingest, clock, pipelines)
     ingest.observers.append(gatekeeper.observe)
     chat = ChatHandler(store, policy, gatekeeper, ingest, clock)
-    return Handoff(settings, store, clock, ingest, gatekeeper, chat, outbox, pipelines=pipelines, ml=ml)
+    runner = CommandRunner(settings, store, ingest, clock, ml=ml, pipelines=pipelines, poll_interval=poll_interval)
+    runner.register(chat)
+    handoff = Handoff(
+        settings, store, clock, ingest, gatekeeper, chat, outbox, pipelines=pipelines, ml=ml, runner=runner
+    )
+    handoff.closers.append(runner.close)
+    return handoff
+
+
+def build_services(settings: Settings, base_dir: Path | None = None) -> dict[str, Any]:
+    """The Azure DevOps and Azure ML clients for the enabled sections (nothing is contacted yet)."""
+    services: dict[str, Any] = {}
+    if settings.azure_devops and settings.azure_devops.enabled:
+        from adapters.azure_devops.pipelines import AzureDevOpsPipelines
+
+        services["pipelines"] = AzureDevOpsPipelines.from_settings(settings.azure_devops)
+    if settings.azure_ml and settings.azure_ml.enabled:
+        from adapters.azure_ml.service import AzureMLService
+
+        services["ml"] = AzureMLService(settings.azure_ml, base_dir=base_dir)
+    return services
 
 
 def add_channel(handoff: Handoff, platform: Platform, channel: ChatChannel) -> None:
@@ -202,11 +226,17 @@ async def start_server(
     *,
     clock: Clock | None = None,
     services: dict[str, Any] | None = None,
+    base_dir: Path | None = None,
 ) -> RunningServer:
-    """Open and migrate the store, then serve Handoff on ``host:port`` (port 0 picks a free one)."""
+    """Open and migrate the store, then serve Handoff on ``host:port`` (port 0 picks a free one).
+
+    ``services`` replaces the Azure clients built from the settings (``pipelines``, ``ml``);
+    ``base_dir`` is where relative paths in the settings (job files) are found.
+    """
     store = await SqlStore.open(settings.store.url)
     try:
-        handoff = build_handoff(settings, store, clock, **(services or {}))
+        chosen = build_services(settings, base_dir) if services is None else services
+        handoff = build_handoff(settings, store, clock, **chosen)
         app = create_app(settings, store, handoff=handoff)
         runner = web.AppRunner(
             app,

@@ -91,8 +91,12 @@ class Ingest:
                     self._stored_at = now
         return [*self.configured, *self._stored]
 
-    async def accept(self, event: DomainEvent) -> bool:
-        """Store the event, its card's new state and the deliveries; False for a redelivery."""
+    async def accept(self, event: DomainEvent, also_to: Sequence[ConversationAddress] = ()) -> bool:
+        """Store the event, its card's new state and the deliveries; False for a redelivery.
+
+        ``also_to`` adds conversations the card must reach whatever the subscriptions say (the
+        conversation where a command started the run the event is about).
+        """
         if await self.store.has_event(event.dedupe_key):
             return False
         for observer in self.observers:
@@ -100,7 +104,7 @@ class Ingest:
         subscriptions = await self._subscriptions()
         for _ in range(20):
             try:
-                recorded = await self._record(event, subscriptions)
+                recorded = await self._record(event, subscriptions, also_to)
             except StaleWrite:
                 await asyncio.sleep(0)
                 continue
@@ -109,7 +113,9 @@ class Ingest:
             return recorded
         raise RuntimeError(f"card {event.grouping_key} kept changing under event {event.dedupe_key}")
 
-    async def _record(self, event: DomainEvent, subscriptions: Sequence[Subscription]) -> bool:
+    async def _record(
+        self, event: DomainEvent, subscriptions: Sequence[Subscription], also_to: Sequence[ConversationAddress]
+    ) -> bool:
         now = self.clock.now()
         receipt = ReceivedEvent(
             dedupe_key=event.dedupe_key,
@@ -121,7 +127,7 @@ class Ingest:
         current = await self.store.get_card_state(event.grouping_key)
         merged = merge(current.state if current else None, event)
         showing = {_address(a) for a in (current.state.get("conversations", []) if current else [])}
-        targets = route(event, subscriptions, now)
+        targets = route(event, subscriptions, now) | set(also_to)
         new_targets = targets - showing
         if not merged.changed and not new_targets:
             return await self.store.record_event(receipt, [])

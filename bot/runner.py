@@ -1,0 +1,431 @@
+"""Commands that start work: ``retrain``, ``integrate``, ``cancel``, ``runs``, ``status``.
+
+A command is answered at once with what will happen; the work runs in the background. The same
+command from the same person within the configured window starts one run (the store keeps the
+idempotency key), and a command marked ``confirm: true`` first answers with a summary and
+Confirm / Cancel buttons. The run gets a living card in the conversation where it was asked for,
+kept current by the services' own events and, for what they do not announce, by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.cards import Action, Card, Status
+from bot.chat_handler import ChatHandler
+from bot.clock import Clock
+from bot.commands import ParsedCommand
+from bot.config import CommandPolicySettings, Settings
+from bot.events import DomainEvent, PipelineRef, RunStateChanged, TrainingRunFinished
+from bot.ingest import Ingest
+from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility
+from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
+from bot.records import CommandRun, CommandRunState, ConversationAddress
+
+log = logging.getLogger("handoff.runner")
+
+_SAFE_NAME = re.compile(r"[^a-z0-9-]+")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a command will start: a sentence for people, and how to start and watch it."""
+
+    summary: str
+    target: str
+    start: Callable[[CommandRun], Awaitable[StartedRun]]
+    watch: Callable[[StartedRun], Awaitable[RunStatus]] | None
+    progress_event: Callable[[StartedRun, RunStatus], DomainEvent]
+
+
+def _organization(settings: Settings) -> str:
+    url = settings.azure_devops.organization_url if settings.azure_devops else ""
+    return url.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def _workspace_topic(settings: Settings) -> str:
+    aml = settings.azure_ml
+    if aml is None:
+        return ""
+    return (
+        f"/subscriptions/{aml.subscription_id}/resourceGroups/{aml.resource_group}"
+        f"/providers/Microsoft.MachineLearningServices/workspaces/{aml.workspace}"
+    )
+
+
+class CommandRunner:
+    """Adds the commands that start work to a :class:`ChatHandler`.
+
+    Args:
+        spawn: runs a coroutine in the background (the process keeps the tasks and stops them on exit).
+        poll_interval: seconds between status polls of a started run.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        ingest: Ingest,
+        clock: Clock,
+        *,
+        ml: MLService | None = None,
+        pipelines: PipelineService | None = None,
+        poll_interval: float = 5.0,
+        poll_limit: timedelta = timedelta(hours=12),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.ingest = ingest
+        self.clock = clock
+        self.ml = ml
+        self.pipelines = pipelines
+        self.poll_interval = poll_interval
+        self.poll_limit = poll_limit
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def register(self, chat: ChatHandler) -> None:
+        chat.add_command("retrain", self.retrain)
+        chat.add_command("integrate", self.integrate)
+        chat.add_command("cancel", self.cancel)
+        chat.add_command("runs", self.runs)
+        chat.add_action("confirm", self.confirmed)
+        chat.add_action("decline", self.declined)
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background command work failed")
+
+        task = asyncio.create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # --- the commands ------------------------------------------------------------------------------
+
+    async def retrain(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        plan = self._plan_retrain(command)
+        if isinstance(plan, Reply):
+            return plan
+        if "dry-run" in command.flags:
+            return Reply(f"Dry run: {plan.summary}. Nothing was started.")
+        return await self._start_or_confirm(request, command, plan)
+
+    async def integrate(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        plan = self._plan_integrate(command)
+        if isinstance(plan, Reply):
+            return plan
+        return await self._start_or_confirm(request, command, plan)
+
+    def _plan_retrain(self, command: ParsedCommand) -> Plan | Reply:
+        name = command.target or ""
+        model = self.settings.models.get(name)
+        if model is None or model.retrain is None:
+            known = ", ".join(n for n, m in self.settings.models.items() if m.retrain) or "none configured"
+            return Reply(f"There is no retraining set up for `{name}`. Models you can retrain: {known}.")
+        job = model.retrain.azure_ml_job
+        if job is not None:
+            if self.ml is None:
+                return Reply("Azure ML is not connected to this Handoff, so it cannot retrain models.")
+            params = {**job.params, **{k: v for k, v in command.options.items()}}
+            if "data" in command.options:
+                params["inputs.training_data"] = f"azureml:{command.options['data']}"
+                params.pop("data")
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+            plan = self._azure_ml_plan(
+                f"Retrain {name} with the Azure ML job {job.job_file} ({shown})", name, job.job_file, params
+            )
+        else:
+            pipeline = model.retrain.azure_devops_pipeline
+            assert pipeline is not None
+            planned = self._pipeline_plan(
+                f"Retrain {name} with the Azure DevOps pipeline {pipeline.pipeline}",
+                name,
+                pipeline.project,
+                pipeline.pipeline,
+                pipeline.branch,
+                dict(pipeline.parameters),
+            )
+            if planned is None:
+                return Reply("Azure DevOps is not connected to this Handoff, so it cannot start pipelines.")
+            plan = planned
+        return plan
+
+    def _plan_integrate(self, command: ParsedCommand) -> Plan | Reply:
+        name = command.target or ""
+        app = self.settings.apps.get(name)
+        if app is None:
+            known = ", ".join(self.settings.apps) or "none configured"
+            return Reply(f"There is no app called `{name}`. Apps: {known}.")
+        target = app.integration
+        parameters = dict(target.parameters)
+        if model := command.options.get("model"):
+            model_name, _, version = model.partition(":")
+            if not version:
+                return Reply("Write the model as name:version, for example `model=model-x:8`.")
+            parameters.update(modelName=model_name, modelVersion=version)
+        branch = command.options.get("branch") or target.branch
+        what = f" against {command.options['model']}" if "model" in command.options else ""
+        plan = self._pipeline_plan(
+            f"Run {target.pipeline} for {name}{what}", name, target.project, target.pipeline, branch, parameters
+        )
+        if plan is None:
+            return Reply("Azure DevOps is not connected to this Handoff, so it cannot start pipelines.")
+        return plan
+
+    async def cancel(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        run_id = command.target or ""
+        found = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
+        if found is None or found.backend_run_id is None:
+            return Reply(f"No run {run_id} was started from chat. `runs` lists them.")
+        try:
+            if found.details.get("service") == "azure-ml" and self.ml:
+                await self.ml.cancel_job(found.backend_run_id)
+            elif self.pipelines:
+                await self.pipelines.cancel_run(str(found.details.get("project", "")), found.backend_run_id)
+        except (ServiceRefused, ServiceUnavailable) as error:
+            return Reply(f"Could not cancel run {run_id}: {error}")
+        await self.store.update_command_run(found.id or 0, CommandRunState.CANCELED, self.clock.now())
+        return Reply(f"Canceling run {run_id} ({found.command}).", visibility=Visibility.THREAD)
+
+    async def runs(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        return Reply("Runs started from chat show as cards in the channel where they were started.")
+
+    # --- confirmation ------------------------------------------------------------------------------
+
+    def _rule(self, verb: str) -> CommandPolicySettings:
+        return self.settings.commands.get(verb) or CommandPolicySettings()
+
+    async def _start_or_confirm(self, request: CommandRequest, command: ParsedCommand, plan: Plan) -> Reply:
+        rule = self._rule(command.verb)
+        if not rule.confirm:
+            return await self._start(request, command, plan)
+        now = self.clock.now()
+        pending = CommandRun(
+            idempotency_key=f"confirm:{request.user.display}:{command.canonical}:{now.timestamp()}",
+            actor=request.user.display,
+            platform=request.user.platform,
+            conversation=request.conversation.conversation_id,
+            command=command.canonical,
+            target=plan.target,
+            state=CommandRunState.REQUESTED,
+            created_at=now,
+            details={"expires": (now + rule.confirm_expires).isoformat(), "summary": plan.summary},
+        )
+        run, _ = await self.store.start_command_run(pending, timedelta(0))
+        minutes = int(rule.confirm_expires.total_seconds() // 60)
+        card = Card(
+            title=f"Confirm: {plan.summary}",
+            status=Status.WAITING,
+            summary=f"Nothing starts until you confirm. This expires in {minutes} minutes.",
+            actions=(
+                Action("confirm", "Confirm", {"run": str(run.id)}, style="primary"),
+                Action("decline", "Cancel", {"run": str(run.id)}),
+            ),
+        )
+        return Reply(card.text, card=card)
+
+    async def _pending_confirmation(self, request: ActionRequest) -> tuple[CommandRun | None, str]:
+        run_id = request.value.get("run", "")
+        run = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
+        if run is None or not run.idempotency_key.startswith("confirm:"):
+            return None, "This confirmation is not known."
+        if run.actor != request.user.display:
+            return None, f"Only {run.actor}, who asked for it, can confirm this."
+        if run.state is not CommandRunState.REQUESTED:
+            return None, f"This was already {run.state.value}."
+        if self.clock.now() >= datetime.fromisoformat(run.details["expires"]):
+            await self.store.update_command_run(run.id or 0, CommandRunState.CANCELED, self.clock.now())
+            return None, "This confirmation has expired; run the command again."
+        return run, ""
+
+    async def confirmed(self, request: ActionRequest) -> ActionResult:
+        run, problem = await self._pending_confirmation(request)
+        if run is None:
+            return ActionResult(False, problem)
+        updated = await self.store.update_command_run(run.id or 0, CommandRunState.STARTED, self.clock.now())
+        if not updated:
+            return ActionResult(False, "This was already handled.")
+        from bot.commands import parse
+
+        command = parse(run.command)
+        plan = self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
+        if isinstance(plan, Reply):
+            return ActionResult(False, plan.text)
+        reply = await self._start(CommandRequest(request.user, request.conversation, run.command), command, plan)
+        card = Card(title=f"Confirmed: {plan.summary}", status=Status.RUNNING, summary=reply.text)
+        return ActionResult(True, reply.text, card)
+
+    async def declined(self, request: ActionRequest) -> ActionResult:
+        run, problem = await self._pending_confirmation(request)
+        if run is None:
+            return ActionResult(False, problem)
+        await self.store.update_command_run(run.id or 0, CommandRunState.CANCELED, self.clock.now())
+        card = Card(title=f"Canceled: {run.details.get('summary', run.command)}", status=Status.CANCELED)
+        return ActionResult(True, "Canceled; nothing was started.", card)
+
+    # --- starting ----------------------------------------------------------------------------------
+
+    async def _start(self, request: CommandRequest, command: ParsedCommand, plan: Plan) -> Reply:
+        now = self.clock.now()
+        run, new = await self.store.start_command_run(
+            CommandRun(
+                idempotency_key=f"{request.user.display.lower()}:{command.canonical}",
+                actor=request.user.display,
+                platform=request.user.platform,
+                conversation=request.conversation.conversation_id,
+                command=command.canonical,
+                target=plan.target,
+                state=CommandRunState.REQUESTED,
+                created_at=now,
+                details={"summary": plan.summary},
+            ),
+            self._rule(command.verb).dedupe_window,
+        )
+        if not new:
+            where = f" as {run.backend_run_id}" if run.backend_run_id else ""
+            return Reply(
+                f"You already asked for this at {run.created_at:%H:%M} UTC; it is running{where} (run {run.id}). "
+                "Its card is in the channel.",
+            )
+        self._spawn(self._execute(run, plan, request.conversation))
+        return Reply(
+            f"Starting: {plan.summary}. Its card will follow here (run {run.id}).", visibility=Visibility.CHANNEL
+        )
+
+    async def _execute(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
+        try:
+            started = await plan.start(run)
+        except (ServiceRefused, ServiceUnavailable) as error:
+            await self.store.update_command_run(
+                run.id or 0, CommandRunState.FAILED, self.clock.now(), details={**run.details, "error": str(error)}
+            )
+            await self._tell(
+                conversation,
+                f"run:{run.id}",
+                Card(title=f"Could not start: {plan.summary}", status=Status.FAILED, summary=str(error)),
+            )
+            return
+        await self.store.update_command_run(
+            run.id or 0, CommandRunState.STARTED, self.clock.now(), backend_run_id=started.run_id
+        )
+        first = RunStatus(started.run_id, "queued", None, started.url)
+        await self.ingest.accept(plan.progress_event(started, first), also_to=(conversation,))
+        if plan.watch is not None:
+            await self._watch(run, plan, started, conversation)
+
+    async def _watch(self, run: CommandRun, plan: Plan, started: StartedRun, conversation: ConversationAddress) -> None:
+        assert plan.watch is not None
+        deadline = self.clock.monotonic() + self.poll_limit.total_seconds()
+        last: tuple[str, str | None] = ("queued", None)
+        while self.clock.monotonic() < deadline:
+            await self.clock.sleep(self.poll_interval)
+            try:
+                status = await plan.watch(started)
+            except (ServiceRefused, ServiceUnavailable) as error:
+                log.info("polling %s: %s", started.run_id, error)
+                continue
+            if (status.state, status.result) != last:
+                last = (status.state, status.result)
+                await self.ingest.accept(plan.progress_event(started, status), also_to=(conversation,))
+            if status.state == "completed":
+                state = {"succeeded": CommandRunState.SUCCEEDED, "canceled": CommandRunState.CANCELED}.get(
+                    status.result or "", CommandRunState.FAILED
+                )
+                await self.store.update_command_run(run.id or 0, state, self.clock.now())
+                return
+
+    async def _tell(self, conversation: ConversationAddress, key: str, card: Card) -> None:
+        from bot.records import NewDelivery
+
+        await self.store.enqueue(
+            [NewDelivery(conversation, key, {"op": "post", "card": card.to_json()})], self.clock.now()
+        )
+        if self.ingest.on_enqueued:
+            self.ingest.on_enqueued()
+
+    # --- plans ---------------------------------------------------------------------------------------
+
+    def _azure_ml_plan(self, summary: str, model: str, job_file: str, params: dict[str, str]) -> Plan:
+        ml = self.ml
+        assert ml is not None
+        topic = _workspace_topic(self.settings)
+
+        async def start(run: CommandRun) -> StartedRun:
+            name = _SAFE_NAME.sub("-", f"handoff-{model}-{run.id}".lower()).strip("-")
+            return await ml.submit_job(job_file, params, name)
+
+        async def watch(started: StartedRun) -> RunStatus:
+            return await ml.job_status(started.run_id)
+
+        def progress(started: StartedRun, status: RunStatus) -> DomainEvent:
+            shown = {"queued": "Queued", "running": "Running"}.get(status.state) or {
+                "succeeded": "Completed",
+                "failed": "Failed",
+                "canceled": "Canceled",
+            }.get(status.result or "", "Completed")
+            return TrainingRunFinished(
+                source="azure-ml",
+                event_id=f"handoff-poll:{started.run_id}:{shown}",
+                occurred_at=self.clock.now(),
+                scope=topic,
+                web_url=status.url or started.url,
+                run_id=started.run_id,
+                experiment_name=started.name,
+                status=shown,
+                run_tags={"model": model},
+            )
+
+        return Plan(summary, model, start, watch, progress)
+
+    def _pipeline_plan(
+        self, summary: str, target: str, project: str, pipeline: str, branch: str | None, parameters: dict[str, Any]
+    ) -> Plan | None:
+        pipelines = self.pipelines
+        if pipelines is None:
+            return None
+        organization = _organization(self.settings)
+
+        async def start(run: CommandRun) -> StartedRun:
+            return await pipelines.run_pipeline(project, pipeline, branch, {k: str(v) for k, v in parameters.items()})
+
+        async def watch(started: StartedRun) -> RunStatus:
+            return await pipelines.run_status(project, started.run_id)
+
+        def progress(started: StartedRun, status: RunStatus) -> DomainEvent:
+            state = {"queued": "inProgress", "running": "inProgress"}.get(status.state, "completed")
+            return RunStateChanged(
+                source="azure-devops",
+                event_id=f"handoff-poll:{started.run_id}:{state}:{status.result}",
+                occurred_at=self.clock.now(),
+                scope=organization,
+                project=project,
+                web_url=status.url or started.url,
+                run=PipelineRef(
+                    organization=organization,
+                    project=project,
+                    pipeline_id=pipeline,
+                    pipeline_name=pipeline,
+                    run_id=started.run_id,
+                    run_name=started.name,
+                    branch=branch,
+                ),
+                state=state,
+                result=status.result,
+            )
+
+        return Plan(summary, target, start, watch, progress)
