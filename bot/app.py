@@ -134,6 +134,19 @@ def add_channel(handoff: Handoff, platform: Platform, channel: ChatChannel) -> N
 
 def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
     settings = handoff.settings
+    if settings.slack and settings.slack.enabled:
+        from adapters.slack.mount import mount_slack
+
+        engine = getattr(handoff.store, "engine", None)
+        slack = mount_slack(app, settings.slack, handoff.chat, engine, clock=handoff.clock)
+        add_channel(handoff, "slack", slack.channel)
+        handoff.closers.append(slack.close)
+    if settings.teams and settings.teams.enabled:
+        from adapters.teams.mount import mount_teams
+
+        teams = mount_teams(app, settings.teams, handoff.chat, handoff.store, clock=handoff.clock)
+        add_channel(handoff, "teams", teams.channel)
+        handoff.closers.append(teams.close)
     if settings.azure_devops and settings.azure_devops.enabled:
         from adapters.azure_devops.hooks_route import add_azure_devops_hooks
 
@@ -266,3 +279,21 @@ async def serve_until_stopped(settings: Settings, host: str | None = None, port:
         await server.stop()
     log.info("stopped")
     return 0
+
+
+def teams_package(settings: Settings, out: Path) -> Path:
+    """Write the Teams app package for these settings (raises ValueError saying what to fix)."""
+    from adapters.teams.package import PackageError, build_teams_package
+
+    assert settings.teams is not None
+    try:
+        return build_teams_package(settings.teams, settings.server.public_url, out)
+    except PackageError as error:
+        raise ValueError(str(error)) from None
+
+
+def slack_manifest(public_url: str) -> str:
+    """The Slack app manifest with every request URL on ``public_url``."""
+    from adapters.slack.manifest import render_manifest
+
+    return render_manifest(public_url)

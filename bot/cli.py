@@ -63,6 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
     emulators.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
     emulators.add_argument("--world", metavar="FILE", help="a world file replacing the shipped default's sections")
 
+    package = commands.add_parser(
+        "teams-package",
+        help="build the Teams app package (manifest and icons) for your bot",
+        description="Fill the Teams manifest with teams.app_id and the domain of server.public_url, "
+        "and write the zip to upload in Teams (Apps → Manage your apps → Upload an app).",
+    )
+    _config_argument(package)
+    package.add_argument("--out", default="handoff-teams.zip", metavar="ZIP", help="where to write the package")
+
+    manifest = commands.add_parser(
+        "slack-manifest",
+        help="print the Slack app manifest for your public URL",
+        description="Print the Slack app manifest (YAML) with every request URL on server.public_url; paste it "
+        "at api.slack.com/apps → Create New App → From a manifest.",
+    )
+    _config_argument(manifest)
+    manifest.add_argument("--public-url", help="overrides server.public_url")
+
     db = commands.add_parser("db", help="database maintenance", description="Database maintenance.")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     upgrade = db_commands.add_parser(
@@ -140,6 +158,42 @@ def _emulators(host: str, port: int, world: str | None) -> int:
         return EXIT_UNAVAILABLE
 
 
+def _teams_package(config: str, out: str) -> int:
+    from bot.config import Settings
+
+    settings = _load(config)
+    if not isinstance(settings, Settings):
+        return EXIT_CONFIG
+    if settings.teams is None:
+        print("handoff teams-package: the configuration has no teams section", file=sys.stderr)
+        return EXIT_CONFIG
+    from bot.app import teams_package
+
+    try:
+        path = teams_package(settings, Path(out))
+    except ValueError as error:
+        print(f"handoff teams-package: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _slack_manifest(config: str, public_url: str | None) -> int:
+    from bot.config import Settings
+
+    settings = _load(config)
+    if not isinstance(settings, Settings):
+        return EXIT_CONFIG
+    url = public_url or settings.server.public_url
+    if not url:
+        print("handoff slack-manifest: set server.public_url or pass --public-url", file=sys.stderr)
+        return EXIT_CONFIG
+    from bot.app import slack_manifest
+
+    print(slack_manifest(url), end="")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``handoff`` command; returns the exit status."""
     parser = build_parser()
@@ -148,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args.config, args.host, args.port)
     if args.command == "emulators":
         return _emulators(args.host, args.port, args.world)
+    if args.command == "teams-package":
+        return _teams_package(args.config, args.out)
+    if args.command == "slack-manifest":
+        return _slack_manifest(args.config, args.public_url)
     if args.command == "check":
         return _check(args.config)
     if args.command == "db" and args.db_command == "upgrade":

@@ -204,6 +204,8 @@ class ApprovalEvent(DomainEvent):
     min_required_approvers: int = 1
     approvers: tuple[Approver, ...] = ()
     requester: Person | None = None
+    # people Azure DevOps bars from approving (the requester, when requesterCannotBeApprover is on)
+    blocked_approvers: tuple[Person, ...] = ()
     created_at: datetime | None = None
     timeout_at: datetime | None = None
 

@@ -97,7 +97,11 @@ class Gatekeeper:
                 "project": event.project or "",
                 "approvers": approvers,
                 "approver_names": [a.person.display for a in event.approvers],
-                "requesters": _identities(requester.email, requester.id) if requester else [],
+                "requesters": [
+                    i
+                    for p in ((requester,) if requester else ()) + event.blocked_approvers
+                    for i in _identities(p.email, p.id)
+                ],
                 "min_required": event.min_required_approvers,
                 "applied": False,
             },

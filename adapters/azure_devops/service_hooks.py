@@ -218,6 +218,7 @@ def _pipeline_approval(kind: type[ApprovalEvent]) -> Parser:
                 instructions=approval.text("instructions") or "",
                 min_required_approvers=_min_required(approval, approvers),
                 approvers=approvers,
+                blocked_approvers=tuple(p for b in approval.objects("blockedApprovers") if (p := person(b))),
                 created_at=approval.time("createdOn"),
             )
         ]
@@ -280,6 +281,10 @@ def with_approval_details(event: ApprovalEvent, details: Mapping[str, Any]) -> A
             changes["stage_name"] = stage
     if not event.approvers and (approvers := _approvers(approval)):
         changes["approvers"] = approvers
+    if not event.blocked_approvers and (
+        blocked := tuple(p for b in approval.objects("blockedApprovers") if (p := person(b)))
+    ):
+        changes["blocked_approvers"] = blocked
     if not event.instructions and (instructions := approval.text("instructions")):
         changes["instructions"] = instructions
     if not event.web_url and (web := owner.href("web")):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -108,6 +109,8 @@ class ConnectorState:
         self._messages: dict[str, Message] = {}
         self._last_id = 0
         self._group_ids = itertools.count(1)
+        self.listeners: list[Callable[[], None]] = []
+        """Called (with no arguments) after every post, update or delete, e.g. by the web console."""
         for team in world.teams:
             for channel in team.channels:
                 self.conversations[channel.id] = Conversation(
@@ -194,6 +197,7 @@ class ConnectorState:
             stored["conversation"] = {**stored["conversation"], "id": msg.thread_conversation_id}
         (root.replies if root is not None else conv.posts).append(msg)
         self._messages[activity_id] = msg
+        self.changed()
         return msg
 
     def update(self, conversation_id: str, activity_id: str, activity: dict[str, Any]) -> Message:
@@ -206,6 +210,7 @@ class ConnectorState:
         stored.setdefault("conversation", msg.activity.get("conversation"))
         msg.versions.append(stored)
         msg.updated_at = self.clock.now()
+        self.changed()
         return msg
 
     def delete(self, conversation_id: str, activity_id: str) -> Message:
@@ -215,6 +220,7 @@ class ConnectorState:
             raise ConnectorError(403, "Forbidden", "A bot can only delete its own messages")
         msg.deleted = True
         msg.updated_at = self.clock.now()
+        self.changed()
         return msg
 
     def create_group_chat(self, members: tuple[str, ...]) -> Conversation:
@@ -222,6 +228,11 @@ class ConnectorState:
         conv = Conversation(conv_id, "groupChat", None, None, members)
         self.conversations[conv_id] = conv
         return conv
+
+    def changed(self) -> None:
+        """Tell the :attr:`listeners` that a message changed."""
+        for listener in list(self.listeners):
+            listener()
 
     # views
 

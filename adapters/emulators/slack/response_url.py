@@ -44,6 +44,7 @@ class ResponseUrls:
             return _error(400, "invalid_payload")
         url.uses += 1
         error = self.apply(url, body)
+        self.state.changed()  # ephemeral messages are replaced or deleted in place
         if error:
             return _error(404 if error.endswith("not_found") else 400, error)
         return web.json_response({"ok": True})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import itertools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -155,6 +156,13 @@ class SlackState:
         self._index: dict[tuple[str, str], SlackMessage] = {}
         self._last_micros = 0
         self._serial = itertools.count(1)
+        self.listeners: list[Callable[[], None]] = []
+        """Called (with no arguments) after every change to messages or views, e.g. by the web console."""
+
+    def changed(self) -> None:
+        """Tell the :attr:`listeners` that messages or views changed."""
+        for listener in list(self.listeners):
+            listener()
 
     # ids
 
@@ -252,6 +260,7 @@ class SlackState:
         if parent is None or msg.reply_broadcast:
             channel.messages.append(msg)
         self._index[(channel.id, msg.ts)] = msg
+        self.changed()
         return msg
 
     def update(
@@ -271,10 +280,12 @@ class SlackState:
         if attachments is not KEEP:
             msg.attachments = copy.deepcopy(attachments) or None
         msg.edited_ts = self.new_ts()
+        self.changed()
         return msg
 
     def delete(self, msg: SlackMessage) -> None:
         msg.deleted = True
+        self.changed()
 
     def post_ephemeral(
         self,
@@ -287,6 +298,7 @@ class SlackState:
     ) -> EphemeralMessage:
         msg = EphemeralMessage(channel.id, user, self.new_ts(), text, copy.deepcopy(blocks), thread_ts)
         self.ephemeral.append(msg)
+        self.changed()
         return msg
 
     def ephemeral_for(self, user: str, channel: str | None = None) -> list[EphemeralMessage]:
@@ -309,11 +321,13 @@ class SlackState:
         opened = OpenedView(view_id, user, {}, "", trigger_id, view_id, view.get("external_id"))
         self._set_view(opened, view)
         self.views[view_id] = opened
+        self.changed()
         return opened
 
     def update_view(self, opened: OpenedView, view: dict[str, Any]) -> OpenedView:
         opened.history.append(opened.view)
         self._set_view(opened, view)
+        self.changed()
         return opened
 
     def _set_view(self, opened: OpenedView, view: dict[str, Any]) -> None:

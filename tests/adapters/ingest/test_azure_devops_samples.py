@@ -146,6 +146,7 @@ async def test_approval_pending_with_null_run(ingest: Ingest, shared_dir: Path) 
                 comment="Sample comment",
             ),
         ),
+        blocked_approvers=(Person(id="d651e716-a205-4b37-a803-e373df09fea6"),),
         created_at=at("2019-12-13T06:14:11.642Z"),
     )
     assert event.outcome == "pending"
@@ -170,6 +171,7 @@ async def test_approval_completed(ingest: Ingest, shared_dir: Path) -> None:
         instructions="Instructions",
         min_required_approvers=2,
         approvers=(Approver(person=approver, status="approved", comment="Sample comment"),),
+        blocked_approvers=(Person(id="23241e2e-59af-4b58-842e-5604d508c6b5"),),
         created_at=at("2019-12-13T06:18:22.460Z"),
     )
     assert event.outcome == "succeeded"

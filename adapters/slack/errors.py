@@ -1,0 +1,92 @@
+"""Slack Web API failures as the core's :class:`~bot.ports.DeliveryFailed`.
+
+Slack answers most failures with HTTP 200 ``{"ok": false, "error": "<code>"}`` and rate limiting with
+HTTP 429 and ``Retry-After``. Rate limits, server errors, timeouts and dropped connections are worth
+retrying; a missing channel, revoked access or an invalid message is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackRequestError
+
+from bot.ports import DeliveryFailed
+
+RETRYABLE_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "too_many_attachments",
+        "cant_update_message",
+        "message_not_found",
+        "edit_window_closed",
+        "thread_not_found",
+        "restricted_action",
+        "user_not_in_channel",
+        "invalid_arguments",
+    }
+)
+
+
+def api_error_code(exc: SlackApiError) -> str:
+    """The ``error`` field of a failed call, or ``http_<status>`` when there was none."""
+    response: Any = getattr(exc, "response", None)
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return str(data["error"])
+    status = getattr(response, "status_code", None)
+    return f"http_{status}" if status else "unreadable_response"
+
+
+def delivery_failure(exc: BaseException, method: str) -> DeliveryFailed:
+    """Classify what ``method`` raised. The reason names the method and Slack's error code only."""
+    if isinstance(exc, DeliveryFailed):
+        return exc
+    if isinstance(exc, SlackApiError):
+        response: Any = exc.response
+        status = int(getattr(response, "status_code", 0) or 0)
+        code = api_error_code(exc)
+        retry_after = _retry_after(getattr(response, "headers", None))
+        reason = f"{method}: {code}"
+        if status == 429 or code == "ratelimited":
+            return DeliveryFailed(reason, retryable=True, retry_after=retry_after or 1.0)
+        if status >= 500 or code in RETRYABLE_ERRORS:
+            return DeliveryFailed(reason, retryable=True, retry_after=retry_after)
+        if not isinstance(getattr(response, "data", None), dict):
+            return DeliveryFailed(reason, retryable=True)  # a garbled answer: try again later
+        return DeliveryFailed(reason, retryable=False)
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return DeliveryFailed(f"{method}: timed out", retryable=True)
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return DeliveryFailed(f"{method}: connection failed ({type(exc).__name__})", retryable=True)
+    if isinstance(exc, SlackRequestError):
+        return DeliveryFailed(f"{method}: invalid request ({type(exc).__name__})", retryable=False)
+    return DeliveryFailed(f"{method}: {type(exc).__name__}", retryable=True)
+
+
+def _retry_after(headers: Any) -> float | None:
+    if not headers:
+        return None
+    try:
+        for key, value in headers.items():
+            if str(key).lower() == "retry-after":
+                raw = value[0] if isinstance(value, list | tuple) else value
+                return max(0.0, float(raw))
+    except (TypeError, ValueError):
+        return None
+    return None

@@ -1,0 +1,342 @@
+"""Bolt listeners: commands, mentions, buttons and the comment modal, handed to the core.
+
+Every listener acknowledges first (Slack's 3-second budget) and does the rest as background work:
+resolving who the person is, calling the core's :class:`~bot.interactions.InteractionHandler`, and
+posting what it answered. The core may take as long as its backends need; an error in it becomes a
+private apology, never an HTTP error.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections import OrderedDict
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, InteractionHandler
+from bot.ports import DeliveryFailed, PostedMessage
+from bot.records import ConversationAddress
+
+from . import buttons
+from .addresses import SlackAddress
+from .buttons import CommentMode
+from .channel import SlackChatChannel
+from .commands import command_text, mention_text, shown_as
+from .identity import UserDirectory
+from .modals import CALLBACK_ID, COMMENT_BLOCK, PendingDecision, comment_modal, submitted_comment
+from .renderer import render_card
+from .replies import ReplyDelivery
+from .tasks import AfterResponse, BackgroundTasks, follow_up
+from .text import escape
+
+log = logging.getLogger("handoff.slack")
+
+ANY = re.compile(r".*")
+ANY_SLASH_COMMAND = re.compile(r"^/.+")
+REASON_REQUIRED = "Please give a reason."
+REFUSED = "You can't do that here."
+
+
+def _apology(what: str, ref: str) -> str:
+    return (
+        f"Sorry, Handoff hit an internal error while handling {what} (ref {ref}). "
+        "Please try again; if it keeps happening, give your Handoff admin that ref."
+    )
+
+
+class SlackListeners:
+    """The listeners on one Bolt app.
+
+    Args:
+        handler: the core's entry point.
+        channel: sends messages (pacing, error mapping).
+        users: resolves Slack users to :class:`~bot.interactions.ChatUser`.
+        tasks: runs the work after each acknowledgement.
+        qualify_conversations: name conversations ``TEAM:CHANNEL`` (OAuth installs).
+    """
+
+    def __init__(
+        self,
+        handler: InteractionHandler,
+        channel: SlackChatChannel,
+        users: UserDirectory,
+        tasks: BackgroundTasks,
+        *,
+        qualify_conversations: bool = False,
+    ) -> None:
+        self.handler = handler
+        self.replies = ReplyDelivery(channel)
+        self.channel = channel
+        self.users = users
+        self.tasks = tasks
+        self.qualify = qualify_conversations
+        self._seen_events: OrderedDict[str, None] = OrderedDict()
+
+    def register(self, bolt: AsyncApp) -> None:
+        """Add the listeners (after any more specific ones the caller registered first)."""
+        bolt.command(ANY_SLASH_COMMAND)(self.on_command)
+        bolt.event("app_mention")(self.on_mention)
+        bolt.block_action(ANY)(self.on_button)
+        bolt.view_submission(CALLBACK_ID)(self.on_comment)
+        bolt.view_closed(CALLBACK_ID)(self.on_ignored)
+        bolt.event(ANY)(self.on_ignored)
+
+    # --- commands ---------------------------------------------------------------------------------
+
+    async def on_command(
+        self, ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        """``/handoff …``, ``/retrain …``, ``/integrate …`` (and any other registered ``/verb``)."""
+        await ack()
+        self._later(context).spawn(self._run_command(command, client), name="slack command")
+
+    async def _run_command(self, command: dict[str, Any], client: AsyncWebClient) -> None:
+        channel, user_id = str(command.get("channel_id", "")), str(command.get("user_id", ""))
+        team_id = _str(command.get("team_id"))
+        name, raw = str(command.get("command", "")), str(command.get("text", ""))
+        response_url = _str(command.get("response_url"))
+        text = command_text(name, raw)
+        typed = shown_as(name, raw)
+        user = await self.users.user(client, user_id, team_id, name=str(command.get("user_name", "")))
+        request = CommandRequest(user=user, conversation=self._conversation(team_id, channel), text=text)
+        try:
+            reply = await self.handler.on_command(request)
+        except Exception:
+            ref = _ref()
+            log.exception("command %r failed (ref %s)", text.split(" ", 1)[0], ref)
+            await self.replies.say_privately(
+                client,
+                _apology(f"`{_code(typed)}`", ref),
+                channel=channel,
+                user_id=user_id,
+                response_url=response_url,
+            )
+            return
+        await self.replies.reply(
+            client,
+            reply,
+            channel=channel,
+            user_id=user_id,
+            response_url=response_url,
+            note=f"<@{user_id}> asked `{_code(typed)}`",
+        )
+
+    async def on_mention(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        """``@Handoff <command>`` in a channel: the same commands, answered in the mention's thread."""
+        if event.get("bot_id") or not event.get("user") or self._redelivered(body.get("event_id")):
+            return
+        self._later(context).spawn(self._run_mention(event, context, client), name="slack mention")
+
+    async def _run_mention(self, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        channel, user_id, ts = str(event.get("channel", "")), str(event["user"]), str(event.get("ts", ""))
+        thread_ts = _str(event.get("thread_ts")) or ts
+        team_id = context.team_id or _str(event.get("team"))
+        text = mention_text(str(event.get("text", "")), context.bot_user_id)
+        user = await self.users.user(client, user_id, team_id)
+        request = CommandRequest(
+            user=user,
+            conversation=self._conversation(team_id, channel),
+            text=text,
+            thread=PostedMessage(message_id=ts, thread_id=thread_ts),
+        )
+        try:
+            reply = await self.handler.on_command(request)
+        except Exception:
+            ref = _ref()
+            log.exception("mention command %r failed (ref %s)", text.split(" ", 1)[0], ref)
+            await self.replies.say_privately(
+                client, _apology(f"`{_code(text)}`", ref), channel=channel, user_id=user_id, thread_ts=thread_ts
+            )
+            return
+        await self.replies.reply(
+            client, reply, channel=channel, user_id=user_id, thread_ts=thread_ts, note=f"<@{user_id}> asked"
+        )
+
+    # --- buttons ----------------------------------------------------------------------------------
+
+    async def on_button(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        context: AsyncBoltContext,
+        client: AsyncWebClient,
+    ) -> None:
+        """A click on a card's button: a modal first if it takes a comment, else straight to the core."""
+        await ack()
+        self._later(context).spawn(self._run_click(body, action, client), name="slack button")
+
+    async def _run_click(self, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+        button = buttons.decode(str(action.get("action_id", "")), action.get("value"))
+        pending = _pending(body, button)
+        user = _dict(body.get("user"))
+        user_id = str(user.get("id", ""))
+        if pending is None:
+            log.warning("a click without a channel or message was ignored")
+            return
+        where: dict[str, Any] = {
+            "channel": pending.channel,
+            "user_id": user_id,
+            "thread_ts": pending.thread_ts,
+            "response_url": pending.response_url,
+        }
+        if button.comment is CommentMode.NONE:
+            await self._decide(client, pending, user_id, str(user.get("name", "")), "")
+            return
+        about = str(_dict(body.get("message")).get("text", ""))
+        view = comment_modal(button, pending, about=about)
+        if view is None:
+            await self.replies.say_privately(client, "This button carries too much to ask for a comment.", **where)
+            return
+        try:
+            await self.channel.call("views.open", client.views_open(trigger_id=body.get("trigger_id"), view=view))
+        except DeliveryFailed as failure:
+            log.warning("views.open failed: %s", failure.reason)
+            await self.replies.say_privately(
+                client, "The form could not be opened in time; please click the button again.", **where
+            )
+
+    async def on_comment(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        view: dict[str, Any],
+        context: AsyncBoltContext,
+        client: AsyncWebClient,
+    ) -> None:
+        """The comment modal was submitted: a missing required reason keeps it open with an error."""
+        pending = PendingDecision.from_metadata(view.get("private_metadata"))
+        comment = submitted_comment(view)
+        if pending is not None and pending.mode is CommentMode.REQUIRED and not comment:
+            await ack(response_action="errors", errors={COMMENT_BLOCK: REASON_REQUIRED})
+            return
+        await ack()
+        if pending is None:
+            log.warning("a comment form without its decision was ignored")
+            return
+        user = _dict(body.get("user"))
+        self._later(context).spawn(
+            self._decide(client, pending, str(user.get("id", "")), str(user.get("name", "")), comment),
+            name="slack decision",
+        )
+
+    async def on_ignored(self, ack: AsyncAck) -> None:
+        await ack()
+
+    async def _decide(
+        self, client: AsyncWebClient, pending: PendingDecision, user_id: str, name: str, comment: str
+    ) -> None:
+        where: dict[str, Any] = {
+            "channel": pending.channel,
+            "user_id": user_id,
+            "thread_ts": pending.thread_ts,
+            "response_url": pending.response_url,
+        }
+        user: ChatUser = await self.users.user(client, user_id, pending.team_id, name=name)
+        request = ActionRequest(
+            user=user,
+            conversation=self._conversation(pending.team_id, pending.channel),
+            message=PostedMessage(message_id=pending.message_ts, thread_id=pending.thread_ts or pending.message_ts),
+            action_id=pending.action_id,
+            value=pending.value,
+            comment=comment,
+        )
+        try:
+            result: ActionResult = await self.handler.on_action(request)
+        except Exception:
+            ref = _ref()
+            log.exception("action %r failed (ref %s)", pending.action_id, ref)
+            await self.replies.say_privately(client, _apology("your click", ref), **where)
+            return
+        if not result.accepted:
+            await self.replies.say_privately(client, result.message or REFUSED, **where)
+            return
+        if result.card is None:
+            if result.message:
+                await self.replies.say_privately(client, result.message, **where)
+            return
+        content = render_card(result.card, compact=pending.compact)
+        if pending.is_ephemeral:
+            if pending.response_url and await self.replies.respond(
+                pending.response_url, content, response_type="ephemeral", replace_original=True
+            ):
+                return
+            problem = "the private message could not be replaced"
+        else:
+            try:
+                await self.channel.edit(client, pending.channel, pending.message_ts, content)
+                return
+            except DeliveryFailed as failure:
+                problem = failure.reason
+        log.warning("decision recorded but the card was not updated: %s", problem)
+        await self.replies.say_privately(
+            client, f"{result.message or 'Done'}. (The card could not be updated: {problem}.)", **where
+        )
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _later(self, context: AsyncBoltContext) -> AfterResponse | BackgroundTasks:
+        return follow_up(context, self.tasks)
+
+    def _conversation(self, team_id: str | None, channel: str) -> ConversationAddress:
+        address = SlackAddress(channel=channel, team=team_id if self.qualify else None)
+        return ConversationAddress(platform="slack", conversation_id=address.conversation_id())
+
+    def _redelivered(self, event_id: Any) -> bool:
+        """Best effort (this process only): Slack redelivers events it thinks were not acknowledged."""
+        if not isinstance(event_id, str) or not event_id:
+            return False
+        if event_id in self._seen_events:
+            return True
+        self._seen_events[event_id] = None
+        while len(self._seen_events) > 5000:
+            self._seen_events.popitem(last=False)
+        return False
+
+
+def _pending(body: dict[str, Any], button: buttons.ButtonPayload) -> PendingDecision | None:
+    container = _dict(body.get("container"))
+    message = _dict(body.get("message"))
+    channel = _str(container.get("channel_id")) or _str(_dict(body.get("channel")).get("id"))
+    ts = _str(container.get("message_ts")) or _str(message.get("ts"))
+    if not channel or not ts:
+        return None
+    blocks = message.get("blocks") if isinstance(message.get("blocks"), list) else []
+    first_id = str(_dict(blocks[0]).get("block_id", "")) if blocks else ""
+    return PendingDecision(
+        channel=channel,
+        message_ts=ts,
+        action_id=button.action_id,
+        value=button.value,
+        mode=button.comment if button.comment is not CommentMode.NONE else CommentMode.OPTIONAL,
+        team_id=_str(_dict(body.get("team")).get("id")) or _str(_dict(body.get("user")).get("team_id")),
+        thread_ts=_str(message.get("thread_ts")) if message.get("thread_ts") != ts else None,
+        is_ephemeral=bool(container.get("is_ephemeral")),
+        response_url=_str(body.get("response_url")),
+        # private answers are compact, and Slack does not send the message of an ephemeral click
+        compact=first_id.startswith("c") if first_id else bool(container.get("is_ephemeral")),
+    )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _code(text: str) -> str:
+    return escape(text.replace("`", "'"))[:200]
+
+
+def _ref() -> str:
+    return secrets.token_hex(3)

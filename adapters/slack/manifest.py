@@ -1,0 +1,44 @@
+"""The Slack app manifest for a deployment: ``manifest/slack/manifest.yaml`` with its request URLs
+pointed at the deployment's public URL (``handoff slack-manifest --config F`` prints it).
+
+The template is itself a valid manifest whose URLs use :data:`PLACEHOLDER_URL`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PLACEHOLDER_URL = "https://handoff.example.com"
+TEMPLATE = Path(__file__).resolve().parents[2] / "manifest" / "slack" / "manifest.yaml"
+
+_PUBLIC_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+
+
+def render_manifest(public_url: str, template: Path | None = None) -> str:
+    """The manifest YAML with every request URL under ``public_url`` (``https://host[/prefix]``).
+
+    Raises:
+        ValueError: ``public_url`` is not an absolute http(s) URL without query or fragment.
+        FileNotFoundError: the template is missing (a checkout without ``manifest/``).
+    """
+    url = public_url.strip().rstrip("/")
+    if not _PUBLIC_URL.fullmatch(url):
+        raise ValueError(f"expected an absolute http(s) URL such as https://handoff.contoso.com, not {public_url!r}")
+    text = (template or TEMPLATE).read_text(encoding="utf-8")
+    return text.replace(PLACEHOLDER_URL, url)
+
+
+def manifest_data(public_url: str, template: Path | None = None) -> dict[str, Any]:
+    """The rendered manifest, parsed."""
+    data: dict[str, Any] = yaml.safe_load(render_manifest(public_url, template))
+    return data
+
+
+def slash_commands(template: Path | None = None) -> list[str]:
+    """The slash commands the manifest registers (``/handoff``, ``/retrain``, ``/integrate``)."""
+    data = manifest_data(PLACEHOLDER_URL, template)
+    return [str(c["command"]) for c in data.get("features", {}).get("slash_commands", [])]

@@ -1,0 +1,287 @@
+"""Block Kit for the core's neutral :class:`~bot.cards.Card`.
+
+:func:`render_card` gives the full card (header, status with emoji, summary, facts as fields, steps,
+links, buttons, context); ``compact=True`` gives a one-section variant for thread replies and private
+answers. Slack's limits are kept: at most 50 blocks, 3,000 characters per text object (2,000 per field,
+150 per header, 75 per button label) and 40,000 characters per message. What does not fit is cut with a
+visible marker or counted in a closing "not shown" note, never dropped silently.
+
+References: https://docs.slack.dev/reference/block-kit/blocks ,
+https://docs.slack.dev/reference/methods/chat.postMessage (text and block limits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.cards import Action, Card, Fact, Link, Status
+from bot.interactions import Reply
+
+from . import buttons
+from .text import escape, link, truncate, truncate_plain
+
+MAX_BLOCKS = 50
+MAX_TEXT = 3000
+MAX_FIELD = 2000
+MAX_FIELDS = 10
+MAX_HEADER = 150
+MAX_BUTTON_LABEL = 75
+MAX_BUTTONS_PER_BLOCK = 25
+MAX_CONTEXT_ELEMENTS = 10
+MAX_MESSAGE_CHARS = 40_000
+MAX_FALLBACK_TEXT = 3000
+"""The notification text sent beside the blocks; Slack allows 40,000 but shows far less."""
+
+STATUS_EMOJI: dict[Status, str] = {
+    Status.INFO: ":information_source:",
+    Status.QUEUED: ":hourglass_flowing_sand:",
+    Status.RUNNING: ":arrows_counterclockwise:",
+    Status.WAITING: ":raised_hand:",
+    Status.SUCCEEDED: ":white_check_mark:",
+    Status.PARTIAL: ":large_orange_diamond:",
+    Status.FAILED: ":x:",
+    Status.CANCELED: ":no_entry_sign:",
+    Status.WARNING: ":warning:",
+    Status.APPROVED: ":heavy_check_mark:",
+    Status.REJECTED: ":no_entry:",
+    Status.EXPIRED: ":alarm_clock:",
+}
+
+_SLACK_USER = re.compile(r"^(?:slack:)?([UW][A-Z0-9]{2,})$")
+_LINK_SCHEMES = ("https://", "http://", "mailto:")
+
+
+@dataclass(frozen=True)
+class SlackContent:
+    """A message as Slack takes it: notification ``text`` plus ``blocks``."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def emoji(status: Status) -> str:
+    return STATUS_EMOJI.get(status, ":information_source:")
+
+
+def render_card(card: Card, *, compact: bool = False, note: str = "") -> SlackContent:
+    """The card as Block Kit.
+
+    Args:
+        card: what to show.
+        compact: one section instead of the full layout (thread replies, private answers).
+        note: extra ``mrkdwn`` shown last in a context block (already escaped by the caller), such as
+            who asked for this.
+    """
+    prefix = _block_prefix(card, note, compact)
+    blocks = _compact_blocks(card, note) if compact else _full_blocks(card, note)
+    for i, block in enumerate(blocks):
+        block["block_id"] = f"{prefix}.{i}"
+    return SlackContent(text=fallback_text(card.text), blocks=blocks)
+
+
+def render_text(text: str, *, note: str = "") -> SlackContent:
+    """A plain answer (escaped) in one section, with an optional context ``note``."""
+    body = escape(text) or " "
+    blocks: list[dict[str, Any]] = [_section(truncate(body, MAX_TEXT))]
+    if note:
+        blocks.append(_context([note]))
+    prefix = hashlib.sha1(f"{text}\0{note}".encode(), usedforsecurity=False).hexdigest()[:8]
+    for i, block in enumerate(blocks):
+        block["block_id"] = f"t{prefix}.{i}"
+    return SlackContent(text=fallback_text(text), blocks=blocks)
+
+
+def render_reply(reply: Reply, *, compact: bool = True, note: str = "") -> SlackContent:
+    """A core :class:`~bot.interactions.Reply`: its card if it has one, else its text."""
+    if reply.card is None:
+        return render_text(reply.text, note=note)
+    content = render_card(reply.card, compact=compact, note=note)
+    if reply.text:
+        return SlackContent(text=fallback_text(reply.text), blocks=content.blocks)
+    return content
+
+
+def fallback_text(text: str) -> str:
+    """Notification text: escaped and cut to a readable length."""
+    return truncate(escape(text), MAX_FALLBACK_TEXT, "…") or " "
+
+
+def message_chars(blocks: Iterable[dict[str, Any]]) -> int:
+    """Characters of text in ``blocks`` (what counts against the 40,000 per message)."""
+    return sum(_chars(block) for block in blocks)
+
+
+# --- full layout ------------------------------------------------------------------------------------
+
+
+def _full_blocks(card: Card, note: str) -> list[dict[str, Any]]:
+    head = [_header(card.title or card.status.label), _section(_status_line(card))]
+    tail = _action_blocks(card.actions)
+    closing = [text for text in (_audience(card), escape(card.context), note) if text]
+    tail_blocks = tail + ([_context([truncate(t, MAX_TEXT) for t in closing])] if closing else [])
+
+    # facts, steps and links fill what the fixed blocks leave, in that order of importance
+    room_blocks = MAX_BLOCKS - len(head) - len(tail_blocks) - 1  # one kept for the "not shown" note
+    room_chars = MAX_MESSAGE_CHARS - message_chars(head) - message_chars(tail_blocks) - 200
+    body: list[dict[str, Any]] = []
+    omitted = {"fact": 0, "step": 0, "link": 0}
+
+    def fits(block: dict[str, Any]) -> bool:
+        nonlocal room_chars
+        size = _chars(block)
+        if len(body) < room_blocks and size <= room_chars:
+            body.append(block)
+            room_chars -= size
+            return True
+        return False
+
+    for i in range(0, len(card.facts), MAX_FIELDS):
+        chunk = card.facts[i : i + MAX_FIELDS]
+        if not fits(_fields(chunk)):
+            omitted["fact"] += len(card.facts) - i
+            break
+    if card.steps:
+        lines = [f"{emoji(step.status)} {escape(step.name)}" for step in card.steps]
+        if not fits(_section(truncate("\n".join(lines), MAX_TEXT))):
+            omitted["step"] += len(card.steps)
+    if card.links:
+        text, dropped = _links_line(card.links, MAX_TEXT)
+        omitted["link"] += dropped
+        if text and not fits(_section(text)):
+            omitted["link"] += len(card.links) - dropped
+    notice = _omitted_note(omitted)
+    return head + body + ([_context([notice])] if notice else []) + tail_blocks
+
+
+def _status_line(card: Card) -> str:
+    line = f"{emoji(card.status)} *{card.status.label}*"
+    if card.summary:
+        line += "\n" + escape(card.summary)
+    return truncate(line, MAX_TEXT)
+
+
+def _fields(facts: Iterable[Fact]) -> dict[str, Any]:
+    fields = [
+        {"type": "mrkdwn", "text": truncate(f"*{escape(f.label)}*\n{escape(f.value) or ' '}", MAX_FIELD)} for f in facts
+    ]
+    return {"type": "section", "fields": fields}
+
+
+def _links_line(links: Iterable[Link], limit: int) -> tuple[str, int]:
+    parts: list[str] = []
+    dropped = 0
+    for item in links:
+        part = link(item.url, item.label) if item.url.startswith(_LINK_SCHEMES) else escape(item.label)
+        candidate = "  ·  ".join([*parts, part])
+        if len(candidate) > limit:
+            dropped += 1
+            continue
+        parts.append(part)
+    return "  ·  ".join(parts), dropped
+
+
+def _audience(card: Card) -> str:
+    if not card.actions:
+        return ""
+    people = [m.group(1) for a in card.action_audience if (m := _SLACK_USER.match(a))]
+    return ("Can decide: " + ", ".join(f"<@{p}>" for p in people[:20])) if people else ""
+
+
+def _omitted_note(omitted: dict[str, int]) -> str:
+    parts = [f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in omitted.items() if n]
+    return f":scissors: _{', '.join(parts)} not shown (Slack's message limits)_" if parts else ""
+
+
+# --- compact layout ---------------------------------------------------------------------------------
+
+
+def _compact_blocks(card: Card, note: str) -> list[dict[str, Any]]:
+    line = f"{emoji(card.status)} *{escape(card.title or card.status.label)}*"
+    if card.summary:
+        line += f" — {escape(card.summary)}"
+    blocks: list[dict[str, Any]] = [_section(truncate(line, MAX_TEXT))]
+    details: list[str] = []
+    shown = card.facts[: MAX_CONTEXT_ELEMENTS - 3]  # room for the links and two "more" notes
+    for fact in shown:
+        details.append(truncate(f"*{escape(fact.label)}:* {escape(fact.value)}", 500))
+    if len(card.facts) > len(shown):
+        details.append(f"_+{len(card.facts) - len(shown)} more_")
+    if card.links:
+        text, dropped = _links_line(card.links, 1000)
+        if text:
+            details.append(text)
+        if dropped:
+            details.append(f"_{dropped} more link{'s' if dropped != 1 else ''} not shown_")
+    if details:
+        blocks.append(_context(details[:MAX_CONTEXT_ELEMENTS]))
+    blocks.extend(_action_blocks(card.actions))
+    closing = [text for text in (_audience(card), escape(card.context), note) if text]
+    if closing:
+        blocks.append(_context([truncate(t, MAX_TEXT) for t in closing]))
+    return blocks
+
+
+# --- blocks -----------------------------------------------------------------------------------------
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate_plain(text, MAX_HEADER) or " ", "emoji": True},
+    }
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text or " "}}
+
+
+def _context(texts: list[str]) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": t or " "} for t in texts]}
+
+
+def _action_blocks(actions: Iterable[Action]) -> list[dict[str, Any]]:
+    elements: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for action in actions:
+        value = buttons.encode(action)
+        if value is None:
+            continue  # cannot be carried; the core's value is too large for a button
+        count = seen.get(action.action_id, 0)
+        seen[action.action_id] = count + 1
+        element: dict[str, Any] = {
+            "type": "button",
+            "action_id": action.action_id if count == 0 else f"{action.action_id}#{count}",
+            "text": {
+                "type": "plain_text",
+                "text": truncate_plain(action.label, MAX_BUTTON_LABEL) or " ",
+                "emoji": True,
+            },
+            "value": value,
+        }
+        if action.style in ("primary", "danger"):
+            element["style"] = action.style
+        elements.append(element)
+    return [
+        {"type": "actions", "elements": elements[i : i + MAX_BUTTONS_PER_BLOCK]}
+        for i in range(0, len(elements), MAX_BUTTONS_PER_BLOCK)
+    ]
+
+
+def _block_prefix(card: Card, note: str, compact: bool) -> str:
+    # a new block_id whenever the content changes, as Block Kit asks of updated messages
+    raw = json.dumps([card.to_json(), note, compact], sort_keys=True, default=str)
+    return ("c" if compact else "f") + hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+def _chars(node: Any) -> int:
+    if isinstance(node, dict):
+        own = len(node["text"]) if isinstance(node.get("text"), str) else 0
+        return own + sum(_chars(v) for k, v in node.items() if k != "text" or not isinstance(v, str))
+    if isinstance(node, list):
+        return sum(_chars(v) for v in node)
+    return 0

@@ -1,0 +1,117 @@
+"""Where an answer goes: privately to one person, in a thread, or in the channel.
+
+Private answers use the interaction's ``response_url`` when there is one (it works where the bot is not
+a member), else ``chat.postEphemeral``. Public answers use ``chat.postMessage``; when the bot is not in
+the channel, a slash command's ``response_url`` can still post ``in_channel``, and anything else falls
+back to a private answer saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.interactions import Reply, Visibility
+from bot.ports import DeliveryFailed
+
+from .channel import WEB_LOGGER, SlackChatChannel
+from .renderer import SlackContent, render_reply, render_text
+
+log = logging.getLogger("handoff.slack.replies")
+
+NOT_A_MEMBER = ("not_in_channel", "channel_not_found")
+RESPONSE_URL_TIMEOUT = 10
+
+
+class ReplyDelivery:
+    """Delivers answers for the listeners, with the request's own (authorized) client."""
+
+    def __init__(self, channel: SlackChatChannel) -> None:
+        self.channel = channel
+
+    async def reply(
+        self,
+        client: AsyncWebClient,
+        reply: Reply,
+        *,
+        channel: str,
+        user_id: str,
+        thread_ts: str | None = None,
+        response_url: str | None = None,
+        note: str = "",
+    ) -> None:
+        """Deliver the core's ``reply`` as its visibility says. ``note`` (mrkdwn) marks public posts."""
+        if reply.visibility is Visibility.PRIVATE:
+            content = render_reply(reply, compact=True)
+            await self.private(
+                client, content, channel=channel, user_id=user_id, thread_ts=thread_ts, response_url=response_url
+            )
+            return
+        in_thread = reply.visibility is Visibility.THREAD and thread_ts is not None
+        content = render_reply(reply, compact=in_thread, note="" if in_thread else note)
+        try:
+            await self.channel.send(client, channel, content, thread_ts=thread_ts if in_thread else None)
+            return
+        except DeliveryFailed as failure:
+            problem = failure.reason
+            not_member = any(code in failure.reason for code in NOT_A_MEMBER)
+        if not_member and response_url and await self.respond(response_url, content, response_type="in_channel"):
+            return
+        log.info("public reply not posted (%s); answering privately", problem)
+        hint = "I'm not a member of this channel: invite me to it to share answers here."
+        private = render_reply(reply, compact=True, note=hint if not_member else "")
+        await self.private(
+            client, private, channel=channel, user_id=user_id, thread_ts=thread_ts, response_url=response_url
+        )
+
+    async def private(
+        self,
+        client: AsyncWebClient,
+        content: SlackContent,
+        *,
+        channel: str,
+        user_id: str,
+        thread_ts: str | None = None,
+        response_url: str | None = None,
+    ) -> bool:
+        """Show ``content`` to ``user_id`` only; False if it could not be delivered."""
+        if response_url and await self.respond(response_url, content, response_type="ephemeral"):
+            return True
+        try:
+            await self.channel.ephemeral(client, channel, user_id, content, thread_ts=thread_ts)
+            return True
+        except DeliveryFailed as failure:
+            log.warning("private answer to %s not delivered: %s", user_id, failure.reason)
+            return False
+
+    async def say_privately(self, client: AsyncWebClient, text: str, **where: Any) -> bool:
+        """A short private text."""
+        return await self.private(client, render_text(text), **where)
+
+    async def respond(
+        self, response_url: str, content: SlackContent, *, response_type: str, replace_original: bool = False
+    ) -> bool:
+        """POST to a ``response_url``; False if Slack did not take it."""
+        webhook = AsyncWebhookClient(
+            response_url,
+            timeout=RESPONSE_URL_TIMEOUT,
+            session=self.channel.client.session,
+            logger=WEB_LOGGER,
+        )
+        try:
+            response = await webhook.send(
+                text=content.text,
+                blocks=content.blocks,
+                response_type=None if replace_original else response_type,
+                replace_original=replace_original,
+            )
+        except Exception as exc:
+            log.warning("response_url failed: %s", type(exc).__name__)
+            return False
+        if response.status_code != 200:
+            log.warning("response_url answered %s", response.status_code)
+            return False
+        return True

@@ -1,0 +1,92 @@
+"""Request authentication for ``/api/messages``: botbuilder's ``ConfigurationBotFrameworkAuthentication``
+built from :class:`~bot.config.TeamsSettings`.
+
+With an empty ``app_id`` authentication is off (local use; the settings demand
+``allow_unauthenticated: true``). With ``openid_metadata_url`` set, tokens are checked against that
+metadata instead of ``login.botframework.com`` (tests serve a local key set there); every other value is
+the public cloud's, so the checks are the ones Teams' tokens get in production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import CallerIdConstants
+from botframework.connector.auth import AuthenticationConstants
+
+from bot.config import TeamsSettings
+
+LOCAL_BOT_APP_ID = "00000000-0000-0000-0000-000000000000"
+"""The bot id used for proactive sends when authentication is off (botbuilder needs a non-empty one)."""
+
+
+@dataclass(frozen=True)
+class BotConfiguration:
+    """The attribute names botbuilder's configuration classes read (``getattr``), nothing more."""
+
+    APP_ID: str
+    APP_PASSWORD: str | None
+    APP_TYPE: str
+    APP_TENANTID: str | None
+    TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL: str | None = None
+    TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL: str | None = None
+    TO_BOT_FROM_CHANNEL_TOKEN_ISSUER: str | None = None
+    TO_CHANNEL_FROM_BOT_LOGIN_URL: str | None = None
+    TO_CHANNEL_FROM_BOT_OAUTH_SCOPE: str | None = None
+    OAUTH_URL: str | None = None
+    CALLER_ID: str | None = None
+    CHANNEL_SERVICE: str | None = None
+    VALIDATE_AUTHORITY: bool = True
+
+    def __repr__(self) -> str:  # never show the password
+        return f"BotConfiguration(APP_ID={self.APP_ID!r}, APP_TYPE={self.APP_TYPE!r})"
+
+
+def bot_configuration(settings: TeamsSettings) -> BotConfiguration:
+    password = settings.app_password.reveal() if settings.app_password is not None and settings.app_id else None
+    base = BotConfiguration(
+        APP_ID=settings.app_id,
+        APP_PASSWORD=password,
+        APP_TYPE=settings.app_type,
+        APP_TENANTID=settings.tenant_id,
+    )
+    if not settings.openid_metadata_url:
+        return base
+    # Any of these switches botbuilder to its parameterized authentication; give it the public cloud's
+    # values, so that only the place the signing keys come from differs.
+    return BotConfiguration(
+        APP_ID=base.APP_ID,
+        APP_PASSWORD=base.APP_PASSWORD,
+        APP_TYPE=base.APP_TYPE,
+        APP_TENANTID=base.APP_TENANTID,
+        TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=settings.openid_metadata_url,
+        TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL=AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL,
+        TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER,
+        TO_CHANNEL_FROM_BOT_LOGIN_URL=AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX,
+        TO_CHANNEL_FROM_BOT_OAUTH_SCOPE=AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
+        OAUTH_URL=AuthenticationConstants.OAUTH_URL,
+        CALLER_ID=CallerIdConstants.public_azure_channel.value,
+    )
+
+
+def create_authentication(settings: TeamsSettings) -> ConfigurationBotFrameworkAuthentication:
+    """The authentication the ``CloudAdapter`` and the ``/api/messages`` handler share."""
+    return ConfigurationBotFrameworkAuthentication(bot_configuration(settings))
+
+
+def metadata_urls(settings: TeamsSettings) -> list[str]:
+    """The OpenID metadata URLs botbuilder will read keys from for these settings."""
+    return [
+        settings.openid_metadata_url or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL,
+        AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL,
+    ]
+
+
+def is_authentication_enabled(settings: TeamsSettings) -> bool:
+    return bool(settings.app_id)
+
+
+def bot_app_id(settings: TeamsSettings) -> str:
+    """The app id proactive sends must name (botbuilder refuses another one when authentication is on)."""
+    return settings.app_id or LOCAL_BOT_APP_ID

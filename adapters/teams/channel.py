@@ -1,0 +1,226 @@
+"""The Teams :class:`~bot.ports.ChatChannel`: cards posted, updated and threaded, proactively.
+
+- ``post_card`` to a channel starts a new thread there (``TeamsInfo.send_message_to_teams_channel`` with
+  the bot's app id, inside ``continue_conversation`` on the channel's stored reference); to a personal or
+  group chat it sends into the chat; to a person (an MRI ``29:…``) it uses their 1:1 chat with the bot,
+  creating it (with the tenant id) the first time.
+- ``reply`` posts into the thread ``<channel>;messageid=<root>``; ``update_card`` replaces the message
+  with ``update_activity``.
+- Every send goes through a :class:`~adapters.teams.sending.Pacer` (rate limits, retries); every failure
+  is a :class:`~bot.ports.DeliveryFailed`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
+from botbuilder.core.teams import TeamsInfo
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ConversationReference
+from botframework.connector import Channels
+
+from bot.cards import Card
+from bot.ports import DeliveryFailed, PostedMessage
+from bot.records import ConversationAddress, ConversationRecord, Platform
+
+from .ids import is_channel_id, is_user_id, split_thread, thread_id
+from .references import StoredReference
+from .registry import ConversationRegistry
+from .renderer import render_card
+from .sending import Pacer, delivery_failure
+
+T = TypeVar("T")
+
+log = logging.getLogger("handoff.teams")
+
+
+def card_activity(card: Card) -> Activity:
+    """A message activity carrying ``card`` as an Adaptive Card (``summary`` is the plain text)."""
+    activity: Activity = MessageFactory.attachment(CardFactory.adaptive_card(render_card(card)))
+    activity.summary = card.text
+    return activity
+
+
+def without_hidden_retries(turn_context: TurnContext) -> None:
+    """Stop msrest from retrying PUT/GET/DELETE with real sleeps: retries are the :class:`Pacer`'s."""
+    client: Any = turn_context.turn_state.get(BotAdapter.BOT_CONNECTOR_CLIENT_KEY)
+    policy = getattr(getattr(client, "config", None), "retry_policy", None)
+    if policy is not None:
+        policy.retries = 0
+
+
+class TeamsChatChannel:
+    """Posts Handoff's cards to Teams.
+
+    Args:
+        adapter: the ``CloudAdapter`` that also serves ``/api/messages``.
+        registry: the stored conversation references.
+        bot_app_id: the bot's app id (any non-empty id when authentication is off).
+        pacer: rate limits and retries.
+        tenant_id: the tenant to reach people in, when Handoff serves one tenant.
+    """
+
+    platform: Platform = "teams"
+
+    def __init__(
+        self,
+        adapter: CloudAdapter,
+        registry: ConversationRegistry,
+        *,
+        bot_app_id: str,
+        pacer: Pacer,
+        tenant_id: str | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.registry = registry
+        self.bot_app_id = bot_app_id
+        self.pacer = pacer
+        self.tenant_id = tenant_id
+
+    async def post_card(self, conversation_id: str, card: Card) -> PostedMessage:
+        if is_user_id(conversation_id):
+            return await self._post_to_person(conversation_id, card)
+        record, stored = await self._target(conversation_id)
+        base = record.address.conversation_id
+        if stored.kind == "channel":
+
+            async def start_thread(ctx: TurnContext) -> PostedMessage:
+                _, activity_id = await TeamsInfo.send_message_to_teams_channel(
+                    ctx, card_activity(card), base, bot_app_id=self.bot_app_id
+                )
+                return PostedMessage(activity_id, activity_id)
+
+            return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), start_thread))
+        return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), _send(card)))
+
+    async def reply(self, conversation_id: str, parent: PostedMessage, card: Card) -> PostedMessage:
+        record, stored = await self._target(conversation_id)
+        base = record.address.conversation_id
+        if stored.kind == "channel":
+            root = parent.thread_id or parent.message_id
+            reference = stored.conversation_reference(thread_id(base, root))
+            return await self.pacer.run(base, lambda: self._continue(reference, _send(card, thread=root)))
+        return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), _send(card)))
+
+    async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
+        record, stored = await self._target(conversation_id)
+        base = record.address.conversation_id
+        target = thread_id(base, message.thread_id or message.message_id) if stored.kind == "channel" else base
+
+        async def update(ctx: TurnContext) -> None:
+            activity = card_activity(card)
+            activity.id = message.message_id
+            await ctx.update_activity(activity)
+
+        await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(target), update))
+
+    # targets
+
+    async def _target(self, conversation_id: str) -> tuple[ConversationRecord, StoredReference]:
+        found = await self._read(self.registry.get(conversation_id))
+        if found is not None:
+            return found
+        base = split_thread(conversation_id)[0]
+        if is_channel_id(base):
+            # A configured channel Handoff has not seen yet: any reference of the tenant carries the
+            # service URL that reaches it, provided the app is installed in its team.
+            anchor = await self._read(self.registry.any_reference(self.tenant_id))
+            if anchor is not None:
+                record, stored = anchor
+                channel = StoredReference(stored.reference, "channel")
+                return ConversationRecord(ConversationAddress("teams", base), tenant_id=record.tenant_id), channel
+        raise DeliveryFailed(f"Handoff is not installed in Teams conversation {base}", False)
+
+    async def _post_to_person(self, user_id: str, card: Card) -> PostedMessage:
+        found = await self._read(self.registry.personal_chat(user_id))
+        if found is not None:
+            record, stored = found
+            base = record.address.conversation_id
+            return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), _send(card)))
+        anchor = await self._read(self.registry.any_reference(self.tenant_id))
+        if anchor is None or anchor[1].service_url is None:
+            raise DeliveryFailed("no Teams conversation of this tenant is known to reach the person from", False)
+        record, stored = anchor
+        tenant = record.tenant_id
+        service_url = stored.service_url
+        created: list[str] = []
+
+        async def send_first(ctx: TurnContext) -> PostedMessage:
+            created.append(ctx.activity.conversation.id)
+            return await _send(card)(ctx)
+
+        async def create(callback: Callable[[TurnContext], Awaitable[None]]) -> None:
+            parameters = ConversationParameters(
+                is_group=False,
+                bot=ChannelAccount(id=f"28:{self.bot_app_id}"),
+                members=[ChannelAccount(id=user_id)],
+                tenant_id=tenant,
+                channel_data={"tenant": {"id": tenant}} if tenant else None,
+            )
+            await self.adapter.create_conversation(
+                self.bot_app_id, callback, parameters, Channels.ms_teams, service_url, None
+            )
+
+        posted = await self.pacer.run(user_id, lambda: self._turn(create, send_first))
+        if created:
+            try:
+                await self.registry.personal_chat_created(created[0], stored, tenant, user_id)
+            except Exception as exc:  # the message is out; the chat is found again next time
+                log.warning("could not store the personal chat with %s (%s)", user_id, type(exc).__name__)
+        return posted
+
+    @staticmethod
+    async def _read(lookup: Awaitable[T]) -> T:
+        """A store read; its failure is a retryable :class:`DeliveryFailed` (the only exception sent out)."""
+        try:
+            return await lookup
+        except Exception as exc:
+            raise DeliveryFailed(f"could not read the Teams conversations ({type(exc).__name__})", True) from exc
+
+    # turns
+
+    async def _continue(self, reference: ConversationReference, op: Callable[[TurnContext], Awaitable[T]]) -> T:
+        async def start(callback: Callable[[TurnContext], Awaitable[None]]) -> None:
+            await self.adapter.continue_conversation(reference, callback, bot_app_id=self.bot_app_id)
+
+        return await self._turn(start, op)
+
+    async def _turn(
+        self,
+        start: Callable[[Callable[[TurnContext], Awaitable[None]]], Awaitable[None]],
+        op: Callable[[TurnContext], Awaitable[T]],
+    ) -> T:
+        """Run ``op`` in a proactive turn; its exception (which the adapter's ``on_turn_error`` would
+        otherwise swallow) becomes a :class:`DeliveryFailed`."""
+        results: list[T] = []
+        errors: list[BaseException] = []
+
+        async def callback(ctx: TurnContext) -> None:
+            without_hidden_retries(ctx)
+            try:
+                results.append(await op(ctx))
+            except Exception as exc:
+                errors.append(exc)
+
+        try:
+            await start(callback)
+        except Exception as exc:
+            raise delivery_failure(exc) from exc
+        if errors:
+            raise delivery_failure(errors[0]) from errors[0]
+        if not results:
+            raise DeliveryFailed("the Teams turn ended without sending", False)
+        return results[0]
+
+
+def _send(card: Card, *, thread: str | None = None) -> Callable[[TurnContext], Awaitable[PostedMessage]]:
+    async def send(ctx: TurnContext) -> PostedMessage:
+        response = await ctx.send_activity(card_activity(card))
+        if response is None or not response.id:
+            raise DeliveryFailed("Teams accepted the message without an id", False)
+        return PostedMessage(str(response.id), thread)
+
+    return send

@@ -1,0 +1,163 @@
+"""``POST /api/messages``: Handoff's own handler around ``CloudAdapter.process_activity``.
+
+It replaces the stock ``CloudAdapter.process``, which answers 500 to every invoke whose handler returns a
+body (``adaptiveCard/action``: the body is serialised twice), to a missing Content-Type, to a body that
+is not JSON and to a garbage bearer token. Here the request is checked in order, and every failure has
+its own answer, never a 500:
+
+- 415 when the Content-Type is not ``application/json``;
+- 400 when the body is not a JSON object that looks like an activity;
+- 401 when authentication is on and the Authorization header is missing, malformed or not a valid
+  Bot Framework token (signature, issuer, audience, expiry, key id, service URL), and whenever a header
+  that is not a valid token is sent;
+- 503 when the signing keys cannot be fetched, or the turn fails unexpectedly (Teams retries);
+- 200 with the invoke response for invokes, 201 otherwise.
+
+Tokens and headers are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from botbuilder.core import Bot, serializer_helper
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity
+from botframework.connector.auth import AuthenticateRequestResult, BotFrameworkAuthentication
+
+from .openid import MetadataUnavailable
+
+log = logging.getLogger("handoff.teams")
+
+JSON_TYPES = frozenset({"application/json"})
+
+
+def _problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": error, "message": message}, status=status, headers=headers)
+
+
+_STRING_FIELDS = ("id", "channelId", "text", "name", "replyToId", "action", "locale", "textFormat")
+_CHANNEL_DATA_OBJECTS = ("team", "channel", "tenant", "settings", "notification", "meeting")
+
+
+def _looks_like_activity(data: Any) -> str | None:
+    """Why ``data`` is not an activity Handoff can hand to botbuilder, or None if it is one.
+
+    botbuilder trusts the shape of what Teams sends (``channelData.team`` is an object, members have
+    ids…) and fails deep inside a turn otherwise; checking the shape first keeps garbage a 400.
+    """
+    if not isinstance(data, dict):
+        return "the body must be a JSON object"
+    if not isinstance(data.get("type"), str) or not data["type"]:
+        return "type is required"
+    service_url = data.get("serviceUrl")
+    if not isinstance(service_url, str) or not service_url.startswith(("https://", "http://")):
+        return "serviceUrl must be an http(s) URL"
+    for key in ("conversation", "from", "recipient"):
+        if not _has_id(data.get(key)):
+            return f"{key}.id is required"
+    for key in _STRING_FIELDS:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{key} must be a string"
+    for key in ("membersAdded", "membersRemoved"):
+        members = data.get(key)
+        if members is not None and not (isinstance(members, list) and all(_has_id(m) for m in members)):
+            return f"{key} must be a list of accounts with ids"
+    for key in ("entities", "attachments"):
+        items = data.get(key)
+        if items is not None and not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
+            return f"{key} must be a list of objects"
+    channel_data = data.get("channelData")
+    if channel_data is not None:
+        if not isinstance(channel_data, dict):
+            return "channelData must be an object"
+        if not isinstance(channel_data.get("eventType", ""), str | None):
+            return "channelData.eventType must be a string"
+        for key in _CHANNEL_DATA_OBJECTS:
+            part = channel_data.get(key)
+            if part is not None and not (isinstance(part, dict) and isinstance(part.get("id", ""), str | None)):
+                return f"channelData.{key} must be an object with a string id"
+    if data["type"] == "invoke" and data.get("name") == "adaptiveCard/action":
+        value = data.get("value")
+        if not isinstance(value, dict) or not isinstance(value.get("action"), dict):
+            return "an adaptiveCard/action invoke needs value.action"
+    return None
+
+
+def _has_id(part: Any) -> bool:
+    return isinstance(part, dict) and isinstance(part.get("id"), str) and bool(part["id"])
+
+
+class MessagesEndpoint:
+    """The aiohttp handler for Teams' messaging endpoint.
+
+    Args:
+        adapter: the ``CloudAdapter`` that runs turns (built on ``authentication``).
+        bot: what handles a turn (``bot.on_turn``).
+        authentication: checks the Authorization header against the activity.
+        auth_enabled: whether a request without an Authorization header is refused.
+    """
+
+    def __init__(
+        self,
+        adapter: CloudAdapter,
+        bot: Bot,
+        authentication: BotFrameworkAuthentication,
+        *,
+        auth_enabled: bool,
+    ) -> None:
+        self.adapter = adapter
+        self.bot = bot
+        self.authentication = authentication
+        self.auth_enabled = auth_enabled
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one POST to the messaging endpoint."""
+        if request.content_type not in JSON_TYPES:
+            return _problem(415, "unsupported_media_type", "send the activity as application/json")
+        try:
+            data = json.loads(await request.read())
+        except (ValueError, RecursionError):
+            return _problem(400, "bad_request", "the body is not valid JSON")
+        reason = _looks_like_activity(data)
+        if reason is not None:
+            return _problem(400, "bad_request", reason)
+        try:
+            activity = Activity().deserialize(data)
+        except Exception:  # msrest rejects a field of the wrong type
+            return _problem(400, "bad_request", "the body is not a valid activity")
+
+        authenticated = await self._authenticate(activity, request.headers.get("Authorization"))
+        if isinstance(authenticated, web.Response):
+            return authenticated
+        try:
+            invoke_response = await self.adapter.process_activity(authenticated, activity, self.bot.on_turn)
+        except Exception:
+            log.exception("Teams %s activity failed", activity.type)
+            return _problem(503, "temporarily_unavailable", "retry later", {"Retry-After": "5"})
+        if invoke_response is None:
+            return web.Response(status=201)
+        body = invoke_response.body
+        if body is not None and not isinstance(body, dict | list | str | int | float | bool):
+            body = serializer_helper(body)
+        return web.json_response(body, status=int(invoke_response.status or 200))
+
+    async def _authenticate(self, activity: Activity, header: str | None) -> AuthenticateRequestResult | web.Response:
+        unauthorized = _problem(
+            401, "unauthorized", "a valid Bot Framework token is required", {"WWW-Authenticate": "Bearer"}
+        )
+        if not header and self.auth_enabled:
+            return unauthorized
+        try:
+            return await self.authentication.authenticate_request(activity, header or None)
+        except MetadataUnavailable:
+            return _problem(503, "temporarily_unavailable", "the signing keys are unavailable", {"Retry-After": "5"})
+        except PermissionError as exc:
+            log.info("Teams request refused: %s", exc)
+            return unauthorized
+        except Exception as exc:  # pyjwt and botbuilder raise many types for a bad token
+            log.info("Teams request refused: %s", type(exc).__name__)
+            return unauthorized

@@ -1,0 +1,349 @@
+"""Handoff's Teams bot: what each Teams activity means to Handoff.
+
+- Installs (``installationUpdate`` and ``conversationUpdate`` with the bot among the members added) store
+  the team's channels, or the chat, with the tenant id; removals, team and channel deletions deactivate
+  them; renames rename them (:class:`~adapters.teams.registry.ConversationRegistry`).
+- A message is a command (the bot's mention removed), handed to the core's ``on_command``; the reply goes
+  into the same thread or chat. Teams has no ephemeral messages in channels, so a private reply is a
+  thread reply too. A message that carries ``value`` is an ``Action.Submit`` click (old clients).
+- An ``adaptiveCard/action`` invoke (``Action.Execute``) is a click, handed to the core's ``on_action``:
+  if accepted, the updated card goes back to the person who clicked and replaces the message for
+  everyone; a refusal comes back as an error response and leaves the card as it was. A ``refresh``
+  answers with the person's own view of the card (buttons for the card's action audience).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
+from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue
+from botbuilder.schema.teams import ChannelInfo, TeamInfo, TeamsChannelAccount
+
+from bot.cards import Card
+from bot.interactions import (
+    ActionRequest,
+    ActionResult,
+    ChatUser,
+    CommandRequest,
+    InteractionHandler,
+    Reply,
+    Visibility,
+)
+from bot.ports import PostedMessage
+from bot.records import ConversationAddress
+
+from .channel import card_activity, without_hidden_retries
+from .identity import TeamsIdentity
+from .ids import split_thread
+from .references import conversation_kind, team_of
+from .registry import ConversationRegistry
+from .renderer import CONTENT_TYPE, REFRESH_VERB, Click, card_from_refresh, parse_execute, parse_submit, render_card
+from .text import command_text
+
+log = logging.getLogger("handoff.teams")
+
+ERROR_TYPE = "application/vnd.microsoft.error"
+MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
+
+
+class InvokeAnswer(AdaptiveCardInvokeResponse):  # type: ignore[misc]
+    """An ``AdaptiveCardInvokeResponse`` whose ``value`` may also be a string (the message answer):
+    botbuilder types it as an object and fails to serialise a string."""
+
+    _attribute_map = {**AdaptiveCardInvokeResponse._attribute_map, "value": {"key": "value", "type": "object"}}
+
+
+def card_response(card: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    """Show ``card`` to the person who clicked."""
+    return InvokeAnswer(status_code=200, type=CONTENT_TYPE, value=card)
+
+
+def message_response(text: str) -> AdaptiveCardInvokeResponse:
+    """Show ``text`` to the person who clicked; the card stays as it is."""
+    return InvokeAnswer(status_code=200, type=MESSAGE_TYPE, value=text)
+
+
+def error_response(status: int, code: str, message: str) -> AdaptiveCardInvokeResponse:
+    """Show an error to the person who clicked; the card stays as it is."""
+    return InvokeAnswer(status_code=status, type=ERROR_TYPE, value={"code": code, "message": message})
+
+
+class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
+    """Turns Teams activities into the core's requests and stored conversations.
+
+    Args:
+        interactions: the core's entry point for commands and clicks.
+        registry: where conversation references are kept.
+        identity: resolves the sender to a :class:`~bot.interactions.ChatUser`.
+        bot_app_id: the bot's app id, for posting new threads.
+    """
+
+    def __init__(
+        self,
+        interactions: InteractionHandler,
+        registry: ConversationRegistry,
+        identity: TeamsIdentity,
+        *,
+        bot_app_id: str,
+    ) -> None:
+        super().__init__()
+        self.interactions = interactions
+        self.registry = registry
+        self.identity = identity
+        self.bot_app_id = bot_app_id
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        without_hidden_retries(turn_context)
+        await super().on_turn(turn_context)
+
+    # --- installs and removals ---------------------------------------------------------------------
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        if conversation_kind(turn_context.activity) == "channel":
+            await self._team_installed(turn_context)
+        else:
+            await self.registry.chat_installed(turn_context.activity)
+
+    async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        team = team_of(activity)
+        if conversation_kind(activity) == "channel" and team is not None:
+            await self.registry.team_removed(team[0])
+        else:
+            await self.registry.chat_removed(activity.conversation.id)
+
+    async def on_teams_members_added(
+        self, teams_members_added: list[TeamsChannelAccount], team_info: TeamInfo, turn_context: TurnContext
+    ) -> None:
+        if not self._includes_bot(teams_members_added, turn_context):
+            return
+        if team_info is not None and conversation_kind(turn_context.activity) == "channel":
+            await self._team_installed(turn_context)
+        else:
+            await self.registry.chat_installed(turn_context.activity)
+
+    async def on_teams_members_removed(
+        self, teams_members_removed: list[TeamsChannelAccount], team_info: TeamInfo, turn_context: TurnContext
+    ) -> None:
+        if not self._includes_bot(teams_members_removed, turn_context):
+            return
+        if team_info is not None and team_info.id:
+            await self.registry.team_removed(team_info.id)
+        else:
+            await self.registry.chat_removed(turn_context.activity.conversation.id)
+
+    async def on_teams_team_deleted(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
+        await self.registry.team_removed(team_info.id)
+
+    async def on_teams_team_hard_deleted(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
+        await self.registry.team_removed(team_info.id)
+
+    async def on_teams_team_archived(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
+        await self.registry.team_removed(team_info.id)
+
+    async def on_teams_team_unarchived(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
+        await self.registry.team_restored(team_info.id)
+
+    async def on_teams_team_restored(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
+        await self.registry.team_restored(team_info.id)
+
+    async def on_teams_team_renamed(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
+        if team_info.name:
+            await self.registry.team_renamed(team_info.id, team_info.name)
+
+    async def on_teams_channel_created(
+        self, channel_info: ChannelInfo, team_info: TeamInfo, turn_context: TurnContext
+    ) -> None:
+        await self.registry.channel_seen(turn_context.activity, channel_info.name or "")
+
+    async def on_teams_channel_deleted(
+        self, channel_info: ChannelInfo, team_info: TeamInfo, turn_context: TurnContext
+    ) -> None:
+        await self.registry.channel_removed(channel_info.id)
+
+    async def on_teams_channel_restored(
+        self, channel_info: ChannelInfo, team_info: TeamInfo, turn_context: TurnContext
+    ) -> None:
+        await self.registry.channel_seen(turn_context.activity, channel_info.name or "")
+
+    async def on_teams_channel_renamed(
+        self, channel_info: ChannelInfo, team_info: TeamInfo, turn_context: TurnContext
+    ) -> None:
+        if channel_info.name:
+            await self.registry.channel_renamed(channel_info.id, channel_info.name)
+
+    async def _team_installed(self, turn_context: TurnContext) -> None:
+        team = team_of(turn_context.activity)
+        channels = await self._team_channels(turn_context, team[0]) if team else []
+        await self.registry.team_installed(turn_context.activity, channels)
+
+    async def _team_channels(self, turn_context: TurnContext, team_id: str) -> list[tuple[str, str | None]]:
+        """The team's channels. botbuilder's Teams client is synchronous: it runs in a worker thread so
+        the event loop (and whatever else it serves) keeps running."""
+        try:
+            client = await TeamsInfo.get_teams_connector_client(turn_context)
+            client.config.retry_policy.retries = 0
+            result = await asyncio.to_thread(client.teams.get_teams_channels, team_id)
+        except Exception as exc:  # the install still counts: the General channel is known
+            log.warning("could not list the channels of team %s (%s)", team_id, type(exc).__name__)
+            return []
+        return [(c.id, c.name) for c in result.conversations or [] if c.id]
+
+    @staticmethod
+    def _includes_bot(members: list[TeamsChannelAccount], turn_context: TurnContext) -> bool:
+        recipient = turn_context.activity.recipient
+        return recipient is not None and any(m.id == recipient.id for m in members)
+
+    # --- messages: commands, and Action.Submit clicks ----------------------------------------------
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        click = parse_submit(activity.value) if activity.value is not None else None
+        if click is not None:
+            await self._submitted(turn_context, click)
+            return
+        if not (activity.text or "").strip():
+            return
+        await self._command(turn_context)
+
+    async def _command(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        with contextlib.suppress(KeyError, TypeError, AttributeError):  # a malformed mention entity
+            TurnContext.remove_recipient_mention(activity)
+        text = command_text(activity.text)
+        user = await self.identity.resolve(turn_context)
+        base, root = split_thread(activity.conversation.id)
+        kind = conversation_kind(activity)
+        if kind == "channel":
+            await self._channel_seen(turn_context, base)
+        elif await self.registry.get(base) is None:
+            await self.registry.chat_installed(activity)
+        thread = PostedMessage(root, root) if kind == "channel" and root else None
+        request = CommandRequest(user, ConversationAddress("teams", base), text, thread)
+        try:
+            reply = await self.interactions.on_command(request)
+        except Exception:
+            log.exception("the command handler failed")
+            reply = Reply("Handoff could not run that command. Try again in a moment.")
+        await self._send_reply(turn_context, reply, base if kind == "channel" else None)
+
+    async def _channel_seen(self, turn_context: TurnContext, channel_id: str) -> None:
+        """Store the channel a command came from (``subscribe`` binds it), looking its name up once."""
+        if await self.registry.get(channel_id) is not None:
+            return
+        team = team_of(turn_context.activity)
+        names = dict(await self._team_channels(turn_context, team[0])) if team else {}
+        await self.registry.channel_seen(turn_context.activity, names.get(channel_id) or "")
+
+    async def _send_reply(self, turn_context: TurnContext, reply: Reply, channel_id: str | None) -> None:
+        activity = card_activity(reply.card) if reply.card is not None else MessageFactory.text(reply.text)
+        if reply.card is not None and reply.text and reply.text != reply.card.text:
+            activity.text = reply.text
+        try:
+            if channel_id is not None and reply.visibility is Visibility.CHANNEL:
+                await TeamsInfo.send_message_to_teams_channel(
+                    turn_context, activity, channel_id, bot_app_id=self.bot_app_id
+                )
+            else:
+                await turn_context.send_activity(activity)
+        except Exception as exc:
+            log.warning("could not send the reply to a Teams command (%s)", type(exc).__name__)
+
+    async def _submitted(self, turn_context: TurnContext, click: Click) -> None:
+        user = await self.identity.resolve(turn_context)
+        request = self._action_request(turn_context, user, click)
+        if request is None:
+            return
+        result = await self._decide(request) or ActionResult(False, "Handoff could not record this. Try again.")
+        if result.accepted and result.card is not None:
+            await self._update_for_everyone(turn_context, request.message.message_id, result.card)
+        elif result.message:
+            try:
+                await turn_context.send_activity(MessageFactory.text(result.message))
+            except Exception as exc:
+                log.warning("could not answer an Action.Submit click (%s)", type(exc).__name__)
+
+    # --- invokes: Action.Execute clicks and refreshes ---------------------------------------------
+
+    async def on_adaptive_card_invoke(
+        self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
+    ) -> AdaptiveCardInvokeResponse:
+        action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
+        verb, data = action.get("verb"), action.get("data")
+        if verb == REFRESH_VERB:
+            return self._refreshed(turn_context, data)
+        click = parse_execute(verb, data)
+        if click is None:
+            return error_response(400, "BadRequest", "The action has no verb.")
+        user = await self.identity.resolve(turn_context)
+        request = self._action_request(turn_context, user, click)
+        if request is None:
+            return error_response(400, "BadRequest", "The action does not name the card it came from.")
+        result = await self._decide(request)
+        if result is None:
+            return error_response(500, "InternalServerError", "Handoff could not record this. Try again.")
+        if not result.accepted:
+            return error_response(400, "BadRequest", result.message or "This action was refused.")
+        if result.card is None:
+            return message_response(result.message or "Done.")
+        await self._update_for_everyone(turn_context, request.message.message_id, result.card)
+        return card_response(render_card(result.card, viewer_ids=_ids_of(user)))
+
+    def _create_adaptive_card_invoke_error_response(
+        self, status_code: HTTPStatus, code: str, message: str
+    ) -> AdaptiveCardInvokeResponse:
+        # botbuilder puts an Exception in the body, which cannot be serialised (HTTP 500).
+        return error_response(int(status_code), code, message)
+
+    def _refreshed(self, turn_context: TurnContext, data: Any) -> AdaptiveCardInvokeResponse:
+        card = card_from_refresh(data) if isinstance(data, dict) else None
+        if card is None:
+            return error_response(400, "BadRequest", "The card cannot be refreshed.")
+        sender = turn_context.activity.from_property
+        viewer = (sender.id, getattr(sender, "aad_object_id", None) or "")
+        return card_response(render_card(card, viewer_ids=viewer))
+
+    # --- shared ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _action_request(turn_context: TurnContext, user: ChatUser, click: Click) -> ActionRequest | None:
+        activity: Activity = turn_context.activity
+        base, root = split_thread(activity.conversation.id)
+        message_id = activity.reply_to_id or root
+        if not message_id:
+            return None
+        thread = root if conversation_kind(activity) == "channel" else None
+        return ActionRequest(
+            user=user,
+            conversation=ConversationAddress("teams", base),
+            message=PostedMessage(message_id, thread),
+            action_id=click.verb,
+            value=click.value,
+            comment=click.comment,
+        )
+
+    async def _decide(self, request: ActionRequest) -> ActionResult | None:
+        """The core's decision, or None if the core failed (logged)."""
+        try:
+            return await self.interactions.on_action(request)
+        except Exception:
+            log.exception("the action handler failed")
+            return None
+
+    async def _update_for_everyone(self, turn_context: TurnContext, message_id: str, card: Card) -> None:
+        activity = card_activity(card)
+        activity.id = message_id
+        try:
+            await turn_context.update_activity(activity)
+        except Exception as exc:  # the clicker still gets the new card; the outbox updates the rest
+            log.warning("could not update the Teams card %s (%s)", message_id, type(exc).__name__)
+
+
+def _ids_of(user: ChatUser) -> tuple[str, ...]:
+    return tuple(i for i in (user.user_id, user.aad_object_id) if i)

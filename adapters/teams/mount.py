@@ -1,0 +1,108 @@
+"""Mounting Teams on Handoff's aiohttp application: the one function the composition root calls."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from botbuilder.core import TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter
+
+from adapters.web.limits import BODY_LIMITS, set_body_limit
+from bot.clock import Clock, SystemClock
+from bot.config import TeamsSettings
+from bot.interactions import InteractionHandler
+from bot.ports import ConversationStore
+
+from .auth import bot_app_id, create_authentication, is_authentication_enabled, metadata_urls
+from .channel import TeamsChatChannel
+from .endpoint import MessagesEndpoint
+from .handler import HandoffTeamsBot
+from .identity import TeamsIdentity
+from .openid import OpenIdKeySet, install_key_sets, uninstall_key_sets
+from .registry import ConversationRegistry
+from .sending import Pacer, SendPolicy
+
+log = logging.getLogger("handoff.teams")
+
+MESSAGES_PATH = "/api/messages"
+BODY_LIMIT = 1024 * 1024
+
+
+@dataclass
+class TeamsIntegration:
+    """Teams, mounted: the :class:`~bot.ports.ChatChannel` for the outbox, and what it is made of."""
+
+    channel: TeamsChatChannel
+    adapter: CloudAdapter
+    bot: HandoffTeamsBot
+    endpoint: MessagesEndpoint
+    registry: ConversationRegistry
+    key_sets: dict[str, OpenIdKeySet] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        """Release what the integration holds (its signing-key caches). Safe to call twice."""
+        uninstall_key_sets(self.key_sets)
+        self.key_sets = {}
+
+
+def mount_teams(
+    app: web.Application,
+    settings: TeamsSettings,
+    handler: InteractionHandler,
+    conversations: ConversationStore,
+    *,
+    clock: Clock | None = None,
+    send_policy: SendPolicy | None = None,
+    path: str = MESSAGES_PATH,
+) -> TeamsIntegration:
+    """Serve Teams' messaging endpoint on ``app`` and return the integration.
+
+    Args:
+        app: Handoff's application (not yet started).
+        settings: the ``teams`` section of the configuration.
+        handler: the core's entry point for commands and clicks.
+        conversations: where installs keep their conversation references.
+        clock: time for rate limits, retries and caches.
+        send_policy: how outbound sends are paced and retried.
+        path: the messaging endpoint's path.
+    """
+    clock = clock or SystemClock()
+    authentication = create_authentication(settings)
+    adapter = CloudAdapter(authentication)
+    adapter.on_turn_error = _log_turn_error
+    registry = ConversationRegistry(conversations, clock)
+    app_id = bot_app_id(settings)
+    bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), bot_app_id=app_id)
+    endpoint = MessagesEndpoint(adapter, bot, authentication, auth_enabled=is_authentication_enabled(settings))
+    channel = TeamsChatChannel(
+        adapter, registry, bot_app_id=app_id, pacer=Pacer(clock, send_policy), tenant_id=settings.tenant_id
+    )
+    integration = TeamsIntegration(
+        channel=channel,
+        adapter=adapter,
+        bot=bot,
+        endpoint=endpoint,
+        registry=registry,
+        key_sets=install_key_sets(metadata_urls(settings), clock),
+    )
+    app.router.add_post(path, endpoint.handle)
+    if BODY_LIMITS in app:
+        set_body_limit(app, path, BODY_LIMIT)
+
+    async def close_on_cleanup(_: web.Application) -> None:
+        await integration.close()
+
+    app.on_cleanup.append(close_on_cleanup)
+    return integration
+
+
+async def _log_turn_error(turn_context: TurnContext, error: Exception) -> None:
+    activity = turn_context.activity
+    log.error(
+        "Teams %s turn failed: %s",
+        getattr(activity, "type", "?"),
+        type(error).__name__,
+        exc_info=(type(error), error, error.__traceback__),
+    )

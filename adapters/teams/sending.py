@@ -1,0 +1,128 @@
+"""Sending to Teams within its rules: per-conversation rate limits, retries, and one failure type.
+
+Teams throttles each bot per conversation (7 messages per second, 8 per 2 s, 60 per 30 s, 1800 per
+hour; a channel's threads count against the channel) and asks bots to retry 412, 429, 502 and 504 with
+exponential backoff and jitter, honouring ``Retry-After``. :class:`Pacer` waits for room before each
+send and retries those answers (and 503) a few times inline; a wait longer than
+:attr:`SendPolicy.max_wait` is not spent inline but handed back as a retryable
+:class:`~bot.ports.DeliveryFailed` with ``retry_after``, for the outbox to schedule.
+:func:`delivery_failure` turns whatever the SDK raised into that one exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import aiohttp
+from azure.core.exceptions import DeserializationError
+from botbuilder.schema import ErrorResponseException
+from msrest.exceptions import ClientRequestError
+
+from bot.clock import Clock
+from bot.ports import DeliveryFailed
+from bot.ratelimit import TEAMS_WINDOWS, SlidingWindowLimiter
+
+from .ids import split_thread
+
+T = TypeVar("T")
+
+RETRYABLE_STATUSES = frozenset({412, 429, 502, 503, 504})
+"""Teams documents 412, 429, 502 and 504 as worth retrying; 503 is transient by definition."""
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """How :class:`Pacer` paces and retries.
+
+    Args:
+        attempts: tries per send, the first included.
+        base_delay: the first backoff (seconds), doubled on each retry, with jitter.
+        max_delay: the longest backoff between two tries.
+        max_wait: the longest wait (rate limit, ``Retry-After``, backoff) spent inline.
+        windows: the per-conversation ``(count, seconds)`` limits.
+    """
+
+    attempts: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 8.0
+    max_wait: float = 10.0
+    windows: tuple[tuple[int, float], ...] = TEAMS_WINDOWS
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        delay = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        return float(delay * rng.uniform(0.8, 1.2))
+
+
+class Pacer:
+    """Runs sends to Teams conversations within the rate limits, retrying what Teams says to retry.
+
+    Args:
+        clock: time for the limiter and the waits (``FakeClock`` in tests).
+        policy: limits and retries.
+        rng: jitter source.
+    """
+
+    def __init__(self, clock: Clock, policy: SendPolicy | None = None, rng: random.Random | None = None) -> None:
+        self.clock = clock
+        self.policy = policy or SendPolicy()
+        self.rng = rng or random.Random()
+        self.limiter = SlidingWindowLimiter(self.policy.windows, clock)
+
+    async def run(self, conversation_id: str, send: Callable[[], Awaitable[T]]) -> T:
+        """Run ``send`` (which raises only :class:`DeliveryFailed`) for ``conversation_id``."""
+        key = split_thread(conversation_id)[0]
+        attempt = 0
+        while True:
+            attempt += 1
+            wait = self.limiter.delay(key)
+            if wait > self.policy.max_wait:
+                raise DeliveryFailed("Teams rate limit for this conversation reached", True, wait)
+            while wait > 0:
+                await self.clock.sleep(wait)
+                wait = self.limiter.delay(key)
+            self.limiter.record(key)
+            try:
+                return await send()
+            except DeliveryFailed as failed:
+                if failed.retry_after:
+                    self.limiter.block(key, failed.retry_after)
+                if not failed.retryable or attempt >= self.policy.attempts:
+                    raise
+                delay = max(self.policy.backoff(attempt, self.rng), failed.retry_after or 0.0)
+                if delay > self.policy.max_wait:
+                    raise
+                await self.clock.sleep(delay)
+
+
+def delivery_failure(error: BaseException) -> DeliveryFailed:
+    """The :class:`DeliveryFailed` for an exception from botbuilder's connector client."""
+    if isinstance(error, DeliveryFailed):
+        return error
+    if isinstance(error, ErrorResponseException):
+        response = error.response
+        status = getattr(response, "status_code", None)
+        code = None
+        if error.error is not None and error.error.error is not None:
+            code = error.error.error.code
+        reason = f"Teams answered {status}" + (f" {code}" if code else "")
+        if status in RETRYABLE_STATUSES:
+            headers = getattr(response, "headers", None) or {}
+            return DeliveryFailed(reason, True, _retry_after(headers.get("Retry-After")))
+        return DeliveryFailed(reason, False)
+    if isinstance(error, ClientRequestError | aiohttp.ClientError | asyncio.TimeoutError | ConnectionError):
+        return DeliveryFailed(f"could not reach Teams ({type(error).__name__})", True)
+    if isinstance(error, DeserializationError):
+        return DeliveryFailed("Teams sent an answer that is not valid JSON", True)
+    return DeliveryFailed(f"sending to Teams failed ({type(error).__name__})", False)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 86400 else None

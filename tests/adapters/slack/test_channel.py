@@ -1,0 +1,162 @@
+"""SlackChatChannel against the Slack emulator: posting, updating, threading, ephemeral messages,
+failures as DeliveryFailed, Slack's 429 retried after Retry-After, and pacing per channel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.emulators.base import Fault, FaultKind
+from adapters.emulators.slack import SlackEmulator
+from adapters.slack import SlackChatChannel
+from adapters.slack.channel import make_client
+from adapters.slack.pacing import ChannelPacer
+from adapters.slack.renderer import SlackContent
+from bot.cards import Card, Status
+from bot.clock import FakeClock
+from bot.ports import DeliveryFailed, PostedMessage
+
+from .harness import MODELS, Harness, gate_card
+
+
+async def test_post_update_reply_and_ephemeral(harness: Harness) -> None:
+    channel = harness.integration.channel
+    assert channel.platform == "slack"
+    parent = await channel.post_card(MODELS, gate_card())
+    assert parent.thread_id == parent.message_id
+
+    await channel.update_card(MODELS, parent, gate_card(Status.APPROVED))
+    reply = await channel.reply(MODELS, parent, Card("Stage deploy succeeded", Status.SUCCEEDED))
+    await channel.post_ephemeral(MODELS, "U0A11CE0001", Card("only for you"), thread=parent)
+
+    [message] = harness.messages(MODELS)
+    assert message.ts == parent.message_id
+    assert message.text.startswith("Approved:")
+    assert len(message.edits) == 1
+    assert "actions" not in [b["type"] for b in message.blocks or []]
+    [threaded] = message.replies
+    assert (threaded.ts, reply.thread_id) == (reply.message_id, parent.message_id)
+    assert threaded.blocks is not None and threaded.blocks[0]["type"] == "section"  # compact in threads
+    [private] = harness.slack.state.ephemeral_for("alice", "ml-models")
+    assert (private.text, private.thread_ts) == ("Info: only for you", parent.message_id)
+
+
+async def test_reply_to_a_reply_joins_the_parent_thread(harness: Harness) -> None:
+    channel = harness.integration.channel
+    parent = await channel.post_card(MODELS, Card("run"))
+    first = await channel.reply(MODELS, parent, Card("one"))
+    second = await channel.reply(MODELS, PostedMessage(first.message_id), Card("two"))
+    [message] = harness.messages(MODELS)
+    assert [r.ts for r in message.replies] == [first.message_id, second.message_id]
+
+
+@pytest.mark.parametrize(
+    ("conversation", "reason"),
+    [("C0NOSUCHCH1", "chat.postMessage: channel_not_found"), ("", "not a Slack conversation id")],
+)
+async def test_permanent_failures_are_not_retryable(harness: Harness, conversation: str, reason: str) -> None:
+    with pytest.raises(DeliveryFailed) as failure:
+        await harness.integration.channel.post_card(conversation, Card("x"))
+    assert failure.value.retryable is False
+    assert failure.value.reason.startswith(reason)
+
+
+async def test_not_in_channel_invalid_auth_and_invalid_blocks(harness: Harness) -> None:
+    harness.slack.state.channel("ops").members.discard("U0HANDOFFBT")
+    channel = harness.integration.channel
+    with pytest.raises(DeliveryFailed) as not_member:
+        await channel.post_card("C00PS000001", Card("x"))
+    assert (not_member.value.reason, not_member.value.retryable) == ("chat.postMessage: not_in_channel", False)
+
+    stranger = SlackChatChannel(make_client("xoxb-revoked", harness.slack.api_url))
+    with pytest.raises(DeliveryFailed) as revoked:
+        await stranger.post_card(MODELS, Card("x"))
+    assert (revoked.value.reason, revoked.value.retryable) == ("chat.postMessage: invalid_auth", False)
+
+    too_many = SlackContent("x", [{"type": "section", "text": {"type": "mrkdwn", "text": "b"}}] * 51)
+    with pytest.raises(DeliveryFailed) as invalid:
+        await channel.send(harness.client, MODELS, too_many)
+    assert (invalid.value.reason, invalid.value.retryable) == ("chat.postMessage: invalid_blocks", False)
+
+    with pytest.raises(DeliveryFailed) as missing:
+        await channel.update_card(MODELS, PostedMessage("1.000001"), Card("x"))
+    assert (missing.value.reason, missing.value.retryable) == ("chat.update: message_not_found", False)
+
+
+async def test_one_429_is_retried_after_retry_after(harness: Harness) -> None:
+    harness.slack.faults.add("POST /api/chat.postMessage", ["429"])
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    posted = await harness.integration.channel.post_card(MODELS, Card("after a 429"))
+    assert loop.time() - started >= 1.0  # Retry-After: 1 was honoured
+    assert [m.ts for m in harness.messages(MODELS)] == [posted.message_id]
+    assert [r.status for r in harness.slack.recorder.matching("POST /api/chat.postMessage")] == [429, 200]
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason", "retry_after"),
+    [
+        (["429", "429"], "chat.postMessage: ratelimited", 1.0),
+        (["500"], "chat.postMessage: internal_error", None),
+        (["503"], "chat.postMessage: service_unavailable", 1.0),
+        (["malformed_json"], "chat.postMessage: unreadable_response", None),
+    ],
+)
+async def test_transient_failures_are_retryable(
+    harness: Harness, faults: list[FaultKind], reason: str, retry_after: float | None
+) -> None:
+    harness.slack.faults.add("POST /api/chat.postMessage", faults)
+    with pytest.raises(DeliveryFailed) as failure:
+        await harness.integration.channel.post_card(MODELS, Card("x"))
+    assert failure.value.retryable is True
+    assert failure.value.reason == reason
+    assert failure.value.retry_after == retry_after
+    assert harness.messages(MODELS) == []
+
+
+async def test_connection_reset_and_timeout_are_retryable(harness: Harness) -> None:
+    harness.slack.faults.add("POST /api/chat.update", ["reset", "reset", "reset", "reset"])
+    channel = harness.integration.channel
+    parent = await channel.post_card(MODELS, Card("x"))
+    with pytest.raises(DeliveryFailed) as reset:
+        await channel.update_card(MODELS, parent, Card("y"))
+    assert reset.value.retryable is True
+    assert reset.value.reason.startswith("chat.update: connection failed")
+
+    impatient = SlackChatChannel(
+        AsyncWebClient(token=harness.slack.bot_token, base_url=harness.slack.api_url, timeout=1)
+    )
+    harness.slack.faults.add("POST /api/chat.postMessage", [Fault("stall", stall_seconds=3)])
+    with pytest.raises(DeliveryFailed) as slow:
+        await impatient.post_card(MODELS, Card("x"))
+    assert slow.value.retryable is True
+
+
+@pytest.fixture
+async def fake_time_slack(clock: FakeClock) -> AsyncIterator[SlackEmulator]:
+    async with SlackEmulator(clock=clock) as slack:
+        yield slack
+
+
+async def test_posts_to_one_channel_are_paced_to_slacks_limit(fake_time_slack: SlackEmulator, clock: FakeClock) -> None:
+    slack = fake_time_slack
+    channel = SlackChatChannel(
+        AsyncWebClient(token=slack.bot_token, base_url=slack.api_url), pacer=ChannelPacer(clock=clock)
+    )
+    sends = [asyncio.create_task(channel.post_card(MODELS, Card(f"event {i}"))) for i in range(10)]
+    other = asyncio.create_task(channel.post_card("C0APPRELS01", Card("elsewhere")))
+    for _ in range(200):
+        if all(t.done() for t in sends) and other.done():
+            break
+        await asyncio.sleep(0.01)
+        await clock.advance(0.25)
+    posted = await asyncio.gather(*sends)
+    await other
+    assert [m.text for m in slack.state.channel(MODELS).messages] == [f"Info: event {i}" for i in range(10)]
+    assert [p.message_id for p in posted] == [m.ts for m in slack.state.channel(MODELS).messages]
+    statuses = [r.status for r in slack.recorder.matching("POST /api/chat.postMessage")]
+    assert statuses == [200] * 11  # never a 429 from the emulator's 1/s limit
+    assert clock.monotonic() >= 6.5  # 3 at once, then about one a second

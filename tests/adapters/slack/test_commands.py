@@ -1,0 +1,175 @@
+"""Slash commands and mentions, end to end: the Slack emulator sends signed requests to the running
+application, the recording handler plays the core, and the emulator's workspace shows the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.cards import Card, Status
+from bot.interactions import CommandRequest, Reply, Visibility
+
+from .harness import ALICE, BOB, MODELS, OPS, RELEASES, Harness, timed
+
+
+@pytest.mark.parametrize(
+    ("command", "text", "expected"),
+    [
+        ("/handoff", "status", "status"),
+        ("/handoff", "", "help"),
+        ("/handoff", "retrain  model-x   data=lake:7", "retrain model-x data=lake:7"),
+        ("/retrain", "model-x", "retrain model-x"),
+        ("/integrate", "app-y model=model-x:7", "integrate app-y model=model-x:7"),
+        ("/handoff", "subscribe &lt;all&gt; &amp; more", "subscribe <all> & more"),
+    ],
+)
+async def test_each_command_reaches_the_core_as_text(harness: Harness, command: str, text: str, expected: str) -> None:
+    response = await harness.slack.send_slash_command(command, text, channel="ml-models", user="alice")
+    await harness.settle()
+
+    assert (response.status, response.body) == (200, b"")
+    [request] = harness.handler.commands
+    assert request.text == expected
+    assert request.conversation.platform == "slack"
+    assert request.conversation.conversation_id == MODELS
+    assert request.thread is None
+    assert (request.user.user_id, request.user.email, request.user.name) == (ALICE, "alice@contoso.com", "Alice Martin")
+    assert request.user.identities >= {"slack:U0A11CE0001", "alice@contoso.com"}
+    assert request.user.workspace_id == "T0C0NT050"
+
+
+async def test_thread_reply_to_a_command_starts_a_thread_in_the_channel(harness: Harness) -> None:
+    await harness.slack.send_slash_command("/retrain", "model-x", channel="ml-models", user="bob")
+    await harness.settle()
+
+    [posted] = harness.messages(MODELS)
+    assert posted.by_bot
+    assert posted.text == "ok: retrain model-x"
+    assert "<@U0B0B000002> asked `/retrain model-x`" in str(posted.blocks)
+
+
+async def test_private_reply_and_refusal_are_ephemeral(harness: Harness) -> None:
+    harness.handler.command_reply = lambda r: Reply("You may not retrain model-x.", None, Visibility.PRIVATE)
+    await harness.slack.send_slash_command("/retrain", "model-x", channel="ml-models", user="alice")
+    await harness.settle()
+
+    assert harness.messages(MODELS) == []
+    [private] = harness.slack.state.ephemeral_for("alice", "ml-models")
+    assert private.text == "You may not retrain model-x."
+
+
+async def test_channel_reply_with_a_card(harness: Harness) -> None:
+    card = Card("model-x retraining started", Status.RUNNING, summary="job retrain-model-x-42")
+    harness.handler.command_reply = lambda r: Reply("Started", card, Visibility.CHANNEL)
+    await harness.slack.send_slash_command("/handoff", "retrain model-x", channel="app-releases", user="carol")
+    await harness.settle()
+
+    [posted] = harness.messages(RELEASES)
+    assert posted.text == "Started"
+    assert posted.blocks is not None
+    assert posted.blocks[0]["type"] == "header"
+    assert posted.blocks[0]["text"]["text"] == "model-x retraining started"
+
+
+async def test_mention_strips_the_bot_and_answers_in_the_thread(harness: Harness) -> None:
+    response = await harness.slack.mention_bot("retrain model-x", channel="ml-models", user="bob")
+    await harness.settle()
+
+    assert response.status == 200
+    [request] = harness.handler.commands
+    assert request.text == "retrain model-x"
+    assert request.user.email == "bob@contoso.com"
+    [mention] = harness.messages(MODELS)
+    assert request.thread is not None
+    assert request.thread.message_id == mention.ts
+    assert [r.text for r in mention.replies] == ["ok: retrain model-x"]
+    assert mention.replies[0].by_bot
+
+
+async def test_mention_private_reply_is_ephemeral_in_the_thread(harness: Harness) -> None:
+    harness.handler.command_reply = lambda r: Reply("Not allowed.", None, Visibility.PRIVATE)
+    await harness.slack.mention_bot("integrate app-y", channel="ml-models", user="alice")
+    await harness.settle()
+
+    [mention] = harness.messages(MODELS)
+    assert mention.replies == []
+    [private] = harness.slack.state.ephemeral_for("alice", "ml-models")
+    assert (private.text, private.thread_ts) == ("Not allowed.", mention.ts)
+
+
+async def test_a_redelivered_mention_runs_once(harness: Harness) -> None:
+    slack = harness.slack
+    where = slack.state.channel("ml-models")
+    user = slack.world.user("alice")
+    event = slack.payloads.app_mention(user=user, channel=where, text="<@U0HANDOFFBT> status", ts="1700000000.000100")
+    slack.state.post(where, user=user.id, text=event["text"])
+    first = await slack.send_event(event, event_id="Ev0001")
+    again = await slack.send_event(event, event_id="Ev0001", retry_num=1)
+    await harness.settle()
+
+    assert (first.status, again.status) == (200, 200)
+    assert [c.text for c in harness.handler.commands] == ["status"]
+
+
+async def test_handler_error_becomes_a_private_apology(harness: Harness) -> None:
+    harness.handler.fail = True
+    response = await harness.slack.send_slash_command("/retrain", "model-x", channel="ml-models", user="alice")
+    await harness.settle()
+
+    assert response.status == 200
+    assert harness.messages(MODELS) == []
+    [apology] = harness.slack.state.ephemeral_for("alice", "ml-models")
+    assert apology.text.startswith("Sorry, Handoff hit an internal error while handling `/retrain model-x`")
+
+
+async def test_the_ack_does_not_wait_for_a_slow_core(harness: Harness) -> None:
+    harness.handler.delay = 10.0  # a backend that stalls
+    responses = await asyncio.gather(
+        *(
+            timed(harness.slack.send_slash_command(command, text, channel="ml-models", user="alice"))
+            for command, text in [("/handoff", "status"), ("/retrain", "model-x"), ("/integrate", "app-y")]
+        ),
+        timed(harness.slack.mention_bot("status", channel="app-releases")),
+    )
+    for response, seconds in responses:
+        assert response.status == 200
+        assert seconds < 3.0
+    await asyncio.sleep(0.2)
+    assert len(harness.handler.commands) == 4
+    assert harness.messages(MODELS) == []  # the answers come later, when the core has them
+    await harness.integration.close(timeout=0.1)
+
+
+async def test_reply_where_the_bot_is_not_a_member_goes_through_the_response_url(harness: Harness) -> None:
+    harness.slack.state.channel("ops").members.discard("U0HANDOFFBT")
+    await harness.slack.send_slash_command("/handoff", "status", channel="ops", user="bob")
+    await harness.settle()
+
+    [posted] = harness.messages(OPS)
+    assert posted.text == "ok: status"
+    assert harness.slack.state.ephemeral_for("bob") == []
+
+
+async def test_command_from_an_unknown_user_still_reaches_the_core_by_id(harness: Harness) -> None:
+    seen: list[CommandRequest] = []
+
+    def reply(request: CommandRequest) -> Reply:
+        seen.append(request)
+        return Reply("ok", None, Visibility.PRIVATE)
+
+    harness.handler.command_reply = reply
+    harness.slack.faults.add("/api/users.info", ["500", "500", "500"])
+    await harness.slack.send_slash_command("/handoff", "status", channel="ml-models", user="bob")
+    await harness.settle()
+
+    assert seen[0].user.user_id == BOB
+    assert seen[0].user.email is None
+
+
+async def test_a_command_mentioning_payload_is_not_lost(harness: Harness) -> None:
+    """Bolt reads any form body containing "payload" as an interactivity payload; commands survive it."""
+    response = await harness.slack.send_slash_command("/retrain", "payload-model data=payload", channel="ml-models")
+    await harness.settle()
+    assert response.status == 200
+    assert [c.text for c in harness.handler.commands] == ["retrain payload-model data=payload"]

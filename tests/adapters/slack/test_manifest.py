@@ -1,0 +1,63 @@
+"""manifest/slack/manifest.yaml, rendered for a public URL, against Slack's manifest schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from adapters.slack.commands import MAIN_COMMAND, SHORT_COMMANDS
+from adapters.slack.manifest import PLACEHOLDER_URL, TEMPLATE, manifest_data, render_manifest, slash_commands
+from bot.config import Secret, SlackOAuthSettings
+
+
+@pytest.fixture(scope="module")
+def schema(shared_dir: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads((shared_dir / "schemas/slack-app-manifest.schema.1.0.0.json").read_text())
+    return data
+
+
+@pytest.mark.parametrize(
+    "public_url", [PLACEHOLDER_URL, "https://handoff.contoso.com/", "http://127.0.0.1:3978/bots/handoff"]
+)
+def test_rendered_manifest_is_valid(schema: dict[str, object], public_url: str) -> None:
+    data = yaml.safe_load(render_manifest(public_url))
+    jsonschema.validate(data, schema)
+
+
+def test_every_request_url_is_the_events_endpoint() -> None:
+    base = "https://handoff.contoso.com"
+    data = manifest_data(base + "/")
+    events = f"{base}/slack/events"
+    assert data["settings"]["event_subscriptions"]["request_url"] == events
+    assert data["settings"]["interactivity"] == {"is_enabled": True, "request_url": events}
+    assert {c["url"] for c in data["features"]["slash_commands"]} == {events}
+    assert data["oauth_config"]["redirect_urls"] == [f"{base}/slack/oauth_redirect"]
+    assert PLACEHOLDER_URL not in render_manifest(base)
+
+
+def test_manifest_matches_what_the_app_handles() -> None:
+    data = manifest_data(PLACEHOLDER_URL)
+    assert slash_commands() == [MAIN_COMMAND, *SHORT_COMMANDS]
+    assert set(data["settings"]["event_subscriptions"]["bot_events"]) == {
+        "app_mention",
+        "app_uninstalled",
+        "tokens_revoked",
+    }
+    scopes = set(data["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "chat:write", "app_mentions:read", "users:read", "users:read.email"} <= scopes
+    default_install_scopes = SlackOAuthSettings(client_id="1", client_secret=Secret("S", "x")).scopes
+    assert set(default_install_scopes) <= scopes
+
+
+def test_the_template_itself_is_a_valid_manifest(schema: dict[str, object]) -> None:
+    jsonschema.validate(yaml.safe_load(TEMPLATE.read_text()), schema)
+
+
+@pytest.mark.parametrize("bad", ["handoff.contoso.com", "ftp://x", "https://", "https://a b", "https://h/?q=1", ""])
+def test_bad_public_urls_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="absolute http"):
+        render_manifest(bad)

@@ -1,0 +1,210 @@
+"""Block Kit rendering of the neutral card: layout, escaping, and Slack's limits with visible cuts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.slack import buttons
+from adapters.slack.renderer import (
+    MAX_BLOCKS,
+    MAX_MESSAGE_CHARS,
+    SlackContent,
+    message_chars,
+    render_card,
+    render_reply,
+    render_text,
+)
+from bot.cards import Action, Card, Fact, Link, Status, Step
+from bot.interactions import Reply, Visibility
+
+from .harness import MODELS, Harness, gate_card
+
+
+def texts(node: Any) -> list[str]:
+    """Every text object's string, with its limit class."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("text"), str):
+            found.append(node["text"])
+        for key, value in node.items():
+            if key != "text" or not isinstance(value, str):
+                found.extend(texts(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(texts(value))
+    return found
+
+
+def assert_within_limits(content: SlackContent) -> None:
+    blocks = content.blocks
+    assert 1 <= len(blocks) <= MAX_BLOCKS
+    assert message_chars(blocks) <= MAX_MESSAGE_CHARS
+    assert len(content.text) <= 3000
+    ids = [b["block_id"] for b in blocks]
+    assert len(set(ids)) == len(ids)
+    for block in blocks:
+        if block["type"] == "header":
+            assert 0 < len(block["text"]["text"]) <= 150
+        if block["type"] == "section":
+            if "text" in block:
+                assert 0 < len(block["text"]["text"]) <= 3000
+            for field in block.get("fields", []):
+                assert 0 < len(field["text"]) <= 2000
+            assert len(block.get("fields", [])) <= 10
+        if block["type"] == "context":
+            assert 1 <= len(block["elements"]) <= 10
+            assert all(0 < len(e["text"]) <= 3000 for e in block["elements"])
+        if block["type"] == "actions":
+            assert 1 <= len(block["elements"]) <= 25
+            for button in block["elements"]:
+                assert 0 < len(button["text"]["text"]) <= 75
+                assert len(button["value"]) <= 2000
+            action_ids = [b["action_id"] for b in block["elements"]]
+            assert len(set(action_ids)) == len(action_ids)
+
+
+def test_full_card_layout() -> None:
+    content = render_card(gate_card())
+    types = [b["type"] for b in content.blocks]
+    assert types == ["header", "section", "section", "section", "actions", "context"]
+    header, status, facts, links, actions, context = content.blocks
+    assert header["text"]["text"] == "Release app-y 1.4 to prod"
+    assert status["text"]["text"] == ":raised_hand: *Waiting*\nintegrate-app-y #57 passed; model-x:7"
+    assert facts["fields"][0]["text"] == "*Pipeline*\nrelease-app-y"
+    assert links["text"]["text"] == "<https://dev.azure.com/contoso/mlops/_build/results?buildId=57|Run>"
+    approve, reject = actions["elements"]
+    assert (approve["action_id"], approve["style"], approve["text"]["text"]) == ("approve", "primary", "Approve")
+    assert reject["style"] == "danger"
+    decoded = buttons.decode("reject", reject["value"])
+    assert (decoded.action_id, decoded.value, decoded.comment) == (
+        "reject",
+        {"gate": "g-1"},
+        buttons.CommentMode.REQUIRED,
+    )
+    assert buttons.decode("approve", approve["value"]).comment is buttons.CommentMode.OPTIONAL
+    assert context["elements"][0]["text"] == "Needs 1 of release-managers"
+    assert content.text == "Waiting: Release app-y 1.4 to prod. integrate-app-y #57 passed; model-x:7"
+    assert_within_limits(content)
+
+
+def test_status_emoji_and_steps() -> None:
+    card = Card(
+        "integrate-app-y #57", Status.FAILED, steps=(Step("build", Status.SUCCEEDED), Step("test", Status.FAILED))
+    )
+    content = render_card(card)
+    assert content.blocks[1]["text"]["text"] == ":x: *Failed*"
+    assert content.blocks[2]["text"]["text"] == ":white_check_mark: build\n:x: test"
+
+
+def test_compact_variant() -> None:
+    content = render_card(gate_card(), compact=True)
+    types = [b["type"] for b in content.blocks]
+    assert types == ["section", "context", "actions", "context"]
+    assert content.blocks[0]["text"]["text"] == (
+        ":raised_hand: *Release app-y 1.4 to prod* — integrate-app-y #57 passed; model-x:7"
+    )
+    assert content.blocks[0]["block_id"].startswith("c")
+    assert_within_limits(content)
+
+
+def test_text_from_outside_cannot_ping_or_forge_links() -> None:
+    card = Card(
+        "<!channel> deploy",
+        summary="by <@U123> & <https://evil.example|click>",
+        facts=(Fact("<!here>", "a > b"),),
+        links=(Link("x|y>z", "javascript:alert(1)"), Link("ok", "https://example.com/a b|c>d")),
+    )
+    blocks = render_card(card).blocks
+    assert blocks[0]["text"] == {"type": "plain_text", "text": "<!channel> deploy", "emoji": True}  # not parsed
+    blob = json.dumps(blocks[1:])
+    assert "<!channel>" not in blob and "<!here>" not in blob and "<@U123>" not in blob
+    assert "&lt;@U123&gt;" in blob
+    assert "javascript:" not in blob
+    assert "<https://example.com/a%20b%7Cc%3Ed|ok>" in blob
+
+
+def test_block_ids_change_with_the_content() -> None:
+    first = render_card(gate_card())
+    again = render_card(gate_card())
+    changed = render_card(gate_card(Status.APPROVED))
+    assert first.blocks[0]["block_id"] == again.blocks[0]["block_id"]
+    assert first.blocks[0]["block_id"] != changed.blocks[0]["block_id"]
+
+
+def test_huge_card_is_cut_visibly() -> None:
+    card = Card(
+        "T" * 500,
+        summary="log line\n" * 2000,
+        facts=tuple(Fact(f"metric {i}", "v" * 3000) for i in range(400)),
+        steps=tuple(Step(f"stage {i}", Status.SUCCEEDED) for i in range(500)),
+        links=tuple(Link(f"link {i}", f"https://example.com/{i}") for i in range(300)),
+        actions=(Action("approve", "A" * 200, {"gate": "g"}),),
+        context="c" * 5000,
+    )
+    content = render_card(card)
+    assert_within_limits(content)
+    blob = json.dumps(content.blocks)
+    assert content.blocks[0]["text"]["text"].endswith("…")
+    assert "_(truncated)_" in blob
+    assert "not shown (Slack's message limits)" in blob
+    assert content.blocks[-2]["type"] == "actions"  # the buttons survive the cut
+
+
+def test_value_too_large_for_a_button_is_left_out() -> None:
+    card = Card("x", actions=(Action("approve", "Approve", {"blob": "x" * 3000}), Action("reject", "Reject", {})))
+    [actions] = [b for b in render_card(card).blocks if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions["elements"]] == ["reject"]
+
+
+def test_replies_and_plain_text() -> None:
+    plain = render_text("a < b & c")
+    assert plain.blocks[0]["text"]["text"] == "a &lt; b &amp; c"
+    assert plain.text == "a &lt; b &amp; c"
+    reply = render_reply(Reply("Started", Card("run", Status.RUNNING), Visibility.THREAD), compact=True, note="by me")
+    assert reply.text == "Started"
+    assert reply.blocks[-1]["elements"][0]["text"] == "by me"
+
+
+facts = st.lists(st.builds(Fact, st.text(max_size=300), st.text(max_size=4000)), max_size=120)
+cards = st.builds(
+    Card,
+    title=st.text(max_size=400),
+    status=st.sampled_from(list(Status)),
+    summary=st.text(max_size=6000),
+    facts=facts.map(tuple),
+    steps=st.lists(st.builds(Step, st.text(max_size=200), st.sampled_from(list(Status))), max_size=80).map(tuple),
+    links=st.lists(st.builds(Link, st.text(max_size=100), st.text(max_size=300)), max_size=40).map(tuple),
+    actions=st.lists(
+        st.builds(
+            Action,
+            st.sampled_from(["approve", "reject", "retry"]),
+            st.text(max_size=120),
+            st.dictionaries(st.text(max_size=20), st.text(max_size=60), max_size=4),
+        ),
+        max_size=30,
+    ).map(tuple),
+    context=st.text(max_size=4000),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(card=cards, compact=st.booleans())
+def test_any_card_fits_slack(card: Card, compact: bool) -> None:
+    assert_within_limits(render_card(card, compact=compact))
+
+
+async def test_the_emulator_accepts_a_huge_rendered_card(harness: Harness) -> None:
+    card = Card(
+        "big",
+        summary="x" * 10_000,
+        facts=tuple(Fact(f"f{i}", "y" * 1900) for i in range(200)),
+        links=tuple(Link(f"l{i}", f"https://e.com/{i}") for i in range(200)),
+    )
+    posted = await harness.integration.channel.post_card(MODELS, card)
+    [message] = harness.messages(MODELS)
+    assert message.ts == posted.message_id
+    assert message.blocks is not None and len(message.blocks) <= 50

@@ -1,0 +1,231 @@
+"""The Teams ChatChannel against the connector emulator: threads, updates, replies, people, failures, pacing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+
+from adapters.emulators.base import Fault
+from adapters.emulators.botframework import default_world
+from bot.cards import Card, Status
+from bot.ports import DeliveryFailed, PostedMessage
+
+from .conftest import (
+    BOB,
+    MODELS,
+    RELEASES,
+    TENANT,
+    Harness,
+    adaptive_card,
+    gate_card,
+    texts,
+    verbs,
+    with_time_passing,
+)
+
+
+async def test_a_proactive_card_starts_a_thread_in_the_channel(
+    harness: Harness, card_validator: jsonschema.protocols.Validator
+) -> None:
+    await harness.teams.install_app()
+
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card())
+
+    thread = harness.teams.state.channel("App releases").posts
+    assert [p.id for p in thread] == [posted.message_id]
+    assert posted == PostedMessage(thread[0].id, thread[0].id)
+    card = adaptive_card(thread[0].activity)
+    card_validator.validate(card)
+    assert texts(card)[0] == "Release app-y 2.3 with model-x:7 to prod"
+    assert thread[0].activity["summary"] == "Waiting: Release app-y 2.3 with model-x:7 to prod. " + (
+        "The integration tests passed; the release waits for approval."
+    )
+    # the thread was created with the channel's id, as send_message_to_teams_channel does
+    created = harness.teams.recorder.matching("POST /v3/conversations")
+    assert created[0].json()["channelData"]["channel"]["id"] == RELEASES
+
+
+async def test_an_update_replaces_the_card_in_place(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+    posted = await channel.post_card(RELEASES, gate_card())
+
+    await channel.update_card(RELEASES, posted, Card(title="Release app-y 2.3", status=Status.APPROVED))
+
+    message = harness.teams.state.message(posted.message_id)
+    assert len(message.versions) == 2
+    assert texts(adaptive_card(message.activity))[:2] == ["Release app-y 2.3", "✅ Approved"]
+    assert harness.teams.recorder.matching("PUT /v3/conversations/**")[0].status == 200
+
+
+async def test_a_reply_goes_into_the_cards_thread(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+    root = await channel.post_card(MODELS, Card(title="Training run 88 of model-x", status=Status.RUNNING))
+
+    first = await channel.reply(MODELS, root, Card(title="Stage train: succeeded", status=Status.SUCCEEDED))
+    second = await channel.reply(MODELS, root, Card(title="Stage evaluate: failed", status=Status.FAILED))
+    await channel.update_card(MODELS, first, Card(title="Stage train: succeeded (12 min)", status=Status.SUCCEEDED))
+
+    posts = harness.teams.state.channel("ML models").posts
+    assert [p.id for p in posts] == [root.message_id]
+    replies = posts[0].replies
+    assert [r.id for r in replies] == [first.message_id, second.message_id]
+    assert (first.thread_id, second.thread_id) == (root.message_id, root.message_id)
+    assert [texts(adaptive_card(r.activity))[0] for r in replies] == [
+        "Stage train: succeeded (12 min)",
+        "Stage evaluate: failed",
+    ]
+
+
+async def test_a_person_gets_a_personal_message(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+
+    first = await channel.post_card(BOB, Card(title="You are asked to approve release app-y 2.3"))
+    second = await channel.post_card(BOB, Card(title="Reminder: release app-y 2.3 waits for you"))
+
+    chat = harness.teams.state.conversation("a:1personal-bob")
+    assert [p.id for p in chat.posts] == [first.message_id, second.message_id]
+    assert texts(adaptive_card(chat.posts[1].activity))[0] == "Reminder: release app-y 2.3 waits for you"
+    # the chat was created once, for the tenant, and is kept for the next message
+    created = [r.json() for r in harness.teams.recorder.matching("POST /v3/conversations")]
+    assert [c["members"] for c in created] == [[{"id": BOB}]]
+    assert created[0]["channelData"] == {"tenant": {"id": TENANT}}
+    record = await harness.record("a:1personal-bob")
+    assert record is not None and record.tenant_id == TENANT
+
+
+async def test_a_personal_chat_from_an_install_is_used_directly(harness: Harness) -> None:
+    await harness.teams.install_personal_app(user="carol")
+
+    posted = await harness.integration.channel.post_card("a:1personal-carol", Card(title="Your run finished"))
+
+    assert harness.teams.state.conversation("a:1personal-carol").posts[0].id == posted.message_id
+    assert not harness.teams.recorder.matching("POST /v3/conversations")
+
+
+async def test_an_unknown_conversation_is_not_retryable(harness: Harness) -> None:
+    with pytest.raises(DeliveryFailed) as failed:
+        await harness.integration.channel.post_card(RELEASES, Card(title="x"))
+    assert not failed.value.retryable
+
+
+async def test_a_configured_channel_not_yet_seen_is_reached_through_the_tenant(harness: Harness) -> None:
+    await harness.teams.install_personal_app(user="alice")  # only a personal chat is known
+
+    posted = await harness.integration.channel.post_card(MODELS, Card(title="model-x:8 registered"))
+
+    assert harness.teams.state.channel("ML models").posts[0].id == posted.message_id
+
+
+async def test_a_channel_teams_does_not_know_is_a_permanent_failure(harness: Harness) -> None:
+    await harness.teams.install_app()
+    with pytest.raises(DeliveryFailed) as failed:
+        await harness.integration.channel.post_card("19:gone0000@thread.tacv2", Card(title="x"))
+    assert (failed.value.retryable, failed.value.reason) == (False, "Teams answered 404 ConversationNotFound")
+
+
+async def test_429_is_retried_after_retry_after(harness: Harness) -> None:
+    await harness.teams.install_app()
+    harness.teams.faults.add("POST /v3/conversations", [Fault("429", retry_after=2)])
+
+    posted = await with_time_passing(harness.clock, harness.integration.channel.post_card(RELEASES, gate_card()))
+
+    assert [r.status for r in harness.teams.recorder.matching("POST /v3/conversations")] == [429, 201]
+    assert harness.teams.state.channel("App releases").posts[0].id == posted.message_id
+    assert harness.clock.monotonic() >= 2
+
+
+async def test_an_update_is_retried_by_the_channel_not_by_msrest(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+    posted = await channel.post_card(RELEASES, gate_card())
+    harness.teams.faults.add("PUT /v3/conversations/**", ["502", "504"])
+
+    await with_time_passing(harness.clock, channel.update_card(RELEASES, posted, Card(title="done")))
+
+    assert [r.status for r in harness.teams.recorder.matching("PUT /v3/conversations/**")] == [502, 504, 200]
+    assert harness.clock.monotonic() >= 0.8 + 1.6  # two backoffs on the fake clock, none in msrest
+    assert texts(adaptive_card(harness.teams.state.message(posted.message_id).activity))[0] == "done"
+
+
+async def test_persistent_trouble_becomes_a_retryable_failure(harness: Harness) -> None:
+    await harness.teams.install_app()
+    harness.teams.faults.add("POST /v3/conversations", ["503", "503", "503"])
+
+    with pytest.raises(DeliveryFailed) as failed:
+        await with_time_passing(harness.clock, harness.integration.channel.post_card(RELEASES, gate_card()))
+
+    assert failed.value.retryable
+    assert failed.value.reason == "Teams answered 503 ServiceUnavailable"
+    assert len(harness.teams.recorder.matching("POST /v3/conversations")) == 3
+
+
+async def test_a_long_retry_after_is_handed_to_the_outbox(harness: Harness) -> None:
+    await harness.teams.install_app()
+    harness.teams.faults.add("POST /v3/conversations", [Fault("429", retry_after=45)])
+
+    with pytest.raises(DeliveryFailed) as failed:
+        await harness.integration.channel.post_card(RELEASES, gate_card())
+
+    assert (failed.value.retryable, failed.value.retry_after) == (True, 45)
+    assert len(harness.teams.recorder.matching("POST /v3/conversations")) == 1
+
+
+@pytest.mark.parametrize("status", ["500"])
+async def test_other_errors_are_not_retried(harness: Harness, status: Any) -> None:
+    await harness.teams.install_app()
+    harness.teams.faults.add("POST /v3/conversations", [status])
+
+    with pytest.raises(DeliveryFailed) as failed:
+        await harness.integration.channel.post_card(RELEASES, gate_card())
+
+    assert not failed.value.retryable
+    assert len(harness.teams.recorder.matching("POST /v3/conversations")) == 1
+
+
+class TestAWorldWithASmallMessageLimit:
+    @pytest.fixture
+    def world(self) -> dict[str, Any]:
+        data = default_world()
+        data["limits"] = {**data.get("limits", {}), "max_message_bytes": 1500}
+        return data
+
+    async def test_a_message_teams_refuses_as_too_big_is_not_retried(self, harness: Harness) -> None:
+        await harness.teams.install_app()
+        with pytest.raises(DeliveryFailed) as failed:
+            await harness.integration.channel.post_card(RELEASES, gate_card())
+        assert (failed.value.retryable, failed.value.reason) == (False, "Teams answered 413 MessageSizeTooBig")
+
+
+async def test_a_burst_into_one_channel_is_paced_under_teams_limits(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+    root = await channel.post_card(MODELS, Card(title="Batch scoring of model-x"))
+
+    async def burst() -> list[PostedMessage]:
+        return [await channel.reply(MODELS, root, Card(title=f"shard {i} done")) for i in range(20)]
+
+    replies = await with_time_passing(harness.clock, burst(), step=0.25)
+
+    thread = harness.teams.state.channel("ML models").posts[0].replies
+    assert [r.id for r in thread] == [r.message_id for r in replies]
+    assert [texts(adaptive_card(r.activity))[0] for r in thread] == [f"shard {i} done" for i in range(20)]
+    statuses = [r.status for r in harness.teams.recorder.requests if r.method == "POST"]
+    assert 429 not in statuses
+    # 21 sends at 8 per 2 s (after the first 7 in one second) take about 4 s of the fake clock
+    assert harness.clock.monotonic() >= 4
+
+
+async def test_the_card_shows_buttons_only_to_its_audience(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=(BOB,)))
+
+    card = adaptive_card(harness.teams.state.message(posted.message_id).activity)
+
+    assert verbs(card) == []
+    assert card["refresh"]["userIds"] == [BOB]
+    assert [a["type"] for a in card["actions"]] == ["Action.OpenUrl"]

@@ -1,0 +1,166 @@
+"""``/api/messages`` answers garbage with 400, 401, 413 or 415, never a 500 (the stock handler's failures)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from .conftest import Harness
+
+
+async def post(harness: Harness, body: bytes | str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    data = body.encode() if isinstance(body, str) else body
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(harness.bot_url, data=data, headers=headers or {}) as response,
+    ):
+        text = await response.text()
+        return response.status, (json.loads(text) if text else None)
+
+
+def activity(harness: Harness, **changes: Any) -> dict[str, Any]:
+    base = {
+        "type": "message",
+        "id": "1",
+        "channelId": "msteams",
+        "serviceUrl": harness.teams.service_url,
+        "from": {"id": "29:someone"},
+        "recipient": {"id": harness.teams.world.bot_id},
+        "conversation": {"id": "a:1personal-alice", "conversationType": "personal"},
+        "text": "",
+    }
+    base.update(changes)
+    return base
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 415),  # no Content-Type: the stock handler raises KeyError (500)
+        ({"Content-Type": "text/plain"}, 415),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ],
+)
+async def test_content_types(harness: Harness, headers: dict[str, str], status: int) -> None:
+    code, body = await post(harness, json.dumps(activity(harness)), headers)
+    assert code == status
+    assert body["error"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe\x00garbage",
+        b"[]",
+        b"{}",
+        b"null",
+        b'"message"',
+        b"[" * 10_000 + b"]" * 10_000,
+        b'{"type": 5}',
+        b'{"type": "message"}',
+        b'{"type": "message", "serviceUrl": "ftp://x", "conversation": {"id": "c"}}',
+    ],
+)
+async def test_bodies_that_are_not_activities_are_400(harness: Harness, body: bytes) -> None:
+    code, answer = await post(harness, body, JSON)
+    assert code == 400
+    assert answer["error"] == "bad_request"
+
+
+async def test_fields_of_the_wrong_type_are_400(harness: Harness) -> None:
+    bad = activity(harness, timestamp={"not": "a date"}, entities="nope")
+    code, _ = await post(harness, json.dumps(bad), JSON)
+    assert code in (201, 400)  # msrest may ignore or refuse them; never a 500
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer abc", "Bearer a.b.c", "Basic dXNlcjpwYXNz", "Bearer", "garbage", "Bearer " + "x" * 5000],
+)
+async def test_a_header_that_is_not_a_token_is_401_even_with_auth_off(harness: Harness, authorization: str) -> None:
+    code, _ = await post(harness, json.dumps(activity(harness)), {**JSON, "Authorization": authorization})
+    assert code == 401
+
+
+async def test_a_valid_activity_without_a_header_is_accepted_with_auth_off(harness: Harness) -> None:
+    code, body = await post(harness, json.dumps(activity(harness, text="help")), JSON)
+    assert (code, body) == (201, None)
+
+
+async def test_an_oversized_body_is_413(harness: Harness) -> None:
+    big = activity(harness, text="x" * (1024 * 1024 + 10))
+    code, _ = await post(harness, json.dumps(big), JSON)
+    assert code == 413
+
+
+async def test_an_invoke_nobody_handles_is_not_a_500(harness: Harness) -> None:
+    invoke = activity(harness, type="invoke", name="composeExtension/query", value={})
+    code, _ = await post(harness, json.dumps(invoke), JSON)
+    assert code == 501
+
+
+def mutations(sample: dict[str, Any], rng: random.Random, count: int) -> list[dict[str, Any]]:
+    """Variants of an activity with one field removed or replaced by a value of another JSON type."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                paths.append((*path, key))
+                walk(value, (*path, key))
+
+    walk(sample, ())
+    odd_values: list[Any] = [None, 0, -1, 3.5, True, "", "x" * 300, [], [{}], {}, {"id": None}, ["a", 1]]
+    variants = []
+    for _ in range(count):
+        variant = copy.deepcopy(sample)
+        path = rng.choice(paths)
+        parent = variant
+        for key in path[:-1]:
+            parent = parent[key]
+        if rng.random() < 0.3:
+            parent.pop(path[-1], None)
+        else:
+            parent[path[-1]] = rng.choice(odd_values)
+        variants.append(variant)
+    return variants
+
+
+SAMPLES = [
+    "installationUpdate.add_team.activity.json",
+    "installationUpdate.remove_team.activity.json",
+    "conversationUpdate.bot_added_to_team.activity.json",
+    "message.channel_mention.activity.json",
+    "message.action_submit.activity.json",
+    "invoke.adaptiveCard_action.activity.json",
+]
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+async def test_mutated_activities_never_get_a_5xx_or_a_traceback(
+    harness: Harness, shared_dir: Path, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await harness.teams.install_app()
+    sample = json.loads((shared_dir / "samples/chat/teams" / name).read_text())
+    sample["serviceUrl"] = harness.teams.service_url
+    rng = random.Random(name)
+    caplog.set_level("WARNING")
+
+    statuses = set()
+    for variant in mutations(sample, rng, 120):
+        code, _ = await post(harness, json.dumps(variant), JSON)
+        statuses.add(code)
+
+    assert all(code < 500 or code == 501 for code in statuses), statuses
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]

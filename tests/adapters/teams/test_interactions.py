@@ -1,0 +1,273 @@
+"""People in Teams: commands by @mention and in personal chat, and clicks on cards (Action.Execute,
+refresh, the Action.Submit fallback), through ``/api/messages`` with the emulator as Teams."""
+
+from __future__ import annotations
+
+import jsonschema
+
+from bot.cards import Card
+from bot.interactions import ActionResult, Reply, Visibility
+from bot.ports import PostedMessage
+
+from .conftest import (
+    ALICE,
+    ALICE_AAD,
+    BOB,
+    BOB_AAD,
+    MODELS,
+    RELEASES,
+    TENANT,
+    Harness,
+    adaptive_card,
+    gate_card,
+    texts,
+    verbs,
+)
+
+
+async def test_a_channel_command_reaches_the_core_without_the_mention(harness: Harness) -> None:
+    await harness.teams.install_app()
+
+    answer = await harness.teams.send_channel_message("retrain model-x data=lake:7", channel="ML models", user="bob")
+
+    assert answer.status == 201
+    [request] = harness.handler.commands
+    assert request.text == "retrain model-x data=lake:7"
+    assert request.conversation.conversation_id == MODELS
+    root = answer.activity["id"]
+    assert request.thread == PostedMessage(root, root)
+    user = request.user
+    assert (user.platform, user.user_id, user.email, user.aad_object_id, user.workspace_id) == (
+        "teams",
+        BOB,
+        "bob@contoso.com",
+        BOB_AAD,
+        TENANT,
+    )
+    # the answer goes into the thread of the command
+    thread = harness.teams.state.channel("ML models").posts[0]
+    assert [r.text for r in thread.replies] == ["ran: retrain model-x data=lake:7"]
+
+
+async def test_a_command_in_a_thread_and_a_bare_mention(harness: Harness) -> None:
+    await harness.teams.install_app()
+    first = await harness.teams.send_channel_message("status", channel="App releases")
+    await harness.teams.send_channel_message("", channel="App releases", reply_to=first.activity["id"])
+
+    assert [c.text for c in harness.handler.commands] == ["status", "help"]
+    assert harness.handler.commands[1].thread == PostedMessage(first.activity["id"], first.activity["id"])
+    replies = harness.teams.state.channel("App releases").posts[0].replies
+    assert [r.text for r in replies if r.by_bot] == ["ran: status", "ran: help"]
+
+
+async def test_a_personal_command_with_slack_style_slashes(harness: Harness) -> None:
+    answer = await harness.teams.send_personal_message("/handoff approvals", user="carol")
+    await harness.teams.send_personal_message("/retrain model-x", user="carol")
+
+    assert answer.status == 201
+    assert [c.text for c in harness.handler.commands] == ["approvals", "retrain model-x"]
+    request = harness.handler.commands[0]
+    assert request.conversation.conversation_id == "a:1personal-carol"
+    assert request.thread is None
+    assert request.user.email == "carol@contoso.com"
+    chat = harness.teams.state.conversation("a:1personal-carol")
+    assert [p.text for p in chat.posts if p.by_bot] == ["ran: approvals", "ran: retrain model-x"]
+    # writing to the bot makes the chat reachable, as a personal install does
+    record = await harness.record("a:1personal-carol")
+    assert record is not None and record.active
+
+
+async def test_a_reply_with_a_card_and_one_for_the_whole_channel(
+    harness: Harness, card_validator: jsonschema.protocols.Validator
+) -> None:
+    await harness.teams.install_app()
+    harness.handler.reply = lambda r: Reply(
+        "Subscribed.", Card(title="This channel now gets run events"), Visibility.CHANNEL
+    )
+
+    await harness.teams.send_channel_message("subscribe events=run", channel="ML models")
+
+    posts = harness.teams.state.channel("ML models").posts
+    assert len(posts) == 2  # the command's thread, and a new post for everyone
+    card = adaptive_card(posts[1].activity)
+    card_validator.validate(card)
+    assert texts(card)[0] == "This channel now gets run events"
+
+
+async def test_approve_updates_the_card_for_the_clicker_and_for_everyone(
+    harness: Harness, card_validator: jsonschema.protocols.Validator
+) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+
+    clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"}, user="alice")
+
+    assert clicked.status == 200
+    [request] = harness.handler.actions
+    assert (request.action_id, request.value, request.comment) == ("approve", {"gate_id": "gate-42"}, "")
+    assert request.conversation.conversation_id == RELEASES
+    assert request.message == PostedMessage(posted.message_id, posted.message_id)
+    assert (request.user.user_id, request.user.email, request.user.aad_object_id) == (
+        ALICE,
+        "alice@contoso.com",
+        ALICE_AAD,
+    )
+    body = clicked.body
+    assert (body["statusCode"], body["type"]) == (200, "application/vnd.microsoft.card.adaptive")
+    card_validator.validate(body["value"])
+    assert texts(body["value"])[1:3] == ["✅ Approved", "Approved by alice@contoso.com"]
+    message = harness.teams.state.message(posted.message_id)
+    assert len(message.versions) == 2
+    assert texts(adaptive_card(message.activity))[1:3] == ["✅ Approved", "Approved by alice@contoso.com"]
+    assert verbs(adaptive_card(message.activity)) == []
+
+
+async def test_reject_carries_the_comment(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    card = adaptive_card(harness.teams.state.message(posted.message_id).activity)
+    assert verbs(card) == ["approve", "reject"]
+
+    clicked = await harness.teams.click_action(
+        posted.message_id, "reject", {"gate_id": "gate-42", "comment": " AUC dropped 4 points "}, user="bob"
+    )
+
+    assert clicked.body["statusCode"] == 200
+    [request] = harness.handler.actions
+    assert (request.action_id, request.value, request.comment) == (
+        "reject",
+        {"gate_id": "gate-42"},
+        "AUC dropped 4 points",
+    )
+    assert texts(adaptive_card(harness.teams.state.message(posted.message_id).activity))[2] == (
+        "Rejected by bob@contoso.com: AUC dropped 4 points"
+    )
+
+
+async def test_a_refused_click_answers_an_error_and_leaves_the_card(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    before = harness.teams.state.message(posted.message_id).activity
+    harness.handler.decide = lambda r: ActionResult(False, "Only release managers may approve app-y.")
+
+    clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"}, user="carol")
+
+    assert clicked.status == 200
+    assert clicked.body == {
+        "statusCode": 400,
+        "type": "application/vnd.microsoft.error",
+        "value": {"code": "BadRequest", "message": "Only release managers may approve app-y."},
+    }
+    message = harness.teams.state.message(posted.message_id)
+    assert len(message.versions) == 1 and message.activity == before
+    assert not harness.teams.recorder.matching("PUT /v3/conversations/**")
+
+
+async def test_an_accepted_click_without_a_new_card_answers_a_message(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    harness.handler.decide = lambda r: ActionResult(True, "Recorded; one more approval is needed.")
+
+    clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"})
+
+    assert clicked.body == {
+        "statusCode": 200,
+        "type": "application/vnd.microsoft.activity.message",
+        "value": "Recorded; one more approval is needed.",
+    }
+    assert len(harness.teams.state.message(posted.message_id).versions) == 1
+
+
+async def test_a_failing_core_is_an_error_response_not_a_500(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+
+    def broken(_: object) -> ActionResult:
+        raise RuntimeError("database is down")
+
+    harness.handler.decide = broken
+    clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"})
+
+    assert clicked.status == 200
+    assert (clicked.body["statusCode"], clicked.body["type"]) == (500, "application/vnd.microsoft.error")
+
+
+async def test_refresh_shows_buttons_to_approvers_and_the_status_to_others(
+    harness: Harness, card_validator: jsonschema.protocols.Validator
+) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=(ALICE,)))
+    shared = adaptive_card(harness.teams.state.message(posted.message_id).activity)
+    refresh = shared["refresh"]["action"]
+    assert (refresh["verb"], shared["refresh"]["userIds"], verbs(shared)) == ("refresh", [ALICE], [])
+
+    for_alice = await harness.teams.click_action(
+        posted.message_id, "refresh", refresh["data"], user="alice", trigger="automatic"
+    )
+    for_bob = await harness.teams.click_action(posted.message_id, "refresh", refresh["data"], user="bob")
+
+    assert verbs(for_alice.body["value"]) == ["approve", "reject"]
+    assert verbs(for_bob.body["value"]) == []
+    for body in (for_alice.body, for_bob.body):
+        card_validator.validate(body["value"])
+        assert texts(body["value"])[0] == "Release app-y 2.3 with model-x:7 to prod"
+        assert body["value"]["refresh"] == shared["refresh"]
+    assert harness.handler.actions == []  # a refresh decides nothing
+
+
+async def test_the_action_submit_fallback_is_handled_like_a_click(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    fallback = adaptive_card(harness.teams.state.message(posted.message_id).activity)["actions"][0]["fallback"]
+    assert fallback == {
+        "type": "Action.Submit",
+        "title": "Approve",
+        "data": {"gate_id": "gate-42", "verb": "approve"},
+        "style": "positive",
+    }
+
+    answer = await harness.teams.submit_card(posted.message_id, fallback["data"], user="bob")
+
+    assert answer.status == 201
+    [request] = harness.handler.actions
+    assert (request.action_id, request.value, request.user.user_id) == ("approve", {"gate_id": "gate-42"}, BOB)
+    assert texts(adaptive_card(harness.teams.state.message(posted.message_id).activity))[1] == "✅ Approved"
+    assert harness.handler.commands == []
+
+
+async def test_a_refused_submit_is_answered_in_the_thread(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    harness.handler.decide = lambda r: ActionResult(False, "This gate was already decided.")
+
+    await harness.teams.submit_card(posted.message_id, {"verb": "approve", "gate_id": "gate-42"})
+
+    message = harness.teams.state.message(posted.message_id)
+    assert len(message.versions) == 1
+    assert [r.text for r in message.replies] == ["This gate was already decided."]
+
+
+async def test_a_click_in_a_personal_chat(harness: Harness) -> None:
+    await harness.teams.install_personal_app(user="bob")
+    posted = await harness.integration.channel.post_card("a:1personal-bob", gate_card(audience=()))
+
+    clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"}, user="bob")
+
+    assert clicked.body["statusCode"] == 200
+    [request] = harness.handler.actions
+    assert request.conversation.conversation_id == "a:1personal-bob"
+    assert request.message == PostedMessage(posted.message_id, None)
+    assert len(harness.teams.state.message(posted.message_id).versions) == 2
+
+
+async def test_an_action_submit_invoke_gets_a_400_not_a_500(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    clicked_activity = (await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "g"})).activity
+    odd = {**clicked_activity, "id": "f:odd", "value": {"action": {"type": "Action.Submit", "data": {}}}}
+
+    answer = await harness.teams.post_activity(odd)
+
+    assert answer.status == 400
+    assert answer.body["type"] == "application/vnd.microsoft.error"
+    assert answer.body["value"]["code"] == "NotSupported"

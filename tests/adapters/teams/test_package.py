@@ -1,0 +1,116 @@
+"""The Teams manifest and ``handoff teams-package``: a zip whose manifest validates against the Teams schema."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from adapters.teams import build_teams_package
+from adapters.teams.package import TEMPLATE_DIR, PackageError
+from bot.config import TeamsSettings
+
+APP_ID = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+
+
+def teams_schema(shared_dir: Path, version: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((shared_dir / f"schemas/teams-manifest-v{version}.schema.json").read_text())
+    return schema
+
+
+def settings(app_id: str = APP_ID) -> TeamsSettings:
+    return TeamsSettings.model_validate({"app_id": app_id, "app_password": "${P}"}, context={"environ": {"P": "x"}})
+
+
+def png_info(data: bytes) -> tuple[int, int, int, bytes]:
+    """Width, height, colour type and the decoded scanlines of a (non-interlaced, 8-bit) PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    assert depth == 8
+    pos, idat = 8, b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            idat += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    return width, height, colour, zlib.decompress(idat)
+
+
+def test_the_manifest_template_validates_against_teams_1_21(shared_dir: Path) -> None:
+    manifest = json.loads((TEMPLATE_DIR / "manifest.json").read_text())
+    jsonschema.Draft4Validator(teams_schema(shared_dir, "1.21")).validate(manifest)
+    bot = manifest["bots"][0]
+    assert bot["scopes"] == ["team", "groupChat", "personal"]
+    assert [lst["scopes"] for lst in bot["commandLists"]] == [["team", "groupChat"], ["personal"]]
+    titles = {c["title"] for lst in bot["commandLists"] for c in lst["commands"]}
+    assert {"help", "status", "approvals", "subscribe", "retrain", "integrate"} <= titles
+
+
+def test_the_icons_are_the_sizes_teams_needs_and_the_outline_is_transparent() -> None:
+    width, height, colour, _ = png_info((TEMPLATE_DIR / "color.png").read_bytes())
+    assert (width, height) == (192, 192)
+    width, height, colour, rows = png_info((TEMPLATE_DIR / "outline.png").read_bytes())
+    assert (width, height, colour) == (32, 32, 6)  # RGBA
+    stride = 1 + 32 * 4
+    pixels = [rows[r * stride + 1 + c * 4 : r * stride + 1 + c * 4 + 4] for r in range(32) for c in range(32)]
+    alphas = [p[3] for p in pixels]
+    assert alphas[0] == 0 and 0 in alphas and 255 in alphas  # a transparent background, an opaque shape
+    assert all(p[:3] == b"\xff\xff\xff" for p in pixels if p[3])  # drawn in white
+
+
+@pytest.mark.parametrize("version", ["1.21", "1.29"])
+def test_teams_package_builds_a_zip_whose_manifest_validates(shared_dir: Path, tmp_path: Path, version: str) -> None:
+    out = build_teams_package(settings(), "https://handoff.contoso.com/", tmp_path / "dist" / "handoff.zip")
+
+    with zipfile.ZipFile(out) as archive:
+        assert sorted(archive.namelist()) == ["color.png", "manifest.json", "outline.png"]
+        manifest = json.loads(archive.read("manifest.json"))
+        assert archive.read("color.png") == (TEMPLATE_DIR / "color.png").read_bytes()
+    assert (manifest["id"], manifest["bots"][0]["botId"]) == (APP_ID, APP_ID)
+    assert manifest["validDomains"] == ["handoff.contoso.com"]
+    assert manifest["developer"]["privacyUrl"] == "https://handoff.contoso.com/privacy"
+    assert manifest["version"] == "0.1.0"
+    if version == "1.29":  # the same manifest, declared as 1.29, is valid there too
+        manifest["manifestVersion"] = "1.29"
+        manifest["$schema"] = manifest["$schema"].replace("v1.21", "v1.29")
+    jsonschema.Draft4Validator(teams_schema(shared_dir, version)).validate(manifest)
+
+
+def test_the_package_is_reproducible(tmp_path: Path) -> None:
+    first = build_teams_package(settings(), "https://handoff.contoso.com", tmp_path / "a.zip")
+    second = build_teams_package(settings(), "https://handoff.contoso.com", tmp_path / "b.zip")
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_without_a_public_url_the_package_has_no_domains(shared_dir: Path, tmp_path: Path) -> None:
+    out = build_teams_package(settings(), None, tmp_path / "handoff.zip")
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert "validDomains" not in manifest
+    jsonschema.Draft4Validator(teams_schema(shared_dir, "1.21")).validate(manifest)
+
+
+def test_an_app_id_that_is_not_a_guid_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="app_id"):
+        build_teams_package(settings("my-bot"), "https://x.example", tmp_path / "x.zip")
+    local = TeamsSettings(app_id="", allow_unauthenticated=True)
+    with pytest.raises(PackageError, match="app_id"):
+        build_teams_package(local, "https://x.example", tmp_path / "x.zip")
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_a_wrong_icon_is_refused(tmp_path: Path) -> None:
+    template = tmp_path / "template"
+    template.mkdir()
+    for name in ("manifest.json", "color.png"):
+        (template / name).write_bytes((TEMPLATE_DIR / name).read_bytes())
+    (template / "outline.png").write_bytes((TEMPLATE_DIR / "color.png").read_bytes())
+    with pytest.raises(PackageError, match="32x32"):
+        build_teams_package(settings(), None, tmp_path / "x.zip", template_dir=template)

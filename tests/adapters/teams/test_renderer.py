@@ -1,0 +1,195 @@
+"""The Adaptive Card renderer: schema-valid 1.5 cards, Universal Actions, audiences, and the size guard."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.teams.renderer import (
+    MAX_CARD_BYTES,
+    TRUNCATION_NOTE,
+    card_from_refresh,
+    card_size,
+    parse_execute,
+    parse_submit,
+    render_card,
+)
+from adapters.teams.text import command_text
+from bot.cards import Action, Card, Fact, Link, Status, Step
+
+from .conftest import ALICE, ALICE_AAD, BOB, gate_card, texts, verbs
+
+
+def test_a_gate_card_for_everyone_and_for_an_approver(card_validator: jsonschema.protocols.Validator) -> None:
+    card = gate_card(audience=(ALICE,))
+
+    shared = render_card(card)
+    for_alice = render_card(card, viewer_ids=(ALICE,))
+    for_alice_by_aad = render_card(card, viewer_ids=("29:unknown", ALICE_AAD.upper()))
+    for_bob = render_card(card, viewer_ids=(BOB,))
+
+    for document in (shared, for_alice, for_bob):
+        card_validator.validate(document)
+        assert (document["type"], document["version"]) == ("AdaptiveCard", "1.5")
+        assert document["refresh"]["userIds"] == [ALICE]
+        assert document["refresh"]["action"]["verb"] == "refresh"
+    assert verbs(shared) == verbs(for_bob) == []
+    assert verbs(for_alice) == ["approve", "reject"]
+    assert verbs(render_card(gate_card(audience=(ALICE_AAD,)), viewer_ids=(ALICE, ALICE_AAD))) == ["approve", "reject"]
+    assert verbs(for_alice_by_aad) == []  # the audience lists Alice's MRI, not her AAD id
+    assert texts(shared) == [
+        "Release app-y 2.3 with model-x:7 to prod",
+        "⏸️ Waiting",
+        "The integration tests passed; the release waits for approval.",
+        "Approvers: release managers · expires in 72 h",
+    ]
+    facts = next(b for b in shared["body"] if b["type"] == "FactSet")["facts"]
+    assert facts[1] == {"title": "Model", "value": "model-x:7"}
+    assert shared["actions"] == [
+        {
+            "type": "Action.OpenUrl",
+            "title": "Run #412",
+            "url": "https://dev.azure.com/contoso/ml/_build/results?buildId=412",
+        }
+    ]
+
+
+def test_buttons_are_action_execute_with_submit_fallbacks_and_reject_requires_a_comment() -> None:
+    document = render_card(gate_card(audience=()))
+    approve, reject, link = document["actions"]
+
+    assert approve == {
+        "type": "Action.Execute",
+        "id": "approve",
+        "title": "Approve",
+        "verb": "approve",
+        "data": {"gate_id": "gate-42"},
+        "style": "positive",
+        "fallback": {
+            "type": "Action.Submit",
+            "title": "Approve",
+            "data": {"gate_id": "gate-42", "verb": "approve"},
+            "style": "positive",
+        },
+    }
+    assert (reject["type"], reject["title"], reject["style"]) == ("Action.ShowCard", "Reject", "destructive")
+    [comment] = reject["card"]["body"]
+    assert (comment["type"], comment["id"], comment["isRequired"], comment["label"]) == (
+        "Input.Text",
+        "comment",
+        True,
+        "Why reject?",
+    )
+    [execute] = reject["card"]["actions"]
+    assert (execute["type"], execute["verb"], execute["fallback"]["data"]["verb"]) == (
+        "Action.Execute",
+        "reject",
+        "reject",
+    )
+    assert link["type"] == "Action.OpenUrl"
+    assert "refresh" not in document  # no audience: everyone sees the buttons
+
+
+def test_an_audience_over_sixty_shows_everyone_the_buttons(card_validator: jsonschema.protocols.Validator) -> None:
+    crowd = tuple(f"29:user{i}" for i in range(61))
+    document = render_card(gate_card(audience=crowd))
+    card_validator.validate(document)
+    assert "refresh" not in document
+    assert verbs(document) == ["approve", "reject"]
+
+
+def test_every_status_renders(card_validator: jsonschema.protocols.Validator) -> None:
+    for status in Status:
+        card = Card(
+            title=f"Run {status.value}",
+            status=status,
+            steps=(Step("build", status), Step("test", Status.QUEUED)),
+        )
+        document = render_card(card)
+        card_validator.validate(document)
+        assert status.label in texts(document)[1]
+
+
+def test_the_refresh_data_round_trips_the_card() -> None:
+    card = gate_card()
+    data = render_card(card)["refresh"]["action"]["data"]
+    assert card_from_refresh(json.loads(json.dumps(data))) == card
+    assert card_from_refresh({"card": {"no": "title"}}) is None
+    assert card_from_refresh({}) is None
+
+
+def test_clicks_are_parsed_from_execute_and_submit() -> None:
+    execute = parse_execute("reject", {"gate_id": "g", "comment": " no ", "attempt": 2, "nested": {"x": 1}})
+    assert execute is not None
+    assert (execute.verb, execute.value, execute.comment) == ("reject", {"gate_id": "g", "attempt": "2"}, "no")
+    submit = parse_submit({"verb": "approve", "gate_id": "g", "msteams": {"type": "messageBack"}})
+    assert submit is not None and (submit.verb, submit.value) == ("approve", {"gate_id": "g"})
+    assert parse_execute(None, {}) is None
+    assert parse_execute("  ", {}) is None
+    assert parse_submit({"gate_id": "g"}) is None
+    assert parse_submit("approve") is None
+
+
+def test_a_huge_card_is_shortened_visibly_and_stays_valid(card_validator: jsonschema.protocols.Validator) -> None:
+    card = Card(
+        title="Nightly evaluation " * 2000,
+        status=Status.FAILED,
+        summary="Traceback (most recent call last): " + "é" * 300_000,
+        facts=tuple(Fact(f"metric {i}", "0.1234 " * 400) for i in range(300)),
+        steps=tuple(Step(f"shard {i}", Status.FAILED) for i in range(200)),
+        links=tuple(Link(f"log {i}", f"https://logs.example.com/{i}") for i in range(50)),
+        actions=(Action("retry", "Retry", {"run_id": "r-1"}),),
+        context="ctx " * 10_000,
+        action_audience=(ALICE,),
+    )
+
+    for document in (render_card(card), render_card(card, viewer_ids=(ALICE,))):
+        assert card_size(document) <= MAX_CARD_BYTES
+        card_validator.validate(document)
+        body_text = json.dumps(document["body"], ensure_ascii=False)
+        assert "… (truncated)" in body_text
+        assert TRUNCATION_NOTE in texts(document)[-1]
+    assert verbs(render_card(card, viewer_ids=(ALICE,))) == ["retry"]
+    # what the refresh carries renders the same again (the note is part of the shortened card)
+    refreshed = card_from_refresh(render_card(card)["refresh"]["action"]["data"])
+    assert refreshed is not None
+    assert render_card(refreshed, viewer_ids=(ALICE,)) == render_card(card, viewer_ids=(ALICE,))
+
+
+_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=3000)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    title=_text,
+    summary=st.text(max_size=20_000),
+    facts=st.lists(st.tuples(_text, _text), max_size=60),
+    multiplier=st.integers(min_value=1, max_value=60),
+)
+def test_any_card_fits_in_80_kb(title: str, summary: str, facts: list[tuple[str, str]], multiplier: int) -> None:
+    card = Card(
+        title=title or "t",
+        summary=summary * multiplier,
+        facts=tuple(Fact(label, value) for label, value in facts),
+        actions=(Action("approve", "Approve", {"gate_id": "g"}),),
+        action_audience=(ALICE,),
+    )
+    document = render_card(card, viewer_ids=(ALICE,))
+    assert card_size(document) <= MAX_CARD_BYTES
+    if card_size(render_card(Card(title=card.title, summary=card.summary, facts=card.facts))) > MAX_CARD_BYTES:
+        assert TRUNCATION_NOTE in json.dumps(document, ensure_ascii=False)
+
+
+def test_command_text_matches_the_slack_grammar() -> None:
+    assert command_text(" retrain  model-x data=lake:7 ") == "retrain model-x data=lake:7"
+    assert command_text("/handoff subscribe") == "subscribe"
+    assert command_text("/HANDOFF") == "help"
+    assert command_text("/retrain model-x") == "retrain model-x"
+    assert command_text("") == "help"
+    assert command_text(None) == "help"
+    assert command_text("<at>Handoff</at>&nbsp;status") == "status"
+    assert command_text("status\xa0deploy-42") == "status deploy-42"
+    assert command_text("<p>integrate app-y model=model-x:7</p>") == "integrate app-y model=model-x:7"

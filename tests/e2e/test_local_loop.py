@@ -1,0 +1,144 @@
+"""The whole loop on one machine: emulators → Handoff (real adapters, SQLite) → Slack and Teams.
+
+Handoff runs unchanged, as `handoff serve` would, against the four emulators; the emulators deliver
+service hooks, Event Grid events, Slack requests and Teams activities to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.emulators.suite import EmulatorSuite
+from bot.app import RunningServer, start_server
+from bot.config import parse_settings
+from bot.local import connect_emulators, local_config, local_world
+
+
+@dataclass
+class Loop:
+    suite: EmulatorSuite
+    server: RunningServer
+
+
+def _fast(world: dict[str, Any]) -> dict[str, Any]:
+    for pipeline in world["azure_devops"]["pipelines"]:
+        for stage in pipeline.get("stages", []):
+            stage["duration"] = 0.3
+    return world
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Loop]:
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+    async with EmulatorSuite(_fast(local_world())) as suite:
+        port = _free_port()
+        public_url = f"http://127.0.0.1:{port}"
+        config, environ = local_config(suite, public_url, tmp_path)
+        config["server"]["port"] = port
+        settings = parse_settings(config, environ)
+        server = await start_server(settings, base_dir=tmp_path)
+        assert server.handoff is not None and server.handoff.runner is not None
+        server.handoff.runner.poll_interval = 0.2
+        try:
+            await connect_emulators(suite, server.url, environ)
+            yield Loop(suite, server)
+        finally:
+            await server.stop()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met in {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+def slack_messages(loop: Loop, channel: str) -> list[Any]:
+    return [m for m in loop.suite.slack.state.channel(channel).messages if not m.deleted]
+
+
+def blocks_text(message: Any) -> str:
+    return json.dumps(message.blocks or []) + message.text
+
+
+def teams_posts(loop: Loop, channel: str) -> list[Any]:
+    return [p for p in loop.suite.teams.state.channel(channel).posts if not p.deleted]
+
+
+def card_text(post: Any) -> str:
+    return json.dumps(post.activity)
+
+
+async def test_a_failing_integration_run_is_one_living_card_on_both_platforms(loop: Loop) -> None:
+    ado = loop.suite.ado
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    await eventually(lambda: ado.run(run.id).state == "completed")
+    await eventually(lambda: "Failed" in "".join(blocks_text(m) for m in slack_messages(loop, "app-releases")))
+    await eventually(lambda: any("Integration tests" in card_text(p) for p in teams_posts(loop, "App releases")))
+    await asyncio.sleep(1.5)  # let coalesced updates land
+    (slack_card,) = slack_messages(loop, "app-releases")
+    assert "Failed at stage Integration tests" in blocks_text(slack_card)
+    assert any("failed in stage Integration tests" in r.text for r in slack_card.replies)
+    (teams_card,) = teams_posts(loop, "App releases")
+    assert "Integration tests" in card_text(teams_card)
+    assert any("failed" in json.dumps(r.activity).lower() for r in teams_card.replies)
+    # the run's card never went anywhere it was not routed
+    assert slack_messages(loop, "ml-models") == []
+
+
+async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(loop: Loop) -> None:
+    ado = loop.suite.ado
+    run = ado.start_run(
+        "release-app-y", requested_by="bob@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+    )
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
+    )
+    await eventually(lambda: any("approve" in card_text(p) for p in teams_posts(loop, "App releases")))
+    slack = loop.suite.slack
+
+    async def approve_in_slack(user: str, comment: str) -> None:
+        opened_before = set(slack.state.views)
+        assert (await slack.click_button(gate_card.ts, "approve", user=user)).status == 200
+        view_id = await eventually(lambda: next(iter(set(slack.state.views) - opened_before), None))
+        assert (await slack.submit_view(view_id, {"comment": {"comment": comment}})).status == 200
+
+    await approve_in_slack("bob", "mine")  # bob started the run: the policy refuses him, privately
+    await eventually(lambda: slack.state.ephemeral_for("U0B0B000002"))
+    assert "requester" in slack.state.ephemeral_for("U0B0B000002")[-1].text
+    assert ado.run(run.id).state != "completed"
+    await approve_in_slack("carol", "looks good")
+    await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)
+    patches = ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")
+    assert len(patches) == 1
+    assert "Approved in Slack by carol@contoso.com: looks good" in patches[0].text()
+    await eventually(
+        lambda: "Approved" in blocks_text(next(m for m in slack_messages(loop, "app-releases") if m.ts == gate_card.ts))
+    )
+    # the gate's Teams card shows the decision too (the clicker was on Slack)
+    await eventually(
+        lambda: any(
+            "Approved" in card_text(p) and "release-app-y" in card_text(p) for p in teams_posts(loop, "App releases")
+        )
+    )
+    audit = await loop.server.store.list_audit()
+    assert [e.outcome for e in audit if e.action == "approve"][-1] == "applied"
