@@ -53,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_argument(check)
 
+    demo = commands.add_parser(
+        "demo",
+        help="the whole loop on this machine: bot, emulators and a console in your browser",
+        description="Run Handoff unchanged against local emulators of Azure DevOps, Azure ML, Teams and Slack, "
+        "with SQLite, and show the channels in a web console. No cloud account needed; nothing leaves "
+        "this machine. Ctrl-C stops it; starting again keeps Handoff's history.",
+    )
+    demo.add_argument("--port", type=int, default=3978, help="port for everything (default: 3978; 0: a free one)")
+    demo.add_argument("--no-browser", action="store_true", help="don't open the console in a browser")
+    demo.add_argument("--data-dir", default=".handoff/demo", metavar="DIR", help="where SQLite keeps the history")
+    demo.add_argument("--scenario", action="store_true", help="play a scripted day instead of waiting for you")
+
     emulators = commands.add_parser(
         "emulators",
         help="serve local Azure DevOps, Azure ML, Teams connector and Slack emulators",
@@ -145,6 +157,19 @@ def _db_upgrade(config: str) -> int:
     return EXIT_OK
 
 
+def _demo(port: int, data_dir: str, no_browser: bool, scenario: bool) -> int:
+    from bot.logs import configure_logging
+
+    configure_logging("WARNING")
+    from bot.local import run_demo
+
+    try:
+        return asyncio.run(run_demo(port, Path(data_dir), not no_browser, scenario))
+    except OSError as error:
+        print(f"handoff demo: cannot start: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
 def _emulators(host: str, port: int, world: str | None) -> int:
     from bot.local import serve_emulators
 
@@ -200,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args.config, args.host, args.port)
+    if args.command == "demo":
+        return _demo(args.port, args.data_dir, args.no_browser, args.scenario)
     if args.command == "emulators":
         return _emulators(args.host, args.port, args.world)
     if args.command == "teams-package":

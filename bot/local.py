@@ -11,10 +11,19 @@ request URL and Teams messaging endpoint at Handoff, as ``handoff connect`` does
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import secrets
+import socket
+import webbrowser
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
 
 from adapters.emulators.azure_devops.world import load_default_world as default_azure_devops_world
 from adapters.emulators.suite import EmulatorSuite, load_world
@@ -152,3 +161,172 @@ async def serve_emulators(host: str, port: int, world_file: str | None) -> int:
     finally:
         await suite.stop()
     return 0
+
+
+if TYPE_CHECKING:
+    from bot.app import RunningServer
+
+
+@dataclass
+class Demo:
+    """Handoff, the four emulators and the console, served together on one port."""
+
+    suite: EmulatorSuite
+    server: RunningServer
+    environ: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def console_url(self) -> str:
+        return f"{self.server.url}/console/"
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+async def start_demo(port: int, data_dir: Path, host: str = "127.0.0.1") -> Demo:
+    """Start everything in this process: SQLite under ``data_dir``, the emulators, the bot, the console."""
+    # imported here so that `handoff emulators` starts without the store, the ORM or the chat SDKs
+    from adapters.console import mount_console
+    from adapters.sql import SqlStore
+    from bot.app import RunningServer, build_handoff, build_services, create_app
+    from bot.config import parse_settings
+
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind((host, port))
+    public_url = f"http://{host}:{listening.getsockname()[1]}"
+    suite = EmulatorSuite(local_world())
+    suite.served_at(public_url)
+    config, environ = local_config(suite, public_url, data_dir)
+    settings = parse_settings(config, environ, source="handoff demo")
+    store = await SqlStore.open(settings.store.url)
+    try:
+        handoff = build_handoff(settings, store, **build_services(settings, data_dir))
+        app = create_app(settings, store, handoff=handoff)
+        suite.mount_into(app)
+        mount_console(app, suite, user_switcher=["alice", "bob", "carol"])
+
+        async def home(request: web.Request) -> web.StreamResponse:
+            raise web.HTTPFound("/console/")
+
+        app.router.add_get("/", home)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
+        await runner.setup()
+        await web.SockSite(runner, listening).start()
+    except BaseException:
+        listening.close()
+        await store.close()
+        raise
+    server = RunningServer(app, runner, host, int(listening.getsockname()[1]), store, handoff)
+    await connect_emulators(suite, public_url, environ)
+    return Demo(suite, server, environ)
+
+
+async def run_demo(port: int, data_dir: Path, open_browser: bool, scenario: bool) -> int:
+    """``handoff demo``: serve until Ctrl-C, optionally playing the scripted day."""
+    demo = await start_demo(port, data_dir)
+    try:
+        print(f"Handoff demo: open {demo.console_url}", flush=True)
+        print(f"(bot, emulators and console on {demo.url}; data in {data_dir}; Ctrl-C stops)", flush=True)
+        if open_browser:
+            with contextlib.suppress(Exception):
+                webbrowser.open(demo.console_url)
+        story = asyncio.create_task(play_scenario(demo)) if scenario else None
+        await until_signalled()
+        if story is not None:
+            story.cancel()
+    finally:
+        await demo.stop()
+    return 0
+
+
+async def play_scenario(demo: Demo, pause: float = 2.0, say: Callable[[str], None] = print) -> None:
+    """A scripted day: data lands, a retrain registers model-x:8, app-y's integration fails then passes,
+    and the release gate is approved from chat. Every step shows in the console as it happens."""
+    suite = demo.suite
+    slack = suite.slack
+    lake = suite.aml.world.lake
+    folder = lake.paths[0] if lake is not None and lake.paths else "raw/"
+    path = f"{folder}customers-{datetime.now(UTC):%Y%m%d}.parquet"
+
+    async def step(text: str) -> None:
+        say(f"scenario: {text}")
+        await asyncio.sleep(pause)
+
+    await step("new customer data lands in the lake")
+    suite.aml.land_blob(path, 48_000_000)
+    await step("alice asks for a retrain in #ml-models")
+    await slack.send_slash_command("/retrain", "model-x", channel="ml-models", user="alice")
+    confirm = await _wait_for(lambda: _ephemeral_button(slack, "alice", "confirm"))
+    await step("alice confirms")
+    await slack.click_button(confirm[0], "confirm", user="alice", value=confirm[1])
+    await _wait_for(lambda: _registered_version(suite), timeout=120)
+    version = _registered_version(suite)
+    await step(f"model-x:{version} is registered; bob integrates it into app-y, and the run fails")
+    suite.ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    await slack.send_slash_command("/integrate", f"app-y model=model-x:{version}", channel="app-releases", user="bob")
+    await _wait_for(lambda: _last_run_done(suite, "integrate-app-y", 1), timeout=120)
+    await step("the fix is in; bob runs the integration again and it passes")
+    await slack.send_slash_command(
+        "/integrate", f"app-y model=model-x:{version} branch=fix/age-dtype", channel="app-releases", user="bob"
+    )
+    await _wait_for(lambda: _last_run_done(suite, "integrate-app-y", 2), timeout=120)
+    await step("bob starts the release; the production gate asks for approval in Slack and Teams")
+    suite.ado.start_run(
+        "release-app-y",
+        requested_by="bob@contoso.com",
+        parameters={"modelName": "model-x", "modelVersion": str(version)},
+    )
+    gate = await _wait_for(lambda: _gate_message(slack, "app-releases"), timeout=120)
+    await step("carol, a release manager, approves the gate from Slack")
+    opened = set(slack.state.views)
+    await slack.click_button(gate.ts, "approve", user="carol")
+    view = await _wait_for(lambda: next(iter(set(slack.state.views) - opened), None))
+    await slack.submit_view(view, {"comment": {"comment": "Integration is green on model-x:" + str(version)}})
+    await _wait_for(lambda: _last_run_done(suite, "release-app-y", 1), timeout=120)
+    say("scenario: the release finished; every card shows its final state")
+
+
+def _gate_message(slack: Any, channel: str) -> Any:
+    for message in reversed(slack.state.channel(channel).messages):
+        if any(
+            element.get("action_id") == "approve"
+            for block in message.blocks or []
+            for element in block.get("elements", [])
+        ):
+            return message
+    return None
+
+
+def _ephemeral_button(slack: Any, user: str, action_id: str) -> tuple[str, str] | None:
+    for message in reversed(slack.state.ephemeral_for(user)):
+        for block in message.blocks or []:
+            for element in block.get("elements", []):
+                if element.get("action_id") == action_id:
+                    return message.ts, str(element.get("value", ""))
+    return None
+
+
+def _registered_version(suite: EmulatorSuite) -> str | None:
+    versions = suite.aml.state.model_versions("model-x")
+    newest = max((int(v.version) for v in versions), default=0)
+    return str(newest) if newest > 7 else None
+
+
+def _last_run_done(suite: EmulatorSuite, pipeline: str, count: int) -> bool:
+    runs = [r for r in suite.ado.runs if r.pipeline.name == pipeline]
+    return len(runs) >= count and runs[count - 1].state == "completed"
+
+
+async def _wait_for(check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (result := check()) is None or result is False:
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("the scenario waited too long for a step")
+        await asyncio.sleep(0.2)
+    return result

@@ -113,4 +113,6 @@ def configure_logging(
     # the SDKs log request bodies and headers at DEBUG; keep them quiet unless asked
     for noisy in ("azure", "msrest", "urllib3", "aiohttp.access", "slack_sdk", "slack_bolt", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # azure-ai-ml warns about its own experimental classes whenever it loads a job
+    logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
     return redactor

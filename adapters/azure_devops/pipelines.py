@@ -66,6 +66,11 @@ class AzureDevOpsPipelines:
         self.approvals = PipelineApprovalsClient(connection.base_url, connection._creds)
         self._pipeline_ids: dict[tuple[str, str], int] = {}
 
+    @property
+    def _clients(self) -> Any:
+        # getting a client may send discovery requests: only ever call this inside a worker thread
+        return self.connection.clients_v7_1
+
     @classmethod
     def from_settings(cls, settings: AzureDevOpsSettings) -> AzureDevOpsPipelines:
         return cls(connection_for(settings))
@@ -92,9 +97,11 @@ class AzureDevOpsPipelines:
     async def decide_release_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None:
         from azure.devops.v7_1.release.models import ReleaseApproval
 
-        client = self.connection.clients_v7_1.get_release_client()
         body = ReleaseApproval(status="approved" if approve else "rejected", comments=comment)
-        await self._call("release approval", client.update_release_approval, body, project, int(approval_id))
+        await self._call(
+            "release approval",
+            lambda: self._clients.get_release_client().update_release_approval(body, project, int(approval_id)),
+        )
 
     async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
         return await self._call("approval details", self.approvals.get_approval, project, approval_id)
@@ -106,8 +113,7 @@ class AzureDevOpsPipelines:
             return int(pipeline)
         key = (project.lower(), pipeline.lower())
         if key not in self._pipeline_ids:
-            client = self.connection.clients_v7_1.get_pipelines_client()
-            found = await self._call("pipelines", client.list_pipelines, project)
+            found = await self._call("pipelines", lambda: self._clients.get_pipelines_client().list_pipelines(project))
             for item in found or []:
                 self._pipeline_ids[(project.lower(), str(item.name).lower())] = int(item.id)
         if key not in self._pipeline_ids:
@@ -125,21 +131,23 @@ class AzureDevOpsPipelines:
             ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
             resources = {"repositories": {"self": {"refName": ref}}}
         body = RunPipelineParameters(template_parameters=parameters or None, resources=resources)
-        client = self.connection.clients_v7_1.get_pipelines_client()
-        run = await self._call("run pipeline", client.run_pipeline, body, project, pipeline_id)
+        run = await self._call(
+            "run pipeline", lambda: self._clients.get_pipelines_client().run_pipeline(body, project, pipeline_id)
+        )
         links = getattr(run, "_links", None)
         web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
         url = web.get("href") if isinstance(web, dict) else None
         return StartedRun(str(run.id), str(run.name or run.id), url, str(run.state or "inProgress"))
 
     async def run_status(self, project: str, run_id: str) -> RunStatus:
-        client = self.connection.clients_v7_1.get_build_client()
-        build = await self._call("run status", client.get_build, project, int(run_id))
+        build = await self._call("run status", lambda: self._clients.get_build_client().get_build(project, int(run_id)))
         state = {"completed": "completed", "notStarted": "queued"}.get(str(build.status), "running")
         result = RESULTS.get(str(build.result)) if state == "completed" else None
         failing = None
         if result == "failed":
-            timeline = await self._call("timeline", client.get_build_timeline, project, int(run_id))
+            timeline = await self._call(
+                "timeline", lambda: self._clients.get_build_client().get_build_timeline(project, int(run_id))
+            )
             for record in getattr(timeline, "records", None) or []:
                 if str(record.result) == "failed" and record.type in ("Stage", "Job", "Task"):
                     failing = record.name
@@ -152,5 +160,5 @@ class AzureDevOpsPipelines:
     async def cancel_run(self, project: str, run_id: str) -> None:
         from azure.devops.v7_1.build.models import Build
 
-        client = self.connection.clients_v7_1.get_build_client()
-        await self._call("cancel", client.update_build, Build(status="cancelling"), project, int(run_id))
+        body = Build(status="cancelling")
+        await self._call("cancel", lambda: self._clients.get_build_client().update_build(body, project, int(run_id)))

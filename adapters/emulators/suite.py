@@ -70,27 +70,38 @@ class EmulatorSuite:
         self.teams = BotFrameworkEmulator(section("teams"), clock=self.clock)
         self.slack = SlackEmulator(section("slack"), clock=self.clock)
         self.app = web.Application()
-        mount(self.app, PREFIXES["ado"], self.ado.create_app())
-        mount(self.app, PREFIXES["aml"], self.aml.create_app())
-        mount(self.app, PREFIXES["botframework"], self.teams.create_app())
-        mount(self.app, PREFIXES["slack"], self.slack.create_app())
         self._server = LocalServer(self.app, host, port)
+        self._url = ""
+
+    def mount_into(self, root: web.Application) -> None:
+        """Serve the four emulators under their prefixes of ``root`` (their own or another server's)."""
+        mount(root, PREFIXES["ado"], self.ado.create_app())
+        mount(root, PREFIXES["aml"], self.aml.create_app())
+        mount(root, PREFIXES["botframework"], self.teams.create_app())
+        mount(root, PREFIXES["slack"], self.slack.create_app())
+
+    def served_at(self, url: str) -> None:
+        """Tell the emulators the root URL they are served at, once it is known."""
+        self._url = url.rstrip("/")
+        urls = self.urls
+        self.ado.base_url = urls["ado"]
+        self.aml.base_url = urls["aml"]
+        self.teams.base_url = urls["botframework"]
+        self.slack.base_url = urls["slack"]
 
     @property
     def url(self) -> str:
-        return self._server.url
+        return self._url
 
     @property
     def urls(self) -> dict[str, str]:
         return {name: f"{self.url}{prefix}" for name, prefix in PREFIXES.items()}
 
     async def start(self) -> EmulatorSuite:
+        """Serve the emulators on a server of their own."""
+        self.mount_into(self.app)
         await self._server.start()
-        urls = self.urls
-        self.ado.base_url = urls["ado"]
-        self.aml.base_url = urls["aml"]
-        self.teams.base_url = urls["botframework"]
-        self.slack.base_url = urls["slack"]
+        self.served_at(self._server.url)
         return self
 
     async def stop(self) -> None:
