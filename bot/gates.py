@@ -175,12 +175,15 @@ class Gatekeeper:
             GateState.REJECTED: "Rejected.",
             GateState.PENDING: f"Your approval is recorded ({approvals} of {needed}).",
         }[state]
+        # every card shows the decision, and who made it where, before Azure DevOps is told
+        await self._publish(updated)
         if state.is_final:
             outcome, note = await self._apply(updated, user, decision, comment)
             if note:
                 message = f"{message} {note}"
+                current = await self.store.get_gate(updated.gate_id) or updated
+                await self._publish(current, note=note)
         await self._audit(user.display, decision, updated, outcome, conversation, comment)
-        await self._publish(updated, note="" if outcome in ("applied", "recorded") else message)
         return ActionResult(True, message, await self._card(updated))
 
     async def _apply(self, gate: Gate, user: ChatUser, decision: str, comment: str) -> tuple[str, str]:
@@ -278,7 +281,7 @@ class Gatekeeper:
         needed = max(int(gate.details.get("min_required", 1)), self.policy.gate_policy(gate).min_approvers)
         change = GateChanged(
             source="handoff",
-            event_id=f"{gate.gate_id}:v{gate.version}",
+            event_id=f"{gate.gate_id}:v{gate.version}:{note}"[:400],
             occurred_at=self.clock.now(),
             gate_id=gate.gate_id,
             status=gate.state.value,
