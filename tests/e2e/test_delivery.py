@@ -1,0 +1,198 @@
+"""Living cards under load, redelivery, a restart and rate limits, against the Slack emulator.
+
+The core (ingest, outbox) runs on a real SQLite store and sends through the real Slack adapter to the
+Slack emulator, which enforces about one message per second per channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.emulators.base import Fault
+from adapters.emulators.slack.emulator import SlackEmulator
+from adapters.emulators.slack.world import default_world
+from adapters.slack.channel import SlackChatChannel, make_client
+from adapters.sql import SqlStore
+from bot.app import Handoff, add_channel, build_handoff
+from bot.config import parse_settings
+from bot.events import PipelineRef, RunStateChanged, StageStateChanged
+
+T0 = datetime.now(UTC)
+CHANNELS = 6
+RUNS = 12
+STAGES = ("Build", "Integration tests", "Package")
+
+
+def world() -> dict[str, Any]:
+    slack = default_world()
+    slack["channels"] += [{"id": f"C0LOAD{i:05d}", "name": f"load-{i}", "members": ["bot"]} for i in range(CHANNELS)]
+    return {"slack": slack}
+
+
+def settings(db: Path) -> dict[str, Any]:
+    channels = {f"load-{i}": {"slack": f"C0LOAD{i:05d}"} for i in range(CHANNELS)}
+    return {
+        "store": {"url": f"sqlite:///{db}"},
+        "channels": channels,
+        # run n goes to channel n % CHANNELS
+        "subscriptions": [
+            {"channel": f"load-{i}", "events": ["run", "stage"], "pipelines": [f"pipe-{i}"]} for i in range(CHANNELS)
+        ],
+    }
+
+
+def events_of(run: int) -> list[Any]:
+    ref = PipelineRef(
+        organization="contoso",
+        project="mlops",
+        pipeline_id=str(run % CHANNELS),
+        pipeline_name=f"pipe-{run % CHANNELS}",
+        run_id=str(run),
+        run_name=f"20261128.{run}",
+    )
+    at = T0
+    out: list[Any] = [
+        RunStateChanged(
+            source="azure-devops",
+            event_id=f"r{run}-start",
+            occurred_at=at,
+            scope="contoso",
+            run=ref,
+            state="inProgress",
+        )
+    ]
+    for i, stage in enumerate(STAGES):
+        for state, result in (("running", None), ("completed", "succeeded")):
+            out.append(
+                StageStateChanged(
+                    source="azure-devops",
+                    event_id=f"r{run}-{i}-{state}",
+                    occurred_at=at + timedelta(seconds=i),
+                    scope="contoso",
+                    run=ref,
+                    stage_name=stage,
+                    stage_display_name=stage,
+                    state=state,
+                    result=result,
+                )
+            )
+    out.append(
+        RunStateChanged(
+            source="azure-devops",
+            event_id=f"r{run}-done",
+            occurred_at=at + timedelta(seconds=9),
+            scope="contoso",
+            run=ref,
+            state="completed",
+            result="succeeded",
+        )
+    )
+    return out
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackEmulator]:
+    async with SlackEmulator(world()) as emulator:
+        yield emulator
+
+
+async def open_handoff(db: Path, slack: SlackEmulator) -> Handoff:
+    store = await SqlStore.open(f"sqlite:///{db}")
+    handoff = build_handoff(parse_settings(settings(db), {}), store)
+    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    return handoff
+
+
+async def drain(handoff: Handoff, timeout: float = 120) -> None:
+    """Run the outbox until nothing is pending (waiting out coalescing delays and retries)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await handoff.store.count_deliveries())["pending"]:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"deliveries still pending: {await handoff.store.count_deliveries()}")
+        if not await handoff.outbox.run_once():
+            await asyncio.sleep(0.1)
+
+
+def cards(slack: SlackEmulator) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for i in range(CHANNELS):
+        for message in slack.state.channel(f"C0LOAD{i:05d}").messages:
+            if not message.deleted:
+                found.setdefault(message.text.split(": ", 1)[-1], []).append(message)
+    return found
+
+
+def assert_one_final_card_per_run(slack: SlackEmulator) -> None:
+    shown = cards(slack)
+    for run in range(RUNS):
+        title = f"pipe-{run % CHANNELS} 20261128.{run}"
+        (card,) = shown[title]  # exactly one card per run
+        assert card.text.startswith("Succeeded"), card.text
+        body = json.dumps(card.blocks)
+        assert all(stage in body for stage in STAGES)
+    assert sum(len(v) for v in shown.values()) == RUNS
+
+
+async def test_a_storm_of_events_with_redeliveries_gives_one_final_card_per_run(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    handoff = await open_handoff(tmp_path / "h.db", slack)
+    try:
+        every = [event for run in range(RUNS) for event in events_of(run)]
+        random.Random(7).shuffle(every)
+        # each event arrives twice, concurrently, in shuffled order
+        results = await asyncio.gather(*(handoff.ingest.accept(e) for e in every + every))
+        assert results.count(True) == len(every)
+        await drain(handoff)
+        assert_one_final_card_per_run(slack)
+        assert (await handoff.store.count_deliveries())["dead"] == 0
+    finally:
+        await handoff.store.close()
+
+
+async def test_a_restart_in_the_middle_loses_nothing_and_doubles_nothing(tmp_path: Path, slack: SlackEmulator) -> None:
+    db = tmp_path / "h.db"
+    every = [event for run in range(RUNS) for event in events_of(run)]
+    first = await open_handoff(db, slack)
+    for event in every[: len(every) // 2]:
+        await first.ingest.accept(event)
+    for _ in range(3):  # some deliveries go out, then the process stops
+        await first.outbox.run_once()
+    await first.store.close()
+
+    second = await open_handoff(db, slack)
+    try:
+        for event in every:  # the senders retry everything they were not sure of
+            await second.ingest.accept(event)
+        await drain(second)
+        assert_one_final_card_per_run(slack)
+    finally:
+        await second.store.close()
+
+
+async def test_rate_limits_are_absorbed(tmp_path: Path, slack: SlackEmulator) -> None:
+    slack.faults.add("POST /api/chat.update", [Fault("429", retry_after=1)] * 3)
+    slack.faults.add("POST /api/chat.postMessage", [Fault("429", retry_after=1), Fault("503")])
+    handoff = await open_handoff(tmp_path / "h.db", slack)
+    try:
+        for run in range(RUNS):
+            await handoff.ingest.accept(events_of(run)[0])
+        await drain(handoff)  # every card is posted…
+        for run in range(RUNS):
+            for event in events_of(run)[1:]:
+                await handoff.ingest.accept(event)
+        await drain(handoff)  # …then updated
+        assert_one_final_card_per_run(slack)
+        statuses = [r.status for r in slack.recorder.requests]
+        assert statuses.count(429) >= 4  # the faults happened, and were absorbed
+        assert (await handoff.store.count_deliveries())["dead"] == 0
+    finally:
+        await handoff.store.close()
