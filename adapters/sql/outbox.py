@@ -95,7 +95,7 @@ class SqlOutbox(SqlBase):
         return _delivery(row) if row else None
 
     async def has_newer_delivery(self, delivery: Delivery) -> bool:
-        query = select(func.count()).where(
+        query = select(deliveries.c.payload).where(
             deliveries.c.platform == delivery.conversation.platform,
             deliveries.c.conversation_id == delivery.conversation.conversation_id,
             deliveries.c.grouping_key == delivery.grouping_key,
@@ -103,7 +103,9 @@ class SqlOutbox(SqlBase):
             deliveries.c.id > delivery.id,
         )
         async with self.engine.connect() as conn:
-            return bool(await conn.scalar(query))
+            payloads = list((await conn.execute(query)).scalars())
+        # only a newer version of the card supersedes it; a reply in its thread does not
+        return any(payload.get("op", "card") == "card" for payload in payloads)
 
     async def count_deliveries(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
