@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.policy import Policy
 from bot.ports import ChatChannel, MLService, PipelineService, Store
-from bot.records import ConversationAddress, Platform
+from bot.records import AuditEntry, ConversationAddress, Platform
 from bot.routing import channel_addresses, configured_subscriptions
 from bot.runner import CommandRunner
 
@@ -207,6 +208,18 @@ async def upgrade_store(settings: Settings) -> str:
     store = await SqlStore.open(settings.store.url, migrate=False)
     try:
         return await store.migrate()
+    finally:
+        await store.close()
+
+
+async def read_audit(settings: Settings, since: timedelta | None = None) -> list[AuditEntry]:
+    """The audit log of the configured store, oldest first (``since``: only that far back)."""
+    store = await SqlStore.open(settings.store.url, migrate=False)
+    try:
+        if not await store.is_ready():
+            raise RuntimeError("the store is unreachable or not migrated (handoff db upgrade migrates it)")
+        cutoff = datetime.now(UTC) - since if since is not None else None
+        return await store.list_audit(cutoff)
     finally:
         await store.close()
 

@@ -93,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     _config_argument(manifest)
     manifest.add_argument("--public-url", help="overrides server.public_url")
 
+    audit = commands.add_parser(
+        "audit",
+        help="export the audit log (decisions, refusals, commands)",
+        description="Print the audit log, oldest first: who did what, where, when, with which comment and outcome.",
+    )
+    _config_argument(audit)
+    audit.add_argument("--since", metavar="DURATION", help="only this far back, e.g. 7d or 12h (default: all)")
+    audit.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json lines")
+
     db = commands.add_parser("db", help="database maintenance", description="Database maintenance.")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     upgrade = db_commands.add_parser(
@@ -219,6 +228,29 @@ def _slack_manifest(config: str, public_url: str | None) -> int:
     return EXIT_OK
 
 
+def _audit(config: str, since: str | None, output_format: str) -> int:
+    from bot.config import Settings, parse_duration
+
+    settings = _load(config)
+    if not isinstance(settings, Settings):
+        return EXIT_CONFIG
+    try:
+        window = parse_duration(since) if since else None
+    except ValueError as error:
+        print(f"handoff audit: --since: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    from bot.app import read_audit
+    from bot.audit import to_csv, to_json_lines
+
+    try:
+        entries = asyncio.run(read_audit(settings, window))
+    except (OSError, RuntimeError) as error:
+        print(f"handoff audit: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    print(to_csv(entries) if output_format == "csv" else to_json_lines(entries), end="")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``handoff`` command; returns the exit status."""
     parser = build_parser()
@@ -233,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _teams_package(args.config, args.out)
     if args.command == "slack-manifest":
         return _slack_manifest(args.config, args.public_url)
+    if args.command == "audit":
+        return _audit(args.config, args.since, args.format)
     if args.command == "check":
         return _check(args.config)
     if args.command == "db" and args.db_command == "upgrade":

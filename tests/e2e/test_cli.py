@@ -126,3 +126,65 @@ def test_serve_answers_then_stops_on_sigterm(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_audit_export(tmp_path: Path) -> None:
+    import asyncio
+    import csv
+    import io
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from adapters.sql import SqlStore
+    from bot.records import AuditEntry
+
+    path = config_copy(tmp_path)
+    assert run("audit", "--config", str(path), env=clean_env()).returncode == 3  # not migrated yet
+    assert run("db", "upgrade", "--config", str(path), env=clean_env()).returncode == 0
+
+    async def write() -> None:
+        store = await SqlStore.open(f"sqlite:///{tmp_path / 'handoff.db'}")
+        now = datetime.now(UTC)
+        await store.append_audit(
+            AuditEntry(now - timedelta(days=10), "bob@contoso.com", "approve", "gate g", "refused: requester")
+        )
+        await store.append_audit(
+            AuditEntry(now, "carol@contoso.com", "approve", "gate g", "applied", "slack", "C1", 'ok, "ship"')
+        )
+        await store.close()
+
+    asyncio.run(write())
+    everything = run("audit", "--config", str(path), env=clean_env())
+    assert everything.returncode == 0, everything.stderr
+    rows = list(csv.DictReader(io.StringIO(everything.stdout)))
+    assert [(r["actor"], r["outcome"]) for r in rows] == [
+        ("bob@contoso.com", "refused: requester"),
+        ("carol@contoso.com", "applied"),
+    ]
+    assert rows[1]["comment"] == 'ok, "ship"'
+    recent = run("audit", "--config", str(path), "--since", "7d", "--format", "json", env=clean_env())
+    assert [json.loads(line)["actor"] for line in recent.stdout.splitlines()] == ["carol@contoso.com"]
+    assert run("audit", "--config", str(path), "--since", "soon", env=clean_env()).returncode == 1
+
+
+def test_teams_package_and_slack_manifest(tmp_path: Path, shared_dir: Path) -> None:
+    import json
+    import zipfile
+
+    import jsonschema
+
+    path = config_copy(tmp_path, teams__app_id="11111111-2222-3333-4444-555555555555")
+    out = tmp_path / "handoff-teams.zip"
+    result = run("teams-package", "--config", str(path), "--out", str(out), env=clean_env())
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(out) as package:
+        manifest = json.loads(package.read("manifest.json"))
+        assert {"color.png", "outline.png"} <= set(package.namelist())
+    schema = json.loads((shared_dir / "schemas/teams-manifest-v1.21.schema.json").read_text())
+    jsonschema.validate(manifest, schema)
+    assert manifest["bots"][0]["botId"] == "11111111-2222-3333-4444-555555555555"
+    assert "handoff.example.com" in manifest["validDomains"]
+
+    printed = run("slack-manifest", "--config", str(path), "--public-url", "https://bot.contoso.com", env=clean_env())
+    assert printed.returncode == 0, printed.stderr
+    assert "https://bot.contoso.com/slack/events" in printed.stdout
