@@ -8,83 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import pytest
-
-from adapters.emulators.suite import EmulatorSuite
-from bot.app import RunningServer, start_server
-from bot.config import parse_settings
-from bot.local import connect_emulators, local_config, local_world
-
-
-@dataclass
-class Loop:
-    suite: EmulatorSuite
-    server: RunningServer
-
-
-def _fast(world: dict[str, Any]) -> dict[str, Any]:
-    for pipeline in world["azure_devops"]["pipelines"]:
-        for stage in pipeline.get("stages", []):
-            stage["duration"] = 0.3
-    return world
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Loop]:
-    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
-    async with EmulatorSuite(_fast(local_world())) as suite:
-        port = _free_port()
-        public_url = f"http://127.0.0.1:{port}"
-        config, environ = local_config(suite, public_url, tmp_path)
-        config["server"]["port"] = port
-        settings = parse_settings(config, environ)
-        server = await start_server(settings, base_dir=tmp_path)
-        assert server.handoff is not None and server.handoff.runner is not None
-        server.handoff.runner.poll_interval = 0.2
-        try:
-            await connect_emulators(suite, server.url, environ)
-            yield Loop(suite, server)
-        finally:
-            await server.stop()
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s")
-        await asyncio.sleep(0.1)
-
-
-def slack_messages(loop: Loop, channel: str) -> list[Any]:
-    return [m for m in loop.suite.slack.state.channel(channel).messages if not m.deleted]
-
-
-def blocks_text(message: Any) -> str:
-    return json.dumps(message.blocks or []) + message.text
-
-
-def teams_posts(loop: Loop, channel: str) -> list[Any]:
-    return [p for p in loop.suite.teams.state.channel(channel).posts if not p.deleted]
-
-
-def card_text(post: Any) -> str:
-    return json.dumps(post.activity)
+from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
 
 
 async def test_a_failing_integration_run_is_one_living_card_on_both_platforms(loop: Loop) -> None:

@@ -1,0 +1,99 @@
+"""Shared end-to-end fixtures: the four emulators and Handoff wired to them, as `handoff demo` does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.emulators.suite import EmulatorSuite
+from bot.app import RunningServer, start_server
+from bot.config import parse_settings
+from bot.local import connect_emulators, local_config, local_world
+
+Tweak = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Loop:
+    suite: EmulatorSuite
+    server: RunningServer
+
+
+def _fast(world: dict[str, Any]) -> dict[str, Any]:
+    for pipeline in world["azure_devops"]["pipelines"]:
+        for stage in pipeline.get("stages", []):
+            stage["duration"] = 0.3
+    return world
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def start_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callable[..., Awaitable[Loop]]]:
+    """Start the emulators and Handoff; ``tweak`` may change Handoff's configuration first."""
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+    started: list[tuple[EmulatorSuite, RunningServer]] = []
+
+    async def start(tweak: Tweak | None = None) -> Loop:
+        suite = await EmulatorSuite(_fast(local_world())).start()
+        port = _free_port()
+        public_url = f"http://127.0.0.1:{port}"
+        config, environ = local_config(suite, public_url, tmp_path)
+        config["server"]["port"] = port
+        if tweak is not None:
+            tweak(config)
+        server = await start_server(parse_settings(config, environ), base_dir=tmp_path)
+        started.append((suite, server))
+        assert server.handoff is not None and server.handoff.runner is not None
+        server.handoff.runner.poll_interval = 0.2
+        await connect_emulators(suite, server.url, environ)
+        return Loop(suite, server)
+
+    yield start
+    for suite, server in reversed(started):
+        await server.stop()
+        await suite.stop()
+
+
+@pytest.fixture
+async def loop(start_loop: Callable[..., Awaitable[Loop]]) -> Loop:
+    """The emulators and Handoff with the demo's configuration."""
+    return await start_loop()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met in {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+def slack_messages(loop: Loop, channel: str) -> list[Any]:
+    return [m for m in loop.suite.slack.state.channel(channel).messages if not m.deleted]
+
+
+def blocks_text(message: Any) -> str:
+    return json.dumps(message.blocks or []) + message.text
+
+
+def teams_posts(loop: Loop, channel: str) -> list[Any]:
+    return [p for p in loop.suite.teams.state.channel(channel).posts if not p.deleted]
+
+
+def card_text(post: Any) -> str:
+    return json.dumps(post.activity)
