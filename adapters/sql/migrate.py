@@ -8,10 +8,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x48414E44  # "HAND": the advisory lock every Handoff replica takes to migrate
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:
@@ -47,6 +49,9 @@ async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> str:
         command.upgrade(_alembic_config(connection), revision)
 
     async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # replicas starting together take turns: the first migrates, the others find it done
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(upgrade)
     reached = await current_revision(engine)
     return reached or ""

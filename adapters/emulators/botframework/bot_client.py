@@ -52,16 +52,17 @@ class BotClient:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def post(self, activity: dict[str, Any]) -> BotResponse:
-        """POST one activity as JSON and return the bot's HTTP answer."""
-        if not self.endpoint:
+    async def post(self, activity: dict[str, Any], endpoint: str | None = None) -> BotResponse:
+        """POST one activity as JSON and return the bot's HTTP answer (``endpoint``: another replica)."""
+        endpoint = endpoint or self.endpoint
+        if not endpoint:
             raise RuntimeError("no bot endpoint: set bot_endpoint to the bot's /api/messages URL")
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Handoff-Teams-Emulator"}
         if self.token_provider is not None:
             token = self.token_provider(activity)
             headers["Authorization"] = f"Bearer {await token if inspect.isawaitable(token) else token}"
         session = self._ensure_session()
-        async with session.post(self.endpoint, data=json.dumps(activity), headers=headers) as resp:
+        async with session.post(endpoint, data=json.dumps(activity), headers=headers) as resp:
             raw = await resp.read()
             return BotResponse(resp.status, _decode(raw, resp.content_type), dict(resp.headers), activity)
 

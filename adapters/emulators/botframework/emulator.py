@@ -210,11 +210,13 @@ class BotFrameworkEmulator:
         user: str = DEFAULT_USER,
         action_id: str | None = None,
         trigger: str = "manual",
+        endpoint: str | None = None,
     ) -> BotResponse:
         """A user clicks an ``Action.Execute`` button on the card in message ``message_id``.
 
         Sends ``invoke`` ``adaptiveCard/action``; the bot's answer (status and
-        ``AdaptiveCardInvokeResponse`` body) is returned.
+        ``AdaptiveCardInvokeResponse`` body) is returned. ``endpoint`` sends it to another bot
+        replica than :attr:`bot_endpoint`, as Teams' load balancing would.
         """
         msg = self._message(message_id)
         activity = self._factory().adaptive_card_action(
@@ -229,7 +231,7 @@ class BotFrameworkEmulator:
             action_id=action_id or f"{verb}Btn",
             trigger=trigger,
         )
-        return await self.post_activity(activity)
+        return await self.post_activity(activity, endpoint)
 
     async def submit_card(self, message_id: str, value: dict[str, Any], *, user: str = DEFAULT_USER) -> BotResponse:
         """A user clicks an ``Action.Submit`` (legacy fallback) button: a ``message`` with ``value``."""
@@ -245,9 +247,9 @@ class BotFrameworkEmulator:
         )
         return await self.post_activity(activity)
 
-    async def post_activity(self, activity: dict[str, Any]) -> BotResponse:
-        """Deliver any activity to the bot and keep the exchange in ``deliveries``."""
-        response = await self.bot.post(activity)
+    async def post_activity(self, activity: dict[str, Any], endpoint: str | None = None) -> BotResponse:
+        """Deliver any activity to the bot (or to ``endpoint``) and keep the exchange in ``deliveries``."""
+        response = await self.bot.post(activity, endpoint)
         self.deliveries.append(response)
         return response
 
