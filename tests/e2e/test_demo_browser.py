@@ -7,7 +7,6 @@ gate's card change on Slack and on Teams. Screenshots go to test-artifacts/demo/
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,29 +14,11 @@ from typing import Any
 import pytest
 
 from bot.local import Demo, start_demo
+from tests.browser import open_page, playwright_api
 from tests.conftest import REPO_ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "demo"
-
 pytestmark = pytest.mark.browser
-
-if not os.access(CHROMIUM, os.X_OK):
-    if os.environ.get("HANDOFF_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"HANDOFF_REQUIRE_BROWSER=1 but {CHROMIUM} is missing (apt-get install -y chromium)", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
-
-playwright_api = pytest.importorskip("playwright.async_api")
 
 
 @pytest.fixture
@@ -55,18 +36,8 @@ async def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1440, "height": 900})
-            opened = await context.new_page()
-            errors: list[str] = []
-            opened.on("pageerror", lambda error: errors.append(str(error)))
-            opened.set_default_timeout(30_000)
-            yield opened
-            assert errors == [], errors
-        finally:
-            await browser.close()
+    async with open_page(30_000) as opened:
+        yield opened
 
 
 async def test_retrain_then_approve_the_release_from_the_console(demo: Demo, page: Any) -> None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,32 +25,14 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from adapters.console import create_console_app
 from adapters.emulators.base import LocalServer
 from adapters.emulators.suite import EmulatorSuite
+from tests.browser import open_page, playwright_api
 from tests.conftest import REPO_ROOT
 
 from .samples import ADAPTIVE, SLACK_MODELS, SLACK_RELEASES, TEAMS_RELEASES, adaptive, slack_gate, slack_job, teams_gate
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "console"
 TIMEOUT = 10_000  # ms
-
 pytestmark = pytest.mark.browser
-
-if not os.access(CHROMIUM, os.X_OK):
-    if os.environ.get("HANDOFF_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"HANDOFF_REQUIRE_BROWSER=1 but {CHROMIUM} is missing (apt-get install -y chromium)", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
-
-playwright_api = pytest.importorskip("playwright.async_api")
 
 
 class StandInBot:
@@ -157,18 +137,8 @@ async def served(suite: EmulatorSuite) -> AsyncIterator[tuple[str, StandInBot]]:
 @pytest.fixture
 async def page(served: tuple[str, StandInBot]) -> AsyncIterator[Any]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1440, "height": 900})
-            opened = await context.new_page()
-            errors: list[str] = []
-            opened.on("pageerror", lambda error: errors.append(str(error)))
-            opened.set_default_timeout(TIMEOUT)
-            yield opened
-            assert errors == [], errors
-        finally:
-            await browser.close()
+    async with open_page(TIMEOUT) as opened:
+        yield opened
 
 
 async def post_teams(suite: EmulatorSuite, card: dict[str, Any]) -> str:
