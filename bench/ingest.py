@@ -9,7 +9,8 @@ runs, with basic auth:
   from the scheduled start to the answer (so a slow server cannot hide its queueing).
 
 Handoff runs ``handoff serve`` with SQLite, a subscription that routes every run to a channel (so each
-event stores its card state and a delivery), and the outbox running. The bare handler only reads the body.
+event stores its card state and a delivery), and the outbox running; the server runs this checkout's
+code, whatever copy of Handoff is installed. The bare handler only reads the body.
 
     python bench/ingest.py [--events 3000]
 
@@ -204,7 +205,9 @@ def main() -> int:
         db = folder / "handoff.db"
         config = folder / "handoff.yaml"
         config.write_text(CONFIG.format(port=port, db=db))
-        env = {**os.environ, "BENCH_PAT": "bench-pat", "BENCH_HOOK_PASSWORD": SECRET}
+        # the servers run this checkout's code, whatever copy of Handoff is installed
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "BENCH_PAT": "bench-pat", "BENCH_HOOK_PASSWORD": SECRET, "PYTHONPATH": path}
         handoff = measure(
             "handoff", [sys.executable, "-m", "bot", "serve", "--config", str(config)], port, args.events, env, folder
         )

@@ -26,13 +26,16 @@ from adapters.web.metrics import metrics_middleware
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.consumers import Consumers
 from bot.gates import Gatekeeper
 from bot.ingest import Ingest
 from bot.lifecycle import until_signalled
 from bot.metrics import Metrics
+from bot.model_commands import ModelCommands
+from bot.model_handoff import ModelHandoff
 from bot.outbox import OutboxWorker
 from bot.policy import Policy
-from bot.ports import ChatChannel, MLService, PipelineService, Store
+from bot.ports import ChatChannel, HookProvisioner, MLService, PipelineService, Store
 from bot.records import AuditEntry, ConversationAddress, Platform
 from bot.routing import channel_addresses, configured_subscriptions
 from bot.runner import CommandRunner
@@ -58,6 +61,7 @@ class Handoff:
     pipelines: PipelineService | None = None
     ml: MLService | None = None
     runner: CommandRunner | None = None
+    model_handoff: ModelHandoff | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     background: bool = True
 
@@ -72,6 +76,8 @@ class Handoff:
         while not stop.is_set():
             try:
                 await self.gatekeeper.sweep()
+                if self.model_handoff is not None:
+                    await self.model_handoff.sweep()
                 if remind is not None and remind.remind_every:
                     await self.gatekeeper.remind(remind.remind_every)
                 await self.store.forget_events_before(self.clock.now() - self.settings.store.dedupe_retention)
@@ -95,22 +101,36 @@ def build_handoff(
     *,
     pipelines: PipelineService | None = None,
     ml: MLService | None = None,
+    hooks: HookProvisioner | None = None,
     poll_interval: float = 5.0,
+    base_dir: Path | None = None,
 ) -> Handoff:
-    """The core, wired to the store and the services (chat channels are added by the integrations)."""
+    """The core, wired to the store and the services (chat channels are added by the integrations).
+
+    ``hooks`` lets ``subscribe <Azure DevOps URL>`` set up the project's service hooks; ``base_dir`` is
+    where relative paths in the settings (apps' contract files) are found.
+    """
     clock = clock or SystemClock()
     policy = Policy(settings)
     outbox = OutboxWorker(store, {}, clock, ops_channel=_ops_targets(settings))
     ingest = Ingest(store, configured_subscriptions(settings), clock, on_enqueued=outbox.wake)
-    gatekeeper = Gatekeeper(store, policy, ingest, clock, pipelines)
+    gatekeeper = Gatekeeper(store, policy, ingest, clock, pipelines, ml=ml)
     ingest.observers.append(gatekeeper.observe)
-    chat = ChatHandler(store, policy, gatekeeper, ingest, clock)
+    consumers = Consumers(settings, ml, base_dir)
+    model_handoff = ModelHandoff(
+        settings, store, ingest, gatekeeper, clock, consumers, pipelines=pipelines, poll_interval=poll_interval
+    )
+    ingest.observers.append(model_handoff.observe)
+    chat = ChatHandler(store, policy, gatekeeper, ingest, clock, hooks=hooks)
     runner = CommandRunner(settings, store, ingest, clock, ml=ml, pipelines=pipelines, poll_interval=poll_interval)
     runner.register(chat)
+    ModelCommands(settings, store, consumers).register(chat)
     handoff = Handoff(
         settings, store, clock, ingest, gatekeeper, chat, outbox, pipelines=pipelines, ml=ml, runner=runner
     )
+    handoff.model_handoff = model_handoff
     handoff.closers.append(runner.close)
+    handoff.closers.append(model_handoff.close)
     return handoff
 
 
@@ -121,6 +141,10 @@ def build_services(settings: Settings, base_dir: Path | None = None) -> dict[str
         from adapters.azure_devops.pipelines import AzureDevOpsPipelines
 
         services["pipelines"] = AzureDevOpsPipelines.from_settings(settings.azure_devops)
+        if settings.server.public_url:
+            from adapters.azure_devops.provisioner import AzureDevOpsHookProvisioner
+
+            services["hooks"] = AzureDevOpsHookProvisioner(settings)
     if settings.azure_ml and settings.azure_ml.enabled:
         from adapters.azure_ml.service import AzureMLService
 
@@ -262,7 +286,7 @@ async def start_server(
     store = await SqlStore.open(settings.store.url)
     try:
         chosen = build_services(settings, base_dir) if services is None else services
-        handoff = build_handoff(settings, store, clock, **chosen)
+        handoff = build_handoff(settings, store, clock, base_dir=base_dir, **chosen)
         app = create_app(settings, store, handoff=handoff)
         runner = web.AppRunner(
             app,
@@ -310,3 +334,64 @@ def slack_manifest(public_url: str) -> str:
     from adapters.slack.manifest import render_manifest
 
     return render_manifest(public_url)
+
+
+# --- connecting to the real services, and checking them -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandReport:
+    """What ``handoff connect`` or ``handoff doctor`` found: lines to print (no secrets), and whether all went well."""
+
+    lines: list[str]
+    ok: bool
+
+
+async def _chat_filters(settings: Settings) -> list[dict[str, Any]]:
+    """The filters of the subscriptions made from chat (none while the store is not migrated yet).
+
+    Raises OSError when the store cannot be read: service hooks must not be planned without them.
+    """
+    try:
+        store = await SqlStore.open(settings.store.url, migrate=False)
+    except Exception as error:
+        raise OSError(f"cannot open the store ({type(error).__name__})") from None
+    try:
+        if not await store.is_ready():
+            return []
+        return [dict(s.filters) for s in await store.list_subscriptions()]
+    except Exception as error:
+        raise OSError(f"cannot read the store ({type(error).__name__})") from None
+    finally:
+        await store.close()
+
+
+async def connect_azure_devops(settings: Settings, dry_run: bool = False) -> CommandReport:
+    """``handoff connect azure-devops``: plan (and unless ``dry_run`` apply) Handoff's service hooks."""
+    from adapters.azure_devops.connect import connect_azure_devops as connect
+
+    try:
+        chat_filters = await _chat_filters(settings)
+    except OSError as error:
+        return CommandReport([f"FAILED  {error}: chat subscriptions name projects too; check store.url"], False)
+    report = await connect(settings, dry_run=dry_run, chat_filters=chat_filters)
+    return CommandReport(report.lines, report.ok)
+
+
+async def connect_azure_ml(settings: Settings, dry_run: bool = False) -> CommandReport:
+    """``handoff connect azure-ml``: plan (and unless ``dry_run`` apply) Handoff's Event Grid subscriptions."""
+    from adapters.azure_ml.connect import connect_azure_ml as connect
+
+    report = await connect(settings, dry_run=dry_run)
+    return CommandReport(report.lines, report.ok)
+
+
+async def run_doctor(settings: Settings, *, teams_http_client: Any = None) -> CommandReport:
+    """``handoff doctor``: check each configured integration for real, one line per check."""
+    from adapters.doctor import Status, run_checks
+
+    checks = await run_checks(settings, teams_http_client=teams_http_client)
+    failed = sum(1 for c in checks if c.status is Status.FAIL)
+    warned = sum(1 for c in checks if c.status is Status.WARN)
+    summary = f"{len(checks)} checks: {failed} failed, {warned} warning(s)"
+    return CommandReport([c.line() for c in checks] + [summary], failed == 0)

@@ -11,6 +11,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.azure_devops_urls import (
+    AzureDevOpsUrl,
+    NotAnAzureDevOpsUrl,
+    looks_like_url,
+    organization_of,
+    parse_azure_devops_url,
+)
 from bot.clock import Clock
 from bot.commands import CommandSpec, ParsedCommand, UsageError, help_text, parse
 from bot.config import parse_duration
@@ -18,6 +25,7 @@ from bot.gates import Gatekeeper
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility
 from bot.policy import Policy
+from bot.ports import HookProvisioner, ServiceRefused, ServiceUnavailable
 from bot.records import AuditEntry, GateState, StoredSubscription
 from bot.routing import DEFAULT_FILTERS, Filters
 
@@ -26,17 +34,33 @@ log = logging.getLogger("handoff.chat")
 CommandHandler = Callable[[CommandRequest, ParsedCommand], Awaitable[Reply]]
 ActionHandler = Callable[[ActionRequest], Awaitable[ActionResult]]
 
-_LIST_FILTERS = ("events", "outcomes", "pipelines", "branches", "models", "environments")
+_LIST_FILTERS = ("events", "outcomes", "projects", "pipelines", "branches", "models", "environments")
+# What `subscribe <Azure DevOps URL>` follows unless told otherwise: failed runs and approvals.
+URL_DEFAULT_FILTERS: dict[str, Any] = {"events": ["run", "approval"], "outcomes": ["failed", "pending"]}
+
+
+class _Refused(Exception):
+    """A subscribe that cannot go ahead; the message is the reply."""
 
 
 class ChatHandler:
     """Implements :class:`bot.interactions.InteractionHandler` for every platform.
 
     Other parts of the core add commands and actions with :meth:`add_command` and :meth:`add_action`
-    (the runner adds ``retrain``, ``integrate``, ``cancel``…).
+    (the runner adds ``retrain``, ``integrate``, ``cancel``…). With ``hooks``, ``subscribe <Azure DevOps
+    URL>`` also makes sure the project's service hooks reach Handoff.
     """
 
-    def __init__(self, store: Any, policy: Policy, gatekeeper: Gatekeeper, ingest: Ingest, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Any,
+        policy: Policy,
+        gatekeeper: Gatekeeper,
+        ingest: Ingest,
+        clock: Clock,
+        hooks: HookProvisioner | None = None,
+    ) -> None:
+        self.hooks = hooks
         self.store = store
         self.policy = policy
         self.gatekeeper = gatekeeper
@@ -95,11 +119,25 @@ class ChatHandler:
         return Reply(help_text(self._may_run(request), command.target))
 
     async def _subscribe(self, request: CommandRequest, command: ParsedCommand) -> Reply:
-        filters: dict[str, Any] = dict(DEFAULT_FILTERS) if not command.options else {}
+        link = None
+        if command.target and looks_like_url(command.target):
+            try:
+                link = self._azure_devops_link(command.target)
+            except _Refused as refused:
+                return Reply(str(refused))
+        defaults = URL_DEFAULT_FILTERS if link is not None else DEFAULT_FILTERS
+        filters: dict[str, Any] = dict(defaults) if not command.options else {}
         for key, value in command.options.items():
             filters[key] = [v.strip() for v in value.split(",") if v.strip()]
         if command.target:
             filters["url"] = command.target
+        warning = ""
+        if link is not None:
+            try:
+                filters.update(await self._link_filters(link))
+            except _Refused as refused:
+                return Reply(str(refused))
+            warning = await self._ensure_hooks(link.project, filters.get("events") or [])
         try:
             Filters.from_mapping(filters)
         except Exception as error:  # a bad pattern is the person's mistake, not ours
@@ -111,9 +149,67 @@ class ChatHandler:
         await self._audit(request, command.canonical, f"subscription {subscription_id}")
         shown = ", ".join(f"{k}={','.join(v)}" for k, v in filters.items() if k in _LIST_FILTERS)
         return Reply(
-            f"Subscribed this channel (subscription {subscription_id}): {shown or 'everything'}.",
+            f"Subscribed this channel (subscription {subscription_id}): {shown or 'everything'}.{warning}",
             visibility=Visibility.CHANNEL,
         )
+
+    def _azure_devops_link(self, target: str) -> AzureDevOpsUrl:
+        """The project or pipeline a pasted URL names, in the organization Handoff is connected to."""
+        known = (self.hooks.organization_url,) if self.hooks is not None else ()
+        try:
+            link = parse_azure_devops_url(target, known)
+        except NotAnAzureDevOpsUrl as error:
+            raise _Refused(str(error)) from None
+        if known and link.organization.lower() != organization_of(known[0]).lower():
+            raise _Refused(
+                f"Handoff is connected to the Azure DevOps organization {organization_of(known[0])}, "
+                f"and that URL is in {link.organization}."
+            )
+        if link.release:
+            raise _Refused(
+                "Classic release pipelines can't be followed by URL. Subscribe to the project instead, e.g. "
+                "`subscribe <project URL> events=release,approval`."
+            )
+        return link
+
+    async def _link_filters(self, link: AzureDevOpsUrl) -> dict[str, list[str]]:
+        """``projects`` and, for a pipeline URL, ``pipelines`` (the pipeline's name, looked up)."""
+        filters = {"projects": [link.project]}
+        if not link.names_a_pipeline:
+            return filters
+        if self.hooks is None:
+            raise _Refused(
+                "Handoff is not connected to Azure DevOps here, so it can't tell which pipeline that is. "
+                "Subscribe to the project URL with `pipelines=<name>` instead."
+            )
+        try:
+            if link.pipeline_id is not None:
+                name = await self.hooks.pipeline_name(link.project, link.pipeline_id)
+                missing = f"pipeline {link.pipeline_id}"
+            else:
+                assert link.run_id is not None
+                name = await self.hooks.run_pipeline_name(link.project, link.run_id)
+                missing = f"run {link.run_id}"
+        except (ServiceRefused, ServiceUnavailable) as error:
+            raise _Refused(f"Azure DevOps could not say which pipeline that is: {error}") from None
+        if name is None:
+            raise _Refused(f"Azure DevOps project {link.project} has no {missing}.")
+        filters["pipelines"] = [name]
+        return filters
+
+    async def _ensure_hooks(self, project: str, events: list[str]) -> str:
+        """Make the project's service hooks reach Handoff; a sentence to add to the reply if they don't."""
+        if self.hooks is None:
+            return ""
+        try:
+            await self.hooks.ensure_hooks(project, events)
+        except (ServiceRefused, ServiceUnavailable) as error:
+            log.warning("service hooks for project %s not ensured: %s", project, error)
+            return (
+                f"\nBut Handoff could not set up the service hooks of {project} ({error}); until someone runs "
+                "`handoff connect azure-devops`, events may not arrive."
+            )
+        return ""
 
     async def _unsubscribe(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         subscription_id = _number(command.target)

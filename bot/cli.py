@@ -7,14 +7,19 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import __version__
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 DEFAULT_CONFIG = "handoff.yaml"
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
 EXIT_UNAVAILABLE = 3
+EXIT_FAILED = 4
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +106,31 @@ def build_parser() -> argparse.ArgumentParser:
     _config_argument(audit)
     audit.add_argument("--since", metavar="DURATION", help="only this far back, e.g. 7d or 12h (default: all)")
     audit.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json lines")
+
+    connect = commands.add_parser(
+        "connect",
+        help="create the service hooks or Event Grid subscriptions Handoff needs",
+        description="Make a real Azure DevOps organization or Azure ML workspace deliver its events to "
+        "server.public_url, idempotently: a second run changes nothing. Handoff must be running there "
+        "for Event Grid's validation handshake.",
+    )
+    targets = connect.add_subparsers(dest="connect_target", metavar="SERVICE", required=True)
+    for target, summary in (
+        ("azure-devops", "service hooks in each project, for the event types Handoff's routing uses"),
+        ("azure-ml", "Event Grid subscriptions on the workspace and the data-lake storage accounts"),
+    ):
+        sub = targets.add_parser(target, help=summary, description=f"Create or update {summary}.")
+        _config_argument(sub)
+        sub.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check each configured integration for real",
+        description="Check the store, Azure DevOps (rights, service hooks), Azure ML (credential, workspace, "
+        "Event Grid), Slack, Teams, and that server.public_url reaches Handoff. One line per check, with a "
+        "fix hint; exits 4 when any check fails.",
+    )
+    _config_argument(doctor)
 
     db = commands.add_parser("db", help="database maintenance", description="Database maintenance.")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -251,6 +281,40 @@ def _audit(config: str, since: str | None, output_format: str) -> int:
     return EXIT_OK
 
 
+def _settings_for(config: str) -> Settings | None:
+    from bot.config import Settings, configured_secrets
+    from bot.logs import configure_logging
+
+    settings = _load(config)
+    if not isinstance(settings, Settings):
+        return None
+    configure_logging("WARNING", secrets=configured_secrets(settings))
+    return settings
+
+
+def _connect(target: str, config: str, dry_run: bool) -> int:
+    settings = _settings_for(config)
+    if settings is None:
+        return EXIT_CONFIG
+    from bot.app import connect_azure_devops, connect_azure_ml
+
+    connect = connect_azure_devops if target == "azure-devops" else connect_azure_ml
+    report = asyncio.run(connect(settings, dry_run))
+    print("\n".join(report.lines), flush=True)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _doctor(config: str) -> int:
+    settings = _settings_for(config)
+    if settings is None:
+        return EXIT_CONFIG
+    from bot.app import run_doctor
+
+    report = asyncio.run(run_doctor(settings))
+    print("\n".join(report.lines), flush=True)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``handoff`` command; returns the exit status."""
     parser = build_parser()
@@ -269,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _audit(args.config, args.since, args.format)
     if args.command == "check":
         return _check(args.config)
+    if args.command == "connect":
+        return _connect(args.connect_target, args.config, args.dry_run)
+    if args.command == "doctor":
+        return _doctor(args.config)
     if args.command == "db" and args.db_command == "upgrade":
         return _db_upgrade(args.config)
     parser.print_help()

@@ -372,7 +372,18 @@ class AppSettings(Section):
     model: str | None = None
     pinned_version: str | None = None
     channels: list[str] = Field(default_factory=list)
-    contract_file: str | None = None
+    contract_file: str | None = Field(
+        None, description="a JSON or YAML file (relative to the configuration's folder): what the app sends"
+    )
+    contract: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        None, description="the same, written here: a JSON schema, an MLflow column list or signature"
+    )
+
+    @model_validator(mode="after")
+    def _one_contract(self) -> AppSettings:
+        if self.contract_file and self.contract is not None:
+            raise ValueError("set contract_file or contract, not both")
+        return self
 
 
 class GatePolicySettings(Section):

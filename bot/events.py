@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -498,3 +498,83 @@ class GateChanged(DomainEvent):
     @property
     def grouping_key(self) -> str:
         return self.gate_id
+
+
+# --- Handoff's model handoff (bot/model_handoff.py) ----------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelChecked(DomainEvent):
+    """Handoff checked a new model version against its consuming apps, or an app's integration moved.
+
+    It updates the model version's card (``card_key``, the card of its ``ModelRegistered``); ``apps``
+    maps each app reported to its check (``bot.consumers.AppCheck`` as JSON) and ``integration``.
+    """
+
+    kind: ClassVar[str] = "model_check"
+
+    card_key: str
+    model_name: str
+    model_version: str
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def grouping_key(self) -> str:
+        return self.card_key
+
+    @property
+    def model(self) -> str | None:
+        return self.model_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppHandoffChanged(DomainEvent):
+    """A new model version handed to one consuming app: its check and its integration run, for the
+    app team's card."""
+
+    kind: ClassVar[str] = "model_handoff"
+
+    model_name: str
+    model_version: str
+    app: str
+    check: dict[str, Any] = field(default_factory=dict)
+    model_card_key: str = ""
+    model_url: str | None = None
+
+    @property
+    def grouping_key(self) -> str:
+        return f"handoff:model:{self.model_name}:{self.model_version}:app:{self.app}".lower()
+
+    @property
+    def model(self) -> str | None:
+        return self.model_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromotionGateChanged(DomainEvent):
+    """The evidence on a model version's promotion gate changed: the checks, the integrations, and what
+    blocks Approve. ``revision`` is the gate's version; a card never goes back to an older one."""
+
+    kind: ClassVar[str] = "approval"
+
+    gate_id: str
+    model_name: str
+    model_version: str
+    release: str
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    blockers: tuple[str, ...] = ()
+    override_roles: tuple[str, ...] = ()
+    revision: int = 0
+    min_required: int = 1
+
+    @property
+    def outcome(self) -> str | None:
+        return "pending"
+
+    @property
+    def grouping_key(self) -> str:
+        return self.gate_id
+
+    @property
+    def model(self) -> str | None:
+        return self.model_name

@@ -4,13 +4,22 @@ A click becomes a compare-and-set on the gate's version in the store. Only the c
 the gate to a final state sends the decision to Azure DevOps, so however many people click, on
 however many replicas, Azure DevOps hears it once. Every decision and refusal goes to the audit log,
 and every change updates the gate's card in every conversation that shows it.
+
+Gates come from Azure DevOps approvals (``source="azure-devops"``) and from Handoff itself: a model's
+promotion gate (``source="handoff"``), opened when a new version is registered, whose approval starts
+the configured release pipeline with that version and tags the version approved in Azure ML. Its
+details carry the evidence (the contract verdict and the integration run per consuming app) and what
+blocks Approve; a blocked gate can only be approved by an ``override`` from someone in one of the
+policy's ``override_roles``, with a reason, which goes to the audit log and onto the model version.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.cards import Card
 from bot.clock import Clock
@@ -20,8 +29,8 @@ from bot.ingest import Ingest
 from bot.interactions import ActionResult, ChatUser
 from bot.living import render
 from bot.policy import Policy
-from bot.ports import PipelineService, ServiceRefused, ServiceUnavailable, Store
-from bot.records import AuditEntry, ConversationAddress, Gate, GateDecision, GateState, NewDelivery
+from bot.ports import MLService, PipelineService, ServiceRefused, ServiceUnavailable, Store
+from bot.records import AuditEntry, ConversationAddress, Gate, GateDecision, GateState, JsonObject, NewDelivery
 
 log = logging.getLogger("handoff.gates")
 
@@ -32,6 +41,16 @@ STATUS_FROM_AZURE_DEVOPS = {
     "canceled": GateState.SUPERSEDED,
     "skipped": GateState.SUPERSEDED,
 }
+
+HANDOFF = "handoff"
+# How long a replica that claimed applying a promotion has before another one may try again.
+APPLY_LEASE = timedelta(minutes=10)
+APPROVED_TAGS = {"approved": "true"}
+
+
+def promotion_gate_id(model: str, version: str) -> str:
+    """The id (and card key) of a model version's promotion gate."""
+    return f"handoff:promotion:{model}:{version}".lower()
 
 
 def _identities(person_email: str | None, person_id: str | None) -> list[str]:
@@ -51,7 +70,8 @@ class Gatekeeper:
         policy: who may decide.
         ingest: how a gate change reaches its cards.
         clock: time for expiry and reminders.
-        pipelines: Azure DevOps, where decisions are applied (None: record only).
+        pipelines: Azure DevOps, where decisions are applied and releases started (None: record only).
+        ml: Azure ML, where an approved model version is tagged.
     """
 
     def __init__(
@@ -61,12 +81,14 @@ class Gatekeeper:
         ingest: Ingest,
         clock: Clock,
         pipelines: PipelineService | None = None,
+        ml: MLService | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.ingest = ingest
         self.clock = clock
         self.pipelines = pipelines
+        self.ml = ml
 
     # --- gates from Azure DevOps -------------------------------------------------------------------
 
@@ -119,6 +141,76 @@ class Gatekeeper:
         if await self.store.update_gate(gate.gate_id, gate.version, state, details, decided_at=self.clock.now()):
             await self._audit("Azure DevOps", "decide", gate, state.value, comment="decided in Azure DevOps")
 
+    # --- gates from Handoff: a model version's promotion ---------------------------------------------
+
+    async def open_promotion_gate(
+        self,
+        *,
+        model: str,
+        version: str,
+        release: JsonObject,
+        policy: str,
+        evidence: JsonObject,
+        requesters: Sequence[str] = (),
+    ) -> Gate | None:
+        """Open the promotion gate of a newly registered model version; None if it is already open.
+
+        ``release`` is the pipeline to start on approval (``project``, ``pipeline``, ``branch``,
+        ``parameters``); ``evidence`` goes into the details as it is (``apps``, ``blockers``...).
+        """
+        now = self.clock.now()
+        settings = self.policy.settings.gates.get(policy) or self.policy.settings.gates.get("default")
+        expires = now + (settings.expire_after if settings else timedelta(hours=72))
+        gate = Gate(
+            gate_id=promotion_gate_id(model, version),
+            source=HANDOFF,
+            external_id=f"{model}:{version}",
+            title=f"Promote {model}:{version}",
+            state=GateState.PENDING,
+            version=1,
+            created_at=now,
+            expires_at=expires,
+            details={
+                **evidence,
+                "model": model,
+                "version": version,
+                "release": release,
+                "project": str(release.get("project", "")),
+                "approvers": [],
+                "approver_names": list(settings.approver_roles) if settings else [],
+                "requesters": [r.lower() for r in requesters],
+                "min_required": 1,
+                "applied": False,
+            },
+            policy={"name": policy},
+        )
+        if not await self.store.create_gate(gate):
+            return None
+        log.info("promotion gate %s opened", gate.gate_id)
+        return gate
+
+    async def update_evidence(self, gate_id: str, change: Callable[[JsonObject], JsonObject]) -> Gate | None:
+        """Replace a gate's details with ``change(details)``, compare-and-set; None if there is no such gate.
+
+        A decision racing with the change loses its compare-and-set and looks again, so it is always
+        made on the evidence the gate holds.
+        """
+        for _ in range(50):
+            gate = await self.store.get_gate(gate_id)
+            if gate is None:
+                return None
+            updated = await self.store.update_gate(gate.gate_id, gate.version, gate.state, change(dict(gate.details)))
+            if updated is not None:
+                return updated
+        raise RuntimeError(f"gate {gate_id} kept changing")
+
+    @staticmethod
+    def blockers(gate: Gate, decisions: Sequence[GateDecision]) -> list[str]:
+        """What keeps Approve disabled on ``gate``: nothing once someone overrode it."""
+        if gate.source != HANDOFF or any(d.decision == "override" for d in decisions):
+            return []
+        return [str(b) for b in gate.details.get("blockers", [])]
+
     # --- decisions from chat -----------------------------------------------------------------------
 
     async def decide(
@@ -149,9 +241,19 @@ class Gatekeeper:
             if not verdict.allowed:
                 await self._audit(user.display, decision, gate, f"refused: {verdict.reason}", conversation, comment)
                 return ActionResult(False, verdict.reason)
+            blocked = self.blockers(gate, decisions) if decision == "approve" else []
+            if blocked:
+                roles = ", ".join(self.policy.gate_policy(gate).override_roles)
+                reason = f"Approve is blocked: {'; '.join(blocked)}. " + (
+                    f"Someone in {roles} may override it with a reason."
+                    if roles
+                    else "Its gate policy names no override_roles, so nobody may override it."
+                )
+                await self._audit(user.display, decision, gate, "refused: blocked", conversation, comment)
+                return ActionResult(False, reason, await self._card(gate))
             record = GateDecision(gate.gate_id, user.display, user.platform, decision, now, comment.strip())  # type: ignore[arg-type]
             approvals = len(
-                {d.actor for d in decisions if d.decision == "approve"}
+                {d.actor for d in decisions if d.decision in ("approve", "override")}
                 | ({user.display} if decision != "reject" else set())
             )
             needed = max(int(gate.details.get("min_required", 1)), self.policy.gate_policy(gate).min_approvers)
@@ -161,8 +263,15 @@ class Gatekeeper:
                 state = GateState.APPROVED
             else:
                 state = GateState.PENDING
+            # a promotion is claimed for applying in the same change that decides it (see sweep)
+            claim = {**gate.details, "apply_claimed_at": now.isoformat()}
             updated = await self.store.update_gate(
-                gate.gate_id, gate.version, state, decision=record, decided_at=now if state.is_final else None
+                gate.gate_id,
+                gate.version,
+                state,
+                details=claim if state.is_final and gate.source == HANDOFF else None,
+                decision=record,
+                decided_at=now if state.is_final else None,
             )
             if updated is None:
                 continue  # another click changed the gate first: look again
@@ -188,9 +297,11 @@ class Gatekeeper:
 
     async def _apply(self, gate: Gate, user: ChatUser, decision: str, comment: str) -> tuple[str, str]:
         """Send the winning decision to Azure DevOps; returns (audit outcome, note for the person)."""
+        if gate.source == HANDOFF:
+            return await self._apply_promotion(gate, user, decision, comment)
         if self.pipelines is None or gate.source != "azure-devops":
             return "applied", ""
-        verb = "Approved" if decision != "reject" else "Rejected"
+        verb = {"reject": "Rejected", "override": "Approved with an override"}.get(decision, "Approved")
         text = f"{verb} in {user.platform.capitalize()} by {user.display}" + (f": {comment}" if comment else "")
         project = str(gate.details.get("project", ""))
         try:
@@ -209,16 +320,78 @@ class Gatekeeper:
         await self._note(gate, applied=True)
         return "applied", ""
 
-    async def _note(self, gate: Gate, applied: bool, refusal: str | None = None) -> None:
-        for _ in range(5):
+    async def _apply_promotion(self, gate: Gate, user: ChatUser, decision: str, comment: str) -> tuple[str, str]:
+        """Start the release with the model version, then tag the version approved; each step once.
+
+        A step done is written to the gate before the next, so a retry (see :meth:`sweep`) does only
+        what is left.
+        """
+        if decision == "reject":
+            await self._note(gate, applied=True)
+            return "applied", ""
+        model, version = str(gate.details.get("model", "")), str(gate.details.get("version", ""))
+        release: dict[str, Any] = dict(gate.details.get("release") or {})
+        pipeline = str(release.get("pipeline", ""))
+        current = gate
+        started = dict(gate.details.get("release_run") or {})
+        if not started:
+            if self.pipelines is None:
+                refusal = "Azure DevOps is not connected to this Handoff"
+                await self._note(gate, applied=False, refusal=refusal)
+                return f"refused: {refusal}", f"The release was not started: {refusal}."
+            parameters = {str(k): str(v) for k, v in dict(release.get("parameters") or {}).items()}
+            parameters.update(modelName=model, modelVersion=version)
+            try:
+                run = await self.pipelines.run_pipeline(
+                    str(release.get("project", "")), pipeline, release.get("branch"), parameters
+                )
+            except ServiceRefused as refused:
+                await self._note(gate, applied=False, refusal=refused.reason)
+                return (
+                    f"refused by Azure DevOps: {refused.reason}",
+                    f"Azure DevOps refused to start {pipeline}: {refused.reason}",
+                )
+            except ServiceUnavailable:
+                return (
+                    "pending: Azure DevOps unavailable",
+                    "Azure DevOps is not answering; Handoff will start the release when it does.",
+                )
+            started = {"run_id": run.run_id, "name": run.name, "url": run.url}
+            current = await self._note(gate, applied=False, release_run=started) or gate
+        note = f"Started {pipeline} {started.get('name') or started.get('run_id')} with {model}:{version}."
+        if self.ml is not None and not current.details.get("tagged"):
+            tags = {**APPROVED_TAGS, "approved_by": user.display}
+            if decision == "override":
+                tags["override_reason"] = comment[:250]
+            try:
+                await self.ml.tag_model(model, version, tags)
+            except ServiceRefused as refused:
+                await self._note(current, applied=True, tag_refusal=refused.reason)
+                return (
+                    f"applied; Azure ML refused the tag: {refused.reason}",
+                    f"{note} Azure ML refused the tag: {refused.reason}",
+                )
+            except ServiceUnavailable:
+                return (
+                    "pending: Azure ML unavailable",
+                    f"{note} Azure ML is not answering; Handoff will tag the version when it does.",
+                )
+        await self._note(current, applied=True, tagged=self.ml is not None)
+        return "applied", note
+
+    async def _note(self, gate: Gate, applied: bool, refusal: str | None = None, **more: Any) -> Gate | None:
+        """Record how applying went in the gate's details; returns the gate as it now is."""
+        for _ in range(20):
             current = await self.store.get_gate(gate.gate_id)
             if current is None:
-                return
-            details = {**current.details, "applied": applied}
+                return None
+            details = {**current.details, **more, "applied": applied}
             if refusal:
                 details["refusal"] = refusal
-            if await self.store.update_gate(current.gate_id, current.version, current.state, details):
-                return
+            updated = await self.store.update_gate(current.gate_id, current.version, current.state, details)
+            if updated is not None:
+                return updated
+        return None
 
     async def _expire(self, gate: Gate) -> None:
         if await self.store.update_gate(gate.gate_id, gate.version, GateState.EXPIRED, decided_at=self.clock.now()):
@@ -266,11 +439,25 @@ class Gatekeeper:
 
     async def _retry_apply(self, gate: Gate) -> None:
         decisions = await self.store.gate_decisions(gate.gate_id)
-        if not decisions or self.pipelines is None:
+        if not decisions or (self.pipelines is None and gate.source != HANDOFF):
             return
+        if gate.source == HANDOFF:
+            # one replica at a time: claim it, unless another replica's claim is still fresh
+            now = self.clock.now()
+            claimed = gate.details.get("apply_claimed_at")
+            if claimed and now - datetime.fromisoformat(str(claimed)) < APPLY_LEASE:
+                return
+            claimed_gate = await self.store.update_gate(
+                gate.gate_id, gate.version, gate.state, {**gate.details, "apply_claimed_at": now.isoformat()}
+            )
+            if claimed_gate is None:
+                return
+            gate = claimed_gate
         last = decisions[-1]
         user = ChatUser(platform="teams" if last.platform == "teams" else "slack", user_id=last.actor, email=last.actor)
-        outcome, _ = await self._apply(gate, user, last.decision, last.comment)
+        outcome, note = await self._apply(gate, user, last.decision, last.comment)
+        if note and gate.source == HANDOFF:
+            await self._publish(await self.store.get_gate(gate.gate_id) or gate, note=note)
         await self._audit("Handoff", f"apply {last.decision}", gate, outcome, comment=last.comment)
 
     # --- helpers -----------------------------------------------------------------------------------

@@ -1,24 +1,30 @@
 """The core's ingest: a parsed event becomes a stored event, a card state and its deliveries, at once.
 
-``Ingest.accept`` is what the webhook routes call. In one transaction it remembers the sender's
-event id (so a redelivery stores nothing), moves the event's living card to its new state
-(compare-and-set, retried on a conflict with a concurrent event for the same card) and queues a
-delivery for every conversation that shows or should show the card.
+``Ingest.accept`` is what the webhook routes call. It answers only once the event is durably stored:
+its sender's event id (so that a redelivery stores nothing), its living card's new state
+(compare-and-set, retried when a concurrent writer changed the card first) and a delivery for every
+conversation that shows or should show the card.
+
+Group commit: events that arrive while a write is under way wait for it to finish, then are written
+together in one transaction (``Store.record_events``), each caller answered with its own outcome.
+An idle Handoff writes a lone event at once; a busy one writes fewer, larger transactions. Nothing
+here is needed for correctness: the dedupe key and the compare-and-set in the store are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict
-from datetime import timedelta
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.clock import Clock
 from bot.events import DomainEvent
 from bot.living import merge, render
-from bot.ports import StaleWrite, Store
+from bot.ports import EventRecord, StaleWrite, Store
 from bot.records import CardState, ConversationAddress, NewDelivery, ReceivedEvent
 from bot.routing import Subscription, route, stored_subscription
 
@@ -27,6 +33,16 @@ log = logging.getLogger("handoff.ingest")
 # Updates to a card already shown wait this long, so that a burst of events becomes one update.
 COALESCE = timedelta(seconds=1)
 SUBSCRIPTION_CACHE_SECONDS = 2.0
+# The most events written in one transaction.
+MAX_BATCH = 256
+# Card states kept in memory, so that a busy card is not read again for every batch.
+CARD_CACHE_SIZE = 4096
+# Attempts at a batch whose cards keep changing under it (other replicas writing the same cards).
+MAX_ATTEMPTS = 20
+
+
+class IngestFailed(RuntimeError):
+    """The event could not be stored; the sender should retry. The cause is chained."""
 
 
 def _address_json(address: ConversationAddress) -> list[str]:
@@ -38,7 +54,20 @@ def _address(value: Sequence[str]) -> ConversationAddress:
     return ConversationAddress("teams" if platform == "teams" else "slack", conversation_id)
 
 
+_PLAIN = (str, int, float, bool, type(None))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _jsonable(value: Any) -> Any:
+    """An event (or any of its fields) as JSON: dataclasses become objects, datetimes ISO strings."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    names = _FIELD_NAMES.get(kind)
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(value))
+    if names is not None:
+        return {name: _jsonable(getattr(value, name)) for name in names}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -46,6 +75,15 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+@dataclass
+class _Waiting:
+    """One ``accept`` call waiting for its batch to be written."""
+
+    event: DomainEvent
+    also_to: tuple[ConversationAddress, ...]
+    answer: asyncio.Future[bool] = field(repr=False)
 
 
 class Ingest:
@@ -56,9 +94,10 @@ class Ingest:
         configured: subscriptions from the configuration file.
         clock: time for receipts, mutes and coalescing.
         on_enqueued: called after deliveries were stored (wakes this process's outbox worker).
+        max_batch: the most events written in one transaction.
 
-    ``observers`` see every new event before it is recorded (the gatekeeper opens gates there); they
-    must be idempotent, because a crash before recording brings the event back.
+    ``observers`` see every event before it is recorded, redeliveries included (the gatekeeper opens
+    gates there); they must be idempotent, because a crash before recording brings the event back.
     """
 
     def __init__(
@@ -67,14 +106,22 @@ class Ingest:
         configured: Sequence[Subscription],
         clock: Clock,
         on_enqueued: Callable[[], None] | None = None,
+        *,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self.store = store
         self.configured = list(configured)
         self.clock = clock
         self.on_enqueued = on_enqueued
+        self.max_batch = max(1, max_batch)
         self._stored: list[Subscription] = []
         self._stored_at: float | None = None
         self._lock = asyncio.Lock()
+        self._waiting: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+        # Card states as this process last read or wrote them: a guess the store's compare-and-set checks.
+        self._cards: OrderedDict[str, CardState] = OrderedDict()
+        self.card_cache_size = CARD_CACHE_SIZE
         self.observers: list[Callable[[DomainEvent], Awaitable[None]]] = []
 
     def forget_subscriptions(self) -> None:
@@ -95,42 +142,138 @@ class Ingest:
         """Store the event, its card's new state and the deliveries; False for a redelivery.
 
         ``also_to`` adds conversations the card must reach whatever the subscriptions say (the
-        conversation where a command started the run the event is about).
+        conversation where a command started the run the event is about). Raises
+        :class:`IngestFailed` when the event could not be stored.
         """
-        if await self.store.has_event(event.dedupe_key):
-            return False
         for observer in self.observers:
             await observer(event)
-        subscriptions = await self._subscriptions()
-        for _ in range(20):
-            try:
-                recorded = await self._record(event, subscriptions, also_to)
-            except StaleWrite:
-                await asyncio.sleep(0)
-                continue
-            if recorded and self.on_enqueued:
-                self.on_enqueued()
-            return recorded
-        raise RuntimeError(f"card {event.grouping_key} kept changing under event {event.dedupe_key}")
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(event, tuple(also_to), loop.create_future())
+        self._waiting.append(waiting)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_waiting(), name="ingest-group-commit")
+        return await waiting.answer
 
-    async def _record(
-        self, event: DomainEvent, subscriptions: Sequence[Subscription], also_to: Sequence[ConversationAddress]
-    ) -> bool:
+    async def _write_waiting(self) -> None:
+        """Write batches until nobody waits; events arriving meanwhile make the next batch."""
+        while self._waiting:
+            await asyncio.sleep(0)  # let handlers that are already running join this batch
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            try:
+                outcomes = await self._write_isolated(batch)
+            except BaseException as exc:  # cancelled at shutdown: nobody may wait forever
+                for waiting in [*batch, *self._waiting]:
+                    _answer(waiting, exc)
+                self._waiting = []
+                raise
+            for waiting, outcome in zip(batch, outcomes, strict=True):
+                _answer(waiting, outcome)
+
+    async def _write_isolated(self, batch: list[_Waiting]) -> list[bool | BaseException]:
+        """Write the batch; if it fails, write its events one by one so one bad event fails alone."""
+        try:
+            return await self._write_with_retries(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                return [exc]
+            log.warning("a batch of %d events failed (%s); writing them one at a time", len(batch), exc)
+        outcomes: list[bool | BaseException] = []
+        for waiting in batch:
+            try:
+                outcomes += await self._write_with_retries([waiting])
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _write_with_retries(self, batch: list[_Waiting]) -> list[bool | BaseException]:
+        checked = False
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return await self._write(batch, checked)
+            except StaleWrite:
+                # someone else changed a card (or an event was a redelivery): read it all again
+                for waiting in batch:
+                    self._cards.pop(waiting.event.grouping_key, None)
+                checked = True
+                await asyncio.sleep(0)
+        raise RuntimeError(f"cards kept changing under a batch of {len(batch)} events")
+
+    async def _write(self, batch: list[_Waiting], checked: bool) -> list[bool | BaseException]:
+        """Plan every event of the batch on its card's state, then store them all in one transaction.
+
+        The first attempt is optimistic: it takes card states this process last saw and does not ask
+        which events were recorded before. The store's dedupe key and compare-and-set catch both (a
+        redelivery that would change its card breaks the chain of versions); the retry reads them.
+        """
         now = self.clock.now()
+        subscriptions = await self._subscriptions()
+        known = await self.store.known_events([w.event.dedupe_key for w in batch]) if checked else set()
+        wanted = list(dict.fromkeys(w.event.grouping_key for w in batch if w.event.dedupe_key not in known))
+        cards: dict[str, CardState | None] = {k: self._cards[k] for k in wanted if k in self._cards}
+        missing = [k for k in wanted if k not in cards]
+        if missing:
+            read = await self.store.get_card_states(missing)
+            self._remember(read.values())
+            cards.update(read)
+        outcomes: list[bool | BaseException] = [False] * len(batch)
+        planned: list[tuple[int, EventRecord]] = []
+        seen = set(known)
+        for index, waiting in enumerate(batch):
+            key = waiting.event.dedupe_key
+            if key in seen:
+                continue  # a redelivery, maybe of an event earlier in this very batch
+            seen.add(key)
+            try:
+                planned.append((index, self._plan(waiting, cards, subscriptions, now)))
+            except Exception as exc:  # this event cannot be stored; the others can
+                log.exception("event %s could not be planned", key)
+                outcomes[index] = exc
+        if not planned:
+            return outcomes
+        recorded = await self.store.record_events([record for _, record in planned])
+        written: dict[str, CardState] = {}
+        for (index, record), stored in zip(planned, recorded, strict=True):
+            outcomes[index] = stored
+            if record.card_state is not None:
+                if stored:
+                    written[record.card_state.grouping_key] = record.card_state
+                else:
+                    self._cards.pop(record.card_state.grouping_key, None)
+        self._remember(written.values())
+        if self.on_enqueued and any(r.deliveries for (_, r), s in zip(planned, recorded, strict=True) if s):
+            self.on_enqueued()
+        return outcomes
+
+    def _remember(self, states: Iterable[CardState]) -> None:
+        for state in states:
+            self._cards[state.grouping_key] = state
+            self._cards.move_to_end(state.grouping_key)
+        while len(self._cards) > self.card_cache_size:
+            self._cards.popitem(last=False)
+
+    def _plan(
+        self,
+        waiting: _Waiting,
+        cards: dict[str, CardState | None],
+        subscriptions: Sequence[Subscription],
+        now: datetime,
+    ) -> EventRecord:
+        """The record for one event, on top of ``cards`` (which it updates for the events after it)."""
+        event = waiting.event
         receipt = ReceivedEvent(
             dedupe_key=event.dedupe_key,
             source=event.source,
             kind=event.kind,
             received_at=now,
-            payload={"type": type(event).__name__, **_jsonable(asdict(event))},
+            payload={"type": type(event).__name__, **_jsonable(event)},
         )
-        current = await self.store.get_card_state(event.grouping_key)
+        current = cards.get(event.grouping_key)
         merged = merge(current.state if current else None, event)
         showing = {_address(a) for a in (current.state.get("conversations", []) if current else [])}
-        targets = route(event, subscriptions, now) | set(also_to)
+        targets = route(event, subscriptions, now) | set(waiting.also_to)
         new_targets = targets - showing
         if not merged.changed and not new_targets:
-            return await self.store.record_event(receipt, [])
+            return EventRecord(receipt)
         version = (current.version if current else 0) + 1
         conversations = sorted(showing | targets, key=str)
         state = {**merged.state, "conversations": [_address_json(c) for c in conversations]}
@@ -151,4 +294,19 @@ class Ingest:
             for reply in merged.replies
             for conversation in conversations
         ]
-        return await self.store.record_event(receipt, deliveries, CardState(event.grouping_key, version, state))
+        new_state = CardState(event.grouping_key, version, state)
+        cards[event.grouping_key] = new_state
+        return EventRecord(receipt, deliveries, new_state)
+
+
+def _answer(waiting: _Waiting, outcome: bool | BaseException) -> None:
+    if waiting.answer.done():  # the caller went away (cancelled); the event may still be stored
+        return
+    if isinstance(outcome, bool):
+        waiting.answer.set_result(outcome)
+    elif isinstance(outcome, asyncio.CancelledError):
+        waiting.answer.cancel()
+    else:
+        failure = IngestFailed(f"event {waiting.event.dedupe_key} was not stored: {outcome}")
+        failure.__cause__ = outcome
+        waiting.answer.set_exception(failure)

@@ -14,20 +14,32 @@ from typing import Any
 
 from bot.cards import Action, Card, Fact, Link, Status, Step
 from bot.events import (
+    AppHandoffChanged,
     ApprovalEvent,
     CodePushed,
     DataArrived,
     DataDriftDetected,
     DomainEvent,
     GateChanged,
+    ModelChecked,
     ModelDeployed,
     ModelRegistered,
     PipelineRef,
+    PromotionGateChanged,
     PullRequestChanged,
     ReleaseDeploymentCompleted,
     RunStateChanged,
     StageStateChanged,
     TrainingRunFinished,
+)
+from bot.handoff_cards import (
+    HandoffMerge,
+    merge_app_handoff,
+    merge_model_check,
+    merge_promotion_gate,
+    render_app_handoff,
+    render_model_card,
+    render_promotion_gate,
 )
 
 State = dict[str, Any]
@@ -74,6 +86,9 @@ def _iso(value: datetime | None) -> str | None:
 
 def merge(state: State | None, event: DomainEvent) -> Merge:
     """Merge ``event`` into ``state`` (None for a card not seen before)."""
+    handoff = _merge_handoff(state, event)
+    if handoff is not None:
+        return Merge(handoff.state, handoff.changed, handoff.replies)
     if isinstance(event, RunStateChanged | StageStateChanged):
         return _merge_run(state, event)
     if isinstance(event, ApprovalEvent):
@@ -86,11 +101,33 @@ def merge(state: State | None, event: DomainEvent) -> Merge:
 def render(state: State) -> Card:
     """Draw the card for a merged state."""
     kind = state.get("type")
+    if kind == "promotion_gate":
+        return render_promotion_gate(state)
+    if kind == "app_handoff":
+        return render_app_handoff(state)
+    if "handoff" in state:
+        return render_model_card(state)
     if kind == "run":
         return _render_run(state)
     if kind == "approval":
         return _render_approval(state)
     return Card.from_json(state["card"])
+
+
+def _merge_handoff(state: State | None, event: DomainEvent) -> HandoffMerge | None:
+    """The model handoff's cards (:mod:`bot.handoff_cards`); None for every other event."""
+    if isinstance(event, ModelChecked):
+        return merge_model_check(state, event)
+    if isinstance(event, AppHandoffChanged):
+        return merge_app_handoff(state, event)
+    if isinstance(event, PromotionGateChanged):
+        return merge_promotion_gate(state, event)
+    if isinstance(event, ModelRegistered) and state and "handoff" in state:
+        # the checks came first (or the registration again): draw the registration, keep the checks
+        plain = {k: v for k, v in state.items() if k != "handoff"}
+        merged = _merge_single(plain if "occurred" in plain else None, event)
+        return HandoffMerge({**merged.state, "handoff": state["handoff"]}, merged.changed, merged.replies)
+    return None
 
 
 # --- pipeline runs ------------------------------------------------------------------------------------

@@ -115,6 +115,11 @@ def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple
                 "retrain": {"azure_ml_job": {"job_file": str(job_file)}},
                 "consumers": ["app-y"],
                 "channels": ["ml-models"],
+                # a new version opens a gate; its approval releases app-y with that version
+                "promotion_gate": {
+                    "release": {"project": suite.ado.world.project, "pipeline": "release-app-y"},
+                    "policy": "model-promotion",
+                },
             }
         },
         "apps": {
@@ -128,7 +133,14 @@ def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple
             "data-scientists": {"members": ["alice@contoso.com"]},
             "release-managers": {"members": ["carol@contoso.com"]},
         },
-        "gates": {"default": {"approver_roles": ["release-managers"], "expire_after": "1h", "remind_every": "30m"}},
+        "gates": {
+            "default": {"approver_roles": ["release-managers"], "expire_after": "1h", "remind_every": "30m"},
+            "model-promotion": {
+                "approver_roles": ["release-managers"],
+                "override_roles": ["release-managers"],
+                "expire_after": "24h",
+            },
+        },
         "commands": {"retrain": {"roles": ["data-scientists"], "confirm": True}},
     }
     return config, environ

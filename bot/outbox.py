@@ -5,8 +5,9 @@ A delivery's payload says what to do:
 - ``{"op": "card", "rank": n, "card": {...}}``: show the card for the delivery's grouping key in its
   conversation, posting it the first time and updating it after. The platform message id is stored
   the moment the platform returns it and reused ever after, so a retry never posts a second card.
-  A delivery whose rank is not above the card already shown, or that a newer pending delivery for
-  the same card supersedes, is completed without a call (coalescing).
+  A delivery whose rank is not above the card already shown is completed without a call; otherwise
+  the newest version waiting for that card and conversation is shown, and the versions after it then
+  find it shown (coalescing: a burst of events costs one post or update, whatever its length).
 - ``{"op": "reply", "card": {...}}``: a reply in the thread of the grouping key's card.
 - ``{"op": "post", "card": {...}}``: a standalone message (alerts).
 
@@ -23,6 +24,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from bot.cards import Card, Fact, Status
 from bot.clock import Clock
@@ -98,22 +100,49 @@ class OutboxWorker:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set; the current batch finishes first."""
-        while not stop.is_set():
-            try:
-                handled = await self.run_once()
-            except Exception:
-                log.exception("outbox batch failed; retrying")
-                handled = 0
-            if handled:
-                continue
-            self._wake.clear()
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            sleeper = asyncio.ensure_future(self.clock.sleep(self.poll_interval))
-            await asyncio.wait({waiter, stopper, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (waiter, stopper, sleeper):
+        """Deliver until ``stop`` is set; deliveries under way finish first.
+
+        Each conversation is served on its own: when one delivery is done, the next due one (of that
+        conversation or another) is claimed at once, without waiting for slower conversations. When
+        nothing is due the worker waits for a wake-up, a finished delivery or the poll interval.
+        """
+        sending: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                free = self.batch_size - len(sending)
+                if free > 0:
+                    self._wake.clear()  # before looking, so that nothing enqueued from here on is missed
+                    try:
+                        claimed = await self.store.claim_deliveries(self.worker_id, self.clock.now(), self.lease, free)
+                    except Exception:
+                        log.exception("outbox claim failed; retrying")
+                        claimed = []
+                    sending.update(asyncio.create_task(self._handle(d), name=f"delivery-{d.id}") for d in claimed)
+                    if claimed and len(claimed) == free:
+                        continue  # there may be more due
+                await self._wait(stop, sending)
+            if sending:
+                await asyncio.gather(*sending, return_exceptions=True)
+        finally:
+            for task in sending:  # only left unfinished when run() itself is cancelled; their leases run out
                 task.cancel()
+
+    async def _wait(self, stop: asyncio.Event, sending: set[asyncio.Task[None]]) -> None:
+        """Until a delivery finishes, ``stop`` is set, or, with room for more, something is enqueued or the
+        poll interval passes."""
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}
+        if len(sending) < self.batch_size:  # (when full, a wake-up could not be acted on)
+            waiters.add(asyncio.ensure_future(self._wake.wait()))
+            waiters.add(asyncio.ensure_future(self.clock.sleep(self.poll_interval)))
+        try:
+            await asyncio.wait(waiters | sending, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        for task in [t for t in sending if t.done()]:
+            sending.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("delivery task failed", exc_info=task.exception())
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it; returns how many deliveries were handled."""
@@ -160,12 +189,13 @@ class OutboxWorker:
             parent = PostedMessage(shown.message_id, shown.thread_id)
             await channel.reply(conversation.conversation_id, parent, card)
             return
-        rank = int(payload.get("rank", 0))
-        if shown is not None and shown.rank >= rank:
+        if shown is not None and shown.rank >= int(payload.get("rank", 0)):
             return  # a newer version is already shown
-        if shown is not None and await self.store.has_newer_delivery(delivery):
-            return  # coalesced into the newer one, which is next in this conversation's queue
         await self._limited(conversation)
+        # show the newest version waiting now (the later deliveries then find it shown and cost no call)
+        latest = await self.store.latest_card_delivery(delivery)
+        payload, rank = latest.payload, int(latest.payload.get("rank", 0))
+        card = Card.from_json(payload["card"])
         if shown is None:
             posted = await channel.post_card(conversation.conversation_id, card)
             message_id, thread_id = posted.message_id, posted.thread_id
@@ -185,6 +215,7 @@ class OutboxWorker:
                 updated_at=self.clock.now(),
             )
         )
+        await self.store.complete_superseded(delivery, rank)  # the versions now shown need no turn of their own
 
     async def _limited(self, conversation: ConversationAddress) -> None:
         self.calls += 1

@@ -37,6 +37,15 @@ class StaleWrite(Exception):
     """A compare-and-set lost: someone else changed the row first. Read again and retry."""
 
 
+@dataclass(frozen=True)
+class EventRecord:
+    """One received event and what it causes, as :meth:`EventLog.record_events` stores it."""
+
+    event: ReceivedEvent
+    deliveries: Sequence[NewDelivery] = ()
+    card_state: CardState | None = None
+
+
 class EventLog(Protocol):
     async def record_event(
         self,
@@ -52,9 +61,29 @@ class EventLog(Protocol):
         """
         ...
 
+    async def record_events(self, records: Sequence[EventRecord]) -> list[bool]:
+        """Store several events with their deliveries and card states, in order, in one transaction.
+
+        The outcome is that of :meth:`record_event` called for each record in turn, except that a lost
+        compare-and-set stores nothing of the whole batch (:class:`StaleWrite` is raised). Returns, for
+        each record, whether its event was new; a record whose dedupe key was already recorded, or
+        appears earlier in the batch, stores nothing. Consecutive versions of one card in the batch
+        (n, n+1, ...) are written once, as the last state, if the stored version is n - 1. Deliveries
+        keep the order of the records.
+        """
+        ...
+
     async def get_card_state(self, grouping_key: str) -> CardState | None: ...
 
+    async def get_card_states(self, grouping_keys: Sequence[str]) -> dict[str, CardState]:
+        """The stored states of the cards among ``grouping_keys`` that exist, by grouping key."""
+        ...
+
     async def has_event(self, dedupe_key: str) -> bool: ...
+
+    async def known_events(self, dedupe_keys: Sequence[str]) -> set[str]:
+        """Which of ``dedupe_keys`` were already recorded."""
+        ...
 
     async def forget_events_before(self, cutoff: datetime) -> int:
         """Drop remembered events received before ``cutoff``; returns how many."""
@@ -70,7 +99,8 @@ class Outbox(Protocol):
         """Lease up to ``limit`` due deliveries to ``worker``; no two workers get the same one.
 
         Only the oldest pending delivery of each conversation is due, so that each conversation
-        receives its messages in order, one at a time, whichever worker sends them.
+        receives its messages in order, one at a time, whichever worker sends them. Finding
+        nothing due is cheap and takes no write lock.
         """
         ...
 
@@ -86,8 +116,14 @@ class Outbox(Protocol):
         """How many deliveries are in each state."""
         ...
 
-    async def has_newer_delivery(self, delivery: Delivery) -> bool:
-        """Whether a later pending delivery for the same card and conversation supersedes this one."""
+    async def complete_superseded(self, delivery: Delivery, rank: int) -> int:
+        """Mark as sent the pending card deliveries for the same card and conversation after ``delivery``
+        whose rank is at most ``rank``: the card shows that version now. Returns how many."""
+        ...
+
+    async def latest_card_delivery(self, delivery: Delivery) -> Delivery:
+        """The newest version of a card waiting for a conversation: the last pending card delivery (op
+        ``card``, not a reply) for the same card and conversation, or ``delivery`` itself if none is later."""
         ...
 
 
@@ -329,6 +365,42 @@ class MLService(Protocol):
 
     async def cancel_job(self, name: str) -> None: ...
 
-    async def model_version(self, name: str, version: str | None = None) -> ModelVersion: ...
+    async def model_version(self, name: str, version: str | None = None) -> ModelVersion:
+        """One version (the latest when ``version`` is None) with its tags and MLflow signature
+        (None when it has none). Raises ServiceRefused when there is no such version."""
+        ...
+
+    async def model_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of a model with its tags, oldest first; signatures are not read (None)."""
+        ...
 
     async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None: ...
+
+
+class HookProvisioner(Protocol):
+    """Makes Azure DevOps send Handoff the service hooks that chat subscriptions need (``subscribe <url>``).
+
+    Raises ServiceRefused (the reason is for the person asking: a missing permission, an unknown
+    project) or ServiceUnavailable.
+    """
+
+    @property
+    def organization_url(self) -> str:
+        """The organization Handoff is connected to, as configured."""
+        ...
+
+    async def ensure_hooks(self, project: str, events: Sequence[str] = ()) -> None:
+        """Make sure the project's service hooks deliver to Handoff the events of these routing kinds
+        (``run``, ``approval``…; empty: every kind), besides those the configuration needs.
+
+        Creates what is missing and updates what Handoff created that no longer fits; removes nothing.
+        """
+        ...
+
+    async def pipeline_name(self, project: str, pipeline_id: int) -> str | None:
+        """The name of the project's pipeline with this id, or None if there is none."""
+        ...
+
+    async def run_pipeline_name(self, project: str, run_id: int) -> str | None:
+        """The name of the pipeline a run (build) belongs to, or None if there is no such run."""
+        ...

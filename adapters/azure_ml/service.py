@@ -131,6 +131,13 @@ class AzureMLService:
 
         return await self._call("model", read)
 
+    async def model_versions(self, name: str) -> list[ModelVersion]:
+        def read() -> list[ModelVersion]:
+            found = [ModelVersion(name, str(m.version), dict(m.tags or {})) for m in self._ml().models.list(name=name)]
+            return sorted(found, key=lambda m: (0, int(m.version), "") if m.version.isdigit() else (1, 0, m.version))
+
+        return await self._call("model", read)
+
     async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None:
         def tag() -> None:
             ml = self._ml()

@@ -1,13 +1,35 @@
-"""Async engines for SQLite (WAL, one writer at a time) and PostgreSQL (asyncpg)."""
+"""Async engines for SQLite (WAL, one writer at a time) and PostgreSQL (asyncpg).
+
+SQLite allows one writer at a time. Write transactions (``engine.begin()``) take the write lock at
+``BEGIN IMMEDIATE``; within a process they first queue on an asyncio lock, so that a waiting writer is
+woken the moment the lock is free instead of sleeping in SQLite's busy handler (which backs off up to
+100 ms between tries). Other processes still wait on ``busy_timeout``. Reads (``engine.connect()``)
+take no lock: in WAL mode each statement reads a consistent snapshot beside the writer.
+
+aiosqlite runs every call (cursor, execute, fetch, close) as its own hop to a thread. For the hot paths,
+:func:`run_write` and :func:`run_read` run a whole synchronous function on one pysqlite connection in
+one hop to a dedicated thread instead; on PostgreSQL (and SQLite in memory) they run the same function
+through ``AsyncConnection.run_sync``, so a store method is written once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+T = TypeVar("T")
+
+# The execution option that marks a connection's transaction as a write (see SqliteEngine.begin).
+WRITE = "handoff_write"
+BUSY_TIMEOUT_MS = 30_000
 
 
 def normalize_url(url: str) -> str:
@@ -40,26 +62,126 @@ def create_engine_for(url: str) -> AsyncEngine:
             connect_args["server_settings"] = {"search_path": str(schema)}
         return create_async_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args)
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
-    _configure_sqlite(engine)
+    in_memory = not database or database == ":memory:" or "mode=memory" in url
+    file_engine = None
+    if not in_memory:
+        Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
+        # every use is on the one writer thread; dispose() may close it from another
+        pysqlite_url = make_url(url).set(drivername="sqlite+pysqlite")
+        file_engine = create_engine(
+            pysqlite_url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        )
+        _configure_sqlite(file_engine)
+    driver = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    engine = SqliteEngine(driver.sync_engine, file_engine)
+    _configure_sqlite(engine.sync_engine)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    # pysqlite's own transaction handling defers the write lock, which deadlocks concurrent writers;
-    # take the write lock at BEGIN instead, and let waiters queue on busy_timeout.
-    @event.listens_for(engine.sync_engine, "connect")
+class SqliteEngine(AsyncEngine):
+    """An engine whose write transactions run one at a time in this process.
+
+    ``begin()`` is a write transaction. :meth:`run_write` and :meth:`run_read` run a synchronous
+    function on the database file in one hop to the writer thread.
+    """
+
+    __slots__ = ("_file", "_thread", "_writers")
+
+    def __init__(self, sync_engine: Engine, file_engine: Engine | None = None) -> None:
+        super().__init__(sync_engine)
+        self._writers = asyncio.Lock()
+        self._file = file_engine
+        self._thread: ThreadPoolExecutor | None = None
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self._writers:
+            conn = self.connect()
+            async with conn:
+                await conn.execution_options(**{WRITE: True})
+                async with conn.begin():
+                    yield conn
+
+    async def run_write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one write transaction, committed if it returns, rolled back if it raises."""
+        if self._file is None:
+            async with self.begin() as conn:
+                return await conn.run_sync(fn)
+        file = self._file
+
+        def write() -> T:
+            with file.connect() as conn:
+                conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    return fn(conn)
+
+        async with self._writers:
+            return await self._on_thread(write)
+
+    async def run_read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` on a connection that reads (no write lock)."""
+        if self._file is None:
+            async with self.connect() as conn:
+                return await conn.run_sync(fn)
+        file = self._file
+
+        def read() -> T:
+            with file.connect() as conn:
+                return fn(conn)
+
+        return await self._on_thread(read)
+
+    async def _on_thread(self, work: Callable[[], T]) -> T:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-sqlite")
+        done = asyncio.get_running_loop().run_in_executor(self._thread, work)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # the thread finishes what it started; callers after us (and the write lock) wait for it
+            with contextlib.suppress(BaseException):
+                await done
+            raise
+
+    async def dispose(self, close: bool = True) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+        if self._file is not None:
+            self._file.dispose(close)
+        await super().dispose(close)
+
+
+async def run_write(engine: AsyncEngine, fn: Callable[[Connection], T]) -> T:
+    """Run the synchronous ``fn`` in one write transaction: on SQLite in one hop to its writer thread."""
+    if isinstance(engine, SqliteEngine):
+        return await engine.run_write(fn)
+    async with engine.begin() as conn:
+        return await conn.run_sync(fn)
+
+
+async def run_read(engine: AsyncEngine, fn: Callable[[Connection], T]) -> T:
+    """Run the synchronous ``fn`` on a reading connection: on SQLite in one hop to its writer thread."""
+    if isinstance(engine, SqliteEngine):
+        return await engine.run_read(fn)
+    async with engine.connect() as conn:
+        return await conn.run_sync(fn)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers the write lock, which deadlocks concurrent writers:
+    # autocommit at the driver, and writes take the lock at BEGIN (other processes queue on busy_timeout).
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(WRITE):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")

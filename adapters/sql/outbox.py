@@ -1,4 +1,9 @@
-"""The outbox: deliveries leased to workers, retried, completed or dead-lettered."""
+"""The outbox: deliveries leased to workers, retried, completed or dead-lettered.
+
+Each operation is one short transaction (on SQLite, one hop to the writer thread). Looking for due
+deliveries takes no write lock: on SQLite the candidates are read first and only an actual claim writes;
+PostgreSQL locks the candidates it takes with ``FOR UPDATE SKIP LOCKED``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from adapters.sql.base import SqlBase, address, must_utc, utc
+from adapters.sql.engine import run_read, run_write
 from adapters.sql.events import delivery_rows
 from adapters.sql.tables import deliveries
 from bot.records import Delivery, DeliveryState, NewDelivery
+
+PENDING = DeliveryState.PENDING.value
 
 
 def _delivery(row: Any) -> Delivery:
@@ -31,54 +41,80 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Pending, its time has come, and nobody holds a lease on it."""
+    return and_(
+        deliveries.c.state == PENDING,
+        deliveries.c.next_attempt_at <= now,
+        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
+    )
+
+
+def _head_of_conversation() -> ColumnElement[bool]:
+    """No earlier delivery of the same conversation is still pending (each conversation goes in order)."""
+    earlier = deliveries.alias("earlier")
+    return ~exists().where(
+        earlier.c.platform == deliveries.c.platform,
+        earlier.c.conversation_id == deliveries.c.conversation_id,
+        earlier.c.state == PENDING,
+        earlier.c.id < deliveries.c.id,
+    )
+
+
+def _later_for_the_same_card(delivery: Delivery) -> list[ColumnElement[bool]]:
+    """Pending deliveries queued after ``delivery`` for the same card in the same conversation."""
+    return [
+        deliveries.c.platform == delivery.conversation.platform,
+        deliveries.c.conversation_id == delivery.conversation.conversation_id,
+        deliveries.c.grouping_key == delivery.grouping_key,
+        deliveries.c.state == PENDING,
+        deliveries.c.id > delivery.id,
+    ]
+
+
 class SqlOutbox(SqlBase):
     async def enqueue(self, deliveries_: Sequence[NewDelivery], now: datetime) -> list[int]:
         if not deliveries_:
             return []
-        async with self.engine.begin() as conn:
-            ids = []
-            for row in delivery_rows(deliveries_, None, now):
-                result = await conn.execute(insert(deliveries).values(**row).returning(deliveries.c.id))
-                ids.append(int(result.scalar_one()))
-        return ids
+        rows = delivery_rows(deliveries_, None, now)
+
+        def write(conn: Connection) -> list[int]:
+            statement = insert(deliveries).returning(deliveries.c.id, sort_by_parameter_order=True)
+            return [int(i) for i in conn.execute(statement, rows).scalars()]
+
+        return await run_write(self.engine, write)
 
     async def claim_deliveries(self, worker: str, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
-        earlier = deliveries.alias("earlier")
-        head_of_conversation = ~exists().where(
-            earlier.c.platform == deliveries.c.platform,
-            earlier.c.conversation_id == deliveries.c.conversation_id,
-            earlier.c.state == DeliveryState.PENDING.value,
-            earlier.c.id < deliveries.c.id,
-        )
-        due = and_(
-            deliveries.c.state == DeliveryState.PENDING.value,
-            deliveries.c.next_attempt_at <= now,
-            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
-        )
-        candidates = select(deliveries.c.id).where(due, head_of_conversation).order_by(deliveries.c.id).limit(limit)
-        if self.is_postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
-        async with self.engine.begin() as conn:
-            ids = list((await conn.execute(candidates)).scalars())
+        due, head = _due(now), _head_of_conversation()
+        candidates = select(deliveries.c.id).where(due, head).order_by(deliveries.c.id)
+
+        def claim(conn: Connection) -> list[Delivery]:
+            query = candidates.limit(limit)
+            ids = list(conn.execute(query.with_for_update(skip_locked=True) if self.is_postgres else query).scalars())
             if not ids:
                 return []
-            result = await conn.execute(
+            result = conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id.in_(ids), due)
                 .values(claimed_by=worker, lease_until=now + lease, attempts=deliveries.c.attempts + 1)
                 .returning(*deliveries.c)
             )
-            claimed = [_delivery(row) for row in result]
-        return sorted(claimed, key=lambda d: d.id)
+            return sorted((_delivery(row) for row in result), key=lambda d: d.id)
+
+        if not self.is_postgres:
+            # SQLite has one write lock for the whole database: take it only when something is due
+            anything = await run_read(self.engine, lambda conn: conn.execute(candidates.limit(1)).first())
+            if anything is None:
+                return []
+        return await run_write(self.engine, claim)
 
     async def _finish(self, delivery_id: int, worker: str, **values: Any) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id, deliveries.c.claimed_by == worker)
-                .values(claimed_by=None, lease_until=None, **values)
-            )
-        return bool(result.rowcount)
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id, deliveries.c.claimed_by == worker)
+            .values(claimed_by=None, lease_until=None, **values)
+        )
+        return await run_write(self.engine, lambda conn: bool(conn.execute(statement).rowcount))
 
     async def complete_delivery(self, delivery_id: int, worker: str) -> bool:
         return await self._finish(delivery_id, worker, state=DeliveryState.SENT.value, last_error=None)
@@ -90,26 +126,46 @@ class SqlOutbox(SqlBase):
         return await self._finish(delivery_id, worker, state=DeliveryState.DEAD.value, last_error=error[:2000])
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
-        return _delivery(row) if row else None
+        def read(conn: Connection) -> Delivery | None:
+            row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
+            return _delivery(row) if row else None
 
-    async def has_newer_delivery(self, delivery: Delivery) -> bool:
-        query = select(deliveries.c.payload).where(
-            deliveries.c.platform == delivery.conversation.platform,
-            deliveries.c.conversation_id == delivery.conversation.conversation_id,
-            deliveries.c.grouping_key == delivery.grouping_key,
-            deliveries.c.state == DeliveryState.PENDING.value,
-            deliveries.c.id > delivery.id,
-        )
-        async with self.engine.connect() as conn:
-            payloads = list((await conn.execute(query)).scalars())
-        # only a newer version of the card supersedes it; a reply in its thread does not
-        return any(payload.get("op", "card") == "card" for payload in payloads)
+        return await run_read(self.engine, read)
+
+    async def latest_card_delivery(self, delivery: Delivery) -> Delivery:
+        query = select(deliveries).where(*_later_for_the_same_card(delivery)).order_by(deliveries.c.id.desc())
+
+        def read(conn: Connection) -> Delivery:
+            for row in conn.execute(query):  # newest first; replies do not show the card
+                if row.payload.get("op", "card") == "card":
+                    return _delivery(row)
+            return delivery
+
+        return await run_read(self.engine, read)
+
+    async def complete_superseded(self, delivery: Delivery, rank: int) -> int:
+        query = select(deliveries.c.id, deliveries.c.payload).where(*_later_for_the_same_card(delivery))
+
+        def write(conn: Connection) -> int:
+            ids = [
+                row.id
+                for row in conn.execute(query)
+                if row.payload.get("op", "card") == "card" and int(row.payload.get("rank", 0)) <= rank
+            ]
+            if not ids:
+                return 0
+            done = update(deliveries).where(
+                deliveries.c.id.in_(ids), deliveries.c.state == PENDING, deliveries.c.claimed_by.is_(None)
+            )
+            return int(conn.execute(done.values(state=DeliveryState.SENT.value, last_error=None)).rowcount or 0)
+
+        return await run_write(self.engine, write)
 
     async def count_deliveries(self) -> dict[str, int]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(select(deliveries.c.state, func.count()).group_by(deliveries.c.state))
+        def read(conn: Connection) -> dict[str, int]:
+            rows = conn.execute(select(deliveries.c.state, func.count()).group_by(deliveries.c.state))
             counts = {state.value: 0 for state in DeliveryState}
             counts.update({str(state): int(n) for state, n in rows})
-        return counts
+            return counts
+
+        return await run_read(self.engine, read)

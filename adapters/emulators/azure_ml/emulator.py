@@ -17,6 +17,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+from adapters.emulators.azure_ml.arm_eventgrid import ArmEventSubscriptions
 from adapters.emulators.azure_ml.blob_routes import BlobService
 from adapters.emulators.azure_ml.eventgrid import (
     SCHEMAS,
@@ -108,6 +109,7 @@ class AzureMLEmulator:
         )
         add_control_routes(app, self.recorder, self.faults)
         ArmRoutes(self).add_routes(app)
+        ArmEventSubscriptions.of(self).add_routes(app)
         self.blobs.add_routes(app)
         app.router.add_get("/studio/runs/{name}", self._studio)
         app.router.add_get("/eventgrid/validate", self._manual_validation)

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.sql import SqlStore
+from bot.ports import EventRecord, StaleWrite
 from bot.records import (
     AuditEntry,
+    CardState,
     CommandRun,
     CommandRunState,
     ConversationAddress,
@@ -243,9 +245,6 @@ async def test_not_ready_before_migration(store_url: str) -> None:
 
 
 async def test_card_state_compare_and_set(store: SqlStore) -> None:
-    from bot.ports import StaleWrite
-    from bot.records import CardState
-
     first = CardState("run:1", 1, {"state": "inProgress"})
     assert await store.record_event(event("a"), [delivery("run:1")], first)
     with pytest.raises(StaleWrite):
@@ -273,11 +272,140 @@ async def test_only_the_head_of_each_conversation_is_due(store: SqlStore) -> Non
     assert [d.grouping_key for d in await store.claim_deliveries("w2", NOW, lease, 10)] == ["two"]
 
 
-async def test_newer_delivery_supersedes(store: SqlStore) -> None:
-    await store.record_event(event("e"), [delivery("run:1"), delivery("run:2"), delivery("run:1", TEAMS)])
-    await store.enqueue([delivery("run:1")], NOW)
-    (first,) = [d for d in await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10) if d.conversation == SLACK]
-    assert await store.has_newer_delivery(first)
-    teams = await store.claim_deliveries("w", NOW + timedelta(seconds=6), timedelta(seconds=5), 10)
-    (teams_one,) = [d for d in teams if d.conversation == TEAMS]
-    assert not await store.has_newer_delivery(teams_one)
+async def test_latest_card_delivery(store: SqlStore) -> None:
+    card = {"op": "card", "card": {}}
+    reply = {"op": "reply", "card": {}}
+
+    def version(rank: int, where: ConversationAddress = SLACK) -> NewDelivery:
+        return NewDelivery(where, "run:1", {**card, "rank": rank})
+
+    await store.record_event(
+        event("e"), [version(1), delivery("run:2"), version(1, TEAMS), NewDelivery(SLACK, "run:1", reply)]
+    )
+    await store.enqueue([version(2), NewDelivery(SLACK, "run:1", reply)], NOW)
+    claimed = await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10)
+    (first,) = [d for d in claimed if d.conversation == SLACK]
+    # the newest card for the same conversation, past the reply between them
+    assert (await store.latest_card_delivery(first)).payload == {**card, "rank": 2}
+    (teams_one,) = [d for d in claimed if d.conversation == TEAMS]
+    assert await store.latest_card_delivery(teams_one) == teams_one
+
+
+# --- record_events: a batch of events in one transaction -----------------------------------------------
+
+
+def card(key: str, version: int, state: str) -> CardState:
+    return CardState(key, version, {"state": state})
+
+
+def record(key: str, state: CardState | None = None, *deliveries: NewDelivery) -> EventRecord:
+    return EventRecord(event(key), deliveries, state)
+
+
+async def test_a_batch_is_stored_in_order_with_each_card_once(store: SqlStore) -> None:
+    results = await store.record_events(
+        [
+            record("a", card("run:1", 1, "queued"), delivery("run:1")),
+            record("b", card("run:2", 1, "queued"), delivery("run:2", TEAMS)),
+            record("c", None),
+            record("d", card("run:1", 2, "running"), delivery("run:1")),
+            record("e", card("run:1", 3, "done"), delivery("run:1"), delivery("run:1", TEAMS)),
+        ]
+    )
+    assert results == [True] * 5
+    assert await store.known_events(["a", "b", "c", "d", "e", "f"]) == {"a", "b", "c", "d", "e"}
+    states = await store.get_card_states(["run:1", "run:2", "run:3"])
+    assert {k: (s.version, s.state) for k, s in states.items()} == {
+        "run:1": (3, {"state": "done"}),
+        "run:2": (1, {"state": "queued"}),
+    }
+    # deliveries keep the order of the records, whatever conversation they go to
+    claimed = []
+    while batch := await store.claim_deliveries("w", NOW, timedelta(seconds=30), 10):
+        for d in batch:
+            claimed.append((d.id, d.event_key, d.conversation))
+            await store.complete_delivery(d.id, "w")
+    assert [key for _, key, _ in sorted(claimed)] == ["a", "b", "d", "e", "e"]
+    assert [key for _, key, where in sorted(claimed) if where == SLACK] == ["a", "d", "e"]
+
+
+async def test_redeliveries_in_and_before_a_batch_store_nothing(store: SqlStore) -> None:
+    assert await store.record_event(event("old"), [delivery("run:1")], card("run:1", 1, "queued"))
+    results = await store.record_events(
+        [
+            record("old", card("run:1", 2, "stale"), delivery("run:1")),
+            record("new", card("run:1", 2, "running"), delivery("run:1")),
+            record("new", card("run:1", 3, "again"), delivery("run:1")),
+        ]
+    )
+    assert results == [False, True, False]
+    saved = await store.get_card_state("run:1")
+    assert saved is not None and (saved.version, saved.state) == (2, {"state": "running"})
+    assert (await store.count_deliveries())["pending"] == 2
+
+
+async def test_a_lost_compare_and_set_stores_nothing_of_the_batch(store: SqlStore) -> None:
+    assert await store.record_event(event("first"), [], card("run:1", 1, "queued"))
+    with pytest.raises(StaleWrite):
+        await store.record_events(
+            [
+                record("x", card("run:2", 1, "queued"), delivery("run:2")),
+                record("y", card("run:1", 1, "lost"), delivery("run:1")),
+            ]
+        )
+    with pytest.raises(StaleWrite):  # a gap in one card's versions is a lost compare-and-set too
+        await store.record_events([record("x", card("run:1", 2, "a")), record("z", card("run:1", 4, "b"))])
+    assert await store.known_events(["x", "y", "z"]) == set()
+    assert await store.get_card_state("run:2") is None
+    saved = await store.get_card_state("run:1")
+    assert saved is not None and saved.version == 1
+    assert (await store.count_deliveries())["pending"] == 0
+
+
+async def test_a_card_created_twice_in_parallel_batches_is_a_lost_compare_and_set(store: SqlStore) -> None:
+    outcomes = await asyncio.gather(
+        store.record_events([record("p", card("run:1", 1, "one"), delivery("run:1"))]),
+        store.record_events([record("q", card("run:1", 1, "other"), delivery("run:1"))]),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["StaleWrite", "list"]
+    assert (await store.count_deliveries())["pending"] == 1
+
+
+async def test_concurrent_batches_record_each_event_once(store: SqlStore) -> None:
+    keys = [f"e{i}" for i in range(30)]
+    batches = [[record(k, None, delivery(f"run:{k}")) for k in keys[i::3] + keys[: 10 * (i + 1)]] for i in range(3)]
+    results = await asyncio.gather(*(store.record_events(b) for b in batches))
+    assert sum(r.count(True) for r in results) == 30
+    assert (await store.count_deliveries())["pending"] == 30
+    assert await store.record_events([]) == []
+
+
+async def test_complete_superseded(store: SqlStore) -> None:
+    def version(rank: int, where: ConversationAddress = SLACK, key: str = "run:1") -> NewDelivery:
+        return NewDelivery(where, key, {"op": "card", "rank": rank, "card": {}})
+
+    reply = NewDelivery(SLACK, "run:1", {"op": "reply", "card": {}})
+    await store.enqueue(
+        [version(1), version(2), reply, version(3), version(4), version(2, TEAMS), version(2, key="run:2")], NOW
+    )
+    claimed = await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10)
+    (first,) = [d for d in claimed if d.conversation == SLACK]
+    assert await store.complete_superseded(first, 3) == 2  # versions 2 and 3 here; not the reply, not 4
+    assert await store.complete_delivery(first.id, "w")
+    rest = []
+    batch = [d for d in claimed if d != first]
+    while batch:
+        for d in batch:
+            rest.append((d.conversation, d.grouping_key, d.payload.get("op"), d.payload.get("rank")))
+            await store.complete_delivery(d.id, "w")
+        batch = await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10)
+    assert sorted(rest, key=str) == sorted(
+        [
+            (SLACK, "run:1", "reply", None),
+            (SLACK, "run:1", "card", 4),
+            (TEAMS, "run:1", "card", 2),
+            (SLACK, "run:2", "card", 2),
+        ],
+        key=str,
+    )

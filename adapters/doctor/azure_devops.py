@@ -1,0 +1,210 @@
+"""Azure DevOps, for real: the organization answers, and the PAT or identity may read pipelines, run them
+(a preview run, which starts nothing), read approvals, and the service hooks are in place.
+
+Authorization comes before validation on the service, so a preview that fails validation (a missing
+parameter) still shows that the identity may run the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+from adapters.azure_devops.access import (
+    APPROVE,
+    READ_PIPELINES,
+    RUN_PIPELINES,
+    Need,
+    Refusal,
+    StatusRecorder,
+    classify,
+)
+from adapters.azure_devops.approvals_client import PipelineApprovalsClient
+from adapters.azure_devops.connect import run_connect
+from adapters.azure_devops.pipelines import connection_for
+from adapters.doctor.report import Check, fail, ok, skip, warn
+from bot.config import AzureDevOpsSettings, PipelineTarget, Settings
+
+T = TypeVar("T")
+
+
+class _Refused(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def _fix(refusal: Refusal, need: Need, settings: AzureDevOpsSettings) -> str:
+    if refusal.kind == "credentials":
+        if settings.pat is not None:
+            return f"create a PAT in the organization and put it in ${settings.pat.variable}"
+        return "add the service principal to the organization (Organization settings → Users) and check its secret"
+    if refusal.kind == "scope":
+        return f"give the PAT the scope {need.scope}"
+    if refusal.kind == "permission":
+        return f"grant the identity {need.permission}"
+    if refusal.kind == "unreachable":
+        return "check azure_devops.organization_url and the network"
+    if refusal.kind in ("not_found", "unsupported"):
+        return "check azure_devops.organization_url and azure_devops.projects"
+    return "see the message"
+
+
+def configured_pipelines(settings: Settings) -> list[PipelineTarget]:
+    """Every pipeline the configuration starts: integrations, retrain pipelines, promotion releases."""
+    found: list[PipelineTarget] = [app.integration for app in settings.apps.values()]
+    for model in settings.models.values():
+        if model.retrain and model.retrain.azure_devops_pipeline:
+            found.append(model.retrain.azure_devops_pipeline)
+        if model.promotion_gate:
+            found.append(model.promotion_gate.release)
+    unique: dict[tuple[str, str], PipelineTarget] = {}
+    for target in found:
+        unique.setdefault((target.project.lower(), target.pipeline.lower()), target)
+    return list(unique.values())
+
+
+class _Doctor:
+    def __init__(self, settings: Settings) -> None:
+        assert settings.azure_devops is not None
+        self.settings = settings
+        self.ado = settings.azure_devops
+        self.connection = connection_for(self.ado)
+        self.status = StatusRecorder()
+        self._clients: dict[str, Any] = {}
+
+    def client(self, name: str) -> Any:
+        if name not in self._clients:
+            if name == "approvals":
+                made: Any = PipelineApprovalsClient(self.connection.base_url, self.connection._creds)
+            else:
+                made = getattr(self.connection.clients_v7_1, f"get_{name}_client")()
+            self._clients[name] = self.status.attach(made)
+        return self._clients[name]
+
+    def call(self, need: Need, function: Callable[[], T]) -> T:
+        self.status.reset()
+        try:
+            return function()
+        except Exception as error:
+            raise _Refused(classify(error, need, self.status.last)) from None
+
+    def _list_pipelines(self, project: str) -> Any:
+        return self.client("pipelines").list_pipelines(project)
+
+    def _preview(self, body: Any, project: str, pipeline_id: int) -> Any:
+        return self.client("pipelines").run_pipeline(body, project, pipeline_id)
+
+    def _pending_approvals(self, project: str) -> list[dict[str, Any]]:
+        pending: list[dict[str, Any]] = self.client("approvals").query_approvals(project, state="pending")
+        return pending
+
+    def refused(self, name: str, refusal: Refusal, need: Need) -> Check:
+        return fail(name, refusal.message, _fix(refusal, need, self.ado))
+
+    def run(self, chat_filters: Sequence[Mapping[str, object]]) -> list[Check]:
+        checks: list[Check] = []
+        pipeline_ids: dict[tuple[str, str], int] = {}
+        for index, project in enumerate(self.ado.projects):
+            name = f"azure_devops.read[{project}]"
+            try:
+                found = self.call(READ_PIPELINES, partial(self._list_pipelines, project))
+            except _Refused as refused:
+                checks.append(self.refused(name, refused.refusal, READ_PIPELINES))
+                if index == 0 and refused.refusal.kind in ("credentials", "unreachable", "unsupported"):
+                    return [*checks, skip("azure_devops (other checks)", "skipped: the organization did not answer")]
+                continue
+            for item in found or []:
+                pipeline_ids[(project.lower(), str(item.name).lower())] = int(item.id)
+            checks.append(
+                ok(name, f"{self.ado.organization_url}: reads the pipelines of {project} ({len(found or [])})")
+            )
+        checks += self.run_checks(pipeline_ids)
+        checks += self.approval_checks()
+        checks.append(self.hooks_check(chat_filters))
+        return checks
+
+    def run_checks(self, pipeline_ids: Mapping[tuple[str, str], int]) -> list[Check]:
+        from azure.devops.v7_1.pipelines.models import RunPipelineParameters
+
+        targets = configured_pipelines(self.settings)
+        if not targets:
+            return [skip("azure_devops.run", "no pipeline in the configuration to try a preview run of")]
+        checks = []
+        for target in targets:
+            name = f"azure_devops.run[{target.pipeline}]"
+            pipeline_id = pipeline_ids.get((target.project.lower(), target.pipeline.lower()))
+            if pipeline_id is None and target.pipeline.isdigit():
+                pipeline_id = int(target.pipeline)
+            if pipeline_id is None:
+                checks.append(
+                    fail(name, f"project {target.project} has no pipeline {target.pipeline}", "fix the pipeline name")
+                )
+                continue
+            resources = None
+            if target.branch:
+                ref = target.branch if target.branch.startswith("refs/") else f"refs/heads/{target.branch}"
+                resources = {"repositories": {"self": {"refName": ref}}}
+            body = RunPipelineParameters(
+                preview_run=True, template_parameters=dict(target.parameters) or None, resources=resources
+            )
+            try:
+                self.call(RUN_PIPELINES, partial(self._preview, body, target.project, pipeline_id))
+            except _Refused as refused:
+                if refused.refusal.kind == "invalid":  # authorised, then refused on the parameters
+                    checks.append(ok(name, f"may run it (the preview said: {refused.refusal.message})"))
+                else:
+                    checks.append(self.refused(name, refused.refusal, RUN_PIPELINES))
+                continue
+            checks.append(ok(name, f"may run {target.project}/{target.pipeline} (a preview run started nothing)"))
+        return checks
+
+    def approval_checks(self) -> list[Check]:
+        checks = []
+        for project in self.ado.projects:
+            name = f"azure_devops.approve[{project}]"
+            try:
+                pending = self.call(APPROVE, partial(self._pending_approvals, project))
+            except _Refused as refused:
+                checks.append(self.refused(name, refused.refusal, APPROVE))
+                continue
+            checks.append(
+                ok(
+                    name,
+                    f"reads the approvals of {project} ({len(pending)} pending); deciding one also needs the "
+                    "identity among the environment's approvers",
+                )
+            )
+        return checks
+
+    def hooks_check(self, chat_filters: Sequence[Mapping[str, object]]) -> Check:
+        name = "azure_devops.hooks"
+        if not self.settings.server.public_url:
+            return warn(name, "server.public_url is not set: service hooks cannot be checked", "set server.public_url")
+        report = run_connect(self.settings, dry_run=True, chat_filters=chat_filters)
+        if not report.ok:
+            return fail(name, report.failures[0], "fix what the message names, then run `handoff connect azure-devops`")
+        pending = report.changes
+        if pending:
+            what = ", ".join(sorted({a.change.value for a in pending}))
+            return fail(
+                name,
+                f"{len(pending)} service hook(s) to {what}",
+                "run `handoff connect azure-devops --config …`",
+            )
+        return ok(name, f"{len(report.actions)} service hook(s) deliver to Handoff")
+
+
+async def check_azure_devops(settings: Settings, chat_filters: Sequence[Mapping[str, object]] = ()) -> list[Check]:
+    """The Azure DevOps checks (skipped when the section is absent or disabled)."""
+    if settings.azure_devops is None or not settings.azure_devops.enabled:
+        return [skip("azure_devops", "not configured")]
+    try:
+        doctor = _Doctor(settings)
+    except Exception as error:
+        return [
+            fail("azure_devops", f"cannot build a client ({type(error).__name__})", "check the azure_devops section")
+        ]
+    return await asyncio.to_thread(doctor.run, chat_filters)

@@ -1,0 +1,64 @@
+"""Slack, for real: ``auth.test`` accepts the bot token, and the token has the scopes Handoff needs."""
+
+from __future__ import annotations
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.doctor.report import Check, fail, ok, skip, warn
+from bot.config import Settings, SlackSettings
+
+
+def required_scopes(settings: SlackSettings) -> list[str]:
+    """The bot scopes of the shipped manifest (the OAuth scopes when the manifest is not installed)."""
+    try:
+        from adapters.slack.manifest import PLACEHOLDER_URL, manifest_data
+
+        scopes = manifest_data(PLACEHOLDER_URL).get("oauth_config", {}).get("scopes", {}).get("bot", [])
+        return [str(s) for s in scopes]
+    except (OSError, ValueError):
+        return list(settings.oauth.scopes) if settings.oauth else []
+
+
+async def check_slack(settings: Settings) -> list[Check]:
+    slack = settings.slack
+    name = "slack.auth"
+    if slack is None or not slack.enabled:
+        return [skip("slack", "not configured")]
+    if slack.bot_token is None:
+        return [skip(name, "installed per workspace with OAuth: tokens are checked as workspaces install")]
+    client = AsyncWebClient(token=slack.bot_token.reveal(), base_url=slack.api_base_url, timeout=15)
+    try:
+        response = await client.auth_test()
+    except SlackApiError as error:
+        code = error.response.get("error", "error") if error.response is not None else "error"
+        return [
+            fail(
+                name,
+                f"auth.test refused the bot token ({code})",
+                f"reinstall the app and put its Bot User OAuth Token (xoxb-…) in ${slack.bot_token.variable}",
+            )
+        ]
+    except Exception as error:
+        return [fail(name, f"cannot reach {slack.api_base_url} ({type(error).__name__})", "check slack.api_base_url")]
+    team, user = response.get("team", "?"), response.get("user", "?")
+    checks = [ok(name, f"bot {user} in workspace {team}")]
+    granted_header = response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes")
+    wanted = required_scopes(slack)
+    if granted_header is None:
+        checks.append(warn("slack.scopes", "the API did not report the token's scopes; not checked"))
+        return checks
+    granted = {s.strip() for s in str(granted_header).split(",") if s.strip()}
+    missing = [s for s in wanted if s not in granted]
+    if missing:
+        checks.append(
+            fail(
+                "slack.scopes",
+                f"the token lacks {', '.join(missing)}",
+                "add the scopes under OAuth & Permissions (or recreate the app from `handoff slack-manifest`) "
+                "and reinstall it",
+            )
+        )
+    else:
+        checks.append(ok("slack.scopes", f"has {', '.join(wanted)}"))
+    return checks

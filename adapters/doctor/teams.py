@@ -1,0 +1,66 @@
+"""Teams, for real: a Bot Framework token can be acquired with the Azure Bot's credentials.
+
+The token comes from Microsoft Entra ID (client credentials for ``https://api.botframework.com/.default``),
+as botbuilder gets it before every send. ``http_client`` lets tests point MSAL at a local token endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from adapters.doctor.report import Check, fail, ok, skip, warn
+from bot.config import Settings, TeamsSettings
+
+BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
+LOGIN = "https://login.microsoftonline.com"
+
+
+def acquire_token(settings: TeamsSettings, http_client: Any = None) -> None:
+    """Get one token, or raise ``PermissionError`` saying what Entra ID answered."""
+    if settings.app_type == "UserAssignedMSI":
+        from azure.identity import ManagedIdentityCredential
+
+        ManagedIdentityCredential(client_id=settings.app_id).get_token(BOT_FRAMEWORK_SCOPE)
+        return
+    import msal
+
+    assert settings.app_password is not None
+    tenant = settings.tenant_id if settings.app_type == "SingleTenant" else "botframework.com"
+    app = msal.ConfidentialClientApplication(
+        settings.app_id,
+        client_credential=settings.app_password.reveal(),
+        authority=f"{LOGIN}/{tenant}",
+        http_client=http_client,
+    )
+    result = app.acquire_token_for_client(scopes=[BOT_FRAMEWORK_SCOPE])
+    if "access_token" not in result:
+        description = str(result.get("error_description") or "").splitlines()
+        raise PermissionError(f"{result.get('error', 'error')}: {description[0] if description else 'no token'}")
+
+
+async def check_teams(settings: Settings, http_client: Any = None) -> list[Check]:
+    teams = settings.teams
+    name = "teams.token"
+    if teams is None or not teams.enabled:
+        return [skip("teams", "not configured")]
+    if not teams.app_id:
+        return [
+            warn(
+                name,
+                "request authentication is off (empty app_id): fine on this machine, never in production",
+                "register an Azure Bot and set teams.app_id and teams.app_password",
+            )
+        ]
+    try:
+        await asyncio.to_thread(acquire_token, teams, http_client)
+    except Exception as error:
+        variable = f"${teams.app_password.variable}" if teams.app_password is not None else "the identity"
+        return [
+            fail(
+                name,
+                f"no Bot Framework token for app {teams.app_id} ({type(error).__name__}: {error})",
+                f"check teams.app_id, teams.app_type, teams.tenant_id and the client secret in {variable}",
+            )
+        ]
+    return [ok(name, f"app {teams.app_id} ({teams.app_type}) gets Bot Framework tokens")]

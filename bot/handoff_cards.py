@@ -1,0 +1,349 @@
+"""The living cards of a model handoff: the verdicts on the model card, the app team's card, the
+promotion gate's card. :mod:`bot.living` merges and draws them with these functions.
+
+Like every living card, they never move backwards: an integration that completed stays completed, a
+gate card never returns to evidence older than what it shows. Checks and integrations are kept per
+app, each event reporting some apps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.cards import Action, Card, Fact, Link, Status
+from bot.contracts import Verdict
+from bot.events import AppHandoffChanged, ModelChecked, PromotionGateChanged
+
+State = dict[str, Any]
+
+MAX_DIFFERENCES = 6
+INTEGRATION_RANK = {"pending": 0, "queued": 1, "running": 2, "completed": 3, "error": 3}
+GATE_STATUS = {
+    "pending": Status.WAITING,
+    "approved": Status.APPROVED,
+    "rejected": Status.REJECTED,
+    "expired": Status.EXPIRED,
+    "superseded": Status.CANCELED,
+}
+
+
+@dataclass
+class HandoffMerge:
+    """What merging a handoff event gave: the new state, whether it changed, the thread replies."""
+
+    state: State
+    changed: bool
+    replies: list[Card] = field(default_factory=list)
+
+
+# --- shared pieces ------------------------------------------------------------------------------------------
+
+
+def later_integration(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The further along of two reports of one integration; a finished one never changes its outcome."""
+    if not new:
+        return dict(old) if old else None
+    if not old:
+        return dict(new)
+    old_rank = INTEGRATION_RANK.get(str(old.get("state")), 0)
+    new_rank = INTEGRATION_RANK.get(str(new.get("state")), 0)
+    if old_rank == 3:
+        return {**new, **old}  # keep the outcome, learn what the other report adds (a link)
+    return {**old, **new} if new_rank >= old_rank else dict(old)
+
+
+def finished(integration: Mapping[str, Any] | None) -> bool:
+    """Whether an integration has ended, one way or another."""
+    return integration is not None and INTEGRATION_RANK.get(str(integration.get("state")), 0) == 3
+
+
+def passed(integration: Mapping[str, Any] | None) -> bool:
+    return (
+        integration is not None and integration.get("state") == "completed" and integration.get("result") == "succeeded"
+    )
+
+
+def integration_text(integration: Mapping[str, Any] | None) -> str:
+    """``integrate-app-y 20261128.3: failed at Integration tests``."""
+    if not integration:
+        return "not started yet"
+    run = " ".join(str(p) for p in (integration.get("pipeline"), integration.get("name")) if p) or "the run"
+    state = integration.get("state")
+    if state == "error":
+        return f"could not start: {integration.get('error') or 'unknown error'}"
+    if state == "pending":
+        return f"{run}: starting"
+    if state != "completed":
+        return f"{run}: {state}"
+    result = integration.get("result")
+    if result == "succeeded":
+        return f"{run}: passed"
+    if result == "failed":
+        step = integration.get("failing_step")
+        return f"{run}: failed" + (f" at {step}" if step else "")
+    return f"{run}: {result or 'ended'}"
+
+
+def integration_status(integration: Mapping[str, Any] | None) -> Status:
+    if not integration or integration.get("state") in ("pending", "queued"):
+        return Status.QUEUED
+    if integration.get("state") == "running":
+        return Status.RUNNING
+    if passed(integration):
+        return Status.SUCCEEDED
+    return Status.CANCELED if integration.get("result") == "canceled" else Status.FAILED
+
+
+def verdict_text(check: Mapping[str, Any]) -> str:
+    """``Breaking: input `age`: long → string; output `score`: removed``."""
+    verdict = Verdict(check.get("verdict", Verdict.UNKNOWN))
+    differences = list(check.get("differences", ()))
+    shown = "; ".join(differences[:MAX_DIFFERENCES])
+    if len(differences) > MAX_DIFFERENCES:
+        shown += f"; and {len(differences) - MAX_DIFFERENCES} more"
+    return f"{verdict.label}: {shown}" if shown else verdict.label
+
+
+def _runs(check: Mapping[str, Any]) -> str:
+    baseline = check.get("baseline")
+    if baseline:
+        return f"runs v{baseline}" + (", pinned" if check.get("baseline_source") == "pinned" else "")
+    return "no known version"
+
+
+def _merge_app(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    merged = {**(old or {}), **{k: v for k, v in new.items() if k != "integration"}}
+    integration = later_integration((old or {}).get("integration"), new.get("integration"))
+    if integration is not None:
+        merged["integration"] = integration
+    return merged
+
+
+# --- the model card: the verdict per consuming app --------------------------------------------------------
+
+
+def merge_model_check(state: State | None, event: ModelChecked) -> HandoffMerge:
+    """Add the apps' checks and integrations to the model version's card."""
+    new: State = (
+        dict(state)
+        if state
+        else {
+            "type": "model_version",
+            "card": Card(title=f"Model {event.model_name}:{event.model_version}", status=Status.INFO).to_json(),
+        }
+    )
+    before: State = new.get("handoff") or {}
+    apps = {name: dict(app) for name, app in before.get("apps", {}).items()}
+    replies: list[Card] = []
+    label = f"{event.model_name}:{event.model_version}"
+    for name, info in event.apps.items():
+        old = apps.get(name)
+        merged = _merge_app(old, info)
+        apps[name] = merged
+        if (old is None or "verdict" not in old) and "verdict" in merged and merged["verdict"] != Verdict.COMPATIBLE:
+            replies.append(
+                Card(
+                    title=f"{Verdict(merged['verdict']).label} for {name} ({_runs(merged)})",
+                    status=Status.WARNING,
+                    summary=verdict_text(merged),
+                )
+            )
+        integration = merged.get("integration")
+        if finished(integration) and not finished((old or {}).get("integration")):
+            url = integration.get("url") if integration else None
+            replies.append(
+                Card(
+                    title=f"{name} integration against {label}: {integration_text(integration)}",
+                    status=integration_status(integration),
+                    links=(Link("Open run", url),) if url else (),
+                )
+            )
+    new["handoff"] = {"model": event.model_name, "version": event.model_version, "apps": apps}
+    changed = new != state
+    return HandoffMerge(new, changed, replies if changed else [])
+
+
+def render_model_card(state: State) -> Card:
+    """The model version's card with a verdict and an integration line per consuming app."""
+    base = Card.from_json(state["card"])
+    apps: dict[str, Any] = state["handoff"].get("apps", {})
+    facts = list(base.facts)
+    worst = Verdict.worst(Verdict(a.get("verdict", Verdict.UNKNOWN)) for a in apps.values()) if apps else None
+    for name, app in sorted(apps.items()):
+        if "verdict" in app:
+            facts.append(Fact(f"{name} ({_runs(app)})", verdict_text(app)))
+        if app.get("integration"):
+            facts.append(Fact(f"{name} integration", integration_text(app["integration"])))
+    troubled = [n for n, a in apps.items() if a.get("verdict") == Verdict.BREAKING or _failed(a.get("integration"))]
+    summary = base.summary
+    if worst is not None:
+        summary = f"Contract check for {', '.join(sorted(apps))}: {worst.value}."
+    status = Status.WARNING if troubled else base.status
+    return Card(
+        title=base.title,
+        status=status,
+        summary=summary,
+        facts=tuple(facts),
+        links=base.links,
+        context=base.context,
+    )
+
+
+def _failed(integration: Mapping[str, Any] | None) -> bool:
+    return finished(integration) and not passed(integration)
+
+
+# --- the app team's card ------------------------------------------------------------------------------------
+
+
+def merge_app_handoff(state: State | None, event: AppHandoffChanged) -> HandoffMerge:
+    new: State = dict(state) if state else {"type": "app_handoff"}
+    new.update(
+        model=event.model_name,
+        version=event.model_version,
+        app=event.app,
+        model_card_key=event.model_card_key or new.get("model_card_key", ""),
+    )
+    if event.model_url:
+        new["model_url"] = event.model_url
+    old = new.get("check")
+    new["check"] = _merge_app(old, event.check)
+    replies: list[Card] = []
+    integration = new["check"].get("integration")
+    if finished(integration) and not finished((old or {}).get("integration")):
+        replies.append(
+            Card(
+                title=f"Integration {integration_text(integration)}",
+                status=integration_status(integration),
+                summary=f"Reported on the card of model {event.model_name}:{event.model_version} too.",
+            )
+        )
+    changed = new != state
+    return HandoffMerge(new, changed, replies if changed else [])
+
+
+def render_app_handoff(state: State) -> Card:
+    """A new model version for an app: what changed, the verdict, the integration run."""
+    check: dict[str, Any] = state.get("check", {})
+    verdict = Verdict(check.get("verdict", Verdict.UNKNOWN))
+    integration = check.get("integration")
+    label = f"{state['model']}:{state['version']}"
+    if _failed(integration):
+        status = Status.FAILED
+    elif verdict in (Verdict.BREAKING, Verdict.UNKNOWN):
+        status = Status.WARNING
+    else:
+        status = integration_status(integration)
+    facts = [
+        Fact("Model", label),
+        Fact(f"{state['app']} runs", f"v{check['baseline']}" if check.get("baseline") else "no known version"),
+        Fact("Verdict", verdict.label),
+    ]
+    if check.get("contract"):
+        facts.append(Fact("Contract", str(check["contract"])))
+    facts += [Fact("Change", text) for text in list(check.get("differences", ()))[:MAX_DIFFERENCES]]
+    if len(check.get("differences", ())) > MAX_DIFFERENCES:
+        facts.append(Fact("Change", f"and {len(check['differences']) - MAX_DIFFERENCES} more"))
+    facts.append(Fact("Integration", integration_text(integration)))
+    facts += [Fact("Note", note) for note in check.get("notes", ())]
+    links = []
+    if integration and integration.get("url"):
+        links.append(Link("Open integration run", str(integration["url"])))
+    if state.get("model_url"):
+        links.append(Link("Model in Azure ML", str(state["model_url"])))
+    return Card(
+        title=f"New model {label} for {state['app']}: {verdict.value}",
+        status=status,
+        summary={
+            Verdict.BREAKING: "This version breaks what the app sends or reads.",
+            Verdict.UNKNOWN: "Handoff could not tell whether this version fits the app.",
+            Verdict.ADDITIVE: "This version adds to the contract; existing calls keep working.",
+            Verdict.COMPATIBLE: "The contract is unchanged.",
+        }[verdict],
+        facts=tuple(facts),
+        links=tuple(links),
+        context="Handoff · model handoff",
+    )
+
+
+# --- the promotion gate's card --------------------------------------------------------------------------------
+
+
+def merge_promotion_gate(state: State | None, event: PromotionGateChanged) -> HandoffMerge:
+    if state and int(state.get("revision", -1)) > event.revision:
+        return HandoffMerge(state, False)
+    new: State = dict(state) if state else {"status": "pending"}
+    new.update(
+        type="promotion_gate",
+        gate_id=event.gate_id,
+        model=event.model_name,
+        version=event.model_version,
+        release=event.release,
+        apps={name: dict(app) for name, app in event.apps.items()},
+        blockers=list(event.blockers),
+        override_roles=list(event.override_roles),
+        revision=event.revision,
+        min_required=event.min_required,
+    )
+    if event.web_url:
+        new["url"] = event.web_url
+    return HandoffMerge(new, new != state)
+
+
+def render_promotion_gate(state: State) -> Card:
+    """The gate: the evidence, what blocks Approve, and the buttons the gate's state allows."""
+    status = GATE_STATUS.get(str(state.get("status")), Status.INFO)
+    label = f"{state['model']}:{state['version']}"
+    decisions: list[dict[str, Any]] = state.get("decisions", [])
+    overrides = [d for d in decisions if d.get("decision") == "override"]
+    blockers: list[str] = state.get("blockers", [])
+    blocked = status is Status.WAITING and bool(blockers) and not overrides
+    roles = ", ".join(state.get("override_roles", [])) or "nobody"
+    if blocked:
+        summary = f"Approve is blocked: {'; '.join(blockers)}. {roles} may override with a reason."
+    elif status is Status.WAITING:
+        summary = f"Approving starts {state['release']} with {label} and tags the version approved in Azure ML."
+    else:
+        summary = ""
+    facts = [Fact("Model", label), Fact("Release pipeline", str(state["release"]))]
+    for name, app in sorted(state.get("apps", {}).items()):
+        facts.append(Fact(f"{name} ({_runs(app)})", verdict_text(app)))
+        facts.append(Fact(f"{name} integration", integration_text(app.get("integration"))))
+    approvals = [d for d in decisions if d.get("decision") in ("approve", "override")]
+    if status is Status.WAITING and approvals:
+        names = ", ".join(str(d["actor"]) for d in approvals)
+        facts.append(Fact("Approved so far", f"{len(approvals)} of {state.get('needed', 1)}: {names}"))
+    facts += [Fact("Overridden by", f"{d['actor']}: {d.get('comment', '')}") for d in overrides]
+    if state.get("decided_by"):
+        facts.append(Fact("Decided by", str(state["decided_by"])))
+    if state.get("note"):
+        facts.append(Fact("Note", str(state["note"])))
+    actions: tuple[Action, ...] = ()
+    value = {"gate": str(state["gate_id"])}
+    reject = Action("reject", "Reject", value, style="danger", needs_comment=True, comment_prompt="Reason")
+    if blocked:
+        actions = (
+            Action(
+                "override",
+                "Override and approve",
+                value,
+                style="primary",
+                needs_comment=True,
+                comment_prompt="Why release despite what blocks it? (goes to the audit log)",
+            ),
+            reject,
+        )
+    elif status is Status.WAITING:
+        actions = (Action("approve", "Approve", value, style="primary", comment_prompt="Comment (optional)"), reject)
+    title = f"Promote {label}?" if status is Status.WAITING else f"Promotion of {label}: {status.label}"
+    return Card(
+        title=title,
+        status=status,
+        summary=summary,
+        facts=tuple(facts),
+        links=(Link("Model in Azure ML", str(state["url"])),) if state.get("url") else (),
+        actions=actions,
+        context="Handoff promotion gate",
+    )

@@ -1,0 +1,112 @@
+"""The commands about model versions: ``diff <model>:<a> <model>:<b>`` and ``status [<model>]``.
+
+``diff`` compares the signatures of any two versions; ``status`` shows, per consuming app, the version
+it runs and whether the latest version is compatible with it. Both read Azure ML and answer the person
+who asked; the comparison is :mod:`bot.contracts`', the same as on the model handoff's cards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.chat_handler import ChatHandler
+from bot.commands import ParsedCommand
+from bot.config import Settings
+from bot.consumers import Consumers
+from bot.contracts import ContractError, compare, parse_signature
+from bot.handoff_cards import MAX_DIFFERENCES
+from bot.interactions import CommandRequest, Reply
+from bot.ports import ModelVersion, ServiceRefused, ServiceUnavailable, Store
+
+
+def _model_and_version(text: str, default_model: str | None = None) -> tuple[str, str] | None:
+    model, sep, version = text.rpartition(":")
+    if not sep:
+        return (default_model, text) if default_model and text else None
+    return (model, version) if model and version else None
+
+
+class ModelCommands:
+    """Adds ``diff`` and ``status`` to a :class:`ChatHandler`."""
+
+    def __init__(self, settings: Settings, store: Store, consumers: Consumers) -> None:
+        self.settings = settings
+        self.store = store
+        self.consumers = consumers
+
+    def register(self, chat: ChatHandler) -> None:
+        chat.add_command("diff", self.diff)
+        chat.add_command("status", self.status)
+
+    async def diff(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        first = _model_and_version(command.targets[0])
+        second = _model_and_version(command.targets[1], first[0] if first else None) if first else None
+        if first is None or second is None:
+            return Reply("Write two versions as model:version, for example `diff model-x:7 model-x:8`.")
+        try:
+            old, new = await asyncio.gather(self.consumers.version(*first), self.consumers.version(*second))
+        except ServiceRefused as error:
+            return Reply(error.reason)
+        except ServiceUnavailable as error:
+            return Reply(f"Azure ML is not answering, try again in a moment ({error}).")
+        labels = f"{first[0]}:{first[1]}", f"{second[0]}:{second[1]}"
+        try:
+            comparison = compare(parse_signature(old.signature), parse_signature(new.signature), *labels)
+        except ContractError as error:
+            return Reply(f"A signature could not be read: {error}")
+        lines = [f"{labels[0]} → {labels[1]}: *{comparison.verdict.value}*"]
+        lines += [f"• {text}" for text in comparison.texts] or ["• the signatures are the same"]
+        return Reply("\n".join(lines))
+
+    async def status(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        target = command.target
+        if target is None:
+            return Reply(self._overview())
+        if target.isdigit():
+            return await self._run(target)
+        if target not in self.settings.models and not self.consumers.of(target):
+            known = ", ".join(self.settings.models) or "none configured"
+            return Reply(f"There is no model called `{target}`. Models: {known}.")
+        try:
+            latest = await self.consumers.version(target)
+        except ServiceRefused as error:
+            return Reply(error.reason)
+        except ServiceUnavailable as error:
+            return Reply(f"Azure ML is not answering, try again in a moment ({error}).")
+        return Reply(await self._model_status(target, latest))
+
+    def _overview(self) -> str:
+        if not self.settings.models:
+            return "No models are configured. `status <model>` shows a model that apps consume."
+        lines = ["Models (`status <model>` for versions and compatibility):"]
+        for name in self.settings.models:
+            apps = ", ".join(self.consumers.of(name)) or "no consuming apps"
+            lines.append(f"• {name}: {apps}")
+        return "\n".join(lines)
+
+    async def _model_status(self, model: str, latest: ModelVersion) -> str:
+        label = f"{model}:{latest.version}"
+        apps = self.consumers.of(model)
+        if not apps:
+            return f"The latest version is {label}. No app consumes {model}."
+        lines = [f"The latest version of {model} is {latest.version}."]
+        for check in await self.consumers.check(model, latest, apps):
+            runs = f"v{check.baseline} ({check.baseline_source})" if check.baseline else "no known version"
+            if check.baseline == latest.version:
+                lines.append(f"• {check.app} runs {runs}: it runs the latest.")
+            else:
+                shown = "; ".join(check.differences[:MAX_DIFFERENCES]) or "no differences"
+                more = (
+                    f"; and {len(check.differences) - MAX_DIFFERENCES} more"
+                    if len(check.differences) > MAX_DIFFERENCES
+                    else ""
+                )
+                lines.append(f"• {check.app} runs {runs}; {label} is {check.verdict.value}: {shown}{more}")
+        return "\n".join(lines)
+
+    async def _run(self, run_id: str) -> Reply:
+        run = await self.store.get_command_run(int(run_id))
+        if run is None:
+            return Reply(f"No run {run_id} was started from chat.")
+        where = f" ({run.backend_run_id})" if run.backend_run_id else ""
+        return Reply(f"Run {run.id}{where}: `{run.command}` by {run.actor}, {run.state.value}.")

@@ -1,0 +1,429 @@
+"""Model handoff: every new model version is checked against the apps that consume it, handed to each
+app's integration pipeline, and, where configured, put behind a promotion gate.
+
+On ``ModelRegistered`` (an ingest observer: inside the webhook's request it only checks that the
+event is new) the work runs in the background:
+
+1. read the new version's MLflow signature, and per consuming app the signature of the version it
+   runs and its declared contract, and compare them (:mod:`bot.consumers`, :mod:`bot.contracts`);
+2. open the model's promotion gate (``models.<name>.promotion_gate``) with the verdicts and the
+   integrations as its evidence, and what blocks Approve;
+3. show the verdict per app on the model card, post a card for each app in its team's channels, and
+   post the gate's card in the model's channels;
+4. start each app's integration pipeline with the new version as a parameter, once whichever replica
+   or redelivery gets here (the command-run store holds the key), follow it to its end and keep the
+   cards and the gate's evidence current.
+
+Azure DevOps' own run events finish an integration too, and :meth:`ModelHandoff.sweep` polls the ones
+a gate still waits for, so a restarted process leaves no gate waiting for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.consumers import AppCheck, Consumers
+from bot.contracts import Verdict
+from bot.events import (
+    AppHandoffChanged,
+    DomainEvent,
+    ModelChecked,
+    ModelRegistered,
+    PromotionGateChanged,
+    RunStateChanged,
+)
+from bot.gates import HANDOFF, Gatekeeper, promotion_gate_id
+from bot.handoff_cards import finished, integration_text, later_integration, passed
+from bot.ingest import Ingest
+from bot.ports import ModelVersion, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, Store
+from bot.records import CommandRun, CommandRunState, ConversationAddress, Gate, GateState, JsonObject
+from bot.routing import channel_addresses
+
+log = logging.getLogger("handoff.model_handoff")
+
+# An integration is started once per model version and app while this lasts.
+INTEGRATION_ONCE = timedelta(days=30)
+READ_ATTEMPTS = 3
+
+
+def blockers(apps: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What keeps a promotion gate's Approve disabled: a breaking verdict, an integration that failed
+    or has not finished."""
+    found = []
+    for name, app in sorted(apps.items()):
+        if app.get("verdict") == Verdict.BREAKING:
+            shown = "; ".join(list(app.get("differences", ()))[:2])
+            found.append(f"{name}: breaking change" + (f" ({shown})" if shown else ""))
+        integration = app.get("integration")
+        if not finished(integration):
+            found.append(f"{name}: integration not finished")
+        elif not passed(integration):
+            found.append(f"{name}: integration {integration_text(integration)}")
+    return found
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A model version being handed off: where its card and its gate are."""
+
+    model: str
+    version: str
+    card_key: str
+    url: str | None = None
+    gate_id: str | None = None
+
+
+def _event_id(key: str, payload: Any) -> str:
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return f"{key}:{digest}"
+
+
+class ModelHandoff:
+    """Checks, hands off and gates new model versions (see the module's description).
+
+    Args:
+        consumers: who consumes a model and how a version stands against them.
+        gatekeeper: opens promotion gates and keeps their evidence.
+        pipelines: Azure DevOps, where integrations run (None: integrations cannot start).
+        poll_interval: seconds between status polls of an integration run.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        ingest: Ingest,
+        gatekeeper: Gatekeeper,
+        clock: Clock,
+        consumers: Consumers,
+        *,
+        pipelines: PipelineService | None = None,
+        poll_interval: float = 5.0,
+        poll_limit: timedelta = timedelta(hours=12),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.ingest = ingest
+        self.gatekeeper = gatekeeper
+        self.clock = clock
+        self.consumers = consumers
+        self.pipelines = pipelines
+        self.poll_interval = poll_interval
+        self.poll_limit = poll_limit
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._integration_pipelines = {app.integration.pipeline for app in settings.apps.values()}
+
+    # --- background work ---------------------------------------------------------------------------
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("model handoff work failed")
+
+        task = asyncio.create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # --- what starts it ----------------------------------------------------------------------------
+
+    def wants(self, model: str) -> bool:
+        """Whether a new version of ``model`` is handed off: it has consumers or a promotion gate."""
+        configured = self.settings.models.get(model)
+        return bool(self.consumers.of(model)) or bool(configured and configured.promotion_gate)
+
+    async def observe(self, event: DomainEvent) -> None:
+        """The ingest observer: start a handoff for a new model version; finish integrations that
+        Azure DevOps says ended. Quick: the work runs in the background."""
+        if isinstance(event, ModelRegistered):
+            if self.wants(event.model_name) and not await self.store.has_event(event.dedupe_key):
+                self._spawn(self.hand_off(event))
+        elif (
+            isinstance(event, RunStateChanged)
+            and event.state.lower() == "completed"
+            and event.run.pipeline_name in self._integration_pipelines
+        ):
+            self._spawn(self._completed_in_azure_devops(event))
+
+    # --- the handoff -------------------------------------------------------------------------------
+
+    async def hand_off(self, event: ModelRegistered) -> None:
+        """Check the new version, open its gate, show the verdicts, start the integrations."""
+        model, version = event.model_name, event.model_version
+        configured = self.settings.models.get(model)
+        promotion = configured.promotion_gate if configured else None
+        apps = self.consumers.of(model)
+        checks = await self._checks(model, version, apps)
+        records = {
+            check.app: {
+                **check.to_json(),
+                "integration": {"state": "pending", "pipeline": self.settings.apps[check.app].integration.pipeline},
+            }
+            for check in checks
+        }
+        gate_id = promotion_gate_id(model, version) if promotion is not None else None
+        ref = VersionRef(model, version, event.grouping_key, event.web_url, gate_id)
+        if promotion is not None:
+            policy = self.settings.gates.get(promotion.policy) or self.settings.gates.get("default")
+            requester = event.actor.email if event.actor and event.actor.email else None
+            await self.gatekeeper.open_promotion_gate(
+                model=model,
+                version=version,
+                release=promotion.release.model_dump(),
+                policy=promotion.policy,
+                evidence={
+                    "apps": records,
+                    "blockers": blockers(records),
+                    "model_card_key": ref.card_key,
+                    "model_url": ref.url,
+                    "override_roles": list(policy.override_roles) if policy else [],
+                },
+                requesters=[requester] if requester else [],
+            )
+        if records:
+            await self._publish_model(ref, records)
+            for app, record in records.items():
+                await self._publish_app(ref, app, record)
+        gate = await self.store.get_gate(ref.gate_id) if ref.gate_id else None
+        if gate is not None:
+            await self._publish_gate(gate)
+        for check in checks:
+            self._spawn(self._integrate(ref, check.app))
+
+    async def _checks(self, model: str, version: str, apps: Sequence[str]) -> list[AppCheck]:
+        if not apps:
+            return []
+        problem = ""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                new: ModelVersion = await self.consumers.version(model, version)
+                return await self.consumers.check(model, new, apps)
+            except ServiceRefused as error:
+                problem = error.reason
+                break
+            except ServiceUnavailable as error:
+                problem = str(error) or "Azure ML is not answering"
+                if attempt + 1 < READ_ATTEMPTS:
+                    await self.clock.sleep(self.poll_interval)
+        text = f"{model}:{version} could not be read from Azure ML: {problem}"
+        return [AppCheck(app, Verdict.UNKNOWN, (text,)) for app in apps]
+
+    # --- integrations ------------------------------------------------------------------------------
+
+    async def _integrate(self, ref: VersionRef, app: str) -> None:
+        """Start the app's integration pipeline with the new version, once, and follow it to its end."""
+        target = self.settings.apps[app].integration
+        now = self.clock.now()
+        run, new = await self.store.start_command_run(
+            CommandRun(
+                idempotency_key=f"model-handoff:{ref.model}:{ref.version}:{app}".lower(),
+                actor="Handoff",
+                platform="",
+                conversation="",
+                command=f"integrate {app} model={ref.model}:{ref.version}",
+                target=app,
+                state=CommandRunState.REQUESTED,
+                created_at=now,
+                details={"model": ref.model, "version": ref.version, "gate": ref.gate_id},
+            ),
+            INTEGRATION_ONCE,
+        )
+        if not new:
+            return  # another replica, or an earlier delivery of the event, started it
+        base = {"pipeline": target.pipeline, "project": target.project}
+        if self.pipelines is None:
+            await self._failed_to_start(
+                ref, app, run, {**base, "state": "error", "error": "Azure DevOps is not connected"}
+            )
+            return
+        parameters = {**target.parameters, "modelName": ref.model, "modelVersion": ref.version}
+        try:
+            started = await self.pipelines.run_pipeline(target.project, target.pipeline, target.branch, parameters)
+        except (ServiceRefused, ServiceUnavailable) as error:
+            await self._failed_to_start(ref, app, run, {**base, "state": "error", "error": str(error)})
+            return
+        await self.store.update_command_run(
+            run.id or 0, CommandRunState.STARTED, self.clock.now(), backend_run_id=started.run_id
+        )
+        integration = {**base, "state": "queued", "run_id": started.run_id, "name": started.name, "url": started.url}
+        await self.record(ref, app, integration)
+        result = await self._watch(ref, app, integration)
+        if result is not None:
+            state = {"succeeded": CommandRunState.SUCCEEDED, "canceled": CommandRunState.CANCELED}.get(
+                result, CommandRunState.FAILED
+            )
+            await self.store.update_command_run(run.id or 0, state, self.clock.now())
+
+    async def _failed_to_start(self, ref: VersionRef, app: str, run: CommandRun, integration: JsonObject) -> None:
+        await self.store.update_command_run(
+            run.id or 0,
+            CommandRunState.FAILED,
+            self.clock.now(),
+            details={**run.details, "error": integration["error"]},
+        )
+        await self.record(ref, app, integration)
+
+    async def _watch(self, ref: VersionRef, app: str, integration: JsonObject) -> str | None:
+        """Poll the run until it ends; returns its result (None if it outlived the poll limit)."""
+        assert self.pipelines is not None
+        deadline = self.clock.monotonic() + self.poll_limit.total_seconds()
+        last: tuple[str, str | None] = (str(integration["state"]), None)
+        while self.clock.monotonic() < deadline:
+            await self.clock.sleep(self.poll_interval)
+            try:
+                status = await self.pipelines.run_status(str(integration["project"]), str(integration["run_id"]))
+            except (ServiceRefused, ServiceUnavailable) as error:
+                log.info("polling integration %s: %s", integration["run_id"], error)
+                continue
+            if (status.state, status.result) != last:
+                last = (status.state, status.result)
+                await self.record(ref, app, _with_status(integration, status))
+            if status.state == "completed":
+                return status.result or "failed"
+        return None
+
+    async def record(self, ref: VersionRef, app: str, integration: JsonObject) -> None:
+        """An integration moved: the gate's evidence, the model card, the app's card and the gate's card."""
+        gate: Gate | None = None
+        if ref.gate_id:
+
+            def change(details: JsonObject) -> JsonObject:
+                apps = {name: dict(info) for name, info in details.get("apps", {}).items()}
+                if app in apps:
+                    apps[app]["integration"] = later_integration(apps[app].get("integration"), integration)
+                return {**details, "apps": apps, "blockers": blockers(apps)}
+
+            gate = await self.gatekeeper.update_evidence(ref.gate_id, change)
+        await self._publish_model(ref, {app: {"integration": integration}})
+        await self._publish_app(ref, app, {"integration": integration})
+        if gate is not None:
+            await self._publish_gate(gate)
+
+    async def _completed_in_azure_devops(self, event: RunStateChanged) -> None:
+        """A run ended in Azure DevOps: if a promotion gate waits for it as an integration, record it."""
+        for gate in await self.store.list_gates(GateState.PENDING):
+            if gate.source != HANDOFF:
+                continue
+            for app, info in gate.details.get("apps", {}).items():
+                integration = info.get("integration") or {}
+                if (
+                    str(integration.get("run_id")) == event.run.run_id
+                    and integration.get("pipeline") == event.run.pipeline_name
+                    and not finished(integration)
+                ):
+                    done = {**integration, "state": "completed", "result": event.outcome or "failed"}
+                    await self.record(_ref_of(gate), app, done)
+
+    async def sweep(self) -> None:
+        """Poll the integrations that pending promotion gates still wait for (a restarted process's)."""
+        if self.pipelines is None:
+            return
+        for gate in await self.store.list_gates(GateState.PENDING):
+            if gate.source != HANDOFF:
+                continue
+            for app, info in gate.details.get("apps", {}).items():
+                integration = info.get("integration") or {}
+                if not integration.get("run_id") or finished(integration):
+                    continue
+                try:
+                    status = await self.pipelines.run_status(
+                        str(integration.get("project", "")), str(integration["run_id"])
+                    )
+                except (ServiceRefused, ServiceUnavailable):
+                    continue
+                if (status.state, status.result) != (integration.get("state"), integration.get("result")):
+                    await self.record(_ref_of(gate), app, _with_status(integration, status))
+
+    # --- cards -------------------------------------------------------------------------------------
+
+    def _addresses(self, channels: Sequence[str]) -> list[ConversationAddress]:
+        return [a for c in channels if c in self.settings.channels for a in channel_addresses(self.settings, c)]
+
+    def _model_targets(self, model: str) -> list[ConversationAddress]:
+        configured = self.settings.models.get(model)
+        return self._addresses(configured.channels if configured else [])
+
+    async def _publish_model(self, ref: VersionRef, apps: dict[str, dict[str, Any]]) -> None:
+        event = ModelChecked(
+            source=HANDOFF,
+            event_id=_event_id(ref.card_key, apps),
+            occurred_at=self.clock.now(),
+            card_key=ref.card_key,
+            model_name=ref.model,
+            model_version=ref.version,
+            apps=apps,
+        )
+        await self.ingest.accept(event, also_to=self._model_targets(ref.model))
+
+    async def _publish_app(self, ref: VersionRef, app: str, check: dict[str, Any]) -> None:
+        key = f"handoff:model:{ref.model}:{ref.version}:app:{app}".lower()
+        event = AppHandoffChanged(
+            source=HANDOFF,
+            event_id=_event_id(key, check),
+            occurred_at=self.clock.now(),
+            web_url=ref.url,
+            model_name=ref.model,
+            model_version=ref.version,
+            app=app,
+            check=check,
+            model_card_key=ref.card_key,
+            model_url=ref.url,
+        )
+        await self.ingest.accept(event, also_to=self._addresses(self.settings.apps[app].channels))
+
+    async def _publish_gate(self, gate: Gate) -> None:
+        details = gate.details
+        model, version = str(details.get("model")), str(details.get("version"))
+        release = dict(details.get("release") or {})
+        event = PromotionGateChanged(
+            source=HANDOFF,
+            event_id=f"{gate.gate_id}:evidence:{gate.version}",
+            occurred_at=self.clock.now(),
+            web_url=details.get("model_url"),
+            gate_id=gate.gate_id,
+            model_name=model,
+            model_version=version,
+            release=str(release.get("pipeline", "")),
+            apps={name: dict(info) for name, info in details.get("apps", {}).items()},
+            blockers=tuple(details.get("blockers", ())),
+            override_roles=tuple(details.get("override_roles", ())),
+            revision=gate.version,
+        )
+        await self.ingest.accept(event, also_to=self._model_targets(model))
+
+
+def _ref_of(gate: Gate) -> VersionRef:
+    details = gate.details
+    return VersionRef(
+        str(details.get("model")),
+        str(details.get("version")),
+        str(details.get("model_card_key", "")),
+        details.get("model_url"),
+        gate.gate_id,
+    )
+
+
+def _with_status(integration: JsonObject, status: RunStatus) -> JsonObject:
+    updated = {**integration, "state": status.state, "result": status.result}
+    if status.url:
+        updated["url"] = status.url
+    if status.failing_step:
+        updated["failing_step"] = status.failing_step
+    return updated

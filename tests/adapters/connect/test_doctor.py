@@ -1,0 +1,182 @@
+"""`handoff doctor` against the emulators: it passes on a good configuration, and names each broken setting."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import requests
+
+from adapters.azure_devops.connect import connect_azure_devops
+from adapters.azure_ml.connect import connect_azure_ml
+from adapters.doctor import Check, Status, run_checks
+from adapters.doctor.teams import check_teams
+from adapters.emulators.fake_server import FakeHTTPServer
+from bot.app import run_doctor
+from bot.config import parse_settings
+from tests.adapters.connect.conftest import Wired, free_port
+
+
+def by_name(checks: list[Check]) -> dict[str, Check]:
+    return {c.name: c for c in checks}
+
+
+async def connected(wired: Wired) -> None:
+    assert (await connect_azure_devops(wired.settings)).ok
+    assert (await connect_azure_ml(wired.settings)).ok
+
+
+async def test_a_good_configuration_passes(wired: Wired) -> None:
+    await connected(wired)
+    report = await run_doctor(wired.settings)
+    assert report.ok, "\n".join(report.lines)
+    checks = by_name(await run_checks(wired.settings))
+    assert {
+        "store",
+        "azure_devops.read[mlops]",
+        "azure_devops.run[integrate-app-y]",
+        "azure_devops.approve[mlops]",
+        "azure_devops.hooks",
+        "azure_ml.credential",
+        "azure_ml.workspace",
+        "eventgrid.subscriptions",
+        "slack.auth",
+        "public_url",
+        "public_url.azure_devops",
+        "public_url.eventgrid",
+        "public_url.slack",
+        "public_url.teams",
+    } <= set(checks)
+    assert {c.status for c in checks.values()} <= {Status.OK, Status.WARN, Status.SKIP}
+    assert checks["teams.token"].status is Status.WARN  # the emulated Teams runs without authentication
+    assert "6 service hook(s)" in checks["azure_devops.hooks"].detail
+    text = "\n".join(report.lines)
+    for secret in wired.environ.values():
+        assert secret not in text
+
+
+async def test_before_connect_the_missing_hooks_and_subscriptions_fail_with_the_command_to_run(wired: Wired) -> None:
+    report = await run_doctor(wired.settings)
+    assert not report.ok
+    checks = by_name(await run_checks(wired.settings))
+    assert checks["azure_devops.hooks"].failed and "handoff connect azure-devops" in checks["azure_devops.hooks"].fix
+    assert "6 service hook(s) to create" in checks["azure_devops.hooks"].detail
+    assert (
+        checks["eventgrid.subscriptions"].failed and "handoff connect azure-ml" in checks["eventgrid.subscriptions"].fix
+    )
+    assert report.lines[-1].startswith(f"{len(checks)} checks: 2 failed")
+
+
+async def test_each_broken_setting_is_named(wired: Wired) -> None:
+    await connected(wired)
+    port = free_port()
+
+    def broken(config: dict[str, Any], environ: dict[str, str]) -> None:
+        environ["LOCAL_AZURE_DEVOPS_PAT"] = "revoked-pat"
+        config["azure_ml"]["workspace"] = "ws-typo"
+        environ["LOCAL_SLACK_BOT_TOKEN"] = "xoxb-not-the-token"
+        config["store"]["url"] = f"sqlite:///{wired.tmp_path / 'never-migrated.db'}"
+
+    checks = by_name(await run_checks(wired.variant(broken)))
+    read = checks["azure_devops.read[mlops]"]
+    assert read.failed and "did not accept the credentials" in read.detail and "$LOCAL_AZURE_DEVOPS_PAT" in read.fix
+    assert checks["azure_ml.workspace"].failed and "no workspace ws-typo" in checks["azure_ml.workspace"].detail
+    slack = checks["slack.auth"]
+    assert slack.failed and "invalid_auth" in slack.detail and "$LOCAL_SLACK_BOT_TOKEN" in slack.fix
+    assert checks["store"].failed and "handoff db upgrade" in checks["store"].fix
+
+    def other_secrets(config: dict[str, Any], environ: dict[str, str]) -> None:
+        environ["LOCAL_HOOK_PASSWORD"] = "not-what-handoff-runs-with"
+        environ["LOCAL_EVENTGRID_SECRET"] = "not-what-handoff-runs-with-either"
+        environ["LOCAL_SLACK_SIGNING_SECRET"] = "another-signing-secret"
+        config["azure_devops"]["projects"] = ["mlops", "nosuchproject"]
+
+    checks = by_name(await run_checks(wired.variant(other_secrets)))
+    assert "refused the configured hook credentials" in checks["public_url.azure_devops"].detail
+    assert "refused the configured delivery secret" in checks["public_url.eventgrid"].detail
+    assert "refused a request signed" in checks["public_url.slack"].detail
+    assert checks["azure_devops.read[nosuchproject]"].failed
+    assert "nosuchproject" in checks["azure_devops.read[nosuchproject]"].detail
+    assert checks["azure_devops.hooks"].failed  # the new password means every hook must be updated
+
+    def nobody_there(config: dict[str, Any], environ: dict[str, str]) -> None:
+        config["server"]["public_url"] = f"http://127.0.0.1:{port}"
+
+    report = await run_doctor(wired.variant(nobody_there))
+    assert not report.ok
+    line = next(line for line in report.lines if line.split()[1:2] == ["public_url"])
+    assert line.startswith("FAIL") and f"cannot reach http://127.0.0.1:{port}" in line and "fix: start Handoff" in line
+
+
+# --- Teams: a Bot Framework token from a local stand-in for Microsoft Entra ID, through MSAL -------------------------
+
+
+class ToLocalEntra(requests.Session):
+    """MSAL's HTTP client, sending login.microsoftonline.com to the local token endpoint (and nothing elsewhere)."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        text = url.decode() if isinstance(url, bytes) else url
+        assert text.startswith("https://login.microsoftonline.com/"), text
+        return super().request(method, text.replace("https://login.microsoftonline.com", self.target), *args, **kwargs)
+
+
+@pytest.fixture
+async def entra() -> AsyncIterator[FakeHTTPServer]:
+    async with FakeHTTPServer() as fake:
+        login = "https://login.microsoftonline.com/botframework.com"
+        fake.respond(
+            "GET /botframework.com/v2.0/.well-known/openid-configuration",
+            body={
+                "token_endpoint": f"{login}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{login}/oauth2/v2.0/authorize",
+                "issuer": "https://login.microsoftonline.com/d6d49420-f39b-4df7-a1dc-d59a935871db/v2.0",
+            },
+        )
+        fake.respond(  # MSAL asks for the instance metadata after a refusal
+            "GET /common/discovery/instance",
+            body={
+                "tenant_discovery_endpoint": f"{login}/v2.0/.well-known/openid-configuration",
+                "api-version": "1.1",
+                "metadata": [
+                    {"preferred_network": "login.microsoftonline.com", "aliases": ["login.microsoftonline.com"]}
+                ],
+            },
+        )
+        yield fake
+
+
+def teams_settings(password: str) -> Any:
+    return parse_settings(
+        {"teams": {"app_id": "5e1b3a4c-0000-4000-8000-00000000b07", "app_password": "${APP_PASSWORD}"}},
+        {"APP_PASSWORD": password},
+    )
+
+
+async def test_teams_credentials_that_get_a_token_pass(entra: FakeHTTPServer) -> None:
+    entra.respond(
+        "POST /botframework.com/oauth2/v2.0/token",
+        body={"access_token": "t", "token_type": "Bearer", "expires_in": 3600},
+    )
+    (check,) = await check_teams(teams_settings("the-right-secret"), ToLocalEntra(entra.url))
+    assert check.status is Status.OK and "gets Bot Framework tokens" in check.detail
+    (request,) = entra.recorder.matching("POST /botframework.com/oauth2/v2.0/token")
+    assert "scope=https%3A%2F%2Fapi.botframework.com%2F.default" in request.text()
+
+
+async def test_a_wrong_teams_secret_fails_and_names_the_setting(entra: FakeHTTPServer) -> None:
+    entra.respond(
+        "POST /botframework.com/oauth2/v2.0/token",
+        status=401,
+        body={
+            "error": "invalid_client",
+            "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x",
+        },
+    )
+    (check,) = await check_teams(teams_settings("a-wrong-secret"), ToLocalEntra(entra.url))
+    assert check.failed and "invalid_client: AADSTS7000215" in check.detail
+    assert "$APP_PASSWORD" in check.fix and "a-wrong-secret" not in check.line()

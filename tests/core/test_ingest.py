@@ -1,0 +1,213 @@
+"""Ingest on a real store: redeliveries, group commit, and cards under concurrent events.
+
+Each test runs on SQLite and PostgreSQL. "Two processes" are two stores (two engines, two connection
+pools) with an Ingest each on the same database: they share nothing but the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import pytest
+
+from adapters.sql import SqlStore
+from bot.clock import FakeClock
+from bot.events import DomainEvent, PipelineRef, RunStateChanged, StageStateChanged
+from bot.ingest import Ingest, IngestFailed
+from bot.ports import EventRecord
+from bot.records import ConversationAddress, Delivery
+from bot.routing import Filters, Subscription
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+SLACK = ConversationAddress("slack", "C0RELEASES")
+TEAMS = ConversationAddress("teams", "19:releases@thread.tacv2")
+SUBSCRIPTIONS = [Subscription((SLACK, TEAMS), Filters.from_mapping({"events": ["run", "stage"]}))]
+STAGES = [f"stage-{i}" for i in range(12)]
+
+
+def run(run_id: str = "77") -> PipelineRef:
+    return PipelineRef(
+        organization="contoso",
+        project="mlops",
+        pipeline_id="3",
+        pipeline_name="release-app-y",
+        run_id=run_id,
+        run_name=f"2026.{run_id}",
+    )
+
+
+def started(run_id: str = "77", event_id: str | None = None) -> RunStateChanged:
+    return RunStateChanged(
+        source="azure-devops",
+        event_id=event_id or f"run-{run_id}-started",
+        occurred_at=T0,
+        scope="contoso",
+        run=run(run_id),
+        state="inProgress",
+    )
+
+
+def stage_done(stage: str, run_id: str = "77", result: str = "succeeded") -> StageStateChanged:
+    return StageStateChanged(
+        source="azure-devops",
+        event_id=f"run-{run_id}-{stage}-done",
+        occurred_at=T0,
+        scope="contoso",
+        run=run(run_id),
+        stage_name=stage,
+        state="completed",
+        result=result,
+    )
+
+
+def ingest_for(store: SqlStore) -> Ingest:
+    return Ingest(store, SUBSCRIPTIONS, FakeClock(T0))
+
+
+@pytest.fixture
+async def stores(store_url: str) -> AsyncIterator[tuple[SqlStore, SqlStore]]:
+    first = await SqlStore.open(store_url)
+    second = await SqlStore.open(store_url, migrate=False)
+    try:
+        yield first, second
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def delivered(store: SqlStore) -> list[Delivery]:
+    """Every delivery, in the order the outbox hands them out (each completed in turn)."""
+    later = T0 + timedelta(hours=1)
+    out: list[Delivery] = []
+    while batch := await store.claim_deliveries("w", later, timedelta(seconds=30), 1000):
+        for d in batch:
+            await store.complete_delivery(d.id, "w")
+        out += batch
+    return sorted(out, key=lambda d: d.id)
+
+
+async def test_a_redelivery_stores_nothing(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    ingest = ingest_for(store)
+    assert await ingest.accept(started())
+    before = await store.count_deliveries()
+    assert not await ingest.accept(started())
+    assert await store.count_deliveries() == before == {"pending": 2, "sent": 0, "dead": 0}
+
+
+async def test_concurrent_redeliveries_store_one_event(stores: tuple[SqlStore, SqlStore]) -> None:
+    first, second = stores
+    one, other = ingest_for(first), ingest_for(second)
+    results = await asyncio.gather(*((one if i % 2 else other).accept(started()) for i in range(10)))
+    assert results.count(True) == 1
+    assert (await first.count_deliveries())["pending"] == 2
+
+
+async def test_concurrent_events_are_written_together(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    batches: list[int] = []
+    record_events = store.record_events
+
+    async def spy(records: Sequence[EventRecord]) -> list[bool]:
+        batches.append(len(records))
+        return await record_events(records)
+
+    store.record_events = spy  # type: ignore[method-assign]
+    ingest = ingest_for(store)
+    events: list[DomainEvent] = [started(str(i)) for i in range(20)]
+    results = await asyncio.gather(*(ingest.accept(e) for e in [*events, events[3], events[7]]))
+    assert results == [True] * 20 + [False, False]
+    assert sum(batches) == 20 and len(batches) < 20  # the redeliveries never reached the store
+    assert (await store.count_deliveries())["pending"] == 40
+
+
+async def test_a_card_keeps_every_concurrent_change(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    ingest = ingest_for(store)
+    await ingest.accept(started())
+    await asyncio.gather(*(ingest.accept(stage_done(s)) for s in STAGES))
+    card = await store.get_card_state(run().run_key)
+    assert card is not None
+    assert {name for name, stage in card.state["stages"].items() if stage["state"] == "completed"} == set(STAGES)
+    assert card.version == 1 + len(STAGES)
+    ranks = [d.payload["rank"] for d in await delivered(store) if d.conversation == SLACK]
+    assert ranks == sorted(ranks) and ranks[-1] == card.version
+
+
+async def test_two_processes_never_lose_a_change_to_the_same_card(stores: tuple[SqlStore, SqlStore]) -> None:
+    first, second = stores
+    one, other = ingest_for(first), ingest_for(second)
+    await one.accept(started())
+    results = await asyncio.gather(
+        *((one if i % 2 else other).accept(stage_done(s)) for i, s in enumerate(STAGES)),
+        *((other if i % 2 else one).accept(stage_done(s)) for i, s in enumerate(STAGES)),  # and each again
+    )
+    assert results.count(True) == len(STAGES)
+    card = await first.get_card_state(run().run_key)
+    assert card is not None
+    assert all(card.state["stages"][s]["state"] == "completed" for s in STAGES)
+    assert card.version == 1 + len(STAGES)
+    # both still agree after the other wrote: their remembered states were checked, not trusted
+    assert await one.accept(stage_done("late-one"))
+    assert await other.accept(stage_done("late-other"))
+    final = await second.get_card_state(run().run_key)
+    assert final is not None and final.version == 3 + len(STAGES)
+    assert {"late-one", "late-other"} <= set(final.state["stages"])
+
+
+async def test_a_card_never_moves_backwards(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    ingest = ingest_for(store)
+    done = RunStateChanged(
+        source="azure-devops",
+        event_id="run-77-done",
+        occurred_at=T0,
+        scope="contoso",
+        run=run(),
+        state="completed",
+        result="succeeded",
+    )
+    await asyncio.gather(ingest.accept(done), ingest.accept(started(event_id="late-start")))
+    card = await store.get_card_state(run().run_key)
+    assert card is not None and (card.state["state"], card.state["result"]) == ("completed", "succeeded")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unstorable(DomainEvent):
+    """An event whose payload cannot be written as JSON."""
+
+    kind: ClassVar[str] = "run"
+    blob: Any = None
+
+
+async def test_an_event_that_cannot_be_stored_fails_alone(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    ingest = ingest_for(store)
+    bad = Unstorable(source="test", event_id="bad", occurred_at=T0, blob={1, 2})
+    results = await asyncio.gather(
+        *(ingest.accept(started(str(i))) for i in range(5)), ingest.accept(bad), return_exceptions=True
+    )
+    assert results[:5] == [True] * 5
+    assert isinstance(results[5], IngestFailed)
+    assert await store.known_events([started(str(i)).dedupe_key for i in range(5)]) == {
+        started(str(i)).dedupe_key for i in range(5)
+    }
+    assert not await store.has_event(bad.dedupe_key)
+
+
+async def test_observers_see_every_event_before_it_is_stored(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    ingest = ingest_for(store)
+    seen: list[tuple[str, bool]] = []
+
+    async def observe(event: DomainEvent) -> None:
+        seen.append((event.event_id, await store.has_event(event.dedupe_key)))
+
+    ingest.observers.append(observe)
+    await ingest.accept(started())
+    await ingest.accept(started())
+    assert seen == [("run-77-started", False), ("run-77-started", True)]

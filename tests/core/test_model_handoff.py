@@ -1,0 +1,485 @@
+"""The model handoff on a real store: a new model version is checked against its consuming app, the
+app's integration is started once, and the promotion gate holds Approve until the evidence allows it
+or someone allowed to override gives a reason.
+
+Azure ML and Azure DevOps are small in-memory fakes that record what they were asked; the store is
+SQLite and PostgreSQL, so gates, cards and command runs are what a deployment would keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.sql import SqlStore
+from bot.app import Handoff, build_handoff
+from bot.cards import Card
+from bot.clock import FakeClock
+from bot.config import parse_settings
+from bot.events import ModelRegistered, PipelineRef, RunStateChanged
+from bot.gates import promotion_gate_id
+from bot.interactions import ChatUser, CommandRequest
+from bot.living import render
+from bot.ports import ModelVersion, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
+from bot.records import ConversationAddress, GateState
+from tests.core.test_gates import GATE as AZURE_DEVOPS_GATE
+from tests.core.test_gates import pending
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+TOPIC = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
+MODELS = ConversationAddress("slack", "C0MLMODELS")
+RELEASES = ConversationAddress("slack", "C0APPRELEASES")
+GATE = promotion_gate_id("model-x", "8")
+MODEL_CARD = f"azure-ml:{TOPIC}:model:model-x:8".lower()
+APP_CARD = "handoff:model:model-x:8:app:app-y"
+
+V7 = {
+    "inputs": [{"name": "age", "type": "long"}, {"name": "income", "type": "double"}],
+    "outputs": [{"name": "prediction", "type": "double"}],
+}
+BREAKING = {**V7, "inputs": [{"name": "age", "type": "string"}, {"name": "income", "type": "double"}]}
+ADDITIVE = {**V7, "inputs": [*V7["inputs"], {"name": "region", "type": "string", "required": False}]}
+
+
+def settings(**app: Any) -> dict[str, Any]:
+    return {
+        "channels": {
+            "ml-models": {"slack": MODELS.conversation_id},
+            "app-releases": {"slack": RELEASES.conversation_id},
+        },
+        "subscriptions": [{"channel": "ml-models", "events": ["model_registered"]}],
+        "models": {
+            "model-x": {
+                "consumers": ["app-y"],
+                "channels": ["ml-models"],
+                "promotion_gate": {
+                    "release": {"project": "mlops", "pipeline": "release-app-y", "parameters": {"ring": "prod"}},
+                    "policy": "model-promotion",
+                },
+            }
+        },
+        "apps": {
+            "app-y": {
+                "integration": {"project": "mlops", "pipeline": "integrate-app-y", "branch": "refs/heads/main"},
+                "channels": ["app-releases"],
+                **app,
+            }
+        },
+        "roles": {
+            "release-managers": {"members": ["carol@contoso.com"]},
+            "data-scientists": {"members": ["alice@contoso.com"]},
+        },
+        "gates": {
+            "default": {"approver_roles": ["release-managers"], "override_roles": ["release-managers"]},
+            "model-promotion": {"approver_roles": ["release-managers"], "override_roles": ["release-managers"]},
+        },
+    }
+
+
+@dataclass
+class FakeML:
+    """Azure ML's model registry as the core sees it."""
+
+    versions: dict[str, ModelVersion] = field(default_factory=dict)
+    tagged: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+
+    def register(self, version: str, signature: dict[str, Any] | None, **tags: str) -> None:
+        self.versions[version] = ModelVersion("model-x", version, dict(tags), signature)
+
+    async def model_version(self, name: str, version: str | None = None) -> ModelVersion:
+        found = self.versions.get(version or max(self.versions, key=int))
+        if found is None:
+            raise ServiceRefused(f"Azure ML has no such model: {name}:{version}")
+        return found
+
+    async def model_versions(self, name: str) -> list[ModelVersion]:
+        return [replace(v, signature=None) for _, v in sorted(self.versions.items(), key=lambda kv: int(kv[0]))]
+
+    async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None:
+        self.tagged.append((name, version, tags))
+
+    async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun:
+        raise NotImplementedError
+
+    async def job_status(self, name: str) -> RunStatus:
+        raise NotImplementedError
+
+    async def cancel_job(self, name: str) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class FakePipelines:
+    """Azure DevOps runs: started on request, running until the test finishes them."""
+
+    started: list[tuple[str, str, str | None, dict[str, str]]] = field(default_factory=list)
+    results: dict[str, RunStatus] = field(default_factory=dict)
+    refuse_next: list[Exception] = field(default_factory=list)
+    decided: list[tuple[str, str, bool, str]] = field(default_factory=list)
+
+    async def run_pipeline(
+        self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]
+    ) -> StartedRun:
+        if self.refuse_next:
+            raise self.refuse_next.pop(0)
+        self.started.append((project, pipeline, branch, parameters))
+        run_id = str(100 + len(self.started))
+        return StartedRun(
+            run_id,
+            f"20261128.{len(self.started)}",
+            f"https://dev.azure.com/contoso/mlops/_build/results?buildId={run_id}",
+        )
+
+    async def run_status(self, project: str, run_id: str) -> RunStatus:
+        return self.results.get(run_id, RunStatus(run_id, "running"))
+
+    def finish(self, run_id: str, result: str, failing_step: str | None = None) -> None:
+        self.results[run_id] = RunStatus(run_id, "completed", result, failing_step=failing_step)
+
+    def of(self, pipeline: str) -> list[dict[str, str]]:
+        return [parameters for _, name, _, parameters in self.started if name == pipeline]
+
+    async def decide_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None:
+        self.decided.append((project, approval_id, approve, comment))
+
+    async def decide_release_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None: ...
+
+    async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
+        return None
+
+    async def cancel_run(self, project: str, run_id: str) -> None: ...
+
+
+@dataclass
+class World:
+    core: Handoff
+    ml: FakeML
+    pipelines: FakePipelines
+    clock: FakeClock
+
+    async def until(self, condition: Callable[[], Any], what: str) -> None:
+        """Let the background work run (advancing the fake clock past its polls) until ``condition``."""
+        for _ in range(300):
+            if await _maybe_await(condition()):
+                return
+            await self.clock.advance(1)
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"never happened: {what}")
+
+    async def card(self, key: str) -> Card:
+        state = await self.core.store.get_card_state(key)
+        assert state is not None, f"no card {key}"
+        return render(state.state)
+
+    async def card_text(self, key: str) -> str:
+        return json.dumps((await self.card(key)).to_json())
+
+    async def gate_details(self) -> dict[str, Any]:
+        gate = await self.core.store.get_gate(GATE)
+        assert gate is not None
+        return gate.details
+
+    async def integration(self) -> dict[str, Any]:
+        return dict((await self.gate_details())["apps"]["app-y"]["integration"])
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) else value
+
+
+def registered(version: str = "8", event_id: str = "evt-8") -> ModelRegistered:
+    return ModelRegistered(
+        source="azure-ml",
+        event_id=event_id,
+        occurred_at=T0,
+        scope=TOPIC,
+        model_name="model-x",
+        model_version=version,
+        web_url="https://ml.azure.com/model/model-x:8",
+    )
+
+
+def user(name: str) -> ChatUser:
+    return ChatUser(platform="slack", user_id=f"U{name.upper()}", name=name, email=f"{name}@contoso.com")
+
+
+async def make_world(store_url: str, tmp_path: Path, **app: Any) -> AsyncIterator[World]:
+    store = await SqlStore.open(store_url)
+    ml, pipelines, clock = FakeML(), FakePipelines(), FakeClock(T0)
+    ml.register("6", V7, stage="production")
+    ml.register("7", V7)
+    core = build_handoff(
+        parse_settings(settings(**app), {}),
+        store,
+        clock,
+        pipelines=pipelines,
+        ml=ml,
+        poll_interval=1,
+        base_dir=tmp_path,
+    )
+    try:
+        yield World(core, ml, pipelines, clock)
+    finally:
+        for close in core.closers:
+            await close()
+        await store.close()
+
+
+@pytest.fixture
+async def world(store_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async for made in make_world(store_url, tmp_path):
+        yield made
+
+
+async def decide(world: World, who: str, decision: str, comment: str = "") -> Any:
+    return await world.core.gatekeeper.decide(user(who), GATE, decision, comment, MODELS)
+
+
+async def test_a_breaking_version_blocks_approve_until_overridden_with_a_reason(world: World) -> None:
+    world.ml.register("8", BREAKING)
+    assert await world.core.ingest.accept(registered())
+    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
+
+    # the integration got the new version, once
+    assert world.pipelines.of("integrate-app-y") == [{"modelName": "model-x", "modelVersion": "8"}]
+    # both teams' cards show the verdict, each difference named
+    await world.until(lambda: world.core.store.get_card_state(APP_CARD), "the app card")
+    model_card = await world.card_text(MODEL_CARD)
+    assert "app-y (runs v6)" in model_card and "Breaking: input `age`: long \\u2192 string" in model_card
+    app_card = await world.card(APP_CARD)
+    assert app_card.title == "New model model-x:8 for app-y: breaking"
+    assert ("Change", "input `age`: long → string") in [(f.label, f.value) for f in app_card.facts]
+    app_state = await world.core.store.get_card_state(APP_CARD)
+    assert app_state is not None and app_state.state["conversations"] == [["slack", RELEASES.conversation_id]]
+    # the gate shows the verdict, and Approve is not offered
+    gate_card = await world.card(GATE)
+    assert [a.action_id for a in gate_card.actions] == ["override", "reject"]
+    assert "Approve is blocked: app-y: breaking change (input `age`: long → string)" in gate_card.summary
+
+    refused = await decide(world, "carol", "approve", "looks fine")
+    assert not refused.accepted and refused.message.startswith("Approve is blocked: app-y: breaking change")
+    assert "release-managers may override it with a reason" in refused.message
+    assert not (await decide(world, "alice", "override", "I trained it")).accepted  # not in an override role
+    no_reason = await decide(world, "carol", "override", " ")
+    assert not no_reason.accepted and "needs a reason" in no_reason.message
+    gate = await world.core.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.PENDING
+    assert world.pipelines.of("release-app-y") == []
+
+    overridden = await decide(world, "carol", "override", "app-y sends age as text since 2.3")
+    assert overridden.accepted
+    gate = await world.core.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.APPROVED
+    assert world.pipelines.of("release-app-y") == [{"ring": "prod", "modelName": "model-x", "modelVersion": "8"}]
+    assert world.ml.tagged == [
+        (
+            "model-x",
+            "8",
+            {
+                "approved": "true",
+                "approved_by": "carol@contoso.com",
+                "override_reason": "app-y sends age as text since 2.3",
+            },
+        )
+    ]
+    audit = [e for e in await world.core.store.list_audit() if e.action == "override" and e.outcome == "applied"]
+    assert [(e.actor, e.comment) for e in audit] == [("carol@contoso.com", "app-y sends age as text since 2.3")]
+    final = await world.card(GATE)
+    assert final.actions == ()
+    assert ("Overridden by", "carol@contoso.com: app-y sends age as text since 2.3") in [
+        (f.label, f.value) for f in final.facts
+    ]
+
+
+async def test_a_compatible_version_waits_for_its_integration_then_is_released_once(world: World) -> None:
+    world.ml.register("8", ADDITIVE)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
+    await world.until(lambda: _integration_state(world, "queued", "running"), "the integration recorded")
+    waiting = await decide(world, "carol", "approve")
+    assert not waiting.accepted and "app-y: integration not finished" in waiting.message
+
+    world.pipelines.finish("101", "succeeded")
+    await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
+    assert (await world.gate_details())["blockers"] == []
+    card = await world.card(GATE)
+    assert [a.action_id for a in card.actions] == ["approve", "reject"]
+    assert ("app-y integration", "integrate-app-y 20261128.1: passed") in [(f.label, f.value) for f in card.facts]
+    model_card = await world.card_text(MODEL_CARD)
+    assert "Additive: input `region`: added (optional)" in model_card
+
+    results = await asyncio.gather(*(decide(world, "carol", "approve", "green") for _ in range(10)))
+    assert sum(r.accepted for r in results) == 1
+    assert world.pipelines.of("release-app-y") == [{"ring": "prod", "modelName": "model-x", "modelVersion": "8"}]
+    assert [t[:2] for t in world.ml.tagged] == [("model-x", "8")]
+    gate = await world.core.store.get_gate(GATE)
+    assert gate is not None and gate.details["release_run"]["run_id"] == "102" and gate.details["applied"] is True
+
+
+async def _integration_state(world: World, *states: str) -> bool:
+    gate = await world.core.store.get_gate(GATE)
+    return gate is not None and gate.details["apps"]["app-y"]["integration"]["state"] in states
+
+
+async def test_a_failed_integration_blocks_approve_and_is_reported_on_both_cards(world: World) -> None:
+    world.ml.register("8", V7)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
+    world.pipelines.finish("101", "failed", "Integration tests")
+    await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
+    refused = await decide(world, "carol", "approve")
+    assert not refused.accepted
+    assert "app-y: integration integrate-app-y 20261128.1: failed at Integration tests" in refused.message
+    assert (await world.gate_details())["apps"]["app-y"]["verdict"] == "compatible"
+    app_card = await world.card(APP_CARD)
+    assert app_card.status.value == "failed"
+    model_state = await world.core.store.get_card_state(MODEL_CARD)
+    assert model_state is not None
+    assert "app-y integration: integrate-app-y 20261128.1: failed at Integration tests" in json.dumps(
+        [f"{f.label}: {f.value}" for f in render(model_state.state).facts]
+    )
+
+
+async def test_a_version_without_a_signature_is_unknown_never_compatible(world: World) -> None:
+    world.ml.register("8", None)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.core.store.get_card_state(APP_CARD), "the app card")
+    details = await world.gate_details()
+    assert details["apps"]["app-y"]["verdict"] == "unknown"
+    assert details["apps"]["app-y"]["differences"] == ["model-x:8 has no signature"]
+    assert (await world.card(APP_CARD)).title == "New model model-x:8 for app-y: unknown"
+
+
+async def test_a_redelivered_registration_starts_one_integration_and_opens_one_gate(world: World) -> None:
+    world.ml.register("8", V7)
+    await asyncio.gather(world.core.ingest.accept(registered()), world.core.ingest.accept(registered()))
+    await world.core.ingest.accept(registered())
+    # the same registration announced again under another id (another replica, or a crash before recording)
+    await world.core.model_handoff.hand_off(registered(event_id="evt-8-again"))  # type: ignore[union-attr]
+    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
+    for _ in range(5):
+        await world.clock.advance(1)
+        await asyncio.sleep(0.01)
+    assert len(world.pipelines.of("integrate-app-y")) == 1
+    assert [g.gate_id for g in await world.core.store.list_gates()] == [GATE]
+
+
+async def test_an_integration_that_cannot_start_blocks_the_gate(world: World) -> None:
+    world.ml.register("8", V7)
+    world.pipelines.refuse_next.append(ServiceRefused("pipeline integrate-app-y is disabled"))
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: _integration_state(world, "error"), "the failure recorded")
+    assert (await world.gate_details())["blockers"] == [
+        "app-y: integration could not start: pipeline integrate-app-y is disabled"
+    ]
+
+
+async def test_azure_devops_run_events_finish_an_integration_the_gate_waits_for(world: World) -> None:
+    world.ml.register("8", V7)
+    assert world.core.model_handoff is not None
+    world.core.model_handoff.poll_interval = 10_000  # only Azure DevOps' event can finish it here
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: _integration_state(world, "queued"), "the integration started")
+    run = PipelineRef(
+        organization="contoso", project="mlops", pipeline_id="2", pipeline_name="integrate-app-y", run_id="101"
+    )
+    done = RunStateChanged(
+        source="azure-devops",
+        event_id="run-101-done",
+        occurred_at=T0,
+        scope="contoso",
+        run=run,
+        state="completed",
+        result="succeeded",
+    )
+    await world.core.ingest.accept(done)
+    await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
+    assert (await world.gate_details())["blockers"] == []
+
+
+async def test_a_release_that_azure_devops_could_not_start_is_started_once_by_the_sweep(world: World) -> None:
+    world.ml.register("8", V7)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
+    world.pipelines.finish("101", "succeeded")
+    await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
+    world.pipelines.refuse_next.append(ServiceUnavailable("503"))
+    result = await decide(world, "carol", "approve")
+    assert result.accepted and "Handoff will start the release when it does" in result.message
+    assert world.pipelines.of("release-app-y") == []
+    await world.core.gatekeeper.sweep()  # another replica's claim is still fresh: nothing yet
+    assert world.pipelines.of("release-app-y") == []
+    await world.clock.advance(11 * 60)
+    await asyncio.gather(world.core.gatekeeper.sweep(), world.core.gatekeeper.sweep())
+    await world.core.gatekeeper.sweep()
+    assert len(world.pipelines.of("release-app-y")) == 1
+    assert len(world.ml.tagged) == 1
+
+
+async def test_a_rejected_promotion_starts_nothing(world: World) -> None:
+    world.ml.register("8", BREAKING)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.core.store.get_gate(GATE), "the gate")
+    result = await decide(world, "carol", "reject", "age must stay numeric")
+    assert result.accepted
+    assert world.pipelines.of("release-app-y") == [] and world.ml.tagged == []
+
+
+@pytest.fixture
+async def pinned_world(store_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    contract = {
+        "type": "object",
+        "properties": {"age": {"type": "integer"}, "income": {"type": "number"}},
+        "required": ["age", "income"],
+    }
+    (tmp_path / "app-y.contract.json").write_text(json.dumps(contract))
+    async for made in make_world(store_url, tmp_path, pinned_version="6", contract_file="app-y.contract.json"):
+        yield made
+
+
+async def test_a_pinned_version_and_a_contract_file_are_both_checked(pinned_world: World) -> None:
+    world = pinned_world
+    world.ml.register("7", {**V7, "inputs": [*V7["inputs"], {"name": "tenure", "type": "long"}]})
+    world.ml.register("8", {**V7, "inputs": [*V7["inputs"], {"name": "tenure", "type": "long"}]})
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.core.store.get_card_state(APP_CARD), "the app card")
+    check = (await world.gate_details())["apps"]["app-y"]
+    assert (check["baseline"], check["baseline_source"]) == ("6", "pinned")
+    assert check["contract"] == "app-y's contract (app-y.contract.json)"
+    assert check["verdict"] == "breaking"
+    assert check["differences"] == ["input `tenure`: added (required)", "outputs: now declared by model-x:8"]
+
+
+async def test_diff_and_status_commands(world: World) -> None:
+    world.ml.register("8", BREAKING)
+    chat = world.core.chat
+
+    async def ask(text: str) -> str:
+        return (await chat.on_command(CommandRequest(user("bob"), RELEASES, text))).text
+
+    assert await ask("diff model-x:7 model-x:8") == "model-x:7 → model-x:8: *breaking*\n• input `age`: long → string"
+    assert await ask("diff model-x:6 7") == "model-x:6 → model-x:7: *compatible*\n• the signatures are the same"
+    assert "no such model: model-x:9" in await ask("diff model-x:7 model-x:9")
+    status = await ask("status model-x")
+    assert status.splitlines() == [
+        "The latest version of model-x is 8.",
+        "• app-y runs v6 (latest approved); model-x:8 is breaking: input `age`: long → string",
+    ]
+    assert "model-x: app-y" in await ask("status")
+    assert "There is no model called `model-z`" in await ask("status model-z")
+
+
+async def test_an_override_of_an_azure_devops_gate_says_so_in_its_comment(world: World) -> None:
+    await world.core.ingest.accept(pending(requester="erin"))
+    result = await world.core.gatekeeper.decide(user("carol"), AZURE_DEVOPS_GATE, "override", "hotfix", RELEASES)
+    assert result.accepted
+    assert world.pipelines.decided == [
+        ("mlops", "a1b2", True, "Approved with an override in Slack by carol@contoso.com: hotfix")
+    ]

@@ -1,0 +1,140 @@
+"""The outbox worker on a real store: coalescing, order in a conversation, conversations independent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.sql import SqlStore
+from bot.cards import Card
+from bot.clock import FakeClock
+from bot.outbox import OutboxWorker
+from bot.ports import PostedMessage
+from bot.ratelimit import SlidingWindowLimiter
+from bot.records import ConversationAddress, NewDelivery
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+A = ConversationAddress("slack", "C0AAAAAAAA")
+B = ConversationAddress("slack", "C0BBBBBBBB")
+
+
+class RecordingChannel:
+    """A Slack stand-in that records every call; posts to a conversation in ``held`` wait for its event."""
+
+    platform = "slack"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.held: dict[str, asyncio.Event] = {}
+        self.called = asyncio.Condition()
+
+    async def post_card(self, conversation_id: str, card: Card) -> PostedMessage:
+        if conversation_id in self.held:
+            await self.held[conversation_id].wait()
+        await self._record("post", conversation_id, card)
+        return PostedMessage(f"m{len(self.calls)}", f"m{len(self.calls)}")
+
+    async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
+        await self._record("update", conversation_id, card)
+
+    async def reply(self, conversation_id: str, parent: PostedMessage, card: Card) -> PostedMessage:
+        await self._record("reply", conversation_id, card)
+        return PostedMessage(f"m{len(self.calls)}", parent.thread_id)
+
+    async def _record(self, call: str, conversation_id: str, card: Card) -> None:
+        async with self.called:
+            self.calls.append((call, conversation_id, card.title))
+            self.called.notify_all()
+
+    async def until(self, count: int) -> None:
+        """Wait for ``count`` calls (a safety net of 10 s against hanging, not a timing)."""
+        async with asyncio.timeout(10), self.called:
+            await self.called.wait_for(lambda: len(self.calls) >= count)
+
+
+@pytest.fixture
+async def store(sqlite_url: str) -> AsyncIterator[SqlStore]:
+    opened = await SqlStore.open(sqlite_url)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def channel() -> RecordingChannel:
+    return RecordingChannel()
+
+
+@pytest.fixture
+def worker(store: SqlStore, channel: RecordingChannel) -> OutboxWorker:
+    clock = FakeClock(T0)
+    outbox = OutboxWorker(store, {"slack": channel}, clock)
+    # rate limits are the platform adapters' and the bench's business here; keep them out of the way
+    outbox.limiters = {"slack": SlidingWindowLimiter(((1000, 1.0),), clock)}
+    return outbox
+
+
+def version(n: int, where: ConversationAddress = A, key: str = "run:1") -> NewDelivery:
+    return NewDelivery(where, key, {"op": "card", "rank": n, "card": Card(title=f"{key} v{n}").to_json()})
+
+
+def reply(text: str, where: ConversationAddress = A, key: str = "run:1") -> NewDelivery:
+    return NewDelivery(where, key, {"op": "reply", "card": Card(title=text).to_json()})
+
+
+async def test_a_burst_for_a_new_card_is_one_post_of_its_newest_version(
+    store: SqlStore, worker: OutboxWorker, channel: RecordingChannel
+) -> None:
+    await store.enqueue([version(n) for n in range(1, 6)], T0)
+    await worker.drain()
+    assert channel.calls == [("post", A.conversation_id, "run:1 v5")]
+    shown = await store.get_card("run:1", A)
+    assert shown is not None and shown.rank == 5
+    assert await store.count_deliveries() == {"pending": 0, "sent": 5, "dead": 0}
+
+
+async def test_a_reply_comes_after_its_card_which_shows_its_newest_version(
+    store: SqlStore, worker: OutboxWorker, channel: RecordingChannel
+) -> None:
+    await store.enqueue([version(1), reply("failed in stage Tests"), version(2), version(3)], T0)
+    await worker.drain()
+    assert channel.calls == [
+        ("post", A.conversation_id, "run:1 v3"),
+        ("reply", A.conversation_id, "failed in stage Tests"),
+    ]
+
+
+async def test_updates_to_a_shown_card_coalesce(
+    store: SqlStore, worker: OutboxWorker, channel: RecordingChannel
+) -> None:
+    await store.enqueue([version(1)], T0)
+    await worker.drain()
+    await store.enqueue([version(n) for n in range(2, 9)], T0)
+    await worker.drain()
+    assert channel.calls == [("post", A.conversation_id, "run:1 v1"), ("update", A.conversation_id, "run:1 v8")]
+
+
+async def test_a_slow_conversation_does_not_hold_up_another(
+    store: SqlStore, worker: OutboxWorker, channel: RecordingChannel
+) -> None:
+    channel.held[A.conversation_id] = asyncio.Event()
+    await store.enqueue([version(1, A), version(1, A, "run:2")], T0)
+    await store.enqueue([version(1, B, f"run:{i}") for i in range(3, 6)], T0)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await channel.until(3)
+        assert [c[1] for c in channel.calls] == [B.conversation_id] * 3  # while A's first post hangs
+        channel.held[A.conversation_id].set()
+        await channel.until(5)
+        assert [c[2] for c in channel.calls if c[1] == A.conversation_id] == ["run:1 v1", "run:2 v1"]  # in order
+        await store.enqueue([version(2, B, "run:3")], T0)
+        worker.wake()
+        await channel.until(6)
+        assert channel.calls[-1] == ("update", B.conversation_id, "run:3 v2")
+    finally:
+        stop.set()
+        await running
+    assert await store.count_deliveries() == {"pending": 0, "sent": 6, "dead": 0}

@@ -1,0 +1,185 @@
+"""The model handoff end to end: the Azure ML emulator registers a version whose MLmodel signature
+breaks app-y; Handoff, unchanged behind its real adapters, puts the verdict on the data scientists'
+and the app team's cards, starts app-y's integration in the Azure DevOps emulator, and opens a
+promotion gate whose Approve stays blocked until carol overrides it from Slack with a reason. Then
+the release runs in Azure DevOps with the version, and the version is tagged in Azure ML.
+
+The second test reads real MLmodel files through the emulator: tabular and tensor signatures with
+each kind of difference, and a version without a signature, compared by the `diff` command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bot.interactions import ChatUser, CommandRequest
+from bot.records import ConversationAddress
+from tests.e2e.conftest import Loop, eventually, slack_messages, teams_posts
+
+AGE_AS_TEXT = {
+    "inputs": [
+        {"name": "age", "type": "string"},
+        {"name": "income", "type": "double"},
+        {"name": "segment", "type": "string"},
+    ],
+    "outputs": [{"name": "prediction", "type": "double"}],
+}
+
+
+@pytest.fixture
+async def loop(start_loop: Callable[..., Awaitable[Loop]]) -> Loop:
+    """The demo's emulators and Handoff, following integration runs quickly."""
+    started = await start_loop()
+    assert started.server.handoff is not None and started.server.handoff.model_handoff is not None
+    started.server.handoff.model_handoff.poll_interval = 0.2
+    return started
+
+
+def words(node: Any) -> str:
+    """Every text a Block Kit message or an Adaptive Card shows, in one string."""
+    if isinstance(node, dict):
+        return " ".join(words(v) for k, v in node.items() if k not in ("data", "action_id", "url"))
+    if isinstance(node, list):
+        return " ".join(words(v) for v in node)
+    return node if isinstance(node, str) and not node.startswith("{") else ""  # not a button's JSON value
+
+
+def slack_text(loop: Loop, channel: str) -> str:
+    return " ".join(words(m.blocks or []) for m in slack_messages(loop, channel))
+
+
+def teams_text(loop: Loop, channel: str) -> str:
+    return " ".join(words(p.activity) for p in teams_posts(loop, channel))
+
+
+def buttons(message: Any) -> list[str]:
+    return [
+        str(element.get("action_id"))
+        for block in message.blocks or []
+        for element in block.get("elements", [])
+        if element.get("type") == "button"
+    ]
+
+
+def integration_runs(loop: Loop, pipeline: str) -> list[Any]:
+    return [r for r in loop.suite.ado.runs if r.pipeline.name == pipeline]
+
+
+async def test_a_breaking_version_is_handed_off_and_gated_without_a_human_step(loop: Loop) -> None:
+    suite = loop.suite
+    suite.aml.register_model("model-x", signature=AGE_AS_TEXT, tags={"owner": "data-science"})
+
+    # an integration run of app-y against the new version, started by Handoff
+    (run,) = await eventually(lambda: integration_runs(loop, "integrate-app-y"), timeout=30)
+    assert run.template_parameters == {"modelName": "model-x", "modelVersion": "8"}
+    # the verdict, each difference named, on the data scientists' card (Slack and Teams)
+    verdict = "Breaking: input `age`: long → string"
+    await eventually(lambda: verdict in slack_text(loop, "ml-models"), timeout=30)
+    await eventually(lambda: verdict in teams_text(loop, "ML models"), timeout=30)
+    # and on the app team's card, with the integration run
+    await eventually(lambda: "New model model-x:8 for app-y: breaking" in slack_text(loop, "app-releases"))
+    await eventually(lambda: "input `age`: long → string" in teams_text(loop, "App releases"))
+    await eventually(lambda: "integrate-app-y" in slack_text(loop, "app-releases"))
+    # the gate: Approve is not offered, Override is
+    gate = await eventually(
+        lambda: next((m for m in slack_messages(loop, "ml-models") if "override" in buttons(m)), None), timeout=30
+    )
+    assert "approve" not in buttons(gate)
+    assert "Approve is blocked: app-y: breaking change" in words(gate.blocks)
+    assert integration_runs(loop, "release-app-y") == []
+
+    # carol overrides from Slack, with a reason
+    slack = suite.slack
+    opened = set(slack.state.views)
+    assert (await slack.click_button(gate.ts, "override", user="carol")).status == 200
+    view = await eventually(lambda: next(iter(set(slack.state.views) - opened), None))
+    reason = "app-y 2.4 sends age as text"
+    assert (await slack.submit_view(view, {"comment": {"comment": reason}})).status == 200
+
+    (release,) = await eventually(lambda: integration_runs(loop, "release-app-y"), timeout=30)
+    assert release.template_parameters == {"modelName": "model-x", "modelVersion": "8"}
+    tags = suite.aml.state.models["model-x"]["8"].tags
+    assert (tags["approved"], tags["override_reason"]) == ("true", reason)
+    decided = await eventually(
+        lambda: next(m for m in slack_messages(loop, "ml-models") if m.ts == gate.ts and not buttons(m)), timeout=30
+    )
+    assert "Overridden by" in words(decided.blocks) and f"carol@contoso.com: {reason}" in words(decided.blocks)
+    audit = await loop.server.store.list_audit()
+    assert [(e.actor, e.outcome, e.comment) for e in audit if e.action == "override"] == [
+        ("carol@contoso.com", "applied", reason)
+    ]
+
+
+TABULAR = {"inputs": AGE_AS_TEXT["inputs"], "outputs": AGE_AS_TEXT["outputs"]}
+VERSIONS: list[tuple[dict[str, Any] | None, str]] = [
+    # (signature of the next version, the diff against the version before it)
+    (
+        {**TABULAR, "inputs": [{"name": "age", "type": "long"}, *TABULAR["inputs"][1:]]},
+        "breaking\n• input `age`: string → long",
+    ),
+    ({**TABULAR, "inputs": [{"name": "age", "type": "long"}, *TABULAR["inputs"][1:]]}, "compatible"),
+    (
+        {
+            **TABULAR,
+            "inputs": [
+                {"name": "age", "type": "long"},
+                {"name": "income", "type": "double"},
+                {"name": "customer_segment", "type": "string"},
+                {"name": "region", "type": "string", "required": False},
+            ],
+            "outputs": [{"name": "prediction", "type": "double"}, {"name": "probability", "type": "double"}],
+        },
+        "breaking\n• input `segment` renamed to `customer_segment`\n• input `region`: added (optional)\n"
+        "• output `probability`: added",
+    ),
+    (
+        {"inputs": [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4]}}]},
+        "breaking\n• inputs: column-based → tensor-based\n• outputs: model-x:12 declares none",
+    ),
+    (
+        {
+            "inputs": [{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, -1]}}],
+            "outputs": [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 1]}}],
+        },
+        "additive\n• input #0: float32 → float64\n• input #0: shape [-1, 4] → [-1, -1]\n"
+        "• outputs: now declared by model-x:13",
+    ),
+    (
+        {
+            "inputs": [{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 3]}}],
+            "outputs": [{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1, 1]}}],
+        },
+        "breaking\n• input #0: shape [-1, -1] → [-1, 3]\n• output #0: float32 → int64",
+    ),
+    (None, "unknown\n• model-x:15 has no signature"),
+]
+
+
+async def test_diff_reads_each_kind_of_difference_from_the_emulators_mlmodel_files(loop: Loop) -> None:
+    suite = loop.suite
+    suite.aml.register_model("model-x", signature=TABULAR)  # version 8
+    for signature, _ in VERSIONS:
+        if signature is None:
+            suite.aml.script_next_model_signature(None)
+        suite.aml.register_model("model-x", signature=signature)
+    handoff = loop.server.handoff
+    assert handoff is not None
+    bob = ChatUser(platform="slack", user_id="U0B0B000002", email="bob@contoso.com")
+    where = ConversationAddress("slack", suite.slack.state.channel("app-releases").id)
+    for number, (_, expected) in enumerate(VERSIONS, start=9):
+        reply = await handoff.chat.on_command(CommandRequest(bob, where, f"diff model-x:{number - 1} model-x:{number}"))
+        verdict, _, rest = expected.partition("\n")
+        assert reply.text == f"model-x:{number - 1} → model-x:{number}: *{verdict}*" + (
+            f"\n{rest}" if rest else "\n• the signatures are the same"
+        )
+    # the version without a signature is never compatible, even with itself
+    same = await handoff.chat.on_command(CommandRequest(bob, where, "diff model-x:15 model-x:15"))
+    assert same.text.startswith("model-x:15 → model-x:15: *unknown*")
+    status = await handoff.chat.on_command(CommandRequest(bob, where, "status model-x"))
+    assert status.text.splitlines() == [
+        "The latest version of model-x is 15.",
+        "• app-y runs v6 (latest approved); model-x:15 is unknown: model-x:15 has no signature",
+    ]

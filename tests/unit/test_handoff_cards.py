@@ -1,0 +1,130 @@
+"""The model handoff's living cards: verdicts survive the registration, nothing moves backwards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.cards import Status
+from bot.events import AppHandoffChanged, GateChanged, GateDecision, ModelChecked, ModelRegistered, PromotionGateChanged
+from bot.living import merge, render
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+KEY = "azure-ml:ws:model:model-x:8"
+BREAKING = {"app": "app-y", "verdict": "breaking", "differences": ["input `age`: long → string"], "baseline": "6"}
+
+
+def registered() -> ModelRegistered:
+    return ModelRegistered(
+        source="azure-ml", event_id="e1", occurred_at=T0, scope="ws", model_name="model-x", model_version="8"
+    )
+
+
+def checked(apps: dict[str, dict[str, object]], n: int = 0) -> ModelChecked:
+    return ModelChecked(
+        source="handoff",
+        event_id=f"c{n}",
+        occurred_at=T0,
+        card_key=KEY,
+        model_name="model-x",
+        model_version="8",
+        apps=apps,
+    )
+
+
+def facts(state: dict[str, object]) -> dict[str, str]:
+    return {f.label: f.value for f in render(state).facts}
+
+
+def test_the_verdict_stays_on_the_model_card_whichever_comes_first() -> None:
+    first = merge(None, registered()).state
+    with_verdict = merge(first, checked({"app-y": BREAKING}))
+    assert (
+        with_verdict.changed and facts(with_verdict.state)["app-y (runs v6)"] == "Breaking: input `age`: long → string"
+    )
+    assert [r.title for r in with_verdict.replies] == ["Breaking for app-y (runs v6)"]
+    assert render(with_verdict.state).title == "Model model-x:8 registered"
+
+    early = merge(None, checked({"app-y": BREAKING})).state
+    late = merge(early, registered())
+    assert render(late.state).title == "Model model-x:8 registered"
+    assert facts(late.state)["app-y (runs v6)"].startswith("Breaking")
+    assert render(late.state).status is Status.WARNING
+
+
+def test_an_integration_never_goes_back_and_its_end_is_told_once() -> None:
+    state = merge(None, checked({"app-y": BREAKING})).state
+    done = {"state": "completed", "result": "failed", "pipeline": "integrate-app-y", "name": "20261128.1"}
+    ended = merge(state, checked({"app-y": {"integration": done}}, 1))
+    assert [r.title for r in ended.replies] == [
+        "app-y integration against model-x:8: integrate-app-y 20261128.1: failed"
+    ]
+    late = merge(
+        ended.state, checked({"app-y": {"integration": {"state": "running", "pipeline": "integrate-app-y"}}}, 2)
+    )
+    assert not late.changed
+    assert facts(late.state)["app-y integration"] == "integrate-app-y 20261128.1: failed"
+    again = merge(late.state, checked({"app-y": {"integration": {**done, "failing_step": "Integration tests"}}}, 3))
+    assert again.replies == []  # learnt where it failed, without telling the channel twice
+    assert facts(again.state)["app-y integration"] == "integrate-app-y 20261128.1: failed at Integration tests"
+
+
+def test_the_app_card_shows_what_changed_and_the_run() -> None:
+    event = AppHandoffChanged(
+        source="handoff",
+        event_id="a1",
+        occurred_at=T0,
+        model_name="model-x",
+        model_version="8",
+        app="app-y",
+        check={
+            **BREAKING,
+            "integration": {"state": "running", "pipeline": "integrate-app-y", "name": "2026.1", "url": "https://run"},
+        },
+    )
+    card = render(merge(None, event).state)
+    assert card.title == "New model model-x:8 for app-y: breaking"
+    assert card.status is Status.WARNING
+    assert ("Change", "input `age`: long → string") in [(f.label, f.value) for f in card.facts]
+    assert ("Integration", "integrate-app-y 2026.1: running") in [(f.label, f.value) for f in card.facts]
+    assert [link.url for link in card.links] == ["https://run"]
+
+
+def gate(revision: int, blockers: tuple[str, ...]) -> PromotionGateChanged:
+    return PromotionGateChanged(
+        source="handoff",
+        event_id=f"g{revision}",
+        occurred_at=T0,
+        gate_id="handoff:promotion:model-x:8",
+        model_name="model-x",
+        model_version="8",
+        release="release-app-y",
+        apps={"app-y": BREAKING},
+        blockers=blockers,
+        override_roles=("release-managers",),
+        revision=revision,
+    )
+
+
+def test_the_gate_card_offers_override_while_blocked_and_never_returns_to_older_evidence() -> None:
+    blocked = merge(None, gate(2, ("app-y: breaking change",))).state
+    assert [a.action_id for a in render(blocked).actions] == ["override", "reject"]
+    older = merge(blocked, gate(1, ()))
+    assert not older.changed
+    clear = merge(blocked, gate(3, ())).state
+    assert [a.action_id for a in render(clear).actions] == ["approve", "reject"]
+    decided = merge(
+        blocked,
+        GateChanged(
+            source="handoff",
+            event_id="d1",
+            occurred_at=T0,
+            gate_id="handoff:promotion:model-x:8",
+            status="approved",
+            decisions=(
+                GateDecision(actor="carol@contoso.com", decision="override", comment="known", platform="slack"),
+            ),
+        ),
+    ).state
+    card = render(decided)
+    assert card.actions == () and card.title == "Promotion of model-x:8: Approved"
+    assert ("Overridden by", "carol@contoso.com: known") in [(f.label, f.value) for f in card.facts]
