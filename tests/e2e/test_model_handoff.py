@@ -104,7 +104,8 @@ async def test_a_breaking_version_is_handed_off_and_gated_without_a_human_step(l
     tags = suite.aml.state.models["model-x"]["8"].tags
     assert (tags["approved"], tags["override_reason"]) == ("true", reason)
     decided = await eventually(
-        lambda: next(m for m in slack_messages(loop, "ml-models") if m.ts == gate.ts and not buttons(m)), timeout=30
+        lambda: next((m for m in slack_messages(loop, "ml-models") if m.ts == gate.ts and not buttons(m)), None),
+        timeout=30,
     )
     assert "Overridden by" in words(decided.blocks) and f"carol@contoso.com: {reason}" in words(decided.blocks)
     audit = await loop.server.store.list_audit()
