@@ -174,3 +174,63 @@ async def test_decision_in_azure_devops_closes_the_gate_and_updates_both_cards(h
         ("slack", SLACK.conversation_id),
         ("teams", TEAMS.conversation_id),
     ]
+
+
+async def test_a_gate_canceled_in_azure_devops_is_superseded_and_refuses_clicks(handoff: Handoff) -> None:
+    await handoff.ingest.accept(pending(requester="erin"))
+    canceled = ApprovalCompleted(
+        source="azure-devops",
+        event_id="approval-canceled-1",
+        occurred_at=T0,
+        scope="contoso",
+        project="mlops",
+        approval_id="a1b2",
+        status="canceled",
+        run=RUN,
+        stage_name="production",
+        environment_name="production",
+    )
+    await handoff.ingest.accept(canceled)
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.SUPERSEDED
+    result = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
+    assert not result.accepted and "superseded" in result.message
+    after = await handoff.store.get_gate(GATE)
+    assert after is not None and after.version == gate.version
+    card = await handoff.store.get_card_state(GATE)
+    assert card is not None and card.state["status"] == "canceled"
+
+
+async def test_pending_gates_are_reminded_and_expiry_is_announced(handoff: Handoff) -> None:
+    await handoff.ingest.accept(pending(requester="erin"))
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    await pending_replies(handoff)  # the gate's own card goes out
+    await handoff.gatekeeper.remind(timedelta(hours=4))
+    assert await pending_replies(handoff) == []  # too early
+    await clock.advance(timedelta(hours=5).total_seconds())
+    await handoff.gatekeeper.remind(timedelta(hours=4))
+    reminders = await pending_replies(handoff)
+    assert sorted(c for c, _ in reminders) == sorted([SLACK.conversation_id, TEAMS.conversation_id])
+    assert all(title.startswith("Still waiting for approval") for _, title in reminders)
+    await handoff.gatekeeper.remind(timedelta(hours=4))  # not again until another interval
+    assert await pending_replies(handoff) == []
+
+    await clock.advance(timedelta(hours=70).total_seconds())
+    await handoff.gatekeeper.sweep()
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.EXPIRED
+    card = await handoff.store.get_card_state(GATE)
+    assert card is not None and card.state["status"] == "expired"
+
+
+async def pending_replies(handoff: Handoff) -> list[tuple[str, str]]:
+    """Take every due delivery off the outbox; the (conversation, title) of the gate's thread replies."""
+    found = []
+    now = handoff.clock.now() + timedelta(days=30)
+    while claimed := await handoff.store.claim_deliveries("test", now, timedelta(seconds=1), 1000):
+        for delivery in claimed:
+            if delivery.payload.get("op") == "reply" and delivery.grouping_key == GATE:
+                found.append((delivery.conversation.conversation_id, delivery.payload["card"]["title"]))
+            await handoff.store.complete_delivery(delivery.id, "test")
+    return found
