@@ -200,7 +200,7 @@ def _demo(port: int, data_dir: str, no_browser: bool, scenario: bool) -> int:
     from bot.logs import configure_logging
 
     configure_logging("WARNING")
-    from bot.local import run_demo
+    from adapters.demo import run_demo
 
     try:
         return asyncio.run(run_demo(port, Path(data_dir), not no_browser, scenario))
@@ -210,7 +210,7 @@ def _demo(port: int, data_dir: str, no_browser: bool, scenario: bool) -> int:
 
 
 def _emulators(host: str, port: int, world: str | None) -> int:
-    from bot.local import serve_emulators
+    from adapters.demo import serve_emulators
 
     try:
         return asyncio.run(serve_emulators(host, port, world))

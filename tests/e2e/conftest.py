@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from adapters.demo import connect_emulators, local_config, local_world
 from adapters.emulators.suite import EmulatorSuite
 from bot.app import RunningServer, start_server
 from bot.config import parse_settings
-from bot.local import connect_emulators, local_config, local_world
 
 Tweak = Callable[[dict[str, Any]], None]
 

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
+from adapters.demo import local_config, local_world
 from adapters.emulators.suite import EmulatorSuite
 from bot.app import RunningServer, start_server
 from bot.config import parse_settings
-from bot.local import local_config, local_world
 from tests.conftest import REPO_ROOT
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.local import Demo, start_demo
+from adapters.demo import Demo, start_demo
 from tests.browser import open_page, playwright_api
 from tests.conftest import REPO_ROOT
 

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from adapters.demo import connect_emulators, local_config, local_world
 from adapters.emulators.suite import EmulatorSuite
-from bot.local import connect_emulators, local_config, local_world
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import _fast, eventually
 

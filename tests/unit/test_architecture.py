@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 
-COMPOSITION_ROOT = {"bot/app.py", "bot/local.py"}
+# the composition root, and the command line that hands over to it and to the local demo
+COMPOSITION_ROOT = {"bot/app.py", "bot/cli.py"}
 FORBIDDEN = (
     "adapters",
     "slack_bolt",

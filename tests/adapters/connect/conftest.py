@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from adapters.demo import local_config, local_world
 from adapters.emulators.suite import EmulatorSuite
 from bot.app import RunningServer, start_server
 from bot.config import Settings, parse_settings
-from bot.local import local_config, local_world
 
 LAKE_PATH = {"storage_account": "stmlopslake", "filesystem": "lake", "path": "raw/customers/"}
 

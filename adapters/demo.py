@@ -1,7 +1,7 @@
-"""The composition root for running on one machine: the emulators, and Handoff wired to them.
+"""Running on one machine: the emulators, and Handoff wired to them (``handoff demo``, ``handoff emulators``).
 
-Like :mod:`bot.app`, this module may import adapters; it is kept apart so that ``handoff emulators``
-starts without loading the store, the ORM or the chat SDKs.
+It is kept apart from :mod:`bot.app` so that ``handoff emulators`` starts without loading the store,
+the ORM or the chat SDKs.
 
 :func:`local_world` is the world the demo and the end-to-end tests use; :func:`local_config` is a
 Handoff configuration for a running :class:`EmulatorSuite` (every secret generated, none written to
