@@ -191,7 +191,7 @@ class Ingest:
             try:
                 return await self._write(batch, checked)
             except StaleWrite:
-                # someone else changed a card (or an event was a redelivery): read it all again
+                # someone else changed a card, or recorded one of these events meanwhile: read again
                 for waiting in batch:
                     self._cards.pop(waiting.event.grouping_key, None)
                 checked = True
@@ -201,15 +201,17 @@ class Ingest:
     async def _write(self, batch: list[_Waiting], checked: bool) -> list[bool | BaseException]:
         """Plan every event of the batch on its card's state, then store them all in one transaction.
 
-        The first attempt is optimistic: it takes card states this process last saw and does not ask
-        which events were recorded before. The store's dedupe key and compare-and-set catch both (a
-        redelivery that would change its card breaks the chain of versions); the retry reads them.
+        The first attempt is optimistic: it takes the card states this process last saw, and does not ask
+        which events were recorded before. The store catches both: the compare-and-set a card that
+        changed meanwhile, the dedupe key a redelivery (and refuses whatever was planned on top of a
+        redelivery that would have changed its card). The retry (``checked``) reads both first.
         """
         now = self.clock.now()
         subscriptions = await self._subscriptions()
         known = await self.store.known_events([w.event.dedupe_key for w in batch]) if checked else set()
         wanted = list(dict.fromkeys(w.event.grouping_key for w in batch if w.event.dedupe_key not in known))
-        cards: dict[str, CardState | None] = {k: self._cards[k] for k in wanted if k in self._cards}
+        remembered = {} if checked else self._cards
+        cards: dict[str, CardState | None] = {k: remembered[k] for k in wanted if k in remembered}
         missing = [k for k in wanted if k not in cards]
         if missing:
             read = await self.store.get_card_states(missing)
@@ -273,7 +275,7 @@ class Ingest:
         targets = route(event, subscriptions, now) | set(waiting.also_to)
         new_targets = targets - showing
         if not merged.changed and not new_targets:
-            return EventRecord(receipt)
+            return EventRecord(receipt, grouping_key=event.grouping_key)
         version = (current.version if current else 0) + 1
         conversations = sorted(showing | targets, key=str)
         state = {**merged.state, "conversations": [_address_json(c) for c in conversations]}

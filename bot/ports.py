@@ -39,11 +39,16 @@ class StaleWrite(Exception):
 
 @dataclass(frozen=True)
 class EventRecord:
-    """One received event and what it causes, as :meth:`EventLog.record_events` stores it."""
+    """One received event and what it causes, as :meth:`EventLog.record_events` stores it.
+
+    ``grouping_key`` names the event's card when ``card_state`` is None (the event left it as it was),
+    so that the store can tell which records were planned on the states before them.
+    """
 
     event: ReceivedEvent
     deliveries: Sequence[NewDelivery] = ()
     card_state: CardState | None = None
+    grouping_key: str | None = None
 
 
 class EventLog(Protocol):
@@ -68,8 +73,9 @@ class EventLog(Protocol):
         compare-and-set stores nothing of the whole batch (:class:`StaleWrite` is raised). Returns, for
         each record, whether its event was new; a record whose dedupe key was already recorded, or
         appears earlier in the batch, stores nothing. Consecutive versions of one card in the batch
-        (n, n+1, ...) are written once, as the last state, if the stored version is n - 1. Deliveries
-        keep the order of the records.
+        (n, n+1, ...) are written once, as the last state, if the stored version is n - 1. A new record
+        for a card after a redelivered record that carried a state of that card was planned on a state
+        never stored: that is a lost compare-and-set too. Deliveries keep the order of the records.
         """
         ...
 

@@ -67,6 +67,10 @@ def create_engine_for(url: str) -> AsyncEngine:
     file_engine = None
     if not in_memory:
         Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
+        # switch a new file to WAL once, before any pool connects: connections (of several replicas) that
+        # open a new file together and each switch it can leave one unable to take the write lock
+        with contextlib.closing(sqlite3.connect(str(database), timeout=BUSY_TIMEOUT_MS / 1000)) as first:
+            _use_wal(first.cursor())
         # every use is on the one writer thread; dispose() may close it from another
         pysqlite_url = make_url(url).set(drivername="sqlite+pysqlite")
         file_engine = create_engine(
@@ -197,9 +201,10 @@ def _use_wal(cursor: Any) -> None:
     for _ in range(5):
         try:
             cursor.execute("PRAGMA journal_mode")
-            if str(cursor.fetchone()[0]).lower() == "wal":
+            if str(cursor.fetchall()[0][0]).lower() == "wal":  # (all: a statement left open keeps a lock)
                 return
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.fetchall()
             return
         except sqlite3.OperationalError as error:
             if "locked" not in str(error):

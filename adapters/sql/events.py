@@ -69,20 +69,34 @@ class _CardWrite:
     at: datetime
 
 
-def _card_writes(records: Sequence[EventRecord]) -> dict[str, _CardWrite]:
-    """Fold each card's states in record order; a gap in the versions is a lost compare-and-set."""
+def _card_writes(records: Sequence[EventRecord], new: Sequence[bool]) -> dict[str, _CardWrite]:
+    """Fold each card's new states in record order into one write.
+
+    A gap in a card's versions is a lost compare-and-set, and so is a new record for a card after a
+    redelivery that carried a state of it (that state is not stored, so what was planned on it is wrong).
+    """
     cards: dict[str, _CardWrite] = {}
-    for record in records:
+    redelivered: set[str] = set()
+    for record, is_new in zip(records, new, strict=True):
         state = record.card_state
+        key = state.grouping_key if state is not None else record.grouping_key
+        if key is None:
+            continue
+        if not is_new:
+            if state is not None:
+                redelivered.add(key)
+            continue
+        if key in redelivered:
+            raise StaleWrite(key)
         if state is None:
             continue
-        write = cards.get(state.grouping_key)
+        write = cards.get(key)
         if write is None:
-            cards[state.grouping_key] = _CardWrite(state.version - 1, state, record.event.received_at)
+            cards[key] = _CardWrite(state.version - 1, state, record.event.received_at)
         elif state.version == write.last.version + 1:
             write.last, write.at = state, record.event.received_at
         else:
-            raise StaleWrite(state.grouping_key)
+            raise StaleWrite(key)
     return cards
 
 
@@ -119,7 +133,8 @@ class SqlEventLog(SqlBase):
         ]
         inserted = self._insert_new(conn, received_events, "dedupe_key", receipts)
         new = [i for i in candidates if records[i].event.dedupe_key in inserted]
-        cards = _card_writes([records[i] for i in new])
+        stored = set(new)
+        cards = _card_writes(records, [i in stored for i in range(len(records))])
         if cards:
             # keys and cards are written in sorted order, so that concurrent batches lock rows in one order
             self._write_card_states(conn, dict(sorted(cards.items())))
@@ -130,7 +145,6 @@ class SqlEventLog(SqlBase):
         ]
         if rows:
             conn.execute(insert(deliveries), rows)
-        stored = set(new)
         return [i in stored for i in range(len(records))]
 
     def _insert_new(self, conn: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> set[str]:

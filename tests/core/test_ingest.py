@@ -159,6 +159,21 @@ async def test_two_processes_never_lose_a_change_to_the_same_card(stores: tuple[
     assert {"late-one", "late-other"} <= set(final.state["stages"])
 
 
+async def test_a_redelivery_another_process_stored_first(stores: tuple[SqlStore, SqlStore]) -> None:
+    first, second = stores
+    one, other = ingest_for(first), ingest_for(second)
+    assert await one.accept(started())  # this process now remembers the card at version 1
+    assert await other.accept(stage_done("build"))  # version 2, stored by the other process
+    before = (await first.count_deliveries())["pending"]
+    # here, the same event again with a new one for the same card, in one batch
+    results = await asyncio.gather(one.accept(stage_done("build")), one.accept(stage_done("test")))
+    assert results == [False, True]
+    card = await first.get_card_state(run().run_key)
+    assert card is not None and card.version == 3
+    assert {name for name, stage in card.state["stages"].items() if stage["state"] == "completed"} == {"build", "test"}
+    assert (await first.count_deliveries())["pending"] == before + 2  # the new event's update, to each conversation
+
+
 async def test_a_card_never_moves_backwards(stores: tuple[SqlStore, SqlStore]) -> None:
     store, _ = stores
     ingest = ingest_for(store)

@@ -333,7 +333,7 @@ async def test_redeliveries_in_and_before_a_batch_store_nothing(store: SqlStore)
     assert await store.record_event(event("old"), [delivery("run:1")], card("run:1", 1, "queued"))
     results = await store.record_events(
         [
-            record("old", card("run:1", 2, "stale"), delivery("run:1")),
+            record("old", card("run:2", 1, "stale"), delivery("run:2")),
             record("new", card("run:1", 2, "running"), delivery("run:1")),
             record("new", card("run:1", 3, "again"), delivery("run:1")),
         ]
@@ -341,7 +341,25 @@ async def test_redeliveries_in_and_before_a_batch_store_nothing(store: SqlStore)
     assert results == [False, True, False]
     saved = await store.get_card_state("run:1")
     assert saved is not None and (saved.version, saved.state) == (2, {"state": "running"})
+    assert await store.get_card_state("run:2") is None
     assert (await store.count_deliveries())["pending"] == 2
+
+
+async def test_a_state_built_on_a_redelivery_is_a_lost_compare_and_set(store: SqlStore) -> None:
+    assert await store.record_event(event("old"), [], card("run:1", 1, "queued"))
+    # "old" comes again and its merge gave version 2; "new" was merged on top of that, as version 3
+    with pytest.raises(StaleWrite):
+        await store.record_events([record("old", card("run:1", 2, "x")), record("new", card("run:1", 3, "y"))])
+    # and so was one that found nothing to change on top of it
+    with pytest.raises(StaleWrite):
+        await store.record_events(
+            [record("old", card("run:1", 2, "x")), EventRecord(event("new"), grouping_key="run:1")]
+        )
+    assert not await store.has_event("new")
+    # alone, the redelivery is just that, whatever the state it carries
+    assert await store.record_events([record("old", card("run:1", 2, "x"))]) == [False]
+    saved = await store.get_card_state("run:1")
+    assert saved is not None and saved.version == 1
 
 
 async def test_a_lost_compare_and_set_stores_nothing_of_the_batch(store: SqlStore) -> None:
