@@ -309,8 +309,12 @@ async def test_a_compatible_version_waits_for_its_integration_then_is_released_o
     world.pipelines.finish("101", "succeeded")
     await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
     assert (await world.gate_details())["blockers"] == []
+
+    async def offers_approve() -> bool:  # the card follows the gate through ingest, a moment later
+        return [a.action_id for a in (await world.card(GATE)).actions] == ["approve", "reject"]
+
+    await world.until(offers_approve, "the gate card offers Approve")
     card = await world.card(GATE)
-    assert [a.action_id for a in card.actions] == ["approve", "reject"]
     assert ("app-y integration", "integrate-app-y 20261128.1: passed") in [(f.label, f.value) for f in card.facts]
     model_card = await world.card_text(MODEL_CARD)
     assert "Additive: input `region`: added (optional)" in model_card
