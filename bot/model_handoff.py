@@ -20,7 +20,6 @@ a gate still waits for, so a restarted process leaves no gate waiting for good.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from bot.background import BackgroundWork
 from bot.clock import Clock
 from bot.config import Settings
 from bot.consumers import AppCheck, Consumers
@@ -119,28 +119,16 @@ class ModelHandoff:
         self.pipelines = pipelines
         self.poll_interval = poll_interval
         self.poll_limit = poll_limit
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.background = BackgroundWork(log, "model handoff work")
         self._integration_pipelines = {app.integration.pipeline for app in settings.apps.values()}
 
     # --- background work ---------------------------------------------------------------------------
 
     def _spawn(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            try:
-                await work
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("model handoff work failed")
-
-        task = asyncio.create_task(run())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.background.spawn(work)
 
     async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.background.close()
 
     # --- what starts it ----------------------------------------------------------------------------
 

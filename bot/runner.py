@@ -9,7 +9,6 @@ kept current by the services' own events and, for what they do not announce, by 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.background import BackgroundWork
 from bot.cards import Action, Card, Status
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock
@@ -87,7 +87,7 @@ class CommandRunner:
         self.pipelines = pipelines
         self.poll_interval = poll_interval
         self.poll_limit = poll_limit
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.background = BackgroundWork(log, "background command work")
 
     def register(self, chat: ChatHandler) -> None:
         chat.add_command("retrain", self.retrain)
@@ -98,22 +98,10 @@ class CommandRunner:
         chat.add_action("decline", self.declined)
 
     async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.background.close()
 
     def _spawn(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            try:
-                await work
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("background command work failed")
-
-        task = asyncio.create_task(run())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.background.spawn(work)
 
     # --- the commands ------------------------------------------------------------------------------
 
