@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -31,6 +33,19 @@ T = TypeVar("T")
 # The execution option that marks a connection's transaction as a write (see SqliteEngine.begin).
 WRITE = "handoff_write"
 BUSY_TIMEOUT_MS = 30_000
+
+
+def json_dumps(value: Any) -> str:
+    """JSON columns as text: orjson (several times faster on the ingest path), the standard library for
+    what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+# How every engine writes and reads JSON columns (reads with the standard library, which keeps big integers).
+JSON_CODEC: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": json.loads}
 
 
 def normalize_url(url: str) -> str:
@@ -61,7 +76,9 @@ def create_engine_for(url: str) -> AsyncEngine:
             # ?schema=name keeps Handoff's tables in their own PostgreSQL schema
             parsed = parsed.difference_update_query(["schema"])
             connect_args["server_settings"] = {"search_path": str(schema)}
-        return create_async_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args)
+        return create_async_engine(
+            parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args, **JSON_CODEC
+        )
     database = make_url(url).database
     in_memory = not database or database == ":memory:" or "mode=memory" in url
     file_engine = None
@@ -74,10 +91,12 @@ def create_engine_for(url: str) -> AsyncEngine:
         # every use is on the one writer thread; dispose() may close it from another
         pysqlite_url = make_url(url).set(drivername="sqlite+pysqlite")
         file_engine = create_engine(
-            pysqlite_url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            pysqlite_url,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            **JSON_CODEC,
         )
         _configure_sqlite(file_engine)
-    driver = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    driver = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **JSON_CODEC)
     engine = SqliteEngine(driver.sync_engine, file_engine)
     _configure_sqlite(engine.sync_engine)
     return engine
@@ -90,13 +109,19 @@ class SqliteEngine(AsyncEngine):
     function on the database file in one hop to the writer thread.
     """
 
-    __slots__ = ("_file", "_thread", "_writers")
+    __slots__ = ("_file", "_raw", "_thread", "_writers")
 
     def __init__(self, sync_engine: Engine, file_engine: Engine | None = None) -> None:
         super().__init__(sync_engine)
         self._writers = asyncio.Lock()
         self._file = file_engine
+        self._raw: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+
+    @property
+    def has_raw_writer(self) -> bool:
+        """Whether :meth:`run_raw_write` is available (a database file, not one in memory)."""
+        return self._file is not None
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -122,6 +147,44 @@ class SqliteEngine(AsyncEngine):
 
         async with self._writers:
             return await self._on_thread(write)
+
+    async def run_raw_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction on the writer thread's own ``sqlite3`` connection.
+
+        For the busiest writes (the ingest group commit): no pool checkout and no statement machinery.
+        Committed if ``fn`` returns, rolled back if it raises.
+        """
+        if self._file is None:
+            raise RuntimeError("raw writes need a database file")
+
+        def write() -> T:
+            raw = self._raw_connection()
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(raw)
+                raw.execute("COMMIT")
+            except BaseException:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
+            return result
+
+        async with self._writers:
+            return await self._on_thread(write)
+
+    def _raw_connection(self) -> sqlite3.Connection:
+        """The writer thread's connection, configured as the pool's connections are."""
+        if self._raw is None:
+            assert self._file is not None
+            raw = sqlite3.connect(
+                str(self._file.url.database),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            _configure_connection(raw)
+            self._raw = raw
+        return self._raw
 
     async def run_read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on a connection that reads (no write lock)."""
@@ -152,6 +215,9 @@ class SqliteEngine(AsyncEngine):
         if self._thread is not None:
             self._thread.shutdown(wait=True)
             self._thread = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
         if self._file is not None:
             self._file.dispose(close)
         await super().dispose(close)
@@ -178,18 +244,22 @@ def _configure_sqlite(engine: Engine) -> None:
     # autocommit at the driver, and writes take the lock at BEGIN (other processes queue on busy_timeout).
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        _use_wal(cursor)
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        _configure_connection(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
         if connection.get_execution_options().get(WRITE):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _configure_connection(dbapi_connection: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    _use_wal(cursor)
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def _use_wal(cursor: Any) -> None:

@@ -53,19 +53,27 @@ class Fields:
             documented payloads mix ``ModelName`` and ``modelName``).
     """
 
-    __slots__ = ("_data", "_ignore_case", "path")
+    __slots__ = ("_data", "_ignore_case", "_key", "_parent", "_path")
 
     def __init__(self, data: Mapping[str, Any] | None = None, path: str = "", *, ignore_case: bool = False):
         self._data: Mapping[str, Any] = data if data is not None else {}
-        self.path = path
+        self._path = path
         self._ignore_case = ignore_case
+        self._parent: Fields | None = None
+        self._key = ""
 
     @classmethod
     def of(cls, value: Any, path: str = "", *, ignore_case: bool = False) -> Fields:
         """Wrap ``value``, which must be a JSON object (or null)."""
-        if value is not None and not isinstance(value, Mapping):
+        if value is not None and type(value) is not dict and not isinstance(value, Mapping):
             raise PayloadError(f"{path or 'the body'}: expected a JSON object")
         return cls(value, path, ignore_case=ignore_case)
+
+    @property
+    def path(self) -> str:
+        """Where this object sits in the payload (``resource.run``), for error messages."""
+        # built only when asked for: a payload is read with dozens of lookups and rarely fails
+        return self._parent._where(self._key) if self._parent is not None else self._path
 
     def __bool__(self) -> bool:
         return bool(self._data)
@@ -78,7 +86,8 @@ class Fields:
         return self._data
 
     def _where(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        path = self.path
+        return f"{path}.{key}" if path else key
 
     def get(self, key: str) -> Any:
         """The raw value at ``key`` (None when missing)."""
@@ -93,7 +102,12 @@ class Fields:
 
     def obj(self, key: str) -> Fields:
         """The object at ``key``; empty when missing or null."""
-        return Fields.of(self.get(key), self._where(key), ignore_case=self._ignore_case)
+        value = self.get(key)
+        if value is not None and type(value) is not dict and not isinstance(value, Mapping):
+            raise PayloadError(f"{self._where(key)}: expected a JSON object")
+        child = Fields(value, ignore_case=self._ignore_case)
+        child._parent, child._key = self, key
+        return child
 
     def objects(self, key: str) -> list[Fields]:
         """The list of objects at ``key``; empty when missing or null. Null items are skipped."""
@@ -113,6 +127,8 @@ class Fields:
         """A string; numbers are written as strings (ids and versions arrive as either). None when
         missing, null or empty."""
         value = self.get(key)
+        if type(value) is str:
+            return value or None
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):

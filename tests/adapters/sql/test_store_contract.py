@@ -427,3 +427,22 @@ async def test_complete_superseded(store: SqlStore) -> None:
         ],
         key=str,
     )
+
+
+async def test_a_batch_reads_back_exactly_as_written(store: SqlStore) -> None:
+    # (on a SQLite file the batch is written straight through the driver; every other query reads it)
+    later = NOW + timedelta(seconds=1, microseconds=250)
+    text = {"title": "Modèle « x » — 🚀", "nested": {"n": [1, 2.5, None, True, 2**70]}}
+    state = CardState("run:9", 1, {"state": "running", "text": text})
+    coalesced = NewDelivery(SLACK, "run:9", {"op": "card", "card": text}, not_before=later)
+    assert await store.record_events([EventRecord(event("e9", NOW), [delivery("run:9"), coalesced], state)]) == [True]
+    saved = await store.get_card_state("run:9")
+    assert saved is not None and (saved.version, saved.state, saved.updated_at) == (1, state.state, NOW)
+    lease = timedelta(seconds=30)
+    (first,) = await store.claim_deliveries("w", NOW, lease, 10)
+    assert first.payload == {"title": "run:9"} and first.conversation == SLACK and first.event_key == "e9"
+    assert await store.complete_delivery(first.id, "w")
+    assert await store.claim_deliveries("w", later - timedelta(microseconds=1), lease, 10) == []
+    (second,) = await store.claim_deliveries("w", later, lease, 10)
+    assert second.payload == {"op": "card", "card": text}
+    assert await store.known_events(["e9"]) == {"e9"}

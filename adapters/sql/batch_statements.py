@@ -1,0 +1,156 @@
+"""The three statements of the ingest group commit, on SQLAlchemy or straight on SQLite's driver.
+
+:meth:`adapters.sql.events.SqlEventLog.record_events` writes a batch of events with three kinds of
+statement: insert the rows whose key is new, insert rows, compare-and-set card states. On PostgreSQL
+(and SQLite in memory) they run through SQLAlchemy. On a SQLite file they run on the writer thread's
+own ``sqlite3`` connection: a batch is a few microseconds of SQLite's work, and SQLAlchemy's
+per-statement and per-transaction machinery cost ten times that, which the busiest path of Handoff
+cannot afford. Values are converted by SQLAlchemy's own bind processors for the dialect, so the rows
+are exactly what SQLAlchemy would have written, and every other query reads them as usual.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.engine import Connection, Dialect
+
+from adapters.sql.tables import card_states
+
+# Keys per IN (...) list, well under SQLite's and asyncpg's limits on bound parameters.
+CHUNK = 500
+
+# A card's compare-and-set: the new state only over the version it was merged on.
+_COMPARE_AND_SET = (
+    update(card_states)
+    .where(card_states.c.grouping_key == bindparam("key"), card_states.c.version == bindparam("expected"))
+    .values(
+        version=bindparam("version", type_=card_states.c.version.type),
+        state=bindparam("state", type_=card_states.c.state.type),
+        updated_at=bindparam("at", type_=card_states.c.updated_at.type),
+    )
+)
+_COMPARE_AND_SET_SQL = (
+    "UPDATE card_states SET version = ?, state = ?, updated_at = ? WHERE grouping_key = ? AND version = ?"
+)
+
+
+def chunks(items: Sequence[str]) -> list[Sequence[str]]:
+    """The distinct items, in lists short enough for one ``IN (...)``."""
+    unique = list(dict.fromkeys(items))
+    return [unique[i : i + CHUNK] for i in range(0, len(unique), CHUNK)]
+
+
+class BatchStatements(Protocol):
+    """What one group-commit transaction runs."""
+
+    def insert_new(self, table: Table, key: str, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert the rows whose ``key`` is not in the table yet (the first of equal keys); the keys inserted."""
+        ...
+
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert every row (all rows have the same columns)."""
+        ...
+
+    def compare_and_set(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Card states ``{key, expected, version, state, at}`` written over ``expected``; the keys written."""
+        ...
+
+
+class SqlAlchemyStatements:
+    """The statements through a SQLAlchemy connection (PostgreSQL, SQLite in memory)."""
+
+    def __init__(self, conn: Connection, is_postgres: bool) -> None:
+        self.conn = conn
+        self.is_postgres = is_postgres
+
+    def insert_new(self, table: Table, key: str, rows: list[dict[str, Any]]) -> set[str]:
+        if not rows:
+            return set()
+        if self.is_postgres:
+            statement = postgresql_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+            # an executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs
+            return set(self.conn.execute(statement, rows).scalars())
+        # SQLite: this transaction holds the write lock, so nothing can appear between the look and the insert
+        present: set[str] = set()
+        for chunk in chunks([row[key] for row in rows]):
+            query = f"SELECT {key} FROM {table.name} WHERE {key} IN ({', '.join('?' * len(chunk))})"  # noqa: S608
+            present.update(found for (found,) in self.conn.exec_driver_sql(query, tuple(chunk)))
+        fresh = {row[key]: row for row in rows if row[key] not in present}
+        if fresh:
+            self.conn.execute(insert(table), list(fresh.values()))
+        return set(fresh)
+
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(insert(table), rows)
+
+    def compare_and_set(self, rows: list[dict[str, Any]]) -> set[str]:
+        if not rows:
+            return set()
+        if not self.is_postgres:
+            # SQLite sums an executemany's rowcount: all of them were written, or the transaction is undone
+            written = self.conn.execute(_COMPARE_AND_SET, rows).rowcount == len(rows)
+            return {row["key"] for row in rows} if written else set()
+        # asyncpg reports no rowcount for an executemany
+        return {row["key"] for row in rows if self.conn.execute(_COMPARE_AND_SET, row).rowcount == 1}
+
+
+Processor = Callable[[Any], Any] | None
+_PROCESSORS: dict[tuple[str, str, str], Processor] = {}
+
+
+def _processor(dialect: Dialect, table: Table, column: str) -> Processor:
+    """SQLAlchemy's conversion of a Python value for ``table.column`` (datetimes, JSON), cached."""
+    key = (dialect.name, table.name, column)
+    if key not in _PROCESSORS:
+        _PROCESSORS[key] = dialect.type_descriptor(table.c[column].type).bind_processor(dialect)
+    return _PROCESSORS[key]
+
+
+class SqliteStatements:
+    """The statements on a ``sqlite3`` connection that holds the write lock (``BEGIN IMMEDIATE``)."""
+
+    def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
+        self.raw = raw
+        self.dialect = dialect
+
+    def _values(self, table: Table, rows: list[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
+        columns = list(rows[0])
+        processors = [_processor(self.dialect, table, column) for column in columns]
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+        values = [
+            tuple(row[c] if p is None else p(row[c]) for c, p in zip(columns, processors, strict=True)) for row in rows
+        ]
+        return sql, values
+
+    def insert_new(self, table: Table, key: str, rows: list[dict[str, Any]]) -> set[str]:
+        if not rows:
+            return set()
+        present: set[str] = set()
+        for chunk in chunks([row[key] for row in rows]):
+            query = f"SELECT {key} FROM {table.name} WHERE {key} IN ({', '.join('?' * len(chunk))})"  # noqa: S608
+            present.update(found for (found,) in self.raw.execute(query, tuple(chunk)))
+        fresh = {row[key]: row for row in rows if row[key] not in present}
+        if fresh:
+            self.insert(table, list(fresh.values()))
+        return set(fresh)
+
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.raw.executemany(*self._values(table, rows))
+
+    def compare_and_set(self, rows: list[dict[str, Any]]) -> set[str]:
+        if not rows:
+            return set()
+        state = _processor(self.dialect, card_states, "state")
+        at = _processor(self.dialect, card_states, "updated_at")
+        assert state is not None and at is not None
+        values = [(row["version"], state(row["state"]), at(row["at"]), row["key"], row["expected"]) for row in rows]
+        # sqlite3 sums an executemany's rowcount: all of them were written, or the transaction is undone
+        written = self.raw.executemany(_COMPARE_AND_SET_SQL, values).rowcount == len(rows)
+        return {row["key"] for row in rows} if written else set()
