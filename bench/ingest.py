@@ -1,18 +1,22 @@
 """Ingest throughput and acknowledgement latency: Handoff's /hooks/azure-devops beside a bare aiohttp handler.
 
-Both servers are fresh processes on loopback. The same generator (a separate process, aiohttp client)
-sends a fixed number of Azure DevOps run-state-changed deliveries, each with its own event id, for 100
-runs, with basic auth:
+Both servers are fresh processes on loopback, run the same way (default asyncio loop). The same
+generators send Azure DevOps run-state-changed deliveries, each with its own event id, for 100 runs,
+with basic auth:
 
-- closed loop: 16 connections send as fast as answers come back → durable events per second;
-- open loop: requests started on a fixed schedule of 1,000 per second for 3 seconds → p50/p99 latency
-  from the scheduled start to the answer (so a slow server cannot hide its queueing).
+- closed loop: ``wrk`` (Debian's package; the Python generator below when it is missing, or with
+  ``--generator python``) keeps 16 connections busy until a fixed count of deliveries has been
+  answered → durable events per second;
+- open loop: a Python generator starts requests on a fixed schedule of 1,000 per second for 3 seconds
+  → p50/p99 latency from the scheduled start to the answer (so a slow server cannot hide its queueing).
 
-Handoff runs ``handoff serve`` with SQLite, a subscription that routes every run to a channel (so each
-event stores its card state and a delivery), and the outbox running; the server runs this checkout's
-code, whatever copy of Handoff is installed. The bare handler only reads the body.
+Handoff runs ``handoff serve`` with SQLite, a subscription that routes every run to a Slack channel (so
+each event stores its card state and a delivery), and the outbox sending to the Slack emulator in a
+process of its own, as it would to Slack. The servers run this checkout's code, whatever copy of
+Handoff is installed. The bare handler only reads the body. Each server's CPU time per delivery is
+printed too (from /proc), which shows where a rate comes from.
 
-    python bench/ingest.py [--events 3000]
+    python bench/ingest.py [--events 6000] [--generator wrk|python]
 
 Targets: Handoff's rate at least 0.5 of the bare handler's; p99 acknowledgement under 25 ms at 1,000/s.
 """
@@ -24,6 +28,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -42,6 +47,9 @@ SAMPLE = json.loads(
     else "{}"
 )
 SECRET = "bench-hook-password"
+CONNECTIONS = 16
+OPEN_LOOP_RATE = 1000  # per second
+OPEN_LOOP_EVENTS = 3000
 AUTH = "Basic " + base64.b64encode(f"handoff:{SECRET}".encode()).decode()
 
 BARE_APP = """
@@ -58,6 +66,66 @@ app.router.add_get("/readyz", ready)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
+SLACK_APP = """
+import asyncio, json, sys
+from adapters.emulators.slack import SlackEmulator
+from adapters.emulators.slack.world import default_world
+
+async def main():
+    world = default_world()
+    world["channels"] = [*world["channels"], {"id": "C0BENCH", "name": "bench", "members": ["alice", "bot"]}]
+    async with SlackEmulator(world) as slack:
+        print(json.dumps({"api_url": slack.api_url, "bot_token": slack.bot_token,
+                          "signing_secret": slack.signing_secret}), flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+# wrk's script: each request POSTs the next prepared body (one per line of the bodies file); once every
+# body has been answered the thread writes {"answered", "ok", "seconds"} to the result file and stops.
+WRK_SCRIPT = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } handoff_timespec;
+int clock_gettime(int clk_id, handoff_timespec *tp);
+]]
+local function now()
+  local t = ffi.new("handoff_timespec")
+  ffi.C.clock_gettime(1, t)
+  return tonumber(t.tv_sec) + tonumber(t.tv_nsec) / 1e9
+end
+
+-- wrk calls request() once on each thread to check the script before the run; that request is never
+-- sent, so counting starts one below the first body
+local bodies, sent, answered, ok = {}, -1, 0, 0
+local path, auth, result_file, started
+
+function init(args)
+  path, auth, result_file = args[2], args[3], args[4]
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+end
+
+function request()
+  if started == nil then started = now() end
+  sent = sent + 1
+  local body = bodies[math.max(1, math.min(sent, #bodies))]
+  return wrk.format("POST", path, {["Authorization"] = auth, ["Content-Type"] = "application/json"}, body)
+end
+
+function response(status, headers, body)
+  answered = answered + 1
+  if status == 200 then ok = ok + 1 end
+  if answered == #bodies then
+    local out = io.open(result_file, "w")
+    out:write(string.format('{"answered": %d, "ok": %d, "sent": %d, "seconds": %.6f}\\n', answered, ok, sent,
+      now() - started))
+    out:close()
+    wrk.thread:stop()
+  end
+end
+"""
+
 CONFIG = """
 server: {{host: 127.0.0.1, port: {port}, log_level: WARNING}}
 store: {{url: "sqlite:///{db}"}}
@@ -69,6 +137,10 @@ azure_devops:
     basic:
       username: handoff
       password: "${{BENCH_HOOK_PASSWORD}}"
+slack:
+  bot_token: "${{BENCH_SLACK_TOKEN}}"
+  signing_secret: "${{BENCH_SLACK_SECRET}}"
+  api_base_url: {slack_api}
 channels:
   releases: {{slack: C0BENCH}}
 subscriptions:
@@ -108,15 +180,16 @@ def payload(i: int) -> bytes:
     return json.dumps(body).encode()
 
 
-# --- the generator (runs in its own process) ------------------------------------------------------------
+# --- the Python generator (runs in its own process) -------------------------------------------------------
 
 
-async def generate(url: str, events: int, offset: int) -> dict[str, float]:
+async def generate(url: str, events: int, offset: int, closed: bool) -> dict[str, float]:
+    """The closed loop over ``events`` deliveries when ``closed``, else the open loop at 1,000/s for 3 s."""
     import aiohttp
 
     headers = {"Authorization": AUTH, "Content-Type": "application/json"}
-    bodies = [payload(offset + i) for i in range(events)]
     connector = aiohttp.TCPConnector(limit=64)
+    result: dict[str, float] = {}
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def send(body: bytes) -> int:
@@ -124,57 +197,98 @@ async def generate(url: str, events: int, offset: int) -> dict[str, float]:
                 await resp.read()
                 return resp.status
 
-        # closed loop: 16 workers
-        queue = list(bodies[: events // 2])
-        statuses: list[int] = []
+        if closed:
+            queue = [payload(offset + i) for i in range(events)]
+            statuses: list[int] = []
 
-        async def worker() -> None:
-            while queue:
-                statuses.append(await send(queue.pop()))
+            async def worker() -> None:
+                while queue:
+                    statuses.append(await send(queue.pop()))
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(16)))
-        closed_rate = len(statuses) / (time.perf_counter() - started)
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+            result["seconds"] = time.perf_counter() - started
+            result["answered"] = len(statuses)
+            result["ok"] = statuses.count(200)
+            return result
 
-        # open loop: 1,000 per second for up to 3 s
-        open_bodies = bodies[events // 2 :][:3000]
+        open_bodies = [payload(offset + events + i) for i in range(OPEN_LOOP_EVENTS)]
         latencies: list[float] = []
+        open_statuses: list[int] = []
         begin = time.perf_counter() + 0.05
 
         async def timed(i: int, body: bytes) -> None:
-            at = begin + i / 1000
+            at = begin + i / OPEN_LOOP_RATE
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            status = await send(body)
-            statuses.append(status)
+            open_statuses.append(await send(body))
             latencies.append((time.perf_counter() - at) * 1000)
 
         await asyncio.gather(*(timed(i, b) for i, b in enumerate(open_bodies)))
-    ok = sum(1 for s in statuses if s == 200)
     latencies.sort()
-    return {
-        "closed_rate": closed_rate,
-        "p50_ms": statistics.median(latencies),
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
-        "ok": ok,
-        "sent": len(statuses),
-    }
+    result["p50_ms"] = statistics.median(latencies)
+    result["p99_ms"] = latencies[int(len(latencies) * 0.99) - 1]
+    result["open_ok"] = open_statuses.count(200)
+    return result
 
 
-def run_generator(url: str, events: int, offset: int) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--generate", url, "--events", str(events), "--offset", str(offset)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def run_generator(url: str, events: int, offset: int, closed: bool) -> dict[str, float]:
+    command = [sys.executable, __file__, "--generate", url, "--events", str(events), "--offset", str(offset)]
+    out = subprocess.run([*command, *(["--closed"] if closed else [])], capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout))
 
 
-def measure(name: str, command: list[str], port: int, events: int, env: dict[str, str], cwd: Path) -> dict[str, float]:
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def run_wrk(url: str, events: int, offset: int, folder: Path) -> dict[str, float]:
+    """The closed loop with wrk: 16 connections, one thread, until ``events`` deliveries were answered."""
+    bodies, script, result = folder / "bodies.txt", folder / "hooks.lua", folder / "wrk-result.json"
+    bodies.write_text("".join(payload(offset + i).decode() + "\n" for i in range(events)))
+    script.write_text(WRK_SCRIPT)
+    result.unlink(missing_ok=True)
+    base, _, path = url.partition("/hooks/")
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", "-d600s", "-s", str(script), base]
+    wrk = subprocess.Popen(
+        [*command, "--", str(bodies), "/hooks/" + path, AUTH, str(result)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # wrk runs until its duration; the script writes the result once every delivery was answered
+        deadline = time.monotonic() + 600
+        while not (result.exists() and result.read_text().endswith("\n")):
+            if wrk.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"wrk stopped early: {wrk.stderr.read().decode() if wrk.stderr else ''}")
+            time.sleep(0.02)
+    finally:
+        wrk.kill()
+        wrk.wait()
+    return dict(json.loads(result.read_text()))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    command: list[str], port: int, events: int, env: dict[str, str], folder: Path, generator: str
+) -> dict[str, float]:
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-        return run_generator(f"http://127.0.0.1:{port}/hooks/azure-devops", events, 0)
+        url = f"http://127.0.0.1:{port}/hooks/azure-devops"
+        before = cpu_seconds(process.pid)
+        closed = run_wrk(url, events, 0, folder) if generator == "wrk" else run_generator(url, events, 0, closed=True)
+        cpu = cpu_seconds(process.pid) - before
+        latency = run_generator(url, 0, events, closed=False)
+        return {
+            **closed,
+            "rate": closed["answered"] / closed["seconds"],
+            "cpu_us": cpu / events * 1e6,
+            "p50_ms": latency["p50_ms"],
+            "p99_ms": latency["p99_ms"],
+            "sent": events + OPEN_LOOP_EVENTS,
+            "answered_ok": closed["ok"] + latency["open_ok"],
+        }
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -187,43 +301,69 @@ def durable_events(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM received_events").fetchone()[0])
 
 
+def start_slack(env: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The Slack emulator in a process of its own; its API URL, bot token and signing secret."""
+    process = subprocess.Popen([sys.executable, "-c", SLACK_APP], env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.kill()
+        raise RuntimeError("the Slack emulator did not start")
+    return process, dict(json.loads(line))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--events", type=int, default=6000)
+    parser.add_argument("--generator", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--generate", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--closed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
-        print(json.dumps(asyncio.run(generate(args.generate, args.events, args.offset))))
+        print(json.dumps(asyncio.run(generate(args.generate, args.events, args.offset, args.closed))))
         return 0
     if not SAMPLE:
         print("the documented sample payload (../shared/samples/ado) is needed", file=sys.stderr)
         return 1
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        port = free_port()
-        db = folder / "handoff.db"
-        config = folder / "handoff.yaml"
-        config.write_text(CONFIG.format(port=port, db=db))
-        # the servers run this checkout's code, whatever copy of Handoff is installed
-        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-        env = {**os.environ, "BENCH_PAT": "bench-pat", "BENCH_HOOK_PASSWORD": SECRET, "PYTHONPATH": path}
-        handoff = measure(
-            "handoff", [sys.executable, "-m", "bot", "serve", "--config", str(config)], port, args.events, env, folder
+    # the servers run this checkout's code, whatever copy of Handoff is installed
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    slack, slack_world = start_slack(env)
+    try:
+        env.update(
+            BENCH_PAT="bench-pat",
+            BENCH_HOOK_PASSWORD=SECRET,
+            BENCH_SLACK_TOKEN=slack_world["bot_token"],
+            BENCH_SLACK_SECRET=slack_world["signing_secret"],
         )
-        stored = durable_events(db)
-        port = free_port()
-        bare = measure("bare", [sys.executable, "-c", BARE_APP, str(port)], port, args.events, env, folder)
-    print(f"{args.events} Azure DevOps run-state deliveries for 100 runs, loopback")
-    print(f"{'':18}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ok':>7}")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            port = free_port()
+            db = folder / "handoff.db"
+            config = folder / "handoff.yaml"
+            config.write_text(CONFIG.format(port=port, db=db, slack_api=slack_world["api_url"]))
+            serve = [sys.executable, "-m", "bot", "serve", "--config", str(config)]
+            handoff = measure(serve, port, args.events, env, folder, args.generator)
+            stored = durable_events(db)
+            port = free_port()
+            bare = measure([sys.executable, "-c", BARE_APP, str(port)], port, args.events, env, folder, args.generator)
+    finally:
+        slack.terminate()
+        slack.wait(timeout=15)
+    print(f"{args.events} Azure DevOps run-state deliveries for 100 runs, loopback, closed loop by {args.generator}")
+    print(f"{'':18}{'events/s':>10}{'CPU µs/ev':>11}{'p50 ms':>9}{'p99 ms':>9}{'ok':>7}")
     for name, result in (("handoff (SQLite)", handoff), ("bare aiohttp", bare)):
         print(
-            f"{name:18}{result['closed_rate']:>10.0f}{result['p50_ms']:>9.1f}{result['p99_ms']:>9.1f}"
-            f"{int(result['ok']):>7}"
+            f"{name:18}{result['rate']:>10.0f}{result['cpu_us']:>11.0f}{result['p50_ms']:>9.1f}"
+            f"{result['p99_ms']:>9.1f}{int(result['ok']):>7}"
         )
-    ratio = handoff["closed_rate"] / bare["closed_rate"]
+    ratio = handoff["rate"] / bare["rate"]
     print(f"{'ratio':18}{ratio:>10.2f}")
-    print(f"durable events stored by handoff: {stored} of {int(handoff['sent'])} sent")
+    print(
+        f"durable events stored by handoff: {stored} of {int(handoff['sent'])} sent, "
+        f"{int(handoff['answered_ok'])} answered 200"
+    )
     print(
         f"targets: rate ratio >= 0.5 ({'met' if ratio >= 0.5 else 'missed'}); "
         f"p99 < 25 ms at 1,000/s ({'met' if handoff['p99_ms'] < 25 else 'missed'})"
