@@ -6,9 +6,11 @@ through JSON (:meth:`Card.to_json` / :meth:`Card.from_json`), because deliveries
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from bot.jsonable import as_json
 
 
 class Status(StrEnum):
@@ -90,7 +92,8 @@ class Card:
         return f"{first}. {self.summary}" if self.summary else first
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data: dict[str, Any] = as_json(self)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Card:

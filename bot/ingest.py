@@ -17,12 +17,12 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot.clock import Clock
 from bot.events import DomainEvent
+from bot.jsonable import as_json
 from bot.living import merge, render
 from bot.ports import EventRecord, StaleWrite, Store
 from bot.records import CardState, ConversationAddress, NewDelivery, ReceivedEvent
@@ -52,29 +52,6 @@ def _address_json(address: ConversationAddress) -> list[str]:
 def _address(value: Sequence[str]) -> ConversationAddress:
     platform, conversation_id = value
     return ConversationAddress("teams" if platform == "teams" else "slack", conversation_id)
-
-
-_PLAIN = (str, int, float, bool, type(None))
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _jsonable(value: Any) -> Any:
-    """An event (or any of its fields) as JSON: dataclasses become objects, datetimes ISO strings."""
-    kind = type(value)
-    if kind in _PLAIN:
-        return value
-    names = _FIELD_NAMES.get(kind)
-    if names is None and is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(value))
-    if names is not None:
-        return {name: _jsonable(getattr(value, name)) for name in names}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 @dataclass
@@ -267,7 +244,7 @@ class Ingest:
             source=event.source,
             kind=event.kind,
             received_at=now,
-            payload={"type": type(event).__name__, **_jsonable(event)},
+            payload={"type": type(event).__name__, **as_json(event)},
         )
         current = cards.get(event.grouping_key)
         merged = merge(current.state if current else None, event)

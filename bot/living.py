@@ -151,10 +151,10 @@ def _run_base(run: PipelineRef) -> State:
 
 
 def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) -> Merge:
-    new = dict(state) if state else _run_base(event.run)
-    new["stages"] = {k: dict(v) for k, v in new.get("stages", {}).items()}
-    new["failures_announced"] = list(new.get("failures_announced", []))
-    before = repr(sorted(new.items()))
+    before = state if state else _run_base(event.run)
+    new = dict(before)
+    new["stages"] = {k: dict(v) for k, v in before.get("stages", {}).items()}
+    new["failures_announced"] = list(before.get("failures_announced", []))
     for key in ("run_name", "branch"):
         if not new.get(key) and getattr(event.run, key):
             new[key] = getattr(event.run, key)
@@ -199,7 +199,7 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
             new["failures_announced"].append(name)
             new["failed_stage"] = stage["display"]
             replies.append(_failure_reply(new, stage["display"]))
-    changed = repr(sorted(new.items())) != before
+    changed = new != before  # (``before`` is untouched: what changed was copied first)
     return Merge(new, changed, replies if changed else [])
 
 
@@ -280,7 +280,7 @@ def _failure_reply(state: State, stage: str | None) -> Card:
 
 def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
     new: State = dict(state) if state else {"type": "approval", "status": "pending"}
-    before = repr(sorted(new.items()))
+    before = dict(new)
     status = _norm(event.status)
     decided_before = new["status"] != "pending"
     if not decided_before:
@@ -322,13 +322,13 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
                 summary=comment,
             )
         )
-    changed = repr(sorted(new.items())) != before
+    changed = new != before
     return Merge(new, changed, replies if changed else [])
 
 
 def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
     new: State = dict(state) if state else {"type": "approval", "status": "pending"}
-    before = repr(sorted(new.items()))
+    before = dict(new)
     decided_before = new["status"] != "pending"
     new["decisions"] = [
         {"actor": d.actor, "decision": d.decision, "comment": d.comment, "platform": d.platform}
@@ -360,7 +360,7 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
             )
     if event.note:
         new["note"] = event.note
-    changed = repr(sorted(new.items())) != before
+    changed = new != before
     return Merge(new, changed, replies if changed else [])
 
 

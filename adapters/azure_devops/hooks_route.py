@@ -104,8 +104,9 @@ class ServiceHookRoute:
                 "Handoff could not store the event; retry",
                 {"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-        outcome = "accepted" if accepted else "duplicate"
-        log.info("azure devops hook %s %s: %s", _shown(event_type), _shown(event_id), outcome)
+        if log.isEnabledFor(logging.INFO):
+            outcome = "accepted" if accepted else "duplicate"
+            log.info("azure devops hook %s %s: %s", _shown(event_type), _shown(event_id), outcome)
         return web.json_response({"accepted": accepted, "duplicates": duplicates, "ignored": 0})
 
     async def _completed(self, event: DomainEvent) -> DomainEvent:
