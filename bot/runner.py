@@ -26,7 +26,7 @@ from bot.events import DomainEvent, PipelineRef, RunStateChanged, TrainingRunFin
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
-from bot.records import CommandRun, CommandRunState, ConversationAddress
+from bot.records import CONFIRMATION_KEY_PREFIX, CommandRun, CommandRunState, ConversationAddress
 
 log = logging.getLogger("handoff.runner")
 
@@ -204,7 +204,7 @@ class CommandRunner:
             return await self._start(request, command, plan)
         now = self.clock.now()
         pending = CommandRun(
-            idempotency_key=f"confirm:{request.user.display}:{command.canonical}:{now.timestamp()}",
+            idempotency_key=f"{CONFIRMATION_KEY_PREFIX}{request.user.display}:{command.canonical}:{now.timestamp()}",
             actor=request.user.display,
             platform=request.user.platform,
             conversation=request.conversation.conversation_id,
@@ -230,7 +230,7 @@ class CommandRunner:
     async def _pending_confirmation(self, request: ActionRequest) -> tuple[CommandRun | None, str]:
         run_id = request.value.get("run", "")
         run = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
-        if run is None or not run.idempotency_key.startswith("confirm:"):
+        if run is None or not run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return None, "This confirmation is not known."
         if run.actor != request.user.display:
             return None, f"Only {run.actor}, who asked for it, can confirm this."
