@@ -372,7 +372,9 @@ class PipelineService(Protocol):
 class MLService(Protocol):
     """Azure ML as the core needs it. Raises ServiceRefused or ServiceUnavailable."""
 
-    async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun: ...
+    async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun:
+        """Start the job ``name`` (the idempotency key): submitting a name again returns that job."""
+        ...
 
     async def job_status(self, name: str) -> RunStatus: ...
 

@@ -87,16 +87,27 @@ class AzureMLService:
             raise ServiceUnavailable(f"Azure ML is unreachable ({type(error).__name__})") from None
 
     async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun:
+        """Submit the job ``name`` once: if a job of that name exists, it is returned, nothing is started.
+
+        Azure ML answers a PUT of an existing job name by updating its tags (200), not by starting it
+        again; asking first also keeps the existing job's tags as they are.
+        """
         path = Path(job_file)
         if not path.is_absolute():
             path = self.base_dir / path
 
         def submit() -> Any:
             from azure.ai.ml import load_job
+            from azure.core.exceptions import ResourceNotFoundError
 
+            ml = self._ml()
+            try:  # submitted before (a retry, or a restart before the run was recorded): that job it is
+                return ml.jobs.get(name)
+            except ResourceNotFoundError:
+                pass
             job = load_job(source=path, params_override=[{key: value} for key, value in params.items()])
             job.name = name
-            return self._ml().jobs.create_or_update(job)
+            return ml.jobs.create_or_update(job)
 
         if not path.is_file():
             raise ServiceRefused(f"The job file {job_file} does not exist.")
