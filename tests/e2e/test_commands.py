@@ -1,17 +1,25 @@
-"""Commands that start work, typed in Slack and Teams, against the emulators (issue: retrain, integrate).
+"""Commands typed in Slack and Teams, against the emulators (issue: commands that start work).
 
-Policy refuses politely, confirmation can be accepted, declined or left to expire, the same command
-twice starts one run, the answer comes at once while Azure ML is stalled, and a run's card follows it.
+Every command answers the person on both platforms; policy refuses politely, confirmation can be
+accepted, declined or left to expire, the same command twice starts one run, the answer comes at once
+while Azure ML is stalled, and a run's card follows it to its end: a new model version, a failed stage,
+a cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from adapters.emulators.base import Fault
+from bot.records import CommandRun
 from tests.e2e.conftest import Loop, card_text, eventually, slack_messages, teams_posts
 
 ALICE, BOB = "U0A11CE0001", "U0B0B000002"
@@ -121,3 +129,188 @@ async def test_unknown_commands_get_help(loop: Loop) -> None:
     await slack.send_slash_command("/handoff", "retrian model-x", channel="ml-models", user="alice")
     answer = await eventually(lambda: next((m for m in ephemerals(loop, ALICE) if "Did you mean" in m.text), None))
     assert "`retrain`" in answer.text
+
+
+# --- every command, on both platforms -----------------------------------------------------------------
+
+TEAMS_CHANNELS = {"ml-models": "ML models", "app-releases": "App releases"}
+
+
+def no_confirmation(config: dict[str, Any]) -> None:
+    config["commands"]["retrain"]["confirm"] = False
+
+
+@dataclass
+class Person:
+    """Someone typing commands in one channel of one platform, and reading what Handoff answers them."""
+
+    loop: Loop
+    platform: str
+    user: str
+    channel: str  # the channel's Slack name; TEAMS_CHANNELS gives its Teams name
+
+    async def say(self, text: str, expect: str) -> str:
+        """Type ``text`` (a Slack slash command, a Teams channel message); the answer that says ``expect``."""
+        answers = await (self._slack(text) if self.platform == "slack" else self._teams(text))
+        return await eventually(lambda: next((a for a in answers() if expect in a), None))
+
+    async def _slack(self, text: str) -> Callable[[], list[str]]:
+        """Send a slash command; what the person sees afterwards: ephemeral answers and the bot's posts."""
+        slack = self.loop.suite.slack
+        user = slack.world.user(self.user).id
+
+        def seen() -> list[Any]:
+            return [*slack.state.ephemeral_for(user), *(m for m in slack_messages(self.loop, self.channel) if m.by_bot)]
+
+        before = {id(m) for m in seen()}
+        await slack.send_slash_command("/handoff", text, channel=self.channel, user=self.user)
+        return lambda: [
+            html.unescape(json.dumps(m.blocks or [], ensure_ascii=False) + m.text)
+            for m in seen()
+            if id(m) not in before
+        ]
+
+    async def _teams(self, text: str) -> Callable[[], list[str]]:
+        """Send a channel message; the bot's replies in its thread and its new posts in the channel."""
+        teams = self.loop.suite.teams
+        channel = teams.state.channel(TEAMS_CHANNELS[self.channel])
+        before = {p.id for p in channel.posts}
+        sent = await teams.send_channel_message(text, channel=channel.name, user=self.user)
+        assert sent.status in (200, 201)
+        root = sent.activity["id"]
+
+        def answers() -> list[str]:
+            thread = next(p for p in channel.posts if p.id == root).replies
+            posts = [p for p in channel.posts if p.id not in before and p.id != root]
+            return [_teams_text(m) for m in [*thread, *posts] if m.by_bot and not m.deleted]
+
+        return answers
+
+
+def _teams_text(message: Any) -> str:
+    return (message.text or "") + json.dumps(message.attachments, ensure_ascii=False)
+
+
+async def command_run(loop: Loop, started: Callable[[CommandRun], bool] = lambda run: True) -> CommandRun:
+    """The newest command run once it satisfies ``started`` (the runner records it in the background)."""
+    store = loop.server.store
+    for _ in range(200):
+        runs = await store.list_command_runs(None, 1)
+        if runs and started(runs[0]):
+            return runs[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no command run as expected; the newest is {runs}")
+
+
+def is_running(run: CommandRun) -> bool:
+    return run.backend_run_id is not None
+
+
+async def retrain(person: Person) -> None:
+    person.user, person.channel = "alice", "ml-models"
+    answer = await person.say("retrain model-x", "Starting: Retrain model-x with the Azure ML job")
+    run = await command_run(person.loop, is_running)
+    assert f"(run {run.id})" in answer
+    assert run.backend_run_id is not None and run.backend_run_id.startswith(f"handoff-model-x-{run.id}-")
+    [put] = jobs(person.loop)
+    assert put.path.endswith(f"/jobs/{run.backend_run_id}")
+    assert put.json()["properties"]["displayName"] == "train-model-x"
+
+
+async def integrate(person: Person) -> None:
+    answer = await person.say("integrate app-y model=model-x:7", "Starting: Run integrate-app-y for app-y")
+    assert "against model-x:7" in answer
+    await eventually(lambda: len(person.loop.suite.ado.runs) == 1)
+    (run,) = person.loop.suite.ado.runs
+    assert run.pipeline.name == "integrate-app-y"
+    assert (run.template_parameters["modelName"], run.template_parameters["modelVersion"]) == ("model-x", "7")
+
+
+async def status(person: Person) -> None:
+    answer = await person.say("status model-x", "The latest version of model-x is 7.")
+    assert "app-y" in answer
+
+
+async def runs(person: Person) -> None:
+    await person.say("runs", "No runs were started from chat yet.")
+    await person.say("integrate app-y", "Starting:")
+    run = await command_run(person.loop, is_running)
+    (ado_run,) = person.loop.suite.ado.runs
+    answer = await person.say("runs app-y", "The latest runs of app-y started from chat")
+    assert f"{run.id}: `integrate app-y` by {person.user}@contoso.com, started" in answer
+    assert f"Azure DevOps run {ado_run.id} {person.loop.suite.ado.links.run_web(ado_run.id)}" in answer
+    await person.say("runs model-x", "No runs of model-x were started from chat yet.")
+
+
+async def approvals(person: Person) -> None:
+    person.user = "carol"
+    await person.say("approvals", "No pending gates are waiting for you.")
+
+
+async def cancel(person: Person) -> None:
+    await person.say("integrate app-y", "Starting:")
+    run = await command_run(person.loop, is_running)
+    answer = await person.say(f"cancel {run.id}", f"Canceling run {run.id}")
+    assert "integrate app-y" in answer
+    (ado_run,) = person.loop.suite.ado.runs
+    assert ado_run.cancel_requested.is_set()  # Azure DevOps was asked before Handoff answered
+    await eventually(lambda: ado_run.result == "canceled")
+    await person.say(f"cancel {run.id}", "is no longer running (canceled)")
+
+
+async def subscribe(person: Person) -> None:
+    answer = await person.say("subscribe events=run outcomes=failed", "Subscribed this channel (subscription")
+    assert "events=run, outcomes=failed" in answer
+    [stored] = await person.loop.server.store.list_subscriptions()
+    assert stored.filters == {"events": ["run"], "outcomes": ["failed"]}
+
+
+async def subscription_id(person: Person) -> int:
+    answer = await person.say("subscribe events=run", "Subscribed this channel (subscription")
+    match = re.search(r"subscription (\d+)", answer)
+    assert match is not None
+    return int(match.group(1))
+
+
+async def unsubscribe(person: Person) -> None:
+    number = await subscription_id(person)
+    await person.say(f"unsubscribe {number}", f"Removed subscription {number}.")
+    assert await person.loop.server.store.list_subscriptions() == []
+    await person.say(f"unsubscribe {number}", f"This channel has no subscription {number}.")
+
+
+async def subscriptions(person: Person) -> None:
+    await person.say("subscriptions", "This channel has no subscriptions made from chat.")
+    number = await subscription_id(person)
+    await person.say("subscriptions", f"{number}: events=run")
+
+
+async def help_(person: Person) -> None:
+    answer = await person.say("help", "Commands (`help <command>` for details):")
+    for usage in ("integrate <app>", "runs [<model>]", "cancel <run>", "subscribe"):
+        assert usage in answer
+    assert "retrain" not in answer  # bob is no data scientist: help shows what he may run
+    await person.say("help cancel", "*cancel*: Cancel a run started from chat.")
+
+
+COMMAND_CASES: dict[str, Callable[[Person], Awaitable[None]]] = {
+    "retrain": retrain,
+    "integrate": integrate,
+    "status": status,
+    "runs": runs,
+    "approvals": approvals,
+    "cancel": cancel,
+    "subscribe": subscribe,
+    "unsubscribe": unsubscribe,
+    "subscriptions": subscriptions,
+    "help": help_,
+}
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+@pytest.mark.parametrize("verb", list(COMMAND_CASES))
+async def test_every_command_answers_on_both_platforms(
+    start_loop: Callable[..., Awaitable[Loop]], verb: str, platform: str
+) -> None:
+    loop = await start_loop(no_confirmation)
+    await COMMAND_CASES[verb](Person(loop, platform, "bob", "app-releases"))
