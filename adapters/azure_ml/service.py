@@ -38,6 +38,13 @@ STATES = {
 RESULTS = {"Completed": "succeeded", "Failed": "failed", "Canceled": "canceled"}
 
 
+def _status(job: Any) -> str:
+    """A job's status as the service spells it: the SDK may hand a ``JobStatus`` enum (``str()`` of which is
+    ``"JobStatus.COMPLETED"``) or a plain string."""
+    status = getattr(job, "status", None)
+    return str(getattr(status, "value", status))
+
+
 class AzureMLService:
     """Implements :class:`bot.ports.MLService` on one workspace.
 
@@ -113,13 +120,11 @@ class AzureMLService:
             raise ServiceRefused(f"The job file {job_file} does not exist.")
         job = await self._call("job", submit)
         studio = getattr(job, "studio_url", None)
-        return StartedRun(
-            str(job.name), str(job.display_name or job.name), studio, STATES.get(str(job.status), "queued")
-        )
+        return StartedRun(str(job.name), str(job.display_name or job.name), studio, STATES.get(_status(job), "queued"))
 
     async def job_status(self, name: str) -> RunStatus:
         job = await self._call("job", lambda: self._ml().jobs.get(name))
-        status = str(job.status)
+        status = _status(job)
         return RunStatus(
             str(job.name), STATES.get(status, "running"), RESULTS.get(status), getattr(job, "studio_url", None)
         )

@@ -53,3 +53,29 @@ async def test_a_new_name_is_a_new_job(aml: AzureMLEmulator, service: AzureMLSer
     )
     names = {"handoff-model-x-1-20261128120000", "handoff-model-x-2-20261128120100"}
     assert {one.run_id, two.run_id} == set(aml.state.jobs) == names
+
+
+async def test_job_status_follows_the_job_to_its_end(
+    aml: AzureMLEmulator, service: AzureMLService, clock: FakeClock, tmp_path: Path
+) -> None:
+    job_file = str(aml.write_job_yaml("train-model-x", tmp_path))
+    started = await service.submit_job(job_file, {}, "handoff-model-x-3-20261128120000")
+    assert started.state == "queued"
+    await clock.advance(2.5)
+    running = await service.job_status(started.run_id)
+    assert (running.state, running.result) == ("running", None)
+    await clock.advance(5)
+    done = await service.job_status(started.run_id)
+    assert (done.state, done.result, done.url) == ("completed", "succeeded", started.url)
+
+
+async def test_a_canceled_job_ends_canceled(
+    aml: AzureMLEmulator, service: AzureMLService, clock: FakeClock, tmp_path: Path
+) -> None:
+    job_file = str(aml.write_job_yaml("train-model-x", tmp_path))
+    started = await service.submit_job(job_file, {}, "handoff-model-x-4-20261128120000")
+    await clock.advance(2.5)
+    await service.cancel_job(started.run_id)
+    status = await service.job_status(started.run_id)
+    assert (status.state, status.result) == ("completed", "canceled")
+    assert [r.status for r in aml.recorder.matching(f"POST /subscriptions/**/jobs/{started.run_id}/cancel")] == [202]
