@@ -218,7 +218,7 @@ class CommandRunStore(Protocol):
     async def get_command_run(self, run_id: int) -> CommandRun | None: ...
 
     async def list_command_runs(self, target: str | None = None, limit: int = 10) -> list[CommandRun]:
-        """The newest runs started from chat (of ``target`` if given), newest first, at most ``limit``.
+        """The newest command runs (of ``target`` if given), newest first, at most ``limit``.
 
         Confirmation requests (keys starting with ``CONFIRMATION_KEY_PREFIX``) are not runs and are left out.
         """

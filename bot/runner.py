@@ -191,7 +191,7 @@ class CommandRunner:
         run_id = command.target or ""
         found = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
         if found is None or found.backend_run_id is None:
-            return Reply(f"No run {run_id} was started from chat. `runs` lists them.")
+            return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
         if found.state is not CommandRunState.STARTED:
             return Reply(f"Run {run_id} ({found.command}) is no longer running ({found.state.value}).")
         service = found.details.get("service")
@@ -212,8 +212,8 @@ class CommandRunner:
         found = await self.store.list_command_runs(target, RUNS_SHOWN)
         of = f" of {target}" if target else ""
         if not found:
-            return Reply(f"No runs{of} were started from chat yet. `retrain <model>` or `integrate <app>` starts one.")
-        lines = [f"The latest runs{of} started from chat, newest first:"]
+            return Reply(f"Handoff has started no runs{of} yet. `retrain <model>` or `integrate <app>` starts one.")
+        lines = [f"The latest runs{of} Handoff started, newest first:"]
         lines += [_run_line(run) for run in found]
         return Reply("\n".join(lines))
 

@@ -20,7 +20,7 @@ import pytest
 
 from adapters.emulators.base import Fault
 from bot.records import CommandRun
-from tests.e2e.conftest import Loop, card_text, eventually, slack_messages, teams_posts
+from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
 
 ALICE, BOB = "U0A11CE0001", "U0B0B000002"
 
@@ -191,15 +191,17 @@ def _teams_text(message: Any) -> str:
     return (message.text or "") + json.dumps(message.attachments, ensure_ascii=False)
 
 
-async def command_run(loop: Loop, started: Callable[[CommandRun], bool] = lambda run: True) -> CommandRun:
-    """The newest command run once it satisfies ``started`` (the runner records it in the background)."""
+async def command_run(
+    loop: Loop, started: Callable[[CommandRun], bool] = lambda run: True, run_id: int | None = None
+) -> CommandRun:
+    """The newest command run (or run ``run_id``) once it satisfies ``started`` (runs change in the background)."""
     store = loop.server.store
     for _ in range(200):
-        runs = await store.list_command_runs(None, 1)
-        if runs and started(runs[0]):
-            return runs[0]
+        found = [await store.get_command_run(run_id)] if run_id else await store.list_command_runs(None, 1)
+        if found and found[0] is not None and started(found[0]):
+            return found[0]
         await asyncio.sleep(0.1)
-    raise AssertionError(f"no command run as expected; the newest is {runs}")
+    raise AssertionError(f"no command run as expected; the newest is {found}")
 
 
 def is_running(run: CommandRun) -> bool:
@@ -232,14 +234,14 @@ async def status(person: Person) -> None:
 
 
 async def runs(person: Person) -> None:
-    await person.say("runs", "No runs were started from chat yet.")
+    await person.say("runs", "Handoff has started no runs yet.")
     await person.say("integrate app-y", "Starting:")
     run = await command_run(person.loop, is_running)
     (ado_run,) = person.loop.suite.ado.runs
-    answer = await person.say("runs app-y", "The latest runs of app-y started from chat")
+    answer = await person.say("runs app-y", "The latest runs of app-y Handoff started, newest first:")
     assert f"{run.id}: `integrate app-y` by {person.user}@contoso.com, started" in answer
     assert f"Azure DevOps run {ado_run.id} {person.loop.suite.ado.links.run_web(ado_run.id)}" in answer
-    await person.say("runs model-x", "No runs of model-x were started from chat yet.")
+    await person.say("runs model-x", "Handoff has started no runs of model-x yet.")
 
 
 async def approvals(person: Person) -> None:
@@ -287,10 +289,10 @@ async def subscriptions(person: Person) -> None:
 
 async def help_(person: Person) -> None:
     answer = await person.say("help", "Commands (`help <command>` for details):")
-    for usage in ("integrate <app>", "runs [<model>]", "cancel <run>", "subscribe"):
+    for usage in ("integrate <app>", "runs [<model or app>]", "cancel <run>", "subscribe"):
         assert usage in answer
     assert "retrain" not in answer  # bob is no data scientist: help shows what he may run
-    await person.say("help cancel", "*cancel*: Cancel a run started from chat.")
+    await person.say("help cancel", "*cancel*: Cancel a run Handoff started (`runs` lists them).")
 
 
 COMMAND_CASES: dict[str, Callable[[Person], Awaitable[None]]] = {
@@ -314,3 +316,76 @@ async def test_every_command_answers_on_both_platforms(
 ) -> None:
     loop = await start_loop(no_confirmation)
     await COMMAND_CASES[verb](Person(loop, platform, "bob", "app-releases"))
+
+
+# --- runs followed to their end -------------------------------------------------------------------------
+
+
+async def test_a_retrain_from_teams_runs_to_a_new_model_version(start_loop: Callable[..., Awaitable[Loop]]) -> None:
+    loop = await start_loop(no_confirmation)
+    alice = Person(loop, "teams", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop, is_running)
+
+    aml = loop.suite.aml
+    job = await aml.jobs.wait_for(str(run.backend_run_id), timeout=30)
+    assert job.status == "Completed"
+    assert aml.state.models["model-x"]["8"].job_name == run.backend_run_id
+
+    def posts() -> list[Any]:
+        return teams_posts(loop, "ML models")
+
+    card = await eventually(lambda: next((p for p in posts() if f"/{run.backend_run_id}" in card_text(p)), None))
+    await eventually(lambda: "Succeeded" in card_text(card))
+    await eventually(lambda: any("Model model-x:8 registered" in card_text(p) for p in posts()))
+    await command_run(loop, lambda r: r.state.value == "succeeded", run.id)
+
+
+@pytest.mark.parametrize("fails", [True, False], ids=["failing", "passing"])
+async def test_an_integrate_run_from_a_slack_mention_tells_its_thread_how_it_ended(loop: Loop, fails: bool) -> None:
+    ado = loop.suite.ado
+    if fails:
+        ado.script_next_run("integrate-app-y", fail_stage="IntegrationTests")
+    await loop.suite.slack.mention_bot("integrate app-y model=model-x:7", channel="app-releases", user="bob")
+    await eventually(lambda: len(ado.runs) == 1)
+    (run,) = ado.runs
+    await eventually(lambda: run.state == "completed", timeout=30)
+    assert run.result == ("failed" if fails else "succeeded")
+
+    def card() -> Any:
+        return next((m for m in slack_messages(loop, "app-releases") if f"integrate-app-y {run.name}" in m.text), None)
+
+    shown = await eventually(card)
+    if fails:
+        await eventually(lambda: "Failed" in blocks_text(shown))
+        reply = await eventually(lambda: next((r for r in shown.replies if "failed in" in r.text), None))
+        assert "failed in stage Integration tests" in blocks_text(reply)
+        assert "Failed at stage Integration tests" in blocks_text(shown)
+    else:
+        await eventually(lambda: "Succeeded" in blocks_text(shown))
+        assert not [r for r in shown.replies if "failed" in r.text]
+
+
+async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    aml.script_next_job(duration=120)  # still running when the cancel comes
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop, is_running)
+    job_name = str(run.backend_run_id)
+    await aml.jobs.wait_for(job_name, "Running", timeout=30)
+
+    await alice.say(f"cancel {run.id}", f"Canceling run {run.id}")
+    assert [r.status for r in aml.recorder.matching(f"POST /subscriptions/**/jobs/{job_name}/cancel")] == [202]
+    assert aml.state.jobs[job_name].status == "Canceled"
+    assert not [e for e in aml.published if job_name in json.dumps(e.data)]  # no event: polling must tell
+
+    def card() -> Any:
+        return next((m for m in slack_messages(loop, "ml-models") if f"/{job_name}" in m.text), None)
+
+    shown = await eventually(card)
+    await eventually(lambda: "Canceled" in blocks_text(shown))
+    await command_run(loop, lambda r: r.state.value == "canceled", run.id)
