@@ -214,7 +214,7 @@ class CommandRunner:
         if not found:
             return Reply(f"Handoff has started no runs{of} yet. `retrain <model>` or `integrate <app>` starts one.")
         lines = [f"The latest runs{of} Handoff started, newest first:"]
-        lines += [_run_line(run) for run in found]
+        lines += [run_line(run) for run in found]
         return Reply("\n".join(lines))
 
     # --- confirmation ------------------------------------------------------------------------------
@@ -446,7 +446,7 @@ class CommandRunner:
         return Plan(summary, target, start, watch, progress, {"service": "azure-devops", "project": project})
 
 
-def _run_line(run: CommandRun) -> str:
+def run_line(run: CommandRun) -> str:
     """One line of ``runs``: the run, who asked, how it stands, where it runs (with its link) and when."""
     service = SERVICE_NAMES.get(str(run.details.get("service", "")), "run")
     if run.backend_run_id:

@@ -66,6 +66,8 @@ async def test_retrain_is_for_data_scientists_and_asks_first(loop: Loop) -> None
     await asyncio.sleep(1)
     assert jobs(loop) == []  # nothing started
     assert confirm["value"]
+    # a confirmation is no run: `runs` does not list it
+    await Person(loop, "slack", "alice", "ml-models").say("runs", "Handoff has started no runs yet.")
 
 
 async def test_an_expired_confirmation_starts_nothing(start_loop: Callable[..., Awaitable[Loop]]) -> None:
