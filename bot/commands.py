@@ -73,11 +73,16 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target="model or run",
         examples=("status", "status model-x", "status 1234"),
     ),
-    CommandSpec("runs", "List recent runs started from chat.", target="model", examples=("runs", "runs model-x")),
+    CommandSpec(
+        "runs",
+        "List the recent runs Handoff started (from chat, or for a new model version).",
+        target="model or app",
+        examples=("runs", "runs model-x", "runs app-y"),
+    ),
     CommandSpec("approvals", "List the pending release gates you can decide.", examples=("approvals",)),
     CommandSpec(
         "cancel",
-        "Cancel a run started from chat.",
+        "Cancel a run Handoff started (`runs` lists them).",
         target="run",
         target_required=True,
         examples=("cancel 1234",),

@@ -107,6 +107,6 @@ class ModelCommands:
     async def _run(self, run_id: str) -> Reply:
         run = await self.store.get_command_run(int(run_id))
         if run is None:
-            return Reply(f"No run {run_id} was started from chat.")
+            return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
         where = f" ({run.backend_run_id})" if run.backend_run_id else ""
         return Reply(f"Run {run.id}{where}: `{run.command}` by {run.actor}, {run.state.value}.")

@@ -248,7 +248,11 @@ class ModelHandoff:
             await self._failed_to_start(ref, app, run, {**base, "state": "error", "error": str(error)})
             return
         await self.store.update_command_run(
-            run.id or 0, CommandRunState.STARTED, self.clock.now(), backend_run_id=started.run_id
+            run.id or 0,
+            CommandRunState.STARTED,
+            self.clock.now(),
+            backend_run_id=started.run_id,
+            details={**run.details, "service": "azure-devops", "project": target.project, "url": started.url},
         )
         integration = {**base, "state": "queued", "run_id": started.run_id, "name": started.name, "url": started.url}
         await self.record(ref, app, integration)

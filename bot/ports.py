@@ -217,6 +217,13 @@ class CommandRunStore(Protocol):
 
     async def get_command_run(self, run_id: int) -> CommandRun | None: ...
 
+    async def list_command_runs(self, target: str | None = None, limit: int = 10) -> list[CommandRun]:
+        """The newest command runs (of ``target`` if given), newest first, at most ``limit``.
+
+        Confirmation requests (keys starting with ``CONFIRMATION_KEY_PREFIX``) are not runs and are left out.
+        """
+        ...
+
 
 class Store(
     EventLog,
@@ -365,7 +372,9 @@ class PipelineService(Protocol):
 class MLService(Protocol):
     """Azure ML as the core needs it. Raises ServiceRefused or ServiceUnavailable."""
 
-    async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun: ...
+    async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun:
+        """Start the job ``name`` (the idempotency key): submitting a name again returns that job."""
+        ...
 
     async def job_status(self, name: str) -> RunStatus: ...
 

@@ -184,9 +184,17 @@ class CommandRunState(StrEnum):
     REFUSED = "refused"
 
 
+CONFIRMATION_KEY_PREFIX = "confirm:"
+"""Idempotency keys of confirmation requests: a request waiting for Confirm, not a run of its own."""
+
+
 @dataclass(frozen=True)
 class CommandRun:
-    """A command that starts work, kept so that the same command twice starts one run."""
+    """A command that starts work, kept so that the same command twice starts one run.
+
+    A row whose key starts with :data:`CONFIRMATION_KEY_PREFIX` is the confirmation asked for before a
+    run; the run itself, once confirmed, is a row of its own.
+    """
 
     idempotency_key: str
     actor: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,11 +26,21 @@ from bot.events import DomainEvent, PipelineRef, RunStateChanged, TrainingRunFin
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
-from bot.records import CommandRun, CommandRunState, ConversationAddress
+from bot.records import CONFIRMATION_KEY_PREFIX, CommandRun, CommandRunState, ConversationAddress, JsonObject
 
 log = logging.getLogger("handoff.runner")
 
 _SAFE_NAME = re.compile(r"[^a-z0-9-]+")
+RUNS_SHOWN = 10
+"""How many runs ``runs`` lists."""
+SERVICE_NAMES = {"azure-ml": "Azure ML job", "azure-devops": "Azure DevOps run"}
+
+
+def job_name(model: str, run: CommandRun) -> str:
+    """The Azure ML job name of a command run: the same for the same run, so a repeated submission finds
+    the job instead of starting another, and different for every run (the time it was asked for keeps
+    runs of a store that was started afresh apart from older jobs)."""
+    return _SAFE_NAME.sub("-", f"handoff-{model}-{run.id}-{run.created_at:%Y%m%d%H%M%S}".lower()).strip("-")
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class Plan:
     start: Callable[[CommandRun], Awaitable[StartedRun]]
     watch: Callable[[StartedRun], Awaitable[RunStatus]] | None
     progress_event: Callable[[StartedRun, RunStatus], DomainEvent]
+    # kept on the command run once started: which service runs it (and where), for `cancel` and `runs`
+    backend: JsonObject = field(default_factory=dict)
 
 
 def _organization(settings: Settings) -> str:
@@ -179,19 +191,31 @@ class CommandRunner:
         run_id = command.target or ""
         found = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
         if found is None or found.backend_run_id is None:
-            return Reply(f"No run {run_id} was started from chat. `runs` lists them.")
+            return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
+        if found.state is not CommandRunState.STARTED:
+            return Reply(f"Run {run_id} ({found.command}) is no longer running ({found.state.value}).")
+        service = found.details.get("service")
         try:
-            if found.details.get("service") == "azure-ml" and self.ml:
+            if service == "azure-ml" and self.ml is not None:
                 await self.ml.cancel_job(found.backend_run_id)
-            elif self.pipelines:
+            elif service == "azure-devops" and self.pipelines is not None:
                 await self.pipelines.cancel_run(str(found.details.get("project", "")), found.backend_run_id)
+            else:
+                return Reply(f"Handoff is not connected to the service that runs {run_id}, so it cannot cancel it.")
         except (ServiceRefused, ServiceUnavailable) as error:
             return Reply(f"Could not cancel run {run_id}: {error}")
         await self.store.update_command_run(found.id or 0, CommandRunState.CANCELED, self.clock.now())
         return Reply(f"Canceling run {run_id} ({found.command}).", visibility=Visibility.THREAD)
 
     async def runs(self, request: CommandRequest, command: ParsedCommand) -> Reply:
-        return Reply("Runs started from chat show as cards in the channel where they were started.")
+        target = command.target
+        found = await self.store.list_command_runs(target, RUNS_SHOWN)
+        of = f" of {target}" if target else ""
+        if not found:
+            return Reply(f"Handoff has started no runs{of} yet. `retrain <model>` or `integrate <app>` starts one.")
+        lines = [f"The latest runs{of} Handoff started, newest first:"]
+        lines += [run_line(run) for run in found]
+        return Reply("\n".join(lines))
 
     # --- confirmation ------------------------------------------------------------------------------
 
@@ -204,7 +228,7 @@ class CommandRunner:
             return await self._start(request, command, plan)
         now = self.clock.now()
         pending = CommandRun(
-            idempotency_key=f"confirm:{request.user.display}:{command.canonical}:{now.timestamp()}",
+            idempotency_key=f"{CONFIRMATION_KEY_PREFIX}{request.user.display}:{command.canonical}:{now.timestamp()}",
             actor=request.user.display,
             platform=request.user.platform,
             conversation=request.conversation.conversation_id,
@@ -230,7 +254,7 @@ class CommandRunner:
     async def _pending_confirmation(self, request: ActionRequest) -> tuple[CommandRun | None, str]:
         run_id = request.value.get("run", "")
         run = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
-        if run is None or not run.idempotency_key.startswith("confirm:"):
+        if run is None or not run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return None, "This confirmation is not known."
         if run.actor != request.user.display:
             return None, f"Only {run.actor}, who asked for it, can confirm this."
@@ -309,7 +333,11 @@ class CommandRunner:
             )
             return
         await self.store.update_command_run(
-            run.id or 0, CommandRunState.STARTED, self.clock.now(), backend_run_id=started.run_id
+            run.id or 0,
+            CommandRunState.STARTED,
+            self.clock.now(),
+            backend_run_id=started.run_id,
+            details={**run.details, **plan.backend, "url": started.url},
         )
         first = RunStatus(started.run_id, "queued", None, started.url)
         await self.ingest.accept(plan.progress_event(started, first), also_to=(conversation,))
@@ -354,8 +382,7 @@ class CommandRunner:
         topic = _workspace_topic(self.settings)
 
         async def start(run: CommandRun) -> StartedRun:
-            name = _SAFE_NAME.sub("-", f"handoff-{model}-{run.id}".lower()).strip("-")
-            return await ml.submit_job(job_file, params, name)
+            return await ml.submit_job(job_file, params, job_name(model, run))
 
         async def watch(started: StartedRun) -> RunStatus:
             return await ml.job_status(started.run_id)
@@ -378,7 +405,7 @@ class CommandRunner:
                 run_tags={"model": model},
             )
 
-        return Plan(summary, model, start, watch, progress)
+        return Plan(summary, model, start, watch, progress, {"service": "azure-ml"})
 
     def _pipeline_plan(
         self, summary: str, target: str, project: str, pipeline: str, branch: str | None, parameters: dict[str, Any]
@@ -416,4 +443,16 @@ class CommandRunner:
                 result=status.result,
             )
 
-        return Plan(summary, target, start, watch, progress)
+        return Plan(summary, target, start, watch, progress, {"service": "azure-devops", "project": project})
+
+
+def run_line(run: CommandRun) -> str:
+    """One line of ``runs``: the run, who asked, how it stands, where it runs (with its link) and when."""
+    service = SERVICE_NAMES.get(str(run.details.get("service", "")), "run")
+    if run.backend_run_id:
+        url = run.details.get("url")
+        backend = f"{service} {run.backend_run_id}" + (f" {url}" if url else "")
+    else:
+        backend = "not started"
+    when = f"{run.created_at:%Y-%m-%d %H:%M} UTC"
+    return f"• {run.id}: `{run.command}` by {run.actor}, {run.state.value}, {backend}, {when}"

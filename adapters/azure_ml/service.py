@@ -38,6 +38,13 @@ STATES = {
 RESULTS = {"Completed": "succeeded", "Failed": "failed", "Canceled": "canceled"}
 
 
+def _status(job: Any) -> str:
+    """A job's status as the service spells it: the SDK may hand a ``JobStatus`` enum (``str()`` of which is
+    ``"JobStatus.COMPLETED"``) or a plain string."""
+    status = getattr(job, "status", None)
+    return str(getattr(status, "value", status))
+
+
 class AzureMLService:
     """Implements :class:`bot.ports.MLService` on one workspace.
 
@@ -87,28 +94,37 @@ class AzureMLService:
             raise ServiceUnavailable(f"Azure ML is unreachable ({type(error).__name__})") from None
 
     async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun:
+        """Submit the job ``name`` once: if a job of that name exists, it is returned, nothing is started.
+
+        Azure ML answers a PUT of an existing job name by updating its tags (200), not by starting it
+        again; asking first also keeps the existing job's tags as they are.
+        """
         path = Path(job_file)
         if not path.is_absolute():
             path = self.base_dir / path
 
         def submit() -> Any:
             from azure.ai.ml import load_job
+            from azure.core.exceptions import ResourceNotFoundError
 
+            ml = self._ml()
+            try:  # submitted before (a retry, or a restart before the run was recorded): that job it is
+                return ml.jobs.get(name)
+            except ResourceNotFoundError:
+                pass
             job = load_job(source=path, params_override=[{key: value} for key, value in params.items()])
             job.name = name
-            return self._ml().jobs.create_or_update(job)
+            return ml.jobs.create_or_update(job)
 
         if not path.is_file():
             raise ServiceRefused(f"The job file {job_file} does not exist.")
         job = await self._call("job", submit)
         studio = getattr(job, "studio_url", None)
-        return StartedRun(
-            str(job.name), str(job.display_name or job.name), studio, STATES.get(str(job.status), "queued")
-        )
+        return StartedRun(str(job.name), str(job.display_name or job.name), studio, STATES.get(_status(job), "queued"))
 
     async def job_status(self, name: str) -> RunStatus:
         job = await self._call("job", lambda: self._ml().jobs.get(name))
-        status = str(job.status)
+        status = _status(job)
         return RunStatus(
             str(job.name), STATES.get(status, "running"), RESULTS.get(status), getattr(job, "studio_url", None)
         )

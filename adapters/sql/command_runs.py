@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from adapters.sql.base import SqlBase, insert_unless_present, must_utc, utc
 from adapters.sql.tables import command_runs
-from bot.records import CommandRun, CommandRunState, JsonObject
+from bot.records import CONFIRMATION_KEY_PREFIX, CommandRun, CommandRunState, JsonObject
 
 
 def _run(row: Any) -> CommandRun:
@@ -96,3 +96,16 @@ class SqlCommandRunStore(SqlBase):
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(command_runs).where(command_runs.c.id == run_id))).first()
         return _run(row) if row else None
+
+    async def list_command_runs(self, target: str | None = None, limit: int = 10) -> list[CommandRun]:
+        query = (
+            select(command_runs)
+            .where(~command_runs.c.request_key.startswith(CONFIRMATION_KEY_PREFIX, autoescape=True))
+            .order_by(command_runs.c.created_at.desc(), command_runs.c.id.desc())
+            .limit(limit)
+        )
+        if target is not None:
+            query = query.where(command_runs.c.target == target)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_run(row) for row in rows]

@@ -1,18 +1,26 @@
-"""Commands that start work, typed in Slack and Teams, against the emulators (issue: retrain, integrate).
+"""Commands typed in Slack and Teams, against the emulators (issue: commands that start work).
 
-Policy refuses politely, confirmation can be accepted, declined or left to expire, the same command
-twice starts one run, the answer comes at once while Azure ML is stalled, and a run's card follows it.
+Every command answers the person on both platforms; policy refuses politely, confirmation can be
+accepted, declined or left to expire, the same command twice starts one run, the answer comes at once
+while Azure ML is stalled, and a run's card follows it to its end: a new model version, a failed stage,
+a cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from adapters.emulators.base import Fault
-from tests.e2e.conftest import Loop, card_text, eventually, slack_messages, teams_posts
+from bot.records import CommandRun
+from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
 
 ALICE, BOB = "U0A11CE0001", "U0B0B000002"
 
@@ -58,6 +66,8 @@ async def test_retrain_is_for_data_scientists_and_asks_first(loop: Loop) -> None
     await asyncio.sleep(1)
     assert jobs(loop) == []  # nothing started
     assert confirm["value"]
+    # a confirmation is no run: `runs` does not list it
+    await Person(loop, "slack", "alice", "ml-models").say("runs", "Handoff has started no runs yet.")
 
 
 async def test_an_expired_confirmation_starts_nothing(start_loop: Callable[..., Awaitable[Loop]]) -> None:
@@ -121,3 +131,263 @@ async def test_unknown_commands_get_help(loop: Loop) -> None:
     await slack.send_slash_command("/handoff", "retrian model-x", channel="ml-models", user="alice")
     answer = await eventually(lambda: next((m for m in ephemerals(loop, ALICE) if "Did you mean" in m.text), None))
     assert "`retrain`" in answer.text
+
+
+# --- every command, on both platforms -----------------------------------------------------------------
+
+TEAMS_CHANNELS = {"ml-models": "ML models", "app-releases": "App releases"}
+
+
+def no_confirmation(config: dict[str, Any]) -> None:
+    config["commands"]["retrain"]["confirm"] = False
+
+
+@dataclass
+class Person:
+    """Someone typing commands in one channel of one platform, and reading what Handoff answers them."""
+
+    loop: Loop
+    platform: str
+    user: str
+    channel: str  # the channel's Slack name; TEAMS_CHANNELS gives its Teams name
+
+    async def say(self, text: str, expect: str) -> str:
+        """Type ``text`` (a Slack slash command, a Teams channel message); the answer that says ``expect``."""
+        answers = await (self._slack(text) if self.platform == "slack" else self._teams(text))
+        return await eventually(lambda: next((a for a in answers() if expect in a), None))
+
+    async def _slack(self, text: str) -> Callable[[], list[str]]:
+        """Send a slash command; what the person sees afterwards: ephemeral answers and the bot's posts."""
+        slack = self.loop.suite.slack
+        user = slack.world.user(self.user).id
+
+        def seen() -> list[Any]:
+            return [*slack.state.ephemeral_for(user), *(m for m in slack_messages(self.loop, self.channel) if m.by_bot)]
+
+        before = {id(m) for m in seen()}
+        await slack.send_slash_command("/handoff", text, channel=self.channel, user=self.user)
+        return lambda: [
+            html.unescape(json.dumps(m.blocks or [], ensure_ascii=False) + m.text)
+            for m in seen()
+            if id(m) not in before
+        ]
+
+    async def _teams(self, text: str) -> Callable[[], list[str]]:
+        """Send a channel message; the bot's replies in its thread and its new posts in the channel."""
+        teams = self.loop.suite.teams
+        channel = teams.state.channel(TEAMS_CHANNELS[self.channel])
+        before = {p.id for p in channel.posts}
+        sent = await teams.send_channel_message(text, channel=channel.name, user=self.user)
+        assert sent.status in (200, 201)
+        root = sent.activity["id"]
+
+        def answers() -> list[str]:
+            thread = next(p for p in channel.posts if p.id == root).replies
+            posts = [p for p in channel.posts if p.id not in before and p.id != root]
+            return [_teams_text(m) for m in [*thread, *posts] if m.by_bot and not m.deleted]
+
+        return answers
+
+
+def _teams_text(message: Any) -> str:
+    return (message.text or "") + json.dumps(message.attachments, ensure_ascii=False)
+
+
+async def command_run(
+    loop: Loop, started: Callable[[CommandRun], bool] = lambda run: True, run_id: int | None = None
+) -> CommandRun:
+    """The newest command run (or run ``run_id``) once it satisfies ``started`` (runs change in the background)."""
+    store = loop.server.store
+    for _ in range(200):
+        found = [await store.get_command_run(run_id)] if run_id else await store.list_command_runs(None, 1)
+        if found and found[0] is not None and started(found[0]):
+            return found[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no command run as expected; the newest is {found}")
+
+
+def is_running(run: CommandRun) -> bool:
+    return run.backend_run_id is not None
+
+
+async def retrain(person: Person) -> None:
+    person.user, person.channel = "alice", "ml-models"
+    answer = await person.say("retrain model-x", "Starting: Retrain model-x with the Azure ML job")
+    run = await command_run(person.loop, is_running)
+    assert f"(run {run.id})" in answer
+    assert run.backend_run_id is not None and run.backend_run_id.startswith(f"handoff-model-x-{run.id}-")
+    [put] = jobs(person.loop)
+    assert put.path.endswith(f"/jobs/{run.backend_run_id}")
+    assert put.json()["properties"]["displayName"] == "train-model-x"
+
+
+async def integrate(person: Person) -> None:
+    answer = await person.say("integrate app-y model=model-x:7", "Starting: Run integrate-app-y for app-y")
+    assert "against model-x:7" in answer
+    await eventually(lambda: len(person.loop.suite.ado.runs) == 1)
+    (run,) = person.loop.suite.ado.runs
+    assert run.pipeline.name == "integrate-app-y"
+    assert (run.template_parameters["modelName"], run.template_parameters["modelVersion"]) == ("model-x", "7")
+
+
+async def status(person: Person) -> None:
+    answer = await person.say("status model-x", "The latest version of model-x is 7.")
+    assert "app-y" in answer
+
+
+async def runs(person: Person) -> None:
+    await person.say("runs", "Handoff has started no runs yet.")
+    await person.say("integrate app-y", "Starting:")
+    run = await command_run(person.loop, is_running)
+    (ado_run,) = person.loop.suite.ado.runs
+    answer = await person.say("runs app-y", "The latest runs of app-y Handoff started, newest first:")
+    assert f"{run.id}: `integrate app-y` by {person.user}@contoso.com, started" in answer
+    assert f"Azure DevOps run {ado_run.id} {person.loop.suite.ado.links.run_web(ado_run.id)}" in answer
+    await person.say("runs model-x", "Handoff has started no runs of model-x yet.")
+
+
+async def approvals(person: Person) -> None:
+    person.user = "carol"
+    await person.say("approvals", "No pending gates are waiting for you.")
+
+
+async def cancel(person: Person) -> None:
+    await person.say("integrate app-y", "Starting:")
+    run = await command_run(person.loop, is_running)
+    answer = await person.say(f"cancel {run.id}", f"Canceling run {run.id}")
+    assert "integrate app-y" in answer
+    (ado_run,) = person.loop.suite.ado.runs
+    assert ado_run.cancel_requested.is_set()  # Azure DevOps was asked before Handoff answered
+    await eventually(lambda: ado_run.result == "canceled")
+    await person.say(f"cancel {run.id}", "is no longer running (canceled)")
+
+
+async def subscribe(person: Person) -> None:
+    answer = await person.say("subscribe events=run outcomes=failed", "Subscribed this channel (subscription")
+    assert "events=run, outcomes=failed" in answer
+    [stored] = await person.loop.server.store.list_subscriptions()
+    assert stored.filters == {"events": ["run"], "outcomes": ["failed"]}
+
+
+async def subscription_id(person: Person) -> int:
+    answer = await person.say("subscribe events=run", "Subscribed this channel (subscription")
+    match = re.search(r"subscription (\d+)", answer)
+    assert match is not None
+    return int(match.group(1))
+
+
+async def unsubscribe(person: Person) -> None:
+    number = await subscription_id(person)
+    await person.say(f"unsubscribe {number}", f"Removed subscription {number}.")
+    assert await person.loop.server.store.list_subscriptions() == []
+    await person.say(f"unsubscribe {number}", f"This channel has no subscription {number}.")
+
+
+async def subscriptions(person: Person) -> None:
+    await person.say("subscriptions", "This channel has no subscriptions made from chat.")
+    number = await subscription_id(person)
+    await person.say("subscriptions", f"{number}: events=run")
+
+
+async def help_(person: Person) -> None:
+    answer = await person.say("help", "Commands (`help <command>` for details):")
+    for usage in ("integrate <app>", "runs [<model or app>]", "cancel <run>", "subscribe"):
+        assert usage in answer
+    assert "retrain" not in answer  # bob is no data scientist: help shows what he may run
+    await person.say("help cancel", "*cancel*: Cancel a run Handoff started (`runs` lists them).")
+
+
+COMMAND_CASES: dict[str, Callable[[Person], Awaitable[None]]] = {
+    "retrain": retrain,
+    "integrate": integrate,
+    "status": status,
+    "runs": runs,
+    "approvals": approvals,
+    "cancel": cancel,
+    "subscribe": subscribe,
+    "unsubscribe": unsubscribe,
+    "subscriptions": subscriptions,
+    "help": help_,
+}
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+@pytest.mark.parametrize("verb", list(COMMAND_CASES))
+async def test_every_command_answers_on_both_platforms(
+    start_loop: Callable[..., Awaitable[Loop]], verb: str, platform: str
+) -> None:
+    loop = await start_loop(no_confirmation)
+    await COMMAND_CASES[verb](Person(loop, platform, "bob", "app-releases"))
+
+
+# --- runs followed to their end -------------------------------------------------------------------------
+
+
+async def test_a_retrain_from_teams_runs_to_a_new_model_version(start_loop: Callable[..., Awaitable[Loop]]) -> None:
+    loop = await start_loop(no_confirmation)
+    alice = Person(loop, "teams", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop, is_running)
+
+    aml = loop.suite.aml
+    job = await aml.jobs.wait_for(str(run.backend_run_id), timeout=30)
+    assert job.status == "Completed"
+    assert aml.state.models["model-x"]["8"].job_name == run.backend_run_id
+
+    def posts() -> list[Any]:
+        return teams_posts(loop, "ML models")
+
+    card = await eventually(lambda: next((p for p in posts() if f"/{run.backend_run_id}" in card_text(p)), None))
+    await eventually(lambda: "Succeeded" in card_text(card))
+    await eventually(lambda: any("Model model-x:8 registered" in card_text(p) for p in posts()))
+    await command_run(loop, lambda r: r.state.value == "succeeded", run.id)
+
+
+@pytest.mark.parametrize("fails", [True, False], ids=["failing", "passing"])
+async def test_an_integrate_run_from_a_slack_mention_tells_its_thread_how_it_ended(loop: Loop, fails: bool) -> None:
+    ado = loop.suite.ado
+    if fails:
+        ado.script_next_run("integrate-app-y", fail_stage="IntegrationTests")
+    await loop.suite.slack.mention_bot("integrate app-y model=model-x:7", channel="app-releases", user="bob")
+    await eventually(lambda: len(ado.runs) == 1)
+    (run,) = ado.runs
+    await eventually(lambda: run.state == "completed", timeout=30)
+    assert run.result == ("failed" if fails else "succeeded")
+
+    def card() -> Any:
+        return next((m for m in slack_messages(loop, "app-releases") if f"integrate-app-y {run.name}" in m.text), None)
+
+    shown = await eventually(card)
+    if fails:
+        await eventually(lambda: "Failed" in blocks_text(shown))
+        reply = await eventually(lambda: next((r for r in shown.replies if "failed in" in r.text), None))
+        assert "failed in stage Integration tests" in blocks_text(reply)
+        assert "Failed at stage Integration tests" in blocks_text(shown)
+    else:
+        await eventually(lambda: "Succeeded" in blocks_text(shown))
+        assert not [r for r in shown.replies if "failed" in r.text]
+
+
+async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    aml.script_next_job(duration=120)  # still running when the cancel comes
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop, is_running)
+    job_name = str(run.backend_run_id)
+    await aml.jobs.wait_for(job_name, "Running", timeout=30)
+
+    await alice.say(f"cancel {run.id}", f"Canceling run {run.id}")
+    assert [r.status for r in aml.recorder.matching(f"POST /subscriptions/**/jobs/{job_name}/cancel")] == [202]
+    assert aml.state.jobs[job_name].status == "Canceled"
+    assert not [e for e in aml.published if job_name in json.dumps(e.data)]  # no event: polling must tell
+
+    def card() -> Any:
+        return next((m for m in slack_messages(loop, "ml-models") if f"/{job_name}" in m.text), None)
+
+    shown = await eventually(card)
+    await eventually(lambda: "Canceled" in blocks_text(shown))
+    await command_run(loop, lambda r: r.state.value == "canceled", run.id)

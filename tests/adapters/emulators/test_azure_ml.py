@@ -371,3 +371,19 @@ async def test_the_config_section_builds_a_client_for_the_emulator(
     assert AzureMLConnection.from_settings(settings).uses_emulator
     mlmodel = await asyncio.to_thread(read_mlmodel, settings, "model-x", 7)
     assert model_signature(mlmodel) is not None
+
+
+async def test_a_put_of_an_existing_job_name_updates_its_tags_and_starts_nothing(
+    aml: AzureMLEmulator, ml_client: Any, tmp_path: Path
+) -> None:
+    # Jobs - Create Or Update: "For update case, the Tags in the definition passed in will replace Tags
+    # in the existing job" (200 OK; 201 Created only for a new job).
+    path = aml.write_job_yaml("train-model-x", tmp_path)
+    created = await submit(ml_client, path, [{"name": "same-name"}, {"tags.requested_by": "alice"}])
+    again = await submit(ml_client, path, [{"name": "same-name"}, {"tags.requested_by": "bob"}])
+
+    assert (created.name, again.name) == ("same-name", "same-name")
+    assert [r.status for r in aml.recorder.matching(f"PUT {WS_PATH}/jobs/same-name")] == [201, 200]
+    assert list(aml.state.jobs) == ["same-name"]
+    assert again.tags == {"model": "model-x", "requested_by": "bob"}
+    assert [s for s, _ in aml.state.jobs["same-name"].history] == ["NotStarted"]

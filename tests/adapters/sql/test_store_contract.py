@@ -221,6 +221,40 @@ async def test_command_runs_dedupe_within_window(store: SqlStore) -> None:
     assert kept is not None and kept.backend_run_id == "job-1" and kept.state is CommandRunState.STARTED
 
 
+async def test_recent_command_runs_newest_first_by_target_without_confirmations(store: SqlStore) -> None:
+    def run(key: str, target: str, minutes: int) -> CommandRun:
+        return CommandRun(
+            idempotency_key=key,
+            actor="alice@contoso.com",
+            platform="slack",
+            conversation="C0MLMODELS",
+            command=f"retrain {target}",
+            target=target,
+            state=CommandRunState.REQUESTED,
+            created_at=NOW + timedelta(minutes=minutes),
+            details={"service": "azure-ml", "url": f"https://ml.azure.com/runs/{key}"},
+        )
+
+    assert await store.list_command_runs() == []
+    for minutes in range(4):
+        await store.start_command_run(run(f"alice:retrain model-x:{minutes}", "model-x", minutes), timedelta(0))
+    await store.start_command_run(run("bob:integrate app-y", "app-y", 10), timedelta(0))
+    await store.start_command_run(run("confirm:alice:retrain model-x:1", "model-x", 20), timedelta(0))
+
+    newest = await store.list_command_runs(limit=3)
+    assert [r.idempotency_key for r in newest] == [
+        "bob:integrate app-y",
+        "alice:retrain model-x:3",
+        "alice:retrain model-x:2",
+    ]
+    assert newest[0].details["url"] == "https://ml.azure.com/runs/bob:integrate app-y"
+    of_model = await store.list_command_runs("model-x", limit=10)
+    assert [r.created_at for r in of_model] == sorted((r.created_at for r in of_model), reverse=True)
+    assert len(of_model) == 4 and all(r.target == "model-x" for r in of_model)
+    assert not any(r.idempotency_key.startswith("confirm:") for r in of_model)
+    assert await store.list_command_runs("model-z") == []
+
+
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_sqlite_file_survives_reopen(store_url: str) -> None:
     first = await SqlStore.open(store_url)

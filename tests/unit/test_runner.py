@@ -1,0 +1,49 @@
+"""What the runner derives from a command run on its own: the Azure ML job name and the `runs` line."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from bot.records import CommandRun, CommandRunState
+from bot.runner import job_name, run_line
+
+ASKED = datetime(2026, 11, 28, 9, 40, 5, tzinfo=UTC)
+RUN = CommandRun(
+    idempotency_key="alice@contoso.com:retrain model-x",
+    actor="alice@contoso.com",
+    platform="slack",
+    conversation="C0MLMODELS",
+    command="retrain model-x",
+    target="model-x",
+    state=CommandRunState.STARTED,
+    created_at=ASKED,
+    id=12,
+)
+
+
+def test_the_job_name_is_the_same_for_a_run_and_new_for_another() -> None:
+    assert job_name("model-x", RUN) == job_name("model-x", replace(RUN)) == "handoff-model-x-12-20261128094005"
+    assert job_name("model-x", replace(RUN, id=13)) != job_name("model-x", RUN)
+    # a store started afresh numbers runs from 1 again: the time keeps its jobs apart from older ones
+    assert job_name("model-x", replace(RUN, created_at=ASKED + timedelta(days=30))) != job_name("model-x", RUN)
+
+
+def test_the_job_name_is_one_azure_ml_accepts() -> None:
+    name = job_name("Model X/v2 (test)", RUN)
+    assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", name), name
+
+
+def test_a_runs_line_says_who_how_where_and_when() -> None:
+    started = replace(
+        RUN,
+        backend_run_id="handoff-model-x-12-20261128094005",
+        details={"service": "azure-ml", "url": "https://ml.azure.com/runs/handoff-model-x-12-20261128094005"},
+    )
+    assert run_line(started) == (
+        "• 12: `retrain model-x` by alice@contoso.com, started, Azure ML job handoff-model-x-12-20261128094005 "
+        "https://ml.azure.com/runs/handoff-model-x-12-20261128094005, 2026-11-28 09:40 UTC"
+    )
+    waiting = replace(RUN, state=CommandRunState.REQUESTED)
+    assert "requested, not started, 2026-11-28 09:40 UTC" in run_line(waiting)
