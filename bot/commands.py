@@ -75,7 +75,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "runs",
-        "List the recent runs Handoff started (from chat, or for a new model version).",
+        "List the recent runs Handoff started (from chat, or for a new model version); a model's include the "
+        "integrations against its versions.",
         target="model or app",
         examples=("runs", "runs model-x", "runs app-y"),
     ),

@@ -220,6 +220,9 @@ class CommandRunStore(Protocol):
     async def list_command_runs(self, target: str | None = None, limit: int = 10) -> list[CommandRun]:
         """The newest command runs (of ``target`` if given), newest first, at most ``limit``.
 
+        A run is of ``target`` when it was started for it (``retrain model-x``, ``integrate app-y``) or,
+        for a model, against one of its versions (``integrate app-y model=model-x:8``).
+
         Confirmation requests (keys starting with ``CONFIRMATION_KEY_PREFIX``) are not runs and are left out.
         """
         ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from adapters.sql.base import SqlBase, insert_unless_present, must_utc, utc
 from adapters.sql.tables import command_runs
@@ -105,7 +105,9 @@ class SqlCommandRunStore(SqlBase):
             .limit(limit)
         )
         if target is not None:
-            query = query.where(command_runs.c.target == target)
+            # a model's runs include the integrations run against one of its versions
+            against = command_runs.c.command.contains(f" model={target}:", autoescape=True)
+            query = query.where(or_(command_runs.c.target == target, against))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_run(row) for row in rows]

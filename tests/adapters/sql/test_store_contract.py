@@ -222,13 +222,13 @@ async def test_command_runs_dedupe_within_window(store: SqlStore) -> None:
 
 
 async def test_recent_command_runs_newest_first_by_target_without_confirmations(store: SqlStore) -> None:
-    def run(key: str, target: str, minutes: int) -> CommandRun:
+    def run(key: str, target: str, minutes: int, command: str = "") -> CommandRun:
         return CommandRun(
             idempotency_key=key,
             actor="alice@contoso.com",
             platform="slack",
             conversation="C0MLMODELS",
-            command=f"retrain {target}",
+            command=command or f"retrain {target}",
             target=target,
             state=CommandRunState.REQUESTED,
             created_at=NOW + timedelta(minutes=minutes),
@@ -253,6 +253,15 @@ async def test_recent_command_runs_newest_first_by_target_without_confirmations(
     assert len(of_model) == 4 and all(r.target == "model-x" for r in of_model)
     assert not any(r.idempotency_key.startswith("confirm:") for r in of_model)
     assert await store.list_command_runs("model-z") == []
+    # a model's runs include the integrations against its versions (and not those of a model-x2)
+    against = run("handoff:model-x:8:app-y", "app-y", 30, "integrate app-y model=model-x:8")
+    await store.start_command_run(against, timedelta(0))
+    await store.start_command_run(run("x2", "app-y", 31, "integrate app-y model=model-x2:1"), timedelta(0))
+    assert [r.idempotency_key for r in await store.list_command_runs("model-x", limit=2)] == [
+        "handoff:model-x:8:app-y",
+        "alice:retrain model-x:3",
+    ]
+    assert len(await store.list_command_runs("app-y")) == 3
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
