@@ -32,6 +32,8 @@ from bot.lifecycle import until_signalled
 BOT_IDENTITY = "handoff-bot@contoso.com"
 HOOK_USER = "handoff"
 
+DATABASE = "handoff.db"
+
 
 def local_world() -> dict[str, Any]:
     """The shipped world, with Handoff's own identity among the production approvers.
@@ -68,7 +70,7 @@ def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple
     aml = suite.aml.world
     config: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 0, "public_url": public_url},
-        "store": {"url": f"sqlite:///{data_dir / 'handoff.db'}"},
+        "store": {"url": f"sqlite:///{data_dir / DATABASE}"},
         "slack": {
             "signing_secret": "${LOCAL_SLACK_SIGNING_SECRET}",
             "bot_token": "${LOCAL_SLACK_BOT_TOKEN}",
@@ -199,15 +201,25 @@ class Demo:
         await self.server.stop()
 
 
+def _fresh_database(data_dir: Path) -> None:
+    """Remove the previous demo's database: the emulators start empty, and a history that names their
+    old messages, runs and commands would only confuse the new demo (cards that cannot be updated, a
+    retrain taken for the one asked for last time)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+
+
 async def start_demo(port: int, data_dir: Path, host: str = "127.0.0.1") -> Demo:
-    """Start everything in this process: SQLite under ``data_dir``, the emulators, the bot, the console."""
+    """Start everything in this process: a new SQLite database under ``data_dir``, the emulators, the bot
+    and the console."""
     # imported here so that `handoff emulators` starts without the store, the ORM or the chat SDKs
     from adapters.console import mount_console
     from adapters.sql import SqlStore
     from bot.app import RunningServer, build_handoff, build_services, create_app
     from bot.config import parse_settings
 
-    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(_fresh_database, data_dir)
     listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listening.bind((host, port))

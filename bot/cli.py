@@ -63,11 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the whole loop on this machine: bot, emulators and a console in your browser",
         description="Run Handoff unchanged against local emulators of Azure DevOps, Azure ML, Teams and Slack, "
         "with SQLite, and show the channels in a web console. No cloud account needed; nothing leaves "
-        "this machine. Ctrl-C stops it; starting again keeps Handoff's history.",
+        "this machine. Ctrl-C stops it; each start begins a new day, as the emulators start empty.",
     )
     demo.add_argument("--port", type=int, default=3978, help="port for everything (default: 3978; 0: a free one)")
     demo.add_argument("--no-browser", action="store_true", help="don't open the console in a browser")
-    demo.add_argument("--data-dir", default=".handoff/demo", metavar="DIR", help="where SQLite keeps the history")
+    demo.add_argument(
+        "--data-dir", default=".handoff/demo", metavar="DIR", help="where the demo's SQLite database lives"
+    )
     demo.add_argument("--scenario", action="store_true", help="play a scripted day instead of waiting for you")
 
     emulators = commands.add_parser(

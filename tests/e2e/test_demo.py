@@ -1,0 +1,31 @@
+"""`handoff demo` started again in the same data folder begins a new day, as its emulators do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.demo import Demo, start_demo
+from tests.e2e.conftest import eventually
+
+
+async def integrate_once(demo: Demo, day: int) -> None:
+    """bob integrates app-y against model-x:7: one Azure DevOps run, one card, one command run."""
+    slack, ado = demo.suite.slack, demo.suite.ado
+    await slack.send_slash_command("/integrate", "app-y model=model-x:7", channel="app-releases", user="bob")
+    (run,) = await eventually(lambda: ado.runs)
+    assert run.template_parameters["modelVersion"] == "7"
+    title = f"integrate-app-y {run.name}"
+    card = await eventually(lambda: [m for m in slack.state.channel("app-releases").messages if m.text.endswith(title)])
+    assert len(card) == 1, f"day {day}: {card}"
+    runs = await demo.server.store.list_command_runs(None, 10)
+    assert [r.command for r in runs] == ["integrate app-y model=model-x:7"]
+
+
+async def test_a_second_demo_starts_afresh_and_runs_the_same_command_again(tmp_path: Path) -> None:
+    for day in (1, 2):
+        # the first day's run does not make the second day's command a repeat of it
+        demo = await start_demo(0, tmp_path)
+        try:
+            await integrate_once(demo, day)
+        finally:
+            await demo.stop()
