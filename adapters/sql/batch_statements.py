@@ -12,7 +12,7 @@ are exactly what SQLAlchemy would have written, and every other query reads them
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, insert, update
@@ -45,6 +45,21 @@ def chunks(items: Sequence[str]) -> list[Sequence[str]]:
     return [unique[i : i + CHUNK] for i in range(0, len(unique), CHUNK)]
 
 
+def new_rows(
+    table: Table, key: str, rows: list[dict[str, Any]], run: Callable[[str, tuple[str, ...]], Iterable[Any]]
+) -> dict[str, dict[str, Any]]:
+    """The rows whose ``key`` is not in ``table`` yet (the first of equal keys), by key; ``run`` runs SQL.
+
+    Safe only inside a SQLite write transaction: it holds the write lock, so nothing can appear between the
+    look and the insert (and plain statements are compiled once, unlike ON CONFLICT ones).
+    """
+    present: set[str] = set()
+    for chunk in chunks([row[key] for row in rows]):
+        query = f"SELECT {key} FROM {table.name} WHERE {key} IN ({', '.join('?' * len(chunk))})"  # noqa: S608
+        present.update(found for (found,) in run(query, tuple(chunk)))
+    return {row[key]: row for row in rows if row[key] not in present}
+
+
 class BatchStatements(Protocol):
     """What one group-commit transaction runs."""
 
@@ -75,12 +90,7 @@ class SqlAlchemyStatements:
             statement = postgresql_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
             # an executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs
             return set(self.conn.execute(statement, rows).scalars())
-        # SQLite: this transaction holds the write lock, so nothing can appear between the look and the insert
-        present: set[str] = set()
-        for chunk in chunks([row[key] for row in rows]):
-            query = f"SELECT {key} FROM {table.name} WHERE {key} IN ({', '.join('?' * len(chunk))})"  # noqa: S608
-            present.update(found for (found,) in self.conn.exec_driver_sql(query, tuple(chunk)))
-        fresh = {row[key]: row for row in rows if row[key] not in present}
+        fresh = new_rows(table, key, rows, self.conn.exec_driver_sql)
         if fresh:
             self.conn.execute(insert(table), list(fresh.values()))
         return set(fresh)
@@ -131,11 +141,7 @@ class SqliteStatements:
     def insert_new(self, table: Table, key: str, rows: list[dict[str, Any]]) -> set[str]:
         if not rows:
             return set()
-        present: set[str] = set()
-        for chunk in chunks([row[key] for row in rows]):
-            query = f"SELECT {key} FROM {table.name} WHERE {key} IN ({', '.join('?' * len(chunk))})"  # noqa: S608
-            present.update(found for (found,) in self.raw.execute(query, tuple(chunk)))
-        fresh = {row[key]: row for row in rows if row[key] not in present}
+        fresh = new_rows(table, key, rows, self.raw.execute)
         if fresh:
             self.insert(table, list(fresh.values()))
         return set(fresh)

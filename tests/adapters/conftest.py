@@ -11,6 +11,12 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.emulators.azure_ml import AzureMLEmulator
+from bot.clock import FakeClock
 
 _CACHE_DIR = tempfile.mkdtemp(prefix="azure-devops-sdk-cache-")
 os.environ["AZURE_DEVOPS_CACHE_DIR"] = _CACHE_DIR
@@ -21,3 +27,10 @@ if "azure.devops._file_cache" in sys.modules:  # imported earlier in this proces
         _cache.file_name = os.path.join(_CACHE_DIR, os.path.basename(_cache.file_name))
         _cache.data = {}
         _cache.initial_load_occurred = False
+
+
+@pytest.fixture
+async def aml(clock: FakeClock) -> AsyncIterator[AzureMLEmulator]:
+    """The Azure ML emulator on the test's clock; long-running operations answer without a wait."""
+    async with AzureMLEmulator(clock=clock, lro_retry_after=0) as emulator:
+        yield emulator

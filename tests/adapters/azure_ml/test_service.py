@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning"),
     pytest.mark.filterwarnings("ignore::FutureWarning"),
 ]
-
-
-@pytest.fixture
-async def aml(clock: FakeClock) -> AsyncIterator[AzureMLEmulator]:
-    async with AzureMLEmulator(clock=clock, lro_retry_after=0) as emulator:
-        yield emulator
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +43,6 @@ FEATURES = [
     {"name": "income", "type": "double"},
     {"name": "segment", "type": "string"},
 ]
-
-
-@pytest.fixture
-async def aml(clock: FakeClock) -> AsyncIterator[AzureMLEmulator]:
-    async with AzureMLEmulator(clock=clock, lro_retry_after=0) as emulator:
-        yield emulator
 
 
 @pytest.fixture

@@ -48,12 +48,6 @@ async def receiver() -> AsyncIterator[EventGridReceiver]:
         yield server
 
 
-@pytest.fixture
-async def aml(clock: FakeClock) -> AsyncIterator[AzureMLEmulator]:
-    async with AzureMLEmulator(clock=clock) as emulator:
-        yield emulator
-
-
 def deliveries(server: FakeHTTPServer) -> list[Any]:
     return [r for r in server.recorder.matching("POST /hook") if r.headers.get("aeg-event-type") == "Notification"]
 

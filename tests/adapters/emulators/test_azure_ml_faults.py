@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from adapters.azure_ml.client_factory import build_ml_client
 from adapters.azure_ml.signatures import model_signature, read_mlmodel
 from adapters.emulators.azure_ml import AzureMLEmulator
 from adapters.emulators.base import Fault
-from bot.clock import FakeClock
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning"),
@@ -23,12 +21,6 @@ pytestmark = [
 
 MODEL_VERSION = "GET /subscriptions/**/models/model-x/versions/7"
 JOBS = "GET /subscriptions/**/workspaces/ws-mlops/jobs"
-
-
-@pytest.fixture
-async def aml(clock: FakeClock) -> AsyncIterator[AzureMLEmulator]:
-    async with AzureMLEmulator(clock=clock) as emulator:
-        yield emulator
 
 
 @pytest.fixture
