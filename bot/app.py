@@ -175,8 +175,10 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
     if settings.azure_devops and settings.azure_devops.enabled:
         from adapters.azure_devops.hooks_route import add_azure_devops_hooks
 
-        details = handoff.pipelines.approval_details if handoff.pipelines else None
-        add_azure_devops_hooks(app, settings.azure_devops, handoff.ingest, details)
+        pipelines = handoff.pipelines
+        details = pipelines.approval_details if pipelines else None
+        failing = pipelines.failing_stage if pipelines else None
+        add_azure_devops_hooks(app, settings.azure_devops, handoff.ingest, details, failing)
     if settings.eventgrid and settings.eventgrid.enabled:
         from adapters.azure_ml.eventgrid_route import add_eventgrid_route
 

@@ -130,6 +130,8 @@ class RunStateChanged(DomainEvent):
     result: str | None = None  # succeeded | failed | canceled | partiallySucceeded
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # the stage that failed, when the run failed and Azure DevOps' timeline told (hooks do not say)
+    failing_stage: str | None = None
 
     @property
     def outcome(self) -> str | None:

@@ -178,8 +178,11 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
             new["finished_at"] = new.get("finished_at") or _iso(event.finished_at)
         failed = new["state"] == "completed" and new.get("result") in ("failed", "partiallysucceeded")
         if failed and not new["failures_announced"]:  # a failed stage already told the thread
-            new["failures_announced"].append("run")
-            replies.append(_failure_reply(new, None))
+            where = event.failing_stage
+            new["failures_announced"] += ["run", where] if where else ["run"]
+            if where:
+                new["failed_stage"] = where
+            replies.append(_failure_reply(new, where))
     else:
         name = event.stage_name
         stage = new["stages"].setdefault(
@@ -195,7 +198,9 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
                 stage["result"] = _norm(event.result)
         if new["state"] == "notstarted":
             new["state"] = "inprogress"
-        if stage.get("result") in ("failed", "partiallysucceeded") and name not in new["failures_announced"]:
+        announced = new["failures_announced"]
+        # (the run's own failure may have named this stage already, by its display name)
+        if stage.get("result") in ("failed", "partiallysucceeded") and not {name, stage["display"]} & set(announced):
             new["failures_announced"].append(name)
             new["failed_stage"] = stage["display"]
             replies.append(_failure_reply(new, stage["display"]))

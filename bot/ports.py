@@ -369,6 +369,10 @@ class PipelineService(Protocol):
 
     async def run_status(self, project: str, run_id: str) -> RunStatus: ...
 
+    async def failing_stage(self, project: str, run_id: str) -> str | None:
+        """The stage a failed run failed in (its display name); None when it did not fail."""
+        ...
+
     async def cancel_run(self, project: str, run_id: str) -> None: ...
 
 

@@ -441,6 +441,7 @@ class CommandRunner:
                 ),
                 state=state,
                 result=status.result,
+                failing_stage=status.failing_step,
             )
 
         return Plan(summary, target, start, watch, progress, {"service": "azure-devops", "project": project})

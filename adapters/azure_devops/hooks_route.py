@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from adapters.azure_devops.service_hooks import parse_service_hook, with_approva
 from adapters.web.limits import set_body_limit
 from adapters.web.payloads import PayloadError, decode_json
 from bot.config import AzureDevOpsSettings
-from bot.events import ApprovalPending, DomainEvent
+from bot.events import ApprovalPending, DomainEvent, RunStateChanged
 from bot.ports import EventSink
 
 PATH = "/hooks/azure-devops"
@@ -35,6 +36,8 @@ APPROVAL_DETAILS_TIMEOUT = 5.0
 
 ApprovalDetails = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 """``(project, approval_id)`` → the Approval from ``GET _apis/pipelines/approvals/{id}?$expand=steps``."""
+FailingStage = Callable[[str, str], Awaitable[str | None]]
+"""``(project, run_id)`` → the display name of the stage a failed run failed in (from its timeline)."""
 
 log = logging.getLogger("handoff.ingest.azure_devops")
 
@@ -58,11 +61,13 @@ class ServiceHookRoute:
         sink: EventSink,
         approval_details: ApprovalDetails | None = None,
         details_timeout: float | None = None,
+        failing_stage: FailingStage | None = None,
     ) -> None:
         self._auth = ServiceHookAuthenticator(settings.service_hooks)
         self._organization = organization_from_url(settings.organization_url, is_base=True) or ""
         self._sink = sink
         self._approval_details = approval_details
+        self._failing_stage = failing_stage
         self._details_timeout = APPROVAL_DETAILS_TIMEOUT if details_timeout is None else details_timeout
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -110,7 +115,10 @@ class ServiceHookRoute:
         return web.json_response({"accepted": accepted, "duplicates": duplicates, "ignored": 0})
 
     async def _completed(self, event: DomainEvent) -> DomainEvent:
-        """A pending approval whose hook names no run, completed from the approvals API when possible."""
+        """What the hook leaves out, from the REST API when possible: the run of a pending approval whose
+        hook names none, the stage a failed run failed in."""
+        if isinstance(event, RunStateChanged):
+            return await self._with_failing_stage(event)
         if not isinstance(event, ApprovalPending) or event.run is not None or self._approval_details is None:
             return event
         if event.approval_kind != "pipeline" or not event.project:
@@ -123,12 +131,24 @@ class ServiceHookRoute:
             log.warning("approval %s: details unavailable (%s)", _shown(event.approval_id), type(exc).__name__)
             return event
 
+    async def _with_failing_stage(self, event: RunStateChanged) -> RunStateChanged:
+        if self._failing_stage is None or event.outcome != "failed" or event.failing_stage or not event.project:
+            return event
+        try:
+            async with asyncio.timeout(self._details_timeout):
+                stage = await self._failing_stage(event.project, event.run.run_id)
+        except Exception as exc:  # the failure is still worth posting without its stage
+            log.warning("run %s: failing stage unavailable (%s)", _shown(event.run.run_id), type(exc).__name__)
+            return event
+        return replace(event, failing_stage=stage) if stage else event
+
 
 def add_azure_devops_hooks(
     app: web.Application,
     settings: AzureDevOpsSettings,
     sink: EventSink,
     approval_details: ApprovalDetails | None = None,
+    failing_stage: FailingStage | None = None,
 ) -> None:
     """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``.
 
@@ -140,7 +160,9 @@ def add_azure_devops_hooks(
         approval_details: ``(project, approval_id)`` → the Approval REST object, used to fill the run,
             pipeline and stage of a pending approval whose hook left them null. It may return None or
             raise; the event is then kept as it is.
+        failing_stage: ``(project, run_id)`` → the stage a failed run failed in (a run's hook does not
+            say), for the failure's thread reply. It may return None or raise.
     """
-    route = ServiceHookRoute(settings, sink, approval_details)
+    route = ServiceHookRoute(settings, sink, approval_details, failing_stage=failing_stage)
     app.router.add_post(PATH, route.handle)
     set_body_limit(app, PATH, BODY_LIMIT)

@@ -157,6 +157,10 @@ class AzureDevOpsPipelines:
         web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
         return RunStatus(str(build.id), state, result, web.get("href") if isinstance(web, dict) else None, failing)
 
+    async def failing_stage(self, project: str, run_id: str) -> str | None:
+        """The display name of the stage (or job, task) a failed run failed in; None when it did not fail."""
+        return (await self.run_status(project, run_id)).failing_step
+
     async def cancel_run(self, project: str, run_id: str) -> None:
         from azure.devops.v7_1.build.models import Build
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot.cards import Card, Status
@@ -85,6 +86,18 @@ def test_run_progresses_and_failure_gets_one_reply() -> None:
     assert ("Duration", "1m 35s") in [(f.label, f.value) for f in card.facts]
     assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in stage Integration tests"]
     assert any(link.label == "Logs" for link in card.links)
+
+
+def test_a_run_that_names_its_failing_stage_is_announced_once_whatever_comes_first() -> None:
+    named = replace(run("completed", "failed", at=95), failing_stage="Integration tests")
+    failed_stage = stage("Integration tests", "completed", "failed")
+    for events in ((named, failed_stage), (failed_stage, named)):
+        state, replies = apply(run("inProgress"), *events)
+        assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in stage Integration tests"]
+        assert render(state).summary == "Failed at stage Integration tests"
+    # without it, the run's own failure can only say the run failed
+    _, replies = apply(run("inProgress"), run("completed", "failed", at=95))
+    assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in the run"]
 
 
 def test_late_events_never_move_the_card_backwards() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.azure_devops.hooks_route import BODY_LIMIT
-from bot.events import ApprovalPending, PipelineRef
+from bot.events import ApprovalPending, PipelineRef, RunStateChanged
 from tests.adapters.ingest.conftest import (
     ENVIRON,
     HOOK_HEADER,
@@ -244,3 +244,48 @@ async def test_approvals_api_trouble_keeps_the_event(
     assert reply.status == 200
     [event] = ingest.sink.events
     assert isinstance(event, ApprovalPending) and event.run is None
+
+
+# --- a failed run: its hook does not say where it failed ----------------------------------------------
+
+
+def failed(run_hook: Any) -> Any:
+    run_hook["resource"]["run"]["result"] = "failed"
+    return run_hook
+
+
+async def test_a_failed_run_is_told_its_failing_stage_from_the_api(make_ingest: IngestFactory, run_hook: Any) -> None:
+    calls: list[tuple[str, str]] = []
+
+    async def failing_stage(project: str, run_id: str) -> str | None:
+        calls.append((project, run_id))
+        return "Integration tests"
+
+    async with make_ingest(failing_stage=failing_stage) as ingest:
+        assert (await ingest.hook(run_hook)).status == 200  # a run that succeeded asks nothing
+        assert (await ingest.hook({**failed(run_hook), "id": "a-second-delivery-id"})).status == 200
+    [(project, run_id)] = calls
+    assert run_id == "11" and project
+    succeeded, failure = ingest.sink.events
+    assert isinstance(failure, RunStateChanged) and failure.failing_stage == "Integration tests"
+    assert isinstance(succeeded, RunStateChanged) and succeeded.failing_stage is None
+
+
+async def stage_hangs(project: str, run_id: str) -> str | None:
+    await asyncio.sleep(3600)
+    return None
+
+
+async def stage_raises(project: str, run_id: str) -> str | None:
+    raise ConnectionError("emulator down")
+
+
+@pytest.mark.parametrize("failing_stage", [stage_raises, stage_hangs])
+async def test_timeline_trouble_keeps_the_failed_run(
+    make_ingest: IngestFactory, run_hook: Any, failing_stage: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("adapters.azure_devops.hooks_route.APPROVAL_DETAILS_TIMEOUT", 0.2)
+    async with make_ingest(failing_stage=failing_stage) as ingest:
+        assert (await ingest.hook(failed(run_hook))).status == 200
+    [event] = ingest.sink.events
+    assert isinstance(event, RunStateChanged) and event.result == "failed" and event.failing_stage is None
