@@ -173,9 +173,10 @@ def _serve(config: str, host: str | None, port: int | None) -> int:
         return EXIT_CONFIG
     configure_logging(settings.server.log_level, settings.server.log_format, configured_secrets(settings))
     from bot.app import serve_until_stopped
+    from bot.lifecycle import run_server
 
     try:
-        return asyncio.run(serve_until_stopped(settings, host, port))
+        return run_server(serve_until_stopped(settings, host, port), settings.server.shutdown_timeout.total_seconds())
     except OSError as error:
         print(f"handoff serve: cannot start: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
+import threading
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger("handoff.lifecycle")
 
 
 async def until_signalled() -> None:
@@ -17,3 +27,35 @@ async def until_signalled() -> None:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+WORKER_PREFIX = "handoff-worker"
+
+
+def run_server(main: Coroutine[Any, Any, T], grace: float) -> T:
+    """Run ``main`` as :func:`asyncio.run` does, but never let the exit wait long on a worker thread.
+
+    The Azure SDKs are synchronous and run in worker threads; one still waiting on a stalled service
+    when the server has stopped would hold the process until the SDK's own timeout (100 s for Azure
+    DevOps), past any orchestrator's grace period. Such calls get ``grace`` seconds to finish; then the
+    process exits without them (what they would have done is retried by the senders or the sweep).
+    """
+    runner = asyncio.Runner()
+    workers = ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
+    runner.get_loop().set_default_executor(workers)
+    try:
+        return runner.run(main)
+    finally:
+        workers.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace
+        for thread in _workers():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if stuck := _workers():
+            log.warning("exiting with %d call(s) to a service still unanswered", len(stuck))
+            logging.shutdown()
+            os._exit(0)  # a worker thread cannot be stopped, and the interpreter would wait for it
+        runner.close()
+
+
+def _workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(WORKER_PREFIX) and t.is_alive()]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,6 +98,23 @@ def get(url: str) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def listening_url(process: subprocess.Popen[str]) -> str:
+    """The address ``handoff serve`` reports on stderr once it listens."""
+    assert process.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        if match := re.search(r"listening on (http://\S+)", line):
+            return match.group(1)
+    raise AssertionError("handoff serve did not report its address")
+
+
 def test_serve_answers_then_stops_on_sigterm(tmp_path: Path) -> None:
     path = config_copy(tmp_path)
     process = subprocess.Popen(
@@ -105,16 +125,7 @@ def test_serve_answers_then_stops_on_sigterm(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     try:
-        assert process.stderr is not None
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if not line:
-                break
-            if match := re.search(r"listening on (http://\S+)", line):
-                url = match.group(1)
-        assert url, "handoff serve did not report its address"
+        url = listening_url(process)
         assert get(f"{url}/readyz")[0] == 200
         status, metrics = get(f"{url}/metrics")
         assert status == 200 and "# TYPE handoff_http_requests_total counter" in metrics
@@ -188,3 +199,43 @@ def test_teams_package_and_slack_manifest(tmp_path: Path, shared_dir: Path) -> N
     printed = run("slack-manifest", "--config", str(path), "--public-url", "https://bot.contoso.com", env=clean_env())
     assert printed.returncode == 0, printed.stderr
     assert "https://bot.contoso.com/slack/events" in printed.stdout
+
+
+def test_serve_stops_promptly_while_a_service_call_hangs(tmp_path: Path, shared_dir: Path) -> None:
+    """A synchronous SDK call waiting on a stalled Azure DevOps must not hold the exit (its own timeout is
+    100 s): after the graceful stop it gets the shutdown timeout, then the process exits without it."""
+    with socket.socket() as stalled:  # accepts connections (the kernel does) and never answers
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(16)
+        organization = f"http://127.0.0.1:{stalled.getsockname()[1]}/contoso"
+        path = config_copy(
+            tmp_path, azure_devops__enabled=True, azure_devops__organization_url=organization, server__log_level="INFO"
+        )
+        env = clean_env(AZURE_DEVOPS_PAT="pat", AZURE_DEVOPS_HOOK_PASSWORD="hook-secret")
+        process = subprocess.Popen(
+            [*HANDOFF, "serve", "--config", str(path), "--port", "0"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        try:
+            url = listening_url(process)
+            hook = json.loads((shared_dir / "samples/ado/ms.vss-pipelines.run-state-changed-event.json").read_text())
+            hook["resource"]["run"]["result"] = "failed"  # Handoff asks Azure DevOps where it failed
+            hook["resourceContainers"]["account"] = {"baseUrl": organization + "/"}
+            request = urllib.request.Request(
+                f"{url}/hooks/azure-devops",
+                data=json.dumps(hook).encode(),
+                headers={"Content-Type": "application/json", "Authorization": basic("handoff", "hook-secret")},
+            )
+            with urllib.request.urlopen(request, timeout=30) as resp:  # answered once the look-up gave up
+                assert resp.status == 200
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+            assert process.stderr is not None
+            assert "call(s) to a service still unanswered" in process.stderr.read()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -12,11 +12,10 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,9 @@ async def suite() -> AsyncIterator[EmulatorSuite]:
 
 
 @pytest.fixture
-def replicas(suite: EmulatorSuite, postgres_url: str, tmp_path: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
+async def replicas(
+    suite: EmulatorSuite, postgres_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[list[str], dict[str, str]]]:
     ports = [_free_port(), _free_port()]
     config, environ = local_config(suite, f"http://127.0.0.1:{ports[0]}", tmp_path)
     config["store"]["url"] = postgres_url
@@ -59,24 +60,25 @@ def replicas(suite: EmulatorSuite, postgres_url: str, tmp_path: Path) -> Iterato
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, **environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("AZUREML_CURRENT_CLOUD", None)
-    processes = []
+    processes: list[asyncio.subprocess.Process] = []
     for i, port in enumerate(ports):
         log = (tmp_path / f"replica-{i}.log").open("w")
         command = [sys.executable, "-m", "bot", "serve", "--config", str(path), "--port", str(port)]
-        processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=tmp_path))
+        processes.append(await asyncio.create_subprocess_exec(*command, env=env, stdout=log, stderr=log, cwd=tmp_path))
     urls = [f"http://127.0.0.1:{port}" for port in ports]
+    # (waits happen off the event loop: the emulators the replicas call run on it)
     try:
         deadline = time.monotonic() + 60
-        while not all(_ready(url) for url in urls):
-            assert all(p.poll() is None for p in processes), "a replica exited during start-up"
+        while not all([await asyncio.to_thread(_ready, url) for url in urls]):
+            assert all(p.returncode is None for p in processes), "a replica exited during start-up"
             assert time.monotonic() < deadline, "the replicas did not become ready"
-            time.sleep(0.1)
+            await asyncio.sleep(0.1)
         yield urls, environ
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
-            assert process.wait(timeout=15) == 0
+            assert await asyncio.wait_for(process.wait(), 15) == 0
 
 
 def _gate_post(suite: EmulatorSuite) -> Any:
