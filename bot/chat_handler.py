@@ -20,7 +20,7 @@ from bot.azure_devops_urls import (
 )
 from bot.clock import Clock
 from bot.commands import CommandSpec, ParsedCommand, UsageError, help_text, parse
-from bot.config import parse_duration
+from bot.config import parse_duration, subscription_filter_problems
 from bot.gates import Gatekeeper
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility
@@ -129,6 +129,9 @@ class ChatHandler:
         filters: dict[str, Any] = dict(defaults) if not command.options else {}
         for key, value in command.options.items():
             filters[key] = [v.strip() for v in value.split(",") if v.strip()]
+        if problems := subscription_filter_problems({k: filters[k] for k in command.options}):
+            # (a mistyped filter would otherwise be ignored, and the channel would get everything)
+            return Reply("Nothing was subscribed: " + "; ".join(problems) + ". `help subscribe` shows the filters.")
         if command.target:
             filters["url"] = command.target
         warning = ""

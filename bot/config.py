@@ -33,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from bot.text_patterns import compile_text_pattern
+
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -313,10 +315,9 @@ EventKind = Literal[
 ]
 
 
-class SubscriptionSettings(Section):
-    """Which events go to a channel. Every filter narrows; an empty filter matches everything."""
+class SubscriptionFilters(Section):
+    """Which events a subscription takes. Every filter narrows; an empty filter matches everything."""
 
-    channel: str
     events: list[EventKind] = Field(default_factory=list)
     outcomes: list[Literal["succeeded", "failed", "canceled", "pending", "any"]] = Field(default_factory=list)
     projects: list[str] = Field(default_factory=list)
@@ -330,6 +331,36 @@ class SubscriptionSettings(Section):
     actors_exclude: list[str] = Field(default_factory=list)
     text_include: list[str] = Field(default_factory=list)
     text_exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("text_include", "text_exclude")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            compile_text_pattern(pattern)
+        return patterns
+
+
+class SubscriptionSettings(SubscriptionFilters):
+    """Which events go to a channel."""
+
+    channel: str
+
+
+def subscription_filter_problems(filters: Mapping[str, Any]) -> list[str]:
+    """What is wrong with filters typed in chat (``subscribe events=run outcomes=failed``), one line each,
+    naming the filter; empty when they can be used."""
+    try:
+        SubscriptionFilters.model_validate(filters)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            key = str(item["loc"][0]) if item["loc"] else ""
+            if item["type"] == "extra_forbidden":
+                problems.append(f"`{key}` is not a filter{_did_you_mean(key, SubscriptionFilters.model_fields)}")
+            else:
+                problems.append(f"`{key}`: {item['msg'].removeprefix('Value error, ')}")
+        return problems
+    return []
 
 
 class AzureMLJobTarget(Section):

@@ -9,7 +9,6 @@ stages, environments, models and tag values; text filters are regular expression
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any
 from bot.config import Settings, SubscriptionSettings
 from bot.events import DomainEvent
 from bot.records import ConversationAddress, StoredSubscription
+from bot.text_patterns import TextPattern, compile_text_pattern
 
 # Kinds whose events have no success or failure: an outcome filter does not apply to them.
 KINDS_WITHOUT_OUTCOME = frozenset({"model_registered", "model_deployed", "data_arrived", "code_pushed"})
@@ -52,8 +52,8 @@ class Filters:
     tags: Mapping[str, str] = field(default_factory=dict)
     actors_include: tuple[str, ...] = ()
     actors_exclude: tuple[str, ...] = ()
-    text_include: tuple[re.Pattern[str], ...] = ()
-    text_exclude: tuple[re.Pattern[str], ...] = ()
+    text_include: tuple[TextPattern, ...] = ()
+    text_exclude: tuple[TextPattern, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Filters:
@@ -63,8 +63,8 @@ class Filters:
             value = data.get(key) or ()
             return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
 
-        def patterns(key: str) -> tuple[re.Pattern[str], ...]:
-            return tuple(re.compile(p, re.IGNORECASE) for p in strings(key))
+        def patterns(key: str) -> tuple[TextPattern, ...]:
+            return tuple(compile_text_pattern(p) for p in strings(key))
 
         return cls(
             events=strings("events"),

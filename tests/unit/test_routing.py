@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.config import parse_settings
+import pytest
+
+from bot.config import ConfigError, parse_settings
 from bot.events import ModelRegistered, Person, PipelineRef, RunStateChanged, StageStateChanged
 from bot.records import ConversationAddress
 from bot.routing import DEFAULT_FILTERS, Filters, Subscription, configured_subscriptions, route
@@ -89,6 +92,25 @@ def test_actors_and_text() -> None:
     assert not Filters.from_mapping({"actors_include": ["alice@contoso.com"]}).matches(run_event())
     assert Filters.from_mapping({"text_include": [r"run \d+\.1"]}).matches(run_event())
     assert not Filters.from_mapping({"text_exclude": ["FAILED"]}).matches(run_event())
+
+
+def test_text_patterns_take_linear_time_and_refuse_what_needs_backtracking() -> None:
+    # Python's re would take about 2**40 steps here; RE2 one pass over the text
+    pathological = Filters.from_mapping({"text_include": ["(a|a)*b"]})
+    event = replace(run_event(), text="a" * 40)
+    assert not pathological.matches(event)
+    assert pathological.matches(replace(event, text="a" * 40 + "B"))  # case-insensitive, as before
+    with pytest.raises(ValueError, match="not a pattern Handoff can match"):
+        Filters.from_mapping({"text_exclude": [r"(run) \1"]})
+
+
+def test_a_configured_pattern_that_cannot_work_is_a_configuration_problem() -> None:
+    raw = {"channels": {"ops": {"slack": "C1"}}, "subscriptions": [{"channel": "ops", "text_include": ["(?<=x)y"]}]}
+    with pytest.raises(ConfigError) as error:
+        parse_settings(raw, {})
+    [problem] = error.value.problems
+    assert problem.path == "subscriptions[0].text_include"
+    assert problem.message.startswith("not a pattern Handoff can match")
 
 
 def test_mute_until() -> None:

@@ -4,6 +4,7 @@ service hooks are made to reach Handoff, and the channel gets that pipeline's ca
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from adapters.azure_devops.connect import connect_azure_devops
@@ -20,10 +21,10 @@ def replies(wired: Wired, channel: str, user: str) -> list[str]:
 
 
 async def subscribe(wired: Wired, text: str, channel: str = "ops", user: str = "bob") -> str:
-    before = len(replies(wired, channel, user))
+    before = Counter(replies(wired, channel, user))
     response = await wired.suite.slack.send_slash_command("/handoff", f"subscribe {text}", channel=channel, user=user)
     assert response.status == 200
-    return "\n".join(await eventually(lambda: replies(wired, channel, user)[before:]))
+    return "\n".join(await eventually(lambda: list((Counter(replies(wired, channel, user)) - before).elements())))
 
 
 async def stored(wired: Wired) -> list[Any]:
@@ -93,3 +94,14 @@ async def test_plain_filters_work_as_before(wired: Wired) -> None:
     (subscription,) = await stored(wired)
     assert subscription.filters == {"events": ["run"], "pipelines": ["release-*"]}
     assert wired.suite.ado.webhooks.subscriptions == {}
+
+
+async def test_filter_values_that_cannot_match_are_refused_and_nothing_is_stored(wired: Wired) -> None:
+    # stored as typed, `events=runs` would never match anything, and the channel would wait in vain
+    said = await subscribe(wired, "events=runs,approval outcomes=failed")
+    assert said.startswith("Nothing was subscribed: `events`: Input should be 'run'")
+    said = await subscribe(wired, "outcomes=failure")
+    assert "`outcomes`: Input should be 'succeeded', 'failed'" in said
+    assert await stored(wired) == []
+    assert "Subscribed this channel" in await subscribe(wired, "events=run,approval outcomes=failed")
+    assert len(await stored(wired)) == 1
