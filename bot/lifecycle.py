@@ -43,8 +43,11 @@ def run_server(main: Coroutine[Any, Any, T], grace: float) -> T:
     runner = asyncio.Runner()
     workers = ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
     runner.get_loop().set_default_executor(workers)
+    status = 1  # what the process exits with if it must leave worker threads behind
     try:
-        return runner.run(main)
+        result = runner.run(main)
+        status = result if isinstance(result, int) else 0
+        return result
     finally:
         workers.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + grace
@@ -53,7 +56,7 @@ def run_server(main: Coroutine[Any, Any, T], grace: float) -> T:
         if stuck := _workers():
             log.warning("exiting with %d call(s) to a service still unanswered", len(stuck))
             logging.shutdown()
-            os._exit(0)  # a worker thread cannot be stopped, and the interpreter would wait for it
+            os._exit(status)  # a worker thread cannot be stopped, and the interpreter would wait for it
         runner.close()
 
 
