@@ -1,6 +1,9 @@
 """What every emulator shares: a request recorder, scripted faults and an in-process server.
 
 Faults are scripted per route as a queue; each matching request takes the next fault off the queue.
+Every kind but ``reset_after`` answers instead of the emulated service, so the request has no effect;
+``reset_after`` lets the service act on it and then drops the connection before the answer, the case
+where a client sees a failure although its call took effect (and a blind retry acts twice).
 A route is written ``"METHOD /path/glob"`` (``*`` matches within the path, ``**`` across ``/``), for
 example ``"POST /api/chat.postMessage"`` or ``"GET /ado/*/_apis/pipelines/**"``. The control routes under
 ``/_emulator/`` (never recorded, never faulted) let another process script faults and read requests.
@@ -20,8 +23,18 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-FaultKind = Literal["429", "500", "502", "503", "504", "stall", "reset", "malformed_json"]
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "502", "503", "504", "stall", "reset", "malformed_json")
+FaultKind = Literal["429", "500", "502", "503", "504", "stall", "reset", "reset_after", "malformed_json"]
+FAULT_KINDS: tuple[str, ...] = (
+    "429",
+    "500",
+    "502",
+    "503",
+    "504",
+    "stall",
+    "reset",
+    "reset_after",
+    "malformed_json",
+)
 CONTROL_PREFIX = "/_emulator"
 # Set on an emulator's application when it is mounted under a prefix (``/ado``, ``/slack``…), so that
 # recorded paths and fault routes stay relative to the emulator, however it is served.
@@ -36,8 +49,10 @@ class Fault:
 
     Args:
         kind: ``"429"`` (with ``Retry-After``), ``"500"``/``"502"``/``"503"``/``"504"``, ``"stall"`` (wait
-            ``stall_seconds`` before answering normally), ``"reset"`` (drop the connection), or
-            ``"malformed_json"`` (200 with a truncated JSON body).
+            ``stall_seconds`` before answering normally), ``"reset"`` (drop the connection without handling
+            the request), ``"reset_after"`` (handle the request, so that its changes happen, then drop the
+            connection instead of sending the answer), or ``"malformed_json"`` (200 with a truncated JSON
+            body).
         retry_after: seconds sent in ``Retry-After`` with a 429 (and 503).
         stall_seconds: how long a stall lasts.
     """
@@ -187,11 +202,23 @@ async def _apply_fault(
         await asyncio.sleep(fault.stall_seconds)
         return await handler(request)
     if fault.kind == "reset":
-        if request.transport is not None:
-            request.transport.abort()
+        _drop_connection(request)
         return web.Response(status=500)  # never reaches the client: the connection is gone
+    if fault.kind == "reset_after":
+        # The request takes effect, but its answer is lost (a handler that streams its answer itself
+        # has sent it by then; the emulators' handlers return theirs).
+        try:
+            return await handler(request)
+        finally:
+            _drop_connection(request)
     # malformed_json
     return web.Response(status=200, body=b'{"ok": true, "value": [', content_type="application/json")
+
+
+def _drop_connection(request: web.Request) -> None:
+    """Abort the TCP connection: the client sees a disconnect (aiohttp: ``ServerDisconnectedError``)."""
+    if request.transport is not None:
+        request.transport.abort()
 
 
 def emulator_path(request: web.Request) -> str:
