@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 JSON_ARGS = ("blocks", "attachments", "view", "metadata")
+JSON_ARG_ERRORS = {"blocks": "invalid_blocks_format", "metadata": "invalid_metadata_format"}
 
 
 class MethodError(Exception):
@@ -69,7 +70,7 @@ async def read_call(request: web.Request) -> ApiCall:
             try:
                 args[name] = json.loads(args[name])
             except ValueError:
-                raise MethodError(f"invalid_{name}" if name != "blocks" else "invalid_blocks_format") from None
+                raise MethodError(JSON_ARG_ERRORS.get(name, f"invalid_{name}")) from None
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
     token = token or (str(args.pop("token")) if args.get("token") else None)

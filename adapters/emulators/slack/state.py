@@ -21,7 +21,11 @@ KEEP: Any = object()
 
 @dataclass
 class SlackMessage:
-    """A message in a channel; ``replies`` holds its thread, ``edits`` its earlier versions."""
+    """A message in a channel; ``replies`` holds its thread, ``edits`` its earlier versions.
+
+    ``metadata`` is the message metadata an app attached (``{"event_type", "event_payload"}``); the Web
+    API returns it only to calls that ask ``include_all_metadata``.
+    """
 
     channel: str
     ts: str
@@ -36,13 +40,14 @@ class SlackMessage:
     edited_ts: str | None = None
     deleted: bool = False
     replies: list[SlackMessage] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
 
     @property
     def by_bot(self) -> bool:
         return self.bot_id is not None
 
-    def to_api(self, team_id: str, app_id: str | None = None) -> dict[str, Any]:
-        """The message object the Web API returns and payloads embed."""
+    def to_api(self, team_id: str, app_id: str | None = None, *, include_metadata: bool = False) -> dict[str, Any]:
+        """The message object the Web API returns and payloads embed (with ``metadata`` if asked and set)."""
         data: dict[str, Any] = {"type": "message", "text": self.text, "ts": self.ts, "user": self.user}
         if self.bot_id:
             data.update(subtype="bot_message", bot_id=self.bot_id, app_id=app_id)
@@ -57,6 +62,8 @@ class SlackMessage:
             data.update(thread_ts=self.ts, reply_count=len(self.replies), latest_reply=self.replies[-1].ts)
         if self.edited_ts:
             data["edited"] = {"user": self.user, "ts": self.edited_ts}
+        if include_metadata and self.metadata is not None:
+            data["metadata"] = copy.deepcopy(self.metadata)
         return data
 
     def to_json(self) -> dict[str, Any]:
@@ -71,6 +78,7 @@ class SlackMessage:
             "edits": len(self.edits),
             "deleted": self.deleted,
             "replies": [r.to_json() for r in self.replies],
+            "metadata": self.metadata,
         }
 
 
@@ -235,6 +243,7 @@ class SlackState:
         bot_id: str | None = None,
         thread_ts: str | None = None,
         reply_broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> SlackMessage:
         """Add a message; with ``thread_ts`` it joins that thread (whose parent must exist)."""
         parent = None
@@ -254,6 +263,7 @@ class SlackState:
             bot_id=bot_id,
             thread_ts=parent.ts if parent else None,
             reply_broadcast=reply_broadcast and parent is not None,
+            metadata=copy.deepcopy(metadata),
         )
         if parent is not None:
             parent.replies.append(msg)
@@ -270,8 +280,10 @@ class SlackState:
         text: str | None,
         blocks: Any = KEEP,
         attachments: Any = KEEP,
+        metadata: Any = KEEP,
     ) -> SlackMessage:
-        """Edit a message: omitted ``blocks``/``attachments`` are kept, ``[]`` removes them."""
+        """Edit a message: omitted ``blocks``/``attachments``/``metadata`` are kept, ``[]`` removes blocks
+        or attachments."""
         msg.edits.append({"text": msg.text, "blocks": msg.blocks, "attachments": msg.attachments})
         if text is not None:
             msg.text = text
@@ -279,6 +291,8 @@ class SlackState:
             msg.blocks = copy.deepcopy(blocks) or None
         if attachments is not KEEP:
             msg.attachments = copy.deepcopy(attachments) or None
+        if metadata is not KEEP:
+            msg.metadata = copy.deepcopy(metadata)
         msg.edited_ts = self.new_ts()
         self.changed()
         return msg

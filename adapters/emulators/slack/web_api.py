@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .arguments import ApiCall, MethodError, read_call
+from .history import Page, in_window, limit_of, paginate
 from .rate_limit import TokenBucketLimiter, retry_after_header
 from .state import KEEP, ChannelState, SlackMessage, SlackState
 from .world import SlackUser
@@ -52,6 +53,8 @@ class WebApi:
             "users.info": self.users_info,
             "users.lookupByEmail": self.users_lookup_by_email,
             "conversations.info": self.conversations_info,
+            "conversations.history": self.conversations_history,
+            "conversations.replies": self.conversations_replies,
         }
 
     def register(self, app: web.Application) -> None:
@@ -92,6 +95,7 @@ class WebApi:
     def chat_post_message(self, call: ApiCall) -> dict[str, Any]:
         channel = self._postable_channel(call)
         text, blocks, attachments = self._content(call)
+        metadata = self._metadata(call)
         wait = self.post_limiter.acquire(channel.id)
         if wait is not None:
             raise RateLimited(wait)
@@ -106,6 +110,7 @@ class WebApi:
                 bot_id=self.world.bot_id,
                 thread_ts=thread_ts,
                 reply_broadcast=call.flag("reply_broadcast"),
+                metadata=metadata,
             )
         except KeyError:
             raise MethodError("thread_not_found") from None
@@ -116,10 +121,11 @@ class WebApi:
         text = call.string("text")
         blocks = call.args["blocks"] if call.has("blocks") else KEEP
         attachments = call.args["attachments"] if call.has("attachments") else KEEP
+        metadata = self._metadata(call) if call.has("metadata") else KEEP
         if text is None and blocks is KEEP and attachments is KEEP:
             raise MethodError("no_text")
         self._check_limits(text or "", None if blocks is KEEP else blocks)
-        self.state.update(msg, text=text, blocks=blocks, attachments=attachments)
+        self.state.update(msg, text=text, blocks=blocks, attachments=attachments, metadata=metadata)
         return {"channel": channel.id, "ts": msg.ts, "text": msg.text, "message": self._api(msg)}
 
     def chat_delete(self, call: ApiCall) -> dict[str, Any]:
@@ -208,7 +214,63 @@ class WebApi:
             }
         }
 
+    def conversations_history(self, call: ApiCall) -> dict[str, Any]:
+        """The channel's timeline (top-level messages and broadcast replies), newest first. Tier 3 at
+        Slack; not rate limited here."""
+        channel = self._member_channel(call)
+        limits = self.world.limits
+        limit = limit_of(call, limits.history_default_limit, limits.history_max_limit)
+        timeline = in_window(call, [m for m in channel.messages if not m.deleted])
+        page = paginate(call, timeline[::-1], newest_first=True, limit=limit)
+        return {**self._page(page, call), "pin_count": 0, "channel_actions_ts": None, "channel_actions_count": 0}
+
+    def conversations_replies(self, call: ApiCall) -> dict[str, Any]:
+        """A thread: its parent, then the replies oldest first. The ts of a reply (or of a message
+        without replies) returns that message alone."""
+        channel = self._member_channel(call)
+        ts = call.required("ts", "thread_not_found")
+        msg = self.state.find(channel.id, ts)
+        if msg is None or msg.deleted:
+            raise MethodError("thread_not_found")
+        limits = self.world.limits
+        limit = limit_of(call, limits.replies_default_limit, limits.replies_max_limit)
+        if msg.thread_ts:
+            return self._page(Page([msg], None), call)
+        replies = in_window(call, [r for r in msg.replies if not r.deleted])
+        first = not call.string("cursor")
+        page = paginate(call, [msg, *replies] if first else replies, newest_first=False, limit=limit)
+        return self._page(page, call, parent=msg)
+
     # helpers
+
+    def _page(self, page: Page, call: ApiCall, parent: SlackMessage | None = None) -> dict[str, Any]:
+        with_metadata = call.flag("include_all_metadata")
+        messages = []
+        for msg in page.messages:
+            data = self._api(msg, include_metadata=with_metadata)
+            if msg.thread_ts:
+                owner = parent if parent is not None else self.state.find(msg.channel, msg.thread_ts)
+                if owner is not None:
+                    data["parent_user_id"] = owner.user
+            messages.append(data)
+        body: dict[str, Any] = {"messages": messages, "has_more": page.has_more}
+        if page.next_cursor is not None:
+            body["response_metadata"] = {"next_cursor": page.next_cursor}
+        return body
+
+    def _metadata(self, call: ApiCall) -> dict[str, Any] | None:
+        """``metadata`` checked as Slack does: ``event_type`` a non-empty string, ``event_payload`` an object."""
+        metadata = call.args.get("metadata")
+        if metadata is None or metadata == "":
+            return None
+        if (
+            not isinstance(metadata, dict)
+            or not isinstance(metadata.get("event_type"), str)
+            or not metadata["event_type"]
+            or not isinstance(metadata.get("event_payload"), dict)
+        ):
+            raise MethodError("invalid_metadata_format")
+        return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}
 
     def _authenticate(self, call: ApiCall) -> None:
         if not call.token:
@@ -224,6 +286,11 @@ class WebApi:
             raise MethodError("channel_not_found") from None
 
     def _postable_channel(self, call: ApiCall) -> ChannelState:
+        return self._member_channel(call)
+
+    def _member_channel(self, call: ApiCall) -> ChannelState:
+        """The ``channel`` argument, which the app must be a member of (a private one it is not in is
+        not found, a public one is ``not_in_channel``)."""
         channel = self._channel(call)
         if self.world.bot_user_id not in channel.members:
             raise MethodError("channel_not_found" if channel.is_private else "not_in_channel")
@@ -275,8 +342,8 @@ class WebApi:
             raise MethodError("invalid_arguments", response_metadata={"messages": ["[ERROR] invalid view"]})
         return view
 
-    def _api(self, msg: SlackMessage) -> dict[str, Any]:
-        return msg.to_api(self.world.team_id, self.world.app_id)
+    def _api(self, msg: SlackMessage, *, include_metadata: bool = False) -> dict[str, Any]:
+        return msg.to_api(self.world.team_id, self.world.app_id, include_metadata=include_metadata)
 
     def _user_object(self, user: SlackUser) -> dict[str, Any]:
         return {

@@ -49,6 +49,10 @@ class Limits:
     trigger_id_ttl_seconds: float = 3.0
     response_url_max_uses: int = 5
     response_url_ttl_seconds: float = 1800.0
+    history_default_limit: int = 100
+    history_max_limit: int = 999
+    replies_default_limit: int = 1000
+    replies_max_limit: int = 1000
 
 
 @dataclass(frozen=True)
@@ -163,4 +167,8 @@ def _limits(data: Mapping[str, Any]) -> Limits:
         trigger_id_ttl_seconds=float(data.get("trigger_id_ttl_seconds", base.trigger_id_ttl_seconds)),
         response_url_max_uses=int(data.get("response_url_max_uses", base.response_url_max_uses)),
         response_url_ttl_seconds=float(data.get("response_url_ttl_seconds", base.response_url_ttl_seconds)),
+        history_default_limit=int(data.get("history_default_limit", base.history_default_limit)),
+        history_max_limit=int(data.get("history_max_limit", base.history_max_limit)),
+        replies_default_limit=int(data.get("replies_default_limit", base.replies_default_limit)),
+        replies_max_limit=int(data.get("replies_max_limit", base.replies_max_limit)),
     )
