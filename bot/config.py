@@ -163,6 +163,8 @@ class SlackOAuthSettings(Section):
             "app_mentions:read",
             "users:read",
             "users:read.email",
+            "channels:history",
+            "groups:history",
         ]
     )
 

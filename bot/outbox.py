@@ -177,33 +177,38 @@ class OutboxWorker:
         op = payload.get("op", "card")
         card = Card.from_json(payload["card"])
         conversation = delivery.conversation
+        marker = f"delivery-{delivery.id}"
         if op == "post":
-            await self._limited(conversation)
-            await channel.post_card(conversation.conversation_id, card)
+            if await self._posted_before(channel, delivery, marker) is None:
+                await self._limited(conversation)
+                await channel.post_card(conversation.conversation_id, card, marker=marker)
             return
         shown = await self.store.get_card(delivery.grouping_key, conversation)
         if op == "reply":
             if shown is None:
                 raise DeliveryFailed("the card to reply to has not been posted", retryable=True)
-            await self._limited(conversation)
             parent = PostedMessage(shown.message_id, shown.thread_id)
-            await channel.reply(conversation.conversation_id, parent, card)
+            if await self._posted_before(channel, delivery, marker, parent) is None:
+                await self._limited(conversation)
+                await channel.reply(conversation.conversation_id, parent, card, marker=marker)
             return
         if shown is not None and shown.rank >= int(payload.get("rank", 0)):
             return  # a newer version is already shown
+        # an earlier attempt may have posted the card without recording it: then that message is updated
+        found = await self._posted_before(channel, delivery, marker) if shown is None else None
         await self._limited(conversation)
         # show the newest version waiting now (the later deliveries then find it shown and cost no call)
         latest = await self.store.latest_card_delivery(delivery)
         payload, rank = latest.payload, int(latest.payload.get("rank", 0))
         card = Card.from_json(payload["card"])
-        if shown is None:
-            posted = await channel.post_card(conversation.conversation_id, card)
+        if shown is not None:
+            found = PostedMessage(shown.message_id, shown.thread_id)
+        if found is None:
+            posted = await channel.post_card(conversation.conversation_id, card, marker=marker)
             message_id, thread_id = posted.message_id, posted.thread_id
         else:
-            await channel.update_card(
-                conversation.conversation_id, PostedMessage(shown.message_id, shown.thread_id), card
-            )
-            message_id, thread_id = shown.message_id, shown.thread_id
+            await channel.update_card(conversation.conversation_id, found, card)
+            message_id, thread_id = found.message_id, found.thread_id
         await self.store.save_card(
             PostedCard(
                 grouping_key=delivery.grouping_key,
@@ -216,6 +221,24 @@ class OutboxWorker:
             )
         )
         await self.store.complete_superseded(delivery, rank)  # the versions now shown need no turn of their own
+
+    async def _posted_before(
+        self, channel: ChatChannel, delivery: Delivery, marker: str, parent: PostedMessage | None = None
+    ) -> PostedMessage | None:
+        """For a delivery an earlier attempt may have sent: the message it posted, if the platform can tell."""
+        if not delivery.recovered:
+            return None
+        conversation = delivery.conversation.conversation_id
+        try:
+            found = await channel.find_posted(conversation, marker, delivery.created_at, parent)
+        except DeliveryFailed as failure:
+            if failure.retryable:  # look again later rather than risk posting twice
+                raise DeliveryFailed(failure.reason, True, failure.retry_after, maybe_sent=True) from None
+            log.warning("delivery %s: cannot look for an earlier post (%s); posting", delivery.id, failure.reason)
+            return None
+        if found is not None:
+            log.info("delivery %s: an earlier attempt had posted it (%s)", delivery.id, found.message_id)
+        return found
 
     async def _limited(self, conversation: ConversationAddress) -> None:
         self.calls += 1
@@ -236,7 +259,10 @@ class OutboxWorker:
                 wait,
             )
             at = self.clock.now() + timedelta(seconds=wait)
-            await self.store.retry_delivery(delivery.id, self.worker_id, failure.reason, at)
+            if failure.maybe_sent:  # the next attempt looks for what this one may have posted
+                await self.store.defer_delivery(delivery.id, self.worker_id, failure.reason, at)
+            else:
+                await self.store.retry_delivery(delivery.id, self.worker_id, failure.reason, at)
             return
         await self._dead_letter(delivery, failure.reason)
 

@@ -114,6 +114,11 @@ class Outbox(Protocol):
 
     async def retry_delivery(self, delivery_id: int, worker: str, error: str, at: datetime) -> bool: ...
 
+    async def defer_delivery(self, delivery_id: int, worker: str, error: str, at: datetime) -> bool:
+        """Try again at ``at``, as a recovery: the next claim comes with ``recovered`` set, because this
+        attempt may have sent it (its answer was lost)."""
+        ...
+
     async def dead_letter_delivery(self, delivery_id: int, worker: str, error: str) -> bool: ...
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
@@ -267,13 +272,18 @@ class DeliveryFailed(Exception):
         retryable: whether trying again later can succeed (429, 5xx, timeouts) or not (a bad
             channel, revoked access, an invalid message).
         retry_after: seconds the platform asked to wait, when it said.
+        maybe_sent: the request may have taken effect although its answer was lost (the connection
+            dropped after sending, a timeout): a new message must be looked for before posting again.
     """
 
-    def __init__(self, reason: str, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retryable: bool, retry_after: float | None = None, *, maybe_sent: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
 
 
 class ChatChannel(Protocol):
@@ -281,16 +291,28 @@ class ChatChannel(Protocol):
 
     platform: Platform
 
-    async def post_card(self, conversation_id: str, card: Card) -> PostedMessage:
-        """Post a new top-level message (a new thread in Teams channels)."""
+    async def post_card(self, conversation_id: str, card: Card, *, marker: str | None = None) -> PostedMessage:
+        """Post a new top-level message (a new thread in Teams channels).
+
+        ``marker`` tags the message where the platform can, so that :meth:`find_posted` finds it again.
+        """
         ...
 
     async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
         """Replace a posted message's content in place."""
         ...
 
-    async def reply(self, conversation_id: str, parent: PostedMessage, card: Card) -> PostedMessage:
+    async def reply(
+        self, conversation_id: str, parent: PostedMessage, card: Card, *, marker: str | None = None
+    ) -> PostedMessage:
         """Post in the thread of ``parent``."""
+        ...
+
+    async def find_posted(
+        self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None
+    ) -> PostedMessage | None:
+        """The message posted with ``marker`` since ``since`` (in the thread of ``parent``), if the platform
+        can tell; None when there is none or the platform offers no way to look."""
         ...
 
 

@@ -65,6 +65,9 @@ class Delivery:
     last_error: str | None = None
     claimed_by: str | None = None
     lease_until: datetime | None = None
+    # a previous attempt may have sent it without its outcome being recorded (its worker stopped, or
+    # its answer was lost): what it posts must be looked for before posting again
+    recovered: bool = False
 
 
 @dataclass(frozen=True)

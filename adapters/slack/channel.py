@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
+from aiohttp import ClientConnectorError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cards import Card
@@ -39,6 +44,13 @@ TokenLookup = Callable[[str], Awaitable[str | None]]
 """Finds the bot token of a workspace (team id) installed through OAuth; None if not installed."""
 
 DEFAULT_TIMEOUT = 10
+# Messages Handoff posts carry {"event_type": METADATA_EVENT, "event_payload": {"marker": ...}}, so that a post
+# whose answer was lost can be found again instead of posted twice.
+METADATA_EVENT = "handoff_message"
+# How far before a delivery's creation a lookup starts (clocks differ), and how much history it reads.
+LOOKBACK_SECONDS = 5.0
+HISTORY_PAGE = 15  # what Slack now serves a non-Marketplace app per conversations.history call
+HISTORY_PAGES = 20
 
 
 def make_client(token: str | None, base_url: str, timeout: int = DEFAULT_TIMEOUT) -> AsyncWebClient:
@@ -53,11 +65,36 @@ def make_client(token: str | None, base_url: str, timeout: int = DEFAULT_TIMEOUT
     return client
 
 
+class NoRepostConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's retry after a connection error, except for a ``chat.postMessage`` that may have been
+    sent: a connection dropped after the request can follow a posted message, and posting again would
+    show it twice. Such a failure reaches the outbox, which looks for the message before posting again.
+    """
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if request.url.endswith("/chat.postMessage") and not isinstance(error, ClientConnectorError):
+            return False  # (a connection that never opened sent nothing: that one may be retried)
+        return await super()._can_retry_async(state=state, request=request, response=response, error=error)
+
+
 def ensure_retry_handlers(client: AsyncWebClient, rate_limit_retries: int = 1) -> AsyncWebClient:
-    """Add the rate-limit retry handler (and the connection-error one) unless the client has them."""
+    """Give the client Handoff's retry policy: connection errors (never a post that may have been sent),
+    then 429s after their Retry-After. slack_sdk's default connection-error handler is replaced."""
     handlers = client.retry_handlers
-    if not any(isinstance(h, AsyncConnectionErrorRetryHandler) for h in handlers):
-        handlers.append(AsyncConnectionErrorRetryHandler())
+    handlers[:] = [
+        h
+        for h in handlers
+        if not isinstance(h, AsyncConnectionErrorRetryHandler) or isinstance(h, NoRepostConnectionErrorRetryHandler)
+    ]
+    if not any(isinstance(h, NoRepostConnectionErrorRetryHandler) for h in handlers):
+        handlers.append(NoRepostConnectionErrorRetryHandler())
     if not any(isinstance(h, AsyncRateLimitErrorRetryHandler) for h in handlers):
         handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries))
     return client
@@ -106,10 +143,10 @@ class SlackChatChannel:
 
     # --- the ChatChannel port ---------------------------------------------------------------------
 
-    async def post_card(self, conversation_id: str, card: Card) -> PostedMessage:
+    async def post_card(self, conversation_id: str, card: Card, *, marker: str | None = None) -> PostedMessage:
         """Post ``card`` as a new top-level message; it starts its own thread."""
         client, channel = await self._resolve(conversation_id)
-        ts = await self.send(client, channel, render_card(card))
+        ts = await self.send(client, channel, render_card(card), marker=marker)
         return PostedMessage(message_id=ts, thread_id=ts)
 
     async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
@@ -117,12 +154,44 @@ class SlackChatChannel:
         client, channel = await self._resolve(conversation_id)
         await self.edit(client, channel, message.message_id, render_card(card))
 
-    async def reply(self, conversation_id: str, parent: PostedMessage, card: Card) -> PostedMessage:
+    async def reply(
+        self, conversation_id: str, parent: PostedMessage, card: Card, *, marker: str | None = None
+    ) -> PostedMessage:
         """Post ``card`` in the thread of ``parent``."""
         client, channel = await self._resolve(conversation_id)
         thread = parent.thread_id or parent.message_id
-        ts = await self.send(client, channel, render_card(card, compact=self.compact_replies), thread_ts=thread)
+        content = render_card(card, compact=self.compact_replies)
+        ts = await self.send(client, channel, content, thread_ts=thread, marker=marker)
         return PostedMessage(message_id=ts, thread_id=thread)
+
+    async def find_posted(
+        self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None
+    ) -> PostedMessage | None:
+        """The message Handoff posted with ``marker`` (in its metadata) since ``since``, read from the
+        channel's history (``conversations.history``, or ``conversations.replies`` in ``parent``'s thread)."""
+        client, channel = await self._resolve(conversation_id)
+        thread = (parent.thread_id or parent.message_id) if parent else None
+        args: dict[str, Any] = {
+            "channel": channel,
+            "oldest": f"{since.timestamp() - LOOKBACK_SECONDS:.6f}",
+            "include_all_metadata": True,
+            "limit": HISTORY_PAGE,
+        }
+        method = "conversations.replies" if thread else "conversations.history"
+        for _ in range(HISTORY_PAGES):
+            if thread:
+                response = await self.call(method, client.conversations_replies(ts=thread, **args))
+            else:
+                response = await self.call(method, client.conversations_history(**args))
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == METADATA_EVENT and payload.get("marker") == marker:
+                    return PostedMessage(message_id=str(message["ts"]), thread_id=thread or str(message["ts"]))
+            args["cursor"] = (response.get("response_metadata") or {}).get("next_cursor")
+            if not args["cursor"]:
+                return None
+        return None
 
     async def post_ephemeral(
         self, conversation_id: str, user_id: str, card: Card, thread: PostedMessage | None = None
@@ -135,13 +204,20 @@ class SlackChatChannel:
     # --- the calls, with any workspace's client -----------------------------------------------------
 
     async def send(
-        self, client: AsyncWebClient, channel: str, content: SlackContent, thread_ts: str | None = None
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        content: SlackContent,
+        thread_ts: str | None = None,
+        marker: str | None = None,
     ) -> str:
-        """``chat.postMessage``; returns the new message's ``ts``."""
+        """``chat.postMessage``; returns the new message's ``ts``. ``marker`` goes in the message's metadata."""
         await self.pacer.wait(channel)
         args: dict[str, Any] = {"channel": channel, "text": content.text, "blocks": content.blocks}
         if thread_ts:
             args["thread_ts"] = thread_ts
+        if marker:
+            args["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"marker": marker}}
         response = await self.call("chat.postMessage", client.chat_postMessage(**args))
         ts = response.get("ts")
         if not isinstance(ts, str) or not ts:

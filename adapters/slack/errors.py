@@ -70,10 +70,14 @@ def delivery_failure(exc: BaseException, method: str) -> DeliveryFailed:
         if not isinstance(getattr(response, "data", None), dict):
             return DeliveryFailed(reason, retryable=True)  # a garbled answer: try again later
         return DeliveryFailed(reason, retryable=False)
+    # a post whose request went out and whose answer was lost may have been posted
+    posts = method == "chat.postMessage"
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return DeliveryFailed(f"{method}: timed out", retryable=True)
-    if isinstance(exc, aiohttp.ClientError | OSError):
+        return DeliveryFailed(f"{method}: timed out", retryable=True, maybe_sent=posts)
+    if isinstance(exc, aiohttp.ClientConnectorError):  # the connection never opened: nothing was sent
         return DeliveryFailed(f"{method}: connection failed ({type(exc).__name__})", retryable=True)
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return DeliveryFailed(f"{method}: connection failed ({type(exc).__name__})", retryable=True, maybe_sent=posts)
     if isinstance(exc, SlackRequestError):
         return DeliveryFailed(f"{method}: invalid request ({type(exc).__name__})", retryable=False)
     return DeliveryFailed(f"{method}: {type(exc).__name__}", retryable=True)

@@ -24,7 +24,7 @@ from bot.records import Delivery, DeliveryState, NewDelivery
 PENDING = DeliveryState.PENDING.value
 
 
-def _delivery(row: Any) -> Delivery:
+def _delivery(row: Any, recovered: bool = False) -> Delivery:
     return Delivery(
         id=int(row.id),
         event_key=row.event_key,
@@ -38,6 +38,7 @@ def _delivery(row: Any) -> Delivery:
         last_error=row.last_error,
         claimed_by=row.claimed_by,
         lease_until=utc(row.lease_until),
+        recovered=recovered,
     )
 
 
@@ -86,20 +87,22 @@ class SqlOutbox(SqlBase):
 
     async def claim_deliveries(self, worker: str, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
         due, head = _due(now), _head_of_conversation()
-        candidates = select(deliveries.c.id).where(due, head).order_by(deliveries.c.id)
+        candidates = select(deliveries.c.id, deliveries.c.claimed_by).where(due, head).order_by(deliveries.c.id)
 
         def claim(conn: Connection) -> list[Delivery]:
             query = candidates.limit(limit)
-            ids = list(conn.execute(query.with_for_update(skip_locked=True) if self.is_postgres else query).scalars())
-            if not ids:
+            found = conn.execute(query.with_for_update(skip_locked=True) if self.is_postgres else query).all()
+            if not found:
                 return []
+            # a lease that ran out under a worker (or was deferred by one) ended without a recorded outcome
+            recovered = {int(row.id) for row in found if row.claimed_by is not None}
             result = conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(ids), due)
+                .where(deliveries.c.id.in_([row.id for row in found]), due)
                 .values(claimed_by=worker, lease_until=now + lease, attempts=deliveries.c.attempts + 1)
                 .returning(*deliveries.c)
             )
-            return sorted((_delivery(row) for row in result), key=lambda d: d.id)
+            return sorted((_delivery(row, int(row.id) in recovered) for row in result), key=lambda d: d.id)
 
         if not self.is_postgres:
             # SQLite has one write lock for the whole database: take it only when something is due
@@ -113,6 +116,15 @@ class SqlOutbox(SqlBase):
             update(deliveries)
             .where(deliveries.c.id == delivery_id, deliveries.c.claimed_by == worker)
             .values(claimed_by=None, lease_until=None, **values)
+        )
+        return await run_write(self.engine, lambda conn: bool(conn.execute(statement).rowcount))
+
+    async def defer_delivery(self, delivery_id: int, worker: str, error: str, at: datetime) -> bool:
+        # the worker keeps its name on the delivery, so that the claim after ``at`` knows it as a recovery
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id, deliveries.c.claimed_by == worker)
+            .values(lease_until=at, last_error=error[:2000])
         )
         return await run_write(self.engine, lambda conn: bool(conn.execute(statement).rowcount))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
@@ -80,7 +81,7 @@ class TeamsChatChannel:
         self.pacer = pacer
         self.tenant_id = tenant_id
 
-    async def post_card(self, conversation_id: str, card: Card) -> PostedMessage:
+    async def post_card(self, conversation_id: str, card: Card, *, marker: str | None = None) -> PostedMessage:
         if is_user_id(conversation_id):
             return await self._post_to_person(conversation_id, card)
         record, stored = await self._target(conversation_id)
@@ -96,7 +97,9 @@ class TeamsChatChannel:
             return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), start_thread))
         return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), _send(card)))
 
-    async def reply(self, conversation_id: str, parent: PostedMessage, card: Card) -> PostedMessage:
+    async def reply(
+        self, conversation_id: str, parent: PostedMessage, card: Card, *, marker: str | None = None
+    ) -> PostedMessage:
         record, stored = await self._target(conversation_id)
         base = record.address.conversation_id
         if stored.kind == "channel":
@@ -104,6 +107,13 @@ class TeamsChatChannel:
             reference = stored.conversation_reference(thread_id(base, root))
             return await self.pacer.run(base, lambda: self._continue(reference, _send(card, thread=root)))
         return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), _send(card)))
+
+    async def find_posted(
+        self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None
+    ) -> PostedMessage | None:
+        """Always None: the Bot Framework offers bots no way to read a conversation's messages, so a post
+        whose answer was lost is posted again (Teams may then show it twice; nothing is lost)."""
+        return None
 
     async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
         record, stored = await self._target(conversation_id)

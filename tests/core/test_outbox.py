@@ -31,7 +31,7 @@ class RecordingChannel:
         self.held: dict[str, asyncio.Event] = {}
         self.called = asyncio.Condition()
 
-    async def post_card(self, conversation_id: str, card: Card) -> PostedMessage:
+    async def post_card(self, conversation_id: str, card: Card, *, marker: str | None = None) -> PostedMessage:
         if conversation_id in self.held:
             await self.held[conversation_id].wait()
         await self._record("post", conversation_id, card)
@@ -40,9 +40,16 @@ class RecordingChannel:
     async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
         await self._record("update", conversation_id, card)
 
-    async def reply(self, conversation_id: str, parent: PostedMessage, card: Card) -> PostedMessage:
+    async def reply(
+        self, conversation_id: str, parent: PostedMessage, card: Card, *, marker: str | None = None
+    ) -> PostedMessage:
         await self._record("reply", conversation_id, card)
         return PostedMessage(f"m{len(self.calls)}", parent.thread_id)
+
+    async def find_posted(
+        self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None
+    ) -> PostedMessage | None:
+        return None
 
     async def _record(self, call: str, conversation_id: str, card: Card) -> None:
         async with self.called:

@@ -22,6 +22,7 @@ from adapters.emulators.slack.world import default_world
 from adapters.slack.channel import SlackChatChannel, make_client
 from adapters.sql import SqlStore
 from bot.app import Handoff, add_channel, build_handoff
+from bot.cards import Card
 from bot.config import parse_settings
 from bot.events import PipelineRef, RunStateChanged, StageStateChanged
 
@@ -200,3 +201,53 @@ async def test_rate_limits_are_absorbed(tmp_path: Path, slack: SlackEmulator) ->
         assert (await handoff.store.count_deliveries())["dead"] == 0
     finally:
         await handoff.store.close()
+
+
+def calls(slack: SlackEmulator, method: str) -> list[Any]:
+    return [r for r in slack.recorder.requests if r.path == f"/api/{method}"]
+
+
+async def test_a_post_whose_answer_was_lost_is_found_and_not_posted_again(tmp_path: Path, slack: SlackEmulator) -> None:
+    # the card is posted, then the connection drops before Slack's answer reaches Handoff
+    slack.faults.add("POST /api/chat.postMessage", [Fault("reset_after")])
+    handoff = await open_handoff(tmp_path / "h.db", slack)
+    try:
+        first, *rest = events_of(0)
+        await handoff.ingest.accept(first)
+        await drain(handoff)
+        for event in rest:
+            await handoff.ingest.accept(event)
+        await drain(handoff)
+        assert_one_final_card_per_run(slack, runs=1)
+        assert len(calls(slack, "chat.postMessage")) == 1  # the lookup found it: no second post
+        assert len(calls(slack, "conversations.history")) == 1
+        assert (await handoff.store.count_deliveries())["dead"] == 0
+    finally:
+        await handoff.store.close()
+
+
+async def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_not_posted_again(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    db = tmp_path / "h.db"
+    first, *rest = events_of(0)
+    crashed = await open_handoff(db, slack)
+    await crashed.ingest.accept(first)
+    # the worker claims the card's delivery, posts it, and dies before recording the message (its lease
+    # is over at once, as if it had run out while the process was down)
+    (delivery,) = await crashed.store.claim_deliveries("worker-that-died", datetime.now(UTC), timedelta(0), 10)
+    channel = crashed.outbox.channels["slack"]
+    card = Card.from_json(delivery.payload["card"])
+    await channel.post_card(delivery.conversation.conversation_id, card, marker=f"delivery-{delivery.id}")
+    await crashed.store.close()
+
+    restarted = await open_handoff(db, slack)
+    try:
+        for event in rest:
+            await restarted.ingest.accept(event)
+        await drain(restarted)
+        assert_one_final_card_per_run(slack, runs=1)
+        assert len(calls(slack, "chat.postMessage")) == 1
+        assert (await restarted.store.get_delivery(delivery.id)).state.value == "sent"  # type: ignore[union-attr]
+    finally:
+        await restarted.store.close()

@@ -489,3 +489,24 @@ async def test_a_batch_reads_back_exactly_as_written(store: SqlStore) -> None:
     (second,) = await store.claim_deliveries("w", later, lease, 10)
     assert second.payload == {"op": "card", "card": text}
     assert await store.known_events(["e9"]) == {"e9"}
+
+
+async def test_a_claim_tells_whether_an_earlier_attempt_may_have_sent_it(store: SqlStore) -> None:
+    lease = timedelta(seconds=30)
+    (delivery_id,) = await store.enqueue([delivery("run:5")], NOW)
+    (first,) = await store.claim_deliveries("w1", NOW, lease, 10)
+    assert not first.recovered
+    # w1 stopped without a word: once its lease ran out, the next claim is a recovery
+    (second,) = await store.claim_deliveries("w2", NOW + timedelta(seconds=31), lease, 10)
+    assert second.recovered and second.attempts == 2
+    # a failure known not to have sent anything is an ordinary retry
+    later = NOW + timedelta(seconds=40)
+    assert await store.retry_delivery(delivery_id, "w2", "429", later)
+    (third,) = await store.claim_deliveries("w3", later, lease, 10)
+    assert not third.recovered
+    # a failure that may have sent it (the answer was lost) is tried again as a recovery
+    assert await store.defer_delivery(delivery_id, "w3", "connection dropped", later + timedelta(seconds=5))
+    assert not await store.defer_delivery(delivery_id, "someone-else", "x", later)
+    assert await store.claim_deliveries("w4", later + timedelta(seconds=4), lease, 10) == []
+    (fourth,) = await store.claim_deliveries("w4", later + timedelta(seconds=6), lease, 10)
+    assert fourth.recovered and fourth.last_error == "connection dropped"
