@@ -8,6 +8,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.doctor.report import Check, fail, ok, skip, warn
 from bot.config import Settings, SlackSettings
 
+# Scopes Handoff works without, less well: reading history finds a post whose answer was lost.
+RECOMMENDED_SCOPES = frozenset({"channels:history", "groups:history"})
+
 
 def required_scopes(settings: SlackSettings) -> list[str]:
     """The bot scopes of the shipped manifest (the OAuth scopes when the manifest is not installed)."""
@@ -49,7 +52,16 @@ async def check_slack(settings: Settings) -> list[Check]:
         checks.append(warn("slack.scopes", "the API did not report the token's scopes; not checked"))
         return checks
     granted = {s.strip() for s in str(granted_header).split(",") if s.strip()}
-    missing = [s for s in wanted if s not in granted]
+    missing = [s for s in wanted if s not in granted and s not in RECOMMENDED_SCOPES]
+    unread = [s for s in wanted if s not in granted and s in RECOMMENDED_SCOPES]
+    if unread:
+        checks.append(
+            warn(
+                "slack.history_scopes",
+                f"the token lacks {', '.join(unread)}: a card whose answer was lost (a dropped connection, a "
+                "restart at the wrong moment) is posted again instead of found; add them and reinstall",
+            )
+        )
     if missing:
         checks.append(
             fail(
@@ -60,5 +72,5 @@ async def check_slack(settings: Settings) -> list[Check]:
             )
         )
     else:
-        checks.append(ok("slack.scopes", f"has {', '.join(wanted)}"))
+        checks.append(ok("slack.scopes", f"has {', '.join(s for s in wanted if s in granted)}"))
     return checks

@@ -71,12 +71,16 @@ class WebApi:
                     {"ok": False, "error": "unknown_method", "req_method": call.method}, status=404
                 )
             self._authenticate(call)
-            return web.json_response({"ok": True, **method(call)})
+            return web.json_response({"ok": True, **method(call)}, headers=self._scopes_header())
         except MethodError as exc:
             return web.json_response({"ok": False, "error": exc.error, **exc.extra})
         except RateLimited as exc:
             headers = {"Retry-After": retry_after_header(exc.wait)}
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers=headers)
+
+    def _scopes_header(self) -> dict[str, str]:
+        scopes = self.state.world.bot_scopes
+        return {"X-OAuth-Scopes": ",".join(scopes)} if scopes else {}
 
     # methods
 

@@ -74,6 +74,8 @@ class SlackWorld:
     users: tuple[SlackUser, ...]
     channels: tuple[SlackChannel, ...]
     limits: Limits = field(default_factory=Limits)
+    # the bot token's scopes, which Web API answers report in ``X-OAuth-Scopes`` as Slack's do
+    bot_scopes: tuple[str, ...] = ()
 
     @property
     def bot_token(self) -> str:
@@ -133,6 +135,7 @@ def load_world(section: Mapping[str, Any] | None = None) -> SlackWorld:
         users=users,
         channels=tuple(_channel(c, by_key) for c in data.get("channels", [])),
         limits=_limits(data.get("limits", {})),
+        bot_scopes=tuple(str(scope) for scope in data.get("bot_scopes", [])),
     )
 
 

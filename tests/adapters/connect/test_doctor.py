@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -180,3 +181,21 @@ async def test_a_wrong_teams_secret_fails_and_names_the_setting(entra: FakeHTTPS
     (check,) = await check_teams(teams_settings("a-wrong-secret"), ToLocalEntra(entra.url))
     assert check.failed and "invalid_client: AADSTS7000215" in check.detail
     assert "$APP_PASSWORD" in check.fix and "a-wrong-secret" not in check.line()
+
+
+async def test_slack_scopes_are_checked_from_what_the_answers_report(wired: Wired) -> None:
+    state = wired.suite.slack.state
+    checks = by_name(await run_checks(wired.settings))
+    assert checks["slack.scopes"].status is Status.OK and "slack.history_scopes" not in checks
+    # without the history scopes Handoff works, less well: a warning that says what they are for
+    state.world = replace(state.world, bot_scopes=tuple(s for s in state.world.bot_scopes if "history" not in s))
+    checks = by_name(await run_checks(wired.settings))
+    assert checks["slack.scopes"].status is Status.OK and "history" not in checks["slack.scopes"].detail
+    history = checks["slack.history_scopes"]
+    assert history.status is Status.WARN
+    assert "lacks channels:history, groups:history" in history.detail and "posted again" in history.detail
+    # without chat:write nothing can be posted
+    state.world = replace(state.world, bot_scopes=("commands", "users:read"))
+    checks = by_name(await run_checks(wired.settings))
+    assert checks["slack.scopes"].status is Status.FAIL
+    assert "chat:write" in checks["slack.scopes"].detail
