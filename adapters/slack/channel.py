@@ -50,7 +50,8 @@ METADATA_EVENT = "handoff_message"
 # How far before a delivery's creation a lookup starts (clocks differ), and how much history it reads.
 LOOKBACK_SECONDS = 5.0
 HISTORY_PAGE = 15  # what Slack now serves a non-Marketplace app per conversations.history call
-HISTORY_PAGES = 20
+# (such apps get about one history call a minute: past a few pages, posting again is the lesser harm)
+HISTORY_PAGES = 3
 
 
 def make_client(token: str | None, base_url: str, timeout: int = DEFAULT_TIMEOUT) -> AsyncWebClient:
