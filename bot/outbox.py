@@ -18,6 +18,7 @@ Failures retry with exponential backoff and full jitter, honouring the platform'
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import uuid
@@ -53,6 +54,14 @@ DEFAULT_WINDOWS: Mapping[Platform, tuple[tuple[int, float], ...]] = {
     "slack": SLACK_WINDOWS,
     "teams": TEAMS_WINDOWS,
 }
+
+
+def post_marker(delivery: Delivery) -> str:
+    """What a delivery's post carries so that it can be found again: unique to this delivery of this
+    Handoff (two Handoffs posting to one channel number their deliveries alike, but not their cards
+    at the same microsecond)."""
+    identity = f"{delivery.id}|{delivery.grouping_key}|{delivery.created_at.isoformat()}"
+    return "handoff-" + hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
 class OutboxWorker:
@@ -177,7 +186,7 @@ class OutboxWorker:
         op = payload.get("op", "card")
         card = Card.from_json(payload["card"])
         conversation = delivery.conversation
-        marker = f"delivery-{delivery.id}"
+        marker = post_marker(delivery)
         if op == "post":
             if await self._posted_before(channel, delivery, marker) is None:
                 await self._limited(conversation)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from adapters.sql import SqlStore
 from bot.cards import Card
 from bot.clock import FakeClock
-from bot.outbox import OutboxWorker
+from bot.outbox import OutboxWorker, post_marker
 from bot.ports import PostedMessage
 from bot.ratelimit import SlidingWindowLimiter
-from bot.records import ConversationAddress, NewDelivery
+from bot.records import ConversationAddress, Delivery, DeliveryState, NewDelivery
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 A = ConversationAddress("slack", "C0AAAAAAAA")
@@ -145,3 +146,12 @@ async def test_a_slow_conversation_does_not_hold_up_another(
         stop.set()
         await running
     assert await store.count_deliveries() == {"pending": 0, "sent": 6, "dead": 0}
+
+
+def test_a_post_marker_names_one_delivery_of_one_handoff() -> None:
+    at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    one = Delivery(7, None, ConversationAddress("slack", "C1"), "run:1", {}, DeliveryState.PENDING, 1, at, at)
+    assert post_marker(one) == post_marker(replace(one, attempts=2, recovered=True))  # every attempt alike
+    # another Handoff's delivery 7 in the same channel is another card, or the same card another time
+    assert post_marker(one) != post_marker(replace(one, grouping_key="run:2"))
+    assert post_marker(one) != post_marker(replace(one, created_at=at + timedelta(microseconds=1)))

@@ -25,6 +25,7 @@ from bot.app import Handoff, add_channel, build_handoff
 from bot.cards import Card
 from bot.config import parse_settings
 from bot.events import PipelineRef, RunStateChanged, StageStateChanged
+from bot.outbox import post_marker
 
 T0 = datetime.now(UTC)
 CHANNELS = 20
@@ -238,7 +239,7 @@ async def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_not_po
     (delivery,) = await crashed.store.claim_deliveries("worker-that-died", datetime.now(UTC), timedelta(0), 10)
     channel = crashed.outbox.channels["slack"]
     card = Card.from_json(delivery.payload["card"])
-    await channel.post_card(delivery.conversation.conversation_id, card, marker=f"delivery-{delivery.id}")
+    await channel.post_card(delivery.conversation.conversation_id, card, marker=post_marker(delivery))
     await crashed.store.close()
 
     restarted = await open_handoff(db, slack)
