@@ -13,6 +13,10 @@ A delivery's payload says what to do:
 
 Failures retry with exponential backoff and full jitter, honouring the platform's Retry-After, up to
 ``RetryPolicy.max_attempts``; then the delivery is dead-lettered and an alert goes to the ops channel.
+
+Every post carries the delivery's :func:`post_marker`. A delivery whose earlier attempt may have posted
+without the outcome being recorded (its worker died, or the answer was lost: ``Delivery.recovered``)
+is first looked for with ``ChatChannel.find_posted``, and posted only if it is not there.
 """
 
 from __future__ import annotations
