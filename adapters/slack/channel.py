@@ -24,6 +24,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cards import Card
+from bot.clock import Clock
 from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import Platform
 
@@ -52,6 +53,9 @@ LOOKBACK_SECONDS = 5.0
 HISTORY_PAGE = 15  # what Slack now serves a non-Marketplace app per conversations.history call
 # (such apps get about one history call a minute: past a few pages, posting again is the lesser harm)
 HISTORY_PAGES = 3
+# chat.update is Tier 3: "50+ per minute" per workspace, short bursts tolerated.
+UPDATES_PER_MINUTE = 50
+UPDATE_BURST = 40
 
 
 def make_client(token: str | None, base_url: str, timeout: int = DEFAULT_TIMEOUT) -> AsyncWebClient:
@@ -116,6 +120,13 @@ def with_token(client: AsyncWebClient, token: str | None) -> AsyncWebClient:
     )
 
 
+def workspace_update_pacer(clock: Clock | None = None) -> ChannelPacer:
+    """Paces the cards' ``chat.update`` per workspace: Slack's Tier 3 allows about 50 a minute for the
+    whole workspace, while posts are limited per channel; a storm across many channels would otherwise
+    meet a wall of 429s. Bursts of up to 40 go at once (people's clicks update their card without it)."""
+    return ChannelPacer(rate=UPDATES_PER_MINUTE / 60, burst=UPDATE_BURST, clock=clock)
+
+
 class SlackChatChannel:
     """Sends Handoff's cards to Slack.
 
@@ -124,6 +135,7 @@ class SlackChatChannel:
         tokens: with OAuth installs, finds the bot token of the workspace named in a conversation id
             (``T0123:C0123``); see :mod:`adapters.slack.addresses`.
         pacer: paces ``chat.postMessage`` per channel (one a second, bursts of 3, by default).
+        update_pacer: paces the cards' ``chat.update`` per workspace (:func:`workspace_update_pacer`).
         compact_replies: render thread replies with the compact card.
     """
 
@@ -135,11 +147,13 @@ class SlackChatChannel:
         *,
         tokens: TokenLookup | None = None,
         pacer: ChannelPacer | None = None,
+        update_pacer: ChannelPacer | None = None,
         compact_replies: bool = True,
     ) -> None:
         self.client = ensure_retry_handlers(client)
         self.tokens = tokens
         self.pacer = pacer or ChannelPacer()
+        self.update_pacer = update_pacer or workspace_update_pacer()
         self.compact_replies = compact_replies
 
     # --- the ChatChannel port ---------------------------------------------------------------------
@@ -151,8 +165,9 @@ class SlackChatChannel:
         return PostedMessage(message_id=ts, thread_id=ts)
 
     async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
-        """Replace a posted message's text and blocks (``chat.update``)."""
+        """Replace a posted message's text and blocks (``chat.update``), at the workspace's pace."""
         client, channel = await self._resolve(conversation_id)
+        await self.update_pacer.wait(SlackAddress.parse(conversation_id).team or "")
         await self.edit(client, channel, message.message_id, render_card(card))
 
     async def reply(

@@ -24,7 +24,7 @@ from bot.clock import Clock
 from bot.config import SlackSettings
 from bot.interactions import InteractionHandler
 
-from .channel import SlackChatChannel, ensure_retry_handlers, make_client, with_token
+from .channel import SlackChatChannel, ensure_retry_handlers, make_client, with_token, workspace_update_pacer
 from .endpoint import BODY_LIMIT, SlackEndpoint
 from .identity import UserDirectory
 from .listeners import SlackListeners
@@ -113,7 +113,12 @@ def mount_slack(
         base = ensure_retry_handlers(with_token(client, None) if client else make_client(None, settings.api_base_url))
         stores = InstallationStores.on(engine, settings.oauth.client_id)
         bolt = _bolt_app(signing_secret, base, oauth_settings(settings.oauth, stores, redirect_uri))
-        channel = SlackChatChannel(base, tokens=stores.bot_token, pacer=ChannelPacer(clock=clock))
+        channel = SlackChatChannel(
+            base,
+            tokens=stores.bot_token,
+            pacer=ChannelPacer(clock=clock),
+            update_pacer=workspace_update_pacer(clock),
+        )
     else:
         if settings.bot_token is None:
             raise ValueError("set slack.bot_token (one workspace) or slack.oauth (several)")
@@ -121,7 +126,7 @@ def mount_slack(
         if base.token is None:
             base = with_token(base, settings.bot_token.reveal())
         bolt = _bolt_app(signing_secret, base)
-        channel = SlackChatChannel(base, pacer=ChannelPacer(clock=clock))
+        channel = SlackChatChannel(base, pacer=ChannelPacer(clock=clock), update_pacer=workspace_update_pacer(clock))
 
     UninstallListeners(stores, users, tasks).register(bolt)
     SlackListeners(handler, channel, users, tasks, qualify_conversations=stores is not None).register(bolt)

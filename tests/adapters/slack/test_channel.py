@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.emulators.base import Fault, FaultKind
 from adapters.emulators.slack import SlackEmulator
 from adapters.slack import SlackChatChannel
-from adapters.slack.channel import make_client
+from adapters.slack.channel import UPDATE_BURST, UPDATES_PER_MINUTE, make_client, workspace_update_pacer
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.renderer import SlackContent
 from bot.cards import Card, Status
@@ -160,3 +160,27 @@ async def test_posts_to_one_channel_are_paced_to_slacks_limit(fake_time_slack: S
     statuses = [r.status for r in slack.recorder.matching("POST /api/chat.postMessage")]
     assert statuses == [200] * 11  # never a 429 from the emulator's 1/s limit
     assert clock.monotonic() >= 6.5  # 3 at once, then about one a second
+
+
+async def test_card_updates_are_paced_per_workspace_to_tier_3(fake_time_slack: SlackEmulator, clock: FakeClock) -> None:
+    slack = fake_time_slack
+    channel = SlackChatChannel(
+        AsyncWebClient(token=slack.bot_token, base_url=slack.api_url),
+        pacer=ChannelPacer(clock=clock),
+        update_pacer=workspace_update_pacer(clock),
+    )
+    shown = [(where, await channel.post_card(where, Card(where))) for where in (MODELS, "C0APPRELS01")]
+    updates = [
+        asyncio.create_task(channel.update_card(where, card, Card(f"v{i}"))) for i in range(30) for where, card in shown
+    ]
+    for _ in range(400):
+        if all(t.done() for t in updates):
+            break
+        await asyncio.sleep(0.01)
+        await clock.advance(0.25)
+    await asyncio.gather(*updates)
+    statuses = [r.status for r in slack.recorder.matching("POST /api/chat.update")]
+    assert statuses == [200] * 60
+    # 40 at once, then 50 a minute for the whole workspace, whichever channel they are in
+    assert clock.monotonic() >= (60 - UPDATE_BURST) / (UPDATES_PER_MINUTE / 60)
+    assert clock.monotonic() < 40
