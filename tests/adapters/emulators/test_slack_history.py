@@ -4,7 +4,6 @@ slack_sdk's real AsyncWebClient against the Slack emulator over HTTP on 127.0.0.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -23,17 +22,6 @@ ALICE = "U0A11CE0001"
 BOT = "U0HANDOFFBT"
 RUN = {"event_type": "handoff_run", "event_payload": {"run_id": "run-42", "stage": "train", "attempt": 2}}
 REPLY = {"event_type": "handoff_stage", "event_payload": {"run_id": "run-42", "stage": "eval"}}
-
-
-@pytest.fixture
-async def slack(clock: FakeClock) -> AsyncIterator[SlackEmulator]:
-    async with SlackEmulator(clock=clock) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client(slack: SlackEmulator) -> AsyncWebClient:
-    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
 
 
 async def error_of(call: Any) -> str:

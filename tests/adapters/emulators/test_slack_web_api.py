@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -39,17 +38,6 @@ BLOCKS: list[dict[str, Any]] = [
         ],
     },
 ]
-
-
-@pytest.fixture
-async def slack(clock: FakeClock) -> AsyncIterator[SlackEmulator]:
-    async with SlackEmulator(clock=clock) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client(slack: SlackEmulator) -> AsyncWebClient:
-    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
 
 
 async def error_of(call: Any) -> tuple[int, str, str | None]:
