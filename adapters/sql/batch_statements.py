@@ -2,8 +2,8 @@
 
 :meth:`adapters.sql.events.SqlEventLog.record_events` writes a batch of events with three kinds of
 statement: insert the rows whose key is new, insert rows, compare-and-set card states. On PostgreSQL
-(and SQLite in memory) they run through SQLAlchemy. On a SQLite file they run on the writer thread's
-own ``sqlite3`` connection: a batch is a few microseconds of SQLite's work, and SQLAlchemy's
+(and SQLite in memory) they run through SQLAlchemy. On a SQLite file they run on the engine's own
+``sqlite3`` connection: a batch is a few microseconds of SQLite's work, and SQLAlchemy's
 per-statement and per-transaction machinery cost ten times that, which the busiest path of Handoff
 cannot afford. Values are converted by SQLAlchemy's own bind processors for the dialect, so the rows
 are exactly what SQLAlchemy would have written, and every other query reads them as usual.

@@ -2,8 +2,9 @@
 
 ``record_events`` is the group commit: one transaction and a handful of statements for a whole batch —
 the dedupe keys in one ``INSERT … ON CONFLICT DO NOTHING RETURNING``, each card written once with its
-compare-and-set, the deliveries in one ``executemany``. On a SQLite file the whole transaction is one
-hop to the writer thread and runs straight on the driver (see :mod:`adapters.sql.batch_statements`).
+compare-and-set, the deliveries in one ``executemany``. On a SQLite file the whole transaction runs
+straight on the driver, on the event loop's thread unless another process holds the write lock (see
+:meth:`adapters.sql.engine.SqliteEngine.run_raw_write` and :mod:`adapters.sql.batch_statements`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,80 @@
+"""The SQLite engine's raw writes: on the event loop when the lock is free, never blocking it when not."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters.sql.engine import SqliteEngine, create_engine_for
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[SqliteEngine]:
+    created = create_engine_for(f"sqlite:///{tmp_path / 'raw.db'}")
+    assert isinstance(created, SqliteEngine)
+    await created.run_raw_write(lambda raw: raw.execute("CREATE TABLE notes (text TEXT NOT NULL)"))
+    yield created
+    await created.dispose()
+
+
+def _notes(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [row[0] for row in conn.execute("SELECT text FROM notes ORDER BY rowid")]
+
+
+async def test_a_raw_write_commits_and_a_failing_one_leaves_nothing(engine: SqliteEngine, tmp_path: Path) -> None:
+    await engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('kept')"))
+
+    def half_then_fail(raw: sqlite3.Connection) -> None:
+        raw.execute("INSERT INTO notes VALUES ('rolled back')")
+        raise ValueError("the plan was wrong")
+
+    with pytest.raises(ValueError):
+        await engine.run_raw_write(half_then_fail)
+    await engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('after')"))
+    assert _notes(tmp_path / "raw.db") == ["kept", "after"]
+
+
+async def test_a_write_waits_off_the_loop_while_another_process_holds_the_lock(
+    engine: SqliteEngine, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "raw.db", isolation_level=None)  # as another process would
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO notes VALUES ('other process')")
+    write = asyncio.create_task(engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('ours')")))
+
+    # the loop keeps running while our write waits for the lock
+    ticks = 0
+    started = time.monotonic()
+    while time.monotonic() - started < 0.3:
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not write.done()
+    assert ticks >= 10
+
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(write, 10)
+    assert _notes(tmp_path / "raw.db") == ["other process", "ours"]
+    # and the next write, with the lock free, runs at once
+    await engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('next')"))
+    assert _notes(tmp_path / "raw.db")[-1] == "next"
+
+
+async def test_raw_writes_are_checkpointed_into_the_database_file(engine: SqliteEngine, tmp_path: Path) -> None:
+    """The raw connection never checkpoints by itself; the engine does, so the log does not grow forever."""
+    database = tmp_path / "raw.db"
+    await engine.run_raw_write(lambda raw: raw.executemany("INSERT INTO notes VALUES (?)", [("x" * 4000,)] * 500))
+    assert database.stat().st_size < 100_000  # the rows are in the log, not yet in the file
+    await asyncio.sleep(1.1)
+    await engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('tick')"))
+    for _ in range(100):  # the checkpoint runs on the writer thread: give it up to 5 s
+        if database.stat().st_size >= 2_000_000:
+            break
+        await asyncio.sleep(0.05)
+    assert database.stat().st_size >= 2_000_000
