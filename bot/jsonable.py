@@ -5,16 +5,27 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 from typing import Any
 
+import orjson
+
 _PLAIN = (str, int, float, bool, type(None))
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def as_json(value: Any) -> Any:
-    """``value`` as JSON data: dataclasses become objects, tuples lists, datetimes ISO strings.
+    """``value`` as JSON data: dataclasses become objects, tuples lists, datetimes ISO strings, enums
+    their values.
 
-    Unlike :func:`dataclasses.asdict` it copies nothing it need not and remembers each class's fields,
-    which makes it several times faster on the small frozen dataclasses Handoff is made of.
+    A round trip through orjson's C encoder and decoder, several times faster than walking the small
+    frozen dataclasses Handoff is made of in Python; what orjson refuses (an integer past 64 bits) is
+    walked instead.
     """
+    try:
+        return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    except TypeError:
+        return _walk(value)
+
+
+def _walk(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
@@ -22,11 +33,11 @@ def as_json(value: Any) -> Any:
     if names is None and is_dataclass(value) and not isinstance(value, type):
         names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(value))
     if names is not None:
-        return {name: as_json(getattr(value, name)) for name in names}
+        return {name: _walk(getattr(value, name)) for name in names}
     if isinstance(value, dict):
-        return {str(k): as_json(v) for k, v in value.items()}
+        return {str(k): _walk(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [as_json(v) for v in value]
+        return [_walk(v) for v in value]
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value

@@ -7,6 +7,7 @@ the resource, a web URL, or the project container's id (reference/azure-devops.m
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ _URL_SCAN_STRINGS = 200
 _URL_SCAN_DEPTH = 8
 
 
+@functools.lru_cache(maxsize=1024)  # every hook names its organization's URL again
 def organization_from_url(url: str, *, is_base: bool = False) -> str | None:
     """The organization named by an Azure DevOps URL.
 
@@ -48,6 +50,7 @@ def organization_from_url(url: str, *, is_base: bool = False) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)  # and a run's URLs again for each of its events
 def project_from_url(url: str | None, organization: str) -> str | None:
     """The project segment of a resource URL: the one before ``_apis``, ``_build``, ``_git``…"""
     if not url:

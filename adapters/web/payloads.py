@@ -13,9 +13,13 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 class PayloadError(ValueError):
@@ -24,6 +28,12 @@ class PayloadError(ValueError):
 
 def decode_json(body: bytes) -> Any:
     """The JSON document in ``body``; :class:`PayloadError` if it is not UTF-8 JSON."""
+    # orjson is several times faster; what it refuses (NaN, say) the standard library decides, as it
+    # always did. (orjson reads an integer past 64 bits as a float; no field a sender sends holds one.)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body)
     # JSONDecodeError and UnicodeDecodeError are ValueErrors; absurd nesting overflows the recursion
@@ -91,9 +101,10 @@ class Fields:
 
     def get(self, key: str) -> Any:
         """The raw value at ``key`` (None when missing)."""
-        if key in self._data:
-            return self._data[key]
-        if self._ignore_case:
+        value = self._data.get(key)
+        if value is not None or not self._ignore_case:
+            return value
+        if key not in self._data:
             folded = key.casefold()
             for name, value in self._data.items():
                 if isinstance(name, str) and name.casefold() == folded:
@@ -103,9 +114,13 @@ class Fields:
     def obj(self, key: str) -> Fields:
         """The object at ``key``; empty when missing or null."""
         value = self.get(key)
-        if value is not None and type(value) is not dict and not isinstance(value, Mapping):
+        if value is None:
+            value = _EMPTY
+        elif type(value) is not dict and not isinstance(value, Mapping):
             raise PayloadError(f"{self._where(key)}: expected a JSON object")
-        child = Fields(value, ignore_case=self._ignore_case)
+        # built without __init__: the busiest call of every parse
+        child = Fields.__new__(Fields)
+        child._data, child._path, child._ignore_case = value, "", self._ignore_case
         child._parent, child._key = self, key
         return child
 
@@ -175,7 +190,13 @@ class Fields:
     def time(self, key: str) -> datetime | None:
         """An ISO-8601 timestamp; None when missing, null or empty."""
         value = self.text(key)
-        return parse_time(value, self._where(key)) if value else None
+        if not value:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise PayloadError(f"{self._where(key)}: not an ISO-8601 timestamp") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
     def strings(self, key: str) -> dict[str, str]:
         """A flat object of tags or properties, every value written as a string (null values dropped)."""
@@ -188,4 +209,7 @@ class Fields:
 
     def href(self, link: str) -> str | None:
         """``_links.<link>.href``, the way Azure DevOps links resources."""
-        return self.obj("_links").obj(link).text("href")
+        links = self._data.get("_links")
+        if type(links) is dict and type(target := links.get(link)) is dict and type(href := target.get("href")) is str:
+            return href or None
+        return self.obj("_links").obj(link).text("href")  # the general path, which also names a bad shape
