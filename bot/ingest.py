@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.events import DomainEvent
-from bot.jsonable import as_json
+from bot.jsonable import tagged_json
 from bot.living import merge, render
 from bot.ports import EventRecord, StaleWrite, Store
 from bot.records import CardState, ConversationAddress, NewDelivery, ReceivedEvent
@@ -244,7 +244,7 @@ class Ingest:
             source=event.source,
             kind=event.kind,
             received_at=now,
-            payload={"type": type(event).__name__, **as_json(event)},
+            payload=tagged_json(event),
         )
         current = cards.get(event.grouping_key)
         merged = merge(current.state if current else None, event)

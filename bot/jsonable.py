@@ -25,6 +25,21 @@ def as_json(value: Any) -> Any:
         return _walk(value)
 
 
+JsonText = orjson.Fragment
+"""JSON already serialized, stored as it is (a JSON column writes it without encoding it again)."""
+
+
+def tagged_json(value: Any) -> JsonText | dict[str, Any]:
+    """``{"type": <value's class name>, **as_json(value)}`` for a dataclass, serialized once."""
+    name = type(value).__name__
+    try:
+        body = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return {"type": name, **_walk(value)}
+    head = orjson.dumps({"type": name})
+    return JsonText(head if body == b"{}" else head[:-1] + b"," + body[1:])
+
+
 def _walk(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:

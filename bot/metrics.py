@@ -27,3 +27,17 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        # the labelled children of the two HTTP metrics, looked up once per route and status
+        self._answers: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    def answered(self, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP answer on ``route`` with ``status`` and record how long it took."""
+        children = self._answers.get((route, status))
+        if children is None:
+            children = (
+                self.http_requests.labels(route=route, status=str(status)),
+                self.http_latency.labels(route=route),
+            )
+            self._answers[(route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)

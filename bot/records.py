@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from bot.jsonable import JsonText
+
 Platform = Literal["slack", "teams"]
 JsonObject = dict[str, Any]
 
@@ -30,7 +32,7 @@ class ReceivedEvent:
     source: str
     kind: str
     received_at: datetime
-    payload: JsonObject = field(default_factory=dict)
+    payload: JsonObject | JsonText = field(default_factory=dict)
 
 
 class DeliveryState(StrEnum):

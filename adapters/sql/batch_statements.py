@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, insert, update
@@ -133,8 +134,20 @@ class SqliteStatements:
         columns = list(rows[0])
         processors = [_processor(self.dialect, table, column) for column in columns]
         sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+        # the rows of a batch share their times: each distinct one is converted once
+        converted: dict[tuple[int, datetime], Any] = {}
+
+        def convert(value: Any, processor: Callable[[Any], Any]) -> Any:
+            if type(value) is not datetime:
+                return processor(value)
+            key = (id(processor), value)
+            if key not in converted:
+                converted[key] = processor(value)
+            return converted[key]
+
         values = [
-            tuple(row[c] if p is None else p(row[c]) for c, p in zip(columns, processors, strict=True)) for row in rows
+            tuple(row[c] if p is None else convert(row[c], p) for c, p in zip(columns, processors, strict=True))
+            for row in rows
         ]
         return sql, values
 

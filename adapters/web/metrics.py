@@ -26,6 +26,4 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
-        metrics = request.app[METRICS]
-        metrics.http_requests.labels(route=route, status=str(status)).inc()
-        metrics.http_latency.labels(route=route).observe(time.perf_counter() - started)
+        request.app[METRICS].answered(route, status, time.perf_counter() - started)

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 
+import orjson
+
 from bot.cards import Action, Card, Fact, Link, Status, Step
-from bot.jsonable import as_json
+from bot.jsonable import as_json, tagged_json
 
 
 class Colour(StrEnum):
@@ -19,6 +21,11 @@ class Colour(StrEnum):
 class Inner:
     when: datetime
     colour: Colour
+
+
+@dataclass(frozen=True)
+class Empty:
+    pass
 
 
 @dataclass(frozen=True)
@@ -77,3 +84,12 @@ def test_a_card_survives_json_and_back() -> None:
     assert json.loads(json.dumps(data)) == data
     assert Card.from_json(data) == card
     assert data["status"] == "failed" and data["steps"][1] == {"name": "Integration tests", "status": "failed"}
+
+
+def test_tagged_json_names_the_class_and_is_the_same_json() -> None:
+    value = Outer("x", Inner(datetime(2026, 11, 28, tzinfo=UTC), Colour.RED), (3,))
+    assert json.loads(orjson.dumps(tagged_json(value))) == {"type": "Outer", **as_json(value)}
+    assert orjson.dumps(tagged_json(Empty())) == b'{"type":"Empty"}'
+    # what orjson cannot write is still stored, as data
+    huge = Outer("big", value.inner, (2**70,))
+    assert tagged_json(huge) == {"type": "Outer", **as_json(huge)}

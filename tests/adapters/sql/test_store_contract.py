@@ -6,8 +6,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from adapters.sql import SqlStore
+from adapters.sql.tables import received_events
+from bot.jsonable import as_json, tagged_json
 from bot.ports import EventRecord, StaleWrite
 from bot.records import (
     AuditEntry,
@@ -48,6 +51,15 @@ async def test_event_and_deliveries_are_stored_once(store: SqlStore) -> None:
     assert not await store.record_event(event("e1"), [delivery("run:1")])
     assert await store.has_event("e1")
     assert await store.count_deliveries() == {"pending": 2, "sent": 0, "dead": 0}
+
+
+async def test_an_event_payload_serialized_once_is_stored_as_the_same_json(store: SqlStore) -> None:
+    received = ReceivedEvent("e7", "azure-devops", "run", NOW, tagged_json(event("inner")))
+    assert await store.record_events([EventRecord(received)])
+    async with store.engine.connect() as conn:
+        payload = (await conn.execute(select(received_events.c.payload))).scalar_one()
+    assert payload == {"type": "ReceivedEvent", **as_json(event("inner"))}
+    assert payload["payload"] == {"k": "inner"}
 
 
 async def test_concurrent_redelivery_records_one_event(store: SqlStore) -> None:
