@@ -101,7 +101,8 @@ async def test_a_breaking_version_is_handed_off_and_gated_without_a_human_step(l
 
     (release,) = await eventually(lambda: integration_runs(loop, "release-app-y"), timeout=30)
     assert release.template_parameters == {"modelName": "model-x", "modelVersion": "8"}
-    tags = suite.aml.state.models["model-x"]["8"].tags
+    # the version is tagged once the release has started
+    tags = await eventually(lambda: "approved" in (t := suite.aml.state.models["model-x"]["8"].tags) and t)
     assert (tags["approved"], tags["override_reason"]) == ("true", reason)
     decided = await eventually(
         lambda: next((m for m in slack_messages(loop, "ml-models") if m.ts == gate.ts and not buttons(m)), None),
