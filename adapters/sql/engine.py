@@ -161,11 +161,13 @@ class SqliteEngine(AsyncEngine):
         For the busiest writes (the ingest group commit): no pool checkout and no statement machinery.
         Committed if ``fn`` returns, rolled back if it raises.
 
-        The transaction runs on the event loop's thread when the write lock is free at once: a group
+        The statements run on the event loop's thread when the write lock is free at once: a group
         commit is a fraction of a millisecond of work, and handing it to the writer thread costs more
-        than it saves (the two threads contend for the GIL at every statement). When another process
-        holds the lock, the write waits for it on the writer thread, so the loop never sits in SQLite's
-        busy handler. Checkpoints of the write-ahead log, which flush the file to disk, also run there.
+        than it saves (the two threads contend for the GIL at every statement). The ``COMMIT``, which
+        waits for the disk (``synchronous=FULL``: an acknowledged event survives a power cut), runs on
+        the writer thread, and the loop goes on meanwhile. When another process holds the lock, the
+        whole write waits for it there, so the loop never sits in SQLite's busy handler. Checkpoints of
+        the write-ahead log run on the writer thread too.
         """
         if self._file is None:
             raise RuntimeError("raw writes need a database file")
@@ -178,9 +180,15 @@ class SqliteEngine(AsyncEngine):
                     raise
                 return await self._on_thread(lambda: _write_when_unlocked(raw, fn))
             try:
-                return _commit(raw, fn)
+                result = fn(raw)
+            except BaseException:
+                _roll_back(raw)
+                raise
+            try:
+                await self._on_thread(lambda: _finish(raw))
             finally:
                 self._checkpoint_soon()
+            return result
 
     def _raw_connection(self) -> sqlite3.Connection:
         """The connection for raw writes: it never waits for the lock and never checkpoints by itself."""
@@ -251,15 +259,28 @@ class SqliteEngine(AsyncEngine):
         await super().dispose(close)
 
 
+def _roll_back(raw: sqlite3.Connection) -> None:
+    if raw.in_transaction:
+        raw.execute("ROLLBACK")
+
+
+def _finish(raw: sqlite3.Connection) -> None:
+    """Commit the transaction ``raw`` has begun; roll it back if the commit fails."""
+    try:
+        raw.execute("COMMIT")
+    except BaseException:
+        _roll_back(raw)
+        raise
+
+
 def _commit(raw: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     """Run ``fn`` in the transaction ``raw`` has begun: commit if it returns, roll back if it raises."""
     try:
         result = fn(raw)
-        raw.execute("COMMIT")
     except BaseException:
-        if raw.in_transaction:
-            raw.execute("ROLLBACK")
+        _roll_back(raw)
         raise
+    _finish(raw)
     return result
 
 
@@ -312,7 +333,8 @@ def _configure_connection(dbapi_connection: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     _use_wal(cursor)
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # an acknowledged event must survive a power cut: each commit waits for the disk
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

@@ -78,3 +78,12 @@ async def test_raw_writes_are_checkpointed_into_the_database_file(engine: Sqlite
             break
         await asyncio.sleep(0.05)
     assert database.stat().st_size >= 2_000_000
+
+
+async def test_every_connection_waits_for_the_disk_at_commit(engine: SqliteEngine) -> None:
+    """An acknowledged event must survive a power cut, not only a crash: synchronous=FULL (2)."""
+    raw_level = await engine.run_raw_write(lambda raw: raw.execute("PRAGMA synchronous").fetchone()[0])
+    pooled_level = await engine.run_read(lambda conn: conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+    async with engine.connect() as conn:
+        async_level = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
+    assert (raw_level, pooled_level, async_level) == (2, 2, 2)
