@@ -167,7 +167,7 @@ class SqliteEngine(AsyncEngine):
         waits for the disk (``synchronous=FULL``: an acknowledged event survives a power cut), runs on
         the writer thread, and the loop goes on meanwhile. When another process holds the lock, the
         whole write waits for it there, so the loop never sits in SQLite's busy handler. Checkpoints of
-        the write-ahead log run on the writer thread too.
+        the write-ahead log run on another thread.
         """
         if self._file is None:
             raise RuntimeError("raw writes need a database file")
@@ -202,7 +202,10 @@ class SqliteEngine(AsyncEngine):
         return self._raw
 
     def _checkpoint_soon(self) -> None:
-        """Copy the write-ahead log into the database on the writer thread, at most once a second."""
+        """Copy the write-ahead log into the database, at most once a second, on a thread of its own.
+
+        Not on the writer thread: a checkpoint waits for the disk, and the next commit must not wait
+        behind it (a passive checkpoint never blocks a writer)."""
         if self._checkpoint is not None and not self._checkpoint.done():
             return
         now = time.monotonic()
@@ -216,7 +219,7 @@ class SqliteEngine(AsyncEngine):
             with file.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-        self._checkpoint = asyncio.ensure_future(self._on_thread(checkpoint))
+        self._checkpoint = asyncio.ensure_future(asyncio.to_thread(checkpoint))
         self._checkpoint.add_done_callback(_log_checkpoint_failure)
 
     async def run_read(self, fn: Callable[[Connection], T]) -> T:
