@@ -35,6 +35,8 @@ T = TypeVar("T")
 # The execution option that marks a connection's transaction as a write (see SqliteEngine.begin).
 WRITE = "handoff_write"
 BUSY_TIMEOUT_MS = 30_000
+# A raw commit that usually takes less than this (a local disk's fsync) runs on the event loop's thread.
+INLINE_COMMIT_LIMIT = 0.002
 # How often the write-ahead log of raw writes is copied into the database file, at most.
 CHECKPOINT_INTERVAL = 1.0
 log = logging.getLogger("handoff.store")
@@ -114,7 +116,16 @@ class SqliteEngine(AsyncEngine):
     function on the database file in one hop to the writer thread.
     """
 
-    __slots__ = ("_checkpoint", "_checkpointed_at", "_file", "_raw", "_thread", "_writers")
+    __slots__ = (
+        "_checkpoint",
+        "_checkpointed_at",
+        "_commit_seconds",
+        "_file",
+        "_raw",
+        "_thread",
+        "_writers",
+        "inline_commit_limit",
+    )
 
     def __init__(self, sync_engine: Engine, file_engine: Engine | None = None) -> None:
         super().__init__(sync_engine)
@@ -124,6 +135,9 @@ class SqliteEngine(AsyncEngine):
         self._thread: ThreadPoolExecutor | None = None
         self._checkpoint: asyncio.Future[None] | None = None
         self._checkpointed_at = 0.0
+        # how long a raw commit takes, smoothed; while under the limit, commits run on the loop's thread
+        self._commit_seconds = 0.0
+        self.inline_commit_limit = INLINE_COMMIT_LIMIT
 
     @property
     def has_raw_writer(self) -> bool:
@@ -163,11 +177,13 @@ class SqliteEngine(AsyncEngine):
 
         The statements run on the event loop's thread when the write lock is free at once: a group
         commit is a fraction of a millisecond of work, and handing it to the writer thread costs more
-        than it saves (the two threads contend for the GIL at every statement). The ``COMMIT``, which
-        waits for the disk (``synchronous=FULL``: an acknowledged event survives a power cut), runs on
-        the writer thread, and the loop goes on meanwhile. When another process holds the lock, the
-        whole write waits for it there, so the loop never sits in SQLite's busy handler. Checkpoints of
-        the write-ahead log run on another thread.
+        than it saves (the two threads contend for the GIL at every statement). The ``COMMIT`` waits
+        for the disk (``synchronous=FULL``: an acknowledged event survives a power cut). On a disk that
+        answers within :attr:`inline_commit_limit` it runs on the loop's thread too (a hop to the
+        writer thread and back costs more CPU than such a wait); on a slower disk it runs on the writer
+        thread and the loop goes on meanwhile. When another process holds the lock, the whole write
+        waits for it there, so the loop never sits in SQLite's busy handler. Checkpoints of the
+        write-ahead log run on another thread.
         """
         if self._file is None:
             raise RuntimeError("raw writes need a database file")
@@ -185,7 +201,11 @@ class SqliteEngine(AsyncEngine):
                 _roll_back(raw)
                 raise
             try:
-                await self._on_thread(lambda: _finish(raw))
+                if self._commit_seconds < self.inline_commit_limit:
+                    self._commit_seconds = _smoothed(self._commit_seconds, _timed(_finish, raw))
+                else:
+                    elapsed = await self._on_thread(lambda: _timed(_finish, raw))
+                    self._commit_seconds = _smoothed(self._commit_seconds, elapsed)
             finally:
                 self._checkpoint_soon()
             return result
@@ -260,6 +280,18 @@ class SqliteEngine(AsyncEngine):
         if self._file is not None:
             self._file.dispose(close)
         await super().dispose(close)
+
+
+def _smoothed(average: float, sample: float) -> float:
+    """A moving average of commit times in which the newest weighs a fifth."""
+    return average + 0.2 * (sample - average)
+
+
+def _timed(fn: Callable[[sqlite3.Connection], None], raw: sqlite3.Connection) -> float:
+    """Run ``fn(raw)``; the seconds it took."""
+    started = time.perf_counter()
+    fn(raw)
+    return time.perf_counter() - started
 
 
 def _roll_back(raw: sqlite3.Connection) -> None:

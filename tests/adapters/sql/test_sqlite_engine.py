@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -87,3 +88,24 @@ async def test_every_connection_waits_for_the_disk_at_commit(engine: SqliteEngin
     async with engine.connect() as conn:
         async_level = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
     assert (raw_level, pooled_level, async_level) == (2, 2, 2)
+
+
+@pytest.mark.parametrize(("limit", "committed_on"), [(None, "MainThread"), (0.0, "handoff-sqlite")])
+async def test_the_commit_runs_on_the_loop_thread_unless_the_disk_is_slow(
+    engine: SqliteEngine, tmp_path: Path, limit: float | None, committed_on: str
+) -> None:
+    """A fast disk's fsync is cheaper to wait for than a hop to the writer thread; a slow one's is not."""
+    if limit is not None:
+        engine.inline_commit_limit = limit  # as if every commit had taken longer than the limit
+    statements: list[tuple[str, str]] = []
+
+    def write(raw: sqlite3.Connection) -> None:
+        raw.set_trace_callback(lambda sql: statements.append((sql, threading.current_thread().name)))
+        raw.execute("INSERT INTO notes VALUES ('traced')")
+
+    await engine.run_raw_write(write)
+    await engine.run_raw_write(lambda raw: raw.set_trace_callback(None))
+    (commit_thread,) = {name for sql, name in statements if sql == "COMMIT"}
+    assert commit_thread.startswith(committed_on)
+    assert {name for sql, name in statements if sql.startswith("INSERT")} == {"MainThread"}
+    assert _notes(tmp_path / "raw.db") == ["traced"]
