@@ -40,7 +40,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -170,7 +169,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) 
             with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset or slow to answer (URLError and timeouts are OSErrors)
             time.sleep(0.05)
     raise RuntimeError(f"{url} never became ready")
 
