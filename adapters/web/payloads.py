@@ -41,15 +41,6 @@ def decode_json(body: bytes) -> Any:
         raise PayloadError("the body is not valid JSON") from None
 
 
-def parse_time(value: str, path: str = "") -> datetime:
-    """An ISO-8601 timestamp (any number of fractional digits, ``Z`` or an offset) as an aware datetime."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise PayloadError(f"{path or 'time'}: not an ISO-8601 timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 class Fields:
     """A read-only view of a JSON object with typed getters.
 
@@ -188,7 +179,8 @@ class Fields:
         return number
 
     def time(self, key: str) -> datetime | None:
-        """An ISO-8601 timestamp; None when missing, null or empty."""
+        """An ISO-8601 timestamp (any number of fractional digits, ``Z`` or an offset) as an aware datetime;
+        None when missing, null or empty."""
         value = self.text(key)
         if not value:
             return None

@@ -1,0 +1,62 @@
+"""Reading senders' JSON: missing and null read as empty, a wrong shape names its path, never its value."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from adapters.web.payloads import Fields, PayloadError, decode_json
+
+RUN = {
+    "resource": {
+        "run": {"id": 42, "state": "completed", "finishedDate": "2026-11-28T10:00:00.1234567Z", "pipeline": None},
+        "stages": [{"name": "Build"}, None],
+    }
+}
+
+
+def test_missing_and_null_read_as_empty_and_numbers_as_text() -> None:
+    run = Fields.of(RUN).obj("resource").obj("run")
+    assert run.text("id") == "42" and run.text("missing") is None
+    assert not run.obj("pipeline") and run.obj("pipeline").text("name") is None
+    assert run.time("finishedDate") == datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=UTC)
+    assert [s.text("name") for s in Fields.of(RUN).obj("resource").objects("stages")] == ["Build"]
+
+
+def test_a_time_without_an_offset_is_utc_and_one_with_an_offset_keeps_it() -> None:
+    fields = Fields.of({"a": "2026-11-28T10:00:00", "b": "2026-11-28T11:00:00+01:00"})
+    assert fields.time("a") == datetime(2026, 11, 28, 10, tzinfo=UTC)
+    assert fields.time("b") == datetime(2026, 11, 28, 11, tzinfo=timezone(timedelta(hours=1)))
+
+
+@pytest.mark.parametrize(
+    ("read", "message"),
+    [
+        (lambda f: f.obj("resource").obj("run").obj("state"), "resource.run.state: expected a JSON object"),
+        (lambda f: f.obj("resource").obj("run").text("secret"), "resource.run.secret: expected a string"),
+        (lambda f: f.obj("resource").obj("run").time("when"), "resource.run.when: not an ISO-8601 timestamp"),
+        (lambda f: f.obj("resource").objects("run"), "resource.run: expected a list"),
+    ],
+)
+def test_a_wrong_shape_names_the_field_and_not_its_value(read: object, message: str) -> None:
+    body = {"resource": {"run": {"state": "completed", "secret": {"token": "s3cr3t"}, "when": "yesterday"}}}
+    with pytest.raises(PayloadError) as raised:
+        read(Fields.of(body))  # type: ignore[operator]
+    assert str(raised.value) == message
+    assert "s3cr3t" not in str(raised.value) and "yesterday" not in str(raised.value)
+
+
+def test_keys_are_matched_without_case_when_asked() -> None:
+    data = Fields.of({"data": {"ModelName": "model-x", "modelVersion": "8"}}, ignore_case=True).obj("data")
+    assert (data.text("modelName"), data.text("ModelVersion")) == ("model-x", "8")
+    assert Fields.of({"ModelName": "x"}).text("modelName") is None
+
+
+def test_bodies_decode_as_before_whichever_decoder_reads_them() -> None:
+    assert decode_json(b'{"id": "e1", "n": 3, "ok": true}') == {"id": "e1", "n": 3, "ok": True}
+    assert decode_json(b'{"n": 123456789012345678901234567890}') is not None  # no crash past 64 bits
+    assert decode_json(b'{"x": NaN}')["x"] != 0  # the standard library reads what orjson refuses
+    for bad in (b"", b"{", b"\xff\xfe", b"[" * 100_000):
+        with pytest.raises(PayloadError, match="not valid JSON"):
+            decode_json(bad)
