@@ -109,3 +109,27 @@ async def test_the_commit_runs_on_the_loop_thread_unless_the_disk_is_slow(
     assert commit_thread.startswith(committed_on)
     assert {name for sql, name in statements if sql.startswith("INSERT")} == {"MainThread"}
     assert _notes(tmp_path / "raw.db") == ["traced"]
+
+
+@pytest.mark.parametrize("limit", [None, 0.0], ids=["commit on the loop", "commit on the writer thread"])
+async def test_a_commit_that_fails_leaves_nothing_and_the_next_write_goes_through(
+    engine: SqliteEngine, tmp_path: Path, limit: float | None
+) -> None:
+    """A failure found only at COMMIT (here a deferred foreign key) is rolled back, not left open."""
+    if limit is not None:
+        engine.inline_commit_limit = limit
+
+    def schema(raw: sqlite3.Connection) -> None:
+        raw.execute("CREATE TABLE parents (id INTEGER PRIMARY KEY)")
+        raw.execute("CREATE TABLE children (parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)")
+
+    await engine.run_raw_write(schema)
+
+    def orphan(raw: sqlite3.Connection) -> None:
+        raw.execute("INSERT INTO notes VALUES ('with the orphan')")
+        raw.execute("INSERT INTO children VALUES (7)")  # accepted now, refused at COMMIT
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await engine.run_raw_write(orphan)
+    await engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('next')"))
+    assert _notes(tmp_path / "raw.db") == ["next"]
