@@ -21,7 +21,7 @@ from bot.events import Person
 SOURCE = "azure-devops"
 
 _EMAIL = re.compile(r"[^@\s\\/]+@[^@\s\\/]+\.[^@\s\\/]+")
-_ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 # how far a resource is searched for a URL that names the organization
 _URL_SCAN_STRINGS = 200
 _URL_SCAN_DEPTH = 8
@@ -142,7 +142,7 @@ class HookContext:
             event_id=envelope.require_text("id"),
             occurred_at=envelope.time("createdDate") or datetime.now(UTC),
             organization=find_organization(envelope, resource, organization),
-            project_id=project_id if project_id != _ZERO_GUID else None,
+            project_id=project_id if project_id != ZERO_GUID else None,
             text=envelope.obj("message").text("text") or "",
             resource_version=envelope.text("resourceVersion") or "",
         )
@@ -151,14 +151,14 @@ class HookContext:
         """The first project name given, else one read from ``urls``, else the project container's id,
         else ``fallback`` (the documented samples carry an all-zero project id: it counts as missing)."""
         for name in names:
-            if name and name != _ZERO_GUID:
+            if name and name != ZERO_GUID:
                 return name
         for url in urls:
             if found := project_from_url(url, self.organization):
                 return found
         if self.project_id:
             return self.project_id
-        return fallback if fallback != _ZERO_GUID else None
+        return fallback if fallback != ZERO_GUID else None
 
     def base(
         self,

@@ -22,6 +22,8 @@ from aiohttp import web
 
 from adapters.azure_devops.hook_auth import ServiceHookAuthenticator
 from adapters.azure_devops.hook_context import organization_from_url
+from adapters.azure_devops.run_state_hook import EVENT_TYPE as RUN_STATE_CHANGED
+from adapters.azure_devops.run_state_hook import read_run_state_changed
 from adapters.azure_devops.service_hooks import parse_service_hook, with_approval_details
 from adapters.web.limits import set_body_limit
 from adapters.web.payloads import PayloadError, decode_json
@@ -83,14 +85,19 @@ class ServiceHookRoute:
         body = await request.read()
         event_type: Any = None
         event_id: Any = None
-        try:
-            payload = decode_json(body)
-            if isinstance(payload, dict):
-                event_type, event_id = payload.get("eventType"), payload.get("id")
-            events = parse_service_hook(payload, self._organization)
-        except PayloadError as exc:
-            log.warning("azure devops hook %s %s: rejected (%s)", _shown(event_type), _shown(event_id), exc)
-            return _error(400, "invalid_payload", str(exc))
+        run_state = read_run_state_changed(body)
+        if run_state is not None:
+            events: list[DomainEvent] = [run_state]
+            event_type, event_id = RUN_STATE_CHANGED, run_state.event_id
+        else:
+            try:
+                payload = decode_json(body)
+                if isinstance(payload, dict):
+                    event_type, event_id = payload.get("eventType"), payload.get("id")
+                events = parse_service_hook(payload, self._organization)
+            except PayloadError as exc:
+                log.warning("azure devops hook %s %s: rejected (%s)", _shown(event_type), _shown(event_id), exc)
+                return _error(400, "invalid_payload", str(exc))
         if not events:
             log.info("azure devops hook %s %s: ignored", _shown(event_type), _shown(event_id))
             return web.json_response({"accepted": 0, "duplicates": 0, "ignored": 1})
