@@ -35,6 +35,8 @@ COALESCE = timedelta(seconds=1)
 SUBSCRIPTION_CACHE_SECONDS = 2.0
 # The most events written in one transaction.
 MAX_BATCH = 256
+# The most extra turns of the event loop a batch waits for events still arriving.
+JOIN_TURNS = 4
 # Card states kept in memory, so that a busy card is not read again for every batch.
 CARD_CACHE_SIZE = 4096
 # Attempts at a batch whose cards keep changing under it (other replicas writing the same cards).
@@ -134,7 +136,7 @@ class Ingest:
     async def _write_waiting(self) -> None:
         """Write batches until nobody waits; events arriving meanwhile make the next batch."""
         while self._waiting:
-            await asyncio.sleep(0)  # let handlers that are already running join this batch
+            await self._gather_arrivals()
             batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
             try:
                 outcomes = await self._write_isolated(batch)
@@ -145,6 +147,18 @@ class Ingest:
                 raise
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 _answer(waiting, outcome)
+
+    async def _gather_arrivals(self) -> None:
+        """Let handlers that are already running join this batch: one turn of the loop, and more while
+        each turn brings more events (a busy server's requests arrive over a few turns). An idle
+        server's lone event waits one turn."""
+        arrived = len(self._waiting)
+        await asyncio.sleep(0)
+        for _ in range(JOIN_TURNS):
+            if len(self._waiting) == arrived or len(self._waiting) >= self.max_batch:
+                return
+            arrived = len(self._waiting)
+            await asyncio.sleep(0)
 
     async def _write_isolated(self, batch: list[_Waiting]) -> list[bool | BaseException]:
         """Write the batch; if it fails, write its events one by one so one bad event fails alone."""

@@ -125,6 +125,32 @@ async def test_concurrent_events_are_written_together(stores: tuple[SqlStore, Sq
     assert (await store.count_deliveries())["pending"] == 40
 
 
+async def test_events_arriving_over_a_few_turns_of_the_loop_join_one_batch(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    batches: list[int] = []
+    record_events = store.record_events
+
+    async def spy(records: Sequence[EventRecord]) -> list[bool]:
+        batches.append(len(records))
+        return await record_events(records)
+
+    store.record_events = spy  # type: ignore[method-assign]
+    ingest = ingest_for(store)
+
+    async def arriving(event: DomainEvent, turns: int) -> bool:
+        for _ in range(turns):  # a request whose handler reaches the ingest a little later
+            await asyncio.sleep(0)
+        return await ingest.accept(event)
+
+    results = await asyncio.gather(*(arriving(started(str(i)), i // 4) for i in range(12)))
+    assert results == [True] * 12
+    assert batches == [12]
+    assert (await store.count_deliveries())["pending"] == 24
+
+    await arriving(started("lone"), 0)  # an idle ingest writes a lone event at once
+    assert batches == [12, 1]
+
+
 async def test_a_card_keeps_every_concurrent_change(stores: tuple[SqlStore, SqlStore]) -> None:
     store, _ = stores
     ingest = ingest_for(store)
