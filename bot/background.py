@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable
 
@@ -27,8 +28,16 @@ class BackgroundWork:
         task = asyncio.create_task(run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(lambda _: _close_unstarted(work))
 
     async def close(self) -> None:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _close_unstarted(work: Awaitable[None]) -> None:
+    """Close a coroutine whose task was cancelled before it began (at shutdown): it is dropped on purpose,
+    and closing it says so instead of a "never awaited" warning."""
+    if inspect.iscoroutine(work) and inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
+        work.close()
