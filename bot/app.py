@@ -20,10 +20,9 @@ from typing import Any
 from aiohttp import web
 
 from adapters.sql import SqlStore
-from adapters.web.errors import error_middleware
+from adapters.web.edge import edge_middleware
 from adapters.web.health import METRICS, STORE, add_health_routes
-from adapters.web.limits import BODY_LIMITS, body_limit_middleware
-from adapters.web.metrics import metrics_middleware
+from adapters.web.limits import BODY_LIMITS
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -200,7 +199,7 @@ def create_app(
     """
     limits: dict[str, int] = {}
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, body_limit_middleware],
+        middlewares=[edge_middleware],
         client_max_size=APP_BODY_LIMIT,
     )
     app[BODY_LIMITS] = limits

@@ -26,11 +26,11 @@ def _too_large(limit: int) -> web.Response:
     return web.json_response({"error": "payload_too_large", "message": f"the body is over {limit} bytes"}, status=413)
 
 
-@web.middleware
-async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer 413 for a body over its route's cap; the app-wide ``client_max_size`` bounds chunked ones."""
+async def over_limit(request: web.Request) -> web.Response | None:
+    """The 413 answer for a body over its route's cap, or None; the app-wide ``client_max_size`` bounds
+    chunked ones."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
-        return await handler(request)
+        return None
     resource = request.match_info.route.resource
     limits: dict[str, Any] = request.app[BODY_LIMITS]
     limit = int(limits.get(resource.canonical, DEFAULT_LIMIT) if resource is not None else DEFAULT_LIMIT)
@@ -44,4 +44,10 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
             return _too_large(limit)
         if len(body) > limit:
             return _too_large(limit)
-    return await handler(request)
+    return None
+
+
+@web.middleware
+async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer 413 for a body over its route's cap (:func:`over_limit`), else let the route answer."""
+    return await over_limit(request) or await handler(request)

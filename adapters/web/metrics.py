@@ -1,29 +1,11 @@
-"""Count every request by route and status, and time it."""
+"""How the HTTP metrics name a request's route (:mod:`adapters.web.edge` counts and times every answer)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
 
-from adapters.web.health import METRICS
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def route_of(request: web.Request) -> str:
+    """The route a request matched, as the metrics name it (its canonical path, or ``unmatched``)."""
     resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        request.app[METRICS].answered(route, status, time.perf_counter() - started)
+    return resource.canonical if resource is not None else "unmatched"

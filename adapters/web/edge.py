@@ -1,0 +1,37 @@
+"""What every request to Handoff's application goes through: the body cap, a clean answer for any
+exception, and the metrics.
+
+One middleware for the three, not three middlewares: every layer costs every request (each webhook
+delivery included) a coroutine of its own. The parts live beside it: :mod:`adapters.web.limits`,
+:mod:`adapters.web.errors`, :mod:`adapters.web.metrics`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from adapters.web.errors import Handler, failure_answer, http_error_answer
+from adapters.web.health import METRICS
+from adapters.web.limits import over_limit
+from adapters.web.metrics import route_of
+
+
+@web.middleware
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """413 over the route's body cap; JSON for an ``HTTPException``; 503 with ``Retry-After`` for anything
+    else (never a traceback); every answer counted and timed by route and status."""
+    started = time.perf_counter()
+    status = 500  # what a cancelled request counts as
+    try:
+        try:
+            response = await over_limit(request) or await handler(request)
+        except web.HTTPException as exc:
+            response = http_error_answer(request, exc)
+        except Exception:
+            response = failure_answer(request)
+        status = response.status
+        return response
+    finally:
+        request.app[METRICS].answered(route_of(request), status, time.perf_counter() - started)
