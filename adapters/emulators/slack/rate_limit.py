@@ -1,6 +1,8 @@
-"""Slack's per-channel limit on ``chat.postMessage``: about one message a second, short bursts tolerated.
+"""Slack's rate limits: ``chat.postMessage`` about one message a second per channel, ``chat.update``
+(Tier 3) about 50 a minute per workspace; short bursts tolerated.
 
-A token bucket per channel: ``burst`` tokens, refilled at ``rate`` per second on the injected clock.
+A token bucket per key (a channel, a workspace): ``burst`` tokens, refilled at ``rate`` per second on the
+injected clock.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ class WebApi:
         self.base_url = base_url
         limits = self.world.limits
         self.post_limiter = TokenBucketLimiter(limits.post_message_per_second, limits.post_message_burst, state.clock)
+        self.update_limiter = TokenBucketLimiter(limits.update_per_minute / 60, limits.update_burst, state.clock)
         self.methods: dict[str, Method] = {
             "auth.test": self.auth_test,
             "chat.postMessage": self.chat_post_message,
@@ -129,6 +130,10 @@ class WebApi:
         if text is None and blocks is KEEP and attachments is KEEP:
             raise MethodError("no_text")
         self._check_limits(text or "", None if blocks is KEEP else blocks)
+        # Tier 3: one budget for the whole workspace, whichever channel the message is in
+        wait = self.update_limiter.acquire(self.world.team_id)
+        if wait is not None:
+            raise RateLimited(wait)
         self.state.update(msg, text=text, blocks=blocks, attachments=attachments, metadata=metadata)
         return {"channel": channel.id, "ts": msg.ts, "text": msg.text, "message": self._api(msg)}
 

@@ -44,6 +44,8 @@ class Limits:
 
     post_message_per_second: float = 1.0
     post_message_burst: int = 3
+    update_per_minute: float = 50.0
+    update_burst: int = 50
     max_text_chars: int = 40_000
     max_blocks: int = 50
     trigger_id_ttl_seconds: float = 3.0
@@ -165,6 +167,8 @@ def _limits(data: Mapping[str, Any]) -> Limits:
     return Limits(
         post_message_per_second=float(data.get("post_message_per_second", base.post_message_per_second)),
         post_message_burst=int(data.get("post_message_burst", base.post_message_burst)),
+        update_per_minute=float(data.get("update_per_minute", base.update_per_minute)),
+        update_burst=int(data.get("update_burst", base.update_burst)),
         max_text_chars=int(data.get("max_text_chars", base.max_text_chars)),
         max_blocks=int(data.get("max_blocks", base.max_blocks)),
         trigger_id_ttl_seconds=float(data.get("trigger_id_ttl_seconds", base.trigger_id_ttl_seconds)),

@@ -189,6 +189,23 @@ async def test_post_message_rate_limit_is_429_with_retry_after(
     await client.chat_update(channel=MODELS, ts=slack.state.channel(MODELS).messages[0].ts, text="edited")
 
 
+async def test_updates_are_tier_3_for_the_whole_workspace(
+    slack: SlackEmulator, client: AsyncWebClient, clock: FakeClock
+) -> None:
+    models = await client.chat_postMessage(channel=MODELS, text="card")
+    ops = await client.chat_postMessage(channel=OPS, text="card")
+    for i in range(50):  # the burst: a minute's worth, in any channels
+        where = models if i % 2 else ops
+        await client.chat_update(channel=where["channel"], ts=where["ts"], text=f"v{i}")
+    assert await error_of(client.chat_update(channel=OPS, ts=ops["ts"], text="over")) == (429, "ratelimited", "2")
+    assert (await error_of(client.chat_update(channel=MODELS, ts=models["ts"], text="over")))[0] == 429
+    assert slack.state.channel(OPS).messages[0].text == "v48"  # the refused update changed nothing
+    await clock.advance(1.2)  # 50 a minute: one more after 1.2 s
+    await client.chat_update(channel=OPS, ts=ops["ts"], text="later")
+    assert (await error_of(client.chat_update(channel=OPS, ts=ops["ts"], text="over")))[0] == 429
+    assert slack.state.channel(OPS).messages[0].text == "later"
+
+
 async def test_retry_handler_absorbs_a_429_on_the_real_clock() -> None:
     async with SlackEmulator() as slack:  # SystemClock
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
