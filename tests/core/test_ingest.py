@@ -107,8 +107,8 @@ async def test_concurrent_redeliveries_store_one_event(stores: tuple[SqlStore, S
     assert (await first.count_deliveries())["pending"] == 2
 
 
-async def test_concurrent_events_are_written_together(stores: tuple[SqlStore, SqlStore]) -> None:
-    store, _ = stores
+def batch_sizes(store: SqlStore) -> list[int]:
+    """The sizes of the batches the store is asked to record from now on, in order."""
     batches: list[int] = []
     record_events = store.record_events
 
@@ -117,6 +117,12 @@ async def test_concurrent_events_are_written_together(stores: tuple[SqlStore, Sq
         return await record_events(records)
 
     store.record_events = spy  # type: ignore[method-assign]
+    return batches
+
+
+async def test_concurrent_events_are_written_together(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    batches = batch_sizes(store)
     ingest = ingest_for(store)
     events: list[DomainEvent] = [started(str(i)) for i in range(20)]
     results = await asyncio.gather(*(ingest.accept(e) for e in [*events, events[3], events[7]]))
@@ -127,14 +133,7 @@ async def test_concurrent_events_are_written_together(stores: tuple[SqlStore, Sq
 
 async def test_events_arriving_over_a_few_turns_of_the_loop_join_one_batch(stores: tuple[SqlStore, SqlStore]) -> None:
     store, _ = stores
-    batches: list[int] = []
-    record_events = store.record_events
-
-    async def spy(records: Sequence[EventRecord]) -> list[bool]:
-        batches.append(len(records))
-        return await record_events(records)
-
-    store.record_events = spy  # type: ignore[method-assign]
+    batches = batch_sizes(store)
     ingest = ingest_for(store)
 
     async def arriving(event: DomainEvent, turns: int) -> bool:
