@@ -229,5 +229,5 @@ def read_run_state_changed(body: bytes) -> RunStateChanged | None:
         if hook.event_type != EVENT_TYPE:
             return None
         return _event(hook)
-    except (msgspec.DecodeError, _Unusual):
+    except (msgspec.DecodeError, RecursionError, _Unusual):  # (absurd nesting overflows msgspec's recursion)
         return None

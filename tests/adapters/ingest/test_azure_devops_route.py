@@ -84,10 +84,15 @@ async def test_header_only_configuration(make_ingest: IngestFactory, run_hook: A
         assert "WWW-Authenticate" not in reply.headers
 
 
+# a run-state-changed delivery nested past any parser's depth
+DEEP = 99_999
+DEEP_RUN_STATE = b'{"eventType": "ms.vss-pipelines.run-state-changed-event", "x": %s%s}' % (b"[" * DEEP, b"]" * DEEP)
+
+
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"", b"\xff\xfe{}", b"[1, 2]", b'"text"', b"null", b"[" * 5000, b'{"id": "x"}'],
-    ids=["broken", "empty", "not utf-8", "array", "string", "null", "too deep", "no eventType"],
+    [b"{not json", b"", b"\xff\xfe{}", b"[1, 2]", b'"text"', b"null", b"[" * 5000, b'{"id": "x"}', DEEP_RUN_STATE],
+    ids=["broken", "empty", "not utf-8", "array", "string", "null", "too deep", "no eventType", "deep run state"],
 )
 async def test_malformed_bodies_are_400(ingest: Ingest, body: bytes) -> None:
     reply = await ingest.hook(body)

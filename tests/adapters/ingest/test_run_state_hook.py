@@ -102,8 +102,11 @@ def test_anything_unusual_is_left_to_the_general_parser(change: Any) -> None:
     assert read_run_state_changed(body(payload)) is None
 
 
+NESTED = b'{"eventType": "ms.vss-pipelines.run-state-changed-event", "junk": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
 @pytest.mark.parametrize(
-    "raw", [b"", b"[]", b"{", b'{"eventType": "ms.vss-pipelines.run-state-changed-event"', b"\xff"]
+    "raw", [b"", b"[]", b"{", b'{"eventType": "ms.vss-pipelines.run-state-changed-event"', b"\xff", NESTED]
 )
 def test_a_body_that_is_not_a_delivery_is_left_to_the_general_parser(raw: bytes) -> None:
     assert read_run_state_changed(raw) is None
