@@ -25,8 +25,10 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     status = 500  # what a cancelled request counts as
     try:
+        response: web.StreamResponse
         try:
-            response = await over_limit(request) or await handler(request)
+            refused = await over_limit(request)
+            response = refused if refused is not None else await handler(request)
         except web.HTTPException as exc:
             response = http_error_answer(request, exc)
         except Exception:

@@ -50,4 +50,5 @@ async def over_limit(request: web.Request) -> web.Response | None:
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer 413 for a body over its route's cap (:func:`over_limit`), else let the route answer."""
-    return await over_limit(request) or await handler(request)
+    refused = await over_limit(request)
+    return refused if refused is not None else await handler(request)
