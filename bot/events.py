@@ -84,18 +84,20 @@ class DomainEvent:
         return {}
 
 
+_OUTCOMES = {
+    "succeeded": "succeeded",
+    "partiallysucceeded": "failed",
+    "failed": "failed",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+    "stopped": "canceled",
+}
+
+
 def _outcome(result: str | None) -> str | None:
     if not result:
         return None
-    normal = result.lower().replace(" ", "").replace("_", "")
-    return {
-        "succeeded": "succeeded",
-        "partiallysucceeded": "failed",
-        "failed": "failed",
-        "canceled": "canceled",
-        "cancelled": "canceled",
-        "stopped": "canceled",
-    }.get(normal)
+    return _OUTCOMES.get(result.lower().replace(" ", "").replace("_", ""))
 
 
 # --- Azure DevOps -------------------------------------------------------------------------------------

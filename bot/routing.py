@@ -9,9 +9,11 @@ stages, environments, models and tag values; text filters are regular expression
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from bot.config import Settings, SubscriptionSettings
@@ -29,12 +31,37 @@ DEFAULT_FILTERS: dict[str, Any] = {
 }
 
 
-def _glob_any(value: str | None, patterns: Sequence[str]) -> bool:
-    if not patterns:
-        return True
-    if value is None:
-        return False
-    return any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
+# Each glob filter and the event attribute it reads.
+_GLOB_FILTERS = (
+    ("projects", "project"),
+    ("pipelines", "pipeline"),
+    ("branches", "branch"),
+    ("stages", "stage"),
+    ("environments", "environment"),
+    ("models", "model"),
+)
+
+
+def _any_glob(patterns: Sequence[str]) -> re.Pattern[str]:
+    """One regex for "any of these globs", to match a lowercased value with (what ``fnmatchcase`` does,
+    without case)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p.lower())})" for p in patterns))
+
+
+def _globbed(value: str | None, pattern: re.Pattern[str]) -> bool:
+    return value is not None and pattern.match(value.lower()) is not None
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    """A subscription's filters, compiled once: every event is checked against every subscription."""
+
+    events: frozenset[str] | None
+    outcomes: frozenset[str] | None
+    globs: tuple[tuple[str, re.Pattern[str]], ...]  # (event attribute, patterns), for the filters given
+    tags: tuple[tuple[str, re.Pattern[str]], ...]
+    actors_include: frozenset[str] | None
+    actors_exclude: frozenset[str] | None
 
 
 @dataclass(frozen=True)
@@ -82,34 +109,43 @@ class Filters:
             text_exclude=patterns("text_exclude"),
         )
 
-    def matches(self, event: DomainEvent) -> bool:
-        if self.events and event.kind not in self.events:
-            return False
-        outcome_applies = self.outcomes and "any" not in self.outcomes and event.kind not in KINDS_WITHOUT_OUTCOME
-        if outcome_applies and event.outcome not in self.outcomes:
-            return False
-        checks = (
-            (event.project, self.projects),
-            (event.pipeline, self.pipelines),
-            (event.branch, self.branches),
-            (event.stage, self.stages),
-            (event.environment, self.environments),
-            (event.model, self.models),
+    @cached_property
+    def _matcher(self) -> _Matcher:
+        outcomes = frozenset(self.outcomes) if self.outcomes and "any" not in self.outcomes else None
+        return _Matcher(
+            events=frozenset(self.events) or None,
+            outcomes=outcomes,
+            globs=tuple((attribute, _any_glob(p)) for name, attribute in _GLOB_FILTERS if (p := getattr(self, name))),
+            tags=tuple((key, _any_glob([pattern])) for key, pattern in self.tags.items()),
+            actors_include=frozenset(self.actors_include) or None,
+            actors_exclude=frozenset(self.actors_exclude) or None,
         )
-        if not all(_glob_any(value, patterns) for value, patterns in checks):
+
+    def matches(self, event: DomainEvent) -> bool:
+        """Whether every filter given lets ``event`` through (an empty filter lets everything through)."""
+        matcher = self._matcher
+        if matcher.events is not None and event.kind not in matcher.events:
             return False
-        for key, pattern in self.tags.items():
-            if not _glob_any(event.tags.get(key), [pattern]):
+        outcomes = matcher.outcomes
+        if outcomes is not None and event.kind not in KINDS_WITHOUT_OUTCOME and event.outcome not in outcomes:
+            return False
+        for attribute, pattern in matcher.globs:
+            if not _globbed(getattr(event, attribute), pattern):
                 return False
-        person = event.actor
-        actor = {n.lower() for n in (person.email, person.name, person.id) if n} if person else set()
-        if self.actors_include and not actor & set(self.actors_include):
-            return False
-        if actor & set(self.actors_exclude):
-            return False
+        if matcher.tags:
+            tags = event.tags
+            if not all(_globbed(tags.get(key), pattern) for key, pattern in matcher.tags):
+                return False
+        if matcher.actors_include is not None or matcher.actors_exclude is not None:
+            person = event.actor
+            actor = {n.lower() for n in (person.email, person.name, person.id) if n} if person else set()
+            if matcher.actors_include is not None and not actor & matcher.actors_include:
+                return False
+            if matcher.actors_exclude is not None and actor & matcher.actors_exclude:
+                return False
         if self.text_include and not any(p.search(event.text) for p in self.text_include):
             return False
-        return not any(p.search(event.text) for p in self.text_exclude)
+        return not (self.text_exclude and any(p.search(event.text) for p in self.text_exclude))
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.config import ConfigError, parse_settings
 from bot.events import ModelRegistered, Person, PipelineRef, RunStateChanged, StageStateChanged
 from bot.records import ConversationAddress
-from bot.routing import DEFAULT_FILTERS, Filters, Subscription, configured_subscriptions, route
+from bot.routing import (
+    DEFAULT_FILTERS,
+    KINDS_WITHOUT_OUTCOME,
+    Filters,
+    Subscription,
+    configured_subscriptions,
+    route,
+)
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 RUN = PipelineRef(
@@ -133,3 +145,88 @@ def test_configured_channels_fan_out_to_both_platforms() -> None:
         ConversationAddress("teams", "19:r@thread.tacv2"),
     }
     assert route(model_event(), subscriptions, NOW) == set()
+
+
+# --- the compiled filters read each filter as its words say -------------------------------------------
+
+
+def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered) -> bool:
+    """Each filter read as its words say, one at a time (the oracle for the compiled matcher)."""
+
+    def glob_any(value: str | None, patterns: Sequence[str]) -> bool:
+        if not patterns:
+            return True
+        return value is not None and any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
+
+    if filters.events and event.kind not in filters.events:
+        return False
+    outcome_applies = filters.outcomes and "any" not in filters.outcomes and event.kind not in KINDS_WITHOUT_OUTCOME
+    if outcome_applies and event.outcome not in filters.outcomes:
+        return False
+    checks = (
+        (event.project, filters.projects),
+        (event.pipeline, filters.pipelines),
+        (event.branch, filters.branches),
+        (event.stage, filters.stages),
+        (event.environment, filters.environments),
+        (event.model, filters.models),
+    )
+    if not all(glob_any(value, patterns) for value, patterns in checks):
+        return False
+    if not all(glob_any(event.tags.get(key), [pattern]) for key, pattern in filters.tags.items()):
+        return False
+    person = event.actor
+    actor = {n.lower() for n in (person.email, person.name, person.id) if n} if person else set()
+    if filters.actors_include and not actor & set(filters.actors_include):
+        return False
+    if actor & set(filters.actors_exclude):
+        return False
+    if filters.text_include and not any(p.search(event.text) for p in filters.text_include):
+        return False
+    return not any(p.search(event.text) for p in filters.text_exclude)
+
+
+words = st.sampled_from(["main", "Main", "refs/heads/main", "integrate-app-y", "mlops", "model-x", "prod", "a.b"])
+globs = words | st.sampled_from(["*", "integrate-*", "refs/heads/ma*", "?lops", "model-[xy]", "[!m]*", "*.b", "A.B"])
+few = st.lists(globs, max_size=2)
+
+
+FILTER_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "events": st.lists(st.sampled_from(["run", "stage", "model_registered"]), max_size=2),
+    "outcomes": st.lists(st.sampled_from(["failed", "succeeded", "canceled", "any"]), max_size=2),
+    "projects": few,
+    "pipelines": few,
+    "branches": few,
+    "stages": few,
+    "models": few,
+    "tags": st.dictionaries(st.sampled_from(["stage", "team"]), globs, max_size=2),
+    "actors_include": st.lists(st.sampled_from(["bob@contoso.com", "Bob", "erin"]), max_size=2),
+    "actors_exclude": st.lists(st.sampled_from(["bob@contoso.com", "BOB", "erin"]), max_size=2),
+    "text_include": st.lists(st.sampled_from(["failed", "^run", "x{2}"]), max_size=1),
+    "text_exclude": st.lists(st.sampled_from(["FAILED", "nothing"]), max_size=1),
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    filters=st.fixed_dictionaries({}, optional=FILTER_VALUES),
+    event=st.one_of(
+        st.builds(
+            lambda result, branch, pipeline, actor: replace(
+                run_event(result=result, actor=actor), run=replace(RUN, branch=branch, pipeline_name=pipeline)
+            ),
+            st.sampled_from([None, "failed", "succeeded", "partiallySucceeded", "canceled"]),
+            st.none() | words,
+            words,
+            st.sampled_from(["bob@contoso.com", "erin@contoso.com"]),
+        ),
+        st.builds(model_event, words, st.dictionaries(st.sampled_from(["stage", "team"]), words, max_size=2)),
+    ),
+)
+def test_the_compiled_filters_agree_with_each_filter_read_plainly(
+    filters: dict[str, Any], event: RunStateChanged | ModelRegistered
+) -> None:
+    # all of them at once, and each alone (alone, a filter lets events through often enough to be seen doing so)
+    for given_filters in [filters, *({key: value} for key, value in filters.items())]:
+        compiled = Filters.from_mapping(given_filters)
+        assert compiled.matches(event) == plainly_matches(compiled, event), given_filters
