@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bot import __version__
@@ -27,6 +29,19 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.hook_events = Counter(
+            "handoff_hook_events_total",
+            "Events in the webhook deliveries Handoff accepted, by sender and outcome "
+            "(accepted, duplicate: stored before; ignored: of a type or from a place Handoff does not use)",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.deliveries = Gauge(
+            "handoff_deliveries",
+            "Deliveries in the outbox by state, read from the store at each scrape (dead: gave up, alerted)",
+            ["state"],
+            registry=self.registry,
+        )
         # the labelled children of the two HTTP metrics, looked up once per route and status
         self._answers: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
@@ -41,3 +56,14 @@ class Metrics:
             self._answers[(route, status)] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def hook_events_counted(self, source: str, accepted: int, duplicates: int, ignored: int) -> None:
+        """Count the events of one webhook delivery from ``source`` (``azure-devops``, ``eventgrid``)."""
+        for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("ignored", ignored)):
+            if count:
+                self.hook_events.labels(source=source, outcome=outcome).inc(count)
+
+    def deliveries_counted(self, counts: Mapping[str, int]) -> None:
+        """Set the outbox gauge from the store's count of deliveries by state."""
+        for state, count in counts.items():
+            self.deliveries.labels(state=state).set(count)

@@ -21,10 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from adapters.azure_devops.hook_auth import ServiceHookAuthenticator
-from adapters.azure_devops.hook_context import organization_from_url
+from adapters.azure_devops.hook_context import SOURCE, organization_from_url
 from adapters.azure_devops.run_state_hook import EVENT_TYPE as RUN_STATE_CHANGED
 from adapters.azure_devops.run_state_hook import read_run_state_changed
 from adapters.azure_devops.service_hooks import parse_service_hook, with_approval_details
+from adapters.web.health import METRICS
 from adapters.web.limits import set_body_limit
 from adapters.web.payloads import PayloadError, decode_json
 from bot.config import AzureDevOpsSettings
@@ -98,8 +99,11 @@ class ServiceHookRoute:
             except PayloadError as exc:
                 log.warning("azure devops hook %s %s: rejected (%s)", _shown(event_type), _shown(event_id), exc)
                 return _error(400, "invalid_payload", str(exc))
+        metrics = request.app.get(METRICS)
         if not events:
             log.info("azure devops hook %s %s: ignored", _shown(event_type), _shown(event_id))
+            if metrics is not None:
+                metrics.hook_events_counted(SOURCE, 0, 0, 1)
             return web.json_response({"accepted": 0, "duplicates": 0, "ignored": 1})
         accepted = duplicates = 0
         try:
@@ -119,6 +123,8 @@ class ServiceHookRoute:
         if log.isEnabledFor(logging.INFO):
             outcome = "accepted" if accepted else "duplicate"
             log.info("azure devops hook %s %s: %s", _shown(event_type), _shown(event_id), outcome)
+        if metrics is not None:
+            metrics.hook_events_counted(SOURCE, accepted, duplicates, 0)
         return web.json_response({"accepted": accepted, "duplicates": duplicates, "ignored": 0})
 
     async def _completed(self, event: DomainEvent) -> DomainEvent:

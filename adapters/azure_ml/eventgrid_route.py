@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from adapters.azure_ml.eventgrid import EventSelector, parse_delivery, validation_code
+from adapters.web.health import METRICS
 from adapters.web.limits import set_body_limit
 from adapters.web.payloads import PayloadError, decode_json
 from bot.config import AzureMLSettings, EventGridSettings
@@ -130,6 +131,8 @@ class EventGridRoute:
         shown = "; ".join(outcomes[:LOGGED_EVENTS]) + ("; ..." if len(outcomes) > LOGGED_EVENTS else "")
         log.info("event grid delivery of %d event(s): %s", len(envelopes), shown or "none")
         ignored = len(envelopes) - len(events)
+        if (metrics := request.app.get(METRICS)) is not None:
+            metrics.hook_events_counted("eventgrid", accepted, duplicates, ignored)
         return web.json_response({"accepted": accepted, "duplicates": duplicates, "ignored": ignored})
 
 

@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import __version__
 from bot.metrics import Metrics
 from bot.ports import Store
+
+log = logging.getLogger("handoff.web")
+
+# A scrape does not wait longer than this for the store's count of the outbox.
+COUNT_TIMEOUT_SECONDS = 2.0
 
 STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", Metrics)
@@ -30,7 +38,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    registry = request.app[METRICS]
+    try:
+        async with asyncio.timeout(COUNT_TIMEOUT_SECONDS):
+            registry.deliveries_counted(await request.app[STORE].count_deliveries())
+    except Exception as exc:  # the other metrics are still worth scraping; the gauge keeps its last reading
+        log.warning("metrics: the outbox could not be counted (%s)", type(exc).__name__)
+    body = generate_latest(registry.registry)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -294,3 +294,15 @@ async def test_timeline_trouble_keeps_the_failed_run(
         assert (await ingest.hook(failed(run_hook))).status == 200
     [event] = ingest.sink.events
     assert isinstance(event, RunStateChanged) and event.result == "failed" and event.failing_stage is None
+
+
+async def test_metrics_count_each_delivery_by_outcome(ingest: Ingest, run_hook: Any) -> None:
+    assert (await ingest.hook(run_hook)).status == 200
+    assert (await ingest.hook(run_hook)).status == 200  # a redelivery
+    assert (await ingest.hook({**run_hook, "eventType": "workitem.created"})).status == 200  # not used
+    assert (await ingest.hook({"id": "x"})).status == 400  # not a hook: not an event either
+    async with ingest.session.get(f"{ingest.url}/metrics") as resp:
+        text = await resp.text()
+    assert 'handoff_hook_events_total{outcome="accepted",source="azure-devops"} 1.0' in text
+    assert 'handoff_hook_events_total{outcome="duplicate",source="azure-devops"} 1.0' in text
+    assert 'handoff_hook_events_total{outcome="ignored",source="azure-devops"} 1.0' in text

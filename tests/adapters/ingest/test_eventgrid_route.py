@@ -314,3 +314,14 @@ async def test_model_name_and_version_from_the_subject(ingest: Ingest, registere
     [event] = ingest.sink.events
     assert isinstance(event, ModelRegistered)
     assert (event.model_name, event.model_version) == ("sklearn_regression_model", "3")
+
+
+async def test_metrics_count_each_event_by_outcome(ingest: Ingest, registered: Any) -> None:
+    event = registered[0]
+    other = {**event, "id": "other", "eventType": "Microsoft.Storage.BlobDeleted"}
+    reply = await ingest.eventgrid([event, event, other])
+    assert reply.json() == {"accepted": 1, "duplicates": 1, "ignored": 1}
+    async with ingest.session.get(f"{ingest.url}/metrics") as resp:
+        text = await resp.text()
+    for outcome in ("accepted", "duplicate", "ignored"):
+        assert f'handoff_hook_events_total{{outcome="{outcome}",source="eventgrid"}} 1.0' in text

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -14,6 +17,8 @@ from adapters.sql import SqlStore
 from adapters.web.limits import set_body_limit
 from bot.app import create_app, start_server
 from bot.config import parse_settings
+from bot.ports import EventRecord
+from bot.records import ConversationAddress, NewDelivery, ReceivedEvent
 
 
 @pytest.fixture
@@ -37,8 +42,41 @@ async def test_health_ready_and_metrics(sqlite_url: str, session: aiohttp.Client
             text = await resp.text()
         assert "handoff_info{" in text
         assert 'handoff_http_requests_total{route="/readyz",status="200"} 1.0' in text
+        assert 'handoff_deliveries{state="pending"} 0.0' in text
     finally:
         await server.stop()
+
+
+async def test_metrics_count_the_outbox_at_each_scrape(
+    sqlite_url: str, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await SqlStore.open(sqlite_url)
+    try:
+        app = create_app(parse_settings({"store": {"url": sqlite_url}}, {}), store)
+        async with LocalServer(app) as server:
+
+            async def scraped() -> str:
+                async with session.get(f"{server.url}/metrics") as resp:
+                    assert resp.status == 200
+                    return await resp.text()
+
+            assert 'handoff_deliveries{state="pending"} 0.0' in await scraped()
+            now = datetime.now(UTC)
+            received = ReceivedEvent("azure-devops:contoso:e1", "azure-devops", "run", now, {"id": "e1"})
+            to = [NewDelivery(ConversationAddress("slack", f"C{i}"), "run:1", {"op": "card"}) for i in range(3)]
+            assert await store.record_events([EventRecord(received, to)])
+            text = await scraped()
+            assert 'handoff_deliveries{state="pending"} 3.0' in text
+            assert 'handoff_deliveries{state="dead"} 0.0' in text
+            # the database goes away: the scrape still answers, with the last count, and says why in the log
+            await store.engine.dispose()
+            for file in Path(sqlite_url.removeprefix("sqlite:///")).parent.glob("handoff.db*"):
+                file.unlink()
+            with caplog.at_level(logging.WARNING, logger="handoff.web"):
+                assert 'handoff_deliveries{state="pending"} 3.0' in await scraped()
+            assert any("the outbox could not be counted" in r.getMessage() for r in caplog.records)
+    finally:
+        await store.close()
 
 
 async def test_readyz_is_503_until_migrated(store_url: str, session: aiohttp.ClientSession) -> None:
