@@ -44,6 +44,7 @@ class Metrics:
         )
         # the labelled children of the two HTTP metrics, looked up once per route and status
         self._answers: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._hook_events: dict[tuple[str, str], Counter] = {}
 
     def answered(self, route: str, status: int, seconds: float) -> None:
         """Count one HTTP answer on ``route`` with ``status`` and record how long it took."""
@@ -61,7 +62,10 @@ class Metrics:
         """Count the events of one webhook delivery from ``source`` (``azure-devops``, ``eventgrid``)."""
         for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("ignored", ignored)):
             if count:
-                self.hook_events.labels(source=source, outcome=outcome).inc(count)
+                child = self._hook_events.get((source, outcome))
+                if child is None:
+                    child = self._hook_events[(source, outcome)] = self.hook_events.labels(source, outcome)
+                child.inc(count)
 
     def deliveries_counted(self, counts: Mapping[str, int]) -> None:
         """Set the outbox gauge from the store's count of deliveries by state."""
