@@ -22,6 +22,9 @@ SOURCE = "azure-devops"
 
 _EMAIL = re.compile(r"[^@\s\\/]+@[^@\s\\/]+\.[^@\s\\/]+")
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+# where a pipeline's id shows in its links: ``…/_apis/Pipelines/{id}`` and ``…?definitionId={id}``
+PIPELINE_API_URL = re.compile(r"/pipelines/(\d+)", re.IGNORECASE)
+DEFINITION_ID_QUERY = re.compile(r"[?&]definitionId=(\d+)", re.IGNORECASE)
 # how far a resource is searched for a URL that names the organization
 _URL_SCAN_STRINGS = 200
 _URL_SCAN_DEPTH = 8

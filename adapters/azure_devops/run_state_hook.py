@@ -12,12 +12,13 @@ checks that the two agree wherever this one answers.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import msgspec
 
 from adapters.azure_devops.hook_context import (
+    DEFINITION_ID_QUERY,
+    PIPELINE_API_URL,
     SOURCE,
     ZERO_GUID,
     email_from_unique_name,
@@ -29,8 +30,6 @@ from bot.events import Person, PipelineRef, RunStateChanged
 EVENT_TYPE = "ms.vss-pipelines.run-state-changed-event"
 _MARK = b'"' + EVENT_TYPE.encode() + b'"'
 
-_PIPELINE_API = re.compile(r"/pipelines/(\d+)", re.IGNORECASE)
-_DEFINITION_ID = re.compile(r"[?&]definitionId=(\d+)", re.IGNORECASE)
 
 # Ids arrive as numbers or strings; every other field Handoff reads is a string. A value of another type
 # fails the decode, and the general parser takes the body.
@@ -168,9 +167,9 @@ def _person(identity: _Identity | None) -> Person | None:
 
 
 def _pipeline_id(links: _Links, *pipelines: _Pipeline) -> str:
-    if (href := _href(links.pipeline)) and (match := _PIPELINE_API.search(href)):
+    if (href := _href(links.pipeline)) and (match := PIPELINE_API_URL.search(href)):
         return match.group(1)
-    if (href := _href(links.pipeline_web)) and (match := _DEFINITION_ID.search(href)):
+    if (href := _href(links.pipeline_web)) and (match := DEFINITION_ID_QUERY.search(href)):
         return match.group(1)
     for pipeline in pipelines:
         if found := _text(pipeline.id):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from adapters.azure_devops.hook_context import HookContext, person
+from adapters.azure_devops.hook_context import DEFINITION_ID_QUERY, PIPELINE_API_URL, HookContext, person
 from adapters.web.payloads import Fields, PayloadError
 from bot.events import (
     ApprovalCompleted,
@@ -33,8 +33,6 @@ from bot.events import (
 
 __all__ = ["EVENT_TYPES", "PayloadError", "parse_service_hook", "with_approval_details"]
 
-_PIPELINE_API = re.compile(r"/pipelines/(\d+)", re.IGNORECASE)
-_DEFINITION_ID = re.compile(r"[?&]definitionId=(\d+)", re.IGNORECASE)
 _GIT_REF = re.compile(r"^LG:(refs/[^:]+):")
 
 Parser = Callable[[HookContext, Fields], list[DomainEvent]]
@@ -45,9 +43,9 @@ Parser = Callable[[HookContext, Fields], list[DomainEvent]]
 
 def _pipeline_id(linked: Fields, *pipelines: Fields) -> str:
     """``resource.pipeline.id`` can be wrong (the docs' gotcha): prefer ``_links``, then ``run.pipeline``."""
-    if (href := linked.href("pipeline")) and (match := _PIPELINE_API.search(href)):
+    if (href := linked.href("pipeline")) and (match := PIPELINE_API_URL.search(href)):
         return match.group(1)
-    if (href := linked.href("pipeline.web")) and (match := _DEFINITION_ID.search(href)):
+    if (href := linked.href("pipeline.web")) and (match := DEFINITION_ID_QUERY.search(href)):
         return match.group(1)
     for pipeline in pipelines:
         if found := pipeline.text("id"):
