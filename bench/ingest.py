@@ -292,6 +292,8 @@ def measure(
         before = cpu_seconds(process.pid)
         closed = run_wrk(url, events, 0, folder) if generator == "wrk" else run_generator(url, events, 0, closed=True)
         cpu = cpu_seconds(process.pid) - before
+        log = folder / "handoff.db-wal"  # SQLite's write-ahead log: its size is the most it held
+        wal_mb = log.stat().st_size / 1e6 if log.exists() else 0.0
         latency = run_generator(url, 0, events, closed=False)
         return {
             **closed,
@@ -301,6 +303,7 @@ def measure(
             "p99_ms": latency["p99_ms"],
             "sent": events + OPEN_LOOP_EVENTS,
             "answered_ok": closed["ok"] + latency["open_ok"],
+            "wal_mb": wal_mb,
         }
     finally:
         process.terminate()
@@ -448,6 +451,8 @@ def main() -> int:
     # the bare handler's p99 is the machine's floor: a shared machine that stalls now and then shows it there
     print(f"p99 at 1,000/s, median of rounds: handoff {p99:.1f} ms, bare aiohttp {bare_p99:.1f} ms")
     print(f"durable events stored by handoff: {stored} of {sent} sent, {answered_ok} answered 200")
+    logs = ", ".join(f"{handoff['wal_mb']:.1f}" for handoff, _ in rounds)
+    print(f"handoff's write-ahead log after the closed loop, per round: {logs} MB")
     print(
         f"targets: rate ratio >= 0.5 ({'met' if ratio >= 0.5 else 'missed'}); "
         f"p99 < 25 ms at 1,000/s ({'met' if p99 < 25 else 'missed'})"

@@ -81,6 +81,30 @@ async def test_raw_writes_are_checkpointed_into_the_database_file(engine: Sqlite
     assert database.stat().st_size >= 2_000_000
 
 
+@pytest.mark.parametrize("limit", [64, None], ids=["with a limit", "without"])
+async def test_the_log_starts_over_while_writes_never_pause(
+    engine: SqliteEngine, tmp_path: Path, limit: int | None
+) -> None:
+    """Under sustained writes a passive checkpoint never completes; past the limit one holds the write lock,
+    so the log is written over instead of growing for as long as the writes go on."""
+    engine.wal_limit_pages = 1 << 62 if limit is None else limit  # (no limit: as before, the log grows)
+    log = tmp_path / "raw.db-wal"
+    written = 0
+    started = time.monotonic()
+    while time.monotonic() - started < 1.5:
+        await engine.run_raw_write(lambda raw: raw.executemany("INSERT INTO notes VALUES (?)", [("x" * 1000,)] * 4))
+        written += 4000
+        await asyncio.sleep(0)  # as the server does between batches
+    assert written > 2_000_000
+    if limit is None:
+        assert log.stat().st_size > written  # every commit appended to the log
+    else:
+        # the limit, plus what the writes add in the 0.1 s before the next checkpoint sees it was passed
+        assert log.stat().st_size < written / 3
+    await engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('last')"))
+    assert _notes(tmp_path / "raw.db")[-1] == "last"
+
+
 async def test_every_connection_waits_for_the_disk_at_commit(engine: SqliteEngine) -> None:
     """An acknowledged event must survive a power cut, not only a crash: synchronous=FULL (2)."""
     raw_level = await engine.run_raw_write(lambda raw: raw.execute("PRAGMA synchronous").fetchone()[0])
