@@ -66,7 +66,13 @@ class Handoff:
     background: bool = True
 
     async def run_background(self, stop: asyncio.Event) -> None:
-        """The outbox worker, and every minute: gate expiry, reminders, forgetting old event ids."""
+        """The command runs an earlier process left, the outbox worker, and every minute: gate expiry,
+        reminders, forgetting old event ids."""
+        if self.runner is not None:
+            try:
+                await self.runner.resume()
+            except Exception:
+                log.exception("could not take up the command runs an earlier process left")
         tasks = [asyncio.create_task(self.outbox.run(stop), name="outbox")]
         tasks.append(asyncio.create_task(self._housekeeping(stop), name="housekeeping"))
         await asyncio.gather(*tasks)

@@ -232,6 +232,13 @@ class CommandRunStore(Protocol):
         """
         ...
 
+    async def unfinished_command_runs(self, created_after: datetime) -> list[CommandRun]:
+        """The runs created after ``created_after`` that are still requested or started, oldest first.
+
+        After a restart these are the runs nobody watches any more. Confirmation requests are left out.
+        """
+        ...
+
 
 class Store(
     EventLog,

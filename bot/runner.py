@@ -5,6 +5,9 @@ command from the same person within the configured window starts one run (the st
 idempotency key), and a command marked ``confirm: true`` first answers with a summary and
 Confirm / Cancel buttons. The run gets a living card in the conversation where it was asked for,
 kept current by the services' own events and, for what they do not announce, by polling.
+
+A restarted process takes up what the last one left (:meth:`CommandRunner.resume`): it polls the
+started runs again and starts again the Azure ML jobs whose start was cut off.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from bot.background import BackgroundWork
 from bot.cards import Action, Card, Status
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock
-from bot.commands import ParsedCommand
+from bot.commands import ParsedCommand, UsageError, parse
 from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, PipelineRef, RunStateChanged, TrainingRunFinished
 from bot.ingest import Ingest
@@ -34,6 +37,9 @@ _SAFE_NAME = re.compile(r"[^a-z0-9-]+")
 RUNS_SHOWN = 10
 """How many runs ``runs`` lists."""
 SERVICE_NAMES = {"azure-ml": "Azure ML job", "azure-devops": "Azure DevOps run"}
+START_CUT_OFF = timedelta(minutes=2)
+"""A pipeline run still only requested this long after it was asked for was cut off while starting
+(a start takes seconds; another replica may be starting a younger one)."""
 
 
 def job_name(model: str, run: CommandRun) -> str:
@@ -114,6 +120,60 @@ class CommandRunner:
 
     def _spawn(self, work: Awaitable[None]) -> None:
         self.background.spawn(work)
+
+    async def resume(self) -> None:
+        """Take up the runs an earlier process left unfinished; called once as Handoff starts.
+
+        A started run is polled again, the first time at once (it may have ended meanwhile), until it
+        ends. A run whose start was cut off before its id was recorded is started again where that is
+        safe: an Azure ML job is submitted under its run's own name, so a second submit finds the job
+        if the first got through. An Azure DevOps pipeline run has no such name, and starting it again
+        could run it twice: it is recorded as failed, and its conversation is told to look at the
+        pipeline's runs. Model handoff's own integrations are left to :meth:`ModelHandoff.sweep`.
+        """
+        now = self.clock.now()
+        for run in await self.store.unfinished_command_runs(now - self.poll_limit):
+            if run.platform not in ("slack", "teams"):
+                continue  # started by model handoff, not from a chat
+            plan = self._plan_of(run)
+            if plan is None:
+                continue
+            conversation = ConversationAddress("slack" if run.platform == "slack" else "teams", run.conversation)
+            if run.state is CommandRunState.STARTED and run.backend_run_id:
+                name = str(run.details.get("name") or run.backend_run_id)
+                started = StartedRun(run.backend_run_id, str(run.details.get("url") or ""), name)
+                log.info("run %s: polling %s again after a restart", run.id, run.backend_run_id)
+                self._spawn(self._watch(run, plan, started, conversation, resumed=True))
+            elif run.state is CommandRunState.REQUESTED and plan.backend.get("service") == "azure-ml":
+                log.info("run %s: submitting its Azure ML job again after a restart", run.id)
+                self._spawn(self._execute(run, plan, conversation))
+            elif run.state is CommandRunState.REQUESTED and now - run.created_at >= START_CUT_OFF:
+                self._spawn(self._cut_off(run, plan, conversation))
+
+    def _plan_of(self, run: CommandRun) -> Plan | None:
+        """The plan of a recorded run, from its command; None if the configuration no longer has it."""
+        try:
+            command = parse(run.command)
+        except UsageError:
+            command = None
+        plan: Plan | Reply | None = None
+        if command is not None and command.verb in ("retrain", "integrate"):
+            plan = self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
+        if not isinstance(plan, Plan):
+            log.warning("run %s (%s) cannot be taken up: %s", run.id, run.command, plan.text if plan else "unknown")
+            return None
+        return plan
+
+    async def _cut_off(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
+        problem = (
+            "Handoff stopped while starting this run, so it cannot tell whether Azure DevOps started it. "
+            "Look at the pipeline's runs before you ask again."
+        )
+        await self.store.update_command_run(
+            run.id or 0, CommandRunState.FAILED, self.clock.now(), details={**run.details, "error": problem}
+        )
+        card = Card(title=f"Not known whether it started: {plan.summary}", status=Status.FAILED, summary=problem)
+        await self._tell(conversation, f"run:{run.id}", card)
 
     # --- the commands ------------------------------------------------------------------------------
 
@@ -337,19 +397,31 @@ class CommandRunner:
             CommandRunState.STARTED,
             self.clock.now(),
             backend_run_id=started.run_id,
-            details={**run.details, **plan.backend, "url": started.url},
+            details={**run.details, **plan.backend, "url": started.url, "name": started.name},
         )
         first = RunStatus(started.run_id, "queued", None, started.url)
         await self.ingest.accept(plan.progress_event(started, first), also_to=(conversation,))
         if plan.watch is not None:
             await self._watch(run, plan, started, conversation)
 
-    async def _watch(self, run: CommandRun, plan: Plan, started: StartedRun, conversation: ConversationAddress) -> None:
+    async def _watch(
+        self,
+        run: CommandRun,
+        plan: Plan,
+        started: StartedRun,
+        conversation: ConversationAddress,
+        *,
+        resumed: bool = False,
+    ) -> None:
+        """Poll the run until it ends; ``resumed``: the first look is at once, and its status is shown."""
         assert plan.watch is not None
         deadline = self.clock.monotonic() + self.poll_limit.total_seconds()
-        last: tuple[str, str | None] = ("queued", None)
+        last: tuple[str, str | None] = ("", None) if resumed else ("queued", None)
+        wait = not resumed
         while self.clock.monotonic() < deadline:
-            await self.clock.sleep(self.poll_interval)
+            if wait:
+                await self.clock.sleep(self.poll_interval)
+            wait = True
             try:
                 status = await plan.watch(started)
             except (ServiceRefused, ServiceUnavailable) as error:

@@ -111,3 +111,17 @@ class SqlCommandRunStore(SqlBase):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_run(row) for row in rows]
+
+    async def unfinished_command_runs(self, created_after: datetime) -> list[CommandRun]:
+        query = (
+            select(command_runs)
+            .where(
+                command_runs.c.state.in_([CommandRunState.REQUESTED.value, CommandRunState.STARTED.value]),
+                command_runs.c.created_at > created_after,
+                ~command_runs.c.request_key.startswith(CONFIRMATION_KEY_PREFIX, autoescape=True),
+            )
+            .order_by(command_runs.c.created_at, command_runs.c.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_run(row) for row in rows]

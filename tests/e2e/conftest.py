@@ -24,6 +24,9 @@ Tweak = Callable[[dict[str, Any]], None]
 class Loop:
     suite: EmulatorSuite
     server: RunningServer
+    restart: Callable[..., Awaitable[Loop]]
+    """Stop this Handoff, await ``while_down()`` if given, and start another with the same configuration,
+    store and port (the emulators go on)."""
 
 
 def _fast(world: dict[str, Any]) -> dict[str, Any]:
@@ -53,12 +56,26 @@ async def start_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
         config["server"]["port"] = port
         if tweak is not None:
             tweak(config)
-        server = await start_server(parse_settings(config, environ), base_dir=tmp_path)
+        settings = parse_settings(config, environ)
+
+        async def serve() -> RunningServer:
+            server = await start_server(settings, base_dir=tmp_path)
+            assert server.handoff is not None and server.handoff.runner is not None
+            server.handoff.runner.poll_interval = 0.2
+            return server
+
+        async def restart(while_down: Callable[[], Awaitable[None]] | None = None) -> Loop:
+            running = next(i for i, (s, _) in enumerate(started) if s is suite)
+            await started[running][1].stop()
+            if while_down is not None:
+                await while_down()
+            started[running] = (suite, await serve())
+            return Loop(suite, started[running][1], restart)
+
+        server = await serve()
         started.append((suite, server))
-        assert server.handoff is not None and server.handoff.runner is not None
-        server.handoff.runner.poll_interval = 0.2
         await connect_emulators(suite, server.url, environ)
-        return Loop(suite, server)
+        return Loop(suite, server, restart)
 
     yield start
     for suite, server in reversed(started):

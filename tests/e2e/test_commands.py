@@ -13,13 +13,15 @@ import html
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from adapters.emulators.base import Fault
-from bot.records import CommandRun
+from bot.records import CommandRun, CommandRunState
+from bot.runner import job_name
 from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
 
 ALICE, BOB = "U0A11CE0001", "U0B0B000002"
@@ -401,3 +403,89 @@ async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card
     shown = await eventually(card)
     await eventually(lambda: "Canceled" in blocks_text(shown))
     await command_run(loop, lambda r: r.state.value == "canceled", run.id)
+
+
+# --- a restart in the middle -------------------------------------------------------------------------
+
+
+async def test_a_run_that_ended_while_handoff_was_down_is_polled_again_after_the_restart(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    aml.script_next_job(duration=120)
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop, is_running)
+    job_name = str(run.backend_run_id)
+    await aml.jobs.wait_for(job_name, "Running", timeout=30)
+
+    async def cancel_in_azure_ml() -> None:
+        # Azure ML sends no event for a canceled job: only a poll can tell
+        assert aml.jobs.cancel(job_name)
+        await aml.jobs.wait_for(job_name, "Canceled", timeout=30)
+
+    loop = await loop.restart(cancel_in_azure_ml)
+    assert not [e for e in aml.published if job_name in json.dumps(e.data)]
+    await command_run(loop, lambda r: r.state.value == "canceled", run.id)
+
+    def card() -> Any:
+        return next((m for m in slack_messages(loop, "ml-models") if f"/{job_name}" in m.text), None)
+
+    await eventually(lambda: "Canceled" in blocks_text(card()))
+    assert len(jobs(loop)) == 1  # polled again, not submitted again
+
+
+def _cut_off(loop: Loop, command: str, target: str, channel: str) -> CommandRun:
+    """A run recorded as requested ten minutes ago whose start never got recorded (the process stopped)."""
+    return CommandRun(
+        idempotency_key=f"alice:{command}:cut-off",
+        actor="alice",
+        platform="slack",
+        conversation=loop.suite.slack.state.channel(channel).id,
+        command=command,
+        target=target,
+        state=CommandRunState.REQUESTED,
+        created_at=datetime.now(UTC) - timedelta(minutes=10),
+        details={"summary": command},
+    )
+
+
+async def test_an_azure_ml_job_whose_start_was_cut_off_is_submitted_again_under_its_own_name(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    loop.suite.aml.script_next_job(duration=0.5)
+    run, _ = await loop.server.store.start_command_run(
+        _cut_off(loop, "retrain model-x", "model-x", "ml-models"), timedelta(0)
+    )
+    assert jobs(loop) == []
+
+    loop = await loop.restart()
+    started = await command_run(loop, lambda r: r.state.value == "succeeded", run.id)
+    assert started.backend_run_id == job_name("model-x", run)
+    [put] = jobs(loop)
+    assert put.path.endswith(f"/jobs/{job_name('model-x', run)}")
+
+
+async def test_a_pipeline_run_whose_start_was_cut_off_is_not_started_twice_and_its_channel_is_told(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop()
+    young = replace(_cut_off(loop, "integrate app-y", "app-y", "app-releases"), idempotency_key="young")
+    young = replace(young, created_at=datetime.now(UTC))  # perhaps being started by another replica right now
+    old, _ = await loop.server.store.start_command_run(
+        _cut_off(loop, "integrate app-y", "app-y", "app-releases"), timedelta(0)
+    )
+    young, _ = await loop.server.store.start_command_run(young, timedelta(0))
+
+    loop = await loop.restart()
+    failed = await command_run(loop, lambda r: r.state.value == "failed", old.id)
+    assert "cannot tell whether Azure DevOps started it" in failed.details["error"]
+    told = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "Not known whether" in m.text), None)
+    )
+    assert "Look at the pipeline's runs" in blocks_text(told)
+    await asyncio.sleep(0.5)
+    assert loop.suite.ado.runs == []
+    assert (await loop.server.store.get_command_run(young.id or 0)).state.value == "requested"  # type: ignore[union-attr]

@@ -276,6 +276,36 @@ async def test_recent_command_runs_newest_first_by_target_without_confirmations(
     assert len(await store.list_command_runs("app-y")) == 3
 
 
+async def test_unfinished_command_runs_are_the_requested_and_started_ones_oldest_first(store: SqlStore) -> None:
+    def run(key: str, minutes: int) -> CommandRun:
+        return CommandRun(
+            idempotency_key=key,
+            actor="alice@contoso.com",
+            platform="slack",
+            conversation="C0MLMODELS",
+            command=f"retrain {key}",
+            target="model-x",
+            state=CommandRunState.REQUESTED,
+            created_at=NOW + timedelta(minutes=minutes),
+        )
+
+    ids: dict[str, int] = {}
+    for minutes, key in enumerate(["too old", "requested", "started", "succeeded", "failed", "confirm:asked"]):
+        stored, _ = await store.start_command_run(run(key, minutes), timedelta(0))
+        assert stored.id is not None
+        ids[key] = stored.id
+    await store.update_command_run(ids["started"], CommandRunState.STARTED, NOW, backend_run_id="job-2")
+    await store.update_command_run(ids["succeeded"], CommandRunState.SUCCEEDED, NOW)
+    await store.update_command_run(ids["failed"], CommandRunState.FAILED, NOW)
+
+    unfinished = await store.unfinished_command_runs(NOW)
+    assert [(r.idempotency_key, r.state, r.backend_run_id) for r in unfinished] == [
+        ("requested", CommandRunState.REQUESTED, None),
+        ("started", CommandRunState.STARTED, "job-2"),
+    ]
+    assert await store.unfinished_command_runs(NOW + timedelta(minutes=10)) == []
+
+
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_sqlite_file_survives_reopen(store_url: str) -> None:
     first = await SqlStore.open(store_url)
