@@ -67,7 +67,7 @@ class Handoff:
 
     async def run_background(self, stop: asyncio.Event) -> None:
         """The command runs an earlier process left, the outbox worker, and every minute: gate expiry,
-        reminders, forgetting old event ids."""
+        command runs cut off while starting, reminders, forgetting old event ids."""
         if self.runner is not None:
             try:
                 await self.runner.resume()
@@ -82,6 +82,8 @@ class Handoff:
         while not stop.is_set():
             try:
                 await self.gatekeeper.sweep()
+                if self.runner is not None:
+                    await self.runner.sweep()
                 if self.model_handoff is not None:
                     await self.model_handoff.sweep()
                 if remind is not None and remind.remind_every:

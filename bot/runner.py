@@ -29,7 +29,14 @@ from bot.events import DomainEvent, PipelineRef, RunStateChanged, TrainingRunFin
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
-from bot.records import CONFIRMATION_KEY_PREFIX, CommandRun, CommandRunState, ConversationAddress, JsonObject
+from bot.records import (
+    CONFIRMATION_KEY_PREFIX,
+    CommandRun,
+    CommandRunState,
+    ConversationAddress,
+    JsonObject,
+    Platform,
+)
 
 log = logging.getLogger("handoff.runner")
 
@@ -106,6 +113,8 @@ class CommandRunner:
         self.poll_interval = poll_interval
         self.poll_limit = poll_limit
         self.background = BackgroundWork(log, "background command work")
+        self.start_cut_off = START_CUT_OFF
+        self._starting: set[int] = set()  # runs this process is starting now
 
     def register(self, chat: ChatHandler) -> None:
         chat.add_command("retrain", self.retrain)
@@ -125,30 +134,48 @@ class CommandRunner:
         """Take up the runs an earlier process left unfinished; called once as Handoff starts.
 
         A started run is polled again, the first time at once (it may have ended meanwhile), until it
-        ends. A run whose start was cut off before its id was recorded is started again where that is
-        safe: an Azure ML job is submitted under its run's own name, so a second submit finds the job
-        if the first got through. An Azure DevOps pipeline run has no such name, and starting it again
-        could run it twice: it is recorded as failed, and its conversation is told to look at the
-        pipeline's runs. Model handoff's own integrations are left to :meth:`ModelHandoff.sweep`.
+        ends. The runs whose start was cut off are then handled as :meth:`sweep` does. Model handoff's
+        own integrations are left to :meth:`ModelHandoff.sweep`.
         """
-        now = self.clock.now()
-        for run in await self.store.unfinished_command_runs(now - self.poll_limit):
-            if run.platform not in ("slack", "teams"):
-                continue  # started by model handoff, not from a chat
-            plan = self._plan_of(run)
-            if plan is None:
-                continue
-            conversation = ConversationAddress("slack" if run.platform == "slack" else "teams", run.conversation)
+        for run, plan, conversation in await self._unfinished():
             if run.state is CommandRunState.STARTED and run.backend_run_id:
                 name = str(run.details.get("name") or run.backend_run_id)
                 started = StartedRun(run.backend_run_id, str(run.details.get("url") or ""), name)
                 log.info("run %s: polling %s again after a restart", run.id, run.backend_run_id)
                 self._spawn(self._watch(run, plan, started, conversation, resumed=True))
-            elif run.state is CommandRunState.REQUESTED and plan.backend.get("service") == "azure-ml":
-                log.info("run %s: submitting its Azure ML job again after a restart", run.id)
-                self._spawn(self._execute(run, plan, conversation))
-            elif run.state is CommandRunState.REQUESTED and now - run.created_at >= START_CUT_OFF:
+        await self.sweep()
+
+    async def sweep(self) -> None:
+        """Handle the runs whose start was cut off before its id was recorded (Handoff stopped); every minute.
+
+        Starting again is safe for an Azure ML job, submitted under its run's own name: a second submit
+        finds the job if the first got through. An Azure DevOps pipeline run has no such name, and
+        starting it again could run it twice: once it is :attr:`start_cut_off` old (a younger one may be
+        another replica's, still starting), it is recorded as failed and its conversation is told to
+        look at the pipeline's runs.
+        """
+        now = self.clock.now()
+        for run, plan, conversation in await self._unfinished():
+            if run.state is not CommandRunState.REQUESTED or run.id in self._starting:
+                continue
+            if plan.backend.get("service") == "azure-ml":
+                log.info("run %s: submitting its Azure ML job again, its start was cut off", run.id)
+                self._begin(run, plan, conversation)
+            elif now - run.created_at >= self.start_cut_off:
+                self._starting.add(run.id or 0)  # until the store says failed
                 self._spawn(self._cut_off(run, plan, conversation))
+
+    async def _unfinished(self) -> list[tuple[CommandRun, Plan, ConversationAddress]]:
+        """The unfinished runs started from a chat, with their plans and conversations."""
+        found = []
+        for run in await self.store.unfinished_command_runs(self.clock.now() - self.poll_limit):
+            if run.platform not in ("slack", "teams"):
+                continue  # started by model handoff, not from a chat
+            plan = self._plan_of(run)
+            if plan is not None:
+                platform: Platform = "slack" if run.platform == "slack" else "teams"
+                found.append((run, plan, ConversationAddress(platform, run.conversation)))
+        return found
 
     def _plan_of(self, run: CommandRun) -> Plan | None:
         """The plan of a recorded run, from its command; None if the configuration no longer has it."""
@@ -169,9 +196,12 @@ class CommandRunner:
             "Handoff stopped while starting this run, so it cannot tell whether Azure DevOps started it. "
             "Look at the pipeline's runs before you ask again."
         )
-        await self.store.update_command_run(
-            run.id or 0, CommandRunState.FAILED, self.clock.now(), details={**run.details, "error": problem}
-        )
+        try:
+            await self.store.update_command_run(
+                run.id or 0, CommandRunState.FAILED, self.clock.now(), details={**run.details, "error": problem}
+            )
+        finally:
+            self._starting.discard(run.id or 0)
         card = Card(title=f"Not known whether it started: {plan.summary}", status=Status.FAILED, summary=problem)
         await self._tell(conversation, f"run:{run.id}", card)
 
@@ -374,12 +404,23 @@ class CommandRunner:
                 f"You already asked for this at {run.created_at:%H:%M} UTC; it is running{where} (run {run.id}). "
                 "Its card is in the channel.",
             )
-        self._spawn(self._execute(run, plan, request.conversation))
+        self._begin(run, plan, request.conversation)
         return Reply(
             f"Starting: {plan.summary}. Its card will follow here (run {run.id}).", visibility=Visibility.CHANNEL
         )
 
+    def _begin(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
+        """Start the run in the background (marked as starting here at once, so that :meth:`sweep` leaves it)."""
+        self._starting.add(run.id or 0)
+        self._spawn(self._execute(run, plan, conversation))
+
     async def _execute(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
+        try:
+            await self._start_and_watch(run, plan, conversation)
+        finally:
+            self._starting.discard(run.id or 0)
+
+    async def _start_and_watch(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
         try:
             started = await plan.start(run)
         except (ServiceRefused, ServiceUnavailable) as error:

@@ -489,3 +489,17 @@ async def test_a_pipeline_run_whose_start_was_cut_off_is_not_started_twice_and_i
     await asyncio.sleep(0.5)
     assert loop.suite.ado.runs == []
     assert (await loop.server.store.get_command_run(young.id or 0)).state.value == "requested"  # type: ignore[union-attr]
+
+    # the sweep every minute: the young one has become old, and was cut off too; a start under way is not
+    runner = loop.server.handoff.runner  # type: ignore[union-attr]
+    assert runner is not None
+    loop.suite.ado.faults.add("POST /**/pipelines/*/runs", [Fault("stall", stall_seconds=3)])
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:7", "Starting: Run")
+    under_way = await command_run(loop)
+    runner.start_cut_off = timedelta(0)
+    await runner.sweep()
+    await command_run(loop, lambda r: r.state.value == "failed", young.id)
+    assert (await loop.server.store.get_command_run(under_way.id or 0)).state.value == "requested"  # type: ignore[union-attr]
+    await command_run(loop, is_running, under_way.id)
+    assert len(loop.suite.ado.runs) == 1
