@@ -37,8 +37,11 @@ WRITE = "handoff_write"
 BUSY_TIMEOUT_MS = 30_000
 # A raw commit that usually takes less than this (a local disk's fsync) runs on the event loop's thread.
 INLINE_COMMIT_LIMIT = 0.002
-# How often the write-ahead log of raw writes is copied into the database file, at most.
-CHECKPOINT_INTERVAL = 0.1
+# The write-ahead log of raw writes is copied into the database file after this many raw commits, or
+# after this long if there were fewer (a checkpoint costs the same at any speed: counted in commits, not
+# seconds, its share of the work does not grow when Handoff runs slowly, as under a profiler).
+CHECKPOINT_COMMITS = 50
+CHECKPOINT_INTERVAL = 1.0
 # A log that grew beyond this many pages since it last started over means the checkpoints are not catching
 # up with a busy writer: the next one holds the write lock, so that it completes and the log starts over
 # instead of growing for as long as the load lasts. (SQLite's own automatic checkpoint is at 1,000 pages.)
@@ -126,6 +129,7 @@ class SqliteEngine(AsyncEngine):
         "_checkpoint",
         "_checkpointed_at",
         "_commit_seconds",
+        "_commits_since_checkpoint",
         "_file",
         "_raw",
         "_thread",
@@ -143,6 +147,7 @@ class SqliteEngine(AsyncEngine):
         self._thread: ThreadPoolExecutor | None = None
         self._checkpoint: asyncio.Future[None] | None = None
         self._checkpointed_at = 0.0
+        self._commits_since_checkpoint = 0
         # how long a raw commit takes, smoothed; while under the limit, commits run on the loop's thread
         self._commit_seconds = 0.0
         self.inline_commit_limit = INLINE_COMMIT_LIMIT
@@ -233,7 +238,8 @@ class SqliteEngine(AsyncEngine):
         return self._raw
 
     def _checkpoint_soon(self) -> None:
-        """Copy the write-ahead log into the database, every 0.1 s at most, on a thread of its own.
+        """After a raw commit: copy the write-ahead log into the database, every 50 commits or every second,
+        on a thread of its own.
 
         Not on the writer thread: a checkpoint waits for the disk, and the next commit must not wait
         behind it (a passive checkpoint never blocks a writer). But a checkpoint that commits keep
@@ -244,12 +250,14 @@ class SqliteEngine(AsyncEngine):
         started over, the next one holds the write lock: the writes wait a few milliseconds, the
         checkpoint completes, and the next write starts the log over.
         """
+        self._commits_since_checkpoint += 1
         if self._checkpoint is not None and not self._checkpoint.done():
             return
         now = time.monotonic()
-        if now - self._checkpointed_at < CHECKPOINT_INTERVAL:
+        if self._commits_since_checkpoint < CHECKPOINT_COMMITS and now - self._checkpointed_at < CHECKPOINT_INTERVAL:
             return
         self._checkpointed_at = now
+        self._commits_since_checkpoint = 0
         file = self._file
         assert file is not None
 

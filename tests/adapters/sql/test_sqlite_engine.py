@@ -99,7 +99,7 @@ async def test_the_log_starts_over_while_writes_never_pause(
     if limit is None:
         assert log.stat().st_size > written  # every commit appended to the log
     else:
-        # the limit, plus what the writes add in the 0.1 s before the next checkpoint sees it was passed
+        # the limit, plus what the writes add in the 50 commits before the next checkpoint sees it was passed
         assert log.stat().st_size < written / 3
     await engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('last')"))
     assert _notes(tmp_path / "raw.db")[-1] == "last"
