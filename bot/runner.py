@@ -115,6 +115,7 @@ class CommandRunner:
         self.background = BackgroundWork(log, "background command work")
         self.start_cut_off = START_CUT_OFF
         self._starting: set[int] = set()  # runs this process is starting now
+        self._unplannable: set[int] = set()  # unfinished runs whose command is no longer configured
 
     def register(self, chat: ChatHandler) -> None:
         chat.add_command("retrain", self.retrain)
@@ -137,13 +138,14 @@ class CommandRunner:
         ends. The runs whose start was cut off are then handled as :meth:`sweep` does. Model handoff's
         own integrations are left to :meth:`ModelHandoff.sweep`.
         """
-        for run, plan, conversation in await self._unfinished():
+        unfinished = await self._unfinished()
+        for run, plan, conversation in unfinished:
             if run.state is CommandRunState.STARTED and run.backend_run_id:
                 name = str(run.details.get("name") or run.backend_run_id)
                 started = StartedRun(run.backend_run_id, str(run.details.get("url") or ""), name)
                 log.info("run %s: polling %s again after a restart", run.id, run.backend_run_id)
                 self._spawn(self._watch(run, plan, started, conversation, resumed=True))
-        await self.sweep()
+        self._take_up_cut_off(unfinished)
 
     async def sweep(self) -> None:
         """Handle the runs whose start was cut off before its id was recorded (Handoff stopped); every minute.
@@ -154,8 +156,11 @@ class CommandRunner:
         another replica's, still starting), it is recorded as failed and its conversation is told to
         look at the pipeline's runs.
         """
+        self._take_up_cut_off(await self._unfinished(CommandRunState.REQUESTED))
+
+    def _take_up_cut_off(self, unfinished: list[tuple[CommandRun, Plan, ConversationAddress]]) -> None:
         now = self.clock.now()
-        for run, plan, conversation in await self._unfinished():
+        for run, plan, conversation in unfinished:
             if run.state is not CommandRunState.REQUESTED or run.id in self._starting:
                 continue
             if plan.backend.get("service") == "azure-ml":
@@ -165,12 +170,14 @@ class CommandRunner:
                 self._starting.add(run.id or 0)  # until the store says failed
                 self._spawn(self._cut_off(run, plan, conversation))
 
-    async def _unfinished(self) -> list[tuple[CommandRun, Plan, ConversationAddress]]:
-        """The unfinished runs started from a chat, with their plans and conversations."""
+    async def _unfinished(
+        self, only: CommandRunState | None = None
+    ) -> list[tuple[CommandRun, Plan, ConversationAddress]]:
+        """The unfinished runs started from a chat (those in state ``only``), with their plans and conversations."""
         found = []
         for run in await self.store.unfinished_command_runs(self.clock.now() - self.poll_limit):
-            if run.platform not in ("slack", "teams"):
-                continue  # started by model handoff, not from a chat
+            if run.platform not in ("slack", "teams") or (only is not None and run.state is not only):
+                continue  # (a run without a platform was started by model handoff, not from a chat)
             plan = self._plan_of(run)
             if plan is not None:
                 platform: Platform = "slack" if run.platform == "slack" else "teams"
@@ -187,7 +194,10 @@ class CommandRunner:
         if command is not None and command.verb in ("retrain", "integrate"):
             plan = self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
         if not isinstance(plan, Plan):
-            log.warning("run %s (%s) cannot be taken up: %s", run.id, run.command, plan.text if plan else "unknown")
+            if run.id not in self._unplannable:  # said once, not at every sweep
+                self._unplannable.add(run.id or 0)
+                reason = plan.text if plan else "not a command that starts work"
+                log.warning("run %s (%s) cannot be taken up: %s", run.id, run.command, reason)
             return None
         return plan
 
