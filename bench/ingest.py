@@ -448,6 +448,13 @@ def main() -> int:
     p99 = statistics.median(handoff["p99_ms"] for handoff, _ in rounds)
     bare_p99 = statistics.median(bare["p99_ms"] for _, bare in rounds)
     print(f"ratio per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {ratio:.2f}")
+    # CPU per delivery drifts less than the rate when the machine's speed changes between rounds
+    handoff_cpu = statistics.median(handoff["cpu_us"] for handoff, _ in rounds)
+    bare_cpu = statistics.median(bare["cpu_us"] for _, bare in rounds)
+    print(
+        f"CPU per delivery, median of rounds: handoff {handoff_cpu:.0f} µs, bare aiohttp {bare_cpu:.0f} µs "
+        f"(ratio {bare_cpu / handoff_cpu:.2f})"
+    )
     # the bare handler's p99 is the machine's floor: a shared machine that stalls now and then shows it there
     print(f"p99 at 1,000/s, median of rounds: handoff {p99:.1f} ms, bare aiohttp {bare_p99:.1f} ms")
     print(f"durable events stored by handoff: {stored} of {sent} sent, {answered_ok} answered 200")
