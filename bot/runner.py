@@ -44,6 +44,8 @@ _SAFE_NAME = re.compile(r"[^a-z0-9-]+")
 RUNS_SHOWN = 10
 """How many runs ``runs`` lists."""
 SERVICE_NAMES = {"azure-ml": "Azure ML job", "azure-devops": "Azure DevOps run"}
+REFUSED_POLLS = 5
+"""Refusals in a row after which a run's status is asked no more."""
 START_CUT_OFF = timedelta(minutes=2)
 """A pipeline run still only requested this long after it was asked for was cut off while starting
 (a start takes seconds; another replica may be starting a younger one)."""
@@ -464,20 +466,36 @@ class CommandRunner:
         *,
         resumed: bool = False,
     ) -> None:
-        """Poll the run until it ends; ``resumed``: the first look is at once, and its status is shown."""
+        """Poll the run until it ends; ``resumed``: the first look is at once, and its status is shown.
+
+        A service that keeps refusing to say how the run stands (the job was deleted, the access taken
+        away) is asked no more after :data:`REFUSED_POLLS` refusals in a row; the service's own events
+        still reach the card.
+        """
         assert plan.watch is not None
         deadline = self.clock.monotonic() + self.poll_limit.total_seconds()
         last: tuple[str, str | None] = ("", None) if resumed else ("queued", None)
         wait = not resumed
+        refused = 0
         while self.clock.monotonic() < deadline:
             if wait:
                 await self.clock.sleep(self.poll_interval)
             wait = True
             try:
                 status = await plan.watch(started)
-            except (ServiceRefused, ServiceUnavailable) as error:
+            except ServiceRefused as error:
+                refused += 1
+                if refused >= REFUSED_POLLS:
+                    log.warning(
+                        "run %s: no more polling of %s (refused %d times): %s", run.id, started.run_id, refused, error
+                    )
+                    return
                 log.info("polling %s: %s", started.run_id, error)
                 continue
+            except ServiceUnavailable as error:
+                log.info("polling %s: %s", started.run_id, error)
+                continue
+            refused = 0
             if (status.state, status.result) != last:
                 last = (status.state, status.result)
                 await self.ingest.accept(plan.progress_event(started, status), also_to=(conversation,))

@@ -21,7 +21,7 @@ import pytest
 
 from adapters.emulators.base import Fault
 from bot.records import CommandRun, CommandRunState
-from bot.runner import job_name
+from bot.runner import REFUSED_POLLS, job_name
 from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
 
 ALICE, BOB = "U0A11CE0001", "U0B0B000002"
@@ -503,3 +503,27 @@ async def test_a_pipeline_run_whose_start_was_cut_off_is_not_started_twice_and_i
     assert (await loop.server.store.get_command_run(under_way.id or 0)).state.value == "requested"  # type: ignore[union-attr]
     await command_run(loop, is_running, under_way.id)
     assert len(loop.suite.ado.runs) == 1
+
+
+async def test_polling_ends_when_azure_ml_keeps_refusing_to_say_how_a_run_stands(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    aml.script_next_job(duration=120)
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop, is_running)
+    job_name = str(run.backend_run_id)
+    await aml.jobs.wait_for(job_name, "Running", timeout=30)
+
+    del aml.state.jobs[job_name]  # deleted in Azure ML: every look at it is now a 404
+
+    def refused() -> list[Any]:
+        return [r for r in aml.recorder.matching(f"GET /subscriptions/**/jobs/{job_name}") if r.status == 404]
+
+    await eventually(lambda: len(refused()) >= REFUSED_POLLS)
+    await asyncio.sleep(0.5)
+    asked = len(refused())
+    await asyncio.sleep(1.0)  # five more polls' worth
+    assert len(refused()) == asked <= REFUSED_POLLS + 1
