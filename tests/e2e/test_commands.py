@@ -380,17 +380,23 @@ async def test_an_integrate_run_from_a_slack_mention_tells_its_thread_how_it_end
         assert not [r for r in shown.replies if "failed" in r.text]
 
 
-async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card(
-    start_loop: Callable[..., Awaitable[Loop]],
-) -> None:
+async def running_retrain(start_loop: Callable[..., Awaitable[Loop]]) -> tuple[Loop, Person, CommandRun, str]:
+    """Alice's `retrain model-x` in Slack, its Azure ML job running (and left running for two minutes)."""
     loop = await start_loop(no_confirmation)
-    aml = loop.suite.aml
-    aml.script_next_job(duration=120)  # still running when the cancel comes
+    loop.suite.aml.script_next_job(duration=120)
     alice = Person(loop, "slack", "alice", "ml-models")
     await alice.say("retrain model-x", "Starting: Retrain model-x")
     run = await command_run(loop, is_running)
     job_name = str(run.backend_run_id)
-    await aml.jobs.wait_for(job_name, "Running", timeout=30)
+    await loop.suite.aml.jobs.wait_for(job_name, "Running", timeout=30)
+    return loop, alice, run, job_name
+
+
+async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop, alice, run, job_name = await running_retrain(start_loop)
+    aml = loop.suite.aml
 
     await alice.say(f"cancel {run.id}", f"Canceling run {run.id}")
     assert [r.status for r in aml.recorder.matching(f"POST /subscriptions/**/jobs/{job_name}/cancel")] == [202]
@@ -411,14 +417,8 @@ async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card
 async def test_a_run_that_ended_while_handoff_was_down_is_polled_again_after_the_restart(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:
-    loop = await start_loop(no_confirmation)
+    loop, _, run, job_name = await running_retrain(start_loop)
     aml = loop.suite.aml
-    aml.script_next_job(duration=120)
-    alice = Person(loop, "slack", "alice", "ml-models")
-    await alice.say("retrain model-x", "Starting: Retrain model-x")
-    run = await command_run(loop, is_running)
-    job_name = str(run.backend_run_id)
-    await aml.jobs.wait_for(job_name, "Running", timeout=30)
 
     async def cancel_in_azure_ml() -> None:
         # Azure ML sends no event for a canceled job: only a poll can tell
@@ -508,14 +508,8 @@ async def test_a_pipeline_run_whose_start_was_cut_off_is_not_started_twice_and_i
 async def test_polling_ends_when_azure_ml_keeps_refusing_to_say_how_a_run_stands(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:
-    loop = await start_loop(no_confirmation)
+    loop, _, _, job_name = await running_retrain(start_loop)
     aml = loop.suite.aml
-    aml.script_next_job(duration=120)
-    alice = Person(loop, "slack", "alice", "ml-models")
-    await alice.say("retrain model-x", "Starting: Retrain model-x")
-    run = await command_run(loop, is_running)
-    job_name = str(run.backend_run_id)
-    await aml.jobs.wait_for(job_name, "Running", timeout=30)
 
     del aml.state.jobs[job_name]  # deleted in Azure ML: every look at it is now a 404
 
