@@ -2,11 +2,77 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from bot import __version__
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class HttpAnswers(Collector):
+    """``handoff_http_requests_total``, ``handoff_http_request_seconds`` and ``handoff_hook_events_total``.
+
+    Counted by the event loop's thread only (the answers and the scrape both run there).
+    """
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.requests: dict[tuple[str, int], int] = {}
+        # per route: a count per bucket (the last for "over the largest bound") and the sum of seconds
+        self.latency: dict[str, tuple[list[int], list[float]]] = {}
+        self.hook_events: dict[tuple[str, str], int] = {}
+
+    def answered(self, route: str, status: int, seconds: float) -> None:
+        key = (route, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        timing = self.latency.get(route)
+        if timing is None:
+            timing = self.latency[route] = ([0] * (len(self.buckets) + 1), [0.0])
+        timing[0][bisect_left(self.buckets, seconds)] += 1
+        timing[1][0] += seconds
+
+    def hook_events_counted(self, source: str, accepted: int, duplicates: int, ignored: int) -> None:
+        for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("ignored", ignored)):
+            if count:
+                key = (source, outcome)
+                self.hook_events[key] = self.hook_events.get(key, 0) + count
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def _families(self) -> list[Metric]:
+        requests = CounterMetricFamily(
+            "handoff_http_requests", "HTTP requests answered, by route and status", labels=["route", "status"]
+        )
+        for (route, status), count in sorted(self.requests.items()):
+            requests.add_metric([route, str(status)], count)
+        latency = HistogramMetricFamily(
+            "handoff_http_request_seconds", "Time to answer an HTTP request, by route", labels=["route"]
+        )
+        for route, (counts, total) in sorted(self.latency.items()):
+            bounds = [*(str(float(b)) for b in self.buckets), "+Inf"]
+            cumulative, running = [], 0
+            for bound, count in zip(bounds, counts, strict=True):
+                running += count
+                cumulative.append((bound, running))
+            latency.add_metric([route], cumulative, total[0])
+        hook_events = CounterMetricFamily(
+            "handoff_hook_events",
+            "Events in the webhook deliveries Handoff accepted, by sender and outcome "
+            "(accepted, duplicate: stored before; ignored: of a type or from a place Handoff does not use)",
+            labels=["source", "outcome"],
+        )
+        for (source, outcome), count in sorted(self.hook_events.items()):
+            hook_events.add_metric([source, outcome], count)
+        return [requests, latency, hook_events]
 
 
 class Metrics:
@@ -16,56 +82,24 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.info = Gauge("handoff_info", "Handoff build information", ["version"], registry=self.registry)
         self.info.labels(version=__version__).set(1)
-        self.http_requests = Counter(
-            "handoff_http_requests_total",
-            "HTTP requests answered, by route and status",
-            ["route", "status"],
-            registry=self.registry,
-        )
-        self.http_latency = Histogram(
-            "handoff_http_request_seconds",
-            "Time to answer an HTTP request, by route",
-            ["route"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=self.registry,
-        )
-        self.hook_events = Counter(
-            "handoff_hook_events_total",
-            "Events in the webhook deliveries Handoff accepted, by sender and outcome "
-            "(accepted, duplicate: stored before; ignored: of a type or from a place Handoff does not use)",
-            ["source", "outcome"],
-            registry=self.registry,
-        )
+        # counted in plain dictionaries on the event loop's thread and read at each scrape: every request
+        # and webhook delivery is counted, and a prometheus_client child takes a lock for each count
+        self.answers = HttpAnswers(LATENCY_BUCKETS)
+        self.registry.register(self.answers)
         self.deliveries = Gauge(
             "handoff_deliveries",
             "Deliveries in the outbox by state, read from the store at each scrape (dead: gave up, alerted)",
             ["state"],
             registry=self.registry,
         )
-        # the labelled children of the two HTTP metrics, looked up once per route and status
-        self._answers: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
-        self._hook_events: dict[tuple[str, str], Counter] = {}
 
     def answered(self, route: str, status: int, seconds: float) -> None:
         """Count one HTTP answer on ``route`` with ``status`` and record how long it took."""
-        children = self._answers.get((route, status))
-        if children is None:
-            children = (
-                self.http_requests.labels(route=route, status=str(status)),
-                self.http_latency.labels(route=route),
-            )
-            self._answers[(route, status)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.answers.answered(route, status, seconds)
 
     def hook_events_counted(self, source: str, accepted: int, duplicates: int, ignored: int) -> None:
         """Count the events of one webhook delivery from ``source`` (``azure-devops``, ``eventgrid``)."""
-        for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("ignored", ignored)):
-            if count:
-                child = self._hook_events.get((source, outcome))
-                if child is None:
-                    child = self._hook_events[(source, outcome)] = self.hook_events.labels(source, outcome)
-                child.inc(count)
+        self.answers.hook_events_counted(source, accepted, duplicates, ignored)
 
     def deliveries_counted(self, counts: Mapping[str, int]) -> None:
         """Set the outbox gauge from the store's count of deliveries by state."""

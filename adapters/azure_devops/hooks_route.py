@@ -25,6 +25,7 @@ from adapters.azure_devops.hook_context import SOURCE, organization_from_url
 from adapters.azure_devops.run_state_hook import EVENT_TYPE as RUN_STATE_CHANGED
 from adapters.azure_devops.run_state_hook import read_run_state_changed
 from adapters.azure_devops.service_hooks import parse_service_hook, with_approval_details
+from adapters.web.answers import json_answer
 from adapters.web.health import METRICS
 from adapters.web.limits import set_body_limit
 from adapters.web.payloads import PayloadError, decode_json
@@ -46,7 +47,7 @@ log = logging.getLogger("handoff.ingest.azure_devops")
 
 
 def _error(status: int, error: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": error, "message": message}, status=status, headers=headers)
+    return json_answer({"error": error, "message": message}, status=status, headers=headers)
 
 
 def _shown(value: Any) -> str:
@@ -104,7 +105,7 @@ class ServiceHookRoute:
             log.info("azure devops hook %s %s: ignored", _shown(event_type), _shown(event_id))
             if metrics is not None:
                 metrics.hook_events_counted(SOURCE, 0, 0, 1)
-            return web.json_response({"accepted": 0, "duplicates": 0, "ignored": 1})
+            return json_answer({"accepted": 0, "duplicates": 0, "ignored": 1})
         accepted = duplicates = 0
         try:
             for parsed in events:
@@ -125,7 +126,7 @@ class ServiceHookRoute:
             log.info("azure devops hook %s %s: %s", _shown(event_type), _shown(event_id), outcome)
         if metrics is not None:
             metrics.hook_events_counted(SOURCE, accepted, duplicates, 0)
-        return web.json_response({"accepted": accepted, "duplicates": duplicates, "ignored": 0})
+        return json_answer({"accepted": accepted, "duplicates": duplicates, "ignored": 0})
 
     async def _completed(self, event: DomainEvent) -> DomainEvent:
         """What the hook leaves out, from the REST API when possible: the run of a pending approval whose

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from adapters.azure_ml.eventgrid import EventSelector, parse_delivery, validation_code
+from adapters.web.answers import json_answer
 from adapters.web.health import METRICS
 from adapters.web.limits import set_body_limit
 from adapters.web.payloads import PayloadError, decode_json
@@ -41,7 +42,7 @@ log = logging.getLogger("handoff.ingest.eventgrid")
 
 
 def _error(status: int, error: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": error, "message": message}, status=status, headers=headers)
+    return json_answer({"error": error, "message": message}, status=status, headers=headers)
 
 
 def _shown(value: object) -> str:
@@ -99,7 +100,7 @@ class EventGridRoute:
         if code is not None:
             subscription = request.headers.get("aeg-subscription-name")
             log.info("event grid subscription %s: validation answered", _shown(subscription))
-            return web.json_response({"validationResponse": code})
+            return json_answer({"validationResponse": code})
 
         events: list[DomainEvent] = []
         outcomes: list[str] = []
@@ -133,7 +134,7 @@ class EventGridRoute:
         ignored = len(envelopes) - len(events)
         if (metrics := request.app.get(METRICS)) is not None:
             metrics.hook_events_counted("eventgrid", accepted, duplicates, ignored)
-        return web.json_response({"accepted": accepted, "duplicates": duplicates, "ignored": ignored})
+        return json_answer({"accepted": accepted, "duplicates": duplicates, "ignored": ignored})
 
 
 def add_eventgrid_route(
