@@ -10,13 +10,15 @@ with basic auth:
 - open loop: a Python generator starts requests on a fixed schedule of 1,000 per second for 3 seconds
   → p50/p99 latency from the scheduled start to the answer (so a slow server cannot hide its queueing).
 
-Handoff runs ``handoff serve`` with SQLite, a subscription that routes every run to a Slack channel (so
+Handoff runs ``handoff serve`` with SQLite (or, with ``--postgres``, a schema of its own in that PostgreSQL
+database, dropped afterwards), a subscription that routes every run to a Slack channel (so
 each event stores its card state and a delivery), and the outbox sending to the Slack emulator in a
 process of its own, as it would to Slack. The servers run this checkout's code, whatever copy of
 Handoff is installed. The bare handler only reads the body. Each server's CPU time per delivery is
 printed too (from /proc), which shows where a rate comes from.
 
     python bench/ingest.py [--events 6000] [--rounds 3] [--generator wrk|python] [--count-instructions]
+                           [--postgres postgresql://user@host/db]
 
 A machine whose speed drifts (a shared virtual machine) moves both rates between minutes: the servers
 are measured in alternating rounds, each fresh, and the ratio is the median of the rounds' ratios.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -42,7 +45,9 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = json.loads(
@@ -133,7 +138,7 @@ end
 
 CONFIG = """
 server: {{host: 127.0.0.1, port: {port}, log_level: WARNING}}
-store: {{url: "sqlite:///{db}"}}
+store: {{url: "{store_url}"}}
 azure_devops:
   organization_url: https://dev.azure.com/contoso
   projects: [mlops]
@@ -347,7 +352,8 @@ def instructions_main(events: int, env: dict[str, str], slack_api: str, generato
             folder = Path(tmp)
             port = free_port()
             config = folder / "handoff.yaml"
-            config.write_text(CONFIG.format(port=port, db=folder / "handoff.db", slack_api=slack_api))
+            store_url = f"sqlite:///{folder / 'handoff.db'}"
+            config.write_text(CONFIG.format(port=port, store_url=store_url, slack_api=slack_api))
             if name.startswith("handoff"):
                 command = [sys.executable, "-m", "bot", "serve", "--config", str(config)]
             else:
@@ -360,11 +366,42 @@ def instructions_main(events: int, env: dict[str, str], slack_api: str, generato
     return 0
 
 
-def durable_events(db: Path) -> int:
-    import sqlite3
+def durable_events(store_url: str) -> int:
+    """How many events the store holds."""
+    if store_url.startswith("sqlite:///"):
+        import sqlite3
 
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT count(*) FROM received_events").fetchone()[0])
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as conn:
+            return int(conn.execute("SELECT count(*) FROM received_events").fetchone()[0])
+    return int(asyncio.run(_postgres(store_url, "SELECT count(*) FROM received_events")))
+
+
+async def _postgres(store_url: str, statement: str) -> Any:
+    """The first value ``statement`` returns, run in the URL's ``?schema=`` (when it names one)."""
+    import asyncpg
+
+    base, _, query = store_url.partition("?schema=")
+    conn = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        if query:
+            await conn.execute(f'SET search_path TO "{query}"')
+        return await conn.fetchval(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def store_for_round(folder: Path, postgres: str | None) -> Iterator[str]:
+    """The store URL of one round: a SQLite file in ``folder``, or a new schema in ``postgres``, dropped after."""
+    if postgres is None:
+        yield f"sqlite:///{folder / 'handoff.db'}"
+        return
+    schema = f"handoff_bench_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_postgres(postgres, f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{postgres}?schema={schema}"
+    finally:
+        asyncio.run(_postgres(postgres, f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 def start_slack(env: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -388,10 +425,17 @@ def main() -> int:
         action="store_true",
         help="count each server's instructions per delivery under valgrind's callgrind instead of timing",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run Handoff on PostgreSQL: each round in a new schema of this database, dropped afterwards",
+    )
     parser.add_argument("--generate", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--closed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.postgres is not None and args.count_instructions:
+        parser.error("--count-instructions measures Handoff on SQLite only")
     if args.generate:
         print(json.dumps(asyncio.run(generate(args.generate, args.events, args.offset, args.closed))))
         return 0
@@ -417,12 +461,12 @@ def main() -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp)
                 port = free_port()
-                db = folder / "handoff.db"
                 config = folder / "handoff.yaml"
-                config.write_text(CONFIG.format(port=port, db=db, slack_api=slack_world["api_url"]))
-                serve = [sys.executable, "-m", "bot", "serve", "--config", str(config)]
-                handoff = measure(serve, port, args.events, env, folder, args.generator)
-                stored += durable_events(db)
+                with store_for_round(folder, args.postgres) as store_url:
+                    config.write_text(CONFIG.format(port=port, store_url=store_url, slack_api=slack_world["api_url"]))
+                    serve = [sys.executable, "-m", "bot", "serve", "--config", str(config)]
+                    handoff = measure(serve, port, args.events, env, folder, args.generator)
+                    stored += durable_events(store_url)
                 sent += int(handoff["sent"])
                 answered_ok += int(handoff["answered_ok"])
                 port = free_port()
@@ -432,13 +476,14 @@ def main() -> int:
     finally:
         slack.terminate()
         slack.wait(timeout=15)
+    kind = "SQLite" if args.postgres is None else "PostgreSQL"
     print(
         f"{args.events} Azure DevOps run-state deliveries for 100 runs, loopback, closed loop by {args.generator}, "
         f"{len(rounds)} round(s), each server fresh"
     )
     print(f"{'':22}{'events/s':>10}{'CPU µs/ev':>11}{'p50 ms':>9}{'p99 ms':>9}{'ok':>7}")
     for number, (handoff, bare) in enumerate(rounds, 1):
-        for name, result in ((f"{number} handoff (SQLite)", handoff), (f"{number} bare aiohttp", bare)):
+        for name, result in ((f"{number} handoff ({kind})", handoff), (f"{number} bare aiohttp", bare)):
             print(
                 f"{name:22}{result['rate']:>10.0f}{result['cpu_us']:>11.0f}{result['p50_ms']:>9.1f}"
                 f"{result['p99_ms']:>9.1f}{int(result['ok']):>7}"
@@ -458,8 +503,9 @@ def main() -> int:
     # the bare handler's p99 is the machine's floor: a shared machine that stalls now and then shows it there
     print(f"p99 at 1,000/s, median of rounds: handoff {p99:.1f} ms, bare aiohttp {bare_p99:.1f} ms")
     print(f"durable events stored by handoff: {stored} of {sent} sent, {answered_ok} answered 200")
-    logs = ", ".join(f"{handoff['wal_mb']:.1f}" for handoff, _ in rounds)
-    print(f"handoff's write-ahead log after the closed loop, per round: {logs} MB")
+    if args.postgres is None:
+        logs = ", ".join(f"{handoff['wal_mb']:.1f}" for handoff, _ in rounds)
+        print(f"handoff's write-ahead log after the closed loop, per round: {logs} MB")
     print(
         f"targets: rate ratio >= 0.5 ({'met' if ratio >= 0.5 else 'missed'}); "
         f"p99 < 25 ms at 1,000/s ({'met' if p99 < 25 else 'missed'})"
