@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -12,6 +13,14 @@ from prometheus_client.registry import Collector
 from bot import __version__
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+@dataclass
+class _Timings:
+    """One route's answers by latency bucket (the last: over the largest bound), and their total seconds."""
+
+    counts: list[int]
+    seconds: float = 0.0
 
 
 class HttpAnswers(Collector):
@@ -23,18 +32,17 @@ class HttpAnswers(Collector):
     def __init__(self, buckets: tuple[float, ...]) -> None:
         self.buckets = buckets
         self.requests: dict[tuple[str, int], int] = {}
-        # per route: a count per bucket (the last for "over the largest bound") and the sum of seconds
-        self.latency: dict[str, tuple[list[int], list[float]]] = {}
+        self.latency: dict[str, _Timings] = {}
         self.hook_events: dict[tuple[str, str], int] = {}
 
     def answered(self, route: str, status: int, seconds: float) -> None:
         key = (route, status)
         self.requests[key] = self.requests.get(key, 0) + 1
-        timing = self.latency.get(route)
-        if timing is None:
-            timing = self.latency[route] = ([0] * (len(self.buckets) + 1), [0.0])
-        timing[0][bisect_left(self.buckets, seconds)] += 1
-        timing[1][0] += seconds
+        timings = self.latency.get(route)
+        if timings is None:
+            timings = self.latency[route] = _Timings([0] * (len(self.buckets) + 1))
+        timings.counts[bisect_left(self.buckets, seconds)] += 1  # a bucket counts answers up to its bound
+        timings.seconds += seconds
 
     def hook_events_counted(self, source: str, accepted: int, duplicates: int, ignored: int) -> None:
         for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("ignored", ignored)):
@@ -57,13 +65,13 @@ class HttpAnswers(Collector):
         latency = HistogramMetricFamily(
             "handoff_http_request_seconds", "Time to answer an HTTP request, by route", labels=["route"]
         )
-        for route, (counts, total) in sorted(self.latency.items()):
-            bounds = [*(str(float(b)) for b in self.buckets), "+Inf"]
+        bounds = [*(str(float(b)) for b in self.buckets), "+Inf"]
+        for route, timings in sorted(self.latency.items()):
             cumulative, running = [], 0
-            for bound, count in zip(bounds, counts, strict=True):
+            for bound, count in zip(bounds, timings.counts, strict=True):
                 running += count
                 cumulative.append((bound, running))
-            latency.add_metric([route], cumulative, total[0])
+            latency.add_metric([route], cumulative, timings.seconds)
         hook_events = CounterMetricFamily(
             "handoff_hook_events",
             "Events in the webhook deliveries Handoff accepted, by sender and outcome "
