@@ -377,14 +377,17 @@ def durable_events(store_url: str) -> int:
 
 
 async def _postgres(store_url: str, statement: str) -> Any:
-    """The first value ``statement`` returns, run in the URL's ``?schema=`` (when it names one)."""
+    """The first value ``statement`` returns, run in the URL's ``schema`` query parameter (when it has one)."""
     import asyncpg
+    from sqlalchemy.engine import make_url
 
-    base, _, query = store_url.partition("?schema=")
-    conn = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    url = make_url(store_url)
+    schema = url.query.get("schema")
+    plain = url.difference_update_query(["schema"]).set(drivername="postgresql")
+    conn = await asyncpg.connect(plain.render_as_string(hide_password=False), timeout=10)
     try:
-        if query:
-            await conn.execute(f'SET search_path TO "{query}"')
+        if schema:
+            await conn.execute(f'SET search_path TO "{schema}"')
         return await conn.fetchval(statement)
     finally:
         await conn.close()
@@ -399,7 +402,7 @@ def store_for_round(folder: Path, postgres: str | None) -> Iterator[str]:
     schema = f"handoff_bench_{uuid.uuid4().hex[:12]}"
     asyncio.run(_postgres(postgres, f'CREATE SCHEMA "{schema}"'))
     try:
-        yield f"{postgres}?schema={schema}"
+        yield f"{postgres}{'&' if '?' in postgres else '?'}schema={schema}"
     finally:
         asyncio.run(_postgres(postgres, f'DROP SCHEMA "{schema}" CASCADE'))
 
