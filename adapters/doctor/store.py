@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from adapters.doctor.report import Check, fail, ok
 from adapters.sql import SqlStore
+from adapters.sql.engine import shown_url as _shown
+from adapters.sql.store import StoreUnavailable
 from bot.config import Settings
-
-
-def _shown(url: str) -> str:
-    """The store URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
 
 
 async def check_store(settings: Settings) -> tuple[Check, list[Mapping[str, object]]]:
@@ -24,6 +16,8 @@ async def check_store(settings: Settings) -> tuple[Check, list[Mapping[str, obje
     url = settings.store.url
     try:
         store = await SqlStore.open(url, migrate=False)
+    except StoreUnavailable as error:  # it names the database and what it answered
+        return fail("store", f"cannot open {error}", "check store.url"), []
     except Exception as error:
         return fail("store", f"cannot open {_shown(url)} ({type(error).__name__})", "check store.url"), []
     try:

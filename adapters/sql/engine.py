@@ -20,14 +20,14 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 T = TypeVar("T")
@@ -77,6 +77,36 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def shown_url(url: str | URL) -> str:
+    """A store URL fit for a message or a log line: its password hidden, its driver left out."""
+    parsed = make_url(url)
+    return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
+
+
+def postgres_connector(url: URL) -> Callable[[], Awaitable[Any]]:
+    """How the pool opens a PostgreSQL connection for ``url``.
+
+    asyncpg reads the URL the way libpq does (``sslmode``, ``sslrootcert``, ``application_name``,
+    ``options``, ``target_session_attrs``; any other parameter is a server setting), so a URL that works
+    with ``psql`` works here; SQLAlchemy alone would hand each parameter to ``asyncpg.connect`` as a
+    keyword it does not take. Two parameters are read here: ``schema`` (Handoff's own: the tables live in
+    that schema) and ``connect_timeout`` (seconds, as in libpq).
+    """
+    import asyncpg
+
+    schema = url.query.get("schema")
+    timeout = url.query.get("connect_timeout")
+    plain = url.difference_update_query(["schema", "connect_timeout"]).set(drivername="postgresql")
+    dsn = plain.render_as_string(hide_password=False)
+    server_settings = {"search_path": str(schema)} if schema else None
+    keywords: dict[str, Any] = {"timeout": float(str(timeout))} if timeout else {}
+
+    async def connect() -> Any:
+        return await asyncpg.connect(dsn, server_settings=server_settings, **keywords)
+
+    return connect
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -86,14 +116,13 @@ def create_engine_for(url: str) -> AsyncEngine:
     url = normalize_url(url)
     if not is_sqlite(url):
         parsed = make_url(url)
-        schema = parsed.query.get("schema")
-        connect_args: dict[str, Any] = {}
-        if schema:
-            # ?schema=name keeps Handoff's tables in their own PostgreSQL schema
-            parsed = parsed.difference_update_query(["schema"])
-            connect_args["server_settings"] = {"search_path": str(schema)}
         return create_async_engine(
-            parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args, **JSON_CODEC
+            parsed.set(query={}),
+            async_creator=postgres_connector(parsed),
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            **JSON_CODEC,
         )
     database = make_url(url).database
     in_memory = not database or database == ":memory:" or "mode=memory" in url

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
+
+import asyncpg
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from adapters.sql.audit import SqlAuditLog
 from adapters.sql.cards import SqlCardStore
 from adapters.sql.command_runs import SqlCommandRunStore
 from adapters.sql.conversations import SqlConversationStore
-from adapters.sql.engine import create_engine_for
+from adapters.sql.engine import create_engine_for, shown_url
 from adapters.sql.events import SqlEventLog
 from adapters.sql.gates import SqlGateStore
 from adapters.sql.migrate import current_revision, head_revision, upgrade_database
 from adapters.sql.outbox import SqlOutbox
 from adapters.sql.subscriptions import SqlSubscriptionStore
+
+# What a database that refuses, or does not answer, raises: the server's own errors (no such database, a
+# wrong password), the driver's (an sslmode it does not know) and the network's.
+STORE_ERRORS = (SQLAlchemyError, OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class StoreUnavailable(ConnectionError):
+    """The store could not be opened or migrated. The message names the database (never its password) and
+    what it answered."""
+
+
+def _reason(error: BaseException) -> str:
+    """The database's own words: the first line of the driver's message, without SQLAlchemy's wrapping."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    lines = str(cause).strip().splitlines()
+    # SQLAlchemy's asyncpg adapter prefixes the driver's message with "<class '…'>: "
+    return re.sub(r"^<class '[\w.]+'>: ", "", lines[0]) if lines else type(cause).__name__
 
 
 class SqlStore(
@@ -34,21 +55,36 @@ class SqlStore(
 
     @classmethod
     async def open(cls, url: str, migrate: bool = True) -> SqlStore:
-        """Connect to the database at ``url`` and, unless told not to, migrate it to the latest schema."""
-        store = cls(create_engine_for(url))
+        """Connect to the database at ``url`` and, unless told not to, migrate it to the latest schema.
+
+        Raises :class:`StoreUnavailable` when the database refuses or does not answer.
+        """
+        try:
+            store = cls(create_engine_for(url))
+        except STORE_ERRORS as error:  # a SQLite file that cannot be opened, or a folder not made
+            raise StoreUnavailable(f"{shown_url(url)}: {_reason(error)}") from error
         if migrate:
-            await store.migrate()
+            try:
+                await store.migrate()
+            except StoreUnavailable:
+                await store.close()
+                raise
         return store
 
     async def migrate(self) -> str:
-        return await upgrade_database(self.engine)
+        """Migrate the database to the latest schema; the revision reached. :class:`StoreUnavailable` when
+        the database refuses or does not answer."""
+        try:
+            return await upgrade_database(self.engine)
+        except STORE_ERRORS as error:
+            raise StoreUnavailable(f"{shown_url(self.engine.url)}: {_reason(error)}") from error
 
     async def is_ready(self) -> bool:
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             return await current_revision(self.engine) == head_revision()
-        except (SQLAlchemyError, OSError):
+        except STORE_ERRORS:
             return False
 
     async def close(self) -> None:

@@ -15,9 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from sqlalchemy.engine import make_url
 
 from bot import __version__
 from tests.conftest import REPO_ROOT
+from tests.databases import POSTGRES_URL, postgres_or_skip
 
 EXAMPLE = REPO_ROOT / "handoff.example.yaml"
 HANDOFF = [sys.executable, "-m", "bot"]
@@ -88,6 +90,31 @@ def test_db_upgrade(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "revision 0001" in result.stdout
     assert (tmp_path / "handoff.db").exists()
+
+
+def test_serve_and_db_upgrade_name_a_store_that_cannot_be_opened(tmp_path: Path) -> None:
+    folder = tmp_path / "a-folder"  # a folder where the database file should be
+    folder.mkdir()
+    path = config_copy(tmp_path, store__url=f"sqlite:///{folder}")
+    served = run("serve", "--config", str(path), "--port", "0", env=clean_env())
+    assert served.returncode == 3
+    assert f"handoff serve: cannot start: sqlite:///{folder}: unable to open database file" in served.stderr
+    upgraded = run("db", "upgrade", "--config", str(path), env=clean_env())
+    assert upgraded.returncode == 3
+    assert f"cannot reach the store: sqlite:///{folder}: unable to open database file" in upgraded.stderr
+    assert "Traceback" not in served.stderr + upgraded.stderr
+
+
+def test_serve_names_a_postgres_database_that_refuses_without_its_password(tmp_path: Path) -> None:
+    postgres_or_skip()
+    url = make_url(POSTGRES_URL).set(password="hunter2-secret", database="no_such_database")
+    path = config_copy(tmp_path, store__url=url.render_as_string(hide_password=False))
+    result = run("serve", "--config", str(path), "--port", "0", env=clean_env())
+    assert result.returncode == 3
+    assert "cannot start: postgresql://" in result.stderr
+    assert 'database "no_such_database" does not exist' in result.stderr
+    assert "hunter2-secret" not in result.stderr and ":***@" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def get(url: str) -> tuple[int, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +13,11 @@ import requests
 from adapters.azure_devops.connect import connect_azure_devops
 from adapters.azure_ml.connect import connect_azure_ml
 from adapters.doctor import Check, Status, run_checks
+from adapters.doctor.store import check_store
 from adapters.doctor.teams import check_teams
 from adapters.emulators.fake_server import FakeHTTPServer
 from bot.app import run_doctor
-from bot.config import parse_settings
+from bot.config import Settings, StoreSettings, parse_settings
 from tests.adapters.connect.conftest import Wired, free_port
 
 
@@ -199,3 +201,11 @@ async def test_slack_scopes_are_checked_from_what_the_answers_report(wired: Wire
     checks = by_name(await run_checks(wired.settings))
     assert checks["slack.scopes"].status is Status.FAIL
     assert "chat:write" in checks["slack.scopes"].detail
+
+
+async def test_a_store_that_cannot_be_opened_is_named_with_what_it_answered(tmp_path: Path) -> None:
+    folder = tmp_path / "a-folder"  # a folder where the database file should be
+    folder.mkdir()
+    check, filters = await check_store(Settings(store=StoreSettings(url=f"sqlite:///{folder}")))
+    assert check.failed and filters == []
+    assert check.detail == f"cannot open sqlite:///{folder}: unable to open database file"
