@@ -99,7 +99,12 @@ def postgres_connector(url: URL) -> Callable[[], Awaitable[Any]]:
     plain = url.difference_update_query(["schema", "connect_timeout"]).set(drivername="postgresql")
     dsn = plain.render_as_string(hide_password=False)
     server_settings = {"search_path": str(schema)} if schema else None
-    keywords: dict[str, Any] = {"timeout": float(str(timeout))} if timeout else {}
+    keywords: dict[str, Any] = {}
+    if timeout:
+        try:
+            keywords["timeout"] = float(str(timeout))
+        except ValueError:
+            raise ValueError(f"connect_timeout must be a number of seconds, not {timeout!r}") from None
 
     async def connect() -> Any:
         return await asyncpg.connect(dsn, server_settings=server_settings, **keywords)

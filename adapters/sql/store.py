@@ -61,7 +61,8 @@ class SqlStore(
         """
         try:
             store = cls(create_engine_for(url))
-        except STORE_ERRORS as error:  # a SQLite file that cannot be opened, or a folder not made
+        # a SQLite file that cannot be opened, a folder that cannot be made, a URL parameter out of shape
+        except (*STORE_ERRORS, ValueError) as error:
             raise StoreUnavailable(f"{shown_url(url)}: {_reason(error)}") from error
         if migrate:
             try:

@@ -46,6 +46,7 @@ async def test_postgres_takes_the_parameters_psql_takes(postgres_url: str) -> No
     [
         ("sslmode=sometimes", "`sslmode` parameter must be one of"),
         ("no_such_setting=1", 'unrecognized configuration parameter "no_such_setting"'),
+        ("connect_timeout=soon", "connect_timeout must be a number of seconds, not 'soon'"),
     ],
 )
 async def test_postgres_parameters_it_refuses_are_named(query: str, answer: str) -> None:
