@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 from pydantic import (
@@ -146,7 +147,26 @@ class StoreSettings(Section):
     def _known_database(cls, value: str) -> str:
         if not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", value):
             raise ValueError("expected a sqlite:///path or postgresql://user@host/db URL")
+        if value.startswith("postgres"):
+            _check_postgres_parameters(parse_qs(urlsplit(value).query))
         return value
+
+
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _check_postgres_parameters(parameters: Mapping[str, list[str]]) -> None:
+    """The libpq parameters whose values can be checked before connecting (the server checks the rest)."""
+    for mode in parameters.get("sslmode", []):
+        if mode not in SSL_MODES:
+            raise ValueError(f"sslmode must be one of {', '.join(SSL_MODES)}, not {mode!r}")
+    for timeout in parameters.get("connect_timeout", []):
+        try:
+            seconds = float(timeout)
+        except ValueError:
+            seconds = -1.0
+        if not seconds >= 0:
+            raise ValueError(f"connect_timeout must be a number of seconds, not {timeout!r}")
 
 
 # --- chat platforms ---------------------------------------------------------------------------------

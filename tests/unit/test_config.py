@@ -109,3 +109,15 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     scalar.write_text("just text\n")
     with pytest.raises(ConfigError, match="mapping of sections"):
         load_settings(scalar)
+
+
+def test_postgres_parameters_are_checked_before_connecting() -> None:
+    url = "postgresql://handoff@db/handoff"
+    assert problems({"store": {"url": f"{url}?sslmode=sometimes"}}) == [
+        "store.url: sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full, not 'sometimes'"
+    ]
+    assert problems({"store": {"url": f"{url}?connect_timeout=soon"}}) == [
+        "store.url: connect_timeout must be a number of seconds, not 'soon'"
+    ]
+    good = f"{url}?sslmode=verify-full&sslrootcert=/etc/ssl/azure.pem&connect_timeout=10&application_name=handoff"
+    assert parse_settings({"store": {"url": good}}, {}).store.url == good
