@@ -161,12 +161,18 @@ def _check_postgres_parameters(parameters: Mapping[str, list[str]]) -> None:
         if mode not in SSL_MODES:
             raise ValueError(f"sslmode must be one of {', '.join(SSL_MODES)}, not {mode!r}")
     for timeout in parameters.get("connect_timeout", []):
-        try:
-            seconds = float(timeout)
-        except ValueError:
-            seconds = -1.0
-        if not seconds >= 0:
-            raise ValueError(f"connect_timeout must be a number of seconds, not {timeout!r}")
+        connect_timeout_seconds(timeout)
+
+
+def connect_timeout_seconds(value: str) -> float:
+    """libpq's ``connect_timeout`` in seconds; a ValueError naming it when it is not a number of seconds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # (also refuses NaN)
+        raise ValueError(f"connect_timeout must be a number of seconds, not {value!r}")
+    return seconds
 
 
 # --- chat platforms ---------------------------------------------------------------------------------

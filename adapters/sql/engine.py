@@ -25,10 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.config import connect_timeout_seconds
 
 T = TypeVar("T")
 
@@ -92,19 +95,12 @@ def postgres_connector(url: URL) -> Callable[[], Awaitable[Any]]:
     keyword it does not take. Two parameters are read here: ``schema`` (Handoff's own: the tables live in
     that schema) and ``connect_timeout`` (seconds, as in libpq).
     """
-    import asyncpg
-
     schema = url.query.get("schema")
     timeout = url.query.get("connect_timeout")
     plain = url.difference_update_query(["schema", "connect_timeout"]).set(drivername="postgresql")
     dsn = plain.render_as_string(hide_password=False)
     server_settings = {"search_path": str(schema)} if schema else None
-    keywords: dict[str, Any] = {}
-    if timeout:
-        try:
-            keywords["timeout"] = float(str(timeout))
-        except ValueError:
-            raise ValueError(f"connect_timeout must be a number of seconds, not {timeout!r}") from None
+    keywords: dict[str, Any] = {"timeout": connect_timeout_seconds(str(timeout))} if timeout else {}
 
     async def connect() -> Any:
         return await asyncpg.connect(dsn, server_settings=server_settings, **keywords)
