@@ -76,7 +76,12 @@ def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple
             "bot_token": "${LOCAL_SLACK_BOT_TOKEN}",
             "api_base_url": suite.slack.api_url,
         },
-        "teams": {"app_id": "", "allow_unauthenticated": True},
+        "teams": {
+            "app_id": "",
+            "allow_unauthenticated": True,
+            # the emulator's Graph view: a post whose answer was lost is found, not posted twice
+            "graph": {"find_lost_posts": True, "api_url": suite.teams.graph_url, "login_url": suite.teams.login_url},
+        },
         "azure_devops": {
             "organization_url": suite.ado.org_url,
             "projects": [suite.ado.world.project],

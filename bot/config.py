@@ -208,6 +208,27 @@ class SlackSettings(Integration):
         return self
 
 
+class TeamsGraphSettings(Section):
+    """Microsoft Graph, read for one thing: a card whose post Teams took but whose answer was lost.
+
+    With ``find_lost_posts`` on, the outbox looks for such a post in the channel (or group chat) before it
+    posts again, so the card is not shown twice. It needs the app's resource-specific consent to read
+    messages (``ChannelMessage.Read.Group``, ``ChatMessage.Read.Chat``: ``handoff teams package`` puts them
+    in the app manifest) and a token for the bot's app id from ``login_url``.
+    """
+
+    find_lost_posts: bool = False
+    api_url: str = "https://graph.microsoft.com/v1.0"
+    login_url: str = "https://login.microsoftonline.com"
+
+    @field_validator("api_url", "login_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an absolute http(s) URL such as https://graph.microsoft.com/v1.0")
+        return value.rstrip("/")
+
+
 class TeamsSettings(Integration):
     app_id: str = ""
     app_password: SecretRef | None = None
@@ -215,6 +236,7 @@ class TeamsSettings(Integration):
     tenant_id: str | None = None
     allow_unauthenticated: bool = False
     openid_metadata_url: str | None = None
+    graph: TeamsGraphSettings = TeamsGraphSettings()
 
     @model_validator(mode="after")
     def _credentials_fit_app_type(self) -> TeamsSettings:
@@ -227,6 +249,8 @@ class TeamsSettings(Integration):
             raise ValueError(f"app_type {self.app_type} needs app_password")
         if self.app_type in ("SingleTenant", "UserAssignedMSI") and not self.tenant_id:
             raise ValueError(f"app_type {self.app_type} needs tenant_id")
+        if self.graph.find_lost_posts and self.app_id and self.app_type == "UserAssignedMSI":
+            raise ValueError("graph.find_lost_posts needs the bot's app_password; UserAssignedMSI has none")
         return self
 
 

@@ -27,6 +27,7 @@ from bot.cards import Card
 from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress, ConversationRecord, Platform
 
+from .graph import GraphMessages
 from .ids import is_channel_id, is_user_id, split_thread, thread_id
 from .references import StoredReference
 from .registry import ConversationRegistry
@@ -38,9 +39,16 @@ T = TypeVar("T")
 log = logging.getLogger("handoff.teams")
 
 
-def card_activity(card: Card) -> Activity:
-    """A message activity carrying ``card`` as an Adaptive Card (``summary`` is the plain text)."""
-    activity: Activity = MessageFactory.attachment(CardFactory.adaptive_card(render_card(card)))
+def card_activity(card: Card, marker: str | None = None) -> Activity:
+    """A message activity carrying ``card`` as an Adaptive Card (``summary`` is the plain text).
+
+    ``marker`` becomes the id of the card's title, where Microsoft Graph shows it to
+    :meth:`TeamsChatChannel.find_posted` (the card's content is all Graph returns of it).
+    """
+    content = render_card(card)
+    if marker:
+        content["body"][0]["id"] = marker
+    activity: Activity = MessageFactory.attachment(CardFactory.adaptive_card(content))
     activity.summary = card.text
     return activity
 
@@ -62,6 +70,8 @@ class TeamsChatChannel:
         bot_app_id: the bot's app id (any non-empty id when authentication is off).
         pacer: rate limits and retries.
         tenant_id: the tenant to reach people in, when Handoff serves one tenant.
+        graph: Microsoft Graph, to find posts whose answer was lost (``teams.graph.find_lost_posts``);
+            without it such a post is sent again.
     """
 
     platform: Platform = "teams"
@@ -74,8 +84,11 @@ class TeamsChatChannel:
         bot_app_id: str,
         pacer: Pacer,
         tenant_id: str | None = None,
+        graph: GraphMessages | None = None,
     ) -> None:
         self.adapter = adapter
+        self.graph = graph
+        self._team_groups: dict[str, str] = {}
         self.registry = registry
         self.bot_app_id = bot_app_id
         self.pacer = pacer
@@ -90,12 +103,14 @@ class TeamsChatChannel:
 
             async def start_thread(ctx: TurnContext) -> PostedMessage:
                 _, activity_id = await TeamsInfo.send_message_to_teams_channel(
-                    ctx, card_activity(card), base, bot_app_id=self.bot_app_id
+                    ctx, card_activity(card, marker), base, bot_app_id=self.bot_app_id
                 )
                 return PostedMessage(activity_id, activity_id)
 
-            return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), start_thread))
-        return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), _send(card)))
+            reference = stored.conversation_reference(base)
+            return await self.pacer.run(base, lambda: self._continue(reference, start_thread), posts=True)
+        reference = stored.conversation_reference(base)
+        return await self.pacer.run(base, lambda: self._continue(reference, _send(card, marker=marker)), posts=True)
 
     async def reply(
         self, conversation_id: str, parent: PostedMessage, card: Card, *, marker: str | None = None
@@ -105,15 +120,51 @@ class TeamsChatChannel:
         if stored.kind == "channel":
             root = parent.thread_id or parent.message_id
             reference = stored.conversation_reference(thread_id(base, root))
-            return await self.pacer.run(base, lambda: self._continue(reference, _send(card, thread=root)))
-        return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), _send(card)))
+            return await self.pacer.run(base, lambda: self._continue(reference, _send(card, root, marker)), posts=True)
+        reference = stored.conversation_reference(base)
+        return await self.pacer.run(base, lambda: self._continue(reference, _send(card, marker=marker)), posts=True)
 
     async def find_posted(
         self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None
     ) -> PostedMessage | None:
-        """Always None: the Bot Framework offers bots no way to read a conversation's messages, so a post
-        whose answer was lost is posted again (Teams may then show it twice; nothing is lost)."""
+        """The card posted with ``marker`` since ``since``, read from Microsoft Graph (see :mod:`.graph`).
+
+        None without Graph (``teams.graph.find_lost_posts`` off), and in a 1:1 chat (Graph names those
+        chats otherwise than the Bot Framework does): the post is then sent again, and Teams may show it
+        twice. Graph's refusals (no consent, no token) are permanent failures, its trouble retryable ones.
+        """
+        if self.graph is None or is_user_id(conversation_id):
+            return None
+        record, stored = await self._target(conversation_id)
+        base = record.address.conversation_id
+        tenant = record.tenant_id or self.tenant_id
+        root = (parent.thread_id or parent.message_id) if parent else None
+        if stored.kind == "channel":
+            group = stored.team_group_id or await self._team_group(record, stored)
+            found = await self.graph.find_in_channel(tenant, group, base, marker, since, root)
+            return PostedMessage(found, root or found) if found else None
+        if stored.kind == "groupChat":
+            found = await self.graph.find_in_chat(tenant, base, marker, since)
+            return PostedMessage(found, None) if found else None
         return None
+
+    async def _team_group(self, record: ConversationRecord, stored: StoredReference) -> str:
+        """The team's Microsoft 365 group id, for a channel stored without it: from the team's details."""
+        team_id = record.team_id
+        if not team_id:
+            raise DeliveryFailed("Graph: the channel's team is not known", False)
+        if team_id not in self._team_groups:
+
+            async def details(ctx: TurnContext) -> str | None:
+                group = (await TeamsInfo.get_team_details(ctx, team_id)).aad_group_id
+                return str(group) if group else None
+
+            reference = stored.conversation_reference(record.address.conversation_id)
+            group = await self.pacer.run(team_id, lambda: self._continue(reference, details))
+            if not group:
+                raise DeliveryFailed("Graph: Teams did not tell the team's group id", False)
+            self._team_groups[team_id] = group
+        return self._team_groups[team_id]
 
     async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
         record, stored = await self._target(conversation_id)
@@ -149,7 +200,8 @@ class TeamsChatChannel:
         if found is not None:
             record, stored = found
             base = record.address.conversation_id
-            return await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(base), _send(card)))
+            reference = stored.conversation_reference(base)
+            return await self.pacer.run(base, lambda: self._continue(reference, _send(card)), posts=True)
         anchor = await self._read(self.registry.any_reference(self.tenant_id))
         if anchor is None or anchor[1].service_url is None:
             raise DeliveryFailed("no Teams conversation of this tenant is known to reach the person from", False)
@@ -174,7 +226,7 @@ class TeamsChatChannel:
                 self.bot_app_id, callback, parameters, Channels.ms_teams, service_url, None
             )
 
-        posted = await self.pacer.run(user_id, lambda: self._turn(create, send_first))
+        posted = await self.pacer.run(user_id, lambda: self._turn(create, send_first), posts=True)
         if created:
             try:
                 await self.registry.personal_chat_created(created[0], stored, tenant, user_id)
@@ -226,9 +278,11 @@ class TeamsChatChannel:
         return results[0]
 
 
-def _send(card: Card, *, thread: str | None = None) -> Callable[[TurnContext], Awaitable[PostedMessage]]:
+def _send(
+    card: Card, thread: str | None = None, marker: str | None = None
+) -> Callable[[TurnContext], Awaitable[PostedMessage]]:
     async def send(ctx: TurnContext) -> PostedMessage:
-        response = await ctx.send_activity(card_activity(card))
+        response = await ctx.send_activity(card_activity(card, marker))
         if response is None or not response.id:
             raise DeliveryFailed("Teams accepted the message without an id", False)
         return PostedMessage(str(response.id), thread)

@@ -18,6 +18,7 @@ from bot.ports import ConversationStore
 from .auth import bot_app_id, create_authentication, is_authentication_enabled, metadata_urls
 from .channel import TeamsChatChannel
 from .endpoint import MessagesEndpoint
+from .graph import GraphMessages, GraphTokens
 from .handler import HandoffTeamsBot
 from .identity import TeamsIdentity
 from .openid import OpenIdKeySet, install_key_sets, uninstall_key_sets
@@ -42,9 +43,11 @@ class TeamsIntegration:
     key_sets: dict[str, OpenIdKeySet] = field(default_factory=dict)
 
     async def close(self) -> None:
-        """Release what the integration holds (its signing-key caches). Safe to call twice."""
+        """Release what the integration holds (signing-key caches, Graph's connections). Safe to call twice."""
         uninstall_key_sets(self.key_sets)
         self.key_sets = {}
+        if self.channel.graph is not None:
+            await self.channel.graph.close()
 
 
 def mount_teams(
@@ -76,8 +79,14 @@ def mount_teams(
     app_id = bot_app_id(settings)
     bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), bot_app_id=app_id)
     endpoint = MessagesEndpoint(adapter, bot, authentication, auth_enabled=is_authentication_enabled(settings))
+    graph = graph_messages(settings)
     channel = TeamsChatChannel(
-        adapter, registry, bot_app_id=app_id, pacer=Pacer(clock, send_policy), tenant_id=settings.tenant_id
+        adapter,
+        registry,
+        bot_app_id=app_id,
+        pacer=Pacer(clock, send_policy),
+        tenant_id=settings.tenant_id,
+        graph=graph,
     )
     integration = TeamsIntegration(
         channel=channel,
@@ -96,6 +105,14 @@ def mount_teams(
 
     app.on_cleanup.append(close_on_cleanup)
     return integration
+
+
+def graph_messages(settings: TeamsSettings) -> GraphMessages | None:
+    """Microsoft Graph for the channel, when ``teams.graph.find_lost_posts`` is on."""
+    if not settings.graph.find_lost_posts:
+        return None
+    password = settings.app_password.reveal() if settings.app_password is not None else None
+    return GraphMessages(settings.graph, GraphTokens(settings.app_id, password, settings.graph.login_url))
 
 
 async def _log_turn_error(turn_context: TurnContext, error: Exception) -> None:

@@ -22,6 +22,8 @@ from bot.config import TeamsSettings
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "manifest" / "teams"
 PLACEHOLDER_HOST = "handoff.example.com"
 ICONS = {"color.png": (192, 192), "outline.png": (32, 32)}
+RSC_READ_MESSAGES = ("ChannelMessage.Read.Group", "ChatMessage.Read.Chat")
+"""The resource-specific permissions that let Handoff find a post whose answer was lost."""
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -79,6 +81,8 @@ def fill_manifest(
     manifest["version"] = app_version
     for bot in manifest.get("bots", []):
         bot["botId"] = app_id
+    if settings.graph.find_lost_posts:
+        _ask_to_read_messages(manifest, app_id)
     host = _host(public_url)
     if host is None:
         manifest.pop("validDomains", None)
@@ -91,6 +95,17 @@ def fill_manifest(
         if origin and isinstance(url, str) and urlsplit(url).hostname == PLACEHOLDER_HOST:
             developer[key] = origin + urlsplit(url).path
     return manifest
+
+
+def _ask_to_read_messages(manifest: dict[str, Any], app_id: str) -> None:
+    """Resource-specific consent to read the messages of the teams and group chats the app is added to
+    (``teams.graph.find_lost_posts``): whoever adds the app grants it for that team or chat alone."""
+    manifest["webApplicationInfo"] = {"id": app_id, "resource": f"api://{app_id}"}
+    permissions = manifest.setdefault("authorization", {}).setdefault("permissions", {})
+    wanted = permissions.setdefault("resourceSpecific", [])
+    for name in RSC_READ_MESSAGES:
+        if not any(p.get("name") == name for p in wanted):
+            wanted.append({"name": name, "type": "Application"})
 
 
 def _host(public_url: str | None) -> str | None:

@@ -31,6 +31,8 @@ class StoredReference:
         channel_name: the channel's name (channels; ``General`` for the team's first channel).
         user_id: the person's MRI (personal chats), to find their chat by who they are.
         aad_object_id: the person's AAD object id (personal chats).
+        team_group_id: the team's Microsoft 365 group id (``channelData.team.aadGroupId``; channels), which
+            names the team in Microsoft Graph.
     """
 
     reference: dict[str, Any]
@@ -39,6 +41,7 @@ class StoredReference:
     channel_name: str = ""
     user_id: str | None = None
     aad_object_id: str | None = None
+    team_group_id: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -68,6 +71,8 @@ class StoredReference:
             data["userId"] = self.user_id
         if self.aad_object_id:
             data["aadObjectId"] = self.aad_object_id
+        if self.team_group_id:
+            data["teamGroupId"] = self.team_group_id
         return data
 
     @classmethod
@@ -84,6 +89,7 @@ class StoredReference:
             channel_name=str(data.get("channelName") or ""),
             user_id=data.get("userId") or None,
             aad_object_id=data.get("aadObjectId") or None,
+            team_group_id=data.get("teamGroupId") or None,
         )
 
 
@@ -108,6 +114,14 @@ def team_of(activity: Activity) -> tuple[str, str] | None:
     if not isinstance(team, dict) or not isinstance(team.get("id"), str):
         return None
     return team["id"], str(team.get("name") or "")
+
+
+def team_group_of(activity: Activity) -> str | None:
+    """The team's Microsoft 365 group id from ``channelData.team.aadGroupId`` (Graph's team id)."""
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    team = data.get("team")
+    value = team.get("aadGroupId") if isinstance(team, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def channel_of(activity: Activity) -> tuple[str, str] | None:

@@ -19,7 +19,15 @@ from bot.ports import ConversationStore
 from bot.records import ConversationAddress, ConversationRecord
 
 from .ids import split_thread
-from .references import StoredReference, channel_of, conversation_kind, reference_json, team_of, tenant_of
+from .references import (
+    StoredReference,
+    channel_of,
+    conversation_kind,
+    reference_json,
+    team_group_of,
+    team_of,
+    tenant_of,
+)
 
 log = logging.getLogger("handoff.teams")
 
@@ -176,7 +184,9 @@ class ConversationRegistry:
         reference = reference_json(activity, channel_id)
         reference["conversation"]["conversationType"] = "channel"
         reference["conversation"]["isGroup"] = True
-        stored = StoredReference(reference, "channel", team_name=team_name, channel_name=channel_name)
+        stored = StoredReference(
+            reference, "channel", team_name=team_name, channel_name=channel_name, team_group_id=team_group_of(activity)
+        )
         await self._save(channel_id, stored, tenant_of(activity), team_id)
 
     async def _save(

@@ -72,8 +72,12 @@ class Pacer:
         self.rng = rng or random.Random()
         self.limiter = SlidingWindowLimiter(self.policy.windows, clock)
 
-    async def run(self, conversation_id: str, send: Callable[[], Awaitable[T]]) -> T:
-        """Run ``send`` (which raises only :class:`DeliveryFailed`) for ``conversation_id``."""
+    async def run(self, conversation_id: str, send: Callable[[], Awaitable[T]], *, posts: bool = False) -> T:
+        """Run ``send`` (which raises only :class:`DeliveryFailed`) for ``conversation_id``.
+
+        A send that ``posts`` a new message is not retried here when Teams may have taken it although its
+        answer was lost: the failure goes to the outbox, which looks for the post before posting again.
+        """
         key = split_thread(conversation_id)[0]
         attempt = 0
         while True:
@@ -90,7 +94,7 @@ class Pacer:
             except DeliveryFailed as failed:
                 if failed.retry_after:
                     self.limiter.block(key, failed.retry_after)
-                if not failed.retryable or attempt >= self.policy.attempts:
+                if not failed.retryable or attempt >= self.policy.attempts or (posts and failed.maybe_sent):
                     raise
                 delay = max(self.policy.backoff(attempt, self.rng), failed.retry_after or 0.0)
                 if delay > self.policy.max_wait:
@@ -114,9 +118,10 @@ def delivery_failure(error: BaseException) -> DeliveryFailed:
             return DeliveryFailed(reason, True, _retry_after(headers.get("Retry-After")))
         return DeliveryFailed(reason, False)
     if isinstance(error, ClientRequestError | aiohttp.ClientError | asyncio.TimeoutError | ConnectionError):
-        return DeliveryFailed(f"could not reach Teams ({type(error).__name__})", True)
+        # the request may have reached Teams and taken effect: only the answer is missing
+        return DeliveryFailed(f"could not reach Teams ({type(error).__name__})", True, maybe_sent=True)
     if isinstance(error, DeserializationError):
-        return DeliveryFailed("Teams sent an answer that is not valid JSON", True)
+        return DeliveryFailed("Teams sent an answer that is not valid JSON", True, maybe_sent=True)
     return DeliveryFailed(f"sending to Teams failed ({type(error).__name__})", False)
 
 

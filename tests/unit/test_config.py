@@ -121,3 +121,26 @@ def test_postgres_parameters_are_checked_before_connecting() -> None:
     ]
     good = f"{url}?sslmode=verify-full&sslrootcert=/etc/ssl/azure.pem&connect_timeout=10&application_name=handoff"
     assert parse_settings({"store": {"url": good}}, {}).store.url == good
+
+
+def test_finding_lost_teams_posts_is_off_by_default_and_checked_when_on() -> None:
+    teams = {"app_id": "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b", "app_password": "${P}"}
+    settings = parse_settings({"teams": teams}, {"P": "x"})
+    assert settings.teams is not None and not settings.teams.graph.find_lost_posts
+    assert settings.teams.graph.api_url == "https://graph.microsoft.com/v1.0"
+
+    on = parse_settings(
+        {"teams": {**teams, "graph": {"find_lost_posts": True, "api_url": "https://g/v1.0/"}}}, {"P": "x"}
+    )
+    assert on.teams is not None and on.teams.graph.find_lost_posts and on.teams.graph.api_url == "https://g/v1.0"
+
+    msi = {
+        "app_id": teams["app_id"],
+        "app_type": "UserAssignedMSI",
+        "tenant_id": "t",
+        "graph": {"find_lost_posts": True},
+    }
+    (problem,) = problems({"teams": msi})
+    assert "find_lost_posts needs the bot's app_password" in problem
+    (problem,) = problems({"teams": {**teams, "graph": {"login_url": "login.microsoftonline.com"}}}, {"P": "x"})
+    assert problem.startswith("teams.graph.login_url: ")

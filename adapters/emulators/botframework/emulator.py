@@ -8,6 +8,9 @@ it can also act as Teams towards the bot, posting activities to the bot's ``/api
         await teams.install_app()                         # installationUpdate to the bot
         reply = await teams.send_channel_message("status", channel="ML models")
         teams.state.channel("ML models").posts[-1].replies   # what the bot answered in the thread
+
+The same state is readable as Microsoft Graph under :attr:`graph_url`, with tokens from Entra ID's
+token endpoint under :attr:`login_url` (see ``graph.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from bot.clock import Clock, SystemClock
 from .activities import ActivityFactory
 from .bot_client import BotClient, BotResponse, TokenProvider
 from .errors import fault_body
+from .graph import GRAPH_PREFIX, LOGIN_PREFIX, GraphRoutes
 from .routes import ConnectorRoutes
 from .state import ConnectorState, Message
 from .threaded import ThreadedServer
@@ -50,6 +54,8 @@ class BotFrameworkEmulator:
         token_provider: optional bearer-token source for those posts (see ``bot_client.TokenProvider``).
         base_url: the public URL of this emulator's root; set by :meth:`start`, or by whoever mounts
             :meth:`create_app` under a prefix (e.g. ``http://127.0.0.1:PORT/botframework``).
+        graph_credentials: app id → client secret the token endpoint accepts; Graph then wants one of its
+            tokens. With None (the default) any client gets a token and Graph asks for none.
     """
 
     def __init__(
@@ -60,6 +66,7 @@ class BotFrameworkEmulator:
         bot_endpoint: str | None = None,
         token_provider: TokenProvider | None = None,
         base_url: str = "",
+        graph_credentials: Mapping[str, str] | None = None,
     ) -> None:
         self.world = load_world(world)
         self.clock: Clock = clock or SystemClock()
@@ -70,6 +77,7 @@ class BotFrameworkEmulator:
         self.bot = BotClient(bot_endpoint, token_provider)
         self.deliveries: list[BotResponse] = []
         self.routes = ConnectorRoutes(self.state, lambda: self.base_url)
+        self.graph = GraphRoutes(self.state, graph_credentials)
         self._server: LocalServer | None = None
         self._threaded: ThreadedServer | None = None
         self._invoke_ids = 0
@@ -87,14 +95,29 @@ class BotFrameworkEmulator:
         """The ``serviceUrl`` put in activities: ``base_url`` with a trailing slash."""
         return self.base_url.rstrip("/") + "/"
 
+    @property
+    def graph_url(self) -> str:
+        """Microsoft Graph v1.0 over this emulator's state: ``<base_url>/graph/v1.0``."""
+        return self.base_url.rstrip("/") + GRAPH_PREFIX
+
+    @property
+    def login_url(self) -> str:
+        """The Entra ID authority host: tokens come from ``<login_url>/<tenant>/oauth2/v2.0/token``."""
+        return self.base_url.rstrip("/") + LOGIN_PREFIX
+
+    def set_graph_consent(self, *, granted: bool, team: str | None = None, chat: str | None = None) -> None:
+        """Grant or revoke the app's resource-specific consent in a team or a group chat (Graph: 403)."""
+        self.graph.set_consent(granted=granted, team=team, chat=chat)
+
     # serving
 
     def create_app(self) -> web.Application:
-        """The aiohttp application: connector routes, ``/_emulator/`` control routes, recording, faults."""
+        """The aiohttp application: connector and Graph routes, ``/_emulator/`` control routes, recording, faults."""
         app = web.Application(middlewares=[recording_middleware(self.recorder, self.faults, fault_body)])
         add_control_routes(app, self.recorder, self.faults)
         app.router.add_get("/_emulator/state", self._get_state)
         self.routes.register(app)
+        self.graph.register(app)
         app.on_cleanup.append(self._on_cleanup)
         return app
 

@@ -164,6 +164,31 @@ async def test_persistent_trouble_becomes_a_retryable_failure(harness: Harness) 
     assert len(harness.teams.recorder.matching("POST /v3/conversations")) == 3
 
 
+async def test_a_post_whose_answer_was_lost_is_not_sent_again_by_the_channel(harness: Harness) -> None:
+    await harness.teams.install_app()
+    harness.teams.faults.add("POST /v3/conversations", [Fault("reset_after")])
+
+    with pytest.raises(DeliveryFailed) as failed:
+        await with_time_passing(harness.clock, harness.integration.channel.post_card(RELEASES, gate_card()))
+
+    # Teams took it: the outbox must look for it rather than post it again
+    assert failed.value.retryable and failed.value.maybe_sent
+    assert len(harness.teams.recorder.matching("POST /v3/conversations")) == 1
+    assert len(harness.teams.state.channel("App releases").posts) == 1
+
+
+async def test_an_update_whose_answer_was_lost_is_sent_again(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+    posted = await channel.post_card(RELEASES, gate_card())
+    harness.teams.faults.add("PUT /v3/conversations/**", [Fault("reset_after")])
+
+    await with_time_passing(harness.clock, channel.update_card(RELEASES, posted, Card(title="done")))
+
+    assert len(harness.teams.recorder.matching("PUT /v3/conversations/**")) == 2  # replacing twice is harmless
+    assert texts(adaptive_card(harness.teams.state.message(posted.message_id).activity))[0] == "done"
+
+
 async def test_a_long_retry_after_is_handed_to_the_outbox(harness: Harness) -> None:
     await harness.teams.install_app()
     harness.teams.faults.add("POST /v3/conversations", [Fault("429", retry_after=45)])

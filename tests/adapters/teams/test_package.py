@@ -24,8 +24,9 @@ def teams_schema(shared_dir: Path, version: str) -> dict[str, Any]:
     return schema
 
 
-def settings(app_id: str = APP_ID) -> TeamsSettings:
-    return TeamsSettings.model_validate({"app_id": app_id, "app_password": "${P}"}, context={"environ": {"P": "x"}})
+def settings(app_id: str = APP_ID, **extra: Any) -> TeamsSettings:
+    data = {"app_id": app_id, "app_password": "${P}", **extra}
+    return TeamsSettings.model_validate(data, context={"environ": {"P": "x"}})
 
 
 def png_info(data: bytes) -> tuple[int, int, int, bytes]:
@@ -94,6 +95,24 @@ def test_without_a_public_url_the_package_has_no_domains(shared_dir: Path, tmp_p
     with zipfile.ZipFile(out) as archive:
         manifest = json.loads(archive.read("manifest.json"))
     assert "validDomains" not in manifest
+    jsonschema.Draft4Validator(teams_schema(shared_dir, "1.21")).validate(manifest)
+
+
+def test_finding_lost_posts_asks_for_consent_to_read_messages(shared_dir: Path, tmp_path: Path) -> None:
+    plain = build_teams_package(settings(), None, tmp_path / "plain.zip")
+    with zipfile.ZipFile(plain) as archive:
+        assert "authorization" not in json.loads(archive.read("manifest.json"))
+
+    reading = settings(graph={"find_lost_posts": True})
+    out = build_teams_package(reading, "https://handoff.contoso.com", tmp_path / "handoff.zip")
+
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["webApplicationInfo"]["id"] == APP_ID
+    assert manifest["authorization"]["permissions"]["resourceSpecific"] == [
+        {"name": "ChannelMessage.Read.Group", "type": "Application"},
+        {"name": "ChatMessage.Read.Chat", "type": "Application"},
+    ]
     jsonschema.Draft4Validator(teams_schema(shared_dir, "1.21")).validate(manifest)
 
 
