@@ -1,7 +1,9 @@
-"""Teams, for real: a Bot Framework token can be acquired with the Azure Bot's credentials.
+"""Teams, for real: a Bot Framework token can be acquired with the Azure Bot's credentials, and, with
+``teams.graph.find_lost_posts``, a Microsoft Graph token too.
 
 The token comes from Microsoft Entra ID (client credentials for ``https://api.botframework.com/.default``),
-as botbuilder gets it before every send. ``http_client`` lets tests point MSAL at a local token endpoint.
+as botbuilder gets it before every send. ``http_client`` lets tests point MSAL at a local token endpoint;
+the Graph token comes from ``teams.graph.login_url``, as the outbox gets it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import asyncio
 from typing import Any
 
 from adapters.doctor.report import Check, fail, ok, skip, warn
+from adapters.teams.graph import GraphTokens
 from bot.config import Settings, TeamsSettings
+from bot.ports import DeliveryFailed
 
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
 LOGIN = "https://login.microsoftonline.com"
@@ -63,4 +67,35 @@ async def check_teams(settings: Settings, http_client: Any = None) -> list[Check
                 f"check teams.app_id, teams.app_type, teams.tenant_id and the client secret in {variable}",
             )
         ]
-    return [ok(name, f"app {teams.app_id} ({teams.app_type}) gets Bot Framework tokens")]
+    return [ok(name, f"app {teams.app_id} ({teams.app_type}) gets Bot Framework tokens"), *await check_graph(teams)]
+
+
+async def check_graph(teams: TeamsSettings) -> list[Check]:
+    """With ``teams.graph.find_lost_posts``: the bot's credentials get a Microsoft Graph token."""
+    name = "teams.graph"
+    if not teams.graph.find_lost_posts:
+        return []
+    if not teams.tenant_id:
+        return [skip(name, "a multi-tenant bot gets Graph tokens per tenant: the first lookup in a team shows it")]
+    password = teams.app_password.reveal() if teams.app_password is not None else None
+    tokens = GraphTokens(teams.app_id, password, teams.graph.login_url)
+    try:
+        await tokens.token(teams.tenant_id)
+    except DeliveryFailed as failure:
+        return [
+            fail(
+                name,
+                f"{failure.reason} (app {teams.app_id})",
+                "check teams.app_id, teams.tenant_id, the client secret and teams.graph.login_url; or turn "
+                "teams.graph.find_lost_posts off",
+            )
+        ]
+    finally:
+        await tokens.close()
+    return [
+        ok(
+            name,
+            f"app {teams.app_id} gets Microsoft Graph tokens for tenant {teams.tenant_id}; each team's consent "
+            "(ChannelMessage.Read.Group) comes with the app package",
+        )
+    ]

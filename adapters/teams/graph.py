@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +43,7 @@ RETRYABLE = {408, 412, 429, 500, 502, 503, 504}
 # loopback; :class:`_RewritingTransport` sends its requests there instead.
 _EMULATED_AUTHORITY = "https://login.emulator.invalid"
 _FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+_ENTRA_ERROR = re.compile(r"AADSTS\d+:[^.\r\n]{0,160}")
 
 
 class _RewritingTransport(AioHttpTransport):  # type: ignore[misc]
@@ -88,7 +90,9 @@ class GraphTokens:
         try:
             return (await credential.get_token(SCOPE)).token
         except Exception as exc:  # azure-identity raises ClientAuthenticationError, or a transport error
-            raise DeliveryFailed(f"Graph: no token for tenant {tenant_id} ({type(exc).__name__})", False) from None
+            entra = _ENTRA_ERROR.search(str(exc))  # e.g. "AADSTS7000215: Invalid client secret provided"
+            why = f"{type(exc).__name__}: {entra.group(0)}" if entra else type(exc).__name__
+            raise DeliveryFailed(f"Graph: no token for tenant {tenant_id} ({why})", False) from None
 
     def _credential(self, tenant_id: str) -> ClientSecretCredential:
         assert self._password is not None

@@ -15,6 +15,7 @@ from adapters.azure_ml.connect import connect_azure_ml
 from adapters.doctor import Check, Status, run_checks
 from adapters.doctor.store import check_store
 from adapters.doctor.teams import check_teams
+from adapters.emulators.botframework import BotFrameworkEmulator
 from adapters.emulators.fake_server import FakeHTTPServer
 from bot.app import run_doctor
 from bot.config import Settings, StoreSettings, parse_settings
@@ -183,6 +184,31 @@ async def test_a_wrong_teams_secret_fails_and_names_the_setting(entra: FakeHTTPS
     (check,) = await check_teams(teams_settings("a-wrong-secret"), ToLocalEntra(entra.url))
     assert check.failed and "invalid_client: AADSTS7000215" in check.detail
     assert "$APP_PASSWORD" in check.fix and "a-wrong-secret" not in check.line()
+
+
+@pytest.mark.parametrize("secret", ["the-right-secret", "a-wrong-secret"])
+async def test_finding_lost_teams_posts_checks_the_graph_token(entra: FakeHTTPServer, secret: str) -> None:
+    entra.respond(
+        "POST /botframework.com/oauth2/v2.0/token",
+        body={"access_token": "t", "token_type": "Bearer", "expires_in": 3600},
+    )
+    app_id = "5e1b3a4c-0000-4000-8000-00000000b07"
+    async with BotFrameworkEmulator(graph_credentials={app_id: "the-right-secret"}) as emulator:
+        tenant = emulator.world.tenant_id
+        graph = {"find_lost_posts": True, "login_url": emulator.login_url}
+        teams = {"app_id": app_id, "app_password": "${APP_PASSWORD}", "tenant_id": tenant, "graph": graph}
+        settings = parse_settings({"teams": teams}, {"APP_PASSWORD": secret})
+
+        token, check = await check_teams(settings, ToLocalEntra(entra.url))
+
+    assert token.status is Status.OK and check.name == "teams.graph"
+    if secret == "the-right-secret":
+        assert check.status is Status.OK and f"Microsoft Graph tokens for tenant {tenant}" in check.detail
+    else:
+        assert check.failed and "AADSTS7000215: Invalid client secret provided" in check.detail
+        assert "a-wrong-secret" not in check.line()
+    (request,) = emulator.recorder.matching(f"POST /login/{tenant}/oauth2/v2.0/token")
+    assert "scope=https%3A%2F%2Fgraph.microsoft.com%2F.default" in request.body.decode()
 
 
 async def test_slack_scopes_are_checked_from_what_the_answers_report(wired: Wired) -> None:
