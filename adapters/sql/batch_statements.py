@@ -1,8 +1,9 @@
-"""The three statements of the ingest group commit, on SQLAlchemy or straight on SQLite's driver.
+"""The three statements of the ingest group commit on SQLite: through SQLAlchemy, or straight on its driver.
 
 :meth:`adapters.sql.events.SqlEventLog.record_events` writes a batch of events with three kinds of
-statement: insert the rows whose key is new, insert rows, compare-and-set card states. On PostgreSQL
-(and SQLite in memory) they run through SQLAlchemy. On a SQLite file they run on the engine's own
+statement: insert the rows whose key is new, insert rows, compare-and-set card states. On SQLite in
+memory they run through SQLAlchemy; on PostgreSQL straight on asyncpg (:mod:`adapters.sql.postgres_batch`).
+On a SQLite file they run on the engine's own
 ``sqlite3`` connection: a batch is a few microseconds of SQLite's work, and SQLAlchemy's
 per-statement and per-transaction machinery cost ten times that, which the busiest path of Handoff
 cannot afford. Values are converted by SQLAlchemy's own bind processors for the dialect, so the rows
@@ -17,7 +18,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, insert, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import Connection, Dialect
 
 from adapters.sql.tables import card_states
@@ -78,19 +78,14 @@ class BatchStatements(Protocol):
 
 
 class SqlAlchemyStatements:
-    """The statements through a SQLAlchemy connection (PostgreSQL, SQLite in memory)."""
+    """The statements through a SQLAlchemy connection to SQLite (a database in memory)."""
 
-    def __init__(self, conn: Connection, is_postgres: bool) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.is_postgres = is_postgres
 
     def insert_new(self, table: Table, key: str, rows: list[dict[str, Any]]) -> set[str]:
         if not rows:
             return set()
-        if self.is_postgres:
-            statement = postgresql_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
-            # an executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs
-            return set(self.conn.execute(statement, rows).scalars())
         fresh = new_rows(table, key, rows, self.conn.exec_driver_sql)
         if fresh:
             self.conn.execute(insert(table), list(fresh.values()))
@@ -103,12 +98,9 @@ class SqlAlchemyStatements:
     def compare_and_set(self, rows: list[dict[str, Any]]) -> set[str]:
         if not rows:
             return set()
-        if not self.is_postgres:
-            # SQLite sums an executemany's rowcount: all of them were written, or the transaction is undone
-            written = self.conn.execute(_COMPARE_AND_SET, rows).rowcount == len(rows)
-            return {row["key"] for row in rows} if written else set()
-        # asyncpg reports no rowcount for an executemany
-        return {row["key"] for row in rows if self.conn.execute(_COMPARE_AND_SET, row).rowcount == 1}
+        # SQLite sums an executemany's rowcount: all of them were written, or the transaction is undone
+        written = self.conn.execute(_COMPARE_AND_SET, rows).rowcount == len(rows)
+        return {row["key"] for row in rows} if written else set()
 
 
 Processor = Callable[[Any], Any] | None

@@ -4,7 +4,9 @@
 the dedupe keys in one ``INSERT … ON CONFLICT DO NOTHING RETURNING``, each card written once with its
 compare-and-set, the deliveries in one ``executemany``. On a SQLite file the whole transaction runs
 straight on the driver, on the event loop's thread unless another process holds the write lock (see
-:meth:`adapters.sql.engine.SqliteEngine.run_raw_write` and :mod:`adapters.sql.batch_statements`).
+:meth:`adapters.sql.engine.SqliteEngine.run_raw_write` and :mod:`adapters.sql.batch_statements`); on
+PostgreSQL straight on asyncpg, each kind of row in one statement over arrays
+(:mod:`adapters.sql.postgres_batch`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Connection
 from adapters.sql.base import SqlBase, utc
 from adapters.sql.batch_statements import BatchStatements, SqlAlchemyStatements, SqliteStatements, chunks
 from adapters.sql.engine import SqliteEngine, run_read, run_write
+from adapters.sql.postgres_batch import AsyncpgStatements
 from adapters.sql.tables import card_states, deliveries, received_events
 from bot.ports import EventRecord, StaleWrite
 from bot.records import CardState, DeliveryState, NewDelivery, ReceivedEvent
@@ -82,6 +85,76 @@ def _card_writes(records: Sequence[EventRecord], new: Sequence[bool]) -> dict[st
     return cards
 
 
+class _Batch:
+    """One group commit's rows, worked out between its statements (whichever database runs them).
+
+    The receipts first (the first of equal dedupe keys); once the store said which were new, the card
+    writes folded from the new records (:func:`_card_writes`), then the new records' deliveries.
+    """
+
+    def __init__(self, records: list[EventRecord]) -> None:
+        self.records = records
+        first: dict[str, int] = {}
+        for index, record in enumerate(records):
+            first.setdefault(record.event.dedupe_key, index)
+        self.candidates = [i for i, r in enumerate(records) if first[r.event.dedupe_key] == i]
+        self.stored: set[int] = set()
+        self.cards: dict[str, _CardWrite] = {}
+
+    def receipts(self) -> list[dict[str, Any]]:
+        """The candidates' receipts, in key order (so that concurrent batches lock rows in one order)."""
+        events = sorted((self.records[i].event for i in self.candidates), key=lambda e: e.dedupe_key)
+        return [
+            {
+                "dedupe_key": e.dedupe_key,
+                "source": e.source,
+                "kind": e.kind,
+                "received_at": e.received_at,
+                "payload": e.payload,
+            }
+            for e in events
+        ]
+
+    def inserted(self, keys: set[str]) -> None:
+        """The dedupe keys the store took: their records are the new ones."""
+        self.stored = {i for i in self.candidates if self.records[i].event.dedupe_key in keys}
+        new = [i in self.stored for i in range(len(self.records))]
+        self.cards = dict(sorted(_card_writes(self.records, new).items()))
+
+    def card_rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The cards to insert, and the compare-and-set rows of the others."""
+        fresh = [
+            {"grouping_key": w.last.grouping_key, "version": w.last.version, "state": w.last.state, "updated_at": w.at}
+            for w in self.cards.values()
+            if w.expected == 0
+        ]
+        changed = [
+            {"key": key, "expected": w.expected, "version": w.last.version, "state": w.last.state, "at": w.at}
+            for key, w in self.cards.items()
+            if w.expected > 0
+        ]
+        return fresh, changed
+
+    def check_cards(self, written: set[str]) -> None:
+        """StaleWrite unless every card was written (another writer changed one first)."""
+        lost = sorted(set(self.cards) - written)
+        if lost:
+            raise StaleWrite(", ".join(lost))
+
+    def delivery_rows(self) -> list[dict[str, Any]]:
+        return [
+            row
+            for i in sorted(self.stored)
+            for row in delivery_rows(
+                self.records[i].deliveries, self.records[i].event.dedupe_key, self.records[i].event.received_at
+            )
+        ]
+
+    def outcomes(self) -> list[bool]:
+        """For each record: whether it was stored (False for a redelivery)."""
+        return [i in self.stored for i in range(len(self.records))]
+
+
 class SqlEventLog(SqlBase):
     async def record_event(
         self,
@@ -100,57 +173,33 @@ class SqlEventLog(SqlBase):
         if isinstance(engine, SqliteEngine) and engine.has_raw_writer:
             dialect = engine.dialect
             return await engine.run_raw_write(lambda raw: self._record(SqliteStatements(raw, dialect), records))
-        is_postgres = self.is_postgres
-        return await run_write(engine, lambda conn: self._record(SqlAlchemyStatements(conn, is_postgres), records))
+        if self.is_postgres:
+            # the pool's connection (checked, and replaced when it broke), used through asyncpg itself
+            async with engine.connect() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                assert raw is not None
+                async with raw.transaction():
+                    return await self._record_on_asyncpg(AsyncpgStatements(raw), records)
+        return await run_write(engine, lambda conn: self._record(SqlAlchemyStatements(conn), records))
 
     def _record(self, statements: BatchStatements, records: list[EventRecord]) -> list[bool]:
-        first: dict[str, int] = {}
-        for index, record in enumerate(records):
-            first.setdefault(record.event.dedupe_key, index)
-        candidates = [i for i, r in enumerate(records) if first[r.event.dedupe_key] == i]
-        receipts = [
-            {
-                "dedupe_key": e.dedupe_key,
-                "source": e.source,
-                "kind": e.kind,
-                "received_at": e.received_at,
-                "payload": e.payload,
-            }
-            for e in sorted((records[i].event for i in candidates), key=lambda e: e.dedupe_key)
-        ]
-        inserted = statements.insert_new(received_events, "dedupe_key", receipts)
-        new = [i for i in candidates if records[i].event.dedupe_key in inserted]
-        stored = set(new)
-        cards = _card_writes(records, [i in stored for i in range(len(records))])
-        if cards:
-            # keys and cards are written in sorted order, so that concurrent batches lock rows in one order
-            self._write_card_states(statements, dict(sorted(cards.items())))
-        rows = [
-            row
-            for i in new
-            for row in delivery_rows(records[i].deliveries, records[i].event.dedupe_key, records[i].event.received_at)
-        ]
-        statements.insert(deliveries, rows)
-        return [i in stored for i in range(len(records))]
+        batch = _Batch(records)
+        batch.inserted(statements.insert_new(received_events, "dedupe_key", batch.receipts()))
+        fresh, changed = batch.card_rows()
+        written = statements.insert_new(card_states, "grouping_key", fresh) | statements.compare_and_set(changed)
+        batch.check_cards(written)
+        statements.insert(deliveries, batch.delivery_rows())
+        return batch.outcomes()
 
-    def _write_card_states(self, statements: BatchStatements, cards: dict[str, _CardWrite]) -> None:
-        """Write every card once: insert the new ones, compare-and-set the others; StaleWrite if one lost."""
-        written: set[str] = set()
-        fresh = [
-            {"grouping_key": w.last.grouping_key, "version": w.last.version, "state": w.last.state, "updated_at": w.at}
-            for w in cards.values()
-            if w.expected == 0
-        ]
-        written.update(statements.insert_new(card_states, "grouping_key", fresh))
-        changed = {key: w for key, w in cards.items() if w.expected > 0}
-        rows = [
-            {"key": key, "expected": w.expected, "version": w.last.version, "state": w.last.state, "at": w.at}
-            for key, w in changed.items()
-        ]
-        written.update(statements.compare_and_set(rows))
-        lost = sorted(set(cards) - written)
-        if lost:
-            raise StaleWrite(", ".join(lost))
+    async def _record_on_asyncpg(self, statements: AsyncpgStatements, records: list[EventRecord]) -> list[bool]:
+        """:meth:`_record`, on PostgreSQL straight through asyncpg (see :mod:`adapters.sql.postgres_batch`)."""
+        batch = _Batch(records)
+        batch.inserted(await statements.insert_new(received_events, "dedupe_key", batch.receipts()))
+        fresh, changed = batch.card_rows()
+        written = await statements.insert_new(card_states, "grouping_key", fresh)
+        batch.check_cards(written | await statements.compare_and_set(changed))
+        await statements.insert(deliveries, batch.delivery_rows())
+        return batch.outcomes()
 
     async def get_card_state(self, grouping_key: str) -> CardState | None:
         return (await self.get_card_states([grouping_key])).get(grouping_key)
