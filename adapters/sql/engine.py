@@ -40,6 +40,8 @@ WRITE = "handoff_write"
 BUSY_TIMEOUT_MS = 30_000
 # A raw commit that usually takes less than this (a local disk's fsync) runs on the event loop's thread.
 INLINE_COMMIT_LIMIT = 0.002
+# PostgreSQL: the ingest's own connection is checked before a write when it has not been used for this long.
+RAW_CHECK_AFTER_IDLE = 5.0
 # The write-ahead log of raw writes is copied into the database file after this many raw commits, or
 # after this long if there were fewer (a checkpoint costs the same at any speed: counted in commits, not
 # seconds, its share of the work does not grow when Handoff runs slowly, as under a profiler).
@@ -117,14 +119,16 @@ def create_engine_for(url: str) -> AsyncEngine:
     url = normalize_url(url)
     if not is_sqlite(url):
         parsed = make_url(url)
-        return create_async_engine(
+        connector = postgres_connector(parsed)
+        pooled = create_async_engine(
             parsed.set(query={}),
-            async_creator=postgres_connector(parsed),
+            async_creator=connector,
             pool_size=10,
             max_overflow=10,
             pool_pre_ping=True,
             **JSON_CODEC,
         )
+        return PostgresEngine(pooled.sync_engine, connector)
     database = make_url(url).database
     in_memory = not database or database == ":memory:" or "mode=memory" in url
     file_engine = None
@@ -146,6 +150,75 @@ def create_engine_for(url: str) -> AsyncEngine:
     engine = SqliteEngine(driver.sync_engine, file_engine)
     _configure_sqlite(engine.sync_engine)
     return engine
+
+
+class PostgresEngine(AsyncEngine):
+    """A PostgreSQL engine with one more connection, outside the pool, for the busiest writes.
+
+    :meth:`run_raw_write` runs the ingest group commit on it straight through asyncpg: no pool checkout
+    and no ping before each batch, and the ingest never waits for a connection the pool lent to other
+    work. A connection that broke is closed, and the next write opens another.
+    """
+
+    __slots__ = ("_connect", "_raw", "_raw_lock", "_raw_used_at")
+
+    def __init__(self, sync_engine: Engine, connect: Callable[[], Awaitable[Any]]) -> None:
+        super().__init__(sync_engine)
+        self._connect = connect
+        self._raw: asyncpg.Connection | None = None
+        self._raw_lock = asyncio.Lock()
+        self._raw_used_at = 0.0
+
+    async def run_raw_write(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``fn`` in one transaction on the engine's own asyncpg connection: committed if it returns,
+        rolled back if it raises. Writes wait for each other."""
+        async with self._raw_lock:
+            raw = await self._raw_connection()
+            try:
+                async with raw.transaction():
+                    result = await fn(raw)
+            except BaseException as error:
+                if not _still_usable(raw, error):
+                    self._forget_raw()
+                raise
+            self._raw_used_at = time.monotonic()
+            return result
+
+    async def _raw_connection(self) -> asyncpg.Connection:
+        """The connection, opened if need be; after a quiet spell it is checked first (the server may have
+        restarted meanwhile), as the pool checks its connections, so that the next write does not fail."""
+        if self._raw is not None and time.monotonic() - self._raw_used_at > RAW_CHECK_AFTER_IDLE:
+            try:
+                await self._raw.execute("SELECT 1")
+            except Exception:  # whatever the state of a connection that fails this, it is not kept
+                self._forget_raw()
+        if self._raw is None or self._raw.is_closed():
+            self._raw = await self._connect()
+        assert self._raw is not None
+        return self._raw
+
+    def _forget_raw(self) -> None:
+        if self._raw is not None:
+            self._raw.terminate()
+            self._raw = None
+
+    async def dispose(self, close: bool = True) -> None:
+        async with self._raw_lock:
+            if self._raw is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._raw.close(), 5)
+                self._raw = None
+        await super().dispose(close)
+
+
+def _still_usable(raw: asyncpg.Connection, error: BaseException) -> bool:
+    """Whether a connection is worth keeping after a write failed with ``error``: the server refused a
+    statement or the write itself gave up (a lost compare-and-set), and the transaction was rolled back;
+    not when the connection was lost or cut off in the middle of an exchange."""
+    broken = (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+    if not isinstance(error, Exception) or isinstance(error, broken):
+        return False
+    return not raw.is_closed() and not raw.is_in_transaction()
 
 
 class SqliteEngine(AsyncEngine):

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from adapters.sql.base import SqlBase, utc
 from adapters.sql.batch_statements import BatchStatements, SqlAlchemyStatements, SqliteStatements, chunks
-from adapters.sql.engine import SqliteEngine, run_read, run_write
+from adapters.sql.engine import PostgresEngine, SqliteEngine, run_read, run_write
 from adapters.sql.postgres_batch import AsyncpgStatements
 from adapters.sql.tables import card_states, deliveries, received_events
 from bot.ports import EventRecord, StaleWrite
@@ -173,13 +173,8 @@ class SqlEventLog(SqlBase):
         if isinstance(engine, SqliteEngine) and engine.has_raw_writer:
             dialect = engine.dialect
             return await engine.run_raw_write(lambda raw: self._record(SqliteStatements(raw, dialect), records))
-        if self.is_postgres:
-            # the pool's connection (checked, and replaced when it broke), used through asyncpg itself
-            async with engine.connect() as conn:
-                raw = (await conn.get_raw_connection()).driver_connection
-                assert raw is not None
-                async with raw.transaction():
-                    return await self._record_on_asyncpg(AsyncpgStatements(raw), records)
+        if isinstance(engine, PostgresEngine):
+            return await engine.run_raw_write(lambda raw: self._record_on_asyncpg(AsyncpgStatements(raw), records))
         return await run_write(engine, lambda conn: self._record(SqlAlchemyStatements(conn), records))
 
     def _record(self, statements: BatchStatements, records: list[EventRecord]) -> list[bool]:
