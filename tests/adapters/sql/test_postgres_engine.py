@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -22,13 +21,8 @@ def event(key: str) -> EventRecord:
     return EventRecord(ReceivedEvent(key, "azure-devops", "run", NOW, {"n": key}))
 
 
-@pytest.fixture
-async def store(postgres_url: str) -> AsyncIterator[SqlStore]:
-    opened = await SqlStore.open(postgres_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
+# the shared ``store`` fixture, on PostgreSQL only
+pytestmark = pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
 
 
 def engine_of(store: SqlStore) -> PostgresEngine:
@@ -85,8 +79,8 @@ async def test_a_lost_compare_and_set_keeps_the_connection(store: SqlStore) -> N
     assert engine_of(store)._raw is kept and await store.known_events(["e2"]) == set()
 
 
-async def test_closing_the_store_closes_the_ingest_connection(postgres_url: str) -> None:
-    store = await SqlStore.open(postgres_url)
+async def test_closing_the_store_closes_the_ingest_connection(store_url: str) -> None:
+    store = await SqlStore.open(store_url)
     await store.record_events([event("e1")])
     raw = engine_of(store)._raw
     assert raw is not None and not raw.is_closed()
