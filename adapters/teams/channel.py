@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -156,7 +157,10 @@ class TeamsChatChannel:
         if team_id not in self._team_groups:
 
             async def details(ctx: TurnContext) -> str | None:
-                group = (await TeamsInfo.get_team_details(ctx, team_id)).aad_group_id
+                # botbuilder's Teams client is synchronous: it runs in a worker thread, the loop goes on
+                client = await TeamsInfo.get_teams_connector_client(ctx)
+                client.config.retry_policy.retries = 0
+                group = (await asyncio.to_thread(client.teams.get_team_details, team_id)).aad_group_id
                 return str(group) if group else None
 
             reference = stored.conversation_reference(record.address.conversation_id)

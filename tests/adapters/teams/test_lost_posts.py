@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import jsonschema
 import pytest
 
 from adapters.emulators.base import Fault, LocalServer
@@ -107,6 +108,36 @@ async def test_a_card_whose_post_answer_was_lost_is_found_and_then_updated_in_pl
     assert len(message.versions) == 3
     assert texts(adaptive_card(message.activity))[0] == "Release app-y 2.3: tests passed"
     assert (await setup.store.count_deliveries())["dead"] == 0
+
+
+async def test_the_marker_rides_in_a_valid_adaptive_card(
+    setup: Setup, card_validator: jsonschema.protocols.Validator
+) -> None:
+    await setup.card(1)
+    await setup.drain()
+
+    (post,) = setup.posts()
+    card = adaptive_card(setup.teams.state.message(post).activity)
+    card_validator.validate(card)
+    assert card["body"][0]["id"].startswith("handoff-")
+
+
+async def test_a_channel_stored_without_its_teams_group_id_gets_it_from_the_teams_details(setup: Setup) -> None:
+    # a channel Handoff stored before it kept the team's group id
+    record = await setup.store.get_conversation(WHERE)
+    assert record is not None and record.reference.pop("teamGroupId")
+    await setup.store.save_conversation(record)
+    setup.teams.faults.add("POST /v3/conversations", [Fault("reset_after")])
+
+    await setup.card(1)
+    await setup.drain()
+
+    assert len(setup.posts()) == 1
+    (details,) = setup.teams.recorder.matching("GET /v3/teams/*")
+    assert details.status == 200
+    group = setup.teams.world.teams[0].aad_group_id
+    (lookup,) = setup.teams.recorder.matching(CHANNEL_MESSAGES)
+    assert f"/teams/{group}/" in lookup.path
 
 
 async def test_a_reply_whose_answer_was_lost_is_found_in_its_thread(setup: Setup) -> None:
