@@ -12,7 +12,6 @@ import asyncio
 from typing import Any
 
 from adapters.doctor.report import Check, fail, ok, skip, warn
-from adapters.teams.graph import GraphTokens
 from bot.config import Settings, TeamsSettings
 from bot.ports import DeliveryFailed
 
@@ -77,6 +76,8 @@ async def check_graph(teams: TeamsSettings) -> list[Check]:
         return []
     if not teams.tenant_id:
         return [skip(name, "a multi-tenant bot gets Graph tokens per tenant: the first lookup in a team shows it")]
+    from adapters.teams.graph import GraphTokens
+
     password = teams.app_password.reveal() if teams.app_password is not None else None
     tokens = GraphTokens(teams.app_id, password, teams.graph.login_url)
     try:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsInfo
@@ -28,12 +28,14 @@ from bot.cards import Card
 from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress, ConversationRecord, Platform
 
-from .graph import GraphMessages
 from .ids import is_channel_id, is_user_id, split_thread, thread_id
 from .references import StoredReference
 from .registry import ConversationRegistry
 from .renderer import render_card
 from .sending import Pacer, delivery_failure
+
+if TYPE_CHECKING:
+    from .graph import GraphMessages
 
 T = TypeVar("T")
 

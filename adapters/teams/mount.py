@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from botbuilder.core import TurnContext
@@ -18,12 +19,14 @@ from bot.ports import ConversationStore
 from .auth import bot_app_id, create_authentication, is_authentication_enabled, metadata_urls
 from .channel import TeamsChatChannel
 from .endpoint import MessagesEndpoint
-from .graph import GraphMessages, GraphTokens
 from .handler import HandoffTeamsBot
 from .identity import TeamsIdentity
 from .openid import OpenIdKeySet, install_key_sets, uninstall_key_sets
 from .registry import ConversationRegistry
 from .sending import Pacer, SendPolicy
+
+if TYPE_CHECKING:
+    from .graph import GraphMessages
 
 log = logging.getLogger("handoff.teams")
 
@@ -108,9 +111,12 @@ def mount_teams(
 
 
 def graph_messages(settings: TeamsSettings) -> GraphMessages | None:
-    """Microsoft Graph for the channel, when ``teams.graph.find_lost_posts`` is on."""
+    """Microsoft Graph for the channel, when ``teams.graph.find_lost_posts`` is on (azure-identity is
+    imported only then: a few megabytes a Handoff without it does not carry)."""
     if not settings.graph.find_lost_posts:
         return None
+    from .graph import GraphMessages, GraphTokens
+
     password = settings.app_password.reveal() if settings.app_password is not None else None
     return GraphMessages(settings.graph, GraphTokens(settings.app_id, password, settings.graph.login_url))
 
