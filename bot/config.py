@@ -12,6 +12,7 @@ of those problems (fail closed).
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -208,6 +209,16 @@ class SlackSettings(Integration):
         return self
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class TeamsGraphSettings(Section):
     """Microsoft Graph, read for one thing: a card whose post Teams took but whose answer was lost.
 
@@ -226,6 +237,9 @@ class TeamsGraphSettings(Section):
     def _absolute(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("expected an absolute http(s) URL such as https://graph.microsoft.com/v1.0")
+        # the bot's secret goes to login_url and its tokens to api_url: in the clear only to this machine
+        if value.startswith("http://") and not is_loopback_host(urlsplit(value).hostname or ""):
+            raise ValueError("must be https (plain http only for an emulator on 127.0.0.1)")
         return value.rstrip("/")
 
 

@@ -16,7 +16,6 @@ the transport differs.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import time
 import weakref
@@ -27,6 +26,8 @@ from urllib.parse import urlsplit
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
 from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline.transport import RequestsTransport
+
+from bot.config import is_loopback_host
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -167,15 +168,6 @@ class EmulatorCredential:
         return AccessTokenInfo(fake_jwt(scopes[0] if scopes else ""), _TOKEN_EXPIRES_ON)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class RewriteTransport(RequestsTransport):  # type: ignore[misc]
     """A requests transport that sends the emulator's fake https hosts to its loopback URL.
 
@@ -222,7 +214,7 @@ class RewriteTransport(RequestsTransport):  # type: ignore[misc]
         original = str(request.url)
         rewritten = self.rewrite(original)
         if rewritten is None:
-            if not _is_loopback((urlsplit(original).hostname or "").lower()):
+            if not is_loopback_host((urlsplit(original).hostname or "").lower()):
                 raise ServiceRequestError(f"emulator client refuses to send outside the machine: {original}")
             return super().send(request, **kwargs)
         request.url = rewritten

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from azure.core.exceptions import ClientAuthenticationError
 from azure.core.pipeline.transport import AioHttpTransport, HttpRequest
 from azure.identity.aio import ClientSecretCredential
 
@@ -89,10 +90,12 @@ class GraphTokens:
             credential = self._credentials[tenant_id] = self._credential(tenant_id)
         try:
             return (await credential.get_token(SCOPE)).token
-        except Exception as exc:  # azure-identity raises ClientAuthenticationError, or a transport error
-            entra = _ENTRA_ERROR.search(str(exc))  # e.g. "AADSTS7000215: Invalid client secret provided"
-            why = f"{type(exc).__name__}: {entra.group(0)}" if entra else type(exc).__name__
+        except ClientAuthenticationError as refused:  # Entra ID said no: asking again will not help
+            entra = _ENTRA_ERROR.search(str(refused))  # e.g. "AADSTS7000215: Invalid client secret provided"
+            why = f"{type(refused).__name__}: {entra.group(0)}" if entra else type(refused).__name__
             raise DeliveryFailed(f"Graph: no token for tenant {tenant_id} ({why})", False) from None
+        except Exception as exc:  # Entra ID unreachable: look again later rather than post twice
+            raise DeliveryFailed(f"Graph: no token for tenant {tenant_id} ({type(exc).__name__})", True) from None
 
     def _credential(self, tenant_id: str) -> ClientSecretCredential:
         assert self._password is not None

@@ -144,3 +144,13 @@ def test_finding_lost_teams_posts_is_off_by_default_and_checked_when_on() -> Non
     assert "find_lost_posts needs the bot's app_password" in problem
     (problem,) = problems({"teams": {**teams, "graph": {"login_url": "login.microsoftonline.com"}}}, {"P": "x"})
     assert problem.startswith("teams.graph.login_url: ")
+
+
+def test_graph_urls_are_https_except_for_an_emulator_on_this_machine() -> None:
+    teams = {"app_id": "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b", "app_password": "${P}"}
+    local = {"api_url": "http://127.0.0.1:8000/graph/v1.0", "login_url": "http://localhost:8000/login"}
+    settings = parse_settings({"teams": {**teams, "graph": local}}, {"P": "x"})
+    assert settings.teams is not None and settings.teams.graph.login_url == "http://localhost:8000/login"
+
+    (problem,) = problems({"teams": {**teams, "graph": {"login_url": "http://login.contoso.com"}}}, {"P": "x"})
+    assert problem == "teams.graph.login_url: must be https (plain http only for an emulator on 127.0.0.1)"

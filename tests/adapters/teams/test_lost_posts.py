@@ -226,3 +226,15 @@ async def test_graph_tokens_are_the_bots_own_for_the_conversations_tenant(clock:
     assert lookup.status == 200 and lookup.headers["Authorization"].startswith("Bearer ")
     assert not refused.value.retryable
     assert secret not in repr(graph.tokens)
+
+
+async def test_an_entra_id_out_of_reach_postpones_the_lookup(clock: FakeClock, unused_tcp_port: int) -> None:
+    tokens = GraphTokens(BOT_APP_ID, "bot-secret", f"http://127.0.0.1:{unused_tcp_port}")
+    try:
+        with pytest.raises(DeliveryFailed) as failed:
+            await tokens.token(TENANT)
+    finally:
+        await tokens.close()
+
+    assert failed.value.retryable  # look again later rather than post a second time
+    assert "bot-secret" not in failed.value.reason
