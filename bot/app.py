@@ -25,7 +25,7 @@ from adapters.web.health import METRICS, STORE, add_health_routes
 from adapters.web.limits import BODY_LIMITS
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock, SystemClock
-from bot.config import Settings
+from bot.config import MAX_REPEAT_LIMIT, Settings
 from bot.consumers import Consumers
 from bot.gates import Gatekeeper
 from bot.ingest import Ingest
@@ -89,6 +89,8 @@ class Handoff:
                 if remind is not None and remind.remind_every:
                     await self.gatekeeper.remind(remind.remind_every)
                 await self.store.forget_events_before(self.clock.now() - self.settings.store.dedupe_retention)
+                # a mark older than the longest repeat limit can no longer fold anything
+                await self.store.forget_repeat_marks_before(self.clock.now() - MAX_REPEAT_LIMIT)
             except Exception:
                 log.exception("housekeeping failed; trying again in a minute")
             with contextlib.suppress(TimeoutError):

@@ -35,8 +35,17 @@ CommandHandler = Callable[[CommandRequest, ParsedCommand], Awaitable[Reply]]
 ActionHandler = Callable[[ActionRequest], Awaitable[ActionResult]]
 
 _LIST_FILTERS = ("events", "outcomes", "projects", "pipelines", "branches", "models", "environments")
+# Options of `subscribe` that hold one value and are no filter (the defaults still apply beside them).
+_SETTINGS = ("repeat_limit",)
 # What `subscribe <Azure DevOps URL>` follows unless told otherwise: failed runs and approvals.
 URL_DEFAULT_FILTERS: dict[str, Any] = {"events": ["run", "approval"], "outcomes": ["failed", "pending"]}
+
+
+def _described(filters: dict[str, Any]) -> str:
+    """A subscription's filters and settings as typed in chat (``events=run,approval repeat_limit=30m``)."""
+    shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in _LIST_FILTERS]
+    shown += [f"{k}={filters[k]}" for k in _SETTINGS if filters.get(k)]
+    return ", ".join(shown)
 
 
 class _Refused(Exception):
@@ -126,9 +135,10 @@ class ChatHandler:
             except _Refused as refused:
                 return Reply(str(refused))
         defaults = URL_DEFAULT_FILTERS if link is not None else DEFAULT_FILTERS
-        filters: dict[str, Any] = dict(defaults) if not command.options else {}
+        filtered = any(key not in _SETTINGS for key in command.options)
+        filters: dict[str, Any] = {} if filtered else dict(defaults)
         for key, value in command.options.items():
-            filters[key] = [v.strip() for v in value.split(",") if v.strip()]
+            filters[key] = value.strip() if key in _SETTINGS else [v.strip() for v in value.split(",") if v.strip()]
         if problems := subscription_filter_problems({k: filters[k] for k in command.options}):
             # (a mistyped filter would otherwise be ignored, and the channel would get everything)
             return Reply("Nothing was subscribed: " + "; ".join(problems) + ". `help subscribe` shows the filters.")
@@ -150,7 +160,7 @@ class ChatHandler:
         )
         self.ingest.forget_subscriptions()
         await self._audit(request, command.canonical, f"subscription {subscription_id}")
-        shown = ", ".join(f"{k}={','.join(v)}" for k, v in filters.items() if k in _LIST_FILTERS)
+        shown = _described(filters)
         return Reply(
             f"Subscribed this channel (subscription {subscription_id}): {shown or 'everything'}.{warning}",
             visibility=Visibility.CHANNEL,
@@ -231,7 +241,7 @@ class ChatHandler:
         now = self.clock.now()
         lines = []
         for s in stored:
-            shown = ", ".join(f"{k}={','.join(v)}" for k, v in s.filters.items() if k in _LIST_FILTERS)
+            shown = _described(s.filters)
             muted = (
                 f" (muted until {s.muted_until:%Y-%m-%d %H:%M} UTC)" if s.muted_until and s.muted_until > now else ""
             )

@@ -108,11 +108,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "branches": "branch globs",
             "models": "model name globs",
             "environments": "environment globs",
+            "repeat_limit": "at most one new card for the same thing in this long, e.g. 30m; repeats go in its thread",
         },
         examples=(
             "subscribe",
             "subscribe events=run,approval pipelines=release-*",
             "subscribe models=model-*",
+            "subscribe events=run outcomes=failed repeat_limit=1h",
         ),
     ),
     CommandSpec(

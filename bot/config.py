@@ -107,6 +107,10 @@ Duration = Annotated[
     timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: d.total_seconds(), return_type=float)
 ]
 
+# The shortest and longest repeat limit a subscription may have.
+MIN_REPEAT_LIMIT = timedelta(minutes=1)
+MAX_REPEAT_LIMIT = timedelta(hours=24)
+
 
 class Section(BaseModel):
     """Base of every settings section: unknown keys are errors, values are immutable."""
@@ -397,6 +401,9 @@ class SubscriptionFilters(Section):
     actors_exclude: list[str] = Field(default_factory=list)
     text_include: list[str] = Field(default_factory=list)
     text_exclude: list[str] = Field(default_factory=list)
+    # at most one new card per repeat key (the same pipeline failing again, ...) in this long; the repeats
+    # become thread replies under that card
+    repeat_limit: Duration | None = None
 
     @field_validator("text_include", "text_exclude")
     @classmethod
@@ -404,6 +411,13 @@ class SubscriptionFilters(Section):
         for pattern in patterns:
             compile_text_pattern(pattern)
         return patterns
+
+    @field_validator("repeat_limit")
+    @classmethod
+    def _repeat_limit_in_range(cls, limit: timedelta | None) -> timedelta | None:
+        if limit is not None and not MIN_REPEAT_LIMIT <= limit <= MAX_REPEAT_LIMIT:
+            raise ValueError("a repeat limit is between 1m and 24h")
+        return limit
 
 
 class SubscriptionSettings(SubscriptionFilters):

@@ -7,6 +7,7 @@ attributes filters match on.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -60,6 +61,13 @@ class DomainEvent:
         return f"{self.source}:{self.scope}:{self.event_id}"
 
     @property
+    def repeat_key(self) -> str | None:
+        """What makes a new card "the same thing again" (the same pipeline failing again, the same model
+        registered again), for subscriptions with a repeat limit; None for events that are never a repeat
+        (approvals and gates each ask for a decision)."""
+        return None
+
+    @property
     def pipeline(self) -> str | None:
         return None
 
@@ -100,6 +108,19 @@ def _outcome(result: str | None) -> str | None:
     return _OUTCOMES.get(result.lower().replace(" ", "").replace("_", ""))
 
 
+# The longest key the store keeps (its key columns' width); a longer one is cut and given a hash of the whole.
+MAX_KEY_LENGTH = 400
+
+
+def bounded_key(key: str) -> str:
+    """``key``, or, when it is longer than the store keeps, its start and a hash of all of it (a blob path
+    may be 1,024 characters long)."""
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: MAX_KEY_LENGTH - len(digest) - 1]}#{digest}"
+
+
 # --- Azure DevOps -------------------------------------------------------------------------------------
 
 
@@ -120,6 +141,16 @@ class PipelineRef:
         return f"azure-devops:{self.organization}:{self.project}:run:{self.run_id}".lower()
 
 
+def _pipeline_repeat_key(scope: str, run: PipelineRef, outcome: str | None) -> str | None:
+    """Finished runs of one pipeline on one branch with one outcome repeat each other; a run still going
+    repeats nothing (its card is shown, to be updated as it goes)."""
+    if outcome is None:
+        return None
+    return bounded_key(
+        f"azure-devops:{scope}:{run.project}:pipeline:{run.pipeline_id}:{run.branch or ''}:{outcome}".lower()
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunStateChanged(DomainEvent):
     """A pipeline run started, is canceling, or completed (``ms.vss-pipelines.run-state-changed-event``,
@@ -138,6 +169,10 @@ class RunStateChanged(DomainEvent):
     @property
     def outcome(self) -> str | None:
         return _outcome(self.result) if self.state.lower() == "completed" else None
+
+    @property
+    def repeat_key(self) -> str | None:
+        return _pipeline_repeat_key(self.scope, self.run, self.outcome)
 
     @property
     def grouping_key(self) -> str:
@@ -167,6 +202,10 @@ class StageStateChanged(DomainEvent):
     @property
     def outcome(self) -> str | None:
         return _outcome(self.result) if self.state.lower() == "completed" else None
+
+    @property
+    def repeat_key(self) -> str | None:
+        return _pipeline_repeat_key(self.scope, self.run, self.outcome)
 
     @property
     def grouping_key(self) -> str:
@@ -271,6 +310,13 @@ class ReleaseDeploymentCompleted(DomainEvent):
         return f"azure-devops:{self.scope}:release:{self.release_id}:{self.environment_name}".lower()
 
     @property
+    def repeat_key(self) -> str | None:
+        return bounded_key(
+            f"azure-devops:{self.scope}:{self.project}:release:{self.definition_name}:{self.environment_name}:"
+            f"{self.outcome or ''}".lower()
+        )
+
+    @property
     def pipeline(self) -> str | None:
         return self.definition_name
 
@@ -296,6 +342,10 @@ class CodePushed(DomainEvent):
     repository: str
     ref: str
     commits: tuple[Commit, ...] = ()
+
+    @property
+    def repeat_key(self) -> str | None:
+        return bounded_key(f"azure-devops:{self.scope}:{self.project}:push:{self.repository}:{self.ref}".lower())
 
     @property
     def branch(self) -> str | None:
@@ -348,6 +398,10 @@ class ModelRegistered(DomainEvent):
         return f"azure-ml:{self.scope}:model:{self.model_name}:{self.model_version}".lower()
 
     @property
+    def repeat_key(self) -> str | None:
+        return bounded_key(f"azure-ml:{self.scope}:model:{self.model_name}".lower())
+
+    @property
     def model(self) -> str | None:
         return self.model_name
 
@@ -374,6 +428,10 @@ class ModelDeployed(DomainEvent):
     @property
     def grouping_key(self) -> str:
         return f"azure-ml:{self.scope}:deployment:{self.service_name}:{self.event_id}".lower()
+
+    @property
+    def repeat_key(self) -> str | None:
+        return bounded_key(f"azure-ml:{self.scope}:deployment:{self.service_name}".lower())
 
     @property
     def model(self) -> str | None:
@@ -410,6 +468,10 @@ class TrainingRunFinished(DomainEvent):
         return f"azure-ml:{self.scope}:job:{self.run_id}".lower()
 
     @property
+    def repeat_key(self) -> str | None:
+        return bounded_key(f"azure-ml:{self.scope}:experiment:{self.experiment_name}:{self.outcome or ''}".lower())
+
+    @property
     def model(self) -> str | None:
         return self.run_tags.get("model") or self.run_tags.get("registers_model")
 
@@ -439,6 +501,10 @@ class DataDriftDetected(DomainEvent):
     def grouping_key(self) -> str:
         return f"azure-ml:{self.scope}:drift:{self.monitor_id}:{self.run_id}".lower()
 
+    @property
+    def repeat_key(self) -> str | None:
+        return bounded_key(f"azure-ml:{self.scope}:drift:{self.monitor_id}".lower())
+
 
 @dataclass(frozen=True, kw_only=True)
 class DataArrived(DomainEvent):
@@ -454,7 +520,13 @@ class DataArrived(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return f"storage:{self.storage_account}:{self.container}:{self.path}".lower()
+        return bounded_key(f"storage:{self.storage_account}:{self.container}:{self.path}".lower())
+
+    @property
+    def repeat_key(self) -> str | None:
+        # files landing in one folder (a day's partitions, a batch of parts) repeat each other
+        folder = self.path.rpartition("/")[0]
+        return bounded_key(f"storage:{self.storage_account}:{self.container}:{folder}/".lower())
 
 
 EVENT_KINDS: tuple[str, ...] = (

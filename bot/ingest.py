@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from bot.clock import Clock
 from bot.events import DomainEvent
 from bot.jsonable import tagged_json
-from bot.living import merge, render
+from bot.living import merge, render, repeat_reply
 from bot.ports import EventRecord, StaleWrite, Store
-from bot.records import CardState, ConversationAddress, NewDelivery, ReceivedEvent
-from bot.routing import Subscription, route, stored_subscription
+from bot.records import CardState, ConversationAddress, NewDelivery, ReceivedEvent, RepeatMark
+from bot.routing import Subscription, route, route_with_limits, stored_subscription
 
 log = logging.getLogger("handoff.ingest")
 
@@ -54,6 +54,11 @@ def _address_json(address: ConversationAddress) -> list[str]:
 def _address(value: Sequence[str]) -> ConversationAddress:
     platform, conversation_id = value
     return ConversationAddress("teams" if platform == "teams" else "slack", conversation_id)
+
+
+Routed = dict[ConversationAddress, timedelta | None]
+"""The conversations an event goes to, each with its repeat limit (None: none)."""
+Marks = dict[tuple[ConversationAddress, str], RepeatMark]
 
 
 @dataclass
@@ -208,6 +213,7 @@ class Ingest:
             read = await self.store.get_card_states(missing)
             self._remember(read.values())
             cards.update(read)
+        routes, marks = await self._routes_with_limits(batch, subscriptions, now)
         outcomes: list[bool | BaseException] = [False] * len(batch)
         planned: list[tuple[int, EventRecord]] = []
         seen = set(known)
@@ -217,7 +223,8 @@ class Ingest:
                 continue  # a redelivery, maybe of an event earlier in this very batch
             seen.add(key)
             try:
-                planned.append((index, self._plan(waiting, cards, subscriptions, now)))
+                routed = routes[index] if routes is not None else None
+                planned.append((index, self._plan(waiting, cards, subscriptions, now, routed, marks)))
             except Exception as exc:  # this event cannot be stored; the others can
                 log.exception("event %s could not be planned", key)
                 outcomes[index] = exc
@@ -237,6 +244,24 @@ class Ingest:
             self.on_enqueued()
         return outcomes
 
+    async def _routes_with_limits(
+        self, batch: list[_Waiting], subscriptions: Sequence[Subscription], now: datetime
+    ) -> tuple[list[Routed] | None, Marks]:
+        """Where each event goes with its repeat limits, and the stored marks they are checked against; (None,
+        {}) when no subscription has a repeat limit (the planner then routes each event plainly)."""
+        if all(s.filters.repeat_limit is None for s in subscriptions):
+            return None, {}
+        routes = [route_with_limits(w.event, subscriptions, now) for w in batch]
+        wanted = {
+            (target, key)
+            for waiting, routed in zip(batch, routes, strict=True)
+            if (key := waiting.event.repeat_key) is not None
+            for target, limit in routed.items()
+            if limit is not None
+        }
+        marks = await self.store.get_repeat_marks(sorted(wanted, key=str)) if wanted else {}
+        return routes, dict(marks)
+
     def _remember(self, states: Iterable[CardState]) -> None:
         for state in states:
             self._cards[state.grouping_key] = state
@@ -250,8 +275,11 @@ class Ingest:
         cards: dict[str, CardState | None],
         subscriptions: Sequence[Subscription],
         now: datetime,
+        routed: Routed | None = None,
+        marks: Marks | None = None,
     ) -> EventRecord:
-        """The record for one event, on top of ``cards`` (which it updates for the events after it)."""
+        """The record for one event, on top of ``cards`` and ``marks`` (which it updates for the events after
+        it). ``routed`` is where the event goes with its repeat limits, when some subscription has one."""
         event = waiting.event
         receipt = ReceivedEvent(
             dedupe_key=event.dedupe_key,
@@ -263,14 +291,32 @@ class Ingest:
         current = cards.get(event.grouping_key)
         merged = merge(current.state if current else None, event)
         showing = {_address(a) for a in (current.state.get("conversations", []) if current else [])}
-        targets = route(event, subscriptions, now) | set(waiting.also_to)
+        # a card folded under another as a repeat stays in that card's thread, except where a command asks
+        folded = {_address(a) for a in (current.state.get("folded", []) if current else [])} - set(waiting.also_to)
+        if routed is None:
+            targets = route(event, subscriptions, now) | set(waiting.also_to)
+        else:
+            targets = set(routed) | set(waiting.also_to)
+        targets -= folded
         new_targets = targets - showing
-        if not merged.changed and not new_targets:
+        repeats: list[tuple[ConversationAddress, RepeatMark, timedelta]] = []
+        new_marks: list[RepeatMark] = []
+        if routed is not None and marks is not None and new_targets and event.repeat_key is not None:
+            # the conversation a command started the run from always gets its card
+            limited = new_targets - set(waiting.also_to)
+            repeats, new_marks = _limit_repeats(event, event.repeat_key, limited, routed, marks, now)
+            targets -= {target for target, _, _ in repeats}
+            new_targets -= {target for target, _, _ in repeats}
+        if not merged.changed and not new_targets and not repeats:
             return EventRecord(receipt, grouping_key=event.grouping_key)
         version = (current.version if current else 0) + 1
         conversations = sorted(showing | targets, key=str)
         state = {**merged.state, "conversations": [_address_json(c) for c in conversations]}
-        card = render(merged.state).to_json()
+        if folded or repeats or "folded" in merged.state:
+            now_folded = sorted(folded | {target for target, _, _ in repeats}, key=str)
+            state["folded"] = [_address_json(c) for c in now_folded]
+        rendered = render(merged.state)
+        card = rendered.to_json()
         deliveries = [
             NewDelivery(
                 conversation=conversation,
@@ -287,9 +333,39 @@ class Ingest:
             for reply in merged.replies
             for conversation in conversations
         ]
+        deliveries += [
+            NewDelivery(target, mark.grouping_key, {"op": "reply", "card": repeat_reply(rendered, limit).to_json()})
+            for target, mark, limit in repeats
+        ]
         new_state = CardState(event.grouping_key, version, state)
         cards[event.grouping_key] = new_state
-        return EventRecord(receipt, deliveries, new_state)
+        return EventRecord(receipt, deliveries, new_state, repeat_marks=new_marks)
+
+
+def _limit_repeats(
+    event: DomainEvent,
+    repeat_key: str,
+    new_targets: set[ConversationAddress],
+    routed: Routed,
+    marks: Marks,
+    now: datetime,
+) -> tuple[list[tuple[ConversationAddress, RepeatMark, timedelta]], list[RepeatMark]]:
+    """Of the conversations about to be shown the event's card for the first time, those where a repeat limit
+    folds it under the card last shown there for its repeat key (with that card's mark and the limit), and
+    the new marks of the others (which ``marks`` takes, for the events after this one)."""
+    repeats: list[tuple[ConversationAddress, RepeatMark, timedelta]] = []
+    new_marks: list[RepeatMark] = []
+    for target in sorted(new_targets, key=str):
+        limit = routed.get(target)
+        if limit is None:
+            continue
+        mark = marks.get((target, repeat_key))
+        if mark is not None and mark.grouping_key != event.grouping_key and now - mark.shown_at < limit:
+            repeats.append((target, mark, limit))
+        else:
+            marks[(target, repeat_key)] = new_mark = RepeatMark(target, repeat_key, event.grouping_key, now)
+            new_marks.append(new_mark)
+    return repeats, new_marks
 
 
 def _answer(waiting: _Waiting, outcome: bool | BaseException) -> None:

@@ -9,7 +9,7 @@ what needs attention without a message for every step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.cards import Action, Card, Fact, Link, Status, Step
@@ -112,6 +112,27 @@ def render(state: State) -> Card:
     if kind == "approval":
         return _render_approval(state)
     return Card.from_json(state["card"])
+
+
+def repeat_reply(card: Card, limit: timedelta) -> Card:
+    """The thread reply that stands for ``card`` where a subscription's repeat limit folded it under an
+    earlier card of the same kind (the same pipeline failing again within the limit)."""
+    again = f"Again within {_span(limit)}: shown in this thread instead of as a new card."
+    return Card(
+        title=card.title,
+        status=card.status,
+        summary=f"{card.summary} {again}" if card.summary else again,
+        facts=card.facts,
+        links=card.links,
+        context=card.context,
+    )
+
+
+def _span(limit: timedelta) -> str:
+    minutes = round(limit.total_seconds() / 60)
+    if minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min"
 
 
 def _merge_handoff(state: State | None, event: DomainEvent) -> HandoffMerge | None:

@@ -29,6 +29,7 @@ from bot.records import (
     Platform,
     PostedCard,
     ReceivedEvent,
+    RepeatMark,
     StoredSubscription,
 )
 
@@ -42,13 +43,15 @@ class EventRecord:
     """One received event and what it causes, as :meth:`EventLog.record_events` stores it.
 
     ``grouping_key`` names the event's card when ``card_state`` is None (the event left it as it was),
-    so that the store can tell which records were planned on the states before them.
+    so that the store can tell which records were planned on the states before them. ``repeat_marks``
+    are the conversations' new marks for the event's repeat key (written only if the event is new).
     """
 
     event: ReceivedEvent
     deliveries: Sequence[NewDelivery] = ()
     card_state: CardState | None = None
     grouping_key: str | None = None
+    repeat_marks: Sequence[RepeatMark] = ()
 
 
 class EventLog(Protocol):
@@ -75,7 +78,9 @@ class EventLog(Protocol):
         appears earlier in the batch, stores nothing. Consecutive versions of one card in the batch
         (n, n+1, ...) are written once, as the last state, if the stored version is n - 1. A new record
         for a card after a redelivered record that carried a state of that card was planned on a state
-        never stored: that is a lost compare-and-set too. Deliveries keep the order of the records.
+        never stored: that is a lost compare-and-set too. Deliveries keep the order of the records. The
+        new records' repeat marks replace the stored ones with the same conversation and repeat key (the
+        last in the batch wins).
         """
         ...
 
@@ -93,6 +98,16 @@ class EventLog(Protocol):
 
     async def forget_events_before(self, cutoff: datetime) -> int:
         """Drop remembered events received before ``cutoff``; returns how many."""
+        ...
+
+    async def get_repeat_marks(
+        self, keys: Sequence[tuple[ConversationAddress, str]]
+    ) -> dict[tuple[ConversationAddress, str], RepeatMark]:
+        """The stored marks among ``keys`` (conversation, repeat key), by key; absent keys have none."""
+        ...
+
+    async def forget_repeat_marks_before(self, cutoff: datetime) -> int:
+        """Drop marks of cards shown before ``cutoff``; returns how many."""
         ...
 
 

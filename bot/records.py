@@ -25,6 +25,21 @@ class ConversationAddress:
 
 
 @dataclass(frozen=True)
+class RepeatMark:
+    """The card a conversation was last shown for a repeat key, and when.
+
+    A subscription with a repeat limit shows a conversation at most one new card per repeat key (the same
+    pipeline failing again, the same model registered again) within the limit; a repeat within it becomes
+    a thread reply under ``grouping_key``'s card instead of a card of its own.
+    """
+
+    conversation: ConversationAddress
+    repeat_key: str
+    grouping_key: str
+    shown_at: datetime
+
+
+@dataclass(frozen=True)
 class ReceivedEvent:
     """An event as received from a sender, kept so that a redelivery is recognised and dropped."""
 

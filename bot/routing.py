@@ -12,11 +12,11 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from bot.config import Settings, SubscriptionSettings
+from bot.config import Settings, SubscriptionSettings, parse_duration
 from bot.events import DomainEvent
 from bot.records import ConversationAddress, StoredSubscription
 from bot.text_patterns import TextPattern, compile_text_pattern
@@ -81,6 +81,8 @@ class Filters:
     actors_exclude: tuple[str, ...] = ()
     text_include: tuple[TextPattern, ...] = ()
     text_exclude: tuple[TextPattern, ...] = ()
+    # not a condition: how often a conversation gets a new card for the same repeat key (None: always)
+    repeat_limit: timedelta | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Filters:
@@ -107,6 +109,7 @@ class Filters:
             actors_exclude=tuple(a.lower() for a in strings("actors_exclude")),
             text_include=patterns("text_include"),
             text_exclude=patterns("text_exclude"),
+            repeat_limit=parse_duration(limit) if (limit := data.get("repeat_limit")) is not None else None,
         )
 
     @cached_property
@@ -192,4 +195,26 @@ def route(event: DomainEvent, subscriptions: Iterable[Subscription], now: dateti
     for subscription in subscriptions:
         if subscription.wants(event, now):
             targets.update(subscription.targets)
+    return targets
+
+
+def route_with_limits(
+    event: DomainEvent, subscriptions: Iterable[Subscription], now: datetime
+) -> dict[ConversationAddress, timedelta | None]:
+    """Every conversation that some subscription wants this event in, with its repeat limit.
+
+    A conversation wanted by several subscriptions gets the most it asked for: no limit if one of them has
+    none, else the shortest limit. Events without a repeat key are never limited.
+    """
+    wanting = [s for s in subscriptions if s.wants(event, now)]
+    limited = any(s.filters.repeat_limit is not None for s in wanting) and event.repeat_key is not None
+    targets: dict[ConversationAddress, timedelta | None] = {}
+    for subscription in wanting:
+        limit = subscription.filters.repeat_limit if limited else None
+        for target in subscription.targets:
+            if target not in targets:
+                targets[target] = limit
+            else:
+                known = targets[target]
+                targets[target] = None if known is None or limit is None else min(known, limit)
     return targets

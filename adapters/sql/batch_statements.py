@@ -1,7 +1,8 @@
-"""The three statements of the ingest group commit on SQLite: through SQLAlchemy, or straight on its driver.
+"""The four statements of the ingest group commit on SQLite: through SQLAlchemy, or straight on its driver.
 
-:meth:`adapters.sql.events.SqlEventLog.record_events` writes a batch of events with three kinds of
-statement: insert the rows whose key is new, insert rows, compare-and-set card states. On SQLite in
+:meth:`adapters.sql.events.SqlEventLog.record_events` writes a batch of events with four kinds of
+statement: insert the rows whose key is new, insert rows, compare-and-set card states, and insert or
+replace rows by key (only for batches that have such rows). On SQLite in
 memory they run through SQLAlchemy; on PostgreSQL straight on asyncpg (:mod:`adapters.sql.postgres_batch`).
 On a SQLite file they run on the engine's own
 ``sqlite3`` connection: a batch is a few microseconds of SQLite's work, and SQLAlchemy's
@@ -13,11 +14,12 @@ are exactly what SQLAlchemy would have written, and every other query reads them
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 
 from adapters.sql.tables import card_states
@@ -40,7 +42,10 @@ _COMPARE_AND_SET_SQL = (
 )
 
 
-def chunks(items: Sequence[str]) -> list[Sequence[str]]:
+Item = TypeVar("Item", bound=Hashable)
+
+
+def chunks(items: Sequence[Item]) -> list[Sequence[Item]]:
     """The distinct items, in lists short enough for one ``IN (...)``."""
     unique = list(dict.fromkeys(items))
     return [unique[i : i + CHUNK] for i in range(0, len(unique), CHUNK)]
@@ -76,6 +81,11 @@ class BatchStatements(Protocol):
         """Card states ``{key, expected, version, state, at}`` written over ``expected``; the keys written."""
         ...
 
+    def upsert(self, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
+        """Insert each row, or replace the other columns of the row with the same ``keys`` (all rows have the
+        same columns; no two have the same keys)."""
+        ...
+
 
 class SqlAlchemyStatements:
     """The statements through a SQLAlchemy connection to SQLite (a database in memory)."""
@@ -101,6 +111,12 @@ class SqlAlchemyStatements:
         # SQLite sums an executemany's rowcount: all of them were written, or the transaction is undone
         written = self.conn.execute(_COMPARE_AND_SET, rows).rowcount == len(rows)
         return {row["key"] for row in rows} if written else set()
+
+    def upsert(self, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
+        if rows:
+            statement = sqlite_insert(table)
+            changed = {c: statement.excluded[c] for c in rows[0] if c not in keys}
+            self.conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changed), rows)
 
 
 Processor = Callable[[Any], Any] | None
@@ -165,3 +181,9 @@ class SqliteStatements:
         # sqlite3 sums an executemany's rowcount: all of them were written, or the transaction is undone
         written = self.raw.executemany(_COMPARE_AND_SET_SQL, values).rowcount == len(rows)
         return {row["key"] for row in rows} if written else set()
+
+    def upsert(self, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
+        if rows:
+            sql, values = self._values(table, rows)
+            changed = ", ".join(f"{c} = excluded.{c}" for c in rows[0] if c not in keys)
+            self.raw.executemany(f"{sql} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {changed}", values)

@@ -2,7 +2,8 @@
 
 ``record_events`` is the group commit: one transaction and a handful of statements for a whole batch —
 the dedupe keys in one ``INSERT … ON CONFLICT DO NOTHING RETURNING``, each card written once with its
-compare-and-set, the deliveries in one ``executemany``. On a SQLite file the whole transaction runs
+compare-and-set, the deliveries in one ``executemany``, and the new records' repeat marks, if any, in one
+``INSERT … ON CONFLICT DO UPDATE``. On a SQLite file the whole transaction runs
 straight on the driver, on the event loop's thread unless another process holds the write lock (see
 :meth:`adapters.sql.engine.SqliteEngine.run_raw_write` and :mod:`adapters.sql.batch_statements`); on
 PostgreSQL straight on asyncpg, each kind of row in one statement over arrays
@@ -16,16 +17,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.engine import Connection
 
-from adapters.sql.base import SqlBase, utc
+from adapters.sql.base import SqlBase, address, must_utc, utc
 from adapters.sql.batch_statements import BatchStatements, SqlAlchemyStatements, SqliteStatements, chunks
 from adapters.sql.engine import PostgresEngine, SqliteEngine, run_read, run_write
 from adapters.sql.postgres_batch import AsyncpgStatements
-from adapters.sql.tables import card_states, deliveries, received_events
+from adapters.sql.tables import card_states, deliveries, received_events, repeat_marks
 from bot.ports import EventRecord, StaleWrite
-from bot.records import CardState, DeliveryState, NewDelivery, ReceivedEvent
+from bot.records import CardState, ConversationAddress, DeliveryState, NewDelivery, ReceivedEvent, RepeatMark
+
+# A repeat mark's key: one mark per conversation and repeat key.
+_MARK_KEY = tuple(repeat_marks.primary_key.columns.keys())
 
 
 def delivery_rows(items: Sequence[NewDelivery], event_key: str | None, now: datetime) -> list[dict[str, Any]]:
@@ -89,7 +93,8 @@ class _Batch:
     """One group commit's rows, worked out between its statements (whichever database runs them).
 
     The receipts first (the first of equal dedupe keys); once the store said which were new, the card
-    writes folded from the new records (:func:`_card_writes`), then the new records' deliveries.
+    writes folded from the new records (:func:`_card_writes`), then the new records' deliveries and
+    repeat marks.
     """
 
     def __init__(self, records: list[EventRecord]) -> None:
@@ -150,6 +155,25 @@ class _Batch:
             )
         ]
 
+    def repeat_mark_rows(self) -> list[dict[str, Any]]:
+        """The new records' repeat marks, the last of each conversation and repeat key, in key order (so that
+        concurrent batches lock rows in one order)."""
+        marks: dict[tuple[str, str, str], RepeatMark] = {}
+        for i in self.candidates:  # in record order
+            if self.records[i].repeat_marks and i in self.stored:
+                for mark in self.records[i].repeat_marks:
+                    marks[(mark.conversation.platform, mark.conversation.conversation_id, mark.repeat_key)] = mark
+        return [
+            {
+                "platform": platform,
+                "conversation_id": conversation_id,
+                "repeat_key": repeat_key,
+                "grouping_key": mark.grouping_key,
+                "shown_at": mark.shown_at,
+            }
+            for (platform, conversation_id, repeat_key), mark in sorted(marks.items(), key=lambda item: item[0])
+        ]
+
     def outcomes(self) -> list[bool]:
         """For each record: whether it was stored (False for a redelivery)."""
         return [i in self.stored for i in range(len(self.records))]
@@ -184,6 +208,8 @@ class SqlEventLog(SqlBase):
         written = statements.insert_new(card_states, "grouping_key", fresh) | statements.compare_and_set(changed)
         batch.check_cards(written)
         statements.insert(deliveries, batch.delivery_rows())
+        if marks := batch.repeat_mark_rows():
+            statements.upsert(repeat_marks, _MARK_KEY, marks)
         return batch.outcomes()
 
     async def _record_on_asyncpg(self, statements: AsyncpgStatements, records: list[EventRecord]) -> list[bool]:
@@ -194,6 +220,8 @@ class SqlEventLog(SqlBase):
         written = await statements.insert_new(card_states, "grouping_key", fresh)
         batch.check_cards(written | await statements.compare_and_set(changed))
         await statements.insert(deliveries, batch.delivery_rows())
+        if marks := batch.repeat_mark_rows():
+            await statements.upsert(repeat_marks, _MARK_KEY, marks)
         return batch.outcomes()
 
     async def get_card_state(self, grouping_key: str) -> CardState | None:
@@ -232,4 +260,28 @@ class SqlEventLog(SqlBase):
 
     async def forget_events_before(self, cutoff: datetime) -> int:
         statement = delete(received_events).where(received_events.c.received_at < cutoff)
+        return await run_write(self.engine, lambda conn: int(conn.execute(statement).rowcount or 0))
+
+    async def get_repeat_marks(
+        self, keys: Sequence[tuple[ConversationAddress, str]]
+    ) -> dict[tuple[ConversationAddress, str], RepeatMark]:
+        if not keys:
+            return {}
+        wanted = [(conversation.platform, conversation.conversation_id, key) for conversation, key in keys]
+        stored_key = tuple_(repeat_marks.c.platform, repeat_marks.c.conversation_id, repeat_marks.c.repeat_key)
+
+        def read(conn: Connection) -> dict[tuple[ConversationAddress, str], RepeatMark]:
+            found: dict[tuple[ConversationAddress, str], RepeatMark] = {}
+            for chunk in chunks(wanted):
+                for row in conn.execute(select(repeat_marks).where(stored_key.in_(chunk))):
+                    conversation = address(row.platform, row.conversation_id)
+                    found[(conversation, row.repeat_key)] = RepeatMark(
+                        conversation, row.repeat_key, row.grouping_key, must_utc(row.shown_at)
+                    )
+            return found
+
+        return await run_read(self.engine, read)
+
+    async def forget_repeat_marks_before(self, cutoff: datetime) -> int:
+        statement = delete(repeat_marks).where(repeat_marks.c.shown_at < cutoff)
         return await run_write(self.engine, lambda conn: int(conn.execute(statement).rowcount or 0))

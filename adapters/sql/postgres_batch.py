@@ -11,6 +11,7 @@ reads the rows as usual.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from adapters.sql.engine import json_dumps
 from adapters.sql.tables import card_states
 
 _SQL: dict[tuple[str, tuple[str, ...], str | None], str] = {}
+_UPSERT_SQL: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 
 # A card's compare-and-set: each new state only over the version it was merged on.
 _COMPARE_AND_SET = """
@@ -59,6 +61,16 @@ def _insert_sql(table: Table, columns: tuple[str, ...], key: str | None) -> str:
     return _SQL[cache_key]
 
 
+def _upsert_sql(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    """``INSERT … SELECT * FROM unnest(…)``, replacing the other columns of the row with the same ``keys``."""
+    cache_key = (table.name, columns, keys)
+    if cache_key not in _UPSERT_SQL:
+        changed = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+        conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {changed}"
+        _UPSERT_SQL[cache_key] = _insert_sql(table, columns, None) + conflict
+    return _UPSERT_SQL[cache_key]
+
+
 def _column(table: Table, column: str, rows: list[dict[str, Any]]) -> list[Any]:
     if isinstance(table.c[column].type, JSON):
         return [json_dumps(row[column]) for row in rows]
@@ -66,7 +78,7 @@ def _column(table: Table, column: str, rows: list[dict[str, Any]]) -> list[Any]:
 
 
 class AsyncpgStatements:
-    """The statements on an asyncpg connection inside a transaction (the same three as
+    """The statements on an asyncpg connection inside a transaction (the same four as
     :class:`adapters.sql.batch_statements.BatchStatements`, awaited)."""
 
     def __init__(self, connection: Any) -> None:
@@ -102,3 +114,11 @@ class AsyncpgStatements:
             times,
         )
         return {str(row[0]) for row in found}
+
+    async def upsert(self, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
+        """Insert each row, or replace the other columns of the row with the same ``keys`` (all rows have the
+        same columns; no two have the same keys: PostgreSQL refuses to change a row twice in one statement)."""
+        if rows:
+            columns = tuple(rows[0])
+            arrays = [_column(table, c, rows) for c in columns]
+            await self.connection.execute(_upsert_sql(table, columns, tuple(keys)), *arrays)

@@ -64,6 +64,17 @@ card_states = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# The card each conversation was last shown for a repeat key (see bot.records.RepeatMark), one per key.
+repeat_marks = Table(
+    "repeat_marks",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("conversation_id", String(400), primary_key=True),
+    Column("repeat_key", String(400), primary_key=True),
+    Column("grouping_key", String(400), nullable=False),
+    Column("shown_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 cards = Table(
     "cards",
     metadata,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -16,7 +16,7 @@ import pytest
 
 from adapters.sql import SqlStore
 from bot.clock import FakeClock
-from bot.events import DomainEvent, PipelineRef, RunStateChanged, StageStateChanged
+from bot.events import DataArrived, DomainEvent, PipelineRef, RunStateChanged, StageStateChanged
 from bot.ingest import Ingest, IngestFailed
 from bot.ports import EventRecord
 from bot.records import ConversationAddress, Delivery
@@ -251,3 +251,179 @@ async def test_observers_see_every_event_before_it_is_stored(stores: tuple[SqlSt
     await ingest.accept(started())
     await ingest.accept(started())
     assert seen == [("run-77-started", False), ("run-77-started", True)]
+
+
+# --- repeat limits ------------------------------------------------------------------------------------
+
+FAILURES_ONLY = {"events": ["run", "stage"], "outcomes": ["failed"]}
+# Slack folds a pipeline failing again within 30 minutes; Teams wants every failure as a card.
+LIMITED = [
+    Subscription((SLACK,), Filters.from_mapping({**FAILURES_ONLY, "repeat_limit": "30m"})),
+    Subscription((TEAMS,), Filters.from_mapping(FAILURES_ONLY)),
+]
+
+
+def failed(run_id: str, branch: str | None = "refs/heads/main") -> RunStateChanged:
+    return RunStateChanged(
+        source="azure-devops",
+        event_id=f"run-{run_id}-failed",
+        occurred_at=T0,
+        scope="contoso",
+        run=replace(run(run_id), branch=branch),
+        state="completed",
+        result="failed",
+    )
+
+
+def cards_to(deliveries: list[Delivery], conversation: ConversationAddress) -> list[str]:
+    """The grouping keys of the cards posted to ``conversation``, in order."""
+    return [d.grouping_key for d in deliveries if d.conversation == conversation and d.payload["op"] == "card"]
+
+
+def replies_to(deliveries: list[Delivery], conversation: ConversationAddress) -> list[tuple[str, dict[str, Any]]]:
+    """The thread replies posted to ``conversation``: under which card, and the reply's card."""
+    return [
+        (d.grouping_key, d.payload["card"])
+        for d in deliveries
+        if d.conversation == conversation and d.payload["op"] == "reply"
+    ]
+
+
+async def test_a_repeat_within_the_limit_is_a_reply_under_the_card_shown(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    clock = FakeClock(T0)
+    ingest = Ingest(store, LIMITED, clock)
+    assert await ingest.accept(failed("1"))
+    first = await delivered(store)
+    assert cards_to(first, SLACK) == cards_to(first, TEAMS) == [run("1").run_key]
+
+    await clock.advance(10 * 60)
+    assert await ingest.accept(failed("2"))
+    second = await delivered(store)
+    assert cards_to(second, SLACK) == []  # no second card in Slack
+    assert cards_to(second, TEAMS) == [run("2").run_key]  # Teams has no limit
+    [(under, reply)] = replies_to(second, SLACK)
+    assert under == run("1").run_key
+    assert reply["title"] == "release-app-y 2026.2" and reply["status"] == "failed"
+    assert "Again within 30 min" in reply["summary"]
+    assert [r for r in replies_to(second, TEAMS) if r[0] == run("1").run_key] == []
+
+    card = await store.get_card_state(run("2").run_key)
+    assert card is not None
+    assert card.state["conversations"] == [["teams", TEAMS.conversation_id]]
+    assert card.state["folded"] == [["slack", SLACK.conversation_id]]
+    key = failed("2").repeat_key
+    assert key is not None and key == failed("1").repeat_key
+    marks = await store.get_repeat_marks([(SLACK, key), (TEAMS, key)])
+    assert list(marks) == [(SLACK, key)]  # only a limited conversation is marked
+    assert marks[(SLACK, key)].grouping_key == run("1").run_key and marks[(SLACK, key)].shown_at == T0
+
+    # the folded run's later events stay out of Slack; a redelivery changes nothing
+    assert await ingest.accept(stage_done("deploy", run_id="2", result="failed"))
+    assert not await ingest.accept(failed("2"))
+    later = await delivered(store)
+    assert cards_to(later, SLACK) == [] and replies_to(later, SLACK) == []
+    assert cards_to(later, TEAMS) == [run("2").run_key]
+
+
+async def test_after_the_limit_a_repeat_is_a_card_again(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    clock = FakeClock(T0)
+    ingest = Ingest(store, LIMITED, clock)
+    await ingest.accept(failed("1"))
+    await clock.advance(31 * 60)
+    await ingest.accept(failed("3"))
+    deliveries = await delivered(store)
+    assert cards_to(deliveries, SLACK) == [run("1").run_key, run("3").run_key]
+    assert not [card for _, card in replies_to(deliveries, SLACK) if "Again" in card["summary"]]
+    key = failed("3").repeat_key
+    assert key is not None
+    mark = (await store.get_repeat_marks([(SLACK, key)]))[(SLACK, key)]
+    assert mark.grouping_key == run("3").run_key and mark.shown_at == T0 + timedelta(minutes=31)
+
+
+async def test_other_branches_the_command_conversation_and_other_processes(stores: tuple[SqlStore, SqlStore]) -> None:
+    first, second = stores
+    clock = FakeClock(T0)
+    await Ingest(first, LIMITED, clock).accept(failed("1"))
+    await clock.advance(60)
+    # another process folds too: the marks are in the store, not in memory
+    other = Ingest(second, LIMITED, clock)
+    assert await other.accept(failed("2"))
+    # another branch is another thing
+    assert await other.accept(failed("4", branch="refs/heads/dev"))
+    # the conversation a command started the run from always gets its card
+    assert await other.accept(failed("5"), also_to=(SLACK,))
+    deliveries = await delivered(first)
+    assert cards_to(deliveries, SLACK) == [run("1").run_key, run("4").run_key, run("5").run_key]
+    assert [under for under, card in replies_to(deliveries, SLACK) if "Again" in card["summary"]] == [run("1").run_key]
+
+
+async def test_a_batch_folds_the_repeats_among_its_own_events(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    ingest = Ingest(store, LIMITED, FakeClock(T0))
+    results = await asyncio.gather(*(ingest.accept(failed(str(i))) for i in range(10, 20)))
+    assert results == [True] * 10
+    deliveries = await delivered(store)
+    assert len(cards_to(deliveries, SLACK)) == 1
+    assert len([1 for _, card in replies_to(deliveries, SLACK) if "Again" in card["summary"]]) == 9
+    assert len(cards_to(deliveries, TEAMS)) == 10
+
+
+async def test_without_repeat_limits_no_marks_are_read(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    reads: list[object] = []
+    get_repeat_marks = store.get_repeat_marks
+
+    async def spy(keys: Sequence[tuple[ConversationAddress, str]]) -> dict[Any, Any]:
+        reads.append(keys)
+        return await get_repeat_marks(keys)
+
+    store.get_repeat_marks = spy  # type: ignore[method-assign]
+    ingest = Ingest(store, [Subscription((SLACK,), Filters.from_mapping(FAILURES_ONLY))], FakeClock(T0))
+    await ingest.accept(failed("1"))
+    await ingest.accept(failed("2"))
+    assert reads == []
+    assert len(cards_to(await delivered(store), SLACK)) == 2
+
+
+async def test_a_blob_with_a_path_longer_than_the_store_keeps_is_stored_once(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    path = "raw/" + "/".join(f"partition={i:04d}" for i in range(70)) + "/part-00000.parquet"  # about 1,000 characters
+
+    def arrived(event_id: str, name: str) -> DataArrived:
+        return DataArrived(
+            source="storage",
+            event_id=event_id,
+            occurred_at=T0,
+            scope="lake",
+            storage_account="lake",
+            container="raw",
+            path=name,
+            size=10,
+        )
+
+    blob, sibling = arrived("b1", path), arrived("b2", path.replace("part-00000", "part-00001"))
+    assert len(path) > 1000 and len(blob.grouping_key) <= 400 and blob.grouping_key != sibling.grouping_key
+    subscriptions = [Subscription((SLACK,), Filters.from_mapping({"events": ["data_arrived"], "repeat_limit": "1h"}))]
+    ingest = Ingest(store, subscriptions, FakeClock(T0))
+    assert await ingest.accept(blob)
+    assert await ingest.accept(sibling)  # the same folder: a repeat
+    assert not await ingest.accept(blob)
+    deliveries = await delivered(store)
+    assert cards_to(deliveries, SLACK) == [blob.grouping_key]
+    assert [under for under, _ in replies_to(deliveries, SLACK)] == [blob.grouping_key]
+
+
+async def test_a_command_brings_a_folded_card_into_its_conversation(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    ingest = Ingest(store, LIMITED, FakeClock(T0))
+    await ingest.accept(failed("1"))
+    await ingest.accept(failed("2"))  # folded in Slack
+    await delivered(store)
+    # someone in Slack starts something about run 2 (its card must reach them there)
+    await ingest.accept(stage_done("retry", run_id="2", result="failed"), also_to=(SLACK,))
+    assert cards_to(await delivered(store), SLACK) == [run("2").run_key]
+    card = await store.get_card_state(run("2").run_key)
+    assert card is not None and card.state["folded"] == []
+    assert ["slack", SLACK.conversation_id] in card.state["conversations"]

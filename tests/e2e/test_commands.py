@@ -21,6 +21,7 @@ import pytest
 
 from adapters.emulators.base import Fault
 from bot.records import CommandRun, CommandRunState
+from bot.routing import DEFAULT_FILTERS
 from bot.runner import REFUSED_POLLS, job_name
 from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
 
@@ -269,6 +270,12 @@ async def subscribe(person: Person) -> None:
     assert "events=run, outcomes=failed" in answer
     [stored] = await person.loop.server.store.list_subscriptions()
     assert stored.filters == {"events": ["run"], "outcomes": ["failed"]}
+    # a repeat limit is no filter: the channel's defaults stay
+    answer = await person.say("subscribe repeat_limit=1h", "Subscribed this channel (subscription")
+    assert "outcomes=failed,pending" in answer and "repeat_limit=1h" in answer
+    await person.say("subscribe repeat_limit=2d", "Nothing was subscribed: `repeat_limit`: a repeat limit is between")
+    _, limited = await person.loop.server.store.list_subscriptions()
+    assert limited.filters == {**DEFAULT_FILTERS, "repeat_limit": "1h"}
 
 
 async def subscription_id(person: Person) -> int:

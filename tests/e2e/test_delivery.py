@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,39 @@ async def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_not_po
         assert (await restarted.store.get_delivery(delivery.id)).state.value == "sent"  # type: ignore[union-attr]
     finally:
         await restarted.store.close()
+
+
+async def test_a_pipeline_failing_again_within_the_repeat_limit_fills_one_thread(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    db = tmp_path / "h.db"
+    config = {
+        "store": {"url": f"sqlite:///{db}"},
+        "channels": {"load-0": {"slack": "C0LOAD00000"}, "load-1": {"slack": "C0LOAD00001"}},
+        "subscriptions": [
+            {"channel": "load-0", "events": ["run"], "outcomes": ["failed"], "repeat_limit": "30m"},
+            {"channel": "load-1", "events": ["run"], "outcomes": ["failed"]},
+        ],
+    }
+    store = await SqlStore.open(f"sqlite:///{db}")
+    handoff = build_handoff(parse_settings(config, {}), store)
+    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    try:
+        for run in range(5):  # pipe-0 fails five times in a row
+            *_, done = events_of(run * CHANNELS)
+            assert await handoff.ingest.accept(replace(done, event_id=f"r{run}-failed", result="failed"))
+        await drain(handoff)
+        limited, unlimited = slack.state.channel("C0LOAD00000"), slack.state.channel("C0LOAD00001")
+        assert [m.text.split(". ")[0] for m in unlimited.messages] == [
+            f"Failed: pipe-0 20261128.{r * CHANNELS}" for r in range(5)
+        ]
+        (card,) = limited.messages  # one card in the channel…
+        assert card.text.startswith("Failed: pipe-0 20261128.0.")
+        repeats = [m for m in card.replies if "Again within 30 min" in json.dumps(m.blocks)]
+        # …and each repeat in its thread, in order
+        assert [m.text.split(". ")[0] for m in repeats] == [
+            f"Failed: pipe-0 20261128.{r * CHANNELS}" for r in (1, 2, 3, 4)
+        ]
+        assert (await handoff.store.count_deliveries())["dead"] == 0
+    finally:
+        await handoff.store.close()

@@ -13,7 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import ConfigError, parse_settings
-from bot.events import ModelRegistered, Person, PipelineRef, RunStateChanged, StageStateChanged
+from bot.events import (
+    ApprovalPending,
+    DataArrived,
+    ModelRegistered,
+    Person,
+    PipelineRef,
+    RunStateChanged,
+    StageStateChanged,
+)
 from bot.records import ConversationAddress
 from bot.routing import (
     DEFAULT_FILTERS,
@@ -22,6 +30,7 @@ from bot.routing import (
     Subscription,
     configured_subscriptions,
     route,
+    route_with_limits,
 )
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -145,6 +154,88 @@ def test_configured_channels_fan_out_to_both_platforms() -> None:
         ConversationAddress("teams", "19:r@thread.tacv2"),
     }
     assert route(model_event(), subscriptions, NOW) == set()
+
+
+# --- repeat limits -----------------------------------------------------------------------------------
+
+TEAMS = ConversationAddress("teams", "19:r@thread.tacv2")
+
+
+def limited(limit: str | None, *targets: ConversationAddress, **filters: Any) -> Subscription:
+    return Subscription(targets, Filters.from_mapping({**filters, "repeat_limit": limit}))
+
+
+def test_a_conversation_gets_the_least_limit_its_subscriptions_ask_for() -> None:
+    hour, quarter = limited("1h", SLACK, TEAMS), limited("15m", SLACK)
+    assert route_with_limits(run_event(), [hour, quarter], NOW) == {
+        SLACK: timedelta(minutes=15),
+        TEAMS: timedelta(hours=1),
+    }
+    # a subscription without a limit wants every card: no limit, whatever the others say
+    assert route_with_limits(run_event(), [hour, limited(None, SLACK)], NOW) == {SLACK: None, TEAMS: timedelta(hours=1)}
+    # a subscription that does not want the event has no say
+    assert route_with_limits(run_event(), [hour, limited(None, SLACK, events=["approval"])], NOW) == {
+        SLACK: timedelta(hours=1),
+        TEAMS: timedelta(hours=1),
+    }
+    assert route_with_limits(run_event(), [], NOW) == {}
+
+
+def test_events_that_never_repeat_are_never_limited() -> None:
+    running = run_event(state="inProgress", result=None)
+    assert running.repeat_key is None  # a run still going is shown, to be updated as it goes
+    assert route_with_limits(running, [limited("1h", SLACK)], NOW) == {SLACK: None}
+    approval = ApprovalPending(source="azure-devops", event_id="a1", occurred_at=NOW, approval_id="9", run=RUN)
+    assert approval.repeat_key is None  # each approval asks for a decision
+    assert route_with_limits(approval, [limited("1h", SLACK)], NOW) == {SLACK: None}
+
+
+def test_what_repeats_what() -> None:
+    failure = run_event()
+    again = replace(failure, event_id="e-2", run=replace(RUN, run_id="43", run_name="20261128.2"))
+    assert failure.repeat_key == again.repeat_key is not None
+    assert failure.grouping_key != again.grouping_key
+    others = [
+        run_event(result="succeeded"),
+        replace(failure, run=replace(RUN, branch="refs/heads/dev")),
+        replace(failure, run=replace(RUN, pipeline_id="8")),
+        replace(failure, project="other", run=replace(RUN, project="other")),
+    ]
+    assert failure.repeat_key not in {e.repeat_key for e in others}
+    stage = StageStateChanged(
+        source="azure-devops",
+        event_id="s",
+        occurred_at=NOW,
+        run=RUN,
+        stage_name="deploy",
+        state="completed",
+        result="failed",
+    )
+    assert stage.repeat_key == failure.repeat_key  # a failed stage is the run failing again
+    assert model_event().repeat_key == replace(model_event(), model_version="9").repeat_key
+    assert model_event().repeat_key != model_event("model-y").repeat_key
+
+    def blob(path: str) -> DataArrived:
+        return DataArrived(
+            source="storage", event_id=path, occurred_at=NOW, storage_account="lake", container="raw", path=path
+        )
+
+    assert blob("sales/2026/11/part-1.parquet").repeat_key == blob("sales/2026/11/part-2.parquet").repeat_key
+    assert blob("sales/2026/11/part-1.parquet").repeat_key != blob("sales/2026/12/part-1.parquet").repeat_key
+
+
+def test_a_repeat_limit_is_a_duration_between_a_minute_and_a_day() -> None:
+    def subscription(limit: object) -> dict[str, Any]:
+        return {"channels": {"r": {"slack": "C1"}}, "subscriptions": [{"channel": "r", "repeat_limit": limit}]}
+
+    [configured] = configured_subscriptions(parse_settings(subscription("30m"), {}))
+    assert configured.filters.repeat_limit == timedelta(minutes=30)
+    [configured] = configured_subscriptions(parse_settings(subscription(3600), {}))
+    assert configured.filters.repeat_limit == timedelta(hours=1)
+    for wrong in ("30s", "2d", "soon"):
+        with pytest.raises(ConfigError, match="repeat_limit"):
+            parse_settings(subscription(wrong), {})
+    assert Filters.from_mapping({}).repeat_limit is None
 
 
 # --- the compiled filters read each filter as its words say -------------------------------------------

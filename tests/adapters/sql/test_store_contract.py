@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from adapters.sql import SqlStore
+from adapters.sql.engine import SqliteEngine
 from adapters.sql.tables import received_events
 from bot.jsonable import as_json, tagged_json
 from bot.ports import EventRecord, StaleWrite
@@ -26,6 +28,7 @@ from bot.records import (
     NewDelivery,
     PostedCard,
     ReceivedEvent,
+    RepeatMark,
     StoredSubscription,
 )
 
@@ -552,3 +555,143 @@ async def test_a_claim_tells_whether_an_earlier_attempt_may_have_sent_it(store: 
     assert await store.claim_deliveries("w4", later + timedelta(seconds=4), lease, 10) == []
     (fourth,) = await store.claim_deliveries("w4", later + timedelta(seconds=6), lease, 10)
     assert fourth.recovered and fourth.last_error == "connection dropped"
+
+
+# --- repeat marks: written with the new records of a batch ---------------------------------------------
+
+
+def mark(repeat_key: str, grouping_key: str, at: datetime = NOW, where: ConversationAddress = SLACK) -> RepeatMark:
+    return RepeatMark(where, repeat_key, grouping_key, at)
+
+
+def marked(key: str, *marks: RepeatMark, state: CardState | None = None) -> EventRecord:
+    return EventRecord(event(key), card_state=state, repeat_marks=marks)
+
+
+async def marks_of(store: SqlStore, *keys: tuple[ConversationAddress, str]) -> set[RepeatMark]:
+    return set((await store.get_repeat_marks(keys)).values())
+
+
+async def test_a_new_records_repeat_marks_are_stored(store: SqlStore) -> None:
+    shown = NOW + timedelta(seconds=1, microseconds=250)
+    failing = mark("pipeline:42:failed", "run:7", shown)
+    registered = mark("model:model-x", "model:model-x:3", NOW, TEAMS)
+    assert await store.record_events([marked("e1", failing, registered)]) == [True]
+    found = await store.get_repeat_marks([(SLACK, "pipeline:42:failed"), (TEAMS, "model:model-x")])
+    assert found == {(SLACK, "pipeline:42:failed"): failing, (TEAMS, "model:model-x"): registered}
+    assert found[(SLACK, "pipeline:42:failed")].shown_at.utcoffset() == timedelta(0)
+
+
+async def test_a_redelivered_records_repeat_marks_are_not_written(store: SqlStore) -> None:
+    first = mark("pipeline:42:failed", "run:1")
+    assert await store.record_events([marked("old", first)]) == [True]
+    results = await store.record_events(
+        [
+            marked("old", mark("pipeline:42:failed", "run:2")),
+            marked("new", mark("model:model-x", "model:model-x:3")),
+            marked("new", mark("model:model-x", "model:model-x:4"), mark("pipeline:43:failed", "run:3")),
+        ]
+    )
+    assert results == [False, True, False]
+    keys = [(SLACK, "pipeline:42:failed"), (SLACK, "model:model-x"), (SLACK, "pipeline:43:failed")]
+    assert await marks_of(store, *keys) == {first, mark("model:model-x", "model:model-x:3")}
+
+
+async def test_a_later_batch_replaces_the_mark_for_the_same_key(store: SqlStore) -> None:
+    other = mark("model:model-x", "model:model-x:3")
+    await store.record_events([marked("a", mark("pipeline:42:failed", "run:1")), marked("b", other)])
+    later = mark("pipeline:42:failed", "run:2", NOW + timedelta(hours=2))
+    assert await store.record_events([marked("c", later)]) == [True]
+    assert await marks_of(store, (SLACK, "pipeline:42:failed"), (SLACK, "model:model-x")) == {later, other}
+
+
+async def test_the_last_mark_for_a_key_in_a_batch_wins(store: SqlStore) -> None:
+    # the last in record order, whatever its time
+    newer, last = mark("pipeline:42:failed", "run:1", NOW + timedelta(minutes=5)), mark("pipeline:42:failed", "run:2")
+    assert await store.record_events([marked("a", newer), marked("b", last)]) == [True, True]
+    assert await marks_of(store, (SLACK, "pipeline:42:failed")) == {last}
+    again = mark("pipeline:42:failed", "run:3", NOW + timedelta(minutes=1))
+    assert await store.record_events([marked("c", newer, again)]) == [True]
+    assert await marks_of(store, (SLACK, "pipeline:42:failed")) == {again}
+
+
+async def test_repeat_marks_of_different_conversations_are_separate(store: SqlStore) -> None:
+    same_id_in_teams = ConversationAddress("teams", SLACK.conversation_id)
+    where = [SLACK, TEAMS, same_id_in_teams]
+    marks = [mark("pipeline:42:failed", f"run:{i}", NOW + timedelta(minutes=i), w) for i, w in enumerate(where)]
+    await store.record_events([marked("a", *marks)])
+    keys = [(w, "pipeline:42:failed") for w in where]
+    assert await store.get_repeat_marks(keys) == dict(zip(keys, marks, strict=True))
+    replaced = mark("pipeline:42:failed", "run:9", NOW + timedelta(hours=1), same_id_in_teams)
+    await store.record_events([marked("b", replaced)])
+    assert await marks_of(store, *keys) == {marks[0], marks[1], replaced}
+
+
+async def test_no_repeat_marks_for_no_keys_or_unknown_ones(store: SqlStore) -> None:
+    assert await store.get_repeat_marks([]) == {}
+    await store.record_events([marked("a", mark("pipeline:42:failed", "run:1"))])
+    unknown = [
+        (SLACK, "pipeline:43:failed"),
+        (TEAMS, "pipeline:42:failed"),
+        (ConversationAddress("slack", "C0OTHER"), "pipeline:42:failed"),
+        (ConversationAddress("teams", SLACK.conversation_id), "pipeline:42:failed"),
+    ]
+    assert await store.get_repeat_marks(unknown) == {}
+
+
+async def test_many_repeat_marks_are_written_and_read_in_one_batch(store: SqlStore) -> None:
+    # more than one IN (...) list of keys
+    marks = [
+        mark(f"pipeline:{i}:failed", f"run:{i}", where=ConversationAddress("slack", f"C{i % 7}")) for i in range(1200)
+    ]
+    assert await store.record_events([marked("a", *marks[:600]), marked("b", *marks[600:])]) == [True, True]
+    keys = [(m.conversation, m.repeat_key) for m in marks]
+    found = await store.get_repeat_marks([*keys, *keys[:10], (SLACK, "pipeline:unknown")])
+    assert found == {(m.conversation, m.repeat_key): m for m in marks}
+
+
+async def test_forgetting_old_repeat_marks(store: SqlStore) -> None:
+    cutoff = NOW - timedelta(hours=72)
+    ages = {"older": timedelta(hours=80), "old": timedelta(hours=72, microseconds=1), "at": timedelta(hours=72)}
+    kept = mark("recent", "run:4", NOW - timedelta(hours=1))
+    await store.record_events([marked("a", *(mark(k, f"run:{k}", NOW - age) for k, age in ages.items()), kept)])
+    assert await store.forget_repeat_marks_before(cutoff) == 2
+    assert await marks_of(store, *((SLACK, k) for k in [*ages, "recent"])) == {mark("at", "run:at", cutoff), kept}
+    assert await store.forget_repeat_marks_before(cutoff) == 0
+
+
+async def test_a_lost_compare_and_set_writes_no_repeat_marks(store: SqlStore) -> None:
+    before = mark("pipeline:42:failed", "run:0")
+    assert await store.record_events([marked("first", before, state=card("run:1", 1, "queued"))]) == [True]
+    with pytest.raises(StaleWrite):
+        await store.record_events(
+            [
+                marked("x", mark("pipeline:42:failed", "run:2"), state=card("run:2", 1, "queued")),
+                marked("y", mark("pipeline:43:failed", "run:1"), state=card("run:1", 1, "lost")),
+            ]
+        )
+    assert await marks_of(store, (SLACK, "pipeline:42:failed"), (SLACK, "pipeline:43:failed")) == {before}
+
+
+REPEAT_MARK_TESTS: list[Callable[[SqlStore], Awaitable[None]]] = [
+    test_a_new_records_repeat_marks_are_stored,
+    test_a_redelivered_records_repeat_marks_are_not_written,
+    test_a_later_batch_replaces_the_mark_for_the_same_key,
+    test_the_last_mark_for_a_key_in_a_batch_wins,
+    test_repeat_marks_of_different_conversations_are_separate,
+    test_no_repeat_marks_for_no_keys_or_unknown_ones,
+    test_many_repeat_marks_are_written_and_read_in_one_batch,
+    test_forgetting_old_repeat_marks,
+    test_a_lost_compare_and_set_writes_no_repeat_marks,
+]
+
+
+@pytest.mark.parametrize("scenario", REPEAT_MARK_TESTS, ids=lambda test: test.__name__.removeprefix("test_"))
+async def test_repeat_marks_on_sqlite_in_memory(scenario: Callable[[SqlStore], Awaitable[None]]) -> None:
+    # a database in memory writes its batches through SQLAlchemy, not on the driver
+    in_memory = await SqlStore.open("sqlite://")
+    try:
+        assert isinstance(in_memory.engine, SqliteEngine) and not in_memory.engine.has_raw_writer
+        await scenario(in_memory)
+    finally:
+        await in_memory.close()
