@@ -53,12 +53,12 @@ class DomainEvent:
     @property
     def grouping_key(self) -> str:
         """The card this event belongs to; events with the same key update one card."""
-        return f"{self.source}:{self.kind}:{self.event_id}"
+        return bounded_key(f"{self.source}:{self.kind}:{self.event_id}")
 
     @property
     def dedupe_key(self) -> str:
         # Event Grid ids are unique per topic only, and scope names the topic (or the organization)
-        return f"{self.source}:{self.scope}:{self.event_id}"
+        return bounded_key(f"{self.source}:{self.scope}:{self.event_id}")
 
     @property
     def repeat_key(self) -> str | None:
@@ -138,7 +138,7 @@ class PipelineRef:
 
     @property
     def run_key(self) -> str:
-        return f"azure-devops:{self.organization}:{self.project}:run:{self.run_id}".lower()
+        return bounded_key(f"azure-devops:{self.organization}:{self.project}:run:{self.run_id}".lower())
 
 
 def _pipeline_repeat_key(scope: str, run: PipelineRef, outcome: str | None) -> str | None:
@@ -260,7 +260,7 @@ class ApprovalEvent(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return f"azure-devops:{self.scope}:{self.approval_kind}-approval:{self.approval_id}".lower()
+        return bounded_key(f"azure-devops:{self.scope}:{self.approval_kind}-approval:{self.approval_id}".lower())
 
     @property
     def pipeline(self) -> str | None:
@@ -307,7 +307,7 @@ class ReleaseDeploymentCompleted(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return f"azure-devops:{self.scope}:release:{self.release_id}:{self.environment_name}".lower()
+        return bounded_key(f"azure-devops:{self.scope}:release:{self.release_id}:{self.environment_name}".lower())
 
     @property
     def repeat_key(self) -> str | None:
@@ -372,7 +372,9 @@ class PullRequestChanged(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return f"azure-devops:{self.scope}:{self.project}:pr:{self.repository}:{self.pull_request_id}".lower()
+        return bounded_key(
+            f"azure-devops:{self.scope}:{self.project}:pr:{self.repository}:{self.pull_request_id}".lower()
+        )
 
     @property
     def branch(self) -> str | None:
@@ -395,7 +397,7 @@ class ModelRegistered(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return f"azure-ml:{self.scope}:model:{self.model_name}:{self.model_version}".lower()
+        return bounded_key(f"azure-ml:{self.scope}:model:{self.model_name}:{self.model_version}".lower())
 
     @property
     def repeat_key(self) -> str | None:
@@ -427,7 +429,7 @@ class ModelDeployed(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return f"azure-ml:{self.scope}:deployment:{self.service_name}:{self.event_id}".lower()
+        return bounded_key(f"azure-ml:{self.scope}:deployment:{self.service_name}:{self.event_id}".lower())
 
     @property
     def repeat_key(self) -> str | None:
@@ -465,7 +467,7 @@ class TrainingRunFinished(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return f"azure-ml:{self.scope}:job:{self.run_id}".lower()
+        return bounded_key(f"azure-ml:{self.scope}:job:{self.run_id}".lower())
 
     @property
     def repeat_key(self) -> str | None:
@@ -499,7 +501,7 @@ class DataDriftDetected(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return f"azure-ml:{self.scope}:drift:{self.monitor_id}:{self.run_id}".lower()
+        return bounded_key(f"azure-ml:{self.scope}:drift:{self.monitor_id}:{self.run_id}".lower())
 
     @property
     def repeat_key(self) -> str | None:
@@ -619,7 +621,7 @@ class AppHandoffChanged(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return f"handoff:model:{self.model_name}:{self.model_version}:app:{self.app}".lower()
+        return bounded_key(f"handoff:model:{self.model_name}:{self.model_version}:app:{self.app}".lower())
 
     @property
     def model(self) -> str | None:

@@ -16,7 +16,7 @@ import pytest
 
 from adapters.sql import SqlStore
 from bot.clock import FakeClock
-from bot.events import DataArrived, DomainEvent, PipelineRef, RunStateChanged, StageStateChanged
+from bot.events import DataArrived, DomainEvent, ModelRegistered, PipelineRef, RunStateChanged, StageStateChanged
 from bot.ingest import Ingest, IngestFailed
 from bot.ports import EventRecord
 from bot.records import ConversationAddress, Delivery
@@ -427,3 +427,24 @@ async def test_a_command_brings_a_folded_card_into_its_conversation(stores: tupl
     card = await store.get_card_state(run("2").run_key)
     assert card is not None and card.state["folded"] == []
     assert ["slack", SLACK.conversation_id] in card.state["conversations"]
+
+
+async def test_events_whose_keys_are_longer_than_the_store_keeps_are_stored_once(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    workspace = (
+        f"/subscriptions/{'0' * 36}/resourceGroups/{'rg-' * 30}/providers/"
+        f"Microsoft.MachineLearningServices/workspaces/{'w' * 33}"
+    )
+    model = ModelRegistered(
+        source="azure-ml", event_id="e" * 600, occurred_at=T0, scope=workspace, model_name="m" * 255, model_version="1"
+    )
+    assert len(model.dedupe_key) <= 400 and len(model.grouping_key) <= 400
+    again = replace(model, event_id="e" * 599 + "f", model_version="2")
+    assert (again.dedupe_key, again.grouping_key) != (model.dedupe_key, model.grouping_key)
+    ingest = Ingest(store, [Subscription((SLACK,), Filters())], FakeClock(T0))
+    assert await ingest.accept(model)
+    assert await ingest.accept(again)
+    assert not await ingest.accept(model)
+    assert sorted(cards_to(await delivered(store), SLACK)) == sorted([model.grouping_key, again.grouping_key])
