@@ -62,6 +62,19 @@ def run_event(
     )
 
 
+def failed_stage() -> StageStateChanged:
+    return StageStateChanged(
+        source="azure-devops",
+        event_id="s",
+        occurred_at=NOW,
+        run=RUN,
+        stage_name="deploy",
+        stage_display_name="Deploy",
+        state="completed",
+        result="failed",
+    )
+
+
 def model_event(name: str = "model-x", tags: dict[str, str] | None = None) -> ModelRegistered:
     return ModelRegistered(
         source="azure-ml",
@@ -90,16 +103,7 @@ def test_globs_and_tags() -> None:
     assert filters.matches(run_event())
     assert not Filters.from_mapping({"pipelines": ["release-*"]}).matches(run_event())
     assert not Filters.from_mapping({"stages": ["Deploy"]}).matches(run_event())  # runs have no stage
-    stage = StageStateChanged(
-        source="azure-devops",
-        event_id="s",
-        occurred_at=NOW,
-        run=RUN,
-        stage_name="deploy",
-        stage_display_name="Deploy",
-        state="completed",
-        result="failed",
-    )
+    stage = failed_stage()
     assert Filters.from_mapping({"stages": ["dep*"]}).matches(stage)
     tagged = Filters.from_mapping({"models": ["model-*"], "tags": {"team": "fraud*"}})
     assert tagged.matches(model_event(tags={"team": "fraud-detection"}))
@@ -202,16 +206,7 @@ def test_what_repeats_what() -> None:
         replace(failure, project="other", run=replace(RUN, project="other")),
     ]
     assert failure.repeat_key not in {e.repeat_key for e in others}
-    stage = StageStateChanged(
-        source="azure-devops",
-        event_id="s",
-        occurred_at=NOW,
-        run=RUN,
-        stage_name="deploy",
-        state="completed",
-        result="failed",
-    )
-    assert stage.repeat_key == failure.repeat_key  # a failed stage is the run failing again
+    assert failed_stage().repeat_key == failure.repeat_key  # a failed stage is the run failing again
     assert model_event().repeat_key == replace(model_event(), model_version="9").repeat_key
     assert model_event().repeat_key != model_event("model-y").repeat_key
 
