@@ -6,7 +6,7 @@ through JSON (:meth:`Card.to_json` / :meth:`Card.from_json`), because deliveries
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +32,10 @@ class Status(StrEnum):
     @property
     def label(self) -> str:
         return self.value.replace("_", " ").capitalize()
+
+
+# A stage in one of these has run its course.
+_FINISHED = frozenset({Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED})
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,15 @@ class Card:
         """A plain-text rendering, for notifications and platforms' fallback text."""
         first = f"{self.status.label}: {self.title}"
         return f"{first}. {self.summary}" if self.summary else first
+
+    def compacted(self) -> Card:
+        """The card for a conversation that asked for compact cards: its title, status, summary, links and
+        buttons, without the facts, the stage list and the context line (the stages shown as a count)."""
+        summary = self.summary
+        if not summary and self.steps:
+            done = sum(1 for step in self.steps if step.status in _FINISHED)
+            summary = f"{done} of {len(self.steps)} stages done"
+        return replace(self, summary=summary, facts=(), steps=(), context="")
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = as_json(self)

@@ -109,12 +109,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "models": "model name globs",
             "environments": "environment globs",
             "repeat_limit": "at most one new card for the same thing in this long, e.g. 30m; repeats go in its thread",
+            "card_format": "compact: cards without their facts and stage list; full (the default)",
         },
         examples=(
             "subscribe",
             "subscribe events=run,approval pipelines=release-*",
             "subscribe models=model-*",
-            "subscribe events=run outcomes=failed repeat_limit=1h",
+            "subscribe events=run outcomes=failed repeat_limit=1h card_format=compact",
         ),
     ),
     CommandSpec(

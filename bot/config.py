@@ -404,6 +404,8 @@ class SubscriptionFilters(Section):
     # at most one new card per repeat key (the same pipeline failing again, ...) in this long; the repeats
     # become thread replies under that card
     repeat_limit: Duration | None = None
+    # compact: cards without their facts and stage list (title, status, summary, links and buttons)
+    card_format: Literal["full", "compact"] | None = None
 
     @field_validator("text_include", "text_exclude")
     @classmethod

@@ -26,7 +26,7 @@ from bot.jsonable import tagged_json
 from bot.living import merge, render, repeat_reply
 from bot.ports import EventRecord, StaleWrite, Store
 from bot.records import CardState, ConversationAddress, NewDelivery, ReceivedEvent, RepeatMark
-from bot.routing import Subscription, route, route_with_limits, stored_subscription
+from bot.routing import Subscription, TargetOptions, route, route_with_options, stored_subscription
 
 log = logging.getLogger("handoff.ingest")
 
@@ -56,8 +56,8 @@ def _address(value: Sequence[str]) -> ConversationAddress:
     return ConversationAddress("teams" if platform == "teams" else "slack", conversation_id)
 
 
-Routed = dict[ConversationAddress, timedelta | None]
-"""The conversations an event goes to, each with its repeat limit (None: none)."""
+Routed = dict[ConversationAddress, TargetOptions]
+"""The conversations an event goes to, each with how it wants its cards."""
 Marks = dict[tuple[ConversationAddress, str], RepeatMark]
 
 
@@ -213,7 +213,7 @@ class Ingest:
             read = await self.store.get_card_states(missing)
             self._remember(read.values())
             cards.update(read)
-        routes, marks = await self._routes_with_limits(batch, subscriptions, now)
+        routes, marks = await self._routes_with_options(batch, subscriptions, now)
         outcomes: list[bool | BaseException] = [False] * len(batch)
         planned: list[tuple[int, EventRecord]] = []
         seen = set(known)
@@ -244,20 +244,21 @@ class Ingest:
             self.on_enqueued()
         return outcomes
 
-    async def _routes_with_limits(
+    async def _routes_with_options(
         self, batch: list[_Waiting], subscriptions: Sequence[Subscription], now: datetime
     ) -> tuple[list[Routed] | None, Marks]:
-        """Where each event goes with its repeat limits, and the stored marks they are checked against; (None,
-        {}) when no subscription has a repeat limit (the planner then routes each event plainly)."""
-        if all(s.filters.repeat_limit is None for s in subscriptions):
+        """Where each event goes with how each conversation wants its cards, and the stored marks the repeat
+        limits are checked against; (None, {}) when no subscription has a repeat limit or compact cards (the
+        planner then routes each event plainly)."""
+        if not any(s.filters.shapes_cards for s in subscriptions):
             return None, {}
-        routes = [route_with_limits(w.event, subscriptions, now) for w in batch]
+        routes = [route_with_options(w.event, subscriptions, now) for w in batch]
         wanted = {
             (target, key)
             for waiting, routed in zip(batch, routes, strict=True)
             if (key := waiting.event.repeat_key) is not None
-            for target, limit in routed.items()
-            if limit is not None
+            for target, options in routed.items()
+            if options.repeat_limit is not None
         }
         marks = await self.store.get_repeat_marks(sorted(wanted, key=str)) if wanted else {}
         return routes, dict(marks)
@@ -279,7 +280,8 @@ class Ingest:
         marks: Marks | None = None,
     ) -> EventRecord:
         """The record for one event, on top of ``cards`` and ``marks`` (which it updates for the events after
-        it). ``routed`` is where the event goes with its repeat limits, when some subscription has one."""
+        it). ``routed`` is where the event goes with how each conversation wants its cards, when some
+        subscription says (a repeat limit, compact cards)."""
         event = waiting.event
         receipt = ReceivedEvent(
             dedupe_key=event.dedupe_key,
@@ -315,13 +317,20 @@ class Ingest:
         if folded or repeats or "folded" in merged.state:
             now_folded = sorted(folded | {target for target, _, _ in repeats}, key=str)
             state["folded"] = [_address_json(c) for c in now_folded]
+        # a conversation keeps the format its card was first shown in
+        compact = {_address(a) for a in (current.state.get("compact", []) if current else [])}
+        if routed is not None:
+            compact |= {t for t in new_targets if (options := routed.get(t)) is not None and options.compact}
+        if compact or "compact" in merged.state:
+            state["compact"] = [_address_json(c) for c in sorted(compact & set(conversations), key=str)]
         rendered = render(merged.state)
         card = rendered.to_json()
+        compact_card = rendered.compacted().to_json() if compact else card
         deliveries = [
             NewDelivery(
                 conversation=conversation,
                 grouping_key=event.grouping_key,
-                payload={"op": "card", "rank": version, "card": card},
+                payload={"op": "card", "rank": version, "card": compact_card if conversation in compact else card},
                 # the first showing goes at once; later updates wait a moment to coalesce
                 not_before=now + COALESCE if conversation in showing else None,
             )
@@ -356,7 +365,8 @@ def _limit_repeats(
     repeats: list[tuple[ConversationAddress, RepeatMark, timedelta]] = []
     new_marks: list[RepeatMark] = []
     for target in sorted(new_targets, key=str):
-        limit = routed.get(target)
+        options = routed.get(target)
+        limit = options.repeat_limit if options is not None else None
         if limit is None:
             continue
         mark = marks.get((target, repeat_key))

@@ -81,8 +81,10 @@ class Filters:
     actors_exclude: tuple[str, ...] = ()
     text_include: tuple[TextPattern, ...] = ()
     text_exclude: tuple[TextPattern, ...] = ()
-    # not a condition: how often a conversation gets a new card for the same repeat key (None: always)
+    # not conditions: how often a conversation gets a new card for the same repeat key (None: always), and
+    # whether its cards are compact
     repeat_limit: timedelta | None = None
+    compact: bool = False
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Filters:
@@ -110,7 +112,13 @@ class Filters:
             text_include=patterns("text_include"),
             text_exclude=patterns("text_exclude"),
             repeat_limit=parse_duration(limit) if (limit := data.get("repeat_limit")) is not None else None,
+            compact=data.get("card_format") == "compact",
         )
+
+    @property
+    def shapes_cards(self) -> bool:
+        """Whether the subscription says more than where events go (a repeat limit, compact cards)."""
+        return self.repeat_limit is not None or self.compact
 
     @cached_property
     def _matcher(self) -> _Matcher:
@@ -198,23 +206,37 @@ def route(event: DomainEvent, subscriptions: Iterable[Subscription], now: dateti
     return targets
 
 
-def route_with_limits(
-    event: DomainEvent, subscriptions: Iterable[Subscription], now: datetime
-) -> dict[ConversationAddress, timedelta | None]:
-    """Every conversation that some subscription wants this event in, with its repeat limit.
+@dataclass(frozen=True)
+class TargetOptions:
+    """How a conversation an event goes to wants its cards: its repeat limit (None: none) and their format."""
 
-    A conversation wanted by several subscriptions gets the most it asked for: no limit if one of them has
-    none, else the shortest limit. Events without a repeat key are never limited.
+    repeat_limit: timedelta | None = None
+    compact: bool = False
+
+
+def route_with_options(
+    event: DomainEvent, subscriptions: Iterable[Subscription], now: datetime
+) -> dict[ConversationAddress, TargetOptions]:
+    """Every conversation that some subscription wants this event in, with how it wants its cards.
+
+    A conversation wanted by several subscriptions gets the most any of them asked for: no repeat limit if
+    one of them has none, else the shortest; full cards unless every one of them asked for compact ones.
+    Events without a repeat key are never limited.
     """
     wanting = [s for s in subscriptions if s.wants(event, now)]
     limited = any(s.filters.repeat_limit is not None for s in wanting) and event.repeat_key is not None
-    targets: dict[ConversationAddress, timedelta | None] = {}
+    targets: dict[ConversationAddress, TargetOptions] = {}
     for subscription in wanting:
-        limit = subscription.filters.repeat_limit if limited else None
+        asked = TargetOptions(subscription.filters.repeat_limit if limited else None, subscription.filters.compact)
         for target in subscription.targets:
-            if target not in targets:
-                targets[target] = limit
-            else:
-                known = targets[target]
-                targets[target] = None if known is None or limit is None else min(known, limit)
+            known = targets.get(target)
+            if known is None:
+                targets[target] = asked
+                continue
+            limit = (
+                None
+                if known.repeat_limit is None or asked.repeat_limit is None
+                else min(known.repeat_limit, asked.repeat_limit)
+            )
+            targets[target] = TargetOptions(limit, known.compact and asked.compact)
     return targets

@@ -448,3 +448,32 @@ async def test_events_whose_keys_are_longer_than_the_store_keeps_are_stored_once
     assert await ingest.accept(again)
     assert not await ingest.accept(model)
     assert sorted(cards_to(await delivered(store), SLACK)) == sorted([model.grouping_key, again.grouping_key])
+
+
+async def test_a_conversation_that_asked_for_compact_cards_gets_them_posted_and_updated(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    subscriptions = [
+        Subscription((SLACK,), Filters.from_mapping({"events": ["run", "stage"], "card_format": "compact"})),
+        Subscription((TEAMS,), Filters.from_mapping({"events": ["run", "stage"]})),
+    ]
+    ingest = Ingest(store, subscriptions, FakeClock(T0))
+    await ingest.accept(started())
+    await ingest.accept(stage_done("build"))
+    deliveries = [d for d in await delivered(store) if d.payload["op"] == "card"]
+    slack = [d.payload["card"] for d in deliveries if d.conversation == SLACK]
+    teams = [d.payload["card"] for d in deliveries if d.conversation == TEAMS]
+    assert len(slack) == len(teams) == 2  # the post and the update
+    assert all(card["facts"] == [] and card["steps"] == [] and card["context"] == "" for card in slack)
+    assert slack[-1]["title"] == teams[-1]["title"] == "release-app-y 2026.77"
+    assert slack[-1]["summary"] == "1 of 1 stages done"
+    assert teams[-1]["steps"] == [{"name": "build", "status": "succeeded"}] and teams[-1]["facts"]
+    card = await store.get_card_state(run().run_key)
+    assert card is not None and card.state["compact"] == [["slack", SLACK.conversation_id]]
+
+    # the format a card was first shown in stays, even when no subscription routes its later events there
+    ingest.configured = [Subscription((TEAMS,), Filters())]
+    await ingest.accept(stage_done("test"))
+    [update] = [d.payload["card"] for d in await delivered(store) if d.conversation == SLACK]
+    assert update["steps"] == [] and update["summary"] == "2 of 2 stages done"

@@ -271,11 +271,12 @@ async def subscribe(person: Person) -> None:
     [stored] = await person.loop.server.store.list_subscriptions()
     assert stored.filters == {"events": ["run"], "outcomes": ["failed"]}
     # a repeat limit is no filter: the channel's defaults stay
-    answer = await person.say("subscribe repeat_limit=1h", "Subscribed this channel (subscription")
-    assert "outcomes=failed,pending" in answer and "repeat_limit=1h" in answer
+    answer = await person.say("subscribe repeat_limit=1h card_format=compact", "Subscribed this channel (subscription")
+    assert "outcomes=failed,pending" in answer and "repeat_limit=1h, card_format=compact" in answer
     await person.say("subscribe repeat_limit=2d", "Nothing was subscribed: `repeat_limit`: a repeat limit is between")
-    _, limited = await person.loop.server.store.list_subscriptions()
-    assert limited.filters == {**DEFAULT_FILTERS, "repeat_limit": "1h"}
+    await person.say("subscribe card_format=tiny", "Nothing was subscribed: `card_format`:")
+    _, shaped = await person.loop.server.store.list_subscriptions()
+    assert shaped.filters == {**DEFAULT_FILTERS, "repeat_limit": "1h", "card_format": "compact"}
 
 
 async def subscription_id(person: Person) -> int:

@@ -289,3 +289,33 @@ async def test_a_pipeline_failing_again_within_the_repeat_limit_fills_one_thread
         assert (await handoff.store.count_deliveries())["dead"] == 0
     finally:
         await handoff.store.close()
+
+
+async def test_a_channel_that_asked_for_compact_cards_gets_them_on_slack(tmp_path: Path, slack: SlackEmulator) -> None:
+    db = tmp_path / "h.db"
+    config = {
+        "store": {"url": f"sqlite:///{db}"},
+        "channels": {"load-0": {"slack": "C0LOAD00000"}, "load-1": {"slack": "C0LOAD00001"}},
+        "subscriptions": [
+            {"channel": "load-0", "events": ["run", "stage"], "card_format": "compact"},
+            {"channel": "load-1", "events": ["run", "stage"]},
+        ],
+    }
+    store = await SqlStore.open(f"sqlite:///{db}")
+    handoff = build_handoff(parse_settings(config, {}), store)
+    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    try:
+        for event in events_of(0):
+            await handoff.ingest.accept(event)
+        await drain(handoff)
+        (compact,) = slack.state.channel("C0LOAD00000").messages
+        (full,) = slack.state.channel("C0LOAD00001").messages
+        assert full.text == "Succeeded: pipe-0 20261128.0"
+        assert compact.text == "Succeeded: pipe-0 20261128.0. 4 of 4 stages done"
+        compact_body, full_body = json.dumps(compact.blocks), json.dumps(full.blocks)
+        assert "4 of 4 stages done" in compact_body
+        assert all(stage in full_body for stage in STAGES) and "Requested by" not in compact_body
+        assert not any(stage in compact_body for stage in STAGES)
+        assert len(compact_body) < len(full_body) / 2
+    finally:
+        await handoff.store.close()

@@ -28,9 +28,10 @@ from bot.routing import (
     KINDS_WITHOUT_OUTCOME,
     Filters,
     Subscription,
+    TargetOptions,
     configured_subscriptions,
     route,
-    route_with_limits,
+    route_with_options,
 )
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -169,29 +170,42 @@ def limited(limit: str | None, *targets: ConversationAddress, **filters: Any) ->
     return Subscription(targets, Filters.from_mapping({**filters, "repeat_limit": limit}))
 
 
-def test_a_conversation_gets_the_least_limit_its_subscriptions_ask_for() -> None:
+def test_a_conversation_gets_the_most_its_subscriptions_ask_for() -> None:
     hour, quarter = limited("1h", SLACK, TEAMS), limited("15m", SLACK)
-    assert route_with_limits(run_event(), [hour, quarter], NOW) == {
-        SLACK: timedelta(minutes=15),
-        TEAMS: timedelta(hours=1),
+    assert route_with_options(run_event(), [hour, quarter], NOW) == {
+        SLACK: TargetOptions(timedelta(minutes=15)),
+        TEAMS: TargetOptions(timedelta(hours=1)),
     }
     # a subscription without a limit wants every card: no limit, whatever the others say
-    assert route_with_limits(run_event(), [hour, limited(None, SLACK)], NOW) == {SLACK: None, TEAMS: timedelta(hours=1)}
-    # a subscription that does not want the event has no say
-    assert route_with_limits(run_event(), [hour, limited(None, SLACK, events=["approval"])], NOW) == {
-        SLACK: timedelta(hours=1),
-        TEAMS: timedelta(hours=1),
+    assert route_with_options(run_event(), [hour, limited(None, SLACK)], NOW) == {
+        SLACK: TargetOptions(None),
+        TEAMS: TargetOptions(timedelta(hours=1)),
     }
-    assert route_with_limits(run_event(), [], NOW) == {}
+    # a subscription that does not want the event has no say
+    assert route_with_options(run_event(), [hour, limited(None, SLACK, events=["approval"])], NOW) == {
+        SLACK: TargetOptions(timedelta(hours=1)),
+        TEAMS: TargetOptions(timedelta(hours=1)),
+    }
+    assert route_with_options(run_event(), [], NOW) == {}
+    # compact cards only where every subscription that wants the event asked for them
+    compact = limited(None, SLACK, TEAMS, card_format="compact")
+    assert route_with_options(run_event(), [compact, limited(None, TEAMS, card_format="full")], NOW) == {
+        SLACK: TargetOptions(None, compact=True),
+        TEAMS: TargetOptions(None, compact=False),
+    }
+    assert route_with_options(run_event(), [compact, limited("1h", SLACK, card_format="compact")], NOW) == {
+        SLACK: TargetOptions(None, compact=True),
+        TEAMS: TargetOptions(None, compact=True),
+    }
 
 
 def test_events_that_never_repeat_are_never_limited() -> None:
     running = run_event(state="inProgress", result=None)
     assert running.repeat_key is None  # a run still going is shown, to be updated as it goes
-    assert route_with_limits(running, [limited("1h", SLACK)], NOW) == {SLACK: None}
+    assert route_with_options(running, [limited("1h", SLACK)], NOW) == {SLACK: TargetOptions(None)}
     approval = ApprovalPending(source="azure-devops", event_id="a1", occurred_at=NOW, approval_id="9", run=RUN)
     assert approval.repeat_key is None  # each approval asks for a decision
-    assert route_with_limits(approval, [limited("1h", SLACK)], NOW) == {SLACK: None}
+    assert route_with_options(approval, [limited("1h", SLACK)], NOW) == {SLACK: TargetOptions(None)}
 
 
 def test_what_repeats_what() -> None:

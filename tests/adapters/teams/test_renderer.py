@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import jsonschema
 from hypothesis import HealthCheck, given, settings
@@ -111,6 +112,21 @@ def test_every_status_renders(card_validator: jsonschema.protocols.Validator) ->
         document = render_card(card)
         card_validator.validate(document)
         assert status.label in texts(document)[1]
+
+
+def test_a_compact_card_keeps_its_buttons_and_stays_valid(card_validator: jsonschema.protocols.Validator) -> None:
+    full = replace(
+        gate_card(),
+        facts=(Fact("Pipeline", "release-app-y"), Fact("Run", "20261128.4")),
+        steps=(Step("Build", Status.SUCCEEDED), Step("Deploy", Status.WAITING)),
+        context="Azure DevOps · contoso/mlops",
+    )
+    document = render_card(full.compacted(), viewer_ids=(ALICE,))  # as an approver sees it
+    card_validator.validate(document)
+    shown = json.dumps(document)
+    assert "release-app-y" not in shown and "Deploy" not in shown and "contoso/mlops" not in shown
+    assert full.title in shown
+    assert verbs(document) == verbs(render_card(full, viewer_ids=(ALICE,))) == ["approve", "reject"]
 
 
 def test_the_refresh_data_round_trips_the_card() -> None:
