@@ -33,9 +33,16 @@ class Status(StrEnum):
     def label(self) -> str:
         return self.value.replace("_", " ").capitalize()
 
+    @property
+    def alerts(self) -> bool:
+        """Whether something went wrong (a failure, a breaking change): such a thread reply is also shown in
+        the channel where its subscriptions broadcast."""
+        return self in _ALERTS
+
 
 # A stage in one of these has run its course.
 _FINISHED = frozenset({Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED})
+_ALERTS = frozenset({Status.FAILED, Status.PARTIAL, Status.WARNING})
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ ActionHandler = Callable[[ActionRequest], Awaitable[ActionResult]]
 
 _LIST_FILTERS = ("events", "outcomes", "projects", "pipelines", "branches", "models", "environments")
 # Options of `subscribe` that hold one value and are no filter (the defaults still apply beside them).
-_SETTINGS = ("repeat_limit", "card_format")
+_SETTINGS = ("repeat_limit", "card_format", "broadcast")
 # What `subscribe <Azure DevOps URL>` follows unless told otherwise: failed runs and approvals.
 URL_DEFAULT_FILTERS: dict[str, Any] = {"events": ["run", "approval"], "outcomes": ["failed", "pending"]}
 

@@ -110,6 +110,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "environments": "environment globs",
             "repeat_limit": "at most one new card for the same thing in this long, e.g. 30m; repeats go in its thread",
             "card_format": "compact: cards without their facts and stage list; full (the default)",
+            "broadcast": "on (the default): a failure in an earlier card's thread shows in the channel too; off",
         },
         examples=(
             "subscribe",

@@ -406,6 +406,9 @@ class SubscriptionFilters(Section):
     repeat_limit: Duration | None = None
     # compact: cards without their facts and stage list (title, status, summary, links and buttons)
     card_format: Literal["full", "compact"] | None = None
+    # a thread reply that reports a failure or a breaking change under a card posted earlier is also shown
+    # in the channel (Slack's "Also send to channel"); on unless set to false
+    broadcast: bool | None = None
 
     @field_validator("text_include", "text_exclude")
     @classmethod

@@ -19,7 +19,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+from bot.cards import Card
 from bot.clock import Clock
 from bot.events import DomainEvent
 from bot.jsonable import tagged_json
@@ -248,8 +250,8 @@ class Ingest:
         self, batch: list[_Waiting], subscriptions: Sequence[Subscription], now: datetime
     ) -> tuple[list[Routed] | None, Marks]:
         """Where each event goes with how each conversation wants its cards, and the stored marks the repeat
-        limits are checked against; (None, {}) when no subscription has a repeat limit or compact cards (the
-        planner then routes each event plainly)."""
+        limits are checked against; (None, {}) when no subscription has a repeat limit, compact cards or
+        broadcasts turned off (the planner then routes each event plainly)."""
         if not any(s.filters.shapes_cards for s in subscriptions):
             return None, {}
         routes = [route_with_options(w.event, subscriptions, now) for w in batch]
@@ -281,7 +283,7 @@ class Ingest:
     ) -> EventRecord:
         """The record for one event, on top of ``cards`` and ``marks`` (which it updates for the events after
         it). ``routed`` is where the event goes with how each conversation wants its cards, when some
-        subscription says (a repeat limit, compact cards)."""
+        subscription says (a repeat limit, compact cards, no broadcast)."""
         event = waiting.event
         receipt = ReceivedEvent(
             dedupe_key=event.dedupe_key,
@@ -337,11 +339,12 @@ class Ingest:
             for conversation in conversations
             if merged.changed or conversation in new_targets
         ]
-        deliveries += [
-            NewDelivery(conversation, event.grouping_key, {"op": "reply", "card": reply.to_json()})
-            for reply in merged.replies
-            for conversation in conversations
-        ]
+        for reply in merged.replies:
+            for conversation in conversations:
+                # an alert under a card the conversation was shown before (it may have scrolled away) shows
+                # there too; under a card shown with this very event, the card says it already
+                broadcast = reply.status.alerts and conversation in showing and _broadcasts(routed, conversation)
+                deliveries.append(NewDelivery(conversation, event.grouping_key, _reply_payload(reply, broadcast)))
         deliveries += [
             NewDelivery(target, mark.grouping_key, {"op": "reply", "card": repeat_reply(rendered, limit).to_json()})
             for target, mark, limit in repeats
@@ -376,6 +379,20 @@ def _limit_repeats(
             marks[(target, repeat_key)] = new_mark = RepeatMark(target, repeat_key, event.grouping_key, now)
             new_marks.append(new_mark)
     return repeats, new_marks
+
+
+def _broadcasts(routed: Routed | None, conversation: ConversationAddress) -> bool:
+    """Whether the subscriptions routing an event to ``conversation`` broadcast alerts (the default)."""
+    options = routed.get(conversation) if routed is not None else None
+    return options is None or options.broadcast
+
+
+def _reply_payload(reply: Card, broadcast: bool) -> dict[str, Any]:
+    """A thread reply's delivery: ``broadcast`` also shows it in the conversation."""
+    payload: dict[str, Any] = {"op": "reply", "card": reply.to_json()}
+    if broadcast:
+        payload["broadcast"] = True
+    return payload
 
 
 def _answer(waiting: _Waiting, outcome: bool | BaseException) -> None:

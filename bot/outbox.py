@@ -203,7 +203,8 @@ class OutboxWorker:
             parent = PostedMessage(shown.message_id, shown.thread_id)
             if await self._posted_before(channel, delivery, marker, parent) is None:
                 await self._limited(conversation)
-                await channel.reply(conversation.conversation_id, parent, card, marker=marker)
+                broadcast = bool(payload.get("broadcast"))
+                await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
             return
         if shown is not None and shown.rank >= int(payload.get("rank", 0)):
             return  # a newer version is already shown

@@ -325,9 +325,20 @@ class ChatChannel(Protocol):
         ...
 
     async def reply(
-        self, conversation_id: str, parent: PostedMessage, card: Card, *, marker: str | None = None
+        self,
+        conversation_id: str,
+        parent: PostedMessage,
+        card: Card,
+        *,
+        marker: str | None = None,
+        broadcast: bool = False,
     ) -> PostedMessage:
-        """Post in the thread of ``parent``."""
+        """Post in the thread of ``parent``.
+
+        ``broadcast`` also shows the reply in the conversation itself, where the platform keeps thread
+        replies out of it (Slack's "Also send to channel"); where a reply brings its thread back into
+        view anyway (Teams) it changes nothing.
+        """
         ...
 
     async def find_posted(

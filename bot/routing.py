@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from bot.config import Settings, SubscriptionSettings, parse_duration
 from bot.events import DomainEvent
 from bot.records import ConversationAddress, StoredSubscription
@@ -30,6 +32,9 @@ DEFAULT_FILTERS: dict[str, Any] = {
     "outcomes": ["failed", "pending"],
 }
 
+
+# A yes/no setting as YAML (a boolean) or chat (``off``, ``no``, ``false``…) gives it.
+_FLAG = TypeAdapter(bool)
 
 # Each glob filter and the event attribute it reads.
 _GLOB_FILTERS = (
@@ -81,10 +86,11 @@ class Filters:
     actors_exclude: tuple[str, ...] = ()
     text_include: tuple[TextPattern, ...] = ()
     text_exclude: tuple[TextPattern, ...] = ()
-    # not conditions: how often a conversation gets a new card for the same repeat key (None: always), and
-    # whether its cards are compact
+    # not conditions: how often a conversation gets a new card for the same repeat key (None: always),
+    # whether its cards are compact, and whether alerts in a card's thread also show in the conversation
     repeat_limit: timedelta | None = None
     compact: bool = False
+    broadcast: bool = True
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Filters:
@@ -113,12 +119,14 @@ class Filters:
             text_exclude=patterns("text_exclude"),
             repeat_limit=parse_duration(limit) if (limit := data.get("repeat_limit")) is not None else None,
             compact=data.get("card_format") == "compact",
+            broadcast=_FLAG.validate_python(flag) if (flag := data.get("broadcast")) is not None else True,
         )
 
     @property
     def shapes_cards(self) -> bool:
-        """Whether the subscription says more than where events go (a repeat limit, compact cards)."""
-        return self.repeat_limit is not None or self.compact
+        """Whether the subscription says more than where events go (a repeat limit, compact cards, no
+        broadcast)."""
+        return self.repeat_limit is not None or self.compact or not self.broadcast
 
     @cached_property
     def _matcher(self) -> _Matcher:
@@ -208,10 +216,12 @@ def route(event: DomainEvent, subscriptions: Iterable[Subscription], now: dateti
 
 @dataclass(frozen=True)
 class TargetOptions:
-    """How a conversation an event goes to wants its cards: its repeat limit (None: none) and their format."""
+    """How a conversation an event goes to wants its cards: its repeat limit (None: none), their format, and
+    whether alerts in their threads are broadcast to it."""
 
     repeat_limit: timedelta | None = None
     compact: bool = False
+    broadcast: bool = True
 
 
 def route_with_options(
@@ -220,14 +230,16 @@ def route_with_options(
     """Every conversation that some subscription wants this event in, with how it wants its cards.
 
     A conversation wanted by several subscriptions gets the most any of them asked for: no repeat limit if
-    one of them has none, else the shortest; full cards unless every one of them asked for compact ones.
-    Events without a repeat key are never limited.
+    one of them has none, else the shortest; full cards unless every one of them asked for compact ones;
+    broadcast alerts unless every one of them turned that off. Events without a repeat key are never
+    limited.
     """
     wanting = [s for s in subscriptions if s.wants(event, now)]
     limited = any(s.filters.repeat_limit is not None for s in wanting) and event.repeat_key is not None
     targets: dict[ConversationAddress, TargetOptions] = {}
     for subscription in wanting:
-        asked = TargetOptions(subscription.filters.repeat_limit if limited else None, subscription.filters.compact)
+        filters = subscription.filters
+        asked = TargetOptions(filters.repeat_limit if limited else None, filters.compact, filters.broadcast)
         for target in subscription.targets:
             known = targets.get(target)
             if known is None:
@@ -238,5 +250,5 @@ def route_with_options(
                 if known.repeat_limit is None or asked.repeat_limit is None
                 else min(known.repeat_limit, asked.repeat_limit)
             )
-            targets[target] = TargetOptions(limit, known.compact and asked.compact)
+            targets[target] = TargetOptions(limit, known.compact and asked.compact, known.broadcast or asked.broadcast)
     return targets

@@ -171,13 +171,19 @@ class SlackChatChannel:
         await self.edit(client, channel, message.message_id, render_card(card))
 
     async def reply(
-        self, conversation_id: str, parent: PostedMessage, card: Card, *, marker: str | None = None
+        self,
+        conversation_id: str,
+        parent: PostedMessage,
+        card: Card,
+        *,
+        marker: str | None = None,
+        broadcast: bool = False,
     ) -> PostedMessage:
-        """Post ``card`` in the thread of ``parent``."""
+        """Post ``card`` in the thread of ``parent`` (``broadcast``: also in the channel)."""
         client, channel = await self._resolve(conversation_id)
         thread = parent.thread_id or parent.message_id
         content = render_card(card, compact=self.compact_replies)
-        ts = await self.send(client, channel, content, thread_ts=thread, marker=marker)
+        ts = await self.send(client, channel, content, thread_ts=thread, marker=marker, broadcast=broadcast)
         return PostedMessage(message_id=ts, thread_id=thread)
 
     async def find_posted(
@@ -226,12 +232,16 @@ class SlackChatChannel:
         content: SlackContent,
         thread_ts: str | None = None,
         marker: str | None = None,
+        broadcast: bool = False,
     ) -> str:
-        """``chat.postMessage``; returns the new message's ``ts``. ``marker`` goes in the message's metadata."""
+        """``chat.postMessage``; returns the new message's ``ts``. ``marker`` goes in the message's metadata;
+        ``broadcast`` shows a thread reply in the channel too."""
         await self.pacer.wait(channel)
         args: dict[str, Any] = {"channel": channel, "text": content.text, "blocks": content.blocks}
         if thread_ts:
             args["thread_ts"] = thread_ts
+            if broadcast:
+                args["reply_broadcast"] = True
         if marker:
             args["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"marker": marker}}
         response = await self.call("chat.postMessage", client.chat_postMessage(**args))

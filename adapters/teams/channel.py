@@ -116,8 +116,19 @@ class TeamsChatChannel:
         return await self.pacer.run(base, lambda: self._continue(reference, _send(card, marker=marker)), posts=True)
 
     async def reply(
-        self, conversation_id: str, parent: PostedMessage, card: Card, *, marker: str | None = None
+        self,
+        conversation_id: str,
+        parent: PostedMessage,
+        card: Card,
+        *,
+        marker: str | None = None,
+        broadcast: bool = False,
     ) -> PostedMessage:
+        """Post ``card`` in the thread of ``parent`` (in a chat, which has no threads, after it).
+
+        ``broadcast`` changes nothing: Teams orders a channel's posts by their latest activity, so a reply
+        brings its post back into view anyway.
+        """
         record, stored = await self._target(conversation_id)
         base = record.address.conversation_id
         if stored.kind == "channel":

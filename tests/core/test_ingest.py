@@ -16,7 +16,16 @@ import pytest
 
 from adapters.sql import SqlStore
 from bot.clock import FakeClock
-from bot.events import DataArrived, DomainEvent, ModelRegistered, PipelineRef, RunStateChanged, StageStateChanged
+from bot.events import (
+    ApprovalCompleted,
+    ApprovalPending,
+    DataArrived,
+    DomainEvent,
+    ModelRegistered,
+    PipelineRef,
+    RunStateChanged,
+    StageStateChanged,
+)
 from bot.ingest import Ingest, IngestFailed
 from bot.ports import EventRecord
 from bot.records import ConversationAddress, Delivery
@@ -477,3 +486,57 @@ async def test_a_conversation_that_asked_for_compact_cards_gets_them_posted_and_
     await ingest.accept(stage_done("test"))
     [update] = [d.payload["card"] for d in await delivered(store) if d.conversation == SLACK]
     assert update["steps"] == [] and update["summary"] == "2 of 2 stages done"
+
+
+def broadcasts_to(deliveries: list[Delivery], conversation: ConversationAddress) -> list[tuple[str, bool]]:
+    """The thread replies posted to ``conversation``: each one's title, and whether it shows in the channel."""
+    return [
+        (d.payload["card"]["title"], d.payload.get("broadcast", False))
+        for d in deliveries
+        if d.conversation == conversation and d.payload["op"] == "reply"
+    ]
+
+
+async def test_a_failure_under_a_card_shown_before_is_broadcast_unless_a_subscription_turned_it_off(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    quiet = ConversationAddress("slack", "C0QUIET")
+    subscriptions = [
+        *SUBSCRIPTIONS,
+        Subscription((quiet,), Filters.from_mapping({"events": ["run", "stage"], "broadcast": "off"})),
+    ]
+    ingest = Ingest(store, subscriptions, FakeClock(T0))
+    await ingest.accept(started())
+    await ingest.accept(stage_done("build"))
+    await ingest.accept(stage_done("deploy", result="failed"))
+    deliveries = await delivered(store)
+    failure = ("release-app-y 2026.77 failed in stage deploy", True)
+    assert broadcasts_to(deliveries, SLACK) == broadcasts_to(deliveries, TEAMS) == [failure]
+    assert broadcasts_to(deliveries, quiet) == [(failure[0], False)]
+
+    # a card shown with the failure itself says it: its reply stays in the thread
+    failures_only = Subscription((SLACK,), Filters.from_mapping(FAILURES_ONLY))
+    ingest.configured = [failures_only]
+    await ingest.accept(failed("78"))
+    [reply] = broadcasts_to(await delivered(store), SLACK)
+    assert reply == ("release-app-y 2026.78 failed in the run", False)
+
+    # several subscriptions to one conversation: one that broadcasts is enough
+    ingest.configured = [
+        Subscription((SLACK,), Filters.from_mapping({"events": ["run", "stage"], "broadcast": False})),
+        Subscription((SLACK,), Filters.from_mapping({"events": ["run"]})),
+    ]
+    await ingest.accept(started("79"))
+    await ingest.accept(failed("79"))
+    assert broadcasts_to(await delivered(store), SLACK) == [("release-app-y 2026.79 failed in the run", True)]
+
+
+async def test_replies_that_report_no_trouble_stay_in_the_thread(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    ingest = Ingest(store, [Subscription((SLACK,), Filters.from_mapping({"events": ["approval"]}))], FakeClock(T0))
+    common: dict[str, Any] = {"source": "azure-devops", "occurred_at": T0, "scope": "contoso", "approval_id": "a-1"}
+    await ingest.accept(ApprovalPending(event_id="a-1-pending", **common))
+    await ingest.accept(ApprovalCompleted(event_id="a-1-done", status="rejected", **common))
+    [(title, broadcast)] = broadcasts_to(await delivered(store), SLACK)
+    assert title.startswith("Rejected") and broadcast is False

@@ -42,7 +42,13 @@ class RecordingChannel:
         await self._record("update", conversation_id, card)
 
     async def reply(
-        self, conversation_id: str, parent: PostedMessage, card: Card, *, marker: str | None = None
+        self,
+        conversation_id: str,
+        parent: PostedMessage,
+        card: Card,
+        *,
+        marker: str | None = None,
+        broadcast: bool = False,
     ) -> PostedMessage:
         await self._record("reply", conversation_id, card)
         return PostedMessage(f"m{len(self.calls)}", parent.thread_id)

@@ -21,7 +21,7 @@ import pytest
 
 from adapters.emulators.base import Fault
 from bot.records import CommandRun, CommandRunState
-from bot.routing import DEFAULT_FILTERS
+from bot.routing import DEFAULT_FILTERS, Filters
 from bot.runner import REFUSED_POLLS, job_name
 from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
 
@@ -271,12 +271,16 @@ async def subscribe(person: Person) -> None:
     [stored] = await person.loop.server.store.list_subscriptions()
     assert stored.filters == {"events": ["run"], "outcomes": ["failed"]}
     # a repeat limit is no filter: the channel's defaults stay
-    answer = await person.say("subscribe repeat_limit=1h card_format=compact", "Subscribed this channel (subscription")
-    assert "outcomes=failed,pending" in answer and "repeat_limit=1h, card_format=compact" in answer
+    answer = await person.say(
+        "subscribe repeat_limit=1h card_format=compact broadcast=off", "Subscribed this channel (subscription"
+    )
+    assert "outcomes=failed,pending" in answer and "repeat_limit=1h, card_format=compact, broadcast=off" in answer
     await person.say("subscribe repeat_limit=2d", "Nothing was subscribed: `repeat_limit`: a repeat limit is between")
     await person.say("subscribe card_format=tiny", "Nothing was subscribed: `card_format`:")
+    await person.say("subscribe broadcast=sometimes", "Nothing was subscribed: `broadcast`:")
     _, shaped = await person.loop.server.store.list_subscriptions()
-    assert shaped.filters == {**DEFAULT_FILTERS, "repeat_limit": "1h", "card_format": "compact"}
+    assert shaped.filters == {**DEFAULT_FILTERS, "repeat_limit": "1h", "card_format": "compact", "broadcast": "off"}
+    assert Filters.from_mapping(shaped.filters).broadcast is False
 
 
 async def subscription_id(person: Person) -> int:

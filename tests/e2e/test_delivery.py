@@ -319,3 +319,37 @@ async def test_a_channel_that_asked_for_compact_cards_gets_them_on_slack(tmp_pat
         assert len(compact_body) < len(full_body) / 2
     finally:
         await handoff.store.close()
+
+
+async def test_a_failure_in_the_thread_of_a_card_shown_earlier_also_shows_in_the_channel(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    db = tmp_path / "h.db"
+    config = {
+        "store": {"url": f"sqlite:///{db}"},
+        "channels": {"load-0": {"slack": "C0LOAD00000"}, "load-1": {"slack": "C0LOAD00001"}},
+        "subscriptions": [
+            {"channel": "load-0", "events": ["run", "stage"]},
+            {"channel": "load-1", "events": ["run", "stage"], "broadcast": False},
+        ],
+    }
+    store = await SqlStore.open(f"sqlite:///{db}")
+    handoff = build_handoff(parse_settings(config, {}), store)
+    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    try:
+        for event in events_of(0):  # the run is shown from its start; its Package stage fails
+            failing = event.event_id in ("r0-2-completed", "r0-done")
+            await handoff.ingest.accept(replace(event, result="failed") if failing else event)
+        await drain(handoff)
+        broadcasting, quiet = slack.state.channel("C0LOAD00000"), slack.state.channel("C0LOAD00001")
+        failure = "Failed: pipe-0 20261128.0 failed in stage Package"
+        card, reply = broadcasting.messages  # the card, and its failure shown in the channel too
+        assert card.text.startswith("Failed: pipe-0 20261128.0") and reply.text.startswith(failure)
+        assert reply.thread_ts == card.ts and reply.reply_broadcast and card.replies == [reply]
+        (quiet_card,) = quiet.messages  # the failure only in the thread
+        [quiet_reply] = quiet_card.replies
+        assert quiet_reply.text.startswith(failure) and not quiet_reply.reply_broadcast
+        sent = [r.json() for r in calls(slack, "chat.postMessage") if r.json().get("thread_ts")]
+        assert sorted(str(body.get("reply_broadcast")) for body in sent) == ["None", "True"]
+    finally:
+        await handoff.store.close()

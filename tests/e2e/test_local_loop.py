@@ -20,9 +20,11 @@ async def test_a_failing_integration_run_is_one_living_card_on_both_platforms(lo
     await eventually(lambda: "Failed" in "".join(blocks_text(m) for m in slack_messages(loop, "app-releases")))
     await eventually(lambda: any("Integration tests" in card_text(p) for p in teams_posts(loop, "App releases")))
     await asyncio.sleep(1.5)  # let coalesced updates land
-    (slack_card,) = slack_messages(loop, "app-releases")
+    # the card, and (the run having been shown since it started) its failure, in the thread and in the channel
+    slack_card, failure = slack_messages(loop, "app-releases")
     assert "Failed at stage Integration tests" in blocks_text(slack_card)
-    assert any("failed in stage Integration tests" in r.text for r in slack_card.replies)
+    assert failure in slack_card.replies and failure.reply_broadcast
+    assert "failed in stage Integration tests" in failure.text
     (teams_card,) = teams_posts(loop, "App releases")
     assert "Integration tests" in card_text(teams_card)
     assert any("failed" in json.dumps(r.activity).lower() for r in teams_card.replies)

@@ -197,6 +197,26 @@ def test_a_conversation_gets_the_most_its_subscriptions_ask_for() -> None:
         SLACK: TargetOptions(None, compact=True),
         TEAMS: TargetOptions(None, compact=True),
     }
+    # alerts broadcast unless every subscription that wants the event turned that off
+    quiet = limited(None, SLACK, TEAMS, broadcast=False)
+    assert route_with_options(run_event(), [quiet, limited(None, TEAMS, broadcast="on")], NOW) == {
+        SLACK: TargetOptions(None, broadcast=False),
+        TEAMS: TargetOptions(None, broadcast=True),
+    }
+
+
+def test_broadcast_is_on_unless_a_subscription_says_off() -> None:
+    def subscription(**settings: object) -> dict[str, Any]:
+        return {"channels": {"r": {"slack": "C1"}}, "subscriptions": [{"channel": "r", **settings}]}
+
+    [configured] = configured_subscriptions(parse_settings(subscription(), {}))
+    assert configured.filters.broadcast is True and not configured.filters.shapes_cards
+    [configured] = configured_subscriptions(parse_settings(subscription(broadcast=False), {}))
+    assert configured.filters.broadcast is False and configured.filters.shapes_cards
+    for said, meant in (("off", False), ("no", False), ("false", False), ("on", True), ("yes", True)):
+        assert Filters.from_mapping({"broadcast": said}).broadcast is meant
+    with pytest.raises(ConfigError, match="broadcast"):
+        parse_settings(subscription(broadcast="sometimes"), {})
 
 
 def test_events_that_never_repeat_are_never_limited() -> None:
