@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.azure_devops_urls import (
@@ -21,13 +22,16 @@ from bot.azure_devops_urls import (
 from bot.clock import Clock
 from bot.commands import CommandSpec, ParsedCommand, UsageError, help_text, parse
 from bot.config import parse_duration, subscription_filter_problems
+from bot.events import DomainEvent
 from bot.gates import Gatekeeper
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility
+from bot.living import merge, render
 from bot.policy import Policy
 from bot.ports import HookProvisioner, ServiceRefused, ServiceUnavailable
 from bot.records import AuditEntry, GateState, StoredSubscription
-from bot.routing import DEFAULT_FILTERS, Filters
+from bot.routing import DEFAULT_FILTERS, Filters, Subscription
+from bot.stored_events import event_from_json
 
 log = logging.getLogger("handoff.chat")
 
@@ -37,6 +41,9 @@ ActionHandler = Callable[[ActionRequest], Awaitable[ActionResult]]
 _LIST_FILTERS = ("events", "outcomes", "projects", "pipelines", "branches", "models", "environments")
 # Options of `subscribe` that hold one value and are no filter (the defaults still apply beside them).
 _SETTINGS = ("repeat_limit", "card_format", "broadcast")
+# How many of the events received last a dry run tries the filters on, and how many of the matches it shows.
+DRY_RUN_EVENTS = 500
+DRY_RUN_SHOWN = 5
 # What `subscribe <Azure DevOps URL>` follows unless told otherwise: failed runs and approvals.
 URL_DEFAULT_FILTERS: dict[str, Any] = {"events": ["run", "approval"], "outcomes": ["failed", "pending"]}
 
@@ -46,6 +53,21 @@ def _described(filters: dict[str, Any]) -> str:
     shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in _LIST_FILTERS]
     shown += [f"{k}={filters[k]}" for k in _SETTINGS if filters.get(k)]
     return ", ".join(shown)
+
+
+def _drawn(event: DomainEvent) -> str:
+    """An event as the first line of the card it would show (``Failed: release-app-y 2026.77``)."""
+    card = render(merge(None, event).state)
+    return f"{card.status.label}: {card.title}"
+
+
+def _ago(elapsed: timedelta) -> str:
+    minutes = max(0, int(elapsed.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} days"
 
 
 class _Refused(Exception):
@@ -144,17 +166,21 @@ class ChatHandler:
             return Reply("Nothing was subscribed: " + "; ".join(problems) + ". `help subscribe` shows the filters.")
         if command.target:
             filters["url"] = command.target
+        dry_run = "dry-run" in command.flags
         warning = ""
         if link is not None:
             try:
                 filters.update(await self._link_filters(link))
             except _Refused as refused:
                 return Reply(str(refused))
-            warning = await self._ensure_hooks(link.project, filters.get("events") or [])
+            if not dry_run:
+                warning = await self._ensure_hooks(link.project, filters.get("events") or [])
         try:
             Filters.from_mapping(filters)
         except Exception as error:  # a bad pattern is the person's mistake, not ours
             return Reply(f"Those filters don't work: {error}")
+        if dry_run:
+            return await self._dry_run(request, filters)
         subscription_id = await self.store.add_subscription(
             StoredSubscription(request.conversation, filters, request.user.display, self.clock.now())
         )
@@ -165,6 +191,36 @@ class ChatHandler:
             f"Subscribed this channel (subscription {subscription_id}): {shown or 'everything'}.{warning}",
             visibility=Visibility.CHANNEL,
         )
+
+    async def _dry_run(self, request: CommandRequest, filters: dict[str, Any]) -> Reply:
+        """Which of the events received last these filters would have sent to this conversation."""
+        described = _described(filters) or "everything"
+        received = [
+            (r.received_at, event)
+            for r in await self.store.recent_events(DRY_RUN_EVENTS)
+            if isinstance(r.payload, dict) and (event := event_from_json(r.payload)) is not None
+        ]
+        if not received:
+            return Reply(f"Dry run, nothing subscribed: Handoff has no recent events to try {described} on.")
+        subscription = Subscription((request.conversation,), Filters.from_mapping(filters))
+        now = self.clock.now()
+        matched = [(at, event) for at, event in received if subscription.wants(event, now)]
+        # events of one run or model version make one card: each card once, as its newest event drew it
+        cards: dict[str, tuple[datetime, DomainEvent]] = {}
+        for at, event in matched:
+            cards.setdefault(event.grouping_key, (at, event))
+        since = received[-1][0]
+        sent = f"{len(matched)} here, on {len(cards)} card{'' if len(cards) == 1 else 's'}" if cards else "none here"
+        lines = [
+            f"Dry run, nothing subscribed: of the {len(received)} events Handoff received since "
+            f"{since:%Y-%m-%d %H:%M} UTC, {described} would have sent {sent}" + (", the newest:" if cards else ".")
+        ]
+        newest = list(cards.values())[:DRY_RUN_SHOWN]
+        lines += [f"• {_drawn(event)} ({_ago(now - at)} ago)" for at, event in newest]
+        if len(cards) > DRY_RUN_SHOWN:
+            lines.append(f"…and {len(cards) - DRY_RUN_SHOWN} more.")
+        lines.append("Type the same without `dry-run` to subscribe.")
+        return Reply("\n".join(lines))
 
     def _azure_devops_link(self, target: str) -> AzureDevOpsUrl:
         """The project or pipeline a pasted URL names, in the organization Handoff is connected to."""

@@ -112,11 +112,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "card_format": "compact: cards without their facts and stage list; full (the default)",
             "broadcast": "on (the default): a failure in an earlier card's thread shows in the channel too; off",
         },
+        flags={"dry-run": "show which of the events received last the filters would have sent here; subscribe nothing"},
         examples=(
             "subscribe",
             "subscribe events=run,approval pipelines=release-*",
             "subscribe models=model-*",
             "subscribe events=run outcomes=failed repeat_limit=1h card_format=compact",
+            "subscribe events=run branches=main dry-run",
         ),
     ),
     CommandSpec(

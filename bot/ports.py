@@ -96,6 +96,10 @@ class EventLog(Protocol):
         """Which of ``dedupe_keys`` were already recorded."""
         ...
 
+    async def recent_events(self, limit: int) -> list[ReceivedEvent]:
+        """The ``limit`` events received last (those still remembered), newest first."""
+        ...
+
     async def forget_events_before(self, cutoff: datetime) -> int:
         """Drop remembered events received before ``cutoff``; returns how many."""
         ...

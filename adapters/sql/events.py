@@ -258,6 +258,21 @@ class SqlEventLog(SqlBase):
 
         return await run_read(self.engine, read)
 
+    async def recent_events(self, limit: int) -> list[ReceivedEvent]:
+        query = (
+            select(received_events)
+            .order_by(received_events.c.received_at.desc(), received_events.c.id.desc())
+            .limit(max(0, limit))
+        )
+
+        def read(conn: Connection) -> list[ReceivedEvent]:
+            return [
+                ReceivedEvent(row.dedupe_key, row.source, row.kind, must_utc(row.received_at), row.payload)
+                for row in conn.execute(query)
+            ]
+
+        return await run_read(self.engine, read)
+
     async def forget_events_before(self, cutoff: datetime) -> int:
         statement = delete(received_events).where(received_events.c.received_at < cutoff)
         return await run_write(self.engine, lambda conn: int(conn.execute(statement).rowcount or 0))

@@ -533,3 +533,23 @@ async def test_polling_ends_when_azure_ml_keeps_refusing_to_say_how_a_run_stands
     asked = len(refused())
     await asyncio.sleep(1.0)  # five more polls' worth
     assert len(refused()) == asked <= REFUSED_POLLS + 1
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_a_dry_run_shows_what_a_subscription_would_have_sent_and_subscribes_nothing(
+    loop: Loop, platform: str
+) -> None:
+    ado = loop.suite.ado
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    await eventually(lambda: ado.run(run.id).state == "completed")
+    await eventually(lambda: "Failed" in "".join(blocks_text(m) for m in slack_messages(loop, "app-releases")))
+    store = loop.server.store
+    person = Person(loop, platform, "bob", "app-releases")
+    answer = await person.say("subscribe events=run outcomes=failed dry-run", "Dry run, nothing subscribed: of the")
+    assert re.search(r"events=run, outcomes=failed would have sent \d+ here, on 1 card, the newest:", answer)
+    [line] = [line for line in answer.split("\n") if line.startswith("• ")]
+    assert line.startswith(f"• Failed: integrate-app-y {ado.run(run.id).name} (") and line.endswith("min ago)")
+    answer = await person.say("subscribe events=run outcomes=succeeded dry-run", "Dry run, nothing subscribed")
+    assert "events=run, outcomes=succeeded would have sent none here." in answer
+    assert await store.list_subscriptions() == []

@@ -14,7 +14,7 @@ from tests.adapters.connect.conftest import Wired, eventually
 
 
 def replies(wired: Wired, channel: str, user: str) -> list[str]:
-    """What Handoff answered people here: its `Subscribed…` messages in the channel, and ephemeral replies."""
+    """What Handoff answered people here: its `Subscribed…` messages in the channel, and private replies."""
     slack = wired.suite.slack
     said = [m.text for m in wired.slack_messages(channel) if m.text.startswith("Subscribed")]
     return said + [m.text for m in slack.state.ephemeral_for(slack.world.user(user).id)]
@@ -60,6 +60,15 @@ async def test_a_pipeline_url_subscribes_the_channel_to_that_pipeline_and_sets_u
     await subscribe(wired, f"<{ado.org_url}/mlops/_build/results?buildId={run.id}&view=results>")
     assert len(ado.webhooks.subscriptions) == count
     assert [s.filters["pipelines"] for s in await stored(wired)] == [["integrate-app-y"], ["integrate-app-y"]]
+
+
+async def test_a_dry_run_of_a_pipeline_url_names_the_pipeline_and_sets_up_nothing(wired: Wired) -> None:
+    ado = wired.suite.ado
+    hooks = dict(ado.webhooks.subscriptions)
+    said = await subscribe(wired, f"{ado.org_url}/mlops/_build?definitionId=2 dry-run")
+    assert "Dry run, nothing subscribed" in said
+    assert "pipelines=integrate-app-y" in said and "projects=mlops" in said
+    assert await stored(wired) == [] and ado.webhooks.subscriptions == hooks
 
 
 async def test_a_project_url_with_filters_keeps_the_filters(wired: Wired) -> None:

@@ -79,6 +79,19 @@ async def test_forgetting_old_events_allows_them_again(store: SqlStore) -> None:
     assert await store.has_event("new")
 
 
+async def test_recent_events_are_the_newest_first(store: SqlStore) -> None:
+    assert await store.recent_events(10) == []
+    for hours, key in ((5, "a"), (1, "c"), (3, "b")):
+        await store.record_event(event(key, NOW - timedelta(hours=hours)), [])
+    await store.record_event(event("d", NOW - timedelta(hours=1)), [])  # received with c: the later one first
+    await store.record_events([EventRecord(ReceivedEvent("e", "azure-ml", "model", NOW, tagged_json(event("x"))))])
+    recent = await store.recent_events(4)
+    assert [r.dedupe_key for r in recent] == ["e", "d", "c", "b"]
+    assert recent[0].payload == {"type": "ReceivedEvent", **as_json(event("x"))} and recent[0].received_at == NOW
+    assert (recent[1].source, recent[1].kind, recent[1].payload) == ("azure-devops", "run", {"k": "d"})
+    assert [r.dedupe_key for r in await store.recent_events(100)] == ["e", "d", "c", "b", "a"]
+
+
 async def test_claims_are_exclusive_and_leased(store: SqlStore) -> None:
     conversations = [ConversationAddress("slack", f"C{i}") for i in range(6)]
     await store.record_event(event("e"), [delivery(f"run:{i}", c) for i, c in enumerate(conversations)])
