@@ -187,8 +187,8 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
 
         pipelines = handoff.pipelines
         details = pipelines.approval_details if pipelines else None
-        failing = pipelines.failing_stage if pipelines else None
-        add_azure_devops_hooks(app, settings.azure_devops, handoff.ingest, details, failing)
+        run_details = pipelines.run_status if pipelines else None
+        add_azure_devops_hooks(app, settings.azure_devops, handoff.ingest, details, run_details)
     if settings.eventgrid and settings.eventgrid.enabled:
         from adapters.azure_ml.eventgrid_route import add_eventgrid_route
 

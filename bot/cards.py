@@ -68,6 +68,17 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Mention:
+    """Someone the card calls on (the person whose run failed), named as the services name them.
+
+    Renderers @mention the person where the platform knows the email; elsewhere the name is enough.
+    """
+
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
 class Action:
     """A button. ``action_id`` is what the click reports back (``approve``, ``reject``, ``confirm``…);
     ``value`` carries what the handler needs (a gate id), never anything secret.
@@ -95,6 +106,7 @@ class Card:
     context: str = ""
     # people who may press the buttons (platform user ids); others see the status without them
     action_audience: tuple[str, ...] = ()
+    mentions: tuple[Mention, ...] = ()
 
     @property
     def text(self) -> str:
@@ -137,4 +149,5 @@ class Card:
             ),
             context=str(data.get("context", "")),
             action_audience=tuple(data.get("action_audience", ())),
+            mentions=tuple(Mention(str(m["name"]), str(m["email"])) for m in data.get("mentions", ())),
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.cards import Action, Card, Fact, Link, Status, Step
+from bot.cards import Action, Card, Fact, Link, Mention, Status, Step
 from bot.events import (
     AppHandoffChanged,
     ApprovalEvent,
@@ -184,6 +184,8 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
     new.setdefault("url", event.web_url)
     if event.actor and not new.get("requested_by"):
         new["requested_by"] = event.actor.display
+        if event.actor.email:
+            new["requested_by_email"] = event.actor.email
     replies: list[Card] = []
     if isinstance(event, RunStateChanged):
         if (
@@ -291,13 +293,16 @@ def _render_run(state: State) -> Card:
 
 
 def _failure_reply(state: State, stage: str | None) -> Card:
+    """The thread reply for a failure: where, the logs, and a mention of the person who asked for the run."""
     where = f"stage {stage}" if stage else "the run"
     links = (Link("Logs", state["url"]),) if state.get("url") else ()
+    email = state.get("requested_by_email")
     return Card(
         title=f"{_run_title(state)} failed in {where}",
         status=Status.FAILED,
         summary=f"{where.capitalize()} failed.",
         links=links,
+        mentions=(Mention(state.get("requested_by") or email, email),) if email else (),
     )
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.cards import Card
-from bot.events import DomainEvent
+from bot.events import DomainEvent, Person
 from bot.records import (
     AuditEntry,
     CardState,
@@ -403,6 +403,7 @@ class RunStatus:
     result: str | None = None  # succeeded | failed | canceled
     url: str | None = None
     failing_step: str | None = None
+    requested_by: Person | None = None
 
 
 @dataclass(frozen=True)
@@ -427,10 +428,6 @@ class PipelineService(Protocol):
     ) -> StartedRun: ...
 
     async def run_status(self, project: str, run_id: str) -> RunStatus: ...
-
-    async def failing_stage(self, project: str, run_id: str) -> str | None:
-        """The stage a failed run failed in (its display name); None when it did not fail."""
-        ...
 
     async def cancel_run(self, project: str, run_id: str) -> None: ...
 

@@ -30,8 +30,8 @@ from adapters.web.health import METRICS
 from adapters.web.limits import set_body_limit
 from adapters.web.payloads import PayloadError, decode_json
 from bot.config import AzureDevOpsSettings
-from bot.events import ApprovalPending, DomainEvent, RunStateChanged
-from bot.ports import EventSink
+from bot.events import ApprovalPending, DomainEvent, RunStateChanged, StageStateChanged
+from bot.ports import EventSink, RunStatus
 
 PATH = "/hooks/azure-devops"
 BODY_LIMIT = 5 * 1024 * 1024 // 2  # 2.5 MiB
@@ -40,8 +40,8 @@ APPROVAL_DETAILS_TIMEOUT = 5.0
 
 ApprovalDetails = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 """``(project, approval_id)`` → the Approval from ``GET _apis/pipelines/approvals/{id}?$expand=steps``."""
-FailingStage = Callable[[str, str], Awaitable[str | None]]
-"""``(project, run_id)`` → the display name of the stage a failed run failed in (from its timeline)."""
+RunDetails = Callable[[str, str], Awaitable[RunStatus]]
+"""``(project, run_id)`` → how the run stands: the stage it failed in (from its timeline), who asked for it."""
 
 log = logging.getLogger("handoff.ingest.azure_devops")
 
@@ -65,13 +65,13 @@ class ServiceHookRoute:
         sink: EventSink,
         approval_details: ApprovalDetails | None = None,
         details_timeout: float | None = None,
-        failing_stage: FailingStage | None = None,
+        run_details: RunDetails | None = None,
     ) -> None:
         self._auth = ServiceHookAuthenticator(settings.service_hooks)
         self._organization = organization_from_url(settings.organization_url, is_base=True) or ""
         self._sink = sink
         self._approval_details = approval_details
-        self._failing_stage = failing_stage
+        self._run_details = run_details
         self._details_timeout = APPROVAL_DETAILS_TIMEOUT if details_timeout is None else details_timeout
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -131,8 +131,8 @@ class ServiceHookRoute:
     async def _completed(self, event: DomainEvent) -> DomainEvent:
         """What the hook leaves out, from the REST API when possible: the run of a pending approval whose
         hook names none, the stage a failed run failed in."""
-        if isinstance(event, RunStateChanged):
-            return await self._with_failing_stage(event)
+        if isinstance(event, RunStateChanged | StageStateChanged):
+            return await self._with_failure_details(event)
         if not isinstance(event, ApprovalPending) or event.run is not None or self._approval_details is None:
             return event
         if event.approval_kind != "pipeline" or not event.project:
@@ -145,16 +145,24 @@ class ServiceHookRoute:
             log.warning("approval %s: details unavailable (%s)", _shown(event.approval_id), type(exc).__name__)
             return event
 
-    async def _with_failing_stage(self, event: RunStateChanged) -> RunStateChanged:
-        if self._failing_stage is None or event.outcome != "failed" or event.failing_stage or not event.project:
+    async def _with_failure_details(self, event: RunStateChanged | StageStateChanged) -> DomainEvent:
+        """A failure with the person who asked for the run (whom the failure calls on) and, for the run, the
+        stage it failed in: a run's or stage's hook says neither."""
+        if self._run_details is None or event.outcome != "failed" or not event.project:
+            return event
+        stage_known = event.failing_stage if isinstance(event, RunStateChanged) else True
+        if event.actor and stage_known:
             return event
         try:
             async with asyncio.timeout(self._details_timeout):
-                stage = await self._failing_stage(event.project, event.run.run_id)
-        except Exception as exc:  # the failure is still worth posting without its stage
-            log.warning("run %s: failing stage unavailable (%s)", _shown(event.run.run_id), type(exc).__name__)
+                status = await self._run_details(event.project, event.run.run_id)
+        except Exception as exc:  # the failure is still worth posting without them
+            log.warning("run %s: failure details unavailable (%s)", _shown(event.run.run_id), type(exc).__name__)
             return event
-        return replace(event, failing_stage=stage) if stage else event
+        actor = event.actor or status.requested_by
+        if isinstance(event, RunStateChanged):
+            return replace(event, failing_stage=event.failing_stage or status.failing_step, actor=actor)
+        return replace(event, actor=actor)
 
 
 def add_azure_devops_hooks(
@@ -162,7 +170,7 @@ def add_azure_devops_hooks(
     settings: AzureDevOpsSettings,
     sink: EventSink,
     approval_details: ApprovalDetails | None = None,
-    failing_stage: FailingStage | None = None,
+    run_details: RunDetails | None = None,
 ) -> None:
     """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``.
 
@@ -174,9 +182,9 @@ def add_azure_devops_hooks(
         approval_details: ``(project, approval_id)`` → the Approval REST object, used to fill the run,
             pipeline and stage of a pending approval whose hook left them null. It may return None or
             raise; the event is then kept as it is.
-        failing_stage: ``(project, run_id)`` → the stage a failed run failed in (a run's hook does not
-            say), for the failure's thread reply. It may return None or raise.
+        run_details: ``(project, run_id)`` → how a failed run stands (a run's hook does not say): the stage
+            it failed in and who asked for it, for the failure's thread reply. It may raise.
     """
-    route = ServiceHookRoute(settings, sink, approval_details, failing_stage=failing_stage)
+    route = ServiceHookRoute(settings, sink, approval_details, run_details=run_details)
     app.router.add_post(PATH, route.handle)
     set_body_limit(app, PATH, BODY_LIMIT)

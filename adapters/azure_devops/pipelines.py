@@ -18,7 +18,9 @@ from msrest.authentication import Authentication, BasicAuthentication
 from msrest.exceptions import ClientRequestError
 
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
+from adapters.azure_devops.hook_context import email_from_unique_name
 from bot.config import AzureDevOpsSettings
+from bot.events import Person
 from bot.ports import RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
 
 log = logging.getLogger("handoff.azure_devops")
@@ -155,14 +157,21 @@ class AzureDevOpsPipelines:
                         break
         links = getattr(build, "_links", None)
         web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
-        return RunStatus(str(build.id), state, result, web.get("href") if isinstance(web, dict) else None, failing)
-
-    async def failing_stage(self, project: str, run_id: str) -> str | None:
-        """The display name of the stage (or job, task) a failed run failed in; None when it did not fail."""
-        return (await self.run_status(project, run_id)).failing_step
+        url = web.get("href") if isinstance(web, dict) else None
+        return RunStatus(str(build.id), state, result, url, failing, _person(getattr(build, "requested_for", None)))
 
     async def cancel_run(self, project: str, run_id: str) -> None:
         from azure.devops.v7_1.build.models import Build
 
         body = Build(status="cancelling")
         await self._call("cancel", lambda: self._clients.get_build_client().update_build(body, project, int(run_id)))
+
+
+def _person(identity: Any) -> Person | None:
+    """The person an ``IdentityRef`` names (who asked for a run), with their email where it has one."""
+    if identity is None:
+        return None
+    unique_name = getattr(identity, "unique_name", None)
+    name = getattr(identity, "display_name", None) or unique_name or ""
+    person = Person(name=str(name), email=email_from_unique_name(unique_name), id=getattr(identity, "id", None))
+    return person if person.name or person.email else None

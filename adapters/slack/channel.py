@@ -30,6 +30,7 @@ from bot.records import Platform
 
 from .addresses import SlackAddress
 from .errors import delivery_failure
+from .identity import UserDirectory
 from .pacing import ChannelPacer
 from .renderer import SlackContent, render_card
 
@@ -149,12 +150,14 @@ class SlackChatChannel:
         pacer: ChannelPacer | None = None,
         update_pacer: ChannelPacer | None = None,
         compact_replies: bool = True,
+        users: UserDirectory | None = None,
     ) -> None:
         self.client = ensure_retry_handlers(client)
         self.tokens = tokens
         self.pacer = pacer or ChannelPacer()
         self.update_pacer = update_pacer or workspace_update_pacer()
         self.compact_replies = compact_replies
+        self.users = users or UserDirectory()
 
     # --- the ChatChannel port ---------------------------------------------------------------------
 
@@ -179,10 +182,16 @@ class SlackChatChannel:
         marker: str | None = None,
         broadcast: bool = False,
     ) -> PostedMessage:
-        """Post ``card`` in the thread of ``parent`` (``broadcast``: also in the channel)."""
+        """Post ``card`` in the thread of ``parent`` (``broadcast``: also in the channel), @mentioning the
+        people it names who are members of the workspace."""
         client, channel = await self._resolve(conversation_id)
         thread = parent.thread_id or parent.message_id
-        content = render_card(card, compact=self.compact_replies)
+        team = SlackAddress.parse(conversation_id).team
+        ids = [await self.users.id_for_email(client, m.email, team) for m in card.mentions]
+        mentions = " ".join(f"<@{user_id}>" for user_id in ids if user_id)
+        content = render_card(card, compact=self.compact_replies, note=mentions)
+        if mentions:  # (Slack notifies the people mentioned in the message's text)
+            content = SlackContent(text=f"{content.text} {mentions}", blocks=content.blocks)
         ts = await self.send(client, channel, content, thread_ts=thread, marker=marker, broadcast=broadcast)
         return PostedMessage(message_id=ts, thread_id=thread)
 

@@ -2,7 +2,8 @@
 
 The core's policy matches people by email first (``users:read.email``), then by ``slack:<id>``. Lookups
 use ``users.info`` and are cached briefly; when Slack cannot answer, the user is still known by id, so
-policy falls back to that rather than failing the request.
+policy falls back to that rather than failing the request. The other way round, a card's mention names
+a person by email, and ``users.lookupByEmail`` gives their id.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class UserDirectory:
         self.timeout = timeout
         self.clock = clock or SystemClock()
         self._cache: OrderedDict[tuple[str, str], tuple[float, ChatUser]] = OrderedDict()
+        self._ids: OrderedDict[tuple[str, str], tuple[float, str | None]] = OrderedDict()
 
     async def user(self, client: AsyncWebClient, user_id: str, team_id: str | None = None, name: str = "") -> ChatUser:
         """The person behind ``user_id`` in ``team_id``; never raises."""
@@ -57,10 +59,38 @@ class UserDirectory:
             self._cache.popitem(last=False)
         return found
 
+    async def id_for_email(self, client: AsyncWebClient, email: str, team_id: str | None = None) -> str | None:
+        """The id of the member of ``team_id`` whose email is ``email`` (``users.lookupByEmail``); None when
+        nobody there has it, or Slack cannot say now. Never raises; answers (none included) are cached."""
+        key = (team_id or "", email.lower())
+        now = self.clock.monotonic()
+        cached = self._ids.get(key)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        try:
+            response = await asyncio.wait_for(client.users_lookupByEmail(email=email), self.timeout)
+        except SlackApiError as exc:
+            if _error_code(exc) != "users_not_found":
+                log.warning("users.lookupByEmail failed: %s", _error_code(exc))
+                return None  # (not cached: asked again next time)
+            response = None
+        except Exception as exc:  # timeouts and connection errors: no mention this time
+            log.warning("users.lookupByEmail failed: %s", type(exc).__name__)
+            return None
+        user: Any = response.get("user") if response is not None else None
+        found = str(user["id"]) if isinstance(user, dict) and user.get("id") else None
+        self._ids[key] = (now, found)
+        self._ids.move_to_end(key)
+        while len(self._ids) > self.max_entries:
+            self._ids.popitem(last=False)
+        return found
+
     def forget(self, team_id: str | None = None) -> None:
         """Drop cached users (of one workspace, or all)."""
         for key in [k for k in self._cache if team_id is None or k[0] == team_id]:
             del self._cache[key]
+        for key in [k for k in self._ids if team_id is None or k[0] == team_id]:
+            del self._ids[key]
 
     async def _lookup(self, client: AsyncWebClient, user_id: str, team_id: str | None, name: str) -> ChatUser | None:
         try:

@@ -118,6 +118,7 @@ def mount_slack(
             tokens=stores.bot_token,
             pacer=ChannelPacer(clock=clock),
             update_pacer=workspace_update_pacer(clock),
+            users=users,
         )
     else:
         if settings.bot_token is None:
@@ -126,7 +127,9 @@ def mount_slack(
         if base.token is None:
             base = with_token(base, settings.bot_token.reveal())
         bolt = _bolt_app(signing_secret, base)
-        channel = SlackChatChannel(base, pacer=ChannelPacer(clock=clock), update_pacer=workspace_update_pacer(clock))
+        channel = SlackChatChannel(
+            base, pacer=ChannelPacer(clock=clock), update_pacer=workspace_update_pacer(clock), users=users
+        )
 
     UninstallListeners(stores, users, tasks).register(bolt)
     SlackListeners(handler, channel, users, tasks, qualify_conversations=stores is not None).register(bolt)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,14 +24,14 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ConversationReference
 from botframework.connector import Channels
 
-from bot.cards import Card
+from bot.cards import Card, Mention
 from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress, ConversationRecord, Platform
 
 from .ids import is_channel_id, is_user_id, split_thread, thread_id
 from .references import StoredReference
 from .registry import ConversationRegistry
-from .renderer import render_card
+from .renderer import render_card, with_mentions
 from .sending import Pacer, delivery_failure
 
 if TYPE_CHECKING:
@@ -42,13 +42,14 @@ T = TypeVar("T")
 log = logging.getLogger("handoff.teams")
 
 
-def card_activity(card: Card, marker: str | None = None) -> Activity:
+def card_activity(card: Card, marker: str | None = None, mentioned: Sequence[tuple[str, str]] = ()) -> Activity:
     """A message activity carrying ``card`` as an Adaptive Card (``summary`` is the plain text).
 
     ``marker`` becomes the id of the card's title, where Microsoft Graph shows it to
-    :meth:`TeamsChatChannel.find_posted` (the card's content is all Graph returns of it).
+    :meth:`TeamsChatChannel.find_posted` (the card's content is all Graph returns of it); ``mentioned``
+    (Teams member id, name) are the people the card @mentions.
     """
-    content = render_card(card)
+    content = with_mentions(render_card(card), mentioned)
     if marker:
         content["body"][0]["id"] = marker
     activity: Activity = MessageFactory.attachment(CardFactory.adaptive_card(content))
@@ -134,9 +135,11 @@ class TeamsChatChannel:
         if stored.kind == "channel":
             root = parent.thread_id or parent.message_id
             reference = stored.conversation_reference(thread_id(base, root))
-            return await self.pacer.run(base, lambda: self._continue(reference, _send(card, root, marker)), posts=True)
+            send = _send(card, root, marker, roster=base)
+            return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
         reference = stored.conversation_reference(base)
-        return await self.pacer.run(base, lambda: self._continue(reference, _send(card, marker=marker)), posts=True)
+        send = _send(card, marker=marker, roster=base)
+        return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
 
     async def find_posted(
         self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None
@@ -296,12 +299,34 @@ class TeamsChatChannel:
 
 
 def _send(
-    card: Card, thread: str | None = None, marker: str | None = None
+    card: Card, thread: str | None = None, marker: str | None = None, roster: str | None = None
 ) -> Callable[[TurnContext], Awaitable[PostedMessage]]:
+    """Send ``card`` (in ``thread``); the people it mentions are looked up among ``roster``'s members."""
+
     async def send(ctx: TurnContext) -> PostedMessage:
-        response = await ctx.send_activity(card_activity(card, marker))
+        mentioned = await _members(ctx, roster, card.mentions) if roster and card.mentions else []
+        response = await ctx.send_activity(card_activity(card, marker, mentioned))
         if response is None or not response.id:
             raise DeliveryFailed("Teams accepted the message without an id", False)
         return PostedMessage(str(response.id), thread)
 
     return send
+
+
+async def _members(ctx: TurnContext, conversation_id: str, mentions: Sequence[Mention]) -> list[tuple[str, str]]:
+    """The Teams id and name of each person mentioned who is a member of the conversation, found by UPN (as
+    Azure DevOps names people); a person Teams does not find now goes unmentioned.
+
+    Straight on the connector: a proactive turn carries no channel data, which ``TeamsInfo`` needs.
+    """
+    client: Any = ctx.turn_state.get(BotAdapter.BOT_CONNECTOR_CLIENT_KEY)
+    found: list[tuple[str, str]] = []
+    for mention in mentions:
+        try:
+            member = await client.conversations.get_conversation_member(conversation_id, mention.email)
+        except Exception as exc:  # not a member (404), throttled, unreachable: no mention this time
+            log.info("no mention of a member of the conversation (%s)", type(exc).__name__)
+            continue
+        if member is not None and member.id:
+            found.append((str(member.id), str(member.name or mention.name)))
+    return found

@@ -17,7 +17,7 @@ Nothing here imports botbuilder: the output is a plain dict, the same for any Te
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -70,6 +70,20 @@ def render_card(card: Card, *, viewer_ids: Collection[str] = ()) -> dict[str, An
     """
     fitted = fit_card(card)
     return _render(fitted, show_actions=_may_act(fitted, viewer_ids))
+
+
+def with_mentions(document: dict[str, Any], people: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``document`` calling on ``people`` (each a Teams member id and name): a last line of ``<at>name</at>``
+    and the mention entities Teams notifies them with (``msteams.entities``, Teams' own addition to the
+    Adaptive Card schema)."""
+    if not people:
+        return document
+    tags = [(member_id, name, f"<at>{name}</at>") for member_id, name in people]
+    line = {"type": "TextBlock", "text": " ".join(tag for _, _, tag in tags), "wrap": True}
+    entities = [
+        {"type": "mention", "text": tag, "mentioned": {"id": member_id, "name": name}} for member_id, name, tag in tags
+    ]
+    return {**document, "body": [*document["body"], line], "msteams": {"entities": entities}}
 
 
 def fit_card(card: Card, limit: int = MAX_CARD_BYTES) -> Card:

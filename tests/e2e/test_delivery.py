@@ -25,7 +25,7 @@ from adapters.sql import SqlStore
 from bot.app import Handoff, add_channel, build_handoff
 from bot.cards import Card
 from bot.config import parse_settings
-from bot.events import PipelineRef, RunStateChanged, StageStateChanged
+from bot.events import Person, PipelineRef, RunStateChanged, StageStateChanged
 from bot.outbox import post_marker
 
 T0 = datetime.now(UTC)
@@ -351,5 +351,38 @@ async def test_a_failure_in_the_thread_of_a_card_shown_earlier_also_shows_in_the
         assert quiet_reply.text.startswith(failure) and not quiet_reply.reply_broadcast
         sent = [r.json() for r in calls(slack, "chat.postMessage") if r.json().get("thread_ts")]
         assert sorted(str(body.get("reply_broadcast")) for body in sent) == ["None", "True"]
+    finally:
+        await handoff.store.close()
+
+
+async def test_a_failure_mentions_the_person_who_asked_for_the_run_where_slack_knows_their_email(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    db = tmp_path / "h.db"
+    config = {
+        "store": {"url": f"sqlite:///{db}"},
+        "channels": {"load-0": {"slack": "C0LOAD00000"}},
+        "subscriptions": [{"channel": "load-0", "events": ["run", "stage"]}],
+    }
+    store = await SqlStore.open(f"sqlite:///{db}")
+    handoff = build_handoff(parse_settings(config, {}), store)
+    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    bob = slack.world.user("bob")
+    requesters = {0: bob.email, CHANNELS: "dana@contoso.com", 2 * CHANNELS: bob.email.upper()}
+    try:
+        for run, email in requesters.items():  # three runs of pipe-0 fail; dana has no Slack account
+            for event in events_of(run):
+                if event.event_id == f"r{run}-2-completed":
+                    event = replace(event, result="failed", actor=Person(name="Someone", email=email))
+                await handoff.ingest.accept(event)
+        await drain(handoff)
+        cards = slack.state.channel("C0LOAD00000").messages
+        failures = [reply.text for card in cards if not card.thread_ts for reply in card.replies]
+        assert [text.split(" failed in ")[0] for text in failures] == [
+            f"Failed: pipe-0 20261128.{run}" for run in requesters
+        ]
+        assert [text.endswith(f" <@{bob.id}>") for text in failures] == [True, False, True]
+        assert not any("<@" in text for text in failures[1:2])
+        assert len(calls(slack, "users.lookupByEmail")) == 2  # bob's answer and dana's are both reused
     finally:
         await handoff.store.close()

@@ -25,9 +25,16 @@ async def test_a_failing_integration_run_is_one_living_card_on_both_platforms(lo
     assert "Failed at stage Integration tests" in blocks_text(slack_card)
     assert failure in slack_card.replies and failure.reply_broadcast
     assert "failed in stage Integration tests" in failure.text
+    assert failure.text.endswith(" <@U0B0B000002>")  # bob asked for the run: the failure calls on him
     (teams_card,) = teams_posts(loop, "App releases")
     assert "Integration tests" in card_text(teams_card)
-    assert any("failed" in json.dumps(r.activity).lower() for r in teams_card.replies)
+    [teams_failure] = [r for r in teams_card.replies if "failed in stage" in json.dumps(r.activity)]
+    [content] = [a["content"] for a in teams_failure.activity["attachments"]]
+    bob = loop.suite.teams.world.user("bob")
+    assert content["body"][-1]["text"] == f"<at>{bob.name}</at>"
+    assert content["msteams"]["entities"] == [
+        {"type": "mention", "text": f"<at>{bob.name}</at>", "mentioned": {"id": bob.id, "name": bob.name}}
+    ]
     # the run's card never went anywhere it was not routed
     assert slack_messages(loop, "ml-models") == []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.cards import Card, Status
+from bot.cards import Card, Mention, Status
 from bot.events import (
     ApprovalCompleted,
     ApprovalPending,
@@ -98,6 +98,20 @@ def test_a_run_that_names_its_failing_stage_is_announced_once_whatever_comes_fir
     # without it, the run's own failure can only say the run failed
     _, replies = apply(run("inProgress"), run("completed", "failed", at=95))
     assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in the run"]
+
+
+def test_a_failure_calls_on_the_person_who_asked_for_the_run() -> None:
+    bob = Person(name="Bob Chen", email="bob@contoso.com")
+    failed_stage = replace(stage("Integration tests", "completed", "failed"), actor=bob)  # told by the API
+    state, [reply] = apply(run("inProgress"), failed_stage)
+    assert reply.mentions == (Mention("Bob Chen", "bob@contoso.com"),)
+    assert Card.from_json(reply.to_json()) == reply  # (deliveries are stored as JSON)
+    assert ("Requested by", "Bob Chen") in [(f.label, f.value) for f in render(state).facts]
+    assert render(state).mentions == ()  # the card itself calls on nobody: only its failure does
+    # a requester known by name alone, or not at all: a failure that mentions nobody
+    for actor in (Person(name="Bob Chen"), None):
+        _, [reply] = apply(run("inProgress"), replace(run("completed", "failed", at=9), actor=actor))
+        assert reply.mentions == ()
 
 
 def test_late_events_never_move_the_card_backwards() -> None:

@@ -132,8 +132,8 @@ class ConnectorRoutes:
     async def get_member(self, request: web.Request) -> web.Response:
         conv = self._read(request.match_info["conversation_id"])
         member_id = request.match_info["member_id"]
-        for user in self._members(conv):
-            if member_id in (user.id, user.aad_object_id):
+        for user in self._members(conv):  # by Teams id, AAD object id or UPN, as Teams looks members up
+            if member_id in (user.id, user.aad_object_id) or member_id.lower() == user.user_principal_name.lower():
                 return web.json_response(self._account(user))
         raise ConnectorError(404, "MemberNotFoundInConversation", f"{member_id} is not a member of {conv.id}")
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from adapters.azure_devops.hooks_route import BODY_LIMIT
-from bot.events import ApprovalPending, PipelineRef, RunStateChanged
+from bot.events import ApprovalPending, Person, PipelineRef, RunStateChanged
+from bot.ports import RunStatus
 from tests.adapters.ingest.conftest import (
     ENVIRON,
     HOOK_HEADER,
@@ -259,38 +260,42 @@ def failed(run_hook: Any) -> Any:
     return run_hook
 
 
-async def test_a_failed_run_is_told_its_failing_stage_from_the_api(make_ingest: IngestFactory, run_hook: Any) -> None:
+async def test_a_failed_run_is_told_its_failing_stage_and_requester_from_the_api(
+    make_ingest: IngestFactory, run_hook: Any
+) -> None:
     calls: list[tuple[str, str]] = []
+    bob = Person(name="Bob", email="bob@contoso.com", id="b0b")
 
-    async def failing_stage(project: str, run_id: str) -> str | None:
+    async def run_details(project: str, run_id: str) -> RunStatus:
         calls.append((project, run_id))
-        return "Integration tests"
+        return RunStatus(run_id, "completed", "failed", failing_step="Integration tests", requested_by=bob)
 
-    async with make_ingest(failing_stage=failing_stage) as ingest:
+    async with make_ingest(run_details=run_details) as ingest:
         assert (await ingest.hook(run_hook)).status == 200  # a run that succeeded asks nothing
         assert (await ingest.hook({**failed(run_hook), "id": "a-second-delivery-id"})).status == 200
     [(project, run_id)] = calls
     assert run_id == "11" and project
     succeeded, failure = ingest.sink.events
     assert isinstance(failure, RunStateChanged) and failure.failing_stage == "Integration tests"
-    assert isinstance(succeeded, RunStateChanged) and succeeded.failing_stage is None
+    assert failure.actor == bob
+    assert isinstance(succeeded, RunStateChanged) and succeeded.failing_stage is None and succeeded.actor is None
 
 
-async def stage_hangs(project: str, run_id: str) -> str | None:
+async def details_hang(project: str, run_id: str) -> RunStatus:
     await asyncio.sleep(3600)
-    return None
+    raise AssertionError("never answered")
 
 
-async def stage_raises(project: str, run_id: str) -> str | None:
+async def details_raise(project: str, run_id: str) -> RunStatus:
     raise ConnectionError("emulator down")
 
 
-@pytest.mark.parametrize("failing_stage", [stage_raises, stage_hangs])
+@pytest.mark.parametrize("run_details", [details_raise, details_hang])
 async def test_timeline_trouble_keeps_the_failed_run(
-    make_ingest: IngestFactory, run_hook: Any, failing_stage: Any, monkeypatch: pytest.MonkeyPatch
+    make_ingest: IngestFactory, run_hook: Any, run_details: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("adapters.azure_devops.hooks_route.APPROVAL_DETAILS_TIMEOUT", 0.2)
-    async with make_ingest(failing_stage=failing_stage) as ingest:
+    async with make_ingest(run_details=run_details) as ingest:
         assert (await ingest.hook(failed(run_hook))).status == 200
     [event] = ingest.sink.events
     assert isinstance(event, RunStateChanged) and event.result == "failed" and event.failing_stage is None

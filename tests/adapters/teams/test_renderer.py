@@ -17,6 +17,7 @@ from adapters.teams.renderer import (
     parse_execute,
     parse_submit,
     render_card,
+    with_mentions,
 )
 from adapters.teams.text import command_text
 from bot.cards import Action, Card, Fact, Link, Status, Step
@@ -209,3 +210,20 @@ def test_command_text_matches_the_slack_grammar() -> None:
     assert command_text("<at>Handoff</at>&nbsp;status") == "status"
     assert command_text("status\xa0deploy-42") == "status deploy-42"
     assert command_text("<p>integrate app-y model=model-x:7</p>") == "integrate app-y model=model-x:7"
+
+
+def test_a_card_that_mentions_people_names_them_in_a_line_teams_resolves(
+    card_validator: jsonschema.protocols.Validator,
+) -> None:
+    card = Card(title="integrate-app-y 20261128.1 failed in stage Integration tests", status=Status.FAILED)
+    plain = render_card(card)
+    mentioned = with_mentions(plain, [(BOB, "Bob Chen"), (ALICE, "Alice Ng")])
+    assert with_mentions(plain, []) is plain and "msteams" not in plain
+    assert mentioned["body"][:-1] == plain["body"]
+    assert mentioned["body"][-1] == {"type": "TextBlock", "text": "<at>Bob Chen</at> <at>Alice Ng</at>", "wrap": True}
+    assert mentioned["msteams"]["entities"] == [
+        {"type": "mention", "text": "<at>Bob Chen</at>", "mentioned": {"id": BOB, "name": "Bob Chen"}},
+        {"type": "mention", "text": "<at>Alice Ng</at>", "mentioned": {"id": ALICE, "name": "Alice Ng"}},
+    ]
+    # the Adaptive Card itself stays valid: msteams is Teams' own addition to it
+    card_validator.validate({k: v for k, v in mentioned.items() if k != "msteams"})
