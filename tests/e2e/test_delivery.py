@@ -7,6 +7,7 @@ Slack emulator, which enforces about one message per second per channel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncIterator
@@ -255,22 +256,32 @@ async def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_not_po
         await restarted.store.close()
 
 
-async def test_a_pipeline_failing_again_within_the_repeat_limit_fills_one_thread(
-    tmp_path: Path, slack: SlackEmulator
-) -> None:
+@contextlib.asynccontextmanager
+async def slack_handoff(tmp_path: Path, slack: SlackEmulator, subscriptions: list[Any]) -> AsyncIterator[Handoff]:
+    """Handoff on a SQLite file, sending to the Slack emulator, with ``subscriptions`` for load-0 and load-1."""
     db = tmp_path / "h.db"
     config = {
         "store": {"url": f"sqlite:///{db}"},
         "channels": {"load-0": {"slack": "C0LOAD00000"}, "load-1": {"slack": "C0LOAD00001"}},
-        "subscriptions": [
-            {"channel": "load-0", "events": ["run"], "outcomes": ["failed"], "repeat_limit": "30m"},
-            {"channel": "load-1", "events": ["run"], "outcomes": ["failed"]},
-        ],
+        "subscriptions": subscriptions,
     }
     store = await SqlStore.open(f"sqlite:///{db}")
     handoff = build_handoff(parse_settings(config, {}), store)
     add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
     try:
+        yield handoff
+    finally:
+        await handoff.store.close()
+
+
+async def test_a_pipeline_failing_again_within_the_repeat_limit_fills_one_thread(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    subscriptions = [
+        {"channel": "load-0", "events": ["run"], "outcomes": ["failed"], "repeat_limit": "30m"},
+        {"channel": "load-1", "events": ["run"], "outcomes": ["failed"]},
+    ]
+    async with slack_handoff(tmp_path, slack, subscriptions) as handoff:
         for run in range(5):  # pipe-0 fails five times in a row
             *_, done = events_of(run * CHANNELS)
             assert await handoff.ingest.accept(replace(done, event_id=f"r{run}-failed", result="failed"))
@@ -287,24 +298,14 @@ async def test_a_pipeline_failing_again_within_the_repeat_limit_fills_one_thread
             f"Failed: pipe-0 20261128.{r * CHANNELS}" for r in (1, 2, 3, 4)
         ]
         assert (await handoff.store.count_deliveries())["dead"] == 0
-    finally:
-        await handoff.store.close()
 
 
 async def test_a_channel_that_asked_for_compact_cards_gets_them_on_slack(tmp_path: Path, slack: SlackEmulator) -> None:
-    db = tmp_path / "h.db"
-    config = {
-        "store": {"url": f"sqlite:///{db}"},
-        "channels": {"load-0": {"slack": "C0LOAD00000"}, "load-1": {"slack": "C0LOAD00001"}},
-        "subscriptions": [
-            {"channel": "load-0", "events": ["run", "stage"], "card_format": "compact"},
-            {"channel": "load-1", "events": ["run", "stage"]},
-        ],
-    }
-    store = await SqlStore.open(f"sqlite:///{db}")
-    handoff = build_handoff(parse_settings(config, {}), store)
-    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
-    try:
+    subscriptions = [
+        {"channel": "load-0", "events": ["run", "stage"], "card_format": "compact"},
+        {"channel": "load-1", "events": ["run", "stage"]},
+    ]
+    async with slack_handoff(tmp_path, slack, subscriptions) as handoff:
         for event in events_of(0):
             await handoff.ingest.accept(event)
         await drain(handoff)
@@ -317,26 +318,16 @@ async def test_a_channel_that_asked_for_compact_cards_gets_them_on_slack(tmp_pat
         assert all(stage in full_body for stage in STAGES) and "Requested by" not in compact_body
         assert not any(stage in compact_body for stage in STAGES)
         assert len(compact_body) < len(full_body) / 2
-    finally:
-        await handoff.store.close()
 
 
 async def test_a_failure_in_the_thread_of_a_card_shown_earlier_also_shows_in_the_channel(
     tmp_path: Path, slack: SlackEmulator
 ) -> None:
-    db = tmp_path / "h.db"
-    config = {
-        "store": {"url": f"sqlite:///{db}"},
-        "channels": {"load-0": {"slack": "C0LOAD00000"}, "load-1": {"slack": "C0LOAD00001"}},
-        "subscriptions": [
-            {"channel": "load-0", "events": ["run", "stage"]},
-            {"channel": "load-1", "events": ["run", "stage"], "broadcast": False},
-        ],
-    }
-    store = await SqlStore.open(f"sqlite:///{db}")
-    handoff = build_handoff(parse_settings(config, {}), store)
-    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
-    try:
+    subscriptions = [
+        {"channel": "load-0", "events": ["run", "stage"]},
+        {"channel": "load-1", "events": ["run", "stage"], "broadcast": False},
+    ]
+    async with slack_handoff(tmp_path, slack, subscriptions) as handoff:
         for event in events_of(0):  # the run is shown from its start; its Package stage fails
             failing = event.event_id in ("r0-2-completed", "r0-done")
             await handoff.ingest.accept(replace(event, result="failed") if failing else event)
@@ -351,25 +342,15 @@ async def test_a_failure_in_the_thread_of_a_card_shown_earlier_also_shows_in_the
         assert quiet_reply.text.startswith(failure) and not quiet_reply.reply_broadcast
         sent = [r.json() for r in calls(slack, "chat.postMessage") if r.json().get("thread_ts")]
         assert sorted(str(body.get("reply_broadcast")) for body in sent) == ["None", "True"]
-    finally:
-        await handoff.store.close()
 
 
 async def test_a_failure_mentions_the_person_who_asked_for_the_run_where_slack_knows_their_email(
     tmp_path: Path, slack: SlackEmulator
 ) -> None:
-    db = tmp_path / "h.db"
-    config = {
-        "store": {"url": f"sqlite:///{db}"},
-        "channels": {"load-0": {"slack": "C0LOAD00000"}},
-        "subscriptions": [{"channel": "load-0", "events": ["run", "stage"]}],
-    }
-    store = await SqlStore.open(f"sqlite:///{db}")
-    handoff = build_handoff(parse_settings(config, {}), store)
-    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
     bob = slack.world.user("bob")
     requesters = {0: bob.email, CHANNELS: "dana@contoso.com", 2 * CHANNELS: bob.email.upper()}
-    try:
+    subscriptions = [{"channel": "load-0", "events": ["run", "stage"]}]
+    async with slack_handoff(tmp_path, slack, subscriptions) as handoff:
         for run, email in requesters.items():  # three runs of pipe-0 fail; dana has no Slack account
             for event in events_of(run):
                 if event.event_id == f"r{run}-2-completed":
@@ -384,5 +365,3 @@ async def test_a_failure_mentions_the_person_who_asked_for_the_run_where_slack_k
         assert [text.endswith(f" <@{bob.id}>") for text in failures] == [True, False, True]
         assert not any("<@" in text for text in failures[1:2])
         assert len(calls(slack, "users.lookupByEmail")) == 2  # bob's answer and dana's are both reused
-    finally:
-        await handoff.store.close()
