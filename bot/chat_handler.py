@@ -40,7 +40,7 @@ ActionHandler = Callable[[ActionRequest], Awaitable[ActionResult]]
 
 _LIST_FILTERS = ("events", "outcomes", "projects", "pipelines", "branches", "models", "environments")
 # Options of `subscribe` that hold one value and are no filter (the defaults still apply beside them).
-_SETTINGS = ("repeat_limit", "card_format", "broadcast")
+_SETTINGS = ("repeat_limit", "card_format", "broadcast", "mentions")
 # How many of the events received last a dry run tries the filters on, and how many of the matches it shows.
 DRY_RUN_EVENTS = 500
 DRY_RUN_SHOWN = 5

@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -251,7 +251,7 @@ class Ingest:
     ) -> tuple[list[Routed] | None, Marks]:
         """Where each event goes with how each conversation wants its cards, and the stored marks the repeat
         limits are checked against; (None, {}) when no subscription has a repeat limit, compact cards or
-        broadcasts turned off (the planner then routes each event plainly)."""
+        broadcasts or mentions turned off (the planner then routes each event plainly)."""
         if not any(s.filters.shapes_cards for s in subscriptions):
             return None, {}
         routes = [route_with_options(w.event, subscriptions, now) for w in batch]
@@ -283,7 +283,7 @@ class Ingest:
     ) -> EventRecord:
         """The record for one event, on top of ``cards`` and ``marks`` (which it updates for the events after
         it). ``routed`` is where the event goes with how each conversation wants its cards, when some
-        subscription says (a repeat limit, compact cards, no broadcast)."""
+        subscription says (a repeat limit, compact cards, no broadcast or mentions)."""
         event = waiting.event
         receipt = ReceivedEvent(
             dedupe_key=event.dedupe_key,
@@ -343,8 +343,10 @@ class Ingest:
             for conversation in conversations:
                 # an alert under a card the conversation was shown before (it may have scrolled away) shows
                 # there too; under a card shown with this very event, the card says it already
-                broadcast = reply.status.alerts and conversation in showing and _broadcasts(routed, conversation)
-                deliveries.append(NewDelivery(conversation, event.grouping_key, _reply_payload(reply, broadcast)))
+                options = routed.get(conversation) if routed is not None else None
+                broadcast = reply.status.alerts and conversation in showing and (options is None or options.broadcast)
+                said = reply if options is None or options.mentions else replace(reply, mentions=())
+                deliveries.append(NewDelivery(conversation, event.grouping_key, _reply_payload(said, broadcast)))
         deliveries += [
             NewDelivery(target, mark.grouping_key, {"op": "reply", "card": repeat_reply(rendered, limit).to_json()})
             for target, mark, limit in repeats
@@ -379,12 +381,6 @@ def _limit_repeats(
             marks[(target, repeat_key)] = new_mark = RepeatMark(target, repeat_key, event.grouping_key, now)
             new_marks.append(new_mark)
     return repeats, new_marks
-
-
-def _broadcasts(routed: Routed | None, conversation: ConversationAddress) -> bool:
-    """Whether the subscriptions routing an event to ``conversation`` broadcast alerts (the default)."""
-    options = routed.get(conversation) if routed is not None else None
-    return options is None or options.broadcast
 
 
 def _reply_payload(reply: Card, broadcast: bool) -> dict[str, Any]:

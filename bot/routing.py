@@ -36,6 +36,12 @@ DEFAULT_FILTERS: dict[str, Any] = {
 # A yes/no setting as YAML (a boolean) or chat (``off``, ``no``, ``false``…) gives it.
 _FLAG = TypeAdapter(bool)
 
+
+def _flag(value: Any) -> bool:
+    """A yes/no setting; on unless set."""
+    return True if value is None else _FLAG.validate_python(value)
+
+
 # Each glob filter and the event attribute it reads.
 _GLOB_FILTERS = (
     ("projects", "project"),
@@ -87,10 +93,12 @@ class Filters:
     text_include: tuple[TextPattern, ...] = ()
     text_exclude: tuple[TextPattern, ...] = ()
     # not conditions: how often a conversation gets a new card for the same repeat key (None: always),
-    # whether its cards are compact, and whether alerts in a card's thread also show in the conversation
+    # whether its cards are compact, whether alerts in a card's thread also show in the conversation, and
+    # whether a failure's reply @mentions the person who asked for the run
     repeat_limit: timedelta | None = None
     compact: bool = False
     broadcast: bool = True
+    mentions: bool = True
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Filters:
@@ -119,14 +127,15 @@ class Filters:
             text_exclude=patterns("text_exclude"),
             repeat_limit=parse_duration(limit) if (limit := data.get("repeat_limit")) is not None else None,
             compact=data.get("card_format") == "compact",
-            broadcast=_FLAG.validate_python(flag) if (flag := data.get("broadcast")) is not None else True,
+            broadcast=_flag(data.get("broadcast")),
+            mentions=_flag(data.get("mentions")),
         )
 
     @property
     def shapes_cards(self) -> bool:
         """Whether the subscription says more than where events go (a repeat limit, compact cards, no
-        broadcast)."""
-        return self.repeat_limit is not None or self.compact or not self.broadcast
+        broadcast, no mentions)."""
+        return self.repeat_limit is not None or self.compact or not (self.broadcast and self.mentions)
 
     @cached_property
     def _matcher(self) -> _Matcher:
@@ -216,12 +225,13 @@ def route(event: DomainEvent, subscriptions: Iterable[Subscription], now: dateti
 
 @dataclass(frozen=True)
 class TargetOptions:
-    """How a conversation an event goes to wants its cards: its repeat limit (None: none), their format, and
-    whether alerts in their threads are broadcast to it."""
+    """How a conversation an event goes to wants its cards: its repeat limit (None: none), their format,
+    whether alerts in their threads are broadcast to it, and whether failures @mention people there."""
 
     repeat_limit: timedelta | None = None
     compact: bool = False
     broadcast: bool = True
+    mentions: bool = True
 
 
 def route_with_options(
@@ -231,15 +241,16 @@ def route_with_options(
 
     A conversation wanted by several subscriptions gets the most any of them asked for: no repeat limit if
     one of them has none, else the shortest; full cards unless every one of them asked for compact ones;
-    broadcast alerts unless every one of them turned that off. Events without a repeat key are never
-    limited.
+    broadcast alerts and mentions unless every one of them turned that off. Events without a repeat key
+    are never limited.
     """
     wanting = [s for s in subscriptions if s.wants(event, now)]
     limited = any(s.filters.repeat_limit is not None for s in wanting) and event.repeat_key is not None
     targets: dict[ConversationAddress, TargetOptions] = {}
     for subscription in wanting:
         filters = subscription.filters
-        asked = TargetOptions(filters.repeat_limit if limited else None, filters.compact, filters.broadcast)
+        limit = filters.repeat_limit if limited else None
+        asked = TargetOptions(limit, filters.compact, filters.broadcast, filters.mentions)
         for target in subscription.targets:
             known = targets.get(target)
             if known is None:
@@ -250,5 +261,10 @@ def route_with_options(
                 if known.repeat_limit is None or asked.repeat_limit is None
                 else min(known.repeat_limit, asked.repeat_limit)
             )
-            targets[target] = TargetOptions(limit, known.compact and asked.compact, known.broadcast or asked.broadcast)
+            targets[target] = TargetOptions(
+                limit,
+                known.compact and asked.compact,
+                known.broadcast or asked.broadcast,
+                known.mentions or asked.mentions,
+            )
     return targets

@@ -22,6 +22,7 @@ from bot.events import (
     DataArrived,
     DomainEvent,
     ModelRegistered,
+    Person,
     PipelineRef,
     RunStateChanged,
     StageStateChanged,
@@ -540,3 +541,25 @@ async def test_replies_that_report_no_trouble_stay_in_the_thread(stores: tuple[S
     await ingest.accept(ApprovalCompleted(event_id="a-1-done", status="rejected", **common))
     [(title, broadcast)] = broadcasts_to(await delivered(store), SLACK)
     assert title.startswith("Rejected") and broadcast is False
+
+
+async def test_a_failure_mentions_its_requester_unless_every_subscription_turned_mentions_off(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    quiet = ConversationAddress("slack", "C0QUIET")
+    subscriptions = [
+        *SUBSCRIPTIONS,
+        Subscription((quiet,), Filters.from_mapping({"events": ["run", "stage"], "mentions": "off"})),
+        Subscription((TEAMS,), Filters.from_mapping({"events": ["run", "stage"], "mentions": False})),
+    ]
+    ingest = Ingest(store, subscriptions, FakeClock(T0))
+    bob = Person(name="Bob Chen", email="bob@contoso.com")
+    await ingest.accept(started())
+    await ingest.accept(replace(stage_done("deploy", result="failed"), actor=bob))
+    mentioned = {
+        d.conversation: d.payload["card"]["mentions"] for d in await delivered(store) if d.payload["op"] == "reply"
+    }
+    bob_mentioned = [{"name": "Bob Chen", "email": "bob@contoso.com"}]
+    # Teams: one of its two subscriptions leaves mentions on
+    assert mentioned == {SLACK: bob_mentioned, TEAMS: bob_mentioned, quiet: []}

@@ -272,15 +272,23 @@ async def subscribe(person: Person) -> None:
     assert stored.filters == {"events": ["run"], "outcomes": ["failed"]}
     # a repeat limit is no filter: the channel's defaults stay
     answer = await person.say(
-        "subscribe repeat_limit=1h card_format=compact broadcast=off", "Subscribed this channel (subscription"
+        "subscribe repeat_limit=1h card_format=compact broadcast=off mentions=no",
+        "Subscribed this channel (subscription",
     )
-    assert "outcomes=failed,pending" in answer and "repeat_limit=1h, card_format=compact, broadcast=off" in answer
+    assert "outcomes=failed,pending" in answer
+    assert "repeat_limit=1h, card_format=compact, broadcast=off, mentions=no" in answer
     await person.say("subscribe repeat_limit=2d", "Nothing was subscribed: `repeat_limit`: a repeat limit is between")
     await person.say("subscribe card_format=tiny", "Nothing was subscribed: `card_format`:")
     await person.say("subscribe broadcast=sometimes", "Nothing was subscribed: `broadcast`:")
     _, shaped = await person.loop.server.store.list_subscriptions()
-    assert shaped.filters == {**DEFAULT_FILTERS, "repeat_limit": "1h", "card_format": "compact", "broadcast": "off"}
-    assert Filters.from_mapping(shaped.filters).broadcast is False
+    assert shaped.filters == {
+        **DEFAULT_FILTERS,
+        "repeat_limit": "1h",
+        "card_format": "compact",
+        "broadcast": "off",
+        "mentions": "no",
+    }
+    assert Filters.from_mapping(shaped.filters).broadcast is Filters.from_mapping(shaped.filters).mentions is False
 
 
 async def subscription_id(person: Person) -> int:

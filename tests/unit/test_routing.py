@@ -215,8 +215,15 @@ def test_broadcast_is_on_unless_a_subscription_says_off() -> None:
     assert configured.filters.broadcast is False and configured.filters.shapes_cards
     for said, meant in (("off", False), ("no", False), ("false", False), ("on", True), ("yes", True)):
         assert Filters.from_mapping({"broadcast": said}).broadcast is meant
+        assert Filters.from_mapping({"mentions": said}).mentions is meant
     with pytest.raises(ConfigError, match="broadcast"):
         parse_settings(subscription(broadcast="sometimes"), {})
+    [configured] = configured_subscriptions(parse_settings(subscription(mentions=False), {}))
+    assert configured.filters.mentions is False and configured.filters.broadcast is True
+    assert configured.filters.shapes_cards
+    quiet = limited(None, SLACK, mentions="off")
+    assert route_with_options(run_event(), [quiet], NOW) == {SLACK: TargetOptions(None, mentions=False)}
+    assert route_with_options(run_event(), [quiet, limited(None, SLACK)], NOW) == {SLACK: TargetOptions(None)}
 
 
 def test_events_that_never_repeat_are_never_limited() -> None:
