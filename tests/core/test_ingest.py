@@ -498,15 +498,19 @@ def broadcasts_to(deliveries: list[Delivery], conversation: ConversationAddress)
     ]
 
 
+QUIET = ConversationAddress("slack", "C0QUIET")
+
+
+def to_quiet(conversation: ConversationAddress = QUIET, **settings: object) -> Subscription:
+    """Runs and stages to ``conversation``, with a setting turned off."""
+    return Subscription((conversation,), Filters.from_mapping({"events": ["run", "stage"], **settings}))
+
+
 async def test_a_failure_under_a_card_shown_before_is_broadcast_unless_a_subscription_turned_it_off(
     stores: tuple[SqlStore, SqlStore],
 ) -> None:
     store, _ = stores
-    quiet = ConversationAddress("slack", "C0QUIET")
-    subscriptions = [
-        *SUBSCRIPTIONS,
-        Subscription((quiet,), Filters.from_mapping({"events": ["run", "stage"], "broadcast": "off"})),
-    ]
+    subscriptions = [*SUBSCRIPTIONS, to_quiet(broadcast="off")]
     ingest = Ingest(store, subscriptions, FakeClock(T0))
     await ingest.accept(started())
     await ingest.accept(stage_done("build"))
@@ -514,7 +518,7 @@ async def test_a_failure_under_a_card_shown_before_is_broadcast_unless_a_subscri
     deliveries = await delivered(store)
     failure = ("release-app-y 2026.77 failed in stage deploy", True)
     assert broadcasts_to(deliveries, SLACK) == broadcasts_to(deliveries, TEAMS) == [failure]
-    assert broadcasts_to(deliveries, quiet) == [(failure[0], False)]
+    assert broadcasts_to(deliveries, QUIET) == [(failure[0], False)]
 
     # a card shown with the failure itself says it: its reply stays in the thread
     failures_only = Subscription((SLACK,), Filters.from_mapping(FAILURES_ONLY))
@@ -547,12 +551,7 @@ async def test_a_failure_mentions_its_requester_unless_every_subscription_turned
     stores: tuple[SqlStore, SqlStore],
 ) -> None:
     store, _ = stores
-    quiet = ConversationAddress("slack", "C0QUIET")
-    subscriptions = [
-        *SUBSCRIPTIONS,
-        Subscription((quiet,), Filters.from_mapping({"events": ["run", "stage"], "mentions": "off"})),
-        Subscription((TEAMS,), Filters.from_mapping({"events": ["run", "stage"], "mentions": False})),
-    ]
+    subscriptions = [*SUBSCRIPTIONS, to_quiet(mentions="off"), to_quiet(TEAMS, mentions=False)]
     ingest = Ingest(store, subscriptions, FakeClock(T0))
     bob = Person(name="Bob Chen", email="bob@contoso.com")
     await ingest.accept(started())
@@ -562,4 +561,4 @@ async def test_a_failure_mentions_its_requester_unless_every_subscription_turned
     }
     bob_mentioned = [{"name": "Bob Chen", "email": "bob@contoso.com"}]
     # Teams: one of its two subscriptions leaves mentions on
-    assert mentioned == {SLACK: bob_mentioned, TEAMS: bob_mentioned, quiet: []}
+    assert mentioned == {SLACK: bob_mentioned, TEAMS: bob_mentioned, QUIET: []}
