@@ -111,7 +111,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "repeat_limit": "at most one new card for the same thing in this long, e.g. 30m; repeats go in its thread",
             "card_format": "compact: cards without their facts and stage list; full (the default)",
             "broadcast": "on (the default): a failure in an earlier card's thread shows in the channel too; off",
-            "mentions": "on (the default): a failure's reply @mentions the person who asked for the run; off",
+            "mentions": "on (the default): @mentions who asked for a failed run, and a waiting gate's approvers; off",
         },
         flags={"dry-run": "show which of the events received last the filters would have sent here; subscribe nothing"},
         examples=(

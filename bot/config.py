@@ -409,7 +409,8 @@ class SubscriptionFilters(Section):
     # a thread reply that reports a failure or a breaking change under a card posted earlier is also shown
     # in the channel (Slack's "Also send to channel"); on unless set to false
     broadcast: bool | None = None
-    # a failure's reply @mentions the person who asked for the run; false names them without a mention
+    # a failure's reply @mentions the person who asked for the run, a waiting gate's card its approvers; false
+    # names them without a mention
     mentions: bool | None = None
 
     @field_validator("text_include", "text_exclude")

@@ -328,11 +328,18 @@ class Ingest:
         rendered = render(merged.state)
         card = rendered.to_json()
         compact_card = rendered.compacted().to_json() if compact else card
+
+        def card_for(conversation: ConversationAddress) -> dict[str, Any]:
+            shown = compact_card if conversation in compact else card
+            options = routed.get(conversation) if routed is not None and rendered.mentions else None
+            # where mentions are off, the card names the people it calls on without pinging them
+            return {**shown, "mentions": []} if options is not None and not options.mentions else shown
+
         deliveries = [
             NewDelivery(
                 conversation=conversation,
                 grouping_key=event.grouping_key,
-                payload={"op": "card", "rank": version, "card": compact_card if conversation in compact else card},
+                payload={"op": "card", "rank": version, "card": card_for(conversation)},
                 # the first showing goes at once; later updates wait a moment to coalesce
                 not_before=now + COALESCE if conversation in showing else None,
             )

@@ -76,6 +76,10 @@ class Merge:
     replies: list[Card] = field(default_factory=list)
 
 
+# An approval step's status while its approver has not acted (Azure DevOps: pending; older APIs: undefined).
+_UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
+
+
 def _norm(value: str | None) -> str:
     return (value or "").lower().replace(" ", "").replace("_", "")
 
@@ -335,6 +339,9 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         if value and not new.get(key):
             new[key] = value
     new["min_required"] = event.min_required_approvers
+    barred = sorted({p.email.lower() for p in event.blocked_approvers if p.email})
+    if barred and not new.get("barred"):
+        new["barred"] = barred
     if event.approvers and (not decided_before or not new.get("approvers")):
         new["approvers"] = [
             {"name": a.person.display, "email": a.person.email, "status": a.status, "comment": a.comment}
@@ -439,7 +446,25 @@ def _render_approval(state: State) -> Card:
         links=(Link("Open in Azure DevOps", state["url"]),) if state.get("url") else (),
         actions=actions,
         context="Azure DevOps approval",
+        mentions=_awaited_approvers(state) if status is Status.WAITING else (),
     )
+
+
+def _awaited_approvers(state: State) -> tuple[Mention, ...]:
+    """The approvers a waiting gate calls on: the people (groups have no email) who have not decided yet and
+    whom Azure DevOps lets decide (not its blocked approvers: the requester, where requesterCannotBeApprover
+    is on)."""
+    barred = set(state.get("barred", []))
+    decided = {_norm(d["actor"]) for d in state.get("decisions", [])}
+    mentions: dict[str, Mention] = {}
+    for approver in state.get("approvers", []):
+        email = approver.get("email")
+        if not email or email.lower() in barred or _norm(approver.get("status")) not in _UNDECIDED:
+            continue
+        if decided & {_norm(email), _norm(approver.get("name"))}:
+            continue
+        mentions.setdefault(email.lower(), Mention(approver.get("name") or email, email))
+    return tuple(mentions.values())
 
 
 # --- one-shot events: the newest event draws the card ------------------------------------------------

@@ -94,7 +94,7 @@ class Filters:
     text_exclude: tuple[TextPattern, ...] = ()
     # not conditions: how often a conversation gets a new card for the same repeat key (None: always),
     # whether its cards are compact, whether alerts in a card's thread also show in the conversation, and
-    # whether a failure's reply @mentions the person who asked for the run
+    # whether a failure's reply @mentions the person who asked for the run, and a waiting gate its approvers
     repeat_limit: timedelta | None = None
     compact: bool = False
     broadcast: bool = True

@@ -162,16 +162,19 @@ class SlackChatChannel:
     # --- the ChatChannel port ---------------------------------------------------------------------
 
     async def post_card(self, conversation_id: str, card: Card, *, marker: str | None = None) -> PostedMessage:
-        """Post ``card`` as a new top-level message; it starts its own thread."""
+        """Post ``card`` as a new top-level message; it starts its own thread. The people it calls on who are
+        members of the workspace are @mentioned (a gate's approvers)."""
         client, channel = await self._resolve(conversation_id)
-        ts = await self.send(client, channel, render_card(card), marker=marker)
+        content = await self._with_mentions(client, conversation_id, card)
+        ts = await self.send(client, channel, content, marker=marker)
         return PostedMessage(message_id=ts, thread_id=ts)
 
     async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
-        """Replace a posted message's text and blocks (``chat.update``), at the workspace's pace."""
+        """Replace a posted message's text and blocks (``chat.update``), at the workspace's pace. (Slack
+        notifies nobody of an edit: the mentions only keep the card as it was posted.)"""
         client, channel = await self._resolve(conversation_id)
         await self.update_pacer.wait(SlackAddress.parse(conversation_id).team or "")
-        await self.edit(client, channel, message.message_id, render_card(card))
+        await self.edit(client, channel, message.message_id, await self._with_mentions(client, conversation_id, card))
 
     async def reply(
         self,
@@ -186,14 +189,23 @@ class SlackChatChannel:
         people it names who are members of the workspace."""
         client, channel = await self._resolve(conversation_id)
         thread = parent.thread_id or parent.message_id
+        content = await self._with_mentions(client, conversation_id, card, compact=self.compact_replies)
+        ts = await self.send(client, channel, content, thread_ts=thread, marker=marker, broadcast=broadcast)
+        return PostedMessage(message_id=ts, thread_id=thread)
+
+    async def _with_mentions(
+        self, client: AsyncWebClient, conversation_id: str, card: Card, *, compact: bool = False
+    ) -> SlackContent:
+        """``card`` rendered, with ``<@U…>`` for each person it calls on whom the workspace knows by email."""
+        if not card.mentions:
+            return render_card(card, compact=compact)
         team = SlackAddress.parse(conversation_id).team
         ids = [await self.users.id_for_email(client, m.email, team) for m in card.mentions]
         mentions = " ".join(f"<@{user_id}>" for user_id in ids if user_id)
-        content = render_card(card, compact=self.compact_replies, note=mentions)
+        content = render_card(card, compact=compact, note=mentions)
         if mentions:  # (Slack notifies the people mentioned in the message's text)
             content = SlackContent(text=f"{content.text} {mentions}", blocks=content.blocks)
-        ts = await self.send(client, channel, content, thread_ts=thread, marker=marker, broadcast=broadcast)
-        return PostedMessage(message_id=ts, thread_id=thread)
+        return content
 
     async def find_posted(
         self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None

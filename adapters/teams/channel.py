@@ -24,11 +24,12 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ConversationReference
 from botframework.connector import Channels
 
-from bot.cards import Card, Mention
+from bot.cards import Card
 from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress, ConversationRecord, Platform
 
 from .ids import is_channel_id, is_user_id, split_thread, thread_id
+from .members import MemberDirectory
 from .references import StoredReference
 from .registry import ConversationRegistry
 from .renderer import render_card, with_mentions
@@ -76,6 +77,7 @@ class TeamsChatChannel:
         tenant_id: the tenant to reach people in, when Handoff serves one tenant.
         graph: Microsoft Graph, to find posts whose answer was lost (``teams.graph.find_lost_posts``);
             without it such a post is sent again.
+        members: where the people cards @mention are looked up.
     """
 
     platform: Platform = "teams"
@@ -89,8 +91,10 @@ class TeamsChatChannel:
         pacer: Pacer,
         tenant_id: str | None = None,
         graph: GraphMessages | None = None,
+        members: MemberDirectory | None = None,
     ) -> None:
         self.adapter = adapter
+        self.members = members or MemberDirectory()
         self.graph = graph
         self._team_groups: dict[str, str] = {}
         self.registry = registry
@@ -106,15 +110,17 @@ class TeamsChatChannel:
         if stored.kind == "channel":
 
             async def start_thread(ctx: TurnContext) -> PostedMessage:
+                mentioned = await self.members.members(ctx, base, card.mentions)
                 _, activity_id = await TeamsInfo.send_message_to_teams_channel(
-                    ctx, card_activity(card, marker), base, bot_app_id=self.bot_app_id
+                    ctx, card_activity(card, marker, mentioned), base, bot_app_id=self.bot_app_id
                 )
                 return PostedMessage(activity_id, activity_id)
 
             reference = stored.conversation_reference(base)
             return await self.pacer.run(base, lambda: self._continue(reference, start_thread), posts=True)
         reference = stored.conversation_reference(base)
-        return await self.pacer.run(base, lambda: self._continue(reference, _send(card, marker=marker)), posts=True)
+        send = _send(card, marker=marker, roster=base, members=self.members)
+        return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
 
     async def reply(
         self,
@@ -135,10 +141,10 @@ class TeamsChatChannel:
         if stored.kind == "channel":
             root = parent.thread_id or parent.message_id
             reference = stored.conversation_reference(thread_id(base, root))
-            send = _send(card, root, marker, roster=base)
+            send = _send(card, root, marker, roster=base, members=self.members)
             return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
         reference = stored.conversation_reference(base)
-        send = _send(card, marker=marker, roster=base)
+        send = _send(card, marker=marker, roster=base, members=self.members)
         return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
 
     async def find_posted(
@@ -192,7 +198,8 @@ class TeamsChatChannel:
         target = thread_id(base, message.thread_id or message.message_id) if stored.kind == "channel" else base
 
         async def update(ctx: TurnContext) -> None:
-            activity = card_activity(card)
+            # (Teams notifies nobody of an edit: the mentions only keep the card as it was posted)
+            activity = card_activity(card, mentioned=await self.members.members(ctx, base, card.mentions))
             activity.id = message.message_id
             await ctx.update_activity(activity)
 
@@ -299,34 +306,19 @@ class TeamsChatChannel:
 
 
 def _send(
-    card: Card, thread: str | None = None, marker: str | None = None, roster: str | None = None
+    card: Card,
+    thread: str | None = None,
+    marker: str | None = None,
+    roster: str | None = None,
+    members: MemberDirectory | None = None,
 ) -> Callable[[TurnContext], Awaitable[PostedMessage]]:
-    """Send ``card`` (in ``thread``); the people it mentions are looked up among ``roster``'s members."""
+    """Send ``card`` (in ``thread``); the people it mentions are looked up in ``members`` of ``roster``."""
 
     async def send(ctx: TurnContext) -> PostedMessage:
-        mentioned = await _members(ctx, roster, card.mentions) if roster and card.mentions else []
+        mentioned = await members.members(ctx, roster, card.mentions) if members and roster else []
         response = await ctx.send_activity(card_activity(card, marker, mentioned))
         if response is None or not response.id:
             raise DeliveryFailed("Teams accepted the message without an id", False)
         return PostedMessage(str(response.id), thread)
 
     return send
-
-
-async def _members(ctx: TurnContext, conversation_id: str, mentions: Sequence[Mention]) -> list[tuple[str, str]]:
-    """The Teams id and name of each person mentioned who is a member of the conversation, found by UPN (as
-    Azure DevOps names people); a person Teams does not find now goes unmentioned.
-
-    Straight on the connector: a proactive turn carries no channel data, which ``TeamsInfo`` needs.
-    """
-    client: Any = ctx.turn_state.get(BotAdapter.BOT_CONNECTOR_CLIENT_KEY)
-    found: list[tuple[str, str]] = []
-    for mention in mentions:
-        try:
-            member = await client.conversations.get_conversation_member(conversation_id, mention.email)
-        except Exception as exc:  # not a member (404), throttled, unreachable: no mention this time
-            log.info("no mention of a member of the conversation (%s)", type(exc).__name__)
-            continue
-        if member is not None and member.id:
-            found.append((str(member.id), str(member.name or mention.name)))
-    return found

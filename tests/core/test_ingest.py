@@ -19,6 +19,7 @@ from bot.clock import FakeClock
 from bot.events import (
     ApprovalCompleted,
     ApprovalPending,
+    Approver,
     DataArrived,
     DomainEvent,
     ModelRegistered,
@@ -562,3 +563,23 @@ async def test_a_failure_mentions_its_requester_unless_every_subscription_turned
     bob_mentioned = [{"name": "Bob Chen", "email": "bob@contoso.com"}]
     # Teams: one of its two subscriptions leaves mentions on
     assert mentioned == {SLACK: bob_mentioned, TEAMS: bob_mentioned, QUIET: []}
+
+
+async def test_a_waiting_gate_calls_on_its_approvers_where_mentions_are_on(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    approvals = {"events": ["approval"]}
+    subscriptions = [
+        Subscription((SLACK, TEAMS), Filters.from_mapping(approvals)),
+        Subscription((QUIET,), Filters.from_mapping({**approvals, "mentions": "off"})),
+    ]
+    ingest = Ingest(store, subscriptions, FakeClock(T0))
+    carol = Approver(person=Person(name="Carol", email="carol@contoso.com"))
+    common: dict[str, Any] = {"source": "azure-devops", "occurred_at": T0, "scope": "contoso", "approval_id": "a-2"}
+    await ingest.accept(ApprovalPending(event_id="a-2-pending", approvers=(carol,), **common))
+    cards = {d.conversation: d.payload["card"] for d in await delivered(store) if d.payload["op"] == "card"}
+    assert {c: card["mentions"] for c, card in cards.items()} == {
+        SLACK: [{"name": "Carol", "email": "carol@contoso.com"}],
+        TEAMS: [{"name": "Carol", "email": "carol@contoso.com"}],
+        QUIET: [],  # named on the card, not pinged
+    }
+    assert cards[QUIET]["facts"] == cards[SLACK]["facts"]

@@ -26,7 +26,15 @@ from adapters.sql import SqlStore
 from bot.app import Handoff, add_channel, build_handoff
 from bot.cards import Card
 from bot.config import parse_settings
-from bot.events import Person, PipelineRef, RunStateChanged, StageStateChanged
+from bot.events import (
+    ApprovalCompleted,
+    ApprovalPending,
+    Approver,
+    Person,
+    PipelineRef,
+    RunStateChanged,
+    StageStateChanged,
+)
 from bot.outbox import post_marker
 
 T0 = datetime.now(UTC)
@@ -365,3 +373,38 @@ async def test_a_failure_mentions_the_person_who_asked_for_the_run_where_slack_k
         assert [text.endswith(f" <@{bob.id}>") for text in failures] == [True, False, True]
         assert not any("<@" in text for text in failures[1:2])
         assert len(calls(slack, "users.lookupByEmail")) == 2  # bob's answer and dana's are both reused
+
+
+async def test_a_waiting_gate_mentions_its_approvers_until_it_is_decided(tmp_path: Path, slack: SlackEmulator) -> None:
+    bob = slack.world.user("bob")
+    approvers = (
+        Approver(person=Person(name="Bob Chen", email=bob.email)),
+        Approver(person=Person(name="Dana", email="dana@contoso.com")),  # no Slack account
+        Approver(person=Person(name="[mlops]\\Release Managers")),  # a group
+    )
+    common: dict[str, Any] = {
+        "source": "azure-devops",
+        "scope": "contoso",
+        "approval_id": "a-9",
+        "approvers": approvers,
+    }
+    subscriptions = [
+        {"channel": "load-0", "events": ["approval"]},
+        {"channel": "load-1", "events": ["approval"], "mentions": False},
+    ]
+    async with slack_handoff(tmp_path, slack, subscriptions) as handoff:
+        await handoff.ingest.accept(ApprovalPending(event_id="a-9-pending", occurred_at=T0, **common))
+        await drain(handoff)
+        (card,) = slack.state.channel("C0LOAD00000").messages
+        assert card.text.endswith(f" <@{bob.id}>") and card.text.count("<@") == 1
+        assert f"<@{bob.id}>" in json.dumps(card.blocks)
+        (quiet,) = slack.state.channel("C0LOAD00001").messages
+        assert "<@" not in quiet.text + json.dumps(quiet.blocks) and "Bob Chen" in json.dumps(quiet.blocks)
+
+        decided = Approver(person=Person(name="Bob Chen", email=bob.email), status="approved")
+        done = ApprovalCompleted(event_id="a-9-done", occurred_at=T0, **{**common, "approvers": (decided,)})
+        await handoff.ingest.accept(replace(done, status="approved"))
+        await drain(handoff)
+        (card,) = slack.state.channel("C0LOAD00000").messages
+        assert card.text.startswith("Approved") and "<@" not in card.text + json.dumps(card.blocks)
+        assert len(calls(slack, "users.lookupByEmail")) == 2  # bob's and dana's answers, asked once

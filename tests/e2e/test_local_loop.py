@@ -47,8 +47,17 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
     gate_card = await eventually(
         lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
     )
-    await eventually(lambda: any("approve" in card_text(p) for p in teams_posts(loop, "App releases")))
+    teams_gate = await eventually(
+        lambda: next((p for p in teams_posts(loop, "App releases") if "approve" in card_text(p)), None)
+    )
     slack = loop.suite.slack
+    # the gate calls on carol, an approver; bob asked for the run, which bars him (requesterCannotBeApprover)
+    carol = slack.world.user("carol")
+    assert gate_card.text.endswith(f" <@{carol.id}>") and gate_card.text.count("<@") == 1
+    teams_carol = loop.suite.teams.world.user("carol")
+    [content] = [a["content"] for a in teams_gate.activity["attachments"]]
+    assert content["body"][-1]["text"] == f"<at>{teams_carol.name}</at>"
+    assert [e["mentioned"]["id"] for e in content["msteams"]["entities"]] == [teams_carol.id]
 
     async def approve_in_slack(user: str, comment: str) -> None:
         opened_before = set(slack.state.views)
@@ -65,9 +74,13 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
     patches = ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")
     assert len(patches) == 1
     assert "Approved in Slack by carol@contoso.com: looks good" in patches[0].text()
-    await eventually(
-        lambda: "Approved" in blocks_text(next(m for m in slack_messages(loop, "app-releases") if m.ts == gate_card.ts))
+    decided = await eventually(
+        lambda: next(
+            (m for m in slack_messages(loop, "app-releases") if m.ts == gate_card.ts and "Approved" in blocks_text(m)),
+            None,
+        )
     )
+    assert "<@" not in decided.text + blocks_text(decided)  # a decided gate calls on nobody
     # the gate's Teams card shows the decision too (the clicker was on Slack)
     await eventually(
         lambda: any(

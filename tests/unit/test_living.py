@@ -10,6 +10,8 @@ from bot.events import (
     ApprovalCompleted,
     ApprovalPending,
     Approver,
+    GateChanged,
+    GateDecision,
     Person,
     PipelineRef,
     RunStateChanged,
@@ -112,6 +114,36 @@ def test_a_failure_calls_on_the_person_who_asked_for_the_run() -> None:
     for actor in (Person(name="Bob Chen"), None):
         _, [reply] = apply(run("inProgress"), replace(run("completed", "failed", at=9), actor=actor))
         assert reply.mentions == ()
+
+
+def test_a_waiting_gate_calls_on_the_approvers_who_may_still_decide() -> None:
+    carol = Person(name="Carol", email="carol@contoso.com")
+    bob = Person(name="Bob Chen", email="Bob@Contoso.com")
+    dana = Person(name="Dana", email="dana@contoso.com")
+    group = Person(name="[mlops]\\Release Managers")  # a group: no email, nobody to ping
+    steps = (Approver(person=carol), Approver(person=bob), Approver(person=dana, status="approved"))
+    pending = replace(
+        approval(ApprovalPending, "pending", (*steps, Approver(person=group))),
+        blocked_approvers=(Person(name="Bob Chen", email="bob@contoso.com"),),  # bob asked for the run
+    )
+    state, _ = apply(pending)
+    card = render(state)
+    assert card.mentions == (Mention("Carol", "carol@contoso.com"),)
+    assert Card.from_json(card.to_json()) == card  # (deliveries are stored as JSON)
+    # once carol approved in chat (one of two needed), nobody is left to call on
+    vote = GateChanged(
+        source="handoff",
+        event_id="g1",
+        occurred_at=T0,
+        gate_id="gate",
+        status="pending",
+        decisions=(GateDecision(actor="carol@contoso.com", decision="approve"),),
+        needed=2,
+    )
+    assert render(merge(state, vote).state).mentions == ()
+    # a decided gate calls on nobody
+    done = approval(ApprovalCompleted, "approved", (Approver(person=carol, status="approved"),))
+    assert render(apply(pending, done)[0]).mentions == ()
 
 
 def test_late_events_never_move_the_card_backwards() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import jsonschema
@@ -9,7 +10,7 @@ import pytest
 
 from adapters.emulators.base import Fault
 from adapters.emulators.botframework import default_world
-from bot.cards import Card, Status
+from bot.cards import Card, Mention, Status
 from bot.ports import DeliveryFailed, PostedMessage
 
 from .conftest import (
@@ -58,6 +59,30 @@ async def test_an_update_replaces_the_card_in_place(harness: Harness) -> None:
     assert len(message.versions) == 2
     assert texts(adaptive_card(message.activity))[:2] == ["Release app-y 2.3", "✅ Approved"]
     assert harness.teams.recorder.matching("PUT /v3/conversations/**")[0].status == 200
+
+
+async def test_the_people_a_card_calls_on_are_mentioned_and_looked_up_once(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+    bob = harness.teams.world.user("bob")
+    calls_on = (Mention("Bob Chen", bob.user_principal_name.upper()), Mention("Dana", "dana@contoso.com"))
+    gate = replace(gate_card(), mentions=calls_on)  # dana is not a member of the channel
+
+    posted = await channel.post_card(RELEASES, gate)
+    await channel.update_card(RELEASES, posted, replace(gate, summary="One approval recorded"))
+    await channel.reply(RELEASES, posted, Card(title="Approved by carol", status=Status.WAITING, mentions=calls_on))
+
+    message = harness.teams.state.message(posted.message_id)
+    reply = harness.teams.state.channel("App releases").posts[0].replies[0]
+    for activity in (message.versions[0], message.activity, reply.activity):
+        card = adaptive_card(activity)
+        assert card["body"][-1]["text"] == f"<at>{bob.name}</at>"
+        assert [e["mentioned"]["id"] for e in card["msteams"]["entities"]] == [BOB]
+    # bob's answer and dana's "not a member" are each asked for once, then reused
+    lookups = harness.teams.recorder.matching(f"GET /v3/conversations/{RELEASES}/members/*")
+    assert sorted(r.path.rsplit("/", 1)[1].lower() for r in lookups) == sorted(
+        [bob.user_principal_name.lower(), "dana@contoso.com"]
+    )
 
 
 async def test_a_reply_goes_into_the_cards_thread(harness: Harness) -> None:
