@@ -45,7 +45,7 @@ def free_port() -> int:
 def ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
 
