@@ -429,13 +429,18 @@ class Gatekeeper:
                 continue
             card = render(state.state)
             reminder = replace(card, title=f"Still waiting for approval: {card.title}", actions=(), facts=())
-            targets = [
-                ConversationAddress("teams" if p == "teams" else "slack", c)
+            # it calls on the approvers still awaited, except where the subscriptions turned mentions off
+            quiet = replace(reminder, mentions=())
+            muted = {tuple(a) for a in state.state.get("quiet", [])}
+            deliveries = [
+                NewDelivery(
+                    ConversationAddress("teams" if p == "teams" else "slack", c),
+                    gate.gate_id,
+                    {"op": "reply", "card": (quiet if (p, c) in muted else reminder).to_json()},
+                )
                 for p, c in state.state.get("conversations", [])
             ]
-            await self.store.enqueue(
-                [NewDelivery(t, gate.gate_id, {"op": "reply", "card": reminder.to_json()}) for t in targets], now
-            )
+            await self.store.enqueue(deliveries, now)
 
     async def _retry_apply(self, gate: Gate) -> None:
         decisions = await self.store.gate_decisions(gate.gate_id)

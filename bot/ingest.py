@@ -325,15 +325,16 @@ class Ingest:
             compact |= {t for t in new_targets if (options := routed.get(t)) is not None and options.compact}
         if compact or "compact" in merged.state:
             state["compact"] = [_address_json(c) for c in sorted(compact & set(conversations), key=str)]
+        quiet = _quiet(current, targets, routed)
+        if quiet or "quiet" in merged.state:
+            state["quiet"] = [_address_json(c) for c in sorted(quiet & set(conversations), key=str)]
         rendered = render(merged.state)
         card = rendered.to_json()
         compact_card = rendered.compacted().to_json() if compact else card
 
         def card_for(conversation: ConversationAddress) -> dict[str, Any]:
             shown = compact_card if conversation in compact else card
-            options = routed.get(conversation) if routed is not None and rendered.mentions else None
-            # where mentions are off, the card names the people it calls on without pinging them
-            return {**shown, "mentions": []} if options is not None and not options.mentions else shown
+            return {**shown, "mentions": []} if rendered.mentions and conversation in quiet else shown
 
         deliveries = [
             NewDelivery(
@@ -352,7 +353,7 @@ class Ingest:
                 # there too; under a card shown with this very event, the card says it already
                 options = routed.get(conversation) if routed is not None else None
                 broadcast = reply.status.alerts and conversation in showing and (options is None or options.broadcast)
-                said = reply if options is None or options.mentions else replace(reply, mentions=())
+                said = replace(reply, mentions=()) if reply.mentions and conversation in quiet else reply
                 deliveries.append(NewDelivery(conversation, event.grouping_key, _reply_payload(said, broadcast)))
         deliveries += [
             NewDelivery(target, mark.grouping_key, {"op": "reply", "card": repeat_reply(rendered, limit).to_json()})
@@ -361,6 +362,24 @@ class Ingest:
         new_state = CardState(event.grouping_key, version, state)
         cards[event.grouping_key] = new_state
         return EventRecord(receipt, deliveries, new_state, repeat_marks=new_marks)
+
+
+def _quiet(
+    current: CardState | None, targets: set[ConversationAddress], routed: Routed | None
+) -> set[ConversationAddress]:
+    """The conversations where the card names the people it calls on without pinging them: where every
+    subscription routing the event there turned mentions off. A conversation this event is not routed to
+    keeps what its card state says (the gatekeeper's reminders read it too)."""
+    if routed is None:  # no subscription turned anything off
+        return set()
+    quiet = {_address(a) for a in (current.state.get("quiet", []) if current else [])}
+    for target in targets:
+        if (options := routed.get(target)) is not None:
+            if options.mentions:
+                quiet.discard(target)
+            else:
+                quiet.add(target)
+    return quiet
 
 
 def _limit_repeats(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -234,3 +235,40 @@ async def pending_replies(handoff: Handoff) -> list[tuple[str, str]]:
                 found.append((delivery.conversation.conversation_id, delivery.payload["card"]["title"]))
             await handoff.store.complete_delivery(delivery.id, "test")
     return found
+
+
+async def test_a_reminder_calls_on_the_awaited_approvers_except_where_mentions_are_off(store_url: str) -> None:
+    quiet = ConversationAddress("slack", "C0QUIETRELEASES")
+    settings = {
+        **SETTINGS,
+        "channels": {**SETTINGS["channels"], "quiet-releases": {"slack": quiet.conversation_id}},
+        "subscriptions": [
+            *SETTINGS["subscriptions"],
+            {"channel": "quiet-releases", "events": ["approval"], "mentions": False},
+        ],
+    }
+    store = await SqlStore.open(store_url)
+    try:
+        handoff = build_handoff(parse_settings(settings, {}), store, FakeClock(T0))
+        await handoff.ingest.accept(replace(pending(requester="erin"), blocked_approvers=(person("bob"),)))
+        await handoff.clock.advance(timedelta(hours=5).total_seconds())  # type: ignore[attr-defined]
+        await handoff.gatekeeper.remind(timedelta(hours=4))
+        mentioned: dict[str, list[str]] = {}
+        now = handoff.clock.now() + timedelta(days=1)
+        while claimed := await store.claim_deliveries("test", now, timedelta(seconds=1), 1000):
+            for delivery in claimed:
+                title = delivery.payload["card"]["title"]
+                names = [m["email"] for m in delivery.payload["card"]["mentions"]]
+                mentioned[f"{delivery.conversation.conversation_id} {title.split(':')[0]}"] = names
+                await store.complete_delivery(delivery.id, "test")
+        carol = ["carol@contoso.com"]  # bob may not decide: Azure DevOps blocks him
+        assert mentioned == {
+            f"{SLACK.conversation_id} Release release-app-y to production": carol,
+            f"{TEAMS.conversation_id} Release release-app-y to production": carol,
+            f"{quiet.conversation_id} Release release-app-y to production": [],
+            f"{SLACK.conversation_id} Still waiting for approval": carol,
+            f"{TEAMS.conversation_id} Still waiting for approval": carol,
+            f"{quiet.conversation_id} Still waiting for approval": [],
+        }
+    finally:
+        await store.close()
