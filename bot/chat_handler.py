@@ -38,7 +38,21 @@ log = logging.getLogger("handoff.chat")
 CommandHandler = Callable[[CommandRequest, ParsedCommand], Awaitable[Reply]]
 ActionHandler = Callable[[ActionRequest], Awaitable[ActionResult]]
 
-_LIST_FILTERS = ("events", "outcomes", "projects", "pipelines", "branches", "models", "environments")
+_LIST_FILTERS = (
+    "events",
+    "outcomes",
+    "projects",
+    "pipelines",
+    "branches",
+    "stages",
+    "models",
+    "environments",
+    "actors_include",
+    "actors_exclude",
+)
+# Filters that name people: ``me`` there is whoever typed the command, by their email.
+_PEOPLE_FILTERS = ("actors_include", "actors_exclude")
+_NO_EMAIL = "Handoff cannot see it here: name yourself by the email Azure DevOps and Azure ML know you by."
 # Options of `subscribe` that hold one value and are no filter (the defaults still apply beside them).
 _SETTINGS = ("repeat_limit", "card_format", "broadcast", "mentions")
 # How many of the events received last a dry run tries the filters on, and how many of the matches it shows.
@@ -161,6 +175,11 @@ class ChatHandler:
         filters: dict[str, Any] = {} if filtered else dict(defaults)
         for key, value in command.options.items():
             filters[key] = value.strip() if key in _SETTINGS else [v.strip() for v in value.split(",") if v.strip()]
+            if key in _PEOPLE_FILTERS and "me" in (v.lower() for v in filters[key]):
+                if not request.user.email:
+                    return Reply(f"Nothing was subscribed: `{key}=me` needs your email. {_NO_EMAIL}")
+                me = request.user.email.lower()
+                filters[key] = list(dict.fromkeys(me if v.lower() == "me" else v for v in filters[key]))
         if problems := subscription_filter_problems({k: filters[k] for k in command.options}):
             # (a mistyped filter would otherwise be ignored, and the channel would get everything)
             return Reply("Nothing was subscribed: " + "; ".join(problems) + ". `help subscribe` shows the filters.")

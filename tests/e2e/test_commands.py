@@ -21,8 +21,9 @@ import pytest
 
 from adapters.emulators.base import Fault
 from bot.records import CommandRun, CommandRunState
-from bot.routing import DEFAULT_FILTERS, Filters
+from bot.routing import DEFAULT_FILTERS, Filters, Subscription
 from bot.runner import REFUSED_POLLS, job_name
+from bot.stored_events import event_from_json
 from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
 
 ALICE, BOB = "U0A11CE0001", "U0B0B000002"
@@ -561,3 +562,30 @@ async def test_a_dry_run_shows_what_a_subscription_would_have_sent_and_subscribe
     answer = await person.say("subscribe events=run outcomes=succeeded dry-run", "Dry run, nothing subscribed")
     assert "events=run, outcomes=succeeded would have sent none here." in answer
     assert await store.list_subscriptions() == []
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_me_in_a_people_filter_is_whoever_subscribes(loop: Loop, platform: str) -> None:
+    person = Person(loop, platform, "bob", "app-releases")
+    answer = await person.say("subscribe events=run actors_exclude=me,dana@contoso.com", "Subscribed this channel")
+    assert "events=run, actors_exclude=bob@contoso.com,dana@contoso.com" in answer
+    [stored] = await loop.server.store.list_subscriptions()
+    assert stored.filters["actors_exclude"] == ["bob@contoso.com", "dana@contoso.com"]
+    # bob's own run is left out, alice's is not
+    subscription = Subscription((stored.conversation,), Filters.from_mapping(stored.filters))
+    ado = loop.suite.ado
+    for who in ("bob", "alice"):
+        run = ado.start_run("integrate-app-y", requested_by=f"{who}@contoso.com")
+        await eventually(lambda run=run: ado.run(run.id).state == "completed")
+
+    async def actors(wanted: bool) -> set[str | None]:
+        received = [event_from_json(r.payload) for r in await loop.server.store.recent_events(50)]
+        now = datetime.now(UTC)
+        return {e.actor.email for e in received if e and e.actor and subscription.wants(e, now) is wanted}
+
+    for _ in range(100):  # (the hooks of both runs arrive after the runs end)
+        if {"alice@contoso.com", "bob@contoso.com"} <= await actors(True) | await actors(False):
+            break
+        await asyncio.sleep(0.1)
+    assert await actors(True) == {"alice@contoso.com"}
+    assert await actors(False) == {"bob@contoso.com"}

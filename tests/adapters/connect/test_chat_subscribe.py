@@ -114,3 +114,11 @@ async def test_filter_values_that_cannot_match_are_refused_and_nothing_is_stored
     assert await stored(wired) == []
     assert "Subscribed this channel" in await subscribe(wired, "events=run,approval outcomes=failed")
     assert len(await stored(wired)) == 1
+
+
+async def test_me_needs_the_email_of_whoever_subscribes(wired: Wired) -> None:
+    # Slack does not say who bob is (users.info fails): his email is unknown, so `me` cannot stand for him
+    wired.suite.slack.faults.add("/api/users.info", ["500"] * 10)
+    answer = await subscribe(wired, "events=run actors_include=me", user="bob")
+    assert answer.startswith("Nothing was subscribed: `actors_include=me` needs your email.")
+    assert await stored(wired) == []
