@@ -51,6 +51,8 @@ class SlackMessage:
         data: dict[str, Any] = {"type": "message", "text": self.text, "ts": self.ts, "user": self.user}
         if self.bot_id:
             data.update(subtype="bot_message", bot_id=self.bot_id, app_id=app_id)
+        if self.reply_broadcast:  # a thread reply also sent to the channel is that, whoever sent it
+            data["subtype"] = "thread_broadcast"
         data["team"] = team_id
         if self.blocks is not None:
             data["blocks"] = copy.deepcopy(self.blocks)

@@ -261,6 +261,8 @@ class WebApi:
                 owner = parent if parent is not None else self.state.find(msg.channel, msg.thread_ts)
                 if owner is not None:
                     data["parent_user_id"] = owner.user
+                    if msg.reply_broadcast:  # (Slack shows where a broadcast reply came from)
+                        data["root"] = self._api(owner, include_metadata=with_metadata)
             messages.append(data)
         body: dict[str, Any] = {"messages": messages, "has_more": page.has_more}
         if page.next_cursor is not None:

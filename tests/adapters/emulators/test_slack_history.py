@@ -118,6 +118,15 @@ async def test_history_is_newest_first_without_replies_or_deleted_messages(
     assert "response_metadata" not in history or not history["response_metadata"].get("next_cursor")
     assert history["messages"][0]["thread_ts"] == root["ts"]
     assert history["messages"][0]["parent_user_id"] == BOT
+    # a broadcast reply says so, and where it came from; a quiet one stays a bot's message
+    assert history["messages"][0]["subtype"] == "thread_broadcast"
+    assert history["messages"][0]["root"]["ts"] == root["ts"]
+    replies = (await client.conversations_replies(channel=MODELS, ts=root["ts"]))["messages"]
+    assert [(m["text"], m["subtype"]) for m in replies] == [
+        ("root", "bot_message"),
+        ("quiet reply", "bot_message"),
+        ("loud reply", "thread_broadcast"),
+    ]
     assert (history["messages"][1]["reply_count"], history["messages"][1]["latest_reply"]) == (2, loud["ts"])
     assert (await client.conversations_history(channel=OPS))["messages"] == []
 
