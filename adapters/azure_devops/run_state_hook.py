@@ -25,6 +25,7 @@ from adapters.azure_devops.hook_context import (
     organization_from_url,
     project_from_url,
 )
+from adapters.web.payloads import is_identifier
 from bot.events import Person, PipelineRef, RunStateChanged
 
 EVENT_TYPE = "ms.vss-pipelines.run-state-changed-event"
@@ -182,6 +183,8 @@ def _event(hook: _Hook) -> RunStateChanged:
     event_id, run_id, occurred_at = _text(hook.id), _text(run.id) if run else None, _time(hook.created_date)
     if resource is None or run is None or event_id is None or run_id is None or occurred_at is None:
         raise _Unusual  # the general parser words the error (or stamps a missing time with now)
+    if not is_identifier(run_id):
+        raise _Unusual
     organization = _organization(hook.resource_containers)
     links = run.links or _NO_LINKS
     web_url = _href(links.web)

@@ -65,7 +65,7 @@ def _pipeline_ref(ctx: HookContext, project: str | None, run: Fields, pipeline: 
         project=project or "",
         pipeline_id=_pipeline_id(linked, run_pipeline, pipeline),
         pipeline_name=run_pipeline.text("name") or pipeline.text("name") or "",
-        run_id=run.require_text("id"),
+        run_id=run.require_id("id"),
         run_name=run.text("name") or "",
         branch=_run_branch(run),
     )
@@ -126,7 +126,7 @@ def _build_complete(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
         project=project or "",
         pipeline_id=definition.text("id") or "",
         pipeline_name=definition.text("name") or "",
-        run_id=resource.require_text("id"),
+        run_id=resource.require_id("id"),
         run_name=resource.text("buildNumber") or "",
         branch=branch,
     )
@@ -171,9 +171,9 @@ def _approval_run(ctx: HookContext, project: str | None, resource: Fields, appro
     owner_pipeline = approval.obj("pipeline")
     owner = owner_pipeline.obj("owner")
     if run.text("id") not in (None, "0"):
-        run_id, run_name = run.require_text("id"), run.text("name") or ""
+        run_id, run_name = run.require_id("id"), run.text("name") or ""
     elif owner.text("id") not in (None, "0"):
-        run_id, run_name = owner.require_text("id"), owner.text("name") or ""
+        run_id, run_name = owner.require_id("id"), owner.text("name") or ""
     else:
         return None
     return PipelineRef(
@@ -207,7 +207,7 @@ def _pipeline_approval(kind: type[ApprovalEvent]) -> Parser:
         return [
             kind(
                 **ctx.base(project=project, actor=_decided_by(approval) if completed else None, web_url=web_url),
-                approval_id=approval.require_text("id"),
+                approval_id=approval.require_id("id"),
                 approval_kind="pipeline",
                 status=approval.text("status") or ("completed" if completed else "pending"),
                 run=_approval_run(ctx, project, resource, approval),
@@ -239,7 +239,7 @@ def _release_approval(kind: type[ApprovalEvent]) -> Parser:
                     actor=person(approval.obj("approvedBy")) if completed else None,
                     web_url=release.href("web"),
                 ),
-                approval_id=approval.require_text("id"),
+                approval_id=approval.require_id("id"),
                 approval_kind="release",
                 status=status,
                 environment_name=approval.obj("releaseEnvironment").text("name"),
@@ -270,7 +270,7 @@ def with_approval_details(event: ApprovalEvent, details: Mapping[str, Any]) -> A
             project=event.project or "",
             pipeline_id=owner_pipeline.text("id") or "",
             pipeline_name=owner_pipeline.text("name") or "",
-            run_id=owner.require_text("id"),
+            run_id=owner.require_id("id"),
             run_name=owner.text("name") or "",
         )
     if not event.stage_name:

@@ -19,7 +19,14 @@ from typing import Any
 import orjson
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
+# What a service's own id looks like (a GUID, a number, a short name): it is sent back in the service's URLs.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def is_identifier(value: str) -> bool:
+    """Whether ``value`` looks like a service's own id (see :meth:`Fields.require_id`)."""
+    return _IDENTIFIER.fullmatch(value) is not None
 
 
 class PayloadError(ValueError):
@@ -148,6 +155,14 @@ class Fields:
         value = self.text(key)
         if value is None:
             raise PayloadError(f"{self._where(key)}: missing")
+        return value
+
+    def require_id(self, key: str) -> str:
+        """Like :meth:`require_text`, for an id the sender will be asked about again (in a REST path): at most
+        128 letters, digits and ``._:-``, else a :class:`PayloadError`."""
+        value = self.require_text(key)
+        if not is_identifier(value):
+            raise PayloadError(f"{self._where(key)}: not an id (at most 128 letters, digits and ._:-)")
         return value
 
     def integer(self, key: str) -> int | None:

@@ -114,6 +114,29 @@ async def test_missing_required_fields_are_400_not_500(ingest: Ingest, run_hook:
     assert "resource details" in (await ingest.hook(run_hook)).json()["message"]
 
 
+@pytest.mark.parametrize("bad_id", ["7" * 129, "ab cd", "../../_apis/projects", "\u202e42"])
+async def test_ids_sent_back_to_azure_devops_must_look_like_ids(
+    ingest: Ingest, run_hook: Any, shared_dir: Path, bad_id: str
+) -> None:
+    # an approval's id and a run's id go into REST paths later (deciding the gate, reading the run)
+    pending = load_sample(shared_dir, "ado", PENDING_SAMPLE)
+    pending["resource"]["approval"]["id"] = bad_id
+    reply = await ingest.hook(pending)
+    assert (reply.status, reply.json()["message"]) == (
+        400,
+        "resource.approval.id: not an id (at most 128 letters, digits and ._:-)",
+    )
+    run_hook["resource"]["run"]["id"] = bad_id
+    reply = await ingest.hook(run_hook)
+    assert (reply.status, reply.json()["message"]) == (
+        400,
+        "resource.run.id: not an id (at most 128 letters, digits and ._:-)",
+    )
+    assert ingest.sink.events == []
+    run_hook["resource"]["run"]["id"] = "7" * 128  # the longest id taken
+    assert (await ingest.hook(run_hook)).status == 200
+
+
 async def test_unknown_event_type_is_200_ignored(ingest: Ingest, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "handoff.ingest")
     payload = {"id": "e-1", "eventType": "workitem.updated", "resource": {"id": 5}}
