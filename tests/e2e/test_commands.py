@@ -589,3 +589,40 @@ async def test_me_in_a_people_filter_is_whoever_subscribes(loop: Loop, platform:
         await asyncio.sleep(0.1)
     assert await actors(True) == {"alice@contoso.com"}
     assert await actors(False) == {"bob@contoso.com"}
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_a_personal_subscription_brings_someone_their_own_failures(loop: Loop, platform: str) -> None:
+    text = "subscribe events=run outcomes=failed actors_include=me"
+    if platform == "teams":
+        teams = loop.suite.teams
+        chat = teams.state.conversation(teams.world.user("bob").personal_conversation_id)
+        assert (await teams.send_personal_message(text, user="bob")).status in (200, 201)
+
+        def said() -> list[str]:
+            return [_teams_text(m) for m in chat.posts if m.by_bot and not m.deleted]
+
+    else:
+        slack = loop.suite.slack
+        direct = slack.state.im(slack.world.user("bob").id)  # bob's direct messages with Handoff
+        assert (await slack.send_slash_command("/handoff", text, channel=direct.id, user="bob")).status == 200
+
+        def said() -> list[str]:
+            return [json.dumps(m.blocks or [], ensure_ascii=False) + m.text for m in direct.messages if m.by_bot]
+
+    await eventually(lambda: any("Subscribed this channel" in s for s in said()))
+    [stored] = await loop.server.store.list_subscriptions()
+    assert stored.filters["actors_include"] == ["bob@contoso.com"]
+    ado = loop.suite.ado
+    for who in ("alice", "bob"):
+        ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+        run = ado.start_run("integrate-app-y", requested_by=f"{who}@contoso.com")
+        await eventually(lambda run=run: ado.run(run.id).state == "completed")
+
+    def cards() -> list[str]:  # (a card names who asked for its run; its failure reply does not)
+        return [s for s in said() if "integrate-app-y" in s and "Requested by" in s]
+
+    await eventually(lambda: any("Failed" in card for card in cards()))
+    await asyncio.sleep(1.5)  # alice's card would have come by now
+    [card] = cards()
+    assert "Bob " in card.split("Requested by", 1)[1][:40] and "Alice" not in card
