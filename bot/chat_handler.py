@@ -62,6 +62,11 @@ DRY_RUN_SHOWN = 5
 URL_DEFAULT_FILTERS: dict[str, Any] = {"events": ["run", "approval"], "outcomes": ["failed", "pending"]}
 
 
+def _here(request: CommandRequest) -> str:
+    """Where the command was typed, as its answers name it."""
+    return "this chat" if request.personal else "this channel"
+
+
 def _described(filters: dict[str, Any]) -> str:
     """A subscription's filters and settings as typed in chat (``events=run,approval repeat_limit=30m``)."""
     shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in _LIST_FILTERS]
@@ -207,7 +212,7 @@ class ChatHandler:
         await self._audit(request, command.canonical, f"subscription {subscription_id}")
         shown = _described(filters)
         return Reply(
-            f"Subscribed this channel (subscription {subscription_id}): {shown or 'everything'}.{warning}",
+            f"Subscribed {_here(request)} (subscription {subscription_id}): {shown or 'everything'}.{warning}",
             visibility=Visibility.CHANNEL,
         )
 
@@ -303,7 +308,8 @@ class ChatHandler:
         subscription_id = _number(command.target)
         mine = {s.id for s in await self.store.list_subscriptions(request.conversation)}
         if subscription_id is None or subscription_id not in mine:
-            return Reply(f"This channel has no subscription {command.target}. Type `subscriptions` to list them.")
+            here = _here(request).capitalize()
+            return Reply(f"{here} has no subscription {command.target}. Type `subscriptions` to list them.")
         await self.store.remove_subscription(subscription_id)
         self.ingest.forget_subscriptions()
         await self._audit(request, command.canonical, "removed")
@@ -312,7 +318,8 @@ class ChatHandler:
     async def _subscriptions(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         stored = await self.store.list_subscriptions(request.conversation)
         if not stored:
-            return Reply("This channel has no subscriptions made from chat. Type `subscribe` to add one.")
+            here = _here(request).capitalize()
+            return Reply(f"{here} has no subscriptions made from chat. Type `subscribe` to add one.")
         now = self.clock.now()
         lines = []
         for s in stored:
@@ -321,13 +328,13 @@ class ChatHandler:
                 f" (muted until {s.muted_until:%Y-%m-%d %H:%M} UTC)" if s.muted_until and s.muted_until > now else ""
             )
             lines.append(f"{s.id}: {shown or 'everything'}{muted}")
-        return Reply("Subscriptions of this channel:\n" + "\n".join(lines))
+        return Reply(f"Subscriptions of {_here(request)}:\n" + "\n".join(lines))
 
     async def _mute(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         subscription_id = _number(command.target)
         mine = {s.id for s in await self.store.list_subscriptions(request.conversation)}
         if subscription_id is None or subscription_id not in mine:
-            return Reply(f"This channel has no subscription {command.target}.")
+            return Reply(f"{_here(request).capitalize()} has no subscription {command.target}.")
         try:
             duration = parse_duration(command.options.get("for", "1h"))
         except ValueError as error:

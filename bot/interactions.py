@@ -50,6 +50,8 @@ class CommandRequest:
     conversation: ConversationAddress
     text: str
     thread: PostedMessage | None = None
+    # typed in the person's own chat with Handoff (a Slack direct message, a Teams personal chat)
+    personal: bool = False
 
 
 @dataclass(frozen=True)

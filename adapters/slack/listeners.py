@@ -104,7 +104,11 @@ class SlackListeners:
         text = command_text(name, raw)
         typed = shown_as(name, raw)
         user = await self.users.user(client, user_id, team_id, name=str(command.get("user_name", "")))
-        request = CommandRequest(user=user, conversation=self._conversation(team_id, channel), text=text)
+        # (a direct message with the app: Slack names its channel so, and its id starts with D)
+        personal = command.get("channel_name") == "directmessage" or channel.startswith("D")
+        request = CommandRequest(
+            user=user, conversation=self._conversation(team_id, channel), text=text, personal=personal
+        )
         try:
             reply = await self.handler.on_command(request)
         except Exception:

@@ -225,7 +225,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         elif await self.registry.get(base) is None:
             await self.registry.chat_installed(activity)
         thread = PostedMessage(root, root) if kind == "channel" and root else None
-        request = CommandRequest(user, ConversationAddress("teams", base), text, thread)
+        request = CommandRequest(user, ConversationAddress("teams", base), text, thread, personal=kind == "personal")
         try:
             reply = await self.interactions.on_command(request)
         except Exception:

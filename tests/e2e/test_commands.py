@@ -610,7 +610,7 @@ async def test_a_personal_subscription_brings_someone_their_own_failures(loop: L
         def said() -> list[str]:
             return [json.dumps(m.blocks or [], ensure_ascii=False) + m.text for m in direct.messages if m.by_bot]
 
-    await eventually(lambda: any("Subscribed this channel" in s for s in said()))
+    await eventually(lambda: any("Subscribed this chat (subscription" in s for s in said()))
     [stored] = await loop.server.store.list_subscriptions()
     assert stored.filters["actors_include"] == ["bob@contoso.com"]
     ado = loop.suite.ado

@@ -40,7 +40,7 @@ class PayloadFactory:
             fields.update(enterprise_id=w.enterprise_id, enterprise_name=w.enterprise_name or "")
         fields.update(
             channel_id=channel.id,
-            channel_name=channel.name,
+            channel_name="directmessage" if channel.is_im else channel.name,
             user_id=user.id,
             user_name=user.name,
             command=command,
