@@ -50,6 +50,7 @@ _LIST_FILTERS = (
     "actors_include",
     "actors_exclude",
 )
+_PATTERN_FILTERS = ("text_include", "text_exclude")
 # Filters that name people: ``me`` there is whoever typed the command, by their email.
 _PEOPLE_FILTERS = ("actors_include", "actors_exclude")
 _NO_EMAIL = "Handoff cannot see it here: name yourself by the email Azure DevOps and Azure ML know you by."
@@ -72,6 +73,28 @@ def _described(filters: dict[str, Any]) -> str:
     shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in _LIST_FILTERS]
     shown += [f"{k}={filters[k]}" for k in _SETTINGS if filters.get(k)]
     return ", ".join(shown)
+
+
+def _filters_described(filters: Filters) -> str:
+    """A configured subscription's filters and settings as they would be typed in chat."""
+    shown = [f"{k}={','.join(values)}" for k in _LIST_FILTERS if (values := getattr(filters, k))]
+    shown += [f"tags.{key}={value}" for key, value in filters.tags.items()]
+    shown += [
+        f"{k}=({len(p)} pattern{'' if len(p) == 1 else 's'})" for k in _PATTERN_FILTERS if (p := getattr(filters, k))
+    ]
+    if filters.repeat_limit is not None:
+        shown.append(f"repeat_limit={_duration(filters.repeat_limit)}")
+    if filters.compact:
+        shown.append("card_format=compact")
+    shown += [f"{k}=off" for k in ("broadcast", "mentions") if not getattr(filters, k)]
+    return ", ".join(shown)
+
+
+def _duration(span: timedelta) -> str:
+    """``1h30m``, ``45m``, ``2h``: a duration as the settings write it."""
+    minutes = int(span.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes or not hours else "")
 
 
 def _drawn(event: DomainEvent) -> str:
@@ -316,19 +339,28 @@ class ChatHandler:
         return Reply(f"Removed subscription {subscription_id}.", visibility=Visibility.CHANNEL)
 
     async def _subscriptions(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        """The subscriptions made here from chat, and those of the configuration file that route here (which
+        chat cannot change, but which explain what arrives)."""
         stored = await self.store.list_subscriptions(request.conversation)
+        configured = [s.filters for s in self.ingest.configured if request.conversation in s.targets]
+        here = _here(request)
         if not stored:
-            here = _here(request).capitalize()
-            return Reply(f"{here} has no subscriptions made from chat. Type `subscribe` to add one.")
-        now = self.clock.now()
-        lines = []
-        for s in stored:
-            shown = _described(s.filters)
-            muted = (
-                f" (muted until {s.muted_until:%Y-%m-%d %H:%M} UTC)" if s.muted_until and s.muted_until > now else ""
-            )
-            lines.append(f"{s.id}: {shown or 'everything'}{muted}")
-        return Reply(f"Subscriptions of {_here(request)}:\n" + "\n".join(lines))
+            lines = [f"{here.capitalize()} has no subscriptions made from chat. Type `subscribe` to add one."]
+        else:
+            now = self.clock.now()
+            lines = [f"Subscriptions of {here}:"]
+            for s in stored:
+                shown = _described(s.filters)
+                muted = (
+                    f" (muted until {s.muted_until:%Y-%m-%d %H:%M} UTC)"
+                    if s.muted_until and s.muted_until > now
+                    else ""
+                )
+                lines.append(f"{s.id}: {shown or 'everything'}{muted}")
+        if configured:
+            lines.append("From Handoff's configuration file (changed there, not from chat):")
+            lines += [f"• {_filters_described(filters) or 'everything'}" for filters in configured]
+        return Reply("\n".join(lines))
 
     async def _mute(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         subscription_id = _number(command.target)

@@ -140,7 +140,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         options={"for": "how long, e.g. 2h or 1d"},
         examples=("mute 3 for=4h",),
     ),
-    CommandSpec("subscriptions", "List this channel's subscriptions.", examples=("subscriptions",)),
+    CommandSpec(
+        "subscriptions",
+        "List this channel's subscriptions, with those the configuration file routes here.",
+        examples=("subscriptions",),
+    ),
     CommandSpec("help", "Show the commands, or one command in detail.", target="command", examples=("help retrain",)),
 )
 COMMANDS_BY_VERB: Mapping[str, CommandSpec] = {spec.verb: spec for spec in COMMANDS}

@@ -307,9 +307,13 @@ async def unsubscribe(person: Person) -> None:
 
 
 async def subscriptions(person: Person) -> None:
-    await person.say("subscriptions", "This channel has no subscriptions made from chat.")
+    answer = await person.say("subscriptions", "This channel has no subscriptions made from chat.")
+    # what the configuration file routes here explains what arrives, though chat cannot change it
+    configured = "From Handoff's configuration file (changed there, not from chat):\n"
+    assert configured + "• events=run,approval, pipelines=integrate-*,release-*" in answer
     number = await subscription_id(person)
-    await person.say("subscriptions", f"{number}: events=run")
+    answer = await person.say("subscriptions", f"{number}: events=run")
+    assert f"Subscriptions of this channel:\n{number}: events=run\n{configured}" in answer
 
 
 async def help_(person: Person) -> None:
@@ -626,3 +630,30 @@ async def test_a_personal_subscription_brings_someone_their_own_failures(loop: L
     await asyncio.sleep(1.5)  # alice's card would have come by now
     [card] = cards()
     assert "Bob " in card.split("Requested by", 1)[1][:40] and "Alice" not in card
+
+
+async def test_subscriptions_lists_what_the_configuration_file_routes_here(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    def shaped(config: dict[str, Any]) -> None:
+        config["subscriptions"].append(
+            {
+                "channel": "app-releases",
+                "events": ["run"],
+                "outcomes": ["failed"],
+                "tags": {"team": "apps"},
+                "text_exclude": ["flaky", "nightly"],
+                "actors_exclude": ["build-bot@contoso.com"],
+                "repeat_limit": "90m",
+                "card_format": "compact",
+                "mentions": False,
+            }
+        )
+
+    loop = await start_loop(shaped)
+    answer = await Person(loop, "slack", "bob", "app-releases").say("subscriptions", "configuration file")
+    assert answer.endswith(
+        "• events=run,approval, pipelines=integrate-*,release-*\n"
+        "• events=run, outcomes=failed, actors_exclude=build-bot@contoso.com, tags.team=apps, "
+        "text_exclude=(2 patterns), repeat_limit=1h30m, card_format=compact, mentions=off"
+    )
