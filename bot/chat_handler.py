@@ -51,6 +51,8 @@ _LIST_FILTERS = (
     "actors_exclude",
 )
 _PATTERN_FILTERS = ("text_include", "text_exclude")
+# How long `mute` silences a subscription: at least a minute, at most 90 days (then `unsubscribe`).
+MIN_MUTE, MAX_MUTE = timedelta(minutes=1), timedelta(days=90)
 # Filters that name people: ``me`` there is whoever typed the command, by their email.
 _PEOPLE_FILTERS = ("actors_include", "actors_exclude")
 _NO_EMAIL = "Handoff cannot see it here: name yourself by the email Azure DevOps and Azure ML know you by."
@@ -145,6 +147,7 @@ class ChatHandler:
             "unsubscribe": self._unsubscribe,
             "subscriptions": self._subscriptions,
             "mute": self._mute,
+            "unmute": self._unmute,
             "approvals": self._approvals,
         }
         self._actions: dict[str, ActionHandler] = {
@@ -369,14 +372,34 @@ class ChatHandler:
             return Reply(f"{_here(request).capitalize()} has no subscription {command.target}.")
         try:
             duration = parse_duration(command.options.get("for", "1h"))
-        except ValueError as error:
-            return Reply(str(error))
+        except (ValueError, OverflowError):
+            return Reply("`for` is how long, such as 30m, 4h or 7d.")
+        if not MIN_MUTE <= duration <= MAX_MUTE:
+            return Reply("A subscription is muted for 1 minute to 90 days; `unsubscribe` removes it for good.")
         until = self.clock.now() + duration
         await self.store.mute_subscription(subscription_id, until)
         self.ingest.forget_subscriptions()
-        return Reply(
-            f"Muted subscription {subscription_id} until {until:%Y-%m-%d %H:%M} UTC.", visibility=Visibility.CHANNEL
+        await self._audit(
+            request, command.canonical, f"subscription {subscription_id} muted until {until:%Y-%m-%d %H:%M}"
         )
+        return Reply(
+            f"Muted subscription {subscription_id} until {until:%Y-%m-%d %H:%M} UTC. `unmute {subscription_id}` ends"
+            " it sooner.",
+            visibility=Visibility.CHANNEL,
+        )
+
+    async def _unmute(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        subscription_id = _number(command.target)
+        found = {s.id: s for s in await self.store.list_subscriptions(request.conversation)}
+        subscription = found.get(subscription_id) if subscription_id is not None else None
+        if subscription is None:
+            return Reply(f"{_here(request).capitalize()} has no subscription {command.target}.")
+        if subscription.muted_until is None or subscription.muted_until <= self.clock.now():
+            return Reply(f"Subscription {subscription_id} is not muted.")
+        await self.store.mute_subscription(subscription_id, None)
+        self.ingest.forget_subscriptions()
+        await self._audit(request, command.canonical, f"subscription {subscription_id} unmuted")
+        return Reply(f"Unmuted subscription {subscription_id}.", visibility=Visibility.CHANNEL)
 
     async def _approvals(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         mine = []

@@ -141,6 +141,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
         examples=("mute 3 for=4h",),
     ),
     CommandSpec(
+        "unmute",
+        "End a mute of one of this channel's subscriptions before its time.",
+        target="id",
+        target_required=True,
+        examples=("unmute 3",),
+    ),
+    CommandSpec(
         "subscriptions",
         "List this channel's subscriptions, with those the configuration file routes here.",
         examples=("subscriptions",),

@@ -316,6 +316,26 @@ async def subscriptions(person: Person) -> None:
     assert f"Subscriptions of this channel:\n{number}: events=run\n{configured}" in answer
 
 
+async def mute(person: Person) -> None:
+    number = await subscription_id(person)
+    store = person.loop.server.store
+    answer = await person.say(f"mute {number} for=2h", f"Muted subscription {number} until")
+    assert f"`unmute {number}` ends it sooner" in answer
+    [stored] = await store.list_subscriptions()
+    assert stored.muted_until is not None
+    assert abs(stored.muted_until - (datetime.now(UTC) + timedelta(hours=2))) < timedelta(minutes=1)
+    await person.say(f"mute {number} for=1000d", "A subscription is muted for 1 minute to 90 days")
+    await person.say(f"mute {number} for=9999999999w", "`for` is how long, such as 30m, 4h or 7d.")
+    await person.say(f"unmute {number}", f"Unmuted subscription {number}.")
+    [stored] = await store.list_subscriptions()
+    assert stored.muted_until is None
+    await person.say(f"unmute {number}", f"Subscription {number} is not muted.")
+    await person.say(f"unmute {number + 1}", f"This channel has no subscription {number + 1}.")
+    audit = [e.outcome for e in await store.list_audit() if e.action == "command" and "mute" in e.target]
+    assert len(audit) == 2  # the refusals changed nothing, and are not recorded
+    assert audit[0].startswith(f"subscription {number} muted until ") and audit[1] == f"subscription {number} unmuted"
+
+
 async def help_(person: Person) -> None:
     answer = await person.say("help", "Commands (`help <command>` for details):")
     for usage in ("integrate <app>", "runs [<model or app>]", "cancel <run>", "subscribe"):
@@ -334,6 +354,7 @@ COMMAND_CASES: dict[str, Callable[[Person], Awaitable[None]]] = {
     "subscribe": subscribe,
     "unsubscribe": unsubscribe,
     "subscriptions": subscriptions,
+    "mute": mute,
     "help": help_,
 }
 
