@@ -65,12 +65,8 @@ OPEN_LOOP_EVENTS = 3000
 WARM_CONNECTIONS = 32
 AUTH = "Basic " + base64.b64encode(f"handoff:{SECRET}".encode()).decode()
 
-BARE_APP = """
-import sys
-from aiohttp import web
-async def hook(request):
-    await request.read()
-    return web.json_response({"accepted": 1})
+# The peers' server around their ``hook``: a health route, run as Handoff runs (default loop, no access log).
+PEER_SERVER = """
 async def ready(request):
     return web.json_response({"status": "ready"})
 app = web.Application(client_max_size=3 * 1024 * 1024)
@@ -79,10 +75,24 @@ app.router.add_get("/readyz", ready)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
+
+def peer_app(hook: str) -> str:
+    """A peer's program: ``hook`` (its imports and handler) in the peers' server."""
+    return hook + PEER_SERVER
+
+
+BARE_APP = peer_app("""
+import sys
+from aiohttp import web
+async def hook(request):
+    await request.read()
+    return web.json_response({"accepted": 1})
+""")
+
 # For context beside the target: the bare handler that also stores what it receives, as durably as Handoff
 # does (SQLite in WAL mode, synchronous=FULL, the bodies that arrive together in one commit), and answers
 # only after the commit. It keeps no dedupe key, card or delivery: the floor for any handler that stores.
-STORING_APP = """
+STORING_APP = peer_app("""
 import asyncio, sqlite3, sys
 from aiohttp import web
 db = sqlite3.connect(sys.argv[2], isolation_level=None, check_same_thread=False)
@@ -107,13 +117,7 @@ async def hook(request):
         asyncio.get_running_loop().create_task(commit())
     await stored
     return web.json_response({"accepted": 1})
-async def ready(request):
-    return web.json_response({"status": "ready"})
-app = web.Application(client_max_size=3 * 1024 * 1024)
-app.router.add_post("/hooks/azure-devops", hook)
-app.router.add_get("/readyz", ready)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
-"""
+""")
 
 SLACK_APP = """
 import asyncio, json, sys
