@@ -409,7 +409,15 @@ class ChatHandler:
                 mine.append(gate)
         if not mine:
             return Reply("No pending gates are waiting for you.")
-        return Reply("Gates waiting for you:\n" + "\n".join(f"• {g.title}" for g in mine))
+        now = self.clock.now()
+        lines = ["Gates waiting for you, oldest first:"]
+        for gate in sorted(mine, key=lambda g: g.created_at):
+            card = await self.store.get_card_state(gate.gate_id)
+            url = card.state.get("url") if card is not None else None
+            expires = f", expires in {_ago(gate.expires_at - now)}" if gate.expires_at is not None else ""
+            link = f" {url}" if isinstance(url, str) and url else ""
+            lines.append(f"• {gate.title} (waiting {_ago(now - gate.created_at)}{expires}){link}")
+        return Reply("\n".join(lines))
 
     # --- actions -----------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from adapters.emulators.base import Fault
-from bot.records import CommandRun, CommandRunState
+from bot.records import CommandRun, CommandRunState, GateState
 from bot.routing import DEFAULT_FILTERS, Filters, Subscription
 from bot.runner import REFUSED_POLLS, job_name
 from bot.stored_events import event_from_json
@@ -678,3 +678,22 @@ async def test_subscriptions_lists_what_the_configuration_file_routes_here(
         "• events=run, outcomes=failed, actors_exclude=build-bot@contoso.com, tags.team=apps, "
         "text_exclude=(2 patterns), repeat_limit=1h30m, card_format=compact, mentions=off"
     )
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_approvals_lists_the_gates_waiting_for_you_with_their_age_and_link(loop: Loop, platform: str) -> None:
+    parameters = {"modelName": "model-x", "modelVersion": "7"}
+    loop.suite.ado.start_run("release-app-y", requested_by="bob@contoso.com", parameters=parameters)
+    store = loop.server.store
+    for _ in range(100):
+        if gates := await store.list_gates(GateState.PENDING):
+            break
+        await asyncio.sleep(0.1)
+    [gate] = gates
+    carol = Person(loop, platform, "carol", "app-releases")
+    answer = await carol.say("approvals", "Gates waiting for you, oldest first:")
+    line = next(line for line in answer.split("\n") if line.startswith("• "))
+    assert line.startswith(f"• {gate.title} (waiting 0 min, expires in ")
+    assert "/_build/results?buildId=" in line or "/_environments/" in line  # where to look before deciding
+    # bob asked for the run: he may not decide it, so nothing waits for him
+    await Person(loop, platform, "bob", "app-releases").say("approvals", "No pending gates are waiting for you.")
