@@ -30,6 +30,7 @@ class CommandSpec:
     flags: Mapping[str, str] = field(default_factory=dict)
     examples: tuple[str, ...] = ()
     starts_work: bool = False
+    aliases: tuple[str, ...] = ()  # other words for the verb (``sub`` for ``subscribe``)
 
     @property
     def usage(self) -> str:
@@ -80,7 +81,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target="model or app",
         examples=("runs", "runs model-x", "runs app-y"),
     ),
-    CommandSpec("approvals", "List the pending release gates you can decide.", examples=("approvals",)),
+    CommandSpec(
+        "approvals", "List the pending release gates you can decide.", examples=("approvals",), aliases=("pending",)
+    ),
     CommandSpec(
         "cancel",
         "Cancel a run Handoff started (`runs` lists them).",
@@ -124,6 +127,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "subscribe events=run outcomes=failed actors_include=me",
             "subscribe events=run branches=main dry-run",
         ),
+        aliases=("sub",),
     ),
     CommandSpec(
         "unsubscribe",
@@ -131,6 +135,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target="id",
         target_required=True,
         examples=("unsubscribe 3",),
+        aliases=("unsub",),
     ),
     CommandSpec(
         "mute",
@@ -151,10 +156,17 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "subscriptions",
         "List this channel's subscriptions, with those the configuration file routes here.",
         examples=("subscriptions",),
+        aliases=("subs",),
     ),
-    CommandSpec("help", "Show the commands, or one command in detail.", target="command", examples=("help retrain",)),
+    CommandSpec(
+        "help",
+        "Show the commands, or one command in detail.",
+        target="command",
+        examples=("help retrain",),
+        aliases=("?",),
+    ),
 )
-COMMANDS_BY_VERB: Mapping[str, CommandSpec] = {spec.verb: spec for spec in COMMANDS}
+COMMANDS_BY_VERB: Mapping[str, CommandSpec] = {word: spec for spec in COMMANDS for word in (spec.verb, *spec.aliases)}
 
 
 class UsageError(ValueError):
@@ -242,6 +254,8 @@ def help_text(may_run: Callable[[CommandSpec], bool] = lambda _: True, verb: str
         if spec is None or not may_run(spec):
             return f"`{verb}` is not a command you can run.{_did_you_mean(verb, COMMANDS_BY_VERB)}"
         lines = [f"*{spec.verb}*: {spec.summary}", f"Usage: `{spec.usage}`"]
+        if spec.aliases:
+            lines.append("Also: " + ", ".join(f"`{alias}`" for alias in spec.aliases))
         lines += [f"  `{key}=`: {meaning}" for key, meaning in spec.options.items()]
         lines += [f"  `{flag}`: {meaning}" for flag, meaning in spec.flags.items()]
         lines += ["Examples:", *(f"  `{example}`" for example in spec.examples)]

@@ -57,6 +57,20 @@ def test_help_lists_only_what_the_person_may_run() -> None:
     assert "not a command you can run" in help_text(lambda spec: not spec.starts_work, verb="retrain")
 
 
+def test_aliases_are_other_words_for_a_command() -> None:
+    assert parse("sub events=run").canonical == parse("subscribe events=run").canonical
+    assert [parse(text).verb for text in ("unsub 3", "SUBS", "pending", "?", "/sub")] == [
+        "unsubscribe",
+        "subscriptions",
+        "approvals",
+        "help",
+        "subscribe",
+    ]
+    assert "Also: `sub`" in help_text(verb="sub") and help_text(verb="sub") == help_text(verb="subscribe")
+    words = [word for spec in COMMANDS for word in (spec.verb, *spec.aliases)]
+    assert len(words) == len(set(words))  # no word names two commands
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=300))
 def test_any_text_parses_or_explains(text: str) -> None:
