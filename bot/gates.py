@@ -430,13 +430,13 @@ class Gatekeeper:
             card = render(state.state)
             reminder = replace(card, title=f"Still waiting for approval: {card.title}", actions=(), facts=())
             # it calls on the approvers still awaited, except where the subscriptions turned mentions off
-            quiet = replace(reminder, mentions=())
-            muted = {tuple(a) for a in state.state.get("quiet", [])}
+            named_only = replace(reminder, mentions=())
+            quiet = {tuple(a) for a in state.state.get("quiet", [])}
             deliveries = [
                 NewDelivery(
                     ConversationAddress("teams" if p == "teams" else "slack", c),
                     gate.gate_id,
-                    {"op": "reply", "card": (quiet if (p, c) in muted else reminder).to_json()},
+                    {"op": "reply", "card": (named_only if (p, c) in quiet else reminder).to_json()},
                 )
                 for p, c in state.state.get("conversations", [])
             ]
