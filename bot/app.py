@@ -188,7 +188,8 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
         pipelines = handoff.pipelines
         details = pipelines.approval_details if pipelines else None
         run_details = pipelines.run_status if pipelines else None
-        add_azure_devops_hooks(app, settings.azure_devops, handoff.ingest, details, run_details)
+        identities = pipelines.approver_identities if pipelines else None
+        add_azure_devops_hooks(app, settings.azure_devops, handoff.ingest, details, run_details, identities)
     if settings.eventgrid and settings.eventgrid.enabled:
         from adapters.azure_ml.eventgrid_route import add_eventgrid_route
 

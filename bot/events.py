@@ -226,9 +226,18 @@ class StageStateChanged(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class Approver:
+    """One step of an approval: whom Azure DevOps assigned it to, and how that step stands.
+
+    An Azure DevOps group (or team) may be assigned a step; any of its members may then decide it.
+    ``group`` says so, and ``members`` holds the people in it (nested groups flattened) once the
+    identity service told: they may decide the gate in chat and its card calls on them.
+    """
+
     person: Person
     status: str = "pending"
     comment: str = ""
+    group: bool = False
+    members: tuple[Person, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -101,7 +101,8 @@ class Gatekeeper:
 
     async def _open(self, event: ApprovalEvent) -> None:
         now = self.clock.now()
-        approvers = [i for a in event.approvers for i in _identities(a.person.email, a.person.id)]
+        # a group's step may be decided by any of its members
+        approvers = [i for a in event.approvers for p in (a.person, *a.members) for i in _identities(p.email, p.id)]
         requester = event.requester
         policy = self.policy.settings.gates.get("default")
         expires = event.timeout_at or now + (policy.expire_after if policy else timedelta(hours=72))

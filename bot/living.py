@@ -16,6 +16,7 @@ from bot.cards import Action, Card, Fact, Link, Mention, Status, Step
 from bot.events import (
     AppHandoffChanged,
     ApprovalEvent,
+    Approver,
     CodePushed,
     DataArrived,
     DataDriftDetected,
@@ -77,6 +78,8 @@ class Merge:
 
 
 # An approval step's status while its approver has not acted (Azure DevOps: pending; older APIs: undefined).
+# A group assigned an approval step is expanded into mentions of its members up to this size.
+GROUP_MENTION_LIMIT = 10
 _UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
 
 
@@ -343,10 +346,7 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
     if barred and not new.get("barred"):
         new["barred"] = barred
     if event.approvers and (not decided_before or not new.get("approvers")):
-        new["approvers"] = [
-            {"name": a.person.display, "email": a.person.email, "status": a.status, "comment": a.comment}
-            for a in event.approvers
-        ]
+        new["approvers"] = [_approver_state(a) for a in event.approvers]
     replies: list[Card] = []
     if not decided_before and new["status"] != "pending":
         deciders = [a for a in new.get("approvers", []) if _norm(a.get("status")) in ("approved", "rejected")]
@@ -450,20 +450,36 @@ def _render_approval(state: State) -> Card:
     )
 
 
+def _approver_state(approver: Approver) -> State:
+    """An approval step on the card: who, how it stands, and for a small group the people in it."""
+    state: State = {
+        "name": approver.person.display,
+        "email": approver.person.email,
+        "status": approver.status,
+        "comment": approver.comment,
+    }
+    if approver.group:
+        state["group"] = True
+        if len(approver.members) <= GROUP_MENTION_LIMIT:
+            state["members"] = [{"name": p.display, "email": p.email} for p in approver.members if p.email]
+    return state
+
+
 def _awaited_approvers(state: State) -> tuple[Mention, ...]:
-    """The approvers a waiting gate calls on: the people (groups have no email) who have not decided yet and
-    whom Azure DevOps lets decide (not its blocked approvers: the requester, where requesterCannotBeApprover
-    is on)."""
+    """The approvers a waiting gate calls on: the people who have not decided yet and whom Azure DevOps lets
+    decide (not its blocked approvers: the requester, where requesterCannotBeApprover is on). A group's
+    step calls on its members, when it is small enough to name them (a large one is only named)."""
     barred = set(state.get("barred", []))
     decided = {_norm(d["actor"]) for d in state.get("decisions", [])}
     mentions: dict[str, Mention] = {}
     for approver in state.get("approvers", []):
-        email = approver.get("email")
-        if not email or email.lower() in barred or _norm(approver.get("status")) not in _UNDECIDED:
+        if _norm(approver.get("status")) not in _UNDECIDED:
             continue
-        if decided & {_norm(email), _norm(approver.get("name"))}:
-            continue
-        mentions.setdefault(email.lower(), Mention(approver.get("name") or email, email))
+        for person in approver.get("members", []) if approver.get("group") else [approver]:
+            email = person.get("email")
+            if not email or email.lower() in barred or decided & {_norm(email), _norm(person.get("name"))}:
+                continue
+            mentions.setdefault(email.lower(), Mention(person.get("name") or email, email))
     return tuple(mentions.values())
 
 

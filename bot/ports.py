@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.cards import Card
-from bot.events import DomainEvent, Person
+from bot.events import Approver, DomainEvent, Person
 from bot.records import (
     AuditEntry,
     CardState,
@@ -422,6 +422,11 @@ class PipelineService(Protocol):
     async def decide_release_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None: ...
 
     async def approval_details(self, project: str, approval_id: str) -> JsonObject | None: ...
+
+    async def approver_identities(self, approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+        """The approvers with the people behind them: the name and email of one named by id alone, the
+        members of a group (see :class:`~bot.events.Approver`)."""
+        ...
 
     async def run_pipeline(
         self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]

@@ -125,6 +125,12 @@ def person(identity: Fields) -> Person | None:
     return Person(name=name, email=email, id=ident)
 
 
+def is_group(identity: Fields) -> bool:
+    """Whether an IdentityRef names a group or team (``isContainer``, or a ``vssgp.`` graph descriptor)."""
+    descriptor = identity.get("descriptor")
+    return identity.get("isContainer") is True or (isinstance(descriptor, str) and descriptor.startswith("vssgp."))
+
+
 @dataclass(frozen=True)
 class HookContext:
     """The envelope fields every event shares."""

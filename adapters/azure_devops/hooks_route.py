@@ -30,7 +30,7 @@ from adapters.web.health import METRICS
 from adapters.web.limits import set_body_limit
 from adapters.web.payloads import PayloadError, decode_json
 from bot.config import AzureDevOpsSettings
-from bot.events import ApprovalPending, DomainEvent, RunStateChanged, StageStateChanged
+from bot.events import ApprovalEvent, ApprovalPending, Approver, DomainEvent, RunStateChanged, StageStateChanged
 from bot.ports import EventSink, RunStatus
 
 PATH = "/hooks/azure-devops"
@@ -42,6 +42,8 @@ ApprovalDetails = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 """``(project, approval_id)`` → the Approval from ``GET _apis/pipelines/approvals/{id}?$expand=steps``."""
 RunDetails = Callable[[str, str], Awaitable[RunStatus]]
 """``(project, run_id)`` → how the run stands: the stage it failed in (from its timeline), who asked for it."""
+ApproverIdentities = Callable[[tuple[Approver, ...]], Awaitable[tuple[Approver, ...]]]
+"""Approvers → the same with the people behind them (emails, a group's members)."""
 
 log = logging.getLogger("handoff.ingest.azure_devops")
 
@@ -66,12 +68,14 @@ class ServiceHookRoute:
         approval_details: ApprovalDetails | None = None,
         details_timeout: float | None = None,
         run_details: RunDetails | None = None,
+        approver_identities: ApproverIdentities | None = None,
     ) -> None:
         self._auth = ServiceHookAuthenticator(settings.service_hooks)
         self._organization = organization_from_url(settings.organization_url, is_base=True) or ""
         self._sink = sink
         self._approval_details = approval_details
         self._run_details = run_details
+        self._approver_identities = approver_identities
         self._details_timeout = APPROVAL_DETAILS_TIMEOUT if details_timeout is None else details_timeout
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -133,7 +137,12 @@ class ServiceHookRoute:
         hook names none, the stage a failed run failed in."""
         if isinstance(event, RunStateChanged | StageStateChanged):
             return await self._with_failure_details(event)
-        if not isinstance(event, ApprovalPending) or event.run is not None or self._approval_details is None:
+        if not isinstance(event, ApprovalPending):
+            return event
+        return await self._with_approver_identities(await self._with_approval_details(event))
+
+    async def _with_approval_details(self, event: ApprovalEvent) -> ApprovalEvent:
+        if event.run is not None or self._approval_details is None:
             return event
         if event.approval_kind != "pipeline" or not event.project:
             return event
@@ -144,6 +153,19 @@ class ServiceHookRoute:
         except Exception as exc:  # the event is still worth posting without the details
             log.warning("approval %s: details unavailable (%s)", _shown(event.approval_id), type(exc).__name__)
             return event
+
+    async def _with_approver_identities(self, event: ApprovalEvent) -> ApprovalEvent:
+        """The people behind the approvers: an email for one named by id alone, a group's members (who may
+        then decide in chat, and whom the card calls on)."""
+        if self._approver_identities is None or not any(a.group or not a.person.email for a in event.approvers):
+            return event
+        try:
+            async with asyncio.timeout(self._details_timeout):
+                approvers = await self._approver_identities(event.approvers)
+        except Exception as exc:  # the gate still opens; its groups are named, not expanded
+            log.warning("approval %s: approvers unknown (%s)", _shown(event.approval_id), type(exc).__name__)
+            return event
+        return replace(event, approvers=approvers)
 
     async def _with_failure_details(self, event: RunStateChanged | StageStateChanged) -> DomainEvent:
         """A failure with the person who asked for the run (whom the failure calls on) and, for the run, the
@@ -171,6 +193,7 @@ def add_azure_devops_hooks(
     sink: EventSink,
     approval_details: ApprovalDetails | None = None,
     run_details: RunDetails | None = None,
+    approver_identities: ApproverIdentities | None = None,
 ) -> None:
     """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``.
 
@@ -184,7 +207,12 @@ def add_azure_devops_hooks(
             raise; the event is then kept as it is.
         run_details: ``(project, run_id)`` → how a failed run stands (a run's hook does not say): the stage
             it failed in and who asked for it, for the failure's thread reply. It may raise.
+        approver_identities: completes a pending approval's approvers: the email of one named by id alone,
+            the members of a group or team (so they may decide in chat). It may raise; the approvers are
+            then kept as they are.
     """
-    route = ServiceHookRoute(settings, sink, approval_details, run_details=run_details)
+    route = ServiceHookRoute(
+        settings, sink, approval_details, run_details=run_details, approver_identities=approver_identities
+    )
     app.router.add_post(PATH, route.handle)
     set_body_limit(app, PATH, BODY_LIMIT)

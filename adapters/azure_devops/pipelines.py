@@ -18,9 +18,10 @@ from msrest.authentication import Authentication, BasicAuthentication
 from msrest.exceptions import ClientRequestError
 
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
+from adapters.azure_devops.approver_directory import ApproverDirectory
 from adapters.azure_devops.hook_context import email_from_unique_name
 from bot.config import AzureDevOpsSettings
-from bot.events import Person
+from bot.events import Approver, Person
 from bot.ports import RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
 
 log = logging.getLogger("handoff.azure_devops")
@@ -66,6 +67,7 @@ class AzureDevOpsPipelines:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.approvals = PipelineApprovalsClient(connection.base_url, connection._creds)
+        self.directory = ApproverDirectory(connection)
         self._pipeline_ids: dict[tuple[str, str], int] = {}
 
     @property
@@ -107,6 +109,14 @@ class AzureDevOpsPipelines:
 
     async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
         return await self._call("approval details", self.approvals.get_approval, project, approval_id)
+
+    async def approver_identities(self, approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+        try:
+            return await self.directory.completed(approvers)
+        except AzureDevOpsServiceError as error:
+            raise ServiceRefused(getattr(error, "message", "") or str(error)) from None
+        except (ClientRequestError, OSError) as error:
+            raise ServiceUnavailable(f"Azure DevOps is unreachable ({type(error).__name__})") from None
 
     # --- runs --------------------------------------------------------------------------------------
 

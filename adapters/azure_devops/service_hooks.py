@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from adapters.azure_devops.hook_context import DEFINITION_ID_QUERY, PIPELINE_API_URL, HookContext, person
+from adapters.azure_devops.hook_context import DEFINITION_ID_QUERY, PIPELINE_API_URL, HookContext, is_group, person
 from adapters.web.payloads import Fields, PayloadError
 from bot.events import (
     ApprovalCompleted,
@@ -151,6 +151,7 @@ def _approvers(approval: Fields) -> tuple[Approver, ...]:
             person=person(step.obj("assignedApprover")) or person(step.obj("actualApprover")) or Person(),
             status=step.text("status") or "pending",
             comment=step.text("comment") or "",
+            group=is_group(step.obj("assignedApprover")),
         )
         for step in approval.objects("steps")
     )
@@ -243,7 +244,14 @@ def _release_approval(kind: type[ApprovalEvent]) -> Parser:
                 approval_kind="release",
                 status=status,
                 environment_name=approval.obj("releaseEnvironment").text("name"),
-                approvers=(Approver(person=approver, status=status, comment=approval.text("comments") or ""),)
+                approvers=(
+                    Approver(
+                        person=approver,
+                        status=status,
+                        comment=approval.text("comments") or "",
+                        group=is_group(approval.obj("approver")),
+                    ),
+                )
                 if approver
                 else (),
                 requester=person(release.obj("createdBy")),

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from adapters.emulators.azure_devops import AzureDevOpsEmulator
 from adapters.emulators.azure_ml import AzureMLEmulator
 from bot.clock import FakeClock
 
@@ -33,4 +34,11 @@ if "azure.devops._file_cache" in sys.modules:  # imported earlier in this proces
 async def aml(clock: FakeClock) -> AsyncIterator[AzureMLEmulator]:
     """The Azure ML emulator on the test's clock; long-running operations answer without a wait."""
     async with AzureMLEmulator(clock=clock, lro_retry_after=0) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def ado(clock: FakeClock) -> AsyncIterator[AzureDevOpsEmulator]:
+    """The Azure DevOps emulator with the shipped default world, on the test's clock."""
+    async with AzureDevOpsEmulator(clock=clock) as emulator:
         yield emulator

@@ -123,6 +123,18 @@ async def test_authorization_matrix(
         assert (await handoff.store.list_audit())[-1].outcome.startswith("refused")
 
 
+async def test_the_members_of_a_group_approver_may_decide(handoff: Handoff) -> None:
+    managers = Approver(
+        person=Person(name="[mlops]\\Release Managers", id="id-managers"), group=True, members=(person("erin"),)
+    )
+    await handoff.ingest.accept(replace(pending(), approvers=(managers,)))
+    refused = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)  # not in the group
+    assert not refused.accepted and "[mlops]\\Release Managers" in refused.message
+    assert (await handoff.gatekeeper.decide(user("erin"), GATE, "approve", "", SLACK)).accepted
+    [decision] = await handoff.store.gate_decisions(GATE)
+    assert decision.actor == "erin@contoso.com"
+
+
 async def test_quorum_of_two(handoff: Handoff) -> None:
     await handoff.ingest.accept(pending(min_required=2, requester="erin"))
     first = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)

@@ -23,7 +23,7 @@ from bot.app import Handoff, build_handoff
 from bot.cards import Card
 from bot.clock import FakeClock
 from bot.config import parse_settings
-from bot.events import ModelRegistered, PipelineRef, RunStateChanged
+from bot.events import Approver, ModelRegistered, PipelineRef, RunStateChanged
 from bot.gates import promotion_gate_id
 from bot.interactions import ChatUser, CommandRequest
 from bot.living import render
@@ -153,6 +153,9 @@ class FakePipelines:
 
     async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
         return None
+
+    async def approver_identities(self, approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+        return approvers
 
     async def cancel_run(self, project: str, run_id: str) -> None: ...
 

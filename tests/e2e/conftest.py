@@ -44,12 +44,16 @@ def _free_port() -> int:
 
 @pytest.fixture
 async def start_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callable[..., Awaitable[Loop]]]:
-    """Start the emulators and Handoff; ``tweak`` may change Handoff's configuration first."""
+    """Start the emulators and Handoff; ``tweak`` may change Handoff's configuration first, and ``world``
+    the emulators' world."""
     monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
     started: list[tuple[EmulatorSuite, RunningServer]] = []
 
-    async def start(tweak: Tweak | None = None) -> Loop:
-        suite = await EmulatorSuite(_fast(local_world())).start()
+    async def start(tweak: Tweak | None = None, world: Tweak | None = None) -> Loop:
+        emulated = _fast(local_world())
+        if world is not None:
+            world(emulated)
+        suite = await EmulatorSuite(emulated).start()
         port = _free_port()
         public_url = f"http://127.0.0.1:{port}"
         config, environ = local_config(suite, public_url, tmp_path)

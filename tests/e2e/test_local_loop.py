@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from adapters.demo import BOT_IDENTITY
 from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
 
 
@@ -89,3 +92,46 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
     )
     audit = await loop.server.store.list_audit()
     assert [e.outcome for e in audit if e.action == "approve"][-1] == "applied"
+
+
+def production_approved_by_a_group(world: dict[str, Any]) -> None:
+    """Production's approval check assigned to the Release Managers group (alice alone in it) and Handoff."""
+    ado = world["azure_devops"]
+    [managers] = [g for g in ado["groups"] if g["displayName"] == "Release Managers"]
+    managers["members"] = ["alice@contoso.com"]
+    [production] = [e for e in ado["environments"] if e["name"] == "production"]
+    production["approval"]["approvers"] = ["Release Managers", BOT_IDENTITY]
+
+
+async def test_a_gate_assigned_to_a_group_calls_on_its_members_and_lets_them_decide(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(world=production_approved_by_a_group)
+    ado, slack = loop.suite.ado, loop.suite.slack
+    run = ado.start_run(
+        "release-app-y", requested_by="carol@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+    )
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
+    )
+    # the card names the group and calls on its member, found through Azure DevOps' Identities API
+    alice = slack.world.user("alice")
+    assert "Release Managers" in blocks_text(gate_card)
+    assert gate_card.text.endswith(f" <@{alice.id}>") and gate_card.text.count("<@") == 1
+    assert ado.recorder.matching("GET /contoso/_apis/identities")
+
+    async def approve_in_slack(user: str, comment: str) -> None:
+        opened_before = set(slack.state.views)
+        assert (await slack.click_button(gate_card.ts, "approve", user=user)).status == 200
+        view_id = await eventually(lambda: next(iter(set(slack.state.views) - opened_before), None))
+        assert (await slack.submit_view(view_id, {"comment": {"comment": comment}})).status == 200
+
+    bob = slack.world.user("bob")
+    await approve_in_slack("bob", "lgtm")  # neither in the group nor in a Handoff role
+    await eventually(lambda: slack.state.ephemeral_for(bob.id))
+    assert "not an approver" in slack.state.ephemeral_for(bob.id)[-1].text
+    assert "Release Managers" in slack.state.ephemeral_for(bob.id)[-1].text
+    await approve_in_slack("alice", "checked the model card")
+    await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)
+    [patch] = ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")
+    assert "Approved in Slack by alice@contoso.com: checked the model card" in patch.text()

@@ -17,7 +17,7 @@ from bot.events import (
     RunStateChanged,
     StageStateChanged,
 )
-from bot.living import merge, render
+from bot.living import GROUP_MENTION_LIMIT, merge, render
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 RUN = PipelineRef(
@@ -143,6 +143,24 @@ def test_a_waiting_gate_calls_on_the_approvers_who_may_still_decide() -> None:
     assert render(merge(state, vote).state).mentions == ()
     # a decided gate calls on nobody
     done = approval(ApprovalCompleted, "approved", (Approver(person=carol, status="approved"),))
+    assert render(apply(pending, done)[0]).mentions == ()
+
+
+def test_a_gate_assigned_to_a_group_calls_on_its_members() -> None:
+    carol = Person(name="Carol", email="carol@contoso.com")
+    bob = Person(name="Bob Chen", email="bob@contoso.com")
+    managers = Approver(person=Person(name="[mlops]\\Release Managers", id="g1"), group=True, members=(carol, bob))
+    pending = replace(approval(ApprovalPending, "pending", (managers,)), blocked_approvers=(bob,))
+    state, _ = apply(pending)
+    card = render(state)
+    assert card.mentions == (Mention("Carol", "carol@contoso.com"),)  # bob asked for the run
+    assert ("Approvers", "[mlops]\\Release Managers") in [(f.label, f.value) for f in card.facts]
+    # a large group is named, not pinged member by member
+    crowd = tuple(Person(name=f"P{i}", email=f"p{i}@contoso.com") for i in range(GROUP_MENTION_LIMIT + 1))
+    everyone = replace(managers, person=Person(name="[mlops]\\Contributors", id="g2"), members=crowd)
+    assert render(apply(approval(ApprovalPending, "pending", (everyone,)))[0]).mentions == ()
+    # once the group's step is decided, nobody is called on
+    done = approval(ApprovalCompleted, "approved", (replace(managers, status="approved"),))
     assert render(apply(pending, done)[0]).mentions == ()
 
 

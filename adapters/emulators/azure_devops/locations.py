@@ -93,6 +93,10 @@ HOOK_NOTIFICATIONS = Location(
     "_apis/hooks/subscriptions/{subscriptionId}/{resource}/{notificationId}",
     1,
 )
+# The Identities API is a preview API in 7.1 (releasedVersion 0.0: only -preview versions are accepted).
+IDENTITIES = Location(
+    "28010c54-d0c0-4c89-a5b0-1c9e188b9fb7", "IMS", "Identities", "_apis/identities/{identityId}", 1, 1.0, 7.2, "0.0"
+)
 
 #: Served on the organization URL.
 ORG_LOCATIONS = (
@@ -108,11 +112,13 @@ ORG_LOCATIONS = (
     RELEASE_APPROVAL,
     HOOK_SUBSCRIPTIONS,
     HOOK_NOTIFICATIONS,
+    IDENTITIES,
 )
 #: Served on the vsrm-like URL when resource areas are listed.
 RELEASE_LOCATIONS = (RESOURCE_AREAS, RELEASE_APPROVALS, RELEASE_APPROVAL)
 
-#: Resource areas of the SDK clients the bot uses (id, name); Release is served separately.
+#: Resource areas of the SDK clients the bot uses (id, name); Release is served separately. IMS lives on
+#: vssps.dev.azure.com in the service; here on the organization URL, so the SDK never asks app.vssps.
 AREAS = (
     ("965220d5-5bb9-42cf-8d67-9b146df2a5a4", "Build"),
     ("4e080c62-fa21-4fbc-8fef-2a10a2b38049", "git"),
@@ -120,6 +126,7 @@ AREAS = (
     ("4a933897-0488-45af-bd82-6fd3ad33f46a", "PipelinesChecks"),
     ("5b55a9b6-2e0f-40d7-829d-3741d2b8c4e4", "approval"),
     ("a85b8835-c1a1-4aac-ae97-1c3d0ba72dbd", "distributedtask"),
+    ("8a3d49b8-91f0-46ef-b33d-dda338c25db3", "IMS"),
 )
 RELEASE_AREA = ("efc2f575-36ef-48e9-b672-0c6fb4a48ac5", "Release")
 

@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from adapters.emulators.azure_devops.identities import TENANT_ID, Membership, identity_descriptor, subject_descriptor
 from adapters.emulators.azure_devops.links import Links
 from adapters.emulators.azure_devops.model import (
     Approval,
@@ -59,11 +60,48 @@ class Shapes:
             "id": who.id,
             "uniqueName": who.unique_name,
             "imageUrl": self.links.identity_image(who.id),
-            "descriptor": f"{'vssgp' if isinstance(who, Group) else 'aad'}.{who.id.replace('-', '')}",
+            "descriptor": subject_descriptor(who),
         }
         if isinstance(who, Group):
             ref["isContainer"] = True
         return ref
+
+    def ims_identity(self, who: Principal, membership: Membership) -> dict[str, Any]:
+        """An ``Identity`` of the Identities API (area IMS), with the membership asked for."""
+        group = isinstance(who, Group)
+        return {
+            "id": who.id,
+            "descriptor": identity_descriptor(who),
+            "subjectDescriptor": subject_descriptor(who),
+            "providerDisplayName": who.display_name,
+            "customDisplayName": None,
+            "isActive": True,
+            "isContainer": group,
+            "members": [identity_descriptor(m) for m in membership.members],
+            "memberOf": [identity_descriptor(g) for g in membership.member_of],
+            "memberIds": [m.id for m in membership.members],
+            "metaTypeId": 255 if group else 0,
+            "resourceVersion": 2,
+            "properties": self.ims_properties(who),
+        }
+
+    def ims_properties(self, who: Principal) -> dict[str, dict[str, str]]:
+        """An Identity's ``properties``, each a ``{"$type": "System.String", "$value": …}``."""
+        if isinstance(who, Group):
+            values = {
+                "SchemaClassName": "Group",
+                "Account": who.unique_name,
+                "Description": who.description,
+                "Domain": f"vstfs:///Classification/TeamProject/{self.world.project_id}",
+            }
+        else:
+            values = {
+                "SchemaClassName": "User",
+                "Account": who.unique_name,
+                "Mail": who.unique_name,
+                "Domain": TENANT_ID,
+            }
+        return {name: {"$type": "System.String", "$value": value} for name, value in values.items()}
 
     def project(self) -> dict[str, Any]:
         return {

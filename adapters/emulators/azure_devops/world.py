@@ -6,14 +6,19 @@ where it has one (``displayName``, ``uniqueName``, ``minRequiredApprovers``, ``r
 emulator's own (``pat``, ``duration`` in seconds, ``result``, ``environment``). ``default_world.yaml`` beside
 this module is the documented example. Ids that the YAML leaves out are derived from names, so the same
 world always yields the same ids.
+
+A group's ``members`` name identities (id, uniqueName or displayName) and other groups (id or
+displayName, before or after it in the list), so groups nest as in Azure DevOps. Whoever is in a group
+directly or through nested groups may act for it; a cycle of groups is tolerated (each group in it
+contains the others), a group that names itself is refused.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, Literal
 
@@ -49,11 +54,15 @@ class Identity:
 
 @dataclass(frozen=True)
 class Group:
-    """A group of identities, usable as an approver; any member may act on the group's step."""
+    """A group of identities and other groups, usable as an approver.
+
+    Any member, directly or through a nested group, may act on the group's step.
+    """
 
     id: str
     display_name: str
-    members: tuple[str, ...] = ()  # identity ids
+    members: tuple[str, ...] = ()  # ids of the direct members: identities and groups
+    description: str = ""
 
     @property
     def unique_name(self) -> str:
@@ -65,6 +74,24 @@ class Group:
 
 
 Principal = Identity | Group
+
+
+def reachable(start: Principal, step: Callable[[Principal], Iterable[Principal]]) -> tuple[Principal, ...]:
+    """Everything ``step`` leads to from ``start``, at any depth: depth first, in order, each once.
+
+    ``start`` itself is left out, and a cycle ends where it meets a principal already seen.
+    """
+    seen = {start.id}
+    found: list[Principal] = []
+    pending = list(reversed(tuple(step(start))))
+    while pending:
+        principal = pending.pop()
+        if principal.id in seen:
+            continue
+        seen.add(principal.id)
+        found.append(principal)
+        pending.extend(reversed(tuple(step(principal))))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -194,9 +221,16 @@ class World:
     first_run_id: int = 1
     resource_areas: Literal["empty", "listed"] = "empty"
     _by_pat: dict[str, Identity] = field(default_factory=dict, compare=False, repr=False)
+    _by_id: dict[str, Principal] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_pat.update({i.pat: i for i in self.identities if i.pat})
+        self._by_id.update({p.id.lower(): p for p in self.principals})
+
+    @property
+    def principals(self) -> tuple[Principal, ...]:
+        """Every identity, then every group."""
+        return (*self.identities, *self.groups)
 
     def identity_for_pat(self, pat: str) -> Identity | None:
         """The identity a personal access token belongs to."""
@@ -215,8 +249,35 @@ class World:
         found = self.identity(ref)
         if found is not None:
             return found
+        return self.group(ref)
+
+    def group(self, ref: str) -> Group | None:
+        """A group by id or displayName (case-insensitive; ``[Name]`` works too)."""
         key = ref.strip("[]").lower()
         return next((g for g in self.groups if key in (g.id.lower(), g.display_name.lower())), None)
+
+    def by_id(self, principal_id: str) -> Principal | None:
+        """An identity or group by id (case-insensitive)."""
+        return self._by_id.get(principal_id.lower())
+
+    def direct_members(self, group: Group) -> tuple[Principal, ...]:
+        """The identities and groups ``group`` lists itself."""
+        return tuple(p for m in group.members if (p := self.by_id(m)) is not None)
+
+    def expanded_members(self, group: Group) -> tuple[Principal, ...]:
+        """The members of ``group`` at any depth, nested groups included (as Azure DevOps expands them)."""
+        return reachable(group, self._members_step)
+
+    def direct_groups(self, principal: Principal) -> tuple[Group, ...]:
+        """The groups that list ``principal`` as a member."""
+        return tuple(g for g in self.groups if principal.id in g.members)
+
+    def expanded_groups(self, principal: Principal) -> tuple[Group, ...]:
+        """The groups ``principal`` is in, directly or through nested groups."""
+        return tuple(g for g in reachable(principal, self.direct_groups) if isinstance(g, Group))
+
+    def _members_step(self, principal: Principal) -> tuple[Principal, ...]:
+        return self.direct_members(principal) if isinstance(principal, Group) else ()
 
     def pipeline(self, ref: str | int) -> PipelineDef | None:
         """A pipeline by id or name (case-insensitive)."""
@@ -231,8 +292,10 @@ class World:
         return next((r for r in self.repositories if key in (r.id.lower(), r.name.lower())), None)
 
     def members(self, principal: Principal) -> tuple[str, ...]:
-        """Identity ids that may act as ``principal``."""
-        return principal.members if isinstance(principal, Group) else (principal.id,)
+        """Identity ids that may act as ``principal``: a group's members at any depth, or the identity."""
+        if isinstance(principal, Identity):
+            return (principal.id,)
+        return tuple(p.id for p in self.expanded_members(principal) if isinstance(p, Identity))
 
 
 def load_default_world() -> dict[str, Any]:
@@ -262,8 +325,7 @@ def parse_world(data: Mapping[str, Any]) -> World:
         account_id=str(data.get("accountId") or stable_id("account", org)),
         identities=identities,
     )
-    groups = tuple(_group(d, partial, f"groups[{n}]") for n, d in enumerate(_list(data, "groups")))
-    partial = World(**{**_fields(partial), "groups": groups})
+    partial = World(**{**_fields(partial), "groups": _groups(_list(data, "groups"), partial)})
     repositories = tuple(_repository(d, org, f"repositories[{n}]") for n, d in enumerate(_list(data, "repositories")))
     environments = tuple(
         _environment(d, n + 1, partial, f"environments[{n}]") for n, d in enumerate(_list(data, "environments"))
@@ -336,16 +398,38 @@ def _identity(value: Any, where: str) -> Identity:
     )
 
 
-def _group(value: Any, world: World, where: str) -> Group:
-    d = _mapping(value, where)
+def _groups(items: Sequence[Any], world: World) -> tuple[Group, ...]:
+    """The groups, their members resolved once every group is known (a member may come later)."""
+    specs = [(_mapping(d, f"groups[{n}]"), f"groups[{n}]") for n, d in enumerate(items)]
+    bare = tuple(_group(d, where) for d, where in specs)
+    known = World(**{**_fields(world), "groups": bare})
+    ids = [p.id.lower() for p in known.principals]
+    if len(ids) != len(set(ids)):
+        raise WorldError("azure_devops.groups: two identities or groups share an id")
+    return tuple(
+        replace(g, members=_group_members(d, g, known, where)) for g, (d, where) in zip(bare, specs, strict=True)
+    )
+
+
+def _group(d: Mapping[str, Any], where: str) -> Group:
     name = _str(d, "displayName", f"azure_devops.{where}")
-    members = []
+    return Group(
+        id=str(d.get("id") or stable_id("group", name.lower())),
+        display_name=name,
+        description=str(d.get("description") or ""),
+    )
+
+
+def _group_members(d: Mapping[str, Any], group: Group, world: World, where: str) -> tuple[str, ...]:
+    members: list[str] = []
     for ref in d.get("members") or []:
-        ident = world.identity(str(ref))
-        if ident is None:
-            raise WorldError(f"azure_devops.{where}.members: unknown identity {ref!r}")
-        members.append(ident.id)
-    return Group(id=str(d.get("id") or stable_id("group", name.lower())), display_name=name, members=tuple(members))
+        principal = world.principal(str(ref))
+        if principal is None:
+            raise WorldError(f"azure_devops.{where}.members: unknown identity or group {ref!r}")
+        if principal.id == group.id:
+            raise WorldError(f"azure_devops.{where}.members: a group cannot be its own member")
+        members.append(principal.id)
+    return tuple(dict.fromkeys(members))
 
 
 def _repository(value: Any, org: str, where: str) -> Repository:

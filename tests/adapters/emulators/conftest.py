@@ -1,4 +1,4 @@
-"""Shared by the emulator tests: the Slack emulator on the test's clock, and a real slack_sdk client for it."""
+"""Shared by the emulator tests: the Slack emulator on the test's clock, a real slack_sdk client."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -41,12 +41,6 @@ from bot.clock import FakeClock
 PROJECT = "mlops"
 APPROVALS_CLIENT = "adapters.azure_devops.approvals_client.PipelineApprovalsClient"
 T = TypeVar("T")
-
-
-@pytest.fixture
-async def ado(clock: FakeClock) -> AsyncIterator[AzureDevOpsEmulator]:
-    async with AzureDevOpsEmulator(clock=clock) as emulator:
-        yield emulator
 
 
 def connect(ado: AzureDevOpsEmulator, who: str) -> Connection:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -25,12 +25,6 @@ RUN_ROUTE = "GET /contoso/mlops/_apis/pipelines/*/runs/*"
 
 async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(fn, *args, **kwargs)
-
-
-@pytest.fixture
-async def ado(clock: FakeClock) -> AsyncIterator[AzureDevOpsEmulator]:
-    async with AzureDevOpsEmulator(clock=clock) as emulator:
-        yield emulator
 
 
 @pytest.fixture

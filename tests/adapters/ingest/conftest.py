@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.azure_devops.hooks_route import ApprovalDetails, RunDetails, add_azure_devops_hooks
+from adapters.azure_devops.hooks_route import ApprovalDetails, ApproverIdentities, RunDetails, add_azure_devops_hooks
 from adapters.azure_ml.eventgrid_route import add_eventgrid_route
 from adapters.emulators.base import LocalServer
 from adapters.sql import SqlStore
@@ -152,6 +152,7 @@ async def make_ingest(sqlite_url: str) -> AsyncIterator[IngestFactory]:
         workspace: bool = False,
         approval_details: ApprovalDetails | None = None,
         run_details: RunDetails | None = None,
+        approver_identities: ApproverIdentities | None = None,
         sink: RecordingSink | None = None,
         environ: dict[str, str] | None = None,
     ) -> AsyncIterator[Ingest]:
@@ -161,7 +162,7 @@ async def make_ingest(sqlite_url: str) -> AsyncIterator[IngestFactory]:
         assert settings.azure_devops is not None and settings.eventgrid is not None
         recorder = sink or RecordingSink()
         app = create_app(settings, store)
-        add_azure_devops_hooks(app, settings.azure_devops, recorder, approval_details, run_details)
+        add_azure_devops_hooks(app, settings.azure_devops, recorder, approval_details, run_details, approver_identities)
         add_eventgrid_route(app, settings.eventgrid, recorder, settings.azure_ml)
         async with LocalServer(app) as server, aiohttp.ClientSession() as session:
             yield Ingest(server.url, recorder, session)

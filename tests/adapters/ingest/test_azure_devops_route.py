@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.azure_devops.hooks_route import BODY_LIMIT
-from bot.events import ApprovalPending, Person, PipelineRef, RunStateChanged
+from bot.events import ApprovalPending, Approver, Person, PipelineRef, RunStateChanged
 from bot.ports import RunStatus
 from tests.adapters.ingest.conftest import (
     ENVIRON,
@@ -273,6 +273,67 @@ async def test_approvals_api_trouble_keeps_the_event(
     assert reply.status == 200
     [event] = ingest.sink.events
     assert isinstance(event, ApprovalPending) and event.run is None
+
+
+# --- approvers named by id alone, or a group: the people behind them -----------------------------------
+
+
+async def test_approvers_are_completed_with_the_people_behind_them(
+    make_ingest: IngestFactory, shared_dir: Path
+) -> None:
+    asked: list[tuple[Approver, ...]] = []
+    carol = Person(name="Carol", email="carol@contoso.com", id="c4r01")
+
+    async def identities(approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+        asked.append(approvers)
+        return tuple(Approver(person=a.person, group=True, members=(carol,)) for a in approvers)
+
+    async with make_ingest(approver_identities=identities) as ingest:
+        assert (await ingest.hook(load_sample(shared_dir, "ado", PENDING_SAMPLE))).status == 200
+    [[step]] = asked  # the sample's step names its approver by id alone
+    assert step.person.id == "743f73b7-cdeb-4de7-80b7-00cee17476b8" and step.person.email is None
+    [event] = ingest.sink.events
+    assert isinstance(event, ApprovalPending)
+    assert [(a.group, a.members) for a in event.approvers] == [(True, (carol,))]
+
+
+async def test_approvers_with_emails_are_not_looked_up(make_ingest: IngestFactory, shared_dir: Path) -> None:
+    asked: list[tuple[Approver, ...]] = []
+
+    async def identities(approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+        asked.append(approvers)
+        return approvers
+
+    hook = load_sample(shared_dir, "ado", PENDING_SAMPLE)
+    step = hook["resource"]["approval"]["steps"][0]
+    step["assignedApprover"] = {"id": step["assignedApprover"]["id"], "uniqueName": "bob@contoso.com"}
+    async with make_ingest(approver_identities=identities) as ingest:
+        assert (await ingest.hook(hook)).status == 200
+    assert asked == []
+    [event] = ingest.sink.events
+    assert isinstance(event, ApprovalPending) and event.approvers[0].person.email == "bob@contoso.com"
+
+
+async def identities_hang(approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+    await asyncio.sleep(3600)
+    raise AssertionError("never answered")
+
+
+async def identities_raise(approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+    raise ConnectionError("emulator down")
+
+
+@pytest.mark.parametrize("identities", [identities_raise, identities_hang])
+async def test_identity_trouble_keeps_the_approvers(
+    make_ingest: IngestFactory, shared_dir: Path, identities: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("adapters.azure_devops.hooks_route.APPROVAL_DETAILS_TIMEOUT", 0.2)
+    async with make_ingest(approver_identities=identities) as ingest:
+        assert (await ingest.hook(load_sample(shared_dir, "ado", PENDING_SAMPLE))).status == 200
+    [event] = ingest.sink.events
+    assert isinstance(event, ApprovalPending)
+    assert [a.person.id for a in event.approvers] == ["743f73b7-cdeb-4de7-80b7-00cee17476b8"]
+    assert event.approvers[0].members == ()
 
 
 # --- a failed run: its hook does not say where it failed ----------------------------------------------

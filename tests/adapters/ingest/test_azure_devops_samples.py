@@ -369,6 +369,22 @@ async def test_release_approval_pending(ingest: Ingest, shared_dir: Path) -> Non
     assert event.environment == "Dev"
 
 
+async def test_an_approval_assigned_to_a_group_says_so(ingest: Ingest, shared_dir: Path) -> None:
+    release = load_sample(shared_dir, "ado", "ms.vss-release.deployment-approval-pending-event.json")
+    release["resource"]["approval"]["approver"].update(displayName="[Fabrikam]\\Release Managers", isContainer=True)
+    pipeline = load_sample(shared_dir, "ado", "ms.vss-pipelinechecks-events.approval-pending.json")
+    steps = pipeline["resource"]["approval"]["steps"]
+    steps.append({**steps[0], "assignedApprover": {"id": "6r0up", "descriptor": "vssgp.Uy0xLTk"}})
+    for hook in (release, pipeline):
+        assert (await ingest.hook(hook)).status == 200
+    release_event, pipeline_event = ingest.sink.events
+    assert [(a.person.display, a.group) for a in release_event.approvers] == [("[Fabrikam]\\Release Managers", True)]
+    assert [(a.person.id, a.group) for a in pipeline_event.approvers] == [
+        ("743f73b7-cdeb-4de7-80b7-00cee17476b8", False),  # a person, or not known yet
+        ("6r0up", True),
+    ]
+
+
 async def test_release_approval_completed(ingest: Ingest, shared_dir: Path) -> None:
     await deliver(ingest, shared_dir, "ms.vss-release.deployment-approval-completed-event.json")
     [event] = ingest.sink.events

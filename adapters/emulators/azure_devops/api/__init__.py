@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adapters.emulators.azure_devops.api import approvals, builds, discovery, hooks, pages, pipelines, release
+from adapters.emulators.azure_devops.api import (
+    approvals,
+    builds,
+    discovery,
+    hooks,
+    identities,
+    pages,
+    pipelines,
+    release,
+)
 
 if TYPE_CHECKING:
     from adapters.emulators.azure_devops.emulator import AzureDevOpsEmulator
@@ -13,5 +22,5 @@ if TYPE_CHECKING:
 
 def register_all(router: Router, emulator: AzureDevOpsEmulator) -> None:
     """Add the routes of every area."""
-    for module in (discovery, pipelines, builds, approvals, release, hooks, pages):
+    for module in (discovery, pipelines, builds, approvals, release, hooks, identities, pages):
         module.register(router, emulator)
