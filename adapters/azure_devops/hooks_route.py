@@ -139,28 +139,33 @@ class ServiceHookRoute:
             return await self._with_failure_details(event)
         if not isinstance(event, ApprovalPending):
             return event
-        return await self._with_approver_identities(await self._with_approval_details(event))
+        # one time budget for both lookups: Azure DevOps waits for the answer (reference: return 2xx fast)
+        deadline = asyncio.get_running_loop().time() + self._details_timeout
+        return await self._with_approver_identities(await self._with_approval_details(event, deadline), deadline)
 
-    async def _with_approval_details(self, event: ApprovalEvent) -> ApprovalEvent:
+    async def _with_approval_details(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         if event.run is not None or self._approval_details is None:
             return event
         if event.approval_kind != "pipeline" or not event.project:
             return event
         try:
-            async with asyncio.timeout(self._details_timeout):
+            async with asyncio.timeout_at(deadline):
                 details = await self._approval_details(event.project, event.approval_id)
             return with_approval_details(event, details) if details else event
         except Exception as exc:  # the event is still worth posting without the details
             log.warning("approval %s: details unavailable (%s)", _shown(event.approval_id), type(exc).__name__)
             return event
 
-    async def _with_approver_identities(self, event: ApprovalEvent) -> ApprovalEvent:
+    async def _with_approver_identities(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         """The people behind the approvers: an email for one named by id alone, a group's members (who may
         then decide in chat, and whom the card calls on)."""
         if self._approver_identities is None or not any(a.group or not a.person.email for a in event.approvers):
             return event
+        if asyncio.get_running_loop().time() >= deadline:
+            log.warning("approval %s: approvers not looked up (no time left)", _shown(event.approval_id))
+            return event
         try:
-            async with asyncio.timeout(self._details_timeout):
+            async with asyncio.timeout_at(deadline):
                 approvers = await self._approver_identities(event.approvers)
         except Exception as exc:  # the gate still opens; its groups are named, not expanded
             log.warning("approval %s: approvers unknown (%s)", _shown(event.approval_id), type(exc).__name__)

@@ -336,6 +336,23 @@ async def test_identity_trouble_keeps_the_approvers(
     assert event.approvers[0].members == ()
 
 
+async def test_both_lookups_share_one_time_budget(
+    make_ingest: IngestFactory, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("adapters.azure_devops.hooks_route.APPROVAL_DETAILS_TIMEOUT", 0.2)
+    asked: list[tuple[Approver, ...]] = []
+
+    async def identities(approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+        asked.append(approvers)
+        return approvers
+
+    async with make_ingest(approval_details=hangs, approver_identities=identities) as ingest:
+        assert (await ingest.hook(load_sample(shared_dir, "ado", PENDING_SAMPLE))).status == 200
+    assert asked == []  # the approval's details took the whole budget: the hook is answered without more
+    [event] = ingest.sink.events
+    assert isinstance(event, ApprovalPending) and event.run is None
+
+
 # --- a failed run: its hook does not say where it failed ----------------------------------------------
 
 
