@@ -67,7 +67,7 @@ URL_DEFAULT_FILTERS: dict[str, Any] = {"events": ["run", "approval"], "outcomes"
 
 def _here(request: CommandRequest) -> str:
     """Where the command was typed, as its answers name it."""
-    return "this chat" if request.personal else "this channel"
+    return "this chat" if request.in_chat else "this channel"
 
 
 def _described(filters: dict[str, Any]) -> str:

@@ -50,8 +50,9 @@ class CommandRequest:
     conversation: ConversationAddress
     text: str
     thread: PostedMessage | None = None
-    # typed in the person's own chat with Handoff (a Slack direct message, a Teams personal chat)
-    personal: bool = False
+    # typed in a chat rather than a channel: the person's own chat with Handoff or a group chat (Slack direct
+    # and group direct messages, Teams personal and group chats)
+    in_chat: bool = False
 
 
 @dataclass(frozen=True)

@@ -104,10 +104,12 @@ class SlackListeners:
         text = command_text(name, raw)
         typed = shown_as(name, raw)
         user = await self.users.user(client, user_id, team_id, name=str(command.get("user_name", "")))
-        # (a direct message with the app: Slack names its channel so, and its id starts with D)
-        personal = command.get("channel_name") == "directmessage" or channel.startswith("D")
+        # a direct message with the app (Slack names its channel so, and its id starts with D), or a group
+        # direct message (named mpdm-alice--bob--carol-1)
+        channel_name = str(command.get("channel_name", ""))
+        in_chat = channel_name == "directmessage" or channel_name.startswith("mpdm-") or channel.startswith("D")
         request = CommandRequest(
-            user=user, conversation=self._conversation(team_id, channel), text=text, personal=personal
+            user=user, conversation=self._conversation(team_id, channel), text=text, in_chat=in_chat
         )
         try:
             reply = await self.handler.on_command(request)

@@ -225,7 +225,8 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         elif await self.registry.get(base) is None:
             await self.registry.chat_installed(activity)
         thread = PostedMessage(root, root) if kind == "channel" and root else None
-        request = CommandRequest(user, ConversationAddress("teams", base), text, thread, personal=kind == "personal")
+        in_chat = kind in ("personal", "groupChat")
+        request = CommandRequest(user, ConversationAddress("teams", base), text, thread, in_chat=in_chat)
         try:
             reply = await self.interactions.on_command(request)
         except Exception:

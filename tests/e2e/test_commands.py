@@ -653,6 +653,34 @@ async def test_a_personal_subscription_brings_someone_their_own_failures(loop: L
     assert "Bob " in card.split("Requested by", 1)[1][:40] and "Alice" not in card
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_a_group_chat_is_this_chat_and_gets_its_cards(loop: Loop, platform: str) -> None:
+    text = "subscribe events=run outcomes=failed"
+    if platform == "teams":
+        teams = loop.suite.teams
+        response = await teams.send_group_chat_message(text, members=("alice", "bob"), user="bob")
+        assert response.status in (200, 201)
+        chat = teams.state.conversation(response.activity["conversation"]["id"])
+
+        def said() -> list[str]:
+            return [_teams_text(m) for m in chat.posts if m.by_bot and not m.deleted]
+
+    else:
+        slack = loop.suite.slack
+        group = slack.state.mpim((slack.world.user("alice").id, slack.world.user("bob").id))
+        assert (await slack.send_slash_command("/handoff", text, channel=group.id, user="bob")).status == 200
+
+        def said() -> list[str]:
+            return [json.dumps(m.blocks or [], ensure_ascii=False) + m.text for m in group.messages if m.by_bot]
+
+    await eventually(lambda: any("Subscribed this chat (subscription" in s for s in said()))
+    ado = loop.suite.ado
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    run = ado.start_run("integrate-app-y", requested_by="alice@contoso.com")
+    await eventually(lambda: ado.run(run.id).state == "completed")
+    await eventually(lambda: any("integrate-app-y" in s and "Failed" in s for s in said()))
+
+
 async def test_subscriptions_lists_what_the_configuration_file_routes_here(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:

@@ -95,6 +95,15 @@ class ActivityFactory:
         activity["channelData"] = {"tenant": {"id": self.world.tenant_id}}
         return activity
 
+    def group_chat_message(
+        self, activity_id: str, now: datetime, *, conversation_id: str, user: TeamsUser, text: str
+    ) -> dict[str, Any]:
+        """A ``message`` in a group chat with the bot; Teams delivers one only when it @mentions the bot."""
+        activity = self._base("message", activity_id, now, user.account(), self._group_chat(conversation_id))
+        self._add_text(activity, text, mention=True)
+        activity["channelData"] = {"tenant": {"id": self.world.tenant_id}}
+        return activity
+
     def adaptive_card_action(
         self,
         activity_id: str,
@@ -169,6 +178,14 @@ class ActivityFactory:
         return {
             "isGroup": True,
             "conversationType": "channel",
+            "tenantId": self.world.tenant_id,
+            "id": conversation_id,
+        }
+
+    def _group_chat(self, conversation_id: str) -> dict[str, Any]:
+        return {
+            "isGroup": True,
+            "conversationType": "groupChat",
             "tenantId": self.world.tenant_id,
             "id": conversation_id,
         }

@@ -224,6 +224,22 @@ class BotFrameworkEmulator:
         self.state.post(who.personal_conversation_id, activity, by_bot=False)
         return await self.post_activity(activity)
 
+    async def send_group_chat_message(
+        self, text: str, *, members: tuple[str, ...], user: str = DEFAULT_USER
+    ) -> BotResponse:
+        """``user`` writes in the group chat of ``members`` (and the bot), @mentioning the bot; the chat is
+        created on first use. Its id is ``response.activity["conversation"]["id"]``."""
+        who = self.world.user(user)
+        keys = tuple(sorted({self.world.user(m).key for m in (*members, user)}))
+        chat = next(
+            (c for c in self.state.conversations.values() if c.kind == "groupChat" and c.members == keys), None
+        ) or self.state.create_group_chat(keys)
+        activity = self._factory().group_chat_message(
+            self.state.new_activity_id(), self.clock.now(), conversation_id=chat.id, user=who, text=text
+        )
+        self.state.post(chat.id, activity, by_bot=False)
+        return await self.post_activity(activity)
+
     async def click_action(
         self,
         message_id: str,

@@ -108,6 +108,7 @@ class ChannelState:
     is_private: bool = False
     messages: list[SlackMessage] = field(default_factory=list)
     is_im: bool = False
+    is_mpim: bool = False  # a group direct message (Slack names it ``mpdm-alice--bob--carol-1``)
 
 
 @dataclass
@@ -211,7 +212,7 @@ class SlackState:
             return self.channels[ref]
         name = ref.removeprefix("#")
         for channel in self.channels.values():
-            if channel.name == name and not channel.is_im:
+            if channel.name == name and not (channel.is_im or channel.is_mpim):
                 return channel
         if any(u.id == ref for u in self.world.users):
             return self.im(ref)
@@ -223,6 +224,18 @@ class SlackState:
         if channel_id not in self.channels:
             members = {user_id, self.world.bot_user_id}
             self.channels[channel_id] = ChannelState(channel_id, user_id, members, is_private=True, is_im=True)
+        return self.channels[channel_id]
+
+    def mpim(self, user_ids: tuple[str, ...]) -> ChannelState:
+        """The group direct message between these users and the app (opened on first use)."""
+        users = sorted(user_ids)
+        names = [self.user(u).name for u in users]
+        channel_id = "G" + "".join(u[-3:] for u in users).upper()
+        if channel_id not in self.channels:
+            members = {*users, self.world.bot_user_id}
+            self.channels[channel_id] = ChannelState(
+                channel_id, f"mpdm-{'--'.join(names)}-1", members, is_private=True, is_mpim=True
+            )
         return self.channels[channel_id]
 
     def find(self, channel: str, ts: str) -> SlackMessage | None:

@@ -207,7 +207,7 @@ class WebApi:
                 "is_channel": not channel.is_private,
                 "is_group": False,
                 "is_im": channel.is_im,
-                "is_mpim": False,
+                "is_mpim": channel.is_mpim,
                 "is_private": channel.is_private,
                 "is_archived": False,
                 "is_general": False,
