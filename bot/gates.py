@@ -120,6 +120,10 @@ class Gatekeeper:
                 "project": event.project or "",
                 "approvers": approvers,
                 "approver_names": [a.person.display for a in event.approvers],
+                # approvers Handoff cannot match a chat user to: groups whose members Azure DevOps did not tell,
+                # people it named without an email
+                "unseen_groups": [a.person.display for a in event.approvers if a.group and not a.members],
+                "unmatched": [a.person.display for a in event.approvers if not a.group and not a.person.email],
                 "requesters": [
                     i
                     for p in ((requester,) if requester else ()) + event.blocked_approvers

@@ -88,7 +88,17 @@ class Policy:
             return Verdict.allow()
         if not (identities & assigned or in_role):
             who = ", ".join(sorted(gate.details.get("approver_names", []))) or "the assigned approvers"
-            return Verdict.refuse(f"You are not an approver of this gate. It can be decided by {who}.")
+            refusal = f"You are not an approver of this gate. It can be decided by {who}."
+            unknown = []
+            if groups := sorted(gate.details.get("unseen_groups", [])):
+                unknown.append(f"who is in {', '.join(groups)}")
+            if people := sorted(gate.details.get("unmatched", [])):
+                unknown.append(f"which chat account is {', '.join(people)}")
+            if unknown:
+                refusal += (
+                    f" Handoff cannot tell {' or '.join(unknown)}: if you are among them, decide it in Azure DevOps."
+                )
+            return Verdict.refuse(refusal)
         requester = {_identity(r) for r in gate.details.get("requesters", [])}
         no_self_approval = policy.requester_cannot_approve or bool(gate.policy.get("requester_cannot_approve"))
         if decision == "approve" and no_self_approval and identities & requester:

@@ -135,6 +135,23 @@ async def test_the_members_of_a_group_approver_may_decide(handoff: Handoff) -> N
     assert decision.actor == "erin@contoso.com"
 
 
+async def test_a_refusal_says_when_handoff_cannot_see_who_an_approver_is(handoff: Handoff) -> None:
+    unseen = Approver(person=Person(name="[mlops]\\Release Managers", id="id-managers"), group=True)  # no members
+    chuck = Approver(person=Person(name="Chuck", id="id-chuck"))  # no email
+    await handoff.ingest.accept(replace(pending(), approvers=(unseen, chuck, Approver(person=person("carol")))))
+    refused = await handoff.gatekeeper.decide(user("mallory"), GATE, "approve", "", SLACK)
+    assert not refused.accepted
+    assert refused.message.endswith(
+        "Handoff cannot tell who is in [mlops]\\Release Managers or which chat account is Chuck: if you are among"
+        " them, decide it in Azure DevOps."
+    )
+    await handoff.ingest.accept(replace(pending(), event_id="again", approval_id="b2c3"))  # everyone is known
+    known = await handoff.gatekeeper.decide(
+        user("mallory"), "azure-devops:contoso:pipeline-approval:b2c3", "approve", "", SLACK
+    )
+    assert known.message == "You are not an approver of this gate. It can be decided by Bob, Carol."
+
+
 async def test_quorum_of_two(handoff: Handoff) -> None:
     await handoff.ingest.accept(pending(min_required=2, requester="erin"))
     first = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
