@@ -113,7 +113,13 @@ class AzureDevOpsPipelines:
     async def approver_identities(self, approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
         try:
             return await self.directory.completed(approvers)
-        except AzureDevOpsServiceError as error:
+        except (AzureDevOpsServiceError, AzureDevOpsAuthenticationError) as error:
+            key = getattr(error, "type_key", "") or type(error).__name__
+            log.warning(
+                "azure devops refused to say who the approvers are (%s): groups are named, not expanded; "
+                "the PAT needs Identity: Read (vso.identity)",
+                key,
+            )
             raise ServiceRefused(getattr(error, "message", "") or str(error)) from None
         except (ClientRequestError, OSError) as error:
             raise ServiceUnavailable(f"Azure DevOps is unreachable ({type(error).__name__})") from None

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 from azure.devops.connection import Connection
 from msrest.authentication import BasicAuthentication
 
 from adapters.azure_devops.approver_directory import CACHE_SECONDS, ApproverDirectory
+from adapters.azure_devops.pipelines import AzureDevOpsPipelines
 from adapters.emulators.azure_devops import AzureDevOpsEmulator, load_default_world
 from bot.events import Approver, Person
+from bot.ports import ServiceRefused
 
 IDENTITIES = "GET /contoso/_apis/identities"
 
@@ -75,3 +78,12 @@ async def test_answers_are_cached_for_a_while(ado: AzureDevOpsEmulator) -> None:
     clock.now += 2
     assert await people.completed(approvers) == first
     assert len(ado.recorder.matching(IDENTITIES)) == 2 * calls
+
+
+async def test_a_refused_lookup_is_a_refusal_that_names_the_scope(
+    ado: AzureDevOpsEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipelines = AzureDevOpsPipelines(Connection(base_url=ado.org_url, creds=BasicAuthentication("", "not-a-pat")))
+    with pytest.raises(ServiceRefused):
+        await pipelines.approver_identities((by_id(ado, "Release Managers"),))
+    assert "vso.identity" in caplog.text and "not-a-pat" not in caplog.text
