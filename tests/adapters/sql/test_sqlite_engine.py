@@ -50,14 +50,16 @@ async def test_a_write_waits_off_the_loop_while_another_process_holds_the_lock(
     other.execute("INSERT INTO notes VALUES ('other process')")
     write = asyncio.create_task(engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('ours')")))
 
-    # the loop keeps running while our write waits for the lock
-    ticks = 0
-    started = time.monotonic()
-    while time.monotonic() - started < 0.3:
+    # the loop keeps running while our write waits for the lock: waiting on the loop would stall it for the
+    # busy timeout (30 s), far longer than any pause a busy machine or the garbage collector makes
+    longest_stall = 0.0
+    started = before = time.monotonic()
+    while before - started < 0.3:
         await asyncio.sleep(0.01)
-        ticks += 1
+        now = time.monotonic()
+        longest_stall, before = max(longest_stall, now - before), now
     assert not write.done()
-    assert ticks >= 10
+    assert longest_stall < 2.0
 
     other.execute("COMMIT")
     other.close()
@@ -98,7 +100,8 @@ async def test_the_log_starts_over_while_writes_never_pause(
         await asyncio.sleep(0)  # as the server does between batches
     assert written > 2_000_000
     if limit is None:
-        assert log.stat().st_size > written  # every commit appended to the log
+        # the log keeps growing (a passive checkpoint that completes in a lull may start it over once)
+        assert log.stat().st_size > written / 2
     else:
         # the limit, plus what the writes add in the 50 commits before the next checkpoint sees it was passed
         assert log.stat().st_size < written / 3
