@@ -196,6 +196,8 @@ class SlackOAuthSettings(Section):
             "users:read.email",
             "channels:history",
             "groups:history",
+            "im:history",
+            "mpim:history",
         ]
     )
 

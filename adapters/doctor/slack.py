@@ -9,7 +9,7 @@ from adapters.doctor.report import Check, fail, ok, skip, warn
 from bot.config import Settings, SlackSettings
 
 # Scopes Handoff works without, less well: reading history finds a post whose answer was lost.
-RECOMMENDED_SCOPES = frozenset({"channels:history", "groups:history"})
+RECOMMENDED_SCOPES = frozenset({"channels:history", "groups:history", "im:history", "mpim:history"})
 
 
 def required_scopes(settings: SlackSettings) -> list[str]:

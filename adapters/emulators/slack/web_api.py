@@ -226,7 +226,7 @@ class WebApi:
     def conversations_history(self, call: ApiCall) -> dict[str, Any]:
         """The channel's timeline (top-level messages and broadcast replies), newest first. Tier 3 at
         Slack; not rate limited here."""
-        channel = self._member_channel(call)
+        channel = self._readable_channel(call)
         limits = self.world.limits
         limit = limit_of(call, limits.history_default_limit, limits.history_max_limit)
         timeline = in_window(call, [m for m in channel.messages if not m.deleted])
@@ -236,7 +236,7 @@ class WebApi:
     def conversations_replies(self, call: ApiCall) -> dict[str, Any]:
         """A thread: its parent, then the replies oldest first. The ts of a reply (or of a message
         without replies) returns that message alone."""
-        channel = self._member_channel(call)
+        channel = self._readable_channel(call)
         ts = call.required("ts", "thread_not_found")
         msg = self.state.find(channel.id, ts)
         if msg is None or msg.deleted:
@@ -305,6 +305,22 @@ class WebApi:
         channel = self._channel(call)
         if self.world.bot_user_id not in channel.members:
             raise MethodError("channel_not_found" if channel.is_private else "not_in_channel")
+        return channel
+
+    def _readable_channel(self, call: ApiCall) -> ChannelState:
+        """A channel the app is a member of and whose history its token may read: ``channels:history``,
+        ``groups:history``, ``im:history`` or ``mpim:history`` by the conversation's kind, else
+        ``missing_scope`` naming the one needed, as Slack answers."""
+        channel = self._member_channel(call)
+        if channel.is_im:
+            needed = "im:history"
+        elif channel.is_mpim:
+            needed = "mpim:history"
+        else:
+            needed = "groups:history" if channel.is_private else "channels:history"
+        granted = self.state.world.bot_scopes  # (the scopes may change while it runs)
+        if granted and needed not in granted:
+            raise MethodError("missing_scope", needed=needed, provided=",".join(granted))
         return channel
 
     def _content(self, call: ApiCall) -> tuple[str, list[dict[str, Any]] | None, list[dict[str, Any]] | None]:

@@ -76,7 +76,8 @@ class SlackWorld:
     users: tuple[SlackUser, ...]
     channels: tuple[SlackChannel, ...]
     limits: Limits = field(default_factory=Limits)
-    # the bot token's scopes, which Web API answers report in ``X-OAuth-Scopes`` as Slack's do
+    # the bot token's scopes, which Web API answers report in ``X-OAuth-Scopes`` as Slack's do; reading a
+    # conversation's history needs the scope of its kind (none listed: every scope is granted)
     bot_scopes: tuple[str, ...] = ()
 
     @property

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.emulators.base import Fault, FaultKind
 from adapters.emulators.slack import SlackEmulator
+from adapters.emulators.slack.state import ChannelState
 from adapters.slack import SlackChatChannel
 from adapters.slack.channel import UPDATE_BURST, UPDATES_PER_MINUTE, make_client, workspace_update_pacer
+from adapters.slack.manifest import PLACEHOLDER_URL, manifest_data
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.renderer import SlackContent
 from bot.cards import Card, Status
@@ -184,3 +188,35 @@ async def test_card_updates_are_paced_per_workspace_to_tier_3(fake_time_slack: S
     # 40 at once, then 50 a minute for the whole workspace, whichever channel they are in
     assert clock.monotonic() >= (60 - UPDATE_BURST) / (UPDATES_PER_MINUTE / 60)
     assert clock.monotonic() < 40
+
+
+def open_conversation(slack: SlackEmulator, kind: str) -> str:
+    """A conversation of ``kind`` that Handoff is in: a public or private channel, a DM or a group DM."""
+    state = slack.state
+    alice, bob = state.user("alice").id, state.user("bob").id
+    if kind == "im":
+        return state.im(alice).id
+    if kind == "mpim":
+        return state.mpim((alice, bob)).id
+    if kind == "private":
+        members = {alice, slack.world.bot_user_id}
+        state.channels["G0PR1VATE01"] = ChannelState("G0PR1VATE01", "release-war-room", members, is_private=True)
+        return "G0PR1VATE01"
+    return MODELS
+
+
+@pytest.mark.parametrize("kind", ["public", "private", "im", "mpim"])
+async def test_the_manifests_scopes_find_a_lost_post_in_every_kind_of_conversation(harness: Harness, kind: str) -> None:
+    slack = harness.slack
+    bot_scopes = manifest_data(PLACEHOLDER_URL)["oauth_config"]["scopes"]["bot"]
+    slack.state.world = replace(slack.state.world, bot_scopes=tuple(bot_scopes))
+    conversation = open_conversation(slack, kind)
+    since = datetime.now(UTC)
+    posted = await harness.integration.channel.post_card(conversation, Card("run 7"), marker="delivery-7")
+    found = await harness.integration.channel.find_posted(conversation, "delivery-7", since)
+    assert found is not None and found.message_id == posted.message_id
+    # without the history scope of the conversation's kind, Slack refuses the lookup
+    needed = {"public": "channels:history", "private": "groups:history"}.get(kind, f"{kind}:history")
+    slack.state.world = replace(slack.state.world, bot_scopes=tuple(s for s in bot_scopes if s != needed))
+    with pytest.raises(DeliveryFailed, match="missing_scope"):
+        await harness.integration.channel.find_posted(conversation, "delivery-7", since)
