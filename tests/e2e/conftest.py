@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.demo import connect_emulators, local_config, local_world
+from adapters.demo import BOT_IDENTITY, connect_emulators, local_config, local_world
 from adapters.emulators.suite import EmulatorSuite
 from bot.app import RunningServer, start_server
 from bot.config import parse_settings
@@ -34,6 +34,16 @@ def _fast(world: dict[str, Any]) -> dict[str, Any]:
         for stage in pipeline.get("stages", []):
             stage["duration"] = 0.3
     return world
+
+
+def production_approved_by_a_group(world: dict[str, Any]) -> None:
+    """A ``world`` tweak: production's approval check assigned to the Release Managers group (alice alone in
+    it) and to Handoff's own identity."""
+    ado = world["azure_devops"]
+    [managers] = [g for g in ado["groups"] if g["displayName"] == "Release Managers"]
+    managers["members"] = ["alice@contoso.com"]
+    [production] = [e for e in ado["environments"] if e["name"] == "production"]
+    production["approval"]["approvers"] = ["Release Managers", BOT_IDENTITY]
 
 
 def _free_port() -> int:

@@ -24,7 +24,15 @@ from bot.records import CommandRun, CommandRunState, GateState
 from bot.routing import DEFAULT_FILTERS, Filters, Subscription
 from bot.runner import REFUSED_POLLS, job_name
 from bot.stored_events import event_from_json
-from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
+from tests.e2e.conftest import (
+    Loop,
+    blocks_text,
+    card_text,
+    eventually,
+    production_approved_by_a_group,
+    slack_messages,
+    teams_posts,
+)
 
 ALICE, BOB = "U0A11CE0001", "U0B0B000002"
 
@@ -724,4 +732,21 @@ async def test_approvals_lists_the_gates_waiting_for_you_with_their_age_and_link
     assert line.startswith(f"• {gate.title} (waiting 0 min, expires in ")
     assert "/_build/results?buildId=" in line or "/_environments/" in line  # where to look before deciding
     # bob asked for the run: he may not decide it, so nothing waits for him
+    await Person(loop, platform, "bob", "app-releases").say("approvals", "No pending gates are waiting for you.")
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_approvals_lists_a_gate_to_the_members_of_its_group(
+    start_loop: Callable[..., Awaitable[Loop]], platform: str
+) -> None:
+    loop = await start_loop(world=production_approved_by_a_group)
+    parameters = {"modelName": "model-x", "modelVersion": "7"}
+    loop.suite.ado.start_run("release-app-y", requested_by="carol@contoso.com", parameters=parameters)
+    for _ in range(100):
+        if gates := await loop.server.store.list_gates(GateState.PENDING):
+            break
+        await asyncio.sleep(0.1)
+    [gate] = gates
+    alice = Person(loop, platform, "alice", "app-releases")  # in the Release Managers group
+    assert f"• {gate.title} (waiting" in await alice.say("approvals", "Gates waiting for you, oldest first:")
     await Person(loop, platform, "bob", "app-releases").say("approvals", "No pending gates are waiting for you.")

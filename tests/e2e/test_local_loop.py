@@ -9,10 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from adapters.demo import BOT_IDENTITY
-from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
+from tests.e2e.conftest import (
+    Loop,
+    blocks_text,
+    card_text,
+    eventually,
+    production_approved_by_a_group,
+    slack_messages,
+    teams_posts,
+)
 
 
 async def test_a_failing_integration_run_is_one_living_card_on_both_platforms(loop: Loop) -> None:
@@ -92,15 +98,6 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
     )
     audit = await loop.server.store.list_audit()
     assert [e.outcome for e in audit if e.action == "approve"][-1] == "applied"
-
-
-def production_approved_by_a_group(world: dict[str, Any]) -> None:
-    """Production's approval check assigned to the Release Managers group (alice alone in it) and Handoff."""
-    ado = world["azure_devops"]
-    [managers] = [g for g in ado["groups"] if g["displayName"] == "Release Managers"]
-    managers["members"] = ["alice@contoso.com"]
-    [production] = [e for e in ado["environments"] if e["name"] == "production"]
-    production["approval"]["approvers"] = ["Release Managers", BOT_IDENTITY]
 
 
 async def test_a_gate_assigned_to_a_group_calls_on_its_members_and_lets_them_decide(
