@@ -246,12 +246,14 @@ async def test_null_run_is_filled_from_the_approvals_api(make_ingest: IngestFact
     assert event.approvers[0].person.id == "743f73b7-cdeb-4de7-80b7-00cee17476b8"  # the hook's steps stay
 
 
-async def hangs(project: str, approval_id: str) -> dict[str, Any] | None:
+async def hangs(*asked: Any) -> Any:
+    """A REST lookup (approval details, identities, a run's status) that never answers."""
     await asyncio.sleep(3600)
-    return None
+    raise AssertionError("never answered")
 
 
-async def raises(project: str, approval_id: str) -> dict[str, Any] | None:
+async def raises(*asked: Any) -> Any:
+    """A REST lookup whose service is down."""
     raise ConnectionError("emulator down")
 
 
@@ -314,26 +316,24 @@ async def test_approvers_with_emails_are_not_looked_up(make_ingest: IngestFactor
     assert isinstance(event, ApprovalPending) and event.approvers[0].person.email == "bob@contoso.com"
 
 
-async def identities_hang(approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
-    await asyncio.sleep(3600)
-    raise AssertionError("never answered")
-
-
-async def identities_raise(approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
-    raise ConnectionError("emulator down")
-
-
-@pytest.mark.parametrize("identities", [identities_raise, identities_hang])
-async def test_identity_trouble_keeps_the_approvers(
-    make_ingest: IngestFactory, shared_dir: Path, identities: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("trouble", [raises, hangs])
+@pytest.mark.parametrize("lookup", ["approval_details", "approver_identities", "run_details"])
+async def test_lookup_trouble_keeps_the_event_as_its_hook_told_it(
+    make_ingest: IngestFactory,
+    shared_dir: Path,
+    run_hook: Any,
+    lookup: str,
+    trouble: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("adapters.azure_devops.hooks_route.APPROVAL_DETAILS_TIMEOUT", 0.2)
-    async with make_ingest(approver_identities=identities) as ingest:
-        assert (await ingest.hook(load_sample(shared_dir, "ado", PENDING_SAMPLE))).status == 200
-    [event] = ingest.sink.events
-    assert isinstance(event, ApprovalPending)
-    assert [a.person.id for a in event.approvers] == ["743f73b7-cdeb-4de7-80b7-00cee17476b8"]
-    assert event.approvers[0].members == ()
+    hook = failed(run_hook) if lookup == "run_details" else load_sample(shared_dir, "ado", PENDING_SAMPLE)
+    async with make_ingest() as ingest:
+        assert (await ingest.hook(hook)).status == 200
+    [as_told] = ingest.sink.events
+    async with make_ingest(**{lookup: trouble}) as ingest:
+        assert (await ingest.hook(hook)).status == 200
+    assert ingest.sink.events == [as_told]
 
 
 async def test_both_lookups_share_one_time_budget(
@@ -380,26 +380,6 @@ async def test_a_failed_run_is_told_its_failing_stage_and_requester_from_the_api
     assert isinstance(failure, RunStateChanged) and failure.failing_stage == "Integration tests"
     assert failure.actor == bob
     assert isinstance(succeeded, RunStateChanged) and succeeded.failing_stage is None and succeeded.actor is None
-
-
-async def details_hang(project: str, run_id: str) -> RunStatus:
-    await asyncio.sleep(3600)
-    raise AssertionError("never answered")
-
-
-async def details_raise(project: str, run_id: str) -> RunStatus:
-    raise ConnectionError("emulator down")
-
-
-@pytest.mark.parametrize("run_details", [details_raise, details_hang])
-async def test_timeline_trouble_keeps_the_failed_run(
-    make_ingest: IngestFactory, run_hook: Any, run_details: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("adapters.azure_devops.hooks_route.APPROVAL_DETAILS_TIMEOUT", 0.2)
-    async with make_ingest(run_details=run_details) as ingest:
-        assert (await ingest.hook(failed(run_hook))).status == 200
-    [event] = ingest.sink.events
-    assert isinstance(event, RunStateChanged) and event.result == "failed" and event.failing_stage is None
 
 
 async def test_metrics_count_each_delivery_by_outcome(ingest: Ingest, run_hook: Any) -> None:
