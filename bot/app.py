@@ -141,6 +141,8 @@ def build_handoff(
     handoff.model_handoff = model_handoff
     handoff.closers.append(runner.close)
     handoff.closers.append(model_handoff.close)
+    if pipelines is not None:
+        handoff.closers.insert(0, pipelines.close)  # (closers run last first: the service outlives its users)
     return handoff
 
 

@@ -436,6 +436,10 @@ class PipelineService(Protocol):
 
     async def cancel_run(self, project: str, run_id: str) -> None: ...
 
+    async def close(self) -> None:
+        """Release what the service holds (its threads); called once, as the server stops."""
+        ...
+
 
 class MLService(Protocol):
     """Azure ML as the core needs it. Raises ServiceRefused or ServiceUnavailable."""

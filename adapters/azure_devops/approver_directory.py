@@ -8,12 +8,12 @@ a person's ``Mail`` or ``Account``, a group's ``members``, read with ``queryMemb
 level (nested groups are flattened, to a bounded depth and count).
 
 Answers are cached per identity for a few minutes: a gate's pending and completed hooks, and the gates of
-a busy release, name the same approvers. The SDK is synchronous; each call runs in a worker thread.
+a busy release, name the same approvers. The calls go through the organization's
+:class:`~adapters.azure_devops.gateway.AzureDevOpsGateway`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +21,7 @@ from typing import Any
 
 from azure.devops.connection import Connection
 
+from adapters.azure_devops.gateway import AzureDevOpsGateway
 from adapters.azure_devops.hook_context import email_from_unique_name
 from bot.events import Approver, Person
 
@@ -65,10 +66,12 @@ class ApproverDirectory:
     def __init__(
         self,
         connection: Connection,
+        gateway: AzureDevOpsGateway,
         cache_seconds: float = CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._connection = connection
+        self._gateway = gateway
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._by_id: dict[str, tuple[float, _Known]] = {}
@@ -154,7 +157,7 @@ class ApproverDirectory:
         """``IdentityClient.read_identities(…, query_membership="Direct")``; the unknown ones left out."""
 
         def read() -> list[Any]:
-            client = self._connection.clients_v7_1.get_identity_client()
+            client = self._gateway.watch(self._connection.clients_v7_1.get_identity_client())
             return list(client.read_identities(query_membership="Direct", **query) or [])
 
-        return [identity for identity in await asyncio.to_thread(read) if identity is not None]
+        return [identity for identity in await self._gateway.run(read) if identity is not None]

@@ -7,7 +7,6 @@ The SDK is synchronous; every call runs in a worker thread. Service errors becom
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from msrest.exceptions import ClientRequestError
 
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
 from adapters.azure_devops.approver_directory import ApproverDirectory
+from adapters.azure_devops.gateway import AzureDevOpsGateway
 from adapters.azure_devops.hook_context import email_from_unique_name
 from bot.config import AzureDevOpsSettings
 from bot.events import Approver, Person
@@ -64,16 +64,22 @@ def connection_for(settings: AzureDevOpsSettings) -> Connection:
 class AzureDevOpsPipelines:
     """Implements :class:`bot.ports.PipelineService` on one organization."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, gateway: AzureDevOpsGateway | None = None) -> None:
         self.connection = connection
-        self.approvals = PipelineApprovalsClient(connection.base_url, connection._creds)
-        self.directory = ApproverDirectory(connection)
+        self.gateway = gateway or AzureDevOpsGateway()
+        self.approvals = self.gateway.watch(PipelineApprovalsClient(connection.base_url, connection._creds))
+        self.directory = ApproverDirectory(connection, self.gateway)
         self._pipeline_ids: dict[tuple[str, str], int] = {}
 
-    @property
-    def _clients(self) -> Any:
-        # getting a client may send discovery requests: only ever call this inside a worker thread
-        return self.connection.clients_v7_1
+    def _client(self, area: str) -> Any:
+        """The SDK's client for ``area`` (``build``, ``pipelines``, ``release``), watched by the gateway.
+
+        Getting a client may send discovery requests: only ever call this inside a gateway call.
+        """
+        return self.gateway.watch(getattr(self.connection.clients_v7_1, f"get_{area}_client")())
+
+    async def close(self) -> None:
+        self.gateway.close()
 
     @classmethod
     def from_settings(cls, settings: AzureDevOpsSettings) -> AzureDevOpsPipelines:
@@ -81,7 +87,7 @@ class AzureDevOpsPipelines:
 
     async def _call(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
-            return await asyncio.to_thread(function, *args, **kwargs)
+            return await self.gateway.run(function, *args, **kwargs)
         except AzureDevOpsServiceError as error:
             key = getattr(error, "type_key", "") or ""
             message = getattr(error, "message", "") or str(error)
@@ -104,7 +110,7 @@ class AzureDevOpsPipelines:
         body = ReleaseApproval(status="approved" if approve else "rejected", comments=comment)
         await self._call(
             "release approval",
-            lambda: self._clients.get_release_client().update_release_approval(body, project, int(approval_id)),
+            lambda: self._client("release").update_release_approval(body, project, int(approval_id)),
         )
 
     async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
@@ -131,7 +137,7 @@ class AzureDevOpsPipelines:
             return int(pipeline)
         key = (project.lower(), pipeline.lower())
         if key not in self._pipeline_ids:
-            found = await self._call("pipelines", lambda: self._clients.get_pipelines_client().list_pipelines(project))
+            found = await self._call("pipelines", lambda: self._client("pipelines").list_pipelines(project))
             for item in found or []:
                 self._pipeline_ids[(project.lower(), str(item.name).lower())] = int(item.id)
         if key not in self._pipeline_ids:
@@ -150,7 +156,7 @@ class AzureDevOpsPipelines:
             resources = {"repositories": {"self": {"refName": ref}}}
         body = RunPipelineParameters(template_parameters=parameters or None, resources=resources)
         run = await self._call(
-            "run pipeline", lambda: self._clients.get_pipelines_client().run_pipeline(body, project, pipeline_id)
+            "run pipeline", lambda: self._client("pipelines").run_pipeline(body, project, pipeline_id)
         )
         links = getattr(run, "_links", None)
         web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
@@ -158,13 +164,13 @@ class AzureDevOpsPipelines:
         return StartedRun(str(run.id), str(run.name or run.id), url, str(run.state or "inProgress"))
 
     async def run_status(self, project: str, run_id: str) -> RunStatus:
-        build = await self._call("run status", lambda: self._clients.get_build_client().get_build(project, int(run_id)))
+        build = await self._call("run status", lambda: self._client("build").get_build(project, int(run_id)))
         state = {"completed": "completed", "notStarted": "queued"}.get(str(build.status), "running")
         result = RESULTS.get(str(build.result)) if state == "completed" else None
         failing = None
         if result == "failed":
             timeline = await self._call(
-                "timeline", lambda: self._clients.get_build_client().get_build_timeline(project, int(run_id))
+                "timeline", lambda: self._client("build").get_build_timeline(project, int(run_id))
             )
             for record in getattr(timeline, "records", None) or []:
                 if str(record.result) == "failed" and record.type in ("Stage", "Job", "Task"):
@@ -180,7 +186,7 @@ class AzureDevOpsPipelines:
         from azure.devops.v7_1.build.models import Build
 
         body = Build(status="cancelling")
-        await self._call("cancel", lambda: self._clients.get_build_client().update_build(body, project, int(run_id)))
+        await self._call("cancel", lambda: self._client("build").update_build(body, project, int(run_id)))
 
 
 def _person(identity: Any) -> Person | None:

@@ -159,6 +159,8 @@ class FakePipelines:
 
     async def cancel_run(self, project: str, run_id: str) -> None: ...
 
+    async def close(self) -> None: ...
+
 
 @dataclass
 class World:

@@ -118,6 +118,7 @@ class AzureDevOpsEmulator:
         self.release_approvals: dict[int, ReleaseApproval] = {}
         self.signed_logs: dict[str, tuple[int, int]] = {}
         self._pushes = 0
+        self._advice: list[float] = []  # Retry-After seconds for the next answers (see slow_down)
         self._changed = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._server: LocalServer | None = None
@@ -168,7 +169,11 @@ class AzureDevOpsEmulator:
     def create_app(self) -> web.Application:
         """The aiohttp application; its routes are relative to its root, so it can be mounted anywhere."""
         app = web.Application(
-            middlewares=[rate_limit_headers, recording_middleware(self.recorder, self.faults, service_fault_body)]
+            middlewares=[
+                self._throttle_advice,
+                rate_limit_headers,
+                recording_middleware(self.recorder, self.faults, service_fault_body),
+            ]
         )
         add_control_routes(app, self.recorder, self.faults)
         router = Router(self.world)
@@ -176,6 +181,28 @@ class AzureDevOpsEmulator:
         app.router.add_route("*", "/{tail:.*}", router.dispatch)
         app.on_cleanup.append(self._on_cleanup)
         return app
+
+    def slow_down(self, retry_after: float, answers: int = 1) -> None:
+        """Throttle as the service does once an identity passes its budget: the next ``answers`` answers,
+        whatever their status, carry ``Retry-After`` (and ``X-RateLimit-*``), a 200 included."""
+        self._advice.extend([retry_after] * answers)
+
+    @web.middleware
+    async def _throttle_advice(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if self._advice and request.method != "OPTIONS":  # (the SDK's location discovery is not throttled)
+            retry_after = self._advice.pop(0)
+            response.headers.update(
+                {
+                    "Retry-After": f"{retry_after:g}",
+                    "X-RateLimit-Resource": "ATCPU",
+                    "X-RateLimit-Delay": "0.500",
+                    "X-RateLimit-Limit": "200",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(int(time.time() + retry_after)),
+                }
+            )
+        return response
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> AzureDevOpsEmulator:
         """Serve standalone on ``host:port`` (port 0: any free one) and set :attr:`base_url`."""

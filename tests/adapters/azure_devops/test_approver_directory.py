@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import pytest
 from azure.devops.connection import Connection
 from msrest.authentication import BasicAuthentication
 
 from adapters.azure_devops.approver_directory import CACHE_SECONDS, ApproverDirectory
+from adapters.azure_devops.gateway import AzureDevOpsGateway
 from adapters.azure_devops.pipelines import AzureDevOpsPipelines
 from adapters.emulators.azure_devops import AzureDevOpsEmulator, load_default_world
 from bot.events import Approver, Person
@@ -27,9 +29,16 @@ class Ticks:
         return self.now
 
 
-def directory(ado: AzureDevOpsEmulator, clock: Ticks | None = None) -> ApproverDirectory:
+@pytest.fixture
+def gateway() -> Iterator[AzureDevOpsGateway]:
+    running = AzureDevOpsGateway()
+    yield running
+    running.close()
+
+
+def directory(ado: AzureDevOpsEmulator, gateway: AzureDevOpsGateway, clock: Ticks | None = None) -> ApproverDirectory:
     connection = Connection(base_url=ado.org_url, creds=BasicAuthentication("", ado.pat("handoff-bot@contoso.com")))
-    return ApproverDirectory(connection, clock=clock or Ticks())
+    return ApproverDirectory(connection, gateway, clock=clock or Ticks())
 
 
 def by_id(ado: AzureDevOpsEmulator, ref: str) -> Approver:
@@ -38,11 +47,13 @@ def by_id(ado: AzureDevOpsEmulator, ref: str) -> Approver:
     return Approver(person=Person(id=principal.id))
 
 
-async def test_a_person_named_by_id_gets_a_name_and_email_and_a_group_its_members(ado: AzureDevOpsEmulator) -> None:
+async def test_a_person_named_by_id_gets_a_name_and_email_and_a_group_its_members(
+    ado: AzureDevOpsEmulator, gateway: AzureDevOpsGateway
+) -> None:
     named = Approver(person=Person(name="Bob", email="bob@contoso.com", id=ado.identity("bob@contoso.com").id))
     unknown = Approver(person=Person(id="00000000-0000-0000-0000-00000000dead"))
     approvers = (by_id(ado, "alice@contoso.com"), by_id(ado, "Release Managers"), named, unknown)
-    alice, managers, bob, nobody = await directory(ado).completed(approvers)
+    alice, managers, bob, nobody = await directory(ado, gateway).completed(approvers)
     assert (alice.person.name, alice.person.email, alice.group) == ("Alice Martin", "alice@contoso.com", False)
     assert managers.group and managers.person.name == "Release Managers"
     assert [(p.name, p.email) for p in managers.members] == [("Carol Jensen", "carol@contoso.com")]
@@ -52,13 +63,13 @@ async def test_a_person_named_by_id_gets_a_name_and_email_and_a_group_its_member
     assert "descriptors" in members.query
 
 
-async def test_nested_groups_are_flattened() -> None:
+async def test_nested_groups_are_flattened(gateway: AzureDevOpsGateway) -> None:
     world = copy.deepcopy(load_default_world())
     groups = world["groups"]
     groups.append({"displayName": "Release Leads", "members": ["bob@contoso.com", "Release Managers"]})
     groups.append({"displayName": "Approvers", "members": ["Release Leads", "alice@contoso.com"]})
     async with AzureDevOpsEmulator(world) as ado:
-        [approvers] = await directory(ado).completed((by_id(ado, "Approvers"),))
+        [approvers] = await directory(ado, gateway).completed((by_id(ado, "Approvers"),))
     assert sorted(p.email or "" for p in approvers.members) == [
         "alice@contoso.com",
         "bob@contoso.com",
@@ -66,9 +77,9 @@ async def test_nested_groups_are_flattened() -> None:
     ]
 
 
-async def test_answers_are_cached_for_a_while(ado: AzureDevOpsEmulator) -> None:
+async def test_answers_are_cached_for_a_while(ado: AzureDevOpsEmulator, gateway: AzureDevOpsGateway) -> None:
     clock = Ticks()
-    people = directory(ado, clock)
+    people = directory(ado, gateway, clock)
     approvers = (by_id(ado, "Release Managers"), by_id(ado, "alice@contoso.com"))
     first = await people.completed(approvers)
     calls = len(ado.recorder.matching(IDENTITIES))
@@ -84,6 +95,9 @@ async def test_a_refused_lookup_is_a_refusal_that_names_the_scope(
     ado: AzureDevOpsEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     pipelines = AzureDevOpsPipelines(Connection(base_url=ado.org_url, creds=BasicAuthentication("", "not-a-pat")))
-    with pytest.raises(ServiceRefused):
-        await pipelines.approver_identities((by_id(ado, "Release Managers"),))
+    try:
+        with pytest.raises(ServiceRefused):
+            await pipelines.approver_identities((by_id(ado, "Release Managers"),))
+    finally:
+        await pipelines.close()
     assert "vso.identity" in caplog.text and "not-a-pat" not in caplog.text
