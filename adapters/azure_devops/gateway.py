@@ -8,7 +8,10 @@ reference recommends, the calls go through one gateway per organization:
 - on a thread pool of their own (the SDK is synchronous): a throttled organization holds up only its own
   calls, never the other work Python's shared default pool does;
 - paused after any answer that carried ``Retry-After``, for that many seconds: the wait is on the event
-  loop, so a caller's timeout (a hook's lookup budget) cuts it short.
+  loop, so a caller's timeout (a hook's lookup budget) cuts it short;
+- spaced out (one call a second) while the answers say less than a tenth of the identity's budget is
+  left (``X-RateLimit-Remaining`` against ``X-RateLimit-Limit``, sent before delays start), so that
+  Handoff slows down before Azure DevOps has to slow it down.
 
 ``watch`` hooks a client into the gateway (``client.config.hooks``: every response passes by).
 """
@@ -33,8 +36,19 @@ ClientT = TypeVar("ClientT")
 WORKERS = 8
 # The longest pause taken from one Retry-After (a garbled or absurd value must not stall Handoff for hours).
 MAX_PAUSE_SECONDS = 300.0
+# Below this share of its budget left, calls start at most one per LOW_BUDGET_SPACING seconds.
+LOW_BUDGET_SHARE = 0.1
+LOW_BUDGET_SPACING = 1.0
 
 log = logging.getLogger("handoff.azure_devops")
+
+
+def _budget_low(headers: Any) -> bool:
+    """Whether ``X-RateLimit-Remaining`` is under a tenth of ``X-RateLimit-Limit`` (False without them)."""
+    remaining, limit = _seconds(headers.get("X-RateLimit-Remaining")), _seconds(headers.get("X-RateLimit-Limit"))
+    if limit is None:
+        return False
+    return (remaining or 0.0) < LOW_BUDGET_SHARE * limit
 
 
 def _seconds(value: str | None) -> float | None:
@@ -61,6 +75,8 @@ class AzureDevOpsGateway:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._paused_until = 0.0
+        self._budget_low = False
+        self._last_start = float("-inf")
 
     def watch(self, client: ClientT) -> ClientT:
         """Hook an SDK client into the gateway (once; later calls change nothing); returns the client."""
@@ -71,8 +87,17 @@ class AzureDevOpsGateway:
         return client
 
     def _answered(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        """A requests response hook (on the SDK's thread): a ``Retry-After`` pauses the organization."""
+        """A requests response hook (on the SDK's thread): a ``Retry-After`` pauses the organization, a
+        nearly spent budget spaces its calls out (until an answer says otherwise)."""
         headers = getattr(response, "headers", None) or {}
+        low = _budget_low(headers)
+        with self._lock:
+            if low and not self._budget_low:
+                log.warning(
+                    "azure devops budget nearly spent (%s left): spacing out its calls",
+                    headers.get("X-RateLimit-Remaining"),
+                )
+            self._budget_low = low
         seconds = _seconds(headers.get("Retry-After"))
         if seconds is None:
             return
@@ -88,13 +113,24 @@ class AzureDevOpsGateway:
 
     @property
     def paused_for(self) -> float:
-        """Seconds until calls may go out again (0 when they may now)."""
+        """Seconds until calls may go out again after a ``Retry-After`` (0 when they may now)."""
         with self._lock:
             return max(0.0, self._paused_until - self._clock())
 
+    def _wait_before_start(self) -> float:
+        """Seconds this call must still wait; 0 means it starts now (and is counted as started)."""
+        with self._lock:
+            now = self._clock()
+            wait = self._paused_until - now
+            if self._budget_low:
+                wait = max(wait, self._last_start + LOW_BUDGET_SPACING - now)
+            if wait <= 0:
+                self._last_start = now
+            return max(0.0, wait)
+
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``function(*args, **kwargs)`` on the gateway's threads, once any pause is over."""
-        while (wait := self.paused_for) > 0:
+        """``function(*args, **kwargs)`` on the gateway's threads, once any pause or spacing is over."""
+        while (wait := self._wait_before_start()) > 0:
             await self._sleep(wait)
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args, **kwargs))
 

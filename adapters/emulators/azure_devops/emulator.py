@@ -118,7 +118,7 @@ class AzureDevOpsEmulator:
         self.release_approvals: dict[int, ReleaseApproval] = {}
         self.signed_logs: dict[str, tuple[int, int]] = {}
         self._pushes = 0
-        self._advice: list[float] = []  # Retry-After seconds for the next answers (see slow_down)
+        self._advice: list[tuple[float | None, int]] = []  # (Retry-After, remaining) for the next answers
         self._changed = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._server: LocalServer | None = None
@@ -182,26 +182,26 @@ class AzureDevOpsEmulator:
         app.on_cleanup.append(self._on_cleanup)
         return app
 
-    def slow_down(self, retry_after: float, answers: int = 1) -> None:
-        """Throttle as the service does once an identity passes its budget: the next ``answers`` answers,
-        whatever their status, carry ``Retry-After`` (and ``X-RateLimit-*``), a 200 included."""
-        self._advice.extend([retry_after] * answers)
+    def slow_down(self, retry_after: float | None, answers: int = 1, remaining: int = 0) -> None:
+        """Throttle as the service does near an identity's budget of 200: the next ``answers`` answers,
+        whatever their status, carry ``X-RateLimit-*`` with ``remaining`` left and, unless None,
+        ``Retry-After`` (a 200 included)."""
+        self._advice.extend([(retry_after, remaining)] * answers)
 
     @web.middleware
     async def _throttle_advice(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
         if self._advice and request.method != "OPTIONS":  # (the SDK's location discovery is not throttled)
-            retry_after = self._advice.pop(0)
-            response.headers.update(
-                {
-                    "Retry-After": f"{retry_after:g}",
-                    "X-RateLimit-Resource": "ATCPU",
-                    "X-RateLimit-Delay": "0.500",
-                    "X-RateLimit-Limit": "200",
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": str(int(time.time() + retry_after)),
-                }
-            )
+            retry_after, remaining = self._advice.pop(0)
+            headers = {
+                "X-RateLimit-Resource": "ATCPU",
+                "X-RateLimit-Limit": "200",
+                "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": str(int(time.time() + (retry_after or 60))),
+            }
+            if retry_after is not None:
+                headers.update({"Retry-After": f"{retry_after:g}", "X-RateLimit-Delay": "0.500"})
+            response.headers.update(headers)
         return response
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> AzureDevOpsEmulator:

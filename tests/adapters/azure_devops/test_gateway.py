@@ -7,7 +7,7 @@ import threading
 from azure.devops.connection import Connection
 from msrest.authentication import BasicAuthentication
 
-from adapters.azure_devops.gateway import MAX_PAUSE_SECONDS, AzureDevOpsGateway
+from adapters.azure_devops.gateway import LOW_BUDGET_SPACING, MAX_PAUSE_SECONDS, AzureDevOpsGateway
 from adapters.azure_devops.pipelines import AzureDevOpsPipelines
 from adapters.emulators.azure_devops import AzureDevOpsEmulator
 from bot.lifecycle import WORKER_PREFIX
@@ -63,6 +63,24 @@ async def test_an_absurd_retry_after_is_capped(ado: AzureDevOpsEmulator) -> None
         ado.slow_down(retry_after=86_400)
         await pipelines.run_status("mlops", str(run.id))
         assert pipelines.gateway.paused_for == MAX_PAUSE_SECONDS
+    finally:
+        await pipelines.close()
+
+
+async def test_calls_are_spaced_out_while_the_budget_is_nearly_spent(ado: AzureDevOpsEmulator) -> None:
+    time = FakeTime()
+    pipelines = pipelines_for(ado, time)
+    run = ado.start_run("integrate-app-y")
+    try:
+        await pipelines.run_status("mlops", str(run.id))
+        ado.slow_down(retry_after=None, answers=2, remaining=15)  # under a tenth of 200 left, twice
+        await pipelines.run_status("mlops", str(run.id))
+        assert time.slept == [] and pipelines.gateway.paused_for == 0  # no Retry-After: nothing to wait out…
+        await pipelines.run_status("mlops", str(run.id))
+        assert time.slept == [LOW_BUDGET_SPACING]  # …but the next call starts a second after the last one
+        await pipelines.run_status("mlops", str(run.id))  # (the answer before it said the same)
+        await pipelines.run_status("mlops", str(run.id))  # its last answer said nothing: back to normal
+        assert time.slept == [LOW_BUDGET_SPACING, LOW_BUDGET_SPACING]
     finally:
         await pipelines.close()
 
