@@ -239,6 +239,12 @@ class Approver:
     group: bool = False
     members: tuple[Person, ...] = ()
 
+    @property
+    def needs_lookup(self) -> bool:
+        """Whether the identity service has more to tell: a group's members, the email of someone named
+        without one."""
+        return self.group or not self.person.email
+
 
 @dataclass(frozen=True, kw_only=True)
 class ApprovalEvent(DomainEvent):

@@ -83,14 +83,14 @@ class ApproverDirectory:
         An approver who already has an email is left as it is; so is one the service does not know.
         Raises what the SDK raises when Azure DevOps cannot be asked.
         """
-        wanted = [a.person.id for a in approvers if a.person.id and (a.group or not a.person.email)]
+        wanted = [a.person.id for a in approvers if a.person.id and a.needs_lookup]
         if not wanted:
             return tuple(approvers)
         known = await self._identities(wanted)
         completed = []
         for approver in approvers:
             found = known.get((approver.person.id or "").lower())
-            if found is None or not (approver.group or not approver.person.email):
+            if found is None or not approver.needs_lookup:
                 completed.append(approver)
             elif found.group:
                 members = await self._members_of(found)

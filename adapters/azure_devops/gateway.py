@@ -45,19 +45,19 @@ log = logging.getLogger("handoff.azure_devops")
 
 def _budget_low(headers: Any) -> bool:
     """Whether ``X-RateLimit-Remaining`` is under a tenth of ``X-RateLimit-Limit`` (False without them)."""
-    remaining, limit = _seconds(headers.get("X-RateLimit-Remaining")), _seconds(headers.get("X-RateLimit-Limit"))
+    remaining, limit = _positive(headers.get("X-RateLimit-Remaining")), _positive(headers.get("X-RateLimit-Limit"))
     if limit is None:
         return False
     return (remaining or 0.0) < LOW_BUDGET_SHARE * limit
 
 
-def _seconds(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (Azure DevOps sends a number), or None when it cannot be read."""
+def _positive(value: str | None) -> float | None:
+    """A header's number when it is one above 0 (Azure DevOps sends ``Retry-After`` in seconds), else None."""
     try:
-        seconds = float(value) if value is not None else None
+        number = float(value) if value is not None else None
     except ValueError:
         return None
-    return seconds if seconds is not None and seconds > 0 else None
+    return number if number is not None and number > 0 else None
 
 
 class AzureDevOpsGateway:
@@ -98,7 +98,7 @@ class AzureDevOpsGateway:
                     headers.get("X-RateLimit-Remaining"),
                 )
             self._budget_low = low
-        seconds = _seconds(headers.get("Retry-After"))
+        seconds = _positive(headers.get("Retry-After"))
         if seconds is None:
             return
         seconds = min(seconds, MAX_PAUSE_SECONDS)

@@ -159,7 +159,7 @@ class ServiceHookRoute:
     async def _with_approver_identities(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         """The people behind the approvers: an email for one named by id alone, a group's members (who may
         then decide in chat, and whom the card calls on)."""
-        if self._approver_identities is None or not any(a.group or not a.person.email for a in event.approvers):
+        if self._approver_identities is None or not any(a.needs_lookup for a in event.approvers):
             return event
         if asyncio.get_running_loop().time() >= deadline:
             log.warning("approval %s: approvers not looked up (no time left)", _shown(event.approval_id))
