@@ -77,9 +77,9 @@ class Merge:
     replies: list[Card] = field(default_factory=list)
 
 
-# An approval step's status while its approver has not acted (Azure DevOps: pending; older APIs: undefined).
 # A group assigned an approval step is expanded into mentions of its members up to this size.
 GROUP_MENTION_LIMIT = 10
+# An approval step's status while its approver has not acted (Azure DevOps: pending; older APIs: undefined).
 _UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
 
 
