@@ -230,7 +230,8 @@ class Approver:
 
     An Azure DevOps group (or team) may be assigned a step; any of its members may then decide it.
     ``group`` says so, and ``members`` holds the people in it (nested groups flattened) once the
-    identity service told: they may decide the gate in chat and its card calls on them.
+    identity service told: they may decide the gate in chat and its card calls on them. A very large
+    group is read only in part (``members_complete`` is then False).
     """
 
     person: Person
@@ -238,6 +239,7 @@ class Approver:
     comment: str = ""
     group: bool = False
     members: tuple[Person, ...] = ()
+    members_complete: bool = True
 
     @property
     def needs_lookup(self) -> bool:

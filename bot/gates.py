@@ -122,7 +122,9 @@ class Gatekeeper:
                 "approver_names": [a.person.display for a in event.approvers],
                 # approvers Handoff cannot match a chat user to: groups whose members Azure DevOps did not tell,
                 # people it named without an email
-                "unseen_groups": [a.person.display for a in event.approvers if a.group and not a.members],
+                "unseen_groups": [
+                    a.person.display for a in event.approvers if a.group and not (a.members and a.members_complete)
+                ],
                 "unmatched": [a.person.display for a in event.approvers if not a.group and not a.person.email],
                 "requesters": [
                     i

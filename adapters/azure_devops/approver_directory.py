@@ -75,7 +75,7 @@ class ApproverDirectory:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._by_id: dict[str, tuple[float, _Known]] = {}
-        self._members: dict[str, tuple[float, tuple[Person, ...]]] = {}
+        self._members: dict[str, tuple[float, tuple[tuple[Person, ...], bool]]] = {}
 
     async def completed(self, approvers: Sequence[Approver]) -> tuple[Approver, ...]:
         """``approvers`` with a person's name and email where only an id was given, and a group's members.
@@ -93,9 +93,11 @@ class ApproverDirectory:
             if found is None or not approver.needs_lookup:
                 completed.append(approver)
             elif found.group:
-                members = await self._members_of(found)
+                members, complete = await self._members_of(found)
                 person = replace(approver.person, name=approver.person.name or found.person.name)
-                completed.append(replace(approver, person=person, group=True, members=members))
+                completed.append(
+                    replace(approver, person=person, group=True, members=members, members_complete=complete)
+                )
             else:
                 person = Person(
                     name=approver.person.name or found.person.name,
@@ -124,8 +126,9 @@ class ApproverDirectory:
                 found[key] = known
         return found
 
-    async def _members_of(self, group: _Known) -> tuple[Person, ...]:
-        """The people in ``group``, nested groups flattened (breadth first, bounded)."""
+    async def _members_of(self, group: _Known) -> tuple[tuple[Person, ...], bool]:
+        """The people in ``group``, nested groups flattened (breadth first, bounded), and whether that is
+        all of them."""
         key = (group.person.id or "").lower()
         now = self._clock()
         cached = self._members.get(key)
@@ -136,22 +139,26 @@ class ApproverDirectory:
         level = list(group.member_descriptors)
         for _ in range(MAX_DEPTH):
             level = [d for d in dict.fromkeys(level) if d not in seen]
-            if not level or len(people) >= MAX_MEMBERS:
+            if not level or len(people) > MAX_MEMBERS:
                 break
             seen.update(level)
             next_level: list[str] = []
             for start in range(0, len(level), DESCRIPTORS_PER_CALL):
-                batch = level[start : start + DESCRIPTORS_PER_CALL]
-                for identity in await self._read(descriptors=",".join(batch)):
+                if len(people) > MAX_MEMBERS:
+                    break
+                for identity in await self._read(descriptors=",".join(level[start : start + DESCRIPTORS_PER_CALL])):
                     member = _known(identity)
                     if member.group:
                         next_level.extend(member.member_descriptors)
-                    elif member.person.email and len(people) < MAX_MEMBERS:
+                    elif member.person.email:
                         people.setdefault(member.person.email.lower(), member.person)
             level = next_level
-        members = tuple(people.values())
-        self._members[key] = (now + self._cache_seconds, members)
-        return members
+        # all of them, unless some were past the bound or in groups nested deeper than MAX_DEPTH
+        complete = len(people) <= MAX_MEMBERS and all(d in seen for d in level)
+        people = dict(list(people.items())[:MAX_MEMBERS])
+        answer = (tuple(people.values()), complete)
+        self._members[key] = (now + self._cache_seconds, answer)
+        return answer
 
     async def _read(self, **query: str) -> list[Any]:
         """``IdentityClient.read_identities(…, query_membership="Direct")``; the unknown ones left out."""

@@ -137,13 +137,19 @@ async def test_the_members_of_a_group_approver_may_decide(handoff: Handoff) -> N
 
 async def test_a_refusal_says_when_handoff_cannot_see_who_an_approver_is(handoff: Handoff) -> None:
     unseen = Approver(person=Person(name="[mlops]\\Release Managers", id="id-managers"), group=True)  # no members
+    partly = Approver(  # read only in part: mallory may be among the others
+        person=Person(name="[mlops]\\Contributors", id="id-all"),
+        group=True,
+        members=(person("erin"),),
+        members_complete=False,
+    )
     chuck = Approver(person=Person(name="Chuck", id="id-chuck"))  # no email
-    await handoff.ingest.accept(replace(pending(), approvers=(unseen, chuck, Approver(person=person("carol")))))
+    await handoff.ingest.accept(replace(pending(), approvers=(unseen, partly, chuck, Approver(person=person("carol")))))
     refused = await handoff.gatekeeper.decide(user("mallory"), GATE, "approve", "", SLACK)
     assert not refused.accepted
     assert refused.message.endswith(
-        "Handoff cannot tell who is in [mlops]\\Release Managers or which chat account is Chuck: if you are among"
-        " them, decide it in Azure DevOps."
+        "Handoff cannot tell who is in [mlops]\\Contributors, [mlops]\\Release Managers or which chat account is"
+        " Chuck: if you are among them, decide it in Azure DevOps."
     )
     await handoff.ingest.accept(replace(pending(), event_id="again", approval_id="b2c3"))  # everyone is known
     known = await handoff.gatekeeper.decide(

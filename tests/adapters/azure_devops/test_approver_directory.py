@@ -101,3 +101,23 @@ async def test_a_refused_lookup_is_a_refusal_that_names_the_scope(
     finally:
         await pipelines.close()
     assert "vso.identity" in caplog.text and "not-a-pat" not in caplog.text
+
+
+async def test_a_group_read_only_in_part_says_so(gateway: AzureDevOpsGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = copy.deepcopy(load_default_world())
+    groups = world["groups"]
+    groups.append({"displayName": "Release Leads", "members": ["bob@contoso.com"]})
+    groups.append({"displayName": "Approvers", "members": ["Release Leads", "alice@contoso.com", "carol@contoso.com"]})
+    async with AzureDevOpsEmulator(world) as ado:
+        [whole] = await directory(ado, gateway).completed((by_id(ado, "Approvers"),))
+        assert whole.members_complete and len(whole.members) == 3
+        monkeypatch.setattr("adapters.azure_devops.approver_directory.MAX_MEMBERS", 1)
+        [capped] = await directory(ado, gateway).completed((by_id(ado, "Approvers"),))
+        monkeypatch.setattr("adapters.azure_devops.approver_directory.MAX_MEMBERS", 200)
+        monkeypatch.setattr("adapters.azure_devops.approver_directory.MAX_DEPTH", 1)
+        [shallow] = await directory(ado, gateway).completed((by_id(ado, "Approvers"),))
+    assert not capped.members_complete and len(capped.members) == 1
+    assert not shallow.members_complete and {p.email for p in shallow.members} == {
+        "alice@contoso.com",
+        "carol@contoso.com",
+    }  # bob is in a group nested one level deeper than it read
