@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+import pytest
 from azure.devops.connection import Connection
 from msrest.authentication import BasicAuthentication
 
@@ -11,6 +14,7 @@ from adapters.azure_devops.gateway import LOW_BUDGET_SPACING, MAX_PAUSE_SECONDS,
 from adapters.azure_devops.pipelines import AzureDevOpsPipelines
 from adapters.emulators.azure_devops import AzureDevOpsEmulator
 from bot.lifecycle import WORKER_PREFIX
+from bot.ports import RunStatus
 
 BUILD = "GET /contoso/mlops/_apis/build/builds/*"
 
@@ -30,59 +34,56 @@ class FakeTime:
         self.now += seconds
 
 
-def pipelines_for(ado: AzureDevOpsEmulator, time: FakeTime) -> AzureDevOpsPipelines:
+@dataclass
+class Caller:
+    """Handoff's Azure DevOps service on a fake clock, asking how one run stands."""
+
+    pipelines: AzureDevOpsPipelines
+    time: FakeTime
+    run_id: str
+
+    async def ask(self) -> RunStatus:
+        return await self.pipelines.run_status("mlops", self.run_id)
+
+
+@pytest.fixture
+async def caller(ado: AzureDevOpsEmulator) -> AsyncIterator[Caller]:
+    time = FakeTime()
     connection = Connection(base_url=ado.org_url, creds=BasicAuthentication("", ado.pat("handoff-bot@contoso.com")))
-    return AzureDevOpsPipelines(connection, AzureDevOpsGateway(clock=time.clock, sleep=time.sleep))
+    pipelines = AzureDevOpsPipelines(connection, AzureDevOpsGateway(clock=time.clock, sleep=time.sleep))
+    asking = Caller(pipelines, time, str(ado.start_run("integrate-app-y").id))
+    await asking.ask()  # (the SDK's discovery is cached from now on)
+    yield asking
+    await pipelines.close()
 
 
-async def test_retry_after_on_a_200_pauses_the_next_call(ado: AzureDevOpsEmulator) -> None:
-    time = FakeTime()
-    pipelines = pipelines_for(ado, time)
-    run = ado.start_run("integrate-app-y")
-    try:
-        await pipelines.run_status("mlops", str(run.id))  # (discovery is cached from now on)
-        ado.slow_down(retry_after=7)
-        status = await pipelines.run_status("mlops", str(run.id))  # answered, with advice to wait
-        assert status.run_id == str(run.id) and time.slept == []
-        assert pipelines.gateway.paused_for == 7
-        asked = len(ado.recorder.matching(BUILD))
-        await pipelines.run_status("mlops", str(run.id))
-        assert time.slept == [7]  # the call waited out the pause first…
-        assert len(ado.recorder.matching(BUILD)) == asked + 1  # …then went out
-        assert pipelines.gateway.paused_for == 0
-    finally:
-        await pipelines.close()
+async def test_retry_after_on_a_200_pauses_the_next_call(ado: AzureDevOpsEmulator, caller: Caller) -> None:
+    ado.slow_down(retry_after=7)
+    status = await caller.ask()  # answered, with advice to wait
+    assert status.run_id == caller.run_id and caller.time.slept == []
+    assert caller.pipelines.gateway.paused_for == 7
+    asked = len(ado.recorder.matching(BUILD))
+    await caller.ask()
+    assert caller.time.slept == [7]  # the call waited out the pause first…
+    assert len(ado.recorder.matching(BUILD)) == asked + 1  # …then went out
+    assert caller.pipelines.gateway.paused_for == 0
 
 
-async def test_an_absurd_retry_after_is_capped(ado: AzureDevOpsEmulator) -> None:
-    time = FakeTime()
-    pipelines = pipelines_for(ado, time)
-    run = ado.start_run("integrate-app-y")
-    try:
-        await pipelines.run_status("mlops", str(run.id))
-        ado.slow_down(retry_after=86_400)
-        await pipelines.run_status("mlops", str(run.id))
-        assert pipelines.gateway.paused_for == MAX_PAUSE_SECONDS
-    finally:
-        await pipelines.close()
+async def test_an_absurd_retry_after_is_capped(ado: AzureDevOpsEmulator, caller: Caller) -> None:
+    ado.slow_down(retry_after=86_400)
+    await caller.ask()
+    assert caller.pipelines.gateway.paused_for == MAX_PAUSE_SECONDS
 
 
-async def test_calls_are_spaced_out_while_the_budget_is_nearly_spent(ado: AzureDevOpsEmulator) -> None:
-    time = FakeTime()
-    pipelines = pipelines_for(ado, time)
-    run = ado.start_run("integrate-app-y")
-    try:
-        await pipelines.run_status("mlops", str(run.id))
-        ado.slow_down(retry_after=None, answers=2, remaining=15)  # under a tenth of 200 left, twice
-        await pipelines.run_status("mlops", str(run.id))
-        assert time.slept == [] and pipelines.gateway.paused_for == 0  # no Retry-After: nothing to wait out…
-        await pipelines.run_status("mlops", str(run.id))
-        assert time.slept == [LOW_BUDGET_SPACING]  # …but the next call starts a second after the last one
-        await pipelines.run_status("mlops", str(run.id))  # (the answer before it said the same)
-        await pipelines.run_status("mlops", str(run.id))  # its last answer said nothing: back to normal
-        assert time.slept == [LOW_BUDGET_SPACING, LOW_BUDGET_SPACING]
-    finally:
-        await pipelines.close()
+async def test_calls_are_spaced_out_while_the_budget_is_nearly_spent(ado: AzureDevOpsEmulator, caller: Caller) -> None:
+    ado.slow_down(retry_after=None, answers=2, remaining=15)  # under a tenth of 200 left, twice
+    await caller.ask()
+    assert caller.time.slept == [] and caller.pipelines.gateway.paused_for == 0  # no Retry-After to wait out…
+    await caller.ask()
+    assert caller.time.slept == [LOW_BUDGET_SPACING]  # …but the next call starts a second after the last one
+    await caller.ask()  # (the answer before it said the same)
+    await caller.ask()  # its last answer said nothing: back to normal
+    assert caller.time.slept == [LOW_BUDGET_SPACING, LOW_BUDGET_SPACING]
 
 
 async def test_calls_run_on_the_gateways_own_threads() -> None:
