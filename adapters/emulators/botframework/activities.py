@@ -175,20 +175,14 @@ class ActivityFactory:
         }
 
     def _channel(self, conversation_id: str) -> dict[str, Any]:
-        return {
-            "isGroup": True,
-            "conversationType": "channel",
-            "tenantId": self.world.tenant_id,
-            "id": conversation_id,
-        }
+        return self._group(conversation_id, "channel")
 
     def _group_chat(self, conversation_id: str) -> dict[str, Any]:
-        return {
-            "isGroup": True,
-            "conversationType": "groupChat",
-            "tenantId": self.world.tenant_id,
-            "id": conversation_id,
-        }
+        return self._group(conversation_id, "groupChat")
+
+    def _group(self, conversation_id: str, kind: str) -> dict[str, Any]:
+        """A conversation of several people: a channel's thread or a group chat."""
+        return {"isGroup": True, "conversationType": kind, "tenantId": self.world.tenant_id, "id": conversation_id}
 
     def _personal(self, user: TeamsUser) -> dict[str, Any]:
         return self._personal_id(user.personal_conversation_id)
