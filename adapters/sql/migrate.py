@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -24,22 +25,24 @@ def _alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest migration Handoff ships."""
+    """The newest migration Handoff ships (read from its files once: they do not change while it runs)."""
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     if head is None:
         raise RuntimeError("no migrations found")
     return head
 
 
+def schema_revision(connection: Connection) -> str | None:
+    """The migration the database behind ``connection`` is at, or None before the first one."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The migration the database is at, or None before the first one."""
-
-    def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
-
     async with engine.connect() as connection:
-        return await connection.run_sync(read)
+        return await connection.run_sync(schema_revision)
 
 
 async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> str:

@@ -6,18 +6,19 @@ import re
 import sqlite3
 
 import asyncpg
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql.audit import SqlAuditLog
 from adapters.sql.cards import SqlCardStore
 from adapters.sql.command_runs import SqlCommandRunStore
 from adapters.sql.conversations import SqlConversationStore
-from adapters.sql.engine import create_engine_for, shown_url
+from adapters.sql.engine import create_engine_for, run_read, shown_url
 from adapters.sql.events import SqlEventLog
 from adapters.sql.gates import SqlGateStore
-from adapters.sql.migrate import current_revision, head_revision, upgrade_database
+from adapters.sql.migrate import head_revision, schema_revision, upgrade_database
 from adapters.sql.outbox import SqlOutbox
+from adapters.sql.readiness import Readiness
 from adapters.sql.subscriptions import SqlSubscriptionStore
 
 # What a database that refuses, or does not answer, raises: the server's own errors (no such database, a
@@ -53,6 +54,10 @@ class SqlStore(
     Use :meth:`open` to build one from a store URL (``sqlite:///path.db`` or ``postgresql://…``).
     """
 
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.readiness = Readiness(self._answers_at_head)
+
     @classmethod
     async def open(cls, url: str, migrate: bool = True) -> SqlStore:
         """Connect to the database at ``url`` and, unless told not to, migrate it to the latest schema.
@@ -79,12 +84,17 @@ class SqlStore(
             return await upgrade_database(self.engine)
         except STORE_ERRORS as error:
             raise StoreUnavailable(f"{shown_url(self.engine.url)}: {_reason(error)}") from error
+        finally:
+            self.readiness.forget()
 
     async def is_ready(self) -> bool:
+        """Whether the store answers and is migrated; cheap enough to ask on every health probe."""
+        return await self.readiness()
+
+    async def _answers_at_head(self) -> bool:
         try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            return await current_revision(self.engine) == head_revision()
+            # read off the event loop on SQLite: a probe never holds up the hooks
+            return await run_read(self.engine, schema_revision) == head_revision()
         except STORE_ERRORS:
             return False
 
