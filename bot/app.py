@@ -67,7 +67,8 @@ class Handoff:
 
     async def run_background(self, stop: asyncio.Event) -> None:
         """The command runs an earlier process left, the outbox worker, and every minute: gate expiry,
-        command runs cut off while starting, reminders, forgetting old event ids."""
+        command runs cut off while starting, reminders; and forgetting old event ids, repeat marks and
+        finished deliveries."""
         if self.runner is not None:
             try:
                 await self.runner.resume()
@@ -75,6 +76,7 @@ class Handoff:
                 log.exception("could not take up the command runs an earlier process left")
         tasks = [asyncio.create_task(self.outbox.run(stop), name="outbox")]
         tasks.append(asyncio.create_task(self._housekeeping(stop), name="housekeeping"))
+        tasks.append(asyncio.create_task(self._retention(stop), name="retention"))
         await asyncio.gather(*tasks)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
@@ -88,13 +90,33 @@ class Handoff:
                     await self.model_handoff.sweep()
                 if remind is not None and remind.remind_every:
                     await self.gatekeeper.remind(remind.remind_every)
-                await self.store.forget_events_before(self.clock.now() - self.settings.store.dedupe_retention)
-                # a mark older than the longest repeat limit can no longer fold anything
-                await self.store.forget_repeat_marks_before(self.clock.now() - MAX_REPEAT_LIMIT)
             except Exception:
                 log.exception("housekeeping failed; trying again in a minute")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 60)
+
+    async def _retention(self, stop: asyncio.Event) -> None:
+        # beside the housekeeping, not in it: a first pass over a long backlog takes a while
+        while not stop.is_set():
+            try:
+                forgotten = await self.forget_old_rows()
+                if any(forgotten.values()):
+                    log.info("forgot %s", ", ".join(f"{count} {what}" for what, count in forgotten.items() if count))
+            except Exception:
+                log.exception("forgetting old rows failed; trying again in a minute")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 60)
+
+    async def forget_old_rows(self) -> dict[str, int]:
+        """Forget what the store keeps no longer (``store.dedupe_retention``, ``store.delivery_retention``);
+        how many rows of each kind. The background runs it every minute."""
+        now, retention = self.clock.now(), self.settings.store
+        return {
+            "event ids": await self.store.forget_events_before(now - retention.dedupe_retention),
+            # a mark older than the longest repeat limit can no longer fold anything
+            "repeat marks": await self.store.forget_repeat_marks_before(now - MAX_REPEAT_LIMIT),
+            "finished deliveries": await self.store.forget_deliveries_before(now - retention.delivery_retention),
+        }
 
 
 HANDOFF = web.AppKey("handoff", Handoff)

@@ -107,6 +107,10 @@ Duration = Annotated[
     timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: d.total_seconds(), return_type=float)
 ]
 
+# How long a sender's event id is remembered at least, and a finished delivery at least.
+MIN_DEDUPE_RETENTION = timedelta(hours=72)
+MIN_DELIVERY_RETENTION = timedelta(hours=1)
+
 # The shortest and longest repeat limit a subscription may have.
 MIN_REPEAT_LIMIT = timedelta(minutes=1)
 MAX_REPEAT_LIMIT = timedelta(hours=24)
@@ -145,7 +149,22 @@ class ServerSettings(Section):
 
 class StoreSettings(Section):
     url: str = "sqlite:///.handoff/handoff.db"
-    dedupe_retention: Duration = timedelta(hours=72)
+    dedupe_retention: Duration = MIN_DEDUPE_RETENTION
+    delivery_retention: Duration = timedelta(days=14)
+
+    @field_validator("dedupe_retention")
+    @classmethod
+    def _long_enough_for_redeliveries(cls, value: timedelta) -> timedelta:
+        if value < MIN_DEDUPE_RETENTION:
+            raise ValueError("must be at least 72h, so that a sender's late redelivery is still recognised")
+        return value
+
+    @field_validator("delivery_retention")
+    @classmethod
+    def _at_least_an_hour(cls, value: timedelta) -> timedelta:
+        if value < MIN_DELIVERY_RETENTION:
+            raise ValueError("must be at least 1h")
+        return value
 
     @field_validator("url")
     @classmethod

@@ -140,6 +140,10 @@ class Outbox(Protocol):
 
     async def dead_letter_delivery(self, delivery_id: int, worker: str, error: str) -> bool: ...
 
+    async def forget_deliveries_before(self, cutoff: datetime) -> int:
+        """Drop sent and dead-lettered deliveries last due before ``cutoff`` (pending ones stay); how many."""
+        ...
+
     async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
 
     async def count_deliveries(self) -> dict[str, int]:

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.engine import Connection
 
 from adapters.sql.base import SqlBase, address, must_utc, utc
 from adapters.sql.batch_statements import BatchStatements, SqlAlchemyStatements, SqliteStatements, chunks
 from adapters.sql.engine import PostgresEngine, SqliteEngine, run_read, run_write
 from adapters.sql.postgres_batch import AsyncpgStatements
+from adapters.sql.retention import forget_rows
 from adapters.sql.tables import card_states, deliveries, received_events, repeat_marks
 from bot.ports import EventRecord, StaleWrite
 from bot.records import CardState, ConversationAddress, DeliveryState, NewDelivery, ReceivedEvent, RepeatMark
@@ -274,8 +275,7 @@ class SqlEventLog(SqlBase):
         return await run_read(self.engine, read)
 
     async def forget_events_before(self, cutoff: datetime) -> int:
-        statement = delete(received_events).where(received_events.c.received_at < cutoff)
-        return await run_write(self.engine, lambda conn: int(conn.execute(statement).rowcount or 0))
+        return await forget_rows(self.engine, received_events, received_events.c.received_at < cutoff)
 
     async def get_repeat_marks(
         self, keys: Sequence[tuple[ConversationAddress, str]]
@@ -298,5 +298,4 @@ class SqlEventLog(SqlBase):
         return await run_read(self.engine, read)
 
     async def forget_repeat_marks_before(self, cutoff: datetime) -> int:
-        statement = delete(repeat_marks).where(repeat_marks.c.shown_at < cutoff)
-        return await run_write(self.engine, lambda conn: int(conn.execute(statement).rowcount or 0))
+        return await forget_rows(self.engine, repeat_marks, repeat_marks.c.shown_at < cutoff)

@@ -18,10 +18,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from adapters.sql.base import SqlBase, address, must_utc, utc
 from adapters.sql.engine import run_read, run_write
 from adapters.sql.events import delivery_rows
+from adapters.sql.retention import forget_rows
 from adapters.sql.tables import deliveries
 from bot.records import Delivery, DeliveryState, NewDelivery
 
 PENDING = DeliveryState.PENDING.value
+FINISHED = (DeliveryState.SENT.value, DeliveryState.DEAD.value)
 
 
 def _delivery(row: Any, recovered: bool = False) -> Delivery:
@@ -136,6 +138,11 @@ class SqlOutbox(SqlBase):
 
     async def dead_letter_delivery(self, delivery_id: int, worker: str, error: str) -> bool:
         return await self._finish(delivery_id, worker, state=DeliveryState.DEAD.value, last_error=error[:2000])
+
+    async def forget_deliveries_before(self, cutoff: datetime) -> int:
+        # when it was last due stands for when it finished (attempts are minutes apart), and is indexed
+        finished = and_(deliveries.c.state.in_(FINISHED), deliveries.c.next_attempt_at < cutoff)
+        return await forget_rows(self.engine, deliveries, finished)
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None:
         def read(conn: Connection) -> Delivery | None:

@@ -45,6 +45,19 @@ def test_unknown_key_wrong_type_and_unset_secret_are_all_named() -> None:
     assert "slack.bot_token: environment variable SLACK_BOT_TOKEN is not set" in found
 
 
+def test_retention_is_long_enough_for_redeliveries() -> None:
+    settings = parse_settings({}, {})
+    assert settings.store.dedupe_retention == timedelta(hours=72)
+    assert settings.store.delivery_retention == timedelta(days=14)
+    found = problems({"store": {"dedupe_retention": "24h", "delivery_retention": "10m"}})
+    assert found == [
+        "store.dedupe_retention: must be at least 72h, so that a sender's late redelivery is still recognised",
+        "store.delivery_retention: must be at least 1h",
+    ]
+    longer = parse_settings({"store": {"dedupe_retention": "7d", "delivery_retention": "2h"}}, {}).store
+    assert (longer.dedupe_retention, longer.delivery_retention) == (timedelta(days=7), timedelta(hours=2))
+
+
 def test_unknown_section_gets_did_you_mean() -> None:
     assert problems({"chanels": {}}) == ["chanels: unknown key (did you mean 'channels'?)"]
 

@@ -126,6 +126,25 @@ async def test_complete_retry_and_dead_letter(store: SqlStore) -> None:
     assert await store.count_deliveries() == {"pending": 1, "sent": 1, "dead": 1}
 
 
+async def test_forgetting_finished_deliveries_keeps_pending_and_recent_ones(store: SqlStore) -> None:
+    long_ago = NOW - timedelta(days=20)
+    where = [ConversationAddress("slack", name) for name in ("CA", "CB", "CC", "CD")]
+    await store.record_event(event("old", long_ago), [delivery(k, c) for k, c in zip("abcd", where, strict=True)])
+    a, b, c, _ = await store.claim_deliveries("w", long_ago, timedelta(seconds=30), 10)
+    await store.complete_delivery(a.id, "w")
+    await store.retry_delivery(b.id, "w", "503", long_ago + timedelta(seconds=5))
+    await store.dead_letter_delivery(c.id, "w", "400 invalid_blocks")
+    await store.record_event(event("new", NOW - timedelta(days=1)), [delivery("e", SLACK)])
+    claimed = await store.claim_deliveries("w", NOW, timedelta(seconds=30), 10)
+    recent = next(d for d in claimed if d.grouping_key == "e")
+    await store.complete_delivery(recent.id, "w")
+
+    assert await store.forget_deliveries_before(NOW - timedelta(days=14)) == 2
+    assert await store.get_delivery(a.id) is None and await store.get_delivery(c.id) is None
+    assert await store.count_deliveries() == {"pending": 2, "sent": 1, "dead": 0}
+    assert await store.forget_deliveries_before(NOW - timedelta(days=14)) == 0
+
+
 async def test_enqueue_without_an_event(store: SqlStore) -> None:
     ids = await store.enqueue([delivery("reply:1"), delivery("reply:2")], NOW)
     assert len(ids) == 2

@@ -1,0 +1,44 @@
+"""Retention: a pass forgets old event ids and finished deliveries, on a real store, and keeps the rest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from adapters.sql import SqlStore
+from bot.app import build_handoff
+from bot.clock import FakeClock
+from bot.config import parse_settings
+from bot.records import ConversationAddress, NewDelivery, ReceivedEvent
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+A = ConversationAddress("slack", "C0AAAAAAAA")
+B = ConversationAddress("slack", "C0BBBBBBBB")
+
+
+def received(key: str, at: datetime) -> ReceivedEvent:
+    return ReceivedEvent(dedupe_key=key, source="azure-devops", kind="run", received_at=at, payload={})
+
+
+def card_for(where: ConversationAddress, key: str) -> NewDelivery:
+    return NewDelivery(conversation=where, grouping_key=key, payload={"title": key})
+
+
+async def test_a_pass_forgets_what_is_past_its_retention_and_keeps_the_rest(store_url: str) -> None:
+    store = await SqlStore.open(store_url)
+    try:
+        handoff = build_handoff(parse_settings({"store": {"delivery_retention": "7d"}}, {}), store, FakeClock(T0))
+        ten_days_ago = T0 - timedelta(days=10)
+        await store.record_event(received("old", ten_days_ago), [card_for(A, "run:1"), card_for(B, "run:1")])
+        sent, waiting = await store.claim_deliveries("w", ten_days_ago, timedelta(seconds=30), 10)
+        await store.complete_delivery(sent.id, "w")
+        await store.retry_delivery(waiting.id, "w", "slack is down", ten_days_ago + timedelta(minutes=1))
+        await store.record_event(received("two days ago", T0 - timedelta(days=2)), [card_for(A, "run:2")])
+        await store.record_event(received("recent", T0 - timedelta(hours=1)), [])
+
+        assert await handoff.forget_old_rows() == {"event ids": 1, "repeat marks": 0, "finished deliveries": 1}
+        assert [await store.has_event(k) for k in ("old", "two days ago", "recent")] == [False, True, True]
+        assert await store.get_delivery(sent.id) is None
+        assert await store.count_deliveries() == {"pending": 2, "sent": 0, "dead": 0}  # a pending one is never lost
+        assert await handoff.forget_old_rows() == {"event ids": 0, "repeat marks": 0, "finished deliveries": 0}
+    finally:
+        await store.close()
