@@ -15,6 +15,7 @@ policy's ``override_roles``, with a reason, which goes to the audit log and onto
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -23,7 +24,15 @@ from typing import Any
 
 from bot.cards import Card
 from bot.clock import Clock
-from bot.events import ApprovalCompleted, ApprovalEvent, ApprovalPending, DomainEvent, GateChanged
+from bot.events import (
+    ApprovalCompleted,
+    ApprovalEvent,
+    ApprovalPending,
+    Approver,
+    DomainEvent,
+    GateChanged,
+    Person,
+)
 from bot.events import GateDecision as DecisionView
 from bot.ingest import Ingest
 from bot.interactions import ActionResult, ChatUser
@@ -43,6 +52,11 @@ STATUS_FROM_AZURE_DEVOPS = {
 }
 
 HANDOFF = "handoff"
+# Someone refused on a gate assigned to a group may have joined it since the gate opened: the refusal reads
+# the groups again, at most this often per gate (each read is a few calls to Azure DevOps), waiting at most
+# GROUP_READ_SECONDS for the answer (a click is answered within seconds).
+GROUP_REREAD = timedelta(seconds=60)
+GROUP_READ_SECONDS = 3.0
 # How long a replica that claimed applying a promotion has before another one may try again.
 APPLY_LEASE = timedelta(minutes=10)
 APPROVED_TAGS = {"approved": "true"}
@@ -51,6 +65,16 @@ APPROVED_TAGS = {"approved": "true"}
 def promotion_gate_id(model: str, version: str) -> str:
     """The id (and card key) of a model version's promotion gate."""
     return f"handoff:promotion:{model}:{version}".lower()
+
+
+def _deciders(approvers: Sequence[Approver]) -> list[str]:
+    """The identities that may decide for ``approvers``: each person, and each member of a group."""
+    return [i for a in approvers for p in (a.person, *a.members) for i in _identities(p.email, p.id)]
+
+
+def _unseen_groups(approvers: Sequence[Approver]) -> list[str]:
+    """Groups whose members Azure DevOps did not tell, or told only in part."""
+    return [a.person.display for a in approvers if a.group and not (a.members and a.members_complete)]
 
 
 def _identities(person_email: str | None, person_id: str | None) -> list[str]:
@@ -101,8 +125,6 @@ class Gatekeeper:
 
     async def _open(self, event: ApprovalEvent) -> None:
         now = self.clock.now()
-        # a group's step may be decided by any of its members
-        approvers = [i for a in event.approvers for p in (a.person, *a.members) for i in _identities(p.email, p.id)]
         requester = event.requester
         policy = self.policy.settings.gates.get("default")
         expires = event.timeout_at or now + (policy.expire_after if policy else timedelta(hours=72))
@@ -118,13 +140,14 @@ class Gatekeeper:
             details={
                 "approval_kind": event.approval_kind,
                 "project": event.project or "",
-                "approvers": approvers,
+                # a group's step may be decided by any of its members
+                "approvers": _deciders(event.approvers),
                 "approver_names": [a.person.display for a in event.approvers],
+                # the groups, to read again when someone who may have joined one since is refused
+                "groups": [{"id": a.person.id, "name": a.person.display} for a in event.approvers if a.group],
                 # approvers Handoff cannot match a chat user to: groups whose members Azure DevOps did not tell,
                 # people it named without an email
-                "unseen_groups": [
-                    a.person.display for a in event.approvers if a.group and not (a.members and a.members_complete)
-                ],
+                "unseen_groups": _unseen_groups(event.approvers),
                 "unmatched": [a.person.display for a in event.approvers if not a.group and not a.person.email],
                 "requesters": [
                     i
@@ -245,6 +268,8 @@ class Gatekeeper:
                 return ActionResult(False, "This gate has expired.", await self._card(gate))
             decisions = await self.store.gate_decisions(gate.gate_id)
             verdict = self.policy.may_decide(user, gate, decision, comment, decisions)
+            if not verdict.allowed and decision != "override" and await self._joined_a_group(gate, user):
+                continue  # the gate now lists them among its groups' members: look again
             if not verdict.allowed:
                 await self._audit(user.display, decision, gate, f"refused: {verdict.reason}", conversation, comment)
                 return ActionResult(False, verdict.reason)
@@ -301,6 +326,41 @@ class Gatekeeper:
                 await self._publish(current, note=note)
         await self._audit(user.display, decision, updated, outcome, conversation, comment)
         return ActionResult(True, message, await self._card(updated))
+
+    async def _joined_a_group(self, gate: Gate, user: ChatUser) -> bool:
+        """Whether ``user``, not among the members ``gate`` knows of its groups, is in one of them now.
+
+        Azure DevOps is asked again (not its cache), at most once per :data:`GROUP_REREAD` per gate; what it
+        says is kept on the gate (compare-and-set), so the card and other clicks see it too.
+        """
+        groups = [g for g in gate.details.get("groups", []) if g.get("id")]
+        if not groups or self.pipelines is None or gate.source != "azure-devops" or Policy.is_assigned(user, gate):
+            return False
+        now = self.clock.now()
+        read_at = gate.details.get("groups_read_at")
+        if read_at and now - datetime.fromisoformat(read_at) < GROUP_REREAD:
+            return False
+        asked = tuple(Approver(person=Person(name=g.get("name"), id=g["id"]), group=True) for g in groups)
+        try:
+            async with asyncio.timeout(GROUP_READ_SECONDS):
+                found = await self.pipelines.approver_identities(asked, fresh=True)
+        except (ServiceRefused, ServiceUnavailable, TimeoutError) as exc:
+            log.warning("gate %s: could not read its groups again (%s)", gate.gate_id, exc or type(exc).__name__)
+            return False
+        named = {g["name"] for g in groups}
+        details = {
+            **gate.details,
+            "approvers": list(dict.fromkeys([*gate.details.get("approvers", []), *_deciders(found)])),
+            "unseen_groups": [
+                *(u for u in gate.details.get("unseen_groups", []) if u not in named),
+                *_unseen_groups(found),
+            ],
+            "groups_read_at": now.isoformat(),
+        }
+        updated = await self.store.update_gate(gate.gate_id, gate.version, gate.state, details)
+        if updated is None:
+            return True  # the gate changed meanwhile: the caller looks again
+        return Policy.is_assigned(user, updated)
 
     async def _apply(self, gate: Gate, user: ChatUser, decision: str, comment: str) -> tuple[str, str]:
         """Send the winning decision to Azure DevOps; returns (audit outcome, note for the person)."""

@@ -66,6 +66,12 @@ class Policy:
         name = str(gate.policy.get("name", "default"))
         return self.settings.gates.get(name) or self.settings.gates.get("default") or GatePolicySettings()
 
+    @staticmethod
+    def is_assigned(user: ChatUser, gate: Gate) -> bool:
+        """Whether Azure DevOps assigned ``gate`` to ``user``: to them, or to a group they are known to be in."""
+        assigned = {_identity(a) for a in gate.details.get("approvers", [])}
+        return not assigned.isdisjoint(_identity(i) for i in user.identities)
+
     def may_decide(
         self,
         user: ChatUser,
@@ -77,7 +83,6 @@ class Policy:
         """Whether ``user`` may approve or reject ``gate`` now (state and expiry are checked elsewhere)."""
         policy = self.gate_policy(gate)
         identities = {_identity(i) for i in user.identities}
-        assigned = {_identity(a) for a in gate.details.get("approvers", [])}
         allowed_roles = set(policy.approver_roles) | set(gate.policy.get("approver_roles", []))
         in_role = bool(self.roles_of(user) & allowed_roles)
         if decision == "override":
@@ -86,7 +91,7 @@ class Policy:
             if not comment.strip():
                 return Verdict.refuse("An override needs a reason.")
             return Verdict.allow()
-        if not (identities & assigned or in_role):
+        if not (self.is_assigned(user, gate) or in_role):
             who = ", ".join(sorted(gate.details.get("approver_names", []))) or "the assigned approvers"
             refusal = f"You are not an approver of this gate. It can be decided by {who}."
             unknown = []

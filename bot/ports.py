@@ -427,9 +427,12 @@ class PipelineService(Protocol):
 
     async def approval_details(self, project: str, approval_id: str) -> JsonObject | None: ...
 
-    async def approver_identities(self, approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+    async def approver_identities(
+        self, approvers: tuple[Approver, ...], *, fresh: bool = False
+    ) -> tuple[Approver, ...]:
         """The approvers with the people behind them: the name and email of one named by id alone, the
-        members of a group (see :class:`~bot.events.Approver`)."""
+        members of a group (see :class:`~bot.events.Approver`). ``fresh`` asks Azure DevOps again rather
+        than a cache."""
         ...
 
     async def run_pipeline(

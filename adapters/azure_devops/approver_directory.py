@@ -77,23 +77,24 @@ class ApproverDirectory:
         self._by_id: dict[str, tuple[float, _Known]] = {}
         self._members: dict[str, tuple[float, tuple[tuple[Person, ...], bool]]] = {}
 
-    async def completed(self, approvers: Sequence[Approver]) -> tuple[Approver, ...]:
+    async def completed(self, approvers: Sequence[Approver], *, fresh: bool = False) -> tuple[Approver, ...]:
         """``approvers`` with a person's name and email where only an id was given, and a group's members.
 
-        An approver who already has an email is left as it is; so is one the service does not know.
+        An approver who already has an email is left as it is; so is one the service does not know. With
+        ``fresh``, Azure DevOps is asked again rather than the cache (someone may have joined a group).
         Raises what the SDK raises when Azure DevOps cannot be asked.
         """
         wanted = [a.person.id for a in approvers if a.person.id and a.needs_lookup]
         if not wanted:
             return tuple(approvers)
-        known = await self._identities(wanted)
+        known = await self._identities(wanted, fresh)
         completed = []
         for approver in approvers:
             found = known.get((approver.person.id or "").lower())
             if found is None or not approver.needs_lookup:
                 completed.append(approver)
             elif found.group:
-                members, complete = await self._members_of(found)
+                members, complete = await self._members_of(found, fresh)
                 person = replace(approver.person, name=approver.person.name or found.person.name)
                 completed.append(
                     replace(approver, person=person, group=True, members=members, members_complete=complete)
@@ -107,13 +108,13 @@ class ApproverDirectory:
                 completed.append(replace(approver, person=person))
         return tuple(completed)
 
-    async def _identities(self, ids: Iterable[str]) -> dict[str, _Known]:
+    async def _identities(self, ids: Iterable[str], fresh: bool) -> dict[str, _Known]:
         """The identities with these ids, by lowercased id: from the cache, else one call for the rest."""
         now = self._clock()
         found: dict[str, _Known] = {}
         missing = []
         for ident in dict.fromkeys(i.lower() for i in ids):
-            cached = self._by_id.get(ident)
+            cached = None if fresh else self._by_id.get(ident)
             if cached is not None and cached[0] > now:
                 found[ident] = cached[1]
             else:
@@ -126,12 +127,12 @@ class ApproverDirectory:
                 found[key] = known
         return found
 
-    async def _members_of(self, group: _Known) -> tuple[tuple[Person, ...], bool]:
+    async def _members_of(self, group: _Known, fresh: bool) -> tuple[tuple[Person, ...], bool]:
         """The people in ``group``, nested groups flattened (breadth first, bounded), and whether that is
         all of them."""
         key = (group.person.id or "").lower()
         now = self._clock()
-        cached = self._members.get(key)
+        cached = None if fresh else self._members.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
         people: dict[str, Person] = {}

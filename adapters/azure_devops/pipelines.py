@@ -116,9 +116,11 @@ class AzureDevOpsPipelines:
     async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
         return await self._call("approval details", self.approvals.get_approval, project, approval_id)
 
-    async def approver_identities(self, approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+    async def approver_identities(
+        self, approvers: tuple[Approver, ...], *, fresh: bool = False
+    ) -> tuple[Approver, ...]:
         try:
-            return await self.directory.completed(approvers)
+            return await self.directory.completed(approvers, fresh=fresh)
         except (AzureDevOpsServiceError, AzureDevOpsAuthenticationError) as error:
             key = getattr(error, "type_key", "") or type(error).__name__
             log.warning(

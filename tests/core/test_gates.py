@@ -19,7 +19,9 @@ from bot.clock import FakeClock
 from bot.config import parse_settings
 from bot.events import ApprovalCompleted, ApprovalPending, Approver, Person, PipelineRef
 from bot.interactions import ChatUser
+from bot.ports import ServiceUnavailable
 from bot.records import ConversationAddress, GateState
+from tests.core.fake_pipelines import FakePipelines
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 SLACK = ConversationAddress("slack", "C0APPRELEASES")
@@ -133,6 +135,56 @@ async def test_the_members_of_a_group_approver_may_decide(handoff: Handoff) -> N
     assert (await handoff.gatekeeper.decide(user("erin"), GATE, "approve", "", SLACK)).accepted
     [decision] = await handoff.store.gate_decisions(GATE)
     assert decision.actor == "erin@contoso.com"
+
+
+MANAGERS = Person(name="[mlops]\\Release Managers", id="id-managers")
+
+
+@pytest.fixture
+async def with_pipelines(store_url: str) -> AsyncIterator[tuple[Handoff, FakePipelines]]:
+    """Handoff whose gates are applied to Azure DevOps (a fake that records), and that fake."""
+    store, pipelines = await SqlStore.open(store_url), FakePipelines()
+    yield build_handoff(parse_settings(SETTINGS, {}), store, FakeClock(T0), pipelines=pipelines), pipelines
+    await store.close()
+
+
+async def test_someone_who_joined_a_group_since_the_gate_opened_may_decide_after_a_fresh_look(
+    with_pipelines: tuple[Handoff, FakePipelines],
+) -> None:
+    handoff, pipelines = with_pipelines
+    pipelines.groups["id-managers"] = (person("erin"),)
+    await handoff.ingest.accept(
+        replace(pending(), approvers=(Approver(person=MANAGERS, group=True, members=(person("erin"),)),))
+    )
+    refused = await handoff.gatekeeper.decide(user("frank"), GATE, "approve", "", SLACK)
+    assert not refused.accepted and "[mlops]\\Release Managers" in refused.message
+    assert pipelines.group_reads == 1  # a fresh look before refusing
+
+    pipelines.groups["id-managers"] = (person("erin"), person("frank"))  # an administrator adds frank
+    again = await handoff.gatekeeper.decide(user("frank"), GATE, "approve", "", SLACK)
+    assert not again.accepted and pipelines.group_reads == 1  # not looked at again within a minute
+    await handoff.clock.advance(61)  # type: ignore[attr-defined]
+    approved = await handoff.gatekeeper.decide(user("frank"), GATE, "approve", "lgtm", SLACK)
+    assert approved.accepted and pipelines.group_reads == 2
+    assert pipelines.decided == [("mlops", "a1b2", True, "Approved in Slack by frank@contoso.com: lgtm")]
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and "frank@contoso.com" in gate.details["approvers"]
+
+
+async def test_a_group_unseen_when_the_gate_opened_is_read_when_someone_is_refused(
+    with_pipelines: tuple[Handoff, FakePipelines],
+) -> None:
+    handoff, pipelines = with_pipelines
+    # Azure DevOps did not say who is in the group when the gate opened (no Identity: Read, or too slow)
+    await handoff.ingest.accept(replace(pending(), approvers=(Approver(person=MANAGERS, group=True),)))
+    pipelines.refuse_next.append(ServiceUnavailable("Azure DevOps is unreachable"))
+    still_unseen = await handoff.gatekeeper.decide(user("erin"), GATE, "approve", "", SLACK)
+    assert still_unseen.message.endswith("if you are among them, decide it in Azure DevOps.")
+    await handoff.clock.advance(61)  # type: ignore[attr-defined]
+    pipelines.groups["id-managers"] = (person("erin"),)
+    assert (await handoff.gatekeeper.decide(user("erin"), GATE, "approve", "", SLACK)).accepted
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.details["unseen_groups"] == []
 
 
 async def test_a_refusal_says_when_handoff_cannot_see_who_an_approver_is(handoff: Handoff) -> None:

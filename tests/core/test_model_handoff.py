@@ -23,12 +23,13 @@ from bot.app import Handoff, build_handoff
 from bot.cards import Card
 from bot.clock import FakeClock
 from bot.config import parse_settings
-from bot.events import Approver, ModelRegistered, PipelineRef, RunStateChanged
+from bot.events import ModelRegistered, PipelineRef, RunStateChanged
 from bot.gates import promotion_gate_id
 from bot.interactions import ChatUser, CommandRequest
 from bot.living import render
 from bot.ports import ModelVersion, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
 from bot.records import ConversationAddress, GateState
+from tests.core.fake_pipelines import FakePipelines
 from tests.core.test_gates import GATE as AZURE_DEVOPS_GATE
 from tests.core.test_gates import pending
 
@@ -113,53 +114,6 @@ class FakeML:
 
     async def cancel_job(self, name: str) -> None:
         raise NotImplementedError
-
-
-@dataclass
-class FakePipelines:
-    """Azure DevOps runs: started on request, running until the test finishes them."""
-
-    started: list[tuple[str, str, str | None, dict[str, str]]] = field(default_factory=list)
-    results: dict[str, RunStatus] = field(default_factory=dict)
-    refuse_next: list[Exception] = field(default_factory=list)
-    decided: list[tuple[str, str, bool, str]] = field(default_factory=list)
-
-    async def run_pipeline(
-        self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]
-    ) -> StartedRun:
-        if self.refuse_next:
-            raise self.refuse_next.pop(0)
-        self.started.append((project, pipeline, branch, parameters))
-        run_id = str(100 + len(self.started))
-        return StartedRun(
-            run_id,
-            f"20261128.{len(self.started)}",
-            f"https://dev.azure.com/contoso/mlops/_build/results?buildId={run_id}",
-        )
-
-    async def run_status(self, project: str, run_id: str) -> RunStatus:
-        return self.results.get(run_id, RunStatus(run_id, "running"))
-
-    def finish(self, run_id: str, result: str, failing_step: str | None = None) -> None:
-        self.results[run_id] = RunStatus(run_id, "completed", result, failing_step=failing_step)
-
-    def of(self, pipeline: str) -> list[dict[str, str]]:
-        return [parameters for _, name, _, parameters in self.started if name == pipeline]
-
-    async def decide_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None:
-        self.decided.append((project, approval_id, approve, comment))
-
-    async def decide_release_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None: ...
-
-    async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
-        return None
-
-    async def approver_identities(self, approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
-        return approvers
-
-    async def cancel_run(self, project: str, run_id: str) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from tests.e2e.conftest import (
     Loop,
@@ -100,35 +101,62 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
     assert [e.outcome for e in audit if e.action == "approve"][-1] == "applied"
 
 
-async def test_a_gate_assigned_to_a_group_calls_on_its_members_and_lets_them_decide(
-    start_loop: Callable[..., Awaitable[Loop]],
-) -> None:
-    loop = await start_loop(world=production_approved_by_a_group)
-    ado, slack = loop.suite.ado, loop.suite.slack
-    run = ado.start_run(
+async def the_group_gate(loop: Loop) -> tuple[Any, Any]:
+    """Start a release of app-y whose production stage waits for the Release Managers group: the run and the
+    gate's Slack card."""
+    run = loop.suite.ado.start_run(
         "release-app-y", requested_by="carol@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
     )
     gate_card = await eventually(
         lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
     )
+    return run, gate_card
+
+
+async def approve_in_slack(loop: Loop, gate_card: Any, user: str, comment: str) -> None:
+    """``user`` clicks Approve on the card and submits ``comment`` in the form that opens."""
+    slack = loop.suite.slack
+    opened_before = set(slack.state.views)
+    assert (await slack.click_button(gate_card.ts, "approve", user=user)).status == 200
+    view_id = await eventually(lambda: next(iter(set(slack.state.views) - opened_before), None))
+    assert (await slack.submit_view(view_id, {"comment": {"comment": comment}})).status == 200
+
+
+async def test_a_gate_assigned_to_a_group_calls_on_its_members_and_lets_them_decide(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(world=production_approved_by_a_group)
+    ado, slack = loop.suite.ado, loop.suite.slack
+    run, gate_card = await the_group_gate(loop)
     # the card names the group and calls on its member, found through Azure DevOps' Identities API
     alice = slack.world.user("alice")
     assert "Release Managers" in blocks_text(gate_card)
     assert gate_card.text.endswith(f" <@{alice.id}>") and gate_card.text.count("<@") == 1
     assert ado.recorder.matching("GET /contoso/_apis/identities")
 
-    async def approve_in_slack(user: str, comment: str) -> None:
-        opened_before = set(slack.state.views)
-        assert (await slack.click_button(gate_card.ts, "approve", user=user)).status == 200
-        view_id = await eventually(lambda: next(iter(set(slack.state.views) - opened_before), None))
-        assert (await slack.submit_view(view_id, {"comment": {"comment": comment}})).status == 200
-
     bob = slack.world.user("bob")
-    await approve_in_slack("bob", "lgtm")  # neither in the group nor in a Handoff role
+    await approve_in_slack(loop, gate_card, "bob", "lgtm")  # neither in the group nor in a Handoff role
     await eventually(lambda: slack.state.ephemeral_for(bob.id))
     assert "not an approver" in slack.state.ephemeral_for(bob.id)[-1].text
     assert "Release Managers" in slack.state.ephemeral_for(bob.id)[-1].text
-    await approve_in_slack("alice", "checked the model card")
+    await approve_in_slack(loop, gate_card, "alice", "checked the model card")
     await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)
     [patch] = ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")
     assert "Approved in Slack by alice@contoso.com: checked the model card" in patch.text()
+
+
+async def test_someone_added_to_the_group_after_the_gate_opened_may_decide_it(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(world=production_approved_by_a_group)
+    ado = loop.suite.ado
+    run, gate_card = await the_group_gate(loop)
+    looked_up = len(ado.recorder.matching("GET /contoso/_apis/identities"))
+    ado.world.add_member("Release Managers", "bob@contoso.com")  # an administrator adds bob
+    await approve_in_slack(loop, gate_card, "bob", "on call this week")
+    await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)
+    [patch] = ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")
+    assert "Approved in Slack by bob@contoso.com: on call this week" in patch.text()
+    # Handoff asked Azure DevOps again, not its cache, before it would refuse him
+    assert len(ado.recorder.matching("GET /contoso/_apis/identities")) > looked_up
+    assert not loop.suite.slack.state.ephemeral_for(loop.suite.slack.world.user("bob").id)

@@ -222,10 +222,13 @@ class World:
     resource_areas: Literal["empty", "listed"] = "empty"
     _by_pat: dict[str, Identity] = field(default_factory=dict, compare=False, repr=False)
     _by_id: dict[str, Principal] = field(default_factory=dict, compare=False, repr=False)
+    # each group's direct members as they stand now: an administrator may add someone while the emulator runs
+    _members_now: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_pat.update({i.pat: i for i in self.identities if i.pat})
         self._by_id.update({p.id.lower(): p for p in self.principals})
+        self._members_now.update({g.id.lower(): g.members for g in self.groups})
 
     @property
     def principals(self) -> tuple[Principal, ...]:
@@ -262,7 +265,19 @@ class World:
 
     def direct_members(self, group: Group) -> tuple[Principal, ...]:
         """The identities and groups ``group`` lists itself."""
-        return tuple(p for m in group.members if (p := self.by_id(m)) is not None)
+        return tuple(p for m in self._listed(group) if (p := self.by_id(m)) is not None)
+
+    def add_member(self, group_ref: str, member_ref: str) -> Group:
+        """Put an identity or group into a group, as an administrator does in the organization's settings."""
+        group, member = self.group(group_ref), self.principal(member_ref)
+        if group is None or member is None:
+            raise KeyError(f"no group {group_ref!r}" if group is None else f"no identity or group {member_ref!r}")
+        if member.id not in self._listed(group):
+            self._members_now[group.id.lower()] = (*self._listed(group), member.id)
+        return group
+
+    def _listed(self, group: Group) -> tuple[str, ...]:
+        return self._members_now.get(group.id.lower(), group.members)
 
     def expanded_members(self, group: Group) -> tuple[Principal, ...]:
         """The members of ``group`` at any depth, nested groups included (as Azure DevOps expands them)."""
@@ -270,7 +285,7 @@ class World:
 
     def direct_groups(self, principal: Principal) -> tuple[Group, ...]:
         """The groups that list ``principal`` as a member."""
-        return tuple(g for g in self.groups if principal.id in g.members)
+        return tuple(g for g in self.groups if principal.id in self._listed(g))
 
     def expanded_groups(self, principal: Principal) -> tuple[Group, ...]:
         """The groups ``principal`` is in, directly or through nested groups."""

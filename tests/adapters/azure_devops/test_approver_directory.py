@@ -91,6 +91,21 @@ async def test_answers_are_cached_for_a_while(ado: AzureDevOpsEmulator, gateway:
     assert len(ado.recorder.matching(IDENTITIES)) == 2 * calls
 
 
+async def test_a_fresh_look_asks_again_and_sees_who_joined(
+    ado: AzureDevOpsEmulator, gateway: AzureDevOpsGateway
+) -> None:
+    people = directory(ado, gateway)
+    managers = (by_id(ado, "Release Managers"),)
+    [before] = await people.completed(managers)
+    calls = len(ado.recorder.matching(IDENTITIES))
+    ado.world.add_member("Release Managers", "bob@contoso.com")
+    assert await people.completed(managers) == (before,)  # from the cache: bob is not seen yet
+    [after] = await people.completed(managers, fresh=True)
+    assert [p.email for p in after.members] == ["carol@contoso.com", "bob@contoso.com"]
+    assert len(ado.recorder.matching(IDENTITIES)) == 2 * calls
+    assert await people.completed(managers) == (after,)  # and what it read is cached in turn
+
+
 async def test_a_refused_lookup_is_a_refusal_that_names_the_scope(
     ado: AzureDevOpsEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -176,26 +176,58 @@ def test_a_group_cannot_list_itself_or_an_unknown_member() -> None:
         parse_world(world)
 
 
+async def production_waiting_for(ado: AzureDevOpsEmulator, clock: FakeClock) -> str:
+    """Start a release of app-y and run it to production's approval; the approval's id."""
+    run = ado.start_run(
+        "release-app-y", requested_by="alice@contoso.com", parameters={"modelName": "m", "modelVersion": "1"}
+    )
+    for _ in range(2):  # Build (2 s), Deploy to staging (3 s)
+        await ado.settled()
+        await clock.advance(3)
+    return (await ado.wait_for_approval(run.id)).id
+
+
+async def approve_as(ado: AzureDevOpsEmulator, who: str, approval_id: str) -> tuple[int, Any]:
+    """PATCH an approval as ``who``: the status and the answer's JSON."""
+    decision = [{"approvalId": approval_id, "status": "approved", "comment": "ok"}]
+    accept = {"Accept": "application/json;api-version=7.1-preview.1"}
+    async with (
+        session_as(ado, who) as session,
+        session.patch(f"{ado.org_url}/mlops/_apis/pipelines/approvals", json=decision, headers=accept) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
 async def test_a_member_of_a_nested_group_decides_the_outer_groups_approval(clock: FakeClock) -> None:
     world = nested_world()
     production = next(e for e in world["environments"] if e["name"] == "production")
     production["approval"]["approvers"] = ["Production Approvers"]
     async with AzureDevOpsEmulator(world, clock=clock) as ado:
-        run = ado.start_run(
-            "release-app-y", requested_by="alice@contoso.com", parameters={"modelName": "m", "modelVersion": "1"}
-        )
-        for _ in range(2):  # Build (2 s), Deploy to staging (3 s)
-            await ado.settled()
-            await clock.advance(3)
-        approval = await ado.wait_for_approval(run.id)
-        decision = [{"approvalId": approval.id, "status": "approved", "comment": "ok"}]
-        accept = {"Accept": "application/json;api-version=7.1-preview.1"}
-        async with (
-            session_as(ado, "carol@contoso.com") as session,  # in Release Managers, itself in Production Approvers
-            session.patch(f"{ado.org_url}/mlops/_apis/pipelines/approvals", json=decision, headers=accept) as resp,
-        ):
-            assert resp.status == 200, await resp.text()
-            assert (await resp.json())["value"][0]["status"] == "approved"
+        approval_id = await production_waiting_for(ado, clock)
+        # carol is in Release Managers, itself in Production Approvers
+        status, answer = await approve_as(ado, "carol@contoso.com", approval_id)
+        assert status == 200, answer
+        assert answer["value"][0]["status"] == "approved"
+
+
+async def test_someone_added_to_a_group_is_in_it_at_once(clock: FakeClock) -> None:
+    world = copy.deepcopy(load_default_world())
+    production = next(e for e in world["environments"] if e["name"] == "production")
+    production["approval"]["approvers"] = ["Release Managers"]  # carol alone in it
+    async with AzureDevOpsEmulator(world, clock=clock) as ado:
+        approval_id = await production_waiting_for(ado, clock)
+        status, answer = await approve_as(ado, "bob@contoso.com", approval_id)
+        assert (status, answer["typeKey"]) == (403, "ApprovalUnauthorizedException")
+
+        managers = ado.world.add_member("Release Managers", "bob@contoso.com")
+        (team,) = await read(await identity_client(ado), identity_ids=managers.id, query_membership="Direct")
+        bob = ado.identity("bob@contoso.com")
+        assert team is not None and team.member_ids == [ado.identity("carol@contoso.com").id, bob.id]
+        status, answer = await approve_as(ado, "bob@contoso.com", approval_id)
+        assert status == 200, answer
+        assert answer["value"][0]["status"] == "approved"
+        with pytest.raises(KeyError, match="no group 'Nobody'"):
+            ado.world.add_member("Nobody", "bob@contoso.com")
 
 
 # refusals and discovery -------------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+"""Azure DevOps as the core's tests need it: a small in-memory fake of the PipelineService port that
+records what it was asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot.events import Approver, Person
+from bot.ports import RunStatus, StartedRun
+
+
+@dataclass
+class FakePipelines:
+    """Azure DevOps runs: started on request, running until the test finishes them. ``groups`` are the
+    members each group (by id) has now; each time one is read is counted in ``group_reads``."""
+
+    started: list[tuple[str, str, str | None, dict[str, str]]] = field(default_factory=list)
+    results: dict[str, RunStatus] = field(default_factory=dict)
+    refuse_next: list[Exception] = field(default_factory=list)
+    decided: list[tuple[str, str, bool, str]] = field(default_factory=list)
+    groups: dict[str, tuple[Person, ...]] = field(default_factory=dict)
+    group_reads: int = 0
+
+    async def run_pipeline(
+        self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]
+    ) -> StartedRun:
+        if self.refuse_next:
+            raise self.refuse_next.pop(0)
+        self.started.append((project, pipeline, branch, parameters))
+        run_id = str(100 + len(self.started))
+        return StartedRun(
+            run_id,
+            f"20261128.{len(self.started)}",
+            f"https://dev.azure.com/contoso/mlops/_build/results?buildId={run_id}",
+        )
+
+    async def run_status(self, project: str, run_id: str) -> RunStatus:
+        return self.results.get(run_id, RunStatus(run_id, "running"))
+
+    def finish(self, run_id: str, result: str, failing_step: str | None = None) -> None:
+        self.results[run_id] = RunStatus(run_id, "completed", result, failing_step=failing_step)
+
+    def of(self, pipeline: str) -> list[dict[str, str]]:
+        return [parameters for _, name, _, parameters in self.started if name == pipeline]
+
+    async def decide_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None:
+        self.decided.append((project, approval_id, approve, comment))
+
+    async def decide_release_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None: ...
+
+    async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
+        return None
+
+    async def approver_identities(
+        self, approvers: tuple[Approver, ...], *, fresh: bool = False
+    ) -> tuple[Approver, ...]:
+        if self.refuse_next:
+            raise self.refuse_next.pop(0)
+        found = []
+        for approver in approvers:
+            members = self.groups.get(approver.person.id or "") if approver.group else None
+            if members is not None:
+                self.group_reads += 1
+                approver = replace(approver, members=members)
+            found.append(approver)
+        return tuple(found)
+
+    async def cancel_run(self, project: str, run_id: str) -> None: ...
+
+    async def close(self) -> None: ...
