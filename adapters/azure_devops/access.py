@@ -35,6 +35,7 @@ APPROVE = Need(
     "vso.build_execute (Build: Read & execute)",
     "being an approver on the environments' Approval checks (or in a group that is)",
 )
+READ_IDENTITIES = Need("vso.identity (Identity: Read)", "being a member of the organization")
 READ_PROJECT = Need("vso.project (Project and Team: Read)", "being a member of the project")
 _HOOKS_PERMISSION = "'View subscriptions' and 'Edit subscriptions' for service hooks (Project Administrators have both)"
 

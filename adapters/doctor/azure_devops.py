@@ -1,5 +1,5 @@
 """Azure DevOps, for real: the organization answers, and the PAT or identity may read pipelines, run them
-(a preview run, which starts nothing), read approvals, and the service hooks are in place.
+(a preview run, which starts nothing), read approvals and identities, and the service hooks are in place.
 
 Authorization comes before validation on the service, so a preview that fails validation (a missing
 parameter) still shows that the identity may run the pipeline.
@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from adapters.azure_devops.access import (
     APPROVE,
+    READ_IDENTITIES,
     READ_PIPELINES,
     RUN_PIPELINES,
     Need,
@@ -123,6 +124,7 @@ class _Doctor:
             )
         checks += self.run_checks(pipeline_ids)
         checks += self.approval_checks()
+        checks.append(self.identities_check())
         checks.append(self.hooks_check(chat_filters))
         return checks
 
@@ -178,6 +180,29 @@ class _Doctor:
                 )
             )
         return checks
+
+    def _own_identity(self) -> str:
+        """Read the PAT's own identity from the Identities API (as reading an approval's approvers does)."""
+        me = self.client("location").get_connection_data().authenticated_user
+        self.client("identity").read_identities(identity_ids=me.id)
+        return str(me.provider_display_name or me.id)
+
+    def identities_check(self) -> Check:
+        name = "azure_devops.identities"
+        try:
+            me = self.call(READ_IDENTITIES, self._own_identity)
+        except _Refused as refused:
+            if refused.refusal.kind in ("scope", "permission", "unsupported"):
+                return warn(
+                    name,
+                    f"{refused.refusal.message}: a group assigned to an approval is named on its card, but its "
+                    "members cannot decide it in chat, and an approver named by id alone is not called on",
+                    f"give the PAT the scope {READ_IDENTITIES.scope}"
+                    if refused.refusal.kind == "scope"
+                    else _fix(refused.refusal, READ_IDENTITIES, self.ado),
+                )
+            return self.refused(name, refused.refusal, READ_IDENTITIES)
+        return ok(name, f"reads identities (as {me}): the members of a group assigned to an approval may decide it")
 
     def hooks_check(self, chat_filters: Sequence[Mapping[str, object]]) -> Check:
         name = "azure_devops.hooks"

@@ -71,6 +71,12 @@ def bad_request(message: str, type_key: str = "ArgumentException") -> ServiceErr
     return ServiceError(400, type_key, message)
 
 
+def missing_scope(caller_id: str) -> ServiceError:
+    """What the service answers to a PAT that authenticates but lacks the scope a call needs: 401, with a body."""
+    message = f"TF400813: The user '{caller_id}' is not authorized to access this resource."
+    return ServiceError(401, "UnauthorizedRequestException", message)
+
+
 def unauthorized() -> web.Response:
     """What the service answers to a missing or unknown PAT: 401, no JSON body."""
     return web.Response(

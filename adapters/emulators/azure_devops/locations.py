@@ -98,6 +98,10 @@ IDENTITIES = Location(
     "28010c54-d0c0-4c89-a5b0-1c9e188b9fb7", "IMS", "Identities", "_apis/identities/{identityId}", 1, 1.0, 7.2, "0.0"
 )
 
+CONNECTION_DATA = Location(
+    "00d9565f-ed9c-4a06-9a50-00e7896ccab4", "Location", "ConnectionData", "_apis/{resource}", 1, 1.0, 7.2, "0.0"
+)
+
 #: Served on the organization URL.
 ORG_LOCATIONS = (
     RESOURCE_AREAS,
@@ -113,6 +117,7 @@ ORG_LOCATIONS = (
     HOOK_SUBSCRIPTIONS,
     HOOK_NOTIFICATIONS,
     IDENTITIES,
+    CONNECTION_DATA,
 )
 #: Served on the vsrm-like URL when resource areas are listed.
 RELEASE_LOCATIONS = (RESOURCE_AREAS, RELEASE_APPROVALS, RELEASE_APPROVAL)

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.emulators.azure_devops.errors import ServiceError, bad_request, not_found, unauthorized
+from adapters.emulators.azure_devops.errors import ServiceError, bad_request, missing_scope, not_found, unauthorized
 from adapters.emulators.azure_devops.locations import Location
 from adapters.emulators.azure_devops.world import Identity, World
 
@@ -75,6 +75,7 @@ class Route:
     handler: Handler
     location: Location | None
     anonymous: bool
+    scope: str | None = None
 
 
 def _segment(token: str) -> str:
@@ -110,9 +111,11 @@ class Router:
         location: Location | None = None,
         anonymous: bool = False,
         vsrm: bool = False,
+        scope: str | None = None,
     ) -> None:
-        """Route ``METHOD /template`` (``{name}`` segments become params) to ``handler``."""
-        self.routes.append(Route(method.upper(), _compile(template, vsrm), handler, location, anonymous))
+        """Route ``METHOD /template`` (``{name}`` segments become params) to ``handler``; a caller whose PAT
+        lacks ``scope`` is refused."""
+        self.routes.append(Route(method.upper(), _compile(template, vsrm), handler, location, anonymous, scope))
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         """The catch-all aiohttp handler."""
@@ -131,6 +134,8 @@ class Router:
             caller = self.authenticate(request)
             if caller is None:
                 return unauthorized()
+            if route.scope is not None and not self.world.pat_allows(caller, route.scope):
+                return missing_scope(caller.id).response()
         try:
             params = {k: v for k, v in match.groupdict().items() if v is not None}
             self._check_scope(params)

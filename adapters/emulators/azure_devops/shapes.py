@@ -85,6 +85,23 @@ class Shapes:
             "properties": self.ims_properties(who),
         }
 
+    def connection_data(self, caller: Identity) -> dict[str, Any]:
+        """``GET _apis/connectionData``: who the caller is, and which deployment answers."""
+        me = self.ims_identity(caller, Membership())
+        return {
+            "authenticatedUser": me,
+            "authorizedUser": me,
+            "instanceId": self.world.collection_id,
+            "deploymentId": self.world.account_id,
+            "deploymentType": "hosted",
+            "locationServiceData": {
+                "serviceOwner": "00025394-6065-48ca-87d9-7f5672854ef7",
+                "defaultAccessMappingMoniker": "PublicAccessMapping",
+                "lastChangeId": 1,
+                "lastChangeId64": 1,
+            },
+        }
+
     def ims_properties(self, who: Principal) -> dict[str, dict[str, str]]:
         """An Identity's ``properties``, each a ``{"$type": "System.String", "$value": …}``."""
         if isinstance(who, Group):

@@ -50,6 +50,7 @@ class Identity:
     pat: str | None = field(default=None, repr=False)
     role: str = ""
     is_container: bool = False
+    scopes: tuple[str, ...] | None = None  # what its PAT may do; None: full access
 
 
 @dataclass(frozen=True)
@@ -224,11 +225,14 @@ class World:
     _by_id: dict[str, Principal] = field(default_factory=dict, compare=False, repr=False)
     # each group's direct members as they stand now: an administrator may add someone while the emulator runs
     _members_now: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # the scopes each identity's PAT was given, when not all of them (see ``pat_allows``)
+    _pat_scopes: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_pat.update({i.pat: i for i in self.identities if i.pat})
         self._by_id.update({p.id.lower(): p for p in self.principals})
         self._members_now.update({g.id.lower(): g.members for g in self.groups})
+        self._pat_scopes.update({i.id.lower(): i.scopes for i in self.identities if i.scopes is not None})
 
     @property
     def principals(self) -> tuple[Principal, ...]:
@@ -275,6 +279,22 @@ class World:
         if member.id not in self._listed(group):
             self._members_now[group.id.lower()] = (*self._listed(group), member.id)
         return group
+
+    def limit_pat(self, who: str, scopes: Sequence[str]) -> None:
+        """Give ``who``'s PAT only these scopes (``vso.build_execute``…), as a PAT made with "Custom defined"."""
+        self._pat_scopes[self._identity_id(who)] = tuple(scopes)
+
+    def pat_allows(self, caller: Identity, scope: str) -> bool:
+        """Whether ``caller``'s PAT has ``scope``, or one that includes it (``vso.identity_manage`` has
+        ``vso.identity``); a PAT with full access has every scope."""
+        granted = self._pat_scopes.get(caller.id.lower())
+        return granted is None or any(g == scope or g.startswith(f"{scope}_") for g in granted)
+
+    def _identity_id(self, ref: str) -> str:
+        found = self.identity(ref)
+        if found is None:
+            raise KeyError(f"no identity {ref!r}")
+        return found.id.lower()
 
     def _listed(self, group: Group) -> tuple[str, ...]:
         return self._members_now.get(group.id.lower(), group.members)
@@ -410,6 +430,7 @@ def _identity(value: Any, where: str) -> Identity:
         unique_name=unique,
         pat=str(d["pat"]) if d.get("pat") else None,
         role=str(d.get("role", "")),
+        scopes=tuple(str(x) for x in _list(d, "scopes")) if d.get("scopes") is not None else None,
     )
 
 

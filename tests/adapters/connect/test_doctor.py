@@ -41,6 +41,7 @@ async def test_a_good_configuration_passes(wired: Wired) -> None:
         "azure_devops.read[mlops]",
         "azure_devops.run[integrate-app-y]",
         "azure_devops.approve[mlops]",
+        "azure_devops.identities",
         "azure_devops.hooks",
         "azure_ml.credential",
         "azure_ml.workspace",
@@ -55,9 +56,25 @@ async def test_a_good_configuration_passes(wired: Wired) -> None:
     assert {c.status for c in checks.values()} <= {Status.OK, Status.WARN, Status.SKIP}
     assert checks["teams.token"].status is Status.WARN  # the emulated Teams runs without authentication
     assert "6 service hook(s)" in checks["azure_devops.hooks"].detail
+    assert checks["azure_devops.identities"].status is Status.OK
+    assert "reads identities (as Handoff Bot)" in checks["azure_devops.identities"].detail
     text = "\n".join(report.lines)
     for secret in wired.environ.values():
         assert secret not in text
+
+
+async def test_a_pat_that_cannot_read_identities_is_a_warning_that_names_the_scope(wired: Wired) -> None:
+    await connected(wired)
+    scopes = ["vso.build_execute", "vso.hooks_write", "vso.project", "vso.release_execute"]
+    wired.suite.ado.world.limit_pat("handoff-bot@contoso.com", scopes)
+    checks = by_name(await run_checks(wired.settings))
+    identities = checks["azure_devops.identities"]
+    assert identities.status is Status.WARN
+    assert "the PAT lacks the scope vso.identity (Identity: Read)" in identities.detail
+    assert "TF400813" in identities.detail and "cannot decide it in chat" in identities.detail
+    assert identities.fix == "give the PAT the scope vso.identity (Identity: Read)"
+    assert checks["azure_devops.approve[mlops]"].status is Status.OK  # the other scopes still do their part
+    assert (await run_doctor(wired.settings)).ok  # a warning: Handoff still runs, groups are named only
 
 
 async def test_before_connect_the_missing_hooks_and_subscriptions_fail_with_the_command_to_run(wired: Wired) -> None:

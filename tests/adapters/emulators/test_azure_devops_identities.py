@@ -233,6 +233,34 @@ async def test_someone_added_to_a_group_is_in_it_at_once(clock: FakeClock) -> No
 # refusals and discovery -------------------------------------------------------------------------------
 
 
+async def test_a_pat_without_identity_read_is_refused_but_may_say_whose_it_is(ado: AzureDevOpsEmulator) -> None:
+    client = await identity_client(ado, "bob@contoso.com")
+    location = await call(
+        Connection(
+            base_url=ado.org_url, creds=BasicAuthentication("", ado.pat("bob@contoso.com"))
+        ).clients_v7_1.get_location_client
+    )
+    ado.world.limit_pat("bob@contoso.com", ["vso.build_execute"])
+    me = (await call(location.get_connection_data)).authenticated_user
+    assert (me.id, me.provider_display_name) == (ado.identity("bob@contoso.com").id, "Bob Okafor")
+    with pytest.raises(AzureDevOpsServiceError, match="TF400813") as refused:
+        await read(client, identity_ids=me.id)
+    assert refused.value.type_key == "UnauthorizedRequestException"
+    assert ado.recorder.matching(IDENTITIES)[-1].status == 401
+    ado.world.limit_pat("bob@contoso.com", ["vso.build_execute", "vso.identity_manage"])  # includes Identity: Read
+    assert [i.id for i in await read(client, identity_ids=me.id) if i is not None] == [me.id]
+
+
+def test_a_world_may_give_a_pat_some_scopes_only() -> None:
+    world = copy.deepcopy(load_default_world())
+    world["identities"][1]["scopes"] = ["vso.build", "vso.identity"]
+    parsed = parse_world(world)
+    alice, bob = parsed.identities[:2]
+    assert (alice.scopes, bob.scopes) == (None, ("vso.build", "vso.identity"))
+    assert parsed.pat_allows(alice, "vso.release_execute") and parsed.pat_allows(bob, "vso.identity")
+    assert not parsed.pat_allows(bob, "vso.build_execute")  # Build: Read does not include Read & execute
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -1,4 +1,8 @@
-"""Identities API (area IMS): ``GET {org}/_apis/identities`` by ids or descriptors, with membership.
+"""Identities API (area IMS): ``GET {org}/_apis/identities`` by ids or descriptors, with membership; and
+``GET {org}/_apis/connectionData``, which says whose PAT a request carries.
+
+Reading identities needs the PAT scope ``vso.identity`` (Identity: Read): a PAT limited to other scopes
+(``World.limit_pat``) is refused with the service's 401 ``TF400813``.
 
 One entry per requested key, in order; an unknown key answers ``null`` at its place, as the service does.
 ``searchFilter``/``filterValue``, ``subjectDescriptors`` and ``socialDescriptors`` are not emulated: asking
@@ -62,4 +66,10 @@ def register(router: Router, emulator: AzureDevOpsEmulator) -> None:
         find = directory.by_id if kind == "identityIds" else directory.by_descriptor
         return web.json_response(collection([render(find(key), query) for key in keys]))
 
-    router.add("GET", "{org}/_apis/identities", read_identities, location=locations.IDENTITIES)
+    async def connection_data(call: Call) -> web.Response:
+        assert call.caller is not None
+        return web.json_response(emulator.shapes.connection_data(call.caller))
+
+    router.add("GET", "{org}/_apis/identities", read_identities, location=locations.IDENTITIES, scope="vso.identity")
+    # who the PAT belongs to: any PAT may ask
+    router.add("GET", "{org}/_apis/connectionData", connection_data, location=locations.CONNECTION_DATA)
