@@ -243,6 +243,7 @@ def create_app(
     add_health_routes(app)
     if handoff is not None:
         app[HANDOFF] = handoff
+        handoff.outbox.observer = app[METRICS].outbox
         _mount_integrations(app, handoff)
         if handoff.background:
             app.cleanup_ctx.append(_background)

@@ -13,14 +13,40 @@ from prometheus_client.registry import Collector
 from bot import __version__
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+# From an event's arrival to its message in chat: coalescing alone waits a second, a platform's rate limit
+# or an outage of it minutes.
+DELIVERY_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 300, 900)
 
 
 @dataclass
 class _Timings:
-    """One route's answers by latency bucket (the last: over the largest bound), and their total seconds."""
+    """Observations by bucket (the last: over the largest bound), and their total seconds."""
 
     counts: list[int]
     seconds: float = 0.0
+
+    @classmethod
+    def observe(cls, by_key: dict[str, _Timings], key: str, buckets: tuple[float, ...], seconds: float) -> None:
+        """Count ``seconds`` under ``key`` in ``by_key``."""
+        timings = by_key.get(key)
+        if timings is None:
+            timings = by_key[key] = cls([0] * (len(buckets) + 1))
+        timings.counts[bisect_left(buckets, seconds)] += 1  # a bucket counts observations up to its bound
+        timings.seconds += seconds
+
+
+def _histogram(
+    name: str, documentation: str, label: str, buckets: tuple[float, ...], by_key: Mapping[str, _Timings]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=[label])
+    bounds = [*(str(float(b)) for b in buckets), "+Inf"]
+    for key, timings in sorted(by_key.items()):
+        cumulative, running = [], 0
+        for bound, count in zip(bounds, timings.counts, strict=True):
+            running += count
+            cumulative.append((bound, running))
+        family.add_metric([key], cumulative, timings.seconds)
+    return family
 
 
 class HttpAnswers(Collector):
@@ -38,11 +64,7 @@ class HttpAnswers(Collector):
     def answered(self, route: str, status: int, seconds: float) -> None:
         key = (route, status)
         self.requests[key] = self.requests.get(key, 0) + 1
-        timings = self.latency.get(route)
-        if timings is None:
-            timings = self.latency[route] = _Timings([0] * (len(self.buckets) + 1))
-        timings.counts[bisect_left(self.buckets, seconds)] += 1  # a bucket counts answers up to its bound
-        timings.seconds += seconds
+        _Timings.observe(self.latency, route, self.buckets, seconds)
 
     def hook_events_counted(self, source: str, accepted: int, duplicates: int, ignored: int) -> None:
         for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("ignored", ignored)):
@@ -62,16 +84,13 @@ class HttpAnswers(Collector):
         )
         for (route, status), count in sorted(self.requests.items()):
             requests.add_metric([route, str(status)], count)
-        latency = HistogramMetricFamily(
-            "handoff_http_request_seconds", "Time to answer an HTTP request, by route", labels=["route"]
+        latency = _histogram(
+            "handoff_http_request_seconds",
+            "Time to answer an HTTP request, by route",
+            "route",
+            self.buckets,
+            self.latency,
         )
-        bounds = [*(str(float(b)) for b in self.buckets), "+Inf"]
-        for route, timings in sorted(self.latency.items()):
-            cumulative, running = [], 0
-            for bound, count in zip(bounds, timings.counts, strict=True):
-                running += count
-                cumulative.append((bound, running))
-            latency.add_metric([route], cumulative, timings.seconds)
         hook_events = CounterMetricFamily(
             "handoff_hook_events",
             "Events in the webhook deliveries Handoff accepted, by sender and outcome "
@@ -81,6 +100,47 @@ class HttpAnswers(Collector):
         for (source, outcome), count in sorted(self.hook_events.items()):
             hook_events.add_metric([source, outcome], count)
         return [requests, latency, hook_events]
+
+
+class OutboxDeliveries(Collector):
+    """``handoff_delivery_seconds`` and ``handoff_delivery_failures_total``: what the outbox worker of this
+    process delivered, how long after the event, and what went wrong. Counted on the event loop's thread."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.latency: dict[str, _Timings] = {}
+        self.failures: dict[tuple[str, str], int] = {}
+
+    def delivered(self, platform: str, seconds: float) -> None:
+        _Timings.observe(self.latency, platform, self.buckets, max(0.0, seconds))
+
+    def not_delivered(self, platform: str, outcome: str) -> None:
+        key = (platform, outcome)
+        self.failures[key] = self.failures.get(key, 0) + 1
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def _families(self) -> list[Metric]:
+        latency = _histogram(
+            "handoff_delivery_seconds",
+            "Time from an event's arrival to its message in chat, by platform (one per delivery done)",
+            "platform",
+            self.buckets,
+            self.latency,
+        )
+        failures = CounterMetricFamily(
+            "handoff_delivery_failures",
+            "Deliveries that did not go through at an attempt, by platform and outcome (rate_limited: the platform "
+            "said wait; retried: it will be tried again; dead: given up, alerted)",
+            labels=["platform", "outcome"],
+        )
+        for (platform, outcome), count in sorted(self.failures.items()):
+            failures.add_metric([platform, outcome], count)
+        return [latency, failures]
 
 
 class Metrics:
@@ -94,6 +154,8 @@ class Metrics:
         # and webhook delivery is counted, and a prometheus_client child takes a lock for each count
         self.answers = HttpAnswers(LATENCY_BUCKETS)
         self.registry.register(self.answers)
+        self.outbox = OutboxDeliveries(DELIVERY_BUCKETS)
+        self.registry.register(self.outbox)
         self.deliveries = Gauge(
             "handoff_deliveries",
             "Deliveries in the outbox by state, read from the store at each scrape (dead: gave up, alerted)",

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot.cards import Card, Fact, Status
 from bot.clock import Clock
@@ -38,6 +38,16 @@ from bot.ratelimit import SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 from bot.records import ConversationAddress, Delivery, NewDelivery, Platform, PostedCard
 
 log = logging.getLogger("handoff.outbox")
+
+
+class DeliveryObserver(Protocol):
+    """What the outbox reports as it goes (Handoff's metrics)."""
+
+    def delivered(self, platform: str, seconds: float) -> None:
+        """A delivery is done, ``seconds`` after its event arrived."""
+
+    def not_delivered(self, platform: str, outcome: str) -> None:
+        """An attempt did not go through: ``rate_limited``, ``retried`` or ``dead``."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,7 @@ class OutboxWorker:
             platform: SlidingWindowLimiter(windows, clock) for platform, windows in DEFAULT_WINDOWS.items()
         }
         self.calls = 0
+        self.observer: DeliveryObserver | None = None
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -184,6 +195,9 @@ class OutboxWorker:
             await self._failed(delivery, DeliveryFailed(f"{type(exc).__name__}: {exc}", retryable=True))
         else:
             await self.store.complete_delivery(delivery.id, self.worker_id)
+            if self.observer is not None:
+                age = (self.clock.now() - delivery.created_at).total_seconds()
+                self.observer.delivered(delivery.conversation.platform, age)
 
     async def _send(self, channel: ChatChannel, delivery: Delivery) -> None:
         payload = delivery.payload
@@ -262,7 +276,11 @@ class OutboxWorker:
         if failure.retry_after:
             limiter = self.limiters[delivery.conversation.platform]
             limiter.block(delivery.conversation.conversation_id, failure.retry_after)
-        if failure.retryable and delivery.attempts < self.retry.max_attempts:
+        retry = failure.retryable and delivery.attempts < self.retry.max_attempts
+        if self.observer is not None and retry:
+            outcome = "rate_limited" if failure.retry_after else "retried"
+            self.observer.not_delivered(delivery.conversation.platform, outcome)
+        if retry:
             wait = self.retry.delay(delivery.attempts, failure.retry_after, self.rng)
             log.warning(
                 "delivery %s to %s failed (%s); attempt %s, retrying in %.1fs",
@@ -282,6 +300,8 @@ class OutboxWorker:
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         log.error("delivery %s to %s given up: %s", delivery.id, delivery.conversation, reason)
+        if self.observer is not None:
+            self.observer.not_delivered(delivery.conversation.platform, "dead")
         await self.store.dead_letter_delivery(delivery.id, self.worker_id, reason)
         alert_targets = [c for c in self.ops_channel if c != delivery.conversation]
         if not alert_targets or delivery.grouping_key.startswith("handoff:alert:"):

@@ -35,7 +35,8 @@ from bot.events import (
     RunStateChanged,
     StageStateChanged,
 )
-from bot.outbox import post_marker
+from bot.metrics import Metrics
+from bot.outbox import RetryPolicy, post_marker
 
 T0 = datetime.now(UTC)
 CHANNELS = 20
@@ -210,6 +211,41 @@ async def test_rate_limits_are_absorbed(tmp_path: Path, slack: SlackEmulator) ->
         statuses = [r.status for r in slack.recorder.requests]
         assert statuses.count(429) >= 4  # the faults happened, and were absorbed
         assert (await handoff.store.count_deliveries())["dead"] == 0
+    finally:
+        await handoff.store.close()
+
+
+async def test_the_metrics_count_what_the_outbox_met(tmp_path: Path, slack: SlackEmulator) -> None:
+    # Slack's client waits out one 429 itself; the second, and a 500, reach the outbox
+    slack.faults.add(
+        "POST /api/chat.postMessage", [Fault("429", retry_after=1), Fault("429", retry_after=1), Fault("500")]
+    )
+    handoff = await open_handoff(tmp_path / "h.db", slack)
+    metrics = Metrics()
+    handoff.outbox.observer = metrics.outbox  # as the server wires it
+    handoff.outbox.retry = RetryPolicy(max_attempts=3, base_delay=0.05)
+
+    def scraped(metric: str, outcome: str | None = None) -> float | None:
+        labels = {"platform": "slack", **({"outcome": outcome} if outcome else {})}
+        return metrics.registry.get_sample_value(metric, labels)
+
+    try:
+        start, stage = events_of(0)[:2]
+        await handoff.ingest.accept(start)
+        await drain(handoff)
+        assert [r.status for r in calls(slack, "chat.postMessage")] == [429, 429, 500, 200]
+        assert scraped("handoff_delivery_failures_total", "rate_limited") == 1
+        assert scraped("handoff_delivery_failures_total", "retried") == 1
+        assert scraped("handoff_delivery_seconds_count") == 1  # the card, posted at the third attempt
+        assert 1.0 <= (scraped("handoff_delivery_seconds_sum") or 0) < 60  # after the 429's second
+
+        slack.faults.add("POST /api/chat.update", [Fault("500"), Fault("500")])
+        handoff.outbox.retry = RetryPolicy(max_attempts=2, base_delay=0.05)
+        await handoff.ingest.accept(stage)
+        await drain(handoff)
+        assert scraped("handoff_delivery_failures_total", "dead") == 1  # the update, given up at its second try
+        assert scraped("handoff_delivery_failures_total", "retried") == 2
+        assert scraped("handoff_delivery_seconds_count") == 1
     finally:
         await handoff.store.close()
 

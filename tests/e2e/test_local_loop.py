@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import aiohttp
 
 from tests.e2e.conftest import (
     Loop,
@@ -47,6 +50,11 @@ async def test_a_failing_integration_run_is_one_living_card_on_both_platforms(lo
     ]
     # the run's card never went anywhere it was not routed
     assert slack_messages(loop, "ml-models") == []
+    # and the server's metrics count what the outbox delivered, on each platform
+    async with aiohttp.ClientSession() as session, session.get(f"{loop.server.url}/metrics") as resp:
+        metrics = await resp.text()
+    for platform in ("slack", "teams"):
+        assert re.search(rf'^handoff_delivery_seconds_count{{platform="{platform}"}} [1-9]', metrics, re.MULTILINE)
 
 
 async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(loop: Loop) -> None:
