@@ -158,7 +158,8 @@ class Metrics:
         self.registry.register(self.outbox)
         self.deliveries = Gauge(
             "handoff_deliveries",
-            "Deliveries in the outbox by state, read from the store at each scrape (dead: gave up, alerted)",
+            "Deliveries in the outbox not delivered, by state, read from the store at each scrape (pending: waiting "
+            "or being sent; dead: gave up, alerted)",
             ["state"],
             registry=self.registry,
         )

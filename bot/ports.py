@@ -21,6 +21,7 @@ from bot.records import (
     ConversationAddress,
     ConversationRecord,
     Delivery,
+    DeliveryState,
     Gate,
     GateDecision,
     GateState,
@@ -146,8 +147,9 @@ class Outbox(Protocol):
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
 
-    async def count_deliveries(self) -> dict[str, int]:
-        """How many deliveries are in each state."""
+    async def count_deliveries(self, states: Sequence[DeliveryState] | None = None) -> dict[str, int]:
+        """How many deliveries are in each state (or in each of ``states``: cheaper, when the sent ones, by far
+        the most, are not wanted)."""
         ...
 
     async def complete_superseded(self, delivery: Delivery, rank: int) -> int:

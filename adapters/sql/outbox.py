@@ -180,8 +180,13 @@ class SqlOutbox(SqlBase):
 
         return await run_write(self.engine, write)
 
-    async def count_deliveries(self) -> dict[str, int]:
+    async def count_deliveries(self, states: Sequence[DeliveryState] | None = None) -> dict[str, int]:
         def read(conn: Connection) -> dict[str, int]:
+            if states is not None:  # each a search of the (state, next_attempt_at) index, not a scan of it all
+                count = select(func.count()).select_from(deliveries)
+                return {
+                    s.value: int(conn.execute(count.where(deliveries.c.state == s.value)).scalar_one()) for s in states
+                }
             rows = conn.execute(select(deliveries.c.state, func.count()).group_by(deliveries.c.state))
             counts = {state.value: 0 for state in DeliveryState}
             counts.update({str(state): int(n) for state, n in rows})

@@ -124,6 +124,7 @@ async def test_complete_retry_and_dead_letter(store: SqlStore) -> None:
     due = await store.claim_deliveries("w", NOW + timedelta(seconds=5), timedelta(seconds=30), 10)
     assert [d.id for d in due] == [b.id]
     assert await store.count_deliveries() == {"pending": 1, "sent": 1, "dead": 1}
+    assert await store.count_deliveries([DeliveryState.DEAD, DeliveryState.PENDING]) == {"dead": 1, "pending": 1}
 
 
 async def test_forgetting_finished_deliveries_keeps_pending_and_recent_ones(store: SqlStore) -> None:
