@@ -168,7 +168,11 @@
   // ---------------------------------------------------------------------------------------------- loading
 
   const loadState = singleFlight(async () => {
-    const data = await api(`api/state?user=${encodeURIComponent(S.user || "")}`);
+    const asked = S.user || "";
+    const data = await api(`api/state?user=${encodeURIComponent(asked)}`);
+    // someone else was chosen while this was on its way: its answer must not choose the old one again (the
+    // change asked for another load, which answers for the new one)
+    if ((S.user || "") !== asked) return;
     S.people = data.people;
     S.user = data.user;
     S.channels = data.channels;
@@ -187,8 +191,10 @@
   const loadChannel = singleFlight(async () => {
     if (!S.current) return;
     const { platform, id } = S.current;
-    const data = await api(`api/channels/${platform}/${encodeURIComponent(id)}?user=${encodeURIComponent(S.user)}`);
+    const asked = S.user;
+    const data = await api(`api/channels/${platform}/${encodeURIComponent(id)}?user=${encodeURIComponent(asked)}`);
     if (!S.current || S.current.platform !== platform || S.current.id !== id) return; // switched meanwhile
+    if (S.user !== asked) return; // shown to someone else meanwhile: their load follows
     const key = JSON.stringify(data);
     if (key === S.snapshotKey) return;
     S.snapshot = data;

@@ -218,6 +218,32 @@ async def test_retrain_confirm_job_done_then_approve_on_both_platforms(
     await page.screenshot(path=str(ARTIFACTS / "5-live-update.png"))
 
 
+async def test_choosing_someone_while_a_refresh_is_on_its_way_keeps_them_chosen(
+    page: Any, served: tuple[str, StandInBot], slack: AsyncWebClient
+) -> None:
+    url, _ = served
+    expect = playwright_api.expect
+    await page.goto(f"{url}/#user=alice&c=slack:{SLACK_MODELS}")
+    await expect(page.locator("#live")).to_have_text("● live")
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(route: Any) -> None:  # alice's refresh is slow to come back
+        held.set()
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/api/state?user=alice", hold)
+    await slack.chat_postMessage(channel=SLACK_MODELS, text="something new")  # the page refreshes, as alice
+    async with asyncio.timeout(TIMEOUT / 1000):
+        await held.wait()
+    # meanwhile, someone chooses carol; then alice's answer arrives, and the page asks again, for carol
+    async with page.expect_response(lambda answer: "api/state?user=carol" in answer.url, timeout=TIMEOUT):
+        await page.select_option("#user", "carol")
+        release.set()
+    await expect(page.locator("#user")).to_have_value("carol")
+    assert "user=carol" in await page.evaluate("location.hash")
+
+
 async def test_card_text_cannot_inject_markup(
     page: Any, served: tuple[str, StandInBot], suite: EmulatorSuite, slack: AsyncWebClient
 ) -> None:
