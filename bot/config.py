@@ -109,7 +109,10 @@ Duration = Annotated[
 
 # How long a sender's event id is remembered at least, and a finished delivery at least.
 MIN_DEDUPE_RETENTION = timedelta(hours=72)
-MIN_DELIVERY_RETENTION = timedelta(hours=1)
+RETENTION_MINIMUMS = {
+    "dedupe_retention": (MIN_DEDUPE_RETENTION, "72h, so that a sender's late redelivery is still recognised"),
+    "delivery_retention": (timedelta(hours=1), "1h"),
+}
 
 # The shortest and longest repeat limit a subscription may have.
 MIN_REPEAT_LIMIT = timedelta(minutes=1)
@@ -152,18 +155,12 @@ class StoreSettings(Section):
     dedupe_retention: Duration = MIN_DEDUPE_RETENTION
     delivery_retention: Duration = timedelta(days=14)
 
-    @field_validator("dedupe_retention")
+    @field_validator("dedupe_retention", "delivery_retention")
     @classmethod
-    def _long_enough_for_redeliveries(cls, value: timedelta) -> timedelta:
-        if value < MIN_DEDUPE_RETENTION:
-            raise ValueError("must be at least 72h, so that a sender's late redelivery is still recognised")
-        return value
-
-    @field_validator("delivery_retention")
-    @classmethod
-    def _at_least_an_hour(cls, value: timedelta) -> timedelta:
-        if value < MIN_DELIVERY_RETENTION:
-            raise ValueError("must be at least 1h")
+    def _long_enough(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        least, why = RETENTION_MINIMUMS[str(info.field_name)]
+        if value < least:
+            raise ValueError(f"must be at least {why}")
         return value
 
     @field_validator("url")

@@ -49,7 +49,29 @@ def _histogram(
     return family
 
 
-class HttpAnswers(Collector):
+def _counter(
+    name: str, documentation: str, labels: list[str], counts: Mapping[tuple[str, str], int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for values, count in sorted(counts.items()):
+        family.add_metric(list(values), count)
+    return family
+
+
+class _Families(Collector):
+    """A collector whose metric families are built afresh at each scrape by :meth:`_families`."""
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def _families(self) -> list[Metric]:
+        raise NotImplementedError
+
+
+class HttpAnswers(_Families):
     """``handoff_http_requests_total``, ``handoff_http_request_seconds`` and ``handoff_hook_events_total``.
 
     Counted by the event loop's thread only (the answers and the scrape both run there).
@@ -72,12 +94,6 @@ class HttpAnswers(Collector):
                 key = (source, outcome)
                 self.hook_events[key] = self.hook_events.get(key, 0) + count
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(self._families())
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families())
-
     def _families(self) -> list[Metric]:
         requests = CounterMetricFamily(
             "handoff_http_requests", "HTTP requests answered, by route and status", labels=["route", "status"]
@@ -91,18 +107,17 @@ class HttpAnswers(Collector):
             self.buckets,
             self.latency,
         )
-        hook_events = CounterMetricFamily(
+        hook_events = _counter(
             "handoff_hook_events",
             "Events in the webhook deliveries Handoff accepted, by sender and outcome "
             "(accepted, duplicate: stored before; ignored: of a type or from a place Handoff does not use)",
-            labels=["source", "outcome"],
+            ["source", "outcome"],
+            self.hook_events,
         )
-        for (source, outcome), count in sorted(self.hook_events.items()):
-            hook_events.add_metric([source, outcome], count)
         return [requests, latency, hook_events]
 
 
-class OutboxDeliveries(Collector):
+class OutboxDeliveries(_Families):
     """``handoff_delivery_seconds`` and ``handoff_delivery_failures_total``: what the outbox worker of this
     process delivered, how long after the event, and what went wrong. Counted on the event loop's thread."""
 
@@ -118,12 +133,6 @@ class OutboxDeliveries(Collector):
         key = (platform, outcome)
         self.failures[key] = self.failures.get(key, 0) + 1
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(self._families())
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families())
-
     def _families(self) -> list[Metric]:
         latency = _histogram(
             "handoff_delivery_seconds",
@@ -132,14 +141,13 @@ class OutboxDeliveries(Collector):
             self.buckets,
             self.latency,
         )
-        failures = CounterMetricFamily(
+        failures = _counter(
             "handoff_delivery_failures",
             "Deliveries that did not go through at an attempt, by platform and outcome (rate_limited: the platform "
             "said wait; retried: it will be tried again; dead: given up, alerted)",
-            labels=["platform", "outcome"],
+            ["platform", "outcome"],
+            self.failures,
         )
-        for (platform, outcome), count in sorted(self.failures.items()):
-            failures.add_metric([platform, outcome], count)
         return [latency, failures]
 
 
