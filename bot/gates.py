@@ -328,14 +328,17 @@ class Gatekeeper:
         return ActionResult(True, message, await self._card(updated))
 
     async def _joined_a_group(self, gate: Gate, user: ChatUser) -> bool:
-        """Whether ``user``, not among the members ``gate`` knows of its groups, is in one of them now.
+        """Whether ``user``, neither among the members ``gate`` knows of its groups nor in an approver role, is
+        in one of its groups now.
 
         Azure DevOps is asked again (not its cache), at most once per :data:`GROUP_REREAD` per gate; what it
         says is kept on the gate (compare-and-set), so the card and other clicks see it too.
         """
         groups = [g for g in gate.details.get("groups", []) if g.get("id")]
-        if not groups or self.pipelines is None or gate.source != "azure-devops" or Policy.is_assigned(user, gate):
+        if not groups or self.pipelines is None or gate.source != "azure-devops":
             return False
+        if Policy.is_assigned(user, gate) or self.policy.in_approver_role(user, gate):
+            return False  # refused for another reason than not being an approver
         now = self.clock.now()
         read_at = gate.details.get("groups_read_at")
         if read_at and now - datetime.fromisoformat(read_at) < GROUP_REREAD:

@@ -72,6 +72,11 @@ class Policy:
         assigned = {_identity(a) for a in gate.details.get("approvers", [])}
         return not assigned.isdisjoint(_identity(i) for i in user.identities)
 
+    def in_approver_role(self, user: ChatUser, gate: Gate) -> bool:
+        """Whether one of ``user``'s roles may decide ``gate`` (its policy's ``approver_roles``)."""
+        allowed = set(self.gate_policy(gate).approver_roles) | set(gate.policy.get("approver_roles", []))
+        return bool(self.roles_of(user) & allowed)
+
     def may_decide(
         self,
         user: ChatUser,
@@ -83,8 +88,7 @@ class Policy:
         """Whether ``user`` may approve or reject ``gate`` now (state and expiry are checked elsewhere)."""
         policy = self.gate_policy(gate)
         identities = {_identity(i) for i in user.identities}
-        allowed_roles = set(policy.approver_roles) | set(gate.policy.get("approver_roles", []))
-        in_role = bool(self.roles_of(user) & allowed_roles)
+        in_role = self.in_approver_role(user, gate)
         if decision == "override":
             if not self.roles_of(user) & set(policy.override_roles):
                 return Verdict.refuse("Only " + (", ".join(policy.override_roles) or "nobody") + " may override.")

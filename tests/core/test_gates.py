@@ -171,6 +171,19 @@ async def test_someone_who_joined_a_group_since_the_gate_opened_may_decide_after
     assert gate is not None and "frank@contoso.com" in gate.details["approvers"]
 
 
+async def test_a_refusal_for_another_reason_than_not_being_an_approver_reads_no_group(
+    with_pipelines: tuple[Handoff, FakePipelines],
+) -> None:
+    handoff, pipelines = with_pipelines
+    pipelines.groups["id-managers"] = (person("erin"),)
+    managers = Approver(person=MANAGERS, group=True, members=(person("erin"),))
+    await handoff.ingest.accept(replace(pending(), approvers=(managers,)))
+    for who in ("erin", "dave"):  # erin is in the group, dave in an approver role: a rejection needs a reason
+        refused = await handoff.gatekeeper.decide(user(who), GATE, "reject", "", SLACK)
+        assert refused.message == "A rejection needs a reason."
+    assert pipelines.group_reads == 0
+
+
 async def test_a_group_unseen_when_the_gate_opened_is_read_when_someone_is_refused(
     with_pipelines: tuple[Handoff, FakePipelines],
 ) -> None:
