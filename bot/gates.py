@@ -54,7 +54,8 @@ STATUS_FROM_AZURE_DEVOPS = {
 HANDOFF = "handoff"
 # Someone refused on a gate assigned to a group may have joined it since the gate opened: the refusal reads
 # the groups again, at most this often per gate (each read is a few calls to Azure DevOps), waiting at most
-# GROUP_READ_SECONDS for the answer (a click is answered within seconds).
+# GROUP_READ_SECONDS for the answer (a click is answered within seconds). A read that failed counts too:
+# while Azure DevOps is down, the next refusals are answered at once.
 GROUP_REREAD = timedelta(seconds=60)
 GROUP_READ_SECONDS = 3.0
 # How long a replica that claimed applying a promotion has before another one may try again.
@@ -113,6 +114,7 @@ class Gatekeeper:
         self.clock = clock
         self.pipelines = pipelines
         self.ml = ml
+        self._failed_group_reads: dict[str, datetime] = {}  # gate id: when reading its groups last failed
 
     # --- gates from Azure DevOps -------------------------------------------------------------------
 
@@ -343,13 +345,21 @@ class Gatekeeper:
         read_at = gate.details.get("groups_read_at")
         if read_at and now - datetime.fromisoformat(read_at) < GROUP_REREAD:
             return False
+        failed_at = self._failed_group_reads.get(gate.gate_id)
+        if failed_at is not None and now - failed_at < GROUP_REREAD:
+            return False
         asked = tuple(Approver(person=Person(name=g.get("name"), id=g["id"]), group=True) for g in groups)
         try:
             async with asyncio.timeout(GROUP_READ_SECONDS):
                 found = await self.pipelines.approver_identities(asked, fresh=True)
         except (ServiceRefused, ServiceUnavailable, TimeoutError) as exc:
             log.warning("gate %s: could not read its groups again (%s)", gate.gate_id, exc or type(exc).__name__)
+            self._failed_group_reads = {
+                **{gate_id: at for gate_id, at in self._failed_group_reads.items() if now - at < GROUP_REREAD},
+                gate.gate_id: now,
+            }
             return False
+        self._failed_group_reads.pop(gate.gate_id, None)
         named = {g["name"] for g in groups}
         details = {
             **gate.details,
