@@ -163,8 +163,10 @@ def build_handoff(
     handoff.model_handoff = model_handoff
     handoff.closers.append(runner.close)
     handoff.closers.append(model_handoff.close)
-    if pipelines is not None:
-        handoff.closers.insert(0, pipelines.close)  # (closers run last first: the service outlives its users)
+    # (closers run last first: the services outlive their users)
+    for service in (pipelines, ml, hooks):
+        if service is not None:
+            handoff.closers.insert(0, service.close)
     return handoff
 
 

@@ -472,6 +472,10 @@ class MLService(Protocol):
 
     async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None: ...
 
+    async def close(self) -> None:
+        """Release what the service holds (its threads); called once, as the server stops."""
+        ...
+
 
 class HookProvisioner(Protocol):
     """Makes Azure DevOps send Handoff the service hooks that chat subscriptions need (``subscribe <url>``).
@@ -499,4 +503,8 @@ class HookProvisioner(Protocol):
 
     async def run_pipeline_name(self, project: str, run_id: int) -> str | None:
         """The name of the pipeline a run (build) belongs to, or None if there is no such run."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the provisioner holds (its threads); called once, as the server stops."""
         ...

@@ -5,8 +5,8 @@ request by up to 30 s, then answers 429, and it says ``Retry-After`` on any answ
 SDK honours ``Retry-After`` only on the 429 or 503 of a GET, and blocks its thread meanwhile. So, as the
 reference recommends, the calls go through one gateway per organization:
 
-- on a thread pool of their own (the SDK is synchronous): a throttled organization holds up only its own
-  calls, never the other work Python's shared default pool does;
+- on a thread pool of their own (the SDK is synchronous, :mod:`adapters.worker_pool`): a throttled
+  organization holds up only its own calls, never the other work Python's shared default pool does;
 - paused after any answer that carried ``Retry-After``, for that many seconds: the wait is on the event
   loop, so a caller's timeout (a hook's lookup budget) cuts it short;
 - spaced out (one call a second) while the answers say less than a tenth of the identity's budget is
@@ -23,11 +23,9 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, TypeVar
 
-from bot.lifecycle import WORKER_PREFIX
+from adapters.worker_pool import WorkerPool
 
 T = TypeVar("T")
 ClientT = TypeVar("ClientT")
@@ -69,8 +67,7 @@ class AzureDevOpsGateway:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        # (named as the server's workers, so that its exit waits only a grace period for a stalled call)
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"{WORKER_PREFIX}-azure-devops")
+        self._pool = WorkerPool("azure-devops", workers)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -132,8 +129,8 @@ class AzureDevOpsGateway:
         """``function(*args, **kwargs)`` on the gateway's threads, once any pause or spacing is over."""
         while (wait := self._wait_before_start()) > 0:
             await self._sleep(wait)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args, **kwargs))
+        return await self._pool.run(function, *args, **kwargs)
 
     def close(self) -> None:
         """Let the threads end (a call still running finishes on its own)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()

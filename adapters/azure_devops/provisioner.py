@@ -15,10 +15,14 @@ from adapters.azure_devops.connect import ConnectReport, HookConnector
 from adapters.azure_devops.hook_plan import configured_kinds, kinds_of
 from adapters.azure_devops.hooks_gateway import HookCallFailed, HooksGateway
 from adapters.azure_devops.pipelines import connection_for
+from adapters.worker_pool import WorkerPool
 from bot.config import AzureDevOpsSettings, Settings
 from bot.ports import ServiceRefused, ServiceUnavailable
 
 T = TypeVar("T")
+
+# Threads for the provisioner's calls: a subscribe's hooks (one at a time) and a pipeline's name.
+WORKERS = 2
 
 
 class AzureDevOpsHookProvisioner:
@@ -38,6 +42,7 @@ class AzureDevOpsHookProvisioner:
         self._base_kinds = configured_kinds(settings)
         self._gateway = gateway or HooksGateway(connection_for(self._ado))
         self._lock = asyncio.Lock()
+        self._pool = WorkerPool("azure-devops-hooks", WORKERS)
 
     @property
     def organization_url(self) -> str:
@@ -50,7 +55,7 @@ class AzureDevOpsHookProvisioner:
             )
         kinds = self._base_kinds | kinds_of(events)
         async with self._lock:  # two subscribes at once must not create the same hook twice
-            report = await asyncio.to_thread(self._ensure, project, kinds)
+            report = await self._pool.run(self._ensure, project, kinds)
         if report.failures:
             raise ServiceRefused(report.failures[0])
 
@@ -71,8 +76,11 @@ class AzureDevOpsHookProvisioner:
 
     async def _call(self, function: Callable[[str, int], T], project: str, number: int) -> T:
         try:
-            return await asyncio.to_thread(function, project, number)
+            return await self._pool.run(function, project, number)
         except HookCallFailed as failure:
             if failure.refusal.kind == "unreachable":
                 raise ServiceUnavailable(failure.refusal.message) from None
             raise ServiceRefused(str(failure)) from None
+
+    async def close(self) -> None:
+        self._pool.close()

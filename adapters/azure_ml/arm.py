@@ -32,13 +32,11 @@ def eventgrid_client(settings: AzureMLSettings, **kwargs: Any) -> EventGridManag
     """An ``EventGridManagementClient`` on the workspace's subscription with the configured credential."""
     from azure.mgmt.eventgrid import EventGridManagementClient
 
-    transport = build_transport(settings)
-    extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
     return EventGridManagementClient(
         build_credential(settings),
         settings.subscription_id,
         base_url=arm_base_url(settings),
-        **extra,
+        transport=build_transport(settings),
         **kwargs,
     )
 

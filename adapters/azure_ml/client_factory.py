@@ -44,6 +44,13 @@ EMULATOR_STORAGE_SUFFIX = "storage.emulator.test"
 EMULATOR_TENANT_ID = "11111111-1111-1111-1111-111111111111"
 """The tenant id in the emulator's fake tokens."""
 
+CONNECTION_TIMEOUT = 10.0
+"""Seconds a call waits to connect to Azure ML."""
+READ_TIMEOUT = 60.0
+"""Seconds a call waits for each answer. azure-core's own defaults are 300 s for both, and it tries a
+call four times: a stalled workspace would hold a worker thread for twenty minutes."""
+TIMEOUTS = ("connection_timeout", "read_timeout")
+
 _TOKEN_EXPIRES_ON = 4102444800  # 2100-01-01
 _AUTHORITIES = {
     "AzureChinaCloud": "login.chinacloudapi.cn",
@@ -267,12 +274,19 @@ def build_credential(settings: AzureMLConnection | AzureMLSettings) -> TokenCred
     return DefaultAzureCredential(**extra)
 
 
-def build_transport(settings: AzureMLConnection | AzureMLSettings) -> HttpTransport[Any, Any] | None:
-    """The transport for ``settings``: a :class:`RewriteTransport` for the emulator, else the default."""
+def build_transport(settings: AzureMLConnection | AzureMLSettings, **timeouts: float) -> HttpTransport[Any, Any]:
+    """The transport for ``settings``: a :class:`RewriteTransport` for the emulator, else requests'.
+
+    Either waits at most :data:`CONNECTION_TIMEOUT` to connect and :data:`READ_TIMEOUT` for an answer,
+    unless ``timeouts`` (``connection_timeout``, ``read_timeout``) says otherwise.
+    """
     conn = as_connection(settings)
+    connect = timeouts.get("connection_timeout", CONNECTION_TIMEOUT)
+    read = timeouts.get("read_timeout", READ_TIMEOUT)
     if conn.emulator_url:
-        return RewriteTransport(conn.emulator_url)
-    return None
+        return RewriteTransport(conn.emulator_url, connection_timeout=connect, read_timeout=read)
+    transport: HttpTransport[Any, Any] = RequestsTransport(connection_timeout=connect, read_timeout=read)
+    return transport
 
 
 def build_ml_client(
@@ -292,20 +306,21 @@ def build_ml_client(
         credential: overrides the credential :func:`build_credential` would choose.
         transport: overrides the transport :func:`build_transport` would choose.
         client_kwargs: passed on to ``MLClient`` and its azure-core clients (``polling_interval``,
-            ``retry_total``...).
+            ``retry_total``...), except ``connection_timeout`` and ``read_timeout``, which are the
+            transport's (:func:`build_transport`).
     """
     from azure.ai.ml import MLClient
 
     conn = as_connection(settings)
     credential = credential or build_credential(conn)
-    transport = transport or build_transport(conn)
+    timeouts = {key: client_kwargs.pop(key) for key in TIMEOUTS if key in client_kwargs}
+    transport = transport or build_transport(conn, **timeouts)
     kwargs: dict[str, Any] = {"enable_telemetry": False, "show_progress": False, **client_kwargs}
     if conn.uses_emulator:
         kwargs.update(cloud=EMULATOR_CLOUD, cloud_metadata=emulator_cloud_metadata())
     elif conn.cloud:
         kwargs["cloud"] = conn.cloud
-    if transport is not None:
-        kwargs["transport"] = transport
+    kwargs["transport"] = transport
     client = MLClient(credential, conn.subscription_id, conn.resource_group, conn.workspace, **kwargs)
     _CONTEXTS[client] = ClientContext(conn, credential, transport, dict(client_kwargs))
     return client

@@ -1,12 +1,13 @@
 """Azure ML as the core's ``MLService``: jobs and models through the real ``MLClient``.
 
-``azure.ai.ml`` is imported on first use (it costs seconds and ~100 MB), and every SDK call runs in
-a worker thread. Service errors become ``ServiceRefused`` or ``ServiceUnavailable``.
+``azure.ai.ml`` is imported on first use (it costs seconds and ~100 MB), and every SDK call runs on the
+service's own threads (:mod:`adapters.worker_pool`): a stalled workspace holds up its own calls, never
+the chat platforms' DNS lookups or the store's checkpoints. Service errors become ``ServiceRefused`` or
+``ServiceUnavailable``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.azure_ml.client_factory import AzureMLConnection, as_connection, build_ml_client
+from adapters.worker_pool import WorkerPool
 from bot.config import AzureMLSettings
 from bot.ports import ModelVersion, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
 
@@ -36,6 +38,8 @@ STATES = {
     "Paused": "running",
 }
 RESULTS = {"Completed": "succeeded", "Failed": "failed", "Canceled": "canceled"}
+# Threads for the workspace's calls: submissions, the status polls of running jobs, model reads.
+WORKERS = 4
 
 
 def _status(job: Any) -> str:
@@ -51,12 +55,15 @@ class AzureMLService:
     Args:
         settings: the ``azure_ml`` section (or a connection for the emulator).
         base_dir: where relative job files are found (the configuration file's folder).
+        workers: how many calls may be out at once; more wait their turn.
+        client_kwargs: for :func:`~adapters.azure_ml.client_factory.build_ml_client` (``read_timeout``...).
     """
 
     def __init__(
         self,
         settings: AzureMLSettings | AzureMLConnection,
         base_dir: Path | None = None,
+        workers: int = WORKERS,
         **client_kwargs: Any,
     ) -> None:
         self.connection = as_connection(settings)
@@ -64,6 +71,7 @@ class AzureMLService:
         self._client_kwargs = client_kwargs
         self._client: Any = None
         self._lock = threading.Lock()
+        self._pool = WorkerPool("azure-ml", workers)
 
     def _ml(self) -> Any:
         with self._lock:
@@ -81,7 +89,7 @@ class AzureMLService:
         )
 
         try:
-            return await asyncio.to_thread(function, *args)
+            return await self._pool.run(function, *args)
         except ResourceNotFoundError as error:
             raise ServiceRefused(f"Azure ML has no such {what}: {error.message}") from None
         except ClientAuthenticationError:
@@ -162,3 +170,7 @@ class AzureMLService:
             ml.models.create_or_update(model)
 
         await self._call("model", tag)
+
+    async def close(self) -> None:
+        """Let the service's threads end (a call still out finishes on its own)."""
+        self._pool.close()

@@ -115,6 +115,8 @@ class FakeML:
     async def cancel_job(self, name: str) -> None:
         raise NotImplementedError
 
+    async def close(self) -> None: ...
+
 
 @dataclass
 class World:

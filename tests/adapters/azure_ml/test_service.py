@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from adapters.azure_ml.service import AzureMLService
 from adapters.emulators.azure_ml import AzureMLEmulator
+from adapters.emulators.base import Fault
 from bot.clock import FakeClock
+from bot.ports import ServiceUnavailable
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning"),
@@ -72,3 +75,40 @@ async def test_a_canceled_job_ends_canceled(
     status = await service.job_status(started.run_id)
     assert (status.state, status.result) == ("completed", "canceled")
     assert [r.status for r in aml.recorder.matching(f"POST /subscriptions/**/jobs/{started.run_id}/cancel")] == [202]
+
+
+VERSIONS = "GET /subscriptions/**/models/*/versions"
+
+
+async def test_a_stalled_workspace_holds_up_its_own_calls_only(aml: AzureMLEmulator) -> None:
+    """Python's default pool also serves the event loop's DNS lookups (the chat platforms' hosts): Azure ML
+    calls waiting on a stalled workspace must not take its threads, however many there are."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(2))  # a small machine's default pool
+    service = AzureMLService(aml.connection(), workers=2)
+    try:
+        await service.model_versions("model-x")  # the client is built
+        aml.faults.add(VERSIONS, [Fault("stall", stall_seconds=2)] * 4)
+        calls = [asyncio.ensure_future(service.model_versions("model-x")) for _ in range(4)]
+        await aml.recorder.wait_for(VERSIONS, count=3)  # the first call, then two stalled ones
+        await asyncio.sleep(0.2)
+
+        assert await loop.getaddrinfo("localhost", 443)  # answered while the workspace stalls
+        assert not any(call.done() for call in calls)
+        assert len(aml.recorder.matching(VERSIONS)) == 3  # the other two wait their turn
+        answers = await asyncio.gather(*calls)
+        assert [[v.version for v in versions] for versions in answers] == [["6", "7"]] * 4
+    finally:
+        await service.close()
+
+
+async def test_a_workspace_that_stops_answering_is_unavailable_after_the_read_timeout(aml: AzureMLEmulator) -> None:
+    service = AzureMLService(aml.connection(), read_timeout=0.2, retry_total=1, retry_backoff_factor=0)
+    try:
+        await service.model_versions("model-x")
+        aml.faults.add(VERSIONS, [Fault("stall", stall_seconds=30)] * 2)
+        with pytest.raises(ServiceUnavailable, match="unreachable"):
+            await asyncio.wait_for(service.model_versions("model-x"), 20)
+        assert len(aml.recorder.matching(VERSIONS)) == 3  # one call, tried twice
+    finally:
+        await service.close()
