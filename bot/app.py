@@ -108,14 +108,16 @@ class Handoff:
                 await asyncio.wait_for(stop.wait(), 60)
 
     async def forget_old_rows(self) -> dict[str, int]:
-        """Forget what the store keeps no longer (``store.dedupe_retention``, ``store.delivery_retention``);
-        how many rows of each kind. The background runs it every minute."""
+        """Forget what the store keeps no longer (``store.dedupe_retention``, ``store.delivery_retention``,
+        ``store.card_retention``); how many of each kind. The background runs it every minute."""
         now, retention = self.clock.now(), self.settings.store
         return {
             "event ids": await self.store.forget_events_before(now - retention.dedupe_retention),
             # a mark older than the longest repeat limit can no longer fold anything
             "repeat marks": await self.store.forget_repeat_marks_before(now - MAX_REPEAT_LIMIT),
             "finished deliveries": await self.store.forget_deliveries_before(now - retention.delivery_retention),
+            "cards": await self.store.forget_cards_before(now - retention.card_retention),
+            "decided gates": await self.store.forget_gates_decided_before(now - retention.card_retention),
         }
 
 

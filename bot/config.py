@@ -107,11 +107,12 @@ Duration = Annotated[
     timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: d.total_seconds(), return_type=float)
 ]
 
-# How long a sender's event id is remembered at least, and a finished delivery at least.
+# How long a sender's event id is remembered at least, a finished delivery, and a card no longer updated.
 MIN_DEDUPE_RETENTION = timedelta(hours=72)
 RETENTION_MINIMUMS = {
     "dedupe_retention": (MIN_DEDUPE_RETENTION, "72h, so that a sender's late redelivery is still recognised"),
     "delivery_retention": (timedelta(hours=1), "1h"),
+    "card_retention": (timedelta(days=7), "7d, so that a run's card outlives the run and the reruns of its stages"),
 }
 
 # The shortest and longest repeat limit a subscription may have.
@@ -154,8 +155,12 @@ class StoreSettings(Section):
     url: str = "sqlite:///.handoff/handoff.db"
     dedupe_retention: Duration = MIN_DEDUPE_RETENTION
     delivery_retention: Duration = timedelta(days=14)
+    card_retention: Duration = Field(
+        timedelta(days=90),
+        description="how long a card no longer updated, and a decided gate, are kept; a later event posts a new card",
+    )
 
-    @field_validator("dedupe_retention", "delivery_retention")
+    @field_validator("dedupe_retention", "delivery_retention", "card_retention")
     @classmethod
     def _long_enough(cls, value: timedelta, info: ValidationInfo) -> timedelta:
         least, why = RETENTION_MINIMUMS[str(info.field_name)]

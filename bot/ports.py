@@ -172,6 +172,12 @@ class CardStore(Protocol):
 
     async def cards_for(self, grouping_key: str) -> list[PostedCard]: ...
 
+    async def forget_cards_before(self, cutoff: datetime) -> int:
+        """Drop the state and the posted messages of cards last updated before ``cutoff``, except a card with
+        a delivery still pending or a gate still waiting; how many cards. A later event for one of them
+        posts a new card."""
+        ...
+
 
 class GateStore(Protocol):
     async def create_gate(self, gate: Gate) -> bool:
@@ -198,6 +204,11 @@ class GateStore(Protocol):
     async def gate_decisions(self, gate_id: str) -> list[GateDecision]: ...
 
     async def list_gates(self, state: GateState | None = None) -> list[Gate]: ...
+
+    async def forget_gates_decided_before(self, cutoff: datetime) -> int:
+        """Drop gates decided (approved, rejected, expired, superseded) before ``cutoff``, with their
+        decisions (the audit log keeps those); how many gates."""
+        ...
 
 
 class AuditLog(Protocol):

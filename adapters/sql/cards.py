@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, select
+from sqlalchemy.engine import Connection
 
 from adapters.sql.base import SqlBase, address, upsert, utc
-from adapters.sql.tables import cards
-from bot.records import ConversationAddress, PostedCard
+from adapters.sql.retention import FORGET_CHUNK, forget_in_chunks
+from adapters.sql.tables import card_states, cards, deliveries, gates
+from bot.records import ConversationAddress, DeliveryState, GateState, PostedCard
 
 
 def _card(row: Any) -> PostedCard:
@@ -52,3 +55,24 @@ class SqlCardStore(SqlBase):
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(cards).where(cards.c.grouping_key == grouping_key).order_by(cards.c.id))
             return [_card(row) for row in rows]
+
+    async def forget_cards_before(self, cutoff: datetime, chunk: int = FORGET_CHUNK) -> int:
+        forgotten = and_(
+            card_states.c.updated_at < cutoff,
+            # a card still on its way, or a gate still waiting for a decision, keeps its card
+            card_states.c.grouping_key.not_in(
+                select(deliveries.c.grouping_key).where(deliveries.c.state == DeliveryState.PENDING.value)
+            ),
+            card_states.c.grouping_key.not_in(select(gates.c.gate_id).where(gates.c.state == GateState.PENDING.value)),
+        )
+
+        def forget_chunk(conn: Connection) -> int:
+            keys = list(conn.execute(select(card_states.c.grouping_key).where(forgotten).limit(chunk)).scalars())
+            # the condition again: on PostgreSQL an event may have updated one of them since it was read
+            gone = delete(card_states).where(card_states.c.grouping_key.in_(keys), forgotten)
+            deleted = list(conn.execute(gone.returning(card_states.c.grouping_key)).scalars())
+            if deleted:
+                conn.execute(delete(cards).where(cards.c.grouping_key.in_(deleted)))
+            return len(keys)
+
+        return await forget_in_chunks(self.engine, forget_chunk, chunk)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
 
 from adapters.sql.base import SqlBase, insert_unless_present, must_utc, utc
+from adapters.sql.retention import FORGET_CHUNK, forget_in_chunks
 from adapters.sql.tables import gate_decisions, gates
 from bot.records import Gate, GateDecision, GateState, JsonObject
 
@@ -111,3 +113,15 @@ class SqlGateStore(SqlBase):
             query = query.where(gates.c.state == state.value)
         async with self.engine.connect() as conn:
             return [_gate(row) for row in await conn.execute(query)]
+
+    async def forget_gates_decided_before(self, cutoff: datetime, chunk: int = FORGET_CHUNK) -> int:
+        decided = (gates.c.state != GateState.PENDING.value) & (gates.c.decided_at < cutoff)
+
+        def forget_chunk(conn: Connection) -> int:
+            ids = list(conn.execute(select(gates.c.gate_id).where(decided).limit(chunk)).scalars())
+            if ids:  # a decided gate never opens again: nothing to read twice
+                conn.execute(delete(gate_decisions).where(gate_decisions.c.gate_id.in_(ids)))
+                conn.execute(delete(gates).where(gates.c.gate_id.in_(ids)))
+            return len(ids)
+
+        return await forget_in_chunks(self.engine, forget_chunk, chunk)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, Table, delete, select, tuple_
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql.engine import run_write
@@ -24,9 +26,15 @@ async def forget_rows(
     key = list(table.primary_key.columns)
     doomed = select(*key).where(condition).limit(chunk)
     statement = delete(table).where((key[0] if len(key) == 1 else tuple_(*key)).in_(doomed))
+    return await forget_in_chunks(engine, lambda conn: int(conn.execute(statement).rowcount or 0), chunk)
+
+
+async def forget_in_chunks(engine: AsyncEngine, forget_chunk: Callable[[Connection], int], chunk: int) -> int:
+    """Run ``forget_chunk`` (which forgets at most ``chunk`` things and says how many) in one transaction
+    after another until one forgets fewer than ``chunk``; how many in all."""
     forgotten = 0
     while True:
-        count = await run_write(engine, lambda conn: int(conn.execute(statement).rowcount or 0))
+        count = await run_write(engine, forget_chunk)
         forgotten += count
         if count < chunk:
             return forgotten

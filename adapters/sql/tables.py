@@ -61,7 +61,7 @@ card_states = Table(
     Column("grouping_key", String(400), primary_key=True),
     Column("version", Integer, nullable=False),
     Column("state", JSON, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 # The card each conversation was last shown for a repeat key (see bot.records.RepeatMark), one per key.
@@ -101,7 +101,7 @@ gates = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True),
-    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True, index=True),
     Column("details", JSON, nullable=False),
     Column("policy", JSON, nullable=False),
 )

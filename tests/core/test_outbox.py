@@ -13,60 +13,13 @@ from adapters.sql import SqlStore
 from bot.cards import Card
 from bot.clock import FakeClock
 from bot.outbox import OutboxWorker, post_marker
-from bot.ports import PostedMessage
 from bot.ratelimit import SlidingWindowLimiter
 from bot.records import ConversationAddress, Delivery, DeliveryState, NewDelivery
+from tests.core.recording_channel import RecordingChannel
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 A = ConversationAddress("slack", "C0AAAAAAAA")
 B = ConversationAddress("slack", "C0BBBBBBBB")
-
-
-class RecordingChannel:
-    """A Slack stand-in that records every call; posts to a conversation in ``held`` wait for its event."""
-
-    platform = "slack"
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str]] = []
-        self.held: dict[str, asyncio.Event] = {}
-        self.called = asyncio.Condition()
-
-    async def post_card(self, conversation_id: str, card: Card, *, marker: str | None = None) -> PostedMessage:
-        if conversation_id in self.held:
-            await self.held[conversation_id].wait()
-        await self._record("post", conversation_id, card)
-        return PostedMessage(f"m{len(self.calls)}", f"m{len(self.calls)}")
-
-    async def update_card(self, conversation_id: str, message: PostedMessage, card: Card) -> None:
-        await self._record("update", conversation_id, card)
-
-    async def reply(
-        self,
-        conversation_id: str,
-        parent: PostedMessage,
-        card: Card,
-        *,
-        marker: str | None = None,
-        broadcast: bool = False,
-    ) -> PostedMessage:
-        await self._record("reply", conversation_id, card)
-        return PostedMessage(f"m{len(self.calls)}", parent.thread_id)
-
-    async def find_posted(
-        self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None
-    ) -> PostedMessage | None:
-        return None
-
-    async def _record(self, call: str, conversation_id: str, card: Card) -> None:
-        async with self.called:
-            self.calls.append((call, conversation_id, card.title))
-            self.called.notify_all()
-
-    async def until(self, count: int) -> None:
-        """Wait for ``count`` calls (a safety net of 10 s against hanging, not a timing)."""
-        async with asyncio.timeout(10), self.called:
-            await self.called.wait_for(lambda: len(self.calls) >= count)
 
 
 @pytest.fixture

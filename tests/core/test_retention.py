@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from adapters.sql import SqlStore
-from bot.app import build_handoff
+from bot.app import add_channel, build_handoff
 from bot.clock import FakeClock
 from bot.config import parse_settings
+from bot.events import PipelineRef, RunStateChanged
 from bot.records import ConversationAddress, NewDelivery, ReceivedEvent
+from tests.core.recording_channel import RecordingChannel
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 A = ConversationAddress("slack", "C0AAAAAAAA")
@@ -35,10 +37,69 @@ async def test_a_pass_forgets_what_is_past_its_retention_and_keeps_the_rest(stor
         await store.record_event(received("two days ago", T0 - timedelta(days=2)), [card_for(A, "run:2")])
         await store.record_event(received("recent", T0 - timedelta(hours=1)), [])
 
-        assert await handoff.forget_old_rows() == {"event ids": 1, "repeat marks": 0, "finished deliveries": 1}
+        assert await handoff.forget_old_rows() == {
+            "event ids": 1,
+            "repeat marks": 0,
+            "finished deliveries": 1,
+            "cards": 0,
+            "decided gates": 0,
+        }
         assert [await store.has_event(k) for k in ("old", "two days ago", "recent")] == [False, True, True]
         assert await store.get_delivery(sent.id) is None
         assert await store.count_deliveries() == {"pending": 2, "sent": 0, "dead": 0}  # a pending one is never lost
-        assert await handoff.forget_old_rows() == {"event ids": 0, "repeat marks": 0, "finished deliveries": 0}
+        assert not any((await handoff.forget_old_rows()).values())
+    finally:
+        await store.close()
+
+
+def run_event(state: str, result: str | None = None) -> RunStateChanged:
+    run = PipelineRef(
+        organization="contoso",
+        project="mlops",
+        pipeline_id="3",
+        pipeline_name="release-app-y",
+        run_id="77",
+        run_name="2026.77",
+    )
+    return RunStateChanged(
+        source="azure-devops",
+        event_id=f"run-77-{state}",
+        occurred_at=T0,
+        scope="contoso",
+        run=run,
+        state=state,
+        result=result,
+    )
+
+
+async def test_a_run_whose_card_was_forgotten_gets_a_new_card_from_its_next_event(store_url: str) -> None:
+    store = await SqlStore.open(store_url)
+    clock = FakeClock(T0)
+    channel = RecordingChannel()
+    try:
+        settings = parse_settings(
+            {
+                "store": {"card_retention": "30d"},
+                "channels": {"releases": {"slack": A.conversation_id}},
+                "subscriptions": [{"channel": "releases", "events": ["run"]}],
+            },
+            {},
+        )
+        handoff = build_handoff(settings, store, clock)
+        add_channel(handoff, "slack", channel)
+        assert await handoff.ingest.accept(run_event("inProgress"))
+        await handoff.outbox.drain()
+        assert [call for call, _, _ in channel.calls] == ["post"]
+
+        await clock.advance(timedelta(days=31).total_seconds())
+        assert (await handoff.forget_old_rows())["cards"] == 1
+        # the ingest still remembers the card's last state: the store's compare-and-set corrects it
+        assert await handoff.ingest.accept(run_event("completed", "succeeded"))
+        await handoff.outbox.drain()
+        assert [call for call, _, _ in channel.calls] == ["post", "post"]  # a new card, not an update of the old
+        key = run_event("completed").grouping_key
+        state = (await store.get_card_states([key]))[key]
+        assert state is not None and state.version == 1
+        assert [c.message_id for c in await store.cards_for(key)] == ["m2"]
     finally:
         await store.close()

@@ -49,10 +49,12 @@ def test_retention_is_long_enough_for_redeliveries() -> None:
     settings = parse_settings({}, {})
     assert settings.store.dedupe_retention == timedelta(hours=72)
     assert settings.store.delivery_retention == timedelta(days=14)
-    found = problems({"store": {"dedupe_retention": "24h", "delivery_retention": "10m"}})
+    assert settings.store.card_retention == timedelta(days=90)
+    found = problems({"store": {"dedupe_retention": "24h", "delivery_retention": "10m", "card_retention": "2d"}})
     assert found == [
         "store.dedupe_retention: must be at least 72h, so that a sender's late redelivery is still recognised",
         "store.delivery_retention: must be at least 1h",
+        "store.card_retention: must be at least 7d, so that a run's card outlives the run and the reruns of its stages",
     ]
     longer = parse_settings({"store": {"dedupe_retention": "7d", "delivery_retention": "2h"}}, {}).store
     assert (longer.dedupe_retention, longer.delivery_retention) == (timedelta(days=7), timedelta(hours=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from adapters.sql import SqlStore
 from adapters.sql.retention import forget_rows
 from adapters.sql.tables import received_events, repeat_marks
 from bot.ports import EventRecord
-from bot.records import ConversationAddress, ReceivedEvent, RepeatMark
+from bot.records import CardState, ConversationAddress, ReceivedEvent, RepeatMark
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(days=5)
@@ -45,6 +46,17 @@ async def test_rows_with_a_key_of_several_columns_are_forgotten_in_chunks(store:
     await store.record_events([EventRecord(ReceivedEvent("e", "azure-devops", "run", NOW, {}), repeat_marks=marks)])
     assert await forget_rows(store.engine, repeat_marks, repeat_marks.c.shown_at < NOW, chunk=4) == 11
     assert await count(store, "repeat_marks") == 0
+
+
+async def test_cards_are_forgotten_in_chunks(store: SqlStore) -> None:
+    await store.record_events(
+        [
+            replace(received(f"e-{i}", LONG_AGO), card_state=CardState(f"run:{i}", 1, {"state": "completed"}))
+            for i in range(7)
+        ]
+    )
+    assert await store.forget_cards_before(NOW, chunk=3) == 7
+    assert await store.get_card_states([f"run:{i}" for i in range(7)]) == {}
 
 
 # SQLite has one write lock, which the chunks hand on to the writes waiting for it; PostgreSQL's row locks

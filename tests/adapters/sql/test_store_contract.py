@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -144,6 +145,43 @@ async def test_forgetting_finished_deliveries_keeps_pending_and_recent_ones(stor
     assert await store.get_delivery(a.id) is None and await store.get_delivery(c.id) is None
     assert await store.count_deliveries() == {"pending": 2, "sent": 1, "dead": 0}
     assert await store.forget_deliveries_before(NOW - timedelta(days=14)) == 0
+
+
+async def test_forgetting_old_cards_keeps_those_still_on_their_way_or_waiting(store: SqlStore) -> None:
+    long_ago = NOW - timedelta(days=100)
+    shown = [delivery("run:1"), delivery("run:1", TEAMS)]
+    await store.record_event(event("a", long_ago), shown, CardState("run:1", 1, {"state": "completed"}))
+    for claimed in await store.claim_deliveries("w", long_ago, timedelta(seconds=30), 10):
+        await store.complete_delivery(claimed.id, "w")
+    await store.save_card(PostedCard("run:1", SLACK, message_id="1700000000.000100"))
+    await store.save_card(PostedCard("run:1", TEAMS, message_id="1:abc"))
+    # an update still on its way, a gate still waiting for a decision, a card updated yesterday
+    await store.record_event(event("b", long_ago), [delivery("run:2", TEAMS)], CardState("run:2", 1, {"s": "x"}))
+    assert await store.create_gate(gate("ado:approval:9"))
+    await store.record_event(event("c", long_ago), [], CardState("ado:approval:9", 1, {"state": "waiting"}))
+    await store.record_event(event("d", NOW - timedelta(days=1)), [], CardState("run:3", 1, {"state": "running"}))
+    await store.save_card(PostedCard("run:3", SLACK, message_id="1700000000.000300"))
+
+    assert await store.forget_cards_before(NOW - timedelta(days=90)) == 1
+    states = await store.get_card_states(["run:1", "run:2", "ado:approval:9", "run:3"])
+    assert {key for key, state in states.items() if state is not None} == {"run:2", "ado:approval:9", "run:3"}
+    assert await store.cards_for("run:1") == []
+    assert [c.message_id for c in await store.cards_for("run:3")] == ["1700000000.000300"]
+    assert await store.forget_cards_before(NOW - timedelta(days=90)) == 0
+
+
+async def test_forgetting_decided_gates_keeps_waiting_and_recent_ones(store: SqlStore) -> None:
+    long_ago = NOW - timedelta(days=100)
+    for gate_id in ("old", "recent", "waiting"):
+        assert await store.create_gate(replace(gate(gate_id), created_at=long_ago))
+    decision = GateDecision("old", "carol@contoso.com", "slack", "approve", long_ago, "")
+    assert await store.update_gate("old", 1, GateState.APPROVED, decision=decision, decided_at=long_ago)
+    assert await store.update_gate("recent", 1, GateState.EXPIRED, decided_at=NOW - timedelta(days=1))
+
+    assert await store.forget_gates_decided_before(NOW - timedelta(days=90)) == 1
+    assert await store.get_gate("old") is None and await store.gate_decisions("old") == []
+    assert {g.gate_id for g in await store.list_gates()} == {"recent", "waiting"}
+    assert await store.forget_gates_decided_before(NOW - timedelta(days=90)) == 0
 
 
 async def test_enqueue_without_an_event(store: SqlStore) -> None:
