@@ -564,6 +564,12 @@ def main() -> int:
         f"commit per loop turn): ratio per round {', '.join(f'{r:.2f}' for r in stored_ratios)}; "
         f"median {statistics.median(stored_ratios):.2f}"
     )
+    # what storing alone costs: the same peer against the bare handler
+    floor = [peer["rate"] / bare["rate"] for (_, bare), peer in zip(rounds, storing, strict=True)]
+    print(
+        "the bare handler that also stores each body, against the bare handler: ratio per round "
+        f"{', '.join(f'{r:.2f}' for r in floor)}; median {statistics.median(floor):.2f}"
+    )
     print(
         f"targets: rate ratio >= 0.5 ({'met' if ratio >= 0.5 else 'missed'}); "
         f"p99 < 25 ms at 1,000/s ({'met' if p99 < 25 else 'missed'})"
