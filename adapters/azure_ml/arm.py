@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from adapters.azure_ml.client_factory import EMULATOR_HOST, build_credential, build_transport
+from adapters.azure_ml.client_factory import EMULATOR_HOST, build_credential, build_transport, timeout_kwargs
 
 if TYPE_CHECKING:
     from azure.mgmt.eventgrid import EventGridManagementClient
@@ -32,11 +32,13 @@ def eventgrid_client(settings: AzureMLSettings, **kwargs: Any) -> EventGridManag
     """An ``EventGridManagementClient`` on the workspace's subscription with the configured credential."""
     from azure.mgmt.eventgrid import EventGridManagementClient
 
+    transport = build_transport(settings)
+    extra: dict[str, Any] = {"transport": transport} if transport is not None else timeout_kwargs()
     return EventGridManagementClient(
         build_credential(settings),
         settings.subscription_id,
         base_url=arm_base_url(settings),
-        transport=build_transport(settings),
+        **extra,
         **kwargs,
     )
 

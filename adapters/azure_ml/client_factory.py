@@ -274,19 +274,25 @@ def build_credential(settings: AzureMLConnection | AzureMLSettings) -> TokenCred
     return DefaultAzureCredential(**extra)
 
 
-def build_transport(settings: AzureMLConnection | AzureMLSettings, **timeouts: float) -> HttpTransport[Any, Any]:
-    """The transport for ``settings``: a :class:`RewriteTransport` for the emulator, else requests'.
+def build_transport(settings: AzureMLConnection | AzureMLSettings, **timeouts: float) -> HttpTransport[Any, Any] | None:
+    """The transport for ``settings``: a :class:`RewriteTransport` for the emulator, else None (azure-core's
+    own, one per client).
 
-    Either waits at most :data:`CONNECTION_TIMEOUT` to connect and :data:`READ_TIMEOUT` for an answer,
-    unless ``timeouts`` (``connection_timeout``, ``read_timeout``) says otherwise.
+    The emulator's waits at most :data:`CONNECTION_TIMEOUT` to connect and :data:`READ_TIMEOUT` for an
+    answer, unless ``timeouts`` (``connection_timeout``, ``read_timeout``) says otherwise.
     """
     conn = as_connection(settings)
-    connect = timeouts.get("connection_timeout", CONNECTION_TIMEOUT)
-    read = timeouts.get("read_timeout", READ_TIMEOUT)
-    if conn.emulator_url:
-        return RewriteTransport(conn.emulator_url, connection_timeout=connect, read_timeout=read)
-    transport: HttpTransport[Any, Any] = RequestsTransport(connection_timeout=connect, read_timeout=read)
-    return transport
+    if not conn.emulator_url:
+        return None
+    limits = timeout_kwargs(**timeouts)
+    return RewriteTransport(
+        conn.emulator_url, connection_timeout=limits["connection_timeout"], read_timeout=limits["read_timeout"]
+    )
+
+
+def timeout_kwargs(**timeouts: float) -> dict[str, float]:
+    """``connection_timeout`` and ``read_timeout`` for an azure-core transport: ours unless ``timeouts`` says."""
+    return {"connection_timeout": CONNECTION_TIMEOUT, "read_timeout": READ_TIMEOUT, **timeouts}
 
 
 def build_ml_client(
@@ -306,8 +312,8 @@ def build_ml_client(
         credential: overrides the credential :func:`build_credential` would choose.
         transport: overrides the transport :func:`build_transport` would choose.
         client_kwargs: passed on to ``MLClient`` and its azure-core clients (``polling_interval``,
-            ``retry_total``...), except ``connection_timeout`` and ``read_timeout``, which are the
-            transport's (:func:`build_transport`).
+            ``retry_total``, ``read_timeout``...); the timeouts are :data:`CONNECTION_TIMEOUT` and
+            :data:`READ_TIMEOUT` unless they say otherwise.
     """
     from azure.ai.ml import MLClient
 
@@ -320,7 +326,10 @@ def build_ml_client(
         kwargs.update(cloud=EMULATOR_CLOUD, cloud_metadata=emulator_cloud_metadata())
     elif conn.cloud:
         kwargs["cloud"] = conn.cloud
-    kwargs["transport"] = transport
+    if transport is not None:
+        kwargs["transport"] = transport
+    else:  # each client builds its own transport from these
+        kwargs.update(timeout_kwargs(**timeouts))
     client = MLClient(credential, conn.subscription_id, conn.resource_group, conn.workspace, **kwargs)
     _CONTEXTS[client] = ClientContext(conn, credential, transport, dict(client_kwargs))
     return client

@@ -27,9 +27,10 @@ from azure.core.pipeline.policies import (
     RetryPolicy,
     UserAgentPolicy,
 )
+from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
 
-from adapters.azure_ml.client_factory import AzureMLConnection, build_ml_client, client_context
+from adapters.azure_ml.client_factory import AzureMLConnection, build_ml_client, client_context, timeout_kwargs
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -85,6 +86,9 @@ def fetch_text(
         RetryPolicy(**(retry or {})),
         BearerTokenCredentialPolicy(credential, STORAGE_SCOPE),
     ]
+    owned = transport is None
+    if transport is None:
+        transport = RequestsTransport(**timeout_kwargs())
     client: PipelineClient[Any, Any] = PipelineClient(base_url=url, policies=policies, transport=transport)
     try:
         response = client.send_request(HttpRequest("GET", url))
@@ -93,7 +97,7 @@ def fetch_text(
         response.raise_for_status()
         return str(response.text())
     finally:
-        if transport is None:  # ours to close; a shared transport stays open for the MLClient
+        if owned:  # ours to close; a shared transport stays open for the MLClient
             client.close()
 
 
