@@ -404,7 +404,8 @@ def _limit_repeats(
         if mark is not None and mark.grouping_key != event.grouping_key and now - mark.shown_at < limit:
             repeats.append((target, mark, limit))
         else:
-            marks[(target, repeat_key)] = new_mark = RepeatMark(target, repeat_key, event.grouping_key, now)
+            new_mark = RepeatMark(target, repeat_key, event.grouping_key, now, replaces=mark)
+            marks[(target, repeat_key)] = new_mark
             new_marks.append(new_mark)
     return repeats, new_marks
 

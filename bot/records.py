@@ -31,12 +31,17 @@ class RepeatMark:
     A subscription with a repeat limit shows a conversation at most one new card per repeat key (the same
     pipeline failing again, the same model registered again) within the limit; a repeat within it becomes
     a thread reply under ``grouping_key``'s card instead of a card of its own.
+
+    A new mark is written only over the mark it ``replaces`` (the one the planner saw; None where it saw
+    none): when another process marked the conversation meanwhile, the write is a lost compare-and-set, and
+    the event is planned again on that process's mark.
     """
 
     conversation: ConversationAddress
     repeat_key: str
     grouping_key: str
     shown_at: datetime
+    replaces: RepeatMark | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The four statements of the ingest group commit on SQLite: through SQLAlchemy, or straight on its driver.
 
 :meth:`adapters.sql.events.SqlEventLog.record_events` writes a batch of events with four kinds of
-statement: insert the rows whose key is new, insert rows, compare-and-set card states, and insert or
-replace rows by key (only for batches that have such rows). On SQLite in
+statement: insert the rows whose key is new, insert rows, compare-and-set card states, and compare-and-set
+repeat marks (only for batches that have them). On SQLite in
 memory they run through SQLAlchemy; on PostgreSQL straight on asyncpg (:mod:`adapters.sql.postgres_batch`).
 On a SQLite file they run on the engine's own
 ``sqlite3`` connection: a batch is a few microseconds of SQLite's work, and SQLAlchemy's
@@ -22,7 +22,7 @@ from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 
-from adapters.sql.tables import card_states
+from adapters.sql.tables import card_states, repeat_marks
 
 # Keys per IN (...) list, well under SQLite's and asyncpg's limits on bound parameters.
 CHUNK = 500
@@ -40,6 +40,32 @@ _COMPARE_AND_SET = (
 _COMPARE_AND_SET_SQL = (
     "UPDATE card_states SET version = ?, state = ?, updated_at = ? WHERE grouping_key = ? AND version = ?"
 )
+
+MARK_KEY = ("platform", "conversation_id", "repeat_key")
+MARK_COLUMNS = (*MARK_KEY, "grouping_key", "shown_at")
+# A repeat mark's compare-and-set: the new card only over the mark the planner saw.
+_SET_MARK = (
+    update(repeat_marks)
+    .where(
+        *(repeat_marks.c[column] == bindparam(f"the_{column}") for column in MARK_KEY),
+        repeat_marks.c.grouping_key == bindparam("over_key"),
+        repeat_marks.c.shown_at == bindparam("over_at", type_=repeat_marks.c.shown_at.type),
+    )
+    .values(
+        grouping_key=bindparam("new_key", type_=repeat_marks.c.grouping_key.type),
+        shown_at=bindparam("new_at", type_=repeat_marks.c.shown_at.type),
+    )
+)
+_SET_MARK_SQL = (
+    "UPDATE repeat_marks SET grouping_key = ?, shown_at = ? WHERE platform = ? AND conversation_id = ? "
+    "AND repeat_key = ? AND grouping_key = ? AND shown_at = ?"
+)
+
+
+def first_and_later_marks(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The marks written where none was (their stored columns only), and those written over another."""
+    first = [{c: row[c] for c in MARK_COLUMNS} for row in rows if row["over_key"] is None]
+    return first, [row for row in rows if row["over_key"] is not None]
 
 
 Item = TypeVar("Item", bound=Hashable)
@@ -81,9 +107,10 @@ class BatchStatements(Protocol):
         """Card states ``{key, expected, version, state, at}`` written over ``expected``; the keys written."""
         ...
 
-    def upsert(self, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
-        """Insert each row, or replace the other columns of the row with the same ``keys`` (all rows have the
-        same columns; no two have the same keys)."""
+    def set_marks(self, rows: list[dict[str, Any]]) -> int:
+        """Repeat marks (:meth:`adapters.sql.events._Batch.repeat_mark_rows`), each inserted where ``over_key``
+        is None and no mark is, else written over the mark ``over_key`` and ``over_at`` name; how many were
+        written."""
         ...
 
 
@@ -112,11 +139,25 @@ class SqlAlchemyStatements:
         written = self.conn.execute(_COMPARE_AND_SET, rows).rowcount == len(rows)
         return {row["key"] for row in rows} if written else set()
 
-    def upsert(self, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
-        if rows:
-            statement = sqlite_insert(table)
-            changed = {c: statement.excluded[c] for c in rows[0] if c not in keys}
-            self.conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changed), rows)
+    def set_marks(self, rows: list[dict[str, Any]]) -> int:
+        first, later = first_and_later_marks(rows)
+        written = 0
+        if first:
+            statement = sqlite_insert(repeat_marks).on_conflict_do_nothing(index_elements=list(MARK_KEY))
+            written += self.conn.execute(statement, first).rowcount
+        if later:
+            values = [
+                {
+                    **{f"the_{column}": row[column] for column in MARK_KEY},
+                    "over_key": row["over_key"],
+                    "over_at": row["over_at"],
+                    "new_key": row["grouping_key"],
+                    "new_at": row["shown_at"],
+                }
+                for row in later
+            ]
+            written += self.conn.execute(_SET_MARK, values).rowcount
+        return written
 
 
 Processor = Callable[[Any], Any] | None
@@ -182,8 +223,24 @@ class SqliteStatements:
         written = self.raw.executemany(_COMPARE_AND_SET_SQL, values).rowcount == len(rows)
         return {row["key"] for row in rows} if written else set()
 
-    def upsert(self, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
-        if rows:
-            sql, values = self._values(table, rows)
-            changed = ", ".join(f"{c} = excluded.{c}" for c in rows[0] if c not in keys)
-            self.raw.executemany(f"{sql} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {changed}", values)
+    def set_marks(self, rows: list[dict[str, Any]]) -> int:
+        first, later = first_and_later_marks(rows)
+        written = 0
+        if first:
+            sql, values = self._values(repeat_marks, first)
+            written += self.raw.executemany(f"{sql} ON CONFLICT ({', '.join(MARK_KEY)}) DO NOTHING", values).rowcount
+        if later:
+            at = _processor(self.dialect, repeat_marks, "shown_at")
+            assert at is not None
+            values = [
+                (
+                    row["grouping_key"],
+                    at(row["shown_at"]),
+                    *(row[c] for c in MARK_KEY),
+                    row["over_key"],
+                    at(row["over_at"]),
+                )
+                for row in later
+            ]
+            written += self.raw.executemany(_SET_MARK_SQL, values).rowcount
+        return written

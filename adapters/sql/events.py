@@ -30,7 +30,6 @@ from bot.ports import EventRecord, StaleWrite
 from bot.records import CardState, ConversationAddress, DeliveryState, NewDelivery, ReceivedEvent, RepeatMark
 
 # A repeat mark's key: one mark per conversation and repeat key.
-_MARK_KEY = tuple(repeat_marks.primary_key.columns.keys())
 
 
 def delivery_rows(items: Sequence[NewDelivery], event_key: str | None, now: datetime) -> list[dict[str, Any]]:
@@ -158,22 +157,36 @@ class _Batch:
 
     def repeat_mark_rows(self) -> list[dict[str, Any]]:
         """The new records' repeat marks, the last of each conversation and repeat key, in key order (so that
-        concurrent batches lock rows in one order)."""
+        concurrent batches lock rows in one order), each with the stored mark it is written over
+        (``over_key`` and ``over_at``; None for a first mark)."""
+        planned = {id(mark) for record in self.records for mark in record.repeat_marks}
         marks: dict[tuple[str, str, str], RepeatMark] = {}
         for i in self.candidates:  # in record order
             if self.records[i].repeat_marks and i in self.stored:
                 for mark in self.records[i].repeat_marks:
                     marks[(mark.conversation.platform, mark.conversation.conversation_id, mark.repeat_key)] = mark
-        return [
-            {
-                "platform": platform,
-                "conversation_id": conversation_id,
-                "repeat_key": repeat_key,
-                "grouping_key": mark.grouping_key,
-                "shown_at": mark.shown_at,
-            }
-            for (platform, conversation_id, repeat_key), mark in sorted(marks.items(), key=lambda item: item[0])
-        ]
+        rows = []
+        for (platform, conversation_id, repeat_key), mark in sorted(marks.items(), key=lambda item: item[0]):
+            over = mark.replaces
+            while over is not None and id(over) in planned:  # a mark of this batch: the stored one is before it
+                over = over.replaces
+            rows.append(
+                {
+                    "platform": platform,
+                    "conversation_id": conversation_id,
+                    "repeat_key": repeat_key,
+                    "grouping_key": mark.grouping_key,
+                    "shown_at": mark.shown_at,
+                    "over_key": over.grouping_key if over is not None else None,
+                    "over_at": over.shown_at if over is not None else None,
+                }
+            )
+        return rows
+
+    def check_marks(self, written: int, rows: list[dict[str, Any]]) -> None:
+        """StaleWrite unless every mark was written (another writer marked a conversation first)."""
+        if written < len(rows):
+            raise StaleWrite(f"{len(rows) - written} repeat mark(s) changed meanwhile")
 
     def outcomes(self) -> list[bool]:
         """For each record: whether it was stored (False for a redelivery)."""
@@ -210,7 +223,7 @@ class SqlEventLog(SqlBase):
         batch.check_cards(written)
         statements.insert(deliveries, batch.delivery_rows())
         if marks := batch.repeat_mark_rows():
-            statements.upsert(repeat_marks, _MARK_KEY, marks)
+            batch.check_marks(statements.set_marks(marks), marks)
         return batch.outcomes()
 
     async def _record_on_asyncpg(self, statements: AsyncpgStatements, records: list[EventRecord]) -> list[bool]:
@@ -222,7 +235,7 @@ class SqlEventLog(SqlBase):
         batch.check_cards(written | await statements.compare_and_set(changed))
         await statements.insert(deliveries, batch.delivery_rows())
         if marks := batch.repeat_mark_rows():
-            await statements.upsert(repeat_marks, _MARK_KEY, marks)
+            batch.check_marks(await statements.set_marks(marks), marks)
         return batch.outcomes()
 
     async def get_card_state(self, grouping_key: str) -> CardState | None:

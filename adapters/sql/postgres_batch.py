@@ -11,17 +11,16 @@ reads the rows as usual.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Table, Text
 
+from adapters.sql.batch_statements import MARK_COLUMNS, MARK_KEY, first_and_later_marks
 from adapters.sql.engine import json_dumps
-from adapters.sql.tables import card_states
+from adapters.sql.tables import card_states, repeat_marks
 
 _SQL: dict[tuple[str, tuple[str, ...], str | None], str] = {}
-_UPSERT_SQL: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 
 # A card's compare-and-set: each new state only over the version it was merged on.
 _COMPARE_AND_SET = """
@@ -30,6 +29,16 @@ FROM unnest($1::varchar[], $2::integer[], $3::integer[], $4::json[], $5::timesta
     AS v(key, expected, version, state, at)
 WHERE c.grouping_key = v.key AND c.version = v.expected
 RETURNING c.grouping_key
+"""
+
+# A repeat mark's compare-and-set: each new card only over the mark the planner saw.
+_SET_MARKS = """
+UPDATE repeat_marks AS m SET grouping_key = v.grouping_key, shown_at = v.shown_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[])
+    AS v(platform, conversation_id, repeat_key, grouping_key, shown_at, over_key, over_at)
+WHERE m.platform = v.platform AND m.conversation_id = v.conversation_id AND m.repeat_key = v.repeat_key
+    AND m.grouping_key = v.over_key AND m.shown_at = v.over_at
+RETURNING m.repeat_key
 """
 
 
@@ -59,16 +68,6 @@ def _insert_sql(table: Table, columns: tuple[str, ...], key: str | None) -> str:
             sql += f" ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
         _SQL[cache_key] = sql
     return _SQL[cache_key]
-
-
-def _upsert_sql(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
-    """``INSERT … SELECT * FROM unnest(…)``, replacing the other columns of the row with the same ``keys``."""
-    cache_key = (table.name, columns, keys)
-    if cache_key not in _UPSERT_SQL:
-        changed = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
-        conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {changed}"
-        _UPSERT_SQL[cache_key] = _insert_sql(table, columns, None) + conflict
-    return _UPSERT_SQL[cache_key]
 
 
 def _column(table: Table, column: str, rows: list[dict[str, Any]]) -> list[Any]:
@@ -115,10 +114,17 @@ class AsyncpgStatements:
         )
         return {str(row[0]) for row in found}
 
-    async def upsert(self, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
-        """Insert each row, or replace the other columns of the row with the same ``keys`` (all rows have the
-        same columns; no two have the same keys: PostgreSQL refuses to change a row twice in one statement)."""
-        if rows:
-            columns = tuple(rows[0])
-            arrays = [_column(table, c, rows) for c in columns]
-            await self.connection.execute(_upsert_sql(table, columns, tuple(keys)), *arrays)
+    async def set_marks(self, rows: list[dict[str, Any]]) -> int:
+        """Repeat marks, each inserted where ``over_key`` is None and no mark is, else written over the mark
+        ``over_key`` and ``over_at`` name; how many were written."""
+        first, later = first_and_later_marks(rows)
+        written = 0
+        if first:
+            arrays = [_column(repeat_marks, c, first) for c in MARK_COLUMNS]
+            written += len(
+                await self.connection.fetch(_insert_sql(repeat_marks, MARK_COLUMNS, ", ".join(MARK_KEY)), *arrays)
+            )
+        if later:
+            columns = (*MARK_COLUMNS, "over_key", "over_at")
+            written += len(await self.connection.fetch(_SET_MARKS, *([row[c] for row in later] for c in columns)))
+        return written

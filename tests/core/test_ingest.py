@@ -30,7 +30,7 @@ from bot.events import (
 )
 from bot.ingest import Ingest, IngestFailed
 from bot.ports import EventRecord
-from bot.records import ConversationAddress, Delivery
+from bot.records import ConversationAddress, Delivery, RepeatMark
 from bot.routing import Filters, Subscription
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -379,6 +379,50 @@ async def test_a_batch_folds_the_repeats_among_its_own_events(stores: tuple[SqlS
     assert len(cards_to(deliveries, SLACK)) == 1
     assert len([1 for _, card in replies_to(deliveries, SLACK) if "Again" in card["summary"]]) == 9
     assert len(cards_to(deliveries, TEAMS)) == 10
+
+
+class MarksHeldStore(SqlStore):
+    """A store whose first read of repeat marks waits for ``release``: two processes both read the marks before
+    either one writes its own."""
+
+    release: asyncio.Event
+    has_read: asyncio.Event
+
+    async def get_repeat_marks(
+        self, keys: Sequence[tuple[ConversationAddress, str]]
+    ) -> dict[tuple[ConversationAddress, str], RepeatMark]:
+        marks = await super().get_repeat_marks(keys)
+        self.has_read.set()
+        await self.release.wait()
+        return marks
+
+
+async def test_two_processes_that_both_saw_no_mark_show_one_card_and_fold_the_other(store_url: str) -> None:
+    release = asyncio.Event()
+    first, second = await MarksHeldStore.open(store_url), await MarksHeldStore.open(store_url, migrate=False)
+    assert isinstance(first, MarksHeldStore) and isinstance(second, MarksHeldStore)
+    try:
+        first.release = second.release = release
+        first.has_read, second.has_read = asyncio.Event(), asyncio.Event()
+        clock = FakeClock(T0)
+        one = asyncio.ensure_future(Ingest(first, LIMITED, clock).accept(failed("1")))
+        other = asyncio.ensure_future(Ingest(second, LIMITED, clock).accept(failed("2")))
+        async with asyncio.timeout(10):  # each plans on no mark at all
+            await asyncio.gather(first.has_read.wait(), second.has_read.wait())
+        release.set()
+        assert await one and await other
+
+        deliveries = await delivered(first)
+        assert len(cards_to(deliveries, SLACK)) == 1  # the second write lost, and was planned again: a fold
+        (shown,) = cards_to(deliveries, SLACK)
+        assert [under for under, card in replies_to(deliveries, SLACK) if "Again" in card["summary"]] == [shown]
+        assert sorted(cards_to(deliveries, TEAMS)) == sorted([run("1").run_key, run("2").run_key])
+        key = failed("1").repeat_key
+        assert key is not None
+        assert (await first.get_repeat_marks([(SLACK, key)]))[(SLACK, key)].grouping_key == shown
+    finally:
+        await second.close()
+        await first.close()
 
 
 async def test_without_repeat_limits_no_marks_are_read(stores: tuple[SqlStore, SqlStore]) -> None:

@@ -631,8 +631,14 @@ async def test_a_claim_tells_whether_an_earlier_attempt_may_have_sent_it(store: 
 # --- repeat marks: written with the new records of a batch ---------------------------------------------
 
 
-def mark(repeat_key: str, grouping_key: str, at: datetime = NOW, where: ConversationAddress = SLACK) -> RepeatMark:
-    return RepeatMark(where, repeat_key, grouping_key, at)
+def mark(
+    repeat_key: str,
+    grouping_key: str,
+    at: datetime = NOW,
+    where: ConversationAddress = SLACK,
+    replaces: RepeatMark | None = None,
+) -> RepeatMark:
+    return RepeatMark(where, repeat_key, grouping_key, at, replaces=replaces)
 
 
 def marked(key: str, *marks: RepeatMark, state: CardState | None = None) -> EventRecord:
@@ -668,21 +674,36 @@ async def test_a_redelivered_records_repeat_marks_are_not_written(store: SqlStor
     assert await marks_of(store, *keys) == {first, mark("model:model-x", "model:model-x:3")}
 
 
-async def test_a_later_batch_replaces_the_mark_for_the_same_key(store: SqlStore) -> None:
-    other = mark("model:model-x", "model:model-x:3")
-    await store.record_events([marked("a", mark("pipeline:42:failed", "run:1")), marked("b", other)])
-    later = mark("pipeline:42:failed", "run:2", NOW + timedelta(hours=2))
+async def test_a_later_batch_replaces_the_mark_it_saw(store: SqlStore) -> None:
+    first, other = mark("pipeline:42:failed", "run:1"), mark("model:model-x", "model:model-x:3")
+    await store.record_events([marked("a", first), marked("b", other)])
+    (seen,) = (await store.get_repeat_marks([(SLACK, "pipeline:42:failed")])).values()
+    later = mark("pipeline:42:failed", "run:2", NOW + timedelta(hours=2), replaces=seen)
     assert await store.record_events([marked("c", later)]) == [True]
     assert await marks_of(store, (SLACK, "pipeline:42:failed"), (SLACK, "model:model-x")) == {later, other}
 
 
+async def test_a_mark_written_over_another_than_the_one_stored_is_a_lost_compare_and_set(store: SqlStore) -> None:
+    """Two processes that saw the same mark (or none) both fold nothing: the second one's write fails and
+    its events are planned again on the first one's mark."""
+    first = mark("pipeline:42:failed", "run:1")
+    assert await store.record_events([marked("a", first)]) == [True]
+    for stale in (None, mark("pipeline:42:failed", "run:0", NOW - timedelta(hours=1))):
+        with pytest.raises(StaleWrite):
+            await store.record_events([marked(f"b-{stale}", mark("pipeline:42:failed", "run:2", replaces=stale))])
+    assert await marks_of(store, (SLACK, "pipeline:42:failed")) == {first}
+    assert await store.known_events(["b-None"]) == set()  # the whole batch was undone
+
+
 async def test_the_last_mark_for_a_key_in_a_batch_wins(store: SqlStore) -> None:
-    # the last in record order, whatever its time
-    newer, last = mark("pipeline:42:failed", "run:1", NOW + timedelta(minutes=5)), mark("pipeline:42:failed", "run:2")
+    # the last in record order, whatever its time; each written over the one before it in the batch
+    newer = mark("pipeline:42:failed", "run:1", NOW + timedelta(minutes=5))
+    last = mark("pipeline:42:failed", "run:2", replaces=newer)
     assert await store.record_events([marked("a", newer), marked("b", last)]) == [True, True]
     assert await marks_of(store, (SLACK, "pipeline:42:failed")) == {last}
-    again = mark("pipeline:42:failed", "run:3", NOW + timedelta(minutes=1))
-    assert await store.record_events([marked("c", newer, again)]) == [True]
+    between = mark("pipeline:42:failed", "run:1", NOW + timedelta(minutes=5), replaces=last)
+    again = mark("pipeline:42:failed", "run:3", NOW + timedelta(minutes=1), replaces=between)
+    assert await store.record_events([marked("c", between, again)]) == [True]
     assert await marks_of(store, (SLACK, "pipeline:42:failed")) == {again}
 
 
@@ -693,7 +714,7 @@ async def test_repeat_marks_of_different_conversations_are_separate(store: SqlSt
     await store.record_events([marked("a", *marks)])
     keys = [(w, "pipeline:42:failed") for w in where]
     assert await store.get_repeat_marks(keys) == dict(zip(keys, marks, strict=True))
-    replaced = mark("pipeline:42:failed", "run:9", NOW + timedelta(hours=1), same_id_in_teams)
+    replaced = mark("pipeline:42:failed", "run:9", NOW + timedelta(hours=1), same_id_in_teams, replaces=marks[2])
     await store.record_events([marked("b", replaced)])
     assert await marks_of(store, *keys) == {marks[0], marks[1], replaced}
 
@@ -747,7 +768,8 @@ async def test_a_lost_compare_and_set_writes_no_repeat_marks(store: SqlStore) ->
 REPEAT_MARK_TESTS: list[Callable[[SqlStore], Awaitable[None]]] = [
     test_a_new_records_repeat_marks_are_stored,
     test_a_redelivered_records_repeat_marks_are_not_written,
-    test_a_later_batch_replaces_the_mark_for_the_same_key,
+    test_a_later_batch_replaces_the_mark_it_saw,
+    test_a_mark_written_over_another_than_the_one_stored_is_a_lost_compare_and_set,
     test_the_last_mark_for_a_key_in_a_batch_wins,
     test_repeat_marks_of_different_conversations_are_separate,
     test_no_repeat_marks_for_no_keys_or_unknown_ones,
