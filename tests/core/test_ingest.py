@@ -24,7 +24,6 @@ from bot.events import (
     DomainEvent,
     ModelRegistered,
     Person,
-    PipelineRef,
     RunStateChanged,
     StageStateChanged,
 )
@@ -32,6 +31,7 @@ from bot.ingest import Ingest, IngestFailed
 from bot.ports import EventRecord
 from bot.records import ConversationAddress, Delivery, RepeatMark
 from bot.routing import Filters, Subscription
+from tests.core.pipeline_runs import run, run_state
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 SLACK = ConversationAddress("slack", "C0RELEASES")
@@ -40,26 +40,8 @@ SUBSCRIPTIONS = [Subscription((SLACK, TEAMS), Filters.from_mapping({"events": ["
 STAGES = [f"stage-{i}" for i in range(12)]
 
 
-def run(run_id: str = "77") -> PipelineRef:
-    return PipelineRef(
-        organization="contoso",
-        project="mlops",
-        pipeline_id="3",
-        pipeline_name="release-app-y",
-        run_id=run_id,
-        run_name=f"2026.{run_id}",
-    )
-
-
 def started(run_id: str = "77", event_id: str | None = None) -> RunStateChanged:
-    return RunStateChanged(
-        source="azure-devops",
-        event_id=event_id or f"run-{run_id}-started",
-        occurred_at=T0,
-        scope="contoso",
-        run=run(run_id),
-        state="inProgress",
-    )
+    return replace(run_state("inProgress", T0, run_id=run_id), event_id=event_id or f"run-{run_id}-started")
 
 
 def stage_done(stage: str, run_id: str = "77", result: str = "succeeded") -> StageStateChanged:
@@ -275,15 +257,8 @@ LIMITED = [
 
 
 def failed(run_id: str, branch: str | None = "refs/heads/main") -> RunStateChanged:
-    return RunStateChanged(
-        source="azure-devops",
-        event_id=f"run-{run_id}-failed",
-        occurred_at=T0,
-        scope="contoso",
-        run=replace(run(run_id), branch=branch),
-        state="completed",
-        result="failed",
-    )
+    event = run_state("completed", T0, "failed", run_id)
+    return replace(event, event_id=f"run-{run_id}-failed", run=replace(event.run, branch=branch))
 
 
 def cards_to(deliveries: list[Delivery], conversation: ConversationAddress) -> list[str]:

@@ -8,8 +8,8 @@ from adapters.sql import SqlStore
 from bot.app import add_channel, build_handoff
 from bot.clock import FakeClock
 from bot.config import parse_settings
-from bot.events import PipelineRef, RunStateChanged
 from bot.records import ConversationAddress, NewDelivery, ReceivedEvent
+from tests.core.pipeline_runs import run_state
 from tests.core.recording_channel import RecordingChannel
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -52,26 +52,6 @@ async def test_a_pass_forgets_what_is_past_its_retention_and_keeps_the_rest(stor
         await store.close()
 
 
-def run_event(state: str, result: str | None = None) -> RunStateChanged:
-    run = PipelineRef(
-        organization="contoso",
-        project="mlops",
-        pipeline_id="3",
-        pipeline_name="release-app-y",
-        run_id="77",
-        run_name="2026.77",
-    )
-    return RunStateChanged(
-        source="azure-devops",
-        event_id=f"run-77-{state}",
-        occurred_at=T0,
-        scope="contoso",
-        run=run,
-        state=state,
-        result=result,
-    )
-
-
 async def test_a_run_whose_card_was_forgotten_gets_a_new_card_from_its_next_event(store_url: str) -> None:
     store = await SqlStore.open(store_url)
     clock = FakeClock(T0)
@@ -87,17 +67,17 @@ async def test_a_run_whose_card_was_forgotten_gets_a_new_card_from_its_next_even
         )
         handoff = build_handoff(settings, store, clock)
         add_channel(handoff, "slack", channel)
-        assert await handoff.ingest.accept(run_event("inProgress"))
+        assert await handoff.ingest.accept(run_state("inProgress", T0))
         await handoff.outbox.drain()
         assert [call for call, _, _ in channel.calls] == ["post"]
 
         await clock.advance(timedelta(days=31).total_seconds())
         assert (await handoff.forget_old_rows())["cards"] == 1
         # the ingest still remembers the card's last state: the store's compare-and-set corrects it
-        assert await handoff.ingest.accept(run_event("completed", "succeeded"))
+        assert await handoff.ingest.accept(run_state("completed", T0, "succeeded"))
         await handoff.outbox.drain()
         assert [call for call, _, _ in channel.calls] == ["post", "post"]  # a new card, not an update of the old
-        key = run_event("completed").grouping_key
+        key = run_state("completed", T0).grouping_key
         state = (await store.get_card_states([key]))[key]
         assert state is not None and state.version == 1
         assert [c.message_id for c in await store.cards_for(key)] == ["m2"]
