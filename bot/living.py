@@ -231,9 +231,12 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
         announced = new["failures_announced"]
         # (the run's own failure may have named this stage already, by its display name)
         if stage.get("result") in ("failed", "partiallysucceeded") and not {name, stage["display"]} & set(announced):
+            # the run's own failure, told before without a stage, was this one: the card names the stage now
+            told_by_the_run = announced == ["run"]
             new["failures_announced"].append(name)
             new["failed_stage"] = stage["display"]
-            replies.append(_failure_reply(new, stage["display"]))
+            if not told_by_the_run:
+                replies.append(_failure_reply(new, stage["display"]))
     changed = new != before  # (``before`` is untouched: what changed was copied first)
     return Merge(new, changed, replies if changed else [])
 

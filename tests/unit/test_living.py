@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from bot.cards import Card, Mention, Status
 from bot.events import (
     ApprovalCompleted,
@@ -171,6 +174,38 @@ def test_late_events_never_move_the_card_backwards() -> None:
     late_stage = merge(state, stage("Build", "running"))
     assert not late_stage.changed
     assert render(late_stage.state).status is Status.SUCCEEDED
+
+
+@st.composite
+def run_histories(draw: st.DrawFn) -> tuple[list[object], list[object]]:
+    """A run's events in the order they happened, and in the order they arrived: 1 to 3 stages, at most one
+    of them failing, and the run's end, which names the failing stage only when Handoff could look it up."""
+    names = draw(st.lists(st.sampled_from(["Build", "Tests", "Deploy"]), min_size=1, max_size=3, unique=True))
+    failing = draw(st.sampled_from([None, *names]))
+    happened: list[object] = [run("inProgress")]
+    for name in names:
+        happened += [stage(name, "running"), stage(name, "completed", "failed" if name == failing else "succeeded")]
+    end = run("completed", "failed" if failing else "succeeded", at=95)
+    happened.append(replace(end, failing_stage=failing) if failing and draw(st.booleans()) else end)
+    return happened, draw(st.permutations(happened))
+
+
+def shown(state: dict) -> tuple[object, ...]:
+    """What the card shows, its steps as a set (a stage is listed where its first event put it)."""
+    card = render(state)
+    return card.title, card.status, card.summary, card.facts, card.links, frozenset(card.steps)
+
+
+@given(run_histories())
+def test_a_run_card_ends_the_same_and_tells_a_failure_once_whatever_order_its_events_arrive_in(
+    history: tuple[list[object], list[object]],
+) -> None:
+    happened, arrived = history
+    in_order, replies_in_order = apply(*happened)
+    state, replies = apply(*arrived)
+    assert shown(state) == shown(in_order)
+    assert len(replies) == len(replies_in_order) == (1 if render(in_order).status is Status.FAILED else 0)
+    assert apply(*arrived, *happened) == (state, replies)  # every event delivered again changes nothing
 
 
 def test_redelivered_event_changes_nothing() -> None:
