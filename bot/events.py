@@ -576,7 +576,10 @@ class GateDecision:
 
 @dataclass(frozen=True, kw_only=True)
 class GateChanged(DomainEvent):
-    """A gate changed in Handoff (a decision, an expiry); it updates the gate's card everywhere."""
+    """A gate changed in Handoff (a decision, an expiry); it updates the gate's card everywhere.
+
+    ``revision`` is the gate's version: a change that arrives after a newer one (two decisions published
+    at once) never takes the card back."""
 
     kind: ClassVar[str] = "approval"
 
@@ -585,6 +588,7 @@ class GateChanged(DomainEvent):
     decisions: tuple[GateDecision, ...] = ()
     needed: int = 1
     note: str = ""
+    revision: int = 0
 
     @property
     def outcome(self) -> str | None:

@@ -563,6 +563,7 @@ class Gatekeeper:
             ),
             needed=needed,
             note=note,
+            revision=gate.version,
         )
         await self.ingest.accept(change)
 

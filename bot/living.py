@@ -368,8 +368,12 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
 
 
 def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
+    if state and int(state.get("gate_revision", 0)) > event.revision:
+        return Merge(state, False, [])  # a newer change of the gate is shown already
     new: State = dict(state) if state else {"type": "approval", "status": "pending"}
     before = dict(new)
+    if event.revision:
+        new["gate_revision"] = event.revision
     decided_before = new["status"] != "pending"
     new["decisions"] = [
         {"actor": d.actor, "decision": d.decision, "comment": d.comment, "platform": d.platform}

@@ -230,6 +230,30 @@ def approval(cls: type, status: str, approvers: tuple[Approver, ...]) -> Approva
     )
 
 
+def gate_change(revision: int, status: str, *voters: str) -> GateChanged:
+    return GateChanged(
+        source="handoff",
+        event_id=f"gate:v{revision}",
+        occurred_at=T0,
+        gate_id="gate",
+        status=status,
+        decisions=tuple(GateDecision(actor=f"{v}@contoso.com", decision="approve", platform="slack") for v in voters),
+        needed=2,
+        revision=revision,
+    )
+
+
+def test_a_gate_change_that_arrives_after_a_newer_one_never_takes_the_card_back() -> None:
+    """Two approvals published at once may reach the card in either order."""
+    pending = approval(ApprovalPending, "pending", (Approver(person=Person(name="Carol", email="c@contoso.com")),))
+    changes = [gate_change(2, "pending", "carol"), gate_change(3, "approved", "carol", "dave")]
+    in_order, _ = apply(pending, *changes)
+    late, replies = apply(pending, *reversed(changes))
+    assert late == in_order
+    assert render(late).status is Status.APPROVED
+    assert [r.title for r in replies] == ["Approved in Slack by dave@contoso.com"]  # nothing for the stale one
+
+
 def test_approval_card_has_buttons_until_decided() -> None:
     carol = Person(name="Carol", email="carol@contoso.com")
     pending = approval(ApprovalPending, "pending", (Approver(person=carol),))
