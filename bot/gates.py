@@ -126,6 +126,12 @@ class Gatekeeper:
             await self._closed_in_azure_devops(event)
 
     async def _open(self, event: ApprovalEvent) -> None:
+        gate = self._gate_for(event)
+        if await self.store.create_gate(gate):
+            log.info("gate %s opened", gate.gate_id)
+
+    def _gate_for(self, event: ApprovalEvent) -> Gate:
+        """The pending gate for an approval Azure DevOps asks for."""
         now = self.clock.now()
         requester = event.requester
         policy = self.policy.settings.gates.get("default")
@@ -161,17 +167,31 @@ class Gatekeeper:
             },
             policy={"name": "default"},
         )
-        if await self.store.create_gate(gate):
-            log.info("gate %s opened", gate.gate_id)
+        return gate
 
     async def _closed_in_azure_devops(self, event: ApprovalEvent) -> None:
-        gate = await self.store.get_gate(event.grouping_key)
         state = STATUS_FROM_AZURE_DEVOPS.get(event.status.lower())
-        if gate is None or state is None or gate.state.is_final:
+        if state is None:
             return
-        details = {**gate.details, "applied": True, "decided_in": "Azure DevOps"}
-        if await self.store.update_gate(gate.gate_id, gate.version, state, details, decided_at=self.clock.now()):
-            await self._audit("Azure DevOps", "decide", gate, state.value, comment="decided in Azure DevOps")
+        for _ in range(10):
+            now = self.clock.now()
+            gate = await self.store.get_gate(event.grouping_key)
+            if gate is None:
+                # decided before Handoff heard it asked for (its pending event late, or lost): kept as decided, so
+                # that a late pending event opens nothing to click or to be reminded of
+                opened = self._gate_for(event)
+                details = {**opened.details, "applied": True, "decided_in": "Azure DevOps"}
+                decided = replace(opened, state=state, details=details, decided_at=now)
+                if await self.store.create_gate(decided):
+                    await self._audit("Azure DevOps", "decide", decided, state.value, comment="decided in Azure DevOps")
+                    return
+                continue  # the pending event opened it meanwhile: close it
+            if gate.state.is_final:
+                return
+            details = {**gate.details, "applied": True, "decided_in": "Azure DevOps"}
+            if await self.store.update_gate(gate.gate_id, gate.version, state, details, decided_at=now):
+                await self._audit("Azure DevOps", "decide", gate, state.value, comment="decided in Azure DevOps")
+                return
 
     # --- gates from Handoff: a model version's promotion ---------------------------------------------
 

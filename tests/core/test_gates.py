@@ -305,6 +305,37 @@ async def test_a_gate_canceled_in_azure_devops_is_superseded_and_refuses_clicks(
     assert card is not None and card.state["status"] == "canceled"
 
 
+async def test_an_approval_decided_before_its_pending_event_arrived_opens_nothing(handoff: Handoff) -> None:
+    """Azure DevOps retries a delivery that failed, so an approval's completion may come first."""
+    done = ApprovalCompleted(
+        source="azure-devops",
+        event_id="approval-completed-1",
+        occurred_at=T0,
+        scope="contoso",
+        project="mlops",
+        approval_id="a1b2",
+        status="rejected",
+        run=RUN,
+        stage_name="production",
+        environment_name="production",
+        approvers=(Approver(person=person("carol"), status="rejected", comment="not today"),),
+    )
+    await handoff.ingest.accept(done)
+    await handoff.ingest.accept(pending(requester="erin"))  # late
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.REJECTED and gate.details["decided_in"] == "Azure DevOps"
+    refused = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
+    assert not refused.accepted and "already rejected" in refused.message
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    await pending_replies(handoff)  # the card goes out
+    await clock.advance(timedelta(hours=5).total_seconds())
+    await handoff.gatekeeper.remind(timedelta(hours=4))
+    assert await pending_replies(handoff) == []  # nobody is asked to approve what is decided
+    card = await handoff.store.get_card_state(GATE)
+    assert card is not None and card.state["status"] == "rejected"
+
+
 async def test_pending_gates_are_reminded_and_expiry_is_announced(handoff: Handoff) -> None:
     await handoff.ingest.accept(pending(requester="erin"))
     clock = handoff.clock
