@@ -259,6 +259,21 @@ def _stage_status(stage: State) -> Status:
     )
 
 
+def _failed_at(state: State) -> str:
+    """Where the run failed: its failed stages by name (whatever order their events came in), else the stage
+    the run named."""
+    failed = sorted(
+        s["display"] for s in state["stages"].values() if s.get("result") in ("failed", "partiallysucceeded")
+    )
+    if not failed and state.get("failed_stage"):
+        failed = [state["failed_stage"]]
+    if not failed:
+        return "Failed"
+    if len(failed) == 1:
+        return f"Failed at stage {failed[0]}"
+    return f"Failed at stages {', '.join(failed[:-1])} and {failed[-1]}"
+
+
 def _duration(state: State) -> str | None:
     if not (state.get("started_at") and state.get("finished_at")):
         return None
@@ -276,10 +291,7 @@ def _run_title(state: State) -> str:
 
 def _render_run(state: State) -> Card:
     status = _run_status(state)
-    summary = {
-        Status.FAILED: f"Failed at stage {state['failed_stage']}" if state.get("failed_stage") else "Failed",
-        Status.WAITING: "Waiting for approval",
-    }.get(status, "")
+    summary = {Status.FAILED: _failed_at(state), Status.WAITING: "Waiting for approval"}.get(status, "")
     facts = [Fact("Pipeline", state["pipeline"]), Fact("Run", state.get("run_name") or str(state["run_id"]))]
     if state.get("branch"):
         facts.append(Fact("Branch", str(state["branch"]).removeprefix("refs/heads/")))

@@ -7,12 +7,15 @@ pools) with an Ingest each on the same database: they share nothing but the data
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.sql import SqlStore
 from bot.clock import FakeClock
@@ -28,8 +31,9 @@ from bot.events import (
     StageStateChanged,
 )
 from bot.ingest import Ingest, IngestFailed
+from bot.living import merge, render
 from bot.ports import EventRecord
-from bot.records import ConversationAddress, Delivery, RepeatMark
+from bot.records import CardState, ConversationAddress, Delivery, RepeatMark
 from bot.routing import Filters, Subscription
 from tests.core.pipeline_runs import run, run_state
 
@@ -602,3 +606,59 @@ async def test_a_waiting_gate_calls_on_its_approvers_where_mentions_are_on(store
         QUIET: [],  # named on the card, not pinged
     }
     assert cards[QUIET]["facts"] == cards[SLACK]["facts"]
+
+
+# --- any order, any redelivery, any batching ----------------------------------------------------------------
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> tuple[list[RunStateChanged | StageStateChanged], list[list[Any]]]:
+    """A run's events in the order they happened, and as they arrived: in any order, some of them again,
+    in groups that arrive together (one batch, or batches that overlap)."""
+    names = draw(st.lists(st.sampled_from(["Build", "Tests", "Deploy"]), min_size=1, max_size=3, unique=True))
+    failing = draw(st.lists(st.sampled_from(names), unique=True))
+    happened: list[RunStateChanged | StageStateChanged] = [started()]
+    for name in names:
+        happened += [stage_done(name, result="failed" if name in failing else "succeeded")]
+    end = run_state("completed", T0, "failed" if failing else "succeeded")
+    happened.append(replace(end, failing_stage=failing[0]) if failing and draw(st.booleans()) else end)
+    again = draw(st.lists(st.sampled_from(happened), max_size=4))
+    arrived: list[Any] = draw(st.permutations([*happened, *again]))
+    cuts = sorted(draw(st.sets(st.integers(1, len(arrived) - 1), max_size=3)))
+    groups = [arrived[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrived)], strict=True)]
+    return happened, groups
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrivals())
+def test_a_run_ends_in_one_card_as_if_its_events_came_in_order_once(
+    history: tuple[list[RunStateChanged | StageStateChanged], list[list[Any]]],
+) -> None:
+    happened, groups = history
+    state: dict[str, Any] | None = None
+    replies = 0
+    for event in happened:
+        merged = merge(state, event)
+        state, replies = merged.state, replies + len(merged.replies)
+    assert state is not None
+
+    async def ingest_all() -> tuple[CardState | None, list[Delivery], int]:
+        with tempfile.TemporaryDirectory() as folder:
+            store = await SqlStore.open(f"sqlite:///{folder}/handoff.db")
+            try:
+                ingest = Ingest(store, SUBSCRIPTIONS, FakeClock(T0))
+                stored = 0
+                for group in groups:  # each group together: one batch, or a few
+                    stored += sum(await asyncio.gather(*(ingest.accept(event) for event in group)))
+                return await store.get_card_state(run().run_key), await delivered(store), stored
+            finally:
+                await store.close()
+
+    card, deliveries, stored = asyncio.run(ingest_all())
+    assert stored == len(happened)  # each event once, whatever came again
+    assert card is not None
+    shown, expected = render(card.state), render(state)
+    assert (shown.status, shown.summary, set(shown.steps)) == (expected.status, expected.summary, set(expected.steps))
+    for conversation in (SLACK, TEAMS):
+        assert cards_to(deliveries, conversation)[:1] == [run().run_key]
+        assert len(replies_to(deliveries, conversation)) == replies  # a failure is told once

@@ -105,6 +105,14 @@ def test_a_run_that_names_its_failing_stage_is_announced_once_whatever_comes_fir
     assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in the run"]
 
 
+def test_a_run_whose_parallel_stages_failed_names_them_all_in_one_order() -> None:
+    tests, build = stage("Tests", "completed", "failed"), stage("Build", "completed", "failed")
+    for events in ((tests, build), (build, tests)):
+        state, replies = apply(run("inProgress"), *events, run("completed", "failed", at=95))
+        assert render(state).summary == "Failed at stages Build and Tests"
+        assert len(replies) == 2  # each stage's failure in the thread
+
+
 def test_a_failure_calls_on_the_person_who_asked_for_the_run() -> None:
     bob = Person(name="Bob Chen", email="bob@contoso.com")
     failed_stage = replace(stage("Integration tests", "completed", "failed"), actor=bob)  # told by the API
