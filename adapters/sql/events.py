@@ -29,8 +29,6 @@ from adapters.sql.tables import card_states, deliveries, received_events, repeat
 from bot.ports import EventRecord, StaleWrite
 from bot.records import CardState, ConversationAddress, DeliveryState, NewDelivery, ReceivedEvent, RepeatMark
 
-# A repeat mark's key: one mark per conversation and repeat key.
-
 
 def delivery_rows(items: Sequence[NewDelivery], event_key: str | None, now: datetime) -> list[dict[str, Any]]:
     return [

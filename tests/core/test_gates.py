@@ -68,6 +68,23 @@ def pending(min_required: int = 1, requester: str = "bob") -> ApprovalPending:
     )
 
 
+def completed(status: str, *approvers: Approver) -> ApprovalCompleted:
+    """The approval decided in Azure DevOps (``status``: approved, rejected, canceled...)."""
+    return ApprovalCompleted(
+        source="azure-devops",
+        event_id=f"approval-{status}-1",
+        occurred_at=T0,
+        scope="contoso",
+        project="mlops",
+        approval_id="a1b2",
+        status=status,
+        run=RUN,
+        stage_name="production",
+        environment_name="production",
+        approvers=approvers,
+    )
+
+
 @pytest.fixture
 async def handoff(store_url: str) -> AsyncIterator[Handoff]:
     store = await SqlStore.open(store_url)
@@ -254,19 +271,7 @@ async def test_expired_and_superseded_gates_refuse(handoff: Handoff) -> None:
 
 async def test_decision_in_azure_devops_closes_the_gate_and_updates_both_cards(handoff: Handoff) -> None:
     await handoff.ingest.accept(pending(requester="erin"))
-    done = ApprovalCompleted(
-        source="azure-devops",
-        event_id="approval-completed-1",
-        occurred_at=T0,
-        scope="contoso",
-        project="mlops",
-        approval_id="a1b2",
-        status="approved",
-        run=RUN,
-        stage_name="production",
-        environment_name="production",
-        approvers=(Approver(person=person("carol"), status="approved", comment="from the web"),),
-    )
+    done = completed("approved", Approver(person=person("carol"), status="approved", comment="from the web"))
     await handoff.ingest.accept(done)
     gate = await handoff.store.get_gate(GATE)
     assert gate is not None and gate.state is GateState.APPROVED
@@ -282,18 +287,7 @@ async def test_decision_in_azure_devops_closes_the_gate_and_updates_both_cards(h
 
 async def test_a_gate_canceled_in_azure_devops_is_superseded_and_refuses_clicks(handoff: Handoff) -> None:
     await handoff.ingest.accept(pending(requester="erin"))
-    canceled = ApprovalCompleted(
-        source="azure-devops",
-        event_id="approval-canceled-1",
-        occurred_at=T0,
-        scope="contoso",
-        project="mlops",
-        approval_id="a1b2",
-        status="canceled",
-        run=RUN,
-        stage_name="production",
-        environment_name="production",
-    )
+    canceled = completed("canceled")
     await handoff.ingest.accept(canceled)
     gate = await handoff.store.get_gate(GATE)
     assert gate is not None and gate.state is GateState.SUPERSEDED
@@ -307,19 +301,7 @@ async def test_a_gate_canceled_in_azure_devops_is_superseded_and_refuses_clicks(
 
 async def test_an_approval_decided_before_its_pending_event_arrived_opens_nothing(handoff: Handoff) -> None:
     """Azure DevOps retries a delivery that failed, so an approval's completion may come first."""
-    done = ApprovalCompleted(
-        source="azure-devops",
-        event_id="approval-completed-1",
-        occurred_at=T0,
-        scope="contoso",
-        project="mlops",
-        approval_id="a1b2",
-        status="rejected",
-        run=RUN,
-        stage_name="production",
-        environment_name="production",
-        approvers=(Approver(person=person("carol"), status="rejected", comment="not today"),),
-    )
+    done = completed("rejected", Approver(person=person("carol"), status="rejected", comment="not today"))
     await handoff.ingest.accept(done)
     await handoff.ingest.accept(pending(requester="erin"))  # late
     gate = await handoff.store.get_gate(GATE)
