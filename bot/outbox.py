@@ -291,7 +291,8 @@ class OutboxWorker:
                 wait,
             )
             at = self.clock.now() + timedelta(seconds=wait)
-            if failure.maybe_sent:  # the next attempt looks for what this one may have posted
+            # the next attempt looks for what this one, or an earlier one whose answer was lost, may have posted
+            if failure.maybe_sent or delivery.recovered:
                 await self.store.defer_delivery(delivery.id, self.worker_id, failure.reason, at)
             else:
                 await self.store.retry_delivery(delivery.id, self.worker_id, failure.reason, at)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.sql import SqlStore
 from bot.cards import Card
 from bot.clock import FakeClock
-from bot.outbox import OutboxWorker, post_marker
+from bot.outbox import OutboxWorker, RetryPolicy, post_marker
 from bot.ratelimit import SlidingWindowLimiter
 from bot.records import ConversationAddress, Delivery, DeliveryState, NewDelivery
+from tests.core.flaky_channel import Fault, FlakyChannel
 from tests.core.recording_channel import RecordingChannel
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -114,3 +118,59 @@ def test_a_post_marker_names_one_delivery_of_one_handoff() -> None:
     # another Handoff's delivery 7 in the same channel is another card, or the same card another time
     assert post_marker(one) != post_marker(replace(one, grouping_key="run:2"))
     assert post_marker(one) != post_marker(replace(one, created_at=at + timedelta(microseconds=1)))
+
+
+@st.composite
+def traffic(draw: st.DrawFn) -> tuple[list[NewDelivery], list[Fault], int]:
+    """Two runs' cards in two conversations, a few versions each with thread replies among them, interleaved;
+    the platform's failures; and in how many waves the deliveries are queued."""
+    streams = []
+    for key in ("run:1", "run:2"):
+        for where in (A, B):
+            stream: list[NewDelivery] = [version(n, where, key) for n in range(1, draw(st.integers(1, 4)) + 1)]
+            for number in range(draw(st.integers(0, 2))):
+                stream.insert(draw(st.integers(1, len(stream))), reply(f"{key} reply {number}", where, key))
+            streams.append(stream)
+    queued: list[NewDelivery] = []
+    while any(streams):
+        queued.append(streams[draw(st.sampled_from([i for i, s in enumerate(streams) if s]))].pop(0))
+    faults = draw(st.lists(st.sampled_from([None, None, "refused", "rate_limited", "lost"]), max_size=12))
+    return queued, faults, draw(st.integers(1, 3))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(traffic())
+def test_whatever_fails_each_card_is_posted_once_shows_its_newest_version_and_each_reply_comes_once(
+    case: tuple[list[NewDelivery], list[Fault], int],
+) -> None:
+    queued, faults, waves = case
+    channel = FlakyChannel(faults)
+
+    async def deliver() -> dict[str, int]:
+        with tempfile.TemporaryDirectory() as folder:
+            store = await SqlStore.open(f"sqlite:///{folder}/handoff.db")
+            try:
+                clock = FakeClock(T0)
+                outbox = OutboxWorker(store, {"slack": channel}, clock, retry=RetryPolicy(max_attempts=20))
+                outbox.limiters = {"slack": SlidingWindowLimiter(((1000, 1.0),), clock)}
+                size = -(-len(queued) // waves)
+                for wave in range(0, len(queued), size):
+                    await store.enqueue(queued[wave : wave + size], clock.now())
+                    for _ in range(len(faults) + 2):  # each failure waits at most the longest backoff
+                        await outbox.drain()
+                        await clock.advance(RetryPolicy.max_delay + 1)
+                return await store.count_deliveries()
+            finally:
+                await store.close()
+
+    assert asyncio.run(deliver()) == {"pending": 0, "sent": len(queued), "dead": 0}
+    for where in (A, B):
+        shown = channel.shown(where.conversation_id)
+        for key in ("run:1", "run:2"):
+            sent = [d.payload for d in queued if d.grouping_key == key and d.conversation == where]
+            newest = max(int(p["rank"]) for p in sent if p["op"] == "card")
+            (card,) = [m for m in shown if m.parent is None and m.title.startswith(f"{key} v")]  # posted once
+            assert card.title == f"{key} v{newest}"
+            card_id = next(i for i, m in channel.messages.items() if m is card)
+            replies = sorted(m.title for m in shown if m.parent == card_id)
+            assert replies == sorted(p["card"]["title"] for p in sent if p["op"] == "reply")  # each once, under it

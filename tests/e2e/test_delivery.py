@@ -273,6 +273,25 @@ async def test_a_post_whose_answer_was_lost_is_found_and_not_posted_again(tmp_pa
         await handoff.store.close()
 
 
+async def test_a_lost_post_is_still_looked_for_after_the_attempt_that_found_it_failed(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    # the post's answer is lost; the next attempt finds the post, but Slack fails the update of it
+    slack.faults.add("POST /api/chat.postMessage", [Fault("reset_after")])
+    slack.faults.add("POST /api/chat.update", [Fault("500")])
+    handoff = await open_handoff(tmp_path / "h.db", slack)
+    try:
+        for event in events_of(0):
+            await handoff.ingest.accept(event)
+        await drain(handoff)
+        assert_one_final_card_per_run(slack, runs=1)
+        assert len(calls(slack, "chat.postMessage")) == 1  # each attempt after the lost answer looked first
+        assert len(calls(slack, "conversations.history")) == 2
+        assert (await handoff.store.count_deliveries())["dead"] == 0
+    finally:
+        await handoff.store.close()
+
+
 async def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_not_posted_again(
     tmp_path: Path, slack: SlackEmulator
 ) -> None:
