@@ -21,9 +21,10 @@ class Message:
 
 
 class FlakyChannel:
-    """Each call takes the next of ``faults``: None, it works; ``refused``, a retryable failure before
-    anything was sent; ``rate_limited``, a 429 with Retry-After; ``lost``, the call takes effect but its answer
-    is lost. Every message is kept with its marker and found again by it, as Slack's history finds it."""
+    """Each call, the lookups included, takes the next of ``faults``: None, it works; ``refused``, a retryable
+    failure before anything was sent; ``rate_limited``, a 429 with Retry-After; ``lost``, the call takes effect
+    but its answer is lost (a lookup just fails). Every message is kept with its marker and found again by it,
+    as Slack's history finds it."""
 
     platform = "slack"
 
@@ -76,6 +77,8 @@ class FlakyChannel:
     async def find_posted(
         self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None
     ) -> PostedMessage | None:
+        if self._fail_before() == "lost":  # a read that fails takes nothing with it
+            raise DeliveryFailed("the connection dropped", True)
         for message_id, message in self.messages.items():
             if message.conversation == conversation_id and message.marker == marker:
                 return PostedMessage(message_id, message.parent or message_id)

@@ -121,9 +121,9 @@ def test_a_post_marker_names_one_delivery_of_one_handoff() -> None:
 
 
 @st.composite
-def traffic(draw: st.DrawFn) -> tuple[list[NewDelivery], list[Fault], int]:
+def traffic(draw: st.DrawFn) -> tuple[list[NewDelivery], list[Fault], int, int]:
     """Two runs' cards in two conversations, a few versions each with thread replies among them, interleaved;
-    the platform's failures; and in how many waves the deliveries are queued."""
+    the platform's failures; in how many waves the deliveries are queued; and how many processes send them."""
     streams = []
     for key in ("run:1", "run:2"):
         for where in (A, B):
@@ -135,33 +135,38 @@ def traffic(draw: st.DrawFn) -> tuple[list[NewDelivery], list[Fault], int]:
     while any(streams):
         queued.append(streams[draw(st.sampled_from([i for i, s in enumerate(streams) if s]))].pop(0))
     faults = draw(st.lists(st.sampled_from([None, None, "refused", "rate_limited", "lost"]), max_size=12))
-    return queued, faults, draw(st.integers(1, 3))
+    return queued, faults, draw(st.integers(1, 3)), draw(st.integers(1, 2))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(traffic())
 def test_whatever_fails_each_card_is_posted_once_shows_its_newest_version_and_each_reply_comes_once(
-    case: tuple[list[NewDelivery], list[Fault], int],
+    case: tuple[list[NewDelivery], list[Fault], int, int],
 ) -> None:
-    queued, faults, waves = case
+    queued, faults, waves, processes = case
     channel = FlakyChannel(faults)
 
     async def deliver() -> dict[str, int]:
         with tempfile.TemporaryDirectory() as folder:
-            store = await SqlStore.open(f"sqlite:///{folder}/handoff.db")
+            url = f"sqlite:///{folder}/handoff.db"
+            stores = [await SqlStore.open(url, migrate=n == 0) for n in range(processes)]  # (no shared state)
             try:
                 clock = FakeClock(T0)
-                outbox = OutboxWorker(store, {"slack": channel}, clock, retry=RetryPolicy(max_attempts=20))
-                outbox.limiters = {"slack": SlidingWindowLimiter(((1000, 1.0),), clock)}
+                outboxes = [
+                    OutboxWorker(s, {"slack": channel}, clock, retry=RetryPolicy(max_attempts=20)) for s in stores
+                ]
+                for outbox in outboxes:
+                    outbox.limiters = {"slack": SlidingWindowLimiter(((1000, 1.0),), clock)}
                 size = -(-len(queued) // waves)
                 for wave in range(0, len(queued), size):
-                    await store.enqueue(queued[wave : wave + size], clock.now())
+                    await stores[0].enqueue(queued[wave : wave + size], clock.now())
                     for _ in range(len(faults) + 2):  # each failure waits at most the longest backoff
-                        await outbox.drain()
+                        await asyncio.gather(*(outbox.drain() for outbox in outboxes))
                         await clock.advance(RetryPolicy.max_delay + 1)
-                return await store.count_deliveries()
+                return await stores[0].count_deliveries()
             finally:
-                await store.close()
+                for store in stores:
+                    await store.close()
 
     assert asyncio.run(deliver()) == {"pending": 0, "sent": len(queued), "dead": 0}
     for where in (A, B):
