@@ -33,7 +33,7 @@ from bot.lifecycle import until_signalled
 from bot.metrics import Metrics
 from bot.model_commands import ModelCommands
 from bot.model_handoff import ModelHandoff
-from bot.outbox import OutboxWorker
+from bot.outbox import SEND_HISTORY, OutboxWorker
 from bot.policy import Policy
 from bot.ports import ChatChannel, HookProvisioner, MLService, PipelineService, Store
 from bot.records import AuditEntry, ConversationAddress, Platform
@@ -109,13 +109,15 @@ class Handoff:
 
     async def forget_old_rows(self) -> dict[str, int]:
         """Forget what the store keeps no longer (``store.dedupe_retention``, ``store.delivery_retention``,
-        ``store.card_retention``); how many of each kind. The background runs it every minute."""
+        ``store.card_retention``, and sends older than the platforms' longest rate-limit window); how many
+        of each kind. The background runs it every minute."""
         now, retention = self.clock.now(), self.settings.store
         return {
             "event ids": await self.store.forget_events_before(now - retention.dedupe_retention),
             # a mark older than the longest repeat limit can no longer fold anything
             "repeat marks": await self.store.forget_repeat_marks_before(now - MAX_REPEAT_LIMIT),
             "finished deliveries": await self.store.forget_deliveries_before(now - retention.delivery_retention),
+            "send times": await self.store.forget_sends_before(now - SEND_HISTORY),
             "cards": await self.store.forget_cards_before(now - retention.card_retention),
             "decided gates": await self.store.forget_gates_decided_before(now - retention.card_retention),
         }

@@ -26,7 +26,7 @@ import hashlib
 import logging
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -68,6 +68,8 @@ DEFAULT_WINDOWS: Mapping[Platform, tuple[tuple[int, float], ...]] = {
     "slack": SLACK_WINDOWS,
     "teams": TEAMS_WINDOWS,
 }
+SEND_HISTORY = timedelta(seconds=max(seconds for windows in DEFAULT_WINDOWS.values() for _, seconds in windows))
+"""How long the store must remember a send for the platforms' limits: the longest window."""
 
 
 def post_marker(delivery: Delivery) -> str:
@@ -269,8 +271,27 @@ class OutboxWorker:
         return found
 
     async def _limited(self, conversation: ConversationAddress) -> None:
+        """Wait until a send to ``conversation`` fits the platform's limits, then count it, in the store too.
+
+        The store holds every replica's sends: the replicas take turns at a conversation's deliveries
+        (only its oldest pending one is due), and each turn counts what the others sent."""
         self.calls += 1
-        await self.limiters[conversation.platform].acquire(conversation.conversation_id)
+        limiter = self.limiters[conversation.platform]
+        while (wait := await self._room_in(conversation, limiter.windows)) > 0:
+            await self.clock.sleep(wait)
+        await limiter.acquire(conversation.conversation_id)  # (and a 429's Retry-After, seen here)
+        await self.store.record_send(conversation, self.clock.now())
+
+    async def _room_in(self, conversation: ConversationAddress, windows: Sequence[tuple[int, float]]) -> float:
+        """Seconds until every window has room for another send to ``conversation``, by the store's count."""
+        now = self.clock.now()
+        latest = await self.store.latest_sends(conversation, windows, now)
+        waits = [
+            (sent + timedelta(seconds=seconds) - now).total_seconds()
+            for sent, (_, seconds) in zip(latest, windows, strict=True)
+            if sent is not None
+        ]
+        return max(waits, default=0.0)
 
     async def _failed(self, delivery: Delivery, failure: DeliveryFailed) -> None:
         if failure.retry_after:

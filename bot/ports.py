@@ -162,6 +162,21 @@ class Outbox(Protocol):
         ``card``, not a reply) for the same card and conversation, or ``delivery`` itself if none is later."""
         ...
 
+    async def record_send(self, conversation: ConversationAddress, at: datetime) -> None:
+        """Remember that ``conversation`` is sent a message at ``at`` (by any replica)."""
+        ...
+
+    async def latest_sends(
+        self, conversation: ConversationAddress, windows: Sequence[tuple[int, float]], now: datetime
+    ) -> list[datetime | None]:
+        """For each window ``(count, seconds)``: when the ``count``-th latest send to ``conversation`` within
+        the ``seconds`` before ``now`` was, or None if fewer were sent then (the window has room)."""
+        ...
+
+    async def forget_sends_before(self, cutoff: datetime) -> int:
+        """Drop the record of sends before ``cutoff``; how many."""
+        ...
+
 
 class CardStore(Protocol):
     async def get_card(self, grouping_key: str, conversation: ConversationAddress) -> PostedCard | None: ...

@@ -19,8 +19,8 @@ from adapters.sql.base import SqlBase, address, must_utc, utc
 from adapters.sql.engine import run_read, run_write
 from adapters.sql.events import delivery_rows
 from adapters.sql.retention import forget_rows
-from adapters.sql.tables import deliveries
-from bot.records import Delivery, DeliveryState, NewDelivery
+from adapters.sql.tables import conversation_sends, deliveries
+from bot.records import ConversationAddress, Delivery, DeliveryState, NewDelivery
 
 PENDING = DeliveryState.PENDING.value
 FINISHED = (DeliveryState.SENT.value, DeliveryState.DEAD.value)
@@ -193,3 +193,38 @@ class SqlOutbox(SqlBase):
             return counts
 
         return await run_read(self.engine, read)
+
+    async def record_send(self, conversation: ConversationAddress, at: datetime) -> None:
+        row = {"platform": conversation.platform, "conversation_id": conversation.conversation_id, "sent_at": at}
+        await run_write(self.engine, lambda conn: conn.execute(insert(conversation_sends), row))
+
+    async def latest_sends(
+        self, conversation: ConversationAddress, windows: Sequence[tuple[int, float]], now: datetime
+    ) -> list[datetime | None]:
+        if not windows:
+            return []
+        sends = conversation_sends.c
+        # per window, a walk of at most ``count`` entries of the conversation's index, newest first
+        latest = [
+            select(sends.sent_at)
+            .where(
+                sends.platform == conversation.platform,
+                sends.conversation_id == conversation.conversation_id,
+                sends.sent_at > now - timedelta(seconds=seconds),
+            )
+            .order_by(sends.sent_at.desc())
+            .limit(1)
+            .offset(count - 1)
+            .scalar_subquery()
+            for count, seconds in windows
+        ]
+        query = select(*(column.label(f"w{i}") for i, column in enumerate(latest)))
+
+        def read(conn: Connection) -> list[datetime | None]:
+            row = conn.execute(query).one()
+            return [utc(value) for value in row[: len(latest)]]
+
+        return await run_read(self.engine, read)
+
+    async def forget_sends_before(self, cutoff: datetime) -> int:
+        return await forget_rows(self.engine, conversation_sends, conversation_sends.c.sent_at < cutoff)

@@ -54,6 +54,18 @@ deliveries = Table(
     Index("ix_deliveries_conversation", "platform", "conversation_id", "state", "id"),
 )
 
+# When each conversation was sent a message, for the platforms' per-conversation limits across replicas
+# (see bot.ratelimit); kept for the longest limit's window.
+conversation_sends = Table(
+    "conversation_sends",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("platform", String(16), nullable=False),
+    Column("conversation_id", String(400), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False, index=True),
+    Index("ix_conversation_sends_conversation", "platform", "conversation_id", "sent_at"),
+)
+
 # The merged state of each living card (one per grouping key), changed by compare-and-set on version.
 card_states = Table(
     "card_states",

@@ -6,16 +6,20 @@ import asyncio
 from datetime import datetime
 
 from bot.cards import Card
+from bot.clock import Clock
 from bot.ports import PostedMessage
 
 
 class RecordingChannel:
-    """A Slack stand-in that records every call; posts to a conversation in ``held`` wait for its event."""
+    """A Slack stand-in that records every call (and, given a clock, when it came: ``times``); posts to a
+    conversation in ``held`` wait for its event."""
 
     platform = "slack"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self.calls: list[tuple[str, str, str]] = []
+        self.times: list[float] = []
+        self.clock = clock
         self.held: dict[str, asyncio.Event] = {}
         self.called = asyncio.Condition()
 
@@ -48,6 +52,8 @@ class RecordingChannel:
     async def _record(self, call: str, conversation_id: str, card: Card) -> None:
         async with self.called:
             self.calls.append((call, conversation_id, card.title))
+            if self.clock is not None:
+                self.times.append(self.clock.monotonic())
             self.called.notify_all()
 
     async def until(self, count: int) -> None:

@@ -111,6 +111,35 @@ async def test_a_slow_conversation_does_not_hold_up_another(
     assert await store.count_deliveries() == {"pending": 0, "sent": 6, "dead": 0}
 
 
+async def test_two_replicas_keep_to_a_channel_s_limit_together(store_url: str) -> None:
+    """Two replicas (each a worker with a store of its own, on one database) take turns at one Slack
+    channel's cards: together they keep to Slack's one message a second there, as one would alone."""
+    clock = FakeClock(T0)
+    channel = RecordingChannel(clock)
+    stores = [await SqlStore.open(store_url, migrate=n == 0) for n in range(2)]
+    try:
+        replicas = [OutboxWorker(s, {"slack": channel}, clock) for s in stores]  # Slack's limits
+        await stores[0].enqueue([version(1, A, f"run:{i}") for i in range(4)] + [version(1, B, "run:9")], T0)
+
+        async def turn(replica: OutboxWorker) -> int:
+            """One claim and its sends, the clock moving only while the replica waits on it."""
+            sending = asyncio.create_task(replica.run_once())
+            while not sending.done():
+                if clock.sleepers:
+                    await clock.advance(0.01)
+                else:
+                    await asyncio.sleep(0.001)  # the store's work takes real time
+            return await sending
+
+        assert [await turn(replicas[n % 2]) for n in range(4)] == [2, 1, 1, 1]
+        sent_to_a = [t for t, call in zip(channel.times, channel.calls, strict=True) if call[1] == A.conversation_id]
+        assert sent_to_a == pytest.approx([0.0, 1.0, 2.0, 3.0], abs=0.02)
+        assert channel.times[[c[1] for c in channel.calls].index(B.conversation_id)] == 0.0  # B had room
+    finally:
+        for store in stores:
+            await store.close()
+
+
 def test_a_post_marker_names_one_delivery_of_one_handoff() -> None:
     at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     one = Delivery(7, None, ConversationAddress("slack", "C1"), "run:1", {}, DeliveryState.PENDING, 1, at, at)

@@ -36,16 +36,20 @@ async def test_a_pass_forgets_what_is_past_its_retention_and_keeps_the_rest(stor
         await store.retry_delivery(waiting.id, "w", "slack is down", ten_days_ago + timedelta(minutes=1))
         await store.record_event(received("two days ago", T0 - timedelta(days=2)), [card_for(A, "run:2")])
         await store.record_event(received("recent", T0 - timedelta(hours=1)), [])
+        await store.record_send(A, T0 - timedelta(minutes=61))  # past the platforms' longest limit window
+        await store.record_send(A, T0 - timedelta(minutes=59))
 
         assert await handoff.forget_old_rows() == {
             "event ids": 1,
             "repeat marks": 0,
             "finished deliveries": 1,
+            "send times": 1,
             "cards": 0,
             "decided gates": 0,
         }
         assert [await store.has_event(k) for k in ("old", "two days ago", "recent")] == [False, True, True]
         assert await store.get_delivery(sent.id) is None
+        assert await store.latest_sends(A, [(1, 3600.0), (2, 3600.0)], T0) == [T0 - timedelta(minutes=59), None]
         assert await store.count_deliveries() == {"pending": 2, "sent": 0, "dead": 0}  # a pending one is never lost
         assert not any((await handoff.forget_old_rows()).values())
     finally:

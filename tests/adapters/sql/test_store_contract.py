@@ -147,6 +147,25 @@ async def test_forgetting_finished_deliveries_keeps_pending_and_recent_ones(stor
     assert await store.forget_deliveries_before(NOW - timedelta(days=14)) == 0
 
 
+async def test_the_latest_sends_are_found_per_window_and_per_conversation(store: SqlStore) -> None:
+    teams = ConversationAddress("teams", SLACK.conversation_id)  # another platform's conversation of that id
+    for n in range(5):
+        await store.record_send(SLACK, NOW + timedelta(seconds=0.3 * n))  # 0, 0.3, 0.6, 0.9, 1.2 s
+    await store.record_send(teams, NOW + timedelta(seconds=1.25))
+    windows = [(1, 1.0), (3, 1.0), (4, 1.0), (5, 2.0)]
+    at = NOW + timedelta(seconds=1.3)  # the last second holds the sends at 0.6, 0.9 and 1.2 s
+    assert await store.latest_sends(SLACK, windows, at) == [
+        NOW + timedelta(seconds=1.2),
+        NOW + timedelta(seconds=0.6),
+        None,  # only three were sent in the last second
+        NOW,
+    ]
+    assert await store.latest_sends(teams, windows, at) == [NOW + timedelta(seconds=1.25), None, None, None]
+    assert await store.latest_sends(ConversationAddress("slack", "C0OTHER"), windows, at) == [None] * 4
+    assert await store.forget_sends_before(NOW + timedelta(seconds=1)) == 4
+    assert await store.latest_sends(SLACK, [(1, 60.0), (2, 60.0)], at) == [NOW + timedelta(seconds=1.2), None]
+
+
 async def test_forgetting_old_cards_keeps_those_still_on_their_way_or_waiting(store: SqlStore) -> None:
     long_ago = NOW - timedelta(days=100)
     shown = [delivery("run:1"), delivery("run:1", TEAMS)]
