@@ -22,7 +22,11 @@ It prints the time to drain against that floor, the Web API calls per event and 
 answered (both from its request recorder), and checks that nothing was lost: each run's final state is
 shown on exactly one card in its channel, with its failure reply, and no delivery was dead-lettered.
 
-    python bench/notify.py [--runs 100] [--channels 20]
+    python bench/notify.py [--runs 100] [--channels 20] [--replicas 1]
+
+``--replicas 2`` drains with two outbox workers, each with a store connection and a Slack client of its
+own on the one database, as two replicas of ``handoff serve`` would: they take turns at the channels and
+must together keep to Slack's limit (no more 429s than one alone).
 
 Target: time to drain within 1.2 of the floor, no loss. ``--runs`` scales the event count (10 per run)
 down with the same shape, for slower machines.
@@ -56,6 +60,7 @@ from bot.clock import SystemClock  # noqa: E402
 from bot.config import parse_settings  # noqa: E402
 from bot.events import DomainEvent, PipelineRef, RunStateChanged, StageStateChanged  # noqa: E402
 from bot.living import merge, render  # noqa: E402
+from bot.outbox import OutboxWorker  # noqa: E402
 
 EVENTS_PER_RUN = 10
 STAGES = ("Build", "Unit tests", "Integration tests", "Deploy")
@@ -202,16 +207,18 @@ async def wait_drained(store: SqlStore) -> dict[str, int]:
         await asyncio.sleep(0.02)
 
 
-async def bench(runs_count: int, channels: int) -> int:
+async def bench(runs_count: int, channels: int, replicas: int) -> int:
     runs = plan(runs_count, channels)
     floor, calls_needed = floor_seconds(runs)
     events_by_step = list(zip(*(run.events() for run in runs), strict=True))
     total = sum(len(step) for step in events_by_step)
     with tempfile.TemporaryDirectory() as tmp:
-        store = await SqlStore.open(f"sqlite:///{Path(tmp) / 'handoff.db'}")
+        url = f"sqlite:///{Path(tmp) / 'handoff.db'}"
+        store = await SqlStore.open(url)
         async with SlackEmulator(world(channels)) as slack:
             client = make_client(slack.bot_token, slack.api_url)
-            handoff = build_handoff(settings(channels), store, SystemClock())
+            clock = SystemClock()
+            handoff = build_handoff(settings(channels), store, clock)
             add_channel(handoff, "slack", SlackChatChannel(client))
             gc.freeze()  # start-up objects out of the collector's way, as in a long-running server
             # ingest: the runs advance together, each step's events arrive at once
@@ -221,13 +228,20 @@ async def bench(runs_count: int, channels: int) -> int:
                 assert all(accepted), "every event is new"
             ingested = time.perf_counter() - started
             slack.recorder.clear()
+            others = [await SqlStore.open(url, migrate=False) for _ in range(replicas - 1)]
+            outboxes = [handoff.outbox] + [
+                OutboxWorker(other, {"slack": SlackChatChannel(make_client(slack.bot_token, slack.api_url))}, clock)
+                for other in others
+            ]
             stop = asyncio.Event()
             started = time.perf_counter()
-            worker = asyncio.create_task(handoff.outbox.run(stop))
+            workers = [asyncio.create_task(outbox.run(stop)) for outbox in outboxes]
             counts = await wait_drained(store)
             drained = time.perf_counter() - started
             stop.set()
-            await worker
+            await asyncio.gather(*workers)
+            for other in others:
+                await other.close()
             requests = [r for r in slack.recorder.requests if r.path.startswith("/api/")]
             by_method = Counter(r.path.removeprefix("/api/") for r in requests)
             rate_limited = sum(1 for r in requests if r.status == 429)
@@ -239,6 +253,7 @@ async def bench(runs_count: int, channels: int) -> int:
     print(
         f"{total} run events for {runs_count} runs across {channels} Slack channels"
         + (" (scaled down from 1,000 / 100 / 20, same shape)" if scaled else "")
+        + (f", delivered by {replicas} replicas' outboxes" if replicas > 1 else "")
     )
     print(f"ingest: {ingested:.2f} s ({total / ingested:,.0f} events/s, in process)")
     print(
@@ -265,10 +280,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--runs", type=int, default=100, help="runs, 10 events each (default 100)")
     parser.add_argument("--channels", type=int, default=20, help="Slack channels (default 20)")
+    parser.add_argument("--replicas", type=int, default=1, help="outbox workers on the one database (default 1)")
     args = parser.parse_args()
     if args.runs < args.channels:
         parser.error("--runs must be at least --channels")
-    return asyncio.run(bench(args.runs, args.channels))
+    if args.replicas < 1:
+        parser.error("--replicas must be at least 1")
+    return asyncio.run(bench(args.runs, args.channels, args.replicas))
 
 
 if __name__ == "__main__":
