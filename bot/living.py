@@ -400,17 +400,15 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
             status = APPROVAL_STATUS.get(event.status, Status.INFO)
             if latest is not None and event.status in ("approved", "rejected"):
                 where = f" in {latest.platform.capitalize()}" if latest.platform else ""
-                new["decided_by"] = latest.actor
-                replies.append(
-                    Card(title=f"{status.label}{where} by {latest.actor}", status=status, summary=latest.comment)
-                )
+                new["decided_by"] = by = _name_of(new, latest.actor)
+                replies.append(Card(title=f"{status.label}{where} by {by}", status=status, summary=latest.comment))
             else:
                 replies.append(Card(title=f"{status.label}", status=status, summary=event.note))
         elif latest is not None:
             approvals = sum(1 for d in event.decisions if d.decision == "approve")
             replies.append(
                 Card(
-                    title=f"Approved by {latest.actor} ({approvals} of {event.needed})",
+                    title=f"Approved by {_name_of(new, latest.actor)} ({approvals} of {event.needed})",
                     status=Status.WAITING,
                     summary=latest.comment,
                 )
@@ -419,6 +417,18 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
         new["note"] = event.note
     changed = new != before
     return Merge(new, changed, replies if changed else [])
+
+
+def _name_of(state: State, actor: str) -> str:
+    """The name the approval's steps give the person ``actor`` (a decider's email) stands for, a group's
+    members included; ``actor`` itself when they do not name that person."""
+    wanted = _norm(actor)
+    for approver in state.get("approvers", []):
+        people = approver.get("members", []) if approver.get("group") else [approver]
+        for person in people:
+            if person.get("email") and _norm(person["email"]) == wanted and person.get("name"):
+                return str(person["name"])
+    return actor
 
 
 def _render_approval(state: State) -> Card:
@@ -441,7 +451,7 @@ def _render_approval(state: State) -> Card:
         facts.append(Fact("Requested by", state["requested_by"]))
     approvals = [d for d in state.get("decisions", []) if d["decision"] == "approve"]
     if status is Status.WAITING and approvals:
-        names = ", ".join(d["actor"] for d in approvals)
+        names = ", ".join(_name_of(state, d["actor"]) for d in approvals)
         facts.append(Fact("Approved so far", f"{len(approvals)} of {state.get('needed', 1)}: {names}"))
     if state.get("decided_by"):
         facts.append(Fact("Decided by", state["decided_by"]))
@@ -521,13 +531,14 @@ def _single_card(event: DomainEvent) -> Card:
     links = (Link("Open", event.web_url),) if event.web_url else ()
     if isinstance(event, ModelRegistered):
         facts = [Fact("Model", event.model_name), Fact("Version", event.model_version)]
-        facts += [Fact(k, v) for k, v in sorted(event.model_tags.items())]
+        shown = {(f.label.lower(), f.value) for f in facts}  # a tag that repeats one of them adds nothing
+        facts += [Fact(k, v) for k, v in sorted(event.model_tags.items()) if (k.lower(), v) not in shown]
         return Card(
             title=f"Model {event.model_name}:{event.model_version} registered",
             status=Status.SUCCEEDED,
             facts=tuple(facts),
             links=links,
-            context=f"Azure ML · {event.scope}",
+            context=f"Azure ML · {_workspace(event.scope)}",
         )
     if isinstance(event, ModelDeployed):
         return Card(
@@ -538,7 +549,7 @@ def _single_card(event: DomainEvent) -> Card:
                 Fact("Compute", event.compute_type or "—"),
             ),
             links=links,
-            context=f"Azure ML · {event.scope}",
+            context=f"Azure ML · {_workspace(event.scope)}",
         )
     if isinstance(event, TrainingRunFinished):
         status = {"succeeded": Status.SUCCEEDED, "failed": Status.FAILED, "canceled": Status.CANCELED}.get(
@@ -554,7 +565,7 @@ def _single_card(event: DomainEvent) -> Card:
             status=status,
             facts=tuple(facts),
             links=links,
-            context=f"Azure ML · {event.scope}",
+            context=f"Azure ML · {_workspace(event.scope)}",
         )
     if isinstance(event, DataDriftDetected):
         return Card(
@@ -566,7 +577,7 @@ def _single_card(event: DomainEvent) -> Card:
                 Fact("Target", event.target_dataset_id or "—"),
             ),
             links=links,
-            context=f"Azure ML · {event.scope}",
+            context=f"Azure ML · {_workspace(event.scope)}",
         )
     if isinstance(event, DataArrived):
         return Card(
@@ -607,6 +618,12 @@ def _single_card(event: DomainEvent) -> Card:
             context=f"Azure DevOps · {event.scope}",
         )
     return Card(title=event.text or event.kind, links=links)
+
+
+def _workspace(scope: str) -> str:
+    """An Azure ML workspace's name, from the resource id Event Grid names it by (the id, if it is not one)."""
+    head, found, name = scope.rstrip("/").rpartition("/workspaces/")
+    return name if found and head and name and "/" not in name else scope
 
 
 def _size(size: int) -> str:

@@ -15,6 +15,7 @@ from bot.events import (
     Approver,
     GateChanged,
     GateDecision,
+    ModelRegistered,
     Person,
     PipelineRef,
     RunStateChanged,
@@ -260,6 +261,66 @@ def test_a_gate_change_that_arrives_after_a_newer_one_never_takes_the_card_back(
     assert late == in_order
     assert render(late).status is Status.APPROVED
     assert [r.title for r in replies] == ["Approved in Slack by dave@contoso.com"]  # nothing for the stale one
+
+
+def test_a_gate_card_names_the_people_who_decided_as_the_approval_names_them() -> None:
+    """Deciders are known by their email; the card shows the names the approval's steps give them (a group's
+    members included), and the email of anyone they do not name."""
+    carol = Approver(person=Person(name="Carol Jensen", email="carol@contoso.com"))
+    managers = Approver(
+        person=Person(name="[mlops]\\Release Managers"),
+        group=True,
+        members=(Person(name="Dave Li", email="Dave@Contoso.com"),),
+    )
+    pending = approval(ApprovalPending, "pending", (carol, managers))
+    votes = [
+        GateDecision(actor="erin@contoso.com", decision="approve", platform="teams"),
+        GateDecision(actor="carol@contoso.com", decision="approve", platform="slack"),
+        GateDecision(actor="dave@contoso.com", decision="approve", platform="slack"),
+    ]
+    changes = [
+        replace(gate_change(n + 1, "approved" if n == 3 else "pending"), decisions=tuple(votes[:n]), needed=3)
+        for n in (1, 2, 3)
+    ]
+    waiting, _ = apply(pending, *changes[:2])
+    assert ("Approved so far", "2 of 3: erin@contoso.com, Carol Jensen") in facts(render(waiting))
+    decided, replies = apply(pending, *changes)
+    assert [r.title for r in replies] == [
+        "Approved by erin@contoso.com (1 of 3)",
+        "Approved by Carol Jensen (2 of 3)",
+        "Approved in Slack by Dave Li",
+    ]
+    assert ("Decided by", "Dave Li") in facts(render(decided))
+
+
+def facts(card: Card) -> list[tuple[str, str]]:
+    return [(f.label, f.value) for f in card.facts]
+
+
+def test_a_model_card_shows_its_workspace_by_name_and_no_tag_twice() -> None:
+    workspace = (
+        "/subscriptions/0001/resourceGroups/rg-mlops/providers/Microsoft.MachineLearningServices/workspaces/ws-mlops"
+    )
+    registered = ModelRegistered(
+        source="azure-ml",
+        event_id="m1",
+        occurred_at=T0,
+        scope=workspace,
+        model_name="model-x",
+        model_version="8",
+        model_tags={"model": "model-x", "training_job": "job-1", "version": "7"},
+    )
+    card = render(merge(None, registered).state)
+    assert facts(card) == [
+        ("Model", "model-x"),
+        ("Version", "8"),
+        ("training_job", "job-1"),
+        ("version", "7"),  # not what the card says already
+    ]
+    assert card.context == "Azure ML · ws-mlops"
+    # a scope that is not a workspace's resource id is shown as it is
+    other = render(merge(None, replace(registered, scope="contoso-lake")).state)
+    assert other.context == "Azure ML · contoso-lake"
 
 
 def test_approval_card_has_buttons_until_decided() -> None:
