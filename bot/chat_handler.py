@@ -8,7 +8,8 @@ gate cards go to the :class:`~bot.gates.Gatekeeper`; clicks on confirmations go 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import shlex
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,8 +74,31 @@ def _here(request: CommandRequest) -> str:
 def _described(filters: dict[str, Any]) -> str:
     """A subscription's filters and settings as typed in chat (``events=run,approval repeat_limit=30m``)."""
     shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in _LIST_FILTERS]
+    shown += [f"tags.{key}={_as_typed(value)}" for key, value in filters.get("tags", {}).items()]
+    shown += [f"{k}={_as_typed(p)}" for k in _PATTERN_FILTERS for p in filters.get(k, ())]
     shown += [f"{k}={filters[k]}" for k in _SETTINGS if filters.get(k)]
     return ", ".join(shown)
+
+
+def _as_typed(value: str) -> str:
+    """A value as it would be typed: quoted when it holds a space or a quote."""
+    return shlex.quote(value) if any(c.isspace() or c in "'\"" for c in value) else value
+
+
+def _typed_filters(options: Mapping[str, str]) -> dict[str, Any]:
+    """``subscribe``'s options as a subscription's filters: lists split at commas, ``tags.<key>`` options
+    gathered under ``tags``, a text pattern whole (a comma may be part of it), a setting as it is."""
+    filters: dict[str, Any] = {}
+    for key, value in options.items():
+        if key.startswith("tags."):
+            filters.setdefault("tags", {})[key.removeprefix("tags.")] = value.strip()
+        elif key in _SETTINGS:
+            filters[key] = value.strip()
+        elif key in _PATTERN_FILTERS:
+            filters[key] = [value]
+        else:
+            filters[key] = [v.strip() for v in value.split(",") if v.strip()]
+    return filters
 
 
 def _filters_described(filters: Filters) -> str:
@@ -196,22 +220,27 @@ class ChatHandler:
 
     async def _subscribe(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         link = None
-        if command.target and looks_like_url(command.target):
+        if command.target and not looks_like_url(command.target):
+            return Reply(
+                f"Nothing was subscribed: `{command.target}` is not a URL. `subscribe` takes an Azure DevOps "
+                "project or pipeline URL, or filters such as `pipelines=release-*` (`help subscribe` shows them)."
+            )
+        if command.target:
             try:
                 link = self._azure_devops_link(command.target)
             except _Refused as refused:
                 return Reply(str(refused))
         defaults = URL_DEFAULT_FILTERS if link is not None else DEFAULT_FILTERS
-        filtered = any(key not in _SETTINGS for key in command.options)
-        filters: dict[str, Any] = {} if filtered else dict(defaults)
-        for key, value in command.options.items():
-            filters[key] = value.strip() if key in _SETTINGS else [v.strip() for v in value.split(",") if v.strip()]
-            if key in _PEOPLE_FILTERS and "me" in (v.lower() for v in filters[key]):
+        typed = _typed_filters(command.options)
+        filtered = any(key not in _SETTINGS for key in typed)
+        filters: dict[str, Any] = ({} if filtered else dict(defaults)) | typed
+        for key in _PEOPLE_FILTERS:
+            if key in typed and "me" in (v.lower() for v in filters[key]):
                 if not request.user.email:
                     return Reply(f"Nothing was subscribed: `{key}=me` needs your email. {_NO_EMAIL}")
                 me = request.user.email.lower()
                 filters[key] = list(dict.fromkeys(me if v.lower() == "me" else v for v in filters[key]))
-        if problems := subscription_filter_problems({k: filters[k] for k in command.options}):
+        if problems := subscription_filter_problems({k: filters[k] for k in typed}):
             # (a mistyped filter would otherwise be ignored, and the channel would get everything)
             return Reply("Nothing was subscribed: " + "; ".join(problems) + ". `help subscribe` shows the filters.")
         if command.target:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 MAX_COMMAND_LENGTH = 2000
-_OPTION = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)=(.*)$", re.DOTALL)
+_OPTION = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)(?:\.([^=]+))?=(.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -107,12 +107,17 @@ COMMANDS: tuple[CommandSpec, ...] = (
         options={
             "events": "comma-separated kinds: run, stage, approval, model_registered, training_run, …",
             "outcomes": "comma-separated: failed, succeeded, canceled, pending, any",
+            "projects": "Azure DevOps project names (a pasted URL sets it)",
             "pipelines": "pipeline name globs",
             "branches": "branch globs",
-            "models": "model name globs",
+            "stages": "stage name globs: the stages' own events and their approvals, e.g. Deploy*",
             "environments": "environment globs",
+            "models": "model name globs",
+            "tags.<key>": "a glob for the value of a model's (or deployment's) tag, e.g. tags.stage=prod*",
             "actors_include": "only what these people did (emails; me is you), e.g. runs they asked for",
             "actors_exclude": "not what these people did, e.g. me: skip your own runs and registrations",
+            "text_include": "only events whose message matches this regular expression (RE2, any case), e.g. gpu|cuda",
+            "text_exclude": 'not events whose message matches this one; quote one with spaces: text_exclude="dry run"',
             "repeat_limit": "at most one new card for the same thing in this long, e.g. 30m; repeats go in its thread",
             "card_format": "compact: cards without their facts and stage list; full (the default)",
             "broadcast": "on (the default): a failure in an earlier card's thread shows in the channel too; off",
@@ -126,6 +131,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "subscribe events=run outcomes=failed repeat_limit=1h card_format=compact",
             "subscribe events=run outcomes=failed actors_include=me",
             "subscribe events=run branches=main dry-run",
+            "subscribe events=stage,approval stages=Deploy*",
+            "subscribe events=model_registered tags.stage=prod* text_exclude=experiment",
         ),
         aliases=("sub",),
     ),
@@ -227,10 +234,12 @@ def parse(text: str) -> ParsedCommand:
     flags: set[str] = set()
     for word in rest:
         if match := _OPTION.match(word):
-            key, value = match.group(1).lower(), match.group(2)
-            if key not in spec.options:
+            name, part, value = match.group(1).lower(), match.group(2), match.group(3)
+            # ``tags.stage=prod``: an option of the family ``tags.<key>``, its key kept as typed
+            key, declared = (f"{name}.{part}", f"{name}.<key>") if part is not None else (name, name)
+            if declared not in spec.options:
                 known = ", ".join(spec.options) or "none"
-                hint = _did_you_mean(key, spec.options)
+                hint = _did_you_mean(declared, spec.options)
                 raise UsageError(f"`{spec.verb}` has no option `{key}`.{hint} Options: {known}.", spec)
             if not value:
                 raise UsageError(f"`{key}=` needs a value.", spec)

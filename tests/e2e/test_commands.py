@@ -12,6 +12,7 @@ import asyncio
 import html
 import json
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from adapters.emulators.base import Fault
+from bot.events import StageStateChanged
 from bot.records import CommandRun, CommandRunState, GateState
 from bot.routing import DEFAULT_FILTERS, Filters, Subscription
 from bot.runner import REFUSED_POLLS, job_name
@@ -595,6 +597,44 @@ async def test_a_dry_run_shows_what_a_subscription_would_have_sent_and_subscribe
     answer = await person.say("subscribe events=run outcomes=succeeded dry-run", "Dry run, nothing subscribed")
     assert "events=run, outcomes=succeeded would have sent none here." in answer
     assert await store.list_subscriptions() == []
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_stage_tag_and_text_filters_are_typed_as_the_configuration_file_writes_them(
+    loop: Loop, platform: str
+) -> None:
+    ado = loop.suite.ado
+    run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+
+    async def stage_events() -> dict[str, int]:
+        received = [event_from_json(r.payload) for r in await loop.server.store.recent_events(100)]
+        return dict(Counter(e.stage for e in received if isinstance(e, StageStateChanged) and e.stage))
+
+    for _ in range(100):  # (the stages' hooks arrive as the run goes)
+        if ado.run(run.id).state == "completed" and len(await stage_events()) == 2:
+            break
+        await asyncio.sleep(0.1)
+    counted = await stage_events()
+    assert set(counted) == {"Build", "Integration tests"}
+    person = Person(loop, platform, "bob", "app-releases")
+    answer = await person.say("subscribe events=stage stages=integration* dry-run", "Dry run, nothing subscribed")
+    assert f"would have sent {counted['Integration tests']} here, on 1 card" in answer  # not Build's
+
+    typed = 'subscribe events=stage,model_registered stages=integration* tags.Stage=prod* text_exclude="dry run"'
+    answer = await person.say(typed, "Subscribed this channel")
+    assert "events=stage,model_registered, stages=integration*, tags.Stage=prod*, text_exclude='dry run'" in answer
+    [stored] = await loop.server.store.list_subscriptions()
+    assert stored.filters == {
+        "events": ["stage", "model_registered"],
+        "stages": ["integration*"],
+        "tags": {"Stage": "prod*"},
+        "text_exclude": ["dry run"],
+    }
+    answer = await person.say("subscribe main", "Nothing was subscribed")
+    assert "`main` is not a URL" in answer
+    answer = await person.say("subscribe text_include=(unclosed", "Nothing was subscribed")
+    assert "`text_include`: not a pattern Handoff can match" in answer
+    assert len(await loop.server.store.list_subscriptions()) == 1
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])
