@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from bot.cards import Card, Fact, Status
 from bot.clock import Clock
+from bot.events import bounded_key
 from bot.ports import ChatChannel, DeliveryFailed, PostedMessage, Store
 from bot.ratelimit import SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 from bot.records import ConversationAddress, Delivery, NewDelivery, Platform, PostedCard
@@ -68,6 +69,7 @@ DEFAULT_WINDOWS: Mapping[Platform, tuple[tuple[int, float], ...]] = {
     "slack": SLACK_WINDOWS,
     "teams": TEAMS_WINDOWS,
 }
+ALERT_PREFIX = "handoff:alert:"  # the grouping keys of the ops channel's alerts
 SEND_HISTORY = timedelta(seconds=max(seconds for windows in DEFAULT_WINDOWS.values() for _, seconds in windows))
 """How long the store must remember a send for the platforms' limits: the longest window."""
 
@@ -326,20 +328,24 @@ class OutboxWorker:
             self.observer.not_delivered(delivery.conversation.platform, "dead")
         await self.store.dead_letter_delivery(delivery.id, self.worker_id, reason)
         alert_targets = [c for c in self.ops_channel if c != delivery.conversation]
-        if not alert_targets or delivery.grouping_key.startswith("handoff:alert:"):
+        if not alert_targets or delivery.grouping_key.startswith(ALERT_PREFIX):
             return
+        # one alert card a day per conversation and reason, updated with the count: a channel Handoff was
+        # removed from fails every message sent there, and one card says so better than a card for each
+        now = self.clock.now()
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        given_up = max(1, await self.store.count_dead_letters(delivery.conversation, reason, today))
         title = Card.from_json(delivery.payload["card"]).title if "card" in delivery.payload else "?"
         alert = Card(
-            title="A message could not be delivered",
+            title=f"Messages to {delivery.conversation} could not be delivered",
             status=Status.WARNING,
-            summary=f"Handoff gave up after {delivery.attempts} attempt(s): {reason}",
-            facts=(Fact("Conversation", str(delivery.conversation)), Fact("Message", title)),
+            summary=f"Handoff gave up on {given_up} message{'' if given_up == 1 else 's'} there today: {reason}",
+            facts=(
+                Fact("Conversation", str(delivery.conversation)),
+                Fact("Latest", f"{title} ({delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'})"),
+            ),
             context="Handoff",
         )
-        await self.store.enqueue(
-            [
-                NewDelivery(target, f"handoff:alert:{delivery.id}", {"op": "post", "card": alert.to_json()})
-                for target in alert_targets
-            ],
-            self.clock.now(),
-        )
+        key = bounded_key(f"{ALERT_PREFIX}{delivery.conversation}:{reason}:{today:%Y-%m-%d}")
+        payload = {"op": "card", "rank": given_up, "card": alert.to_json()}
+        await self.store.enqueue([NewDelivery(target, key, payload) for target in alert_targets], now)

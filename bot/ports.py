@@ -162,6 +162,10 @@ class Outbox(Protocol):
         ``card``, not a reply) for the same card and conversation, or ``delivery`` itself if none is later."""
         ...
 
+    async def count_dead_letters(self, conversation: ConversationAddress, error: str, since: datetime) -> int:
+        """How many deliveries to ``conversation`` were given up since ``since`` with ``error``."""
+        ...
+
     async def record_send(self, conversation: ConversationAddress, at: datetime) -> None:
         """Remember that ``conversation`` is sent a message at ``at`` (by any replica)."""
         ...

@@ -24,6 +24,7 @@ from bot.records import ConversationAddress, Delivery, DeliveryState, NewDeliver
 
 PENDING = DeliveryState.PENDING.value
 FINISHED = (DeliveryState.SENT.value, DeliveryState.DEAD.value)
+ERROR_LENGTH = 2000  # of a delivery's last error kept
 
 
 def _delivery(row: Any, recovered: bool = False) -> Delivery:
@@ -126,7 +127,7 @@ class SqlOutbox(SqlBase):
         statement = (
             update(deliveries)
             .where(deliveries.c.id == delivery_id, deliveries.c.claimed_by == worker)
-            .values(lease_until=at, last_error=error[:2000])
+            .values(lease_until=at, last_error=error[:ERROR_LENGTH])
         )
         return await run_write(self.engine, lambda conn: bool(conn.execute(statement).rowcount))
 
@@ -134,10 +135,10 @@ class SqlOutbox(SqlBase):
         return await self._finish(delivery_id, worker, state=DeliveryState.SENT.value, last_error=None)
 
     async def retry_delivery(self, delivery_id: int, worker: str, error: str, at: datetime) -> bool:
-        return await self._finish(delivery_id, worker, last_error=error[:2000], next_attempt_at=at)
+        return await self._finish(delivery_id, worker, last_error=error[:ERROR_LENGTH], next_attempt_at=at)
 
     async def dead_letter_delivery(self, delivery_id: int, worker: str, error: str) -> bool:
-        return await self._finish(delivery_id, worker, state=DeliveryState.DEAD.value, last_error=error[:2000])
+        return await self._finish(delivery_id, worker, state=DeliveryState.DEAD.value, last_error=error[:ERROR_LENGTH])
 
     async def forget_deliveries_before(self, cutoff: datetime) -> int:
         # when it was last due stands for when it finished (attempts are minutes apart), and is indexed
@@ -193,6 +194,17 @@ class SqlOutbox(SqlBase):
             return counts
 
         return await run_read(self.engine, read)
+
+    async def count_dead_letters(self, conversation: ConversationAddress, error: str, since: datetime) -> int:
+        # when it was last due stands for when it was given up (at once, on the attempt that was due)
+        count = select(func.count()).where(
+            deliveries.c.platform == conversation.platform,
+            deliveries.c.conversation_id == conversation.conversation_id,
+            deliveries.c.state == DeliveryState.DEAD.value,
+            deliveries.c.last_error == error[:ERROR_LENGTH],
+            deliveries.c.next_attempt_at >= since,
+        )
+        return await run_read(self.engine, lambda conn: int(conn.execute(count).scalar_one()))
 
     async def record_send(self, conversation: ConversationAddress, at: datetime) -> None:
         row = {"platform": conversation.platform, "conversation_id": conversation.conversation_id, "sent_at": at}

@@ -48,6 +48,7 @@ STAGES = ("Build", "Integration tests", "Package", "Publish")
 def world() -> dict[str, Any]:
     slack = default_world()
     slack["channels"] += [{"id": f"C0LOAD{i:05d}", "name": f"load-{i}", "members": ["bot"]} for i in range(CHANNELS)]
+    slack["channels"].append({"id": "C0OPS00001", "name": "handoff-ops", "members": ["bot"]})
     return {"slack": slack}
 
 
@@ -246,6 +247,42 @@ async def test_the_metrics_count_what_the_outbox_met(tmp_path: Path, slack: Slac
         assert scraped("handoff_delivery_failures_total", "dead") == 1  # the update, given up at its second try
         assert scraped("handoff_delivery_failures_total", "retried") == 2
         assert scraped("handoff_delivery_seconds_count") == 1
+    finally:
+        await handoff.store.close()
+
+
+async def test_messages_to_a_channel_handoff_was_removed_from_make_one_alert_in_the_ops_channel(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    slack.state.channel("C0LOAD00003").members.discard(slack.world.bot_user_id)  # removed from load-3
+    config = settings(tmp_path / "h.db")
+    config["channels"]["ops"] = {"slack": "C0OPS00001"}
+    config["ops_channel"] = "ops"
+    store = await SqlStore.open(config["store"]["url"])
+    handoff = build_handoff(parse_settings(config, {}), store)
+    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+
+    def alerts() -> list[str]:
+        shown = [m for m in slack.state.channel("C0OPS00001").messages if not m.deleted]
+        return [m.text + json.dumps(m.blocks) for m in shown]
+
+    try:
+        for run in (3, 23, 4):  # runs 3 and 23 go to load-3, run 4 to load-4
+            await handoff.ingest.accept(events_of(run)[0])
+        await drain(handoff)
+        [alert] = alerts()
+        assert "Messages to slack:C0LOAD00003 could not be delivered" in alert
+        assert "Handoff gave up on 2 messages there today: chat.postMessage: not_in_channel" in alert
+        assert [m.text for m in slack.state.channel("C0LOAD00004").messages] == ["Running: pipe-4 20261128.4"]
+
+        for event in events_of(3)[1:]:  # the run goes on: every card version for load-3 fails the same way
+            await handoff.ingest.accept(event)
+        await drain(handoff)
+        dead = (await handoff.store.count_deliveries())["dead"]
+        assert dead > 2
+        [alert] = alerts()  # the same alert, updated
+        assert f"Handoff gave up on {dead} messages there today" in alert
+        assert len([r for r in calls(slack, "chat.postMessage") if r.json().get("channel") == "C0OPS00001"]) == 1
     finally:
         await handoff.store.close()
 

@@ -128,6 +128,28 @@ async def test_complete_retry_and_dead_letter(store: SqlStore) -> None:
     assert await store.count_deliveries([DeliveryState.DEAD, DeliveryState.PENDING]) == {"dead": 1, "pending": 1}
 
 
+async def test_dead_letters_are_counted_per_conversation_and_error_since_a_time(store: SqlStore) -> None:
+    other = ConversationAddress("slack", "C0OTHER")
+
+    async def give_up(at: datetime) -> None:
+        """Claim and give up every delivery due at ``at`` (one per conversation at a time)."""
+        while claimed := await store.claim_deliveries("w", at, timedelta(seconds=30), 10):
+            for given_up in claimed:
+                too_long = given_up.grouping_key == "e"
+                reason = "chat.update: msg_too_long" if too_long else "chat.postMessage: not_in_channel"
+                await store.dead_letter_delivery(given_up.id, "w", reason)
+
+    await store.record_event(event("yesterday", NOW - timedelta(days=1)), [delivery("a"), delivery("b")])
+    await give_up(NOW - timedelta(days=1))
+    await store.record_event(event("today"), [delivery(k) for k in "cde"] + [delivery("f", other)])
+    await give_up(NOW)
+    since = NOW - timedelta(hours=1)
+    assert await store.count_dead_letters(SLACK, "chat.postMessage: not_in_channel", since) == 2
+    assert await store.count_dead_letters(SLACK, "chat.update: msg_too_long", since) == 1
+    assert await store.count_dead_letters(other, "chat.postMessage: not_in_channel", since) == 1
+    assert await store.count_dead_letters(SLACK, "chat.postMessage: not_in_channel", since - timedelta(days=1)) == 4
+
+
 async def test_forgetting_finished_deliveries_keeps_pending_and_recent_ones(store: SqlStore) -> None:
     long_ago = NOW - timedelta(days=20)
     where = [ConversationAddress("slack", name) for name in ("CA", "CB", "CC", "CD")]
