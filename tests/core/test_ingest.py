@@ -626,15 +626,18 @@ def arrivals(draw: st.DrawFn) -> tuple[list[RunStateChanged | StageStateChanged]
     arrived: list[Any] = draw(st.permutations([*happened, *again]))
     cuts = sorted(draw(st.sets(st.integers(1, len(arrived) - 1), max_size=3)))
     groups = [arrived[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrived)], strict=True)]
-    return happened, groups
+    return happened, groups, draw(st.integers(1, 2))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrivals())
 def test_a_run_ends_in_one_card_as_if_its_events_came_in_order_once(
-    history: tuple[list[RunStateChanged | StageStateChanged], list[list[Any]]],
+    history: tuple[list[RunStateChanged | StageStateChanged], list[list[Any]], int],
 ) -> None:
-    happened, groups = history
+    """A run's events, in any order, some again, in any batches, end in one card as if they came in order
+    once, on one process or on two (replicas on one database: each group goes to the other process than the
+    last, and the two ingest their groups together)."""
+    happened, groups, processes = history
     state: dict[str, Any] | None = None
     replies = 0
     for event in happened:
@@ -644,15 +647,18 @@ def test_a_run_ends_in_one_card_as_if_its_events_came_in_order_once(
 
     async def ingest_all() -> tuple[CardState | None, list[Delivery], int]:
         with tempfile.TemporaryDirectory() as folder:
-            store = await SqlStore.open(f"sqlite:///{folder}/handoff.db")
+            url = f"sqlite:///{folder}/handoff.db"
+            stores = [await SqlStore.open(url, migrate=n == 0) for n in range(processes)]
             try:
-                ingest = Ingest(store, SUBSCRIPTIONS, FakeClock(T0))
+                ingests = [Ingest(store, SUBSCRIPTIONS, FakeClock(T0)) for store in stores]
                 stored = 0
-                for group in groups:  # each group together: one batch, or a few
-                    stored += sum(await asyncio.gather(*(ingest.accept(event) for event in group)))
-                return await store.get_card_state(run().run_key), await delivered(store), stored
+                for turn in range(0, len(groups), processes):  # each group together: one batch, or a few
+                    together = zip(ingests, groups[turn : turn + processes], strict=False)
+                    stored += sum(await asyncio.gather(*(i.accept(event) for i, group in together for event in group)))
+                return await stores[0].get_card_state(run().run_key), await delivered(stores[0]), stored
             finally:
-                await store.close()
+                for store in stores:
+                    await store.close()
 
     card, deliveries, stored = asyncio.run(ingest_all())
     assert stored == len(happened)  # each event once, whatever came again
