@@ -109,8 +109,8 @@ class Handoff:
 
     async def forget_old_rows(self) -> dict[str, int]:
         """Forget what the store keeps no longer (``store.dedupe_retention``, ``store.delivery_retention``,
-        ``store.card_retention``, and sends older than the platforms' longest rate-limit window); how many
-        of each kind. The background runs it every minute."""
+        ``store.card_retention``, ``store.audit_retention`` when set, and sends older than the platforms'
+        longest rate-limit window); how many of each kind. The background runs it every minute."""
         now, retention = self.clock.now(), self.settings.store
         return {
             "event ids": await self.store.forget_events_before(now - retention.dedupe_retention),
@@ -120,6 +120,11 @@ class Handoff:
             "send times": await self.store.forget_sends_before(now - SEND_HISTORY),
             "cards": await self.store.forget_cards_before(now - retention.card_retention),
             "decided gates": await self.store.forget_gates_decided_before(now - retention.card_retention),
+            "audit entries": (
+                await self.store.forget_audit_before(now - retention.audit_retention)
+                if retention.audit_retention is not None
+                else 0
+            ),
         }
 
 

@@ -113,6 +113,7 @@ RETENTION_MINIMUMS = {
     "dedupe_retention": (MIN_DEDUPE_RETENTION, "72h, so that a sender's late redelivery is still recognised"),
     "delivery_retention": (timedelta(hours=1), "1h"),
     "card_retention": (timedelta(days=7), "7d, so that a run's card outlives the run and the reruns of its stages"),
+    "audit_retention": (timedelta(days=30), "30d, so that a month of decisions and commands can be looked back on"),
 }
 
 # The shortest and longest repeat limit a subscription may have.
@@ -159,12 +160,15 @@ class StoreSettings(Section):
         timedelta(days=90),
         description="how long a card no longer updated, and a decided gate, are kept; a later event posts a new card",
     )
+    audit_retention: Duration | None = Field(
+        None, description="how long an audit log entry is kept; unset, the audit log is kept for good"
+    )
 
-    @field_validator("dedupe_retention", "delivery_retention", "card_retention")
+    @field_validator("dedupe_retention", "delivery_retention", "card_retention", "audit_retention")
     @classmethod
-    def _long_enough(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+    def _long_enough(cls, value: timedelta | None, info: ValidationInfo) -> timedelta | None:
         least, why = RETENTION_MINIMUMS[str(info.field_name)]
-        if value < least:
+        if value is not None and value < least:
             raise ValueError(f"must be at least {why}")
         return value
 

@@ -235,6 +235,10 @@ class AuditLog(Protocol):
 
     async def list_audit(self, since: datetime | None = None) -> list[AuditEntry]: ...
 
+    async def forget_audit_before(self, cutoff: datetime) -> int:
+        """Drop the audit log's entries from before ``cutoff``; how many."""
+        ...
+
 
 class SubscriptionStore(Protocol):
     async def add_subscription(self, subscription: StoredSubscription) -> int: ...

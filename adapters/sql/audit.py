@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from adapters.sql.base import SqlBase, must_utc
+from adapters.sql.retention import forget_rows
 from adapters.sql.tables import audit_log
 from bot.records import AuditEntry
 
@@ -53,3 +54,6 @@ class SqlAuditLog(SqlBase):
             query = query.where(audit_log.c.at >= since)
         async with self.engine.connect() as conn:
             return [_entry(row) for row in await conn.execute(query)]
+
+    async def forget_audit_before(self, cutoff: datetime) -> int:
+        return await forget_rows(self.engine, audit_log, audit_log.c.at < cutoff)

@@ -8,7 +8,7 @@ from adapters.sql import SqlStore
 from bot.app import add_channel, build_handoff
 from bot.clock import FakeClock
 from bot.config import parse_settings
-from bot.records import ConversationAddress, NewDelivery, ReceivedEvent
+from bot.records import AuditEntry, ConversationAddress, NewDelivery, ReceivedEvent
 from tests.core.pipeline_runs import run_state
 from tests.core.recording_channel import RecordingChannel
 
@@ -46,12 +46,28 @@ async def test_a_pass_forgets_what_is_past_its_retention_and_keeps_the_rest(stor
             "send times": 1,
             "cards": 0,
             "decided gates": 0,
+            "audit entries": 0,  # kept for good unless store.audit_retention says otherwise
         }
         assert [await store.has_event(k) for k in ("old", "two days ago", "recent")] == [False, True, True]
         assert await store.get_delivery(sent.id) is None
         assert await store.latest_sends(A, [(1, 3600.0), (2, 3600.0)], T0) == [T0 - timedelta(minutes=59), None]
         assert await store.count_deliveries() == {"pending": 2, "sent": 0, "dead": 0}  # a pending one is never lost
         assert not any((await handoff.forget_old_rows()).values())
+    finally:
+        await store.close()
+
+
+async def test_the_audit_log_is_kept_for_as_long_as_it_is_asked_to(store_url: str) -> None:
+    store = await SqlStore.open(store_url)
+    try:
+        for days in (400, 364, 1):
+            entry = AuditEntry(T0 - timedelta(days=days), "alice@contoso.com", "approve", f"gate g{days}", "applied")
+            await store.append_audit(entry)
+        forever = build_handoff(parse_settings({}, {}), store, FakeClock(T0))
+        assert (await forever.forget_old_rows())["audit entries"] == 0
+        a_year = build_handoff(parse_settings({"store": {"audit_retention": "365d"}}, {}), store, FakeClock(T0))
+        assert (await a_year.forget_old_rows())["audit entries"] == 1
+        assert [e.target for e in await store.list_audit()] == ["gate g364", "gate g1"]
     finally:
         await store.close()
 

@@ -50,12 +50,15 @@ def test_retention_is_long_enough_for_redeliveries() -> None:
     assert settings.store.dedupe_retention == timedelta(hours=72)
     assert settings.store.delivery_retention == timedelta(days=14)
     assert settings.store.card_retention == timedelta(days=90)
-    found = problems({"store": {"dedupe_retention": "24h", "delivery_retention": "10m", "card_retention": "2d"}})
-    assert found == [
+    assert settings.store.audit_retention is None  # kept for good
+    short = {"dedupe_retention": "24h", "delivery_retention": "10m", "card_retention": "2d", "audit_retention": "7d"}
+    assert problems({"store": short}) == [
         "store.dedupe_retention: must be at least 72h, so that a sender's late redelivery is still recognised",
         "store.delivery_retention: must be at least 1h",
         "store.card_retention: must be at least 7d, so that a run's card outlives the run and the reruns of its stages",
+        "store.audit_retention: must be at least 30d, so that a month of decisions and commands can be looked back on",
     ]
+    assert parse_settings({"store": {"audit_retention": "400d"}}, {}).store.audit_retention == timedelta(days=400)
     longer = parse_settings({"store": {"dedupe_retention": "7d", "delivery_retention": "2h"}}, {}).store
     assert (longer.dedupe_retention, longer.delivery_retention) == (timedelta(days=7), timedelta(hours=2))
 
