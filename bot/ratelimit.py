@@ -14,6 +14,7 @@ from bot.clock import Clock
 
 SLACK_WINDOWS: tuple[tuple[int, float], ...] = ((1, 1.0),)
 TEAMS_WINDOWS: tuple[tuple[int, float], ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
+FORGET_EVERY = 1000  # sends between two sweeps of the conversations gone quiet
 
 
 class SlidingWindowLimiter:
@@ -25,6 +26,7 @@ class SlidingWindowLimiter:
         self._horizon = max(seconds for _, seconds in self.windows)
         self._sent: dict[Hashable, deque[float]] = {}
         self._blocked_until: dict[Hashable, float] = {}
+        self._records = 0
 
     def delay(self, key: Hashable) -> float:
         """Seconds to wait before the next send to ``key`` fits every window."""
@@ -41,7 +43,22 @@ class SlidingWindowLimiter:
         return wait
 
     def record(self, key: Hashable) -> None:
-        self._sent.setdefault(key, deque()).append(self.clock.monotonic())
+        now = self.clock.monotonic()
+        self._sent.setdefault(key, deque()).append(now)
+        self._records += 1
+        if self._records % FORGET_EVERY == 0:
+            self._forget_quiet(now)
+
+    def _forget_quiet(self, now: float) -> None:
+        """Drop what no window or block needs any more: a long-running process sends to many conversations
+        over its life, most of them now and then."""
+        for key in [key for key, sent in self._sent.items() if not sent or sent[-1] <= now - self._horizon]:
+            del self._sent[key]
+        self._blocked_until = {key: until for key, until in self._blocked_until.items() if until > now}
+
+    def remembered(self) -> set[Hashable]:
+        """The conversations this limiter holds sends or a block for."""
+        return set(self._sent) | set(self._blocked_until)
 
     def block(self, key: Hashable, seconds: float) -> None:
         """The platform said to wait (a 429's Retry-After)."""

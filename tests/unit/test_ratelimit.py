@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.clock import FakeClock
-from bot.ratelimit import SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
+from bot.ratelimit import FORGET_EVERY, SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 
 
 def test_teams_windows() -> None:
@@ -46,3 +46,18 @@ def test_retry_after_blocks_the_conversation() -> None:
     assert limiter.delay("c") == 5
     limiter.record("d")
     assert limiter.delay("d") == 1.0
+
+
+async def test_conversations_gone_quiet_are_forgotten() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(SLACK_WINDOWS, clock)
+    limiter.block("blocked", 3600)
+    for n in range(FORGET_EVERY - 1):  # a long-running process sends to conversation after conversation
+        limiter.record(f"c{n}")
+        await clock.advance(0.01)
+    await clock.advance(2.0)
+    assert limiter.delay("c0") == 0  # (which empties what it holds for c0)
+    limiter.record("new")  # the thousandth send sweeps the quiet ones
+    assert limiter.remembered() == {"new", "blocked"}
+    assert limiter.delay("blocked") > 3500  # a block outlives the sweep
+    assert limiter.delay("c1") == 0
