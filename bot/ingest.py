@@ -102,6 +102,7 @@ class Ingest:
         self.max_batch = max(1, max_batch)
         self._stored: list[Subscription] = []
         self._stored_at: float | None = None
+        self._inactive: frozenset[ConversationAddress] = frozenset()
         self._lock = asyncio.Lock()
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
@@ -115,14 +116,22 @@ class Ingest:
         self._stored_at = None
 
     async def _subscriptions(self) -> list[Subscription]:
-        # A short cache: other replicas' chat subscriptions show up within a couple of seconds.
+        """Every subscription, without the conversations Handoff can no longer post to (a channel it was
+        removed from: what would be sent there could only fail)."""
+        # A short cache: other replicas' chat subscriptions, and conversations Handoff was removed from or
+        # brought back to, show up within a couple of seconds.
         now = self.clock.monotonic()
         if self._stored_at is None or now - self._stored_at > SUBSCRIPTION_CACHE_SECONDS:
             async with self._lock:
                 if self._stored_at is None or now - self._stored_at > SUBSCRIPTION_CACHE_SECONDS:
                     self._stored = [stored_subscription(s) for s in await self.store.list_subscriptions()]
+                    self._inactive = await self.store.inactive_conversations()
                     self._stored_at = now
-        return [*self.configured, *self._stored]
+        everything = [*self.configured, *self._stored]
+        if not self._inactive:
+            return everything
+        reachable = (replace(s, targets=tuple(t for t in s.targets if t not in self._inactive)) for s in everything)
+        return [s for s in reachable if s.targets]
 
     async def accept(self, event: DomainEvent, also_to: Sequence[ConversationAddress] = ()) -> bool:
         """Store the event, its card's new state and the deliveries; False for a redelivery.

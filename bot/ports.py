@@ -261,6 +261,10 @@ class ConversationStore(Protocol):
 
     async def list_conversations(self, active_only: bool = True) -> list[ConversationRecord]: ...
 
+    async def inactive_conversations(self) -> frozenset[ConversationAddress]:
+        """The conversations Handoff can no longer post to (it was removed, or they were deleted or archived)."""
+        ...
+
 
 class CommandRunStore(Protocol):
     async def start_command_run(self, run: CommandRun, window: timedelta) -> tuple[CommandRun, bool]:

@@ -66,3 +66,10 @@ class SqlConversationStore(SqlBase):
             query = query.where(conversations.c.active.is_(True))
         async with self.engine.connect() as conn:
             return [_conversation(row) for row in await conn.execute(query)]
+
+    async def inactive_conversations(self) -> frozenset[ConversationAddress]:
+        query = select(conversations.c.platform, conversations.c.conversation_id).where(
+            conversations.c.active.is_(False)
+        )
+        async with self.engine.connect() as conn:
+            return frozenset(address(row.platform, row.conversation_id) for row in await conn.execute(query))

@@ -30,10 +30,10 @@ from bot.events import (
     RunStateChanged,
     StageStateChanged,
 )
-from bot.ingest import Ingest, IngestFailed
+from bot.ingest import SUBSCRIPTION_CACHE_SECONDS, Ingest, IngestFailed
 from bot.living import merge, render
 from bot.ports import EventRecord
-from bot.records import CardState, ConversationAddress, Delivery, RepeatMark
+from bot.records import CardState, ConversationAddress, ConversationRecord, Delivery, RepeatMark
 from bot.routing import Filters, Subscription
 from tests.core.pipeline_runs import run, run_state
 
@@ -606,6 +606,27 @@ async def test_a_waiting_gate_calls_on_its_approvers_where_mentions_are_on(store
         QUIET: [],  # named on the card, not pinged
     }
     assert cards[QUIET]["facts"] == cards[SLACK]["facts"]
+
+
+async def test_a_conversation_handoff_was_removed_from_gets_nothing_until_it_is_back(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, other_process = stores
+    clock = FakeClock(T0)
+    ingest = Ingest(store, SUBSCRIPTIONS, clock)
+    await store.save_conversation(ConversationRecord(TEAMS, "Contoso ML / Releases", updated_at=T0))
+    assert await ingest.accept(started("1"))
+    assert {d.conversation for d in await delivered(store)} == {SLACK, TEAMS}
+
+    await other_process.deactivate_conversation(TEAMS)  # removed from the team, as another replica heard
+    await clock.advance(SUBSCRIPTION_CACHE_SECONDS + 1)
+    assert await ingest.accept(started("2"))
+    assert {d.conversation for d in await delivered(store)} == {SLACK}
+
+    await other_process.save_conversation(ConversationRecord(TEAMS, "Contoso ML / Releases", updated_at=T0))
+    await clock.advance(SUBSCRIPTION_CACHE_SECONDS + 1)
+    assert await ingest.accept(started("3"))
+    assert {d.conversation for d in await delivered(store)} == {SLACK, TEAMS}
 
 
 # --- any order, any redelivery, any batching ----------------------------------------------------------------

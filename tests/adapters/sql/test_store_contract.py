@@ -319,6 +319,9 @@ async def test_conversations_upsert_and_deactivate(store: SqlStore) -> None:
     assert not await store.deactivate_conversation(TEAMS)
     assert await store.list_conversations() == []
     assert len(await store.list_conversations(active_only=False)) == 1
+    assert await store.inactive_conversations() == {TEAMS}
+    await store.save_conversation(ConversationRecord(TEAMS, "App releases", "tenant-1", "team-1", ref))  # back
+    assert await store.inactive_conversations() == frozenset()
 
 
 def command(at: datetime) -> CommandRun:
