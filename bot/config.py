@@ -223,6 +223,8 @@ class SlackOAuthSettings(Section):
             "groups:history",
             "im:history",
             "mpim:history",
+            "channels:read",  # (for the events that say Handoff was removed from a channel, or it was archived)
+            "groups:read",
         ]
     )
 

@@ -252,7 +252,7 @@ class SubscriptionStore(Protocol):
 
 class ConversationStore(Protocol):
     async def save_conversation(self, record: ConversationRecord) -> None:
-        """Insert or update a conversation by platform and id (it becomes active)."""
+        """Insert or update a conversation by platform and id (active or not as ``record.active`` says)."""
         ...
 
     async def get_conversation(self, address: ConversationAddress) -> ConversationRecord | None: ...

@@ -8,8 +8,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.doctor.report import Check, fail, ok, skip, warn
 from bot.config import Settings, SlackSettings
 
-# Scopes Handoff works without, less well: reading history finds a post whose answer was lost.
+# Scopes Handoff works without, less well: reading history finds a post whose answer was lost; reading
+# channels brings the events that say Handoff was removed from a channel, or it was archived.
 RECOMMENDED_SCOPES = frozenset({"channels:history", "groups:history", "im:history", "mpim:history"})
+MEMBERSHIP_SCOPES = frozenset({"channels:read", "groups:read"})
 
 
 def required_scopes(settings: SlackSettings) -> list[str]:
@@ -52,8 +54,18 @@ async def check_slack(settings: Settings) -> list[Check]:
         checks.append(warn("slack.scopes", "the API did not report the token's scopes; not checked"))
         return checks
     granted = {s.strip() for s in str(granted_header).split(",") if s.strip()}
-    missing = [s for s in wanted if s not in granted and s not in RECOMMENDED_SCOPES]
+    missing = [s for s in wanted if s not in granted and s not in RECOMMENDED_SCOPES | MEMBERSHIP_SCOPES]
     unread = [s for s in wanted if s not in granted and s in RECOMMENDED_SCOPES]
+    unheard = [s for s in wanted if s not in granted and s in MEMBERSHIP_SCOPES]
+    if unheard:
+        checks.append(
+            warn(
+                "slack.membership_scopes",
+                f"the token lacks {', '.join(unheard)}: Handoff does not hear that it was removed from a channel, "
+                "or the channel archived, and keeps sending there (each failure is counted in the ops channel); "
+                "add them and reinstall",
+            )
+        )
     if unread:
         checks.append(
             warn(

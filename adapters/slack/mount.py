@@ -23,11 +23,13 @@ from adapters.web.limits import BODY_LIMITS, set_body_limit
 from bot.clock import Clock
 from bot.config import SlackSettings
 from bot.interactions import InteractionHandler
+from bot.ports import ConversationStore
 
 from .channel import SlackChatChannel, ensure_retry_handlers, make_client, with_token, workspace_update_pacer
 from .endpoint import BODY_LIMIT, SlackEndpoint
 from .identity import UserDirectory
 from .listeners import SlackListeners
+from .membership import MembershipListeners
 from .oauth import INSTALL_PATH, REDIRECT_PATH, InstallationStores, UninstallListeners, oauth_settings
 from .pacing import ChannelPacer
 from .tasks import BackgroundTasks
@@ -86,6 +88,7 @@ def mount_slack(
     client: AsyncWebClient | None = None,
     clock: Clock | None = None,
     redirect_uri: str | None = None,
+    conversations: ConversationStore | None = None,
 ) -> SlackIntegration:
     """Serve Slack on ``app`` and hand what people do to ``handler``.
 
@@ -99,6 +102,8 @@ def mount_slack(
         clock: time for signature windows, pacing and caches.
         redirect_uri: the OAuth redirect URL registered with Slack (``<public_url>/slack/oauth_redirect``),
             if it must be sent explicitly.
+        conversations: where a channel Handoff was removed from (or that was archived or deleted) is marked
+            inactive, so that nothing more is queued for it until Handoff is back.
 
     Raises:
         ValueError: OAuth is configured but no engine was given.
@@ -132,6 +137,8 @@ def mount_slack(
         )
 
     UninstallListeners(stores, users, tasks).register(bolt)
+    if conversations is not None:
+        MembershipListeners(conversations, tasks, clock, qualify_conversations=stores is not None).register(bolt)
     SlackListeners(handler, channel, users, tasks, qualify_conversations=stores is not None).register(bolt)
 
     endpoint = SlackEndpoint(bolt, RequestVerifier(signing_secret, clock), tasks)

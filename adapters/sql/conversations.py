@@ -32,7 +32,7 @@ class SqlConversationStore(SqlBase):
             "tenant_id": record.tenant_id,
             "team_id": record.team_id,
             "reference": record.reference,
-            "active": True,
+            "active": record.active,
             "updated_at": record.updated_at,
         }
         async with self.engine.begin() as conn:

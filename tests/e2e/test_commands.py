@@ -22,7 +22,8 @@ import pytest
 
 from adapters.emulators.base import Fault
 from bot.events import StageStateChanged
-from bot.records import CommandRun, CommandRunState, GateState
+from bot.ingest import SUBSCRIPTION_CACHE_SECONDS
+from bot.records import CommandRun, CommandRunState, ConversationAddress, GateState
 from bot.routing import DEFAULT_FILTERS, Filters, Subscription
 from bot.runner import REFUSED_POLLS, job_name
 from bot.stored_events import event_from_json
@@ -635,6 +636,49 @@ async def test_stage_tag_and_text_filters_are_typed_as_the_configuration_file_wr
     answer = await person.say("subscribe text_include=(unclosed", "Nothing was subscribed")
     assert "`text_include`: not a pattern Handoff can match" in answer
     assert len(await loop.server.store.list_subscriptions()) == 1
+
+
+async def test_a_slack_channel_handoff_was_removed_from_gets_nothing_until_it_is_added_back(loop: Loop) -> None:
+    slack, ado = loop.suite.slack, loop.suite.ado
+    releases = slack.state.channel("app-releases").id
+    assert (await slack.remove_bot(releases)).status == 200
+
+    async def removed() -> bool:
+        return ConversationAddress("slack", releases) in await loop.server.store.inactive_conversations()
+
+    for _ in range(50):
+        if await removed():
+            break
+        await asyncio.sleep(0.1)
+    assert await removed()
+    await asyncio.sleep(SUBSCRIPTION_CACHE_SECONDS + 0.5)  # what the ingest holds of the subscriptions is renewed
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    await eventually(lambda: ado.run(run.id).state == "completed")
+    await asyncio.sleep(1.5)  # its hooks have come, and nothing was queued for app-releases
+    refused = [r for r in slack.recorder.requests if r.path == "/api/chat.postMessage" and releases in r.text()]
+    assert refused == [] and slack_messages(loop, "app-releases") == []
+    assert (await loop.server.store.count_deliveries())["dead"] == 0
+
+    assert (await slack.add_bot(releases)).status == 200  # /invite @handoff
+    for _ in range(50):
+        if not await removed():
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(SUBSCRIPTION_CACHE_SECONDS + 0.5)
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    again = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    await eventually(lambda: ado.run(again.id).state == "completed")
+    await eventually(lambda: any("Failed" in blocks_text(m) for m in slack_messages(loop, "app-releases")))
+
+    # archived, then brought back
+    for kind, gone in (("channel_archive", True), ("channel_unarchive", False)):
+        assert (await slack.send_event({"type": kind, "channel": releases, "user": "U0ALICE"})).status == 200
+        for _ in range(50):
+            if await removed() is gone:
+                break
+            await asyncio.sleep(0.1)
+        assert await removed() is gone, kind
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])

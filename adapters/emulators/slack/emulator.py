@@ -225,6 +225,30 @@ class SlackEmulator:
         event = self.payloads.app_mention(user=who, channel=where, text=full, ts=msg.ts, thread_ts=msg.thread_ts)
         return await self.send_event(event)
 
+    async def remove_bot(self, channel: str) -> SlackBotResponse:
+        """Someone removes the app from ``channel``: it is no longer a member, and ``member_left_channel``
+        is sent for its bot user (posts there now fail with ``not_in_channel``)."""
+        where = self.state.channel(channel)
+        where.members.discard(self.world.bot_user_id)
+        return await self.send_event(self._membership("member_left_channel", where))
+
+    async def add_bot(self, channel: str, *, user: str = DEFAULT_USER) -> SlackBotResponse:
+        """Someone adds the app to ``channel`` (``/invite @handoff``): ``member_joined_channel`` for its bot user."""
+        where = self.state.channel(channel)
+        where.members.add(self.world.bot_user_id)
+        event = {**self._membership("member_joined_channel", where), "inviter": self.world.user(user).id}
+        return await self.send_event(event)
+
+    def _membership(self, kind: str, where: ChannelState) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "user": self.world.bot_user_id,
+            "channel": where.id,
+            "channel_type": "G" if where.is_private else "C",
+            "team": self.world.team_id,
+            "event_ts": f"{self.clock.now().timestamp():.6f}",
+        }
+
     async def send_event(
         self,
         event: dict[str, Any],

@@ -232,6 +232,7 @@ async def test_slack_scopes_are_checked_from_what_the_answers_report(wired: Wire
     state = wired.suite.slack.state
     checks = by_name(await run_checks(wired.settings))
     assert checks["slack.scopes"].status is Status.OK and "slack.history_scopes" not in checks
+    assert "slack.membership_scopes" not in checks
     # without the history scopes Handoff works, less well: a warning that says what they are for
     state.world = replace(state.world, bot_scopes=tuple(s for s in state.world.bot_scopes if "history" not in s))
     checks = by_name(await run_checks(wired.settings))
@@ -239,6 +240,13 @@ async def test_slack_scopes_are_checked_from_what_the_answers_report(wired: Wire
     history = checks["slack.history_scopes"]
     assert history.status is Status.WARN
     assert "lacks channels:history, groups:history" in history.detail and "posted again" in history.detail
+    # without the read scopes, too: Handoff does not hear that it was removed from a channel
+    state.world = replace(state.world, bot_scopes=tuple(s for s in state.world.bot_scopes if not s.endswith(":read")))
+    checks = by_name(await run_checks(wired.settings))
+    assert checks["slack.scopes"].status is Status.FAIL  # (app_mentions:read, users:read)
+    membership = checks["slack.membership_scopes"]
+    assert membership.status is Status.WARN and "lacks channels:read, groups:read" in membership.detail
+    assert "channels:read" not in checks["slack.scopes"].detail
     # without chat:write nothing can be posted
     state.world = replace(state.world, bot_scopes=("commands", "users:read"))
     checks = by_name(await run_checks(wired.settings))

@@ -11,6 +11,7 @@ import yaml
 
 from adapters.slack.commands import MAIN_COMMAND, SHORT_COMMANDS
 from adapters.slack.manifest import PLACEHOLDER_URL, TEMPLATE, manifest_data, render_manifest, slash_commands
+from adapters.slack.membership import BACK, GONE
 from bot.config import Secret, SlackOAuthSettings
 
 
@@ -46,9 +47,14 @@ def test_manifest_matches_what_the_app_handles() -> None:
         "app_mention",
         "app_uninstalled",
         "tokens_revoked",
+        *GONE,
+        *BACK,
+        "member_joined_channel",
+        "member_left_channel",
     }
     scopes = set(data["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "app_mentions:read", "users:read", "users:read.email"} <= scopes
+    assert {"channels:read", "groups:read"} <= scopes  # what the membership events need
     default_install_scopes = SlackOAuthSettings(client_id="1", client_secret=Secret("S", "x")).scopes
     assert set(default_install_scopes) <= scopes
 
