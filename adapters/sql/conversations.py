@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from adapters.sql.base import SqlBase, address, upsert, utc
+from adapters.sql.engine import run_read
 from adapters.sql.tables import conversations
 from bot.records import ConversationAddress, ConversationRecord
 
@@ -71,5 +72,8 @@ class SqlConversationStore(SqlBase):
         query = select(conversations.c.platform, conversations.c.conversation_id).where(
             conversations.c.active.is_(False)
         )
-        async with self.engine.connect() as conn:
-            return frozenset(address(row.platform, row.conversation_id) for row in await conn.execute(query))
+        # (read with the subscriptions every couple of seconds while events arrive: the cheap way, one hop)
+        return await run_read(
+            self.engine,
+            lambda conn: frozenset(address(row.platform, row.conversation_id) for row in conn.execute(query)),
+        )

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from adapters.sql.base import SqlBase, address, must_utc, utc
+from adapters.sql.engine import run_read
 from adapters.sql.tables import subscriptions
 from bot.records import ConversationAddress, StoredSubscription
 
@@ -47,8 +48,8 @@ class SqlSubscriptionStore(SqlBase):
                 subscriptions.c.platform == conversation.platform,
                 subscriptions.c.conversation_id == conversation.conversation_id,
             )
-        async with self.engine.connect() as conn:
-            return [_subscription(row) for row in await conn.execute(query)]
+        # (the ingest reads them every couple of seconds while events arrive: the cheap way, one hop)
+        return await run_read(self.engine, lambda conn: [_subscription(row) for row in conn.execute(query)])
 
     async def remove_subscription(self, subscription_id: int) -> bool:
         async with self.engine.begin() as conn:
