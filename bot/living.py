@@ -9,7 +9,7 @@ what needs attention without a message for every step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.cards import Action, Card, Fact, Link, Mention, Status, Step
@@ -89,6 +89,11 @@ def _norm(value: str | None) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _utc_iso(value: datetime) -> str:
+    """A time as text that sorts as the time does."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def merge(state: State | None, event: DomainEvent) -> Merge:
@@ -219,6 +224,10 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
             name,
             {"display": event.stage_display_name or name, "state": "notstarted", "order": len(new["stages"])},
         )
+        # a stage is listed where it started: its earliest event, whichever of its events came first
+        started = _utc_iso(event.occurred_at)
+        if not stage.get("first_at") or started < stage["first_at"]:
+            stage["first_at"] = started
         if (
             STAGE_STATE_RANK.get(_norm(event.state), 0) >= STAGE_STATE_RANK.get(stage["state"], 0)
             and stage["state"] != "completed"
@@ -257,6 +266,12 @@ def _stage_status(stage: State) -> Status:
     return {"waiting": Status.WAITING, "running": Status.RUNNING, "inprogress": Status.RUNNING}.get(
         stage["state"], Status.QUEUED
     )
+
+
+def _stage_place(stage: State) -> tuple[str, str, int]:
+    """Where a stage is listed on its run's card: by when it started, stages that started together by name.
+    (A card stored before stages kept their start is listed in the order its stages' events arrived.)"""
+    return stage.get("first_at", ""), stage["display"] if "first_at" in stage else "", stage["order"]
 
 
 def _failed_at(state: State) -> str:
@@ -299,7 +314,7 @@ def _render_run(state: State) -> Card:
         facts.append(Fact("Requested by", state["requested_by"]))
     if duration := _duration(state):
         facts.append(Fact("Duration", duration))
-    stages = sorted(state["stages"].values(), key=lambda s: s["order"])
+    stages = sorted(state["stages"].values(), key=_stage_place)
     links = [Link("Open run", state["url"])] if state.get("url") else []
     if status is Status.FAILED and state.get("url"):
         links.append(Link("Logs", f"{state['url']}&view=logs" if "?" in state["url"] else state["url"]))

@@ -49,11 +49,11 @@ def run(state: str, result: str | None = None, at: int = 0) -> RunStateChanged:
     )
 
 
-def stage(name: str, state: str, result: str | None = None) -> StageStateChanged:
+def stage(name: str, state: str, result: str | None = None, at: int = 0) -> StageStateChanged:
     return StageStateChanged(
         source="azure-devops",
         event_id=f"s{name}{state}{result}",
-        occurred_at=T0,
+        occurred_at=T0 + timedelta(seconds=at),
         run=RUN,
         stage_name=name,
         stage_display_name=name,
@@ -192,17 +192,18 @@ def run_histories(draw: st.DrawFn) -> tuple[list[object], list[object]]:
     names = draw(st.lists(st.sampled_from(["Build", "Tests", "Deploy"]), min_size=1, max_size=3, unique=True))
     failing = draw(st.sampled_from([None, *names]))
     happened: list[object] = [run("inProgress")]
-    for name in names:
-        happened += [stage(name, "running"), stage(name, "completed", "failed" if name == failing else "succeeded")]
+    for at, name in enumerate(names, 1):
+        result = "failed" if name == failing else "succeeded"
+        happened += [stage(name, "running", at=at * 10), stage(name, "completed", result, at=at * 10 + 5)]
     end = run("completed", "failed" if failing else "succeeded", at=95)
     happened.append(replace(end, failing_stage=failing) if failing and draw(st.booleans()) else end)
     return happened, draw(st.permutations(happened))
 
 
 def shown(state: dict) -> tuple[object, ...]:
-    """What the card shows, its steps as a set (a stage is listed where its first event put it)."""
+    """What the card shows, its stages in their order."""
     card = render(state)
-    return card.title, card.status, card.summary, card.facts, card.links, frozenset(card.steps)
+    return card.title, card.status, card.summary, card.facts, card.links, card.steps
 
 
 @given(run_histories())
@@ -215,6 +216,26 @@ def test_a_run_card_ends_the_same_and_tells_a_failure_once_whatever_order_its_ev
     assert shown(state) == shown(in_order)
     assert len(replies) == len(replies_in_order) == (1 if render(in_order).status is Status.FAILED else 0)
     assert apply(*arrived, *happened) == (state, replies)  # every event delivered again changes nothing
+
+
+def stage_names(state: dict) -> list[str]:
+    return [step.name for step in render(state).steps]
+
+
+def test_a_run_card_lists_its_stages_by_when_they_started_not_by_when_their_events_arrived() -> None:
+    # Tests' completion arrives before Build's start: Build started first
+    tests_done = stage("Tests", "completed", "succeeded", at=40)
+    first, _ = apply(run("inProgress"), tests_done, stage("Build", "running", at=5))
+    assert stage_names(first) == ["Build", "Tests"]
+    # Deploy's start arrives, then Tests' late start moves Tests ahead of it
+    state, _ = apply(tests_done, stage("Deploy", "running", at=35), stage("Tests", "running", at=30))
+    assert stage_names(state) == ["Tests", "Deploy"]
+    # stages that started together are listed by name, whichever came first
+    together, _ = apply(stage("Lint", "running", at=10), stage("Build", "running", at=10))
+    assert stage_names(together) == ["Build", "Lint"]
+    # a card stored before stages kept their start keeps the order its stages' events arrived in
+    stages = {name: {k: v for k, v in s.items() if k != "first_at"} for name, s in first["stages"].items()}
+    assert stage_names({**first, "stages": stages}) == ["Tests", "Build"]
 
 
 def test_redelivered_event_changes_nothing() -> None:
