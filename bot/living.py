@@ -8,6 +8,7 @@ what needs attention without a message for every step.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,6 +81,10 @@ class Merge:
 # A group assigned an approval step is expanded into mentions of its members up to this size.
 GROUP_MENTION_LIMIT = 10
 # An approval step's status while its approver has not acted (Azure DevOps: pending; older APIs: undefined).
+# The statuses of a card that tells how things ended.
+_ENDED = frozenset(
+    {Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED, Status.APPROVED, Status.REJECTED, Status.EXPIRED}
+)
 _UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
 
 
@@ -531,15 +536,26 @@ def _awaited_approvers(state: State) -> tuple[Mention, ...]:
 
 
 def _merge_single(state: State | None, event: DomainEvent) -> Merge:
-    occurred = event.occurred_at.isoformat()
-    if state and state.get("occurred", "") > occurred:
+    new = {"type": event.kind, "occurred": event.occurred_at.isoformat(), "card": _single_card(event).to_json()}
+    if state and "occurred" in state and _drawn_after(state, new):
         return Merge(state, False)
-    card = _single_card(event)
-    new = {"type": event.kind, "occurred": occurred, "card": card.to_json()}
     replies = []
     if isinstance(event, TrainingRunFinished) and event.outcome == "failed" and state:
         replies.append(Card(title=f"Training run {event.run_id} failed", status=Status.FAILED))
     return Merge(new, new != state, replies)
+
+
+def _drawn_after(shown: State, new: State) -> bool:
+    """Whether the card shown stays over the new event's: it is about a later moment, or of two about the same
+    moment, it is the one that tells how things ended (else the first by its text), whichever arrived first."""
+    shown_at, new_at = datetime.fromisoformat(shown["occurred"]), datetime.fromisoformat(new["occurred"])
+    if shown_at != new_at:
+        return shown_at > new_at
+    return _tie_rank(shown["card"]) > _tie_rank(new["card"])
+
+
+def _tie_rank(card: State) -> tuple[bool, str]:
+    return card.get("status") in _ENDED, json.dumps(card, sort_keys=True)
 
 
 def _single_card(event: DomainEvent) -> Card:

@@ -18,6 +18,7 @@ from bot.events import (
     ModelRegistered,
     Person,
     PipelineRef,
+    PullRequestChanged,
     RunStateChanged,
     StageStateChanged,
 )
@@ -342,6 +343,36 @@ def test_a_model_card_shows_its_workspace_by_name_and_no_tag_twice() -> None:
     # a scope that is not a workspace's resource id is shown as it is
     other = render(merge(None, replace(registered, scope="contoso-lake")).state)
     assert other.context == "Azure ML · contoso-lake"
+
+
+def pull_request(change: str, status: str, at: int, title: str = "Retrain on new data") -> PullRequestChanged:
+    return PullRequestChanged(
+        source="azure-devops",
+        event_id=f"pr{change}{at}{title}",
+        occurred_at=T0 + timedelta(seconds=at),
+        scope="contoso",
+        project="mlops",
+        repository="app-y",
+        pull_request_id="17",
+        title=title,
+        change=change,
+        status=status,
+    )
+
+
+def test_a_one_event_card_shows_its_latest_event_and_of_two_at_once_the_one_that_ended_it() -> None:
+    updated, merged = pull_request("updated", "active", at=0), pull_request("merged", "completed", at=0)
+    for arrived in ((updated, merged), (merged, updated)):
+        state, _ = apply(*arrived)
+        assert render(state).status is Status.SUCCEEDED, arrived
+        assert not merge(state, arrived[0]).changed
+    # of two at once that say as much, the same one whichever came first
+    renamed = pull_request("updated", "active", at=0, title="Retrain on new data (v2)")
+    assert apply(updated, renamed)[0] == apply(renamed, updated)[0]
+    # a later event draws the card, whatever it says; an earlier one changes nothing
+    reopened = pull_request("updated", "active", at=30)
+    assert render(apply(merged, reopened)[0]).status is Status.RUNNING
+    assert not merge(apply(reopened)[0], merged).changed
 
 
 def test_approval_card_has_buttons_until_decided() -> None:
