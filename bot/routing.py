@@ -59,6 +59,12 @@ def _any_glob(patterns: Sequence[str]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{fnmatch.translate(p.lower())})" for p in patterns))
 
 
+def _branch_globs(patterns: Sequence[str]) -> list[str]:
+    """Branch globs as people write them (``main``, ``release/*``) match the full refs events name
+    (``refs/heads/main``); a glob that names a ref itself (``refs/heads/ma*``, ``refs/pull/*``) matches it."""
+    return [*patterns, *(f"refs/heads/{p}" for p in patterns if not p.lower().startswith("refs/"))]
+
+
 def _globbed(value: str | None, pattern: re.Pattern[str]) -> bool:
     return value is not None and pattern.match(value.lower()) is not None
 
@@ -143,7 +149,11 @@ class Filters:
         return _Matcher(
             events=frozenset(self.events) or None,
             outcomes=outcomes,
-            globs=tuple((attribute, _any_glob(p)) for name, attribute in _GLOB_FILTERS if (p := getattr(self, name))),
+            globs=tuple(
+                (attribute, _any_glob(_branch_globs(p) if name == "branches" else p))
+                for name, attribute in _GLOB_FILTERS
+                if (p := getattr(self, name))
+            ),
             tags=tuple((key, _any_glob([pattern])) for key, pattern in self.tags.items()),
             actors_include=frozenset(self.actors_include) or None,
             actors_exclude=frozenset(self.actors_exclude) or None,

@@ -112,6 +112,19 @@ def test_globs_and_tags() -> None:
     assert not tagged.matches(model_event(name="other", tags={"team": "fraud"}))
 
 
+def test_a_branch_is_matched_by_its_name_as_people_write_it_or_by_its_full_ref() -> None:
+    on_main = run_event()  # refs/heads/main
+    for matching in (["main"], ["MAIN"], ["ma*"], ["refs/heads/main"], ["release/*", "main"]):
+        assert Filters.from_mapping({"branches": matching}).matches(on_main), matching
+    for other in (["release/*"], ["refs/heads/release/*"], ["heads/main"], ["refs/pull/*"]):
+        assert not Filters.from_mapping({"branches": other}).matches(on_main), other
+    on_release = replace(on_main, run=replace(RUN, branch="refs/heads/release/2026.11"))
+    assert Filters.from_mapping({"branches": ["release/*"]}).matches(on_release)
+    pull_request = replace(on_main, run=replace(RUN, branch="refs/pull/12/merge"))
+    assert Filters.from_mapping({"branches": ["refs/pull/*"]}).matches(pull_request)
+    assert not Filters.from_mapping({"branches": ["main"]}).matches(pull_request)
+
+
 def test_actors_and_text() -> None:
     assert not Filters.from_mapping({"actors_exclude": ["BOB@contoso.com"]}).matches(run_event())
     assert Filters.from_mapping({"actors_include": ["bob@contoso.com"]}).matches(run_event())
@@ -290,10 +303,18 @@ def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered) 
     outcome_applies = filters.outcomes and "any" not in filters.outcomes and event.kind not in KINDS_WITHOUT_OUTCOME
     if outcome_applies and event.outcome not in filters.outcomes:
         return False
+
+    def branch_any(ref: str | None, patterns: Sequence[str]) -> bool:
+        """A branch glob names the ref, or (unless it starts with refs/) the branch's name within refs/heads/."""
+        name = ref[len("refs/heads/") :] if ref and ref.lower().startswith("refs/heads/") else None
+        by_name = [p for p in patterns if not p.lower().startswith("refs/")]
+        return not patterns or glob_any(ref, patterns) or (bool(by_name) and glob_any(name, by_name))
+
+    if not branch_any(event.branch, filters.branches):
+        return False
     checks = (
         (event.project, filters.projects),
         (event.pipeline, filters.pipelines),
-        (event.branch, filters.branches),
         (event.stage, filters.stages),
         (event.environment, filters.environments),
         (event.model, filters.models),
@@ -315,6 +336,8 @@ def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered) 
 
 words = st.sampled_from(["main", "Main", "refs/heads/main", "integrate-app-y", "mlops", "model-x", "prod", "a.b"])
 globs = words | st.sampled_from(["*", "integrate-*", "refs/heads/ma*", "?lops", "model-[xy]", "[!m]*", "*.b", "A.B"])
+refs = st.sampled_from(["refs/heads/main", "refs/heads/Main", "refs/heads/release/1", "refs/pull/3/merge"])
+branch_globs = st.sampled_from(["main", "MAIN", "release/*", "refs/pull/*", "heads/main"])
 few = st.lists(globs, max_size=2)
 
 
@@ -323,7 +346,7 @@ FILTER_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "outcomes": st.lists(st.sampled_from(["failed", "succeeded", "canceled", "any"]), max_size=2),
     "projects": few,
     "pipelines": few,
-    "branches": few,
+    "branches": st.lists(branch_globs | globs, max_size=2),
     "stages": few,
     "models": few,
     "tags": st.dictionaries(st.sampled_from(["stage", "team"]), globs, max_size=2),
@@ -343,7 +366,7 @@ FILTER_VALUES: dict[str, st.SearchStrategy[Any]] = {
                 run_event(result=result, actor=actor), run=replace(RUN, branch=branch, pipeline_name=pipeline)
             ),
             st.sampled_from([None, "failed", "succeeded", "partiallySucceeded", "canceled"]),
-            st.none() | words,
+            st.none() | refs | words,
             words,
             st.sampled_from(["bob@contoso.com", "erin@contoso.com"]),
         ),
@@ -357,3 +380,14 @@ def test_the_compiled_filters_agree_with_each_filter_read_plainly(
     for given_filters in [filters, *({key: value} for key, value in filters.items())]:
         compiled = Filters.from_mapping(given_filters)
         assert compiled.matches(event) == plainly_matches(compiled, event), given_filters
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    patterns=st.lists(branch_globs | globs, min_size=1, max_size=2),
+    branch=st.none() | refs | words,
+)
+def test_branch_filters_agree_with_each_glob_read_plainly(patterns: list[str], branch: str | None) -> None:
+    filters = Filters.from_mapping({"branches": patterns})
+    event = replace(run_event(), run=replace(RUN, branch=branch))
+    assert filters.matches(event) == plainly_matches(filters, event)
