@@ -536,13 +536,30 @@ def _awaited_approvers(state: State) -> tuple[Mention, ...]:
 
 
 def _merge_single(state: State | None, event: DomainEvent) -> Merge:
-    new = {"type": event.kind, "occurred": event.occurred_at.isoformat(), "card": _single_card(event).to_json()}
+    new: State = {"type": event.kind, "occurred": event.occurred_at.isoformat(), "card": _single_card(event).to_json()}
     if state and "occurred" in state and _drawn_after(state, new):
         return Merge(state, False)
     replies = []
-    if isinstance(event, TrainingRunFinished) and event.outcome == "failed" and state:
-        replies.append(Card(title=f"Training run {event.run_id} failed", status=Status.FAILED))
+    if isinstance(event, TrainingRunFinished) and event.outcome == "failed":
+        # told once, whichever of the failure's events (Event Grid's two, Handoff's own poll) comes first;
+        # a card that shows the failure from its first showing says it itself
+        if state and not state.get("failure_told"):
+            replies.append(_training_failure_reply(event))
+        new["failure_told"] = True
+    elif state and state.get("failure_told"):
+        new["failure_told"] = True
     return Merge(new, new != state, replies)
+
+
+def _training_failure_reply(event: TrainingRunFinished) -> Card:
+    """The thread reply for a failed training run, calling on the person who asked for it when known."""
+    person = event.actor
+    return Card(
+        title=f"Training run {event.run_id} failed",
+        status=Status.FAILED,
+        links=(Link("Open", event.web_url),) if event.web_url else (),
+        mentions=(Mention(person.display, person.email),) if person and person.email else (),
+    )
 
 
 def _drawn_after(shown: State, new: State) -> bool:

@@ -23,7 +23,7 @@ import pytest
 from adapters.emulators.base import Fault
 from bot.events import StageStateChanged
 from bot.ingest import SUBSCRIPTION_CACHE_SECONDS
-from bot.records import CommandRun, CommandRunState, ConversationAddress, GateState
+from bot.records import CommandRun, CommandRunState, ConversationAddress, DeliveryState, GateState
 from bot.routing import DEFAULT_FILTERS, Filters, Subscription
 from bot.runner import REFUSED_POLLS, job_name
 from bot.stored_events import event_from_json
@@ -400,6 +400,33 @@ async def test_a_retrain_from_teams_runs_to_a_new_model_version(start_loop: Call
     await eventually(lambda: "Succeeded" in card_text(card))
     await eventually(lambda: any("Model model-x:8 registered" in card_text(p) for p in posts()))
     await command_run(loop, lambda r: r.state.value == "succeeded", run.id)
+
+
+async def test_a_failed_retrain_is_told_once_in_its_thread(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    aml.script_next_job(fail=True, duration=1)
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop, lambda r: r.state is CommandRunState.FAILED)  # Handoff's polling saw it fail
+    job_name = str(run.backend_run_id)
+    # and Azure ML told it too, through Event Grid (RunStatusChanged)
+    await eventually(lambda: [e for e in aml.published if job_name in json.dumps(e.data)])
+    await aml.dispatcher.drain()
+
+    def card() -> Any:
+        return next((m for m in slack_messages(loop, "ml-models") if f"/{job_name}" in m.text), None)
+
+    shown = await eventually(card)
+    await eventually(lambda: "Failed" in blocks_text(shown))
+    for _ in range(100):  # until every delivery was sent
+        if not (await loop.server.store.count_deliveries([DeliveryState.PENDING])).get("pending"):
+            break
+        await asyncio.sleep(0.1)
+    failures = [r for r in shown.replies if "failed" in blocks_text(r)]
+    assert len(failures) == 1, [blocks_text(r) for r in shown.replies]
 
 
 @pytest.mark.parametrize(

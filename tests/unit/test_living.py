@@ -21,6 +21,7 @@ from bot.events import (
     PullRequestChanged,
     RunStateChanged,
     StageStateChanged,
+    TrainingRunFinished,
 )
 from bot.living import GROUP_MENTION_LIMIT, merge, render
 
@@ -373,6 +374,31 @@ def test_a_one_event_card_shows_its_latest_event_and_of_two_at_once_the_one_that
     reopened = pull_request("updated", "active", at=30)
     assert render(apply(merged, reopened)[0]).status is Status.RUNNING
     assert not merge(apply(reopened)[0], merged).changed
+
+
+def training(status: str, at: int, actor: Person | None = None) -> TrainingRunFinished:
+    return TrainingRunFinished(
+        source="azure-ml",
+        event_id=f"t{status}{at}",
+        occurred_at=T0 + timedelta(seconds=at),
+        scope="/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws-mlops",
+        actor=actor,
+        run_id="job-1",
+        experiment_name="model-x",
+        status=status,
+    )
+
+
+def test_a_training_failure_is_told_once_whichever_of_its_events_come_and_calls_on_who_asked() -> None:
+    alice = Person(name="Alice Wong", email="alice@contoso.com")
+    # Handoff's own polling, then Azure ML's RunStatusChanged (or the other way round), then a redelivery
+    state, replies = apply(training("Running", 0), training("Failed", 60, alice), training("Failed", 61))
+    assert render(state).status is Status.FAILED
+    [reply] = replies
+    assert reply.mentions == (Mention("Alice Wong", "alice@contoso.com"),)
+    assert len(apply(training("Running", 0), training("Failed", 61), training("Failed", 60))[1]) == 1
+    # a card whose first showing is the failure says it itself
+    assert apply(training("Failed", 60), training("Failed", 61))[1] == []
 
 
 def test_approval_card_has_buttons_until_decided() -> None:
