@@ -77,7 +77,12 @@ def _described(filters: dict[str, Any]) -> str:
     shown += [f"tags.{key}={_as_typed(value)}" for key, value in filters.get("tags", {}).items()]
     shown += [f"{k}={_as_typed(p)}" for k in _PATTERN_FILTERS for p in filters.get(k, ())]
     shown += [f"{k}={filters[k]}" for k in _SETTINGS if filters.get(k)]
-    return ", ".join(shown)
+    return _as_code(shown)
+
+
+def _as_code(options: list[str]) -> str:
+    """Options shown as typed, in a code span (where a glob's ``*`` is not taken for bold); "" for none."""
+    return f"`{' '.join(options).replace('`', chr(39))}`" if options else ""
 
 
 def _as_typed(value: str) -> str:
@@ -113,7 +118,7 @@ def _filters_described(filters: Filters) -> str:
     if filters.compact:
         shown.append("card_format=compact")
     shown += [f"{k}=off" for k in ("broadcast", "mentions") if not getattr(filters, k)]
-    return ", ".join(shown)
+    return _as_code(shown)
 
 
 def _duration(span: timedelta) -> str:
