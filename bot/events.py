@@ -579,7 +579,8 @@ class GateChanged(DomainEvent):
     """A gate changed in Handoff (a decision, an expiry); it updates the gate's card everywhere.
 
     ``revision`` is the gate's version: a change that arrives after a newer one (two decisions published
-    at once) never takes the card back."""
+    at once) never takes the card back. ``refused`` is a decision Azure DevOps refused to apply, ``note``
+    saying why: the gate waits again without it, whatever its cards showed."""
 
     kind: ClassVar[str] = "approval"
 
@@ -589,6 +590,7 @@ class GateChanged(DomainEvent):
     needed: int = 1
     note: str = ""
     revision: int = 0
+    refused: GateDecision | None = None
 
     @property
     def outcome(self) -> str | None:

@@ -5,6 +5,11 @@ the gate to a final state sends the decision to Azure DevOps, so however many pe
 however many replicas, Azure DevOps hears it once. Every decision and refusal goes to the audit log,
 and every change updates the gate's card in every conversation that shows it.
 
+A decision Azure DevOps refuses to apply (Handoff's identity may not decide that approval, or may not
+start the release) did not take effect: the gate waits again without it, its cards say who was refused
+and why, and nothing ever sends it again. Azure DevOps not answering is another matter: the decision
+stands and is sent again until it is applied.
+
 Gates come from Azure DevOps approvals (``source="azure-devops"``) and from Handoff itself: a model's
 promotion gate (``source="handoff"``), opened when a new version is registered, whose approval starts
 the configured release pipeline with that version and tags the version approved in Azure ML. Its
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +39,7 @@ from bot.events import (
     Person,
 )
 from bot.events import GateDecision as DecisionView
+from bot.handoff_cards import DECISION_NOUNS
 from bot.ingest import Ingest
 from bot.interactions import ActionResult, ChatUser
 from bot.living import render
@@ -61,6 +67,21 @@ GROUP_READ_SECONDS = 3.0
 # How long a replica that claimed applying a promotion has before another one may try again.
 APPLY_LEASE = timedelta(minutes=10)
 APPROVED_TAGS = {"approved": "true"}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """How sending a decision went: the audit log's outcome, what the person is told, and whether it was
+    refused (then the gate waits again without it)."""
+
+    outcome: str
+    note: str = ""
+    refused: bool = False
+
+
+def _clause(reason: str) -> str:
+    """A service's reason, to go on in a sentence."""
+    return reason.strip().rstrip(".") or "no reason given"
 
 
 def promotion_gate_id(model: str, version: str) -> str:
@@ -187,11 +208,32 @@ class Gatekeeper:
                     return
                 continue  # the pending event opened it meanwhile: close it
             if gate.state.is_final:
-                return
+                if await self._settled_in_azure_devops(gate, state):
+                    return
+                continue
             details = {**gate.details, "applied": True, "decided_in": "Azure DevOps"}
             if await self.store.update_gate(gate.gate_id, gate.version, state, details, decided_at=now):
                 await self._audit("Azure DevOps", "decide", gate, state.value, comment="decided in Azure DevOps")
                 return
+
+    async def _settled_in_azure_devops(self, gate: Gate, state: GateState) -> bool:
+        """Azure DevOps completed the approval of ``gate``, decided already in Handoff; False if the gate
+        changed meanwhile (look again).
+
+        If Handoff's decision had not reached Azure DevOps (it was not answering, or the decision is on its
+        way), Azure DevOps' outcome stands: the gate is applied, and nothing sends the decision again or
+        takes the gate back to waiting.
+        """
+        unapplied = gate.details.get("applied") is False and not gate.details.get("decided_in")
+        if gate.state not in (GateState.APPROVED, GateState.REJECTED) or not unapplied:
+            return True
+        details = {**gate.details, "applied": True}
+        if state is not gate.state:
+            details["decided_in"] = "Azure DevOps"
+        if await self.store.update_gate(gate.gate_id, gate.version, state, details) is None:
+            return False
+        await self._audit("Azure DevOps", "decide", gate, state.value, comment="completed in Azure DevOps")
+        return True
 
     # --- gates from Handoff: a model version's promotion ---------------------------------------------
 
@@ -332,22 +374,19 @@ class Gatekeeper:
             break
         else:
             return ActionResult(False, "The gate is busy; try again in a moment.")
-        outcome = "recorded"
-        message = {
-            GateState.APPROVED: "Approved.",
-            GateState.REJECTED: "Rejected.",
-            GateState.PENDING: f"Your approval is recorded ({approvals} of {needed}).",
-        }[state]
-        # every card shows the decision, and who made it where, before Azure DevOps is told
-        await self._publish(updated)
-        if state.is_final:
-            outcome, note = await self._apply(updated, user, decision, comment)
-            if note:
-                message = f"{message} {note}"
-                current = await self.store.get_gate(updated.gate_id) or updated
-                await self._publish(current, note=note)
-        await self._audit(user.display, decision, updated, outcome, conversation, comment)
-        return ActionResult(True, message, await self._card(updated))
+        if not state.is_final:
+            await self._publish(updated)
+            await self._audit(user.display, decision, updated, "recorded", conversation, comment)
+            return ActionResult(
+                True, f"Your approval is recorded ({approvals} of {needed}).", await self._card(updated)
+            )
+        # the cards show the decision once Azure DevOps has it (or is not answering): one it refuses never shows
+        applied = await self._apply(updated, record)
+        await self._audit(user.display, decision, updated, applied.outcome, conversation, comment)
+        if applied.refused:
+            return ActionResult(False, applied.note, await self._card(updated))
+        message = "Approved." if state is GateState.APPROVED else "Rejected."
+        return ActionResult(True, f"{message} {applied.note}".strip(), await self._card(updated))
 
     async def _joined_a_group(self, gate: Gate, user: ChatUser) -> bool:
         """Whether ``user``, neither among the members ``gate`` knows of its groups nor in an approver role, is
@@ -395,40 +434,50 @@ class Gatekeeper:
             return True  # the gate changed meanwhile: the caller looks again
         return Policy.is_assigned(user, updated)
 
-    async def _apply(self, gate: Gate, user: ChatUser, decision: str, comment: str) -> tuple[str, str]:
-        """Send the winning decision to Azure DevOps; returns (audit outcome, note for the person)."""
+    async def _apply(self, gate: Gate, record: GateDecision) -> Applied:
+        """Send the decision that decided ``gate`` to Azure DevOps, then show the gate as it now is on its cards
+        (a refused decision is shown as refused, the gate waiting again)."""
         if gate.source == HANDOFF:
-            return await self._apply_promotion(gate, user, decision, comment)
-        if self.pipelines is None or gate.source != "azure-devops":
-            return "applied", ""
+            applied = await self._apply_promotion(gate, record)
+        elif self.pipelines is None or gate.source != "azure-devops":
+            applied = Applied("applied")
+        else:
+            applied = await self._apply_approval(gate, record, self.pipelines)
+        if not applied.refused:
+            await self._publish(await self.store.get_gate(gate.gate_id) or gate, note=applied.note)
+        return applied
+
+    async def _apply_approval(self, gate: Gate, record: GateDecision, pipelines: PipelineService) -> Applied:
+        decision, comment = record.decision, record.comment
         verb = {"reject": "Rejected", "override": "Approved with an override"}.get(decision, "Approved")
-        text = f"{verb} in {user.platform.capitalize()} by {user.display}" + (f": {comment}" if comment else "")
+        text = f"{verb} in {record.platform.capitalize()} by {record.actor}" + (f": {comment}" if comment else "")
         project = str(gate.details.get("project", ""))
         try:
             if gate.details.get("approval_kind") == "release":
-                await self.pipelines.decide_release_approval(project, gate.external_id, decision != "reject", text)
+                await pipelines.decide_release_approval(project, gate.external_id, decision != "reject", text)
             else:
-                await self.pipelines.decide_approval(project, gate.external_id, decision != "reject", text)
+                await pipelines.decide_approval(project, gate.external_id, decision != "reject", text)
         except ServiceRefused as refused:
-            await self._note(gate, applied=False, refusal=refused.reason)
-            return f"refused by Azure DevOps: {refused.reason}", f"Azure DevOps refused it: {refused.reason}"
+            why = f"{_clause(refused.reason)}; decide in Azure DevOps."
+            return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
         except ServiceUnavailable:
-            return (
+            return Applied(
                 "pending: Azure DevOps unavailable",
                 "Azure DevOps is not answering; Handoff will apply it when it does.",
             )
         await self._note(gate, applied=True)
-        return "applied", ""
+        return Applied("applied")
 
-    async def _apply_promotion(self, gate: Gate, user: ChatUser, decision: str, comment: str) -> tuple[str, str]:
+    async def _apply_promotion(self, gate: Gate, record: GateDecision) -> Applied:
         """Start the release with the model version, then tag the version approved; each step once.
 
         A step done is written to the gate before the next, so a retry (see :meth:`sweep`) does only
         what is left.
         """
+        decision, comment = record.decision, record.comment
         if decision == "reject":
             await self._note(gate, applied=True)
-            return "applied", ""
+            return Applied("applied")
         model, version = str(gate.details.get("model", "")), str(gate.details.get("version", ""))
         release: dict[str, Any] = dict(gate.details.get("release") or {})
         pipeline = str(release.get("pipeline", ""))
@@ -437,8 +486,8 @@ class Gatekeeper:
         if not started:
             if self.pipelines is None:
                 refusal = "Azure DevOps is not connected to this Handoff"
-                await self._note(gate, applied=False, refusal=refusal)
-                return f"refused: {refusal}", f"The release was not started: {refusal}."
+                why = f"{refusal}, so {pipeline} was not started."
+                return await self._refused(gate, record, f"refused: {refusal}", why)
             parameters = {str(k): str(v) for k, v in dict(release.get("parameters") or {}).items()}
             parameters.update(modelName=model, modelVersion=version)
             try:
@@ -446,13 +495,10 @@ class Gatekeeper:
                     str(release.get("project", "")), pipeline, release.get("branch"), parameters
                 )
             except ServiceRefused as refused:
-                await self._note(gate, applied=False, refusal=refused.reason)
-                return (
-                    f"refused by Azure DevOps: {refused.reason}",
-                    f"Azure DevOps refused to start {pipeline}: {refused.reason}",
-                )
+                why = f"Azure DevOps refused to start {pipeline}: {_clause(refused.reason)}."
+                return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
             except ServiceUnavailable:
-                return (
+                return Applied(
                     "pending: Azure DevOps unavailable",
                     "Azure DevOps is not answering; Handoff will start the release when it does.",
                 )
@@ -460,34 +506,76 @@ class Gatekeeper:
             current = await self._note(gate, applied=False, release_run=started) or gate
         note = f"Started {pipeline} {started.get('name') or started.get('run_id')} with {model}:{version}."
         if self.ml is not None and not current.details.get("tagged"):
-            tags = {**APPROVED_TAGS, "approved_by": user.display}
+            tags = {**APPROVED_TAGS, "approved_by": record.actor}
             if decision == "override":
                 tags["override_reason"] = comment[:250]
             try:
                 await self.ml.tag_model(model, version, tags)
             except ServiceRefused as refused:
                 await self._note(current, applied=True, tag_refusal=refused.reason)
-                return (
+                return Applied(
                     f"applied; Azure ML refused the tag: {refused.reason}",
                     f"{note} Azure ML refused the tag: {refused.reason}",
                 )
             except ServiceUnavailable:
-                return (
+                return Applied(
                     "pending: Azure ML unavailable",
                     f"{note} Azure ML is not answering; Handoff will tag the version when it does.",
                 )
         await self._note(current, applied=True, tagged=self.ml is not None)
-        return "applied", note
+        return Applied("applied", note)
 
-    async def _note(self, gate: Gate, applied: bool, refusal: str | None = None, **more: Any) -> Gate | None:
+    async def _refused(self, gate: Gate, record: GateDecision, outcome: str, why: str) -> Applied:
+        """``record`` was refused (``why``, to go after "... was refused:"): it did not take effect, so the gate
+        waits again without it, and its cards say whose decision was refused and why."""
+        reopened = await self._reopen(gate, record, why)
+        if reopened is not None:
+            await self._publish(reopened, note=why, refused=record)
+        noun = DECISION_NOUNS.get(record.decision, "decision")
+        told = (
+            f"Azure DevOps refused your {noun}: {why}"
+            if gate.source != HANDOFF
+            else f"Your {noun} was not applied: {why}"
+        )
+        return Applied(outcome, told, refused=True)
+
+    async def _reopen(self, gate: Gate, record: GateDecision, why: str) -> Gate | None:
+        """Put ``gate``, decided by ``record``, back to waiting without it (compare-and-set); None if it is
+        settled otherwise meanwhile (Azure DevOps completed the approval, or the release has started)."""
+        for _ in range(20):
+            current = await self.store.get_gate(gate.gate_id)
+            if (
+                current is None
+                or current.state is not gate.state
+                or current.details.get("applied") is not False
+                or current.details.get("decided_in")
+                or current.details.get("release_run")
+            ):
+                return None
+            details = {k: v for k, v in current.details.items() if k not in ("refusal", "apply_claimed_at")}
+            details["refused"] = {
+                "actor": record.actor,
+                "decision": record.decision,
+                "platform": record.platform,
+                "why": why,
+                "at": self.clock.now().isoformat(),
+            }
+            reopened = await self.store.reopen_gate(current.gate_id, current.version, details, record)
+            if reopened is not None:
+                log.info("gate %s waits again: %s's %s was refused", gate.gate_id, record.actor, record.decision)
+                return reopened
+        log.error(
+            "gate %s kept changing: %s's refused %s is not withdrawn", gate.gate_id, record.actor, record.decision
+        )
+        return None
+
+    async def _note(self, gate: Gate, applied: bool, **more: Any) -> Gate | None:
         """Record how applying went in the gate's details; returns the gate as it now is."""
         for _ in range(20):
             current = await self.store.get_gate(gate.gate_id)
             if current is None:
                 return None
             details = {**current.details, **more, "applied": applied}
-            if refusal:
-                details["refusal"] = refusal
             updated = await self.store.update_gate(current.gate_id, current.version, current.state, details)
             if updated is not None:
                 return updated
@@ -500,7 +588,8 @@ class Gatekeeper:
     # --- keeping gates current ---------------------------------------------------------------------
 
     async def sweep(self) -> None:
-        """Expire overdue gates and retry decisions Azure DevOps has not received yet."""
+        """Expire overdue gates and retry decisions Azure DevOps has not received yet (a refused decision is
+        withdrawn, its gate waiting again; a gate marked ``refusal`` is one refused before that)."""
         now = self.clock.now()
         for gate in await self.store.list_gates(GateState.PENDING):
             if gate.expires_at is not None and now >= gate.expires_at:
@@ -559,15 +648,12 @@ class Gatekeeper:
                 return
             gate = claimed_gate
         last = decisions[-1]
-        user = ChatUser(platform="teams" if last.platform == "teams" else "slack", user_id=last.actor, email=last.actor)
-        outcome, note = await self._apply(gate, user, last.decision, last.comment)
-        if note and gate.source == HANDOFF:
-            await self._publish(await self.store.get_gate(gate.gate_id) or gate, note=note)
-        await self._audit("Handoff", f"apply {last.decision}", gate, outcome, comment=last.comment)
+        applied = await self._apply(gate, last)
+        await self._audit("Handoff", f"apply {last.decision}", gate, applied.outcome, comment=last.comment)
 
     # --- helpers -----------------------------------------------------------------------------------
 
-    async def _publish(self, gate: Gate, note: str = "") -> None:
+    async def _publish(self, gate: Gate, note: str = "", refused: GateDecision | None = None) -> None:
         """Send the gate's change through ingest, which updates its card in every conversation."""
         decisions = await self.store.gate_decisions(gate.gate_id)
         needed = max(int(gate.details.get("min_required", 1)), self.policy.gate_policy(gate).min_approvers)
@@ -584,6 +670,13 @@ class Gatekeeper:
             needed=needed,
             note=note,
             revision=gate.version,
+            refused=(
+                DecisionView(
+                    actor=refused.actor, decision=refused.decision, comment=refused.comment, platform=refused.platform
+                )
+                if refused
+                else None
+            ),
         )
         await self.ingest.accept(change)
 

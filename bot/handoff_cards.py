@@ -28,6 +28,9 @@ GATE_STATUS = {
     "superseded": Status.CANCELED,
 }
 
+# A gate decision as a noun: "Azure DevOps refused Bob's approval".
+DECISION_NOUNS = {"approve": "approval", "reject": "rejection", "override": "override"}
+
 
 @dataclass
 class HandoffMerge:
@@ -292,6 +295,15 @@ def merge_promotion_gate(state: State | None, event: PromotionGateChanged) -> Ha
     return HandoffMerge(new, new != state)
 
 
+def promotion_refusal(state: State) -> tuple[str, str]:
+    """Whose decision on a promotion gate was not applied, and why; ("", "") if none was refused."""
+    refused = state.get("refused")
+    if not refused:
+        return "", ""
+    noun = DECISION_NOUNS.get(str(refused.get("decision")), "decision")
+    return f"The {noun} by {refused.get('actor')} was not applied", str(refused.get("why", ""))
+
+
 def render_promotion_gate(state: State) -> Card:
     """The gate: the evidence, what blocks Approve, and the buttons the gate's state allows."""
     status = GATE_STATUS.get(str(state.get("status")), Status.INFO)
@@ -307,6 +319,9 @@ def render_promotion_gate(state: State) -> Card:
         summary = f"Approving starts {state['release']} with {label} and tags the version approved in Azure ML."
     else:
         summary = ""
+    headline, why = promotion_refusal(state)
+    if status is Status.WAITING and headline:
+        summary = f"{headline}: {why}\n\n{summary}"
     facts = [Fact("Model", label), Fact("Release pipeline", str(state["release"]))]
     for name, app in sorted(state.get("apps", {}).items()):
         facts.append(Fact(f"{name} ({_runs(app)})", verdict_text(app)))

@@ -1,7 +1,8 @@
 """Living cards: each event is merged into the state of its card, and the card is drawn from that state.
 
 Merging never moves a card backwards: a stage that completed stays completed when a late
-``running`` arrives, a decided approval stays decided. A merge also says which thread replies the
+``running`` arrives, a decided approval stays decided (unless Azure DevOps refused to apply the decision
+Handoff showed: it never took effect, and the gate waits again). A merge also says which thread replies the
 change deserves (a failure with its failing stage, a decision), so that the channel is told about
 what needs attention without a message for every step.
 """
@@ -35,10 +36,12 @@ from bot.events import (
     TrainingRunFinished,
 )
 from bot.handoff_cards import (
+    DECISION_NOUNS,
     HandoffMerge,
     merge_app_handoff,
     merge_model_check,
     merge_promotion_gate,
+    promotion_refusal,
     render_app_handoff,
     render_model_card,
     render_promotion_gate,
@@ -382,6 +385,8 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         new["barred"] = barred
     if event.approvers and (not decided_before or not new.get("approvers")):
         new["approvers"] = [_approver_state(a) for a in event.approvers]
+    if status not in _UNDECIDED:
+        new["closed_in_azure_devops"] = True  # no later refusal in Handoff takes the card back to waiting
     replies: list[Card] = []
     if not decided_before and new["status"] != "pending":
         deciders = [a for a in new.get("approvers", []) if _norm(a.get("status")) in ("approved", "rejected")]
@@ -413,7 +418,23 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
     ]
     new["needed"] = event.needed
     replies: list[Card] = []
-    if not decided_before:
+    if event.refused is not None:
+        # the decision was refused: it never took effect, so the card waits again, whatever it showed (unless
+        # Azure DevOps has completed the approval since)
+        refused = event.refused
+        new["refused"] = {
+            "actor": refused.actor,
+            "decision": refused.decision,
+            "platform": refused.platform,
+            "why": event.note,
+        }
+        if not new.get("closed_in_azure_devops"):
+            new["status"] = event.status
+            new.pop("decided_by", None)
+            headline, why = _refusal(new)
+            links = (Link("Open in Azure DevOps", new["url"]),) if new.get("url") and new["type"] == "approval" else ()
+            replies.append(Card(title=headline, status=Status.WARNING, summary=why, links=links))
+    elif not decided_before:
         new["status"] = event.status
         latest = event.decisions[-1] if event.decisions else None
         if event.status != "pending":
@@ -433,10 +454,23 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
                     summary=latest.comment,
                 )
             )
-    if event.note:
+    if event.note and event.refused is None:
         new["note"] = event.note
+    else:  # a note tells about the change that made it (Azure DevOps not answering): the next one replaces it
+        new.pop("note", None)
     changed = new != before
     return Merge(new, changed, replies if changed else [])
+
+
+def _refusal(state: State) -> tuple[str, str]:
+    """Whose decision on the gate Azure DevOps refused, and why; ("", "") if none was refused."""
+    if state.get("type") == "promotion_gate":
+        return promotion_refusal(state)
+    refused = state.get("refused")
+    if not refused:
+        return "", ""
+    noun = DECISION_NOUNS.get(str(refused.get("decision")), "decision")
+    return f"Azure DevOps refused {_name_of(state, str(refused.get('actor')))}'s {noun}", str(refused.get("why", ""))
 
 
 def _name_of(state: State, actor: str) -> str:
@@ -477,6 +511,10 @@ def _render_approval(state: State) -> Card:
         facts.append(Fact("Decided by", state["decided_by"]))
     if state.get("note"):
         facts.append(Fact("Note", state["note"]))
+    summary = state.get("instructions", "")
+    headline, why = _refusal(state)
+    if status is Status.WAITING and headline:
+        summary = f"{headline}: {why}" + (f"\n\n{summary}" if summary else "")
     actions: tuple[Action, ...] = ()
     if status is Status.WAITING:
         gate = {
@@ -490,7 +528,7 @@ def _render_approval(state: State) -> Card:
     return Card(
         title=title,
         status=status,
-        summary=state.get("instructions", ""),
+        summary=summary,
         facts=tuple(facts),
         links=(Link("Open in Azure DevOps", state["url"]),) if state.get("url") else (),
         actions=actions,

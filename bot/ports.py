@@ -220,6 +220,17 @@ class GateStore(Protocol):
         """
         ...
 
+    async def reopen_gate(
+        self, gate_id: str, expected_version: int, details: JsonObject, withdrawn: GateDecision
+    ) -> Gate | None:
+        """Compare-and-set: put a decided gate back to pending (not decided, with ``details``), without the
+        decision ``withdrawn`` (its latest one by the same person, the same decision), which did not take effect:
+        Azure DevOps refused it.
+
+        Returns the reopened gate, or None when another change won (the gate is unchanged).
+        """
+        ...
+
     async def gate_decisions(self, gate_id: str) -> list[GateDecision]: ...
 
     async def list_gates(self, state: GateState | None = None) -> list[Gate]: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from adapters.sql.base import SqlBase, insert_unless_present, must_utc, utc
@@ -100,6 +100,31 @@ class SqlGateStore(SqlBase):
                         at=decision.at,
                     )
                 )
+        return _gate(row)
+
+    async def reopen_gate(
+        self, gate_id: str, expected_version: int, details: JsonObject, withdrawn: GateDecision
+    ) -> Gate | None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(gates)
+                .where(gates.c.gate_id == gate_id, gates.c.version == expected_version)
+                .values(state=GateState.PENDING.value, version=expected_version + 1, details=details, decided_at=None)
+                .returning(*gates.c)
+            )
+            row = result.first()
+            if row is None:
+                return None
+            latest = (
+                select(func.max(gate_decisions.c.id))
+                .where(
+                    gate_decisions.c.gate_id == gate_id,
+                    gate_decisions.c.actor == withdrawn.actor,
+                    gate_decisions.c.decision == withdrawn.decision,
+                )
+                .scalar_subquery()
+            )
+            await conn.execute(delete(gate_decisions).where(gate_decisions.c.id == latest))
         return _gate(row)
 
     async def gate_decisions(self, gate_id: str) -> list[GateDecision]:

@@ -3,6 +3,7 @@ records what it was asked."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,12 +14,17 @@ from bot.ports import RunStatus, StartedRun
 @dataclass
 class FakePipelines:
     """Azure DevOps runs: started on request, running until the test finishes them. ``groups`` are the
-    members each group (by id) has now; each time one is read is counted in ``group_reads``."""
+    members each group (by id) has now; each time one is read is counted in ``group_reads``. A decision on
+    an approval first awaits ``while_deciding`` (if set), then raises the first of ``refuse_decisions``
+    (if any), else is recorded in ``decided`` (a classic release's in ``release_decided``)."""
 
     started: list[tuple[str, str, str | None, dict[str, str]]] = field(default_factory=list)
     results: dict[str, RunStatus] = field(default_factory=dict)
     refuse_next: list[Exception] = field(default_factory=list)
     decided: list[tuple[str, str, bool, str]] = field(default_factory=list)
+    release_decided: list[tuple[str, str, bool, str]] = field(default_factory=list)
+    refuse_decisions: list[Exception] = field(default_factory=list)
+    while_deciding: Callable[[], Awaitable[None]] | None = None
     groups: dict[str, tuple[Person, ...]] = field(default_factory=dict)
     group_reads: int = 0
 
@@ -45,9 +51,18 @@ class FakePipelines:
         return [parameters for _, name, _, parameters in self.started if name == pipeline]
 
     async def decide_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None:
+        await self._deciding()
         self.decided.append((project, approval_id, approve, comment))
 
-    async def decide_release_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None: ...
+    async def decide_release_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None:
+        await self._deciding()
+        self.release_decided.append((project, approval_id, approve, comment))
+
+    async def _deciding(self) -> None:
+        if self.while_deciding is not None:
+            await self.while_deciding()
+        if self.refuse_decisions:
+            raise self.refuse_decisions.pop(0)
 
     async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
         return None

@@ -15,11 +15,13 @@ import pytest
 
 from adapters.sql import SqlStore
 from bot.app import Handoff, build_handoff
+from bot.cards import Card, Status
 from bot.clock import FakeClock
 from bot.config import parse_settings
 from bot.events import ApprovalCompleted, ApprovalPending, Approver, Person, PipelineRef
-from bot.interactions import ChatUser
-from bot.ports import ServiceUnavailable
+from bot.interactions import ChatUser, CommandRequest
+from bot.living import render
+from bot.ports import ServiceRefused, ServiceUnavailable
 from bot.records import ConversationAddress, GateState
 from tests.core.fake_pipelines import FakePipelines
 
@@ -341,13 +343,13 @@ async def test_pending_gates_are_reminded_and_expiry_is_announced(handoff: Hando
     assert card is not None and card.state["status"] == "expired"
 
 
-async def pending_replies(handoff: Handoff) -> list[tuple[str, str]]:
+async def pending_replies(handoff: Handoff, gate_id: str = GATE) -> list[tuple[str, str]]:
     """Take every due delivery off the outbox; the (conversation, title) of the gate's thread replies."""
     found = []
     now = handoff.clock.now() + timedelta(days=30)
     while claimed := await handoff.store.claim_deliveries("test", now, timedelta(seconds=1), 1000):
         for delivery in claimed:
-            if delivery.payload.get("op") == "reply" and delivery.grouping_key == GATE:
+            if delivery.payload.get("op") == "reply" and delivery.grouping_key == gate_id:
                 found.append((delivery.conversation.conversation_id, delivery.payload["card"]["title"]))
             await handoff.store.complete_delivery(delivery.id, "test")
     return found
@@ -388,3 +390,128 @@ async def test_a_reminder_calls_on_the_awaited_approvers_except_where_mentions_a
         }
     finally:
         await store.close()
+
+
+# --- decisions Azure DevOps refuses -------------------------------------------------------------------
+
+BLOCKED = "Handoff Bot cannot approve approval a1b2: the requester of the run is not allowed to approve it."
+RELEASE_GATE = "azure-devops:contoso:release-approval:a1b2"
+
+
+@pytest.fixture
+async def applying(store_url: str) -> AsyncIterator[tuple[Handoff, FakePipelines]]:
+    """Handoff applying decisions to a fake Azure DevOps."""
+    store = await SqlStore.open(store_url)
+    pipelines = FakePipelines()
+    core = build_handoff(parse_settings(SETTINGS, {}), store, FakeClock(T0), pipelines=pipelines)
+    try:
+        yield core, pipelines
+    finally:
+        for close in core.closers:
+            await close()
+        await store.close()
+
+
+async def gate_card(handoff: Handoff, gate_id: str = GATE) -> Card:
+    state = await handoff.store.get_card_state(gate_id)
+    assert state is not None
+    return render(state.state)
+
+
+@pytest.mark.parametrize("kind", ["pipeline", "release"])
+async def test_a_decision_azure_devops_refuses_is_withdrawn_and_the_gate_waits_again(
+    applying: tuple[Handoff, FakePipelines], kind: str
+) -> None:
+    handoff, pipelines = applying
+    gate_id = GATE if kind == "pipeline" else RELEASE_GATE
+    sent = pipelines.decided if kind == "pipeline" else pipelines.release_decided
+    await handoff.ingest.accept(replace(pending(requester="erin"), approval_kind=kind))
+    await pending_replies(handoff, gate_id)  # the gate's card goes out
+    pipelines.refuse_decisions.append(ServiceRefused(BLOCKED))
+
+    result = await handoff.gatekeeper.decide(user("carol", "teams"), gate_id, "approve", "ship it", TEAMS)
+    why = f"{BLOCKED[:-1]}; decide in Azure DevOps."
+    assert not result.accepted and result.message == f"Azure DevOps refused your approval: {why}"
+    # the approval did not take effect: the gate waits again, without it
+    gate = await handoff.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.PENDING and gate.decided_at is None
+    assert await handoff.store.gate_decisions(gate_id) == []
+    # its card too, with its buttons, saying whose approval Azure DevOps refused and why
+    card = await gate_card(handoff, gate_id)
+    assert card.status is Status.WAITING and [a.action_id for a in card.actions] == ["approve", "reject"]
+    assert card.summary == f"Azure DevOps refused Carol's approval: {why}"
+    assert not {"Decided by", "Note"} & {f.label for f in card.facts}
+    # the thread is told that, and never that it was approved
+    assert sorted(await pending_replies(handoff, gate_id)) == sorted(
+        (conversation.conversation_id, "Azure DevOps refused Carol's approval") for conversation in (SLACK, TEAMS)
+    )
+    audit = [(e.actor, e.outcome) for e in await handoff.store.list_audit() if e.action == "approve"]
+    assert audit == [("carol@contoso.com", f"refused by Azure DevOps: {BLOCKED}")]
+    # `approvals` lists it again, and nothing sends the refused approval again
+    listed = await handoff.chat.on_command(CommandRequest(user("carol"), SLACK, "approvals"))
+    assert "release-app-y → production" in listed.text
+    await handoff.gatekeeper.sweep()
+    assert sent == [] and await handoff.store.gate_decisions(gate_id) == []
+
+    # a decision Azure DevOps accepts is applied, once, and shown
+    again = await handoff.gatekeeper.decide(user("bob"), gate_id, "reject", "not today", SLACK)
+    assert again.accepted
+    await handoff.gatekeeper.sweep()
+    assert sent == [("mlops", "a1b2", False, "Rejected in Slack by bob@contoso.com: not today")]
+    gate = await handoff.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.REJECTED and gate.details["applied"] is True
+    assert (await gate_card(handoff, gate_id)).status is Status.REJECTED
+    assert [t for _, t in await pending_replies(handoff, gate_id)] == ["Rejected in Slack by Bob"] * 2
+
+
+async def test_a_decision_sent_again_that_azure_devops_then_refuses_is_withdrawn(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    handoff, pipelines = applying
+    await handoff.ingest.accept(pending(requester="erin"))
+    pipelines.refuse_decisions += [ServiceUnavailable("Azure DevOps is unreachable"), ServiceRefused(BLOCKED)]
+    result = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
+    assert result.accepted and "Handoff will apply it when it does" in result.message
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.APPROVED and gate.details["applied"] is False
+
+    await handoff.gatekeeper.sweep()  # sent again: refused
+    await handoff.gatekeeper.sweep()  # and never again
+    assert pipelines.decided == []
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.PENDING
+    assert await handoff.store.gate_decisions(GATE) == []
+    card = await gate_card(handoff)
+    assert card.status is Status.WAITING and card.summary.startswith("Azure DevOps refused Carol's approval: ")
+    assert [(e.action, e.outcome) for e in await handoff.store.list_audit() if "approve" in e.action] == [
+        ("approve", "pending: Azure DevOps unavailable"),
+        ("apply approve", f"refused by Azure DevOps: {BLOCKED}"),
+    ]
+
+
+async def test_an_approval_completed_in_azure_devops_meanwhile_is_not_taken_back_to_waiting(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    """Someone decided in Azure DevOps while Handoff sent carol's approval: its outcome stands."""
+    handoff, pipelines = applying
+    await handoff.ingest.accept(pending(requester="erin"))
+    await pending_replies(handoff)
+    bob_rejected = completed("rejected", Approver(person=person("bob"), status="rejected", comment="broken"))
+
+    async def bob_rejects_in_azure_devops() -> None:
+        await handoff.ingest.accept(bob_rejected)
+
+    pipelines.while_deciding = bob_rejects_in_azure_devops
+    pipelines.refuse_decisions.append(
+        ServiceRefused("Approval a1b2 has already been completed with status rejected.", already_decided=True)
+    )
+    result = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
+    assert not result.accepted and "already been completed" in result.message
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.REJECTED and gate.details["decided_in"] == "Azure DevOps"
+    card = await gate_card(handoff)
+    assert card.status is Status.REJECTED and card.actions == ()
+    assert [t for _, t in await pending_replies(handoff)] == ["Rejected by Bob"] * 2
+    pipelines.while_deciding = None
+    await handoff.gatekeeper.sweep()
+    assert pipelines.decided == []

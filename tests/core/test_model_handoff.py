@@ -388,6 +388,40 @@ async def test_a_release_that_azure_devops_could_not_start_is_started_once_by_th
     assert len(world.ml.tagged) == 1
 
 
+async def test_a_release_azure_devops_refuses_to_start_leaves_the_gate_waiting(world: World) -> None:
+    world.ml.register("8", V7)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
+    world.pipelines.finish("101", "succeeded")
+    await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
+    world.pipelines.refuse_next.append(ServiceRefused("Pipeline release-app-y is disabled."))
+    result = await decide(world, "carol", "approve", "green")
+    why = "Azure DevOps refused to start release-app-y: Pipeline release-app-y is disabled."
+    assert not result.accepted and result.message == f"Your approval was not applied: {why}"
+    # nothing was released or tagged: the gate waits again, without carol's approval
+    assert world.pipelines.of("release-app-y") == [] and world.ml.tagged == []
+    gate = await world.core.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.PENDING
+    assert await world.core.store.gate_decisions(GATE) == []
+    card = await world.card(GATE)
+    assert [a.action_id for a in card.actions] == ["approve", "reject"]
+    assert card.summary.startswith(f"The approval by carol@contoso.com was not applied: {why}")
+    assert "Decided by" not in [f.label for f in card.facts]
+    await world.clock.advance(11 * 60)
+    await world.core.gatekeeper.sweep()  # a refused approval is never sent again
+    assert world.pipelines.of("release-app-y") == []
+    assert [(e.action, e.outcome) for e in await world.core.store.list_audit() if "approve" in e.action] == [
+        ("approve", "refused by Azure DevOps: Pipeline release-app-y is disabled.")
+    ]
+
+    again = await decide(world, "carol", "approve", "enabled it")
+    assert again.accepted
+    await world.core.gatekeeper.sweep()
+    assert world.pipelines.of("release-app-y") == [{"ring": "prod", "modelName": "model-x", "modelVersion": "8"}]
+    assert len(world.ml.tagged) == 1
+    assert (await world.card(GATE)).title == "Promotion of model-x:8: Approved"
+
+
 async def test_a_rejected_promotion_starts_nothing(world: World) -> None:
     world.ml.register("8", BREAKING)
     await world.core.ingest.accept(registered())

@@ -14,6 +14,9 @@ from typing import Any
 
 import aiohttp
 
+from adapters.demo import BOT_IDENTITY
+from bot.interactions import ChatUser, CommandRequest
+from bot.records import ConversationAddress
 from tests.e2e.conftest import (
     Loop,
     blocks_text,
@@ -107,6 +110,53 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
     )
     audit = await loop.server.store.list_audit()
     assert [e.outcome for e in audit if e.action == "approve"][-1] == "applied"
+
+
+async def test_an_approval_azure_devops_refuses_leaves_the_gate_waiting_and_says_why(loop: Loop) -> None:
+    """Handoff started the release itself (as a promoted model version does), and production's approval bars
+    the run's requester: Azure DevOps refuses Handoff's identity when bob approves from Teams."""
+    ado, teams, slack = loop.suite.ado, loop.suite.teams, loop.suite.slack
+    run = ado.start_run(
+        "release-app-y", requested_by=BOT_IDENTITY, parameters={"modelName": "model-x", "modelVersion": "8"}
+    )
+    post = await eventually(
+        lambda: next((p for p in teams_posts(loop, "App releases") if '"verb": "approve"' in card_text(p)), None)
+    )
+    data = json.loads(re.findall(r'"verb": "approve", "data": (\{[^{}]*\})', card_text(post))[0])
+    answer = await teams.click_action(post.id, "approve", data, user="bob")
+    assert answer.status == 200 and answer.body is not None and answer.body["statusCode"] != 200
+    assert "Azure DevOps refused your approval: Handoff Bot cannot approve approval" in json.dumps(answer.body)
+    [approval] = ado.approvals_for(run.id)
+    assert approval.status == "pending"  # Azure DevOps still waits
+
+    refused = "Azure DevOps refused Bob Okafor's approval"
+    # the gate's cards wait again, with their buttons, and say why; their threads are told so
+    await eventually(lambda: refused in card_text(post) and '"verb": "approve"' in card_text(post))
+    assert "the requester of the run is not allowed to approve it; decide in Azure DevOps." in card_text(post)
+    [reply] = await eventually(lambda: [r for r in post.replies if refused in json.dumps(r.activity)])
+    assert "Open in Azure DevOps" in json.dumps(reply.activity)
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if refused in blocks_text(m)), None)
+    )
+    assert '"action_id": "approve"' in blocks_text(gate_card)
+    await eventually(lambda: any(refused in r.text for r in gate_card.replies))
+    assert not any("Approved" in json.dumps(r.activity) for r in post.replies)
+    assert not any("Approved" in r.text for r in gate_card.replies)
+    # the gate waits in Handoff too: carol is asked again, and nothing sends bob's approval again
+    handoff = loop.server.handoff
+    assert handoff is not None
+    carol = ChatUser(platform="slack", user_id="U0CAROL", email="carol@contoso.com")
+    where = ConversationAddress("slack", slack.state.channel("app-releases").id)
+    listed = await handoff.chat.on_command(CommandRequest(carol, where, "approvals"))
+    assert "release-app-y → production" in listed.text
+    await handoff.gatekeeper.sweep()
+    assert len(ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")) == 1
+    assert approval.status == "pending" and ado.run(run.id).state != "completed"
+    audit = await loop.server.store.list_audit()
+    assert [e.outcome for e in audit if e.action == "approve"] == [
+        f"refused by Azure DevOps: Handoff Bot cannot approve approval {approval.id}: "
+        "the requester of the run is not allowed to approve it."
+    ]
 
 
 async def the_group_gate(loop: Loop) -> tuple[Any, Any]:

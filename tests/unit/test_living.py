@@ -316,6 +316,38 @@ def test_a_gate_card_names_the_people_who_decided_as_the_approval_names_them() -
     assert ("Decided by", "Dave Li") in facts(render(decided))
 
 
+def test_a_decision_azure_devops_refused_takes_the_gate_card_back_to_waiting() -> None:
+    """A decision shown before Azure DevOps refused it (it was not answering at first) did not take effect: the
+    card waits again and says whose decision was refused and why, unless Azure DevOps has completed the
+    approval since."""
+    carol = Approver(person=Person(name="Carol Jensen", email="carol@contoso.com"))
+    pending = replace(approval(ApprovalPending, "pending", (carol,)), web_url="https://dev.azure.com/run/77")
+    vote = GateDecision(actor="carol@contoso.com", decision="approve", platform="teams")
+    decided = replace(gate_change(2, "approved"), decisions=(vote,), note="Azure DevOps is not answering")
+    why = (
+        "Handoff Bot cannot approve approval abc: the requester of the run is not allowed to approve it; "
+        "decide in Azure DevOps."
+    )
+    refused = replace(gate_change(3, "pending"), refused=vote, note=why)
+    state, replies = apply(pending, decided, refused)
+    card = render(state)
+    assert card.status is Status.WAITING and [a.action_id for a in card.actions] == ["approve", "reject"]
+    assert card.summary == f"Azure DevOps refused Carol Jensen's approval: {why}\n\nCheck the dashboard first"
+    assert not {"Decided by", "Note"} & {label for label, _ in facts(card)}
+    assert card.mentions == (Mention("Carol Jensen", "carol@contoso.com"),)  # called on again
+    assert [(r.title, r.status) for r in replies] == [
+        ("Approved in Teams by Carol Jensen", Status.APPROVED),
+        ("Azure DevOps refused Carol Jensen's approval", Status.WARNING),
+    ]
+    assert replies[-1].summary == why and replies[-1].links[0].url == "https://dev.azure.com/run/77"
+    # the stale change that showed it approved never takes the card back
+    assert render(apply(pending, refused, decided)[0]).status is Status.WAITING
+    # Azure DevOps completed the approval first: the refusal changes nothing it shows
+    done = approval(ApprovalCompleted, "rejected", (replace(carol, status="rejected"),))
+    closed, replies = apply(pending, done, refused)
+    assert render(closed).status is Status.REJECTED and [r.title for r in replies] == ["Rejected by Carol Jensen"]
+
+
 def facts(card: Card) -> list[tuple[str, str]]:
     return [(f.label, f.value) for f in card.facts]
 

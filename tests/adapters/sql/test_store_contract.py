@@ -274,6 +274,20 @@ async def test_gate_compare_and_set(store: SqlStore) -> None:
     assert current is not None and current.state is GateState.APPROVED and current.decided_at == NOW
 
 
+async def test_a_reopened_gate_waits_again_without_the_withdrawn_decision(store: SqlStore) -> None:
+    await store.create_gate(replace(gate("g"), policy={"min_approvers": 2}))
+    dave = GateDecision("g", "dave@contoso.com", "slack", "approve", NOW)
+    carol = GateDecision("g", "carol@contoso.com", "teams", "approve", NOW + timedelta(seconds=1))
+    assert await store.update_gate("g", 1, GateState.PENDING, decision=dave)
+    assert await store.update_gate("g", 2, GateState.APPROVED, decision=carol, decided_at=NOW)
+    assert await store.reopen_gate("g", 2, {"refused": "stale"}, carol) is None  # another change won
+    reopened = await store.reopen_gate("g", 3, {"refused": carol.actor}, carol)
+    assert reopened is not None and (reopened.state, reopened.version) == (GateState.PENDING, 4)
+    assert reopened.decided_at is None and reopened.details == {"refused": carol.actor}
+    assert await store.gate_decisions("g") == [dave]
+    assert await store.get_gate("g") == reopened
+
+
 async def test_concurrent_decisions_one_winner(store: SqlStore) -> None:
     await store.create_gate(gate("g"))
 
