@@ -267,8 +267,14 @@ class ConversationStore(Protocol):
 
 
 class CommandRunStore(Protocol):
-    async def start_command_run(self, run: CommandRun, window: timedelta) -> tuple[CommandRun, bool]:
+    async def start_command_run(
+        self, run: CommandRun, window: timedelta, *, until_ended: bool = False
+    ) -> tuple[CommandRun, bool]:
         """Record a command run unless the same idempotency key started one within ``window``.
+
+        With ``until_ended``, a run counts only until it ends (:attr:`CommandRunState.ended`): once the
+        earlier run is over, the same key records a new one, even within ``window``. Concurrent calls
+        with the same key, on any replica, record one run.
 
         Returns the run that counts and whether it is new.
         """

@@ -1,10 +1,11 @@
 """Commands that start work: ``retrain``, ``integrate``, ``cancel``, ``runs``, ``status``.
 
 A command is answered at once with what will happen; the work runs in the background. The same
-command from the same person within the configured window starts one run (the store keeps the
-idempotency key), and a command marked ``confirm: true`` first answers with a summary and
-Confirm / Cancel buttons. The run gets a living card in the conversation where it was asked for,
-kept current by the services' own events and, for what they do not announce, by polling.
+command from the same person starts one run while that run is still starting or running, for at most
+the configured window (the store keeps the idempotency key); once it has ended, the command starts a
+new one. A command marked ``confirm: true`` first answers with a summary and Confirm / Cancel buttons.
+The run gets a living card in the conversation where it was asked for, kept current by the services'
+own events and, for what they do not announce, by polling.
 
 A restarted process takes up what the last one left (:meth:`CommandRunner.resume`): it polls the
 started runs again and starts again the Azure ML jobs whose start was cut off.
@@ -327,7 +328,8 @@ class CommandRunner:
     async def _start_or_confirm(self, request: CommandRequest, command: ParsedCommand, plan: Plan) -> Reply:
         rule = self._rule(command.verb)
         if not rule.confirm:
-            return await self._start(request, command, plan)
+            reply, _ = await self._start(request, command, plan)
+            return reply
         now = self.clock.now()
         pending = CommandRun(
             idempotency_key=f"{CONFIRMATION_KEY_PREFIX}{request.user.display}:{command.canonical}:{now.timestamp()}",
@@ -380,7 +382,11 @@ class CommandRunner:
         plan = self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
         if isinstance(plan, Reply):
             return ActionResult(False, plan.text)
-        reply = await self._start(CommandRequest(request.user, request.conversation, run.command), command, plan)
+        asked = CommandRequest(request.user, request.conversation, run.command)
+        reply, new = await self._start(asked, command, plan)
+        if not new:
+            card = Card(title=f"Already asked: {plan.summary}", status=Status.INFO, summary=reply.text)
+            return ActionResult(True, reply.text, card)
         card = Card(title=f"Confirmed: {plan.summary}", status=Status.RUNNING, summary=reply.text)
         return ActionResult(True, reply.text, card)
 
@@ -394,7 +400,13 @@ class CommandRunner:
 
     # --- starting ----------------------------------------------------------------------------------
 
-    async def _start(self, request: CommandRequest, command: ParsedCommand, plan: Plan) -> Reply:
+    async def _start(self, request: CommandRequest, command: ParsedCommand, plan: Plan) -> tuple[Reply, bool]:
+        """Record the run and start it in the background; the answer, and whether a run was started.
+
+        The same command from the same person starts one run while the first is still starting or
+        running (for at most the command's ``dedupe_window``): a double click, a retried request. Once
+        that run has ended, however it ended, the command starts a new one.
+        """
         now = self.clock.now()
         run, new = await self.store.start_command_run(
             CommandRun(
@@ -409,17 +421,15 @@ class CommandRunner:
                 details={"summary": plan.summary},
             ),
             self._rule(command.verb).dedupe_window,
+            until_ended=True,
         )
         if not new:
-            where = f" as {run.backend_run_id}" if run.backend_run_id else ""
-            return Reply(
-                f"You already asked for this at {run.created_at:%H:%M} UTC; it is running{where} (run {run.id}). "
-                "Its card is in the channel.",
-            )
+            return Reply(already_asked(run, request)), False
         self._begin(run, plan, request.conversation)
-        return Reply(
+        reply = Reply(
             f"Starting: {plan.summary}. Its card will follow here (run {run.id}).", visibility=Visibility.CHANNEL
         )
+        return reply, True
 
     def _begin(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
         """Start the run in the background (marked as starting here at once, so that :meth:`sweep` leaves it)."""
@@ -586,6 +596,23 @@ class CommandRunner:
             )
 
         return Plan(summary, target, start, watch, progress, {"service": "azure-devops", "project": project})
+
+
+def already_asked(run: CommandRun, request: CommandRequest) -> str:
+    """The answer to a command whose run is still starting or running: how that run stands, and where its
+    card is (here, or else how to find the run)."""
+    if run.state is CommandRunState.STARTED:
+        how = f"it is running as {run.backend_run_id}" if run.backend_run_id else "it is running"
+    else:
+        how = "it is still starting"
+    here = (run.platform, run.conversation) == (request.conversation.platform, request.conversation.conversation_id)
+    if not here:
+        where = f"`status {run.id}` shows how it stands."
+    elif run.state is CommandRunState.STARTED:
+        where = f"Its card is in this {'chat' if request.in_chat else 'channel'}."
+    else:
+        where = "Its card will follow here."
+    return f"You already asked for this at {run.created_at:%H:%M} UTC; {how} (run {run.id}). {where}"
 
 
 def run_line(run: CommandRun) -> str:

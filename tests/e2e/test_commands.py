@@ -127,6 +127,69 @@ async def test_the_same_integrate_twice_starts_one_run(loop: Loop) -> None:
     assert run.template_parameters["modelVersion"] == "7"
 
 
+async def confirm_retrain(loop: Loop, text: str = "model-x") -> Any:
+    """Alice's `/retrain <text>` in ml-models, confirmed; the confirmation once it no longer asks."""
+    slack = loop.suite.slack
+    await slack.send_slash_command("/retrain", text, channel="ml-models", user="alice")
+    message, confirm = await confirmation(loop, ALICE)
+    await slack.click_button(message.ts, "confirm", user="alice", value=confirm["value"])
+    return await eventually(
+        lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == message.ts and not button(m, "confirm")), None)
+    )
+
+
+async def test_the_same_retrain_once_its_run_succeeded_starts_a_new_run(loop: Loop) -> None:
+    loop.suite.aml.script_next_job(duration=0.5)
+    confirmed = await confirm_retrain(loop)
+    assert "Confirmed" in confirmed.text
+    first = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED)
+
+    confirmed = await confirm_retrain(loop)
+    assert "Confirmed" in confirmed.text and "already asked" not in confirmed.text
+    second = await command_run(loop, is_running)
+    assert second.id != first.id and second.backend_run_id != first.backend_run_id
+    assert [r.status for r in jobs(loop)] == [201, 201]
+    assert not any("already asked" in m.text for m in ephemerals(loop, ALICE))
+
+
+async def test_the_same_retrain_once_azure_ml_refused_it_asks_azure_ml_again(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x compute=cpu-small", "Starting: Retrain model-x")
+    first = await command_run(loop, lambda r: r.state is CommandRunState.FAILED)
+    assert first.backend_run_id is None  # never started
+
+    await alice.say("retrain model-x compute=cpu-small", "Starting: Retrain model-x")
+    second = await command_run(loop, lambda r: r.state is CommandRunState.FAILED and r.id != first.id)
+    assert [r.status for r in jobs(loop)] == [400, 400]
+    assert second.id != first.id
+
+
+async def test_the_same_retrain_while_its_run_starts_or_runs_says_how_it_stands_and_where(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    aml.script_next_job(duration=120)
+    aml.faults.add("PUT /subscriptions/**/jobs/*", [Fault("stall", stall_seconds=3)])
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop)
+    answer = await alice.say("retrain model-x", "You already asked for this")
+    assert f"it is still starting (run {run.id}). Its card will follow here." in answer
+
+    run = await command_run(loop, is_running, run.id)
+    answer = await alice.say("retrain model-x", "You already asked for this")
+    assert f"it is running as {run.backend_run_id} (run {run.id}). Its card is in this channel." in answer
+    # asked in another conversation: the card is not there, the run is named so that `status` finds it
+    answer = await Person(loop, "teams", "alice", "ml-models").say("retrain model-x", "You already asked for this")
+    assert f"it is running as {run.backend_run_id} (run {run.id}). `status {run.id}` shows how it stands." in answer
+    assert "Its card" not in answer
+    assert len(jobs(loop)) == 1
+
+
 async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loop: Loop) -> None:
     teams = loop.suite.teams
     reply = await teams.send_channel_message("integrate app-y model=model-x:7", channel="App releases", user="carol")
