@@ -13,6 +13,7 @@ started runs again and starts again the Azure ML jobs whose start was cut off.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,9 @@ _SAFE_NAME = re.compile(r"[^a-z0-9-]+")
 RUNS_SHOWN = 10
 """How many runs ``runs`` lists."""
 SERVICE_NAMES = {"azure-ml": "Azure ML job", "azure-devops": "Azure DevOps run"}
+Outcome = asyncio.Future[Card | None]
+"""How a run's start went, for the card of the confirmation that asked for it: the card's next face if
+the start was refused, None once the run started."""
 REFUSED_POLLS = 5
 """Refusals in a row after which a run's status is asked no more."""
 START_CUT_OFF = timedelta(minutes=2)
@@ -383,12 +387,14 @@ class CommandRunner:
         if isinstance(plan, Reply):
             return ActionResult(False, plan.text)
         asked = CommandRequest(request.user, request.conversation, run.command)
-        reply, new = await self._start(asked, command, plan)
+        outcome: Outcome = asyncio.get_running_loop().create_future()
+        reply, new = await self._start(asked, command, plan, outcome)
         if not new:
             card = Card(title=f"Already asked: {plan.summary}", status=Status.INFO, summary=reply.text)
             return ActionResult(True, reply.text, card)
         card = Card(title=f"Confirmed: {plan.summary}", status=Status.RUNNING, summary=reply.text)
-        return ActionResult(True, reply.text, card)
+        # a start the service refuses turns this very card Failed
+        return ActionResult(True, reply.text, card, later=outcome)
 
     async def declined(self, request: ActionRequest) -> ActionResult:
         run, problem = await self._pending_confirmation(request)
@@ -400,8 +406,12 @@ class CommandRunner:
 
     # --- starting ----------------------------------------------------------------------------------
 
-    async def _start(self, request: CommandRequest, command: ParsedCommand, plan: Plan) -> tuple[Reply, bool]:
+    async def _start(
+        self, request: CommandRequest, command: ParsedCommand, plan: Plan, outcome: Outcome | None = None
+    ) -> tuple[Reply, bool]:
         """Record the run and start it in the background; the answer, and whether a run was started.
+
+        ``outcome``, if given, learns how the start went instead of the conversation (see :meth:`_begin`).
 
         The same command from the same person starts one run while the first is still starting or
         running (for at most the command's ``dedupe_window``): a double click, a retried request. Once
@@ -425,35 +435,48 @@ class CommandRunner:
         )
         if not new:
             return Reply(already_asked(run, request)), False
-        self._begin(run, plan, request.conversation)
+        self._begin(run, plan, request.conversation, outcome)
         reply = Reply(
             f"Starting: {plan.summary}. Its card will follow here (run {run.id}).", visibility=Visibility.CHANNEL
         )
         return reply, True
 
-    def _begin(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
-        """Start the run in the background (marked as starting here at once, so that :meth:`sweep` leaves it)."""
-        self._starting.add(run.id or 0)
-        self._spawn(self._execute(run, plan, conversation))
+    def _begin(
+        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None = None
+    ) -> None:
+        """Start the run in the background (marked as starting here at once, so that :meth:`sweep` leaves it).
 
-    async def _execute(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
+        A start the service refuses is told to the conversation on a card of its own; with ``outcome``
+        (a confirmation card, which the adapter turns into it) it is told there instead. ``outcome`` gets
+        None once the run has started.
+        """
+        self._starting.add(run.id or 0)
+        self._spawn(self._execute(run, plan, conversation, outcome))
+
+    async def _execute(
+        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None
+    ) -> None:
         try:
-            await self._start_and_watch(run, plan, conversation)
+            await self._start_and_watch(run, plan, conversation, outcome)
         finally:
             self._starting.discard(run.id or 0)
+            if outcome is not None and not outcome.done():
+                outcome.set_result(None)
 
-    async def _start_and_watch(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
+    async def _start_and_watch(
+        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None
+    ) -> None:
         try:
             started = await plan.start(run)
         except (ServiceRefused, ServiceUnavailable) as error:
             await self.store.update_command_run(
                 run.id or 0, CommandRunState.FAILED, self.clock.now(), details={**run.details, "error": str(error)}
             )
-            await self._tell(
-                conversation,
-                f"run:{run.id}",
-                Card(title=f"Could not start: {plan.summary}", status=Status.FAILED, summary=str(error)),
-            )
+            card = Card(title=f"Could not start: {plan.summary}", status=Status.FAILED, summary=str(error))
+            if outcome is not None and not outcome.done():
+                outcome.set_result(card)
+            else:
+                await self._tell(conversation, f"run:{run.id}", card)
             return
         await self.store.update_command_run(
             run.id or 0,
@@ -462,6 +485,8 @@ class CommandRunner:
             backend_run_id=started.run_id,
             details={**run.details, **plan.backend, "url": started.url, "name": started.name},
         )
+        if outcome is not None and not outcome.done():
+            outcome.set_result(None)
         first = RunStatus(started.run_id, "queued", None, started.url)
         await self.ingest.accept(plan.progress_event(started, first), also_to=(conversation,))
         if plan.watch is not None:

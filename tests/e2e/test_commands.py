@@ -190,6 +190,49 @@ async def test_the_same_retrain_while_its_run_starts_or_runs_says_how_it_stands_
     assert len(jobs(loop)) == 1
 
 
+async def test_a_confirmed_retrain_azure_ml_refuses_turns_its_confirmation_card_failed(loop: Loop) -> None:
+    confirmed = await confirm_retrain(loop, "model-x compute=cpu-small")
+    card = await eventually(lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == confirmed.ts), None))
+    await eventually(lambda: "Could not start" in blocks_text(card))
+    shown = html.unescape(blocks_text(card))
+    assert "Failed" in shown and "Confirmed" not in shown
+    assert "Azure ML refused the job: The workspace has no compute cpu-small." in shown
+    assert "Code:" not in shown and "Message:" not in shown and "(UserError)" not in shown
+    failed = await command_run(loop, lambda r: r.state is CommandRunState.FAILED)
+    assert failed.details["error"] == "Azure ML refused the job: The workspace has no compute cpu-small."
+    await asyncio.sleep(1)  # (the outbox would have posted by now)
+    assert not [m for m in slack_messages(loop, "ml-models") if "Could not start" in m.text]  # no second post
+
+
+async def test_a_confirmed_integrate_azure_devops_refuses_turns_its_teams_confirmation_card_failed(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    def refused_parameter(config: dict[str, Any]) -> None:
+        config["commands"]["integrate"] = {"confirm": True}
+        config["apps"]["app-y"]["integration"]["parameters"] = {"testSuite": "full"}  # no such parameter
+
+    loop = await start_loop(refused_parameter)
+    teams = loop.suite.teams
+    sent = await teams.send_channel_message("integrate app-y model=model-x:7", channel="App releases", user="bob")
+    thread = next(p for p in teams.state.channel("App releases").posts if p.id == sent.activity["id"])
+
+    def confirmation_post() -> Any:
+        return next((r for r in thread.replies if '"verb": "confirm"' in card_text(r)), None)
+
+    post = await eventually(confirmation_post)
+    data = re.search(r'"verb": "confirm", "data": (\{[^{}]*\})', card_text(post))
+    assert data is not None
+    clicked = await teams.click_action(post.id, "confirm", json.loads(data.group(1)), user="bob")
+    assert clicked.status == 200 and "Confirmed" in json.dumps(clicked.body)
+    await eventually(lambda: "Could not start" in card_text(post))
+    shown = card_text(post)
+    assert "Confirmed" not in shown
+    assert "Azure DevOps refused to run integrate-app-y: " in shown and "Unexpected parameter 'testSuite'" in shown
+    assert loop.suite.ado.runs == []
+    await asyncio.sleep(1)
+    assert not [p for p in teams_posts(loop, "App releases") if "Could not start" in card_text(p)]
+
+
 async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loop: Loop) -> None:
     teams = loop.suite.teams
     reply = await teams.send_channel_message("integrate app-y model=model-x:7", channel="App releases", user="carol")
