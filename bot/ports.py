@@ -514,6 +514,10 @@ class MLService(Protocol):
         """Every version of a model with its tags, oldest first; signatures are not read (None)."""
         ...
 
+    async def has_model_version(self, name: str, version: str) -> bool:
+        """Whether the registry has this version of the model (archived or not): one read, no signature."""
+        ...
+
     async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None: ...
 
     async def close(self) -> None:

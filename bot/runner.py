@@ -236,7 +236,26 @@ class CommandRunner:
         plan = self._plan_integrate(command)
         if isinstance(plan, Reply):
             return plan
+        if missing := await self._missing_model_version(command.options.get("model", "")):
+            return Reply(missing)
         return await self._start_or_confirm(request, command, plan)
+
+    async def _missing_model_version(self, model: str) -> str | None:
+        """Why ``model`` (``name:version``) cannot be integrated: Azure ML says it has no such version.
+
+        Only Azure ML's own answer refuses: without Azure ML, or when it does not answer, the run starts
+        as asked (a model registry that is down does not hold up integrations).
+        """
+        name, _, version = model.partition(":")
+        if self.ml is None or not version or version.lower() == "latest":
+            return None
+        try:
+            if await self.ml.has_model_version(name, version):
+                return None
+        except (ServiceRefused, ServiceUnavailable) as error:
+            log.info("integrate against %s: Azure ML could not say whether it has it (%s)", model, error)
+            return None
+        return f"{name} has no version {version} in Azure ML, so nothing was started."
 
     def _plan_retrain(self, command: ParsedCommand) -> Plan | Reply:
         name = command.target or ""

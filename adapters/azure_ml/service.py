@@ -178,6 +178,18 @@ class AzureMLService:
 
         return await self._call("model", read)
 
+    async def has_model_version(self, name: str, version: str) -> bool:
+        def read() -> bool:
+            from azure.core.exceptions import ResourceNotFoundError
+
+            try:
+                self._ml().models.get(name, version=version)
+            except ResourceNotFoundError:
+                return False
+            return True
+
+        return await self._call("model", read)
+
     async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None:
         def tag() -> None:
             ml = self._ml()

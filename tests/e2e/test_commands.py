@@ -233,6 +233,27 @@ async def test_a_confirmed_integrate_azure_devops_refuses_turns_its_teams_confir
     assert not [p for p in teams_posts(loop, "App releases") if "Could not start" in card_text(p)]
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_integrate_against_a_version_azure_ml_does_not_have_starts_nothing(loop: Loop, platform: str) -> None:
+    assert sorted(loop.suite.aml.state.models["model-x"]) == ["6", "7"]
+    answer = await Person(loop, platform, "bob", "app-releases").say("integrate app-y model=model-x:99", "model-x")
+    assert "model-x has no version 99 in Azure ML, so nothing was started." in answer
+    await asyncio.sleep(0.5)
+    assert loop.suite.ado.runs == []
+    assert await loop.server.store.list_command_runs() == []
+
+
+async def test_integrate_starts_as_asked_when_azure_ml_does_not_answer(loop: Loop) -> None:
+    aml = loop.suite.aml
+    aml.faults.add("GET /subscriptions/**/models/model-x/versions/99", [Fault("503", retry_after=0)] * 10)
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:99", "Starting: Run integrate-app-y for app-y against model-x:99")
+    await eventually(lambda: len(loop.suite.ado.runs) == 1)
+    assert loop.suite.ado.runs[0].template_parameters["modelVersion"] == "99"
+    asked = aml.recorder.matching("GET /subscriptions/**/models/model-x/versions/99")
+    assert asked and all(r.status == 503 for r in asked)
+
+
 async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loop: Loop) -> None:
     teams = loop.suite.teams
     reply = await teams.send_channel_message("integrate app-y model=model-x:7", channel="App releases", user="carol")

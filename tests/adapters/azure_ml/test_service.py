@@ -63,6 +63,13 @@ async def test_a_job_the_workspace_cannot_run_is_refused_in_one_sentence(
     assert aml.state.jobs == {}
 
 
+async def test_a_model_version_is_there_or_not(aml: AzureMLEmulator, service: AzureMLService) -> None:
+    assert sorted(aml.state.models["model-x"]) == ["6", "7"]
+    assert await service.has_model_version("model-x", "7")
+    assert not await service.has_model_version("model-x", "99")
+    assert not await service.has_model_version("model-z", "1")  # no such model at all
+
+
 async def test_job_status_follows_the_job_to_its_end(
     aml: AzureMLEmulator, service: AzureMLService, clock: FakeClock, tmp_path: Path
 ) -> None:
