@@ -7,6 +7,7 @@ Platform adapters translate a Slack slash command, an ``@Handoff`` mention or a 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -84,11 +85,17 @@ class Reply:
 
 @dataclass(frozen=True)
 class ActionResult:
-    """How a click ended: accepted with the card's new face, or refused with the reason."""
+    """How a click ended: accepted with the card's new face, or refused with the reason.
+
+    ``later`` is work the click started that was still under way when it was answered (a run being
+    started): it gives the card's next face once that work is done, or None when the card stays as it is.
+    The platform adapter shows that face in place of the same card, as it showed ``card``.
+    """
 
     accepted: bool
     message: str
     card: Card | None = None
+    later: Awaitable[Card | None] | None = None
 
 
 class InteractionHandler(Protocol):

@@ -278,8 +278,14 @@ class ConversationStore(Protocol):
 
 
 class CommandRunStore(Protocol):
-    async def start_command_run(self, run: CommandRun, window: timedelta) -> tuple[CommandRun, bool]:
+    async def start_command_run(
+        self, run: CommandRun, window: timedelta, *, until_ended: bool = False
+    ) -> tuple[CommandRun, bool]:
         """Record a command run unless the same idempotency key started one within ``window``.
+
+        With ``until_ended``, a run counts only until it ends (:attr:`CommandRunState.ended`): once the
+        earlier run is over, the same key records a new one, even within ``window``. Concurrent calls
+        with the same key, on any replica, record one run.
 
         Returns the run that counts and whether it is new.
         """
@@ -517,6 +523,10 @@ class MLService(Protocol):
 
     async def model_versions(self, name: str) -> list[ModelVersion]:
         """Every version of a model with its tags, oldest first; signatures are not read (None)."""
+        ...
+
+    async def has_model_version(self, name: str, version: str) -> bool:
+        """Whether the registry has this version of the model (archived or not): one read, no signature."""
         ...
 
     async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None: ...

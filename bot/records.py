@@ -208,6 +208,11 @@ class CommandRunState(StrEnum):
     CANCELED = "canceled"
     REFUSED = "refused"
 
+    @property
+    def ended(self) -> bool:
+        """The run is over: it succeeded, failed or was canceled, or it never started (refused)."""
+        return self not in (CommandRunState.REQUESTED, CommandRunState.STARTED)
+
 
 CONFIRMATION_KEY_PREFIX = "confirm:"
 """Idempotency keys of confirmation requests: a request waiting for Confirm, not a run of its own."""

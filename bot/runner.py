@@ -1,10 +1,11 @@
 """Commands that start work: ``retrain``, ``integrate``, ``cancel``, ``runs``, ``status``.
 
 A command is answered at once with what will happen; the work runs in the background. The same
-command from the same person within the configured window starts one run (the store keeps the
-idempotency key), and a command marked ``confirm: true`` first answers with a summary and
-Confirm / Cancel buttons. The run gets a living card in the conversation where it was asked for,
-kept current by the services' own events and, for what they do not announce, by polling.
+command from the same person starts one run while that run is still starting or running, for at most
+the configured window (the store keeps the idempotency key); once it has ended, the command starts a
+new one. A command marked ``confirm: true`` first answers with a summary and Confirm / Cancel buttons.
+The run gets a living card in the conversation where it was asked for, kept current by the services'
+own events and, for what they do not announce, by polling.
 
 A restarted process takes up what the last one left (:meth:`CommandRunner.resume`): it polls the
 started runs again and starts again the Azure ML jobs whose start was cut off.
@@ -12,6 +13,7 @@ started runs again and starts again the Azure ML jobs whose start was cut off.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -44,6 +46,9 @@ _SAFE_NAME = re.compile(r"[^a-z0-9-]+")
 RUNS_SHOWN = 10
 """How many runs ``runs`` lists."""
 SERVICE_NAMES = {"azure-ml": "Azure ML job", "azure-devops": "Azure DevOps run"}
+Outcome = asyncio.Future[Card | None]
+"""How a run's start went, for the card of the confirmation that asked for it: the card's next face if
+the start was refused, None once the run started."""
 REFUSED_POLLS = 5
 """Refusals in a row after which a run's status is asked no more."""
 START_CUT_OFF = timedelta(minutes=2)
@@ -231,7 +236,26 @@ class CommandRunner:
         plan = self._plan_integrate(command)
         if isinstance(plan, Reply):
             return plan
+        if missing := await self._missing_model_version(command.options.get("model", "")):
+            return Reply(missing)
         return await self._start_or_confirm(request, command, plan)
+
+    async def _missing_model_version(self, model: str) -> str | None:
+        """Why ``model`` (``name:version``) cannot be integrated: Azure ML says it has no such version.
+
+        Only Azure ML's own answer refuses: without Azure ML, or when it does not answer, the run starts
+        as asked (a model registry that is down does not hold up integrations).
+        """
+        name, _, version = model.partition(":")
+        if self.ml is None or not version or version.lower() == "latest":
+            return None
+        try:
+            if await self.ml.has_model_version(name, version):
+                return None
+        except (ServiceRefused, ServiceUnavailable) as error:
+            log.info("integrate against %s: Azure ML could not say whether it has it (%s)", model, error)
+            return None
+        return f"{name} has no version {version} in Azure ML, so nothing was started."
 
     def _plan_retrain(self, command: ParsedCommand) -> Plan | Reply:
         name = command.target or ""
@@ -327,7 +351,8 @@ class CommandRunner:
     async def _start_or_confirm(self, request: CommandRequest, command: ParsedCommand, plan: Plan) -> Reply:
         rule = self._rule(command.verb)
         if not rule.confirm:
-            return await self._start(request, command, plan)
+            reply, _ = await self._start(request, command, plan)
+            return reply
         now = self.clock.now()
         pending = CommandRun(
             idempotency_key=f"{CONFIRMATION_KEY_PREFIX}{request.user.display}:{command.canonical}:{now.timestamp()}",
@@ -380,9 +405,15 @@ class CommandRunner:
         plan = self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
         if isinstance(plan, Reply):
             return ActionResult(False, plan.text)
-        reply = await self._start(CommandRequest(request.user, request.conversation, run.command), command, plan)
+        asked = CommandRequest(request.user, request.conversation, run.command)
+        outcome: Outcome = asyncio.get_running_loop().create_future()
+        reply, new = await self._start(asked, command, plan, outcome)
+        if not new:
+            card = Card(title=f"Already asked: {plan.summary}", status=Status.INFO, summary=reply.text)
+            return ActionResult(True, reply.text, card)
         card = Card(title=f"Confirmed: {plan.summary}", status=Status.RUNNING, summary=reply.text)
-        return ActionResult(True, reply.text, card)
+        # a start the service refuses turns this very card Failed
+        return ActionResult(True, reply.text, card, later=outcome)
 
     async def declined(self, request: ActionRequest) -> ActionResult:
         run, problem = await self._pending_confirmation(request)
@@ -394,7 +425,17 @@ class CommandRunner:
 
     # --- starting ----------------------------------------------------------------------------------
 
-    async def _start(self, request: CommandRequest, command: ParsedCommand, plan: Plan) -> Reply:
+    async def _start(
+        self, request: CommandRequest, command: ParsedCommand, plan: Plan, outcome: Outcome | None = None
+    ) -> tuple[Reply, bool]:
+        """Record the run and start it in the background; the answer, and whether a run was started.
+
+        ``outcome``, if given, learns how the start went instead of the conversation (see :meth:`_begin`).
+
+        The same command from the same person starts one run while the first is still starting or
+        running (for at most the command's ``dedupe_window``): a double click, a retried request. Once
+        that run has ended, however it ended, the command starts a new one.
+        """
         now = self.clock.now()
         run, new = await self.store.start_command_run(
             CommandRun(
@@ -409,41 +450,52 @@ class CommandRunner:
                 details={"summary": plan.summary},
             ),
             self._rule(command.verb).dedupe_window,
+            until_ended=True,
         )
         if not new:
-            where = f" as {run.backend_run_id}" if run.backend_run_id else ""
-            return Reply(
-                f"You already asked for this at {run.created_at:%H:%M} UTC; it is running{where} (run {run.id}). "
-                "Its card is in the channel.",
-            )
-        self._begin(run, plan, request.conversation)
-        return Reply(
+            return Reply(already_asked(run, request)), False
+        self._begin(run, plan, request.conversation, outcome)
+        reply = Reply(
             f"Starting: {plan.summary}. Its card will follow here (run {run.id}).", visibility=Visibility.CHANNEL
         )
+        return reply, True
 
-    def _begin(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
-        """Start the run in the background (marked as starting here at once, so that :meth:`sweep` leaves it)."""
+    def _begin(
+        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None = None
+    ) -> None:
+        """Start the run in the background (marked as starting here at once, so that :meth:`sweep` leaves it).
+
+        A start the service refuses is told to the conversation on a card of its own; with ``outcome``
+        (a confirmation card, which the adapter turns into it) it is told there instead. ``outcome`` gets
+        None once the run has started.
+        """
         self._starting.add(run.id or 0)
-        self._spawn(self._execute(run, plan, conversation))
+        self._spawn(self._execute(run, plan, conversation, outcome))
 
-    async def _execute(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
+    async def _execute(
+        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None
+    ) -> None:
         try:
-            await self._start_and_watch(run, plan, conversation)
+            await self._start_and_watch(run, plan, conversation, outcome)
         finally:
             self._starting.discard(run.id or 0)
+            if outcome is not None and not outcome.done():
+                outcome.set_result(None)
 
-    async def _start_and_watch(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
+    async def _start_and_watch(
+        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None
+    ) -> None:
         try:
             started = await plan.start(run)
         except (ServiceRefused, ServiceUnavailable) as error:
             await self.store.update_command_run(
                 run.id or 0, CommandRunState.FAILED, self.clock.now(), details={**run.details, "error": str(error)}
             )
-            await self._tell(
-                conversation,
-                f"run:{run.id}",
-                Card(title=f"Could not start: {plan.summary}", status=Status.FAILED, summary=str(error)),
-            )
+            card = Card(title=f"Could not start: {plan.summary}", status=Status.FAILED, summary=str(error))
+            if outcome is not None and not outcome.done():
+                outcome.set_result(card)
+            else:
+                await self._tell(conversation, f"run:{run.id}", card)
             return
         await self.store.update_command_run(
             run.id or 0,
@@ -452,6 +504,8 @@ class CommandRunner:
             backend_run_id=started.run_id,
             details={**run.details, **plan.backend, "url": started.url, "name": started.name},
         )
+        if outcome is not None and not outcome.done():
+            outcome.set_result(None)
         first = RunStatus(started.run_id, "queued", None, started.url)
         await self.ingest.accept(plan.progress_event(started, first), also_to=(conversation,))
         if plan.watch is not None:
@@ -586,6 +640,23 @@ class CommandRunner:
             )
 
         return Plan(summary, target, start, watch, progress, {"service": "azure-devops", "project": project})
+
+
+def already_asked(run: CommandRun, request: CommandRequest) -> str:
+    """The answer to a command whose run is still starting or running: how that run stands, and where its
+    card is (here, or else how to find the run)."""
+    if run.state is CommandRunState.STARTED:
+        how = f"it is running as {run.backend_run_id}" if run.backend_run_id else "it is running"
+    else:
+        how = "it is still starting"
+    here = (run.platform, run.conversation) == (request.conversation.platform, request.conversation.conversation_id)
+    if not here:
+        where = f"`status {run.id}` shows how it stands."
+    elif run.state is CommandRunState.STARTED:
+        where = f"Its card is in this {'chat' if request.in_chat else 'channel'}."
+    else:
+        where = "Its card will follow here."
+    return f"You already asked for this at {run.created_at:%H:%M} UTC; {how} (run {run.id}). {where}"
 
 
 def run_line(run: CommandRun) -> str:

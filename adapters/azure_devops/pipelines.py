@@ -85,14 +85,17 @@ class AzureDevOpsPipelines:
     def from_settings(cls, settings: AzureDevOpsSettings) -> AzureDevOpsPipelines:
         return cls(connection_for(settings))
 
-    async def _call(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _call(self, what: str, function: Callable[..., T], *args: Any, refused: str = "", **kwargs: Any) -> T:
+        """Call the SDK through the gateway; ``refused`` goes before the service's reason when it says no."""
         try:
             return await self.gateway.run(function, *args, **kwargs)
         except AzureDevOpsServiceError as error:
             key = getattr(error, "type_key", "") or ""
             message = getattr(error, "message", "") or str(error)
             log.info("azure devops refused %s: %s", what, key or message)
-            raise ServiceRefused(message, already_decided=key in ALREADY_DECIDED) from None
+            reason = "; ".join(line.strip() for line in message.splitlines() if line.strip())  # one line
+            reason = f"{refused}: {reason}" if refused else reason
+            raise ServiceRefused(reason, already_decided=key in ALREADY_DECIDED) from None
         except AzureDevOpsAuthenticationError:
             raise ServiceRefused("Azure DevOps did not accept Handoff's credentials.") from None
         except (ClientRequestError, OSError) as error:
@@ -158,7 +161,9 @@ class AzureDevOpsPipelines:
             resources = {"repositories": {"self": {"refName": ref}}}
         body = RunPipelineParameters(template_parameters=parameters or None, resources=resources)
         run = await self._call(
-            "run pipeline", lambda: self._client("pipelines").run_pipeline(body, project, pipeline_id)
+            "run pipeline",
+            lambda: self._client("pipelines").run_pipeline(body, project, pipeline_id),
+            refused=f"Azure DevOps refused to run {pipeline}",
         )
         links = getattr(run, "_links", None)
         web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}

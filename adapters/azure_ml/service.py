@@ -9,6 +9,7 @@ the chat platforms' DNS lookups or the store's checkpoints. Service errors becom
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from bot.config import AzureMLSettings
 from bot.ports import ModelVersion, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
 
 log = logging.getLogger("handoff.azure_ml")
+_CODE = re.compile(r"^\(\w+\)\s*")  # the "(UserError) " azure-core puts before the service's message
 T = TypeVar("T")
 
 STATES = {
@@ -40,6 +42,20 @@ STATES = {
 RESULTS = {"Completed": "succeeded", "Failed": "failed", "Canceled": "canceled"}
 # Threads for the workspace's calls: submissions, the status polls of running jobs, model reads.
 WORKERS = 4
+
+
+def said(error: Any) -> str:
+    """What Azure ML said, once and on one line.
+
+    azure-core's message of a service error repeats the service's own: ``(UserError) <text>`` then
+    ``Code: UserError`` and ``Message: <text>`` on lines of their own (and more for inner errors).
+    """
+    odata = getattr(error, "error", None)
+    text = str(getattr(odata, "message", None) or "")
+    if not text:
+        text = str(getattr(error, "message", None) or error).strip().split("\n", 1)[0]
+        text = _CODE.sub("", text)
+    return " ".join(text.split())
 
 
 def _status(job: Any) -> str:
@@ -91,12 +107,12 @@ class AzureMLService:
         try:
             return await self._pool.run(function, *args)
         except ResourceNotFoundError as error:
-            raise ServiceRefused(f"Azure ML has no such {what}: {error.message}") from None
+            raise ServiceRefused(f"Azure ML has no such {what}: {said(error)}") from None
         except ClientAuthenticationError:
             raise ServiceRefused("Azure ML did not accept Handoff's credentials.") from None
         except HttpResponseError as error:
             if error.status_code is not None and 400 <= error.status_code < 500 and error.status_code != 429:
-                raise ServiceRefused(f"Azure ML refused the {what}: {error.message}") from None
+                raise ServiceRefused(f"Azure ML refused the {what}: {said(error)}") from None
             raise ServiceUnavailable(f"Azure ML failed ({error.status_code})") from None
         except (ServiceRequestError, ServiceResponseError, OSError) as error:
             raise ServiceUnavailable(f"Azure ML is unreachable ({type(error).__name__})") from None
@@ -159,6 +175,18 @@ class AzureMLService:
         def read() -> list[ModelVersion]:
             found = [ModelVersion(name, str(m.version), dict(m.tags or {})) for m in self._ml().models.list(name=name)]
             return sorted(found, key=lambda m: (0, int(m.version), "") if m.version.isdigit() else (1, 0, m.version))
+
+        return await self._call("model", read)
+
+    async def has_model_version(self, name: str, version: str) -> bool:
+        def read() -> bool:
+            from azure.core.exceptions import ResourceNotFoundError
+
+            try:
+                self._ml().models.get(name, version=version)
+            except ResourceNotFoundError:
+                return False
+            return True
 
         return await self._call("model", read)
 

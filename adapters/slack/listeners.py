@@ -19,6 +19,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.cards import Card
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, InteractionHandler
 from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress
@@ -269,23 +270,32 @@ class SlackListeners:
             if result.message:
                 await self.replies.say_privately(client, result.message, **where)
             return
-        content = render_card(result.card, compact=pending.compact)
+        problem = await self._show(client, pending, result.card)
+        if problem is not None:
+            log.warning("decision recorded but the card was not updated: %s", problem)
+            await self.replies.say_privately(
+                client, f"{result.message or 'Done'}. (The card could not be updated: {problem}.)", **where
+            )
+        if result.later is not None:
+            later = await result.later
+            if later is not None and (problem := await self._show(client, pending, later)) is not None:
+                log.warning("the card was not updated again: %s", problem)
+                await self.replies.say_privately(client, later.text, **where)
+
+    async def _show(self, client: AsyncWebClient, pending: PendingDecision, card: Card) -> str | None:
+        """Show ``card`` in place of the clicked message; None, or why it could not be shown."""
+        content = render_card(card, compact=pending.compact)
         if pending.is_ephemeral:
             if pending.response_url and await self.replies.respond(
                 pending.response_url, content, response_type="ephemeral", replace_original=True
             ):
-                return
-            problem = "the private message could not be replaced"
-        else:
-            try:
-                await self.channel.edit(client, pending.channel, pending.message_ts, content)
-                return
-            except DeliveryFailed as failure:
-                problem = failure.reason
-        log.warning("decision recorded but the card was not updated: %s", problem)
-        await self.replies.say_privately(
-            client, f"{result.message or 'Done'}. (The card could not be updated: {problem}.)", **where
-        )
+                return None
+            return "the private message could not be replaced"
+        try:
+            await self.channel.edit(client, pending.channel, pending.message_ts, content)
+        except DeliveryFailed as failure:
+            return failure.reason
+        return None
 
     # --- helpers ----------------------------------------------------------------------------------
 

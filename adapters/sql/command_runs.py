@@ -30,9 +30,12 @@ def _run(row: Any) -> CommandRun:
 
 
 class SqlCommandRunStore(SqlBase):
-    async def start_command_run(self, run: CommandRun, window: timedelta) -> tuple[CommandRun, bool]:
-        # The unique idempotency_key column holds the key only while a run counts; an expired holder
-        # gives it up with a compare-and-set, so concurrent callers on any replica agree on one run.
+    async def start_command_run(
+        self, run: CommandRun, window: timedelta, *, until_ended: bool = False
+    ) -> tuple[CommandRun, bool]:
+        # The unique idempotency_key column holds the key only while a run counts (within the window
+        # and, with until_ended, until the run ends); a holder that no longer counts gives it up with a
+        # compare-and-set, so concurrent callers on any replica agree on one run.
         values = {
             "idempotency_key": run.idempotency_key,
             "request_key": run.idempotency_key,
@@ -66,7 +69,8 @@ class SqlCommandRunStore(SqlBase):
                 ).first()
                 if holder is None:
                     continue
-                if must_utc(holder.created_at) > run.created_at - window:
+                ended = until_ended and CommandRunState(holder.state).ended
+                if must_utc(holder.created_at) > run.created_at - window and not ended:
                     return _run(holder), False
                 await conn.execute(
                     update(command_runs)

@@ -8,7 +8,8 @@
   thread reply too. A message that carries ``value`` is an ``Action.Submit`` click (old clients).
 - An ``adaptiveCard/action`` invoke (``Action.Execute``) is a click, handed to the core's ``on_action``:
   if accepted, the updated card goes back to the person who clicked and replaces the message for
-  everyone; a refusal comes back as an error response and leaves the card as it was. A ``refresh``
+  everyone (and, for work the click started, its later face replaces it again once that work is done); a
+  refusal comes back as an error response and leaves the card as it was. A ``refresh``
   answers with the person's own view of the card (buttons for the card's action audience).
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from http import HTTPStatus
 from typing import Any
 
@@ -25,6 +27,7 @@ from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue
 from botbuilder.schema.teams import ChannelInfo, TeamInfo, TeamsChannelAccount
 
+from bot.background import BackgroundWork
 from bot.cards import Card
 from bot.interactions import (
     ActionRequest,
@@ -35,7 +38,7 @@ from bot.interactions import (
     Reply,
     Visibility,
 )
-from bot.ports import PostedMessage
+from bot.ports import ChatChannel, DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress
 
 from .channel import card_activity, without_hidden_retries
@@ -82,6 +85,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         registry: where conversation references are kept.
         identity: resolves the sender to a :class:`~bot.interactions.ChatUser`.
         bot_app_id: the bot's app id, for posting new threads.
+        cards: updates a clicked card later (the click's ``ActionResult.later``), after its turn.
     """
 
     def __init__(
@@ -91,12 +95,15 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         identity: TeamsIdentity,
         *,
         bot_app_id: str,
+        cards: ChatChannel | None = None,
     ) -> None:
         super().__init__()
         self.interactions = interactions
         self.registry = registry
         self.identity = identity
         self.bot_app_id = bot_app_id
+        self.cards = cards
+        self.later = BackgroundWork(log, "a card's later update")
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         without_hidden_retries(turn_context)
@@ -264,6 +271,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         result = await self._decide(request) or ActionResult(False, "Handoff could not record this. Try again.")
         if result.accepted and result.card is not None:
             await self._update_for_everyone(turn_context, request.message.message_id, result.card)
+            self._follow(request, result)
         elif result.message:
             try:
                 await turn_context.send_activity(MessageFactory.text(result.message))
@@ -294,6 +302,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         if result.card is None:
             return message_response(result.message or "Done.")
         await self._update_for_everyone(turn_context, request.message.message_id, result.card)
+        self._follow(request, result)
         return card_response(render_card(result.card, viewer_ids=_ids_of(user)))
 
     def _create_adaptive_card_invoke_error_response(
@@ -336,6 +345,29 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         except Exception:
             log.exception("the action handler failed")
             return None
+
+    def _follow(self, request: ActionRequest, result: ActionResult) -> None:
+        """Once the work the click started is done, show the card's later face in place of the same message
+        (after the click's turn: proactively, as the outbox sends)."""
+        if result.later is not None:
+            self.later.spawn(self._show_later(request, result.later))
+
+    async def _show_later(self, request: ActionRequest, later: Awaitable[Card | None]) -> None:
+        card = await later
+        message, conversation = request.message, request.conversation.conversation_id
+        if card is None:
+            return
+        if self.cards is None:
+            log.warning("the Teams card %s cannot be updated later: nothing to send with", message.message_id)
+            return
+        try:
+            await self.cards.update_card(conversation, message, card)
+        except DeliveryFailed as failure:  # then said in its thread, rather than not at all
+            log.warning("could not update the Teams card %s again (%s)", message.message_id, failure.reason)
+            try:
+                await self.cards.reply(conversation, message, card)
+            except DeliveryFailed as again:
+                log.warning("could not reply to the Teams card %s either (%s)", message.message_id, again.reason)
 
     async def _update_for_everyone(self, turn_context: TurnContext, message_id: str, card: Card) -> None:
         activity = card_activity(card)

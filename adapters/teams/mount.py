@@ -47,6 +47,7 @@ class TeamsIntegration:
 
     async def close(self) -> None:
         """Release what the integration holds (signing-key caches, Graph's connections). Safe to call twice."""
+        await self.bot.later.close()
         uninstall_key_sets(self.key_sets)
         self.key_sets = {}
         if self.channel.graph is not None:
@@ -80,8 +81,6 @@ def mount_teams(
     adapter.on_turn_error = _log_turn_error
     registry = ConversationRegistry(conversations, clock)
     app_id = bot_app_id(settings)
-    bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), bot_app_id=app_id)
-    endpoint = MessagesEndpoint(adapter, bot, authentication, auth_enabled=is_authentication_enabled(settings))
     graph = graph_messages(settings)
     channel = TeamsChatChannel(
         adapter,
@@ -91,6 +90,8 @@ def mount_teams(
         tenant_id=settings.tenant_id,
         graph=graph,
     )
+    bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), bot_app_id=app_id, cards=channel)
+    endpoint = MessagesEndpoint(adapter, bot, authentication, auth_enabled=is_authentication_enabled(settings))
     integration = TeamsIntegration(
         channel=channel,
         adapter=adapter,

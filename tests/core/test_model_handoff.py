@@ -103,6 +103,9 @@ class FakeML:
     async def model_versions(self, name: str) -> list[ModelVersion]:
         return [replace(v, signature=None) for _, v in sorted(self.versions.items(), key=lambda kv: int(kv[0]))]
 
+    async def has_model_version(self, name: str, version: str) -> bool:
+        return version in self.versions
+
     async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None:
         self.tagged.append((name, version, tags))
 

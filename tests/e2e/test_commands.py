@@ -127,6 +127,133 @@ async def test_the_same_integrate_twice_starts_one_run(loop: Loop) -> None:
     assert run.template_parameters["modelVersion"] == "7"
 
 
+async def confirm_retrain(loop: Loop, text: str = "model-x") -> Any:
+    """Alice's `/retrain <text>` in ml-models, confirmed; the confirmation once it no longer asks."""
+    slack = loop.suite.slack
+    await slack.send_slash_command("/retrain", text, channel="ml-models", user="alice")
+    message, confirm = await confirmation(loop, ALICE)
+    await slack.click_button(message.ts, "confirm", user="alice", value=confirm["value"])
+    return await eventually(
+        lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == message.ts and not button(m, "confirm")), None)
+    )
+
+
+async def test_the_same_retrain_once_its_run_succeeded_starts_a_new_run(loop: Loop) -> None:
+    loop.suite.aml.script_next_job(duration=0.5)
+    confirmed = await confirm_retrain(loop)
+    assert "Confirmed" in confirmed.text
+    first = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED)
+
+    confirmed = await confirm_retrain(loop)
+    assert "Confirmed" in confirmed.text and "already asked" not in confirmed.text
+    second = await command_run(loop, is_running)
+    assert second.id != first.id and second.backend_run_id != first.backend_run_id
+    assert [r.status for r in jobs(loop)] == [201, 201]
+    assert not any("already asked" in m.text for m in ephemerals(loop, ALICE))
+
+
+async def test_the_same_retrain_once_azure_ml_refused_it_asks_azure_ml_again(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x compute=cpu-small", "Starting: Retrain model-x")
+    first = await command_run(loop, lambda r: r.state is CommandRunState.FAILED)
+    assert first.backend_run_id is None  # never started
+
+    await alice.say("retrain model-x compute=cpu-small", "Starting: Retrain model-x")
+    second = await command_run(loop, lambda r: r.state is CommandRunState.FAILED and r.id != first.id)
+    assert [r.status for r in jobs(loop)] == [400, 400]
+    assert second.id != first.id
+
+
+async def test_the_same_retrain_while_its_run_starts_or_runs_says_how_it_stands_and_where(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    aml.script_next_job(duration=120)
+    aml.faults.add("PUT /subscriptions/**/jobs/*", [Fault("stall", stall_seconds=3)])
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop)
+    answer = await alice.say("retrain model-x", "You already asked for this")
+    assert f"it is still starting (run {run.id}). Its card will follow here." in answer
+
+    run = await command_run(loop, is_running, run.id)
+    answer = await alice.say("retrain model-x", "You already asked for this")
+    assert f"it is running as {run.backend_run_id} (run {run.id}). Its card is in this channel." in answer
+    # asked in another conversation: the card is not there, the run is named so that `status` finds it
+    answer = await Person(loop, "teams", "alice", "ml-models").say("retrain model-x", "You already asked for this")
+    assert f"it is running as {run.backend_run_id} (run {run.id}). `status {run.id}` shows how it stands." in answer
+    assert "Its card" not in answer
+    assert len(jobs(loop)) == 1
+
+
+async def test_a_confirmed_retrain_azure_ml_refuses_turns_its_confirmation_card_failed(loop: Loop) -> None:
+    confirmed = await confirm_retrain(loop, "model-x compute=cpu-small")
+    card = await eventually(lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == confirmed.ts), None))
+    await eventually(lambda: "Could not start" in blocks_text(card))
+    shown = html.unescape(blocks_text(card))
+    assert "Failed" in shown and "Confirmed" not in shown
+    assert "Azure ML refused the job: The workspace has no compute cpu-small." in shown
+    assert "Code:" not in shown and "Message:" not in shown and "(UserError)" not in shown
+    failed = await command_run(loop, lambda r: r.state is CommandRunState.FAILED)
+    assert failed.details["error"] == "Azure ML refused the job: The workspace has no compute cpu-small."
+    await asyncio.sleep(1)  # (the outbox would have posted by now)
+    assert not [m for m in slack_messages(loop, "ml-models") if "Could not start" in m.text]  # no second post
+
+
+async def test_a_confirmed_integrate_azure_devops_refuses_turns_its_teams_confirmation_card_failed(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    def refused_parameter(config: dict[str, Any]) -> None:
+        config["commands"]["integrate"] = {"confirm": True}
+        config["apps"]["app-y"]["integration"]["parameters"] = {"testSuite": "full"}  # no such parameter
+
+    loop = await start_loop(refused_parameter)
+    teams = loop.suite.teams
+    sent = await teams.send_channel_message("integrate app-y model=model-x:7", channel="App releases", user="bob")
+    thread = next(p for p in teams.state.channel("App releases").posts if p.id == sent.activity["id"])
+
+    def confirmation_post() -> Any:
+        return next((r for r in thread.replies if '"verb": "confirm"' in card_text(r)), None)
+
+    post = await eventually(confirmation_post)
+    data = re.search(r'"verb": "confirm", "data": (\{[^{}]*\})', card_text(post))
+    assert data is not None
+    clicked = await teams.click_action(post.id, "confirm", json.loads(data.group(1)), user="bob")
+    assert clicked.status == 200 and "Confirmed" in json.dumps(clicked.body)
+    await eventually(lambda: "Could not start" in card_text(post))
+    shown = card_text(post)
+    assert "Confirmed" not in shown
+    assert "Azure DevOps refused to run integrate-app-y: " in shown and "Unexpected parameter 'testSuite'" in shown
+    assert loop.suite.ado.runs == []
+    await asyncio.sleep(1)
+    assert not [p for p in teams_posts(loop, "App releases") if "Could not start" in card_text(p)]
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_integrate_against_a_version_azure_ml_does_not_have_starts_nothing(loop: Loop, platform: str) -> None:
+    assert sorted(loop.suite.aml.state.models["model-x"]) == ["6", "7"]
+    answer = await Person(loop, platform, "bob", "app-releases").say("integrate app-y model=model-x:99", "model-x")
+    assert "model-x has no version 99 in Azure ML, so nothing was started." in answer
+    await asyncio.sleep(0.5)
+    assert loop.suite.ado.runs == []
+    assert await loop.server.store.list_command_runs() == []
+
+
+async def test_integrate_starts_as_asked_when_azure_ml_does_not_answer(loop: Loop) -> None:
+    aml = loop.suite.aml
+    aml.faults.add("GET /subscriptions/**/models/model-x/versions/99", [Fault("503", retry_after=0)] * 10)
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:99", "Starting: Run integrate-app-y for app-y against model-x:99")
+    await eventually(lambda: len(loop.suite.ado.runs) == 1)
+    assert loop.suite.ado.runs[0].template_parameters["modelVersion"] == "99"
+    asked = aml.recorder.matching("GET /subscriptions/**/models/model-x/versions/99")
+    assert asked and all(r.status == 503 for r in asked)
+
+
 async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loop: Loop) -> None:
     teams = loop.suite.teams
     reply = await teams.send_channel_message("integrate app-y model=model-x:7", channel="App releases", user="carol")

@@ -146,7 +146,8 @@ class ArmRoutes:
             return web.json_response(self._job(existing), status=200)
         missing = self.emulator.missing_references(props)
         if missing:
-            return arm_error(400, "UserError", f"Job {name} references what the workspace lacks: {missing}")
+            lacks = " and no ".join(_described(reference) for reference in missing)
+            return arm_error(400, "UserError", f"The workspace has no {lacks}.")
         job = self.emulator.submit_job(name, props)
         return web.json_response(self._job(job), status=201)
 
@@ -390,3 +391,21 @@ class ArmRoutes:
             "pendingUploadType": "TemporaryBlobReference",
         }
         return web.json_response(body)
+
+
+_KINDS = {
+    "computes": "compute",
+    "data": "data asset",
+    "environments": "environment",
+    "components": "component",
+    "codes": "code asset",
+    "models": "model",
+}
+
+
+def _described(reference: str) -> str:
+    """``computes/cpu-small`` as people say it (``compute cpu-small``); ``data/lake:7`` as ``data asset lake
+    version 7``."""
+    kind, _, name = reference.partition("/")
+    name, _, version = name.partition(":")
+    return f"{_KINDS.get(kind, kind)} {name}" + (f" version {version}" if version else "")

@@ -12,7 +12,7 @@ from adapters.azure_ml.service import AzureMLService
 from adapters.emulators.azure_ml import AzureMLEmulator
 from adapters.emulators.base import Fault
 from bot.clock import FakeClock
-from bot.ports import ServiceUnavailable
+from bot.ports import ServiceRefused, ServiceUnavailable
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning"),
@@ -49,6 +49,25 @@ async def test_a_new_name_is_a_new_job(aml: AzureMLEmulator, service: AzureMLSer
     )
     names = {"handoff-model-x-1-20261128120000", "handoff-model-x-2-20261128120100"}
     assert {one.run_id, two.run_id} == set(aml.state.jobs) == names
+
+
+async def test_a_job_the_workspace_cannot_run_is_refused_in_one_sentence(
+    aml: AzureMLEmulator, service: AzureMLService, tmp_path: Path
+) -> None:
+    job_file = str(aml.write_job_yaml("train-model-x", tmp_path))
+    with pytest.raises(ServiceRefused) as refused:
+        await service.submit_job(job_file, {"compute": "cpu-small"}, "handoff-model-x-5-20261128120000")
+    # what Azure ML said, once: not azure-core's "(UserError) …", "Code: …", "Message: …" around it
+    assert str(refused.value) == "Azure ML refused the job: The workspace has no compute cpu-small."
+    assert [r.status for r in aml.recorder.matching("PUT /subscriptions/**/jobs/*")] == [400]
+    assert aml.state.jobs == {}
+
+
+async def test_a_model_version_is_there_or_not(aml: AzureMLEmulator, service: AzureMLService) -> None:
+    assert sorted(aml.state.models["model-x"]) == ["6", "7"]
+    assert await service.has_model_version("model-x", "7")
+    assert not await service.has_model_version("model-x", "99")
+    assert not await service.has_model_version("model-z", "1")  # no such model at all
 
 
 async def test_job_status_follows_the_job_to_its_end(

@@ -365,6 +365,32 @@ async def test_command_runs_dedupe_within_window(store: SqlStore) -> None:
     assert kept is not None and kept.backend_run_id == "job-1" and kept.state is CommandRunState.STARTED
 
 
+@pytest.mark.parametrize("ending", [s for s in CommandRunState if s.ended])
+async def test_a_command_run_counts_until_it_ends_when_asked_so(store: SqlStore, ending: CommandRunState) -> None:
+    window = timedelta(minutes=10)
+    first, new = await store.start_command_run(command(NOW), window, until_ended=True)
+    assert new and first.id is not None
+    for state in (CommandRunState.REQUESTED, CommandRunState.STARTED):  # still starting, then running
+        await store.update_command_run(first.id, state, NOW, backend_run_id="job-1")
+        again, new = await store.start_command_run(command(NOW + timedelta(minutes=1)), window, until_ended=True)
+        assert not new and again.id == first.id and again.state is state
+    await store.update_command_run(first.id, ending, NOW + timedelta(minutes=2))
+    # ended within the window: two identical requests at once record exactly one new run
+    results = await asyncio.gather(
+        *(store.start_command_run(command(NOW + timedelta(minutes=3)), window, until_ended=True) for _ in range(8))
+    )
+    assert [new for _, new in results].count(True) == 1
+    assert len({run.id for run, _ in results}) == 1
+    second = results[0][0]
+    assert second.id != first.id and second.state is CommandRunState.REQUESTED
+    kept = await store.get_command_run(first.id)
+    assert kept is not None and kept.state is ending and kept.backend_run_id == "job-1"
+    # without until_ended, an ended run still counts for its window (a model version's integration runs once)
+    await store.update_command_run(second.id or 0, ending, NOW + timedelta(minutes=4))
+    held, new = await store.start_command_run(command(NOW + timedelta(minutes=5)), window)
+    assert not new and held.id == second.id
+
+
 async def test_recent_command_runs_newest_first_by_target_without_confirmations(store: SqlStore) -> None:
     def run(key: str, target: str, minutes: int, command: str = "") -> CommandRun:
         return CommandRun(
