@@ -577,26 +577,30 @@ def _merge_single(state: State | None, event: DomainEvent) -> Merge:
     new: State = {"type": event.kind, "occurred": event.occurred_at.isoformat(), "card": _single_card(event).to_json()}
     if state and "occurred" in state and _drawn_after(state, new):
         return Merge(state, False)
+    # the person who asked for the run (a command's run, polled): the service's own events do not say
+    if event.actor is not None and event.actor.email:
+        new["asked_by"] = {"name": event.actor.display, "email": event.actor.email}
+    elif state and state.get("asked_by"):
+        new["asked_by"] = state["asked_by"]
     replies = []
     if isinstance(event, TrainingRunFinished) and event.outcome == "failed":
-        # told once, whichever of the failure's events (Event Grid's two, Handoff's own poll) comes first;
-        # a card that shows the failure from its first showing says it itself
+        # told once, whichever of the failure's events (Azure ML's, Handoff's own polling) comes first; a
+        # card that shows the failure from its first showing says it itself
         if state and not state.get("failure_told"):
-            replies.append(_training_failure_reply(event))
+            replies.append(_training_failure_reply(event, new.get("asked_by")))
         new["failure_told"] = True
     elif state and state.get("failure_told"):
         new["failure_told"] = True
     return Merge(new, new != state, replies)
 
 
-def _training_failure_reply(event: TrainingRunFinished) -> Card:
+def _training_failure_reply(event: TrainingRunFinished, asked_by: State | None) -> Card:
     """The thread reply for a failed training run, calling on the person who asked for it when known."""
-    person = event.actor
     return Card(
         title=f"Training run {event.run_id} failed",
         status=Status.FAILED,
         links=(Link("Open", event.web_url),) if event.web_url else (),
-        mentions=(Mention(person.display, person.email),) if person and person.email else (),
+        mentions=(Mention(asked_by["name"], asked_by["email"]),) if asked_by else (),
     )
 
 

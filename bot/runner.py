@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,9 +27,9 @@ from bot.chat_handler import ChatHandler
 from bot.clock import Clock
 from bot.commands import ParsedCommand, UsageError, parse
 from bot.config import CommandPolicySettings, Settings
-from bot.events import DomainEvent, PipelineRef, RunStateChanged, TrainingRunFinished
+from bot.events import DomainEvent, Person, PipelineRef, RunStateChanged, TrainingRunFinished
 from bot.ingest import Ingest
-from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility
+from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
 from bot.records import (
     CONFIRMATION_KEY_PREFIX,
@@ -447,7 +447,7 @@ class CommandRunner:
                 target=plan.target,
                 state=CommandRunState.REQUESTED,
                 created_at=now,
-                details={"summary": plan.summary},
+                details={"summary": plan.summary, **_asked_by(request.user)},
             ),
             self._rule(command.verb).dedupe_window,
             until_ended=True,
@@ -507,7 +507,7 @@ class CommandRunner:
         if outcome is not None and not outcome.done():
             outcome.set_result(None)
         first = RunStatus(started.run_id, "queued", None, started.url)
-        await self.ingest.accept(plan.progress_event(started, first), also_to=(conversation,))
+        await self.ingest.accept(_by_asker(plan.progress_event(started, first), run), also_to=(conversation,))
         if plan.watch is not None:
             await self._watch(run, plan, started, conversation)
 
@@ -552,7 +552,7 @@ class CommandRunner:
             refused = 0
             if (status.state, status.result) != last:
                 last = (status.state, status.result)
-                await self.ingest.accept(plan.progress_event(started, status), also_to=(conversation,))
+                await self.ingest.accept(_by_asker(plan.progress_event(started, status), run), also_to=(conversation,))
             if status.state == "completed":
                 state = {"succeeded": CommandRunState.SUCCEEDED, "canceled": CommandRunState.CANCELED}.get(
                     status.result or "", CommandRunState.FAILED
@@ -640,6 +640,19 @@ class CommandRunner:
             )
 
         return Plan(summary, target, start, watch, progress, {"service": "azure-devops", "project": project})
+
+
+def _asked_by(user: ChatUser) -> JsonObject:
+    """Who asked for a run, kept on it for its card (a failure calls on them): by email, as cards mention."""
+    return {"asked_by": {"name": user.name or user.display, "email": user.email}} if user.email else {}
+
+
+def _by_asker(event: DomainEvent, run: CommandRun) -> DomainEvent:
+    """A run's progress, as Handoff sees it by polling, caused by the person who asked for the run."""
+    asker = run.details.get("asked_by")
+    if event.actor is not None or not isinstance(asker, dict) or not asker.get("email"):
+        return event
+    return replace(event, actor=Person(name=str(asker.get("name") or ""), email=str(asker["email"])))
 
 
 def already_asked(run: CommandRun, request: CommandRequest) -> str:

@@ -529,7 +529,7 @@ async def test_a_retrain_from_teams_runs_to_a_new_model_version(start_loop: Call
     await command_run(loop, lambda r: r.state.value == "succeeded", run.id)
 
 
-async def test_a_failed_retrain_is_told_once_in_its_thread(
+async def test_a_failed_retrain_is_told_once_in_its_thread_calling_on_who_asked(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:
     loop = await start_loop(no_confirmation)
@@ -554,6 +554,8 @@ async def test_a_failed_retrain_is_told_once_in_its_thread(
         await asyncio.sleep(0.1)
     failures = [r for r in shown.replies if "failed" in blocks_text(r)]
     assert len(failures) == 1, [blocks_text(r) for r in shown.replies]
+    alice_id = loop.suite.slack.world.user("alice").id
+    assert f"<@{alice_id}>" in failures[0].text + blocks_text(failures[0])  # who asked for the run
 
 
 @pytest.mark.parametrize(
@@ -765,10 +767,8 @@ async def test_stage_tag_and_text_filters_are_typed_as_the_configuration_file_wr
         received = [event_from_json(r.payload) for r in await loop.server.store.recent_events(100)]
         return dict(Counter(e.stage for e in received if isinstance(e, StageStateChanged) and e.stage))
 
-    for _ in range(100):  # (the stages' hooks arrive as the run goes)
-        if ado.run(run.id).state == "completed" and len(await stage_events()) == 2:
-            break
-        await asyncio.sleep(0.1)
+    await ado.wait_for_run(run.id, timeout=30)
+    await ado.drain(timeout=30)  # every stage's hooks answered: stored
     counted = await stage_events()
     assert set(counted) == {"Build", "Integration tests"}
     person = Person(loop, platform, "bob", "app-releases")

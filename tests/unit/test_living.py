@@ -423,8 +423,8 @@ def training(status: str, at: int, actor: Person | None = None) -> TrainingRunFi
 
 def test_a_training_failure_is_told_once_whichever_of_its_events_come_and_calls_on_who_asked() -> None:
     alice = Person(name="Alice Wong", email="alice@contoso.com")
-    # Handoff's own polling, then Azure ML's RunStatusChanged (or the other way round), then a redelivery
-    state, replies = apply(training("Running", 0), training("Failed", 60, alice), training("Failed", 61))
+    # Handoff's polling of the run alice asked for, then Azure ML's RunStatusChanged and the polling's failure
+    state, replies = apply(training("Running", 0, alice), training("Failed", 60), training("Failed", 61, alice))
     assert render(state).status is Status.FAILED
     [reply] = replies
     assert reply.mentions == (Mention("Alice Wong", "alice@contoso.com"),)

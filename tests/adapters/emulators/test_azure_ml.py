@@ -198,7 +198,7 @@ async def test_unknown_asset_is_rejected_with_a_user_error(
     with pytest.raises(HttpResponseError) as raised:
         await submit(ml_client, path, [{"inputs.training_data.path": "azureml:lake-data:99"}])
     assert raised.value.status_code == 400
-    assert "data/lake-data:99" in str(raised.value)
+    assert "The workspace has no data asset lake-data version 99." in str(raised.value)
     assert aml.state.jobs == {}
 
 
