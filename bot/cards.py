@@ -112,7 +112,9 @@ class Card:
     def text(self) -> str:
         """A plain-text rendering, for notifications and platforms' fallback text."""
         first = f"{self.status.label}: {self.title}"
-        return f"{first}. {self.summary}" if self.summary else first
+        if not self.summary:
+            return first
+        return f"{first} {self.summary}" if first.endswith((".", "?", "!", ":")) else f"{first}. {self.summary}"
 
     def compacted(self) -> Card:
         """The card for a conversation that asked for compact cards: its title, status, summary, links and

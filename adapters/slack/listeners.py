@@ -30,7 +30,7 @@ from .buttons import CommentMode
 from .channel import SlackChatChannel
 from .commands import command_text, mention_text, shown_as
 from .identity import UserDirectory
-from .modals import CALLBACK_ID, COMMENT_BLOCK, PendingDecision, comment_modal, submitted_comment
+from .modals import CALLBACK_ID, COMMENT_BLOCK, PendingDecision, about_the_card, comment_modal, submitted_comment
 from .renderer import render_card
 from .replies import ReplyDelivery
 from .tasks import AfterResponse, BackgroundTasks, follow_up
@@ -198,7 +198,7 @@ class SlackListeners:
         if button.comment is CommentMode.NONE:
             await self._decide(client, pending, user_id, str(user.get("name", "")), "")
             return
-        about = str(_dict(body.get("message")).get("text", ""))
+        about = about_the_card(str(_dict(body.get("message")).get("text", "")))
         view = comment_modal(button, pending, about=about)
         if view is None:
             await self.replies.say_privately(client, "This button carries too much to ask for a comment.", **where)

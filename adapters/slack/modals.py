@@ -9,11 +9,12 @@ https://docs.slack.dev/reference/interaction-payloads/view-interactions-payload
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .buttons import ButtonPayload, CommentMode
-from .text import escape, truncate, truncate_plain
+from .text import escape, truncate, truncate_plain, unescape
 
 CALLBACK_ID = "handoff.comment"
 COMMENT_BLOCK = "comment"
@@ -87,6 +88,15 @@ class PendingDecision:
         )
 
 
+_USER_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+
+
+def about_the_card(message_text: str) -> str:
+    """What a comment modal says it is about: the card's notification text as Slack sent it, without the
+    mentions that notify people (a modal would show them as raw ids), unescaped (the modal escapes it)."""
+    return unescape(_USER_MENTION.sub("", message_text)).strip()
+
+
 def comment_modal(button: ButtonPayload, pending: PendingDecision, about: str = "") -> dict[str, Any] | None:
     """The modal for ``button``; None if what it must carry does not fit."""
     metadata = pending.to_metadata()
@@ -94,7 +104,9 @@ def comment_modal(button: ButtonPayload, pending: PendingDecision, about: str = 
         return None
     required = pending.mode is CommentMode.REQUIRED
     label = button.label or button.action_id.replace("_", " ").capitalize()
-    prompt = button.prompt or ("Why? (required)" if required else "Comment (optional)")
+    prompt = button.prompt or ("Why? (required)" if required else "Comment")
+    if not required:  # Slack labels an optional input "(optional)" itself
+        prompt = re.sub(r"\s*\(optional\)\s*$", "", prompt, flags=re.IGNORECASE) or "Comment"
     blocks: list[dict[str, Any]] = []
     if about:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate(escape(about), 3000)}})

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
-from bot.cards import Action, Card, Status
+from bot.cards import Action, Card, Mention, Status
 from bot.interactions import ActionRequest, ActionResult, Reply, Visibility
 
 from .harness import CAROL, MODELS, Harness, gate_card, timed
@@ -31,7 +32,7 @@ async def test_approve_opens_a_modal_with_an_optional_comment_and_updates_the_ca
     assert opened.user == CAROL
     [comment_input] = [b for b in opened.view["blocks"] if b["type"] == "input"]
     assert comment_input["optional"] is True
-    assert comment_input["label"]["text"] == "Comment (optional)"
+    assert comment_input["label"]["text"] == "Comment"  # Slack itself adds "(optional)"
     assert opened.view["submit"]["text"] == "Approve"
 
     submitted = await harness.slack.submit_view(opened.id, {"comment": {"comment": "  ship it  "}})
@@ -50,6 +51,24 @@ async def test_approve_opens_a_modal_with_an_optional_comment_and_updates_the_ca
     assert card.text.startswith("Approved: Release app-y 1.4 to prod")
     assert "actions" not in [b["type"] for b in card.blocks or []]  # the buttons are gone for everyone
     assert "Approved by carol@contoso.com: ship it" in json.dumps(card.blocks)
+
+
+async def test_the_modal_says_what_the_card_is_about_without_the_mentions_that_notify_people(
+    harness: Harness,
+) -> None:
+    card = replace(
+        gate_card(),
+        title="Promote model-x:8 & ship?",
+        mentions=(Mention("Carol", "carol@contoso.com"), Mention("Alice", "alice@contoso.com")),
+    )
+    ts = await post_gate(harness, card)
+    posted = harness.slack.state.find(MODELS, ts)
+    assert posted is not None and f"<@{CAROL}>" in posted.text  # the message notifies them
+    await harness.slack.click_button(ts, "approve", user="carol")
+    await harness.settle()
+    opened = harness.slack.state.views[only_view(harness)]
+    [about] = [b["text"]["text"] for b in opened.view["blocks"] if b["type"] == "section"]
+    assert about == "Waiting: Promote model-x:8 &amp; ship? integrate-app-y #57 passed; model-x:7"
 
 
 async def test_approve_without_a_comment(harness: Harness) -> None:
