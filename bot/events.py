@@ -511,6 +511,9 @@ class DataDriftDetected(DomainEvent):
     drift_coefficient: float
     base_dataset_id: str = ""
     target_dataset_id: str = ""
+    # the period of target data the monitor compared with the baseline
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
     @property
     def outcome(self) -> str | None:

@@ -659,12 +659,12 @@ def _single_card(event: DomainEvent) -> Card:
         )
     if isinstance(event, DataDriftDetected):
         return Card(
-            title=f"Data drift detected by {event.monitor_name}",
+            title=f"Data drift detected by {event.monitor_name or event.monitor_id}",
             status=Status.WARNING,
             facts=(
                 Fact("Drift coefficient", f"{event.drift_coefficient:.3f}"),
-                Fact("Baseline", event.base_dataset_id or "—"),
-                Fact("Target", event.target_dataset_id or "—"),
+                # the datasets are known by ids only; the period compared says more
+                *((Fact("Data compared", window),) if (window := _window(event)) else ()),
             ),
             links=links,
             context=f"Azure ML · {_workspace(event.scope)}",
@@ -708,6 +708,18 @@ def _single_card(event: DomainEvent) -> Card:
             context=f"Azure DevOps · {event.scope}",
         )
     return Card(title=event.text or event.kind, links=links)
+
+
+def _window(event: DataDriftDetected) -> str:
+    """The period a drift monitor compared, as dates (with times when it does not run from midnight to
+    midnight, UTC); "" when the event does not say."""
+    start, end = event.window_start, event.window_end
+    if start is None or end is None:
+        return ""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    midnight = all(t.hour == t.minute == t.second == t.microsecond == 0 for t in (start, end))
+    shown = "%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M"
+    return f"{start:{shown}} to {end:{shown}} UTC"
 
 
 def _workspace(scope: str) -> str:

@@ -234,7 +234,17 @@ def _dataset_drift(envelope: Envelope, data: Fields) -> DomainEvent:
         drift_coefficient=coefficient,
         base_dataset_id=data.text("baseDatasetId") or "",
         target_dataset_id=data.text("targetDatasetId") or "",
+        window_start=_optional_time(data, "startTime"),
+        window_end=_optional_time(data, "endTime"),
     )
+
+
+def _optional_time(data: Fields, key: str) -> datetime | None:
+    """A timestamp the card may show; one that is not ISO-8601 is left out rather than losing the event."""
+    try:
+        return data.time(key)
+    except PayloadError:
+        return None
 
 
 # --- the data lake ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.events import DataArrived, DataDriftDetected, ModelDeployed, ModelRegistered, TrainingRunFinished
+from bot.living import merge, render
 from tests.adapters.ingest.conftest import Ingest, load_sample
 
 DOC_WORKSPACE = (
@@ -127,8 +128,23 @@ async def test_dataset_drift_doc_sample(ingest: Ingest, shared_dir: Path, schema
         drift_coefficient=0.83503490684792081,
         base_dataset_id="3c56d136-0f64-4657-a0e8-5162089a88a3",
         target_dataset_id="d7e74d2e-c972-4266-b5fb-6c9c182d2a74",
+        window_start=datetime(2019, 7, 4, tzinfo=UTC),
+        window_end=datetime(2019, 7, 5, tzinfo=UTC),
     )
     assert event.outcome == "failed"
+    facts = [(f.label, f.value) for f in render(merge(None, event).state).facts]
+    assert facts == [("Drift coefficient", "0.835"), ("Data compared", "2019-07-04 to 2019-07-05 UTC")]
+
+
+async def test_a_drift_event_whose_period_is_not_a_time_is_kept_without_it(ingest: Ingest, shared_dir: Path) -> None:
+    [sample] = load_sample(shared_dir, "eventgrid", "ml-dataset-drift-detected.eventgrid.json")
+    sample["data"]["StartTime"] = "last tuesday"
+    reply = await ingest.eventgrid([sample])
+    assert (reply.status, reply.json()["accepted"]) == (200, 1)
+    [event] = ingest.sink.events
+    assert isinstance(event, DataDriftDetected)
+    assert (event.window_start, event.window_end) == (None, datetime(2019, 7, 5, tzinfo=UTC))
+    assert [f.label for f in render(merge(None, event).state).facts] == ["Drift coefficient"]
 
 
 async def test_sdk_camelcase_batch(ingest: Ingest, shared_dir: Path) -> None:
