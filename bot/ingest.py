@@ -70,6 +70,7 @@ class _Waiting:
     event: DomainEvent
     also_to: tuple[ConversationAddress, ...]
     answer: asyncio.Future[bool] = field(repr=False)
+    told_by: str | None = None
 
 
 class Ingest:
@@ -133,17 +134,21 @@ class Ingest:
         reachable = (replace(s, targets=tuple(t for t in s.targets if t not in self._inactive)) for s in everything)
         return [s for s in reachable if s.targets]
 
-    async def accept(self, event: DomainEvent, also_to: Sequence[ConversationAddress] = ()) -> bool:
+    async def accept(
+        self, event: DomainEvent, also_to: Sequence[ConversationAddress] = (), *, told_by: str | None = None
+    ) -> bool:
         """Store the event, its card's new state and the deliveries; False for a redelivery.
 
         ``also_to`` adds conversations the card must reach whatever the subscriptions say (the
-        conversation where a command started the run the event is about). Raises
-        :class:`IngestFailed` when the event could not be stored.
+        conversation where a command started the run the event is about). ``told_by`` is the card of a run
+        whose outcome the event's thread replies report (a model handoff's integration run): in a
+        conversation that shows that card, the run's own card tells its failure there, so these replies stay
+        in their thread. Raises :class:`IngestFailed` when the event could not be stored.
         """
         for observer in self.observers:
             await observer(event)
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(event, tuple(also_to), loop.create_future())
+        waiting = _Waiting(event, tuple(also_to), loop.create_future(), told_by)
         self._waiting.append(waiting)
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_waiting(), name="ingest-group-commit")
@@ -220,6 +225,9 @@ class Ingest:
         remembered = {} if checked else self._cards
         cards: dict[str, CardState | None] = {k: remembered[k] for k in wanted if k in remembered}
         missing = [k for k in wanted if k not in cards]
+        told_by = {w.told_by for w in batch if w.told_by is not None}
+        if told_by:  # the cards of the runs these events report on, as stored: where they are shown
+            missing += sorted(told_by - cards.keys() - set(missing))
         if missing:
             read = await self.store.get_card_states(missing)
             self._remember(read.values())
@@ -356,12 +364,19 @@ class Ingest:
             for conversation in conversations
             if merged.changed or conversation in new_targets
         ]
+        told_there = _told_there(cards, waiting.told_by) if merged.replies else frozenset()
         for reply in merged.replies:
             for conversation in conversations:
                 # an alert under a card the conversation was shown before (it may have scrolled away) shows
-                # there too; under a card shown with this very event, the card says it already
+                # there too; under a card shown with this very event, the card says it already, and where the
+                # card of the run the reply reports on is shown, that card's own reply says it
                 options = routed.get(conversation) if routed is not None else None
-                broadcast = reply.status.alerts and conversation in showing and (options is None or options.broadcast)
+                broadcast = (
+                    reply.status.alerts
+                    and conversation in showing
+                    and conversation not in told_there
+                    and (options is None or options.broadcast)
+                )
                 said = replace(reply, mentions=()) if reply.mentions and conversation in quiet else reply
                 deliveries.append(NewDelivery(conversation, event.grouping_key, _reply_payload(said, broadcast)))
         deliveries += [
@@ -371,6 +386,12 @@ class Ingest:
         new_state = CardState(event.grouping_key, version, state)
         cards[event.grouping_key] = new_state
         return EventRecord(receipt, deliveries, new_state, repeat_marks=new_marks)
+
+
+def _told_there(cards: dict[str, CardState | None], told_by: str | None) -> frozenset[ConversationAddress]:
+    """The conversations that show the card ``told_by`` names (none without one)."""
+    told = cards.get(told_by) if told_by is not None else None
+    return frozenset(_address(a) for a in told.state.get("conversations", [])) if told is not None else frozenset()
 
 
 def _quiet(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from bot.azure_devops_urls import organization_of
 from bot.background import BackgroundWork
 from bot.clock import Clock
 from bot.config import Settings
@@ -38,6 +39,7 @@ from bot.events import (
     DomainEvent,
     ModelChecked,
     ModelRegistered,
+    PipelineRef,
     PromotionGateChanged,
     RunStateChanged,
 )
@@ -303,8 +305,11 @@ class ModelHandoff:
                 return {**details, "apps": apps, "blockers": blockers(apps)}
 
             gate = await self.gatekeeper.update_evidence(ref.gate_id, change)
-        await self._publish_model(ref, {app: {"integration": integration}})
-        await self._publish_app(ref, app, {"integration": integration})
+        # where the run's own card is shown, its failure reply tells the channel: the cards' replies stay in
+        # their threads there
+        run_card = self._run_card(integration)
+        await self._publish_model(ref, {app: {"integration": integration}}, told_by=run_card)
+        await self._publish_app(ref, app, {"integration": integration}, told_by=run_card)
         if gate is not None:
             await self._publish_gate(gate)
 
@@ -352,7 +357,23 @@ class ModelHandoff:
         configured = self.settings.models.get(model)
         return self._addresses(configured.channels if configured else [])
 
-    async def _publish_model(self, ref: VersionRef, apps: dict[str, dict[str, Any]]) -> None:
+    def _run_card(self, integration: JsonObject) -> str | None:
+        """The card Azure DevOps' events about the integration's run keep; None before the run started."""
+        connected = self.settings.azure_devops
+        if connected is None or not integration.get("run_id"):
+            return None
+        run = PipelineRef(
+            organization=organization_of(connected.organization_url),
+            project=str(integration.get("project", "")),
+            pipeline_id="",
+            pipeline_name=str(integration.get("pipeline", "")),
+            run_id=str(integration["run_id"]),
+        )
+        return run.run_key
+
+    async def _publish_model(
+        self, ref: VersionRef, apps: dict[str, dict[str, Any]], *, told_by: str | None = None
+    ) -> None:
         event = ModelChecked(
             source=HANDOFF,
             event_id=_event_id(ref.card_key, apps),
@@ -362,9 +383,11 @@ class ModelHandoff:
             model_version=ref.version,
             apps=apps,
         )
-        await self.ingest.accept(event, also_to=self._model_targets(ref.model))
+        await self.ingest.accept(event, also_to=self._model_targets(ref.model), told_by=told_by)
 
-    async def _publish_app(self, ref: VersionRef, app: str, check: dict[str, Any]) -> None:
+    async def _publish_app(
+        self, ref: VersionRef, app: str, check: dict[str, Any], *, told_by: str | None = None
+    ) -> None:
         key = f"handoff:model:{ref.model}:{ref.version}:app:{app}".lower()
         event = AppHandoffChanged(
             source=HANDOFF,
@@ -378,7 +401,7 @@ class ModelHandoff:
             model_card_key=ref.card_key,
             model_url=ref.url,
         )
-        await self.ingest.accept(event, also_to=self._addresses(self.settings.apps[app].channels))
+        await self.ingest.accept(event, also_to=self._addresses(self.settings.apps[app].channels), told_by=told_by)
 
     async def _publish_gate(self, gate: Gate) -> None:
         details = gate.details

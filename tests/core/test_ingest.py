@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from adapters.sql import SqlStore
 from bot.clock import FakeClock
 from bot.events import (
+    AppHandoffChanged,
     ApprovalCompleted,
     ApprovalPending,
     Approver,
@@ -569,6 +570,85 @@ async def test_replies_that_report_no_trouble_stay_in_the_thread(stores: tuple[S
     await ingest.accept(ApprovalCompleted(event_id="a-1-done", status="rejected", **common))
     [(title, broadcast)] = broadcasts_to(await delivered(store), SLACK)
     assert title.startswith("Rejected") and broadcast is False
+
+
+MODELS_ONLY = ConversationAddress("slack", "C0MODELS")  # follows model versions, no runs
+
+
+async def hand_off(ingest: Ingest, run_id: str, state: str, result: str | None = None) -> bool:
+    """The model handoff reports app-y's integration run ``run_id`` (of model-x version ``run_id``) on the
+    app's handoff card, shown in SLACK and MODELS_ONLY."""
+    integration = {"state": state, "result": result, "pipeline": "release-app-y", "name": f"2026.{run_id}"}
+    event = AppHandoffChanged(
+        source="handoff",
+        event_id=f"app-y-{run_id}-{state}",
+        occurred_at=T0,
+        model_name="model-x",
+        model_version=run_id,
+        app="app-y",
+        check={"verdict": "compatible", "integration": {**integration, "run_id": run_id, "project": "mlops"}},
+    )
+    return await ingest.accept(event, also_to=(SLACK, MODELS_ONLY), told_by=run(run_id).run_key)
+
+
+def handoff_failure(run_id: str, broadcast: bool) -> tuple[str, bool]:
+    return (f"Integration release-app-y 2026.{run_id}: failed", broadcast)
+
+
+def run_failure(run_id: str, broadcast: bool) -> tuple[str, bool]:
+    return (f"release-app-y 2026.{run_id} failed in the run", broadcast)
+
+
+async def test_a_handoff_reply_about_a_run_stays_in_its_thread_where_the_runs_own_card_tells_it(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    ingest = ingest_for(store)  # runs to SLACK and TEAMS
+    for run_id, handoff_first in (("77", True), ("78", False)):
+        await hand_off(ingest, run_id, "queued")
+        await ingest.accept(started(run_id))  # the run's card, in SLACK since the run started
+        if handoff_first:  # Handoff's polling saw the failure before Azure DevOps' event came
+            await hand_off(ingest, run_id, "completed", "failed")
+            await ingest.accept(failed(run_id))
+        else:
+            await ingest.accept(failed(run_id))
+            await hand_off(ingest, run_id, "completed", "failed")
+        deliveries = await delivered(store)
+        told = [handoff_failure(run_id, False), run_failure(run_id, True)]
+        assert broadcasts_to(deliveries, SLACK) == (told if handoff_first else told[::-1])
+        # a conversation that shows no card of the run is told in the channel, as before
+        assert broadcasts_to(deliveries, MODELS_ONLY) == [handoff_failure(run_id, True)]
+
+
+async def test_a_handoff_reply_is_broadcast_where_the_runs_card_is_shown_only_after_it(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    ingest = ingest_for(store)
+    await hand_off(ingest, "77", "queued")
+    await hand_off(ingest, "77", "completed", "failed")  # no card of the run anywhere yet
+    # Azure DevOps' events come later: the run's card is shown with the failure, which it says itself
+    await ingest.accept(failed("77"))
+    await ingest.accept(started("77"))
+    assert broadcasts_to(await delivered(store), SLACK) == [handoff_failure("77", True), run_failure("77", False)]
+
+
+async def test_where_a_runs_card_is_shown_is_read_within_the_batch_and_from_other_processes(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    first, second = stores
+    batches = batch_sizes(first)
+    one, other = ingest_for(first), ingest_for(second)
+    # the run's card and the handoff's failure written together, the run's event first
+    await hand_off(one, "77", "queued")
+    await asyncio.gather(one.accept(started("77")), hand_off(one, "77", "completed", "failed"))
+    assert batches[-1] == 2
+    assert broadcasts_to(await delivered(first), SLACK) == [handoff_failure("77", False)]
+    # another process showed the run's card: this one has not seen it, and asks the store
+    await hand_off(one, "78", "queued")
+    await other.accept(started("78"))
+    await hand_off(one, "78", "completed", "failed")
+    assert broadcasts_to(await delivered(first), SLACK) == [handoff_failure("78", False)]
 
 
 async def test_a_failure_mentions_its_requester_unless_every_subscription_turned_mentions_off(

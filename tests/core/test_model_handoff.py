@@ -32,6 +32,7 @@ from bot.records import ConversationAddress, GateState
 from tests.core.fake_pipelines import FakePipelines
 from tests.core.test_gates import GATE as AZURE_DEVOPS_GATE
 from tests.core.test_gates import pending
+from tests.core.test_ingest import broadcasts_to, delivered
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 TOPIC = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
@@ -174,13 +175,18 @@ def user(name: str) -> ChatUser:
     return ChatUser(platform="slack", user_id=f"U{name.upper()}", name=name, email=f"{name}@contoso.com")
 
 
-async def make_world(store_url: str, tmp_path: Path, **app: Any) -> AsyncIterator[World]:
+async def make_world(
+    store_url: str, tmp_path: Path, tweak: Callable[[dict[str, Any]], None] | None = None, **app: Any
+) -> AsyncIterator[World]:
     store = await SqlStore.open(store_url)
     ml, pipelines, clock = FakeML(), FakePipelines(), FakeClock(T0)
     ml.register("6", V7, stage="production")
     ml.register("7", V7)
+    config = settings(**app)
+    if tweak is not None:
+        tweak(config)
     core = build_handoff(
-        parse_settings(settings(**app), {}),
+        parse_settings(config, {"ADO_PAT": "pat", "HOOK_PASSWORD": "hooks"}),
         store,
         clock,
         pipelines=pipelines,
@@ -313,6 +319,56 @@ async def test_a_failed_integration_blocks_approve_and_is_reported_on_both_cards
     assert "app-y integration: integrate-app-y 20261128.1: failed at Integration tests" in json.dumps(
         [f"{f.label}: {f.value}" for f in render(model_state.state).facts]
     )
+
+
+def models_channel_follows_integration_runs(config: dict[str, Any]) -> None:
+    """Azure DevOps connected, and #ml-models following the integration runs too (#app-releases does not)."""
+    config["azure_devops"] = {
+        "organization_url": "https://dev.azure.com/Contoso",
+        "projects": ["mlops"],
+        "pat": "${ADO_PAT}",
+        "service_hooks": {"basic": {"username": "hooks", "password": "${HOOK_PASSWORD}"}},
+    }
+    config["subscriptions"].append({"channel": "ml-models", "events": ["run"], "pipelines": ["integrate-*"]})
+
+
+@pytest.fixture
+async def runs_world(store_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async for made in make_world(store_url, tmp_path, models_channel_follows_integration_runs):
+        yield made
+
+
+async def test_a_failed_integration_stays_in_the_thread_where_the_runs_own_card_tells_it(runs_world: World) -> None:
+    world = runs_world
+    world.ml.register("8", V7)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: _integration_state(world, "queued", "running"), "the integration started")
+    run = PipelineRef(
+        organization="contoso",
+        project="mlops",
+        pipeline_id="2",
+        pipeline_name="integrate-app-y",
+        run_id="101",
+        run_name="20261128.1",
+    )
+    # Azure DevOps' event shows the run's card in #ml-models
+    started = RunStateChanged(
+        source="azure-devops", event_id="run-101-on", occurred_at=T0, scope="contoso", run=run, state="inProgress"
+    )
+    assert await world.core.ingest.accept(started)
+    world.pipelines.finish("101", "failed", "Integration tests")
+
+    async def told() -> bool:
+        state = await world.core.store.get_card_state(APP_CARD)
+        return state is not None and state.state["check"]["integration"]["state"] == "completed"
+
+    await world.until(told, "both cards told of the failure")
+    deliveries = await delivered(world.core.store)  # type: ignore[arg-type]
+    failed = "integrate-app-y 20261128.1: failed at Integration tests"
+    # #ml-models shows the run's card, which tells the failure itself: the model card's reply stays in its thread
+    assert broadcasts_to(deliveries, MODELS) == [(f"app-y integration against model-x:8: {failed}", False)]
+    # #app-releases shows no card of the run: the handoff card's reply shows in the channel too, as before
+    assert broadcasts_to(deliveries, RELEASES) == [(f"Integration {failed}", True)]
 
 
 async def test_a_version_without_a_signature_is_unknown_never_compatible(world: World) -> None:

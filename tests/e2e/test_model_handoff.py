@@ -10,6 +10,7 @@ each kind of difference, and a version without a signature, compared by the `dif
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -185,3 +186,38 @@ async def test_diff_reads_each_kind_of_difference_from_the_emulators_mlmodel_fil
         "The latest version of model-x is 15.",
         "• app-y runs v6 (latest approved); model-x:15 is unknown: model-x:15 has no signature",
     ]
+
+
+async def test_a_failed_integration_is_told_once_in_a_channel_that_also_shows_its_run(loop: Loop) -> None:
+    """The handoff card's reply about the run stays in its thread where the run's own card tells the failure;
+    the model's channel, which follows model versions only, still sees it in the channel."""
+    suite = loop.suite
+    suite.ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    suite.aml.register_model("model-x", signature=AGE_AS_TEXT)
+    (run,) = await eventually(lambda: integration_runs(loop, "integrate-app-y"), timeout=30)
+
+    def told(channel: str, title: str) -> Any:
+        """The top-level message of ``channel`` whose text starts with ``title``, once it has a reply."""
+        found = [m for m in slack_messages(loop, channel) if not m.thread_ts and m.text.startswith(title)]
+        return found[0] if found and found[0].replies else None
+
+    handoff_card = await eventually(lambda: told("app-releases", "Failed: New model model-x:8 for app-y"), timeout=30)
+    run_card = await eventually(lambda: told("app-releases", f"Failed: integrate-app-y {run.name}"), timeout=30)
+    model_card = await eventually(lambda: told("ml-models", "Warning: Model model-x:8 registered"), timeout=30)
+    await eventually(lambda: len(model_card.replies) == 2, timeout=30)  # the verdict, then the integration
+    await asyncio.sleep(1.5)  # let coalesced updates and any late reply land
+
+    # #app-releases: the handoff card, the run's card, and the run's failure told once in the channel
+    [handoff_reply] = handoff_card.replies
+    assert handoff_reply.text.startswith(f"Failed: Integration integrate-app-y {run.name}: failed")
+    assert not handoff_reply.reply_broadcast
+    [run_failure] = run_card.replies
+    assert run_failure.text.startswith(f"Failed: integrate-app-y {run.name} failed in stage Integration tests")
+    assert run_failure.reply_broadcast
+    assert sorted(m.ts for m in slack_messages(loop, "app-releases")) == sorted(
+        [handoff_card.ts, run_card.ts, run_failure.ts]
+    )
+    # #ml-models shows no run card: the model card's reply about the integration shows in the channel, as before
+    integration_reply = model_card.replies[-1]
+    assert integration_reply.text.startswith(f"Failed: app-y integration against model-x:8: integrate-app-y {run.name}")
+    assert integration_reply.reply_broadcast and integration_reply in slack_messages(loop, "ml-models")
