@@ -19,7 +19,10 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from bot.background import BackgroundWork
 from bot.cards import Action, Card, Status
@@ -63,6 +66,26 @@ def job_name(model: str, run: CommandRun) -> str:
     return _SAFE_NAME.sub("-", f"handoff-{model}-{run.id}-{run.created_at:%Y%m%d%H%M%S}".lower()).strip("-")
 
 
+def job_title(job_file: str, base_dir: Path) -> str:
+    """The name people know an Azure ML job file's job by: its ``display_name``, else its
+    ``experiment_name`` (as Azure ML studio lists them), else the file's name without its folder and suffix.
+
+    A relative ``job_file`` is found in ``base_dir``; a file that cannot be read is named by its file name
+    (the start itself says what is wrong with it).
+    """
+    path = Path(job_file)
+    path = path if path.is_absolute() else base_dir / path
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        spec = None
+    if isinstance(spec, dict):
+        for key in ("display_name", "experiment_name"):
+            if isinstance(spec.get(key), str) and spec[key].strip():
+                return str(spec[key]).strip()
+    return path.stem
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a command will start: a sentence for people, and how to start and watch it."""
@@ -97,6 +120,7 @@ class CommandRunner:
     Args:
         spawn: runs a coroutine in the background (the process keeps the tasks and stops them on exit).
         poll_interval: seconds between status polls of a started run.
+        base_dir: where relative job files are found (the configuration's folder).
     """
 
     def __init__(
@@ -110,6 +134,7 @@ class CommandRunner:
         pipelines: PipelineService | None = None,
         poll_interval: float = 5.0,
         poll_limit: timedelta = timedelta(hours=12),
+        base_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -119,6 +144,7 @@ class CommandRunner:
         self.pipelines = pipelines
         self.poll_interval = poll_interval
         self.poll_limit = poll_limit
+        self.base_dir = base_dir or Path.cwd()
         self.background = BackgroundWork(log, "background command work")
         self.start_cut_off = START_CUT_OFF
         self._starting: set[int] = set()  # runs this process is starting now
@@ -185,13 +211,13 @@ class CommandRunner:
         for run in await self.store.unfinished_command_runs(self.clock.now() - self.poll_limit):
             if run.platform not in ("slack", "teams") or (only is not None and run.state is not only):
                 continue  # (a run without a platform was started by model handoff, not from a chat)
-            plan = self._plan_of(run)
+            plan = await self._plan_of(run)
             if plan is not None:
                 platform: Platform = "slack" if run.platform == "slack" else "teams"
                 found.append((run, plan, ConversationAddress(platform, run.conversation)))
         return found
 
-    def _plan_of(self, run: CommandRun) -> Plan | None:
+    async def _plan_of(self, run: CommandRun) -> Plan | None:
         """The plan of a recorded run, from its command; None if the configuration no longer has it."""
         try:
             command = parse(run.command)
@@ -199,7 +225,7 @@ class CommandRunner:
             command = None
         plan: Plan | Reply | None = None
         if command is not None and command.verb in ("retrain", "integrate"):
-            plan = self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
+            plan = await self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
         if not isinstance(plan, Plan):
             if run.id not in self._unplannable:  # said once, not at every sweep
                 self._unplannable.add(run.id or 0)
@@ -225,7 +251,7 @@ class CommandRunner:
     # --- the commands ------------------------------------------------------------------------------
 
     async def retrain(self, request: CommandRequest, command: ParsedCommand) -> Reply:
-        plan = self._plan_retrain(command)
+        plan = await self._plan_retrain(command)
         if isinstance(plan, Reply):
             return plan
         if "dry-run" in command.flags:
@@ -257,7 +283,7 @@ class CommandRunner:
             return None
         return f"{name} has no version {version} in Azure ML, so nothing was started."
 
-    def _plan_retrain(self, command: ParsedCommand) -> Plan | Reply:
+    async def _plan_retrain(self, command: ParsedCommand) -> Plan | Reply:
         name = command.target or ""
         model = self.settings.models.get(name)
         if model is None or model.retrain is None:
@@ -271,9 +297,13 @@ class CommandRunner:
             if "data" in command.options:
                 params["inputs.training_data"] = f"azureml:{command.options['data']}"
                 params.pop("data")
+            title = await asyncio.to_thread(job_title, job.job_file, self.base_dir)
             shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
             plan = self._azure_ml_plan(
-                f"Retrain {name} with the Azure ML job {job.job_file} ({shown})", name, job.job_file, params
+                f"Retrain {name} with the Azure ML job {title}" + (f" ({shown})" if shown else ""),
+                name,
+                job.job_file,
+                params,
             )
         else:
             pipeline = model.retrain.azure_devops_pipeline
@@ -402,7 +432,7 @@ class CommandRunner:
         from bot.commands import parse
 
         command = parse(run.command)
-        plan = self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
+        plan = await self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
         if isinstance(plan, Reply):
             return ActionResult(False, plan.text)
         asked = CommandRequest(request.user, request.conversation, run.command)

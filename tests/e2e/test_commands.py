@@ -355,6 +355,8 @@ def is_running(run: CommandRun) -> bool:
 async def retrain(person: Person) -> None:
     person.user, person.channel = "alice", "ml-models"
     answer = await person.say("retrain model-x", "Starting: Retrain model-x with the Azure ML job")
+    # the job as Azure ML studio names it (its display name), not the job file's path; no parameters, no ()
+    assert "Starting: Retrain model-x with the Azure ML job train-model-x. Its card" in answer
     run = await command_run(person.loop, is_running)
     assert f"(run {run.id})" in answer
     assert run.backend_run_id is not None and run.backend_run_id.startswith(f"handoff-model-x-{run.id}-")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot.records import CommandRun, CommandRunState
-from bot.runner import job_name, run_line
+from bot.runner import job_name, job_title, run_line
 
 ASKED = datetime(2026, 11, 28, 9, 40, 5, tzinfo=UTC)
 RUN = CommandRun(
@@ -33,6 +34,21 @@ def test_the_job_name_is_the_same_for_a_run_and_new_for_another() -> None:
 def test_the_job_name_is_one_azure_ml_accepts() -> None:
     name = job_name("Model X/v2 (test)", RUN)
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", name), name
+
+
+def test_a_job_is_named_as_azure_ml_studio_lists_it_not_by_its_path(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "train.yml").write_text("type: command\ndisplay_name: Train model X\nexperiment_name: model-x\n")
+    (jobs / "nightly.yml").write_text("type: command\nexperiment_name: model-x-nightly\n")
+    (jobs / "plain.yaml").write_text("type: command\ncommand: python train.py\n")
+    (jobs / "broken.yml").write_text("type: [command\n")
+    assert job_title(str(jobs / "train.yml"), Path("/elsewhere")) == "Train model X"
+    assert job_title("jobs/train.yml", tmp_path) == "Train model X"  # relative to the configuration's folder
+    assert job_title("jobs/nightly.yml", tmp_path) == "model-x-nightly"
+    assert job_title("jobs/plain.yaml", tmp_path) == "plain"
+    assert job_title("jobs/broken.yml", tmp_path) == "broken"
+    assert job_title("jobs/missing.yml", tmp_path) == "missing"
 
 
 def test_a_runs_line_says_who_how_where_and_when() -> None:
