@@ -241,7 +241,10 @@ class CommandRunner:
         )
         try:
             await self.store.update_command_run(
-                run.id or 0, CommandRunState.FAILED, self.clock.now(), details={**run.details, "error": problem}
+                run.id or 0,
+                CommandRunState.FAILED,
+                self.clock.now(),
+                details={**run.details, "error": problem, "cut_off": True},
             )
         finally:
             self._starting.discard(run.id or 0)
@@ -346,8 +349,10 @@ class CommandRunner:
     async def cancel(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         run_id = command.target or ""
         found = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
-        if found is None or found.backend_run_id is None:
+        if found is None or found.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
+        if found.backend_run_id is None:
+            return Reply(not_started(found))
         if found.state is not CommandRunState.STARTED:
             return Reply(f"Run {run_id} ({found.command}) is no longer running ({found.state.value}).")
         service = found.details.get("service")
@@ -700,6 +705,22 @@ def already_asked(run: CommandRun, request: CommandRequest) -> str:
     else:
         where = "Its card will follow here."
     return f"You already asked for this at {run.created_at:%H:%M} UTC; {how} (run {run.id}). {where}"
+
+
+def not_started(run: CommandRun) -> str:
+    """Why ``cancel`` cannot cancel a run that has no id in the service that runs it, by how it stands."""
+    what = f"Run {run.id} (`{run.command}`)"
+    error = str(run.details.get("error") or "")
+    if run.state is CommandRunState.REQUESTED:
+        return f"{what} is still starting, so there is nothing to cancel yet. Ask again in a moment."
+    if run.details.get("cut_off"):
+        return (
+            f"{what} cannot be canceled from here: Handoff stopped while starting it, so it does not know whether "
+            "Azure DevOps started it. If it did, cancel it among the pipeline's runs."
+        )
+    if error:
+        return f"{what} did not start, so there is nothing to cancel. {error}"
+    return f"{what} did not start ({run.state.value}), so there is nothing to cancel."
 
 
 def run_line(run: CommandRun) -> str:

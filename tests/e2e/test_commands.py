@@ -167,6 +167,31 @@ async def test_the_same_retrain_once_azure_ml_refused_it_asks_azure_ml_again(
     assert second.id != first.id
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_cancel_of_a_run_that_has_not_started_says_why_there_is_nothing_to_cancel(
+    start_loop: Callable[..., Awaitable[Loop]], platform: str
+) -> None:
+    loop = await start_loop(no_confirmation)
+    alice = Person(loop, platform, "alice", "ml-models")
+    await alice.say("retrain model-x compute=cpu-small", "Starting: Retrain model-x")
+    refused = await command_run(loop, lambda r: r.state is CommandRunState.FAILED)
+    answer = await alice.say(f"cancel {refused.id}", f"Run {refused.id} (")
+    assert (
+        f"Run {refused.id} (`retrain model-x compute=cpu-small`) did not start, so there is nothing to cancel. "
+        "Azure ML refused the job: The workspace has no compute cpu-small."
+    ) in answer
+    assert "started no run" not in answer
+
+    loop.suite.aml.faults.add("PUT /subscriptions/**/jobs/*", [Fault("stall", stall_seconds=3)])
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    starting = await command_run(loop, lambda r: r.state is CommandRunState.REQUESTED)
+    answer = await alice.say(f"cancel {starting.id}", f"Run {starting.id} (")
+    assert "is still starting, so there is nothing to cancel yet. Ask again in a moment." in answer
+    await command_run(loop, is_running, starting.id)
+    assert [r.status for r in jobs(loop)][-1] == 201  # the start went on
+    await alice.say(f"cancel {(starting.id or 0) + 1}", f"Handoff started no run {(starting.id or 0) + 1}.")
+
+
 async def test_the_same_retrain_while_its_run_starts_or_runs_says_how_it_stands_and_where(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:
@@ -701,6 +726,8 @@ async def test_a_pipeline_run_whose_start_was_cut_off_is_not_started_twice_and_i
         lambda: next((m for m in slack_messages(loop, "app-releases") if "Not known whether" in m.text), None)
     )
     assert "Look at the pipeline's runs" in blocks_text(told)
+    answer = await Person(loop, "slack", "alice", "app-releases").say(f"cancel {old.id}", f"Run {old.id} (")
+    assert "cannot be canceled from here: Handoff stopped while starting it" in answer
     await asyncio.sleep(0.5)
     assert loop.suite.ado.runs == []
     assert (await loop.server.store.get_command_run(young.id or 0)).state.value == "requested"  # type: ignore[union-attr]
