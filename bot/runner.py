@@ -694,7 +694,7 @@ def already_asked(run: CommandRun, request: CommandRequest) -> str:
     """The answer to a command whose run is still starting or running: how that run stands, and where its
     card is (here, or else how to find the run)."""
     if run.state is CommandRunState.STARTED:
-        how = f"it is running as {run.backend_run_id}" if run.backend_run_id else "it is running"
+        how = f"it is running as {service_run(run)}" if run.backend_run_id else "it is running"
     else:
         how = "it is still starting"
     here = (run.platform, run.conversation) == (request.conversation.platform, request.conversation.conversation_id)
@@ -705,6 +705,17 @@ def already_asked(run: CommandRun, request: CommandRequest) -> str:
     else:
         where = "Its card will follow here."
     return f"You already asked for this at {run.created_at:%H:%M} UTC; {how} (run {run.id}). {where}"
+
+
+def service_run(run: CommandRun) -> str | None:
+    """The run as the service that runs it names it (None before it has started there): an Azure DevOps run
+    by its name (``20261129.5``, as its card and Azure DevOps show it), an Azure ML job by its name."""
+    if run.backend_run_id is None:
+        return None
+    name = run.details.get("name")
+    if run.details.get("service") == "azure-devops" and isinstance(name, str) and name:
+        return name
+    return run.backend_run_id
 
 
 def not_started(run: CommandRun) -> str:
@@ -728,7 +739,7 @@ def run_line(run: CommandRun) -> str:
     service = SERVICE_NAMES.get(str(run.details.get("service", "")), "run")
     if run.backend_run_id:
         url = run.details.get("url")
-        backend = f"{service} {run.backend_run_id}" + (f" {url}" if url else "")
+        backend = f"{service} {service_run(run)}" + (f" {url}" if url else "")
     else:
         backend = "not started"
     when = f"{run.created_at:%Y-%m-%d %H:%M} UTC"

@@ -411,7 +411,11 @@ async def runs(person: Person) -> None:
     (ado_run,) = person.loop.suite.ado.runs
     answer = await person.say("runs app-y", "The latest runs of app-y Handoff started, newest first:")
     assert f"{run.id}: `integrate app-y` by {person.user}@contoso.com, started" in answer
-    assert f"Azure DevOps run {ado_run.id} {person.loop.suite.ado.links.run_web(ado_run.id)}" in answer
+    # the run named as Azure DevOps and its card name it (20261129.1), not by its number in the API
+    assert ado_run.name != str(ado_run.id)
+    assert f"Azure DevOps run {ado_run.name} {person.loop.suite.ado.links.run_web(ado_run.id)}" in answer
+    answer = await person.say(f"status {run.id}", f"Run {run.id} (")
+    assert f"Run {run.id} (Azure DevOps run {ado_run.name}): `integrate app-y` by {person.user}@contoso.com" in answer
     await person.say("runs model-x", "Handoff has started no runs of model-x yet.")
 
 

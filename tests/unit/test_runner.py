@@ -63,3 +63,17 @@ def test_a_runs_line_says_who_how_where_and_when() -> None:
     )
     waiting = replace(RUN, state=CommandRunState.REQUESTED)
     assert "requested, not started, 2026-11-28 09:40 UTC" in run_line(waiting)
+
+
+def test_a_runs_line_names_an_azure_devops_run_as_azure_devops_does() -> None:
+    started = replace(
+        RUN,
+        command="integrate app-y",
+        backend_run_id="106",
+        details={
+            "service": "azure-devops",
+            "name": "20261129.5",
+            "url": "https://dev.azure.com/contoso/p/_build?b=106",
+        },
+    )
+    assert "Azure DevOps run 20261129.5 https://dev.azure.com/contoso/p/_build?b=106," in run_line(started)
