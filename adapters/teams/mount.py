@@ -90,7 +90,7 @@ def mount_teams(
         tenant_id=settings.tenant_id,
         graph=graph,
     )
-    bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), bot_app_id=app_id, cards=channel)
+    bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), cards=channel)
     endpoint = MessagesEndpoint(adapter, bot, authentication, auth_enabled=is_authentication_enabled(settings))
     integration = TeamsIntegration(
         channel=channel,

@@ -279,6 +279,26 @@ async def test_integrate_starts_as_asked_when_azure_ml_does_not_answer(loop: Loo
     assert asked and all(r.status == 503 for r in asked)
 
 
+async def test_subscribe_and_mute_in_a_teams_channel_answer_in_the_commands_thread(loop: Loop) -> None:
+    teams = loop.suite.teams
+    channel = teams.state.channel("ML models")
+
+    async def answered(text: str, expect: str) -> None:
+        before = {p.id for p in channel.posts}
+        sent = await teams.send_channel_message(text, channel=channel.name, user="alice")
+        root = sent.activity["id"]
+        thread = next(p for p in channel.posts if p.id == root)
+        await eventually(lambda: any(expect in _teams_text(r) for r in thread.replies if r.by_bot))
+        await asyncio.sleep(0.5)
+        assert [p.id for p in channel.posts if p.id not in before] == [root]  # no post of its own
+
+    await answered("subscribe events=run outcomes=failed", "Subscribed this channel (subscription")
+    [subscription] = await loop.server.store.list_subscriptions()
+    await answered(f"mute {subscription.id} for=4h", f"Muted subscription {subscription.id} until")
+    await answered(f"unmute {subscription.id}", f"Unmuted subscription {subscription.id}.")
+    await answered(f"unsubscribe {subscription.id}", f"Removed subscription {subscription.id}.")
+
+
 async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loop: Loop) -> None:
     teams = loop.suite.teams
     reply = await teams.send_channel_message("integrate app-y model=model-x:7", channel="App releases", user="carol")
