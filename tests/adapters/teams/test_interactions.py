@@ -3,7 +3,11 @@ refresh, the Action.Submit fallback), through ``/api/messages`` with the emulato
 
 from __future__ import annotations
 
+import logging
+
 import jsonschema
+import pytest
+from botbuilder.schema.teams import TeamsChannelData, TenantInfo
 
 from bot.cards import Card
 from bot.interactions import ActionResult, Reply, Visibility
@@ -121,6 +125,25 @@ async def test_approve_updates_the_card_for_the_clicker_and_for_everyone(
     assert len(message.versions) == 2
     assert texts(adaptive_card(message.activity))[1:3] == ["✅ Approved", "Approved by alice@contoso.com"]
     assert verbs(adaptive_card(message.activity)) == []
+
+
+async def test_clicks_and_messages_leave_no_msrest_noise_about_fields_teams_always_sends(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    await harness.teams.send_channel_message("status", channel="App releases")
+
+    clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"}, user="alice")
+
+    assert clicked.status == 200 and len(harness.handler.actions) == 1
+    assert not [r for r in caplog.records if r.name.startswith("msrest")]
+    # a field Teams is not known to send is still told, as is anything else msrest says
+    TeamsChannelData(tenant=TenantInfo(id=TENANT), surprise=True)
+    logging.getLogger("msrest.serialization").warning("Readonly attribute %s will be ignored in class %s", "x", "y")
+    told = [r.getMessage() for r in caplog.records if r.name == "msrest.serialization"]
+    assert len(told) == 2 and "surprise is not a known attribute" in told[0]
 
 
 async def test_reject_carries_the_comment(harness: Harness) -> None:
