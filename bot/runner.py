@@ -32,7 +32,7 @@ from bot.commands import ParsedCommand, UsageError, parse
 from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, PipelineRef, RunStateChanged, TrainingRunFinished
 from bot.ingest import Ingest
-from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility
+from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
 from bot.records import (
     CONFIRMATION_KEY_PREFIX,
@@ -735,11 +735,12 @@ def not_started(run: CommandRun) -> str:
 
 
 def run_line(run: CommandRun) -> str:
-    """One line of ``runs``: the run, who asked, how it stands, where it runs (with its link) and when."""
+    """One line of ``runs``: the run, who asked, how it stands, where it runs (linked to it) and when."""
     service = SERVICE_NAMES.get(str(run.details.get("service", "")), "run")
     if run.backend_run_id:
         url = run.details.get("url")
-        backend = f"{service} {service_run(run)}" + (f" {url}" if url else "")
+        name = str(service_run(run))
+        backend = f"{service} " + (link(str(url), name) if url else name)
     else:
         backend = "not started"
     when = f"{run.created_at:%Y-%m-%d %H:%M} UTC"

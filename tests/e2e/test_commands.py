@@ -431,9 +431,12 @@ async def runs(person: Person) -> None:
     (ado_run,) = person.loop.suite.ado.runs
     answer = await person.say("runs app-y", "The latest runs of app-y Handoff started, newest first:")
     assert f"{run.id}: `integrate app-y` by {person.user}@contoso.com, started" in answer
-    # the run named as Azure DevOps and its card name it (20261129.1), not by its number in the API
+    # the run named as Azure DevOps and its card name it (20261129.1), not by its number in the API, and
+    # linked to it: the link's text is that name, not the whole URL
     assert ado_run.name != str(ado_run.id)
-    assert f"Azure DevOps run {ado_run.name} {person.loop.suite.ado.links.run_web(ado_run.id)}" in answer
+    url = person.loop.suite.ado.links.run_web(ado_run.id)
+    shown = f"<{url}|{ado_run.name}>" if person.platform == "slack" else f"[{ado_run.name}]({url})"
+    assert f"Azure DevOps run {shown}, " in answer
     answer = await person.say(f"status {run.id}", f"Run {run.id} (")
     assert f"Run {run.id} (Azure DevOps run {ado_run.name}): `integrate app-y` by {person.user}@contoso.com" in answer
     await person.say("runs model-x", "Handoff has started no runs of model-x yet.")

@@ -58,8 +58,9 @@ def test_a_runs_line_says_who_how_where_and_when() -> None:
         details={"service": "azure-ml", "url": "https://ml.azure.com/runs/handoff-model-x-12-20261128094005"},
     )
     assert run_line(started) == (
-        "• 12: `retrain model-x` by alice@contoso.com, started, Azure ML job handoff-model-x-12-20261128094005 "
-        "https://ml.azure.com/runs/handoff-model-x-12-20261128094005, 2026-11-28 09:40 UTC"
+        "• 12: `retrain model-x` by alice@contoso.com, started, Azure ML job "
+        "[handoff-model-x-12-20261128094005](https://ml.azure.com/runs/handoff-model-x-12-20261128094005), "
+        "2026-11-28 09:40 UTC"
     )
     waiting = replace(RUN, state=CommandRunState.REQUESTED)
     assert "requested, not started, 2026-11-28 09:40 UTC" in run_line(waiting)
@@ -76,4 +77,4 @@ def test_a_runs_line_names_an_azure_devops_run_as_azure_devops_does() -> None:
             "url": "https://dev.azure.com/contoso/p/_build?b=106",
         },
     )
-    assert "Azure DevOps run 20261129.5 https://dev.azure.com/contoso/p/_build?b=106," in run_line(started)
+    assert "Azure DevOps run [20261129.5](https://dev.azure.com/contoso/p/_build?b=106)," in run_line(started)
