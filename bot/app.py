@@ -149,7 +149,7 @@ def build_handoff(
     """The core, wired to the store and the services (chat channels are added by the integrations).
 
     ``hooks`` lets ``subscribe <Azure DevOps URL>`` set up the project's service hooks; ``base_dir`` is
-    where relative paths in the settings (apps' contract files) are found.
+    where relative paths in the settings (apps' contract files, job files) are found.
     """
     clock = clock or SystemClock()
     policy = Policy(settings)
@@ -163,7 +163,9 @@ def build_handoff(
     )
     ingest.observers.append(model_handoff.observe)
     chat = ChatHandler(store, policy, gatekeeper, ingest, clock, hooks=hooks)
-    runner = CommandRunner(settings, store, ingest, clock, ml=ml, pipelines=pipelines, poll_interval=poll_interval)
+    runner = CommandRunner(
+        settings, store, ingest, clock, ml=ml, pipelines=pipelines, poll_interval=poll_interval, base_dir=base_dir
+    )
     runner.register(chat)
     ModelCommands(settings, store, consumers).register(chat)
     handoff = Handoff(

@@ -74,9 +74,16 @@ class Visibility(StrEnum):
     CHANNEL = "channel"
 
 
+def link(url: str, label: str) -> str:
+    """A link with short text in a :class:`Reply`'s text, ``[label](url)``: Teams shows the markdown as a
+    link, the Slack adapter turns it into ``<url|label>``. The URL loses what would end it early."""
+    safe = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+    return f"[{label.replace('[', '(').replace(']', ')')}]({safe})"
+
+
 @dataclass(frozen=True)
 class Reply:
-    """The answer the person sees at once."""
+    """The answer the person sees at once. Its text may hold links made by :func:`link`."""
 
     text: str
     card: Card | None = None

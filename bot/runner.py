@@ -19,7 +19,10 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from bot.background import BackgroundWork
 from bot.cards import Action, Card, Status
@@ -29,7 +32,7 @@ from bot.commands import ParsedCommand, UsageError, parse
 from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, PipelineRef, RunStateChanged, TrainingRunFinished
 from bot.ingest import Ingest
-from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility
+from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
 from bot.records import (
     CONFIRMATION_KEY_PREFIX,
@@ -61,6 +64,26 @@ def job_name(model: str, run: CommandRun) -> str:
     the job instead of starting another, and different for every run (the time it was asked for keeps
     runs of a store that was started afresh apart from older jobs)."""
     return _SAFE_NAME.sub("-", f"handoff-{model}-{run.id}-{run.created_at:%Y%m%d%H%M%S}".lower()).strip("-")
+
+
+def job_title(job_file: str, base_dir: Path) -> str:
+    """The name people know an Azure ML job file's job by: its ``display_name``, else its
+    ``experiment_name`` (as Azure ML studio lists them), else the file's name without its folder and suffix.
+
+    A relative ``job_file`` is found in ``base_dir``; a file that cannot be read is named by its file name
+    (the start itself says what is wrong with it).
+    """
+    path = Path(job_file)
+    path = path if path.is_absolute() else base_dir / path
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        spec = None
+    if isinstance(spec, dict):
+        for key in ("display_name", "experiment_name"):
+            if isinstance(spec.get(key), str) and spec[key].strip():
+                return str(spec[key]).strip()
+    return path.stem
 
 
 @dataclass(frozen=True)
@@ -97,6 +120,7 @@ class CommandRunner:
     Args:
         spawn: runs a coroutine in the background (the process keeps the tasks and stops them on exit).
         poll_interval: seconds between status polls of a started run.
+        base_dir: where relative job files are found (the configuration's folder).
     """
 
     def __init__(
@@ -110,6 +134,7 @@ class CommandRunner:
         pipelines: PipelineService | None = None,
         poll_interval: float = 5.0,
         poll_limit: timedelta = timedelta(hours=12),
+        base_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -119,6 +144,7 @@ class CommandRunner:
         self.pipelines = pipelines
         self.poll_interval = poll_interval
         self.poll_limit = poll_limit
+        self.base_dir = base_dir or Path.cwd()
         self.background = BackgroundWork(log, "background command work")
         self.start_cut_off = START_CUT_OFF
         self._starting: set[int] = set()  # runs this process is starting now
@@ -185,13 +211,13 @@ class CommandRunner:
         for run in await self.store.unfinished_command_runs(self.clock.now() - self.poll_limit):
             if run.platform not in ("slack", "teams") or (only is not None and run.state is not only):
                 continue  # (a run without a platform was started by model handoff, not from a chat)
-            plan = self._plan_of(run)
+            plan = await self._plan_of(run)
             if plan is not None:
                 platform: Platform = "slack" if run.platform == "slack" else "teams"
                 found.append((run, plan, ConversationAddress(platform, run.conversation)))
         return found
 
-    def _plan_of(self, run: CommandRun) -> Plan | None:
+    async def _plan_of(self, run: CommandRun) -> Plan | None:
         """The plan of a recorded run, from its command; None if the configuration no longer has it."""
         try:
             command = parse(run.command)
@@ -199,7 +225,7 @@ class CommandRunner:
             command = None
         plan: Plan | Reply | None = None
         if command is not None and command.verb in ("retrain", "integrate"):
-            plan = self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
+            plan = await self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
         if not isinstance(plan, Plan):
             if run.id not in self._unplannable:  # said once, not at every sweep
                 self._unplannable.add(run.id or 0)
@@ -215,7 +241,10 @@ class CommandRunner:
         )
         try:
             await self.store.update_command_run(
-                run.id or 0, CommandRunState.FAILED, self.clock.now(), details={**run.details, "error": problem}
+                run.id or 0,
+                CommandRunState.FAILED,
+                self.clock.now(),
+                details={**run.details, "error": problem, "cut_off": True},
             )
         finally:
             self._starting.discard(run.id or 0)
@@ -225,7 +254,7 @@ class CommandRunner:
     # --- the commands ------------------------------------------------------------------------------
 
     async def retrain(self, request: CommandRequest, command: ParsedCommand) -> Reply:
-        plan = self._plan_retrain(command)
+        plan = await self._plan_retrain(command)
         if isinstance(plan, Reply):
             return plan
         if "dry-run" in command.flags:
@@ -257,7 +286,7 @@ class CommandRunner:
             return None
         return f"{name} has no version {version} in Azure ML, so nothing was started."
 
-    def _plan_retrain(self, command: ParsedCommand) -> Plan | Reply:
+    async def _plan_retrain(self, command: ParsedCommand) -> Plan | Reply:
         name = command.target or ""
         model = self.settings.models.get(name)
         if model is None or model.retrain is None:
@@ -271,9 +300,13 @@ class CommandRunner:
             if "data" in command.options:
                 params["inputs.training_data"] = f"azureml:{command.options['data']}"
                 params.pop("data")
+            title = await asyncio.to_thread(job_title, job.job_file, self.base_dir)
             shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
             plan = self._azure_ml_plan(
-                f"Retrain {name} with the Azure ML job {job.job_file} ({shown})", name, job.job_file, params
+                f"Retrain {name} with the Azure ML job {title}" + (f" ({shown})" if shown else ""),
+                name,
+                job.job_file,
+                params,
             )
         else:
             pipeline = model.retrain.azure_devops_pipeline
@@ -316,8 +349,10 @@ class CommandRunner:
     async def cancel(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         run_id = command.target or ""
         found = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
-        if found is None or found.backend_run_id is None:
+        if found is None or found.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
+        if found.backend_run_id is None:
+            return Reply(not_started(found))
         if found.state is not CommandRunState.STARTED:
             return Reply(f"Run {run_id} ({found.command}) is no longer running ({found.state.value}).")
         service = found.details.get("service")
@@ -402,7 +437,7 @@ class CommandRunner:
         from bot.commands import parse
 
         command = parse(run.command)
-        plan = self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
+        plan = await self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
         if isinstance(plan, Reply):
             return ActionResult(False, plan.text)
         asked = CommandRequest(request.user, request.conversation, run.command)
@@ -659,7 +694,7 @@ def already_asked(run: CommandRun, request: CommandRequest) -> str:
     """The answer to a command whose run is still starting or running: how that run stands, and where its
     card is (here, or else how to find the run)."""
     if run.state is CommandRunState.STARTED:
-        how = f"it is running as {run.backend_run_id}" if run.backend_run_id else "it is running"
+        how = f"it is running as {service_run(run)}" if run.backend_run_id else "it is running"
     else:
         how = "it is still starting"
     here = (run.platform, run.conversation) == (request.conversation.platform, request.conversation.conversation_id)
@@ -672,12 +707,40 @@ def already_asked(run: CommandRun, request: CommandRequest) -> str:
     return f"You already asked for this at {run.created_at:%H:%M} UTC; {how} (run {run.id}). {where}"
 
 
+def service_run(run: CommandRun) -> str | None:
+    """The run as the service that runs it names it (None before it has started there): an Azure DevOps run
+    by its name (``20261129.5``, as its card and Azure DevOps show it), an Azure ML job by its name."""
+    if run.backend_run_id is None:
+        return None
+    name = run.details.get("name")
+    if run.details.get("service") == "azure-devops" and isinstance(name, str) and name:
+        return name
+    return run.backend_run_id
+
+
+def not_started(run: CommandRun) -> str:
+    """Why ``cancel`` cannot cancel a run that has no id in the service that runs it, by how it stands."""
+    what = f"Run {run.id} (`{run.command}`)"
+    error = str(run.details.get("error") or "")
+    if run.state is CommandRunState.REQUESTED:
+        return f"{what} is still starting, so there is nothing to cancel yet. Ask again in a moment."
+    if run.details.get("cut_off"):
+        return (
+            f"{what} cannot be canceled from here: Handoff stopped while starting it, so it does not know whether "
+            "Azure DevOps started it. If it did, cancel it among the pipeline's runs."
+        )
+    if error:
+        return f"{what} did not start, so there is nothing to cancel. {error}"
+    return f"{what} did not start ({run.state.value}), so there is nothing to cancel."
+
+
 def run_line(run: CommandRun) -> str:
-    """One line of ``runs``: the run, who asked, how it stands, where it runs (with its link) and when."""
+    """One line of ``runs``: the run, who asked, how it stands, where it runs (linked to it) and when."""
     service = SERVICE_NAMES.get(str(run.details.get("service", "")), "run")
     if run.backend_run_id:
         url = run.details.get("url")
-        backend = f"{service} {run.backend_run_id}" + (f" {url}" if url else "")
+        name = str(service_run(run))
+        backend = f"{service} " + (link(str(url), name) if url else name)
     else:
         backend = "not started"
     when = f"{run.created_at:%Y-%m-%d %H:%M} UTC"

@@ -54,6 +54,7 @@ STATUS_EMOJI: dict[Status, str] = {
 
 _SLACK_USER = re.compile(r"^(?:slack:)?([UW][A-Z0-9]{2,})$")
 _LINK_SCHEMES = ("https://", "http://", "mailto:")
+_MARKDOWN_LINK = re.compile(r"\[([^\[\]\n]+)\]\((https?://[^\s()]+)\)")
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,9 @@ def render_card(card: Card, *, compact: bool = False, note: str = "") -> SlackCo
 
 
 def render_text(text: str, *, note: str = "") -> SlackContent:
-    """A plain answer (escaped) in one section, with an optional context ``note``."""
-    body = escape(text) or " "
+    """A plain answer (escaped; its ``[label](url)`` links as Slack links) in one section, with an optional
+    context ``note``."""
+    body = _with_links(text) or " "
     blocks: list[dict[str, Any]] = [_section(truncate(body, MAX_TEXT))]
     if note:
         blocks.append(_context([note]))
@@ -107,8 +109,18 @@ def render_reply(reply: Reply, *, compact: bool = True, note: str = "") -> Slack
 
 
 def fallback_text(text: str) -> str:
-    """Notification text: escaped and cut to a readable length."""
-    return truncate(escape(text), MAX_FALLBACK_TEXT, "…") or " "
+    """Notification text: escaped, ``[label](url)`` links as their label, and cut to a readable length."""
+    return truncate(escape(_MARKDOWN_LINK.sub(r"\1", text)), MAX_FALLBACK_TEXT, "…") or " "
+
+
+def _with_links(text: str) -> str:
+    """``text`` escaped, with the core's markdown links (:func:`bot.interactions.link`) as ``<url|label>``."""
+    parts: list[str] = []
+    end = 0
+    for match in _MARKDOWN_LINK.finditer(text):
+        parts += [escape(text[end : match.start()]), link(match.group(2), match.group(1))]
+        end = match.end()
+    return "".join([*parts, escape(text[end:])])
 
 
 def message_chars(blocks: Iterable[dict[str, Any]]) -> int:

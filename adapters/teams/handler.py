@@ -36,7 +36,6 @@ from bot.interactions import (
     CommandRequest,
     InteractionHandler,
     Reply,
-    Visibility,
 )
 from bot.ports import ChatChannel, DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress
@@ -84,7 +83,6 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         interactions: the core's entry point for commands and clicks.
         registry: where conversation references are kept.
         identity: resolves the sender to a :class:`~bot.interactions.ChatUser`.
-        bot_app_id: the bot's app id, for posting new threads.
         cards: updates a clicked card later (the click's ``ActionResult.later``), after its turn.
     """
 
@@ -94,14 +92,12 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         registry: ConversationRegistry,
         identity: TeamsIdentity,
         *,
-        bot_app_id: str,
         cards: ChatChannel | None = None,
     ) -> None:
         super().__init__()
         self.interactions = interactions
         self.registry = registry
         self.identity = identity
-        self.bot_app_id = bot_app_id
         self.cards = cards
         self.later = BackgroundWork(log, "a card's later update")
 
@@ -239,7 +235,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         except Exception:
             log.exception("the command handler failed")
             reply = Reply("Handoff could not run that command. Try again in a moment.")
-        await self._send_reply(turn_context, reply, base if kind == "channel" else None)
+        await self._send_reply(turn_context, reply)
 
     async def _channel_seen(self, turn_context: TurnContext, channel_id: str) -> None:
         """Store the channel a command came from (``subscribe`` binds it), looking its name up once."""
@@ -249,17 +245,15 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         names = dict(await self._team_channels(turn_context, team[0])) if team else {}
         await self.registry.channel_seen(turn_context.activity, names.get(channel_id) or "")
 
-    async def _send_reply(self, turn_context: TurnContext, reply: Reply, channel_id: str | None) -> None:
+    async def _send_reply(self, turn_context: TurnContext, reply: Reply) -> None:
+        """Answer where the command was typed: in a channel, in the command's thread, whatever the reply's
+        visibility. The command is a post everyone in the channel sees, and so is its thread; an answer
+        meant for the whole channel (``subscribe``, ``mute``, ``Starting: …``) needs no post of its own."""
         activity = card_activity(reply.card) if reply.card is not None else MessageFactory.text(reply.text)
         if reply.card is not None and reply.text and reply.text != reply.card.text:
             activity.text = reply.text
         try:
-            if channel_id is not None and reply.visibility is Visibility.CHANNEL:
-                await TeamsInfo.send_message_to_teams_channel(
-                    turn_context, activity, channel_id, bot_app_id=self.bot_app_id
-                )
-            else:
-                await turn_context.send_activity(activity)
+            await turn_context.send_activity(activity)
         except Exception as exc:
             log.warning("could not send the reply to a Teams command (%s)", type(exc).__name__)
 

@@ -23,6 +23,7 @@ from .handler import HandoffTeamsBot
 from .identity import TeamsIdentity
 from .openid import OpenIdKeySet, install_key_sets, uninstall_key_sets
 from .registry import ConversationRegistry
+from .sdk_logs import quiet_known_teams_fields
 from .sending import Pacer, SendPolicy
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def mount_teams(
         path: the messaging endpoint's path.
     """
     clock = clock or SystemClock()
+    quiet_known_teams_fields()
     authentication = create_authentication(settings)
     adapter = CloudAdapter(authentication)
     adapter.on_turn_error = _log_turn_error
@@ -90,7 +92,7 @@ def mount_teams(
         tenant_id=settings.tenant_id,
         graph=graph,
     )
-    bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), bot_app_id=app_id, cards=channel)
+    bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), cards=channel)
     endpoint = MessagesEndpoint(adapter, bot, authentication, auth_enabled=is_authentication_enabled(settings))
     integration = TeamsIntegration(
         channel=channel,

@@ -167,6 +167,31 @@ async def test_the_same_retrain_once_azure_ml_refused_it_asks_azure_ml_again(
     assert second.id != first.id
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_cancel_of_a_run_that_has_not_started_says_why_there_is_nothing_to_cancel(
+    start_loop: Callable[..., Awaitable[Loop]], platform: str
+) -> None:
+    loop = await start_loop(no_confirmation)
+    alice = Person(loop, platform, "alice", "ml-models")
+    await alice.say("retrain model-x compute=cpu-small", "Starting: Retrain model-x")
+    refused = await command_run(loop, lambda r: r.state is CommandRunState.FAILED)
+    answer = await alice.say(f"cancel {refused.id}", f"Run {refused.id} (")
+    assert (
+        f"Run {refused.id} (`retrain model-x compute=cpu-small`) did not start, so there is nothing to cancel. "
+        "Azure ML refused the job: The workspace has no compute cpu-small."
+    ) in answer
+    assert "started no run" not in answer
+
+    loop.suite.aml.faults.add("PUT /subscriptions/**/jobs/*", [Fault("stall", stall_seconds=3)])
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    starting = await command_run(loop, lambda r: r.state is CommandRunState.REQUESTED)
+    answer = await alice.say(f"cancel {starting.id}", f"Run {starting.id} (")
+    assert "is still starting, so there is nothing to cancel yet. Ask again in a moment." in answer
+    await command_run(loop, is_running, starting.id)
+    assert [r.status for r in jobs(loop)][-1] == 201  # the start went on
+    await alice.say(f"cancel {(starting.id or 0) + 1}", f"Handoff started no run {(starting.id or 0) + 1}.")
+
+
 async def test_the_same_retrain_while_its_run_starts_or_runs_says_how_it_stands_and_where(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:
@@ -252,6 +277,26 @@ async def test_integrate_starts_as_asked_when_azure_ml_does_not_answer(loop: Loo
     assert loop.suite.ado.runs[0].template_parameters["modelVersion"] == "99"
     asked = aml.recorder.matching("GET /subscriptions/**/models/model-x/versions/99")
     assert asked and all(r.status == 503 for r in asked)
+
+
+async def test_subscribe_and_mute_in_a_teams_channel_answer_in_the_commands_thread(loop: Loop) -> None:
+    teams = loop.suite.teams
+    channel = teams.state.channel("ML models")
+
+    async def answered(text: str, expect: str) -> None:
+        before = {p.id for p in channel.posts}
+        sent = await teams.send_channel_message(text, channel=channel.name, user="alice")
+        root = sent.activity["id"]
+        thread = next(p for p in channel.posts if p.id == root)
+        await eventually(lambda: any(expect in _teams_text(r) for r in thread.replies if r.by_bot))
+        await asyncio.sleep(0.5)
+        assert [p.id for p in channel.posts if p.id not in before] == [root]  # no post of its own
+
+    await answered("subscribe events=run outcomes=failed", "Subscribed this channel (subscription")
+    [subscription] = await loop.server.store.list_subscriptions()
+    await answered(f"mute {subscription.id} for=4h", f"Muted subscription {subscription.id} until")
+    await answered(f"unmute {subscription.id}", f"Unmuted subscription {subscription.id}.")
+    await answered(f"unsubscribe {subscription.id}", f"Removed subscription {subscription.id}.")
 
 
 async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loop: Loop) -> None:
@@ -355,6 +400,8 @@ def is_running(run: CommandRun) -> bool:
 async def retrain(person: Person) -> None:
     person.user, person.channel = "alice", "ml-models"
     answer = await person.say("retrain model-x", "Starting: Retrain model-x with the Azure ML job")
+    # the job as Azure ML studio names it (its display name), not the job file's path; no parameters, no ()
+    assert "Starting: Retrain model-x with the Azure ML job train-model-x. Its card" in answer
     run = await command_run(person.loop, is_running)
     assert f"(run {run.id})" in answer
     assert run.backend_run_id is not None and run.backend_run_id.startswith(f"handoff-model-x-{run.id}-")
@@ -384,7 +431,14 @@ async def runs(person: Person) -> None:
     (ado_run,) = person.loop.suite.ado.runs
     answer = await person.say("runs app-y", "The latest runs of app-y Handoff started, newest first:")
     assert f"{run.id}: `integrate app-y` by {person.user}@contoso.com, started" in answer
-    assert f"Azure DevOps run {ado_run.id} {person.loop.suite.ado.links.run_web(ado_run.id)}" in answer
+    # the run named as Azure DevOps and its card name it (20261129.1), not by its number in the API, and
+    # linked to it: the link's text is that name, not the whole URL
+    assert ado_run.name != str(ado_run.id)
+    url = person.loop.suite.ado.links.run_web(ado_run.id)
+    shown = f"<{url}|{ado_run.name}>" if person.platform == "slack" else f"[{ado_run.name}]({url})"
+    assert f"Azure DevOps run {shown}, " in answer
+    answer = await person.say(f"status {run.id}", f"Run {run.id} (")
+    assert f"Run {run.id} (Azure DevOps run {ado_run.name}): `integrate app-y` by {person.user}@contoso.com" in answer
     await person.say("runs model-x", "Handoff has started no runs of model-x yet.")
 
 
@@ -699,6 +753,8 @@ async def test_a_pipeline_run_whose_start_was_cut_off_is_not_started_twice_and_i
         lambda: next((m for m in slack_messages(loop, "app-releases") if "Not known whether" in m.text), None)
     )
     assert "Look at the pipeline's runs" in blocks_text(told)
+    answer = await Person(loop, "slack", "alice", "app-releases").say(f"cancel {old.id}", f"Run {old.id} (")
+    assert "cannot be canceled from here: Handoff stopped while starting it" in answer
     await asyncio.sleep(0.5)
     assert loop.suite.ado.runs == []
     assert (await loop.server.store.get_command_run(young.id or 0)).state.value == "requested"  # type: ignore[union-attr]

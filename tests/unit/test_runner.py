@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot.records import CommandRun, CommandRunState
-from bot.runner import job_name, run_line
+from bot.runner import job_name, job_title, run_line
 
 ASKED = datetime(2026, 11, 28, 9, 40, 5, tzinfo=UTC)
 RUN = CommandRun(
@@ -35,6 +36,21 @@ def test_the_job_name_is_one_azure_ml_accepts() -> None:
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", name), name
 
 
+def test_a_job_is_named_as_azure_ml_studio_lists_it_not_by_its_path(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "train.yml").write_text("type: command\ndisplay_name: Train model X\nexperiment_name: model-x\n")
+    (jobs / "nightly.yml").write_text("type: command\nexperiment_name: model-x-nightly\n")
+    (jobs / "plain.yaml").write_text("type: command\ncommand: python train.py\n")
+    (jobs / "broken.yml").write_text("type: [command\n")
+    assert job_title(str(jobs / "train.yml"), Path("/elsewhere")) == "Train model X"
+    assert job_title("jobs/train.yml", tmp_path) == "Train model X"  # relative to the configuration's folder
+    assert job_title("jobs/nightly.yml", tmp_path) == "model-x-nightly"
+    assert job_title("jobs/plain.yaml", tmp_path) == "plain"
+    assert job_title("jobs/broken.yml", tmp_path) == "broken"
+    assert job_title("jobs/missing.yml", tmp_path) == "missing"
+
+
 def test_a_runs_line_says_who_how_where_and_when() -> None:
     started = replace(
         RUN,
@@ -42,8 +58,23 @@ def test_a_runs_line_says_who_how_where_and_when() -> None:
         details={"service": "azure-ml", "url": "https://ml.azure.com/runs/handoff-model-x-12-20261128094005"},
     )
     assert run_line(started) == (
-        "• 12: `retrain model-x` by alice@contoso.com, started, Azure ML job handoff-model-x-12-20261128094005 "
-        "https://ml.azure.com/runs/handoff-model-x-12-20261128094005, 2026-11-28 09:40 UTC"
+        "• 12: `retrain model-x` by alice@contoso.com, started, Azure ML job "
+        "[handoff-model-x-12-20261128094005](https://ml.azure.com/runs/handoff-model-x-12-20261128094005), "
+        "2026-11-28 09:40 UTC"
     )
     waiting = replace(RUN, state=CommandRunState.REQUESTED)
     assert "requested, not started, 2026-11-28 09:40 UTC" in run_line(waiting)
+
+
+def test_a_runs_line_names_an_azure_devops_run_as_azure_devops_does() -> None:
+    started = replace(
+        RUN,
+        command="integrate app-y",
+        backend_run_id="106",
+        details={
+            "service": "azure-devops",
+            "name": "20261129.5",
+            "url": "https://dev.azure.com/contoso/p/_build?b=106",
+        },
+    )
+    assert "Azure DevOps run [20261129.5](https://dev.azure.com/contoso/p/_build?b=106)," in run_line(started)

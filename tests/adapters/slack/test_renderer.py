@@ -19,7 +19,7 @@ from adapters.slack.renderer import (
     render_text,
 )
 from bot.cards import Action, Card, Fact, Link, Status, Step
-from bot.interactions import Reply, Visibility
+from bot.interactions import Reply, Visibility, link
 
 from .harness import MODELS, Harness, gate_card
 
@@ -167,6 +167,18 @@ def test_replies_and_plain_text() -> None:
     reply = render_reply(Reply("Started", Card("run", Status.RUNNING), Visibility.THREAD), compact=True, note="by me")
     assert reply.text == "Started"
     assert reply.blocks[-1]["elements"][0]["text"] == "by me"
+
+
+def test_a_replys_links_show_their_short_text() -> None:
+    url = "https://ml.azure.com/runs/job-1?wsid=/subscriptions/0000/resourceGroups/rg/workspaces/ws&tid=t"
+    text = f"• 1: Azure ML job {link(url, 'job-1')} & <b>, [not](a link) [x](javascript:alert(1))"
+    plain = render_text(text)
+    assert plain.blocks[0]["text"]["text"] == (
+        f"• 1: Azure ML job <{url}|job-1> &amp; &lt;b&gt;, [not](a link) [x](javascript:alert(1))"
+    )
+    assert plain.text == "• 1: Azure ML job job-1 &amp; &lt;b&gt;, [not](a link) [x](javascript:alert(1))"
+    odd = render_text(link("https://example.com/a (b)|c", "a <b> [c]"))
+    assert odd.blocks[0]["text"]["text"] == "<https://example.com/a%20%28b%29%7Cc|a &lt;b&gt; (c)>"
 
 
 facts = st.lists(st.builds(Fact, st.text(max_size=300), st.text(max_size=4000)), max_size=120)
