@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from bot.azure_devops_urls import organization_of
 from bot.background import BackgroundWork
 from bot.cards import Action, Card, Status
 from bot.chat_handler import ChatHandler
@@ -99,9 +100,10 @@ class Plan:
     backend: JsonObject = field(default_factory=dict)
 
 
-def _organization(settings: Settings) -> str:
-    url = settings.azure_devops.organization_url if settings.azure_devops else ""
-    return url.rstrip("/").rsplit("/", 1)[-1].lower()
+def organization_name(settings: Settings) -> str:
+    """The organization as Azure DevOps' own events name it, so that the events Handoff makes of a run it
+    polls update the same card (``https://contoso.visualstudio.com`` → ``contoso``)."""
+    return organization_of(settings.azure_devops.organization_url).lower() if settings.azure_devops else ""
 
 
 def _workspace_topic(settings: Settings) -> str:
@@ -643,7 +645,7 @@ class CommandRunner:
         pipelines = self.pipelines
         if pipelines is None:
             return None
-        organization = _organization(self.settings)
+        organization = organization_name(self.settings)
 
         async def start(run: CommandRun) -> StartedRun:
             return await pipelines.run_pipeline(project, pipeline, branch, {k: str(v) for k, v in parameters.items()})

@@ -7,8 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.config import Settings, parse_settings
 from bot.records import CommandRun, CommandRunState
-from bot.runner import job_name, job_title, run_line
+from bot.runner import job_name, job_title, organization_name, run_line
 
 ASKED = datetime(2026, 11, 28, 9, 40, 5, tzinfo=UTC)
 RUN = CommandRun(
@@ -78,3 +79,16 @@ def test_a_runs_line_names_an_azure_devops_run_as_azure_devops_does() -> None:
         },
     )
     assert "Azure DevOps run [20261129.5](https://dev.azure.com/contoso/p/_build?b=106)," in run_line(started)
+
+
+def test_runs_handoff_polls_are_named_by_the_organization_azure_devops_events_name() -> None:
+    def settings(url: str) -> Settings:
+        hooks = {"basic": {"username": "handoff", "password": "${HOOK_PASSWORD}"}}
+        devops = {"organization_url": url, "projects": ["mlops"], "pat": "${PAT}", "service_hooks": hooks}
+        return parse_settings({"azure_devops": devops}, {"PAT": "p", "HOOK_PASSWORD": "h"})
+
+    assert organization_name(settings("https://dev.azure.com/Contoso")) == "contoso"
+    assert organization_name(settings("https://dev.azure.com/contoso/")) == "contoso"
+    assert organization_name(settings("https://contoso.visualstudio.com")) == "contoso"  # not the host
+    assert organization_name(settings("https://ado.corp.example/tfs/Contoso")) == "contoso"
+    assert organization_name(parse_settings({}, {})) == ""
