@@ -575,6 +575,7 @@ class GateDecision:
     decision: str  # approve | reject | override
     comment: str = ""
     platform: str = ""
+    name: str = ""  # how chat named the person (actor is their email), when it did
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -84,6 +84,15 @@ def _clause(reason: str) -> str:
     return reason.strip().rstrip(".") or "no reason given"
 
 
+def _with_name(details: JsonObject, user: ChatUser) -> JsonObject | None:
+    """A gate's details that also know ``user``'s name under the email their decisions are kept by; None
+    when they know it already, or chat gave no name other than that email."""
+    names = dict(details.get("names") or {})
+    if not user.name or user.name == user.display or names.get(user.display) == user.name:
+        return None
+    return {**details, "names": {**names, user.display: user.name}}
+
+
 def promotion_gate_id(model: str, version: str) -> str:
     """The id (and card key) of a model version's promotion gate."""
     return f"handoff:promotion:{model}:{version}".lower()
@@ -359,13 +368,15 @@ class Gatekeeper:
                 state = GateState.APPROVED
             else:
                 state = GateState.PENDING
+            # the decider's name as chat knows it, for the cards (a decision keeps only the email)
+            named = _with_name(gate.details, user)
             # a promotion is claimed for applying in the same change that decides it (see sweep)
-            claim = {**gate.details, "apply_claimed_at": now.isoformat()}
+            claim = {**(named or gate.details), "apply_claimed_at": now.isoformat()}
             updated = await self.store.update_gate(
                 gate.gate_id,
                 gate.version,
                 state,
-                details=claim if state.is_final and gate.source == HANDOFF else None,
+                details=claim if state.is_final and gate.source == HANDOFF else named,
                 decision=record,
                 decided_at=now if state.is_final else None,
             )
@@ -657,26 +668,23 @@ class Gatekeeper:
         """Send the gate's change through ingest, which updates its card in every conversation."""
         decisions = await self.store.gate_decisions(gate.gate_id)
         needed = max(int(gate.details.get("min_required", 1)), self.policy.gate_policy(gate).min_approvers)
+        names = dict(gate.details.get("names") or {})
+
+        def shown(d: GateDecision) -> DecisionView:
+            name = str(names.get(d.actor, ""))
+            return DecisionView(actor=d.actor, decision=d.decision, comment=d.comment, platform=d.platform, name=name)
+
         change = GateChanged(
             source="handoff",
             event_id=f"{gate.gate_id}:v{gate.version}:{note}"[:400],
             occurred_at=self.clock.now(),
             gate_id=gate.gate_id,
             status=gate.state.value,
-            decisions=tuple(
-                DecisionView(actor=d.actor, decision=d.decision, comment=d.comment, platform=d.platform)
-                for d in decisions
-            ),
+            decisions=tuple(shown(d) for d in decisions),
             needed=needed,
             note=note,
             revision=gate.version,
-            refused=(
-                DecisionView(
-                    actor=refused.actor, decision=refused.decision, comment=refused.comment, platform=refused.platform
-                )
-                if refused
-                else None
-            ),
+            refused=shown(refused) if refused else None,
         )
         await self.ingest.accept(change)
 

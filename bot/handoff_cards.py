@@ -301,7 +301,7 @@ def promotion_refusal(state: State) -> tuple[str, str]:
     if not refused:
         return "", ""
     noun = DECISION_NOUNS.get(str(refused.get("decision")), "decision")
-    return f"The {noun} by {refused.get('actor')} was not applied", str(refused.get("why", ""))
+    return f"The {noun} by {refused.get('name') or refused.get('actor')} was not applied", str(refused.get("why", ""))
 
 
 def render_promotion_gate(state: State) -> Card:
@@ -328,9 +328,9 @@ def render_promotion_gate(state: State) -> Card:
         facts.append(Fact(f"{name} integration", integration_text(app.get("integration"))))
     approvals = [d for d in decisions if d.get("decision") in ("approve", "override")]
     if status is Status.WAITING and approvals:
-        names = ", ".join(str(d["actor"]) for d in approvals)
+        names = ", ".join(str(d.get("name") or d["actor"]) for d in approvals)
         facts.append(Fact("Approved so far", f"{len(approvals)} of {state.get('needed', 1)}: {names}"))
-    facts += [Fact("Overridden by", f"{d['actor']}: {d.get('comment', '')}") for d in overrides]
+    facts += [Fact("Overridden by", f"{d.get('name') or d['actor']}: {d.get('comment', '')}") for d in overrides]
     if state.get("decided_by"):
         facts.append(Fact("Decided by", str(state["decided_by"])))
     if state.get("note"):

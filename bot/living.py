@@ -414,6 +414,7 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
     decided_before = new["status"] != "pending"
     new["decisions"] = [
         {"actor": d.actor, "decision": d.decision, "comment": d.comment, "platform": d.platform}
+        | ({"name": d.name} if d.name else {})
         for d in event.decisions
     ]
     new["needed"] = event.needed
@@ -427,7 +428,7 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
             "decision": refused.decision,
             "platform": refused.platform,
             "why": event.note,
-        }
+        } | ({"name": refused.name} if refused.name else {})
         if not new.get("closed_in_azure_devops"):
             new["status"] = event.status
             new.pop("decided_by", None)
@@ -441,7 +442,7 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
             status = APPROVAL_STATUS.get(event.status, Status.INFO)
             if latest is not None and event.status in ("approved", "rejected"):
                 where = f" in {latest.platform.capitalize()}" if latest.platform else ""
-                new["decided_by"] = by = _name_of(new, latest.actor)
+                new["decided_by"] = by = _name_of(new, latest.actor, latest.name)
                 replies.append(Card(title=f"{status.label}{where} by {by}", status=status, summary=latest.comment))
             else:
                 replies.append(Card(title=f"{status.label}", status=status, summary=event.note))
@@ -470,19 +471,20 @@ def _refusal(state: State) -> tuple[str, str]:
     if not refused:
         return "", ""
     noun = DECISION_NOUNS.get(str(refused.get("decision")), "decision")
-    return f"Azure DevOps refused {_name_of(state, str(refused.get('actor')))}'s {noun}", str(refused.get("why", ""))
+    who = _name_of(state, str(refused.get("actor")), str(refused.get("name", "")))
+    return f"Azure DevOps refused {who}'s {noun}", str(refused.get("why", ""))
 
 
-def _name_of(state: State, actor: str) -> str:
+def _name_of(state: State, actor: str, chat_name: str = "") -> str:
     """The name the approval's steps give the person ``actor`` (a decider's email) stands for, a group's
-    members included; ``actor`` itself when they do not name that person."""
+    members included; else the name chat gave them (``chat_name``), else ``actor`` itself."""
     wanted = _norm(actor)
     for approver in state.get("approvers", []):
         people = approver.get("members", []) if approver.get("group") else [approver]
         for person in people:
             if person.get("email") and _norm(person["email"]) == wanted and person.get("name"):
                 return str(person["name"])
-    return actor
+    return chat_name or actor
 
 
 def _render_approval(state: State) -> Card:
@@ -505,7 +507,7 @@ def _render_approval(state: State) -> Card:
         facts.append(Fact("Requested by", state["requested_by"]))
     approvals = [d for d in state.get("decisions", []) if d["decision"] == "approve"]
     if status is Status.WAITING and approvals:
-        names = ", ".join(_name_of(state, d["actor"]) for d in approvals)
+        names = ", ".join(_name_of(state, d["actor"], d.get("name", "")) for d in approvals)
         facts.append(Fact("Approved so far", f"{len(approvals)} of {state.get('needed', 1)}: {names}"))
     if state.get("decided_by"):
         facts.append(Fact("Decided by", state["decided_by"]))

@@ -171,8 +171,14 @@ def registered(version: str = "8", event_id: str = "evt-8") -> ModelRegistered:
     )
 
 
+NAMES = {"carol": "Carol Jensen", "bob": "Bob Okafor", "dave": "Dave Li"}
+
+
 def user(name: str) -> ChatUser:
-    return ChatUser(platform="slack", user_id=f"U{name.upper()}", name=name, email=f"{name}@contoso.com")
+    """Someone in Slack, named as chat names them; their decisions are kept by their email."""
+    return ChatUser(
+        platform="slack", user_id=f"U{name.upper()}", name=NAMES.get(name, name), email=f"{name}@contoso.com"
+    )
 
 
 async def make_world(
@@ -263,9 +269,10 @@ async def test_a_breaking_version_blocks_approve_until_overridden_with_a_reason(
     assert [(e.actor, e.comment) for e in audit] == [("carol@contoso.com", "app-y sends age as text since 2.3")]
     final = await world.card(GATE)
     assert final.actions == ()
-    assert ("Overridden by", "carol@contoso.com: app-y sends age as text since 2.3") in [
-        (f.label, f.value) for f in final.facts
-    ]
+    # people are named as chat names them, though their decisions, the audit and Azure ML keep their email
+    shown = [(f.label, f.value) for f in final.facts]
+    assert ("Overridden by", "Carol Jensen: app-y sends age as text since 2.3") in shown
+    assert ("Decided by", "Carol Jensen") in shown
 
 
 async def test_a_compatible_version_waits_for_its_integration_then_is_released_once(world: World) -> None:
@@ -295,6 +302,15 @@ async def test_a_compatible_version_waits_for_its_integration_then_is_released_o
     assert [t[:2] for t in world.ml.tagged] == [("model-x", "8")]
     gate = await world.core.store.get_gate(GATE)
     assert gate is not None and gate.details["release_run"]["run_id"] == "102" and gate.details["applied"] is True
+
+
+async def _integration_passed(world: World) -> None:
+    """Version 8 (like version 7) registered, and app-y's integration of it passed."""
+    world.ml.register("8", V7)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
+    world.pipelines.finish("101", "succeeded")
+    await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
 
 
 async def _integration_state(world: World, *states: str) -> bool:
@@ -429,11 +445,7 @@ async def test_azure_devops_run_events_finish_an_integration_the_gate_waits_for(
 
 
 async def test_a_release_that_azure_devops_could_not_start_is_started_once_by_the_sweep(world: World) -> None:
-    world.ml.register("8", V7)
-    await world.core.ingest.accept(registered())
-    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
-    world.pipelines.finish("101", "succeeded")
-    await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
+    await _integration_passed(world)
     world.pipelines.refuse_next.append(ServiceUnavailable("503"))
     result = await decide(world, "carol", "approve")
     assert result.accepted and "Handoff will start the release when it does" in result.message
@@ -448,11 +460,7 @@ async def test_a_release_that_azure_devops_could_not_start_is_started_once_by_th
 
 
 async def test_a_release_azure_devops_refuses_to_start_leaves_the_gate_waiting(world: World) -> None:
-    world.ml.register("8", V7)
-    await world.core.ingest.accept(registered())
-    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
-    world.pipelines.finish("101", "succeeded")
-    await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
+    await _integration_passed(world)
     world.pipelines.refuse_next.append(ServiceRefused("Pipeline release-app-y is disabled."))
     result = await decide(world, "carol", "approve", "green")
     why = "Azure DevOps refused to start release-app-y: Pipeline release-app-y is disabled."
@@ -464,7 +472,7 @@ async def test_a_release_azure_devops_refuses_to_start_leaves_the_gate_waiting(w
     assert await world.core.store.gate_decisions(GATE) == []
     card = await world.card(GATE)
     assert [a.action_id for a in card.actions] == ["approve", "reject"]
-    assert card.summary.startswith(f"The approval by carol@contoso.com was not applied: {why}")
+    assert card.summary.startswith(f"The approval by Carol Jensen was not applied: {why}")
     assert "Decided by" not in [f.label for f in card.facts]
     await world.clock.advance(11 * 60)
     await world.core.gatekeeper.sweep()  # a refused approval is never sent again

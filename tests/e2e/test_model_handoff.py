@@ -109,7 +109,9 @@ async def test_a_breaking_version_is_handed_off_and_gated_without_a_human_step(l
         lambda: next((m for m in slack_messages(loop, "ml-models") if m.ts == gate.ts and not buttons(m)), None),
         timeout=30,
     )
-    assert "Overridden by" in words(decided.blocks) and f"carol@contoso.com: {reason}" in words(decided.blocks)
+    assert "Overridden by" in words(decided.blocks) and f"Carol Diaz: {reason}" in words(
+        decided.blocks
+    )  # as Slack names her
     audit = await loop.server.store.list_audit()
     assert [(e.actor, e.outcome, e.comment) for e in audit if e.action == "override"] == [
         ("carol@contoso.com", "applied", reason)
