@@ -109,7 +109,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "outcomes": "comma-separated: failed, succeeded, canceled, pending, any",
             "projects": "Azure DevOps project names (a pasted URL sets it)",
             "pipelines": "pipeline name globs",
-            "branches": "branch globs",
+            "branches": "branch name globs, e.g. main,release/* (a full ref such as refs/pull/* works too)",
             "stages": "stage name globs: the stages' own events and their approvals, e.g. Deploy*",
             "environments": "environment globs",
             "models": "model name globs",
