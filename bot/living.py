@@ -84,11 +84,11 @@ class Merge:
 # A group assigned an approval step is expanded into mentions of its members up to this size.
 GROUP_MENTION_LIMIT = 10
 # An approval step's status while its approver has not acted (Azure DevOps: pending; older APIs: undefined).
+_UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
 # The statuses of a card that tells how things ended.
 _ENDED = frozenset(
     {Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED, Status.APPROVED, Status.REJECTED, Status.EXPIRED}
 )
-_UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
 
 
 def _norm(value: str | None) -> str:
