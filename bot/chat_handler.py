@@ -26,7 +26,7 @@ from bot.config import parse_duration, subscription_filter_problems
 from bot.events import DomainEvent
 from bot.gates import Gatekeeper
 from bot.ingest import Ingest
-from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility
+from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility, link
 from bot.living import merge, render
 from bot.policy import Policy
 from bot.ports import HookProvisioner, ServiceRefused, ServiceUnavailable
@@ -449,8 +449,8 @@ class ChatHandler:
             card = await self.store.get_card_state(gate.gate_id)
             url = card.state.get("url") if card is not None else None
             expires = f", expires in {_ago(gate.expires_at - now)}" if gate.expires_at is not None else ""
-            link = f" {url}" if isinstance(url, str) and url else ""
-            lines.append(f"• {gate.title} (waiting {_ago(now - gate.created_at)}{expires}){link}")
+            title = link(url, gate.title) if isinstance(url, str) and url else gate.title
+            lines.append(f"• {title} (waiting {_ago(now - gate.created_at)}{expires})")
         return Reply("\n".join(lines))
 
     # --- actions -----------------------------------------------------------------------------------

@@ -1022,9 +1022,13 @@ async def test_approvals_lists_the_gates_waiting_for_you_with_their_age_and_link
     [gate] = gates
     carol = Person(loop, platform, "carol", "app-releases")
     answer = await carol.say("approvals", "Gates waiting for you, oldest first:")
-    line = next(line for line in answer.split("\n") if line.startswith("• "))
-    assert line.startswith(f"• {gate.title} (waiting 0 min, expires in ")
-    assert "/_build/results?buildId=" in line or "/_environments/" in line  # where to look before deciding
+    # the gate's title links to where to look before deciding
+    card = await store.get_card_state(gate.gate_id)
+    assert card is not None
+    url = card.state["url"]
+    assert "/_build/results?buildId=" in url or "/_environments/" in url
+    linked = f"<{url}|{gate.title}>" if platform == "slack" else f"[{gate.title}]({url})"
+    assert f"• {linked} (waiting 0 min, expires in " in answer
     # bob asked for the run: he may not decide it, so nothing waits for him
     await Person(loop, platform, "bob", "app-releases").say("approvals", "No pending gates are waiting for you.")
 
@@ -1042,5 +1046,6 @@ async def test_approvals_lists_a_gate_to_the_members_of_its_group(
         await asyncio.sleep(0.1)
     [gate] = gates
     alice = Person(loop, platform, "alice", "app-releases")  # in the Release Managers group
-    assert f"• {gate.title} (waiting" in await alice.say("approvals", "Gates waiting for you, oldest first:")
+    listed = f"• {gate.title} (waiting" if platform == "slack" else f"• [{gate.title}]("  # Teams shows the link
+    assert listed in await alice.say("approvals", "Gates waiting for you, oldest first:")
     await Person(loop, platform, "bob", "app-releases").say("approvals", "No pending gates are waiting for you.")
