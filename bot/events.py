@@ -165,6 +165,8 @@ class RunStateChanged(DomainEvent):
     finished_at: datetime | None = None
     # the stage that failed, when the run failed and Azure DevOps' timeline told (hooks do not say)
     failing_stage: str | None = None
+    # the model version Handoff started the run for (``model-x:8``); hooks do not carry a run's parameters
+    for_model: str | None = None
 
     @property
     def outcome(self) -> str | None:

@@ -215,6 +215,8 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
             new["state"] = _norm(event.state)
             if new["state"] == "completed":
                 new["result"] = _norm(event.result)
+        if event.for_model and not new.get("for_model"):
+            new["for_model"] = event.for_model
         if event.started_at and not new.get("started_at"):
             new["started_at"] = _iso(event.started_at)
         if event.finished_at and new["state"] == "completed":
@@ -316,6 +318,8 @@ def _render_run(state: State) -> Card:
     status = _run_status(state)
     summary = {Status.FAILED: _failed_at(state), Status.WAITING: "Waiting for approval"}.get(status, "")
     facts = [Fact("Pipeline", state["pipeline"]), Fact("Run", state.get("run_name") or str(state["run_id"]))]
+    if state.get("for_model"):
+        facts.append(Fact("Model", state["for_model"]))
     if state.get("branch"):
         facts.append(Fact("Branch", str(state["branch"]).removeprefix("refs/heads/")))
     if state.get("requested_by"):
@@ -325,7 +329,7 @@ def _render_run(state: State) -> Card:
     stages = sorted(state["stages"].values(), key=_stage_place)
     links = [Link("Open run", state["url"])] if state.get("url") else []
     if status is Status.FAILED and state.get("url"):
-        links.append(Link("Logs", f"{state['url']}&view=logs" if "?" in state["url"] else state["url"]))
+        links.append(Link("Logs", _logs_url(state["url"])))
     return Card(
         title=_run_title(state),
         status=status,
@@ -337,15 +341,21 @@ def _render_run(state: State) -> Card:
     )
 
 
+def _logs_url(run_url: str) -> str:
+    """Where a run's logs are: its results page opened on them."""
+    return f"{run_url}&view=logs" if "?" in run_url else run_url
+
+
 def _failure_reply(state: State, stage: str | None) -> Card:
     """The thread reply for a failure: where, the logs, and a mention of the person who asked for the run."""
     where = f"stage {stage}" if stage else "the run"
-    links = (Link("Logs", state["url"]),) if state.get("url") else ()
+    links = (Link("Logs", _logs_url(state["url"])),) if state.get("url") else ()
     email = state.get("requested_by_email")
+    tested = f" with {state['for_model']}" if state.get("for_model") else ""
     return Card(
         title=f"{_run_title(state)} failed in {where}",
         status=Status.FAILED,
-        summary=f"{where.capitalize()} failed.",
+        summary=f"{where[0].upper()}{where[1:]} failed{tested}.",
         links=links,
         mentions=(Mention(state.get("requested_by") or email, email),) if email else (),
     )

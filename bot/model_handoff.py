@@ -46,7 +46,16 @@ from bot.events import (
 from bot.gates import HANDOFF, Gatekeeper, promotion_gate_id
 from bot.handoff_cards import finished, integration_text, later_integration, passed
 from bot.ingest import Ingest
-from bot.ports import ModelVersion, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, Store
+from bot.pipeline_runs import organization_name, pipeline_run_event
+from bot.ports import (
+    ModelVersion,
+    PipelineService,
+    RunStatus,
+    ServiceRefused,
+    ServiceUnavailable,
+    StartedRun,
+    Store,
+)
 from bot.records import CommandRun, CommandRunState, ConversationAddress, Gate, GateState, JsonObject
 from bot.routing import channel_addresses
 
@@ -257,6 +266,7 @@ class ModelHandoff:
             details={**run.details, "service": "azure-devops", "project": target.project, "url": started.url},
         )
         integration = {**base, "state": "queued", "run_id": started.run_id, "name": started.name, "url": started.url}
+        await self._tell_run(ref, app, integration, None)
         await self.record(ref, app, integration)
         result = await self._watch(ref, app, integration)
         if result is not None:
@@ -289,9 +299,28 @@ class ModelHandoff:
             if (status.state, status.result) != last:
                 last = (status.state, status.result)
                 await self.record(ref, app, _with_status(integration, status))
+                await self._tell_run(ref, app, integration, status)
             if status.state == "completed":
                 return status.result or "failed"
         return None
+
+    async def _tell_run(self, ref: VersionRef, app: str, integration: JsonObject, status: RunStatus | None) -> None:
+        """The integration run's own card, as polling sees the run (``status``; None: just started): it shows
+        before Azure DevOps' events arrive, and names the model version the run tests, which they do not."""
+        target = self.settings.apps[app].integration
+        url = integration.get("url")
+        started = StartedRun(str(integration["run_id"]), str(integration.get("name") or ""), str(url) if url else None)
+        event = pipeline_run_event(
+            organization_name(self.settings),
+            self.clock.now(),
+            target.project,
+            target.pipeline,
+            target.branch,
+            started,
+            status,
+            for_model=f"{ref.model}:{ref.version}",
+        )
+        await self.ingest.accept(event)
 
     async def record(self, ref: VersionRef, app: str, integration: JsonObject) -> None:
         """An integration moved: the gate's evidence, the model card, the app's card and the gate's card."""
@@ -326,6 +355,8 @@ class ModelHandoff:
                     and not finished(integration)
                 ):
                     done = {**integration, "state": "completed", "result": event.outcome or "failed"}
+                    if event.failing_stage:
+                        done["failing_step"] = event.failing_stage
                     await self.record(_ref_of(gate), app, done)
 
     async def sweep(self) -> None:

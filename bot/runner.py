@@ -24,16 +24,16 @@ from typing import Any
 
 import yaml
 
-from bot.azure_devops_urls import organization_of
 from bot.background import BackgroundWork
 from bot.cards import Action, Card, Status
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock
 from bot.commands import ParsedCommand, UsageError, parse
 from bot.config import CommandPolicySettings, Settings
-from bot.events import DomainEvent, Person, PipelineRef, RunStateChanged, TrainingRunFinished
+from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
+from bot.pipeline_runs import model_of, organization_name, pipeline_run_event
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
 from bot.records import (
     CONFIRMATION_KEY_PREFIX,
@@ -98,12 +98,6 @@ class Plan:
     progress_event: Callable[[StartedRun, RunStatus], DomainEvent]
     # kept on the command run once started: which service runs it (and where), for `cancel` and `runs`
     backend: JsonObject = field(default_factory=dict)
-
-
-def organization_name(settings: Settings) -> str:
-    """The organization as Azure DevOps' own events name it, so that the events Handoff makes of a run it
-    polls update the same card (``https://contoso.visualstudio.com`` → ``contoso``)."""
-    return organization_of(settings.azure_devops.organization_url).lower() if settings.azure_devops else ""
 
 
 def _workspace_topic(settings: Settings) -> str:
@@ -645,7 +639,7 @@ class CommandRunner:
         pipelines = self.pipelines
         if pipelines is None:
             return None
-        organization = organization_name(self.settings)
+        organization, for_model = organization_name(self.settings), model_of(parameters)
 
         async def start(run: CommandRun) -> StartedRun:
             return await pipelines.run_pipeline(project, pipeline, branch, {k: str(v) for k, v in parameters.items()})
@@ -654,26 +648,9 @@ class CommandRunner:
             return await pipelines.run_status(project, started.run_id)
 
         def progress(started: StartedRun, status: RunStatus) -> DomainEvent:
-            state = {"queued": "inProgress", "running": "inProgress"}.get(status.state, "completed")
-            return RunStateChanged(
-                source="azure-devops",
-                event_id=f"handoff-poll:{started.run_id}:{state}:{status.result}",
-                occurred_at=self.clock.now(),
-                scope=organization,
-                project=project,
-                web_url=status.url or started.url,
-                run=PipelineRef(
-                    organization=organization,
-                    project=project,
-                    pipeline_id=pipeline,
-                    pipeline_name=pipeline,
-                    run_id=started.run_id,
-                    run_name=started.name,
-                    branch=branch,
-                ),
-                state=state,
-                result=status.result,
-                failing_stage=status.failing_step,
+            now = self.clock.now()
+            return pipeline_run_event(
+                organization, now, project, pipeline, branch, started, status, for_model=for_model
             )
 
         return Plan(summary, target, start, watch, progress, {"service": "azure-devops", "project": project})

@@ -376,13 +376,23 @@ async def test_a_failed_integration_stays_in_the_thread_where_the_runs_own_card_
 
     async def told() -> bool:
         state = await world.core.store.get_card_state(APP_CARD)
-        return state is not None and state.state["check"]["integration"]["state"] == "completed"
+        run_card = await world.core.store.get_card_state(run.run_key)
+        return (
+            state is not None
+            and state.state["check"]["integration"]["state"] == "completed"
+            and run_card is not None
+            and run_card.state["state"] == "completed"
+        )
 
-    await world.until(told, "both cards told of the failure")
+    await world.until(told, "the cards told of the failure")
     deliveries = await delivered(world.core.store)  # type: ignore[arg-type]
     failed = "integrate-app-y 20261128.1: failed at Integration tests"
-    # #ml-models shows the run's card, which tells the failure itself: the model card's reply stays in its thread
-    assert broadcasts_to(deliveries, MODELS) == [(f"app-y integration against model-x:8: {failed}", False)]
+    # #ml-models shows the run's card, which tells the failure itself (Handoff polls the run it started): the
+    # model card's reply stays in its thread
+    assert sorted(broadcasts_to(deliveries, MODELS)) == [
+        (f"app-y integration against model-x:8: {failed}", False),
+        ("integrate-app-y 20261128.1 failed in stage Integration tests", True),
+    ]
     # #app-releases shows no card of the run: the handoff card's reply shows in the channel too, as before
     assert broadcasts_to(deliveries, RELEASES) == [(f"Integration {failed}", True)]
 

@@ -11,6 +11,7 @@ each kind of difference, and a version without a signature, compared by the `dif
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -216,6 +217,9 @@ async def test_a_failed_integration_is_told_once_in_a_channel_that_also_shows_it
     [run_failure] = run_card.replies
     assert run_failure.text.startswith(f"Failed: integrate-app-y {run.name} failed in stage Integration tests")
     assert run_failure.reply_broadcast
+    # the run's card and its failure say which model version the run tested (Azure DevOps' events do not)
+    assert "*Model*\\nmodel-x:8" in json.dumps(run_card.blocks)
+    assert "Stage Integration tests failed with model-x:8." in run_failure.text
     assert sorted(m.ts for m in slack_messages(loop, "app-releases")) == sorted(
         [handoff_card.ts, run_card.ts, run_failure.ts]
     )

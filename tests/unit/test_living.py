@@ -96,6 +96,25 @@ def test_run_progresses_and_failure_gets_one_reply() -> None:
     assert any(link.label == "Logs" for link in card.links)
 
 
+def test_a_failure_reply_names_the_stage_as_the_run_does_and_links_its_logs() -> None:
+    _, [reply] = apply(run("inProgress"), stage("Deploy to QA", "completed", "failed"))
+    assert reply.summary == "Stage Deploy to QA failed."
+    assert [(link.label, link.url) for link in reply.links] == [
+        ("Logs", "https://dev.azure.com/contoso/mlops/_build/results?buildId=42&view=logs")
+    ]
+
+
+def test_a_run_handoff_started_for_a_model_version_names_it_from_its_first_event_on() -> None:
+    for_model = replace(run("inProgress"), event_id="handoff-poll", for_model="model-x:8")
+    state, [reply] = apply(for_model, run("inProgress"), stage("Integration tests", "completed", "failed"))
+    assert ("Model", "model-x:8") in [(f.label, f.value) for f in render(state).facts]
+    assert reply.summary == "Stage Integration tests failed with model-x:8."
+    # Azure DevOps' own events do not say: a run nobody started for a model version names none
+    state, [reply] = apply(run("inProgress"), stage("Integration tests", "completed", "failed"))
+    assert "Model" not in [f.label for f in render(state).facts]
+    assert reply.summary == "Stage Integration tests failed."
+
+
 def test_a_run_that_names_its_failing_stage_is_announced_once_whatever_comes_first() -> None:
     named = replace(run("completed", "failed", at=95), failing_stage="Integration tests")
     failed_stage = stage("Integration tests", "completed", "failed")

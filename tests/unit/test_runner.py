@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.config import Settings, parse_settings
+from bot.pipeline_runs import organization_name
 from bot.records import CommandRun, CommandRunState
-from bot.runner import job_name, job_title, organization_name, run_line
+from bot.runner import job_name, job_title, run_line
 
 ASKED = datetime(2026, 11, 28, 9, 40, 5, tzinfo=UTC)
 RUN = CommandRun(

@@ -1,0 +1,67 @@
+"""Pipeline runs Handoff starts, as the events Azure DevOps' own service hooks send about them.
+
+Handoff tells a run's card what it saw when it started the run or polled it, so that the card shows at
+once and keeps going when a service hook is late or lost. The event names the run as Azure DevOps' hooks
+do, so both update one card. It also says which model version the run was started for: Azure DevOps'
+events do not carry a run's parameters, and a run integrating or releasing a model says which version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from bot.azure_devops_urls import organization_of
+from bot.config import Settings
+from bot.events import PipelineRef, RunStateChanged
+from bot.ports import RunStatus, StartedRun
+
+
+def organization_name(settings: Settings) -> str:
+    """The organization as Azure DevOps' own events name it, so that the events Handoff makes of a run it
+    polls update the same card (``https://contoso.visualstudio.com`` → ``contoso``)."""
+    return organization_of(settings.azure_devops.organization_url).lower() if settings.azure_devops else ""
+
+
+def model_of(parameters: Mapping[str, object]) -> str | None:
+    """The model version a run's parameters name (``modelName``, ``modelVersion``) as ``model-x:8``."""
+    name, version = parameters.get("modelName"), parameters.get("modelVersion")
+    return f"{name}:{version}" if name and version else None
+
+
+def pipeline_run_event(
+    organization: str,
+    now: datetime,
+    project: str,
+    pipeline: str,
+    branch: str | None,
+    started: StartedRun,
+    status: RunStatus | None = None,
+    *,
+    for_model: str | None = None,
+) -> RunStateChanged:
+    """A run Handoff started in ``organization`` (see :func:`organization_name`), as it stands (``status``;
+    None: just started, not looked at yet)."""
+    state = "inProgress" if status is None or status.state in ("queued", "running") else "completed"
+    result = status.result if status is not None else None
+    return RunStateChanged(
+        source="azure-devops",
+        event_id=f"handoff-poll:{started.run_id}:{state}:{result}",
+        occurred_at=now,
+        scope=organization,
+        project=project,
+        web_url=(status.url if status is not None else None) or started.url,
+        run=PipelineRef(
+            organization=organization,
+            project=project,
+            pipeline_id=pipeline,
+            pipeline_name=pipeline,
+            run_id=started.run_id,
+            run_name=started.name,
+            branch=branch,
+        ),
+        state=state,
+        result=result,
+        failing_stage=status.failing_step if status is not None else None,
+        for_model=for_model,
+    )
