@@ -154,7 +154,8 @@ def merge_model_check(state: State | None, event: ModelChecked) -> HandoffMerge:
                 )
             )
         integration = merged.get("integration")
-        if finished(integration) and not finished((old or {}).get("integration")):
+        # a passed integration is on the card; one that did not pass is told in its thread too
+        if _newly_failed(integration, (old or {}).get("integration")):
             url = integration.get("url") if integration else None
             replies.append(
                 Card(
@@ -198,6 +199,11 @@ def _failed(integration: Mapping[str, Any] | None) -> bool:
     return finished(integration) and not passed(integration)
 
 
+def _newly_failed(integration: Mapping[str, Any] | None, before: Mapping[str, Any] | None) -> bool:
+    """An integration that ended without passing with this event (so its thread is told once)."""
+    return _failed(integration) and not finished(before)
+
+
 # --- the app team's card ------------------------------------------------------------------------------------
 
 
@@ -215,12 +221,13 @@ def merge_app_handoff(state: State | None, event: AppHandoffChanged) -> HandoffM
     new["check"] = _merge_app(old, event.check)
     replies: list[Card] = []
     integration = new["check"].get("integration")
-    if finished(integration) and not finished((old or {}).get("integration")):
+    if _newly_failed(integration, (old or {}).get("integration")):
+        url = integration.get("url") if integration else None
         replies.append(
             Card(
                 title=f"Integration {integration_text(integration)}",
                 status=integration_status(integration),
-                summary=f"Reported on the card of model {event.model_name}:{event.model_version} too.",
+                links=(Link("Open run", url),) if url else (),
             )
         )
     changed = new != state

@@ -89,6 +89,34 @@ def test_the_app_card_shows_what_changed_and_the_run() -> None:
     assert [link.url for link in card.links] == ["https://run"]
 
 
+def test_a_passed_integration_is_on_both_cards_and_only_one_that_did_not_pass_is_told_in_their_threads() -> None:
+    running = {"state": "running", "pipeline": "integrate-app-y", "name": "2026.1", "url": "https://run"}
+
+    def app_card(n: int, integration: dict[str, object]) -> AppHandoffChanged:
+        return AppHandoffChanged(
+            source="handoff",
+            event_id=f"a{n}",
+            occurred_at=T0,
+            model_name="model-x",
+            model_version="8",
+            app="app-y",
+            check={"app": "app-y", "verdict": "compatible", "integration": integration},
+        )
+
+    for result, told in (("succeeded", False), ("failed", True), ("canceled", True)):
+        ended = {**running, "state": "completed", "result": result}
+        on_app = merge(merge(None, app_card(1, running)).state, app_card(2, ended))
+        on_model = merge(
+            merge(None, checked({"app-y": {"integration": running}})).state,
+            checked({"app-y": {"integration": ended}}, 1),
+        )
+        assert on_app.changed and on_model.changed  # each card shows how it ended
+        assert bool(on_app.replies) is told and bool(on_model.replies) is told, result
+    [reply] = on_app.replies
+    assert reply.title == "Integration integrate-app-y 2026.1: canceled"
+    assert [link.url for link in reply.links] == ["https://run"]
+
+
 def gate(revision: int, blockers: tuple[str, ...]) -> PromotionGateChanged:
     return PromotionGateChanged(
         source="handoff",
