@@ -657,11 +657,9 @@ def _single_card(event: DomainEvent) -> Card:
         status = {"succeeded": Status.SUCCEEDED, "failed": Status.FAILED, "canceled": Status.CANCELED}.get(
             event.outcome or "", Status.INFO
         )
-        facts = [
-            Fact("Experiment", event.experiment_name),
-            Fact("Run", event.run_id),
-            Fact("Status", event.status),
-        ]
+        facts = [Fact("Experiment", event.experiment_name), Fact("Run", event.run_id)]
+        if status is Status.INFO:  # still going: Azure ML's word for where it is (an ended run's is the card's)
+            facts.append(Fact("Status", event.status))
         return Card(
             title=f"Training run {event.experiment_name}/{event.run_id}",
             status=status,

@@ -440,6 +440,15 @@ def training(status: str, at: int, actor: Person | None = None) -> TrainingRunFi
     )
 
 
+def test_a_training_card_gives_azure_mls_status_only_while_the_run_goes_on() -> None:
+    def facts(status: str) -> list[tuple[str, str]]:
+        return [(f.label, f.value) for f in render(apply(training(status, 0))[0]).facts]
+
+    assert ("Status", "Preparing") in facts("Preparing")  # more than the card's own status says
+    for ended in ("Completed", "Failed", "Canceled"):  # the card's status says it
+        assert "Status" not in [label for label, _ in facts(ended)]
+
+
 def test_a_training_failure_is_told_once_whichever_of_its_events_come_and_calls_on_who_asked() -> None:
     alice = Person(name="Alice Wong", email="alice@contoso.com")
     # Handoff's polling of the run alice asked for, then Azure ML's RunStatusChanged and the polling's failure
