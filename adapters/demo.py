@@ -94,6 +94,7 @@ def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple
             "workspace": aml.workspace,
             "credential": {"kind": "emulator"},
             "endpoint": suite.urls["aml"],
+            "studio_url": f"{suite.urls['aml']}/studio",
         },
         "eventgrid": {"delivery_secret": "${LOCAL_EVENTGRID_SECRET}"},
         "channels": {

@@ -366,6 +366,10 @@ class AzureMLSettings(Integration):
     workspace: str
     credential: AzureMLCredentialSettings = AzureMLCredentialSettings()
     endpoint: str | None = Field(None, description="an emulator's base URL; the Azure cloud when unset")
+    studio_url: str = Field(
+        "https://ml.azure.com",
+        description="Azure ML studio, for the links on cards (a sovereign cloud's, an emulator's)",
+    )
 
 
 class DataLakePath(Section):

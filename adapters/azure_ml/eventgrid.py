@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, SystemEventNames
@@ -294,6 +294,18 @@ _ML_MAPPERS: dict[str, Mapper] = {
 }
 
 
+def studio_link(studio_url: str, workspace_id: str, event: DomainEvent) -> str | None:
+    """Where Azure ML studio shows what an Azure ML event is about: the model version, or the run (a
+    training run, or the monitor's run that found drift); None for what studio has no page of here."""
+    if isinstance(event, ModelRegistered):
+        page = f"model/{quote(event.model_name, safe='')}:{quote(event.model_version, safe='')}/details"
+    elif isinstance(event, TrainingRunFinished | DataDriftDetected):
+        page = f"runs/{quote(event.run_id, safe='')}"
+    else:
+        return None
+    return f"{studio_url.rstrip('/')}/{page}?wsid={quote(workspace_id.strip(), safe='/')}"
+
+
 def _workspace_key(resource_id: str) -> tuple[str, str, str] | None:
     if not (match := _WORKSPACE.match(resource_id.strip())):
         return None
@@ -315,6 +327,7 @@ class EventSelector:
     allowed_topics: frozenset[str] = frozenset()
     workspace: tuple[str, str, str] | None = None
     data_lake_paths: tuple[DataLakePath, ...] = ()
+    studio_url: str = "https://ml.azure.com"
 
     @classmethod
     def from_settings(cls, settings: EventGridSettings, workspace: AzureMLSettings | None = None) -> EventSelector:
@@ -329,6 +342,7 @@ class EventSelector:
                 else None
             ),
             data_lake_paths=tuple(settings.data_lake_paths),
+            studio_url=workspace.studio_url if workspace is not None else cls.studio_url,
         )
 
     def admits(self, envelope: Envelope) -> bool:
@@ -360,7 +374,9 @@ class EventSelector:
             return None
         kind = envelope.type.casefold()
         if (mapper := _ML_MAPPERS.get(kind)) is not None:
-            return mapper(envelope, envelope.fields())
+            event = mapper(envelope, envelope.fields())
+            link = None if event.web_url else studio_link(self.studio_url, envelope.source, event)
+            return replace(event, web_url=link) if link else event
         if kind == BLOB_CREATED.casefold():
             return self._data_arrived(envelope, envelope.fields())
         return None

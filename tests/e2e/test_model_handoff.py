@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bot.interactions import ChatUser, CommandRequest
@@ -162,6 +164,24 @@ VERSIONS: list[tuple[dict[str, Any] | None, str]] = [
     ),
     (None, "unknown\n• model-x:15 has no signature"),
 ]
+
+
+async def test_the_model_cards_link_the_version_in_azure_ml_studio(loop: Loop) -> None:
+    loop.suite.aml.register_model("model-x", signature=AGE_AS_TEXT, tags={"owner": "data-science"})
+    studio = f"{loop.suite.urls['aml']}/studio/model/model-x:8/details?wsid="
+
+    def linked(channel: str, title: str) -> Any:
+        return next(
+            (m for m in slack_messages(loop, channel) if m.text.startswith(title) and studio in json.dumps(m.blocks)),
+            None,
+        )
+
+    model_card = await eventually(lambda: linked("ml-models", "Warning: Model model-x:8 registered"), timeout=30)
+    await eventually(lambda: linked("app-releases", "Warning: New model model-x:8 for app-y"), timeout=30)
+    [url] = {u for u in re.findall(r"<(http[^|>]+)\|", json.dumps(model_card.blocks)) if u.startswith(studio)}
+    async with aiohttp.ClientSession() as session, session.get(url) as page:
+        assert page.status == 200
+        assert "model-x:8" in await page.text()
 
 
 async def test_diff_reads_each_kind_of_difference_from_the_emulators_mlmodel_files(loop: Loop) -> None:

@@ -112,6 +112,7 @@ class AzureMLEmulator:
         ArmEventSubscriptions.of(self).add_routes(app)
         self.blobs.add_routes(app)
         app.router.add_get("/studio/runs/{name}", self._studio)
+        app.router.add_get("/studio/model/{reference}/details", self._studio_model)
         app.router.add_get("/eventgrid/validate", self._manual_validation)
         app.router.add_route("*", "/{tail:.*}", self._no_route)
 
@@ -203,6 +204,22 @@ class AzureMLEmulator:
         rows = "".join(f"<li>{status} at {at.isoformat()}</li>" for status, at in job.history)
         title = html.escape(job.display_name or job.name)
         page = f"<html><body><h1>{title}</h1><p>Status: <b>{job.status}</b></p><ul>{rows}</ul></body></html>"
+        return web.Response(text=page, content_type="text/html")
+
+    async def _studio_model(self, request: web.Request) -> web.Response:
+        """Studio's page of a model version (``/model/{name}:{version}/details``): its tags and properties."""
+        name, _, version = request.match_info["reference"].rpartition(":")
+        model = self.state.models.get(name, {}).get(version)
+        if model is None:
+            return web.Response(status=404, text="model version not found")
+        rows = "".join(
+            f"<li>{html.escape(key)}: {html.escape(value)}</li>"
+            for key, value in sorted({**model.tags, **model.properties}.items())
+        )
+        title = html.escape(f"{model.name}:{model.version}")
+        page = (
+            f"<html><body><h1>{title}</h1><p>Registered {model.created_at.isoformat()}</p><ul>{rows}</ul></body></html>"
+        )
         return web.Response(text=page, content_type="text/html")
 
     async def _manual_validation(self, request: web.Request) -> web.Response:

@@ -20,6 +20,11 @@ SDK_WORKSPACE = (
     "/subscriptions/a5fe3bc5-98f0-4c84-affc-a589f54d9b23/resourceGroups/jenns"
     "/providers/Microsoft.MachineLearningServices/workspaces/jenns-canary"
 )
+# where Azure ML studio shows what an event is about: its links keep the workspace's id readable
+DOC_STUDIO = (
+    "https://ml.azure.com/{page}?wsid=/subscriptions/%7Bsubscription-id%7D/resourceGroups/%7Bresource-group-name%7D"
+    "/providers/Microsoft.MachineLearningServices/workspaces/%7Bworkspace-name%7D"
+)
 DOC_ID = "831e1650-001e-001b-66ab-eeb76e069631"
 DOC_TIME = datetime(2017, 6, 26, 18, 41, 0, 958410, tzinfo=UTC)
 SCHEMAS = ["eventgrid", "cloudevents"]
@@ -55,6 +60,7 @@ async def test_model_registered_doc_sample(ingest: Ingest, shared_dir: Path, sch
         model_version="20",  # a number in the docs
         model_tags={"area": "diabetes", "type": "regression"},
         model_properties={"type": "test"},
+        web_url=DOC_STUDIO.format(page="model/sklearn_regression_model:20/details"),
     )
     assert event.grouping_key == f"azure-ml:{DOC_WORKSPACE.lower()}:model:sklearn_regression_model:20"
     assert (event.model, event.tags) == ("sklearn_regression_model", {"area": "diabetes", "type": "regression"})
@@ -94,6 +100,7 @@ async def test_run_completed_doc_sample(ingest: Ingest, shared_dir: Path, schema
         run_type="",  # null in the sample
         status="Completed",
         run_tags={},
+        web_url=DOC_STUDIO.format(page=f"runs/{run_id}"),
     )
     assert event.outcome == "succeeded"
     assert event.grouping_key == f"azure-ml:{DOC_WORKSPACE.lower()}:job:{run_id.lower()}"
@@ -130,6 +137,7 @@ async def test_dataset_drift_doc_sample(ingest: Ingest, shared_dir: Path, schema
         target_dataset_id="d7e74d2e-c972-4266-b5fb-6c9c182d2a74",
         window_start=datetime(2019, 7, 4, tzinfo=UTC),
         window_end=datetime(2019, 7, 5, tzinfo=UTC),
+        web_url=DOC_STUDIO.format(page="runs/01d29aa4-e6a4-470a-9ef3-66660d21f8ef_1571590300380"),
     )
     assert event.outcome == "failed"
     facts = [(f.label, f.value) for f in render(merge(None, event).state).facts]
@@ -165,6 +173,7 @@ async def test_sdk_camelcase_batch(ingest: Ingest, shared_dir: Path) -> None:
         model_version="3",
         model_tags={"area": "diabetes", "type": "regression"},
         model_properties={"area": "test"},
+        web_url=f"https://ml.azure.com/model/sklearn_regression_model:3/details?wsid={SDK_WORKSPACE}",
     )
     assert deployed == ModelDeployed(
         source="azure-ml",
