@@ -511,7 +511,44 @@ async def test_an_approval_completed_in_azure_devops_meanwhile_is_not_taken_back
     assert gate is not None and gate.state is GateState.REJECTED and gate.details["decided_in"] == "Azure DevOps"
     card = await gate_card(handoff)
     assert card.status is Status.REJECTED and card.actions == ()
-    assert [t for _, t in await pending_replies(handoff)] == ["Rejected by Bob"] * 2
+    assert card.summary.startswith("Rejected in Azure DevOps by Bob; Carol's approval from Slack was not applied.")
+    assert [t for _, t in await pending_replies(handoff)] == ["Rejected in Azure DevOps by Bob"] * 2
     pipelines.while_deciding = None
+    await handoff.gatekeeper.sweep()
+    assert pipelines.decided == []
+
+
+@pytest.mark.parametrize("by_handoff", [False, True], ids=["bob-in-azure-devops", "handoff-answer-lost"])
+async def test_an_approval_completed_the_same_way_while_azure_devops_did_not_answer(
+    applying: tuple[Handoff, FakePipelines], by_handoff: bool
+) -> None:
+    """Carol's approval waits to be applied when Azure DevOps reports the approval approved: by bob there (carol's
+    was not applied), or by Handoff's identity with carol's approval (applied, though its answer was lost)."""
+    handoff, pipelines = applying
+    await handoff.ingest.accept(pending(requester="erin"))
+    pipelines.refuse_decisions.append(ServiceUnavailable("Azure DevOps is unreachable"))
+    assert (await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "ok", SLACK)).accepted
+    await pending_replies(handoff)
+    step = (
+        Approver(
+            person=Person(name="Handoff Bot"), status="approved", comment="Approved in Slack by carol@contoso.com: ok"
+        )
+        if by_handoff
+        else Approver(person=person("bob"), status="approved", comment="lgtm")
+    )
+    await handoff.ingest.accept(completed("approved", step))
+
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.APPROVED and gate.details["applied"] is True
+    card = await gate_card(handoff)
+    facts = {f.label: f.value for f in card.facts}
+    assert card.status is Status.APPROVED and "Note" not in facts  # it no longer waits for Azure DevOps
+    if by_handoff:
+        assert "decided_in" not in gate.details and facts["Decided by"] == "Carol"
+        assert await pending_replies(handoff) == []
+    else:
+        assert gate.details["decided_in"] == "Azure DevOps" and facts["Decided by"] == "Bob"
+        assert card.summary.startswith("Approved in Azure DevOps by Bob; Carol's approval from Slack was not applied.")
+        assert [t for _, t in await pending_replies(handoff)] == ["Approved in Azure DevOps by Bob"] * 2
     await handoff.gatekeeper.sweep()
     assert pipelines.decided == []
