@@ -12,6 +12,9 @@ stands and is sent again until it is applied. An approval Azure DevOps completed
 decided it there, or it timed out) keeps Azure DevOps' outcome: the gate takes it, and its cards say who
 completed it there and that the decision from chat was not applied.
 
+Azure DevOps' service hooks may be lost, so the sweep also asks it now and then how the approvals of the
+waiting gates stand (see :meth:`Gatekeeper.reconcile`).
+
 Gates come from Azure DevOps approvals (``source="azure-devops"``) and from Handoff itself: a model's
 promotion gate (``source="handoff"``), opened when a new version is registered, whose approval starts
 the configured release pipeline with that version and tags the version approved in Azure ML. Its
@@ -70,6 +73,10 @@ GROUP_READ_SECONDS = 3.0
 # How long a replica that claimed applying a promotion has before another one may try again.
 APPLY_LEASE = timedelta(minutes=10)
 APPROVED_TAGS = {"approved": "true"}
+# The completion event of an approval may be lost: a waiting gate's approval is looked up in Azure DevOps at
+# most this often, and at most RECONCILE_BATCH gates per sweep (those looked up longest ago first).
+RECONCILE_EVERY = timedelta(minutes=5)
+RECONCILE_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,12 @@ def _azure_devops_comment(record: GateDecision) -> str:
     return f"{verb} in {record.platform.capitalize()} by {record.actor}" + (
         f": {record.comment}" if record.comment else ""
     )
+
+
+def _asked_at(gate: Gate) -> datetime:
+    """When Azure DevOps was last asked how ``gate``'s approval stands (when it opened, if never)."""
+    asked = gate.details.get("asked_at")
+    return datetime.fromisoformat(str(asked)) if asked else gate.created_at
 
 
 def _clause(reason: str) -> str:
@@ -193,6 +206,9 @@ class Gatekeeper:
         self.pipelines = pipelines
         self.ml = ml
         self._failed_group_reads: dict[str, datetime] = {}  # gate id: when reading its groups last failed
+        #: How often a waiting gate's approval is looked up in Azure DevOps, and how many gates per sweep.
+        self.reconcile_every = RECONCILE_EVERY
+        self.reconcile_batch = RECONCILE_BATCH
 
     # --- gates from Azure DevOps -------------------------------------------------------------------
 
@@ -697,16 +713,63 @@ class Gatekeeper:
     # --- keeping gates current ---------------------------------------------------------------------
 
     async def sweep(self) -> None:
-        """Expire overdue gates and retry decisions Azure DevOps has not received yet (a refused decision is
-        withdrawn, its gate waiting again; a gate marked ``refusal`` is one refused before that)."""
+        """Expire overdue gates, close waiting gates whose approval Azure DevOps says is completed (its event may
+        have been lost; see :meth:`reconcile`), and retry decisions Azure DevOps has not received yet (a refused
+        decision is withdrawn, its gate waiting again; a gate marked ``refusal`` is one refused before that)."""
         now = self.clock.now()
+        waiting: list[Gate] = []
         for gate in await self.store.list_gates(GateState.PENDING):
             if gate.expires_at is not None and now >= gate.expires_at:
                 await self._expire(gate)
+            else:
+                waiting.append(gate)
+        await self.reconcile(waiting)
         for state in (GateState.APPROVED, GateState.REJECTED):
             for gate in await self.store.list_gates(state):
                 if gate.details.get("applied") is False and not gate.details.get("refusal"):
                     await self._retry_apply(gate)
+
+    async def reconcile(self, waiting: Sequence[Gate]) -> None:
+        """Ask Azure DevOps how the approvals of ``waiting`` gates stand, and close those it says are completed
+        (approved, rejected, timed out, canceled), as their lost completion event would have.
+
+        Bounded: a gate is asked about at most once per :attr:`reconcile_every` (claimed with a compare-and-set,
+        so one replica asks), at most :attr:`reconcile_batch` gates per call, those asked about longest ago
+        first, in one request per project. YAML-pipeline approvals only (a classic release's waits for its event).
+        """
+        if self.pipelines is None:
+            return
+        now = self.clock.now()
+        due = sorted(
+            (
+                g
+                for g in waiting
+                if g.state is GateState.PENDING
+                and g.source == "azure-devops"
+                and g.details.get("approval_kind") == "pipeline"
+                and now - _asked_at(g) >= self.reconcile_every
+            ),
+            key=_asked_at,
+        )[: self.reconcile_batch]
+        asked: dict[str, list[Gate]] = {}
+        for gate in due:
+            details = {**gate.details, "asked_at": now.isoformat()}
+            claimed = await self.store.update_gate(gate.gate_id, gate.version, gate.state, details)
+            if claimed is not None:  # else it changed meanwhile: the next sweep looks again
+                asked.setdefault(str(gate.details.get("project", "")), []).append(claimed)
+        for project, gates in asked.items():
+            try:
+                statuses = await self.pipelines.approval_statuses(project, [g.external_id for g in gates])
+            except (ServiceRefused, ServiceUnavailable) as exc:
+                log.warning("could not ask Azure DevOps how %d approvals of %s stand (%s)", len(gates), project, exc)
+                continue
+            found = {s.approval_id.lower(): s for s in statuses}
+            for gate in gates:
+                status = found.get(gate.external_id.lower())
+                if status is None or (outcome := _status_outcome(status)) is None:
+                    continue  # still waiting (or unknown to Azure DevOps: the gate expires in time)
+                log.info("gate %s: Azure DevOps says its approval is %s", gate.gate_id, status.status)
+                await self._take_outcome(gate.gate_id, outcome)
 
     async def remind(self, every: timedelta) -> None:
         """Re-announce gates that have waited longer than ``every`` since they opened or were last announced."""

@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -347,3 +348,51 @@ async def test_a_decision_sent_again_after_azure_devops_completed_the_approval_t
         ("decide", "rejected"),
         ("apply approve", "not applied: rejected in Azure DevOps by Bob Okafor first"),
     ]
+
+
+async def test_a_gate_waiting_again_closes_when_azure_devops_says_its_approval_is_done(loop: Loop) -> None:
+    """Azure DevOps refused bob's approval (Handoff started the run), so the gate waits again; carol approves in
+    Azure DevOps itself and that event is lost. The sweep asks Azure DevOps, now and then, and closes the gate."""
+    ado, teams = loop.suite.ado, loop.suite.teams
+    run = ado.start_run(
+        "release-app-y", requested_by=BOT_IDENTITY, parameters={"modelName": "model-x", "modelVersion": "8"}
+    )
+    post = await eventually(
+        lambda: next((p for p in teams_posts(loop, "App releases") if '"verb": "approve"' in card_text(p)), None)
+    )
+    data = json.loads(re.findall(r'"verb": "approve", "data": (\{[^{}]*\})', card_text(post))[0])
+    assert (await teams.click_action(post.id, "approve", data, user="bob")).status == 200
+    refused = "Azure DevOps refused Bob Okafor's approval"
+    await eventually(lambda: refused in card_text(post) and '"verb": "approve"' in card_text(post))
+    [approval] = ado.approvals_for(run.id)
+    async with hooks_lost(ado):
+        await decide_in_azure_devops(ado, "carol@contoso.com", approval.id, "approved", "ship it")
+    handoff = loop.server.handoff
+    assert handoff is not None
+    gate_id = f"azure-devops:contoso:pipeline-approval:{approval.id}"
+
+    await handoff.gatekeeper.sweep()  # the gate was asked about when it opened: not again so soon
+    assert ado.recorder.matching(f"GET {APPROVALS}") == []
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.PENDING
+
+    handoff.gatekeeper.reconcile_every = timedelta(0)  # as if five minutes had passed
+    await handoff.gatekeeper.sweep()
+    [asked] = ado.recorder.matching(f"GET {APPROVALS}")
+    assert asked.query["approvalIds"] == approval.id
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.APPROVED and gate.details["decided_in"] == "Azure DevOps"
+    # its cards show it approved, by carol in Azure DevOps, without buttons; their threads are told
+    await eventually(lambda: "Approved" in card_text(post) and "Carol Jensen" in card_text(post))
+    assert '"verb": "approve"' not in card_text(post) and refused not in card_text(post)
+    await eventually(
+        lambda: any("Approved in Azure DevOps by Carol Jensen" in json.dumps(r.activity) for r in post.replies)
+    )
+    gate_card = next(m for m in slack_messages(loop, "app-releases") if "Approvals needed" in blocks_text(m))
+    await eventually(
+        lambda: '"action_id": "approve"' not in blocks_text(gate_card) and "Carol Jensen" in blocks_text(gate_card)
+    )
+    await eventually(lambda: any("Approved in Azure DevOps by Carol Jensen" in r.text for r in gate_card.replies))
+    assert len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 2  # bob's refused approval, carol's own
+    audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
+    assert audit[-1] == ("Azure DevOps", "decide", "approved")
