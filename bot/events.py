@@ -581,12 +581,24 @@ class GateDecision:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Completion:
+    """How Azure DevOps completed a gate's approval itself: who did it (a name; empty when nobody did, as when it
+    timed out, or Azure DevOps did not say) and their comment."""
+
+    by: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class GateChanged(DomainEvent):
     """A gate changed in Handoff (a decision, an expiry); it updates the gate's card everywhere.
 
     ``revision`` is the gate's version: a change that arrives after a newer one (two decisions published
     at once) never takes the card back. ``refused`` is a decision Azure DevOps refused to apply, ``note``
-    saying why: the gate waits again without it, whatever its cards showed."""
+    saying why: the gate waits again without it, whatever its cards showed. ``completed`` says that the
+    gate's status is the outcome Azure DevOps completed the approval with, heard otherwise than by the
+    approval's own event, or after the cards showed a decision from chat that never reached Azure DevOps:
+    that decision, ``not_applied``, did not take effect, whatever its cards showed."""
 
     kind: ClassVar[str] = "approval"
 
@@ -597,6 +609,8 @@ class GateChanged(DomainEvent):
     note: str = ""
     revision: int = 0
     refused: GateDecision | None = None
+    completed: Completion | None = None
+    not_applied: GateDecision | None = None
 
     @property
     def outcome(self) -> str | None:

@@ -8,7 +8,12 @@ and every change updates the gate's card in every conversation that shows it.
 A decision Azure DevOps refuses to apply (Handoff's identity may not decide that approval, or may not
 start the release) did not take effect: the gate waits again without it, its cards say who was refused
 and why, and nothing ever sends it again. Azure DevOps not answering is another matter: the decision
-stands and is sent again until it is applied.
+stands and is sent again until it is applied. An approval Azure DevOps completed itself meanwhile (someone
+decided it there, or it timed out) keeps Azure DevOps' outcome: the gate takes it, and its cards say who
+completed it there and that the decision from chat was not applied.
+
+Azure DevOps' service hooks may be lost, so the sweep also asks it now and then how the approvals of the
+waiting gates stand (see :meth:`Gatekeeper.reconcile`).
 
 Gates come from Azure DevOps approvals (``source="azure-devops"``) and from Handoff itself: a model's
 promotion gate (``source="handoff"``), opened when a new version is registered, whose approval starts
@@ -34,6 +39,7 @@ from bot.events import (
     ApprovalEvent,
     ApprovalPending,
     Approver,
+    Completion,
     DomainEvent,
     GateChanged,
     Person,
@@ -44,7 +50,7 @@ from bot.ingest import Ingest
 from bot.interactions import ActionResult, ChatUser
 from bot.living import render
 from bot.policy import Policy
-from bot.ports import MLService, PipelineService, ServiceRefused, ServiceUnavailable, Store
+from bot.ports import ApprovalStatus, MLService, PipelineService, ServiceRefused, ServiceUnavailable, Store
 from bot.records import AuditEntry, ConversationAddress, Gate, GateDecision, GateState, JsonObject, NewDelivery
 
 log = logging.getLogger("handoff.gates")
@@ -67,6 +73,10 @@ GROUP_READ_SECONDS = 3.0
 # How long a replica that claimed applying a promotion has before another one may try again.
 APPLY_LEASE = timedelta(minutes=10)
 APPROVED_TAGS = {"approved": "true"}
+# The completion event of an approval may be lost: a waiting gate's approval is looked up in Azure DevOps at
+# most this often, and at most RECONCILE_BATCH gates per sweep (those looked up longest ago first).
+RECONCILE_EVERY = timedelta(minutes=5)
+RECONCILE_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,57 @@ class Applied:
     outcome: str
     note: str = ""
     refused: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How Azure DevOps completed an approval itself: the gate's state, who completed it (a name; "" when
+    nobody did or Azure DevOps did not say), and the comments of the steps that decided it."""
+
+    state: GateState
+    by: str = ""
+    comments: tuple[str, ...] = ()
+
+    @property
+    def comment(self) -> str:
+        """The comment to show: the last one made."""
+        return next((c for c in reversed(self.comments) if c), "")
+
+
+def _event_outcome(event: ApprovalEvent) -> Outcome | None:
+    """The outcome a completion event reports; None for a status that does not close a gate."""
+    state = STATUS_FROM_AZURE_DEVOPS.get(event.status.lower())
+    if state is None:
+        return None
+    if state not in (GateState.APPROVED, GateState.REJECTED):
+        return Outcome(state)
+    deciding = [a for a in event.approvers if a.status.lower() in ("approved", "rejected")]
+    by = event.actor.display if event.actor else ", ".join(a.person.display for a in deciding)
+    return Outcome(state, by, tuple(a.comment for a in deciding))
+
+
+def _status_outcome(status: ApprovalStatus) -> Outcome | None:
+    """The outcome an approval Azure DevOps was asked about has; None while it waits."""
+    state = STATUS_FROM_AZURE_DEVOPS.get(status.status.lower())
+    if state is None:
+        return None
+    if state not in (GateState.APPROVED, GateState.REJECTED):
+        return Outcome(state)
+    return Outcome(state, status.decided_by.display if status.decided_by else "", (status.comment,))
+
+
+def _azure_devops_comment(record: GateDecision) -> str:
+    """The comment Handoff gives Azure DevOps with a decision from chat: who decided, where, and why."""
+    verb = {"reject": "Rejected", "override": "Approved with an override"}.get(record.decision, "Approved")
+    return f"{verb} in {record.platform.capitalize()} by {record.actor}" + (
+        f": {record.comment}" if record.comment else ""
+    )
+
+
+def _asked_at(gate: Gate) -> datetime:
+    """When Azure DevOps was last asked how ``gate``'s approval stands (when it opened, if never)."""
+    asked = gate.details.get("asked_at")
+    return datetime.fromisoformat(str(asked)) if asked else gate.created_at
 
 
 def _clause(reason: str) -> str:
@@ -145,6 +206,9 @@ class Gatekeeper:
         self.pipelines = pipelines
         self.ml = ml
         self._failed_group_reads: dict[str, datetime] = {}  # gate id: when reading its groups last failed
+        #: How often a waiting gate's approval is looked up in Azure DevOps, and how many gates per sweep.
+        self.reconcile_every = RECONCILE_EVERY
+        self.reconcile_batch = RECONCILE_BATCH
 
     # --- gates from Azure DevOps -------------------------------------------------------------------
 
@@ -200,9 +264,10 @@ class Gatekeeper:
         return gate
 
     async def _closed_in_azure_devops(self, event: ApprovalEvent) -> None:
-        state = STATUS_FROM_AZURE_DEVOPS.get(event.status.lower())
-        if state is None:
+        outcome = _event_outcome(event)
+        if outcome is None:
             return
+        state = outcome.state
         for _ in range(10):
             now = self.clock.now()
             gate = await self.store.get_gate(event.grouping_key)
@@ -216,33 +281,53 @@ class Gatekeeper:
                     await self._audit("Azure DevOps", "decide", decided, state.value, comment="decided in Azure DevOps")
                     return
                 continue  # the pending event opened it meanwhile: close it
-            if gate.state.is_final:
-                if await self._settled_in_azure_devops(gate, state):
-                    return
-                continue
-            details = {**gate.details, "applied": True, "decided_in": "Azure DevOps"}
-            if await self.store.update_gate(gate.gate_id, gate.version, state, details, decided_at=now):
-                await self._audit("Azure DevOps", "decide", gate, state.value, comment="decided in Azure DevOps")
+            # a waiting gate's card shows the event itself; one that showed a decision from chat is told
+            if await self._settle(gate, outcome, show=gate.state.is_final):
                 return
 
-    async def _settled_in_azure_devops(self, gate: Gate, state: GateState) -> bool:
-        """Azure DevOps completed the approval of ``gate``, decided already in Handoff; False if the gate
-        changed meanwhile (look again).
+    async def _settle(self, gate: Gate, outcome: Outcome, *, show: bool) -> bool:
+        """Give ``gate`` the ``outcome`` Azure DevOps completed its approval with (one compare-and-set); False if
+        the gate changed meanwhile (look again). ``show`` publishes it to the gate's cards.
 
         If Handoff's decision had not reached Azure DevOps (it was not answering, or the decision is on its
         way), Azure DevOps' outcome stands: the gate is applied, and nothing sends the decision again or
-        takes the gate back to waiting.
+        takes the gate back to waiting. Unless the outcome is that very decision (applied although its answer
+        was lost), the cards say who completed the approval in Azure DevOps and that the decision was not
+        applied.
         """
-        unapplied = gate.details.get("applied") is False and not gate.details.get("decided_in")
-        if gate.state not in (GateState.APPROVED, GateState.REJECTED) or not unapplied:
-            return True
-        details = {**gate.details, "applied": True}
-        if state is not gate.state:
-            details["decided_in"] = "Azure DevOps"
-        if await self.store.update_gate(gate.gate_id, gate.version, state, details) is None:
+        held: GateDecision | None = None
+        details = {**gate.details, "applied": True, "decided_in": "Azure DevOps"}
+        if gate.state.is_final:
+            unapplied = gate.details.get("applied") is False and not gate.details.get("decided_in")
+            if gate.state not in (GateState.APPROVED, GateState.REJECTED) or not unapplied:
+                return True  # settled already
+            decisions = await self.store.gate_decisions(gate.gate_id)
+            held = decisions[-1] if decisions else None
+            if held is None or (outcome.state is gate.state and _azure_devops_comment(held) in outcome.comments):
+                if outcome.state is gate.state:
+                    details = {**gate.details, "applied": True}  # Handoff's decision took effect
+                held = None
+        updated = await self.store.update_gate(
+            gate.gate_id, gate.version, outcome.state, details, decided_at=gate.decided_at or self.clock.now()
+        )
+        if updated is None:
             return False
-        await self._audit("Azure DevOps", "decide", gate, state.value, comment="completed in Azure DevOps")
+        said = "decided in Azure DevOps" if not gate.state.is_final else "completed in Azure DevOps"
+        await self._audit("Azure DevOps", "decide", gate, outcome.state.value, comment=said)
+        if held is not None or (show and "decided_in" in details):
+            await self._publish(updated, completed=outcome, not_applied=held)
+        elif gate.state.is_final:
+            await self._publish(updated)  # Handoff's own decision: its cards no longer say it waits for Azure DevOps
         return True
+
+    async def _take_outcome(self, gate_id: str, outcome: Outcome) -> None:
+        """Close the gate with the ``outcome`` Azure DevOps completed its approval with, heard otherwise than by
+        the approval's own event, and show it on the gate's cards (see :meth:`_settle`)."""
+        for _ in range(20):
+            gate = await self.store.get_gate(gate_id)
+            if gate is None or await self._settle(gate, outcome, show=True):
+                return
+        log.error("gate %s kept changing: Azure DevOps' %s is not shown", gate_id, outcome.state.value)
 
     # --- gates from Handoff: a model version's promotion ---------------------------------------------
 
@@ -459,16 +544,19 @@ class Gatekeeper:
         return applied
 
     async def _apply_approval(self, gate: Gate, record: GateDecision, pipelines: PipelineService) -> Applied:
-        decision, comment = record.decision, record.comment
-        verb = {"reject": "Rejected", "override": "Approved with an override"}.get(decision, "Approved")
-        text = f"{verb} in {record.platform.capitalize()} by {record.actor}" + (f": {comment}" if comment else "")
+        decision, text = record.decision, _azure_devops_comment(record)
         project = str(gate.details.get("project", ""))
+        release = gate.details.get("approval_kind") == "release"
         try:
-            if gate.details.get("approval_kind") == "release":
+            if release:
                 await pipelines.decide_release_approval(project, gate.external_id, decision != "reject", text)
             else:
                 await pipelines.decide_approval(project, gate.external_id, decision != "reject", text)
         except ServiceRefused as refused:
+            if refused.already_decided and not release:
+                completed = await self._completed_first(gate, record, pipelines)
+                if completed is not None:
+                    return completed
             why = f"{_clause(refused.reason)}; decide in Azure DevOps."
             return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
         except ServiceUnavailable:
@@ -478,6 +566,32 @@ class Gatekeeper:
             )
         await self._note(gate, applied=True)
         return Applied("applied")
+
+    async def _completed_first(self, gate: Gate, record: GateDecision, pipelines: PipelineService) -> Applied | None:
+        """Azure DevOps refused ``record`` as too late for ``gate``'s approval: how it was completed, asked of Azure
+        DevOps. The gate takes that outcome and its cards show it, with ``record`` not applied (unless the
+        outcome is ``record`` itself, sent before and applied although the answer was lost). None when Azure
+        DevOps does not say it is completed: the refusal stands.
+        """
+        project = str(gate.details.get("project", ""))
+        try:
+            statuses = await pipelines.approval_statuses(project, [gate.external_id])
+        except (ServiceRefused, ServiceUnavailable) as exc:
+            log.warning("gate %s: could not ask Azure DevOps how its approval stands (%s)", gate.gate_id, exc)
+            return None
+        found = next((s for s in statuses if s.approval_id.lower() == gate.external_id.lower()), None)
+        outcome = _status_outcome(found) if found is not None else None
+        if outcome is None:
+            return None
+        if outcome.state is gate.state and _azure_devops_comment(record) in outcome.comments:
+            await self._note(gate, applied=True)  # it was this decision: the gate's cards show it as applied
+            return Applied("applied")
+        await self._take_outcome(gate.gate_id, outcome)
+        noun = DECISION_NOUNS.get(record.decision, "decision")
+        done = f"{outcome.state.value} in Azure DevOps" + (f" by {outcome.by}" if outcome.by else "")
+        return Applied(
+            f"not applied: {done} first", f"Your {noun} was not applied: the approval was already {done}.", refused=True
+        )
 
     async def _apply_promotion(self, gate: Gate, record: GateDecision) -> Applied:
         """Start the release with the model version, then tag the version approved; each step once.
@@ -599,16 +713,63 @@ class Gatekeeper:
     # --- keeping gates current ---------------------------------------------------------------------
 
     async def sweep(self) -> None:
-        """Expire overdue gates and retry decisions Azure DevOps has not received yet (a refused decision is
-        withdrawn, its gate waiting again; a gate marked ``refusal`` is one refused before that)."""
+        """Expire overdue gates, close waiting gates whose approval Azure DevOps says is completed (its event may
+        have been lost; see :meth:`reconcile`), and retry decisions Azure DevOps has not received yet (a refused
+        decision is withdrawn, its gate waiting again; a gate marked ``refusal`` is one refused before that)."""
         now = self.clock.now()
+        waiting: list[Gate] = []
         for gate in await self.store.list_gates(GateState.PENDING):
             if gate.expires_at is not None and now >= gate.expires_at:
                 await self._expire(gate)
+            else:
+                waiting.append(gate)
+        await self.reconcile(waiting)
         for state in (GateState.APPROVED, GateState.REJECTED):
             for gate in await self.store.list_gates(state):
                 if gate.details.get("applied") is False and not gate.details.get("refusal"):
                     await self._retry_apply(gate)
+
+    async def reconcile(self, waiting: Sequence[Gate]) -> None:
+        """Ask Azure DevOps how the approvals of ``waiting`` gates stand, and close those it says are completed
+        (approved, rejected, timed out, canceled), as their lost completion event would have.
+
+        Bounded: a gate is asked about at most once per :attr:`reconcile_every` (claimed with a compare-and-set,
+        so one replica asks), at most :attr:`reconcile_batch` gates per call, those asked about longest ago
+        first, in one request per project. YAML-pipeline approvals only (a classic release's waits for its event).
+        """
+        if self.pipelines is None:
+            return
+        now = self.clock.now()
+        due = sorted(
+            (
+                g
+                for g in waiting
+                if g.state is GateState.PENDING
+                and g.source == "azure-devops"
+                and g.details.get("approval_kind") == "pipeline"
+                and now - _asked_at(g) >= self.reconcile_every
+            ),
+            key=_asked_at,
+        )[: self.reconcile_batch]
+        asked: dict[str, list[Gate]] = {}
+        for gate in due:
+            details = {**gate.details, "asked_at": now.isoformat()}
+            claimed = await self.store.update_gate(gate.gate_id, gate.version, gate.state, details)
+            if claimed is not None:  # else it changed meanwhile: the next sweep looks again
+                asked.setdefault(str(gate.details.get("project", "")), []).append(claimed)
+        for project, gates in asked.items():
+            try:
+                statuses = await self.pipelines.approval_statuses(project, [g.external_id for g in gates])
+            except (ServiceRefused, ServiceUnavailable) as exc:
+                log.warning("could not ask Azure DevOps how %d approvals of %s stand (%s)", len(gates), project, exc)
+                continue
+            found = {s.approval_id.lower(): s for s in statuses}
+            for gate in gates:
+                status = found.get(gate.external_id.lower())
+                if status is None or (outcome := _status_outcome(status)) is None:
+                    continue  # still waiting (or unknown to Azure DevOps: the gate expires in time)
+                log.info("gate %s: Azure DevOps says its approval is %s", gate.gate_id, status.status)
+                await self._take_outcome(gate.gate_id, outcome)
 
     async def remind(self, every: timedelta) -> None:
         """Re-announce gates that have waited longer than ``every`` since they opened or were last announced."""
@@ -664,8 +825,17 @@ class Gatekeeper:
 
     # --- helpers -----------------------------------------------------------------------------------
 
-    async def _publish(self, gate: Gate, note: str = "", refused: GateDecision | None = None) -> None:
-        """Send the gate's change through ingest, which updates its card in every conversation."""
+    async def _publish(
+        self,
+        gate: Gate,
+        note: str = "",
+        refused: GateDecision | None = None,
+        completed: Outcome | None = None,
+        not_applied: GateDecision | None = None,
+    ) -> None:
+        """Send the gate's change through ingest, which updates its card in every conversation (``completed``:
+        the gate took the outcome Azure DevOps completed its approval with, ``not_applied`` being the decision
+        from chat that then never took effect)."""
         decisions = await self.store.gate_decisions(gate.gate_id)
         needed = max(int(gate.details.get("min_required", 1)), self.policy.gate_policy(gate).min_approvers)
         names = dict(gate.details.get("names") or {})
@@ -685,6 +855,8 @@ class Gatekeeper:
             note=note,
             revision=gate.version,
             refused=shown(refused) if refused else None,
+            completed=Completion(by=completed.by, comment=completed.comment) if completed else None,
+            not_applied=shown(not_applied) if not_applied else None,
         )
         await self.ingest.accept(change)
 

@@ -20,6 +20,7 @@ from bot.events import (
     ApprovalEvent,
     Approver,
     CodePushed,
+    Completion,
     DataArrived,
     DataDriftDetected,
     DomainEvent,
@@ -445,6 +446,8 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
             headline, why = _refusal(new)
             links = (Link("Open in Azure DevOps", new["url"]),) if new.get("url") and new["type"] == "approval" else ()
             replies.append(Card(title=headline, status=Status.WARNING, summary=why, links=links))
+    elif event.completed is not None:
+        replies += _completed_in_azure_devops(new, before, event, event.completed)
     elif not decided_before:
         new["status"] = event.status
         latest = event.decisions[-1] if event.decisions else None
@@ -471,6 +474,56 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
         new.pop("note", None)
     changed = new != before
     return Merge(new, changed, replies if changed else [])
+
+
+def _completed_in_azure_devops(new: State, before: State, event: GateChanged, completed: Completion) -> list[Card]:
+    """Show the outcome Azure DevOps completed the approval with, whatever the card showed (a decision from chat
+    that never reached it, ``event.not_applied``, which the card then says did not take effect); the thread reply
+    for it, unless the card showed that outcome already."""
+    new["status"] = event.status
+    new["closed_in_azure_devops"] = True  # no later refusal in Handoff takes the card back to waiting
+    if completed.by:
+        new["decided_by"] = completed.by
+    else:
+        new.pop("decided_by", None)
+    held = event.not_applied
+    if held is not None:
+        new["not_applied"] = {"actor": held.actor, "decision": held.decision, "platform": held.platform} | (
+            {"name": held.name} if held.name else {}
+        )
+    if before.get("status") == new["status"] and before.get("not_applied") == new.get("not_applied"):
+        return []
+    status = APPROVAL_STATUS.get(event.status, Status.INFO)
+    not_applied = _not_applied(new)
+    mentions: tuple[Mention, ...] = ()
+    if held is not None and "@" in held.actor:  # the person who decided in chat is told in the thread
+        mentions = (Mention(_name_of(new, held.actor, held.name), held.actor),)
+    return [
+        Card(
+            title=_completion_headline(new),
+            status=status,
+            summary="\n\n".join(part for part in (f"{not_applied}." if not_applied else "", completed.comment) if part),
+            mentions=mentions,
+        )
+    ]
+
+
+def _completion_headline(state: State) -> str:
+    """``Rejected in Azure DevOps by Bob Okafor``: what Azure DevOps completed the approval with, and who did."""
+    status = APPROVAL_STATUS.get(state["status"], Status.INFO)
+    by = state.get("decided_by")
+    return f"{status.label} in Azure DevOps" + (f" by {by}" if by else "")
+
+
+def _not_applied(state: State) -> str:
+    """``Carol Jensen's approval from Slack was not applied``; "" when no decision from chat was left unapplied."""
+    held = state.get("not_applied")
+    if not held:
+        return ""
+    noun = DECISION_NOUNS.get(str(held.get("decision")), "decision")
+    who = _name_of(state, str(held.get("actor")), str(held.get("name", "")))
+    where = f" from {str(held['platform']).capitalize()}" if held.get("platform") else ""
+    return f"{who}'s {noun}{where} was not applied"
 
 
 def _refusal(state: State) -> tuple[str, str]:
@@ -527,6 +580,9 @@ def _render_approval(state: State) -> Card:
     headline, why = _refusal(state)
     if status is Status.WAITING and headline:
         summary = f"{headline}: {why}" + (f"\n\n{summary}" if summary else "")
+    elif status is not Status.WAITING and (not_applied := _not_applied(state)):
+        # Azure DevOps completed it otherwise than the card once said: say so first
+        summary = f"{_completion_headline(state)}; {not_applied}." + (f"\n\n{summary}" if summary else "")
     actions: tuple[Action, ...] = ()
     if status is Status.WAITING:
         gate = {

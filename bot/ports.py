@@ -448,6 +448,20 @@ class ServiceUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class ApprovalStatus:
+    """How one of Azure DevOps' approvals stands now (see :meth:`PipelineService.approval_statuses`).
+
+    ``status`` is Azure DevOps' own word: ``pending``, ``approved``, ``rejected``, ``timedOut``, ``canceled``,
+    ``skipped``. ``decided_by`` and ``comment`` are who completed it and what they said, when a person did.
+    """
+
+    approval_id: str
+    status: str
+    decided_by: Person | None = None
+    comment: str = ""
+
+
+@dataclass(frozen=True)
 class StartedRun:
     """A run that a service started: its id, a name people recognise, and where to watch it."""
 
@@ -483,6 +497,11 @@ class PipelineService(Protocol):
     async def decide_release_approval(self, project: str, approval_id: str, approve: bool, comment: str) -> None: ...
 
     async def approval_details(self, project: str, approval_id: str) -> JsonObject | None: ...
+
+    async def approval_statuses(self, project: str, approval_ids: Sequence[str]) -> list[ApprovalStatus]:
+        """How these YAML-pipeline approvals of ``project`` stand now, read in one request; an approval Azure
+        DevOps does not know is left out."""
+        ...
 
     async def approver_identities(
         self, approvers: tuple[Approver, ...], *, fresh: bool = False

@@ -8,7 +8,7 @@ The SDK is synchronous; every call runs in a worker thread. Service errors becom
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from azure.devops.connection import Connection
@@ -20,9 +20,11 @@ from adapters.azure_devops.approvals_client import PipelineApprovalsClient
 from adapters.azure_devops.approver_directory import ApproverDirectory
 from adapters.azure_devops.gateway import AzureDevOpsGateway
 from adapters.azure_devops.hook_context import email_from_unique_name
+from adapters.azure_devops.service_hooks import approval_status
+from adapters.web.payloads import PayloadError
 from bot.config import AzureDevOpsSettings
 from bot.events import Approver, Person
-from bot.ports import RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
+from bot.ports import ApprovalStatus, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
 
 log = logging.getLogger("handoff.azure_devops")
 
@@ -118,6 +120,22 @@ class AzureDevOpsPipelines:
 
     async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
         return await self._call("approval details", self.approvals.get_approval, project, approval_id)
+
+    async def approval_statuses(self, project: str, approval_ids: Sequence[str]) -> list[ApprovalStatus]:
+        if not approval_ids:
+            return []
+        found = await self._call(
+            "approval statuses",
+            self.approvals.query_approvals,
+            project,
+            approval_ids=list(approval_ids),
+            state="all",  # completed ones too: those are what the question is about
+            top=len(approval_ids),
+        )
+        try:
+            return [approval_status(approval) for approval in found]
+        except PayloadError as error:
+            raise ServiceUnavailable(f"Azure DevOps answered with an unexpected approval ({error})") from None
 
     async def approver_identities(
         self, approvers: tuple[Approver, ...], *, fresh: bool = False

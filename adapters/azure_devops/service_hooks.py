@@ -30,8 +30,9 @@ from bot.events import (
     RunStateChanged,
     StageStateChanged,
 )
+from bot.ports import ApprovalStatus
 
-__all__ = ["EVENT_TYPES", "PayloadError", "parse_service_hook", "with_approval_details"]
+__all__ = ["EVENT_TYPES", "PayloadError", "approval_status", "parse_service_hook", "with_approval_details"]
 
 _GIT_REF = re.compile(r"^LG:(refs/[^:]+):")
 
@@ -157,12 +158,20 @@ def _approvers(approval: Fields) -> tuple[Approver, ...]:
     )
 
 
+def _deciding_step(approval: Fields) -> Fields | None:
+    """The step that completed an approval: the last one approved or rejected (the steps it made needless
+    are skipped), else the last one that is no longer pending."""
+    steps = [(step, (step.text("status") or "pending").lower()) for step in reversed(approval.objects("steps"))]
+    decided = next((step for step, status in steps if status in ("approved", "rejected")), None)
+    return decided or next((step for step, status in steps if status not in ("pending", "uninitiated")), None)
+
+
 def _decided_by(approval: Fields) -> Person | None:
-    """Who completed an approval: the last step that is no longer pending."""
-    for step in reversed(approval.objects("steps")):
-        if (step.text("status") or "pending").lower() not in ("pending", "uninitiated"):
-            return person(step.obj("actualApprover")) or person(step.obj("assignedApprover"))
-    return None
+    """Who completed an approval: the one who acted on its last step that is no longer pending."""
+    step = _deciding_step(approval)
+    if step is None:
+        return None
+    return person(step.obj("actualApprover")) or person(step.obj("assignedApprover"))
 
 
 def _approval_run(ctx: HookContext, project: str | None, resource: Fields, approval: Fields) -> PipelineRef | None:
@@ -296,6 +305,23 @@ def with_approval_details(event: ApprovalEvent, details: Mapping[str, Any]) -> A
     if not event.web_url and (web := owner.href("web")):
         changes["web_url"] = web
     return replace(event, **changes) if changes else event
+
+
+def approval_status(details: Mapping[str, Any]) -> ApprovalStatus:
+    """How an Approval the REST API returns (``$expand=steps``) stands: its status, and who completed it with
+    what comment when a person did (a step that timed out or was skipped names nobody).
+
+    Raises :class:`PayloadError` if ``details`` is not an Approval.
+    """
+    approval = Fields.of(details, "approval")
+    status = approval.text("status") or "pending"
+    step = _deciding_step(approval) if status.lower() in ("approved", "rejected") else None
+    return ApprovalStatus(
+        approval_id=approval.require_id("id"),
+        status=status,
+        decided_by=_decided_by(approval) if step is not None else None,
+        comment=(step.text("comment") or "") if step is not None else "",
+    )
 
 
 # --- code ---------------------------------------------------------------------------------------------

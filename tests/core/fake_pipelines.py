@@ -3,12 +3,12 @@ records what it was asked."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.events import Approver, Person
-from bot.ports import RunStatus, StartedRun
+from bot.ports import ApprovalStatus, RunStatus, StartedRun
 
 
 @dataclass
@@ -16,7 +16,8 @@ class FakePipelines:
     """Azure DevOps runs: started on request, running until the test finishes them. ``groups`` are the
     members each group (by id) has now; each time one is read is counted in ``group_reads``. A decision on
     an approval first awaits ``while_deciding`` (if set), then raises the first of ``refuse_decisions``
-    (if any), else is recorded in ``decided`` (a classic release's in ``release_decided``)."""
+    (if any), else is recorded in ``decided`` (a classic release's in ``release_decided``). ``approvals`` are
+    how approvals stand when asked (unknown ones are left out); each question is kept in ``asked``."""
 
     started: list[tuple[str, str, str | None, dict[str, str]]] = field(default_factory=list)
     results: dict[str, RunStatus] = field(default_factory=dict)
@@ -27,6 +28,8 @@ class FakePipelines:
     while_deciding: Callable[[], Awaitable[None]] | None = None
     groups: dict[str, tuple[Person, ...]] = field(default_factory=dict)
     group_reads: int = 0
+    approvals: dict[str, ApprovalStatus] = field(default_factory=dict)
+    asked: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
     async def run_pipeline(
         self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]
@@ -66,6 +69,10 @@ class FakePipelines:
 
     async def approval_details(self, project: str, approval_id: str) -> dict[str, Any] | None:
         return None
+
+    async def approval_statuses(self, project: str, approval_ids: Sequence[str]) -> list[ApprovalStatus]:
+        self.asked.append((project, tuple(approval_ids)))
+        return [self.approvals[i] for i in approval_ids if i in self.approvals]
 
     async def approver_identities(
         self, approvers: tuple[Approver, ...], *, fresh: bool = False

@@ -21,7 +21,7 @@ from bot.config import parse_settings
 from bot.events import ApprovalCompleted, ApprovalPending, Approver, Person, PipelineRef
 from bot.interactions import ChatUser, CommandRequest
 from bot.living import render
-from bot.ports import ServiceRefused, ServiceUnavailable
+from bot.ports import ApprovalStatus, ServiceRefused, ServiceUnavailable
 from bot.records import ConversationAddress, GateState
 from tests.core.fake_pipelines import FakePipelines
 
@@ -511,7 +511,80 @@ async def test_an_approval_completed_in_azure_devops_meanwhile_is_not_taken_back
     assert gate is not None and gate.state is GateState.REJECTED and gate.details["decided_in"] == "Azure DevOps"
     card = await gate_card(handoff)
     assert card.status is Status.REJECTED and card.actions == ()
-    assert [t for _, t in await pending_replies(handoff)] == ["Rejected by Bob"] * 2
+    assert card.summary.startswith("Rejected in Azure DevOps by Bob; Carol's approval from Slack was not applied.")
+    assert [t for _, t in await pending_replies(handoff)] == ["Rejected in Azure DevOps by Bob"] * 2
     pipelines.while_deciding = None
+    await handoff.gatekeeper.sweep()
+    assert pipelines.decided == []
+
+
+async def test_the_sweep_asks_azure_devops_now_and_then_about_a_bounded_number_of_waiting_gates(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    """A lost completion event leaves a gate waiting: the sweep asks Azure DevOps how the waiting gates' approvals
+    stand, each at most once per five minutes, a few gates per sweep (those asked about longest ago first)."""
+    handoff, pipelines = applying
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    ids = [f"a{n}" for n in range(7)]
+    for n, approval_id in enumerate(ids):
+        await handoff.ingest.accept(
+            replace(pending(requester="erin"), event_id=f"pending-{n}", approval_id=approval_id)
+        )
+        await clock.advance(1)
+    handoff.gatekeeper.reconcile_batch = 3
+    await handoff.gatekeeper.sweep()
+    assert pipelines.asked == []  # opened less than five minutes ago
+
+    await clock.advance(300)
+    pipelines.approvals["a4"] = ApprovalStatus("a4", "approved", person("carol"), "ship it")
+    for _ in range(4):
+        await handoff.gatekeeper.sweep()
+    assert pipelines.asked == [("mlops", ("a0", "a1", "a2")), ("mlops", ("a3", "a4", "a5")), ("mlops", ("a6",))]
+    closed = await handoff.store.get_gate("azure-devops:contoso:pipeline-approval:a4")
+    assert closed is not None and closed.state is GateState.APPROVED and closed.details["decided_in"] == "Azure DevOps"
+    card = await gate_card(handoff, closed.gate_id)
+    assert card.status is Status.APPROVED and card.actions == ()
+    assert ("Decided by", "Carol") in [(f.label, f.value) for f in card.facts]
+    assert [t for _, t in await pending_replies(handoff, closed.gate_id)] == ["Approved in Azure DevOps by Carol"] * 2
+
+    await clock.advance(300)
+    await handoff.gatekeeper.sweep()  # the gate closed is not asked about again
+    assert pipelines.asked[3:] == [("mlops", ("a0", "a1", "a2"))]
+    assert pipelines.decided == []
+
+
+@pytest.mark.parametrize("by_handoff", [False, True], ids=["bob-in-azure-devops", "handoff-answer-lost"])
+async def test_an_approval_completed_the_same_way_while_azure_devops_did_not_answer(
+    applying: tuple[Handoff, FakePipelines], by_handoff: bool
+) -> None:
+    """Carol's approval waits to be applied when Azure DevOps reports the approval approved: by bob there (carol's
+    was not applied), or by Handoff's identity with carol's approval (applied, though its answer was lost)."""
+    handoff, pipelines = applying
+    await handoff.ingest.accept(pending(requester="erin"))
+    pipelines.refuse_decisions.append(ServiceUnavailable("Azure DevOps is unreachable"))
+    assert (await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "ok", SLACK)).accepted
+    await pending_replies(handoff)
+    step = (
+        Approver(
+            person=Person(name="Handoff Bot"), status="approved", comment="Approved in Slack by carol@contoso.com: ok"
+        )
+        if by_handoff
+        else Approver(person=person("bob"), status="approved", comment="lgtm")
+    )
+    await handoff.ingest.accept(completed("approved", step))
+
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.APPROVED and gate.details["applied"] is True
+    card = await gate_card(handoff)
+    facts = {f.label: f.value for f in card.facts}
+    assert card.status is Status.APPROVED and "Note" not in facts  # it no longer waits for Azure DevOps
+    if by_handoff:
+        assert "decided_in" not in gate.details and facts["Decided by"] == "Carol"
+        assert await pending_replies(handoff) == []
+    else:
+        assert gate.details["decided_in"] == "Azure DevOps" and facts["Decided by"] == "Bob"
+        assert card.summary.startswith("Approved in Azure DevOps by Bob; Carol's approval from Slack was not applied.")
+        assert [t for _, t in await pending_replies(handoff)] == ["Approved in Azure DevOps by Bob"] * 2
     await handoff.gatekeeper.sweep()
     assert pipelines.decided == []

@@ -7,16 +7,21 @@ service hooks, Event Grid events, Slack requests and Teams activities to it over
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
+from msrest.authentication import BasicAuthentication
 
+from adapters.azure_devops.approvals_client import PipelineApprovalsClient
 from adapters.demo import BOT_IDENTITY
+from adapters.emulators.azure_devops import AzureDevOpsEmulator
 from bot.interactions import ChatUser, CommandRequest
-from bot.records import ConversationAddress
+from bot.records import ConversationAddress, GateState
 from tests.e2e.conftest import (
     Loop,
     blocks_text,
@@ -218,3 +223,176 @@ async def test_someone_added_to_the_group_after_the_gate_opened_may_decide_it(
     # Handoff asked Azure DevOps again, not its cache, before it would refuse him
     assert len(ado.recorder.matching("GET /contoso/_apis/identities")) > looked_up
     assert not loop.suite.slack.state.ephemeral_for(loop.suite.slack.world.user("bob").id)
+
+
+# --- Azure DevOps completes an approval itself ----------------------------------------------------------
+
+APPROVALS = "/contoso/mlops/_apis/pipelines/approvals"
+
+
+async def decide_in_azure_devops(
+    ado: AzureDevOpsEmulator, who: str, approval_id: str, status: str, comment: str
+) -> None:
+    """``who`` approves or rejects (``status``) the approval in Azure DevOps itself, through the SDK."""
+    client = PipelineApprovalsClient(ado.org_url, BasicAuthentication("", ado.pat(who)))
+    update = {"approvalId": approval_id, "status": status, "comment": comment}
+    await asyncio.to_thread(client.update_approvals, "mlops", [update])
+
+
+@contextlib.asynccontextmanager
+async def hooks_lost(ado: AzureDevOpsEmulator) -> AsyncIterator[None]:
+    """Every service hook Azure DevOps sends meanwhile is lost (they are at-least-once, but may be dropped)."""
+    subscriptions = list(ado.webhooks.subscriptions.values())
+    for subscription in subscriptions:
+        subscription.status = "disabledByUser"
+    try:
+        yield
+        await ado.drain()
+    finally:
+        for subscription in subscriptions:
+            subscription.status = "enabled"
+
+
+async def unanswered_approval_from_slack(loop: Loop) -> tuple[Any, Any]:
+    """A release of app-y (alice asked for it) waits in production; carol approves it in Slack while Azure DevOps
+    does not answer, so the gate's cards show her approval as waiting to be applied. The approval and the gate's
+    Slack card."""
+    ado = loop.suite.ado
+    run = ado.start_run(
+        "release-app-y", requested_by="alice@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+    )
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
+    )
+    [approval] = ado.approvals_for(run.id)
+    ado.faults.add(f"PATCH {APPROVALS}", ["reset"])  # the connection drops before Azure DevOps sees it
+    await approve_in_slack(loop, gate_card, "carol", "looks good")
+    await eventually(lambda: "Handoff will apply it when it does" in blocks_text(gate_card))
+    await eventually(lambda: any("Approved in Slack by Carol Jensen" in r.text for r in gate_card.replies))
+    assert approval.status == "pending"
+    return approval, gate_card
+
+
+def sent_by_handoff(loop: Loop) -> list[str]:
+    """The decisions Handoff sent Azure DevOps (its comments), dropped ones included."""
+    patches = loop.suite.ado.recorder.matching(f"PATCH {APPROVALS}")
+    return [u["comment"] for p in patches for u in p.json() if u["comment"].startswith(("Approved in", "Rejected in"))]
+
+
+async def test_an_approval_rejected_in_azure_devops_while_it_did_not_answer_corrects_the_cards(loop: Loop) -> None:
+    """Carol's approval never reached Azure DevOps; bob rejects there, and its event arrives."""
+    ado, slack = loop.suite.ado, loop.suite.slack
+    approval, gate_card = await unanswered_approval_from_slack(loop)
+
+    await decide_in_azure_devops(ado, "bob@contoso.com", approval.id, "rejected", "the model card is stale")
+    # the card says what Azure DevOps did, who did it, and that carol's approval was not applied
+    corrected = "Rejected in Azure DevOps by Bob Okafor; Carol Jensen's approval from Slack was not applied."
+    await eventually(lambda: corrected in blocks_text(gate_card))
+    assert '"action_id": "approve"' not in blocks_text(gate_card)
+    assert "Handoff will apply it" not in blocks_text(gate_card)
+    # the thread too, calling on carol
+    carol = slack.world.user("carol")
+    reply = await eventually(lambda: next((r for r in gate_card.replies if "Rejected in Azure DevOps" in r.text), None))
+    assert "Rejected in Azure DevOps by Bob Okafor." in reply.text and reply.text.endswith(f" <@{carol.id}>")
+    assert "Carol Jensen's approval from Slack was not applied" in blocks_text(reply)
+    assert "the model card is stale" in blocks_text(reply)
+    teams_card = await eventually(
+        lambda: next((p for p in teams_posts(loop, "App releases") if corrected in card_text(p)), None)
+    )
+    assert '"verb": "approve"' not in card_text(teams_card)
+
+    handoff = loop.server.handoff
+    assert handoff is not None
+    gate = await loop.server.store.get_gate(f"azure-devops:contoso:pipeline-approval:{approval.id}")
+    assert gate is not None and gate.state is GateState.REJECTED
+    assert gate.details["applied"] is True and gate.details["decided_in"] == "Azure DevOps"
+    await handoff.gatekeeper.sweep()  # carol's approval is never sent again
+    assert sent_by_handoff(loop) == ["Approved in Slack by carol@contoso.com: looks good"]
+    assert approval.status == "rejected"
+    audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
+    assert audit == [
+        ("carol@contoso.com", "approve", "pending: Azure DevOps unavailable"),
+        ("Azure DevOps", "decide", "rejected"),
+    ]
+
+
+async def test_a_decision_sent_again_after_azure_devops_completed_the_approval_takes_its_outcome(loop: Loop) -> None:
+    """Carol's approval never reached Azure DevOps; bob rejects there, and that event is lost. Handoff sends carol's
+    approval again, Azure DevOps answers it was completed already: the gate takes its outcome, not waits again."""
+    ado, slack = loop.suite.ado, loop.suite.slack
+    approval, gate_card = await unanswered_approval_from_slack(loop)
+    async with hooks_lost(ado):
+        await decide_in_azure_devops(ado, "bob@contoso.com", approval.id, "rejected", "the model card is stale")
+    handoff = loop.server.handoff
+    assert handoff is not None
+
+    await handoff.gatekeeper.sweep()  # sends carol's approval again: too late
+    gate = await loop.server.store.get_gate(f"azure-devops:contoso:pipeline-approval:{approval.id}")
+    assert gate is not None and gate.state is GateState.REJECTED and gate.details["decided_in"] == "Azure DevOps"
+    [asked] = ado.recorder.matching(f"GET {APPROVALS}")
+    assert asked.query["approvalIds"] == approval.id
+    corrected = "Rejected in Azure DevOps by Bob Okafor; Carol Jensen's approval from Slack was not applied."
+    await eventually(lambda: corrected in blocks_text(gate_card))
+    assert '"action_id": "approve"' not in blocks_text(gate_card)
+    carol = slack.world.user("carol")
+    reply = await eventually(lambda: next((r for r in gate_card.replies if "Rejected in Azure DevOps" in r.text), None))
+    assert reply.text.endswith(f" <@{carol.id}>") and "the model card is stale" in reply.text
+    assert not any("refused" in r.text for r in gate_card.replies)
+    await eventually(lambda: any(corrected in card_text(p) for p in teams_posts(loop, "App releases")))
+
+    await handoff.gatekeeper.sweep()  # and never again
+    assert sent_by_handoff(loop) == ["Approved in Slack by carol@contoso.com: looks good"] * 2
+    audit = [(e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
+    assert audit == [
+        ("approve", "pending: Azure DevOps unavailable"),
+        ("decide", "rejected"),
+        ("apply approve", "not applied: rejected in Azure DevOps by Bob Okafor first"),
+    ]
+
+
+async def test_a_gate_waiting_again_closes_when_azure_devops_says_its_approval_is_done(loop: Loop) -> None:
+    """Azure DevOps refused bob's approval (Handoff started the run), so the gate waits again; carol approves in
+    Azure DevOps itself and that event is lost. The sweep asks Azure DevOps, now and then, and closes the gate."""
+    ado, teams = loop.suite.ado, loop.suite.teams
+    run = ado.start_run(
+        "release-app-y", requested_by=BOT_IDENTITY, parameters={"modelName": "model-x", "modelVersion": "8"}
+    )
+    post = await eventually(
+        lambda: next((p for p in teams_posts(loop, "App releases") if '"verb": "approve"' in card_text(p)), None)
+    )
+    data = json.loads(re.findall(r'"verb": "approve", "data": (\{[^{}]*\})', card_text(post))[0])
+    assert (await teams.click_action(post.id, "approve", data, user="bob")).status == 200
+    refused = "Azure DevOps refused Bob Okafor's approval"
+    await eventually(lambda: refused in card_text(post) and '"verb": "approve"' in card_text(post))
+    [approval] = ado.approvals_for(run.id)
+    async with hooks_lost(ado):
+        await decide_in_azure_devops(ado, "carol@contoso.com", approval.id, "approved", "ship it")
+    handoff = loop.server.handoff
+    assert handoff is not None
+    gate_id = f"azure-devops:contoso:pipeline-approval:{approval.id}"
+
+    await handoff.gatekeeper.sweep()  # the gate was asked about when it opened: not again so soon
+    assert ado.recorder.matching(f"GET {APPROVALS}") == []
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.PENDING
+
+    handoff.gatekeeper.reconcile_every = timedelta(0)  # as if five minutes had passed
+    await handoff.gatekeeper.sweep()
+    [asked] = ado.recorder.matching(f"GET {APPROVALS}")
+    assert asked.query["approvalIds"] == approval.id
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.APPROVED and gate.details["decided_in"] == "Azure DevOps"
+    # its cards show it approved, by carol in Azure DevOps, without buttons; their threads are told
+    await eventually(lambda: "Approved" in card_text(post) and "Carol Jensen" in card_text(post))
+    assert '"verb": "approve"' not in card_text(post) and refused not in card_text(post)
+    await eventually(
+        lambda: any("Approved in Azure DevOps by Carol Jensen" in json.dumps(r.activity) for r in post.replies)
+    )
+    gate_card = next(m for m in slack_messages(loop, "app-releases") if "Approvals needed" in blocks_text(m))
+    await eventually(
+        lambda: '"action_id": "approve"' not in blocks_text(gate_card) and "Carol Jensen" in blocks_text(gate_card)
+    )
+    await eventually(lambda: any("Approved in Azure DevOps by Carol Jensen" in r.text for r in gate_card.replies))
+    assert len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 2  # bob's refused approval, carol's own
+    audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
+    assert audit[-1] == ("Azure DevOps", "decide", "approved")
