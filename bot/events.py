@@ -586,7 +586,8 @@ class GateChanged(DomainEvent):
 
     ``revision`` is the gate's version: a change that arrives after a newer one (two decisions published
     at once) never takes the card back. ``refused`` is a decision Azure DevOps refused to apply, ``note``
-    saying why: the gate waits again without it, whatever its cards showed."""
+    saying why: the gate waits again without it, whatever its cards showed. ``superseded_by`` is the newer
+    model version (``model-x:12``, its page at ``superseded_by_url``) that superseded a promotion gate."""
 
     kind: ClassVar[str] = "approval"
 
@@ -597,6 +598,8 @@ class GateChanged(DomainEvent):
     note: str = ""
     revision: int = 0
     refused: GateDecision | None = None
+    superseded_by: str = ""
+    superseded_by_url: str | None = None
 
     @property
     def outcome(self) -> str | None:
