@@ -598,7 +598,9 @@ class GateChanged(DomainEvent):
     saying why: the gate waits again without it, whatever its cards showed. ``completed`` says that the
     gate's status is the outcome Azure DevOps completed the approval with, heard otherwise than by the
     approval's own event, or after the cards showed a decision from chat that never reached Azure DevOps:
-    that decision, ``not_applied``, did not take effect, whatever its cards showed."""
+    that decision, ``not_applied``, did not take effect, whatever its cards showed. ``superseded_by`` is
+    the newer model version (``model-x:12``, its page at ``superseded_by_url``) that superseded a promotion
+    gate."""
 
     kind: ClassVar[str] = "approval"
 
@@ -611,6 +613,8 @@ class GateChanged(DomainEvent):
     refused: GateDecision | None = None
     completed: Completion | None = None
     not_applied: GateDecision | None = None
+    superseded_by: str = ""
+    superseded_by_url: str | None = None
 
     @property
     def outcome(self) -> str | None:

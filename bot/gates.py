@@ -21,6 +21,9 @@ the configured release pipeline with that version and tags the version approved 
 details carry the evidence (the contract verdict and the integration run per consuming app) and what
 blocks Approve; a blocked gate can only be approved by an ``override`` from someone in one of the
 policy's ``override_roles``, with a reason, which goes to the audit log and onto the model version.
+A newer version's promotion gate supersedes the model's older ones still waiting (versions compared as
+numbers: "10" is newer than "9"), so that approving one cannot release an older version over a newer one;
+see :meth:`Gatekeeper.supersede_older_promotions`.
 """
 
 from __future__ import annotations
@@ -157,6 +160,59 @@ def _with_name(details: JsonObject, user: ChatUser) -> JsonObject | None:
 def promotion_gate_id(model: str, version: str) -> str:
     """The id (and card key) of a model version's promotion gate."""
     return f"handoff:promotion:{model}:{version}".lower()
+
+
+def version_order(version: str) -> tuple[int, ...] | None:
+    """A model version as the numbers it is ordered by ("12" → (12,), "1.10.0" → (1, 10)); None for a
+    version that is not made of numbers, which Handoff cannot order."""
+    parts = version.strip().split(".")
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        return None
+    numbers = [int(p) for p in parts]
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers.pop()
+    return tuple(numbers)
+
+
+def is_newer_version(version: str, than: str) -> bool:
+    """Whether model version ``version`` is later than ``than``, as numbers ("10" is later than "9"); never
+    when either is not made of numbers."""
+    mine, theirs = version_order(version), version_order(than)
+    return mine is not None and theirs is not None and mine > theirs
+
+
+def _promotion_target(gate: Gate) -> tuple[str, str, str]:
+    """What a promotion gate releases: its model, and the project and pipeline its approval starts."""
+    release = gate.details.get("release") or {}
+    return (
+        str(gate.details.get("model", "")).lower(),
+        str(release.get("project", "")).lower(),
+        str(release.get("pipeline", "")).lower(),
+    )
+
+
+def _label(gate: Gate) -> str:
+    """A promotion gate's model version: ``model-x:12``."""
+    return f"{gate.details.get('model')}:{gate.details.get('version')}"
+
+
+def _newest_over(gate: Gate, others: Sequence[Gate]) -> Gate | None:
+    """Of ``others``, the newest whose version is newer than ``gate``'s; None if there is none."""
+    version = str(gate.details.get("version", ""))
+    newer = [
+        other
+        for other in others
+        if other.gate_id != gate.gate_id and is_newer_version(str(other.details.get("version", "")), version)
+    ]
+    return max(newer, key=lambda other: version_order(str(other.details.get("version", ""))) or (), default=None)
+
+
+def _superseding(gate: Gate) -> dict[str, Any]:
+    """What a superseded promotion gate's :class:`GateChanged` says of the version that superseded it."""
+    newer = gate.details.get("superseded_by") if gate.state is GateState.SUPERSEDED else None
+    if not newer:
+        return {}
+    return {"superseded_by": f"{newer.get('model')}:{newer.get('version')}", "superseded_by_url": newer.get("url")}
 
 
 def _deciders(approvers: Sequence[Approver]) -> list[str]:
@@ -377,6 +433,102 @@ class Gatekeeper:
         log.info("promotion gate %s opened", gate.gate_id)
         return gate
 
+    async def supersede_older_promotions(self, gate: Gate) -> list[Gate]:
+        """Supersede the promotion gates that ``gate``'s model version, or a newer one, puts out of date.
+
+        Each pending promotion gate of the same model and release pipeline whose version is older than one
+        that is pending or approved is superseded by the newest of those: ``gate``'s older versions, and
+        ``gate`` itself when its version is the older (a registration that arrived late). Superseding is a
+        compare-and-set, so a gate decided meanwhile stays decided, and each gate is superseded once, however
+        many replicas try; it goes to the audit log, and its cards lose their buttons and name the newer
+        version. Idempotent; returns the gates this call superseded.
+        """
+        if gate.source != HANDOFF:
+            return []
+        live = await self._promotions_like(gate)
+        superseded = []
+        for older in live:
+            newer = _newest_over(older, live) if older.state is GateState.PENDING else None
+            if newer is not None and (done := await self._supersede(older, newer)) is not None:
+                superseded.append(done)
+        return superseded
+
+    async def _promotions_like(self, gate: Gate) -> list[Gate]:
+        """The pending and approved promotion gates that release what ``gate`` releases."""
+        target = _promotion_target(gate)
+        return [
+            found
+            for state in (GateState.PENDING, GateState.APPROVED)
+            for found in await self.store.list_gates(state)
+            if found.source == HANDOFF and _promotion_target(found) == target
+        ]
+
+    async def _out_of_date(self, gate: Gate) -> bool:
+        """Whether the pending promotion ``gate`` has a newer version's gate pending or approved: then it is
+        superseded (or it changed meanwhile), and the caller looks again."""
+        if gate.source != HANDOFF:
+            return False
+        newer = _newest_over(gate, await self._promotions_like(gate))
+        if newer is None:
+            return False
+        await self._supersede(gate, newer)
+        return True
+
+    async def _already_decided(self, gate: Gate) -> tuple[str, str]:
+        """The audit outcome and the answer for a click on ``gate``, decided already. A superseded promotion
+        names the version that superseded it and, if that one is superseded too, the latest since."""
+        newer = gate.details.get("superseded_by") if gate.state is GateState.SUPERSEDED else None
+        if not newer:
+            return "refused: already decided", f"This gate was already {gate.state.value}."
+        label, by = _label(gate), f"{newer.get('model')}:{newer.get('version')}"
+        latest, state, seen = by, GateState.PENDING, {gate.gate_id}
+        while newer and newer.get("gate_id") not in seen:
+            seen.add(str(newer.get("gate_id")))
+            found = await self.store.get_gate(str(newer.get("gate_id")))
+            if found is None:
+                break
+            latest, state = _label(found), found.state
+            newer = found.details.get("superseded_by") if found.state is GateState.SUPERSEDED else None
+        then = "decide on that one" if state is GateState.PENDING else f"it was {state.value}"
+        where = (
+            f"{by}, a newer version with its own promotion gate: {then}"
+            if latest == by
+            else f"{by} and later versions: {latest} is the latest, with its own promotion gate; {then}"
+        )
+        return (
+            f"refused: superseded by {by}",
+            f"Thanks, but {label} was superseded by {where}. Nothing is released or tagged for {label}.",
+        )
+
+    async def _supersede(self, gate: Gate, newer: Gate) -> Gate | None:
+        """Move the pending ``gate`` to superseded by ``newer`` (compare-and-set); None if it was decided
+        meanwhile."""
+        for _ in range(20):
+            current = await self.store.get_gate(gate.gate_id)
+            if current is None or current.state is not GateState.PENDING:
+                return None
+            by = {
+                "gate_id": newer.gate_id,
+                "model": newer.details.get("model"),
+                "version": newer.details.get("version"),
+                "url": newer.details.get("model_url"),
+            }
+            details = {k: v for k, v in current.details.items() if k != "apply_claimed_at"}
+            details["superseded_by"] = by
+            now = self.clock.now()
+            updated = await self.store.update_gate(
+                current.gate_id, current.version, GateState.SUPERSEDED, details, decided_at=now
+            )
+            if updated is None:
+                continue  # a click or new evidence changed it first: look again
+            label = _label(newer)
+            log.info("gate %s superseded by %s", gate.gate_id, label)
+            await self._audit("Handoff", "supersede", updated, f"superseded by {label}")
+            await self._publish(updated, note=f"{label} is newer and has its own promotion gate.")
+            return updated
+        log.error("gate %s kept changing: not superseded by %s", gate.gate_id, _label(newer))
+        return None
+
     async def update_evidence(self, gate_id: str, change: Callable[[JsonObject], JsonObject]) -> Gate | None:
         """Replace a gate's details with ``change(details)``, compare-and-set; None if there is no such gate.
 
@@ -417,13 +569,16 @@ class Gatekeeper:
             if gate is None:
                 return ActionResult(False, "This gate is not known to Handoff (it may have been cleaned up).")
             if gate.state.is_final:
-                await self._audit(user.display, decision, gate, "refused: already decided", conversation, comment)
-                return ActionResult(False, f"This gate was already {gate.state.value}.", await self._card(gate))
+                outcome, answer = await self._already_decided(gate)
+                await self._audit(user.display, decision, gate, outcome, conversation, comment)
+                return ActionResult(False, answer, await self._card(gate))
             now = self.clock.now()
             if gate.expires_at is not None and now >= gate.expires_at:
                 await self._expire(gate)
                 await self._audit(user.display, decision, gate, "refused: expired", conversation, comment)
                 return ActionResult(False, "This gate has expired.", await self._card(gate))
+            if await self._out_of_date(gate):
+                continue  # a newer version's gate waits or was approved: this one is superseded now (look again)
             decisions = await self.store.gate_decisions(gate.gate_id)
             verdict = self.policy.may_decide(user, gate, decision, comment, decisions)
             if not verdict.allowed and decision != "override" and await self._joined_a_group(gate, user):
@@ -857,6 +1012,7 @@ class Gatekeeper:
             refused=shown(refused) if refused else None,
             completed=Completion(by=completed.by, comment=completed.comment) if completed else None,
             not_applied=shown(not_applied) if not_applied else None,
+            **_superseding(gate),
         )
         await self.ingest.accept(change)
 

@@ -329,6 +329,12 @@ def render_promotion_gate(state: State) -> Card:
     headline, why = promotion_refusal(state)
     if status is Status.WAITING and headline:
         summary = f"{headline}: {why}\n\n{summary}"
+    newer: dict[str, Any] = (state.get("superseded_by") or {}) if state.get("status") == "superseded" else {}
+    if newer:
+        summary = (
+            f"{newer['label']} is newer and has its own promotion gate: decide there. "
+            f"Nothing is released or tagged for {label}."
+        )
     facts = [Fact("Model", label), Fact("Release pipeline", str(state["release"]))]
     for name, app in sorted(state.get("apps", {}).items()):
         facts.append(Fact(f"{name} ({_runs(app)})", verdict_text(app)))
@@ -340,7 +346,7 @@ def render_promotion_gate(state: State) -> Card:
     facts += [Fact("Overridden by", f"{d.get('name') or d['actor']}: {d.get('comment', '')}") for d in overrides]
     if state.get("decided_by"):
         facts.append(Fact("Decided by", str(state["decided_by"])))
-    if state.get("note"):
+    if state.get("note") and not newer:  # (superseded: the summary says it)
         facts.append(Fact("Note", str(state["note"])))
     actions: tuple[Action, ...] = ()
     value = {"gate": str(state["gate_id"])}
@@ -360,12 +366,16 @@ def render_promotion_gate(state: State) -> Card:
     elif status is Status.WAITING:
         actions = (Action("approve", "Approve", value, style="primary", comment_prompt="Comment (optional)"), reject)
     title = f"Promote {label}?" if status is Status.WAITING else f"Promotion of {label}: {status.label}"
+    links = [Link("Model in Azure ML", str(state["url"]))] if state.get("url") else []
+    if newer:
+        title = f"Promotion of {label}: superseded by {newer['label']}"
+        links += [Link(f"{newer['label']} in Azure ML", str(newer["url"]))] if newer.get("url") else []
     return Card(
         title=title,
         status=status,
         summary=summary,
         facts=tuple(facts),
-        links=(Link("Model in Azure ML", str(state["url"])),) if state.get("url") else (),
+        links=tuple(links),
         actions=actions,
         context="Handoff promotion gate",
     )

@@ -457,6 +457,13 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
                 where = f" in {latest.platform.capitalize()}" if latest.platform else ""
                 new["decided_by"] = by = _name_of(new, latest.actor, latest.name)
                 replies.append(Card(title=f"{status.label}{where} by {by}", status=status, summary=latest.comment))
+            elif event.superseded_by:
+                url = event.superseded_by_url
+                new["superseded_by"] = {"label": event.superseded_by} | ({"url": url} if url else {})
+                links = (Link(f"{event.superseded_by} in Azure ML", url),) if url else ()
+                replies.append(
+                    Card(title=f"Superseded by {event.superseded_by}", status=status, summary=event.note, links=links)
+                )
             else:
                 replies.append(Card(title=f"{status.label}", status=status, summary=event.note))
         elif latest is not None:

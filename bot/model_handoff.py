@@ -9,7 +9,9 @@ event is new) the work runs in the background:
 2. open the model's promotion gate (``models.<name>.promotion_gate``) with the verdicts and the
    integrations as its evidence, and what blocks Approve;
 3. show the verdict per app on the model card, post a card for each app in its team's channels, and
-   post the gate's card in the model's channels;
+   post the gate's card in the model's channels; then the model's gates for older versions still
+   waiting are superseded by it (see :meth:`Gatekeeper.supersede_older_promotions`), so that
+   approving one of them cannot release an older version over a newer one;
 4. start each app's integration pipeline with the new version as a parameter, once whichever replica
    or redelivery gets here (the command-run store holds the key), follow it to its end and keep the
    cards and the gate's evidence current.
@@ -203,6 +205,9 @@ class ModelHandoff:
         gate = await self.store.get_gate(ref.gate_id) if ref.gate_id else None
         if gate is not None:
             await self._publish_gate(gate)
+            # the model's older versions waiting for promotion are out of date now (or this one is, if a newer
+            # one came first): once its card shows, so that a card superseded at once says so in place
+            await self.gatekeeper.supersede_older_promotions(gate)
         for check in checks:
             self._spawn(self._integrate(ref, check.app))
 

@@ -20,7 +20,7 @@ import pytest
 
 from adapters.sql import SqlStore
 from bot.app import Handoff, build_handoff
-from bot.cards import Card
+from bot.cards import Card, Link
 from bot.clock import FakeClock
 from bot.config import parse_settings
 from bot.events import ModelRegistered, PipelineRef, RunStateChanged
@@ -167,7 +167,7 @@ def registered(version: str = "8", event_id: str = "evt-8") -> ModelRegistered:
         scope=TOPIC,
         model_name="model-x",
         model_version=version,
-        web_url="https://ml.azure.com/model/model-x:8",
+        web_url=f"https://ml.azure.com/model/model-x:{version}",
     )
 
 
@@ -558,4 +558,203 @@ async def test_an_override_of_an_azure_devops_gate_says_so_in_its_comment(world:
     assert result.accepted
     assert world.pipelines.decided == [
         ("mlops", "a1b2", True, "Approved with an override in Slack by carol@contoso.com: hotfix")
+    ]
+
+
+# --- a newer version supersedes the older ones waiting for promotion ----------------------------------------
+
+
+def gate_of(version: str) -> str:
+    return promotion_gate_id("model-x", version)
+
+
+async def hand_off_in_turn(world: World, *versions: str) -> None:
+    """Register each version in turn (each like version 7), each handed off before the next is registered."""
+    for version in versions:
+        world.ml.register(version, V7)
+        assert await world.core.ingest.accept(registered(version, event_id=f"evt-{version}"))
+        await world.until(lambda v=version: integration_run(world, v), f"model-x:{version} handed off")
+
+
+def integration_run(world: World, version: str) -> str | None:
+    """The id of the integration run Handoff started for ``version``; None before it started one."""
+    started = world.pipelines.started
+    runs = [
+        i for i, (_, name, _, p) in enumerate(started) if name == "integrate-app-y" and p["modelVersion"] == version
+    ]
+    return str(101 + runs[0]) if runs else None  # (FakePipelines numbers runs from 101, in the order started)
+
+
+async def state_of(world: World, version: str) -> GateState:
+    gate = await world.core.store.get_gate(gate_of(version))
+    assert gate is not None, f"no gate for model-x:{version}"
+    return gate.state
+
+
+async def decide_on(world: World, version: str, who: str, decision: str, comment: str = "") -> Any:
+    return await world.core.gatekeeper.decide(user(who), gate_of(version), decision, comment, MODELS)
+
+
+async def test_a_newer_version_supersedes_the_waiting_promotions_of_older_ones_so_none_rolls_back(
+    world: World,
+) -> None:
+    await hand_off_in_turn(world, "8", "9", "10", "11", "12")
+
+    # each older version's gate was superseded by the next as it arrived; model-x:12 waits
+    assert [await state_of(world, v) for v in ("8", "9", "10", "11", "12")] == [GateState.SUPERSEDED] * 4 + [
+        GateState.PENDING
+    ]
+    for older, newer in (("8", "9"), ("9", "10"), ("10", "11"), ("11", "12")):
+        card = await world.card(gate_of(older))
+        assert card.title == f"Promotion of model-x:{older}: superseded by model-x:{newer}"
+        assert card.actions == ()  # no buttons left
+        assert f"model-x:{newer} is newer and has its own promotion gate" in card.summary
+        assert Link(f"model-x:{newer} in Azure ML", f"https://ml.azure.com/model/model-x:{newer}") in card.links
+    assert [a.action_id for a in (await world.card(gate_of("12"))).actions] == ["override", "reject"]
+    # each thread is told once; the audit log records each, once
+    replies = broadcasts_to(await delivered(world.core.store), MODELS)  # type: ignore[arg-type]
+    assert sorted(t for t, _ in replies if t.startswith("Superseded")) == [
+        "Superseded by model-x:10",
+        "Superseded by model-x:11",
+        "Superseded by model-x:12",
+        "Superseded by model-x:9",
+    ]
+    audit = [(e.actor, e.target, e.outcome) for e in await world.core.store.list_audit() if e.action == "supersede"]
+    assert sorted(audit) == sorted(
+        ("Handoff", f"gate {gate_of(older)} (Promote model-x:{older})", f"superseded by model-x:{newer}")
+        for older, newer in (("8", "9"), ("9", "10"), ("10", "11"), ("11", "12"))
+    )
+    # approvals lists model-x:12 alone
+    listed = (await world.core.chat.on_command(CommandRequest(user("carol"), MODELS, "approvals"))).text
+    assert "Promote model-x:12" in listed and listed.count("Promote model-x:") == 1
+
+    # a click on model-x:9's card is answered: the gate to decide is model-x:12's
+    early = await decide_on(world, "9", "carol", "approve")
+    assert not early.accepted and early.message == (
+        "Thanks, but model-x:9 was superseded by model-x:10 and later versions: model-x:12 is the latest, with its "
+        "own promotion gate; decide on that one. Nothing is released or tagged for model-x:9."
+    )
+
+    # model-x:12's integration passes and carol approves it: the release gets model-x:12
+    world.pipelines.finish(integration_run(world, "12") or "", "succeeded")
+    await world.until(lambda: _no_blockers(world, "12"), "model-x:12's integration passed")
+    assert (await decide_on(world, "12", "carol", "approve")).accepted
+    # a click on model-x:8's card afterwards is answered politely, and nothing rolls production back
+    late = await decide_on(world, "8", "carol", "approve", "ship it")
+    assert not late.accepted
+    assert late.message == (
+        "Thanks, but model-x:8 was superseded by model-x:9 and later versions: model-x:12 is the latest, with its "
+        "own promotion gate; it was approved. Nothing is released or tagged for model-x:8."
+    )
+    assert late.card is not None and late.card.actions == ()
+    assert world.pipelines.of("release-app-y") == [{"ring": "prod", "modelName": "model-x", "modelVersion": "12"}]
+    assert [t[:2] for t in world.ml.tagged] == [("model-x", "12")]
+    assert await state_of(world, "8") is GateState.SUPERSEDED
+    clicks = [(e.target, e.outcome) for e in await world.core.store.list_audit() if e.action == "approve"]
+    assert clicks[-1] == (f"gate {gate_of('8')} (Promote model-x:8)", "refused: superseded by model-x:9")
+
+
+async def _no_blockers(world: World, version: str) -> bool:
+    gate = await world.core.store.get_gate(gate_of(version))
+    return gate is not None and gate.details["blockers"] == []
+
+
+async def test_versions_are_compared_as_numbers_and_a_late_older_one_never_supersedes_a_newer(world: World) -> None:
+    await hand_off_in_turn(world, "9", "10")
+    assert [await state_of(world, v) for v in ("9", "10")] == [GateState.SUPERSEDED, GateState.PENDING]
+    # model-x:8's registration arrives late, and model-x:10's again: model-x:10 still waits, model-x:8 is
+    # superseded by it at once
+    await hand_off_in_turn(world, "8")
+    await world.core.model_handoff.hand_off(registered("10", event_id="evt-10-again"))  # type: ignore[union-attr]
+    assert [await state_of(world, v) for v in ("8", "9", "10")] == [
+        GateState.SUPERSEDED,
+        GateState.SUPERSEDED,
+        GateState.PENDING,
+    ]
+    late = await world.card(gate_of("8"))
+    assert late.title == "Promotion of model-x:8: superseded by model-x:10" and late.actions == ()
+    assert [a.action_id for a in (await world.card(gate_of("10"))).actions] == ["override", "reject"]
+    audit = [e.target for e in await world.core.store.list_audit() if e.action == "supersede"]
+    assert sorted(audit) == [f"gate {gate_of('8')} (Promote model-x:8)", f"gate {gate_of('9')} (Promote model-x:9)"]
+
+
+async def test_an_approved_promotion_is_not_superseded_and_a_later_older_one_may_not_roll_it_back(
+    world: World,
+) -> None:
+    await _integration_passed(world)  # model-x:8
+    assert (await decide(world, "carol", "approve", "green")).accepted
+    await hand_off_in_turn(world, "9")
+    # model-x:8 was approved and released: it stays so, and model-x:9 waits for its own decision
+    assert [await state_of(world, v) for v in ("8", "9")] == [GateState.APPROVED, GateState.PENDING]
+    assert (await world.card(GATE)).title == "Promotion of model-x:8: Approved"
+    # model-x:7's registration comes only now: approving it would release an older version than model-x:8
+    await hand_off_in_turn(world, "7")
+    assert await state_of(world, "7") is GateState.SUPERSEDED
+    superseded = await world.core.store.get_gate(gate_of("7"))
+    assert superseded is not None and superseded.details["superseded_by"]["version"] == "9"
+    assert world.pipelines.of("release-app-y") == [{"ring": "prod", "modelName": "model-x", "modelVersion": "8"}]
+    assert [e.target for e in await world.core.store.list_audit() if e.action == "supersede"] == [
+        f"gate {gate_of('7')} (Promote model-x:7)"
+    ]
+
+
+async def test_a_click_racing_a_newer_version_either_releases_the_older_one_or_finds_it_superseded_once(
+    world: World,
+) -> None:
+    await _integration_passed(world)  # model-x:8, ready to approve
+    gatekeeper = world.core.gatekeeper
+
+    async def newer_version_opens() -> None:
+        """model-x:9's gate opens, and several replicas supersede what it puts out of date at once."""
+        newer = await gatekeeper.open_promotion_gate(
+            model="model-x",
+            version="9",
+            release={"project": "mlops", "pipeline": "release-app-y", "parameters": {"ring": "prod"}},
+            policy="model-promotion",
+            evidence={"apps": {}, "blockers": []},
+        )
+        assert newer is not None
+        await asyncio.gather(*(gatekeeper.supersede_older_promotions(newer) for _ in range(5)))
+
+    clicks = await asyncio.gather(*(decide(world, "carol", "approve") for _ in range(5)), newer_version_opens())
+    approved = [r for r in clicks[:5] if r is not None and r.accepted]
+    released = world.pipelines.of("release-app-y")
+    superseded = [e for e in await world.core.store.list_audit() if e.action == "supersede"]
+    # exactly one of the two happened, once
+    if await state_of(world, "8") is GateState.APPROVED:
+        assert (len(approved), superseded) == (1, [])
+        assert released == [{"ring": "prod", "modelName": "model-x", "modelVersion": "8"}]
+    else:
+        assert await state_of(world, "8") is GateState.SUPERSEDED
+        assert (approved, len(superseded), released, world.ml.tagged) == ([], 1, [], [])
+    assert await state_of(world, "9") is GateState.PENDING
+
+
+async def test_approving_an_older_version_while_a_newer_one_waits_is_refused(world: World) -> None:
+    """Gates opened before Handoff superseded them (or before its pass reached them): the click finds the
+    newer one waiting, supersedes the older gate and says so."""
+    await _integration_passed(world)  # model-x:8, ready to approve
+    await world.core.gatekeeper.open_promotion_gate(
+        model="model-x",
+        version="9",
+        release={"project": "mlops", "pipeline": "release-app-y", "parameters": {"ring": "prod"}},
+        policy="model-promotion",
+        evidence={"apps": {}, "blockers": [], "model_url": "https://ml.azure.com/model/model-x:9"},
+    )
+    assert await state_of(world, "8") is GateState.PENDING
+    refused = await decide(world, "carol", "approve", "green")
+    assert not refused.accepted
+    assert refused.message == (
+        "Thanks, but model-x:8 was superseded by model-x:9, a newer version with its own promotion gate: decide "
+        "on that one. Nothing is released or tagged for model-x:8."
+    )
+    assert await state_of(world, "8") is GateState.SUPERSEDED
+    assert world.pipelines.of("release-app-y") == [] and world.ml.tagged == []
+    card = await world.card(GATE)
+    assert card.title == "Promotion of model-x:8: superseded by model-x:9" and card.actions == ()
+    assert [(e.actor, e.action, e.outcome) for e in await world.core.store.list_audit() if e.action != "command"][
+        -2:
+    ] == [
+        ("Handoff", "supersede", "superseded by model-x:9"),
+        ("carol@contoso.com", "approve", "refused: superseded by model-x:9"),
     ]

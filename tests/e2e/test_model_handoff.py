@@ -21,7 +21,7 @@ import pytest
 
 from bot.interactions import ChatUser, CommandRequest
 from bot.records import ConversationAddress
-from tests.e2e.conftest import Loop, eventually, slack_messages, teams_posts
+from tests.e2e.conftest import Loop, card_text, eventually, slack_messages, teams_posts
 
 AGE_AS_TEXT = {
     "inputs": [
@@ -118,6 +118,59 @@ async def test_a_breaking_version_is_handed_off_and_gated_without_a_human_step(l
     audit = await loop.server.store.list_audit()
     assert [(e.actor, e.outcome, e.comment) for e in audit if e.action == "override"] == [
         ("carol@contoso.com", "applied", reason)
+    ]
+
+
+async def test_a_newer_version_supersedes_the_older_ones_promotion_on_both_platforms(loop: Loop) -> None:
+    """model-x:8 and then model-x:9 are registered: model-x:8's promotion gate is superseded on its Slack and
+    Teams cards, and a click on a Teams card that still shows its buttons releases nothing."""
+    suite = loop.suite
+
+    def gate_card(version: str) -> Any:
+        return next(
+            (m for m in slack_messages(loop, "ml-models") if f"Promote model-x:{version}?" in words(m.blocks)), None
+        )
+
+    def teams_gate(version: str) -> Any:
+        return next((p for p in teams_posts(loop, "ML models") if f"Promote model-x:{version}?" in card_text(p)), None)
+
+    suite.aml.register_model("model-x", signature=AGE_AS_TEXT)  # version 8
+    slack_8 = await eventually(lambda: gate_card("8"), timeout=30)
+    teams_8 = await eventually(lambda: teams_gate("8"), timeout=30)
+    assert "override" in buttons(slack_8)
+    # what a Teams client that has not refreshed the card yet still sends when carol overrides
+    [stale] = re.findall(r'"verb": "override", "data": (\{[^{}]*\})', card_text(teams_8))
+
+    suite.aml.register_model("model-x", signature=AGE_AS_TEXT)  # version 9
+    await eventually(lambda: gate_card("9"), timeout=30)
+    superseded = "Promotion of model-x:8: superseded by model-x:9"
+    slack_8 = await eventually(
+        lambda: next(
+            (m for m in slack_messages(loop, "ml-models") if m.ts == slack_8.ts and superseded in words(m.blocks)), None
+        ),
+        timeout=30,
+    )
+    assert buttons(slack_8) == []
+    # its thread is told
+    await eventually(lambda: any("Superseded by model-x:9" in r.text for r in slack_8.replies), timeout=30)
+    await eventually(lambda: superseded in card_text(teams_8), timeout=30)
+    assert '"verb": "override"' not in card_text(teams_8) and '"verb": "approve"' not in card_text(teams_8)
+    assert "model-x:9 is newer and has its own promotion gate: decide there." in card_text(teams_8)
+    assert "override" in buttons(await eventually(lambda: gate_card("9")))
+
+    answer = await suite.teams.click_action(
+        teams_8.id, "override", {**json.loads(stale), "comment": "app-y 2.4 sends age as text"}, user="carol"
+    )
+    assert answer.status == 200 and answer.body is not None and answer.body["statusCode"] != 200
+    assert "model-x:8 was superseded by model-x:9" in json.dumps(answer.body)
+    # nothing was released or tagged for model-x:8; the audit log says why
+    await asyncio.sleep(1)
+    assert integration_runs(loop, "release-app-y") == []
+    assert "approved" not in suite.aml.state.models["model-x"]["8"].tags
+    audit = await loop.server.store.list_audit()
+    assert [(e.actor, e.outcome) for e in audit if e.action in ("supersede", "override")] == [
+        ("Handoff", "superseded by model-x:9"),
+        ("carol@contoso.com", "refused: superseded by model-x:9"),
     ]
 
 

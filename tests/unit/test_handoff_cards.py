@@ -156,3 +156,35 @@ def test_the_gate_card_offers_override_while_blocked_and_never_returns_to_older_
     card = render(decided)
     assert card.actions == () and card.title == "Promotion of model-x:8: Approved"
     assert ("Overridden by", "carol@contoso.com: known") in [(f.label, f.value) for f in card.facts]
+
+
+def test_a_superseded_gate_card_names_the_newer_version_and_stays_superseded_as_evidence_arrives() -> None:
+    waiting = merge(None, gate(2, ("app-y: integration not finished",))).state
+    change = merge(
+        waiting,
+        GateChanged(
+            source="handoff",
+            event_id="s1",
+            occurred_at=T0,
+            gate_id="handoff:promotion:model-x:8",
+            status="superseded",
+            note="model-x:9 is newer and has its own promotion gate.",
+            revision=3,
+            superseded_by="model-x:9",
+            superseded_by_url="https://ml.azure.com/model/model-x:9",
+        ),
+    )
+    [reply] = change.replies
+    assert (reply.title, reply.summary) == (
+        "Superseded by model-x:9",
+        "model-x:9 is newer and has its own promotion gate.",
+    )
+    # its integration goes on and is reported: the card stays superseded, without buttons
+    later = merge(change.state, gate(4, ())).state
+    for state in (change.state, later):
+        card = render(state)
+        assert card.title == "Promotion of model-x:8: superseded by model-x:9" and card.actions == ()
+        assert card.summary.startswith("model-x:9 is newer and has its own promotion gate: decide there.")
+        assert [(link.label, link.url) for link in card.links] == [
+            ("model-x:9 in Azure ML", "https://ml.azure.com/model/model-x:9")
+        ]
