@@ -17,7 +17,7 @@ from bot.contracts import ContractError, compare, parse_signature
 from bot.handoff_cards import MAX_DIFFERENCES
 from bot.interactions import CommandRequest, Reply
 from bot.ports import ModelVersion, ServiceRefused, ServiceUnavailable, Store
-from bot.runner import SERVICE_NAMES, service_run
+from bot.runner import asker, in_service
 
 
 def _model_and_version(text: str, default_model: str | None = None) -> tuple[str, str] | None:
@@ -109,7 +109,6 @@ class ModelCommands:
         run = await self.store.get_command_run(int(run_id))
         if run is None:
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
-        service = SERVICE_NAMES.get(str(run.details.get("service", "")))
-        name = service_run(run)
-        where = f" ({service} {name})" if service and name else f" ({name})" if name else ""
-        return Reply(f"Run {run.id}{where}: `{run.command}` by {run.actor}, {run.state.value}.")
+        where = in_service(run)
+        shown = f" ({where})" if where else ""
+        return Reply(f"Run {run.id}{shown}: `{run.command}` by {asker(run)}, {run.state.value}.")

@@ -350,7 +350,7 @@ class CommandRunner:
         if found.backend_run_id is None:
             return Reply(not_started(found))
         if found.state is not CommandRunState.STARTED:
-            return Reply(f"Run {run_id} ({found.command}) is no longer running ({found.state.value}).")
+            return Reply(f"Run {run_id} ({described(found)}) is no longer running ({found.state.value}).")
         service = found.details.get("service")
         try:
             if service == "azure-ml" and self.ml is not None:
@@ -362,7 +362,7 @@ class CommandRunner:
         except (ServiceRefused, ServiceUnavailable) as error:
             return Reply(f"Could not cancel run {run_id}: {error}")
         await self.store.update_command_run(found.id or 0, CommandRunState.CANCELED, self.clock.now())
-        return Reply(f"Canceling run {run_id} ({found.command}).", visibility=Visibility.THREAD)
+        return Reply(f"Canceling run {run_id} ({described(found)}).", visibility=Visibility.THREAD)
 
     async def runs(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         target = command.target
@@ -653,7 +653,8 @@ class CommandRunner:
                 organization, now, project, pipeline, branch, started, status, for_model=for_model
             )
 
-        return Plan(summary, target, start, watch, progress, {"service": "azure-devops", "project": project})
+        backend: JsonObject = {"service": "azure-devops", "project": project, "pipeline": pipeline}
+        return Plan(summary, target, start, watch, progress, backend)
 
 
 def _asked_by(user: ChatUser) -> JsonObject:
@@ -687,14 +688,41 @@ def already_asked(run: CommandRun, request: CommandRequest) -> str:
 
 
 def service_run(run: CommandRun) -> str | None:
-    """The run as the service that runs it names it (None before it has started there): an Azure DevOps run
-    by its name (``20261129.5``, as its card and Azure DevOps show it), an Azure ML job by its name."""
+    """The run as its card names it (None before it has started in its service): an Azure DevOps run by
+    its pipeline and run name (``integrate-app-y 20261129.5``, as Azure DevOps shows it), an Azure ML job by
+    its name. A run recorded before Handoff kept its pipeline is named by its run name alone."""
     if run.backend_run_id is None:
         return None
-    name = run.details.get("name")
-    if run.details.get("service") == "azure-devops" and isinstance(name, str) and name:
-        return name
-    return run.backend_run_id
+    if run.details.get("service") != "azure-devops":
+        return run.backend_run_id
+    name, pipeline = run.details.get("name"), run.details.get("pipeline")
+    if isinstance(pipeline, str) and pipeline:
+        return f"{pipeline} {name}" if isinstance(name, str) and name else f"{pipeline} #{run.backend_run_id}"
+    return name if isinstance(name, str) and name else run.backend_run_id
+
+
+def in_service(run: CommandRun) -> str | None:
+    """The run with the kind of thing it is where it runs: ``Azure DevOps run integrate-app-y 20261129.5``,
+    ``Azure ML job handoff-model-x-12-…`` (None before it has started there)."""
+    name = service_run(run)
+    if name is None:
+        return None
+    service = SERVICE_NAMES.get(str(run.details.get("service", "")))
+    return f"{service} {name}" if service else name
+
+
+def asker(run: CommandRun) -> str:
+    """Who asked for a run, as chat names them (their display name) where Handoff knows it, else as recorded
+    (their email)."""
+    asked_by = run.details.get("asked_by")
+    name = asked_by.get("name") if isinstance(asked_by, dict) else None
+    return name if isinstance(name, str) and name.strip() else run.actor
+
+
+def described(run: CommandRun) -> str:
+    """What a run is, for answers about it: its command and, once it started, how its card names it."""
+    where = in_service(run)
+    return f"`{run.command}`, {where}" if where else f"`{run.command}`"
 
 
 def not_started(run: CommandRun) -> str:
@@ -723,4 +751,4 @@ def run_line(run: CommandRun) -> str:
     else:
         backend = "not started"
     when = f"{run.created_at:%Y-%m-%d %H:%M} UTC"
-    return f"• {run.id}: `{run.command}` by {run.actor}, {run.state.value}, {backend}, {when}"
+    return f"• {run.id}: `{run.command}` by {asker(run)}, {run.state.value}, {backend}, {when}"
