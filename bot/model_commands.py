@@ -17,6 +17,7 @@ from bot.contracts import ContractError, compare, parse_signature
 from bot.handoff_cards import MAX_DIFFERENCES
 from bot.interactions import CommandRequest, Reply
 from bot.ports import ModelVersion, ServiceRefused, ServiceUnavailable, Store
+from bot.records import CONFIRMATION_KEY_PREFIX
 from bot.runner import asker, in_service
 
 
@@ -107,7 +108,7 @@ class ModelCommands:
 
     async def _run(self, run_id: str) -> Reply:
         run = await self.store.get_command_run(int(run_id))
-        if run is None:
+        if run is None or run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
         where = in_service(run)
         shown = f" ({where})" if where else ""

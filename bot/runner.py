@@ -382,8 +382,9 @@ class CommandRunner:
     async def _start_or_confirm(self, request: CommandRequest, command: ParsedCommand, plan: Plan) -> Reply:
         rule = self._rule(command.verb)
         if not rule.confirm:
-            reply, _ = await self._start(request, command, plan)
-            return reply
+            started = await self._start(request, command, plan)
+            assert started is not None  # (only a confirmation can no longer wait)
+            return started[0]
         now = self.clock.now()
         pending = CommandRun(
             idempotency_key=f"{CONFIRMATION_KEY_PREFIX}{request.user.display}:{command.canonical}:{now.timestamp()}",
@@ -394,7 +395,11 @@ class CommandRunner:
             target=plan.target,
             state=CommandRunState.REQUESTED,
             created_at=now,
-            details={"expires": (now + rule.confirm_expires).isoformat(), "summary": plan.summary},
+            details={
+                "expires": (now + rule.confirm_expires).isoformat(),
+                "summary": plan.summary,
+                **_asked_by(request.user),
+            },
         )
         run, _ = await self.store.start_command_run(pending, timedelta(0))
         minutes = int(rule.confirm_expires.total_seconds() // 60)
@@ -412,10 +417,14 @@ class CommandRunner:
     async def _pending_confirmation(self, request: ActionRequest) -> tuple[CommandRun | None, str]:
         run_id = request.value.get("run", "")
         run = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
+        if run is not None and run.details.get("confirmed_at"):
+            return None, f"This was already confirmed: it is run {run.id} (`cancel {run.id}` cancels it)."
         if run is None or not run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return None, "This confirmation is not known."
         if run.actor != request.user.display:
             return None, f"Only {run.actor}, who asked for it, can confirm this."
+        if isinstance(same_as := run.details.get("same_as"), int):
+            return None, f"This was already asked for: run {same_as}."
         if run.state is not CommandRunState.REQUESTED:
             return None, f"This was already {run.state.value}."
         if self.clock.now() >= datetime.fromisoformat(run.details["expires"]):
@@ -424,21 +433,30 @@ class CommandRunner:
         return run, ""
 
     async def confirmed(self, request: ActionRequest) -> ActionResult:
-        run, problem = await self._pending_confirmation(request)
-        if run is None:
-            return ActionResult(False, problem)
-        updated = await self.store.update_command_run(run.id or 0, CommandRunState.STARTED, self.clock.now())
-        if not updated:
-            return ActionResult(False, "This was already handled.")
-        from bot.commands import parse
+        """Confirm: the confirmation becomes the run, under the number its buttons carry.
 
-        command = parse(run.command)
+        A second click, on this replica or another, finds the confirmation already taken and starts nothing;
+        a run of the same command by the same person that is still starting or running is told instead.
+        """
+        pending, problem = await self._pending_confirmation(request)
+        if pending is None:
+            return ActionResult(False, problem)
+        command = parse(pending.command)
         plan = await self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
         if isinstance(plan, Reply):
+            await self.store.update_command_run(
+                pending.id or 0,
+                CommandRunState.CANCELED,
+                self.clock.now(),
+                details={**pending.details, "error": plan.text},
+            )
             return ActionResult(False, plan.text)
-        asked = CommandRequest(request.user, request.conversation, run.command)
+        asked = CommandRequest(request.user, request.conversation, pending.command)
         outcome: Outcome = asyncio.get_running_loop().create_future()
-        reply, new = await self._start(asked, command, plan, outcome)
+        started = await self._start(asked, command, plan, outcome, confirmation=pending)
+        if started is None:
+            return ActionResult(False, "This was already handled.")
+        reply, new = started
         if not new:
             card = Card(title=f"Already asked: {plan.summary}", status=Status.INFO, summary=reply.text)
             return ActionResult(True, reply.text, card)
@@ -457,32 +475,44 @@ class CommandRunner:
     # --- starting ----------------------------------------------------------------------------------
 
     async def _start(
-        self, request: CommandRequest, command: ParsedCommand, plan: Plan, outcome: Outcome | None = None
-    ) -> tuple[Reply, bool]:
+        self,
+        request: CommandRequest,
+        command: ParsedCommand,
+        plan: Plan,
+        outcome: Outcome | None = None,
+        *,
+        confirmation: CommandRun | None = None,
+    ) -> tuple[Reply, bool] | None:
         """Record the run and start it in the background; the answer, and whether a run was started.
 
         ``outcome``, if given, learns how the start went instead of the conversation (see :meth:`_begin`).
+        ``confirmation``, if given, becomes the run (it keeps its number); None if it no longer waits.
 
         The same command from the same person starts one run while the first is still starting or
         running (for at most the command's ``dedupe_window``): a double click, a retried request. Once
         that run has ended, however it ended, the command starts a new one.
         """
         now = self.clock.now()
-        run, new = await self.store.start_command_run(
-            CommandRun(
-                idempotency_key=f"{request.user.display.lower()}:{command.canonical}",
-                actor=request.user.display,
-                platform=request.user.platform,
-                conversation=request.conversation.conversation_id,
-                command=command.canonical,
-                target=plan.target,
-                state=CommandRunState.REQUESTED,
-                created_at=now,
-                details={"summary": plan.summary, **_asked_by(request.user)},
-            ),
-            self._rule(command.verb).dedupe_window,
-            until_ended=True,
+        asked = CommandRun(
+            idempotency_key=f"{request.user.display.lower()}:{command.canonical}",
+            actor=request.user.display,
+            platform=request.user.platform,
+            conversation=request.conversation.conversation_id,
+            command=command.canonical,
+            target=plan.target,
+            state=CommandRunState.REQUESTED,
+            created_at=now,
+            details={"summary": plan.summary, **_asked_by(request.user)},
         )
+        window = self._rule(command.verb).dedupe_window
+        if confirmation is None:
+            run, new = await self.store.start_command_run(asked, window, until_ended=True)
+        else:
+            asked = replace(asked, details={**asked.details, "confirmed_at": now.isoformat()})
+            found, new = await self.store.confirm_command_run(confirmation.id or 0, asked, window, until_ended=True)
+            if found is None:
+                return None
+            run = found
         if not new:
             return Reply(already_asked(run, request)), False
         self._begin(run, plan, request.conversation, outcome)

@@ -142,6 +142,41 @@ async def confirm_retrain(loop: Loop, text: str = "model-x") -> Any:
     )
 
 
+async def test_a_confirmed_retrain_is_one_run_under_its_confirmations_number_to_its_end(loop: Loop) -> None:
+    loop.suite.aml.script_next_job(duration=0.5)
+    slack, store = loop.suite.slack, loop.server.store
+    await slack.send_slash_command("/retrain", "model-x", channel="ml-models", user="alice")
+    message, confirm = await confirmation(loop, ALICE)
+    number = int(json.loads(confirm["value"])["v"]["run"])  # the number the Confirm button carries
+    # a double click: one run, under that number
+    clicks = [slack.click_button(message.ts, "confirm", user="alice", value=confirm["value"]) for _ in range(2)]
+    assert [c.status for c in await asyncio.gather(*clicks)] == [200, 200]
+    confirmed = await eventually(
+        lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == message.ts and not button(m, "confirm")), None)
+    )
+    assert f"Its card will follow here (run {number})." in confirmed.text
+    run = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, number)
+    assert run.backend_run_id == job_name("model-x", run)
+    # no other retrain was recorded, and none is left unfinished (the new version's integration is a run of
+    # its own, started by the model handoff)
+    assert [r.id for r in await store.list_command_runs() if r.command == "retrain model-x"] == [number]
+    unfinished = await store.unfinished_command_runs(datetime.now(UTC) - timedelta(hours=1))
+    assert [r for r in unfinished if r.command == "retrain model-x"] == []
+    # status, runs and cancel tell the truth about it, by that number
+    alice = Person(loop, "slack", "alice", "ml-models")
+    answer = await alice.say(f"status {number}", f"Run {number} (")
+    assert f"Run {number} (Azure ML job {run.backend_run_id}): `retrain model-x` by Alice Martin, succeeded." in answer
+    answer = await alice.say("runs", "newest first")
+    assert f"• {number}: `retrain model-x` by Alice Martin, succeeded, Azure ML job " in answer
+    assert set(re.findall(r"• (\d+): `retrain model-x`", answer)) == {str(number)}
+    answer = await alice.say(f"cancel {number}", f"Run {number} (")
+    assert (
+        f"Run {number} (`retrain model-x`, Azure ML job {run.backend_run_id}) is no longer running (succeeded)."
+        in answer
+    )
+    assert [r.status for r in jobs(loop)] == [201]  # the double click submitted one job
+
+
 async def test_the_same_retrain_once_its_run_succeeded_starts_a_new_run(loop: Loop) -> None:
     loop.suite.aml.script_next_job(duration=0.5)
     confirmed = await confirm_retrain(loop)
