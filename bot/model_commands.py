@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.consumers import Consumers
 from bot.contracts import ContractError, compare, parse_signature
 from bot.handoff_cards import MAX_DIFFERENCES
-from bot.interactions import CommandRequest, Reply
+from bot.interactions import CommandRequest, Reply, bold
 from bot.ports import ModelVersion, ServiceRefused, ServiceUnavailable, Store
 from bot.records import CONFIRMATION_KEY_PREFIX
 from bot.runner import asker, in_service
@@ -56,7 +56,7 @@ class ModelCommands:
             comparison = compare(parse_signature(old.signature), parse_signature(new.signature), *labels)
         except ContractError as error:
             return Reply(f"A signature could not be read: {error}")
-        lines = [f"{labels[0]} → {labels[1]}: *{comparison.verdict.value}*"]
+        lines = [f"{labels[0]} → {labels[1]}: {bold(comparison.verdict.value)}"]
         lines += [f"• {text}" for text in comparison.texts] or ["• the signatures are the same"]
         return Reply("\n".join(lines))
 

@@ -352,6 +352,28 @@ async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loo
     )
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_answers_use_each_platforms_own_markup_and_say_what_a_command_needs(loop: Loop, platform: str) -> None:
+    alice = Person(loop, platform, "alice", "ml-models")
+    answer = await alice.say("help unsubscribe", "Remove one of this channel's subscriptions.")
+    # bold is *…* in Slack's mrkdwn, **…** in Teams' markdown (where *…* is italics)
+    if platform == "slack":
+        assert "*unsubscribe*: Remove one" in answer and "**" not in answer
+    else:
+        assert "**unsubscribe**: Remove one" in answer
+    answer = await alice.say("diff model-x:6 model-x:7", "model-x:6 → model-x:7: ")
+    assert ("model-x:6 → model-x:7: **" in answer) is (platform == "teams")
+    # a command without what it needs says what that is, with an example
+    for text, needs in [
+        ("unsubscribe", "`unsubscribe` needs a subscription id, for example `unsubscribe 3` (`subscriptions` lists"),
+        ("mute", "`mute` needs a subscription id, for example `mute 3 for=4h`"),
+        ("cancel", "`cancel` needs a run number, for example `cancel 1234` (`runs` lists them)."),
+        ("retrain", "`retrain` needs the name of a model, for example `retrain model-x`."),
+        ("diff model-x:7", "`diff` needs two model versions, for example `diff model-x:7 model-x:8`."),
+    ]:
+        await alice.say(text, needs)
+
+
 async def test_unknown_commands_get_help(loop: Loop) -> None:
     slack = loop.suite.slack
     await slack.send_slash_command("/handoff", "retrian model-x", channel="ml-models", user="alice")
@@ -504,7 +526,8 @@ async def help_(person: Person) -> None:
     for usage in ("integrate <app>", "runs [<model or app>]", "cancel <run>", "subscribe"):
         assert usage in answer
     assert "retrain" not in answer  # bob is no data scientist: help shows what he may run
-    await person.say("help cancel", "*cancel*: Cancel a run Handoff started (`runs` lists them).")
+    bold = "*cancel*" if person.platform == "slack" else "**cancel**"  # each platform's own bold
+    await person.say("help cancel", f"{bold}: Cancel a run Handoff started (`runs` lists them).")
 
 
 COMMAND_CASES: dict[str, Callable[[Person], Awaitable[None]]] = {

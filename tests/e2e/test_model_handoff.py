@@ -178,12 +178,12 @@ async def test_diff_reads_each_kind_of_difference_from_the_emulators_mlmodel_fil
     for number, (_, expected) in enumerate(VERSIONS, start=9):
         reply = await handoff.chat.on_command(CommandRequest(bob, where, f"diff model-x:{number - 1} model-x:{number}"))
         verdict, _, rest = expected.partition("\n")
-        assert reply.text == f"model-x:{number - 1} → model-x:{number}: *{verdict}*" + (
+        assert reply.text == f"model-x:{number - 1} → model-x:{number}: **{verdict}**" + (
             f"\n{rest}" if rest else "\n• the signatures are the same"
         )
     # the version without a signature is never compatible, even with itself
     same = await handoff.chat.on_command(CommandRequest(bob, where, "diff model-x:15 model-x:15"))
-    assert same.text.startswith("model-x:15 → model-x:15: *unknown*")
+    assert same.text.startswith("model-x:15 → model-x:15: **unknown**")
     status = await handoff.chat.on_command(CommandRequest(bob, where, "status model-x"))
     assert status.text.splitlines() == [
         "The latest version of model-x is 15.",
