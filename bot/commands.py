@@ -13,6 +13,8 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from bot.interactions import bold
+
 MAX_COMMAND_LENGTH = 2000
 _OPTION = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)(?:\.([^=]+))?=(.*)$", re.DOTALL)
 
@@ -31,6 +33,10 @@ class CommandSpec:
     examples: tuple[str, ...] = ()
     starts_work: bool = False
     aliases: tuple[str, ...] = ()  # other words for the verb (``sub`` for ``subscribe``)
+    # what a required target is, said to whoever leaves it out ("a subscription id"), and the command that
+    # lists what it takes, if any
+    needs: str = ""
+    listed_by: str = ""
 
     @property
     def usage(self) -> str:
@@ -58,6 +64,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "retrain model-x dry-run",
         ),
         starts_work=True,
+        needs="the name of a model",
     ),
     CommandSpec(
         "integrate",
@@ -67,6 +74,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         options={"model": "the model version as name:version", "branch": "the app's branch or ref"},
         examples=("integrate app-y", "integrate app-y model=model-x:8 branch=main"),
         starts_work=True,
+        needs="the name of an app",
     ),
     CommandSpec(
         "status",
@@ -91,6 +99,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target_required=True,
         examples=("cancel 1234",),
         starts_work=True,
+        needs="a run number",
+        listed_by="runs",
     ),
     CommandSpec(
         "diff",
@@ -99,6 +109,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target_required=True,
         extra_targets=1,
         examples=("diff model-x:7 model-x:8",),
+        needs="two model versions",
     ),
     CommandSpec(
         "subscribe",
@@ -143,6 +154,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target_required=True,
         examples=("unsubscribe 3",),
         aliases=("unsub",),
+        needs="a subscription id",
+        listed_by="subscriptions",
     ),
     CommandSpec(
         "mute",
@@ -151,6 +164,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target_required=True,
         options={"for": "how long, e.g. 2h or 1d"},
         examples=("mute 3 for=4h",),
+        needs="a subscription id",
+        listed_by="subscriptions",
     ),
     CommandSpec(
         "unmute",
@@ -158,6 +173,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target="id",
         target_required=True,
         examples=("unmute 3",),
+        needs="a subscription id",
+        listed_by="subscriptions",
     ),
     CommandSpec(
         "subscriptions",
@@ -252,8 +269,17 @@ def parse(text: str) -> ParsedCommand:
             raise UsageError(f"Unexpected `{word}`. Usage: `{spec.usage}`.", spec)
     needed = (1 + spec.extra_targets) if spec.target_required else 0
     if len(targets) < needed:
-        raise UsageError(f"`{spec.verb}` needs {spec.target}. Usage: `{spec.usage}`.", spec)
+        raise UsageError(_needs(spec), spec)
     return ParsedCommand(spec, tuple(targets), options, frozenset(flags))
+
+
+def _needs(spec: CommandSpec) -> str:
+    """What a command typed without its required target needs, with an example, such as: `unsubscribe` needs
+    a subscription id, for example `unsubscribe 3` (`subscriptions` lists them)."""
+    what = spec.needs or f"a {spec.target}"
+    example = f", for example `{spec.examples[0]}`" if spec.examples else f". Usage: `{spec.usage}`"
+    lists = f" (`{spec.listed_by}` lists them)" if spec.listed_by else ""
+    return f"`{spec.verb}` needs {what}{example}{lists}."
 
 
 def help_text(may_run: Callable[[CommandSpec], bool] = lambda _: True, verb: str | None = None) -> str:
@@ -262,7 +288,7 @@ def help_text(may_run: Callable[[CommandSpec], bool] = lambda _: True, verb: str
         spec = COMMANDS_BY_VERB.get(verb.lower().lstrip("/"))
         if spec is None or not may_run(spec):
             return f"`{verb}` is not a command you can run.{_did_you_mean(verb, COMMANDS_BY_VERB)}"
-        lines = [f"*{spec.verb}*: {spec.summary}", f"Usage: `{spec.usage}`"]
+        lines = [f"{bold(spec.verb)}: {spec.summary}", f"Usage: `{spec.usage}`"]
         if spec.aliases:
             lines.append("Also: " + ", ".join(f"`{alias}`" for alias in spec.aliases))
         lines += [f"  `{key}=`: {meaning}" for key, meaning in spec.options.items()]

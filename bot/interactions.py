@@ -74,6 +74,12 @@ class Visibility(StrEnum):
     CHANNEL = "channel"
 
 
+def bold(text: str) -> str:
+    """Bold text in a :class:`Reply`'s text, ``**text**``: Teams shows the markdown as bold, the Slack
+    adapter turns it into ``*text*`` (a single ``*`` is italics in Teams)."""
+    return f"**{text}**"
+
+
 def link(url: str, label: str) -> str:
     """A link with short text in a :class:`Reply`'s text, ``[label](url)``: Teams shows the markdown as a
     link, the Slack adapter turns it into ``<url|label>``. The URL loses what would end it early."""
@@ -83,7 +89,13 @@ def link(url: str, label: str) -> str:
 
 @dataclass(frozen=True)
 class Reply:
-    """The answer the person sees at once. Its text may hold links made by :func:`link`."""
+    """The answer the person sees at once.
+
+    Its text is written once for both platforms, in the markdown Teams shows: ``**bold**`` (see
+    :func:`bold`), ``_italic_``, `` `code` `` and ``[label](url)`` links (see :func:`link`). Each platform's
+    adapter turns it into its own markup (Slack's ``*bold*`` and ``<url|label>``); nothing else in it is
+    markup.
+    """
 
     text: str
     card: Card | None = None

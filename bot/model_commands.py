@@ -15,9 +15,10 @@ from bot.config import Settings
 from bot.consumers import Consumers
 from bot.contracts import ContractError, compare, parse_signature
 from bot.handoff_cards import MAX_DIFFERENCES
-from bot.interactions import CommandRequest, Reply
+from bot.interactions import CommandRequest, Reply, bold
 from bot.ports import ModelVersion, ServiceRefused, ServiceUnavailable, Store
-from bot.runner import SERVICE_NAMES, service_run
+from bot.records import CONFIRMATION_KEY_PREFIX
+from bot.runner import asker, in_service
 
 
 def _model_and_version(text: str, default_model: str | None = None) -> tuple[str, str] | None:
@@ -55,7 +56,7 @@ class ModelCommands:
             comparison = compare(parse_signature(old.signature), parse_signature(new.signature), *labels)
         except ContractError as error:
             return Reply(f"A signature could not be read: {error}")
-        lines = [f"{labels[0]} → {labels[1]}: *{comparison.verdict.value}*"]
+        lines = [f"{labels[0]} → {labels[1]}: {bold(comparison.verdict.value)}"]
         lines += [f"• {text}" for text in comparison.texts] or ["• the signatures are the same"]
         return Reply("\n".join(lines))
 
@@ -107,9 +108,8 @@ class ModelCommands:
 
     async def _run(self, run_id: str) -> Reply:
         run = await self.store.get_command_run(int(run_id))
-        if run is None:
+        if run is None or run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
-        service = SERVICE_NAMES.get(str(run.details.get("service", "")))
-        name = service_run(run)
-        where = f" ({service} {name})" if service and name else f" ({name})" if name else ""
-        return Reply(f"Run {run.id}{where}: `{run.command}` by {run.actor}, {run.state.value}.")
+        where = in_service(run)
+        shown = f" ({where})" if where else ""
+        return Reply(f"Run {run.id}{shown}: `{run.command}` by {asker(run)}, {run.state.value}.")

@@ -268,7 +268,14 @@ class ModelHandoff:
             CommandRunState.STARTED,
             self.clock.now(),
             backend_run_id=started.run_id,
-            details={**run.details, "service": "azure-devops", "project": target.project, "url": started.url},
+            details={
+                **run.details,
+                "service": "azure-devops",
+                "project": target.project,
+                "pipeline": target.pipeline,
+                "name": started.name,
+                "url": started.url,
+            },
         )
         integration = {**base, "state": "queued", "run_id": started.run_id, "name": started.name, "url": started.url}
         await self._tell_run(ref, app, integration, None)

@@ -291,6 +291,22 @@ class CommandRunStore(Protocol):
         """
         ...
 
+    async def confirm_command_run(
+        self, confirmation_id: int, run: CommandRun, window: timedelta, *, until_ended: bool = False
+    ) -> tuple[CommandRun | None, bool]:
+        """Make the confirmation request ``confirmation_id`` the run ``run``: the same row, so the run keeps
+        the number its Confirm button carried. It takes ``run``'s idempotency key, state, details and time.
+
+        The key is held as :meth:`start_command_run` holds it: if another run with the same key still counts,
+        the confirmation is closed (canceled, its ``details["same_as"]`` naming that run) and that run is
+        returned, not new. A confirmation that no longer waits (confirmed, declined or expired before, by
+        this or another replica) changes nothing and gives ``(None, False)``. Concurrent calls make at most
+        one run of a confirmation.
+
+        Returns the run that counts and whether the confirmation became it.
+        """
+        ...
+
     async def update_command_run(
         self,
         run_id: int,

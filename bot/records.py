@@ -223,7 +223,8 @@ class CommandRun:
     """A command that starts work, kept so that the same command twice starts one run.
 
     A row whose key starts with :data:`CONFIRMATION_KEY_PREFIX` is the confirmation asked for before a
-    run; the run itself, once confirmed, is a row of its own.
+    run, not a run; once confirmed, the same row becomes the run (it takes the run's key), so the run keeps
+    the number its Confirm button carried.
     """
 
     idempotency_key: str

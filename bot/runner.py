@@ -350,7 +350,7 @@ class CommandRunner:
         if found.backend_run_id is None:
             return Reply(not_started(found))
         if found.state is not CommandRunState.STARTED:
-            return Reply(f"Run {run_id} ({found.command}) is no longer running ({found.state.value}).")
+            return Reply(f"Run {run_id} ({described(found)}) is no longer running ({found.state.value}).")
         service = found.details.get("service")
         try:
             if service == "azure-ml" and self.ml is not None:
@@ -362,7 +362,7 @@ class CommandRunner:
         except (ServiceRefused, ServiceUnavailable) as error:
             return Reply(f"Could not cancel run {run_id}: {error}")
         await self.store.update_command_run(found.id or 0, CommandRunState.CANCELED, self.clock.now())
-        return Reply(f"Canceling run {run_id} ({found.command}).", visibility=Visibility.THREAD)
+        return Reply(f"Canceling run {run_id} ({described(found)}).", visibility=Visibility.THREAD)
 
     async def runs(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         target = command.target
@@ -382,8 +382,9 @@ class CommandRunner:
     async def _start_or_confirm(self, request: CommandRequest, command: ParsedCommand, plan: Plan) -> Reply:
         rule = self._rule(command.verb)
         if not rule.confirm:
-            reply, _ = await self._start(request, command, plan)
-            return reply
+            started = await self._start(request, command, plan)
+            assert started is not None  # (only a confirmation can no longer wait)
+            return started[0]
         now = self.clock.now()
         pending = CommandRun(
             idempotency_key=f"{CONFIRMATION_KEY_PREFIX}{request.user.display}:{command.canonical}:{now.timestamp()}",
@@ -394,7 +395,11 @@ class CommandRunner:
             target=plan.target,
             state=CommandRunState.REQUESTED,
             created_at=now,
-            details={"expires": (now + rule.confirm_expires).isoformat(), "summary": plan.summary},
+            details={
+                "expires": (now + rule.confirm_expires).isoformat(),
+                "summary": plan.summary,
+                **_asked_by(request.user),
+            },
         )
         run, _ = await self.store.start_command_run(pending, timedelta(0))
         minutes = int(rule.confirm_expires.total_seconds() // 60)
@@ -412,10 +417,14 @@ class CommandRunner:
     async def _pending_confirmation(self, request: ActionRequest) -> tuple[CommandRun | None, str]:
         run_id = request.value.get("run", "")
         run = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
+        if run is not None and run.details.get("confirmed_at"):
+            return None, f"This was already confirmed: it is run {run.id} (`cancel {run.id}` cancels it)."
         if run is None or not run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return None, "This confirmation is not known."
         if run.actor != request.user.display:
             return None, f"Only {run.actor}, who asked for it, can confirm this."
+        if isinstance(same_as := run.details.get("same_as"), int):
+            return None, f"This was already asked for: run {same_as}."
         if run.state is not CommandRunState.REQUESTED:
             return None, f"This was already {run.state.value}."
         if self.clock.now() >= datetime.fromisoformat(run.details["expires"]):
@@ -424,21 +433,30 @@ class CommandRunner:
         return run, ""
 
     async def confirmed(self, request: ActionRequest) -> ActionResult:
-        run, problem = await self._pending_confirmation(request)
-        if run is None:
-            return ActionResult(False, problem)
-        updated = await self.store.update_command_run(run.id or 0, CommandRunState.STARTED, self.clock.now())
-        if not updated:
-            return ActionResult(False, "This was already handled.")
-        from bot.commands import parse
+        """Confirm: the confirmation becomes the run, under the number its buttons carry.
 
-        command = parse(run.command)
+        A second click, on this replica or another, finds the confirmation already taken and starts nothing;
+        a run of the same command by the same person that is still starting or running is told instead.
+        """
+        pending, problem = await self._pending_confirmation(request)
+        if pending is None:
+            return ActionResult(False, problem)
+        command = parse(pending.command)
         plan = await self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
         if isinstance(plan, Reply):
+            await self.store.update_command_run(
+                pending.id or 0,
+                CommandRunState.CANCELED,
+                self.clock.now(),
+                details={**pending.details, "error": plan.text},
+            )
             return ActionResult(False, plan.text)
-        asked = CommandRequest(request.user, request.conversation, run.command)
+        asked = CommandRequest(request.user, request.conversation, pending.command)
         outcome: Outcome = asyncio.get_running_loop().create_future()
-        reply, new = await self._start(asked, command, plan, outcome)
+        started = await self._start(asked, command, plan, outcome, confirmation=pending)
+        if started is None:
+            return ActionResult(False, "This was already handled.")
+        reply, new = started
         if not new:
             card = Card(title=f"Already asked: {plan.summary}", status=Status.INFO, summary=reply.text)
             return ActionResult(True, reply.text, card)
@@ -457,32 +475,44 @@ class CommandRunner:
     # --- starting ----------------------------------------------------------------------------------
 
     async def _start(
-        self, request: CommandRequest, command: ParsedCommand, plan: Plan, outcome: Outcome | None = None
-    ) -> tuple[Reply, bool]:
+        self,
+        request: CommandRequest,
+        command: ParsedCommand,
+        plan: Plan,
+        outcome: Outcome | None = None,
+        *,
+        confirmation: CommandRun | None = None,
+    ) -> tuple[Reply, bool] | None:
         """Record the run and start it in the background; the answer, and whether a run was started.
 
         ``outcome``, if given, learns how the start went instead of the conversation (see :meth:`_begin`).
+        ``confirmation``, if given, becomes the run (it keeps its number); None if it no longer waits.
 
         The same command from the same person starts one run while the first is still starting or
         running (for at most the command's ``dedupe_window``): a double click, a retried request. Once
         that run has ended, however it ended, the command starts a new one.
         """
         now = self.clock.now()
-        run, new = await self.store.start_command_run(
-            CommandRun(
-                idempotency_key=f"{request.user.display.lower()}:{command.canonical}",
-                actor=request.user.display,
-                platform=request.user.platform,
-                conversation=request.conversation.conversation_id,
-                command=command.canonical,
-                target=plan.target,
-                state=CommandRunState.REQUESTED,
-                created_at=now,
-                details={"summary": plan.summary, **_asked_by(request.user)},
-            ),
-            self._rule(command.verb).dedupe_window,
-            until_ended=True,
+        asked = CommandRun(
+            idempotency_key=f"{request.user.display.lower()}:{command.canonical}",
+            actor=request.user.display,
+            platform=request.user.platform,
+            conversation=request.conversation.conversation_id,
+            command=command.canonical,
+            target=plan.target,
+            state=CommandRunState.REQUESTED,
+            created_at=now,
+            details={"summary": plan.summary, **_asked_by(request.user)},
         )
+        window = self._rule(command.verb).dedupe_window
+        if confirmation is None:
+            run, new = await self.store.start_command_run(asked, window, until_ended=True)
+        else:
+            asked = replace(asked, details={**asked.details, "confirmed_at": now.isoformat()})
+            found, new = await self.store.confirm_command_run(confirmation.id or 0, asked, window, until_ended=True)
+            if found is None:
+                return None
+            run = found
         if not new:
             return Reply(already_asked(run, request)), False
         self._begin(run, plan, request.conversation, outcome)
@@ -653,7 +683,8 @@ class CommandRunner:
                 organization, now, project, pipeline, branch, started, status, for_model=for_model
             )
 
-        return Plan(summary, target, start, watch, progress, {"service": "azure-devops", "project": project})
+        backend: JsonObject = {"service": "azure-devops", "project": project, "pipeline": pipeline}
+        return Plan(summary, target, start, watch, progress, backend)
 
 
 def _asked_by(user: ChatUser) -> JsonObject:
@@ -687,14 +718,41 @@ def already_asked(run: CommandRun, request: CommandRequest) -> str:
 
 
 def service_run(run: CommandRun) -> str | None:
-    """The run as the service that runs it names it (None before it has started there): an Azure DevOps run
-    by its name (``20261129.5``, as its card and Azure DevOps show it), an Azure ML job by its name."""
+    """The run as its card names it (None before it has started in its service): an Azure DevOps run by
+    its pipeline and run name (``integrate-app-y 20261129.5``, as Azure DevOps shows it), an Azure ML job by
+    its name. A run recorded before Handoff kept its pipeline is named by its run name alone."""
     if run.backend_run_id is None:
         return None
-    name = run.details.get("name")
-    if run.details.get("service") == "azure-devops" and isinstance(name, str) and name:
-        return name
-    return run.backend_run_id
+    if run.details.get("service") != "azure-devops":
+        return run.backend_run_id
+    name, pipeline = run.details.get("name"), run.details.get("pipeline")
+    if isinstance(pipeline, str) and pipeline:
+        return f"{pipeline} {name}" if isinstance(name, str) and name else f"{pipeline} #{run.backend_run_id}"
+    return name if isinstance(name, str) and name else run.backend_run_id
+
+
+def in_service(run: CommandRun) -> str | None:
+    """The run with the kind of thing it is where it runs: ``Azure DevOps run integrate-app-y 20261129.5``,
+    ``Azure ML job handoff-model-x-12-…`` (None before it has started there)."""
+    name = service_run(run)
+    if name is None:
+        return None
+    service = SERVICE_NAMES.get(str(run.details.get("service", "")))
+    return f"{service} {name}" if service else name
+
+
+def asker(run: CommandRun) -> str:
+    """Who asked for a run, as chat names them (their display name) where Handoff knows it, else as recorded
+    (their email)."""
+    asked_by = run.details.get("asked_by")
+    name = asked_by.get("name") if isinstance(asked_by, dict) else None
+    return name if isinstance(name, str) and name.strip() else run.actor
+
+
+def described(run: CommandRun) -> str:
+    """What a run is, for answers about it: its command and, once it started, how its card names it."""
+    where = in_service(run)
+    return f"`{run.command}`, {where}" if where else f"`{run.command}`"
 
 
 def not_started(run: CommandRun) -> str:
@@ -723,4 +781,4 @@ def run_line(run: CommandRun) -> str:
     else:
         backend = "not started"
     when = f"{run.created_at:%Y-%m-%d %H:%M} UTC"
-    return f"• {run.id}: `{run.command}` by {run.actor}, {run.state.value}, {backend}, {when}"
+    return f"• {run.id}: `{run.command}` by {asker(run)}, {run.state.value}, {backend}, {when}"

@@ -55,6 +55,9 @@ STATUS_EMOJI: dict[Status, str] = {
 _SLACK_USER = re.compile(r"^(?:slack:)?([UW][A-Z0-9]{2,})$")
 _LINK_SCHEMES = ("https://", "http://", "mailto:")
 _MARKDOWN_LINK = re.compile(r"\[([^\[\]\n]+)\]\((https?://[^\s()]+)\)")
+# the core's reply markup (see bot.interactions.Reply): code spans, whose text is kept as written, then
+# [label](url) links and **bold**
+_REPLY_MARKUP = re.compile(r"(`[^`\n]+`)|" + _MARKDOWN_LINK.pattern + r"|\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*")
 
 
 @dataclass(frozen=True)
@@ -109,16 +112,30 @@ def render_reply(reply: Reply, *, compact: bool = True, note: str = "") -> Slack
 
 
 def fallback_text(text: str) -> str:
-    """Notification text: escaped, ``[label](url)`` links as their label, and cut to a readable length."""
-    return truncate(escape(_MARKDOWN_LINK.sub(r"\1", text)), MAX_FALLBACK_TEXT, "…") or " "
+    """Notification text: escaped, ``[label](url)`` links as their label, ``**bold**`` as Slack's ``*bold*``,
+    and cut to a readable length."""
+    return truncate(_mrkdwn(text, links=False), MAX_FALLBACK_TEXT, "…") or " "
 
 
 def _with_links(text: str) -> str:
-    """``text`` escaped, with the core's markdown links (:func:`bot.interactions.link`) as ``<url|label>``."""
+    """``text`` escaped, with the core's markup as ``mrkdwn``: its markdown links (:func:`bot.interactions.link`)
+    as ``<url|label>``, its ``**bold**`` (:func:`bot.interactions.bold`) as ``*bold*``."""
+    return _mrkdwn(text, links=True)
+
+
+def _mrkdwn(text: str, *, links: bool) -> str:
+    """The core's reply markup as Slack ``mrkdwn``, escaped; ``links``: links as Slack links, else as their label."""
     parts: list[str] = []
     end = 0
-    for match in _MARKDOWN_LINK.finditer(text):
-        parts += [escape(text[end : match.start()]), link(match.group(2), match.group(1))]
+    for match in _REPLY_MARKUP.finditer(text):
+        code, label, url, strong = match.groups()
+        parts.append(escape(text[end : match.start()]))
+        if code is not None:
+            parts.append(escape(code))
+        elif label is not None:
+            parts.append(link(url, label) if links else escape(label))
+        else:
+            parts.append(f"*{escape(strong)}*")
         end = match.end()
     return "".join([*parts, escape(text[end:])])
 

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from adapters.sql.base import SqlBase, insert_unless_present, must_utc, utc
 from adapters.sql.tables import command_runs
@@ -78,6 +79,71 @@ class SqlCommandRunStore(SqlBase):
                     .values(idempotency_key=None)
                 )
         raise RuntimeError(f"could not settle command run {run.idempotency_key!r}")
+
+    async def confirm_command_run(
+        self, confirmation_id: int, run: CommandRun, window: timedelta, *, until_ended: bool = False
+    ) -> tuple[CommandRun | None, bool]:
+        # The confirmation's row takes the run's key with a compare-and-set on it still waiting (its
+        # confirmation key and state): of concurrent confirmations one wins, the others change nothing. A
+        # holder of the key that no longer counts gives it up as in start_command_run; two rows taking the
+        # same key at once collide on the unique column, and the loser settles again.
+        waiting = (
+            command_runs.c.id == confirmation_id,
+            command_runs.c.request_key.startswith(CONFIRMATION_KEY_PREFIX, autoescape=True),
+            command_runs.c.state == CommandRunState.REQUESTED.value,
+        )
+        for _ in range(5):
+            try:
+                async with self.engine.begin() as conn:
+                    pending = (await conn.execute(select(command_runs).where(*waiting))).first()
+                    if pending is None:
+                        return None, False
+                    holder = (
+                        await conn.execute(
+                            select(command_runs).where(command_runs.c.idempotency_key == run.idempotency_key)
+                        )
+                    ).first()
+                    if holder is not None:
+                        ended = until_ended and CommandRunState(holder.state).ended
+                        if must_utc(holder.created_at) > run.created_at - window and not ended:
+                            closed = await conn.execute(
+                                update(command_runs)
+                                .where(*waiting)
+                                .values(
+                                    state=CommandRunState.CANCELED.value,
+                                    updated_at=run.created_at,
+                                    details={**pending.details, "same_as": int(holder.id)},
+                                )
+                            )
+                            return (_run(holder), False) if closed.rowcount else (None, False)
+                        await conn.execute(
+                            update(command_runs)
+                            .where(
+                                command_runs.c.id == holder.id,
+                                command_runs.c.idempotency_key == run.idempotency_key,
+                            )
+                            .values(idempotency_key=None)
+                        )
+                    became = await conn.execute(
+                        update(command_runs)
+                        .where(*waiting)
+                        .values(
+                            idempotency_key=run.idempotency_key,
+                            request_key=run.idempotency_key,
+                            state=run.state.value,
+                            backend_run_id=run.backend_run_id,
+                            details=run.details,
+                            created_at=run.created_at,
+                            updated_at=run.created_at,
+                        )
+                    )
+                    if not became.rowcount:
+                        return None, False
+                    row = (await conn.execute(select(command_runs).where(command_runs.c.id == confirmation_id))).one()
+                    return _run(row), True
+            except IntegrityError:
+                continue  # another confirmation took the key at the same moment: look again
+        raise RuntimeError(f"could not settle the confirmation of command run {run.idempotency_key!r}")
 
     async def update_command_run(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +17,7 @@ from adapters.demo import BOT_IDENTITY, connect_emulators, local_config, local_w
 from adapters.emulators.suite import EmulatorSuite
 from bot.app import RunningServer, start_server
 from bot.config import parse_settings
+from bot.records import CommandRun
 
 Tweak = Callable[[dict[str, Any]], None]
 
@@ -128,3 +130,77 @@ def teams_posts(loop: Loop, channel: str) -> list[Any]:
 
 def card_text(post: Any) -> str:
     return json.dumps(post.activity)
+
+
+# --- people typing commands ------------------------------------------------------------------------
+
+TEAMS_CHANNELS = {"ml-models": "ML models", "app-releases": "App releases"}
+
+
+@dataclass
+class Person:
+    """Someone typing commands in one channel of one platform, and reading what Handoff answers them."""
+
+    loop: Loop
+    platform: str
+    user: str
+    channel: str  # the channel's Slack name; TEAMS_CHANNELS gives its Teams name
+
+    async def say(self, text: str, expect: str) -> str:
+        """Type ``text`` (a Slack slash command, a Teams channel message); the answer that says ``expect``."""
+        answers = await (self._slack(text) if self.platform == "slack" else self._teams(text))
+        return await eventually(lambda: next((a for a in answers() if expect in a), None))
+
+    async def _slack(self, text: str) -> Callable[[], list[str]]:
+        """Send a slash command; what the person sees afterwards: ephemeral answers and the bot's posts."""
+        slack = self.loop.suite.slack
+        user = slack.world.user(self.user).id
+
+        def seen() -> list[Any]:
+            return [*slack.state.ephemeral_for(user), *(m for m in slack_messages(self.loop, self.channel) if m.by_bot)]
+
+        before = {id(m) for m in seen()}
+        await slack.send_slash_command("/handoff", text, channel=self.channel, user=self.user)
+        return lambda: [
+            html.unescape(json.dumps(m.blocks or [], ensure_ascii=False) + m.text)
+            for m in seen()
+            if id(m) not in before
+        ]
+
+    async def _teams(self, text: str) -> Callable[[], list[str]]:
+        """Send a channel message; the bot's replies in its thread and its new posts in the channel."""
+        teams = self.loop.suite.teams
+        channel = teams.state.channel(TEAMS_CHANNELS[self.channel])
+        before = {p.id for p in channel.posts}
+        sent = await teams.send_channel_message(text, channel=channel.name, user=self.user)
+        assert sent.status in (200, 201)
+        root = sent.activity["id"]
+
+        def answers() -> list[str]:
+            thread = next(p for p in channel.posts if p.id == root).replies
+            posts = [p for p in channel.posts if p.id not in before and p.id != root]
+            return [teams_message_text(m) for m in [*thread, *posts] if m.by_bot and not m.deleted]
+
+        return answers
+
+
+def teams_message_text(message: Any) -> str:
+    """What a Teams message shows: its text and its cards."""
+    return (message.text or "") + json.dumps(message.attachments, ensure_ascii=False)
+
+
+async def command_run(
+    loop: Loop, started: Callable[[CommandRun], bool] = lambda run: True, run_id: int | None = None
+) -> CommandRun:
+    """The newest command run (or run ``run_id``) once it satisfies ``started`` (runs change in the background)."""
+    store = loop.server.store
+    for _ in range(200):
+        found = [await store.get_command_run(run_id)] if run_id else await store.list_command_runs(None, 1)
+        if found and found[0] is not None and started(found[0]):
+            return found[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no command run as expected; the newest is {found}")
+
+
+def is_running(run: CommandRun) -> bool:
+    return run.backend_run_id is not None

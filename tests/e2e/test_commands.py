@@ -14,7 +14,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,11 +29,15 @@ from bot.runner import REFUSED_POLLS, job_name
 from bot.stored_events import event_from_json
 from tests.e2e.conftest import (
     Loop,
+    Person,
     blocks_text,
     card_text,
+    command_run,
     eventually,
+    is_running,
     production_approved_by_a_group,
     slack_messages,
+    teams_message_text,
     teams_posts,
 )
 
@@ -136,6 +140,41 @@ async def confirm_retrain(loop: Loop, text: str = "model-x") -> Any:
     return await eventually(
         lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == message.ts and not button(m, "confirm")), None)
     )
+
+
+async def test_a_confirmed_retrain_is_one_run_under_its_confirmations_number_to_its_end(loop: Loop) -> None:
+    loop.suite.aml.script_next_job(duration=0.5)
+    slack, store = loop.suite.slack, loop.server.store
+    await slack.send_slash_command("/retrain", "model-x", channel="ml-models", user="alice")
+    message, confirm = await confirmation(loop, ALICE)
+    number = int(json.loads(confirm["value"])["v"]["run"])  # the number the Confirm button carries
+    # a double click: one run, under that number
+    clicks = [slack.click_button(message.ts, "confirm", user="alice", value=confirm["value"]) for _ in range(2)]
+    assert [c.status for c in await asyncio.gather(*clicks)] == [200, 200]
+    confirmed = await eventually(
+        lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == message.ts and not button(m, "confirm")), None)
+    )
+    assert f"Its card will follow here (run {number})." in confirmed.text
+    run = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, number)
+    assert run.backend_run_id == job_name("model-x", run)
+    # no other retrain was recorded, and none is left unfinished (the new version's integration is a run of
+    # its own, started by the model handoff)
+    assert [r.id for r in await store.list_command_runs() if r.command == "retrain model-x"] == [number]
+    unfinished = await store.unfinished_command_runs(datetime.now(UTC) - timedelta(hours=1))
+    assert [r for r in unfinished if r.command == "retrain model-x"] == []
+    # status, runs and cancel tell the truth about it, by that number
+    alice = Person(loop, "slack", "alice", "ml-models")
+    answer = await alice.say(f"status {number}", f"Run {number} (")
+    assert f"Run {number} (Azure ML job {run.backend_run_id}): `retrain model-x` by Alice Martin, succeeded." in answer
+    answer = await alice.say("runs", "newest first")
+    assert f"• {number}: `retrain model-x` by Alice Martin, succeeded, Azure ML job " in answer
+    assert set(re.findall(r"• (\d+): `retrain model-x`", answer)) == {str(number)}
+    answer = await alice.say(f"cancel {number}", f"Run {number} (")
+    assert (
+        f"Run {number} (`retrain model-x`, Azure ML job {run.backend_run_id}) is no longer running (succeeded)."
+        in answer
+    )
+    assert [r.status for r in jobs(loop)] == [201]  # the double click submitted one job
 
 
 async def test_the_same_retrain_once_its_run_succeeded_starts_a_new_run(loop: Loop) -> None:
@@ -288,7 +327,7 @@ async def test_subscribe_and_mute_in_a_teams_channel_answer_in_the_commands_thre
         sent = await teams.send_channel_message(text, channel=channel.name, user="alice")
         root = sent.activity["id"]
         thread = next(p for p in channel.posts if p.id == root)
-        await eventually(lambda: any(expect in _teams_text(r) for r in thread.replies if r.by_bot))
+        await eventually(lambda: any(expect in teams_message_text(r) for r in thread.replies if r.by_bot))
         await asyncio.sleep(0.5)
         assert [p.id for p in channel.posts if p.id not in before] == [root]  # no post of its own
 
@@ -313,6 +352,28 @@ async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loo
     )
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_answers_use_each_platforms_own_markup_and_say_what_a_command_needs(loop: Loop, platform: str) -> None:
+    alice = Person(loop, platform, "alice", "ml-models")
+    answer = await alice.say("help unsubscribe", "Remove one of this channel's subscriptions.")
+    # bold is *…* in Slack's mrkdwn, **…** in Teams' markdown (where *…* is italics)
+    if platform == "slack":
+        assert "*unsubscribe*: Remove one" in answer and "**" not in answer
+    else:
+        assert "**unsubscribe**: Remove one" in answer
+    answer = await alice.say("diff model-x:6 model-x:7", "model-x:6 → model-x:7: ")
+    assert ("model-x:6 → model-x:7: **" in answer) is (platform == "teams")
+    # a command without what it needs says what that is, with an example
+    for text, needs in [
+        ("unsubscribe", "`unsubscribe` needs a subscription id, for example `unsubscribe 3` (`subscriptions` lists"),
+        ("mute", "`mute` needs a subscription id, for example `mute 3 for=4h`"),
+        ("cancel", "`cancel` needs a run number, for example `cancel 1234` (`runs` lists them)."),
+        ("retrain", "`retrain` needs the name of a model, for example `retrain model-x`."),
+        ("diff model-x:7", "`diff` needs two model versions, for example `diff model-x:7 model-x:8`."),
+    ]:
+        await alice.say(text, needs)
+
+
 async def test_unknown_commands_get_help(loop: Loop) -> None:
     slack = loop.suite.slack
     await slack.send_slash_command("/handoff", "retrian model-x", channel="ml-models", user="alice")
@@ -322,79 +383,9 @@ async def test_unknown_commands_get_help(loop: Loop) -> None:
 
 # --- every command, on both platforms -----------------------------------------------------------------
 
-TEAMS_CHANNELS = {"ml-models": "ML models", "app-releases": "App releases"}
-
 
 def no_confirmation(config: dict[str, Any]) -> None:
     config["commands"]["retrain"]["confirm"] = False
-
-
-@dataclass
-class Person:
-    """Someone typing commands in one channel of one platform, and reading what Handoff answers them."""
-
-    loop: Loop
-    platform: str
-    user: str
-    channel: str  # the channel's Slack name; TEAMS_CHANNELS gives its Teams name
-
-    async def say(self, text: str, expect: str) -> str:
-        """Type ``text`` (a Slack slash command, a Teams channel message); the answer that says ``expect``."""
-        answers = await (self._slack(text) if self.platform == "slack" else self._teams(text))
-        return await eventually(lambda: next((a for a in answers() if expect in a), None))
-
-    async def _slack(self, text: str) -> Callable[[], list[str]]:
-        """Send a slash command; what the person sees afterwards: ephemeral answers and the bot's posts."""
-        slack = self.loop.suite.slack
-        user = slack.world.user(self.user).id
-
-        def seen() -> list[Any]:
-            return [*slack.state.ephemeral_for(user), *(m for m in slack_messages(self.loop, self.channel) if m.by_bot)]
-
-        before = {id(m) for m in seen()}
-        await slack.send_slash_command("/handoff", text, channel=self.channel, user=self.user)
-        return lambda: [
-            html.unescape(json.dumps(m.blocks or [], ensure_ascii=False) + m.text)
-            for m in seen()
-            if id(m) not in before
-        ]
-
-    async def _teams(self, text: str) -> Callable[[], list[str]]:
-        """Send a channel message; the bot's replies in its thread and its new posts in the channel."""
-        teams = self.loop.suite.teams
-        channel = teams.state.channel(TEAMS_CHANNELS[self.channel])
-        before = {p.id for p in channel.posts}
-        sent = await teams.send_channel_message(text, channel=channel.name, user=self.user)
-        assert sent.status in (200, 201)
-        root = sent.activity["id"]
-
-        def answers() -> list[str]:
-            thread = next(p for p in channel.posts if p.id == root).replies
-            posts = [p for p in channel.posts if p.id not in before and p.id != root]
-            return [_teams_text(m) for m in [*thread, *posts] if m.by_bot and not m.deleted]
-
-        return answers
-
-
-def _teams_text(message: Any) -> str:
-    return (message.text or "") + json.dumps(message.attachments, ensure_ascii=False)
-
-
-async def command_run(
-    loop: Loop, started: Callable[[CommandRun], bool] = lambda run: True, run_id: int | None = None
-) -> CommandRun:
-    """The newest command run (or run ``run_id``) once it satisfies ``started`` (runs change in the background)."""
-    store = loop.server.store
-    for _ in range(200):
-        found = [await store.get_command_run(run_id)] if run_id else await store.list_command_runs(None, 1)
-        if found and found[0] is not None and started(found[0]):
-            return found[0]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no command run as expected; the newest is {found}")
-
-
-def is_running(run: CommandRun) -> bool:
-    return run.backend_run_id is not None
 
 
 async def retrain(person: Person) -> None:
@@ -430,15 +421,17 @@ async def runs(person: Person) -> None:
     run = await command_run(person.loop, is_running)
     (ado_run,) = person.loop.suite.ado.runs
     answer = await person.say("runs app-y", "The latest runs of app-y Handoff started, newest first:")
-    assert f"{run.id}: `integrate app-y` by {person.user}@contoso.com, started" in answer
-    # the run named as Azure DevOps and its card name it (20261129.1), not by its number in the API, and
+    # who asked, by the name chat shows (not their email)
+    assert f"{run.id}: `integrate app-y` by Bob Chen, started" in answer
+    # the run named as its card names it (integrate-app-y 20261129.1), not by its number in the API, and
     # linked to it: the link's text is that name, not the whole URL
     assert ado_run.name != str(ado_run.id)
     url = person.loop.suite.ado.links.run_web(ado_run.id)
-    shown = f"<{url}|{ado_run.name}>" if person.platform == "slack" else f"[{ado_run.name}]({url})"
+    name = f"integrate-app-y {ado_run.name}"
+    shown = f"<{url}|{name}>" if person.platform == "slack" else f"[{name}]({url})"
     assert f"Azure DevOps run {shown}, " in answer
     answer = await person.say(f"status {run.id}", f"Run {run.id} (")
-    assert f"Run {run.id} (Azure DevOps run {ado_run.name}): `integrate app-y` by {person.user}@contoso.com" in answer
+    assert f"Run {run.id} (Azure DevOps run {name}): `integrate app-y` by Bob Chen, started." in answer
     await person.say("runs model-x", "Handoff has started no runs of model-x yet.")
 
 
@@ -451,8 +444,8 @@ async def cancel(person: Person) -> None:
     await person.say("integrate app-y", "Starting:")
     run = await command_run(person.loop, is_running)
     answer = await person.say(f"cancel {run.id}", f"Canceling run {run.id}")
-    assert "integrate app-y" in answer
     (ado_run,) = person.loop.suite.ado.runs
+    assert f"Canceling run {run.id} (`integrate app-y`, Azure DevOps run integrate-app-y {ado_run.name})." in answer
     assert ado_run.cancel_requested.is_set()  # Azure DevOps was asked before Handoff answered
     await eventually(lambda: ado_run.result == "canceled")
     await person.say(f"cancel {run.id}", "is no longer running (canceled)")
@@ -533,7 +526,8 @@ async def help_(person: Person) -> None:
     for usage in ("integrate <app>", "runs [<model or app>]", "cancel <run>", "subscribe"):
         assert usage in answer
     assert "retrain" not in answer  # bob is no data scientist: help shows what he may run
-    await person.say("help cancel", "*cancel*: Cancel a run Handoff started (`runs` lists them).")
+    bold = "*cancel*" if person.platform == "slack" else "**cancel**"  # each platform's own bold
+    await person.say("help cancel", f"{bold}: Cancel a run Handoff started (`runs` lists them).")
 
 
 COMMAND_CASES: dict[str, Callable[[Person], Awaitable[None]]] = {
@@ -927,7 +921,7 @@ async def test_a_personal_subscription_brings_someone_their_own_failures(loop: L
         assert (await teams.send_personal_message(text, user="bob")).status in (200, 201)
 
         def said() -> list[str]:
-            return [_teams_text(m) for m in chat.posts if m.by_bot and not m.deleted]
+            return [teams_message_text(m) for m in chat.posts if m.by_bot and not m.deleted]
 
     else:
         slack = loop.suite.slack
@@ -965,7 +959,7 @@ async def test_a_group_chat_is_this_chat_and_gets_its_cards(loop: Loop, platform
         chat = teams.state.conversation(response.activity["conversation"]["id"])
 
         def said() -> list[str]:
-            return [_teams_text(m) for m in chat.posts if m.by_bot and not m.deleted]
+            return [teams_message_text(m) for m in chat.posts if m.by_bot and not m.deleted]
 
     else:
         slack = loop.suite.slack

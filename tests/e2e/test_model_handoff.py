@@ -20,8 +20,8 @@ import aiohttp
 import pytest
 
 from bot.interactions import ChatUser, CommandRequest
-from bot.records import ConversationAddress
-from tests.e2e.conftest import Loop, card_text, eventually, slack_messages, teams_posts
+from bot.records import CommandRunState, ConversationAddress
+from tests.e2e.conftest import Loop, Person, card_text, command_run, eventually, slack_messages, teams_posts
 
 AGE_AS_TEXT = {
     "inputs": [
@@ -251,12 +251,12 @@ async def test_diff_reads_each_kind_of_difference_from_the_emulators_mlmodel_fil
     for number, (_, expected) in enumerate(VERSIONS, start=9):
         reply = await handoff.chat.on_command(CommandRequest(bob, where, f"diff model-x:{number - 1} model-x:{number}"))
         verdict, _, rest = expected.partition("\n")
-        assert reply.text == f"model-x:{number - 1} → model-x:{number}: *{verdict}*" + (
+        assert reply.text == f"model-x:{number - 1} → model-x:{number}: **{verdict}**" + (
             f"\n{rest}" if rest else "\n• the signatures are the same"
         )
     # the version without a signature is never compatible, even with itself
     same = await handoff.chat.on_command(CommandRequest(bob, where, "diff model-x:15 model-x:15"))
-    assert same.text.startswith("model-x:15 → model-x:15: *unknown*")
+    assert same.text.startswith("model-x:15 → model-x:15: **unknown**")
     status = await handoff.chat.on_command(CommandRequest(bob, where, "status model-x"))
     assert status.text.splitlines() == [
         "The latest version of model-x is 15.",
@@ -300,3 +300,21 @@ async def test_a_failed_integration_is_told_once_in_a_channel_that_also_shows_it
     integration_reply = model_card.replies[-1]
     assert integration_reply.text.startswith(f"Failed: app-y integration against model-x:8: integrate-app-y {run.name}")
     assert integration_reply.reply_broadcast and integration_reply in slack_messages(loop, "ml-models")
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_runs_and_status_name_a_handoff_integration_as_its_card_does(loop: Loop, platform: str) -> None:
+    """The integration Handoff starts for a new version is named by its pipeline and run name in `runs` and
+    `status`, as its card names it, not by its number in Azure DevOps' API."""
+    loop.suite.aml.register_model("model-x", signature=AGE_AS_TEXT)
+    (ado_run,) = await eventually(lambda: integration_runs(loop, "integrate-app-y"), timeout=30)
+    await eventually(lambda: f"integrate-app-y {ado_run.name}" in slack_text(loop, "app-releases"), timeout=30)
+    run = await command_run(loop, lambda r: r.state is not CommandRunState.REQUESTED)
+    bob = Person(loop, platform, "bob", "app-releases")
+    answer = await bob.say("runs app-y", "The latest runs of app-y Handoff started, newest first:")
+    url, name = loop.suite.ado.links.run_web(ado_run.id), f"integrate-app-y {ado_run.name}"
+    shown = f"<{url}|{name}>" if platform == "slack" else f"[{name}]({url})"
+    assert f"• {run.id}: `integrate app-y model=model-x:8` by Handoff, " in answer
+    assert f"Azure DevOps run {shown}, " in answer
+    answer = await bob.say(f"status {run.id}", f"Run {run.id} (")
+    assert f"Run {run.id} (Azure DevOps run {name}): `integrate app-y model=model-x:8` by Handoff, " in answer

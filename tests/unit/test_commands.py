@@ -23,7 +23,7 @@ def test_slash_and_case_are_forgiven() -> None:
 
 def test_diff_takes_two_versions() -> None:
     assert parse("diff model-x:7 model-x:8").targets == ("model-x:7", "model-x:8")
-    with pytest.raises(UsageError, match="needs model:version"):
+    with pytest.raises(UsageError, match=r"`diff` needs two model versions, for example `diff model-x:7 model-x:8`\."):
         parse("diff model-x:7")
 
 
@@ -31,7 +31,8 @@ def test_diff_takes_two_versions() -> None:
     ("text", "message"),
     [
         ("retrian model-x", "Did you mean `retrain`?"),
-        ("retrain", "`retrain` needs model. Usage: `retrain <model>"),
+        ("retrain", "`retrain` needs the name of a model, for example `retrain model-x`."),
+        ("unsubscribe", "`unsubscribe` needs a subscription id, for example `unsubscribe 3` (`subscriptions` lists"),
         ("retrain model-x gpu=1", "`retrain` has no option `gpu`."),
         ("retrain model-x datta=x", "Did you mean `data`?"),
         ("retrain model-x data=", "`data=` needs a value."),
@@ -55,6 +56,15 @@ def test_help_lists_only_what_the_person_may_run() -> None:
     assert "Usage: `retrain <model> [data=…] [compute=…] [dry-run]`" in detail
     assert "`retrain model-x dry-run`" in detail
     assert "not a command you can run" in help_text(lambda spec: not spec.starts_work, verb="retrain")
+    assert detail.startswith("**retrain**: ")  # bold as the core writes it; each adapter renders it
+
+
+def test_every_command_without_its_target_says_what_it_needs_with_an_example() -> None:
+    for spec in COMMANDS:
+        if spec.target_required:
+            with pytest.raises(UsageError) as raised:
+                parse(spec.verb)
+            assert raised.value.message.startswith(f"`{spec.verb}` needs {spec.needs}, for example `{spec.verb} ")
 
 
 def test_aliases_are_other_words_for_a_command() -> None:

@@ -80,6 +80,14 @@ def test_a_runs_line_names_an_azure_devops_run_as_azure_devops_does() -> None:
         },
     )
     assert "Azure DevOps run [20261129.5](https://dev.azure.com/contoso/p/_build?b=106)," in run_line(started)
+    # as its card names it, by its pipeline too, and who asked by their name in chat
+    named = replace(
+        started,
+        details={**started.details, "pipeline": "integrate-app-y", "asked_by": {"name": "Alice Martin", "email": "a"}},
+    )
+    line = run_line(named)
+    assert "`integrate app-y` by Alice Martin, started, " in line
+    assert "Azure DevOps run [integrate-app-y 20261129.5](https://dev.azure.com/contoso/p/_build?b=106)," in line
 
 
 def test_runs_handoff_polls_are_named_by_the_organization_azure_devops_events_name() -> None:

@@ -181,6 +181,15 @@ def test_a_replys_links_show_their_short_text() -> None:
     assert odd.blocks[0]["text"]["text"] == "<https://example.com/a%20%28b%29%7Cc|a &lt;b&gt; (c)>"
 
 
+def test_a_replys_bold_is_slacks_bold_and_code_is_kept_as_written() -> None:
+    text = "**unsubscribe**: Remove one, e.g. `unsubscribe 3` or `pipelines=**/x**`; a ** b ** stays"
+    plain = render_text(text)
+    assert plain.blocks[0]["text"]["text"] == (
+        "*unsubscribe*: Remove one, e.g. `unsubscribe 3` or `pipelines=**/x**`; a ** b ** stays"
+    )
+    assert plain.text == plain.blocks[0]["text"]["text"]
+
+
 facts = st.lists(st.builds(Fact, st.text(max_size=300), st.text(max_size=4000)), max_size=120)
 cards = st.builds(
     Card,

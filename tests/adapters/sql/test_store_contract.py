@@ -16,6 +16,7 @@ from adapters.sql.tables import received_events
 from bot.jsonable import as_json, tagged_json
 from bot.ports import EventRecord, StaleWrite
 from bot.records import (
+    CONFIRMATION_KEY_PREFIX,
     AuditEntry,
     CardState,
     CommandRun,
@@ -389,6 +390,53 @@ async def test_a_command_run_counts_until_it_ends_when_asked_so(store: SqlStore,
     await store.update_command_run(second.id or 0, ending, NOW + timedelta(minutes=4))
     held, new = await store.start_command_run(command(NOW + timedelta(minutes=5)), window)
     assert not new and held.id == second.id
+
+
+async def test_a_confirmation_becomes_its_run_once_under_its_own_number(store: SqlStore) -> None:
+    window = timedelta(minutes=10)
+
+    async def confirmation(n: int) -> CommandRun:
+        asked = replace(command(NOW), idempotency_key=f"{CONFIRMATION_KEY_PREFIX}alice:retrain model-x:{n}")
+        pending, new = await store.start_command_run(asked, timedelta(0))
+        assert new and pending.id is not None
+        return pending
+
+    first = await confirmation(1)
+    run = replace(command(NOW + timedelta(minutes=2)), details={"summary": "Retrain model-x"})
+    # a double click, on two replicas: one makes the run, the others change nothing
+    results = await asyncio.gather(
+        *(store.confirm_command_run(first.id or 0, run, window, until_ended=True) for _ in range(8))
+    )
+    assert [new for _, new in results].count(True) == 1
+    assert all(found is None for found, new in results if not new)
+    [became] = [found for found, new in results if new]
+    assert became is not None and became.id == first.id
+    assert (became.idempotency_key, became.created_at, became.details) == (
+        run.idempotency_key,
+        run.created_at,
+        run.details,
+    )
+    assert [r.id for r in await store.list_command_runs()] == [first.id]
+    assert [r.id for r in await store.unfinished_command_runs(NOW)] == [first.id]
+    # another confirmation of the same command while that run counts is closed, naming it
+    second = await confirmation(2)
+    held, new = await store.confirm_command_run(second.id or 0, run, window, until_ended=True)
+    assert not new and held is not None and held.id == first.id
+    closed = await store.get_command_run(second.id or 0)
+    assert closed is not None and closed.state is CommandRunState.CANCELED and closed.details["same_as"] == first.id
+    assert await store.confirm_command_run(second.id or 0, run, window, until_ended=True) == (None, False)
+    # once the run has ended, two confirmations of the same command at once make one new run
+    await store.update_command_run(first.id or 0, CommandRunState.SUCCEEDED, NOW + timedelta(minutes=3))
+    later = replace(run, created_at=NOW + timedelta(minutes=4))
+    third, fourth = await confirmation(3), await confirmation(4)
+    both = await asyncio.gather(
+        *(store.confirm_command_run(c.id or 0, later, window, until_ended=True) for c in (third, fourth))
+    )
+    assert [new for _, new in both].count(True) == 1
+    assert {found.id for found, _ in both if found is not None} <= {third.id, fourth.id}
+    assert len([r for r in await store.list_command_runs()]) == 2
+    kept = await store.get_command_run(first.id or 0)
+    assert kept is not None and kept.state is CommandRunState.SUCCEEDED
 
 
 async def test_recent_command_runs_newest_first_by_target_without_confirmations(store: SqlStore) -> None:
