@@ -105,6 +105,15 @@ async def test_a_breaking_version_is_handed_off_and_gated_without_a_human_step(l
 
     (release,) = await eventually(lambda: integration_runs(loop, "release-app-y"), timeout=30)
     assert release.template_parameters == {"modelName": "model-x", "modelVersion": "8"}
+    # the release run's card says which version it releases
+    await eventually(
+        lambda: any(
+            m.text.startswith(f"Running: release-app-y {release.name}")
+            and "*Model*\\nmodel-x:8" in json.dumps(m.blocks)
+            for m in slack_messages(loop, "app-releases")
+        ),
+        timeout=30,
+    )
     # the version is tagged once the release has started
     tags = await eventually(lambda: "approved" in (t := suite.aml.state.models["model-x"]["8"].tags) and t)
     assert (tags["approved"], tags["override_reason"]) == ("true", reason)
