@@ -801,9 +801,9 @@ class Gatekeeper:
                     "pending: Azure DevOps unavailable",
                     "Azure DevOps is not answering; Handoff will start the release when it does.",
                 )
+            await self._show_release(project, pipeline, branch, run, f"{model}:{version}")
             started = {"run_id": run.run_id, "name": run.name, "url": run.url}
             current = await self._note(gate, applied=False, release_run=started) or gate
-            await self._show_release(project, pipeline, branch, run, f"{model}:{version}")
         note = f"Started {pipeline} {started.get('name') or started.get('run_id')} with {model}:{version}."
         if self.ml is not None and not current.details.get("tagged"):
             tags = {**APPROVED_TAGS, "approved_by": record.actor}
