@@ -34,6 +34,7 @@ from bot.metrics import Metrics
 from bot.model_commands import ModelCommands
 from bot.model_handoff import ModelHandoff
 from bot.outbox import SEND_HISTORY, OutboxWorker
+from bot.pipeline_runs import organization_name
 from bot.policy import Policy
 from bot.ports import ChatChannel, HookProvisioner, MLService, PipelineService, Store
 from bot.records import AuditEntry, ConversationAddress, Platform
@@ -155,7 +156,7 @@ def build_handoff(
     policy = Policy(settings)
     outbox = OutboxWorker(store, {}, clock, ops_channel=_ops_targets(settings))
     ingest = Ingest(store, configured_subscriptions(settings), clock, on_enqueued=outbox.wake)
-    gatekeeper = Gatekeeper(store, policy, ingest, clock, pipelines, ml=ml)
+    gatekeeper = Gatekeeper(store, policy, ingest, clock, pipelines, ml=ml, organization=organization_name(settings))
     ingest.observers.append(gatekeeper.observe)
     consumers = Consumers(settings, ml, base_dir)
     model_handoff = ModelHandoff(

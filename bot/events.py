@@ -270,6 +270,8 @@ class ApprovalEvent(DomainEvent):
     blocked_approvers: tuple[Person, ...] = ()
     created_at: datetime | None = None
     timeout_at: datetime | None = None
+    # the model version Handoff started the approval's run for (``model-x:8``), from the run's card
+    for_model: str | None = None
 
     @property
     def outcome(self) -> str | None:

@@ -52,8 +52,17 @@ from bot.handoff_cards import DECISION_NOUNS
 from bot.ingest import Ingest
 from bot.interactions import ActionResult, ChatUser
 from bot.living import render
+from bot.pipeline_runs import pipeline_run_event
 from bot.policy import Policy
-from bot.ports import ApprovalStatus, MLService, PipelineService, ServiceRefused, ServiceUnavailable, Store
+from bot.ports import (
+    ApprovalStatus,
+    MLService,
+    PipelineService,
+    ServiceRefused,
+    ServiceUnavailable,
+    StartedRun,
+    Store,
+)
 from bot.records import AuditEntry, ConversationAddress, Gate, GateDecision, GateState, JsonObject, NewDelivery
 
 log = logging.getLogger("handoff.gates")
@@ -244,6 +253,8 @@ class Gatekeeper:
         clock: time for expiry and reminders.
         pipelines: Azure DevOps, where decisions are applied and releases started (None: record only).
         ml: Azure ML, where an approved model version is tagged.
+        organization: the Azure DevOps organization as its events name it, for the cards of the releases
+            Handoff starts (see :func:`bot.pipeline_runs.organization_name`).
     """
 
     def __init__(
@@ -254,6 +265,7 @@ class Gatekeeper:
         clock: Clock,
         pipelines: PipelineService | None = None,
         ml: MLService | None = None,
+        organization: str = "",
     ) -> None:
         self.store = store
         self.policy = policy
@@ -261,6 +273,7 @@ class Gatekeeper:
         self.clock = clock
         self.pipelines = pipelines
         self.ml = ml
+        self.organization = organization
         self._failed_group_reads: dict[str, datetime] = {}  # gate id: when reading its groups last failed
         #: How often a waiting gate's approval is looked up in Azure DevOps, and how many gates per sweep.
         self.reconcile_every = RECONCILE_EVERY
@@ -768,12 +781,18 @@ class Gatekeeper:
                 refusal = "Azure DevOps is not connected to this Handoff"
                 why = f"{refusal}, so {pipeline} was not started."
                 return await self._refused(gate, record, f"refused: {refusal}", why)
+            if (released := await self._released_since(gate)) is not None:
+                # a retry of a decision from before a newer version's release: it would roll that back
+                why = f"{_label(released)}, a newer version, was released since, so {pipeline} was not started."
+                refused = await self._refused(gate, record, f"refused: {_label(released)} released since", why)
+                if (reopened := await self.store.get_gate(gate.gate_id)) is not None:
+                    await self._out_of_date(reopened)
+                return refused
             parameters = {str(k): str(v) for k, v in dict(release.get("parameters") or {}).items()}
             parameters.update(modelName=model, modelVersion=version)
+            project, branch = str(release.get("project", "")), release.get("branch")
             try:
-                run = await self.pipelines.run_pipeline(
-                    str(release.get("project", "")), pipeline, release.get("branch"), parameters
-                )
+                run = await self.pipelines.run_pipeline(project, pipeline, branch, parameters)
             except ServiceRefused as refused:
                 why = f"Azure DevOps refused to start {pipeline}: {_clause(refused.reason)}."
                 return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
@@ -782,6 +801,7 @@ class Gatekeeper:
                     "pending: Azure DevOps unavailable",
                     "Azure DevOps is not answering; Handoff will start the release when it does.",
                 )
+            await self._show_release(project, pipeline, branch, run, f"{model}:{version}")
             started = {"run_id": run.run_id, "name": run.name, "url": run.url}
             current = await self._note(gate, applied=False, release_run=started) or gate
         note = f"Started {pipeline} {started.get('name') or started.get('run_id')} with {model}:{version}."
@@ -804,6 +824,23 @@ class Gatekeeper:
                 )
         await self._note(current, applied=True, tagged=self.ml is not None)
         return Applied("applied", note)
+
+    async def _released_since(self, gate: Gate) -> Gate | None:
+        """The newest promotion of a version newer than ``gate``'s whose release has started, if any."""
+        released = [g for g in await self._promotions_like(gate) if g.details.get("release_run")]
+        return _newest_over(gate, released)
+
+    async def _show_release(
+        self, project: str, pipeline: str, branch: str | None, run: StartedRun, for_model: str
+    ) -> None:
+        """The release run's own card, at once and naming the model version it releases (Azure DevOps' events
+        about the run do not). The release has started whatever happens here: its events show it anyway."""
+        now = self.clock.now()
+        event = pipeline_run_event(self.organization, now, project, pipeline, branch, run, for_model=for_model)
+        try:
+            await self.ingest.accept(event)
+        except Exception:  # the card is not worth failing a release that started
+            log.warning("the card of release run %s was not shown at once", run.run_id, exc_info=True)
 
     async def _refused(self, gate: Gate, record: GateDecision, outcome: str, why: str) -> Applied:
         """``record`` was refused (``why``, to go after "... was refused:"): it did not take effect, so the gate

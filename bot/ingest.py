@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.cards import Card
 from bot.clock import Clock
-from bot.events import DomainEvent
+from bot.events import ApprovalEvent, DomainEvent
 from bot.jsonable import tagged_json
 from bot.living import merge, render, repeat_reply
 from bot.ports import EventRecord, StaleWrite, Store
@@ -225,9 +225,13 @@ class Ingest:
         remembered = {} if checked else self._cards
         cards: dict[str, CardState | None] = {k: remembered[k] for k in wanted if k in remembered}
         missing = [k for k in wanted if k not in cards]
-        told_by = {w.told_by for w in batch if w.told_by is not None}
-        if told_by:  # the cards of the runs these events report on, as stored: where they are shown
-            missing += sorted(told_by - cards.keys() - set(missing))
+        # as stored: the cards of the runs these events report on (where they are shown), and of the runs
+        # approvals wait in (what Handoff started them for)
+        runs = {w.told_by for w in batch if w.told_by is not None} | {
+            e.run.run_key for w in batch if isinstance(e := w.event, ApprovalEvent) and e.run is not None
+        }
+        if runs:
+            missing += sorted(runs - cards.keys() - set(missing))
         if missing:
             read = await self.store.get_card_states(missing)
             self._remember(read.values())
@@ -301,7 +305,7 @@ class Ingest:
         """The record for one event, on top of ``cards`` and ``marks`` (which it updates for the events after
         it). ``routed`` is where the event goes with how each conversation wants its cards, when some
         subscription says (a repeat limit, compact cards, no broadcast or mentions)."""
-        event = waiting.event
+        event = _with_its_runs_model(waiting.event, cards)
         receipt = ReceivedEvent(
             dedupe_key=event.dedupe_key,
             source=event.source,
@@ -386,6 +390,16 @@ class Ingest:
         new_state = CardState(event.grouping_key, version, state)
         cards[event.grouping_key] = new_state
         return EventRecord(receipt, deliveries, new_state, repeat_marks=new_marks)
+
+
+def _with_its_runs_model(event: DomainEvent, cards: dict[str, CardState | None]) -> DomainEvent:
+    """An approval in a run that Handoff started for a model version names that version, as its run's card
+    does (Azure DevOps' events do not carry a run's parameters)."""
+    if not isinstance(event, ApprovalEvent) or event.run is None or event.for_model:
+        return event
+    run = cards.get(event.run.run_key)
+    model = run.state.get("for_model") if run is not None else None
+    return replace(event, for_model=str(model)) if model else event
 
 
 def _told_there(cards: dict[str, CardState | None], told_by: str | None) -> frozenset[ConversationAddress]:

@@ -384,6 +384,7 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         ("stage", event.stage_name),
         ("environment", event.environment_name),
         ("instructions", event.instructions),
+        ("for_model", event.for_model),
         ("url", event.web_url),
         ("requested_by", event.requester.display if event.requester else None),
         ("timeout_at", _iso(event.timeout_at)),
@@ -565,6 +566,8 @@ def _render_approval(state: State) -> Card:
     facts = [Fact("Pipeline", what)]
     if state.get("run_name") or state.get("run_id"):
         facts.append(Fact("Run", str(state.get("run_name") or state.get("run_id"))))
+    if state.get("for_model"):
+        facts.append(Fact("Model", state["for_model"]))
     if state.get("stage"):
         facts.append(Fact("Stage", state["stage"]))
     if state.get("environment"):

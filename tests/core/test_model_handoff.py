@@ -654,6 +654,30 @@ async def test_a_newer_version_supersedes_the_waiting_promotions_of_older_ones_s
     assert clicks[-1] == (f"gate {gate_of('8')} (Promote model-x:8)", "refused: superseded by model-x:9")
 
 
+async def test_a_release_retried_after_a_newer_versions_release_is_never_started(world: World) -> None:
+    """model-x:8 was approved while Azure DevOps did not answer, and model-x:9 approved and released since: the
+    sweep's retry of model-x:8's release would roll model-x:9 back, so it does not start it."""
+    await _integration_passed(world)  # model-x:8
+    world.pipelines.refuse_next.append(ServiceUnavailable("Azure DevOps is not answering"))
+    assert (await decide(world, "carol", "approve", "green")).accepted
+    assert world.pipelines.of("release-app-y") == []  # to be started when Azure DevOps answers
+    await hand_off_in_turn(world, "9")
+    world.pipelines.finish(integration_run(world, "9") or "", "succeeded")
+    await world.until(lambda: _no_blockers(world, "9"), "model-x:9's integration passed")
+    assert (await decide_on(world, "9", "carol", "approve")).accepted
+
+    await world.clock.advance(11 * 60)  # the claim on applying model-x:8's approval lapsed: the sweep retries it
+    await world.core.gatekeeper.sweep()
+    await world.core.gatekeeper.sweep()
+    assert world.pipelines.of("release-app-y") == [{"ring": "prod", "modelName": "model-x", "modelVersion": "9"}]
+    assert [t[:2] for t in world.ml.tagged] == [("model-x", "9")]
+    assert await state_of(world, "8") is GateState.SUPERSEDED
+    card = await world.card(gate_of("8"))
+    assert card.title == "Promotion of model-x:8: superseded by model-x:9" and card.actions == ()
+    outcomes = [e.outcome for e in await world.core.store.list_audit() if e.target.startswith(f"gate {gate_of('8')}")]
+    assert "refused: model-x:9 released since" in outcomes and "superseded by model-x:9" in outcomes
+
+
 async def _no_blockers(world: World, version: str) -> bool:
     gate = await world.core.store.get_gate(gate_of(version))
     return gate is not None and gate.details["blockers"] == []

@@ -105,6 +105,22 @@ async def test_a_breaking_version_is_handed_off_and_gated_without_a_human_step(l
 
     (release,) = await eventually(lambda: integration_runs(loop, "release-app-y"), timeout=30)
     assert release.template_parameters == {"modelName": "model-x", "modelVersion": "8"}
+    # the release run's card, and its approval's, say which version it releases
+    await eventually(
+        lambda: any(
+            "Release release-app-y to production" in m.text and "*Model*\\nmodel-x:8" in json.dumps(m.blocks)
+            for m in slack_messages(loop, "app-releases")
+        ),
+        timeout=30,
+    )
+    await eventually(
+        lambda: any(
+            m.text.split(": ", 1)[-1].startswith(f"release-app-y {release.name}")  # running, or waiting
+            and "*Model*\\nmodel-x:8" in json.dumps(m.blocks)
+            for m in slack_messages(loop, "app-releases")
+        ),
+        timeout=30,
+    )
     # the version is tagged once the release has started
     tags = await eventually(lambda: "approved" in (t := suite.aml.state.models["model-x"]["8"].tags) and t)
     assert (tags["approved"], tags["override_reason"]) == ("true", reason)
