@@ -171,7 +171,7 @@ class CommandRunner:
         for run, plan, conversation in unfinished:
             if run.state is CommandRunState.STARTED and run.backend_run_id:
                 name = str(run.details.get("name") or run.backend_run_id)
-                started = StartedRun(run.backend_run_id, str(run.details.get("url") or ""), name)
+                started = StartedRun(run.backend_run_id, name, str(run.details.get("url") or "") or None)
                 log.info("run %s: polling %s again after a restart", run.id, run.backend_run_id)
                 self._spawn(self._watch(run, plan, started, conversation, resumed=True))
         self._take_up_cut_off(unfinished)

@@ -540,8 +540,8 @@ async def test_diff_and_status_commands(world: World) -> None:
     async def ask(text: str) -> str:
         return (await chat.on_command(CommandRequest(user("bob"), RELEASES, text))).text
 
-    assert await ask("diff model-x:7 model-x:8") == "model-x:7 → model-x:8: *breaking*\n• input `age`: long → string"
-    assert await ask("diff model-x:6 7") == "model-x:6 → model-x:7: *compatible*\n• the signatures are the same"
+    assert await ask("diff model-x:7 model-x:8") == "model-x:7 → model-x:8: **breaking**\n• input `age`: long → string"
+    assert await ask("diff model-x:6 7") == "model-x:6 → model-x:7: **compatible**\n• the signatures are the same"
     assert "no such model: model-x:9" in await ask("diff model-x:7 model-x:9")
     status = await ask("status model-x")
     assert status.splitlines() == [

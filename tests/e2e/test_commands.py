@@ -695,6 +695,8 @@ async def test_a_run_that_ended_while_handoff_was_down_is_polled_again_after_the
 
     await eventually(lambda: "Canceled" in blocks_text(card()))
     assert len(jobs(loop)) == 1  # polled again, not submitted again
+    # the card names the job as before the restart, not by its address
+    assert card().text.startswith(f"Canceled: Training run {run.details['name']}/{job_name}")
 
 
 def _cut_off(loop: Loop, command: str, target: str, channel: str) -> CommandRun:
