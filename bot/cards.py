@@ -116,6 +116,15 @@ class Card:
             return first
         return f"{first} {self.summary}" if first.endswith((".", "?", "!", ":")) else f"{first}. {self.summary}"
 
+    def naming_only(self) -> Card:
+        """The card for a conversation whose subscriptions turned mentions off: the people it calls on are
+        named in its text, not @mentioned."""
+        if not self.mentions:
+            return self
+        names = ", ".join(dict.fromkeys(m.name or m.email for m in self.mentions))
+        summary = f"{self.summary}\n\nFor: {names}" if self.summary else f"For: {names}"
+        return replace(self, summary=summary, mentions=())
+
     def compacted(self) -> Card:
         """The card for a conversation that asked for compact cards: its title, status, summary, links and
         buttons, without the facts, the stage list and the context line (the stages shown as a count)."""

@@ -354,8 +354,10 @@ class Ingest:
         compact_card = rendered.compacted().to_json() if compact else card
 
         def card_for(conversation: ConversationAddress) -> dict[str, Any]:
-            shown = compact_card if conversation in compact else card
-            return {**shown, "mentions": []} if rendered.mentions and conversation in quiet else shown
+            if rendered.mentions and conversation in quiet:
+                named = rendered.naming_only()
+                return (named.compacted() if conversation in compact else named).to_json()
+            return compact_card if conversation in compact else card
 
         deliveries = [
             NewDelivery(
@@ -381,12 +383,18 @@ class Ingest:
                     and conversation not in told_there
                     and (options is None or options.broadcast)
                 )
-                said = replace(reply, mentions=()) if reply.mentions and conversation in quiet else reply
+                if conversation in quiet:
+                    said = reply.naming_only()
+                elif conversation not in showing and reply.mentions and rendered.mentions:
+                    # the card, shown with this very event, calls on them already: one ping, not two
+                    said = replace(reply, mentions=tuple(m for m in reply.mentions if m not in rendered.mentions))
+                else:
+                    said = reply
                 deliveries.append(NewDelivery(conversation, event.grouping_key, _reply_payload(said, broadcast)))
-        deliveries += [
-            NewDelivery(target, mark.grouping_key, {"op": "reply", "card": repeat_reply(rendered, limit).to_json()})
-            for target, mark, limit in repeats
-        ]
+        for target, mark, limit in repeats:
+            repeated = repeat_reply(rendered, limit)
+            said = repeated.naming_only() if target in quiet else repeated
+            deliveries.append(NewDelivery(target, mark.grouping_key, {"op": "reply", "card": said.to_json()}))
         new_state = CardState(event.grouping_key, version, state)
         cards[event.grouping_key] = new_state
         return EventRecord(receipt, deliveries, new_state, repeat_marks=new_marks)

@@ -146,6 +146,7 @@ def repeat_reply(card: Card, limit: timedelta) -> Card:
         facts=card.facts,
         links=card.links,
         context=card.context,
+        mentions=card.mentions,
     )
 
 
@@ -339,7 +340,16 @@ def _render_run(state: State) -> Card:
         steps=tuple(Step(s["display"], _stage_status(s)) for s in stages),
         links=tuple(links),
         context=f"Azure DevOps · {state['organization']}/{state['project']}",
+        # a failed run calls on who asked for it: where the card is first shown failed, it says so itself
+        # (an edit of a card shown before notifies nobody; its failure reply does)
+        mentions=_asker(state) if status in (Status.FAILED, Status.PARTIAL) else (),
     )
+
+
+def _asker(state: State) -> tuple[Mention, ...]:
+    """The person who asked for the run, to call on (by email, as the platforms look people up)."""
+    email = state.get("requested_by_email")
+    return (Mention(state.get("requested_by") or email, email),) if email else ()
 
 
 def _logs_url(run_url: str) -> str:
@@ -351,14 +361,13 @@ def _failure_reply(state: State, stage: str | None) -> Card:
     """The thread reply for a failure: where, the logs, and a mention of the person who asked for the run."""
     where = f"stage {stage}" if stage else "the run"
     links = (Link("Logs", _logs_url(state["url"])),) if state.get("url") else ()
-    email = state.get("requested_by_email")
     tested = f" with {state['for_model']}" if state.get("for_model") else ""
     return Card(
         title=f"{_run_title(state)} failed in {where}",
         status=Status.FAILED,
         summary=f"{where[0].upper()}{where[1:]} failed{tested}.",
         links=links,
-        mentions=(Mention(state.get("requested_by") or email, email),) if email else (),
+        mentions=_asker(state),
     )
 
 

@@ -467,6 +467,33 @@ async def test_a_failure_mentions_the_person_who_asked_for_the_run_where_slack_k
         assert len(calls(slack, "users.lookupByEmail")) == 2  # bob's answer and dana's are both reused
 
 
+async def test_a_failed_run_first_shown_failed_calls_on_who_asked_or_names_them_where_mentions_are_off(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    bob = slack.world.user("bob")
+    subscriptions = [
+        {"channel": "load-0", "events": ["run"], "outcomes": ["failed"]},
+        {"channel": "load-1", "events": ["run"], "outcomes": ["failed"], "mentions": False},
+    ]
+    [start, *_] = events_of(0)
+    failed = replace(
+        start, event_id="r0-failed", state="completed", result="failed", actor=Person(name="Bob Chen", email=bob.email)
+    )
+    async with slack_handoff(tmp_path, slack, subscriptions) as handoff:
+        await handoff.ingest.accept(start)  # still going: neither channel follows it
+        await handoff.ingest.accept(failed)
+        await drain(handoff)
+        # the card is shown failed from the first: it calls on bob itself, and its failure reply does not again
+        (card,) = slack.state.channel("C0LOAD00000").messages
+        assert card.text.startswith("Failed: pipe-0 20261128.0") and card.text.endswith(f" <@{bob.id}>")
+        assert [r.text.startswith("Failed: pipe-0 20261128.0 failed in the run") for r in card.replies] == [True]
+        assert "<@" not in card.replies[0].text + json.dumps(card.replies[0].blocks)
+        # where mentions are off, bob is named without being pinged
+        (quiet,) = slack.state.channel("C0LOAD00001").messages
+        assert "<@" not in quiet.text + json.dumps(quiet.blocks)
+        assert "For: Bob Chen" in json.dumps(quiet.blocks)
+
+
 async def test_a_waiting_gate_mentions_its_approvers_until_it_is_decided(tmp_path: Path, slack: SlackEmulator) -> None:
     bob = slack.world.user("bob")
     approvers = (

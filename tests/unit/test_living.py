@@ -142,7 +142,10 @@ def test_a_failure_calls_on_the_person_who_asked_for_the_run() -> None:
     assert reply.mentions == (Mention("Bob Chen", "bob@contoso.com"),)
     assert Card.from_json(reply.to_json()) == reply  # (deliveries are stored as JSON)
     assert ("Requested by", "Bob Chen") in [(f.label, f.value) for f in render(state).facts]
-    assert render(state).mentions == ()  # the card itself calls on nobody: only its failure does
+    assert render(state).mentions == ()  # the card of a run still going calls on nobody: only its failure does
+    ended, _ = apply(run("inProgress"), failed_stage, run("completed", "failed", at=95))
+    # a card shown first as failed (a channel that follows failures only) calls on him itself
+    assert render(ended).mentions == (Mention("Bob Chen", "bob@contoso.com"),)
     # a requester known by name alone, or not at all: a failure that mentions nobody
     for actor in (Person(name="Bob Chen"), None):
         _, [reply] = apply(run("inProgress"), replace(run("completed", "failed", at=9), actor=actor))
