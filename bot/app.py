@@ -227,7 +227,10 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
         details = pipelines.approval_details if pipelines else None
         run_details = pipelines.run_status if pipelines else None
         identities = pipelines.approver_identities if pipelines else None
-        add_azure_devops_hooks(app, settings.azure_devops, handoff.ingest, details, run_details, identities)
+        me = pipelines.own_identity if pipelines else None
+        add_azure_devops_hooks(
+            app, settings.azure_devops, handoff.ingest, details, run_details, identities, own_identity=me
+        )
     if settings.eventgrid and settings.eventgrid.enabled:
         from adapters.azure_ml.eventgrid_route import add_eventgrid_route
 

@@ -24,13 +24,13 @@ from bot.clock import Clock
 from bot.commands import CommandSpec, ParsedCommand, UsageError, help_text, parse
 from bot.config import parse_duration, subscription_filter_problems
 from bot.events import DomainEvent
-from bot.gates import Gatekeeper
+from bot.gates import Gatekeeper, decided_in_azure_devops_only
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility, link
 from bot.living import merge, render
 from bot.policy import Policy
 from bot.ports import HookProvisioner, ServiceRefused, ServiceUnavailable
-from bot.records import AuditEntry, GateState, StoredSubscription
+from bot.records import AuditEntry, Gate, GateState, StoredSubscription
 from bot.routing import DEFAULT_FILTERS, Filters, Subscription
 from bot.stored_events import event_from_json
 
@@ -436,22 +436,32 @@ class ChatHandler:
         return Reply(f"Unmuted subscription {subscription_id}.", visibility=Visibility.CHANNEL)
 
     async def _approvals(self, request: CommandRequest, command: ParsedCommand) -> Reply:
-        mine = []
+        mine: list[Gate] = []
+        elsewhere: list[Gate] = []
         for gate in await self.store.list_gates(GateState.PENDING):
             decisions = await self.store.gate_decisions(gate.gate_id)
             if self.policy.may_decide(request.user, gate, "approve", "", decisions).allowed:
-                mine.append(gate)
-        if not mine:
+                # one Handoff may not decide (or has given its one approval) waits for them in Azure DevOps
+                (elsewhere if decided_in_azure_devops_only(gate) else mine).append(gate)
+        if not mine and not elsewhere:
             return Reply("No pending gates are waiting for you.")
         now = self.clock.now()
-        lines = ["Gates waiting for you, oldest first:"]
+        lines = ["Gates waiting for you, oldest first:"] if mine else ["No pending gates are waiting for you in chat."]
         for gate in sorted(mine, key=lambda g: g.created_at):
-            card = await self.store.get_card_state(gate.gate_id)
-            url = card.state.get("url") if card is not None else None
-            expires = f", expires in {_ago(gate.expires_at - now)}" if gate.expires_at is not None else ""
-            title = link(url, gate.title) if isinstance(url, str) and url else gate.title
-            lines.append(f"• {title} (waiting {_ago(now - gate.created_at)}{expires})")
+            lines.append(await self._gate_line(gate, now))
+        if elsewhere:
+            lines.append("Waiting for you in Azure DevOps, where only people may decide them:")
+        for gate in sorted(elsewhere, key=lambda g: g.created_at):
+            lines.append(f"{await self._gate_line(gate, now)}: {decided_in_azure_devops_only(gate)}")
         return Reply("\n".join(lines))
+
+    async def _gate_line(self, gate: Gate, now: datetime) -> str:
+        """A gate in `approvals`: its title (linked to it), how long it has waited and when it expires."""
+        card = await self.store.get_card_state(gate.gate_id)
+        url = card.state.get("url") if card is not None else None
+        expires = f", expires in {_ago(gate.expires_at - now)}" if gate.expires_at is not None else ""
+        title = link(url, gate.title) if isinstance(url, str) and url else gate.title
+        return f"• {title} (waiting {_ago(now - gate.created_at)}{expires})"
 
     # --- actions -----------------------------------------------------------------------------------
 

@@ -272,6 +272,9 @@ class ApprovalEvent(DomainEvent):
     timeout_at: datetime | None = None
     # the model version Handoff started the approval's run for (``model-x:8``), from the run's card
     for_model: str | None = None
+    # Handoff's own identity in Azure DevOps (whose token applies decisions from chat), when it is known: it
+    # gives one approval at most, and none where Azure DevOps bars it (it started the run)
+    handoff: Person | None = None
 
     @property
     def outcome(self) -> str | None:
@@ -617,6 +620,9 @@ class GateChanged(DomainEvent):
     not_applied: GateDecision | None = None
     superseded_by: str = ""
     superseded_by_url: str | None = None
+    # Handoff's own approval reached Azure DevOps, which still waits for approvers there: the card offers no
+    # buttons (``note`` says how many more), and the approvals from chat are shown as Handoff's one approval
+    handoff_approved: bool = False
 
     @property
     def outcome(self) -> str | None:

@@ -51,7 +51,7 @@ from bot.events import GateDecision as DecisionView
 from bot.handoff_cards import DECISION_NOUNS
 from bot.ingest import Ingest
 from bot.interactions import ActionResult, ChatUser
-from bot.living import render
+from bot.living import HANDOFF_BARRED, render
 from bot.pipeline_runs import pipeline_run_event
 from bot.policy import Policy
 from bot.ports import (
@@ -99,6 +99,7 @@ class Applied:
     outcome: str
     note: str = ""
     refused: bool = False
+    waiting: bool = False  # Handoff's approval was applied, and Azure DevOps waits for more approvers
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,45 @@ def _unseen_groups(approvers: Sequence[Approver]) -> list[str]:
     return [a.person.display for a in approvers if a.group and not (a.members and a.members_complete)]
 
 
+def handoff_barred(gate: Gate) -> bool:
+    """Whether Azure DevOps bars Handoff's own identity from deciding ``gate``'s approval (Handoff started the
+    run, and the approval's requester may not decide it): then only people may, in Azure DevOps."""
+    return bool(gate.details.get("handoff_barred"))
+
+
+def decided_in_azure_devops_only(gate: Gate) -> str:
+    """Why ``gate`` can no longer be decided from chat, only in Azure DevOps ("" when it can): Handoff is barred
+    from its approval, or Handoff's one approval is given and Azure DevOps waits for more approvers."""
+    if handoff_barred(gate):
+        return HANDOFF_BARRED
+    if gate.details.get("handoff_approved"):
+        return str(gate.details.get("handoff_note", "")) or "Handoff's approval is given: decide in Azure DevOps."
+    return ""
+
+
+def _counts_once(gate: Gate) -> bool:
+    """Whether Handoff's identity is one of ``gate``'s approvers, so that all the approvals from chat make one
+    approval in Azure DevOps."""
+    handoff = set(gate.details.get("handoff", []))
+    return bool(handoff) and not handoff.isdisjoint(gate.details.get("approvers", []))
+
+
+def needed_in_chat(gate: Gate, min_approvers: int) -> int:
+    """How many approvals from chat decide ``gate``: its gate policy's ``min_approvers``, and Azure DevOps'
+    minimum as far as Handoff can give it (one approval, when its own identity is an approver)."""
+    required = int(gate.details.get("min_required", 1))
+    return max(min(required, 1) if _counts_once(gate) else required, min_approvers)
+
+
+def _more_needed(gate: Gate) -> str:
+    """What a gate whose Azure DevOps minimum exceeds Handoff's one approval says once that approval is given."""
+    more = max(int(gate.details.get("min_required", 1)) - 1, 1)
+    people = "approver" if more == 1 else "approvers"
+    return (
+        f"Handoff's approval counts once in Azure DevOps; it needs {more} more {people} there: decide in Azure DevOps."
+    )
+
+
 def _identities(person_email: str | None, person_id: str | None) -> list[str]:
     found = []
     if person_email:
@@ -330,6 +370,17 @@ class Gatekeeper:
             },
             policy={"name": "default"},
         )
+        if event.handoff is not None:
+            handoff = _identities(event.handoff.email, event.handoff.id)
+            barred = {i for p in event.blocked_approvers for i in _identities(p.email, p.id)}
+            gate.details["handoff"] = handoff
+            gate.details["handoff_barred"] = not barred.isdisjoint(handoff)
+            # people read the approvers' names: Handoff's own account is not one of them
+            gate.details["approver_names"] = [
+                a.person.display
+                for a in event.approvers
+                if a.group or set(_identities(a.person.email, a.person.id)).isdisjoint(handoff)
+            ]
         return gate
 
     async def _closed_in_azure_devops(self, event: ApprovalEvent) -> None:
@@ -592,6 +643,9 @@ class Gatekeeper:
                 return ActionResult(False, "This gate has expired.", await self._card(gate))
             if await self._out_of_date(gate):
                 continue  # a newer version's gate waits or was approved: this one is superseded now (look again)
+            if only_there := decided_in_azure_devops_only(gate):
+                await self._audit(user.display, decision, gate, f"refused: {only_there}", conversation, comment)
+                return ActionResult(False, only_there, await self._card(gate))
             decisions = await self.store.gate_decisions(gate.gate_id)
             verdict = self.policy.may_decide(user, gate, decision, comment, decisions)
             if not verdict.allowed and decision != "override" and await self._joined_a_group(gate, user):
@@ -614,7 +668,7 @@ class Gatekeeper:
                 {d.actor for d in decisions if d.decision in ("approve", "override")}
                 | ({user.display} if decision != "reject" else set())
             )
-            needed = max(int(gate.details.get("min_required", 1)), self.policy.gate_policy(gate).min_approvers)
+            needed = needed_in_chat(gate, self.policy.gate_policy(gate).min_approvers)
             if decision == "reject":
                 state = GateState.REJECTED
             elif approvals >= needed:
@@ -649,6 +703,8 @@ class Gatekeeper:
         await self._audit(user.display, decision, updated, applied.outcome, conversation, comment)
         if applied.refused:
             return ActionResult(False, applied.note, await self._card(updated))
+        if applied.waiting:
+            return ActionResult(True, f"Handoff approved it in Azure DevOps. {applied.note}", await self._card(updated))
         message = "Approved." if state is GateState.APPROVED else "Rejected."
         return ActionResult(True, f"{message} {applied.note}".strip(), await self._card(updated))
 
@@ -732,8 +788,37 @@ class Gatekeeper:
                 "pending: Azure DevOps unavailable",
                 "Azure DevOps is not answering; Handoff will apply it when it does.",
             )
+        if decision != "reject" and not release and await self._still_waiting(gate, pipelines):
+            return await self._waits_for_more(gate)
         await self._note(gate, applied=True)
         return Applied("applied")
+
+    async def _still_waiting(self, gate: Gate, pipelines: PipelineService) -> bool:
+        """Whether Azure DevOps still waits on ``gate``'s approval after Handoff's approval was applied (its minimum
+        asks more approvers than Handoff's one identity). Asked of Azure DevOps; if it does not answer, its minimum
+        says."""
+        project = str(gate.details.get("project", ""))
+        try:
+            statuses = await pipelines.approval_statuses(project, [gate.external_id])
+        except (ServiceRefused, ServiceUnavailable) as exc:
+            log.warning("gate %s: could not ask Azure DevOps how its approval stands (%s)", gate.gate_id, exc)
+            return int(gate.details.get("min_required", 1)) > 1
+        found = next((s for s in statuses if s.approval_id.lower() == gate.external_id.lower()), None)
+        return found is not None and found.status.lower() == "pending"
+
+    async def _waits_for_more(self, gate: Gate) -> Applied:
+        """Handoff's approval of ``gate`` is applied but Azure DevOps waits for more approvers: the gate waits
+        again, to be decided in Azure DevOps (its completion closes it), and its cards say so."""
+        note = _more_needed(gate)
+        for _ in range(20):
+            current = await self.store.get_gate(gate.gate_id)
+            if current is None or current.state is not gate.state or current.details.get("decided_in"):
+                break  # Azure DevOps completed it meanwhile
+            details = {**current.details, "applied": True, "handoff_approved": True, "handoff_note": note}
+            if await self.store.update_gate(current.gate_id, current.version, GateState.PENDING, details):
+                log.info("gate %s: Handoff's approval is applied; Azure DevOps waits for more", gate.gate_id)
+                break
+        return Applied("applied; Azure DevOps waits for more approvers", note, waiting=True)
 
     async def _completed_first(self, gate: Gate, record: GateDecision, pipelines: PipelineService) -> Applied | None:
         """Azure DevOps refused ``record`` as too late for ``gate``'s approval: how it was completed, asked of Azure
@@ -1029,7 +1114,7 @@ class Gatekeeper:
         the gate took the outcome Azure DevOps completed its approval with, ``not_applied`` being the decision
         from chat that then never took effect)."""
         decisions = await self.store.gate_decisions(gate.gate_id)
-        needed = max(int(gate.details.get("min_required", 1)), self.policy.gate_policy(gate).min_approvers)
+        needed = needed_in_chat(gate, self.policy.gate_policy(gate).min_approvers)
         names = dict(gate.details.get("names") or {})
 
         def shown(d: GateDecision) -> DecisionView:
@@ -1049,6 +1134,7 @@ class Gatekeeper:
             refused=shown(refused) if refused else None,
             completed=Completion(by=completed.by, comment=completed.comment) if completed else None,
             not_applied=shown(not_applied) if not_applied else None,
+            handoff_approved=gate.state is GateState.PENDING and bool(gate.details.get("handoff_approved")),
             **_superseding(gate),
         )
         await self.ingest.accept(change)

@@ -86,6 +86,8 @@ class Merge:
 GROUP_MENTION_LIMIT = 10
 # An approval step's status while its approver has not acted (Azure DevOps: pending; older APIs: undefined).
 _UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
+# What an approval card says when Azure DevOps bars Handoff's own identity from deciding it.
+HANDOFF_BARRED = "Handoff started this run, so Azure DevOps lets only people decide it: decide in Azure DevOps."
 # The statuses of a card that tells how things ended.
 _ENDED = frozenset(
     {Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED, Status.APPROVED, Status.REJECTED, Status.EXPIRED}
@@ -404,6 +406,8 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
     barred = sorted({p.email.lower() for p in event.blocked_approvers if p.email})
     if barred and not new.get("barred"):
         new["barred"] = barred
+    if event.handoff is not None and event.handoff.email and not new.get("handoff_identity"):
+        new["handoff_identity"] = event.handoff.email.lower()
     if event.approvers and (not decided_before or not new.get("approvers")):
         new["approvers"] = [_approver_state(a) for a in event.approvers]
     if status not in _UNDECIDED:
@@ -439,6 +443,10 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
         for d in event.decisions
     ]
     new["needed"] = event.needed
+    if event.handoff_approved:
+        new["handoff_approved"] = True
+    else:
+        new.pop("handoff_approved", None)
     replies: list[Card] = []
     if event.refused is not None:
         # the decision was refused: it never took effect, so the card waits again, whatever it showed (unless
@@ -476,6 +484,9 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
                 )
             else:
                 replies.append(Card(title=f"{status.label}", status=status, summary=event.note))
+        elif latest is not None and event.handoff_approved:
+            names = ", ".join(_name_of(new, d.actor, d.name) for d in event.decisions if d.decision == "approve")
+            replies.append(Card(title=f"Handoff approved in Azure DevOps for {names}", status=Status.WAITING))
         elif latest is not None:
             approvals = sum(1 for d in event.decisions if d.decision == "approve")
             replies.append(
@@ -581,29 +592,47 @@ def _render_approval(state: State) -> Card:
         facts.append(Fact("Stage", state["stage"]))
     if state.get("environment"):
         facts.append(Fact("Environment", state["environment"]))
-    approvers = state.get("approvers", [])
-    if approvers:
-        facts.append(Fact("Approvers", ", ".join(a["name"] for a in approvers)))
-    facts.append(Fact("Approvals needed", str(state.get("min_required", 1))))
+    handoff = state.get("handoff_identity")
+    people = [a for a in state.get("approvers", []) if not handoff or _norm(a.get("email")) != handoff]
+    if people:
+        facts.append(Fact("Approvers", ", ".join(a["name"] for a in people)))
+    required = int(state.get("min_required", 1))
+    # Handoff's identity gives one approval in Azure DevOps, however many people approve in chat
+    counts_once = len(people) < len(state.get("approvers", [])) and required > 1
+    if counts_once:
+        facts.append(Fact("Approvals needed", f"{required} in Azure DevOps: Handoff's, and {required - 1} more there"))
+    else:
+        facts.append(Fact("Approvals needed", str(max(required, int(state.get("needed", 1))))))
     if state.get("requested_by"):
         facts.append(Fact("Requested by", state["requested_by"]))
     approvals = [d for d in state.get("decisions", []) if d["decision"] == "approve"]
     if status is Status.WAITING and approvals:
         names = ", ".join(_name_of(state, d["actor"], d.get("name", "")) for d in approvals)
-        facts.append(Fact("Approved so far", f"{len(approvals)} of {state.get('needed', 1)}: {names}"))
+        if state.get("handoff_approved"):
+            facts.append(Fact("Approved so far", f"Handoff's approval in Azure DevOps, for {names}"))
+        else:
+            facts.append(Fact("Approved so far", f"{len(approvals)} of {state.get('needed', 1)}: {names}"))
     if state.get("decided_by"):
         facts.append(Fact("Decided by", state["decided_by"]))
     if state.get("note"):
         facts.append(Fact("Note", state["note"]))
     summary = state.get("instructions", "")
     headline, why = _refusal(state)
-    if status is Status.WAITING and headline:
+    barred = bool(handoff) and handoff in state.get("barred", [])
+    only_there = status is Status.WAITING and (barred or bool(state.get("handoff_approved")))
+    if status is Status.WAITING and barred:
+        summary = HANDOFF_BARRED + (f"\n\n{summary}" if summary else "")
+    elif status is Status.WAITING and headline:
         summary = f"{headline}: {why}" + (f"\n\n{summary}" if summary else "")
+    elif status is Status.WAITING and counts_once and not state.get("handoff_approved"):
+        more = f"{required - 1} more must approve there" if required > 2 else "one more must approve there"
+        told = f"Handoff's approval counts once in Azure DevOps, which needs {required} approvers: {more}."
+        summary = told + (f"\n\n{summary}" if summary else "")
     elif status is not Status.WAITING and (not_applied := _not_applied(state)):
         # Azure DevOps completed it otherwise than the card once said: say so first
         summary = f"{_completion_headline(state)}; {not_applied}." + (f"\n\n{summary}" if summary else "")
     actions: tuple[Action, ...] = ()
-    if status is Status.WAITING:
+    if status is Status.WAITING and not only_there:
         gate = {
             "gate": f"azure-devops:{state.get('scope', '')}:{state.get('approval_kind')}-approval:"
             f"{state.get('approval_id')}".lower()
@@ -643,7 +672,7 @@ def _awaited_approvers(state: State) -> tuple[Mention, ...]:
     """The approvers a waiting gate calls on: the people who have not decided yet and whom Azure DevOps lets
     decide (not its blocked approvers: the requester, where requesterCannotBeApprover is on). A group's
     step calls on its members, when it is small enough to name them (a large one is only named)."""
-    barred = set(state.get("barred", []))
+    barred = set(state.get("barred", [])) | ({state["handoff_identity"]} if state.get("handoff_identity") else set())
     decided = {_norm(d["actor"]) for d in state.get("decisions", [])}
     mentions: dict[str, Mention] = {}
     for approver in state.get("approvers", []):

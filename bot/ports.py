@@ -527,6 +527,11 @@ class PipelineService(Protocol):
         than a cache."""
         ...
 
+    async def own_identity(self) -> Person | None:
+        """Handoff's own identity in Azure DevOps (whose credentials decide approvals from chat); None when
+        Azure DevOps does not say."""
+        ...
+
     async def run_pipeline(
         self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]
     ) -> StartedRun: ...

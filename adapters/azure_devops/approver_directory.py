@@ -60,6 +60,11 @@ def _known(identity: Any) -> _Known:
     return _Known(Person(name=name, email=email, id=identity.id), False)
 
 
+def identity_person(identity: Any) -> Person:
+    """The person an Identity (the SDK's, as ``connectionData`` or the Identities API give it) stands for."""
+    return _known(identity).person
+
+
 class ApproverDirectory:
     """Completes approvers with the people behind them; see the module's docstring."""
 

@@ -30,7 +30,15 @@ from adapters.web.health import METRICS
 from adapters.web.limits import set_body_limit
 from adapters.web.payloads import PayloadError, decode_json
 from bot.config import AzureDevOpsSettings
-from bot.events import ApprovalEvent, ApprovalPending, Approver, DomainEvent, RunStateChanged, StageStateChanged
+from bot.events import (
+    ApprovalEvent,
+    ApprovalPending,
+    Approver,
+    DomainEvent,
+    Person,
+    RunStateChanged,
+    StageStateChanged,
+)
 from bot.ports import EventSink, RunStatus
 
 PATH = "/hooks/azure-devops"
@@ -44,6 +52,8 @@ RunDetails = Callable[[str, str], Awaitable[RunStatus]]
 """``(project, run_id)`` → how the run stands: the stage it failed in (from its timeline), who asked for it."""
 ApproverIdentities = Callable[[tuple[Approver, ...]], Awaitable[tuple[Approver, ...]]]
 """Approvers → the same with the people behind them (emails, a group's members)."""
+OwnIdentity = Callable[[], Awaitable[Person | None]]
+"""Handoff's own identity in Azure DevOps."""
 
 log = logging.getLogger("handoff.ingest.azure_devops")
 
@@ -69,7 +79,9 @@ class ServiceHookRoute:
         details_timeout: float | None = None,
         run_details: RunDetails | None = None,
         approver_identities: ApproverIdentities | None = None,
+        own_identity: OwnIdentity | None = None,
     ) -> None:
+        self._own_identity = own_identity
         self._auth = ServiceHookAuthenticator(settings.service_hooks)
         self._organization = organization_from_url(settings.organization_url, is_base=True) or ""
         self._sink = sink
@@ -141,7 +153,22 @@ class ServiceHookRoute:
             return event
         # one time budget for both lookups: Azure DevOps waits for the answer (reference: return 2xx fast)
         deadline = asyncio.get_running_loop().time() + self._details_timeout
-        return await self._with_approver_identities(await self._with_approval_details(event, deadline), deadline)
+        event = await self._with_approver_identities(await self._with_approval_details(event, deadline), deadline)
+        return await self._with_handoff(event, deadline)
+
+    async def _with_handoff(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
+        """The approval with Handoff's own identity, which may give one approval at most (or none: it is barred
+        where it started the run)."""
+        if self._own_identity is None or event.handoff is not None:
+            return event
+        try:
+            async with asyncio.timeout_at(max(deadline, asyncio.get_running_loop().time() + 1.0)):
+                me = await self._own_identity()
+        except Exception as exc:  # the gate still opens; Handoff then learns what it may not do when it tries
+            name = type(exc).__name__
+            log.warning("approval %s: Handoff's own identity unknown (%s)", _shown(event.approval_id), name)
+            return event
+        return replace(event, handoff=me) if me is not None else event
 
     async def _with_approval_details(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         if event.run is not None or self._approval_details is None:
@@ -199,6 +226,7 @@ def add_azure_devops_hooks(
     approval_details: ApprovalDetails | None = None,
     run_details: RunDetails | None = None,
     approver_identities: ApproverIdentities | None = None,
+    own_identity: OwnIdentity | None = None,
 ) -> None:
     """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``.
 
@@ -215,9 +243,16 @@ def add_azure_devops_hooks(
         approver_identities: completes a pending approval's approvers: the email of one named by id alone,
             the members of a group or team (so they may decide in chat). It may raise; the approvers are
             then kept as they are.
+        own_identity: Handoff's own identity in Azure DevOps, put on a pending approval (read once: the
+            answer is kept). It may raise; the approval is then kept as it is.
     """
     route = ServiceHookRoute(
-        settings, sink, approval_details, run_details=run_details, approver_identities=approver_identities
+        settings,
+        sink,
+        approval_details,
+        run_details=run_details,
+        approver_identities=approver_identities,
+        own_identity=own_identity,
     )
     app.router.add_post(PATH, route.handle)
     set_body_limit(app, PATH, BODY_LIMIT)

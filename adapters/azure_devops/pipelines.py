@@ -17,7 +17,7 @@ from msrest.authentication import Authentication, BasicAuthentication
 from msrest.exceptions import ClientRequestError
 
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
-from adapters.azure_devops.approver_directory import ApproverDirectory
+from adapters.azure_devops.approver_directory import ApproverDirectory, identity_person
 from adapters.azure_devops.gateway import AzureDevOpsGateway
 from adapters.azure_devops.hook_context import email_from_unique_name
 from adapters.azure_devops.service_hooks import approval_status
@@ -72,6 +72,7 @@ class AzureDevOpsPipelines:
         self.approvals = self.gateway.watch(PipelineApprovalsClient(connection.base_url, connection._creds))
         self.directory = ApproverDirectory(connection, self.gateway)
         self._pipeline_ids: dict[tuple[str, str], int] = {}
+        self._me: Person | None = None
 
     def _client(self, area: str) -> Any:
         """The SDK's client for ``area`` (``build``, ``pipelines``, ``release``), watched by the gateway.
@@ -152,6 +153,14 @@ class AzureDevOpsPipelines:
             raise ServiceRefused(getattr(error, "message", "") or str(error)) from None
         except (ClientRequestError, OSError) as error:
             raise ServiceUnavailable(f"Azure DevOps is unreachable ({type(error).__name__})") from None
+
+    async def own_identity(self) -> Person | None:
+        """The identity Handoff's credentials stand for (``GET _apis/connectionData``), read once."""
+        if self._me is None:
+            data = await self._call("connection data", lambda: self._client("location").get_connection_data())
+            me = getattr(data, "authenticated_user", None)
+            self._me = identity_person(me) if me is not None else None
+        return self._me
 
     # --- runs --------------------------------------------------------------------------------------
 

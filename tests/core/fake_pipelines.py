@@ -30,6 +30,10 @@ class FakePipelines:
     group_reads: int = 0
     approvals: dict[str, ApprovalStatus] = field(default_factory=dict)
     asked: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    me: Person | None = None
+
+    async def own_identity(self) -> Person | None:
+        return self.me
 
     async def run_pipeline(
         self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]

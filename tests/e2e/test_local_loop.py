@@ -117,51 +117,94 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
     assert [e.outcome for e in audit if e.action == "approve"][-1] == "applied"
 
 
-async def test_an_approval_azure_devops_refuses_leaves_the_gate_waiting_and_says_why(loop: Loop) -> None:
+async def test_a_release_handoff_started_is_left_to_people_in_azure_devops(loop: Loop) -> None:
     """Handoff started the release itself (as a promoted model version does), and production's approval bars
-    the run's requester: Azure DevOps refuses Handoff's identity when bob approves from Teams."""
+    the run's requester: Azure DevOps would refuse Handoff's identity, so the gate's cards say so up front, offer
+    no buttons, and a click from an older card sends nothing."""
     ado, teams, slack = loop.suite.ado, loop.suite.teams, loop.suite.slack
     run = ado.start_run(
         "release-app-y", requested_by=BOT_IDENTITY, parameters={"modelName": "model-x", "modelVersion": "8"}
     )
+    barred = "Handoff started this run, so Azure DevOps lets only people decide it: decide in Azure DevOps."
     post = await eventually(
-        lambda: next((p for p in teams_posts(loop, "App releases") if '"verb": "approve"' in card_text(p)), None)
+        lambda: next((p for p in teams_posts(loop, "App releases") if barred in card_text(p)), None)
     )
-    data = json.loads(re.findall(r'"verb": "approve", "data": (\{[^{}]*\})', card_text(post))[0])
-    answer = await teams.click_action(post.id, "approve", data, user="bob")
-    assert answer.status == 200 and answer.body is not None and answer.body["statusCode"] != 200
-    assert "Azure DevOps refused your approval: Handoff Bot cannot approve approval" in json.dumps(answer.body)
-    [approval] = ado.approvals_for(run.id)
-    assert approval.status == "pending"  # Azure DevOps still waits
-
-    refused = "Azure DevOps refused Bob Okafor's approval"
-    # the gate's cards wait again, with their buttons, and say why; their threads are told so
-    await eventually(lambda: refused in card_text(post) and '"verb": "approve"' in card_text(post))
-    assert "the requester of the run is not allowed to approve it; decide in Azure DevOps." in card_text(post)
-    [reply] = await eventually(lambda: [r for r in post.replies if refused in json.dumps(r.activity)])
-    assert "Open in Azure DevOps" in json.dumps(reply.activity)
     gate_card = await eventually(
-        lambda: next((m for m in slack_messages(loop, "app-releases") if refused in blocks_text(m)), None)
+        lambda: next((m for m in slack_messages(loop, "app-releases") if barred in blocks_text(m)), None)
     )
-    assert '"action_id": "approve"' in blocks_text(gate_card)
-    await eventually(lambda: any(refused in r.text for r in gate_card.replies))
-    assert not any("Approved" in json.dumps(r.activity) for r in post.replies)
-    assert not any("Approved" in r.text for r in gate_card.replies)
-    # the gate waits in Handoff too: carol is asked again, and nothing sends bob's approval again
+    assert '"verb": "approve"' not in card_text(post) and '"action_id": "approve"' not in blocks_text(gate_card)
+    assert "Open in Azure DevOps" in card_text(post) and "Open in Azure DevOps" in blocks_text(gate_card)
+    # the people are named; Handoff's own account is not
+    assert "Carol Jensen, Bob Okafor" in blocks_text(gate_card) and "Handoff Bot" not in blocks_text(gate_card)
+    [approval] = ado.approvals_for(run.id)
+    gate_id = f"azure-devops:contoso:pipeline-approval:{approval.id}"
+    answer = await teams.click_action(post.id, "approve", {"gate": gate_id}, user="bob")  # an older card's button
+    assert answer.status == 200 and answer.body is not None and answer.body["statusCode"] != 200
+    assert barred in json.dumps(answer.body)
+    assert ado.recorder.matching(f"PATCH {APPROVALS}") == [] and approval.status == "pending"
+    # `approvals` does not ask carol to decide it in chat
     handoff = loop.server.handoff
     assert handoff is not None
     carol = ChatUser(platform="slack", user_id="U0CAROL", email="carol@contoso.com")
     where = ConversationAddress("slack", slack.state.channel("app-releases").id)
     listed = await handoff.chat.on_command(CommandRequest(carol, where, "approvals"))
-    assert "release-app-y → production" in listed.text
+    assert "Gates waiting for you" not in listed.text
+    assert "release-app-y → production" in listed.text and barred in listed.text
     await handoff.gatekeeper.sweep()
-    assert len(ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")) == 1
-    assert approval.status == "pending" and ado.run(run.id).state != "completed"
-    audit = await loop.server.store.list_audit()
-    assert [e.outcome for e in audit if e.action == "approve"] == [
-        f"refused by Azure DevOps: Handoff Bot cannot approve approval {approval.id}: "
-        "the requester of the run is not allowed to approve it."
-    ]
+    assert ado.recorder.matching(f"PATCH {APPROVALS}") == [] and ado.run(run.id).state != "completed"
+
+
+async def test_an_approval_azure_devops_needs_two_for_waits_there_after_handoffs_one(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """Production's approval needs two approvers; Handoff's identity gives one, so the cards say so up front, and
+    after carol's approval from Slack is applied the gate waits for the other in Azure DevOps, never shown as
+    approved until Azure DevOps completes it."""
+
+    def two_needed(world: dict[str, Any]) -> None:
+        [production] = [e for e in world["azure_devops"]["environments"] if e["name"] == "production"]
+        production["approval"]["minRequiredApprovers"] = 2
+
+    loop = await start_loop(world=two_needed)
+    ado, slack = loop.suite.ado, loop.suite.slack
+    run = ado.start_run(
+        "release-app-y", requested_by="alice@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+    )
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
+    )
+    upfront = "Handoff's approval counts once in Azure DevOps, which needs 2 approvers: one more must approve there."
+    assert upfront in blocks_text(gate_card)
+    assert "2 in Azure DevOps: Handoff's, and 1 more there" in blocks_text(gate_card)
+    assert "Handoff Bot" not in blocks_text(gate_card)
+    await approve_in_slack(loop, gate_card, "carol", "looks good")
+    more = "Handoff's approval counts once in Azure DevOps; it needs 1 more approver there: decide in Azure DevOps."
+    await eventually(lambda: more in blocks_text(gate_card))
+    assert '"action_id": "approve"' not in blocks_text(gate_card) and "Decided by" not in blocks_text(gate_card)
+    assert "Handoff's approval in Azure DevOps, for Carol Jensen" in blocks_text(gate_card)
+    told = "Handoff approved in Azure DevOps for Carol Jensen"
+    await eventually(lambda: any(told in r.text for r in gate_card.replies))
+    assert not any(r.text.startswith("Approved") for r in gate_card.replies)
+    [approval] = ado.approvals_for(run.id)
+    assert approval.status == "pending" and len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 1
+    handoff = loop.server.handoff
+    assert handoff is not None
+    gate_id = f"azure-devops:contoso:pipeline-approval:{approval.id}"
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.PENDING and gate.details["applied"] is True
+    # bob's click from chat would add nothing in Azure DevOps: he is told to decide there, and nothing is sent
+    bob = ChatUser(platform="slack", user_id="U0B0B000002", email="bob@contoso.com")
+    where = ConversationAddress("slack", slack.state.channel("app-releases").id)
+    answer = await handoff.gatekeeper.decide(bob, gate_id, "approve", "", where)
+    assert not answer.accepted and answer.message == more
+    await handoff.gatekeeper.sweep()
+    assert len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 1
+    # bob approves in Azure DevOps: the gate and its cards take Azure DevOps' outcome
+    await decide_in_azure_devops(ado, "bob@contoso.com", approval.id, "approved", "fine by me")
+    await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)
+    await eventually(lambda: "Approved" in blocks_text(gate_card) and "Bob Okafor" in blocks_text(gate_card))
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.APPROVED
 
 
 async def the_group_gate(loop: Loop) -> tuple[Any, Any]:
@@ -351,19 +394,16 @@ async def test_a_decision_sent_again_after_azure_devops_completed_the_approval_t
 
 
 async def test_a_gate_waiting_again_closes_when_azure_devops_says_its_approval_is_done(loop: Loop) -> None:
-    """Azure DevOps refused bob's approval (Handoff started the run), so the gate waits again; carol approves in
-    Azure DevOps itself and that event is lost. The sweep asks Azure DevOps, now and then, and closes the gate."""
-    ado, teams = loop.suite.ado, loop.suite.teams
+    """Handoff started the run, so its gate waits for people to decide in Azure DevOps; carol approves there and
+    that event is lost. The sweep asks Azure DevOps, now and then, and closes the gate."""
+    ado = loop.suite.ado
     run = ado.start_run(
         "release-app-y", requested_by=BOT_IDENTITY, parameters={"modelName": "model-x", "modelVersion": "8"}
     )
+    refused = "Handoff started this run"
     post = await eventually(
-        lambda: next((p for p in teams_posts(loop, "App releases") if '"verb": "approve"' in card_text(p)), None)
+        lambda: next((p for p in teams_posts(loop, "App releases") if refused in card_text(p)), None)
     )
-    data = json.loads(re.findall(r'"verb": "approve", "data": (\{[^{}]*\})', card_text(post))[0])
-    assert (await teams.click_action(post.id, "approve", data, user="bob")).status == 200
-    refused = "Azure DevOps refused Bob Okafor's approval"
-    await eventually(lambda: refused in card_text(post) and '"verb": "approve"' in card_text(post))
     [approval] = ado.approvals_for(run.id)
     async with hooks_lost(ado):
         await decide_in_azure_devops(ado, "carol@contoso.com", approval.id, "approved", "ship it")
@@ -393,6 +433,6 @@ async def test_a_gate_waiting_again_closes_when_azure_devops_says_its_approval_i
         lambda: '"action_id": "approve"' not in blocks_text(gate_card) and "Carol Jensen" in blocks_text(gate_card)
     )
     await eventually(lambda: any("Approved in Azure DevOps by Carol Jensen" in r.text for r in gate_card.replies))
-    assert len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 2  # bob's refused approval, carol's own
+    assert len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 1  # carol's own
     audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
     assert audit[-1] == ("Azure DevOps", "decide", "approved")
