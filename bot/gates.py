@@ -963,10 +963,15 @@ class Gatekeeper:
                 log.info("gate %s: Azure DevOps says its approval is %s", gate.gate_id, status.status)
                 await self._take_outcome(gate.gate_id, outcome)
 
-    async def remind(self, every: timedelta) -> None:
-        """Re-announce gates that have waited longer than ``every`` since they opened or were last announced."""
+    async def remind(self) -> None:
+        """Re-announce each waiting gate once its own gate policy's ``remind_every`` has passed since it opened or
+        was last announced (an Azure DevOps approval's policy is ``default``; a model's promotion gate's is the
+        one its ``promotion_gate`` names). A policy whose ``remind_every`` is null reminds of nothing."""
         now = self.clock.now()
         for gate in await self.store.list_gates(GateState.PENDING):
+            every = self.policy.gate_policy(gate).remind_every
+            if every is None:
+                continue
             last = (
                 datetime.fromisoformat(gate.details["reminded_at"])
                 if "reminded_at" in gate.details

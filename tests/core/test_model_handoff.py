@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -782,3 +782,72 @@ async def test_approving_an_older_version_while_a_newer_one_waits_is_refused(wor
         ("Handoff", "supersede", "superseded by model-x:9"),
         ("carol@contoso.com", "approve", "refused: superseded by model-x:9"),
     ]
+
+
+# --- reminders: each waiting gate by its own gate policy -------------------------------------------------------
+
+
+async def reminders(world: World) -> list[tuple[str, str]]:
+    """Take every due delivery off the outbox; the (gate, conversation) of each reminder among them."""
+    found = []
+    later = world.clock.now() + timedelta(days=30)
+    while claimed := await world.core.store.claim_deliveries("test", later, timedelta(seconds=1), 1000):
+        for delivery in claimed:
+            title = str((delivery.payload.get("card") or {}).get("title", ""))
+            if delivery.payload.get("op") == "reply" and title.startswith("Still waiting for approval"):
+                found.append((delivery.grouping_key, delivery.conversation.conversation_id))
+            await world.core.store.complete_delivery(delivery.id, "test")
+    return sorted(found)
+
+
+async def remind_at(world: World, after: timedelta) -> list[tuple[str, str]]:
+    """The reminders the housekeeping sends at ``after`` past T0."""
+    await world.clock.advance((T0 + after - world.clock.now()).total_seconds())
+    await world.core.gatekeeper.remind()
+    return await reminders(world)
+
+
+def approvals_in_app_releases(config: dict[str, Any]) -> None:
+    config["subscriptions"].append({"channel": "app-releases", "events": ["approval"]})
+
+
+async def open_both_gates(world: World) -> None:
+    """model-x:8's promotion gate (shown in #ml-models) and an Azure DevOps approval (in #app-releases), opened
+    within seconds of T0."""
+    await _integration_passed(world)  # (its integration finished: nothing changes the gate meanwhile)
+    await world.core.ingest.accept(pending(requester="erin"))
+    assert await reminders(world) == []  # the gates' own cards
+
+
+async def test_each_waiting_gate_is_reminded_at_its_own_policys_interval(store_url: str, tmp_path: Path) -> None:
+    def tweak(config: dict[str, Any]) -> None:
+        approvals_in_app_releases(config)
+        config["gates"]["default"]["remind_every"] = "4h"
+        config["gates"]["model-promotion"]["remind_every"] = "1h"
+
+    async for world in make_world(store_url, tmp_path, tweak):
+        await open_both_gates(world)
+        # the promotion gate shows in #ml-models and, as an approval, in #app-releases
+        promotion = [(GATE, RELEASES.conversation_id), (GATE, MODELS.conversation_id)]
+        approval = [(AZURE_DEVOPS_GATE, RELEASES.conversation_id)]
+        assert await remind_at(world, timedelta(minutes=59)) == []
+        assert await remind_at(world, timedelta(minutes=61)) == promotion
+        assert await remind_at(world, timedelta(minutes=120)) == []  # an hour after its last reminder, not before
+        assert await remind_at(world, timedelta(minutes=122)) == promotion
+        assert await remind_at(world, timedelta(minutes=239)) == promotion
+        assert await remind_at(world, timedelta(minutes=241)) == approval
+
+
+async def test_a_policy_without_remind_every_reminds_of_nothing_and_no_default_policy_is_needed(
+    store_url: str, tmp_path: Path
+) -> None:
+    def tweak(config: dict[str, Any]) -> None:
+        approvals_in_app_releases(config)
+        del config["gates"]["default"]  # Azure DevOps approvals then follow the built-in policy: every 4 h
+        config["gates"]["model-promotion"]["remind_every"] = None
+
+    async for world in make_world(store_url, tmp_path, tweak):
+        await open_both_gates(world)
+        assert await remind_at(world, timedelta(hours=3, minutes=59)) == []
+        assert await remind_at(world, timedelta(hours=4, minutes=1)) == [(AZURE_DEVOPS_GATE, RELEASES.conversation_id)]
+        assert await remind_at(world, timedelta(hours=30)) == [(AZURE_DEVOPS_GATE, RELEASES.conversation_id)]
