@@ -20,7 +20,8 @@ promotion gate (``source="handoff"``), opened when a new version is registered, 
 the configured release pipeline with that version and tags the version approved in Azure ML. Its
 details carry the evidence (the contract verdict and the integration run per consuming app) and what
 blocks Approve; a blocked gate can only be approved by an ``override`` from someone in one of the
-policy's ``override_roles``, with a reason, which goes to the audit log and onto the model version.
+policy's ``override_roles``, with a reason, which goes to the audit log and onto the model version (an
+override of a promotion gate nothing blocks is refused: the person is asked to approve it instead).
 A newer version's promotion gate supersedes the model's older ones still waiting (versions compared as
 numbers: "10" is newer than "9"), so that approving one cannot release an older version over a newer one;
 see :meth:`Gatekeeper.supersede_older_promotions`.
@@ -599,6 +600,11 @@ class Gatekeeper:
             if not verdict.allowed:
                 await self._audit(user.display, decision, gate, f"refused: {verdict.reason}", conversation, comment)
                 return ActionResult(False, verdict.reason)
+            if decision == "override" and gate.source == HANDOFF and not self.blockers(gate, decisions):
+                # an override approves past what blocks Approve: with nothing blocking, it would only mislabel an
+                # approval (and skip Approve's rules), so the person is sent to Approve, on the card as it is now
+                await self._audit(user.display, decision, gate, "refused: nothing blocks it", conversation, comment)
+                return ActionResult(False, "Nothing blocks this gate: Approve it instead.", await self._card(gate))
             blocked = self.blockers(gate, decisions) if decision == "approve" else []
             if blocked:
                 roles = ", ".join(self.policy.gate_policy(gate).override_roles)

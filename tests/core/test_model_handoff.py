@@ -851,3 +851,25 @@ async def test_a_policy_without_remind_every_reminds_of_nothing_and_no_default_p
         assert await remind_at(world, timedelta(hours=3, minutes=59)) == []
         assert await remind_at(world, timedelta(hours=4, minutes=1)) == [(AZURE_DEVOPS_GATE, RELEASES.conversation_id)]
         assert await remind_at(world, timedelta(hours=30)) == [(AZURE_DEVOPS_GATE, RELEASES.conversation_id)]
+
+
+async def test_an_override_of_a_promotion_nothing_blocks_is_refused_and_approve_offered(world: World) -> None:
+    await _integration_passed(world)
+    assert (await world.gate_details())["blockers"] == []
+
+    refused = await decide(world, "carol", "override", "ship it")
+    assert not refused.accepted
+    assert refused.message == "Nothing blocks this gate: Approve it instead."
+    assert refused.card is not None and [a.action_id for a in refused.card.actions] == ["approve", "reject"]
+    gate = await world.core.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.PENDING
+    assert await world.core.store.gate_decisions(GATE) == []
+    assert world.pipelines.of("release-app-y") == [] and world.ml.tagged == []
+    [audit] = [e for e in await world.core.store.list_audit() if e.action == "override"]
+    assert (audit.actor, audit.outcome, audit.comment) == ("carol@contoso.com", "refused: nothing blocks it", "ship it")
+
+    approved = await decide(world, "carol", "approve", "ship it")
+    assert approved.accepted
+    assert world.ml.tagged == [("model-x", "8", {"approved": "true", "approved_by": "carol@contoso.com"})]
+    shown = [f.label for f in (await world.card(GATE)).facts]
+    assert "Overridden by" not in shown and "Decided by" in shown
