@@ -873,3 +873,33 @@ async def test_an_override_of_a_promotion_nothing_blocks_is_refused_and_approve_
     assert world.ml.tagged == [("model-x", "8", {"approved": "true", "approved_by": "carol@contoso.com"})]
     shown = [f.label for f in (await world.card(GATE)).facts]
     assert "Overridden by" not in shown and "Decided by" in shown
+
+
+async def test_a_promotion_gate_card_and_its_reminders_name_and_call_on_who_may_decide(
+    store_url: str, tmp_path: Path
+) -> None:
+    def tweak(config: dict[str, Any]) -> None:
+        config["roles"]["release-managers"]["members"] = ["carol@contoso.com", "dave@contoso.com", "slack:UERIN"]
+        config["gates"]["model-promotion"].update(min_approvers=2, expire_after="48h", remind_every="1h")
+
+    async for world in make_world(store_url, tmp_path, tweak):
+        await _integration_passed(world)
+        card = await world.card(GATE)
+        shown = [(f.label, f.value) for f in card.facts]
+        assert ("Approvers", "release-managers: carol@contoso.com, dave@contoso.com") in shown
+        assert ("Approvals needed", "2") in shown
+        assert ("Expires", "2026-11-30 09:00 UTC") in shown  # 48 h after it opened at T0
+        assert [m.email for m in card.mentions] == ["carol@contoso.com", "dave@contoso.com"]
+
+        assert (await decide(world, "carol", "approve", "green")).accepted  # 1 of 2
+        await reminders(world)
+        assert [m.email for m in (await world.card(GATE)).mentions] == ["dave@contoso.com"]
+        await world.clock.advance(timedelta(hours=2).total_seconds())
+        await world.core.gatekeeper.remind()
+        called = []
+        while claimed := await world.core.store.claim_deliveries("t", world.clock.now(), timedelta(seconds=1), 99):
+            for delivery in claimed:
+                if str(delivery.payload["card"]["title"]).startswith("Still waiting for approval"):
+                    called.append([m["email"] for m in delivery.payload["card"]["mentions"]])
+                await world.core.store.complete_delivery(delivery.id, "t")
+        assert called == [["dave@contoso.com"]]  # in #ml-models, where the gate shows
