@@ -81,7 +81,6 @@ class Handoff:
         await asyncio.gather(*tasks)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        remind = self.settings.gates.get("default")
         while not stop.is_set():
             try:
                 await self.gatekeeper.sweep()
@@ -89,8 +88,7 @@ class Handoff:
                     await self.runner.sweep()
                 if self.model_handoff is not None:
                     await self.model_handoff.sweep()
-                if remind is not None and remind.remind_every:
-                    await self.gatekeeper.remind(remind.remind_every)
+                await self.gatekeeper.remind()
             except Exception:
                 log.exception("housekeeping failed; trying again in a minute")
             with contextlib.suppress(TimeoutError):

@@ -699,6 +699,12 @@ class PromotionGateChanged(DomainEvent):
     override_roles: tuple[str, ...] = ()
     revision: int = 0
     min_required: int = 1
+    # who may decide: the gate policy's approver roles, the emails of their members (whom the card calls on),
+    # and the people who may not approve it (its requester, where the policy says so); when it expires
+    approver_roles: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    barred: tuple[str, ...] = ()
+    expires_at: datetime | None = None
 
     @property
     def outcome(self) -> str | None:

@@ -20,7 +20,8 @@ promotion gate (``source="handoff"``), opened when a new version is registered, 
 the configured release pipeline with that version and tags the version approved in Azure ML. Its
 details carry the evidence (the contract verdict and the integration run per consuming app) and what
 blocks Approve; a blocked gate can only be approved by an ``override`` from someone in one of the
-policy's ``override_roles``, with a reason, which goes to the audit log and onto the model version.
+policy's ``override_roles``, with a reason, which goes to the audit log and onto the model version (an
+override of a promotion gate nothing blocks is refused: the person is asked to approve it instead).
 A newer version's promotion gate supersedes the model's older ones still waiting (versions compared as
 numbers: "10" is newer than "9"), so that approving one cannot release an older version over a newer one;
 see :meth:`Gatekeeper.supersede_older_promotions`.
@@ -653,6 +654,11 @@ class Gatekeeper:
             if not verdict.allowed:
                 await self._audit(user.display, decision, gate, f"refused: {verdict.reason}", conversation, comment)
                 return ActionResult(False, verdict.reason)
+            if decision == "override" and gate.source == HANDOFF and not self.blockers(gate, decisions):
+                # an override approves past what blocks Approve: with nothing blocking, it would only mislabel an
+                # approval (and skip Approve's rules), so the person is sent to Approve, on the card as it is now
+                await self._audit(user.display, decision, gate, "refused: nothing blocks it", conversation, comment)
+                return ActionResult(False, "Nothing blocks this gate: Approve it instead.", await self._card(gate))
             blocked = self.blockers(gate, decisions) if decision == "approve" else []
             if blocked:
                 roles = ", ".join(self.policy.gate_policy(gate).override_roles)
@@ -1048,10 +1054,15 @@ class Gatekeeper:
                 log.info("gate %s: Azure DevOps says its approval is %s", gate.gate_id, status.status)
                 await self._take_outcome(gate.gate_id, outcome)
 
-    async def remind(self, every: timedelta) -> None:
-        """Re-announce gates that have waited longer than ``every`` since they opened or were last announced."""
+    async def remind(self) -> None:
+        """Re-announce each waiting gate once its own gate policy's ``remind_every`` has passed since it opened or
+        was last announced (an Azure DevOps approval's policy is ``default``; a model's promotion gate's is the
+        one its ``promotion_gate`` names). A policy whose ``remind_every`` is null reminds of nothing."""
         now = self.clock.now()
         for gate in await self.store.list_gates(GateState.PENDING):
+            every = self.policy.gate_policy(gate).remind_every
+            if every is None:
+                continue
             last = (
                 datetime.fromisoformat(gate.details["reminded_at"])
                 if "reminded_at" in gate.details

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from bot.cards import Action, Card, Fact, Link, Status
+from bot.cards import Action, Card, Fact, Link, Mention, Status
 from bot.contracts import Verdict
 from bot.events import AppHandoffChanged, ModelChecked, PromotionGateChanged
 
@@ -296,7 +297,12 @@ def merge_promotion_gate(state: State | None, event: PromotionGateChanged) -> Ha
         override_roles=list(event.override_roles),
         revision=event.revision,
         min_required=event.min_required,
+        approver_roles=list(event.approver_roles),
+        deciders=list(event.approvers),
+        barred=list(event.barred),
     )
+    if event.expires_at is not None:
+        new["expires_at"] = event.expires_at.astimezone(UTC).isoformat()
     if event.web_url:
         new["url"] = event.web_url
     return HandoffMerge(new, new != state)
@@ -339,6 +345,8 @@ def render_promotion_gate(state: State) -> Card:
     for name, app in sorted(state.get("apps", {}).items()):
         facts.append(Fact(f"{name} ({_runs(app)})", verdict_text(app)))
         facts.append(Fact(f"{name} integration", integration_text(app.get("integration"))))
+    if status is Status.WAITING:
+        facts += _who_decides(state)
     approvals = [d for d in decisions if d.get("decision") in ("approve", "override")]
     if status is Status.WAITING and approvals:
         names = ", ".join(str(d.get("name") or d["actor"]) for d in approvals)
@@ -378,4 +386,28 @@ def render_promotion_gate(state: State) -> Card:
         links=tuple(links),
         actions=actions,
         context="Handoff promotion gate",
+        mentions=_awaited(state) if status is Status.WAITING else (),
     )
+
+
+def _who_decides(state: State) -> list[Fact]:
+    """A waiting promotion gate's approvers (its policy's roles and their members), how many approvals it
+    needs, and when it expires."""
+    roles = ", ".join(state.get("approver_roles", [])) or "nobody"
+    people = ", ".join(state.get("deciders", []))
+    facts = [
+        Fact("Approvers", f"{roles}: {people}" if people else roles),
+        Fact("Approvals needed", str(state.get("needed") or state.get("min_required", 1))),
+    ]
+    if state.get("expires_at"):
+        expires = datetime.fromisoformat(str(state["expires_at"])).astimezone(UTC)
+        facts.append(Fact("Expires", expires.strftime("%Y-%m-%d %H:%M UTC")))
+    return facts
+
+
+def _awaited(state: State) -> tuple[Mention, ...]:
+    """The people a waiting promotion gate calls on: the members of its approver roles who have not decided
+    and may approve it (not its requester, where its policy says so)."""
+    barred = {str(b).lower() for b in state.get("barred", [])}
+    decided = {str(d.get("actor", "")).lower() for d in state.get("decisions", [])}
+    return tuple(Mention(email, email) for email in state.get("deciders", []) if email.lower() not in barred | decided)

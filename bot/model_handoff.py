@@ -450,6 +450,8 @@ class ModelHandoff:
         details = gate.details
         model, version = str(details.get("model")), str(details.get("version"))
         release = dict(details.get("release") or {})
+        policy = self.gatekeeper.policy
+        roles = policy.approver_roles(gate)
         event = PromotionGateChanged(
             source=HANDOFF,
             event_id=f"{gate.gate_id}:evidence:{gate.version}",
@@ -463,6 +465,11 @@ class ModelHandoff:
             blockers=tuple(details.get("blockers", ())),
             override_roles=tuple(details.get("override_roles", ())),
             revision=gate.version,
+            min_required=max(int(details.get("min_required", 1)), policy.gate_policy(gate).min_approvers),
+            approver_roles=tuple(roles),
+            approvers=tuple(policy.role_emails(roles)),
+            barred=tuple(details.get("requesters", ())) if policy.gate_policy(gate).requester_cannot_approve else (),
+            expires_at=gate.expires_at,
         )
         await self.ingest.accept(event, also_to=self._model_targets(model))
 

@@ -77,6 +77,14 @@ class Policy:
         allowed = set(self.gate_policy(gate).approver_roles) | set(gate.policy.get("approver_roles", []))
         return bool(self.roles_of(user) & allowed)
 
+    def approver_roles(self, gate: Gate) -> list[str]:
+        """The roles that may decide ``gate`` (its policy's ``approver_roles``)."""
+        return list(dict.fromkeys([*self.gate_policy(gate).approver_roles, *gate.policy.get("approver_roles", [])]))
+
+    def role_emails(self, roles: list[str]) -> list[str]:
+        """The members of ``roles`` known by email (those a card can call on), each once."""
+        return list(dict.fromkeys(m for r in roles for m in sorted(self._members.get(r, ())) if "@" in m))
+
     def may_decide(
         self,
         user: ChatUser,

@@ -3,7 +3,8 @@
 - Buttons are ``Action.Execute`` with ``verb`` = the action's id (``approve``, ``reject``…) and ``data`` =
   its value, each with an ``Action.Submit`` fallback for clients without Universal Actions (its ``data``
   carries the verb under ``"verb"``). An action that needs a comment opens an ``Action.ShowCard`` with a
-  required ``Input.Text`` (id ``"comment"``) and the ``Action.Execute`` that sends it.
+  required ``Input.Text`` (id ``"comment"``) and the ``Action.Execute`` that sends it; Approve, and any action
+  with a ``comment_prompt``, opens the same form with the comment optional (as Slack's modal has it).
 - When the card names an ``action_audience`` (at most 60 Teams user ids), the message everyone sees has no
   buttons, and a ``refresh`` with those ``userIds`` makes Teams ask the bot for their personal view, which
   has them (:func:`render_card` with ``viewer_ids``). The refresh action carries the neutral card, so that
@@ -36,6 +37,8 @@ MAX_REFRESH_USERS = 60
 
 REFRESH_VERB = "refresh"
 COMMENT_INPUT = "comment"
+OPTIONAL_COMMENT_ACTIONS = frozenset({"approve"})
+"""Actions whose form offers an optional comment even without a ``comment_prompt`` (as Slack's modal does)."""
 VERB_KEY = "verb"
 CARD_KEY = "card"
 RESERVED_KEYS = frozenset({VERB_KEY, COMMENT_INPUT, CARD_KEY})
@@ -220,24 +223,19 @@ def _render(card: Card, *, show_actions: bool) -> dict[str, Any]:
 
 def _button(action: Action) -> dict[str, Any]:
     execute = _execute(action)
-    if not action.needs_comment:
+    optional = not action.needs_comment and bool(action.comment_prompt or action.action_id in OPTIONAL_COMMENT_ACTIONS)
+    if not (action.needs_comment or optional):
         return execute
-    prompt = action.comment_prompt or f"Why {action.label.lower()}?"
-    form: dict[str, Any] = {
-        "type": "AdaptiveCard",
-        "body": [
-            {
-                "type": "Input.Text",
-                "id": COMMENT_INPUT,
-                "label": prompt,
-                "isRequired": True,
-                "isMultiline": True,
-                "maxLength": 1000,
-                "errorMessage": "A comment is required.",
-            }
-        ],
-        "actions": [execute],
-    }
+    comment: dict[str, Any] = {"type": "Input.Text", "id": COMMENT_INPUT, "isMultiline": True, "maxLength": 1000}
+    if optional:
+        comment.update(label=action.comment_prompt or "Comment (optional)", isRequired=False)
+    else:
+        comment.update(
+            label=action.comment_prompt or f"Why {action.label.lower()}?",
+            isRequired=True,
+            errorMessage="A comment is required.",
+        )
+    form: dict[str, Any] = {"type": "AdaptiveCard", "body": [comment], "actions": [execute]}
     show: dict[str, Any] = {"type": "Action.ShowCard", "id": f"{action.action_id}-form", "title": action.label}
     if action.style in _BUTTON_STYLE:
         show["style"] = _BUTTON_STYLE[action.style]

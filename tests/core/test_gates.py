@@ -314,7 +314,7 @@ async def test_an_approval_decided_before_its_pending_event_arrived_opens_nothin
     assert isinstance(clock, FakeClock)
     await pending_replies(handoff)  # the card goes out
     await clock.advance(timedelta(hours=5).total_seconds())
-    await handoff.gatekeeper.remind(timedelta(hours=4))
+    await handoff.gatekeeper.remind()
     assert await pending_replies(handoff) == []  # nobody is asked to approve what is decided
     card = await handoff.store.get_card_state(GATE)
     assert card is not None and card.state["status"] == "rejected"
@@ -325,14 +325,14 @@ async def test_pending_gates_are_reminded_and_expiry_is_announced(handoff: Hando
     clock = handoff.clock
     assert isinstance(clock, FakeClock)
     await pending_replies(handoff)  # the gate's own card goes out
-    await handoff.gatekeeper.remind(timedelta(hours=4))
+    await handoff.gatekeeper.remind()
     assert await pending_replies(handoff) == []  # too early
     await clock.advance(timedelta(hours=5).total_seconds())
-    await handoff.gatekeeper.remind(timedelta(hours=4))
+    await handoff.gatekeeper.remind()
     reminders = await pending_replies(handoff)
     assert sorted(c for c, _ in reminders) == sorted([SLACK.conversation_id, TEAMS.conversation_id])
     assert all(title.startswith("Still waiting for approval") for _, title in reminders)
-    await handoff.gatekeeper.remind(timedelta(hours=4))  # not again until another interval
+    await handoff.gatekeeper.remind()  # not again until another interval
     assert await pending_replies(handoff) == []
 
     await clock.advance(timedelta(hours=70).total_seconds())
@@ -370,7 +370,7 @@ async def test_a_reminder_calls_on_the_awaited_approvers_except_where_mentions_a
         handoff = build_handoff(parse_settings(settings, {}), store, FakeClock(T0))
         await handoff.ingest.accept(replace(pending(requester="erin"), blocked_approvers=(person("bob"),)))
         await handoff.clock.advance(timedelta(hours=5).total_seconds())  # type: ignore[attr-defined]
-        await handoff.gatekeeper.remind(timedelta(hours=4))
+        await handoff.gatekeeper.remind()
         mentioned: dict[str, list[str]] = {}
         now = handoff.clock.now() + timedelta(days=1)
         while claimed := await store.claim_deliveries("test", now, timedelta(seconds=1), 1000):

@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -782,3 +782,124 @@ async def test_approving_an_older_version_while_a_newer_one_waits_is_refused(wor
         ("Handoff", "supersede", "superseded by model-x:9"),
         ("carol@contoso.com", "approve", "refused: superseded by model-x:9"),
     ]
+
+
+# --- reminders: each waiting gate by its own gate policy -------------------------------------------------------
+
+
+async def reminders(world: World) -> list[tuple[str, str]]:
+    """Take every due delivery off the outbox; the (gate, conversation) of each reminder among them."""
+    found = []
+    later = world.clock.now() + timedelta(days=30)
+    while claimed := await world.core.store.claim_deliveries("test", later, timedelta(seconds=1), 1000):
+        for delivery in claimed:
+            title = str((delivery.payload.get("card") or {}).get("title", ""))
+            if delivery.payload.get("op") == "reply" and title.startswith("Still waiting for approval"):
+                found.append((delivery.grouping_key, delivery.conversation.conversation_id))
+            await world.core.store.complete_delivery(delivery.id, "test")
+    return sorted(found)
+
+
+async def remind_at(world: World, after: timedelta) -> list[tuple[str, str]]:
+    """The reminders the housekeeping sends at ``after`` past T0."""
+    await world.clock.advance((T0 + after - world.clock.now()).total_seconds())
+    await world.core.gatekeeper.remind()
+    return await reminders(world)
+
+
+def approvals_in_app_releases(config: dict[str, Any]) -> None:
+    config["subscriptions"].append({"channel": "app-releases", "events": ["approval"]})
+
+
+async def open_both_gates(world: World) -> None:
+    """model-x:8's promotion gate (shown in #ml-models) and an Azure DevOps approval (in #app-releases), opened
+    within seconds of T0."""
+    await _integration_passed(world)  # (its integration finished: nothing changes the gate meanwhile)
+    await world.core.ingest.accept(pending(requester="erin"))
+    assert await reminders(world) == []  # the gates' own cards
+
+
+async def test_each_waiting_gate_is_reminded_at_its_own_policys_interval(store_url: str, tmp_path: Path) -> None:
+    def tweak(config: dict[str, Any]) -> None:
+        approvals_in_app_releases(config)
+        config["gates"]["default"]["remind_every"] = "4h"
+        config["gates"]["model-promotion"]["remind_every"] = "1h"
+
+    async for world in make_world(store_url, tmp_path, tweak):
+        await open_both_gates(world)
+        # the promotion gate shows in #ml-models and, as an approval, in #app-releases
+        promotion = [(GATE, RELEASES.conversation_id), (GATE, MODELS.conversation_id)]
+        approval = [(AZURE_DEVOPS_GATE, RELEASES.conversation_id)]
+        assert await remind_at(world, timedelta(minutes=59)) == []
+        assert await remind_at(world, timedelta(minutes=61)) == promotion
+        assert await remind_at(world, timedelta(minutes=120)) == []  # an hour after its last reminder, not before
+        assert await remind_at(world, timedelta(minutes=122)) == promotion
+        assert await remind_at(world, timedelta(minutes=239)) == promotion
+        assert await remind_at(world, timedelta(minutes=241)) == approval
+
+
+async def test_a_policy_without_remind_every_reminds_of_nothing_and_no_default_policy_is_needed(
+    store_url: str, tmp_path: Path
+) -> None:
+    def tweak(config: dict[str, Any]) -> None:
+        approvals_in_app_releases(config)
+        del config["gates"]["default"]  # Azure DevOps approvals then follow the built-in policy: every 4 h
+        config["gates"]["model-promotion"]["remind_every"] = None
+
+    async for world in make_world(store_url, tmp_path, tweak):
+        await open_both_gates(world)
+        assert await remind_at(world, timedelta(hours=3, minutes=59)) == []
+        assert await remind_at(world, timedelta(hours=4, minutes=1)) == [(AZURE_DEVOPS_GATE, RELEASES.conversation_id)]
+        assert await remind_at(world, timedelta(hours=30)) == [(AZURE_DEVOPS_GATE, RELEASES.conversation_id)]
+
+
+async def test_an_override_of_a_promotion_nothing_blocks_is_refused_and_approve_offered(world: World) -> None:
+    await _integration_passed(world)
+    assert (await world.gate_details())["blockers"] == []
+
+    refused = await decide(world, "carol", "override", "ship it")
+    assert not refused.accepted
+    assert refused.message == "Nothing blocks this gate: Approve it instead."
+    assert refused.card is not None and [a.action_id for a in refused.card.actions] == ["approve", "reject"]
+    gate = await world.core.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.PENDING
+    assert await world.core.store.gate_decisions(GATE) == []
+    assert world.pipelines.of("release-app-y") == [] and world.ml.tagged == []
+    [audit] = [e for e in await world.core.store.list_audit() if e.action == "override"]
+    assert (audit.actor, audit.outcome, audit.comment) == ("carol@contoso.com", "refused: nothing blocks it", "ship it")
+
+    approved = await decide(world, "carol", "approve", "ship it")
+    assert approved.accepted
+    assert world.ml.tagged == [("model-x", "8", {"approved": "true", "approved_by": "carol@contoso.com"})]
+    shown = [f.label for f in (await world.card(GATE)).facts]
+    assert "Overridden by" not in shown and "Decided by" in shown
+
+
+async def test_a_promotion_gate_card_and_its_reminders_name_and_call_on_who_may_decide(
+    store_url: str, tmp_path: Path
+) -> None:
+    def tweak(config: dict[str, Any]) -> None:
+        config["roles"]["release-managers"]["members"] = ["carol@contoso.com", "dave@contoso.com", "slack:UERIN"]
+        config["gates"]["model-promotion"].update(min_approvers=2, expire_after="48h", remind_every="1h")
+
+    async for world in make_world(store_url, tmp_path, tweak):
+        await _integration_passed(world)
+        card = await world.card(GATE)
+        shown = [(f.label, f.value) for f in card.facts]
+        assert ("Approvers", "release-managers: carol@contoso.com, dave@contoso.com") in shown
+        assert ("Approvals needed", "2") in shown
+        assert ("Expires", "2026-11-30 09:00 UTC") in shown  # 48 h after it opened at T0
+        assert [m.email for m in card.mentions] == ["carol@contoso.com", "dave@contoso.com"]
+
+        assert (await decide(world, "carol", "approve", "green")).accepted  # 1 of 2
+        await reminders(world)
+        assert [m.email for m in (await world.card(GATE)).mentions] == ["dave@contoso.com"]
+        await world.clock.advance(timedelta(hours=2).total_seconds())
+        await world.core.gatekeeper.remind()
+        called = []
+        while claimed := await world.core.store.claim_deliveries("t", world.clock.now(), timedelta(seconds=1), 99):
+            for delivery in claimed:
+                if str(delivery.payload["card"]["title"]).startswith("Still waiting for approval"):
+                    called.append([m["email"] for m in delivery.payload["card"]["mentions"]])
+                await world.core.store.complete_delivery(delivery.id, "t")
+        assert called == [["dave@contoso.com"]]  # in #ml-models, where the gate shows

@@ -168,6 +168,30 @@ async def test_reject_carries_the_comment(harness: Harness) -> None:
     )
 
 
+async def test_approve_opens_a_form_with_an_optional_comment_that_reaches_the_decision(
+    harness: Harness, card_validator: jsonschema.protocols.Validator
+) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    card = adaptive_card(harness.teams.state.message(posted.message_id).activity)
+    card_validator.validate(card)
+    form = next(a for a in card["actions"] if a["title"] == "Approve")
+    assert (form["type"], form["style"]) == ("Action.ShowCard", "positive")
+    [comment] = form["card"]["body"]
+    assert (comment["type"], comment["id"], comment["isRequired"]) == ("Input.Text", "comment", False)
+    [send] = form["card"]["actions"]
+    assert (send["type"], send["verb"]) == ("Action.Execute", "approve")
+
+    # Teams sends the form's inputs within the action's data
+    await harness.teams.click_action(posted.message_id, "approve", {**send["data"], "comment": " AUC up 2 points "})
+    await harness.teams.click_action(posted.message_id, "approve", {**send["data"], "comment": ""}, user="bob")
+
+    assert [(r.action_id, r.value, r.comment) for r in harness.handler.actions] == [
+        ("approve", {"gate_id": "gate-42"}, "AUC up 2 points"),
+        ("approve", {"gate_id": "gate-42"}, ""),
+    ]
+
+
 async def test_a_refused_click_answers_an_error_and_leaves_the_card(harness: Harness) -> None:
     await harness.teams.install_app()
     posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
@@ -242,7 +266,8 @@ async def test_refresh_shows_buttons_to_approvers_and_the_status_to_others(
 async def test_the_action_submit_fallback_is_handled_like_a_click(harness: Harness) -> None:
     await harness.teams.install_app()
     posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
-    fallback = adaptive_card(harness.teams.state.message(posted.message_id).activity)["actions"][0]["fallback"]
+    approve_form = adaptive_card(harness.teams.state.message(posted.message_id).activity)["actions"][0]
+    fallback = approve_form["card"]["actions"][0]["fallback"]
     assert fallback == {
         "type": "Action.Submit",
         "title": "Approve",

@@ -59,24 +59,46 @@ def test_a_gate_card_for_everyone_and_for_an_approver(card_validator: jsonschema
     ]
 
 
-def test_buttons_are_action_execute_with_submit_fallbacks_and_reject_requires_a_comment() -> None:
+def test_buttons_are_action_execute_with_submit_fallbacks_and_reject_requires_a_comment(
+    card_validator: jsonschema.protocols.Validator,
+) -> None:
     document = render_card(gate_card(audience=()))
+    card_validator.validate(document)
     approve, reject, link = document["actions"]
 
-    assert approve == {
-        "type": "Action.Execute",
-        "id": "approve",
+    # Approve opens a form whose comment is optional, as Slack's modal does
+    assert {k: v for k, v in approve.items() if k != "card"} == {
+        "type": "Action.ShowCard",
+        "id": "approve-form",
         "title": "Approve",
-        "verb": "approve",
-        "data": {"gate_id": "gate-42"},
         "style": "positive",
-        "fallback": {
-            "type": "Action.Submit",
-            "title": "Approve",
-            "data": {"gate_id": "gate-42", "verb": "approve"},
-            "style": "positive",
-        },
     }
+    assert approve["card"]["body"] == [
+        {
+            "type": "Input.Text",
+            "id": "comment",
+            "isMultiline": True,
+            "maxLength": 1000,
+            "label": "Comment (optional)",
+            "isRequired": False,
+        }
+    ]
+    assert approve["card"]["actions"] == [
+        {
+            "type": "Action.Execute",
+            "id": "approve",
+            "title": "Approve",
+            "verb": "approve",
+            "data": {"gate_id": "gate-42"},
+            "style": "positive",
+            "fallback": {
+                "type": "Action.Submit",
+                "title": "Approve",
+                "data": {"gate_id": "gate-42", "verb": "approve"},
+                "style": "positive",
+            },
+        }
+    ]
     assert (reject["type"], reject["title"], reject["style"]) == ("Action.ShowCard", "Reject", "destructive")
     [comment] = reject["card"]["body"]
     assert (comment["type"], comment["id"], comment["isRequired"], comment["label"]) == (
