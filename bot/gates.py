@@ -1079,7 +1079,7 @@ class Gatekeeper:
             card = render(state.state)
             reminder = replace(card, title=f"Still waiting for approval: {card.title}", actions=(), facts=())
             # it calls on the approvers still awaited, except where the subscriptions turned mentions off
-            named_only = replace(reminder, mentions=())
+            named_only = reminder.naming_only()
             quiet = {tuple(a) for a in state.state.get("quiet", [])}
             deliveries = [
                 NewDelivery(

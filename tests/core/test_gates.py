@@ -378,6 +378,8 @@ async def test_a_reminder_calls_on_the_awaited_approvers_except_where_mentions_a
                 title = delivery.payload["card"]["title"]
                 names = [m["email"] for m in delivery.payload["card"]["mentions"]]
                 mentioned[f"{delivery.conversation.conversation_id} {title.split(':')[0]}"] = names
+                if delivery.conversation == quiet:  # named there, not pinged
+                    assert delivery.payload["card"]["summary"].endswith("For: Carol"), delivery.payload["card"]
                 await store.complete_delivery(delivery.id, "test")
         carol = ["carol@contoso.com"]  # bob may not decide: Azure DevOps blocks him
         assert mentioned == {
