@@ -8,7 +8,6 @@ gate cards go to the :class:`~bot.gates.Gatekeeper`; clicks on confirmations go 
 from __future__ import annotations
 
 import logging
-import shlex
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,8 +85,18 @@ def _as_code(options: list[str]) -> str:
 
 
 def _as_typed(value: str) -> str:
-    """A value as it would be typed: quoted when it holds a space or a quote."""
-    return shlex.quote(value) if any(c.isspace() or c in "'\"" for c in value) else value
+    """A value as it would be typed: quoted when it holds a space or a quote, so that it reads as typed
+    (``text_exclude="bob's run"``, not shell quoting) and types back as the same value."""
+    if not any(c.isspace() or c in "'\"" for c in value):
+        return value
+    if "'" not in value:
+        return f"'{value}'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _same_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Filters in one normal form, for telling a subscription already made: lists as sets, settings as typed."""
+    return {k: frozenset(v) if isinstance(v, list) else v for k, v in filters.items() if v not in ([], {}, None)}
 
 
 def _typed_filters(options: Mapping[str, str]) -> dict[str, Any]:
@@ -102,7 +111,7 @@ def _typed_filters(options: Mapping[str, str]) -> dict[str, Any]:
         elif key in _PATTERN_FILTERS:
             filters[key] = [value]
         else:
-            filters[key] = [v.strip() for v in value.split(",") if v.strip()]
+            filters[key] = list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
     return filters
 
 
@@ -197,13 +206,14 @@ class ChatHandler:
         try:
             command = parse(request.text)
         except UsageError as error:
-            detail = help_text(self._may_run(request), error.spec.verb) if error.spec else ""
-            hint = detail if error.spec else "Type `help` to see the commands."
-            return Reply(f"{error.message}\n{hint}".strip())
-        verdict = self.policy.may_run(request.user, command.spec, request.conversation)
-        if not verdict.allowed:
-            await self._audit(request, command.canonical, f"refused: {verdict.reason}")
-            return Reply(f"Sorry, you can't run that here. {verdict.reason}")
+            if error.spec is None:
+                return Reply(f"{error.message}\nType `help` to see the commands.")
+            # who may not run a command is told so, however they typed it
+            if refusal := await self._refusal(request, error.spec, error.spec.verb):
+                return refusal
+            return Reply(f"{error.message}\n{help_text(self._refused(request), error.spec.verb)}")
+        if refusal := await self._refusal(request, command.spec, command.canonical):
+            return refusal
         handler = self._commands.get(command.verb)
         if handler is None:
             return Reply(f"`{command.verb}` is not available in this installation of Handoff.")
@@ -217,11 +227,25 @@ class ChatHandler:
 
     # --- commands ----------------------------------------------------------------------------------
 
-    def _may_run(self, request: CommandRequest) -> Callable[[CommandSpec], bool]:
-        return lambda spec: self.policy.may_run(request.user, spec, request.conversation).allowed
+    def _refused(self, request: CommandRequest) -> Callable[[CommandSpec], str]:
+        """Why the person who typed ``request`` may not run a command there; "" when they may."""
+
+        def refused(spec: CommandSpec) -> str:
+            verdict = self.policy.may_run(request.user, spec, request.conversation)
+            return "" if verdict.allowed else verdict.reason or "you may not run it here."
+
+        return refused
+
+    async def _refusal(self, request: CommandRequest, spec: CommandSpec, typed: str) -> Reply | None:
+        """The answer to someone the policy does not let run ``spec`` there (recorded); None when it does."""
+        verdict = self.policy.may_run(request.user, spec, request.conversation)
+        if verdict.allowed:
+            return None
+        await self._audit(request, typed, f"refused: {verdict.reason}")
+        return Reply(f"Sorry, you can't run that here. {verdict.reason}")
 
     async def _help(self, request: CommandRequest, command: ParsedCommand) -> Reply:
-        return Reply(help_text(self._may_run(request), command.target))
+        return Reply(help_text(self._refused(request), command.target))
 
     async def _subscribe(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         link = None
@@ -247,7 +271,9 @@ class ChatHandler:
                 filters[key] = list(dict.fromkeys(me if v.lower() == "me" else v for v in filters[key]))
         if problems := subscription_filter_problems({k: filters[k] for k in typed}):
             # (a mistyped filter would otherwise be ignored, and the channel would get everything)
-            return Reply("Nothing was subscribed: " + "; ".join(problems) + ". `help subscribe` shows the filters.")
+            said = "; ".join(problems)
+            said += "" if said.endswith(("?", ".")) else "."
+            return Reply(f"Nothing was subscribed: {said} `help subscribe` shows the filters.")
         if command.target:
             filters["url"] = command.target
         dry_run = "dry-run" in command.flags
@@ -265,6 +291,12 @@ class ChatHandler:
             return Reply(f"Those filters don't work: {error}")
         if dry_run:
             return await self._dry_run(request, filters)
+        for existing in await self.store.list_subscriptions(request.conversation):
+            if _same_filters(existing.filters) == _same_filters(filters):
+                return Reply(
+                    f"{_here(request).capitalize()} has that subscription already (subscription {existing.id}): "
+                    f"{_described(existing.filters) or 'everything'}. Nothing was added."
+                )
         subscription_id = await self.store.add_subscription(
             StoredSubscription(request.conversation, filters, request.user.display, self.clock.now())
         )

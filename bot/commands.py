@@ -37,6 +37,9 @@ class CommandSpec:
     # lists what it takes, if any
     needs: str = ""
     listed_by: str = ""
+    # options whose value is a comma-separated list: given twice, their values are combined, and a space after
+    # a comma is forgiven (``events=run, approval``); any other option given twice is refused
+    lists: frozenset[str] = frozenset()
 
     @property
     def usage(self) -> str:
@@ -135,6 +138,20 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "mentions": "on (the default): @mentions who asked for a failed run, and a waiting gate's approvers; off",
         },
         flags={"dry-run": "show which of the events received last the filters would have sent here; subscribe nothing"},
+        lists=frozenset(
+            {
+                "events",
+                "outcomes",
+                "projects",
+                "pipelines",
+                "branches",
+                "stages",
+                "environments",
+                "models",
+                "actors_include",
+                "actors_exclude",
+            }
+        ),
         examples=(
             "subscribe",
             "subscribe events=run,approval pipelines=release-*",
@@ -249,7 +266,13 @@ def parse(text: str) -> ParsedCommand:
     targets: list[str] = []
     options: dict[str, str] = {}
     flags: set[str] = set()
+    listing = ""  # the list option just typed, which a word after ``,`` or starting with one continues
     for word in rest:
+        continues = options[listing].endswith(",") or word.startswith(",") if listing else False
+        if listing and continues and not _OPTION.match(word) and word.lower() not in spec.flags:
+            options[listing] += word
+            continue
+        listing = ""
         if match := _OPTION.match(word):
             name, part, value = match.group(1).lower(), match.group(2), match.group(3)
             # ``tags.stage=prod``: an option of the family ``tags.<key>``, its key kept as typed
@@ -260,7 +283,15 @@ def parse(text: str) -> ParsedCommand:
                 raise UsageError(f"`{spec.verb}` has no option `{key}`.{hint} Options: {known}.", spec)
             if not value:
                 raise UsageError(f"`{key}=` needs a value.", spec)
-            options[key] = value
+            if key in spec.lists:
+                options[key] = f"{options[key]},{value}" if key in options else value
+                listing = key
+            elif key in options:
+                raise UsageError(
+                    f"`{key}` is given twice (`{key}={options[key]}` and `{key}={value}`); give it once.", spec
+                )
+            else:
+                options[key] = value
         elif word.lower() in spec.flags:
             flags.add(word.lower())
         elif spec.target and len(targets) < 1 + spec.extra_targets:
@@ -273,6 +304,12 @@ def parse(text: str) -> ParsedCommand:
     return ParsedCommand(spec, tuple(targets), options, frozenset(flags))
 
 
+def run_number(text: str | None) -> int | None:
+    """The run a person means by ``12`` or ``#12`` (as `runs` and the cards number them); None for other text."""
+    digits = (text or "").strip().removeprefix("#")
+    return int(digits) if digits.isascii() and digits.isdigit() else None
+
+
 def _needs(spec: CommandSpec) -> str:
     """What a command typed without its required target needs, with an example, such as: `unsubscribe` needs
     a subscription id, for example `unsubscribe 3` (`subscriptions` lists them)."""
@@ -282,19 +319,28 @@ def _needs(spec: CommandSpec) -> str:
     return f"`{spec.verb}` needs {what}{example}{lists}."
 
 
-def help_text(may_run: Callable[[CommandSpec], bool] = lambda _: True, verb: str | None = None) -> str:
-    """Help generated from the command table, hiding what the asking person may not run."""
+def help_text(refused: Callable[[CommandSpec], str] = lambda _: "", verb: str | None = None) -> str:
+    """Help generated from the command table. ``refused`` says why the asking person may not run a command
+    ("" when they may): the list hides those, and one command's help says who may run it."""
     if verb is not None:
         spec = COMMANDS_BY_VERB.get(verb.lower().lstrip("/"))
-        if spec is None or not may_run(spec):
-            return f"`{verb}` is not a command you can run.{_did_you_mean(verb, COMMANDS_BY_VERB)}"
+        if spec is None:
+            return f"`{verb}` is not a command.{_did_you_mean(verb, COMMANDS_BY_VERB)} Type `help` to see the commands."
         lines = [f"{bold(spec.verb)}: {spec.summary}", f"Usage: `{spec.usage}`"]
         if spec.aliases:
             lines.append("Also: " + ", ".join(f"`{alias}`" for alias in spec.aliases))
         lines += [f"  `{key}=`: {meaning}" for key, meaning in spec.options.items()]
         lines += [f"  `{flag}`: {meaning}" for flag, meaning in spec.flags.items()]
+        if spec.lists:
+            example = next(key for key in spec.options if key in spec.lists)
+            lines.append(
+                f"A list given twice adds up (`{example}=a {example}=b` is `{example}=a,b`); any other option is given"
+                " once."
+            )
         lines += ["Examples:", *(f"  `{example}`" for example in spec.examples)]
+        if reason := refused(spec):
+            lines.append(f"You can't run it here: {reason}")
         return "\n".join(lines)
     lines = ["Commands (`help <command>` for details):"]
-    lines += [f"  `{spec.usage}`: {spec.summary}" for spec in COMMANDS if may_run(spec)]
+    lines += [f"  `{spec.usage}`: {spec.summary}" for spec in COMMANDS if not refused(spec)]
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -478,6 +478,13 @@ def subscription_filter_problems(filters: Mapping[str, Any]) -> list[str]:
             key = str(item["loc"][0]) if item["loc"] else ""
             if item["type"] == "extra_forbidden":
                 problems.append(f"`{key}` is not a filter{_did_you_mean(key, SubscriptionFilters.model_fields)}")
+            elif item["type"] in ("bool_parsing", "bool_type"):
+                problems.append(f"`{key}` takes on or off, not `{item['input']}`")
+            elif item["type"] == "literal_error" and key in SubscriptionFilters.model_fields:
+                choices = _literals(SubscriptionFilters.model_fields[key].annotation)
+                close = difflib.get_close_matches(str(item["input"]), choices, n=1, cutoff=0.6)
+                hint = f"; did you mean `{close[0]}`?" if close else ""
+                problems.append(f"`{key}`: `{item['input']}` is not one of {', '.join(choices)}{hint}")
             else:
                 problems.append(f"`{key}`: {item['msg'].removeprefix('Value error, ')}")
         return problems
@@ -642,6 +649,13 @@ class ConfigError(Exception):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+def _literals(annotation: Any) -> list[str]:
+    """The words a field such as ``list[Literal["run", "stage"]] | None`` takes, in their order."""
+    if get_origin(annotation) is Literal:
+        return [str(arg) for arg in get_args(annotation)]
+    return [word for arg in get_args(annotation) for word in _literals(arg)]
 
 
 def _did_you_mean(name: str, candidates: Any) -> str:

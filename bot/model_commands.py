@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.chat_handler import ChatHandler
-from bot.commands import ParsedCommand
+from bot.commands import ParsedCommand, run_number
 from bot.config import Settings
 from bot.consumers import Consumers
 from bot.contracts import ContractError, compare, parse_signature
@@ -64,8 +64,10 @@ class ModelCommands:
         target = command.target
         if target is None:
             return Reply(self._overview())
-        if target.isdigit():
-            return await self._run(target)
+        if (number := run_number(target)) is not None:
+            return await self._run(number)
+        if target.startswith("#"):
+            return Reply(f"`{target}` is no run number: `status 12` or `status #12` shows run 12 (`runs` lists them).")
         if target not in self.settings.models and not self.consumers.of(target):
             known = ", ".join(self.settings.models) or "none configured"
             return Reply(f"There is no model called `{target}`. Models: {known}.")
@@ -106,8 +108,8 @@ class ModelCommands:
                 lines.append(f"• {check.app} runs {runs}; {label} is {check.verdict.value}: {shown}{more}")
         return "\n".join(lines)
 
-    async def _run(self, run_id: str) -> Reply:
-        run = await self.store.get_command_run(int(run_id))
+    async def _run(self, run_id: int) -> Reply:
+        run = await self.store.get_command_run(run_id)
         if run is None or run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
         where = in_service(run)

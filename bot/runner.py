@@ -28,7 +28,7 @@ from bot.background import BackgroundWork
 from bot.cards import Action, Card, Status
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock
-from bot.commands import ParsedCommand, UsageError, parse
+from bot.commands import ParsedCommand, UsageError, parse, run_number
 from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest
@@ -343,8 +343,14 @@ class CommandRunner:
         return plan
 
     async def cancel(self, request: CommandRequest, command: ParsedCommand) -> Reply:
-        run_id = command.target or ""
-        found = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
+        number = run_number(command.target)
+        if number is None:
+            return Reply(
+                f"`cancel` takes a run number, such as `cancel 12`, and `{command.target}` is none. "
+                "`runs` lists the runs Handoff started, with their numbers."
+            )
+        run_id = str(number)
+        found = await self.store.get_command_run(number)
         if found is None or found.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
         if found.backend_run_id is None:

@@ -465,7 +465,9 @@ async def subscribe(person: Person) -> None:
     assert "repeat_limit=1h card_format=compact broadcast=off mentions=no" in answer
     await person.say("subscribe repeat_limit=2d", "Nothing was subscribed: `repeat_limit`: a repeat limit is between")
     await person.say("subscribe card_format=tiny", "Nothing was subscribed: `card_format`:")
-    await person.say("subscribe broadcast=sometimes", "Nothing was subscribed: `broadcast`:")
+    await person.say(
+        "subscribe broadcast=sometimes", "Nothing was subscribed: `broadcast` takes on or off, not `sometimes`."
+    )
     _, shaped = await person.loop.server.store.list_subscriptions()
     assert shaped.filters == {
         **DEFAULT_FILTERS,
@@ -1045,3 +1047,84 @@ async def test_approvals_lists_a_gate_to_the_members_of_its_group(
     listed = f"• {gate.title} (waiting" if platform == "slack" else f"• [{gate.title}]("  # Teams shows the link
     assert listed in await alice.say("approvals", "Gates waiting for you, oldest first:")
     await Person(loop, platform, "bob", "app-releases").say("approvals", "No pending gates are waiting for you.")
+
+
+# --- every bad input gets a clear answer, and nothing else happens ---------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_someone_who_may_not_retrain_is_told_who_may_however_they_type_it(loop: Loop, platform: str) -> None:
+    bob = Person(loop, platform, "bob", "app-releases")
+    refusal = "Sorry, you can't run that here. `retrain` is for data-scientists; you are not in that role."
+    for typed in ("retrain", "retrain model-x", "retrain model-x gpu=1"):
+        answer = await bob.say(typed, refusal)
+        assert "needs the name of a model" not in answer and "Did you mean" not in answer
+    answer = await bob.say(
+        "help retrain", "retrain*: Start the retraining job" if platform == "slack" else "retrain**: Start"
+    )
+    assert "Usage: `retrain <model> [data=…] [compute=…] [dry-run]`" in answer
+    assert "You can't run it here: `retrain` is for data-scientists; you are not in that role." in answer
+    assert "not a command" not in answer
+    refused = [e for e in await loop.server.store.list_audit() if e.outcome.startswith("refused: `retrain`")]
+    assert [e.target for e in refused] == ["retrain", "retrain model-x", "retrain"]
+    assert jobs(loop) == []
+
+
+async def test_slash_retrain_alone_from_someone_who_may_not_retrain_says_who_may(loop: Loop) -> None:
+    await loop.suite.slack.send_slash_command("/retrain", "", channel="app-releases", user="bob")
+    answer = await eventually(lambda: next((m for m in ephemerals(loop, BOB) if "can't run" in m.text), None))
+    assert answer.text == "Sorry, you can't run that here. `retrain` is for data-scientists; you are not in that role."
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_an_option_given_twice_starts_nothing(loop: Loop, platform: str) -> None:
+    bob = Person(loop, platform, "bob", "app-releases")
+    answer = await bob.say("integrate app-y model=model-x:8 model=model-x:7", "is given twice")
+    assert "`model` is given twice (`model=model-x:8` and `model=model-x:7`); give it once." in answer
+    await asyncio.sleep(1)
+    assert loop.suite.ado.runs == []
+    assert await loop.server.store.list_command_runs(None, 10) == []
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_subscribe_combines_a_list_given_twice_or_with_spaces_and_answers_mistakes_plainly(
+    loop: Loop, platform: str
+) -> None:
+    store = loop.server.store
+    bob = Person(loop, platform, "bob", "app-releases")
+    answer = await bob.say("subscribe events=run pipelines=integrate-* pipelines=release-*", "Subscribed this channel")
+    assert "`events=run pipelines=integrate-*,release-*`" in answer
+    [first] = await store.list_subscriptions()
+    assert first.filters == {"events": ["run"], "pipelines": ["integrate-*", "release-*"]}
+
+    answer = await bob.say("subscribe mentions=maybe", "Nothing was subscribed")
+    assert "Nothing was subscribed: `mentions` takes on or off, not `maybe`. `help subscribe`" in answer
+    answer = await bob.say("subscribe events=runs", "Nothing was subscribed")
+    assert "`events`: `runs` is not one of run, stage, approval," in answer and "did you mean `run`?" in answer
+
+    answer = await bob.say("subscribe events=run,  approval", "Subscribed this channel")
+    assert "`events=run,approval`" in answer
+    second = (await store.list_subscriptions())[-1]
+    assert second.filters == {"events": ["run", "approval"]}
+    # the same subscription again, in another order, adds nothing and says which it is
+    answer = await bob.say("subscribe events=approval,run", "has that subscription already")
+    assert f"This channel has that subscription already (subscription {second.id}): `events=run,approval`." in answer
+    assert [s.id for s in await store.list_subscriptions()] == [first.id, second.id]
+
+    answer = await bob.say("""subscribe text_exclude="bob's run" """, "Subscribed this channel")
+    assert """`text_exclude="bob's run"`""" in answer
+    assert (await store.list_subscriptions())[-1].filters["text_exclude"] == ["bob's run"]
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_a_run_is_named_by_its_number_with_or_without_a_hash(loop: Loop, platform: str) -> None:
+    bob = Person(loop, platform, "bob", "app-releases")
+    answer = await bob.say("cancel abc", "`cancel` takes a run number")
+    assert "`cancel` takes a run number, such as `cancel 12`, and `abc` is none. `runs` lists" in answer
+    await bob.say("status #abc", "`#abc` is no run number: `status 12` or `status #12` shows run 12")
+    await bob.say("integrate app-y", "Starting:")
+    run = await command_run(loop, is_running)
+    await bob.say(f"status #{run.id}", f"Run {run.id} (Azure DevOps run integrate-app-y ")
+    await bob.say(f"cancel #{run.id}", f"Canceling run {run.id} (`integrate app-y`")
+    (ado_run,) = loop.suite.ado.runs
+    await eventually(lambda: ado_run.result == "canceled")

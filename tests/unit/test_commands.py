@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import COMMANDS, UsageError, help_text, parse
+from bot.commands import COMMANDS, UsageError, help_text, parse, run_number
 
 
 def test_retrain_with_options_and_flag() -> None:
@@ -50,12 +50,12 @@ def test_errors_say_what_was_expected(text: str, message: str) -> None:
 def test_help_lists_only_what_the_person_may_run() -> None:
     everything = help_text()
     assert all(spec.verb in everything for spec in COMMANDS)
-    limited = help_text(lambda spec: not spec.starts_work)
+    limited = help_text(lambda spec: "`retrain` is for data-scientists." if spec.starts_work else "")
     assert "retrain" not in limited and "status" in limited
     detail = help_text(verb="retrain")
     assert "Usage: `retrain <model> [data=…] [compute=…] [dry-run]`" in detail
     assert "`retrain model-x dry-run`" in detail
-    assert "not a command you can run" in help_text(lambda spec: not spec.starts_work, verb="retrain")
+    assert "not a command." in help_text(verb="retrian") and "Did you mean `retrain`?" in help_text(verb="retrian")
     assert detail.startswith("**retrain**: ")  # bold as the core writes it; each adapter renders it
 
 
@@ -90,3 +90,37 @@ def test_any_text_parses_or_explains(text: str) -> None:
         assert error.message
     else:
         assert command.spec in COMMANDS
+
+
+def test_an_option_given_twice_is_refused_and_a_list_given_twice_adds_up() -> None:
+    with pytest.raises(UsageError, match=r"`model` is given twice \(`model=model-x:8` and `model=model-x:7`\)"):
+        parse("integrate app-y model=model-x:8 model=model-x:7")
+    with pytest.raises(UsageError, match=r"`tags.stage` is given twice"):
+        parse("subscribe tags.stage=prod tags.stage=dev")
+    with pytest.raises(UsageError, match=r"`text_exclude` is given twice"):
+        parse("subscribe text_exclude=a text_exclude=b")
+    command = parse("subscribe events=run pipelines=integrate-* pipelines=release-*")
+    assert command.options == {"events": "run", "pipelines": "integrate-*,release-*"}
+    assert "A list given twice adds up (`events=a events=b` is `events=a,b`)" in help_text(verb="subscribe")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["subscribe events=run,  approval", "subscribe events=run ,approval", "subscribe events=run, approval dry-run"],
+)
+def test_a_space_beside_a_lists_comma_is_forgiven(text: str) -> None:
+    command = parse(text)
+    assert command.options == {"events": "run,approval"} and command.targets == ()
+    assert command.flags == ({"dry-run"} if "dry-run" in text else set())
+
+
+def test_a_run_number_may_be_written_with_a_hash() -> None:
+    assert [run_number(text) for text in ("1", "#12", " #3 ")] == [1, 12, 3]
+    assert [run_number(text) for text in ("abc", "#", "", None, "#-1", "\uff11", "1.5")] == [None] * 7
+
+
+def test_help_for_a_command_someone_may_not_run_shows_it_and_says_who_may() -> None:
+    refused = help_text(lambda spec: "`retrain` is for data-scientists." if spec.starts_work else "", verb="retrain")
+    assert "Usage: `retrain <model> [data=…] [compute=…] [dry-run]`" in refused
+    assert refused.endswith("You can't run it here: `retrain` is for data-scientists.")
+    assert "can't run" not in help_text(verb="retrain")

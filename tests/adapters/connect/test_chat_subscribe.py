@@ -108,9 +108,12 @@ async def test_plain_filters_work_as_before(wired: Wired) -> None:
 async def test_filter_values_that_cannot_match_are_refused_and_nothing_is_stored(wired: Wired) -> None:
     # stored as typed, `events=runs` would never match anything, and the channel would wait in vain
     said = await subscribe(wired, "events=runs,approval outcomes=failed")
-    assert said.startswith("Nothing was subscribed: `events`: Input should be 'run'")
+    assert said.startswith("Nothing was subscribed: `events`: `runs` is not one of run, stage, approval,")
+    assert said.endswith("; did you mean `run`? `help subscribe` shows the filters.")
     said = await subscribe(wired, "outcomes=failure")
-    assert "`outcomes`: Input should be 'succeeded', 'failed'" in said
+    assert (
+        "`outcomes`: `failure` is not one of succeeded, failed, canceled, pending, any; did you mean `failed`?" in said
+    )
     assert await stored(wired) == []
     assert "Subscribed this channel" in await subscribe(wired, "events=run,approval outcomes=failed")
     assert len(await stored(wired)) == 1
