@@ -20,7 +20,7 @@ from bot.azure_devops_urls import (
     parse_azure_devops_url,
 )
 from bot.clock import Clock
-from bot.commands import CommandSpec, ParsedCommand, UsageError, help_text, parse
+from bot.commands import LIST_FILTERS, CommandSpec, ParsedCommand, UsageError, help_text, parse
 from bot.config import parse_duration, subscription_filter_problems
 from bot.events import DomainEvent
 from bot.gates import Gatekeeper, decided_in_azure_devops_only
@@ -38,18 +38,6 @@ log = logging.getLogger("handoff.chat")
 CommandHandler = Callable[[CommandRequest, ParsedCommand], Awaitable[Reply]]
 ActionHandler = Callable[[ActionRequest], Awaitable[ActionResult]]
 
-_LIST_FILTERS = (
-    "events",
-    "outcomes",
-    "projects",
-    "pipelines",
-    "branches",
-    "stages",
-    "models",
-    "environments",
-    "actors_include",
-    "actors_exclude",
-)
 _PATTERN_FILTERS = ("text_include", "text_exclude")
 # How long `mute` silences a subscription: at least a minute, at most 90 days (then `unsubscribe`).
 MIN_MUTE, MAX_MUTE = timedelta(minutes=1), timedelta(days=90)
@@ -72,7 +60,7 @@ def _here(request: CommandRequest) -> str:
 
 def _described(filters: dict[str, Any]) -> str:
     """A subscription's filters and settings as typed in chat (``events=run,approval repeat_limit=30m``)."""
-    shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in _LIST_FILTERS]
+    shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in LIST_FILTERS]
     shown += [f"tags.{key}={_as_typed(value)}" for key, value in filters.get("tags", {}).items()]
     shown += [f"{k}={_as_typed(p)}" for k in _PATTERN_FILTERS for p in filters.get(k, ())]
     shown += [f"{k}={filters[k]}" for k in _SETTINGS if filters.get(k)]
@@ -117,7 +105,7 @@ def _typed_filters(options: Mapping[str, str]) -> dict[str, Any]:
 
 def _filters_described(filters: Filters) -> str:
     """A configured subscription's filters and settings as they would be typed in chat."""
-    shown = [f"{k}={','.join(values)}" for k in _LIST_FILTERS if (values := getattr(filters, k))]
+    shown = [f"{k}={','.join(values)}" for k in LIST_FILTERS if (values := getattr(filters, k))]
     shown += [f"tags.{key}={value}" for key, value in filters.tags.items()]
     shown += [
         f"{k}=({len(p)} pattern{'' if len(p) == 1 else 's'})" for k in _PATTERN_FILTERS if (p := getattr(filters, k))

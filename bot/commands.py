@@ -53,6 +53,20 @@ class CommandSpec:
         return " ".join(parts)
 
 
+# The filters of `subscribe` that take a list of values, in the order subscriptions show them.
+LIST_FILTERS = (
+    "events",
+    "outcomes",
+    "projects",
+    "pipelines",
+    "branches",
+    "stages",
+    "models",
+    "environments",
+    "actors_include",
+    "actors_exclude",
+)
+
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "retrain",
@@ -138,20 +152,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "mentions": "on (the default): @mentions who asked for a failed run, and a waiting gate's approvers; off",
         },
         flags={"dry-run": "show which of the events received last the filters would have sent here; subscribe nothing"},
-        lists=frozenset(
-            {
-                "events",
-                "outcomes",
-                "projects",
-                "pipelines",
-                "branches",
-                "stages",
-                "environments",
-                "models",
-                "actors_include",
-                "actors_exclude",
-            }
-        ),
+        lists=frozenset(LIST_FILTERS),
         examples=(
             "subscribe",
             "subscribe events=run,approval pipelines=release-*",

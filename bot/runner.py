@@ -392,16 +392,13 @@ class CommandRunner:
             assert started is not None  # (only a confirmation can no longer wait)
             return started[0]
         now = self.clock.now()
-        pending = CommandRun(
-            idempotency_key=f"{CONFIRMATION_KEY_PREFIX}{request.user.display}:{command.canonical}:{now.timestamp()}",
-            actor=request.user.display,
-            platform=request.user.platform,
-            conversation=request.conversation.conversation_id,
-            command=command.canonical,
-            target=plan.target,
-            state=CommandRunState.REQUESTED,
-            created_at=now,
-            details={
+        pending = _requested(
+            request,
+            command,
+            plan,
+            f"{CONFIRMATION_KEY_PREFIX}{request.user.display}:{command.canonical}:{now.timestamp()}",
+            now,
+            {
                 "expires": (now + rule.confirm_expires).isoformat(),
                 "summary": plan.summary,
                 **_asked_by(request.user),
@@ -499,17 +496,8 @@ class CommandRunner:
         that run has ended, however it ended, the command starts a new one.
         """
         now = self.clock.now()
-        asked = CommandRun(
-            idempotency_key=f"{request.user.display.lower()}:{command.canonical}",
-            actor=request.user.display,
-            platform=request.user.platform,
-            conversation=request.conversation.conversation_id,
-            command=command.canonical,
-            target=plan.target,
-            state=CommandRunState.REQUESTED,
-            created_at=now,
-            details={"summary": plan.summary, **_asked_by(request.user)},
-        )
+        key = f"{request.user.display.lower()}:{command.canonical}"
+        asked = _requested(request, command, plan, key, now, {"summary": plan.summary, **_asked_by(request.user)})
         window = self._rule(command.verb).dedupe_window
         if confirmation is None:
             run, new = await self.store.start_command_run(asked, window, until_ended=True)
@@ -691,6 +679,23 @@ class CommandRunner:
 
         backend: JsonObject = {"service": "azure-devops", "project": project, "pipeline": pipeline}
         return Plan(summary, target, start, watch, progress, backend)
+
+
+def _requested(
+    request: CommandRequest, command: ParsedCommand, plan: Plan, key: str, now: datetime, details: JsonObject
+) -> CommandRun:
+    """The run ``request`` asks for, as it is recorded before it starts (or waits for its confirmation)."""
+    return CommandRun(
+        idempotency_key=key,
+        actor=request.user.display,
+        platform=request.user.platform,
+        conversation=request.conversation.conversation_id,
+        command=command.canonical,
+        target=plan.target,
+        state=CommandRunState.REQUESTED,
+        created_at=now,
+        details=details,
+    )
 
 
 def _asked_by(user: ChatUser) -> JsonObject:
