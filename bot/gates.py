@@ -118,26 +118,28 @@ class Outcome:
         return next((c for c in reversed(self.comments) if c), "")
 
 
-def _event_outcome(event: ApprovalEvent) -> Outcome | None:
-    """The outcome a completion event reports; None for a status that does not close a gate."""
-    state = STATUS_FROM_AZURE_DEVOPS.get(event.status.lower())
+def _outcome(status: str, by: str, comments: tuple[str, ...]) -> Outcome | None:
+    """The outcome Azure DevOps' ``status`` word gives a gate (who decided and what they said, for a decision);
+    None for a status that does not close a gate."""
+    state = STATUS_FROM_AZURE_DEVOPS.get(status.lower())
     if state is None:
         return None
     if state not in (GateState.APPROVED, GateState.REJECTED):
         return Outcome(state)
+    return Outcome(state, by, comments)
+
+
+def _event_outcome(event: ApprovalEvent) -> Outcome | None:
+    """The outcome a completion event reports; None for a status that does not close a gate."""
     deciding = [a for a in event.approvers if a.status.lower() in ("approved", "rejected")]
     by = event.actor.display if event.actor else ", ".join(a.person.display for a in deciding)
-    return Outcome(state, by, tuple(a.comment for a in deciding))
+    return _outcome(event.status, by, tuple(a.comment for a in deciding))
 
 
 def _status_outcome(status: ApprovalStatus) -> Outcome | None:
     """The outcome an approval Azure DevOps was asked about has; None while it waits."""
-    state = STATUS_FROM_AZURE_DEVOPS.get(status.status.lower())
-    if state is None:
-        return None
-    if state not in (GateState.APPROVED, GateState.REJECTED):
-        return Outcome(state)
-    return Outcome(state, status.decided_by.display if status.decided_by else "", (status.comment,))
+    by = status.decided_by.display if status.decided_by else ""
+    return _outcome(status.status, by, (status.comment,))
 
 
 def _azure_devops_comment(record: GateDecision) -> str:

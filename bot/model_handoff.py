@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from bot.azure_devops_urls import organization_of
 from bot.background import BackgroundWork
 from bot.clock import Clock
 from bot.config import Settings
@@ -402,11 +401,10 @@ class ModelHandoff:
 
     def _run_card(self, integration: JsonObject) -> str | None:
         """The card Azure DevOps' events about the integration's run keep; None before the run started."""
-        connected = self.settings.azure_devops
-        if connected is None or not integration.get("run_id"):
+        if self.settings.azure_devops is None or not integration.get("run_id"):
             return None
         run = PipelineRef(
-            organization=organization_of(connected.organization_url),
+            organization=organization_name(self.settings),
             project=str(integration.get("project", "")),
             pipeline_id="",
             pipeline_name=str(integration.get("pipeline", "")),

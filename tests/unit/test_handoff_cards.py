@@ -68,18 +68,24 @@ def test_an_integration_never_goes_back_and_its_end_is_told_once() -> None:
     assert facts(again.state)["app-y integration"] == "integrate-app-y 20261128.1: failed at Integration tests"
 
 
-def test_the_app_card_shows_what_changed_and_the_run() -> None:
-    event = AppHandoffChanged(
+def app_card(check: dict[str, object], n: int = 1) -> AppHandoffChanged:
+    return AppHandoffChanged(
         source="handoff",
-        event_id="a1",
+        event_id=f"a{n}",
         occurred_at=T0,
         model_name="model-x",
         model_version="8",
         app="app-y",
-        check={
+        check=check,
+    )
+
+
+def test_the_app_card_shows_what_changed_and_the_run() -> None:
+    event = app_card(
+        {
             **BREAKING,
             "integration": {"state": "running", "pipeline": "integrate-app-y", "name": "2026.1", "url": "https://run"},
-        },
+        }
     )
     card = render(merge(None, event).state)
     assert card.title == "New model model-x:8 for app-y: breaking"
@@ -92,20 +98,12 @@ def test_the_app_card_shows_what_changed_and_the_run() -> None:
 def test_a_passed_integration_is_on_both_cards_and_only_one_that_did_not_pass_is_told_in_their_threads() -> None:
     running = {"state": "running", "pipeline": "integrate-app-y", "name": "2026.1", "url": "https://run"}
 
-    def app_card(n: int, integration: dict[str, object]) -> AppHandoffChanged:
-        return AppHandoffChanged(
-            source="handoff",
-            event_id=f"a{n}",
-            occurred_at=T0,
-            model_name="model-x",
-            model_version="8",
-            app="app-y",
-            check={"app": "app-y", "verdict": "compatible", "integration": integration},
-        )
+    def integrated(n: int, integration: dict[str, object]) -> AppHandoffChanged:
+        return app_card({"app": "app-y", "verdict": "compatible", "integration": integration}, n)
 
     for result, told in (("succeeded", False), ("failed", True), ("canceled", True)):
         ended = {**running, "state": "completed", "result": result}
-        on_app = merge(merge(None, app_card(1, running)).state, app_card(2, ended))
+        on_app = merge(merge(None, integrated(1, running)).state, integrated(2, ended))
         on_model = merge(
             merge(None, checked({"app-y": {"integration": running}})).state,
             checked({"app-y": {"integration": ended}}, 1),
