@@ -656,9 +656,10 @@ class Gatekeeper:
             if not verdict.allowed:
                 await self._audit(user.display, decision, gate, f"refused: {verdict.reason}", conversation, comment)
                 return ActionResult(False, verdict.reason)
-            if decision == "override" and gate.source == HANDOFF and not self.blockers(gate, decisions):
-                # an override approves past what blocks Approve: with nothing blocking, it would only mislabel an
-                # approval (and skip Approve's rules), so the person is sent to Approve, on the card as it is now
+            if decision == "override" and not self.blockers(gate, decisions):
+                # an override approves past what blocks Approve: with nothing blocking (as on every Azure DevOps
+                # gate), it would only mislabel an approval and skip Approve's rules (who is an approver), so the
+                # person is sent to Approve, on the card as it is now
                 await self._audit(user.display, decision, gate, "refused: nothing blocks it", conversation, comment)
                 return ActionResult(False, "Nothing blocks this gate: Approve it instead.", await self._card(gate))
             blocked = self.blockers(gate, decisions) if decision == "approve" else []

@@ -144,6 +144,26 @@ async def test_authorization_matrix(
         assert (await handoff.store.list_audit())[-1].outcome.startswith("refused")
 
 
+async def test_an_override_of_an_azure_devops_gate_is_refused_and_skips_no_approver_check(store_url: str) -> None:
+    # nothing of Handoff's blocks an Azure DevOps gate: an override there would approve it for someone in an
+    # override role who is not among its approvers
+    settings = {**SETTINGS, "roles": {**SETTINGS["roles"], "admins": {"members": ["mallory@contoso.com"]}}}
+    settings["gates"] = {"default": {**SETTINGS["gates"]["default"], "override_roles": ["admins"]}}
+    store = await SqlStore.open(store_url)
+    try:
+        core = build_handoff(parse_settings(settings, {}), store, FakeClock(T0))
+        await core.ingest.accept(pending())
+        result = await core.gatekeeper.decide(user("mallory"), GATE, "override", "ship it", SLACK)
+        assert not result.accepted
+        assert result.message == "Nothing blocks this gate: Approve it instead."
+        gate = await store.get_gate(GATE)
+        assert gate is not None and gate.state is GateState.PENDING
+        assert await store.gate_decisions(GATE) == []
+        assert (await store.list_audit())[-1].outcome == "refused: nothing blocks it"
+    finally:
+        await store.close()
+
+
 async def test_the_members_of_a_group_approver_may_decide(handoff: Handoff) -> None:
     managers = Approver(
         person=Person(name="[mlops]\\Release Managers", id="id-managers"), group=True, members=(person("erin"),)

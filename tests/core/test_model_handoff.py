@@ -552,13 +552,13 @@ async def test_diff_and_status_commands(world: World) -> None:
     assert "There is no model called `model-z`" in await ask("status model-z")
 
 
-async def test_an_override_of_an_azure_devops_gate_says_so_in_its_comment(world: World) -> None:
+async def test_an_override_of_an_azure_devops_gate_is_refused_and_nothing_reaches_azure_devops(world: World) -> None:
+    # no Override button is drawn there, and nothing of Handoff's blocks such a gate: Approve's rules apply
     await world.core.ingest.accept(pending(requester="erin"))
     result = await world.core.gatekeeper.decide(user("carol"), AZURE_DEVOPS_GATE, "override", "hotfix", RELEASES)
-    assert result.accepted
-    assert world.pipelines.decided == [
-        ("mlops", "a1b2", True, "Approved with an override in Slack by carol@contoso.com: hotfix")
-    ]
+    assert not result.accepted
+    assert result.message == "Nothing blocks this gate: Approve it instead."
+    assert world.pipelines.decided == []
 
 
 # --- a newer version supersedes the older ones waiting for promotion ----------------------------------------
