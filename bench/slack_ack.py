@@ -95,6 +95,9 @@ async def run_server(api_url: str, token: str, secret: str, core: str) -> None:
         async def on_action(self, request: ActionRequest) -> ActionResult:
             return ActionResult(False, "not in this bench")
 
+        async def refuse_before_comment(self, request: ActionRequest) -> str | None:
+            return None
+
     app = web.Application(middlewares=[error_middleware, body_limit_middleware], client_max_size=3 * 1024 * 1024)
     app[BODY_LIMITS] = {}
     settings = SlackSettings(

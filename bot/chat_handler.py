@@ -213,6 +213,13 @@ class ChatHandler:
             return ActionResult(False, "That button is no longer supported.")
         return await handler(request)
 
+    async def refuse_before_comment(self, request: ActionRequest) -> str | None:
+        if self._actions.get(request.action_id) != self._decide:
+            return None
+        return await self.gatekeeper.refuse_before_comment(
+            request.user, request.value.get("gate", ""), request.action_id, request.conversation
+        )
+
     # --- commands ----------------------------------------------------------------------------------
 
     def _refused(self, request: CommandRequest) -> Callable[[CommandSpec], str]:

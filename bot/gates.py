@@ -620,6 +620,48 @@ class Gatekeeper:
 
     # --- decisions from chat -----------------------------------------------------------------------
 
+    async def refuse_before_comment(
+        self, user: ChatUser, gate_id: str, decision: str, conversation: ConversationAddress
+    ) -> str | None:
+        """Why ``user``'s click on ``gate_id`` is refused whatever comment they would give (recorded in the audit
+        log), so that no form asks them for one; None when it may go on to the form.
+
+        What only the decision itself can settle is left to :meth:`decide`: a reason the form asks for, a newer
+        version superseding the gate, a group of its approvers the person may have joined since.
+        """
+        gate = await self.store.get_gate(gate_id)
+        if gate is None:
+            return "This gate is not known to Handoff (it may have been cleaned up)."
+        decisions = await self.store.gate_decisions(gate.gate_id)
+        outcome, reason = "", ""
+        if gate.state.is_final:
+            outcome, reason = await self._already_decided(gate)
+        elif gate.expires_at is not None and self.clock.now() >= gate.expires_at:
+            outcome, reason = "refused: expired", "This gate has expired."
+        elif only_there := decided_in_azure_devops_only(gate):
+            outcome, reason = f"refused: {only_there}", only_there
+        elif not (verdict := self.policy.may_decide(user, gate, decision, None, decisions)).allowed:
+            if decision != "override" and gate.details.get("groups"):
+                return None  # they may be in one of its groups by now: the decision asks Azure DevOps again
+            outcome, reason = f"refused: {verdict.reason}", verdict.reason
+        elif decision == "override" and not self.blockers(gate, decisions):
+            outcome, reason = "refused: nothing blocks it", "Nothing blocks this gate: Approve it instead."
+        elif decision == "approve" and (blocked := self.blockers(gate, decisions)):
+            outcome, reason = "refused: blocked", self._blocked(gate, blocked)
+        if not reason:
+            return None
+        await self._audit(user.display, decision, gate, outcome, conversation, "")
+        return reason
+
+    def _blocked(self, gate: Gate, blocked: list[str]) -> str:
+        """The answer to an Approve that ``blocked`` (what blocks ``gate``) keeps from it."""
+        roles = ", ".join(self.policy.gate_policy(gate).override_roles)
+        return f"Approve is blocked: {'; '.join(blocked)}. " + (
+            f"Someone in {roles} may override it with a reason."
+            if roles
+            else "Its gate policy names no override_roles, so nobody may override it."
+        )
+
     async def decide(
         self,
         user: ChatUser,
@@ -664,12 +706,7 @@ class Gatekeeper:
                 return ActionResult(False, "Nothing blocks this gate: Approve it instead.", await self._card(gate))
             blocked = self.blockers(gate, decisions) if decision == "approve" else []
             if blocked:
-                roles = ", ".join(self.policy.gate_policy(gate).override_roles)
-                reason = f"Approve is blocked: {'; '.join(blocked)}. " + (
-                    f"Someone in {roles} may override it with a reason."
-                    if roles
-                    else "Its gate policy names no override_roles, so nobody may override it."
-                )
+                reason = self._blocked(gate, blocked)
                 await self._audit(user.display, decision, gate, "refused: blocked", conversation, comment)
                 return ActionResult(False, reason, await self._card(gate))
             record = GateDecision(gate.gate_id, user.display, user.platform, decision, now, comment.strip())  # type: ignore[arg-type]

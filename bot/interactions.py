@@ -123,3 +123,9 @@ class InteractionHandler(Protocol):
     async def on_command(self, request: CommandRequest) -> Reply: ...
 
     async def on_action(self, request: ActionRequest) -> ActionResult: ...
+
+    async def refuse_before_comment(self, request: ActionRequest) -> str | None:
+        """Why ``request`` (a click whose ``comment`` is not asked for yet) is refused whatever its comment; None
+        when the platform may go on to ask for the comment. Platforms that ask in a form of their own call it
+        first, so that nobody fills in a form only to be refused."""
+        ...

@@ -90,17 +90,23 @@ class Policy:
         user: ChatUser,
         gate: Gate,
         decision: str,
-        comment: str,
+        comment: str | None,
         decisions: list[GateDecision],
     ) -> Verdict:
-        """Whether ``user`` may approve or reject ``gate`` now (state and expiry are checked elsewhere)."""
+        """Whether ``user`` may approve or reject ``gate`` now (state and expiry are checked elsewhere).
+
+        ``comment`` None: the person has not been asked for one yet, so what a comment would settle (a reason
+        an override or a rejection needs) is not held against them.
+        """
         policy = self.gate_policy(gate)
         identities = {_identity(i) for i in user.identities}
         in_role = self.in_approver_role(user, gate)
         if decision == "override":
+            if not policy.override_roles:
+                return Verdict.refuse("Nobody may override this gate: its gate policy names no override_roles.")
             if not self.roles_of(user) & set(policy.override_roles):
-                return Verdict.refuse("Only " + (", ".join(policy.override_roles) or "nobody") + " may override.")
-            if not comment.strip():
+                return Verdict.refuse(f"Only {', '.join(policy.override_roles)} may override.")
+            if comment is not None and not comment.strip():
                 return Verdict.refuse("An override needs a reason.")
             return Verdict.allow()
         if not (self.is_assigned(user, gate) or in_role):
@@ -120,7 +126,7 @@ class Policy:
         no_self_approval = policy.requester_cannot_approve or bool(gate.policy.get("requester_cannot_approve"))
         if decision == "approve" and no_self_approval and identities & requester:
             return Verdict.refuse("You started this run, and its policy says the requester may not approve it.")
-        if decision == "reject" and policy.reject_needs_reason and not comment.strip():
+        if decision == "reject" and policy.reject_needs_reason and comment is not None and not comment.strip():
             return Verdict.refuse("A rejection needs a reason.")
         if any(identities & {_identity(d.actor)} and d.decision == decision for d in decisions):
             return Verdict.refuse("You have already approved this gate; it needs another approver.")

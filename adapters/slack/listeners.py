@@ -198,6 +198,15 @@ class SlackListeners:
         if button.comment is CommentMode.NONE:
             await self._decide(client, pending, user_id, str(user.get("name", "")), "")
             return
+        request = await self._request(client, pending, user_id, str(user.get("name", "")), "")
+        try:
+            refusal = await self.handler.refuse_before_comment(request)
+        except Exception:
+            log.exception("action %r could not be checked before its form; the form opens", pending.action_id)
+            refusal = None
+        if refusal is not None:
+            await self.replies.say_privately(client, refusal, **where)
+            return
         about = about_the_card(str(_dict(body.get("message")).get("text", "")))
         view = comment_modal(button, pending, about=about)
         if view is None:
@@ -247,15 +256,7 @@ class SlackListeners:
             "thread_ts": pending.thread_ts,
             "response_url": pending.response_url,
         }
-        user: ChatUser = await self.users.user(client, user_id, pending.team_id, name=name)
-        request = ActionRequest(
-            user=user,
-            conversation=self._conversation(pending.team_id, pending.channel),
-            message=PostedMessage(message_id=pending.message_ts, thread_id=pending.thread_ts or pending.message_ts),
-            action_id=pending.action_id,
-            value=pending.value,
-            comment=comment,
-        )
+        request = await self._request(client, pending, user_id, name, comment)
         try:
             result: ActionResult = await self.handler.on_action(request)
         except Exception:
@@ -281,6 +282,20 @@ class SlackListeners:
             if later is not None and (problem := await self._show(client, pending, later)) is not None:
                 log.warning("the card was not updated again: %s", problem)
                 await self.replies.say_privately(client, later.text, **where)
+
+    async def _request(
+        self, client: AsyncWebClient, pending: PendingDecision, user_id: str, name: str, comment: str
+    ) -> ActionRequest:
+        """The core's request for ``user_id``'s click described by ``pending``."""
+        user: ChatUser = await self.users.user(client, user_id, pending.team_id, name=name)
+        return ActionRequest(
+            user=user,
+            conversation=self._conversation(pending.team_id, pending.channel),
+            message=PostedMessage(message_id=pending.message_ts, thread_id=pending.thread_ts or pending.message_ts),
+            action_id=pending.action_id,
+            value=pending.value,
+            comment=comment,
+        )
 
     async def _show(self, client: AsyncWebClient, pending: PendingDecision, card: Card) -> str | None:
         """Show ``card`` in place of the clicked message; None, or why it could not be shown."""

@@ -164,6 +164,45 @@ async def test_an_override_of_an_azure_devops_gate_is_refused_and_skips_no_appro
         await store.close()
 
 
+@pytest.mark.parametrize(
+    ("who", "decision", "refusal"),
+    [
+        ("carol", "approve", None),  # an approver: the form opens
+        ("carol", "reject", None),  # the reason a rejection needs is what the form asks for
+        ("mallory", "approve", "You are not an approver of this gate. It can be decided by Bob, Carol."),
+        ("bob", "approve", "You started this run, and its policy says the requester may not approve it."),
+        ("bob", "reject", None),
+        ("dave", "override", "Nobody may override this gate: its gate policy names no override_roles."),
+    ],
+)
+async def test_a_click_is_refused_before_its_comment_is_asked_for_when_no_comment_could_change_that(
+    handoff: Handoff, who: str, decision: str, refusal: str | None
+) -> None:
+    await handoff.ingest.accept(pending())
+    before = await handoff.store.get_gate(GATE)
+    audit_before = await handoff.store.list_audit()
+    assert await handoff.gatekeeper.refuse_before_comment(user(who), GATE, decision, SLACK) == refusal
+    after = await handoff.store.get_gate(GATE)
+    assert after == before and await handoff.store.gate_decisions(GATE) == []
+    audit = (await handoff.store.list_audit())[len(audit_before) :]
+    assert [(e.actor, e.outcome) for e in audit] == (
+        [] if refusal is None else [(f"{who}@contoso.com", f"refused: {refusal}")]
+    )
+
+
+async def test_a_click_on_a_gate_decided_or_expired_is_refused_before_its_comment(handoff: Handoff) -> None:
+    await handoff.ingest.accept(pending(requester="erin"))
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    await clock.advance(timedelta(hours=73).total_seconds())
+    assert await handoff.gatekeeper.refuse_before_comment(user("carol"), GATE, "approve", SLACK) == (
+        "This gate has expired."
+    )
+    assert await handoff.gatekeeper.refuse_before_comment(user("carol"), "no-such-gate", "approve", SLACK) == (
+        "This gate is not known to Handoff (it may have been cleaned up)."
+    )
+
+
 async def test_the_members_of_a_group_approver_may_decide(handoff: Handoff) -> None:
     managers = Approver(
         person=Person(name="[mlops]\\Release Managers", id="id-managers"), group=True, members=(person("erin"),)

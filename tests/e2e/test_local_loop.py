@@ -91,9 +91,15 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
         view_id = await eventually(lambda: next(iter(set(slack.state.views) - opened_before), None))
         assert (await slack.submit_view(view_id, {"comment": {"comment": comment}})).status == 200
 
-    await approve_in_slack("bob", "mine")  # bob started the run: the policy refuses him, privately
+    # bob started the run: the policy refuses him, privately, before a form asks him for a comment
+    views_before = set(slack.state.views)
+    assert (await slack.click_button(gate_card.ts, "approve", user="bob")).status == 200
     await eventually(lambda: slack.state.ephemeral_for("U0B0B000002"))
     assert "requester" in slack.state.ephemeral_for("U0B0B000002")[-1].text
+    assert set(slack.state.views) == views_before
+    assert [e.outcome for e in await loop.server.store.list_audit() if e.action == "approve"] == [
+        "refused: You started this run, and its policy says the requester may not approve it."
+    ]
     assert ado.run(run.id).state != "completed"
     await approve_in_slack("carol", "looks good")
     await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)

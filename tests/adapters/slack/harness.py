@@ -51,6 +51,7 @@ class RecordingHandler:
 
     commands: list[CommandRequest] = field(default_factory=list)
     actions: list[ActionRequest] = field(default_factory=list)
+    checked: list[ActionRequest] = field(default_factory=list)
     command_reply: Callable[[CommandRequest], Reply] = lambda r: Reply(f"ok: {r.text}", None, Visibility.THREAD)
     decide: Callable[[ActionRequest], ActionResult] | None = None
     delay: float = 0.0
@@ -64,6 +65,14 @@ class RecordingHandler:
         if self.fail:
             raise RuntimeError("backend exploded")
         return self.command_reply(request)
+
+    async def refuse_before_comment(self, request: ActionRequest) -> str | None:
+        self.checked.append(request)
+        if self.fail:
+            raise RuntimeError("backend exploded")
+        if self.decide is None and not (request.user.identities & self.deciders):
+            return f"{request.user.display} may not decide this gate."
+        return None
 
     async def on_action(self, request: ActionRequest) -> ActionResult:
         self.actions.append(request)

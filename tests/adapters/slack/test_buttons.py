@@ -116,11 +116,12 @@ async def test_a_user_who_may_not_decide_is_refused_privately_and_the_card_is_un
 
     await harness.slack.click_button(ts, "approve", user="alice")
     await harness.settle()
-    await harness.slack.submit_view(only_view(harness), {"comment": {"comment": "lgtm"}})
-    await harness.settle()
 
-    [request] = harness.handler.actions
-    assert request.user.email == "alice@contoso.com"
+    # refused before the form opens: nobody fills in a comment only to be refused
+    assert harness.slack.state.views == {}
+    assert harness.handler.actions == []
+    [request] = harness.handler.checked
+    assert (request.user.email, request.action_id, request.value) == ("alice@contoso.com", "approve", {"gate": "g-1"})
     after = harness.slack.state.find(MODELS, ts)
     assert after is not None
     assert after.edits == []
@@ -128,6 +129,21 @@ async def test_a_user_who_may_not_decide_is_refused_privately_and_the_card_is_un
     [refusal] = harness.slack.state.ephemeral_for("alice", "ml-models")
     assert refusal.text == "alice@contoso.com may not decide this gate."
     assert harness.slack.state.ephemeral_for("carol") == []
+
+
+async def test_a_refusal_only_the_decision_can_tell_comes_after_the_form(harness: Harness) -> None:
+    harness.handler.decide = lambda r: ActionResult(False, "This gate has expired.")
+    ts = await post_gate(harness)
+    await harness.slack.click_button(ts, "reject", user="alice")
+    await harness.settle()
+    await harness.slack.submit_view(only_view(harness), {"comment": {"comment": "broken"}})
+    await harness.settle()
+
+    [checked] = harness.handler.checked
+    [request] = harness.handler.actions
+    assert (checked.comment, request.comment) == ("", "broken")
+    [refusal] = harness.slack.state.ephemeral_for("alice", "ml-models")
+    assert refusal.text == "This gate has expired."
 
 
 async def test_a_button_without_a_comment_goes_straight_to_the_core(harness: Harness) -> None:

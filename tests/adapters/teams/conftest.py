@@ -57,6 +57,9 @@ class RecordingHandler:
         self.actions.append(request)
         return self.decide(request)
 
+    async def refuse_before_comment(self, request: ActionRequest) -> str | None:
+        return None  # Teams asks for a comment on the card itself
+
 
 def gate_card(audience: tuple[str, ...] = (ALICE, BOB)) -> Card:
     """A pending release gate, as the core would send it."""
