@@ -154,6 +154,24 @@ class Ingest:
             self._writer = loop.create_task(self._write_waiting(), name="ingest-group-commit")
         return await waiting.answer
 
+    async def accept_all(self, events: Sequence[DomainEvent]) -> list[bool]:
+        """Store the events of one delivery, in their order, in as few group commits as they fit; for each,
+        False when it is a redelivery. Raises :class:`IngestFailed` when one of them could not be stored (the
+        others may have been: a redelivery of the whole is then told apart by its dedupe keys)."""
+        for event in events:
+            for observer in self.observers:
+                await observer(event)
+        loop = asyncio.get_running_loop()
+        waiting = [_Waiting(event, (), loop.create_future()) for event in events]
+        self._waiting.extend(waiting)
+        if waiting and (self._writer is None or self._writer.done()):
+            self._writer = loop.create_task(self._write_waiting(), name="ingest-group-commit")
+        outcomes = await asyncio.gather(*(w.answer for w in waiting), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [bool(outcome) for outcome in outcomes]
+
     async def _write_waiting(self) -> None:
         """Write batches until nobody waits; events arriving meanwhile make the next batch."""
         while self._waiting:

@@ -443,6 +443,11 @@ class EventSink(Protocol):
         """
         ...
 
+    async def accept_all(self, events: Sequence[DomainEvent]) -> list[bool]:
+        """:meth:`accept` for the events of one delivery, in order, stored together (a sender's batch is
+        answered as fast as one event); raises if any could not be stored."""
+        ...
+
 
 # --- Azure DevOps and Azure ML ------------------------------------------------------------------------
 

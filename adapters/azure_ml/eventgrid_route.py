@@ -116,8 +116,7 @@ class EventGridRoute:
                 events.append(event)
         accepted = duplicates = 0
         try:
-            for event in events:
-                stored = await self._sink.accept(event)
+            for event, stored in zip(events, await self._sink.accept_all(events), strict=True):
                 accepted += int(stored)
                 duplicates += int(not stored)
                 outcomes.append(f"{event.kind} {_shown(event.event_id)} {'accepted' if stored else 'duplicate'}")

@@ -222,6 +222,37 @@ class Unstorable(DomainEvent):
     blob: Any = None
 
 
+async def test_the_events_of_one_delivery_are_written_together(stores: tuple[SqlStore, SqlStore]) -> None:
+    # an Event Grid delivery brings up to a megabyte of events in one request: awaited one by one, each would
+    # wait for a commit of its own, and the sender would time out before the answer
+    store, _ = stores
+    batches = batch_sizes(store)
+    ingest = ingest_for(store)
+    events: list[DomainEvent] = [started(str(i)) for i in range(300)]
+    assert await ingest.accept_all([*events, events[3]]) == [True] * 300 + [False]
+    assert batches == [256, 45]  # (the redelivery comes after the first batch was stored: the store catches it)
+    assert (await store.count_deliveries())["pending"] == 600
+    assert await ingest.accept_all([]) == []
+
+
+async def test_a_delivery_with_an_event_that_cannot_be_stored_fails_and_keeps_the_others(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    ingest = ingest_for(store)
+    bad = Unstorable(source="test", event_id="bad", occurred_at=T0, blob={1, 2})
+    with pytest.raises(IngestFailed):
+        await ingest.accept_all([started("1"), bad, started("2")])
+    assert await store.known_events([started(str(i)).dedupe_key for i in (1, 2)]) == {
+        started(str(i)).dedupe_key for i in (1, 2)
+    }
+    assert not await store.has_event(bad.dedupe_key)
+    # the sender delivers the whole again: what was stored is a duplicate, nothing doubles
+    with pytest.raises(IngestFailed):
+        await ingest.accept_all([started("1"), bad, started("2")])
+    assert (await store.count_deliveries())["pending"] == 4
+
+
 async def test_an_event_that_cannot_be_stored_fails_alone(stores: tuple[SqlStore, SqlStore]) -> None:
     store, _ = stores
     ingest = ingest_for(store)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +75,7 @@ class RecordingSink:
     """Records every event it is asked to accept; a repeated dedupe key is a duplicate."""
 
     events: list[DomainEvent] = field(default_factory=list)
+    deliveries: list[int] = field(default_factory=list)  # how many events each accept_all call brought
     fail_with: Exception | None = None
     _seen: set[str] = field(default_factory=set)
 
@@ -85,6 +86,10 @@ class RecordingSink:
         new = event.dedupe_key not in self._seen
         self._seen.add(event.dedupe_key)
         return new
+
+    async def accept_all(self, events: Sequence[DomainEvent]) -> list[bool]:
+        self.deliveries.append(len(events))
+        return [await self.accept(event) for event in events]
 
 
 @dataclass

@@ -139,6 +139,8 @@ async def test_batch_of_three_with_a_duplicate(ingest: Ingest, shared_dir: Path)
     assert (reply.status, reply.json()) == (200, {"accepted": 2, "duplicates": 1, "ignored": 0})
     # the sink is asked for every event: deduplication is the core's
     assert [e.event_id for e in ingest.sink.events] == [events[0]["id"], events[1]["id"], events[0]["id"]]
+    # all at once, so that they share the core's group commits
+    assert ingest.sink.deliveries == [3]
 
 
 async def test_a_retried_batch_reports_duplicates(ingest: Ingest, shared_dir: Path) -> None:
