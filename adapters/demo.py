@@ -223,7 +223,8 @@ async def start_demo(port: int, data_dir: Path, host: str = "127.0.0.1") -> Demo
     from adapters.console import mount_console
     from adapters.sql import SqlStore
     from bot.app import RunningServer, build_handoff, build_services, create_app
-    from bot.config import parse_settings
+    from bot.config import configured_secrets, parse_settings
+    from bot.logs import redact_also
 
     await asyncio.to_thread(_fresh_database, data_dir)
     listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -234,6 +235,7 @@ async def start_demo(port: int, data_dir: Path, host: str = "127.0.0.1") -> Demo
     suite.served_at(public_url)
     config, environ = local_config(suite, public_url, data_dir)
     settings = parse_settings(config, environ, source="handoff demo")
+    redact_also(configured_secrets(settings))
     store = await SqlStore.open(settings.store.url)
     try:
         handoff = build_handoff(settings, store, **build_services(settings, data_dir))

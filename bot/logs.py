@@ -23,9 +23,11 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),  # JWTs
     re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
     re.compile(
-        r"(?i)((?:password|passwd|secret|token|api[_-]?key|signature|sig|code|pat|client_secret)"
+        r"(?i)((?:password|passwd|secret|token|api[_-]?key|signature|client_secret)"
         r"[\"']?\s*[=:]\s*[\"']?)([^\s\"'&,;]{4,})"
     ),
+    # short names only where they start a name ("code=", "?sig="), not inside one ("validationCode: missing")
+    re.compile(r"(?i)((?<![a-z])(?:sig|code|pat)[\"']?\s*[=:]\s*[\"']?)([^\s\"'&,;]{4,})"),
 )
 
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -74,6 +76,15 @@ class RedactingFilter(logging.Filter):
             if key not in _STANDARD_ATTRS and isinstance(value, str):
                 setattr(record, key, self.redactor(value))
         return True
+
+
+def redact_also(secrets: Iterable[str]) -> None:
+    """Redact ``secrets`` too in every log line from now on (a configuration read after logging was set up,
+    such as the demo's, whose passwords are made when it starts)."""
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, RedactingFilter):
+                found.redactor.add(secrets)
 
 
 class JsonFormatter(logging.Formatter):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 
 from adapters.demo import Demo, start_demo
+from bot.logs import REDACTED, configure_logging
 from tests.e2e.conftest import eventually
 
 
@@ -29,3 +32,24 @@ async def test_a_second_demo_starts_afresh_and_runs_the_same_command_again(tmp_p
             await integrate_once(demo, day)
         finally:
             await demo.stop()
+
+
+async def test_the_demos_own_secrets_never_reach_its_log(tmp_path: Path) -> None:
+    # its passwords and keys are made when it starts, after `handoff demo` set up logging
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging("WARNING", stream=stream)
+    try:
+        demo = await start_demo(0, tmp_path)
+        try:
+            secrets = [demo.environ["LOCAL_HOOK_PASSWORD"], demo.environ["LOCAL_EVENTGRID_SECRET"]]
+            logging.getLogger("handoff.test").warning("told: %s and %s", *secrets)
+        finally:
+            await demo.stop()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    told = [line for line in stream.getvalue().splitlines() if "told: " in line]
+    assert told and all(secret not in told[0] for secret in secrets)
+    assert told[0].endswith(f"told: {REDACTED} and {REDACTED}")

@@ -21,6 +21,8 @@ SECRETS = {
     "basic": "Basic aGFuZG9mZjpodW50ZXIy",
     "pair": "password=hunter22x",
     "query": "https://bot/hooks/eventgrid?code=s3cr3t-query",
+    "short name": "pat: abcd-pat-value",
+    "camel case": "clientSecret: camel-s3cr3t",
 }
 
 
@@ -60,3 +62,6 @@ def test_ordinary_text_is_left_alone() -> None:
     redact = Redactor(["abc"])  # too short to redact safely
     text = "run 42 of pipeline integrate-app-y finished: exit code 1 after 3s"
     assert redact(text) == text
+    # a name that only ends in a short secret-like word says why a request was refused
+    why = "event grid delivery: rejected (data.validationCode: missing)"
+    assert redact(why) == why
