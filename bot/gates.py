@@ -244,6 +244,16 @@ def handoff_barred(gate: Gate) -> bool:
     return bool(gate.details.get("handoff_barred"))
 
 
+def _named_among(approvers: Sequence[Approver], people: Sequence[Person]) -> list[str]:
+    """The names of the ``approvers`` (people, not groups) who are among ``people``."""
+    wanted = {i for p in people for i in _identities(p.email, p.id)}
+    return [
+        a.person.display
+        for a in approvers
+        if not a.group and not wanted.isdisjoint(_identities(a.person.email, a.person.id))
+    ]
+
+
 def decided_in_azure_devops_only(gate: Gate) -> str:
     """Why ``gate`` can no longer be decided from chat, only in Azure DevOps ("" when it can): Handoff is barred
     from its approval, or Handoff's one approval is given and Azure DevOps waits for more approvers."""
@@ -368,6 +378,10 @@ class Gatekeeper:
                     for p in ((requester,) if requester else ()) + event.blocked_approvers
                     for i in _identities(p.email, p.id)
                 ],
+                # the approvers a refusal must not name as who may decide: Azure DevOps bars them, or they
+                # asked for the run (barred where the policy says so)
+                "blocked_names": _named_among(event.approvers, event.blocked_approvers),
+                "requester_names": _named_among(event.approvers, (requester,) if requester else ()),
                 "min_required": event.min_required_approvers,
                 "applied": False,
             },

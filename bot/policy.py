@@ -109,8 +109,13 @@ class Policy:
             if comment is not None and not comment.strip():
                 return Verdict.refuse("An override needs a reason.")
             return Verdict.allow()
+        no_self_approval = policy.requester_cannot_approve or bool(gate.policy.get("requester_cannot_approve"))
         if not (self.is_assigned(user, gate) or in_role):
-            who = ", ".join(sorted(gate.details.get("approver_names", []))) or "the assigned approvers"
+            barred = set(gate.details.get("blocked_names", []))
+            if no_self_approval:
+                barred |= set(gate.details.get("requester_names", []))
+            names = sorted(n for n in gate.details.get("approver_names", []) if n not in barred)
+            who = ", ".join(names) or "the assigned approvers"
             refusal = f"You are not an approver of this gate. It can be decided by {who}."
             unknown = []
             if groups := sorted(gate.details.get("unseen_groups", [])):
@@ -123,7 +128,6 @@ class Policy:
                 )
             return Verdict.refuse(refusal)
         requester = {_identity(r) for r in gate.details.get("requesters", [])}
-        no_self_approval = policy.requester_cannot_approve or bool(gate.policy.get("requester_cannot_approve"))
         if decision == "approve" and no_self_approval and identities & requester:
             return Verdict.refuse("You started this run, and its policy says the requester may not approve it.")
         if decision == "reject" and policy.reject_needs_reason and comment is not None and not comment.strip():

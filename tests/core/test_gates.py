@@ -169,7 +169,11 @@ async def test_an_override_of_an_azure_devops_gate_is_refused_and_skips_no_appro
     [
         ("carol", "approve", None),  # an approver: the form opens
         ("carol", "reject", None),  # the reason a rejection needs is what the form asks for
-        ("mallory", "approve", "You are not an approver of this gate. It can be decided by Bob, Carol."),
+        (
+            "mallory",
+            "approve",
+            "You are not an approver of this gate. It can be decided by Carol.",
+        ),  # bob asked for the run
         ("bob", "approve", "You started this run, and its policy says the requester may not approve it."),
         ("bob", "reject", None),
         ("dave", "override", "Nobody may override this gate: its gate policy names no override_roles."),
@@ -301,7 +305,17 @@ async def test_a_refusal_says_when_handoff_cannot_see_who_an_approver_is(handoff
     known = await handoff.gatekeeper.decide(
         user("mallory"), "azure-devops:contoso:pipeline-approval:b2c3", "approve", "", SLACK
     )
-    assert known.message == "You are not an approver of this gate. It can be decided by Bob, Carol."
+    # bob is an approver, but he asked for the run, which the policy bars from approving it
+    assert known.message == "You are not an approver of this gate. It can be decided by Carol."
+    # nor is an approver Azure DevOps bars named
+    barred = replace(
+        pending(requester="erin"), event_id="barred", approval_id="c3d4", blocked_approvers=(person("carol"),)
+    )
+    await handoff.ingest.accept(barred)
+    named = await handoff.gatekeeper.decide(
+        user("mallory"), "azure-devops:contoso:pipeline-approval:c3d4", "approve", "", SLACK
+    )
+    assert named.message == "You are not an approver of this gate. It can be decided by Bob."
 
 
 async def test_quorum_of_two(handoff: Handoff) -> None:
