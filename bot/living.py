@@ -788,7 +788,7 @@ def _single_card(event: DomainEvent) -> Card:
             title=f"New data in {event.container}/{event.path}",
             status=Status.INFO,
             facts=(Fact("Storage account", event.storage_account), Fact("Size", _size(event.size))),
-            links=(Link("Open", event.url),) if event.url else (),
+            links=links,  # where a person can open it; the file's own URL needs a key or token
             context="Data lake",
         )
     if isinstance(event, CodePushed):
