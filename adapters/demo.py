@@ -96,7 +96,16 @@ def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple
             "endpoint": suite.urls["aml"],
             "studio_url": f"{suite.urls['aml']}/studio",
         },
-        "eventgrid": {"delivery_secret": "${LOCAL_EVENTGRID_SECRET}"},
+        "eventgrid": {
+            "delivery_secret": "${LOCAL_EVENTGRID_SECRET}",
+            # news only from the lake's declared folders, as a real deployment would watch
+            "data_lake_paths": [
+                {"storage_account": lake.account, "filesystem": lake.filesystem, "path": path}
+                for lake in ([aml.lake] if aml.lake is not None else [])
+                for path in lake.paths or ("",)
+            ],
+            "portal_url": f"{suite.urls['aml']}/portal",
+        },
         "channels": {
             "ml-models": {
                 "slack": _slack_channel(suite, "ml-models"),

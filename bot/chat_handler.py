@@ -49,6 +49,8 @@ _SETTINGS = ("repeat_limit", "card_format", "broadcast", "mentions")
 # How many of the events received last a dry run tries the filters on, and how many of the matches it shows.
 DRY_RUN_EVENTS = 500
 DRY_RUN_SHOWN = 5
+# The facts of a card a dry run names beside its title: which run, which model version.
+_TELLING_FACTS = ("Run", "Model", "Version")
 # What `subscribe <Azure DevOps URL>` follows unless told otherwise: failed runs and approvals.
 URL_DEFAULT_FILTERS: dict[str, Any] = {"events": ["run", "approval"], "outcomes": ["failed", "pending"]}
 
@@ -126,9 +128,15 @@ def _duration(span: timedelta) -> str:
 
 
 def _drawn(event: DomainEvent) -> str:
-    """An event as the first line of the card it would show (``Failed: release-app-y 2026.77``)."""
+    """An event as the first line of the card it would show, with what tells it from another card of the same
+    title (two runs of one pipeline waiting at one stage) and the card's first link: ``Waiting: Release
+    release-app-y to production, run 20260301.2, model model-x:8 · [Open in Azure DevOps](…)``."""
     card = render(merge(None, event).state)
-    return f"{card.status.label}: {card.title}"
+    which = [
+        f"{f.label.lower()} {f.value}" for f in card.facts if f.label in _TELLING_FACTS and f.value not in card.title
+    ]
+    opened = f" · {link(card.links[0].url, card.links[0].label)}" if card.links else ""
+    return ", ".join([f"{card.status.label}: {card.title}", *which]) + opened
 
 
 def _ago(elapsed: timedelta) -> str:

@@ -384,6 +384,10 @@ class EventGridSettings(Integration):
     secret_header: str = "X-Handoff-Secret"  # noqa: S105 (a header name)
     allowed_topics: list[str] = Field(default_factory=list)
     data_lake_paths: list[DataLakePath] = Field(default_factory=list)
+    portal_url: str = Field(
+        "https://portal.azure.com",
+        description="the Azure portal, for the links to new data on cards (a sovereign cloud's, an emulator's)",
+    )
 
 
 # --- who, where, what -------------------------------------------------------------------------------

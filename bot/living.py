@@ -537,14 +537,14 @@ def _completed_in_azure_devops(new: State, before: State, event: GateChanged, co
 
 
 def _completion_headline(state: State) -> str:
-    """``Rejected in Azure DevOps by Bob Okafor``: what Azure DevOps completed the approval with, and who did."""
+    """``Rejected in Azure DevOps by Bob Chen``: what Azure DevOps completed the approval with, and who did."""
     status = APPROVAL_STATUS.get(state["status"], Status.INFO)
     by = state.get("decided_by")
     return f"{status.label} in Azure DevOps" + (f" by {by}" if by else "")
 
 
 def _not_applied(state: State) -> str:
-    """``Carol Jensen's approval from Slack was not applied``; "" when no decision from chat was left unapplied."""
+    """``Carol Diaz's approval from Slack was not applied``; "" when no decision from chat was left unapplied."""
     held = state.get("not_applied")
     if not held:
         return ""
@@ -788,7 +788,7 @@ def _single_card(event: DomainEvent) -> Card:
             title=f"New data in {event.container}/{event.path}",
             status=Status.INFO,
             facts=(Fact("Storage account", event.storage_account), Fact("Size", _size(event.size))),
-            links=(Link("Open", event.url),) if event.url else (),
+            links=links,  # where a person can open it; the file's own URL needs a key or token
             context="Data lake",
         )
     if isinstance(event, CodePushed):

@@ -9,6 +9,9 @@ Azure ML's ``data`` keys are matched case-insensitively (the docs use ``ModelNam
 ``modelName``) and versions become strings. ``Microsoft.Storage.BlobCreated`` becomes
 :class:`~bot.events.DataArrived` only for a committed file (an ADLS Gen2 ``CreateFile`` announces an empty
 file; ``FlushWithClose`` commits it) under a configured data-lake path.
+
+Each event links where a person sees what it is about: Azure ML studio's page of it, or for new data the
+Azure portal's storage browser (the file's own URL opens only with a key or a token).
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ _WORKSPACE = re.compile(
     re.IGNORECASE,
 )
 _STORAGE_ACCOUNT = re.compile(r"/providers/Microsoft\.Storage/storageAccounts/([^/]+)", re.IGNORECASE)
+_STORAGE_ACCOUNT_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Storage/storageAccounts/[^/]+", re.IGNORECASE
+)
 _BLOB_SUBJECT = re.compile(r"^/?blobServices/default/containers/([^/]+)/blobs/(.+)$", re.IGNORECASE)
 _MODEL_SUBJECT = re.compile(r"^/?models/([^:/]+):(.+)$")
 _ENDPOINT_SUBJECT = re.compile(r"^/?endpoints/(.+)$")
@@ -275,6 +281,23 @@ def _blob_location(envelope: Envelope, data: Fields) -> BlobLocation:
     return BlobLocation(account, container, path)
 
 
+def storage_browser_link(portal_url: str, topic: str, container: str) -> str | None:
+    """Where a person opens new data: the Azure portal's page of its container (the storage browser, where
+    the folders of the path on the card are a click away), by the storage account's resource id, which
+    Event Grid names as the topic; None when the topic is not one.
+
+    Not the file's own URL (``https://{account}.dfs.core.windows.net/{container}/{path}``): storage answers
+    it only to requests signed with a key, a SAS or a token, so a person who clicks it is refused.
+    """
+    if not (account_id := _STORAGE_ACCOUNT_ID.match(topic.strip())):
+        return None
+    blade = "#view/Microsoft_Azure_Storage/ContainerMenuBlade/~/overview"
+    return (
+        f"{portal_url.rstrip('/')}/{blade}/storageAccountId/{quote(account_id.group(0), safe='')}"
+        f"/path/{quote(container, safe='')}"
+    )
+
+
 def _under(path: str, prefix: str) -> bool:
     """Whether ``path`` is ``prefix`` or inside it, segment by segment (``raw`` does not hold ``rawdata``)."""
     prefix = prefix.strip("/")
@@ -295,12 +318,20 @@ _ML_MAPPERS: dict[str, Mapper] = {
 
 
 def studio_link(studio_url: str, workspace_id: str, event: DomainEvent) -> str | None:
-    """Where Azure ML studio shows what an Azure ML event is about: the model version, or the run (a
-    training run, or the monitor's run that found drift); None for what studio has no page of here."""
+    """Where Azure ML studio shows what an Azure ML event is about; None for what studio has no page of.
+
+    A model version's page (``model/{name}:{version}/details``); a training run's (``runs/{id}``); for drift,
+    the page of the run that measured it (``runs/{id}``: a dataset monitor measures drift in Azure ML runs
+    of its own, and the event names that run, not a job Handoff started); for a deployment, the real-time
+    endpoint's page (``endpoints/realtime/{name}/detail``), where studio lists the services ModelDeployed
+    names as well as online endpoints.
+    """
     if isinstance(event, ModelRegistered):
         page = f"model/{quote(event.model_name, safe='')}:{quote(event.model_version, safe='')}/details"
     elif isinstance(event, TrainingRunFinished | DataDriftDetected):
         page = f"runs/{quote(event.run_id, safe='')}"
+    elif isinstance(event, ModelDeployed):
+        page = f"endpoints/realtime/{quote(event.service_name, safe='')}/detail"
     else:
         return None
     return f"{studio_url.rstrip('/')}/{page}?wsid={quote(workspace_id.strip(), safe='/')}"
@@ -322,12 +353,15 @@ class EventSelector:
         workspace: ``(subscription, resource group, workspace)`` whose Azure ML events are accepted;
             None accepts every workspace.
         data_lake_paths: where a committed file is news; empty watches every committed blob.
+        studio_url: Azure ML studio, where Azure ML events link (:func:`studio_link`).
+        portal_url: the Azure portal, where new data links (:func:`storage_browser_link`).
     """
 
     allowed_topics: frozenset[str] = frozenset()
     workspace: tuple[str, str, str] | None = None
     data_lake_paths: tuple[DataLakePath, ...] = ()
     studio_url: str = "https://ml.azure.com"
+    portal_url: str = "https://portal.azure.com"
 
     @classmethod
     def from_settings(cls, settings: EventGridSettings, workspace: AzureMLSettings | None = None) -> EventSelector:
@@ -343,6 +377,7 @@ class EventSelector:
             ),
             data_lake_paths=tuple(settings.data_lake_paths),
             studio_url=workspace.studio_url if workspace is not None else cls.studio_url,
+            portal_url=settings.portal_url,
         )
 
     def admits(self, envelope: Envelope) -> bool:
@@ -395,4 +430,5 @@ class EventSelector:
             path=location.path,
             size=size,
             url=data.text("url") or "",
+            web_url=storage_browser_link(self.portal_url, envelope.source, location.container),
         )

@@ -171,7 +171,7 @@ def registered(version: str = "8", event_id: str = "evt-8") -> ModelRegistered:
     )
 
 
-NAMES = {"carol": "Carol Jensen", "bob": "Bob Okafor", "dave": "Dave Li"}
+NAMES = {"carol": "Carol Diaz", "bob": "Bob Chen", "dave": "Dave Li"}
 
 
 def user(name: str) -> ChatUser:
@@ -271,8 +271,8 @@ async def test_a_breaking_version_blocks_approve_until_overridden_with_a_reason(
     assert final.actions == ()
     # people are named as chat names them, though their decisions, the audit and Azure ML keep their email
     shown = [(f.label, f.value) for f in final.facts]
-    assert ("Overridden by", "Carol Jensen: app-y sends age as text since 2.3") in shown
-    assert ("Decided by", "Carol Jensen") in shown
+    assert ("Overridden by", "Carol Diaz: app-y sends age as text since 2.3") in shown
+    assert ("Decided by", "Carol Diaz") in shown
 
 
 async def test_a_compatible_version_waits_for_its_integration_then_is_released_once(world: World) -> None:
@@ -482,7 +482,7 @@ async def test_a_release_azure_devops_refuses_to_start_leaves_the_gate_waiting(w
     assert await world.core.store.gate_decisions(GATE) == []
     card = await world.card(GATE)
     assert [a.action_id for a in card.actions] == ["approve", "reject"]
-    assert card.summary.startswith(f"The approval by Carol Jensen was not applied: {why}")
+    assert card.summary.startswith(f"The approval by Carol Diaz was not applied: {why}")
     assert "Decided by" not in [f.label for f in card.facts]
     await world.clock.advance(11 * 60)
     await world.core.gatekeeper.sweep()  # a refused approval is never sent again

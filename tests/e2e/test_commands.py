@@ -804,10 +804,41 @@ async def test_a_dry_run_shows_what_a_subscription_would_have_sent_and_subscribe
     answer = await person.say("subscribe events=run outcomes=failed dry-run", "Dry run, nothing subscribed: of the")
     assert re.search(r"`events=run outcomes=failed` would have sent \d+ here, on 1 card, the newest:", answer)
     [line] = [line for line in answer.split("\n") if line.startswith("• ")]
-    assert line.startswith(f"• Failed: integrate-app-y {ado.run(run.id).name} (") and line.endswith("min ago)")
+    assert line.startswith(f"• Failed: integrate-app-y {ado.run(run.id).name} · ") and line.endswith("min ago)")
+    shown = f"buildId={run.id}|Open run>" if platform == "slack" else f"buildId={run.id})"
+    assert shown in (answer if platform == "slack" else line)  # the card's link, as the platform writes it
     answer = await person.say("subscribe events=run outcomes=succeeded dry-run", "Dry run, nothing subscribed")
     assert "`events=run outcomes=succeeded` would have sent none here." in answer
     assert await store.list_subscriptions() == []
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_a_dry_run_tells_two_gates_of_one_stage_apart_by_their_runs_and_links(loop: Loop, platform: str) -> None:
+    ado = loop.suite.ado
+    runs = [
+        ado.start_run(
+            "release-app-y", requested_by="bob@contoso.com", parameters={"modelName": "model-x", "modelVersion": v}
+        )
+        for v in ("6", "7")
+    ]
+    store = loop.server.store
+    for _ in range(100):
+        if len(gates := await store.list_gates(GateState.PENDING)) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(gates) == 2
+    person = Person(loop, platform, "carol", "app-releases")
+
+    answer = await person.say("subscribe events=approval stages=Production dry-run", "Dry run, nothing subscribed")
+
+    lines = sorted(line for line in answer.split("\n") if line.startswith("• "))
+    assert len(lines) == 2 and lines[0] != lines[1]
+    for line, run in zip(lines, runs, strict=True):
+        # Handoff did not start these runs: which model version they deploy is not known, so not named
+        assert line.startswith(f"• Waiting: Release release-app-y to production, run {ado.run(run.id).name} · ")
+        # each card's link, as each platform writes it (Slack's in its blocks, its text only names the link)
+        shown = f"buildId={run.id}|Open in Azure DevOps>" if platform == "slack" else f"buildId={run.id})"
+        assert shown in (answer if platform == "slack" else line)
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])

@@ -141,7 +141,7 @@ async def test_a_release_handoff_started_is_left_to_people_in_azure_devops(loop:
     assert '"verb": "approve"' not in card_text(post) and '"action_id": "approve"' not in blocks_text(gate_card)
     assert "Open in Azure DevOps" in card_text(post) and "Open in Azure DevOps" in blocks_text(gate_card)
     # the people are named; Handoff's own account is not
-    assert "Carol Jensen, Bob Okafor" in blocks_text(gate_card) and "Handoff Bot" not in blocks_text(gate_card)
+    assert "Carol Diaz, Bob Chen" in blocks_text(gate_card) and "Handoff Bot" not in blocks_text(gate_card)
     [approval] = ado.approvals_for(run.id)
     gate_id = f"azure-devops:contoso:pipeline-approval:{approval.id}"
     answer = await teams.click_action(post.id, "approve", {"gate": gate_id}, user="bob")  # an older card's button
@@ -187,8 +187,8 @@ async def test_an_approval_azure_devops_needs_two_for_waits_there_after_handoffs
     more = "Handoff's approval counts once in Azure DevOps; it needs 1 more approver there: decide in Azure DevOps."
     await eventually(lambda: more in blocks_text(gate_card))
     assert '"action_id": "approve"' not in blocks_text(gate_card) and "Decided by" not in blocks_text(gate_card)
-    assert "Handoff's approval in Azure DevOps, for Carol Jensen" in blocks_text(gate_card)
-    told = "Handoff approved in Azure DevOps for Carol Jensen"
+    assert "Handoff's approval in Azure DevOps, for Carol Diaz" in blocks_text(gate_card)
+    told = "Handoff approved in Azure DevOps for Carol Diaz"
     await eventually(lambda: any(told in r.text for r in gate_card.replies))
     assert not any(r.text.startswith("Approved") for r in gate_card.replies)
     [approval] = ado.approvals_for(run.id)
@@ -208,7 +208,7 @@ async def test_an_approval_azure_devops_needs_two_for_waits_there_after_handoffs
     # bob approves in Azure DevOps: the gate and its cards take Azure DevOps' outcome
     await decide_in_azure_devops(ado, "bob@contoso.com", approval.id, "approved", "fine by me")
     await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)
-    await eventually(lambda: "Approved" in blocks_text(gate_card) and "Bob Okafor" in blocks_text(gate_card))
+    await eventually(lambda: "Approved" in blocks_text(gate_card) and "Bob Chen" in blocks_text(gate_card))
     gate = await loop.server.store.get_gate(gate_id)
     assert gate is not None and gate.state is GateState.APPROVED
 
@@ -317,7 +317,7 @@ async def unanswered_approval_from_slack(loop: Loop) -> tuple[Any, Any]:
     ado.faults.add(f"PATCH {APPROVALS}", ["reset"])  # the connection drops before Azure DevOps sees it
     await approve_in_slack(loop, gate_card, "carol", "looks good")
     await eventually(lambda: "Handoff will apply it when it does" in blocks_text(gate_card))
-    await eventually(lambda: any("Approved in Slack by Carol Jensen" in r.text for r in gate_card.replies))
+    await eventually(lambda: any("Approved in Slack by Carol Diaz" in r.text for r in gate_card.replies))
     assert approval.status == "pending"
     return approval, gate_card
 
@@ -335,15 +335,15 @@ async def test_an_approval_rejected_in_azure_devops_while_it_did_not_answer_corr
 
     await decide_in_azure_devops(ado, "bob@contoso.com", approval.id, "rejected", "the model card is stale")
     # the card says what Azure DevOps did, who did it, and that carol's approval was not applied
-    corrected = "Rejected in Azure DevOps by Bob Okafor; Carol Jensen's approval from Slack was not applied."
+    corrected = "Rejected in Azure DevOps by Bob Chen; Carol Diaz's approval from Slack was not applied."
     await eventually(lambda: corrected in blocks_text(gate_card))
     assert '"action_id": "approve"' not in blocks_text(gate_card)
     assert "Handoff will apply it" not in blocks_text(gate_card)
     # the thread too, calling on carol
     carol = slack.world.user("carol")
     reply = await eventually(lambda: next((r for r in gate_card.replies if "Rejected in Azure DevOps" in r.text), None))
-    assert "Rejected in Azure DevOps by Bob Okafor." in reply.text and reply.text.endswith(f" <@{carol.id}>")
-    assert "Carol Jensen's approval from Slack was not applied" in blocks_text(reply)
+    assert "Rejected in Azure DevOps by Bob Chen." in reply.text and reply.text.endswith(f" <@{carol.id}>")
+    assert "Carol Diaz's approval from Slack was not applied" in blocks_text(reply)
     assert "the model card is stale" in blocks_text(reply)
     teams_card = await eventually(
         lambda: next((p for p in teams_posts(loop, "App releases") if corrected in card_text(p)), None)
@@ -380,7 +380,7 @@ async def test_a_decision_sent_again_after_azure_devops_completed_the_approval_t
     assert gate is not None and gate.state is GateState.REJECTED and gate.details["decided_in"] == "Azure DevOps"
     [asked] = ado.recorder.matching(f"GET {APPROVALS}")
     assert asked.query["approvalIds"] == approval.id
-    corrected = "Rejected in Azure DevOps by Bob Okafor; Carol Jensen's approval from Slack was not applied."
+    corrected = "Rejected in Azure DevOps by Bob Chen; Carol Diaz's approval from Slack was not applied."
     await eventually(lambda: corrected in blocks_text(gate_card))
     assert '"action_id": "approve"' not in blocks_text(gate_card)
     carol = slack.world.user("carol")
@@ -395,7 +395,7 @@ async def test_a_decision_sent_again_after_azure_devops_completed_the_approval_t
     assert audit == [
         ("approve", "pending: Azure DevOps unavailable"),
         ("decide", "rejected"),
-        ("apply approve", "not applied: rejected in Azure DevOps by Bob Okafor first"),
+        ("apply approve", "not applied: rejected in Azure DevOps by Bob Chen first"),
     ]
 
 
@@ -429,16 +429,16 @@ async def test_a_gate_waiting_again_closes_when_azure_devops_says_its_approval_i
     gate = await loop.server.store.get_gate(gate_id)
     assert gate is not None and gate.state is GateState.APPROVED and gate.details["decided_in"] == "Azure DevOps"
     # its cards show it approved, by carol in Azure DevOps, without buttons; their threads are told
-    await eventually(lambda: "Approved" in card_text(post) and "Carol Jensen" in card_text(post))
+    await eventually(lambda: "Approved" in card_text(post) and "Carol Diaz" in card_text(post))
     assert '"verb": "approve"' not in card_text(post) and refused not in card_text(post)
     await eventually(
-        lambda: any("Approved in Azure DevOps by Carol Jensen" in json.dumps(r.activity) for r in post.replies)
+        lambda: any("Approved in Azure DevOps by Carol Diaz" in json.dumps(r.activity) for r in post.replies)
     )
     gate_card = next(m for m in slack_messages(loop, "app-releases") if "Approvals needed" in blocks_text(m))
     await eventually(
-        lambda: '"action_id": "approve"' not in blocks_text(gate_card) and "Carol Jensen" in blocks_text(gate_card)
+        lambda: '"action_id": "approve"' not in blocks_text(gate_card) and "Carol Diaz" in blocks_text(gate_card)
     )
-    await eventually(lambda: any("Approved in Azure DevOps by Carol Jensen" in r.text for r in gate_card.replies))
+    await eventually(lambda: any("Approved in Azure DevOps by Carol Diaz" in r.text for r in gate_card.replies))
     assert len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 1  # carol's own
     audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
     assert audit[-1] == ("Azure DevOps", "decide", "approved")

@@ -311,7 +311,7 @@ def test_a_gate_change_that_arrives_after_a_newer_one_never_takes_the_card_back(
 def test_a_gate_card_names_the_people_who_decided_as_the_approval_names_them() -> None:
     """Deciders are known by their email; the card shows the names the approval's steps give them (a group's
     members included), and the email of anyone they do not name."""
-    carol = Approver(person=Person(name="Carol Jensen", email="carol@contoso.com"))
+    carol = Approver(person=Person(name="Carol Diaz", email="carol@contoso.com"))
     managers = Approver(
         person=Person(name="[mlops]\\Release Managers"),
         group=True,
@@ -328,11 +328,11 @@ def test_a_gate_card_names_the_people_who_decided_as_the_approval_names_them() -
         for n in (1, 2, 3)
     ]
     waiting, _ = apply(pending, *changes[:2])
-    assert ("Approved so far", "2 of 3: erin@contoso.com, Carol Jensen") in facts(render(waiting))
+    assert ("Approved so far", "2 of 3: erin@contoso.com, Carol Diaz") in facts(render(waiting))
     decided, replies = apply(pending, *changes)
     assert [r.title for r in replies] == [
         "Approved by erin@contoso.com (1 of 3)",
-        "Approved by Carol Jensen (2 of 3)",
+        "Approved by Carol Diaz (2 of 3)",
         "Approved in Slack by Dave Li",
     ]
     assert ("Decided by", "Dave Li") in facts(render(decided))
@@ -342,7 +342,7 @@ def test_a_decision_azure_devops_refused_takes_the_gate_card_back_to_waiting() -
     """A decision shown before Azure DevOps refused it (it was not answering at first) did not take effect: the
     card waits again and says whose decision was refused and why, unless Azure DevOps has completed the
     approval since."""
-    carol = Approver(person=Person(name="Carol Jensen", email="carol@contoso.com"))
+    carol = Approver(person=Person(name="Carol Diaz", email="carol@contoso.com"))
     pending = replace(approval(ApprovalPending, "pending", (carol,)), web_url="https://dev.azure.com/run/77")
     vote = GateDecision(actor="carol@contoso.com", decision="approve", platform="teams")
     decided = replace(gate_change(2, "approved"), decisions=(vote,), note="Azure DevOps is not answering")
@@ -354,12 +354,12 @@ def test_a_decision_azure_devops_refused_takes_the_gate_card_back_to_waiting() -
     state, replies = apply(pending, decided, refused)
     card = render(state)
     assert card.status is Status.WAITING and [a.action_id for a in card.actions] == ["approve", "reject"]
-    assert card.summary == f"Azure DevOps refused Carol Jensen's approval: {why}\n\nCheck the dashboard first"
+    assert card.summary == f"Azure DevOps refused Carol Diaz's approval: {why}\n\nCheck the dashboard first"
     assert not {"Decided by", "Note"} & {label for label, _ in facts(card)}
-    assert card.mentions == (Mention("Carol Jensen", "carol@contoso.com"),)  # called on again
+    assert card.mentions == (Mention("Carol Diaz", "carol@contoso.com"),)  # called on again
     assert [(r.title, r.status) for r in replies] == [
-        ("Approved in Teams by Carol Jensen", Status.APPROVED),
-        ("Azure DevOps refused Carol Jensen's approval", Status.WARNING),
+        ("Approved in Teams by Carol Diaz", Status.APPROVED),
+        ("Azure DevOps refused Carol Diaz's approval", Status.WARNING),
     ]
     assert replies[-1].summary == why and replies[-1].links[0].url == "https://dev.azure.com/run/77"
     # the stale change that showed it approved never takes the card back
@@ -367,7 +367,7 @@ def test_a_decision_azure_devops_refused_takes_the_gate_card_back_to_waiting() -
     # Azure DevOps completed the approval first: the refusal changes nothing it shows
     done = approval(ApprovalCompleted, "rejected", (replace(carol, status="rejected"),))
     closed, replies = apply(pending, done, refused)
-    assert render(closed).status is Status.REJECTED and [r.title for r in replies] == ["Rejected by Carol Jensen"]
+    assert render(closed).status is Status.REJECTED and [r.title for r in replies] == ["Rejected by Carol Diaz"]
 
 
 def facts(card: Card) -> list[tuple[str, str]]:

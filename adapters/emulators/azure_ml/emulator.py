@@ -6,7 +6,6 @@ Point the real ``MLClient`` at it with ``adapters.azure_ml.build_ml_client(emula
 from __future__ import annotations
 
 import copy
-import html
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +30,8 @@ from adapters.emulators.azure_ml.registry import ModelRegistry
 from adapters.emulators.azure_ml.resources import ArmScope, arm_error
 from adapters.emulators.azure_ml.routes import ArmRoutes
 from adapters.emulators.azure_ml.seed import seed_workspace
-from adapters.emulators.azure_ml.state import JobRecord, ModelVersionRecord, WorkspaceState
+from adapters.emulators.azure_ml.state import DriftRunRecord, JobRecord, ModelVersionRecord, WorkspaceState
+from adapters.emulators.azure_ml.studio import StudioPages
 from adapters.emulators.azure_ml.world import AzureMLWorld, Signature, load_default_world
 from adapters.emulators.base import (
     FaultScript,
@@ -111,8 +111,7 @@ class AzureMLEmulator:
         ArmRoutes(self).add_routes(app)
         ArmEventSubscriptions.of(self).add_routes(app)
         self.blobs.add_routes(app)
-        app.router.add_get("/studio/runs/{name}", self._studio)
-        app.router.add_get("/studio/model/{reference}/details", self._studio_model)
+        StudioPages(self).add_routes(app)
         app.router.add_get("/eventgrid/validate", self._manual_validation)
         app.router.add_route("*", "/{tail:.*}", self._no_route)
 
@@ -196,31 +195,6 @@ class AzureMLEmulator:
 
     async def _no_route(self, request: web.Request) -> web.Response:
         return arm_error(404, "NoRegisteredProviderFound", f"No route for {request.method} {request.path}.")
-
-    async def _studio(self, request: web.Request) -> web.Response:
-        job = self.state.jobs.get(request.match_info["name"])
-        if job is None:
-            return web.Response(status=404, text="job not found")
-        rows = "".join(f"<li>{status} at {at.isoformat()}</li>" for status, at in job.history)
-        title = html.escape(job.display_name or job.name)
-        page = f"<html><body><h1>{title}</h1><p>Status: <b>{job.status}</b></p><ul>{rows}</ul></body></html>"
-        return web.Response(text=page, content_type="text/html")
-
-    async def _studio_model(self, request: web.Request) -> web.Response:
-        """Studio's page of a model version (``/model/{name}:{version}/details``): its tags and properties."""
-        name, _, version = request.match_info["reference"].rpartition(":")
-        model = self.state.models.get(name, {}).get(version)
-        if model is None:
-            return web.Response(status=404, text="model version not found")
-        rows = "".join(
-            f"<li>{html.escape(key)}: {html.escape(value)}</li>"
-            for key, value in sorted({**model.tags, **model.properties}.items())
-        )
-        title = html.escape(f"{model.name}:{model.version}")
-        page = (
-            f"<html><body><h1>{title}</h1><p>Registered {model.created_at.isoformat()}</p><ul>{rows}</ul></body></html>"
-        )
-        return web.Response(text=page, content_type="text/html")
 
     async def _manual_validation(self, request: web.Request) -> web.Response:
         sub = self.dispatcher.complete_manual_validation(request.query.get("id", ""), request.query.get("token", ""))
@@ -378,15 +352,18 @@ class AzureMLEmulator:
         base_dataset: str | None = None,
         target_dataset: str | None = None,
     ) -> EmittedEvent:
-        """A data drift monitor found drift: emits DatasetDriftDetected."""
+        """A data drift monitor found drift: its run is kept (studio shows it) and DatasetDriftDetected emitted."""
         name = monitor or next(iter(self.world.drift_monitors), "drift-monitor")
         config = self.world.drift_monitors.get(name, {})
         base = base_dataset or str(config.get("base_dataset", "baseline"))
         target = target_dataset or str(config.get("target_dataset", "target"))
         now = self.clock.now()
+        start = now - timedelta(days=1)
         event = self.events.dataset_drift_detected(
-            name, _dataset_guid(base), _dataset_guid(target), coefficient, now - timedelta(days=1), now, now
+            name, _dataset_guid(base), _dataset_guid(target), coefficient, start, now, now
         )
+        run_id = event.subject.rpartition("/")[2]  # datadrift/{monitor id}/run/{run id}, whatever the data's casing
+        self.state.drift_runs[run_id] = DriftRunRecord(run_id, name, coefficient, base, target, start, now)
         self._publish(event)
         return event
 

@@ -1,4 +1,4 @@
-"""In-memory state of the emulated workspace: jobs, model versions, other versioned assets, blobs."""
+"""In-memory state of the emulated workspace: jobs, drift runs, model versions, other versioned assets, blobs."""
 
 from __future__ import annotations
 
@@ -108,11 +108,25 @@ class BlobRecord:
 BlobKey = tuple[str, str, str]
 
 
+@dataclass(frozen=True)
+class DriftRunRecord:
+    """A dataset monitor's run that measured drift (the run a ``DatasetDriftDetected`` event names)."""
+
+    run_id: str
+    monitor_name: str
+    drift_coefficient: float
+    base_dataset: str
+    target_dataset: str
+    window_start: datetime
+    window_end: datetime
+
+
 @dataclass
 class WorkspaceState:
     """Everything the workspace and its storage hold."""
 
     jobs: dict[str, JobRecord] = field(default_factory=dict)
+    drift_runs: dict[str, DriftRunRecord] = field(default_factory=dict)
     models: dict[str, dict[str, ModelVersionRecord]] = field(default_factory=dict)
     assets: dict[str, dict[str, dict[str, AssetVersion]]] = field(default_factory=dict)
     blobs: dict[BlobKey, BlobRecord] = field(default_factory=dict)

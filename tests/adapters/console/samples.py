@@ -27,7 +27,7 @@ def slack_gate(status: str = "Waiting", *, buttons: bool = True) -> list[dict[st
             "fields": [
                 {"type": "mrkdwn", "text": "*Pipeline*\nrelease-app-y #104"},
                 {"type": "mrkdwn", "text": "*Model*\nmodel-x:7 (AUC 0.92)"},
-                {"type": "mrkdwn", "text": "*Requested by*\nBob Okafor"},
+                {"type": "mrkdwn", "text": "*Requested by*\nBob Chen"},
                 {"type": "mrkdwn", "text": "*Expires*\nin 60 min"},
             ],
         },
@@ -133,7 +133,7 @@ def teams_gate(
                         "facts": [
                             {"title": "Pipeline", "value": "release-app-y #104"},
                             {"title": "Model", "value": "model-x:7 (AUC 0.92)"},
-                            {"title": "Requested by", "value": "Bob Okafor"},
+                            {"title": "Requested by", "value": "Bob Chen"},
                         ],
                     }
                 ],

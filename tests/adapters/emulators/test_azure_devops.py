@@ -448,7 +448,7 @@ async def test_push_emits_git_push_and_triggers_ci(
     await ado.drain()
     body = fake_http_server.recorder.matching("POST /git")[0].json()
     assert body["resource"]["pushedBy"]["uniqueName"] == "bob@contoso.com"
-    assert body["message"]["text"] == "Bob Okafor pushed updates to branch main of repository app-y."
+    assert body["message"]["text"] == "Bob Chen pushed updates to branch main of repository app-y."
 
 
 # classic release approvals ---------------------------------------------------------------------------

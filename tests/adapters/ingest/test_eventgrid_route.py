@@ -242,6 +242,9 @@ async def test_flush_with_close_is_accepted_create_file_is_not(ingest: Ingest) -
         path="sales/2026/03/01.parquet",
         size=2048,
         url="https://lake.dfs.core.windows.net/raw/sales/2026/03/01.parquet",
+        web_url="https://portal.azure.com/#view/Microsoft_Azure_Storage/ContainerMenuBlade/~/overview"
+        "/storageAccountId/%2Fsubscriptions%2Fs%2FresourceGroups%2FStorage%2Fproviders%2FMicrosoft.Storage"
+        "%2FstorageAccounts%2Flake/path/raw",
     )
     assert isinstance(put, DataArrived) and put.path == "sales/2026/03/03.parquet"
 

@@ -80,6 +80,7 @@ async def test_model_deployed_doc_sample(ingest: Ingest, shared_dir: Path, schem
         compute_type="ACI",
         model_ids=("sklearn_regression_model:1", "sklearn_regression_model:2"),
         service_tags={"area": "diabetes", "type": "regression"},
+        web_url=DOC_STUDIO.format(page="endpoints/realtime/my-sklearn-service/detail"),
     )
     assert (event.model, event.outcome) == ("sklearn_regression_model", "succeeded")
 
@@ -185,6 +186,7 @@ async def test_sdk_camelcase_batch(ingest: Ingest, shared_dir: Path) -> None:
         compute_type="ACI",
         model_ids=("my_first_model:1", "my_second_model:1"),
         service_tags={"mytag": "test tag"},
+        web_url=f"https://ml.azure.com/endpoints/realtime/aciservice1/detail?wsid={SDK_WORKSPACE}",
     )
     tags = {"experiment_status": "ModelSelection", "experiment_status_descr": "Beginning model selection."}
     assert isinstance(completed, TrainingRunFinished) and isinstance(changed, TrainingRunFinished)
@@ -224,8 +226,14 @@ async def test_blob_created(ingest: Ingest, shared_dir: Path, schema: str) -> No
         path="new-file.txt",
         size=524288,
         url="https://my-storage-account.blob.core.windows.net/testcontainer/new-file.txt",
+        # the portal's page of the container: the file's own URL opens only with a key or a token
+        web_url="https://portal.azure.com/#view/Microsoft_Azure_Storage/ContainerMenuBlade/~/overview"
+        "/storageAccountId/%2Fsubscriptions%2F%7Bsubscription-id%7D%2FresourceGroups%2FStorage%2Fproviders"
+        "%2FMicrosoft.Storage%2FstorageAccounts%2Fmy-storage-account/path/test-container",
     )
     assert event.grouping_key == "storage:my-storage-account:test-container:new-file.txt"
+    card = render(merge(None, event).state)
+    assert [(link.label, link.url) for link in card.links] == [("Open", event.web_url)]
 
 
 async def test_single_cloud_event_object(ingest: Ingest, shared_dir: Path) -> None:
