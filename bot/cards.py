@@ -24,6 +24,7 @@ class Status(StrEnum):
     PARTIAL = "partially_succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    SKIPPED = "skipped"
     WARNING = "warning"
     APPROVED = "approved"
     REJECTED = "rejected"
@@ -41,7 +42,7 @@ class Status(StrEnum):
 
 
 # A stage in one of these has run its course.
-_FINISHED = frozenset({Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED})
+_FINISHED = frozenset({Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED, Status.SKIPPED})
 _ALERTS = frozenset({Status.FAILED, Status.PARTIAL, Status.WARNING})
 
 

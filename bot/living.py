@@ -58,7 +58,7 @@ RESULT_STATUS = {
     "failed": Status.FAILED,
     "canceled": Status.CANCELED,
     "cancelled": Status.CANCELED,
-    "skipped": Status.INFO,
+    "skipped": Status.SKIPPED,
     "stopped": Status.CANCELED,
 }
 APPROVAL_STATUS = {
@@ -90,7 +90,16 @@ _UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
 HANDOFF_BARRED = "Handoff started this run, so Azure DevOps lets only people decide it: decide in Azure DevOps."
 # The statuses of a card that tells how things ended.
 _ENDED = frozenset(
-    {Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED, Status.APPROVED, Status.REJECTED, Status.EXPIRED}
+    {
+        Status.SUCCEEDED,
+        Status.PARTIAL,
+        Status.FAILED,
+        Status.CANCELED,
+        Status.SKIPPED,
+        Status.APPROVED,
+        Status.REJECTED,
+        Status.EXPIRED,
+    }
 )
 
 

@@ -200,6 +200,23 @@ def test_a_gate_assigned_to_a_group_calls_on_its_members() -> None:
     assert render(apply(pending, done)[0]).mentions == ()
 
 
+def test_a_skipped_stage_reads_skipped_and_is_no_failure() -> None:
+    state, replies = apply(
+        run("inProgress"),
+        stage("Build", "completed", "succeeded", at=10),
+        stage("Deploy", "completed", "skipped", at=20),
+        run("completed", "succeeded", at=30),
+    )
+    card = render(state)
+    assert card.status is Status.SUCCEEDED and card.summary == ""
+    assert [(s.name, s.status, s.status.label) for s in card.steps] == [
+        ("Build", Status.SUCCEEDED, "Succeeded"),
+        ("Deploy", Status.SKIPPED, "Skipped"),
+    ]
+    assert replies == []
+    assert card.compacted().summary == "2 of 2 stages done"
+
+
 def test_late_events_never_move_the_card_backwards() -> None:
     state, _ = apply(run("completed", "succeeded", at=60), stage("Build", "completed", "succeeded"))
     late = merge(state, run("inProgress"))
