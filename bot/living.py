@@ -150,10 +150,11 @@ def repeat_reply(card: Card, limit: timedelta) -> Card:
     """The thread reply that stands for ``card`` where a subscription's repeat limit folded it under an
     earlier card of the same kind (the same pipeline failing again within the limit)."""
     again = f"Again within {_span(limit)}: shown in this thread instead of as a new card."
+    summary = card.summary if not card.summary or card.summary.endswith((".", "!", "?")) else f"{card.summary}."
     return Card(
         title=card.title,
         status=card.status,
-        summary=f"{card.summary} {again}" if card.summary else again,
+        summary=f"{summary} {again}" if summary else again,
         facts=card.facts,
         links=card.links,
         context=card.context,
