@@ -24,6 +24,7 @@ class Status(StrEnum):
     PARTIAL = "partially_succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    SKIPPED = "skipped"
     WARNING = "warning"
     APPROVED = "approved"
     REJECTED = "rejected"
@@ -41,7 +42,7 @@ class Status(StrEnum):
 
 
 # A stage in one of these has run its course.
-_FINISHED = frozenset({Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED})
+_FINISHED = frozenset({Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED, Status.SKIPPED})
 _ALERTS = frozenset({Status.FAILED, Status.PARTIAL, Status.WARNING})
 
 
@@ -118,10 +119,15 @@ class Card:
 
     def naming_only(self) -> Card:
         """The card for a conversation whose subscriptions turned mentions off: the people it calls on are
-        named in its text, not @mentioned."""
+        named in its text, not @mentioned (a person a fact names already, ``Requested by``, is not named
+        again)."""
         if not self.mentions:
             return self
-        names = ", ".join(dict.fromkeys(m.name or m.email for m in self.mentions))
+        in_facts = {fact.value for fact in self.facts}
+        unnamed = [name for name in dict.fromkeys(m.name or m.email for m in self.mentions) if name not in in_facts]
+        if not unnamed:
+            return replace(self, mentions=())
+        names = ", ".join(unnamed)
         summary = f"{self.summary}\n\nFor: {names}" if self.summary else f"For: {names}"
         return replace(self, summary=summary, mentions=())
 

@@ -167,6 +167,10 @@ class RunStateChanged(DomainEvent):
     failing_stage: str | None = None
     # the model version Handoff started the run for (``model-x:8``); hooks do not carry a run's parameters
     for_model: str | None = None
+    # when Azure DevOps created the event (``createdDate``); None where it did not say, and for the events
+    # Handoff makes of a run it polls. Only a stamped event can tell a newer attempt (a retried stage) from
+    # a late event of an earlier one: hooks number no attempts.
+    created_at: datetime | None = None
 
     @property
     def outcome(self) -> str | None:
@@ -200,6 +204,9 @@ class StageStateChanged(DomainEvent):
     stage_display_name: str = ""
     state: str  # notStarted | waiting | running | completed
     result: str | None = None
+    # when Azure DevOps created the event (``createdDate``), None where it did not say: a retried stage's
+    # events are newer than its earlier attempt's (see RunStateChanged.created_at)
+    created_at: datetime | None = None
 
     @property
     def outcome(self) -> str | None:

@@ -364,7 +364,7 @@ class Ingest:
             compact |= {t for t in new_targets if (options := routed.get(t)) is not None and options.compact}
         if compact or "compact" in merged.state:
             state["compact"] = [_address_json(c) for c in sorted(compact & set(conversations), key=str)]
-        quiet = _quiet(current, targets, routed)
+        quiet = _quiet(current, targets | {target for target, _, _ in repeats}, routed)
         if quiet or "quiet" in merged.state:
             state["quiet"] = [_address_json(c) for c in sorted(quiet & set(conversations), key=str)]
         rendered = render(merged.state)
@@ -373,8 +373,8 @@ class Ingest:
 
         def card_for(conversation: ConversationAddress) -> dict[str, Any]:
             if rendered.mentions and conversation in quiet:
-                named = rendered.naming_only()
-                return (named.compacted() if conversation in compact else named).to_json()
+                # compacted first: a compact card has no facts to name the people it calls on
+                return (rendered.compacted() if conversation in compact else rendered).naming_only().to_json()
             return compact_card if conversation in compact else card
 
         deliveries = [

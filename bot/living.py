@@ -58,7 +58,7 @@ RESULT_STATUS = {
     "failed": Status.FAILED,
     "canceled": Status.CANCELED,
     "cancelled": Status.CANCELED,
-    "skipped": Status.INFO,
+    "skipped": Status.SKIPPED,
     "stopped": Status.CANCELED,
 }
 APPROVAL_STATUS = {
@@ -90,7 +90,16 @@ _UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
 HANDOFF_BARRED = "Handoff started this run, so Azure DevOps lets only people decide it: decide in Azure DevOps."
 # The statuses of a card that tells how things ended.
 _ENDED = frozenset(
-    {Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED, Status.APPROVED, Status.REJECTED, Status.EXPIRED}
+    {
+        Status.SUCCEEDED,
+        Status.PARTIAL,
+        Status.FAILED,
+        Status.CANCELED,
+        Status.SKIPPED,
+        Status.APPROVED,
+        Status.REJECTED,
+        Status.EXPIRED,
+    }
 )
 
 
@@ -141,10 +150,11 @@ def repeat_reply(card: Card, limit: timedelta) -> Card:
     """The thread reply that stands for ``card`` where a subscription's repeat limit folded it under an
     earlier card of the same kind (the same pipeline failing again within the limit)."""
     again = f"Again within {_span(limit)}: shown in this thread instead of as a new card."
+    summary = card.summary if not card.summary or card.summary.endswith((".", "!", "?")) else f"{card.summary}."
     return Card(
         title=card.title,
         status=card.status,
-        summary=f"{card.summary} {again}" if card.summary else again,
+        summary=f"{summary} {again}" if summary else again,
         facts=card.facts,
         links=card.links,
         context=card.context,
@@ -212,13 +222,7 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
             new["requested_by_email"] = event.actor.email
     replies: list[Card] = []
     if isinstance(event, RunStateChanged):
-        if (
-            RUN_STATE_RANK.get(_norm(event.state), 0) >= RUN_STATE_RANK.get(new["state"], 0)
-            and new["state"] != "completed"
-        ):
-            new["state"] = _norm(event.state)
-            if new["state"] == "completed":
-                new["result"] = _norm(event.result)
+        _merge_run_state(new, event)
         if event.for_model and not new.get("for_model"):
             new["for_model"] = event.for_model
         if event.started_at and not new.get("started_at"):
@@ -242,13 +246,7 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
         started = _utc_iso(event.occurred_at)
         if not stage.get("first_at") or started < stage["first_at"]:
             stage["first_at"] = started
-        if (
-            STAGE_STATE_RANK.get(_norm(event.state), 0) >= STAGE_STATE_RANK.get(stage["state"], 0)
-            and stage["state"] != "completed"
-        ):
-            stage["state"] = _norm(event.state)
-            if stage["state"] == "completed":
-                stage["result"] = _norm(event.result)
+        _merge_stage_state(new, stage, event)
         if new["state"] == "notstarted":
             new["state"] = "inprogress"
         announced = new["failures_announced"]
@@ -262,6 +260,81 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
                 replies.append(_failure_reply(new, stage["display"]))
     changed = new != before  # (``before`` is untouched: what changed was copied first)
     return Merge(new, changed, replies if changed else [])
+
+
+# Attempts: hooks number none, so they are told apart by when Azure DevOps created each event (``created_at``).
+# Within an attempt a run or stage goes on (inProgress, waiting, running) before it completes. So an event
+# created after the one that completed it, saying it goes on, is a newer attempt (a retry: "Rerun failed
+# stages"); and an event created before the newest that said it goes on (``going_at``) is an earlier
+# attempt's, left out. A late or redelivered event of the attempt the card shows changes nothing either.
+
+
+def _merge_run_state(new: State, event: RunStateChanged) -> None:
+    """Move the run's state by ``event``: forwards within an attempt, or on to a newer attempt."""
+    at = _utc_iso(event.created_at) if event.created_at else None
+    state = _norm(event.state)
+    if at and at < new.get("going_at", ""):
+        return  # an earlier attempt's
+    if at and _run_goes_on(new, event, at):
+        _reopen_run(new, at)
+    elif RUN_STATE_RANK.get(state, 0) < RUN_STATE_RANK.get(new["state"], 0) or new["state"] == "completed":
+        return
+    new["state"] = state
+    if state == "completed":
+        new["result"] = _norm(event.result)
+        if at:
+            new["completed_at"] = at
+    elif at:
+        new["going_at"] = at
+
+
+def _run_goes_on(run: State, event: RunStateChanged, at: str) -> bool:
+    """Whether ``event`` is of a newer attempt than the completed run the card shows: it says the run goes on,
+    or it ended again later (the event of a retry that started unseen)."""
+    if run["state"] != "completed" or not run.get("completed_at") or at <= run["completed_at"]:
+        return False
+    if _norm(event.state) != "completed":
+        return True
+    # both of an attempt's completions (run-state-changed, build.complete) name one finish
+    shown = run.get("finished_at")
+    return bool(event.finished_at and shown and event.finished_at > datetime.fromisoformat(shown))
+
+
+def _reopen_run(run: State, at: str) -> None:
+    """The run goes on in a newer attempt: its end, and what the thread was told of it, are the last attempt's."""
+    run.update(state="inprogress", result=None, going_at=at, failures_announced=[])
+    for key in ("completed_at", "finished_at", "failed_stage"):
+        run.pop(key, None)
+
+
+def _merge_stage_state(run: State, stage: State, event: StageStateChanged) -> None:
+    """Move a stage's state by ``event``: forwards within an attempt, or on to a newer attempt (a retry),
+    which takes its run on with it."""
+    at = _utc_iso(event.created_at) if event.created_at else None
+    state = _norm(event.state)
+    if at and at < stage.get("going_at", ""):
+        return  # an earlier attempt's
+    if at and stage["state"] == "completed" and stage.get("completed_at") and at > stage["completed_at"]:
+        stage.pop("result", None)
+        stage.pop("completed_at", None)
+        # its next failure is news for the thread again
+        retried = {event.stage_name, stage["display"]}
+        run["failures_announced"] = [s for s in run["failures_announced"] if s not in retried]
+        if run.get("failed_stage") == stage["display"]:
+            del run["failed_stage"]
+        if run["state"] == "completed" and run.get("completed_at") and at > run["completed_at"]:
+            _reopen_run(run, at)
+        else:  # an end of the run created before this retry is an earlier attempt's
+            run["going_at"] = max(run.get("going_at", ""), at)
+    elif STAGE_STATE_RANK.get(state, 0) < STAGE_STATE_RANK.get(stage["state"], 0) or stage["state"] == "completed":
+        return
+    stage["state"] = state
+    if state == "completed":
+        stage["result"] = _norm(event.result)
+        if at:
+            stage["completed_at"] = at
+    elif at:
+        stage["going_at"] = at
 
 
 def _run_status(state: State) -> Status:

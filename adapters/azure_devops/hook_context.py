@@ -138,6 +138,8 @@ class HookContext:
     event_type: str
     event_id: str
     occurred_at: datetime
+    # the envelope's createdDate as sent (``occurred_at`` is the time of receipt when it is missing)
+    created_at: datetime | None
     organization: str
     project_id: str | None
     text: str
@@ -146,10 +148,12 @@ class HookContext:
     @classmethod
     def read(cls, envelope: Fields, resource: Fields, event_type: str, organization: str = "") -> HookContext:
         project_id = envelope.obj("resourceContainers").obj("project").text("id")
+        created_at = envelope.time("createdDate")
         return cls(
             event_type=event_type,
             event_id=envelope.require_text("id"),
-            occurred_at=envelope.time("createdDate") or datetime.now(UTC),
+            occurred_at=created_at or datetime.now(UTC),
+            created_at=created_at,
             organization=find_organization(envelope, resource, organization),
             project_id=project_id if project_id != ZERO_GUID else None,
             text=envelope.obj("message").text("text") or "",

@@ -219,6 +219,7 @@ def _event(hook: _Hook) -> RunStateChanged:
         result=run.result or None,
         started_at=_time(run.created),
         finished_at=_time(run.finished),
+        created_at=occurred_at,
     )
 
 

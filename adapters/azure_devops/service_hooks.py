@@ -84,6 +84,7 @@ def _run_state_changed(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
             result=run.text("result"),
             started_at=run.time("createdDate"),
             finished_at=run.time("finishedDate"),
+            created_at=ctx.created_at,
         )
     ]
 
@@ -100,6 +101,7 @@ def _stage_state_changed(ctx: HookContext, resource: Fields) -> list[DomainEvent
             stage_display_name=stage.text("displayName") or "",
             state=stage.text("state") or "unknown",
             result=stage.text("result"),
+            created_at=ctx.created_at,
         )
     ]
 
@@ -139,6 +141,7 @@ def _build_complete(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
             result=result,
             started_at=resource.time("startTime"),
             finished_at=resource.time("finishTime"),
+            created_at=ctx.created_at,
         )
     ]
 

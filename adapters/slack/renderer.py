@@ -46,6 +46,7 @@ STATUS_EMOJI: dict[Status, str] = {
     Status.PARTIAL: ":large_orange_diamond:",
     Status.FAILED: ":x:",
     Status.CANCELED: ":no_entry_sign:",
+    Status.SKIPPED: ":black_right_pointing_double_triangle_with_vertical_bar:",
     Status.WARNING: ":warning:",
     Status.APPROVED: ":heavy_check_mark:",
     Status.REJECTED: ":no_entry:",

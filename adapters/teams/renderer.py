@@ -55,6 +55,7 @@ _STATUS_LOOK: Mapping[Status, tuple[str, str]] = {
     Status.PARTIAL: ("⚠️", "Warning"),
     Status.FAILED: ("❌", "Attention"),
     Status.CANCELED: ("🚫", "Default"),
+    Status.SKIPPED: ("⏭️", "Default"),
     Status.WARNING: ("⚠️", "Warning"),
     Status.APPROVED: ("✅", "Good"),
     Status.REJECTED: ("⛔", "Attention"),

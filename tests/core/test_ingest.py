@@ -699,6 +699,47 @@ async def test_a_failure_mentions_its_requester_unless_every_subscription_turned
     assert mentioned == {SLACK: bob_mentioned, TEAMS: bob_mentioned, QUIET: []}
 
 
+async def test_a_repeat_folded_where_mentions_are_off_names_the_requester_once_without_a_mention(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    clock = FakeClock(T0)
+    quiet_limited = {**FAILURES_ONLY, "repeat_limit": "30m", "mentions": "off"}
+    ingest = Ingest(store, [Subscription((QUIET,), Filters.from_mapping(quiet_limited))], clock)
+    bob = Person(name="Bob Okafor", email="bob@contoso.com")
+
+    def failed_by_bob(run_id: str) -> RunStateChanged:
+        return replace(failed(run_id), actor=bob, failing_stage="Integration tests")
+
+    assert await ingest.accept(failed_by_bob("1"))
+    [first] = [d.payload["card"] for d in await delivered(store) if d.payload["op"] == "card"]
+    assert first["mentions"] == []
+    assert {"label": "Requested by", "value": "Bob Okafor"} in first["facts"]
+    assert "For:" not in first["summary"]  # the fact names him already
+
+    await clock.advance(10 * 60)
+    assert await ingest.accept(failed_by_bob("2"))
+    [(under, reply)] = replies_to(await delivered(store), QUIET)
+    assert under == run("1").run_key
+    assert reply["mentions"] == []  # named, not pinged
+    assert {"label": "Requested by", "value": "Bob Okafor"} in reply["facts"]
+    assert reply["summary"] == (
+        "Failed at stage Integration tests. Again within 30 min: shown in this thread instead of as a new card."
+    )
+
+
+async def test_a_compact_card_where_mentions_are_off_still_names_who_it_calls_on(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    ingest = Ingest(store, [to_quiet(mentions="off", card_format="compact")], FakeClock(T0))
+    bob = Person(name="Bob Okafor", email="bob@contoso.com")
+    assert await ingest.accept(replace(failed("1"), actor=bob))
+    [card] = [d.payload["card"] for d in await delivered(store) if d.payload["op"] == "card"]
+    assert card["mentions"] == [] and card["facts"] == []
+    assert card["summary"] == "Failed\n\nFor: Bob Okafor"  # no fact left to name him
+
+
 async def test_a_waiting_gate_calls_on_its_approvers_where_mentions_are_on(stores: tuple[SqlStore, SqlStore]) -> None:
     store, _ = stores
     approvals = {"events": ["approval"]}

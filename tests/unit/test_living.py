@@ -42,6 +42,7 @@ def run(state: str, result: str | None = None, at: int = 0) -> RunStateChanged:
         source="azure-devops",
         event_id=f"r{state}{result}{at}",
         occurred_at=T0 + timedelta(seconds=at),
+        created_at=T0 + timedelta(seconds=at),
         run=RUN,
         state=state,
         result=result,
@@ -54,8 +55,9 @@ def run(state: str, result: str | None = None, at: int = 0) -> RunStateChanged:
 def stage(name: str, state: str, result: str | None = None, at: int = 0) -> StageStateChanged:
     return StageStateChanged(
         source="azure-devops",
-        event_id=f"s{name}{state}{result}",
+        event_id=f"s{name}{state}{result}{at}",
         occurred_at=T0 + timedelta(seconds=at),
+        created_at=T0 + timedelta(seconds=at),
         run=RUN,
         stage_name=name,
         stage_display_name=name,
@@ -200,6 +202,23 @@ def test_a_gate_assigned_to_a_group_calls_on_its_members() -> None:
     assert render(apply(pending, done)[0]).mentions == ()
 
 
+def test_a_skipped_stage_reads_skipped_and_is_no_failure() -> None:
+    state, replies = apply(
+        run("inProgress"),
+        stage("Build", "completed", "succeeded", at=10),
+        stage("Deploy", "completed", "skipped", at=20),
+        run("completed", "succeeded", at=30),
+    )
+    card = render(state)
+    assert card.status is Status.SUCCEEDED and card.summary == ""
+    assert [(s.name, s.status, s.status.label) for s in card.steps] == [
+        ("Build", Status.SUCCEEDED, "Succeeded"),
+        ("Deploy", Status.SKIPPED, "Skipped"),
+    ]
+    assert replies == []
+    assert card.compacted().summary == "2 of 2 stages done"
+
+
 def test_late_events_never_move_the_card_backwards() -> None:
     state, _ = apply(run("completed", "succeeded", at=60), stage("Build", "completed", "succeeded"))
     late = merge(state, run("inProgress"))
@@ -207,6 +226,86 @@ def test_late_events_never_move_the_card_backwards() -> None:
     late_stage = merge(state, stage("Build", "running"))
     assert not late_stage.changed
     assert render(late_stage.state).status is Status.SUCCEEDED
+
+
+def steps(state: dict) -> list[tuple[str, Status]]:
+    return [(step.name, step.status) for step in render(state).steps]
+
+
+# one run of integrate-app-y whose Integration tests failed, then "Rerun failed stages" in Azure DevOps
+FIRST_ATTEMPT = (
+    run("inProgress"),
+    stage("Build", "completed", "succeeded", at=10),
+    stage("Integration tests", "completed", "failed", at=20),
+    run("completed", "failed", at=25),
+)
+
+
+def test_a_retried_stage_shows_running_again_then_its_result_and_the_run_its_new_result() -> None:
+    failed, replies = apply(*FIRST_ATTEMPT)
+    assert render(failed).summary == "Failed at stage Integration tests" and len(replies) == 1
+
+    going, _ = apply(*FIRST_ATTEMPT, run("inProgress", at=100))
+    assert render(going).status is Status.RUNNING and render(going).summary == ""
+    assert ("Duration", "25s") not in [(f.label, f.value) for f in render(going).facts]
+    retrying, _ = apply(*FIRST_ATTEMPT, run("inProgress", at=100), stage("Integration tests", "inProgress", at=101))
+    assert steps(retrying) == [("Build", Status.SUCCEEDED), ("Integration tests", Status.RUNNING)]
+    assert render(retrying).mentions == ()
+
+    rerun = (run("inProgress", at=100), stage("Integration tests", "inProgress", at=101))
+    passed = (stage("Integration tests", "completed", "succeeded", at=150), run("completed", "succeeded", at=160))
+    state, replies = apply(*FIRST_ATTEMPT, *rerun, *passed)
+    card = render(state)
+    assert (card.status, card.summary) == (Status.SUCCEEDED, "")
+    assert steps(state) == [("Build", Status.SUCCEEDED), ("Integration tests", Status.SUCCEEDED)]
+    assert ("Duration", "2m 40s") in [(f.label, f.value) for f in card.facts]
+    assert len(replies) == 1  # the first attempt's failure only
+
+
+def test_a_stage_retried_while_its_run_goes_on_ends_with_its_new_result() -> None:
+    state, replies = apply(
+        run("inProgress"),
+        stage("Build", "completed", "succeeded", at=10),
+        stage("Integration tests", "completed", "failed", at=20),
+        stage("Integration tests", "inProgress", at=30),
+        stage("Integration tests", "completed", "succeeded", at=40),
+        run("completed", "succeeded", at=50),
+    )
+    assert render(state).status is Status.SUCCEEDED
+    assert steps(state) == [("Build", Status.SUCCEEDED), ("Integration tests", Status.SUCCEEDED)]
+    assert len(replies) == 1
+
+
+def test_a_rerun_that_fails_again_is_told_once_more_and_late_events_of_either_attempt_change_nothing() -> None:
+    rerun = (run("inProgress", at=100), stage("Integration tests", "inProgress", at=101))
+    failed_again = (stage("Integration tests", "completed", "failed", at=150), run("completed", "failed", at=160))
+    state, replies = apply(*FIRST_ATTEMPT, *rerun, *failed_again)
+    assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in stage Integration tests"] * 2
+    assert render(state).summary == "Failed at stage Integration tests"
+    # the same failure delivered again, late events of the retry, and the first attempt's events: no change
+    for late in (*failed_again, rerun[1], *FIRST_ATTEMPT):
+        assert not merge(state, late).changed
+    # the first attempt's end arriving after the retry started does not end it
+    going, _ = apply(*FIRST_ATTEMPT[:3], *rerun, FIRST_ATTEMPT[3])
+    assert render(going).status is Status.RUNNING
+    assert steps(going) == [("Build", Status.SUCCEEDED), ("Integration tests", Status.RUNNING)]
+
+
+def test_a_rerun_seen_only_by_its_end_counts_and_a_second_report_of_one_end_does_not() -> None:
+    ended, replies = apply(*FIRST_ATTEMPT, run("completed", "succeeded", at=160))  # its start was lost
+    assert render(ended).status is Status.SUCCEEDED and len(replies) == 1
+    # build.complete reports the same end as run-state-changed, created a moment later
+    again = replace(run("completed", "failed", at=25), event_id="build.complete", created_at=T0 + timedelta(seconds=26))
+    state, replies = apply(*FIRST_ATTEMPT, again)
+    assert render(state).status is Status.FAILED and len(replies) == 1
+
+
+def test_only_events_azure_devops_stamped_take_a_completed_run_or_stage_on() -> None:
+    polled = replace(run("inProgress", at=100), event_id="handoff-poll", created_at=None)
+    unstamped = replace(stage("Integration tests", "inProgress", at=101), created_at=None)
+    state, _ = apply(*FIRST_ATTEMPT)
+    for late in (polled, unstamped):
+        assert not merge(state, late).changed
 
 
 @st.composite

@@ -615,6 +615,7 @@
     large_yellow_circle: "🟡", white_circle: "⚪", thumbsup: "👍", "+1": "👍", thumbsdown: "👎", "-1": "👎",
     fire: "🔥", sparkles: "✨", hammer_and_wrench: "🛠️", test_tube: "🧪", floppy_disk: "💾", inbox_tray: "📥",
     arrow_right: "➡️", heavy_minus_sign: "➖", question: "❓", exclamation: "❗", stopwatch: "⏱️", pause_button: "⏸️",
+    black_right_pointing_double_triangle_with_vertical_bar: "⏭️",
   };
 
   function withEmoji(text) {

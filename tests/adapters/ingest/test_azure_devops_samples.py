@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.azure_devops.service_hooks import EVENT_TYPES
+from adapters.azure_devops.service_hooks import EVENT_TYPES, parse_service_hook
 from bot.events import (
     ApprovalCompleted,
     ApprovalPending,
@@ -76,6 +76,7 @@ async def test_run_state_changed(ingest: Ingest, shared_dir: Path) -> None:
         result="succeeded",
         started_at=at("2019-12-13T04:46:13.613Z"),
         finished_at=at("2019-12-13T04:46:13.613Z"),
+        created_at=at("2019-12-13T04:46:13.683Z"),  # when Azure DevOps created it: attempts are told apart by it
     )
     assert event.outcome == "succeeded"
     assert event.grouping_key == f"azure-devops:{ORG}:{SAMPLE_PROJECT}:run:11"
@@ -105,8 +106,14 @@ async def test_stage_state_changed(ingest: Ingest, shared_dir: Path) -> None:
         stage_display_name="",
         state="completed",
         result="succeeded",
+        created_at=at("2019-12-13T06:10:10.186Z"),
     )
     assert event.stage == "__default"
+    # a delivery that does not say when it was created is stamped on receipt, but never counts as newer
+    payload = load_sample(shared_dir, "ado", "ms.vss-pipelines.stage-state-changed-event.json")
+    del payload["createdDate"]
+    (unstamped,) = parse_service_hook(payload, ORG)
+    assert isinstance(unstamped, StageStateChanged) and unstamped.created_at is None
     assert event.grouping_key == f"azure-devops:{ORG}:{SAMPLE_PROJECT}:run:2"
 
 
@@ -207,6 +214,7 @@ async def test_build_complete_resource_version_1(ingest: Ingest, shared_dir: Pat
         result="succeeded",
         started_at=at("2015-04-07T18:04:06.83Z"),
         finished_at=at("2015-04-07T18:06:10.69Z"),
+        created_at=at("2016-09-19T13:03:26.4285528Z"),
     )
     assert event.outcome == "succeeded"
 

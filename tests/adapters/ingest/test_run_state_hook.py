@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -54,6 +55,7 @@ def test_a_usual_delivery_is_read_whole_and_as_the_general_parser_reads_it() -> 
     assert event.actor is not None and event.actor.email == "ada@example.com"
     assert event.run.branch == "refs/heads/main"
     assert event.run.pipeline_id == "1" and event.run.run_id == "11"
+    assert event.created_at == datetime(2019, 12, 13, 4, 46, 13, 683000, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,13 @@ def test_status_emoji_and_steps() -> None:
     assert content.blocks[2]["text"]["text"] == ":white_check_mark: build\n:x: test"
 
 
+def test_a_skipped_stage_shows_a_skip_symbol_not_info() -> None:
+    steps = (Step("build", Status.SUCCEEDED), Step("qa", Status.SKIPPED))
+    card = Card("deploy-app-y #58", Status.SUCCEEDED, steps=steps)
+    lines = render_card(card).blocks[2]["text"]["text"].splitlines()
+    assert lines == [":white_check_mark: build", ":black_right_pointing_double_triangle_with_vertical_bar: qa"]
+
+
 def test_compact_variant() -> None:
     content = render_card(gate_card(), compact=True)
     types = [b["type"] for b in content.blocks]

@@ -137,6 +137,13 @@ def test_every_status_renders(card_validator: jsonschema.protocols.Validator) ->
         assert status.label in texts(document)[1]
 
 
+def test_a_skipped_stage_reads_skipped_with_a_skip_symbol() -> None:
+    steps = (Step("build", Status.SUCCEEDED), Step("qa", Status.SKIPPED))
+    card = Card("deploy-app-y #58", Status.SUCCEEDED, steps=steps)
+    [shown] = [b for b in render_card(card)["body"] if b["type"] == "FactSet"]
+    assert shown["facts"] == [{"title": "build", "value": "✅ Succeeded"}, {"title": "qa", "value": "⏭️ Skipped"}]
+
+
 def test_a_compact_card_keeps_its_buttons_and_stays_valid(card_validator: jsonschema.protocols.Validator) -> None:
     full = replace(
         gate_card(),
