@@ -51,7 +51,7 @@ from bot.events import (
 from bot.events import GateDecision as DecisionView
 from bot.handoff_cards import DECISION_NOUNS
 from bot.ingest import Ingest
-from bot.interactions import ActionResult, ChatUser
+from bot.interactions import MAX_COMMENT, ActionResult, ChatUser
 from bot.living import HANDOFF_BARRED, render
 from bot.pipeline_runs import pipeline_run_event
 from bot.policy import Policy
@@ -685,6 +685,7 @@ class Gatekeeper:
         conversation: ConversationAddress,
     ) -> ActionResult:
         """Apply one person's click; exactly one click moves a gate to a final state."""
+        comment = comment.strip()[:MAX_COMMENT]  # however it came, as long as any platform's form allows
         if decision not in ("approve", "reject", "override"):
             return ActionResult(False, f"Unknown decision {decision!r}.")
         for _ in range(10):

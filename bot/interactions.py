@@ -56,6 +56,11 @@ class CommandRequest:
     in_chat: bool = False
 
 
+MAX_COMMENT = 1000
+"""The longest comment a decision keeps: what every platform's form lets a person type (Slack's modal, Teams'
+input), the same everywhere, and what goes to Azure DevOps with it."""
+
+
 @dataclass(frozen=True)
 class ActionRequest:
     """A click on a card's button; ``comment`` is what the person typed with it, if anything."""

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.interactions import MAX_COMMENT
+
 from .buttons import ButtonPayload, CommentMode
 from .text import escape, truncate, truncate_plain, unescape
 
@@ -20,7 +22,6 @@ CALLBACK_ID = "handoff.comment"
 COMMENT_BLOCK = "comment"
 COMMENT_ACTION = "comment"
 MAX_METADATA = 3000
-MAX_COMMENT = 3000
 MAX_TITLE = 24
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.cards import Action, Card, Fact, Link, Status, Step
+from bot.interactions import MAX_COMMENT
 
 from .text import truncate
 
@@ -227,7 +228,7 @@ def _button(action: Action) -> dict[str, Any]:
     optional = not action.needs_comment and bool(action.comment_prompt or action.action_id in OPTIONAL_COMMENT_ACTIONS)
     if not (action.needs_comment or optional):
         return execute
-    comment: dict[str, Any] = {"type": "Input.Text", "id": COMMENT_INPUT, "isMultiline": True, "maxLength": 1000}
+    comment: dict[str, Any] = {"type": "Input.Text", "id": COMMENT_INPUT, "isMultiline": True, "maxLength": MAX_COMMENT}
     if optional:
         comment.update(label=action.comment_prompt or "Comment (optional)", isRequired=False)
     else:
@@ -331,4 +332,4 @@ def _value(fields: Mapping[str, Any]) -> dict[str, str]:
 
 def _comment(fields: Mapping[str, Any]) -> str:
     comment = fields.get(COMMENT_INPUT)
-    return comment.strip() if isinstance(comment, str) else ""
+    return comment.strip()[:MAX_COMMENT] if isinstance(comment, str) else ""

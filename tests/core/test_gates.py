@@ -207,6 +207,14 @@ async def test_a_click_on_a_gate_decided_or_expired_is_refused_before_its_commen
     )
 
 
+async def test_a_comment_is_kept_as_long_as_any_platforms_form_allows(handoff: Handoff) -> None:
+    await handoff.ingest.accept(pending())
+    reason = "the model's latency doubled. " * 100  # 2,800 characters, from a request crafted by hand
+    assert (await handoff.gatekeeper.decide(user("carol"), GATE, "reject", f"  {reason}  ", SLACK)).accepted
+    [decision] = await handoff.store.gate_decisions(GATE)
+    assert decision.comment == reason[:1000]
+
+
 async def test_the_members_of_a_group_approver_may_decide(handoff: Handoff) -> None:
     managers = Approver(
         person=Person(name="[mlops]\\Release Managers", id="id-managers"), group=True, members=(person("erin"),)

@@ -33,6 +33,7 @@ async def test_approve_opens_a_modal_with_an_optional_comment_and_updates_the_ca
     [comment_input] = [b for b in opened.view["blocks"] if b["type"] == "input"]
     assert comment_input["optional"] is True
     assert comment_input["label"]["text"] == "Comment"  # Slack itself adds "(optional)"
+    assert comment_input["element"]["max_length"] == 1000  # as Teams' input allows
     assert opened.view["submit"]["text"] == "Approve"
 
     submitted = await harness.slack.submit_view(opened.id, {"comment": {"comment": "  ship it  "}})
