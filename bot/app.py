@@ -227,7 +227,14 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
         identities = pipelines.approver_identities if pipelines else None
         me = pipelines.own_identity if pipelines else None
         add_azure_devops_hooks(
-            app, settings.azure_devops, handoff.ingest, details, run_details, identities, own_identity=me
+            app,
+            settings.azure_devops,
+            handoff.ingest,
+            details,
+            run_details,
+            identities,
+            own_identity=me,
+            depends_on_actor=handoff.ingest.depends_on_actor,
         )
     if settings.eventgrid and settings.eventgrid.enabled:
         from adapters.azure_ml.eventgrid_route import add_eventgrid_route

@@ -80,6 +80,11 @@ class DomainEvent:
         return None
 
     @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The names a ``stages`` filter matches: a stage's display name and its name."""
+        return (self.stage,) if self.stage else ()
+
+    @property
     def environment(self) -> str | None:
         return None
 
@@ -149,6 +154,11 @@ def _pipeline_repeat_key(scope: str, run: PipelineRef, outcome: str | None) -> s
     return bounded_key(
         f"azure-devops:{scope}:{run.project}:pipeline:{run.pipeline_id}:{run.branch or ''}:{outcome}".lower()
     )
+
+
+def _stage_names(display_name: str | None, name: str | None) -> tuple[str, ...]:
+    """A stage's display name and its name (``Deploy to production``, ``Production``), each given once."""
+    return tuple(dict.fromkeys(n for n in (display_name, name) if n))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,6 +242,10 @@ class StageStateChanged(DomainEvent):
     def stage(self) -> str | None:
         return self.stage_display_name or self.stage_name
 
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return _stage_names(self.stage_display_name, self.stage_name)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Approver:
@@ -268,6 +282,7 @@ class ApprovalEvent(DomainEvent):
     status: str = "pending"  # pending | approved | rejected | timedOut | canceled | skipped
     run: PipelineRef | None = None
     stage_name: str | None = None
+    stage_display_name: str = ""
     environment_name: str | None = None
     instructions: str = ""
     min_required_approvers: int = 1
@@ -303,7 +318,11 @@ class ApprovalEvent(DomainEvent):
 
     @property
     def stage(self) -> str | None:
-        return self.stage_name
+        return self.stage_display_name or self.stage_name
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return _stage_names(self.stage_display_name, self.stage_name)
 
     @property
     def environment(self) -> str | None:

@@ -28,7 +28,15 @@ from bot.jsonable import tagged_json
 from bot.living import merge, render, repeat_reply
 from bot.ports import EventRecord, StaleWrite, Store
 from bot.records import CardState, ConversationAddress, NewDelivery, ReceivedEvent, RepeatMark
-from bot.routing import Subscription, TargetOptions, route, route_with_options, stored_subscription
+from bot.routing import (
+    Subscription,
+    TargetOptions,
+    depends_on_actor,
+    route,
+    route_with_options,
+    stored_subscription,
+    turned_away_by_actor,
+)
 
 log = logging.getLogger("handoff.ingest")
 
@@ -133,6 +141,11 @@ class Ingest:
             return everything
         reachable = (replace(s, targets=tuple(t for t in s.targets if t not in self._inactive)) for s in everything)
         return [s for s in reachable if s.targets]
+
+    async def depends_on_actor(self, event: DomainEvent) -> bool:
+        """Whether who did ``event`` may decide where it goes (some subscription would route it but for its
+        actor filters): a route whose hook does not say may then ask the service."""
+        return depends_on_actor(event, await self._subscriptions(), self.clock.now())
 
     async def accept(
         self, event: DomainEvent, also_to: Sequence[ConversationAddress] = (), *, told_by: str | None = None
@@ -342,6 +355,9 @@ class Ingest:
             targets = set(routed) | set(waiting.also_to)
         targets -= folded
         new_targets = targets - showing
+        # a card shown before who did it was known, where that person is left out: it is kept current there,
+        # but calls on nobody and gets no replies
+        turned_away = turned_away_by_actor(event, showing - targets, subscriptions, now) if event.actor else set()
         repeats: list[tuple[ConversationAddress, RepeatMark, timedelta]] = []
         new_marks: list[RepeatMark] = []
         if routed is not None and marks is not None and new_targets and event.repeat_key is not None:
@@ -364,7 +380,7 @@ class Ingest:
             compact |= {t for t in new_targets if (options := routed.get(t)) is not None and options.compact}
         if compact or "compact" in merged.state:
             state["compact"] = [_address_json(c) for c in sorted(compact & set(conversations), key=str)]
-        quiet = _quiet(current, targets | {target for target, _, _ in repeats}, routed)
+        quiet = _quiet(current, targets | {target for target, _, _ in repeats}, routed) | turned_away
         if quiet or "quiet" in merged.state:
             state["quiet"] = [_address_json(c) for c in sorted(quiet & set(conversations), key=str)]
         rendered = render(merged.state)
@@ -391,6 +407,8 @@ class Ingest:
         told_there = _told_there(cards, waiting.told_by) if merged.replies else frozenset()
         for reply in merged.replies:
             for conversation in conversations:
+                if conversation in turned_away:
+                    continue
                 # an alert under a card the conversation was shown before (it may have scrolled away) shows
                 # there too; under a card shown with this very event, the card says it already, and where the
                 # card of the run the reply reports on is shown, that card's own reply says it

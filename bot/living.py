@@ -465,7 +465,7 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         ("pipeline", run.pipeline_name if run else None),
         ("run_id", run.run_id if run else None),
         ("run_name", run.run_name if run else None),
-        ("stage", event.stage_name),
+        ("stage", event.stage),  # as the run's card names it: its display name
         ("environment", event.environment_name),
         ("instructions", event.instructions),
         ("for_model", event.for_model),

@@ -500,6 +500,7 @@ class RunStatus:
     url: str | None = None
     failing_step: str | None = None
     requested_by: Person | None = None
+    branch: str | None = None  # the full ref the run built (``refs/heads/main``), where the service says
 
 
 @dataclass(frozen=True)

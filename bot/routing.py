@@ -47,7 +47,6 @@ _GLOB_FILTERS = (
     ("projects", "project"),
     ("pipelines", "pipeline"),
     ("branches", "branch"),
-    ("stages", "stage"),
     ("environments", "environment"),
     ("models", "model"),
 )
@@ -76,6 +75,7 @@ class _Matcher:
     events: frozenset[str] | None
     outcomes: frozenset[str] | None
     globs: tuple[tuple[str, re.Pattern[str]], ...]  # (event attribute, patterns), for the filters given
+    stages: re.Pattern[str] | None  # a stage goes by its name and its display name: either may match
     tags: tuple[tuple[str, re.Pattern[str]], ...]
     actors_include: frozenset[str] | None
     actors_exclude: frozenset[str] | None
@@ -154,27 +154,37 @@ class Filters:
                 for name, attribute in _GLOB_FILTERS
                 if (p := getattr(self, name))
             ),
+            stages=_any_glob(self.stages) if self.stages else None,
             tags=tuple((key, _any_glob([pattern])) for key, pattern in self.tags.items()),
             actors_include=frozenset(self.actors_include) or None,
             actors_exclude=frozenset(self.actors_exclude) or None,
         )
 
-    def matches(self, event: DomainEvent) -> bool:
-        """Whether every filter given lets ``event`` through (an empty filter lets everything through)."""
+    @property
+    def filters_actors(self) -> bool:
+        """Whether the subscription keeps or leaves out events by who did them."""
+        return bool(self.actors_include or self.actors_exclude)
+
+    def matches(self, event: DomainEvent, *, ignoring_actor: bool = False, ignoring_kind: bool = False) -> bool:
+        """Whether every filter given lets ``event`` through (an empty filter lets everything through);
+        ``ignoring_actor``: every filter but the actor filters; ``ignoring_kind``: but the kinds and outcomes."""
         matcher = self._matcher
-        if matcher.events is not None and event.kind not in matcher.events:
-            return False
-        outcomes = matcher.outcomes
-        if outcomes is not None and event.kind not in KINDS_WITHOUT_OUTCOME and event.outcome not in outcomes:
-            return False
+        if not ignoring_kind:
+            if matcher.events is not None and event.kind not in matcher.events:
+                return False
+            outcomes = matcher.outcomes
+            if outcomes is not None and event.kind not in KINDS_WITHOUT_OUTCOME and event.outcome not in outcomes:
+                return False
         for attribute, pattern in matcher.globs:
             if not _globbed(getattr(event, attribute), pattern):
                 return False
+        if matcher.stages is not None and not any(_globbed(n, matcher.stages) for n in event.stage_names):
+            return False
         if matcher.tags:
             tags = event.tags
             if not all(_globbed(tags.get(key), pattern) for key, pattern in matcher.tags):
                 return False
-        if matcher.actors_include is not None or matcher.actors_exclude is not None:
+        if not ignoring_actor and (matcher.actors_include is not None or matcher.actors_exclude is not None):
             person = event.actor
             actor = {n.lower() for n in (person.email, person.name, person.id) if n} if person else set()
             if matcher.actors_include is not None and not actor & matcher.actors_include:
@@ -195,10 +205,10 @@ class Subscription:
     muted_until: datetime | None = None
     id: int | None = None
 
-    def wants(self, event: DomainEvent, now: datetime) -> bool:
+    def wants(self, event: DomainEvent, now: datetime, *, ignoring_actor: bool = False) -> bool:
         if self.muted_until is not None and now < self.muted_until:
             return False
-        return self.filters.matches(event)
+        return self.filters.matches(event, ignoring_actor=ignoring_actor)
 
 
 def channel_addresses(settings: Settings, channel: str) -> tuple[ConversationAddress, ...]:
@@ -231,6 +241,34 @@ def route(event: DomainEvent, subscriptions: Iterable[Subscription], now: dateti
         if subscription.wants(event, now):
             targets.update(subscription.targets)
     return targets
+
+
+def depends_on_actor(event: DomainEvent, subscriptions: Iterable[Subscription], now: datetime) -> bool:
+    """Whether who did ``event`` may decide where it goes: some subscription would route it but for its actor
+    filters (an event whose hook does not say who did it is then worth asking about)."""
+    return any(s.filters.filters_actors and s.wants(event, now, ignoring_actor=True) for s in subscriptions)
+
+
+def turned_away_by_actor(
+    event: DomainEvent, among: Iterable[ConversationAddress], subscriptions: Sequence[Subscription], now: datetime
+) -> set[ConversationAddress]:
+    """Of the conversations ``among`` (which show the event's card), those where who did it is left out (or
+    not among those kept): some subscription there filters on actors and lets through all but that of the
+    event, whatever its kind and outcome (a stage's failure in a run whose card a run subscription showed),
+    and no subscription routes the event there."""
+    among = set(among)
+    if event.actor is None or not among or not any(s.filters.filters_actors for s in subscriptions):
+        return set()
+    filtered: set[ConversationAddress] = set()
+    for subscription in subscriptions:
+        filters = subscription.filters
+        if (
+            filters.filters_actors
+            and filters.matches(event, ignoring_actor=True, ignoring_kind=True)
+            and not filters.matches(event, ignoring_kind=True)
+        ):
+            filtered.update(among.intersection(subscription.targets))
+    return filtered - route(event, subscriptions, now) if filtered else set()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from adapters.azure_devops.hook_auth import ServiceHookAuthenticator
 from adapters.azure_devops.hook_context import SOURCE, organization_from_url
+from adapters.azure_devops.run_facts import RunFacts
 from adapters.azure_devops.run_state_hook import EVENT_TYPE as RUN_STATE_CHANGED
 from adapters.azure_devops.run_state_hook import read_run_state_changed
 from adapters.azure_devops.service_hooks import parse_service_hook, with_approval_details
@@ -45,6 +46,9 @@ PATH = "/hooks/azure-devops"
 BODY_LIMIT = 5 * 1024 * 1024 // 2  # 2.5 MiB
 RETRY_AFTER_SECONDS = 5
 APPROVAL_DETAILS_TIMEOUT = 5.0
+# How long a run's event waits for the Build API to say who asked for the run (only where that decides
+# where the event goes): the hot path, so short; without an answer the event goes where it went before.
+REQUESTER_TIMEOUT = 2.0
 
 ApprovalDetails = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 """``(project, approval_id)`` → the Approval from ``GET _apis/pipelines/approvals/{id}?$expand=steps``."""
@@ -54,6 +58,9 @@ ApproverIdentities = Callable[[tuple[Approver, ...]], Awaitable[tuple[Approver, 
 """Approvers → the same with the people behind them (emails, a group's members)."""
 OwnIdentity = Callable[[], Awaitable[Person | None]]
 """Handoff's own identity in Azure DevOps."""
+DependsOnActor = Callable[[DomainEvent], Awaitable[bool]]
+"""Whether who did an event may decide where it goes (some subscription filters on actors and would route it
+but for that filter)."""
 
 log = logging.getLogger("handoff.ingest.azure_devops")
 
@@ -80,8 +87,13 @@ class ServiceHookRoute:
         run_details: RunDetails | None = None,
         approver_identities: ApproverIdentities | None = None,
         own_identity: OwnIdentity | None = None,
+        depends_on_actor: DependsOnActor | None = None,
+        requester_timeout: float = REQUESTER_TIMEOUT,
     ) -> None:
         self._own_identity = own_identity
+        self._depends_on_actor = depends_on_actor
+        self._requester_timeout = requester_timeout
+        self._run_facts = RunFacts(run_details) if run_details is not None else None
         self._auth = ServiceHookAuthenticator(settings.service_hooks)
         self._organization = organization_from_url(settings.organization_url, is_base=True) or ""
         self._sink = sink
@@ -146,15 +158,50 @@ class ServiceHookRoute:
 
     async def _completed(self, event: DomainEvent) -> DomainEvent:
         """What the hook leaves out, from the REST API when possible: the run of a pending approval whose
-        hook names none, the stage a failed run failed in."""
+        hook names none and the branch of an approval's run, the stage a failed run failed in, who asked for a
+        run where that decides where its events go."""
         if isinstance(event, RunStateChanged | StageStateChanged):
-            return await self._with_failure_details(event)
+            told = await self._with_failure_details(event)
+            if not isinstance(told, RunStateChanged | StageStateChanged) or told.actor is not None:
+                return told
+            if self._depends_on_actor is not None and await self._depends_on_actor(told):
+                return await self._with_requester(told)
+            return told
+        if not isinstance(event, ApprovalEvent):
+            return event
+        # one time budget for the lookups: Azure DevOps waits for the answer (reference: return 2xx fast)
+        deadline = asyncio.get_running_loop().time() + self._details_timeout
+        if isinstance(event, ApprovalPending):
+            event = await self._with_approval_details(event, deadline)
+        event = await self._with_run_branch(event, deadline)
         if not isinstance(event, ApprovalPending):
             return event
-        # one time budget for both lookups: Azure DevOps waits for the answer (reference: return 2xx fast)
-        deadline = asyncio.get_running_loop().time() + self._details_timeout
-        event = await self._with_approver_identities(await self._with_approval_details(event, deadline), deadline)
+        event = await self._with_approver_identities(event, deadline)
         return await self._with_handoff(event, deadline)
+
+    async def _with_requester(self, event: RunStateChanged | StageStateChanged) -> DomainEvent:
+        """The event with who asked for its run (the Build API's ``requestedFor``, read once per run)."""
+        if self._run_facts is None or not event.project:
+            return event
+        status = await self._run_facts.of(event.project, event.run.run_id, self._requester_timeout)
+        if status is None or status.requested_by is None:
+            return event  # it goes where an event of an unknown requester goes
+        return replace(event, actor=status.requested_by)
+
+    async def _with_run_branch(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
+        """A pipeline approval with the branch its run built, which its hook does not carry (the Build API's
+        ``sourceBranch``, read once per run), so that ``branches=`` matches gates."""
+        run = event.run
+        if self._run_facts is None or run is None or run.branch or event.approval_kind != "pipeline":
+            return event
+        project = run.project or event.project
+        left = deadline - asyncio.get_running_loop().time()
+        if not project or left <= 0:
+            return event
+        status = await self._run_facts.of(project, run.run_id, left)
+        if status is None or not status.branch:
+            return event
+        return replace(event, run=replace(run, branch=status.branch))
 
     async def _with_handoff(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         """The approval with Handoff's own identity, which may give one approval at most (or none: it is barred
@@ -227,6 +274,7 @@ def add_azure_devops_hooks(
     run_details: RunDetails | None = None,
     approver_identities: ApproverIdentities | None = None,
     own_identity: OwnIdentity | None = None,
+    depends_on_actor: DependsOnActor | None = None,
 ) -> None:
     """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``.
 
@@ -245,6 +293,9 @@ def add_azure_devops_hooks(
             then kept as they are.
         own_identity: Handoff's own identity in Azure DevOps, put on a pending approval (read once: the
             answer is kept). It may raise; the approval is then kept as it is.
+        depends_on_actor: whether who did an event may decide where it goes. Where it may and a run's or
+            stage's hook does not say who asked for the run, ``run_details`` is asked (once per run, within
+            :data:`REQUESTER_TIMEOUT`); without an answer the event goes where it would have gone.
     """
     route = ServiceHookRoute(
         settings,
@@ -253,6 +304,7 @@ def add_azure_devops_hooks(
         run_details=run_details,
         approver_identities=approver_identities,
         own_identity=own_identity,
+        depends_on_actor=depends_on_actor,
     )
     app.router.add_post(PATH, route.handle)
     set_body_limit(app, PATH, BODY_LIMIT)

@@ -214,7 +214,9 @@ class AzureDevOpsPipelines:
         links = getattr(build, "_links", None)
         web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
         url = web.get("href") if isinstance(web, dict) else None
-        return RunStatus(str(build.id), state, result, url, failing, _person(getattr(build, "requested_for", None)))
+        requester = _person(getattr(build, "requested_for", None))
+        branch = getattr(build, "source_branch", None) or None
+        return RunStatus(str(build.id), state, result, url, failing, requester, branch)
 
     async def cancel_run(self, project: str, run_id: str) -> None:
         from azure.devops.v7_1.build.models import Build

@@ -225,6 +225,7 @@ def _pipeline_approval(kind: type[ApprovalEvent]) -> Parser:
                 status=approval.text("status") or ("completed" if completed else "pending"),
                 run=_approval_run(ctx, project, resource, approval),
                 stage_name=resource.text("stageName") or stage.text("name"),
+                stage_display_name=stage.text("displayName") or "",
                 environment_name=environment,
                 instructions=approval.text("instructions") or "",
                 min_required_approvers=_min_required(approval, approvers),
@@ -297,6 +298,8 @@ def with_approval_details(event: ApprovalEvent, details: Mapping[str, Any]) -> A
         stage = approval.text("stageName") or approval.obj("stage").text("name")
         if stage:
             changes["stage_name"] = stage
+    if not event.stage_display_name and (display_name := approval.obj("stage").text("displayName")):
+        changes["stage_display_name"] = display_name
     if not event.approvers and (approvers := _approvers(approval)):
         changes["approvers"] = approvers
     if not event.blocked_approvers and (

@@ -30,8 +30,10 @@ from bot.routing import (
     Subscription,
     TargetOptions,
     configured_subscriptions,
+    depends_on_actor,
     route,
     route_with_options,
+    turned_away_by_actor,
 )
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -287,6 +289,62 @@ def test_a_repeat_limit_is_a_duration_between_a_minute_and_a_day() -> None:
     assert Filters.from_mapping({}).repeat_limit is None
 
 
+def test_a_stage_filter_matches_a_stage_by_its_display_name_or_its_name() -> None:
+    gate = ApprovalPending(
+        source="azure-devops",
+        event_id="a",
+        occurred_at=NOW,
+        approval_id="ap-1",
+        run=RUN,
+        stage_name="Production",
+        stage_display_name="Deploy to production",
+    )
+    assert gate.stage == "Deploy to production"  # as the run's card names it
+    for matching in (["Deploy*"], ["production"], ["deploy to prod*"], ["Staging", "Prod*"]):
+        assert Filters.from_mapping({"stages": matching}).matches(gate), matching
+    assert not Filters.from_mapping({"stages": ["Staging"]}).matches(gate)
+    assert Filters.from_mapping({"stages": ["Production"]}).matches(replace(gate, stage_display_name=""))
+    stage = failed_stage()  # named deploy, displayed Deploy
+    assert Filters.from_mapping({"stages": ["deploy"]}).matches(replace(stage, stage_display_name="Roll out"))
+
+
+def subscribed(target: ConversationAddress, **filters: Any) -> Subscription:
+    return Subscription((target,), Filters.from_mapping(filters))
+
+
+def test_who_did_an_event_decides_where_it_goes_only_where_some_subscription_filters_on_it() -> None:
+    started = replace(run_event(state="inProgress", result=None), actor=None)  # the run-started hook names nobody
+    plain = subscribed(SLACK, events=["run"])
+    assert not depends_on_actor(started, [plain], NOW)
+    mine_left_out = subscribed(SLACK, events=["run"], pipelines=["integrate-*"], actors_exclude=["bob@contoso.com"])
+    assert depends_on_actor(started, [plain, mine_left_out], NOW)
+    only_mine = subscribed(SLACK, events=["run"], actors_include=["bob@contoso.com"])
+    assert depends_on_actor(started, [only_mine], NOW)
+    # a subscription that would not route the event whoever did it does not make it worth asking
+    elsewhere = subscribed(SLACK, pipelines=["release-*"], actors_exclude=["bob@contoso.com"])
+    stages_only = subscribed(SLACK, events=["stage"], actors_exclude=["bob@contoso.com"])
+    muted = replace(mine_left_out, muted_until=NOW + timedelta(hours=1))
+    assert not depends_on_actor(started, [elsewhere, stages_only, muted], NOW)
+
+
+def test_a_card_shown_before_its_requester_was_known_is_turned_away_where_they_are_left_out() -> None:
+    other = ConversationAddress("slack", "C2")
+    mine_left_out = subscribed(SLACK, events=["run"], pipelines=["integrate-*"], actors_exclude=["bob@contoso.com"])
+    bobs_stage = replace(failed_stage(), actor=Person(name="Bob", email="bob@contoso.com"))
+    # the run subscription left bob out: his run's stage failing is not told there, whatever its kind
+    assert turned_away_by_actor(bobs_stage, [SLACK, other], [mine_left_out], NOW) == {SLACK}
+    assert turned_away_by_actor(run_event(), [SLACK], [mine_left_out], NOW) == {SLACK}
+    carols = replace(bobs_stage, actor=Person(name="Carol", email="carol@contoso.com"))
+    assert turned_away_by_actor(carols, [SLACK], [mine_left_out], NOW) == set()
+    assert turned_away_by_actor(replace(bobs_stage, actor=None), [SLACK], [mine_left_out], NOW) == set()
+    # another subscription there routes the event whoever did it: it is told there
+    every_stage = subscribed(SLACK, events=["stage"])
+    assert turned_away_by_actor(bobs_stage, [SLACK], [mine_left_out, every_stage], NOW) == set()
+    # a subscription about other pipelines says nothing about this run
+    elsewhere = subscribed(SLACK, pipelines=["release-*"], actors_exclude=["bob@contoso.com"])
+    assert turned_away_by_actor(bobs_stage, [SLACK], [elsewhere], NOW) == set()
+
+
 # --- the compiled filters read each filter as its words say -------------------------------------------
 
 
@@ -315,11 +373,12 @@ def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered) 
     checks = (
         (event.project, filters.projects),
         (event.pipeline, filters.pipelines),
-        (event.stage, filters.stages),
         (event.environment, filters.environments),
         (event.model, filters.models),
     )
     if not all(glob_any(value, patterns) for value, patterns in checks):
+        return False
+    if filters.stages and not any(glob_any(name, filters.stages) for name in event.stage_names):
         return False
     if not all(glob_any(event.tags.get(key), [pattern]) for key, pattern in filters.tags.items()):
         return False

@@ -13,7 +13,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.azure_devops.hooks_route import ApprovalDetails, ApproverIdentities, RunDetails, add_azure_devops_hooks
+from adapters.azure_devops.hooks_route import (
+    ApprovalDetails,
+    ApproverIdentities,
+    DependsOnActor,
+    RunDetails,
+    add_azure_devops_hooks,
+)
 from adapters.azure_ml.eventgrid_route import add_eventgrid_route
 from adapters.emulators.base import LocalServer
 from adapters.sql import SqlStore
@@ -160,6 +166,7 @@ async def make_ingest(sqlite_url: str) -> AsyncIterator[IngestFactory]:
         approver_identities: ApproverIdentities | None = None,
         sink: RecordingSink | None = None,
         environ: dict[str, str] | None = None,
+        depends_on_actor: DependsOnActor | None = None,
     ) -> AsyncIterator[Ingest]:
         settings = make_settings(
             sqlite_url, hook_auth=hook_auth, eventgrid=eventgrid, workspace=workspace, environ=environ
@@ -167,7 +174,15 @@ async def make_ingest(sqlite_url: str) -> AsyncIterator[IngestFactory]:
         assert settings.azure_devops is not None and settings.eventgrid is not None
         recorder = sink or RecordingSink()
         app = create_app(settings, store)
-        add_azure_devops_hooks(app, settings.azure_devops, recorder, approval_details, run_details, approver_identities)
+        add_azure_devops_hooks(
+            app,
+            settings.azure_devops,
+            recorder,
+            approval_details,
+            run_details,
+            approver_identities,
+            depends_on_actor=depends_on_actor,
+        )
         add_eventgrid_route(app, settings.eventgrid, recorder, settings.azure_ml)
         async with LocalServer(app) as server, aiohttp.ClientSession() as session:
             yield Ingest(server.url, recorder, session)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from adapters.azure_devops.hooks_route import BODY_LIMIT
-from bot.events import ApprovalPending, Approver, Person, PipelineRef, RunStateChanged
-from bot.ports import RunStatus
+from bot.events import ApprovalPending, Approver, DomainEvent, Person, PipelineRef, RunStateChanged
+from bot.ports import RunStatus, ServiceUnavailable
 from tests.adapters.ingest.conftest import (
     ENVIRON,
     HOOK_HEADER,
@@ -380,6 +380,47 @@ async def test_a_failed_run_is_told_its_failing_stage_and_requester_from_the_api
     assert isinstance(failure, RunStateChanged) and failure.failing_stage == "Integration tests"
     assert failure.actor == bob
     assert isinstance(succeeded, RunStateChanged) and succeeded.failing_stage is None and succeeded.actor is None
+
+
+async def test_a_run_is_asked_who_started_it_only_where_that_decides_where_its_events_go(
+    make_ingest: IngestFactory, run_hook: Any
+) -> None:
+    calls: list[str] = []
+    bob = Person(name="Bob", email="bob@contoso.com", id="b0b")
+    decides = False
+
+    async def run_details(project: str, run_id: str) -> RunStatus:
+        calls.append(run_id)
+        return RunStatus(run_id, "running", requested_by=bob)
+
+    async def depends_on_actor(event: DomainEvent) -> bool:
+        return decides
+
+    run_hook["resource"]["run"].update(state="inProgress", result=None)
+    async with make_ingest(run_details=run_details, depends_on_actor=depends_on_actor) as ingest:
+        assert (await ingest.hook(run_hook)).status == 200  # no subscription filters on actors: nothing asked
+        decides = True
+        assert (await ingest.hook({**run_hook, "id": "started-again"})).status == 200
+        run_hook["resource"]["run"].update(state="completed", result="succeeded")
+        assert (await ingest.hook({**run_hook, "id": "completed"})).status == 200
+    assert calls == ["11"]  # once for the run, kept for its later events
+    assert [e.actor for e in ingest.sink.events] == [None, bob, bob]
+
+
+async def test_a_run_azure_devops_does_not_say_the_requester_of_goes_as_before(
+    make_ingest: IngestFactory, run_hook: Any
+) -> None:
+    async def run_details(project: str, run_id: str) -> RunStatus:
+        raise ServiceUnavailable("Azure DevOps is unreachable")
+
+    async def depends_on_actor(event: DomainEvent) -> bool:
+        return True
+
+    run_hook["resource"]["run"].update(state="inProgress", result=None)
+    async with make_ingest(run_details=run_details, depends_on_actor=depends_on_actor) as ingest:
+        assert (await ingest.hook(run_hook)).status == 200
+    [event] = ingest.sink.events
+    assert event.actor is None
 
 
 async def test_metrics_count_each_delivery_by_outcome(ingest: Ingest, run_hook: Any) -> None:

@@ -471,7 +471,11 @@ async def test_populated_approval_pending(ingest: Ingest, shared_dir: Path) -> N
         run_id="128",
         run_name="20260825.2",
     )
-    assert (event.stage_name, event.environment_name) == ("PRD", "prd-teams-poc")
+    assert (event.stage_name, event.stage_display_name, event.environment_name) == (
+        "PRD",
+        "Production",
+        "prd-teams-poc",
+    )
     assert event.approvers == (
         Approver(
             person=Person(name="Ana Lopez", email="ana@contoso.com", id="743f"),
@@ -480,4 +484,6 @@ async def test_populated_approval_pending(ingest: Ingest, shared_dir: Path) -> N
         ),
     )
     assert event.web_url == "https://dev.azure.com/contoso/Fabrikam/_build/results?buildId=128"
-    assert (event.pipeline, event.stage, event.environment) == ("model-x-release", "PRD", "prd-teams-poc")
+    # the stage goes by its display name, as the run's card names it; a stages= filter matches either name
+    assert (event.pipeline, event.stage, event.environment) == ("model-x-release", "Production", "prd-teams-poc")
+    assert event.stage_names == ("Production", "PRD")

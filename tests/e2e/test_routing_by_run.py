@@ -1,0 +1,114 @@
+"""Filters on what a run's hooks leave out: who asked for the run, the branch an approval's run built, the
+stage an approval waits at as people see it. Handoff fills them in from Azure DevOps (the emulator) and
+routes by them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from adapters.emulators.base import Fault
+from tests.e2e.conftest import Loop, Person, blocks_text, eventually, slack_messages
+
+BUILD_ROUTE = "GET /contoso/mlops/_apis/build/builds/{}"
+
+
+def only_chat_subscriptions(config: dict[str, Any]) -> None:
+    """A configuration tweak: the configuration file routes no run or approval anywhere (chat will)."""
+    config["subscriptions"] = [s for s in config["subscriptions"] if s["channel"] != "app-releases"]
+
+
+def about(loop: Loop, channel: str, what: str) -> list[Any]:
+    """The messages in ``channel`` whose card or text names ``what`` (a run's name)."""
+    return [m for m in slack_messages(loop, channel) if what in blocks_text(m)]
+
+
+async def test_actors_exclude_me_leaves_out_the_runs_you_asked_for(start_loop: Any) -> None:
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    ado = loop.suite.ado
+    bob = Person(loop, "slack", "bob", "app-releases")
+    answer = await bob.say("subscribe events=run pipelines=integrate-* actors_exclude=me", "Subscribed this channel")
+    assert "actors_exclude=bob@contoso.com" in answer
+
+    # carol's run is not bob's: its card comes, from the start (the run-started hook names no requester)
+    carols = ado.start_run("integrate-app-y", requested_by="carol@contoso.com")
+    await ado.wait_for_run(carols.id, timeout=30)
+    await eventually(lambda: any("Succeeded" in blocks_text(m) for m in about(loop, "app-releases", carols.name)))
+    # who asked for the run was read once, for all of its events
+    assert len(ado.recorder.matching(BUILD_ROUTE.format(carols.id))) == 1
+
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    bobs = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    await ado.wait_for_run(bobs.id, timeout=30)
+    await ado.drain(timeout=30)  # every hook of bob's run answered: routed and stored
+    await asyncio.sleep(1.5)  # (the outbox would have posted by now)
+    assert about(loop, "app-releases", bobs.name) == []
+    channel = loop.suite.slack.state.channel("app-releases")
+    assert not any(bobs.name in blocks_text(r) for m in channel.messages for r in m.replies)
+
+
+async def test_a_run_shown_before_its_requester_was_known_calls_on_nobody_where_they_are_left_out(
+    start_loop: Any,
+) -> None:
+    """Azure DevOps did not say in time who asked for the run as it started: its card went to the channel, as
+    for anyone's run. Once its failure names bob, who left his own runs out there, the card is kept current
+    but calls on nobody, and no reply follows it there."""
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    ado = loop.suite.ado
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("subscribe events=run pipelines=integrate-* actors_exclude=me", "Subscribed this channel")
+    ado.faults.add("GET /contoso/mlops/_apis/build/builds/*", [Fault("stall", stall_seconds=3.0)])
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    bobs = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    [card] = await eventually(lambda: about(loop, "app-releases", bobs.name))
+    await ado.wait_for_run(bobs.id, timeout=30)
+    await ado.drain(timeout=30)
+    await eventually(lambda: "Failed" in blocks_text(card))
+    await asyncio.sleep(1.5)  # (a reply would have been posted by now)
+    assert "Integration tests" in blocks_text(card)
+    assert card.replies == []
+    assert "<@" not in blocks_text(card)
+    assert about(loop, "app-releases", bobs.name) == [card]
+
+
+async def start_release_on_main(loop: Loop) -> None:
+    """bob starts a release of app-y on main; it waits at production's approval."""
+    ado = loop.suite.ado
+    run = ado.start_run(
+        "release-app-y",
+        requested_by="bob@contoso.com",
+        parameters={"modelName": "model-x", "modelVersion": "7"},
+        branch="refs/heads/main",
+    )
+    await ado.wait_for_approval(run.id, timeout=30)
+    await ado.drain(timeout=30)
+
+
+async def test_an_approval_goes_by_its_stage_display_name_as_the_run_card_does(start_loop: Any) -> None:
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    releases = Person(loop, "slack", "carol", "app-releases")
+    await releases.say("subscribe events=approval stages=Deploy*", "Subscribed this channel")
+    await start_release_on_main(loop)
+    # the gate waits at stage Production, which people (and the run's card) know as "Deploy to production"
+    [gate] = await eventually(lambda: about(loop, "app-releases", "Release release-app-y"))
+    assert "Deploy to production" in blocks_text(gate)
+    assert '"Production"' not in blocks_text(gate)
+
+
+async def test_an_approval_matches_the_branch_its_run_built(start_loop: Any) -> None:
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    await start_release_on_main(loop)
+    # the approval's hook does not say which branch its run built: Azure DevOps' Build API does
+    carol = Person(loop, "slack", "carol", "app-releases")
+    answer = await carol.say("subscribe events=approval branches=main dry-run", "Dry run, nothing subscribed")
+    assert "`events=approval branches=main` would have sent 1 here, on 1 card" in answer
+    answer = await carol.say("subscribe events=approval branches=develop dry-run", "Dry run, nothing subscribed")
+    assert "would have sent none here." in answer
+    await carol.say("subscribe events=approval branches=main", "Subscribed this channel")
+    run = loop.suite.ado.start_run(
+        "release-app-y",
+        requested_by="bob@contoso.com",
+        parameters={"modelName": "model-x", "modelVersion": "8"},
+        branch="refs/heads/main",
+    )
+    await eventually(lambda: about(loop, "app-releases", run.name))
