@@ -468,6 +468,9 @@ class CommandRunner:
             started = await self._start(request, command, plan)
             assert started is not None  # (only a confirmation can no longer wait)
             return started[0]
+        # a run of the same command that still counts is told at once: confirming would start nothing
+        if (live := await self._live_run(request, command)) is not None:
+            return Reply(already_asked(live, request))
         now = self.clock.now()
         pending = _requested(
             request,
@@ -493,6 +496,14 @@ class CommandRunner:
             ),
         )
         return Reply(card.text, card=card)
+
+    async def _live_run(self, request: CommandRequest, command: ParsedCommand) -> CommandRun | None:
+        """The run of ``command`` by the same person that a new one would be (:meth:`_start` keeps one run per
+        key): still starting or running, and asked for within the command's ``dedupe_window``."""
+        key = _dedupe_key(request, command)
+        since = self.clock.now() - self._rule(command.verb).dedupe_window
+        same = [run for run in await self.store.unfinished_command_runs(since) if run.idempotency_key == key]
+        return same[-1] if same else None
 
     async def _pending_confirmation(self, request: ActionRequest) -> tuple[CommandRun | None, str]:
         run_id = request.value.get("run", "")

@@ -1,4 +1,4 @@
-"""Who may cancel a run Handoff started.
+"""Who may cancel a run Handoff started, and what a command repeated while its run goes on is told.
 
 Through the real core and the emulators: what Azure ML received, what the store and the audit log hold,
 and what Slack and Teams show.
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot.records import CommandRun, CommandRunState, DeliveryState
+from adapters.emulators.base import Fault
+from bot.records import CONFIRMATION_KEY_PREFIX, CommandRun, CommandRunState, DeliveryState
 from tests.e2e.conftest import (
     Loop,
     Person,
@@ -22,7 +23,7 @@ from tests.e2e.conftest import (
     is_running,
     slack_messages,
 )
-from tests.e2e.test_commands import ALICE, confirmation
+from tests.e2e.test_commands import ALICE, button, confirmation, ephemerals, jobs
 
 ALICE_EMAIL = "alice@contoso.com"
 
@@ -136,3 +137,53 @@ async def test_someone_else_who_may_run_its_command_cancels_a_run_and_its_thread
     # the answer to carol is hers alone: the channel hears it from the card's thread
     await all_delivered(loop)
     assert not [m for m in slack_messages(loop, "ml-models") if m.by_bot and "Canceling run" in blocks_text(m)]
+
+
+async def test_the_same_confirmed_command_while_its_run_starts_or_runs_says_how_it_stands_without_asking_again(
+    loop: Loop,
+) -> None:
+    aml = loop.suite.aml
+    aml.script_next_job(duration=120)
+    aml.faults.add("PUT /subscriptions/**/jobs/*", [Fault("stall", stall_seconds=3)])
+    slack = loop.suite.slack
+    await slack.send_slash_command("/retrain", "model-x", channel="ml-models", user="alice")
+    message, confirm = await confirmation(loop, ALICE)
+    await slack.click_button(message.ts, "confirm", user="alice", value=confirm["value"])
+    starting = await command_run(loop, lambda r: "confirmed_at" in r.details)
+    assert starting.state is CommandRunState.REQUESTED  # Azure ML is still holding the submission
+    await eventually(lambda: not [m for m in ephemerals(loop, ALICE) if button(m, "confirm")])  # Confirmed
+
+    alice = Person(loop, "slack", "alice", "ml-models")
+    answer = await alice.say("retrain model-x", "You already asked for this")
+    assert f"it is still starting (run {starting.id}). Its card will follow here." in answer
+
+    run = await command_run(loop, is_running, starting.id)
+    answer = await alice.say("retrain model-x", "You already asked for this")
+    assert f"it is running as {run.backend_run_id} (run {run.id}). Its card is in this channel." in answer
+    answer = await Person(loop, "teams", "alice", "ml-models").say("retrain model-x", "You already asked for this")
+    assert f"it is running as {run.backend_run_id} (run {run.id}). `status {run.id}` shows how it stands." in answer
+
+    # nothing asked for a confirmation again: no Confirm button, and no confirmation waits
+    assert not [m for m in ephemerals(loop, ALICE) if button(m, "confirm")]
+    assert await waiting_confirmations(loop, "retrain model-x") == []
+    assert len(jobs(loop)) == 1
+
+    # other options make another run: that asks first, as before
+    await alice.say("retrain model-x compute=cpu-small", "Confirm: Retrain model-x")
+    assert len(await waiting_confirmations(loop, "retrain model-x compute=cpu-small")) == 1
+
+
+async def waiting_confirmations(loop: Loop, command: str) -> list[CommandRun]:
+    """The confirmations of ``command`` still waiting for a click (the store's run lists leave them out)."""
+    found = []
+    newest = await command_run(loop)
+    for number in range(1, (newest.id or 0) + 5):
+        run = await loop.server.store.get_command_run(number)
+        if (
+            run is not None
+            and run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX)
+            and run.command == command
+            and run.state is CommandRunState.REQUESTED
+        ):
+            found.append(run)
+    return found
