@@ -163,7 +163,15 @@ def build_handoff(
     ingest.observers.append(model_handoff.observe)
     chat = ChatHandler(store, policy, gatekeeper, ingest, clock, hooks=hooks)
     runner = CommandRunner(
-        settings, store, ingest, clock, ml=ml, pipelines=pipelines, poll_interval=poll_interval, base_dir=base_dir
+        settings,
+        store,
+        ingest,
+        clock,
+        ml=ml,
+        pipelines=pipelines,
+        poll_interval=poll_interval,
+        base_dir=base_dir,
+        policy=policy,
     )
     runner.register(chat)
     ModelCommands(settings, store, consumers).register(chat)

@@ -18,7 +18,7 @@ from bot.handoff_cards import MAX_DIFFERENCES
 from bot.interactions import CommandRequest, Reply, bold
 from bot.ports import ModelVersion, ServiceRefused, ServiceUnavailable, Store
 from bot.records import CONFIRMATION_KEY_PREFIX
-from bot.runner import asker, in_service
+from bot.runner import asker, in_service, standing
 
 
 def _model_and_version(text: str, default_model: str | None = None) -> tuple[str, str] | None:
@@ -114,4 +114,4 @@ class ModelCommands:
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
         where = in_service(run)
         shown = f" ({where})" if where else ""
-        return Reply(f"Run {run.id}{shown}: `{run.command}` by {asker(run)}, {run.state.value}.")
+        return Reply(f"Run {run.id}{shown}: `{run.command}` by {asker(run)}, {standing(run)}.")

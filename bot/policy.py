@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bot.commands import CommandSpec
 from bot.config import GatePolicySettings, Settings
 from bot.interactions import ChatUser
-from bot.records import ConversationAddress, Gate, GateDecision
+from bot.records import CommandRun, ConversationAddress, Gate, GateDecision
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,34 @@ class Policy:
             where = ", ".join(f"#{c}" for c in rule.channels)
             return Verdict.refuse(f"`{spec.verb}` runs only in {where}.")
         return Verdict.allow()
+
+    def may_cancel(self, user: ChatUser, spec: CommandSpec, run: CommandRun, asker: str) -> Verdict:
+        """Whether ``user`` may cancel ``run``, a run of ``spec`` (``retrain``, ``integrate``) that ``asker``
+        (as chat names them) asked for.
+
+        The person who asked for a run may cancel it, wherever they type ``cancel``: it is theirs, and the
+        run's card tells its channel who canceled it. Anyone else may cancel it who may run its command where
+        it was asked for (a run Handoff started for a new model version: anywhere), as they could have
+        started it there. A refusal names who may.
+        """
+        asked_in_chat = run.platform in ("slack", "teams")
+        if asked_in_chat and self.is_person(user, run.actor):
+            return Verdict.allow()
+        where = ConversationAddress("slack" if run.platform == "slack" else "teams", run.conversation)
+        if self.may_run(user, spec, where if asked_in_chat else None).allowed:
+            return Verdict.allow()
+        who = [f"{asker}, who asked for it,"] if asked_in_chat else []
+        rule = self.settings.commands.get(spec.verb)
+        if rule is not None and rule.roles:
+            who.append(f"people in {', '.join(rule.roles)}")
+        if not who:
+            return Verdict.refuse(f"Only someone who may run `{spec.verb}` there may cancel it.")
+        return Verdict.refuse(f"Only {' or '.join(who)} may cancel it.")
+
+    @staticmethod
+    def is_person(user: ChatUser, actor: str) -> bool:
+        """Whether ``actor``, as a run records who asked for it (their email, else their chat name), is ``user``."""
+        return actor == user.display or _identity(actor) in {_identity(i) for i in user.identities}
 
     def gate_policy(self, gate: Gate) -> GatePolicySettings:
         name = str(gate.policy.get("name", "default"))

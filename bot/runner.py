@@ -25,22 +25,25 @@ from typing import Any
 import yaml
 
 from bot.background import BackgroundWork
-from bot.cards import Action, Card, Status
+from bot.cards import Action, Card, Mention, Status
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock
-from bot.commands import ParsedCommand, UsageError, parse, run_number
+from bot.commands import COMMANDS_BY_VERB, ParsedCommand, UsageError, parse, run_number
 from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
 from bot.pipeline_runs import model_of, organization_name, pipeline_run_event
+from bot.policy import Policy
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
 from bot.records import (
     CONFIRMATION_KEY_PREFIX,
+    AuditEntry,
     CommandRun,
     CommandRunState,
     ConversationAddress,
     JsonObject,
+    NewDelivery,
     Platform,
 )
 
@@ -114,7 +117,7 @@ class CommandRunner:
     """Adds the commands that start work to a :class:`ChatHandler`.
 
     Args:
-        spawn: runs a coroutine in the background (the process keeps the tasks and stops them on exit).
+        policy: who may cancel which run (the settings' own, unless the caller shares one).
         poll_interval: seconds between status polls of a started run.
         base_dir: where relative job files are found (the configuration's folder).
     """
@@ -131,8 +134,10 @@ class CommandRunner:
         poll_interval: float = 5.0,
         poll_limit: timedelta = timedelta(hours=12),
         base_dir: Path | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.settings = settings
+        self.policy = policy or Policy(settings)
         self.store = store
         self.ingest = ingest
         self.clock = clock
@@ -353,6 +358,8 @@ class CommandRunner:
         found = await self.store.get_command_run(number)
         if found is None or found.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
+        if refusal := await self._cancel_refused(request, command, found):
+            return refusal
         if found.backend_run_id is None:
             return Reply(not_started(found))
         if found.state is not CommandRunState.STARTED:
@@ -367,8 +374,78 @@ class CommandRunner:
                 return Reply(f"Handoff is not connected to the service that runs {run_id}, so it cannot cancel it.")
         except (ServiceRefused, ServiceUnavailable) as error:
             return Reply(f"Could not cancel run {run_id}: {error}")
-        await self.store.update_command_run(found.id or 0, CommandRunState.CANCELED, self.clock.now())
-        return Reply(f"Canceling run {run_id} ({described(found)}).", visibility=Visibility.THREAD)
+        now = self.clock.now()
+        by = request.user.name or request.user.display
+        canceled_by = {"name": by, "who": request.user.display, "platform": request.user.platform}
+        await self.store.update_command_run(
+            found.id or 0,
+            CommandRunState.CANCELED,
+            now,
+            details={**found.details, "canceled_by": canceled_by, "canceled_at": now.isoformat()},
+        )
+        await self._audit(request, command, f"canceled run {run_id} ({described(found)}), asked for by {asker(found)}")
+        told = await self._tell_canceled(found, request.user)
+        answer = f"Canceling run {run_id} ({described(found)})."
+        # the run's card tells its channel who canceled it; an answer there too would say it twice
+        return Reply(f"{answer} Its card's thread says you canceled it." if told else answer)
+
+    async def _cancel_refused(self, request: CommandRequest, command: ParsedCommand, run: CommandRun) -> Reply | None:
+        """The answer to someone who may not cancel ``run`` (recorded, as every refusal is); None when they may."""
+        verb = run.command.split(maxsplit=1)[0] if run.command else ""
+        spec = COMMANDS_BY_VERB.get(verb)
+        if spec is None:
+            return None  # (not a command that starts work: nothing to cancel, as the checks after it say)
+        verdict = self.policy.may_cancel(request.user, spec, run, asker(run))
+        if verdict.allowed:
+            return None
+        await self._audit(request, command, f"refused: {verdict.reason}")
+        return Reply(f"Sorry, you can't cancel run {run.id} ({described(run)}). {verdict.reason}")
+
+    async def _tell_canceled(self, run: CommandRun, by: ChatUser) -> bool:
+        """Tell the thread of the run's card, wherever it is shown, who canceled the run (calling on the person
+        who asked for it when someone else did); False when no card of the run is shown anywhere."""
+        name = by.name or by.display
+        card = Card(title=f"Canceled by {name}", status=Status.CANCELED, summary=f"{name} canceled run {run.id}.")
+        asked_by = run.details.get("asked_by")
+        if isinstance(asked_by, dict) and asked_by.get("email") and not Policy.is_person(by, str(asked_by["email"])):
+            who = str(asked_by.get("name") or asked_by["email"])
+            card = replace(
+                card,
+                summary=f"{name} canceled run {run.id}, which {who} asked for.",
+                mentions=(Mention(who, str(asked_by["email"])),),
+            )
+        plan = await self._plan_of(run)
+        key = _card_key(run, plan) if plan is not None else None
+        state = await self.store.get_card_state(key) if key is not None else None
+        shown = state.state.get("conversations", []) if state is not None else []
+        if key is None or state is None or not shown:
+            return False
+        quiet = {tuple(a) for a in state.state.get("quiet", [])}
+        replies = [
+            NewDelivery(
+                ConversationAddress("teams" if p == "teams" else "slack", c),
+                key,
+                {"op": "reply", "card": (card.naming_only() if (p, c) in quiet else card).to_json()},
+            )
+            for p, c in shown
+        ]
+        await self.store.enqueue(replies, self.clock.now())
+        if self.ingest.on_enqueued:
+            self.ingest.on_enqueued()
+        return True
+
+    async def _audit(self, request: CommandRequest, command: ParsedCommand, outcome: str) -> None:
+        await self.store.append_audit(
+            AuditEntry(
+                at=self.clock.now(),
+                actor=request.user.display,
+                action="command",
+                target=command.canonical,
+                outcome=outcome,
+                platform=request.user.platform,
+                conversation=request.conversation.conversation_id,
+            )
+        )
 
     async def runs(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         target = command.target
@@ -391,6 +468,9 @@ class CommandRunner:
             started = await self._start(request, command, plan)
             assert started is not None  # (only a confirmation can no longer wait)
             return started[0]
+        # a run of the same command that still counts is told at once: confirming would start nothing
+        if (live := await self._live_run(request, command)) is not None:
+            return Reply(already_asked(live, request))
         now = self.clock.now()
         pending = _requested(
             request,
@@ -416,6 +496,14 @@ class CommandRunner:
             ),
         )
         return Reply(card.text, card=card)
+
+    async def _live_run(self, request: CommandRequest, command: ParsedCommand) -> CommandRun | None:
+        """The run of ``command`` by the same person that a new one would be (:meth:`_start` keeps one run per
+        key): still starting or running, and asked for within the command's ``dedupe_window``."""
+        key = _dedupe_key(request, command)
+        since = self.clock.now() - self._rule(command.verb).dedupe_window
+        same = [run for run in await self.store.unfinished_command_runs(since) if run.idempotency_key == key]
+        return same[-1] if same else None
 
     async def _pending_confirmation(self, request: ActionRequest) -> tuple[CommandRun | None, str]:
         run_id = request.value.get("run", "")
@@ -496,7 +584,7 @@ class CommandRunner:
         that run has ended, however it ended, the command starts a new one.
         """
         now = self.clock.now()
-        key = f"{request.user.display.lower()}:{command.canonical}"
+        key = _dedupe_key(request, command)
         asked = _requested(request, command, plan, key, now, {"summary": plan.summary, **_asked_by(request.user)})
         window = self._rule(command.verb).dedupe_window
         if confirmation is None:
@@ -616,8 +704,6 @@ class CommandRunner:
                 return
 
     async def _tell(self, conversation: ConversationAddress, key: str, card: Card) -> None:
-        from bot.records import NewDelivery
-
         await self.store.enqueue(
             [NewDelivery(conversation, key, {"op": "post", "card": card.to_json()})], self.clock.now()
         )
@@ -679,6 +765,20 @@ class CommandRunner:
 
         backend: JsonObject = {"service": "azure-devops", "project": project, "pipeline": pipeline}
         return Plan(summary, target, start, watch, progress, backend)
+
+
+def _dedupe_key(request: CommandRequest, command: ParsedCommand) -> str:
+    """What makes two commands the same run: the same person, command, target and options."""
+    return f"{request.user.display.lower()}:{command.canonical}"
+
+
+def _card_key(run: CommandRun, plan: Plan) -> str | None:
+    """The grouping key of a started run's living card (as its progress events draw it); None before it started."""
+    if run.backend_run_id is None:
+        return None
+    url = str(run.details.get("url") or "") or None
+    started = StartedRun(run.backend_run_id, str(run.details.get("name") or run.backend_run_id), url)
+    return plan.progress_event(started, RunStatus(run.backend_run_id, "running", None, url)).grouping_key
 
 
 def _requested(
@@ -782,6 +882,15 @@ def not_started(run: CommandRun) -> str:
     return f"{what} did not start ({run.state.value}), so there is nothing to cancel."
 
 
+def standing(run: CommandRun) -> str:
+    """How a run stands, for answers about it: its state, and who canceled it from chat where someone did."""
+    by = run.details.get("canceled_by")
+    name = by.get("name") if isinstance(by, dict) else None
+    if run.state is CommandRunState.CANCELED and isinstance(name, str) and name:
+        return f"canceled by {name}"
+    return run.state.value
+
+
 def run_line(run: CommandRun) -> str:
     """One line of ``runs``: the run, who asked, how it stands, where it runs (linked to it) and when."""
     service = SERVICE_NAMES.get(str(run.details.get("service", "")), "run")
@@ -792,4 +901,4 @@ def run_line(run: CommandRun) -> str:
     else:
         backend = "not started"
     when = f"{run.created_at:%Y-%m-%d %H:%M} UTC"
-    return f"• {run.id}: `{run.command}` by {asker(run)}, {run.state.value}, {backend}, {when}"
+    return f"• {run.id}: `{run.command}` by {asker(run)}, {standing(run)}, {backend}, {when}"
