@@ -210,9 +210,17 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
     new = dict(before)
     new["stages"] = {k: dict(v) for k, v in before.get("stages", {}).items()}
     new["failures_announced"] = list(before.get("failures_announced", []))
-    for key in ("run_name", "branch"):
-        if not new.get(key) and getattr(event.run, key):
-            new[key] = getattr(event.run, key)
+    run = event.run
+    # what an earlier event of the run left out (a hook with no definition, say) is filled in by later ones
+    for key, value in (
+        ("run_name", run.run_name),
+        ("branch", run.branch),
+        ("pipeline", run.pipeline_name),
+        ("pipeline_id", run.pipeline_id),
+        ("project", run.project),
+    ):
+        if value and not new.get(key):
+            new[key] = value
     if event.web_url and isinstance(event, RunStateChanged):
         new["url"] = event.web_url
     new.setdefault("url", event.web_url)
@@ -273,6 +281,9 @@ def _merge_run_state(new: State, event: RunStateChanged) -> None:
     """Move the run's state by ``event``: forwards within an attempt, or on to a newer attempt."""
     at = _utc_iso(event.created_at) if event.created_at else None
     state = _norm(event.state)
+    if new["state"] == "completed" and not new.get("result") and state == "completed" and event.result:
+        new["result"] = _norm(event.result)  # the completion seen first did not say how the run ended
+        return
     if at and at < new.get("going_at", ""):
         return  # an earlier attempt's
     if at and _run_goes_on(new, event, at):

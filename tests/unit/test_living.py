@@ -228,6 +228,17 @@ def test_late_events_never_move_the_card_backwards() -> None:
     assert render(late_stage.state).status is Status.SUCCEEDED
 
 
+def test_what_a_first_event_left_out_is_filled_in_by_the_next() -> None:
+    # a hook that named neither the pipeline nor how the run ended, then a complete one
+    bare = replace(run("completed", at=60), run=replace(RUN, pipeline_name="", pipeline_id="", project=""))
+    state, replies = apply(bare, run("completed", "failed", at=61))
+    card = render(state)
+    assert card.status is Status.FAILED
+    assert state["pipeline"] == RUN.pipeline_name and state["project"] == RUN.project
+    assert RUN.pipeline_name in card.title
+    assert len(replies) == 1 and replies[0].status is Status.FAILED  # the failure is told once it is known
+
+
 def steps(state: dict) -> list[tuple[str, Status]]:
     return [(step.name, step.status) for step in render(state).steps]
 
