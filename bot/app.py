@@ -40,6 +40,7 @@ from bot.ports import ChatChannel, HookProvisioner, MLService, PipelineService, 
 from bot.records import AuditEntry, ConversationAddress, Platform
 from bot.routing import channel_addresses, configured_subscriptions
 from bot.runner import CommandRunner
+from bot.trouble import FailureStreak
 
 log = logging.getLogger("handoff")
 
@@ -81,6 +82,7 @@ class Handoff:
         await asyncio.gather(*tasks)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
+        streak = FailureStreak(log, "housekeeping", self.clock)  # (its minute is longer than any backoff)
         while not stop.is_set():
             try:
                 await self.gatekeeper.sweep()
@@ -89,20 +91,25 @@ class Handoff:
                 if self.model_handoff is not None:
                     await self.model_handoff.sweep()
                 await self.gatekeeper.remind()
-            except Exception:
-                log.exception("housekeeping failed; trying again in a minute")
+            except Exception as error:
+                streak.failed(error)
+            else:
+                streak.succeeded()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 60)
 
     async def _retention(self, stop: asyncio.Event) -> None:
         # beside the housekeeping, not in it: a first pass over a long backlog takes a while
+        streak = FailureStreak(log, "forgetting old rows", self.clock)
         while not stop.is_set():
             try:
                 forgotten = await self.forget_old_rows()
                 if any(forgotten.values()):
                     log.info("forgot %s", ", ".join(f"{count} {what}" for what, count in forgotten.items() if count))
-            except Exception:
-                log.exception("forgetting old rows failed; trying again in a minute")
+            except Exception as error:
+                streak.failed(error)
+            else:
+                streak.succeeded()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 60)
 

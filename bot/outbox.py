@@ -37,6 +37,7 @@ from bot.events import bounded_key
 from bot.ports import ChatChannel, DeliveryFailed, PostedMessage, Store
 from bot.ratelimit import SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 from bot.records import ConversationAddress, Delivery, NewDelivery, Platform, PostedCard
+from bot.trouble import FailureStreak
 
 log = logging.getLogger("handoff.outbox")
 
@@ -122,6 +123,8 @@ class OutboxWorker:
         self.calls = 0
         self.observer: DeliveryObserver | None = None
         self._wake = asyncio.Event()
+        reachable = "the store is reachable again"
+        self.claiming = FailureStreak(log, "outbox claim", clock, recovered=reachable, rng=self.rng)
 
     def wake(self) -> None:
         """Something was enqueued: look now rather than at the next poll."""
@@ -138,30 +141,33 @@ class OutboxWorker:
         try:
             while not stop.is_set():
                 free = self.batch_size - len(sending)
+                wait = self.poll_interval
                 if free > 0:
                     self._wake.clear()  # before looking, so that nothing enqueued from here on is missed
                     try:
                         claimed = await self.store.claim_deliveries(self.worker_id, self.clock.now(), self.lease, free)
-                    except Exception:
-                        log.exception("outbox claim failed; retrying")
+                    except Exception as error:  # the store is in trouble: back off rather than hammer it
+                        wait = max(wait, self.claiming.failed(error))
                         claimed = []
+                    else:
+                        self.claiming.succeeded()
                     sending.update(asyncio.create_task(self._handle(d), name=f"delivery-{d.id}") for d in claimed)
                     if claimed and len(claimed) == free:
                         continue  # there may be more due
-                await self._wait(stop, sending)
+                await self._wait(stop, sending, wait)
             if sending:
                 await asyncio.gather(*sending, return_exceptions=True)
         finally:
             for task in sending:  # only left unfinished when run() itself is cancelled; their leases run out
                 task.cancel()
 
-    async def _wait(self, stop: asyncio.Event, sending: set[asyncio.Task[None]]) -> None:
-        """Until a delivery finishes, ``stop`` is set, or, with room for more, something is enqueued or the
-        poll interval passes."""
+    async def _wait(self, stop: asyncio.Event, sending: set[asyncio.Task[None]], seconds: float) -> None:
+        """Until a delivery finishes, ``stop`` is set, or, with room for more, something is enqueued or
+        ``seconds`` pass (the poll interval, or longer while the store fails)."""
         waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}
         if len(sending) < self.batch_size:  # (when full, a wake-up could not be acted on)
             waiters.add(asyncio.ensure_future(self._wake.wait()))
-            waiters.add(asyncio.ensure_future(self.clock.sleep(self.poll_interval)))
+            waiters.add(asyncio.ensure_future(self.clock.sleep(seconds)))
         try:
             await asyncio.wait(waiters | sending, return_when=asyncio.FIRST_COMPLETED)
         finally:
