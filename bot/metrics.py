@@ -171,6 +171,12 @@ class Metrics:
             ["state"],
             registry=self.registry,
         )
+        self.store_up = Gauge(
+            "handoff_store_up",
+            "1 when the store answered the last scrape's count of the outbox, 0 when it did not (handoff_deliveries "
+            "then keeps its last count)",
+            registry=self.registry,
+        )
 
     def answered(self, route: str, status: int, seconds: float) -> None:
         """Count one HTTP answer on ``route`` with ``status`` and record how long it took."""
@@ -184,3 +190,8 @@ class Metrics:
         """Set the outbox gauge from the store's count of deliveries by state."""
         for state, count in counts.items():
             self.deliveries.labels(state=state).set(count)
+        self.store_up.set(1)
+
+    def deliveries_not_counted(self) -> None:
+        """The store could not count the outbox: the gauge keeps its last count, and ``handoff_store_up`` says 0."""
+        self.store_up.set(0)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -148,6 +149,8 @@ def create_engine_for(url: str) -> AsyncEngine:
         _configure_sqlite(file_engine)
     driver = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **JSON_CODEC)
     engine = SqliteEngine(driver.sync_engine, file_engine)
+    if not in_memory:
+        engine.file_identity = file_identity(Path(str(database)))
     _configure_sqlite(engine.sync_engine)
     return engine
 
@@ -221,6 +224,15 @@ def _still_usable(raw: asyncpg.Connection, error: BaseException) -> bool:
     return not raw.is_closed() and not raw.is_in_transaction()
 
 
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path``, or None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class SqliteEngine(AsyncEngine):
     """An engine whose write transactions run one at a time in this process.
 
@@ -238,6 +250,7 @@ class SqliteEngine(AsyncEngine):
         "_thread",
         "_wal_behind",
         "_writers",
+        "file_identity",
         "inline_commit_limit",
         "wal_limit_pages",
     )
@@ -256,6 +269,15 @@ class SqliteEngine(AsyncEngine):
         self.inline_commit_limit = INLINE_COMMIT_LIMIT
         self.wal_limit_pages = WAL_LIMIT_PAGES
         self._wal_behind = False  # the last checkpoint found the log longer than wal_limit_pages
+        # the device and inode of the database file when it was opened (None in memory)
+        self.file_identity: tuple[int, int] | None = None
+
+    def file_in_place(self) -> bool:
+        """Whether the database file this engine opened is still the one at its path: an open file that was
+        deleted (or replaced) still answers, but nothing written to it outlives the process."""
+        if self.file_identity is None or self._file is None:
+            return True
+        return file_identity(Path(str(self._file.url.database))) == self.file_identity
 
     @property
     def has_raw_writer(self) -> bool:

@@ -13,7 +13,7 @@ from adapters.sql.audit import SqlAuditLog
 from adapters.sql.cards import SqlCardStore
 from adapters.sql.command_runs import SqlCommandRunStore
 from adapters.sql.conversations import SqlConversationStore
-from adapters.sql.engine import create_engine_for, run_read, shown_url
+from adapters.sql.engine import SqliteEngine, create_engine_for, run_read, shown_url
 from adapters.sql.events import SqlEventLog
 from adapters.sql.gates import SqlGateStore
 from adapters.sql.migrate import head_revision, schema_revision, upgrade_database
@@ -92,6 +92,8 @@ class SqlStore(
         return await self.readiness()
 
     async def _answers_at_head(self) -> bool:
+        if isinstance(self.engine, SqliteEngine) and not self.engine.file_in_place():
+            return False  # deleted or replaced: what is written now would be lost at the next start
         try:
             # read off the event loop on SQLite: a probe never holds up the hooks
             return await run_read(self.engine, schema_revision) == head_revision()

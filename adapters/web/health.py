@@ -47,6 +47,7 @@ async def metrics(request: web.Request) -> web.Response:
             # pending and dead only: the sent ones are most of the table (handoff_delivery_seconds counts them)
             registry.deliveries_counted(await request.app[STORE].count_deliveries(UNDELIVERED))
     except Exception as exc:  # the other metrics are still worth scraping; the gauge keeps its last reading
+        registry.deliveries_not_counted()
         log.warning("metrics: the outbox could not be counted (%s)", type(exc).__name__)
     body = generate_latest(registry.registry)
     response = web.Response(body=body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import text as sa_text
 
 from adapters.emulators.base import LocalServer
 from adapters.sql import SqlStore
@@ -147,3 +149,46 @@ async def test_unknown_route_and_method(edge_app: LocalServer, session: aiohttp.
         assert resp.status == 404
     async with session.get(f"{edge_app.url}/echo") as resp:
         assert resp.status == 405
+
+
+async def test_metrics_keep_the_outbox_count_and_say_the_store_is_down_when_it_fails(
+    store_url: str, session: aiohttp.ClientSession
+) -> None:
+    store = await SqlStore.open(store_url)
+    try:
+        app = create_app(parse_settings({"store": {"url": store_url}}, {}), store)
+        async with LocalServer(app) as server:
+
+            async def scraped() -> str:
+                async with session.get(f"{server.url}/metrics") as resp:
+                    assert resp.status == 200
+                    return await resp.text()
+
+            received = ReceivedEvent("azure-devops:contoso:e1", "azure-devops", "run", datetime.now(UTC), {"id": "e1"})
+            to = [NewDelivery(ConversationAddress("slack", f"C{i}"), "run:1", {"op": "card"}) for i in range(2)]
+            assert await store.record_events([EventRecord(received, to)])
+            text = await scraped()
+            assert 'handoff_deliveries{state="pending"} 2.0' in text and "handoff_store_up 1.0" in text
+            async with store.engine.begin() as conn:  # the outbox goes away (a dropped schema, a lost file)
+                await conn.execute(sa_text("DROP TABLE deliveries"))
+            text = await scraped()
+            assert 'handoff_deliveries{state="pending"} 2.0' in text  # the alert on dead does not go absent
+            assert 'handoff_deliveries{state="dead"} 0.0' in text
+            assert "handoff_store_up 0.0" in text
+    finally:
+        await store.close()
+
+
+async def test_readyz_is_503_once_the_sqlite_file_is_deleted(tmp_path: Path, session: aiohttp.ClientSession) -> None:
+    folder = tmp_path / "data"
+    settings = parse_settings({"store": {"url": f"sqlite:///{folder / 'handoff.db'}"}}, {})
+    server = await start_server(settings, port=0)
+    try:
+        async with session.get(f"{server.url}/readyz") as resp:
+            assert resp.status == 200
+        shutil.rmtree(folder)  # the open file still answers, but what is written now is lost at the next start
+        server.store.readiness.forget()  # (rather than wait out the second a ready answer holds)
+        async with session.get(f"{server.url}/readyz") as resp:
+            assert resp.status == 503
+    finally:
+        await server.stop()
