@@ -31,6 +31,14 @@ from bot.config import AzureDevOpsSettings, PipelineTarget, Settings
 T = TypeVar("T")
 
 
+# Why the other checks are not made after the first project's read failed so, by what the organization said.
+SKIPPED_BECAUSE = {
+    "credentials": "the organization refused the credentials (401)",
+    "unreachable": "the organization did not answer",
+    "unsupported": "the organization does not offer the API",
+}
+
+
 class _Refused(Exception):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.message)
@@ -114,8 +122,8 @@ class _Doctor:
                 found = self.call(READ_PIPELINES, partial(self._list_pipelines, project))
             except _Refused as refused:
                 checks.append(self.refused(name, refused.refusal, READ_PIPELINES))
-                if index == 0 and refused.refusal.kind in ("credentials", "unreachable", "unsupported"):
-                    return [*checks, skip("azure_devops (other checks)", "skipped: the organization did not answer")]
+                if index == 0 and (why := SKIPPED_BECAUSE.get(refused.refusal.kind)):
+                    return [*checks, skip("azure_devops (other checks)", f"skipped: {why}")]
                 continue
             for item in found or []:
                 pipeline_ids[(project.lower(), str(item.name).lower())] = int(item.id)

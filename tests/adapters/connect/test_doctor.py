@@ -260,3 +260,13 @@ async def test_a_store_that_cannot_be_opened_is_named_with_what_it_answered(tmp_
     check, filters = await check_store(Settings(store=StoreSettings(url=f"sqlite:///{folder}")))
     assert check.failed and filters == []
     assert check.detail == f"cannot open sqlite:///{folder}: unable to open database file"
+
+
+async def test_credentials_azure_devops_refused_are_named_as_its_answer(wired: Wired) -> None:
+    def revoked(config: dict[str, Any], environ: dict[str, str]) -> None:
+        environ["LOCAL_AZURE_DEVOPS_PAT"] = "revoked-pat"
+
+    checks = by_name(await run_checks(wired.variant(revoked)))
+    skipped = checks["azure_devops (other checks)"]
+    assert skipped.status is Status.SKIP
+    assert skipped.detail == "skipped: the organization refused the credentials (401)"
