@@ -303,7 +303,11 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 
 
 async def upgrade_store(settings: Settings) -> str:
-    """Migrate the configured store to the latest schema; returns the revision reached."""
+    """Migrate the configured store to the latest schema; returns the revision reached.
+
+    Creates a SQLite file, and a PostgreSQL ``?schema=``, that do not exist yet. Raises ``StoreUrlUnreadable``,
+    ``StoreUnavailable`` (an ``OSError``) or a ``StoreNotUsable`` saying what to do.
+    """
     store = await SqlStore.open(settings.store.url, migrate=False)
     try:
         return await store.migrate()
@@ -312,11 +316,14 @@ async def upgrade_store(settings: Settings) -> str:
 
 
 async def read_audit(settings: Settings, since: timedelta | None = None) -> list[AuditEntry]:
-    """The audit log of the configured store, oldest first (``since``: only that far back)."""
-    store = await SqlStore.open(settings.store.url, migrate=False)
+    """The audit log of the configured store, oldest first (``since``: only that far back).
+
+    Creates nothing: raises what is wrong with the store (see :meth:`SqlStore.check_revision`), or
+    ``NoDatabase`` for a SQLite file that is not there.
+    """
+    store = await SqlStore.open(settings.store.url, migrate=False, create=False)
     try:
-        if not await store.is_ready():
-            raise RuntimeError("the store is unreachable or not migrated (handoff db upgrade migrates it)")
+        await store.check_revision()
         cutoff = datetime.now(UTC) - since if since is not None else None
         return await store.list_audit(cutoff)
     finally:

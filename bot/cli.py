@@ -172,12 +172,16 @@ def _serve(config: str, host: str | None, port: int | None) -> int:
         print("handoff serve: not starting until the configuration is fixed", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.server.log_level, settings.server.log_format, configured_secrets(settings))
+    from adapters.sql.problems import StoreNotUsable, StoreUrlUnreadable
     from bot.app import serve_until_stopped
     from bot.lifecycle import run_server
 
     try:
         return run_server(serve_until_stopped(settings, host, port), settings.server.shutdown_timeout.total_seconds())
-    except OSError as error:
+    except StoreUrlUnreadable as error:
+        print(f"handoff serve: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (OSError, StoreNotUsable) as error:
         print(f"handoff serve: cannot start: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
@@ -188,10 +192,17 @@ def _db_upgrade(config: str) -> int:
     settings = _load(config)
     if not isinstance(settings, Settings):
         return EXIT_CONFIG
+    from adapters.sql.problems import StoreNotUsable, StoreUrlUnreadable
     from bot.app import upgrade_store
 
     try:
         revision = asyncio.run(upgrade_store(settings))
+    except StoreUrlUnreadable as error:
+        print(f"handoff db upgrade: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreNotUsable as error:  # it answered: not a matter of reaching it
+        print(f"handoff db upgrade: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except OSError as error:
         print(f"handoff db upgrade: cannot reach the store: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -272,12 +283,16 @@ def _audit(config: str, since: str | None, output_format: str) -> int:
     except ValueError as error:
         print(f"handoff audit: --since: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    from adapters.sql.problems import StoreNotUsable, StoreUrlUnreadable
     from bot.app import read_audit
     from bot.audit import to_csv, to_json_lines
 
     try:
         entries = asyncio.run(read_audit(settings, window))
-    except (OSError, RuntimeError) as error:
+    except StoreUrlUnreadable as error:
+        print(f"handoff audit: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (OSError, StoreNotUsable) as error:
         print(f"handoff audit: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     print(to_csv(entries) if output_format == "csv" else to_json_lines(entries), end="")
@@ -311,7 +326,14 @@ def _doctor(config: str) -> int:
     settings = _settings_for(config)
     if settings is None:
         return EXIT_CONFIG
+    from adapters.sql.problems import StoreUrlUnreadable, read_url
     from bot.app import run_doctor
+
+    try:
+        read_url(settings.store.url)
+    except StoreUrlUnreadable as error:
+        print(f"handoff doctor: {error}", file=sys.stderr)
+        return EXIT_CONFIG
 
     report = asyncio.run(run_doctor(settings))
     print("\n".join(report.lines), flush=True)

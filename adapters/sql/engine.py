@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from adapters.sql.problems import NoDatabase
 from bot.config import connect_timeout_seconds
 
 T = TypeVar("T")
@@ -115,8 +116,9 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine_for(url: str) -> AsyncEngine:
-    """An engine for a store URL; a SQLite file's folder is created if missing."""
+def create_engine_for(url: str, create: bool = True) -> AsyncEngine:
+    """An engine for a store URL; a SQLite file (and its folder) is created if missing, unless ``create`` is
+    False: then :class:`NoDatabase` is raised instead."""
     url = normalize_url(url)
     if not is_sqlite(url):
         parsed = make_url(url)
@@ -129,10 +131,13 @@ def create_engine_for(url: str) -> AsyncEngine:
             pool_pre_ping=True,
             **JSON_CODEC,
         )
-        return PostgresEngine(pooled.sync_engine, connector)
+        schema = parsed.query.get("schema")
+        return PostgresEngine(pooled.sync_engine, connector, str(schema) if schema else None)
     database = make_url(url).database
     in_memory = not database or database == ":memory:" or "mode=memory" in url
     file_engine = None
+    if not in_memory and not create and not Path(str(database)).exists():
+        raise NoDatabase(str(database))
     if not in_memory:
         Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
         # switch a new file to WAL once, before any pool connects: connections (of several replicas) that
@@ -163,10 +168,11 @@ class PostgresEngine(AsyncEngine):
     work. A connection that broke is closed, and the next write opens another.
     """
 
-    __slots__ = ("_connect", "_raw", "_raw_lock", "_raw_used_at")
+    __slots__ = ("_connect", "_raw", "_raw_lock", "_raw_used_at", "schema")
 
-    def __init__(self, sync_engine: Engine, connect: Callable[[], Awaitable[Any]]) -> None:
+    def __init__(self, sync_engine: Engine, connect: Callable[[], Awaitable[Any]], schema: str | None = None) -> None:
         super().__init__(sync_engine)
+        self.schema = schema  # the URL's ?schema=, where the tables live
         self._connect = connect
         self._raw: asyncpg.Connection | None = None
         self._raw_lock = asyncio.Lock()

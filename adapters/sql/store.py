@@ -16,8 +16,9 @@ from adapters.sql.conversations import SqlConversationStore
 from adapters.sql.engine import SqliteEngine, create_engine_for, run_read, shown_url
 from adapters.sql.events import SqlEventLog
 from adapters.sql.gates import SqlGateStore
-from adapters.sql.migrate import head_revision, schema_revision, upgrade_database
+from adapters.sql.migrate import head_revision, is_known, schema_revision, upgrade_database
 from adapters.sql.outbox import SqlOutbox
+from adapters.sql.problems import StoreNotMigrated, StoreTooNew, read_url
 from adapters.sql.readiness import Readiness
 from adapters.sql.subscriptions import SqlSubscriptionStore
 
@@ -59,20 +60,24 @@ class SqlStore(
         self.readiness = Readiness(self._answers_at_head)
 
     @classmethod
-    async def open(cls, url: str, migrate: bool = True) -> SqlStore:
+    async def open(cls, url: str, migrate: bool = True, create: bool = True) -> SqlStore:
         """Connect to the database at ``url`` and, unless told not to, migrate it to the latest schema.
 
-        Raises :class:`StoreUnavailable` when the database refuses or does not answer.
+        ``create=False`` (for commands that only read) creates no SQLite file: :class:`NoDatabase` when
+        there is none. Raises :class:`StoreUrlUnreadable` for a URL that cannot be parsed,
+        :class:`StoreUnavailable` when the database refuses or does not answer, and a
+        :class:`StoreNotUsable` when it answers but cannot be migrated (a newer schema, a schema missing).
         """
+        read_url(url)
         try:
-            store = cls(create_engine_for(url))
+            store = cls(create_engine_for(url, create))
         # a SQLite file that cannot be opened, a folder that cannot be made, a URL parameter out of shape
         except (*STORE_ERRORS, ValueError) as error:
             raise StoreUnavailable(f"{shown_url(url)}: {_reason(error)}") from error
         if migrate:
             try:
                 await store.migrate()
-            except StoreUnavailable:
+            except BaseException:
                 await store.close()
                 raise
         return store
@@ -86,6 +91,26 @@ class SqlStore(
             raise StoreUnavailable(f"{shown_url(self.engine.url)}: {_reason(error)}") from error
         finally:
             self.readiness.forget()
+
+    async def check_revision(self) -> str:
+        """The revision the store is at, when it is the one this Handoff needs; otherwise raises what is wrong:
+        :class:`StoreUnavailable` (with the database's own words), :class:`StoreNotMigrated` or
+        :class:`StoreTooNew`."""
+        try:
+            revision = await run_read(self.engine, schema_revision)
+        except STORE_ERRORS as error:
+            raise StoreUnavailable(f"{shown_url(self.engine.url)}: {_reason(error)}") from error
+        head = head_revision()
+        if revision == head:
+            return revision
+        if revision is None:
+            raise StoreNotMigrated(f"{shown_url(self.engine.url)} is not migrated; `handoff db upgrade` migrates it")
+        if not is_known(revision):
+            raise StoreTooNew(revision)
+        raise StoreNotMigrated(
+            f"{shown_url(self.engine.url)} is at revision {revision}, this Handoff needs {head}; "
+            "`handoff db upgrade` migrates it"
+        )
 
     async def is_ready(self) -> bool:
         """Whether the store answers and is migrated; cheap enough to ask on every health probe."""
