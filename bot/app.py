@@ -23,6 +23,7 @@ from adapters.sql import SqlStore
 from adapters.web.edge import edge_middleware
 from adapters.web.health import METRICS, STORE, add_health_routes
 from adapters.web.limits import BODY_LIMITS
+from adapters.web.pages import add_app_pages
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock, SystemClock
 from bot.config import MAX_REPEAT_LIMIT, Settings
@@ -271,6 +272,7 @@ def create_app(
     app[STORE] = store
     app[METRICS] = metrics or Metrics()
     add_health_routes(app)
+    add_app_pages(app)  # the Teams package links its about, privacy and terms pages here
     if handoff is not None:
         app[HANDOFF] = handoff
         handoff.outbox.observer = app[METRICS].outbox
