@@ -354,6 +354,7 @@ async def start_server(
     ``base_dir`` is where relative paths in the settings (job files) are found.
     """
     store = await SqlStore.open(settings.store.url)
+    runner: web.AppRunner | None = None
     try:
         chosen = build_services(settings, base_dir) if services is None else services
         handoff = build_handoff(settings, store, clock, base_dir=base_dir, **chosen)
@@ -369,6 +370,9 @@ async def start_server(
         site = web.TCPSite(runner, bind_host, settings.server.port if port is None else port)
         await site.start()
     except BaseException:
+        if runner is not None:  # its start-up opened the integrations' HTTP sessions and background work
+            with contextlib.suppress(Exception):  # the error that stopped the start is the one to report
+                await runner.cleanup()
         await store.close()
         raise
     bound = runner.addresses[0]
