@@ -407,10 +407,11 @@ def teams_package(settings: Settings, out: Path) -> Path:
 
 
 def slack_manifest(public_url: str) -> str:
-    """The Slack app manifest with every request URL on ``public_url``."""
+    """The Slack app manifest with every request URL on ``public_url``, an https URL (raises ValueError
+    whose message reads after the URL's name, "… must be an https URL …")."""
     from adapters.slack.manifest import render_manifest
 
-    return render_manifest(public_url)
+    return render_manifest(public_url, https_only=True)
 
 
 # --- connecting to the real services, and checking them -------------------------------------------------
