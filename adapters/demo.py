@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from aiohttp import web
 
 from adapters.emulators.azure_devops.world import load_default_world as default_azure_devops_world
-from adapters.emulators.suite import EmulatorSuite, load_world
+from adapters.emulators.suite import EmulatorSuite, WorldFileError, load_world
 from bot.lifecycle import until_signalled
 
 BOT_IDENTITY = "handoff-bot@contoso.com"
@@ -57,20 +58,18 @@ def _teams_channel(suite: EmulatorSuite, name: str) -> str:
     return str(suite.teams.state.channel(name).id)
 
 
-def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """A Handoff configuration (raw YAML data) for ``suite``, and the environment with its secrets."""
+def integration_config(suite: EmulatorSuite) -> tuple[dict[str, Any], dict[str, str]]:
+    """The integration sections of a Handoff configuration (raw YAML data) pointed at ``suite``, and the
+    environment with their secrets: the emulators' own fake credentials, and hook secrets made now."""
     environ = {
         "LOCAL_SLACK_SIGNING_SECRET": suite.slack.signing_secret,
         "LOCAL_SLACK_BOT_TOKEN": suite.slack.bot_token,
-        "LOCAL_AZURE_DEVOPS_PAT": suite.ado.pat(BOT_IDENTITY),
+        "LOCAL_AZURE_DEVOPS_PAT": _azure_devops_pat(suite),
         "LOCAL_HOOK_PASSWORD": secrets.token_urlsafe(24),
         "LOCAL_EVENTGRID_SECRET": secrets.token_urlsafe(24),
     }
-    job_file = suite.aml.write_job_yaml("train-model-x", data_dir)
     aml = suite.aml.world
     config: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": 0, "public_url": public_url},
-        "store": {"url": f"sqlite:///{data_dir / DATABASE}"},
         "slack": {
             "signing_secret": "${LOCAL_SLACK_SIGNING_SECRET}",
             "bot_token": "${LOCAL_SLACK_BOT_TOKEN}",
@@ -106,6 +105,26 @@ def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple
             ],
             "portal_url": f"{suite.urls['aml']}/portal",
         },
+    }
+    return config, environ
+
+
+def _azure_devops_pat(suite: EmulatorSuite) -> str:
+    """The PAT of Handoff's own identity in the world (of its first identity with one, for a world without it)."""
+    bot = suite.ado.world.identity(BOT_IDENTITY)
+    if bot is not None and bot.pat:
+        return bot.pat
+    return next((i.pat for i in suite.ado.world.identities if i.pat), "")
+
+
+def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """A Handoff configuration (raw YAML data) for ``suite``, and the environment with its secrets."""
+    integrations, environ = integration_config(suite)
+    job_file = suite.aml.write_job_yaml("train-model-x", data_dir)
+    config: dict[str, Any] = {
+        "server": {"host": "127.0.0.1", "port": 0, "public_url": public_url},
+        "store": {"url": f"sqlite:///{data_dir / DATABASE}"},
+        **integrations,
         "channels": {
             "ml-models": {
                 "slack": _slack_channel(suite, "ml-models"),
@@ -177,19 +196,63 @@ async def connect_emulators(suite: EmulatorSuite, public_url: str, environ: dict
 
 
 async def serve_emulators(host: str, port: int, world_file: str | None) -> int:
-    """Serve the four emulators until SIGTERM or SIGINT, printing their URLs first."""
-    suite = EmulatorSuite(load_world(world_file), host=host, port=port)
+    """Serve the four emulators until SIGTERM or SIGINT, printing first their URLs and the configuration
+    (and environment) that points Handoff at them.
+
+    Raises:
+        WorldFileError: the world file cannot be read, or a section of it does not fit its emulator.
+    """
+    suite = emulator_suite(load_world(world_file), world_file, host, port)
     await suite.start()
+    signalled = asyncio.create_task(until_signalled())
     try:
+        await asyncio.sleep(0)  # its handlers are in place before "Ctrl-C stops them." invites a Ctrl-C
         print(f"Azure DevOps   {suite.ado.org_url}   (project {suite.ado.world.project})", flush=True)
         print(f"Azure ML       {suite.urls['aml']}", flush=True)
         print(f"Bot Framework  {suite.teams.service_url}", flush=True)
         print(f"Slack Web API  {suite.slack.api_url}", flush=True)
+        print(configuration_for(suite), flush=True)
         print("Ctrl-C stops them.", flush=True)
-        await until_signalled()
+        await signalled
     finally:
+        signalled.cancel()
         await suite.stop()
     return 0
+
+
+def emulator_suite(world: dict[str, Any], world_file: str | None, host: str, port: int) -> EmulatorSuite:
+    """The emulators for ``world`` (read from ``world_file``); a section that does not fit its emulator is
+    named in a :class:`WorldFileError`, never a traceback."""
+    try:
+        return EmulatorSuite(world, host=host, port=port)
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        section = next((name for name in world if not _section_fits(name, world[name])), None)
+        where = f"the {section} section" if section else "a section"
+        raise WorldFileError(
+            f"{world_file}: {where} does not fit its emulator ({type(error).__name__}: {error}); "
+            "the shipped default_world.yaml of each emulator under adapters/emulators/ shows the shape"
+        ) from None
+
+
+def _section_fits(name: str, section: Any) -> bool:
+    try:
+        EmulatorSuite({name: section})
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return False
+    return True
+
+
+def configuration_for(suite: EmulatorSuite) -> str:
+    """What to put in handoff.yaml, and in the environment, to run Handoff against ``suite``."""
+    config, environ = integration_config(suite)
+    exports = "\n".join(f"export {name}={value}" for name, value in environ.items())
+    return (
+        "\n# handoff.yaml sections for these emulators (add server, channels and subscriptions):\n"
+        f"{yaml.safe_dump(config, sort_keys=False)}"
+        "\n# The environment they read. The Slack and Azure DevOps values are the emulators' own fake "
+        "credentials,\n# the hook secrets were made now: none of them is a real secret.\n"
+        f"{exports}\n"
+    )
 
 
 if TYPE_CHECKING:

@@ -23,6 +23,7 @@ from adapters.sql import SqlStore
 from adapters.web.edge import edge_middleware
 from adapters.web.health import METRICS, STORE, add_health_routes
 from adapters.web.limits import BODY_LIMITS
+from adapters.web.pages import add_app_pages
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock, SystemClock
 from bot.config import MAX_REPEAT_LIMIT, Settings
@@ -278,6 +279,7 @@ def create_app(
     app[STORE] = store
     app[METRICS] = metrics or Metrics()
     add_health_routes(app)
+    add_app_pages(app)  # the Teams package links its about, privacy and terms pages here
     if handoff is not None:
         app[HANDOFF] = handoff
         handoff.outbox.observer = app[METRICS].outbox
@@ -366,6 +368,7 @@ async def start_server(
     ``base_dir`` is where relative paths in the settings (job files) are found.
     """
     store = await SqlStore.open(settings.store.url)
+    runner: web.AppRunner | None = None
     try:
         chosen = build_services(settings, base_dir) if services is None else services
         handoff = build_handoff(settings, store, clock, base_dir=base_dir, **chosen)
@@ -381,6 +384,9 @@ async def start_server(
         site = web.TCPSite(runner, bind_host, settings.server.port if port is None else port)
         await site.start()
     except BaseException:
+        if runner is not None:  # its start-up opened the integrations' HTTP sessions and background work
+            with contextlib.suppress(Exception):  # the error that stopped the start is the one to report
+                await runner.cleanup()
         await store.close()
         raise
     bound = runner.addresses[0]
@@ -415,10 +421,11 @@ def teams_package(settings: Settings, out: Path) -> Path:
 
 
 def slack_manifest(public_url: str) -> str:
-    """The Slack app manifest with every request URL on ``public_url``."""
+    """The Slack app manifest with every request URL on ``public_url``, an https URL (raises ValueError
+    whose message reads after the URL's name, "… must be an https URL …")."""
     from adapters.slack.manifest import render_manifest
 
-    return render_manifest(public_url)
+    return render_manifest(public_url, https_only=True)
 
 
 # --- connecting to the real services, and checking them -------------------------------------------------

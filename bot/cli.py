@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 DEFAULT_CONFIG = "handoff.yaml"
+DEFAULT_TEAMS_PACKAGE = "handoff-teams.zip"
+HIGHEST_PORT = 65535
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
@@ -30,6 +33,17 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"the configuration file (default: {DEFAULT_CONFIG})",
     )
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0 asks for a free one), as ``server.port`` allows."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, not {text!r}") from None
+    if not 0 <= port <= HIGHEST_PORT:
+        raise argparse.ArgumentTypeError(f"a port is 0 to {HIGHEST_PORT} (0: a free one), not {port}")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_argument(serve)
     serve.add_argument("--host", help="address to bind (overrides server.host)")
-    serve.add_argument("--port", type=int, help="port to bind, 0 for a free one (overrides server.port)")
+    serve.add_argument("--port", type=port_number, help="port to bind, 0 for a free one (overrides server.port)")
 
     check = commands.add_parser(
         "check",
@@ -65,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         "with SQLite, and show the channels in a web console. No cloud account needed; nothing leaves "
         "this machine. Ctrl-C stops it; each start begins a new day, as the emulators start empty.",
     )
-    demo.add_argument("--port", type=int, default=3978, help="port for everything (default: 3978; 0: a free one)")
+    demo.add_argument(
+        "--port", type=port_number, default=3978, help="port for everything (default: 3978; 0: a free one)"
+    )
     demo.add_argument("--no-browser", action="store_true", help="don't open the console in a browser")
     demo.add_argument(
         "--data-dir", default=".handoff/demo", metavar="DIR", help="where the demo's SQLite database lives"
@@ -76,20 +92,29 @@ def build_parser() -> argparse.ArgumentParser:
         "emulators",
         help="serve local Azure DevOps, Azure ML, Teams connector and Slack emulators",
         description="Serve the four emulators on one port (under /ado, /aml, /botframework and /slack) "
-        "with a seeded world, print their URLs, and run until Ctrl-C. Nothing leaves this machine.",
+        "with a seeded world, print their URLs and the handoff.yaml sections and environment that point "
+        "Handoff at them, and run until Ctrl-C. Nothing leaves this machine.",
     )
     emulators.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    emulators.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
+    emulators.add_argument("--port", type=port_number, default=0, help="port to bind (default: a free one)")
     emulators.add_argument("--world", metavar="FILE", help="a world file replacing the shipped default's sections")
 
     package = commands.add_parser(
         "teams-package",
         help="build the Teams app package (manifest and icons) for your bot",
-        description="Fill the Teams manifest with teams.app_id and the domain of server.public_url, "
-        "and write the zip to upload in Teams (Apps → Manage your apps → Upload an app).",
+        description="Fill the Teams manifest with teams.app_id (the registered bot's Microsoft App ID) and "
+        "server.public_url (an https URL; the app's website, privacy and terms links are Handoff's /about, "
+        "/privacy and /terms pages there), and write the zip to upload in Teams (Apps → Manage your apps → "
+        "Upload an app). Exits 1, writing nothing, when the configuration or --out cannot be used.",
     )
     _config_argument(package)
-    package.add_argument("--out", default="handoff-teams.zip", metavar="ZIP", help="where to write the package")
+    package.add_argument(
+        "--out",
+        default=DEFAULT_TEAMS_PACKAGE,
+        metavar="ZIP",
+        help=f"where to write the package (default: {DEFAULT_TEAMS_PACKAGE}); a folder (one that exists, or a "
+        f"path ending in /) gets {DEFAULT_TEAMS_PACKAGE} inside it",
+    )
 
     manifest = commands.add_parser(
         "slack-manifest",
@@ -248,12 +273,20 @@ def _teams_package(config: str, out: str) -> int:
     from bot.app import teams_package
 
     try:
-        path = teams_package(settings, Path(out))
+        path = teams_package(settings, _package_path(out))
     except ValueError as error:
         print(f"handoff teams-package: {error}", file=sys.stderr)
         return EXIT_CONFIG
     print(f"wrote {path}")
     return EXIT_OK
+
+
+def _package_path(out: str) -> Path:
+    """``--out`` as a file: a folder named there gets the default package name inside it."""
+    path = Path(out)
+    if out.endswith(("/", os.sep)) or path.is_dir():
+        return path / DEFAULT_TEAMS_PACKAGE
+    return path
 
 
 def _slack_manifest(config: str, public_url: str | None) -> int:
@@ -262,13 +295,19 @@ def _slack_manifest(config: str, public_url: str | None) -> int:
     settings = _load(config)
     if not isinstance(settings, Settings):
         return EXIT_CONFIG
-    url = public_url or settings.server.public_url
+    url = public_url if public_url is not None else settings.server.public_url
     if not url:
         print("handoff slack-manifest: set server.public_url or pass --public-url", file=sys.stderr)
         return EXIT_CONFIG
     from bot.app import slack_manifest
 
-    print(slack_manifest(url), end="")
+    try:
+        manifest = slack_manifest(url)
+    except ValueError as error:
+        source = "--public-url" if public_url is not None else "server.public_url"
+        print(f"handoff slack-manifest: {source} {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(manifest, end="")
     return EXIT_OK
 
 

@@ -18,14 +18,26 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "manifest" / "slack" / "manifes
 _PUBLIC_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 
 
-def render_manifest(public_url: str, template: Path | None = None) -> str:
+def render_manifest(public_url: str, template: Path | None = None, *, https_only: bool = False) -> str:
     """The manifest YAML with every request URL under ``public_url`` (``https://host[/prefix]``).
 
+    Args:
+        public_url: Handoff's public URL.
+        template: the manifest template (the repository's ``manifest/slack/manifest.yaml``).
+        https_only: refuse an http URL, as Slack does for the request URLs of an app it serves (an
+            emulator takes http).
+
     Raises:
-        ValueError: ``public_url`` is not an absolute http(s) URL without query or fragment.
+        ValueError: ``public_url`` is not an absolute http(s) URL (https with ``https_only``) without
+            query or fragment; the message reads after the URL's name ("--public-url must be …").
         FileNotFoundError: the template is missing (a checkout without ``manifest/``).
     """
     url = public_url.strip().rstrip("/")
+    if https_only and not (url.startswith("https://") and _PUBLIC_URL.fullmatch(url)):
+        raise ValueError(
+            "must be an https URL without query or fragment, such as https://handoff.contoso.com "
+            f"(Slack sends its requests to https URLs only), not {public_url!r}"
+        )
     if not _PUBLIC_URL.fullmatch(url):
         raise ValueError(f"expected an absolute http(s) URL such as https://handoff.contoso.com, not {public_url!r}")
     text = (template or TEMPLATE).read_text(encoding="utf-8")

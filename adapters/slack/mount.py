@@ -8,8 +8,10 @@ the :class:`~bot.ports.ChatChannel` for the outbox.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -36,6 +38,8 @@ from .tasks import BackgroundTasks
 from .verification import RequestVerifier
 
 EVENTS_PATH = "/slack/events"
+BOLT_ENVIRONMENT_DEFAULTS = ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
+"""What Bolt reads from the environment when not given it; Handoff's configuration has decided all three."""
 
 log = logging.getLogger("handoff.slack")
 
@@ -164,15 +168,32 @@ def mount_slack(
 
 
 def _bolt_app(signing_secret: str, client: AsyncWebClient, oauth: AsyncOAuthSettings | None = None) -> AsyncApp:
-    return AsyncApp(
-        name="handoff",
-        signing_secret=signing_secret,
-        client=client,
-        oauth_settings=oauth,
-        request_verification_enabled=False,  # done in front of Bolt, and totally (verification.py)
-        process_before_response=False,  # listeners run after the ack (a long-running server, not FaaS)
-        logger=logging.getLogger("handoff.slack.bolt"),
-    )
+    """Bolt on Handoff's client (it carries the bot token, or none with OAuth installs), and nothing else."""
+    with _without_bolt_environment_defaults():
+        return AsyncApp(
+            name="handoff",
+            signing_secret=signing_secret,
+            client=client,
+            oauth_settings=oauth,
+            request_verification_enabled=False,  # done in front of Bolt, and totally (verification.py)
+            process_before_response=False,  # listeners run after the ack (a long-running server, not FaaS)
+            logger=logging.getLogger("handoff.slack.bolt"),
+        )
+
+
+@contextlib.contextmanager
+def _without_bolt_environment_defaults() -> Iterator[None]:
+    """Hide :data:`BOLT_ENVIRONMENT_DEFAULTS` while Bolt is built.
+
+    Without a token argument Bolt takes ``SLACK_BOT_TOKEN``, where handoff.yaml conventionally points
+    ``slack.bot_token``: given as well as the client, it is unused and Bolt warns at every start. With
+    ``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET`` set it would turn OAuth installs on by itself.
+    """
+    hidden = {name: os.environ.pop(name) for name in BOLT_ENVIRONMENT_DEFAULTS if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
 
 
 def _create_tables(stores: InstallationStores) -> Callable[[web.Application], Awaitable[None]]:

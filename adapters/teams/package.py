@@ -1,14 +1,19 @@
 """``handoff teams-package``: the Teams app package (a zip of ``manifest.json`` and the two icons).
 
 The manifest in ``manifest/teams/`` is a template: the bot's app id, the app's id (the same GUID) and
-the domain of Handoff's public URL are filled in here; the developer links are pointed at the public
-URL while they still name the placeholder host. Upload the zip in Teams (Apps → Manage your apps →
+the domain of Handoff's public URL are filled in here, and the developer links (website, privacy,
+terms of use) point at the pages Handoff serves there (:mod:`adapters.web.pages`). A package is only
+built for a registered bot (not the example's all-zero app id) and an https public URL: nothing of the
+template's placeholder host is ever shipped. Upload the zip in Teams (Apps → Manage your apps →
 Upload an app) or in the Teams admin center.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import re
 import struct
 import zipfile
@@ -16,11 +21,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from adapters.web.pages import ABOUT_PATH, PRIVACY_PATH, TERMS_PATH
 from bot import __version__
 from bot.config import TeamsSettings
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "manifest" / "teams"
 PLACEHOLDER_HOST = "handoff.example.com"
+PLACEHOLDER_APP_ID = "00000000-0000-0000-0000-000000000000"
+DEVELOPER_PAGES = {"websiteUrl": ABOUT_PATH, "privacyUrl": PRIVACY_PATH, "termsOfUseUrl": TERMS_PATH}
+"""The manifest's developer links, and the pages Handoff serves for them under its public URL."""
 ICONS = {"color.png": (192, 192), "outline.png": (32, 32)}
 RSC_READ_MESSAGES = ("ChannelMessage.Read.Group", "ChatMessage.Read.Chat")
 """The resource-specific permissions that let Handoff find a post whose answer was lost."""
@@ -46,21 +55,46 @@ def build_teams_package(
 
     Args:
         settings: the ``teams`` section (its ``app_id`` is the bot's Microsoft App ID).
-        public_url: Handoff's public https URL (``server.public_url``), whose host becomes the valid domain.
-        out_path: where the zip goes (its folder is created).
+        public_url: Handoff's public https URL (``server.public_url``): its host becomes the valid domain,
+            and the developer links point at its ``/about``, ``/privacy`` and ``/terms`` pages.
+        out_path: where the zip goes (its folder is created; a file there is replaced).
         template_dir: the folder with ``manifest.json`` and the icons (the repository's ``manifest/teams``).
         version: the app version (semver); Handoff's version by default.
     """
     source = template_dir or TEMPLATE_DIR
     manifest = fill_manifest(_read_json(source / "manifest.json"), settings, public_url, version)
     icons = {name: _read_icon(source / name, size) for name, size in ICONS.items()}
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         _add(archive, "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
         for name, data in icons.items():
             _add(archive, name, data)
+    out = Path(out_path)
+    _write(out, package.getvalue())
     return out
+
+
+def _write(out: Path, data: bytes) -> None:
+    """Write ``data`` to ``out`` whole or not at all (through a file beside it, then renamed)."""
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.is_dir():
+            raise IsADirectoryError(21, "is a folder", str(out))
+        partial.write_bytes(data)
+        os.replace(partial, out)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise PackageError(f"cannot write the package to {out}: {_why_not_written(error)}") from None
+
+
+def _why_not_written(error: OSError) -> str:
+    if isinstance(error, (FileExistsError, NotADirectoryError)) and error.filename:
+        return f"{error.filename} is a file, not a folder"
+    if isinstance(error, IsADirectoryError):
+        return f"{error.filename or 'it'} is a folder"
+    return error.strerror or str(error)
 
 
 def fill_manifest(
@@ -71,8 +105,14 @@ def fill_manifest(
     if not _GUID.match(app_id):
         raise PackageError(
             "teams.app_id must be the bot's Microsoft App ID, a GUID such as "
-            "00000000-0000-0000-0000-000000000000 (see the Azure Bot resource's Configuration page)"
+            "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b (see the Azure Bot resource's Configuration page)"
         )
+    if app_id == PLACEHOLDER_APP_ID:
+        raise PackageError(
+            "teams.app_id is still the example's all-zero placeholder: register the bot first (an Azure Bot "
+            "resource, docs/deploy.md section 3) and set teams.app_id to its Microsoft App ID"
+        )
+    origin = _https_origin(public_url)
     app_version = version or __version__
     if not _SEMVER.match(app_version):
         raise PackageError(f"the app version must be semver (major.minor.patch), not {app_version!r}")
@@ -83,17 +123,12 @@ def fill_manifest(
         bot["botId"] = app_id
     if settings.graph.find_lost_posts:
         _ask_to_read_messages(manifest, app_id)
-    host = _host(public_url)
-    if host is None:
-        manifest.pop("validDomains", None)
-        return manifest
-    manifest["validDomains"] = [host]
-    origin = public_url.rstrip("/") if public_url and public_url.startswith("https://") else None
-    developer = manifest.get("developer", {})
-    for key in ("websiteUrl", "privacyUrl", "termsOfUseUrl"):
-        url = developer.get(key)
-        if origin and isinstance(url, str) and urlsplit(url).hostname == PLACEHOLDER_HOST:
-            developer[key] = origin + urlsplit(url).path
+    manifest["validDomains"] = [urlsplit(origin).hostname]
+    developer = manifest.setdefault("developer", {})
+    for key, path in DEVELOPER_PAGES.items():
+        developer[key] = origin + path
+    if PLACEHOLDER_HOST in json.dumps(manifest):
+        raise PackageError(f"the manifest template still names {PLACEHOLDER_HOST} outside the links Handoff fills")
     return manifest
 
 
@@ -108,13 +143,25 @@ def _ask_to_read_messages(manifest: dict[str, Any], app_id: str) -> None:
             wanted.append({"name": name, "type": "Application"})
 
 
-def _host(public_url: str | None) -> str | None:
+def _https_origin(public_url: str | None) -> str:
+    """``public_url`` without its trailing slash, once it is an https URL of Handoff's own host."""
     if not public_url:
-        return None
-    host = urlsplit(public_url).hostname
-    if not host:
-        raise PackageError(f"server.public_url must be an absolute URL, not {public_url!r}")
-    return host
+        raise PackageError(
+            "set server.public_url to Handoff's public https URL: the package names its domain, and its "
+            "website, privacy and terms links are pages Handoff serves there"
+        )
+    parts = urlsplit(public_url.strip())
+    if parts.scheme != "https" or not parts.hostname:
+        raise PackageError(
+            f"server.public_url must be an https URL such as https://handoff.contoso.com (Teams opens only "
+            f"https links, and the Bot Framework calls only https endpoints), not {public_url!r}"
+        )
+    if parts.hostname == PLACEHOLDER_HOST:
+        raise PackageError(
+            f"server.public_url still names the example's placeholder host {PLACEHOLDER_HOST}: set it to "
+            "Handoff's own public https URL"
+        )
+    return public_url.strip().rstrip("/")
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
@@ -212,7 +213,9 @@ def test_teams_package_and_slack_manifest(tmp_path: Path, shared_dir: Path) -> N
 
     import jsonschema
 
-    path = config_copy(tmp_path, teams__app_id="11111111-2222-3333-4444-555555555555")
+    path = config_copy(
+        tmp_path, teams__app_id="11111111-2222-3333-4444-555555555555", server__public_url="https://bot.contoso.com"
+    )
     out = tmp_path / "handoff-teams.zip"
     result = run("teams-package", "--config", str(path), "--out", str(out), env=clean_env())
     assert result.returncode == 0, result.stderr
@@ -222,7 +225,9 @@ def test_teams_package_and_slack_manifest(tmp_path: Path, shared_dir: Path) -> N
     schema = json.loads((shared_dir / "schemas/teams-manifest-v1.21.schema.json").read_text())
     jsonschema.validate(manifest, schema)
     assert manifest["bots"][0]["botId"] == "11111111-2222-3333-4444-555555555555"
-    assert "handoff.example.com" in manifest["validDomains"]
+    assert manifest["validDomains"] == ["bot.contoso.com"]
+    assert manifest["developer"]["privacyUrl"] == "https://bot.contoso.com/privacy"
+    assert "handoff.example.com" not in json.dumps(manifest)
 
     printed = run("slack-manifest", "--config", str(path), "--public-url", "https://bot.contoso.com", env=clean_env())
     assert printed.returncode == 0, printed.stderr
@@ -267,3 +272,213 @@ def test_serve_stops_promptly_while_a_service_call_hangs(tmp_path: Path, shared_
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve", "--port", "80000"],
+        ["serve", "--port", "-1"],
+        ["serve", "--port", "eighty"],
+        ["emulators", "--port", "99999"],
+        ["demo", "--port", "70000", "--no-browser"],
+    ],
+)
+def test_a_port_out_of_range_is_an_argument_error(tmp_path: Path, command: list[str]) -> None:
+    result = run(*command, env=clean_env(), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"argument --port: a port is 0 to 65535 (0: a free one), not {command[2]}" in result.stderr or (
+        f"argument --port: expected a port number, not '{command[2]}'" in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing was started
+
+
+@pytest.mark.parametrize(
+    ("arguments", "public_url", "expected"),
+    [
+        (["--public-url", "foo"], None, "handoff slack-manifest: --public-url must be an https URL"),
+        (["--public-url", "http://bot.contoso.com"], None, "handoff slack-manifest: --public-url must be an https"),
+        ([], "http://localhost:3978", "handoff slack-manifest: server.public_url must be an https URL"),
+    ],
+)
+def test_slack_manifest_refuses_a_url_that_is_not_https(
+    tmp_path: Path, arguments: list[str], public_url: str | None, expected: str
+) -> None:
+    path = config_copy(tmp_path, server__public_url=public_url) if public_url else config_copy(tmp_path)
+    result = run("slack-manifest", "--config", str(path), *arguments, env=clean_env())
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+
+
+def teams_config(tmp_path: Path, **changes: object) -> Path:
+    return config_copy(
+        tmp_path,
+        **{"teams__app_id": "11111111-2222-3333-4444-555555555555", "server__public_url": "https://bot.contoso.com"}
+        | changes,
+    )
+
+
+def test_teams_package_writes_into_a_folder_named_as_out(tmp_path: Path) -> None:
+    path = teams_config(tmp_path)
+    existing = tmp_path / "dist"
+    existing.mkdir()
+    into_existing = run("teams-package", "--config", str(path), "--out", f"{existing}", env=clean_env())
+    assert into_existing.returncode == 0, into_existing.stderr
+    assert f"wrote {existing / 'handoff-teams.zip'}" in into_existing.stdout
+    into_new = run("teams-package", "--config", str(path), "--out", f"{tmp_path}/new/", env=clean_env())
+    assert into_new.returncode == 0, into_new.stderr
+    assert (tmp_path / "new" / "handoff-teams.zip").is_file()
+    help_text = " ".join(run("teams-package", "--help").stdout.split())
+    assert "a folder (one that exists, or a path ending in /) gets handoff-teams.zip inside it" in help_text
+
+
+def test_teams_package_names_an_out_path_it_cannot_write(tmp_path: Path) -> None:
+    path = teams_config(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("a file, not a folder")
+    for out, expected in (
+        (f"{afile}/x.zip", f"cannot write the package to {afile}/x.zip: {afile} is a file, not a folder"),
+        ("/proc/x.zip", "cannot write the package to /proc/x.zip: "),
+    ):
+        result = run("teams-package", "--config", str(path), "--out", out, env=clean_env())
+        assert result.returncode == 1
+        assert f"handoff teams-package: {expected}" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"server__public_url": "http://localhost:3978"}, "server.public_url must be an https URL"),
+        ({"server__public_url": None}, "set server.public_url to Handoff's public https URL"),
+        ({"server__public_url": "https://handoff.example.com"}, "placeholder host handoff.example.com"),
+        ({"teams__app_id": "00000000-0000-0000-0000-000000000000"}, "register the bot first"),
+    ],
+)
+def test_teams_package_refuses_placeholders(tmp_path: Path, changes: dict[str, object], expected: str) -> None:
+    path = teams_config(tmp_path, **changes)
+    out = tmp_path / "handoff-teams.zip"
+    result = run("teams-package", "--config", str(path), "--out", str(out), env=clean_env())
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_the_teams_packages_links_open_pages_handoff_serves(tmp_path: Path) -> None:
+    import zipfile
+    from urllib.parse import urlsplit
+
+    path = teams_config(tmp_path)
+    out = tmp_path / "handoff-teams.zip"
+    assert run("teams-package", "--config", str(path), "--out", str(out), env=clean_env()).returncode == 0
+    with zipfile.ZipFile(out) as package:
+        developer = json.loads(package.read("manifest.json"))["developer"]
+    process = subprocess.Popen(
+        [*HANDOFF, "serve", "--config", str(path), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+        cwd=tmp_path,
+    )
+    try:
+        url = listening_url(process)
+        pages = {key: get(url + urlsplit(developer[key]).path) for key in ("websiteUrl", "privacyUrl", "termsOfUseUrl")}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    assert {key: status for key, (status, _) in pages.items()} == dict.fromkeys(pages, 200)
+    assert "<h1>Handoff: privacy</h1>" in pages["privacyUrl"][1]
+    assert "<h1>Handoff: terms of use</h1>" in pages["termsOfUseUrl"][1]
+
+
+def emulators_output(process: subprocess.Popen[str]) -> str:
+    """What ``handoff emulators`` printed up to its last line, "Ctrl-C stops them."."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line or line.startswith("Ctrl-C stops them."):
+            break
+        lines.append(line)
+    return "".join(lines)
+
+
+def test_emulators_print_a_configuration_handoff_accepts(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [*HANDOFF, "emulators", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        printed = emulators_output(process)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    assert "Traceback" not in stderr
+    sections = yaml.safe_load(printed.split("# handoff.yaml sections", 1)[1].split("\n", 1)[1].split("\n# ", 1)[0])
+    assert sections["azure_ml"]["credential"] == {"kind": "emulator"}
+    assert {"subscription_id", "resource_group", "workspace"} <= set(sections["azure_ml"])
+    assert sections["slack"]["bot_token"] == "${LOCAL_SLACK_BOT_TOKEN}"
+    assert "none of them is a real secret" in printed
+    environ = dict(re.findall(r"^export (\w+)=(\S+)$", printed, re.MULTILINE))
+    assert {"LOCAL_AZURE_DEVOPS_PAT", "LOCAL_SLACK_BOT_TOKEN", "LOCAL_SLACK_SIGNING_SECRET"} <= set(environ)
+
+    config = tmp_path / "handoff.yaml"
+    config.write_text(yaml.safe_dump({"store": {"url": f"sqlite:///{tmp_path / 'handoff.db'}"}, **sections}))
+    checked = run("check", "--config", str(config), env=clean_env(**environ))
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_emulators_name_a_world_section_of_the_wrong_shape(tmp_path: Path) -> None:
+    world = tmp_path / "world.yaml"
+    world.write_text("slack: {bot_tokens: 5}\n")
+    result = run("emulators", "--port", "0", "--world", str(world), env=clean_env())
+    assert result.returncode == 1
+    assert f"handoff emulators: {world}: the slack section does not fit its emulator" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def slack_config(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    # Slack enabled, its Web API on a closed local port: nothing leaves this machine
+    path = config_copy(tmp_path, slack__enabled=True, slack__api_base_url="http://127.0.0.1:9/api/")
+    return path, clean_env(SLACK_SIGNING_SECRET="signing-secret", SLACK_BOT_TOKEN="xoxb-test-token")
+
+
+def test_serve_with_slack_starts_and_stops_without_warnings(tmp_path: Path) -> None:
+    path, env = slack_config(tmp_path)
+    process = subprocess.Popen(
+        [*HANDOFF, "serve", "--config", str(path), "--port", "0"], stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert process.stderr is not None
+    started: list[str] = []
+    try:
+        while not (match := re.search(r"listening on (http://\S+)", line := process.stderr.readline())) and line:
+            started.append(line)
+        assert match, "".join(started)
+        assert get(f"{match.group(1)}/healthz")[0] == 200  # answered: it is waiting for SIGTERM
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stopped = process.communicate(timeout=10)
+    stderr = "".join(started) + stopped
+    assert "token will be unused" not in stderr and "WARNING" not in stderr
+    assert process.returncode == 0
+
+
+def test_serve_on_a_port_in_use_says_so_and_leaves_nothing_open(tmp_path: Path) -> None:
+    path, env = slack_config(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        result = run("serve", "--config", str(path), "--port", port, env=env)
+    assert result.returncode == 3
+    assert "handoff serve: cannot start:" in result.stderr and "address already in use" in result.stderr
+    assert "Unclosed" not in result.stderr and "ERROR" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 
 import pytest
 
+from adapters.slack import mount_slack
 from bot.cards import Card
+from bot.config import Secret, SlackSettings
 from bot.ports import DeliveryFailed
 
-from .harness import MODELS, Harness, gate_card
+from .harness import MODELS, Harness, RecordingHandler, gate_card, handoff_app
 
 
 @pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
@@ -35,3 +38,25 @@ async def test_flows_log_no_secrets(harness: Harness, caplog: pytest.LogCaptureF
     assert caplog.records
     for secret in (slack.signing_secret, slack.bot_token, slack.world.verification_token):
         assert secret not in text
+
+
+def test_the_environments_slack_variables_neither_warn_nor_turn_oauth_on(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SLACK_BOT_TOKEN is where handoff.yaml conventionally points slack.bot_token; Bolt would read it too
+    environment = {"SLACK_BOT_TOKEN": "xoxb-env", "SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "client-secret"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    caplog.set_level(logging.INFO)
+    settings = SlackSettings(
+        signing_secret=Secret("SLACK_SIGNING_SECRET", "signing"),
+        bot_token=Secret("SLACK_BOT_TOKEN", "xoxb-configured"),
+        api_base_url="http://127.0.0.1:9/api/",
+    )
+
+    integration = mount_slack(handoff_app(), settings, RecordingHandler())
+
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("handoff.slack")] == []
+    assert integration.bolt.oauth_flow is None  # one workspace, as configured
+    assert integration.bolt.client.token == "xoxb-configured"
+    assert {name: os.environ.get(name) for name in environment} == environment

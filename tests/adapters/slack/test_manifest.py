@@ -67,3 +67,10 @@ def test_the_template_itself_is_a_valid_manifest(schema: dict[str, object]) -> N
 def test_bad_public_urls_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="absolute http"):
         render_manifest(bad)
+
+
+@pytest.mark.parametrize("url", ["http://handoff.contoso.com", "foo", "https://h/?q=1"])
+def test_an_app_slack_serves_needs_an_https_url(url: str) -> None:
+    with pytest.raises(ValueError, match=r"^must be an https URL .*not '"):
+        render_manifest(url, https_only=True)
+    assert "https://handoff.contoso.com/slack/events" in render_manifest("https://handoff.contoso.com", https_only=True)

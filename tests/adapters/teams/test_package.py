@@ -13,10 +13,11 @@ import jsonschema
 import pytest
 
 from adapters.teams import build_teams_package
-from adapters.teams.package import TEMPLATE_DIR, PackageError
+from adapters.teams.package import PLACEHOLDER_HOST, TEMPLATE_DIR, PackageError
 from bot.config import TeamsSettings
 
 APP_ID = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+EXAMPLE_APP_ID = "00000000-0000-0000-0000-000000000000"  # handoff.example.yaml's
 
 
 def teams_schema(shared_dir: Path, version: str) -> dict[str, Any]:
@@ -90,16 +91,57 @@ def test_the_package_is_reproducible(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
 
 
-def test_without_a_public_url_the_package_has_no_domains(shared_dir: Path, tmp_path: Path) -> None:
-    out = build_teams_package(settings(), None, tmp_path / "handoff.zip")
+def test_the_developer_links_are_the_pages_handoff_serves_at_its_public_url(shared_dir: Path, tmp_path: Path) -> None:
+    out = build_teams_package(settings(), "https://contoso.example.org/bots/handoff/", tmp_path / "handoff.zip")
+
     with zipfile.ZipFile(out) as archive:
-        manifest = json.loads(archive.read("manifest.json"))
-    assert "validDomains" not in manifest
+        text = archive.read("manifest.json").decode()
+    manifest = json.loads(text)
+    assert manifest["developer"] == {
+        "name": "Handoff",
+        "websiteUrl": "https://contoso.example.org/bots/handoff/about",
+        "privacyUrl": "https://contoso.example.org/bots/handoff/privacy",
+        "termsOfUseUrl": "https://contoso.example.org/bots/handoff/terms",
+    }
+    assert manifest["validDomains"] == ["contoso.example.org"]
+    assert PLACEHOLDER_HOST not in text
     jsonschema.Draft4Validator(teams_schema(shared_dir, "1.21")).validate(manifest)
 
 
+@pytest.mark.parametrize(
+    ("public_url", "expected"),
+    [
+        (None, "set server.public_url to Handoff's public https URL"),
+        ("", "set server.public_url to Handoff's public https URL"),
+        ("http://localhost:3978", "must be an https URL"),
+        ("http://handoff.contoso.com", "must be an https URL"),
+        ("https://handoff.example.com", "placeholder host handoff.example.com"),
+    ],
+)
+def test_a_package_needs_an_https_public_url_of_its_own(tmp_path: Path, public_url: str | None, expected: str) -> None:
+    with pytest.raises(PackageError, match=expected):
+        build_teams_package(settings(), public_url, tmp_path / "handoff.zip")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_examples_all_zero_app_id_is_refused_until_the_bot_is_registered(tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="register the bot first"):
+        build_teams_package(settings(EXAMPLE_APP_ID), "https://handoff.contoso.com", tmp_path / "x.zip")
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_an_unusable_out_path_is_a_package_error(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    with pytest.raises(PackageError, match=f"cannot write the package to {afile}/x.zip: {afile} is a file"):
+        build_teams_package(settings(), "https://handoff.contoso.com", afile / "x.zip")
+    with pytest.raises(PackageError, match="is a folder"):
+        build_teams_package(settings(), "https://handoff.contoso.com", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing half-written
+
+
 def test_finding_lost_posts_asks_for_consent_to_read_messages(shared_dir: Path, tmp_path: Path) -> None:
-    plain = build_teams_package(settings(), None, tmp_path / "plain.zip")
+    plain = build_teams_package(settings(), "https://handoff.contoso.com", tmp_path / "plain.zip")
     with zipfile.ZipFile(plain) as archive:
         assert "authorization" not in json.loads(archive.read("manifest.json"))
 
@@ -132,4 +174,4 @@ def test_a_wrong_icon_is_refused(tmp_path: Path) -> None:
         (template / name).write_bytes((TEMPLATE_DIR / name).read_bytes())
     (template / "outline.png").write_bytes((TEMPLATE_DIR / "color.png").read_bytes())
     with pytest.raises(PackageError, match="32x32"):
-        build_teams_package(settings(), None, tmp_path / "x.zip", template_dir=template)
+        build_teams_package(settings(), "https://handoff.contoso.com", tmp_path / "x.zip", template_dir=template)
