@@ -6,7 +6,8 @@ strings may use ``${NAME}`` or ``${NAME:-default}`` too (a database URL with a p
 
 :func:`load_settings` reports **every** problem at once, each with its key path, so that
 ``handoff check`` can list them all; a configured integration whose secret variable is unset is one
-of those problems (fail closed).
+of those problems (fail closed). Reading the file (UTF-8, keys written twice) is :mod:`bot.config_yaml`;
+the names a document uses and the files it points to are checked in :mod:`bot.config_references`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
-import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,6 +36,11 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config_problems import ConfigError as ConfigError
+from bot.config_problems import ConfigProblem as ConfigProblem
+from bot.config_problems import did_you_mean as _did_you_mean
+from bot.config_references import missing_file_problems, reference_problems
+from bot.config_yaml import read_document
 from bot.text_patterns import compile_text_pattern
 
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -107,6 +113,28 @@ Duration = Annotated[
     timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: d.total_seconds(), return_type=float)
 ]
 
+_HTTP_URL = re.compile(r"^https?://[^/\s]+")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def _absolute_http_url(value: str | None) -> str | None:
+    """An absolute http(s) URL as it is; a ValueError for anything else (a host without its scheme, a path)."""
+    if value is not None and not _HTTP_URL.match(value):
+        raise ValueError("expected an absolute URL starting with https:// (or http:// for an emulator)")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_absolute_http_url)]
+
+
+def _positive(value: timedelta | None) -> timedelta | None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError("must be longer than 0")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
 # How long a sender's event id is remembered at least, a finished delivery, and a card no longer updated.
 MIN_DEDUPE_RETENTION = timedelta(hours=72)
 RETENTION_MINIMUMS = {
@@ -177,9 +205,49 @@ class StoreSettings(Section):
     def _known_database(cls, value: str) -> str:
         if not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", value):
             raise ValueError("expected a sqlite:///path or postgresql://user@host/db URL")
-        if value.startswith("postgres"):
+        if value.startswith("sqlite"):
+            _check_sqlite_url(value)
+        else:
+            _check_postgres_url(value)
             _check_postgres_parameters(parse_qs(urlsplit(value).query))
         return value
+
+
+def _check_sqlite_url(url: str) -> None:
+    """A SQLite store is a file: an in-memory database (``sqlite://``, ``:memory:``) would lose everything."""
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise ValueError("a SQLite URL has no host: sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    database = parts.path.removeprefix("/")
+    if not database or database == ":memory:" or "mode=memory" in parts.query:
+        raise ValueError(
+            "a SQLite URL needs a file path, such as sqlite:///.handoff/handoff.db "
+            "(an in-memory database loses everything when Handoff stops)"
+        )
+
+
+# What RFC 3986 lets a URL's user name and password hold as they are; anything else is percent-encoded.
+_USERINFO = re.compile(r"^(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*$")
+
+
+def _check_postgres_url(url: str) -> None:
+    """The user, password and port of a PostgreSQL URL can be told apart (the messages never show them:
+    the password may be one)."""
+    parts = urlsplit(url)
+    userinfo, at, host_port = parts.netloc.rpartition("@")
+    port = host_port.rpartition("]")[2] if host_port.startswith("[") else host_port
+    port = port.partition(":")[2]
+    bad_port = bool(port) and not port.isdigit()
+    # an unencoded "/", "?" or "#" in the password ends the host part early, leaving its "@" behind
+    cut_short = not at and ("@" in parts.path or (bad_port and "@" in url.partition("://")[2]))
+    if cut_short or not _USERINFO.match(userinfo):
+        part = "password" if ":" in (userinfo or parts.netloc) else "user name"
+        raise ValueError(
+            f"the {part} must be percent-encoded (@ as %40, / as %2F, ? as %3F, # as %23, % as %25); "
+            "a ${VARIABLE} there is encoded for you"
+        )
+    if bad_port:
+        raise ValueError("the port must be a number")
 
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -233,7 +301,7 @@ class SlackSettings(Integration):
     signing_secret: SecretRef
     bot_token: SecretRef | None = None
     oauth: SlackOAuthSettings | None = None
-    api_base_url: str = "https://slack.com/api/"
+    api_base_url: HttpUrl = "https://slack.com/api/"
 
     @model_validator(mode="after")
     def _one_install_mode(self) -> SlackSettings:
@@ -282,8 +350,18 @@ class TeamsSettings(Integration):
     app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
     tenant_id: str | None = None
     allow_unauthenticated: bool = False
-    openid_metadata_url: str | None = None
+    openid_metadata_url: HttpUrl | None = None
     graph: TeamsGraphSettings = TeamsGraphSettings()
+
+    @field_validator("app_id")
+    @classmethod
+    def _app_id_is_a_guid(cls, value: str) -> str:
+        if value and not _GUID.match(value.strip()):
+            raise ValueError(
+                "expected the Azure Bot's Microsoft App ID, a GUID such as 00000000-0000-0000-0000-000000000000 "
+                "(or empty, with allow_unauthenticated: true, for local use)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _credentials_fit_app_type(self) -> TeamsSettings:
@@ -334,7 +412,7 @@ class ServiceHookAuth(Section):
 
 
 class AzureDevOpsSettings(Integration):
-    organization_url: str
+    organization_url: HttpUrl
     projects: list[str] = Field(min_length=1)
     pat: SecretRef | None = None
     service_principal: ServicePrincipalSettings | None = None
@@ -365,8 +443,8 @@ class AzureMLSettings(Integration):
     resource_group: str
     workspace: str
     credential: AzureMLCredentialSettings = AzureMLCredentialSettings()
-    endpoint: str | None = Field(None, description="an emulator's base URL; the Azure cloud when unset")
-    studio_url: str = Field(
+    endpoint: HttpUrl | None = Field(None, description="an emulator's base URL; the Azure cloud when unset")
+    studio_url: HttpUrl = Field(
         "https://ml.azure.com",
         description="Azure ML studio, for the links on cards (a sovereign cloud's, an emulator's)",
     )
@@ -384,7 +462,7 @@ class EventGridSettings(Integration):
     secret_header: str = "X-Handoff-Secret"  # noqa: S105 (a header name)
     allowed_topics: list[str] = Field(default_factory=list)
     data_lake_paths: list[DataLakePath] = Field(default_factory=list)
-    portal_url: str = Field(
+    portal_url: HttpUrl = Field(
         "https://portal.azure.com",
         description="the Azure portal, for the links to new data on cards (a sovereign cloud's, an emulator's)",
     )
@@ -549,13 +627,25 @@ class AppSettings(Section):
         return self
 
 
+_MEMBER = re.compile(r"^([^@\s]+@[^@\s]+|(?i:aad):\S+|(slack|teams):\S+)$")
+
+
+def _role_member(member: str) -> str:
+    if not _MEMBER.match(member.strip()):
+        raise ValueError("expected an email, aad:<object id> or slack:<user id>; a bare name matches nobody")
+    return member
+
+
+RoleMember = Annotated[str, AfterValidator(_role_member)]
+
+
 class GatePolicySettings(Section):
     approver_roles: list[str] = Field(default_factory=list)
     min_approvers: int = Field(1, ge=1, le=10)
     requester_cannot_approve: bool = True
     reject_needs_reason: bool = True
-    expire_after: Duration = timedelta(hours=72)
-    remind_every: Duration | None = timedelta(hours=4)
+    expire_after: PositiveDuration = timedelta(hours=72)
+    remind_every: PositiveDuration | None = timedelta(hours=4)
     override_roles: list[str] = Field(default_factory=list)
 
 
@@ -570,14 +660,16 @@ class CommandPolicySettings(Section):
 
 
 class RoleSettings(Section):
-    """Members are emails, AAD object ids (``aad:<id>``) or Slack ids (``slack:<id>``)."""
+    """Members are emails, AAD object ids (``aad:<id>``) or chat user ids (``slack:<id>``, ``teams:<id>``),
+    the identities a chat user is known by (:attr:`bot.interactions.ChatUser.identities`)."""
 
-    members: list[str] = Field(default_factory=list)
+    members: list[RoleMember] = Field(default_factory=list)
     description: str = ""
 
 
 class Settings(Section):
-    """The whole validated configuration."""
+    """The whole validated configuration. Read it with :func:`parse_settings` or :func:`load_settings`, which
+    also check that every name it uses (a channel, a role, a gate policy, a command) is defined."""
 
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
@@ -595,64 +687,8 @@ class Settings(Section):
     commands: dict[str, CommandPolicySettings] = Field(default_factory=dict)
     ops_channel: str | None = None
 
-    @model_validator(mode="after")
-    def _references_resolve(self) -> Settings:
-        problems: list[str] = []
-
-        def need(kind: str, name: str, known: Mapping[str, Any], where: str) -> None:
-            if name not in known:
-                hint = _did_you_mean(name, known)
-                problems.append(f"{where}: unknown {kind} {name!r}{hint}")
-
-        for i, sub in enumerate(self.subscriptions):
-            need("channel", sub.channel, self.channels, f"subscriptions[{i}].channel")
-        for name, model in self.models.items():
-            for channel in model.channels:
-                need("channel", channel, self.channels, f"models.{name}.channels")
-            for app in model.consumers:
-                need("app", app, self.apps, f"models.{name}.consumers")
-        for name, app_settings in self.apps.items():
-            for channel in app_settings.channels:
-                need("channel", channel, self.channels, f"apps.{name}.channels")
-            if app_settings.model:
-                need("model", app_settings.model, self.models, f"apps.{name}.model")
-        for name, gate in self.gates.items():
-            for role in (*gate.approver_roles, *gate.override_roles):
-                need("role", role, self.roles, f"gates.{name}")
-        for verb, command in self.commands.items():
-            for role in command.roles:
-                need("role", role, self.roles, f"commands.{verb}.roles")
-            for channel in command.channels:
-                need("channel", channel, self.channels, f"commands.{verb}.channels")
-        if self.ops_channel:
-            need("channel", self.ops_channel, self.channels, "ops_channel")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
 
 # --- loading ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong with a configuration file, at a key path such as ``slack.signing_secret``."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; ``problems`` lists every reason."""
-
-    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
 
 def _literals(annotation: Any) -> list[str]:
@@ -660,11 +696,6 @@ def _literals(annotation: Any) -> list[str]:
     if get_origin(annotation) is Literal:
         return [str(arg) for arg in get_args(annotation)]
     return [word for arg in get_args(annotation) for word in _literals(arg)]
-
-
-def _did_you_mean(name: str, candidates: Any) -> str:
-    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _mentions(annotation: Any, kind: type) -> bool:
@@ -699,6 +730,11 @@ class _DictOf:
     value: type[BaseModel]
 
 
+# Where a variable's value is percent-encoded as it is put in: the user name and password of the store URL,
+# so that a password variable (PGPASSWORD, as psql reads it) holds the password as it is.
+_URL_ENCODED_VARIABLES = {"store.url"}
+
+
 def _interpolate(
     node: Any,
     environ: Mapping[str, str],
@@ -707,34 +743,56 @@ def _interpolate(
     disabled: bool,
     schema: Any = None,
     secret: bool = False,
+    sources: dict[str, str] | None = None,
 ) -> Any:
-    """Expand ``${NAME}`` and ``${NAME:-default}`` in plain strings; secret references stay as they are."""
+    """Expand ``${NAME}`` and ``${NAME:-default}`` in plain strings; secret references stay as they are.
+
+    ``sources`` receives, for each key path whose value was expanded, the text written in the file, so that
+    a problem with the value can name where it came from instead of showing it.
+    """
+    sources = {} if sources is None else sources
     if isinstance(node, dict):
         off = disabled or node.get("enabled") is False
         out = {}
         for key, value in node.items():
             child, is_secret = _child_schema(schema, str(key))
             where = f"{path}.{key}" if path else str(key)
-            out[key] = _interpolate(value, environ, where, problems, off, child, is_secret)
+            out[key] = _interpolate(value, environ, where, problems, off, child, is_secret, sources)
         return out
     if isinstance(node, list):
         return [
-            _interpolate(v, environ, f"{path}[{i}]", problems, disabled, schema, secret) for i, v in enumerate(node)
+            _interpolate(v, environ, f"{path}[{i}]", problems, disabled, schema, secret, sources)
+            for i, v in enumerate(node)
         ]
     if not isinstance(node, str) or secret or "${" not in node:
         return node
+    sources[path] = node
+    encoded_until = _userinfo_end(node) if path in _URL_ENCODED_VARIABLES else 0
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in environ:
-            return environ[name]
-        if default is not None:
-            return default
-        if not disabled:
-            problems.append(ConfigProblem(path, f"environment variable {name} is not set"))
-        return ""
+            value = environ[name]
+        elif default is not None:
+            value = default
+        else:
+            if not disabled:
+                problems.append(ConfigProblem(path, f"environment variable {name} is not set"))
+            value = ""
+        return quote(value, safe="") if match.start() < encoded_until else value
 
     return _INTERPOLATION.sub(replace, node)
+
+
+def _userinfo_end(template: str) -> int:
+    """Where the user name and password of a URL written with ``${NAME}`` parts end (0 when it has none)."""
+    masked = _INTERPOLATION.sub(lambda match: "x" * len(match.group(0)), template)
+    scheme_end = masked.find("://")
+    if scheme_end < 0:
+        return 0
+    authority = scheme_end + 3
+    authority_end = min((i for c in "/?#" if (i := masked.find(c, authority)) >= 0), default=len(masked))
+    return max(masked.rfind("@", authority, authority_end), 0)
 
 
 def _model_fields(loc: tuple[Any, ...]) -> list[str]:
@@ -768,7 +826,9 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _validation_problems(error: ValidationError) -> list[ConfigProblem]:
+def _validation_problems(error: ValidationError, sources: Mapping[str, str]) -> list[ConfigProblem]:
+    """Pydantic's errors as problems at key paths; a value expanded from ``${NAME}`` is named by what the
+    file says (it may be a secret), never shown."""
     problems: list[ConfigProblem] = []
     for item in error.errors():
         loc = tuple(p for p in item["loc"] if not str(p).startswith("function-"))
@@ -778,12 +838,11 @@ def _validation_problems(error: ValidationError) -> list[ConfigProblem]:
             problems.append(ConfigProblem(_format_loc(loc), f"unknown key{hint}"))
             continue
         message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "value_error" and "; " in message and loc == ():
-            problems.extend(ConfigProblem("", part) for part in message.split("; "))
-            continue
+        path = _format_loc(loc)
         if item["type"] not in ("value_error", "missing"):
-            message = f"{message} (got {item.get('input')!r})"
-        problems.append(ConfigProblem(_format_loc(loc), message))
+            written = sources.get(path)
+            message += f" (from {written})" if written is not None else f" (got {item.get('input')!r})"
+        problems.append(ConfigProblem(path, message))
     return problems
 
 
@@ -806,25 +865,40 @@ def _unset_secrets(node: Any, path: str) -> Iterator[ConfigProblem]:
             yield from _unset_secrets(value, f"{path}[{i}]")
 
 
-def parse_settings(raw: Any, environ: Mapping[str, str] | None = None, source: str = "<config>") -> Settings:
-    """Validate an already-parsed YAML document; raise :class:`ConfigError` listing every problem."""
+def parse_settings(
+    raw: Any,
+    environ: Mapping[str, str] | None = None,
+    source: str = "<config>",
+    *,
+    base_dir: Path | None = None,
+    found: list[ConfigProblem] | None = None,
+) -> Settings:
+    """Validate an already-parsed YAML document; raise :class:`ConfigError` listing every problem.
+
+    ``base_dir`` is the folder relative job and contract files are read from (when given, a missing one
+    is a problem); ``found`` holds problems already found in the file, listed first.
+    """
     environ = os.environ if environ is None else environ
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(source, [ConfigProblem("", "the file must hold a mapping of sections")])
+        raise ConfigError(source, [*(found or []), ConfigProblem("", "the file must hold a mapping of sections")])
     problems: list[ConfigProblem] = []
-    expanded = _interpolate(raw, environ, "", problems, False, Settings)
+    sources: dict[str, str] = {}
+    expanded = _interpolate(raw, environ, "", problems, False, Settings, sources=sources)
+    unset = {p.path for p in problems}  # an unset variable explains its key's invalid value
+    settings: Settings | None = None
     try:
         settings = Settings.model_validate(expanded, context={"environ": environ})
     except ValidationError as exc:
-        unset = {p.path for p in problems}  # an unset variable explains its key's invalid value
-        problems.extend(p for p in _validation_problems(exc) if p.path not in unset)
-        # find unset secrets in the sections that did validate, so one run names them too
-        problems.extend(_unset_secrets_in_raw(expanded, environ))
-        raise ConfigError(source, _unique(problems)) from None
-    problems.extend(_unset_secrets(settings, ""))
-    if problems:
+        problems.extend(p for p in _validation_problems(exc, sources) if p.path not in unset)
+    problems.extend(reference_problems(expanded))
+    if base_dir is not None:
+        problems.extend(missing_file_problems(expanded, base_dir))
+    # unset secrets: in the settings, or in the raw document when validation failed somewhere
+    problems.extend(_unset_secrets(settings, "") if settings is not None else _unset_secrets_in_raw(expanded, environ))
+    problems = [*(found or []), *problems]
+    if problems or settings is None:
         raise ConfigError(source, _unique(problems))
     return settings
 
@@ -864,20 +938,12 @@ def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
 
 
 def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate a ``handoff.yaml`` file; raise :class:`ConfigError` listing every problem."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [ConfigProblem("", f"cannot read the file: {exc.strerror}")]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [ConfigProblem("", f"{where}not valid YAML ({problem})")]) from None
-    return parse_settings(raw, environ, source)
+    """Read and validate a ``handoff.yaml`` file; raise :class:`ConfigError` listing every problem.
+
+    Relative job and contract files are looked for in the file's folder."""
+    path = Path(path)
+    raw, duplicate_keys = read_document(path)
+    return parse_settings(raw, environ, str(path), base_dir=path.parent, found=duplicate_keys)
 
 
 def configured_secrets(settings: Settings) -> list[str]:

@@ -75,6 +75,40 @@ def test_check_names_every_problem(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_check_names_duplicate_keys_misspelt_commands_and_unknown_policies_in_one_pass(tmp_path: Path) -> None:
+    path = config_copy(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["models"]["model-x"]["promotion_gate"]["policy"] = "strict"
+    # a second commands section, as appended by hand: YAML alone keeps only this one
+    text = yaml.safe_dump(raw) + "commands:\n  retrian: {roles: [data-scientists]}\n  integrate: {roles: []}\n"
+    path.write_text(text)
+    result = run("check", "--config", str(path), env=clean_env())
+    assert result.returncode == 1
+    first, second = (i for i, text_line in enumerate(text.splitlines(), 1) if text_line == "commands:")
+    assert f"commands: duplicate key (line {second}; first at line {first})" in result.stderr
+    assert "commands.retrian: unknown command (did you mean 'retrain'?)" in result.stderr
+    assert "models.model-x.promotion_gate.policy: unknown gate policy 'strict'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_never_prints_a_value_from_the_environment(tmp_path: Path) -> None:
+    password = "p@ss:w0rd"
+    path = config_copy(tmp_path, server__port="${PGPASSWORD}")
+    result = run("check", "--config", str(path), env=clean_env(PGPASSWORD=password))
+    assert result.returncode == 1
+    assert "server.port: Input should be a valid integer" in result.stderr and "(from ${PGPASSWORD})" in result.stderr
+    assert password not in result.stdout + result.stderr
+
+
+def test_check_names_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "u16.yaml"
+    path.write_bytes("server:\n  port: 0\n".encode("utf-16"))
+    result = run("check", "-c", str(path), env=clean_env())
+    assert result.returncode == 1
+    assert "cannot read the file: it is not UTF-8" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     path = config_copy(tmp_path, slack__enabled=True)
     started = time.monotonic()

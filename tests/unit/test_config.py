@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
-from bot.config import ConfigError, Secret, configured_secrets, load_settings, parse_settings
+from bot.config import (
+    ConfigError,
+    GatePolicySettings,
+    Secret,
+    configured_secrets,
+    load_settings,
+    parse_settings,
+)
 from tests.conftest import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "handoff.example.yaml"
@@ -106,7 +114,7 @@ def test_cross_references_must_resolve() -> None:
     }
     found = problems(raw)
     assert "subscriptions[0].channel: unknown channel 'ml-model' (did you mean 'ml-models'?)" in found
-    assert "gates.default: unknown role 'release-managers'" in found
+    assert "gates.default.approver_roles: unknown role 'release-managers'" in found
 
 
 def test_integration_rules_fail_closed() -> None:
@@ -172,3 +180,156 @@ def test_graph_urls_are_https_except_for_an_emulator_on_this_machine() -> None:
 
     (problem,) = problems({"teams": {**teams, "graph": {"login_url": "http://login.contoso.com"}}}, {"P": "x"})
     assert problem == "teams.graph.login_url: must be https (plain http only for an emulator on 127.0.0.1)"
+
+
+def write(folder: Path, text: str, name: str = "handoff.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def file_problems(path: Path, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ or {})
+    return [str(p) for p in caught.value.problems]
+
+
+def test_a_key_written_twice_is_a_problem_at_its_line(tmp_path: Path) -> None:
+    text = """\
+roles: {release-managers: {members: [carol@contoso.com]}}
+commands: {retrain: {roles: [release-managers]}}
+server: {port: 1, port: 2}
+commands: {integrate: {roles: []}}
+"""
+    assert file_problems(write(tmp_path, text)) == [
+        "server.port: duplicate key (line 3; first at line 3)",
+        "commands: duplicate key (line 4; first at line 2)",
+    ]
+    # a merge key (<<) is not a duplicate, and neither is the same key in two mappings
+    merged = "gates:\n  default: &base {min_approvers: 1}\n  strict:\n    <<: *base\n    min_approvers: 2\n"
+    assert load_settings(write(tmp_path, merged), {}).gates["strict"].min_approvers == 2
+
+
+def test_a_misspelt_command_rule_is_refused_rather_than_leaving_the_command_open() -> None:
+    roles = {"data-scientists": {"members": ["alice@contoso.com"]}}
+    assert problems({"roles": roles, "commands": {"retrian": {"roles": ["data-scientists"]}}}) == [
+        "commands.retrian: unknown command (did you mean 'retrain'?)"
+    ]
+    # the policy looks a rule up by the command's full name, so a short form would be ignored as well
+    assert problems({"commands": {"pending": {"channels": []}}}) == [
+        "commands.pending: unknown command (did you mean 'approvals'? 'pending' is its short form; "
+        "rules use the full name)"
+    ]
+
+
+def test_a_promotion_gate_names_a_configured_gate_policy() -> None:
+    raw = example()
+    raw["models"]["model-x"]["promotion_gate"]["policy"] = "strict"
+    assert problems(raw) == ["models.model-x.promotion_gate.policy: unknown gate policy 'strict'"]
+    raw["gates"]["strict"] = {"approver_roles": ["release-managers"]}
+    assert parse_settings(raw, {}).models["model-x"].promotion_gate is not None
+    without_gates = {"models": {"model-x": {"promotion_gate": {"release": {"project": "p", "pipeline": "release"}}}}}
+    assert parse_settings(without_gates, {}).gates == {"default": GatePolicySettings()}
+
+
+@pytest.mark.parametrize("url", ["sqlite:///", "sqlite://", "sqlite:///:memory:", "sqlite:///h.db?mode=memory"])
+def test_an_in_memory_sqlite_store_is_refused(url: str) -> None:
+    assert problems({"store": {"url": url}}) == [
+        "store.url: a SQLite URL needs a file path, such as sqlite:///.handoff/handoff.db "
+        "(an in-memory database loses everything when Handoff stops)"
+    ]
+
+
+def test_a_store_password_is_percent_encoded_from_a_variable_and_must_be_in_the_file() -> None:
+    url = "postgresql://user:${PGPASSWORD}@127.0.0.1:5432/test"
+    settings = parse_settings({"store": {"url": url}}, {"PGPASSWORD": "p@ss:w0rd/#"})
+    assert settings.store.url == "postgresql://user:p%40ss%3Aw0rd%2F%23@127.0.0.1:5432/test"
+    parsed = make_url(settings.store.url)  # as the store reads it
+    assert (parsed.password, parsed.host, parsed.port, parsed.database) == ("p@ss:w0rd/#", "127.0.0.1", 5432, "test")
+    for written in ("postgresql://user:p@ss:w0rd@127.0.0.1:5432/test", "postgresql://user:p/ss@127.0.0.1/test"):
+        (problem,) = problems({"store": {"url": written}})
+        assert problem.startswith("store.url: the password must be percent-encoded (@ as %40, / as %2F")
+        assert "w0rd" not in problem and "p/ss" not in problem
+    assert problems({"store": {"url": "postgresql://user@127.0.0.1:54x2/test"}}) == [
+        "store.url: the port must be a number"
+    ]
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    utf16 = tmp_path / "u16.yaml"
+    utf16.write_bytes("server:\n  port: 0\n".encode("utf-16"))
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("channels:\n  ops: {slack: C1, description: caf\u00e9}\n".encode("latin-1"))
+    for path in (utf16, latin1):
+        assert file_problems(path) == ["cannot read the file: it is not UTF-8"]
+
+
+def test_one_pass_lists_field_and_reference_problems_together() -> None:
+    raw = {
+        "server": {"prot": 80},
+        "store": {"dedupe_retention": "72 hours"},
+        "channels": {"ops": {"slack": "C1"}},
+        "subscriptions": [{"channel": "nope"}],
+        "ops_channel": "opz",
+    }
+    assert problems(raw) == [
+        "server.prot: unknown key (did you mean 'port'?)",
+        "store.dedupe_retention: expected a duration such as 30s, 15m, 4h, 7d or a number of seconds",
+        "subscriptions[0].channel: unknown channel 'nope'",
+        "ops_channel: unknown channel 'opz' (did you mean 'ops'?)",
+    ]
+
+
+def test_values_that_would_fail_later_are_refused_now() -> None:
+    raw = example()
+    raw["teams"]["app_id"] = "not-a-guid"
+    raw["azure_devops"]["organization_url"] = "127.0.0.1:9/ado/contoso"
+    raw["slack"]["api_base_url"] = "127.0.0.1:9/slack/api/"
+    raw["azure_ml"]["endpoint"] = "127.0.0.1:9/aml"
+    raw["roles"]["release-managers"]["members"] = ["carol@contoso.com", "carol"]
+    raw["gates"]["default"]["expire_after"] = 0
+    url_problem = "expected an absolute URL starting with https:// (or http:// for an emulator)"
+    assert problems(raw) == [
+        f"slack.api_base_url: {url_problem}",
+        "teams.app_id: expected the Azure Bot's Microsoft App ID, a GUID such as "
+        "00000000-0000-0000-0000-000000000000 (or empty, with allow_unauthenticated: true, for local use)",
+        f"azure_devops.organization_url: {url_problem}",
+        f"azure_ml.endpoint: {url_problem}",
+        "gates.default.expire_after: must be longer than 0",
+        "roles.release-managers.members[1]: expected an email, aad:<object id> or slack:<user id>; "
+        "a bare name matches nobody",
+    ]
+    members = ["carol@contoso.com", "aad:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "slack:U0CAROL", "teams:29:1abc"]
+    assert parse_settings({"roles": {"rm": {"members": members}}}, {}).roles["rm"].members == members
+
+
+def test_missing_job_and_contract_files_are_found_beside_the_configuration(tmp_path: Path) -> None:
+    raw = example()
+    raw["azure_ml"]["enabled"] = True
+    raw["models"]["model-x"]["retrain"]["azure_ml_job"]["job_file"] = "jobs/missing.yml"
+    raw["apps"]["app-y"]["contract_file"] = "contracts/missing.json"
+    config = write(tmp_path, yaml.safe_dump(raw))
+    assert file_problems(config) == [
+        f"models.model-x.retrain.azure_ml_job.job_file: file not found ({tmp_path / 'jobs/missing.yml'})",
+        f"apps.app-y.contract_file: file not found ({tmp_path / 'contracts/missing.json'})",
+    ]
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs/missing.yml").write_text("command: python train.py\n")
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts/missing.json").write_text("{}")
+    assert load_settings(config, {}).apps["app-y"].contract_file == "contracts/missing.json"
+
+
+def test_a_value_from_the_environment_is_named_by_its_variable_never_shown() -> None:
+    secret = "p@ss:w0rd"
+    found = problems(
+        {"server": {"port": "${PGPASSWORD}", "log_level": "${LEVEL}"}}, {"PGPASSWORD": secret, "LEVEL": "x"}
+    )
+    assert found == [
+        "server.port: Input should be a valid integer, unable to parse string as an integer (from ${PGPASSWORD})",
+        "server.log_level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR' (from ${LEVEL})",
+    ]
+    assert not any(secret in problem for problem in found)
+    assert problems({"server": {"port": "eighty"}}) == [
+        "server.port: Input should be a valid integer, unable to parse string as an integer (got 'eighty')"
+    ]

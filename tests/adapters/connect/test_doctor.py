@@ -173,7 +173,7 @@ async def entra() -> AsyncIterator[FakeHTTPServer]:
 
 def teams_settings(password: str) -> Any:
     return parse_settings(
-        {"teams": {"app_id": "5e1b3a4c-0000-4000-8000-00000000b07", "app_password": "${APP_PASSWORD}"}},
+        {"teams": {"app_id": "5e1b3a4c-0000-4000-8000-00000000b007", "app_password": "${APP_PASSWORD}"}},
         {"APP_PASSWORD": password},
     )
 
@@ -209,7 +209,7 @@ async def test_finding_lost_teams_posts_checks_the_graph_token(entra: FakeHTTPSe
         "POST /botframework.com/oauth2/v2.0/token",
         body={"access_token": "t", "token_type": "Bearer", "expires_in": 3600},
     )
-    app_id = "5e1b3a4c-0000-4000-8000-00000000b07"
+    app_id = "5e1b3a4c-0000-4000-8000-00000000b007"
     async with BotFrameworkEmulator(graph_credentials={app_id: "the-right-secret"}) as emulator:
         tenant = emulator.world.tenant_id
         graph = {"find_lost_posts": True, "login_url": emulator.login_url}

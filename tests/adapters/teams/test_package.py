@@ -159,8 +159,11 @@ def test_finding_lost_posts_asks_for_consent_to_read_messages(shared_dir: Path, 
 
 
 def test_an_app_id_that_is_not_a_guid_is_refused(tmp_path: Path) -> None:
+    # the configuration refuses such an app_id already (handoff check); the package is built from settings
+    # made some other way too, so it checks again
+    unchecked = settings().model_copy(update={"app_id": "my-bot"})
     with pytest.raises(PackageError, match="app_id"):
-        build_teams_package(settings("my-bot"), "https://x.example", tmp_path / "x.zip")
+        build_teams_package(unchecked, "https://x.example", tmp_path / "x.zip")
     local = TeamsSettings(app_id="", allow_unauthenticated=True)
     with pytest.raises(PackageError, match="app_id"):
         build_teams_package(local, "https://x.example", tmp_path / "x.zip")

@@ -1,0 +1,68 @@
+"""Reading a configuration file into a YAML document, refusing what YAML alone would let through.
+
+A key written twice in one mapping is a problem (YAML keeps the last silently, which can drop a
+restriction written first); a file that is not UTF-8 is named as such rather than failing on a byte.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.config_problems import ConfigError, ConfigProblem
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader; composing and constructing are called separately to look at the nodes between."""
+
+
+def read_document(path: Path) -> tuple[Any, list[ConfigProblem]]:
+    """The parsed document of ``path`` and its duplicate keys; raises :class:`ConfigError` when it cannot
+    be read or is not YAML."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(source, [ConfigProblem("", "cannot read the file: it is not UTF-8")]) from None
+    except OSError as exc:
+        raise ConfigError(source, [ConfigProblem("", f"cannot read the file: {exc.strerror}")]) from None
+    loader = _ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        duplicates = list(_duplicate_keys(node, "")) if node is not None else []
+        document = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [ConfigProblem("", f"{where}not valid YAML ({problem})")]) from None
+    finally:
+        loader.dispose()
+    return document, duplicates
+
+
+def _duplicate_keys(node: yaml.Node, path: str, seen: set[int] | None = None) -> list[ConfigProblem]:
+    """Every key written again in the same mapping, at its key path, with the lines of both."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias of a node already looked at
+        return []
+    seen.add(id(node))
+    problems: list[ConfigProblem] = []
+    if isinstance(node, yaml.MappingNode):
+        first_lines: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            where = f"{path}.{key.value}" if path else str(key.value)
+            line = key.start_mark.line + 1
+            if (first := first_lines.get((key.tag, key.value))) is not None:
+                problems.append(ConfigProblem(where, f"duplicate key (line {line}; first at line {first})"))
+            else:
+                first_lines[(key.tag, key.value)] = line
+            problems.extend(_duplicate_keys(value, where, seen))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems.extend(_duplicate_keys(item, f"{path}[{i}]", seen))
+    return problems
