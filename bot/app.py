@@ -393,9 +393,12 @@ async def start_server(
     return RunningServer(app, runner, bind_host, int(bound[1]), store, handoff)
 
 
-async def serve_until_stopped(settings: Settings, host: str | None = None, port: int | None = None) -> int:
-    """Run until SIGTERM or SIGINT, then shut down gracefully; returns the exit status."""
-    server = await start_server(settings, host, port)
+async def serve_until_stopped(
+    settings: Settings, host: str | None = None, port: int | None = None, base_dir: Path | None = None
+) -> int:
+    """Run until SIGTERM or SIGINT, then shut down gracefully; returns the exit status. ``base_dir``: where
+    relative job and contract files are found (the configuration's folder, as ``handoff check`` looks)."""
+    server = await start_server(settings, host, port, base_dir=base_dir)
     # what start-up built (modules, SDK clients, the app) lives as long as the process: leaving it out
     # of the collector's full passes keeps those short while events arrive
     gc.freeze()

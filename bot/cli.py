@@ -202,7 +202,8 @@ def _serve(config: str, host: str | None, port: int | None) -> int:
     from bot.lifecycle import run_server
 
     try:
-        return run_server(serve_until_stopped(settings, host, port), settings.server.shutdown_timeout.total_seconds())
+        serving = serve_until_stopped(settings, host, port, Path(config).resolve().parent)
+        return run_server(serving, settings.server.shutdown_timeout.total_seconds())
     except StoreUrlUnreadable as error:
         print(f"handoff serve: {error}", file=sys.stderr)
         return EXIT_CONFIG
