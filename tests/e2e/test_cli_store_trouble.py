@@ -39,14 +39,14 @@ def test_a_store_migrated_by_a_newer_handoff_is_named_by_every_command(tmp_path:
 
 
 @pytest.mark.parametrize(
-    ("url", "secret"),
+    ("url", "secret", "problem"),
     [
-        ("postgresql://u:p@ss:w0rd@127.0.0.1:5432/test", "w0rd"),
-        ("postgresql://u:hunter2@127.0.0.1:abc/test", "hunter2"),
+        ("postgresql://u:p@ss:w0rd@127.0.0.1:5432/test", "w0rd", "the password must be percent-encoded"),
+        ("postgresql://u:hunter2@127.0.0.1:abc/test", "hunter2", "the port must be a number"),
     ],
 )
-def test_a_store_url_that_cannot_be_read_is_named_with_its_password_masked(
-    tmp_path: Path, url: str, secret: str
+def test_a_store_url_that_cannot_be_read_is_named_and_its_password_never_shown(
+    tmp_path: Path, url: str, secret: str, problem: str
 ) -> None:
     path = config_copy(tmp_path, store__url=url)
     results = [
@@ -56,9 +56,8 @@ def test_a_store_url_that_cannot_be_read_is_named_with_its_password_masked(
         run("audit", "--config", str(path), env=clean_env()),
     ]
     for result in results:
-        assert result.returncode == 1, result.stderr  # a configuration problem
-        assert "store.url" in result.stderr and ":***@127.0.0.1" in result.stderr
-    assert "cannot be read" in results[1].stderr and "port is not a number" in results[1].stderr
+        assert result.returncode == 1, result.stderr  # a configuration problem, found before the store is opened
+        assert f"store.url: {problem}" in result.stderr
     assert secret not in outputs(*results) and "Traceback" not in outputs(*results)
 
 
