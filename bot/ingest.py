@@ -105,13 +105,14 @@ class Ingest:
         max_batch: int = MAX_BATCH,
     ) -> None:
         self.store = store
-        self.configured = list(configured)
+        self._configured = list(configured)
         self.clock = clock
         self.on_enqueued = on_enqueued
         self.max_batch = max(1, max_batch)
-        self._stored: list[Subscription] = []
         self._stored_at: float | None = None
-        self._inactive: frozenset[ConversationAddress] = frozenset()
+        # what the subscriptions came to when last read: the reachable ones, and whether any filters on actors
+        self._reachable: list[Subscription] = []
+        self._actor_filtered = False
         self._lock = asyncio.Lock()
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
@@ -119,6 +120,16 @@ class Ingest:
         self._cards: OrderedDict[str, CardState] = OrderedDict()
         self.card_cache_size = CARD_CACHE_SIZE
         self.observers: list[Callable[[DomainEvent], Awaitable[None]]] = []
+
+    @property
+    def configured(self) -> list[Subscription]:
+        """The subscriptions from the configuration file."""
+        return self._configured
+
+    @configured.setter
+    def configured(self, subscriptions: Sequence[Subscription]) -> None:
+        self._configured = list(subscriptions)
+        self._stored_at = None
 
     def forget_subscriptions(self) -> None:
         """Chat subscriptions changed in this process: read them again on the next event."""
@@ -133,19 +144,18 @@ class Ingest:
         if self._stored_at is None or now - self._stored_at > SUBSCRIPTION_CACHE_SECONDS:
             async with self._lock:
                 if self._stored_at is None or now - self._stored_at > SUBSCRIPTION_CACHE_SECONDS:
-                    self._stored = [stored_subscription(s) for s in await self.store.list_subscriptions()]
-                    self._inactive = await self.store.inactive_conversations()
+                    stored = [stored_subscription(s) for s in await self.store.list_subscriptions()]
+                    inactive = await self.store.inactive_conversations()
+                    self._reachable = _reachable([*self._configured, *stored], inactive)
+                    self._actor_filtered = any(s.filters.filters_actors for s in self._reachable)
                     self._stored_at = now
-        everything = [*self.configured, *self._stored]
-        if not self._inactive:
-            return everything
-        reachable = (replace(s, targets=tuple(t for t in s.targets if t not in self._inactive)) for s in everything)
-        return [s for s in reachable if s.targets]
+        return self._reachable
 
     async def depends_on_actor(self, event: DomainEvent) -> bool:
         """Whether who did ``event`` may decide where it goes (some subscription would route it but for its
         actor filters): a route whose hook does not say may then ask the service."""
-        return depends_on_actor(event, await self._subscriptions(), self.clock.now())
+        subscriptions = await self._subscriptions()
+        return self._actor_filtered and depends_on_actor(event, subscriptions, self.clock.now())
 
     async def accept(
         self, event: DomainEvent, also_to: Sequence[ConversationAddress] = (), *, told_by: str | None = None
@@ -504,6 +514,15 @@ def _reply_payload(reply: Card, broadcast: bool) -> dict[str, Any]:
     if broadcast:
         payload["broadcast"] = True
     return payload
+
+
+def _reachable(subscriptions: list[Subscription], inactive: frozenset[ConversationAddress]) -> list[Subscription]:
+    """``subscriptions`` without the conversations Handoff can no longer post to (and without those left with
+    none)."""
+    if not inactive:
+        return subscriptions
+    reachable = (replace(s, targets=tuple(t for t in s.targets if t not in inactive)) for s in subscriptions)
+    return [s for s in reachable if s.targets]
 
 
 def _answer(waiting: _Waiting, outcome: bool | BaseException) -> None:
