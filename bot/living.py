@@ -290,13 +290,19 @@ def _merge_run_state(new: State, event: RunStateChanged) -> None:
         _reopen_run(new, at)
     elif RUN_STATE_RANK.get(state, 0) < RUN_STATE_RANK.get(new["state"], 0) or new["state"] == "completed":
         return
-    new["state"] = state
+    _move(new, state, event.result, at)
+
+
+def _move(item: State, state: str, result: str | None, at: str | None) -> None:
+    """Put a run or a stage in ``state``, told by an event Azure DevOps created ``at``: how it ended and when,
+    or when it was last said to go on."""
+    item["state"] = state
     if state == "completed":
-        new["result"] = _norm(event.result)
+        item["result"] = _norm(result)
         if at:
-            new["completed_at"] = at
+            item["completed_at"] = at
     elif at:
-        new["going_at"] = at
+        item["going_at"] = at
 
 
 def _run_goes_on(run: State, event: RunStateChanged, at: str) -> bool:
@@ -339,13 +345,7 @@ def _merge_stage_state(run: State, stage: State, event: StageStateChanged) -> No
             run["going_at"] = max(run.get("going_at", ""), at)
     elif STAGE_STATE_RANK.get(state, 0) < STAGE_STATE_RANK.get(stage["state"], 0) or stage["state"] == "completed":
         return
-    stage["state"] = state
-    if state == "completed":
-        stage["result"] = _norm(event.result)
-        if at:
-            stage["completed_at"] = at
-    elif at:
-        stage["going_at"] = at
+    _move(stage, state, event.result, at)
 
 
 def _run_status(state: State) -> Status:

@@ -178,15 +178,20 @@ def listening_url(process: subprocess.Popen[str]) -> str:
     raise AssertionError("handoff serve did not report its address")
 
 
-def test_serve_answers_then_stops_on_sigterm(tmp_path: Path) -> None:
-    path = config_copy(tmp_path)
-    process = subprocess.Popen(
+def start_serving(path: Path, folder: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``handoff serve`` on a free port with the configuration at ``path``, run in ``folder``."""
+    return subprocess.Popen(
         [*HANDOFF, "serve", "--config", str(path), "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
-        env=clean_env(),
-        cwd=tmp_path,
+        env=clean_env() if env is None else env,
+        cwd=folder,
     )
+
+
+def test_serve_answers_then_stops_on_sigterm(tmp_path: Path) -> None:
+    path = config_copy(tmp_path)
+    process = start_serving(path, tmp_path)
     try:
         url = listening_url(process)
         assert get(f"{url}/readyz")[0] == 200
@@ -279,13 +284,7 @@ def test_serve_stops_promptly_while_a_service_call_hangs(tmp_path: Path, shared_
             tmp_path, azure_devops__enabled=True, azure_devops__organization_url=organization, server__log_level="INFO"
         )
         env = clean_env(AZURE_DEVOPS_PAT="pat", AZURE_DEVOPS_HOOK_PASSWORD="hook-secret")
-        process = subprocess.Popen(
-            [*HANDOFF, "serve", "--config", str(path), "--port", "0"],
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-        )
+        process = start_serving(path, tmp_path, env)
         try:
             url = listening_url(process)
             hook = json.loads((shared_dir / "samples/ado/ms.vss-pipelines.run-state-changed-event.json").read_text())
@@ -411,13 +410,7 @@ def test_the_teams_packages_links_open_pages_handoff_serves(tmp_path: Path) -> N
     assert run("teams-package", "--config", str(path), "--out", str(out), env=clean_env()).returncode == 0
     with zipfile.ZipFile(out) as package:
         developer = json.loads(package.read("manifest.json"))["developer"]
-    process = subprocess.Popen(
-        [*HANDOFF, "serve", "--config", str(path), "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-        cwd=tmp_path,
-    )
+    process = start_serving(path, tmp_path)
     try:
         url = listening_url(process)
         pages = {key: get(url + urlsplit(developer[key]).path) for key in ("websiteUrl", "privacyUrl", "termsOfUseUrl")}
