@@ -334,17 +334,21 @@ async def start_demo(port: int, data_dir: Path, host: str = "127.0.0.1") -> Demo
 async def run_demo(port: int, data_dir: Path, open_browser: bool, scenario: bool) -> int:
     """``handoff demo``: serve until Ctrl-C, optionally playing the scripted day."""
     demo = await start_demo(port, data_dir)
+    signalled = asyncio.create_task(until_signalled())
+    story: asyncio.Task[None] | None = None
     try:
+        await asyncio.sleep(0)  # its handlers are in place before "Ctrl-C stops" invites a Ctrl-C
         print(f"Handoff demo: open {demo.console_url}", flush=True)
         print(f"(bot, emulators and console on {demo.url}; data in {data_dir}; Ctrl-C stops)", flush=True)
         if open_browser:
             with contextlib.suppress(Exception):
                 webbrowser.open(demo.console_url)
         story = asyncio.create_task(play_scenario(demo)) if scenario else None
-        await until_signalled()
+        await signalled
+    finally:
+        signalled.cancel()
         if story is not None:
             story.cancel()
-    finally:
         await demo.stop()
     return 0
 

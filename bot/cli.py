@@ -23,6 +23,7 @@ EXIT_OK = 0
 EXIT_CONFIG = 1
 EXIT_UNAVAILABLE = 3
 EXIT_FAILED = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -381,9 +382,17 @@ def _doctor(config: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``handoff`` command; returns the exit status."""
+    """Run the ``handoff`` command; returns the exit status (130 for a Ctrl-C before its handlers were in
+    place, as a shell reports one: no traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _run(parser, args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args.config, args.host, args.port)
     if args.command == "demo":

@@ -509,3 +509,25 @@ def test_serve_on_a_port_in_use_says_so_and_leaves_nothing_open(tmp_path: Path) 
     assert "handoff serve: cannot start:" in result.stderr and "address already in use" in result.stderr
     assert "Unclosed" not in result.stderr and "ERROR" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("after", [1.0, "started"])
+def test_a_ctrl_c_stops_the_demo_without_a_traceback_however_early(tmp_path: Path, after: float | str) -> None:
+    process = subprocess.Popen(
+        [*HANDOFF, "demo", "--no-browser", "--port", "0", "--data-dir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        if after == "started":  # right as it invites a Ctrl-C
+            assert process.stdout is not None and "Handoff demo: open" in process.stdout.readline()
+        else:  # while it starts
+            time.sleep(float(after))
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert process.returncode in (0, 130)
