@@ -135,6 +135,15 @@ def _positive(value: timedelta | None) -> timedelta | None:
 
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
+NonNegativeDuration = Annotated[Duration, AfterValidator(_not_negative)]
+
 # How long a sender's event id is remembered at least, a finished delivery, and a card no longer updated.
 MIN_DEDUPE_RETENTION = timedelta(hours=72)
 RETENTION_MINIMUMS = {
@@ -170,7 +179,7 @@ class ServerSettings(Section):
     public_url: str | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    shutdown_timeout: Duration = timedelta(seconds=5)
+    shutdown_timeout: NonNegativeDuration = timedelta(seconds=5)
 
     @field_validator("public_url")
     @classmethod
@@ -655,8 +664,8 @@ class CommandPolicySettings(Section):
     roles: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
     confirm: bool = False
-    confirm_expires: Duration = timedelta(minutes=5)
-    dedupe_window: Duration = timedelta(minutes=10)
+    confirm_expires: PositiveDuration = timedelta(minutes=5)
+    dedupe_window: NonNegativeDuration = timedelta(minutes=10)  # 0: every command starts a run of its own
 
 
 class RoleSettings(Section):

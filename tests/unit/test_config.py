@@ -288,8 +288,11 @@ def test_values_that_would_fail_later_are_refused_now() -> None:
     raw["azure_ml"]["endpoint"] = "127.0.0.1:9/aml"
     raw["roles"]["release-managers"]["members"] = ["carol@contoso.com", "carol"]
     raw["gates"]["default"]["expire_after"] = 0
+    raw["server"]["shutdown_timeout"] = -5
+    raw["commands"]["retrain"]["confirm_expires"] = 0  # a Confirm button that has expired when it is shown
     url_problem = "expected an absolute URL starting with https:// (or http:// for an emulator)"
     assert problems(raw) == [
+        "server.shutdown_timeout: must not be negative",
         f"slack.api_base_url: {url_problem}",
         "teams.app_id: expected the Azure Bot's Microsoft App ID, a GUID such as "
         "00000000-0000-0000-0000-000000000000 (or empty, with allow_unauthenticated: true, for local use)",
@@ -298,6 +301,7 @@ def test_values_that_would_fail_later_are_refused_now() -> None:
         "gates.default.expire_after: must be longer than 0",
         "roles.release-managers.members[1]: expected an email, aad:<object id> or slack:<user id>; "
         "a bare name matches nobody",
+        "commands.retrain.confirm_expires: must be longer than 0",
     ]
     members = ["carol@contoso.com", "aad:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "slack:U0CAROL", "teams:29:1abc"]
     assert parse_settings({"roles": {"rm": {"members": members}}}, {}).roles["rm"].members == members
