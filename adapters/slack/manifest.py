@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -40,6 +41,11 @@ def render_manifest(public_url: str, template: Path | None = None, *, https_only
         )
     if not _PUBLIC_URL.fullmatch(url):
         raise ValueError(f"expected an absolute http(s) URL such as https://handoff.contoso.com, not {public_url!r}")
+    if https_only and urlsplit(url).hostname == urlsplit(PLACEHOLDER_URL).hostname:
+        raise ValueError(
+            f"still names the example's placeholder host {urlsplit(PLACEHOLDER_URL).hostname}: use Handoff's own "
+            "public https URL, where Slack will send its requests"
+        )
     text = (template or TEMPLATE).read_text(encoding="utf-8")
     return text.replace(PLACEHOLDER_URL, url)
 

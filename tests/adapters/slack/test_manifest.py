@@ -74,3 +74,8 @@ def test_an_app_slack_serves_needs_an_https_url(url: str) -> None:
     with pytest.raises(ValueError, match=r"^must be an https URL .*not '"):
         render_manifest(url, https_only=True)
     assert "https://handoff.contoso.com/slack/events" in render_manifest("https://handoff.contoso.com", https_only=True)
+
+
+def test_an_app_slack_serves_is_not_the_examples_placeholder_host() -> None:
+    with pytest.raises(ValueError, match=r"placeholder host handoff\.example\.com"):
+        render_manifest("https://handoff.example.com/", https_only=True)
