@@ -20,7 +20,16 @@ from typing import Any
 import yaml
 
 from bot.config import Settings
-from bot.contracts import Comparison, ContractError, Signature, Verdict, combine, compare, contract_signature
+from bot.contracts import (
+    Comparison,
+    ContractError,
+    Signature,
+    Verdict,
+    combine,
+    compare,
+    compare_contract,
+    contract_signature,
+)
 from bot.contracts import parse_signature as parse_model_signature
 from bot.ports import MLService, ModelVersion, ServiceRefused
 from bot.records import JsonObject
@@ -135,17 +144,17 @@ class Consumers:
         return reads.by_version[version]
 
     async def baseline(self, app: str, model: str, new_version: str | None, reads: _Reads | None = None) -> Baseline:
-        """The version ``app`` runs: pinned, else the latest approved, else the one before ``new_version``."""
+        """The version ``app`` runs: pinned, else the latest approved (``new_version`` too, once approved),
+        else the one before ``new_version``."""
         settings = self.settings.apps[app]
         if settings.pinned_version:
             return Baseline(settings.pinned_version, "pinned")
         versions = await self._versions(model, reads or _Reads())
-        others = [v for v in versions if v.version != new_version]
-        approved = [v.version for v in others if is_approved(v.tags)]
+        approved = [v.version for v in versions if is_approved(v.tags)]
         if approved:
             return Baseline(max(approved, key=_version_key), "latest approved")
         if new_version is not None:
-            older = [v.version for v in others if _version_key(v.version) < _version_key(new_version)]
+            older = [v.version for v in versions if _version_key(v.version) < _version_key(new_version)]
             if older:
                 return Baseline(max(older, key=_version_key), "previous version (none approved)")
         return Baseline(None, "no earlier version")
@@ -202,7 +211,7 @@ class Consumers:
                 else:
                     comparisons.append(compare(old_signature, new_signature, old_label, new_label))
         if contract is not None:
-            against = compare(contract, new_signature, contract_label or "the contract", new_label)
+            against = compare_contract(contract, new_signature, contract_label or "the contract", new_label)
             comparisons.append(_attributed(against, contract_label or "the contract", comparisons))
         combined = combine(comparisons)
         differences = tuple(combined.texts)

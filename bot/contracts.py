@@ -5,7 +5,8 @@ A signature is what an MLflow model declares it takes and gives: the ``MLmodel``
 §3.4). Inputs and outputs are column-based (``{"name": "age", "type": "long"}``) or tensor-based
 (``{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4]}}``). An app may also
 declare what it sends as a contract: an MLflow-style column list or signature, or a JSON schema
-(:func:`contract_signature`); it is compared as if it were the old version.
+(:func:`contract_signature`); it is compared as if it were the old version, on what it declares only
+(:func:`compare_contract`).
 
 The rules, from the point of view of a caller built against the old side:
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -522,6 +523,21 @@ def compare(
         )
     found += _compare_named("param", old.params, new.params)
     return Comparison(Verdict.worst(d.severity for d in found), tuple(found))
+
+
+def compare_contract(
+    contract: Signature, new: Signature | None, contract_label: str = "the contract", new_label: str = "the new version"
+) -> Comparison:
+    """An app's declared contract against a model version, on what the contract declares only: outputs or
+    params a contract leaves out are none of the app's concern, so the model declaring them changes nothing
+    (a contract of inputs alone would otherwise make every version "additive")."""
+    if new is not None:
+        new = replace(
+            new,
+            outputs=new.outputs if contract.outputs is not None else None,
+            params=new.params if contract.params else (),
+        )
+    return compare(contract, new, contract_label, new_label)
 
 
 def combine(comparisons: Sequence[Comparison]) -> Comparison:

@@ -29,6 +29,9 @@ GATE_STATUS = {
     "superseded": Status.CANCELED,
 }
 
+# Verdicts a model or app card warns of.
+_WARNS = frozenset({Verdict.BREAKING, Verdict.UNKNOWN})
+
 # A gate decision as a noun: "Azure DevOps refused Bob's approval".
 DECISION_NOUNS = {"approve": "approval", "reject": "rejection", "override": "override"}
 
@@ -46,16 +49,31 @@ class HandoffMerge:
 
 
 def later_integration(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The further along of two reports of one integration; a finished one never changes its outcome."""
+    """The further along of two reports of one integration; a finished run never changes its outcome, but a
+    later run (a re-run against the same model version, with a fix) replaces an earlier one's."""
     if not new:
         return dict(old) if old else None
     if not old:
         return dict(new)
+    if _other_run(old, new):
+        return dict(new) if _run_order(new) >= _run_order(old) else dict(old)
     old_rank = INTEGRATION_RANK.get(str(old.get("state")), 0)
     new_rank = INTEGRATION_RANK.get(str(new.get("state")), 0)
     if old_rank == 3:
         return {**new, **old}  # keep the outcome, learn what the other report adds (a link)
     return {**old, **new} if new_rank >= old_rank else dict(old)
+
+
+def _other_run(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether ``new`` reports a run other than the one ``old`` reports (or ``old`` none: it never started)."""
+    return bool(new.get("run_id")) and str(new["run_id"]) != str(old.get("run_id") or "")
+
+
+def _run_order(integration: Mapping[str, Any]) -> tuple[int, int]:
+    """Where a run comes among the runs of a pipeline: Azure DevOps numbers them as it creates them. A report
+    of no run, or of a run not numbered, comes first: any numbered run replaces it."""
+    run_id = str(integration.get("run_id") or "")
+    return (1, int(run_id)) if run_id.isdigit() else (0, 0)
 
 
 def finished(integration: Mapping[str, Any] | None) -> bool:
@@ -181,7 +199,8 @@ def render_model_card(state: State) -> Card:
             facts.append(Fact(f"{name} ({_runs(app)})", verdict_text(app)))
         if app.get("integration"):
             facts.append(Fact(f"{name} integration", integration_text(app["integration"])))
-    troubled = [n for n, a in apps.items() if a.get("verdict") == Verdict.BREAKING or _failed(a.get("integration"))]
+    # unknown is never compatible: it warns as the app's card does
+    troubled = [n for n, a in apps.items() if a.get("verdict") in _WARNS or _failed(a.get("integration"))]
     summary = base.summary
     if worst is not None:
         summary = f"Contract check for {', '.join(sorted(apps))}: {worst.value}."
@@ -201,8 +220,8 @@ def _failed(integration: Mapping[str, Any] | None) -> bool:
 
 
 def _newly_failed(integration: Mapping[str, Any] | None, before: Mapping[str, Any] | None) -> bool:
-    """An integration that ended without passing with this event (so its thread is told once)."""
-    return _failed(integration) and not finished(before)
+    """An integration that ended without passing with this event (so its thread is told once per run)."""
+    return _failed(integration) and (not finished(before) or _other_run(before or {}, integration or {}))
 
 
 # --- the app team's card ------------------------------------------------------------------------------------
@@ -243,7 +262,7 @@ def render_app_handoff(state: State) -> Card:
     label = f"{state['model']}:{state['version']}"
     if _failed(integration):
         status = Status.FAILED
-    elif verdict in (Verdict.BREAKING, Verdict.UNKNOWN):
+    elif verdict in _WARNS:
         status = Status.WARNING
     else:
         status = integration_status(integration)

@@ -165,8 +165,9 @@ class Ingest:
         ``also_to`` adds conversations the card must reach whatever the subscriptions say (the
         conversation where a command started the run the event is about). ``told_by`` is the card of a run
         whose outcome the event's thread replies report (a model handoff's integration run): in a
-        conversation that shows that card, the run's own card tells its failure there, so these replies stay
-        in their thread. Raises :class:`IngestFailed` when the event could not be stored.
+        conversation that shows that card, the run's own card tells its failure there, so a reply of these
+        that alerts is not sent there (one notice per conversation). Raises :class:`IngestFailed` when the
+        event could not be stored.
         """
         for observer in self.observers:
             await observer(event)
@@ -419,16 +420,12 @@ class Ingest:
             for conversation in conversations:
                 if conversation in turned_away:
                     continue
+                if reply.status.alerts and conversation in told_there:
+                    continue  # the card of the run the reply reports on is shown there: its own reply tells it
                 # an alert under a card the conversation was shown before (it may have scrolled away) shows
-                # there too; under a card shown with this very event, the card says it already, and where the
-                # card of the run the reply reports on is shown, that card's own reply says it
+                # there too; under a card shown with this very event, the card says it already
                 options = routed.get(conversation) if routed is not None else None
-                broadcast = (
-                    reply.status.alerts
-                    and conversation in showing
-                    and conversation not in told_there
-                    and (options is None or options.broadcast)
-                )
+                broadcast = reply.status.alerts and conversation in showing and (options is None or options.broadcast)
                 if conversation in quiet:
                     said = reply.naming_only()
                 elif conversation not in showing and reply.mentions and rendered.mentions:

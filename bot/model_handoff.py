@@ -43,6 +43,7 @@ from bot.events import (
     PipelineRef,
     PromotionGateChanged,
     RunStateChanged,
+    bounded_key,
 )
 from bot.gates import HANDOFF, Gatekeeper, promotion_gate_id
 from bot.handoff_cards import finished, integration_text, later_integration, passed
@@ -354,7 +355,10 @@ class ModelHandoff:
             await self._publish_gate(gate)
 
     async def _completed_in_azure_devops(self, event: RunStateChanged) -> None:
-        """A run ended in Azure DevOps: if a promotion gate waits for it as an integration, record it."""
+        """A run of an integration pipeline ended: if a promotion gate waits for it as an integration, record
+        it; if it is a later run for a model version an app was handed (one Handoff started, ``integrate app-y
+        model=model-x:8``), its outcome replaces the earlier run's."""
+        await self._later_run_ended(event)
         for gate in await self.store.list_gates(GateState.PENDING):
             if gate.source != HANDOFF:
                 continue
@@ -369,6 +373,54 @@ class ModelHandoff:
                     if event.failing_stage:
                         done["failing_step"] = event.failing_stage
                     await self.record(_ref_of(gate), app, done)
+
+    async def _later_run_ended(self, event: RunStateChanged) -> None:
+        tested = event.for_model or await self._tested_by(event.run.run_key)
+        model, _, version = (tested or "").rpartition(":")
+        if not model or not version:
+            return  # a run no one said is for a model version (hooks do not carry its parameters)
+        for app in self.consumers.of(model):
+            target = self.settings.apps[app].integration
+            if target.pipeline != event.run.pipeline_name:
+                continue
+            shown = await self.store.get_card_state(app_card_key(model, version, app))
+            if shown is None:
+                continue  # that version was not handed to the app
+            recorded = shown.state.get("check", {}).get("integration") or {}
+            if str(recorded.get("run_id") or "") == event.run.run_id:
+                continue  # the run Handoff started for the version: followed as it goes
+            done: JsonObject = {
+                "pipeline": target.pipeline,
+                "project": event.run.project or target.project,
+                "state": "completed",
+                "result": event.outcome or "failed",
+                "run_id": event.run.run_id,
+            }
+            done.update(
+                (key, value)
+                for key, value in (
+                    ("name", event.run.run_name),
+                    ("url", event.web_url),
+                    ("failing_step", event.failing_stage),
+                )
+                if value
+            )
+            gate_id = promotion_gate_id(model, version)
+            gate = await self.store.get_gate(gate_id)
+            ref = VersionRef(
+                model,
+                version,
+                str(shown.state.get("model_card_key", "")),
+                shown.state.get("model_url"),
+                gate_id if gate is not None and gate.state is GateState.PENDING else None,
+            )
+            await self.record(ref, app, done)
+
+    async def _tested_by(self, run_key: str) -> str | None:
+        """The model version a run's card says Handoff started the run for (``model-x:8``)."""
+        card = await self.store.get_card_state(run_key)
+        tested = card.state.get("for_model") if card is not None else None
+        return str(tested) if tested else None
 
     async def sweep(self) -> None:
         """Poll the integrations that pending promotion gates still wait for (a restarted process's)."""
@@ -429,7 +481,7 @@ class ModelHandoff:
     async def _publish_app(
         self, ref: VersionRef, app: str, check: dict[str, Any], *, told_by: str | None = None
     ) -> None:
-        key = f"handoff:model:{ref.model}:{ref.version}:app:{app}".lower()
+        key = app_card_key(ref.model, ref.version, app)
         event = AppHandoffChanged(
             source=HANDOFF,
             event_id=_event_id(key, check),
@@ -470,6 +522,11 @@ class ModelHandoff:
             expires_at=gate.expires_at,
         )
         await self.ingest.accept(event, also_to=self._model_targets(model))
+
+
+def app_card_key(model: str, version: str, app: str) -> str:
+    """The grouping key of the card that hands ``model:version`` to ``app``'s team."""
+    return bounded_key(f"handoff:model:{model}:{version}:app:{app}".lower())
 
 
 def _ref_of(gate: Gate) -> VersionRef:

@@ -630,7 +630,7 @@ def run_failure(run_id: str, broadcast: bool) -> tuple[str, bool]:
     return (f"release-app-y 2026.{run_id} failed in the run", broadcast)
 
 
-async def test_a_handoff_reply_about_a_run_stays_in_its_thread_where_the_runs_own_card_tells_it(
+async def test_a_handoff_failure_about_a_run_is_not_told_again_where_the_runs_own_card_tells_it(
     stores: tuple[SqlStore, SqlStore],
 ) -> None:
     store, _ = stores
@@ -645,8 +645,8 @@ async def test_a_handoff_reply_about_a_run_stays_in_its_thread_where_the_runs_ow
             await ingest.accept(failed(run_id))
             await hand_off(ingest, run_id, "completed", "failed")
         deliveries = await delivered(store)
-        told = [handoff_failure(run_id, False), run_failure(run_id, True)]
-        assert broadcasts_to(deliveries, SLACK) == (told if handoff_first else told[::-1])
+        # one notice in the conversation, whichever came first: the run card's own
+        assert broadcasts_to(deliveries, SLACK) == [run_failure(run_id, True)]
         # a conversation that shows no card of the run is told in the channel, as before
         assert broadcasts_to(deliveries, MODELS_ONLY) == [handoff_failure(run_id, True)]
 
@@ -674,12 +674,12 @@ async def test_where_a_runs_card_is_shown_is_read_within_the_batch_and_from_othe
     await hand_off(one, "77", "queued")
     await asyncio.gather(one.accept(started("77")), hand_off(one, "77", "completed", "failed"))
     assert batches[-1] == 2
-    assert broadcasts_to(await delivered(first), SLACK) == [handoff_failure("77", False)]
+    assert broadcasts_to(await delivered(first), SLACK) == []
     # another process showed the run's card: this one has not seen it, and asks the store
     await hand_off(one, "78", "queued")
     await other.accept(started("78"))
     await hand_off(one, "78", "completed", "failed")
-    assert broadcasts_to(await delivered(first), SLACK) == [handoff_failure("78", False)]
+    assert broadcasts_to(await delivered(first), SLACK) == []
 
 
 async def test_a_failure_mentions_its_requester_unless_every_subscription_turned_mentions_off(

@@ -109,6 +109,9 @@ class FakeML:
 
     async def tag_model(self, name: str, version: str, tags: dict[str, str]) -> None:
         self.tagged.append((name, version, tags))
+        if version in self.versions:
+            tagged = self.versions[version]
+            self.versions[version] = replace(tagged, tags={**tagged.tags, **tags})
 
     async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun:
         raise NotImplementedError
@@ -354,7 +357,7 @@ async def runs_world(store_url: str, tmp_path: Path) -> AsyncIterator[World]:
         yield made
 
 
-async def test_a_failed_integration_stays_in_the_thread_where_the_runs_own_card_tells_it(runs_world: World) -> None:
+async def test_a_failed_integration_is_told_once_where_the_runs_own_card_tells_it(runs_world: World) -> None:
     world = runs_world
     world.ml.register("8", V7)
     await world.core.ingest.accept(registered())
@@ -388,11 +391,10 @@ async def test_a_failed_integration_stays_in_the_thread_where_the_runs_own_card_
     deliveries = await delivered(world.core.store)  # type: ignore[arg-type]
     failed = "integrate-app-y 20261128.1: failed at Integration tests"
     # #ml-models shows the run's card, which tells the failure itself (Handoff polls the run it started): the
-    # model card's reply stays in its thread
-    assert sorted(broadcasts_to(deliveries, MODELS)) == [
-        (f"app-y integration against model-x:8: {failed}", False),
-        ("integrate-app-y 20261128.1 failed in stage Integration tests", True),
-    ]
+    # model card, which shows it too, tells no one again, in its thread or in the channel
+    assert broadcasts_to(deliveries, MODELS) == [("integrate-app-y 20261128.1 failed in stage Integration tests", True)]
+    model_card = await world.card(MODEL_CARD)
+    assert ("app-y integration", failed) in [(f.label, f.value) for f in model_card.facts]
     # #app-releases shows no card of the run: the handoff card's reply shows in the channel too, as before
     assert broadcasts_to(deliveries, RELEASES) == [(f"Integration {failed}", True)]
 
@@ -530,7 +532,8 @@ async def test_a_pinned_version_and_a_contract_file_are_both_checked(pinned_worl
     assert (check["baseline"], check["baseline_source"]) == ("6", "pinned")
     assert check["contract"] == "app-y's contract (app-y.contract.json)"
     assert check["verdict"] == "breaking"
-    assert check["differences"] == ["input `tenure`: added (required)", "outputs: now declared by model-x:8"]
+    # the contract declares no outputs: the version declaring its own is no change to app-y
+    assert check["differences"] == ["input `tenure`: added (required)"]
 
 
 async def test_diff_and_status_commands(world: World) -> None:
@@ -903,3 +906,108 @@ async def test_a_promotion_gate_card_and_its_reminders_name_and_call_on_who_may_
                     called.append([m["email"] for m in delivery.payload["card"]["mentions"]])
                 await world.core.store.complete_delivery(delivery.id, "t")
         assert called == [["dave@contoso.com"]]  # in #ml-models, where the gate shows
+
+
+@pytest.fixture
+async def contract_world(store_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    """app-y declares in a contract file what it sends, and says nothing of what it reads back."""
+    (tmp_path / "app-y.contract.yaml").write_text(
+        "inputs:\n  - {name: age, type: long}\n  - {name: income, type: double}\n"
+    )
+    async for made in make_world(store_url, tmp_path, contract_file="app-y.contract.yaml"):
+        yield made
+
+
+async def test_a_contract_silent_about_outputs_leaves_an_unchanged_version_compatible(contract_world: World) -> None:
+    world = contract_world
+    world.ml.register("8", V7)  # as v6, which app-y runs: outputs declared, as always
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.core.store.get_card_state(APP_CARD), "the app card")
+    check = (await world.gate_details())["apps"]["app-y"]
+    assert (check["verdict"], check["differences"]) == ("compatible", [])
+    assert check["contract"] == "app-y's contract (app-y.contract.yaml)"
+    assert (await world.card(APP_CARD)).title == "New model model-x:8 for app-y: compatible"
+    model_card = await world.card(MODEL_CARD)
+    assert ("app-y (runs v6)", "Compatible") in [(f.label, f.value) for f in model_card.facts]
+    assert "Additive" not in await world.card_text(GATE)
+    # no verdict is told in #ml-models' thread
+    assert broadcasts_to(await delivered(world.core.store), MODELS) == []  # type: ignore[arg-type]
+
+
+async def test_status_names_the_latest_version_once_it_is_approved(world: World) -> None:
+    world.ml.register("8", BREAKING)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.core.store.get_gate(GATE), "the gate")
+    assert (await decide(world, "carol", "override", "app-y sends age as text since 2.3")).accepted
+    status = await world.core.chat.on_command(CommandRequest(user("bob"), RELEASES, "status model-x"))
+    assert status.text.splitlines() == [
+        "The latest version of model-x is 8.",
+        "• app-y runs v8 (latest approved): it runs the latest.",
+    ]
+
+
+async def _failed_then(world: World) -> None:
+    """Version 8 registered; the integration Handoff started for it failed, blocking its gate."""
+    world.ml.register("8", V7)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
+    world.pipelines.finish("101", "failed", "Integration tests")
+    await world.until(lambda: _integration_state(world, "completed"), "the integration failed")
+    assert (await world.gate_details())["blockers"] == [
+        "app-y: integration integrate-app-y 20261128.1: failed at Integration tests"
+    ]
+
+
+async def _offers_approve(world: World) -> bool:
+    return [a.action_id for a in (await world.card(GATE)).actions] == ["approve", "reject"]
+
+
+async def test_a_passing_rerun_of_the_integration_for_the_version_unblocks_its_gate(world: World) -> None:
+    await _failed_then(world)
+    rerun = await world.core.chat.on_command(
+        CommandRequest(user("bob"), RELEASES, "integrate app-y model=model-x:8 branch=fix/age-dtype")
+    )
+    assert rerun.text.startswith("Starting")
+    await world.until(lambda: len(world.pipelines.of("integrate-app-y")) == 2, "the re-run started")
+    world.pipelines.finish("102", "succeeded")
+    await world.until(lambda: _offers_approve(world), "the gate card offers Approve")
+    assert (await world.gate_details())["blockers"] == []
+    passed = "integrate-app-y 20261128.2: passed"
+    assert ("app-y integration", passed) in [(f.label, f.value) for f in (await world.card(GATE)).facts]
+    app_card = await world.card(APP_CARD)
+    assert app_card.status.value == "succeeded"
+    assert ("Integration", passed) in [(f.label, f.value) for f in app_card.facts]
+    assert ("app-y integration", passed) in [(f.label, f.value) for f in (await world.card(MODEL_CARD)).facts]
+    assert (await decide(world, "carol", "approve", "green on the fix")).accepted
+    assert world.pipelines.of("release-app-y") == [{"ring": "prod", "modelName": "model-x", "modelVersion": "8"}]
+
+
+def _run_event(run: PipelineRef, state: str, **more: Any) -> RunStateChanged:
+    return RunStateChanged(
+        source="azure-devops",
+        event_id=f"{run.run_id}-{state}",
+        occurred_at=T0,
+        scope="contoso",
+        run=run,
+        state=state,
+        **more,
+    )
+
+
+async def test_azure_devops_finishing_a_rerun_handoff_started_for_the_version_unblocks_its_gate(world: World) -> None:
+    """Azure DevOps' hook does not say which version a run tests: the run's card, shown when Handoff started
+    it, does."""
+    await _failed_then(world)
+    run = PipelineRef(
+        organization="contoso", project="mlops", pipeline_id="2", pipeline_name="integrate-app-y", run_id="150"
+    )
+    assert await world.core.ingest.accept(_run_event(run, "inProgress", for_model="model-x:8"))
+    # a run no one said is for a model version changes nothing
+    assert await world.core.ingest.accept(_run_event(replace(run, run_id="151"), "completed", result="succeeded"))
+    for _ in range(5):
+        await world.clock.advance(1)
+        await asyncio.sleep(0.01)
+    assert (await world.integration())["run_id"] == "101"
+    assert await world.core.ingest.accept(_run_event(run, "completed", result="succeeded"))
+    await world.until(lambda: _offers_approve(world), "the gate card offers Approve")
+    assert (await world.integration())["run_id"] == "150"

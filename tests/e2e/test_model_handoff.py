@@ -281,8 +281,8 @@ async def test_diff_reads_each_kind_of_difference_from_the_emulators_mlmodel_fil
 
 
 async def test_a_failed_integration_is_told_once_in_a_channel_that_also_shows_its_run(loop: Loop) -> None:
-    """The handoff card's reply about the run stays in its thread where the run's own card tells the failure;
-    the model's channel, which follows model versions only, still sees it in the channel."""
+    """Where the run's own card tells the failure, the handoff card tells no one again, in its thread or in the
+    channel; the model's channel, which follows model versions only, still sees it in the channel."""
     suite = loop.suite
     suite.ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
     suite.aml.register_model("model-x", signature=AGE_AS_TEXT)
@@ -293,16 +293,18 @@ async def test_a_failed_integration_is_told_once_in_a_channel_that_also_shows_it
         found = [m for m in slack_messages(loop, channel) if not m.thread_ts and m.text.startswith(title)]
         return found[0] if found and found[0].replies else None
 
-    handoff_card = await eventually(lambda: told("app-releases", "Failed: New model model-x:8 for app-y"), timeout=30)
+    def shown(channel: str, title: str) -> Any:
+        return next((m for m in slack_messages(loop, channel) if not m.thread_ts and m.text.startswith(title)), None)
+
     run_card = await eventually(lambda: told("app-releases", f"Failed: integrate-app-y {run.name}"), timeout=30)
+    handoff_card = await eventually(lambda: shown("app-releases", "Failed: New model model-x:8 for app-y"), timeout=30)
     model_card = await eventually(lambda: told("ml-models", "Warning: Model model-x:8 registered"), timeout=30)
     await eventually(lambda: len(model_card.replies) == 2, timeout=30)  # the verdict, then the integration
     await asyncio.sleep(1.5)  # let coalesced updates and any late reply land
 
-    # #app-releases: the handoff card, the run's card, and the run's failure told once in the channel
-    [handoff_reply] = handoff_card.replies
-    assert handoff_reply.text.startswith(f"Failed: Integration integrate-app-y {run.name}: failed")
-    assert not handoff_reply.reply_broadcast
+    # #app-releases: the handoff card, the run's card, and the run's failure told once, by the run's card
+    assert handoff_card.replies == []
+    assert f"integrate-app-y {run.name}: failed at Integration tests" in words(handoff_card.blocks)
     [run_failure] = run_card.replies
     assert run_failure.text.startswith(f"Failed: integrate-app-y {run.name} failed in stage Integration tests")
     assert run_failure.reply_broadcast
@@ -334,3 +336,42 @@ async def test_runs_and_status_name_a_handoff_integration_as_its_card_does(loop:
     assert f"Azure DevOps run {shown}, " in answer
     answer = await bob.say(f"status {run.id}", f"Run {run.id} (")
     assert f"Run {run.id} (Azure DevOps run {name}): `integrate app-y model=model-x:8` by Handoff, " in answer
+
+
+async def test_the_fixed_integration_run_replaces_the_failed_one_and_approve_is_offered(loop: Loop) -> None:
+    """The README's day: the integration against model-x:8 fails, bob runs it again from the fixed branch, it
+    passes, and the promotion gate, the model card and the app card show the passing run."""
+    suite = loop.suite
+    suite.ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    as_v6 = {**AGE_AS_TEXT, "inputs": [{"name": "age", "type": "long"}, *AGE_AS_TEXT["inputs"][1:]]}
+    suite.aml.register_model("model-x", signature=as_v6)  # version 8, compatible with app-y's v6
+
+    def gate_card(showing: str) -> Any:
+        return next(
+            (m for m in slack_messages(loop, "ml-models") if "Promote model-x:8?" in m.text and showing in m.text),
+            None,
+        )
+
+    (failed,) = await eventually(lambda: integration_runs(loop, "integrate-app-y"), timeout=30)
+    blocked = await eventually(lambda: gate_card(f"integrate-app-y {failed.name}: failed"), timeout=60)
+    assert "approve" not in buttons(blocked)
+
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:8 branch=fix/age-dtype", "Starting")
+    fixed = await eventually(lambda: (runs := integration_runs(loop, "integrate-app-y"))[1:] and runs[1], timeout=30)
+    passed = f"integrate-app-y {fixed.name}: passed"
+    gate = await eventually(
+        lambda: next(
+            (m for m in slack_messages(loop, "ml-models") if m.ts == blocked.ts and passed in words(m.blocks)), None
+        ),
+        timeout=60,
+    )
+    assert buttons(gate) == ["approve", "reject"] and f"{failed.name}: failed" not in words(gate.blocks)
+    for channel, card in (
+        ("app-releases", "New model model-x:8 for app-y"),
+        ("ml-models", "Model model-x:8 registered"),
+    ):
+        await eventually(
+            lambda: any(card in m.text and passed in words(m.blocks) for m in slack_messages(loop, channel)),  # noqa: B023
+            timeout=30,
+        )

@@ -16,6 +16,7 @@ from bot.contracts import (
     Verdict,
     combine,
     compare,
+    compare_contract,
     contract_signature,
     parse_signature,
 )
@@ -358,6 +359,20 @@ def test_a_json_schema_contract_is_what_the_app_sends() -> None:
     result = compare(contract, model, "app-y's contract", "model-x:8")
     assert result.texts == ["input `segment`: optional → required", "outputs: now declared by model-x:8"]
     assert result.verdict is Verdict.BREAKING
+
+
+def test_a_contract_checks_only_what_it_declares() -> None:
+    inputs_only = contract_signature(TABULAR["inputs"])
+    with_params = sig({**TABULAR, "params": [{"name": "threshold", "type": "double", "default": 0.5}]})
+    for model in (sig(TABULAR), with_params):
+        assert compare_contract(inputs_only, model, "app-y's contract", "model-x:9") == Comparison(Verdict.COMPATIBLE)
+    # what it declares is checked as before
+    narrower = sig({**TABULAR, "outputs": [{"name": "prediction", "type": "float"}]})
+    assert compare_contract(contract_signature(TABULAR), narrower).texts == ["output `prediction`: double → float"]
+    assert compare_contract(contract_signature(TABULAR), sig({"inputs": TABULAR["inputs"]})).verdict is Verdict.UNKNOWN
+    renamed = sig({**TABULAR, "inputs": [*TABULAR["inputs"][:2], {"name": "tier", "type": "string"}]})
+    assert compare_contract(inputs_only, renamed).verdict is Verdict.BREAKING
+    assert compare_contract(inputs_only, None, new_label="model-x:9").texts == ["model-x:9 has no signature"]
 
 
 def test_column_list_and_signature_contracts() -> None:

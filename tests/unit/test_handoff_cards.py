@@ -68,6 +68,17 @@ def test_an_integration_never_goes_back_and_its_end_is_told_once() -> None:
     assert facts(again.state)["app-y integration"] == "integrate-app-y 20261128.1: failed at Integration tests"
 
 
+def test_an_unknown_verdict_warns_on_the_model_card_as_on_the_app_card() -> None:
+    unknown = {"app": "app-y", "verdict": "unknown", "differences": ["model-x:8 has no signature"], "baseline": "6"}
+    model = merge(merge(None, registered()).state, checked({"app-y": unknown}))
+    assert render(model.state).status is Status.WARNING
+    assert [(r.title, r.status) for r in model.replies] == [("Unknown for app-y (runs v6)", Status.WARNING)]
+    assert render(merge(None, app_card(unknown)).state).status is Status.WARNING
+    compatible = {**unknown, "verdict": "compatible", "differences": []}
+    fine = merge(merge(None, registered()).state, checked({"app-y": compatible})).state
+    assert render(fine).status is Status.SUCCEEDED
+
+
 def app_card(check: dict[str, object], n: int = 1) -> AppHandoffChanged:
     return AppHandoffChanged(
         source="handoff",
@@ -186,3 +197,38 @@ def test_a_superseded_gate_card_names_the_newer_version_and_stays_superseded_as_
         assert [(link.label, link.url) for link in card.links] == [
             ("model-x:9 in Azure ML", "https://ml.azure.com/model/model-x:9")
         ]
+
+
+def test_a_later_run_of_the_integration_replaces_an_earlier_ones_outcome_on_both_cards() -> None:
+    failed = {
+        "state": "completed",
+        "result": "failed",
+        "failing_step": "Integration tests",
+        "pipeline": "integrate-app-y",
+        "run_id": "101",
+        "name": "2026.1",
+    }
+    rerun = {
+        "state": "completed",
+        "result": "succeeded",
+        "pipeline": "integrate-app-y",
+        "run_id": "102",
+        "name": "2026.2",
+    }
+
+    def integrated(n: int, integration: dict[str, object]) -> AppHandoffChanged:
+        return app_card({"app": "app-y", "verdict": "compatible", "integration": integration}, n)
+
+    on_app = merge(merge(None, integrated(1, failed)).state, integrated(2, rerun))
+    on_model = merge(
+        merge(None, checked({"app-y": {"integration": failed}})).state, checked({"app-y": {"integration": rerun}}, 1)
+    )
+    assert render(on_app.state).status is Status.SUCCEEDED
+    assert ("Integration", "integrate-app-y 2026.2: passed") in [(f.label, f.value) for f in render(on_app.state).facts]
+    assert facts(on_model.state)["app-y integration"] == "integrate-app-y 2026.2: passed"
+    assert on_app.replies == [] and on_model.replies == []
+    # the earlier run, reported late, does not take the cards back; a later run failing again is told again
+    late = merge(on_app.state, integrated(3, {**failed, "failing_step": "Smoke"}))
+    assert not late.changed
+    again = merge(on_app.state, integrated(4, {**failed, "run_id": "103", "name": "2026.3"}))
+    assert [r.title for r in again.replies] == ["Integration integrate-app-y 2026.3: failed at Integration tests"]
