@@ -33,10 +33,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.cards import Card
+from bot.cards import Card, Fact
 from bot.clock import Clock
 from bot.events import (
     ApprovalCompleted,
@@ -90,6 +90,9 @@ APPROVED_TAGS = {"approved": "true"}
 # most this often, and at most RECONCILE_BATCH gates per sweep (those looked up longest ago first).
 RECONCILE_EVERY = timedelta(minutes=5)
 RECONCILE_BATCH = 50
+# What a reminder keeps of its gate's card: who may decide, how many approvals it needs, how far it got, and
+# when it expires (the evidence and the buttons stay on the card).
+REMINDER_FACTS = ("Approvers", "Approvals needed", "Approved so far", "Expires")
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,16 @@ def _with_name(details: JsonObject, user: ChatUser) -> JsonObject | None:
     if not user.name or user.name == user.display or names.get(user.display) == user.name:
         return None
     return {**details, "names": {**names, user.display: user.name}}
+
+
+def reminder(card: Card, gate: Gate) -> Card:
+    """The thread reply that reminds of the waiting ``gate`` shown as ``card``: its title and summary, its
+    approvers, the approvals it needs (and has so far) and when it expires; no buttons. An Azure DevOps approval's
+    card does not show when it expires (its timeout, else its policy's expiry): the gate knows."""
+    facts = [fact for fact in card.facts if fact.label in REMINDER_FACTS]
+    if gate.expires_at is not None and not any(fact.label == "Expires" for fact in facts):
+        facts.append(Fact("Expires", gate.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")))
+    return replace(card, title=f"Still waiting for approval: {card.title}", actions=(), facts=tuple(facts))
 
 
 def promotion_gate_id(model: str, version: str) -> str:
@@ -1131,16 +1144,15 @@ class Gatekeeper:
             state = await self.store.get_card_state(gate.gate_id)
             if state is None:
                 continue
-            card = render(state.state)
-            reminder = replace(card, title=f"Still waiting for approval: {card.title}", actions=(), facts=())
+            reminding = reminder(render(state.state), gate)
             # it calls on the approvers still awaited, except where the subscriptions turned mentions off
-            named_only = reminder.naming_only()
+            named_only = reminding.naming_only()
             quiet = {tuple(a) for a in state.state.get("quiet", [])}
             deliveries = [
                 NewDelivery(
                     ConversationAddress("teams" if p == "teams" else "slack", c),
                     gate.gate_id,
-                    {"op": "reply", "card": (named_only if (p, c) in quiet else reminder).to_json()},
+                    {"op": "reply", "card": (named_only if (p, c) in quiet else reminding).to_json()},
                 )
                 for p, c in state.state.get("conversations", [])
             ]

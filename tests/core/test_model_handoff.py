@@ -903,3 +903,33 @@ async def test_a_promotion_gate_card_and_its_reminders_name_and_call_on_who_may_
                     called.append([m["email"] for m in delivery.payload["card"]["mentions"]])
                 await world.core.store.complete_delivery(delivery.id, "t")
         assert called == [["dave@contoso.com"]]  # in #ml-models, where the gate shows
+
+
+async def test_a_promotion_gates_reminder_names_its_approvers_the_approvals_needed_and_when_it_expires(
+    store_url: str, tmp_path: Path
+) -> None:
+    def tweak(config: dict[str, Any]) -> None:
+        config["roles"]["release-managers"]["members"] = ["carol@contoso.com", "dave@contoso.com"]
+        config["gates"]["model-promotion"].update(min_approvers=2, expire_after="48h", remind_every="1h")
+
+    async for world in make_world(store_url, tmp_path, tweak):
+        await _integration_passed(world)
+        assert (await decide(world, "carol", "approve", "green")).accepted  # 1 of 2
+        await reminders(world)
+        await world.clock.advance(timedelta(hours=2).total_seconds())
+        await world.core.gatekeeper.remind()
+        sent = []
+        while claimed := await world.core.store.claim_deliveries("t", world.clock.now(), timedelta(seconds=1), 99):
+            for delivery in claimed:
+                sent.append(delivery.payload["card"])
+                await world.core.store.complete_delivery(delivery.id, "t")
+        [card] = sent  # in #ml-models, where the gate shows
+        assert card["title"] == "Still waiting for approval: Promote model-x:8?"
+        assert [(f["label"], f["value"]) for f in card["facts"]] == [
+            ("Approvers", "release-managers: carol@contoso.com, dave@contoso.com"),
+            ("Approvals needed", "2"),
+            ("Expires", "2026-11-30 09:00 UTC"),
+            ("Approved so far", "1 of 2: Carol Diaz"),
+        ]
+        assert [m["email"] for m in card["mentions"]] == ["dave@contoso.com"]
+        assert card["actions"] == []
