@@ -58,6 +58,8 @@ Outcome = asyncio.Future[Card | None]
 the start was refused, None once the run started."""
 REFUSED_POLLS = 5
 """Refusals in a row after which a run's status is asked no more."""
+DEFAULT_EXPERIMENT = "Default"
+"""The experiment Azure ML puts a job in whose file names none."""
 START_CUT_OFF = timedelta(minutes=2)
 """A pipeline run still only requested this long after it was asked for was cut off while starting
 (a start takes seconds; another replica may be starting a younger one)."""
@@ -70,24 +72,41 @@ def job_name(model: str, run: CommandRun) -> str:
     return _SAFE_NAME.sub("-", f"handoff-{model}-{run.id}-{run.created_at:%Y%m%d%H%M%S}".lower()).strip("-")
 
 
-def job_title(job_file: str, base_dir: Path) -> str:
-    """The name people know an Azure ML job file's job by: its ``display_name``, else its
-    ``experiment_name`` (as Azure ML studio lists them), else the file's name without its folder and suffix.
-
-    A relative ``job_file`` is found in ``base_dir``; a file that cannot be read is named by its file name
-    (the start itself says what is wrong with it).
-    """
+def _job_spec(job_file: str, base_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """An Azure ML job file (a relative one found in ``base_dir``) and what it says; nothing for a file that
+    cannot be read (the start itself says what is wrong with it)."""
     path = Path(job_file)
     path = path if path.is_absolute() else base_dir / path
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         spec = None
-    if isinstance(spec, dict):
-        for key in ("display_name", "experiment_name"):
-            if isinstance(spec.get(key), str) and spec[key].strip():
-                return str(spec[key]).strip()
-    return path.stem
+    return path, spec if isinstance(spec, dict) else {}
+
+
+def _text(spec: dict[str, Any], key: str) -> str:
+    value = spec.get(key)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def job_title(job_file: str, base_dir: Path) -> str:
+    """The name people know an Azure ML job file's job by: its ``display_name``, else its
+    ``experiment_name`` (as Azure ML studio lists them), else the file's name without its folder and suffix.
+
+    A relative ``job_file`` is found in ``base_dir``; a file that cannot be read is named by its file name.
+    """
+    path, spec = _job_spec(job_file, base_dir)
+    return _text(spec, "display_name") or _text(spec, "experiment_name") or path.stem
+
+
+def job_experiment(job_file: str, base_dir: Path, params: dict[str, str]) -> str:
+    """The Azure ML experiment a job file's job runs in, as Azure ML's own events name it: the
+    ``experiment_name`` the command's parameters or the file give, else Azure ML's ``Default``."""
+    return (
+        params.get("experiment_name", "").strip()
+        or _text(_job_spec(job_file, base_dir)[1], "experiment_name")
+        or DEFAULT_EXPERIMENT
+    )
 
 
 @dataclass(frozen=True)
@@ -302,12 +321,14 @@ class CommandRunner:
                 params["inputs.training_data"] = f"azureml:{command.options['data']}"
                 params.pop("data")
             title = await asyncio.to_thread(job_title, job.job_file, self.base_dir)
+            experiment = await asyncio.to_thread(job_experiment, job.job_file, self.base_dir, params)
             shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
             plan = self._azure_ml_plan(
                 f"Retrain {name} with the Azure ML job {title}" + (f" ({shown})" if shown else ""),
                 name,
                 job.job_file,
                 params,
+                experiment,
             )
         else:
             pipeline = model.retrain.azure_devops_pipeline
@@ -712,7 +733,7 @@ class CommandRunner:
 
     # --- plans ---------------------------------------------------------------------------------------
 
-    def _azure_ml_plan(self, summary: str, model: str, job_file: str, params: dict[str, str]) -> Plan:
+    def _azure_ml_plan(self, summary: str, model: str, job_file: str, params: dict[str, str], experiment: str) -> Plan:
         ml = self.ml
         assert ml is not None
         topic = _workspace_topic(self.settings)
@@ -736,7 +757,7 @@ class CommandRunner:
                 scope=topic,
                 web_url=status.url or started.url,
                 run_id=started.run_id,
-                experiment_name=started.name,
+                experiment_name=experiment,  # as Azure ML's events name it (started.name is the display name)
                 status=shown,
                 run_tags={"model": model},
             )

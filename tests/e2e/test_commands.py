@@ -655,6 +655,26 @@ async def running_retrain(start_loop: Callable[..., Awaitable[Loop]]) -> tuple[L
     return loop, alice, run, job_name
 
 
+async def test_a_retrains_card_names_the_azure_ml_experiment_its_job_runs_in(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """The job file's display name is train-model-x and its experiment model-x-train: Azure ML's events name
+    the experiment, and the card Handoff shows from polling, before any event, names it too."""
+    loop, _, _, job_name = await running_retrain(start_loop)
+    assert loop.suite.aml.state.jobs[job_name].experiment_name == "model-x-train"
+    assert not [e for e in loop.suite.aml.published if job_name in json.dumps(e.data)]  # only polling so far
+
+    def card() -> Any:
+        return next((m for m in slack_messages(loop, "ml-models") if f"/{job_name}" in m.text), None)
+
+    shown = await eventually(card)
+    await eventually(lambda: "Running" in blocks_text(card()))
+    assert f"Training run model-x-train/{job_name}" in card().text
+    text = blocks_text(card())
+    assert "Experiment" in text and "model-x-train" in text and "train-model-x" not in text, text
+    assert shown.ts == card().ts
+
+
 async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:
@@ -698,7 +718,7 @@ async def test_a_run_that_ended_while_handoff_was_down_is_polled_again_after_the
     await eventually(lambda: "Canceled" in blocks_text(card()))
     assert len(jobs(loop)) == 1  # polled again, not submitted again
     # the card names the job as before the restart, not by its address
-    assert card().text.startswith(f"Canceled: Training run {run.details['name']}/{job_name}")
+    assert card().text.startswith(f"Canceled: Training run model-x-train/{job_name}")
 
 
 def _cut_off(loop: Loop, command: str, target: str, channel: str) -> CommandRun:
