@@ -502,6 +502,7 @@ class CommandRunner:
             {
                 "expires": (now + rule.confirm_expires).isoformat(),
                 "summary": plan.summary,
+                "in_chat": request.in_chat,  # where the run's card will be, for the answer to Confirm
                 **_asked_by(request.user),
             },
         )
@@ -563,7 +564,9 @@ class CommandRunner:
                 details={**pending.details, "error": plan.text},
             )
             return ActionResult(False, plan.text)
-        asked = CommandRequest(request.user, request.conversation, pending.command)
+        asked = CommandRequest(
+            request.user, request.conversation, pending.command, in_chat=bool(pending.details.get("in_chat"))
+        )
         outcome: Outcome = asyncio.get_running_loop().create_future()
         started = await self._start(asked, command, plan, outcome, confirmation=pending)
         if started is None:
@@ -620,7 +623,8 @@ class CommandRunner:
             return Reply(already_asked(run, request)), False
         self._begin(run, plan, request.conversation, outcome)
         reply = Reply(
-            f"Starting: {plan.summary}. Its card will follow here (run {run.id}).", visibility=Visibility.CHANNEL
+            f"Starting: {plan.summary}. Its card will follow {_card_place(request)} (run {run.id}).",
+            visibility=Visibility.CHANNEL,
         )
         return reply, True
 
@@ -832,6 +836,14 @@ def _by_asker(event: DomainEvent, run: CommandRun) -> DomainEvent:
     return replace(event, actor=Person(name=str(asker.get("name") or ""), email=str(asker["email"])))
 
 
+def _card_place(request: CommandRequest) -> str:
+    """Where the card of the run ``request`` starts will be: a post of its own in the channel (or chat) it was
+    asked in, not in the command's thread, where a Teams channel message and a Slack mention are answered. The
+    card's own thread carries what needs attention (a failure, who canceled it), and neither platform has a
+    thread inside a thread."""
+    return "in this chat" if request.in_chat else "in this channel"
+
+
 def already_asked(run: CommandRun, request: CommandRequest) -> str:
     """The answer to a command whose run is still starting or running: how that run stands, and where its
     card is (here, or else how to find the run)."""
@@ -843,9 +855,9 @@ def already_asked(run: CommandRun, request: CommandRequest) -> str:
     if not here:
         where = f"`status {run.id}` shows how it stands."
     elif run.state is CommandRunState.STARTED:
-        where = f"Its card is in this {'chat' if request.in_chat else 'channel'}."
+        where = f"Its card is {_card_place(request)}."
     else:
-        where = "Its card will follow here."
+        where = f"Its card will follow {_card_place(request)}."
     return f"You already asked for this at {run.created_at:%H:%M} UTC; {how} (run {run.id}). {where}"
 
 
