@@ -33,8 +33,8 @@ from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
-from bot.pipeline_runs import model_of, organization_name, pipeline_run_event
-from bot.policy import Policy
+from bot.pipeline_runs import RELEASE_KEY_PREFIX, model_of, organization_name, pipeline_run_event, run_card_key
+from bot.policy import Policy, Verdict
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
 from bot.records import (
     CONFIRMATION_KEY_PREFIX,
@@ -414,13 +414,28 @@ class CommandRunner:
         """The answer to someone who may not cancel ``run`` (recorded, as every refusal is); None when they may."""
         verb = run.command.split(maxsplit=1)[0] if run.command else ""
         spec = COMMANDS_BY_VERB.get(verb)
-        if spec is None:
+        if run.idempotency_key.startswith(RELEASE_KEY_PREFIX):
+            verdict = await self._may_cancel_release(request.user, run)
+        elif spec is None:
             return None  # (not a command that starts work: nothing to cancel, as the checks after it say)
-        verdict = self.policy.may_cancel(request.user, spec, run, asker(run))
+        else:
+            verdict = self.policy.may_cancel(request.user, spec, run, asker(run))
         if verdict.allowed:
             return None
         await self._audit(request, command, f"refused: {verdict.reason}")
         return Reply(f"Sorry, you can't cancel run {run.id} ({described(run)}). {verdict.reason}")
+
+    async def _may_cancel_release(self, user: ChatUser, run: CommandRun) -> Verdict:
+        """Whether ``user`` may cancel ``run``, a release Handoff started on approving a promotion gate: the person
+        whose approval started it, and anyone who may decide that gate (its policy's approver roles)."""
+        if Policy.is_person(user, run.actor):
+            return Verdict.allow()
+        gate = await self.store.get_gate(str(run.details.get("gate", "")))
+        if gate is not None and self.policy.in_approver_role(user, gate):
+            return Verdict.allow()
+        roles = ", ".join(self.policy.approver_roles(gate)) if gate is not None else ""
+        who = f"{asker(run)}, whose approval started it," + (f" or people in {roles}" if roles else "")
+        return Verdict.refuse(f"Only {who} may cancel it.")
 
     async def _tell_canceled(self, run: CommandRun, by: ChatUser) -> bool:
         """Tell the thread of the run's card, wherever it is shown, who canceled the run (calling on the person
@@ -435,8 +450,7 @@ class CommandRunner:
                 summary=f"{name} canceled run {run.id}, which {who} asked for.",
                 mentions=(Mention(who, str(asked_by["email"])),),
             )
-        plan = await self._plan_of(run)
-        key = _card_key(run, plan) if plan is not None else None
+        key = await self._run_card_key(run)
         state = await self.store.get_card_state(key) if key is not None else None
         shown = state.state.get("conversations", []) if state is not None else []
         if key is None or state is None or not shown:
@@ -454,6 +468,15 @@ class CommandRunner:
         if self.ingest.on_enqueued:
             self.ingest.on_enqueued()
         return True
+
+    async def _run_card_key(self, run: CommandRun) -> str | None:
+        """The grouping key of a started run's living card; None before it started, or if it cannot be told. An
+        Azure DevOps run's card is known by the run itself (a release Handoff started has no command to plan)."""
+        project, pipeline = run.details.get("project"), run.details.get("pipeline")
+        if run.details.get("service") == "azure-devops" and run.backend_run_id and project and pipeline:
+            return run_card_key(organization_name(self.settings), str(project), str(pipeline), run.backend_run_id)
+        plan = await self._plan_of(run)
+        return _card_key(run, plan) if plan is not None else None
 
     async def _audit(self, request: CommandRequest, command: ParsedCommand, outcome: str) -> None:
         await self.store.append_audit(
