@@ -33,10 +33,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.cards import Card
+from bot.cards import Card, Fact, Link, Status
 from bot.clock import Clock
 from bot.events import (
     ApprovalCompleted,
@@ -51,20 +51,31 @@ from bot.events import (
 from bot.events import GateDecision as DecisionView
 from bot.handoff_cards import DECISION_NOUNS
 from bot.ingest import Ingest
-from bot.interactions import MAX_COMMENT, ActionResult, ChatUser
+from bot.interactions import MAX_COMMENT, ActionResult, ChatUser, link
 from bot.living import HANDOFF_BARRED, render
-from bot.pipeline_runs import pipeline_run_event
+from bot.pipeline_runs import RELEASE_KEY_PREFIX, pipeline_run_event, release_command, release_key
 from bot.policy import Policy
 from bot.ports import (
     ApprovalStatus,
     MLService,
     PipelineService,
+    RunStatus,
     ServiceRefused,
     ServiceUnavailable,
     StartedRun,
     Store,
 )
-from bot.records import AuditEntry, ConversationAddress, Gate, GateDecision, GateState, JsonObject, NewDelivery
+from bot.records import (
+    AuditEntry,
+    CommandRun,
+    CommandRunState,
+    ConversationAddress,
+    Gate,
+    GateDecision,
+    GateState,
+    JsonObject,
+    NewDelivery,
+)
 
 log = logging.getLogger("handoff.gates")
 
@@ -90,6 +101,13 @@ APPROVED_TAGS = {"approved": "true"}
 # most this often, and at most RECONCILE_BATCH gates per sweep (those looked up longest ago first).
 RECONCILE_EVERY = timedelta(minutes=5)
 RECONCILE_BATCH = 50
+# What a reminder keeps of its gate's card: who may decide, how many approvals it needs, how far it got, and
+# when it expires (the evidence and the buttons stay on the card).
+REMINDER_FACTS = ("Approvers", "Approvals needed", "Approved so far", "Expires")
+# A release Handoff started stays its one run of that gate for as long as a gate can wait and be retried.
+RELEASE_ONCE = timedelta(days=90)
+# How long the sweep polls a release Handoff started (as the runner polls the runs it starts).
+RELEASE_FOLLOWED = timedelta(hours=12)
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,11 @@ class Applied:
     note: str = ""
     refused: bool = False
     waiting: bool = False  # Handoff's approval was applied, and Azure DevOps waits for more approvers
+    answer: str = ""  # what the person who decided is told, when it says more than the cards' note (links)
+
+    @property
+    def told(self) -> str:
+        return self.answer or self.note
 
 
 @dataclass(frozen=True)
@@ -168,6 +191,16 @@ def _with_name(details: JsonObject, user: ChatUser) -> JsonObject | None:
     if not user.name or user.name == user.display or names.get(user.display) == user.name:
         return None
     return {**details, "names": {**names, user.display: user.name}}
+
+
+def reminder(card: Card, gate: Gate) -> Card:
+    """The thread reply that reminds of the waiting ``gate`` shown as ``card``: its title and summary, its
+    approvers, the approvals it needs (and has so far) and when it expires; no buttons. An Azure DevOps approval's
+    card does not show when it expires (its timeout, else its policy's expiry): the gate knows."""
+    facts = [fact for fact in card.facts if fact.label in REMINDER_FACTS]
+    if gate.expires_at is not None and not any(fact.label == "Expires" for fact in facts):
+        facts.append(Fact("Expires", gate.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")))
+    return replace(card, title=f"Still waiting for approval: {card.title}", actions=(), facts=tuple(facts))
 
 
 def promotion_gate_id(model: str, version: str) -> str:
@@ -767,7 +800,7 @@ class Gatekeeper:
         if applied.waiting:
             return ActionResult(True, f"Handoff approved it in Azure DevOps. {applied.note}", await self._card(updated))
         message = "Approved." if state is GateState.APPROVED else "Rejected."
-        return ActionResult(True, f"{message} {applied.note}".strip(), await self._card(updated))
+        return ActionResult(True, f"{message} {applied.told}".strip(), await self._card(updated))
 
     async def _joined_a_group(self, gate: Gate, user: ChatUser) -> bool:
         """Whether ``user``, neither among the members ``gate`` knows of its groups nor in an approver role, is
@@ -937,20 +970,36 @@ class Gatekeeper:
             parameters = {str(k): str(v) for k, v in dict(release.get("parameters") or {}).items()}
             parameters.update(modelName=model, modelVersion=version)
             project, branch = str(release.get("project", "")), release.get("branch")
+            recorded = await self._record_release(gate, record, project, pipeline)
             try:
                 run = await self.pipelines.run_pipeline(project, pipeline, branch, parameters)
             except ServiceRefused as refused:
                 why = f"Azure DevOps refused to start {pipeline}: {_clause(refused.reason)}."
+                failed = {**recorded.details, "error": why}
+                now = self.clock.now()
+                await self.store.update_command_run(recorded.id or 0, CommandRunState.FAILED, now, details=failed)
                 return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
             except ServiceUnavailable:
                 return Applied(
                     "pending: Azure DevOps unavailable",
                     "Azure DevOps is not answering; Handoff will start the release when it does.",
                 )
+            await self.store.update_command_run(
+                recorded.id or 0,
+                CommandRunState.STARTED,
+                self.clock.now(),
+                backend_run_id=run.run_id,
+                details={**recorded.details, "name": run.name, "url": run.url},
+            )
             await self._show_release(project, pipeline, branch, run, f"{model}:{version}")
-            started = {"run_id": run.run_id, "name": run.name, "url": run.url}
+            started = {"run_id": run.run_id, "name": run.name, "url": run.url, "command_run": recorded.id}
             current = await self._note(gate, applied=False, release_run=started) or gate
-        note = f"Started {pipeline} {started.get('name') or started.get('run_id')} with {model}:{version}."
+            await self._tell_release(gate, pipeline, started)
+        named = f"{pipeline} {started.get('name') or started.get('run_id')}"
+        number = f" (run {started['command_run']})" if started.get("command_run") else ""
+        note = f"Started {named} with {model}:{version}{number}."
+        url = started.get("url")
+        answer = f"Started {link(str(url), named) if url else named} with {model}:{version}{number}."
         if self.ml is not None and not current.details.get("tagged"):
             tags = {**APPROVED_TAGS, "approved_by": record.actor}
             if decision == "override":
@@ -959,17 +1008,115 @@ class Gatekeeper:
                 await self.ml.tag_model(model, version, tags)
             except ServiceRefused as refused:
                 await self._note(current, applied=True, tag_refusal=refused.reason)
-                return Applied(
-                    f"applied; Azure ML refused the tag: {refused.reason}",
-                    f"{note} Azure ML refused the tag: {refused.reason}",
-                )
+                tag = f"Azure ML refused the tag: {refused.reason}"
+                return Applied(f"applied; {tag}", f"{note} {tag}", answer=f"{answer} {tag}")
             except ServiceUnavailable:
-                return Applied(
-                    "pending: Azure ML unavailable",
-                    f"{note} Azure ML is not answering; Handoff will tag the version when it does.",
-                )
+                later = "Azure ML is not answering; Handoff will tag the version when it does."
+                return Applied("pending: Azure ML unavailable", f"{note} {later}", answer=f"{answer} {later}")
         await self._note(current, applied=True, tagged=self.ml is not None)
-        return Applied("applied", note)
+        return Applied("applied", note, answer=answer)
+
+    async def _record_release(self, gate: Gate, record: GateDecision, project: str, pipeline: str) -> CommandRun:
+        """The release ``gate``'s approval starts, recorded as a run Handoff started for its model version (as its
+        integrations are), so that ``runs`` lists it and ``status``/``cancel`` reach it by its number: asked for by
+        the person whose decision starts it. A retry after Azure DevOps did not answer finds the same run."""
+        model, version = str(gate.details.get("model", "")), str(gate.details.get("version", ""))
+        configured = self.policy.settings.models.get(model)
+        consumers = configured.consumers if configured else []
+        app = consumers[0] if len(consumers) == 1 else None  # the release is of that app; else of the model
+        name = str((gate.details.get("names") or {}).get(record.actor) or record.actor)
+        run, _ = await self.store.start_command_run(
+            CommandRun(
+                idempotency_key=release_key(gate.gate_id),
+                actor=record.actor,
+                platform="",
+                conversation="",
+                command=release_command(model, version, app),
+                target=app or model,
+                state=CommandRunState.REQUESTED,
+                created_at=self.clock.now(),
+                details={
+                    "model": model,
+                    "version": version,
+                    "gate": gate.gate_id,
+                    "service": "azure-devops",
+                    "project": project,
+                    "pipeline": pipeline,
+                    "branch": (gate.details.get("release") or {}).get("branch"),
+                    "asked_by": {"name": name, "email": record.actor},
+                },
+            ),
+            RELEASE_ONCE,
+            until_ended=True,
+        )
+        return run
+
+    async def _tell_release(self, gate: Gate, pipeline: str, started: JsonObject) -> None:
+        """Say in the thread of ``gate``'s cards that its release started, linked to the run in Azure DevOps."""
+        state = await self.store.get_card_state(gate.gate_id)
+        shown = state.state.get("conversations", []) if state is not None else []
+        named = f"{pipeline} {started.get('name') or started.get('run_id')}"
+        number = started.get("command_run")
+        card = Card(
+            title=f"Started {named} with {_label(gate)}",
+            status=Status.RUNNING,
+            summary=f"Run {number}: `status {number}` shows how it stands, `runs` lists it." if number else "",
+            links=(Link(named, str(started["url"])),) if started.get("url") else (),
+        )
+        replies = [
+            NewDelivery(
+                ConversationAddress("teams" if p == "teams" else "slack", c),
+                gate.gate_id,
+                {"op": "reply", "card": card.to_json()},
+            )
+            for p, c in shown
+        ]
+        if replies:
+            await self.store.enqueue(replies, self.clock.now())
+            if self.ingest.on_enqueued:
+                self.ingest.on_enqueued()
+
+    async def follow_releases(self) -> None:
+        """Poll the releases Handoff started on approving promotion gates until they end (for at most
+        :data:`RELEASE_FOLLOWED`): their runs end in ``runs`` and ``status`` as they end in Azure DevOps, and their
+        cards show it should Azure DevOps' own event be lost. Once per sweep, as a restarted process does too."""
+        if self.pipelines is None:
+            return
+        now = self.clock.now()
+        for run in await self.store.unfinished_command_runs(now - RELEASE_FOLLOWED):
+            if not run.idempotency_key.startswith(RELEASE_KEY_PREFIX) or not run.backend_run_id:
+                continue
+            project, pipeline = str(run.details.get("project", "")), str(run.details.get("pipeline", ""))
+            try:
+                status = await self.pipelines.run_status(project, run.backend_run_id)
+            except (ServiceRefused, ServiceUnavailable) as exc:
+                log.info("could not ask how release %s stands (%s)", run.backend_run_id, exc)
+                continue
+            await self._show_release_status(run, project, pipeline, status)
+            if status.state == "completed":
+                ended = {"succeeded": CommandRunState.SUCCEEDED, "canceled": CommandRunState.CANCELED}.get(
+                    status.result or "", CommandRunState.FAILED
+                )
+                await self.store.update_command_run(run.id or 0, ended, now)
+
+    async def _show_release_status(self, run: CommandRun, project: str, pipeline: str, status: RunStatus) -> None:
+        started = StartedRun(str(run.backend_run_id), str(run.details.get("name") or run.backend_run_id))
+        branch = run.details.get("branch")
+        for_model = f"{run.details.get('model')}:{run.details.get('version')}"
+        event = pipeline_run_event(
+            self.organization,
+            self.clock.now(),
+            project,
+            pipeline,
+            str(branch) if branch else None,
+            replace(started, url=str(run.details.get("url") or "") or None),
+            status,
+            for_model=for_model,
+        )
+        try:
+            await self.ingest.accept(event)
+        except Exception:  # the run's own events keep its card; its state in `runs` matters more here
+            log.warning("the card of release run %s was not updated", run.backend_run_id, exc_info=True)
 
     async def _released_since(self, gate: Gate) -> Gate | None:
         """The newest promotion of a version newer than ``gate``'s whose release has started, if any."""
@@ -1066,6 +1213,7 @@ class Gatekeeper:
             for gate in await self.store.list_gates(state):
                 if gate.details.get("applied") is False and not gate.details.get("refusal"):
                     await self._retry_apply(gate)
+        await self.follow_releases()
 
     async def reconcile(self, waiting: Sequence[Gate]) -> None:
         """Ask Azure DevOps how the approvals of ``waiting`` gates stand, and close those it says are completed
@@ -1131,16 +1279,15 @@ class Gatekeeper:
             state = await self.store.get_card_state(gate.gate_id)
             if state is None:
                 continue
-            card = render(state.state)
-            reminder = replace(card, title=f"Still waiting for approval: {card.title}", actions=(), facts=())
+            reminding = reminder(render(state.state), gate)
             # it calls on the approvers still awaited, except where the subscriptions turned mentions off
-            named_only = reminder.naming_only()
+            named_only = reminding.naming_only()
             quiet = {tuple(a) for a in state.state.get("quiet", [])}
             deliveries = [
                 NewDelivery(
                     ConversationAddress("teams" if p == "teams" else "slack", c),
                     gate.gate_id,
-                    {"op": "reply", "card": (named_only if (p, c) in quiet else reminder).to_json()},
+                    {"op": "reply", "card": (named_only if (p, c) in quiet else reminding).to_json()},
                 )
                 for p, c in state.state.get("conversations", [])
             ]

@@ -65,3 +65,26 @@ def pipeline_run_event(
         failing_stage=status.failing_step if status is not None else None,
         for_model=for_model,
     )
+
+
+RELEASE_KEY_PREFIX = "promotion-release:"
+"""The idempotency key of a release Handoff started on approving a promotion gate: one run per gate while it
+counts (a release refused by Azure DevOps ends it, so a later approval records another)."""
+RELEASE_VERB = "release"
+
+
+def release_key(gate_id: str) -> str:
+    """The command-run key of the release a promotion gate's approval starts."""
+    return f"{RELEASE_KEY_PREFIX}{gate_id}"
+
+
+def release_command(model: str, version: str, app: str | None) -> str:
+    """How ``runs`` and ``status`` show a release Handoff started for a model version: like ``integrate``, with
+    the app it releases where the model has one consuming app (``release app-y model=model-x:11``)."""
+    return f"{RELEASE_VERB} {app} model={model}:{version}" if app else f"{RELEASE_VERB} model={model}:{version}"
+
+
+def run_card_key(organization: str, project: str, pipeline: str, run_id: str) -> str:
+    """The grouping key of an Azure DevOps run's living card, as its events and Handoff's polls draw it."""
+    started = StartedRun(run_id, run_id)
+    return pipeline_run_event(organization, datetime.min, project, pipeline, None, started).grouping_key

@@ -33,8 +33,8 @@ from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
-from bot.pipeline_runs import model_of, organization_name, pipeline_run_event
-from bot.policy import Policy
+from bot.pipeline_runs import RELEASE_KEY_PREFIX, model_of, organization_name, pipeline_run_event, run_card_key
+from bot.policy import Policy, Verdict
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
 from bot.records import (
     CONFIRMATION_KEY_PREFIX,
@@ -58,6 +58,8 @@ Outcome = asyncio.Future[Card | None]
 the start was refused, None once the run started."""
 REFUSED_POLLS = 5
 """Refusals in a row after which a run's status is asked no more."""
+DEFAULT_EXPERIMENT = "Default"
+"""The experiment Azure ML puts a job in whose file names none."""
 START_CUT_OFF = timedelta(minutes=2)
 """A pipeline run still only requested this long after it was asked for was cut off while starting
 (a start takes seconds; another replica may be starting a younger one)."""
@@ -70,24 +72,41 @@ def job_name(model: str, run: CommandRun) -> str:
     return _SAFE_NAME.sub("-", f"handoff-{model}-{run.id}-{run.created_at:%Y%m%d%H%M%S}".lower()).strip("-")
 
 
-def job_title(job_file: str, base_dir: Path) -> str:
-    """The name people know an Azure ML job file's job by: its ``display_name``, else its
-    ``experiment_name`` (as Azure ML studio lists them), else the file's name without its folder and suffix.
-
-    A relative ``job_file`` is found in ``base_dir``; a file that cannot be read is named by its file name
-    (the start itself says what is wrong with it).
-    """
+def _job_spec(job_file: str, base_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """An Azure ML job file (a relative one found in ``base_dir``) and what it says; nothing for a file that
+    cannot be read (the start itself says what is wrong with it)."""
     path = Path(job_file)
     path = path if path.is_absolute() else base_dir / path
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         spec = None
-    if isinstance(spec, dict):
-        for key in ("display_name", "experiment_name"):
-            if isinstance(spec.get(key), str) and spec[key].strip():
-                return str(spec[key]).strip()
-    return path.stem
+    return path, spec if isinstance(spec, dict) else {}
+
+
+def _text(spec: dict[str, Any], key: str) -> str:
+    value = spec.get(key)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def job_title(job_file: str, base_dir: Path) -> str:
+    """The name people know an Azure ML job file's job by: its ``display_name``, else its
+    ``experiment_name`` (as Azure ML studio lists them), else the file's name without its folder and suffix.
+
+    A relative ``job_file`` is found in ``base_dir``; a file that cannot be read is named by its file name.
+    """
+    path, spec = _job_spec(job_file, base_dir)
+    return _text(spec, "display_name") or _text(spec, "experiment_name") or path.stem
+
+
+def job_experiment(job_file: str, base_dir: Path, params: dict[str, str]) -> str:
+    """The Azure ML experiment a job file's job runs in, as Azure ML's own events name it: the
+    ``experiment_name`` the command's parameters or the file give, else Azure ML's ``Default``."""
+    return (
+        params.get("experiment_name", "").strip()
+        or _text(_job_spec(job_file, base_dir)[1], "experiment_name")
+        or DEFAULT_EXPERIMENT
+    )
 
 
 @dataclass(frozen=True)
@@ -302,12 +321,14 @@ class CommandRunner:
                 params["inputs.training_data"] = f"azureml:{command.options['data']}"
                 params.pop("data")
             title = await asyncio.to_thread(job_title, job.job_file, self.base_dir)
+            experiment = await asyncio.to_thread(job_experiment, job.job_file, self.base_dir, params)
             shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
             plan = self._azure_ml_plan(
                 f"Retrain {name} with the Azure ML job {title}" + (f" ({shown})" if shown else ""),
                 name,
                 job.job_file,
                 params,
+                experiment,
             )
         else:
             pipeline = model.retrain.azure_devops_pipeline
@@ -393,13 +414,28 @@ class CommandRunner:
         """The answer to someone who may not cancel ``run`` (recorded, as every refusal is); None when they may."""
         verb = run.command.split(maxsplit=1)[0] if run.command else ""
         spec = COMMANDS_BY_VERB.get(verb)
-        if spec is None:
+        if run.idempotency_key.startswith(RELEASE_KEY_PREFIX):
+            verdict = await self._may_cancel_release(request.user, run)
+        elif spec is None:
             return None  # (not a command that starts work: nothing to cancel, as the checks after it say)
-        verdict = self.policy.may_cancel(request.user, spec, run, asker(run))
+        else:
+            verdict = self.policy.may_cancel(request.user, spec, run, asker(run))
         if verdict.allowed:
             return None
         await self._audit(request, command, f"refused: {verdict.reason}")
         return Reply(f"Sorry, you can't cancel run {run.id} ({described(run)}). {verdict.reason}")
+
+    async def _may_cancel_release(self, user: ChatUser, run: CommandRun) -> Verdict:
+        """Whether ``user`` may cancel ``run``, a release Handoff started on approving a promotion gate: the person
+        whose approval started it, and anyone who may decide that gate (its policy's approver roles)."""
+        if Policy.is_person(user, run.actor):
+            return Verdict.allow()
+        gate = await self.store.get_gate(str(run.details.get("gate", "")))
+        if gate is not None and self.policy.in_approver_role(user, gate):
+            return Verdict.allow()
+        roles = ", ".join(self.policy.approver_roles(gate)) if gate is not None else ""
+        who = f"{asker(run)}, whose approval started it," + (f" or people in {roles}" if roles else "")
+        return Verdict.refuse(f"Only {who} may cancel it.")
 
     async def _tell_canceled(self, run: CommandRun, by: ChatUser) -> bool:
         """Tell the thread of the run's card, wherever it is shown, who canceled the run (calling on the person
@@ -414,8 +450,7 @@ class CommandRunner:
                 summary=f"{name} canceled run {run.id}, which {who} asked for.",
                 mentions=(Mention(who, str(asked_by["email"])),),
             )
-        plan = await self._plan_of(run)
-        key = _card_key(run, plan) if plan is not None else None
+        key = await self._run_card_key(run)
         state = await self.store.get_card_state(key) if key is not None else None
         shown = state.state.get("conversations", []) if state is not None else []
         if key is None or state is None or not shown:
@@ -433,6 +468,15 @@ class CommandRunner:
         if self.ingest.on_enqueued:
             self.ingest.on_enqueued()
         return True
+
+    async def _run_card_key(self, run: CommandRun) -> str | None:
+        """The grouping key of a started run's living card; None before it started, or if it cannot be told. An
+        Azure DevOps run's card is known by the run itself (a release Handoff started has no command to plan)."""
+        project, pipeline = run.details.get("project"), run.details.get("pipeline")
+        if run.details.get("service") == "azure-devops" and run.backend_run_id and project and pipeline:
+            return run_card_key(organization_name(self.settings), str(project), str(pipeline), run.backend_run_id)
+        plan = await self._plan_of(run)
+        return _card_key(run, plan) if plan is not None else None
 
     async def _audit(self, request: CommandRequest, command: ParsedCommand, outcome: str) -> None:
         await self.store.append_audit(
@@ -481,6 +525,7 @@ class CommandRunner:
             {
                 "expires": (now + rule.confirm_expires).isoformat(),
                 "summary": plan.summary,
+                "in_chat": request.in_chat,  # where the run's card will be, for the answer to Confirm
                 **_asked_by(request.user),
             },
         )
@@ -542,7 +587,9 @@ class CommandRunner:
                 details={**pending.details, "error": plan.text},
             )
             return ActionResult(False, plan.text)
-        asked = CommandRequest(request.user, request.conversation, pending.command)
+        asked = CommandRequest(
+            request.user, request.conversation, pending.command, in_chat=bool(pending.details.get("in_chat"))
+        )
         outcome: Outcome = asyncio.get_running_loop().create_future()
         started = await self._start(asked, command, plan, outcome, confirmation=pending)
         if started is None:
@@ -599,7 +646,8 @@ class CommandRunner:
             return Reply(already_asked(run, request)), False
         self._begin(run, plan, request.conversation, outcome)
         reply = Reply(
-            f"Starting: {plan.summary}. Its card will follow here (run {run.id}).", visibility=Visibility.CHANNEL
+            f"Starting: {plan.summary}. Its card will follow {_card_place(request)} (run {run.id}).",
+            visibility=Visibility.CHANNEL,
         )
         return reply, True
 
@@ -712,7 +760,7 @@ class CommandRunner:
 
     # --- plans ---------------------------------------------------------------------------------------
 
-    def _azure_ml_plan(self, summary: str, model: str, job_file: str, params: dict[str, str]) -> Plan:
+    def _azure_ml_plan(self, summary: str, model: str, job_file: str, params: dict[str, str], experiment: str) -> Plan:
         ml = self.ml
         assert ml is not None
         topic = _workspace_topic(self.settings)
@@ -736,7 +784,7 @@ class CommandRunner:
                 scope=topic,
                 web_url=status.url or started.url,
                 run_id=started.run_id,
-                experiment_name=started.name,
+                experiment_name=experiment,  # as Azure ML's events name it (started.name is the display name)
                 status=shown,
                 run_tags={"model": model},
             )
@@ -811,6 +859,14 @@ def _by_asker(event: DomainEvent, run: CommandRun) -> DomainEvent:
     return replace(event, actor=Person(name=str(asker.get("name") or ""), email=str(asker["email"])))
 
 
+def _card_place(request: CommandRequest) -> str:
+    """Where the card of the run ``request`` starts will be: a post of its own in the channel (or chat) it was
+    asked in, not in the command's thread, where a Teams channel message and a Slack mention are answered. The
+    card's own thread carries what needs attention (a failure, who canceled it), and neither platform has a
+    thread inside a thread."""
+    return "in this chat" if request.in_chat else "in this channel"
+
+
 def already_asked(run: CommandRun, request: CommandRequest) -> str:
     """The answer to a command whose run is still starting or running: how that run stands, and where its
     card is (here, or else how to find the run)."""
@@ -822,9 +878,9 @@ def already_asked(run: CommandRun, request: CommandRequest) -> str:
     if not here:
         where = f"`status {run.id}` shows how it stands."
     elif run.state is CommandRunState.STARTED:
-        where = f"Its card is in this {'chat' if request.in_chat else 'channel'}."
+        where = f"Its card is {_card_place(request)}."
     else:
-        where = "Its card will follow here."
+        where = f"Its card will follow {_card_place(request)}."
     return f"You already asked for this at {run.created_at:%H:%M} UTC; {how} (run {run.id}). {where}"
 
 

@@ -671,3 +671,29 @@ async def test_an_approval_completed_the_same_way_while_azure_devops_did_not_ans
         assert [t for _, t in await pending_replies(handoff)] == ["Approved in Azure DevOps by Bob"] * 2
     await handoff.gatekeeper.sweep()
     assert pipelines.decided == []
+
+
+async def test_an_approvals_reminder_names_its_approvers_the_approvals_needed_and_when_it_times_out(
+    handoff: Handoff,
+) -> None:
+    timeout = T0 + timedelta(hours=48)  # Azure DevOps' own timeout, sooner than the policy's 72 h
+    await handoff.ingest.accept(replace(pending(min_required=2, requester="erin"), timeout_at=timeout))
+    await pending_replies(handoff)  # the gate's own card goes out
+    await handoff.clock.advance(timedelta(hours=5).total_seconds())  # type: ignore[attr-defined]
+    await handoff.gatekeeper.remind()
+    sent = []
+    now = handoff.clock.now() + timedelta(days=1)
+    while claimed := await handoff.store.claim_deliveries("test", now, timedelta(seconds=1), 1000):
+        for delivery in claimed:
+            if delivery.payload.get("op") == "reply":
+                sent.append(delivery.payload["card"])
+            await handoff.store.complete_delivery(delivery.id, "test")
+    assert len(sent) == 2  # in Slack and in Teams
+    for card in sent:
+        assert card["title"] == "Still waiting for approval: Release release-app-y to production"
+        assert [(f["label"], f["value"]) for f in card["facts"]] == [
+            ("Approvers", "Carol, Bob"),
+            ("Approvals needed", "2"),
+            ("Expires", "2026-11-30 09:00 UTC"),
+        ]
+        assert card["actions"] == []

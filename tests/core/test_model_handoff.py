@@ -1011,3 +1011,117 @@ async def test_azure_devops_finishing_a_rerun_handoff_started_for_the_version_un
     assert await world.core.ingest.accept(_run_event(run, "completed", result="succeeded"))
     await world.until(lambda: _offers_approve(world), "the gate card offers Approve")
     assert (await world.integration())["run_id"] == "150"
+
+
+async def test_a_promotion_gates_reminder_names_its_approvers_the_approvals_needed_and_when_it_expires(
+    store_url: str, tmp_path: Path
+) -> None:
+    def tweak(config: dict[str, Any]) -> None:
+        config["roles"]["release-managers"]["members"] = ["carol@contoso.com", "dave@contoso.com"]
+        config["gates"]["model-promotion"].update(min_approvers=2, expire_after="48h", remind_every="1h")
+
+    async for world in make_world(store_url, tmp_path, tweak):
+        await _integration_passed(world)
+        assert (await decide(world, "carol", "approve", "green")).accepted  # 1 of 2
+        await reminders(world)
+        await world.clock.advance(timedelta(hours=2).total_seconds())
+        await world.core.gatekeeper.remind()
+        sent = []
+        while claimed := await world.core.store.claim_deliveries("t", world.clock.now(), timedelta(seconds=1), 99):
+            for delivery in claimed:
+                sent.append(delivery.payload["card"])
+                await world.core.store.complete_delivery(delivery.id, "t")
+        [card] = sent  # in #ml-models, where the gate shows
+        assert card["title"] == "Still waiting for approval: Promote model-x:8?"
+        assert [(f["label"], f["value"]) for f in card["facts"]] == [
+            ("Approvers", "release-managers: carol@contoso.com, dave@contoso.com"),
+            ("Approvals needed", "2"),
+            ("Expires", "2026-11-30 09:00 UTC"),
+            ("Approved so far", "1 of 2: Carol Diaz"),
+        ]
+        assert [m["email"] for m in card["mentions"]] == ["dave@contoso.com"]
+        assert card["actions"] == []
+
+
+# --- the release a promotion's approval starts is a run Handoff started -----------------------------------------
+
+
+async def test_the_release_an_approval_starts_is_a_run_that_runs_status_and_cancel_reach_and_its_note_links(
+    world: World,
+) -> None:
+    await _integration_passed(world)
+    approved = await decide(world, "carol", "approve", "green")
+    assert approved.accepted
+    release_url = "https://dev.azure.com/contoso/mlops/_build/results?buildId=102"
+    [release] = [r for r in await world.core.store.list_command_runs() if r.command.startswith("release")]
+    assert approved.message == (
+        f"Approved. Started [release-app-y 20261128.2]({release_url}) with model-x:8 (run {release.id})."
+    )
+    assert (release.command, release.backend_run_id, release.state.value) == (
+        "release app-y model=model-x:8",
+        "102",
+        "started",
+    )
+    # the gate's card names the run; its thread links it
+    await world.until(
+        lambda: _gate_note(world, f"Started release-app-y 20261128.2 with model-x:8 (run {release.id})."), "the note"
+    )
+    told = []
+    later = world.clock.now() + timedelta(days=1)
+    while claimed := await world.core.store.claim_deliveries("t", later, timedelta(seconds=1), 99):
+        for delivery in claimed:
+            card = delivery.payload["card"]
+            if delivery.payload.get("op") == "reply" and card["title"].startswith("Started"):
+                told.append((delivery.grouping_key, card["title"], card["summary"], card["links"]))
+            await world.core.store.complete_delivery(delivery.id, "t")
+    assert told == [  # in #ml-models, where the gate shows
+        (
+            GATE,
+            "Started release-app-y 20261128.2 with model-x:8",
+            f"Run {release.id}: `status {release.id}` shows how it stands, `runs` lists it.",
+            [{"label": "release-app-y 20261128.2", "url": release_url}],
+        )
+    ]
+
+    chat = world.core.chat
+
+    async def ask(who: str, text: str) -> str:
+        return (await chat.on_command(CommandRequest(user(who), RELEASES, text))).text
+
+    line = f"• {release.id}: `release app-y model=model-x:8` by Carol Diaz, started, Azure DevOps run "
+    line += f"[release-app-y 20261128.2]({release_url})"
+    for target in ("model-x", "app-y"):
+        assert line in await ask("bob", f"runs {target}"), target
+    assert await ask("bob", f"status {release.id}") == (
+        f"Run {release.id} (Azure DevOps run release-app-y 20261128.2): "
+        "`release app-y model=model-x:8` by Carol Diaz, started."
+    )
+    # the sweep follows it to its end
+    world.pipelines.finish("102", "succeeded")
+    await world.core.gatekeeper.sweep()
+    assert "by Carol Diaz, succeeded, Azure DevOps run [release-app-y" in await ask("bob", "runs app-y")
+
+
+async def test_only_who_may_decide_the_promotion_may_cancel_the_release_it_started(world: World) -> None:
+    await _integration_passed(world)
+    assert (await decide(world, "carol", "approve", "green")).accepted
+    [release] = [r for r in await world.core.store.list_command_runs() if r.command.startswith("release")]
+    chat = world.core.chat
+
+    async def ask(who: str, text: str) -> str:
+        return (await chat.on_command(CommandRequest(user(who), RELEASES, text))).text
+
+    refused = await ask("bob", f"cancel {release.id}")
+    assert refused == (
+        f"Sorry, you can't cancel run {release.id} (`release app-y model=model-x:8`, Azure DevOps run "
+        "release-app-y 20261128.2). Only Carol Diaz, whose approval started it, or people in release-managers "
+        "may cancel it."
+    )
+    assert (await world.core.store.get_command_run(release.id or 0)).state.value == "started"  # type: ignore[union-attr]
+    assert (await ask("carol", f"cancel {release.id}")).startswith(f"Canceling run {release.id}")
+    canceled = await world.core.store.get_command_run(release.id or 0)
+    assert canceled is not None and canceled.state.value == "canceled"
+
+
+async def _gate_note(world: World, note: str) -> bool:
+    return ("Note", note) in [(f.label, f.value) for f in (await world.card(GATE)).facts]

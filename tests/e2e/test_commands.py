@@ -154,7 +154,7 @@ async def test_a_confirmed_retrain_is_one_run_under_its_confirmations_number_to_
     confirmed = await eventually(
         lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == message.ts and not button(m, "confirm")), None)
     )
-    assert f"Its card will follow here (run {number})." in confirmed.text
+    assert f"Its card will follow in this channel (run {number})." in confirmed.text
     run = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, number)
     assert run.backend_run_id == job_name("model-x", run)
     # no other retrain was recorded, and none is left unfinished (the new version's integration is a run of
@@ -242,7 +242,7 @@ async def test_the_same_retrain_while_its_run_starts_or_runs_says_how_it_stands_
     await alice.say("retrain model-x", "Starting: Retrain model-x")
     run = await command_run(loop)
     answer = await alice.say("retrain model-x", "You already asked for this")
-    assert f"it is still starting (run {run.id}). Its card will follow here." in answer
+    assert f"it is still starting (run {run.id}). Its card will follow in this channel." in answer
 
     run = await command_run(loop, is_running, run.id)
     answer = await alice.say("retrain model-x", "You already asked for this")
@@ -350,6 +350,35 @@ async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loo
             "integrate-app-y" in card_text(p) and "Succeeded" in card_text(p) for p in teams_posts(loop, "App releases")
         )
     )
+
+
+async def test_a_teams_commands_thread_says_truly_where_the_runs_card_follows(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """A run's card is a post of its own in the channel (its thread carries the run's failure and who canceled
+    it, and Teams has no thread in a thread): the command's thread says the card follows in this channel."""
+    loop = await start_loop(lambda config: config["commands"].update(integrate={"confirm": True}))
+    teams = loop.suite.teams
+    channel = teams.state.channel("App releases")
+    before = {p.id for p in channel.posts}
+    sent = await teams.send_channel_message("integrate app-y model=model-x:7", channel=channel.name, user="bob")
+    thread = next(p for p in channel.posts if p.id == sent.activity["id"])
+    post = await eventually(lambda: next((r for r in thread.replies if '"verb": "confirm"' in card_text(r)), None))
+    data = re.search(r'"verb": "confirm", "data": (\{[^{}]*\})', card_text(post))
+    assert data is not None
+    number = json.loads(data.group(1))["run"]
+    clicked = await teams.click_action(post.id, "confirm", json.loads(data.group(1)), user="bob")
+    assert clicked.status == 200
+    assert f"Its card will follow in this channel (run {number})." in json.dumps(clicked.body)
+    await eventually(lambda: f"Its card will follow in this channel (run {number})." in card_text(post))
+
+    def run_card() -> Any:
+        return next((p for p in teams_posts(loop, channel.name) if "integrate-app-y" in card_text(p)), None)
+
+    card = await eventually(run_card)
+    assert card.id not in before and card.id != thread.id  # a post of its own in the channel, as the thread says
+    assert not [r for r in thread.replies if "Pipeline" in card_text(r)]  # not in the command's thread
+    await eventually(lambda: "Succeeded" in card_text(run_card()), timeout=30)
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])
@@ -655,6 +684,26 @@ async def running_retrain(start_loop: Callable[..., Awaitable[Loop]]) -> tuple[L
     return loop, alice, run, job_name
 
 
+async def test_a_retrains_card_names_the_azure_ml_experiment_its_job_runs_in(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """The job file's display name is train-model-x and its experiment model-x-train: Azure ML's events name
+    the experiment, and the card Handoff shows from polling, before any event, names it too."""
+    loop, _, _, job_name = await running_retrain(start_loop)
+    assert loop.suite.aml.state.jobs[job_name].experiment_name == "model-x-train"
+    assert not [e for e in loop.suite.aml.published if job_name in json.dumps(e.data)]  # only polling so far
+
+    def card() -> Any:
+        return next((m for m in slack_messages(loop, "ml-models") if f"/{job_name}" in m.text), None)
+
+    shown = await eventually(card)
+    await eventually(lambda: "Running" in blocks_text(card()))
+    assert f"Training run model-x-train/{job_name}" in card().text
+    text = blocks_text(card())
+    assert "Experiment" in text and "model-x-train" in text and "train-model-x" not in text, text
+    assert shown.ts == card().ts
+
+
 async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:
@@ -698,7 +747,7 @@ async def test_a_run_that_ended_while_handoff_was_down_is_polled_again_after_the
     await eventually(lambda: "Canceled" in blocks_text(card()))
     assert len(jobs(loop)) == 1  # polled again, not submitted again
     # the card names the job as before the restart, not by its address
-    assert card().text.startswith(f"Canceled: Training run {run.details['name']}/{job_name}")
+    assert card().text.startswith(f"Canceled: Training run model-x-train/{job_name}")
 
 
 def _cut_off(loop: Loop, command: str, target: str, channel: str) -> CommandRun:

@@ -155,7 +155,7 @@ async def test_the_same_confirmed_command_while_its_run_starts_or_runs_says_how_
 
     alice = Person(loop, "slack", "alice", "ml-models")
     answer = await alice.say("retrain model-x", "You already asked for this")
-    assert f"it is still starting (run {starting.id}). Its card will follow here." in answer
+    assert f"it is still starting (run {starting.id}). Its card will follow in this channel." in answer
 
     run = await command_run(loop, is_running, starting.id)
     answer = await alice.say("retrain model-x", "You already asked for this")

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.config import Settings, parse_settings
 from bot.pipeline_runs import organization_name
 from bot.records import CommandRun, CommandRunState
-from bot.runner import job_name, job_title, run_line
+from bot.runner import job_experiment, job_name, job_title, run_line
 
 ASKED = datetime(2026, 11, 28, 9, 40, 5, tzinfo=UTC)
 RUN = CommandRun(
@@ -51,6 +51,15 @@ def test_a_job_is_named_as_azure_ml_studio_lists_it_not_by_its_path(tmp_path: Pa
     assert job_title("jobs/plain.yaml", tmp_path) == "plain"
     assert job_title("jobs/broken.yml", tmp_path) == "broken"
     assert job_title("jobs/missing.yml", tmp_path) == "missing"
+
+
+def test_a_jobs_experiment_is_named_as_azure_ml_names_it_not_by_the_jobs_display_name(tmp_path: Path) -> None:
+    (tmp_path / "train.yml").write_text("display_name: train-model-x\nexperiment_name: model-x-train\n")
+    (tmp_path / "plain.yml").write_text("display_name: train-model-x\n")
+    assert job_experiment("train.yml", tmp_path, {}) == "model-x-train"
+    assert job_experiment("train.yml", tmp_path, {"experiment_name": "model-x-tuning"}) == "model-x-tuning"
+    assert job_experiment("plain.yml", tmp_path, {}) == "Default"  # where Azure ML puts a job naming none
+    assert job_experiment("missing.yml", tmp_path, {}) == "Default"
 
 
 def test_a_runs_line_says_who_how_where_and_when() -> None:
