@@ -35,7 +35,7 @@ from bot.metrics import Metrics
 from bot.model_commands import ModelCommands
 from bot.model_handoff import ModelHandoff
 from bot.outbox import SEND_HISTORY, OutboxWorker
-from bot.pipeline_runs import organization_name
+from bot.pipeline_runs import ModelPipelines, organization_name
 from bot.policy import Policy
 from bot.ports import ChatChannel, HookProvisioner, MLService, PipelineService, Store
 from bot.records import AuditEntry, ConversationAddress, Platform
@@ -251,6 +251,7 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
             identities,
             own_identity=me,
             depends_on_actor=handoff.ingest.depends_on_actor,
+            model_pipelines=ModelPipelines.of(settings),
         )
     if settings.eventgrid and settings.eventgrid.enabled:
         from adapters.azure_ml.eventgrid_route import add_eventgrid_route

@@ -4,11 +4,14 @@ Handoff tells a run's card what it saw when it started the run or polled it, so 
 once and keeps going when a service hook is late or lost. The event names the run as Azure DevOps' hooks
 do, so both update one card. It also says which model version the run was started for: Azure DevOps'
 events do not carry a run's parameters, and a run integrating or releasing a model says which version.
+A run of such a pipeline that someone started outside Handoff names its version in the same parameters:
+:class:`ModelPipelines` says which pipelines those are and reads the version from a run's parameters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.azure_devops_urls import organization_of
@@ -23,10 +26,62 @@ def organization_name(settings: Settings) -> str:
     return organization_of(settings.azure_devops.organization_url).lower() if settings.azure_devops else ""
 
 
-def model_of(parameters: Mapping[str, object]) -> str | None:
-    """The model version a run's parameters name (``modelName``, ``modelVersion``) as ``model-x:8``."""
-    name, version = parameters.get("modelName"), parameters.get("modelVersion")
+# the parameters Handoff starts an integration or a release with, naming the model version it is for
+MODEL_NAME_PARAMETER = "modelName"
+MODEL_VERSION_PARAMETER = "modelVersion"
+
+
+def model_of(parameters: Mapping[str, object], model: str | None = None) -> str | None:
+    """The model version a run's parameters name (``modelName``, ``modelVersion``) as ``model-x:8``; ``model``
+    names the model where the parameters give its version alone."""
+    name = parameters.get(MODEL_NAME_PARAMETER) or model
+    version = parameters.get(MODEL_VERSION_PARAMETER)
     return f"{name}:{version}" if name and version else None
+
+
+@dataclass(frozen=True)
+class ModelPipelines:
+    """The pipelines the configuration has Handoff start with a model version in their parameters: each app's
+    integration pipeline (the model handoff, ``integrate <app> model=``) and each model's promotion-gate
+    release. A run of one says in those parameters which version it integrates or releases, whoever started
+    it. Read with :meth:`of`."""
+
+    # (project, pipeline), lowercased → the one model the configuration uses the pipeline for (None: several)
+    models: Mapping[tuple[str, str], str | None]
+
+    @classmethod
+    def of(cls, settings: Settings) -> ModelPipelines:
+        uses: dict[tuple[str, str], set[str]] = {}
+        for app_name, app in settings.apps.items():
+            consumed = {m for m, model in settings.models.items() if app_name in model.consumers}
+            target = app.integration
+            uses.setdefault((target.project.lower(), target.pipeline.lower()), set()).update(
+                consumed | ({app.model} if app.model else set())
+            )
+        for model_name, model in settings.models.items():
+            if model.promotion_gate is not None:
+                target = model.promotion_gate.release
+                uses.setdefault((target.project.lower(), target.pipeline.lower()), set()).add(model_name)
+        return cls({key: next(iter(names)) if len(names) == 1 else None for key, names in uses.items()})
+
+    def _key(self, project: str, run: PipelineRef) -> tuple[str, str] | None:
+        """The configured pipeline ``run`` (of ``project``) is a run of, named by name or by id."""
+        for pipeline in (run.pipeline_name, run.pipeline_id):
+            key = (project.lower(), pipeline.lower())
+            if pipeline and key in self.models:
+                return key
+        return None
+
+    def takes_model(self, project: str, run: PipelineRef) -> bool:
+        """Whether ``run`` is a run of a pipeline started with a model version (its parameters are worth
+        reading)."""
+        return bool(self.models) and self._key(project, run) is not None
+
+    def model_of(self, project: str, run: PipelineRef, parameters: Mapping[str, str]) -> str | None:
+        """The model version ``run`` was started for, as its ``parameters`` name it (``model-x:8``); None for a
+        run of another pipeline, or one whose parameters name no version."""
+        key = self._key(project, run)
+        return model_of(parameters, self.models[key]) if key is not None else None
 
 
 def pipeline_run_event(

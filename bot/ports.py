@@ -6,8 +6,8 @@ is all of them together, which is what a database adapter provides.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -501,6 +501,8 @@ class RunStatus:
     failing_step: str | None = None
     requested_by: Person | None = None
     branch: str | None = None  # the full ref the run built (``refs/heads/main``), where the service says
+    # the template parameters the run was started with (``modelName``, ``modelVersion``), where the service says
+    parameters: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,11 @@ from bot.events import (
     Approver,
     DomainEvent,
     Person,
+    PipelineRef,
     RunStateChanged,
     StageStateChanged,
 )
+from bot.pipeline_runs import ModelPipelines
 from bot.ports import EventSink, RunStatus
 
 PATH = "/hooks/azure-devops"
@@ -47,7 +49,8 @@ BODY_LIMIT = 5 * 1024 * 1024 // 2  # 2.5 MiB
 RETRY_AFTER_SECONDS = 5
 APPROVAL_DETAILS_TIMEOUT = 5.0
 # How long a run's event waits for the Build API to say who asked for the run (only where that decides
-# where the event goes): the hot path, so short; without an answer the event goes where it went before.
+# where the event goes) and which model version it was started for (only for a pipeline configured with
+# one): the hot path, so short; without an answer the event goes as it did before.
 REQUESTER_TIMEOUT = 2.0
 
 ApprovalDetails = Callable[[str, str], Awaitable[dict[str, Any] | None]]
@@ -89,8 +92,10 @@ class ServiceHookRoute:
         own_identity: OwnIdentity | None = None,
         depends_on_actor: DependsOnActor | None = None,
         requester_timeout: float = REQUESTER_TIMEOUT,
+        model_pipelines: ModelPipelines | None = None,
     ) -> None:
         self._own_identity = own_identity
+        self._model_pipelines = model_pipelines
         self._depends_on_actor = depends_on_actor
         self._requester_timeout = requester_timeout
         self._run_facts = RunFacts(run_details) if run_details is not None else None
@@ -159,49 +164,75 @@ class ServiceHookRoute:
     async def _completed(self, event: DomainEvent) -> DomainEvent:
         """What the hook leaves out, from the REST API when possible: the run of a pending approval whose
         hook names none and the branch of an approval's run, the stage a failed run failed in, who asked for a
-        run where that decides where its events go."""
+        run where that decides where its events go, the model version a run (and its approval) is for where
+        its pipeline is configured with one."""
         if isinstance(event, RunStateChanged | StageStateChanged):
             told = await self._with_failure_details(event)
-            if not isinstance(told, RunStateChanged | StageStateChanged) or told.actor is not None:
+            if not isinstance(told, RunStateChanged | StageStateChanged):
                 return told
-            if self._depends_on_actor is not None and await self._depends_on_actor(told):
-                return await self._with_requester(told)
-            return told
+            return await self._with_run_facts(told)
         if not isinstance(event, ApprovalEvent):
             return event
         # one time budget for the lookups: Azure DevOps waits for the answer (reference: return 2xx fast)
         deadline = asyncio.get_running_loop().time() + self._details_timeout
         if isinstance(event, ApprovalPending):
             event = await self._with_approval_details(event, deadline)
-        event = await self._with_run_branch(event, deadline)
+        event = await self._with_approval_run_facts(event, deadline)
         if not isinstance(event, ApprovalPending):
             return event
         event = await self._with_approver_identities(event, deadline)
         return await self._with_handoff(event, deadline)
 
-    async def _with_requester(self, event: RunStateChanged | StageStateChanged) -> DomainEvent:
-        """The event with who asked for its run (the Build API's ``requestedFor``, read once per run)."""
-        if self._run_facts is None or not event.project:
-            return event
-        status = await self._run_facts.of(event.project, event.run.run_id, self._requester_timeout)
-        if status is None or status.requested_by is None:
-            return event  # it goes where an event of an unknown requester goes
-        return replace(event, actor=status.requested_by)
+    def _takes_model(self, project: str, run: PipelineRef) -> bool:
+        return self._model_pipelines is not None and self._model_pipelines.takes_model(project, run)
 
-    async def _with_run_branch(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
-        """A pipeline approval with the branch its run built, which its hook does not carry (the Build API's
-        ``sourceBranch``, read once per run), so that ``branches=`` matches gates."""
+    def _model_of(self, project: str, run: PipelineRef, status: RunStatus) -> str | None:
+        if self._model_pipelines is None:
+            return None
+        return self._model_pipelines.model_of(project, run, status.parameters)
+
+    async def _with_run_facts(self, event: RunStateChanged | StageStateChanged) -> DomainEvent:
+        """The event with what the Build API says of its run (read once per run): who asked for it, where that
+        decides where the event goes, and, for a run, the model version it was started for, where its pipeline
+        is configured with one."""
+        project, run = event.project, event.run
+        if self._run_facts is None or not project:
+            return event
+        wants_model = isinstance(event, RunStateChanged) and not event.for_model and self._takes_model(project, run)
+        wants_actor = event.actor is None and self._depends_on_actor is not None and await self._depends_on_actor(event)
+        if not (wants_model or wants_actor):
+            return event
+        status = await self._run_facts.of(project, run.run_id, self._requester_timeout)
+        if status is None:
+            return event  # it goes as it would have: an unknown requester, no model named
+        if wants_actor and status.requested_by is not None:
+            event = replace(event, actor=status.requested_by)
+        if wants_model and isinstance(event, RunStateChanged):
+            event = replace(event, for_model=self._model_of(project, run, status))
+        return event
+
+    async def _with_approval_run_facts(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
+        """A pipeline approval with what its hook does not carry of its run (the Build API's, read once per
+        run): the branch it built, so that ``branches=`` matches gates, and the model version it was started
+        for, where its pipeline is configured with one, so that the gate's card names it."""
         run = event.run
-        if self._run_facts is None or run is None or run.branch or event.approval_kind != "pipeline":
+        if self._run_facts is None or run is None or event.approval_kind != "pipeline":
             return event
         project = run.project or event.project
+        if not project:
+            return event
+        wants_model = not event.for_model and self._takes_model(project, run)
         left = deadline - asyncio.get_running_loop().time()
-        if not project or left <= 0:
+        if (run.branch and not wants_model) or left <= 0:
             return event
         status = await self._run_facts.of(project, run.run_id, left)
-        if status is None or not status.branch:
+        if status is None:
             return event
-        return replace(event, run=replace(run, branch=status.branch))
+        if status.branch and not run.branch:
+            event = replace(event, run=replace(run, branch=status.branch))
+        if wants_model:
+            event = replace(event, for_model=self._model_of(project, run, status))
+        return event
 
     async def _with_handoff(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         """The approval with Handoff's own identity, which may give one approval at most (or none: it is barred
@@ -275,6 +306,7 @@ def add_azure_devops_hooks(
     approver_identities: ApproverIdentities | None = None,
     own_identity: OwnIdentity | None = None,
     depends_on_actor: DependsOnActor | None = None,
+    model_pipelines: ModelPipelines | None = None,
 ) -> None:
     """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``.
 
@@ -296,6 +328,11 @@ def add_azure_devops_hooks(
         depends_on_actor: whether who did an event may decide where it goes. Where it may and a run's or
             stage's hook does not say who asked for the run, ``run_details`` is asked (once per run, within
             :data:`REQUESTER_TIMEOUT`); without an answer the event goes where it would have gone.
+        model_pipelines: the pipelines the configuration starts with a model version in their parameters. A
+            run's event and a pipeline approval of one name that version (``for_model``), read from the run's
+            ``templateParameters`` through ``run_details`` (once per run, within :data:`REQUESTER_TIMEOUT`
+            for a run's event, within the approval's lookups' time for an approval); without an answer they
+            go without it. No other pipeline's runs are asked about for it.
     """
     route = ServiceHookRoute(
         settings,
@@ -305,6 +342,7 @@ def add_azure_devops_hooks(
         approver_identities=approver_identities,
         own_identity=own_identity,
         depends_on_actor=depends_on_actor,
+        model_pipelines=model_pipelines,
     )
     app.router.add_post(PATH, route.handle)
     set_body_limit(app, PATH, BODY_LIMIT)

@@ -216,7 +216,8 @@ class AzureDevOpsPipelines:
         url = web.get("href") if isinstance(web, dict) else None
         requester = _person(getattr(build, "requested_for", None))
         branch = getattr(build, "source_branch", None) or None
-        return RunStatus(str(build.id), state, result, url, failing, requester, branch)
+        parameters = {str(k): str(v) for k, v in (getattr(build, "template_parameters", None) or {}).items()}
+        return RunStatus(str(build.id), state, result, url, failing, requester, branch, parameters)
 
     async def cancel_run(self, project: str, run_id: str) -> None:
         from azure.devops.v7_1.build.models import Build

@@ -1,12 +1,13 @@
 """What a run's hooks leave out and never changes for the run, read from the Build API once per run.
 
-A run's and a stage's service hooks do not say who asked for the run, and an approval's hook does not say
-the branch its run built. The Build API does (``GET _apis/build/builds/{id}``: ``requestedFor``,
-``sourceBranch``). :class:`RunFacts` asks once per run and keeps the answer: every later event of the run
-reads it from memory. Events of one run that arrive together share one request. Each caller waits at most
-its own time limit; a request that takes longer goes on, and the events after it find its answer. When
-Azure DevOps does not answer, the run is asked about again only after a pause, so that the events of a run
-are not each held up by an organization that is down.
+A run's and a stage's service hooks do not say who asked for the run, an approval's hook does not say the
+branch its run built, and none carries the parameters the run was started with (the model version it
+integrates or releases). The Build API does (``GET _apis/build/builds/{id}``: ``requestedFor``,
+``sourceBranch``, ``templateParameters``). :class:`RunFacts` asks once per run and keeps the answer: every
+later event of the run reads it from memory. Events of one run that arrive together share one request. Each
+caller waits at most its own time limit; a request that takes longer goes on, and the events after it find
+its answer. When Azure DevOps does not answer, the run is asked about again only after a pause, so that the
+events of a run are not each held up by an organization that is down.
 """
 
 from __future__ import annotations

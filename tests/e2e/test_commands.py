@@ -853,7 +853,9 @@ async def test_a_dry_run_shows_what_a_subscription_would_have_sent_and_subscribe
     answer = await person.say("subscribe events=run outcomes=failed dry-run", "Dry run, nothing subscribed: of the")
     assert re.search(r"`events=run outcomes=failed` would have sent \d+ here, on 1 card, the newest:", answer)
     [line] = [line for line in answer.split("\n") if line.startswith("• ")]
-    assert line.startswith(f"• Failed: integrate-app-y {ado.run(run.id).name} · ") and line.endswith("min ago)")
+    # the model version the run's parameters name (the pipeline's defaults: it was started without any)
+    assert line.startswith(f"• Failed: integrate-app-y {ado.run(run.id).name}, model model-x:latest · ")
+    assert line.endswith("min ago)")
     shown = f"buildId={run.id}|Open run>" if platform == "slack" else f"buildId={run.id})"
     assert shown in (answer if platform == "slack" else line)  # the card's link, as the platform writes it
     answer = await person.say("subscribe events=run outcomes=succeeded dry-run", "Dry run, nothing subscribed")
@@ -882,9 +884,10 @@ async def test_a_dry_run_tells_two_gates_of_one_stage_apart_by_their_runs_and_li
 
     lines = sorted(line for line in answer.split("\n") if line.startswith("• "))
     assert len(lines) == 2 and lines[0] != lines[1]
-    for line, run in zip(lines, runs, strict=True):
-        # Handoff did not start these runs: which model version they deploy is not known, so not named
-        assert line.startswith(f"• Waiting: Release release-app-y to production, run {ado.run(run.id).name} · ")
+    for line, run, version in zip(lines, runs, ("6", "7"), strict=True):
+        # Handoff did not start these runs: the model version each deploys is read from its parameters
+        title = f"• Waiting: Release release-app-y to production, run {ado.run(run.id).name}, model model-x:{version}"
+        assert line.startswith(f"{title} · ")
         # each card's link, as each platform writes it (Slack's in its blocks, its text only names the link)
         shown = f"buildId={run.id}|Open in Azure DevOps>" if platform == "slack" else f"buildId={run.id})"
         assert shown in (answer if platform == "slack" else line)
