@@ -37,7 +37,7 @@ from bot.events import bounded_key
 from bot.ports import ChatChannel, DeliveryFailed, PostedMessage, Store
 from bot.ratelimit import SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 from bot.records import ConversationAddress, Delivery, NewDelivery, Platform, PostedCard
-from bot.trouble import FailureStreak
+from bot.trouble import Backoff, FailureStreak
 
 log = logging.getLogger("handoff.outbox")
 
@@ -61,8 +61,7 @@ class RetryPolicy:
     max_delay: float = 300.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        jittered = rng.uniform(backoff / 2, backoff)
+        jittered = Backoff(self.base_delay, self.max_delay).delay(attempt, rng)
         return max(jittered, retry_after or 0.0)
 
 
