@@ -8,7 +8,9 @@ empty cache directory, set before any test module imports the SDK.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -21,6 +23,7 @@ from bot.clock import FakeClock
 
 _CACHE_DIR = tempfile.mkdtemp(prefix="azure-devops-sdk-cache-")
 os.environ["AZURE_DEVOPS_CACHE_DIR"] = _CACHE_DIR
+atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)  # (the test run's own: nothing else reads it)
 
 if "azure.devops._file_cache" in sys.modules:  # imported earlier in this process: repoint its caches
     _file_cache = sys.modules["azure.devops._file_cache"]
