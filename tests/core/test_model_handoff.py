@@ -322,11 +322,7 @@ async def _integration_state(world: World, *states: str) -> bool:
 
 
 async def test_a_failed_integration_blocks_approve_and_is_reported_on_both_cards(world: World) -> None:
-    world.ml.register("8", V7)
-    await world.core.ingest.accept(registered())
-    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
-    world.pipelines.finish("101", "failed", "Integration tests")
-    await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
+    await _failed_then(world)
     refused = await decide(world, "carol", "approve")
     assert not refused.accepted
     assert "app-y: integration integrate-app-y 20261128.1: failed at Integration tests" in refused.message
