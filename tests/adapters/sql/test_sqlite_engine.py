@@ -93,12 +93,11 @@ async def test_the_log_starts_over_while_writes_never_pause(
     engine.wal_limit_pages = 1 << 62 if limit is None else limit  # (no limit: as before, the log grows)
     log = tmp_path / "raw.db-wal"
     written = 0
-    started = time.monotonic()
-    while time.monotonic() - started < 1.5:
+    # a count of writes, not a time: a slow machine writes as much, only later
+    for _ in range(1500):
         await engine.run_raw_write(lambda raw: raw.executemany("INSERT INTO notes VALUES (?)", [("x" * 1000,)] * 4))
         written += 4000
         await asyncio.sleep(0)  # as the server does between batches
-    assert written > 2_000_000
     if limit is None:
         # the log keeps growing (a passive checkpoint that completes in a lull may start it over once)
         assert log.stat().st_size > written / 2
