@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -348,6 +349,8 @@ def _settings_for(config: str) -> Settings | None:
     if not isinstance(settings, Settings):
         return None
     configure_logging("WARNING", secrets=configured_secrets(settings))
+    # the command's report says what did not answer; urllib3's line per retry on the way would only repeat it
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     return settings
 
 

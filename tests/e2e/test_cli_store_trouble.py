@@ -17,12 +17,18 @@ from tests.e2e.test_cli import clean_env, config_copy, run
 NEWER = "the store was migrated by a newer Handoff (revision 0099); run that version or restore a backup"
 
 
+def config_here(tmp_path: Path, **changes: object) -> Path:
+    """The example configuration with its public URL on this machine (a closed port): ``doctor`` checks that URL,
+    and a test reaches nothing beyond loopback."""
+    return config_copy(tmp_path, server__public_url="http://127.0.0.1:9", **changes)
+
+
 def outputs(*results: object) -> str:
     return "".join(getattr(r, "stdout", "") + getattr(r, "stderr", "") for r in results)
 
 
 def test_a_store_migrated_by_a_newer_handoff_is_named_by_every_command(tmp_path: Path) -> None:
-    path = config_copy(tmp_path)
+    path = config_here(tmp_path)
     assert run("db", "upgrade", "--config", str(path), env=clean_env()).returncode == 0
     with sqlite3.connect(tmp_path / "handoff.db") as db:
         db.execute("UPDATE alembic_version SET version_num = '0099'")
@@ -48,7 +54,7 @@ def test_a_store_migrated_by_a_newer_handoff_is_named_by_every_command(tmp_path:
 def test_a_store_url_that_cannot_be_read_is_named_and_its_password_never_shown(
     tmp_path: Path, url: str, secret: str, problem: str
 ) -> None:
-    path = config_copy(tmp_path, store__url=url)
+    path = config_here(tmp_path, store__url=url)
     results = [
         run("serve", "--config", str(path), "--port", "0", env=clean_env()),
         run("db", "upgrade", "--config", str(path), env=clean_env()),
@@ -63,7 +69,7 @@ def test_a_store_url_that_cannot_be_read_is_named_and_its_password_never_shown(
 
 def test_doctor_and_audit_create_nothing_where_there_is_no_database(tmp_path: Path) -> None:
     missing = tmp_path / "typo" / "deeper" / "handoff.db"
-    path = config_copy(tmp_path, store__url=f"sqlite:///{missing}")
+    path = config_here(tmp_path, store__url=f"sqlite:///{missing}")
     doctor = run("doctor", "--config", str(path), env=clean_env())
     audit = run("audit", "--config", str(path), env=clean_env())
     assert doctor.returncode == 4 and audit.returncode == 3
@@ -77,7 +83,7 @@ def test_doctor_and_audit_create_nothing_where_there_is_no_database(tmp_path: Pa
 def test_doctor_and_audit_name_what_postgres_answered(tmp_path: Path) -> None:
     postgres_or_skip()
     url = make_url(POSTGRES_URL).set(username="nosuchuser").render_as_string(hide_password=False)
-    path = config_copy(tmp_path, store__url=url)
+    path = config_here(tmp_path, store__url=url)
     doctor = run("doctor", "--config", str(path), env=clean_env())
     audit = run("audit", "--config", str(path), env=clean_env())
     assert doctor.returncode == 4 and audit.returncode == 3
@@ -90,7 +96,7 @@ def test_doctor_and_audit_name_what_postgres_answered(tmp_path: Path) -> None:
 def test_db_upgrade_creates_the_schema_the_url_names(tmp_path: Path) -> None:
     postgres_or_skip()
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    path = config_copy(tmp_path, store__url=f"{POSTGRES_URL}?schema={schema}")
+    path = config_here(tmp_path, store__url=f"{POSTGRES_URL}?schema={schema}")
     try:
         upgraded = run("db", "upgrade", "--config", str(path), env=clean_env())
         assert upgraded.returncode == 0, upgraded.stderr
@@ -106,7 +112,7 @@ def test_db_upgrade_says_how_to_create_a_schema_it_may_not_create(tmp_path: Path
     role, schema = f"r_{uuid.uuid4().hex[:12]}", f"t_{uuid.uuid4().hex[:12]}"
     asyncio.run(_postgres_execute(f'CREATE ROLE "{role}" LOGIN'))  # (no right to create schemas)
     url = make_url(POSTGRES_URL).set(username=role).render_as_string(hide_password=False)
-    path = config_copy(tmp_path, store__url=f"{url}?schema={schema}")
+    path = config_here(tmp_path, store__url=f"{url}?schema={schema}")
     try:
         upgraded = run("db", "upgrade", "--config", str(path), env=clean_env())
     finally:

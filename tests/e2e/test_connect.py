@@ -172,6 +172,20 @@ async def test_doctor_names_each_broken_setting_and_exits_non_zero(deployment: D
     assert "xoxb-revoked" not in out and "stale-password" not in out
 
 
+async def test_doctor_and_connect_say_once_that_azure_devops_does_not_answer(deployment: Deployment) -> None:
+    def unreachable(config: dict[str, Any]) -> None:
+        config["azure_devops"]["organization_url"] = f"http://127.0.0.1:{_free_port()}/contoso"
+
+    config_file = str(deployment.write_config("unreachable.yaml", unreachable))
+    code, out, err = await deployment.handoff("doctor", "--config", config_file)
+    assert code == 4, err
+    assert any(line.startswith("FAIL  azure_devops.read[mlops]") for line in out.splitlines()), out
+    code, connect_out, connect_err = await deployment.handoff("connect", "azure-devops", "--config", config_file)
+    assert code != 0 and "unreachable" in connect_out + connect_err
+    # the reports say it; the HTTP library's line per retry would only repeat it
+    assert "Retrying" not in err + connect_err and "urllib3" not in err + connect_err
+
+
 async def test_connect_refuses_a_configuration_with_problems(deployment: Deployment) -> None:
     def unset_variable(config: dict[str, Any]) -> None:
         config["azure_devops"]["pat"] = "${NOT_SET_ANYWHERE}"
