@@ -290,6 +290,10 @@ def _merge_run_state(new: State, event: RunStateChanged) -> None:
         _reopen_run(new, at)
     elif RUN_STATE_RANK.get(state, 0) < RUN_STATE_RANK.get(new["state"], 0) or new["state"] == "completed":
         return
+    if state == "completed" and not at:
+        # a completion Azure DevOps did not stamp (Handoff's own polling) is dated by when Handoff learned of it:
+        # the finished attempt's events were all created before then, and a rerun's after
+        at = _utc_iso(event.occurred_at)
     _move(new, state, event.result, at)
 
 

@@ -319,6 +319,47 @@ def test_only_events_azure_devops_stamped_take_a_completed_run_or_stage_on() -> 
         assert not merge(state, late).changed
 
 
+def polled(state: str, result: str | None = None, at: int = 0) -> RunStateChanged:
+    """The run as Handoff's polling of a run it started tells it: learned at ``at``, with no stamp of Azure
+    DevOps' own (see :func:`bot.pipeline_runs.pipeline_run_event`)."""
+    return replace(
+        run(state, result, at),
+        event_id=f"handoff-poll:{state}:{result}",
+        created_at=None,
+        started_at=None,
+        finished_at=None,
+    )
+
+
+def test_a_rerun_of_a_run_whose_end_handoff_learned_by_polling_takes_its_card_on_and_is_told_again() -> None:
+    ended = (
+        polled("inProgress"),
+        stage("Integration tests", "completed", "failed", at=20),
+        replace(polled("completed", "failed", at=30), failing_stage="Integration tests"),
+    )
+    failed, replies = apply(*ended)
+    assert render(failed).status is Status.FAILED and len(replies) == 1
+    # the finished attempt's events, arriving late, leave it failed (filling in only what the polls left out)
+    for late in (
+        run("inProgress", at=5),
+        stage("Integration tests", "inProgress", at=15),
+        run("completed", "failed", at=25),
+    ):
+        merged = merge(failed, late)
+        assert (render(merged.state).status, render(merged.state).summary, merged.replies) == (
+            Status.FAILED,
+            "Failed at stage Integration tests",
+            [],
+        )
+    # "Rerun failed stages": its first event takes the card back to running, and its failure is told again
+    going, _ = apply(*ended, run("inProgress", at=100))
+    assert (render(going).status, render(going).summary) == (Status.RUNNING, "")
+    failed_again = (stage("Integration tests", "completed", "failed", at=150), run("completed", "failed", at=160))
+    state, replies = apply(*ended, run("inProgress", at=100), *failed_again)
+    assert render(state).status is Status.FAILED
+    assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in stage Integration tests"] * 2
+
+
 @st.composite
 def run_histories(draw: st.DrawFn) -> tuple[list[object], list[object]]:
     """A run's events in the order they happened, and in the order they arrived: 1 to 3 stages, at most one
