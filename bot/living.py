@@ -846,11 +846,10 @@ def _single_card(event: DomainEvent) -> Card:
             context=f"Azure ML · {_workspace(event.scope)}",
         )
     if isinstance(event, TrainingRunFinished):
-        status = {"succeeded": Status.SUCCEEDED, "failed": Status.FAILED, "canceled": Status.CANCELED}.get(
-            event.outcome or "", Status.INFO
-        )
+        status = _training_status(event)
         facts = [Fact("Experiment", event.experiment_name), Fact("Run", event.run_id)]
-        if status is Status.INFO:  # still going: Azure ML's word for where it is (an ended run's is the card's)
+        if event.outcome is None and _norm(event.status) != _norm(status.label):
+            # still going: Azure ML's word for where it is, where it says more than the card's status
             facts.append(Fact("Status", event.status))
         return Card(
             title=f"Training run {event.experiment_name}/{event.run_id}",
@@ -910,6 +909,26 @@ def _single_card(event: DomainEvent) -> Card:
             context=f"Azure DevOps · {event.scope}",
         )
     return Card(title=event.text or event.kind, links=links)
+
+
+# Azure ML's job statuses (JobStatus) of a job that has not ended, as the card shows them; any other (NotResponding,
+# Paused, Unknown) reads Info, with Azure ML's word beside it.
+_TRAINING_GOING = {
+    "notstarted": Status.QUEUED,
+    "starting": Status.QUEUED,
+    "provisioning": Status.QUEUED,
+    "preparing": Status.QUEUED,
+    "queued": Status.QUEUED,
+    "running": Status.RUNNING,
+    "finalizing": Status.RUNNING,
+    "cancelrequested": Status.CANCELED,  # as a pipeline run that is canceling reads
+}
+
+
+def _training_status(event: TrainingRunFinished) -> Status:
+    """Where a training job stands: how it ended, else whether it waits to run or runs."""
+    ended = {"succeeded": Status.SUCCEEDED, "failed": Status.FAILED, "canceled": Status.CANCELED}
+    return ended.get(event.outcome or "") or _TRAINING_GOING.get(_norm(event.status), Status.INFO)
 
 
 def _window(event: DataDriftDetected) -> str:

@@ -697,7 +697,7 @@ async def test_a_retrains_card_names_the_azure_ml_experiment_its_job_runs_in(
         return next((m for m in slack_messages(loop, "ml-models") if f"/{job_name}" in m.text), None)
 
     shown = await eventually(card)
-    await eventually(lambda: "Running" in blocks_text(card()))
+    await eventually(lambda: card().text.startswith("Running: "))  # the card's own status, not Info
     assert f"Training run model-x-train/{job_name}" in card().text
     text = blocks_text(card())
     assert "Experiment" in text and "model-x-train" in text and "train-model-x" not in text, text

@@ -603,6 +603,24 @@ def test_a_training_card_gives_azure_mls_status_only_while_the_run_goes_on() -> 
         assert "Status" not in [label for label, _ in facts(ended)]
 
 
+def test_a_training_card_reads_queued_or_running_while_the_job_waits_or_runs() -> None:
+    def drawn(status: str) -> tuple[Status, list[tuple[str, str]]]:
+        card = render(apply(training(status, 0))[0])
+        return card.status, [(f.label, f.value) for f in card.facts if f.label == "Status"]
+
+    # as Handoff's polling and Azure ML's events name where the job is
+    assert drawn("Queued") == (Status.QUEUED, [])
+    assert drawn("Preparing") == (Status.QUEUED, [("Status", "Preparing")])
+    assert drawn("Running") == (Status.RUNNING, [])
+    assert drawn("running") == (Status.RUNNING, [])
+    assert drawn("Finalizing") == (Status.RUNNING, [("Status", "Finalizing")])
+    assert drawn("CancelRequested") == (Status.CANCELED, [("Status", "CancelRequested")])
+    assert drawn("Completed") == (Status.SUCCEEDED, [])
+    assert drawn("Failed") == (Status.FAILED, [])
+    assert drawn("Canceled") == (Status.CANCELED, [])
+    assert drawn("NotResponding") == (Status.INFO, [("Status", "NotResponding")])
+
+
 def test_a_training_failure_is_told_once_whichever_of_its_events_come_and_calls_on_who_asked() -> None:
     alice = Person(name="Alice Wong", email="alice@contoso.com")
     # Handoff's polling of the run alice asked for, then Azure ML's RunStatusChanged and the polling's failure
