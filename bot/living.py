@@ -233,6 +233,8 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
         _merge_run_state(new, event)
         if event.for_model and not new.get("for_model"):
             new["for_model"] = event.for_model
+        if event.canceled_by and not new.get("canceled_by"):
+            new["canceled_by"] = event.canceled_by  # shown while the card reads canceled
         if event.started_at and not new.get("started_at"):
             new["started_at"] = _iso(event.started_at)
         if event.finished_at and new["state"] == "completed":
@@ -324,7 +326,7 @@ def _run_goes_on(run: State, event: RunStateChanged, at: str) -> bool:
 def _reopen_run(run: State, at: str) -> None:
     """The run goes on in a newer attempt: its end, and what the thread was told of it, are the last attempt's."""
     run.update(state="inprogress", result=None, going_at=at, failures_announced=[])
-    for key in ("completed_at", "finished_at", "failed_stage"):
+    for key in ("completed_at", "finished_at", "failed_stage", "canceled_by"):
         run.pop(key, None)
 
 
@@ -408,7 +410,12 @@ def _run_title(state: State) -> str:
 
 def _render_run(state: State) -> Card:
     status = _run_status(state)
-    summary = {Status.FAILED: _failed_at(state), Status.WAITING: "Waiting for approval"}.get(status, "")
+    canceled = f"Canceled by {state['canceled_by']}" if state.get("canceled_by") else ""
+    summary = {
+        Status.FAILED: _failed_at(state),
+        Status.WAITING: "Waiting for approval",
+        Status.CANCELED: canceled,
+    }.get(status, "")
     facts = [Fact("Pipeline", state["pipeline"]), Fact("Run", state.get("run_name") or str(state["run_id"]))]
     if state.get("for_model"):
         facts.append(Fact("Model", state["for_model"]))

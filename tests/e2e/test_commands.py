@@ -28,6 +28,7 @@ from bot.routing import DEFAULT_FILTERS, Filters, Subscription
 from bot.runner import REFUSED_POLLS, job_name
 from bot.stored_events import event_from_json
 from tests.e2e.conftest import (
+    TEAMS_CHANNELS,
     Loop,
     Person,
     blocks_text,
@@ -478,6 +479,15 @@ async def cancel(person: Person) -> None:
     assert ado_run.cancel_requested.is_set()  # Azure DevOps was asked before Handoff answered
     await eventually(lambda: ado_run.result == "canceled")
     await person.say(f"cancel {run.id}", "is no longer running (canceled)")
+
+    def run_card() -> str | None:  # the card itself, not its thread, says who canceled the run
+        if person.platform == "slack":
+            shown = [blocks_text(m) for m in slack_messages(person.loop, person.channel) if m.by_bot]
+        else:
+            shown = [card_text(p) for p in teams_posts(person.loop, TEAMS_CHANNELS[person.channel])]
+        return next((t for t in shown if f"integrate-app-y {ado_run.name}" in t and "Canceled by Bob Chen" in t), None)
+
+    await eventually(run_card)
 
 
 async def subscribe(person: Person) -> None:

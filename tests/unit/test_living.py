@@ -66,6 +66,18 @@ def stage(name: str, state: str, result: str | None = None, at: int = 0) -> Stag
     )
 
 
+def polled(state: str, result: str | None = None, at: int = 0) -> RunStateChanged:
+    """The run as Handoff's polling of a run it started tells it: learned at ``at``, with no stamp of Azure
+    DevOps' own (see :func:`bot.pipeline_runs.pipeline_run_event`)."""
+    return replace(
+        run(state, result, at),
+        event_id=f"handoff-poll:{state}:{result}",
+        created_at=None,
+        started_at=None,
+        finished_at=None,
+    )
+
+
 def apply(*events: object) -> tuple[dict, list[Card]]:
     state = None
     replies: list[Card] = []
@@ -311,24 +323,37 @@ def test_a_rerun_seen_only_by_its_end_counts_and_a_second_report_of_one_end_does
     assert render(state).status is Status.FAILED and len(replies) == 1
 
 
+def test_a_run_canceled_from_chat_says_who_canceled_it_until_a_rerun_takes_it_on() -> None:
+    # Handoff canceled it for Bob (its own event, unstamped), then Azure DevOps' events and the polling end it
+    canceling = replace(polled("canceling", at=30), event_id="handoff-cancel", canceled_by="Bob Chen")
+    going = (run("inProgress"), stage("Build", "running", at=10))
+    for ended in (run("completed", "canceled", at=40), polled("completed", "canceled", at=45)):
+        state, replies = apply(*going, canceling, ended)
+        assert (render(state).status, render(state).summary, replies) == (Status.CANCELED, "Canceled by Bob Chen", [])
+    assert (render(apply(*going, canceling)[0]).summary) == "Canceled by Bob Chen"  # before it has ended
+    # Azure DevOps' own cancel, and a cancel that came after the run succeeded, name nobody
+    assert render(apply(*going, run("completed", "canceled", at=40))[0]).summary == ""
+    succeeded, _ = apply(*going, run("completed", "succeeded", at=25), canceling)
+    assert (render(succeeded).status, render(succeeded).summary) == (Status.SUCCEEDED, "")
+    # a rerun is no longer the canceled attempt
+    rerun, _ = apply(*going, canceling, run("completed", "canceled", at=40), run("inProgress", at=100))
+    assert (render(rerun).status, render(rerun).summary) == (Status.RUNNING, "")
+    state, _ = apply(
+        *going,
+        canceling,
+        run("completed", "canceled", at=40),
+        run("inProgress", at=100),
+        run("completed", "canceled", at=160),
+    )
+    assert (render(state).status, render(state).summary) == (Status.CANCELED, "")
+
+
 def test_only_events_azure_devops_stamped_take_a_completed_run_or_stage_on() -> None:
     polled = replace(run("inProgress", at=100), event_id="handoff-poll", created_at=None)
     unstamped = replace(stage("Integration tests", "inProgress", at=101), created_at=None)
     state, _ = apply(*FIRST_ATTEMPT)
     for late in (polled, unstamped):
         assert not merge(state, late).changed
-
-
-def polled(state: str, result: str | None = None, at: int = 0) -> RunStateChanged:
-    """The run as Handoff's polling of a run it started tells it: learned at ``at``, with no stamp of Azure
-    DevOps' own (see :func:`bot.pipeline_runs.pipeline_run_event`)."""
-    return replace(
-        run(state, result, at),
-        event_id=f"handoff-poll:{state}:{result}",
-        created_at=None,
-        started_at=None,
-        finished_at=None,
-    )
 
 
 def test_a_rerun_of_a_run_whose_end_handoff_learned_by_polling_takes_its_card_on_and_is_told_again() -> None:
