@@ -181,6 +181,8 @@ class RunStateChanged(DomainEvent):
     # Handoff makes of a run it polls. Only a stamped event can tell a newer attempt (a retried stage) from
     # a late event of an earlier one: hooks number no attempts.
     created_at: datetime | None = None
+    # the person who canceled the run from chat, when Handoff canceled it for them (hooks do not say who did)
+    canceled_by: str | None = None
 
     @property
     def outcome(self) -> str | None:

@@ -233,6 +233,8 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
         _merge_run_state(new, event)
         if event.for_model and not new.get("for_model"):
             new["for_model"] = event.for_model
+        if event.canceled_by and not new.get("canceled_by"):
+            new["canceled_by"] = event.canceled_by  # shown while the card reads canceled
         if event.started_at and not new.get("started_at"):
             new["started_at"] = _iso(event.started_at)
         if event.finished_at and new["state"] == "completed":
@@ -290,6 +292,10 @@ def _merge_run_state(new: State, event: RunStateChanged) -> None:
         _reopen_run(new, at)
     elif RUN_STATE_RANK.get(state, 0) < RUN_STATE_RANK.get(new["state"], 0) or new["state"] == "completed":
         return
+    if state == "completed" and not at:
+        # a completion Azure DevOps did not stamp (Handoff's own polling) is dated by when Handoff learned of it:
+        # the finished attempt's events were all created before then, and a rerun's after
+        at = _utc_iso(event.occurred_at)
     _move(new, state, event.result, at)
 
 
@@ -320,7 +326,7 @@ def _run_goes_on(run: State, event: RunStateChanged, at: str) -> bool:
 def _reopen_run(run: State, at: str) -> None:
     """The run goes on in a newer attempt: its end, and what the thread was told of it, are the last attempt's."""
     run.update(state="inprogress", result=None, going_at=at, failures_announced=[])
-    for key in ("completed_at", "finished_at", "failed_stage"):
+    for key in ("completed_at", "finished_at", "failed_stage", "canceled_by"):
         run.pop(key, None)
 
 
@@ -404,7 +410,12 @@ def _run_title(state: State) -> str:
 
 def _render_run(state: State) -> Card:
     status = _run_status(state)
-    summary = {Status.FAILED: _failed_at(state), Status.WAITING: "Waiting for approval"}.get(status, "")
+    canceled = f"Canceled by {state['canceled_by']}" if state.get("canceled_by") else ""
+    summary = {
+        Status.FAILED: _failed_at(state),
+        Status.WAITING: "Waiting for approval",
+        Status.CANCELED: canceled,
+    }.get(status, "")
     facts = [Fact("Pipeline", state["pipeline"]), Fact("Run", state.get("run_name") or str(state["run_id"]))]
     if state.get("for_model"):
         facts.append(Fact("Model", state["for_model"]))
@@ -842,11 +853,10 @@ def _single_card(event: DomainEvent) -> Card:
             context=f"Azure ML · {_workspace(event.scope)}",
         )
     if isinstance(event, TrainingRunFinished):
-        status = {"succeeded": Status.SUCCEEDED, "failed": Status.FAILED, "canceled": Status.CANCELED}.get(
-            event.outcome or "", Status.INFO
-        )
+        status = _training_status(event)
         facts = [Fact("Experiment", event.experiment_name), Fact("Run", event.run_id)]
-        if status is Status.INFO:  # still going: Azure ML's word for where it is (an ended run's is the card's)
+        if event.outcome is None and _norm(event.status) != _norm(status.label):
+            # still going: Azure ML's word for where it is, where it says more than the card's status
             facts.append(Fact("Status", event.status))
         return Card(
             title=f"Training run {event.experiment_name}/{event.run_id}",
@@ -906,6 +916,26 @@ def _single_card(event: DomainEvent) -> Card:
             context=f"Azure DevOps · {event.scope}",
         )
     return Card(title=event.text or event.kind, links=links)
+
+
+# Azure ML's job statuses (JobStatus) of a job that has not ended, as the card shows them; any other (NotResponding,
+# Paused, Unknown) reads Info, with Azure ML's word beside it.
+_TRAINING_GOING = {
+    "notstarted": Status.QUEUED,
+    "starting": Status.QUEUED,
+    "provisioning": Status.QUEUED,
+    "preparing": Status.QUEUED,
+    "queued": Status.QUEUED,
+    "running": Status.RUNNING,
+    "finalizing": Status.RUNNING,
+    "cancelrequested": Status.CANCELED,  # as a pipeline run that is canceling reads
+}
+
+
+def _training_status(event: TrainingRunFinished) -> Status:
+    """Where a training job stands: how it ended, else whether it waits to run or runs."""
+    ended = {"succeeded": Status.SUCCEEDED, "failed": Status.FAILED, "canceled": Status.CANCELED}
+    return ended.get(event.outcome or "") or _TRAINING_GOING.get(_norm(event.status), Status.INFO)
 
 
 def _window(event: DataDriftDetected) -> str:

@@ -31,7 +31,7 @@ from bot.clock import Clock
 from bot.commands import COMMANDS_BY_VERB, ParsedCommand, UsageError, parse, run_number
 from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, TrainingRunFinished
-from bot.ingest import Ingest
+from bot.ingest import Ingest, IngestFailed
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
 from bot.pipeline_runs import RELEASE_KEY_PREFIX, model_of, organization_name, pipeline_run_event, run_card_key
 from bot.policy import Policy, Verdict
@@ -405,6 +405,7 @@ class CommandRunner:
             details={**found.details, "canceled_by": canceled_by, "canceled_at": now.isoformat()},
         )
         await self._audit(request, command, f"canceled run {run_id} ({described(found)}), asked for by {asker(found)}")
+        await self._show_canceled(found, by)
         told = await self._tell_canceled(found, request.user)
         answer = f"Canceling run {run_id} ({described(found)})."
         # the run's card tells its channel who canceled it; an answer there too would say it twice
@@ -436,6 +437,23 @@ class CommandRunner:
         roles = ", ".join(self.policy.approver_roles(gate)) if gate is not None else ""
         who = f"{asker(run)}, whose approval started it," + (f" or people in {roles}" if roles else "")
         return Verdict.refuse(f"Only {who} may cancel it.")
+
+    async def _show_canceled(self, run: CommandRun, by: str) -> None:
+        """Put who canceled ``run`` on its card: an Azure DevOps run's card reads canceled, by ``by``, from now on
+        (Azure DevOps' own events of the run do not say who canceled it)."""
+        project, pipeline = run.details.get("project"), run.details.get("pipeline")
+        if run.details.get("service") != "azure-devops" or not run.backend_run_id or not project or not pipeline:
+            return
+        url = str(run.details.get("url") or "") or None
+        started = StartedRun(run.backend_run_id, str(run.details.get("name") or run.backend_run_id), url)
+        shown = pipeline_run_event(
+            organization_name(self.settings), self.clock.now(), str(project), str(pipeline), None, started
+        )
+        canceling = replace(shown, event_id=f"handoff-cancel:{run.backend_run_id}", state="canceling", canceled_by=by)
+        try:
+            await self.ingest.accept(_by_asker(canceling, run))
+        except IngestFailed as error:  # the run is canceled all the same; its card and thread still tell it
+            log.warning("run %s: could not show who canceled it on its card: %s", run.id, error)
 
     async def _tell_canceled(self, run: CommandRun, by: ChatUser) -> bool:
         """Tell the thread of the run's card, wherever it is shown, who canceled the run (calling on the person

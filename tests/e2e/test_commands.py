@@ -28,6 +28,7 @@ from bot.routing import DEFAULT_FILTERS, Filters, Subscription
 from bot.runner import REFUSED_POLLS, job_name
 from bot.stored_events import event_from_json
 from tests.e2e.conftest import (
+    TEAMS_CHANNELS,
     Loop,
     Person,
     blocks_text,
@@ -479,6 +480,15 @@ async def cancel(person: Person) -> None:
     await eventually(lambda: ado_run.result == "canceled")
     await person.say(f"cancel {run.id}", "is no longer running (canceled)")
 
+    def run_card() -> str | None:  # the card itself, not its thread, says who canceled the run
+        if person.platform == "slack":
+            shown = [blocks_text(m) for m in slack_messages(person.loop, person.channel) if m.by_bot]
+        else:
+            shown = [card_text(p) for p in teams_posts(person.loop, TEAMS_CHANNELS[person.channel])]
+        return next((t for t in shown if f"integrate-app-y {ado_run.name}" in t and "Canceled by Bob Chen" in t), None)
+
+    await eventually(run_card)
+
 
 async def subscribe(person: Person) -> None:
     answer = await person.say("subscribe events=run outcomes=failed", "Subscribed this channel (subscription")
@@ -697,7 +707,7 @@ async def test_a_retrains_card_names_the_azure_ml_experiment_its_job_runs_in(
         return next((m for m in slack_messages(loop, "ml-models") if f"/{job_name}" in m.text), None)
 
     shown = await eventually(card)
-    await eventually(lambda: "Running" in blocks_text(card()))
+    await eventually(lambda: card().text.startswith("Running: "))  # the card's own status, not Info
     assert f"Training run model-x-train/{job_name}" in card().text
     text = blocks_text(card())
     assert "Experiment" in text and "model-x-train" in text and "train-model-x" not in text, text

@@ -66,6 +66,18 @@ def stage(name: str, state: str, result: str | None = None, at: int = 0) -> Stag
     )
 
 
+def polled(state: str, result: str | None = None, at: int = 0) -> RunStateChanged:
+    """The run as Handoff's polling of a run it started tells it: learned at ``at``, with no stamp of Azure
+    DevOps' own (see :func:`bot.pipeline_runs.pipeline_run_event`)."""
+    return replace(
+        run(state, result, at),
+        event_id=f"handoff-poll:{state}:{result}",
+        created_at=None,
+        started_at=None,
+        finished_at=None,
+    )
+
+
 def apply(*events: object) -> tuple[dict, list[Card]]:
     state = None
     replies: list[Card] = []
@@ -311,12 +323,66 @@ def test_a_rerun_seen_only_by_its_end_counts_and_a_second_report_of_one_end_does
     assert render(state).status is Status.FAILED and len(replies) == 1
 
 
+def test_a_run_canceled_from_chat_says_who_canceled_it_until_a_rerun_takes_it_on() -> None:
+    # Handoff canceled it for Bob (its own event, unstamped), then Azure DevOps' events and the polling end it
+    canceling = replace(polled("canceling", at=30), event_id="handoff-cancel", canceled_by="Bob Chen")
+    going = (run("inProgress"), stage("Build", "running", at=10))
+    for ended in (run("completed", "canceled", at=40), polled("completed", "canceled", at=45)):
+        state, replies = apply(*going, canceling, ended)
+        assert (render(state).status, render(state).summary, replies) == (Status.CANCELED, "Canceled by Bob Chen", [])
+    assert (render(apply(*going, canceling)[0]).summary) == "Canceled by Bob Chen"  # before it has ended
+    # Azure DevOps' own cancel, and a cancel that came after the run succeeded, name nobody
+    assert render(apply(*going, run("completed", "canceled", at=40))[0]).summary == ""
+    succeeded, _ = apply(*going, run("completed", "succeeded", at=25), canceling)
+    assert (render(succeeded).status, render(succeeded).summary) == (Status.SUCCEEDED, "")
+    # a rerun is no longer the canceled attempt
+    rerun, _ = apply(*going, canceling, run("completed", "canceled", at=40), run("inProgress", at=100))
+    assert (render(rerun).status, render(rerun).summary) == (Status.RUNNING, "")
+    state, _ = apply(
+        *going,
+        canceling,
+        run("completed", "canceled", at=40),
+        run("inProgress", at=100),
+        run("completed", "canceled", at=160),
+    )
+    assert (render(state).status, render(state).summary) == (Status.CANCELED, "")
+
+
 def test_only_events_azure_devops_stamped_take_a_completed_run_or_stage_on() -> None:
     polled = replace(run("inProgress", at=100), event_id="handoff-poll", created_at=None)
     unstamped = replace(stage("Integration tests", "inProgress", at=101), created_at=None)
     state, _ = apply(*FIRST_ATTEMPT)
     for late in (polled, unstamped):
         assert not merge(state, late).changed
+
+
+def test_a_rerun_of_a_run_whose_end_handoff_learned_by_polling_takes_its_card_on_and_is_told_again() -> None:
+    ended = (
+        polled("inProgress"),
+        stage("Integration tests", "completed", "failed", at=20),
+        replace(polled("completed", "failed", at=30), failing_stage="Integration tests"),
+    )
+    failed, replies = apply(*ended)
+    assert render(failed).status is Status.FAILED and len(replies) == 1
+    # the finished attempt's events, arriving late, leave it failed (filling in only what the polls left out)
+    for late in (
+        run("inProgress", at=5),
+        stage("Integration tests", "inProgress", at=15),
+        run("completed", "failed", at=25),
+    ):
+        merged = merge(failed, late)
+        assert (render(merged.state).status, render(merged.state).summary, merged.replies) == (
+            Status.FAILED,
+            "Failed at stage Integration tests",
+            [],
+        )
+    # "Rerun failed stages": its first event takes the card back to running, and its failure is told again
+    going, _ = apply(*ended, run("inProgress", at=100))
+    assert (render(going).status, render(going).summary) == (Status.RUNNING, "")
+    failed_again = (stage("Integration tests", "completed", "failed", at=150), run("completed", "failed", at=160))
+    state, replies = apply(*ended, run("inProgress", at=100), *failed_again)
+    assert render(state).status is Status.FAILED
+    assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in stage Integration tests"] * 2
 
 
 @st.composite
@@ -560,6 +626,24 @@ def test_a_training_card_gives_azure_mls_status_only_while_the_run_goes_on() -> 
     assert ("Status", "Preparing") in facts("Preparing")  # more than the card's own status says
     for ended in ("Completed", "Failed", "Canceled"):  # the card's status says it
         assert "Status" not in [label for label, _ in facts(ended)]
+
+
+def test_a_training_card_reads_queued_or_running_while_the_job_waits_or_runs() -> None:
+    def drawn(status: str) -> tuple[Status, list[tuple[str, str]]]:
+        card = render(apply(training(status, 0))[0])
+        return card.status, [(f.label, f.value) for f in card.facts if f.label == "Status"]
+
+    # as Handoff's polling and Azure ML's events name where the job is
+    assert drawn("Queued") == (Status.QUEUED, [])
+    assert drawn("Preparing") == (Status.QUEUED, [("Status", "Preparing")])
+    assert drawn("Running") == (Status.RUNNING, [])
+    assert drawn("running") == (Status.RUNNING, [])
+    assert drawn("Finalizing") == (Status.RUNNING, [("Status", "Finalizing")])
+    assert drawn("CancelRequested") == (Status.CANCELED, [("Status", "CancelRequested")])
+    assert drawn("Completed") == (Status.SUCCEEDED, [])
+    assert drawn("Failed") == (Status.FAILED, [])
+    assert drawn("Canceled") == (Status.CANCELED, [])
+    assert drawn("NotResponding") == (Status.INFO, [("Status", "NotResponding")])
 
 
 def test_a_training_failure_is_told_once_whichever_of_its_events_come_and_calls_on_who_asked() -> None:
