@@ -279,7 +279,7 @@ def create_app(
     app[BODY_LIMITS] = limits
     app[STORE] = store
     app[METRICS] = metrics or Metrics()
-    add_health_routes(app)
+    add_health_routes(app, handoff.clock if handoff is not None else None)
     add_app_pages(app)  # the Teams package links its about, privacy and terms pages here
     if handoff is not None:
         app[HANDOFF] = handoff

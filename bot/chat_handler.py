@@ -84,11 +84,6 @@ def _as_typed(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _same_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
-    """Filters in one normal form, for telling a subscription already made: lists as sets, settings as typed."""
-    return {k: frozenset(v) if isinstance(v, list) else v for k, v in filters.items() if v not in ([], {}, None)}
-
-
 def _typed_filters(options: Mapping[str, str]) -> dict[str, Any]:
     """``subscribe``'s options as a subscription's filters: lists split at commas, ``tags.<key>`` options
     gathered under ``tags``, a text pattern whole (a comma may be part of it), a setting as it is."""
@@ -294,15 +289,17 @@ class ChatHandler:
             return Reply(f"Those filters don't work: {error}")
         if dry_run:
             return await self._dry_run(request, filters)
-        for existing in await self.store.list_subscriptions(request.conversation):
-            if _same_filters(existing.filters) == _same_filters(filters):
-                return Reply(
-                    f"{_here(request).capitalize()} has that subscription already (subscription {existing.id}): "
-                    f"{_described(existing.filters) or 'everything'}. Nothing was added."
-                )
-        subscription_id = await self.store.add_subscription(
+        # the store tells a subscription already made (by anyone, even at this very moment)
+        subscription_id, added = await self.store.add_subscription(
             StoredSubscription(request.conversation, filters, request.user.display, self.clock.now())
         )
+        if not added:
+            stored = await self.store.list_subscriptions(request.conversation)
+            made = next((s.filters for s in stored if s.id == subscription_id), filters)  # as it was written then
+            return Reply(
+                f"{_here(request).capitalize()} has that subscription already (subscription {subscription_id}): "
+                f"{_described(made) or 'everything'}. Nothing was added."
+            )
         self.ingest.forget_subscriptions()
         await self._audit(request, command.canonical, f"subscription {subscription_id}")
         shown = _described(filters)

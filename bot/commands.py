@@ -143,7 +143,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "models": "model name globs",
             "tags.<key>": "a glob for the value of a model's (or deployment's) tag, e.g. tags.stage=prod*",
             "actors_include": "only what these people did (emails; me is you), e.g. runs they asked for",
-            "actors_exclude": "not what these people did, e.g. me: skip your own runs and registrations",
+            "actors_exclude": "not what these people did, e.g. me: skip your own runs, registrations and gates",
             "text_include": "only events whose message matches this regular expression (RE2, any case), e.g. gpu|cuda",
             "text_exclude": 'not events whose message matches this one; quote one with spaces: text_exclude="dry run"',
             "repeat_limit": "at most one new card for the same thing in this long, e.g. 30m; repeats go in its thread",

@@ -252,7 +252,11 @@ class AuditLog(Protocol):
 
 
 class SubscriptionStore(Protocol):
-    async def add_subscription(self, subscription: StoredSubscription) -> int: ...
+    async def add_subscription(self, subscription: StoredSubscription) -> tuple[int, bool]:
+        """Store ``subscription`` unless its conversation has one with the same filters
+        (:attr:`StoredSubscription.filters_key`), even one stored at the same moment by another replica:
+        ``(its id, True)`` when it was added, ``(the one already there's id, False)`` otherwise."""
+        ...
 
     async def list_subscriptions(self, conversation: ConversationAddress | None = None) -> list[StoredSubscription]: ...
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -175,6 +178,17 @@ class AuditEntry:
     id: int | None = None
 
 
+def subscription_filters_key(filters: Mapping[str, Any]) -> str:
+    """What makes two subscriptions of one conversation the same, as a short key: their filters in one normal
+    form (a list as the set of its values, an empty filter as none given)."""
+    normal = {
+        key: sorted({json.dumps(v, sort_keys=True) for v in value}) if isinstance(value, list) else value
+        for key, value in filters.items()
+        if value not in ([], {}, None)
+    }
+    return hashlib.sha256(json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class StoredSubscription:
     """A subscription made from chat (configured ones live in the YAML file)."""
@@ -185,6 +199,12 @@ class StoredSubscription:
     created_at: datetime
     muted_until: datetime | None = None
     id: int | None = None
+
+    @property
+    def filters_key(self) -> str:
+        """Its filters in one normal form: a conversation has one subscription for each
+        (:func:`subscription_filters_key`)."""
+        return subscription_filters_key(self.filters)
 
 
 @dataclass(frozen=True)

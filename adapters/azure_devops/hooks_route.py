@@ -213,8 +213,9 @@ class ServiceHookRoute:
 
     async def _with_approval_run_facts(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         """A pipeline approval with what its hook does not carry of its run (the Build API's, read once per
-        run): the branch it built, so that ``branches=`` matches gates, and the model version it was started
-        for, where its pipeline is configured with one, so that the gate's card names it."""
+        run): the branch it built, so that ``branches=`` matches gates; for a pending approval, who asked for
+        the run (its actor), so that actor filters apply to gates; and the model version it was started for,
+        where its pipeline is configured with one, so that the gate's card names it."""
         run = event.run
         if self._run_facts is None or run is None or event.approval_kind != "pipeline":
             return event
@@ -222,17 +223,26 @@ class ServiceHookRoute:
         if not project:
             return event
         wants_model = not event.for_model and self._takes_model(project, run)
+        wants_actor = isinstance(event, ApprovalPending) and event.actor is None
         left = deadline - asyncio.get_running_loop().time()
-        if (run.branch and not wants_model) or left <= 0:
+        if left <= 0:
+            return event
+        # a run whose branch is known is asked about only where its requester decides where the gate goes
+        if run.branch and not wants_model and not (wants_actor and await self._decided_by_actor(event)):
             return event
         status = await self._run_facts.of(project, run.run_id, left)
         if status is None:
-            return event
+            return event  # it goes as it would have: an unknown requester, no branch, no model named
         if status.branch and not run.branch:
             event = replace(event, run=replace(run, branch=status.branch))
+        if wants_actor and status.requested_by is not None:
+            event = replace(event, actor=status.requested_by)
         if wants_model:
             event = replace(event, for_model=self._model_of(project, run, status))
         return event
+
+    async def _decided_by_actor(self, event: DomainEvent) -> bool:
+        return self._depends_on_actor is not None and await self._depends_on_actor(event)
 
     async def _with_handoff(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         """The approval with Handoff's own identity, which may give one approval at most (or none: it is barred
@@ -327,7 +337,9 @@ def add_azure_devops_hooks(
             answer is kept). It may raise; the approval is then kept as it is.
         depends_on_actor: whether who did an event may decide where it goes. Where it may and a run's or
             stage's hook does not say who asked for the run, ``run_details`` is asked (once per run, within
-            :data:`REQUESTER_TIMEOUT`); without an answer the event goes where it would have gone.
+            :data:`REQUESTER_TIMEOUT`); without an answer the event goes where it would have gone. A pending
+            pipeline approval goes as the person who asked for its run, read the same way (within the
+            approval's lookups' time, and whenever its run is read for its branch or model version anyway).
         model_pipelines: the pipelines the configuration starts with a model version in their parameters. A
             run's event and a pipeline approval of one name that version (``for_model``), read from the run's
             ``templateParameters`` through ``run_details`` (once per run, within :data:`REQUESTER_TIMEOUT`

@@ -217,12 +217,16 @@ def _pipeline_approval(kind: type[ApprovalEvent]) -> Parser:
         approvers = _approvers(approval)
         environment = checked.text("name") if (checked.text("type") or "environment") == "environment" else None
         completed = kind is ApprovalCompleted
+        status = approval.text("status") or ("completed" if completed else "pending")
+        # the actor of a completion is who decided it (a timeout or a cancel is nobody's doing); a pending
+        # approval's is who asked for the run, which its hook does not say (the route asks the Build API)
+        decided = completed and status.lower() in ("approved", "rejected")
         return [
             kind(
-                **ctx.base(project=project, actor=_decided_by(approval) if completed else None, web_url=web_url),
+                **ctx.base(project=project, actor=_decided_by(approval) if decided else None, web_url=web_url),
                 approval_id=approval.require_id("id"),
                 approval_kind="pipeline",
-                status=approval.text("status") or ("completed" if completed else "pending"),
+                status=status,
                 run=_approval_run(ctx, project, resource, approval),
                 stage_name=resource.text("stageName") or stage.text("name"),
                 stage_display_name=stage.text("displayName") or "",
@@ -244,13 +248,15 @@ def _release_approval(kind: type[ApprovalEvent]) -> Parser:
         release = resource.obj("release") or approval.obj("release")
         status = approval.text("status") or "pending"
         approver = person(approval.obj("approver"))
+        requester = person(release.obj("createdBy"))
         completed = kind is ApprovalCompleted
         project = ctx.project(resource.obj("project").text("name"))
         return [
             kind(
                 **ctx.base(
                     project=project,
-                    actor=person(approval.obj("approvedBy")) if completed else None,
+                    # who decided a completed approval; who created the release for a pending one
+                    actor=person(approval.obj("approvedBy")) if completed else requester,
                     web_url=release.href("web"),
                 ),
                 approval_id=approval.require_id("id"),
@@ -267,7 +273,7 @@ def _release_approval(kind: type[ApprovalEvent]) -> Parser:
                 )
                 if approver
                 else (),
-                requester=person(release.obj("createdBy")),
+                requester=requester,
                 created_at=approval.time("createdOn"),
             )
         ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from adapters.sql.base import SqlBase, address, must_utc, utc
 from adapters.sql.engine import run_read
@@ -24,22 +26,43 @@ def _subscription(row: Any) -> StoredSubscription:
     )
 
 
+# the unique index a conversation's subscriptions are told apart by (their filters in one normal form)
+_SAME_SUBSCRIPTION = ["platform", "conversation_id", "filters_key"]
+
+
 class SqlSubscriptionStore(SqlBase):
-    async def add_subscription(self, subscription: StoredSubscription) -> int:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert(subscriptions)
-                .values(
-                    platform=subscription.conversation.platform,
-                    conversation_id=subscription.conversation.conversation_id,
-                    filters=subscription.filters,
-                    created_by=subscription.created_by,
-                    created_at=subscription.created_at,
-                    muted_until=subscription.muted_until,
-                )
-                .returning(subscriptions.c.id)
+    async def add_subscription(self, subscription: StoredSubscription) -> tuple[int, bool]:
+        key = subscription.filters_key
+        make = postgresql_insert if self.is_postgres else sqlite_insert
+        adding = (
+            make(subscriptions)
+            .values(
+                platform=subscription.conversation.platform,
+                conversation_id=subscription.conversation.conversation_id,
+                filters=subscription.filters,
+                created_by=subscription.created_by,
+                created_at=subscription.created_at,
+                muted_until=subscription.muted_until,
+                filters_key=key,
             )
-            return int(result.scalar_one())
+            .on_conflict_do_nothing(index_elements=_SAME_SUBSCRIPTION)
+            .returning(subscriptions.c.id)
+        )
+        same = select(subscriptions.c.id).where(
+            subscriptions.c.platform == subscription.conversation.platform,
+            subscriptions.c.conversation_id == subscription.conversation.conversation_id,
+            subscriptions.c.filters_key == key,
+        )
+        while True:
+            async with self.engine.begin() as conn:
+                added = (await conn.execute(adding)).scalar_one_or_none()
+                if added is not None:
+                    return int(added), True
+                # (a conflict waited for the other transaction to commit: its row is there to read)
+                existing = (await conn.execute(same)).scalar_one_or_none()
+                if existing is not None:
+                    return int(existing), False
+            # removed between the two statements: try again
 
     async def list_subscriptions(self, conversation: ConversationAddress | None = None) -> list[StoredSubscription]:
         query = select(subscriptions).order_by(subscriptions.c.id)

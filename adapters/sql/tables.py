@@ -155,6 +155,10 @@ subscriptions = Table(
     Column("created_by", String(400), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("muted_until", DateTime(timezone=True), nullable=True),
+    # StoredSubscription.filters_key: one subscription per conversation and filters, whoever stores it when
+    # (null for a duplicate stored before the key existed)
+    Column("filters_key", String(64), nullable=True),
+    Index("ix_subscriptions_conversation_filters", "platform", "conversation_id", "filters_key", unique=True),
 )
 
 conversations = Table(

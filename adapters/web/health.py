@@ -10,9 +10,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import __version__
+from bot.clock import Clock, SystemClock
 from bot.metrics import Metrics
 from bot.ports import Store
 from bot.records import DeliveryState
+from bot.trouble import FailureStreak
 
 log = logging.getLogger("handoff.web")
 
@@ -23,6 +25,8 @@ COUNT_TIMEOUT_SECONDS = 2.0
 
 STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", Metrics)
+# scrapes that could not count the outbox in a row: the log hears when it starts and when it ends, not of each
+OUTBOX_COUNT_FAILURES = web.AppKey("outbox_count_failures", FailureStreak)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -42,20 +46,28 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     registry = request.app[METRICS]
+    failures = request.app[OUTBOX_COUNT_FAILURES]
     try:
         async with asyncio.timeout(COUNT_TIMEOUT_SECONDS):
             # pending and dead only: the sent ones are most of the table (handoff_delivery_seconds counts them)
             registry.deliveries_counted(await request.app[STORE].count_deliveries(UNDELIVERED))
     except Exception as exc:  # the other metrics are still worth scraping; the gauge keeps its last reading
         registry.deliveries_not_counted()
-        log.warning("metrics: the outbox could not be counted (%s)", type(exc).__name__)
+        failures.failed(exc)  # (the wait it returns is for loops: Prometheus decides when to scrape again)
+    else:
+        failures.succeeded()
     body = generate_latest(registry.registry)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
 
 
-def add_health_routes(app: web.Application) -> None:
+def add_health_routes(app: web.Application, clock: Clock | None = None) -> None:
+    """Register ``/healthz``, ``/readyz`` and ``/metrics`` on ``app`` (which holds the store and the metrics);
+    ``clock`` times a run of scrapes that could not count the outbox, for the log."""
+    app[OUTBOX_COUNT_FAILURES] = FailureStreak(
+        log, "metrics: counting the outbox", clock or SystemClock(), recovered="counted again"
+    )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

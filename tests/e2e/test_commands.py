@@ -1179,6 +1179,30 @@ async def test_an_option_given_twice_starts_nothing(loop: Loop, platform: str) -
     assert await loop.server.store.list_command_runs(None, 10) == []
 
 
+async def test_the_same_subscribe_twice_at_once_subscribes_the_channel_once(loop: Loop) -> None:
+    """A double click (or bob and carol at the same moment): one subscription, so each event is posted once."""
+    slack = loop.suite.slack
+    typed = [
+        ("bob", "subscribe events=run,approval pipelines=integrate-*"),
+        ("bob", "subscribe events=run,approval pipelines=integrate-*"),
+        ("carol", "subscribe pipelines=integrate-* events=approval,run"),
+    ]
+    await asyncio.gather(
+        *(slack.send_slash_command("/handoff", text, channel="app-releases", user=user) for user, text in typed)
+    )
+
+    def answers() -> list[str] | None:
+        posted = [m.text for m in slack_messages(loop, "app-releases") if m.by_bot]
+        told = [m.text for user in ("bob", "carol") for m in slack.state.ephemeral_for(slack.world.user(user).id)]
+        found = [a for a in posted + told if "subscription" in a]
+        return found if len(found) == len(typed) else None
+
+    said = await eventually(answers)
+    [subscription] = await loop.server.store.list_subscriptions()
+    assert sum(f"Subscribed this channel (subscription {subscription.id})" in a for a in said) == 1
+    assert sum(f"has that subscription already (subscription {subscription.id})" in a for a in said) == 2
+
+
 @pytest.mark.parametrize("platform", ["slack", "teams"])
 async def test_subscribe_combines_a_list_given_twice_or_with_spaces_and_answers_mistakes_plainly(
     loop: Loop, platform: str

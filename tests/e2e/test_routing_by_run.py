@@ -112,3 +112,26 @@ async def test_an_approval_matches_the_branch_its_run_built(start_loop: Any) -> 
         branch="refs/heads/main",
     )
     await eventually(lambda: about(loop, "app-releases", run.name))
+
+
+async def test_actors_exclude_me_leaves_out_the_gates_of_the_runs_you_asked_for(start_loop: Any) -> None:
+    """A pending approval's hook does not say who asked for its run: the Build API does, and the gate goes as
+    theirs."""
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    ado = loop.suite.ado
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("subscribe events=approval actors_exclude=me", "Subscribed this channel")
+    releases = {}
+    for who, version in (("bob", "7"), ("carol", "8")):
+        run = ado.start_run(
+            "release-app-y",
+            requested_by=f"{who}@contoso.com",
+            parameters={"modelName": "model-x", "modelVersion": version},
+            branch="refs/heads/main",
+        )
+        await ado.wait_for_approval(run.id, timeout=30)
+        releases[who] = run
+    await ado.drain(timeout=30)
+    await eventually(lambda: about(loop, "app-releases", releases["carol"].name))
+    await asyncio.sleep(1.5)  # (the outbox would have posted bob's gate by now)
+    assert about(loop, "app-releases", releases["bob"].name) == []

@@ -423,6 +423,62 @@ async def test_a_run_azure_devops_does_not_say_the_requester_of_goes_as_before(
     assert event.actor is None
 
 
+# --- a pending approval: its hook does not say who asked for the run ------------------------------------
+
+
+def pending_on_run(shared_dir: Path, branch: str | None) -> Any:
+    """A pending approval whose hook names its run (and the branch it built, when ``branch`` is given)."""
+    hook = load_sample(shared_dir, "ado", PENDING_SAMPLE)
+    run: dict[str, Any] = {"id": 128, "name": "20260825.2"}
+    if branch is not None:
+        run["resources"] = {"repositories": {"self": {"refName": branch}}}
+    hook["resource"].update(pipeline={"id": 7, "name": "model-x-release"}, run=run)
+    return hook
+
+
+async def test_a_pending_approval_goes_as_the_person_who_asked_for_its_run(
+    make_ingest: IngestFactory, shared_dir: Path
+) -> None:
+    calls: list[str] = []
+    bob = Person(name="Bob", email="bob@contoso.com", id="b0b")
+
+    async def run_details(project: str, run_id: str) -> RunStatus:
+        calls.append(run_id)
+        return RunStatus(run_id, "running", requested_by=bob, branch="refs/heads/main")
+
+    async with make_ingest(run_details=run_details) as ingest:
+        # the run is read for the branch it built anyway: the approval is then bob's
+        assert (await ingest.hook(pending_on_run(shared_dir, branch=None))).status == 200
+    [event] = ingest.sink.events
+    assert isinstance(event, ApprovalPending) and event.run is not None
+    assert event.run.branch == "refs/heads/main"
+    assert event.actor == bob
+    assert calls == ["128"]
+
+
+async def test_a_pending_approval_is_asked_who_started_its_run_only_where_that_decides_where_it_goes(
+    make_ingest: IngestFactory, shared_dir: Path
+) -> None:
+    calls: list[str] = []
+    bob = Person(name="Bob", email="bob@contoso.com", id="b0b")
+    decides = False
+
+    async def run_details(project: str, run_id: str) -> RunStatus:
+        calls.append(run_id)
+        return RunStatus(run_id, "running", requested_by=bob, branch="refs/heads/main")
+
+    async def depends_on_actor(event: DomainEvent) -> bool:
+        return decides
+
+    hook = pending_on_run(shared_dir, branch="refs/heads/main")
+    async with make_ingest(run_details=run_details, depends_on_actor=depends_on_actor) as ingest:
+        assert (await ingest.hook(hook)).status == 200  # no subscription filters on actors: nothing asked
+        decides = True
+        assert (await ingest.hook({**hook, "id": "pending-again"})).status == 200
+    assert calls == ["128"]
+    assert [e.actor for e in ingest.sink.events] == [None, bob]
+
+
 async def test_metrics_count_each_delivery_by_outcome(ingest: Ingest, run_hook: Any) -> None:
     assert (await ingest.hook(run_hook)).status == 200
     assert (await ingest.hook(run_hook)).status == 200  # a redelivery

@@ -186,6 +186,18 @@ async def test_approval_completed(ingest: Ingest, shared_dir: Path) -> None:
     assert event.grouping_key == f"azure-devops:{ORG}:pipeline-approval:0f027b05-0942-4a35-9218-26fa07d8760a"
 
 
+@pytest.mark.parametrize("status", ["timedOut", "canceled", "skipped"])
+async def test_an_approval_nobody_decided_has_no_actor(ingest: Ingest, shared_dir: Path, status: str) -> None:
+    """A timeout or a cancel is nobody's doing: the step's assigned approver did not complete the approval."""
+    hook = load_sample(shared_dir, "ado", "ms.vss-pipelinechecks-events.approval-completed.json")
+    hook["resource"]["approval"]["status"] = status
+    hook["resource"]["approval"]["steps"][0]["status"] = status
+    assert (await ingest.hook(hook)).status == 200
+    [event] = ingest.sink.events
+    assert isinstance(event, ApprovalCompleted) and event.status == status
+    assert event.actor is None
+
+
 async def test_build_complete_resource_version_1(ingest: Ingest, shared_dir: Path) -> None:
     await deliver(ingest, shared_dir, "build.complete.json")
     [event] = ingest.sink.events
@@ -369,6 +381,7 @@ async def test_release_approval_pending(ingest: Ingest, shared_dir: Path) -> Non
         approval_kind="release",
         status="pending",
         environment_name="Dev",
+        actor=chuck,  # who created the release: a pending approval is theirs, as the release's run is
         approvers=(Approver(person=chuck, status="pending"),),
         requester=chuck,
         created_at=at("2016-01-21T08:19:17.26Z"),

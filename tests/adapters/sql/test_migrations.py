@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import insert
 
 from adapters.sql import SqlStore
+from adapters.sql.migrate import upgrade_database
 from adapters.sql.tables import metadata
+from bot.records import ConversationAddress, StoredSubscription
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+# the subscriptions table as revision 0004 left it
+subscriptions_0004 = sa.table(
+    "subscriptions",
+    sa.column("platform", sa.String()),
+    sa.column("conversation_id", sa.String()),
+    sa.column("filters", sa.JSON()),
+    sa.column("created_by", sa.String()),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
 
 
 async def test_concurrent_migrations_do_not_collide(store_url: str) -> None:
@@ -28,5 +44,34 @@ async def test_the_migrations_build_the_schema_the_code_queries(store_url: str) 
         async with store.engine.connect() as conn:
             differences = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
         assert differences == []
+    finally:
+        await store.close()
+
+
+async def test_subscriptions_stored_twice_before_they_had_a_key_are_kept_and_the_first_is_the_one(
+    store_url: str,
+) -> None:
+    """A conversation's subscriptions with the same filters, stored before revision 0005 told them apart: the
+    oldest is the one a new `subscribe` finds; the duplicate stays as it was made."""
+    store = await SqlStore.open(store_url, migrate=False)
+    try:
+        await upgrade_database(store.engine, "0004")
+        rows = [
+            {"events": ["run", "approval"]},
+            {"events": ["approval", "run"], "branches": []},  # the same, written another way
+            {"events": ["run"]},
+        ]
+        async with store.engine.begin() as conn:
+            for filters in rows:
+                await conn.execute(
+                    insert(subscriptions_0004).values(
+                        platform="slack", conversation_id="C1", filters=filters, created_by="bob", created_at=NOW
+                    )
+                )
+        await store.migrate()
+        first, duplicate, other = await store.list_subscriptions()
+        made = StoredSubscription(ConversationAddress("slack", "C1"), {"events": ["approval", "run"]}, "carol", NOW)
+        assert await store.add_subscription(made) == (first.id, False)
+        assert [s.id for s in await store.list_subscriptions()] == [first.id, duplicate.id, other.id]
     finally:
         await store.close()

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -314,7 +315,8 @@ async def test_audit_is_append_only_and_ordered(store: SqlStore) -> None:
 
 
 async def test_subscriptions(store: SqlStore) -> None:
-    sid = await store.add_subscription(StoredSubscription(SLACK, {"events": ["run"]}, "alice", NOW))
+    sid, added = await store.add_subscription(StoredSubscription(SLACK, {"events": ["run"]}, "alice", NOW))
+    assert added
     await store.add_subscription(StoredSubscription(TEAMS, {"events": ["approval"]}, "bob", NOW))
     assert [s.filters for s in await store.list_subscriptions(SLACK)] == [{"events": ["run"]}]
     assert await store.mute_subscription(sid, NOW + timedelta(hours=1))
@@ -322,6 +324,40 @@ async def test_subscriptions(store: SqlStore) -> None:
     assert await store.remove_subscription(sid)
     assert not await store.remove_subscription(sid)
     assert len(await store.list_subscriptions()) == 1
+
+
+async def test_the_same_subscription_stored_at_once_by_several_replicas_is_stored_once(store_url: str) -> None:
+    """Two replicas (or a double click) store the same subscription at the same moment: one is added, the others
+    are told its id; the same filters elsewhere, or other filters here, are other subscriptions."""
+    replicas = [await SqlStore.open(store_url) for _ in range(4)]
+    try:
+        same: list[dict[str, Any]] = [
+            {"events": ["run", "approval"], "branches": []},
+            {"events": ["approval", "run"], "mentions": None},
+        ]
+
+        async def subscribe(i: int) -> tuple[int, bool]:
+            made = StoredSubscription(SLACK, same[i % 2], f"person{i}", NOW)
+            return await replicas[i % len(replicas)].add_subscription(made)
+
+        answers = await asyncio.gather(*(subscribe(i) for i in range(12)))
+        assert [added for _, added in answers].count(True) == 1
+        [(kept, _)] = [a for a in answers if a[1]]
+        assert {sid for sid, _ in answers} == {kept}
+        assert [s.id for s in await replicas[0].list_subscriptions(SLACK)] == [kept]
+
+        elsewhere, added_elsewhere = await replicas[1].add_subscription(StoredSubscription(TEAMS, same[0], "bob", NOW))
+        other, added_other = await replicas[2].add_subscription(
+            StoredSubscription(SLACK, {"events": ["run"]}, "b", NOW)
+        )
+        assert added_elsewhere and added_other and len({kept, elsewhere, other}) == 3
+        # once it is gone, it can be made again
+        assert await replicas[3].remove_subscription(kept)
+        again, added_again = await replicas[0].add_subscription(StoredSubscription(SLACK, same[1], "carol", NOW))
+        assert added_again and again != kept
+    finally:
+        for replica in replicas:
+            await replica.close()
 
 
 async def test_conversations_upsert_and_deactivate(store: SqlStore) -> None:

@@ -77,9 +77,42 @@ async def test_metrics_count_the_outbox_at_each_scrape(
                 file.unlink()
             with caplog.at_level(logging.WARNING, logger="handoff.web"):
                 assert 'handoff_deliveries{state="pending"} 3.0' in await scraped()
-            assert any("the outbox could not be counted" in r.getMessage() for r in caplog.records)
+            assert any("metrics: counting the outbox failed" in r.getMessage() for r in caplog.records)
     finally:
         await store.close()
+
+
+async def test_scrapes_while_the_store_is_down_log_once_when_it_goes_and_once_when_it_is_back(
+    store_url: str, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prometheus scrapes every 15 s: the log hears that the outbox cannot be counted once, not at each scrape,
+    and once that it is counted again; every scrape is answered meanwhile."""
+    store = await SqlStore.open(store_url, migrate=False)  # no tables: the outbox cannot be counted
+    try:
+        app = create_app(parse_settings({}, {}), store)
+        async with LocalServer(app) as server:
+
+            async def scraped() -> str:
+                async with session.get(f"{server.url}/metrics") as resp:
+                    assert resp.status == 200
+                    return await resp.text()
+
+            with caplog.at_level(logging.INFO, logger="handoff.web"):
+                for _ in range(5):
+                    assert "handoff_info{" in await scraped()
+                down = [r for r in caplog.records if r.name == "handoff.web"]
+                caplog.clear()
+                await store.migrate()
+                for _ in range(3):
+                    assert 'handoff_deliveries{state="pending"} 0.0' in await scraped()
+                back = [r for r in caplog.records if r.name == "handoff.web"]
+    finally:
+        await store.close()
+    assert [r.levelno for r in down] == [logging.ERROR]
+    assert down[0].getMessage().startswith("metrics: counting the outbox failed: ")
+    assert down[0].getMessage().endswith("; trying again, and saying so when it works")
+    assert [r.levelno for r in back] == [logging.WARNING]
+    assert back[0].getMessage().startswith("metrics: counting the outbox: counted again after 5 failed tries over ")
 
 
 async def test_readyz_is_503_until_migrated(store_url: str, session: aiohttp.ClientSession) -> None:
