@@ -53,7 +53,7 @@ from bot.handoff_cards import DECISION_NOUNS
 from bot.ingest import Ingest
 from bot.interactions import MAX_COMMENT, ActionResult, ChatUser, link
 from bot.living import HANDOFF_BARRED, render
-from bot.pipeline_runs import RELEASE_KEY_PREFIX, pipeline_run_event, release_command, release_key
+from bot.pipeline_runs import RELEASE_KEY_PREFIX, ended_state, pipeline_run_event, release_command, release_key
 from bot.policy import Policy
 from bot.ports import (
     ApprovalStatus,
@@ -1093,10 +1093,7 @@ class Gatekeeper:
                 log.info("could not ask how release %s stands (%s)", run.backend_run_id, exc)
                 continue
             await self._show_release_status(run, project, pipeline, status)
-            if status.state == "completed":
-                ended = {"succeeded": CommandRunState.SUCCEEDED, "canceled": CommandRunState.CANCELED}.get(
-                    status.result or "", CommandRunState.FAILED
-                )
+            if (ended := ended_state(status)) is not None:
                 await self.store.update_command_run(run.id or 0, ended, now)
 
     async def _show_release_status(self, run: CommandRun, project: str, pipeline: str, status: RunStatus) -> None:

@@ -33,7 +33,14 @@ from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
-from bot.pipeline_runs import RELEASE_KEY_PREFIX, model_of, organization_name, pipeline_run_event, run_card_key
+from bot.pipeline_runs import (
+    RELEASE_KEY_PREFIX,
+    ended_state,
+    model_of,
+    organization_name,
+    pipeline_run_event,
+    run_card_key,
+)
 from bot.policy import Policy, Verdict
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
 from bot.records import (
@@ -744,10 +751,7 @@ class CommandRunner:
             if (status.state, status.result) != last:
                 last = (status.state, status.result)
                 await self.ingest.accept(_by_asker(plan.progress_event(started, status), run), also_to=(conversation,))
-            if status.state == "completed":
-                state = {"succeeded": CommandRunState.SUCCEEDED, "canceled": CommandRunState.CANCELED}.get(
-                    status.result or "", CommandRunState.FAILED
-                )
+            if (state := ended_state(status)) is not None:
                 await self.store.update_command_run(run.id or 0, state, self.clock.now())
                 return
 
