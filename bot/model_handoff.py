@@ -42,6 +42,7 @@ from bot.events import (
     DomainEvent,
     ModelChecked,
     ModelRegistered,
+    Person,
     PipelineRef,
     PromotionGateChanged,
     RunStateChanged,
@@ -97,6 +98,7 @@ class VersionRef:
     card_key: str
     url: str | None = None
     gate_id: str | None = None
+    registered_by: Person | None = None
 
 
 def _event_id(key: str, payload: Any) -> str:
@@ -177,15 +179,18 @@ class ModelHandoff:
         promotion = configured.promotion_gate if configured else None
         apps = self.consumers.of(model)
         checks = await self._checks(model, version, apps)
+        # a failed integration calls on who registered the version, where the registration names them
+        registrant = _person_json(event.actor)
         records = {
             check.app: {
                 **check.to_json(),
                 "integration": {"state": "pending", "pipeline": self.settings.apps[check.app].integration.pipeline},
+                **({"registered_by": registrant} if registrant else {}),
             }
             for check in checks
         }
         gate_id = promotion_gate_id(model, version) if promotion is not None else None
-        ref = VersionRef(model, version, event.grouping_key, event.web_url, gate_id)
+        ref = VersionRef(model, version, event.grouping_key, event.web_url, gate_id, event.actor)
         if promotion is not None:
             policy = self.settings.gates.get(promotion.policy) or self.settings.gates.get("default")
             requester = event.actor.email if event.actor and event.actor.email else None
@@ -256,6 +261,7 @@ class ModelHandoff:
                     "gate": ref.gate_id,
                     "model_card_key": ref.card_key,
                     "model_url": ref.url,
+                    **({"registered_by": registrant} if (registrant := _person_json(ref.registered_by)) else {}),
                 },
             ),
             INTEGRATION_ONCE,
@@ -335,8 +341,9 @@ class ModelHandoff:
             if shown is None:
                 return None
             card_key, url = shown.state.get("model_card_key"), shown.state.get("model_url")
-        gate = run.details.get("gate")
-        return VersionRef(model, version, str(card_key or ""), url, str(gate) if gate else None), app
+        gate, registrant = run.details.get("gate"), run.details.get("registered_by")
+        person = Person(str(registrant.get("name") or ""), registrant.get("email")) if registrant else None
+        return VersionRef(model, version, str(card_key or ""), url, str(gate) if gate else None, person), app
 
     async def _failed_to_start(self, ref: VersionRef, app: str, run: CommandRun, integration: JsonObject) -> None:
         await self.store.update_command_run(
@@ -383,6 +390,9 @@ class ModelHandoff:
             status,
             for_model=f"{ref.model}:{ref.version}",
         )
+        if ref.registered_by is not None and ref.registered_by.email:
+            # Handoff started the run for the person who registered the version: its failure calls on them
+            event = replace(event, actor=ref.registered_by)
         await self.ingest.accept(event)
 
     async def record(self, ref: VersionRef, app: str, integration: JsonObject) -> None:
@@ -613,6 +623,13 @@ def _ref_of(gate: Gate) -> VersionRef:
         details.get("model_url"),
         gate.gate_id,
     )
+
+
+def _person_json(person: Person | None) -> JsonObject | None:
+    """Who registered a model version, as the handoff keeps it (None: the registration does not say)."""
+    if person is None or not (person.name or person.email):
+        return None
+    return {"name": person.display, "email": person.email}
 
 
 def _integration_of(run: CommandRun) -> JsonObject:
