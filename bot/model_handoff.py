@@ -289,9 +289,11 @@ class ModelHandoff:
             "url": started.url,
         }
         now = self.clock.now()
-        await self.store.update_command_run(
-            run.id or 0, CommandRunState.STARTED, now, backend_run_id=started.run_id, details=details
-        )
+        if not await self.store.update_command_run(
+            run.id or 0, CommandRunState.STARTED, now, started.run_id, details, expected=CommandRunState.REQUESTED
+        ):
+            log.warning("integration %s started as %s, but was recorded as ended meanwhile", run.id, started.run_id)
+            return
         run = replace(
             run, state=CommandRunState.STARTED, backend_run_id=started.run_id, details=details, updated_at=now
         )
@@ -307,10 +309,11 @@ class ModelHandoff:
             await self._end_run(run, status)
 
     async def _end_run(self, run: CommandRun, status: RunStatus) -> None:
-        """Record that an integration run ended, as ``status`` (completed) says."""
+        """Record that an integration run ended, as ``status`` (completed) says; a poll or an event that
+        recorded it first (on any replica) wins, and this changes nothing."""
         ended = ended_state(status)
         assert ended is not None
-        await self.store.update_command_run(run.id or 0, ended, self.clock.now())
+        await self.store.update_command_run(run.id or 0, ended, self.clock.now(), expected=CommandRunState.STARTED)
 
     async def _unfinished_runs(self) -> list[CommandRun]:
         """The integration runs the handoff started (on any replica) that the store says have not ended."""
@@ -351,6 +354,7 @@ class ModelHandoff:
             CommandRunState.FAILED,
             self.clock.now(),
             details={**run.details, "error": integration["error"]},
+            expected=CommandRunState.REQUESTED,
         )
         await self.record(ref, app, integration)
 
