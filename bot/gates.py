@@ -53,7 +53,7 @@ from bot.handoff_cards import DECISION_NOUNS
 from bot.ingest import Ingest
 from bot.interactions import MAX_COMMENT, ActionResult, ChatUser, link
 from bot.living import HANDOFF_BARRED, render
-from bot.pipeline_runs import RELEASE_KEY_PREFIX, pipeline_run_event, release_command, release_key
+from bot.pipeline_runs import RELEASE_KEY_PREFIX, ended_state, pipeline_run_event, release_command, release_key
 from bot.policy import Policy
 from bot.ports import (
     ApprovalStatus,
@@ -977,7 +977,9 @@ class Gatekeeper:
                 why = f"Azure DevOps refused to start {pipeline}: {_clause(refused.reason)}."
                 failed = {**recorded.details, "error": why}
                 now = self.clock.now()
-                await self.store.update_command_run(recorded.id or 0, CommandRunState.FAILED, now, details=failed)
+                await self.store.update_command_run(
+                    recorded.id or 0, CommandRunState.FAILED, now, details=failed, expected=recorded.state
+                )
                 return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
             except ServiceUnavailable:
                 return Applied(
@@ -990,6 +992,7 @@ class Gatekeeper:
                 self.clock.now(),
                 backend_run_id=run.run_id,
                 details={**recorded.details, "name": run.name, "url": run.url},
+                expected=recorded.state,
             )
             await self._show_release(project, pipeline, branch, run, f"{model}:{version}")
             started = {"run_id": run.run_id, "name": run.name, "url": run.url, "command_run": recorded.id}
@@ -1093,11 +1096,8 @@ class Gatekeeper:
                 log.info("could not ask how release %s stands (%s)", run.backend_run_id, exc)
                 continue
             await self._show_release_status(run, project, pipeline, status)
-            if status.state == "completed":
-                ended = {"succeeded": CommandRunState.SUCCEEDED, "canceled": CommandRunState.CANCELED}.get(
-                    status.result or "", CommandRunState.FAILED
-                )
-                await self.store.update_command_run(run.id or 0, ended, now)
+            if (ended := ended_state(status)) is not None:
+                await self.store.update_command_run(run.id or 0, ended, now, expected=CommandRunState.STARTED)
 
     async def _show_release_status(self, run: CommandRun, project: str, pipeline: str, status: RunStatus) -> None:
         started = StartedRun(str(run.backend_run_id), str(run.details.get("name") or run.backend_run_id))

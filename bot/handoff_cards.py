@@ -118,6 +118,27 @@ def integration_status(integration: Mapping[str, Any] | None) -> Status:
     return Status.CANCELED if integration.get("result") == "canceled" else Status.FAILED
 
 
+def called_on(check: Mapping[str, Any]) -> tuple[Mention, ...]:
+    """Whom an integration that did not pass calls on: the person who registered the version (``registered_by``,
+    where the registration named them with an email, by which the platforms find people)."""
+    person = check.get("registered_by")
+    if not isinstance(person, Mapping) or not person.get("email"):
+        return ()
+    return (Mention(str(person.get("name") or person["email"]), str(person["email"])),)
+
+
+def who_acts(check: Mapping[str, Any], label: str) -> str:
+    """Who is called on to act on an integration of ``label`` that did not pass, in a sentence; said plainly
+    when nobody is known, so that a reply calling on no one is not taken for one that forgot to."""
+    if mentioned := called_on(check):
+        return f"{mentioned[0].name} registered {label}: look at the run."
+    person = check.get("registered_by")
+    name = str(person.get("name") or "") if isinstance(person, Mapping) else ""
+    if name:
+        return f"{name} registered {label}, but Handoff knows no email to call on them by: nobody was called on."
+    return f"Nobody was called on: the registration of {label} does not say who registered it."
+
+
 def verdict_text(check: Mapping[str, Any]) -> str:
     """``Breaking: input `age`: long → string; output `score`: removed``."""
     verdict = Verdict(check.get("verdict", Verdict.UNKNOWN))
@@ -180,7 +201,9 @@ def merge_model_check(state: State | None, event: ModelChecked) -> HandoffMerge:
                 Card(
                     title=f"{name} integration against {label}: {integration_text(integration)}",
                     status=integration_status(integration),
+                    summary=who_acts(merged, label),
                     links=(Link("Open run", url),) if url else (),
+                    mentions=called_on(merged),
                 )
             )
     new["handoff"] = {"model": event.model_name, "version": event.model_version, "apps": apps}
@@ -247,7 +270,9 @@ def merge_app_handoff(state: State | None, event: AppHandoffChanged) -> HandoffM
             Card(
                 title=f"Integration {integration_text(integration)}",
                 status=integration_status(integration),
+                summary=who_acts(new["check"], f"{event.model_name}:{event.model_version}"),
                 links=(Link("Open run", url),) if url else (),
+                mentions=called_on(new["check"]),
             )
         )
     changed = new != state
@@ -295,6 +320,8 @@ def render_app_handoff(state: State) -> Card:
         facts=tuple(facts),
         links=tuple(links),
         context="Handoff · model handoff",
+        # a failed integration calls on who can act: where the card is first shown failed, it says so itself
+        mentions=called_on(check) if _failed(integration) else (),
     )
 
 

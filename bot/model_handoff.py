@@ -16,8 +16,10 @@ event is new) the work runs in the background:
    or redelivery gets here (the command-run store holds the key), follow it to its end and keep the
    cards and the gate's evidence current.
 
-Azure DevOps' own run events finish an integration too, and :meth:`ModelHandoff.sweep` polls the ones
-a gate still waits for, so a restarted process leaves no gate waiting for good.
+Azure DevOps' own run events finish an integration too, and :meth:`ModelHandoff.sweep` polls the
+integrations Handoff started that have not ended (and the ones a gate still waits for), so a restarted
+process, which missed their events, leaves no integration "started" for good: whichever comes first, an
+event or a poll, ends the command run once and puts the outcome on the cards once.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +42,7 @@ from bot.events import (
     DomainEvent,
     ModelChecked,
     ModelRegistered,
+    Person,
     PipelineRef,
     PromotionGateChanged,
     RunStateChanged,
@@ -48,7 +51,7 @@ from bot.events import (
 from bot.gates import HANDOFF, Gatekeeper, promotion_gate_id
 from bot.handoff_cards import finished, integration_text, later_integration, passed
 from bot.ingest import Ingest
-from bot.pipeline_runs import organization_name, pipeline_run_event
+from bot.pipeline_runs import ended_state, organization_name, pipeline_run_event
 from bot.ports import (
     ModelVersion,
     PipelineService,
@@ -65,6 +68,8 @@ log = logging.getLogger("handoff.model_handoff")
 
 # An integration is started once per model version and app while this lasts.
 INTEGRATION_ONCE = timedelta(days=30)
+HANDOFF_KEY_PREFIX = "model-handoff:"
+"""The idempotency keys of the integration runs the model handoff starts itself."""
 READ_ATTEMPTS = 3
 
 
@@ -93,6 +98,7 @@ class VersionRef:
     card_key: str
     url: str | None = None
     gate_id: str | None = None
+    registered_by: Person | None = None
 
 
 def _event_id(key: str, payload: Any) -> str:
@@ -134,6 +140,7 @@ class ModelHandoff:
         self.poll_limit = poll_limit
         self.background = BackgroundWork(log, "model handoff work")
         self._integration_pipelines = {app.integration.pipeline for app in settings.apps.values()}
+        self._following: set[int] = set()  # the command runs of integrations this process polls now
 
     # --- background work ---------------------------------------------------------------------------
 
@@ -172,15 +179,18 @@ class ModelHandoff:
         promotion = configured.promotion_gate if configured else None
         apps = self.consumers.of(model)
         checks = await self._checks(model, version, apps)
+        # a failed integration calls on who registered the version, where the registration names them
+        registrant = _person_json(event.actor)
         records = {
             check.app: {
                 **check.to_json(),
                 "integration": {"state": "pending", "pipeline": self.settings.apps[check.app].integration.pipeline},
+                **({"registered_by": registrant} if registrant else {}),
             }
             for check in checks
         }
         gate_id = promotion_gate_id(model, version) if promotion is not None else None
-        ref = VersionRef(model, version, event.grouping_key, event.web_url, gate_id)
+        ref = VersionRef(model, version, event.grouping_key, event.web_url, gate_id, event.actor)
         if promotion is not None:
             policy = self.settings.gates.get(promotion.policy) or self.settings.gates.get("default")
             requester = event.actor.email if event.actor and event.actor.email else None
@@ -237,7 +247,7 @@ class ModelHandoff:
         now = self.clock.now()
         run, new = await self.store.start_command_run(
             CommandRun(
-                idempotency_key=f"model-handoff:{ref.model}:{ref.version}:{app}".lower(),
+                idempotency_key=f"{HANDOFF_KEY_PREFIX}{ref.model}:{ref.version}:{app}".lower(),
                 actor="Handoff",
                 platform="",
                 conversation="",
@@ -245,7 +255,14 @@ class ModelHandoff:
                 target=app,
                 state=CommandRunState.REQUESTED,
                 created_at=now,
-                details={"model": ref.model, "version": ref.version, "gate": ref.gate_id},
+                details={
+                    "model": ref.model,
+                    "version": ref.version,
+                    "gate": ref.gate_id,
+                    "model_card_key": ref.card_key,
+                    "model_url": ref.url,
+                    **({"registered_by": registrant} if (registrant := _person_json(ref.registered_by)) else {}),
+                },
             ),
             INTEGRATION_ONCE,
         )
@@ -263,29 +280,73 @@ class ModelHandoff:
         except (ServiceRefused, ServiceUnavailable) as error:
             await self._failed_to_start(ref, app, run, {**base, "state": "error", "error": str(error)})
             return
-        await self.store.update_command_run(
-            run.id or 0,
-            CommandRunState.STARTED,
-            self.clock.now(),
-            backend_run_id=started.run_id,
-            details={
-                **run.details,
-                "service": "azure-devops",
-                "project": target.project,
-                "pipeline": target.pipeline,
-                "name": started.name,
-                "url": started.url,
-            },
+        details = {
+            **run.details,
+            "service": "azure-devops",
+            "project": target.project,
+            "pipeline": target.pipeline,
+            "name": started.name,
+            "url": started.url,
+        }
+        now = self.clock.now()
+        if not await self.store.update_command_run(
+            run.id or 0, CommandRunState.STARTED, now, started.run_id, details, expected=CommandRunState.REQUESTED
+        ):
+            log.warning("integration %s started as %s, but was recorded as ended meanwhile", run.id, started.run_id)
+            return
+        run = replace(
+            run, state=CommandRunState.STARTED, backend_run_id=started.run_id, details=details, updated_at=now
         )
         integration = {**base, "state": "queued", "run_id": started.run_id, "name": started.name, "url": started.url}
         await self._tell_run(ref, app, integration, None)
         await self.record(ref, app, integration)
-        result = await self._watch(ref, app, integration)
-        if result is not None:
-            state = {"succeeded": CommandRunState.SUCCEEDED, "canceled": CommandRunState.CANCELED}.get(
-                result, CommandRunState.FAILED
-            )
-            await self.store.update_command_run(run.id or 0, state, self.clock.now())
+        self._following.add(run.id or 0)
+        try:
+            status = await self._watch(ref, app, integration)
+        finally:
+            self._following.discard(run.id or 0)
+        if status is not None:
+            await self._end_run(run, status)
+
+    async def _end_run(self, run: CommandRun, status: RunStatus) -> None:
+        """Record that an integration run ended, as ``status`` (completed) says; a poll or an event that
+        recorded it first (on any replica) wins, and this changes nothing."""
+        ended = ended_state(status)
+        assert ended is not None
+        await self.store.update_command_run(run.id or 0, ended, self.clock.now(), expected=CommandRunState.STARTED)
+
+    async def _unfinished_runs(self) -> list[CommandRun]:
+        """The integration runs the handoff started (on any replica) that the store says have not ended."""
+        return [
+            run
+            for run in await self.store.unfinished_command_runs(self.clock.now() - self.poll_limit)
+            if run.idempotency_key.startswith(HANDOFF_KEY_PREFIX)
+            and run.state is CommandRunState.STARTED
+            and run.backend_run_id
+        ]
+
+    async def _own_run_ended(self, run: CommandRun, status: RunStatus) -> None:
+        """An integration run the handoff started ended (a poll or Azure DevOps' event says so): its outcome on
+        the cards and the gate's evidence, then its command run. Whichever of a poll and an event comes first
+        tells it; the cards never tell an outcome twice, and a second telling finds the run ended."""
+        placed = await self._placed(run)
+        if placed is not None:
+            ref, app = placed
+            await self.record(ref, app, _with_status(_integration_of(run), status))
+        await self._end_run(run, status)
+
+    async def _placed(self, run: CommandRun) -> tuple[VersionRef, str] | None:
+        """The model version and app an integration run was started for; None if its cards are not known."""
+        model, version, app = str(run.details.get("model", "")), str(run.details.get("version", "")), run.target
+        card_key, url = run.details.get("model_card_key"), run.details.get("model_url")
+        if not card_key:  # a run recorded before its details named its model card: the app's card does
+            shown = await self.store.get_card_state(app_card_key(model, version, app))
+            if shown is None:
+                return None
+            card_key, url = shown.state.get("model_card_key"), shown.state.get("model_url")
+        gate, registrant = run.details.get("gate"), run.details.get("registered_by")
+        person = Person(str(registrant.get("name") or ""), registrant.get("email")) if registrant else None
+        return VersionRef(model, version, str(card_key or ""), url, str(gate) if gate else None, person), app
 
     async def _failed_to_start(self, ref: VersionRef, app: str, run: CommandRun, integration: JsonObject) -> None:
         await self.store.update_command_run(
@@ -293,11 +354,12 @@ class ModelHandoff:
             CommandRunState.FAILED,
             self.clock.now(),
             details={**run.details, "error": integration["error"]},
+            expected=CommandRunState.REQUESTED,
         )
         await self.record(ref, app, integration)
 
-    async def _watch(self, ref: VersionRef, app: str, integration: JsonObject) -> str | None:
-        """Poll the run until it ends; returns its result (None if it outlived the poll limit)."""
+    async def _watch(self, ref: VersionRef, app: str, integration: JsonObject) -> RunStatus | None:
+        """Poll the run until it ends; returns how it ended (None if it outlived the poll limit)."""
         assert self.pipelines is not None
         deadline = self.clock.monotonic() + self.poll_limit.total_seconds()
         last: tuple[str, str | None] = (str(integration["state"]), None)
@@ -313,7 +375,7 @@ class ModelHandoff:
                 await self.record(ref, app, _with_status(integration, status))
                 await self._tell_run(ref, app, integration, status)
             if status.state == "completed":
-                return status.result or "failed"
+                return status
         return None
 
     async def _tell_run(self, ref: VersionRef, app: str, integration: JsonObject, status: RunStatus | None) -> None:
@@ -332,6 +394,9 @@ class ModelHandoff:
             status,
             for_model=f"{ref.model}:{ref.version}",
         )
+        if ref.registered_by is not None and ref.registered_by.email:
+            # Handoff started the run for the person who registered the version: its failure calls on them
+            event = replace(event, actor=ref.registered_by)
         await self.ingest.accept(event)
 
     async def record(self, ref: VersionRef, app: str, integration: JsonObject) -> None:
@@ -357,7 +422,14 @@ class ModelHandoff:
     async def _completed_in_azure_devops(self, event: RunStateChanged) -> None:
         """A run of an integration pipeline ended: if a promotion gate waits for it as an integration, record
         it; if it is a later run for a model version an app was handed (one Handoff started, ``integrate app-y
-        model=model-x:8``), its outcome replaces the earlier run's."""
+        model=model-x:8``), its outcome replaces the earlier run's; if it is the run the handoff started, it
+        ends."""
+        for run in await self._unfinished_runs():
+            if run.backend_run_id == event.run.run_id and run.details.get("pipeline") == event.run.pipeline_name:
+                status = RunStatus(
+                    event.run.run_id, "completed", event.outcome or "failed", event.web_url, event.failing_stage
+                )
+                await self._own_run_ended(run, status)
         await self._later_run_ended(event)
         for gate in await self.store.list_gates(GateState.PENDING):
             if gate.source != HANDOFF:
@@ -423,15 +495,32 @@ class ModelHandoff:
         return str(tested) if tested else None
 
     async def sweep(self) -> None:
-        """Poll the integrations that pending promotion gates still wait for (a restarted process's)."""
+        """Poll the integration runs the handoff started that have not ended (their events may have come while
+        Handoff was down) and that no poll of this process follows, and the integrations that pending
+        promotion gates still wait for; every minute."""
         if self.pipelines is None:
             return
+        polled: set[str] = set()
+        for run in await self._unfinished_runs():
+            if run.id in self._following:
+                continue
+            try:
+                status = await self.pipelines.run_status(str(run.details.get("project", "")), str(run.backend_run_id))
+            except (ServiceRefused, ServiceUnavailable) as error:
+                log.info("polling integration %s: %s", run.backend_run_id, error)
+                continue
+            polled.add(str(run.backend_run_id))
+            if status.state == "completed":
+                await self._own_run_ended(run, status)
+                if (placed := await self._placed(run)) is not None:
+                    ref, app = placed
+                    await self._tell_run(ref, app, _integration_of(run), status)
         for gate in await self.store.list_gates(GateState.PENDING):
             if gate.source != HANDOFF:
                 continue
             for app, info in gate.details.get("apps", {}).items():
                 integration = info.get("integration") or {}
-                if not integration.get("run_id") or finished(integration):
+                if not integration.get("run_id") or finished(integration) or str(integration["run_id"]) in polled:
                     continue
                 try:
                     status = await self.pipelines.run_status(
@@ -538,6 +627,26 @@ def _ref_of(gate: Gate) -> VersionRef:
         details.get("model_url"),
         gate.gate_id,
     )
+
+
+def _person_json(person: Person | None) -> JsonObject | None:
+    """Who registered a model version, as the handoff keeps it (None: the registration does not say)."""
+    if person is None or not (person.name or person.email):
+        return None
+    return {"name": person.display, "email": person.email}
+
+
+def _integration_of(run: CommandRun) -> JsonObject:
+    """An integration run the handoff started, as its cards and its gate's evidence show it once it started."""
+    details = run.details
+    integration: JsonObject = {
+        "pipeline": details.get("pipeline"),
+        "project": details.get("project"),
+        "state": "queued",
+        "run_id": run.backend_run_id,
+    }
+    integration.update((key, details[key]) for key in ("name", "url") if details.get(key))
+    return integration
 
 
 def _with_status(integration: JsonObject, status: RunStatus) -> JsonObject:

@@ -18,12 +18,22 @@ from bot.azure_devops_urls import organization_of
 from bot.config import Settings
 from bot.events import PipelineRef, RunStateChanged
 from bot.ports import RunStatus, StartedRun
+from bot.records import CommandRunState
 
 
 def organization_name(settings: Settings) -> str:
     """The organization as Azure DevOps' own events name it, so that the events Handoff makes of a run it
     polls update the same card (``https://contoso.visualstudio.com`` → ``contoso``)."""
     return organization_of(settings.azure_devops.organization_url).lower() if settings.azure_devops else ""
+
+
+def ended_state(status: RunStatus) -> CommandRunState | None:
+    """The state a command run ends in, by how its service says the run stands; None while it goes on."""
+    if status.state != "completed":
+        return None
+    return {"succeeded": CommandRunState.SUCCEEDED, "canceled": CommandRunState.CANCELED}.get(
+        status.result or "", CommandRunState.FAILED
+    )
 
 
 # the parameters Handoff starts an integration or a release with, naming the model version it is for

@@ -318,7 +318,17 @@ class CommandRunStore(Protocol):
         now: datetime,
         backend_run_id: str | None = None,
         details: JsonObject | None = None,
-    ) -> bool: ...
+        *,
+        expected: CommandRunState,
+    ) -> bool:
+        """Move run ``run_id`` to ``state`` (with its backend id and details, where given), compare-and-set: only
+        if it is still in the ``expected`` state, the one its caller saw. Of concurrent changes from one state
+        (two replicas' sweeps, a sweep and a service's event, a cancel and a poll) one wins; a run that ended
+        never goes back to running.
+
+        Returns whether this change was made (False: the run changed meanwhile, or there is no such run).
+        """
+        ...
 
     async def get_command_run(self, run_id: int) -> CommandRun | None: ...
 

@@ -33,7 +33,14 @@ from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest, IngestFailed
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
-from bot.pipeline_runs import RELEASE_KEY_PREFIX, model_of, organization_name, pipeline_run_event, run_card_key
+from bot.pipeline_runs import (
+    RELEASE_KEY_PREFIX,
+    ended_state,
+    model_of,
+    organization_name,
+    pipeline_run_event,
+    run_card_key,
+)
 from bot.policy import Policy, Verdict
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
 from bot.records import (
@@ -260,14 +267,17 @@ class CommandRunner:
             "Look at the pipeline's runs before you ask again."
         )
         try:
-            await self.store.update_command_run(
+            cut_off = await self.store.update_command_run(
                 run.id or 0,
                 CommandRunState.FAILED,
                 self.clock.now(),
                 details={**run.details, "error": problem, "cut_off": True},
+                expected=CommandRunState.REQUESTED,
             )
         finally:
             self._starting.discard(run.id or 0)
+        if not cut_off:
+            return  # it started meanwhile, or another replica's sweep told its channel
         card = Card(title=f"Not known whether it started: {plan.summary}", status=Status.FAILED, summary=problem)
         await self._tell(conversation, f"run:{run.id}", card)
 
@@ -398,12 +408,16 @@ class CommandRunner:
         now = self.clock.now()
         by = request.user.name or request.user.display
         canceled_by = {"name": by, "who": request.user.display, "platform": request.user.platform}
-        await self.store.update_command_run(
+        canceled = await self.store.update_command_run(
             found.id or 0,
             CommandRunState.CANCELED,
             now,
             details={**found.details, "canceled_by": canceled_by, "canceled_at": now.isoformat()},
+            expected=found.state,
         )
+        if not canceled:  # it ended (or someone canceled it) while the cancel was on its way
+            ended = await self.store.get_command_run(found.id or 0)
+            return Reply(f"Run {run_id} ({described(found)}) had already ended: {standing(ended or found)}.")
         await self._audit(request, command, f"canceled run {run_id} ({described(found)}), asked for by {asker(found)}")
         await self._show_canceled(found, by)
         told = await self._tell_canceled(found, request.user)
@@ -582,7 +596,9 @@ class CommandRunner:
         if run.state is not CommandRunState.REQUESTED:
             return None, f"This was already {run.state.value}."
         if self.clock.now() >= datetime.fromisoformat(run.details["expires"]):
-            await self.store.update_command_run(run.id or 0, CommandRunState.CANCELED, self.clock.now())
+            await self.store.update_command_run(
+                run.id or 0, CommandRunState.CANCELED, self.clock.now(), expected=CommandRunState.REQUESTED
+            )
             return None, "This confirmation has expired; run the command again."
         return run, ""
 
@@ -603,6 +619,7 @@ class CommandRunner:
                 CommandRunState.CANCELED,
                 self.clock.now(),
                 details={**pending.details, "error": plan.text},
+                expected=CommandRunState.REQUESTED,
             )
             return ActionResult(False, plan.text)
         asked = CommandRequest(
@@ -624,7 +641,10 @@ class CommandRunner:
         run, problem = await self._pending_confirmation(request)
         if run is None:
             return ActionResult(False, problem)
-        await self.store.update_command_run(run.id or 0, CommandRunState.CANCELED, self.clock.now())
+        if not await self.store.update_command_run(
+            run.id or 0, CommandRunState.CANCELED, self.clock.now(), expected=CommandRunState.REQUESTED
+        ):
+            return ActionResult(False, "This was already handled.")  # confirmed or declined meanwhile
         card = Card(title=f"Canceled: {run.details.get('summary', run.command)}", status=Status.CANCELED)
         return ActionResult(True, "Canceled; nothing was started.", card)
 
@@ -698,7 +718,11 @@ class CommandRunner:
             started = await plan.start(run)
         except (ServiceRefused, ServiceUnavailable) as error:
             await self.store.update_command_run(
-                run.id or 0, CommandRunState.FAILED, self.clock.now(), details={**run.details, "error": str(error)}
+                run.id or 0,
+                CommandRunState.FAILED,
+                self.clock.now(),
+                details={**run.details, "error": str(error)},
+                expected=run.state,
             )
             card = Card(title=f"Could not start: {plan.summary}", status=Status.FAILED, summary=str(error))
             if outcome is not None and not outcome.done():
@@ -706,15 +730,15 @@ class CommandRunner:
             else:
                 await self._tell(conversation, f"run:{run.id}", card)
             return
-        await self.store.update_command_run(
-            run.id or 0,
-            CommandRunState.STARTED,
-            self.clock.now(),
-            backend_run_id=started.run_id,
-            details={**run.details, **plan.backend, "url": started.url, "name": started.name},
+        details = {**run.details, **plan.backend, "url": started.url, "name": started.name}
+        recorded = await self.store.update_command_run(
+            run.id or 0, CommandRunState.STARTED, self.clock.now(), started.run_id, details, expected=run.state
         )
         if outcome is not None and not outcome.done():
             outcome.set_result(None)
+        if not recorded:  # ended meanwhile (another replica's sweep recorded it cut off): what it told stands
+            log.warning("run %s started as %s, but was recorded as ended meanwhile", run.id, started.run_id)
+            return
         first = RunStatus(started.run_id, "queued", None, started.url)
         await self.ingest.accept(_by_asker(plan.progress_event(started, first), run), also_to=(conversation,))
         if plan.watch is not None:
@@ -762,11 +786,11 @@ class CommandRunner:
             if (status.state, status.result) != last:
                 last = (status.state, status.result)
                 await self.ingest.accept(_by_asker(plan.progress_event(started, status), run), also_to=(conversation,))
-            if status.state == "completed":
-                state = {"succeeded": CommandRunState.SUCCEEDED, "canceled": CommandRunState.CANCELED}.get(
-                    status.result or "", CommandRunState.FAILED
+            if (state := ended_state(status)) is not None:
+                # (False: a cancel or another replica's poll recorded its end first)
+                await self.store.update_command_run(
+                    run.id or 0, state, self.clock.now(), expected=CommandRunState.STARTED
                 )
-                await self.store.update_command_run(run.id or 0, state, self.clock.now())
                 return
 
     async def _tell(self, conversation: ConversationAddress, key: str, card: Card) -> None:

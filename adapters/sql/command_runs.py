@@ -152,14 +152,22 @@ class SqlCommandRunStore(SqlBase):
         now: datetime,
         backend_run_id: str | None = None,
         details: JsonObject | None = None,
+        *,
+        expected: CommandRunState,
     ) -> bool:
+        # one UPDATE whose WHERE names the state the caller saw: PostgreSQL re-checks it on the row a
+        # concurrent writer left (read committed), SQLite's writers go one at a time
         values: dict[str, Any] = {"state": state.value, "updated_at": now}
         if backend_run_id is not None:
             values["backend_run_id"] = backend_run_id
         if details is not None:
             values["details"] = details
         async with self.engine.begin() as conn:
-            result = await conn.execute(update(command_runs).where(command_runs.c.id == run_id).values(**values))
+            result = await conn.execute(
+                update(command_runs)
+                .where(command_runs.c.id == run_id, command_runs.c.state == expected.value)
+                .values(**values)
+            )
         return bool(result.rowcount)
 
     async def get_command_run(self, run_id: int) -> CommandRun | None:

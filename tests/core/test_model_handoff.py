@@ -20,10 +20,10 @@ import pytest
 
 from adapters.sql import SqlStore
 from bot.app import Handoff, build_handoff
-from bot.cards import Card, Link
+from bot.cards import Card, Link, Mention
 from bot.clock import FakeClock
 from bot.config import parse_settings
-from bot.events import ModelRegistered, PipelineRef, RunStateChanged
+from bot.events import ModelRegistered, Person, PipelineRef, RunStateChanged
 from bot.gates import promotion_gate_id
 from bot.interactions import ChatUser, CommandRequest
 from bot.living import render
@@ -1121,3 +1121,56 @@ async def test_only_who_may_decide_the_promotion_may_cancel_the_release_it_start
 
 async def _gate_note(world: World, note: str) -> bool:
     return ("Note", note) in [(f.label, f.value) for f in (await world.card(GATE)).facts]
+
+
+def _integration_replies(deliveries: list[Any], conversation: ConversationAddress) -> list[dict[str, Any]]:
+    """The thread replies posted to ``conversation`` about app-y's integration run, as their cards."""
+    return [
+        d.payload["card"]
+        for d in deliveries
+        if d.conversation == conversation
+        and d.payload["op"] == "reply"
+        and "integrate-app-y" in d.payload["card"]["title"]
+    ]
+
+
+async def _integration_failed(world: World, event: ModelRegistered) -> list[Any]:
+    """``event`` registered version 8, whose integration failed; every delivery once the cards told it."""
+    world.ml.register("8", V7)
+    await world.core.ingest.accept(event)
+    await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
+    world.pipelines.finish("101", "failed", "Integration tests")
+
+    async def told() -> bool:
+        state = await world.core.store.get_card_state(APP_CARD)
+        return state is not None and state.state["check"]["integration"]["state"] == "completed"
+
+    await world.until(told, "the app card told of the failure")
+    await world.until(lambda: _integration_state(world, "completed"), "the gate recorded it")
+    return await delivered(world.core.store)  # type: ignore[arg-type]
+
+
+async def test_a_failed_integration_calls_on_who_registered_the_version(runs_world: World) -> None:
+    world = runs_world
+    alice = Person(name="Alice Ng", email="alice@contoso.com")
+    deliveries = await _integration_failed(world, replace(registered(), actor=alice))
+    called = [{"name": "Alice Ng", "email": "alice@contoso.com"}]
+    # #app-releases shows no card of the run: the app card's reply calls on her, and so does the card itself
+    [reply] = _integration_replies(deliveries, RELEASES)
+    assert reply["title"] == "Integration integrate-app-y 20261128.1: failed at Integration tests"
+    assert reply["mentions"] == called and reply["summary"] == "Alice Ng registered model-x:8: look at the run."
+    assert (await world.card(APP_CARD)).mentions == (Mention("Alice Ng", "alice@contoso.com"),)
+    # #ml-models shows the run's card, which tells the failure there: Handoff started the run for her
+    [run_reply] = _integration_replies(deliveries, MODELS)
+    assert run_reply["title"] == "integrate-app-y 20261128.1 failed in stage Integration tests"
+    assert run_reply["mentions"] == called
+
+
+async def test_a_failed_integration_of_a_version_nobody_is_known_to_have_registered_says_so(world: World) -> None:
+    deliveries = await _integration_failed(world, registered())  # Azure ML's events name nobody
+    nobody = "Nobody was called on: the registration of model-x:8 does not say who registered it."
+    [app_reply] = _integration_replies(deliveries, RELEASES)
+    [model_reply] = _integration_replies(deliveries, MODELS)
+    for reply in (app_reply, model_reply):
+        assert not reply.get("mentions") and reply["summary"] == nobody
+    assert (await world.card(APP_CARD)).mentions == ()

@@ -318,6 +318,10 @@ async def test_a_failed_integration_is_told_once_in_a_channel_that_also_shows_it
     integration_reply = model_card.replies[-1]
     assert integration_reply.text.startswith(f"Failed: app-y integration against model-x:8: integrate-app-y {run.name}")
     assert integration_reply.reply_broadcast and integration_reply in slack_messages(loop, "ml-models")
+    # Azure ML's event does not say who registered the version: the reply says nobody was called on
+    assert "Nobody was called on: the registration of model-x:8 does not say who registered it." in words(
+        integration_reply.blocks
+    )
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])
@@ -375,3 +379,79 @@ async def test_the_fixed_integration_run_replaces_the_failed_one_and_approve_is_
             lambda: any(card in m.text and passed in words(m.blocks) for m in slack_messages(loop, channel)),  # noqa: B023
             timeout=30,
         )
+
+
+# --- the integration the handoff started, followed whatever Handoff missed ----------------------------------
+
+
+def without_promotion_gate(config: dict[str, Any]) -> None:
+    """A ``tweak``: model-x has no promotion gate, so no gate waits for app-y's integration."""
+    del config["models"]["model-x"]["promotion_gate"]
+
+
+def top_level(loop: Loop, channel: str, title: str) -> Any:
+    """The top-level message of ``channel`` whose text starts with ``title``."""
+    return next((m for m in slack_messages(loop, channel) if not m.thread_ts and m.text.startswith(title)), None)
+
+
+async def _failing_integration(loop: Loop, integration_seconds: float) -> Any:
+    """model-x:8 registered; app-y's integration of it, which fails in Integration tests after
+    ``integration_seconds``, started by Handoff and recorded as started."""
+    loop.suite.ado.script_next_run(
+        "integrate-app-y", fail_stage="Integration tests", durations={"Integration tests": integration_seconds}
+    )
+    loop.suite.aml.register_model("model-x", signature=AGE_AS_TEXT)
+    (run,) = await eventually(lambda: integration_runs(loop, "integrate-app-y"), timeout=30)
+    await command_run(loop, lambda r: r.state is CommandRunState.STARTED)
+    return run
+
+
+async def _outcome_told_once(loop: Loop, run: Any, handoff_run: int) -> None:
+    """The failed integration ended its command run and shows on the app's and the model's cards, the model
+    card's thread told once, the run's own card failed and its thread told once."""
+    await command_run(loop, lambda r: r.state is CommandRunState.FAILED, handoff_run)
+    failed = f"integrate-app-y {run.name}: failed at Integration tests"
+    app_card = await eventually(lambda: top_level(loop, "app-releases", "Failed: New model model-x:8 for app-y"))
+    await eventually(lambda: failed in words(app_card.blocks))
+    model_card = await eventually(lambda: top_level(loop, "ml-models", "Warning: Model model-x:8 registered"))
+    await eventually(lambda: failed in words(model_card.blocks))
+    run_card = await eventually(lambda: top_level(loop, "app-releases", f"Failed: integrate-app-y {run.name}"))
+    await asyncio.sleep(1.5)  # let coalesced updates and any late reply land
+    told = [r.text for r in model_card.replies if "integration against model-x:8" in r.text]
+    assert len(told) == 1 and told[0].startswith(f"Failed: app-y integration against model-x:8: {failed}")
+    assert len(run_card.replies) == 1 and "failed in stage Integration tests" in run_card.replies[0].text
+    # the run's own card tells the failure in #app-releases; the handoff card there tells no one again
+    assert app_card.replies == []
+
+
+async def test_an_integration_that_ended_while_handoff_was_down_is_polled_and_told_once_after_the_restart(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(without_promotion_gate)
+    run = await _failing_integration(loop, integration_seconds=2)
+    handoff_run = await command_run(loop, lambda r: r.state is CommandRunState.STARTED)
+
+    async def ends_unseen() -> None:
+        await eventually(lambda: run.done, timeout=30)
+
+    loop = await loop.restart(ends_unseen)
+    await _outcome_told_once(loop, run, handoff_run.id or 0)
+    # the next sweep finds it ended and tells nothing again
+    assert loop.server.handoff is not None and loop.server.handoff.model_handoff is not None
+    await loop.server.handoff.model_handoff.sweep()
+    await _outcome_told_once(loop, run, handoff_run.id or 0)
+
+
+async def test_azure_devops_ending_the_integration_the_handoff_started_ends_it_once_before_any_poll(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(without_promotion_gate)
+    assert loop.server.handoff is not None and loop.server.handoff.model_handoff is not None
+    handoff = loop.server.handoff.model_handoff
+    handoff.poll_interval = 3600  # only Azure DevOps' event can tell the run ended
+    run = await _failing_integration(loop, integration_seconds=0.5)
+    handoff_run = await command_run(loop, lambda r: r.state is CommandRunState.STARTED)
+    await _outcome_told_once(loop, run, handoff_run.id or 0)
+    # a poll after the event changes nothing
+    await handoff.sweep()
+    await _outcome_told_once(loop, run, handoff_run.id or 0)

@@ -395,7 +395,9 @@ async def test_command_runs_dedupe_within_window(store: SqlStore) -> None:
     assert len({run.id for run, _ in results}) == 1
     first = results[0][0]
     assert first.id is not None
-    assert await store.update_command_run(first.id, CommandRunState.STARTED, NOW, backend_run_id="job-1")
+    assert await store.update_command_run(
+        first.id, CommandRunState.STARTED, NOW, backend_run_id="job-1", expected=CommandRunState.REQUESTED
+    )
     later, new = await store.start_command_run(command(NOW + timedelta(minutes=11)), window)
     assert new and later.id != first.id
     kept = await store.get_command_run(first.id)
@@ -407,11 +409,16 @@ async def test_a_command_run_counts_until_it_ends_when_asked_so(store: SqlStore,
     window = timedelta(minutes=10)
     first, new = await store.start_command_run(command(NOW), window, until_ended=True)
     assert new and first.id is not None
-    for state in (CommandRunState.REQUESTED, CommandRunState.STARTED):  # still starting, then running
-        await store.update_command_run(first.id, state, NOW, backend_run_id="job-1")
+    for before, state in (
+        (CommandRunState.REQUESTED, CommandRunState.REQUESTED),
+        (CommandRunState.REQUESTED, CommandRunState.STARTED),
+    ):  # still starting, then running
+        assert await store.update_command_run(first.id, state, NOW, backend_run_id="job-1", expected=before)
         again, new = await store.start_command_run(command(NOW + timedelta(minutes=1)), window, until_ended=True)
         assert not new and again.id == first.id and again.state is state
-    await store.update_command_run(first.id, ending, NOW + timedelta(minutes=2))
+    assert await store.update_command_run(
+        first.id, ending, NOW + timedelta(minutes=2), expected=CommandRunState.STARTED
+    )
     # ended within the window: two identical requests at once record exactly one new run
     results = await asyncio.gather(
         *(store.start_command_run(command(NOW + timedelta(minutes=3)), window, until_ended=True) for _ in range(8))
@@ -423,9 +430,54 @@ async def test_a_command_run_counts_until_it_ends_when_asked_so(store: SqlStore,
     kept = await store.get_command_run(first.id)
     assert kept is not None and kept.state is ending and kept.backend_run_id == "job-1"
     # without until_ended, an ended run still counts for its window (a model version's integration runs once)
-    await store.update_command_run(second.id or 0, ending, NOW + timedelta(minutes=4))
+    assert await store.update_command_run(
+        second.id or 0, ending, NOW + timedelta(minutes=4), expected=CommandRunState.REQUESTED
+    )
     held, new = await store.start_command_run(command(NOW + timedelta(minutes=5)), window)
     assert not new and held.id == second.id
+
+
+async def test_a_command_runs_state_changes_by_compare_and_set_across_replicas(store_url: str) -> None:
+    """Two replicas' sweeps and a late writer change one run at once: of the changes from the state each saw,
+    one is made; a writer that saw the run before it started never takes an ended run back to running."""
+    replicas = [await SqlStore.open(store_url) for _ in range(2)]
+    try:
+        first, second = replicas
+        run, _ = await first.start_command_run(command(NOW), timedelta(minutes=10))
+        assert run.id is not None
+        assert await first.update_command_run(
+            run.id, CommandRunState.STARTED, NOW, backend_run_id="job-1", expected=CommandRunState.REQUESTED
+        )
+        later = NOW + timedelta(minutes=1)
+        endings = [CommandRunState.SUCCEEDED, CommandRunState.FAILED, CommandRunState.CANCELED] * 4
+        changes = [
+            (replicas[n % 2], state, CommandRunState.STARTED, {"by": f"sweep {n}"}) for n, state in enumerate(endings)
+        ]
+        # writers that read the run while it was still starting
+        changes += [
+            (replicas[n % 2], CommandRunState.STARTED, CommandRunState.REQUESTED, {"by": "stale"}) for n in range(6)
+        ]
+        made = await asyncio.gather(
+            *(
+                replica.update_command_run(run.id, state, later, details=details, expected=expected)
+                for replica, state, expected, details in changes
+            )
+        )
+        [(_, won_state, _, won_details)] = [change for change, was_made in zip(changes, made, strict=True) if was_made]
+        kept = await second.get_command_run(run.id)
+        assert kept is not None and (kept.state, kept.details) == (won_state, won_details)
+        assert won_state.ended and kept.backend_run_id == "job-1"
+        # a writer that saw the run running changes nothing once it ended
+        assert not await second.update_command_run(
+            run.id, CommandRunState.STARTED, later, expected=CommandRunState.STARTED
+        )
+        assert not await first.update_command_run(
+            run.id + 1000, CommandRunState.FAILED, later, expected=CommandRunState.STARTED
+        )
+        assert (await first.get_command_run(run.id)) == kept
+    finally:
+        for replica in replicas:
+            await replica.close()
 
 
 async def test_a_confirmation_becomes_its_run_once_under_its_own_number(store: SqlStore) -> None:
@@ -462,7 +514,9 @@ async def test_a_confirmation_becomes_its_run_once_under_its_own_number(store: S
     assert closed is not None and closed.state is CommandRunState.CANCELED and closed.details["same_as"] == first.id
     assert await store.confirm_command_run(second.id or 0, run, window, until_ended=True) == (None, False)
     # once the run has ended, two confirmations of the same command at once make one new run
-    await store.update_command_run(first.id or 0, CommandRunState.SUCCEEDED, NOW + timedelta(minutes=3))
+    assert await store.update_command_run(
+        first.id or 0, CommandRunState.SUCCEEDED, NOW + timedelta(minutes=3), expected=CommandRunState.REQUESTED
+    )
     later = replace(run, created_at=NOW + timedelta(minutes=4))
     third, fourth = await confirmation(3), await confirmation(4)
     both = await asyncio.gather(
@@ -536,9 +590,11 @@ async def test_unfinished_command_runs_are_the_requested_and_started_ones_oldest
         stored, _ = await store.start_command_run(run(key, minutes), timedelta(0))
         assert stored.id is not None
         ids[key] = stored.id
-    await store.update_command_run(ids["started"], CommandRunState.STARTED, NOW, backend_run_id="job-2")
-    await store.update_command_run(ids["succeeded"], CommandRunState.SUCCEEDED, NOW)
-    await store.update_command_run(ids["failed"], CommandRunState.FAILED, NOW)
+    await store.update_command_run(
+        ids["started"], CommandRunState.STARTED, NOW, backend_run_id="job-2", expected=CommandRunState.REQUESTED
+    )
+    await store.update_command_run(ids["succeeded"], CommandRunState.SUCCEEDED, NOW, expected=CommandRunState.REQUESTED)
+    await store.update_command_run(ids["failed"], CommandRunState.FAILED, NOW, expected=CommandRunState.REQUESTED)
 
     unfinished = await store.unfinished_command_runs(NOW)
     assert [(r.idempotency_key, r.state, r.backend_run_id) for r in unfinished] == [
