@@ -9,6 +9,10 @@ A delivery's payload says what to do:
   the newest version waiting for that card and conversation is shown, and the versions after it then
   find it shown (coalescing: a burst of events costs one post or update, whatever its length).
 - ``{"op": "reply", "card": {...}}``: a reply in the thread of the grouping key's card.
+
+A card someone deleted in chat (the platform says :class:`~bot.ports.MessageGone`) is posted afresh with
+the version to show (for a reply, the version it showed), and the new message replaces the old one in
+the store: later updates edit it and later replies go in its thread.
 - ``{"op": "post", "card": {...}}``: a standalone message (alerts).
 
 Failures retry with exponential backoff and full jitter, honouring the platform's Retry-After, up to
@@ -34,9 +38,9 @@ from typing import Any, Protocol
 from bot.cards import Card, Fact, Status
 from bot.clock import Clock
 from bot.events import bounded_key
-from bot.ports import ChatChannel, DeliveryFailed, PostedMessage, Store
+from bot.ports import ChatChannel, DeliveryFailed, MessageGone, PostedMessage, Store
 from bot.ratelimit import SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
-from bot.records import ConversationAddress, Delivery, NewDelivery, Platform, PostedCard
+from bot.records import ConversationAddress, Delivery, JsonObject, NewDelivery, Platform, PostedCard
 from bot.trouble import Backoff, FailureStreak
 
 log = logging.getLogger("handoff.outbox")
@@ -227,7 +231,12 @@ class OutboxWorker:
             if await self._posted_before(channel, delivery, marker, parent) is None:
                 await self._limited(conversation)
                 broadcast = bool(payload.get("broadcast"))
-                await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
+                try:
+                    await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
+                except MessageGone as gone:
+                    parent = await self._post_afresh(channel, delivery, shown, gone)
+                    await self._limited(conversation)
+                    await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
             return
         if shown is not None and shown.rank >= int(payload.get("rank", 0)):
             return  # a newer version is already shown
@@ -241,23 +250,40 @@ class OutboxWorker:
         if shown is not None:
             found = PostedMessage(shown.message_id, shown.thread_id)
         if found is None:
-            posted = await channel.post_card(conversation.conversation_id, card, marker=marker)
-            message_id, thread_id = posted.message_id, posted.thread_id
+            found = await channel.post_card(conversation.conversation_id, card, marker=marker)
         else:
-            await channel.update_card(conversation.conversation_id, found, card)
-            message_id, thread_id = found.message_id, found.thread_id
+            try:
+                await channel.update_card(conversation.conversation_id, found, card)
+            except MessageGone as gone:
+                log.info("delivery %s: %s (deleted in chat?); posting the card afresh", delivery.id, gone.reason)
+                await self._limited(conversation)
+                found = await channel.post_card(conversation.conversation_id, card, marker=marker)
+        await self._save_card(delivery, found, rank, payload["card"])
+        await self.store.complete_superseded(delivery, rank)  # the versions now shown need no turn of their own
+
+    async def _post_afresh(
+        self, channel: ChatChannel, delivery: Delivery, shown: PostedCard, gone: MessageGone
+    ) -> PostedMessage:
+        """Post again the card shown in ``shown``'s message, which is gone: the thread to reply in."""
+        log.info("delivery %s: %s (deleted in chat?); posting its card afresh", delivery.id, gone.reason)
+        await self._limited(delivery.conversation)
+        posted = await channel.post_card(delivery.conversation.conversation_id, Card.from_json(shown.content))
+        await self._save_card(delivery, posted, shown.rank, shown.content)
+        return posted
+
+    async def _save_card(self, delivery: Delivery, message: PostedMessage, rank: int, content: JsonObject) -> None:
+        """Record that the card for ``delivery``'s grouping key and conversation is shown in ``message``."""
         await self.store.save_card(
             PostedCard(
                 grouping_key=delivery.grouping_key,
-                conversation=conversation,
-                message_id=message_id,
-                thread_id=thread_id,
+                conversation=delivery.conversation,
+                message_id=message.message_id,
+                thread_id=message.thread_id,
                 rank=rank,
-                content=payload["card"],
+                content=content,
                 updated_at=self.clock.now(),
             )
         )
-        await self.store.complete_superseded(delivery, rank)  # the versions now shown need no turn of their own
 
     async def _posted_before(
         self, channel: ChatChannel, delivery: Delivery, marker: str, parent: PostedMessage | None = None

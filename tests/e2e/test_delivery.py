@@ -528,3 +528,41 @@ async def test_a_waiting_gate_mentions_its_approvers_until_it_is_decided(tmp_pat
         (card,) = slack.state.channel("C0LOAD00000").messages
         assert card.text.startswith("Approved") and "<@" not in card.text + json.dumps(card.blocks)
         assert len(calls(slack, "users.lookupByEmail")) == 2  # bob's and dana's answers, asked once
+
+
+async def test_a_card_deleted_in_slack_is_posted_afresh_with_its_news_and_no_alert(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    config = settings(tmp_path / "h.db")
+    config["channels"]["ops"] = {"slack": "C0OPS00001"}
+    config["ops_channel"] = "ops"
+    store = await SqlStore.open(config["store"]["url"])
+    handoff = build_handoff(parse_settings(config, {}), store)
+    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    channel = slack.state.channel("C0LOAD00000")
+
+    def cards_shown() -> list[Any]:  # (a broadcast reply shows in the channel too)
+        return [m for m in channel.messages if not m.deleted and m.thread_ts in (None, m.ts)]
+
+    try:
+        start, stage, *_ = events_of(0)
+        await handoff.ingest.accept(start)
+        await drain(handoff)
+        [card] = channel.messages
+        slack.state.delete(card)  # someone deletes the card in Slack
+
+        await handoff.ingest.accept(stage)
+        failed = replace(events_of(0)[-1], event_id="r0-failed", result="failed")
+        await handoff.ingest.accept(failed)
+        await drain(handoff)
+        [again] = cards_shown()  # the card is back, showing the failure, with its reply in its thread
+        assert again.text.startswith("Failed: pipe-0 20261128.0")
+        assert [r.text for r in again.replies] == ["Failed: pipe-0 20261128.0 failed in the run. The run failed."]
+        first = await handoff.store.get_delivery(1)
+        assert first is not None
+        [stored] = await handoff.store.cards_for(first.grouping_key)
+        assert stored.message_id == again.ts != card.ts
+        assert (await handoff.store.count_deliveries())["dead"] == 0
+        assert slack.state.channel("C0OPS00001").messages == []  # nothing for ops to worry about
+    finally:
+        await handoff.store.close()
