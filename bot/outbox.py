@@ -94,6 +94,9 @@ class OutboxWorker:
         channels: the ChatChannel for each platform that is configured.
         clock: time for leases, backoff and rate limits.
         ops_channel: where dead letters are announced, if anywhere.
+        conversation_names: the configured name of each conversation (``channels:`` in the settings), which
+            the ops channel's alerts name it by; a conversation not configured goes by the name the store
+            holds for it.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class OutboxWorker:
         clock: Clock,
         *,
         ops_channel: tuple[ConversationAddress, ...] = (),
+        conversation_names: Mapping[ConversationAddress, str] | None = None,
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(seconds=60),
         batch_size: int = 50,
@@ -114,6 +118,7 @@ class OutboxWorker:
         self.channels = dict(channels)
         self.clock = clock
         self.ops_channel = ops_channel
+        self.conversation_names = dict(conversation_names or {})
         self.retry = retry or RetryPolicy()
         self.lease = lease
         self.batch_size = batch_size
@@ -367,12 +372,13 @@ class OutboxWorker:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         given_up = max(1, await self.store.count_dead_letters(delivery.conversation, reason, today))
         title = Card.from_json(delivery.payload["card"]).title if "card" in delivery.payload else "?"
+        name = await self._name_of(delivery.conversation)
         alert = Card(
-            title=f"Messages to {delivery.conversation} could not be delivered",
+            title=f"Messages to {name or delivery.conversation} could not be delivered",
             status=Status.WARNING,
             summary=f"Handoff gave up on {given_up} message{'' if given_up == 1 else 's'} there today: {reason}",
             facts=(
-                Fact("Conversation", str(delivery.conversation)),
+                Fact("Conversation", f"{name} ({delivery.conversation})" if name else str(delivery.conversation)),
                 Fact("Latest", f"{title} ({delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'})"),
             ),
             context="Handoff",
@@ -380,3 +386,17 @@ class OutboxWorker:
         key = bounded_key(f"{ALERT_PREFIX}{delivery.conversation}:{reason}:{today:%Y-%m-%d}")
         payload = {"op": "card", "rank": given_up, "card": alert.to_json()}
         await self.store.enqueue([NewDelivery(target, key, payload) for target in alert_targets], now)
+
+    async def _name_of(self, conversation: ConversationAddress) -> str:
+        """What people call ``conversation`` (``#app-releases`` in Slack), or "" when Handoff knows no name."""
+        name = self.conversation_names.get(conversation, "")
+        if not name:
+            try:
+                known = await self.store.get_conversation(conversation)
+            except Exception as error:  # the alert goes out with the id alone
+                log.warning("could not read the name of %s (%s)", conversation, type(error).__name__)
+                known = None
+            name = known.name if known is not None else ""
+        if name and conversation.platform == "slack" and not name.startswith("#"):
+            return f"#{name}"
+        return name

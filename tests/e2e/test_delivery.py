@@ -271,7 +271,8 @@ async def test_messages_to_a_channel_handoff_was_removed_from_make_one_alert_in_
             await handoff.ingest.accept(events_of(run)[0])
         await drain(handoff)
         [alert] = alerts()
-        assert "Messages to slack:C0LOAD00003 could not be delivered" in alert
+        assert "Messages to #load-3 could not be delivered" in alert  # by its configured name
+        assert "#load-3 (slack:C0LOAD00003)" in alert  # and its id, to look it up
         assert "Handoff gave up on 2 messages there today: chat.postMessage: not_in_channel" in alert
         assert [m.text for m in slack.state.channel("C0LOAD00004").messages] == ["Running: pipe-4 20261128.4"]
 

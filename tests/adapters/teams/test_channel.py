@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -334,3 +335,24 @@ async def test_an_update_or_reply_of_a_deleted_message_is_message_gone(harness: 
     assert update.value.reason == "Teams answered 404 ActivityNotFoundInConversation"
     with pytest.raises(MessageGone):
         await channel.reply(RELEASES, posted, Card(title="Stage Tests failed"))
+
+
+async def test_an_ops_alert_names_the_conversation_as_teams_told_it(harness: Harness) -> None:
+    await harness.teams.install_app()
+    ops = ConversationAddress("teams", MODELS)
+    outbox = OutboxWorker(harness.store, {"teams": harness.integration.channel}, harness.clock, ops_channel=(ops,))
+    releases = ConversationAddress("teams", RELEASES)
+    known = await harness.record(RELEASES)
+    assert known is not None and known.name
+    harness.teams.faults.add("POST /v3/conversations", [Fault("500")])  # Teams refuses the card for good
+
+    card = Card(title="Run 412", status=Status.RUNNING).to_json()
+    await harness.store.enqueue(
+        [NewDelivery(releases, "run:412", {"op": "card", "rank": 1, "card": card})], harness.clock.now()
+    )
+    await with_time_passing(harness.clock, outbox.drain())
+
+    [alert] = harness.teams.state.channel("ML models").posts
+    shown = texts(adaptive_card(alert.activity))
+    assert shown[0] == f"Messages to {known.name} could not be delivered"
+    assert f"{known.name} (teams:{RELEASES})" in json.dumps(adaptive_card(alert.activity))  # the id too
