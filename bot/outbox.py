@@ -17,6 +17,10 @@ the store: later updates edit it and later replies go in its thread.
 
 Failures retry with exponential backoff and full jitter, honouring the platform's Retry-After, up to
 ``RetryPolicy.max_attempts``; then the delivery is dead-lettered and an alert goes to the ops channel.
+A conversation Handoff cannot post in at all (:class:`~bot.ports.ConversationUnreachable`) is marked
+inactive, as when the platform says Handoff was removed (the ingest then queues nothing more there), and
+the ops channel is told once; what was already queued there is given up quietly, as are the replies of a
+card that was never posted.
 
 Every post carries the delivery's :func:`post_marker`. A delivery whose earlier attempt may have posted
 without the outcome being recorded (its worker died, or the answer was lost: ``Delivery.recovered``)
@@ -38,9 +42,17 @@ from typing import Any, Protocol
 from bot.cards import Card, Fact, Status
 from bot.clock import Clock
 from bot.events import bounded_key
-from bot.ports import ChatChannel, DeliveryFailed, MessageGone, PostedMessage, Store
+from bot.ports import ChatChannel, ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage, Store
 from bot.ratelimit import SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
-from bot.records import ConversationAddress, Delivery, JsonObject, NewDelivery, Platform, PostedCard
+from bot.records import (
+    ConversationAddress,
+    ConversationRecord,
+    Delivery,
+    JsonObject,
+    NewDelivery,
+    Platform,
+    PostedCard,
+)
 from bot.trouble import Backoff, FailureStreak
 
 log = logging.getLogger("handoff.outbox")
@@ -206,6 +218,8 @@ class OutboxWorker:
             return
         try:
             await self._send(channel, delivery)
+        except ConversationUnreachable as failure:
+            await self._unreachable(delivery, failure.reason)
         except DeliveryFailed as failure:
             await self._failed(delivery, failure)
         except Exception as exc:  # an adapter bug must not lose the delivery
@@ -230,8 +244,9 @@ class OutboxWorker:
             return
         shown = await self.store.get_card(delivery.grouping_key, conversation)
         if op == "reply":
-            if shown is None:
-                raise DeliveryFailed("the card to reply to has not been posted", retryable=True)
+            if shown is None:  # its card's deliveries, all before it, ended without posting it (given up)
+                await self._give_up_quietly(delivery, "its card was never posted")
+                return
             parent = PostedMessage(shown.message_id, shown.thread_id)
             if await self._posted_before(channel, delivery, marker, parent) is None:
                 await self._limited(conversation)
@@ -357,6 +372,52 @@ class OutboxWorker:
                 await self.store.retry_delivery(delivery.id, self.worker_id, failure.reason, at)
             return
         await self._dead_letter(delivery, failure.reason)
+
+    async def _unreachable(self, delivery: Delivery, reason: str) -> None:
+        """Handoff cannot post in the delivery's conversation: it is marked inactive, and the ops channel told
+        once (what was queued there before it was marked goes the same way, quietly)."""
+        if not await self._deactivate(delivery.conversation):
+            await self._give_up_quietly(delivery, reason)
+            return
+        log.warning("%s is unreachable (%s): marked inactive", delivery.conversation, reason)
+        if self.observer is not None:
+            self.observer.not_delivered(delivery.conversation.platform, "dead")
+        await self.store.dead_letter_delivery(delivery.id, self.worker_id, reason)
+        targets = [c for c in self.ops_channel if c != delivery.conversation]
+        if not targets:
+            return
+        name = await self._name_of(delivery.conversation)
+        where = name or str(delivery.conversation)
+        invite = "invite @Handoff to it" if delivery.conversation.platform == "slack" else "add Handoff to it"
+        alert = Card(
+            title=f"Handoff cannot post in {where}",
+            status=Status.WARNING,
+            summary=(
+                f"{reason}. Nothing more goes there until Handoff is back in it: {invite} "
+                "(subscriptions made there start delivering again)."
+            ),
+            facts=(Fact("Conversation", f"{name} ({delivery.conversation})" if name else str(delivery.conversation)),),
+            context="Handoff",
+        )
+        now = self.clock.now()
+        key = bounded_key(f"{ALERT_PREFIX}{delivery.conversation}:unreachable:{now.isoformat()}")
+        payload = {"op": "card", "rank": 1, "card": alert.to_json()}
+        await self.store.enqueue([NewDelivery(target, key, payload) for target in targets], now)
+
+    async def _deactivate(self, conversation: ConversationAddress) -> bool:
+        """Mark ``conversation`` inactive; False if it was already."""
+        known = await self.store.get_conversation(conversation)
+        if known is not None:
+            return await self.store.deactivate_conversation(conversation)
+        name = self.conversation_names.get(conversation, "")
+        record = ConversationRecord(conversation, name, active=False, updated_at=self.clock.now())
+        await self.store.save_conversation(record)
+        return True
+
+    async def _give_up_quietly(self, delivery: Delivery, reason: str) -> None:
+        """Give up a delivery whose trouble the ops channel was already told of (no alert of its own)."""
+        log.info("delivery %s to %s dropped: %s", delivery.id, delivery.conversation, reason)
+        await self.store.dead_letter_delivery(delivery.id, self.worker_id, reason)
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         log.error("delivery %s to %s given up: %s", delivery.id, delivery.conversation, reason)

@@ -6,7 +6,8 @@
   creating it (with the tenant id) the first time.
 - ``reply`` posts into the thread ``<channel>;messageid=<root>``; ``update_card`` replaces the message
   with ``update_activity``. Teams answers either with 404 when the message was deleted: that is
-  :class:`~bot.ports.MessageGone`.
+  :class:`~bot.ports.MessageGone`. A post refused with 403 (Handoff is no longer in the team or chat) or
+  404 (the conversation is gone) is :class:`~bot.ports.ConversationUnreachable`.
 - Every send goes through a :class:`~adapters.teams.sending.Pacer` (rate limits, retries); every failure
   is a :class:`~bot.ports.DeliveryFailed`.
 """
@@ -32,7 +33,7 @@ from botbuilder.schema import (
 from botframework.connector import Channels
 
 from bot.cards import Card
-from bot.ports import DeliveryFailed, MessageGone, PostedMessage
+from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage
 from bot.records import ConversationAddress, ConversationRecord, Platform
 
 from .ids import is_channel_id, is_user_id, split_thread, thread_id
@@ -124,9 +125,10 @@ class TeamsChatChannel:
                 return PostedMessage(activity_id, activity_id)
 
             reference = stored.conversation_reference(base)
-            return await self.pacer.run(base, lambda: self._continue(reference, start_thread), posts=True)
+            start = _unreachable_when_refused(start_thread)
+            return await self.pacer.run(base, lambda: self._continue(reference, start), posts=True)
         reference = stored.conversation_reference(base)
-        send = _send(card, marker=marker, roster=base, members=self.members)
+        send = _unreachable_when_refused(_send(card, marker=marker, roster=base, members=self.members))
         return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
 
     async def reply(
@@ -148,10 +150,12 @@ class TeamsChatChannel:
         if stored.kind == "channel":
             root = parent.thread_id or parent.message_id
             reference = stored.conversation_reference(thread_id(base, root))
-            send = _gone_when_missing(_send(card, root, marker, roster=base, members=self.members))
+            send = _unreachable_when_refused(
+                _gone_when_missing(_send(card, root, marker, roster=base, members=self.members))
+            )
             return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
         reference = stored.conversation_reference(base)
-        send = _send(card, marker=marker, roster=base, members=self.members)
+        send = _unreachable_when_refused(_send(card, marker=marker, roster=base, members=self.members))
         return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
 
     async def find_posted(
@@ -236,7 +240,8 @@ class TeamsChatChannel:
             record, stored = found
             base = record.address.conversation_id
             reference = stored.conversation_reference(base)
-            return await self.pacer.run(base, lambda: self._continue(reference, _send(card)), posts=True)
+            send = _unreachable_when_refused(_send(card))
+            return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
         anchor = await self._read(self.registry.any_reference(self.tenant_id))
         if anchor is None or anchor[1].service_url is None:
             raise DeliveryFailed("no Teams conversation of this tenant is known to reach the person from", False)
@@ -344,6 +349,21 @@ def _gone_when_missing(op: Callable[[TurnContext], Awaitable[T]]) -> Callable[[T
         except ErrorResponseException as error:
             if getattr(error.response, "status_code", None) == 404:
                 raise MessageGone(delivery_failure(error).reason) from error
+            raise
+
+    return run
+
+
+def _unreachable_when_refused(op: Callable[[TurnContext], Awaitable[T]]) -> Callable[[TurnContext], Awaitable[T]]:
+    """``op`` posting in a conversation, where Teams' 403 (Handoff is no longer in the team or chat, or the
+    person blocked it) or 404 (the conversation is gone) is :class:`ConversationUnreachable`."""
+
+    async def run(ctx: TurnContext) -> T:
+        try:
+            return await op(ctx)
+        except ErrorResponseException as error:
+            if getattr(error.response, "status_code", None) in (403, 404):
+                raise ConversationUnreachable(delivery_failure(error).reason) from error
             raise
 
     return run

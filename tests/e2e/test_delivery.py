@@ -37,6 +37,7 @@ from bot.events import (
 )
 from bot.metrics import Metrics
 from bot.outbox import RetryPolicy, post_marker
+from bot.records import ConversationAddress
 
 T0 = datetime.now(UTC)
 CHANNELS = 20
@@ -251,39 +252,45 @@ async def test_the_metrics_count_what_the_outbox_met(tmp_path: Path, slack: Slac
         await handoff.store.close()
 
 
-async def test_messages_to_a_channel_handoff_was_removed_from_make_one_alert_in_the_ops_channel(
+async def test_a_channel_handoff_cannot_post_in_is_marked_inactive_with_one_alert_by_its_name(
     tmp_path: Path, slack: SlackEmulator
 ) -> None:
-    slack.state.channel("C0LOAD00003").members.discard(slack.world.bot_user_id)  # removed from load-3
+    load3 = slack.state.channel("C0LOAD00003")
+    load3.is_private = True  # a private channel: Slack keeps it from an app it does not have as a member
+    load3.members.discard(slack.world.bot_user_id)
     config = settings(tmp_path / "h.db")
     config["channels"]["ops"] = {"slack": "C0OPS00001"}
     config["ops_channel"] = "ops"
     store = await SqlStore.open(config["store"]["url"])
     handoff = build_handoff(parse_settings(config, {}), store)
     add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    where = ConversationAddress("slack", "C0LOAD00003")
 
     def alerts() -> list[str]:
         shown = [m for m in slack.state.channel("C0OPS00001").messages if not m.deleted]
         return [m.text + json.dumps(m.blocks) for m in shown]
 
     try:
-        for run in (3, 23, 4):  # runs 3 and 23 go to load-3, run 4 to load-4
-            await handoff.ingest.accept(events_of(run)[0])
-        await drain(handoff)
-        [alert] = alerts()
-        assert "Messages to #load-3 could not be delivered" in alert  # by its configured name
-        assert "#load-3 (slack:C0LOAD00003)" in alert  # and its id, to look it up
-        assert "Handoff gave up on 2 messages there today: chat.postMessage: not_in_channel" in alert
-        assert [m.text for m in slack.state.channel("C0LOAD00004").messages] == ["Running: pipe-4 20261128.4"]
-
-        for event in events_of(3)[1:]:  # the run goes on: every card version for load-3 fails the same way
+        failed = replace(events_of(3)[-1], event_id="r3-failed", result="failed")  # a card and a reply
+        for event in (events_of(3)[0], events_of(23)[0], failed, events_of(4)[0]):  # 3 and 23: load-3; 4: load-4
             await handoff.ingest.accept(event)
         await drain(handoff)
-        dead = (await handoff.store.count_deliveries())["dead"]
-        assert dead > 2
-        [alert] = alerts()  # the same alert, updated
-        assert f"Handoff gave up on {dead} messages there today" in alert
-        assert len([r for r in calls(slack, "chat.postMessage") if r.json().get("channel") == "C0OPS00001"]) == 1
+        [alert] = alerts()
+        assert "Handoff cannot post in #load-3" in alert
+        assert "chat.postMessage: channel_not_found" in alert and "invite @Handoff to it" in alert
+        assert "#load-3 (slack:C0LOAD00003)" in alert
+        assert where in await handoff.store.inactive_conversations()
+        assert [m.text for m in slack.state.channel("C0LOAD00004").messages] == ["Running: pipe-4 20261128.4"]
+        # what was queued there already (run 23's card, run 3's newer version) goes without a word, and so does
+        # run 3's reply, whose card never showed (it is not even tried)
+        assert await handoff.store.count_deliveries() == {"pending": 0, "sent": 2, "dead": 4}
+        refused = [r for r in calls(slack, "chat.postMessage") if r.json().get("channel") == "C0LOAD00003"]
+        assert [r.json()["text"].split(":")[0] for r in refused] == ["Failed", "Running", "Failed"]
+
+        handoff.ingest.forget_subscriptions()  # (the ingest reads which conversations are inactive again)
+        await handoff.ingest.accept(events_of(43)[0])  # a new run for load-3: nothing is queued there now
+        assert (await handoff.store.count_deliveries())["pending"] == 0
+        assert len(alerts()) == 1
     finally:
         await handoff.store.close()
 

@@ -70,6 +70,8 @@ async def test_permanent_failures_are_not_retryable(harness: Harness, conversati
 
 async def test_not_in_channel_invalid_auth_and_invalid_blocks(harness: Harness) -> None:
     harness.slack.state.channel("ops").members.discard("U0HANDOFFBT")
+    scopes = tuple(s for s in harness.slack.state.world.bot_scopes if s != "chat:write.public")
+    harness.slack.state.world = replace(harness.slack.state.world, bot_scopes=scopes)  # (else ops takes posts)
     channel = harness.integration.channel
     with pytest.raises(DeliveryFailed) as not_member:
         await channel.post_card("C00PS000001", Card("x"))

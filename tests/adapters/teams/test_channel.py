@@ -13,7 +13,7 @@ from adapters.emulators.base import Fault
 from adapters.emulators.botframework import default_world
 from bot.cards import Card, Mention, Status
 from bot.outbox import OutboxWorker
-from bot.ports import DeliveryFailed, MessageGone, PostedMessage
+from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage
 from bot.records import ConversationAddress, NewDelivery
 
 from .conftest import (
@@ -356,3 +356,35 @@ async def test_an_ops_alert_names_the_conversation_as_teams_told_it(harness: Har
     shown = texts(adaptive_card(alert.activity))
     assert shown[0] == f"Messages to {known.name} could not be delivered"
     assert f"{known.name} (teams:{RELEASES})" in json.dumps(adaptive_card(alert.activity))  # the id too
+
+
+async def test_a_conversation_teams_refuses_is_marked_inactive_and_ops_told_once(harness: Harness) -> None:
+    await harness.teams.install_app()
+    ops = ConversationAddress("teams", MODELS)
+    outbox = OutboxWorker(harness.store, {"teams": harness.integration.channel}, harness.clock, ops_channel=(ops,))
+    releases = ConversationAddress("teams", RELEASES)
+    known = await harness.record(RELEASES)
+    assert known is not None and known.active
+    del harness.teams.state.conversations[RELEASES]  # the channel was deleted (Teams' event about it was missed)
+
+    card = Card(title="Run 412", status=Status.FAILED).to_json()
+    await harness.store.enqueue(
+        [
+            NewDelivery(releases, "run:412", {"op": "card", "rank": 1, "card": card}),
+            NewDelivery(releases, "run:412", {"op": "reply", "card": card}),
+        ],
+        harness.clock.now(),
+    )
+    await with_time_passing(harness.clock, outbox.drain())
+
+    [alert] = harness.teams.state.channel("ML models").posts  # one alert, and none for the reply
+    assert texts(adaptive_card(alert.activity))[0] == f"Handoff cannot post in {known.name}"
+    assert await harness.store.inactive_conversations() == frozenset({releases})
+    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 1, "dead": 2}
+
+
+async def test_a_post_to_a_conversation_teams_does_not_have_is_conversation_unreachable(harness: Harness) -> None:
+    await harness.teams.install_app()
+    with pytest.raises(ConversationUnreachable) as failed:
+        await harness.integration.channel.post_card("19:gone0000@thread.tacv2", Card(title="x"))
+    assert failed.value.reason == "Teams answered 404 ConversationNotFound"
