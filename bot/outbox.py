@@ -9,11 +9,11 @@ A delivery's payload says what to do:
   the newest version waiting for that card and conversation is shown, and the versions after it then
   find it shown (coalescing: a burst of events costs one post or update, whatever its length).
 - ``{"op": "reply", "card": {...}}``: a reply in the thread of the grouping key's card.
+- ``{"op": "post", "card": {...}}``: a standalone message (alerts).
 
 A card someone deleted in chat (the platform says :class:`~bot.ports.MessageGone`) is posted afresh with
 the version to show (for a reply, the version it showed), and the new message replaces the old one in
 the store: later updates edit it and later replies go in its thread.
-- ``{"op": "post", "card": {...}}``: a standalone message (alerts).
 
 Failures retry with exponential backoff and full jitter, honouring the platform's Retry-After, up to
 ``RetryPolicy.max_attempts``; then the delivery is dead-lettered and an alert goes to the ops channel.
