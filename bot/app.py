@@ -142,6 +142,11 @@ def _ops_targets(settings: Settings) -> tuple[ConversationAddress, ...]:
     return channel_addresses(settings, settings.ops_channel) if settings.ops_channel else ()
 
 
+def _names(settings: Settings) -> dict[ConversationAddress, str]:
+    """The configured name of each configured conversation."""
+    return {address: name for name in settings.channels for address in channel_addresses(settings, name)}
+
+
 def build_handoff(
     settings: Settings,
     store: Store,
@@ -160,7 +165,7 @@ def build_handoff(
     """
     clock = clock or SystemClock()
     policy = Policy(settings)
-    outbox = OutboxWorker(store, {}, clock, ops_channel=_ops_targets(settings))
+    outbox = OutboxWorker(store, {}, clock, ops_channel=_ops_targets(settings), conversation_names=_names(settings))
     ingest = Ingest(store, configured_subscriptions(settings), clock, on_enqueued=outbox.wake)
     gatekeeper = Gatekeeper(store, policy, ingest, clock, pipelines, ml=ml, organization=organization_name(settings))
     ingest.observers.append(gatekeeper.observe)

@@ -11,8 +11,16 @@ A delivery's payload says what to do:
 - ``{"op": "reply", "card": {...}}``: a reply in the thread of the grouping key's card.
 - ``{"op": "post", "card": {...}}``: a standalone message (alerts).
 
+A card someone deleted in chat (the platform says :class:`~bot.ports.MessageGone`) is posted afresh with
+the version to show (for a reply, the version it showed), and the new message replaces the old one in
+the store: later updates edit it and later replies go in its thread.
+
 Failures retry with exponential backoff and full jitter, honouring the platform's Retry-After, up to
 ``RetryPolicy.max_attempts``; then the delivery is dead-lettered and an alert goes to the ops channel.
+A conversation Handoff cannot post in at all (:class:`~bot.ports.ConversationUnreachable`) is marked
+inactive, as when the platform says Handoff was removed (the ingest then queues nothing more there), and
+the ops channel is told once; what was already queued there is given up quietly, as are the replies of a
+card that was never posted.
 
 Every post carries the delivery's :func:`post_marker`. A delivery whose earlier attempt may have posted
 without the outcome being recorded (its worker died, or the answer was lost: ``Delivery.recovered``)
@@ -34,9 +42,17 @@ from typing import Any, Protocol
 from bot.cards import Card, Fact, Status
 from bot.clock import Clock
 from bot.events import bounded_key
-from bot.ports import ChatChannel, DeliveryFailed, PostedMessage, Store
+from bot.ports import ChatChannel, ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage, Store
 from bot.ratelimit import SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
-from bot.records import ConversationAddress, Delivery, NewDelivery, Platform, PostedCard
+from bot.records import (
+    ConversationAddress,
+    ConversationRecord,
+    Delivery,
+    JsonObject,
+    NewDelivery,
+    Platform,
+    PostedCard,
+)
 from bot.trouble import Backoff, FailureStreak
 
 log = logging.getLogger("handoff.outbox")
@@ -90,6 +106,9 @@ class OutboxWorker:
         channels: the ChatChannel for each platform that is configured.
         clock: time for leases, backoff and rate limits.
         ops_channel: where dead letters are announced, if anywhere.
+        conversation_names: the configured name of each conversation (``channels:`` in the settings), which
+            the ops channel's alerts name it by; a conversation not configured goes by the name the store
+            holds for it.
     """
 
     def __init__(
@@ -99,6 +118,7 @@ class OutboxWorker:
         clock: Clock,
         *,
         ops_channel: tuple[ConversationAddress, ...] = (),
+        conversation_names: Mapping[ConversationAddress, str] | None = None,
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(seconds=60),
         batch_size: int = 50,
@@ -110,6 +130,7 @@ class OutboxWorker:
         self.channels = dict(channels)
         self.clock = clock
         self.ops_channel = ops_channel
+        self.conversation_names = dict(conversation_names or {})
         self.retry = retry or RetryPolicy()
         self.lease = lease
         self.batch_size = batch_size
@@ -197,6 +218,8 @@ class OutboxWorker:
             return
         try:
             await self._send(channel, delivery)
+        except ConversationUnreachable as failure:
+            await self._unreachable(delivery, failure.reason)
         except DeliveryFailed as failure:
             await self._failed(delivery, failure)
         except Exception as exc:  # an adapter bug must not lose the delivery
@@ -221,13 +244,19 @@ class OutboxWorker:
             return
         shown = await self.store.get_card(delivery.grouping_key, conversation)
         if op == "reply":
-            if shown is None:
-                raise DeliveryFailed("the card to reply to has not been posted", retryable=True)
+            if shown is None:  # its card's deliveries, all before it, ended without posting it (given up)
+                await self._give_up_quietly(delivery, "its card was never posted")
+                return
             parent = PostedMessage(shown.message_id, shown.thread_id)
             if await self._posted_before(channel, delivery, marker, parent) is None:
                 await self._limited(conversation)
                 broadcast = bool(payload.get("broadcast"))
-                await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
+                try:
+                    await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
+                except MessageGone as gone:
+                    parent = await self._post_afresh(channel, delivery, shown, gone)
+                    await self._limited(conversation)
+                    await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
             return
         if shown is not None and shown.rank >= int(payload.get("rank", 0)):
             return  # a newer version is already shown
@@ -241,23 +270,40 @@ class OutboxWorker:
         if shown is not None:
             found = PostedMessage(shown.message_id, shown.thread_id)
         if found is None:
-            posted = await channel.post_card(conversation.conversation_id, card, marker=marker)
-            message_id, thread_id = posted.message_id, posted.thread_id
+            found = await channel.post_card(conversation.conversation_id, card, marker=marker)
         else:
-            await channel.update_card(conversation.conversation_id, found, card)
-            message_id, thread_id = found.message_id, found.thread_id
+            try:
+                await channel.update_card(conversation.conversation_id, found, card)
+            except MessageGone as gone:
+                log.info("delivery %s: %s (deleted in chat?); posting the card afresh", delivery.id, gone.reason)
+                await self._limited(conversation)
+                found = await channel.post_card(conversation.conversation_id, card, marker=marker)
+        await self._save_card(delivery, found, rank, payload["card"])
+        await self.store.complete_superseded(delivery, rank)  # the versions now shown need no turn of their own
+
+    async def _post_afresh(
+        self, channel: ChatChannel, delivery: Delivery, shown: PostedCard, gone: MessageGone
+    ) -> PostedMessage:
+        """Post again the card shown in ``shown``'s message, which is gone: the thread to reply in."""
+        log.info("delivery %s: %s (deleted in chat?); posting its card afresh", delivery.id, gone.reason)
+        await self._limited(delivery.conversation)
+        posted = await channel.post_card(delivery.conversation.conversation_id, Card.from_json(shown.content))
+        await self._save_card(delivery, posted, shown.rank, shown.content)
+        return posted
+
+    async def _save_card(self, delivery: Delivery, message: PostedMessage, rank: int, content: JsonObject) -> None:
+        """Record that the card for ``delivery``'s grouping key and conversation is shown in ``message``."""
         await self.store.save_card(
             PostedCard(
                 grouping_key=delivery.grouping_key,
-                conversation=conversation,
-                message_id=message_id,
-                thread_id=thread_id,
+                conversation=delivery.conversation,
+                message_id=message.message_id,
+                thread_id=message.thread_id,
                 rank=rank,
-                content=payload["card"],
+                content=content,
                 updated_at=self.clock.now(),
             )
         )
-        await self.store.complete_superseded(delivery, rank)  # the versions now shown need no turn of their own
 
     async def _posted_before(
         self, channel: ChatChannel, delivery: Delivery, marker: str, parent: PostedMessage | None = None
@@ -327,6 +373,52 @@ class OutboxWorker:
             return
         await self._dead_letter(delivery, failure.reason)
 
+    async def _unreachable(self, delivery: Delivery, reason: str) -> None:
+        """Handoff cannot post in the delivery's conversation: it is marked inactive, and the ops channel told
+        once (what was queued there before it was marked goes the same way, quietly)."""
+        if not await self._deactivate(delivery.conversation):
+            await self._give_up_quietly(delivery, reason)
+            return
+        log.warning("%s is unreachable (%s): marked inactive", delivery.conversation, reason)
+        if self.observer is not None:
+            self.observer.not_delivered(delivery.conversation.platform, "dead")
+        await self.store.dead_letter_delivery(delivery.id, self.worker_id, reason)
+        targets = [c for c in self.ops_channel if c != delivery.conversation]
+        if not targets:
+            return
+        name = await self._name_of(delivery.conversation)
+        where = name or str(delivery.conversation)
+        invite = "invite @Handoff to it" if delivery.conversation.platform == "slack" else "add Handoff to it"
+        alert = Card(
+            title=f"Handoff cannot post in {where}",
+            status=Status.WARNING,
+            summary=(
+                f"{reason}. Nothing more goes there until Handoff is back in it: {invite} "
+                "(subscriptions made there start delivering again)."
+            ),
+            facts=(Fact("Conversation", f"{name} ({delivery.conversation})" if name else str(delivery.conversation)),),
+            context="Handoff",
+        )
+        now = self.clock.now()
+        key = bounded_key(f"{ALERT_PREFIX}{delivery.conversation}:unreachable:{now.isoformat()}")
+        payload = {"op": "card", "rank": 1, "card": alert.to_json()}
+        await self.store.enqueue([NewDelivery(target, key, payload) for target in targets], now)
+
+    async def _deactivate(self, conversation: ConversationAddress) -> bool:
+        """Mark ``conversation`` inactive; False if it was already."""
+        known = await self.store.get_conversation(conversation)
+        if known is not None:
+            return await self.store.deactivate_conversation(conversation)
+        name = self.conversation_names.get(conversation, "")
+        record = ConversationRecord(conversation, name, active=False, updated_at=self.clock.now())
+        await self.store.save_conversation(record)
+        return True
+
+    async def _give_up_quietly(self, delivery: Delivery, reason: str) -> None:
+        """Give up a delivery whose trouble the ops channel was already told of (no alert of its own)."""
+        log.info("delivery %s to %s dropped: %s", delivery.id, delivery.conversation, reason)
+        await self.store.dead_letter_delivery(delivery.id, self.worker_id, reason)
+
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         log.error("delivery %s to %s given up: %s", delivery.id, delivery.conversation, reason)
         if self.observer is not None:
@@ -341,12 +433,13 @@ class OutboxWorker:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         given_up = max(1, await self.store.count_dead_letters(delivery.conversation, reason, today))
         title = Card.from_json(delivery.payload["card"]).title if "card" in delivery.payload else "?"
+        name = await self._name_of(delivery.conversation)
         alert = Card(
-            title=f"Messages to {delivery.conversation} could not be delivered",
+            title=f"Messages to {name or delivery.conversation} could not be delivered",
             status=Status.WARNING,
             summary=f"Handoff gave up on {given_up} message{'' if given_up == 1 else 's'} there today: {reason}",
             facts=(
-                Fact("Conversation", str(delivery.conversation)),
+                Fact("Conversation", f"{name} ({delivery.conversation})" if name else str(delivery.conversation)),
                 Fact("Latest", f"{title} ({delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'})"),
             ),
             context="Handoff",
@@ -354,3 +447,17 @@ class OutboxWorker:
         key = bounded_key(f"{ALERT_PREFIX}{delivery.conversation}:{reason}:{today:%Y-%m-%d}")
         payload = {"op": "card", "rank": given_up, "card": alert.to_json()}
         await self.store.enqueue([NewDelivery(target, key, payload) for target in alert_targets], now)
+
+    async def _name_of(self, conversation: ConversationAddress) -> str:
+        """What people call ``conversation`` (``#app-releases`` in Slack), or "" when Handoff knows no name."""
+        name = self.conversation_names.get(conversation, "")
+        if not name:
+            try:
+                known = await self.store.get_conversation(conversation)
+            except Exception as error:  # the alert goes out with the id alone
+                log.warning("could not read the name of %s (%s)", conversation, type(error).__name__)
+                known = None
+            name = known.name if known is not None else ""
+        if name and conversation.platform == "slack" and not name.startswith("#"):
+            return f"#{name}"
+        return name

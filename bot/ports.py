@@ -403,8 +403,35 @@ class DeliveryFailed(Exception):
         self.maybe_sent = maybe_sent
 
 
+class MessageGone(DeliveryFailed):
+    """The message to update or reply under is no longer there: someone deleted it in chat.
+
+    Not worth retrying as it is; the outbox posts the card afresh instead (deleting a card is a normal
+    thing to do, not a delivery problem).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, retryable=False)
+
+
+class ConversationUnreachable(DeliveryFailed):
+    """Handoff cannot post in the conversation at all: it is not a member (a private channel it was never
+    invited to, one it was removed from), or the conversation was deleted or archived.
+
+    Not worth retrying until someone adds Handoff back; the outbox marks the conversation inactive.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, retryable=False)
+
+
 class ChatChannel(Protocol):
-    """Sends to one chat platform. Implementations raise :class:`DeliveryFailed`, nothing else."""
+    """Sends to one chat platform. Implementations raise :class:`DeliveryFailed`, nothing else.
+
+    :meth:`update_card` and :meth:`reply` raise :class:`MessageGone` when the message they address was
+    deleted; :meth:`post_card` and :meth:`reply` raise :class:`ConversationUnreachable` when Handoff cannot
+    post in the conversation.
+    """
 
     platform: Platform
 

@@ -2,7 +2,10 @@
 
 Slack answers most failures with HTTP 200 ``{"ok": false, "error": "<code>"}`` and rate limiting with
 HTTP 429 and ``Retry-After``. Rate limits, server errors, timeouts and dropped connections are worth
-retrying; a missing channel, revoked access or an invalid message is not.
+retrying; a missing channel, revoked access or an invalid message is not. A message someone deleted
+(``message_not_found`` on an update, ``thread_not_found`` on a reply under it) is :class:`~bot.ports.MessageGone`;
+a channel Handoff cannot post in (not a member of a private channel, or of a public one without
+``chat:write.public``; archived) is :class:`~bot.ports.ConversationUnreachable`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from bot.ports import DeliveryFailed
+from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone
 
 RETRYABLE_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 PERMANENT_ERRORS = frozenset(
@@ -41,6 +44,10 @@ PERMANENT_ERRORS = frozenset(
         "invalid_arguments",
     }
 )
+GONE_ERRORS = frozenset({"message_not_found", "thread_not_found"})
+"""The message addressed (to update, or to reply under) was deleted."""
+UNREACHABLE_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
+"""Handoff cannot post in the channel."""
 
 
 def api_error_code(exc: SlackApiError) -> str:
@@ -69,6 +76,10 @@ def delivery_failure(exc: BaseException, method: str) -> DeliveryFailed:
             return DeliveryFailed(reason, retryable=True, retry_after=retry_after)
         if not isinstance(getattr(response, "data", None), dict):
             return DeliveryFailed(reason, retryable=True)  # a garbled answer: try again later
+        if code in GONE_ERRORS:
+            return MessageGone(reason)
+        if code in UNREACHABLE_ERRORS:
+            return ConversationUnreachable(reason)
         return DeliveryFailed(reason, retryable=False)
     # a post whose request went out and whose answer was lost may have been posted
     posts = method == "chat.postMessage"

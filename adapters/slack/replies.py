@@ -1,28 +1,34 @@
 """Where an answer goes: privately to one person, in a thread, or in the channel.
 
 Private answers use the interaction's ``response_url`` when there is one (it works where the bot is not
-a member), else ``chat.postEphemeral``. Public answers use ``chat.postMessage``; when the bot is not in
-the channel, a slash command's ``response_url`` can still post ``in_channel``, and anything else falls
+a member), else ``chat.postEphemeral``. Public answers use ``chat.postMessage``; when the bot cannot post
+in the channel (a private channel it was not invited to), a slash command's ``response_url`` can still
+post ``in_channel``, and the answer then says that nothing else Handoff posts reaches the channel until
+someone invites it (a ``subscribe`` there is kept, and delivers once Handoff is in); anything else falls
 back to a private answer saying so.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.interactions import Reply, Visibility
-from bot.ports import DeliveryFailed
+from bot.ports import ConversationUnreachable, DeliveryFailed
 
 from .channel import WEB_LOGGER, SlackChatChannel
 from .renderer import SlackContent, render_reply, render_text
 
 log = logging.getLogger("handoff.slack.replies")
 
-NOT_A_MEMBER = ("not_in_channel", "channel_not_found")
+NOT_A_MEMBER = (
+    "I'm not a member of this channel, so nothing I post on my own (cards, their updates, replies) reaches it: "
+    "invite @Handoff to this channel first (`/invite @Handoff`)."
+)
 RESPONSE_URL_TIMEOUT = 10
 
 
@@ -55,14 +61,21 @@ class ReplyDelivery:
         try:
             await self.channel.send(client, channel, content, thread_ts=thread_ts if in_thread else None)
             return
+        except ConversationUnreachable as failure:
+            problem, not_member = failure.reason, True
         except DeliveryFailed as failure:
-            problem = failure.reason
-            not_member = any(code in failure.reason for code in NOT_A_MEMBER)
-        if not_member and response_url and await self.respond(response_url, content, response_type="in_channel"):
-            return
+            problem, not_member = failure.reason, False
+        if not_member and response_url:
+            # the channel sees the answer, and what it takes for anything else from Handoff to reach it
+            told = render_reply(
+                replace(reply, text=f"{reply.text}\n\n{NOT_A_MEMBER}"),
+                compact=in_thread,
+                note="" if in_thread else note,
+            )
+            if await self.respond(response_url, told, response_type="in_channel"):
+                return
         log.info("public reply not posted (%s); answering privately", problem)
-        hint = "I'm not a member of this channel: invite me to it to share answers here."
-        private = render_reply(reply, compact=True, note=hint if not_member else "")
+        private = render_reply(reply, compact=True, note=NOT_A_MEMBER if not_member else "")
         await self.private(
             client, private, channel=channel, user_id=user_id, thread_ts=thread_ts, response_url=response_url
         )

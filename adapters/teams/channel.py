@@ -5,7 +5,9 @@
   group chat it sends into the chat; to a person (an MRI ``29:…``) it uses their 1:1 chat with the bot,
   creating it (with the tenant id) the first time.
 - ``reply`` posts into the thread ``<channel>;messageid=<root>``; ``update_card`` replaces the message
-  with ``update_activity``.
+  with ``update_activity``. Teams answers either with 404 when the message was deleted: that is
+  :class:`~bot.ports.MessageGone`. A post refused with 403 (Handoff is no longer in the team or chat) or
+  404 (the conversation is gone) is :class:`~bot.ports.ConversationUnreachable`.
 - Every send goes through a :class:`~adapters.teams.sending.Pacer` (rate limits, retries); every failure
   is a :class:`~bot.ports.DeliveryFailed`.
 """
@@ -21,11 +23,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.integration.aiohttp import CloudAdapter
-from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ConversationReference
+from botbuilder.schema import (
+    Activity,
+    ChannelAccount,
+    ConversationParameters,
+    ConversationReference,
+    ErrorResponseException,
+)
 from botframework.connector import Channels
 
 from bot.cards import Card
-from bot.ports import DeliveryFailed, PostedMessage
+from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage
 from bot.records import ConversationAddress, ConversationRecord, Platform
 
 from .ids import is_channel_id, is_user_id, split_thread, thread_id
@@ -117,9 +125,10 @@ class TeamsChatChannel:
                 return PostedMessage(activity_id, activity_id)
 
             reference = stored.conversation_reference(base)
-            return await self.pacer.run(base, lambda: self._continue(reference, start_thread), posts=True)
+            start = _unreachable_when_refused(start_thread)
+            return await self.pacer.run(base, lambda: self._continue(reference, start), posts=True)
         reference = stored.conversation_reference(base)
-        send = _send(card, marker=marker, roster=base, members=self.members)
+        send = _unreachable_when_refused(_send(card, marker=marker, roster=base, members=self.members))
         return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
 
     async def reply(
@@ -141,10 +150,12 @@ class TeamsChatChannel:
         if stored.kind == "channel":
             root = parent.thread_id or parent.message_id
             reference = stored.conversation_reference(thread_id(base, root))
-            send = _send(card, root, marker, roster=base, members=self.members)
+            send = _unreachable_when_refused(
+                _gone_when_missing(_send(card, root, marker, roster=base, members=self.members))
+            )
             return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
         reference = stored.conversation_reference(base)
-        send = _send(card, marker=marker, roster=base, members=self.members)
+        send = _unreachable_when_refused(_send(card, marker=marker, roster=base, members=self.members))
         return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
 
     async def find_posted(
@@ -203,7 +214,8 @@ class TeamsChatChannel:
             activity.id = message.message_id
             await ctx.update_activity(activity)
 
-        await self.pacer.run(base, lambda: self._continue(stored.conversation_reference(target), update))
+        reference = stored.conversation_reference(target)
+        await self.pacer.run(base, lambda: self._continue(reference, _gone_when_missing(update)))
 
     # targets
 
@@ -228,7 +240,8 @@ class TeamsChatChannel:
             record, stored = found
             base = record.address.conversation_id
             reference = stored.conversation_reference(base)
-            return await self.pacer.run(base, lambda: self._continue(reference, _send(card)), posts=True)
+            send = _unreachable_when_refused(_send(card))
+            return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
         anchor = await self._read(self.registry.any_reference(self.tenant_id))
         if anchor is None or anchor[1].service_url is None:
             raise DeliveryFailed("no Teams conversation of this tenant is known to reach the person from", False)
@@ -322,3 +335,35 @@ def _send(
         return PostedMessage(str(response.id), thread)
 
     return send
+
+
+def _gone_when_missing(op: Callable[[TurnContext], Awaitable[T]]) -> Callable[[TurnContext], Awaitable[T]]:
+    """``op`` on a message or its thread, where Teams' 404 means the message was deleted: :class:`MessageGone`.
+
+    (A 404 for a conversation that is gone altogether shows when the card is posted afresh.)
+    """
+
+    async def run(ctx: TurnContext) -> T:
+        try:
+            return await op(ctx)
+        except ErrorResponseException as error:
+            if getattr(error.response, "status_code", None) == 404:
+                raise MessageGone(delivery_failure(error).reason) from error
+            raise
+
+    return run
+
+
+def _unreachable_when_refused(op: Callable[[TurnContext], Awaitable[T]]) -> Callable[[TurnContext], Awaitable[T]]:
+    """``op`` posting in a conversation, where Teams' 403 (Handoff is no longer in the team or chat, or the
+    person blocked it) or 404 (the conversation is gone) is :class:`ConversationUnreachable`."""
+
+    async def run(ctx: TurnContext) -> T:
+        try:
+            return await op(ctx)
+        except ErrorResponseException as error:
+            if getattr(error.response, "status_code", None) in (403, 404):
+                raise ConversationUnreachable(delivery_failure(error).reason) from error
+            raise
+
+    return run

@@ -37,6 +37,7 @@ from bot.events import (
 )
 from bot.metrics import Metrics
 from bot.outbox import RetryPolicy, post_marker
+from bot.records import ConversationAddress
 
 T0 = datetime.now(UTC)
 CHANNELS = 20
@@ -251,38 +252,45 @@ async def test_the_metrics_count_what_the_outbox_met(tmp_path: Path, slack: Slac
         await handoff.store.close()
 
 
-async def test_messages_to_a_channel_handoff_was_removed_from_make_one_alert_in_the_ops_channel(
+async def test_a_channel_handoff_cannot_post_in_is_marked_inactive_with_one_alert_by_its_name(
     tmp_path: Path, slack: SlackEmulator
 ) -> None:
-    slack.state.channel("C0LOAD00003").members.discard(slack.world.bot_user_id)  # removed from load-3
+    load3 = slack.state.channel("C0LOAD00003")
+    load3.is_private = True  # a private channel: Slack keeps it from an app it does not have as a member
+    load3.members.discard(slack.world.bot_user_id)
     config = settings(tmp_path / "h.db")
     config["channels"]["ops"] = {"slack": "C0OPS00001"}
     config["ops_channel"] = "ops"
     store = await SqlStore.open(config["store"]["url"])
     handoff = build_handoff(parse_settings(config, {}), store)
     add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    where = ConversationAddress("slack", "C0LOAD00003")
 
     def alerts() -> list[str]:
         shown = [m for m in slack.state.channel("C0OPS00001").messages if not m.deleted]
         return [m.text + json.dumps(m.blocks) for m in shown]
 
     try:
-        for run in (3, 23, 4):  # runs 3 and 23 go to load-3, run 4 to load-4
-            await handoff.ingest.accept(events_of(run)[0])
-        await drain(handoff)
-        [alert] = alerts()
-        assert "Messages to slack:C0LOAD00003 could not be delivered" in alert
-        assert "Handoff gave up on 2 messages there today: chat.postMessage: not_in_channel" in alert
-        assert [m.text for m in slack.state.channel("C0LOAD00004").messages] == ["Running: pipe-4 20261128.4"]
-
-        for event in events_of(3)[1:]:  # the run goes on: every card version for load-3 fails the same way
+        failed = replace(events_of(3)[-1], event_id="r3-failed", result="failed")  # a card and a reply
+        for event in (events_of(3)[0], events_of(23)[0], failed, events_of(4)[0]):  # 3 and 23: load-3; 4: load-4
             await handoff.ingest.accept(event)
         await drain(handoff)
-        dead = (await handoff.store.count_deliveries())["dead"]
-        assert dead > 2
-        [alert] = alerts()  # the same alert, updated
-        assert f"Handoff gave up on {dead} messages there today" in alert
-        assert len([r for r in calls(slack, "chat.postMessage") if r.json().get("channel") == "C0OPS00001"]) == 1
+        [alert] = alerts()
+        assert "Handoff cannot post in #load-3" in alert
+        assert "chat.postMessage: channel_not_found" in alert and "invite @Handoff to it" in alert
+        assert "#load-3 (slack:C0LOAD00003)" in alert
+        assert where in await handoff.store.inactive_conversations()
+        assert [m.text for m in slack.state.channel("C0LOAD00004").messages] == ["Running: pipe-4 20261128.4"]
+        # what was queued there already (run 23's card, run 3's newer version) goes without a word, and so does
+        # run 3's reply, whose card never showed (it is not even tried)
+        assert await handoff.store.count_deliveries() == {"pending": 0, "sent": 2, "dead": 4}
+        refused = [r for r in calls(slack, "chat.postMessage") if r.json().get("channel") == "C0LOAD00003"]
+        assert [r.json()["text"].split(":")[0] for r in refused] == ["Failed", "Running", "Failed"]
+
+        handoff.ingest.forget_subscriptions()  # (the ingest reads which conversations are inactive again)
+        await handoff.ingest.accept(events_of(43)[0])  # a new run for load-3: nothing is queued there now
+        assert (await handoff.store.count_deliveries())["pending"] == 0
+        assert len(alerts()) == 1
     finally:
         await handoff.store.close()
 
@@ -528,3 +536,41 @@ async def test_a_waiting_gate_mentions_its_approvers_until_it_is_decided(tmp_pat
         (card,) = slack.state.channel("C0LOAD00000").messages
         assert card.text.startswith("Approved") and "<@" not in card.text + json.dumps(card.blocks)
         assert len(calls(slack, "users.lookupByEmail")) == 2  # bob's and dana's answers, asked once
+
+
+async def test_a_card_deleted_in_slack_is_posted_afresh_with_its_news_and_no_alert(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    config = settings(tmp_path / "h.db")
+    config["channels"]["ops"] = {"slack": "C0OPS00001"}
+    config["ops_channel"] = "ops"
+    store = await SqlStore.open(config["store"]["url"])
+    handoff = build_handoff(parse_settings(config, {}), store)
+    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    channel = slack.state.channel("C0LOAD00000")
+
+    def cards_shown() -> list[Any]:  # (a broadcast reply shows in the channel too)
+        return [m for m in channel.messages if not m.deleted and m.thread_ts in (None, m.ts)]
+
+    try:
+        start, stage, *_ = events_of(0)
+        await handoff.ingest.accept(start)
+        await drain(handoff)
+        [card] = channel.messages
+        slack.state.delete(card)  # someone deletes the card in Slack
+
+        await handoff.ingest.accept(stage)
+        failed = replace(events_of(0)[-1], event_id="r0-failed", result="failed")
+        await handoff.ingest.accept(failed)
+        await drain(handoff)
+        [again] = cards_shown()  # the card is back, showing the failure, with its reply in its thread
+        assert again.text.startswith("Failed: pipe-0 20261128.0")
+        assert [r.text for r in again.replies] == ["Failed: pipe-0 20261128.0 failed in the run. The run failed."]
+        first = await handoff.store.get_delivery(1)
+        assert first is not None
+        [stored] = await handoff.store.cards_for(first.grouping_key)
+        assert stored.message_id == again.ts != card.ts
+        assert (await handoff.store.count_deliveries())["dead"] == 0
+        assert slack.state.channel("C0OPS00001").messages == []  # nothing for ops to worry about
+    finally:
+        await handoff.store.close()

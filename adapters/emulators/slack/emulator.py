@@ -227,7 +227,8 @@ class SlackEmulator:
 
     async def remove_bot(self, channel: str) -> SlackBotResponse:
         """Someone removes the app from ``channel``: it is no longer a member, and ``member_left_channel``
-        is sent for its bot user (posts there now fail with ``not_in_channel``)."""
+        is sent for its bot user (posts there now fail: ``channel_not_found`` in a private channel;
+        ``not_in_channel`` in a public one, unless the token has ``chat:write.public``)."""
         where = self.state.channel(channel)
         where.members.discard(self.world.bot_user_id)
         return await self.send_event(self._membership("member_left_channel", where))

@@ -143,7 +143,7 @@ class WebApi:
         return {"channel": channel.id, "ts": msg.ts}
 
     def chat_post_ephemeral(self, call: ApiCall) -> dict[str, Any]:
-        channel = self._postable_channel(call)
+        channel = self._member_channel(call)
         user = self._user(call.required("user", "user_not_found"))
         if user.id not in channel.members:
             raise MethodError("user_not_in_channel")
@@ -297,7 +297,13 @@ class WebApi:
             raise MethodError("channel_not_found") from None
 
     def _postable_channel(self, call: ApiCall) -> ChannelState:
-        return self._member_channel(call)
+        """The ``channel`` argument of a post: one the app is a member of, or a public channel when its token
+        has ``chat:write.public`` (Slack lets such an app post there without joining; a private channel
+        needs an invite)."""
+        channel = self._channel(call)
+        granted = self.state.world.bot_scopes
+        public_allowed = not channel.is_private and (not granted or "chat:write.public" in granted)
+        return channel if public_allowed else self._member_channel(call)
 
     def _member_channel(self, call: ApiCall) -> ChannelState:
         """The ``channel`` argument, which the app must be a member of (a private one it is not in is

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.emulators.base import Fault
 from adapters.emulators.slack import SlackEmulator, default_world
+from adapters.emulators.slack.state import ChannelState
 from bot.clock import FakeClock
 
 MODELS = "C0MLM0DELS1"
@@ -92,8 +94,25 @@ async def test_form_encoded_calls_with_token_in_the_body(slack: SlackEmulator) -
 
 
 @pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
+async def test_a_public_channel_takes_posts_without_joining_with_chat_write_public(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    slack.state.channel("ops").members.discard("U0HANDOFFBT")
+    secret = ChannelState("G0PR1VATE01", "war-room", {ALICE}, is_private=True)
+    slack.state.channels[secret.id] = secret
+    posted = await client.chat_postMessage(channel=OPS, text="x")
+    assert [m.ts for m in slack.state.channel(OPS).messages] == [posted["ts"]]
+    assert (await error_of(client.chat_postMessage(channel=secret.id, text="x")))[:2] == (200, "channel_not_found")
+    # without the scope, Slack asks the app to join first
+    scopes = tuple(s for s in slack.state.world.bot_scopes if s != "chat:write.public")
+    slack.state.world = replace(slack.state.world, bot_scopes=scopes)
+    assert (await error_of(client.chat_postMessage(channel=OPS, text="x")))[:2] == (200, "not_in_channel")
+
+
 async def test_errors_are_ok_false(slack: SlackEmulator, client: AsyncWebClient) -> None:
     slack.state.channel("ops").members.discard("U0HANDOFFBT")
+    scopes = tuple(s for s in slack.state.world.bot_scopes if s != "chat:write.public")  # (else ops takes posts)
+    slack.state.world = replace(slack.state.world, bot_scopes=scopes)
     root = await client.chat_postMessage(channel=MODELS, text="x")
     users_message = slack.state.post(slack.state.channel(MODELS), user=ALICE, text="mine")
     calls = [

@@ -21,7 +21,7 @@ from adapters.slack.pacing import ChannelPacer
 from adapters.slack.renderer import SlackContent
 from bot.cards import Card, Status
 from bot.clock import FakeClock
-from bot.ports import DeliveryFailed, PostedMessage
+from bot.ports import DeliveryFailed, MessageGone, PostedMessage
 
 from .harness import MODELS, Harness, gate_card
 
@@ -70,6 +70,8 @@ async def test_permanent_failures_are_not_retryable(harness: Harness, conversati
 
 async def test_not_in_channel_invalid_auth_and_invalid_blocks(harness: Harness) -> None:
     harness.slack.state.channel("ops").members.discard("U0HANDOFFBT")
+    scopes = tuple(s for s in harness.slack.state.world.bot_scopes if s != "chat:write.public")
+    harness.slack.state.world = replace(harness.slack.state.world, bot_scopes=scopes)  # (else ops takes posts)
     channel = harness.integration.channel
     with pytest.raises(DeliveryFailed) as not_member:
         await channel.post_card("C00PS000001", Card("x"))
@@ -88,6 +90,8 @@ async def test_not_in_channel_invalid_auth_and_invalid_blocks(harness: Harness) 
     with pytest.raises(DeliveryFailed) as missing:
         await channel.update_card(MODELS, PostedMessage("1.000001"), Card("x"))
     assert (missing.value.reason, missing.value.retryable) == ("chat.update: message_not_found", False)
+    assert isinstance(missing.value, MessageGone)  # a deleted message is not an invalid request
+    assert not isinstance(not_member.value, MessageGone) and not isinstance(invalid.value, MessageGone)
 
 
 async def test_one_429_is_retried_after_retry_after(harness: Harness) -> None:

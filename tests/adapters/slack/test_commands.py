@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from adapters.emulators.slack.state import ChannelState
 from bot.cards import Card, Status
 from bot.interactions import CommandRequest, Reply, Visibility
 
@@ -141,8 +142,27 @@ async def test_the_ack_does_not_wait_for_a_slow_core(harness: Harness) -> None:
     await harness.integration.close(timeout=0.1)
 
 
-async def test_reply_where_the_bot_is_not_a_member_goes_through_the_response_url(harness: Harness) -> None:
-    harness.slack.state.channel("ops").members.discard("U0HANDOFFBT")
+async def test_reply_where_the_bot_is_not_a_member_goes_through_the_response_url_and_says_so(
+    harness: Harness,
+) -> None:
+    members = {harness.slack.state.user("alice").id, harness.slack.state.user("bob").id}
+    secret = ChannelState("G0PR1VATE01", "war-room", members, is_private=True)  # Handoff was never invited
+    harness.slack.state.channels[secret.id] = secret
+    harness.handler.command_reply = lambda r: Reply(
+        "Subscribed this channel (subscription 1).", None, Visibility.CHANNEL
+    )
+    await harness.slack.send_slash_command("/handoff", "subscribe", channel=secret.id, user="bob")
+    await harness.settle()
+
+    [posted] = harness.messages(secret.id)  # through the slash command's response_url, for the channel to see
+    assert posted.text.startswith("Subscribed this channel (subscription 1).")
+    assert "not a member of this channel" in posted.text
+    assert "invite @Handoff to this channel first (`/invite @Handoff`)" in posted.text
+    assert harness.slack.state.ephemeral_for("bob") == []
+
+
+async def test_reply_in_a_public_channel_goes_without_joining_it(harness: Harness) -> None:
+    harness.slack.state.channel("ops").members.discard("U0HANDOFFBT")  # chat:write.public posts there anyway
     await harness.slack.send_slash_command("/handoff", "status", channel="ops", user="bob")
     await harness.settle()
 

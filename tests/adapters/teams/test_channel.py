@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -11,7 +12,9 @@ import pytest
 from adapters.emulators.base import Fault
 from adapters.emulators.botframework import default_world
 from bot.cards import Card, Mention, Status
-from bot.ports import DeliveryFailed, PostedMessage
+from bot.outbox import OutboxWorker
+from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage
+from bot.records import ConversationAddress, NewDelivery
 
 from .conftest import (
     BOB,
@@ -279,3 +282,109 @@ async def test_the_card_shows_buttons_only_to_its_audience(harness: Harness) -> 
     assert verbs(card) == []
     assert card["refresh"]["userIds"] == [BOB]
     assert [a["type"] for a in card["actions"]] == ["Action.OpenUrl"]
+
+
+async def test_a_deleted_card_is_posted_afresh_and_its_thread_follows_it(harness: Harness) -> None:
+    await harness.teams.install_app()
+    outbox = OutboxWorker(
+        harness.store,
+        {"teams": harness.integration.channel},
+        harness.clock,
+        ops_channel=(ConversationAddress("teams", MODELS),),
+    )
+    releases = ConversationAddress("teams", RELEASES)
+
+    async def deliver(op: str, title: str, rank: int = 0) -> None:
+        payload = {"op": op, "rank": rank, "card": Card(title=title, status=Status.RUNNING).to_json()}
+        await harness.store.enqueue([NewDelivery(releases, "run:412", payload)], harness.clock.now())
+        await with_time_passing(harness.clock, outbox.drain())
+
+    def shown() -> list[tuple[str, list[str]]]:
+        posts = [p for p in harness.teams.state.channel("App releases").posts if not p.deleted]
+        return [
+            (texts(adaptive_card(p.activity))[0], [texts(adaptive_card(r.activity))[0] for r in p.replies])
+            for p in posts
+        ]
+
+    await deliver("card", "Run 412: Build", rank=1)
+    [first] = harness.teams.state.channel("App releases").posts
+    harness.teams.state.delete(RELEASES, first.id)  # someone deletes the card in Teams
+
+    await deliver("reply", "Stage Build succeeded")  # its thread is gone: the card comes back, the reply under it
+    assert shown() == [("Run 412: Build", ["Stage Build succeeded"])]
+    harness.teams.state.delete(RELEASES, harness.teams.state.channel("App releases").posts[-1].id)
+
+    await deliver("card", "Run 412: Tests", rank=2)  # the update finds the card gone: posted afresh
+    await deliver("card", "Run 412: Failed", rank=3)  # and updated in place from then on
+    assert shown() == [("Run 412: Failed", [])]
+    [latest] = [p for p in harness.teams.state.channel("App releases").posts if not p.deleted]
+    assert len(latest.versions) == 2
+    stored = await harness.store.get_card("run:412", releases)
+    assert stored is not None and (stored.message_id, stored.rank) == (latest.id, 3)
+    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 4, "dead": 0}
+    assert harness.teams.state.channel("ML models").posts == []  # no alert for ops
+
+
+async def test_an_update_or_reply_of_a_deleted_message_is_message_gone(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+    posted = await channel.post_card(RELEASES, Card(title="Run 412"))
+    harness.teams.state.delete(RELEASES, posted.message_id)
+    with pytest.raises(MessageGone) as update:
+        await channel.update_card(RELEASES, posted, Card(title="Run 412 failed"))
+    assert update.value.reason == "Teams answered 404 ActivityNotFoundInConversation"
+    with pytest.raises(MessageGone):
+        await channel.reply(RELEASES, posted, Card(title="Stage Tests failed"))
+
+
+async def test_an_ops_alert_names_the_conversation_as_teams_told_it(harness: Harness) -> None:
+    await harness.teams.install_app()
+    ops = ConversationAddress("teams", MODELS)
+    outbox = OutboxWorker(harness.store, {"teams": harness.integration.channel}, harness.clock, ops_channel=(ops,))
+    releases = ConversationAddress("teams", RELEASES)
+    known = await harness.record(RELEASES)
+    assert known is not None and known.name
+    harness.teams.faults.add("POST /v3/conversations", [Fault("500")])  # Teams refuses the card for good
+
+    card = Card(title="Run 412", status=Status.RUNNING).to_json()
+    await harness.store.enqueue(
+        [NewDelivery(releases, "run:412", {"op": "card", "rank": 1, "card": card})], harness.clock.now()
+    )
+    await with_time_passing(harness.clock, outbox.drain())
+
+    [alert] = harness.teams.state.channel("ML models").posts
+    shown = texts(adaptive_card(alert.activity))
+    assert shown[0] == f"Messages to {known.name} could not be delivered"
+    assert f"{known.name} (teams:{RELEASES})" in json.dumps(adaptive_card(alert.activity))  # the id too
+
+
+async def test_a_conversation_teams_refuses_is_marked_inactive_and_ops_told_once(harness: Harness) -> None:
+    await harness.teams.install_app()
+    ops = ConversationAddress("teams", MODELS)
+    outbox = OutboxWorker(harness.store, {"teams": harness.integration.channel}, harness.clock, ops_channel=(ops,))
+    releases = ConversationAddress("teams", RELEASES)
+    known = await harness.record(RELEASES)
+    assert known is not None and known.active
+    del harness.teams.state.conversations[RELEASES]  # the channel was deleted (Teams' event about it was missed)
+
+    card = Card(title="Run 412", status=Status.FAILED).to_json()
+    await harness.store.enqueue(
+        [
+            NewDelivery(releases, "run:412", {"op": "card", "rank": 1, "card": card}),
+            NewDelivery(releases, "run:412", {"op": "reply", "card": card}),
+        ],
+        harness.clock.now(),
+    )
+    await with_time_passing(harness.clock, outbox.drain())
+
+    [alert] = harness.teams.state.channel("ML models").posts  # one alert, and none for the reply
+    assert texts(adaptive_card(alert.activity))[0] == f"Handoff cannot post in {known.name}"
+    assert await harness.store.inactive_conversations() == frozenset({releases})
+    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 1, "dead": 2}
+
+
+async def test_a_post_to_a_conversation_teams_does_not_have_is_conversation_unreachable(harness: Harness) -> None:
+    await harness.teams.install_app()
+    with pytest.raises(ConversationUnreachable) as failed:
+        await harness.integration.channel.post_card("19:gone0000@thread.tacv2", Card(title="x"))
+    assert failed.value.reason == "Teams answered 404 ConversationNotFound"
