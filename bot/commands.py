@@ -134,7 +134,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target="Azure DevOps URL",
         options={
             "events": "comma-separated kinds: run, stage, approval, model_registered, training_run, …",
-            "outcomes": "comma-separated: failed, succeeded, canceled, pending, any",
+            "outcomes": "comma-separated: failed, succeeded, canceled, pending, any; kinds without an outcome "
+            "(model_registered, data_arrived, code_pushed, model_deployed) come only where events= names them",
             "projects": "Azure DevOps project names (a pasted URL sets it)",
             "pipelines": "pipeline name globs",
             "branches": "branch name globs, e.g. main,release/* (a full ref such as refs/pull/* works too)",

@@ -18,15 +18,14 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from bot.config import KINDS_WITHOUT_OUTCOME as KINDS_WITHOUT_OUTCOME
 from bot.config import Settings, SubscriptionSettings, parse_duration
 from bot.events import DomainEvent
 from bot.records import ConversationAddress, StoredSubscription
 from bot.text_patterns import TextPattern, compile_text_pattern
 
-# Kinds whose events have no success or failure: an outcome filter does not apply to them.
-KINDS_WITHOUT_OUTCOME = frozenset({"model_registered", "model_deployed", "data_arrived", "code_pushed"})
-
-# What a channel gets when someone subscribes it without filters: failures, approvals, new models.
+# What a channel gets when someone subscribes it without filters: failures, approvals, new models (named in
+# ``events``, so the outcomes do not hold them back).
 DEFAULT_FILTERS: dict[str, Any] = {
     "events": ["run", "approval", "model_registered", "training_run", "data_drift"],
     "outcomes": ["failed", "pending"],
@@ -165,6 +164,12 @@ class Filters:
         """Whether the subscription keeps or leaves out events by who did them."""
         return bool(self.actors_include or self.actors_exclude)
 
+    def _names(self, event: DomainEvent, kinds_without: frozenset[str]) -> bool:
+        """Whether ``event`` is of one of ``kinds_without`` (kinds that never carry what a filter looks at) and
+        the subscription names its kind in ``events``: that filter then does not hold it back."""
+        events = self._matcher.events
+        return events is not None and event.kind in events and event.kind in kinds_without
+
     def matches(self, event: DomainEvent, *, ignoring_actor: bool = False, ignoring_kind: bool = False) -> bool:
         """Whether every filter given lets ``event`` through (an empty filter lets everything through);
         ``ignoring_actor``: every filter but the actor filters; ``ignoring_kind``: but the kinds and outcomes."""
@@ -173,7 +178,7 @@ class Filters:
             if matcher.events is not None and event.kind not in matcher.events:
                 return False
             outcomes = matcher.outcomes
-            if outcomes is not None and event.kind not in KINDS_WITHOUT_OUTCOME and event.outcome not in outcomes:
+            if outcomes is not None and event.outcome not in outcomes and not self._names(event, KINDS_WITHOUT_OUTCOME):
                 return False
         for attribute, pattern in matcher.globs:
             if not _globbed(getattr(event, attribute), pattern):

@@ -12,10 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.config import ConfigError, parse_settings
+from bot.config import ConfigError, parse_settings, subscription_filter_problems
 from bot.events import (
     ApprovalPending,
+    CodePushed,
     DataArrived,
+    ModelDeployed,
     ModelRegistered,
     Person,
     PipelineRef,
@@ -99,6 +101,34 @@ def test_default_filters_are_failures_approvals_and_models() -> None:
     assert not filters.matches(run_event(result="succeeded"))
     assert not filters.matches(run_event(state="inProgress", result=None))
     assert filters.matches(model_event())  # no outcome to filter on
+
+
+def test_failures_only_means_failures_only() -> None:
+    push = CodePushed(source="azure-devops", event_id="p", occurred_at=NOW, repository="app-y", ref="refs/heads/main")
+    new_file = DataArrived(
+        source="storage", event_id="b", occurred_at=NOW, storage_account="lake", container="raw", path="a/new.csv"
+    )
+    deployed = ModelDeployed(source="azure-ml", event_id="d", occurred_at=NOW, service_name="my-sklearn-service")
+    quiet_kinds = [push, new_file, model_event(), deployed]
+    failures_only = subscribed(SLACK, outcomes=["failed"])
+    assert route(run_event(result="failed"), [failures_only], NOW) == {SLACK}
+    for event in quiet_kinds:
+        assert route(event, [failures_only], NOW) == set(), event.kind
+    # a kind named beside the outcomes comes whatever they say, as the defaults' model registrations do
+    runs_and_models = subscribed(SLACK, events=["run", "model_registered"], outcomes=["failed"])
+    assert route(model_event(), [runs_and_models], NOW) == {SLACK}
+    assert route(run_event(result="succeeded"), [runs_and_models], NOW) == set()
+    assert route(deployed, [runs_and_models], NOW) == set()
+    # outcomes=any, or none, keeps them
+    for filters in ({"outcomes": ["any"]}, {}):
+        assert all(route(e, [subscribed(SLACK, **filters)], NOW) == {SLACK} for e in quiet_kinds)
+
+
+def test_outcomes_for_kinds_that_have_none_is_refused_when_typed() -> None:
+    [problem] = subscription_filter_problems({"events": ["model_registered"], "outcomes": ["failed"]})
+    assert problem.startswith("`outcomes=failed` never applies to model_registered: it has no outcome")
+    assert subscription_filter_problems({"events": ["run", "model_registered"], "outcomes": ["failed"]}) == []
+    assert subscription_filter_problems({"events": ["model_registered"], "outcomes": ["any"]}) == []
 
 
 def test_globs_and_tags() -> None:
@@ -358,7 +388,8 @@ def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered) 
 
     if filters.events and event.kind not in filters.events:
         return False
-    outcome_applies = filters.outcomes and "any" not in filters.outcomes and event.kind not in KINDS_WITHOUT_OUTCOME
+    named_without_outcome = event.kind in KINDS_WITHOUT_OUTCOME and event.kind in filters.events
+    outcome_applies = filters.outcomes and "any" not in filters.outcomes and not named_without_outcome
     if outcome_applies and event.outcome not in filters.outcomes:
         return False
 
