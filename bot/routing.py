@@ -2,7 +2,9 @@
 
 Subscriptions come from the YAML file (each names a configured channel, which may be on Slack,
 Teams or both) and from chat (each bound to the conversation it was made in). Every filter narrows;
-an empty filter matches everything. Glob patterns (``*``, ``?``) work for pipelines, branches,
+an empty filter matches everything. A filter on what some kinds never carry (an outcome, an environment,
+a stage) keeps those kinds out, except the kinds the subscription names in ``events``: it applies to the
+others only. Glob patterns (``*``, ``?``) work for pipelines, branches,
 stages, environments, models and tag values; text filters are regular expressions.
 """
 
@@ -20,7 +22,7 @@ from pydantic import TypeAdapter
 
 from bot.config import KINDS_WITHOUT_OUTCOME as KINDS_WITHOUT_OUTCOME
 from bot.config import Settings, SubscriptionSettings, parse_duration
-from bot.events import DomainEvent
+from bot.events import EVENT_KINDS, DomainEvent, RunStateChanged
 from bot.records import ConversationAddress, StoredSubscription
 from bot.text_patterns import TextPattern, compile_text_pattern
 
@@ -30,6 +32,13 @@ DEFAULT_FILTERS: dict[str, Any] = {
     "events": ["run", "approval", "model_registered", "training_run", "data_drift"],
     "outcomes": ["failed", "pending"],
 }
+
+# Kinds whose events never say an environment (only approvals and classic releases' deployments do), or a
+# stage (only stages' events and approvals do; a run says the stage it failed in, when known). Where the
+# subscription names such a kind in ``events``, an environment or stage filter does not hold its events
+# back: ``events=run,approval environments=production`` is every run and production's approvals.
+KINDS_WITHOUT_ENVIRONMENT = frozenset(EVENT_KINDS) - {"approval", "release"}
+KINDS_WITHOUT_STAGE = frozenset(EVENT_KINDS) - {"stage", "approval"}
 
 
 # A yes/no setting as YAML (a boolean) or chat (``off``, ``no``, ``false``…) gives it.
@@ -65,6 +74,13 @@ def _branch_globs(patterns: Sequence[str]) -> list[str]:
 
 def _globbed(value: str | None, pattern: re.Pattern[str]) -> bool:
     return value is not None and pattern.match(value.lower()) is not None
+
+
+def _stage_names(event: DomainEvent) -> tuple[str, ...]:
+    """The stage names a ``stages`` filter matches: a stage's or an approval's, a failed run's failing stage."""
+    if isinstance(event, RunStateChanged) and event.failing_stage:
+        return (event.failing_stage,)
+    return event.stage_names
 
 
 @dataclass(frozen=True)
@@ -181,10 +197,16 @@ class Filters:
             if outcomes is not None and event.outcome not in outcomes and not self._names(event, KINDS_WITHOUT_OUTCOME):
                 return False
         for attribute, pattern in matcher.globs:
-            if not _globbed(getattr(event, attribute), pattern):
+            value = getattr(event, attribute)
+            if value is None and attribute == "environment" and self._names(event, KINDS_WITHOUT_ENVIRONMENT):
+                continue
+            if not _globbed(value, pattern):
                 return False
-        if matcher.stages is not None and not any(_globbed(n, matcher.stages) for n in event.stage_names):
-            return False
+        if matcher.stages is not None:
+            stage_names = _stage_names(event)
+            named_without_stage = not stage_names and self._names(event, KINDS_WITHOUT_STAGE)
+            if not named_without_stage and not any(_globbed(n, matcher.stages) for n in stage_names):
+                return False
         if matcher.tags:
             tags = event.tags
             if not all(_globbed(tags.get(key), pattern) for key, pattern in matcher.tags):
