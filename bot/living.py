@@ -380,14 +380,14 @@ def _stage_place(stage: State) -> tuple[str, str, int]:
 
 def _failed_at(state: State) -> str:
     """Where the run failed: its failed stages by name (whatever order their events came in), else the stage
-    the run named."""
+    the run named; "" where nobody said (the card's status says it failed)."""
     failed = sorted(
         s["display"] for s in state["stages"].values() if s.get("result") in ("failed", "partiallysucceeded")
     )
     if not failed and state.get("failed_stage"):
         failed = [state["failed_stage"]]
     if not failed:
-        return "Failed"
+        return ""
     if len(failed) == 1:
         return f"Failed at stage {failed[0]}"
     return f"Failed at stages {', '.join(failed[:-1])} and {failed[-1]}"
@@ -399,7 +399,18 @@ def _duration(state: State) -> str | None:
     seconds = int(
         (datetime.fromisoformat(state["finished_at"]) - datetime.fromisoformat(state["started_at"])).total_seconds()
     )
-    minutes, seconds = divmod(max(seconds, 0), 60)
+    return _elapsed(max(seconds, 0))
+
+
+def _elapsed(seconds: int) -> str:
+    """A duration in its two largest units: ``45s``, ``4m 05s``, ``3h 05m``, ``1d 0h``."""
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
@@ -455,14 +466,14 @@ def _logs_url(run_url: str) -> str:
 
 
 def _failure_reply(state: State, stage: str | None) -> Card:
-    """The thread reply for a failure: where, the logs, and a mention of the person who asked for the run."""
-    where = f"stage {stage}" if stage else "the run"
+    """The thread reply for a failure: where (when known), the logs, and a mention of the person who asked for
+    the run."""
     links = (Link("Logs", _logs_url(state["url"])),) if state.get("url") else ()
     tested = f" with {state['for_model']}" if state.get("for_model") else ""
     return Card(
-        title=f"{_run_title(state)} failed in {where}",
+        title=f"{_run_title(state)} failed in stage {stage}" if stage else f"{_run_title(state)} failed{tested}",
         status=Status.FAILED,
-        summary=f"{where[0].upper()}{where[1:]} failed{tested}.",
+        summary=f"Stage {stage} failed{tested}." if stage else "",
         links=links,
         mentions=_asker(state),
     )

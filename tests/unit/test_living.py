@@ -136,9 +136,32 @@ def test_a_run_that_names_its_failing_stage_is_announced_once_whatever_comes_fir
         state, replies = apply(run("inProgress"), *events)
         assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in stage Integration tests"]
         assert render(state).summary == "Failed at stage Integration tests"
-    # without it, the run's own failure can only say the run failed
-    _, replies = apply(run("inProgress"), run("completed", "failed", at=95))
-    assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in the run"]
+    # without it, the run's own failure can only say the run failed, and says it once
+    state, [reply] = apply(run("inProgress"), run("completed", "failed", at=95))
+    assert (reply.title, reply.summary) == ("integrate-app-y 20261128.1 failed", "")
+    assert reply.text == "Failed: integrate-app-y 20261128.1 failed"
+    card = render(state)
+    assert card.text == "Failed: integrate-app-y 20261128.1"  # its status says it failed; nothing repeats it
+    for_model = replace(run("completed", "failed", at=95), event_id="handoff-poll", for_model="model-x:8")
+    _, [reply] = apply(run("inProgress"), for_model)
+    assert reply.text == "Failed: integrate-app-y 20261128.1 failed with model-x:8"
+
+
+def test_a_long_run_reads_its_duration_in_hours_and_days() -> None:
+    def duration(seconds: int) -> str:
+        card = render(apply(run("inProgress"), run("completed", "succeeded", at=seconds))[0])
+        return next(f.value for f in card.facts if f.label == "Duration")
+
+    assert [duration(s) for s in (45, 95, 3599, 3600, 185 * 60 + 12, 86399, 86400, 3 * 86400 + 7 * 3600)] == [
+        "45s",
+        "1m 35s",
+        "59m 59s",
+        "1h 00m",
+        "3h 05m",
+        "23h 59m",
+        "1d 0h",
+        "3d 7h",
+    ]
 
 
 def test_a_run_whose_parallel_stages_failed_names_them_all_in_one_order() -> None:
