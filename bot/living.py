@@ -495,9 +495,10 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         ("approval_kind", event.approval_kind),
         ("scope", event.scope),
         ("project", event.project),
-        ("pipeline", run.pipeline_name if run else None),
+        ("pipeline", run.pipeline_name if run else event.release_definition),
         ("run_id", run.run_id if run else None),
         ("run_name", run.run_name if run else None),
+        ("release", event.release_name),  # a classic release's, which has no run
         ("stage", event.stage),  # as the run's card names it: its display name
         ("environment", event.environment_name),
         ("instructions", event.instructions),
@@ -687,9 +688,12 @@ def _name_of(state: State, actor: str, chat_name: str = "") -> str:
 def _render_approval(state: State) -> Card:
     status = APPROVAL_STATUS.get(state["status"], Status.INFO)
     target = state.get("environment") or state.get("stage") or "the next stage"
-    what = state.get("pipeline") or "a release"
+    # a pipeline's run, or a classic release of its definition (``Fabrikam.CD Release-1``)
+    what = " ".join(n for n in (state.get("pipeline"), state.get("release")) if n) or "a release"
     title = f"Release {what} to {target}" if status is Status.WAITING else f"{what} → {target}"
-    facts = [Fact("Pipeline", what)]
+    facts = [Fact("Pipeline", state["pipeline"])] if state.get("pipeline") else []
+    if state.get("release"):
+        facts.append(Fact("Release", state["release"]))
     if state.get("run_name") or state.get("run_id"):
         facts.append(Fact("Run", str(state.get("run_name") or state.get("run_id"))))
     if state.get("for_model"):
@@ -919,8 +923,9 @@ def _single_card(event: DomainEvent) -> Card:
             context=f"Azure DevOps · {event.scope}/{event.project or ''}",
         )
     if isinstance(event, ReleaseDeploymentCompleted):
+        release = " ".join(n for n in (event.definition_name, event.release_name) if n)
         return Card(
-            title=f"{event.definition_name} {event.release_name} → {event.environment_name}",
+            title=f"{release} → {event.environment_name}",
             status=RESULT_STATUS.get(_norm(event.status), Status.INFO),
             facts=(Fact("Status", event.status),),
             links=links,

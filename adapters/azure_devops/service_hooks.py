@@ -242,10 +242,28 @@ def _pipeline_approval(kind: type[ApprovalEvent]) -> Parser:
     return parse
 
 
+_RELEASE_API_PATH = re.compile(r"/_apis/release/(?:releases|definitions)/[^?#]*$", re.IGNORECASE)
+
+
+def release_web_url(release_id: str | None, *api_urls: str | None) -> str | None:
+    """A classic release's page (its progress view), from the project part of any Release API URL the hook
+    carries (``https://vsrm.dev.azure.com/{org}/{project}/_apis/Release/releases/1``): the same path on the
+    organization's own host (``vsrm.`` taken out). None when no such URL or no release id is given."""
+    if not release_id or release_id == "0":
+        return None
+    for url in api_urls:
+        if url and (found := _RELEASE_API_PATH.search(url)):
+            project_url = url[: found.start()].replace("://vsrm.", "://", 1).replace(".vsrm.", ".", 1)
+            return f"{project_url}/_releaseProgress?_a=release-pipeline-progress&releaseId={release_id}"
+    return None
+
+
 def _release_approval(kind: type[ApprovalEvent]) -> Parser:
     def parse(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
         approval = resource.obj("approval")
         release = resource.obj("release") or approval.obj("release")
+        definition = approval.obj("releaseDefinition") or release.obj("releaseDefinition")
+        release_id = release.text("id") or approval.obj("release").text("id")
         status = approval.text("status") or "pending"
         approver = person(approval.obj("approver"))
         requester = person(release.obj("createdBy"))
@@ -257,10 +275,18 @@ def _release_approval(kind: type[ApprovalEvent]) -> Parser:
                     project=project,
                     # who decided a completed approval; who created the release for a pending one
                     actor=person(approval.obj("approvedBy")) if completed else requester,
-                    web_url=release.href("web"),
+                    web_url=release.href("web")
+                    or release_web_url(
+                        release_id,
+                        release.text("url"),
+                        approval.obj("release").text("url"),
+                        definition.text("url"),
+                    ),
                 ),
                 approval_id=approval.require_id("id"),
                 approval_kind="release",
+                release_name=release.text("name") or approval.obj("release").text("name") or "",
+                release_definition=definition.text("name") or "",
                 status=status,
                 environment_name=approval.obj("releaseEnvironment").text("name"),
                 approvers=(
@@ -405,7 +431,9 @@ def _deployment_completed(ctx: HookContext, resource: Fields) -> list[DomainEven
             **ctx.base(
                 project=ctx.project(resource.obj("project").text("name")),
                 actor=person(requester),
-                web_url=release.href("web") or environment.href("web"),
+                web_url=release.href("web")
+                or environment.href("web")
+                or release_web_url(release_id, release.text("url"), definition.text("url")),
             ),
             release_id=release_id,
             release_name=release.text("name") or "",
