@@ -90,20 +90,35 @@ def _run_state_changed(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
 
 
 def _stage_state_changed(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
+    """The stage's event; and where the hook says its run completed, the run's completion too (a project whose
+    hooks cover stages alone hears of it no other way)."""
     stage = resource.obj("stage")
+    run = resource.obj("run")
     web_url = stage.href("web")
     project = ctx.project(urls=(web_url, stage.href("pipeline.web")))
-    return [
-        StageStateChanged(
-            **ctx.base(project=project, web_url=web_url),
-            run=_pipeline_ref(ctx, project, resource.obj("run"), resource.obj("pipeline"), stage),
-            stage_name=stage.require_text("name"),
-            stage_display_name=stage.text("displayName") or "",
-            state=stage.text("state") or "unknown",
-            result=stage.text("result"),
-            created_at=ctx.created_at,
-        )
-    ]
+    stage_event = StageStateChanged(
+        **ctx.base(project=project, web_url=web_url),
+        run=_pipeline_ref(ctx, project, run, resource.obj("pipeline"), stage),
+        stage_name=stage.require_text("name"),
+        stage_display_name=stage.text("displayName") or "",
+        state=stage.text("state") or "unknown",
+        result=stage.text("result"),
+        created_at=ctx.created_at,
+    )
+    if (run.text("state") or "").lower() != "completed" or not run.text("result"):
+        return [stage_event]
+    failed_here = stage_event.outcome == "failed"
+    run_completed = RunStateChanged(
+        **(ctx.base(project=project, web_url=web_url) | {"event_id": f"{ctx.event_id}:run"}),
+        run=stage_event.run,
+        state="completed",
+        result=run.text("result"),
+        started_at=run.time("createdDate"),
+        finished_at=run.time("finishedDate"),
+        failing_stage=(stage_event.stage if failed_here else None),
+        created_at=ctx.created_at,
+    )
+    return [stage_event, run_completed]
 
 
 def _build_complete(ctx: HookContext, resource: Fields) -> list[DomainEvent]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.azure_devops.service_hooks import EVENT_TYPES, parse_service_hook
+from bot.cards import Status
 from bot.events import (
     ApprovalCompleted,
     ApprovalPending,
@@ -86,7 +87,7 @@ async def test_run_state_changed(ingest: Ingest, shared_dir: Path) -> None:
 
 async def test_stage_state_changed(ingest: Ingest, shared_dir: Path) -> None:
     await deliver(ingest, shared_dir, "ms.vss-pipelines.stage-state-changed-event.json")
-    [event] = ingest.sink.events
+    [event, run_completed] = ingest.sink.events
     assert event == StageStateChanged(
         source="azure-devops",
         event_id="ac1dd6da-af30-43cb-8434-e1005864b0a3",
@@ -110,11 +111,22 @@ async def test_stage_state_changed(ingest: Ingest, shared_dir: Path) -> None:
         created_at=at("2019-12-13T06:10:10.186Z"),
     )
     assert event.stage == "__default"
+    # the hook says the run completed: the run's card is completed by it, with no run hook
+    assert isinstance(run_completed, RunStateChanged)
+    assert (run_completed.state, run_completed.result, run_completed.run) == ("completed", "succeeded", event.run)
+    assert run_completed.created_at == event.created_at and run_completed.dedupe_key != event.dedupe_key
+    card = render(merge(merge(None, event).state, run_completed).state)
+    assert card.status is Status.SUCCEEDED
+    assert card.title == "TEST-CI 2"
     # a delivery that does not say when it was created is stamped on receipt, but never counts as newer
     payload = load_sample(shared_dir, "ado", "ms.vss-pipelines.stage-state-changed-event.json")
     del payload["createdDate"]
-    (unstamped,) = parse_service_hook(payload, ORG)
+    (unstamped, _) = parse_service_hook(payload, ORG)
     assert isinstance(unstamped, StageStateChanged) and unstamped.created_at is None
+    # a stage's hook while its run goes on says nothing of the run's end
+    payload["resource"]["run"].update(state="inProgress", result=None)
+    (going,) = parse_service_hook(payload, ORG)
+    assert isinstance(going, StageStateChanged)
     assert event.grouping_key == f"azure-devops:{ORG}:{SAMPLE_PROJECT}:run:2"
 
 
