@@ -10,6 +10,7 @@ what needs attention without a message for every step.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from bot.events import (
     ModelChecked,
     ModelDeployed,
     ModelRegistered,
+    Person,
     PipelineRef,
     PromotionGateChanged,
     PullRequestChanged,
@@ -522,7 +524,9 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
     replies: list[Card] = []
     if not decided_before and new["status"] != "pending":
         deciders = [a for a in new.get("approvers", []) if _norm(a.get("status")) in ("approved", "rejected")]
-        by = ", ".join(a["name"] for a in deciders) or (event.actor.display if event.actor else "Azure DevOps")
+        by = ", ".join(dict.fromkeys(a["name"] for a in deciders)) or (
+            _person_name(event.actor) if event.actor else "Azure DevOps"
+        )
         comment = next((a["comment"] for a in deciders if a.get("comment")), "")
         new["decided_by"] = by
         replies.append(
@@ -618,7 +622,7 @@ def _completed_in_azure_devops(new: State, before: State, event: GateChanged, co
     new["status"] = event.status
     new["closed_in_azure_devops"] = True  # no later refusal in Handoff takes the card back to waiting
     if completed.by:
-        new["decided_by"] = completed.by
+        new["decided_by"] = _readable(completed.by)
     else:
         new.pop("decided_by", None)
     held = event.not_applied
@@ -675,14 +679,14 @@ def _refusal(state: State) -> tuple[str, str]:
 
 def _name_of(state: State, actor: str, chat_name: str = "") -> str:
     """The name the approval's steps give the person ``actor`` (a decider's email) stands for, a group's
-    members included; else the name chat gave them (``chat_name``), else ``actor`` itself."""
+    members included; else the name chat gave them (``chat_name``), else ``actor`` itself (never a bare id)."""
     wanted = _norm(actor)
     for approver in state.get("approvers", []):
         people = approver.get("members", []) if approver.get("group") else [approver]
         for person in people:
             if person.get("email") and _norm(person["email"]) == wanted and person.get("name"):
                 return str(person["name"])
-    return chat_name or actor
+    return _readable(chat_name or actor)
 
 
 def _render_approval(state: State) -> Card:
@@ -705,7 +709,8 @@ def _render_approval(state: State) -> Card:
     handoff = state.get("handoff_identity")
     people = [a for a in state.get("approvers", []) if not handoff or _norm(a.get("email")) != handoff]
     if people:
-        facts.append(Fact("Approvers", ", ".join(a["name"] for a in people)))
+        approver_names = dict.fromkeys(_readable(a["name"], group=bool(a.get("group"))) for a in people)
+        facts.append(Fact("Approvers", ", ".join(approver_names)))
     required = int(state.get("min_required", 1))
     # Handoff's identity gives one approval in Azure DevOps, however many people approve in chat
     counts_once = len(people) < len(state.get("approvers", [])) and required > 1
@@ -723,7 +728,7 @@ def _render_approval(state: State) -> Card:
         else:
             facts.append(Fact("Approved so far", f"{len(approvals)} of {state.get('needed', 1)}: {names}"))
     if state.get("decided_by"):
-        facts.append(Fact("Decided by", state["decided_by"]))
+        facts.append(Fact("Decided by", _readable(state["decided_by"])))
     if state.get("note"):
         facts.append(Fact("Note", state["note"]))
     summary = state.get("instructions", "")
@@ -763,10 +768,27 @@ def _render_approval(state: State) -> Card:
     )
 
 
+# An Azure DevOps identity's id (a GUID), which names nobody a person would know
+_IDENTITY_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+def _readable(name: str, *, group: bool = False) -> str:
+    """A name to show for someone: as given, unless it is an identity's bare id (the hook named them by id and
+    the identity service did not answer): then what they are."""
+    if name and not _IDENTITY_ID.match(name.strip()):
+        return name
+    return "a group in Azure DevOps" if group else "an Azure DevOps identity"
+
+
+def _person_name(person: Person, *, group: bool = False) -> str:
+    """Someone's name, else their email, else what they are (never their id)."""
+    return _readable(person.name or person.email or "", group=group)
+
+
 def _approver_state(approver: Approver) -> State:
     """An approval step on the card: who, how it stands, and for a small group the people in it."""
     state: State = {
-        "name": approver.person.display,
+        "name": _person_name(approver.person, group=approver.group),
         "email": approver.person.email,
         "status": approver.status,
         "comment": approver.comment,

@@ -537,6 +537,25 @@ def test_a_gate_card_names_the_people_who_decided_as_the_approval_names_them() -
     assert ("Decided by", "Dave Li") in facts(render(decided))
 
 
+def test_approvers_the_hook_names_by_id_alone_read_as_what_they_are_never_as_ids() -> None:
+    """The hook names a pipeline approval's approvers by id; when the identity service does not answer, the card
+    says what they are rather than show a GUID."""
+    someone = Approver(person=Person(id="743f73b7-cdeb-4de7-80b7-00cee17476b8"))
+    group = Approver(person=Person(id="6a8bdc3e-1b7c-4a15-9a3d-2b0cfa6a5a11"), group=True)
+    waiting, _ = apply(approval(ApprovalPending, "pending", (someone, group)))
+    assert ("Approvers", "an Azure DevOps identity, a group in Azure DevOps") in facts(render(waiting))
+    decider = Approver(person=Person(id="f8482ec0-3e2f-489b-ba62-ea01cf84afa8"), status="approved")
+    decided, replies = apply(
+        approval(ApprovalPending, "pending", (someone,)), approval(ApprovalCompleted, "approved", (decider,))
+    )
+    assert ("Decided by", "an Azure DevOps identity") in facts(render(decided))
+    assert [r.title for r in replies] == ["Approved by an Azure DevOps identity"]
+    assert not any(guid in repr(render(decided)) for guid in ("743f73b7", "f8482ec0"))  # nowhere on the card
+    # a name the payload gives is shown, and Azure DevOps' own completion by an id alone reads the same way
+    named = Approver(person=Person(name="Carol Diaz", id="743f73b7-cdeb-4de7-80b7-00cee17476b8"))
+    assert ("Approvers", "Carol Diaz") in facts(render(apply(approval(ApprovalPending, "pending", (named,)))[0]))
+
+
 def test_a_decision_azure_devops_refused_takes_the_gate_card_back_to_waiting() -> None:
     """A decision shown before Azure DevOps refused it (it was not answering at first) did not take effect: the
     card waits again and says whose decision was refused and why, unless Azure DevOps has completed the
