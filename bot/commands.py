@@ -134,12 +134,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
         target="Azure DevOps URL",
         options={
             "events": "comma-separated kinds: run, stage, approval, model_registered, training_run, …",
-            "outcomes": "comma-separated: failed, succeeded, canceled, pending, any",
+            "outcomes": "comma-separated: failed, succeeded, canceled, pending, any; kinds without an outcome "
+            "(model_registered, data_arrived, code_pushed, model_deployed) come only where events= names them",
             "projects": "Azure DevOps project names (a pasted URL sets it)",
             "pipelines": "pipeline name globs",
             "branches": "branch name globs, e.g. main,release/* (a full ref such as refs/pull/* works too)",
-            "stages": "stage name globs: the stages' own events and their approvals, e.g. Deploy*",
-            "environments": "environment globs",
+            "stages": "stage name globs: the stages' own events, their approvals and the runs that failed in them, "
+            "e.g. Deploy*; a kind named in events= that says no stage (a run still going) comes anyway",
+            "environments": "environment globs, for approvals and classic releases' deployments; a kind named in "
+            "events= that has no environment (run, stage) comes anyway",
             "models": "model name globs",
             "tags.<key>": "a glob for the value of a model's (or deployment's) tag, e.g. tags.stage=prod*",
             "actors_include": "only what these people did (emails; me is you), e.g. runs they asked for",

@@ -508,6 +508,11 @@ EventKind = Literal[
     "data_arrived",
 ]
 
+# Kinds whose events have no success or failure. An outcome filter keeps them out, unless the subscription
+# names them in ``events``: ``events=run,model_registered outcomes=failed`` is failed runs and every new model,
+# while ``outcomes=failed`` alone is failures only.
+KINDS_WITHOUT_OUTCOME = frozenset({"model_registered", "model_deployed", "data_arrived", "code_pushed"})
+
 
 class SubscriptionFilters(Section):
     """Which events a subscription takes. Every filter narrows; an empty filter matches everything."""
@@ -579,6 +584,14 @@ def subscription_filter_problems(filters: Mapping[str, Any]) -> list[str]:
             else:
                 problems.append(f"`{key}`: {item['msg'].removeprefix('Value error, ')}")
         return problems
+    events, outcomes = list(filters.get("events") or ()), list(filters.get("outcomes") or ())
+    if events and outcomes and "any" not in outcomes and set(events) <= KINDS_WITHOUT_OUTCOME:
+        # (each such event would be sent whatever the outcomes say: the filter would mean nothing)
+        return [
+            f"`outcomes={','.join(outcomes)}` never applies to {', '.join(events)}: "
+            f"{'it has' if len(events) == 1 else 'they have'} no outcome, so every one would be sent. Leave "
+            "`outcomes` out, or add a kind that has one, such as run"
+        ]
     return []
 
 

@@ -299,6 +299,9 @@ class ApprovalEvent(DomainEvent):
     # Handoff's own identity in Azure DevOps (whose token applies decisions from chat), when it is known: it
     # gives one approval at most, and none where Azure DevOps bars it (it started the run)
     handoff: Person | None = None
+    # a classic release approval's release and release definition (``Release-1``, ``Fabrikam.CD``): it has no run
+    release_name: str = ""
+    release_definition: str = ""
 
     @property
     def outcome(self) -> str | None:
@@ -312,7 +315,7 @@ class ApprovalEvent(DomainEvent):
 
     @property
     def pipeline(self) -> str | None:
-        return self.run.pipeline_name if self.run else None
+        return self.run.pipeline_name if self.run else self.release_definition or None
 
     @property
     def branch(self) -> str | None:

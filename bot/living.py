@@ -10,6 +10,7 @@ what needs attention without a message for every step.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from bot.events import (
     ModelChecked,
     ModelDeployed,
     ModelRegistered,
+    Person,
     PipelineRef,
     PromotionGateChanged,
     PullRequestChanged,
@@ -380,14 +382,14 @@ def _stage_place(stage: State) -> tuple[str, str, int]:
 
 def _failed_at(state: State) -> str:
     """Where the run failed: its failed stages by name (whatever order their events came in), else the stage
-    the run named."""
+    the run named; "" where nobody said (the card's status says it failed)."""
     failed = sorted(
         s["display"] for s in state["stages"].values() if s.get("result") in ("failed", "partiallysucceeded")
     )
     if not failed and state.get("failed_stage"):
         failed = [state["failed_stage"]]
     if not failed:
-        return "Failed"
+        return ""
     if len(failed) == 1:
         return f"Failed at stage {failed[0]}"
     return f"Failed at stages {', '.join(failed[:-1])} and {failed[-1]}"
@@ -399,7 +401,18 @@ def _duration(state: State) -> str | None:
     seconds = int(
         (datetime.fromisoformat(state["finished_at"]) - datetime.fromisoformat(state["started_at"])).total_seconds()
     )
-    minutes, seconds = divmod(max(seconds, 0), 60)
+    return _elapsed(max(seconds, 0))
+
+
+def _elapsed(seconds: int) -> str:
+    """A duration in its two largest units: ``45s``, ``4m 05s``, ``3h 05m``, ``1d 0h``."""
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
@@ -455,14 +468,14 @@ def _logs_url(run_url: str) -> str:
 
 
 def _failure_reply(state: State, stage: str | None) -> Card:
-    """The thread reply for a failure: where, the logs, and a mention of the person who asked for the run."""
-    where = f"stage {stage}" if stage else "the run"
+    """The thread reply for a failure: where (when known), the logs, and a mention of the person who asked for
+    the run."""
     links = (Link("Logs", _logs_url(state["url"])),) if state.get("url") else ()
     tested = f" with {state['for_model']}" if state.get("for_model") else ""
     return Card(
-        title=f"{_run_title(state)} failed in {where}",
+        title=f"{_run_title(state)} failed in stage {stage}" if stage else f"{_run_title(state)} failed{tested}",
         status=Status.FAILED,
-        summary=f"{where[0].upper()}{where[1:]} failed{tested}.",
+        summary=f"Stage {stage} failed{tested}." if stage else "",
         links=links,
         mentions=_asker(state),
     )
@@ -484,9 +497,10 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         ("approval_kind", event.approval_kind),
         ("scope", event.scope),
         ("project", event.project),
-        ("pipeline", run.pipeline_name if run else None),
+        ("pipeline", run.pipeline_name if run else event.release_definition),
         ("run_id", run.run_id if run else None),
         ("run_name", run.run_name if run else None),
+        ("release", event.release_name),  # a classic release's, which has no run
         ("stage", event.stage),  # as the run's card names it: its display name
         ("environment", event.environment_name),
         ("instructions", event.instructions),
@@ -510,7 +524,9 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
     replies: list[Card] = []
     if not decided_before and new["status"] != "pending":
         deciders = [a for a in new.get("approvers", []) if _norm(a.get("status")) in ("approved", "rejected")]
-        by = ", ".join(a["name"] for a in deciders) or (event.actor.display if event.actor else "Azure DevOps")
+        by = ", ".join(dict.fromkeys(a["name"] for a in deciders)) or (
+            _person_name(event.actor) if event.actor else "Azure DevOps"
+        )
         comment = next((a["comment"] for a in deciders if a.get("comment")), "")
         new["decided_by"] = by
         replies.append(
@@ -606,7 +622,7 @@ def _completed_in_azure_devops(new: State, before: State, event: GateChanged, co
     new["status"] = event.status
     new["closed_in_azure_devops"] = True  # no later refusal in Handoff takes the card back to waiting
     if completed.by:
-        new["decided_by"] = completed.by
+        new["decided_by"] = _readable(completed.by)
     else:
         new.pop("decided_by", None)
     held = event.not_applied
@@ -663,22 +679,25 @@ def _refusal(state: State) -> tuple[str, str]:
 
 def _name_of(state: State, actor: str, chat_name: str = "") -> str:
     """The name the approval's steps give the person ``actor`` (a decider's email) stands for, a group's
-    members included; else the name chat gave them (``chat_name``), else ``actor`` itself."""
+    members included; else the name chat gave them (``chat_name``), else ``actor`` itself (never a bare id)."""
     wanted = _norm(actor)
     for approver in state.get("approvers", []):
         people = approver.get("members", []) if approver.get("group") else [approver]
         for person in people:
             if person.get("email") and _norm(person["email"]) == wanted and person.get("name"):
                 return str(person["name"])
-    return chat_name or actor
+    return _readable(chat_name or actor)
 
 
 def _render_approval(state: State) -> Card:
     status = APPROVAL_STATUS.get(state["status"], Status.INFO)
     target = state.get("environment") or state.get("stage") or "the next stage"
-    what = state.get("pipeline") or "a release"
+    # a pipeline's run, or a classic release of its definition (``Fabrikam.CD Release-1``)
+    what = " ".join(n for n in (state.get("pipeline"), state.get("release")) if n) or "a release"
     title = f"Release {what} to {target}" if status is Status.WAITING else f"{what} → {target}"
-    facts = [Fact("Pipeline", what)]
+    facts = [Fact("Pipeline", state["pipeline"])] if state.get("pipeline") else []
+    if state.get("release"):
+        facts.append(Fact("Release", state["release"]))
     if state.get("run_name") or state.get("run_id"):
         facts.append(Fact("Run", str(state.get("run_name") or state.get("run_id"))))
     if state.get("for_model"):
@@ -690,7 +709,8 @@ def _render_approval(state: State) -> Card:
     handoff = state.get("handoff_identity")
     people = [a for a in state.get("approvers", []) if not handoff or _norm(a.get("email")) != handoff]
     if people:
-        facts.append(Fact("Approvers", ", ".join(a["name"] for a in people)))
+        approver_names = dict.fromkeys(_readable(a["name"], group=bool(a.get("group"))) for a in people)
+        facts.append(Fact("Approvers", ", ".join(approver_names)))
     required = int(state.get("min_required", 1))
     # Handoff's identity gives one approval in Azure DevOps, however many people approve in chat
     counts_once = len(people) < len(state.get("approvers", [])) and required > 1
@@ -708,7 +728,7 @@ def _render_approval(state: State) -> Card:
         else:
             facts.append(Fact("Approved so far", f"{len(approvals)} of {state.get('needed', 1)}: {names}"))
     if state.get("decided_by"):
-        facts.append(Fact("Decided by", state["decided_by"]))
+        facts.append(Fact("Decided by", _readable(state["decided_by"])))
     if state.get("note"):
         facts.append(Fact("Note", state["note"]))
     summary = state.get("instructions", "")
@@ -748,10 +768,27 @@ def _render_approval(state: State) -> Card:
     )
 
 
+# An Azure DevOps identity's id (a GUID), which names nobody a person would know
+_IDENTITY_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+def _readable(name: str, *, group: bool = False) -> str:
+    """A name to show for someone: as given, unless it is an identity's bare id (the hook named them by id and
+    the identity service did not answer): then what they are."""
+    if name and not _IDENTITY_ID.match(name.strip()):
+        return name
+    return "a group in Azure DevOps" if group else "an Azure DevOps identity"
+
+
+def _person_name(person: Person, *, group: bool = False) -> str:
+    """Someone's name, else their email, else what they are (never their id)."""
+    return _readable(person.name or person.email or "", group=group)
+
+
 def _approver_state(approver: Approver) -> State:
     """An approval step on the card: who, how it stands, and for a small group the people in it."""
     state: State = {
-        "name": approver.person.display,
+        "name": _person_name(approver.person, group=approver.group),
         "email": approver.person.email,
         "status": approver.status,
         "comment": approver.comment,
@@ -908,8 +945,9 @@ def _single_card(event: DomainEvent) -> Card:
             context=f"Azure DevOps · {event.scope}/{event.project or ''}",
         )
     if isinstance(event, ReleaseDeploymentCompleted):
+        release = " ".join(n for n in (event.definition_name, event.release_name) if n)
         return Card(
-            title=f"{event.definition_name} {event.release_name} → {event.environment_name}",
+            title=f"{release} → {event.environment_name}",
             status=RESULT_STATUS.get(_norm(event.status), Status.INFO),
             facts=(Fact("Status", event.status),),
             links=links,

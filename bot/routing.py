@@ -2,7 +2,9 @@
 
 Subscriptions come from the YAML file (each names a configured channel, which may be on Slack,
 Teams or both) and from chat (each bound to the conversation it was made in). Every filter narrows;
-an empty filter matches everything. Glob patterns (``*``, ``?``) work for pipelines, branches,
+an empty filter matches everything. A filter on what some kinds never carry (an outcome, an environment,
+a stage) keeps those kinds out, except the kinds the subscription names in ``events``: it applies to the
+others only. Glob patterns (``*``, ``?``) work for pipelines, branches,
 stages, environments, models and tag values; text filters are regular expressions.
 """
 
@@ -18,19 +20,25 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from bot.config import KINDS_WITHOUT_OUTCOME as KINDS_WITHOUT_OUTCOME
 from bot.config import Settings, SubscriptionSettings, parse_duration
-from bot.events import DomainEvent
+from bot.events import EVENT_KINDS, DomainEvent, RunStateChanged
 from bot.records import ConversationAddress, StoredSubscription
 from bot.text_patterns import TextPattern, compile_text_pattern
 
-# Kinds whose events have no success or failure: an outcome filter does not apply to them.
-KINDS_WITHOUT_OUTCOME = frozenset({"model_registered", "model_deployed", "data_arrived", "code_pushed"})
-
-# What a channel gets when someone subscribes it without filters: failures, approvals, new models.
+# What a channel gets when someone subscribes it without filters: failures, approvals, new models (named in
+# ``events``, so the outcomes do not hold them back).
 DEFAULT_FILTERS: dict[str, Any] = {
     "events": ["run", "approval", "model_registered", "training_run", "data_drift"],
     "outcomes": ["failed", "pending"],
 }
+
+# Kinds whose events never say an environment (only approvals and classic releases' deployments do), or a
+# stage (only stages' events and approvals do; a run says the stage it failed in, when known). Where the
+# subscription names such a kind in ``events``, an environment or stage filter does not hold its events
+# back: ``events=run,approval environments=production`` is every run and production's approvals.
+KINDS_WITHOUT_ENVIRONMENT = frozenset(EVENT_KINDS) - {"approval", "release"}
+KINDS_WITHOUT_STAGE = frozenset(EVENT_KINDS) - {"stage", "approval"}
 
 
 # A yes/no setting as YAML (a boolean) or chat (``off``, ``no``, ``false``…) gives it.
@@ -66,6 +74,13 @@ def _branch_globs(patterns: Sequence[str]) -> list[str]:
 
 def _globbed(value: str | None, pattern: re.Pattern[str]) -> bool:
     return value is not None and pattern.match(value.lower()) is not None
+
+
+def _stage_names(event: DomainEvent) -> tuple[str, ...]:
+    """The stage names a ``stages`` filter matches: a stage's or an approval's, a failed run's failing stage."""
+    if isinstance(event, RunStateChanged) and event.failing_stage:
+        return (event.failing_stage,)
+    return event.stage_names
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,12 @@ class Filters:
         """Whether the subscription keeps or leaves out events by who did them."""
         return bool(self.actors_include or self.actors_exclude)
 
+    def _names(self, event: DomainEvent, kinds_without: frozenset[str]) -> bool:
+        """Whether ``event`` is of one of ``kinds_without`` (kinds that never carry what a filter looks at) and
+        the subscription names its kind in ``events``: that filter then does not hold it back."""
+        events = self._matcher.events
+        return events is not None and event.kind in events and event.kind in kinds_without
+
     def matches(self, event: DomainEvent, *, ignoring_actor: bool = False, ignoring_kind: bool = False) -> bool:
         """Whether every filter given lets ``event`` through (an empty filter lets everything through);
         ``ignoring_actor``: every filter but the actor filters; ``ignoring_kind``: but the kinds and outcomes."""
@@ -173,13 +194,19 @@ class Filters:
             if matcher.events is not None and event.kind not in matcher.events:
                 return False
             outcomes = matcher.outcomes
-            if outcomes is not None and event.kind not in KINDS_WITHOUT_OUTCOME and event.outcome not in outcomes:
+            if outcomes is not None and event.outcome not in outcomes and not self._names(event, KINDS_WITHOUT_OUTCOME):
                 return False
         for attribute, pattern in matcher.globs:
-            if not _globbed(getattr(event, attribute), pattern):
+            value = getattr(event, attribute)
+            if value is None and attribute == "environment" and self._names(event, KINDS_WITHOUT_ENVIRONMENT):
+                continue
+            if not _globbed(value, pattern):
                 return False
-        if matcher.stages is not None and not any(_globbed(n, matcher.stages) for n in event.stage_names):
-            return False
+        if matcher.stages is not None:
+            stage_names = _stage_names(event)
+            named_without_stage = not stage_names and self._names(event, KINDS_WITHOUT_STAGE)
+            if not named_without_stage and not any(_globbed(n, matcher.stages) for n in stage_names):
+                return False
         if matcher.tags:
             tags = event.tags
             if not all(_globbed(tags.get(key), pattern) for key, pattern in matcher.tags):

@@ -90,20 +90,35 @@ def _run_state_changed(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
 
 
 def _stage_state_changed(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
+    """The stage's event; and where the hook says its run completed, the run's completion too (a project whose
+    hooks cover stages alone hears of it no other way)."""
     stage = resource.obj("stage")
+    run = resource.obj("run")
     web_url = stage.href("web")
     project = ctx.project(urls=(web_url, stage.href("pipeline.web")))
-    return [
-        StageStateChanged(
-            **ctx.base(project=project, web_url=web_url),
-            run=_pipeline_ref(ctx, project, resource.obj("run"), resource.obj("pipeline"), stage),
-            stage_name=stage.require_text("name"),
-            stage_display_name=stage.text("displayName") or "",
-            state=stage.text("state") or "unknown",
-            result=stage.text("result"),
-            created_at=ctx.created_at,
-        )
-    ]
+    stage_event = StageStateChanged(
+        **ctx.base(project=project, web_url=web_url),
+        run=_pipeline_ref(ctx, project, run, resource.obj("pipeline"), stage),
+        stage_name=stage.require_text("name"),
+        stage_display_name=stage.text("displayName") or "",
+        state=stage.text("state") or "unknown",
+        result=stage.text("result"),
+        created_at=ctx.created_at,
+    )
+    if (run.text("state") or "").lower() != "completed" or not run.text("result"):
+        return [stage_event]
+    failed_here = stage_event.outcome == "failed"
+    run_completed = RunStateChanged(
+        **(ctx.base(project=project, web_url=web_url) | {"event_id": f"{ctx.event_id}:run"}),
+        run=stage_event.run,
+        state="completed",
+        result=run.text("result"),
+        started_at=run.time("createdDate"),
+        finished_at=run.time("finishedDate"),
+        failing_stage=(stage_event.stage if failed_here else None),
+        created_at=ctx.created_at,
+    )
+    return [stage_event, run_completed]
 
 
 def _build_complete(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
@@ -242,10 +257,28 @@ def _pipeline_approval(kind: type[ApprovalEvent]) -> Parser:
     return parse
 
 
+_RELEASE_API_PATH = re.compile(r"/_apis/release/(?:releases|definitions)/[^?#]*$", re.IGNORECASE)
+
+
+def release_web_url(release_id: str | None, *api_urls: str | None) -> str | None:
+    """A classic release's page (its progress view), from the project part of any Release API URL the hook
+    carries (``https://vsrm.dev.azure.com/{org}/{project}/_apis/Release/releases/1``): the same path on the
+    organization's own host (``vsrm.`` taken out). None when no such URL or no release id is given."""
+    if not release_id or release_id == "0":
+        return None
+    for url in api_urls:
+        if url and (found := _RELEASE_API_PATH.search(url)):
+            project_url = url[: found.start()].replace("://vsrm.", "://", 1).replace(".vsrm.", ".", 1)
+            return f"{project_url}/_releaseProgress?_a=release-pipeline-progress&releaseId={release_id}"
+    return None
+
+
 def _release_approval(kind: type[ApprovalEvent]) -> Parser:
     def parse(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
         approval = resource.obj("approval")
         release = resource.obj("release") or approval.obj("release")
+        definition = approval.obj("releaseDefinition") or release.obj("releaseDefinition")
+        release_id = release.text("id") or approval.obj("release").text("id")
         status = approval.text("status") or "pending"
         approver = person(approval.obj("approver"))
         requester = person(release.obj("createdBy"))
@@ -257,10 +290,18 @@ def _release_approval(kind: type[ApprovalEvent]) -> Parser:
                     project=project,
                     # who decided a completed approval; who created the release for a pending one
                     actor=person(approval.obj("approvedBy")) if completed else requester,
-                    web_url=release.href("web"),
+                    web_url=release.href("web")
+                    or release_web_url(
+                        release_id,
+                        release.text("url"),
+                        approval.obj("release").text("url"),
+                        definition.text("url"),
+                    ),
                 ),
                 approval_id=approval.require_id("id"),
                 approval_kind="release",
+                release_name=release.text("name") or approval.obj("release").text("name") or "",
+                release_definition=definition.text("name") or "",
                 status=status,
                 environment_name=approval.obj("releaseEnvironment").text("name"),
                 approvers=(
@@ -405,7 +446,9 @@ def _deployment_completed(ctx: HookContext, resource: Fields) -> list[DomainEven
             **ctx.base(
                 project=ctx.project(resource.obj("project").text("name")),
                 actor=person(requester),
-                web_url=release.href("web") or environment.href("web"),
+                web_url=release.href("web")
+                or environment.href("web")
+                or release_web_url(release_id, release.text("url"), definition.text("url")),
             ),
             release_id=release_id,
             release_name=release.text("name") or "",

@@ -581,7 +581,7 @@ async def test_a_failure_under_a_card_shown_before_is_broadcast_unless_a_subscri
     ingest.configured = [failures_only]
     await ingest.accept(failed("78"))
     [reply] = broadcasts_to(await delivered(store), SLACK)
-    assert reply == ("release-app-y 2026.78 failed in the run", False)
+    assert reply == ("release-app-y 2026.78 failed", False)
 
     # several subscriptions to one conversation: one that broadcasts is enough
     ingest.configured = [
@@ -590,7 +590,7 @@ async def test_a_failure_under_a_card_shown_before_is_broadcast_unless_a_subscri
     ]
     await ingest.accept(started("79"))
     await ingest.accept(failed("79"))
-    assert broadcasts_to(await delivered(store), SLACK) == [("release-app-y 2026.79 failed in the run", True)]
+    assert broadcasts_to(await delivered(store), SLACK) == [("release-app-y 2026.79 failed", True)]
 
 
 async def test_replies_that_report_no_trouble_stay_in_the_thread(stores: tuple[SqlStore, SqlStore]) -> None:
@@ -627,7 +627,7 @@ def handoff_failure(run_id: str, broadcast: bool) -> tuple[str, bool]:
 
 
 def run_failure(run_id: str, broadcast: bool) -> tuple[str, bool]:
-    return (f"release-app-y 2026.{run_id} failed in the run", broadcast)
+    return (f"release-app-y 2026.{run_id} failed", broadcast)
 
 
 async def test_a_handoff_failure_about_a_run_is_not_told_again_where_the_runs_own_card_tells_it(
@@ -737,7 +737,7 @@ async def test_a_compact_card_where_mentions_are_off_still_names_who_it_calls_on
     assert await ingest.accept(replace(failed("1"), actor=bob))
     [card] = [d.payload["card"] for d in await delivered(store) if d.payload["op"] == "card"]
     assert card["mentions"] == [] and card["facts"] == []
-    assert card["summary"] == "Failed\n\nFor: Bob Okafor"  # no fact left to name him
+    assert card["summary"] == "For: Bob Okafor"  # no fact left to name him
 
 
 async def test_a_waiting_gate_calls_on_its_approvers_where_mentions_are_on(stores: tuple[SqlStore, SqlStore]) -> None:

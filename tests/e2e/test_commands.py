@@ -1218,6 +1218,11 @@ async def test_subscribe_combines_a_list_given_twice_or_with_spaces_and_answers_
     assert "Nothing was subscribed: `mentions` takes on or off, not `maybe`. `help subscribe`" in answer
     answer = await bob.say("subscribe events=runs", "Nothing was subscribed")
     assert "`events`: `runs` is not one of run, stage, approval," in answer and "did you mean `run`?" in answer
+    # an outcome filter on kinds that have none would let every one of them through: said, not subscribed
+    answer = await bob.say("subscribe events=model_registered outcomes=failed", "Nothing was subscribed")
+    assert "`outcomes=failed` never applies to model_registered: it has no outcome, so every one would be sent." in (
+        answer
+    )
 
     answer = await bob.say("subscribe events=run,  approval", "Subscribed this channel")
     assert "`events=run,approval`" in answer

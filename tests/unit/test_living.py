@@ -136,9 +136,32 @@ def test_a_run_that_names_its_failing_stage_is_announced_once_whatever_comes_fir
         state, replies = apply(run("inProgress"), *events)
         assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in stage Integration tests"]
         assert render(state).summary == "Failed at stage Integration tests"
-    # without it, the run's own failure can only say the run failed
-    _, replies = apply(run("inProgress"), run("completed", "failed", at=95))
-    assert [r.title for r in replies] == ["integrate-app-y 20261128.1 failed in the run"]
+    # without it, the run's own failure can only say the run failed, and says it once
+    state, [reply] = apply(run("inProgress"), run("completed", "failed", at=95))
+    assert (reply.title, reply.summary) == ("integrate-app-y 20261128.1 failed", "")
+    assert reply.text == "Failed: integrate-app-y 20261128.1 failed"
+    card = render(state)
+    assert card.text == "Failed: integrate-app-y 20261128.1"  # its status says it failed; nothing repeats it
+    for_model = replace(run("completed", "failed", at=95), event_id="handoff-poll", for_model="model-x:8")
+    _, [reply] = apply(run("inProgress"), for_model)
+    assert reply.text == "Failed: integrate-app-y 20261128.1 failed with model-x:8"
+
+
+def test_a_long_run_reads_its_duration_in_hours_and_days() -> None:
+    def duration(seconds: int) -> str:
+        card = render(apply(run("inProgress"), run("completed", "succeeded", at=seconds))[0])
+        return next(f.value for f in card.facts if f.label == "Duration")
+
+    assert [duration(s) for s in (45, 95, 3599, 3600, 185 * 60 + 12, 86399, 86400, 3 * 86400 + 7 * 3600)] == [
+        "45s",
+        "1m 35s",
+        "59m 59s",
+        "1h 00m",
+        "3h 05m",
+        "23h 59m",
+        "1d 0h",
+        "3d 7h",
+    ]
 
 
 def test_a_run_whose_parallel_stages_failed_names_them_all_in_one_order() -> None:
@@ -512,6 +535,25 @@ def test_a_gate_card_names_the_people_who_decided_as_the_approval_names_them() -
         "Approved in Slack by Dave Li",
     ]
     assert ("Decided by", "Dave Li") in facts(render(decided))
+
+
+def test_approvers_the_hook_names_by_id_alone_read_as_what_they_are_never_as_ids() -> None:
+    """The hook names a pipeline approval's approvers by id; when the identity service does not answer, the card
+    says what they are rather than show a GUID."""
+    someone = Approver(person=Person(id="743f73b7-cdeb-4de7-80b7-00cee17476b8"))
+    group = Approver(person=Person(id="6a8bdc3e-1b7c-4a15-9a3d-2b0cfa6a5a11"), group=True)
+    waiting, _ = apply(approval(ApprovalPending, "pending", (someone, group)))
+    assert ("Approvers", "an Azure DevOps identity, a group in Azure DevOps") in facts(render(waiting))
+    decider = Approver(person=Person(id="f8482ec0-3e2f-489b-ba62-ea01cf84afa8"), status="approved")
+    decided, replies = apply(
+        approval(ApprovalPending, "pending", (someone,)), approval(ApprovalCompleted, "approved", (decider,))
+    )
+    assert ("Decided by", "an Azure DevOps identity") in facts(render(decided))
+    assert [r.title for r in replies] == ["Approved by an Azure DevOps identity"]
+    assert not any(guid in repr(render(decided)) for guid in ("743f73b7", "f8482ec0"))  # nowhere on the card
+    # a name the payload gives is shown, and Azure DevOps' own completion by an id alone reads the same way
+    named = Approver(person=Person(name="Carol Diaz", id="743f73b7-cdeb-4de7-80b7-00cee17476b8"))
+    assert ("Approvers", "Carol Diaz") in facts(render(apply(approval(ApprovalPending, "pending", (named,)))[0]))
 
 
 def test_a_decision_azure_devops_refused_takes_the_gate_card_back_to_waiting() -> None:

@@ -12,10 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.config import ConfigError, parse_settings
+from bot.config import ConfigError, parse_settings, subscription_filter_problems
 from bot.events import (
     ApprovalPending,
+    CodePushed,
     DataArrived,
+    ModelDeployed,
     ModelRegistered,
     Person,
     PipelineRef,
@@ -99,6 +101,74 @@ def test_default_filters_are_failures_approvals_and_models() -> None:
     assert not filters.matches(run_event(result="succeeded"))
     assert not filters.matches(run_event(state="inProgress", result=None))
     assert filters.matches(model_event())  # no outcome to filter on
+
+
+def test_failures_only_means_failures_only() -> None:
+    push = CodePushed(source="azure-devops", event_id="p", occurred_at=NOW, repository="app-y", ref="refs/heads/main")
+    new_file = DataArrived(
+        source="storage", event_id="b", occurred_at=NOW, storage_account="lake", container="raw", path="a/new.csv"
+    )
+    deployed = ModelDeployed(source="azure-ml", event_id="d", occurred_at=NOW, service_name="my-sklearn-service")
+    quiet_kinds = [push, new_file, model_event(), deployed]
+    failures_only = subscribed(SLACK, outcomes=["failed"])
+    assert route(run_event(result="failed"), [failures_only], NOW) == {SLACK}
+    for event in quiet_kinds:
+        assert route(event, [failures_only], NOW) == set(), event.kind
+    # a kind named beside the outcomes comes whatever they say, as the defaults' model registrations do
+    runs_and_models = subscribed(SLACK, events=["run", "model_registered"], outcomes=["failed"])
+    assert route(model_event(), [runs_and_models], NOW) == {SLACK}
+    assert route(run_event(result="succeeded"), [runs_and_models], NOW) == set()
+    assert route(deployed, [runs_and_models], NOW) == set()
+    # outcomes=any, or none, keeps them
+    for filters in ({"outcomes": ["any"]}, {}):
+        assert all(route(e, [subscribed(SLACK, **filters)], NOW) == {SLACK} for e in quiet_kinds)
+
+
+def test_outcomes_for_kinds_that_have_none_is_refused_when_typed() -> None:
+    [problem] = subscription_filter_problems({"events": ["model_registered"], "outcomes": ["failed"]})
+    assert problem.startswith("`outcomes=failed` never applies to model_registered: it has no outcome")
+    assert subscription_filter_problems({"events": ["run", "model_registered"], "outcomes": ["failed"]}) == []
+    assert subscription_filter_problems({"events": ["model_registered"], "outcomes": ["any"]}) == []
+
+
+def test_an_environment_or_stage_filter_lets_through_the_named_kinds_that_never_say_one() -> None:
+    release_run = replace(run_event(), run=replace(RUN, pipeline_name="release-app-y"))
+    gate = ApprovalPending(
+        source="azure-devops",
+        event_id="a",
+        occurred_at=NOW,
+        approval_id="ap-1",
+        run=release_run.run,
+        stage_name="Production",
+        stage_display_name="Deploy to production",
+        environment_name="production",
+    )
+    staging_gate = replace(gate, approval_id="ap-2", environment_name="staging")
+    runs_and_production_gates = subscribed(
+        SLACK,
+        events=["run", "approval"],
+        pipelines=["release-*"],
+        outcomes=["failed", "pending"],
+        environments=["production"],
+    )
+    assert route(release_run, [runs_and_production_gates], NOW) == {SLACK}  # a run has no environment
+    assert route(gate, [runs_and_production_gates], NOW) == {SLACK}
+    assert route(staging_gate, [runs_and_production_gates], NOW) == set()
+    # without events=, an environment filter keeps only what has an environment
+    assert route(release_run, [subscribed(SLACK, environments=["production"])], NOW) == set()
+    assert route(gate, [subscribed(SLACK, environments=["production"])], NOW) == {SLACK}
+
+    deploy_gates_and_failures = subscribed(SLACK, events=["run", "approval"], stages=["Deploy*"])
+    in_deploy = replace(release_run, failing_stage="Deploy to production")
+    in_build = replace(release_run, failing_stage="Build")
+    assert route(in_deploy, [deploy_gates_and_failures], NOW) == {SLACK}
+    assert route(in_build, [deploy_gates_and_failures], NOW) == set()  # failed in a stage left out
+    assert route(release_run, [deploy_gates_and_failures], NOW) == {SLACK}  # no stage known: not held back
+    assert route(gate, [deploy_gates_and_failures], NOW) == {SLACK}
+    assert route(replace(gate, stage_display_name="Test", stage_name="Test"), [deploy_gates_and_failures], NOW) == set()
+    # without events=, a run comes where it failed in a stage named, and not otherwise
+    assert route(in_deploy, [subscribed(SLACK, stages=["Deploy*"])], NOW) == {SLACK}
+    assert route(release_run, [subscribed(SLACK, stages=["Deploy*"])], NOW) == set()
 
 
 def test_globs_and_tags() -> None:
@@ -358,7 +428,8 @@ def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered) 
 
     if filters.events and event.kind not in filters.events:
         return False
-    outcome_applies = filters.outcomes and "any" not in filters.outcomes and event.kind not in KINDS_WITHOUT_OUTCOME
+    named_without_outcome = event.kind in KINDS_WITHOUT_OUTCOME and event.kind in filters.events
+    outcome_applies = filters.outcomes and "any" not in filters.outcomes and not named_without_outcome
     if outcome_applies and event.outcome not in filters.outcomes:
         return False
 
@@ -373,12 +444,18 @@ def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered) 
     checks = (
         (event.project, filters.projects),
         (event.pipeline, filters.pipelines),
-        (event.environment, filters.environments),
         (event.model, filters.models),
     )
     if not all(glob_any(value, patterns) for value, patterns in checks):
         return False
-    if filters.stages and not any(glob_any(name, filters.stages) for name in event.stage_names):
+    # runs and models never say an environment: the filter holds them back unless events= names them
+    if filters.environments and not (event.kind in filters.events or glob_any(event.environment, filters.environments)):
+        return False
+    # a run says the stage it failed in, when known; runs and models named in events= that say none come anyway
+    failing_stage = event.failing_stage if isinstance(event, RunStateChanged) else None
+    stage_names = event.stage_names or ((failing_stage,) if failing_stage else ())
+    named_without_stage = event.kind in filters.events and not stage_names
+    if filters.stages and not named_without_stage and not any(glob_any(n, filters.stages) for n in stage_names):
         return False
     if not all(glob_any(event.tags.get(key), [pattern]) for key, pattern in filters.tags.items()):
         return False
@@ -407,6 +484,7 @@ FILTER_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "pipelines": few,
     "branches": st.lists(branch_globs | globs, max_size=2),
     "stages": few,
+    "environments": few,
     "models": few,
     "tags": st.dictionaries(st.sampled_from(["stage", "team"]), globs, max_size=2),
     "actors_include": st.lists(st.sampled_from(["bob@contoso.com", "Bob", "erin"]), max_size=2),
@@ -421,13 +499,16 @@ FILTER_VALUES: dict[str, st.SearchStrategy[Any]] = {
     filters=st.fixed_dictionaries({}, optional=FILTER_VALUES),
     event=st.one_of(
         st.builds(
-            lambda result, branch, pipeline, actor: replace(
-                run_event(result=result, actor=actor), run=replace(RUN, branch=branch, pipeline_name=pipeline)
+            lambda result, branch, pipeline, actor, failing_stage: replace(
+                run_event(result=result, actor=actor),
+                run=replace(RUN, branch=branch, pipeline_name=pipeline),
+                failing_stage=failing_stage,
             ),
             st.sampled_from([None, "failed", "succeeded", "partiallySucceeded", "canceled"]),
             st.none() | refs | words,
             words,
             st.sampled_from(["bob@contoso.com", "erin@contoso.com"]),
+            st.none() | words,
         ),
         st.builds(model_event, words, st.dictionaries(st.sampled_from(["stage", "team"]), words, max_size=2)),
     ),

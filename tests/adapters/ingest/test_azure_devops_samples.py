@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.azure_devops.service_hooks import EVENT_TYPES, parse_service_hook
+from bot.cards import Status
 from bot.events import (
     ApprovalCompleted,
     ApprovalPending,
@@ -23,6 +24,7 @@ from bot.events import (
     RunStateChanged,
     StageStateChanged,
 )
+from bot.living import merge, render
 from tests.adapters.ingest.conftest import Ingest, load_sample
 
 ORG = "contoso"  # the configured organization: the pipelines samples name none
@@ -85,7 +87,7 @@ async def test_run_state_changed(ingest: Ingest, shared_dir: Path) -> None:
 
 async def test_stage_state_changed(ingest: Ingest, shared_dir: Path) -> None:
     await deliver(ingest, shared_dir, "ms.vss-pipelines.stage-state-changed-event.json")
-    [event] = ingest.sink.events
+    [event, run_completed] = ingest.sink.events
     assert event == StageStateChanged(
         source="azure-devops",
         event_id="ac1dd6da-af30-43cb-8434-e1005864b0a3",
@@ -109,11 +111,22 @@ async def test_stage_state_changed(ingest: Ingest, shared_dir: Path) -> None:
         created_at=at("2019-12-13T06:10:10.186Z"),
     )
     assert event.stage == "__default"
+    # the hook says the run completed: the run's card is completed by it, with no run hook
+    assert isinstance(run_completed, RunStateChanged)
+    assert (run_completed.state, run_completed.result, run_completed.run) == ("completed", "succeeded", event.run)
+    assert run_completed.created_at == event.created_at and run_completed.dedupe_key != event.dedupe_key
+    card = render(merge(merge(None, event).state, run_completed).state)
+    assert card.status is Status.SUCCEEDED
+    assert card.title == "TEST-CI 2"
     # a delivery that does not say when it was created is stamped on receipt, but never counts as newer
     payload = load_sample(shared_dir, "ado", "ms.vss-pipelines.stage-state-changed-event.json")
     del payload["createdDate"]
-    (unstamped,) = parse_service_hook(payload, ORG)
+    (unstamped, _) = parse_service_hook(payload, ORG)
     assert isinstance(unstamped, StageStateChanged) and unstamped.created_at is None
+    # a stage's hook while its run goes on says nothing of the run's end
+    payload["resource"]["run"].update(state="inProgress", result=None)
+    (going,) = parse_service_hook(payload, ORG)
+    assert isinstance(going, StageStateChanged)
     assert event.grouping_key == f"azure-devops:{ORG}:{SAMPLE_PROJECT}:run:2"
 
 
@@ -366,6 +379,12 @@ async def test_pull_requests(
     assert event.grouping_key == "azure-devops:fabrikam:fabrikam:pr:fabrikam:1"
 
 
+RELEASE_PAGE = (
+    "http://fabfiber.visualstudio.com/DefaultCollection/Fabrikam-Fiber-Git/_releaseProgress"
+    "?_a=release-pipeline-progress&releaseId=1"
+)
+
+
 async def test_release_approval_pending(ingest: Ingest, shared_dir: Path) -> None:
     await deliver(ingest, shared_dir, "ms.vss-release.deployment-approval-pending-event.json")
     [event] = ingest.sink.events
@@ -379,6 +398,9 @@ async def test_release_approval_pending(ingest: Ingest, shared_dir: Path) -> Non
         text="Pre deployment approval pending for release Release-1 on environment Dev.",
         approval_id="0",  # a placeholder in the docs sample
         approval_kind="release",
+        release_name="Release-1",
+        release_definition="Fabrikam.CD",
+        web_url=RELEASE_PAGE,  # the hook links only the Release API: the release's page on the web host
         status="pending",
         environment_name="Dev",
         actor=chuck,  # who created the release: a pending approval is theirs, as the release's run is
@@ -388,6 +410,13 @@ async def test_release_approval_pending(ingest: Ingest, shared_dir: Path) -> Non
     )
     assert event.grouping_key == "azure-devops:fabfiber:release-approval:0"
     assert event.environment == "Dev"
+    assert event.pipeline == "Fabrikam.CD"  # what pipelines= matches
+    # the card says which release of which definition waits for which environment, and links it
+    card = render(merge(None, event).state)
+    assert card.title == "Release Fabrikam.CD Release-1 to Dev"
+    facts = [(f.label, f.value) for f in card.facts]
+    assert ("Pipeline", "Fabrikam.CD") in facts and ("Release", "Release-1") in facts
+    assert [(link.label, link.url) for link in card.links] == [("Open in Azure DevOps", RELEASE_PAGE)]
 
 
 async def test_an_approval_assigned_to_a_group_says_so(ingest: Ingest, shared_dir: Path) -> None:
@@ -420,6 +449,9 @@ async def test_release_approval_completed(ingest: Ingest, shared_dir: Path) -> N
         text="Pre Deployment approval for deployment of release Release-1 on environment Dev Succeeded.",
         approval_id="0",
         approval_kind="release",
+        release_name="Release-1",
+        release_definition="Fabrikam.CD",
+        web_url=RELEASE_PAGE,
         status="approved",
         environment_name="Dev",
         approvers=(Approver(person=chuck, status="approved"),),
@@ -427,6 +459,9 @@ async def test_release_approval_completed(ingest: Ingest, shared_dir: Path) -> N
         created_at=at("2016-01-21T08:19:17.26Z"),
     )
     assert event.outcome == "succeeded"
+    card = render(merge(None, event).state)
+    assert card.title == "Fabrikam.CD Release-1 → Dev"
+    assert [link.url for link in card.links] == [RELEASE_PAGE]
 
 
 async def test_release_deployment_completed(ingest: Ingest, shared_dir: Path) -> None:
@@ -444,8 +479,12 @@ async def test_release_deployment_completed(ingest: Ingest, shared_dir: Path) ->
         definition_name="",  # the sample's environment names no definition
         environment_name="Dev",
         status="succeeded",
+        web_url=RELEASE_PAGE,
     )
     assert event.outcome == "succeeded"
+    card = render(merge(None, event).state)
+    assert card.title == "Release-1 → Dev"
+    assert [link.url for link in card.links] == [RELEASE_PAGE]
     assert event.grouping_key == "azure-devops:fabfiber:release:1:dev"
 
 
