@@ -81,6 +81,18 @@ class _Waiting:
     told_by: str | None = None
 
 
+@dataclass(frozen=True)
+class _ReplyIfFirstPostQueued:
+    """A thread reply planned under a card its conversation was to be shown before the event (``planned``:
+    broadcast, calling on people), and what goes instead where that card's first post is still queued
+    (``instead``): the outbox posts the newest version of a queued card, which shows this very event and its
+    mentions already, so the reply stays quietly in the thread."""
+
+    conversation: ConversationAddress
+    planned: NewDelivery
+    instead: NewDelivery
+
+
 class Ingest:
     """Routes events to conversations and keeps their living cards, durably.
 
@@ -281,6 +293,7 @@ class Ingest:
         routes, marks = await self._routes_with_options(batch, subscriptions, now)
         outcomes: list[bool | BaseException] = [False] * len(batch)
         planned: list[tuple[int, EventRecord]] = []
+        replies_to_check: list[_ReplyIfFirstPostQueued] = []
         seen = set(known)
         for index, waiting in enumerate(batch):
             key = waiting.event.dedupe_key
@@ -289,12 +302,15 @@ class Ingest:
             seen.add(key)
             try:
                 routed = routes[index] if routes is not None else None
-                planned.append((index, self._plan(waiting, cards, subscriptions, now, routed, marks)))
+                record = self._plan(waiting, cards, subscriptions, now, routed, marks, replies_to_check)
+                planned.append((index, record))
             except Exception as exc:  # this event cannot be stored; the others can
                 log.exception("event %s could not be planned", key)
                 outcomes[index] = exc
         if not planned:
             return outcomes
+        if replies_to_check:
+            planned = await self._quiet_where_first_post_queued(planned, replies_to_check)
         recorded = await self.store.record_events([record for _, record in planned])
         written: dict[str, CardState] = {}
         for (index, record), stored in zip(planned, recorded, strict=True):
@@ -328,6 +344,28 @@ class Ingest:
         marks = await self.store.get_repeat_marks(sorted(wanted, key=str)) if wanted else {}
         return routes, dict(marks)
 
+    async def _quiet_where_first_post_queued(
+        self, planned: list[tuple[int, EventRecord]], replies: list[_ReplyIfFirstPostQueued]
+    ) -> list[tuple[int, EventRecord]]:
+        """``planned`` with each reply of ``replies`` replaced by its quiet form where its card has not been
+        posted in its conversation yet (one read of the posted cards per card, only for batches with such
+        replies: a failure under a card shown while its run ran)."""
+        keys = sorted({reply.planned.grouping_key for reply in replies})
+        posted = {key: {card.conversation for card in await self.store.cards_for(key)} for key in keys}
+        # (a first post already under way, its newest version read before this commit, shows an older version:
+        # its conversation then gets the failure as an update and a quiet reply; a moment's race, a rare one)
+        instead = {
+            id(reply.planned): reply.instead
+            for reply in replies
+            if reply.conversation not in posted[reply.planned.grouping_key]
+        }
+        if not instead:
+            return planned
+        return [
+            (index, replace(record, deliveries=[instead.get(id(d), d) for d in record.deliveries]))
+            for index, record in planned
+        ]
+
     def _remember(self, states: Iterable[CardState]) -> None:
         for state in states:
             self._cards[state.grouping_key] = state
@@ -343,10 +381,13 @@ class Ingest:
         now: datetime,
         routed: Routed | None = None,
         marks: Marks | None = None,
+        replies_to_check: list[_ReplyIfFirstPostQueued] | None = None,
     ) -> EventRecord:
         """The record for one event, on top of ``cards`` and ``marks`` (which it updates for the events after
         it). ``routed`` is where the event goes with how each conversation wants its cards, when some
-        subscription says (a repeat limit, compact cards, no broadcast or mentions)."""
+        subscription says (a repeat limit, compact cards, no broadcast or mentions). The replies that alert or
+        call on people under a card shown before go to ``replies_to_check``, with their quiet form for a
+        conversation whose first post of the card is still queued."""
         event = _with_its_runs_model(waiting.event, cards)
         receipt = ReceivedEvent(
             dedupe_key=event.dedupe_key,
@@ -426,14 +467,17 @@ class Ingest:
                 # there too; under a card shown with this very event, the card says it already
                 options = routed.get(conversation) if routed is not None else None
                 broadcast = reply.status.alerts and conversation in showing and (options is None or options.broadcast)
-                if conversation in quiet:
-                    said = reply.naming_only()
-                elif conversation not in showing and reply.mentions and rendered.mentions:
-                    # the card, shown with this very event, calls on them already: one ping, not two
-                    said = replace(reply, mentions=tuple(m for m in reply.mentions if m not in rendered.mentions))
-                else:
-                    said = reply
-                deliveries.append(NewDelivery(conversation, event.grouping_key, _reply_payload(said, broadcast)))
+                said = reply.naming_only() if conversation in quiet else reply
+                # the card, shown with this very event, calls on them already: one ping, not two
+                unmentioned = replace(said, mentions=tuple(m for m in said.mentions if m not in rendered.mentions))
+                if conversation not in showing:
+                    said = unmentioned
+                delivery = NewDelivery(conversation, event.grouping_key, _reply_payload(said, broadcast))
+                deliveries.append(delivery)
+                if replies_to_check is not None and (broadcast or unmentioned.mentions != said.mentions):
+                    # shown before, or only queued before? (the outbox then posts this very version)
+                    instead = NewDelivery(conversation, event.grouping_key, _reply_payload(unmentioned, False))
+                    replies_to_check.append(_ReplyIfFirstPostQueued(conversation, delivery, instead))
         for target, mark, limit in repeats:
             repeated = repeat_reply(rendered, limit)
             said = repeated.naming_only() if target in quiet else repeated

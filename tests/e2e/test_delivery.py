@@ -431,6 +431,8 @@ async def test_a_failure_in_the_thread_of_a_card_shown_earlier_also_shows_in_the
         for event in events_of(0):  # the run is shown from its start; its Package stage fails
             failing = event.event_id in ("r0-2-completed", "r0-done")
             await handoff.ingest.accept(replace(event, result="failed") if failing else event)
+            if event.event_id == "r0-start":
+                await drain(handoff)  # the card is posted
         await drain(handoff)
         broadcasting, quiet = slack.state.channel("C0LOAD00000"), slack.state.channel("C0LOAD00001")
         failure = "Failed: pipe-0 20261128.0 failed in stage Package"
@@ -528,3 +530,37 @@ async def test_a_waiting_gate_mentions_its_approvers_until_it_is_decided(tmp_pat
         (card,) = slack.state.channel("C0LOAD00000").messages
         assert card.text.startswith("Approved") and "<@" not in card.text + json.dumps(card.blocks)
         assert len(calls(slack, "users.lookupByEmail")) == 2  # bob's and dana's answers, asked once
+
+
+async def test_a_run_failing_before_its_card_was_first_posted_is_announced_once(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    bob = slack.world.user("bob")
+    subscriptions = [{"channel": "load-0", "events": ["run", "stage"]}]
+
+    def start_and_failure(run: int) -> tuple[RunStateChanged, RunStateChanged]:
+        [start, *_] = events_of(run)
+        failure = replace(
+            start, event_id=f"r{run}-failed", state="completed", result="failed", actor=Person("Bob Chen", bob.email)
+        )
+        return start, failure
+
+    async with slack_handoff(tmp_path, slack, subscriptions) as handoff:
+        # a run that fails fast: its failure is stored while the card's first post is still queued
+        for event in start_and_failure(0):
+            assert await handoff.ingest.accept(event)
+        # an Event Grid-like batch carrying both
+        assert await handoff.ingest.accept_all(start_and_failure(CHANNELS)) == [True, True]
+        await drain(handoff)
+        channel = slack.state.channel("C0LOAD00000")
+        # the cards, first posted failed and calling on bob, are the only messages in the channel…
+        assert [m.text.split(". ")[0] for m in channel.messages] == [
+            "Failed: pipe-0 20261128.0",
+            f"Failed: pipe-0 20261128.{CHANNELS}",
+        ]
+        assert all(m.text.endswith(f" <@{bob.id}>") and not m.edits for m in channel.messages)
+        # …and each failure's reply stays in its thread, without calling on bob again
+        for card in channel.messages:
+            [reply] = card.replies
+            assert reply.text.startswith(f"{card.text.split('. ')[0]} failed in the run")
+            assert not reply.reply_broadcast and "<@" not in reply.text + json.dumps(reply.blocks)
