@@ -354,6 +354,48 @@ async def test_a_repeat_within_the_limit_is_a_reply_under_the_card_shown(stores:
     assert cards_to(later, TEAMS) == [run("2").run_key]
 
 
+async def test_a_pipeline_flapping_within_the_limit_tells_each_runs_outcome_in_the_first_cards_thread(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    clock = FakeClock(T0)
+    every_run = {"events": ["run"], "outcomes": ["any"]}
+    subscriptions = [
+        Subscription((SLACK,), Filters.from_mapping({**every_run, "repeat_limit": "1h"})),
+        Subscription((TEAMS,), Filters.from_mapping(every_run)),
+    ]
+    ingest = Ingest(store, subscriptions, clock)
+    deliveries: list[Delivery] = []
+    # four runs of the pipeline on main, each shown from its start: succeeded, failed, failed, succeeded
+    for run_id, result in (("1", "succeeded"), ("2", "failed"), ("3", "failed"), ("4", "succeeded")):
+        assert await ingest.accept(replace(started(run_id), run=failed(run_id).run))  # (on main)
+        deliveries += await delivered(store)
+        await clock.advance(5 * 60)
+        assert await ingest.accept(replace(failed(run_id), result=result))
+        deliveries += await delivered(store)
+        await clock.advance(5 * 60)
+    # Slack: one card, and each later run told once in its thread when it ended (not when it started)
+    assert set(cards_to(deliveries, SLACK)) == {run("1").run_key}
+    told = [(under, card["title"], card["status"], card["summary"]) for under, card in replies_to(deliveries, SLACK)]
+    assert [(under, title, status) for under, title, status, _ in told] == [
+        (run("1").run_key, "release-app-y 2026.2", "failed"),
+        (run("1").run_key, "release-app-y 2026.3", "failed"),
+        (run("1").run_key, "release-app-y 2026.4", "succeeded"),  # the recovery
+    ]
+    assert all("Again within 1 h" in summary for *_, summary in told)
+    assert broadcasts_to(deliveries, SLACK) == [(title, False) for _, title, _, _ in told]
+    # Teams has no limit: a card per run, and each failure under its own card
+    assert cards_to(deliveries, TEAMS) == [run(r).run_key for r in "1234" for _ in range(2)]
+    assert [under for under, _ in replies_to(deliveries, TEAMS)] == [run("2").run_key, run("3").run_key]
+
+    # past the limit, the pipeline's next run is a card again
+    await clock.advance(60 * 60)
+    await ingest.accept(started("5"))
+    card = await store.get_card_state(run("5").run_key)
+    assert card is not None and ["slack", SLACK.conversation_id] in card.state["conversations"]
+    assert "folded" not in card.state
+
+
 async def test_after_the_limit_a_repeat_is_a_card_again(stores: tuple[SqlStore, SqlStore]) -> None:
     store, _ = stores
     clock = FakeClock(T0)

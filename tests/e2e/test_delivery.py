@@ -400,6 +400,29 @@ async def test_a_pipeline_failing_again_within_the_repeat_limit_fills_one_thread
         assert (await handoff.store.count_deliveries())["dead"] == 0
 
 
+async def test_a_pipeline_flapping_within_the_repeat_limit_keeps_one_card_and_tells_each_run_in_its_thread(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    subscriptions = [{"channel": "load-0", "events": ["run"], "outcomes": ["any"], "repeat_limit": "1h"}]
+    outcomes = {0: "succeeded", CHANNELS: "failed", 2 * CHANNELS: "failed", 3 * CHANNELS: "succeeded"}
+    async with slack_handoff(tmp_path, slack, subscriptions) as handoff:
+        for run, result in outcomes.items():  # pipe-0 runs four times, each shown from its start
+            start, *_, done = events_of(run)
+            assert await handoff.ingest.accept(start)
+            await drain(handoff)
+            assert await handoff.ingest.accept(replace(done, result=result))
+            await drain(handoff)
+        (card,) = slack.state.channel("C0LOAD00000").messages  # one card in the channel…
+        assert card.text.startswith("Succeeded: pipe-0 20261128.0")
+        # …and each later run told once in its thread when it ended, the recovery too, none of it broadcast
+        assert [reply.text.split(". ")[0] for reply in card.replies] == [
+            f"Failed: pipe-0 20261128.{CHANNELS}",
+            f"Failed: pipe-0 20261128.{2 * CHANNELS}",
+            f"Succeeded: pipe-0 20261128.{3 * CHANNELS}",
+        ]
+        assert all("Again within 1 h" in json.dumps(r.blocks) and not r.reply_broadcast for r in card.replies)
+
+
 async def test_a_channel_that_asked_for_compact_cards_gets_them_on_slack(tmp_path: Path, slack: SlackEmulator) -> None:
     subscriptions = [
         {"channel": "load-0", "events": ["run", "stage"], "card_format": "compact"},
