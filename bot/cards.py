@@ -35,6 +35,11 @@ class Status(StrEnum):
         return self.value.replace("_", " ").capitalize()
 
     @property
+    def going(self) -> bool:
+        """Whether the thing is still on its way (queued or running)."""
+        return self in (Status.QUEUED, Status.RUNNING)
+
+    @property
     def alerts(self) -> bool:
         """Whether something went wrong (a failure, a breaking change): such a thread reply is also shown in
         the channel where its subscriptions broadcast."""

@@ -62,7 +62,7 @@ class DomainEvent:
 
     @property
     def repeat_key(self) -> str | None:
-        """What makes a new card "the same thing again" (the same pipeline failing again, the same model
+        """What makes a new card "the same thing again" (the same pipeline running again on a branch, the same model
         registered again), for subscriptions with a repeat limit; None for events that are never a repeat
         (approvals and gates each ask for a decision)."""
         return None
@@ -146,14 +146,10 @@ class PipelineRef:
         return bounded_key(f"azure-devops:{self.organization}:{self.project}:run:{self.run_id}".lower())
 
 
-def _pipeline_repeat_key(scope: str, run: PipelineRef, outcome: str | None) -> str | None:
-    """Finished runs of one pipeline on one branch with one outcome repeat each other; a run still going
-    repeats nothing (its card is shown, to be updated as it goes)."""
-    if outcome is None:
-        return None
-    return bounded_key(
-        f"azure-devops:{scope}:{run.project}:pipeline:{run.pipeline_id}:{run.branch or ''}:{outcome}".lower()
-    )
+def _pipeline_repeat_key(scope: str, run: PipelineRef) -> str:
+    """Runs of one pipeline on one branch repeat each other, whatever their outcome, from their first event: a
+    run first shown while it runs is folded there, and tells its outcome in the thread it is folded into."""
+    return bounded_key(f"azure-devops:{scope}:{run.project}:pipeline:{run.pipeline_id}:{run.branch or ''}".lower())
 
 
 def _stage_names(display_name: str | None, name: str | None) -> tuple[str, ...]:
@@ -190,7 +186,7 @@ class RunStateChanged(DomainEvent):
 
     @property
     def repeat_key(self) -> str | None:
-        return _pipeline_repeat_key(self.scope, self.run, self.outcome)
+        return _pipeline_repeat_key(self.scope, self.run)
 
     @property
     def grouping_key(self) -> str:
@@ -226,7 +222,7 @@ class StageStateChanged(DomainEvent):
 
     @property
     def repeat_key(self) -> str | None:
-        return _pipeline_repeat_key(self.scope, self.run, self.outcome)
+        return _pipeline_repeat_key(self.scope, self.run)
 
     @property
     def grouping_key(self) -> str:

@@ -81,6 +81,18 @@ class _Waiting:
     told_by: str | None = None
 
 
+@dataclass(frozen=True)
+class _ReplyIfFirstPostQueued:
+    """A thread reply planned under a card its conversation was to be shown before the event (``planned``:
+    broadcast, calling on people), and what goes instead where that card's first post is still queued
+    (``instead``): the outbox posts the newest version of a queued card, which shows this very event and its
+    mentions already, so the reply stays quietly in the thread."""
+
+    conversation: ConversationAddress
+    planned: NewDelivery
+    instead: NewDelivery
+
+
 class Ingest:
     """Routes events to conversations and keeps their living cards, durably.
 
@@ -278,9 +290,10 @@ class Ingest:
             read = await self.store.get_card_states(missing)
             self._remember(read.values())
             cards.update(read)
-        routes, marks = await self._routes_with_options(batch, subscriptions, now)
+        routes, marks = await self._routes_with_options(batch, subscriptions, now, cards)
         outcomes: list[bool | BaseException] = [False] * len(batch)
         planned: list[tuple[int, EventRecord]] = []
+        replies_to_check: list[_ReplyIfFirstPostQueued] = []
         seen = set(known)
         for index, waiting in enumerate(batch):
             key = waiting.event.dedupe_key
@@ -289,12 +302,15 @@ class Ingest:
             seen.add(key)
             try:
                 routed = routes[index] if routes is not None else None
-                planned.append((index, self._plan(waiting, cards, subscriptions, now, routed, marks)))
+                record = self._plan(waiting, cards, subscriptions, now, routed, marks, replies_to_check)
+                planned.append((index, record))
             except Exception as exc:  # this event cannot be stored; the others can
                 log.exception("event %s could not be planned", key)
                 outcomes[index] = exc
         if not planned:
             return outcomes
+        if replies_to_check:
+            planned = await self._quiet_where_first_post_queued(planned, replies_to_check)
         recorded = await self.store.record_events([record for _, record in planned])
         written: dict[str, CardState] = {}
         for (index, record), stored in zip(planned, recorded, strict=True):
@@ -310,11 +326,16 @@ class Ingest:
         return outcomes
 
     async def _routes_with_options(
-        self, batch: list[_Waiting], subscriptions: Sequence[Subscription], now: datetime
+        self,
+        batch: list[_Waiting],
+        subscriptions: Sequence[Subscription],
+        now: datetime,
+        cards: dict[str, CardState | None],
     ) -> tuple[list[Routed] | None, Marks]:
         """Where each event goes with how each conversation wants its cards, and the stored marks the repeat
-        limits are checked against; (None, {}) when no subscription has a repeat limit, compact cards or
-        broadcasts or mentions turned off (the planner then routes each event plainly)."""
+        limits are checked against (only for conversations not shown or folded into the event's card yet);
+        (None, {}) when no subscription has a repeat limit, compact cards or broadcasts or mentions turned off
+        (the planner then routes each event plainly)."""
         if not any(s.filters.shapes_cards for s in subscriptions):
             return None, {}
         routes = [route_with_options(w.event, subscriptions, now) for w in batch]
@@ -323,10 +344,32 @@ class Ingest:
             for waiting, routed in zip(batch, routes, strict=True)
             if (key := waiting.event.repeat_key) is not None
             for target, options in routed.items()
-            if options.repeat_limit is not None
+            if options.repeat_limit is not None and target not in _reached(cards.get(waiting.event.grouping_key))
         }
         marks = await self.store.get_repeat_marks(sorted(wanted, key=str)) if wanted else {}
         return routes, dict(marks)
+
+    async def _quiet_where_first_post_queued(
+        self, planned: list[tuple[int, EventRecord]], replies: list[_ReplyIfFirstPostQueued]
+    ) -> list[tuple[int, EventRecord]]:
+        """``planned`` with each reply of ``replies`` replaced by its quiet form where its card has not been
+        posted in its conversation yet (one read of the posted cards per card, only for batches with such
+        replies: a failure under a card shown while its run ran)."""
+        keys = sorted({reply.planned.grouping_key for reply in replies})
+        posted = {key: {card.conversation for card in await self.store.cards_for(key)} for key in keys}
+        # (a first post already under way, its newest version read before this commit, shows an older version:
+        # its conversation then gets the failure as an update and a quiet reply; a moment's race, a rare one)
+        instead = {
+            id(reply.planned): reply.instead
+            for reply in replies
+            if reply.conversation not in posted[reply.planned.grouping_key]
+        }
+        if not instead:
+            return planned
+        return [
+            (index, replace(record, deliveries=[instead.get(id(d), d) for d in record.deliveries]))
+            for index, record in planned
+        ]
 
     def _remember(self, states: Iterable[CardState]) -> None:
         for state in states:
@@ -343,10 +386,13 @@ class Ingest:
         now: datetime,
         routed: Routed | None = None,
         marks: Marks | None = None,
+        replies_to_check: list[_ReplyIfFirstPostQueued] | None = None,
     ) -> EventRecord:
         """The record for one event, on top of ``cards`` and ``marks`` (which it updates for the events after
         it). ``routed`` is where the event goes with how each conversation wants its cards, when some
-        subscription says (a repeat limit, compact cards, no broadcast or mentions)."""
+        subscription says (a repeat limit, compact cards, no broadcast or mentions). The replies that alert or
+        call on people under a card shown before go to ``replies_to_check``, with their quiet form for a
+        conversation whose first post of the card is still queued."""
         event = _with_its_runs_model(waiting.event, cards)
         receipt = ReceivedEvent(
             dedupe_key=event.dedupe_key,
@@ -358,6 +404,11 @@ class Ingest:
         current = cards.get(event.grouping_key)
         merged = merge(current.state if current else None, event)
         showing = {_address(a) for a in (current.state.get("conversations", []) if current else [])}
+        # per folded conversation: the card this one is folded under, and the repeat limit that folded it
+        folded_under: dict[ConversationAddress, tuple[str, float]] = {
+            _address(entry[:2]): (str(entry[2]), float(entry[3]))
+            for entry in (current.state.get("folded_under", []) if current else [])
+        }
         # a card folded under another as a repeat stays in that card's thread, except where a command asks
         folded = {_address(a) for a in (current.state.get("folded", []) if current else [])} - set(waiting.also_to)
         if routed is None:
@@ -382,9 +433,15 @@ class Ingest:
         version = (current.version if current else 0) + 1
         conversations = sorted(showing | targets, key=str)
         state = {**merged.state, "conversations": [_address_json(c) for c in conversations]}
+        now_folded = folded | {target for target, _, _ in repeats}
         if folded or repeats or "folded" in merged.state:
-            now_folded = sorted(folded | {target for target, _, _ in repeats}, key=str)
-            state["folded"] = [_address_json(c) for c in now_folded]
+            state["folded"] = [_address_json(c) for c in sorted(now_folded, key=str)]
+        if repeats:
+            folded_under |= {target: (mark.grouping_key, limit.total_seconds()) for target, mark, limit in repeats}
+        if folded_under:
+            state["folded_under"] = [
+                [*_address_json(c), key, seconds] for c, (key, seconds) in sorted(folded_under.items(), key=str)
+            ]
         # a conversation keeps the format its card was first shown in
         compact = {_address(a) for a in (current.state.get("compact", []) if current else [])}
         if routed is not None:
@@ -393,7 +450,7 @@ class Ingest:
             state["compact"] = [_address_json(c) for c in sorted(compact & set(conversations), key=str)]
         quiet = _quiet(current, targets | {target for target, _, _ in repeats}, routed) | turned_away
         if quiet or "quiet" in merged.state:
-            state["quiet"] = [_address_json(c) for c in sorted(quiet & set(conversations), key=str)]
+            state["quiet"] = [_address_json(c) for c in sorted(quiet & (set(conversations) | now_folded), key=str)]
         rendered = render(merged.state)
         card = rendered.to_json()
         compact_card = rendered.compacted().to_json() if compact else card
@@ -426,18 +483,33 @@ class Ingest:
                 # there too; under a card shown with this very event, the card says it already
                 options = routed.get(conversation) if routed is not None else None
                 broadcast = reply.status.alerts and conversation in showing and (options is None or options.broadcast)
-                if conversation in quiet:
-                    said = reply.naming_only()
-                elif conversation not in showing and reply.mentions and rendered.mentions:
-                    # the card, shown with this very event, calls on them already: one ping, not two
-                    said = replace(reply, mentions=tuple(m for m in reply.mentions if m not in rendered.mentions))
-                else:
-                    said = reply
-                deliveries.append(NewDelivery(conversation, event.grouping_key, _reply_payload(said, broadcast)))
-        for target, mark, limit in repeats:
+                said = reply.naming_only() if conversation in quiet else reply
+                # the card, shown with this very event, calls on them already: one ping, not two
+                unmentioned = replace(said, mentions=tuple(m for m in said.mentions if m not in rendered.mentions))
+                if conversation not in showing:
+                    said = unmentioned
+                delivery = NewDelivery(conversation, event.grouping_key, _reply_payload(said, broadcast))
+                deliveries.append(delivery)
+                if replies_to_check is not None and (broadcast or unmentioned.mentions != said.mentions):
+                    # shown before, or only queued before? (the outbox then posts this very version)
+                    instead = NewDelivery(conversation, event.grouping_key, _reply_payload(unmentioned, False))
+                    replies_to_check.append(_ReplyIfFirstPostQueued(conversation, delivery, instead))
+        # a repeat is told in the thread it is folded into once it is not going any more (a run folded when it
+        # started says nothing until it ends): when it is folded, and whenever it ends (again) after
+        told: list[tuple[ConversationAddress, str, timedelta]] = []
+        if not rendered.status.going:
+            told = [(target, mark.grouping_key, limit) for target, mark, limit in repeats]
+            if folded_under and merged.changed and current is not None and _going(current):
+                already = {target for target, _, _ in told}
+                told += [
+                    (target, key, timedelta(seconds=seconds))
+                    for target, (key, seconds) in sorted(folded_under.items(), key=str)
+                    if target in folded and target not in already
+                ]
+        for target, under, limit in told:
             repeated = repeat_reply(rendered, limit)
             said = repeated.naming_only() if target in quiet else repeated
-            deliveries.append(NewDelivery(target, mark.grouping_key, {"op": "reply", "card": said.to_json()}))
+            deliveries.append(NewDelivery(target, under, {"op": "reply", "card": said.to_json()}))
         new_state = CardState(event.grouping_key, version, state)
         cards[event.grouping_key] = new_state
         return EventRecord(receipt, deliveries, new_state, repeat_marks=new_marks)
@@ -451,6 +523,18 @@ def _with_its_runs_model(event: DomainEvent, cards: dict[str, CardState | None])
     run = cards.get(event.run.run_key)
     model = run.state.get("for_model") if run is not None else None
     return replace(event, for_model=str(model)) if model else event
+
+
+def _reached(card: CardState | None) -> set[ConversationAddress]:
+    """The conversations that show ``card`` or that it is folded into."""
+    if card is None:
+        return set()
+    return {_address(a) for key in ("conversations", "folded") for a in card.state.get(key, [])}
+
+
+def _going(card: CardState) -> bool:
+    """Whether the card, as stored, shows something still on its way (a run still running)."""
+    return render(card.state).status.going
 
 
 def _told_there(cards: dict[str, CardState | None], told_by: str | None) -> frozenset[ConversationAddress]:

@@ -34,7 +34,7 @@ from bot.events import (
 from bot.ingest import SUBSCRIPTION_CACHE_SECONDS, Ingest, IngestFailed
 from bot.living import merge, render
 from bot.ports import EventRecord
-from bot.records import CardState, ConversationAddress, ConversationRecord, Delivery, RepeatMark
+from bot.records import CardState, ConversationAddress, ConversationRecord, Delivery, PostedCard, RepeatMark
 from bot.routing import Filters, Subscription
 from tests.core.pipeline_runs import run, run_state
 
@@ -78,11 +78,17 @@ async def stores(store_url: str) -> AsyncIterator[tuple[SqlStore, SqlStore]]:
 
 
 async def delivered(store: SqlStore) -> list[Delivery]:
-    """Every delivery, in the order the outbox hands them out (each completed in turn)."""
+    """Every delivery, in the order the outbox hands them out (each completed in turn, a card's recorded as
+    posted, as the outbox records it)."""
     later = T0 + timedelta(hours=1)
     out: list[Delivery] = []
     while batch := await store.claim_deliveries("w", later, timedelta(seconds=30), 1000):
         for d in batch:
+            if d.payload["op"] == "card":
+                shown = await store.get_card(d.grouping_key, d.conversation)
+                message_id = shown.message_id if shown is not None else f"m{d.id}"
+                rank = int(d.payload["rank"])
+                await store.save_card(PostedCard(d.grouping_key, d.conversation, message_id, rank=rank))
             await store.complete_delivery(d.id, "w")
         out += batch
     return sorted(out, key=lambda d: d.id)
@@ -348,6 +354,48 @@ async def test_a_repeat_within_the_limit_is_a_reply_under_the_card_shown(stores:
     assert cards_to(later, TEAMS) == [run("2").run_key]
 
 
+async def test_a_pipeline_flapping_within_the_limit_tells_each_runs_outcome_in_the_first_cards_thread(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    clock = FakeClock(T0)
+    every_run = {"events": ["run"], "outcomes": ["any"]}
+    subscriptions = [
+        Subscription((SLACK,), Filters.from_mapping({**every_run, "repeat_limit": "1h"})),
+        Subscription((TEAMS,), Filters.from_mapping(every_run)),
+    ]
+    ingest = Ingest(store, subscriptions, clock)
+    deliveries: list[Delivery] = []
+    # four runs of the pipeline on main, each shown from its start: succeeded, failed, failed, succeeded
+    for run_id, result in (("1", "succeeded"), ("2", "failed"), ("3", "failed"), ("4", "succeeded")):
+        assert await ingest.accept(replace(started(run_id), run=failed(run_id).run))  # (on main)
+        deliveries += await delivered(store)
+        await clock.advance(5 * 60)
+        assert await ingest.accept(replace(failed(run_id), result=result))
+        deliveries += await delivered(store)
+        await clock.advance(5 * 60)
+    # Slack: one card, and each later run told once in its thread when it ended (not when it started)
+    assert set(cards_to(deliveries, SLACK)) == {run("1").run_key}
+    told = [(under, card["title"], card["status"], card["summary"]) for under, card in replies_to(deliveries, SLACK)]
+    assert [(under, title, status) for under, title, status, _ in told] == [
+        (run("1").run_key, "release-app-y 2026.2", "failed"),
+        (run("1").run_key, "release-app-y 2026.3", "failed"),
+        (run("1").run_key, "release-app-y 2026.4", "succeeded"),  # the recovery
+    ]
+    assert all("Again within 1 h" in summary for *_, summary in told)
+    assert broadcasts_to(deliveries, SLACK) == [(title, False) for _, title, _, _ in told]
+    # Teams has no limit: a card per run, and each failure under its own card
+    assert cards_to(deliveries, TEAMS) == [run(r).run_key for r in "1234" for _ in range(2)]
+    assert [under for under, _ in replies_to(deliveries, TEAMS)] == [run("2").run_key, run("3").run_key]
+
+    # past the limit, the pipeline's next run is a card again
+    await clock.advance(60 * 60)
+    await ingest.accept(started("5"))
+    card = await store.get_card_state(run("5").run_key)
+    assert card is not None and ["slack", SLACK.conversation_id] in card.state["conversations"]
+    assert "folded" not in card.state
+
+
 async def test_after_the_limit_a_repeat_is_a_card_again(stores: tuple[SqlStore, SqlStore]) -> None:
     store, _ = stores
     clock = FakeClock(T0)
@@ -569,6 +617,7 @@ async def test_a_failure_under_a_card_shown_before_is_broadcast_unless_a_subscri
     subscriptions = [*SUBSCRIPTIONS, to_quiet(broadcast="off")]
     ingest = Ingest(store, subscriptions, FakeClock(T0))
     await ingest.accept(started())
+    await delivered(store)  # the card is posted
     await ingest.accept(stage_done("build"))
     await ingest.accept(stage_done("deploy", result="failed"))
     deliveries = await delivered(store)
@@ -589,8 +638,55 @@ async def test_a_failure_under_a_card_shown_before_is_broadcast_unless_a_subscri
         Subscription((SLACK,), Filters.from_mapping({"events": ["run"]})),
     ]
     await ingest.accept(started("79"))
+    await delivered(store)
     await ingest.accept(failed("79"))
     assert broadcasts_to(await delivered(store), SLACK) == [("release-app-y 2026.79 failed", True)]
+
+
+async def test_a_failure_under_a_card_whose_first_post_is_still_queued_is_told_once_by_that_card(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    first, second = stores
+    ingest = ingest_for(first)
+    bob = Person(name="Bob Chen", email="bob@contoso.com")
+    bob_mentioned = [{"name": "Bob Chen", "email": "bob@contoso.com"}]
+
+    def failed_by_bob(run_id: str) -> RunStateChanged:
+        return replace(failed(run_id), actor=bob)
+
+    # a run failing before its card was posted; one whose events came in one batch; one posted before it failed
+    await ingest.accept(started("77"))
+    await ingest.accept(failed_by_bob("77"))
+    await ingest.accept_all([started("78"), failed_by_bob("78")])
+    await ingest.accept(started("79"))
+    deliveries = await delivered(first)
+    await ingest.accept(failed_by_bob("79"))
+    deliveries += await delivered(first)
+    for conversation in (SLACK, TEAMS):
+        replies = [
+            (d.payload["card"]["title"], d.payload.get("broadcast", False), d.payload["card"]["mentions"])
+            for d in deliveries
+            if d.conversation == conversation and d.payload["op"] == "reply"
+        ]
+        # the queued post shows the failed card, calling on bob: its reply stays in the thread, quietly
+        assert replies == [
+            (run_failure("77", False)[0], False, []),
+            (run_failure("78", False)[0], False, []),
+            (run_failure("79", True)[0], True, bob_mentioned),
+        ]
+        newest = {
+            d.grouping_key: d.payload["card"]
+            for d in deliveries
+            if d.conversation == conversation and d.payload["op"] == "card"
+        }
+        assert newest[run("77").run_key]["mentions"] == newest[run("78").run_key]["mentions"] == bob_mentioned
+
+    # a card another process posted counts as posted
+    other = ingest_for(second)
+    await ingest.accept(started("80"))
+    await delivered(second)
+    await other.accept(failed_by_bob("80"))
+    assert broadcasts_to(await delivered(first), SLACK) == [run_failure("80", True)]
 
 
 async def test_replies_that_report_no_trouble_stay_in_the_thread(stores: tuple[SqlStore, SqlStore]) -> None:
@@ -638,6 +734,7 @@ async def test_a_handoff_failure_about_a_run_is_not_told_again_where_the_runs_ow
     for run_id, handoff_first in (("77", True), ("78", False)):
         await hand_off(ingest, run_id, "queued")
         await ingest.accept(started(run_id))  # the run's card, in SLACK since the run started
+        await delivered(store)  # both cards are posted
         if handoff_first:  # Handoff's polling saw the failure before Azure DevOps' event came
             await hand_off(ingest, run_id, "completed", "failed")
             await ingest.accept(failed(run_id))
@@ -657,6 +754,7 @@ async def test_a_handoff_reply_is_broadcast_where_the_runs_card_is_shown_only_af
     store, _ = stores
     ingest = ingest_for(store)
     await hand_off(ingest, "77", "queued")
+    await delivered(store)  # the handoff's card is posted
     await hand_off(ingest, "77", "completed", "failed")  # no card of the run anywhere yet
     # Azure DevOps' events come later: the run's card is shown with the failure, which it says itself
     await ingest.accept(failed("77"))

@@ -408,6 +408,29 @@ async def test_a_pipeline_failing_again_within_the_repeat_limit_fills_one_thread
         assert (await handoff.store.count_deliveries())["dead"] == 0
 
 
+async def test_a_pipeline_flapping_within_the_repeat_limit_keeps_one_card_and_tells_each_run_in_its_thread(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    subscriptions = [{"channel": "load-0", "events": ["run"], "outcomes": ["any"], "repeat_limit": "1h"}]
+    outcomes = {0: "succeeded", CHANNELS: "failed", 2 * CHANNELS: "failed", 3 * CHANNELS: "succeeded"}
+    async with slack_handoff(tmp_path, slack, subscriptions) as handoff:
+        for run, result in outcomes.items():  # pipe-0 runs four times, each shown from its start
+            start, *_, done = events_of(run)
+            assert await handoff.ingest.accept(start)
+            await drain(handoff)
+            assert await handoff.ingest.accept(replace(done, result=result))
+            await drain(handoff)
+        (card,) = slack.state.channel("C0LOAD00000").messages  # one card in the channel…
+        assert card.text.startswith("Succeeded: pipe-0 20261128.0")
+        # …and each later run told once in its thread when it ended, the recovery too, none of it broadcast
+        assert [reply.text.split(". ")[0] for reply in card.replies] == [
+            f"Failed: pipe-0 20261128.{CHANNELS}",
+            f"Failed: pipe-0 20261128.{2 * CHANNELS}",
+            f"Succeeded: pipe-0 20261128.{3 * CHANNELS}",
+        ]
+        assert all("Again within 1 h" in json.dumps(r.blocks) and not r.reply_broadcast for r in card.replies)
+
+
 async def test_a_channel_that_asked_for_compact_cards_gets_them_on_slack(tmp_path: Path, slack: SlackEmulator) -> None:
     subscriptions = [
         {"channel": "load-0", "events": ["run", "stage"], "card_format": "compact"},
@@ -439,6 +462,8 @@ async def test_a_failure_in_the_thread_of_a_card_shown_earlier_also_shows_in_the
         for event in events_of(0):  # the run is shown from its start; its Package stage fails
             failing = event.event_id in ("r0-2-completed", "r0-done")
             await handoff.ingest.accept(replace(event, result="failed") if failing else event)
+            if event.event_id == "r0-start":
+                await drain(handoff)  # the card is posted
         await drain(handoff)
         broadcasting, quiet = slack.state.channel("C0LOAD00000"), slack.state.channel("C0LOAD00001")
         failure = "Failed: pipe-0 20261128.0 failed in stage Package"
@@ -565,7 +590,7 @@ async def test_a_card_deleted_in_slack_is_posted_afresh_with_its_news_and_no_ale
         await drain(handoff)
         [again] = cards_shown()  # the card is back, showing the failure, with its reply in its thread
         assert again.text.startswith("Failed: pipe-0 20261128.0")
-        assert [r.text for r in again.replies] == ["Failed: pipe-0 20261128.0 failed in the run. The run failed."]
+        assert [r.text for r in again.replies] == ["Failed: pipe-0 20261128.0 failed"]
         first = await handoff.store.get_delivery(1)
         assert first is not None
         [stored] = await handoff.store.cards_for(first.grouping_key)
@@ -574,3 +599,37 @@ async def test_a_card_deleted_in_slack_is_posted_afresh_with_its_news_and_no_ale
         assert slack.state.channel("C0OPS00001").messages == []  # nothing for ops to worry about
     finally:
         await handoff.store.close()
+
+
+async def test_a_run_failing_before_its_card_was_first_posted_is_announced_once(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    bob = slack.world.user("bob")
+    subscriptions = [{"channel": "load-0", "events": ["run", "stage"]}]
+
+    def start_and_failure(run: int) -> tuple[RunStateChanged, RunStateChanged]:
+        [start, *_] = events_of(run)
+        failure = replace(
+            start, event_id=f"r{run}-failed", state="completed", result="failed", actor=Person("Bob Chen", bob.email)
+        )
+        return start, failure
+
+    async with slack_handoff(tmp_path, slack, subscriptions) as handoff:
+        # a run that fails fast: its failure is stored while the card's first post is still queued
+        for event in start_and_failure(0):
+            assert await handoff.ingest.accept(event)
+        # an Event Grid-like batch carrying both
+        assert await handoff.ingest.accept_all(start_and_failure(CHANNELS)) == [True, True]
+        await drain(handoff)
+        channel = slack.state.channel("C0LOAD00000")
+        # the cards, first posted failed and calling on bob, are the only messages in the channel…
+        assert [m.text for m in channel.messages] == [
+            f"Failed: pipe-0 20261128.0 <@{bob.id}>",
+            f"Failed: pipe-0 20261128.{CHANNELS} <@{bob.id}>",
+        ]
+        assert not any(m.edits for m in channel.messages)
+        # …and each failure's reply stays in its thread, without calling on bob again
+        for card in channel.messages:
+            [reply] = card.replies
+            assert reply.text == f"{card.text.removesuffix(f' <@{bob.id}>')} failed"
+            assert not reply.reply_broadcast and "<@" not in reply.text + json.dumps(reply.blocks)

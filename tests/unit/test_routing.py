@@ -312,9 +312,6 @@ def test_broadcast_is_on_unless_a_subscription_says_off() -> None:
 
 
 def test_events_that_never_repeat_are_never_limited() -> None:
-    running = run_event(state="inProgress", result=None)
-    assert running.repeat_key is None  # a run still going is shown, to be updated as it goes
-    assert route_with_options(running, [limited("1h", SLACK)], NOW) == {SLACK: TargetOptions(None)}
     approval = ApprovalPending(source="azure-devops", event_id="a1", occurred_at=NOW, approval_id="9", run=RUN)
     assert approval.repeat_key is None  # each approval asks for a decision
     assert route_with_options(approval, [limited("1h", SLACK)], NOW) == {SLACK: TargetOptions(None)}
@@ -325,14 +322,16 @@ def test_what_repeats_what() -> None:
     again = replace(failure, event_id="e-2", run=replace(RUN, run_id="43", run_name="20261128.2"))
     assert failure.repeat_key == again.repeat_key is not None
     assert failure.grouping_key != again.grouping_key
+    # a run of the same pipeline on the same branch repeats it from its first event, whatever its outcome
+    assert run_event(state="inProgress", result=None).repeat_key == run_event(result="succeeded").repeat_key
+    assert run_event(result="succeeded").repeat_key == failure.repeat_key
     others = [
-        run_event(result="succeeded"),
         replace(failure, run=replace(RUN, branch="refs/heads/dev")),
         replace(failure, run=replace(RUN, pipeline_id="8")),
         replace(failure, project="other", run=replace(RUN, project="other")),
     ]
     assert failure.repeat_key not in {e.repeat_key for e in others}
-    assert failed_stage().repeat_key == failure.repeat_key  # a failed stage is the run failing again
+    assert failed_stage().repeat_key == failure.repeat_key  # a stage's events are its run's
     assert model_event().repeat_key == replace(model_event(), model_version="9").repeat_key
     assert model_event().repeat_key != model_event("model-y").repeat_key
 
