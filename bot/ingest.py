@@ -125,6 +125,8 @@ class Ingest:
         # what the subscriptions came to when last read: the reachable ones, and whether any filters on actors
         self._reachable: list[Subscription] = []
         self._actor_filtered = False
+        # the conversations Handoff can no longer post to, as last read with the subscriptions
+        self._inactive: frozenset[ConversationAddress] = frozenset()
         self._lock = asyncio.Lock()
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
@@ -157,8 +159,8 @@ class Ingest:
             async with self._lock:
                 if self._stored_at is None or now - self._stored_at > SUBSCRIPTION_CACHE_SECONDS:
                     stored = [stored_subscription(s) for s in await self.store.list_subscriptions()]
-                    inactive = await self.store.inactive_conversations()
-                    self._reachable = _reachable([*self._configured, *stored], inactive)
+                    self._inactive = await self.store.inactive_conversations()
+                    self._reachable = _reachable([*self._configured, *stored], self._inactive)
                     self._actor_filtered = any(s.filters.filters_actors for s in self._reachable)
                     self._stored_at = now
         return self._reachable
@@ -461,6 +463,10 @@ class Ingest:
                 return (rendered.compacted() if conversation in compact else rendered).naming_only().to_json()
             return compact_card if conversation in compact else card
 
+        # a conversation Handoff can no longer post to keeps its place on the card, so that the card's next
+        # event reaches it once it is back, but is sent nothing meanwhile (every post there would be refused)
+        inactive = self._inactive
+        reachable = [c for c in conversations if c not in inactive] if inactive else conversations
         deliveries = [
             NewDelivery(
                 conversation=conversation,
@@ -469,12 +475,12 @@ class Ingest:
                 # the first showing goes at once; later updates wait a moment to coalesce
                 not_before=now + COALESCE if conversation in showing else None,
             )
-            for conversation in conversations
+            for conversation in reachable
             if merged.changed or conversation in new_targets
         ]
         told_there = _told_there(cards, waiting.told_by) if merged.replies else frozenset()
         for reply in merged.replies:
-            for conversation in conversations:
+            for conversation in reachable:
                 if conversation in turned_away:
                     continue
                 if reply.status.alerts and conversation in told_there:
@@ -507,6 +513,8 @@ class Ingest:
                     if target in folded and target not in already
                 ]
         for target, under, limit in told:
+            if target in inactive:
+                continue
             repeated = repeat_reply(rendered, limit)
             said = repeated.naming_only() if target in quiet else repeated
             deliveries.append(NewDelivery(target, under, {"op": "reply", "card": said.to_json()}))

@@ -7,6 +7,7 @@ pools) with an Ingest each on the same database: they share nothing but the data
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -877,6 +878,37 @@ async def test_a_conversation_handoff_was_removed_from_gets_nothing_until_it_is_
     await clock.advance(SUBSCRIPTION_CACHE_SECONDS + 1)
     assert await ingest.accept(started("3"))
     assert {d.conversation for d in await delivered(store)} == {SLACK, TEAMS}
+
+
+async def test_a_conversation_showing_a_card_gets_none_of_its_events_while_inactive_and_the_next_once_back(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, other_process = stores
+    clock = FakeClock(T0)
+    ingest = Ingest(store, SUBSCRIPTIONS, clock)
+    command_conversation = ConversationAddress("slack", "C0COMMANDS")
+    assert await ingest.accept(started("1"), also_to=[command_conversation])
+    assert {d.conversation for d in await delivered(store)} == {SLACK, TEAMS, command_conversation}
+
+    for gone in (TEAMS, command_conversation):  # removed from the team and from the channel, as another replica heard
+        await other_process.save_conversation(ConversationRecord(gone, "", active=False, updated_at=T0))
+    await clock.advance(SUBSCRIPTION_CACHE_SECONDS + 1)
+    assert await ingest.accept(stage_done("stage-0", "1"), also_to=[command_conversation])
+    assert await ingest.accept(stage_done("stage-1", "1", result="failed"), also_to=[command_conversation])
+    assert [(d.conversation, d.payload["op"]) for d in await delivered(store)] == [
+        (SLACK, "card"),
+        (SLACK, "card"),
+        (SLACK, "reply"),
+    ]
+    [state] = (await store.get_card_states([started("1").grouping_key])).values()
+    assert state is not None and len(state.state["conversations"]) == 3  # still shown there, once back
+
+    await other_process.save_conversation(ConversationRecord(TEAMS, "Contoso ML / Releases", updated_at=T0))
+    await clock.advance(SUBSCRIPTION_CACHE_SECONDS + 1)
+    assert await ingest.accept(stage_done("stage-2", "1"), also_to=[command_conversation])
+    back = await delivered(store)
+    assert [(d.conversation, d.payload["op"]) for d in back] == [(SLACK, "card"), (TEAMS, "card")]
+    assert "stage-1" in json.dumps(back[1].payload["card"])  # the card as it stands, the stages it missed included
 
 
 # --- any order, any redelivery, any batching ----------------------------------------------------------------

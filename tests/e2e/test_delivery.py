@@ -37,7 +37,7 @@ from bot.events import (
 )
 from bot.metrics import Metrics
 from bot.outbox import RetryPolicy, post_marker
-from bot.records import ConversationAddress
+from bot.records import ConversationAddress, ConversationRecord
 
 T0 = datetime.now(UTC)
 CHANNELS = 20
@@ -291,6 +291,51 @@ async def test_a_channel_handoff_cannot_post_in_is_marked_inactive_with_one_aler
         await handoff.ingest.accept(events_of(43)[0])  # a new run for load-3: nothing is queued there now
         assert (await handoff.store.count_deliveries())["pending"] == 0
         assert len(alerts()) == 1
+    finally:
+        await handoff.store.close()
+
+
+async def test_a_channel_showing_a_card_is_sent_none_of_its_events_while_inactive_and_the_next_once_back(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    load3 = slack.state.channel("C0LOAD00003")
+    load3.is_private = True
+    handoff = await open_handoff(tmp_path / "h.db", slack)
+    where = ConversationAddress("slack", "C0LOAD00003")
+
+    def sent_to_load3() -> list[Any]:
+        return [
+            r
+            for r in slack.recorder.requests
+            if r.path in ("/api/chat.postMessage", "/api/chat.update")
+            and r.json().get("channel") == where.conversation_id
+        ]
+
+    try:
+        start, first_stage, *rest = events_of(3)
+        await handoff.ingest.accept(start)
+        await drain(handoff)
+        [shown] = load3.messages
+        # Handoff is removed from the channel: the membership listener marks it inactive
+        load3.members.discard(slack.world.bot_user_id)
+        await handoff.store.save_conversation(ConversationRecord(where, "", active=False, updated_at=datetime.now(UTC)))
+        handoff.ingest.forget_subscriptions()  # (the ingest reads which conversations are inactive again)
+        refused = len(sent_to_load3())
+        for event in [first_stage, *rest[:4]]:
+            await handoff.ingest.accept(event)
+        assert (await handoff.store.count_deliveries())["pending"] == 0  # nothing queued there
+        await drain(handoff)
+        assert len(sent_to_load3()) == refused  # and no refused call
+
+        load3.members.add(slack.world.bot_user_id)  # invited back: the membership listener marks it active
+        await handoff.store.save_conversation(ConversationRecord(where, "load-3", updated_at=datetime.now(UTC)))
+        handoff.ingest.forget_subscriptions()
+        await handoff.ingest.accept(rest[4])
+        await drain(handoff)
+        [update] = sent_to_load3()[refused:]
+        assert update.path == "/api/chat.update" and update.json()["ts"] == shown.ts
+        assert [m.ts for m in load3.messages] == [shown.ts]  # the same card, brought up to date in place
+        assert "Package" in json.dumps(load3.messages[0].blocks)  # the stages it missed included
     finally:
         await handoff.store.close()
 
