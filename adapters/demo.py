@@ -163,6 +163,8 @@ def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple
                 "integration": {"project": suite.ado.world.project, "pipeline": "integrate-app-y"},
                 "model": "model-x",
                 "channels": ["app-releases"],
+                # the app developer, called on when app-y's integration with a new version fails
+                "owners": [suite.slack.world.user("bob").email],
             }
         },
         "roles": {

@@ -630,11 +630,28 @@ class ModelSettings(Section):
     promotion_gate: PromotionGateSettings | None = None
 
 
+_PERSON = re.compile(r"^([^@\s]+@[^@\s]+|(?i:aad):\S+|(slack|teams):\S+)$")
+
+
+def _person(identity: str) -> str:
+    if not _PERSON.match(identity.strip()):
+        raise ValueError("expected an email, aad:<object id> or slack:<user id>; a bare name matches nobody")
+    return identity
+
+
+PersonIdentity = Annotated[str, AfterValidator(_person)]
+"""A person as the configuration names them (a role's members, an app's owners): an email, an AAD object id
+(``aad:<id>``) or a chat user id (``slack:<id>``, ``teams:<id>``)."""
+
+
 class AppSettings(Section):
     integration: PipelineTarget
     model: str | None = None
     pinned_version: str | None = None
     channels: list[str] = Field(default_factory=list)
+    owners: list[PersonIdentity] = Field(
+        default_factory=list, description="who is called on when the app's integration with a new version fails"
+    )
     contract_file: str | None = Field(
         None, description="a JSON or YAML file (relative to the configuration's folder): what the app sends"
     )
@@ -647,18 +664,6 @@ class AppSettings(Section):
         if self.contract_file and self.contract is not None:
             raise ValueError("set contract_file or contract, not both")
         return self
-
-
-_MEMBER = re.compile(r"^([^@\s]+@[^@\s]+|(?i:aad):\S+|(slack|teams):\S+)$")
-
-
-def _role_member(member: str) -> str:
-    if not _MEMBER.match(member.strip()):
-        raise ValueError("expected an email, aad:<object id> or slack:<user id>; a bare name matches nobody")
-    return member
-
-
-RoleMember = Annotated[str, AfterValidator(_role_member)]
 
 
 class GatePolicySettings(Section):
@@ -685,7 +690,7 @@ class RoleSettings(Section):
     """Members are emails, AAD object ids (``aad:<id>``) or chat user ids (``slack:<id>``, ``teams:<id>``),
     the identities a chat user is known by (:attr:`bot.interactions.ChatUser.identities`)."""
 
-    members: list[RoleMember] = Field(default_factory=list)
+    members: list[PersonIdentity] = Field(default_factory=list)
     description: str = ""
 
 

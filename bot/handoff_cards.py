@@ -120,20 +120,39 @@ def integration_status(integration: Mapping[str, Any] | None) -> Status:
 
 def called_on(check: Mapping[str, Any]) -> tuple[Mention, ...]:
     """Whom an integration that did not pass calls on: the person who registered the version (``registered_by``,
-    where the registration named them with an email, by which the platforms find people)."""
+    where the registration named them with an email, by which the platforms find people) and the app's owners
+    known by email (``owners``, from the app's configuration), each once."""
+    mentions: dict[str, Mention] = {}
     person = check.get("registered_by")
-    if not isinstance(person, Mapping) or not person.get("email"):
-        return ()
-    return (Mention(str(person.get("name") or person["email"]), str(person["email"])),)
+    if isinstance(person, Mapping) and person.get("email"):
+        email = str(person["email"])
+        mentions[email.lower()] = Mention(str(person.get("name") or email), email)
+    for owner in _owners(check):
+        if "@" in owner:
+            mentions.setdefault(owner.lower(), Mention(owner, owner))
+    return tuple(mentions.values())
+
+
+def _owners(check: Mapping[str, Any]) -> list[str]:
+    """The app's owners as its configuration names them."""
+    return [str(owner) for owner in check.get("owners", ())]
 
 
 def who_acts(check: Mapping[str, Any], label: str) -> str:
     """Who is called on to act on an integration of ``label`` that did not pass, in a sentence; said plainly
     when nobody is known, so that a reply calling on no one is not taken for one that forgot to."""
-    if mentioned := called_on(check):
-        return f"{mentioned[0].name} registered {label}: look at the run."
     person = check.get("registered_by")
     name = str(person.get("name") or "") if isinstance(person, Mapping) else ""
+    email = str(person.get("email") or "") if isinstance(person, Mapping) else ""
+    owners = _owners(check)
+    if owners:
+        app = str(check.get("app") or "the app")
+        who = f"{', '.join(owners)} {'owns' if len(owners) == 1 else 'own'} {app}"
+        if email:
+            return f"{name or email} registered {label}, and {who}: look at the run."
+        return f"{who}: look at the run."
+    if email:
+        return f"{name or email} registered {label}: look at the run."
     if name:
         return f"{name} registered {label}, but Handoff knows no email to call on them by: nobody was called on."
     return f"Nobody was called on: the registration of {label} does not say who registered it."

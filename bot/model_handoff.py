@@ -179,13 +179,15 @@ class ModelHandoff:
         promotion = configured.promotion_gate if configured else None
         apps = self.consumers.of(model)
         checks = await self._checks(model, version, apps)
-        # a failed integration calls on who registered the version, where the registration names them
+        # a failed integration calls on the app's owners, and on who registered the version where the
+        # registration names them (Azure ML's events do not)
         registrant = _person_json(event.actor)
         records = {
             check.app: {
                 **check.to_json(),
                 "integration": {"state": "pending", "pipeline": self.settings.apps[check.app].integration.pipeline},
                 **({"registered_by": registrant} if registrant else {}),
+                **({"owners": list(owners)} if (owners := self.settings.apps[check.app].owners) else {}),
             }
             for check in checks
         }

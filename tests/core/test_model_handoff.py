@@ -1135,11 +1135,15 @@ def _integration_replies(deliveries: list[Any], conversation: ConversationAddres
     ]
 
 
-async def _integration_failed(world: World, event: ModelRegistered) -> list[Any]:
-    """``event`` registered version 8, whose integration failed; every delivery once the cards told it."""
+async def _integration_failed(world: World, event: ModelRegistered, *, cards_posted_first: bool = False) -> list[Any]:
+    """``event`` registered version 8, whose integration failed; every delivery once the cards told it
+    (``cards_posted_first``: the cards were posted before the run failed, so their replies call on people)."""
     world.ml.register("8", V7)
     await world.core.ingest.accept(event)
     await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
+    if cards_posted_first:
+        await world.until(lambda: _integration_state(world, "queued", "running"), "the integration ran")
+        await delivered(world.core.store)  # type: ignore[arg-type]
     world.pipelines.finish("101", "failed", "Integration tests")
 
     async def told() -> bool:
@@ -1154,7 +1158,7 @@ async def _integration_failed(world: World, event: ModelRegistered) -> list[Any]
 async def test_a_failed_integration_calls_on_who_registered_the_version(runs_world: World) -> None:
     world = runs_world
     alice = Person(name="Alice Ng", email="alice@contoso.com")
-    deliveries = await _integration_failed(world, replace(registered(), actor=alice))
+    deliveries = await _integration_failed(world, replace(registered(), actor=alice), cards_posted_first=True)
     called = [{"name": "Alice Ng", "email": "alice@contoso.com"}]
     # #app-releases shows no card of the run: the app card's reply calls on her, and so does the card itself
     [reply] = _integration_replies(deliveries, RELEASES)
@@ -1175,3 +1179,40 @@ async def test_a_failed_integration_of_a_version_nobody_is_known_to_have_registe
     for reply in (app_reply, model_reply):
         assert not reply.get("mentions") and reply["summary"] == nobody
     assert (await world.card(APP_CARD)).mentions == ()
+
+
+@pytest.fixture
+async def owned_world(store_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async for made in make_world(store_url, tmp_path, owners=["dana@contoso.com", "slack:U0ERIN"]):
+        yield made
+
+
+async def test_a_failed_integration_calls_on_the_apps_owners_when_nobody_is_known_to_have_registered(
+    owned_world: World,
+) -> None:
+    # Azure ML's events name nobody
+    deliveries = await _integration_failed(owned_world, registered(), cards_posted_first=True)
+    said = "dana@contoso.com, slack:U0ERIN own app-y: look at the run."
+    [app_reply] = _integration_replies(deliveries, RELEASES)
+    [model_reply] = _integration_replies(deliveries, MODELS)
+    for reply in (app_reply, model_reply):
+        assert reply["mentions"] == [{"name": "dana@contoso.com", "email": "dana@contoso.com"}]
+        assert reply["summary"] == said
+    assert (await owned_world.card(APP_CARD)).mentions == (Mention("dana@contoso.com", "dana@contoso.com"),)
+
+
+async def test_a_failed_integration_calls_on_the_registrant_and_the_apps_owners_each_once(owned_world: World) -> None:
+    alice = Person(name="Alice Ng", email="alice@contoso.com")
+    deliveries = await _integration_failed(owned_world, replace(registered(), actor=alice), cards_posted_first=True)
+    [reply] = _integration_replies(deliveries, RELEASES)
+    assert reply["mentions"] == [
+        {"name": "Alice Ng", "email": "alice@contoso.com"},
+        {"name": "dana@contoso.com", "email": "dana@contoso.com"},
+    ]
+    assert reply["summary"] == (
+        "Alice Ng registered model-x:8, and dana@contoso.com, slack:U0ERIN own app-y: look at the run."
+    )
+    assert (await owned_world.card(APP_CARD)).mentions == (
+        Mention("Alice Ng", "alice@contoso.com"),
+        Mention("dana@contoso.com", "dana@contoso.com"),
+    )

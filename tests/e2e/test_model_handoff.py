@@ -319,10 +319,11 @@ async def test_a_failed_integration_is_told_once_in_a_channel_that_also_shows_it
     integration_reply = model_card.replies[-1]
     assert integration_reply.text.startswith(f"Failed: app-y integration against model-x:8: integrate-app-y {run.name}")
     assert integration_reply.reply_broadcast and integration_reply in slack_messages(loop, "ml-models")
-    # Azure ML's event does not say who registered the version: the reply says nobody was called on
-    assert "Nobody was called on: the registration of model-x:8 does not say who registered it." in words(
-        integration_reply.blocks
-    )
+    # Azure ML's event does not say who registered the version: the reply calls on app-y's owner (the demo's
+    # configuration names bob)
+    assert "bob@contoso.com owns app-y: look at the run." in words(integration_reply.blocks)
+    assert f"<@{loop.suite.slack.world.user('bob').id}>" in integration_reply.text
+    assert "Nobody was called on" not in words(integration_reply.blocks)
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])

@@ -337,3 +337,14 @@ def test_a_value_from_the_environment_is_named_by_its_variable_never_shown() -> 
     assert problems({"server": {"port": "eighty"}}) == [
         "server.port: Input should be a valid integer, unable to parse string as an integer (got 'eighty')"
     ]
+
+
+def test_an_apps_owners_take_the_people_forms_a_roles_members_do() -> None:
+    raw = example()
+    owners = ["dana@contoso.com", "aad:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "slack:U0DANA", "teams:29:1abc"]
+    raw["apps"]["app-y"]["owners"] = owners
+    assert parse_settings(raw, {}).apps["app-y"].owners == owners
+    raw["apps"]["app-y"]["owners"] = ["dana@contoso.com", "dana"]
+    assert problems(raw) == [
+        "apps.app-y.owners[1]: expected an email, aad:<object id> or slack:<user id>; a bare name matches nobody"
+    ]
