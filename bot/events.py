@@ -506,6 +506,8 @@ class TrainingRunFinished(DomainEvent):
     run_type: str = ""
     status: str = "Completed"
     run_tags: dict[str, str] = field(default_factory=dict)
+    # the person who canceled the job from chat, when Handoff canceled it for them (Azure ML does not say)
+    canceled_by: str | None = None
 
     @property
     def outcome(self) -> str | None:

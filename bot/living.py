@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -416,6 +416,11 @@ def _elapsed(seconds: int) -> str:
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
+def _canceled_by(state: State) -> str:
+    """Who canceled a run or job from chat, as its card says while it reads canceled ("" when not known)."""
+    return f"Canceled by {state['canceled_by']}" if state.get("canceled_by") else ""
+
+
 def _run_title(state: State) -> str:
     name = f" {state['run_name']}" if state.get("run_name") else f" #{state['run_id']}"
     return f"{state['pipeline']}{name}"
@@ -423,11 +428,10 @@ def _run_title(state: State) -> str:
 
 def _render_run(state: State) -> Card:
     status = _run_status(state)
-    canceled = f"Canceled by {state['canceled_by']}" if state.get("canceled_by") else ""
     summary = {
         Status.FAILED: _failed_at(state),
         Status.WAITING: "Waiting for approval",
-        Status.CANCELED: canceled,
+        Status.CANCELED: _canceled_by(state),
     }.get(status, "")
     facts = [Fact("Pipeline", state["pipeline"]), Fact("Run", state.get("run_name") or str(state["run_id"]))]
     if state.get("for_model"):
@@ -822,9 +826,15 @@ def _awaited_approvers(state: State) -> tuple[Mention, ...]:
 
 
 def _merge_single(state: State | None, event: DomainEvent) -> Merge:
-    new: State = {"type": event.kind, "occurred": event.occurred_at.isoformat(), "card": _single_card(event).to_json()}
+    card = _single_card(event)
+    new: State = {"type": event.kind, "occurred": event.occurred_at.isoformat(), "card": card.to_json()}
     if state and "occurred" in state and _drawn_after(state, new):
         return Merge(state, False)
+    if isinstance(event, TrainingRunFinished) and (by := event.canceled_by or (state or {}).get("canceled_by")):
+        # who canceled the job from chat (Handoff's own event): Azure ML's later events of it do not say
+        new["canceled_by"] = by
+        if card.status is Status.CANCELED:
+            new["card"] = replace(card, summary=_canceled_by(new)).to_json()
     # the person who asked for the run (a command's run, polled): the service's own events do not say
     if event.actor is not None and event.actor.email:
         new["asked_by"] = {"name": event.actor.display, "email": event.actor.email}

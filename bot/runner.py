@@ -453,21 +453,35 @@ class CommandRunner:
         return Verdict.refuse(f"Only {who} may cancel it.")
 
     async def _show_canceled(self, run: CommandRun, by: str) -> None:
-        """Put who canceled ``run`` on its card: an Azure DevOps run's card reads canceled, by ``by``, from now on
-        (Azure DevOps' own events of the run do not say who canceled it)."""
-        project, pipeline = run.details.get("project"), run.details.get("pipeline")
-        if run.details.get("service") != "azure-devops" or not run.backend_run_id or not project or not pipeline:
+        """Put who canceled ``run`` on its card: an Azure DevOps run's or an Azure ML job's card reads canceled, by
+        ``by``, from now on (the services' own events of the run do not say who canceled it)."""
+        canceling = await self._canceling_event(run, by)
+        if canceling is None:
             return
-        url = str(run.details.get("url") or "") or None
-        started = StartedRun(run.backend_run_id, str(run.details.get("name") or run.backend_run_id), url)
-        shown = pipeline_run_event(
-            organization_name(self.settings), self.clock.now(), str(project), str(pipeline), None, started
-        )
-        canceling = replace(shown, event_id=f"handoff-cancel:{run.backend_run_id}", state="canceling", canceled_by=by)
         try:
             await self.ingest.accept(_by_asker(canceling, run))
         except IngestFailed as error:  # the run is canceled all the same; its card and thread still tell it
             log.warning("run %s: could not show who canceled it on its card: %s", run.id, error)
+
+    async def _canceling_event(self, run: CommandRun, by: str) -> DomainEvent | None:
+        """Handoff's own event of ``run`` being canceled by ``by``, drawn as its card is drawn; None when its card
+        cannot be told."""
+        if not run.backend_run_id:
+            return None
+        url = str(run.details.get("url") or "") or None
+        started = StartedRun(run.backend_run_id, str(run.details.get("name") or run.backend_run_id), url)
+        event_id = f"handoff-cancel:{run.backend_run_id}"
+        project, pipeline = run.details.get("project"), run.details.get("pipeline")
+        if run.details.get("service") == "azure-devops" and project and pipeline:
+            shown = pipeline_run_event(
+                organization_name(self.settings), self.clock.now(), str(project), str(pipeline), None, started
+            )
+            return replace(shown, event_id=event_id, state="canceling", canceled_by=by)
+        if run.details.get("service") == "azure-ml" and (plan := await self._plan_of(run)) is not None:
+            polled = plan.progress_event(started, RunStatus(run.backend_run_id, "canceling", None, url))
+            if isinstance(polled, TrainingRunFinished):
+                return replace(polled, event_id=event_id, canceled_by=by)
+        return None
 
     async def _tell_canceled(self, run: CommandRun, by: ChatUser) -> bool:
         """Tell the thread of the run's card, wherever it is shown, who canceled the run (calling on the person
@@ -814,7 +828,7 @@ class CommandRunner:
             return await ml.job_status(started.run_id)
 
         def progress(started: StartedRun, status: RunStatus) -> DomainEvent:
-            shown = {"queued": "Queued", "running": "Running"}.get(status.state) or {
+            shown = {"queued": "Queued", "running": "Running", "canceling": "CancelRequested"}.get(status.state) or {
                 "succeeded": "Completed",
                 "failed": "Failed",
                 "canceled": "Canceled",

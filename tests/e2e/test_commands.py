@@ -731,6 +731,10 @@ async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card
     shown = await eventually(card)
     await eventually(lambda: "Canceled" in blocks_text(shown))
     await command_run(loop, lambda r: r.state.value == "canceled", run.id)
+    # the card itself says who canceled the job, as a pipeline run's card does, and keeps saying it once ended
+    await eventually(lambda: "Canceled by Alice" in blocks_text(shown))
+    await asyncio.sleep(1.5)  # the polling's end of the job, and any update after it, have landed
+    assert "Canceled by Alice" in blocks_text(shown)
 
 
 # --- a restart in the middle -------------------------------------------------------------------------

@@ -688,6 +688,20 @@ def test_a_training_card_reads_queued_or_running_while_the_job_waits_or_runs() -
     assert drawn("NotResponding") == (Status.INFO, [("Status", "NotResponding")])
 
 
+def test_a_training_job_canceled_from_chat_says_who_canceled_it_on_its_card() -> None:
+    # Handoff canceled it for Bob (its own event), then its polling and Azure ML's events end it
+    canceling = replace(training("CancelRequested", 30), event_id="handoff-cancel:job-1", canceled_by="Bob Chen")
+    going = training("Running", 10)
+    for ended in (training("Canceled", 40), replace(training("Canceled", 45), event_id="handoff-poll:job-1:Canceled")):
+        card = render(apply(going, canceling, ended)[0])
+        assert (card.status, card.summary) == (Status.CANCELED, "Canceled by Bob Chen")
+    assert render(apply(going, canceling)[0]).summary == "Canceled by Bob Chen"  # before it has ended
+    # Azure ML's own cancel names nobody; a job that completed before the cancel reached it does not read canceled
+    assert render(apply(going, training("Canceled", 40))[0]).summary == ""
+    completed = render(apply(going, canceling, training("Completed", 40))[0])
+    assert (completed.status, completed.summary) == (Status.SUCCEEDED, "")
+
+
 def test_a_training_failure_is_told_once_whichever_of_its_events_come_and_calls_on_who_asked() -> None:
     alice = Person(name="Alice Wong", email="alice@contoso.com")
     # Handoff's polling of the run alice asked for, then Azure ML's RunStatusChanged and the polling's failure
