@@ -253,6 +253,15 @@ def _newest_over(gate: Gate, others: Sequence[Gate]) -> Gate | None:
     return max(newer, key=lambda other: version_order(str(other.details.get("version", ""))) or (), default=None)
 
 
+def _expiry_note(gate: Gate) -> str:
+    """What an expired gate's card and thread say of what follows: a promotion released nothing; an Azure DevOps
+    approval still waits there (Handoff's expiry is its own, not the approval's timeout)."""
+    until = f" (open until {gate.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)" if gate.expires_at else ""
+    if gate.source == HANDOFF:
+        return f"Nothing was released or tagged{until}."
+    return f"It can no longer be decided here{until}; the approval still waits in Azure DevOps."
+
+
 def _superseding(gate: Gate) -> dict[str, Any]:
     """What a superseded promotion gate's :class:`GateChanged` says of the version that superseded it."""
     newer = gate.details.get("superseded_by") if gate.state is GateState.SUPERSEDED else None
@@ -1193,7 +1202,9 @@ class Gatekeeper:
 
     async def _expire(self, gate: Gate) -> None:
         if await self.store.update_gate(gate.gate_id, gate.version, GateState.EXPIRED, decided_at=self.clock.now()):
-            await self._publish(replace(gate, state=GateState.EXPIRED, version=gate.version + 1), note="Expired")
+            await self._publish(
+                replace(gate, state=GateState.EXPIRED, version=gate.version + 1), note=_expiry_note(gate)
+            )
 
     # --- keeping gates current ---------------------------------------------------------------------
 

@@ -589,7 +589,9 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
             if latest is not None and event.status in ("approved", "rejected"):
                 where = f" in {latest.platform.capitalize()}" if latest.platform else ""
                 new["decided_by"] = by = _name_of(new, latest.actor, latest.name)
-                replies.append(Card(title=f"{status.label}{where} by {by}", status=status, summary=latest.comment))
+                # an override approves over what blocked Approve: the thread is told so, with the reason given
+                how = "Approved, overriding what blocked it," if latest.decision == "override" else status.label
+                replies.append(Card(title=f"{how}{where} by {by}", status=status, summary=latest.comment))
             elif event.superseded_by:
                 url = event.superseded_by_url
                 new["superseded_by"] = {"label": event.superseded_by} | ({"url": url} if url else {})
@@ -597,6 +599,8 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
                 replies.append(
                     Card(title=f"Superseded by {event.superseded_by}", status=status, summary=event.note, links=links)
                 )
+            elif event.status == "expired":
+                replies.append(Card(title="Nobody decided in time", status=status, summary=event.note))
             else:
                 replies.append(Card(title=f"{status.label}", status=status, summary=event.note))
         elif latest is not None and event.handoff_approved:

@@ -422,6 +422,14 @@ async def test_pending_gates_are_reminded_and_expiry_is_announced(handoff: Hando
     assert gate is not None and gate.state is GateState.EXPIRED
     card = await handoff.store.get_card_state(GATE)
     assert card is not None and card.state["status"] == "expired"
+    # the thread and the card say what follows: Handoff's expiry is its own, the approval waits in Azure DevOps
+    expired = await pending_replies(handoff)
+    assert sorted(expired) == sorted((c.conversation_id, "Nobody decided in time") for c in (SLACK, TEAMS))
+    until = (gate.created_at + timedelta(hours=72)).astimezone(UTC)
+    assert card.state["note"] == (
+        f"It can no longer be decided here (open until {until:%Y-%m-%d %H:%M} UTC); "
+        "the approval still waits in Azure DevOps."
+    )
 
 
 async def pending_replies(handoff: Handoff, gate_id: str = GATE) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ import pytest
 
 from adapters.sql import SqlStore
 from bot.app import Handoff, build_handoff
-from bot.cards import Card, Link, Mention
+from bot.cards import Card, Link, Mention, Status
 from bot.clock import FakeClock
 from bot.config import parse_settings
 from bot.events import ModelRegistered, Person, PipelineRef, RunStateChanged
@@ -903,6 +903,15 @@ async def test_a_promotion_gate_card_and_its_reminders_name_and_call_on_who_may_
                     called.append([m["email"] for m in delivery.payload["card"]["mentions"]])
                 await world.core.store.complete_delivery(delivery.id, "t")
         assert called == [["dave@contoso.com"]]  # in #ml-models, where the gate shows
+
+        await world.clock.advance(timedelta(hours=47).total_seconds())  # nobody else decides: it expires
+        await world.core.gatekeeper.sweep()
+        expired = await world.card(GATE)
+        assert expired.status is Status.EXPIRED
+        assert ("Note", "Nothing was released or tagged (open until 2026-11-30 09:00 UTC).") in [
+            (f.label, f.value) for f in expired.facts
+        ]
+        assert world.pipelines.of("release-app-y") == [] and world.ml.tagged == []
 
 
 @pytest.fixture

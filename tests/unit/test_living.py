@@ -588,6 +588,24 @@ def test_a_decision_azure_devops_refused_takes_the_gate_card_back_to_waiting() -
     assert render(closed).status is Status.REJECTED and [r.title for r in replies] == ["Rejected by Carol Diaz"]
 
 
+def test_an_expired_gate_and_an_override_tell_their_thread_what_happened() -> None:
+    """An expiry's reply says nobody decided and what follows (the gate's note); an override's says it approved
+    over what blocked Approve, with the reason given."""
+    carol = Approver(person=Person(name="Carol Diaz", email="carol@contoso.com"))
+    pending = approval(ApprovalPending, "pending", (carol,))
+    note = "Nothing was released or tagged (open until 2026-12-01 09:00 UTC)."
+    state, replies = apply(pending, replace(gate_change(2, "expired"), note=note))
+    assert [(r.title, r.status, r.summary) for r in replies] == [("Nobody decided in time", Status.EXPIRED, note)]
+    assert ("Note", note) in facts(render(state))
+    override = GateDecision(
+        actor="carol@contoso.com", decision="override", platform="teams", comment="the new field is optional"
+    )
+    _, replies = apply(pending, replace(gate_change(2, "approved"), decisions=(override,)))
+    assert [(r.title, r.summary) for r in replies] == [
+        ("Approved, overriding what blocked it, in Teams by Carol Diaz", "the new field is optional")
+    ]
+
+
 def facts(card: Card) -> list[tuple[str, str]]:
     return [(f.label, f.value) for f in card.facts]
 
