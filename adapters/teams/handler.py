@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -46,6 +46,7 @@ from .ids import split_thread
 from .references import conversation_kind, team_of
 from .registry import ConversationRegistry
 from .renderer import CONTENT_TYPE, REFRESH_VERB, Click, card_from_refresh, parse_execute, parse_submit, render_card
+from .sending import Pacer, delivery_failure
 from .text import command_text
 
 log = logging.getLogger("handoff.teams")
@@ -84,6 +85,8 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         registry: where conversation references are kept.
         identity: resolves the sender to a :class:`~bot.interactions.ChatUser`.
         cards: updates a clicked card later (the click's ``ActionResult.later``), after its turn.
+        pacer: paces and retries what a turn sends (a command's answer, a click's), within the same
+            per-conversation limits as the cards the outbox sends (Teams answers a burst with 429).
     """
 
     def __init__(
@@ -93,12 +96,14 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         identity: TeamsIdentity,
         *,
         cards: ChatChannel | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         super().__init__()
         self.interactions = interactions
         self.registry = registry
         self.identity = identity
         self.cards = cards
+        self.pacer = pacer
         self.later = BackgroundWork(log, "a card's later update")
 
     async def on_turn(self, turn_context: TurnContext) -> None:
@@ -253,9 +258,9 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         if reply.card is not None and reply.text and reply.text != reply.card.text:
             activity.text = reply.text
         try:
-            await turn_context.send_activity(activity)
-        except Exception as exc:
-            log.warning("could not send the reply to a Teams command (%s)", type(exc).__name__)
+            await self._paced(turn_context, lambda: turn_context.send_activity(activity), posts=True)
+        except DeliveryFailed as failure:
+            log.warning("could not send the reply to a Teams command (%s)", failure.reason)
 
     async def _submitted(self, turn_context: TurnContext, click: Click) -> None:
         user = await self.identity.resolve(turn_context)
@@ -267,10 +272,11 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
             await self._update_for_everyone(turn_context, request.message.message_id, result.card)
             self._follow(request, result)
         elif result.message:
+            answer = MessageFactory.text(result.message)
             try:
-                await turn_context.send_activity(MessageFactory.text(result.message))
-            except Exception as exc:
-                log.warning("could not answer an Action.Submit click (%s)", type(exc).__name__)
+                await self._paced(turn_context, lambda: turn_context.send_activity(answer), posts=True)
+            except DeliveryFailed as failure:
+                log.warning("could not answer an Action.Submit click (%s)", failure.reason)
 
     # --- invokes: Action.Execute clicks and refreshes ---------------------------------------------
 
@@ -367,9 +373,26 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         activity = card_activity(card)
         activity.id = message_id
         try:
-            await turn_context.update_activity(activity)
-        except Exception as exc:  # the clicker still gets the new card; the outbox updates the rest
-            log.warning("could not update the Teams card %s (%s)", message_id, type(exc).__name__)
+            await self._paced(turn_context, lambda: turn_context.update_activity(activity))
+        except DeliveryFailed as failure:  # the clicker still gets the new card; the outbox updates the rest
+            log.warning("could not update the Teams card %s (%s)", message_id, failure.reason)
+
+    async def _paced(
+        self, turn_context: TurnContext, send: Callable[[], Awaitable[Any]], *, posts: bool = False
+    ) -> None:
+        """Run a send of this turn within the conversation's rate limits, retrying what Teams says to retry (a
+        new post only where Teams cannot have taken it); raises :class:`DeliveryFailed`."""
+
+        async def attempt() -> Any:
+            try:
+                return await send()
+            except Exception as exc:
+                raise delivery_failure(exc) from exc
+
+        if self.pacer is None:
+            await attempt()
+            return
+        await self.pacer.run(turn_context.activity.conversation.id, attempt, posts=posts)
 
 
 def _ids_of(user: ChatUser) -> tuple[str, ...]:

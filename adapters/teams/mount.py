@@ -84,15 +84,16 @@ def mount_teams(
     registry = ConversationRegistry(conversations, clock)
     app_id = bot_app_id(settings)
     graph = graph_messages(settings)
+    pacer = Pacer(clock, send_policy)  # one count per conversation, whether the outbox or a turn sends
     channel = TeamsChatChannel(
         adapter,
         registry,
         bot_app_id=app_id,
-        pacer=Pacer(clock, send_policy),
+        pacer=pacer,
         tenant_id=settings.tenant_id,
         graph=graph,
     )
-    bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), cards=channel)
+    bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), cards=channel, pacer=pacer)
     endpoint = MessagesEndpoint(adapter, bot, authentication, auth_enabled=is_authentication_enabled(settings))
     integration = TeamsIntegration(
         channel=channel,

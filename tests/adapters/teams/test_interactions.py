@@ -26,6 +26,7 @@ from .conftest import (
     gate_card,
     texts,
     verbs,
+    with_time_passing,
 )
 
 
@@ -51,6 +52,17 @@ async def test_a_channel_command_reaches_the_core_without_the_mention(harness: H
     # the answer goes into the thread of the command
     thread = harness.teams.state.channel("ML models").posts[0]
     assert [r.text for r in thread.replies] == ["ran: retrain model-x data=lake:7"]
+
+
+async def test_commands_in_a_burst_are_each_answered_within_the_conversations_rate_limit(harness: Harness) -> None:
+    """Teams allows a bot 7 messages a second in a conversation and answers more with 429: the answers to commands
+    typed in a burst wait for room (and retry a 429) rather than being lost."""
+    await harness.teams.install_app()
+    for n in range(10):  # within one second of the (fake) clock, unless an answer waits
+        await with_time_passing(harness.clock, harness.teams.send_channel_message(f"status {n}", channel="ML models"))
+
+    posts = harness.teams.state.channel("ML models").posts
+    assert [[r.text for r in p.replies if r.by_bot] for p in posts] == [[f"ran: status {n}"] for n in range(10)]
 
 
 async def test_a_command_in_a_thread_and_a_bare_mention(harness: Harness) -> None:
