@@ -400,8 +400,7 @@ class ChatHandler:
         subscription_id = _number(command.target)
         mine = {s.id for s in await self.store.list_subscriptions(request.conversation)}
         if subscription_id is None or subscription_id not in mine:
-            here = _here(request).capitalize()
-            return Reply(f"{here} has no subscription {command.target}. Type `subscriptions` to list them.")
+            return _no_such_subscription(request, command)
         await self.store.remove_subscription(subscription_id)
         self.ingest.forget_subscriptions()
         await self._audit(request, command.canonical, "removed")
@@ -435,7 +434,7 @@ class ChatHandler:
         subscription_id = _number(command.target)
         mine = {s.id for s in await self.store.list_subscriptions(request.conversation)}
         if subscription_id is None or subscription_id not in mine:
-            return Reply(f"{_here(request).capitalize()} has no subscription {command.target}.")
+            return _no_such_subscription(request, command)
         try:
             duration = parse_duration(command.options.get("for", "1h"))
         except (ValueError, OverflowError):
@@ -459,7 +458,7 @@ class ChatHandler:
         found = {s.id: s for s in await self.store.list_subscriptions(request.conversation)}
         subscription = found.get(subscription_id) if subscription_id is not None else None
         if subscription is None:
-            return Reply(f"{_here(request).capitalize()} has no subscription {command.target}.")
+            return _no_such_subscription(request, command)
         if subscription.muted_until is None or subscription.muted_until <= self.clock.now():
             return Reply(f"Subscription {subscription_id} is not muted.")
         await self.store.mute_subscription(subscription_id, None)
@@ -515,6 +514,20 @@ class ChatHandler:
                 conversation=request.conversation.conversation_id,
             )
         )
+
+
+def _no_such_subscription(request: CommandRequest, command: ParsedCommand) -> Reply:
+    """The answer to ``unsubscribe``, ``mute`` or ``unmute`` of a subscription the conversation does not have: a
+    target that is no number at all (``mute 2h``) is told how the command goes."""
+    here = _here(request)
+    if _number(command.target) is None:
+        spec = command.spec
+        example = f", for example `{spec.examples[0]}`" if spec.examples else ""
+        return Reply(
+            f"`{spec.verb}` needs {spec.needs or 'a subscription id'} first, not `{command.target}`{example}; "
+            f"`subscriptions` lists {here}'s."
+        )
+    return Reply(f"{here.capitalize()} has no subscription {command.target}. Type `subscriptions` to list them.")
 
 
 def _number(text: str | None) -> int | None:

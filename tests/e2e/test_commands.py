@@ -557,6 +557,8 @@ async def mute(person: Person) -> None:
     assert stored.muted_until is None
     await person.say(f"unmute {number}", f"Subscription {number} is not muted.")
     await person.say(f"unmute {number + 1}", f"This channel has no subscription {number + 1}.")
+    # the duration given where the subscription's number goes: how the command goes, not "no subscription 2h"
+    await person.say("mute 2h", "`mute` needs a subscription id first, not `2h`, for example `mute 3 for=4h`;")
     audit = [e.outcome for e in await store.list_audit() if e.action == "command" and "mute" in e.target]
     assert len(audit) == 2  # the refusals changed nothing, and are not recorded
     assert audit[0].startswith(f"subscription {number} muted until ") and audit[1] == f"subscription {number} unmuted"
