@@ -1,8 +1,8 @@
 """How a Teams message becomes the core's command text (the same grammar as Slack).
 
 The bot's @mention is removed by the SDK before this runs; what is left may still carry HTML entities
-(``&nbsp;``) and the slash forms people bring from Slack: ``/handoff subscribe`` and ``/retrain model-x``
-give ``subscribe`` and ``retrain model-x``. An empty message asks for ``help``.
+(``&nbsp;``) and the forms people bring from Slack: ``/handoff subscribe``, ``handoff subscribe`` and
+``/retrain model-x`` give ``subscribe`` and ``retrain model-x``. An empty message asks for ``help``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ def command_text(text: str | None) -> str:
     plain = html.unescape(_TAG.sub(" ", raw)).replace("\xa0", " ")
     cleaned = _WHITESPACE.sub(" ", plain).strip()
     lowered = cleaned.lower()
-    if lowered == MAIN_COMMAND or lowered.startswith(MAIN_COMMAND + " "):
-        cleaned = cleaned[len(MAIN_COMMAND) :].strip()
-    elif cleaned.startswith("/"):
+    # "/handoff status", and "handoff status" as people type it without the slash (no command is named so)
+    for prefix in (MAIN_COMMAND, MAIN_COMMAND.lstrip("/")):
+        if lowered == prefix or lowered.startswith(prefix + " "):
+            return cleaned[len(prefix) :].strip() or DEFAULT_TEXT
+    if cleaned.startswith("/"):
         cleaned = cleaned[1:].strip()
     return cleaned or DEFAULT_TEXT
 

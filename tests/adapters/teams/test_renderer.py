@@ -233,6 +233,9 @@ def test_command_text_matches_the_slack_grammar() -> None:
     assert command_text(" retrain  model-x data=lake:7 ") == "retrain model-x data=lake:7"
     assert command_text("/handoff subscribe") == "subscribe"
     assert command_text("/HANDOFF") == "help"
+    assert command_text("handoff status model-x") == "status model-x"  # the Slack command, typed without its slash
+    assert command_text("Handoff") == "help"
+    assert command_text("handoffs") == "handoffs"  # a word of its own, for the grammar to answer
     assert command_text("/retrain model-x") == "retrain model-x"
     assert command_text("") == "help"
     assert command_text(None) == "help"
