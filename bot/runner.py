@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from bot.background import BackgroundWork
-from bot.cards import Action, Card, Mention, Status
+from bot.cards import Action, Card, Link, Mention, Status
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock
 from bot.commands import COMMANDS_BY_VERB, ParsedCommand, UsageError, parse, run_number
@@ -61,8 +61,8 @@ RUNS_SHOWN = 10
 """How many runs ``runs`` lists."""
 SERVICE_NAMES = {"azure-ml": "Azure ML job", "azure-devops": "Azure DevOps run"}
 Outcome = asyncio.Future[Card | None]
-"""How a run's start went, for the card of the confirmation that asked for it: the card's next face if
-the start was refused, None once the run started."""
+"""How a run's start went, for the card of the confirmation that asked for it: the card's next face, which
+says the run started (and where) or why it could not start; None when the card stays as it is."""
 REFUSED_POLLS = 5
 """Refusals in a row after which a run's status is asked no more."""
 DEFAULT_EXPERIMENT = "Default"
@@ -648,7 +648,7 @@ class CommandRunner:
             card = Card(title=f"Already asked: {plan.summary}", status=Status.INFO, summary=reply.text)
             return ActionResult(True, reply.text, card)
         card = Card(title=f"Confirmed: {plan.summary}", status=Status.RUNNING, summary=reply.text)
-        # a start the service refuses turns this very card Failed
+        # once the start is done, this very card says the run started (or, refused, turns Failed)
         return ActionResult(True, reply.text, card, later=outcome)
 
     async def declined(self, request: ActionRequest) -> ActionResult:
@@ -684,7 +684,9 @@ class CommandRunner:
         """
         now = self.clock.now()
         key = _dedupe_key(request, command)
-        asked = _requested(request, command, plan, key, now, {"summary": plan.summary, **_asked_by(request.user)})
+        # (where the command was asked: where its card will be, for the confirmation's settled face)
+        details: JsonObject = {"summary": plan.summary, "in_chat": request.in_chat, **_asked_by(request.user)}
+        asked = _requested(request, command, plan, key, now, details)
         window = self._rule(command.verb).dedupe_window
         if confirmation is None:
             run, new = await self.store.start_command_run(asked, window, until_ended=True)
@@ -710,7 +712,8 @@ class CommandRunner:
 
         A start the service refuses is told to the conversation on a card of its own; with ``outcome``
         (a confirmation card, which the adapter turns into it) it is told there instead. ``outcome`` gets
-        None once the run has started.
+        the card's settled face once the run has started (:func:`started_card`): the run's own card
+        carries how it stands from then on.
         """
         self._starting.add(run.id or 0)
         self._spawn(self._execute(run, plan, conversation, outcome))
@@ -749,7 +752,8 @@ class CommandRunner:
             run.id or 0, CommandRunState.STARTED, self.clock.now(), started.run_id, details, expected=run.state
         )
         if outcome is not None and not outcome.done():
-            outcome.set_result(None)
+            shown = replace(run, state=CommandRunState.STARTED, backend_run_id=started.run_id, details=details)
+            outcome.set_result(started_card(shown, plan.summary) if recorded else None)
         if not recorded:  # ended meanwhile (another replica's sweep recorded it cut off): what it told stands
             log.warning("run %s started as %s, but was recorded as ended meanwhile", run.id, started.run_id)
             return
@@ -920,7 +924,27 @@ def _card_place(request: CommandRequest) -> str:
     asked in, not in the command's thread, where a Teams channel message and a Slack mention are answered. The
     card's own thread carries what needs attention (a failure, who canceled it), and neither platform has a
     thread inside a thread."""
-    return "in this chat" if request.in_chat else "in this channel"
+    return _place(in_chat=request.in_chat)
+
+
+def _place(*, in_chat: bool) -> str:
+    return "in this chat" if in_chat else "in this channel"
+
+
+def started_card(run: CommandRun, summary: str) -> Card:
+    """The settled face of a confirmation whose run has started: which run it is, what runs it (linked to it)
+    and where its card is. It says nothing of how the run stands, which its own card keeps current: a status
+    here would go stale."""
+    where = in_service(run) or "its service"
+    url = str(run.details.get("url") or "")
+    links = (Link(f"Open {service_run(run)}", url),) if url else ()
+    place = _place(in_chat=bool(run.details.get("in_chat")))
+    return Card(
+        title=f"Started: {summary} (run {run.id})",
+        status=Status.INFO,
+        summary=f"Run {run.id} runs as {where}. Its card, {place}, shows how it stands.",
+        links=links,
+    )
 
 
 def already_asked(run: CommandRun, request: CommandRequest) -> str:

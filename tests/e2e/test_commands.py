@@ -49,6 +49,11 @@ def ephemerals(loop: Loop, user: str) -> list[Any]:
     return list(loop.suite.slack.state.ephemeral_for(user))
 
 
+def ephemeral_text(loop: Loop, ts: str) -> str:
+    """What Alice's private message ``ts`` says now (Handoff replaces it in place)."""
+    return next((m.text for m in ephemerals(loop, ALICE) if m.ts == ts), "")
+
+
 def button(message: Any, action_id: str) -> dict[str, Any] | None:
     for block in message.blocks or []:
         for element in block.get("elements", []):
@@ -155,7 +160,8 @@ async def test_a_confirmed_retrain_is_one_run_under_its_confirmations_number_to_
     confirmed = await eventually(
         lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == message.ts and not button(m, "confirm")), None)
     )
-    assert f"Its card will follow in this channel (run {number})." in confirmed.text
+    await eventually(lambda: "Started: Retrain model-x" in ephemeral_text(loop, confirmed.ts))
+    assert f"(run {number}). Run {number} runs as Azure ML job" in ephemeral_text(loop, confirmed.ts)
     run = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, number)
     assert run.backend_run_id == job_name("model-x", run)
     # no other retrain was recorded, and none is left unfinished (the new version's integration is a run of
@@ -181,11 +187,12 @@ async def test_a_confirmed_retrain_is_one_run_under_its_confirmations_number_to_
 async def test_the_same_retrain_once_its_run_succeeded_starts_a_new_run(loop: Loop) -> None:
     loop.suite.aml.script_next_job(duration=0.5)
     confirmed = await confirm_retrain(loop)
-    assert "Confirmed" in confirmed.text
+    await eventually(lambda: "Started: Retrain model-x" in ephemeral_text(loop, confirmed.ts))
     first = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED)
 
     confirmed = await confirm_retrain(loop)
-    assert "Confirmed" in confirmed.text and "already asked" not in confirmed.text
+    await eventually(lambda: "Started: Retrain model-x" in ephemeral_text(loop, confirmed.ts))
+    assert "already asked" not in ephemeral_text(loop, confirmed.ts)
     second = await command_run(loop, is_running)
     assert second.id != first.id and second.backend_run_id != first.backend_run_id
     assert [r.status for r in jobs(loop)] == [201, 201]
@@ -253,6 +260,55 @@ async def test_the_same_retrain_while_its_run_starts_or_runs_says_how_it_stands_
     assert f"it is running as {run.backend_run_id} (run {run.id}). `status {run.id}` shows how it stands." in answer
     assert "Its card" not in answer
     assert len(jobs(loop)) == 1
+
+
+async def confirmation_face(loop: Loop, place: str, text: str) -> Callable[[], str]:
+    """Alice types ``text`` in ``place`` (Slack's ml-models, Teams' ML models, her Teams personal chat) and
+    clicks Confirm; what her confirmation shows from then on."""
+    if place == "slack":
+        message = await confirm_retrain(loop, text.removeprefix("retrain "))
+        return lambda: html.unescape(
+            blocks_text(next(m for m in ephemerals(loop, ALICE) if m.ts == message.ts)).replace("\\/", "/")
+        )
+    teams = loop.suite.teams
+    if place == "teams channel":
+        sent = await teams.send_channel_message(text, channel="ML models", user="alice")
+        channel = teams.state.channel("ML models")
+
+        def posts() -> list[Any]:  # the command's thread
+            return list(next(p for p in channel.posts if p.id == sent.activity["id"]).replies)
+    else:
+        await teams.send_personal_message(text, user="alice")
+        chat = teams.world.user("alice").personal_conversation_id
+
+        def posts() -> list[Any]:
+            return list(teams.state.conversations[chat].posts)
+
+    post = await eventually(lambda: next((p for p in posts() if '"verb": "confirm"' in card_text(p)), None))
+    data = re.search(r'"verb": "confirm", "data": (\{[^{}]*\})', card_text(post))
+    assert data is not None
+    clicked = await teams.click_action(post.id, "confirm", json.loads(data.group(1)), user="alice")
+    assert clicked.status == 200 and "Confirmed" in json.dumps(clicked.body)
+    return lambda: card_text(post)
+
+
+@pytest.mark.parametrize("place", ["slack", "teams channel", "teams personal chat"])
+async def test_a_confirmation_reads_started_with_its_run_once_the_run_started_and_stays_so_once_it_ended(
+    loop: Loop, place: str
+) -> None:
+    loop.suite.aml.script_next_job(duration=0.5)
+    shown = await confirmation_face(loop, place, "retrain model-x")
+    await eventually(lambda: "Started: Retrain model-x with the Azure ML job train-model-x" in shown())
+    [retrain] = [r for r in await loop.server.store.list_command_runs() if r.command == "retrain model-x"]
+    run = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, retrain.id)
+    await asyncio.sleep(1.5)  # (the job's own card has said Succeeded by now; nothing changes the confirmation)
+    face = shown()
+    where = "chat" if place == "teams personal chat" else "channel"
+    # settled: which run it is, what runs it (linked) and where its card is; no status that goes stale
+    assert f"Started: Retrain model-x with the Azure ML job train-model-x (run {run.id})" in face
+    assert f"Run {run.id} runs as Azure ML job {run.backend_run_id}. Its card, in this {where}, shows how" in face
+    assert str(run.details["url"]) in face
+    assert "Running" not in face and "Confirmed" not in face and "Starting:" not in face
 
 
 async def test_a_confirmed_retrain_azure_ml_refuses_turns_its_confirmation_card_failed(loop: Loop) -> None:
