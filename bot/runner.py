@@ -34,6 +34,8 @@ from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest, IngestFailed
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
 from bot.pipeline_runs import (
+    MODEL_NAME_PARAMETER,
+    MODEL_VERSION_PARAMETER,
     RELEASE_KEY_PREFIX,
     ended_state,
     model_of,
@@ -292,12 +294,59 @@ class CommandRunner:
         return await self._start_or_confirm(request, command, plan)
 
     async def integrate(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        named = await self._with_latest_version(command)
+        if isinstance(named, Reply):
+            return named
+        command = named  # recorded so: a confirmation, a restart, `runs` and `cancel` see the version it ran
         plan = self._plan_integrate(command)
         if isinstance(plan, Reply):
             return plan
         if missing := await self._missing_model_version(command.options.get("model", "")):
             return Reply(missing)
         return await self._start_or_confirm(request, command, plan)
+
+    async def _with_latest_version(self, command: ParsedCommand) -> ParsedCommand | Reply:
+        """``integrate <app>`` without a version (or with ``model=<name>:latest``) as the command for the version
+        Azure ML calls the latest now: ``model=<name>:<version>``, so the run, its card and the model handoff
+        name the version it tests. Where Azure ML does not say which that is, nothing starts (the answer says
+        so and how to name the version): a run for an unnamed version would give a verdict no version's
+        promotion gate can take. Without Azure ML, without a model the app is known to consume, or with a
+        version its configured parameters fix, the command stays as it is.
+        """
+        app = self.settings.apps.get(command.target or "")
+        asked = command.options.get("model", "")
+        name, colon, version = asked.partition(":")
+        if app is None or self.ml is None or (asked and (not colon or version.lower() != "latest")):
+            return command
+        parameters = app.integration.parameters
+        if not asked and MODEL_VERSION_PARAMETER in parameters:
+            return command
+        model = name or str(parameters.get(MODEL_NAME_PARAMETER) or "") or self._consumed_model(command.target or "")
+        if not model:
+            return command
+        try:
+            latest = await self.ml.model_version(model)
+        except (ServiceRefused, ServiceUnavailable) as error:
+            log.info(
+                "integrate %s: Azure ML did not say which version of %s is the latest (%s)",
+                command.target,
+                model,
+                error,
+            )
+            return Reply(
+                f"Azure ML did not say which version of {model} is the latest ({error}), so nothing was started. "
+                f"Name the version, for example `integrate {command.target} model={model}:<version>`."
+            )
+        return replace(command, options={**command.options, "model": f"{model}:{latest.version}"})
+
+    def _consumed_model(self, app: str) -> str | None:
+        """The one model the configuration has ``app`` consume (its ``model``, else the one model listing it
+        among its consumers); None when that is not one model."""
+        configured = self.settings.apps[app].model
+        if configured:
+            return configured
+        consumed = [name for name, model in self.settings.models.items() if app in model.consumers]
+        return consumed[0] if len(consumed) == 1 else None
 
     async def _missing_model_version(self, model: str) -> str | None:
         """Why ``model`` (``name:version``) cannot be integrated: Azure ML says it has no such version.

@@ -375,6 +375,45 @@ async def test_integrate_starts_as_asked_when_azure_ml_does_not_answer(loop: Loo
     assert asked and all(r.status == 503 for r in asked)
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_integrate_without_a_version_runs_the_version_azure_ml_calls_latest_and_names_it(
+    loop: Loop, platform: str
+) -> None:
+    assert sorted(loop.suite.aml.state.models["model-x"]) == ["6", "7"]
+    answer = await Person(loop, platform, "bob", "app-releases").say("integrate app-y", "Starting:")
+    assert "Starting: Run integrate-app-y for app-y against model-x:7." in answer
+    # Azure DevOps was asked for that version, not for its pipeline's default
+    await eventually(lambda: len(loop.suite.ado.runs) == 1)
+    parameters = loop.suite.ado.runs[0].template_parameters
+    assert (parameters["modelName"], parameters["modelVersion"]) == ("model-x", "7")
+    # the store keeps the run as the command for that version: `runs`, `cancel` and a restart see it
+    run = await command_run(loop, is_running)
+    assert run.command == "integrate app-y model=model-x:7"
+
+    def run_card() -> str:
+        if platform == "slack":
+            return "".join(blocks_text(m) for m in slack_messages(loop, "app-releases") if "integrate-app-y" in m.text)
+        return "".join(card_text(p) for p in teams_posts(loop, "App releases") if "integrate-app-y" in card_text(p))
+
+    await eventually(lambda: "model-x:7" in run_card())
+    assert "latest" not in run_card()
+
+
+@pytest.mark.parametrize("model", ["", " model=model-x:latest"])
+async def test_integrate_without_a_version_starts_nothing_when_azure_ml_does_not_say_which_is_latest(
+    loop: Loop, model: str
+) -> None:
+    aml = loop.suite.aml
+    for path in ("GET /subscriptions/**/models/model-x", "GET /subscriptions/**/models/model-x/**"):
+        aml.faults.add(path, [Fault("503", retry_after=0)] * 20)
+    answer = await Person(loop, "slack", "bob", "app-releases").say(f"integrate app-y{model}", "Azure ML did not")
+    assert "Azure ML did not say which version of model-x is the latest (" in answer
+    assert "so nothing was started. Name the version, for example `integrate app-y model=model-x:<version>`." in answer
+    await asyncio.sleep(0.5)
+    assert loop.suite.ado.runs == []
+    assert await loop.server.store.list_command_runs() == []
+
+
 async def test_subscribe_and_mute_in_a_teams_channel_answer_in_the_commands_thread(loop: Loop) -> None:
     teams = loop.suite.teams
     channel = teams.state.channel("ML models")
@@ -508,7 +547,7 @@ async def runs(person: Person) -> None:
     (ado_run,) = person.loop.suite.ado.runs
     answer = await person.say("runs app-y", "The latest runs of app-y Handoff started, newest first:")
     # who asked, by the name chat shows (not their email)
-    assert f"{run.id}: `integrate app-y` by Bob Chen, started" in answer
+    assert f"{run.id}: `integrate app-y model=model-x:7` by Bob Chen, started" in answer
     # the run named as its card names it (integrate-app-y 20261129.1), not by its number in the API, and
     # linked to it: the link's text is that name, not the whole URL
     assert ado_run.name != str(ado_run.id)
@@ -517,8 +556,10 @@ async def runs(person: Person) -> None:
     shown = f"<{url}|{name}>" if person.platform == "slack" else f"[{name}]({url})"
     assert f"Azure DevOps run {shown}, " in answer
     answer = await person.say(f"status {run.id}", f"Run {run.id} (")
-    assert f"Run {run.id} (Azure DevOps run {name}): `integrate app-y` by Bob Chen, started." in answer
-    await person.say("runs model-x", "Handoff has started no runs of model-x yet.")
+    assert f"Run {run.id} (Azure DevOps run {name}): `integrate app-y model=model-x:7` by Bob Chen, started." in answer
+    # the integration was against model-x:7 (the latest): it counts among model-x's runs
+    answer = await person.say("runs model-x", "The latest runs of model-x Handoff started, newest first:")
+    assert f"{run.id}: `integrate app-y model=model-x:7` by Bob Chen, started" in answer
 
 
 async def approvals(person: Person) -> None:
@@ -531,7 +572,10 @@ async def cancel(person: Person) -> None:
     run = await command_run(person.loop, is_running)
     answer = await person.say(f"cancel {run.id}", f"Canceling run {run.id}")
     (ado_run,) = person.loop.suite.ado.runs
-    assert f"Canceling run {run.id} (`integrate app-y`, Azure DevOps run integrate-app-y {ado_run.name})." in answer
+    assert (
+        f"Canceling run {run.id} (`integrate app-y model=model-x:7`, Azure DevOps run integrate-app-y {ado_run.name})."
+        in answer
+    )
     assert ado_run.cancel_requested.is_set()  # Azure DevOps was asked before Handoff answered
     await eventually(lambda: ado_run.result == "canceled")
     await person.say(f"cancel {run.id}", "is no longer running (canceled)")
@@ -1307,6 +1351,6 @@ async def test_a_run_is_named_by_its_number_with_or_without_a_hash(loop: Loop, p
     await bob.say("integrate app-y", "Starting:")
     run = await command_run(loop, is_running)
     await bob.say(f"status #{run.id}", f"Run {run.id} (Azure DevOps run integrate-app-y ")
-    await bob.say(f"cancel #{run.id}", f"Canceling run {run.id} (`integrate app-y`")
+    await bob.say(f"cancel #{run.id}", f"Canceling run {run.id} (`integrate app-y model=model-x:7`")
     (ado_run,) = loop.suite.ado.runs
     await eventually(lambda: ado_run.result == "canceled")
