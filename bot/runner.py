@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from bot.background import BackgroundWork
-from bot.cards import Action, Card, Mention, Status
+from bot.cards import Action, Card, Link, Mention, Status
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock
 from bot.commands import COMMANDS_BY_VERB, ParsedCommand, UsageError, parse, run_number
@@ -34,6 +34,8 @@ from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest, IngestFailed
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
 from bot.pipeline_runs import (
+    MODEL_NAME_PARAMETER,
+    MODEL_VERSION_PARAMETER,
     RELEASE_KEY_PREFIX,
     ended_state,
     model_of,
@@ -61,8 +63,8 @@ RUNS_SHOWN = 10
 """How many runs ``runs`` lists."""
 SERVICE_NAMES = {"azure-ml": "Azure ML job", "azure-devops": "Azure DevOps run"}
 Outcome = asyncio.Future[Card | None]
-"""How a run's start went, for the card of the confirmation that asked for it: the card's next face if
-the start was refused, None once the run started."""
+"""How a run's start went, for the card of the confirmation that asked for it: the card's next face, which
+says the run started (and where) or why it could not start; None when the card stays as it is."""
 REFUSED_POLLS = 5
 """Refusals in a row after which a run's status is asked no more."""
 DEFAULT_EXPERIMENT = "Default"
@@ -292,12 +294,59 @@ class CommandRunner:
         return await self._start_or_confirm(request, command, plan)
 
     async def integrate(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        named = await self._with_latest_version(command)
+        if isinstance(named, Reply):
+            return named
+        command = named  # recorded so: a confirmation, a restart, `runs` and `cancel` see the version it ran
         plan = self._plan_integrate(command)
         if isinstance(plan, Reply):
             return plan
         if missing := await self._missing_model_version(command.options.get("model", "")):
             return Reply(missing)
         return await self._start_or_confirm(request, command, plan)
+
+    async def _with_latest_version(self, command: ParsedCommand) -> ParsedCommand | Reply:
+        """``integrate <app>`` without a version (or with ``model=<name>:latest``) as the command for the version
+        Azure ML calls the latest now: ``model=<name>:<version>``, so the run, its card and the model handoff
+        name the version it tests. Where Azure ML does not say which that is, nothing starts (the answer says
+        so and how to name the version): a run for an unnamed version would give a verdict no version's
+        promotion gate can take. Without Azure ML, without a model the app is known to consume, or with a
+        version its configured parameters fix, the command stays as it is.
+        """
+        app = self.settings.apps.get(command.target or "")
+        asked = command.options.get("model", "")
+        name, colon, version = asked.partition(":")
+        if app is None or self.ml is None or (asked and (not colon or version.lower() != "latest")):
+            return command
+        parameters = app.integration.parameters
+        if not asked and MODEL_VERSION_PARAMETER in parameters:
+            return command
+        model = name or str(parameters.get(MODEL_NAME_PARAMETER) or "") or self._consumed_model(command.target or "")
+        if not model:
+            return command
+        try:
+            latest = await self.ml.model_version(model)
+        except (ServiceRefused, ServiceUnavailable) as error:
+            log.info(
+                "integrate %s: Azure ML did not say which version of %s is the latest (%s)",
+                command.target,
+                model,
+                error,
+            )
+            return Reply(
+                f"Azure ML did not say which version of {model} is the latest ({error}), so nothing was started. "
+                f"Name the version, for example `integrate {command.target} model={model}:<version>`."
+            )
+        return replace(command, options={**command.options, "model": f"{model}:{latest.version}"})
+
+    def _consumed_model(self, app: str) -> str | None:
+        """The one model the configuration has ``app`` consume (its ``model``, else the one model listing it
+        among its consumers); None when that is not one model."""
+        configured = self.settings.apps[app].model
+        if configured:
+            return configured
+        consumed = [name for name, model in self.settings.models.items() if app in model.consumers]
+        return consumed[0] if len(consumed) == 1 else None
 
     async def _missing_model_version(self, model: str) -> str | None:
         """Why ``model`` (``name:version``) cannot be integrated: Azure ML says it has no such version.
@@ -648,7 +697,7 @@ class CommandRunner:
             card = Card(title=f"Already asked: {plan.summary}", status=Status.INFO, summary=reply.text)
             return ActionResult(True, reply.text, card)
         card = Card(title=f"Confirmed: {plan.summary}", status=Status.RUNNING, summary=reply.text)
-        # a start the service refuses turns this very card Failed
+        # once the start is done, this very card says the run started (or, refused, turns Failed)
         return ActionResult(True, reply.text, card, later=outcome)
 
     async def declined(self, request: ActionRequest) -> ActionResult:
@@ -684,7 +733,9 @@ class CommandRunner:
         """
         now = self.clock.now()
         key = _dedupe_key(request, command)
-        asked = _requested(request, command, plan, key, now, {"summary": plan.summary, **_asked_by(request.user)})
+        # (where the command was asked: where its card will be, for the confirmation's settled face)
+        details: JsonObject = {"summary": plan.summary, "in_chat": request.in_chat, **_asked_by(request.user)}
+        asked = _requested(request, command, plan, key, now, details)
         window = self._rule(command.verb).dedupe_window
         if confirmation is None:
             run, new = await self.store.start_command_run(asked, window, until_ended=True)
@@ -710,7 +761,8 @@ class CommandRunner:
 
         A start the service refuses is told to the conversation on a card of its own; with ``outcome``
         (a confirmation card, which the adapter turns into it) it is told there instead. ``outcome`` gets
-        None once the run has started.
+        the card's settled face once the run has started (:func:`started_card`): the run's own card
+        carries how it stands from then on.
         """
         self._starting.add(run.id or 0)
         self._spawn(self._execute(run, plan, conversation, outcome))
@@ -749,7 +801,8 @@ class CommandRunner:
             run.id or 0, CommandRunState.STARTED, self.clock.now(), started.run_id, details, expected=run.state
         )
         if outcome is not None and not outcome.done():
-            outcome.set_result(None)
+            shown = replace(run, state=CommandRunState.STARTED, backend_run_id=started.run_id, details=details)
+            outcome.set_result(started_card(shown, plan.summary) if recorded else None)
         if not recorded:  # ended meanwhile (another replica's sweep recorded it cut off): what it told stands
             log.warning("run %s started as %s, but was recorded as ended meanwhile", run.id, started.run_id)
             return
@@ -920,7 +973,27 @@ def _card_place(request: CommandRequest) -> str:
     asked in, not in the command's thread, where a Teams channel message and a Slack mention are answered. The
     card's own thread carries what needs attention (a failure, who canceled it), and neither platform has a
     thread inside a thread."""
-    return "in this chat" if request.in_chat else "in this channel"
+    return _place(in_chat=request.in_chat)
+
+
+def _place(*, in_chat: bool) -> str:
+    return "in this chat" if in_chat else "in this channel"
+
+
+def started_card(run: CommandRun, summary: str) -> Card:
+    """The settled face of a confirmation whose run has started: which run it is, what runs it (linked to it)
+    and where its card is. It says nothing of how the run stands, which its own card keeps current: a status
+    here would go stale."""
+    where = in_service(run) or "its service"
+    url = str(run.details.get("url") or "")
+    links = (Link(f"Open {service_run(run)}", url),) if url else ()
+    place = _place(in_chat=bool(run.details.get("in_chat")))
+    return Card(
+        title=f"Started: {summary} (run {run.id})",
+        status=Status.INFO,
+        summary=f"Run {run.id} runs as {where}. Its card, {place}, shows how it stands.",
+        links=links,
+    )
 
 
 def already_asked(run: CommandRun, request: CommandRequest) -> str:

@@ -49,6 +49,11 @@ def ephemerals(loop: Loop, user: str) -> list[Any]:
     return list(loop.suite.slack.state.ephemeral_for(user))
 
 
+def ephemeral_text(loop: Loop, ts: str) -> str:
+    """What Alice's private message ``ts`` says now (Handoff replaces it in place)."""
+    return next((m.text for m in ephemerals(loop, ALICE) if m.ts == ts), "")
+
+
 def button(message: Any, action_id: str) -> dict[str, Any] | None:
     for block in message.blocks or []:
         for element in block.get("elements", []):
@@ -155,7 +160,8 @@ async def test_a_confirmed_retrain_is_one_run_under_its_confirmations_number_to_
     confirmed = await eventually(
         lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == message.ts and not button(m, "confirm")), None)
     )
-    assert f"Its card will follow in this channel (run {number})." in confirmed.text
+    await eventually(lambda: "Started: Retrain model-x" in ephemeral_text(loop, confirmed.ts))
+    assert f"(run {number}). Run {number} runs as Azure ML job" in ephemeral_text(loop, confirmed.ts)
     run = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, number)
     assert run.backend_run_id == job_name("model-x", run)
     # no other retrain was recorded, and none is left unfinished (the new version's integration is a run of
@@ -181,11 +187,12 @@ async def test_a_confirmed_retrain_is_one_run_under_its_confirmations_number_to_
 async def test_the_same_retrain_once_its_run_succeeded_starts_a_new_run(loop: Loop) -> None:
     loop.suite.aml.script_next_job(duration=0.5)
     confirmed = await confirm_retrain(loop)
-    assert "Confirmed" in confirmed.text
+    await eventually(lambda: "Started: Retrain model-x" in ephemeral_text(loop, confirmed.ts))
     first = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED)
 
     confirmed = await confirm_retrain(loop)
-    assert "Confirmed" in confirmed.text and "already asked" not in confirmed.text
+    await eventually(lambda: "Started: Retrain model-x" in ephemeral_text(loop, confirmed.ts))
+    assert "already asked" not in ephemeral_text(loop, confirmed.ts)
     second = await command_run(loop, is_running)
     assert second.id != first.id and second.backend_run_id != first.backend_run_id
     assert [r.status for r in jobs(loop)] == [201, 201]
@@ -255,6 +262,55 @@ async def test_the_same_retrain_while_its_run_starts_or_runs_says_how_it_stands_
     assert len(jobs(loop)) == 1
 
 
+async def confirmation_face(loop: Loop, place: str, text: str) -> Callable[[], str]:
+    """Alice types ``text`` in ``place`` (Slack's ml-models, Teams' ML models, her Teams personal chat) and
+    clicks Confirm; what her confirmation shows from then on."""
+    if place == "slack":
+        message = await confirm_retrain(loop, text.removeprefix("retrain "))
+        return lambda: html.unescape(
+            blocks_text(next(m for m in ephemerals(loop, ALICE) if m.ts == message.ts)).replace("\\/", "/")
+        )
+    teams = loop.suite.teams
+    if place == "teams channel":
+        sent = await teams.send_channel_message(text, channel="ML models", user="alice")
+        channel = teams.state.channel("ML models")
+
+        def posts() -> list[Any]:  # the command's thread
+            return list(next(p for p in channel.posts if p.id == sent.activity["id"]).replies)
+    else:
+        await teams.send_personal_message(text, user="alice")
+        chat = teams.world.user("alice").personal_conversation_id
+
+        def posts() -> list[Any]:
+            return list(teams.state.conversations[chat].posts)
+
+    post = await eventually(lambda: next((p for p in posts() if '"verb": "confirm"' in card_text(p)), None))
+    data = re.search(r'"verb": "confirm", "data": (\{[^{}]*\})', card_text(post))
+    assert data is not None
+    clicked = await teams.click_action(post.id, "confirm", json.loads(data.group(1)), user="alice")
+    assert clicked.status == 200 and "Confirmed" in json.dumps(clicked.body)
+    return lambda: card_text(post)
+
+
+@pytest.mark.parametrize("place", ["slack", "teams channel", "teams personal chat"])
+async def test_a_confirmation_reads_started_with_its_run_once_the_run_started_and_stays_so_once_it_ended(
+    loop: Loop, place: str
+) -> None:
+    loop.suite.aml.script_next_job(duration=0.5)
+    shown = await confirmation_face(loop, place, "retrain model-x")
+    await eventually(lambda: "Started: Retrain model-x with the Azure ML job train-model-x" in shown())
+    [retrain] = [r for r in await loop.server.store.list_command_runs() if r.command == "retrain model-x"]
+    run = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, retrain.id)
+    await asyncio.sleep(1.5)  # (the job's own card has said Succeeded by now; nothing changes the confirmation)
+    face = shown()
+    where = "chat" if place == "teams personal chat" else "channel"
+    # settled: which run it is, what runs it (linked) and where its card is; no status that goes stale
+    assert f"Started: Retrain model-x with the Azure ML job train-model-x (run {run.id})" in face
+    assert f"Run {run.id} runs as Azure ML job {run.backend_run_id}. Its card, in this {where}, shows how" in face
+    assert str(run.details["url"]) in face
+    assert "Running" not in face and "Confirmed" not in face and "Starting:" not in face
+
+
 async def test_a_confirmed_retrain_azure_ml_refuses_turns_its_confirmation_card_failed(loop: Loop) -> None:
     confirmed = await confirm_retrain(loop, "model-x compute=cpu-small")
     card = await eventually(lambda: next((m for m in ephemerals(loop, ALICE) if m.ts == confirmed.ts), None))
@@ -317,6 +373,45 @@ async def test_integrate_starts_as_asked_when_azure_ml_does_not_answer(loop: Loo
     assert loop.suite.ado.runs[0].template_parameters["modelVersion"] == "99"
     asked = aml.recorder.matching("GET /subscriptions/**/models/model-x/versions/99")
     assert asked and all(r.status == 503 for r in asked)
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_integrate_without_a_version_runs_the_version_azure_ml_calls_latest_and_names_it(
+    loop: Loop, platform: str
+) -> None:
+    assert sorted(loop.suite.aml.state.models["model-x"]) == ["6", "7"]
+    answer = await Person(loop, platform, "bob", "app-releases").say("integrate app-y", "Starting:")
+    assert "Starting: Run integrate-app-y for app-y against model-x:7." in answer
+    # Azure DevOps was asked for that version, not for its pipeline's default
+    await eventually(lambda: len(loop.suite.ado.runs) == 1)
+    parameters = loop.suite.ado.runs[0].template_parameters
+    assert (parameters["modelName"], parameters["modelVersion"]) == ("model-x", "7")
+    # the store keeps the run as the command for that version: `runs`, `cancel` and a restart see it
+    run = await command_run(loop, is_running)
+    assert run.command == "integrate app-y model=model-x:7"
+
+    def run_card() -> str:
+        if platform == "slack":
+            return "".join(blocks_text(m) for m in slack_messages(loop, "app-releases") if "integrate-app-y" in m.text)
+        return "".join(card_text(p) for p in teams_posts(loop, "App releases") if "integrate-app-y" in card_text(p))
+
+    await eventually(lambda: "model-x:7" in run_card())
+    assert "latest" not in run_card()
+
+
+@pytest.mark.parametrize("model", ["", " model=model-x:latest"])
+async def test_integrate_without_a_version_starts_nothing_when_azure_ml_does_not_say_which_is_latest(
+    loop: Loop, model: str
+) -> None:
+    aml = loop.suite.aml
+    for path in ("GET /subscriptions/**/models/model-x", "GET /subscriptions/**/models/model-x/**"):
+        aml.faults.add(path, [Fault("503", retry_after=0)] * 20)
+    answer = await Person(loop, "slack", "bob", "app-releases").say(f"integrate app-y{model}", "Azure ML did not")
+    assert "Azure ML did not say which version of model-x is the latest (" in answer
+    assert "so nothing was started. Name the version, for example `integrate app-y model=model-x:<version>`." in answer
+    await asyncio.sleep(0.5)
+    assert loop.suite.ado.runs == []
+    assert await loop.server.store.list_command_runs() == []
 
 
 async def test_subscribe_and_mute_in_a_teams_channel_answer_in_the_commands_thread(loop: Loop) -> None:
@@ -452,7 +547,7 @@ async def runs(person: Person) -> None:
     (ado_run,) = person.loop.suite.ado.runs
     answer = await person.say("runs app-y", "The latest runs of app-y Handoff started, newest first:")
     # who asked, by the name chat shows (not their email)
-    assert f"{run.id}: `integrate app-y` by Bob Chen, started" in answer
+    assert f"{run.id}: `integrate app-y model=model-x:7` by Bob Chen, started" in answer
     # the run named as its card names it (integrate-app-y 20261129.1), not by its number in the API, and
     # linked to it: the link's text is that name, not the whole URL
     assert ado_run.name != str(ado_run.id)
@@ -461,8 +556,10 @@ async def runs(person: Person) -> None:
     shown = f"<{url}|{name}>" if person.platform == "slack" else f"[{name}]({url})"
     assert f"Azure DevOps run {shown}, " in answer
     answer = await person.say(f"status {run.id}", f"Run {run.id} (")
-    assert f"Run {run.id} (Azure DevOps run {name}): `integrate app-y` by Bob Chen, started." in answer
-    await person.say("runs model-x", "Handoff has started no runs of model-x yet.")
+    assert f"Run {run.id} (Azure DevOps run {name}): `integrate app-y model=model-x:7` by Bob Chen, started." in answer
+    # the integration was against model-x:7 (the latest): it counts among model-x's runs
+    answer = await person.say("runs model-x", "The latest runs of model-x Handoff started, newest first:")
+    assert f"{run.id}: `integrate app-y model=model-x:7` by Bob Chen, started" in answer
 
 
 async def approvals(person: Person) -> None:
@@ -475,7 +572,10 @@ async def cancel(person: Person) -> None:
     run = await command_run(person.loop, is_running)
     answer = await person.say(f"cancel {run.id}", f"Canceling run {run.id}")
     (ado_run,) = person.loop.suite.ado.runs
-    assert f"Canceling run {run.id} (`integrate app-y`, Azure DevOps run integrate-app-y {ado_run.name})." in answer
+    assert (
+        f"Canceling run {run.id} (`integrate app-y model=model-x:7`, Azure DevOps run integrate-app-y {ado_run.name})."
+        in answer
+    )
     assert ado_run.cancel_requested.is_set()  # Azure DevOps was asked before Handoff answered
     await eventually(lambda: ado_run.result == "canceled")
     await person.say(f"cancel {run.id}", "is no longer running (canceled)")
@@ -1253,6 +1353,6 @@ async def test_a_run_is_named_by_its_number_with_or_without_a_hash(loop: Loop, p
     await bob.say("integrate app-y", "Starting:")
     run = await command_run(loop, is_running)
     await bob.say(f"status #{run.id}", f"Run {run.id} (Azure DevOps run integrate-app-y ")
-    await bob.say(f"cancel #{run.id}", f"Canceling run {run.id} (`integrate app-y`")
+    await bob.say(f"cancel #{run.id}", f"Canceling run {run.id} (`integrate app-y model=model-x:7`")
     (ado_run,) = loop.suite.ado.runs
     await eventually(lambda: ado_run.result == "canceled")

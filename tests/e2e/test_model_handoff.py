@@ -344,9 +344,15 @@ async def test_runs_and_status_name_a_handoff_integration_as_its_card_does(loop:
     assert f"Run {run.id} (Azure DevOps run {name}): `integrate app-y model=model-x:8` by Handoff, " in answer
 
 
-async def test_the_fixed_integration_run_replaces_the_failed_one_and_approve_is_offered(loop: Loop) -> None:
+@pytest.mark.parametrize(
+    "rerun",
+    ["integrate app-y model=model-x:8 branch=fix/age-dtype", "integrate app-y branch=fix/age-dtype"],
+    ids=["named", "latest"],
+)
+async def test_the_fixed_integration_run_replaces_the_failed_one_and_approve_is_offered(loop: Loop, rerun: str) -> None:
     """The README's day: the integration against model-x:8 fails, bob runs it again from the fixed branch, it
-    passes, and the promotion gate, the model card and the app card show the passing run."""
+    passes, and the promotion gate, the model card and the app card show the passing run. Without a version,
+    the rerun is of the latest, model-x:8, and counts for it all the same."""
     suite = loop.suite
     suite.ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
     as_v6 = {**AGE_AS_TEXT, "inputs": [{"name": "age", "type": "long"}, *AGE_AS_TEXT["inputs"][1:]]}
@@ -363,7 +369,7 @@ async def test_the_fixed_integration_run_replaces_the_failed_one_and_approve_is_
     assert "approve" not in buttons(blocked)
 
     bob = Person(loop, "slack", "bob", "app-releases")
-    await bob.say("integrate app-y model=model-x:8 branch=fix/age-dtype", "Starting")
+    await bob.say(rerun, "Starting: Run integrate-app-y for app-y against model-x:8")
     fixed = await eventually(lambda: (runs := integration_runs(loop, "integrate-app-y"))[1:] and runs[1], timeout=30)
     passed = f"integrate-app-y {fixed.name}: passed"
     gate = await eventually(
