@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import importlib
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -13,7 +18,9 @@ from sqlalchemy import insert
 from adapters.sql import SqlStore
 from adapters.sql.migrate import upgrade_database
 from adapters.sql.tables import metadata
-from bot.records import ConversationAddress, StoredSubscription
+from bot.records import ConversationAddress, StoredSubscription, subscription_filters_key
+
+MIGRATION_VERSIONS = Path(__file__).resolve().parents[3] / "adapters" / "sql" / "migrations" / "versions"
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 # the subscriptions table as revision 0004 left it
@@ -75,3 +82,40 @@ async def test_subscriptions_stored_twice_before_they_had_a_key_are_kept_and_the
         assert [s.id for s in await store.list_subscriptions()] == [first.id, duplicate.id, other.id]
     finally:
         await store.close()
+
+
+def test_no_migration_imports_the_application() -> None:
+    """A revision does what it did when it was written, whatever the application's code becomes: it imports
+    neither the core nor the adapters."""
+    importing_the_application: list[str] = []
+    for revision_file in sorted(MIGRATION_VERSIONS.glob("*.py")):
+        for node in ast.walk(ast.parse(revision_file.read_text(), filename=str(revision_file))):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            importing_the_application += [
+                f"{revision_file.name}: {module}" for module in modules if module.split(".")[0] in ("bot", "adapters")
+            ]
+    assert importing_the_application == []
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"events": ["run", "approval"]},
+        {"events": ["approval", "run", "run"], "branches": [], "pipelines": None, "extra": {}},
+        {"pipelines": ["train-*"], "branches": ["main", "release/*"], "outcomes": ["failed"]},
+        {"actors_exclude": ["me"], "repeat_limit": "1h", "broadcast": False, "card_format": "compact"},
+        {"models": [{"name": "churn", "stage": "prod"}, "fraud"], "folders": ["données/é"]},
+    ],
+)
+def test_revision_0005_keys_filters_as_the_application_does(filters: dict[str, Any]) -> None:
+    """Revision 0005 keyed the existing subscriptions with its own copy of the key; while the application's key
+    agrees with it, a new subscription meets the rows it keyed. When this fails, the application's normal form
+    changed: a new revision must rekey the stored subscriptions."""
+    revision_0005 = importlib.import_module("adapters.sql.migrations.versions.0005_subscription_filters_key")
+    assert revision_0005.subscription_filters_key(filters) == subscription_filters_key(filters)

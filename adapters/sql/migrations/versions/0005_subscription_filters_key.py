@@ -8,10 +8,13 @@ Create Date: 2026-11-29
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
-
-from bot.records import subscription_filters_key
 
 revision = "0005"
 down_revision = "0004"
@@ -26,6 +29,22 @@ _subscriptions = sa.table(
     sa.column("filters", sa.JSON()),
     sa.column("filters_key", sa.String()),
 )
+
+
+def subscription_filters_key(filters: Mapping[str, Any]) -> str:
+    """A subscription's filters as the key this revision gives existing rows: a list as the sorted set of its
+    JSON-encoded values, an empty filter dropped, the SHA-256 of the sorted compact JSON.
+
+    The migration's own copy, frozen as it was when this revision was written: the application's key
+    (``bot.records.subscription_filters_key``) must agree with it (``tests/adapters/sql/test_migrations.py``);
+    a change to the application's normal form needs a new revision that rekeys the rows.
+    """
+    normal = {
+        key: sorted({json.dumps(v, sort_keys=True) for v in value}) if isinstance(value, list) else value
+        for key, value in filters.items()
+        if value not in ([], {}, None)
+    }
+    return hashlib.sha256(json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def upgrade() -> None:
