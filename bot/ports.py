@@ -614,6 +614,11 @@ class MLService(Protocol):
         """Every version of a model with its tags, oldest first; signatures are not read (None)."""
         ...
 
+    async def latest_model_version(self, name: str) -> str:
+        """The version the registry calls the latest of the model (the latest created): one read, no signature.
+        Raises ServiceRefused when there is no such model."""
+        ...
+
     async def has_model_version(self, name: str, version: str) -> bool:
         """Whether the registry has this version of the model (archived or not): one read, no signature."""
         ...

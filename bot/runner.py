@@ -297,11 +297,12 @@ class CommandRunner:
         named = await self._with_latest_version(command)
         if isinstance(named, Reply):
             return named
+        looked_up = named is not command  # the version is the one Azure ML just named: it has it
         command = named  # recorded so: a confirmation, a restart, `runs` and `cancel` see the version it ran
         plan = self._plan_integrate(command)
         if isinstance(plan, Reply):
             return plan
-        if missing := await self._missing_model_version(command.options.get("model", "")):
+        if not looked_up and (missing := await self._missing_model_version(command.options.get("model", ""))):
             return Reply(missing)
         return await self._start_or_confirm(request, command, plan)
 
@@ -325,7 +326,7 @@ class CommandRunner:
         if not model:
             return command
         try:
-            latest = await self.ml.model_version(model)
+            latest = await self.ml.latest_model_version(model)
         except (ServiceRefused, ServiceUnavailable) as error:
             log.info(
                 "integrate %s: Azure ML did not say which version of %s is the latest (%s)",
@@ -337,7 +338,7 @@ class CommandRunner:
                 f"Azure ML did not say which version of {model} is the latest ({error}), so nothing was started. "
                 f"Name the version, for example `integrate {command.target} model={model}:<version>`."
             )
-        return replace(command, options={**command.options, "model": f"{model}:{latest.version}"})
+        return replace(command, options={**command.options, "model": f"{model}:{latest}"})
 
     def _consumed_model(self, app: str) -> str | None:
         """The one model the configuration has ``app`` consume (its ``model``, else the one model listing it

@@ -178,6 +178,22 @@ class AzureMLService:
 
         return await self._call("model", read)
 
+    async def latest_model_version(self, name: str) -> str:
+        """The latest created version of model ``name``: the registry's list of its versions, newest first, one
+        long (what ``models.get(name, label="latest")`` reads); its MLmodel file is not fetched."""
+
+        def read() -> str:
+            from azure.ai.ml.exceptions import ValidationErrorType, ValidationException
+
+            try:
+                return str(self._ml().models.get(name, label="latest").version)
+            except ValidationException as error:  # the SDK's answer to an empty list: no such model
+                if error.error_type != ValidationErrorType.RESOURCE_NOT_FOUND:
+                    raise
+                raise ServiceRefused(f"Azure ML has no model {name}.") from None
+
+        return await self._call("model", read)
+
     async def has_model_version(self, name: str, version: str) -> bool:
         def read() -> bool:
             from azure.core.exceptions import ResourceNotFoundError

@@ -104,6 +104,11 @@ class FakeML:
     async def model_versions(self, name: str) -> list[ModelVersion]:
         return [replace(v, signature=None) for _, v in sorted(self.versions.items(), key=lambda kv: int(kv[0]))]
 
+    async def latest_model_version(self, name: str) -> str:
+        if not self.versions:
+            raise ServiceRefused(f"Azure ML has no model {name}.")
+        return max(self.versions, key=int)
+
     async def has_model_version(self, name: str, version: str) -> bool:
         return version in self.versions
 

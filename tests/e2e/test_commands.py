@@ -400,6 +400,23 @@ async def test_integrate_without_a_version_runs_the_version_azure_ml_calls_lates
 
 
 @pytest.mark.parametrize("model", ["", " model=model-x:latest"])
+async def test_integrate_without_a_version_reads_the_registry_once_and_not_the_signature(
+    loop: Loop, model: str
+) -> None:
+    """Which version is the latest is one read of the model's versions: neither its MLmodel file (the signature)
+    nor a second read of whether Azure ML has the version it just named."""
+    aml = loop.suite.aml
+    aml.recorder.clear()
+    answer = await Person(loop, "slack", "bob", "app-releases").say(f"integrate app-y{model}", "Starting:")
+    assert "Starting: Run integrate-app-y for app-y against model-x:7." in answer
+    read = [f"{r.method} {r.path}" for r in aml.recorder.requests]
+    assert [r for r in read if "/models/" in r] == [
+        "GET " + next(r.path for r in aml.recorder.matching("GET /subscriptions/**/models/model-x/versions"))
+    ]
+    assert aml.recorder.matching("/blob/**") == []
+
+
+@pytest.mark.parametrize("model", ["", " model=model-x:latest"])
 async def test_integrate_without_a_version_starts_nothing_when_azure_ml_does_not_say_which_is_latest(
     loop: Loop, model: str
 ) -> None:

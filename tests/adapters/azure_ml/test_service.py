@@ -70,6 +70,25 @@ async def test_a_model_version_is_there_or_not(aml: AzureMLEmulator, service: Az
     assert not await service.has_model_version("model-z", "1")  # no such model at all
 
 
+async def test_the_latest_model_version_is_one_registry_read_without_the_signature(
+    aml: AzureMLEmulator, service: AzureMLService
+) -> None:
+    assert sorted(aml.state.models["model-x"]) == ["6", "7"]
+    aml.recorder.clear()
+    assert await service.latest_model_version("model-x") == "7"
+    asked = aml.recorder.matching("/subscriptions/**")
+    assert len(asked) == 1 and asked == aml.recorder.matching("GET /subscriptions/**/models/model-x/versions")
+    assert aml.recorder.matching("/blob/**") == []  # the MLmodel file (its signature) is not read
+
+
+async def test_the_latest_version_of_a_model_the_registry_does_not_have_is_refused(
+    aml: AzureMLEmulator, service: AzureMLService
+) -> None:
+    with pytest.raises(ServiceRefused) as refused:
+        await service.latest_model_version("model-z")
+    assert str(refused.value) == "Azure ML has no model model-z."
+
+
 async def test_job_status_follows_the_job_to_its_end(
     aml: AzureMLEmulator, service: AzureMLService, clock: FakeClock, tmp_path: Path
 ) -> None:
