@@ -120,9 +120,14 @@ async def slack() -> AsyncIterator[SlackEmulator]:
         yield emulator
 
 
-async def open_handoff(db: Path, slack: SlackEmulator) -> Handoff:
+async def open_handoff(db: Path, slack: SlackEmulator, *, ops: bool = False) -> Handoff:
+    """Handoff on the SQLite file ``db``, sending to the Slack emulator; with ``ops``, its alerts go to C0OPS00001."""
+    config = settings(db)
+    if ops:
+        config["channels"]["ops"] = {"slack": "C0OPS00001"}
+        config["ops_channel"] = "ops"
     store = await SqlStore.open(f"sqlite:///{db}")
-    handoff = build_handoff(parse_settings(settings(db), {}), store)
+    handoff = build_handoff(parse_settings(config, {}), store)
     add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
     return handoff
 
@@ -258,12 +263,7 @@ async def test_a_channel_handoff_cannot_post_in_is_marked_inactive_with_one_aler
     load3 = slack.state.channel("C0LOAD00003")
     load3.is_private = True  # a private channel: Slack keeps it from an app it does not have as a member
     load3.members.discard(slack.world.bot_user_id)
-    config = settings(tmp_path / "h.db")
-    config["channels"]["ops"] = {"slack": "C0OPS00001"}
-    config["ops_channel"] = "ops"
-    store = await SqlStore.open(config["store"]["url"])
-    handoff = build_handoff(parse_settings(config, {}), store)
-    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    handoff = await open_handoff(tmp_path / "h.db", slack, ops=True)
     where = ConversationAddress("slack", "C0LOAD00003")
 
     def alerts() -> list[str]:
@@ -611,12 +611,7 @@ async def test_a_waiting_gate_mentions_its_approvers_until_it_is_decided(tmp_pat
 async def test_a_card_deleted_in_slack_is_posted_afresh_with_its_news_and_no_alert(
     tmp_path: Path, slack: SlackEmulator
 ) -> None:
-    config = settings(tmp_path / "h.db")
-    config["channels"]["ops"] = {"slack": "C0OPS00001"}
-    config["ops_channel"] = "ops"
-    store = await SqlStore.open(config["store"]["url"])
-    handoff = build_handoff(parse_settings(config, {}), store)
-    add_channel(handoff, "slack", SlackChatChannel(make_client(slack.bot_token, slack.api_url)))
+    handoff = await open_handoff(tmp_path / "h.db", slack, ops=True)
     channel = slack.state.channel("C0LOAD00000")
 
     def cards_shown() -> list[Any]:  # (a broadcast reply shows in the channel too)
