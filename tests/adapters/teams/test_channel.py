@@ -337,10 +337,15 @@ async def test_an_update_or_reply_of_a_deleted_message_is_message_gone(harness: 
         await channel.reply(RELEASES, posted, Card(title="Stage Tests failed"))
 
 
-async def test_an_ops_alert_names_the_conversation_as_teams_told_it(harness: Harness) -> None:
+async def outbox_alerting_ml_models(harness: Harness) -> OutboxWorker:
+    """The app installed, and an outbox sending to Teams whose ops alerts go to ML models."""
     await harness.teams.install_app()
     ops = ConversationAddress("teams", MODELS)
-    outbox = OutboxWorker(harness.store, {"teams": harness.integration.channel}, harness.clock, ops_channel=(ops,))
+    return OutboxWorker(harness.store, {"teams": harness.integration.channel}, harness.clock, ops_channel=(ops,))
+
+
+async def test_an_ops_alert_names_the_conversation_as_teams_told_it(harness: Harness) -> None:
+    outbox = await outbox_alerting_ml_models(harness)
     releases = ConversationAddress("teams", RELEASES)
     known = await harness.record(RELEASES)
     assert known is not None and known.name
@@ -359,9 +364,7 @@ async def test_an_ops_alert_names_the_conversation_as_teams_told_it(harness: Har
 
 
 async def test_a_conversation_teams_refuses_is_marked_inactive_and_ops_told_once(harness: Harness) -> None:
-    await harness.teams.install_app()
-    ops = ConversationAddress("teams", MODELS)
-    outbox = OutboxWorker(harness.store, {"teams": harness.integration.channel}, harness.clock, ops_channel=(ops,))
+    outbox = await outbox_alerting_ml_models(harness)
     releases = ConversationAddress("teams", RELEASES)
     known = await harness.record(RELEASES)
     assert known is not None and known.active
