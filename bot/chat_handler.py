@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.audit import command_entry
 from bot.azure_devops_urls import (
     AzureDevOpsUrl,
     NotAnAzureDevOpsUrl,
@@ -29,7 +30,7 @@ from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply,
 from bot.living import merge, render
 from bot.policy import Policy
 from bot.ports import HookProvisioner, ServiceRefused, ServiceUnavailable
-from bot.records import AuditEntry, Gate, GateState, StoredSubscription
+from bot.records import Gate, GateState, StoredSubscription
 from bot.routing import DEFAULT_FILTERS, Filters, Subscription
 from bot.stored_events import event_from_json
 
@@ -503,17 +504,7 @@ class ChatHandler:
         )
 
     async def _audit(self, request: CommandRequest, command: str, outcome: str) -> None:
-        await self.store.append_audit(
-            AuditEntry(
-                at=self.clock.now(),
-                actor=request.user.display,
-                action="command",
-                target=command,
-                outcome=outcome,
-                platform=request.user.platform,
-                conversation=request.conversation.conversation_id,
-            )
-        )
+        await self.store.append_audit(command_entry(request, command, outcome, self.clock.now()))
 
 
 def _no_such_subscription(request: CommandRequest, command: ParsedCommand) -> Reply:

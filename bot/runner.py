@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from bot.audit import command_entry
 from bot.background import BackgroundWork
 from bot.cards import Action, Card, Link, Mention, Status
 from bot.chat_handler import ChatHandler
@@ -47,7 +48,6 @@ from bot.policy import Policy, Verdict
 from bot.ports import MLService, PipelineService, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun, Store
 from bot.records import (
     CONFIRMATION_KEY_PREFIX,
-    AuditEntry,
     CommandRun,
     CommandRunState,
     ConversationAddress,
@@ -575,17 +575,7 @@ class CommandRunner:
         return _card_key(run, plan) if plan is not None else None
 
     async def _audit(self, request: CommandRequest, command: ParsedCommand, outcome: str) -> None:
-        await self.store.append_audit(
-            AuditEntry(
-                at=self.clock.now(),
-                actor=request.user.display,
-                action="command",
-                target=command.canonical,
-                outcome=outcome,
-                platform=request.user.platform,
-                conversation=request.conversation.conversation_id,
-            )
-        )
+        await self.store.append_audit(command_entry(request, command.canonical, outcome, self.clock.now()))
 
     async def runs(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         target = command.target
