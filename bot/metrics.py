@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from bot import __version__
+from bot.outbox import UnsentReason
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 # From an event's arrival to its message in chat: coalescing alone waits a second, a platform's rate limit
@@ -118,13 +119,15 @@ class HttpAnswers(_Families):
 
 
 class OutboxDeliveries(_Families):
-    """``handoff_delivery_seconds`` and ``handoff_delivery_failures_total``: what the outbox worker of this
-    process delivered, how long after the event, and what went wrong. Counted on the event loop's thread."""
+    """``handoff_delivery_seconds``, ``handoff_delivery_failures_total`` and ``handoff_delivery_unsent_total``:
+    what the outbox worker of this process delivered, how long after the event, what went wrong, and what
+    ended unsent without an alert. Counted on the event loop's thread."""
 
     def __init__(self, buckets: tuple[float, ...]) -> None:
         self.buckets = buckets
         self.latency: dict[str, _Timings] = {}
         self.failures: dict[tuple[str, str], int] = {}
+        self.unsent_counts: dict[tuple[str, str], int] = {}
 
     def delivered(self, platform: str, seconds: float) -> None:
         _Timings.observe(self.latency, platform, self.buckets, max(0.0, seconds))
@@ -132,6 +135,10 @@ class OutboxDeliveries(_Families):
     def not_delivered(self, platform: str, outcome: str) -> None:
         key = (platform, outcome)
         self.failures[key] = self.failures.get(key, 0) + 1
+
+    def unsent(self, platform: str, reason: UnsentReason, count: int = 1) -> None:
+        key = (platform, reason)
+        self.unsent_counts[key] = self.unsent_counts.get(key, 0) + count
 
     def _families(self) -> list[Metric]:
         latency = _histogram(
@@ -148,7 +155,15 @@ class OutboxDeliveries(_Families):
             ["platform", "outcome"],
             self.failures,
         )
-        return [latency, failures]
+        unsent = _counter(
+            "handoff_delivery_unsent",
+            "Deliveries that ended without being sent and without an alert, by platform and reason (superseded: "
+            "a newer version of its card was shown instead; parent_never_posted: a reply to a card never posted; "
+            "conversation_unreachable: queued for a conversation already found unreachable and marked inactive)",
+            ["platform", "reason"],
+            self.unsent_counts,
+        )
+        return [latency, failures, unsent]
 
 
 class Metrics:
@@ -167,7 +182,7 @@ class Metrics:
         self.deliveries = Gauge(
             "handoff_deliveries",
             "Deliveries in the outbox not delivered, by state, read from the store at each scrape (pending: waiting "
-            "or being sent; dead: gave up, alerted)",
+            "or being sent; dead: given up, alerted or counted in handoff_delivery_unsent_total)",
             ["state"],
             registry=self.registry,
         )

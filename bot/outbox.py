@@ -20,7 +20,8 @@ Failures retry with exponential backoff and full jitter, honouring the platform'
 A conversation Handoff cannot post in at all (:class:`~bot.ports.ConversationUnreachable`) is marked
 inactive, as when the platform says Handoff was removed (the ingest then queues nothing more there), and
 the ops channel is told once; what was already queued there is given up quietly, as are the replies of a
-card that was never posted.
+card that was never posted. Deliveries that end unsent without an alert (those, and card versions a newer
+one was shown in place of) are each counted by :class:`UnsentReason` and logged at INFO.
 
 Every post carries the delivery's :func:`post_marker`. A delivery whose earlier attempt may have posted
 without the outcome being recorded (its worker died, or the answer was lost: ``Delivery.recovered``)
@@ -37,7 +38,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.cards import Card, Fact, Status
 from bot.clock import Clock
@@ -57,6 +58,15 @@ from bot.trouble import Backoff, FailureStreak
 
 log = logging.getLogger("handoff.outbox")
 
+UnsentReason = Literal["superseded", "parent_never_posted", "conversation_unreachable"]
+"""Why a delivery ended unsent without an alert of its own:
+
+- ``superseded``: a newer version of its card was shown instead (it is marked sent);
+- ``parent_never_posted``: a reply to a card that was never posted (dead-lettered);
+- ``conversation_unreachable``: queued for a conversation already found unreachable and marked inactive,
+  which the ops channel was told of once (dead-lettered).
+"""
+
 
 class DeliveryObserver(Protocol):
     """What the outbox reports as it goes (Handoff's metrics)."""
@@ -66,6 +76,9 @@ class DeliveryObserver(Protocol):
 
     def not_delivered(self, platform: str, outcome: str) -> None:
         """An attempt did not go through: ``rate_limited``, ``retried`` or ``dead``."""
+
+    def unsent(self, platform: str, reason: UnsentReason, count: int = 1) -> None:
+        """``count`` deliveries ended without being sent, and without an alert, for ``reason``."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +230,7 @@ class OutboxWorker:
             await self._dead_letter(delivery, f"{delivery.conversation.platform} is not configured")
             return
         try:
-            await self._send(channel, delivery)
+            sent = await self._send(channel, delivery)
         except ConversationUnreachable as failure:
             await self._unreachable(delivery, failure.reason)
         except DeliveryFailed as failure:
@@ -226,12 +239,15 @@ class OutboxWorker:
             log.exception("delivery %s raised", delivery.id)
             await self._failed(delivery, DeliveryFailed(f"{type(exc).__name__}: {exc}", retryable=True))
         else:
+            if not sent:
+                return
             await self.store.complete_delivery(delivery.id, self.worker_id)
             if self.observer is not None:
                 age = (self.clock.now() - delivery.created_at).total_seconds()
                 self.observer.delivered(delivery.conversation.platform, age)
 
-    async def _send(self, channel: ChatChannel, delivery: Delivery) -> None:
+    async def _send(self, channel: ChatChannel, delivery: Delivery) -> bool:
+        """Send ``delivery``: True when it was sent; False when it ended unsent (recorded already)."""
         payload = delivery.payload
         op = payload.get("op", "card")
         card = Card.from_json(payload["card"])
@@ -241,12 +257,12 @@ class OutboxWorker:
             if await self._posted_before(channel, delivery, marker) is None:
                 await self._limited(conversation)
                 await channel.post_card(conversation.conversation_id, card, marker=marker)
-            return
+            return True
         shown = await self.store.get_card(delivery.grouping_key, conversation)
         if op == "reply":
             if shown is None:  # its card's deliveries, all before it, ended without posting it (given up)
-                await self._give_up_quietly(delivery, "its card was never posted")
-                return
+                await self._give_up_quietly(delivery, "parent_never_posted", "its card was never posted")
+                return False
             parent = PostedMessage(shown.message_id, shown.thread_id)
             if await self._posted_before(channel, delivery, marker, parent) is None:
                 await self._limited(conversation)
@@ -257,9 +273,11 @@ class OutboxWorker:
                     parent = await self._post_afresh(channel, delivery, shown, gone)
                     await self._limited(conversation)
                     await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
-            return
+            return True
         if shown is not None and shown.rank >= int(payload.get("rank", 0)):
-            return  # a newer version is already shown
+            await self.store.complete_delivery(delivery.id, self.worker_id)
+            self._ended_unsent(delivery, "superseded", f"version {shown.rank} of its card is shown")
+            return False
         # an earlier attempt may have posted the card without recording it: then that message is updated
         found = await self._posted_before(channel, delivery, marker) if shown is None else None
         await self._limited(conversation)
@@ -279,7 +297,18 @@ class OutboxWorker:
                 await self._limited(conversation)
                 found = await channel.post_card(conversation.conversation_id, card, marker=marker)
         await self._save_card(delivery, found, rank, payload["card"])
-        await self.store.complete_superseded(delivery, rank)  # the versions now shown need no turn of their own
+        # the versions now shown need no turn of their own
+        if superseded := await self.store.complete_superseded(delivery, rank):
+            log.info(
+                "deliveries %s to %s ended unsent (superseded): delivery %s showed version %s of their card",
+                ", ".join(map(str, superseded)),
+                conversation,
+                delivery.id,
+                rank,
+            )
+            if self.observer is not None:
+                self.observer.unsent(conversation.platform, "superseded", len(superseded))
+        return True
 
     async def _post_afresh(
         self, channel: ChatChannel, delivery: Delivery, shown: PostedCard, gone: MessageGone
@@ -377,7 +406,7 @@ class OutboxWorker:
         """Handoff cannot post in the delivery's conversation: it is marked inactive, and the ops channel told
         once (what was queued there before it was marked goes the same way, quietly)."""
         if not await self._deactivate(delivery.conversation):
-            await self._give_up_quietly(delivery, reason)
+            await self._give_up_quietly(delivery, "conversation_unreachable", reason)
             return
         log.warning("%s is unreachable (%s): marked inactive", delivery.conversation, reason)
         if self.observer is not None:
@@ -414,10 +443,16 @@ class OutboxWorker:
         await self.store.save_conversation(record)
         return True
 
-    async def _give_up_quietly(self, delivery: Delivery, reason: str) -> None:
+    async def _give_up_quietly(self, delivery: Delivery, reason: UnsentReason, detail: str) -> None:
         """Give up a delivery whose trouble the ops channel was already told of (no alert of its own)."""
-        log.info("delivery %s to %s dropped: %s", delivery.id, delivery.conversation, reason)
-        await self.store.dead_letter_delivery(delivery.id, self.worker_id, reason)
+        await self.store.dead_letter_delivery(delivery.id, self.worker_id, detail)
+        self._ended_unsent(delivery, reason, detail)
+
+    def _ended_unsent(self, delivery: Delivery, reason: UnsentReason, detail: str) -> None:
+        """Log and count a delivery that ended unsent, its state in the store recorded already."""
+        log.info("delivery %s to %s ended unsent (%s): %s", delivery.id, delivery.conversation, reason, detail)
+        if self.observer is not None:
+            self.observer.unsent(delivery.conversation.platform, reason)
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         log.error("delivery %s to %s given up: %s", delivery.id, delivery.conversation, reason)

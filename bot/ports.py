@@ -152,9 +152,9 @@ class Outbox(Protocol):
         the most, are not wanted)."""
         ...
 
-    async def complete_superseded(self, delivery: Delivery, rank: int) -> int:
+    async def complete_superseded(self, delivery: Delivery, rank: int) -> list[int]:
         """Mark as sent the pending card deliveries for the same card and conversation after ``delivery``
-        whose rank is at most ``rank``: the card shows that version now. Returns how many."""
+        whose rank is at most ``rank``: the card shows that version now. Returns their ids, in order."""
         ...
 
     async def latest_card_delivery(self, delivery: Delivery) -> Delivery:

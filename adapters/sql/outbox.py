@@ -163,21 +163,22 @@ class SqlOutbox(SqlBase):
 
         return await run_read(self.engine, read)
 
-    async def complete_superseded(self, delivery: Delivery, rank: int) -> int:
+    async def complete_superseded(self, delivery: Delivery, rank: int) -> list[int]:
         query = select(deliveries.c.id, deliveries.c.payload).where(*_later_for_the_same_card(delivery))
 
-        def write(conn: Connection) -> int:
+        def write(conn: Connection) -> list[int]:
             ids = [
                 row.id
                 for row in conn.execute(query)
                 if row.payload.get("op", "card") == "card" and int(row.payload.get("rank", 0)) <= rank
             ]
             if not ids:
-                return 0
+                return []
             done = update(deliveries).where(
                 deliveries.c.id.in_(ids), deliveries.c.state == PENDING, deliveries.c.claimed_by.is_(None)
             )
-            return int(conn.execute(done.values(state=DeliveryState.SENT.value, last_error=None)).rowcount or 0)
+            completed = done.values(state=DeliveryState.SENT.value, last_error=None).returning(deliveries.c.id)
+            return sorted(int(i) for i in conn.execute(completed).scalars())
 
         return await run_write(self.engine, write)
 

@@ -7,12 +7,13 @@ from datetime import datetime
 
 from bot.cards import Card
 from bot.clock import Clock
-from bot.ports import PostedMessage
+from bot.ports import ConversationUnreachable, PostedMessage
 
 
 class RecordingChannel:
     """A Slack stand-in that records every call (and, given a clock, when it came: ``times``); posts to a
-    conversation in ``held`` wait for its event."""
+    conversation in ``held`` wait for its event; calls to one in ``unreachable`` are recorded and refused as
+    Slack refuses a channel Handoff is not in."""
 
     platform = "slack"
 
@@ -21,6 +22,7 @@ class RecordingChannel:
         self.times: list[float] = []
         self.clock = clock
         self.held: dict[str, asyncio.Event] = {}
+        self.unreachable: set[str] = set()
         self.called = asyncio.Condition()
 
     async def post_card(self, conversation_id: str, card: Card, *, marker: str | None = None) -> PostedMessage:
@@ -55,6 +57,8 @@ class RecordingChannel:
             if self.clock is not None:
                 self.times.append(self.clock.monotonic())
             self.called.notify_all()
+        if conversation_id in self.unreachable:
+            raise ConversationUnreachable(f"chat.{call}: channel_not_found")
 
     async def until(self, count: int) -> None:
         """Wait for ``count`` calls (a safety net of 10 s against hanging, not a timing)."""

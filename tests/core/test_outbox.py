@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from adapters.sql import SqlStore
 from bot.cards import Card
 from bot.clock import FakeClock
+from bot.metrics import Metrics
 from bot.outbox import OutboxWorker, RetryPolicy, post_marker
 from bot.ratelimit import SlidingWindowLimiter
 from bot.records import ConversationAddress, Delivery, DeliveryState, NewDelivery
@@ -45,6 +47,26 @@ def worker(store: SqlStore, channel: RecordingChannel) -> OutboxWorker:
     # rate limits are the platform adapters' and the bench's business here; keep them out of the way
     outbox.limiters = {"slack": SlidingWindowLimiter(((1000, 1.0),), clock)}
     return outbox
+
+
+@pytest.fixture
+def metrics(worker: OutboxWorker) -> Metrics:
+    counted = Metrics()
+    worker.observer = counted.outbox  # as the server wires it
+    return counted
+
+
+def scraped(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, {"platform": "slack", **labels})
+
+
+def endings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the outbox logged of deliveries that ended unsent."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "handoff.outbox" and r.levelno == logging.INFO and "ended unsent" in r.getMessage()
+    ]
 
 
 def version(n: int, where: ConversationAddress = A, key: str = "run:1") -> NewDelivery:
@@ -208,3 +230,71 @@ def test_whatever_fails_each_card_is_posted_once_shows_its_newest_version_and_ea
             card_id = next(i for i, m in channel.messages.items() if m is card)
             replies = sorted(m.title for m in shown if m.parent == card_id)
             assert replies == sorted(p["card"]["title"] for p in sent if p["op"] == "reply")  # each once, under it
+
+
+async def test_versions_a_newer_one_was_shown_in_place_of_are_counted_and_logged_as_superseded(
+    store: SqlStore,
+    worker: OutboxWorker,
+    channel: RecordingChannel,
+    metrics: Metrics,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="handoff.outbox")
+    burst = await store.enqueue([version(n) for n in range(1, 6)], T0)
+    await worker.drain()
+    assert channel.calls == [("post", A.conversation_id, "run:1 v5")]
+    assert scraped(metrics, "handoff_delivery_seconds_count") == 1  # the first, which posted v5
+    assert scraped(metrics, "handoff_delivery_unsent_total", reason="superseded") == 4
+    assert endings(caplog) == [
+        f"deliveries {', '.join(map(str, burst[1:]))} to {A} ended unsent (superseded): "
+        f"delivery {burst[0]} showed version 5 of their card"
+    ]
+
+    caplog.clear()
+    (stale,) = await store.enqueue([version(3)], T0)  # an event that arrived out of order
+    await worker.drain()
+    assert len(channel.calls) == 1
+    delivery = await store.get_delivery(stale)
+    assert delivery is not None and delivery.state is DeliveryState.SENT
+    assert scraped(metrics, "handoff_delivery_seconds_count") == 1
+    assert scraped(metrics, "handoff_delivery_unsent_total", reason="superseded") == 5
+    assert endings(caplog) == [f"delivery {stale} to {A} ended unsent (superseded): version 5 of its card is shown"]
+
+
+async def test_what_goes_unsent_after_a_conversation_is_found_unreachable_is_counted_by_reason(
+    store: SqlStore,
+    worker: OutboxWorker,
+    channel: RecordingChannel,
+    metrics: Metrics,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first delivery refused marks the conversation inactive and is dead (alerted); the reply to its card,
+    never posted, and a card queued there before it was marked end unsent, each counted by why."""
+    caplog.set_level(logging.INFO, logger="handoff.outbox")
+    channel.unreachable.add(A.conversation_id)
+    card, answer, other, elsewhere = await store.enqueue(
+        [version(1), reply("failed in stage Tests"), version(1, key="run:2"), version(1, B)], T0
+    )
+    await worker.drain()
+    assert channel.calls == [
+        ("post", A.conversation_id, "run:1 v1"),
+        ("post", B.conversation_id, "run:1 v1"),
+        ("post", A.conversation_id, "run:2 v1"),
+    ]  # the reply is not even tried
+
+    ended = {i: await store.get_delivery(i) for i in (card, answer, other, elsewhere)}
+    assert {i: (d.state, d.last_error) for i, d in ended.items() if d is not None} == {
+        card: (DeliveryState.DEAD, "chat.post: channel_not_found"),
+        answer: (DeliveryState.DEAD, "its card was never posted"),
+        other: (DeliveryState.DEAD, "chat.post: channel_not_found"),
+        elsewhere: (DeliveryState.SENT, None),
+    }
+    assert A in await store.inactive_conversations()
+    assert scraped(metrics, "handoff_delivery_failures_total", outcome="dead") == 1  # the first, alerted
+    assert scraped(metrics, "handoff_delivery_unsent_total", reason="parent_never_posted") == 1
+    assert scraped(metrics, "handoff_delivery_unsent_total", reason="conversation_unreachable") == 1
+    assert scraped(metrics, "handoff_delivery_seconds_count") == 1  # B's card alone
+    assert sorted(endings(caplog)) == [
+        f"delivery {answer} to {A} ended unsent (parent_never_posted): its card was never posted",
+        f"delivery {other} to {A} ended unsent (conversation_unreachable): chat.post: channel_not_found",
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from bot.metrics import LATENCY_BUCKETS, Metrics
+from bot.outbox import UnsentReason
 
 ANSWERS = [
     ("/hooks/azure-devops", 200, 0.004),
@@ -54,3 +55,25 @@ def test_a_fresh_application_exposes_the_families_without_series() -> None:
     text = generate_latest(Metrics().registry).decode()
     assert "# TYPE handoff_hook_events_total counter" in text
     assert "handoff_hook_events_total{" not in text
+    assert "# TYPE handoff_delivery_unsent_total counter" in text
+    assert "handoff_delivery_unsent_total{" not in text
+
+
+def test_deliveries_ended_unsent_are_exposed_as_prometheus_client_would_count_them() -> None:
+    metrics = Metrics()
+    reference = CollectorRegistry()
+    unsent = Counter("handoff_delivery_unsent_total", "unsent", ["platform", "reason"], registry=reference)
+    counted: list[tuple[str, UnsentReason, int]] = [
+        ("slack", "superseded", 4),
+        ("teams", "conversation_unreachable", 1),
+        ("slack", "parent_never_posted", 1),
+        ("slack", "superseded", 1),
+    ]
+    for platform, reason, count in counted:
+        metrics.outbox.unsent(platform, reason, count)
+        unsent.labels(platform=platform, reason=reason).inc(count)
+
+    ours = generate_latest(metrics.registry).decode()
+    prefix = "handoff_delivery_unsent_total{"
+    assert _series(ours, prefix) == _series(generate_latest(reference).decode(), prefix)
+    assert 'handoff_delivery_unsent_total{platform="slack",reason="superseded"} 5.0' in ours

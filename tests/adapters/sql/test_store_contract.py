@@ -792,7 +792,8 @@ async def test_complete_superseded(store: SqlStore) -> None:
     )
     claimed = await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10)
     (first,) = [d for d in claimed if d.conversation == SLACK]
-    assert await store.complete_superseded(first, 3) == 2  # versions 2 and 3 here; not the reply, not 4
+    # versions 2 and 3 here; not the reply, not 4
+    assert await store.complete_superseded(first, 3) == [first.id + 1, first.id + 3]
     assert await store.complete_delivery(first.id, "w")
     rest = []
     batch = [d for d in claimed if d != first]

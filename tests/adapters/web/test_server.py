@@ -45,6 +45,7 @@ async def test_health_ready_and_metrics(sqlite_url: str, session: aiohttp.Client
         assert "handoff_info{" in text
         assert 'handoff_http_requests_total{route="/readyz",status="200"} 1.0' in text
         assert 'handoff_deliveries{state="pending"} 0.0' in text
+        assert "# TYPE handoff_delivery_unsent_total counter" in text
     finally:
         await server.stop()
 
