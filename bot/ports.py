@@ -544,6 +544,8 @@ class RunStatus:
     branch: str | None = None  # the full ref the run built (``refs/heads/main``), where the service says
     # the template parameters the run was started with (``modelName``, ``modelVersion``), where the service says
     parameters: Mapping[str, str] = field(default_factory=dict)
+    # when the run finished, where the service says: an earlier attempt's end, once a stage is retried
+    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from adapters.azure_devops.hook_auth import ServiceHookAuthenticator
 from adapters.azure_devops.hook_context import SOURCE, organization_from_url
-from adapters.azure_devops.run_facts import RunFacts
+from adapters.azure_devops.run_facts import RunCompletion, RunFacts
 from adapters.azure_devops.run_state_hook import EVENT_TYPE as RUN_STATE_CHANGED
 from adapters.azure_devops.run_state_hook import read_run_state_changed
 from adapters.azure_devops.service_hooks import parse_service_hook, with_approval_details
@@ -103,7 +103,6 @@ class ServiceHookRoute:
         self._organization = organization_from_url(settings.organization_url, is_base=True) or ""
         self._sink = sink
         self._approval_details = approval_details
-        self._run_details = run_details
         self._approver_identities = approver_identities
         self._details_timeout = APPROVAL_DETAILS_TIMEOUT if details_timeout is None else details_timeout
 
@@ -289,22 +288,24 @@ class ServiceHookRoute:
 
     async def _with_failure_details(self, event: RunStateChanged | StageStateChanged) -> DomainEvent:
         """A failure with the person who asked for the run (whom the failure calls on) and, for the run, the
-        stage it failed in: a run's or stage's hook says neither."""
-        if self._run_details is None or event.outcome != "failed" or not event.project:
+        stage it failed in: a run's or stage's hook says neither. The Build API is asked once per run, and
+        once more for the stage where the answer kept is from before the run's end (see :mod:`run_facts`)."""
+        if self._run_facts is None or event.outcome != "failed" or not event.project:
             return event
-        stage_known = event.failing_stage if isinstance(event, RunStateChanged) else True
-        if event.actor and stage_known:
+        wants_stage = isinstance(event, RunStateChanged) and not event.failing_stage
+        if event.actor and not wants_stage:
             return event
-        try:
-            async with asyncio.timeout(self._details_timeout):
-                status = await self._run_details(event.project, event.run.run_id)
-        except Exception as exc:  # the failure is still worth posting without them
-            log.warning("run %s: failure details unavailable (%s)", _shown(event.run.run_id), type(exc).__name__)
+        completion = RunCompletion(event.finished_at) if wants_stage and isinstance(event, RunStateChanged) else None
+        status = await self._run_facts.of(event.project, event.run.run_id, self._details_timeout, completion)
+        if status is None:  # the failure is still worth posting without them
+            log.warning("run %s: failure details unavailable", _shown(event.run.run_id))
             return event
         actor = event.actor or status.requested_by
-        if isinstance(event, RunStateChanged):
-            return replace(event, failing_stage=event.failing_stage or status.failing_step, actor=actor)
-        return replace(event, actor=actor)
+        if not isinstance(event, RunStateChanged):
+            return replace(event, actor=actor)
+        # an answer from before this end of the run (no newer one came in time) names no stage it failed in
+        told_stage = status.failing_step if completion is not None and completion.told_by(status) else None
+        return replace(event, failing_stage=event.failing_stage or told_stage, actor=actor)
 
 
 def add_azure_devops_hooks(
@@ -329,7 +330,9 @@ def add_azure_devops_hooks(
             pipeline and stage of a pending approval whose hook left them null. It may return None or
             raise; the event is then kept as it is.
         run_details: ``(project, run_id)`` → how a failed run stands (a run's hook does not say): the stage
-            it failed in and who asked for it, for the failure's thread reply. It may raise.
+            it failed in and who asked for it, for the failure's thread reply. It may raise. A run is asked
+            about once, and once more where its end comes after the answer kept (a stage failed while the run
+            went on, a retried stage ended it again): its other failure hooks and redeliveries ask nothing.
         approver_identities: completes a pending approval's approvers: the email of one named by id alone,
             the members of a group or team (so they may decide in chat). It may raise; the approvers are
             then kept as they are.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.devops.connection import Connection
@@ -217,13 +218,21 @@ class AzureDevOpsPipelines:
         requester = _person(getattr(build, "requested_for", None))
         branch = getattr(build, "source_branch", None) or None
         parameters = {str(k): str(v) for k, v in (getattr(build, "template_parameters", None) or {}).items()}
-        return RunStatus(str(build.id), state, result, url, failing, requester, branch, parameters)
+        finished_at = _aware(getattr(build, "finish_time", None)) if state == "completed" else None
+        return RunStatus(str(build.id), state, result, url, failing, requester, branch, parameters, finished_at)
 
     async def cancel_run(self, project: str, run_id: str) -> None:
         from azure.devops.v7_1.build.models import Build
 
         body = Build(status="cancelling")
         await self._call("cancel", lambda: self._client("build").update_build(body, project, int(run_id)))
+
+
+def _aware(value: Any) -> datetime | None:
+    """A time the SDK read, as an aware datetime (the Build API's times are UTC); None for anything else."""
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _person(identity: Any) -> Person | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
-from adapters.azure_devops.run_facts import RunFacts
+from adapters.azure_devops.run_facts import RunCompletion, RunFacts
 from bot.events import Person
 from bot.ports import RunStatus, ServiceUnavailable
 
@@ -43,3 +45,36 @@ async def test_a_run_azure_devops_did_not_answer_about_is_asked_again_only_after
     await asyncio.sleep(0.25)
     assert await facts.of("mlops", "42", timeout=1) is None
     assert asked == ["42", "42"]
+
+
+async def test_events_telling_a_runs_end_share_one_request_after_the_answer_from_before_it() -> None:
+    asked: list[str] = []
+    answer, reached = asyncio.Event(), asyncio.Event()
+    ended_at = datetime(2026, 11, 28, 9, 10, tzinfo=UTC)
+    build = RunStatus("42", "running", requested_by=BOB)
+
+    async def run_details(project: str, run_id: str) -> RunStatus:
+        told = build  # how the run stands as the request reaches Azure DevOps
+        asked.append(told.state)
+        reached.set()
+        await answer.wait()
+        return told
+
+    facts = RunFacts(run_details)
+    stage_failed = asyncio.create_task(facts.of("mlops", "42", timeout=1))  # while the run goes on
+    await reached.wait()
+    build = replace(build, state="completed", result="failed", failing_step="Integration tests", finished_at=ended_at)
+    end = RunCompletion(ended_at)
+    # the run's end, delivered three times over while the first request is still going
+    run_ended = [asyncio.create_task(facts.of("MLOps", "42", timeout=1, completion=end)) for _ in range(3)]
+    await asyncio.sleep(0)
+    answer.set()
+    first = await stage_failed
+    assert first is not None and first.requested_by == BOB
+    for status in await asyncio.gather(*run_ended):
+        assert status is not None and end.told_by(status) and status.failing_step == "Integration tests"
+    assert asked == ["running", "completed"]
+    # a retried stage ends the run again, later: the answer kept was about the earlier end
+    assert not RunCompletion(ended_at + timedelta(minutes=15)).told_by(build)
+    assert await facts.of("mlops", "42", timeout=1, completion=end) is not None
+    assert asked == ["running", "completed"]
