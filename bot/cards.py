@@ -77,11 +77,26 @@ class Step:
 class Mention:
     """Someone the card calls on (the person whose run failed), named as the services name them.
 
-    Renderers @mention the person where the platform knows the email; elsewhere the name is enough.
+    Renderers @mention the person by ``user_id`` on its platform, else where the platform knows the email;
+    elsewhere the name is enough (an empty name: the card's text says who is meant).
+
+    Args:
+        name: how the card may name them to people (never a raw chat id).
+        email: their email, by which both platforms find people ("" when unknown).
+        user_id: their chat id as the configuration names people: ``slack:<user id>``, ``teams:<id>`` or
+            ``aad:<object id>`` (Teams); "" when they are known by email only.
     """
 
     name: str
-    email: str
+    email: str = ""
+    user_id: str = ""
+
+    def id_on(self, platform: str) -> str | None:
+        """The person's user id on ``platform`` (``slack`` or ``teams``, which takes AAD object ids too), when
+        the card names them by one there."""
+        prefix, _, user_id = self.user_id.partition(":")
+        platforms = {"slack": "slack", "teams": "teams", "aad": "teams"}
+        return user_id if user_id and platforms.get(prefix.lower()) == platform else None
 
 
 @dataclass(frozen=True)
@@ -129,7 +144,8 @@ class Card:
         if not self.mentions:
             return self
         in_facts = {fact.value for fact in self.facts}
-        unnamed = [name for name in dict.fromkeys(m.name or m.email for m in self.mentions) if name not in in_facts]
+        named = dict.fromkeys(m.name or m.email for m in self.mentions if m.name or m.email)
+        unnamed = [name for name in named if name not in in_facts]
         if not unnamed:
             return replace(self, mentions=())
         names = ", ".join(unnamed)
@@ -147,6 +163,9 @@ class Card:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = as_json(self)
+        for mention in data["mentions"]:  # (stored as before for people known by email only)
+            if not mention["user_id"]:
+                del mention["user_id"]
         return data
 
     @classmethod
@@ -171,5 +190,8 @@ class Card:
             ),
             context=str(data.get("context", "")),
             action_audience=tuple(data.get("action_audience", ())),
-            mentions=tuple(Mention(str(m["name"]), str(m["email"])) for m in data.get("mentions", ())),
+            mentions=tuple(
+                Mention(str(m["name"]), str(m.get("email", "")), str(m.get("user_id", "")))
+                for m in data.get("mentions", ())
+            ),
         )

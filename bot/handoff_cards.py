@@ -121,7 +121,7 @@ def integration_status(integration: Mapping[str, Any] | None) -> Status:
 def called_on(check: Mapping[str, Any]) -> tuple[Mention, ...]:
     """Whom an integration that did not pass calls on: the person who registered the version (``registered_by``,
     where the registration named them with an email, by which the platforms find people) and the app's owners
-    known by email (``owners``, from the app's configuration), each once."""
+    (``owners``, from the app's configuration: by email, or by chat id on the platform it names), each once."""
     mentions: dict[str, Mention] = {}
     person = check.get("registered_by")
     if isinstance(person, Mapping) and person.get("email"):
@@ -130,6 +130,8 @@ def called_on(check: Mapping[str, Any]) -> tuple[Mention, ...]:
     for owner in _owners(check):
         if "@" in owner:
             mentions.setdefault(owner.lower(), Mention(owner, owner))
+        else:  # a chat id has no name to show: the text says "the owner of app-y"
+            mentions.setdefault(owner.lower(), Mention("", user_id=owner))
     return tuple(mentions.values())
 
 
@@ -138,19 +140,32 @@ def _owners(check: Mapping[str, Any]) -> list[str]:
     return [str(owner) for owner in check.get("owners", ())]
 
 
+def _owners_own(check: Mapping[str, Any], *, starts_sentence: bool = False) -> str:
+    """``dana@contoso.com owns app-y``: the owners known by email named, those known by a chat id (whose raw id
+    means nothing to readers; the cards @mention them where they can) counted."""
+    owners = _owners(check)
+    app = str(check.get("app") or "the app")
+    emails = [owner for owner in owners if "@" in owner]
+    by_id = len(owners) - len(emails)
+    if not emails:
+        the = "The" if starts_sentence else "the"
+        return f"{the} owner of {app} is called on" if by_id == 1 else f"{the} {by_id} owners of {app} are called on"
+    named = ", ".join(emails)
+    if by_id:
+        named += f" and {by_id} more {'owner' if by_id == 1 else 'owners'}"
+    return f"{named} {'owns' if len(owners) == 1 else 'own'} {app}"
+
+
 def who_acts(check: Mapping[str, Any], label: str) -> str:
     """Who is called on to act on an integration of ``label`` that did not pass, in a sentence; said plainly
     when nobody is known, so that a reply calling on no one is not taken for one that forgot to."""
     person = check.get("registered_by")
     name = str(person.get("name") or "") if isinstance(person, Mapping) else ""
     email = str(person.get("email") or "") if isinstance(person, Mapping) else ""
-    owners = _owners(check)
-    if owners:
-        app = str(check.get("app") or "the app")
-        who = f"{', '.join(owners)} {'owns' if len(owners) == 1 else 'own'} {app}"
+    if _owners(check):
         if email:
-            return f"{name or email} registered {label}, and {who}: look at the run."
-        return f"{who}: look at the run."
+            return f"{name or email} registered {label}, and {_owners_own(check)}: look at the run."
+        return f"{_owners_own(check, starts_sentence=True)}: look at the run."
     if email:
         return f"{name or email} registered {label}: look at the run."
     if name:

@@ -23,7 +23,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cards import Card
+from bot.cards import Card, Mention
 from bot.clock import Clock
 from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import Platform
@@ -196,16 +196,22 @@ class SlackChatChannel:
     async def _with_mentions(
         self, client: AsyncWebClient, conversation_id: str, card: Card, *, compact: bool = False
     ) -> SlackContent:
-        """``card`` rendered, with ``<@U…>`` for each person it calls on whom the workspace knows by email."""
+        """``card`` rendered, with ``<@U…>`` for each person it calls on by Slack user id, or whom the workspace
+        knows by email (a person named by another platform's id goes unmentioned: the card's text names them)."""
         if not card.mentions:
             return render_card(card, compact=compact)
         team = SlackAddress.parse(conversation_id).team
-        ids = [await self.users.id_for_email(client, m.email, team) for m in card.mentions]
-        mentions = " ".join(f"<@{user_id}>" for user_id in ids if user_id)
+        ids = [await self._slack_id(client, mention, team) for mention in card.mentions]
+        mentions = " ".join(f"<@{user_id}>" for user_id in dict.fromkeys(ids) if user_id)
         content = render_card(card, compact=compact, note=mentions)
         if mentions:  # (Slack notifies the people mentioned in the message's text)
             content = SlackContent(text=f"{content.text} {mentions}", blocks=content.blocks)
         return content
+
+    async def _slack_id(self, client: AsyncWebClient, mention: Mention, team: str | None) -> str | None:
+        if (user_id := mention.id_on("slack")) is not None:
+            return user_id
+        return await self.users.id_for_email(client, mention.email, team) if mention.email else None
 
     async def find_posted(
         self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None

@@ -1206,13 +1206,40 @@ async def test_a_failed_integration_calls_on_the_apps_owners_when_nobody_is_know
 ) -> None:
     # Azure ML's events name nobody
     deliveries = await _integration_failed(owned_world, registered(), cards_posted_first=True)
-    said = "dana@contoso.com, slack:U0ERIN own app-y: look at the run."
+    # the owner known by a Slack id is called on by it, and counted in the text rather than named by a raw id
+    said = "dana@contoso.com and 1 more owner own app-y: look at the run."
     [app_reply] = _integration_replies(deliveries, RELEASES)
     [model_reply] = _integration_replies(deliveries, MODELS)
     for reply in (app_reply, model_reply):
-        assert reply["mentions"] == [{"name": "dana@contoso.com", "email": "dana@contoso.com"}]
+        assert reply["mentions"] == [
+            {"name": "dana@contoso.com", "email": "dana@contoso.com"},
+            {"name": "", "email": "", "user_id": "slack:U0ERIN"},
+        ]
         assert reply["summary"] == said
-    assert (await owned_world.card(APP_CARD)).mentions == (Mention("dana@contoso.com", "dana@contoso.com"),)
+    assert (await owned_world.card(APP_CARD)).mentions == (
+        Mention("dana@contoso.com", "dana@contoso.com"),
+        Mention("", user_id="slack:U0ERIN"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("owners", "said"),
+    [
+        (["aad:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"], "The owner of app-y is called on: look at the run."),
+        (["slack:U0ERIN", "teams:29:1dana"], "The 2 owners of app-y are called on: look at the run."),
+    ],
+)
+async def test_owners_known_by_chat_id_only_are_called_on_by_it_and_never_shown_raw(
+    store_url: str, tmp_path: Path, owners: list[str], said: str
+) -> None:
+    async for world in make_world(store_url, tmp_path, owners=owners):
+        deliveries = await _integration_failed(world, registered(), cards_posted_first=True)
+        [reply] = _integration_replies(deliveries, RELEASES)
+        assert reply["summary"] == said
+        assert [m["user_id"] for m in reply["mentions"]] == owners
+        # a conversation with mentions turned off names nobody by a raw id either
+        quiet = Card.from_json(reply).naming_only()
+        assert quiet.summary == said and quiet.mentions == ()
 
 
 async def test_a_failed_integration_calls_on_the_registrant_and_the_apps_owners_each_once(owned_world: World) -> None:
@@ -1222,11 +1249,13 @@ async def test_a_failed_integration_calls_on_the_registrant_and_the_apps_owners_
     assert reply["mentions"] == [
         {"name": "Alice Ng", "email": "alice@contoso.com"},
         {"name": "dana@contoso.com", "email": "dana@contoso.com"},
+        {"name": "", "email": "", "user_id": "slack:U0ERIN"},
     ]
     assert reply["summary"] == (
-        "Alice Ng registered model-x:8, and dana@contoso.com, slack:U0ERIN own app-y: look at the run."
+        "Alice Ng registered model-x:8, and dana@contoso.com and 1 more owner own app-y: look at the run."
     )
     assert (await owned_world.card(APP_CARD)).mentions == (
         Mention("Alice Ng", "alice@contoso.com"),
         Mention("dana@contoso.com", "dana@contoso.com"),
+        Mention("", user_id="slack:U0ERIN"),
     )

@@ -326,6 +326,46 @@ async def test_a_failed_integration_is_told_once_in_a_channel_that_also_shows_it
     assert "Nobody was called on" not in words(integration_reply.blocks)
 
 
+async def test_owners_known_by_chat_id_are_mentioned_on_their_own_platform(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """app-y's owners configured by chat id: bob by his Slack id, carol by her AAD object id. The failed
+    integration's reply @mentions bob on Slack and carol on Teams, and shows neither's raw id anywhere."""
+    slack_bob, carol_aad = "U0B0B000002", "ca201000-0000-4000-8000-00000000ca20"  # (the demo world's)
+
+    def owned_by_chat_ids(config: dict[str, Any]) -> None:
+        config["apps"]["app-y"]["owners"] = [f"slack:{slack_bob}", f"aad:{carol_aad}"]
+
+    loop = await start_loop(owned_by_chat_ids)
+    assert loop.server.handoff is not None and loop.server.handoff.model_handoff is not None
+    loop.server.handoff.model_handoff.poll_interval = 0.2
+    suite = loop.suite
+    carol = suite.teams.world.user("carol")
+    assert suite.slack.world.user("bob").id == slack_bob and carol.aad_object_id == carol_aad
+    suite.ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    suite.aml.register_model("model-x", signature=AGE_AS_TEXT)
+    said = "The 2 owners of app-y are called on: look at the run."
+
+    def slack_reply() -> Any:
+        told = [r for m in slack_messages(loop, "ml-models") for r in m.replies if "integration against" in r.text]
+        return told[0] if told else None
+
+    def teams_reply() -> Any:
+        told = [r for p in teams_posts(loop, "ML models") for r in p.replies if "integration against" in card_text(r)]
+        return told[0] if told else None
+
+    on_slack = await eventually(slack_reply, timeout=60)
+    assert on_slack.text.endswith(f" <@{slack_bob}>") and on_slack.text.count("<@") == 1
+    assert said in words(on_slack.blocks)
+    on_teams = await eventually(teams_reply, timeout=30)
+    card = on_teams.activity["attachments"][0]["content"]
+    assert [e["mentioned"] for e in card["msteams"]["entities"]] == [{"id": carol.id, "name": carol.name}]
+    assert card["body"][-1]["text"] == f"<at>{carol.name}</at>" and said in words(card)
+    for shown in (on_slack.text + json.dumps(on_slack.blocks), json.dumps(on_teams.activity)):
+        assert "slack:" not in shown and "aad:" not in shown
+    assert slack_bob not in json.dumps(on_teams.activity) and carol_aad not in on_slack.text
+
+
 @pytest.mark.parametrize("platform", ["slack", "teams"])
 async def test_runs_and_status_name_a_handoff_integration_as_its_card_does(loop: Loop, platform: str) -> None:
     """The integration Handoff starts for a new version is named by its pipeline and run name in `runs` and

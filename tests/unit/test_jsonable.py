@@ -9,7 +9,7 @@ from enum import StrEnum
 
 import orjson
 
-from bot.cards import Action, Card, Fact, Link, Status, Step
+from bot.cards import Action, Card, Fact, Link, Mention, Status, Step
 from bot.jsonable import as_json, tagged_json
 
 
@@ -84,6 +84,31 @@ def test_a_card_survives_json_and_back() -> None:
     assert json.loads(json.dumps(data)) == data
     assert Card.from_json(data) == card
     assert data["status"] == "failed" and data["steps"][1] == {"name": "Integration tests", "status": "failed"}
+
+
+def test_a_cards_mentions_by_email_or_chat_id_survive_json_and_mentions_stored_before_chat_ids_load() -> None:
+    card = Card(
+        title="Integration failed",
+        mentions=(Mention("Dana", "dana@contoso.com"), Mention("", user_id="slack:U0ERIN")),
+    )
+    data = card.to_json()
+    # a mention by email is stored as it always was; one by chat id carries it
+    assert data["mentions"] == [
+        {"name": "Dana", "email": "dana@contoso.com"},
+        {"name": "", "email": "", "user_id": "slack:U0ERIN"},
+    ]
+    assert Card.from_json(data) == card
+    stored_before = {"title": "Integration failed", "mentions": [{"name": "Dana", "email": "dana@contoso.com"}]}
+    assert Card.from_json(stored_before).mentions == (Mention("Dana", "dana@contoso.com"),)
+
+
+def test_a_mention_by_chat_id_names_its_platform() -> None:
+    assert Mention("", user_id="slack:U0ERIN").id_on("slack") == "U0ERIN"
+    assert Mention("", user_id="slack:U0ERIN").id_on("teams") is None
+    assert Mention("", user_id="aad:0f1e2d3c").id_on("teams") == "0f1e2d3c"
+    assert Mention("", user_id="teams:29:1dana").id_on("teams") == "29:1dana"
+    assert Mention("", user_id="teams:29:1dana").id_on("slack") is None
+    assert Mention("Dana", "dana@contoso.com").id_on("slack") is None
 
 
 def test_tagged_json_names_the_class_and_is_the_same_json() -> None:

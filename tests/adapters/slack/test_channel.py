@@ -4,6 +4,7 @@ failures as DeliveryFailed, Slack's 429 retried after Retry-After, and pacing pe
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from adapters.slack.channel import UPDATE_BURST, UPDATES_PER_MINUTE, make_client
 from adapters.slack.manifest import PLACEHOLDER_URL, manifest_data
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.renderer import SlackContent
-from bot.cards import Card, Status
+from bot.cards import Card, Mention, Status
 from bot.clock import FakeClock
 from bot.ports import DeliveryFailed, MessageGone, PostedMessage
 
@@ -46,6 +47,30 @@ async def test_post_update_reply_and_ephemeral(harness: Harness) -> None:
     assert threaded.blocks is not None and threaded.blocks[0]["type"] == "section"  # compact in threads
     [private] = harness.slack.state.ephemeral_for("alice", "ml-models")
     assert (private.text, private.thread_ts) == ("Info: only for you", parent.message_id)
+
+
+async def test_people_called_on_by_slack_id_or_email_are_mentioned_once_and_other_platforms_ids_never_shown(
+    harness: Harness,
+) -> None:
+    alice, bob = "U0A11CE0001", "U0B0B000002"
+    calls_on = (
+        Mention("bob@contoso.com", "bob@contoso.com"),
+        Mention("", user_id=f"slack:{alice}"),
+        Mention("", user_id=f"slack:{bob}"),  # bob again, by his id
+        Mention("", user_id="aad:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),  # someone Slack cannot mention
+    )
+    channel = harness.integration.channel
+    parent = await channel.post_card(MODELS, Card("Integration failed", Status.FAILED, mentions=calls_on))
+    await channel.reply(MODELS, parent, Card("Integration failed", Status.FAILED, mentions=calls_on))
+
+    [message] = harness.messages(MODELS)
+    for posted in (message, message.replies[0]):
+        shown = posted.text + json.dumps(posted.blocks)
+        assert posted.text.endswith(f" <@{bob}> <@{alice}>")  # the text notifies them, each once
+        assert f"<@{bob}> <@{alice}>" in json.dumps(posted.blocks)
+        assert "aad:" not in shown and "slack:" not in shown and "0f1e2d3c" not in shown
+    # only the person known by email was looked up
+    assert len(harness.slack.recorder.matching("/api/users.lookupByEmail")) == 1
 
 
 async def test_reply_to_a_reply_joins_the_parent_thread(harness: Harness) -> None:

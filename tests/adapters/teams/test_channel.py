@@ -88,6 +88,33 @@ async def test_the_people_a_card_calls_on_are_mentioned_and_looked_up_once(harne
     )
 
 
+async def test_people_called_on_by_teams_or_aad_id_are_mentioned_and_slack_ids_never_shown(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+    alice, bob = harness.teams.world.user("alice"), harness.teams.world.user("bob")
+    calls_on = (
+        Mention("", user_id=f"aad:{alice.aad_object_id}"),
+        Mention("", user_id=f"teams:{bob.id}"),
+        Mention("", user_id="slack:U0B0B000002"),  # someone Teams cannot mention
+        Mention("Bob Chen", bob.user_principal_name),  # bob again, by email
+    )
+
+    failed = Card(title="Integration failed", status=Status.FAILED, mentions=calls_on)
+    posted = await channel.post_card(RELEASES, failed)
+    await channel.reply(RELEASES, posted, failed)
+
+    message = harness.teams.state.message(posted.message_id)
+    reply = harness.teams.state.channel("App releases").posts[0].replies[0]
+    for activity in (message.activity, reply.activity):
+        card = adaptive_card(activity)
+        assert card["body"][-1]["text"] == f"<at>{alice.name}</at> <at>{bob.name}</at>"
+        assert [e["mentioned"] for e in card["msteams"]["entities"]] == [
+            {"id": alice.id, "name": alice.name},
+            {"id": bob.id, "name": bob.name},
+        ]
+        assert "slack:" not in json.dumps(activity) and "U0B0B000002" not in json.dumps(activity)
+
+
 async def test_a_reply_goes_into_the_cards_thread(harness: Harness) -> None:
     await harness.teams.install_app()
     channel = harness.integration.channel
