@@ -98,7 +98,7 @@ class FakeML:
     async def model_version(self, name: str, version: str | None = None) -> ModelVersion:
         found = self.versions.get(version or max(self.versions, key=int))
         if found is None:
-            raise ServiceRefused(f"Azure ML has no such model: {name}:{version}")
+            raise ServiceRefused(f"Azure ML has no version {version} of model {name}.")
         return found
 
     async def model_versions(self, name: str) -> list[ModelVersion]:
@@ -547,7 +547,7 @@ async def test_diff_and_status_commands(world: World) -> None:
 
     assert await ask("diff model-x:7 model-x:8") == "model-x:7 → model-x:8: **breaking**\n• input `age`: long → string"
     assert await ask("diff model-x:6 7") == "model-x:6 → model-x:7: **compatible**\n• the signatures are the same"
-    assert "no such model: model-x:9" in await ask("diff model-x:7 model-x:9")
+    assert await ask("diff model-x:7 model-x:9") == "Azure ML has no version 9 of model model-x."
     status = await ask("status model-x")
     assert status.splitlines() == [
         "The latest version of model-x is 8.",
