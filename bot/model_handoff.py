@@ -141,6 +141,7 @@ class ModelHandoff:
         self.background = BackgroundWork(log, "model handoff work")
         self._integration_pipelines = {app.integration.pipeline for app in settings.apps.values()}
         self._following: set[int] = set()  # the command runs of integrations this process polls now
+        self._unpolled: set[tuple[str, str, str]] = set()  # (gate, app, run) past the poll limit, logged
 
     # --- background work ---------------------------------------------------------------------------
 
@@ -499,30 +500,41 @@ class ModelHandoff:
     async def sweep(self) -> None:
         """Poll the integration runs the handoff started that have not ended (their events may have come while
         Handoff was down) and that no poll of this process follows, and the integrations that pending
-        promotion gates still wait for; every minute."""
+        promotion gates still wait for; every minute, each run once, none older than ``poll_limit``.
+
+        An integration past the limit (a run deleted in Azure DevOps, whose every poll fails) is no longer
+        asked about: its gate stays pending, showing the integration as last recorded, until Azure DevOps'
+        event of its end comes, the gate is decided (an override) or it expires.
+        """
         if self.pipelines is None:
             return
         polled: set[str] = set()
         for run in await self._unfinished_runs():
             if run.id in self._following:
                 continue
+            polled.add(str(run.backend_run_id))  # asked once a sweep, answered or not
             try:
                 status = await self.pipelines.run_status(str(run.details.get("project", "")), str(run.backend_run_id))
             except (ServiceRefused, ServiceUnavailable) as error:
                 log.info("polling integration %s: %s", run.backend_run_id, error)
                 continue
-            polled.add(str(run.backend_run_id))
             if status.state == "completed":
                 await self._own_run_ended(run, status)
                 if (placed := await self._placed(run)) is not None:
                     ref, app = placed
                     await self._tell_run(ref, app, _integration_of(run), status)
+        # the gate opens as the handoff starts its integrations (a later run is recorded only once it ended):
+        # a gate older than the limit waits on an integration as old
+        too_old = self.clock.now() - self.poll_limit
         for gate in await self.store.list_gates(GateState.PENDING):
             if gate.source != HANDOFF:
                 continue
             for app, info in gate.details.get("apps", {}).items():
                 integration = info.get("integration") or {}
                 if not integration.get("run_id") or finished(integration) or str(integration["run_id"]) in polled:
+                    continue
+                if gate.created_at < too_old:
+                    self._no_longer_polled(gate, app, integration)
                     continue
                 try:
                     status = await self.pipelines.run_status(
@@ -532,6 +544,21 @@ class ModelHandoff:
                     continue
                 if (status.state, status.result) != (integration.get("state"), integration.get("result")):
                     await self.record(_ref_of(gate), app, _with_status(integration, status))
+
+    def _no_longer_polled(self, gate: Gate, app: str, integration: JsonObject) -> None:
+        """Log, once a process, that the integration ``gate`` waits on for ``app`` is past the poll limit."""
+        key = (gate.gate_id, app, str(integration["run_id"]))
+        if key in self._unpolled:
+            return
+        self._unpolled.add(key)
+        log.warning(
+            "integration %s of %s for gate %s is older than %s and no longer polled; the gate waits, showing it %s",
+            integration["run_id"],
+            app,
+            gate.gate_id,
+            self.poll_limit,
+            integration.get("state"),
+        )
 
     # --- cards -------------------------------------------------------------------------------------
 

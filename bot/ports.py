@@ -609,7 +609,8 @@ class MLService(Protocol):
 
     async def model_version(self, name: str, version: str | None = None) -> ModelVersion:
         """One version (the latest when ``version`` is None) with its tags and MLflow signature
-        (None when it has none). Raises ServiceRefused when there is no such version."""
+        (None when it has none). Raises ServiceRefused when there is no such model or version, its reason
+        naming which (``Azure ML has no model <name>.``)."""
         ...
 
     async def model_versions(self, name: str) -> list[ModelVersion]:

@@ -65,6 +65,36 @@ def _status(job: Any) -> str:
     return str(getattr(status, "value", status))
 
 
+def _latest_model(ml: Any, name: str) -> Any:
+    """The SDK's latest version of model ``name`` (read on a service thread); ServiceRefused when Azure ML has
+    no such model."""
+    from azure.ai.ml.exceptions import ValidationErrorType, ValidationException
+
+    try:
+        return ml.models.get(name, label="latest")
+    except ValidationException as error:  # the SDK's answer to an empty list of versions: no such model
+        if error.error_type != ValidationErrorType.RESOURCE_NOT_FOUND:
+            raise
+        raise ServiceRefused(f"Azure ML has no model {name}.") from None
+
+
+def _model_version(ml: Any, name: str, version: str) -> Any:
+    """The SDK's version ``version`` of model ``name`` (read on a service thread); ServiceRefused when Azure ML
+    has no such model or version, naming the latest version where Azure ML says which that is."""
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+    try:
+        return ml.models.get(name, version=version)
+    except ResourceNotFoundError:
+        pass
+    try:  # one more read, only when the version is missing: the answer names one there is
+        latest = f"; its latest is {_latest_model(ml, name).version}"
+    except (AzureError, OSError) as error:
+        log.info("model %s has no version %s; its latest is not known (%s)", name, version, type(error).__name__)
+        latest = ""
+    raise ServiceRefused(f"Azure ML has no version {version} of model {name}{latest}.")
+
+
 class AzureMLService:
     """Implements :class:`bot.ports.MLService` on one workspace.
 
@@ -161,7 +191,7 @@ class AzureMLService:
 
         def read() -> ModelVersion:
             ml = self._ml()
-            model = ml.models.get(name, version=version) if version else ml.models.get(name, label="latest")
+            model = _model_version(ml, name, version) if version else _latest_model(ml, name)
             try:
                 signature = model_signature(read_mlmodel(ml, name, model.version))
             except Exception as error:  # a model without an MLmodel file has no signature to compare
@@ -182,17 +212,7 @@ class AzureMLService:
         """The latest created version of model ``name``: the registry's list of its versions, newest first, one
         long (what ``models.get(name, label="latest")`` reads); its MLmodel file is not fetched."""
 
-        def read() -> str:
-            from azure.ai.ml.exceptions import ValidationErrorType, ValidationException
-
-            try:
-                return str(self._ml().models.get(name, label="latest").version)
-            except ValidationException as error:  # the SDK's answer to an empty list: no such model
-                if error.error_type != ValidationErrorType.RESOURCE_NOT_FOUND:
-                    raise
-                raise ServiceRefused(f"Azure ML has no model {name}.") from None
-
-        return await self._call("model", read)
+        return await self._call("model", lambda: str(_latest_model(self._ml(), name).version))
 
     async def has_model_version(self, name: str, version: str) -> bool:
         def read() -> bool:

@@ -8,16 +8,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.events import Approver, Person
-from bot.ports import ApprovalStatus, RunStatus, StartedRun
+from bot.ports import ApprovalStatus, RunStatus, ServiceRefused, StartedRun
 
 
 @dataclass
 class FakePipelines:
     """Azure DevOps runs: started on request, running until the test finishes them. ``groups`` are the
-    members each group (by id) has now; each time one is read is counted in ``group_reads``. A decision on
-    an approval first awaits ``while_deciding`` (if set), then raises the first of ``refuse_decisions``
-    (if any), else is recorded in ``decided`` (a classic release's in ``release_decided``). ``approvals`` are
-    how approvals stand when asked (unknown ones are left out); each question is kept in ``asked``."""
+        members each group (by id) has now; each time one is read is counted in ``group_reads``. A decision on
+        an approval first awaits ``while_deciding`` (if set), then raises the first of ``refuse_decisions``
+        (if any), else is recorded in ``decided`` (a classic release's in ``release_decided``). ``approvals`` are
+        how approvals stand when asked (unknown ones are left out); each question is kept in ``asked``. Every run
+    whose status is asked is kept in ``status_asked``; asking about a run in ``deleted`` is refused."""
 
     started: list[tuple[str, str, str | None, dict[str, str]]] = field(default_factory=list)
     results: dict[str, RunStatus] = field(default_factory=dict)
@@ -31,6 +32,8 @@ class FakePipelines:
     approvals: dict[str, ApprovalStatus] = field(default_factory=dict)
     asked: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     me: Person | None = None
+    status_asked: list[str] = field(default_factory=list)
+    deleted: set[str] = field(default_factory=set)
 
     async def own_identity(self) -> Person | None:
         return self.me
@@ -49,6 +52,9 @@ class FakePipelines:
         )
 
     async def run_status(self, project: str, run_id: str) -> RunStatus:
+        self.status_asked.append(run_id)
+        if run_id in self.deleted:
+            raise ServiceRefused(f"Azure DevOps has no run {run_id}")
         return self.results.get(run_id, RunStatus(run_id, "running"))
 
     def finish(self, run_id: str, result: str, failing_step: str | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -98,7 +99,7 @@ class FakeML:
     async def model_version(self, name: str, version: str | None = None) -> ModelVersion:
         found = self.versions.get(version or max(self.versions, key=int))
         if found is None:
-            raise ServiceRefused(f"Azure ML has no such model: {name}:{version}")
+            raise ServiceRefused(f"Azure ML has no version {version} of model {name}.")
         return found
 
     async def model_versions(self, name: str) -> list[ModelVersion]:
@@ -458,6 +459,35 @@ async def test_azure_devops_run_events_finish_an_integration_the_gate_waits_for(
     assert (await world.gate_details())["blockers"] == []
 
 
+async def test_an_integration_older_than_the_poll_limit_is_no_longer_polled_and_its_gate_waits(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.ml.register("8", V7)
+    handoff = world.core.model_handoff
+    assert handoff is not None
+    handoff.poll_interval = 10_000  # the run's own watch polls rarely
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: _integration_state(world, "queued"), "the integration started")
+    world.pipelines.deleted.add("101")  # the run was deleted in Azure DevOps: every poll is refused
+    await world.clock.advance(handoff.poll_limit.total_seconds() - 3600)
+    world.pipelines.status_asked.clear()
+    await handoff.sweep()
+    assert world.pipelines.status_asked == ["101"]  # within the limit: asked once a sweep
+
+    await world.clock.advance(3 * 24 * 3600)  # days later
+    world.pipelines.status_asked.clear()
+    with caplog.at_level(logging.WARNING, logger="handoff.model_handoff"):
+        await handoff.sweep()
+        await handoff.sweep()
+    assert world.pipelines.status_asked == []
+    # the gate waits, showing the integration as last recorded; the log says so once
+    gate = await world.core.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.PENDING
+    assert (await world.integration())["state"] == "queued"
+    [logged] = [r.getMessage() for r in caplog.records if "no longer polled" in r.getMessage()]
+    assert logged.startswith("integration 101 of app-y for gate ") and logged.endswith("showing it queued")
+
+
 async def test_a_release_that_azure_devops_could_not_start_is_started_once_by_the_sweep(world: World) -> None:
     await _integration_passed(world)
     world.pipelines.refuse_next.append(ServiceUnavailable("503"))
@@ -547,7 +577,7 @@ async def test_diff_and_status_commands(world: World) -> None:
 
     assert await ask("diff model-x:7 model-x:8") == "model-x:7 → model-x:8: **breaking**\n• input `age`: long → string"
     assert await ask("diff model-x:6 7") == "model-x:6 → model-x:7: **compatible**\n• the signatures are the same"
-    assert "no such model: model-x:9" in await ask("diff model-x:7 model-x:9")
+    assert await ask("diff model-x:7 model-x:9") == "Azure ML has no version 9 of model model-x."
     status = await ask("status model-x")
     assert status.splitlines() == [
         "The latest version of model-x is 8.",

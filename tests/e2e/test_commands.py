@@ -364,6 +364,30 @@ async def test_integrate_against_a_version_azure_ml_does_not_have_starts_nothing
     assert await loop.server.store.list_command_runs() == []
 
 
+def a_model_azure_ml_does_not_have(config: dict[str, Any]) -> None:
+    config["models"]["fraud-detector"] = {}
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_a_model_or_version_azure_ml_does_not_have_is_named_in_the_answer_and_starts_nothing(
+    start_loop: Callable[..., Awaitable[Loop]], platform: str
+) -> None:
+    loop = await start_loop(a_model_azure_ml_does_not_have)
+    assert "fraud-detector" not in loop.suite.aml.state.models
+    assert sorted(loop.suite.aml.state.models["model-x"]) == ["6", "7"]
+    alice = Person(loop, platform, "alice", "ml-models")
+    for text, answer in [
+        ("status fraud-detector", "Azure ML has no model fraud-detector."),
+        ("diff fraud-detector:4 fraud-detector:5", "Azure ML has no model fraud-detector."),
+        ("diff model-x:7 model-x:9", "Azure ML has no version 9 of model model-x; its latest is 7."),
+    ]:
+        assert answer in await alice.say(text, "Azure ML"), text
+    await asyncio.sleep(0.5)
+    assert jobs(loop) == []
+    assert loop.suite.ado.runs == []
+    assert await loop.server.store.list_command_runs() == []
+
+
 async def test_integrate_starts_as_asked_when_azure_ml_does_not_answer(loop: Loop) -> None:
     aml = loop.suite.aml
     aml.faults.add("GET /subscriptions/**/models/model-x/versions/99", [Fault("503", retry_after=0)] * 10)

@@ -89,6 +89,33 @@ async def test_the_latest_version_of_a_model_the_registry_does_not_have_is_refus
     assert str(refused.value) == "Azure ML has no model model-z."
 
 
+@pytest.mark.parametrize("version", [None, "1"])
+async def test_a_model_the_registry_does_not_have_is_refused_with_or_without_a_version(
+    aml: AzureMLEmulator, service: AzureMLService, version: str | None
+) -> None:
+    with pytest.raises(ServiceRefused) as refused:
+        await service.model_version("model-z", version)
+    assert str(refused.value) == "Azure ML has no model model-z."
+
+
+async def test_a_version_the_registry_does_not_have_is_refused_naming_the_latest(
+    aml: AzureMLEmulator, service: AzureMLService
+) -> None:
+    assert sorted(aml.state.models["model-x"]) == ["6", "7"]
+    with pytest.raises(ServiceRefused) as refused:
+        await service.model_version("model-x", "99")
+    assert str(refused.value) == "Azure ML has no version 99 of model model-x; its latest is 7."
+
+
+async def test_a_missing_version_is_refused_without_the_latest_when_azure_ml_does_not_say_which_that_is(
+    aml: AzureMLEmulator, service: AzureMLService
+) -> None:
+    aml.faults.add("GET /subscriptions/**/models/model-x/versions", [Fault("503", retry_after=0)] * 10)
+    with pytest.raises(ServiceRefused) as refused:
+        await service.model_version("model-x", "99")
+    assert str(refused.value) == "Azure ML has no version 99 of model model-x."
+
+
 async def test_job_status_follows_the_job_to_its_end(
     aml: AzureMLEmulator, service: AzureMLService, clock: FakeClock, tmp_path: Path
 ) -> None:
