@@ -109,6 +109,12 @@ def _utc(value: Any) -> datetime | None:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _topic(value: str) -> str:
+    """A topic as Handoff keys it: without a trailing ``/`` (Event Grid ids name the same resource either
+    way, and cards, dedupe keys and the topic filter must agree)."""
+    return value.rstrip("/") or value
+
+
 def _why_unreadable(item: Mapping[str, Any], time_key: str, parses: Callable[[Any], object], exc: Exception) -> str:
     """Why the SDK model refused an event, naming the field when it is the timestamp and never a value (the
     models' messages quote the input)."""
@@ -138,7 +144,7 @@ def _cloud_event(item: Mapping[str, Any]) -> Envelope:
     except Exception as exc:  # the model raises assorted types on bad input
         raise PayloadError(f"not a CloudEvent: {_why_unreadable(item, 'time', _cloud_event_time, exc)}") from None
     subject = fields.text("subject") or ""
-    return Envelope(event_id, event_type, source, subject, _utc(event.time), event.data, True)
+    return Envelope(event_id, event_type, _topic(source), subject, _utc(event.time), event.data, True)
 
 
 def _eventgrid_event(item: Mapping[str, Any]) -> Envelope:
@@ -150,7 +156,7 @@ def _eventgrid_event(item: Mapping[str, Any]) -> Envelope:
     except Exception as exc:  # msrest's DeserializationError, and worse on odd shapes
         why = _why_unreadable(item, "eventTime", _eventgrid_time, exc)
         raise PayloadError(f"not an Event Grid event: {why}") from None
-    return Envelope(event_id, event_type, topic, subject, _utc(event.event_time), event.data, False)
+    return Envelope(event_id, event_type, _topic(topic), subject, _utc(event.event_time), event.data, False)
 
 
 @dataclass(frozen=True)

@@ -322,6 +322,18 @@ async def test_a_deleted_subscription_is_a_warning(ingest: Ingest, caplog: pytes
     ]
 
 
+async def test_a_topic_with_a_trailing_slash_is_the_same_topic(ingest: Ingest, registered: Any) -> None:
+    event = registered[0]
+    topic = event["topic"]
+    again = {**event, "id": "registered-again", "topic": topic + "/"}
+    reply = await ingest.eventgrid([event, again, {**event, "topic": topic + "/"}])
+    assert reply.json() == {"accepted": 2, "duplicates": 1, "ignored": 0}  # the same id from the same topic
+    first, second, _ = ingest.sink.events
+    assert second.scope == first.scope == topic
+    # one card: the key of a topic without the slash is what it always was
+    assert second.grouping_key == first.grouping_key == f"azure-ml:{topic.lower()}:model:sklearn_regression_model:3"
+
+
 async def test_empty_array_is_fine(ingest: Ingest) -> None:
     assert (await ingest.eventgrid([])).json() == {"accepted": 0, "duplicates": 0, "ignored": 0}
 
