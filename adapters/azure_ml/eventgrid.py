@@ -2,8 +2,9 @@
 
 A delivery is one event or an array of them, in the Event Grid schema or in CloudEvents 1.0 (told apart
 by ``specversion``; reference/azure-ml.md §1 and §2). :func:`parse_delivery` reads the envelopes with the
-``azure-eventgrid`` / ``azure-core`` models; :class:`EventSelector` says which of them Handoff takes
-and turns those into domain events.
+``azure-eventgrid`` / ``azure-core`` models, setting aside the items of a batch it cannot read;
+:class:`EventSelector` says which of them Handoff takes and turns those into domain events, or says
+why it does not (:class:`Ignored`).
 
 Azure ML's ``data`` keys are matched case-insensitively (the docs use ``ModelName``, the SDKs
 ``modelName``) and versions become strings. ``Microsoft.Storage.BlobCreated`` becomes
@@ -16,10 +17,12 @@ Azure portal's storage browser (the file's own URL opens only with a key or a to
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -38,15 +41,21 @@ from bot.events import (
 )
 
 __all__ = [
+    "SUBSCRIPTION_DELETED_EVENT",
     "VALIDATION_EVENT",
+    "Delivery",
     "Envelope",
     "EventSelector",
+    "IgnoreReason",
+    "Ignored",
+    "Malformed",
     "PayloadError",
     "parse_delivery",
     "validation_code",
 ]
 
 VALIDATION_EVENT = str(SystemEventNames.EventGridSubscriptionValidationEventName.value)
+SUBSCRIPTION_DELETED_EVENT = str(SystemEventNames.EventGridSubscriptionDeletedEventName.value)
 ML_PREFIX = "microsoft.machinelearningservices."
 
 MODEL_REGISTERED = str(SystemEventNames.MachineLearningServicesModelRegisteredEventName.value)
@@ -100,47 +109,116 @@ def _utc(value: Any) -> datetime | None:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _cloud_event(item: Mapping[str, Any], where: str) -> Envelope:
-    fields = Fields.of(item, where)
+def _topic(value: str) -> str:
+    """A topic as Handoff keys it: without a trailing ``/`` (Event Grid ids name the same resource either
+    way, and cards, dedupe keys and the topic filter must agree)."""
+    return value.rstrip("/") or value
+
+
+def _why_unreadable(item: Mapping[str, Any], time_key: str, parses: Callable[[Any], object], exc: Exception) -> str:
+    """Why the SDK model refused an event, naming the field when it is the timestamp and never a value (the
+    models' messages quote the input)."""
+    if item.get(time_key) is not None:
+        try:
+            parses(item[time_key])
+        except Exception:  # the models raise assorted types on bad input
+            return f"{time_key}: not a date-time"
+    return f"not readable ({type(exc).__name__})"
+
+
+def _cloud_event_time(value: Any) -> object:
+    return CloudEvent.from_dict({"id": "-", "source": "-", "type": "-", "specversion": "1.0", "time": value})
+
+
+def _eventgrid_time(value: Any) -> object:
+    return EventGridEvent.from_dict({"eventTime": value})
+
+
+def _cloud_event(item: Mapping[str, Any]) -> Envelope:
+    fields = Fields.of(item)
     # CloudEvent.from_dict invents an id when there is none: that would defeat dedupe
     event_id = fields.require_text("id")
     event_type, source = fields.require_text("type"), fields.require_text("source")
     try:
         event: CloudEvent[Any] = CloudEvent.from_dict(dict(item))
     except Exception as exc:  # the model raises assorted types on bad input
-        raise PayloadError(f"{where or 'the body'}: not a CloudEvent ({type(exc).__name__})") from None
-    return Envelope(event_id, event_type, source, fields.text("subject") or "", _utc(event.time), event.data, True)
+        raise PayloadError(f"not a CloudEvent: {_why_unreadable(item, 'time', _cloud_event_time, exc)}") from None
+    subject = fields.text("subject") or ""
+    return Envelope(event_id, event_type, _topic(source), subject, _utc(event.time), event.data, True)
 
 
-def _eventgrid_event(item: Mapping[str, Any], where: str) -> Envelope:
-    fields = Fields.of(item, where)
+def _eventgrid_event(item: Mapping[str, Any]) -> Envelope:
+    fields = Fields.of(item)
     event_id, event_type = fields.require_text("id"), fields.require_text("eventType")
     topic, subject = fields.text("topic") or "", fields.text("subject") or ""
     try:
         event = EventGridEvent.from_dict(dict(item))
     except Exception as exc:  # msrest's DeserializationError, and worse on odd shapes
-        raise PayloadError(f"{where or 'the body'}: not an Event Grid event ({type(exc).__name__})") from None
-    return Envelope(event_id, event_type, topic, subject, _utc(event.event_time), event.data, False)
+        why = _why_unreadable(item, "eventTime", _eventgrid_time, exc)
+        raise PayloadError(f"not an Event Grid event: {why}") from None
+    return Envelope(event_id, event_type, _topic(topic), subject, _utc(event.event_time), event.data, False)
 
 
-def parse_delivery(document: Any) -> list[Envelope]:
+@dataclass(frozen=True)
+class Malformed:
+    """An item of a delivery that is not an event Handoff can read."""
+
+    index: int  # its place in the delivery (0 for a single-event body)
+    event_id: str | None  # its id, when it has a usable one
+    reason: str  # names fields, never their values
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The events of one delivery, and the items of it that are not events."""
+
+    envelopes: tuple[Envelope, ...]
+    malformed: tuple[Malformed, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.envelopes) + len(self.malformed)
+
+
+def _malformed(index: int, item: Any, reason: str) -> Malformed:
+    event_id = None
+    # an id of another JSON type: the item is named by its place alone
+    with contextlib.suppress(PayloadError):
+        event_id = Fields.of(item).text("id") if isinstance(item, Mapping) else None
+    return Malformed(index, event_id, reason)
+
+
+def parse_delivery(document: Any) -> Delivery:
     """The events of one delivery: a single event or an array, in either schema.
 
+    An item of an array that is not an event (not an object; without an id, a type or a source; with a
+    timestamp that is not one) is set aside in :attr:`Delivery.malformed`, so that one bad event does not
+    cost the others: Event Grid drops or dead-letters a delivery answered 400, whole.
+
     Raises:
-        PayloadError: the document is not events (not an object or array of objects, or an event
-            without an id, a type or a source).
+        PayloadError: the document is not a delivery: not an object or an array of objects, or no item
+            of it is an event.
     """
+    if not isinstance(document, list | Mapping):
+        raise PayloadError("the body: expected an event object or an array of them")
     items = document if isinstance(document, list) else [document]
-    envelopes = []
+    envelopes: list[Envelope] = []
+    malformed: list[Malformed] = []
     for i, item in enumerate(items):
-        where = f"[{i}]" if isinstance(document, list) else ""
-        if not isinstance(item, Mapping):
-            raise PayloadError(f"{where or 'the body'}: expected an event object")
-        envelopes.append(_cloud_event(item, where) if "specversion" in item else _eventgrid_event(item, where))
-    return envelopes
+        try:
+            if not isinstance(item, Mapping):
+                raise PayloadError("expected an event object")
+            envelopes.append(_cloud_event(item) if "specversion" in item else _eventgrid_event(item))
+        except PayloadError as exc:
+            malformed.append(_malformed(i, item, str(exc)))
+    if malformed and not envelopes:
+        first = malformed[0]
+        where = f"[{first.index}]" if isinstance(document, list) else "the body"
+        more = f" (and {len(malformed) - 1} more item(s) that are not events)" if len(malformed) > 1 else ""
+        raise PayloadError(f"{where}: {first.reason}{more}")
+    return Delivery(tuple(envelopes), tuple(malformed))
 
 
-def validation_code(envelopes: list[Envelope]) -> str | None:
+def validation_code(envelopes: Sequence[Envelope]) -> str | None:
     """The code to echo when the delivery is Event Grid's subscription validation handshake."""
     for envelope in envelopes:
         if envelope.type.casefold() == VALIDATION_EVENT.casefold():
@@ -306,6 +384,26 @@ def _under(path: str, prefix: str) -> bool:
 
 # --- selection ----------------------------------------------------------------------------------------
 
+
+class IgnoreReason(StrEnum):
+    """Why Handoff does not take an event, as its log line says it."""
+
+    TOPIC_NOT_ALLOWED = "topic not allowed"
+    OTHER_WORKSPACE = "from another workspace"
+    NOT_COMMITTED = "blob api does not commit the file"
+    NOT_WATCHED = "path outside the watched data-lake paths"
+    SUBSCRIPTION_DELETED = "event subscription deleted"
+    UNKNOWN_TYPE = "event type not taken"
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event Handoff does not take: why, and what that concerns (the blob api, the path), if anything."""
+
+    reason: IgnoreReason
+    detail: str | None = None
+
+
 Mapper = Callable[[Envelope, Fields], DomainEvent]
 
 _ML_MAPPERS: dict[str, Mapper] = {
@@ -382,12 +480,15 @@ class EventSelector:
 
     def admits(self, envelope: Envelope) -> bool:
         """Whether the event comes from an allowed topic and, for Azure ML, the configured workspace."""
+        return self._refusal(envelope) is None
+
+    def _refusal(self, envelope: Envelope) -> IgnoreReason | None:
         topic = envelope.source.strip().rstrip("/").casefold()
         if self.allowed_topics and topic not in self.allowed_topics:
-            return False
+            return IgnoreReason.TOPIC_NOT_ALLOWED
         if self.workspace is not None and envelope.type.casefold().startswith(ML_PREFIX):
-            return _workspace_key(envelope.source) == self.workspace
-        return True
+            return None if _workspace_key(envelope.source) == self.workspace else IgnoreReason.OTHER_WORKSPACE
+        return None
 
     def watches(self, location: BlobLocation) -> bool:
         if not self.data_lake_paths:
@@ -399,29 +500,31 @@ class EventSelector:
             for watched in self.data_lake_paths
         )
 
-    def domain_event(self, envelope: Envelope) -> DomainEvent | None:
-        """The domain event for an envelope, or None when Handoff does not take it.
+    def domain_event(self, envelope: Envelope) -> DomainEvent | Ignored:
+        """The domain event for an envelope, or why Handoff does not take it.
 
         Raises:
             PayloadError: a known event whose ``data`` lacks what the event needs.
         """
-        if not self.admits(envelope):
-            return None
         kind = envelope.type.casefold()
+        if kind == SUBSCRIPTION_DELETED_EVENT.casefold():  # whatever its topic: deliveries to Handoff stop
+            return Ignored(IgnoreReason.SUBSCRIPTION_DELETED, _subscription_id(envelope))
+        if (refusal := self._refusal(envelope)) is not None:
+            return Ignored(refusal)
         if (mapper := _ML_MAPPERS.get(kind)) is not None:
             event = mapper(envelope, envelope.fields())
             link = None if event.web_url else studio_link(self.studio_url, envelope.source, event)
             return replace(event, web_url=link) if link else event
         if kind == BLOB_CREATED.casefold():
             return self._data_arrived(envelope, envelope.fields())
-        return None
+        return Ignored(IgnoreReason.UNKNOWN_TYPE)
 
-    def _data_arrived(self, envelope: Envelope, data: Fields) -> DomainEvent | None:
-        if (data.text("api") or "").casefold() not in COMMITTING_APIS:
-            return None
+    def _data_arrived(self, envelope: Envelope, data: Fields) -> DomainEvent | Ignored:
+        if (api := data.text("api") or "").casefold() not in COMMITTING_APIS:
+            return Ignored(IgnoreReason.NOT_COMMITTED, api or None)
         location = _blob_location(envelope, data)
         if not self.watches(location):
-            return None
+            return Ignored(IgnoreReason.NOT_WATCHED, f"{location.account}/{location.container}/{location.path}")
         size = data.integer("contentLength") or 0
         return DataArrived(
             **_base(envelope, "storage", f"New file {location.container}/{location.path} ({size} bytes)"),
@@ -432,3 +535,11 @@ class EventSelector:
             url=data.text("url") or "",
             web_url=storage_browser_link(self.portal_url, envelope.source, location.container),
         )
+
+
+def _subscription_id(envelope: Envelope) -> str | None:
+    """The deleted subscription's resource id, as ``SubscriptionDeletedEvent`` data gives it."""
+    try:
+        return envelope.fields().text("eventSubscriptionId")
+    except PayloadError:  # data that is not an object, or an id that is not text: the topic must do
+        return None

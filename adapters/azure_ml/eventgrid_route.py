@@ -5,9 +5,11 @@ that is not 2xx (reference/azure-ml.md §2.4). So those four codes mean "the sen
 "we have a problem":
 
 - 200 with ``{"accepted", "duplicates", "ignored"}`` once the events are stored (events Handoff does not
-  take count as ignored); 200 with ``{"validationResponse": code}`` for the subscription handshake;
+  take, and the items of a batch that are not events, count as ignored: one bad event must not cost the
+  others); 200 with ``{"validationResponse": code}`` for the subscription handshake;
 - 401 without the delivery secret (in the query string or the configured header);
-- 400 for a body that is not events; 413 over the cap;
+- 400 for a body that is not events (not JSON, not an object or an array of them, or no event in it);
+  413 over the cap;
 - 503 with ``Retry-After`` when the core cannot store the events: Event Grid retries the whole batch,
   and the events already stored come back as duplicates.
 
@@ -23,7 +25,15 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from adapters.azure_ml.eventgrid import EventSelector, parse_delivery, validation_code
+from adapters.azure_ml.eventgrid import (
+    Delivery,
+    EventSelector,
+    Ignored,
+    IgnoreReason,
+    Malformed,
+    parse_delivery,
+    validation_code,
+)
 from adapters.web.answers import json_answer
 from adapters.web.health import METRICS
 from adapters.web.limits import set_body_limit
@@ -37,6 +47,7 @@ BODY_LIMIT = 3 * 1024 * 1024 // 2  # 1.5 MiB
 RETRY_AFTER_SECONDS = 5
 ALLOW = "POST, OPTIONS"
 LOGGED_EVENTS = 5  # a batch can hold thousands; its log line names the first few
+SHOWN_RESOURCE = 300  # resource ids and paths run long, and their last segments say the most
 
 log = logging.getLogger("handoff.ingest.eventgrid")
 
@@ -45,10 +56,19 @@ def _error(status: int, error: str, message: str, headers: Mapping[str, str] | N
     return json_answer({"error": error, "message": message}, status=status, headers=headers)
 
 
-def _shown(value: object) -> str:
+def _shown(value: object, limit: int = 80) -> str:
     """A sender's value, safe for one log line: quoted, escaped, cut short."""
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _why(ignored: Ignored) -> str:
+    detail = ignored.detail
+    return f"{ignored.reason}: {_shown(detail, SHOWN_RESOURCE)}" if detail else str(ignored.reason)
+
+
+def _item(malformed: Malformed) -> str:
+    return f"[{malformed.index}] {_shown(malformed.event_id) if malformed.event_id else 'without an id'}"
 
 
 def _header_safe(value: str) -> bool:
@@ -87,13 +107,40 @@ class EventGridRoute:
             log.info("event grid webhook handshake: allowed origin %s", _shown(origin))
         return web.Response(status=200, headers=headers)
 
+    def _select(self, delivery: Delivery, subscription: str | None) -> tuple[list[DomainEvent], list[str]]:
+        """The events Handoff takes from a delivery, and a log phrase for each item it does not."""
+        events: list[DomainEvent] = []
+        outcomes: list[str] = []
+        for malformed in delivery.malformed:
+            log.warning("event grid event %s: ignored, not an event (%s)", _item(malformed), malformed.reason)
+            outcomes.append(f"{_item(malformed)} ignored (not an event)")
+        for envelope in delivery.envelopes:
+            try:
+                selected = self._selector.domain_event(envelope)
+            except PayloadError as exc:  # one bad event must not cost the batch: Event Grid would drop it
+                log.warning("event grid event %s %s: skipped (%s)", _shown(envelope.type), _shown(envelope.id), exc)
+                outcomes.append(f"{_shown(envelope.type)} {_shown(envelope.id)} ignored (incomplete data)")
+                continue
+            if not isinstance(selected, Ignored):
+                events.append(selected)
+                continue
+            if selected.reason is IgnoreReason.SUBSCRIPTION_DELETED:
+                name = selected.detail or subscription
+                log.warning(
+                    "event grid subscription %s of topic %s was deleted: Handoff will stop receiving its events",
+                    _shown(name, SHOWN_RESOURCE) if name else "(not named)",
+                    _shown(envelope.source, SHOWN_RESOURCE),
+                )
+            outcomes.append(f"{_shown(envelope.type)} {_shown(envelope.id)} ignored ({_why(selected)})")
+        return events, outcomes
+
     async def post(self, request: web.Request) -> web.Response:
         if not self._authentic(request):
             log.warning("event grid delivery from %s: unauthorized", request.remote)
             return _error(401, "unauthorized", "the delivery secret is missing or wrong")
         try:
-            envelopes = parse_delivery(decode_json(await request.read()))
-            code = validation_code(envelopes)
+            delivery = parse_delivery(decode_json(await request.read()))
+            code = validation_code(delivery.envelopes)
         except PayloadError as exc:
             log.warning("event grid delivery: rejected (%s)", exc)
             return _error(400, "invalid_payload", str(exc))
@@ -102,18 +149,7 @@ class EventGridRoute:
             log.info("event grid subscription %s: validation answered", _shown(subscription))
             return json_answer({"validationResponse": code})
 
-        events: list[DomainEvent] = []
-        outcomes: list[str] = []
-        for envelope in envelopes:
-            try:
-                event = self._selector.domain_event(envelope)
-            except PayloadError as exc:  # one bad event must not cost the batch: Event Grid would drop it
-                log.warning("event grid event %s %s: skipped (%s)", _shown(envelope.type), _shown(envelope.id), exc)
-                event = None
-            if event is None:
-                outcomes.append(f"{_shown(envelope.type)} {_shown(envelope.id)} ignored")
-            else:
-                events.append(event)
+        events, outcomes = self._select(delivery, request.headers.get("aeg-subscription-name"))
         accepted = duplicates = 0
         try:
             for event, stored in zip(events, await self._sink.accept_all(events), strict=True):
@@ -121,7 +157,7 @@ class EventGridRoute:
                 duplicates += int(not stored)
                 outcomes.append(f"{event.kind} {_shown(event.event_id)} {'accepted' if stored else 'duplicate'}")
         except Exception:
-            log.exception("event grid delivery of %d event(s): not stored, asked to retry", len(envelopes))
+            log.exception("event grid delivery of %d event(s): not stored, asked to retry", len(delivery))
             return _error(
                 503,
                 "temporarily_unavailable",
@@ -129,8 +165,8 @@ class EventGridRoute:
                 {"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         shown = "; ".join(outcomes[:LOGGED_EVENTS]) + ("; ..." if len(outcomes) > LOGGED_EVENTS else "")
-        log.info("event grid delivery of %d event(s): %s", len(envelopes), shown or "none")
-        ignored = len(envelopes) - len(events)
+        log.info("event grid delivery of %d event(s): %s", len(delivery), shown or "none")
+        ignored = len(delivery) - len(events)
         if (metrics := request.app.get(METRICS)) is not None:
             metrics.hook_events_counted("eventgrid", accepted, duplicates, ignored)
         return json_answer({"accepted": accepted, "duplicates": duplicates, "ignored": ignored})

@@ -442,3 +442,31 @@ async def test_a_gate_waiting_again_closes_when_azure_devops_says_its_approval_i
     assert len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 1  # carol's own
     audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
     assert audit[-1] == ("Azure DevOps", "decide", "approved")
+
+
+async def test_an_event_grid_batch_with_an_unreadable_event_still_posts_the_good_events_card(loop: Loop) -> None:
+    aml = loop.suite.aml
+    [subscription] = aml.dispatcher.subscriptions.values()  # Handoff's, with its delivery secret
+    registered = {
+        "specversion": "1.0",
+        "id": "model-z-4-registered",
+        "source": aml.workspace_topic,
+        "type": "Microsoft.MachineLearningServices.ModelRegistered",
+        "subject": "models/model-z:4",
+        "time": "2026-03-01T10:00:00.1234567Z",
+        "data": {"modelName": "model-z", "modelVersion": "4"},
+    }
+    unreadable = {**registered, "id": "model-z-5-registered", "subject": "models/model-z:5", "time": "garbage"}
+    unreadable["data"] = {"modelName": "model-z", "modelVersion": "5"}
+    headers = {"Content-Type": "application/cloudevents-batch+json; charset=utf-8", "aeg-event-type": "Notification"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(subscription.endpoint, data=json.dumps([registered, unreadable]), headers=headers) as resp,
+    ):
+        assert (resp.status, await resp.json()) == (200, {"accepted": 1, "duplicates": 0, "ignored": 1})
+    card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "ml-models") if "model-z" in blocks_text(m)), None)
+    )
+    assert "Model model-z:4 registered" in card.text
+    await asyncio.sleep(1.0)  # nothing else arrives: the unreadable event was not stored
+    assert [m.text for m in slack_messages(loop, "ml-models")] == [card.text]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,12 @@ def registered(shared_dir: Path) -> list[dict[str, Any]]:
     """A one-event Event Grid delivery from the SDK tests' workspace (jenns-canary)."""
     events = load_sample(shared_dir, "eventgrid", "ml-events.sdk-tests-camelcase.eventgrid.json")
     return [events[0]]
+
+
+def as_cloud_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An Event Grid schema event in CloudEvents 1.0."""
+    cloud = {"specversion": "1.0", "source": event["topic"], "type": event["eventType"], "time": event["eventTime"]}
+    return {**cloud, **{k: v for k, v in event.items() if k in ("id", "subject", "data")}}
 
 
 def blob_event(api: str, path: str, *, account: str = "lake", filesystem: str = "raw", length: int = 10) -> Any:
@@ -173,6 +180,7 @@ async def test_oversized_body_is_413(ingest: Ingest, registered: Any) -> None:
         b'[{"eventType": "Microsoft.Storage.BlobCreated"}]',  # no id
         b'[{"id": "1", "specversion": "1.0", "type": "t"}]',  # no source
         b'[{"id": "1", "eventType": "x", "eventTime": "yesterday"}]',
+        b'[{"id": "1", "eventType": "x", "eventTime": "yesterday"}, 3]',  # no item of the batch is an event
         b'{"id": "1", "specversion": "1.0", "source": "s", "type": "t", "time": "soon"}',
     ],
 )
@@ -180,6 +188,52 @@ async def test_malformed_body_is_400(ingest: Ingest, body: bytes) -> None:
     reply = await ingest.eventgrid(body)
     assert reply.status == 400
     assert reply.json()["error"] == "invalid_payload"
+
+
+def _unreadable_time(good: dict[str, Any]) -> list[Any]:
+    return [good, {**good, "id": "unreadable", "eventTime": "not-a-time"}]
+
+
+def _unreadable_cloud_time(good: dict[str, Any]) -> list[Any]:
+    return [as_cloud_event(good), {**as_cloud_event(good), "id": "unreadable", "time": "not-a-time"}]
+
+
+def _without_id(good: dict[str, Any]) -> list[Any]:
+    return [good, {k: v for k, v in good.items() if k != "id"}]
+
+
+@pytest.mark.parametrize(
+    ("batch", "warning"),
+    [
+        pytest.param(
+            _unreadable_time,
+            "event grid event [1] 'unreadable': ignored, not an event "
+            "(not an Event Grid event: eventTime: not a date-time)",
+            id="eventTime",
+        ),
+        pytest.param(
+            _unreadable_cloud_time,
+            "event grid event [1] 'unreadable': ignored, not an event (not a CloudEvent: time: not a date-time)",
+            id="CloudEvents time",
+        ),
+        pytest.param(
+            _without_id, "event grid event [1] without an id: ignored, not an event (id: missing)", id="no id"
+        ),
+    ],
+)
+async def test_an_unreadable_event_does_not_cost_the_batch(
+    ingest: Ingest,
+    registered: Any,
+    caplog: pytest.LogCaptureFixture,
+    batch: Callable[[dict[str, Any]], list[Any]],
+    warning: str,
+) -> None:
+    reply = await ingest.eventgrid(batch(registered[0]))
+    assert (reply.status, reply.json()) == (200, {"accepted": 1, "duplicates": 0, "ignored": 1})
+    assert [e.event_id for e in ingest.sink.events] == [registered[0]["id"]]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [warning]
+    assert "not-a-time" not in caplog.text  # the reason names the field, never the sender's value
 
 
 async def test_an_incomplete_event_does_not_cost_the_batch(
@@ -201,6 +255,83 @@ async def test_unknown_types_and_subscription_deletion_are_ignored(ingest: Inges
     ]
     reply = await ingest.eventgrid(body, **{"aeg-event-type": "Notification"})
     assert reply.json() == {"accepted": 0, "duplicates": 0, "ignored": 3}
+
+
+OTHER_WORKSPACE = "/subscriptions/s/resourceGroups/Jenns/providers/Microsoft.MachineLearningServices/workspaces/other"
+
+
+@pytest.mark.parametrize(
+    ("settings", "event", "why"),
+    [
+        pytest.param(
+            {"eventgrid": {"allowed_topics": [ADLS_ACCOUNT]}},
+            {"id": "m", "topic": OTHER_WORKSPACE, "eventType": "Microsoft.MachineLearningServices.ModelRegistered"},
+            "topic not allowed",
+            id="topic",
+        ),
+        pytest.param(
+            {"workspace": True},
+            {"id": "m", "topic": OTHER_WORKSPACE, "eventType": "Microsoft.MachineLearningServices.ModelRegistered"},
+            "from another workspace",
+            id="workspace",
+        ),
+        pytest.param(
+            {}, blob_event("CreateFile", "sales/a.csv"), "blob api does not commit the file: 'CreateFile'", id="api"
+        ),
+        pytest.param(
+            {"eventgrid": {"data_lake_paths": [{"storage_account": "lake", "filesystem": "raw", "path": "sales"}]}},
+            blob_event("FlushWithClose", "hr/c.csv"),
+            "path outside the watched data-lake paths: 'lake/raw/hr/c.csv'",
+            id="path",
+        ),
+        pytest.param(
+            {},
+            {"id": "m", "topic": OTHER_WORKSPACE, "eventType": "Microsoft.MachineLearningServices.RunStarted"},
+            "event type not taken",
+            id="type",
+        ),
+    ],
+)
+async def test_the_delivery_line_says_why_an_event_was_ignored(
+    make_ingest: IngestFactory, caplog: pytest.LogCaptureFixture, settings: dict[str, Any], event: Any, why: str
+) -> None:
+    caplog.set_level(logging.INFO, "handoff.ingest")
+    async with make_ingest(**settings) as ingest:
+        assert (await ingest.eventgrid([event])).json() == {"accepted": 0, "duplicates": 0, "ignored": 1}
+    [line] = [r.getMessage() for r in caplog.records if r.name == "handoff.ingest.eventgrid"]
+    assert line == f"event grid delivery of 1 event(s): {event['eventType']!r} {event['id']!r} ignored ({why})"
+
+
+async def test_a_deleted_subscription_is_a_warning(ingest: Ingest, caplog: pytest.LogCaptureFixture) -> None:
+    subscription = f"{ADLS_ACCOUNT}/providers/Microsoft.EventGrid/eventSubscriptions/handoff-lake"
+    deleted = {
+        "id": "deleted-1",
+        "topic": ADLS_ACCOUNT,
+        "subject": "",
+        "eventType": "Microsoft.EventGrid.SubscriptionDeletedEvent",
+        "eventTime": "2026-03-01T10:00:00Z",
+        "data": {"eventSubscriptionId": subscription},
+        "dataVersion": "1",
+        "metadataVersion": "1",
+    }
+    reply = await ingest.eventgrid([deleted], **{"aeg-event-type": "SubscriptionDeletion"})
+    assert reply.json() == {"accepted": 0, "duplicates": 0, "ignored": 1}
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"event grid subscription {subscription!r} of topic {ADLS_ACCOUNT!r} was deleted: "
+        "Handoff will stop receiving its events"
+    ]
+
+
+async def test_a_topic_with_a_trailing_slash_is_the_same_topic(ingest: Ingest, registered: Any) -> None:
+    event = registered[0]
+    topic = event["topic"]
+    again = {**event, "id": "registered-again", "topic": topic + "/"}
+    reply = await ingest.eventgrid([event, again, {**event, "topic": topic + "/"}])
+    assert reply.json() == {"accepted": 2, "duplicates": 1, "ignored": 0}  # the same id from the same topic
+    first, second, _ = ingest.sink.events
+    assert second.scope == first.scope == topic
+    # one card: the key of a topic without the slash is what it always was
+    assert second.grouping_key == first.grouping_key == f"azure-ml:{topic.lower()}:model:sklearn_regression_model:3"
 
 
 async def test_empty_array_is_fine(ingest: Ingest) -> None:
