@@ -90,7 +90,13 @@ class DomainEvent:
 
     @property
     def model(self) -> str | None:
+        """The one model the event is about, if it is about one."""
         return None
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """The names a ``models`` filter matches: the event's model, or every model a deployment deployed."""
+        return (self.model,) if self.model is not None else ()
 
     @property
     def tags(self) -> dict[str, str]:
@@ -488,7 +494,13 @@ class ModelDeployed(DomainEvent):
 
     @property
     def model(self) -> str | None:
-        return self.model_ids[0].split(":")[0] if self.model_ids else None
+        """The model deployed, when the deployment is of one model only (of several, see ``model_names``)."""
+        names = self.model_names
+        return names[0] if len(names) == 1 else None
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(model_id.partition(":")[0] for model_id in self.model_ids))
 
     @property
     def tags(self) -> dict[str, str]:

@@ -133,7 +133,13 @@ def merge(state: State | None, event: DomainEvent) -> Merge:
 
 
 def render(state: State) -> Card:
-    """Draw the card for a merged state."""
+    """Draw the card for a merged state (without the facts that would show no value)."""
+    card = _drawn(state)
+    shown = tuple(fact for fact in card.facts if fact.value.strip())
+    return card if len(shown) == len(card.facts) else replace(card, facts=shown)
+
+
+def _drawn(state: State) -> Card:
     kind = state.get("type")
     if kind == "promotion_gate":
         return render_promotion_gate(state)
@@ -884,7 +890,10 @@ def _single_card(event: DomainEvent) -> Card:
     if isinstance(event, ModelRegistered):
         facts = [Fact("Model", event.model_name), Fact("Version", event.model_version)]
         shown = {(f.label.lower(), f.value) for f in facts}  # a tag that repeats one of them adds nothing
-        facts += [Fact(k, v) for k, v in sorted(event.model_tags.items()) if (k.lower(), v) not in shown]
+        tags = sorted((k, v) for k, v in event.model_tags.items() if (k.lower(), v) not in shown)
+        facts += [Fact(k, v) for k, v in tags if v.strip()]
+        if flags := [k for k, v in tags if not v.strip()]:  # tags set without a value
+            facts.append(Fact("Tags", ", ".join(flags)))
         return Card(
             title=f"Model {event.model_name}:{event.model_version} registered",
             status=Status.SUCCEEDED,
@@ -897,8 +906,8 @@ def _single_card(event: DomainEvent) -> Card:
             title=f"Deployed to {event.service_name}",
             status=Status.SUCCEEDED,
             facts=(
-                Fact("Models", ", ".join(event.model_ids) or "—"),
-                Fact("Compute", event.compute_type or "—"),
+                Fact("Models", ", ".join(event.model_ids)),
+                Fact("Compute", event.compute_type),
             ),
             links=links,
             context=f"Azure ML · {_workspace(event.scope)}",
@@ -910,7 +919,8 @@ def _single_card(event: DomainEvent) -> Card:
             # still going: Azure ML's word for where it is, where it says more than the card's status
             facts.append(Fact("Status", event.status))
         return Card(
-            title=f"Training run {event.experiment_name}/{event.run_id}",
+            # Azure ML's events may leave the experiment out (their subject names it by id only)
+            title=f"Training run {'/'.join(n for n in (event.experiment_name, event.run_id) if n)}",
             status=status,
             facts=tuple(facts),
             links=links,
@@ -938,7 +948,7 @@ def _single_card(event: DomainEvent) -> Card:
         )
     if isinstance(event, CodePushed):
         who = event.actor.display if event.actor else "Someone"
-        commits = tuple(Fact(c.id[:8], c.message.splitlines()[0] if c.message else "") for c in event.commits[:5])
+        commits = tuple(Fact(c.id[:8], _first_line(c.message) or "(no message)") for c in event.commits[:5])
         return Card(
             title=f"{who} pushed {len(event.commits)} commit(s) to {event.ref.removeprefix('refs/heads/')}",
             facts=(Fact("Repository", event.repository), *commits),
@@ -1000,6 +1010,10 @@ def _window(event: DataDriftDetected) -> str:
     midnight = all(t.hour == t.minute == t.second == t.microsecond == 0 for t in (start, end))
     shown = "%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M"
     return f"{start:{shown}} to {end:{shown}} UTC"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def _workspace(scope: str) -> str:

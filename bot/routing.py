@@ -5,14 +5,15 @@ Teams or both) and from chat (each bound to the conversation it was made in). Ev
 an empty filter matches everything. A filter on what some kinds never carry (an outcome, an environment,
 a stage) keeps those kinds out, except the kinds the subscription names in ``events``: it applies to the
 others only. Glob patterns (``*``, ``?``) work for pipelines, branches,
-stages, environments, models and tag values; text filters are regular expressions.
+stages, environments, models and tag values; text filters are regular expressions. A filter on what an event
+names several of (a deployment's models, a stage's name and display name) lets it through if any matches.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -50,13 +51,18 @@ def _flag(value: Any) -> bool:
     return True if value is None else _FLAG.validate_python(value)
 
 
-# Each glob filter and the event attribute it reads.
-_GLOB_FILTERS = (
-    ("projects", "project"),
-    ("pipelines", "pipeline"),
-    ("branches", "branch"),
-    ("environments", "environment"),
-    ("models", "model"),
+def _one(value: str | None) -> tuple[str, ...]:
+    return (value,) if value is not None else ()
+
+
+# Each glob filter and the values of an event it reads: it matches if any of them matches (a deployment of
+# several models comes to a channel that follows any of them).
+_GLOB_FILTERS: tuple[tuple[str, Callable[[DomainEvent], tuple[str, ...]]], ...] = (
+    ("projects", lambda event: _one(event.project)),
+    ("pipelines", lambda event: _one(event.pipeline)),
+    ("branches", lambda event: _one(event.branch)),
+    ("environments", lambda event: _one(event.environment)),
+    ("models", lambda event: event.model_names),
 )
 
 
@@ -89,7 +95,8 @@ class _Matcher:
 
     events: frozenset[str] | None
     outcomes: frozenset[str] | None
-    globs: tuple[tuple[str, re.Pattern[str]], ...]  # (event attribute, patterns), for the filters given
+    # (filter name, the event's values it reads, patterns), for the filters given
+    globs: tuple[tuple[str, Callable[[DomainEvent], tuple[str, ...]], re.Pattern[str]], ...]
     stages: re.Pattern[str] | None  # a stage goes by its name and its display name: either may match
     tags: tuple[tuple[str, re.Pattern[str]], ...]
     actors_include: frozenset[str] | None
@@ -165,8 +172,8 @@ class Filters:
             events=frozenset(self.events) or None,
             outcomes=outcomes,
             globs=tuple(
-                (attribute, _any_glob(_branch_globs(p) if name == "branches" else p))
-                for name, attribute in _GLOB_FILTERS
+                (name, values, _any_glob(_branch_globs(p) if name == "branches" else p))
+                for name, values in _GLOB_FILTERS
                 if (p := getattr(self, name))
             ),
             stages=_any_glob(self.stages) if self.stages else None,
@@ -196,11 +203,11 @@ class Filters:
             outcomes = matcher.outcomes
             if outcomes is not None and event.outcome not in outcomes and not self._names(event, KINDS_WITHOUT_OUTCOME):
                 return False
-        for attribute, pattern in matcher.globs:
-            value = getattr(event, attribute)
-            if value is None and attribute == "environment" and self._names(event, KINDS_WITHOUT_ENVIRONMENT):
+        for name, values_of, pattern in matcher.globs:
+            values = values_of(event)
+            if not values and name == "environments" and self._names(event, KINDS_WITHOUT_ENVIRONMENT):
                 continue
-            if not _globbed(value, pattern):
+            if not any(_globbed(value, pattern) for value in values):
                 return False
         if matcher.stages is not None:
             stage_names = _stage_names(event)

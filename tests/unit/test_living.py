@@ -8,13 +8,16 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.cards import Card, Mention, Status
+from bot.cards import Card, Fact, Mention, Status
 from bot.events import (
     ApprovalCompleted,
     ApprovalPending,
     Approver,
+    CodePushed,
+    Commit,
     GateChanged,
     GateDecision,
+    ModelDeployed,
     ModelRegistered,
     Person,
     PipelineRef,
@@ -704,6 +707,53 @@ def test_a_training_card_reads_queued_or_running_while_the_job_waits_or_runs() -
     assert drawn("Failed") == (Status.FAILED, [])
     assert drawn("Canceled") == (Status.CANCELED, [])
     assert drawn("NotResponding") == (Status.INFO, [("Status", "NotResponding")])
+
+
+def test_a_training_run_without_an_experiment_name_is_titled_by_its_run_and_shows_no_experiment() -> None:
+    named = render(apply(training("Completed", 0))[0])
+    assert named.title == "Training run model-x/job-1"
+    assert facts(named) == [("Experiment", "model-x"), ("Run", "job-1")]
+    # RunCompleted without data: Azure ML's subject names the experiment by its id only
+    unnamed = render(apply(replace(training("Completed", 0), run_id="run-44", experiment_name=""))[0])
+    assert unnamed.title == "Training run run-44"
+    assert facts(unnamed) == [("Run", "run-44")]
+
+
+def test_a_card_shows_no_fact_without_a_value() -> None:
+    deployed = ModelDeployed(
+        source="azure-ml", event_id="d1", occurred_at=T0, service_name="scoring", model_ids=("churn:1", "fraud:2")
+    )
+    assert facts(render(apply(deployed)[0])) == [("Models", "churn:1, fraud:2")]  # every model, no compute known
+    assert facts(render(apply(replace(deployed, model_ids=(), compute_type="AKS"))[0])) == [("Compute", "AKS")]
+    into_nothing = render(apply(replace(pull_request("created", "active", at=0), target_ref=""))[0])
+    assert facts(into_nothing) == [("Repository", "app-y"), ("Status", "active")]
+    # a run whose pipeline is not named, and a card drawn before empty facts were left out
+    unnamed = replace(run("inProgress"), run=replace(RUN, pipeline_name=""))
+    assert [label for label, _ in facts(render(apply(unnamed)[0]))] == ["Run", "Branch"]
+    stored = Card(title="Training run /run-44", facts=(Fact("Experiment", ""), Fact("Run", "run-44"))).to_json()
+    assert facts(render({"type": "training_run", "occurred": T0.isoformat(), "card": stored})) == [("Run", "run-44")]
+
+
+def test_what_a_card_would_show_blank_it_says_otherwise() -> None:
+    # a tag set without a value, a commit without a message: there, so shown, but not as an empty fact
+    registered = ModelRegistered(
+        source="azure-ml",
+        event_id="m1",
+        occurred_at=T0,
+        model_name="fraud",
+        model_version="2",
+        model_tags={"team": "risk", "production": "", "candidate": " "},
+    )
+    assert facts(render(apply(registered)[0]))[2:] == [("team", "risk"), ("Tags", "candidate, production")]
+    pushed = CodePushed(
+        source="azure-devops",
+        event_id="p1",
+        occurred_at=T0,
+        repository="app-y",
+        ref="refs/heads/main",
+        commits=(Commit(id="0123456789", message="Retrain\n\nwith May's data"), Commit(id="abcdef0123")),
+    )
+    assert facts(render(apply(pushed)[0]))[1:] == [("01234567", "Retrain"), ("abcdef01", "(no message)")]
 
 
 def test_a_training_job_canceled_from_chat_says_who_canceled_it_on_its_card() -> None:

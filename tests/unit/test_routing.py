@@ -91,6 +91,18 @@ def model_event(name: str = "model-x", tags: dict[str, str] | None = None) -> Mo
     )
 
 
+def deployment(*model_ids: str, tags: dict[str, str] | None = None) -> ModelDeployed:
+    return ModelDeployed(
+        source="azure-ml",
+        event_id="d1",
+        occurred_at=NOW,
+        service_name="scoring",
+        model_ids=model_ids,
+        service_tags=tags or {},
+        text=f"Deployed {', '.join(model_ids)} to scoring",
+    )
+
+
 def test_empty_filters_match_everything() -> None:
     assert Filters().matches(run_event()) and Filters().matches(model_event())
 
@@ -182,6 +194,28 @@ def test_globs_and_tags() -> None:
     assert tagged.matches(model_event(tags={"team": "fraud-detection"}))
     assert not tagged.matches(model_event(tags={"team": "churn"}))
     assert not tagged.matches(model_event(name="other", tags={"team": "fraud"}))
+
+
+def test_a_deployment_of_several_models_comes_where_any_of_them_is_followed() -> None:
+    following_fraud = subscribed(SLACK, events=["model_deployed"], models=["fraud"])
+    for model_ids in (("churn:1", "fraud:2"), ("fraud:2", "churn:1"), ("churn:1", "scoring:3", "fraud:2")):
+        assert route(deployment(*model_ids), [following_fraud], NOW) == {SLACK}, model_ids
+    assert route(deployment("churn:1", "scoring:3"), [following_fraud], NOW) == set()
+    assert route(deployment(), [following_fraud], NOW) == set()  # a deployment that names no model
+    assert Filters.from_mapping({"models": ["fr*", "x"]}).matches(deployment("churn:1", "FRAUD:2"))
+    # the other filters read the deployment as a whole: its endpoint's tags, its text naming every model
+    tagged = Filters.from_mapping({"models": ["fraud"], "tags": {"env": "prod"}})
+    assert tagged.matches(deployment("churn:1", "fraud:2", tags={"env": "prod"}))
+    assert not tagged.matches(deployment("churn:1", "fraud:2", tags={"env": "staging"}))
+    assert Filters.from_mapping({"text_include": ["fraud:2"]}).matches(deployment("churn:1", "fraud:2"))
+    assert not Filters.from_mapping({"text_exclude": ["fraud"]}).matches(deployment("churn:1", "fraud:2"))
+
+
+def test_a_deployment_names_each_model_it_deployed_once() -> None:
+    assert deployment("churn:1", "fraud:2", "churn:2").model_names == ("churn", "fraud")
+    assert deployment("churn:1", "churn:2").model == "churn"
+    assert deployment("churn:1", "fraud:2").model is None  # not about one model
+    assert deployment().model_names == ()
 
 
 def test_a_branch_is_matched_by_its_name_as_people_write_it_or_by_its_full_ref() -> None:
@@ -417,7 +451,7 @@ def test_a_card_shown_before_its_requester_was_known_is_turned_away_where_they_a
 # --- the compiled filters read each filter as its words say -------------------------------------------
 
 
-def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered) -> bool:
+def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered | ModelDeployed) -> bool:
     """Each filter read as its words say, one at a time (the oracle for the compiled matcher)."""
 
     def glob_any(value: str | None, patterns: Sequence[str]) -> bool:
@@ -443,9 +477,12 @@ def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered) 
     checks = (
         (event.project, filters.projects),
         (event.pipeline, filters.pipelines),
-        (event.model, filters.models),
     )
     if not all(glob_any(value, patterns) for value, patterns in checks):
+        return False
+    # a deployment of several models names each of them: any may match
+    names = [i.split(":")[0] for i in event.model_ids] if isinstance(event, ModelDeployed) else [event.model]
+    if filters.models and not any(glob_any(name, filters.models) for name in names):
         return False
     # runs and models never say an environment: the filter holds them back unless events= names them
     if filters.environments and not (event.kind in filters.events or glob_any(event.environment, filters.environments)):
@@ -477,7 +514,7 @@ few = st.lists(globs, max_size=2)
 
 
 FILTER_VALUES: dict[str, st.SearchStrategy[Any]] = {
-    "events": st.lists(st.sampled_from(["run", "stage", "model_registered"]), max_size=2),
+    "events": st.lists(st.sampled_from(["run", "stage", "model_registered", "model_deployed"]), max_size=2),
     "outcomes": st.lists(st.sampled_from(["failed", "succeeded", "canceled", "any"]), max_size=2),
     "projects": few,
     "pipelines": few,
@@ -510,10 +547,15 @@ FILTER_VALUES: dict[str, st.SearchStrategy[Any]] = {
             st.none() | words,
         ),
         st.builds(model_event, words, st.dictionaries(st.sampled_from(["stage", "team"]), words, max_size=2)),
+        st.builds(
+            lambda names, tags: deployment(*(f"{name}:1" for name in names), tags=tags),
+            st.lists(words, max_size=3),
+            st.dictionaries(st.sampled_from(["stage", "team"]), words, max_size=2),
+        ),
     ),
 )
 def test_the_compiled_filters_agree_with_each_filter_read_plainly(
-    filters: dict[str, Any], event: RunStateChanged | ModelRegistered
+    filters: dict[str, Any], event: RunStateChanged | ModelRegistered | ModelDeployed
 ) -> None:
     # all of them at once, and each alone (alone, a filter lets events through often enough to be seen doing so)
     for given_filters in [filters, *({key: value} for key, value in filters.items())]:
