@@ -624,6 +624,8 @@ class GateDecision:
     comment: str = ""
     platform: str = ""
     name: str = ""  # how chat named the person (actor is their email), when it did
+    # the person's chat ids (``slack:<id>``, ``teams:<id>``, ``aad:<id>``), as the configuration may name them
+    chat_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -740,7 +742,7 @@ class PromotionGateChanged(DomainEvent):
     override_roles: tuple[str, ...] = ()
     revision: int = 0
     min_required: int = 1
-    # who may decide: the gate policy's approver roles, the emails of their members (whom the card calls on),
+    # who may decide: the gate policy's approver roles, their members (whom the card calls on: emails and chat ids),
     # and the people who may not approve it (its requester, where the policy says so); when it expires
     approver_roles: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()

@@ -184,13 +184,20 @@ def _clause(reason: str) -> str:
     return reason.strip().rstrip(".") or "no reason given"
 
 
-def _with_name(details: JsonObject, user: ChatUser) -> JsonObject | None:
-    """A gate's details that also know ``user``'s name under the email their decisions are kept by; None
-    when they know it already, or chat gave no name other than that email."""
+def _with_decider(details: JsonObject, user: ChatUser) -> JsonObject | None:
+    """A gate's details that also know, under the email (or name) ``user``'s decisions are kept by, their name
+    as chat gave it and their chat ids (``slack:<id>``, ``aad:<id>``...: how the configuration may name them,
+    so that a card stops calling on a role member known by chat id once they decided); None when they know
+    both already."""
     names = dict(details.get("names") or {})
-    if not user.name or user.name == user.display or names.get(user.display) == user.name:
+    chat_ids = dict(details.get("chat_ids") or {})
+    ids = sorted(i for i in user.identities if "@" not in i)
+    named = bool(user.name) and user.name != user.display and names.get(user.display) != user.name
+    if not named and chat_ids.get(user.display) == ids:
         return None
-    return {**details, "names": {**names, user.display: user.name}}
+    if named:
+        names[user.display] = user.name
+    return {**details, "names": names, "chat_ids": {**chat_ids, user.display: ids}}
 
 
 def reminder(card: Card, gate: Gate) -> Card:
@@ -778,8 +785,8 @@ class Gatekeeper:
                 state = GateState.APPROVED
             else:
                 state = GateState.PENDING
-            # the decider's name as chat knows it, for the cards (a decision keeps only the email)
-            named = _with_name(gate.details, user)
+            # the decider's name and chat ids as chat knows them, for the cards (a decision keeps only the email)
+            named = _with_decider(gate.details, user)
             # a promotion is claimed for applying in the same change that decides it (see sweep)
             claim = {**(named or gate.details), "apply_claimed_at": now.isoformat()}
             updated = await self.store.update_gate(
@@ -1340,10 +1347,13 @@ class Gatekeeper:
         decisions = await self.store.gate_decisions(gate.gate_id)
         needed = needed_in_chat(gate, self.policy.gate_policy(gate).min_approvers)
         names = dict(gate.details.get("names") or {})
+        chat_ids = dict(gate.details.get("chat_ids") or {})
 
         def shown(d: GateDecision) -> DecisionView:
-            name = str(names.get(d.actor, ""))
-            return DecisionView(actor=d.actor, decision=d.decision, comment=d.comment, platform=d.platform, name=name)
+            name, ids = str(names.get(d.actor, "")), tuple(str(i) for i in chat_ids.get(d.actor, ()))
+            return DecisionView(
+                actor=d.actor, decision=d.decision, comment=d.comment, platform=d.platform, name=name, chat_ids=ids
+            )
 
         change = GateChanged(
             source="handoff",

@@ -561,6 +561,7 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
     new["decisions"] = [
         {"actor": d.actor, "decision": d.decision, "comment": d.comment, "platform": d.platform}
         | ({"name": d.name} if d.name else {})
+        | ({"chat_ids": list(d.chat_ids)} if d.chat_ids else {})
         for d in event.decisions
     ]
     new["needed"] = event.needed
