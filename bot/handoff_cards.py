@@ -8,7 +8,7 @@ app, each event reporting some apps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -128,11 +128,26 @@ def called_on(check: Mapping[str, Any]) -> tuple[Mention, ...]:
         email = str(person["email"])
         mentions[email.lower()] = Mention(str(person.get("name") or email), email)
     for owner in _owners(check):
-        if "@" in owner:
-            mentions.setdefault(owner.lower(), Mention(owner, owner))
-        else:  # a chat id has no name to show: the text says "the owner of app-y"
-            mentions.setdefault(owner.lower(), Mention("", user_id=owner))
+        mentions.setdefault(owner.lower(), _mention_of(owner))
     return tuple(mentions.values())
+
+
+def _mention_of(person: str) -> Mention:
+    """A mention of ``person`` as the configuration names people (a :data:`~bot.config.PersonIdentity`): by
+    email, or by chat id on the platform it names, with no name to show (the card's text counts them)."""
+    return Mention(person, person) if "@" in person else Mention("", user_id=person)
+
+
+def _named_and_counted(people: Sequence[str], noun: str, nouns: str) -> str:
+    """``dana@contoso.com and 1 more owner``: ``people`` as the configuration names them, those known by email
+    named, those known by a chat id only counted (a raw id means nothing to readers; the cards @mention them
+    where they can); ``2 owners`` when none is known by email."""
+    emails = [person for person in people if "@" in person]
+    by_id = len(people) - len(emails)
+    counted = f"{by_id} {noun if by_id == 1 else nouns}"
+    if not emails:
+        return counted
+    return ", ".join(emails) + (f" and {by_id} more {counted.partition(' ')[2]}" if by_id else "")
 
 
 def _owners(check: Mapping[str, Any]) -> list[str]:
@@ -141,19 +156,14 @@ def _owners(check: Mapping[str, Any]) -> list[str]:
 
 
 def _owners_own(check: Mapping[str, Any], *, starts_sentence: bool = False) -> str:
-    """``dana@contoso.com owns app-y``: the owners known by email named, those known by a chat id (whose raw id
-    means nothing to readers; the cards @mention them where they can) counted."""
+    """``dana@contoso.com owns app-y``: the owners named and counted as :func:`_named_and_counted` does."""
     owners = _owners(check)
     app = str(check.get("app") or "the app")
-    emails = [owner for owner in owners if "@" in owner]
-    by_id = len(owners) - len(emails)
-    if not emails:
+    if not any("@" in owner for owner in owners):
         the = "The" if starts_sentence else "the"
-        return f"{the} owner of {app} is called on" if by_id == 1 else f"{the} {by_id} owners of {app} are called on"
-    named = ", ".join(emails)
-    if by_id:
-        named += f" and {by_id} more {'owner' if by_id == 1 else 'owners'}"
-    return f"{named} {'owns' if len(owners) == 1 else 'own'} {app}"
+        many = len(owners)
+        return f"{the} owner of {app} is called on" if many == 1 else f"{the} {many} owners of {app} are called on"
+    return f"{_named_and_counted(owners, 'owner', 'owners')} {'owns' if len(owners) == 1 else 'own'} {app}"
 
 
 def who_acts(check: Mapping[str, Any], label: str) -> str:
@@ -474,7 +484,9 @@ def _who_decides(state: State) -> list[Fact]:
     """A waiting promotion gate's approvers (its policy's roles and their members), how many approvals it
     needs, and when it expires."""
     roles = ", ".join(state.get("approver_roles", [])) or "nobody"
-    people = ", ".join(state.get("deciders", []))
+    # the role members as the configuration names them: a member known by a chat id is counted, never shown
+    deciders = [str(person) for person in state.get("deciders", [])]
+    people = _named_and_counted(deciders, "member", "members") if deciders else ""
     facts = [
         Fact("Approvers", f"{roles}: {people}" if people else roles),
         Fact("Approvals needed", str(state.get("needed") or state.get("min_required", 1))),
@@ -487,7 +499,16 @@ def _who_decides(state: State) -> list[Fact]:
 
 def _awaited(state: State) -> tuple[Mention, ...]:
     """The people a waiting promotion gate calls on: the members of its approver roles who have not decided
-    and may approve it (not its requester, where its policy says so)."""
+    and may approve it (not its requester, where its policy says so), by email or by chat id."""
     barred = {str(b).lower() for b in state.get("barred", [])}
-    decided = {str(d.get("actor", "")).lower() for d in state.get("decisions", [])}
-    return tuple(Mention(email, email) for email in state.get("deciders", []) if email.lower() not in barred | decided)
+    decided = {who.lower() for d in state.get("decisions", []) for who in _decider(d)}
+    deciders = [str(person) for person in state.get("deciders", [])]
+    return tuple(_mention_of(person) for person in deciders if person.lower() not in barred | decided)
+
+
+def _decider(decision: Mapping[str, Any]) -> list[str]:
+    """Every way the configuration may name the person who made ``decision``: the email (or name) it is kept
+    by, that as a user id on its platform (chat gave no email), and the chat ids chat gave."""
+    actor = str(decision.get("actor", ""))
+    on_platform = [f"{decision['platform']}:{actor}"] if decision.get("platform") else []
+    return [actor, *on_platform, *(str(i) for i in decision.get("chat_ids", ()))]

@@ -635,7 +635,7 @@ class ModelHandoff:
             revision=gate.version,
             min_required=max(int(details.get("min_required", 1)), policy.gate_policy(gate).min_approvers),
             approver_roles=tuple(roles),
-            approvers=tuple(policy.role_emails(roles)),
+            approvers=tuple(policy.role_members(roles)),
             barred=tuple(details.get("requesters", ())) if policy.gate_policy(gate).requester_cannot_approve else (),
             expires_at=gate.expires_at,
         )

@@ -109,9 +109,11 @@ class Policy:
         """The roles that may decide ``gate`` (its policy's ``approver_roles``)."""
         return list(dict.fromkeys([*self.gate_policy(gate).approver_roles, *gate.policy.get("approver_roles", [])]))
 
-    def role_emails(self, roles: list[str]) -> list[str]:
-        """The members of ``roles`` known by email (those a card can call on), each once."""
-        return list(dict.fromkeys(m for r in roles for m in sorted(self._members.get(r, ())) if "@" in m))
+    def role_members(self, roles: list[str]) -> list[str]:
+        """The members of ``roles`` (whom a card calls on: by email, or by chat id on its platform), each once,
+        those known by email first."""
+        members = dict.fromkeys(m for r in roles for m in sorted(self._members.get(r, ())))
+        return sorted(members, key=lambda m: "@" not in m)
 
     def may_decide(
         self,

@@ -914,7 +914,7 @@ async def test_a_promotion_gate_card_and_its_reminders_name_and_call_on_who_may_
     store_url: str, tmp_path: Path
 ) -> None:
     def tweak(config: dict[str, Any]) -> None:
-        config["roles"]["release-managers"]["members"] = ["carol@contoso.com", "dave@contoso.com", "slack:UERIN"]
+        config["roles"]["release-managers"]["members"] = ["carol@contoso.com", "dave@contoso.com"]
         config["gates"]["model-promotion"].update(min_approvers=2, expire_after="48h", remind_every="1h")
 
     async for world in make_world(store_url, tmp_path, tweak):
@@ -947,6 +947,50 @@ async def test_a_promotion_gate_card_and_its_reminders_name_and_call_on_who_may_
             (f.label, f.value) for f in expired.facts
         ]
         assert world.pipelines.of("release-app-y") == [] and world.ml.tagged == []
+
+
+async def test_approvers_known_by_chat_id_are_called_on_by_it_counted_and_never_shown_raw(
+    store_url: str, tmp_path: Path
+) -> None:
+    """release-managers: carol by email, erin by her Slack id and frank by his AAD object id. The gate calls
+    on erin and frank by those ids and counts them among its approvers; once erin (whose decision is kept by
+    her email) approved, neither the card nor its reminder calls on her again."""
+    frank = "aad:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+    def tweak(config: dict[str, Any]) -> None:
+        config["roles"]["release-managers"]["members"] = ["slack:UERIN", "carol@contoso.com", frank]
+        config["gates"]["model-promotion"].update(min_approvers=2, remind_every="1h")
+
+    async for world in make_world(store_url, tmp_path, tweak):
+        await _integration_passed(world)
+        card = await world.card(GATE)
+        assert ("Approvers", "release-managers: carol@contoso.com and 2 more members") in [
+            (f.label, f.value) for f in card.facts
+        ]
+        assert card.mentions == (
+            Mention("carol@contoso.com", "carol@contoso.com"),
+            Mention("", user_id=frank),
+            Mention("", user_id="slack:UERIN"),
+        )
+
+        assert (await decide(world, "erin", "approve", "green")).accepted  # 1 of 2
+        await reminders(world)
+        waiting = await world.card(GATE)
+        assert waiting.mentions == (Mention("carol@contoso.com", "carol@contoso.com"), Mention("", user_id=frank))
+        await world.clock.advance(timedelta(hours=2).total_seconds())
+        await world.core.gatekeeper.remind()
+        sent = []
+        while claimed := await world.core.store.claim_deliveries("t", world.clock.now(), timedelta(seconds=1), 99):
+            sent += [d.payload["card"] for d in claimed]
+            for delivery in claimed:
+                await world.core.store.complete_delivery(delivery.id, "t")
+        [reminding] = [c for c in sent if str(c["title"]).startswith("Still waiting for approval")]
+        assert [m.get("user_id") or m["email"] for m in reminding["mentions"]] == ["carol@contoso.com", frank]
+        # a conversation with mentions turned off names nobody by a raw id either
+        quiet = Card.from_json(reminding).naming_only()
+        for shown in (json.dumps(waiting.naming_only().to_json()), json.dumps(quiet.to_json())):
+            assert "slack:" not in shown and "aad:" not in shown and "UERIN" not in shown
+        assert quiet.summary.endswith("\n\nFor: carol@contoso.com")  # (the Approvers fact counts the others)
 
 
 @pytest.fixture

@@ -366,6 +366,39 @@ async def test_owners_known_by_chat_id_are_mentioned_on_their_own_platform(
     assert slack_bob not in json.dumps(on_teams.activity) and carol_aad not in on_slack.text
 
 
+async def test_a_waiting_promotion_gate_mentions_approvers_known_by_slack_id_and_never_shows_the_id(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """release-managers: carol by email and bob by his Slack id. The waiting gate @mentions both on Slack,
+    counts bob among its approvers, and shows his configured id nowhere, on Slack or Teams."""
+    slack_bob = "U0B0B000002"  # (the demo world's)
+
+    def bob_by_slack_id(config: dict[str, Any]) -> None:
+        config["roles"]["release-managers"]["members"] = ["carol@contoso.com", f"slack:{slack_bob}"]
+
+    loop = await start_loop(bob_by_slack_id)
+    suite = loop.suite
+    assert suite.slack.world.user("bob").id == slack_bob
+    suite.aml.register_model("model-x", signature=AGE_AS_TEXT)
+
+    def waiting_gate() -> Any:
+        return next((m for m in slack_messages(loop, "ml-models") if "override" in buttons(m)), None)
+
+    gate = await eventually(waiting_gate, timeout=30)
+    carol = suite.slack.world.user("carol").id
+    assert gate.text.endswith(f" <@{carol}> <@{slack_bob}>")  # the text notifies them
+    approvers = "*Approvers*\\nrelease-managers: carol@contoso.com and 1 more member"
+    assert approvers in json.dumps(gate.blocks)
+    on_teams = await eventually(lambda: "Approvers" in teams_text(loop, "ML models") or None, timeout=30)
+    assert on_teams
+    for shown in (
+        slack_text(loop, "ml-models") + gate.text,
+        json.dumps([p.activity for p in teams_posts(loop, "ML models")]),
+    ):
+        assert "slack:" not in shown
+    assert slack_bob not in json.dumps([p.activity for p in teams_posts(loop, "ML models")])
+
+
 @pytest.mark.parametrize("platform", ["slack", "teams"])
 async def test_runs_and_status_name_a_handoff_integration_as_its_card_does(loop: Loop, platform: str) -> None:
     """The integration Handoff starts for a new version is named by its pipeline and run name in `runs` and
