@@ -281,13 +281,15 @@ class Demo:
         await self.server.stop()
 
 
-def _fresh_database(data_dir: Path) -> None:
+def _fresh_database(data_dir: Path) -> Path:
     """Remove the previous demo's database: the emulators start empty, and a history that names their
     old messages, runs and commands would only confuse the new demo (cards that cannot be updated, a
-    retrain taken for the one asked for last time)."""
+    retrain taken for the one asked for last time). Returns the folder's absolute path."""
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm"):
         (data_dir / name).unlink(missing_ok=True)
+    return data_dir
 
 
 async def start_demo(port: int, data_dir: Path, host: str = "127.0.0.1") -> Demo:
@@ -300,7 +302,8 @@ async def start_demo(port: int, data_dir: Path, host: str = "127.0.0.1") -> Demo
     from bot.config import configured_secrets, parse_settings
     from bot.logs import redact_also
 
-    await asyncio.to_thread(_fresh_database, data_dir)
+    # absolute: the configuration names the job file under it, and the services read files from it
+    data_dir = await asyncio.to_thread(_fresh_database, data_dir)
     listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listening.bind((host, port))
@@ -346,6 +349,8 @@ async def run_demo(port: int, data_dir: Path, open_browser: bool, scenario: bool
             with contextlib.suppress(Exception):
                 webbrowser.open(demo.console_url)
         story = asyncio.create_task(play_scenario(demo)) if scenario else None
+        if story is not None:
+            story.add_done_callback(_tell_if_stopped)
         await signalled
     finally:
         signalled.cancel()
@@ -353,6 +358,14 @@ async def run_demo(port: int, data_dir: Path, open_browser: bool, scenario: bool
             story.cancel()
         await demo.stop()
     return 0
+
+
+def _tell_if_stopped(story: asyncio.Task[None]) -> None:
+    """Say why the scripted day stopped before its end (the demo goes on serving for the console)."""
+    if story.cancelled() or story.exception() is None:
+        return
+    error = story.exception()
+    print(f"scenario: stopped ({type(error).__name__}: {error}); the demo goes on, Ctrl-C stops", flush=True)
 
 
 async def play_scenario(demo: Demo, pause: float = 2.0, say: Callable[[str], None] = print) -> None:

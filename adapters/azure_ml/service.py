@@ -171,7 +171,8 @@ class AzureMLService:
             return ml.jobs.create_or_update(job)
 
         if not path.is_file():
-            raise ServiceRefused(f"The job file {job_file} does not exist.")
+            looked = "" if str(path) == job_file else f" (looked for it at {path.absolute()})"
+            raise ServiceRefused(f"The job file {job_file} does not exist{looked}.")
         job = await self._call("job", submit)
         studio = getattr(job, "studio_url", None)
         return StartedRun(str(job.name), str(job.display_name or job.name), studio, STATES.get(_status(job), "queued"))

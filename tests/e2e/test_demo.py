@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from pathlib import Path
 
-from adapters.demo import Demo, start_demo
+import pytest
+
+from adapters.demo import Demo, _tell_if_stopped, play_scenario, start_demo
 from bot.logs import REDACTED, configure_logging
 from tests.e2e.conftest import eventually
 
@@ -53,3 +56,34 @@ async def test_the_demos_own_secrets_never_reach_its_log(tmp_path: Path) -> None
     told = [line for line in stream.getvalue().splitlines() if "told: " in line]
     assert told and all(secret not in told[0] for secret in secrets)
     assert told[0].endswith(f"told: {REDACTED} and {REDACTED}")
+
+
+async def test_the_scripted_day_plays_to_its_end_in_a_data_folder_named_relative_to_where_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as the README's first command runs it: `handoff demo --scenario`, data in .handoff/demo
+    monkeypatch.chdir(tmp_path)
+    told: list[str] = []
+    demo = await start_demo(0, Path(".handoff/demo"))
+    try:
+        await asyncio.wait_for(play_scenario(demo, pause=0, say=told.append), timeout=240)
+    finally:
+        await demo.stop()
+    (job,) = demo.suite.aml.state.jobs.values()  # the retrain alice asked for, from the job file
+    assert job.status == "Completed" and job.registered_model == ("model-x", "8")
+    assert told[-1] == "scenario: the release finished; every card shows its final state"
+    assert (tmp_path / ".handoff/demo/handoff.db").is_file()
+
+
+async def test_a_scripted_day_that_stops_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    async def stalls() -> None:
+        raise TimeoutError("the scenario waited too long for a step")
+
+    story = asyncio.ensure_future(stalls())
+    story.add_done_callback(_tell_if_stopped)
+    with pytest.raises(TimeoutError):
+        await story
+    await asyncio.sleep(0)  # (done callbacks run on the loop's next turn)
+    assert capsys.readouterr().out == (
+        "scenario: stopped (TimeoutError: the scenario waited too long for a step); the demo goes on, Ctrl-C stops\n"
+    )

@@ -63,6 +63,18 @@ async def test_a_job_the_workspace_cannot_run_is_refused_in_one_sentence(
     assert aml.state.jobs == {}
 
 
+async def test_a_missing_relative_job_file_is_refused_naming_where_it_was_looked_for(
+    aml: AzureMLEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+    service = AzureMLService(aml.connection(), base_dir=tmp_path / "config")
+    with pytest.raises(ServiceRefused) as refused:
+        await service.submit_job("jobs/train.yml", {}, "handoff-model-x-6-20261128120000")
+    looked = tmp_path / "config" / "jobs" / "train.yml"
+    assert str(refused.value) == f"The job file jobs/train.yml does not exist (looked for it at {looked})."
+    assert aml.state.jobs == {}
+
+
 async def test_a_model_version_is_there_or_not(aml: AzureMLEmulator, service: AzureMLService) -> None:
     assert sorted(aml.state.models["model-x"]) == ["6", "7"]
     assert await service.has_model_version("model-x", "7")
