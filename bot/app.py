@@ -20,6 +20,9 @@ from typing import Any
 from aiohttp import web
 
 from adapters.sql import SqlStore
+from adapters.sql.engine import shown_url
+from adapters.sql.problems import NoDatabase
+from adapters.sql.store import STORE_ERRORS, StoreUnavailable
 from adapters.web.edge import edge_middleware
 from adapters.web.health import METRICS, STORE, add_health_routes
 from adapters.web.limits import BODY_LIMITS
@@ -448,35 +451,61 @@ class CommandReport:
     ok: bool
 
 
-async def _chat_filters(settings: Settings) -> list[dict[str, Any]]:
-    """The filters of the subscriptions made from chat (none while the store is not migrated yet).
+@dataclass(frozen=True)
+class ChatFilters:
+    """The filters of the subscriptions made from chat, as the store holds them."""
 
-    Raises OSError when the store cannot be read: service hooks must not be planned without them.
+    filters: list[dict[str, Any]]
+    # why the store holds no Handoff data yet (then there are no filters); None when it was read
+    unused_store: str | None = None
+
+
+async def read_chat_filters(settings: Settings) -> ChatFilters:
+    """The filters of the subscriptions made from chat, for planning service hooks. Creates nothing (not even
+    a SQLite file: ``connect`` only reads the store, and its dry run must change nothing).
+
+    Raises ``StoreUrlUnreadable``, ``StoreUnavailable`` (an ``OSError``: the store does not answer) or a
+    ``StoreNotUsable`` (a schema older or newer than this Handoff's): service hooks must not be planned
+    without the chat subscriptions, or the hooks only they need would be deleted.
+
+    A store with no Handoff data yet (no SQLite file there, or a database never migrated) holds no chat
+    subscriptions, so hooks can be planned from the configuration alone. But a mistyped ``store.url``, or a
+    relative SQLite path run from another folder, looks just the same: the caller then deletes no hook.
     """
+    url = settings.store.url
     try:
-        store = await SqlStore.open(settings.store.url, migrate=False)
-    except Exception as error:
-        raise OSError(f"cannot open the store ({type(error).__name__})") from None
+        store = await SqlStore.open(url, migrate=False, create=False)
+    except NoDatabase as error:
+        return ChatFilters([], f"no database at {error.path}")
     try:
-        if not await store.is_ready():
-            return []
-        return [dict(s.filters) for s in await store.list_subscriptions()]
-    except Exception as error:
-        raise OSError(f"cannot read the store ({type(error).__name__})") from None
+        if await store.read_revision() is None:
+            return ChatFilters([], f"{shown_url(url)} is not migrated")
+        await store.check_revision()
+        try:
+            subscriptions = await store.list_subscriptions()
+        except STORE_ERRORS as error:  # (the revision was just read: a connection lost meanwhile)
+            raise StoreUnavailable(f"{shown_url(url)}: {type(error).__name__}") from error
+        return ChatFilters([dict(s.filters) for s in subscriptions])
     finally:
         await store.close()
 
 
 async def connect_azure_devops(settings: Settings, dry_run: bool = False) -> CommandReport:
-    """``handoff connect azure-devops``: plan (and unless ``dry_run`` apply) Handoff's service hooks."""
+    """``handoff connect azure-devops``: plan (and unless ``dry_run`` apply) Handoff's service hooks.
+
+    Raises what is wrong with the store before anything is planned (see :func:`read_chat_filters`).
+    """
     from adapters.azure_devops.connect import connect_azure_devops as connect
 
-    try:
-        chat_filters = await _chat_filters(settings)
-    except OSError as error:
-        return CommandReport([f"FAILED  {error}: chat subscriptions name projects too; check store.url"], False)
-    report = await connect(settings, dry_run=dry_run, chat_filters=chat_filters)
-    return CommandReport(report.lines, report.ok)
+    chat = await read_chat_filters(settings)
+    report = await connect(settings, dry_run=dry_run, chat_filters=chat.filters, remove_stale=chat.unused_store is None)
+    notes = []
+    if chat.unused_store is not None:
+        notes.append(
+            f"store: {chat.unused_store}, so no chat subscriptions yet: no service hook is deleted "
+            "(check store.url if Handoff already runs on it)"
+        )
+    return CommandReport(notes + report.lines, report.ok)
 
 
 async def connect_azure_ml(settings: Settings, dry_run: bool = False) -> CommandReport:

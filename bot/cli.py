@@ -358,10 +358,17 @@ def _connect(target: str, config: str, dry_run: bool) -> int:
     settings = _settings_for(config)
     if settings is None:
         return EXIT_CONFIG
+    from adapters.sql.problems import StoreNotUsable, StoreUrlUnreadable
+    from adapters.sql.store import StoreUnavailable
     from bot.app import connect_azure_devops, connect_azure_ml
 
     connect = connect_azure_devops if target == "azure-devops" else connect_azure_ml
-    report = asyncio.run(connect(settings, dry_run))
+    try:
+        report = asyncio.run(connect(settings, dry_run))
+    except (StoreUrlUnreadable, StoreUnavailable, StoreNotUsable) as error:  # read before anything is planned
+        why = "the store holds the chat subscriptions, whose projects need hooks too; nothing was changed"
+        print(f"handoff connect {target}: {error} ({why})", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(error, StoreUrlUnreadable) else EXIT_UNAVAILABLE
     print("\n".join(report.lines), flush=True)
     return EXIT_OK if report.ok else EXIT_FAILED
 

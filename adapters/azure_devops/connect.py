@@ -143,8 +143,13 @@ def run_connect(
     dry_run: bool = False,
     chat_filters: Sequence[Mapping[str, object]] = (),
     gateway: HooksGateway | None = None,
+    remove_stale: bool = True,
 ) -> ConnectReport:
-    """Plan, and unless ``dry_run`` apply, Handoff's service hooks (synchronous)."""
+    """Plan, and unless ``dry_run`` apply, Handoff's service hooks (synchronous).
+
+    ``remove_stale=False`` creates and replaces, but deletes none of Handoff's hooks that nothing needs:
+    for when the chat subscriptions, which may need them, are not known.
+    """
     report = ConnectReport()
     ado = settings.azure_devops
     public_url = settings.server.public_url
@@ -165,7 +170,7 @@ def run_connect(
         "::1",
     ):
         report.lines.append("  warning: public_url is not https; Azure DevOps sends basic auth over HTTPS only")
-    actions = connector.plan(projects, kinds, report)
+    actions = connector.plan(projects, kinds, report, remove_stale=remove_stale)
     report.actions = actions
     report.lines += [f"  {a.describe()}" for a in actions]
     counts = {c: sum(1 for a in actions if a.change is c) for c in Change}
@@ -194,6 +199,9 @@ async def connect_azure_devops(
     dry_run: bool = False,
     chat_filters: Sequence[Mapping[str, object]] = (),
     gateway: HooksGateway | None = None,
+    remove_stale: bool = True,
 ) -> ConnectReport:
     """:func:`run_connect` in a worker thread."""
-    return await asyncio.to_thread(run_connect, settings, dry_run=dry_run, chat_filters=chat_filters, gateway=gateway)
+    return await asyncio.to_thread(
+        run_connect, settings, dry_run=dry_run, chat_filters=chat_filters, gateway=gateway, remove_stale=remove_stale
+    )

@@ -92,14 +92,19 @@ class SqlStore(
         finally:
             self.readiness.forget()
 
+    async def read_revision(self) -> str | None:
+        """The revision the store is at, None when it was never migrated (no Handoff data in it);
+        :class:`StoreUnavailable` (with the database's own words) when it does not answer."""
+        try:
+            return await run_read(self.engine, schema_revision)
+        except STORE_ERRORS as error:
+            raise StoreUnavailable(f"{shown_url(self.engine.url)}: {_reason(error)}") from error
+
     async def check_revision(self) -> str:
         """The revision the store is at, when it is the one this Handoff needs; otherwise raises what is wrong:
         :class:`StoreUnavailable` (with the database's own words), :class:`StoreNotMigrated` or
         :class:`StoreTooNew`."""
-        try:
-            revision = await run_read(self.engine, schema_revision)
-        except STORE_ERRORS as error:
-            raise StoreUnavailable(f"{shown_url(self.engine.url)}: {_reason(error)}") from error
+        revision = await self.read_revision()
         head = head_revision()
         if revision == head:
             return revision

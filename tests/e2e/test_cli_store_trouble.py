@@ -36,12 +36,15 @@ def test_a_store_migrated_by_a_newer_handoff_is_named_by_every_command(tmp_path:
     served = run("serve", "--config", str(path), "--port", "0", env=clean_env())
     doctor = run("doctor", "--config", str(path), env=clean_env())
     audit = run("audit", "--config", str(path), env=clean_env())
+    # connect cannot read the chat subscriptions, whose projects need hooks too: it plans nothing
+    connect = run("connect", "azure-devops", "--config", str(path), "--dry-run", env=clean_env())
     assert (upgraded.returncode, served.returncode, doctor.returncode, audit.returncode) == (3, 3, 4, 3)
+    assert connect.returncode == 3 and connect.stderr.startswith(f"handoff connect azure-devops: {NEWER}")
     assert upgraded.stderr.strip() == f"handoff db upgrade: {NEWER}"
     assert served.stderr.strip().endswith(f"handoff serve: cannot start: {NEWER}")
     assert NEWER in doctor.stdout and "db upgrade" not in doctor.stdout
     assert audit.stderr.strip() == f"handoff audit: {NEWER}"
-    assert "Traceback" not in outputs(upgraded, served, doctor, audit)
+    assert "Traceback" not in outputs(upgraded, served, doctor, audit, connect)
 
 
 @pytest.mark.parametrize(

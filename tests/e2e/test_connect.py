@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from adapters.demo import local_config, local_world
 from adapters.emulators.suite import EmulatorSuite
 from bot.app import RunningServer, start_server
 from bot.config import parse_settings
+from bot.records import ConversationAddress, StoredSubscription
 from tests.conftest import REPO_ROOT
 
 
@@ -195,3 +197,68 @@ async def test_connect_refuses_a_configuration_with_problems(deployment: Deploym
     )
     assert code == 1 and "azure_devops.pat: environment variable NOT_SET_ANYWHERE is not set" in err
     assert deployment.suite.ado.webhooks.subscriptions == {}
+
+
+def _hook_changes(suite: EmulatorSuite) -> list[str]:
+    """The requests that create, change or delete service hooks, as Azure DevOps received them."""
+    return [
+        f"{r.method} {r.path}"
+        for r in suite.ado.recorder.requests
+        if r.method != "GET" and "/_apis/hooks/subscriptions" in r.path
+    ]
+
+
+async def _connect_with_a_chat_subscription(deployment: Deployment) -> set[str]:
+    """Store a chat subscription to pushes in mlops, connect; the event types of Handoff's hooks then."""
+    ops = deployment.suite.slack.state.channel("ops").id
+    pushes = StoredSubscription(
+        ConversationAddress("slack", ops), {"projects": ["mlops"], "events": ["code_pushed"]}, "bob", datetime.now(UTC)
+    )
+    await deployment.server.store.add_subscription(pushes)
+    code, out, err = await deployment.handoff("connect", "azure-devops", "--config", str(deployment.write_config()))
+    assert code == 0, out + err
+    return _hook_event_types(deployment.suite)
+
+
+def _hook_event_types(suite: EmulatorSuite) -> set[str]:
+    return {t for s in suite.ado.webhooks.subscriptions.values() for t in s.event_types}
+
+
+async def test_connect_with_the_store_unreachable_says_so_and_deletes_no_hook(deployment: Deployment) -> None:
+    suite = deployment.suite
+    assert "git.push" in await _connect_with_a_chat_subscription(deployment)
+    hooks = dict(suite.ado.webhooks.subscriptions)
+
+    def unreachable_store(config: dict[str, Any]) -> None:
+        config["store"]["url"] = f"postgresql://handoff:s3cret-pw@127.0.0.1:{_free_port()}/handoff"
+
+    config_file = str(deployment.write_config("unreachable-store.yaml", unreachable_store))
+    suite.ado.recorder.clear()
+    for dry_run in (("--dry-run",), ()):
+        code, out, err = await deployment.handoff("connect", "azure-devops", "--config", config_file, *dry_run)
+        print(out, err)
+        assert code == 3, out + err
+        assert "postgresql://handoff:***@127.0.0.1" in err and "chat subscriptions" in err
+        assert "s3cret-pw" not in out + err and "delete" not in out
+    assert _hook_changes(suite) == [] and suite.ado.webhooks.subscriptions == hooks
+
+
+async def test_connect_to_a_store_not_there_creates_it_not_and_deletes_no_hook(deployment: Deployment) -> None:
+    suite = deployment.suite
+    assert "git.push" in await _connect_with_a_chat_subscription(deployment)
+    hooks = dict(suite.ado.webhooks.subscriptions)
+    missing = deployment.tmp_path / "nowhere" / "handoff.db"
+
+    def store_not_there(config: dict[str, Any]) -> None:
+        config["store"]["url"] = f"sqlite:///{missing}"
+
+    config_file = str(deployment.write_config("missing-store.yaml", store_not_there))
+    suite.ado.recorder.clear()
+    for dry_run in (("--dry-run",), ()):
+        code, out, err = await deployment.handoff("connect", "azure-devops", "--config", config_file, *dry_run)
+        print(out, err)
+        # no chat subscription can be in a store not there yet, but a mistyped store.url looks the same
+        assert code == 0, out + err
+        assert not missing.parent.exists()
+        assert f"no database at {missing}" in out and "no service hook is deleted" in out
+    assert _hook_changes(suite) == [] and suite.ado.webhooks.subscriptions == hooks
