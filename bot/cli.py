@@ -172,11 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(config: str) -> object:
+def _load(config: str, *, require_secrets: bool = True) -> object:
+    """The settings, or None after printing the configuration's problems. ``require_secrets=False`` for a
+    command that uses no secret: the operator may not have them yet (``slack-manifest`` makes the Slack app
+    its token comes from)."""
     from bot.config import ConfigError, load_settings
 
     try:
-        return load_settings(Path(config))
+        return load_settings(Path(config), require_secrets=require_secrets)
     except ConfigError as error:
         print(str(error), file=sys.stderr)
         return None
@@ -217,7 +220,7 @@ def _serve(config: str, host: str | None, port: int | None) -> int:
 def _db_upgrade(config: str) -> int:
     from bot.config import Settings
 
-    settings = _load(config)
+    settings = _load(config, require_secrets=False)
     if not isinstance(settings, Settings):
         return EXIT_CONFIG
     from adapters.sql.problems import StoreNotUsable, StoreUrlUnreadable
@@ -267,7 +270,7 @@ def _emulators(host: str, port: int, world: str | None) -> int:
 def _teams_package(config: str, out: str) -> int:
     from bot.config import Settings
 
-    settings = _load(config)
+    settings = _load(config, require_secrets=False)
     if not isinstance(settings, Settings):
         return EXIT_CONFIG
     if settings.teams is None:
@@ -295,7 +298,7 @@ def _package_path(out: str) -> Path:
 def _slack_manifest(config: str, public_url: str | None) -> int:
     from bot.config import Settings
 
-    settings = _load(config)
+    settings = _load(config, require_secrets=False)
     if not isinstance(settings, Settings):
         return EXIT_CONFIG
     url = public_url if public_url is not None else settings.server.public_url
@@ -317,7 +320,7 @@ def _slack_manifest(config: str, public_url: str | None) -> int:
 def _audit(config: str, since: str | None, output_format: str) -> int:
     from bot.config import Settings, parse_duration
 
-    settings = _load(config)
+    settings = _load(config, require_secrets=False)
     if not isinstance(settings, Settings):
         return EXIT_CONFIG
     try:

@@ -6,8 +6,10 @@ strings may use ``${NAME}`` or ``${NAME:-default}`` too (a database URL with a p
 
 :func:`load_settings` reports **every** problem at once, each with its key path, so that
 ``handoff check`` can list them all; a configured integration whose secret variable is unset is one
-of those problems (fail closed). Reading the file (UTF-8, keys written twice) is :mod:`bot.config_yaml`;
-the names a document uses and the files it points to are checked in :mod:`bot.config_references`.
+of those problems (fail closed), except for the commands that use no secret (``slack-manifest``,
+``teams-package``, ``audit``, ``db upgrade``), which load with ``require_secrets=False``. Reading the
+file (UTF-8, keys written twice) is :mod:`bot.config_yaml`; the names a document uses and the files it
+points to are checked in :mod:`bot.config_references`.
 """
 
 from __future__ import annotations
@@ -117,14 +119,38 @@ _HTTP_URL = re.compile(r"^https?://[^/\s]+")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
-def _absolute_http_url(value: str | None) -> str | None:
-    """An absolute http(s) URL as it is; a ValueError for anything else (a host without its scheme, a path)."""
-    if value is not None and not _HTTP_URL.match(value):
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def https_url(value: str | None) -> str | None:
+    """An absolute https URL as it is; plain http only for a host on this machine (an emulator, the demo),
+    since what goes there (a token, a password, a signed request, a link people open) would otherwise cross
+    the network in the clear. A ValueError for anything else (a host without its scheme, a path)."""
+    if value is None:
+        return None
+    if not _HTTP_URL.match(value):
         raise ValueError("expected an absolute URL starting with https:// (or http:// for an emulator)")
+    if value.startswith("http://"):
+        try:
+            host = urlsplit(value).hostname or ""
+        except ValueError:  # an unclosed [ of an IPv6 address
+            host = ""
+        if not is_loopback_host(host):
+            raise ValueError(
+                "must be https (plain http only for an emulator on this machine: 127.0.0.1, ::1 or localhost)"
+            )
     return value
 
 
-HttpUrl = Annotated[str, AfterValidator(_absolute_http_url)]
+HttpUrl = Annotated[str, AfterValidator(https_url)]
+"""A URL Handoff sends credentials to or shows: https, or http to this machine only."""
 
 
 def _positive(value: timedelta | None) -> timedelta | None:
@@ -176,16 +202,14 @@ class Integration(Section):
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(3978, ge=0, le=65535)
-    public_url: str | None = None
+    public_url: HttpUrl | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_timeout: NonNegativeDuration = timedelta(seconds=5)
 
     @field_validator("public_url")
     @classmethod
-    def _public_url_is_http(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("expected an absolute http(s) URL such as https://handoff.contoso.com")
+    def _public_url_without_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
 
@@ -319,16 +343,6 @@ class SlackSettings(Integration):
         return self
 
 
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class TeamsGraphSettings(Section):
     """Microsoft Graph, read for one thing: a card whose post Teams took but whose answer was lost.
 
@@ -339,17 +353,12 @@ class TeamsGraphSettings(Section):
     """
 
     find_lost_posts: bool = False
-    api_url: str = "https://graph.microsoft.com/v1.0"
-    login_url: str = "https://login.microsoftonline.com"
+    api_url: HttpUrl = "https://graph.microsoft.com/v1.0"  # gets the bot's tokens
+    login_url: HttpUrl = "https://login.microsoftonline.com"  # gets the bot's secret
 
     @field_validator("api_url", "login_url")
     @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("expected an absolute http(s) URL such as https://graph.microsoft.com/v1.0")
-        # the bot's secret goes to login_url and its tokens to api_url: in the clear only to this machine
-        if value.startswith("http://") and not is_loopback_host(urlsplit(value).hostname or ""):
-            raise ValueError("must be https (plain http only for an emulator on 127.0.0.1)")
+    def _without_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
 
@@ -378,6 +387,12 @@ class TeamsSettings(Integration):
             raise ValueError(
                 "set app_id (and app_password) from the Azure Bot registration; an empty app_id turns "
                 "request authentication off and needs allow_unauthenticated: true (local use only)"
+            )
+        if self.app_id and self.allow_unauthenticated:
+            # with an app_id, requests are authenticated whatever it says: refuse it rather than let it mislead
+            raise ValueError(
+                "allow_unauthenticated: true is for local use with an empty app_id; with an app_id set, "
+                "requests are always authenticated: remove allow_unauthenticated"
             )
         if self.app_id and self.app_type != "UserAssignedMSI" and self.app_password is None:
             raise ValueError(f"app_type {self.app_type} needs app_password")
@@ -635,7 +650,9 @@ _PERSON = re.compile(r"^([^@\s]+@[^@\s]+|(?i:aad):\S+|(slack|teams):\S+)$")
 
 def _person(identity: str) -> str:
     if not _PERSON.match(identity.strip()):
-        raise ValueError("expected an email, aad:<object id> or slack:<user id>; a bare name matches nobody")
+        raise ValueError(
+            "expected an email, aad:<object id>, slack:<user id> or teams:<user id>; a bare name matches nobody"
+        )
     return identity
 
 
@@ -899,11 +916,14 @@ def parse_settings(
     *,
     base_dir: Path | None = None,
     found: list[ConfigProblem] | None = None,
+    require_secrets: bool = True,
 ) -> Settings:
     """Validate an already-parsed YAML document; raise :class:`ConfigError` listing every problem.
 
     ``base_dir`` is the folder relative job and contract files are read from (when given, a missing one
-    is a problem); ``found`` holds problems already found in the file, listed first.
+    is a problem); ``found`` holds problems already found in the file, listed first. With
+    ``require_secrets=False`` an unset secret variable is no problem (its :class:`Secret` is simply not set),
+    for a command that uses no secret; every other ``${NAME}`` must still be set.
     """
     environ = os.environ if environ is None else environ
     if raw is None:
@@ -923,7 +943,10 @@ def parse_settings(
     if base_dir is not None:
         problems.extend(missing_file_problems(expanded, base_dir))
     # unset secrets: in the settings, or in the raw document when validation failed somewhere
-    problems.extend(_unset_secrets(settings, "") if settings is not None else _unset_secrets_in_raw(expanded, environ))
+    if require_secrets:
+        problems.extend(
+            _unset_secrets(settings, "") if settings is not None else _unset_secrets_in_raw(expanded, environ)
+        )
     problems = [*(found or []), *problems]
     if problems or settings is None:
         raise ConfigError(source, _unique(problems))
@@ -964,13 +987,18 @@ def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
     return out
 
 
-def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, require_secrets: bool = True
+) -> Settings:
     """Read and validate a ``handoff.yaml`` file; raise :class:`ConfigError` listing every problem.
 
-    Relative job and contract files are looked for in the file's folder."""
+    Relative job and contract files are looked for in the file's folder. ``require_secrets=False`` is for
+    commands that use no secret (see :func:`parse_settings`)."""
     path = Path(path)
     raw, duplicate_keys = read_document(path)
-    return parse_settings(raw, environ, str(path), base_dir=path.parent, found=duplicate_keys)
+    return parse_settings(
+        raw, environ, str(path), base_dir=path.parent, found=duplicate_keys, require_secrets=require_secrets
+    )
 
 
 def configured_secrets(settings: Settings) -> list[str]:

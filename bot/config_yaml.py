@@ -37,7 +37,8 @@ def read_document(path: Path) -> tuple[Any, list[ConfigProblem]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [ConfigProblem("", f"{where}not valid YAML ({problem})")]) from None
+        hint = _reference_hint(text, mark.line) if mark else ""
+        raise ConfigError(source, [ConfigProblem("", f"{where}not valid YAML ({problem}){hint}")]) from None
     finally:
         loader.dispose()
     return document, duplicates
@@ -66,3 +67,12 @@ def _duplicate_keys(node: yaml.Node, path: str, seen: set[int] | None = None) ->
         for i, item in enumerate(node.value):
             problems.extend(_duplicate_keys(item, f"{path}[{i}]", seen))
     return problems
+
+
+def _reference_hint(text: str, line: int) -> str:
+    """A hint for the line a YAML error is on, when it holds a ``${NAME}``: inside ``{ }`` or ``[ ]`` YAML
+    reads its braces as a mapping of its own."""
+    lines = text.splitlines()
+    if line < len(lines) and "${" in lines[line]:
+        return '; a ${NAME} inside { } or [ ] must be quoted, as in password: "${NAME}"'
+    return ""

@@ -120,6 +120,83 @@ def test_serve_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
 
 
+SLACK_AND_TEAMS_SECRETS = ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "MICROSOFT_APP_PASSWORD")
+
+
+def secretless_config(tmp_path: Path, **changes: object) -> Path:
+    """Slack and Teams enabled, before the operator has their secrets (none of the variables is set)."""
+    return config_copy(
+        tmp_path,
+        slack__enabled=True,
+        teams__enabled=True,
+        teams__app_id="11111111-2222-3333-4444-555555555555",
+        server__public_url="https://bot.contoso.com",
+        **changes,
+    )
+
+
+def test_commands_that_use_no_secret_run_before_the_secrets_exist(tmp_path: Path) -> None:
+    path = secretless_config(tmp_path)
+    env = clean_env()
+    env.pop("MICROSOFT_APP_PASSWORD", None)
+    manifest = run("slack-manifest", "--config", str(path), env=env)
+    assert manifest.returncode == 0, manifest.stderr
+    assert "https://bot.contoso.com/slack/events" in manifest.stdout
+    package = run("teams-package", "--config", str(path), "--out", str(tmp_path / "teams.zip"), env=env)
+    assert package.returncode == 0, package.stderr
+    assert (tmp_path / "teams.zip").exists()
+    upgraded = run("db", "upgrade", "--config", str(path), env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    audited = run("audit", "--config", str(path), env=env)
+    assert audited.returncode == 0, audited.stderr
+    assert audited.stdout.startswith("at,actor,action")
+
+    # the commands that use them still name every one that is unset
+    for command in (["check"], ["doctor"], ["connect", "azure-devops"], ["serve", "--port", "0"]):
+        refused = run(*command, "--config", str(path), env=env)
+        assert refused.returncode == 1, (command, refused.stderr)
+        for variable in SLACK_AND_TEAMS_SECRETS:
+            assert f"environment variable {variable} is not set" in refused.stderr, command
+        assert "listening" not in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_audit_and_db_upgrade_still_need_the_variables_of_the_store_url(tmp_path: Path) -> None:
+    path = secretless_config(tmp_path, store__url="sqlite:///${HANDOFF_DB_FILE}")
+    for command in (["db", "upgrade"], ["audit"]):
+        result = run(*command, "--config", str(path), env=clean_env())
+        assert result.returncode == 1, result.stderr
+        assert "store.url: environment variable HANDOFF_DB_FILE is not set" in result.stderr
+        assert "SLACK_SIGNING_SECRET" not in result.stderr
+        assert "Traceback" not in result.stderr
+    upgraded = run("db", "upgrade", "--config", str(path), env=clean_env(HANDOFF_DB_FILE=str(tmp_path / "h.db")))
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (tmp_path / "h.db").exists()
+
+
+def test_check_refuses_plain_http_to_another_machine(tmp_path: Path) -> None:
+    path = config_copy(
+        tmp_path,
+        server__public_url="http://handoff.example.com",
+        slack__api_base_url="http://slack.example.com/api/",
+        azure_devops__organization_url="http://dev.azure.com/contoso",
+        azure_ml__endpoint="http://aml.example.com",
+    )
+    result = run("check", "--config", str(path), env=clean_env())
+    assert result.returncode == 1
+    plain_http = "must be https (plain http only for an emulator on this machine: 127.0.0.1, ::1 or localhost)"
+    for key in ("server.public_url", "slack.api_base_url", "azure_devops.organization_url", "azure_ml.endpoint"):
+        assert f"{key}: {plain_http}" in result.stderr
+    local = config_copy(
+        tmp_path,
+        server__public_url="http://localhost:3978",
+        slack__api_base_url="http://127.0.0.1:9/api/",
+        azure_devops__organization_url="http://[::1]:9/contoso",
+        azure_ml__endpoint="http://127.0.0.1:9/aml",
+    )
+    checked = run("check", "--config", str(local), env=clean_env())
+    assert checked.returncode == 0, checked.stderr
+
+
 def test_db_upgrade(tmp_path: Path) -> None:
     path = config_copy(tmp_path)
     result = run("db", "upgrade", "--config", str(path), env=clean_env())

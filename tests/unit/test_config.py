@@ -124,6 +124,43 @@ def test_integration_rules_fail_closed() -> None:
     assert any(p.startswith("azure_devops.service_hooks") for p in found)
 
 
+def test_turning_teams_authentication_off_needs_an_empty_app_id() -> None:
+    local = parse_settings({"teams": {"app_id": "", "allow_unauthenticated": True}}, {})
+    assert local.teams is not None and local.teams.allow_unauthenticated
+    registered = {"app_id": "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b", "app_password": "${P}"}
+    assert problems({"teams": {**registered, "allow_unauthenticated": True}}, {"P": "x"}) == [
+        "teams: allow_unauthenticated: true is for local use with an empty app_id; with an app_id set, "
+        "requests are always authenticated: remove allow_unauthenticated"
+    ]
+
+
+def test_a_command_using_no_secret_loads_without_them_but_not_without_other_variables(tmp_path: Path) -> None:
+    raw = example()
+    raw["slack"]["enabled"] = True
+    raw["store"]["url"] = "sqlite:///${HANDOFF_DB}"
+    config = write(tmp_path, yaml.safe_dump(raw))
+    settings = load_settings(config, {"HANDOFF_DB": "h.db"}, require_secrets=False)
+    assert settings.slack is not None and not settings.slack.signing_secret.is_set
+    assert settings.store.url == "sqlite:///h.db"
+    assert file_problems(config, {"HANDOFF_DB": "h.db"}) == [
+        "slack.signing_secret: environment variable SLACK_SIGNING_SECRET is not set",
+        "slack.bot_token: environment variable SLACK_BOT_TOKEN is not set",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, {}, require_secrets=False)
+    assert [str(p) for p in caught.value.problems] == ["store.url: environment variable HANDOFF_DB is not set"]
+
+
+def test_a_reference_in_braces_that_yaml_cannot_read_gets_a_hint_to_quote_it(tmp_path: Path) -> None:
+    flow = write(tmp_path, "azure_devops:\n  service_hooks:\n    basic: {username: h, password: ${X}}\n")
+    (problem,) = file_problems(flow)
+    assert problem.startswith("line 3, column ") and "not valid YAML (expected ',' or '}', but got '{')" in problem
+    assert problem.endswith('a ${NAME} inside { } or [ ] must be quoted, as in password: "${NAME}"')
+    other = write(tmp_path, "server: {port: [1}\n", "other.yaml")
+    (problem,) = file_problems(other)
+    assert "not valid YAML" in problem and "quoted" not in problem
+
+
 def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the file"):
         load_settings(tmp_path / "missing.yaml")
@@ -179,7 +216,36 @@ def test_graph_urls_are_https_except_for_an_emulator_on_this_machine() -> None:
     assert settings.teams is not None and settings.teams.graph.login_url == "http://localhost:8000/login"
 
     (problem,) = problems({"teams": {**teams, "graph": {"login_url": "http://login.contoso.com"}}}, {"P": "x"})
-    assert problem == "teams.graph.login_url: must be https (plain http only for an emulator on 127.0.0.1)"
+    assert problem == f"teams.graph.login_url: {PLAIN_HTTP_PROBLEM}"
+
+
+PLAIN_HTTP_PROBLEM = "must be https (plain http only for an emulator on this machine: 127.0.0.1, ::1 or localhost)"
+URLS_SENT_CREDENTIALS_OR_SHOWN = [
+    "server.public_url",
+    "slack.api_base_url",
+    "teams.openid_metadata_url",
+    "azure_devops.organization_url",
+    "azure_ml.endpoint",
+    "azure_ml.studio_url",
+    "eventgrid.portal_url",
+]
+
+
+def with_url(key_path: str, url: str) -> dict[str, Any]:
+    raw = example()
+    section, key = key_path.split(".")
+    raw[section][key] = url
+    return raw
+
+
+@pytest.mark.parametrize("key_path", URLS_SENT_CREDENTIALS_OR_SHOWN)
+def test_urls_that_get_credentials_or_are_shown_are_https_except_on_this_machine(key_path: str) -> None:
+    assert problems(with_url(key_path, "http://service.contoso.com/api/")) == [f"{key_path}: {PLAIN_HTTP_PROBLEM}"]
+    for local in ("http://127.0.0.1:8000/api/", "http://localhost:8000/api/", "http://[::1]:8000/api/"):
+        settings = parse_settings(with_url(key_path, local), {}).model_dump()
+        section, key = key_path.split(".")
+        assert settings[section][key].rstrip("/") == local.rstrip("/")
+    parse_settings(with_url(key_path, "https://service.contoso.com/api/"), {})
 
 
 def write(folder: Path, text: str, name: str = "handoff.yaml") -> Path:
@@ -299,8 +365,8 @@ def test_values_that_would_fail_later_are_refused_now() -> None:
         f"azure_devops.organization_url: {url_problem}",
         f"azure_ml.endpoint: {url_problem}",
         "gates.default.expire_after: must be longer than 0",
-        "roles.release-managers.members[1]: expected an email, aad:<object id> or slack:<user id>; "
-        "a bare name matches nobody",
+        "roles.release-managers.members[1]: expected an email, aad:<object id>, slack:<user id> or "
+        "teams:<user id>; a bare name matches nobody",
         "commands.retrain.confirm_expires: must be longer than 0",
     ]
     members = ["carol@contoso.com", "aad:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "slack:U0CAROL", "teams:29:1abc"]
@@ -346,5 +412,6 @@ def test_an_apps_owners_take_the_people_forms_a_roles_members_do() -> None:
     assert parse_settings(raw, {}).apps["app-y"].owners == owners
     raw["apps"]["app-y"]["owners"] = ["dana@contoso.com", "dana"]
     assert problems(raw) == [
-        "apps.app-y.owners[1]: expected an email, aad:<object id> or slack:<user id>; a bare name matches nobody"
+        "apps.app-y.owners[1]: expected an email, aad:<object id>, slack:<user id> or teams:<user id>; "
+        "a bare name matches nobody"
     ]
