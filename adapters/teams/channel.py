@@ -3,7 +3,7 @@
 - ``post_card`` to a channel starts a new thread there (``TeamsInfo.send_message_to_teams_channel`` with
   the bot's app id, inside ``continue_conversation`` on the channel's stored reference); to a personal or
   group chat it sends into the chat; to a person (an MRI ``29:…``) it uses their 1:1 chat with the bot,
-  creating it (with the tenant id) the first time.
+  creating it (with the tenant id) the first time. ``tell_person`` sends a person a plain message there.
 - ``reply`` posts into the thread ``<channel>;messageid=<root>``; ``update_card`` replaces the message
   with ``update_activity``. Teams answers either with 404 when the message was deleted: that is
   :class:`~bot.ports.MessageGone`. A post refused with 403 (Handoff is no longer in the team or chat) or
@@ -112,7 +112,7 @@ class TeamsChatChannel:
 
     async def post_card(self, conversation_id: str, card: Card, *, marker: str | None = None) -> PostedMessage:
         if is_user_id(conversation_id):
-            return await self._post_to_person(conversation_id, card)
+            return await self._post_to_person(conversation_id, _send(card))
         record, stored = await self._target(conversation_id)
         base = record.address.conversation_id
         if stored.kind == "channel":
@@ -234,13 +234,22 @@ class TeamsChatChannel:
                 return ConversationRecord(ConversationAddress("teams", base), tenant_id=record.tenant_id), channel
         raise DeliveryFailed(f"Handoff is not installed in Teams conversation {base}", False)
 
-    async def _post_to_person(self, user_id: str, card: Card) -> PostedMessage:
+    async def tell_person(self, user_id: str, text: str) -> PostedMessage:
+        """Send ``text`` to one person (MRI ``29:…``) in their 1:1 chat with Handoff, creating that chat the
+        first time. Teams has no ephemeral messages: outside an invoke's answer, this is the only way to say
+        something to one person. Teams lets a bot start it with anyone in a team or chat it is installed in.
+        Raises :class:`DeliveryFailed`."""
+        return await self._post_to_person(user_id, _send_text(text))
+
+    async def _post_to_person(
+        self, user_id: str, send_one: Callable[[TurnContext], Awaitable[PostedMessage]]
+    ) -> PostedMessage:
         found = await self._read(self.registry.personal_chat(user_id))
         if found is not None:
             record, stored = found
             base = record.address.conversation_id
             reference = stored.conversation_reference(base)
-            send = _unreachable_when_refused(_send(card))
+            send = _unreachable_when_refused(send_one)
             return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
         anchor = await self._read(self.registry.any_reference(self.tenant_id))
         if anchor is None or anchor[1].service_url is None:
@@ -252,7 +261,7 @@ class TeamsChatChannel:
 
         async def send_first(ctx: TurnContext) -> PostedMessage:
             created.append(ctx.activity.conversation.id)
-            return await _send(card)(ctx)
+            return await send_one(ctx)
 
         async def create(callback: Callable[[TurnContext], Awaitable[None]]) -> None:
             parameters = ConversationParameters(
@@ -333,6 +342,18 @@ def _send(
         if response is None or not response.id:
             raise DeliveryFailed("Teams accepted the message without an id", False)
         return PostedMessage(str(response.id), thread)
+
+    return send
+
+
+def _send_text(text: str) -> Callable[[TurnContext], Awaitable[PostedMessage]]:
+    """Send ``text`` as a plain message."""
+
+    async def send(ctx: TurnContext) -> PostedMessage:
+        response = await ctx.send_activity(MessageFactory.text(text))
+        if response is None or not response.id:
+            raise DeliveryFailed("Teams accepted the message without an id", False)
+        return PostedMessage(str(response.id))
 
     return send
 

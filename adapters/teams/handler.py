@@ -5,12 +5,15 @@
   them; renames rename them (:class:`~adapters.teams.registry.ConversationRegistry`).
 - A message is a command (the bot's mention removed), handed to the core's ``on_command``; the reply goes
   into the same thread or chat. Teams has no ephemeral messages in channels, so a private reply is a
-  thread reply too. A message that carries ``value`` is an ``Action.Submit`` click (old clients).
+  thread reply too. A message that carries ``value`` is an ``Action.Submit`` click (old clients); what it
+  tells only the person who clicked (a refusal) goes to their 1:1 chat with Handoff, not to the thread.
 - An ``adaptiveCard/action`` invoke (``Action.Execute``) is a click, handed to the core's ``on_action``:
   if accepted, the updated card goes back to the person who clicked and replaces the message for
   everyone (and, for work the click started, its later face replaces it again once that work is done); a
-  refusal comes back as an error response and leaves the card as it was. A ``refresh``
-  answers with the person's own view of the card (buttons for the card's action audience).
+  refusal comes back as an error response and leaves the card as it was. A decision still under way after
+  :data:`ANSWER_WITHIN` (Azure DevOps is slow) is answered with "Applying your approval…" and goes on in
+  the background: the card is replaced once it is done, and a refusal then goes to the person's 1:1 chat.
+  A ``refresh`` answers with the person's own view of the card (buttons for the card's action audience).
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from typing import Any
 
 from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
-from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue
+from botbuilder.schema import (
+    Activity,
+    AdaptiveCardInvokeResponse,
+    AdaptiveCardInvokeValue,
+    ChannelAccount,
+    Mention,
+)
 from botbuilder.schema.teams import ChannelInfo, TeamInfo, TeamsChannelAccount
 
 from bot.background import BackgroundWork
@@ -37,10 +46,10 @@ from bot.interactions import (
     InteractionHandler,
     Reply,
 )
-from bot.ports import ChatChannel, DeliveryFailed, PostedMessage
+from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress
 
-from .channel import card_activity, without_hidden_retries
+from .channel import TeamsChatChannel, card_activity, without_hidden_retries
 from .identity import TeamsIdentity
 from .ids import split_thread
 from .references import conversation_kind, team_of
@@ -53,6 +62,15 @@ log = logging.getLogger("handoff.teams")
 
 ERROR_TYPE = "application/vnd.microsoft.error"
 MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
+
+ANSWER_WITHIN = 3.0
+"""Seconds a click's invoke waits for the core's decision before answering that it is still being applied:
+well under the 5 s after which Teams sends an invoke again (and the ~15 s after which the connector gives
+up and the person sees an error)."""
+
+COULD_NOT_RECORD = "Handoff could not record this. Try again."
+
+_DECISION_NOUNS = {"approve": "approval", "reject": "rejection"}
 
 
 class InvokeAnswer(AdaptiveCardInvokeResponse):  # type: ignore[misc]
@@ -72,6 +90,12 @@ def message_response(text: str) -> AdaptiveCardInvokeResponse:
     return InvokeAnswer(status_code=200, type=MESSAGE_TYPE, value=text)
 
 
+def applying_message(action_id: str) -> str:
+    """What the person who clicked is told while their decision is still being applied."""
+    noun = _DECISION_NOUNS.get(action_id, "decision")
+    return f"Applying your {noun} in Azure DevOps… The card changes once it is done."
+
+
 def error_response(status: int, code: str, message: str) -> AdaptiveCardInvokeResponse:
     """Show an error to the person who clicked; the card stays as it is."""
     return InvokeAnswer(status_code=status, type=ERROR_TYPE, value={"code": code, "message": message})
@@ -84,9 +108,11 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         interactions: the core's entry point for commands and clicks.
         registry: where conversation references are kept.
         identity: resolves the sender to a :class:`~bot.interactions.ChatUser`.
-        cards: updates a clicked card later (the click's ``ActionResult.later``), after its turn.
+        cards: updates a clicked card after its turn (the click's ``ActionResult.later``, a decision that
+            outlasted :data:`ANSWER_WITHIN`) and tells the person who clicked what only they should see.
         pacer: paces and retries what a turn sends (a command's answer, a click's), within the same
             per-conversation limits as the cards the outbox sends (Teams answers a burst with 429).
+        answer_within: seconds an ``Action.Execute`` invoke waits for the core's decision.
     """
 
     def __init__(
@@ -95,8 +121,9 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         registry: ConversationRegistry,
         identity: TeamsIdentity,
         *,
-        cards: ChatChannel | None = None,
+        cards: TeamsChatChannel | None = None,
         pacer: Pacer | None = None,
+        answer_within: float = ANSWER_WITHIN,
     ) -> None:
         super().__init__()
         self.interactions = interactions
@@ -104,6 +131,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         self.identity = identity
         self.cards = cards
         self.pacer = pacer
+        self.answer_within = answer_within
         self.later = BackgroundWork(log, "a card's later update")
 
     async def on_turn(self, turn_context: TurnContext) -> None:
@@ -267,16 +295,31 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         request = self._action_request(turn_context, user, click)
         if request is None:
             return
-        result = await self._decide(request) or ActionResult(False, "Handoff could not record this. Try again.")
+        result = await self._decide(request) or ActionResult(False, COULD_NOT_RECORD)
         if result.accepted and result.card is not None:
             await self._update_for_everyone(turn_context, request.message.message_id, result.card)
             self._follow(request, result)
         elif result.message:
-            answer = MessageFactory.text(result.message)
+            await self._tell_clicker(turn_context, result.message)
+
+    async def _tell_clicker(self, turn_context: TurnContext, text: str) -> None:
+        """Tell only the person who clicked an ``Action.Submit`` button (a refusal, say). Its answer is a message,
+        which everyone in a channel or group chat would see; Teams has no ephemeral messages, so it goes to
+        the person's 1:1 chat with Handoff (which Teams lets a bot start with anyone in a team or chat it is
+        installed in). Only if that fails is it a reply where they clicked, @mentioning them."""
+        activity = turn_context.activity
+        sender = activity.from_property
+        if conversation_kind(activity) != "personal" and self.cards is not None and sender is not None:
             try:
-                await self._paced(turn_context, lambda: turn_context.send_activity(answer), posts=True)
+                await self.cards.tell_person(sender.id, text)
+                return
             except DeliveryFailed as failure:
-                log.warning("could not answer an Action.Submit click (%s)", failure.reason)
+                log.warning("could not tell the person who clicked in their 1:1 chat (%s)", failure.reason)
+        answer = _addressed(text, sender) if conversation_kind(activity) != "personal" else MessageFactory.text(text)
+        try:
+            await self._paced(turn_context, lambda: turn_context.send_activity(answer), posts=True)
+        except DeliveryFailed as failure:
+            log.warning("could not answer an Action.Submit click (%s)", failure.reason)
 
     # --- invokes: Action.Execute clicks and refreshes ---------------------------------------------
 
@@ -294,9 +337,19 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         request = self._action_request(turn_context, user, click)
         if request is None:
             return error_response(400, "BadRequest", "The action does not name the card it came from.")
-        result = await self._decide(request)
+        decision = asyncio.ensure_future(self._decide(request))
+        try:
+            # (asyncio.wait cancels nothing: the decision goes on if the invoke's request ends or times out)
+            await asyncio.wait({decision}, timeout=self.answer_within)
+        except asyncio.CancelledError:
+            self.later.spawn(self._decided_later(request, decision))
+            raise
+        if not decision.done():
+            self.later.spawn(self._decided_later(request, decision))
+            return message_response(applying_message(request.action_id))
+        result = decision.result()
         if result is None:
-            return error_response(500, "InternalServerError", "Handoff could not record this. Try again.")
+            return error_response(500, "InternalServerError", COULD_NOT_RECORD)
         if not result.accepted:
             return error_response(400, "BadRequest", result.message or "This action was refused.")
         if result.card is None:
@@ -346,6 +399,27 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
             log.exception("the action handler failed")
             return None
 
+    async def _decided_later(self, request: ActionRequest, decision: asyncio.Future[ActionResult | None]) -> None:
+        """Show how a decision that outlasted its invoke ended: its card for everyone (proactively, as the
+        outbox sends), or its refusal to the person who clicked, in their 1:1 chat."""
+        result = await asyncio.shield(decision)  # (closing the background work does not stop the decision)
+        if result is None:
+            result = ActionResult(False, COULD_NOT_RECORD)
+        if result.accepted and result.card is not None:
+            await self._show(request, result.card)
+            if result.later is not None:
+                await self._show_later(request, result.later)
+            return
+        if not result.message:
+            return
+        if self.cards is None:
+            log.warning("cannot tell the person who clicked how their decision ended: nothing to send with")
+            return
+        try:
+            await self.cards.tell_person(request.user.user_id, result.message)
+        except DeliveryFailed as failure:
+            log.warning("could not tell the person who clicked how their decision ended (%s)", failure.reason)
+
     def _follow(self, request: ActionRequest, result: ActionResult) -> None:
         """Once the work the click started is done, show the card's later face in place of the same message
         (after the click's turn: proactively, as the outbox sends)."""
@@ -354,9 +428,12 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
 
     async def _show_later(self, request: ActionRequest, later: Awaitable[Card | None]) -> None:
         card = await later
+        if card is not None:
+            await self._show(request, card)
+
+    async def _show(self, request: ActionRequest, card: Card) -> None:
+        """Replace the clicked card with ``card`` after the click's turn (a reply in its thread if that fails)."""
         message, conversation = request.message, request.conversation.conversation_id
-        if card is None:
-            return
         if self.cards is None:
             log.warning("the Teams card %s cannot be updated later: nothing to send with", message.message_id)
             return
@@ -393,6 +470,17 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
             await attempt()
             return
         await self.pacer.run(turn_context.activity.conversation.id, attempt, posts=posts)
+
+
+def _addressed(text: str, person: ChannelAccount | None) -> Activity:
+    """A message that @mentions ``person`` before ``text``, so that it is plainly meant for them."""
+    if person is None or not person.id:
+        return MessageFactory.text(text)
+    name = person.name or "you"
+    tag = f"<at>{name}</at>"
+    activity: Activity = MessageFactory.text(f"{tag} {text}")
+    activity.entities = [Mention(mentioned=ChannelAccount(id=person.id, name=name), text=tag, type="mention")]
+    return activity
 
 
 def _ids_of(user: ChatUser) -> tuple[str, ...]:

@@ -48,6 +48,7 @@ class RecordingHandler:
         self.actions: list[ActionRequest] = []
         self.reply: Callable[[CommandRequest], Reply] = lambda r: Reply(f"ran: {r.text}")
         self.decide: Callable[[ActionRequest], ActionResult] = decided
+        self.deciding_takes = 0.0  # seconds, as a core waiting on Azure DevOps would
 
     async def on_command(self, request: CommandRequest) -> Reply:
         self.commands.append(request)
@@ -55,6 +56,7 @@ class RecordingHandler:
 
     async def on_action(self, request: ActionRequest) -> ActionResult:
         self.actions.append(request)
+        await asyncio.sleep(self.deciding_takes)
         return self.decide(request)
 
     async def refuse_before_comment(self, request: ActionRequest) -> str | None:

@@ -3,21 +3,25 @@ refresh, the Action.Submit fallback), through ``/api/messages`` with the emulato
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import jsonschema
 import pytest
 from botbuilder.schema.teams import TeamsChannelData, TenantInfo
 
+from adapters.emulators.base import Fault
 from bot.cards import Card
 from bot.interactions import ActionResult, Reply, Visibility
 from bot.ports import PostedMessage
+from tests.e2e.conftest import eventually
 
 from .conftest import (
     ALICE,
     ALICE_AAD,
     BOB,
     BOB_AAD,
+    CAROL,
     MODELS,
     RELEASES,
     TENANT,
@@ -238,6 +242,47 @@ async def test_an_accepted_click_without_a_new_card_answers_a_message(harness: H
     assert len(harness.teams.state.message(posted.message_id).versions) == 1
 
 
+async def test_a_slow_decision_is_answered_at_once_and_replaces_the_card_when_done(harness: Harness) -> None:
+    """Teams sends an invoke again after 5 s and shows an error after about 15 s: a decision still under way after
+    the bot's bound is answered as being applied, goes on, and then replaces the card for everyone."""
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    harness.integration.bot.answer_within = 0.2
+    harness.handler.deciding_takes = 1.5
+
+    started = asyncio.get_running_loop().time()
+    clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"}, user="alice")
+
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert clicked.body == {
+        "statusCode": 200,
+        "type": "application/vnd.microsoft.activity.message",
+        "value": "Applying your approval in Azure DevOps… The card changes once it is done.",
+    }
+    message = harness.teams.state.message(posted.message_id)
+    assert len(message.versions) == 1
+    await eventually(lambda: len(message.versions) == 2)
+    assert texts(adaptive_card(message.activity))[1:3] == ["✅ Approved", "Approved by alice@contoso.com"]
+    assert len(harness.handler.actions) == 1 and message.replies == []
+
+
+async def test_a_slow_decision_refused_in_the_end_is_told_only_to_the_person_who_clicked(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    harness.integration.bot.answer_within = 0.2
+    harness.handler.deciding_takes = 1.0
+    harness.handler.decide = lambda r: ActionResult(False, "Azure DevOps refused the approval: decide there.")
+
+    clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"}, user="carol")
+
+    assert clicked.body["type"] == "application/vnd.microsoft.activity.message"
+    chat = await eventually(lambda: harness.teams.state.conversations.get("a:1personal-carol"))
+    await eventually(lambda: chat.posts)
+    assert [m.text for m in chat.posts] == ["Azure DevOps refused the approval: decide there."]
+    message = harness.teams.state.message(posted.message_id)
+    assert len(message.versions) == 1 and message.replies == []
+
+
 async def test_a_failing_core_is_an_error_response_not_a_500(harness: Harness) -> None:
     await harness.teams.install_app()
     posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
@@ -296,16 +341,36 @@ async def test_the_action_submit_fallback_is_handled_like_a_click(harness: Harne
     assert harness.handler.commands == []
 
 
-async def test_a_refused_submit_is_answered_in_the_thread(harness: Harness) -> None:
+async def test_a_refused_submit_is_told_only_to_the_person_who_clicked(harness: Harness) -> None:
+    """An Action.Submit click is answered with a message, not an invoke answer: its refusal goes to the person's 1:1
+    chat with Handoff (created for it), not into the channel's thread, where everyone would see it."""
     await harness.teams.install_app()
     posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
     harness.handler.decide = lambda r: ActionResult(False, "This gate was already decided.")
 
-    await harness.teams.submit_card(posted.message_id, {"verb": "approve", "gate_id": "gate-42"})
+    await harness.teams.submit_card(posted.message_id, {"verb": "approve", "gate_id": "gate-42"}, user="carol")
 
     message = harness.teams.state.message(posted.message_id)
     assert len(message.versions) == 1
-    assert [r.text for r in message.replies] == ["This gate was already decided."]
+    assert message.replies == []
+    assert [p.text for p in harness.teams.state.channel("App releases").posts if p.by_bot] == [None]  # the card
+    chat = harness.teams.state.conversation("a:1personal-carol")
+    assert [(m.text, m.by_bot) for m in chat.posts] == [("This gate was already decided.", True)]
+
+
+async def test_a_refused_submit_that_cannot_reach_the_persons_chat_is_addressed_to_them(harness: Harness) -> None:
+    """When Teams will not open the person's 1:1 chat, the refusal is said where they clicked, @mentioning them."""
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    harness.handler.decide = lambda r: ActionResult(False, "This gate was already decided.")
+    harness.teams.faults.add("POST /v3/conversations", [Fault("reset")])
+
+    await harness.teams.submit_card(posted.message_id, {"verb": "approve", "gate_id": "gate-42"}, user="carol")
+
+    [reply] = harness.teams.state.message(posted.message_id).replies
+    assert reply.text == "<at>Carol Diaz</at> This gate was already decided."
+    [mention] = reply.activity["entities"]
+    assert (mention["type"], mention["mentioned"]["id"]) == ("mention", CAROL)
 
 
 async def test_a_click_in_a_personal_chat(harness: Harness) -> None:
