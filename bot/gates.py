@@ -293,6 +293,8 @@ def _expiry_note(gate: Gate) -> str:
     until = f" (open until {gate.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)" if gate.expires_at else ""
     if gate.source == HANDOFF:
         return f"Nothing was released or tagged{until}."
+    if gate.details.get("only_in_azure_devops") == APPROVAL_GONE:
+        return f"It can no longer be decided here{until}; the approval no longer exists in Azure DevOps."
     return f"It can no longer be decided here{until}; the approval still waits in Azure DevOps."
 
 
@@ -1383,8 +1385,8 @@ class Gatekeeper:
         now = self.clock.now()
         for gate in await self.store.list_gates(GateState.PENDING):
             every = self.policy.gate_policy(gate).remind_every
-            if every is None:
-                continue
+            if every is None or gate.details.get("only_in_azure_devops") == APPROVAL_GONE:
+                continue  # nothing to remind of, or nobody can decide it anywhere
             last = (
                 datetime.fromisoformat(gate.details["reminded_at"])
                 if "reminded_at" in gate.details

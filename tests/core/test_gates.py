@@ -776,6 +776,14 @@ async def test_a_refusal_no_retry_changes_leaves_the_gate_to_azure_devops_in_pla
     assert not again.accepted and again.message == said
     await handoff.gatekeeper.sweep()
     assert sent == [] and await handoff.store.gate_decisions(gate_id) == []
+    if said == GONE:  # nobody can decide it anywhere: nothing reminds of it, and its expiry says why
+        await handoff.clock.advance(timedelta(hours=73).total_seconds())  # type: ignore[attr-defined]
+        await handoff.gatekeeper.remind()
+        await handoff.gatekeeper.sweep()
+        assert [t for _, t in await pending_replies(handoff, gate_id)] == ["Nobody decided in time"] * 2
+        expired = await gate_card(handoff, gate_id)
+        assert expired.status is Status.EXPIRED and "the approval no longer exists in Azure DevOps" in str(expired)
+        return
     # Azure DevOps' own outcome still closes the gate
     await handoff.ingest.accept(
         replace(
