@@ -666,6 +666,9 @@ class GateChanged(DomainEvent):
     # Handoff's own approval reached Azure DevOps, which still waits for approvers there: the card offers no
     # buttons (``note`` says how many more), and the approvals from chat are shown as Handoff's one approval
     handoff_approved: bool = False
+    # Azure DevOps refused a decision from chat in a way no retry changes (Handoff may not decide the approval, or
+    # it no longer exists): what the card says instead of offering buttons
+    only_in_azure_devops: str = ""
 
     @property
     def outcome(self) -> str | None:

@@ -94,8 +94,16 @@ HANDOFF = "handoff"
 # while Azure DevOps is down, the next refusals are answered at once.
 GROUP_REREAD = timedelta(seconds=60)
 GROUP_READ_SECONDS = 3.0
-# How long a replica that claimed applying a promotion has before another one may try again.
+# How long a replica that claimed applying a decision has before another one may try again (a claim is released
+# as soon as the service did not answer, so that the next sweep tries again at once).
 APPLY_LEASE = timedelta(minutes=10)
+# What a gate's cards and clicks say once Azure DevOps refused a decision from chat in a way no retry changes
+# (the service's own reason, with its ids and error codes, goes to the log).
+NOT_PERMITTED = "Azure DevOps does not let Handoff approve or reject this gate; decide in Azure DevOps."
+APPROVAL_GONE = "This approval no longer exists in Azure DevOps."
+# The longest comment Handoff gives Azure DevOps with a decision (the reference documents no limit: kept well
+# within what its own forms take).
+AZURE_DEVOPS_COMMENT_LIMIT = 2000
 APPROVED_TAGS = {"approved": "true"}
 # The completion event of an approval may be lost: a waiting gate's approval is looked up in Azure DevOps at
 # most this often, and at most RECONCILE_BATCH gates per sweep (those looked up longest ago first).
@@ -120,6 +128,7 @@ class Applied:
     refused: bool = False
     waiting: bool = False  # Handoff's approval was applied, and Azure DevOps waits for more approvers
     answer: str = ""  # what the person who decided is told, when it says more than the cards' note (links)
+    retry: bool = False  # the service did not answer: the decision stands and is sent again by the next sweep
 
     @property
     def told(self) -> str:
@@ -165,12 +174,30 @@ def _status_outcome(status: ApprovalStatus) -> Outcome | None:
     return _outcome(status.status, by, (status.comment,))
 
 
-def _azure_devops_comment(record: GateDecision) -> str:
-    """The comment Handoff gives Azure DevOps with a decision from chat: who decided, where, and why."""
-    verb = {"reject": "Rejected", "override": "Approved with an override"}.get(record.decision, "Approved")
-    return f"{verb} in {record.platform.capitalize()} by {record.actor}" + (
-        f": {record.comment}" if record.comment else ""
-    )
+def _azure_devops_comment(decisions: Sequence[GateDecision]) -> str:
+    """The comment Handoff gives Azure DevOps with the decision from chat that the last of ``decisions`` made: who
+    decided, where, and why; for an approval, every approval from chat that made it up ("Approved in Slack by
+    carol@contoso.com: one; in Teams by alice@contoso.com: second"), the people's comments cut short if all of
+    it would be longer than :data:`AZURE_DEVOPS_COMMENT_LIMIT`."""
+    if not decisions:
+        return ""
+    last = decisions[-1]
+    made_of = [last]
+    if last.decision != "reject":
+        made_of = list({d.actor: d for d in decisions if d.decision in ("approve", "override")}.values())
+    verbs = {"reject": "Rejected", "override": "Approved with an override"}
+    heads, said = [], []
+    for n, record in enumerate(made_of):
+        verb = verbs.get(record.decision, "Approved")
+        shown = "" if n and made_of[n - 1].decision == record.decision else f"{verb} "
+        heads.append(f"{shown}in {record.platform.capitalize()} by {record.actor}")
+        said.append(record.comment)
+    room = AZURE_DEVOPS_COMMENT_LIMIT - sum(len(h) + 4 for h in heads)
+    if sum(len(c) for c in said) > room:
+        share = max(room // len(said), 1)
+        said = [c if len(c) <= share else c[: share - 1].rstrip() + "…" for c in said]
+    text = "; ".join(head + (f": {comment}" if comment else "") for head, comment in zip(heads, said, strict=True))
+    return text if len(text) <= AZURE_DEVOPS_COMMENT_LIMIT else text[: AZURE_DEVOPS_COMMENT_LIMIT - 1] + "…"
 
 
 def _asked_at(gate: Gate) -> datetime:
@@ -266,7 +293,19 @@ def _expiry_note(gate: Gate) -> str:
     until = f" (open until {gate.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)" if gate.expires_at else ""
     if gate.source == HANDOFF:
         return f"Nothing was released or tagged{until}."
+    if gate.details.get("only_in_azure_devops") == APPROVAL_GONE:
+        return f"It can no longer be decided here{until}; the approval no longer exists in Azure DevOps."
     return f"It can no longer be decided here{until}; the approval still waits in Azure DevOps."
+
+
+def _decided_already(gate: Gate) -> str:
+    """The answer to a click on ``gate``, closed already (not by a newer model version)."""
+    if gate.state is GateState.EXPIRED:
+        return "This gate has expired."
+    if gate.state is GateState.SUPERSEDED:
+        return "This approval was canceled in Azure DevOps." if gate.source != HANDOFF else "This gate was canceled."
+    where = " in Azure DevOps" if gate.details.get("decided_in") else ""
+    return f"This gate was already {gate.state.value}{where}."
 
 
 def _superseding(gate: Gate) -> dict[str, Any]:
@@ -308,6 +347,8 @@ def decided_in_azure_devops_only(gate: Gate) -> str:
     from its approval, or Handoff's one approval is given and Azure DevOps waits for more approvers."""
     if handoff_barred(gate):
         return HANDOFF_BARRED
+    if gate.details.get("only_in_azure_devops"):
+        return str(gate.details["only_in_azure_devops"])
     if gate.details.get("handoff_approved"):
         return str(gate.details.get("handoff_note", "")) or "Handoff's approval is given: decide in Azure DevOps."
     return ""
@@ -489,7 +530,8 @@ class Gatekeeper:
                 return True  # settled already
             decisions = await self.store.gate_decisions(gate.gate_id)
             held = decisions[-1] if decisions else None
-            if held is None or (outcome.state is gate.state and _azure_devops_comment(held) in outcome.comments):
+            sent = _azure_devops_comment(decisions)
+            if held is None or (outcome.state is gate.state and sent in outcome.comments):
                 if outcome.state is gate.state:
                     details = {**gate.details, "applied": True}  # Handoff's decision took effect
                 held = None
@@ -609,7 +651,7 @@ class Gatekeeper:
         names the version that superseded it and, if that one is superseded too, the latest since."""
         newer = gate.details.get("superseded_by") if gate.state is GateState.SUPERSEDED else None
         if not newer:
-            return "refused: already decided", f"This gate was already {gate.state.value}."
+            return "refused: already decided", _decided_already(gate)
         label, by = _label(gate), f"{newer.get('model')}:{newer.get('version')}"
         latest, state, seen = by, GateState.PENDING, {gate.gate_id}
         while newer and newer.get("gate_id") not in seen:
@@ -692,10 +734,9 @@ class Gatekeeper:
         What only the decision itself can settle is left to :meth:`decide`: a reason the form asks for, a newer
         version superseding the gate, a group of its approvers the person may have joined since.
         """
-        gate = await self.store.get_gate(gate_id)
+        gate, decisions = await self._gate_and_decisions(gate_id)
         if gate is None:
             return "This gate is not known to Handoff (it may have been cleaned up)."
-        decisions = await self.store.gate_decisions(gate.gate_id)
         outcome, reason = "", ""
         if gate.state.is_final:
             outcome, reason = await self._already_decided(gate)
@@ -738,7 +779,7 @@ class Gatekeeper:
         if decision not in ("approve", "reject", "override"):
             return ActionResult(False, f"Unknown decision {decision!r}.")
         for _ in range(10):
-            gate = await self.store.get_gate(gate_id)
+            gate, decisions = await self._gate_and_decisions(gate_id)
             if gate is None:
                 return ActionResult(False, "This gate is not known to Handoff (it may have been cleaned up).")
             if gate.state.is_final:
@@ -755,7 +796,6 @@ class Gatekeeper:
             if only_there := decided_in_azure_devops_only(gate):
                 await self._audit(user.display, decision, gate, f"refused: {only_there}", conversation, comment)
                 return ActionResult(False, only_there, await self._card(gate))
-            decisions = await self.store.gate_decisions(gate.gate_id)
             verdict = self.policy.may_decide(user, gate, decision, comment, decisions)
             if not verdict.allowed and decision != "override" and await self._joined_a_group(gate, user):
                 continue  # the gate now lists them among its groups' members: look again
@@ -787,13 +827,14 @@ class Gatekeeper:
                 state = GateState.PENDING
             # the decider's name and chat ids as chat knows them, for the cards (a decision keeps only the email)
             named = _with_decider(gate.details, user)
-            # a promotion is claimed for applying in the same change that decides it (see sweep)
+            # a decision is claimed for applying in the same change that makes it, so that no sweep sends it while
+            # this click does (see _retry_apply)
             claim = {**(named or gate.details), "apply_claimed_at": now.isoformat()}
             updated = await self.store.update_gate(
                 gate.gate_id,
                 gate.version,
                 state,
-                details=claim if state.is_final and gate.source == HANDOFF else named,
+                details=claim if state.is_final else named,
                 decision=record,
                 decided_at=now if state.is_final else None,
             )
@@ -817,6 +858,21 @@ class Gatekeeper:
             return ActionResult(True, f"Handoff approved it in Azure DevOps. {applied.note}", await self._card(updated))
         message = "Approved." if state is GateState.APPROVED else "Rejected."
         return ActionResult(True, f"{message} {applied.told}".strip(), await self._card(updated))
+
+    async def _gate_and_decisions(self, gate_id: str) -> tuple[Gate | None, list[GateDecision]]:
+        """The gate and its decisions as they stood together: a decision is stored in the same change that moves
+        the gate's version, so decisions read between two reads of the same version are that version's (else a
+        click racing the same person's other click would be told they had approved already, on a gate approved)."""
+        gate = await self.store.get_gate(gate_id)
+        for _ in range(20):
+            if gate is None:
+                return None, []
+            decisions = await self.store.gate_decisions(gate_id)
+            again = await self.store.get_gate(gate_id)
+            if again is not None and again.version == gate.version:
+                return again, decisions
+            gate = again
+        raise RuntimeError(f"gate {gate_id} kept changing")
 
     async def _joined_a_group(self, gate: Gate, user: ChatUser) -> bool:
         """Whether ``user``, neither among the members ``gate`` knows of its groups nor in an approver role, is
@@ -873,12 +929,21 @@ class Gatekeeper:
             applied = Applied("applied")
         else:
             applied = await self._apply_approval(gate, record, self.pipelines)
+        if applied.retry:
+            await self._release_claim(gate.gate_id)
         if not applied.refused:
             await self._publish(await self.store.get_gate(gate.gate_id) or gate, note=applied.note)
         return applied
 
+    async def _sent_for(self, gate: Gate, record: GateDecision) -> str:
+        """The comment that goes to Azure DevOps with ``record``, the decision that decided ``gate``."""
+        decisions = await self.store.gate_decisions(gate.gate_id)
+        last = decisions[-1] if decisions else None
+        made = last is not None and (last.actor, last.decision) == (record.actor, record.decision)
+        return _azure_devops_comment(decisions if made else [*decisions, record])
+
     async def _apply_approval(self, gate: Gate, record: GateDecision, pipelines: PipelineService) -> Applied:
-        decision, text = record.decision, _azure_devops_comment(record)
+        decision, text = record.decision, await self._sent_for(gate, record)
         project = str(gate.details.get("project", ""))
         release = gate.details.get("approval_kind") == "release"
         try:
@@ -891,12 +956,15 @@ class Gatekeeper:
                 completed = await self._completed_first(gate, record, pipelines)
                 if completed is not None:
                     return completed
+            if refused.forbidden or refused.not_found:
+                return await self._left_to_azure_devops(gate, record, refused)
             why = f"{_clause(refused.reason)}; decide in Azure DevOps."
             return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
         except ServiceUnavailable:
             return Applied(
                 "pending: Azure DevOps unavailable",
                 "Azure DevOps is not answering; Handoff will apply it when it does.",
+                retry=True,
             )
         if decision != "reject" and not release and await self._still_waiting(gate, pipelines):
             return await self._waits_for_more(gate)
@@ -924,7 +992,8 @@ class Gatekeeper:
             current = await self.store.get_gate(gate.gate_id)
             if current is None or current.state is not gate.state or current.details.get("decided_in"):
                 break  # Azure DevOps completed it meanwhile
-            details = {**current.details, "applied": True, "handoff_approved": True, "handoff_note": note}
+            details = {k: v for k, v in current.details.items() if k != "apply_claimed_at"}
+            details.update(applied=True, handoff_approved=True, handoff_note=note)
             if await self.store.update_gate(current.gate_id, current.version, GateState.PENDING, details):
                 log.info("gate %s: Handoff's approval is applied; Azure DevOps waits for more", gate.gate_id)
                 break
@@ -946,7 +1015,7 @@ class Gatekeeper:
         outcome = _status_outcome(found) if found is not None else None
         if outcome is None:
             return None
-        if outcome.state is gate.state and _azure_devops_comment(record) in outcome.comments:
+        if outcome.state is gate.state and await self._sent_for(gate, record) in outcome.comments:
             await self._note(gate, applied=True)  # it was this decision: the gate's cards show it as applied
             return Applied("applied")
         await self._take_outcome(gate.gate_id, outcome)
@@ -1001,6 +1070,7 @@ class Gatekeeper:
                 return Applied(
                     "pending: Azure DevOps unavailable",
                     "Azure DevOps is not answering; Handoff will start the release when it does.",
+                    retry=True,
                 )
             await self.store.update_command_run(
                 recorded.id or 0,
@@ -1031,7 +1101,9 @@ class Gatekeeper:
                 return Applied(f"applied; {tag}", f"{note} {tag}", answer=f"{answer} {tag}")
             except ServiceUnavailable:
                 later = "Azure ML is not answering; Handoff will tag the version when it does."
-                return Applied("pending: Azure ML unavailable", f"{note} {later}", answer=f"{answer} {later}")
+                return Applied(
+                    "pending: Azure ML unavailable", f"{note} {later}", answer=f"{answer} {later}", retry=True
+                )
         await self._note(current, applied=True, tagged=self.ml is not None)
         return Applied("applied", note, answer=answer)
 
@@ -1165,9 +1237,39 @@ class Gatekeeper:
         )
         return Applied(outcome, told, refused=True)
 
-    async def _reopen(self, gate: Gate, record: GateDecision, why: str) -> Gate | None:
-        """Put ``gate``, decided by ``record``, back to waiting without it (compare-and-set); None if it is
-        settled otherwise meanwhile (Azure DevOps completed the approval, or the release has started)."""
+    async def _left_to_azure_devops(self, gate: Gate, record: GateDecision, refused: ServiceRefused) -> Applied:
+        """Azure DevOps refused ``record`` in a way no retry changes: Handoff's identity may not decide ``gate``'s
+        approval, or the approval no longer exists. The decision did not take effect: the gate waits again, to be
+        decided in Azure DevOps only; its cards and the person are told so in plain words (no buttons), later
+        clicks are answered so without asking Azure DevOps again, and the service's own reason goes to the log."""
+        said = APPROVAL_GONE if refused.not_found else NOT_PERMITTED
+        log.warning(
+            "gate %s: Azure DevOps refused %s's %s for good, so it is left to Azure DevOps: %s",
+            gate.gate_id,
+            record.actor,
+            record.decision,
+            refused.reason,
+        )
+        reopened = await self._reopen(gate, record, said, only_in_azure_devops=said)
+        if reopened is not None:
+            await self._publish(reopened, note=said, refused=record)
+        return Applied(f"refused by Azure DevOps: {refused.reason}", said, refused=True)
+
+    async def _release_claim(self, gate_id: str) -> None:
+        """Let the next sweep send ``gate_id``'s decision again at once: the service did not answer this time."""
+        for _ in range(20):
+            current = await self.store.get_gate(gate_id)
+            if current is None or "apply_claimed_at" not in current.details:
+                return
+            details = {k: v for k, v in current.details.items() if k != "apply_claimed_at"}
+            if await self.store.update_gate(current.gate_id, current.version, current.state, details) is not None:
+                return
+        log.warning("gate %s kept changing: its claim to apply is left to lapse", gate_id)
+
+    async def _reopen(self, gate: Gate, record: GateDecision, why: str, **more: Any) -> Gate | None:
+        """Put ``gate``, decided by ``record``, back to waiting without it (compare-and-set), its details taking
+        ``more``; None if it is settled otherwise meanwhile (Azure DevOps completed the approval, or the release
+        has started)."""
         for _ in range(20):
             current = await self.store.get_gate(gate.gate_id)
             if (
@@ -1179,6 +1281,7 @@ class Gatekeeper:
             ):
                 return None
             details = {k: v for k, v in current.details.items() if k not in ("refusal", "apply_claimed_at")}
+            details.update(more)
             details["refused"] = {
                 "actor": record.actor,
                 "decision": record.decision,
@@ -1282,8 +1385,8 @@ class Gatekeeper:
         now = self.clock.now()
         for gate in await self.store.list_gates(GateState.PENDING):
             every = self.policy.gate_policy(gate).remind_every
-            if every is None:
-                continue
+            if every is None or gate.details.get("only_in_azure_devops") == APPROVAL_GONE:
+                continue  # nothing to remind of, or nobody can decide it anywhere
             last = (
                 datetime.fromisoformat(gate.details["reminded_at"])
                 if "reminded_at" in gate.details
@@ -1315,18 +1418,17 @@ class Gatekeeper:
         decisions = await self.store.gate_decisions(gate.gate_id)
         if not decisions or (self.pipelines is None and gate.source != HANDOFF):
             return
-        if gate.source == HANDOFF:
-            # one replica at a time: claim it, unless another replica's claim is still fresh
-            now = self.clock.now()
-            claimed = gate.details.get("apply_claimed_at")
-            if claimed and now - datetime.fromisoformat(str(claimed)) < APPLY_LEASE:
-                return
-            claimed_gate = await self.store.update_gate(
-                gate.gate_id, gate.version, gate.state, {**gate.details, "apply_claimed_at": now.isoformat()}
-            )
-            if claimed_gate is None:
-                return
-            gate = claimed_gate
+        # one sender at a time (a click, or a sweep on any replica): claim it, unless another's claim is still fresh
+        now = self.clock.now()
+        claimed = gate.details.get("apply_claimed_at")
+        if claimed and now - datetime.fromisoformat(str(claimed)) < APPLY_LEASE:
+            return
+        claimed_gate = await self.store.update_gate(
+            gate.gate_id, gate.version, gate.state, {**gate.details, "apply_claimed_at": now.isoformat()}
+        )
+        if claimed_gate is None:
+            return
+        gate = claimed_gate
         last = decisions[-1]
         applied = await self._apply(gate, last)
         await self._audit("Handoff", f"apply {last.decision}", gate, applied.outcome, comment=last.comment)
@@ -1369,6 +1471,9 @@ class Gatekeeper:
             completed=Completion(by=completed.by, comment=completed.comment) if completed else None,
             not_applied=shown(not_applied) if not_applied else None,
             handoff_approved=gate.state is GateState.PENDING and bool(gate.details.get("handoff_approved")),
+            only_in_azure_devops=str(gate.details.get("only_in_azure_devops", ""))
+            if gate.state is GateState.PENDING
+            else "",
             **_superseding(gate),
         )
         await self.ingest.accept(change)

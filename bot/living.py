@@ -569,6 +569,10 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
         new["handoff_approved"] = True
     else:
         new.pop("handoff_approved", None)
+    if event.only_in_azure_devops:
+        new["only_in_azure_devops"] = event.only_in_azure_devops
+    else:
+        new.pop("only_in_azure_devops", None)
     replies: list[Card] = []
     if event.refused is not None:
         # the decision was refused: it never took effect, so the card waits again, whatever it showed (unless
@@ -749,9 +753,12 @@ def _render_approval(state: State) -> Card:
     summary = state.get("instructions", "")
     headline, why = _refusal(state)
     barred = bool(handoff) and handoff in state.get("barred", [])
-    only_there = status is Status.WAITING and (barred or bool(state.get("handoff_approved")))
+    closed_to_chat = str(state.get("only_in_azure_devops", ""))
+    only_there = status is Status.WAITING and (barred or bool(state.get("handoff_approved")) or bool(closed_to_chat))
     if status is Status.WAITING and barred:
         summary = HANDOFF_BARRED + (f"\n\n{summary}" if summary else "")
+    elif status is Status.WAITING and closed_to_chat:
+        summary = closed_to_chat + (f"\n\n{summary}" if summary else "")
     elif status is Status.WAITING and headline:
         summary = f"{headline}: {why}" + (f"\n\n{summary}" if summary else "")
     elif status is Status.WAITING and counts_once and not state.get("handoff_approved"):

@@ -496,13 +496,19 @@ class EventSink(Protocol):
 class ServiceRefused(Exception):
     """A service said no to a request (not a transient failure): the reason is for the person asking.
 
-    ``already_decided`` marks an approval that was decided elsewhere first.
+    ``already_decided`` marks an approval that was decided elsewhere first; ``forbidden`` a request the caller's
+    identity may never make (not an approver of that approval, or barred from it); ``not_found`` a request about
+    something that no longer exists. Asking again cannot change either.
     """
 
-    def __init__(self, reason: str, *, already_decided: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, already_decided: bool = False, forbidden: bool = False, not_found: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.already_decided = already_decided
+        self.forbidden = forbidden
+        self.not_found = not_found
 
 
 class ServiceUnavailable(Exception):

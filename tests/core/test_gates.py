@@ -7,6 +7,8 @@ These run the core (Gatekeeper, Policy, Ingest) on SQLite and PostgreSQL; Azure 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -347,9 +349,12 @@ async def test_expired_and_superseded_gates_refuse(handoff: Handoff) -> None:
     assert isinstance(clock, FakeClock)
     await clock.advance(timedelta(hours=73).total_seconds())
     result = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
-    assert not result.accepted and "expired" in result.message
+    assert not result.accepted and result.message == "This gate has expired."
     gate = await handoff.store.get_gate(GATE)
     assert gate is not None and gate.state is GateState.EXPIRED
+    # a later click, on any platform, is told the same
+    later = await handoff.gatekeeper.decide(user("carol", "teams"), GATE, "approve", "", TEAMS)
+    assert not later.accepted and later.message == "This gate has expired."
 
 
 async def test_decision_in_azure_devops_closes_the_gate_and_updates_both_cards(handoff: Handoff) -> None:
@@ -375,7 +380,7 @@ async def test_a_gate_canceled_in_azure_devops_is_superseded_and_refuses_clicks(
     gate = await handoff.store.get_gate(GATE)
     assert gate is not None and gate.state is GateState.SUPERSEDED
     result = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
-    assert not result.accepted and "superseded" in result.message
+    assert not result.accepted and result.message == "This approval was canceled in Azure DevOps."
     after = await handoff.store.get_gate(GATE)
     assert after is not None and after.version == gate.version
     card = await handoff.store.get_card_state(GATE)
@@ -705,3 +710,178 @@ async def test_an_approvals_reminder_names_its_approvers_the_approvals_needed_an
             ("Expires", "2026-11-30 09:00 UTC"),
         ]
         assert card["actions"] == []
+
+
+# Azure DevOps' own words for refusals no retry changes: ids and error codes, for operators only
+NOT_THE_APPROVER = (
+    "VS402904: Handoff Bot is not the approver of approval 8; it is assigned to Carol Diaz.",
+    "forbidden",
+)
+NOT_AUTHORIZED = (
+    "Handoff Bot is not authorized to update approval e4dae749-2b4c-4a35-9d2c-0d6a1f5b7c11: "
+    "only its assigned approvers can approve or reject it.",
+    "forbidden",
+)
+NOT_FOUND = ("Approval with id e4dae749-2b4c-4a35-9d2c-0d6a1f5b7c11 was not found.", "not_found")
+NOT_PERMITTED = "Azure DevOps does not let Handoff approve or reject this gate; decide in Azure DevOps."
+GONE = "This approval no longer exists in Azure DevOps."
+
+
+@pytest.mark.parametrize(
+    ("kind", "refusal", "said"),
+    [
+        ("pipeline", NOT_AUTHORIZED, NOT_PERMITTED),
+        ("release", NOT_THE_APPROVER, NOT_PERMITTED),
+        ("pipeline", NOT_FOUND, GONE),
+    ],
+    ids=["not-authorized", "classic-not-the-approver", "approval-gone"],
+)
+async def test_a_refusal_no_retry_changes_leaves_the_gate_to_azure_devops_in_plain_words(
+    applying: tuple[Handoff, FakePipelines],
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+    refusal: tuple[str, str],
+    said: str,
+) -> None:
+    """Handoff's identity may not decide the approval, or it no longer exists: after the first refusal the cards
+    say so without buttons, nobody is told an id or an error code, and no later click or sweep asks again."""
+    handoff, pipelines = applying
+    gate_id = GATE if kind == "pipeline" else RELEASE_GATE
+    sent = pipelines.decided if kind == "pipeline" else pipelines.release_decided
+    reason, flag = refusal
+    await handoff.ingest.accept(replace(pending(requester="erin"), approval_kind=kind))
+    await pending_replies(handoff, gate_id)
+    pipelines.refuse_decisions.append(ServiceRefused(reason, **{flag: True}))
+
+    with caplog.at_level(logging.INFO, logger="handoff"):
+        result = await handoff.gatekeeper.decide(user("carol", "teams"), gate_id, "approve", "ok", TEAMS)
+    assert not result.accepted and result.message == said
+    # the service's own reason is in the log, for operators
+    assert any(reason in r.getMessage() and r.levelno >= logging.INFO for r in caplog.records)
+    gate = await handoff.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.PENDING
+    assert await handoff.store.gate_decisions(gate_id) == []
+    card = await gate_card(handoff, gate_id)
+    assert card.status is Status.WAITING and card.actions == ()
+    assert card.summary == said
+    assert [t for _, t in await pending_replies(handoff, gate_id)] == ["Azure DevOps refused Carol's approval"] * 2
+    state = await handoff.store.get_card_state(gate_id)
+    assert state is not None
+    shown = json.dumps(state.state)
+    assert "e4dae749" not in shown and "VS402904" not in shown
+
+    # later clicks, before and after the form, are answered so and send nothing
+    assert await handoff.gatekeeper.refuse_before_comment(user("bob"), gate_id, "reject", SLACK) == said
+    again = await handoff.gatekeeper.decide(user("bob"), gate_id, "reject", "broken", SLACK)
+    assert not again.accepted and again.message == said
+    await handoff.gatekeeper.sweep()
+    assert sent == [] and await handoff.store.gate_decisions(gate_id) == []
+    if said == GONE:  # nobody can decide it anywhere: nothing reminds of it, and its expiry says why
+        await handoff.clock.advance(timedelta(hours=73).total_seconds())  # type: ignore[attr-defined]
+        await handoff.gatekeeper.remind()
+        await handoff.gatekeeper.sweep()
+        assert [t for _, t in await pending_replies(handoff, gate_id)] == ["Nobody decided in time"] * 2
+        expired = await gate_card(handoff, gate_id)
+        assert expired.status is Status.EXPIRED and "the approval no longer exists in Azure DevOps" in str(expired)
+        return
+    # Azure DevOps' own outcome still closes the gate
+    await handoff.ingest.accept(
+        replace(
+            completed("approved", Approver(person=person("carol"), status="approved", comment="done there")),
+            approval_kind=kind,
+        )
+    )
+    closed = await handoff.store.get_gate(gate_id)
+    assert closed is not None and closed.state is GateState.APPROVED
+
+
+@pytest.fixture
+async def two_needed(store_url: str) -> AsyncIterator[tuple[Handoff, FakePipelines]]:
+    """Handoff applying decisions to a fake Azure DevOps, its default gate policy asking two approvals."""
+    settings = {**SETTINGS, "gates": {"default": {**SETTINGS["gates"]["default"], "min_approvers": 2}}}  # type: ignore[dict-item]
+    store = await SqlStore.open(store_url)
+    pipelines = FakePipelines()
+    core = build_handoff(parse_settings(settings, {}), store, FakeClock(T0), pipelines=pipelines)
+    try:
+        yield core, pipelines
+    finally:
+        for close in core.closers:
+            await close()
+        await store.close()
+
+
+async def test_azure_devops_hears_every_approval_from_chat_that_made_the_decision(
+    two_needed: tuple[Handoff, FakePipelines],
+) -> None:
+    handoff, pipelines = two_needed
+    await handoff.ingest.accept(pending(requester="erin"))
+    first = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "one", SLACK)
+    assert first.accepted and pipelines.decided == []
+    second = await handoff.gatekeeper.decide(user("dave", "teams"), GATE, "approve", "second", TEAMS)
+    assert second.accepted
+    assert pipelines.decided == [
+        ("mlops", "a1b2", True, "Approved in Slack by carol@contoso.com: one; in Teams by dave@contoso.com: second")
+    ]
+
+
+async def test_a_long_comment_to_azure_devops_is_cut_with_every_approver_kept(
+    two_needed: tuple[Handoff, FakePipelines],
+) -> None:
+    handoff, pipelines = two_needed
+    await handoff.ingest.accept(pending(requester="erin"))
+    assert (await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "a" * 1000, SLACK)).accepted
+    assert (await handoff.gatekeeper.decide(user("dave", "teams"), GATE, "approve", "b" * 1000, TEAMS)).accepted
+    [(_, _, approve, comment)] = pipelines.decided
+    assert approve and len(comment) <= 2000
+    carol, dave = comment.split("; ")
+    assert carol.startswith("Approved in Slack by carol@contoso.com: aaa") and carol.endswith("a…")
+    assert dave.startswith("in Teams by dave@contoso.com: bbb") and dave.endswith("b…")
+
+
+async def test_the_sweep_never_sends_a_decision_whose_click_is_still_sending_it(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    """Azure DevOps is slow to answer carol's approval; a sweep meanwhile (on any replica) leaves it to the click:
+    one PATCH per decision."""
+    handoff, pipelines = applying
+    await handoff.ingest.accept(pending(requester="erin"))
+
+    async def a_sweep_meanwhile() -> None:
+        pipelines.while_deciding = None
+        await handoff.clock.advance(2)  # type: ignore[attr-defined]
+        await handoff.gatekeeper.sweep()
+
+    pipelines.while_deciding = a_sweep_meanwhile
+    assert (await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "ok", SLACK)).accepted
+    await handoff.gatekeeper.sweep()
+    assert pipelines.decided == [("mlops", "a1b2", True, "Approved in Slack by carol@contoso.com: ok")]
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.APPROVED and gate.details["applied"] is True
+
+
+async def test_a_decision_azure_devops_did_not_answer_is_sent_again_by_the_next_sweep(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    handoff, pipelines = applying
+    await handoff.ingest.accept(pending(requester="erin"))
+    pipelines.refuse_decisions.append(ServiceUnavailable("Azure DevOps is unreachable"))
+    assert (await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "ok", SLACK)).accepted
+    await asyncio.gather(handoff.gatekeeper.sweep(), handoff.gatekeeper.sweep())
+    await handoff.gatekeeper.sweep()
+    assert pipelines.decided == [("mlops", "a1b2", True, "Approved in Slack by carol@contoso.com: ok")]
+
+
+async def test_the_same_persons_simultaneous_clicks_are_never_told_the_gate_needs_another_approver(
+    handoff: Handoff,
+) -> None:
+    """Carol clicks Approve four times at once on a gate one approval decides: one click approves it, and no
+    other is told she approved already and it needs another approver."""
+    for n in range(10):
+        event = replace(pending(requester="erin"), event_id=f"pending-{n}", approval_id=f"race{n}")
+        await handoff.ingest.accept(event)
+        gate_id = f"azure-devops:contoso:pipeline-approval:race{n}"
+        results = await asyncio.gather(
+            *(handoff.gatekeeper.decide(user("carol", "teams"), gate_id, "approve", "", TEAMS) for _ in range(4))
+        )
+        assert sum(r.accepted for r in results) == 1
+        assert [r.message for r in results if not r.accepted] == ["This gate was already approved."] * 3

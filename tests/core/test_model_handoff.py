@@ -494,9 +494,7 @@ async def test_a_release_that_azure_devops_could_not_start_is_started_once_by_th
     result = await decide(world, "carol", "approve")
     assert result.accepted and "Handoff will start the release when it does" in result.message
     assert world.pipelines.of("release-app-y") == []
-    await world.core.gatekeeper.sweep()  # another replica's claim is still fresh: nothing yet
-    assert world.pipelines.of("release-app-y") == []
-    await world.clock.advance(11 * 60)
+    # the click let go of its claim when Azure DevOps did not answer: the next sweeps, on any replica, start it once
     await asyncio.gather(world.core.gatekeeper.sweep(), world.core.gatekeeper.sweep())
     await world.core.gatekeeper.sweep()
     assert len(world.pipelines.of("release-app-y")) == 1

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
+import pytest
 from msrest.authentication import BasicAuthentication
 
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
@@ -211,6 +212,62 @@ async def test_an_approval_azure_devops_needs_two_for_waits_there_after_handoffs
     await eventually(lambda: "Approved" in blocks_text(gate_card) and "Bob Chen" in blocks_text(gate_card))
     gate = await loop.server.store.get_gate(gate_id)
     assert gate is not None and gate.state is GateState.APPROVED
+
+
+@pytest.mark.parametrize("refusal", ["not-an-approver", "approval-gone"])
+async def test_an_approval_azure_devops_will_never_take_from_handoff_is_left_to_azure_devops(
+    start_loop: Callable[..., Awaitable[Loop]], refusal: str
+) -> None:
+    """Production's approval is assigned to people only (Handoff's identity is not an approver), or it was
+    deleted in Azure DevOps: the first approval from chat is refused, and from then on the cards say to decide
+    in Azure DevOps in plain words, with no buttons, and no click sends another PATCH."""
+
+    def people_only(world: dict[str, Any]) -> None:
+        [production] = [e for e in world["azure_devops"]["environments"] if e["name"] == "production"]
+        production["approval"]["approvers"] = ["carol@contoso.com", "bob@contoso.com"]
+
+    loop = await start_loop(world=people_only)
+    ado, slack, teams = loop.suite.ado, loop.suite.slack, loop.suite.teams
+    run = ado.start_run(
+        "release-app-y", requested_by="alice@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+    )
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
+    )
+    post = await eventually(
+        lambda: next((p for p in teams_posts(loop, "App releases") if '"verb": "approve"' in card_text(p)), None)
+    )
+    [approval] = ado.approvals_for(run.id)
+    if refusal == "approval-gone":
+        del ado.engine.approvals[approval.id]
+    said = (
+        "This approval no longer exists in Azure DevOps."
+        if refusal == "approval-gone"
+        else "Azure DevOps does not let Handoff approve or reject this gate; decide in Azure DevOps."
+    )
+    await approve_in_slack(loop, gate_card, "carol", "ok")
+    carol_id = slack.world.user("carol").id
+    await eventually(lambda: any(said in e.text for e in slack.state.ephemeral_for(carol_id)))
+    await eventually(lambda: said in blocks_text(gate_card) and '"action_id": "approve"' not in blocks_text(gate_card))
+    await eventually(
+        lambda: any(
+            said in card_text(p) and '"verb": "approve"' not in card_text(p) for p in teams_posts(loop, "App releases")
+        )
+    )
+    thread = [r.text + blocks_text(r) for r in gate_card.replies]
+    shown = blocks_text(gate_card) + "".join(thread) + "".join(e.text for e in slack.state.ephemeral_for(carol_id))
+    assert approval.id not in shown and "Exception" not in shown
+    assert len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 1
+    # a click on the Teams card as it was is answered so, and sends nothing
+    gate_id = f"azure-devops:contoso:pipeline-approval:{approval.id}"
+    answer = await teams.click_action(post.id, "reject", {"gate": gate_id, "comment": "no"}, user="carol")
+    assert answer.status == 200 and said in json.dumps(answer.body)
+    handoff = loop.server.handoff
+    assert handoff is not None
+    await handoff.gatekeeper.sweep()
+    assert len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 1
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.PENDING
 
 
 async def the_group_gate(loop: Loop) -> tuple[Any, Any]:
