@@ -132,7 +132,9 @@ class Card:
     @property
     def text(self) -> str:
         """A plain-text rendering, for notifications and platforms' fallback text."""
-        first = f"{self.status.label}: {self.title}"
+        # a title that starts with the status says it already ("Approved in Teams by Carol Diaz")
+        said = self.title.lower().startswith(self.status.label.lower())
+        first = self.title if said else f"{self.status.label}: {self.title}"
         if not self.summary:
             return first
         return f"{first} {self.summary}" if first.endswith((".", "?", "!", ":")) else f"{first}. {self.summary}"

@@ -275,6 +275,19 @@ class Approver:
         return self.group or not self.person.email
 
 
+@dataclass(frozen=True)
+class GateTerms:
+    """What Handoff's gate policy says of an Azure DevOps approval's gate, for its card: how many approvals from
+    chat decide it, who else may decide it (its ``approver_roles``' members as the configuration names them:
+    emails, chat ids), who may not approve it (its requester's identities, where ``requester_cannot_approve``
+    says so), and when the gate expires."""
+
+    needed: int = 1
+    role_approvers: tuple[str, ...] = ()
+    barred: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ApprovalEvent(DomainEvent):
     """A release gate in Azure DevOps: a YAML pipeline approval, or a classic release approval."""
@@ -298,6 +311,8 @@ class ApprovalEvent(DomainEvent):
     timeout_at: datetime | None = None
     # the model version Handoff started the approval's run for (``model-x:8``), from the run's card
     for_model: str | None = None
+    # what Handoff's gate policy adds, from the gatekeeper that opened the approval's gate
+    terms: GateTerms | None = None
     # Handoff's own identity in Azure DevOps (whose token applies decisions from chat), when it is known: it
     # gives one approval at most, and none where Azure DevOps bars it (it started the run)
     handoff: Person | None = None

@@ -424,17 +424,23 @@ class Gatekeeper:
 
     # --- gates from Azure DevOps -------------------------------------------------------------------
 
-    async def observe(self, event: DomainEvent) -> None:
-        """Open or close gates for approval events (idempotent: safe on redelivery)."""
+    async def observe(self, event: DomainEvent) -> DomainEvent | None:
+        """Open or close gates for approval events (idempotent: safe on redelivery); a pending approval comes
+        back with what its gate policy says (:class:`GateTerms`), for its card."""
         if isinstance(event, ApprovalPending):
-            await self._open(event)
-        elif isinstance(event, ApprovalCompleted):
+            gate = await self._open(event)
+            needed = needed_in_chat(gate, self.policy.gate_policy(gate).min_approvers)
+            return replace(event, terms=self.policy.terms(gate, needed))
+        if isinstance(event, ApprovalCompleted):
             await self._closed_in_azure_devops(event)
+        return None
 
-    async def _open(self, event: ApprovalEvent) -> None:
+    async def _open(self, event: ApprovalEvent) -> Gate:
         gate = self._gate_for(event)
         if await self.store.create_gate(gate):
             log.info("gate %s opened", gate.gate_id)
+            return gate
+        return await self.store.get_gate(gate.gate_id) or gate
 
     def _gate_for(self, event: ApprovalEvent) -> Gate:
         """The pending gate for an approval Azure DevOps asks for."""

@@ -128,26 +128,30 @@ def called_on(check: Mapping[str, Any]) -> tuple[Mention, ...]:
         email = str(person["email"])
         mentions[email.lower()] = Mention(str(person.get("name") or email), email)
     for owner in _owners(check):
-        mentions.setdefault(owner.lower(), _mention_of(owner))
+        mentions.setdefault(owner.lower(), mention_of(owner))
     return tuple(mentions.values())
 
 
-def _mention_of(person: str) -> Mention:
+def mention_of(person: str) -> Mention:
     """A mention of ``person`` as the configuration names people (a :data:`~bot.config.PersonIdentity`): by
     email, or by chat id on the platform it names, with no name to show (the card's text counts them)."""
     return Mention(person, person) if "@" in person else Mention("", user_id=person)
 
 
-def _named_and_counted(people: Sequence[str], noun: str, nouns: str) -> str:
+def named_and_counted(
+    people: Sequence[str], noun: str, nouns: str, names: Mapping[str, str] | None = None, *, named: Sequence[str] = ()
+) -> str:
     """``dana@contoso.com and 1 more owner``: ``people`` as the configuration names them, those known by email
-    named, those known by a chat id only counted (a raw id means nothing to readers; the cards @mention them
-    where they can); ``2 owners`` when none is known by email."""
-    emails = [person for person in people if "@" in person]
-    by_id = len(people) - len(emails)
+    named (by ``names``, a person's name by their email or chat id, where it knows them), those known by a chat
+    id only counted (a raw id means nothing to readers; the cards @mention them where they can); ``2 owners``
+    when none is known by email. ``named``: people named by name already (an Azure DevOps approver), first."""
+    names = {key.lower(): name for key, name in (names or {}).items() if name}
+    shown = [*named, *(names.get(p.lower(), p) for p in people if "@" in p or p.lower() in names)]
+    by_id = len(named) + len(people) - len(shown)
     counted = f"{by_id} {noun if by_id == 1 else nouns}"
-    if not emails:
+    if not shown:
         return counted
-    return ", ".join(emails) + (f" and {by_id} more {counted.partition(' ')[2]}" if by_id else "")
+    return ", ".join(dict.fromkeys(shown)) + (f" and {by_id} more {counted.partition(' ')[2]}" if by_id else "")
 
 
 def _owners(check: Mapping[str, Any]) -> list[str]:
@@ -156,14 +160,14 @@ def _owners(check: Mapping[str, Any]) -> list[str]:
 
 
 def _owners_own(check: Mapping[str, Any], *, starts_sentence: bool = False) -> str:
-    """``dana@contoso.com owns app-y``: the owners named and counted as :func:`_named_and_counted` does."""
+    """``dana@contoso.com owns app-y``: the owners named and counted as :func:`named_and_counted` does."""
     owners = _owners(check)
     app = str(check.get("app") or "the app")
     if not any("@" in owner for owner in owners):
         the = "The" if starts_sentence else "the"
         many = len(owners)
         return f"{the} owner of {app} is called on" if many == 1 else f"{the} {many} owners of {app} are called on"
-    return f"{_named_and_counted(owners, 'owner', 'owners')} {'owns' if len(owners) == 1 else 'own'} {app}"
+    return f"{named_and_counted(owners, 'owner', 'owners')} {'owns' if len(owners) == 1 else 'own'} {app}"
 
 
 def who_acts(check: Mapping[str, Any], label: str) -> str:
@@ -463,7 +467,8 @@ def render_promotion_gate(state: State) -> Card:
         )
     elif status is Status.WAITING:
         actions = (Action("approve", "Approve", value, style="primary", comment_prompt="Comment (optional)"), reject)
-    title = f"Promote {label}?" if status is Status.WAITING else f"Promotion of {label}: {status.label}"
+    # (the status line says how it was decided)
+    title = f"Promote {label}?" if status is Status.WAITING else f"Promotion of {label}"
     links = [Link("Model in Azure ML", str(state["url"]))] if state.get("url") else []
     if newer:
         title = f"Promotion of {label}: superseded by {newer['label']}"
@@ -481,14 +486,18 @@ def render_promotion_gate(state: State) -> Card:
 
 
 def _who_decides(state: State) -> list[Fact]:
-    """A waiting promotion gate's approvers (its policy's roles and their members), how many approvals it
-    needs, and when it expires."""
-    roles = ", ".join(state.get("approver_roles", [])) or "nobody"
-    # the role members as the configuration names them: a member known by a chat id is counted, never shown
-    deciders = [str(person) for person in state.get("deciders", [])]
-    people = _named_and_counted(deciders, "member", "members") if deciders else ""
+    """A waiting promotion gate's approvers (its policy's roles' members, but who may not approve it), how many
+    approvals it needs, and when it expires."""
+    # the role members as the configuration names them: by name where the gate knows it, else by email; a
+    # member known by a chat id only is counted, never shown
+    barred = {str(b).lower() for b in state.get("barred", [])}
+    deciders = [str(person) for person in state.get("deciders", []) if str(person).lower() not in barred]
+    if deciders:
+        people = named_and_counted(deciders, "approver", "approvers", known_names(state))
+    else:
+        people = ", ".join(state.get("approver_roles", [])) or "nobody"
     facts = [
-        Fact("Approvers", f"{roles}: {people}" if people else roles),
+        Fact("Approvers", people),
         Fact("Approvals needed", str(state.get("needed") or state.get("min_required", 1))),
     ]
     if state.get("expires_at"):
@@ -501,12 +510,17 @@ def _awaited(state: State) -> tuple[Mention, ...]:
     """The people a waiting promotion gate calls on: the members of its approver roles who have not decided
     and may approve it (not its requester, where its policy says so), by email or by chat id."""
     barred = {str(b).lower() for b in state.get("barred", [])}
-    decided = {who.lower() for d in state.get("decisions", []) for who in _decider(d)}
+    decided = {who.lower() for d in state.get("decisions", []) for who in decider_names(d)}
     deciders = [str(person) for person in state.get("deciders", [])]
-    return tuple(_mention_of(person) for person in deciders if person.lower() not in barred | decided)
+    return tuple(mention_of(person) for person in deciders if person.lower() not in barred | decided)
 
 
-def _decider(decision: Mapping[str, Any]) -> list[str]:
+def known_names(state: State) -> dict[str, str]:
+    """The names chat gave the people who decided a gate, by every way the configuration may name them."""
+    return {who: str(d["name"]) for d in state.get("decisions", []) if d.get("name") for who in decider_names(d)}
+
+
+def decider_names(decision: Mapping[str, Any]) -> list[str]:
     """Every way the configuration may name the person who made ``decision``: the email (or name) it is kept
     by, that as a user id on its platform (chat gave no email), and the chat ids chat gave."""
     actor = str(decision.get("actor", ""))

@@ -104,7 +104,9 @@ class Ingest:
         max_batch: the most events written in one transaction.
 
     ``observers`` see every event before it is recorded, redeliveries included (the gatekeeper opens
-    gates there); they must be idempotent, because a crash before recording brings the event back.
+    gates there); they must be idempotent, because a crash before recording brings the event back. An
+    observer may return the event with what it adds (the gatekeeper: its gate policy's terms for the card),
+    which is recorded instead.
     """
 
     def __init__(
@@ -133,7 +135,7 @@ class Ingest:
         # Card states as this process last read or wrote them: a guess the store's compare-and-set checks.
         self._cards: OrderedDict[str, CardState] = OrderedDict()
         self.card_cache_size = CARD_CACHE_SIZE
-        self.observers: list[Callable[[DomainEvent], Awaitable[None]]] = []
+        self.observers: list[Callable[[DomainEvent], Awaitable[DomainEvent | None]]] = []
 
     @property
     def configured(self) -> list[Subscription]:
@@ -184,7 +186,7 @@ class Ingest:
         event could not be stored.
         """
         for observer in self.observers:
-            await observer(event)
+            event = await observer(event) or event
         loop = asyncio.get_running_loop()
         waiting = _Waiting(event, tuple(also_to), loop.create_future(), told_by)
         self._waiting.append(waiting)
@@ -196,11 +198,13 @@ class Ingest:
         """Store the events of one delivery, in their order, in as few group commits as they fit; for each,
         False when it is a redelivery. Raises :class:`IngestFailed` when one of them could not be stored (the
         others may have been: a redelivery of the whole is then told apart by its dedupe keys)."""
+        observed = []
         for event in events:
             for observer in self.observers:
-                await observer(event)
+                event = await observer(event) or event
+            observed.append(event)
         loop = asyncio.get_running_loop()
-        waiting = [_Waiting(event, (), loop.create_future()) for event in events]
+        waiting = [_Waiting(event, (), loop.create_future()) for event in observed]
         self._waiting.extend(waiting)
         if waiting and (self._writer is None or self._writer.done()):
             self._writer = loop.create_task(self._write_waiting(), name="ingest-group-commit")

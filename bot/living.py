@@ -41,9 +41,13 @@ from bot.events import (
 from bot.handoff_cards import (
     DECISION_NOUNS,
     HandoffMerge,
+    decider_names,
+    known_names,
+    mention_of,
     merge_app_handoff,
     merge_model_check,
     merge_promotion_gate,
+    named_and_counted,
     promotion_refusal,
     render_app_handoff,
     render_model_card,
@@ -529,6 +533,14 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         new["handoff_identity"] = event.handoff.email.lower()
     if event.approvers and (not decided_before or not new.get("approvers")):
         new["approvers"] = [_approver_state(a) for a in event.approvers]
+    if (terms := event.terms) is not None:
+        # what Handoff's gate policy adds: how many approvals from chat decide it (until a change of the gate
+        # says), who else may decide it, who may not, and when it expires
+        new.setdefault("needed", terms.needed)
+        new["role_approvers"] = list(terms.role_approvers)
+        new["policy_barred"] = sorted({b.lower() for b in terms.barred})
+        if terms.expires_at is not None:
+            new["expires_at"] = _utc_iso(terms.expires_at)
     if status not in _UNDECIDED:
         new["closed_in_azure_devops"] = True  # no later refusal in Handoff takes the card back to waiting
     replies: list[Card] = []
@@ -597,7 +609,12 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
         latest = event.decisions[-1] if event.decisions else None
         if event.status != "pending":
             status = APPROVAL_STATUS.get(event.status, Status.INFO)
-            if latest is not None and event.status in ("approved", "rejected"):
+            approving = [d for d in event.decisions if d.decision in ("approve", "override")]
+            if latest is not None and event.status == "approved" and len(approving) > 1:
+                # every approval that made it up, each from wherever it was given
+                new["decided_by"] = by = _and(list(dict.fromkeys(_name_of(new, d.actor, d.name) for d in approving)))
+                replies.append(Card(title=f"{status.label} by {by}", status=status, summary=latest.comment))
+            elif latest is not None and event.status in ("approved", "rejected"):
                 where = f" in {latest.platform.capitalize()}" if latest.platform else ""
                 new["decided_by"] = by = _name_of(new, latest.actor, latest.name)
                 # an override approves over what blocked Approve: the thread is told so, with the reason given
@@ -713,7 +730,8 @@ def _render_approval(state: State) -> Card:
     target = state.get("environment") or state.get("stage") or "the next stage"
     # a pipeline's run, or a classic release of its definition (``Fabrikam.CD Release-1``)
     what = " ".join(n for n in (state.get("pipeline"), state.get("release")) if n) or "a release"
-    title = f"Release {what} to {target}" if status is Status.WAITING else f"{what} → {target}"
+    # the same headline before and after the decision (the status line says how it was decided)
+    title = f"Release {what} to {target}"
     facts = [Fact("Pipeline", state["pipeline"])] if state.get("pipeline") else []
     if state.get("release"):
         facts.append(Fact("Release", state["release"]))
@@ -727,16 +745,18 @@ def _render_approval(state: State) -> Card:
         facts.append(Fact("Environment", state["environment"]))
     handoff = state.get("handoff_identity")
     people = [a for a in state.get("approvers", []) if not handoff or _norm(a.get("email")) != handoff]
-    if people:
-        approver_names = dict.fromkeys(_readable(a["name"], group=bool(a.get("group"))) for a in people)
-        facts.append(Fact("Approvers", ", ".join(approver_names)))
+    if approvers := _approvers_shown(state, people):
+        facts.append(Fact("Approvers", approvers))
     required = int(state.get("min_required", 1))
+    needed = max(required, int(state.get("needed", 1)))
     # Handoff's identity gives one approval in Azure DevOps, however many people approve in chat
     counts_once = len(people) < len(state.get("approvers", [])) and required > 1
     if counts_once:
         facts.append(Fact("Approvals needed", f"{required} in Azure DevOps: Handoff's, and {required - 1} more there"))
     else:
-        facts.append(Fact("Approvals needed", str(max(required, int(state.get("needed", 1))))))
+        facts.append(Fact("Approvals needed", str(needed)))
+    if status is Status.WAITING and (expires := state.get("expires_at") or state.get("timeout_at")):
+        facts.append(Fact("Expires", datetime.fromisoformat(expires).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")))
     if state.get("requested_by"):
         facts.append(Fact("Requested by", state["requested_by"]))
     approvals = [d for d in state.get("decisions", []) if d["decision"] == "approve"]
@@ -745,7 +765,7 @@ def _render_approval(state: State) -> Card:
         if state.get("handoff_approved"):
             facts.append(Fact("Approved so far", f"Handoff's approval in Azure DevOps, for {names}"))
         else:
-            facts.append(Fact("Approved so far", f"{len(approvals)} of {state.get('needed', 1)}: {names}"))
+            facts.append(Fact("Approved so far", f"{len(approvals)} of {needed}: {names}"))
     if state.get("decided_by"):
         facts.append(Fact("Decided by", _readable(state["decided_by"])))
     if state.get("note"):
@@ -786,7 +806,8 @@ def _render_approval(state: State) -> Card:
         links=(Link("Open in Azure DevOps", state["url"]),) if state.get("url") else (),
         actions=actions,
         context="Azure DevOps approval",
-        mentions=_awaited_approvers(state) if status is Status.WAITING else (),
+        # approvers only through Handoff's gate policy are called on while chat can still decide
+        mentions=_awaited_approvers(state, by_policy=not only_there) if status is Status.WAITING else (),
     )
 
 
@@ -822,11 +843,52 @@ def _approver_state(approver: Approver) -> State:
     return state
 
 
-def _awaited_approvers(state: State) -> tuple[Mention, ...]:
+def _barred(state: State) -> set[str]:
+    """Who may not approve the gate: Azure DevOps' blocked approvers, and its requester where Handoff's gate
+    policy says the requester may not approve (by email, lowercase, or as the configuration names them)."""
+    return set(state.get("barred", [])) | set(state.get("policy_barred", []))
+
+
+def _role_approvers(state: State) -> list[str]:
+    """The people who may decide the gate only through Handoff's gate policy (its ``approver_roles``), as the
+    configuration names them: not Azure DevOps' approvers again, nor who may not approve it."""
+    assigned = {
+        _norm(person.get("email"))
+        for approver in state.get("approvers", [])
+        for person in (approver.get("members", []) if approver.get("group") else [approver])
+        if person.get("email")
+    }
+    barred = _barred(state)
+    return [
+        str(p)
+        for p in state.get("role_approvers", [])
+        if _norm(str(p)) not in assigned and str(p).lower() not in barred and str(p) != state.get("handoff_identity")
+    ]
+
+
+def _approvers_shown(state: State, people: list[State]) -> str:
+    """``Carol Diaz, alice@contoso.com and 1 more approver``: Azure DevOps' approvers (but Handoff's own account
+    and who may not approve the gate) by name, then those only Handoff's gate policy adds, by name where a
+    decision told it, else by email; those known by a chat id only are counted."""
+    barred = _barred(state)
+    named = [
+        _readable(a["name"], group=bool(a.get("group")))
+        for a in people
+        if a.get("group") or not a.get("email") or a["email"].lower() not in barred
+    ]
+    by_policy = _role_approvers(state)
+    if not named and not by_policy:
+        return ""
+    return named_and_counted(by_policy, "approver", "approvers", known_names(state), named=named)
+
+
+def _awaited_approvers(state: State, *, by_policy: bool = True) -> tuple[Mention, ...]:
     """The approvers a waiting gate calls on: the people who have not decided yet and whom Azure DevOps lets
-    decide (not its blocked approvers: the requester, where requesterCannotBeApprover is on). A group's
-    step calls on its members, when it is small enough to name them (a large one is only named)."""
-    barred = set(state.get("barred", [])) | ({state["handoff_identity"]} if state.get("handoff_identity") else set())
+    decide (not its blocked approvers: the requester, where requesterCannotBeApprover is on, nor the requester
+    where Handoff's gate policy bars them). A group's step calls on its members, when it is small enough to
+    name them (a large one is only named). ``by_policy``: the people Handoff's gate policy lets decide (its
+    approver roles' members) too, by email or by chat id."""
+    barred = _barred(state) | ({state["handoff_identity"]} if state.get("handoff_identity") else set())
     decided = {_norm(d["actor"]) for d in state.get("decisions", [])}
     mentions: dict[str, Mention] = {}
     for approver in state.get("approvers", []):
@@ -837,7 +899,17 @@ def _awaited_approvers(state: State) -> tuple[Mention, ...]:
             if not email or email.lower() in barred or decided & {_norm(email), _norm(person.get("name"))}:
                 continue
             mentions.setdefault(email.lower(), Mention(person.get("name") or email, email))
+    if by_policy:
+        decided_as = {who.lower() for d in state.get("decisions", []) for who in decider_names(d)}
+        for person in _role_approvers(state):
+            if person.lower() not in decided_as:
+                mentions.setdefault(person.lower(), mention_of(person))
     return tuple(mentions.values())
+
+
+def _and(names: list[str]) -> str:
+    """``Carol Diaz and Alice Martin``; ``A, B and C``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # --- one-shot events: the newest event draws the card ------------------------------------------------

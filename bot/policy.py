@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from bot.commands import CommandSpec
 from bot.config import GatePolicySettings, Settings
+from bot.events import GateTerms
+from bot.handoff_cards import named_and_counted
 from bot.interactions import ChatUser
 from bot.records import CommandRun, ConversationAddress, Gate, GateDecision
 
@@ -115,6 +117,35 @@ class Policy:
         members = dict.fromkeys(m for r in roles for m in sorted(self._members.get(r, ())))
         return sorted(members, key=lambda m: "@" not in m)
 
+    def barred(self, gate: Gate) -> list[str]:
+        """The identities that may not approve ``gate``: its requester's, where its policy says the requester
+        may not approve it."""
+        policy = self.gate_policy(gate)
+        if not (policy.requester_cannot_approve or gate.policy.get("requester_cannot_approve")):
+            return []
+        return [str(r) for r in gate.details.get("requesters", [])]
+
+    def terms(self, gate: Gate, needed: int) -> GateTerms:
+        """What an Azure DevOps approval's card shows of ``gate``'s policy, ``needed`` being how many approvals
+        from chat decide it."""
+        members = self.role_members(self.approver_roles(gate))
+        return GateTerms(needed, tuple(members), tuple(self.barred(gate)), gate.expires_at)
+
+    def _approvers_named(self, gate: Gate, names: list[str], roles: list[str], no_self_approval: bool) -> str:
+        """``Carol Diaz, alice@contoso.com and 1 more approver``: Azure DevOps' approvers (``names``), then the
+        members of ``roles`` who may approve ``gate`` (not its requester, where ``no_self_approval``), by the
+        name chat gave them where they decided before, else by email; those known by a chat id only counted."""
+        assigned = {_identity(a) for a in gate.details.get("approvers", [])}
+        barred = {_identity(r) for r in gate.details.get("requesters", [])} if no_self_approval else set()
+        members = [m for m in self.role_members(roles) if _identity(m) not in assigned | barred]
+        if not names and not members:
+            return ""
+        chat_names: dict[str, str] = {str(k): str(v) for k, v in (gate.details.get("names") or {}).items()}
+        known = dict(chat_names)
+        for person, ids in (gate.details.get("chat_ids") or {}).items():
+            known |= {str(i): chat_names[person] for i in ids if person in chat_names}
+        return named_and_counted(members, "approver", "approvers", known, named=names)
+
     def may_decide(
         self,
         user: ChatUser,
@@ -144,8 +175,10 @@ class Policy:
             barred = set(gate.details.get("blocked_names", []))
             if no_self_approval:
                 barred |= set(gate.details.get("requester_names", []))
-            names = sorted(n for n in gate.details.get("approver_names", []) if n not in barred)
-            who = ", ".join(names) or "the assigned approvers"
+            roles = self.approver_roles(gate)
+            # Azure DevOps' approvers by name (a promotion gate's details name its roles there: not people)
+            names = sorted(n for n in gate.details.get("approver_names", []) if n not in barred and n not in roles)
+            who = self._approvers_named(gate, names, roles, no_self_approval) or "the assigned approvers"
             refusal = f"You are not an approver of this gate. It can be decided by {who}."
             unknown = []
             if groups := sorted(gate.details.get("unseen_groups", [])):

@@ -174,8 +174,8 @@ async def test_an_override_of_an_azure_devops_gate_is_refused_and_skips_no_appro
         (
             "mallory",
             "approve",
-            "You are not an approver of this gate. It can be decided by Carol.",
-        ),  # bob asked for the run
+            "You are not an approver of this gate. It can be decided by Carol, dave@contoso.com.",
+        ),  # bob asked for the run; dave is in an approver role
         ("bob", "approve", "You started this run, and its policy says the requester may not approve it."),
         ("bob", "reject", None),
         ("dave", "override", "Nobody may override this gate: its gate policy names no override_roles."),
@@ -316,7 +316,8 @@ async def test_a_refusal_says_when_handoff_cannot_see_who_an_approver_is(handoff
         user("mallory"), "azure-devops:contoso:pipeline-approval:b2c3", "approve", "", SLACK
     )
     # bob is an approver, but he asked for the run, which the policy bars from approving it
-    assert known.message == "You are not an approver of this gate. It can be decided by Carol."
+    # (dave is in an approver role)
+    assert known.message == "You are not an approver of this gate. It can be decided by Carol, dave@contoso.com."
     # nor is an approver Azure DevOps bars named
     barred = replace(
         pending(requester="erin"), event_id="barred", approval_id="c3d4", blocked_approvers=(person("carol"),)
@@ -325,7 +326,7 @@ async def test_a_refusal_says_when_handoff_cannot_see_who_an_approver_is(handoff
     named = await handoff.gatekeeper.decide(
         user("mallory"), "azure-devops:contoso:pipeline-approval:c3d4", "approve", "", SLACK
     )
-    assert named.message == "You are not an approver of this gate. It can be decided by Bob."
+    assert named.message == "You are not an approver of this gate. It can be decided by Bob, dave@contoso.com."
 
 
 async def test_quorum_of_two(handoff: Handoff) -> None:
@@ -473,9 +474,11 @@ async def test_a_reminder_calls_on_the_awaited_approvers_except_where_mentions_a
                 names = [m["email"] for m in delivery.payload["card"]["mentions"]]
                 mentioned[f"{delivery.conversation.conversation_id} {title.split(':')[0]}"] = names
                 if delivery.conversation == quiet:  # named there, not pinged
-                    assert delivery.payload["card"]["summary"].endswith("For: Carol"), delivery.payload["card"]
+                    card = delivery.payload["card"]
+                    assert card["summary"].endswith("For: Carol, dave@contoso.com"), card
                 await store.complete_delivery(delivery.id, "test")
-        carol = ["carol@contoso.com"]  # bob may not decide: Azure DevOps blocks him
+        # bob may not decide: Azure DevOps blocks him; dave may, in an approver role
+        carol = ["carol@contoso.com", "dave@contoso.com"]
         assert mentioned == {
             f"{SLACK.conversation_id} Release release-app-y to production": carol,
             f"{TEAMS.conversation_id} Release release-app-y to production": carol,
@@ -705,7 +708,7 @@ async def test_an_approvals_reminder_names_its_approvers_the_approvals_needed_an
     for card in sent:
         assert card["title"] == "Still waiting for approval: Release release-app-y to production"
         assert [(f["label"], f["value"]) for f in card["facts"]] == [
-            ("Approvers", "Carol, Bob"),
+            ("Approvers", "Carol, Bob, dave@contoso.com"),  # dave in an approver role
             ("Approvals needed", "2"),
             ("Expires", "2026-11-30 09:00 UTC"),
         ]

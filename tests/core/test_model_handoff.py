@@ -528,7 +528,7 @@ async def test_a_release_azure_devops_refuses_to_start_leaves_the_gate_waiting(w
     await world.core.gatekeeper.sweep()
     assert world.pipelines.of("release-app-y") == [{"ring": "prod", "modelName": "model-x", "modelVersion": "8"}]
     assert len(world.ml.tagged) == 1
-    assert (await world.card(GATE)).title == "Promotion of model-x:8: Approved"
+    assert (await world.card(GATE)).title == "Promotion of model-x:8"
 
 
 async def test_a_rejected_promotion_starts_nothing(world: World) -> None:
@@ -743,7 +743,7 @@ async def test_an_approved_promotion_is_not_superseded_and_a_later_older_one_may
     await hand_off_in_turn(world, "9")
     # model-x:8 was approved and released: it stays so, and model-x:9 waits for its own decision
     assert [await state_of(world, v) for v in ("8", "9")] == [GateState.APPROVED, GateState.PENDING]
-    assert (await world.card(GATE)).title == "Promotion of model-x:8: Approved"
+    assert (await world.card(GATE)).title == "Promotion of model-x:8"
     # model-x:7's registration comes only now: approving it would release an older version than model-x:8
     await hand_off_in_turn(world, "7")
     assert await state_of(world, "7") is GateState.SUPERSEDED
@@ -919,7 +919,7 @@ async def test_a_promotion_gate_card_and_its_reminders_name_and_call_on_who_may_
         await _integration_passed(world)
         card = await world.card(GATE)
         shown = [(f.label, f.value) for f in card.facts]
-        assert ("Approvers", "release-managers: carol@contoso.com, dave@contoso.com") in shown
+        assert ("Approvers", "carol@contoso.com, dave@contoso.com") in shown
         assert ("Approvals needed", "2") in shown
         assert ("Expires", "2026-11-30 09:00 UTC") in shown  # 48 h after it opened at T0
         assert [m.email for m in card.mentions] == ["carol@contoso.com", "dave@contoso.com"]
@@ -962,18 +962,25 @@ async def test_approvers_known_by_chat_id_are_called_on_by_it_counted_and_never_
     async for world in make_world(store_url, tmp_path, tweak):
         await _integration_passed(world)
         card = await world.card(GATE)
-        assert ("Approvers", "release-managers: carol@contoso.com and 2 more members") in [
-            (f.label, f.value) for f in card.facts
-        ]
+        assert ("Approvers", "carol@contoso.com and 2 more approvers") in [(f.label, f.value) for f in card.facts]
         assert card.mentions == (
             Mention("carol@contoso.com", "carol@contoso.com"),
             Mention("", user_id=frank),
             Mention("", user_id="slack:UERIN"),
         )
 
+        # someone outside the role is told who may decide: people, not the role's id
+        refused = await decide(world, "bob", "approve")
+        assert refused.message == (
+            "You are not an approver of this gate. It can be decided by carol@contoso.com and 2 more approvers."
+        )
         assert (await decide(world, "erin", "approve", "green")).accepted  # 1 of 2
         await reminders(world)
         waiting = await world.card(GATE)
+        # erin is named now that her decision told her name
+        assert ("Approvers", "carol@contoso.com, erin and 1 more approver") in [
+            (f.label, f.value) for f in waiting.facts
+        ]
         assert waiting.mentions == (Mention("carol@contoso.com", "carol@contoso.com"), Mention("", user_id=frank))
         await world.clock.advance(timedelta(hours=2).total_seconds())
         await world.core.gatekeeper.remind()
@@ -1117,7 +1124,7 @@ async def test_a_promotion_gates_reminder_names_its_approvers_the_approvals_need
         [card] = sent  # in #ml-models, where the gate shows
         assert card["title"] == "Still waiting for approval: Promote model-x:8?"
         assert [(f["label"], f["value"]) for f in card["facts"]] == [
-            ("Approvers", "release-managers: carol@contoso.com, dave@contoso.com"),
+            ("Approvers", "Carol Diaz, dave@contoso.com"),  # named where the gate knows her name
             ("Approvals needed", "2"),
             ("Expires", "2026-11-30 09:00 UTC"),
             ("Approved so far", "1 of 2: Carol Diaz"),

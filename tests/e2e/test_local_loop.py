@@ -291,6 +291,43 @@ async def approve_in_slack(loop: Loop, gate_card: Any, user: str, comment: str) 
     assert (await slack.submit_view(view_id, {"comment": {"comment": comment}})).status == 200
 
 
+async def test_a_gate_two_must_approve_calls_on_its_role_approvers_and_names_every_approval(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """The default gate policy wants two approvals and adds alice through its approver role. The card says two
+    from the start, lists and calls on alice beside Azure DevOps' approvers (not bob, who asked for the run),
+    says when it expires, and once decided names both approvals under the headline it had while waiting."""
+
+    def two_approvals(config: dict[str, Any]) -> None:
+        config["roles"]["release-managers"]["members"] = ["carol@contoso.com", "alice@contoso.com"]
+        config["gates"]["default"]["min_approvers"] = 2
+
+    loop = await start_loop(two_approvals)
+    slack = loop.suite.slack
+    carol, alice = slack.world.user("carol"), slack.world.user("alice")
+    loop.suite.ado.start_run(
+        "release-app-y", requested_by="bob@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+    )
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
+    )
+    shown = blocks_text(gate_card)
+    assert "Release release-app-y to production" in shown
+    assert "*Approvers*\\nCarol Diaz, alice@contoso.com" in shown and "Bob" not in shown
+    assert "*Approvals needed*\\n2" in shown and "*Expires*" in shown
+    assert gate_card.text.endswith(f" <@{carol.id}> <@{alice.id}>")
+
+    await approve_in_slack(loop, gate_card, "carol", "one")
+    # carol has approved: the card waits for alice alone
+    await eventually(lambda: "1 of 2: Carol Diaz" in blocks_text(gate_card) and f"<@{alice.id}>" in gate_card.text)
+    assert gate_card.text.count("<@") == 1
+    await approve_in_slack(loop, gate_card, "alice", "two")
+    await eventually(lambda: "Decided by" in blocks_text(gate_card), timeout=30)
+    decided = blocks_text(gate_card)
+    assert "*Decided by*\\nCarol Diaz and Alice Martin" in decided
+    assert "Release release-app-y to production" in decided and "<@" not in gate_card.text
+
+
 async def test_a_gate_assigned_to_a_group_calls_on_its_members_and_lets_them_decide(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:

@@ -387,7 +387,7 @@ async def test_a_waiting_promotion_gate_mentions_approvers_known_by_slack_id_and
     gate = await eventually(waiting_gate, timeout=30)
     carol = suite.slack.world.user("carol").id
     assert gate.text.endswith(f" <@{carol}> <@{slack_bob}>")  # the text notifies them
-    approvers = "*Approvers*\\nrelease-managers: carol@contoso.com and 1 more member"
+    approvers = "*Approvers*\\ncarol@contoso.com and 1 more approver"
     assert approvers in json.dumps(gate.blocks)
     on_teams = await eventually(lambda: "Approvers" in teams_text(loop, "ML models") or None, timeout=30)
     assert on_teams

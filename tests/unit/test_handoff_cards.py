@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.cards import Status
@@ -163,8 +164,36 @@ def test_the_gate_card_offers_override_while_blocked_and_never_returns_to_older_
         ),
     ).state
     card = render(decided)
-    assert card.actions == () and card.title == "Promotion of model-x:8: Approved"
+    assert card.actions == () and card.title == "Promotion of model-x:8"
     assert ("Overridden by", "carol@contoso.com: known") in [(f.label, f.value) for f in card.facts]
+
+
+def test_a_promotion_gate_names_its_approvers_as_people_not_its_role() -> None:
+    """The role's members by name where a decision told it, else by email, a member known by a chat id only
+    counted, and the requester the policy bars not at all; once decided, the headline does not repeat the
+    status line."""
+    waiting = replace(
+        gate(2, ()),
+        approver_roles=("release-managers",),
+        approvers=("carol@contoso.com", "dave@contoso.com", "erin@contoso.com", "slack:U0FRANK01"),
+        barred=("erin@contoso.com",),
+        min_required=2,
+    )
+    carol = GateDecision(actor="carol@contoso.com", decision="approve", platform="slack", name="Carol Diaz")
+    one = GateChanged(
+        source="handoff",
+        event_id="d1",
+        occurred_at=T0,
+        gate_id="handoff:promotion:model-x:8",
+        status="pending",
+        decisions=(carol,),
+        needed=2,
+        revision=3,
+    )
+    state = merge(merge(None, waiting).state, one).state
+    assert facts(state)["Approvers"] == "Carol Diaz, dave@contoso.com and 1 more approver"
+    decided = merge(state, replace(one, event_id="d2", status="approved", revision=4)).state
+    assert render(decided).title == "Promotion of model-x:8" and render(decided).status is Status.APPROVED
 
 
 def test_a_superseded_gate_card_names_the_newer_version_and_stays_superseded_as_evidence_arrives() -> None:

@@ -17,6 +17,7 @@ from bot.events import (
     Commit,
     GateChanged,
     GateDecision,
+    GateTerms,
     ModelDeployed,
     ModelRegistered,
     Person,
@@ -507,7 +508,8 @@ def test_a_gate_change_that_arrives_after_a_newer_one_never_takes_the_card_back(
     late, replies = apply(pending, *reversed(changes))
     assert late == in_order
     assert render(late).status is Status.APPROVED
-    assert [r.title for r in replies] == ["Approved in Slack by dave@contoso.com"]  # nothing for the stale one
+    # nothing for the stale one
+    assert [r.title for r in replies] == ["Approved by carol@contoso.com and dave@contoso.com"]
 
 
 def test_a_gate_card_names_the_people_who_decided_as_the_approval_names_them() -> None:
@@ -535,9 +537,70 @@ def test_a_gate_card_names_the_people_who_decided_as_the_approval_names_them() -
     assert [r.title for r in replies] == [
         "Approved by erin@contoso.com (1 of 3)",
         "Approved by Carol Diaz (2 of 3)",
-        "Approved in Slack by Dave Li",
+        "Approved by erin@contoso.com, Carol Diaz and Dave Li",
     ]
-    assert ("Decided by", "Dave Li") in facts(render(decided))
+    # every approval that made it up, not only the last
+    assert ("Decided by", "erin@contoso.com, Carol Diaz and Dave Li") in facts(render(decided))
+
+
+def policy_gate(terms: GateTerms) -> ApprovalPending:
+    """A pending approval assigned to Carol and Bob (Bob asked for its run), with what Handoff's gate policy
+    says of it."""
+    carol = Approver(person=Person(name="Carol Diaz", email="carol@contoso.com"))
+    bob = Approver(person=Person(name="Bob Chen", email="bob@contoso.com"))
+    return replace(approval(ApprovalPending, "pending", (carol, bob)), terms=terms)
+
+
+def test_a_gate_card_shows_what_its_gate_policy_says_from_the_start() -> None:
+    """Two approvals, alice (by email) and someone known by a Slack id only through the policy's approver role,
+    bob barred as the requester, an expiry: the card says so before anyone clicks, and calls on every
+    approver who may decide, the one known by an id by that id (counted, never shown)."""
+    expires = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    terms = GateTerms(
+        needed=2,
+        role_approvers=("alice@contoso.com", "carol@contoso.com", "slack:U0FRANK01"),
+        barred=("bob@contoso.com",),
+        expires_at=expires,
+    )
+    card = render(apply(policy_gate(terms))[0])
+    shown = dict(facts(card))
+    assert shown["Approvers"] == "Carol Diaz, alice@contoso.com and 1 more approver"  # not bob, nor carol twice
+    assert shown["Approvals needed"] == "2"
+    assert shown["Expires"] == "2026-12-01 09:30 UTC"
+    assert [(m.email, m.user_id) for m in card.mentions] == [
+        ("carol@contoso.com", ""),
+        ("alice@contoso.com", ""),
+        ("", "slack:U0FRANK01"),
+    ]
+    assert "U0FRANK01" not in repr(card.facts) + card.summary
+
+
+def test_a_gate_card_calls_on_role_approvers_until_they_decide_and_names_every_approval() -> None:
+    terms = GateTerms(needed=2, role_approvers=("alice@contoso.com", "slack:U0FRANK01"), barred=("bob@contoso.com",))
+    carol = GateDecision(actor="carol@contoso.com", decision="approve", platform="slack", name="Carol Diaz")
+    alice = GateDecision(
+        actor="alice@contoso.com", decision="approve", platform="teams", name="Alice Martin", comment="second"
+    )
+    one = replace(gate_change(2, "pending"), decisions=(carol,))
+    two = replace(gate_change(3, "approved"), decisions=(carol, alice))
+    waiting, _ = apply(policy_gate(terms), one)
+    card = render(waiting)
+    assert ("Approved so far", "1 of 2: Carol Diaz") in facts(card)
+    assert [(m.email, m.user_id) for m in card.mentions] == [("alice@contoso.com", ""), ("", "slack:U0FRANK01")]
+    decided, replies = apply(policy_gate(terms), one, two)
+    card = render(decided)
+    assert ("Decided by", "Carol Diaz and Alice Martin") in facts(card)
+    assert card.mentions == ()
+    assert (replies[-1].title, replies[-1].summary) == ("Approved by Carol Diaz and Alice Martin", "second")
+    # the headline stays what it was while the gate waited; the status line says how it was decided
+    assert card.title == render(waiting).title == "Release integrate-app-y to production"
+
+
+def test_a_decisions_notification_says_its_status_once() -> None:
+    _, replies = apply(approval(ApprovalPending, "pending", ()), replace(gate_change(2, "approved", "carol"), needed=1))
+    [reply] = replies
+    assert reply.text == "Approved in Slack by carol@contoso.com"
+    assert Card(title="Release app-y to prod", status=Status.APPROVED).text == "Approved: Release app-y to prod"
 
 
 def test_approvers_the_hook_names_by_id_alone_read_as_what_they_are_never_as_ids() -> None:
