@@ -7,11 +7,13 @@ These run the core (Gatekeeper, Policy, Ingest) on SQLite and PostgreSQL; Azure 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -497,18 +499,25 @@ BLOCKED = "Handoff Bot cannot approve approval a1b2: the requester of the run is
 RELEASE_GATE = "azure-devops:contoso:release-approval:a1b2"
 
 
-@pytest.fixture
-async def applying(store_url: str) -> AsyncIterator[tuple[Handoff, FakePipelines]]:
-    """Handoff applying decisions to a fake Azure DevOps."""
+@contextlib.asynccontextmanager
+async def handoff_applying(store_url: str, settings: dict[str, Any]) -> AsyncIterator[tuple[Handoff, FakePipelines]]:
+    """Handoff with ``settings``, applying decisions to a fake Azure DevOps."""
     store = await SqlStore.open(store_url)
     pipelines = FakePipelines()
-    core = build_handoff(parse_settings(SETTINGS, {}), store, FakeClock(T0), pipelines=pipelines)
+    core = build_handoff(parse_settings(settings, {}), store, FakeClock(T0), pipelines=pipelines)
     try:
         yield core, pipelines
     finally:
         for close in core.closers:
             await close()
         await store.close()
+
+
+@pytest.fixture
+async def applying(store_url: str) -> AsyncIterator[tuple[Handoff, FakePipelines]]:
+    """Handoff applying decisions to a fake Azure DevOps."""
+    async with handoff_applying(store_url, SETTINGS) as applying:
+        yield applying
 
 
 async def gate_card(handoff: Handoff, gate_id: str = GATE) -> Card:
@@ -802,15 +811,8 @@ async def test_a_refusal_no_retry_changes_leaves_the_gate_to_azure_devops_in_pla
 async def two_needed(store_url: str) -> AsyncIterator[tuple[Handoff, FakePipelines]]:
     """Handoff applying decisions to a fake Azure DevOps, its default gate policy asking two approvals."""
     settings = {**SETTINGS, "gates": {"default": {**SETTINGS["gates"]["default"], "min_approvers": 2}}}  # type: ignore[dict-item]
-    store = await SqlStore.open(store_url)
-    pipelines = FakePipelines()
-    core = build_handoff(parse_settings(settings, {}), store, FakeClock(T0), pipelines=pipelines)
-    try:
-        yield core, pipelines
-    finally:
-        for close in core.closers:
-            await close()
-        await store.close()
+    async with handoff_applying(store_url, settings) as applying:
+        yield applying
 
 
 async def test_azure_devops_hears_every_approval_from_chat_that_made_the_decision(
