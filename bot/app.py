@@ -170,8 +170,18 @@ def build_handoff(
     policy = Policy(settings)
     outbox = OutboxWorker(store, {}, clock, ops_channel=_ops_targets(settings), conversation_names=_names(settings))
     ingest = Ingest(store, configured_subscriptions(settings), clock, on_enqueued=outbox.wake)
-    gatekeeper = Gatekeeper(store, policy, ingest, clock, pipelines, ml=ml, organization=organization_name(settings))
+    gatekeeper = Gatekeeper(
+        store,
+        policy,
+        ingest,
+        clock,
+        pipelines,
+        ml=ml,
+        organization=organization_name(settings),
+        ops_channel=_ops_targets(settings),
+    )
     ingest.observers.append(gatekeeper.observe)
+    ingest.on_unrouted_approval = gatekeeper.unrouted
     consumers = Consumers(settings, ml, base_dir)
     model_handoff = ModelHandoff(
         settings, store, ingest, gatekeeper, clock, consumers, pipelines=pipelines, poll_interval=poll_interval

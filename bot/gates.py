@@ -47,12 +47,14 @@ from bot.events import (
     DomainEvent,
     GateChanged,
     Person,
+    bounded_key,
 )
 from bot.events import GateDecision as DecisionView
 from bot.handoff_cards import DECISION_NOUNS
 from bot.ingest import Ingest
 from bot.interactions import MAX_COMMENT, ActionResult, ChatUser, link
 from bot.living import HANDOFF_BARRED, render
+from bot.outbox import ALERT_PREFIX
 from bot.pipeline_runs import RELEASE_KEY_PREFIX, ended_state, pipeline_run_event, release_command, release_key
 from bot.policy import Policy
 from bot.ports import (
@@ -377,6 +379,20 @@ def _more_needed(gate: Gate) -> str:
     )
 
 
+def _gate_place(event: ApprovalEvent) -> str:
+    """Where an approval's run or release waits: its environment or stage."""
+    return event.environment or event.stage or "next stage"
+
+
+def _approval_named(event: ApprovalEvent) -> str:
+    """An approval as the log and the ops channel name it: ``release approval app-y-classic.CD (Release-7) →
+    QA in project mlops``."""
+    kind = "release" if event.approval_kind == "release" else "pipeline"
+    which = event.release_name or (event.run.run_name if event.run else "")
+    name = f"{kind} approval {event.pipeline or '?'}" + (f" ({which})" if which else "")
+    return f"{name} → {_gate_place(event)}" + (f" in project {event.project}" if event.project else "")
+
+
 def _identities(person_email: str | None, person_id: str | None) -> list[str]:
     found = []
     if person_email:
@@ -398,6 +414,7 @@ class Gatekeeper:
         ml: Azure ML, where an approved model version is tagged.
         organization: the Azure DevOps organization as its events name it, for the cards of the releases
             Handoff starts (see :func:`bot.pipeline_runs.organization_name`).
+        ops_channel: where a gate no conversation sees is announced, if anywhere (see :meth:`unrouted`).
     """
 
     def __init__(
@@ -409,6 +426,7 @@ class Gatekeeper:
         pipelines: PipelineService | None = None,
         ml: MLService | None = None,
         organization: str = "",
+        ops_channel: Sequence[ConversationAddress] = (),
     ) -> None:
         self.store = store
         self.policy = policy
@@ -417,6 +435,7 @@ class Gatekeeper:
         self.pipelines = pipelines
         self.ml = ml
         self.organization = organization
+        self.ops_channel = tuple(ops_channel)
         self._failed_group_reads: dict[str, datetime] = {}  # gate id: when reading its groups last failed
         #: How often a waiting gate's approval is looked up in Azure DevOps, and how many gates per sweep.
         self.reconcile_every = RECONCILE_EVERY
@@ -434,6 +453,36 @@ class Gatekeeper:
         if isinstance(event, ApprovalCompleted):
             await self._closed_in_azure_devops(event)
         return None
+
+    async def unrouted(self, event: ApprovalPending) -> None:
+        """The pending approval ``event`` opened a gate whose card reaches no conversation (the ingest tells, once
+        per approval): nobody can decide it from chat or learns of it from Handoff. The log says so, and the ops
+        channel, if there is one."""
+        named = _approval_named(event)
+        log.warning(
+            "gate %s opened for %s, but no subscription routes it to any conversation: "
+            "it must be decided in Azure DevOps",
+            event.grouping_key,
+            named,
+        )
+        if not self.ops_channel:
+            return
+        facts = [Fact("Approval", named)]
+        if event.approvers:
+            facts.append(Fact("Approvers", ", ".join(a.person.display for a in event.approvers)))
+        notice = Card(
+            title=f"No conversation sees the gate {event.pipeline or 'Release'} → {_gate_place(event)}",
+            status=Status.WARNING,
+            summary="No subscription routes this approval to any conversation: decide it in Azure DevOps.",
+            facts=tuple(facts),
+            links=(Link("Open in Azure DevOps", event.web_url),) if event.web_url else (),
+            context="Handoff",
+        )
+        key = bounded_key(f"{ALERT_PREFIX}unrouted-gate:{event.grouping_key}")
+        payload = {"op": "card", "rank": 1, "card": notice.to_json()}
+        await self.store.enqueue([NewDelivery(target, key, payload) for target in self.ops_channel], self.clock.now())
+        if self.ingest.on_enqueued is not None:
+            self.ingest.on_enqueued()
 
     async def _open(self, event: ApprovalEvent) -> Gate:
         gate = self._gate_for(event)

@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.cards import Card
 from bot.clock import Clock
-from bot.events import ApprovalEvent, DomainEvent
+from bot.events import ApprovalEvent, ApprovalPending, DomainEvent
 from bot.jsonable import tagged_json
 from bot.living import merge, render, repeat_reply
 from bot.ports import EventRecord, StaleWrite, Store
@@ -107,6 +107,11 @@ class Ingest:
     gates there); they must be idempotent, because a crash before recording brings the event back. An
     observer may return the event with what it adds (the gatekeeper: its gate policy's terms for the card),
     which is recorded instead.
+
+    ``on_unrouted_approval`` is told of a pending approval whose card, as first recorded, was sent to no
+    conversation (no subscription routes it, nothing else asked for it): the gatekeeper says that its gate can
+    be decided in Azure DevOps only. It is told once per approval (a redelivery records nothing) and never
+    for run events, from what the ingest planned anyway: it costs no query.
     """
 
     def __init__(
@@ -136,6 +141,7 @@ class Ingest:
         self._cards: OrderedDict[str, CardState] = OrderedDict()
         self.card_cache_size = CARD_CACHE_SIZE
         self.observers: list[Callable[[DomainEvent], Awaitable[DomainEvent | None]]] = []
+        self.on_unrouted_approval: Callable[[ApprovalPending], Awaitable[None]] | None = None
 
     @property
     def configured(self) -> list[Subscription]:
@@ -329,7 +335,19 @@ class Ingest:
         self._remember(written.values())
         if self.on_enqueued and any(r.deliveries for (_, r), s in zip(planned, recorded, strict=True) if s):
             self.on_enqueued()
+        if self.on_unrouted_approval is not None:
+            for (index, record), stored in zip(planned, recorded, strict=True):
+                event = batch[index].event
+                if stored and isinstance(event, ApprovalPending) and _first_shown_nowhere(record):
+                    await self._tell_unrouted(self.on_unrouted_approval, event)
         return outcomes
+
+    @staticmethod
+    async def _tell_unrouted(tell: Callable[[ApprovalPending], Awaitable[None]], event: ApprovalPending) -> None:
+        try:
+            await tell(event)
+        except Exception:  # the event is stored: what tells of it must not fail it
+            log.exception("could not tell that approval %s reaches no conversation", event.grouping_key)
 
     async def _routes_with_options(
         self,
@@ -535,6 +553,12 @@ def _with_its_runs_model(event: DomainEvent, cards: dict[str, CardState | None])
     run = cards.get(event.run.run_key)
     model = run.state.get("for_model") if run is not None else None
     return replace(event, for_model=str(model)) if model else event
+
+
+def _first_shown_nowhere(record: EventRecord) -> bool:
+    """Whether ``record`` makes its event's card (a new one) and sends it to no conversation."""
+    card = record.card_state
+    return card is not None and card.version == 1 and not any(d.payload.get("op") == "card" for d in record.deliveries)
 
 
 def _reached(card: CardState | None) -> set[ConversationAddress]:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from adapters.sql import SqlStore
-from bot.app import Handoff, build_handoff
+from bot.app import Handoff, add_channel, build_handoff
 from bot.cards import Card, Status
 from bot.clock import FakeClock
 from bot.config import parse_settings
@@ -28,6 +28,7 @@ from bot.living import render
 from bot.ports import ApprovalStatus, ServiceRefused, ServiceUnavailable
 from bot.records import ConversationAddress, GateState
 from tests.core.fake_pipelines import FakePipelines
+from tests.core.recording_channel import RecordingChannel
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 SLACK = ConversationAddress("slack", "C0APPRELEASES")
@@ -890,3 +891,90 @@ async def test_the_same_persons_simultaneous_clicks_are_never_told_the_gate_need
         )
         assert sum(r.accepted for r in results) == 1
         assert [r.message for r in results if not r.accepted] == ["This gate was already approved."] * 3
+
+
+def classic_release_pending(approval_id: str = "r9") -> ApprovalPending:
+    """A classic release approval (no run), as Azure DevOps' release hooks tell it."""
+    return ApprovalPending(
+        source="azure-devops",
+        event_id=f"release-approval-pending-{approval_id}",
+        occurred_at=T0,
+        scope="contoso",
+        project="mlops",
+        approval_id=approval_id,
+        approval_kind="release",
+        environment_name="QA",
+        release_name="Release-7",
+        release_definition="app-y-classic.CD",
+        approvers=(Approver(person=person("carol")),),
+        web_url="https://dev.azure.com/contoso/mlops/_release?releaseId=7",
+    )
+
+
+OPS = ConversationAddress("slack", "C0OPS")
+ROUTES_NO_CLASSIC_RELEASE = {
+    **SETTINGS,
+    "channels": {"app-releases": {"slack": SLACK.conversation_id}, "ops": {"slack": OPS.conversation_id}},
+    "ops_channel": "ops",
+    "subscriptions": [{"channel": "app-releases", "events": ["approval"], "pipelines": ["release-*"]}],
+}
+
+
+async def test_a_gate_no_subscription_routes_is_told_once_in_the_log_and_the_ops_channel(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await SqlStore.open(store_url)
+    channel = RecordingChannel()
+    try:
+        handoff = build_handoff(parse_settings(ROUTES_NO_CLASSIC_RELEASE, {}), store, FakeClock(T0))
+        add_channel(handoff, "slack", channel)
+        with caplog.at_level(logging.INFO, logger="handoff"):
+            assert await handoff.ingest.accept(classic_release_pending())
+            # a redelivery, and the same approval told again by another event, say nothing more
+            assert not await handoff.ingest.accept(classic_release_pending())
+            assert await handoff.ingest.accept(replace(classic_release_pending(), event_id="told-again"))
+            await handoff.outbox.drain()
+
+        gate = await store.get_gate("azure-devops:contoso:release-approval:r9")
+        assert gate is not None and gate.state is GateState.PENDING
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1
+        assert "release approval app-y-classic.CD (Release-7) → QA in project mlops" in warnings[0]
+        assert "no subscription routes it" in warnings[0] and "decided in Azure DevOps" in warnings[0]
+        # nothing went to the subscribed channel; the ops channel got one notice
+        assert channel.calls == [("post", OPS.conversation_id, "No conversation sees the gate app-y-classic.CD → QA")]
+    finally:
+        await store.close()
+
+
+async def test_a_gate_a_subscription_routes_gives_no_warning(store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    store = await SqlStore.open(store_url)
+    channel = RecordingChannel()
+    try:
+        handoff = build_handoff(parse_settings(ROUTES_NO_CLASSIC_RELEASE, {}), store, FakeClock(T0))
+        add_channel(handoff, "slack", channel)
+        with caplog.at_level(logging.INFO, logger="handoff"):
+            assert await handoff.ingest.accept(pending())  # release-app-y: routed to app-releases
+            await handoff.outbox.drain()
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [(call, where) for call, where, _ in channel.calls] == [("post", SLACK.conversation_id)]
+    finally:
+        await store.close()
+
+
+async def test_a_gate_shown_only_where_a_command_started_its_run_gives_no_warning(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await SqlStore.open(store_url)
+    channel = RecordingChannel()
+    try:
+        handoff = build_handoff(parse_settings(ROUTES_NO_CLASSIC_RELEASE, {}), store, FakeClock(T0))
+        add_channel(handoff, "slack", channel)
+        started_from = ConversationAddress("slack", "C0ASKER")
+        with caplog.at_level(logging.INFO, logger="handoff"):
+            assert await handoff.ingest.accept(classic_release_pending(), also_to=(started_from,))
+            await handoff.outbox.drain()
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [(call, where) for call, where, _ in channel.calls] == [("post", started_from.conversation_id)]
+    finally:
+        await store.close()
