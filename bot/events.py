@@ -551,6 +551,9 @@ class TrainingRunFinished(DomainEvent):
 
     @property
     def repeat_key(self) -> str | None:
+        if not self.experiment_name:
+            # nothing names the run's series (Azure ML's events carry no display name): it repeats no other run
+            return bounded_key(f"azure-ml:{self.scope}:job:{self.run_id}:{self.outcome or ''}".lower())
         return bounded_key(f"azure-ml:{self.scope}:experiment:{self.experiment_name}:{self.outcome or ''}".lower())
 
     @property

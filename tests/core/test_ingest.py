@@ -31,6 +31,7 @@ from bot.events import (
     Person,
     RunStateChanged,
     StageStateChanged,
+    TrainingRunFinished,
 )
 from bot.ingest import SUBSCRIPTION_CACHE_SECONDS, Ingest, IngestFailed
 from bot.living import merge, render
@@ -528,6 +529,39 @@ async def test_a_blob_with_a_path_longer_than_the_store_keeps_is_stored_once(sto
     deliveries = await delivered(store)
     assert cards_to(deliveries, SLACK) == [blob.grouping_key]
     assert [under for under, _ in replies_to(deliveries, SLACK)] == [blob.grouping_key]
+
+
+async def test_training_runs_without_an_experiment_name_are_not_repeats_of_one_another(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+
+    def training_run(run_id: str, experiment: str = "") -> TrainingRunFinished:
+        return TrainingRunFinished(
+            source="azure-ml",
+            event_id=f"{run_id}-completed",
+            occurred_at=T0,
+            scope="ws",
+            run_id=run_id,
+            experiment_name=experiment,
+        )
+
+    subscriptions = [Subscription((SLACK,), Filters.from_mapping({"events": ["training_run"], "repeat_limit": "1h"}))]
+    ingest = Ingest(store, subscriptions, FakeClock(T0))
+    for event in (
+        training_run("sweet_apple_1"),
+        training_run("brave_lion_2"),
+        training_run("churn_1", "churn"),
+        training_run("churn_2", "churn"),  # the same experiment: a repeat
+    ):
+        assert await ingest.accept(event)
+    deliveries = await delivered(store)
+    assert cards_to(deliveries, SLACK) == [
+        training_run("sweet_apple_1").grouping_key,
+        training_run("brave_lion_2").grouping_key,
+        training_run("churn_1").grouping_key,
+    ]
+    assert [under for under, _ in replies_to(deliveries, SLACK)] == [training_run("churn_1").grouping_key]
 
 
 async def test_a_command_brings_a_folded_card_into_its_conversation(stores: tuple[SqlStore, SqlStore]) -> None:
