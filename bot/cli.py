@@ -224,6 +224,7 @@ def _db_upgrade(config: str) -> int:
     if not isinstance(settings, Settings):
         return EXIT_CONFIG
     from adapters.sql.problems import StoreNotUsable, StoreUrlUnreadable
+    from adapters.sql.store import StoreUnavailable
     from bot.app import upgrade_store
 
     try:
@@ -235,7 +236,11 @@ def _db_upgrade(config: str) -> int:
         print(f"handoff db upgrade: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except OSError as error:
-        print(f"handoff db upgrade: cannot reach the store: {error}", file=sys.stderr)
+        # a server that answered with a refusal (no such database or role, a wrong password) was reached
+        trouble = (
+            "the store refused" if isinstance(error, StoreUnavailable) and error.refused else "cannot reach the store"
+        )
+        print(f"handoff db upgrade: {trouble}: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     print(f"store is at revision {revision}")
     return EXIT_OK

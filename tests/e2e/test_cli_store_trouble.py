@@ -123,3 +123,18 @@ def test_db_upgrade_says_how_to_create_a_schema_it_may_not_create(tmp_path: Path
     assert upgraded.returncode == 3
     assert upgraded.stderr.strip() == f"handoff db upgrade: schema {schema} does not exist: CREATE SCHEMA {schema}"
     assert "cannot reach" not in upgraded.stderr
+
+
+def test_db_upgrade_says_the_store_refused_when_the_server_answered(tmp_path: Path) -> None:
+    postgres_or_skip()
+    answering = make_url(POSTGRES_URL).set(password="s3cret-pw", database="nosuchdb")
+    closed = answering.set(port=9)  # nothing listens there
+    refused, unreached = (
+        run("db", "upgrade", "--config", str(config_here(tmp_path, store__url=url)), env=clean_env())
+        for url in (answering.render_as_string(hide_password=False), closed.render_as_string(hide_password=False))
+    )
+    assert (refused.returncode, unreached.returncode) == (3, 3)
+    assert refused.stderr.startswith("handoff db upgrade: the store refused: postgresql://")
+    assert refused.stderr.strip().endswith(': database "nosuchdb" does not exist')
+    assert unreached.stderr.startswith("handoff db upgrade: cannot reach the store: postgresql://")
+    assert "s3cret-pw" not in outputs(refused, unreached) and "Traceback" not in outputs(refused, unreached)
