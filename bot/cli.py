@@ -82,11 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         "this machine. Ctrl-C stops it; each start begins a new day, as the emulators start empty.",
     )
     demo.add_argument(
-        "--port", type=port_number, default=3978, help="port for everything (default: 3978; 0: a free one)"
+        "--port", type=port_number, default=3978, help="port for everything (default: %(default)s; 0: a free one)"
     )
     demo.add_argument("--no-browser", action="store_true", help="don't open the console in a browser")
     demo.add_argument(
-        "--data-dir", default=".handoff/demo", metavar="DIR", help="where the demo's SQLite database lives"
+        "--data-dir",
+        default=".handoff/demo",
+        metavar="DIR",
+        help="where the demo's SQLite database lives (default: %(default)s)",
     )
     demo.add_argument("--scenario", action="store_true", help="play a scripted day instead of waiting for you")
 

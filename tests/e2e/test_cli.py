@@ -59,6 +59,13 @@ def test_version_and_help() -> None:
         assert result.returncode == 0 and "--config" in result.stdout
 
 
+def test_demo_help_gives_the_defaults() -> None:
+    result = run("demo", "--help")
+    said = " ".join(result.stdout.split())  # (argparse wraps to the terminal's width)
+    assert "where the demo's SQLite database lives (default: .handoff/demo)" in said
+    assert "port for everything (default: 3978; 0: a free one)" in said
+
+
 def test_check_accepts_the_example() -> None:
     result = run("check", "--config", str(EXAMPLE), env=clean_env())
     assert result.returncode == 0, result.stderr
