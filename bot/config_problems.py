@@ -30,5 +30,11 @@ class ConfigError(Exception):
 
 def did_you_mean(name: str, candidates: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for the candidate closest to ``name``, or nothing when none is close."""
+    close = closest(name, candidates)
+    return f" (did you mean {close!r}?)" if close is not None else ""
+
+
+def closest(name: str, candidates: Iterable[object]) -> str | None:
+    """The candidate closest to ``name``, None when none is close."""
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None

@@ -76,7 +76,8 @@ def test_check_names_every_problem(tmp_path: Path) -> None:
     path = config_copy(tmp_path, server__prot=80, server__port="eighty", slack__enabled=True)
     result = run("check", "--config", str(path), env=clean_env())
     assert result.returncode == 1
-    assert "server.prot: unknown key (did you mean 'port'?)" in result.stderr
+    line = 1 + next(i for i, text in enumerate(path.read_text().splitlines()) if text.strip().startswith("prot:"))
+    assert f"server.prot: unknown key (line {line}; did you mean 'port'?)" in result.stderr
     assert "server.port: Input should be a valid integer" in result.stderr
     assert "slack.signing_secret: environment variable SLACK_SIGNING_SECRET is not set" in result.stderr
     assert "Traceback" not in result.stderr

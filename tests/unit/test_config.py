@@ -276,6 +276,27 @@ commands: {integrate: {roles: []}}
     assert load_settings(write(tmp_path, merged), {}).gates["strict"].min_approvers == 2
 
 
+def test_an_unknown_key_in_a_file_is_named_with_its_line(tmp_path: Path) -> None:
+    text = """\
+sever:
+  port: 1
+server:
+  port: 2
+  bogus: 3
+  port: 4
+server:
+  prot: 5
+"""
+    # YAML keeps the second server section, so only its keys are checked (not bogus, in the first): the
+    # section written twice is named, which leads to the first
+    assert file_problems(write(tmp_path, text)) == [
+        "server.port: duplicate key (line 6; first at line 4)",
+        "server: duplicate key (line 7; first at line 3)",
+        "server.prot: unknown key (line 8; did you mean 'port'?)",
+        "sever: unknown key (line 1; did you mean 'server'?)",
+    ]
+
+
 def test_a_misspelt_command_rule_is_refused_rather_than_leaving_the_command_open() -> None:
     roles = {"data-scientists": {"members": ["alice@contoso.com"]}}
     assert problems({"roles": roles, "commands": {"retrian": {"roles": ["data-scientists"]}}}) == [
