@@ -40,7 +40,7 @@ from pydantic import (
 
 from bot.config_problems import ConfigError as ConfigError
 from bot.config_problems import ConfigProblem as ConfigProblem
-from bot.config_problems import closest
+from bot.config_problems import closest, masked_url
 from bot.config_problems import did_you_mean as _did_you_mean
 from bot.config_references import missing_file_problems, reference_problems
 from bot.config_yaml import read_document
@@ -242,7 +242,10 @@ class StoreSettings(Section):
         if value.startswith("sqlite"):
             _check_sqlite_url(value)
         else:
-            _check_postgres_url(value)
+            try:
+                _check_postgres_url(value)
+            except ValueError as error:  # named, so that the user sees which URL (its password masked)
+                raise ValueError(f"{masked_url(value)}: {error}") from None
             _check_postgres_parameters(parse_qs(urlsplit(value).query))
         return value
 

@@ -50,8 +50,16 @@ def test_a_store_migrated_by_a_newer_handoff_is_named_by_every_command(tmp_path:
 @pytest.mark.parametrize(
     ("url", "secret", "problem"),
     [
-        ("postgresql://u:p@ss:w0rd@127.0.0.1:5432/test", "w0rd", "the password must be percent-encoded"),
-        ("postgresql://u:hunter2@127.0.0.1:abc/test", "hunter2", "the port must be a number"),
+        (
+            "postgresql://u:p@ss:w0rd@127.0.0.1:5432/test",
+            "w0rd",
+            "postgresql://u:***@127.0.0.1:5432/test: the password must be percent-encoded",
+        ),
+        (
+            "postgresql://u:hunter2@127.0.0.1:abc/test",
+            "hunter2",
+            "postgresql://u:***@127.0.0.1:abc/test: the port must be a number",
+        ),
     ],
 )
 def test_a_store_url_that_cannot_be_read_is_named_and_its_password_never_shown(
