@@ -82,11 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         "this machine. Ctrl-C stops it; each start begins a new day, as the emulators start empty.",
     )
     demo.add_argument(
-        "--port", type=port_number, default=3978, help="port for everything (default: 3978; 0: a free one)"
+        "--port", type=port_number, default=3978, help="port for everything (default: %(default)s; 0: a free one)"
     )
     demo.add_argument("--no-browser", action="store_true", help="don't open the console in a browser")
     demo.add_argument(
-        "--data-dir", default=".handoff/demo", metavar="DIR", help="where the demo's SQLite database lives"
+        "--data-dir",
+        default=".handoff/demo",
+        metavar="DIR",
+        help="where the demo's SQLite database lives (default: %(default)s)",
     )
     demo.add_argument("--scenario", action="store_true", help="play a scripted day instead of waiting for you")
 
@@ -224,6 +227,7 @@ def _db_upgrade(config: str) -> int:
     if not isinstance(settings, Settings):
         return EXIT_CONFIG
     from adapters.sql.problems import StoreNotUsable, StoreUrlUnreadable
+    from adapters.sql.store import StoreUnavailable
     from bot.app import upgrade_store
 
     try:
@@ -235,7 +239,11 @@ def _db_upgrade(config: str) -> int:
         print(f"handoff db upgrade: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except OSError as error:
-        print(f"handoff db upgrade: cannot reach the store: {error}", file=sys.stderr)
+        # a server that answered with a refusal (no such database or role, a wrong password) was reached
+        trouble = (
+            "the store refused" if isinstance(error, StoreUnavailable) and error.refused else "cannot reach the store"
+        )
+        print(f"handoff db upgrade: {trouble}: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     print(f"store is at revision {revision}")
     return EXIT_OK

@@ -40,6 +40,7 @@ from pydantic import (
 
 from bot.config_problems import ConfigError as ConfigError
 from bot.config_problems import ConfigProblem as ConfigProblem
+from bot.config_problems import closest, masked_url
 from bot.config_problems import did_you_mean as _did_you_mean
 from bot.config_references import missing_file_problems, reference_problems
 from bot.config_yaml import read_document
@@ -241,7 +242,10 @@ class StoreSettings(Section):
         if value.startswith("sqlite"):
             _check_sqlite_url(value)
         else:
-            _check_postgres_url(value)
+            try:
+                _check_postgres_url(value)
+            except ValueError as error:  # named, so that the user sees which URL (its password masked)
+                raise ValueError(f"{masked_url(value)}: {error}") from None
             _check_postgres_parameters(parse_qs(urlsplit(value).query))
         return value
 
@@ -870,16 +874,21 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _validation_problems(error: ValidationError, sources: Mapping[str, str]) -> list[ConfigProblem]:
-    """Pydantic's errors as problems at key paths; a value expanded from ``${NAME}`` is named by what the
-    file says (it may be a secret), never shown."""
+def _validation_problems(
+    error: ValidationError, sources: Mapping[str, str], key_lines: Mapping[str, int]
+) -> list[ConfigProblem]:
+    """Pydantic's errors as problems at key paths (an unknown key with its line, when known); a value
+    expanded from ``${NAME}`` is named by what the file says (it may be a secret), never shown."""
     problems: list[ConfigProblem] = []
     for item in error.errors():
         loc = tuple(p for p in item["loc"] if not str(p).startswith("function-"))
         if item["type"] == "extra_forbidden":
             parent, key = loc[:-1], loc[-1]
-            hint = _did_you_mean(str(key), _model_fields(parent))
-            problems.append(ConfigProblem(_format_loc(loc), f"unknown key{hint}"))
+            path = _format_loc(loc)
+            close = closest(str(key), _model_fields(parent))
+            said = [f"line {key_lines[path]}"] if path in key_lines else []
+            said += [f"did you mean {close!r}?"] if close is not None else []
+            problems.append(ConfigProblem(path, f"unknown key ({'; '.join(said)})" if said else "unknown key"))
             continue
         message = item["msg"].removeprefix("Value error, ")
         path = _format_loc(loc)
@@ -916,12 +925,14 @@ def parse_settings(
     *,
     base_dir: Path | None = None,
     found: list[ConfigProblem] | None = None,
+    key_lines: Mapping[str, int] | None = None,
     require_secrets: bool = True,
 ) -> Settings:
     """Validate an already-parsed YAML document; raise :class:`ConfigError` listing every problem.
 
     ``base_dir`` is the folder relative job and contract files are read from (when given, a missing one
-    is a problem); ``found`` holds problems already found in the file, listed first. With
+    is a problem); ``found`` holds problems already found in the file, listed first; ``key_lines`` the line
+    of each key path, for the problems to give. With
     ``require_secrets=False`` an unset secret variable is no problem (its :class:`Secret` is simply not set),
     for a command that uses no secret; every other ``${NAME}`` must still be set.
     """
@@ -938,7 +949,7 @@ def parse_settings(
     try:
         settings = Settings.model_validate(expanded, context={"environ": environ})
     except ValidationError as exc:
-        problems.extend(p for p in _validation_problems(exc, sources) if p.path not in unset)
+        problems.extend(p for p in _validation_problems(exc, sources, key_lines or {}) if p.path not in unset)
     problems.extend(reference_problems(expanded))
     if base_dir is not None:
         problems.extend(missing_file_problems(expanded, base_dir))
@@ -995,9 +1006,15 @@ def load_settings(
     Relative job and contract files are looked for in the file's folder. ``require_secrets=False`` is for
     commands that use no secret (see :func:`parse_settings`)."""
     path = Path(path)
-    raw, duplicate_keys = read_document(path)
+    document = read_document(path)
     return parse_settings(
-        raw, environ, str(path), base_dir=path.parent, found=duplicate_keys, require_secrets=require_secrets
+        document.content,
+        environ,
+        str(path),
+        base_dir=path.parent,
+        found=document.duplicate_keys,
+        key_lines=document.key_lines,
+        require_secrets=require_secrets,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -30,5 +31,23 @@ class ConfigError(Exception):
 
 def did_you_mean(name: str, candidates: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for the candidate closest to ``name``, or nothing when none is close."""
+    close = closest(name, candidates)
+    return f" (did you mean {close!r}?)" if close is not None else ""
+
+
+def closest(name: str, candidates: Iterable[object]) -> str | None:
+    """The candidate closest to ``name``, None when none is close."""
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password masked, however malformed: everything from the first ``:`` of its user part
+    up to the last ``@`` (a password may hold unencoded ``@``, ``:``, ``/``, ``?`` or ``#``), and any
+    ``password=`` parameter. What is masked may be more than the password, never less."""
+    scheme, separator, rest = url.partition("://")
+    user_end = rest.rfind("@")
+    if separator and user_end >= 0:
+        user, colon, _ = rest[:user_end].partition(":")
+        rest = f"{user}:***{rest[user_end:]}" if colon else rest
+    return re.sub(r"(?i)(password=)[^&#]*", r"\1***", f"{scheme}{separator}{rest}")

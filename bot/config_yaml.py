@@ -6,6 +6,7 @@ restriction written first); a file that is not UTF-8 is named as such rather tha
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,18 @@ class _ConfigLoader(yaml.SafeLoader):
     """PyYAML's safe loader; composing and constructing are called separately to look at the nodes between."""
 
 
-def read_document(path: Path) -> tuple[Any, list[ConfigProblem]]:
-    """The parsed document of ``path`` and its duplicate keys; raises :class:`ConfigError` when it cannot
-    be read or is not YAML."""
+@dataclass
+class ConfigDocument:
+    """A configuration file as YAML reads it, with what YAML alone does not keep: the keys written twice
+    and the line of every key (by key path, such as ``server.port``; the last copy of a key written twice)."""
+
+    content: Any
+    duplicate_keys: list[ConfigProblem] = field(default_factory=list)
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+
+def read_document(path: Path) -> ConfigDocument:
+    """The parsed document of ``path``; raises :class:`ConfigError` when it cannot be read or is not YAML."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -31,8 +41,10 @@ def read_document(path: Path) -> tuple[Any, list[ConfigProblem]]:
     loader = _ConfigLoader(text)
     try:
         node = loader.get_single_node()
-        duplicates = list(_duplicate_keys(node, "")) if node is not None else []
-        document = loader.construct_document(node) if node is not None else None
+        document = ConfigDocument(None)
+        if node is not None:
+            document.duplicate_keys = _duplicate_keys(node, "", document.key_lines)
+            document.content = loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -41,11 +53,14 @@ def read_document(path: Path) -> tuple[Any, list[ConfigProblem]]:
         raise ConfigError(source, [ConfigProblem("", f"{where}not valid YAML ({problem}){hint}")]) from None
     finally:
         loader.dispose()
-    return document, duplicates
+    return document
 
 
-def _duplicate_keys(node: yaml.Node, path: str, seen: set[int] | None = None) -> list[ConfigProblem]:
-    """Every key written again in the same mapping, at its key path, with the lines of both."""
+def _duplicate_keys(
+    node: yaml.Node, path: str, key_lines: dict[str, int], seen: set[int] | None = None
+) -> list[ConfigProblem]:
+    """Every key written again in the same mapping, at its key path, with the lines of both; notes the line
+    of every key in ``key_lines`` on the way."""
     seen = set() if seen is None else seen
     if id(node) in seen:  # an alias of a node already looked at
         return []
@@ -58,14 +73,15 @@ def _duplicate_keys(node: yaml.Node, path: str, seen: set[int] | None = None) ->
                 continue
             where = f"{path}.{key.value}" if path else str(key.value)
             line = key.start_mark.line + 1
+            key_lines[where] = line  # a later copy wins, as it does in the document
             if (first := first_lines.get((key.tag, key.value))) is not None:
                 problems.append(ConfigProblem(where, f"duplicate key (line {line}; first at line {first})"))
             else:
                 first_lines[(key.tag, key.value)] = line
-            problems.extend(_duplicate_keys(value, where, seen))
+            problems.extend(_duplicate_keys(value, where, key_lines, seen))
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            problems.extend(_duplicate_keys(item, f"{path}[{i}]", seen))
+            problems.extend(_duplicate_keys(item, f"{path}[{i}]", key_lines, seen))
     return problems
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy.engine import URL, make_url
 
-# the user-info of a URL up to its last "@": a password may hold "@" or ":" that were not percent-encoded
-_PASSWORD = re.compile(r"^(?P<head>[\w+.-]+://[^:/@]*:)[^/]*@")
+from bot.config_problems import masked_url
 
 
 class StoreUrlUnreadable(ValueError):
@@ -46,11 +43,6 @@ class NoDatabase(StoreNotUsable):
     def __init__(self, path: str) -> None:
         super().__init__(f"no database at {path}; `handoff db upgrade` creates it")
         self.path = path
-
-
-def masked_url(url: str) -> str:
-    """``url`` with its password masked, even when it cannot be parsed."""
-    return _PASSWORD.sub(r"\g<head>***@", url)
 
 
 def read_url(url: str) -> URL:

@@ -29,7 +29,26 @@ STORE_ERRORS = (SQLAlchemyError, OSError, sqlite3.Error, asyncpg.PostgresError, 
 
 class StoreUnavailable(ConnectionError):
     """The store could not be opened or migrated. The message names the database (never its password) and
-    what it answered."""
+    what it answered; ``refused`` says whether the server answered (no such database, no such role, a wrong
+    password) rather than not being reached at all."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+def _unavailable(shown: str, error: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"{shown}: {_reason(error)}", refused=_server_answered(error))
+
+
+def _server_answered(error: BaseException) -> bool:
+    """Whether PostgreSQL itself sent the error (it carries a SQLSTATE): the server was reached."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, asyncpg.PostgresError):
+            return True
+        cause = cause.orig if isinstance(cause, DBAPIError) and cause.orig is not None else cause.__cause__
+    return False
 
 
 def _reason(error: BaseException) -> str:
@@ -73,7 +92,7 @@ class SqlStore(
             store = cls(create_engine_for(url, create))
         # a SQLite file that cannot be opened, a folder that cannot be made, a URL parameter out of shape
         except (*STORE_ERRORS, ValueError) as error:
-            raise StoreUnavailable(f"{shown_url(url)}: {_reason(error)}") from error
+            raise _unavailable(shown_url(url), error) from error
         if migrate:
             try:
                 await store.migrate()
@@ -88,7 +107,7 @@ class SqlStore(
         try:
             return await upgrade_database(self.engine)
         except STORE_ERRORS as error:
-            raise StoreUnavailable(f"{shown_url(self.engine.url)}: {_reason(error)}") from error
+            raise _unavailable(shown_url(self.engine.url), error) from error
         finally:
             self.readiness.forget()
 
@@ -98,7 +117,7 @@ class SqlStore(
         try:
             return await run_read(self.engine, schema_revision)
         except STORE_ERRORS as error:
-            raise StoreUnavailable(f"{shown_url(self.engine.url)}: {_reason(error)}") from error
+            raise _unavailable(shown_url(self.engine.url), error) from error
 
     async def check_revision(self) -> str:
         """The revision the store is at, when it is the one this Handoff needs; otherwise raises what is wrong:

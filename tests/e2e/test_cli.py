@@ -59,6 +59,13 @@ def test_version_and_help() -> None:
         assert result.returncode == 0 and "--config" in result.stdout
 
 
+def test_demo_help_gives_the_defaults() -> None:
+    result = run("demo", "--help")
+    said = " ".join(result.stdout.split())  # (argparse wraps to the terminal's width)
+    assert "where the demo's SQLite database lives (default: .handoff/demo)" in said
+    assert "port for everything (default: 3978; 0: a free one)" in said
+
+
 def test_check_accepts_the_example() -> None:
     result = run("check", "--config", str(EXAMPLE), env=clean_env())
     assert result.returncode == 0, result.stderr
@@ -69,7 +76,8 @@ def test_check_names_every_problem(tmp_path: Path) -> None:
     path = config_copy(tmp_path, server__prot=80, server__port="eighty", slack__enabled=True)
     result = run("check", "--config", str(path), env=clean_env())
     assert result.returncode == 1
-    assert "server.prot: unknown key (did you mean 'port'?)" in result.stderr
+    line = 1 + next(i for i, text in enumerate(path.read_text().splitlines()) if text.strip().startswith("prot:"))
+    assert f"server.prot: unknown key (line {line}; did you mean 'port'?)" in result.stderr
     assert "server.port: Input should be a valid integer" in result.stderr
     assert "slack.signing_secret: environment variable SLACK_SIGNING_SECRET is not set" in result.stderr
     assert "Traceback" not in result.stderr

@@ -50,8 +50,16 @@ def test_a_store_migrated_by_a_newer_handoff_is_named_by_every_command(tmp_path:
 @pytest.mark.parametrize(
     ("url", "secret", "problem"),
     [
-        ("postgresql://u:p@ss:w0rd@127.0.0.1:5432/test", "w0rd", "the password must be percent-encoded"),
-        ("postgresql://u:hunter2@127.0.0.1:abc/test", "hunter2", "the port must be a number"),
+        (
+            "postgresql://u:p@ss:w0rd@127.0.0.1:5432/test",
+            "w0rd",
+            "postgresql://u:***@127.0.0.1:5432/test: the password must be percent-encoded",
+        ),
+        (
+            "postgresql://u:hunter2@127.0.0.1:abc/test",
+            "hunter2",
+            "postgresql://u:***@127.0.0.1:abc/test: the port must be a number",
+        ),
     ],
 )
 def test_a_store_url_that_cannot_be_read_is_named_and_its_password_never_shown(
@@ -123,3 +131,18 @@ def test_db_upgrade_says_how_to_create_a_schema_it_may_not_create(tmp_path: Path
     assert upgraded.returncode == 3
     assert upgraded.stderr.strip() == f"handoff db upgrade: schema {schema} does not exist: CREATE SCHEMA {schema}"
     assert "cannot reach" not in upgraded.stderr
+
+
+def test_db_upgrade_says_the_store_refused_when_the_server_answered(tmp_path: Path) -> None:
+    postgres_or_skip()
+    answering = make_url(POSTGRES_URL).set(password="s3cret-pw", database="nosuchdb")
+    closed = answering.set(port=9)  # nothing listens there
+    refused, unreached = (
+        run("db", "upgrade", "--config", str(config_here(tmp_path, store__url=url)), env=clean_env())
+        for url in (answering.render_as_string(hide_password=False), closed.render_as_string(hide_password=False))
+    )
+    assert (refused.returncode, unreached.returncode) == (3, 3)
+    assert refused.stderr.startswith("handoff db upgrade: the store refused: postgresql://")
+    assert refused.stderr.strip().endswith(': database "nosuchdb" does not exist')
+    assert unreached.stderr.startswith("handoff db upgrade: cannot reach the store: postgresql://")
+    assert "s3cret-pw" not in outputs(refused, unreached) and "Traceback" not in outputs(refused, unreached)

@@ -276,6 +276,27 @@ commands: {integrate: {roles: []}}
     assert load_settings(write(tmp_path, merged), {}).gates["strict"].min_approvers == 2
 
 
+def test_an_unknown_key_in_a_file_is_named_with_its_line(tmp_path: Path) -> None:
+    text = """\
+sever:
+  port: 1
+server:
+  port: 2
+  bogus: 3
+  port: 4
+server:
+  prot: 5
+"""
+    # YAML keeps the second server section, so only its keys are checked (not bogus, in the first): the
+    # section written twice is named, which leads to the first
+    assert file_problems(write(tmp_path, text)) == [
+        "server.port: duplicate key (line 6; first at line 4)",
+        "server: duplicate key (line 7; first at line 3)",
+        "server.prot: unknown key (line 8; did you mean 'port'?)",
+        "sever: unknown key (line 1; did you mean 'server'?)",
+    ]
+
+
 def test_a_misspelt_command_rule_is_refused_rather_than_leaving_the_command_open() -> None:
     roles = {"data-scientists": {"members": ["alice@contoso.com"]}}
     assert problems({"roles": roles, "commands": {"retrian": {"roles": ["data-scientists"]}}}) == [
@@ -312,12 +333,17 @@ def test_a_store_password_is_percent_encoded_from_a_variable_and_must_be_in_the_
     assert settings.store.url == "postgresql://user:p%40ss%3Aw0rd%2F%23@127.0.0.1:5432/test"
     parsed = make_url(settings.store.url)  # as the store reads it
     assert (parsed.password, parsed.host, parsed.port, parsed.database) == ("p@ss:w0rd/#", "127.0.0.1", 5432, "test")
-    for written in ("postgresql://user:p@ss:w0rd@127.0.0.1:5432/test", "postgresql://user:p/ss@127.0.0.1/test"):
+    # the URL is named with its password masked, even where the password ends the host part early
+    for written, shown in (
+        ("postgresql://user:p@ss:w0rd@127.0.0.1:5432/test", "postgresql://user:***@127.0.0.1:5432/test"),
+        ("postgresql://user:p/w0rd@127.0.0.1/test", "postgresql://user:***@127.0.0.1/test"),
+        ("postgresql://user:p#w0rd@127.0.0.1/test?password=w0rd", "postgresql://user:***@127.0.0.1/test?password=***"),
+    ):
         (problem,) = problems({"store": {"url": written}})
-        assert problem.startswith("store.url: the password must be percent-encoded (@ as %40, / as %2F")
-        assert "w0rd" not in problem and "p/ss" not in problem
-    assert problems({"store": {"url": "postgresql://user@127.0.0.1:54x2/test"}}) == [
-        "store.url: the port must be a number"
+        assert problem.startswith(f"store.url: {shown}: the password must be percent-encoded (@ as %40, / as %2F")
+        assert "w0rd" not in problem
+    assert problems({"store": {"url": "postgresql://user:s3cret@127.0.0.1:54x2/test"}}) == [
+        "store.url: postgresql://user:***@127.0.0.1:54x2/test: the port must be a number"
     ]
 
 
