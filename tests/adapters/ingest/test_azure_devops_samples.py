@@ -460,7 +460,7 @@ async def test_release_approval_completed(ingest: Ingest, shared_dir: Path) -> N
     )
     assert event.outcome == "succeeded"
     card = render(merge(None, event).state)
-    assert card.title == "Fabrikam.CD Release-1 → Dev"
+    assert card.title == "Release Fabrikam.CD Release-1 to Dev"  # (the same headline as while it waited)
     assert [link.url for link in card.links] == [RELEASE_PAGE]
 
 
