@@ -920,61 +920,55 @@ ROUTES_NO_CLASSIC_RELEASE = {
 }
 
 
+@pytest.fixture
+async def routing_releases_only(store_url: str) -> AsyncIterator[tuple[Handoff, RecordingChannel]]:
+    """Handoff whose one subscription routes the approvals of ``release-*`` pipelines, with an ops channel;
+    what it posts on Slack recorded."""
+    async with handoff_applying(store_url, ROUTES_NO_CLASSIC_RELEASE) as (handoff, _):
+        channel = RecordingChannel()
+        add_channel(handoff, "slack", channel)
+        yield handoff, channel
+
+
 async def test_a_gate_no_subscription_routes_is_told_once_in_the_log_and_the_ops_channel(
-    store_url: str, caplog: pytest.LogCaptureFixture
+    routing_releases_only: tuple[Handoff, RecordingChannel], caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = await SqlStore.open(store_url)
-    channel = RecordingChannel()
-    try:
-        handoff = build_handoff(parse_settings(ROUTES_NO_CLASSIC_RELEASE, {}), store, FakeClock(T0))
-        add_channel(handoff, "slack", channel)
-        with caplog.at_level(logging.INFO, logger="handoff"):
-            assert await handoff.ingest.accept(classic_release_pending())
-            # a redelivery, and the same approval told again by another event, say nothing more
-            assert not await handoff.ingest.accept(classic_release_pending())
-            assert await handoff.ingest.accept(replace(classic_release_pending(), event_id="told-again"))
-            await handoff.outbox.drain()
+    handoff, channel = routing_releases_only
+    with caplog.at_level(logging.INFO, logger="handoff"):
+        assert await handoff.ingest.accept(classic_release_pending())
+        # a redelivery, and the same approval told again by another event, say nothing more
+        assert not await handoff.ingest.accept(classic_release_pending())
+        assert await handoff.ingest.accept(replace(classic_release_pending(), event_id="told-again"))
+        await handoff.outbox.drain()
 
-        gate = await store.get_gate("azure-devops:contoso:release-approval:r9")
-        assert gate is not None and gate.state is GateState.PENDING
-        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-        assert len(warnings) == 1
-        assert "release approval app-y-classic.CD (Release-7) → QA in project mlops" in warnings[0]
-        assert "no subscription routes it" in warnings[0] and "decided in Azure DevOps" in warnings[0]
-        # nothing went to the subscribed channel; the ops channel got one notice
-        assert channel.calls == [("post", OPS.conversation_id, "No conversation sees the gate app-y-classic.CD → QA")]
-    finally:
-        await store.close()
+    gate = await handoff.store.get_gate("azure-devops:contoso:release-approval:r9")
+    assert gate is not None and gate.state is GateState.PENDING
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "release approval app-y-classic.CD (Release-7) → QA in project mlops" in warnings[0]
+    assert "no subscription routes it" in warnings[0] and "decided in Azure DevOps" in warnings[0]
+    # nothing went to the subscribed channel; the ops channel got one notice
+    assert channel.calls == [("post", OPS.conversation_id, "No conversation sees the gate app-y-classic.CD → QA")]
 
 
-async def test_a_gate_a_subscription_routes_gives_no_warning(store_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    store = await SqlStore.open(store_url)
-    channel = RecordingChannel()
-    try:
-        handoff = build_handoff(parse_settings(ROUTES_NO_CLASSIC_RELEASE, {}), store, FakeClock(T0))
-        add_channel(handoff, "slack", channel)
-        with caplog.at_level(logging.INFO, logger="handoff"):
-            assert await handoff.ingest.accept(pending())  # release-app-y: routed to app-releases
-            await handoff.outbox.drain()
-        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-        assert [(call, where) for call, where, _ in channel.calls] == [("post", SLACK.conversation_id)]
-    finally:
-        await store.close()
+async def test_a_gate_a_subscription_routes_gives_no_warning(
+    routing_releases_only: tuple[Handoff, RecordingChannel], caplog: pytest.LogCaptureFixture
+) -> None:
+    handoff, channel = routing_releases_only
+    with caplog.at_level(logging.INFO, logger="handoff"):
+        assert await handoff.ingest.accept(pending())  # release-app-y: routed to app-releases
+        await handoff.outbox.drain()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(call, where) for call, where, _ in channel.calls] == [("post", SLACK.conversation_id)]
 
 
 async def test_a_gate_shown_only_where_a_command_started_its_run_gives_no_warning(
-    store_url: str, caplog: pytest.LogCaptureFixture
+    routing_releases_only: tuple[Handoff, RecordingChannel], caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = await SqlStore.open(store_url)
-    channel = RecordingChannel()
-    try:
-        handoff = build_handoff(parse_settings(ROUTES_NO_CLASSIC_RELEASE, {}), store, FakeClock(T0))
-        add_channel(handoff, "slack", channel)
-        started_from = ConversationAddress("slack", "C0ASKER")
-        with caplog.at_level(logging.INFO, logger="handoff"):
-            assert await handoff.ingest.accept(classic_release_pending(), also_to=(started_from,))
-            await handoff.outbox.drain()
-        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-        assert [(call, where) for call, where, _ in channel.calls] == [("post", started_from.conversation_id)]
-    finally:
-        await store.close()
+    handoff, channel = routing_releases_only
+    started_from = ConversationAddress("slack", "C0ASKER")
+    with caplog.at_level(logging.INFO, logger="handoff"):
+        assert await handoff.ingest.accept(classic_release_pending(), also_to=(started_from,))
+        await handoff.outbox.drain()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(call, where) for call, where, _ in channel.calls] == [("post", started_from.conversation_id)]
