@@ -372,6 +372,9 @@ class ReleaseDeploymentCompleted(DomainEvent):
     definition_name: str
     environment_name: str
     status: str
+    # the id of the definition's environment this deployed to: the only trace of the definition in a hook
+    # whose release names none
+    definition_environment_id: str = ""
 
     @property
     def outcome(self) -> str | None:
@@ -383,8 +386,16 @@ class ReleaseDeploymentCompleted(DomainEvent):
 
     @property
     def repeat_key(self) -> str | None:
+        """Releases of one definition to one environment with one outcome repeat each other; a release whose
+        definition is unknown repeats nothing (every other release to an environment of that name would)."""
+        if self.definition_name:
+            definition = self.definition_name
+        elif self.definition_environment_id:
+            definition = f"environment-{self.definition_environment_id}"
+        else:
+            return None
         return bounded_key(
-            f"azure-devops:{self.scope}:{self.project}:release:{self.definition_name}:{self.environment_name}:"
+            f"azure-devops:{self.scope}:{self.project}:release:{definition}:{self.environment_name}:"
             f"{self.outcome or ''}".lower()
         )
 

@@ -455,6 +455,7 @@ def _deployment_completed(ctx: HookContext, resource: Fields) -> list[DomainEven
             definition_name=definition.text("name") or "",
             environment_name=environment.text("name") or "",
             status=environment.text("status") or deployment.text("deploymentStatus") or "",
+            definition_environment_id=environment.text("definitionEnvironmentId") or "",
         )
     ]
 

@@ -21,6 +21,7 @@ from bot.events import (
     ModelRegistered,
     Person,
     PipelineRef,
+    ReleaseDeploymentCompleted,
     RunStateChanged,
     StageStateChanged,
 )
@@ -376,6 +377,32 @@ def test_what_repeats_what() -> None:
 
     assert blob("sales/2026/11/part-1.parquet").repeat_key == blob("sales/2026/11/part-2.parquet").repeat_key
     assert blob("sales/2026/11/part-1.parquet").repeat_key != blob("sales/2026/12/part-1.parquet").repeat_key
+
+
+def test_a_classic_release_repeats_releases_of_its_definition_only() -> None:
+    def deployed(release_id: str, definition: str = "", environment_id: str = "") -> ReleaseDeploymentCompleted:
+        return ReleaseDeploymentCompleted(
+            source="azure-devops",
+            event_id=f"d-{release_id}",
+            occurred_at=NOW,
+            scope="fabfiber",
+            project="Fabrikam",
+            release_id=release_id,
+            release_name=f"Release-{release_id}",
+            definition_name=definition,
+            environment_name="Dev",
+            status="succeeded",
+            definition_environment_id=environment_id,
+        )
+
+    assert deployed("1", "Fabrikam.CD").repeat_key == deployed("2", "Fabrikam.CD").repeat_key is not None
+    assert deployed("1", "Fabrikam.CD").repeat_key != deployed("2", "Fabrikam.Web").repeat_key
+    # a hook that names no definition: its definition's environment tells releases of one definition apart
+    assert deployed("1", environment_id="7").repeat_key == deployed("2", environment_id="7").repeat_key is not None
+    assert deployed("1", environment_id="7").repeat_key != deployed("2", environment_id="8").repeat_key
+    # nothing names the definition: no release repeats another
+    assert deployed("1").repeat_key is None
+    assert route_with_options(deployed("1"), [limited("1h", SLACK)], NOW) == {SLACK: TargetOptions(None)}
 
 
 def test_a_repeat_limit_is_a_duration_between_a_minute_and_a_day() -> None:

@@ -480,6 +480,7 @@ async def test_release_deployment_completed(ingest: Ingest, shared_dir: Path) ->
         environment_name="Dev",
         status="succeeded",
         web_url=RELEASE_PAGE,
+        definition_environment_id="1",
     )
     assert event.outcome == "succeeded"
     card = render(merge(None, event).state)
