@@ -6,7 +6,8 @@
 - A message is a command (the bot's mention removed), handed to the core's ``on_command``; the reply goes
   into the same thread or chat. Teams has no ephemeral messages in channels, so a private reply is a
   thread reply too. A message that carries ``value`` is an ``Action.Submit`` click (old clients); what it
-  tells only the person who clicked (a refusal) goes to their 1:1 chat with Handoff, not to the thread.
+  tells only the person who clicked (a refusal) goes to their 1:1 chat with Handoff, not to the thread. A
+  decision still under way after :data:`ANSWER_WITHIN` goes on in the background, as for an invoke.
 - An ``adaptiveCard/action`` invoke (``Action.Execute``) is a click, handed to the core's ``on_action``:
   if accepted, the updated card goes back to the person who clicked and replaces the message for
   everyone (and, for work the click started, its later face replaces it again once that work is done); a
@@ -295,7 +296,10 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         request = self._action_request(turn_context, user, click)
         if request is None:
             return
-        result = await self._decide(request) or ActionResult(False, COULD_NOT_RECORD)
+        decision = await self._decision_within(request)
+        if decision is None:
+            return  # still under way: its card, or its refusal, is shown when it is done
+        result = decision.result() or ActionResult(False, COULD_NOT_RECORD)
         if result.accepted and result.card is not None:
             await self._update_for_everyone(turn_context, request.message.message_id, result.card)
             self._follow(request, result)
@@ -337,15 +341,8 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         request = self._action_request(turn_context, user, click)
         if request is None:
             return error_response(400, "BadRequest", "The action does not name the card it came from.")
-        decision = asyncio.ensure_future(self._decide(request))
-        try:
-            # (asyncio.wait cancels nothing: the decision goes on if the invoke's request ends or times out)
-            await asyncio.wait({decision}, timeout=self.answer_within)
-        except asyncio.CancelledError:
-            self.later.spawn(self._decided_later(request, decision))
-            raise
-        if not decision.done():
-            self.later.spawn(self._decided_later(request, decision))
+        decision = await self._decision_within(request)
+        if decision is None:
             return message_response(applying_message(request.action_id))
         result = decision.result()
         if result is None:
@@ -391,6 +388,22 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
             comment=click.comment,
         )
 
+    async def _decision_within(self, request: ActionRequest) -> asyncio.Future[ActionResult | None] | None:
+        """The core's decision on a click, done, if it is done within :attr:`answer_within`; else None, and it
+        goes on in the background and shows how it ended once it has (Teams expects the click's turn to end
+        within seconds, and sends a click again that waited too long)."""
+        decision = asyncio.ensure_future(self._decide(request))
+        try:
+            # (asyncio.wait cancels nothing: the decision goes on if the click's request ends or times out)
+            await asyncio.wait({decision}, timeout=self.answer_within)
+        except asyncio.CancelledError:
+            self.later.spawn(self._decided_later(request, decision))
+            raise
+        if not decision.done():
+            self.later.spawn(self._decided_later(request, decision))
+            return None
+        return decision
+
     async def _decide(self, request: ActionRequest) -> ActionResult | None:
         """The core's decision, or None if the core failed (logged)."""
         try:
@@ -400,7 +413,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
             return None
 
     async def _decided_later(self, request: ActionRequest, decision: asyncio.Future[ActionResult | None]) -> None:
-        """Show how a decision that outlasted its invoke ended: its card for everyone (proactively, as the
+        """Show how a decision that outlasted its click's turn ended: its card for everyone (proactively, as the
         outbox sends), or its refusal to the person who clicked, in their 1:1 chat."""
         result = await asyncio.shield(decision)  # (closing the background work does not stop the decision)
         if result is None:

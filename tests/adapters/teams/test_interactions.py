@@ -358,6 +358,42 @@ async def test_a_refused_submit_is_told_only_to_the_person_who_clicked(harness: 
     assert [(m.text, m.by_bot) for m in chat.posts] == [("This gate was already decided.", True)]
 
 
+async def test_a_slow_submitted_decision_ends_the_turn_and_replaces_the_card_when_done(harness: Harness) -> None:
+    """An Action.Submit click waits no longer than an invoke: Teams sends a message whose turn lasts too long
+    again. The decision goes on and then replaces the card for everyone."""
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    harness.integration.bot.answer_within = 0.2
+    harness.handler.deciding_takes = 1.5
+
+    started = asyncio.get_running_loop().time()
+    answer = await harness.teams.submit_card(posted.message_id, {"verb": "approve", "gate_id": "gate-42"}, user="alice")
+
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert answer.status == 201
+    message = harness.teams.state.message(posted.message_id)
+    assert len(message.versions) == 1
+    await eventually(lambda: len(message.versions) == 2)
+    assert texts(adaptive_card(message.activity))[1:3] == ["✅ Approved", "Approved by alice@contoso.com"]
+    assert len(harness.handler.actions) == 1 and message.replies == []
+
+
+async def test_a_slow_submitted_decision_refused_in_the_end_is_told_in_the_persons_chat(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    harness.integration.bot.answer_within = 0.2
+    harness.handler.deciding_takes = 1.0
+    harness.handler.decide = lambda r: ActionResult(False, "Azure DevOps refused the approval: decide there.")
+
+    await harness.teams.submit_card(posted.message_id, {"verb": "approve", "gate_id": "gate-42"}, user="carol")
+
+    chat = await eventually(lambda: harness.teams.state.conversations.get("a:1personal-carol"))
+    await eventually(lambda: chat.posts)
+    assert [m.text for m in chat.posts] == ["Azure DevOps refused the approval: decide there."]
+    message = harness.teams.state.message(posted.message_id)
+    assert len(message.versions) == 1 and message.replies == []
+
+
 async def test_a_refused_submit_that_cannot_reach_the_persons_chat_is_addressed_to_them(harness: Harness) -> None:
     """When Teams will not open the person's 1:1 chat, the refusal is said where they clicked, @mentioning them."""
     await harness.teams.install_app()
