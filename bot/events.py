@@ -8,7 +8,7 @@ attributes filters match on.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -101,6 +101,11 @@ class DomainEvent:
     @property
     def tags(self) -> dict[str, str]:
         return {}
+
+    def per_card(self) -> tuple[DomainEvent, ...]:
+        """The events this one is, one for each card it updates: itself, but for a deployment of several model
+        versions (one for each version's card)."""
+        return (self,)
 
 
 _OUTCOMES = {
@@ -467,6 +472,16 @@ class PullRequestChanged(DomainEvent):
 # --- Azure ML and the data lake -----------------------------------------------------------------------
 
 
+def model_version_key(scope: str, model_name: str, model_version: str) -> str:
+    """The card of a model version in an Azure ML workspace (``scope``): its registration, checks and
+    deployments."""
+    return bounded_key(f"azure-ml:{scope}:model:{model_name}:{model_version}".lower())
+
+
+def _model_repeat_key(scope: str, model_name: str) -> str:
+    return bounded_key(f"azure-ml:{scope}:model:{model_name}".lower())
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelRegistered(DomainEvent):
     """``Microsoft.MachineLearningServices.ModelRegistered``."""
@@ -480,11 +495,11 @@ class ModelRegistered(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return bounded_key(f"azure-ml:{self.scope}:model:{self.model_name}:{self.model_version}".lower())
+        return model_version_key(self.scope, self.model_name, self.model_version)
 
     @property
     def repeat_key(self) -> str | None:
-        return bounded_key(f"azure-ml:{self.scope}:model:{self.model_name}".lower())
+        return _model_repeat_key(self.scope, self.model_name)
 
     @property
     def model(self) -> str | None:
@@ -511,12 +526,41 @@ class ModelDeployed(DomainEvent):
         return "succeeded"
 
     @property
+    def deployed_version(self) -> tuple[str, str] | None:
+        """``(name, version)`` of the one model version deployed; None when the event names several (see
+        :meth:`per_card`), none, or a model without its version."""
+        if len(self.model_ids) != 1:
+            return None
+        name, _, version = self.model_ids[0].partition(":")
+        return (name, version) if name and version else None
+
+    @property
     def grouping_key(self) -> str:
+        # a version's deployment updates that version's card; one that names no version has a card of its own
+        if (deployed := self.deployed_version) is not None:
+            return model_version_key(self.scope, *deployed)
         return bounded_key(f"azure-ml:{self.scope}:deployment:{self.service_name}:{self.event_id}".lower())
 
     @property
+    def dedupe_key(self) -> str:
+        # the parts of one deployment (one per version) are stored apart, each once
+        if self.deployed_version is not None:
+            return bounded_key(f"{self.source}:{self.scope}:{self.event_id}:{self.model_ids[0]}")
+        return super().dedupe_key
+
+    @property
     def repeat_key(self) -> str | None:
+        if (deployed := self.deployed_version) is not None:
+            return _model_repeat_key(self.scope, deployed[0])
         return bounded_key(f"azure-ml:{self.scope}:deployment:{self.service_name}".lower())
+
+    def per_card(self) -> tuple[DomainEvent, ...]:
+        """One event for each model version deployed (each updates its version's card; its ``text`` still names
+        the whole deployment), or itself when it names one version or none."""
+        versions = tuple(dict.fromkeys(self.model_ids))
+        if len(versions) < 2 or not all(replace(self, model_ids=(v,)).deployed_version for v in versions):
+            return (self,)
+        return tuple(replace(self, model_ids=(version,)) for version in versions)
 
     @property
     def model(self) -> str | None:

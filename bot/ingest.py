@@ -193,12 +193,8 @@ class Ingest:
         """
         for observer in self.observers:
             event = await observer(event) or event
-        loop = asyncio.get_running_loop()
-        waiting = _Waiting(event, tuple(also_to), loop.create_future(), told_by)
-        self._waiting.append(waiting)
-        if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._write_waiting(), name="ingest-group-commit")
-        return await waiting.answer
+        [stored] = await self._enqueue([event], tuple(also_to), told_by)
+        return stored
 
     async def accept_all(self, events: Sequence[DomainEvent]) -> list[bool]:
         """Store the events of one delivery, in their order, in as few group commits as they fit; for each,
@@ -209,8 +205,16 @@ class Ingest:
             for observer in self.observers:
                 event = await observer(event) or event
             observed.append(event)
+        return await self._enqueue(observed, (), None)
+
+    async def _enqueue(
+        self, events: Sequence[DomainEvent], also_to: tuple[ConversationAddress, ...], told_by: str | None
+    ) -> list[bool]:
+        """Have the writer store ``events``, each as the events of the cards it updates (:meth:`~bot.events.
+        DomainEvent.per_card`); for each, False when none of its parts was new (a redelivery)."""
         loop = asyncio.get_running_loop()
-        waiting = [_Waiting(event, (), loop.create_future()) for event in observed]
+        parts = [[_Waiting(part, also_to, loop.create_future(), told_by) for part in e.per_card()] for e in events]
+        waiting = [w for each in parts for w in each]
         self._waiting.extend(waiting)
         if waiting and (self._writer is None or self._writer.done()):
             self._writer = loop.create_task(self._write_waiting(), name="ingest-group-commit")
@@ -218,7 +222,8 @@ class Ingest:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        return [bool(outcome) for outcome in outcomes]
+        stored = iter(outcomes)
+        return [any([bool(next(stored)) for _ in each]) for each in parts]
 
     async def _write_waiting(self) -> None:
         """Write batches until nobody waits; events arriving meanwhile make the next batch."""

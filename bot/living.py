@@ -124,6 +124,16 @@ def _utc_iso(value: datetime) -> str:
 
 def merge(state: State | None, event: DomainEvent) -> Merge:
     """Merge ``event`` into ``state`` (None for a card not seen before)."""
+    if isinstance(event, ModelDeployed) and event.deployed_version is not None:
+        return _merge_deployment(state, event, *event.deployed_version)
+    merged = _merge_event(state, event)
+    if state and "deployments" in state and "deployments" not in merged.state:
+        # a model version's card drawn again from its registration still shows where the version runs
+        merged.state = {**merged.state, "deployments": state["deployments"], "model_version": state["model_version"]}
+    return merged
+
+
+def _merge_event(state: State | None, event: DomainEvent) -> Merge:
     handoff = _merge_handoff(state, event)
     if handoff is not None:
         return Merge(handoff.state, handoff.changed, handoff.replies)
@@ -139,6 +149,8 @@ def merge(state: State | None, event: DomainEvent) -> Merge:
 def render(state: State) -> Card:
     """Draw the card for a merged state (without the facts that would show no value)."""
     card = _drawn(state)
+    if state.get("deployments"):
+        card = _with_deployments(card, state)
     shown = tuple(fact for fact in card.facts if fact.value.strip())
     return card if len(shown) == len(card.facts) else replace(card, facts=shown)
 
@@ -912,6 +924,64 @@ def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
+# --- a model version's deployments, on the version's card ------------------------------------------------
+
+
+def _merge_deployment(state: State | None, event: ModelDeployed, name: str, version: str) -> Merge:
+    """Add the service a model version went to to the version's card (kept per service: a deployment told
+    again, or an older one arriving late, adds nothing). A new service is news for the card's thread; the card
+    a deployment posts first (the version's registration came before Handoff watched, or has not arrived yet)
+    says it itself."""
+    label = f"{name}:{version}"
+    if state:
+        new = dict(state)
+    else:
+        # the registration, when it comes, draws the card again and keeps these deployments
+        links = (Link("Open", event.web_url),) if event.web_url else ()
+        base = Card(title=f"Model {label}", status=Status.SUCCEEDED, links=links, context=_azure_ml(event.scope))
+        new = {"type": "model_version", "card": base.to_json()}
+    deployments = {service: dict(told) for service, told in new.get("deployments", {}).items()}
+    service = event.service_name.lower()
+    known = deployments.get(service)
+    at = _utc_iso(event.occurred_at)
+    if known is None or at > known["at"]:
+        deployments[service] = {
+            "service": event.service_name,
+            "compute": event.compute_type or (known or {}).get("compute", ""),
+            "at": at,
+        }
+    new["deployments"] = deployments
+    new["model_version"] = label
+    replies = []
+    if state and known is None:
+        replies.append(
+            Card(
+                title=f"Model {label} deployed to {_where(deployments[service])}",
+                status=Status.SUCCEEDED,
+                links=(Link("Open", event.web_url),) if event.web_url else (),
+            )
+        )
+    changed = new != state
+    return Merge(new, changed, replies if changed else [])
+
+
+def _where(deployment: State) -> str:
+    """``model-x-prod (AKS)``."""
+    compute = deployment.get("compute")
+    return f"{deployment['service']} ({compute})" if compute else str(deployment["service"])
+
+
+def _with_deployments(card: Card, state: State) -> Card:
+    """A model version's card once the version is deployed: it says so, and where it runs (first deployed
+    first)."""
+    deployments = sorted(state["deployments"].values(), key=lambda d: (d["at"], d["service"].lower()))
+    return replace(
+        card,
+        title=f"Model {state['model_version']} deployed",
+        facts=(*card.facts, Fact("Deployed to", ", ".join(_where(d) for d in deployments))),
+    )
+
+
 # --- one-shot events: the newest event draws the card ------------------------------------------------
 
 
@@ -981,7 +1051,7 @@ def _single_card(event: DomainEvent) -> Card:
             links=links,
             context=f"Azure ML · {_workspace(event.scope)}",
         )
-    if isinstance(event, ModelDeployed):
+    if isinstance(event, ModelDeployed):  # of no model version named (a version's deployment is on its card)
         return Card(
             title=f"Deployed to {event.service_name}",
             status=Status.SUCCEEDED,
@@ -990,7 +1060,7 @@ def _single_card(event: DomainEvent) -> Card:
                 Fact("Compute", event.compute_type),
             ),
             links=links,
-            context=f"Azure ML · {_workspace(event.scope)}",
+            context=_azure_ml(event.scope),
         )
     if isinstance(event, TrainingRunFinished):
         status = _training_status(event)
@@ -1094,6 +1164,10 @@ def _window(event: DataDriftDetected) -> str:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _azure_ml(scope: str) -> str:
+    return f"Azure ML · {_workspace(scope)}"
 
 
 def _workspace(scope: str) -> str:

@@ -56,7 +56,7 @@ def _one(value: str | None) -> tuple[str, ...]:
 
 
 # Each glob filter and the values of an event it reads: it matches if any of them matches (a deployment of
-# several models comes to a channel that follows any of them).
+# several models comes to a channel that follows any of them; the ingest routes it one version at a time).
 _GLOB_FILTERS: tuple[tuple[str, Callable[[DomainEvent], tuple[str, ...]]], ...] = (
     ("projects", lambda event: _one(event.project)),
     ("pipelines", lambda event: _one(event.pipeline)),

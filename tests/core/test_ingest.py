@@ -27,6 +27,7 @@ from bot.events import (
     Approver,
     DataArrived,
     DomainEvent,
+    ModelDeployed,
     ModelRegistered,
     Person,
     RunStateChanged,
@@ -241,6 +242,40 @@ async def test_the_events_of_one_delivery_are_written_together(stores: tuple[Sql
     assert batches == [256, 45]  # (the redelivery comes after the first batch was stored: the store catches it)
     assert (await store.count_deliveries())["pending"] == 600
     assert await ingest.accept_all([]) == []
+
+
+async def test_a_deployment_of_two_model_versions_updates_each_versions_card_once(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    following_fraud = Subscription((TEAMS,), Filters.from_mapping({"events": ["model_deployed"], "models": ["fraud"]}))
+    ingest = Ingest(store, [*SUBSCRIPTIONS, following_fraud], FakeClock(T0))
+    churn = ModelRegistered(
+        source="azure-ml", event_id="reg", occurred_at=T0, scope="ws", model_name="churn", model_version="1"
+    )
+    deployed = ModelDeployed(
+        source="azure-ml",
+        event_id="dep",
+        occurred_at=T0,
+        scope="ws",
+        service_name="scoring",
+        compute_type="AKS",
+        model_ids=("churn:1", "fraud:2"),
+    )
+    assert await ingest.accept_all([churn, deployed]) == [True, True]  # one answer for the delivery's event
+    assert await ingest.accept(deployed) is False  # delivered again: nothing doubles
+    fraud_key = replace(churn, model_name="fraud", model_version="2").grouping_key
+    cards = await store.get_card_states([churn.grouping_key, fraud_key])
+    shown = {key: render(card.state) for key, card in cards.items() if card is not None}
+    assert {key: card.title for key, card in shown.items()} == {
+        churn.grouping_key: "Model churn:1 deployed",
+        fraud_key: "Model fraud:2 deployed",
+    }
+    assert all(("Deployed to", "scoring (AKS)") in [(f.label, f.value) for f in c.facts] for c in shown.values())
+    # the channel following fraud's deployments got fraud's card, not churn's
+    for key, conversations in ((churn.grouping_key, []), (fraud_key, [[TEAMS.platform, TEAMS.conversation_id]])):
+        state = cards[key]
+        assert state is not None and state.state["conversations"] == conversations
 
 
 async def test_a_delivery_with_an_event_that_cannot_be_stored_fails_and_keeps_the_others(

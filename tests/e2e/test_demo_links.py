@@ -58,9 +58,9 @@ async def test_the_drift_cards_link_opens_the_monitors_drift_run(demo: Demo) -> 
 
 
 async def test_the_deployment_cards_link_opens_the_endpoint_with_its_model(demo: Demo) -> None:
-    demo.suite.aml.deploy_model("model-x-prod", "model-x:7")
+    demo.suite.aml.deploy_model("model-x-prod", "model-x:7")  # a version registered before Handoff watched
 
-    url = open_link(await card_titled(demo, "Deployed to model-x-prod"))
+    url = open_link(await card_titled(demo, "Model model-x:7 deployed"))
 
     studio = f"{demo.suite.urls['aml']}/studio"
     assert url.startswith(f"{studio}/endpoints/realtime/model-x-prod/detail?wsid=/subscriptions/")

@@ -18,6 +18,7 @@ from bot.events import (
     GateChanged,
     GateDecision,
     GateTerms,
+    ModelChecked,
     ModelDeployed,
     ModelRegistered,
     Person,
@@ -700,6 +701,117 @@ def test_a_model_card_shows_its_workspace_by_name_and_no_tag_twice() -> None:
     # a scope that is not a workspace's resource id is shown as it is
     other = render(merge(None, replace(registered, scope="contoso-lake")).state)
     assert other.context == "Azure ML · contoso-lake"
+
+
+WORKSPACE = (
+    "/subscriptions/0001/resourceGroups/rg-mlops/providers/Microsoft.MachineLearningServices/workspaces/ws-mlops"
+)
+
+
+def registration(at: int = 0) -> ModelRegistered:
+    return ModelRegistered(
+        source="azure-ml",
+        event_id=f"reg{at}",
+        occurred_at=T0 + timedelta(seconds=at),
+        scope=WORKSPACE,
+        model_name="model-x",
+        model_version="8",
+        web_url="https://ml.azure.com/model/model-x:8/details",
+    )
+
+
+def deployment(service: str, compute: str = "AKS", at: int = 10, *model_ids: str) -> ModelDeployed:
+    return ModelDeployed(
+        source="azure-ml",
+        event_id=f"dep-{service}-{at}",
+        occurred_at=T0 + timedelta(seconds=at),
+        scope=WORKSPACE,
+        service_name=service,
+        compute_type=compute,
+        model_ids=model_ids or ("model-x:8",),
+        web_url=f"https://ml.azure.com/endpoints/realtime/{service}/detail",
+    )
+
+
+def test_a_deployment_shows_on_its_model_versions_card_with_a_reply() -> None:
+    registered = merge(None, registration())
+    assert deployment("model-x-prod").grouping_key == registration().grouping_key  # one card per version
+    deployed = merge(registered.state, deployment("model-x-prod"))
+    card = render(deployed.state)
+    assert card.title == "Model model-x:8 deployed"
+    assert facts(card) == [("Model", "model-x"), ("Version", "8"), ("Deployed to", "model-x-prod (AKS)")]
+    assert card.links == render(registered.state).links  # still the model's page
+    [reply] = deployed.replies
+    assert reply.title == "Model model-x:8 deployed to model-x-prod (AKS)"
+    assert reply.status is Status.SUCCEEDED and not reply.status.alerts
+    assert [link.url for link in reply.links] == ["https://ml.azure.com/endpoints/realtime/model-x-prod/detail"]
+
+
+def test_a_versions_deployments_are_all_listed_never_moving_backwards_and_told_once() -> None:
+    state, replies = apply(
+        registration(),
+        deployment("model-x-staging", "ACI", at=10),
+        deployment("model-x-prod", "AKS", at=20),
+        replace(deployment("model-x-prod", "AKS", at=20), event_id="again"),  # the same deployment told again
+        deployment("Model-X-Prod", "", at=5),  # an older deployment arriving late, its compute not said
+    )
+    assert dict(facts(render(state)))["Deployed to"] == "model-x-staging (ACI), model-x-prod (AKS)"
+    assert [r.title for r in replies] == [
+        "Model model-x:8 deployed to model-x-staging (ACI)",
+        "Model model-x:8 deployed to model-x-prod (AKS)",
+    ]
+    again = merge(state, replace(deployment("model-x-prod", "AKS", at=20), event_id="again"))
+    assert not again.changed and not again.replies
+    # a later deployment to a service the version runs on already (an update) is no news for the thread
+    updated = merge(state, deployment("model-x-prod", "AKS", at=30))
+    assert updated.replies == [] and dict(facts(render(updated.state)))["Deployed to"] == (
+        "model-x-staging (ACI), model-x-prod (AKS)"
+    )
+
+
+def test_a_deployment_of_a_version_whose_card_was_never_posted_posts_the_versions_card() -> None:
+    first = merge(None, deployment("model-x-prod"))
+    card = render(first.state)
+    assert first.replies == []  # the card says it
+    assert (card.title, card.status) == ("Model model-x:8 deployed", Status.SUCCEEDED)
+    assert card.context == "Azure ML · ws-mlops"
+    assert facts(card) == [("Deployed to", "model-x-prod (AKS)")]
+    assert [(link.label, link.url) for link in card.links] == [("Open", deployment("model-x-prod").web_url)]
+    # its registration arriving late draws the card again, keeping where the version runs
+    late = render(merge(first.state, registration()).state)
+    assert late.title == "Model model-x:8 deployed"
+    assert facts(late) == [("Model", "model-x"), ("Version", "8"), ("Deployed to", "model-x-prod (AKS)")]
+
+
+def test_a_deployment_of_several_versions_is_one_event_per_version_and_one_without_versions_keeps_its_card() -> None:
+    several = deployment("scoring", "AKS", 10, "churn:1", "fraud:2", "churn:1")
+    parts = several.per_card()
+    assert [p.model_ids for p in parts] == [("churn:1",), ("fraud:2",)]
+    assert len({p.grouping_key for p in parts}) == len({p.dedupe_key for p in parts}) == 2
+    assert [p.model_names for p in parts] == [("churn",), ("fraud",)]  # a models filter matches each alone
+    nameless = deployment("scoring", "AKS", 10, "churn")
+    assert nameless.per_card() == (nameless,) and nameless.deployed_version is None
+    own = render(merge(None, nameless).state)
+    assert own.title == "Deployed to scoring" and facts(own) == [("Models", "churn"), ("Compute", "AKS")]
+
+
+def test_a_model_handoff_card_shows_its_deployments_too() -> None:
+    checked = ModelChecked(
+        source="handoff",
+        event_id="chk",
+        occurred_at=T0,
+        card_key=registration().grouping_key,
+        model_name="model-x",
+        model_version="8",
+        apps={"app-y": {"app": "app-y", "verdict": "compatible", "owners": []}},
+    )
+    state, _ = apply(registration(), checked, deployment("model-x-prod"))
+    card = render(state)
+    assert card.title == "Model model-x:8 deployed"
+    assert ("Deployed to", "model-x-prod (AKS)") in facts(card) and card.summary.startswith("Contract check")
+    # the registration told again keeps both the checks and the deployment
+    again = render(merge(state, replace(registration(), event_id="reg-again")).state)
+    assert ("Deployed to", "model-x-prod (AKS)") in facts(again) and again.summary == card.summary
 
 
 def pull_request(change: str, status: str, at: int, title: str = "Retrain on new data") -> PullRequestChanged:
