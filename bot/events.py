@@ -520,6 +520,8 @@ class ModelDeployed(DomainEvent):
     compute_type: str = ""
     model_ids: tuple[str, ...] = ()
     service_tags: dict[str, str] = field(default_factory=dict)
+    # one model version's part of a deployment of several (see per_card)
+    one_of_several: bool = False
 
     @property
     def outcome(self) -> str | None:
@@ -543,8 +545,8 @@ class ModelDeployed(DomainEvent):
 
     @property
     def dedupe_key(self) -> str:
-        # the parts of one deployment (one per version) are stored apart, each once
-        if self.deployed_version is not None:
+        # the parts of one deployment of several versions are stored apart, each once
+        if self.one_of_several:
             return bounded_key(f"{self.source}:{self.scope}:{self.event_id}:{self.model_ids[0]}")
         return super().dedupe_key
 
@@ -560,7 +562,7 @@ class ModelDeployed(DomainEvent):
         versions = tuple(dict.fromkeys(self.model_ids))
         if len(versions) < 2 or not all(replace(self, model_ids=(v,)).deployed_version for v in versions):
             return (self,)
-        return tuple(replace(self, model_ids=(version,)) for version in versions)
+        return tuple(replace(self, model_ids=(version,), one_of_several=True) for version in versions)
 
     @property
     def model(self) -> str | None:

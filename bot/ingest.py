@@ -193,8 +193,15 @@ class Ingest:
         """
         for observer in self.observers:
             event = await observer(event) or event
-        [stored] = await self._enqueue([event], tuple(also_to), told_by)
-        return stored
+        if len(parts := event.per_card()) > 1:
+            return any(await self._enqueue(parts, tuple(also_to), told_by))
+        # the hot path (every webhook delivery): one event, one future
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(event, tuple(also_to), loop.create_future(), told_by)
+        self._waiting.append(waiting)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_waiting(), name="ingest-group-commit")
+        return await waiting.answer
 
     async def accept_all(self, events: Sequence[DomainEvent]) -> list[bool]:
         """Store the events of one delivery, in their order, in as few group commits as they fit; for each,
@@ -204,17 +211,18 @@ class Ingest:
         for event in events:
             for observer in self.observers:
                 event = await observer(event) or event
-            observed.append(event)
-        return await self._enqueue(observed, (), None)
+            observed.append(event.per_card())
+        stored = iter(await self._enqueue([part for parts in observed for part in parts], (), None))
+        # an event is new when any of its parts is (a redelivery's parts were all stored before)
+        return [any([next(stored) for _ in parts]) for parts in observed]
 
     async def _enqueue(
         self, events: Sequence[DomainEvent], also_to: tuple[ConversationAddress, ...], told_by: str | None
     ) -> list[bool]:
-        """Have the writer store ``events``, each as the events of the cards it updates (:meth:`~bot.events.
-        DomainEvent.per_card`); for each, False when none of its parts was new (a redelivery)."""
+        """Have the writer store ``events``, in their order, in as few group commits as they fit; for each,
+        False when it is a redelivery."""
         loop = asyncio.get_running_loop()
-        parts = [[_Waiting(part, also_to, loop.create_future(), told_by) for part in e.per_card()] for e in events]
-        waiting = [w for each in parts for w in each]
+        waiting = [_Waiting(event, also_to, loop.create_future(), told_by) for event in events]
         self._waiting.extend(waiting)
         if waiting and (self._writer is None or self._writer.done()):
             self._writer = loop.create_task(self._write_waiting(), name="ingest-group-commit")
@@ -222,8 +230,7 @@ class Ingest:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        stored = iter(outcomes)
-        return [any([bool(next(stored)) for _ in each]) for each in parts]
+        return [bool(outcome) for outcome in outcomes]
 
     async def _write_waiting(self) -> None:
         """Write batches until nobody waits; events arriving meanwhile make the next batch."""

@@ -788,6 +788,9 @@ def test_a_deployment_of_several_versions_is_one_event_per_version_and_one_witho
     parts = several.per_card()
     assert [p.model_ids for p in parts] == [("churn:1",), ("fraud:2",)]
     assert len({p.grouping_key for p in parts}) == len({p.dedupe_key for p in parts}) == 2
+    # a deployment of one version is stored under the sender's event id, as before parts existed
+    one = deployment("scoring", "AKS", 10, "churn:1")
+    assert one.per_card() == (one,) and one.dedupe_key == f"azure-ml:{one.scope}:{one.event_id}"
     assert [p.model_names for p in parts] == [("churn",), ("fraud",)]  # a models filter matches each alone
     nameless = deployment("scoring", "AKS", 10, "churn")
     assert nameless.per_card() == (nameless,) and nameless.deployed_version is None
