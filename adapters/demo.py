@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import yaml
 from aiohttp import web
 
 from adapters.emulators.azure_devops.world import load_default_world as default_azure_devops_world
 from adapters.emulators.suite import EmulatorSuite, WorldFileError, load_world
+from bot.config import is_loopback_host
 from bot.lifecycle import until_signalled
 
 BOT_IDENTITY = "handoff-bot@contoso.com"
@@ -209,6 +211,19 @@ async def serve_emulators(host: str, port: int, world_file: str | None) -> int:
     signalled = asyncio.create_task(until_signalled())
     try:
         await asyncio.sleep(0)  # its handlers are in place before "Ctrl-C stops them." invites a Ctrl-C
+        if suite.listens_everywhere:
+            print(
+                f"Listening on all interfaces ({suite.bound_to}); the URLs below reach them from this machine, "
+                "where Handoff's configuration allows plain http.",
+                flush=True,
+            )
+        elif not is_loopback_host(urlsplit(suite.url).hostname or ""):
+            print(
+                f"Listening on {suite.bound_to} only: Handoff's configuration allows plain http only to this "
+                "machine (127.0.0.1, ::1, localhost), so `handoff check` refuses the URLs below; "
+                "bind 127.0.0.1 or 0.0.0.0 to run Handoff against them.",
+                flush=True,
+            )
         print(f"Azure DevOps   {suite.ado.org_url}   (project {suite.ado.world.project})", flush=True)
         print(f"Azure ML       {suite.urls['aml']}", flush=True)
         print(f"Bot Framework  {suite.teams.service_url}", flush=True)

@@ -131,6 +131,7 @@ class Applied:
     waiting: bool = False  # Handoff's approval was applied, and Azure DevOps waits for more approvers
     answer: str = ""  # what the person who decided is told, when it says more than the cards' note (links)
     retry: bool = False  # the service did not answer: the decision stands and is sent again by the next sweep
+    release_started: JsonObject | None = None  # the release applying it started now, told after the decision
 
     @property
     def told(self) -> str:
@@ -988,6 +989,8 @@ class Gatekeeper:
             await self._release_claim(gate.gate_id)
         if not applied.refused:
             await self._publish(await self.store.get_gate(gate.gate_id) or gate, note=applied.note)
+        if applied.release_started is not None:  # after the decision's reply, in the thread that reads in order
+            await self._tell_release(gate, applied.release_started)
         return applied
 
     async def _sent_for(self, gate: Gate, record: GateDecision) -> str:
@@ -1095,6 +1098,7 @@ class Gatekeeper:
         pipeline = str(release.get("pipeline", ""))
         current = gate
         started = dict(gate.details.get("release_run") or {})
+        told: JsonObject | None = None  # the release started now (a retry's was told by the first attempt)
         if not started:
             if self.pipelines is None:
                 refusal = "Azure DevOps is not connected to this Handoff"
@@ -1138,7 +1142,7 @@ class Gatekeeper:
             await self._show_release(project, pipeline, branch, run, f"{model}:{version}")
             started = {"run_id": run.run_id, "name": run.name, "url": run.url, "command_run": recorded.id}
             current = await self._note(gate, applied=False, release_run=started) or gate
-            await self._tell_release(gate, pipeline, started)
+            told = {**started, "pipeline": pipeline}
         named = f"{pipeline} {started.get('name') or started.get('run_id')}"
         number = f" (run {started['command_run']})" if started.get("command_run") else ""
         note = f"Started {named} with {model}:{version}{number}."
@@ -1153,14 +1157,18 @@ class Gatekeeper:
             except ServiceRefused as refused:
                 await self._note(current, applied=True, tag_refusal=refused.reason)
                 tag = f"Azure ML refused the tag: {refused.reason}"
-                return Applied(f"applied; {tag}", f"{note} {tag}", answer=f"{answer} {tag}")
+                return Applied(f"applied; {tag}", f"{note} {tag}", answer=f"{answer} {tag}", release_started=told)
             except ServiceUnavailable:
                 later = "Azure ML is not answering; Handoff will tag the version when it does."
                 return Applied(
-                    "pending: Azure ML unavailable", f"{note} {later}", answer=f"{answer} {later}", retry=True
+                    "pending: Azure ML unavailable",
+                    f"{note} {later}",
+                    answer=f"{answer} {later}",
+                    retry=True,
+                    release_started=told,
                 )
         await self._note(current, applied=True, tagged=self.ml is not None)
-        return Applied("applied", note, answer=answer)
+        return Applied("applied", note, answer=answer, release_started=told)
 
     async def _record_release(self, gate: Gate, record: GateDecision, project: str, pipeline: str) -> CommandRun:
         """The release ``gate``'s approval starts, recorded as a run Handoff started for its model version (as its
@@ -1197,11 +1205,11 @@ class Gatekeeper:
         )
         return run
 
-    async def _tell_release(self, gate: Gate, pipeline: str, started: JsonObject) -> None:
+    async def _tell_release(self, gate: Gate, started: JsonObject) -> None:
         """Say in the thread of ``gate``'s cards that its release started, linked to the run in Azure DevOps."""
         state = await self.store.get_card_state(gate.gate_id)
         shown = state.state.get("conversations", []) if state is not None else []
-        named = f"{pipeline} {started.get('name') or started.get('run_id')}"
+        named = f"{started['pipeline']} {started.get('name') or started.get('run_id')}"
         number = started.get("command_run")
         card = Card(
             title=f"Started {named} with {_label(gate)}",

@@ -73,7 +73,8 @@ class _Families(Collector):
 
 
 class HttpAnswers(_Families):
-    """``handoff_http_requests_total``, ``handoff_http_request_seconds`` and ``handoff_hook_events_total``.
+    """``handoff_http_requests_total``, ``handoff_http_request_seconds``, ``handoff_hook_events_total`` and
+    ``handoff_doctor_probes_total``.
 
     Counted by the event loop's thread only (the answers and the scrape both run there).
     """
@@ -83,11 +84,16 @@ class HttpAnswers(_Families):
         self.requests: dict[tuple[str, int], int] = {}
         self.latency: dict[str, _Timings] = {}
         self.hook_events: dict[tuple[str, str], int] = {}
+        self.probes: dict[tuple[str, str], int] = {}
 
     def answered(self, route: str, status: int, seconds: float) -> None:
         key = (route, status)
         self.requests[key] = self.requests.get(key, 0) + 1
         _Timings.observe(self.latency, route, self.buckets, seconds)
+
+    def probed(self, route: str, status: int) -> None:
+        key = (route, str(status))
+        self.probes[key] = self.probes.get(key, 0) + 1
 
     def hook_events_counted(self, source: str, accepted: int, duplicates: int, ignored: int) -> None:
         for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("ignored", ignored)):
@@ -115,7 +121,14 @@ class HttpAnswers(_Families):
             ["source", "outcome"],
             self.hook_events,
         )
-        return [requests, latency, hook_events]
+        probes = _counter(
+            "handoff_doctor_probes",
+            "HTTP requests of `handoff doctor` checking Handoff's own endpoints, by route and status "
+            "(apart from handoff_http_requests, which counts the services' traffic)",
+            ["route", "status"],
+            self.probes,
+        )
+        return [requests, latency, hook_events, probes]
 
 
 class OutboxDeliveries(_Families):
@@ -196,6 +209,10 @@ class Metrics:
     def answered(self, route: str, status: int, seconds: float) -> None:
         """Count one HTTP answer on ``route`` with ``status`` and record how long it took."""
         self.answers.answered(route, status, seconds)
+
+    def probed(self, route: str, status: int) -> None:
+        """Count one answer to a ``handoff doctor`` probe on ``route`` (apart from the services' requests)."""
+        self.answers.probed(route, status)
 
     def hook_events_counted(self, source: str, accepted: int, duplicates: int, ignored: int) -> None:
         """Count the events of one webhook delivery from ``source`` (``azure-devops``, ``eventgrid``)."""

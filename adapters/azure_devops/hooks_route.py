@@ -29,6 +29,7 @@ from adapters.azure_devops.service_hooks import parse_service_hook, with_approva
 from adapters.web.answers import json_answer
 from adapters.web.health import METRICS
 from adapters.web.limits import set_body_limit
+from adapters.web.metrics import is_doctor_probe
 from adapters.web.payloads import PayloadError, decode_json
 from bot.config import AzureDevOpsSettings
 from bot.events import (
@@ -135,7 +136,7 @@ class ServiceHookRoute:
         metrics = request.app.get(METRICS)
         if not events:
             log.info("azure devops hook %s %s: ignored", _shown(event_type), _shown(event_id))
-            if metrics is not None:
+            if metrics is not None and not is_doctor_probe(request):  # doctor's probe, sent with the hook secret
                 metrics.hook_events_counted(SOURCE, 0, 0, 1)
             return json_answer({"accepted": 0, "duplicates": 0, "ignored": 1})
         accepted = duplicates = 0

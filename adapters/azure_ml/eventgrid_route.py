@@ -37,6 +37,7 @@ from adapters.azure_ml.eventgrid import (
 from adapters.web.answers import json_answer
 from adapters.web.health import METRICS
 from adapters.web.limits import set_body_limit
+from adapters.web.metrics import is_doctor_probe
 from adapters.web.payloads import PayloadError, decode_json
 from bot.config import AzureMLSettings, EventGridSettings
 from bot.events import DomainEvent
@@ -168,7 +169,9 @@ class EventGridRoute:
         log.info("event grid delivery of %d event(s): %s", len(delivery), shown or "none")
         ignored = len(delivery) - len(events)
         if (metrics := request.app.get(METRICS)) is not None:
-            metrics.hook_events_counted("eventgrid", accepted, duplicates, ignored)
+            # what doctor's probe (sent with the delivery secret) ignored is no news; what it stored would be
+            counted_ignored = 0 if is_doctor_probe(request) else ignored
+            metrics.hook_events_counted("eventgrid", accepted, duplicates, counted_ignored)
         return json_answer({"accepted": accepted, "duplicates": duplicates, "ignored": ignored})
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from adapters.doctor.report import Check, fail, ok, skip
+from adapters.web.metrics import PROBE_HEADER, PROBE_VALUE
 from bot.config import Settings
 
 ORIGIN = "eventgrid.azure.net"
@@ -157,7 +158,8 @@ async def check_public_url(settings: Settings) -> list[Check]:
     if not base:
         return [fail("public_url", "server.public_url is not set", "set it to the https URL the services reach")]
     checks: list[Check] = []
-    async with aiohttp.ClientSession() as session:
+    # Handoff counts these requests apart from the services' traffic (handoff_doctor_probes)
+    async with aiohttp.ClientSession(headers={PROBE_HEADER: PROBE_VALUE}) as session:
         try:
             health = await _health(session, base)
         except (aiohttp.ClientError, TimeoutError) as error:

@@ -291,6 +291,10 @@ def add_control_routes(app: web.Application, recorder: Recorder, faults: FaultSc
     app.router.add_delete(f"{CONTROL_PREFIX}/requests", delete_requests)
 
 
+WILDCARD_HOSTS: dict[str, str] = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+"""Addresses that bind every interface (IPv4, IPv6), each with the loopback address a local client connects to."""
+
+
 class LocalServer:
     """Serves an aiohttp application on 127.0.0.1 (port 0 by default) inside the running loop.
 
@@ -304,8 +308,17 @@ class LocalServer:
         self._runner: web.AppRunner | None = None
 
     @property
+    def listens_everywhere(self) -> bool:
+        """Whether it is bound to every interface (``0.0.0.0``, ``::``) rather than one address."""
+        return self.host in WILDCARD_HOSTS
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where a client on this machine reaches it: the loopback address when it listens on every interface,
+        since a wildcard is an address to bind, not one to connect to (and Handoff allows plain http only to
+        this machine)."""
+        host = WILDCARD_HOSTS.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     async def start(self) -> LocalServer:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)

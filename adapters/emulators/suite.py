@@ -94,6 +94,17 @@ class EmulatorSuite:
         return self._url
 
     @property
+    def bound_to(self) -> str:
+        """The address and port its own server binds (``0.0.0.0:PORT`` when on every interface)."""
+        host = self._server.host
+        return f"[{host}]:{self._server.port}" if ":" in host else f"{host}:{self._server.port}"
+
+    @property
+    def listens_everywhere(self) -> bool:
+        """Whether its own server listens on every interface; its URLs then name the loopback address."""
+        return self._server.listens_everywhere
+
+    @property
     def urls(self) -> dict[str, str]:
         return {name: f"{self.url}{prefix}" for name, prefix in PREFIXES.items()}
 

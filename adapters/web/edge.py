@@ -15,13 +15,14 @@ from aiohttp import web
 from adapters.web.errors import Handler, failure_answer, http_error_answer
 from adapters.web.health import METRICS
 from adapters.web.limits import over_limit
-from adapters.web.metrics import route_of
+from adapters.web.metrics import is_doctor_probe, route_of
 
 
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """413 over the route's body cap; JSON for an ``HTTPException``; 503 with ``Retry-After`` for anything
-    else (never a traceback); every answer counted and timed by route and status."""
+    else (never a traceback); every answer counted and timed by route and status (a ``handoff doctor`` probe
+    counted apart)."""
     started = time.perf_counter()
     status = 500  # what a cancelled request counts as
     try:
@@ -36,4 +37,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
         return response
     finally:
-        request.app[METRICS].answered(route_of(request), status, time.perf_counter() - started)
+        if status < 500 and is_doctor_probe(request):  # the header cannot hide a failure of Handoff itself
+            request.app[METRICS].probed(route_of(request), status)
+        else:
+            request.app[METRICS].answered(route_of(request), status, time.perf_counter() - started)

@@ -520,9 +520,11 @@ def emulators_output(process: subprocess.Popen[str]) -> str:
     return "".join(lines)
 
 
-def test_emulators_print_a_configuration_handoff_accepts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", [None, "0.0.0.0", "::"])
+def test_emulators_print_a_configuration_handoff_accepts(tmp_path: Path, host: str | None) -> None:
+    """Bound to every interface, they still print URLs Handoff accepts and reaches: the loopback ones."""
     process = subprocess.Popen(
-        [*HANDOFF, "emulators", "--port", "0"],
+        [*HANDOFF, "emulators", "--port", "0", *(["--host", host] if host else [])],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -530,10 +532,12 @@ def test_emulators_print_a_configuration_handoff_accepts(tmp_path: Path) -> None
     )
     try:
         printed = emulators_output(process)
+        reached = get(re.findall(r"^Azure ML +(\S+)$", printed, re.MULTILINE)[0] + "/_emulator/requests")[0]
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=10)
     assert "Traceback" not in stderr
+    assert reached == 200  # the printed URL reaches them
     sections = yaml.safe_load(printed.split("# handoff.yaml sections", 1)[1].split("\n", 1)[1].split("\n# ", 1)[0])
     assert sections["azure_ml"]["credential"] == {"kind": "emulator"}
     assert {"subscription_id", "resource_group", "workspace"} <= set(sections["azure_ml"])
@@ -546,6 +550,7 @@ def test_emulators_print_a_configuration_handoff_accepts(tmp_path: Path) -> None
     config.write_text(yaml.safe_dump({"store": {"url": f"sqlite:///{tmp_path / 'handoff.db'}"}, **sections}))
     checked = run("check", "--config", str(config), env=clean_env(**environ))
     assert checked.returncode == 0, checked.stderr
+    assert ("Listening on all interfaces" in printed) == bool(host)
 
 
 def test_emulators_name_a_world_section_of_the_wrong_shape(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
@@ -262,3 +263,28 @@ async def test_connect_to_a_store_not_there_creates_it_not_and_deletes_no_hook(d
         assert not missing.parent.exists()
         assert f"no database at {missing}" in out and "no service hook is deleted" in out
     assert _hook_changes(suite) == [] and suite.ado.webhooks.subscriptions == hooks
+
+
+def _counted(metrics: str, family: str) -> dict[str, float]:
+    """The samples of ``family`` in a /metrics text: label set to value."""
+    return {
+        line.split("{", 1)[1].split("}", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(family + "{")
+    }
+
+
+async def test_doctor_probes_are_counted_apart_from_the_services_traffic(deployment: Deployment) -> None:
+    code, out, err = await deployment.handoff("doctor", "--config", str(deployment.write_config()))
+    assert "public_url.azure_devops" in out and code in (0, 3, 4), out + err
+    async with aiohttp.ClientSession() as session, session.get(f"{deployment.server.url}/metrics") as resp:
+        metrics = await resp.text()
+
+    # the only request of the services: the Teams emulator installing the app as the deployment started
+    assert _counted(metrics, "handoff_http_requests_total") == {'route="/api/messages",status="201"': 1}
+    assert _counted(metrics, "handoff_hook_events_total") == {}
+    probes = _counted(metrics, "handoff_doctor_probes_total")
+    assert probes['route="/hooks/azure-devops",status="200"'] == 1
+    assert probes['route="/hooks/eventgrid",status="200"'] == 2  # the handshake, then the probe event
+    assert probes['route="/slack/events",status="200"'] == 1
+    assert probes['route="/healthz",status="200"'] == 1

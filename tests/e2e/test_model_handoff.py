@@ -131,6 +131,9 @@ async def test_a_breaking_version_is_handed_off_and_gated_without_a_human_step(l
     assert "Overridden by" in words(decided.blocks) and f"Carol Diaz: {reason}" in words(
         decided.blocks
     )  # as Slack names her
+    # its thread reads in the order things happened: the decision, then the release it started
+    told = await eventually(lambda: len(decided.replies) >= 2 and [r.text for r in decided.replies], timeout=30)
+    assert [text.split(" ", 2)[:2] for text in told] == [["Approved,", "overriding"], ["Running:", "Started"]]
     audit = await loop.server.store.list_audit()
     assert [(e.actor, e.outcome, e.comment) for e in audit if e.action == "override"] == [
         ("carol@contoso.com", "applied", reason)

@@ -17,6 +17,7 @@ from sqlalchemy import text as sa_text
 from adapters.emulators.base import LocalServer
 from adapters.sql import SqlStore
 from adapters.web.limits import set_body_limit
+from adapters.web.metrics import PROBE_HEADER, PROBE_VALUE
 from bot.app import create_app, start_server
 from bot.config import parse_settings
 from bot.ports import EventRecord
@@ -176,6 +177,21 @@ async def test_unexpected_error_is_503_without_traceback(
     assert json.loads(body)["error"] == "temporarily_unavailable"
     assert "Traceback" not in body and "exploded" not in body
     assert any("POST /crash failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_request_saying_it_is_a_doctor_probe_cannot_hide_a_server_error(
+    edge_app: LocalServer, session: aiohttp.ClientSession
+) -> None:
+    probe = {PROBE_HEADER: PROBE_VALUE}
+    async with session.post(f"{edge_app.url}/crash", data=b"{}", headers=probe) as resp:
+        assert resp.status == 503
+    async with session.post(f"{edge_app.url}/echo", data=b"{}", headers=probe) as resp:
+        assert resp.status == 200
+    async with session.get(f"{edge_app.url}/metrics") as resp:
+        text = await resp.text()
+    assert 'handoff_http_requests_total{route="/crash",status="503"} 1.0' in text
+    assert 'handoff_doctor_probes_total{route="/echo",status="200"} 1.0' in text
+    assert 'handoff_http_requests_total{route="/echo"' not in text
 
 
 async def test_unknown_route_and_method(edge_app: LocalServer, session: aiohttp.ClientSession) -> None:
