@@ -518,7 +518,7 @@ class Gatekeeper:
     async def _close_ended(self, waiting: Sequence[Gate], event: RunStateChanged | StageStateChanged) -> None:
         """Close the ``waiting`` gates of a run or stage that ended: with the outcome Azure DevOps gives their
         approvals (rejected, timed out... its completion event may come later, or not at all), else as closed
-        because the run or stage ended."""
+        because the run or stage ended; one whose approval Azure DevOps says still waits stays open."""
         statuses: dict[str, ApprovalStatus] = {}
         if self.pipelines is not None:
             projects: dict[str, list[str]] = {}
@@ -535,6 +535,9 @@ class Gatekeeper:
         for gate in waiting:
             status = statuses.get(gate.external_id.lower())
             outcome = _status_outcome(status) if status else None
+            if status is not None and outcome is None:
+                # Azure DevOps says it still waits: the event is an earlier attempt's (a stage rerun opened this one)
+                continue
             if outcome is None or outcome.state is GateState.SUPERSEDED:
                 outcome = Outcome(GateState.SUPERSEDED, closed=ended)  # the run's end says more than "canceled"
             log.info("gate %s: its run or stage ended (%s), so it closes %s", gate.gate_id, ended, outcome.state.value)
