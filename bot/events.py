@@ -169,6 +169,15 @@ def _stage_names(display_name: str | None, name: str | None) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Rejection:
+    """An approval a run's stage waited on was rejected, so the stage (``stage``, as the run's card names it) ended
+    without running: by whom (a name; empty where nobody said), from the gate Handoff holds for it."""
+
+    stage: str
+    by: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunStateChanged(DomainEvent):
     """A pipeline run started, is canceling, or completed (``ms.vss-pipelines.run-state-changed-event``,
     ``build.complete``)."""
@@ -190,6 +199,8 @@ class RunStateChanged(DomainEvent):
     created_at: datetime | None = None
     # the person who canceled the run from chat, when Handoff canceled it for them (hooks do not say who did)
     canceled_by: str | None = None
+    # the rejected approvals that ended the run (Azure DevOps reports the run failed), from the gatekeeper
+    rejections: tuple[Rejection, ...] = ()
 
     @property
     def outcome(self) -> str | None:
@@ -226,6 +237,8 @@ class StageStateChanged(DomainEvent):
     # when Azure DevOps created the event (``createdDate``), None where it did not say: a retried stage's
     # events are newer than its earlier attempt's (see RunStateChanged.created_at)
     created_at: datetime | None = None
+    # the rejected approval that ended the stage (Azure DevOps reports it failed), from the gatekeeper
+    rejection: Rejection | None = None
 
     @property
     def outcome(self) -> str | None:
@@ -744,6 +757,8 @@ class GateChanged(DomainEvent):
     # Azure DevOps refused a decision from chat in a way no retry changes (Handoff may not decide the approval, or
     # it no longer exists): what the card says instead of offering buttons
     only_in_azure_devops: str = ""
+    # why a gate closed with nobody deciding it (``Timed out in Azure DevOps``, ``Closed: the run was canceled``)
+    closed: str = ""
 
     @property
     def outcome(self) -> str | None:

@@ -47,13 +47,16 @@ from bot.events import (
     DomainEvent,
     GateChanged,
     Person,
+    Rejection,
+    RunStateChanged,
+    StageStateChanged,
     bounded_key,
 )
 from bot.events import GateDecision as DecisionView
 from bot.handoff_cards import DECISION_NOUNS
 from bot.ingest import Ingest
 from bot.interactions import MAX_COMMENT, ActionResult, ChatUser, link
-from bot.living import HANDOFF_BARRED, render
+from bot.living import CLOSED_IN_AZURE_DEVOPS, HANDOFF_BARRED, render
 from bot.outbox import ALERT_PREFIX
 from bot.pipeline_runs import RELEASE_KEY_PREFIX, ended_state, pipeline_run_event, release_command, release_key
 from bot.policy import Policy
@@ -141,11 +144,13 @@ class Applied:
 @dataclass(frozen=True)
 class Outcome:
     """How Azure DevOps completed an approval itself: the gate's state, who completed it (a name; "" when
-    nobody did or Azure DevOps did not say), and the comments of the steps that decided it."""
+    nobody did or Azure DevOps did not say), and the comments of the steps that decided it; ``closed`` says why
+    an approval nobody decided closed (``timed out in Azure DevOps``, ``the run was canceled``)."""
 
     state: GateState
     by: str = ""
     comments: tuple[str, ...] = ()
+    closed: str = ""
 
     @property
     def comment(self) -> str:
@@ -160,7 +165,7 @@ def _outcome(status: str, by: str, comments: tuple[str, ...]) -> Outcome | None:
     if state is None:
         return None
     if state not in (GateState.APPROVED, GateState.REJECTED):
-        return Outcome(state)
+        return Outcome(state, closed=CLOSED_IN_AZURE_DEVOPS.get(status.lower(), ""))
     return Outcome(state, by, comments)
 
 
@@ -201,6 +206,16 @@ def _azure_devops_comment(decisions: Sequence[GateDecision]) -> str:
         said = [c if len(c) <= share else c[: share - 1].rstrip() + "…" for c in said]
     text = "; ".join(head + (f": {comment}" if comment else "") for head, comment in zip(heads, said, strict=True))
     return text if len(text) <= AZURE_DEVOPS_COMMENT_LIMIT else text[: AZURE_DEVOPS_COMMENT_LIMIT - 1] + "…"
+
+
+def _said(outcome: Outcome) -> JsonObject:
+    """What a gate's details keep of how Azure DevOps completed its approval: who decided it, or why it closed."""
+    said: JsonObject = {}
+    if outcome.by:
+        said["decided_by"] = outcome.by
+    if outcome.closed:
+        said["closed"] = outcome.closed
+    return said
 
 
 def _asked_at(gate: Gate) -> datetime:
@@ -303,6 +318,8 @@ def _expiry_note(gate: Gate) -> str:
 
 def _decided_already(gate: Gate) -> str:
     """The answer to a click on ``gate``, closed already (not by a newer model version)."""
+    if gate.details.get("closed"):
+        return f"This approval is closed: {gate.details['closed']}. There is nothing left to decide."
     if gate.state is GateState.EXPIRED:
         return "This gate has expired."
     if gate.state is GateState.SUPERSEDED:
@@ -394,6 +411,31 @@ def _approval_named(event: ApprovalEvent) -> str:
     return f"{name} → {_gate_place(event)}" + (f" in project {event.project}" if event.project else "")
 
 
+def _holds(gate: Gate, event: RunStateChanged | StageStateChanged) -> bool:
+    """Whether ``gate`` is an approval of ``event``'s run (of its stage, for a stage's event)."""
+    if gate.source == HANDOFF or not gate.details.get("run_key") or gate.details["run_key"] != event.run.run_key:
+        return False
+    if isinstance(event, RunStateChanged):
+        return True
+    return not {n.lower() for n in gate.details.get("stages", [])}.isdisjoint(n.lower() for n in event.stage_names)
+
+
+def _stage_of(gate: Gate) -> str:
+    """The stage ``gate``'s approval held, as the run's card names it."""
+    stages = gate.details.get("stages") or []
+    return str(stages[0]) if stages else gate.title
+
+
+def _ended(event: RunStateChanged | StageStateChanged) -> str:
+    """Why the gates of the run or stage ``event`` ended close: ``the run was canceled``."""
+    result = (event.result or "").lower()
+    if result in ("canceled", "cancelled", "stopped"):
+        return "the run was canceled"
+    if isinstance(event, RunStateChanged):
+        return "the run failed" if result == "failed" else "the run ended"
+    return "the stage was skipped" if result == "skipped" else "the stage ended"
+
+
 def _identities(person_email: str | None, person_id: str | None) -> list[str]:
     found = []
     if person_email:
@@ -453,7 +495,65 @@ class Gatekeeper:
             return replace(event, terms=self.policy.terms(gate, needed))
         if isinstance(event, ApprovalCompleted):
             await self._closed_in_azure_devops(event)
+        if isinstance(event, RunStateChanged | StageStateChanged) and event.state.lower() == "completed":
+            return await self._run_ended(event)
         return None
+
+    async def _run_ended(self, event: RunStateChanged | StageStateChanged) -> DomainEvent | None:
+        """A run, or one of its stages, ended: the gates still waiting on it close (nothing can decide them any
+        more), and a run or stage Azure DevOps reports failed because an approval was rejected comes back with
+        that rejection (:class:`Rejection`), so that its card reads as the rejection it is."""
+        waiting = [g for g in await self.store.list_gates(GateState.PENDING) if _holds(g, event)]
+        if waiting:
+            await self._close_ended(waiting, event)
+        if (event.result or "").lower() not in ("failed", "rejected"):
+            return None
+        rejected = [g for g in await self.store.list_gates(GateState.REJECTED) if _holds(g, event)]
+        if not rejected:
+            return None
+        if isinstance(event, StageStateChanged):
+            return replace(event, rejection=Rejection(stage=event.stage or "", by=await self._rejected_by(rejected[0])))
+        rejections = [Rejection(stage=_stage_of(g), by=await self._rejected_by(g)) for g in rejected]
+        return replace(event, rejections=tuple(rejections))
+
+    async def _close_ended(self, waiting: Sequence[Gate], event: RunStateChanged | StageStateChanged) -> None:
+        """Close the ``waiting`` gates of a run or stage that ended: with the outcome Azure DevOps gives their
+        approvals (rejected, timed out... its completion event may come later, or not at all), else as closed
+        because the run or stage ended; one whose approval Azure DevOps says still waits stays open."""
+        statuses: dict[str, ApprovalStatus] = {}
+        if self.pipelines is not None:
+            projects: dict[str, list[str]] = {}
+            for gate in waiting:
+                projects.setdefault(str(gate.details.get("project", "")), []).append(gate.external_id)
+            for project, ids in projects.items():
+                try:
+                    found = await self.pipelines.approval_statuses(project, ids)
+                except (ServiceRefused, ServiceUnavailable) as exc:
+                    log.warning("could not ask Azure DevOps how %d approvals of %s stand (%s)", len(ids), project, exc)
+                    continue
+                statuses.update((s.approval_id.lower(), s) for s in found)
+        ended = _ended(event)
+        for gate in waiting:
+            status = statuses.get(gate.external_id.lower())
+            outcome = _status_outcome(status) if status else None
+            if status is not None and outcome is None:
+                # Azure DevOps says it still waits: the event is an earlier attempt's (a stage rerun opened this one)
+                continue
+            if outcome is None or outcome.state is GateState.SUPERSEDED:
+                outcome = Outcome(GateState.SUPERSEDED, closed=ended)  # the run's end says more than "canceled"
+            log.info("gate %s: its run or stage ended (%s), so it closes %s", gate.gate_id, ended, outcome.state.value)
+            await self._take_outcome(gate.gate_id, outcome)
+
+    async def _rejected_by(self, gate: Gate) -> str:
+        """Who rejected ``gate``, as its card names them ("" when nobody said)."""
+        card = await self.store.get_card_state(gate.gate_id)
+        if card is not None and card.state.get("decided_by"):
+            return str(card.state["decided_by"])
+        if gate.details.get("decided_by"):
+            return str(gate.details["decided_by"])
+        decisions = await self.store.gate_decisions(gate.gate_id)
+        last = decisions[-1] if decisions else None
+        return str((gate.details.get("names") or {}).get(last.actor) or last.actor) if last else ""
 
     async def unrouted(self, event: ApprovalPending) -> None:
         """The pending approval ``event`` opened a gate whose card reaches no conversation (the ingest tells, once
@@ -530,6 +630,9 @@ class Gatekeeper:
                 "requester_names": _named_among(event.approvers, (requester,) if requester else ()),
                 "min_required": event.min_required_approvers,
                 "applied": False,
+                # the run and stage it holds, to close it once they end (and to tell the run's card of a rejection)
+                "run_key": event.run.run_key if event.run else "",
+                "stages": list(event.stage_names),
             },
             policy={"name": "default"},
         )
@@ -558,7 +661,7 @@ class Gatekeeper:
                 # decided before Handoff heard it asked for (its pending event late, or lost): kept as decided, so
                 # that a late pending event opens nothing to click or to be reminded of
                 opened = self._gate_for(event)
-                details = {**opened.details, "applied": True, "decided_in": "Azure DevOps"}
+                details = {**opened.details, "applied": True, "decided_in": "Azure DevOps", **_said(outcome)}
                 decided = replace(opened, state=state, details=details, decided_at=now)
                 if await self.store.create_gate(decided):
                     await self._audit("Azure DevOps", "decide", decided, state.value, comment="decided in Azure DevOps")
@@ -579,7 +682,7 @@ class Gatekeeper:
         applied.
         """
         held: GateDecision | None = None
-        details = {**gate.details, "applied": True, "decided_in": "Azure DevOps"}
+        details = {**gate.details, "applied": True, "decided_in": "Azure DevOps", **_said(outcome)}
         if gate.state.is_final:
             unapplied = gate.details.get("applied") is False and not gate.details.get("decided_in")
             if gate.state not in (GateState.APPROVED, GateState.REJECTED) or not unapplied:
@@ -597,6 +700,8 @@ class Gatekeeper:
         if updated is None:
             return False
         said = "decided in Azure DevOps" if not gate.state.is_final else "completed in Azure DevOps"
+        if outcome.closed:
+            said = f"closed: {outcome.closed}"
         await self._audit("Azure DevOps", "decide", gate, outcome.state.value, comment=said)
         if held is not None or (show and "decided_in" in details):
             await self._publish(updated, completed=outcome, not_applied=held)
@@ -1537,6 +1642,7 @@ class Gatekeeper:
             only_in_azure_devops=str(gate.details.get("only_in_azure_devops", ""))
             if gate.state is GateState.PENDING
             else "",
+            closed=str(gate.details.get("closed", "")) if gate.state.is_final else "",
             **_superseding(gate),
         )
         await self.ingest.accept(change)

@@ -33,6 +33,7 @@ from bot.events import (
     PipelineRef,
     PromotionGateChanged,
     PullRequestChanged,
+    Rejection,
     ReleaseDeploymentCompleted,
     RunStateChanged,
     StageStateChanged,
@@ -76,6 +77,13 @@ APPROVAL_STATUS = {
     "superseded": Status.CANCELED,
     "canceled": Status.CANCELED,
     "skipped": Status.CANCELED,
+}
+# Why an approval Azure DevOps completed with nobody deciding it closed, as its card says after "Closed: "
+# (the gatekeeper answers a later click with it too).
+CLOSED_IN_AZURE_DEVOPS = {
+    "timedout": "timed out in Azure DevOps",
+    "canceled": "canceled in Azure DevOps",
+    "skipped": "skipped in Azure DevOps",
 }
 
 
@@ -263,8 +271,15 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
             new["started_at"] = _iso(event.started_at)
         if event.finished_at and new["state"] == "completed":
             new["finished_at"] = new.get("finished_at") or _iso(event.finished_at)
+        for rejection in event.rejections:
+            _mark_rejected(new, rejection)
         failed = new["state"] == "completed" and new.get("result") in ("failed", "partiallysucceeded")
-        if failed and not new["failures_announced"]:  # a failed stage already told the thread
+        rejected = _rejected_at(new) if failed and not _failed_stages(new) else []
+        if rejected and not new["failures_announced"]:
+            # a rejected approval ended the run, which Azure DevOps reports failed: told as the rejection it is
+            new["failures_announced"] += ["run", *(stage for stage, _ in rejected)]
+            replies.append(_rejection_reply(new, rejected))
+        elif failed and not new["failures_announced"]:  # a failed stage already told the thread
             where = event.failing_stage
             new["failures_announced"] += ["run", where] if where else ["run"]
             if where:
@@ -281,11 +296,21 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
         if not stage.get("first_at") or started < stage["first_at"]:
             stage["first_at"] = started
         _merge_stage_state(new, stage, event)
+        if stage["state"] == "completed" and (event.rejection or stage.get("result") == "rejected"):
+            by = event.rejection.by if event.rejection else ""
+            if by or "rejected_by" not in stage:
+                stage["rejected_by"] = by
         if new["state"] == "notstarted":
             new["state"] = "inprogress"
         announced = new["failures_announced"]
+        told = bool({name, stage["display"]} & set(announced))
+        if "rejected_by" in stage and not told:
+            told_by_the_run = announced == ["run"]
+            new["failures_announced"].append(name)
+            if not told_by_the_run:
+                replies.append(_rejection_reply(new, [(stage["display"], stage["rejected_by"])]))
         # (the run's own failure may have named this stage already, by its display name)
-        if stage.get("result") in ("failed", "partiallysucceeded") and not {name, stage["display"]} & set(announced):
+        elif _stage_failed(stage) and not told:
             # the run's own failure, told before without a stage, was this one: the card names the stage now
             told_by_the_run = announced == ["run"]
             new["failures_announced"].append(name)
@@ -350,7 +375,7 @@ def _run_goes_on(run: State, event: RunStateChanged, at: str) -> bool:
 def _reopen_run(run: State, at: str) -> None:
     """The run goes on in a newer attempt: its end, and what the thread was told of it, are the last attempt's."""
     run.update(state="inprogress", result=None, going_at=at, failures_announced=[])
-    for key in ("completed_at", "finished_at", "failed_stage", "canceled_by"):
+    for key in ("completed_at", "finished_at", "failed_stage", "canceled_by", "rejected"):
         run.pop(key, None)
 
 
@@ -364,6 +389,7 @@ def _merge_stage_state(run: State, stage: State, event: StageStateChanged) -> No
     if at and stage["state"] == "completed" and stage.get("completed_at") and at > stage["completed_at"]:
         stage.pop("result", None)
         stage.pop("completed_at", None)
+        stage.pop("rejected_by", None)
         # its next failure is news for the thread again
         retried = {event.stage_name, stage["display"]}
         run["failures_announced"] = [s for s in run["failures_announced"] if s not in retried]
@@ -380,6 +406,8 @@ def _merge_stage_state(run: State, stage: State, event: StageStateChanged) -> No
 
 def _run_status(state: State) -> Status:
     if state["state"] == "completed":
+        if state.get("result") == "failed" and _rejected_at(state) and not _failed_stages(state):
+            return Status.REJECTED  # Azure DevOps reports it failed: an approval was rejected, nothing broke
         return RESULT_STATUS.get(state.get("result") or "", Status.INFO)
     if state["state"] == "canceling":
         return Status.CANCELED
@@ -389,6 +417,8 @@ def _run_status(state: State) -> Status:
 
 
 def _stage_status(stage: State) -> Status:
+    if stage["state"] == "completed" and "rejected_by" in stage:
+        return Status.REJECTED
     if stage["state"] == "completed":
         return RESULT_STATUS.get(stage.get("result") or "", Status.INFO)
     return {"waiting": Status.WAITING, "running": Status.RUNNING, "inprogress": Status.RUNNING}.get(
@@ -402,12 +432,49 @@ def _stage_place(stage: State) -> tuple[str, str, int]:
     return stage.get("first_at", ""), stage["display"] if "first_at" in stage else "", stage["order"]
 
 
+def _stage_failed(stage: State) -> bool:
+    """Whether a stage failed (a stage whose approval was rejected did not: it never ran)."""
+    return stage.get("result") in ("failed", "partiallysucceeded") and "rejected_by" not in stage
+
+
+def _failed_stages(state: State) -> list[str]:
+    """The run's failed stages, by name (whatever order their events came in)."""
+    return sorted(s["display"] for s in state["stages"].values() if _stage_failed(s))
+
+
+def _mark_rejected(state: State, rejection: Rejection) -> None:
+    """Mark the stage ``rejection`` names rejected on the run's card; a stage the card does not list (its events
+    were not subscribed to) is kept with the run."""
+    wanted = _norm(rejection.stage)
+    for name, stage in state["stages"].items():
+        if wanted in (_norm(name), _norm(stage["display"])):
+            if rejection.by or "rejected_by" not in stage:
+                stage["rejected_by"] = rejection.by
+            return
+    told = [r for r in state.get("rejected", []) if _norm(r["stage"]) != wanted]
+    state["rejected"] = [*told, {"stage": rejection.stage, "by": rejection.by}]
+
+
+def _rejected_at(state: State) -> list[tuple[str, str]]:
+    """The stages whose approval was rejected, each with who rejected it ("" when not known), by name."""
+    found = {s["display"]: s["rejected_by"] for s in state["stages"].values() if "rejected_by" in s}
+    for rejection in state.get("rejected", []):
+        found.setdefault(rejection["stage"], rejection["by"])
+    return sorted(found.items())
+
+
+def _rejected_summary(rejected: list[tuple[str, str]]) -> str:
+    """``Rejected at stage Production by Carol Diaz``."""
+    stages = [stage for stage, _ in rejected]
+    where = f"stage {stages[0]}" if len(stages) == 1 else f"stages {', '.join(stages[:-1])} and {stages[-1]}"
+    deciders = list(dict.fromkeys(who for _, who in rejected if who))
+    return f"Rejected at {where}" + (f" by {_and(deciders)}" if deciders else "")
+
+
 def _failed_at(state: State) -> str:
     """Where the run failed: its failed stages by name (whatever order their events came in), else the stage
     the run named; "" where nobody said (the card's status says it failed)."""
-    failed = sorted(
-        s["display"] for s in state["stages"].values() if s.get("result") in ("failed", "partiallysucceeded")
-    )
+    failed = _failed_stages(state)
     if not failed and state.get("failed_stage"):
         failed = [state["failed_stage"]]
     if not failed:
@@ -455,6 +522,8 @@ def _render_run(state: State) -> Card:
         Status.WAITING: "Waiting for approval",
         Status.CANCELED: _canceled_by(state),
     }.get(status, "")
+    if status is Status.REJECTED:
+        summary = _rejected_summary(_rejected_at(state))
     facts = [Fact("Pipeline", state["pipeline"]), Fact("Run", state.get("run_name") or str(state["run_id"]))]
     if state.get("for_model"):
         facts.append(Fact("Model", state["for_model"]))
@@ -462,6 +531,8 @@ def _render_run(state: State) -> Card:
         facts.append(Fact("Branch", str(state["branch"]).removeprefix("refs/heads/")))
     if state.get("requested_by"):
         facts.append(Fact("Requested by", state["requested_by"]))
+    if status is Status.REJECTED and (deciders := [who for _, who in _rejected_at(state) if who]):
+        facts.append(Fact("Rejected by", _and(list(dict.fromkeys(deciders)))))
     if duration := _duration(state):
         facts.append(Fact("Duration", duration))
     stages = sorted(state["stages"].values(), key=_stage_place)
@@ -491,6 +562,13 @@ def _asker(state: State) -> tuple[Mention, ...]:
 def _logs_url(run_url: str) -> str:
     """Where a run's logs are: its results page opened on them."""
     return f"{run_url}&view=logs" if "?" in run_url else run_url
+
+
+def _rejection_reply(state: State, rejected: list[tuple[str, str]]) -> Card:
+    """The thread reply for a run an approval's rejection ended: where and by whom; no logs, nobody called on
+    (nothing broke)."""
+    said = _rejected_summary(rejected)
+    return Card(title=f"{_run_title(state)} {said[0].lower()}{said[1:]}", status=Status.REJECTED)
 
 
 def _failure_reply(state: State, stage: str | None) -> Card:
@@ -556,7 +634,11 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
     if status not in _UNDECIDED:
         new["closed_in_azure_devops"] = True  # no later refusal in Handoff takes the card back to waiting
     replies: list[Card] = []
-    if not decided_before and new["status"] != "pending":
+    if not decided_before and (closed := CLOSED_IN_AZURE_DEVOPS.get(new["status"])):
+        # nobody decided it: the card says how it closed, and names no decider
+        new["closed"] = closed
+        replies.append(Card(title=f"Closed: {closed}", status=APPROVAL_STATUS[new["status"]]))
+    elif not decided_before and new["status"] != "pending":
         deciders = [a for a in new.get("approvers", []) if _norm(a.get("status")) in ("approved", "rejected")]
         by = ", ".join(dict.fromkeys(a["name"] for a in deciders)) or (
             _person_name(event.actor) if event.actor else "Azure DevOps"
@@ -597,6 +679,8 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
         new["only_in_azure_devops"] = event.only_in_azure_devops
     else:
         new.pop("only_in_azure_devops", None)
+    if event.closed:
+        new["closed"] = event.closed
     replies: list[Card] = []
     if event.refused is not None:
         # the decision was refused: it never took effect, so the card waits again, whatever it showed (unless
@@ -696,7 +780,10 @@ def _completed_in_azure_devops(new: State, before: State, event: GateChanged, co
 
 
 def _completion_headline(state: State) -> str:
-    """``Rejected in Azure DevOps by Bob Chen``: what Azure DevOps completed the approval with, and who did."""
+    """``Rejected in Azure DevOps by Bob Chen``: what Azure DevOps completed the approval with, and who did;
+    ``Closed: the run was canceled`` for an approval that closed with nobody deciding it."""
+    if state.get("closed"):
+        return f"Closed: {state['closed']}"
     status = APPROVAL_STATUS.get(state["status"], Status.INFO)
     by = state.get("decided_by")
     return f"{status.label} in Azure DevOps" + (f" by {by}" if by else "")
@@ -800,6 +887,8 @@ def _render_approval(state: State) -> Card:
     elif status is not Status.WAITING and (not_applied := _not_applied(state)):
         # Azure DevOps completed it otherwise than the card once said: say so first
         summary = f"{_completion_headline(state)}; {not_applied}." + (f"\n\n{summary}" if summary else "")
+    elif status is not Status.WAITING and state.get("closed"):
+        summary = f"{_completion_headline(state)}." + (f"\n\n{summary}" if summary else "")
     actions: tuple[Action, ...] = ()
     if status is Status.WAITING and not only_there:
         gate = {

@@ -22,7 +22,15 @@ from bot.app import Handoff, add_channel, build_handoff
 from bot.cards import Card, Status
 from bot.clock import FakeClock
 from bot.config import parse_settings
-from bot.events import ApprovalCompleted, ApprovalPending, Approver, Person, PipelineRef
+from bot.events import (
+    ApprovalCompleted,
+    ApprovalPending,
+    Approver,
+    Person,
+    PipelineRef,
+    RunStateChanged,
+    StageStateChanged,
+)
 from bot.interactions import ChatUser, CommandRequest
 from bot.living import render
 from bot.ports import ApprovalStatus, ServiceRefused, ServiceUnavailable
@@ -384,11 +392,83 @@ async def test_a_gate_canceled_in_azure_devops_is_superseded_and_refuses_clicks(
     gate = await handoff.store.get_gate(GATE)
     assert gate is not None and gate.state is GateState.SUPERSEDED
     result = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
-    assert not result.accepted and result.message == "This approval was canceled in Azure DevOps."
+    assert not result.accepted
+    assert result.message == "This approval is closed: canceled in Azure DevOps. There is nothing left to decide."
     after = await handoff.store.get_gate(GATE)
     assert after is not None and after.version == gate.version
     card = await handoff.store.get_card_state(GATE)
     assert card is not None and card.state["status"] == "canceled"
+
+
+async def test_an_approval_that_timed_out_in_azure_devops_closes_its_card_and_answers_clicks(handoff: Handoff) -> None:
+    await handoff.ingest.accept(pending(requester="erin"))
+    await handoff.ingest.accept(completed("timedOut"))
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.EXPIRED
+    assert gate.details["closed"] == "timed out in Azure DevOps"
+    result = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
+    assert not result.accepted
+    assert result.message == "This approval is closed: timed out in Azure DevOps. There is nothing left to decide."
+    state = await handoff.store.get_card_state(GATE)
+    assert state is not None
+    card = render(state.state)
+    assert card.status is Status.EXPIRED and card.actions == ()
+    assert card.summary.startswith("Closed: timed out in Azure DevOps.")
+    assert "Decided by" not in [f.label for f in card.facts]
+
+
+async def test_a_gate_whose_stage_ended_closes_without_asking_azure_devops(handoff: Handoff) -> None:
+    """No Azure DevOps client (decisions recorded only): the stage's end alone closes its gate."""
+    await handoff.ingest.accept(pending(requester="erin"))
+    ended = StageStateChanged(
+        source="azure-devops",
+        event_id="stage-production-completed",
+        occurred_at=T0,
+        scope="contoso",
+        project="mlops",
+        run=RUN,
+        stage_name="production",
+        state="completed",
+        result="skipped",
+    )
+    await handoff.ingest.accept(ended)
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.SUPERSEDED
+    assert gate.details["closed"] == "the stage was skipped"
+    state = await handoff.store.get_card_state(GATE)
+    assert state is not None and render(state.state).summary.startswith("Closed: the stage was skipped.")
+
+
+async def test_a_run_that_ended_closes_its_gate_unless_azure_devops_says_the_approval_still_waits(
+    with_pipelines: tuple[Handoff, FakePipelines],
+) -> None:
+    """A late completion of an earlier attempt (the stage was rerun, and waits at a new approval) closes nothing."""
+    handoff, pipelines = with_pipelines
+    await handoff.ingest.accept(pending(requester="erin"))
+    ended = RunStateChanged(
+        source="azure-devops",
+        event_id="run-completed",
+        occurred_at=T0,
+        scope="contoso",
+        project="mlops",
+        run=RUN,
+        state="completed",
+        result="failed",
+    )
+    pipelines.approvals["a1b2"] = ApprovalStatus("a1b2", "pending")
+    await handoff.ingest.accept(ended)
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.PENDING
+    assert pipelines.asked == [("mlops", ("a1b2",))]
+    pipelines.approvals["a1b2"] = ApprovalStatus("a1b2", "timedOut")
+    await handoff.ingest.accept(replace(ended, event_id="run-completed-again"))
+    gate = await handoff.store.get_gate(GATE)
+    assert (
+        gate is not None and gate.state is GateState.EXPIRED and gate.details["closed"] == "timed out in Azure DevOps"
+    )
+    del pipelines.approvals["a1b2"]  # (a gate closed already is not looked up again)
+    await handoff.ingest.accept(replace(ended, event_id="run-completed-third"))
+    assert len(pipelines.asked) == 2
 
 
 async def test_an_approval_decided_before_its_pending_event_arrived_opens_nothing(handoff: Handoff) -> None:

@@ -24,6 +24,7 @@ from bot.events import (
     Person,
     PipelineRef,
     PullRequestChanged,
+    Rejection,
     RunStateChanged,
     StageStateChanged,
     TrainingRunFinished,
@@ -92,6 +93,65 @@ def apply(*events: object) -> tuple[dict, list[Card]]:
         replies += result.replies
     assert state is not None
     return state, replies
+
+
+def test_a_rejected_approval_reads_as_a_rejection_whichever_event_tells_first() -> None:
+    """Azure DevOps reports a stage whose approval was rejected, and its run, failed; the gatekeeper adds the
+    rejection. The run's completion may come before its stage's."""
+    rejected = Rejection(stage="Deploy", by="Carol Diaz")
+    going = (run("inProgress"), stage("Build", "completed", "succeeded"), stage("Deploy", "waiting", at=5))
+    stage_first = (
+        replace(stage("Deploy", "completed", "failed", at=9), rejection=rejected),
+        run("completed", "failed", at=10),
+    )
+    run_first = (replace(run("completed", "failed", at=10), rejections=(rejected,)), stage_first[0])
+    for ending in (stage_first, run_first):
+        state, replies = apply(*going, *ending)
+        card = render(state)
+        assert card.status is Status.REJECTED
+        assert card.summary == "Rejected at stage Deploy by Carol Diaz"
+        assert ("Rejected by", "Carol Diaz") in [(f.label, f.value) for f in card.facts]
+        assert [s.status for s in card.steps] == [Status.SUCCEEDED, Status.REJECTED]
+        assert [link.label for link in card.links] == ["Open run"] and card.mentions == ()
+        assert [(r.title, r.status) for r in replies] == [
+            ("integrate-app-y 20261128.1 rejected at stage Deploy by Carol Diaz", Status.REJECTED)
+        ]
+
+
+def test_a_stage_azure_devops_says_was_rejected_reads_so_without_a_gate() -> None:
+    state, replies = apply(
+        run("inProgress"), stage("Deploy", "completed", "rejected", at=9), run("completed", "failed", at=10)
+    )
+    assert render(state).summary == "Rejected at stage Deploy"
+    assert [r.title for r in replies] == ["integrate-app-y 20261128.1 rejected at stage Deploy"]
+
+
+def test_a_genuine_failure_beside_a_rejection_is_still_a_failure() -> None:
+    rejected = Rejection(stage="Deploy", by="Carol Diaz")
+    state, replies = apply(
+        run("inProgress"),
+        stage("Tests", "completed", "failed", at=5),
+        replace(stage("Deploy", "completed", "failed", at=9), rejection=rejected),
+        run("completed", "failed", at=10),
+    )
+    card = render(state)
+    assert card.status is Status.FAILED and card.summary == "Failed at stage Tests"
+    assert [r.status for r in replies] == [Status.FAILED, Status.REJECTED]
+
+
+def test_a_rerun_of_a_rejected_stage_is_no_longer_rejected() -> None:
+    rejected = Rejection(stage="Deploy", by="Carol Diaz")
+    ended = (run("inProgress"), replace(stage("Deploy", "completed", "failed", at=9), rejection=rejected))
+    state, _ = apply(*ended, run("completed", "failed", at=10), stage("Deploy", "waiting", at=100))
+    assert render(state).status is Status.WAITING
+    state, replies = apply(
+        *ended,
+        run("completed", "failed", at=10),
+        stage("Deploy", "running", at=100),
+        stage("Deploy", "completed", "failed", at=120),
+        run("completed", "failed", at=130),
+    )
+    assert render(state).status is Status.FAILED and replies[-1].status is Status.FAILED
 
 
 def test_run_progresses_and_failure_gets_one_reply() -> None:
