@@ -436,6 +436,16 @@ def _ended(event: RunStateChanged | StageStateChanged) -> str:
     return "the stage was skipped" if result == "skipped" else "the stage ended"
 
 
+def _ended_unapproved(event: RunStateChanged | StageStateChanged) -> bool:
+    """Whether ``event`` tells that a run or stage ended otherwise than by passing its approvals: only then may
+    its gates still wait, or its failure be a rejection (every run and stage that succeeds, the most of the
+    hooks, is spared the gates' reads; a gate a missed approval left waiting is found by the sweep)."""
+    return event.state.lower() == "completed" and (event.result or "").lower() in _ENDED_UNAPPROVED
+
+
+_ENDED_UNAPPROVED = frozenset({"failed", "rejected", "canceled", "cancelled", "stopped", "skipped"})
+
+
 def _identities(person_email: str | None, person_id: str | None) -> list[str]:
     found = []
     if person_email:
@@ -495,7 +505,7 @@ class Gatekeeper:
             return replace(event, terms=self.policy.terms(gate, needed))
         if isinstance(event, ApprovalCompleted):
             await self._closed_in_azure_devops(event)
-        if isinstance(event, RunStateChanged | StageStateChanged) and event.state.lower() == "completed":
+        if isinstance(event, RunStateChanged | StageStateChanged) and _ended_unapproved(event):
             return await self._run_ended(event)
         return None
 
