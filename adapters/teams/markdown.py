@@ -20,6 +20,9 @@ _LINE_START = re.compile(
     r"(?:^|(?<=\r))([ \t]*)([-+](?=\s|$)|-(?=--)|#(?=#{0,5}(?:\s|$))|\d{1,9}(?=[.)](?:\s|$)))", re.MULTILINE
 )
 _LINK_SCHEMES = ("https://", "http://", "mailto:")
+# the core's reply markup (see bot.interactions.Reply): code spans, whose text is kept as written, then
+# [label](url) links and **bold**
+_REPLY_MARKUP = re.compile(r"(`[^`\n]+`)|\[([^\[\]\n]+)\]\((https?://[^\s()]+)\)|\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*")
 
 
 def escape(text: str) -> str:
@@ -30,6 +33,25 @@ def escape(text: str) -> str:
     """
     escaped = _INLINE.sub(r"\\\1", text)
     return _LINE_START.sub(_escape_marker, escaped)
+
+
+def message(text: str) -> str:
+    """The core's reply text (:class:`bot.interactions.Reply`, a refusal) as Teams message markdown: its
+    `` `code` ``, ``[label](url)`` links and ``**bold**`` kept, everything else escaped (it names runs,
+    people and what they typed)."""
+    parts: list[str] = []
+    end = 0
+    for match in _REPLY_MARKUP.finditer(text):
+        code, label, url, strong = match.groups()
+        parts.append(escape(text[end : match.start()]))
+        if code is not None:
+            parts.append(code)
+        elif label is not None:
+            parts.append(link(url, label))
+        else:
+            parts.append(f"**{escape(strong)}**")
+        end = match.end()
+    return "".join([*parts, escape(text[end:])])
 
 
 def _escape_marker(match: re.Match[str]) -> str:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.teams.markdown import escape, link, opens
+from adapters.teams.markdown import escape, link, message, opens
 
 from .conftest import shown
 
@@ -68,3 +68,18 @@ def test_a_link_escapes_its_label_and_keeps_its_url_inside_the_parentheses(url: 
 def test_only_web_and_mail_addresses_open() -> None:
     assert opens("https://a.example") and opens("HTTP://a.example") and opens("mailto:a@b.example")
     assert not opens("javascript:alert(1)") and not opens("file:///etc/passwd") and not opens("/relative")
+
+
+@pytest.mark.parametrize(
+    ("text", "markdown"),
+    [
+        ("Subscribed.", "Subscribed."),
+        ("**model_x** is *new*", r"**model\_x** is \*new\*"),
+        ("Usage: `retrain <model> [data=…]`", "Usage: `retrain <model> [data=…]`"),
+        ("[Run #412](https://a.example/r?id=412) by _Bob_", r"[Run #412](https://a.example/r?id=412) by \_Bob\_"),
+        ("[x](javascript:alert(1))", r"\[x\]\(javascript:alert\(1\)\)"),
+        ("** not bold **", r"\*\* not bold \*\*"),
+    ],
+)
+def test_a_reply_keeps_the_cores_markup_and_escapes_the_rest(text: str, markdown: str) -> None:
+    assert message(text) == markdown
