@@ -97,9 +97,9 @@ class Reply:
     """The answer the person sees at once.
 
     Its text is written once for both platforms, in the markdown Teams shows: ``**bold**`` (see
-    :func:`bold`), ``_italic_``, `` `code` `` and ``[label](url)`` links (see :func:`link`). Each platform's
-    adapter turns it into its own markup (Slack's ``*bold*`` and ``<url|label>``); nothing else in it is
-    markup.
+    :func:`bold`), `` `code` `` and ``[label](url)`` links (see :func:`link`). Each platform's adapter
+    turns it into its own markup (Slack's ``*bold*`` and ``<url|label>``) and escapes the rest; nothing
+    else in it is markup.
     """
 
     text: str

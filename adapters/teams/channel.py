@@ -36,6 +36,7 @@ from bot.cards import Card
 from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage
 from bot.records import ConversationAddress, ConversationRecord, Platform
 
+from . import markdown
 from .ids import is_channel_id, is_user_id, split_thread, thread_id
 from .members import MemberDirectory
 from .references import StoredReference
@@ -347,10 +348,10 @@ def _send(
 
 
 def _send_text(text: str) -> Callable[[TurnContext], Awaitable[PostedMessage]]:
-    """Send ``text`` as a plain message."""
+    """Send ``text`` (in the core's reply markup, see :func:`adapters.teams.markdown.message`) as a message."""
 
     async def send(ctx: TurnContext) -> PostedMessage:
-        response = await ctx.send_activity(MessageFactory.text(text))
+        response = await ctx.send_activity(MessageFactory.text(markdown.message(text)))
         if response is None or not response.id:
             raise DeliveryFailed("Teams accepted the message without an id", False)
         return PostedMessage(str(response.id))

@@ -50,6 +50,7 @@ from bot.interactions import (
 from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress
 
+from . import markdown
 from .channel import TeamsChatChannel, card_activity, without_hidden_retries
 from .identity import TeamsIdentity
 from .ids import split_thread
@@ -283,9 +284,9 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         """Answer where the command was typed: in a channel, in the command's thread, whatever the reply's
         visibility. The command is a post everyone in the channel sees, and so is its thread; an answer
         meant for the whole channel (``subscribe``, ``mute``, ``Starting: …``) needs no post of its own."""
-        activity = card_activity(reply.card) if reply.card is not None else MessageFactory.text(reply.text)
+        activity = card_activity(reply.card) if reply.card is not None else _text(reply.text)
         if reply.card is not None and reply.text and reply.text != reply.card.text:
-            activity.text = reply.text
+            activity.text = markdown.message(reply.text)
         try:
             await self._paced(turn_context, lambda: turn_context.send_activity(activity), posts=True)
         except DeliveryFailed as failure:
@@ -319,7 +320,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
                 return
             except DeliveryFailed as failure:
                 log.warning("could not tell the person who clicked in their 1:1 chat (%s)", failure.reason)
-        answer = _addressed(text, sender) if conversation_kind(activity) != "personal" else MessageFactory.text(text)
+        answer = _addressed(text, sender) if conversation_kind(activity) != "personal" else _text(text)
         try:
             await self._paced(turn_context, lambda: turn_context.send_activity(answer), posts=True)
         except DeliveryFailed as failure:
@@ -485,13 +486,19 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         await self.pacer.run(turn_context.activity.conversation.id, attempt, posts=posts)
 
 
+def _text(text: str) -> Activity:
+    """A message saying ``text``, the core's reply markup as Teams' markdown (the rest escaped)."""
+    activity: Activity = MessageFactory.text(markdown.message(text))
+    return activity
+
+
 def _addressed(text: str, person: ChannelAccount | None) -> Activity:
     """A message that @mentions ``person`` before ``text``, so that it is plainly meant for them."""
     if person is None or not person.id:
-        return MessageFactory.text(text)
+        return _text(text)
     name = person.name or "you"
     tag = f"<at>{name}</at>"
-    activity: Activity = MessageFactory.text(f"{tag} {text}")
+    activity: Activity = MessageFactory.text(f"{tag} {markdown.message(text)}")
     activity.entities = [Mention(mentioned=ChannelAccount(id=person.id, name=name), text=tag, type="mention")]
     return activity
 

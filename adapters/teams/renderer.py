@@ -9,6 +9,10 @@
   buttons, and a ``refresh`` with those ``userIds`` makes Teams ask the bot for their personal view, which
   has them (:func:`render_card` with ``viewer_ids``). The refresh action carries the neutral card, so that
   the bot can answer a refresh without a lookup. With no audience, everyone sees the buttons.
+- Teams reads the text of ``TextBlock`` and ``FactSet`` as markdown; the card's texts come from outside
+  Handoff (commit messages, run and branch names, people's names, typed reasons) and are escaped
+  (:func:`adapters.teams.markdown.escape`), so they show as written. Links are ``Action.OpenUrl`` buttons,
+  for web and mail addresses only (a link elsewhere shows as its label).
 - A card stays under :data:`MAX_CARD_BYTES`: long texts and lists are shortened step by step, visibly
   (``… (truncated)`` and a note on the card), never silently.
 
@@ -25,6 +29,7 @@ from typing import Any
 from bot.cards import Action, Card, Fact, Link, Status, Step
 from bot.interactions import MAX_COMMENT
 
+from .markdown import escape, opens
 from .text import truncate
 
 SCHEMA_URL = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -170,7 +175,7 @@ def _uses_refresh(card: Card) -> bool:
 def _render(card: Card, *, show_actions: bool) -> dict[str, Any]:
     emoji, color = _STATUS_LOOK.get(card.status, ("", "Default"))
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": card.title, "weight": "Bolder", "size": "Medium", "wrap": True},
+        {"type": "TextBlock", "text": escape(card.title), "weight": "Bolder", "size": "Medium", "wrap": True},
         {
             "type": "TextBlock",
             "text": f"{emoji} {card.status.label}".strip(),
@@ -180,26 +185,34 @@ def _render(card: Card, *, show_actions: bool) -> dict[str, Any]:
         },
     ]
     if card.summary:
-        body.append({"type": "TextBlock", "text": card.summary, "wrap": True})
+        body.append({"type": "TextBlock", "text": escape(card.summary), "wrap": True})
     if card.facts:
-        body.append({"type": "FactSet", "facts": [{"title": f.label, "value": f.value} for f in card.facts]})
+        body.append(
+            {"type": "FactSet", "facts": [{"title": escape(f.label), "value": escape(f.value)} for f in card.facts]}
+        )
     if card.steps:
         body.append(
             {
                 "type": "FactSet",
                 "facts": [
-                    {"title": s.name, "value": f"{_STATUS_LOOK.get(s.status, ('', ''))[0]} {s.status.label}"}
+                    {"title": escape(s.name), "value": f"{_STATUS_LOOK.get(s.status, ('', ''))[0]} {s.status.label}"}
                     for s in card.steps
                 ],
             }
         )
+    elsewhere = [link.label for link in card.links if not opens(link.url)]
+    if elsewhere:  # (not a web or mail address: not a button Teams would open)
+        body.append({"type": "TextBlock", "text": escape("  ·  ".join(elsewhere)), "wrap": True})
     if card.context:
-        body.append({"type": "TextBlock", "text": card.context, "isSubtle": True, "size": "Small", "wrap": True})
+        body.append(
+            {"type": "TextBlock", "text": escape(card.context), "isSubtle": True, "size": "Small", "wrap": True}
+        )
 
     actions: list[dict[str, Any]] = []
     if show_actions:
         actions.extend(_button(a) for a in card.actions)
-    actions.extend({"type": "Action.OpenUrl", "title": link.label, "url": link.url} for link in card.links)
+    opened = (link for link in card.links if opens(link.url))
+    actions.extend({"type": "Action.OpenUrl", "title": link.label, "url": link.url} for link in opened)
 
     document: dict[str, Any] = {
         "$schema": SCHEMA_URL,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -129,7 +130,21 @@ def teams_posts(loop: Loop, channel: str) -> list[Any]:
 
 
 def card_text(post: Any) -> str:
-    return json.dumps(post.activity)
+    return json.dumps(teams_shown(post.activity))
+
+
+_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def teams_shown(node: Any) -> Any:
+    """``node`` (an activity, a card) with every text as Teams shows it: markdown's backslash escapes undone."""
+    if isinstance(node, str):
+        return _MARKDOWN_ESCAPE.sub(r"\1", node)
+    if isinstance(node, dict):
+        return {key: teams_shown(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [teams_shown(item) for item in node]
+    return node
 
 
 # --- people typing commands ------------------------------------------------------------------------
@@ -186,7 +201,7 @@ class Person:
 
 def teams_message_text(message: Any) -> str:
     """What a Teams message shows: its text and its cards."""
-    return (message.text or "") + json.dumps(message.attachments, ensure_ascii=False)
+    return teams_shown(message.text or "") + json.dumps(teams_shown(message.attachments), ensure_ascii=False)
 
 
 async def command_run(

@@ -21,7 +21,16 @@ import pytest
 
 from bot.interactions import ChatUser, CommandRequest
 from bot.records import CommandRunState, ConversationAddress
-from tests.e2e.conftest import Loop, Person, card_text, command_run, eventually, slack_messages, teams_posts
+from tests.e2e.conftest import (
+    Loop,
+    Person,
+    card_text,
+    command_run,
+    eventually,
+    slack_messages,
+    teams_posts,
+    teams_shown,
+)
 
 AGE_AS_TEXT = {
     "inputs": [
@@ -56,7 +65,7 @@ def slack_text(loop: Loop, channel: str) -> str:
 
 
 def teams_text(loop: Loop, channel: str) -> str:
-    return " ".join(words(p.activity) for p in teams_posts(loop, channel))
+    return " ".join(words(teams_shown(p.activity)) for p in teams_posts(loop, channel))
 
 
 def buttons(message: Any) -> list[str]:

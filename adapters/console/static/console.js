@@ -866,7 +866,8 @@
     return frag;
   }
 
-  /** The markdown Adaptive Cards and Teams support: **bold**, _italic_ / *italic*, [text](url), lists, lines. */
+  /** The markdown Adaptive Cards and Teams support: **bold**, _italic_ / *italic*, [text](url), lists, lines,
+   * and backslash escapes (\* shows *), as Teams reads them. */
   function markdown(text) {
     const frag = document.createDocumentFragment();
     const lines = String(text).split("\n");
@@ -885,7 +886,7 @@
     return frag;
   }
 
-  const MD_INLINE = /\*\*([^*]+)\*\*|__([^_]+)__|(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])|(?<![\w_])_([^_\s][^_]*?)_(?![\w_])|\[([^\]]+)\]\(([^)\s]+)\)|`([^`]+)`/g;
+  const MD_INLINE = /\*\*([^*]+)\*\*|__([^_]+)__|(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])|(?<![\w_])_([^_\s][^_]*?)_(?![\w_])|\[([^\]]+)\]\(([^)\s]+)\)|`([^`]+)`|\\([!-/:-@[-`{-~])/g;
 
   function markdownInline(parent, text) {
     const pattern = new RegExp(MD_INLINE.source, "g");
@@ -897,6 +898,7 @@
       else if (match[3] !== undefined || match[4] !== undefined) markdownInline(parent.appendChild(el("i")), match[3] ?? match[4]);
       else if (match[5] !== undefined) parent.append(link(match[6], match[5]));
       else if (match[7] !== undefined) parent.append(el("code", {}, match[7]));
+      else if (match[8] !== undefined) parent.append(match[8]); // an escaped character, shown as itself
       last = pattern.lastIndex;
     }
     if (last < text.length) parent.append(text.slice(last));

@@ -25,6 +25,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from adapters.console import create_console_app
 from adapters.emulators.base import LocalServer
 from adapters.emulators.suite import EmulatorSuite
+from adapters.teams.renderer import render_card
+from bot.cards import Card, Fact, Link, Status
 from tests.browser import open_page, playwright_api
 from tests.conftest import REPO_ROOT
 
@@ -264,6 +266,30 @@ async def test_card_text_cannot_inject_markup(
     await playwright_api.expect(page.locator(".ac-card").first).to_contain_text("<img src=x onerror=")
     assert await page.locator(".channel img, .channel script, .channel a[href^='javascript']").count() == 0
     assert await page.evaluate("window.__pwned") is None
+
+
+async def test_a_teams_card_shows_escaped_text_as_teams_does(
+    page: Any, served: tuple[str, StandInBot], suite: EmulatorSuite
+) -> None:
+    url, _ = served
+    card = Card(
+        title="Release fix *all* the_things",
+        status=Status.REJECTED,
+        summary="See [click](https://evil.example)\n1. not a list\n- nor this",
+        facts=(Fact("Requested by", "_Bob_ **Lee**"),),
+        links=(Link("Run #412", "https://dev.azure.com/contoso/ml/_build/results?buildId=412"),),
+    )
+    await post_teams(suite, render_card(card))
+    await page.goto(f"{url}/#user=alice&c=teams:{TEAMS_RELEASES}")
+    shown = page.locator(".ac-card").last
+    await playwright_api.expect(shown).to_contain_text("Release fix *all* the_things")
+    await playwright_api.expect(shown).to_contain_text("See [click](https://evil.example)")
+    await playwright_api.expect(shown).to_contain_text("1. not a list")
+    await playwright_api.expect(shown).to_contain_text("- nor this")
+    await playwright_api.expect(shown).to_contain_text("_Bob_ **Lee**")
+    assert "\\" not in await shown.inner_text()
+    assert await shown.locator(".ac-items i, .ac-items b, .ac-items a").count() == 0  # no emphasis, no link
+    await playwright_api.expect(shown.locator(".ac-button.url")).to_contain_text(["Run #412"])
 
 
 async def test_overview_screenshot(

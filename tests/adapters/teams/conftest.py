@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +187,25 @@ def adaptive_card(activity: Mapping[str, Any]) -> dict[str, Any]:
 def texts(card: Mapping[str, Any]) -> list[str]:
     """Every TextBlock text of a card's body, in order."""
     return [b["text"] for b in card.get("body", []) if b.get("type") == "TextBlock"]
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def shown(text: str) -> str:
+    """``text`` as Teams shows it: markdown's backslash escapes undone."""
+    return _ESCAPED.sub(r"\1", text)
+
+
+def shown_texts(card: Mapping[str, Any]) -> list[str]:
+    """What Teams shows of the card's body, in order: each TextBlock, each fact as ``title: value``."""
+    found: list[str] = []
+    for block in card.get("body", []):
+        if block.get("type") == "TextBlock":
+            found.append(shown(block["text"]))
+        elif block.get("type") == "FactSet":
+            found.extend(f"{shown(f['title'])}: {shown(f['value'])}" for f in block["facts"])
+    return found
 
 
 def verbs(card: Mapping[str, Any]) -> list[str]:

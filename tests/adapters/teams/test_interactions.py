@@ -12,7 +12,7 @@ from botbuilder.schema.teams import TeamsChannelData, TenantInfo
 
 from adapters.emulators.base import Fault
 from bot.cards import Card
-from bot.interactions import ActionResult, Reply, Visibility
+from bot.interactions import ActionResult, Reply, Visibility, bold, link
 from bot.ports import PostedMessage
 from tests.e2e.conftest import eventually
 
@@ -56,6 +56,22 @@ async def test_a_channel_command_reaches_the_core_without_the_mention(harness: H
     # the answer goes into the thread of the command
     thread = harness.teams.state.channel("ML models").posts[0]
     assert [r.text for r in thread.replies] == ["ran: retrain model-x data=lake:7"]
+
+
+async def test_an_answer_echoing_what_was_typed_shows_it_as_written_and_keeps_handoffs_markup(harness: Harness) -> None:
+    await harness.teams.install_app()
+    run = "https://dev.azure.com/contoso/ml/_build/results?buildId=412"
+    harness.handler.reply = lambda r: Reply(
+        f"Started {link(run, 'run *412*')} for {bold('model_x')}: `{r.text}`, {r.text}"
+    )
+
+    await harness.teams.send_channel_message("retrain fix *all* the_things ~x~", channel="ML models")
+
+    [reply] = harness.teams.state.channel("ML models").posts[0].replies
+    assert reply.text == (
+        f"Started [run \\*412\\*]({run}) for **model\\_x**: `retrain fix *all* the_things ~x~`, "
+        "retrain fix \\*all\\* the\\_things \\~x\\~"
+    )
 
 
 async def test_commands_in_a_burst_are_each_answered_within_the_conversations_rate_limit(harness: Harness) -> None:
@@ -271,14 +287,18 @@ async def test_a_slow_decision_refused_in_the_end_is_told_only_to_the_person_who
     posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
     harness.integration.bot.answer_within = 0.2
     harness.handler.deciding_takes = 1.0
-    harness.handler.decide = lambda r: ActionResult(False, "Azure DevOps refused the approval: decide there.")
+    refusal = "Azure DevOps refused the approval (policy *prod_gate*): decide there."
+    harness.handler.decide = lambda r: ActionResult(False, refusal)
 
     clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"}, user="carol")
 
     assert clicked.body["type"] == "application/vnd.microsoft.activity.message"
     chat = await eventually(lambda: harness.teams.state.conversations.get("a:1personal-carol"))
     await eventually(lambda: chat.posts)
-    assert [m.text for m in chat.posts] == ["Azure DevOps refused the approval: decide there."]
+    # (what the services said is shown as written)
+    assert [m.text for m in chat.posts] == [
+        r"Azure DevOps refused the approval \(policy \*prod\_gate\*\): decide there."
+    ]
     message = harness.teams.state.message(posted.message_id)
     assert len(message.versions) == 1 and message.replies == []
 

@@ -22,7 +22,7 @@ from adapters.teams.renderer import (
 from adapters.teams.text import command_text
 from bot.cards import Action, Card, Fact, Link, Status, Step
 
-from .conftest import ALICE, ALICE_AAD, BOB, gate_card, texts, verbs
+from .conftest import ALICE, ALICE_AAD, BOB, gate_card, shown_texts, texts, verbs
 
 
 def test_a_gate_card_for_everyone_and_for_an_approver(card_validator: jsonschema.protocols.Validator) -> None:
@@ -144,6 +144,41 @@ def test_a_skipped_stage_reads_skipped_with_a_skip_symbol() -> None:
     assert shown["facts"] == [{"title": "build", "value": "✅ Succeeded"}, {"title": "qa", "value": "⏭️ Skipped"}]
 
 
+def test_text_from_outside_shows_as_written_and_handoffs_own_link_stays_a_link(
+    card_validator: jsonschema.protocols.Validator,
+) -> None:
+    run_url = "https://dev.azure.com/contoso/ml/_build/results?buildId=412"
+    card = Card(
+        title="Release fix *all* the_things",
+        status=Status.REJECTED,
+        summary="Rejected by Carol: see [click](https://evil.example)\n1. not a list\n- nor this",
+        facts=(Fact("Branch", "[main](https://evil.example)"), Fact("Requested by", "_Bob_ **Lee**")),
+        steps=(Step("# stage", Status.FAILED),),
+        links=(Link("Run #412", run_url), Link("Script", "javascript:alert(1)")),
+        context="> quoted `code`",
+    )
+
+    document = render_card(card)
+
+    card_validator.validate(document)
+    assert texts(document) == [
+        r"Release fix \*all\* the\_things",
+        "⛔ Rejected",
+        "Rejected by Carol: see \\[click\\]\\(https://evil.example\\)\n1\\. not a list\n\\- nor this",
+        "Script",
+        r"\> quoted \`code\`",
+    ]
+    facts = [fact for block in document["body"] if block["type"] == "FactSet" for fact in block["facts"]]
+    assert facts == [
+        {"title": "Branch", "value": r"\[main\]\(https://evil.example\)"},
+        {"title": "Requested by", "value": r"\_Bob\_ \*\*Lee\*\*"},
+        {"title": r"\# stage", "value": "❌ Failed"},
+    ]
+    assert shown_texts(document)[0] == card.title  # what Teams shows, once it reads the escapes
+    # the link Handoff gives is a button that opens it; one to a script is its label only
+    assert document["actions"] == [{"type": "Action.OpenUrl", "title": "Run #412", "url": run_url}]
+
+
 def test_a_compact_card_keeps_its_buttons_and_stays_valid(card_validator: jsonschema.protocols.Validator) -> None:
     full = replace(
         gate_card(),
@@ -195,8 +230,7 @@ def test_a_huge_card_is_shortened_visibly_and_stays_valid(card_validator: jsonsc
     for document in (render_card(card), render_card(card, viewer_ids=(ALICE,))):
         assert card_size(document) <= MAX_CARD_BYTES
         card_validator.validate(document)
-        body_text = json.dumps(document["body"], ensure_ascii=False)
-        assert "… (truncated)" in body_text
+        assert "… (truncated)" in "\n".join(shown_texts(document))
         assert TRUNCATION_NOTE in texts(document)[-1]
     assert verbs(render_card(card, viewer_ids=(ALICE,))) == ["retry"]
     # what the refresh carries renders the same again (the note is part of the shortened card)
