@@ -533,6 +533,20 @@ EventKind = Literal[
 KINDS_WITHOUT_OUTCOME = frozenset({"model_registered", "model_deployed", "data_arrived", "code_pushed"})
 
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def _actor_email(identity: str) -> str:
+    if not _EMAIL.match(identity.strip()):
+        raise ValueError("expected an email; a bare name matches nobody")
+    return identity
+
+
+ActorEmail = Annotated[str, AfterValidator(_actor_email)]
+"""Who caused an event, as an actor filter names them: an email (``me`` is typed in chat, and stands for the
+email of whoever subscribes)."""
+
+
 class SubscriptionFilters(Section):
     """Which events a subscription takes. Every filter narrows; an empty filter matches everything."""
 
@@ -545,8 +559,8 @@ class SubscriptionFilters(Section):
     environments: list[str] = Field(default_factory=list)
     models: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
-    actors_include: list[str] = Field(default_factory=list)
-    actors_exclude: list[str] = Field(default_factory=list)
+    actors_include: list[ActorEmail] = Field(default_factory=list)
+    actors_exclude: list[ActorEmail] = Field(default_factory=list)
     text_include: list[str] = Field(default_factory=list)
     text_exclude: list[str] = Field(default_factory=list)
     # at most one new card per repeat key (the same pipeline failing again, ...) in this long; the repeats
@@ -600,6 +614,11 @@ def subscription_filter_problems(filters: Mapping[str, Any]) -> list[str]:
                 close = difflib.get_close_matches(str(item["input"]), choices, n=1, cutoff=0.6)
                 hint = f"; did you mean `{close[0]}`?" if close else ""
                 problems.append(f"`{key}`: `{item['input']}` is not one of {', '.join(choices)}{hint}")
+            elif key in ("actors_include", "actors_exclude") and len(item["loc"]) > 1:
+                problems.append(
+                    f"`{key}`: `{item['input']}` is a bare name, which matches nobody: "
+                    "write their email, or me for yourself"
+                )
             else:
                 problems.append(f"`{key}`: {item['msg'].removeprefix('Value error, ')}")
         return problems

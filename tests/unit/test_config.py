@@ -441,3 +441,16 @@ def test_an_apps_owners_take_the_people_forms_a_roles_members_do() -> None:
         "apps.app-y.owners[1]: expected an email, aad:<object id>, slack:<user id> or teams:<user id>; "
         "a bare name matches nobody"
     ]
+
+
+def test_an_actor_filter_takes_emails_since_a_bare_name_matches_nobody() -> None:
+    raw = example()
+    raw["subscriptions"][0]["actors_include"] = ["dana@contoso.com", "dana"]
+    raw["subscriptions"][0]["actors_exclude"] = ["me"]
+    assert problems(raw) == [
+        "subscriptions[0].actors_include[1]: expected an email; a bare name matches nobody",
+        "subscriptions[0].actors_exclude[0]: expected an email; a bare name matches nobody",
+    ]
+    raw["subscriptions"][0]["actors_include"] = ["Dana@Contoso.com"]
+    raw["subscriptions"][0]["actors_exclude"] = []
+    assert parse_settings(raw, {}).subscriptions[0].actors_include == ["Dana@Contoso.com"]
