@@ -911,9 +911,11 @@ def _validation_problems(
             continue
         message = item["msg"].removeprefix("Value error, ")
         path = _format_loc(loc)
-        if item["type"] not in ("value_error", "missing"):
-            written = sources.get(path)
-            message += f" (from {written})" if written is not None else f" (got {item.get('input')!r})"
+        written = sources.get(path)
+        if written is not None and item["type"] != "missing":
+            message += f" (from {written})"
+        elif item["type"] not in ("value_error", "missing"):
+            message += f" (got {item.get('input')!r})"
         problems.append(ConfigProblem(path, message))
     return problems
 

@@ -454,3 +454,22 @@ def test_an_actor_filter_takes_emails_since_a_bare_name_matches_nobody() -> None
     raw["subscriptions"][0]["actors_include"] = ["Dana@Contoso.com"]
     raw["subscriptions"][0]["actors_exclude"] = []
     assert parse_settings(raw, {}).subscriptions[0].actors_include == ["Dana@Contoso.com"]
+
+
+def test_every_value_from_the_environment_that_is_refused_names_its_variable() -> None:
+    raw = example()
+    raw["server"]["public_url"] = "${PUB:-ftp://handoff.contoso.com}"
+    raw["server"]["shutdown_timeout"] = "${GRACE}"
+    raw["slack"]["api_base_url"] = "${SLACK_API}"
+    raw["azure_devops"]["organization_url"] = "${ADO_ORG}"
+    raw["gates"]["default"]["expire_after"] = "${EXPIRE:-0}"
+    environ = {"GRACE": "soon", "SLACK_API": "slack.com/api", "ADO_ORG": "http://dev.azure.com/contoso"}
+    url_problem = "expected an absolute URL starting with https:// (or http:// for an emulator)"
+    assert problems(raw, environ) == [
+        f"server.public_url: {url_problem} (from ${{PUB:-ftp://handoff.contoso.com}})",
+        "server.shutdown_timeout: expected a duration such as 30s, 15m, 4h, 7d or a number of seconds (from ${GRACE})",
+        f"slack.api_base_url: {url_problem} (from ${{SLACK_API}})",
+        "azure_devops.organization_url: must be https (plain http only for an emulator on this machine: "
+        "127.0.0.1, ::1 or localhost) (from ${ADO_ORG})",
+        "gates.default.expire_after: must be longer than 0 (from ${EXPIRE:-0})",
+    ]
