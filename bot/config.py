@@ -893,6 +893,26 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+# Pydantic's words for a value of the wrong shape, which name its classes, in the words of the file.
+_SHAPES = {
+    "model_type": "expected a mapping of settings",
+    "model_attributes_type": "expected a mapping of settings",
+    "dict_type": "expected a mapping",
+    "list_type": "expected a list",
+    "string_type": "expected text",
+}
+
+
+def _in_our_words(kind: str, message: str, loc: tuple[Any, ...]) -> str:
+    """What pydantic says of a value, in the words of the configuration file."""
+    if kind == "missing":
+        parent = loc[:-1]
+        if len(parent) == 1:
+            return f"missing (required when {parent[0]} is configured)"
+        return f"missing (required in {_format_loc(parent)})" if parent else "missing"
+    return _SHAPES.get(kind, message.removeprefix("Value error, "))
+
+
 def _validation_problems(
     error: ValidationError, sources: Mapping[str, str], key_lines: Mapping[str, int]
 ) -> list[ConfigProblem]:
@@ -909,7 +929,7 @@ def _validation_problems(
             said += [f"did you mean {close!r}?"] if close is not None else []
             problems.append(ConfigProblem(path, f"unknown key ({'; '.join(said)})" if said else "unknown key"))
             continue
-        message = item["msg"].removeprefix("Value error, ")
+        message = _in_our_words(item["type"], item["msg"], loc)
         path = _format_loc(loc)
         written = sources.get(path)
         if written is not None and item["type"] != "missing":

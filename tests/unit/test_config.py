@@ -473,3 +473,15 @@ def test_every_value_from_the_environment_that_is_refused_names_its_variable() -
         "127.0.0.1, ::1 or localhost) (from ${ADO_ORG})",
         "gates.default.expire_after: must be longer than 0 (from ${EXPIRE:-0})",
     ]
+
+
+def test_a_value_of_the_wrong_shape_or_a_missing_key_is_told_in_the_files_words() -> None:
+    assert problems({"server": 5, "subscriptions": [{"events": ["run"]}], "channels": 5}) == [
+        "server: expected a mapping of settings (got 5)",
+        "channels: expected a mapping (got 5)",
+        "subscriptions[0].channel: missing (required in subscriptions[0])",
+    ]
+    assert problems({"slack": {"oauth": {"client_id": "1.2"}}}) == [
+        "slack.signing_secret: missing (required when slack is configured)",
+        "slack.oauth.client_secret: missing (required in slack.oauth)",
+    ]
