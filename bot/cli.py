@@ -22,6 +22,7 @@ HIGHEST_PORT = 65535
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
+EXIT_USAGE = 2  # as argparse exits on a command line it cannot use
 EXIT_UNAVAILABLE = 3
 EXIT_FAILED = 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
@@ -434,5 +435,5 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return _doctor(args.config)
     if args.command == "db" and args.db_command == "upgrade":
         return _db_upgrade(args.config)
-    parser.print_help()
-    return EXIT_OK
+    parser.print_help(sys.stderr)  # no command: nothing was done, as for `handoff connect` alone
+    return EXIT_USAGE

@@ -59,6 +59,14 @@ def test_version_and_help() -> None:
         assert result.returncode == 0 and "--config" in result.stdout
 
 
+def test_handoff_without_a_command_shows_the_commands_and_fails_as_a_usage_error() -> None:
+    for command in ([], ["db"]):
+        result = run(*command)
+        assert result.returncode == 2, command
+        assert "usage: handoff" in result.stderr and result.stdout == ""
+    assert "check" in run().stderr and "doctor" in run().stderr
+
+
 def test_demo_help_gives_the_defaults() -> None:
     result = run("demo", "--help")
     said = " ".join(result.stdout.split())  # (argparse wraps to the terminal's width)
