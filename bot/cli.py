@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import sys
@@ -216,9 +217,24 @@ def _serve(config: str, host: str | None, port: int | None) -> int:
     except StoreUrlUnreadable as error:
         print(f"handoff serve: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    except (OSError, StoreNotUsable) as error:
+    except OSError as error:
+        said = str(error)
+        if error.errno == errno.EADDRINUSE:
+            where = _address(host or settings.server.host, settings.server.port if port is None else port)
+            said = (
+                f"{where} is already in use: stop what listens there, or choose another port "
+                "(--port, or server.port in the configuration)"
+            )
+        print(f"handoff serve: cannot start: {said}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except StoreNotUsable as error:
         print(f"handoff serve: cannot start: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+
+
+def _address(host: str, port: int) -> str:
+    """``host:port`` as a person types it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _db_upgrade(config: str) -> int:
@@ -259,7 +275,13 @@ def _demo(port: int, data_dir: str, no_browser: bool, scenario: bool) -> int:
     try:
         return asyncio.run(run_demo(port, Path(data_dir), not no_browser, scenario))
     except OSError as error:
-        print(f"handoff demo: cannot start: {error}", file=sys.stderr)
+        said = str(error)
+        if error.errno == errno.EADDRINUSE:  # (the demo serves on this machine only)
+            said = (
+                f"{_address('127.0.0.1', port)} is already in use (a demo already running?): "
+                "--port 0 picks a free port, or stop what listens there"
+            )
+        print(f"handoff demo: cannot start: {said}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
 

@@ -604,9 +604,23 @@ def test_serve_on_a_port_in_use_says_so_and_leaves_nothing_open(tmp_path: Path) 
         port = str(taken.getsockname()[1])
         result = run("serve", "--config", str(path), "--port", port, env=env)
     assert result.returncode == 3
-    assert "handoff serve: cannot start:" in result.stderr and "address already in use" in result.stderr
+    assert f"handoff serve: cannot start: 127.0.0.1:{port} is already in use: stop what listens there, or " in (
+        result.stderr
+    )
+    assert "choose another port (--port, or server.port in the configuration)" in result.stderr
     assert "Unclosed" not in result.stderr and "ERROR" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_demo_on_a_port_in_use_names_it_and_says_how_to_get_a_free_one(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run("demo", "--port", str(port), "--no-browser", "--data-dir", str(tmp_path), env=clean_env())
+    assert result.returncode == 3
+    assert f"handoff demo: cannot start: 127.0.0.1:{port} is already in use" in result.stderr
+    assert "--port 0 picks a free port" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("after", [1.0, "started"])
