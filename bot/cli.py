@@ -191,10 +191,19 @@ def _load(config: str, *, require_secrets: bool = True) -> object:
 
 
 def _check(config: str) -> int:
+    from bot.config import Settings
+    from bot.config_warnings import placeholder_warnings
+
     settings = _load(config)
-    if settings is None:
+    if not isinstance(settings, Settings):
         return EXIT_CONFIG
-    print(f"{config}: OK")
+    warnings = placeholder_warnings(settings)
+    if not warnings:
+        print(f"{config}: OK")
+        return EXIT_OK
+    # (serve starts with them: they are warnings, not problems)
+    print(f"{config}: OK, with {len(warnings)} warning(s)")
+    print("\n".join(f"  - warning: {warning}" for warning in warnings))
     return EXIT_OK
 
 

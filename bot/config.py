@@ -380,7 +380,7 @@ class TeamsSettings(Integration):
     def _app_id_is_a_guid(cls, value: str) -> str:
         if value and not _GUID.match(value.strip()):
             raise ValueError(
-                "expected the Azure Bot's Microsoft App ID, a GUID such as 00000000-0000-0000-0000-000000000000 "
+                "expected the Azure Bot's Microsoft App ID, a GUID such as 5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b "
                 "(or empty, with allow_unauthenticated: true, for local use)"
             )
         return value

@@ -74,10 +74,31 @@ def test_demo_help_gives_the_defaults() -> None:
     assert "port for everything (default: 3978; 0: a free one)" in said
 
 
-def test_check_accepts_the_example() -> None:
+def test_check_accepts_the_example_and_warns_of_its_placeholders(tmp_path: Path) -> None:
     result = run("check", "--config", str(EXAMPLE), env=clean_env())
     assert result.returncode == 0, result.stderr
-    assert "OK" in result.stdout
+    assert result.stdout.splitlines() == [
+        f"{EXAMPLE}: OK, with 1 warning(s)",
+        "  - warning: server.public_url: still the example's placeholder host handoff.example.com: set it to "
+        "Handoff's own public https URL (slack-manifest and teams-package refuse it, connect would point hooks "
+        "there, doctor fails on it)",
+    ]
+    teams_on = config_copy(tmp_path, teams__enabled=True)
+    result = run("check", "--config", str(teams_on), env=clean_env(MICROSOFT_APP_PASSWORD="app-password"))
+    assert result.returncode == 0, result.stderr
+    assert "  - warning: teams.app_id: still the example's all-zero placeholder: set it to the Azure Bot's " in (
+        result.stdout
+    )
+    assert "OK, with 2 warning(s)" in result.stdout
+    path = config_copy(
+        tmp_path,
+        teams__enabled=True,
+        teams__app_id="5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+        server__public_url="https://handoff.contoso.com",
+    )
+    result = run("check", "--config", str(path), env=clean_env(MICROSOFT_APP_PASSWORD="app-password"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{path}: OK\n"
 
 
 def test_check_names_every_problem(tmp_path: Path) -> None:

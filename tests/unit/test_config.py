@@ -387,7 +387,7 @@ def test_values_that_would_fail_later_are_refused_now() -> None:
         "server.shutdown_timeout: must not be negative",
         f"slack.api_base_url: {url_problem}",
         "teams.app_id: expected the Azure Bot's Microsoft App ID, a GUID such as "
-        "00000000-0000-0000-0000-000000000000 (or empty, with allow_unauthenticated: true, for local use)",
+        "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b (or empty, with allow_unauthenticated: true, for local use)",
         f"azure_devops.organization_url: {url_problem}",
         f"azure_ml.endpoint: {url_problem}",
         "gates.default.expire_after: must be longer than 0",
