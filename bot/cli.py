@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import sys
@@ -22,6 +23,7 @@ HIGHEST_PORT = 65535
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
+EXIT_USAGE = 2  # as argparse exits on a command line it cannot use
 EXIT_UNAVAILABLE = 3
 EXIT_FAILED = 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
@@ -189,10 +191,19 @@ def _load(config: str, *, require_secrets: bool = True) -> object:
 
 
 def _check(config: str) -> int:
+    from bot.config import Settings
+    from bot.config_warnings import placeholder_warnings
+
     settings = _load(config)
-    if settings is None:
+    if not isinstance(settings, Settings):
         return EXIT_CONFIG
-    print(f"{config}: OK")
+    warnings = placeholder_warnings(settings)
+    if not warnings:
+        print(f"{config}: OK")
+        return EXIT_OK
+    # (serve starts with them: they are warnings, not problems)
+    print(f"{config}: OK, with {len(warnings)} warning(s)")
+    print("\n".join(f"  - warning: {warning}" for warning in warnings))
     return EXIT_OK
 
 
@@ -215,9 +226,24 @@ def _serve(config: str, host: str | None, port: int | None) -> int:
     except StoreUrlUnreadable as error:
         print(f"handoff serve: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    except (OSError, StoreNotUsable) as error:
+    except OSError as error:
+        said = str(error)
+        if error.errno == errno.EADDRINUSE:
+            where = _address(host or settings.server.host, settings.server.port if port is None else port)
+            said = (
+                f"{where} is already in use: stop what listens there, or choose another port "
+                "(--port, or server.port in the configuration)"
+            )
+        print(f"handoff serve: cannot start: {said}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except StoreNotUsable as error:
         print(f"handoff serve: cannot start: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+
+
+def _address(host: str, port: int) -> str:
+    """``host:port`` as a person types it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _db_upgrade(config: str) -> int:
@@ -258,7 +284,13 @@ def _demo(port: int, data_dir: str, no_browser: bool, scenario: bool) -> int:
     try:
         return asyncio.run(run_demo(port, Path(data_dir), not no_browser, scenario))
     except OSError as error:
-        print(f"handoff demo: cannot start: {error}", file=sys.stderr)
+        said = str(error)
+        if error.errno == errno.EADDRINUSE:  # (the demo serves on this machine only)
+            said = (
+                f"{_address('127.0.0.1', port)} is already in use (a demo already running?): "
+                "--port 0 picks a free port, or stop what listens there"
+            )
+        print(f"handoff demo: cannot start: {said}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
 
@@ -434,5 +466,5 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return _doctor(args.config)
     if args.command == "db" and args.db_command == "upgrade":
         return _db_upgrade(args.config)
-    parser.print_help()
-    return EXIT_OK
+    parser.print_help(sys.stderr)  # no command: nothing was done, as for `handoff connect` alone
+    return EXIT_USAGE

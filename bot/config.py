@@ -380,7 +380,7 @@ class TeamsSettings(Integration):
     def _app_id_is_a_guid(cls, value: str) -> str:
         if value and not _GUID.match(value.strip()):
             raise ValueError(
-                "expected the Azure Bot's Microsoft App ID, a GUID such as 00000000-0000-0000-0000-000000000000 "
+                "expected the Azure Bot's Microsoft App ID, a GUID such as 5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b "
                 "(or empty, with allow_unauthenticated: true, for local use)"
             )
         return value
@@ -533,6 +533,20 @@ EventKind = Literal[
 KINDS_WITHOUT_OUTCOME = frozenset({"model_registered", "model_deployed", "data_arrived", "code_pushed"})
 
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def _actor_email(identity: str) -> str:
+    if not _EMAIL.match(identity.strip()):
+        raise ValueError("expected an email; a bare name matches nobody")
+    return identity
+
+
+ActorEmail = Annotated[str, AfterValidator(_actor_email)]
+"""Who caused an event, as an actor filter names them: an email (``me`` is typed in chat, and stands for the
+email of whoever subscribes)."""
+
+
 class SubscriptionFilters(Section):
     """Which events a subscription takes. Every filter narrows; an empty filter matches everything."""
 
@@ -545,8 +559,8 @@ class SubscriptionFilters(Section):
     environments: list[str] = Field(default_factory=list)
     models: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
-    actors_include: list[str] = Field(default_factory=list)
-    actors_exclude: list[str] = Field(default_factory=list)
+    actors_include: list[ActorEmail] = Field(default_factory=list)
+    actors_exclude: list[ActorEmail] = Field(default_factory=list)
     text_include: list[str] = Field(default_factory=list)
     text_exclude: list[str] = Field(default_factory=list)
     # at most one new card per repeat key (the same pipeline failing again, ...) in this long; the repeats
@@ -600,6 +614,11 @@ def subscription_filter_problems(filters: Mapping[str, Any]) -> list[str]:
                 close = difflib.get_close_matches(str(item["input"]), choices, n=1, cutoff=0.6)
                 hint = f"; did you mean `{close[0]}`?" if close else ""
                 problems.append(f"`{key}`: `{item['input']}` is not one of {', '.join(choices)}{hint}")
+            elif key in ("actors_include", "actors_exclude") and len(item["loc"]) > 1:
+                problems.append(
+                    f"`{key}`: `{item['input']}` is a bare name, which matches nobody: "
+                    "write their email, or me for yourself"
+                )
             else:
                 problems.append(f"`{key}`: {item['msg'].removeprefix('Value error, ')}")
         return problems
@@ -874,6 +893,26 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+# Pydantic's words for a value of the wrong shape, which name its classes, in the words of the file.
+_SHAPES = {
+    "model_type": "expected a mapping of settings",
+    "model_attributes_type": "expected a mapping of settings",
+    "dict_type": "expected a mapping",
+    "list_type": "expected a list",
+    "string_type": "expected text",
+}
+
+
+def _in_our_words(kind: str, message: str, loc: tuple[Any, ...]) -> str:
+    """What pydantic says of a value, in the words of the configuration file."""
+    if kind == "missing":
+        parent = loc[:-1]
+        if len(parent) == 1:
+            return f"missing (required when {parent[0]} is configured)"
+        return f"missing (required in {_format_loc(parent)})" if parent else "missing"
+    return _SHAPES.get(kind, message.removeprefix("Value error, "))
+
+
 def _validation_problems(
     error: ValidationError, sources: Mapping[str, str], key_lines: Mapping[str, int]
 ) -> list[ConfigProblem]:
@@ -890,11 +929,13 @@ def _validation_problems(
             said += [f"did you mean {close!r}?"] if close is not None else []
             problems.append(ConfigProblem(path, f"unknown key ({'; '.join(said)})" if said else "unknown key"))
             continue
-        message = item["msg"].removeprefix("Value error, ")
+        message = _in_our_words(item["type"], item["msg"], loc)
         path = _format_loc(loc)
-        if item["type"] not in ("value_error", "missing"):
-            written = sources.get(path)
-            message += f" (from {written})" if written is not None else f" (got {item.get('input')!r})"
+        written = sources.get(path)
+        if written is not None and item["type"] != "missing":
+            message += f" (from {written})"
+        elif item["type"] not in ("value_error", "missing"):
+            message += f" (got {item.get('input')!r})"
         problems.append(ConfigProblem(path, message))
     return problems
 

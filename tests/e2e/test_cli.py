@@ -59,6 +59,14 @@ def test_version_and_help() -> None:
         assert result.returncode == 0 and "--config" in result.stdout
 
 
+def test_handoff_without_a_command_shows_the_commands_and_fails_as_a_usage_error() -> None:
+    for command in ([], ["db"]):
+        result = run(*command)
+        assert result.returncode == 2, command
+        assert "usage: handoff" in result.stderr and result.stdout == ""
+    assert "check" in run().stderr and "doctor" in run().stderr
+
+
 def test_demo_help_gives_the_defaults() -> None:
     result = run("demo", "--help")
     said = " ".join(result.stdout.split())  # (argparse wraps to the terminal's width)
@@ -66,10 +74,31 @@ def test_demo_help_gives_the_defaults() -> None:
     assert "port for everything (default: 3978; 0: a free one)" in said
 
 
-def test_check_accepts_the_example() -> None:
+def test_check_accepts_the_example_and_warns_of_its_placeholders(tmp_path: Path) -> None:
     result = run("check", "--config", str(EXAMPLE), env=clean_env())
     assert result.returncode == 0, result.stderr
-    assert "OK" in result.stdout
+    assert result.stdout.splitlines() == [
+        f"{EXAMPLE}: OK, with 1 warning(s)",
+        "  - warning: server.public_url: still the example's placeholder host handoff.example.com: set it to "
+        "Handoff's own public https URL (slack-manifest and teams-package refuse it, connect would point hooks "
+        "there, doctor fails on it)",
+    ]
+    teams_on = config_copy(tmp_path, teams__enabled=True)
+    result = run("check", "--config", str(teams_on), env=clean_env(MICROSOFT_APP_PASSWORD="app-password"))
+    assert result.returncode == 0, result.stderr
+    assert "  - warning: teams.app_id: still the example's all-zero placeholder: set it to the Azure Bot's " in (
+        result.stdout
+    )
+    assert "OK, with 2 warning(s)" in result.stdout
+    path = config_copy(
+        tmp_path,
+        teams__enabled=True,
+        teams__app_id="5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+        server__public_url="https://handoff.contoso.com",
+    )
+    result = run("check", "--config", str(path), env=clean_env(MICROSOFT_APP_PASSWORD="app-password"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{path}: OK\n"
 
 
 def test_check_names_every_problem(tmp_path: Path) -> None:
@@ -596,9 +625,23 @@ def test_serve_on_a_port_in_use_says_so_and_leaves_nothing_open(tmp_path: Path) 
         port = str(taken.getsockname()[1])
         result = run("serve", "--config", str(path), "--port", port, env=env)
     assert result.returncode == 3
-    assert "handoff serve: cannot start:" in result.stderr and "address already in use" in result.stderr
+    assert f"handoff serve: cannot start: 127.0.0.1:{port} is already in use: stop what listens there, or " in (
+        result.stderr
+    )
+    assert "choose another port (--port, or server.port in the configuration)" in result.stderr
     assert "Unclosed" not in result.stderr and "ERROR" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_demo_on_a_port_in_use_names_it_and_says_how_to_get_a_free_one(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run("demo", "--port", str(port), "--no-browser", "--data-dir", str(tmp_path), env=clean_env())
+    assert result.returncode == 3
+    assert f"handoff demo: cannot start: 127.0.0.1:{port} is already in use" in result.stderr
+    assert "--port 0 picks a free port" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("after", [1.0, "started"])

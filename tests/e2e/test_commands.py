@@ -1129,6 +1129,13 @@ async def test_a_slack_channel_handoff_was_removed_from_gets_nothing_until_it_is
         assert await removed() is gone, kind
 
 
+async def test_a_bare_name_in_a_people_filter_is_refused_since_it_matches_nobody(loop: Loop) -> None:
+    person = Person(loop, "slack", "bob", "app-releases")
+    answer = await person.say("subscribe events=run actors_include=me,dana", "Nothing was subscribed")
+    assert "`actors_include`: `dana` is a bare name, which matches nobody: write their email, or me" in answer
+    assert await loop.server.store.list_subscriptions() == []
+
+
 @pytest.mark.parametrize("platform", ["slack", "teams"])
 async def test_me_in_a_people_filter_is_whoever_subscribes(loop: Loop, platform: str) -> None:
     person = Person(loop, platform, "bob", "app-releases")

@@ -387,7 +387,7 @@ def test_values_that_would_fail_later_are_refused_now() -> None:
         "server.shutdown_timeout: must not be negative",
         f"slack.api_base_url: {url_problem}",
         "teams.app_id: expected the Azure Bot's Microsoft App ID, a GUID such as "
-        "00000000-0000-0000-0000-000000000000 (or empty, with allow_unauthenticated: true, for local use)",
+        "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b (or empty, with allow_unauthenticated: true, for local use)",
         f"azure_devops.organization_url: {url_problem}",
         f"azure_ml.endpoint: {url_problem}",
         "gates.default.expire_after: must be longer than 0",
@@ -440,4 +440,48 @@ def test_an_apps_owners_take_the_people_forms_a_roles_members_do() -> None:
     assert problems(raw) == [
         "apps.app-y.owners[1]: expected an email, aad:<object id>, slack:<user id> or teams:<user id>; "
         "a bare name matches nobody"
+    ]
+
+
+def test_an_actor_filter_takes_emails_since_a_bare_name_matches_nobody() -> None:
+    raw = example()
+    raw["subscriptions"][0]["actors_include"] = ["dana@contoso.com", "dana"]
+    raw["subscriptions"][0]["actors_exclude"] = ["me"]
+    assert problems(raw) == [
+        "subscriptions[0].actors_include[1]: expected an email; a bare name matches nobody",
+        "subscriptions[0].actors_exclude[0]: expected an email; a bare name matches nobody",
+    ]
+    raw["subscriptions"][0]["actors_include"] = ["Dana@Contoso.com"]
+    raw["subscriptions"][0]["actors_exclude"] = []
+    assert parse_settings(raw, {}).subscriptions[0].actors_include == ["Dana@Contoso.com"]
+
+
+def test_every_value_from_the_environment_that_is_refused_names_its_variable() -> None:
+    raw = example()
+    raw["server"]["public_url"] = "${PUB:-ftp://handoff.contoso.com}"
+    raw["server"]["shutdown_timeout"] = "${GRACE}"
+    raw["slack"]["api_base_url"] = "${SLACK_API}"
+    raw["azure_devops"]["organization_url"] = "${ADO_ORG}"
+    raw["gates"]["default"]["expire_after"] = "${EXPIRE:-0}"
+    environ = {"GRACE": "soon", "SLACK_API": "slack.com/api", "ADO_ORG": "http://dev.azure.com/contoso"}
+    url_problem = "expected an absolute URL starting with https:// (or http:// for an emulator)"
+    assert problems(raw, environ) == [
+        f"server.public_url: {url_problem} (from ${{PUB:-ftp://handoff.contoso.com}})",
+        "server.shutdown_timeout: expected a duration such as 30s, 15m, 4h, 7d or a number of seconds (from ${GRACE})",
+        f"slack.api_base_url: {url_problem} (from ${{SLACK_API}})",
+        "azure_devops.organization_url: must be https (plain http only for an emulator on this machine: "
+        "127.0.0.1, ::1 or localhost) (from ${ADO_ORG})",
+        "gates.default.expire_after: must be longer than 0 (from ${EXPIRE:-0})",
+    ]
+
+
+def test_a_value_of_the_wrong_shape_or_a_missing_key_is_told_in_the_files_words() -> None:
+    assert problems({"server": 5, "subscriptions": [{"events": ["run"]}], "channels": 5}) == [
+        "server: expected a mapping of settings (got 5)",
+        "channels: expected a mapping (got 5)",
+        "subscriptions[0].channel: missing (required in subscriptions[0])",
+    ]
+    assert problems({"slack": {"oauth": {"client_id": "1.2"}}}) == [
+        "slack.signing_secret: missing (required when slack is configured)",
+        "slack.oauth.client_secret: missing (required in slack.oauth)",
     ]
