@@ -130,7 +130,9 @@ MAX_KEY_LENGTH = 400
 
 def bounded_key(key: str) -> str:
     """``key``, or, when it is longer than the store keeps, its start and a hash of all of it (a blob path
-    may be 1,024 characters long)."""
+    may be 1,024 characters long); without NUL characters, which PostgreSQL cannot store."""
+    if "\x00" in key:
+        key = key.replace("\x00", "")
     if len(key) <= MAX_KEY_LENGTH:
         return key
     digest = hashlib.sha256(key.encode()).hexdigest()

@@ -102,6 +102,8 @@ GROUP_MENTION_LIMIT = 10
 _UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
 # What an approval card says when Azure DevOps bars Handoff's own identity from deciding it.
 HANDOFF_BARRED = "Handoff started this run, so Azure DevOps lets only people decide it: decide in Azure DevOps."
+# The statuses of a training run's card that tells how the run ended.
+_TRAINING_ENDED = frozenset({Status.SUCCEEDED.value, Status.FAILED.value, Status.CANCELED.value})
 # The statuses of a card that tells how things ended.
 _ENDED = frozenset(
     {
@@ -1077,7 +1079,7 @@ def _with_deployments(card: Card, state: State) -> Card:
 def _merge_single(state: State | None, event: DomainEvent) -> Merge:
     card = _single_card(event)
     new: State = {"type": event.kind, "occurred": event.occurred_at.isoformat(), "card": card.to_json()}
-    if state and "occurred" in state and _drawn_after(state, new):
+    if state and "occurred" in state and _kept(state, new, event):
         return Merge(state, False)
     if isinstance(event, TrainingRunFinished) and (by := event.canceled_by or (state or {}).get("canceled_by")):
         # who canceled the job from chat (Handoff's own event): Azure ML's later events of it do not say
@@ -1109,6 +1111,23 @@ def _training_failure_reply(event: TrainingRunFinished, asked_by: State | None) 
         links=(Link("Open", event.web_url),) if event.web_url else (),
         mentions=(Mention(asked_by["name"], asked_by["email"]),) if asked_by else (),
     )
+
+
+def _kept(shown: State, new: State, event: DomainEvent) -> bool:
+    """Whether the card shown stays over the new event's: :func:`_drawn_after`, except that a training run
+    that ended never goes back to going (Azure ML may stamp a late Running after the Failed), and its
+    ending is shown whenever it arrives."""
+    if isinstance(event, TrainingRunFinished) and shown.get("type") == event.kind:
+        shown_ended, new_ended = _training_ended(shown["card"]), event.outcome is not None
+        if shown_ended != new_ended:
+            return shown_ended
+    return _drawn_after(shown, new)
+
+
+def _training_ended(card: State) -> bool:
+    """Whether a training run's card tells how the run ended (a cancel requested reads canceled, with
+    Azure ML's own word for it as a fact, while the run goes on)."""
+    return card.get("status") in _TRAINING_ENDED and not any(f.get("label") == "Status" for f in card.get("facts", ()))
 
 
 def _drawn_after(shown: State, new: State) -> bool:

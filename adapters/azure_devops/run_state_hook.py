@@ -119,6 +119,7 @@ class _Hook(msgspec.Struct, rename="camel"):
 
 
 _DECODER = msgspec.json.Decoder(_Hook)
+_NUL_ESCAPE = b"\\u0000"  # how JSON writes a NUL character (never a raw byte)
 _NO_LINKS = _Links()
 _NO_PIPELINE = _Pipeline()
 
@@ -225,7 +226,7 @@ def _event(hook: _Hook) -> RunStateChanged:
 
 def read_run_state_changed(body: bytes) -> RunStateChanged | None:
     """The event in a run-state-changed delivery of the usual shape; None for any other body."""
-    if _MARK not in body:
+    if _MARK not in body or _NUL_ESCAPE in body:  # the general parser drops NUL characters from the text
         return None
     try:
         hook = _DECODER.decode(body)

@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote, urlsplit
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, SystemEventNames
 
-from adapters.web.payloads import Fields, PayloadError
+from adapters.web.payloads import Fields, PayloadError, without_nul
 from bot.config import AzureMLSettings, DataLakePath, EventGridSettings
 from bot.events import (
     DataArrived,
@@ -261,7 +261,8 @@ def _model_registered(envelope: Envelope, data: Fields) -> DomainEvent:
 def _model_ids(data: Fields) -> tuple[str, ...]:
     value = data.get("modelIds")
     if isinstance(value, list):
-        return tuple(str(item).strip() for item in value if isinstance(item, str | int) and str(item).strip())
+        ids = (without_nul(str(item)).strip() for item in value if isinstance(item, str | int))
+        return tuple(model_id for model_id in ids if model_id)
     text = data.text("modelIds") or ""
     return tuple(part.strip() for part in text.split(",") if part.strip())
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from adapters.sql.base import SqlBase, must_utc
+from adapters.sql.base import SqlBase, must_utc, storable
 from adapters.sql.retention import forget_rows
 from adapters.sql.tables import audit_log
 from bot.records import AuditEntry
@@ -35,13 +35,13 @@ class SqlAuditLog(SqlBase):
                 insert(audit_log)
                 .values(
                     at=entry.at,
-                    actor=entry.actor,
+                    actor=storable(entry.actor),
                     action=entry.action,
-                    target=entry.target,
-                    outcome=entry.outcome,
+                    target=storable(entry.target),
+                    outcome=storable(entry.outcome),
                     platform=entry.platform,
-                    conversation=entry.conversation,
-                    comment=entry.comment,
+                    conversation=storable(entry.conversation),
+                    comment=storable(entry.comment),
                     details=entry.details,
                 )
                 .returning(audit_log.c.id)

@@ -25,6 +25,12 @@ class SqlBase:
         return self.dialect == "postgresql"
 
 
+def storable(text: str) -> str:
+    """``text`` without NUL characters, which PostgreSQL cannot store in a text column (SQLite could, but
+    both stores keep the same)."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 def utc(value: datetime | None) -> datetime | None:
     """SQLite returns naive datetimes; Handoff only deals in UTC."""
     if value is None:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from adapters.sql.base import SqlBase, insert_unless_present, must_utc, utc
+from adapters.sql.base import SqlBase, insert_unless_present, must_utc, storable, utc
 from adapters.sql.retention import FORGET_CHUNK, forget_in_chunks
 from adapters.sql.tables import gate_decisions, gates
 from bot.records import Gate, GateDecision, GateState, JsonObject
@@ -46,8 +46,8 @@ class SqlGateStore(SqlBase):
         values = {
             "gate_id": gate.gate_id,
             "source": gate.source,
-            "external_id": gate.external_id,
-            "title": gate.title,
+            "external_id": storable(gate.external_id),
+            "title": storable(gate.title),
             "state": gate.state.value,
             "version": gate.version,
             "created_at": gate.created_at,
@@ -93,10 +93,10 @@ class SqlGateStore(SqlBase):
                 await conn.execute(
                     insert(gate_decisions).values(
                         gate_id=gate_id,
-                        actor=decision.actor,
+                        actor=storable(decision.actor),
                         platform=decision.platform,
                         decision=decision.decision,
-                        comment=decision.comment,
+                        comment=storable(decision.comment),
                         at=decision.at,
                     )
                 )

@@ -43,6 +43,7 @@ from .references import StoredReference
 from .registry import ConversationRegistry
 from .renderer import render_card, with_mentions
 from .sending import Pacer, delivery_failure
+from .text import truncate
 
 if TYPE_CHECKING:
     from .graph import GraphMessages
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 log = logging.getLogger("handoff.teams")
+
+# The notification text beside the card. Bounded: the card is kept under MAX_CARD_BYTES, and the summary,
+# even of characters JSON escapes to 12 bytes each, must leave the activity under Teams' ~100 KB.
+SUMMARY_LENGTH = 300
 
 
 def card_activity(card: Card, marker: str | None = None, mentioned: Sequence[tuple[str, str]] = ()) -> Activity:
@@ -63,7 +68,7 @@ def card_activity(card: Card, marker: str | None = None, mentioned: Sequence[tup
     if marker:
         content["body"][0]["id"] = marker
     activity: Activity = MessageFactory.attachment(CardFactory.adaptive_card(content))
-    activity.summary = card.text
+    activity.summary = truncate(card.text, SUMMARY_LENGTH, "…")
     return activity
 
 

@@ -14,15 +14,15 @@ from aiohttp import web
 
 from adapters.web.errors import Handler, failure_answer, http_error_answer
 from adapters.web.health import METRICS
-from adapters.web.limits import over_limit
+from adapters.web.limits import over_limit, undecodable_body
 from adapters.web.metrics import is_doctor_probe, route_of
 
 
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """413 over the route's body cap; JSON for an ``HTTPException``; 503 with ``Retry-After`` for anything
-    else (never a traceback); every answer counted and timed by route and status (a ``handoff doctor`` probe
-    counted apart)."""
+    """413 over the route's body cap; 400 for a body that does not decode; JSON for an ``HTTPException``;
+    503 with ``Retry-After`` for anything else (never a traceback); every answer counted and timed by route
+    and status (a ``handoff doctor`` probe counted apart)."""
     started = time.perf_counter()
     status = 500  # what a cancelled request counts as
     try:
@@ -32,6 +32,8 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
             response = refused if refused is not None else await handler(request)
         except web.HTTPException as exc:
             response = http_error_answer(request, exc)
+        except web.RequestPayloadError:
+            response = undecodable_body(request)
         except Exception:
             response = failure_answer(request)
         status = response.status

@@ -1,11 +1,15 @@
-"""Per-route body-size caps, checked before the body is read when the sender declares its length."""
+"""Per-route body-size caps, checked before the body is read when the sender declares its length; and the
+400 for a body whose ``Content-Encoding`` does not decode."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+log = logging.getLogger("handoff.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -26,6 +30,24 @@ def _too_large(limit: int) -> web.Response:
     return web.json_response({"error": "payload_too_large", "message": f"the body is over {limit} bytes"}, status=413)
 
 
+def undecodable_body(request: web.Request) -> web.Response:
+    """The 400 for a body aiohttp could not read: a ``Content-Encoding`` it does not decode to, or a broken
+    transfer. A client's mistake, so one warning line and no 503 (senders retry those for hours)."""
+    encoding = request.headers.get("Content-Encoding", "").strip()[:40]
+    log.warning(
+        "%s %s: the body could not be read (Content-Encoding %s)", request.method, request.path, encoding or "none"
+    )
+    said = f" (Content-Encoding {encoding})" if encoding else ""
+    # the stream is broken: ended here, aiohttp does not read it again after the answer (and log that read
+    # failing as an unhandled exception); the connection closes after the answer
+    request.content.feed_eof()
+    answer = web.json_response(
+        {"error": "invalid_payload", "message": f"the body could not be decoded{said}"}, status=400
+    )
+    answer.force_close()
+    return answer
+
+
 async def over_limit(request: web.Request) -> web.Response | None:
     """The 413 answer for a body over its route's cap, or None; the app-wide ``client_max_size`` bounds
     chunked ones."""
@@ -37,11 +59,15 @@ async def over_limit(request: web.Request) -> web.Response | None:
     declared = request.content_length
     if declared is not None and declared > limit:
         return _too_large(limit)
-    if declared is None and request.can_read_body:
+    # a compressed body is read here too: one that does not decode is a 400 before any route (or its
+    # authentication) runs, and never an error left in the stream when a route answers without reading it
+    if (declared is None or "Content-Encoding" in request.headers) and request.can_read_body:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _too_large(limit)
+        except web.RequestPayloadError:
+            return undecodable_body(request)
         if len(body) > limit:
             return _too_large(limit)
     return None

@@ -29,6 +29,14 @@ def is_identifier(value: str) -> bool:
     return _IDENTIFIER.fullmatch(value) is not None
 
 
+NUL = "\x00"
+
+
+def without_nul(text: str) -> str:
+    """``text`` without its NUL characters, which PostgreSQL cannot store in a text column."""
+    return text.replace(NUL, "")
+
+
 class PayloadError(ValueError):
     """A payload that cannot be understood. The message names the field, never its value."""
 
@@ -138,10 +146,10 @@ class Fields:
 
     def text(self, key: str) -> str | None:
         """A string; numbers are written as strings (ids and versions arrive as either). None when
-        missing, null or empty."""
+        missing, null or empty. NUL characters are dropped: PostgreSQL cannot store them in text."""
         value = self.get(key)
         if type(value) is str:
-            return value or None
+            return (without_nul(value) if NUL in value else value) or None
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):

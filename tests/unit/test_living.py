@@ -920,6 +920,24 @@ def training(status: str, at: int, actor: Person | None = None) -> TrainingRunFi
     )
 
 
+def test_a_training_run_that_ended_never_goes_back_to_going() -> None:
+    # Azure ML's RunStatusChanged: Running at 05:00, Failed at 05:10, then a Running stamped 05:10:01
+    running, failed, late_running = training("Running", 0), training("Failed", 600), training("Running", 601)
+    state, replies = apply(running, failed)
+    assert render(state).status is Status.FAILED and len(replies) == 1
+    assert not merge(state, late_running).changed
+    # all three before the card was first drawn, and in any order: the failure is shown, and told once
+    for order in ((running, failed, late_running), (running, late_running, failed), (late_running, failed, running)):
+        state, replies = apply(*order)
+        assert render(state).status is Status.FAILED, order
+        assert [r.title for r in replies] == ["Training run job-1 failed"]
+    # an ending stamped later still replaces an ending, as before; a cancel requested is not an ending
+    assert render(apply(failed, training("Canceled", 700))[0]).status is Status.CANCELED
+    assert render(apply(failed, training("Completed", 500))[0]).status is Status.FAILED
+    assert render(apply(failed, training("CancelRequested", 700))[0]).status is Status.FAILED
+    assert render(apply(training("CancelRequested", 700), failed)[0]).status is Status.FAILED
+
+
 def test_a_training_card_gives_azure_mls_status_only_while_the_run_goes_on() -> None:
     def facts(status: str) -> list[tuple[str, str]]:
         return [(f.label, f.value) for f in render(apply(training(status, 0))[0]).facts]

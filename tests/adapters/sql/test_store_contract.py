@@ -314,6 +314,27 @@ async def test_audit_is_append_only_and_ordered(store: SqlStore) -> None:
     assert [e.actor for e in await store.list_audit(since=NOW + timedelta(minutes=1))] == ["user1", "user2"]
 
 
+async def test_text_with_a_nul_character_is_stored_without_it(store: SqlStore) -> None:
+    # PostgreSQL cannot store NUL in text: a comment typed in chat, a title from a payload
+    assert await store.create_gate(replace(gate("g"), external_id="1\u00002", title="Release\u0000 app-y"))
+    said = GateDecision("g", "carol\u0000@contoso.com", "slack", "reject", NOW, "not\u0000 yet")
+    assert await store.update_gate("g", 1, GateState.REJECTED, decision=said, decided_at=NOW)
+    stored = await store.get_gate("g")
+    assert stored is not None and (stored.external_id, stored.title) == ("12", "Release app-y")
+    assert await store.gate_decisions("g") == [replace(said, actor="carol@contoso.com", comment="not yet")]
+    await store.append_audit(
+        AuditEntry(NOW, "carol\u0000", "reject", "gate\u0000 g", "applied\u0000", "slack", "C1\u0000", "no\u0000")
+    )
+    [entry] = await store.list_audit()
+    assert (entry.actor, entry.target, entry.outcome, entry.conversation, entry.comment) == (
+        "carol",
+        "gate g",
+        "applied",
+        "C1",
+        "no",
+    )
+
+
 async def test_subscriptions(store: SqlStore) -> None:
     sid, added = await store.add_subscription(StoredSubscription(SLACK, {"events": ["run"]}, "alice", NOW))
     assert added

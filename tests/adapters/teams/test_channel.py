@@ -11,6 +11,8 @@ import pytest
 
 from adapters.emulators.base import Fault
 from adapters.emulators.botframework import default_world
+from adapters.teams import MAX_CARD_BYTES
+from adapters.teams.channel import SUMMARY_LENGTH
 from bot.cards import Card, Mention, Status
 from bot.outbox import OutboxWorker
 from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage
@@ -50,6 +52,33 @@ async def test_a_proactive_card_starts_a_thread_in_the_channel(
     # the thread was created with the channel's id, as send_message_to_teams_channel does
     created = harness.teams.recorder.matching("POST /v3/conversations")
     assert created[0].json()["channelData"]["channel"]["id"] == RELEASES
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"summary": "请在批准前检查集成测试结果和模型卡。" * 1500},
+        {"title": "Release " + "ü🚀" * 5000},
+    ],
+    ids=["long instructions", "long run name"],
+)
+async def test_a_card_with_a_long_non_ascii_text_is_posted_with_a_short_summary(
+    harness: Harness, changed: dict[str, str]
+) -> None:
+    await harness.teams.install_app()
+    card = replace(gate_card(), **changed)
+
+    posted = await harness.integration.channel.post_card(RELEASES, card)
+
+    [post] = harness.teams.state.channel("App releases").posts
+    assert post.id == posted.message_id
+    summary = post.activity["summary"]
+    assert len(summary) <= SUMMARY_LENGTH and summary.endswith("…")
+    assert card.text.startswith(summary.removesuffix("…"))
+    assert texts(adaptive_card(post.activity))[0].startswith("Release ")
+    # the fitted card and the longest summary (12 bytes of JSON a character) leave room for the rest
+    limit = default_world()["limits"]["max_message_bytes"]
+    assert limit > MAX_CARD_BYTES + 12 * SUMMARY_LENGTH + 8_000
 
 
 async def test_an_update_replaces_the_card_in_place(harness: Harness) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from adapters.web.payloads import Fields, PayloadError, decode_json
+from bot.events import bounded_key
 
 RUN = {
     "resource": {
@@ -22,6 +23,15 @@ def test_missing_and_null_read_as_empty_and_numbers_as_text() -> None:
     assert not run.obj("pipeline") and run.obj("pipeline").text("name") is None
     assert run.time("finishedDate") == datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=UTC)
     assert [s.text("name") for s in Fields.of(RUN).obj("resource").objects("stages")] == ["Build"]
+
+
+def test_nul_characters_are_dropped_from_text_since_postgresql_cannot_store_them() -> None:
+    fields = Fields.of({"id": "a\u0000b", "only": "\u0000", "plain": "ab"})
+    assert fields.text("id") == "ab" and fields.require_text("id") == "ab"
+    assert fields.text("only") is None
+    assert fields.text("plain") == "ab"
+    assert bounded_key("azure-ml:s:model:a\u0000b") == "azure-ml:s:model:ab"
+    assert "\u0000" not in bounded_key("x\u0000" * 400)
 
 
 def test_a_time_without_an_offset_is_utc_and_one_with_an_offset_keeps_it() -> None:
