@@ -86,7 +86,9 @@ class _ReplyIfFirstPostQueued:
     """A thread reply planned under a card its conversation was to be shown before the event (``planned``:
     broadcast, calling on people), and what goes instead where that card's first post is still queued
     (``instead``): the outbox posts the newest version of a queued card, which shows this very event and its
-    mentions already, so the reply stays quietly in the thread."""
+    mentions already, so the reply stays quietly in the thread. ``instead`` carries the version of the card
+    this event made (``version``) and the planned reply (``planned``), which the outbox sends after all where
+    the first post showed an older version (it was under way, see :meth:`OutboxWorker._send`)."""
 
     conversation: ConversationAddress
     planned: NewDelivery
@@ -393,8 +395,9 @@ class Ingest:
         replies: a failure under a card shown while its run ran)."""
         keys = sorted({reply.planned.grouping_key for reply in replies})
         posted = {key: {card.conversation for card in await self.store.cards_for(key)} for key in keys}
-        # (a first post already under way, its newest version read before this commit, shows an older version:
-        # its conversation then gets the failure as an update and a quiet reply; a moment's race, a rare one)
+        # (a first post already under way read its newest version before this commit: it shows an older
+        # version, and the failure comes as an update, which tells nobody; the card then records that older
+        # version as the one first posted, and the outbox sends the planned reply instead of the quiet one)
         instead = {
             id(reply.planned): reply.instead
             for reply in replies
@@ -531,8 +534,10 @@ class Ingest:
                 delivery = NewDelivery(conversation, event.grouping_key, _reply_payload(said, broadcast))
                 deliveries.append(delivery)
                 if replies_to_check is not None and (broadcast or unmentioned.mentions != said.mentions):
-                    # shown before, or only queued before? (the outbox then posts this very version)
-                    instead = NewDelivery(conversation, event.grouping_key, _reply_payload(unmentioned, False))
+                    # shown before, or only queued before? (the outbox then posts this very version, unless its
+                    # first post is under way with an older one: then it sends the planned reply after all)
+                    quietly = {**_reply_payload(unmentioned, False), "version": version, "planned": delivery.payload}
+                    instead = NewDelivery(conversation, event.grouping_key, quietly)
                     replies_to_check.append(_ReplyIfFirstPostQueued(conversation, delivery, instead))
         # a repeat is told in the thread it is folded into once it is not going any more (a run folded when it
         # started says nothing until it ends): when it is folded, and whenever it ends (again) after

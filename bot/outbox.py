@@ -8,7 +8,11 @@ A delivery's payload says what to do:
   A delivery whose rank is not above the card already shown is completed without a call; otherwise
   the newest version waiting for that card and conversation is shown, and the versions after it then
   find it shown (coalescing: a burst of events costs one post or update, whatever its length).
-- ``{"op": "reply", "card": {...}}``: a reply in the thread of the grouping key's card.
+- ``{"op": "reply", "card": {...}}``: a reply in the thread of the grouping key's card (``"broadcast": true``
+  also shows it in the conversation). A reply the ingest made quiet because its card's first post was still
+  queued (that post was to show the event already) carries ``"version"``, the card's version with the event,
+  and ``"planned"``, the reply as it would have been: that one is sent instead where the card's first post
+  showed an older version (it was under way when the event came).
 - ``{"op": "post", "card": {...}}``: a standalone message (alerts).
 
 A card someone deleted in chat (the platform says :class:`~bot.ports.MessageGone`) is posted afresh with
@@ -109,6 +113,15 @@ def post_marker(delivery: Delivery) -> str:
     at the same microsecond)."""
     identity = f"{delivery.id}|{delivery.grouping_key}|{delivery.created_at.isoformat()}"
     return "handoff-" + hashlib.sha256(identity.encode()).hexdigest()[:24]
+
+
+def _reply_for(payload: JsonObject, shown: PostedCard) -> JsonObject:
+    """The reply to send: ``payload``, or the planned reply a quiet one carries where the card was first posted
+    with a version from before the reply's event (that post did not tell of the event: the reply must)."""
+    planned = payload.get("planned")
+    if planned is None or shown.first_rank is None or shown.first_rank >= int(payload.get("version", 0)):
+        return payload
+    return dict(planned)
 
 
 class OutboxWorker:
@@ -266,6 +279,8 @@ class OutboxWorker:
             parent = PostedMessage(shown.message_id, shown.thread_id)
             if await self._posted_before(channel, delivery, marker, parent) is None:
                 await self._limited(conversation)
+                payload = _reply_for(payload, shown)
+                card = Card.from_json(payload["card"])
                 broadcast = bool(payload.get("broadcast"))
                 try:
                     await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)

@@ -186,7 +186,8 @@ class CardStore(Protocol):
     async def get_card(self, grouping_key: str, conversation: ConversationAddress) -> PostedCard | None: ...
 
     async def save_card(self, card: PostedCard) -> None:
-        """Insert or replace the card for its grouping key and conversation."""
+        """Insert or replace the card for its grouping key and conversation; a replaced card keeps its
+        ``first_rank``."""
         ...
 
     async def cards_for(self, grouping_key: str) -> list[PostedCard]: ...

@@ -99,7 +99,9 @@ class Delivery:
 class PostedCard:
     """A card Handoff posted: which platform message shows a grouping key in a conversation.
 
-    ``rank`` only grows, so that a late event never moves a card backwards.
+    ``rank`` only grows, so that a late event never moves a card backwards. ``first_rank`` is the version
+    first posted in the conversation: the store records it with the card's first save (``rank`` unless
+    given) and keeps it through later ones; None for a card posted before Handoff recorded it.
     """
 
     grouping_key: str
@@ -109,6 +111,7 @@ class PostedCard:
     rank: int = 0
     content: JsonObject = field(default_factory=dict)
     updated_at: datetime | None = None
+    first_rank: int | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,11 +50,12 @@ def address(platform: str, conversation_id: str) -> ConversationAddress:
     return ConversationAddress(checked, conversation_id)
 
 
-def upsert(dialect: str, table: Table, values: dict[str, Any], keys: list[str]) -> Any:
-    """INSERT … ON CONFLICT (keys) DO UPDATE for SQLite and PostgreSQL alike."""
+def upsert(dialect: str, table: Table, values: dict[str, Any], keys: list[str], kept: Sequence[str] = ()) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE for SQLite and PostgreSQL alike; the columns in ``kept`` are
+    only set by the insert (an existing row keeps its value)."""
     make = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = make(table).values(**values)
-    changed = {k: statement.excluded[k] for k in values if k not in keys}
+    changed = {k: statement.excluded[k] for k in values if k not in keys and k not in kept}
     return statement.on_conflict_do_update(index_elements=keys, set_=changed)
 
 

@@ -23,6 +23,7 @@ def _card(row: Any) -> PostedCard:
         rank=int(row.rank),
         content=row.content,
         updated_at=utc(row.updated_at),
+        first_rank=None if row.first_rank is None else int(row.first_rank),
     )
 
 
@@ -47,9 +48,11 @@ class SqlCardStore(SqlBase):
             "rank": card.rank,
             "content": card.content,
             "updated_at": card.updated_at,
+            "first_rank": card.rank if card.first_rank is None else card.first_rank,
         }
+        keys = ["grouping_key", "platform", "conversation_id"]
         async with self.engine.begin() as conn:
-            await conn.execute(upsert(self.dialect, cards, values, ["grouping_key", "platform", "conversation_id"]))
+            await conn.execute(upsert(self.dialect, cards, values, keys, kept=["first_rank"]))
 
     async def cards_for(self, grouping_key: str) -> list[PostedCard]:
         async with self.engine.connect() as conn:

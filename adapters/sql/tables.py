@@ -99,6 +99,8 @@ cards = Table(
     Column("rank", Integer, nullable=False, default=0),
     Column("content", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=True),
+    # the version first posted in the conversation (NULL: posted before Handoff recorded it)
+    Column("first_rank", Integer, nullable=True),
     UniqueConstraint("grouping_key", "platform", "conversation_id", name="uq_cards_key_conversation"),
 )
 

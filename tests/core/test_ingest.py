@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.sql import SqlStore
+from bot.cards import Status
 from bot.clock import FakeClock
 from bot.events import (
     AppHandoffChanged,
@@ -36,10 +37,13 @@ from bot.events import (
 )
 from bot.ingest import SUBSCRIPTION_CACHE_SECONDS, Ingest, IngestFailed
 from bot.living import merge, render
+from bot.outbox import OutboxWorker
 from bot.ports import EventRecord
+from bot.ratelimit import SlidingWindowLimiter
 from bot.records import CardState, ConversationAddress, ConversationRecord, Delivery, PostedCard, RepeatMark
 from bot.routing import Filters, Subscription
 from tests.core.pipeline_runs import run, run_state
+from tests.core.recording_channel import RecordingChannel
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 SLACK = ConversationAddress("slack", "C0RELEASES")
@@ -757,6 +761,46 @@ async def test_a_failure_under_a_card_whose_first_post_is_still_queued_is_told_o
     await delivered(second)
     await other.accept(failed_by_bob("80"))
     assert broadcasts_to(await delivered(first), SLACK) == [run_failure("80", True)]
+
+
+@pytest.mark.parametrize("under_way", [False, True], ids=["first-post-queued", "first-post-under-way"])
+async def test_a_failure_while_its_cards_first_post_is_under_way_is_still_told_in_the_conversation(
+    stores: tuple[SqlStore, SqlStore], under_way: bool
+) -> None:
+    """A failure that comes while its card's first post is queued is told by that post (it shows the failed
+    card, calling on bob), and its reply stays quietly in the thread. One that comes while that post is under
+    way, the running card read already, is told by its reply: the post shows the run going, and the failure
+    only changes it."""
+    store, _ = stores
+    clock = FakeClock(T0)
+    ingest = Ingest(store, [Subscription((SLACK,), Filters.from_mapping({"events": ["run", "stage"]}))], clock)
+    channel = RecordingChannel()
+    outbox = OutboxWorker(store, {"slack": channel}, clock)
+    outbox.limiters = {"slack": SlidingWindowLimiter(((1000, 1.0),), clock)}  # the platform's limits aside
+    bob = Person(name="Bob Chen", email="bob@contoso.com")
+    await ingest.accept(started())
+    if under_way:
+        channel.held[SLACK.conversation_id] = asyncio.Event()
+        posting = asyncio.create_task(outbox.run_once())
+        await channel.until_holding(SLACK.conversation_id)
+    await ingest.accept(replace(failed("77"), actor=bob))
+    if under_way:
+        channel.held[SLACK.conversation_id].set()
+        await posting
+    await clock.advance(5)  # past the moment an update waits to coalesce
+    await outbox.drain()
+
+    failure = run_failure("77", under_way)[0]
+    [(reply, broadcast)] = channel.replies
+    called_on = [m.email for m in reply.mentions]
+    assert (reply.title, broadcast, called_on) == (failure, under_way, [bob.email] if under_way else [])
+    shown = [(call, card.status) for (call, _, _), card in zip(channel.calls, channel.cards, strict=True)]
+    if under_way:
+        assert shown == [("post", Status.RUNNING), ("update", Status.FAILED), ("reply", Status.FAILED)]
+    else:
+        assert shown == [("post", Status.FAILED), ("reply", Status.FAILED)]
+    assert [m.email for m in channel.cards[-2].mentions] == [bob.email]  # the card calls on bob in both cases
+    assert await store.count_deliveries() == {"pending": 0, "sent": 3, "dead": 0}
 
 
 async def test_replies_that_report_no_trouble_stay_in_the_thread(stores: tuple[SqlStore, SqlStore]) -> None:

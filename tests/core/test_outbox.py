@@ -12,14 +12,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import update
 
 from adapters.sql import SqlStore
+from adapters.sql.tables import cards
 from bot.cards import Card
 from bot.clock import FakeClock
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker, RetryPolicy, post_marker
 from bot.ratelimit import SlidingWindowLimiter
-from bot.records import ConversationAddress, Delivery, DeliveryState, NewDelivery
+from bot.records import ConversationAddress, Delivery, DeliveryState, NewDelivery, PostedCard
 from tests.core.flaky_channel import Fault, FlakyChannel
 from tests.core.recording_channel import RecordingChannel
 
@@ -75,6 +77,34 @@ def version(n: int, where: ConversationAddress = A, key: str = "run:1") -> NewDe
 
 def reply(text: str, where: ConversationAddress = A, key: str = "run:1") -> NewDelivery:
     return NewDelivery(where, key, {"op": "reply", "card": Card(title=text).to_json()})
+
+
+def quieted(version: int, where: ConversationAddress = A, key: str = "run:1") -> NewDelivery:
+    """A reply the ingest made quiet for a first post queued with ``version`` of its card still to come."""
+    planned = {"op": "reply", "card": Card(title="failed, in the channel").to_json(), "broadcast": True}
+    quiet = {"op": "reply", "card": Card(title="failed, in the thread").to_json()}
+    return NewDelivery(where, key, {**quiet, "version": version, "planned": planned})
+
+
+@pytest.mark.parametrize(
+    ("first_rank", "sent"),
+    [
+        (1, ("failed, in the channel", True)),
+        (2, ("failed, in the thread", False)),
+        (None, ("failed, in the thread", False)),
+    ],
+    ids=["first-posted-before-the-event", "first-posted-with-the-event", "first-post-unknown"],
+)
+async def test_a_quiet_reply_goes_as_planned_where_its_cards_first_post_showed_an_older_version(
+    store: SqlStore, worker: OutboxWorker, channel: RecordingChannel, first_rank: int | None, sent: tuple[str, bool]
+) -> None:
+    await store.save_card(PostedCard("run:1", A, "m1", "m1", rank=2, first_rank=first_rank))
+    if first_rank is None:  # a card posted before the store recorded which version was first posted
+        async with store.engine.begin() as conn:
+            await conn.execute(update(cards).values(first_rank=None))
+    await store.enqueue([quieted(2)], T0)
+    await worker.drain()
+    assert [(card.title, broadcast) for card, broadcast in channel.replies] == [sent]
 
 
 async def test_a_burst_for_a_new_card_is_one_post_of_its_newest_version(

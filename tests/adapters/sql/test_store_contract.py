@@ -245,6 +245,10 @@ async def test_cards_upsert_per_conversation(store: SqlStore) -> None:
     await store.save_card(PostedCard("run:1", SLACK, message_id="1700000000.000100", rank=3, content={"s": "done"}))
     found = await store.get_card("run:1", SLACK)
     assert found is not None and found.rank == 3 and found.content == {"s": "done"}
+    assert found.first_rank == 1  # the version first posted there is kept
+    await store.save_card(PostedCard("run:4", SLACK, message_id="1700000000.000400", rank=4, first_rank=2))
+    again = await store.get_card("run:4", SLACK)
+    assert again is not None and (again.rank, again.first_rank) == (4, 2)
     assert {c.conversation for c in await store.cards_for("run:1")} == {SLACK, TEAMS}
     assert await store.get_card("run:2", SLACK) is None
 
