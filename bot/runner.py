@@ -288,7 +288,7 @@ class CommandRunner:
     async def retrain(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         plan = await self._plan_retrain(command)
         if isinstance(plan, Reply):
-            return plan
+            return await self._not_started(request, command, plan)
         if "dry-run" in command.flags:
             return Reply(f"Dry run: {plan.summary}. Nothing was started.")
         return await self._start_or_confirm(request, command, plan)
@@ -296,15 +296,20 @@ class CommandRunner:
     async def integrate(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         named = await self._with_latest_version(command)
         if isinstance(named, Reply):
-            return named
+            return await self._not_started(request, command, named)
         looked_up = named is not command  # the version is the one Azure ML just named: it has it
         command = named  # recorded so: a confirmation, a restart, `runs` and `cancel` see the version it ran
         plan = self._plan_integrate(command)
         if isinstance(plan, Reply):
-            return plan
+            return await self._not_started(request, command, plan)
         if not looked_up and (missing := await self._missing_model_version(command.options.get("model", ""))):
-            return Reply(missing)
+            return await self._not_started(request, command, Reply(missing))
         return await self._start_or_confirm(request, command, plan)
+
+    async def _not_started(self, request: CommandRequest, command: ParsedCommand, answer: Reply) -> Reply:
+        """``answer``, why ``command`` starts nothing, recorded in the audit log as the command's outcome."""
+        await self._audit(request, command, f"not started: {answer.text}")
+        return answer
 
     async def _with_latest_version(self, command: ParsedCommand) -> ParsedCommand | Reply:
         """``integrate <app>`` without a version (or with ``model=<name>:latest``) as the command for the version
@@ -577,6 +582,15 @@ class CommandRunner:
     async def _audit(self, request: CommandRequest, command: ParsedCommand, outcome: str) -> None:
         await self.store.append_audit(command_entry(request, command.canonical, outcome, self.clock.now()))
 
+    async def _audit_run(self, run: CommandRun, outcome: str) -> None:
+        """Record how the start of ``run`` went, under the person who asked for it, as their command."""
+        platform: Platform = "teams" if run.platform == "teams" else "slack"
+        asked = CommandRequest(ChatUser(platform, run.actor), ConversationAddress(platform, run.conversation), "")
+        try:
+            await self.store.append_audit(command_entry(asked, run.command, outcome, self.clock.now()))
+        except Exception as error:  # the run goes on; the log says what the audit log misses
+            log.warning("run %s: could not record in the audit log that %s: %s", run.id, outcome, error)
+
     async def runs(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         target = command.target
         found = await self.store.list_command_runs(target, RUNS_SHOWN)
@@ -616,6 +630,7 @@ class CommandRunner:
             },
         )
         run, _ = await self.store.start_command_run(pending, timedelta(0))
+        await self._audit(request, command, f"asked to confirm (run {run.id})")
         minutes = int(rule.confirm_expires.total_seconds() // 60)
         card = Card(
             title=f"Confirm: {plan.summary}",
@@ -699,6 +714,7 @@ class CommandRunner:
             run.id or 0, CommandRunState.CANCELED, self.clock.now(), expected=CommandRunState.REQUESTED
         ):
             return ActionResult(False, "This was already handled.")  # confirmed or declined meanwhile
+        await self._audit_run(run, f"declined (run {run.id}); nothing was started")
         card = Card(title=f"Canceled: {run.details.get('summary', run.command)}", status=Status.CANCELED)
         return ActionResult(True, "Canceled; nothing was started.", card)
 
@@ -737,7 +753,9 @@ class CommandRunner:
                 return None
             run = found
         if not new:
+            await self._audit(request, command, f"already asked for: run {run.id}; nothing was started")
             return Reply(already_asked(run, request)), False
+        await self._audit(request, command, f"{'confirmed' if confirmation else 'asked for'} run {run.id}")
         self._begin(run, plan, request.conversation, outcome)
         reply = Reply(
             f"Starting: {plan.summary}. Its card will follow {_card_place(request)} (run {run.id}).",
@@ -774,13 +792,15 @@ class CommandRunner:
         try:
             started = await plan.start(run)
         except (ServiceRefused, ServiceUnavailable) as error:
-            await self.store.update_command_run(
+            failed = await self.store.update_command_run(
                 run.id or 0,
                 CommandRunState.FAILED,
                 self.clock.now(),
                 details={**run.details, "error": str(error)},
                 expected=run.state,
             )
+            if failed:
+                await self._audit_run(run, f"run {run.id} could not start: {error}")
             card = Card(title=f"Could not start: {plan.summary}", status=Status.FAILED, summary=str(error))
             if outcome is not None and not outcome.done():
                 outcome.set_result(card)
@@ -797,6 +817,8 @@ class CommandRunner:
         if not recorded:  # ended meanwhile (another replica's sweep recorded it cut off): what it told stands
             log.warning("run %s started as %s, but was recorded as ended meanwhile", run.id, started.run_id)
             return
+        shown_run = replace(run, backend_run_id=started.run_id, details=details)
+        await self._audit_run(run, f"started run {run.id} as {in_service(shown_run)}")
         first = RunStatus(started.run_id, "queued", None, started.url)
         await self.ingest.accept(_by_asker(plan.progress_event(started, first), run), also_to=(conversation,))
         if plan.watch is not None:

@@ -184,6 +184,46 @@ async def test_a_confirmed_retrain_is_one_run_under_its_confirmations_number_to_
     assert [r.status for r in jobs(loop)] == [201]  # the double click submitted one job
 
 
+async def test_the_audit_log_says_who_started_what_and_how_its_start_went(loop: Loop) -> None:
+    store = loop.server.store
+
+    async def said(target: str, outcome: str) -> list[str]:
+        def found() -> list[str] | None:
+            entries = [f"{e.actor} {e.platform}: {e.outcome}" for e in audited if e.target == target]
+            return entries if any(outcome in e for e in entries) else None
+
+        for _ in range(100):
+            audited = [e for e in await store.list_audit() if e.action == "command"]
+            if (entries := found()) is not None:
+                return entries
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no audit entry of {target} saying {outcome}: {audited}")
+
+    await confirm_retrain(loop)
+    retrain = await command_run(loop, lambda r: r.backend_run_id is not None)
+    assert await said("retrain model-x", "started run") == [
+        f"alice@contoso.com slack: asked to confirm (run {retrain.id})",
+        f"alice@contoso.com slack: confirmed run {retrain.id}",
+        f"alice@contoso.com slack: started run {retrain.id} as Azure ML job {retrain.backend_run_id}",
+    ]
+    await confirm_retrain(loop, "model-x compute=cpu-small")
+    refused = await said("retrain model-x compute=cpu-small", "could not start")
+    assert refused[-1].endswith("could not start: Azure ML refused the job: The workspace has no compute cpu-small.")
+
+    bob = Person(loop, "teams", "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:7", "Starting:")
+    integrate = await command_run(loop, lambda r: r.backend_run_id is not None and r.command.startswith("integrate"))
+    assert await said("integrate app-y model=model-x:7", "started run") == [
+        f"bob@contoso.com teams: asked for run {integrate.id}",
+        f"bob@contoso.com teams: started run {integrate.id} as Azure DevOps run integrate-app-y "
+        f"{integrate.details['name']}",
+    ]
+    await bob.say("integrate app-y model=model-x:99", "nothing was started")
+    assert await said("integrate app-y model=model-x:99", "not started") == [
+        "bob@contoso.com teams: not started: model-x has no version 99 in Azure ML, so nothing was started."
+    ]
+
+
 async def test_the_same_retrain_once_its_run_succeeded_starts_a_new_run(loop: Loop) -> None:
     loop.suite.aml.script_next_job(duration=0.5)
     confirmed = await confirm_retrain(loop)
