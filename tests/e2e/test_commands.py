@@ -1405,6 +1405,16 @@ async def test_subscribe_combines_a_list_given_twice_or_with_spaces_and_answers_
     assert "Nothing was subscribed: `mentions` takes on or off, not `maybe`. `help subscribe`" in answer
     answer = await bob.say("subscribe events=runs", "Nothing was subscribed")
     assert "`events`: `runs` is not one of run, stage, approval," in answer and "did you mean `run`?" in answer
+    # a filter that does not exist, or one without a value: one line, as the other filter mistakes
+    for typed, said in [
+        ("subscribe colour=red", "`colour` is not a filter of `subscribe`."),
+        ("subscribe branch=main", "`branch` is not a filter of `subscribe`. Did you mean `branches`?"),
+        ("subscribe tag=prod", "`tag` is not a filter of `subscribe`. Did you mean `tags.<key>`?"),
+        ("subscribe branches=", "the filter `branches=` needs a value."),
+    ]:
+        answer = await bob.say(typed, "Nothing was subscribed")
+        assert f"Nothing was subscribed: {said} `help subscribe` shows the filters." in answer, typed
+        assert "Usage" not in answer and "text_include" not in answer, typed  # not the whole help
     # an outcome filter on kinds that have none would let every one of them through: said, not subscribed
     answer = await bob.say("subscribe events=model_registered outcomes=failed", "Nothing was subscribed")
     assert "`outcomes=failed` never applies to model_registered: it has no outcome, so every one would be sent." in (
