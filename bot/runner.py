@@ -303,7 +303,7 @@ class CommandRunner:
         if isinstance(plan, Reply):
             return await self._not_started(request, command, plan)
         if not looked_up and (missing := await self._missing_model_version(command.options.get("model", ""))):
-            return await self._not_started(request, command, Reply(missing))
+            return await self._not_started(request, command, Reply(self._not_consumed(command) + missing))
         return await self._start_or_confirm(request, command, plan)
 
     async def _not_started(self, request: CommandRequest, command: ParsedCommand, answer: Reply) -> Reply:
@@ -353,6 +353,19 @@ class CommandRunner:
             return configured
         consumed = [name for name, model in self.settings.models.items() if app in model.consumers]
         return consumed[0] if len(consumed) == 1 else None
+
+    def _not_consumed(self, command: ParsedCommand) -> str:
+        """``app-y consumes model-x; `` when the model ``integrate`` names is not one the configuration has the app
+        consume (a mistyped model name rather than a missing version, most likely); else nothing."""
+        app = command.target or ""
+        model = command.options.get("model", "").partition(":")[0]
+        consumed = [self.settings.apps[app].model or ""] + [
+            name for name, settings in self.settings.models.items() if app in settings.consumers
+        ]
+        consumed = list(dict.fromkeys(name for name in consumed if name))
+        if not consumed or model in consumed:
+            return ""
+        return f"{app} consumes {' and '.join(consumed)}, not {model}; "
 
     async def _missing_model_version(self, model: str) -> str | None:
         """Why ``model`` (``name:version``) cannot be integrated: Azure ML says it has no such version.

@@ -399,6 +399,12 @@ async def test_integrate_against_a_version_azure_ml_does_not_have_starts_nothing
     assert sorted(loop.suite.aml.state.models["model-x"]) == ["6", "7"]
     answer = await Person(loop, platform, "bob", "app-releases").say("integrate app-y model=model-x:99", "model-x")
     assert "model-x has no version 99 in Azure ML, so nothing was started." in answer
+    assert "consumes" not in answer  # app-y does consume model-x
+    # a model the app does not consume is said first: a mistyped model name, more likely than a missing version
+    answer = await Person(loop, platform, "bob", "app-releases").say("integrate app-y model=model-q:1", "model-q")
+    assert "app-y consumes model-x, not model-q; model-q has no version 1 in Azure ML, so nothing was started." in (
+        answer
+    )
     await asyncio.sleep(0.5)
     assert loop.suite.ado.runs == []
     assert await loop.server.store.list_command_runs() == []
