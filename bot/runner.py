@@ -396,6 +396,9 @@ class CommandRunner:
                 return Reply("Azure ML is not connected to this Handoff, so it cannot retrain models.")
             params = {**job.params, **{k: v for k, v in command.options.items()}}
             if "data" in command.options:
+                asset, _, version = command.options["data"].partition(":")
+                if not asset or not version:  # Azure ML reads `azureml:<name>` as no asset at all
+                    return Reply("Write the data asset as name:version, for example `data=lake-data:8`.")
                 params["inputs.training_data"] = f"azureml:{command.options['data']}"
                 params.pop("data")
             title = await asyncio.to_thread(job_title, job.job_file, self.base_dir)

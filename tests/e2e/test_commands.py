@@ -1363,6 +1363,19 @@ async def test_slash_retrain_alone_from_someone_who_may_not_retrain_says_who_may
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_retrain_takes_its_data_asset_as_name_and_version_as_its_help_says(loop: Loop, platform: str) -> None:
+    alice = Person(loop, platform, "alice", "ml-models")
+    for typed in ("retrain model-x data=foo", "retrain model-x data=foo: dry-run", "retrain model-x data=:3"):
+        answer = await alice.say(typed, "name:version")
+        assert "Write the data asset as name:version, for example `data=lake-data:8`." in answer, typed
+    answer = await alice.say("retrain model-x data=lake-data:8 dry-run", "Dry run")
+    assert "inputs.training_data=azureml:lake-data:8" in answer
+    await asyncio.sleep(0.5)
+    assert jobs(loop) == []
+    assert await loop.server.store.list_command_runs() == []
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
 async def test_an_option_given_twice_starts_nothing(loop: Loop, platform: str) -> None:
     bob = Person(loop, platform, "bob", "app-releases")
     answer = await bob.say("integrate app-y model=model-x:8 model=model-x:7", "is given twice")
