@@ -772,38 +772,59 @@ class CommandRunner:
             await self._audit(request, command, f"already asked for: run {run.id}; nothing was started")
             return Reply(already_asked(run, request)), False
         await self._audit(request, command, f"{'confirmed' if confirmation else 'asked for'} run {run.id}")
-        self._begin(run, plan, request.conversation, outcome)
+        # the answer to a command without confirmation turns into the run's settled face once it started, as a
+        # confirmation does (a refusal is told on a card of its own, which shows wherever the answer went)
+        answer: Outcome | None = asyncio.get_running_loop().create_future() if outcome is None else None
+        self._begin(run, plan, request.conversation, outcome, answer)
         reply = Reply(
             f"Starting: {plan.summary}. Its card will follow {_card_place(request)} (run {run.id}).",
             visibility=Visibility.CHANNEL,
+            later=answer,
         )
         return reply, True
 
     def _begin(
-        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None = None
+        self,
+        run: CommandRun,
+        plan: Plan,
+        conversation: ConversationAddress,
+        outcome: Outcome | None = None,
+        answer: Outcome | None = None,
     ) -> None:
         """Start the run in the background (marked as starting here at once, so that :meth:`sweep` leaves it).
 
         A start the service refuses is told to the conversation on a card of its own; with ``outcome``
         (a confirmation card, which the adapter turns into it) it is told there instead. ``outcome`` gets
         the card's settled face once the run has started (:func:`started_card`): the run's own card
-        carries how it stands from then on.
+        carries how it stands from then on. ``answer`` (the command's answer, without confirmation) gets that
+        face too, and None if the run did not start.
         """
         self._starting.add(run.id or 0)
-        self._spawn(self._execute(run, plan, conversation, outcome))
+        self._spawn(self._execute(run, plan, conversation, outcome, answer))
 
     async def _execute(
-        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None
+        self,
+        run: CommandRun,
+        plan: Plan,
+        conversation: ConversationAddress,
+        outcome: Outcome | None,
+        answer: Outcome | None = None,
     ) -> None:
         try:
-            await self._start_and_watch(run, plan, conversation, outcome)
+            await self._start_and_watch(run, plan, conversation, outcome, answer)
         finally:
             self._starting.discard(run.id or 0)
-            if outcome is not None and not outcome.done():
-                outcome.set_result(None)
+            for face in (outcome, answer):
+                if face is not None and not face.done():
+                    face.set_result(None)
 
     async def _start_and_watch(
-        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None
+        self,
+        run: CommandRun,
+        plan: Plan,
+        conversation: ConversationAddress,
+        outcome: Outcome | None,
+        answer: Outcome | None = None,
     ) -> None:
         try:
             started = await plan.start(run)
@@ -827,14 +848,14 @@ class CommandRunner:
         recorded = await self.store.update_command_run(
             run.id or 0, CommandRunState.STARTED, self.clock.now(), started.run_id, details, expected=run.state
         )
-        if outcome is not None and not outcome.done():
-            shown = replace(run, state=CommandRunState.STARTED, backend_run_id=started.run_id, details=details)
-            outcome.set_result(started_card(shown, plan.summary) if recorded else None)
+        shown = replace(run, state=CommandRunState.STARTED, backend_run_id=started.run_id, details=details)
+        for face in (outcome, answer):
+            if face is not None and not face.done():
+                face.set_result(started_card(shown, plan.summary) if recorded else None)
         if not recorded:  # ended meanwhile (another replica's sweep recorded it cut off): what it told stands
             log.warning("run %s started as %s, but was recorded as ended meanwhile", run.id, started.run_id)
             return
-        shown_run = replace(run, backend_run_id=started.run_id, details=details)
-        await self._audit_run(run, f"started run {run.id} as {in_service(shown_run)}")
+        await self._audit_run(run, f"started run {run.id} as {in_service(shown)}")
         first = RunStatus(started.run_id, "queued", None, started.url)
         await self.ingest.accept(_by_asker(plan.progress_event(started, first), run), also_to=(conversation,))
         if plan.watch is not None:

@@ -535,6 +535,40 @@ async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loo
     )
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_the_answer_to_integrate_reads_started_with_its_run_once_the_run_started(
+    loop: Loop, platform: str
+) -> None:
+    """As a confirmed retrain's confirmation does: the answer names the Azure DevOps run (linked) once it started."""
+    before = {m.ts for m in slack_messages(loop, "app-releases")}
+    if platform == "slack":
+        await loop.suite.slack.send_slash_command(
+            "/integrate", "app-y model=model-x:7", channel="app-releases", user="bob"
+        )
+
+        def answer() -> str:
+            found = [
+                m for m in slack_messages(loop, "app-releases") if m.ts not in before and "asked" in blocks_text(m)
+            ]
+            return blocks_text(found[0]) if found else ""
+
+    else:
+        channel = loop.suite.teams.state.channel("App releases")
+        sent = await loop.suite.teams.send_channel_message("integrate app-y model=model-x:7", channel=channel.name)
+        thread = next(p for p in channel.posts if p.id == sent.activity["id"])
+
+        def answer() -> str:
+            return card_text(thread.replies[0]) if thread.replies else ""
+
+    await eventually(lambda: "Starting: Run integrate-app-y" in answer() or "Started:" in answer())
+    run = await command_run(loop, lambda r: r.backend_run_id is not None)
+    await eventually(lambda: "Started: Run integrate-app-y for app-y against model-x:7" in answer())
+    shown = html.unescape(answer())
+    assert f"Run {run.id} runs as Azure DevOps run integrate-app-y {run.details['name']}." in shown
+    assert str(run.details["url"]) in shown
+    assert "Starting:" not in shown
+
+
 async def test_a_teams_commands_thread_says_truly_where_the_runs_card_follows(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:
@@ -858,7 +892,9 @@ async def test_an_integrate_run_from_a_slack_mention_tells_its_thread_how_it_end
     assert run.result == ("failed" if fails else "succeeded")
 
     def card() -> Any:
-        return next((m for m in slack_messages(loop, "app-releases") if f"integrate-app-y {run.name}" in m.text), None)
+        # (the answer to the mention names the run too, once it started)
+        named = [m for m in slack_messages(loop, "app-releases") if f"integrate-app-y {run.name}" in m.text]
+        return next((m for m in named if "Started:" not in m.text), None)
 
     shown = await eventually(card)
     if fails:
