@@ -303,6 +303,9 @@ class Demo:
         return f"{self.server.url}/console/"
 
     async def stop(self) -> None:
+        """Stop the bot first (its outbox, command runs and clients), then the server and the emulators with it:
+        the bot's last calls still find the emulators it calls."""
+        await self.server.stop_work()
         await self.server.stop()
 
 
