@@ -266,10 +266,20 @@ def configuration_for(suite: EmulatorSuite) -> str:
     return (
         "\n# handoff.yaml sections for these emulators (add server, channels and subscriptions):\n"
         f"{yaml.safe_dump(config, sort_keys=False)}"
+        f"{_channel_ids(suite)}"
         "\n# The environment they read. The Slack and Azure DevOps values are the emulators' own fake "
         "credentials,\n# the hook secrets were made now: none of them is a real secret.\n"
         f"{exports}\n"
     )
+
+
+def _channel_ids(suite: EmulatorSuite) -> str:
+    """The channels the emulated Slack workspace and Teams teams have, by the ids a ``channels`` section takes."""
+    lines = ["\n# Their channels, by the ids the channels section takes (slack: <id>, teams: <id>):"]
+    slack = suite.slack.world
+    lines += [f"#   Slack #{c.name}: {c.id}" for c in slack.channels]
+    lines += [f"#   Teams {t.name} / {c.name}: {c.id}" for t in suite.teams.world.teams for c in t.channels]
+    return "\n".join(lines) + "\n"
 
 
 if TYPE_CHECKING:
@@ -293,6 +303,9 @@ class Demo:
         return f"{self.server.url}/console/"
 
     async def stop(self) -> None:
+        """Stop the bot first (its outbox, command runs and clients), then the server and the emulators with it:
+        the bot's last calls still find the emulators it calls."""
+        await self.server.stop_work()
         await self.server.stop()
 
 

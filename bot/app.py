@@ -304,23 +304,50 @@ def create_app(
         handoff.outbox.observer = app[METRICS].outbox
         _mount_integrations(app, handoff)
         if handoff.background:
+            app[BACKGROUND] = BackgroundWork(handoff)
             app.cleanup_ctx.append(_background)
     return app
 
 
+class BackgroundWork:
+    """Handoff's background work while its application runs (outbox, command runs, housekeeping), and the
+    closing of its clients: stopped once, whichever asks first (the application's cleanup, or :meth:`RunningServer.
+    stop_work` while it still serves)."""
+
+    def __init__(self, handoff: Handoff) -> None:
+        self.handoff = handoff
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.handoff.run_background(self._stop), name="handoff-background")
+
+    async def stop(self) -> None:
+        if self._stopped is None:
+            self._stopped = asyncio.ensure_future(self._stop_once())
+        await asyncio.shield(self._stopped)
+
+    async def _stop_once(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=5)
+            except TimeoutError:
+                self._task.cancel()
+        for close in reversed(self.handoff.closers):
+            with contextlib.suppress(Exception):
+                await close()
+
+
+BACKGROUND = web.AppKey("handoff_background", BackgroundWork)
+
+
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    handoff = app[HANDOFF]
-    stop = asyncio.Event()
-    task = asyncio.create_task(handoff.run_background(stop), name="handoff-background")
+    work = app[BACKGROUND]
+    work.start()
     yield
-    stop.set()
-    try:
-        await asyncio.wait_for(task, timeout=5)
-    except TimeoutError:
-        task.cancel()
-    for close in reversed(handoff.closers):
-        with contextlib.suppress(Exception):
-            await close()
+    await work.stop()
 
 
 async def upgrade_store(settings: Settings) -> str:
@@ -365,6 +392,13 @@ class RunningServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    async def stop_work(self) -> None:
+        """Stop Handoff's background work (the outbox, command runs, housekeeping) and close its clients, while it
+        still answers requests: what it serves itself (the demo's emulators) is still there for the work's last
+        calls. :meth:`stop` does it too, after it stopped accepting."""
+        if BACKGROUND in self.app:
+            await self.app[BACKGROUND].stop()
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to the shutdown timeout), close the store."""

@@ -21,7 +21,7 @@ from bot.azure_devops_urls import (
     parse_azure_devops_url,
 )
 from bot.clock import Clock
-from bot.commands import LIST_FILTERS, CommandSpec, ParsedCommand, UsageError, help_text, parse
+from bot.commands import LIST_FILTERS, CommandSpec, ParsedCommand, UsageError, closest_option, help_text, parse
 from bot.config import parse_duration, subscription_filter_problems
 from bot.events import DomainEvent
 from bot.gates import Gatekeeper, decided_in_azure_devops_only
@@ -203,6 +203,8 @@ class ChatHandler:
             # who may not run a command is told so, however they typed it
             if refusal := await self._refusal(request, error.spec, error.spec.verb):
                 return refusal
+            if error.spec.verb == "subscribe" and error.option is not None:
+                return Reply(_filter_mistake(error.spec, error.option, error.message))
             return Reply(f"{error.message}\n{help_text(self._refused(request), error.spec.verb)}")
         if refusal := await self._refusal(request, command.spec, command.canonical):
             return refusal
@@ -526,3 +528,16 @@ def _number(text: str | None) -> int | None:
         return int(text or "")
     except ValueError:
         return None
+
+
+def _filter_mistake(spec: CommandSpec, key: str, message: str) -> str:
+    """The one-line answer to a ``subscribe`` filter typed wrong (``message`` is what the parser said): the filter
+    named, what is wrong with it, and where the filters are listed (the whole help would bury the mistake)."""
+    name = key.split(".", 1)[0] + ".<key>" if "." in key else key
+    if name not in spec.options:
+        said = f"`{key}` is not a filter of `subscribe`.{closest_option(spec, key)}"
+    elif message.endswith("needs a value."):
+        said = f"the filter `{key}=` needs a value."
+    else:
+        said = message
+    return f"Nothing was subscribed: {said} `help subscribe` shows the filters."

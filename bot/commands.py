@@ -217,10 +217,12 @@ COMMANDS_BY_VERB: Mapping[str, CommandSpec] = {word: spec for spec in COMMANDS f
 class UsageError(ValueError):
     """The text is not a valid command; ``message`` says what was expected."""
 
-    def __init__(self, message: str, spec: CommandSpec | None = None) -> None:
+    def __init__(self, message: str, spec: CommandSpec | None = None, *, option: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.spec = spec
+        self.option = option
+        """The option (``key=``) the mistake is in, where it is in one."""
 
 
 @dataclass(frozen=True)
@@ -247,9 +249,16 @@ class ParsedCommand:
         return " ".join(shlex.quote(p) for p in parts)
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+def _did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
     return f" Did you mean `{close[0]}`?" if close else ""
+
+
+def closest_option(spec: CommandSpec, key: str) -> str:
+    """`` Did you mean `…`?`` naming the option of ``spec`` closest to ``key``, or nothing when none comes close."""
+    typed = key.lower()
+    started = [option for option in spec.options if option.startswith(typed)]  # `tag` is short for `tags.<key>`
+    return f" Did you mean `{started[0]}`?" if len(started) == 1 else _did_you_mean(typed, spec.options, cutoff=0.4)
 
 
 def parse(text: str) -> ParsedCommand:
@@ -284,15 +293,17 @@ def parse(text: str) -> ParsedCommand:
             if declared not in spec.options:
                 known = ", ".join(spec.options) or "none"
                 hint = _did_you_mean(declared, spec.options)
-                raise UsageError(f"`{spec.verb}` has no option `{key}`.{hint} Options: {known}.", spec)
+                raise UsageError(f"`{spec.verb}` has no option `{key}`.{hint} Options: {known}.", spec, option=key)
             if not value:
-                raise UsageError(f"`{key}=` needs a value.", spec)
+                raise UsageError(f"`{key}=` needs a value.", spec, option=key)
             if key in spec.lists:
                 options[key] = f"{options[key]},{value}" if key in options else value
                 listing = key
             elif key in options:
                 raise UsageError(
-                    f"`{key}` is given twice (`{key}={options[key]}` and `{key}={value}`); give it once.", spec
+                    f"`{key}` is given twice (`{key}={options[key]}` and `{key}={value}`); give it once.",
+                    spec,
+                    option=key,
                 )
             else:
                 options[key] = value

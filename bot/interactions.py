@@ -100,11 +100,16 @@ class Reply:
     :func:`bold`), `` `code` `` and ``[label](url)`` links (see :func:`link`). Each platform's adapter
     turns it into its own markup (Slack's ``*bold*`` and ``<url|label>``) and escapes the rest; nothing
     else in it is markup.
+
+    ``later`` is work the answer announced that was still under way (a run being started): it gives the
+    answer's next face once that work is done (``Started: …``), or None when the answer stays as it is. The
+    platform adapter shows it in place of the answer where it posted one it can edit.
     """
 
     text: str
     card: Card | None = None
     visibility: Visibility = Visibility.PRIVATE
+    later: Awaitable[Card | None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -288,7 +288,7 @@ class CommandRunner:
     async def retrain(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         plan = await self._plan_retrain(command)
         if isinstance(plan, Reply):
-            return plan
+            return await self._not_started(request, command, plan)
         if "dry-run" in command.flags:
             return Reply(f"Dry run: {plan.summary}. Nothing was started.")
         return await self._start_or_confirm(request, command, plan)
@@ -296,15 +296,20 @@ class CommandRunner:
     async def integrate(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         named = await self._with_latest_version(command)
         if isinstance(named, Reply):
-            return named
+            return await self._not_started(request, command, named)
         looked_up = named is not command  # the version is the one Azure ML just named: it has it
         command = named  # recorded so: a confirmation, a restart, `runs` and `cancel` see the version it ran
         plan = self._plan_integrate(command)
         if isinstance(plan, Reply):
-            return plan
+            return await self._not_started(request, command, plan)
         if not looked_up and (missing := await self._missing_model_version(command.options.get("model", ""))):
-            return Reply(missing)
+            return await self._not_started(request, command, Reply(self._not_consumed(command) + missing))
         return await self._start_or_confirm(request, command, plan)
+
+    async def _not_started(self, request: CommandRequest, command: ParsedCommand, answer: Reply) -> Reply:
+        """``answer``, why ``command`` starts nothing, recorded in the audit log as the command's outcome."""
+        await self._audit(request, command, f"not started: {answer.text}")
+        return answer
 
     async def _with_latest_version(self, command: ParsedCommand) -> ParsedCommand | Reply:
         """``integrate <app>`` without a version (or with ``model=<name>:latest``) as the command for the version
@@ -349,6 +354,19 @@ class CommandRunner:
         consumed = [name for name, model in self.settings.models.items() if app in model.consumers]
         return consumed[0] if len(consumed) == 1 else None
 
+    def _not_consumed(self, command: ParsedCommand) -> str:
+        """``app-y consumes model-x; `` when the model ``integrate`` names is not one the configuration has the app
+        consume (a mistyped model name rather than a missing version, most likely); else nothing."""
+        app = command.target or ""
+        model = command.options.get("model", "").partition(":")[0]
+        consumed = [self.settings.apps[app].model or ""] + [
+            name for name, settings in self.settings.models.items() if app in settings.consumers
+        ]
+        consumed = list(dict.fromkeys(name for name in consumed if name))
+        if not consumed or model in consumed:
+            return ""
+        return f"{app} consumes {' and '.join(consumed)}, not {model}; "
+
     async def _missing_model_version(self, model: str) -> str | None:
         """Why ``model`` (``name:version``) cannot be integrated: Azure ML says it has no such version.
 
@@ -378,6 +396,9 @@ class CommandRunner:
                 return Reply("Azure ML is not connected to this Handoff, so it cannot retrain models.")
             params = {**job.params, **{k: v for k, v in command.options.items()}}
             if "data" in command.options:
+                asset, _, version = command.options["data"].partition(":")
+                if not asset or not version:  # Azure ML reads `azureml:<name>` as no asset at all
+                    return Reply("Write the data asset as name:version, for example `data=lake-data:8`.")
                 params["inputs.training_data"] = f"azureml:{command.options['data']}"
                 params.pop("data")
             title = await asyncio.to_thread(job_title, job.job_file, self.base_dir)
@@ -577,6 +598,15 @@ class CommandRunner:
     async def _audit(self, request: CommandRequest, command: ParsedCommand, outcome: str) -> None:
         await self.store.append_audit(command_entry(request, command.canonical, outcome, self.clock.now()))
 
+    async def _audit_run(self, run: CommandRun, outcome: str) -> None:
+        """Record how the start of ``run`` went, under the person who asked for it, as their command."""
+        platform: Platform = "teams" if run.platform == "teams" else "slack"
+        asked = CommandRequest(ChatUser(platform, run.actor), ConversationAddress(platform, run.conversation), "")
+        try:
+            await self.store.append_audit(command_entry(asked, run.command, outcome, self.clock.now()))
+        except Exception as error:  # the run goes on; the log says what the audit log misses
+            log.warning("run %s: could not record in the audit log that %s: %s", run.id, outcome, error)
+
     async def runs(self, request: CommandRequest, command: ParsedCommand) -> Reply:
         target = command.target
         found = await self.store.list_command_runs(target, RUNS_SHOWN)
@@ -616,6 +646,7 @@ class CommandRunner:
             },
         )
         run, _ = await self.store.start_command_run(pending, timedelta(0))
+        await self._audit(request, command, f"asked to confirm (run {run.id})")
         minutes = int(rule.confirm_expires.total_seconds() // 60)
         card = Card(
             title=f"Confirm: {plan.summary}",
@@ -699,6 +730,7 @@ class CommandRunner:
             run.id or 0, CommandRunState.CANCELED, self.clock.now(), expected=CommandRunState.REQUESTED
         ):
             return ActionResult(False, "This was already handled.")  # confirmed or declined meanwhile
+        await self._audit_run(run, f"declined (run {run.id}); nothing was started")
         card = Card(title=f"Canceled: {run.details.get('summary', run.command)}", status=Status.CANCELED)
         return ActionResult(True, "Canceled; nothing was started.", card)
 
@@ -737,50 +769,75 @@ class CommandRunner:
                 return None
             run = found
         if not new:
+            await self._audit(request, command, f"already asked for: run {run.id}; nothing was started")
             return Reply(already_asked(run, request)), False
-        self._begin(run, plan, request.conversation, outcome)
+        await self._audit(request, command, f"{'confirmed' if confirmation else 'asked for'} run {run.id}")
+        # the answer to a command without confirmation turns into the run's settled face once it started, as a
+        # confirmation does (a refusal is told on a card of its own, which shows wherever the answer went)
+        answer: Outcome | None = asyncio.get_running_loop().create_future() if outcome is None else None
+        self._begin(run, plan, request.conversation, outcome, answer)
         reply = Reply(
             f"Starting: {plan.summary}. Its card will follow {_card_place(request)} (run {run.id}).",
             visibility=Visibility.CHANNEL,
+            later=answer,
         )
         return reply, True
 
     def _begin(
-        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None = None
+        self,
+        run: CommandRun,
+        plan: Plan,
+        conversation: ConversationAddress,
+        outcome: Outcome | None = None,
+        answer: Outcome | None = None,
     ) -> None:
         """Start the run in the background (marked as starting here at once, so that :meth:`sweep` leaves it).
 
         A start the service refuses is told to the conversation on a card of its own; with ``outcome``
         (a confirmation card, which the adapter turns into it) it is told there instead. ``outcome`` gets
         the card's settled face once the run has started (:func:`started_card`): the run's own card
-        carries how it stands from then on.
+        carries how it stands from then on. ``answer`` (the command's answer, without confirmation) gets that
+        face too, and None if the run did not start.
         """
         self._starting.add(run.id or 0)
-        self._spawn(self._execute(run, plan, conversation, outcome))
+        self._spawn(self._execute(run, plan, conversation, outcome, answer))
 
     async def _execute(
-        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None
+        self,
+        run: CommandRun,
+        plan: Plan,
+        conversation: ConversationAddress,
+        outcome: Outcome | None,
+        answer: Outcome | None = None,
     ) -> None:
         try:
-            await self._start_and_watch(run, plan, conversation, outcome)
+            await self._start_and_watch(run, plan, conversation, outcome, answer)
         finally:
             self._starting.discard(run.id or 0)
-            if outcome is not None and not outcome.done():
-                outcome.set_result(None)
+            for face in (outcome, answer):
+                if face is not None and not face.done():
+                    face.set_result(None)
 
     async def _start_and_watch(
-        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None
+        self,
+        run: CommandRun,
+        plan: Plan,
+        conversation: ConversationAddress,
+        outcome: Outcome | None,
+        answer: Outcome | None = None,
     ) -> None:
         try:
             started = await plan.start(run)
         except (ServiceRefused, ServiceUnavailable) as error:
-            await self.store.update_command_run(
+            failed = await self.store.update_command_run(
                 run.id or 0,
                 CommandRunState.FAILED,
                 self.clock.now(),
                 details={**run.details, "error": str(error)},
                 expected=run.state,
             )
+            if failed:
+                await self._audit_run(run, f"run {run.id} could not start: {error}")
             card = Card(title=f"Could not start: {plan.summary}", status=Status.FAILED, summary=str(error))
             if outcome is not None and not outcome.done():
                 outcome.set_result(card)
@@ -791,12 +848,14 @@ class CommandRunner:
         recorded = await self.store.update_command_run(
             run.id or 0, CommandRunState.STARTED, self.clock.now(), started.run_id, details, expected=run.state
         )
-        if outcome is not None and not outcome.done():
-            shown = replace(run, state=CommandRunState.STARTED, backend_run_id=started.run_id, details=details)
-            outcome.set_result(started_card(shown, plan.summary) if recorded else None)
+        shown = replace(run, state=CommandRunState.STARTED, backend_run_id=started.run_id, details=details)
+        for face in (outcome, answer):
+            if face is not None and not face.done():
+                face.set_result(started_card(shown, plan.summary) if recorded else None)
         if not recorded:  # ended meanwhile (another replica's sweep recorded it cut off): what it told stands
             log.warning("run %s started as %s, but was recorded as ended meanwhile", run.id, started.run_id)
             return
+        await self._audit_run(run, f"started run {run.id} as {in_service(shown)}")
         first = RunStatus(started.run_id, "queued", None, started.url)
         await self.ingest.accept(_by_asker(plan.progress_event(started, first), run), also_to=(conversation,))
         if plan.watch is not None:

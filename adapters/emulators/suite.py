@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 
 from adapters.emulators.azure_devops.emulator import AzureDevOpsEmulator
@@ -23,6 +22,8 @@ from adapters.emulators.base import LocalServer, mount
 from adapters.emulators.botframework.emulator import BotFrameworkEmulator
 from adapters.emulators.slack.emulator import SlackEmulator
 from bot.clock import Clock, SystemClock
+from bot.config_problems import ConfigError
+from bot.config_yaml import read_document
 
 SECTIONS = ("azure_devops", "azure_ml", "teams", "slack")
 PREFIXES = {"ado": "/ado", "aml": "/aml", "botframework": "/botframework", "slack": "/slack"}
@@ -36,10 +37,10 @@ def load_world(path: str | Path | None = None) -> dict[str, Any]:
     """The sections of a world file (``{}`` for the shipped defaults)."""
     if path is None:
         return {}
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise WorldFileError(f"{path}: {error}") from None
+    try:  # read as `handoff check` reads a configuration file, to say what is wrong in one line
+        data = read_document(Path(path)).content or {}
+    except ConfigError as error:
+        raise WorldFileError(f"{path}: {'; '.join(p.message for p in error.problems)}") from None
     if not isinstance(data, dict):
         raise WorldFileError(f"{path}: a world file is a mapping with sections {', '.join(SECTIONS)}")
     unknown = sorted(set(data) - set(SECTIONS))

@@ -125,14 +125,11 @@ class SlackListeners:
                 response_url=response_url,
             )
             return
-        await self.replies.reply(
-            client,
-            reply,
-            channel=channel,
-            user_id=user_id,
-            response_url=response_url,
-            note=f"<@{user_id}> asked `{_code(typed)}`",
+        note = f"<@{user_id}> asked `{_code(typed)}`"
+        answer = await self.replies.reply(
+            client, reply, channel=channel, user_id=user_id, response_url=response_url, note=note
         )
+        await self.replies.show_later(client, reply, channel=channel, ts=answer, note=note)
 
     async def on_mention(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
@@ -163,9 +160,11 @@ class SlackListeners:
                 client, _apology(f"`{_code(text)}`", ref), channel=channel, user_id=user_id, thread_ts=thread_ts
             )
             return
-        await self.replies.reply(
-            client, reply, channel=channel, user_id=user_id, thread_ts=thread_ts, note=f"<@{user_id}> asked"
+        note = f"<@{user_id}> asked"
+        answer = await self.replies.reply(
+            client, reply, channel=channel, user_id=user_id, thread_ts=thread_ts, note=note
         )
+        await self.replies.show_later(client, reply, channel=channel, ts=answer, thread_ts=thread_ts, note=note)
 
     # --- buttons ----------------------------------------------------------------------------------
 

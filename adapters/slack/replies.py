@@ -48,19 +48,21 @@ class ReplyDelivery:
         thread_ts: str | None = None,
         response_url: str | None = None,
         note: str = "",
-    ) -> None:
-        """Deliver the core's ``reply`` as its visibility says. ``note`` (mrkdwn) marks public posts."""
+    ) -> str | None:
+        """Deliver the core's ``reply`` as its visibility says. ``note`` (mrkdwn) marks public posts.
+
+        Returns the ``ts`` of the message posted with ``chat.postMessage`` (which :meth:`show_later` can edit);
+        None for an answer given otherwise (privately, or through the ``response_url``)."""
         if reply.visibility is Visibility.PRIVATE:
             content = render_reply(reply, compact=True)
             await self.private(
                 client, content, channel=channel, user_id=user_id, thread_ts=thread_ts, response_url=response_url
             )
-            return
+            return None
         in_thread = reply.visibility is Visibility.THREAD and thread_ts is not None
         content = render_reply(reply, compact=in_thread, note="" if in_thread else note)
         try:
-            await self.channel.send(client, channel, content, thread_ts=thread_ts if in_thread else None)
-            return
+            return await self.channel.send(client, channel, content, thread_ts=thread_ts if in_thread else None)
         except ConversationUnreachable as failure:
             problem, not_member = failure.reason, True
         except DeliveryFailed as failure:
@@ -73,12 +75,38 @@ class ReplyDelivery:
                 note="" if in_thread else note,
             )
             if await self.respond(response_url, told, response_type="in_channel"):
-                return
+                return None
         log.info("public reply not posted (%s); answering privately", problem)
         private = render_reply(reply, compact=True, note=NOT_A_MEMBER if not_member else "")
         await self.private(
             client, private, channel=channel, user_id=user_id, thread_ts=thread_ts, response_url=response_url
         )
+        return None
+
+    async def show_later(
+        self,
+        client: AsyncWebClient,
+        reply: Reply,
+        *,
+        channel: str,
+        ts: str | None,
+        thread_ts: str | None = None,
+        note: str = "",
+    ) -> None:
+        """Once the work ``reply`` announced is done, show its next face (``reply.later``) in place of the message
+        ``ts`` that answered it (:meth:`reply` with the same ``thread_ts`` and ``note``). An answer given privately
+        or through the ``response_url`` (no ``ts``) stays as it is: the run's own card tells how it went."""
+        if reply.later is None:
+            return
+        later = await reply.later
+        if later is None or ts is None:
+            return
+        in_thread = reply.visibility is Visibility.THREAD and thread_ts is not None
+        content = render_reply(Reply(later.text, card=later), compact=in_thread, note="" if in_thread else note)
+        try:
+            await self.channel.edit(client, channel, ts, content)
+        except DeliveryFailed as failure:
+            log.warning("the answer %s was not updated: %s", ts, failure.reason)
 
     async def private(
         self,

@@ -287,10 +287,33 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         activity = card_activity(reply.card) if reply.card is not None else _text(reply.text)
         if reply.card is not None and reply.text and reply.text != reply.card.text:
             activity.text = markdown.message(reply.text)
+        sent: list[Any] = []
+
+        async def send() -> Any:
+            sent.append(response := await turn_context.send_activity(activity))
+            return response
+
         try:
-            await self._paced(turn_context, lambda: turn_context.send_activity(activity), posts=True)
+            await self._paced(turn_context, send, posts=True)
         except DeliveryFailed as failure:
             log.warning("could not send the reply to a Teams command (%s)", failure.reason)
+            return
+        answer_id = getattr(sent[-1], "id", None) if sent else None
+        if reply.later is not None and answer_id:
+            base, root = split_thread(turn_context.activity.conversation.id)
+            thread = root if conversation_kind(turn_context.activity) == "channel" else None
+            self.later.spawn(self._show_answer_later(base, PostedMessage(answer_id, thread), reply.later))
+
+    async def _show_answer_later(self, conversation: str, answer: PostedMessage, later: Awaitable[Card | None]) -> None:
+        """Once the work a command's answer announced is done, show the answer's next face in its place (after the
+        command's turn: proactively, as the outbox sends)."""
+        card = await later
+        if card is None or self.cards is None:
+            return
+        try:
+            await self.cards.update_card(conversation, answer, card)
+        except DeliveryFailed as failure:
+            log.warning("could not update the answer %s to a Teams command (%s)", answer.message_id, failure.reason)
 
     async def _submitted(self, turn_context: TurnContext, click: Click) -> None:
         user = await self.identity.resolve(turn_context)

@@ -176,10 +176,12 @@ class Person:
 
         before = {id(m) for m in seen()}
         await slack.send_slash_command("/handoff", text, channel=self.channel, user=self.user)
+        # each answer as it reads now, then as it read before Handoff edited it ("Starting: …", now "Started: …")
         return lambda: [
-            html.unescape(json.dumps(m.blocks or [], ensure_ascii=False) + m.text)
+            html.unescape(json.dumps(face["blocks"] or [], ensure_ascii=False) + face["text"])
             for m in seen()
             if id(m) not in before
+            for face in [{"text": m.text, "blocks": m.blocks}, *reversed(getattr(m, "edits", []))]
         ]
 
     async def _teams(self, text: str) -> Callable[[], list[str]]:
@@ -194,7 +196,13 @@ class Person:
         def answers() -> list[str]:
             thread = next(p for p in channel.posts if p.id == root).replies
             posts = [p for p in channel.posts if p.id not in before and p.id != root]
-            return [teams_message_text(m) for m in [*thread, *posts] if m.by_bot and not m.deleted]
+            shown = [m for m in [*thread, *posts] if m.by_bot and not m.deleted]
+            # each answer as it reads now, then as it read before Handoff updated it
+            return [
+                (version.get("text") or "") + json.dumps(version.get("attachments") or [], ensure_ascii=False)
+                for m in shown
+                for version in reversed(m.versions)
+            ]
 
         return answers
 

@@ -580,6 +580,9 @@ def test_emulators_print_a_configuration_handoff_accepts(tmp_path: Path, host: s
     checked = run("check", "--config", str(config), env=clean_env(**environ))
     assert checked.returncode == 0, checked.stderr
     assert ("Listening on all interfaces" in printed) == bool(host)
+    # the channels a channels section can name, by their ids in each emulated workspace
+    assert "#   Slack #ml-models: C0MLM0DELS1" in printed
+    assert "#   Teams Contoso ML / App releases: 19:appReleases00000000@thread.tacv2" in printed
 
 
 def test_emulators_name_a_world_section_of_the_wrong_shape(tmp_path: Path) -> None:
@@ -589,6 +592,16 @@ def test_emulators_name_a_world_section_of_the_wrong_shape(tmp_path: Path) -> No
     assert result.returncode == 1
     assert f"handoff emulators: {world}: the slack section does not fit its emulator" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_emulators_say_where_a_world_file_is_not_valid_yaml_in_one_line(tmp_path: Path) -> None:
+    world = tmp_path / "world.yaml"
+    world.write_text("slack:\n  team: {id: T1\n")
+    result = run("emulators", "--port", "0", "--world", str(world), env=clean_env())
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"handoff emulators: {world}: line 3, column 1: not valid YAML (expected ',' or '}}', but got '<stream end>')\n"
+    )
 
 
 def slack_config(tmp_path: Path) -> tuple[Path, dict[str, str]]:

@@ -184,6 +184,46 @@ async def test_a_confirmed_retrain_is_one_run_under_its_confirmations_number_to_
     assert [r.status for r in jobs(loop)] == [201]  # the double click submitted one job
 
 
+async def test_the_audit_log_says_who_started_what_and_how_its_start_went(loop: Loop) -> None:
+    store = loop.server.store
+
+    async def said(target: str, outcome: str) -> list[str]:
+        def found() -> list[str] | None:
+            entries = [f"{e.actor} {e.platform}: {e.outcome}" for e in audited if e.target == target]
+            return entries if any(outcome in e for e in entries) else None
+
+        for _ in range(100):
+            audited = [e for e in await store.list_audit() if e.action == "command"]
+            if (entries := found()) is not None:
+                return entries
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no audit entry of {target} saying {outcome}: {audited}")
+
+    await confirm_retrain(loop)
+    retrain = await command_run(loop, lambda r: r.backend_run_id is not None)
+    assert await said("retrain model-x", "started run") == [
+        f"alice@contoso.com slack: asked to confirm (run {retrain.id})",
+        f"alice@contoso.com slack: confirmed run {retrain.id}",
+        f"alice@contoso.com slack: started run {retrain.id} as Azure ML job {retrain.backend_run_id}",
+    ]
+    await confirm_retrain(loop, "model-x compute=cpu-small")
+    refused = await said("retrain model-x compute=cpu-small", "could not start")
+    assert refused[-1].endswith("could not start: Azure ML refused the job: The workspace has no compute cpu-small.")
+
+    bob = Person(loop, "teams", "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:7", "Starting:")
+    integrate = await command_run(loop, lambda r: r.backend_run_id is not None and r.command.startswith("integrate"))
+    assert await said("integrate app-y model=model-x:7", "started run") == [
+        f"bob@contoso.com teams: asked for run {integrate.id}",
+        f"bob@contoso.com teams: started run {integrate.id} as Azure DevOps run integrate-app-y "
+        f"{integrate.details['name']}",
+    ]
+    await bob.say("integrate app-y model=model-x:99", "nothing was started")
+    assert await said("integrate app-y model=model-x:99", "not started") == [
+        "bob@contoso.com teams: not started: model-x has no version 99 in Azure ML, so nothing was started."
+    ]
+
+
 async def test_the_same_retrain_once_its_run_succeeded_starts_a_new_run(loop: Loop) -> None:
     loop.suite.aml.script_next_job(duration=0.5)
     confirmed = await confirm_retrain(loop)
@@ -359,6 +399,12 @@ async def test_integrate_against_a_version_azure_ml_does_not_have_starts_nothing
     assert sorted(loop.suite.aml.state.models["model-x"]) == ["6", "7"]
     answer = await Person(loop, platform, "bob", "app-releases").say("integrate app-y model=model-x:99", "model-x")
     assert "model-x has no version 99 in Azure ML, so nothing was started." in answer
+    assert "consumes" not in answer  # app-y does consume model-x
+    # a model the app does not consume is said first: a mistyped model name, more likely than a missing version
+    answer = await Person(loop, platform, "bob", "app-releases").say("integrate app-y model=model-q:1", "model-q")
+    assert "app-y consumes model-x, not model-q; model-q has no version 1 in Azure ML, so nothing was started." in (
+        answer
+    )
     await asyncio.sleep(0.5)
     assert loop.suite.ado.runs == []
     assert await loop.server.store.list_command_runs() == []
@@ -487,6 +533,40 @@ async def test_integrate_from_teams_runs_and_its_card_follows_in_the_channel(loo
             "integrate-app-y" in card_text(p) and "Succeeded" in card_text(p) for p in teams_posts(loop, "App releases")
         )
     )
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_the_answer_to_integrate_reads_started_with_its_run_once_the_run_started(
+    loop: Loop, platform: str
+) -> None:
+    """As a confirmed retrain's confirmation does: the answer names the Azure DevOps run (linked) once it started."""
+    before = {m.ts for m in slack_messages(loop, "app-releases")}
+    if platform == "slack":
+        await loop.suite.slack.send_slash_command(
+            "/integrate", "app-y model=model-x:7", channel="app-releases", user="bob"
+        )
+
+        def answer() -> str:
+            found = [
+                m for m in slack_messages(loop, "app-releases") if m.ts not in before and "asked" in blocks_text(m)
+            ]
+            return blocks_text(found[0]) if found else ""
+
+    else:
+        channel = loop.suite.teams.state.channel("App releases")
+        sent = await loop.suite.teams.send_channel_message("integrate app-y model=model-x:7", channel=channel.name)
+        thread = next(p for p in channel.posts if p.id == sent.activity["id"])
+
+        def answer() -> str:
+            return card_text(thread.replies[0]) if thread.replies else ""
+
+    await eventually(lambda: "Starting: Run integrate-app-y" in answer() or "Started:" in answer())
+    run = await command_run(loop, lambda r: r.backend_run_id is not None)
+    await eventually(lambda: "Started: Run integrate-app-y for app-y against model-x:7" in answer())
+    shown = html.unescape(answer())
+    assert f"Run {run.id} runs as Azure DevOps run integrate-app-y {run.details['name']}." in shown
+    assert str(run.details["url"]) in shown
+    assert "Starting:" not in shown
 
 
 async def test_a_teams_commands_thread_says_truly_where_the_runs_card_follows(
@@ -812,7 +892,9 @@ async def test_an_integrate_run_from_a_slack_mention_tells_its_thread_how_it_end
     assert run.result == ("failed" if fails else "succeeded")
 
     def card() -> Any:
-        return next((m for m in slack_messages(loop, "app-releases") if f"integrate-app-y {run.name}" in m.text), None)
+        # (the answer to the mention names the run too, once it started)
+        named = [m for m in slack_messages(loop, "app-releases") if f"integrate-app-y {run.name}" in m.text]
+        return next((m for m in named if "Started:" not in m.text), None)
 
     shown = await eventually(card)
     if fails:
@@ -1324,6 +1406,19 @@ async def test_slash_retrain_alone_from_someone_who_may_not_retrain_says_who_may
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_retrain_takes_its_data_asset_as_name_and_version_as_its_help_says(loop: Loop, platform: str) -> None:
+    alice = Person(loop, platform, "alice", "ml-models")
+    for typed in ("retrain model-x data=foo", "retrain model-x data=foo: dry-run", "retrain model-x data=:3"):
+        answer = await alice.say(typed, "name:version")
+        assert "Write the data asset as name:version, for example `data=lake-data:8`." in answer, typed
+    answer = await alice.say("retrain model-x data=lake-data:8 dry-run", "Dry run")
+    assert "inputs.training_data=azureml:lake-data:8" in answer
+    await asyncio.sleep(0.5)
+    assert jobs(loop) == []
+    assert await loop.server.store.list_command_runs() == []
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
 async def test_an_option_given_twice_starts_nothing(loop: Loop, platform: str) -> None:
     bob = Person(loop, platform, "bob", "app-releases")
     answer = await bob.say("integrate app-y model=model-x:8 model=model-x:7", "is given twice")
@@ -1372,6 +1467,16 @@ async def test_subscribe_combines_a_list_given_twice_or_with_spaces_and_answers_
     assert "Nothing was subscribed: `mentions` takes on or off, not `maybe`. `help subscribe`" in answer
     answer = await bob.say("subscribe events=runs", "Nothing was subscribed")
     assert "`events`: `runs` is not one of run, stage, approval," in answer and "did you mean `run`?" in answer
+    # a filter that does not exist, or one without a value: one line, as the other filter mistakes
+    for typed, said in [
+        ("subscribe colour=red", "`colour` is not a filter of `subscribe`."),
+        ("subscribe branch=main", "`branch` is not a filter of `subscribe`. Did you mean `branches`?"),
+        ("subscribe tag=prod", "`tag` is not a filter of `subscribe`. Did you mean `tags.<key>`?"),
+        ("subscribe branches=", "the filter `branches=` needs a value."),
+    ]:
+        answer = await bob.say(typed, "Nothing was subscribed")
+        assert f"Nothing was subscribed: {said} `help subscribe` shows the filters." in answer, typed
+        assert "Usage" not in answer and "text_include" not in answer, typed  # not the whole help
     # an outcome filter on kinds that have none would let every one of them through: said, not subscribed
     answer = await bob.say("subscribe events=model_registered outcomes=failed", "Nothing was subscribed")
     assert "`outcomes=failed` never applies to model_registered: it has no outcome, so every one would be sent." in (

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.demo import Demo, _tell_if_stopped, play_scenario, start_demo
+from adapters.emulators.base import Fault
 from bot.logs import REDACTED, configure_logging
 from tests.e2e.conftest import eventually
 
@@ -87,3 +88,28 @@ async def test_a_scripted_day_that_stops_says_why(capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out == (
         "scenario: stopped (TimeoutError: the scenario waited too long for a step); the demo goes on, Ctrl-C stops\n"
     )
+
+
+async def test_a_demo_stopped_while_the_bot_is_sending_stops_the_bot_before_its_emulators(tmp_path: Path) -> None:
+    """Ctrl-C while cards are on their way: the bot stops sending before the emulators it sends to go away, so
+    nothing fails to reach them and nothing says so on stderr."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging("WARNING", stream=stream)
+    try:
+        demo = await start_demo(0, tmp_path)
+        try:
+            slack = demo.suite.slack
+            # Slack takes its time with each post: cards are still on their way when the demo stops
+            slack.faults.add("POST /api/chat.postMessage", [Fault("stall", stall_seconds=0.5)] * 50)
+            for _ in range(4):
+                demo.suite.ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+            await eventually(lambda: slack.recorder.matching("POST /api/chat.postMessage"), timeout=30)
+        finally:
+            await demo.stop()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    said = stream.getvalue()
+    assert "failed" not in said and "Connection" not in said and "Retrying" not in said, said

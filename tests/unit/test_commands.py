@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import COMMANDS, UsageError, help_text, parse, run_number
+from bot.commands import COMMANDS, UsageError, closest_option, help_text, parse, run_number
 
 
 def test_retrain_with_options_and_flag() -> None:
@@ -124,3 +124,19 @@ def test_help_for_a_command_someone_may_not_run_shows_it_and_says_who_may() -> N
     assert "Usage: `retrain <model> [data=…] [compute=…] [dry-run]`" in refused
     assert refused.endswith("You can't run it here: `retrain` is for data-scientists.")
     assert "can't run" not in help_text(verb="retrain")
+
+
+@pytest.mark.parametrize(
+    ("typed", "option", "suggested"),
+    [
+        ("subscribe branch=main", "branch", " Did you mean `branches`?"),
+        ("subscribe tag=prod", "tag", " Did you mean `tags.<key>`?"),  # the filter it is short for
+        ("subscribe colour=red", "colour", ""),  # nothing comes close: no guess
+        ("subscribe branches=", "branches", " Did you mean `branches`?"),
+    ],
+)
+def test_an_option_mistake_names_its_option_and_the_closest_known_one(typed: str, option: str, suggested: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        parse(typed)
+    assert raised.value.option == option
+    assert raised.value.spec is not None and closest_option(raised.value.spec, option) == suggested

@@ -12,6 +12,7 @@ import yaml
 from adapters.slack.commands import MAIN_COMMAND, SHORT_COMMANDS
 from adapters.slack.manifest import PLACEHOLDER_URL, TEMPLATE, manifest_data, render_manifest, slash_commands
 from adapters.slack.membership import BACK, GONE
+from bot.commands import COMMANDS_BY_VERB
 from bot.config import Secret, SlackOAuthSettings
 
 
@@ -79,3 +80,15 @@ def test_an_app_slack_serves_needs_an_https_url(url: str) -> None:
 def test_an_app_slack_serves_is_not_the_examples_placeholder_host() -> None:
     with pytest.raises(ValueError, match=r"placeholder host handoff\.example\.com"):
         render_manifest("https://handoff.example.com/", https_only=True)
+
+
+def test_the_command_hints_name_the_options_the_commands_take_and_the_runs_card_is_told_truly() -> None:
+    data = manifest_data(PLACEHOLDER_URL)
+    hints = {c["command"]: c["usage_hint"] for c in data["features"]["slash_commands"]}
+    for verb in ("retrain", "integrate"):
+        hint = hints[f"/{verb}"]
+        assert "key=value" not in hint, hint
+        assert all(f"{option}=" in hint for option in COMMANDS_BY_VERB[verb].options), hint
+    # a run's card is a post of its own in the channel, not in the command's thread
+    about = data["display_information"]["long_description"]
+    assert "in the thread" not in about and "a card of its own in the channel" in about

@@ -14,6 +14,7 @@ import pytest
 
 from adapters.teams import build_teams_package
 from adapters.teams.package import PLACEHOLDER_HOST, TEMPLATE_DIR, PackageError
+from bot.commands import COMMANDS_BY_VERB
 from bot.config import TeamsSettings
 
 APP_ID = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -178,3 +179,14 @@ def test_a_wrong_icon_is_refused(tmp_path: Path) -> None:
     (template / "outline.png").write_bytes((TEMPLATE_DIR / "color.png").read_bytes())
     with pytest.raises(PackageError, match="32x32"):
         build_teams_package(settings(), "https://handoff.contoso.com", tmp_path / "x.zip", template_dir=template)
+
+
+def test_the_command_descriptions_say_what_each_command_does_and_takes() -> None:
+    manifest = json.loads((TEMPLATE_DIR / "manifest.json").read_text())
+    for commands in manifest["bots"][0]["commandLists"]:
+        described = {c["title"]: c["description"] for c in commands["commands"]}
+        for verb in ("retrain", "integrate"):
+            assert "key=value" not in described[verb], described[verb]
+            assert all(f"{option}=" in described[verb] for option in COMMANDS_BY_VERB[verb].options), described[verb]
+        # `status` shows the models, one model or one run: nothing a channel or a person "follows"
+        assert "follow" not in described["status"] and "one run" in described["status"], described["status"]
