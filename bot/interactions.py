@@ -7,10 +7,11 @@ Platform adapters translate a Slack slash command, an ``@Handoff`` mention or a 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import re
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bot.cards import Card
 from bot.ports import PostedMessage
@@ -90,6 +91,39 @@ def link(url: str, label: str) -> str:
     link, the Slack adapter turns it into ``<url|label>``. The URL loses what would end it early."""
     safe = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
     return f"[{label.replace('[', '(').replace(']', ')')}]({safe})"
+
+
+# the markup of a Reply's text: code spans, whose text is kept as written, then [label](url) links and **bold**
+_REPLY_MARKUP = re.compile(r"(`[^`\n]+`)|\[([^\[\]\n]+)\]\((https?://[^\s()]+)\)|\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*")
+
+
+@dataclass(frozen=True)
+class Markup:
+    """A piece of a :class:`Reply`'s text: ``text`` as written, a ``code`` span (with its backticks), a
+    ``link`` (its label, and its ``url``) or ``bold`` text."""
+
+    kind: Literal["text", "code", "link", "bold"]
+    text: str
+    url: str = ""
+
+
+def reply_markup(text: str) -> Iterator[Markup]:
+    """A :class:`Reply`'s text in pieces, for a platform adapter to write in its own markup (and escape the
+    ``text`` pieces, which name runs, people and what they typed)."""
+    end = 0
+    for match in _REPLY_MARKUP.finditer(text):
+        code, label, url, strong = match.groups()
+        if match.start() > end:
+            yield Markup("text", text[end : match.start()])
+        if code is not None:
+            yield Markup("code", code)
+        elif label is not None:
+            yield Markup("link", label, url)
+        else:
+            yield Markup("bold", strong)
+        end = match.end()
+    if end < len(text):
+        yield Markup("text", text[end:])
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.cards import Action, Card, Fact, Link, Status
-from bot.interactions import Reply
+from bot.interactions import Markup, Reply, reply_markup
 
 from . import buttons
 from .text import escape, link, truncate, truncate_plain
@@ -55,10 +55,6 @@ STATUS_EMOJI: dict[Status, str] = {
 
 _SLACK_USER = re.compile(r"^(?:slack:)?([UW][A-Z0-9]{2,})$")
 _LINK_SCHEMES = ("https://", "http://", "mailto:")
-_MARKDOWN_LINK = re.compile(r"\[([^\[\]\n]+)\]\((https?://[^\s()]+)\)")
-# the core's reply markup (see bot.interactions.Reply): code spans, whose text is kept as written, then
-# [label](url) links and **bold**
-_REPLY_MARKUP = re.compile(r"(`[^`\n]+`)|" + _MARKDOWN_LINK.pattern + r"|\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*")
 
 
 @dataclass(frozen=True)
@@ -126,19 +122,15 @@ def _with_links(text: str) -> str:
 
 def _mrkdwn(text: str, *, links: bool) -> str:
     """The core's reply markup as Slack ``mrkdwn``, escaped; ``links``: links as Slack links, else as their label."""
-    parts: list[str] = []
-    end = 0
-    for match in _REPLY_MARKUP.finditer(text):
-        code, label, url, strong = match.groups()
-        parts.append(escape(text[end : match.start()]))
-        if code is not None:
-            parts.append(escape(code))
-        elif label is not None:
-            parts.append(link(url, label) if links else escape(label))
-        else:
-            parts.append(f"*{escape(strong)}*")
-        end = match.end()
-    return "".join([*parts, escape(text[end:])])
+    return "".join(_mrkdwn_part(part, links) for part in reply_markup(text))
+
+
+def _mrkdwn_part(part: Markup, links: bool) -> str:
+    if part.kind == "link":
+        return link(part.url, part.text) if links else escape(part.text)
+    if part.kind == "bold":
+        return f"*{escape(part.text)}*"
+    return escape(part.text)  # text, and code spans as written (backticks are code in mrkdwn too)
 
 
 def message_chars(blocks: Iterable[dict[str, Any]]) -> int:

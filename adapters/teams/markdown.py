@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from bot.interactions import Markup, reply_markup
+
 # emphasis, links, code spans, strikethrough, autolinks and inline HTML; the backslash first of all
 _INLINE = re.compile(r"([\\*_\[\]()~`<>])")
 # what makes a line a list item, a rule or a heading (after any indent): "- ", "+ ", "1. ", "2) ", "---", "# "
@@ -20,9 +22,6 @@ _LINE_START = re.compile(
     r"(?:^|(?<=\r))([ \t]*)([-+](?=\s|$)|-(?=--)|#(?=#{0,5}(?:\s|$))|\d{1,9}(?=[.)](?:\s|$)))", re.MULTILINE
 )
 _LINK_SCHEMES = ("https://", "http://", "mailto:")
-# the core's reply markup (see bot.interactions.Reply): code spans, whose text is kept as written, then
-# [label](url) links and **bold**
-_REPLY_MARKUP = re.compile(r"(`[^`\n]+`)|\[([^\[\]\n]+)\]\((https?://[^\s()]+)\)|\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*")
 
 
 def escape(text: str) -> str:
@@ -39,19 +38,17 @@ def message(text: str) -> str:
     """The core's reply text (:class:`bot.interactions.Reply`, a refusal) as Teams message markdown: its
     `` `code` ``, ``[label](url)`` links and ``**bold**`` kept, everything else escaped (it names runs,
     people and what they typed)."""
-    parts: list[str] = []
-    end = 0
-    for match in _REPLY_MARKUP.finditer(text):
-        code, label, url, strong = match.groups()
-        parts.append(escape(text[end : match.start()]))
-        if code is not None:
-            parts.append(code)
-        elif label is not None:
-            parts.append(link(url, label))
-        else:
-            parts.append(f"**{escape(strong)}**")
-        end = match.end()
-    return "".join([*parts, escape(text[end:])])
+    return "".join(_written(part) for part in reply_markup(text))
+
+
+def _written(part: Markup) -> str:
+    if part.kind == "code":
+        return part.text
+    if part.kind == "link":
+        return link(part.url, part.text)
+    if part.kind == "bold":
+        return f"**{escape(part.text)}**"
+    return escape(part.text)
 
 
 def _escape_marker(match: re.Match[str]) -> str:

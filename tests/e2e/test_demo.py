@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,20 @@ from adapters.demo import Demo, _tell_if_stopped, play_scenario, start_demo
 from adapters.emulators.base import Fault
 from bot.logs import REDACTED, configure_logging
 from tests.e2e.conftest import eventually
+
+
+@pytest.fixture
+def handoff_log() -> Iterator[io.StringIO]:
+    """What Handoff logs at WARNING and above while the test runs, set up as `handoff demo` sets it up."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging("WARNING", stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 async def integrate_once(demo: Demo, day: int) -> None:
@@ -38,23 +53,15 @@ async def test_a_second_demo_starts_afresh_and_runs_the_same_command_again(tmp_p
             await demo.stop()
 
 
-async def test_the_demos_own_secrets_never_reach_its_log(tmp_path: Path) -> None:
+async def test_the_demos_own_secrets_never_reach_its_log(tmp_path: Path, handoff_log: io.StringIO) -> None:
     # its passwords and keys are made when it starts, after `handoff demo` set up logging
-    stream = io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging("WARNING", stream=stream)
+    demo = await start_demo(0, tmp_path)
     try:
-        demo = await start_demo(0, tmp_path)
-        try:
-            secrets = [demo.environ["LOCAL_HOOK_PASSWORD"], demo.environ["LOCAL_EVENTGRID_SECRET"]]
-            logging.getLogger("handoff.test").warning("told: %s and %s", *secrets)
-        finally:
-            await demo.stop()
+        secrets = [demo.environ["LOCAL_HOOK_PASSWORD"], demo.environ["LOCAL_EVENTGRID_SECRET"]]
+        logging.getLogger("handoff.test").warning("told: %s and %s", *secrets)
     finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    told = [line for line in stream.getvalue().splitlines() if "told: " in line]
+        await demo.stop()
+    told = [line for line in handoff_log.getvalue().splitlines() if "told: " in line]
     assert told and all(secret not in told[0] for secret in secrets)
     assert told[0].endswith(f"told: {REDACTED} and {REDACTED}")
 
@@ -90,26 +97,20 @@ async def test_a_scripted_day_that_stops_says_why(capsys: pytest.CaptureFixture[
     )
 
 
-async def test_a_demo_stopped_while_the_bot_is_sending_stops_the_bot_before_its_emulators(tmp_path: Path) -> None:
+async def test_a_demo_stopped_while_the_bot_is_sending_stops_the_bot_before_its_emulators(
+    tmp_path: Path, handoff_log: io.StringIO
+) -> None:
     """Ctrl-C while cards are on their way: the bot stops sending before the emulators it sends to go away, so
     nothing fails to reach them and nothing says so on stderr."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging("WARNING", stream=stream)
+    demo = await start_demo(0, tmp_path)
     try:
-        demo = await start_demo(0, tmp_path)
-        try:
-            slack = demo.suite.slack
-            # Slack takes its time with each post: cards are still on their way when the demo stops
-            slack.faults.add("POST /api/chat.postMessage", [Fault("stall", stall_seconds=0.5)] * 50)
-            for _ in range(4):
-                demo.suite.ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
-            await eventually(lambda: slack.recorder.matching("POST /api/chat.postMessage"), timeout=30)
-        finally:
-            await demo.stop()
+        slack = demo.suite.slack
+        # Slack takes its time with each post: cards are still on their way when the demo stops
+        slack.faults.add("POST /api/chat.postMessage", [Fault("stall", stall_seconds=0.5)] * 50)
+        for _ in range(4):
+            demo.suite.ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+        await eventually(lambda: slack.recorder.matching("POST /api/chat.postMessage"), timeout=30)
     finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    said = stream.getvalue()
+        await demo.stop()
+    said = handoff_log.getvalue()
     assert "failed" not in said and "Connection" not in said and "Retrying" not in said, said
