@@ -676,4 +676,5 @@ def test_a_ctrl_c_stops_the_demo_without_a_traceback_however_early(tmp_path: Pat
     finally:
         process.kill()
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
-    assert process.returncode in (0, 130)
+    # 130, or ended by the SIGINT itself (as Python ends some interrupted starts): a shell reports 130 for both
+    assert process.returncode in (0, 130, -signal.SIGINT)
