@@ -197,9 +197,10 @@ class Person:
             thread = next(p for p in channel.posts if p.id == root).replies
             posts = [p for p in channel.posts if p.id not in before and p.id != root]
             shown = [m for m in [*thread, *posts] if m.by_bot and not m.deleted]
-            # each answer as it reads now, then as it read before Handoff updated it
+            # each answer as Teams shows it now, then as it read before Handoff updated it
             return [
-                (version.get("text") or "") + json.dumps(version.get("attachments") or [], ensure_ascii=False)
+                teams_shown(version.get("text") or "")
+                + json.dumps(teams_shown(version.get("attachments") or []), ensure_ascii=False)
                 for m in shown
                 for version in reversed(m.versions)
             ]
