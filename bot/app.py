@@ -27,6 +27,7 @@ from adapters.web.edge import edge_middleware
 from adapters.web.health import METRICS, STORE, add_health_routes
 from adapters.web.limits import BODY_LIMITS
 from adapters.web.pages import add_app_pages
+from adapters.web.server_log import quiet_client_errors
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock, SystemClock
 from bot.config import MAX_REPEAT_LIMIT, Settings
@@ -290,6 +291,7 @@ def create_app(
     are mounted and the background work (outbox, housekeeping) runs while the application runs.
     """
     limits: dict[str, int] = {}
+    quiet_client_errors()
     app = web.Application(
         middlewares=[edge_middleware],
         client_max_size=APP_BODY_LIMIT,
