@@ -254,7 +254,6 @@ class SqliteEngine(AsyncEngine):
         "_file",
         "_raw",
         "_thread",
-        "_wal_behind",
         "_writers",
         "file_identity",
         "inline_commit_limit",
@@ -274,7 +273,6 @@ class SqliteEngine(AsyncEngine):
         self._commit_seconds = 0.0
         self.inline_commit_limit = INLINE_COMMIT_LIMIT
         self.wal_limit_pages = WAL_LIMIT_PAGES
-        self._wal_behind = False  # the last checkpoint found the log longer than wal_limit_pages
         # the device and inode of the database file when it was opened (None in memory)
         self.file_identity: tuple[int, int] | None = None
 
@@ -378,8 +376,9 @@ class SqliteEngine(AsyncEngine):
         sustained load the log would grow for as long as the load lasts (tens of MB a minute at full
         speed, each commit making the file longer, which costs the disk more than writing over it).
         So when a checkpoint finds that the log has grown beyond :attr:`wal_limit_pages` since it last
-        started over, the next one holds the write lock: the writes wait a few milliseconds, the
-        checkpoint completes, and the next write starts the log over.
+        started over, it checkpoints again at once holding the write lock: the passive pass has copied
+        nearly all of the log, so the writes wait only for what they added meanwhile, the checkpoint
+        completes, and the next write starts the log over.
         """
         self._commits_since_checkpoint += 1
         if self._checkpoint is not None and not self._checkpoint.done():
@@ -399,11 +398,9 @@ class SqliteEngine(AsyncEngine):
             return bool(pages > self.wal_limit_pages)
 
         async def run() -> None:
-            if not self._wal_behind:
-                self._wal_behind = await asyncio.to_thread(checkpoint)
-                return
-            async with self._writers:
-                self._wal_behind = await asyncio.to_thread(checkpoint)
+            if await asyncio.to_thread(checkpoint):
+                async with self._writers:
+                    await asyncio.to_thread(checkpoint)
 
         self._checkpoint = asyncio.ensure_future(run())
         self._checkpoint.add_done_callback(_log_checkpoint_failure)
