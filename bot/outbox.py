@@ -35,6 +35,7 @@ is first looked for with ``ChatChannel.find_posted``, and posted only if it is n
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import logging
 import random
@@ -105,6 +106,14 @@ DEFAULT_WINDOWS: Mapping[Platform, tuple[tuple[int, float], ...]] = {
 ALERT_PREFIX = "handoff:alert:"  # the grouping keys of the ops channel's alerts
 SEND_HISTORY = timedelta(seconds=max(seconds for windows in DEFAULT_WINDOWS.values() for _, seconds in windows))
 """How long the store must remember a send for the platforms' limits: the longest window."""
+
+
+class _Sent(enum.Enum):
+    """What became of a delivery the worker took."""
+
+    SENT = "sent"  # sent; to be marked sent
+    RECORDED = "recorded"  # sent, and marked sent with the card it shows
+    ENDED_UNSENT = "ended unsent"  # recorded already (superseded, given up)
 
 
 def post_marker(delivery: Delivery) -> str:
@@ -243,7 +252,7 @@ class OutboxWorker:
             await self._dead_letter(delivery, f"{delivery.conversation.platform} is not configured")
             return
         try:
-            sent = await self._send(channel, delivery)
+            outcome = await self._send(channel, delivery)
         except ConversationUnreachable as failure:
             await self._unreachable(delivery, failure.reason)
         except DeliveryFailed as failure:
@@ -252,15 +261,16 @@ class OutboxWorker:
             log.exception("delivery %s raised", delivery.id)
             await self._failed(delivery, DeliveryFailed(f"{type(exc).__name__}: {exc}", retryable=True))
         else:
-            if not sent:
+            if outcome is _Sent.ENDED_UNSENT:
                 return
-            await self.store.complete_delivery(delivery.id, self.worker_id)
+            if outcome is _Sent.SENT:
+                await self.store.complete_delivery(delivery.id, self.worker_id)
             if self.observer is not None:
                 age = (self.clock.now() - delivery.created_at).total_seconds()
                 self.observer.delivered(delivery.conversation.platform, age)
 
-    async def _send(self, channel: ChatChannel, delivery: Delivery) -> bool:
-        """Send ``delivery``: True when it was sent; False when it ended unsent (recorded already)."""
+    async def _send(self, channel: ChatChannel, delivery: Delivery) -> _Sent:
+        """Send ``delivery``; what became of it."""
         payload = delivery.payload
         op = payload.get("op", "card")
         card = Card.from_json(payload["card"])
@@ -270,12 +280,12 @@ class OutboxWorker:
             if await self._posted_before(channel, delivery, marker) is None:
                 await self._limited(conversation)
                 await channel.post_card(conversation.conversation_id, card, marker=marker)
-            return True
+            return _Sent.SENT
         shown = await self.store.get_card(delivery.grouping_key, conversation)
         if op == "reply":
             if shown is None:  # its card's deliveries, all before it, ended without posting it (given up)
                 await self._give_up_quietly(delivery, "parent_never_posted", "its card was never posted")
-                return False
+                return _Sent.ENDED_UNSENT
             parent = PostedMessage(shown.message_id, shown.thread_id)
             if await self._posted_before(channel, delivery, marker, parent) is None:
                 await self._limited(conversation)
@@ -288,11 +298,11 @@ class OutboxWorker:
                     parent = await self._post_afresh(channel, delivery, shown, gone)
                     await self._limited(conversation)
                     await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
-            return True
+            return _Sent.SENT
         if shown is not None and shown.rank >= int(payload.get("rank", 0)):
             await self.store.complete_delivery(delivery.id, self.worker_id)
             self._ended_unsent(delivery, "superseded", f"version {shown.rank} of its card is shown")
-            return False
+            return _Sent.ENDED_UNSENT
         # an earlier attempt may have posted the card without recording it: then that message is updated
         found = await self._posted_before(channel, delivery, marker) if shown is None else None
         await self._limited(conversation)
@@ -311,9 +321,11 @@ class OutboxWorker:
                 log.info("delivery %s: %s (deleted in chat?); posting the card afresh", delivery.id, gone.reason)
                 await self._limited(conversation)
                 found = await channel.post_card(conversation.conversation_id, card, marker=marker)
-        await self._save_card(delivery, found, rank, payload["card"])
-        # the versions now shown need no turn of their own
-        if superseded := await self.store.complete_superseded(delivery, rank):
+        # recorded with the card it shows: the versions now shown need no turn of their own
+        superseded = await self.store.complete_shown(
+            delivery, self.worker_id, self._posted_card(delivery, found, rank, payload["card"])
+        )
+        if superseded:
             log.info(
                 "deliveries %s to %s ended unsent (superseded): delivery %s showed version %s of their card",
                 ", ".join(map(str, superseded)),
@@ -323,7 +335,7 @@ class OutboxWorker:
             )
             if self.observer is not None:
                 self.observer.unsent(conversation.platform, "superseded", len(superseded))
-        return True
+        return _Sent.RECORDED
 
     async def _post_afresh(
         self, channel: ChatChannel, delivery: Delivery, shown: PostedCard, gone: MessageGone
@@ -337,16 +349,18 @@ class OutboxWorker:
 
     async def _save_card(self, delivery: Delivery, message: PostedMessage, rank: int, content: JsonObject) -> None:
         """Record that the card for ``delivery``'s grouping key and conversation is shown in ``message``."""
-        await self.store.save_card(
-            PostedCard(
-                grouping_key=delivery.grouping_key,
-                conversation=delivery.conversation,
-                message_id=message.message_id,
-                thread_id=message.thread_id,
-                rank=rank,
-                content=content,
-                updated_at=self.clock.now(),
-            )
+        await self.store.save_card(self._posted_card(delivery, message, rank, content))
+
+    def _posted_card(self, delivery: Delivery, message: PostedMessage, rank: int, content: JsonObject) -> PostedCard:
+        """The card for ``delivery``'s grouping key and conversation, shown in ``message``."""
+        return PostedCard(
+            grouping_key=delivery.grouping_key,
+            conversation=delivery.conversation,
+            message_id=message.message_id,
+            thread_id=message.thread_id,
+            rank=rank,
+            content=content,
+            updated_at=self.clock.now(),
         )
 
     async def _posted_before(

@@ -152,9 +152,11 @@ class Outbox(Protocol):
         the most, are not wanted)."""
         ...
 
-    async def complete_superseded(self, delivery: Delivery, rank: int) -> list[int]:
-        """Mark as sent the pending card deliveries for the same card and conversation after ``delivery``
-        whose rank is at most ``rank``: the card shows that version now. Returns their ids, in order."""
+    async def complete_shown(self, delivery: Delivery, worker: str, card: PostedCard) -> list[int]:
+        """``delivery``, a card's version, was sent and ``card`` shows it now: in one transaction save ``card``
+        (as :meth:`CardStore.save_card`), mark ``delivery`` sent (as :meth:`complete_delivery`) and the pending
+        card deliveries for the same card and conversation after it whose rank is at most ``card.rank``.
+        Returns those superseded deliveries' ids, in order."""
         ...
 
     async def latest_card_delivery(self, delivery: Delivery) -> Delivery:

@@ -27,6 +27,23 @@ def _card(row: Any) -> PostedCard:
     )
 
 
+def card_upsert(dialect: str, card: PostedCard) -> Any:
+    """The statement that inserts or replaces ``card`` for its grouping key and conversation (a replaced card
+    keeps its ``first_rank``)."""
+    values = {
+        "grouping_key": card.grouping_key,
+        "platform": card.conversation.platform,
+        "conversation_id": card.conversation.conversation_id,
+        "message_id": card.message_id,
+        "thread_id": card.thread_id,
+        "rank": card.rank,
+        "content": card.content,
+        "updated_at": card.updated_at,
+        "first_rank": card.rank if card.first_rank is None else card.first_rank,
+    }
+    return upsert(dialect, cards, values, ["grouping_key", "platform", "conversation_id"], kept=["first_rank"])
+
+
 class SqlCardStore(SqlBase):
     async def get_card(self, grouping_key: str, conversation: ConversationAddress) -> PostedCard | None:
         query = select(cards).where(
@@ -39,20 +56,8 @@ class SqlCardStore(SqlBase):
         return _card(row) if row else None
 
     async def save_card(self, card: PostedCard) -> None:
-        values = {
-            "grouping_key": card.grouping_key,
-            "platform": card.conversation.platform,
-            "conversation_id": card.conversation.conversation_id,
-            "message_id": card.message_id,
-            "thread_id": card.thread_id,
-            "rank": card.rank,
-            "content": card.content,
-            "updated_at": card.updated_at,
-            "first_rank": card.rank if card.first_rank is None else card.first_rank,
-        }
-        keys = ["grouping_key", "platform", "conversation_id"]
         async with self.engine.begin() as conn:
-            await conn.execute(upsert(self.dialect, cards, values, keys, kept=["first_rank"]))
+            await conn.execute(card_upsert(self.dialect, card))
 
     async def cards_for(self, grouping_key: str) -> list[PostedCard]:
         async with self.engine.connect() as conn:

@@ -1,6 +1,7 @@
 """The outbox: deliveries leased to workers, retried, completed or dead-lettered.
 
-Each operation is one short transaction (on SQLite, one hop to the writer thread). Looking for due
+Each operation is one short transaction (on SQLite, one hop to the writer thread); a card's update, once
+sent, is recorded in one: the card saved, the delivery and the versions it supersedes marked sent. Looking for due
 deliveries takes no write lock: on SQLite the candidates are read first and only an actual claim writes;
 PostgreSQL locks the candidates it takes with ``FOR UPDATE SKIP LOCKED``.
 """
@@ -16,11 +17,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from adapters.sql.base import SqlBase, address, must_utc, utc
+from adapters.sql.cards import card_upsert
 from adapters.sql.engine import run_read, run_write
 from adapters.sql.events import delivery_rows
 from adapters.sql.retention import forget_rows
 from adapters.sql.tables import conversation_sends, deliveries
-from bot.records import ConversationAddress, Delivery, DeliveryState, NewDelivery
+from bot.records import ConversationAddress, Delivery, DeliveryState, NewDelivery, PostedCard
 
 PENDING = DeliveryState.PENDING.value
 FINISHED = (DeliveryState.SENT.value, DeliveryState.DEAD.value)
@@ -163,22 +165,31 @@ class SqlOutbox(SqlBase):
 
         return await run_read(self.engine, read)
 
-    async def complete_superseded(self, delivery: Delivery, rank: int) -> list[int]:
-        query = select(deliveries.c.id, deliveries.c.payload).where(*_later_for_the_same_card(delivery))
+    async def complete_shown(self, delivery: Delivery, worker: str, card: PostedCard) -> list[int]:
+        later = select(deliveries.c.id, deliveries.c.payload).where(*_later_for_the_same_card(delivery))
+        save = card_upsert(self.dialect, card)
+        sent = (
+            update(deliveries)
+            .where(deliveries.c.id == delivery.id, deliveries.c.claimed_by == worker)
+            .values(claimed_by=None, lease_until=None, state=DeliveryState.SENT.value, last_error=None)
+        )
 
         def write(conn: Connection) -> list[int]:
+            conn.execute(save)
             ids = [
                 row.id
-                for row in conn.execute(query)
-                if row.payload.get("op", "card") == "card" and int(row.payload.get("rank", 0)) <= rank
+                for row in conn.execute(later)
+                if row.payload.get("op", "card") == "card" and int(row.payload.get("rank", 0)) <= card.rank
             ]
-            if not ids:
-                return []
-            done = update(deliveries).where(
-                deliveries.c.id.in_(ids), deliveries.c.state == PENDING, deliveries.c.claimed_by.is_(None)
-            )
-            completed = done.values(state=DeliveryState.SENT.value, last_error=None).returning(deliveries.c.id)
-            return sorted(int(i) for i in conn.execute(completed).scalars())
+            superseded: list[int] = []
+            if ids:
+                done = update(deliveries).where(
+                    deliveries.c.id.in_(ids), deliveries.c.state == PENDING, deliveries.c.claimed_by.is_(None)
+                )
+                completed = done.values(state=DeliveryState.SENT.value, last_error=None).returning(deliveries.c.id)
+                superseded = sorted(int(i) for i in conn.execute(completed).scalars())
+            conn.execute(sent)
+            return superseded
 
         return await run_write(self.engine, write)
 

@@ -807,7 +807,7 @@ async def test_concurrent_batches_record_each_event_once(store: SqlStore) -> Non
     assert await store.record_events([]) == []
 
 
-async def test_complete_superseded(store: SqlStore) -> None:
+async def test_complete_shown(store: SqlStore) -> None:
     def version(rank: int, where: ConversationAddress = SLACK, key: str = "run:1") -> NewDelivery:
         return NewDelivery(where, key, {"op": "card", "rank": rank, "card": {}})
 
@@ -817,9 +817,18 @@ async def test_complete_superseded(store: SqlStore) -> None:
     )
     claimed = await store.claim_deliveries("w", NOW, timedelta(seconds=5), 10)
     (first,) = [d for d in claimed if d.conversation == SLACK]
-    # versions 2 and 3 here; not the reply, not 4
-    assert await store.complete_superseded(first, 3) == [first.id + 1, first.id + 3]
-    assert await store.complete_delivery(first.id, "w")
+    # the card saved; this delivery sent; versions 2 and 3 here superseded; not the reply, not 4
+    shown = PostedCard("run:1", SLACK, "1700000000.000100", rank=3, content={"v": 3}, first_rank=1)
+    assert await store.complete_shown(first, "w", shown) == [first.id + 1, first.id + 3]
+    saved = await store.get_card("run:1", SLACK)
+    assert saved is not None and (saved.message_id, saved.rank, saved.content, saved.first_rank) == (
+        "1700000000.000100",
+        3,
+        {"v": 3},
+        1,
+    )
+    assert (await store.get_delivery(first.id)).state is DeliveryState.SENT  # type: ignore[union-attr]
+    assert not await store.complete_delivery(first.id, "w")  # no longer held
     rest = []
     batch = [d for d in claimed if d != first]
     while batch:
