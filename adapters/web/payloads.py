@@ -42,18 +42,44 @@ class PayloadError(ValueError):
 
 
 def decode_json(body: bytes) -> Any:
-    """The JSON document in ``body``; :class:`PayloadError` if it is not UTF-8 JSON."""
-    # orjson is several times faster; what it refuses (NaN, say) the standard library decides, as it
-    # always did. (orjson reads an integer past 64 bits as a float; no field a sender sends holds one.)
+    """The JSON document in ``body``; :class:`PayloadError` if it is not UTF-8 JSON.
+
+    A string that holds half of a UTF-16 surrogate pair (``"\\ud800"``, which JSON allows and no text
+    can hold) reads with U+FFFD in its place; an integer too long to be a number of anything reads as
+    an infinite float (which no getter of a number takes)."""
+    # orjson is several times faster; what it refuses (NaN, a lone surrogate, a number past a double's
+    # range) the standard library decides. (orjson reads an integer past 64 bits as a float; no field a
+    # sender sends holds one.)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(body)
+        return _without_surrogates(json.loads(body, parse_int=_integer))
     # JSONDecodeError and UnicodeDecodeError are ValueErrors; absurd nesting overflows the recursion
     except (ValueError, RecursionError):
         raise PayloadError("the body is not valid JSON") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONGEST_INTEGER = 40  # digits: far past any id or size, far below what Python refuses to convert
+
+
+def _integer(digits: str) -> int | float:
+    if len(digits) <= _LONGEST_INTEGER:
+        return int(digits)
+    return -math.inf if digits.startswith("-") else math.inf
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` (decoded JSON) with every lone surrogate replaced by U+FFFD; itself when it has none."""
+    if type(value) is str:
+        return _SURROGATE.sub("\ufffd", value)
+    if type(value) is list:
+        return [_without_surrogates(item) for item in value]
+    if type(value) is dict:
+        return {_without_surrogates(key): _without_surrogates(item) for key, item in value.items()}
+    return value
 
 
 class Fields:
@@ -195,6 +221,8 @@ class Fields:
             raise PayloadError(f"{self._where(key)}: expected a number")
         try:
             number = float(value)
+        except OverflowError:  # an integer past a double's range
+            raise PayloadError(f"{self._where(key)}: expected a finite number") from None
         except (TypeError, ValueError):
             raise PayloadError(f"{self._where(key)}: expected a number") from None
         if not math.isfinite(number):

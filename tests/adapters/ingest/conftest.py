@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ from adapters.azure_ml.eventgrid_route import add_eventgrid_route
 from adapters.emulators.base import LocalServer
 from adapters.sql import SqlStore
 from bot.app import create_app
+from bot.clock import FakeClock
 from bot.config import Settings, parse_settings
 from bot.events import DomainEvent
+from bot.ingest import Ingest as StoringIngest
 
 ENVIRON = {
     "ADO_PAT": "pat-value-not-used",
@@ -205,3 +208,17 @@ def load_sample(shared_dir: Path, kind: str, name: str) -> Any:
 
 
 Details = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+
+
+STORED_AT = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def storing(make_ingest: IngestFactory, store_url: str) -> AsyncIterator[tuple[Ingest, SqlStore]]:
+    """Handoff's ingest routes storing into SQLite and PostgreSQL (the core's ingest on a real store)."""
+    store = await SqlStore.open(store_url)
+    try:
+        async with make_ingest(sink=StoringIngest(store, [], FakeClock(STORED_AT))) as ingest:
+            yield ingest, store
+    finally:
+        await store.close()

@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from adapters.sql import SqlStore
-from bot.clock import FakeClock
-from bot.ingest import Ingest as StoringIngest
-from tests.adapters.ingest.conftest import Ingest, IngestFactory, load_sample
-
-NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def storing(make_ingest: IngestFactory, store_url: str) -> AsyncIterator[tuple[Ingest, SqlStore]]:
-    """Handoff's ingest routes storing into SQLite and PostgreSQL."""
-    store = await SqlStore.open(store_url)
-    try:
-        async with make_ingest(sink=StoringIngest(store, [], FakeClock(NOW))) as ingest:
-            yield ingest, store
-    finally:
-        await store.close()
+from tests.adapters.ingest.conftest import Ingest, load_sample
 
 
 async def test_a_nul_in_an_azure_devops_hook_id(storing: tuple[Ingest, SqlStore], shared_dir: Path) -> None:

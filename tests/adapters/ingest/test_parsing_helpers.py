@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
@@ -63,9 +64,10 @@ def test_times_are_aware_utc() -> None:
 
 def test_decode_json() -> None:
     assert decode_json(b'{"a": 1}') == {"a": 1}
-    for bad in (b"", b"{", b"\xff", b"[" * 100_000, b"1" * 5000):
+    for bad in (b"", b"{", b"\xff", b"[" * 100_000):
         with pytest.raises(PayloadError):
             decode_json(bad)
+    assert decode_json(b"1" * 5000) == math.inf  # past any use: no getter of a number takes it
 
 
 @pytest.mark.parametrize(

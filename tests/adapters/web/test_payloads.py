@@ -70,3 +70,27 @@ def test_bodies_decode_as_before_whichever_decoder_reads_them() -> None:
     for bad in (b"", b"{", b"\xff\xfe", b"[" * 100_000):
         with pytest.raises(PayloadError, match="not valid JSON"):
             decode_json(bad)
+
+
+def test_half_a_surrogate_pair_reads_as_the_replacement_character() -> None:
+    assert decode_json(b'{"a": "x\\ud800y", "b": ["\\udfff"], "\\udc00": 1}') == {
+        "a": "x\ufffdy",
+        "b": ["\ufffd"],
+        "\ufffd": 1,
+    }
+    assert decode_json(b'{"a": "\xed\xa0\x80"}') == {"a": "\ufffd"}  # the same, written as raw bytes
+    assert decode_json(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}  # a whole pair is one character
+
+
+def test_an_integer_past_any_use_reads_as_no_number() -> None:
+    body = b'{"n": ' + b"9" * 400 + b', "m": -' + b"9" * 5000 + b', "k": 12345678901234567890}'
+    data = Fields.of(decode_json(body))
+    for key in ("n", "m"):
+        with pytest.raises(PayloadError, match="finite number"):
+            data.number(key)
+        with pytest.raises(PayloadError, match="expected an integer"):
+            data.integer(key)
+    assert data.integer("k") == 12345678901234567890
+    assert Fields.of({"n": 10**400}).obj("x").number("n") is None
+    with pytest.raises(PayloadError, match="finite number"):
+        Fields.of({"n": 10**400}).number("n")
