@@ -486,6 +486,11 @@ class DataLakePath(Section):
 
 class EventGridSettings(Integration):
     delivery_secret: SecretRef
+    previous_delivery_secrets: list[SecretRef] = Field(
+        default_factory=list,
+        description="secrets still accepted while a new delivery_secret rolls out to the subscriptions (Event "
+        "Grid drops a delivery answered 401): remove each once no delivery carries it",
+    )
     secret_query_parameter: str = "code"  # noqa: S105 (a parameter name)
     secret_header: str = "X-Handoff-Secret"  # noqa: S105 (a header name)
     allowed_topics: list[str] = Field(default_factory=list)

@@ -7,7 +7,8 @@ that is not 2xx (reference/azure-ml.md §2.4). So those four codes mean "the sen
 - 200 with ``{"accepted", "duplicates", "ignored"}`` once the events are stored (events Handoff does not
   take, and the items of a batch that are not events, count as ignored: one bad event must not cost the
   others); 200 with ``{"validationResponse": code}`` for the subscription handshake;
-- 401 without the delivery secret (in the query string or the configured header);
+- 401 without the delivery secret (in the query string or the configured header), or one of the previous
+  secrets still accepted while a new one rolls out (§2.5: rotate by accepting old and new for a while);
 - 400 for a body that is not events (not JSON, not an object or an array of them, or no event in it);
   413 over the cap;
 - 503 with ``Retry-After`` when the core cannot store the events: Event Grid retries the whole batch,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -49,6 +51,7 @@ RETRY_AFTER_SECONDS = 5
 ALLOW = "POST, OPTIONS"
 LOGGED_EVENTS = 5  # a batch can hold thousands; its log line names the first few
 SHOWN_RESOURCE = 300  # resource ids and paths run long, and their last segments say the most
+PREVIOUS_SECRET_TOLD_EVERY = 600.0  # seconds
 
 log = logging.getLogger("handoff.ingest.eventgrid")
 
@@ -81,18 +84,38 @@ class EventGridRoute:
 
     def __init__(self, settings: EventGridSettings, sink: EventSink, selector: EventSelector) -> None:
         self._secret = settings.delivery_secret.reveal().encode("utf-8")
+        self._previous = [secret.reveal().encode("utf-8") for secret in settings.previous_delivery_secrets]
+        self._previous_told_at: float | None = None
         self._query_parameter = settings.secret_query_parameter
         self._header = settings.secret_header
         self._sink = sink
         self._selector = selector
 
     def _authentic(self, request: web.Request) -> bool:
-        """Whether the query parameter or the header carries the delivery secret (constant time)."""
-        given = [*request.query.getall(self._query_parameter, []), *request.headers.getall(self._header, [])]
-        ok = False
+        """Whether the query parameter or the header carries the delivery secret, or a previous one still
+        accepted (each compared in constant time)."""
+        given = [
+            value.encode("utf-8", "surrogatepass")
+            for value in (*request.query.getall(self._query_parameter, []), *request.headers.getall(self._header, []))
+        ]
+        current = previous = False
         for value in given:
-            ok |= hmac.compare_digest(value.encode("utf-8", "surrogatepass"), self._secret)
-        return ok
+            current |= hmac.compare_digest(value, self._secret)
+            for secret in self._previous:
+                previous |= hmac.compare_digest(value, secret)
+        if previous and not current:
+            self._tell_previous_secret()
+        return current or previous
+
+    def _tell_previous_secret(self) -> None:
+        """Say, at most every ten minutes, that deliveries still come with a previous secret (so it is kept)."""
+        now = time.monotonic()
+        if self._previous_told_at is None or now - self._previous_told_at >= PREVIOUS_SECRET_TOLD_EVERY:
+            self._previous_told_at = now
+            log.info(
+                "event grid deliveries still carry a previous delivery secret: keep it in "
+                "eventgrid.previous_delivery_secrets until every subscription has the new one"
+            )
 
     async def options(self, request: web.Request) -> web.Response:
         """The CloudEvents webhook abuse-protection handshake: allow the requesting origin."""

@@ -91,6 +91,27 @@ async def test_missing_or_wrong_secret_is_401(
     assert ingest.sink.events == []
 
 
+async def test_a_previous_secret_is_accepted_while_a_new_one_rolls_out(
+    make_ingest: IngestFactory, registered: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    rotating = {"delivery_secret": "${EG_NEW}", "previous_delivery_secrets": ["${EG_SECRET}", "${EG_OLDER}"]}
+    environ = {**ENVIRON, "EG_NEW": "new-s3cret-value", "EG_OLDER": "older-s3cret"}
+    with caplog.at_level(logging.INFO, logger="handoff.ingest"):
+        async with make_ingest(eventgrid=rotating, environ=environ) as ingest:
+            assert (await ingest.eventgrid(registered, code="new-s3cret-value")).status == 200
+            assert not [r for r in caplog.records if "previous delivery secret" in r.getMessage()]
+            assert (await ingest.eventgrid(registered, code=SECRET)).status == 200
+            assert (await ingest.eventgrid(registered, code=None, **{"X-Handoff-Secret": "older-s3cret"})).status == 200
+            assert (await ingest.eventgrid(registered, code="wrong")).status == 401
+            assert len(ingest.sink.events) == 3 * len(registered)
+    told = [r.getMessage() for r in caplog.records if "previous delivery secret" in r.getMessage()]
+    assert told == [
+        "event grid deliveries still carry a previous delivery secret: keep it in "
+        "eventgrid.previous_delivery_secrets until every subscription has the new one"
+    ]  # once, not per delivery
+    assert SECRET not in caplog.text and "older-s3cret" not in caplog.text
+
+
 async def test_one_right_value_is_enough(ingest: Ingest, registered: Any) -> None:
     assert (await ingest.eventgrid(registered, code="wrong", **{"X-Handoff-Secret": SECRET})).status == 200
 
