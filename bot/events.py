@@ -677,6 +677,7 @@ class DataArrived(DomainEvent):
     path: str
     size: int = 0
     url: str = ""
+    sequencer: str = ""  # Storage's order of the writes to one file: a later write's compares greater
 
     @property
     def grouping_key(self) -> str:

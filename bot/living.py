@@ -1079,6 +1079,8 @@ def _with_deployments(card: Card, state: State) -> Card:
 def _merge_single(state: State | None, event: DomainEvent) -> Merge:
     card = _single_card(event)
     new: State = {"type": event.kind, "occurred": event.occurred_at.isoformat(), "card": card.to_json()}
+    if isinstance(event, DataArrived) and event.sequencer:
+        new["sequencer"] = event.sequencer
     if state and "occurred" in state and _kept(state, new, event):
         return Merge(state, False)
     if isinstance(event, TrainingRunFinished) and (by := event.canceled_by or (state or {}).get("canceled_by")):
@@ -1116,7 +1118,10 @@ def _training_failure_reply(event: TrainingRunFinished, asked_by: State | None) 
 def _kept(shown: State, new: State, event: DomainEvent) -> bool:
     """Whether the card shown stays over the new event's: :func:`_drawn_after`, except that a training run
     that ended never goes back to going (Azure ML may stamp a late Running after the Failed), and its
-    ending is shown whenever it arrives."""
+    ending is shown whenever it arrives; and that of two writes to one file, the later by Storage's
+    sequencer is shown (reference: order blob events by ``sequencer``, not by their times)."""
+    if isinstance(event, DataArrived) and shown.get("sequencer") and new.get("sequencer"):
+        return bool(shown["sequencer"] >= new["sequencer"])
     if isinstance(event, TrainingRunFinished) and shown.get("type") == event.kind:
         shown_ended, new_ended = _training_ended(shown["card"]), event.outcome is not None
         if shown_ended != new_ended:

@@ -534,6 +534,7 @@ class EventSelector:
             path=location.path,
             size=size,
             url=data.text("url") or "",
+            sequencer=data.text("sequencer") or "",
             web_url=storage_browser_link(self.portal_url, envelope.source, location.container),
         )
 

@@ -15,6 +15,7 @@ from bot.events import (
     Approver,
     CodePushed,
     Commit,
+    DataArrived,
     GateChanged,
     GateDecision,
     GateTerms,
@@ -1053,3 +1054,33 @@ def test_approval_card_has_buttons_until_decided() -> None:
     assert [(r.title, r.summary) for r in replies] == [("Approved by Carol", "ship it")]
     # a pending event arriving late does not reopen the gate
     assert not merge(state, pending).changed
+
+
+def written(size: int, sequencer: str, at: int = 0) -> DataArrived:
+    return DataArrived(
+        source="eventgrid",
+        event_id=f"write-{sequencer}",
+        occurred_at=T0 + timedelta(seconds=at),
+        storage_account="lake",
+        container="raw",
+        path="daily/data.csv",
+        size=size,
+        sequencer=sequencer,
+    )
+
+
+def test_a_files_card_shows_its_latest_write_by_storages_sequencer_whatever_the_times_say() -> None:
+    """Event Grid keeps no order, and Storage's front ends stamp times apart: its sequencer orders the writes."""
+    older, newer = (
+        written(100, "00000000000000000000000000AB1200000000000000001"),
+        written(2_000_000, "00000000000000000000000000AB1200000000000000002"),
+    )
+    for late_older in (older, replace(older, occurred_at=T0 + timedelta(seconds=1))):  # same time, or later
+        state, _ = apply(newer, late_older)
+        assert dict((f.label, f.value) for f in render(state).facts)["Size"] == "1.9 MB"
+        assert not merge(state, late_older).changed
+    state, _ = apply(older, newer)
+    assert dict((f.label, f.value) for f in render(state).facts)["Size"] == "1.9 MB"
+    # writes without a sequencer go by their times, as before
+    state, _ = apply(written(5, "", at=10), written(7, "", at=0))
+    assert dict((f.label, f.value) for f in render(state).facts)["Size"] == "5 B"

@@ -226,6 +226,7 @@ async def test_blob_created(ingest: Ingest, shared_dir: Path, schema: str) -> No
         path="new-file.txt",
         size=524288,
         url="https://my-storage-account.blob.core.windows.net/testcontainer/new-file.txt",
+        sequencer="00000000000004420000000000028963",  # Storage's order of the file's writes
         # the portal's page of the container: the file's own URL opens only with a key or a token
         web_url="https://portal.azure.com/#view/Microsoft_Azure_Storage/ContainerMenuBlade/~/overview"
         "/storageAccountId/%2Fsubscriptions%2F%7Bsubscription-id%7D%2FresourceGroups%2FStorage%2Fproviders"
