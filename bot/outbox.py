@@ -124,6 +124,12 @@ def post_marker(delivery: Delivery) -> str:
     return "handoff-" + hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
+def parent_marker(delivery: Delivery) -> str:
+    """What the card posted afresh for a reply whose card is gone carries (not the reply's own marker: a
+    broadcast reply shows in the channel too, where the card is looked for)."""
+    return post_marker(delivery) + "-parent"
+
+
 def _reply_for(payload: JsonObject, shown: PostedCard) -> JsonObject:
     """The reply to send: ``payload``, or the planned reply a quiet one carries where the card was first posted
     with a version from before the reply's event (that post did not tell of the event: the reply must)."""
@@ -319,8 +325,11 @@ class OutboxWorker:
                 await channel.update_card(conversation.conversation_id, found, card)
             except MessageGone as gone:
                 log.info("delivery %s: %s (deleted in chat?); posting the card afresh", delivery.id, gone.reason)
-                await self._limited(conversation)
-                found = await channel.post_card(conversation.conversation_id, card, marker=marker)
+                # an earlier attempt may have posted it afresh already, its answer lost
+                if (reposted := await self._posted_before(channel, delivery, marker)) is None:
+                    await self._limited(conversation)
+                    reposted = await channel.post_card(conversation.conversation_id, card, marker=marker)
+                found = reposted
         # recorded with the card it shows: the versions now shown need no turn of their own
         superseded = await self.store.complete_shown(
             delivery, self.worker_id, self._posted_card(delivery, found, rank, payload["card"])
@@ -340,10 +349,17 @@ class OutboxWorker:
     async def _post_afresh(
         self, channel: ChatChannel, delivery: Delivery, shown: PostedCard, gone: MessageGone
     ) -> PostedMessage:
-        """Post again the card shown in ``shown``'s message, which is gone: the thread to reply in."""
+        """Post again the card shown in ``shown``'s message, which is gone: the thread to reply in. Marked as
+        the reply's parent, so that an attempt after one whose answer was lost finds it instead of posting
+        it again."""
         log.info("delivery %s: %s (deleted in chat?); posting its card afresh", delivery.id, gone.reason)
-        await self._limited(delivery.conversation)
-        posted = await channel.post_card(delivery.conversation.conversation_id, Card.from_json(shown.content))
+        marker = parent_marker(delivery)
+        posted = await self._posted_before(channel, delivery, marker)
+        if posted is None:
+            await self._limited(delivery.conversation)
+            posted = await channel.post_card(
+                delivery.conversation.conversation_id, Card.from_json(shown.content), marker=marker
+            )
         await self._save_card(delivery, posted, shown.rank, shown.content)
         return posted
 

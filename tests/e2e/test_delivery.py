@@ -641,6 +641,30 @@ async def test_a_card_deleted_in_slack_is_posted_afresh_with_its_news_and_no_ale
         await handoff.store.close()
 
 
+async def test_a_card_posted_afresh_whose_answer_was_lost_is_not_posted_twice(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    """The card was deleted in Slack; the update posts it afresh, and that post lands but its answer is lost:
+    the next attempt finds the post by its marker instead of posting the card again."""
+    handoff = await open_handoff(tmp_path / "h.db", slack)
+    channel = slack.state.channel("C0LOAD00000")
+    try:
+        start, stage, *_ = events_of(0)
+        await handoff.ingest.accept(start)
+        await drain(handoff)
+        [card] = channel.messages
+        slack.state.delete(card)
+        slack.faults.add("POST /api/chat.postMessage", [Fault("reset_after")])
+        await handoff.ingest.accept(stage)
+        await drain(handoff)
+        [shown] = [m for m in channel.messages if not m.deleted]
+        [stored] = await handoff.store.cards_for(start.grouping_key)
+        assert stored.message_id == shown.ts != card.ts
+        assert (await handoff.store.count_deliveries())["dead"] == 0
+    finally:
+        await handoff.store.close()
+
+
 async def test_a_run_failing_before_its_card_was_first_posted_is_announced_once(
     tmp_path: Path, slack: SlackEmulator
 ) -> None:

@@ -155,6 +155,26 @@ async def test_a_reply_whose_answer_was_lost_is_found_in_its_thread(setup: Setup
     assert lookup.status == 200
 
 
+async def test_a_card_posted_afresh_under_a_reply_whose_answer_was_lost_is_found(setup: Setup) -> None:
+    """The card was deleted in Teams, so a reply posts it afresh as its thread; that post's answer is lost: the
+    next attempt finds it by its marker instead of posting the card a second time."""
+    await setup.card(1)
+    await setup.drain()
+    (first,) = setup.posts()
+    setup.teams.state.delete(RELEASES, first)
+    setup.teams.faults.add("POST /v3/conversations", [Fault("reset_after")])
+
+    await setup.reply("Integration tests failed")
+    await setup.drain()
+
+    [card] = [p for p in setup.teams.state.channel("App releases").posts if not p.deleted]
+    assert texts(adaptive_card(card.activity))[0] == "Release app-y 2.3"
+    assert [texts(adaptive_card(r.activity))[0] for r in card.replies] == ["Integration tests failed"]
+    shown = await setup.store.get_card(RUN, WHERE)
+    assert shown is not None and shown.message_id == card.id
+    assert (await setup.store.count_deliveries())["dead"] == 0
+
+
 async def test_a_post_that_never_reached_teams_is_posted_after_the_lookup(setup: Setup) -> None:
     setup.teams.faults.add("POST /v3/conversations", [Fault("reset")])  # dropped before Teams saw it
 
