@@ -418,6 +418,18 @@ def _run_status(state: State) -> Status:
     return Status.RUNNING if state["state"] == "inprogress" else Status.QUEUED
 
 
+def _stage_shown(stage: State, run: State) -> Status:
+    """How a stage shows on its run's card: as it stands, except that a run that ended has no stage still
+    going (one whose end was never told, or told before a late event of its start): the stage under way
+    when the run was canceled shows canceled, any other did not run."""
+    status = _stage_status(stage)
+    if run["state"] != "completed" or stage["state"] == "completed":
+        return status
+    if run.get("result") in ("canceled", "cancelled") and status in (Status.RUNNING, Status.WAITING):
+        return Status.CANCELED
+    return Status.SKIPPED
+
+
 def _stage_status(stage: State) -> Status:
     if stage["state"] == "completed" and "rejected_by" in stage:
         return Status.REJECTED
@@ -546,7 +558,7 @@ def _render_run(state: State) -> Card:
         status=status,
         summary=summary,
         facts=tuple(facts),
-        steps=tuple(Step(s["display"], _stage_status(s)) for s in stages),
+        steps=tuple(Step(s["display"], _stage_shown(s, state)) for s in stages),
         links=tuple(links),
         context=f"Azure DevOps · {state['organization']}/{state['project']}",
         # a failed run calls on who asked for it: where the card is first shown failed, it says so itself

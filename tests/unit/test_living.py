@@ -1084,3 +1084,29 @@ def test_a_files_card_shows_its_latest_write_by_storages_sequencer_whatever_the_
     # writes without a sequencer go by their times, as before
     state, _ = apply(written(5, "", at=10), written(7, "", at=0))
     assert dict((f.label, f.value) for f in render(state).facts)["Size"] == "5 B"
+
+
+def test_a_run_that_ended_shows_no_stage_still_going() -> None:
+    """A stage's start told after its run's end (or its own end never told) does not keep it going on the
+    finished card: the one under way when the run was canceled shows canceled, any other did not run."""
+    failed, replies = apply(
+        run("inProgress"),
+        stage("Build", "running", at=1),
+        stage("Build", "completed", "failed", at=2),
+        run("completed", "failed", at=6),
+        stage("Deploy", "running", at=3),  # late, and from before the run ended
+    )
+    assert render(failed).status is Status.FAILED
+    assert steps(failed) == [("Build", Status.FAILED), ("Deploy", Status.SKIPPED)]
+    assert len(replies) == 1
+    canceled, _ = apply(
+        run("inProgress"),
+        stage("Build", "completed", "succeeded", at=1),
+        stage("Deploy", "running", at=2),
+        stage("Smoke", "pending", at=2),
+        run("completed", "canceled", at=9),
+    )
+    assert steps(canceled) == [("Build", Status.SUCCEEDED), ("Deploy", Status.CANCELED), ("Smoke", Status.SKIPPED)]
+    # while the run goes, its stages show as they stand
+    going, _ = apply(run("inProgress"), stage("Deploy", "running", at=2))
+    assert steps(going) == [("Deploy", Status.RUNNING)]
