@@ -507,24 +507,27 @@ class OutboxWorker:
         alert_targets = [c for c in self.ops_channel if c != delivery.conversation]
         if not alert_targets or delivery.grouping_key.startswith(ALERT_PREFIX):
             return
-        # one alert card a day per conversation and reason, updated with the count: a channel Handoff was
-        # removed from fails every message sent there, and one card says so better than a card for each
+        # one alert card a day per conversation, updated with the count and the latest reason: a channel in
+        # trouble fails every message sent there, each in its own words (a timeout, a refused connection, an
+        # internal error), and one card says so better than a card for each message or each wording
         now = self.clock.now()
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        given_up = max(1, await self.store.count_dead_letters(delivery.conversation, reason, today))
+        given_up = max(1, await self.store.count_dead_letters(delivery.conversation, today))
         title = Card.from_json(delivery.payload["card"]).title if "card" in delivery.payload else "?"
         name = await self._name_of(delivery.conversation)
         alert = Card(
             title=f"Messages to {name or delivery.conversation} could not be delivered",
             status=Status.WARNING,
-            summary=f"Handoff gave up on {given_up} message{'' if given_up == 1 else 's'} there today: {reason}",
+            summary=(
+                f"Handoff gave up on {given_up} message{'' if given_up == 1 else 's'} there today; the latest: {reason}"
+            ),
             facts=(
                 Fact("Conversation", f"{name} ({delivery.conversation})" if name else str(delivery.conversation)),
                 Fact("Latest", f"{title} ({delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'})"),
             ),
             context="Handoff",
         )
-        key = bounded_key(f"{ALERT_PREFIX}{delivery.conversation}:{reason}:{today:%Y-%m-%d}")
+        key = bounded_key(f"{ALERT_PREFIX}{delivery.conversation}:{today:%Y-%m-%d}")
         payload = {"op": "card", "rank": given_up, "card": alert.to_json()}
         await self.store.enqueue([NewDelivery(target, key, payload) for target in alert_targets], now)
 

@@ -164,8 +164,8 @@ class Outbox(Protocol):
         ``card``, not a reply) for the same card and conversation, or ``delivery`` itself if none is later."""
         ...
 
-    async def count_dead_letters(self, conversation: ConversationAddress, error: str, since: datetime) -> int:
-        """How many deliveries to ``conversation`` were given up since ``since`` with ``error``."""
+    async def count_dead_letters(self, conversation: ConversationAddress, since: datetime) -> int:
+        """How many deliveries to ``conversation`` were given up since ``since``."""
         ...
 
     async def record_send(self, conversation: ConversationAddress, at: datetime) -> None:

@@ -207,13 +207,12 @@ class SqlOutbox(SqlBase):
 
         return await run_read(self.engine, read)
 
-    async def count_dead_letters(self, conversation: ConversationAddress, error: str, since: datetime) -> int:
+    async def count_dead_letters(self, conversation: ConversationAddress, since: datetime) -> int:
         # when it was last due stands for when it was given up (at once, on the attempt that was due)
         count = select(func.count()).where(
             deliveries.c.platform == conversation.platform,
             deliveries.c.conversation_id == conversation.conversation_id,
             deliveries.c.state == DeliveryState.DEAD.value,
-            deliveries.c.last_error == error[:ERROR_LENGTH],
             deliveries.c.next_attempt_at >= since,
         )
         return await run_read(self.engine, lambda conn: int(conn.execute(count).scalar_one()))

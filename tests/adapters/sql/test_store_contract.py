@@ -130,7 +130,7 @@ async def test_complete_retry_and_dead_letter(store: SqlStore) -> None:
     assert await store.count_deliveries([DeliveryState.DEAD, DeliveryState.PENDING]) == {"dead": 1, "pending": 1}
 
 
-async def test_dead_letters_are_counted_per_conversation_and_error_since_a_time(store: SqlStore) -> None:
+async def test_dead_letters_are_counted_per_conversation_since_a_time(store: SqlStore) -> None:
     other = ConversationAddress("slack", "C0OTHER")
 
     async def give_up(at: datetime) -> None:
@@ -146,10 +146,9 @@ async def test_dead_letters_are_counted_per_conversation_and_error_since_a_time(
     await store.record_event(event("today"), [delivery(k) for k in "cde"] + [delivery("f", other)])
     await give_up(NOW)
     since = NOW - timedelta(hours=1)
-    assert await store.count_dead_letters(SLACK, "chat.postMessage: not_in_channel", since) == 2
-    assert await store.count_dead_letters(SLACK, "chat.update: msg_too_long", since) == 1
-    assert await store.count_dead_letters(other, "chat.postMessage: not_in_channel", since) == 1
-    assert await store.count_dead_letters(SLACK, "chat.postMessage: not_in_channel", since - timedelta(days=1)) == 4
+    assert await store.count_dead_letters(SLACK, since) == 3  # whatever the reason
+    assert await store.count_dead_letters(other, since) == 1
+    assert await store.count_dead_letters(SLACK, since - timedelta(days=1)) == 5
 
 
 async def test_forgetting_finished_deliveries_keeps_pending_and_recent_ones(store: SqlStore) -> None:

@@ -14,7 +14,7 @@ from adapters.emulators.botframework import default_world
 from adapters.teams import MAX_CARD_BYTES
 from adapters.teams.channel import SUMMARY_LENGTH
 from bot.cards import Card, Mention, Status
-from bot.outbox import OutboxWorker
+from bot.outbox import OutboxWorker, RetryPolicy
 from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage
 from bot.records import ConversationAddress, NewDelivery
 
@@ -418,6 +418,33 @@ async def test_an_ops_alert_names_the_conversation_as_teams_told_it(harness: Har
     shown = texts(adaptive_card(alert.activity))
     assert shown[0] == f"Messages to {known.name} could not be delivered"
     assert f"{known.name} (teams:{RELEASES})" in "\n".join(shown_texts(adaptive_card(alert.activity)))  # the id too
+
+
+async def test_one_ops_alert_a_day_per_conversation_whatever_words_each_failure_came_in(harness: Harness) -> None:
+    await harness.teams.install_app()
+    ops = ConversationAddress("teams", MODELS)
+    outbox = OutboxWorker(
+        harness.store,
+        {"teams": harness.integration.channel},
+        harness.clock,
+        ops_channel=(ops,),
+        retry=RetryPolicy(max_attempts=1),
+    )
+    releases = ConversationAddress("teams", RELEASES)
+    # Teams refuses one card, then another in other words (each given up at its first attempt)
+    for run, refusal in (("run:412", "500"), ("run:413", "malformed_json")):
+        harness.teams.faults.add("POST /v3/conversations", [Fault(refusal)])  # type: ignore[arg-type]
+        card = Card(title=f"Run {run}", status=Status.RUNNING).to_json()
+        await harness.store.enqueue(
+            [NewDelivery(releases, run, {"op": "card", "rank": 1, "card": card})], harness.clock.now()
+        )
+        await with_time_passing(harness.clock, outbox.drain())
+
+    assert (await harness.store.count_deliveries())["dead"] == 2
+    [alert] = harness.teams.state.channel("ML models").posts  # one card, updated with the count
+    shown = "\n".join(shown_texts(adaptive_card(alert.activity)))
+    assert "gave up on 2 messages there today; the latest: " in shown and "500" not in shown
+    assert len(alert.versions) == 2
 
 
 async def test_a_conversation_teams_refuses_is_marked_inactive_and_ops_told_once(harness: Harness) -> None:
