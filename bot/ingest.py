@@ -32,6 +32,7 @@ from bot.routing import (
     Subscription,
     TargetOptions,
     depends_on_actor,
+    muted_there,
     route,
     route_with_options,
     stored_subscription,
@@ -459,6 +460,8 @@ class Ingest:
         # a card shown before who did it was known, where that person is left out: it is kept current there,
         # but calls on nobody and gets no replies
         turned_away = turned_away_by_actor(event, showing - targets, subscriptions, now) if event.actor else set()
+        # and where a subscription is muted: kept current, silently
+        turned_away |= muted_there(showing - targets, subscriptions, now) if showing else set()
         repeats: list[tuple[ConversationAddress, RepeatMark, timedelta]] = []
         new_marks: list[RepeatMark] = []
         if routed is not None and marks is not None and new_targets and event.repeat_key is not None:

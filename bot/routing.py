@@ -305,6 +305,21 @@ def turned_away_by_actor(
     return filtered - route(event, subscriptions, now) if filtered else set()
 
 
+def muted_there(
+    among: Iterable[ConversationAddress], subscriptions: Sequence[Subscription], now: datetime
+) -> set[ConversationAddress]:
+    """Of the conversations ``among`` (which show a card), those whose every subscription is muted now: the card
+    is kept current there, but nobody is called on and nothing is said in its thread until a mute ends. (Where
+    some subscription is not muted, the conversation is told as before: the mute of one kind of event does not
+    silence another's.)"""
+    muted: set[ConversationAddress] = set()
+    for conversation in among:
+        subscribed = [s for s in subscriptions if conversation in s.targets]
+        if subscribed and all(s.muted_until is not None and now < s.muted_until for s in subscribed):
+            muted.add(conversation)
+    return muted
+
+
 @dataclass(frozen=True)
 class TargetOptions:
     """How a conversation an event goes to wants its cards: its repeat limit (None: none), their format,

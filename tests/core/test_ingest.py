@@ -1084,3 +1084,34 @@ def test_a_run_ends_in_one_card_as_if_its_events_came_in_order_once(
     for conversation in (SLACK, TEAMS):
         assert cards_to(deliveries, conversation)[:1] == [run().run_key]
         assert len(replies_to(deliveries, conversation)) == replies  # a failure is told once
+
+
+async def test_a_muted_conversation_keeps_a_card_it_shows_current_silently_until_the_mute_ends(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    bob = Person(name="Bob Chen", email="bob@contoso.com")
+    runs = Filters.from_mapping({"events": ["run", "stage"]})
+    clock = FakeClock(T0)
+    ingest = Ingest(store, [Subscription((SLACK,), runs)], clock)
+    await ingest.accept(started("77"))
+    await ingest.accept(started("78"))
+    await delivered(store)  # both cards are shown
+
+    muted = T0 + timedelta(minutes=10)
+    ingest.configured = [Subscription((SLACK,), runs, muted_until=muted)]
+    await ingest.accept(replace(failed("77"), actor=bob))
+    await ingest.accept(started("79"))  # a new run: not shown at all while muted
+    deliveries = await delivered(store)
+    # the card shows the failure, naming bob without calling on him; nothing is said in its thread
+    [update] = [d for d in deliveries if d.payload["op"] == "card"]
+    assert update.grouping_key == run("77").run_key and update.payload["card"]["status"] == "failed"
+    assert update.payload["card"]["mentions"] == []
+    assert broadcasts_to(deliveries, SLACK) == []
+
+    await clock.advance(20 * 60)  # the mute is over: a failure is told, and called on, again
+    await ingest.accept(replace(failed("78"), actor=bob))
+    deliveries = await delivered(store)
+    assert broadcasts_to(deliveries, SLACK) == [run_failure("78", True)]
+    [card] = [d for d in deliveries if d.payload["op"] == "card"]
+    assert card.payload["card"]["mentions"] == [{"name": "Bob Chen", "email": "bob@contoso.com"}]

@@ -34,6 +34,7 @@ from bot.routing import (
     TargetOptions,
     configured_subscriptions,
     depends_on_actor,
+    muted_there,
     route,
     route_with_options,
     turned_away_by_actor,
@@ -599,3 +600,18 @@ def test_branch_filters_agree_with_each_glob_read_plainly(patterns: list[str], b
     filters = Filters.from_mapping({"branches": patterns})
     event = replace(run_event(), run=replace(RUN, branch=branch))
     assert filters.matches(event) == plainly_matches(filters, event)
+
+
+def test_muted_there_names_the_conversations_whose_every_subscription_is_muted() -> None:
+    here, there = ConversationAddress("slack", "C1"), ConversationAddress("slack", "C2")
+    failures = Filters.from_mapping({"events": ["run"], "outcomes": ["failed"]})
+    models = Filters.from_mapping({"events": ["model_registered"]})
+    later = NOW + timedelta(hours=1)
+    subscriptions = [
+        Subscription((here,), failures, muted_until=later),
+        Subscription((there,), models, muted_until=later),
+        Subscription((there,), failures),  # there, runs are still told
+    ]
+    assert muted_there({here, there}, subscriptions, NOW) == {here}
+    assert muted_there({here}, subscriptions, later) == set()  # the mute is over
+    assert muted_there({ConversationAddress("slack", "C3")}, subscriptions, NOW) == set()  # no subscription there
