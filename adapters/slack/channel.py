@@ -173,8 +173,15 @@ class SlackChatChannel:
         """Replace a posted message's text and blocks (``chat.update``), at the workspace's pace. (Slack
         notifies nobody of an edit: the mentions only keep the card as it was posted.)"""
         client, channel = await self._resolve(conversation_id)
-        await self.update_pacer.wait(SlackAddress.parse(conversation_id).team or "")
-        await self.edit(client, channel, message.message_id, await self._with_mentions(client, conversation_id, card))
+        workspace = SlackAddress.parse(conversation_id).team or ""
+        await self.update_pacer.wait(workspace)
+        content = await self._with_mentions(client, conversation_id, card)
+        try:
+            await self.edit(client, channel, message.message_id, content)
+        except DeliveryFailed as failure:
+            if failure.retry_after:  # Slack limits chat.update per workspace: every channel's updates wait
+                self.update_pacer.hold(workspace, failure.retry_after)
+            raise
 
     async def reply(
         self,

@@ -41,6 +41,14 @@ class ChannelPacer:
                     return
                 await self.clock.sleep(delay)
 
+    def hold(self, channel: str, seconds: float) -> None:
+        """Slack said to wait (a 429's ``Retry-After``): nothing more goes to ``channel`` for ``seconds``, and
+        then one at a time, at the rate, with no burst."""
+        now = self.clock.monotonic()
+        tokens, stamp = self._buckets.get(channel, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
+        self._buckets[channel] = (min(tokens, 1.0 - seconds * self.rate), now)
+
     def _take(self, channel: str) -> float | None:
         now = self.clock.monotonic()
         tokens, stamp = self._buckets.get(channel, (float(self.burst), now))

@@ -219,6 +219,33 @@ async def test_card_updates_are_paced_per_workspace_to_tier_3(fake_time_slack: S
     assert clock.monotonic() < 40
 
 
+async def test_a_429_on_a_card_update_holds_every_channels_updates_in_the_workspace(
+    fake_time_slack: SlackEmulator, clock: FakeClock
+) -> None:
+    """Slack limits chat.update per workspace: once it says to wait, no channel's card is updated until then."""
+    slack = fake_time_slack
+    channel = SlackChatChannel(
+        AsyncWebClient(token=slack.bot_token, base_url=slack.api_url),
+        pacer=ChannelPacer(clock=clock),
+        update_pacer=workspace_update_pacer(clock),
+    )
+    models = await channel.post_card(MODELS, Card("Model card"))
+    releases = await channel.post_card("C0APPRELS01", Card("Release card"))
+    # refused, and refused again when slack_sdk tries once more after the Retry-After
+    slack.faults.add("POST /api/chat.update", [Fault("429", retry_after=1), Fault("429", retry_after=1)])
+    with pytest.raises(DeliveryFailed) as refused:
+        await channel.update_card(MODELS, models, Card("Model card, v2"))
+    assert refused.value.retry_after == 1
+
+    update = asyncio.create_task(channel.update_card("C0APPRELS01", releases, Card("Release card, v2")))
+    await asyncio.sleep(0.2)
+    assert not update.done()  # another channel's card waits too
+    await clock.advance(1.1)
+    await asyncio.wait_for(update, 10)
+    assert [r.status for r in slack.recorder.matching("POST /api/chat.update")] == [429, 429, 200]
+    assert [m.text for m in slack.state.channel("C0APPRELS01").messages] == ["Info: Release card, v2"]
+
+
 def open_conversation(slack: SlackEmulator, kind: str) -> str:
     """A conversation of ``kind`` that Handoff is in: a public or private channel, a DM or a group DM."""
     state = slack.state
