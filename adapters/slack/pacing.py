@@ -45,16 +45,18 @@ class ChannelPacer:
         """Slack said to wait (a 429's ``Retry-After``): nothing more goes to ``channel`` for ``seconds``, and
         then one at a time, at the rate, with no burst."""
         now = self.clock.monotonic()
-        tokens, stamp = self._buckets.get(channel, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
-        self._buckets[channel] = (min(tokens, 1.0 - seconds * self.rate), now)
+        self._buckets[channel] = (min(self._tokens(channel, now), 1.0 - seconds * self.rate), now)
 
     def _take(self, channel: str) -> float | None:
         now = self.clock.monotonic()
-        tokens, stamp = self._buckets.get(channel, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
+        tokens = self._tokens(channel, now)
         if tokens >= 1.0:
             self._buckets[channel] = (tokens - 1.0, now)
             return None
         self._buckets[channel] = (tokens, now)
         return (1.0 - tokens) / self.rate + MARGIN
+
+    def _tokens(self, channel: str, now: float) -> float:
+        """What ``channel``'s bucket holds at ``now``: what it held, refilled at the rate up to the burst."""
+        tokens, stamp = self._buckets.get(channel, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - stamp) * self.rate)
