@@ -1,7 +1,8 @@
 """Sending to Teams within its rules: per-conversation rate limits, retries, and one failure type.
 
 Teams throttles each bot per conversation (7 messages per second, 8 per 2 s, 60 per 30 s, 1800 per
-hour; a channel's threads count against the channel) and asks bots to retry 412, 429, 502 and 504 with
+hour; a channel's threads count against the channel) and across its conversations (30 requests per
+second per app and tenant), and asks bots to retry 412, 429, 502 and 504 with
 exponential backoff and jitter, honouring ``Retry-After``. :class:`Pacer` waits for room before each
 send and retries those answers (and 503) a few times inline; a wait longer than
 :attr:`SendPolicy.max_wait` is not spent inline but handed back as a retryable
@@ -24,11 +25,14 @@ from msrest.exceptions import ClientRequestError
 
 from bot.clock import Clock
 from bot.ports import DeliveryFailed
-from bot.ratelimit import TEAMS_WINDOWS, SlidingWindowLimiter
+from bot.ratelimit import TEAMS_APP_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 
 from .ids import split_thread
 
 T = TypeVar("T")
+
+APP = "app"
+"""The app limiter's one key."""
 
 RETRYABLE_STATUSES = frozenset({412, 429, 502, 503, 504})
 """Teams documents 412, 429, 502 and 504 as worth retrying; 503 is transient by definition."""
@@ -44,6 +48,8 @@ class SendPolicy:
         max_delay: the longest backoff between two tries.
         max_wait: the longest wait (rate limit, ``Retry-After``, backoff) spent inline.
         windows: the per-conversation ``(count, seconds)`` limits.
+        app_windows: the limits on every send, whatever the conversation (none: not paced). One count for
+            all tenants: a Handoff serving several tenants paces them together, below what Teams allows.
     """
 
     attempts: int = 3
@@ -51,6 +57,7 @@ class SendPolicy:
     max_delay: float = 8.0
     max_wait: float = 10.0
     windows: tuple[tuple[int, float], ...] = TEAMS_WINDOWS
+    app_windows: tuple[tuple[int, float], ...] = TEAMS_APP_WINDOWS
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         delay = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
@@ -71,6 +78,7 @@ class Pacer:
         self.policy = policy or SendPolicy()
         self.rng = rng or random.Random()
         self.limiter = SlidingWindowLimiter(self.policy.windows, clock)
+        self.app_limiter = SlidingWindowLimiter(self.policy.app_windows, clock) if self.policy.app_windows else None
 
     async def run(self, conversation_id: str, send: Callable[[], Awaitable[T]], *, posts: bool = False) -> T:
         """Run ``send`` (which raises only :class:`DeliveryFailed`) for ``conversation_id``.
@@ -85,10 +93,14 @@ class Pacer:
             wait = self.limiter.delay(key)
             if wait > self.policy.max_wait:
                 raise DeliveryFailed("Teams rate limit for this conversation reached", True, wait)
+            if (wait := max(wait, self._app_delay())) > self.policy.max_wait:
+                raise DeliveryFailed("Teams rate limit for the app reached", True, wait)
             while wait > 0:
                 await self.clock.sleep(wait)
-                wait = self.limiter.delay(key)
+                wait = max(self.limiter.delay(key), self._app_delay())
             self.limiter.record(key)
+            if self.app_limiter is not None:
+                self.app_limiter.record(APP)
             try:
                 return await send()
             except DeliveryFailed as failed:
@@ -100,6 +112,9 @@ class Pacer:
                 if delay > self.policy.max_wait:
                     raise
                 await self.clock.sleep(delay)
+
+    def _app_delay(self) -> float:
+        return self.app_limiter.delay(APP) if self.app_limiter is not None else 0.0
 
 
 def delivery_failure(error: BaseException) -> DeliveryFailed:

@@ -30,15 +30,23 @@ class SlidingWindowLimiter:
 
     def acquire(self, key: str) -> float | None:
         """Count one operation on ``key`` and return None, or return the seconds to wait if refused."""
+        wait = self.wait(key)
+        if wait > 0:
+            return wait
+        self.count(key)
+        return None
+
+    def wait(self, key: str) -> float:
+        """The seconds until an operation on ``key`` would be admitted (0: now); nothing is counted."""
         now = self.clock.monotonic()
         log = self._log[key]
         while log and log[0] <= now - self._horizon:
             log.popleft()
-        wait = max((self._wait(log, now, count, seconds) for count, seconds in self.windows), default=0.0)
-        if wait > 0:
-            return wait
-        log.append(now)
-        return None
+        return max((self._wait(log, now, count, seconds) for count, seconds in self.windows), default=0.0)
+
+    def count(self, key: str) -> None:
+        """Count one admitted operation on ``key``."""
+        self._log[key].append(self.clock.monotonic())
 
     @staticmethod
     def _wait(log: deque[float], now: float, count: int, seconds: float) -> float:

@@ -2,7 +2,8 @@
 
 Each handler answers as the service does: the status codes the SDK accepts, ``{"error": {"code",
 "message"}}`` bodies otherwise, 404 for unknown conversations and activities, 413 above the message size
-limit and 429 with ``Retry-After`` when a conversation's rate limit is reached.
+limit and 429 with ``Retry-After`` when a conversation's rate limit, or the bot's limit across all its
+conversations in the tenant, is reached.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ConnectorRoutes:
         self.send_limiter = SlidingWindowLimiter(limits.send, state.clock)
         self.read_limiter = SlidingWindowLimiter(limits.read, state.clock)
         self.unpaged_limiter = SlidingWindowLimiter(limits.members_unpaged, state.clock)
+        self.app_limiter = SlidingWindowLimiter(limits.app, state.clock)
 
     def register(self, app: web.Application) -> None:
         """Add the routes to ``app`` (relative to its root)."""
@@ -125,8 +127,7 @@ class ConnectorRoutes:
     # reads
 
     async def get_members(self, request: web.Request) -> web.Response:
-        conv = self._read(request.match_info["conversation_id"])
-        self._throttle(self.unpaged_limiter, conv.id)
+        conv = self._read(request.match_info["conversation_id"], self.unpaged_limiter)
         return web.json_response([self._account(u) for u in self._members(conv)])
 
     async def get_member(self, request: web.Request) -> web.Response:
@@ -188,20 +189,33 @@ class ConnectorRoutes:
         if size > limit:
             raise ConnectorError(413, "MessageSizeTooBig", f"Message size {size} exceeds {limit} bytes")
 
-    def _throttle(self, limiter: SlidingWindowLimiter, conversation_id: str) -> None:
+    def _throttle(self, limiter: SlidingWindowLimiter, conversation_id: str, *more: SlidingWindowLimiter) -> None:
+        """Admit one request on the conversation under ``limiter`` (and ``more``) and the bot's limit across
+        its conversations, or refuse it with 429; only an admitted request counts."""
         key, _ = split_conversation_id(conversation_id)
-        wait = limiter.acquire(key)
-        if wait is not None:
+        app = self.world.tenant_id
+        wait = max([limiter.wait(key), *(other.wait(key) for other in more)])
+        if wait > 0:
             raise ConnectorError(
                 429,
                 "TooManyRequests",
                 "Too many requests in this conversation; retry later",
                 {"Retry-After": retry_after_header(wait)},
             )
+        if (wait := self.app_limiter.wait(app)) > 0:
+            raise ConnectorError(
+                429,
+                "TooManyRequests",
+                "Too many requests from this bot; retry later",
+                {"Retry-After": retry_after_header(wait)},
+            )
+        for admitted in (limiter, *more):
+            admitted.count(key)
+        self.app_limiter.count(app)
 
-    def _read(self, conversation_id: str) -> Conversation:
+    def _read(self, conversation_id: str, *more: SlidingWindowLimiter) -> Conversation:
         conv, _ = self.state.resolve(conversation_id)
-        self._throttle(self.read_limiter, conv.id)
+        self._throttle(self.read_limiter, conv.id, *more)
         return conv
 
     def _team(self, team_id: str) -> Team:

@@ -85,12 +85,14 @@ class Team:
 
 @dataclass(frozen=True)
 class Limits:
-    """Service limits the emulator enforces; windows are ``(count, seconds)`` per conversation."""
+    """Service limits the emulator enforces; windows are ``(count, seconds)`` per conversation, except
+    ``app``: every request of the bot in its tenant, whatever the conversation."""
 
     max_message_bytes: int = 102_400
     send: Windows = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
     read: Windows = ((14, 1.0), (16, 2.0), (120, 30.0), (3600, 3600.0))
     members_unpaged: Windows = ((5, 60.0),)
+    app: Windows = ((30, 1.0),)
 
 
 @dataclass(frozen=True)
@@ -208,4 +210,5 @@ def _limits(data: Mapping[str, Any]) -> Limits:
         send=_windows(data.get("send"), base.send),
         read=_windows(data.get("read"), base.read),
         members_unpaged=_windows(data.get("members_unpaged"), base.members_unpaged),
+        app=_windows(data.get("app"), base.app),
     )

@@ -18,7 +18,7 @@ from botbuilder.schema.teams import ChannelInfo, TeamsChannelData
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import MicrosoftAppCredentials
 from botframework.connector.teams import TeamsConnectorClient
-from msrest.exceptions import ClientRequestError, DeserializationError
+from msrest.exceptions import ClientRequestError, DeserializationError, HttpOperationError
 
 from adapters.emulators.base import Fault
 from adapters.emulators.botframework import BotFrameworkEmulator, default_world
@@ -301,3 +301,43 @@ async def test_a_custom_world_and_limits(clock: FakeClock) -> None:
             await connector.conversations.send_to_conversation(MODELS, message("x" * 600))
         assert status_of(info.value)[0] == 413
         assert len(teams.state.channel("Ops").posts) == 2
+
+
+async def test_the_bots_requests_across_conversations_share_one_limit(clock: FakeClock) -> None:
+    world = default_world()
+    world["limits"] = {"app": [[5, 1]]}
+    async with (
+        BotFrameworkEmulator(world, clock=clock) as teams,
+        ConnectorClient(MicrosoftAppCredentials.empty(), base_url=teams.service_url) as connector,
+    ):
+        for conversation in (MODELS, MODELS, RELEASES, RELEASES, GENERAL):
+            await connector.conversations.send_to_conversation(conversation, message("fits"))
+        # a sixth request in the second, in a conversation with room of its own, is refused
+        with pytest.raises(ErrorResponseException) as info:
+            await connector.conversations.send_to_conversation(GENERAL, message("one too many"))
+        assert status_of(info.value) == (429, "1", "TooManyRequests")
+        # reads count too, and a refused request counts against nothing
+        with pytest.raises(HttpOperationError) as refused:
+            await connector.conversations.get_conversation_paged_members(GENERAL)
+        assert refused.value.response.status_code == 429
+        await clock.advance(1.0)
+        for conversation in (GENERAL, GENERAL, GENERAL, MODELS, RELEASES):
+            await connector.conversations.send_to_conversation(conversation, message("next second"))
+        posted = [len(teams.state.channel(name).posts) for name in ("General", "App releases", "ML models")]
+        assert posted == [4, 3, 3]
+
+
+async def test_the_default_limit_across_conversations_is_thirty_a_second(clock: FakeClock) -> None:
+    world = default_world()
+    world["limits"] = {"send": [[100, 1]]}  # room in each conversation: only the bot's limit refuses
+    async with (
+        BotFrameworkEmulator(world, clock=clock) as teams,
+        ConnectorClient(MicrosoftAppCredentials.empty(), base_url=teams.service_url) as connector,
+    ):
+        for i in range(30):
+            await connector.conversations.send_to_conversation((MODELS, RELEASES, GENERAL)[i % 3], message(f"{i}"))
+        with pytest.raises(ErrorResponseException) as info:
+            await connector.conversations.send_to_conversation(MODELS, message("31st"))
+        assert status_of(info.value)[0] == 429
+        posted = [len(teams.state.channel(name).posts) for name in ("General", "App releases", "ML models")]
+        assert posted == [10, 10, 10]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from typing import Any
@@ -13,6 +14,7 @@ from adapters.emulators.base import Fault
 from adapters.emulators.botframework import default_world
 from adapters.teams import MAX_CARD_BYTES
 from adapters.teams.channel import SUMMARY_LENGTH
+from adapters.teams.sending import SendPolicy
 from bot.cards import Card, Mention, Status
 from bot.outbox import OutboxWorker, RetryPolicy
 from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage
@@ -20,6 +22,7 @@ from bot.records import ConversationAddress, NewDelivery
 
 from .conftest import (
     BOB,
+    GENERAL,
     MODELS,
     RELEASES,
     TENANT,
@@ -328,6 +331,40 @@ async def test_a_burst_into_one_channel_is_paced_under_teams_limits(harness: Har
     assert 429 not in statuses
     # 21 sends at 8 per 2 s (after the first 7 in one second) take about 4 s of the fake clock
     assert harness.clock.monotonic() >= 4
+
+
+class TestABurstAcrossConversations:
+    """Teams also limits a bot's requests across all its conversations (made small here: 5 a second)."""
+
+    @pytest.fixture
+    def world(self) -> dict[str, Any]:
+        data = default_world()
+        data["limits"] = {**data.get("limits", {}), "app": [[5, 1]]}
+        return data
+
+    @pytest.fixture
+    def send_policy(self) -> SendPolicy:
+        return SendPolicy(app_windows=((5, 1.0),))
+
+    async def test_is_paced_under_the_apps_limit(self, harness: Harness) -> None:
+        await harness.teams.install_app()
+        await harness.clock.advance(1.0)  # what installing asked of Teams is out of the window
+        channel = harness.integration.channel
+        conversations = {GENERAL: "General", RELEASES: "App releases", MODELS: "ML models"}
+
+        async def burst() -> list[PostedMessage]:
+            cards = [(c, Card(title=f"{name} {i}")) for i in range(4) for c, name in conversations.items()]
+            return list(await asyncio.gather(*(channel.post_card(c, card) for c, card in cards)))
+
+        started = harness.clock.monotonic()
+        await with_time_passing(harness.clock, burst(), step=0.25)
+
+        for name in conversations.values():
+            posts = harness.teams.state.channel(name).posts
+            assert sorted(texts(adaptive_card(p.activity))[0] for p in posts) == [f"{name} {i}" for i in range(4)]
+        assert 429 not in [r.status for r in harness.teams.recorder.requests]
+        # each channel has room for all four at once: only the app's 5 a second spreads the 12 over 2 s
+        assert harness.clock.monotonic() - started >= 2
 
 
 async def test_the_card_shows_buttons_only_to_its_audience(harness: Harness) -> None:
