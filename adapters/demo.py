@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import yaml
 from aiohttp import web
 
+from adapters.azure_devops.hook_plan import KIND_EVENT_TYPES
 from adapters.emulators.azure_devops.world import load_default_world as default_azure_devops_world
 from adapters.emulators.suite import EmulatorSuite, WorldFileError, load_world
 from bot.config import is_loopback_host
@@ -188,7 +189,10 @@ def local_config(suite: EmulatorSuite, public_url: str, data_dir: Path) -> tuple
 
 async def connect_emulators(suite: EmulatorSuite, public_url: str, environ: dict[str, str]) -> None:
     """Point every emulator at Handoff and install the bot in the Teams team (Handoff must be listening)."""
-    suite.ado.add_webhook(f"{public_url}/hooks/azure-devops", basic=(HOOK_USER, environ["LOCAL_HOOK_PASSWORD"]))
+    # the event types ``handoff connect`` subscribes a real organization to (no build.complete, for one)
+    hooked = sorted({event_type for types in KIND_EVENT_TYPES.values() for event_type in types})
+    hook_url = f"{public_url}/hooks/azure-devops"
+    suite.ado.add_webhook(hook_url, hooked, basic=(HOOK_USER, environ["LOCAL_HOOK_PASSWORD"]))
     await suite.aml.add_event_subscription(
         f"{public_url}/hooks/eventgrid",
         schema="CloudEventSchemaV1_0",

@@ -270,6 +270,7 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
             identities,
             own_identity=me,
             depends_on_actor=handoff.ingest.depends_on_actor,
+            depends_on_branch=handoff.ingest.depends_on_branch,
             model_pipelines=ModelPipelines.of(settings),
         )
     if settings.eventgrid and settings.eventgrid.enabled:

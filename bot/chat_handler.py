@@ -47,6 +47,8 @@ _PEOPLE_FILTERS = ("actors_include", "actors_exclude")
 _NO_EMAIL = "Handoff cannot see it here: name yourself by the email Azure DevOps and Azure ML know you by."
 # Options of `subscribe` that hold one value and are no filter (the defaults still apply beside them).
 _SETTINGS = ("repeat_limit", "card_format", "broadcast", "mentions")
+# The filters that say which events come, in place of the defaults; every other filter narrows them.
+_CHOOSING_FILTERS = ("events", "outcomes")
 # How many of the events received last a dry run tries the filters on, and how many of the matches it shows.
 DRY_RUN_EVENTS = 500
 DRY_RUN_SHOWN = 5
@@ -262,8 +264,10 @@ class ChatHandler:
                 return Reply(str(refused))
         defaults = URL_DEFAULT_FILTERS if link is not None else DEFAULT_FILTERS
         typed = _typed_filters(command.options)
-        filtered = any(key not in _SETTINGS for key in typed)
-        filters: dict[str, Any] = ({} if filtered else dict(defaults)) | typed
+        # the defaults say what comes (kinds, outcomes); other filters narrow them (`actors_exclude=me` is the
+        # defaults without what you did, not everything else)
+        chooses_what = any(key in typed for key in _CHOOSING_FILTERS)
+        filters: dict[str, Any] = ({} if chooses_what else dict(defaults)) | typed
         for key in _PEOPLE_FILTERS:
             if key in typed and "me" in (v.lower() for v in filters[key]):
                 if not request.user.email:

@@ -130,7 +130,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "subscribe",
-        "Send events to this channel (failures, approvals and new models unless filtered).",
+        "Send events to this channel: failures, approvals and new models, unless events= or outcomes= say "
+        "otherwise; other filters narrow what comes.",
         target="Azure DevOps URL",
         options={
             "events": "comma-separated kinds: run, stage, approval, model_registered, training_run, …",

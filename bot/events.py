@@ -159,6 +159,11 @@ class PipelineRef:
         return bounded_key(f"azure-devops:{self.organization}:{self.project}:run:{self.run_id}".lower())
 
 
+def _model_name(version: str | None) -> tuple[str, ...]:
+    """The model a run (or its approval) is for, by its ``for_model`` (``model-x:8``), for a ``models`` filter."""
+    return (version.rpartition(":")[0] or version,) if version else ()
+
+
 def _pipeline_repeat_key(scope: str, run: PipelineRef) -> str:
     """Runs of one pipeline on one branch repeat each other, whatever their outcome, from their first event: a
     run first shown while it runs is folded there, and tells its outcome in the thread it is folded into."""
@@ -193,6 +198,8 @@ class RunStateChanged(DomainEvent):
     finished_at: datetime | None = None
     # the stage that failed, when the run failed and Azure DevOps' timeline told (hooks do not say)
     failing_stage: str | None = None
+    # that stage's own name (``Production``, where ``failing_stage`` is ``Deploy to production``), where known
+    failing_stage_name: str | None = None
     # the model version Handoff started the run for (``model-x:8``); hooks do not carry a run's parameters
     for_model: str | None = None
     # when Azure DevOps created the event (``createdDate``); None where it did not say, and for the events
@@ -203,6 +210,11 @@ class RunStateChanged(DomainEvent):
     canceled_by: str | None = None
     # the rejected approvals that ended the run (Azure DevOps reports the run failed), from the gatekeeper
     rejections: tuple[Rejection, ...] = ()
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """The model of the version it is for, where Handoff knows it: ``models=model-x`` follows its runs."""
+        return _model_name(self.for_model)
 
     @property
     def outcome(self) -> str | None:
@@ -339,6 +351,11 @@ class ApprovalEvent(DomainEvent):
     # a classic release approval's release and release definition (``Release-1``, ``Fabrikam.CD``): it has no run
     release_name: str = ""
     release_definition: str = ""
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """The model of the version its run is for, where Handoff knows it: ``models=model-x`` follows its gates."""
+        return _model_name(self.for_model)
 
     @property
     def outcome(self) -> str | None:

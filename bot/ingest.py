@@ -32,6 +32,7 @@ from bot.routing import (
     Subscription,
     TargetOptions,
     depends_on_actor,
+    depends_on_branch,
     muted_there,
     route,
     route_with_options,
@@ -132,9 +133,12 @@ class Ingest:
         self.on_enqueued = on_enqueued
         self.max_batch = max(1, max_batch)
         self._stored_at: float | None = None
+        # how many times the subscriptions were forgotten: a read that started before is not kept
+        self._generation = 0
         # what the subscriptions came to when last read: the reachable ones, and whether any filters on actors
         self._reachable: list[Subscription] = []
         self._actor_filtered = False
+        self._branch_filtered = False
         # the conversations Handoff can no longer post to, as last read with the subscriptions
         self._inactive: frozenset[ConversationAddress] = frozenset()
         self._lock = asyncio.Lock()
@@ -154,11 +158,12 @@ class Ingest:
     @configured.setter
     def configured(self, subscriptions: Sequence[Subscription]) -> None:
         self._configured = list(subscriptions)
-        self._stored_at = None
+        self.forget_subscriptions()
 
     def forget_subscriptions(self) -> None:
         """Chat subscriptions changed in this process: read them again on the next event."""
         self._stored_at = None
+        self._generation += 1
 
     async def _subscriptions(self) -> list[Subscription]:
         """Every subscription, without the conversations Handoff can no longer post to (a channel it was
@@ -169,11 +174,14 @@ class Ingest:
         if self._stored_at is None or now - self._stored_at > SUBSCRIPTION_CACHE_SECONDS:
             async with self._lock:
                 if self._stored_at is None or now - self._stored_at > SUBSCRIPTION_CACHE_SECONDS:
+                    generation = self._generation
                     stored = [stored_subscription(s) for s in await self.store.list_subscriptions()]
                     self._inactive = await self.store.inactive_conversations()
                     self._reachable = _reachable([*self._configured, *stored], self._inactive)
                     self._actor_filtered = any(s.filters.filters_actors for s in self._reachable)
-                    self._stored_at = now
+                    self._branch_filtered = any(s.filters.branches for s in self._reachable)
+                    # kept only if nothing changed while it was read (else the next event reads again)
+                    self._stored_at = now if generation == self._generation else None
         return self._reachable
 
     async def depends_on_actor(self, event: DomainEvent) -> bool:
@@ -181,6 +189,12 @@ class Ingest:
         actor filters): a route whose hook does not say may then ask the service."""
         subscriptions = await self._subscriptions()
         return self._actor_filtered and depends_on_actor(event, subscriptions, self.clock.now())
+
+    async def depends_on_branch(self, event: DomainEvent) -> bool:
+        """Whether the branch of the event's run may decide where it goes (some subscription would route it
+        but for its branch filter): a route whose hook does not say may then ask the service."""
+        subscriptions = await self._subscriptions()
+        return self._branch_filtered and depends_on_branch(event, subscriptions, self.clock.now())
 
     async def accept(
         self, event: DomainEvent, also_to: Sequence[ConversationAddress] = (), *, told_by: str | None = None
@@ -377,7 +391,8 @@ class Ingest:
         (the planner then routes each event plainly)."""
         if not any(s.filters.shapes_cards for s in subscriptions):
             return None, {}
-        routes = [route_with_options(w.event, subscriptions, now) for w in batch]
+        # (an approval goes as the model version its run is for, as its card names it)
+        routes = [route_with_options(_with_its_runs_model(w.event, cards), subscriptions, now) for w in batch]
         wanted = {
             (target, key)
             for waiting, routed in zip(batch, routes, strict=True)

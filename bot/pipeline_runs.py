@@ -128,6 +128,7 @@ def pipeline_run_event(
         state=state,
         result=result,
         failing_stage=status.failing_step if status is not None else None,
+        failing_stage_name=status.failing_stage_name if status is not None else None,
         for_model=for_model,
     )
 

@@ -555,6 +555,8 @@ class RunStatus:
     parameters: Mapping[str, str] = field(default_factory=dict)
     # when the run finished, where the service says: an earlier attempt's end, once a stage is retried
     finished_at: datetime | None = None
+    # the own name (``Production``) of the stage ``failing_step`` names as shown (``Deploy to production``)
+    failing_stage_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -83,9 +83,10 @@ def _globbed(value: str | None, pattern: re.Pattern[str]) -> bool:
 
 
 def _stage_names(event: DomainEvent) -> tuple[str, ...]:
-    """The stage names a ``stages`` filter matches: a stage's or an approval's, a failed run's failing stage."""
+    """The stage names a ``stages`` filter matches: a stage's or an approval's, a failed run's failing stage
+    (its display name and its own name, as a stage's events match by either)."""
     if isinstance(event, RunStateChanged) and event.failing_stage:
-        return (event.failing_stage,)
+        return tuple(dict.fromkeys(n for n in (event.failing_stage, event.failing_stage_name) if n))
     return event.stage_names
 
 
@@ -193,9 +194,17 @@ class Filters:
         events = self._matcher.events
         return events is not None and event.kind in events and event.kind in kinds_without
 
-    def matches(self, event: DomainEvent, *, ignoring_actor: bool = False, ignoring_kind: bool = False) -> bool:
+    def matches(
+        self,
+        event: DomainEvent,
+        *,
+        ignoring_actor: bool = False,
+        ignoring_kind: bool = False,
+        ignoring_branch: bool = False,
+    ) -> bool:
         """Whether every filter given lets ``event`` through (an empty filter lets everything through);
-        ``ignoring_actor``: every filter but the actor filters; ``ignoring_kind``: but the kinds and outcomes."""
+        ``ignoring_actor``: every filter but the actor filters; ``ignoring_kind``: but the kinds and outcomes;
+        ``ignoring_branch``: but the branches."""
         matcher = self._matcher
         if not ignoring_kind:
             if matcher.events is not None and event.kind not in matcher.events:
@@ -204,6 +213,8 @@ class Filters:
             if outcomes is not None and event.outcome not in outcomes and not self._names(event, KINDS_WITHOUT_OUTCOME):
                 return False
         for name, values_of, pattern in matcher.globs:
+            if ignoring_branch and name == "branches":
+                continue
             values = values_of(event)
             if not values and name == "environments" and self._names(event, KINDS_WITHOUT_ENVIRONMENT):
                 continue
@@ -239,10 +250,12 @@ class Subscription:
     muted_until: datetime | None = None
     id: int | None = None
 
-    def wants(self, event: DomainEvent, now: datetime, *, ignoring_actor: bool = False) -> bool:
+    def wants(
+        self, event: DomainEvent, now: datetime, *, ignoring_actor: bool = False, ignoring_branch: bool = False
+    ) -> bool:
         if self.muted_until is not None and now < self.muted_until:
             return False
-        return self.filters.matches(event, ignoring_actor=ignoring_actor)
+        return self.filters.matches(event, ignoring_actor=ignoring_actor, ignoring_branch=ignoring_branch)
 
 
 def channel_addresses(settings: Settings, channel: str) -> tuple[ConversationAddress, ...]:
@@ -281,6 +294,17 @@ def depends_on_actor(event: DomainEvent, subscriptions: Iterable[Subscription], 
     """Whether who did ``event`` may decide where it goes: some subscription would route it but for its actor
     filters (an event whose hook does not say who did it is then worth asking about)."""
     return any(s.filters.filters_actors and s.wants(event, now, ignoring_actor=True) for s in subscriptions)
+
+
+def depends_on_branch(event: DomainEvent, subscriptions: Iterable[Subscription], now: datetime) -> bool:
+    """Whether the branch of ``event``'s run may decide where it goes: some subscription with a branch filter
+    would route it but for that filter (and its actor filters, where who did it is not known either: the
+    Build API tells both). A run's or stage's hook names no branch: it is then worth asking about."""
+    unknown_actor = event.actor is None
+    return any(
+        s.filters.branches and s.wants(event, now, ignoring_branch=True, ignoring_actor=unknown_actor)
+        for s in subscriptions
+    )
 
 
 def turned_away_by_actor(

@@ -65,6 +65,9 @@ OwnIdentity = Callable[[], Awaitable[Person | None]]
 DependsOnActor = Callable[[DomainEvent], Awaitable[bool]]
 """Whether who did an event may decide where it goes (some subscription filters on actors and would route it
 but for that filter)."""
+DependsOnBranch = Callable[[DomainEvent], Awaitable[bool]]
+"""Whether the branch of an event's run may decide where it goes (some subscription filters on branches and
+would route it but for that filter)."""
 
 log = logging.getLogger("handoff.ingest.azure_devops")
 
@@ -94,10 +97,12 @@ class ServiceHookRoute:
         depends_on_actor: DependsOnActor | None = None,
         requester_timeout: float = REQUESTER_TIMEOUT,
         model_pipelines: ModelPipelines | None = None,
+        depends_on_branch: DependsOnBranch | None = None,
     ) -> None:
         self._own_identity = own_identity
         self._model_pipelines = model_pipelines
         self._depends_on_actor = depends_on_actor
+        self._depends_on_branch = depends_on_branch
         self._requester_timeout = requester_timeout
         self._run_facts = RunFacts(run_details) if run_details is not None else None
         self._auth = ServiceHookAuthenticator(settings.service_hooks)
@@ -192,21 +197,26 @@ class ServiceHookRoute:
         return self._model_pipelines.model_of(project, run, status.parameters)
 
     async def _with_run_facts(self, event: RunStateChanged | StageStateChanged) -> DomainEvent:
-        """The event with what the Build API says of its run (read once per run): who asked for it, where that
-        decides where the event goes, and, for a run, the model version it was started for, where its pipeline
-        is configured with one."""
+        """The event with what the Build API says of its run (read once per run): who asked for it and the
+        branch it built, where either decides where the event goes (a run's or stage's hook names neither),
+        and, for a run, the model version it was started for, where its pipeline is configured with one."""
         project, run = event.project, event.run
         if self._run_facts is None or not project:
             return event
         wants_model = isinstance(event, RunStateChanged) and not event.for_model and self._takes_model(project, run)
         wants_actor = event.actor is None and self._depends_on_actor is not None and await self._depends_on_actor(event)
-        if not (wants_model or wants_actor):
+        wants_branch = (
+            run.branch is None and self._depends_on_branch is not None and await self._depends_on_branch(event)
+        )
+        if not (wants_model or wants_actor or wants_branch):
             return event
         status = await self._run_facts.of(project, run.run_id, self._requester_timeout)
         if status is None:
-            return event  # it goes as it would have: an unknown requester, no model named
+            return event  # it goes as it would have: an unknown requester and branch, no model named
         if wants_actor and status.requested_by is not None:
             event = replace(event, actor=status.requested_by)
+        if run.branch is None and status.branch:
+            event = replace(event, run=replace(run, branch=status.branch))
         if wants_model and isinstance(event, RunStateChanged):
             event = replace(event, for_model=self._model_of(project, run, status))
         return event
@@ -302,11 +312,15 @@ class ServiceHookRoute:
             log.warning("run %s: failure details unavailable", _shown(event.run.run_id))
             return event
         actor = event.actor or status.requested_by
+        run = event.run if event.run.branch or not status.branch else replace(event.run, branch=status.branch)
         if not isinstance(event, RunStateChanged):
-            return replace(event, actor=actor)
+            return replace(event, actor=actor, run=run)
         # an answer from before this end of the run (no newer one came in time) names no stage it failed in
-        told_stage = status.failing_step if completion is not None and completion.told_by(status) else None
-        return replace(event, failing_stage=event.failing_stage or told_stage, actor=actor)
+        told = completion is not None and completion.told_by(status)
+        if event.failing_stage or not told or not status.failing_step:
+            return replace(event, actor=actor, run=run)
+        failing, name = status.failing_step, status.failing_stage_name
+        return replace(event, actor=actor, run=run, failing_stage=failing, failing_stage_name=name)
 
 
 def add_azure_devops_hooks(
@@ -319,6 +333,7 @@ def add_azure_devops_hooks(
     own_identity: OwnIdentity | None = None,
     depends_on_actor: DependsOnActor | None = None,
     model_pipelines: ModelPipelines | None = None,
+    depends_on_branch: DependsOnBranch | None = None,
 ) -> None:
     """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``.
 
@@ -344,6 +359,9 @@ def add_azure_devops_hooks(
             :data:`REQUESTER_TIMEOUT`); without an answer the event goes where it would have gone. A pending
             pipeline approval goes as the person who asked for its run, read the same way (within the
             approval's lookups' time, and whenever its run is read for its branch or model version anyway).
+        depends_on_branch: whether the branch of an event's run may decide where it goes. Where it may and a
+            run's or stage's hook does not name it (they never do), ``run_details`` is asked, as for the
+            requester (a failure's branch comes with its failure details).
         model_pipelines: the pipelines the configuration starts with a model version in their parameters. A
             run's event and a pipeline approval of one name that version (``for_model``), read from the run's
             ``templateParameters`` through ``run_details`` (once per run, within :data:`REQUESTER_TIMEOUT`
@@ -359,6 +377,7 @@ def add_azure_devops_hooks(
         own_identity=own_identity,
         depends_on_actor=depends_on_actor,
         model_pipelines=model_pipelines,
+        depends_on_branch=depends_on_branch,
     )
     app.router.add_post(PATH, route.handle)
     set_body_limit(app, PATH, BODY_LIMIT)

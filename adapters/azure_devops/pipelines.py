@@ -207,7 +207,7 @@ class AzureDevOpsPipelines:
         build = await self._call("run status", lambda: self._client("build").get_build(project, int(run_id)))
         state = {"completed": "completed", "notStarted": "queued"}.get(str(build.status), "running")
         result = RESULTS.get(str(build.result)) if state == "completed" else None
-        failing = None
+        failing = failing_name = None
         if result == "failed":
             timeline = await self._call(
                 "timeline", lambda: self._client("build").get_build_timeline(project, int(run_id))
@@ -216,6 +216,7 @@ class AzureDevOpsPipelines:
                 if str(record.result) == "failed" and record.type in ("Stage", "Job", "Task"):
                     failing = record.name
                     if record.type == "Stage":
+                        failing_name = getattr(record, "identifier", None) or None
                         break
         links = getattr(build, "_links", None)
         web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
@@ -224,7 +225,9 @@ class AzureDevOpsPipelines:
         branch = getattr(build, "source_branch", None) or None
         parameters = {str(k): str(v) for k, v in (getattr(build, "template_parameters", None) or {}).items()}
         finished_at = _aware(getattr(build, "finish_time", None)) if state == "completed" else None
-        return RunStatus(str(build.id), state, result, url, failing, requester, branch, parameters, finished_at)
+        return RunStatus(
+            str(build.id), state, result, url, failing, requester, branch, parameters, finished_at, failing_name
+        )
 
     async def cancel_run(self, project: str, run_id: str) -> None:
         from azure.devops.v7_1.build.models import Build

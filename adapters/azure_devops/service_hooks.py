@@ -116,6 +116,7 @@ def _stage_state_changed(ctx: HookContext, resource: Fields) -> list[DomainEvent
         started_at=run.time("createdDate"),
         finished_at=run.time("finishedDate"),
         failing_stage=(stage_event.stage if failed_here else None),
+        failing_stage_name=(stage_event.stage_name if failed_here else None),
         created_at=ctx.created_at,
     )
     return [stage_event, run_completed]

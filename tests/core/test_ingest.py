@@ -40,7 +40,15 @@ from bot.living import merge, render
 from bot.outbox import OutboxWorker
 from bot.ports import EventRecord
 from bot.ratelimit import SlidingWindowLimiter
-from bot.records import CardState, ConversationAddress, ConversationRecord, Delivery, PostedCard, RepeatMark
+from bot.records import (
+    CardState,
+    ConversationAddress,
+    ConversationRecord,
+    Delivery,
+    PostedCard,
+    RepeatMark,
+    StoredSubscription,
+)
 from bot.routing import Filters, Subscription
 from tests.core.pipeline_runs import run, run_state
 from tests.core.recording_channel import RecordingChannel
@@ -1115,3 +1123,44 @@ async def test_a_muted_conversation_keeps_a_card_it_shows_current_silently_until
     assert broadcasts_to(deliveries, SLACK) == [run_failure("78", True)]
     [card] = [d for d in deliveries if d.payload["op"] == "card"]
     assert card.payload["card"]["mentions"] == [{"name": "Bob Chen", "email": "bob@contoso.com"}]
+
+
+async def test_a_gate_comes_where_the_model_its_run_is_for_is_followed(stores: tuple[SqlStore, SqlStore]) -> None:
+    store, _ = stores
+    # one subscription that shapes its cards (routed with options), one that does not (routed plainly)
+    following = [
+        Subscription(
+            (SLACK,), Filters.from_mapping({"events": ["approval"], "models": ["model-x"], "card_format": "compact"})
+        ),
+        Subscription((TEAMS,), Filters.from_mapping({"events": ["approval"], "models": ["model-x"]})),
+    ]
+    ingest = Ingest(store, following, FakeClock(T0))
+    assert await ingest.accept(replace(started(), for_model="model-x:8"))
+    gate = ApprovalPending(source="azure-devops", event_id="ap-1", occurred_at=T0, approval_id="ap-1", run=run("77"))
+    assert await ingest.accept(gate)  # its hook does not say which model version its run is for: the run's card does
+    sent = {d.conversation for d in await delivered(store) if d.grouping_key == gate.grouping_key}
+    assert sent == {SLACK, TEAMS}
+
+
+async def test_a_subscription_removed_while_they_are_read_routes_nothing_after(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    store, _ = stores
+    subscription_id, _ = await store.add_subscription(StoredSubscription(SLACK, {"events": ["run"]}, "bob", T0))
+    ingest = Ingest(store, [], FakeClock(T0))
+    list_subscriptions, release = store.list_subscriptions, asyncio.Event()
+
+    async def read_then_wait(conversation: ConversationAddress | None = None) -> list[StoredSubscription]:
+        rows = await list_subscriptions(conversation)
+        await release.wait()  # (the read is under way while `unsubscribe` removes the subscription)
+        return rows
+
+    store.list_subscriptions = read_then_wait  # type: ignore[method-assign]
+    first = asyncio.ensure_future(ingest.accept(started("77")))
+    await asyncio.sleep(0.05)
+    assert await store.remove_subscription(subscription_id)
+    ingest.forget_subscriptions()
+    release.set()
+    assert await first  # read before the removal: it goes where the subscription said
+    assert await ingest.accept(started("78"))
+    assert {d.grouping_key for d in await delivered(store)} == {started("77").grouping_key}

@@ -737,6 +737,11 @@ async def subscribe(person: Person) -> None:
         "mentions": "no",
     }
     assert Filters.from_mapping(shaped.filters).broadcast is Filters.from_mapping(shaped.filters).mentions is False
+    # other filters narrow the defaults: leaving out what you did yourself is not asking for everything else
+    answer = await person.say("subscribe actors_exclude=me", "Subscribed this channel (subscription")
+    assert "outcomes=failed,pending" in answer
+    _, _, narrowed = await person.loop.server.store.list_subscriptions()
+    assert narrowed.filters == {**DEFAULT_FILTERS, "actors_exclude": [f"{person.user}@contoso.com"]}
 
 
 async def subscription_id(person: Person) -> int:
@@ -1493,7 +1498,7 @@ async def test_subscribe_combines_a_list_given_twice_or_with_spaces_and_answers_
     assert [s.id for s in await store.list_subscriptions()] == [first.id, second.id]
 
     answer = await bob.say("""subscribe text_exclude="bob's run" """, "Subscribed this channel")
-    assert """`text_exclude="bob's run"`""" in answer
+    assert """outcomes=failed,pending text_exclude="bob's run"`""" in answer  # the defaults, narrowed
     assert (await store.list_subscriptions())[-1].filters["text_exclude"] == ["bob's run"]
 
 

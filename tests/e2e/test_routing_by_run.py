@@ -135,3 +135,58 @@ async def test_actors_exclude_me_leaves_out_the_gates_of_the_runs_you_asked_for(
     await eventually(lambda: about(loop, "app-releases", releases["carol"].name))
     await asyncio.sleep(1.5)  # (the outbox would have posted bob's gate by now)
     assert about(loop, "app-releases", releases["bob"].name) == []
+
+
+async def test_runs_go_by_the_branch_they_built_though_their_hooks_name_none(start_loop: Any) -> None:
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    ado = loop.suite.ado
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("subscribe events=run branches=main", "Subscribed this channel")
+
+    on_main = ado.start_run("integrate-app-y", requested_by="carol@contoso.com", branch="refs/heads/main")
+    await ado.wait_for_run(on_main.id, timeout=30)
+    elsewhere = ado.start_run("integrate-app-y", requested_by="carol@contoso.com", branch="refs/heads/develop")
+    await ado.wait_for_run(elsewhere.id, timeout=30)
+    await ado.drain(timeout=30)
+    card = await eventually(
+        lambda: [m for m in about(loop, "app-releases", on_main.name) if "Succeeded" in blocks_text(m)]
+    )
+    assert "*Branch*\\nmain" in blocks_text(card[0])  # and the card names it
+    await asyncio.sleep(1.5)  # (the outbox would have posted the other run by now)
+    assert about(loop, "app-releases", elsewhere.name) == []
+    # the branch was read once per run, for all of its events
+    assert len(ado.recorder.matching(BUILD_ROUTE.format(on_main.id))) == 1
+
+
+async def test_a_failure_goes_by_the_branch_its_failure_details_name(start_loop: Any) -> None:
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    ado = loop.suite.ado
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("subscribe events=run outcomes=failed branches=main", "Subscribed this channel")
+
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    elsewhere = ado.start_run("integrate-app-y", requested_by="carol@contoso.com", branch="refs/heads/develop")
+    await ado.wait_for_run(elsewhere.id, timeout=30)
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    on_main = ado.start_run("integrate-app-y", requested_by="carol@contoso.com", branch="refs/heads/main")
+    await ado.wait_for_run(on_main.id, timeout=30)
+    await ado.drain(timeout=30)
+    card = await eventually(lambda: about(loop, "app-releases", on_main.name))
+    assert "Integration tests" in blocks_text(card[0])
+    await asyncio.sleep(1.5)
+    assert about(loop, "app-releases", elsewhere.name) == []
+
+
+async def test_a_failure_goes_by_the_own_name_of_the_stage_it_failed_in_as_a_stages_events_do(
+    start_loop: Any,
+) -> None:
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    ado = loop.suite.ado
+    bob = Person(loop, "slack", "bob", "app-releases")
+    # the stage people see as "Integration tests" is named IntegrationTests in the pipeline's YAML
+    await bob.say("subscribe events=run outcomes=failed stages=IntegrationTests", "Subscribed this channel")
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    failed = ado.start_run("integrate-app-y", requested_by="carol@contoso.com")
+    await ado.wait_for_run(failed.id, timeout=30)
+    [card] = await eventually(lambda: about(loop, "app-releases", failed.name))
+    assert "Integration tests" in blocks_text(card)

@@ -34,6 +34,7 @@ from bot.routing import (
     TargetOptions,
     configured_subscriptions,
     depends_on_actor,
+    depends_on_branch,
     muted_there,
     route,
     route_with_options,
@@ -218,6 +219,23 @@ def test_a_deployment_names_each_model_it_deployed_once() -> None:
     assert deployment("churn:1", "churn:2").model == "churn"
     assert deployment("churn:1", "fraud:2").model is None  # not about one model
     assert deployment().model_names == ()
+
+
+def test_a_failed_run_matches_the_stage_it_failed_in_by_its_display_name_or_its_own_name() -> None:
+    failed = replace(run_event(result="failed"), failing_stage="Deploy to production", failing_stage_name="Production")
+    for matching in (["Production"], ["deploy*"], ["prod*"]):
+        assert Filters.from_mapping({"events": ["run"], "stages": matching}).matches(failed), matching
+    assert not Filters.from_mapping({"events": ["run"], "stages": ["Staging"]}).matches(failed)
+
+
+def test_the_runs_and_gates_of_a_model_version_come_where_its_model_is_followed() -> None:
+    following = Filters.from_mapping({"events": ["run", "approval"], "models": ["model-x"]})
+    integration = replace(run_event(result="failed"), for_model="model-x:8")
+    gate = ApprovalPending(source="azure-devops", event_id="a1", occurred_at=NOW, approval_id="9", run=RUN)
+    assert following.matches(integration) and following.matches(replace(gate, for_model="model-x:latest"))
+    assert not following.matches(replace(integration, for_model="model-y:8"))
+    assert not following.matches(run_event(result="failed")) and not following.matches(gate)  # for no model
+    assert Filters.from_mapping({"models": ["model-*"]}).matches(replace(integration, for_model="model-x"))
 
 
 def test_a_branch_is_matched_by_its_name_as_people_write_it_or_by_its_full_ref() -> None:
@@ -441,6 +459,22 @@ def test_a_stage_filter_matches_a_stage_by_its_display_name_or_its_name() -> Non
 
 def subscribed(target: ConversationAddress, **filters: Any) -> Subscription:
     return Subscription((target,), Filters.from_mapping(filters))
+
+
+def test_the_branch_of_a_run_decides_where_it_goes_only_where_some_subscription_filters_on_it() -> None:
+    started = replace(run_event(state="inProgress", result=None), actor=None)
+    started = replace(started, run=replace(started.run, branch=None))  # a run's hooks name no branch
+    assert not depends_on_branch(started, [subscribed(SLACK, events=["run"])], NOW)
+    on_main = subscribed(SLACK, events=["run"], branches=["main"])
+    assert depends_on_branch(started, [on_main], NOW)
+    # with who asked for the run unknown too (the Build API tells both), actor filters do not hold it back
+    assert depends_on_branch(
+        started, [replace(on_main, filters=replace(on_main.filters, actors_include=("bob",)))], NOW
+    )
+    failures_only = subscribed(SLACK, events=["run"], outcomes=["failed"], branches=["main"])
+    elsewhere = subscribed(SLACK, pipelines=["release-*"], branches=["main"])
+    muted = replace(on_main, muted_until=NOW + timedelta(hours=1))
+    assert not depends_on_branch(started, [failures_only, elsewhere, muted], NOW)
 
 
 def test_who_did_an_event_decides_where_it_goes_only_where_some_subscription_filters_on_it() -> None:
