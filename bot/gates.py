@@ -446,6 +446,10 @@ def _ended_unapproved(event: RunStateChanged | StageStateChanged) -> bool:
 _ENDED_UNAPPROVED = frozenset({"failed", "rejected", "canceled", "cancelled", "stopped", "skipped"})
 
 
+# What a gate keeps of whom Azure DevOps asks to decide its approval: taken again when it asks anew.
+_ASSIGNED = ("approvers", "approver_names", "groups", "unseen_groups", "unmatched", "blocked_names", "requester_names")
+
+
 def _identities(person_email: str | None, person_id: str | None) -> list[str]:
     found = []
     if person_email:
@@ -500,7 +504,7 @@ class Gatekeeper:
         """Open or close gates for approval events (idempotent: safe on redelivery); a pending approval comes
         back with what its gate policy says (:class:`GateTerms`), for its card."""
         if isinstance(event, ApprovalPending):
-            gate = await self._open(event)
+            gate = await self._reassign(await self._open(event), event)
             needed = needed_in_chat(gate, self.policy.gate_policy(gate).min_approvers)
             return replace(event, terms=self.policy.terms(gate, needed))
         if isinstance(event, ApprovalCompleted):
@@ -602,6 +606,38 @@ class Gatekeeper:
             return gate
         return await self.store.get_gate(gate.gate_id) or gate
 
+    async def _reassign(self, gate: Gate, event: ApprovalPending) -> Gate:
+        """Give the waiting ``gate`` the approvers of ``event``, its approval asked for again (reassigned, or an
+        ``inSequence`` approval moved on to its next approver), so that who may decide it from chat is who Azure
+        DevOps asks now (compare-and-set). An event no newer than the one the gate holds (a redelivery, or one
+        that arrived late) changes nothing; so does one naming the same approvers (the members of its groups
+        read since are kept)."""
+        at = event.occurred_at.isoformat()
+        for _ in range(20):
+            held = gate.details.get("pending_at")
+            if gate.state is not GateState.PENDING or gate.source != "azure-devops":
+                return gate
+            if held and datetime.fromisoformat(str(held)) >= event.occurred_at:
+                return gate
+            fresh = self._gate_for(event).details
+            same = (
+                fresh["approver_names"] == gate.details.get("approver_names")
+                and fresh["groups"] == gate.details.get("groups")
+                and set(fresh["approvers"]) <= set(gate.details.get("approvers", []))
+            )
+            details = {**gate.details, "pending_at": at}
+            if not same:
+                details.update({key: fresh[key] for key in _ASSIGNED})
+                details.pop("groups_read_at", None)  # the new groups are read again on the next refusal
+            updated = await self.store.update_gate(gate.gate_id, gate.version, gate.state, details)
+            if updated is not None:
+                if not same:
+                    log.info("gate %s: its approval was asked for again, of %s", gate.gate_id, fresh["approver_names"])
+                return updated
+            gate = await self.store.get_gate(gate.gate_id) or gate
+        log.error("gate %s kept changing: its new approvers are not taken", gate.gate_id)
+        return gate
+
     def _gate_for(self, event: ApprovalEvent) -> Gate:
         """The pending gate for an approval Azure DevOps asks for."""
         now = self.clock.now()
@@ -640,6 +676,8 @@ class Gatekeeper:
                 "requester_names": _named_among(event.approvers, (requester,) if requester else ()),
                 "min_required": event.min_required_approvers,
                 "applied": False,
+                # when Azure DevOps asked for the approval (last), so that only a newer ask changes its approvers
+                "pending_at": event.occurred_at.isoformat(),
                 # the run and stage it holds, to close it once they end (and to tell the run's card of a rejection)
                 "run_key": event.run.run_key if event.run else "",
                 "stages": list(event.stage_names),

@@ -635,8 +635,13 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         new["barred"] = barred
     if event.handoff is not None and event.handoff.email and not new.get("handoff_identity"):
         new["handoff_identity"] = event.handoff.email.lower()
-    if event.approvers and (not decided_before or not new.get("approvers")):
+    asked_at = _utc_iso(event.occurred_at)
+    # an ask older than the one shown (its approval reassigned since, its hook late) names approvers no longer asked
+    outdated = status == "pending" and asked_at < new.get("approvers_at", "")
+    if event.approvers and (not decided_before or not new.get("approvers")) and not outdated:
         new["approvers"] = [_approver_state(a) for a in event.approvers]
+        if status == "pending":
+            new["approvers_at"] = asked_at
     if (terms := event.terms) is not None:
         # what Handoff's gate policy adds: how many approvals from chat decide it (until a change of the gate
         # says), who else may decide it, who may not, and when it expires

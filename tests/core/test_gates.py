@@ -306,6 +306,30 @@ async def test_a_group_unseen_when_the_gate_opened_is_read_when_someone_is_refus
     assert gate is not None and gate.details["unseen_groups"] == []
 
 
+async def test_an_approval_asked_for_again_of_other_approvers_is_decided_by_them_only(
+    with_pipelines: tuple[Handoff, FakePipelines],
+) -> None:
+    """Azure DevOps fires approval-pending again when an approval is reassigned (or an ``inSequence`` one moves on
+    to its next approver): who may decide it from chat follows; a late or redelivered older ask changes nothing."""
+    handoff, pipelines = with_pipelines
+    await handoff.ingest.accept(pending(requester="erin"))
+    reassigned = replace(
+        pending(requester="erin"),
+        event_id="approval-pending-2",
+        occurred_at=T0 + timedelta(minutes=5),
+        approvers=(Approver(person=person("frank")),),
+    )
+    await handoff.ingest.accept(reassigned)
+    await handoff.ingest.accept(replace(pending(requester="erin"), event_id="approval-pending-1-late"))
+    card = await gate_card(handoff)
+    assert ("Approvers", "Frank, dave@contoso.com") in [(f.label, f.value) for f in card.facts]
+    refused = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
+    assert not refused.accepted
+    assert refused.message == "You are not an approver of this gate. It can be decided by Frank, dave@contoso.com."
+    assert (await handoff.gatekeeper.decide(user("frank"), GATE, "approve", "lgtm", SLACK)).accepted
+    assert pipelines.decided == [("mlops", "a1b2", True, "Approved in Slack by frank@contoso.com: lgtm")]
+
+
 async def test_a_refusal_says_when_handoff_cannot_see_who_an_approver_is(handoff: Handoff) -> None:
     unseen = Approver(person=Person(name="[mlops]\\Release Managers", id="id-managers"), group=True)  # no members
     partly = Approver(  # read only in part: mallory may be among the others
