@@ -428,10 +428,15 @@ def _stage_of(gate: Gate) -> str:
 
 def _ended(event: RunStateChanged | StageStateChanged) -> str:
     """Why the gates of the run or stage ``event`` ended close: ``the run was canceled``."""
-    result = (event.result or "").lower()
+    return _ended_with(event.result or "", run=isinstance(event, RunStateChanged))
+
+
+def _ended_with(result: str, *, run: bool) -> str:
+    """Why the gates of a run (else a stage) that ended with ``result`` close."""
+    result = result.lower()
     if result in ("canceled", "cancelled", "stopped"):
         return "the run was canceled"
-    if isinstance(event, RunStateChanged):
+    if run:
         return "the run failed" if result == "failed" else "the run ended"
     return "the stage was skipped" if result == "skipped" else "the stage ended"
 
@@ -505,6 +510,10 @@ class Gatekeeper:
         back with what its gate policy says (:class:`GateTerms`), for its card."""
         if isinstance(event, ApprovalPending):
             gate = await self._reassign(await self._open(event), event)
+            if gate.state is GateState.PENDING and (ended := await self._ended_before(event)):
+                # its run ended before Handoff heard the approval asked for (a late hook, its completion lost)
+                await self._close_ended([gate], ended)
+                gate = await self.store.get_gate(gate.gate_id) or gate
             needed = needed_in_chat(gate, self.policy.gate_policy(gate).min_approvers)
             return replace(event, terms=self.policy.terms(gate, needed))
         if isinstance(event, ApprovalCompleted):
@@ -530,10 +539,26 @@ class Gatekeeper:
         rejections = [Rejection(stage=_stage_of(g), by=await self._rejected_by(g)) for g in rejected]
         return replace(event, rejections=tuple(rejections))
 
-    async def _close_ended(self, waiting: Sequence[Gate], event: RunStateChanged | StageStateChanged) -> None:
-        """Close the ``waiting`` gates of a run or stage that ended: with the outcome Azure DevOps gives their
-        approvals (rejected, timed out... its completion event may come later, or not at all), else as closed
-        because the run or stage ended; one whose approval Azure DevOps says still waits stays open."""
+    async def _ended_before(self, event: ApprovalPending) -> str:
+        """Why the run of ``event``'s approval, as its card shows it, ended before the approval was asked for ("the
+        run was canceled"); "" when it did not (it goes on, or the approval is a newer attempt's: a rerun), or
+        its card does not say. One read of the run's card; Azure DevOps is not asked."""
+        if event.run is None:
+            return ""
+        card = await self.store.get_card_state(event.run.run_key)
+        run = card.state if card is not None else {}
+        if run.get("state") != "completed":
+            return ""
+        done = run.get("completed_at")
+        if event.created_at is not None and done and event.created_at > datetime.fromisoformat(str(done)):
+            return ""  # asked for after the run ended: a rerun's, whose own events are on their way
+        return _ended_with(str(run.get("result") or ""), run=True)
+
+    async def _close_ended(self, waiting: Sequence[Gate], event: RunStateChanged | StageStateChanged | str) -> None:
+        """Close the ``waiting`` gates of a run or stage that ended (``event``, or why it ended): with the outcome
+        Azure DevOps gives their approvals (rejected, timed out... its completion event may come later, or not at
+        all), else as closed because the run or stage ended; one whose approval Azure DevOps says still waits
+        stays open."""
         statuses: dict[str, ApprovalStatus] = {}
         if self.pipelines is not None:
             projects: dict[str, list[str]] = {}
@@ -546,7 +571,7 @@ class Gatekeeper:
                     log.warning("could not ask Azure DevOps how %d approvals of %s stand (%s)", len(ids), project, exc)
                     continue
                 statuses.update((s.approval_id.lower(), s) for s in found)
-        ended = _ended(event)
+        ended = event if isinstance(event, str) else _ended(event)
         for gate in waiting:
             status = statuses.get(gate.external_id.lower())
             outcome = _status_outcome(status) if status else None

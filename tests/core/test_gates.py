@@ -495,6 +495,44 @@ async def test_a_run_that_ended_closes_its_gate_unless_azure_devops_says_the_app
     assert len(pipelines.asked) == 2
 
 
+async def test_an_approval_heard_of_after_its_run_ended_closes_unless_it_is_a_reruns_or_still_waits(
+    with_pipelines: tuple[Handoff, FakePipelines],
+) -> None:
+    """Its run's card shows the run ended before the approval was asked for: the gate closes at once (Azure DevOps
+    asked once), unless Azure DevOps says it still waits; an approval asked for after the run ended is a rerun's."""
+    handoff, pipelines = with_pipelines
+    ended = RunStateChanged(
+        source="azure-devops",
+        event_id="run-canceled",
+        occurred_at=T0 + timedelta(minutes=10),
+        scope="contoso",
+        project="mlops",
+        run=RUN,
+        state="completed",
+        result="canceled",
+        created_at=T0 + timedelta(minutes=10),
+    )
+    await handoff.ingest.accept(ended)
+    rerun = "azure-devops:contoso:pipeline-approval:r3"
+    await handoff.ingest.accept(
+        replace(pending(requester="erin"), event_id="p-r3", approval_id="r3", created_at=T0 + timedelta(minutes=20))
+    )
+    pipelines.approvals["w2"] = ApprovalStatus("w2", "pending")
+    still = "azure-devops:contoso:pipeline-approval:w2"
+    await handoff.ingest.accept(
+        replace(pending(requester="erin"), event_id="p-w2", approval_id="w2", created_at=T0 + timedelta(minutes=1))
+    )
+    await handoff.ingest.accept(replace(pending(requester="erin"), created_at=T0 + timedelta(minutes=1)))
+    for waits in (rerun, still):
+        gate = await handoff.store.get_gate(waits)
+        assert gate is not None and gate.state is GateState.PENDING
+    assert pipelines.asked == [("mlops", ("w2",)), ("mlops", ("a1b2",))]
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.SUPERSEDED and gate.details["closed"] == "the run was canceled"
+    card = await gate_card(handoff)
+    assert card.actions == () and card.summary.startswith("Closed: the run was canceled.")
+
+
 async def test_an_approval_decided_before_its_pending_event_arrived_opens_nothing(handoff: Handoff) -> None:
     """Azure DevOps retries a delivery that failed, so an approval's completion may come first."""
     done = completed("rejected", Approver(person=person("carol"), status="rejected", comment="not today"))

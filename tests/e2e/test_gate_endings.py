@@ -146,3 +146,63 @@ async def test_a_gate_whose_run_was_canceled_closes_and_answers_a_late_click(loo
     after = await loop.server.store.get_gate(gate_id)
     assert after is not None and after.version == gate.version
     assert not [p for p in ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")]
+
+
+APPROVAL_PENDING = "ms.vss-pipelinechecks-events.approval-pending"
+
+
+@contextlib.contextmanager
+def approval_pendings_held(ado: AzureDevOpsEmulator) -> Any:
+    """Azure DevOps holds back its approval-pending hooks meanwhile (a delivery late, retried): they are kept, as
+    they were, for the test to send later."""
+    held: list[Any] = []
+    publish = ado.webhooks.publish
+
+    def holding(event: Any) -> Any:
+        if event.event_type == APPROVAL_PENDING:
+            held.append(event)
+            return []
+        return publish(event)
+
+    ado.webhooks.publish = holding  # type: ignore[method-assign]
+    try:
+        yield held
+    finally:
+        ado.webhooks.publish = publish  # type: ignore[method-assign]
+
+
+async def test_an_approval_heard_of_only_after_its_run_was_canceled_shows_closed_at_once(loop: Loop) -> None:
+    """The approval-pending hook arrives after the run was canceled, its approval-completed lost: the gate's card
+    says it closed, with no buttons, without waiting for the sweep to ask Azure DevOps."""
+    ado = loop.suite.ado
+    with approval_completions_lost(ado), approval_pendings_held(ado) as held:
+        run = ado.start_run(
+            "release-app-y", requested_by="alice@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+        )
+        approval = await ado.wait_for_approval(run.id, timeout=30)
+        ado.cancel_run(run.id, by="alice@contoso.com")
+        await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)
+        await ado.drain()
+    run_key = f"azure-devops:contoso:mlops:run:{run.id}"
+    await eventually(lambda: run_card(loop) and "Canceled" in blocks_text(run_card(loop)))
+    stored_run = await loop.server.store.get_card_state(run_key)
+    assert stored_run is not None and stored_run.state["state"] == "completed"
+    assert approval.status == "canceled" and held
+    slack_before = len(loop.suite.slack.recorder.requests)
+    for event in held:  # late
+        ado.webhooks.publish(event)
+    await ado.drain()
+    closed = "Closed: the run was canceled"
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if closed in blocks_text(m)), None)
+    )
+    assert '"action_id": "approve"' not in blocks_text(gate_card) and "Waiting" not in blocks_text(gate_card)
+    sent = [r.text() for r in loop.suite.slack.recorder.requests[slack_before:]]
+    assert not any('"action_id": "approve"' in text for text in sent)  # never shown with buttons
+    gate_id = f"azure-devops:contoso:pipeline-approval:{approval.id}"
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.SUPERSEDED
+    assert gate.details["closed"] == "the run was canceled"
+    stored = await loop.server.store.get_card_state(gate_id)
+    assert stored is not None and render(stored.state).actions == ()
+    assert not ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")
