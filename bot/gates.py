@@ -169,6 +169,16 @@ def _outcome(status: str, by: str, comments: tuple[str, ...]) -> Outcome | None:
     return Outcome(state, by, comments)
 
 
+def _completed_how(outcome: Outcome) -> str:
+    """How Azure DevOps completed an approval, in users' words: ``rejected in Azure DevOps by Bob``, ``canceled in
+    Azure DevOps``, ``timed out in Azure DevOps``."""
+    if outcome.state in (GateState.APPROVED, GateState.REJECTED):
+        return f"{outcome.state.value} in Azure DevOps" + (f" by {outcome.by}" if outcome.by else "")
+    if outcome.closed:
+        return outcome.closed
+    return "timed out in Azure DevOps" if outcome.state is GateState.EXPIRED else "canceled in Azure DevOps"
+
+
 def _event_outcome(event: ApprovalEvent) -> Outcome | None:
     """The outcome a completion event reports; None for a status that does not close a gate."""
     deciding = [a for a in event.approvers if a.status.lower() in ("approved", "rejected")]
@@ -1256,7 +1266,7 @@ class Gatekeeper:
             return Applied("applied")
         await self._take_outcome(gate.gate_id, outcome)
         noun = DECISION_NOUNS.get(record.decision, "decision")
-        done = f"{outcome.state.value} in Azure DevOps" + (f" by {outcome.by}" if outcome.by else "")
+        done = _completed_how(outcome)
         return Applied(
             f"not applied: {done} first", f"Your {noun} was not applied: the approval was already {done}.", refused=True
         )

@@ -769,6 +769,29 @@ async def test_an_approval_completed_in_azure_devops_meanwhile_is_not_taken_back
     assert pipelines.decided == []
 
 
+@pytest.mark.parametrize(
+    ("status", "state", "said"),
+    [
+        ("canceled", GateState.SUPERSEDED, "canceled in Azure DevOps"),
+        ("timedOut", GateState.EXPIRED, "timed out in Azure DevOps"),
+        ("approved", GateState.APPROVED, "approved in Azure DevOps by Bob"),
+    ],
+)
+async def test_a_decision_too_late_for_its_approval_says_how_it_was_completed_in_plain_words(
+    applying: tuple[Handoff, FakePipelines], status: str, state: GateState, said: str
+) -> None:
+    handoff, pipelines = applying
+    await handoff.ingest.accept(pending(requester="erin"))
+    pipelines.approvals["a1b2"] = ApprovalStatus("a1b2", status, person("bob") if status == "approved" else None)
+    pipelines.refuse_decisions.append(
+        ServiceRefused(f"Approval a1b2 has already been completed with status {status}.", already_decided=True)
+    )
+    result = await handoff.gatekeeper.decide(user("carol"), GATE, "reject", "not now", SLACK)
+    assert not result.accepted and result.message == f"Your rejection was not applied: the approval was already {said}."
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is state
+
+
 async def test_the_sweep_asks_azure_devops_now_and_then_about_a_bounded_number_of_waiting_gates(
     applying: tuple[Handoff, FakePipelines],
 ) -> None:
