@@ -1164,15 +1164,16 @@ class Gatekeeper:
             return True  # the gate changed meanwhile: the caller looks again
         return Policy.is_assigned(user, updated)
 
-    async def _apply(self, gate: Gate, record: GateDecision) -> Applied:
+    async def _apply(self, gate: Gate, record: GateDecision, *, again: bool = False) -> Applied:
         """Send the decision that decided ``gate`` to Azure DevOps, then show the gate as it now is on its cards
-        (a refused decision is shown as refused, the gate waiting again)."""
+        (a refused decision is shown as refused, the gate waiting again). ``again``: it may have been sent before
+        (its answer lost: Azure DevOps did not answer, or the process stopped)."""
         if gate.source == HANDOFF:
             applied = await self._apply_promotion(gate, record)
         elif self.pipelines is None or gate.source != "azure-devops":
             applied = Applied("applied")
         else:
-            applied = await self._apply_approval(gate, record, self.pipelines)
+            applied = await self._apply_approval(gate, record, self.pipelines, again=again)
         if applied.retry:
             await self._release_claim(gate.gate_id)
         if not applied.refused:
@@ -1188,7 +1189,9 @@ class Gatekeeper:
         made = last is not None and (last.actor, last.decision) == (record.actor, record.decision)
         return _azure_devops_comment(decisions if made else [*decisions, record])
 
-    async def _apply_approval(self, gate: Gate, record: GateDecision, pipelines: PipelineService) -> Applied:
+    async def _apply_approval(
+        self, gate: Gate, record: GateDecision, pipelines: PipelineService, *, again: bool = False
+    ) -> Applied:
         decision, text = record.decision, await self._sent_for(gate, record)
         project = str(gate.details.get("project", ""))
         release = gate.details.get("approval_kind") == "release"
@@ -1199,7 +1202,7 @@ class Gatekeeper:
                 await pipelines.decide_approval(project, gate.external_id, decision != "reject", text)
         except ServiceRefused as refused:
             if refused.already_decided and not release:
-                completed = await self._completed_first(gate, record, pipelines)
+                completed = await self._completed_first(gate, record, pipelines, again=again)
                 if completed is not None:
                     return completed
             if refused.forbidden or refused.not_found:
@@ -1245,11 +1248,15 @@ class Gatekeeper:
                 break
         return Applied("applied; Azure DevOps waits for more approvers", note, waiting=True)
 
-    async def _completed_first(self, gate: Gate, record: GateDecision, pipelines: PipelineService) -> Applied | None:
+    async def _completed_first(
+        self, gate: Gate, record: GateDecision, pipelines: PipelineService, *, again: bool = False
+    ) -> Applied | None:
         """Azure DevOps refused ``record`` as too late for ``gate``'s approval: how it was completed, asked of Azure
         DevOps. The gate takes that outcome and its cards show it, with ``record`` not applied (unless the
-        outcome is ``record`` itself, sent before and applied although the answer was lost). None when Azure
-        DevOps does not say it is completed: the refusal stands.
+        outcome is ``record`` itself, sent before and applied although the answer was lost). An approval sent
+        ``again`` on a gate where Handoff's identity counts once, whose approval still waits, is that approval
+        applied before (Handoff's step is no longer pending): it waits for more approvers. None when Azure DevOps
+        does not say it is completed: the refusal stands.
         """
         project = str(gate.details.get("project", ""))
         try:
@@ -1259,6 +1266,11 @@ class Gatekeeper:
             return None
         found = next((s for s in statuses if s.approval_id.lower() == gate.external_id.lower()), None)
         outcome = _status_outcome(found) if found is not None else None
+        waits = found is not None and found.status.lower() == "pending"
+        if waits and again and record.decision != "reject" and _counts_once(gate):
+            # Handoff's step was approved by this approval's earlier send (on a first send, a step not pending is
+            # an inSequence step whose turn has not come: refused indeed)
+            return await self._waits_for_more(gate)
         if outcome is None:
             return None
         if outcome.state is gate.state and await self._sent_for(gate, record) in outcome.comments:
@@ -1681,7 +1693,7 @@ class Gatekeeper:
             return
         gate = claimed_gate
         last = decisions[-1]
-        applied = await self._apply(gate, last)
+        applied = await self._apply(gate, last, again=True)
         await self._audit("Handoff", f"apply {last.decision}", gate, applied.outcome, comment=last.comment)
 
     # --- helpers -----------------------------------------------------------------------------------

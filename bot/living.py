@@ -719,7 +719,9 @@ def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:
             replies.append(Card(title=headline, status=Status.WARNING, summary=why, links=links))
     elif event.completed is not None:
         replies += _completed_in_azure_devops(new, before, event, event.completed)
-    elif not decided_before:
+    elif not decided_before or (event.handoff_approved and not new.get("closed_in_azure_devops")):
+        if decided_before:  # shown approved while Azure DevOps did not answer: it waits there for more approvers
+            new.pop("decided_by", None)
         new["status"] = event.status
         latest = event.decisions[-1] if event.decisions else None
         if event.status != "pending":

@@ -864,6 +864,49 @@ async def test_an_approval_completed_the_same_way_while_azure_devops_did_not_ans
     assert pipelines.decided == []
 
 
+HANDOFF_BOT = Person(name="Handoff Bot", email="handoff@contoso.com", id="id-handoff")
+
+
+async def test_an_approval_applied_though_its_answer_was_lost_waits_for_more_approvers_when_sent_again(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    """Handoff's identity is one of the 2 approvers Azure DevOps needs: its approval was applied but the answer
+    lost, so the sweep sends it again, which Azure DevOps refuses (Handoff's step is no longer pending) while the
+    approval waits for one more approver. That approval stands; it is not withdrawn as refused."""
+    handoff, pipelines = applying
+    approvers = (Approver(person=person("carol")), Approver(person=person("bob")), Approver(person=HANDOFF_BOT))
+    counts_once = replace(pending(min_required=2, requester="erin"), approvers=approvers, handoff=HANDOFF_BOT)
+    not_my_turn = ServiceRefused("Approval has no pending step for Handoff Bot.", already_decided=True)
+    # sent the first time, such a refusal is an inSequence step whose turn has not come: it stands
+    await handoff.ingest.accept(replace(counts_once, event_id="p-first", approval_id="f1"))
+    pipelines.approvals["f1"] = ApprovalStatus("f1", "pending")
+    pipelines.refuse_decisions.append(not_my_turn)
+    first = await handoff.gatekeeper.decide(
+        user("carol"), "azure-devops:contoso:pipeline-approval:f1", "approve", "", SLACK
+    )
+    assert not first.accepted and first.message.startswith("Azure DevOps refused your approval")
+
+    await handoff.ingest.accept(counts_once)
+    pipelines.refuse_decisions.append(ServiceUnavailable("timed out"))  # applied in Azure DevOps, the answer lost
+    assert (await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "ok", SLACK)).accepted
+    pipelines.approvals["a1b2"] = ApprovalStatus("a1b2", "pending")
+    pipelines.refuse_decisions.append(not_my_turn)
+    await handoff.gatekeeper.sweep()
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.PENDING
+    assert (
+        gate.details["applied"] is True and gate.details["handoff_approved"] is True and "refused" not in gate.details
+    )
+    assert [d.actor for d in await handoff.store.gate_decisions(GATE)] == ["carol@contoso.com"]
+    card = await gate_card(handoff)
+    facts = {f.label: f.value for f in card.facts}
+    assert card.status is Status.WAITING and card.actions == () and "Azure DevOps refused" not in card.summary
+    assert facts["Approved so far"] == "Handoff's approval in Azure DevOps, for Carol" and "Decided by" not in facts
+    assert facts["Note"].startswith("Handoff's approval counts once in Azure DevOps; it needs 1 more approver there")
+    audit = [(e.action, e.outcome) for e in await handoff.store.list_audit() if e.target.startswith(f"gate {GATE}")]
+    assert audit[-1] == ("apply approve", "applied; Azure DevOps waits for more approvers")
+
+
 async def test_an_approvals_reminder_names_its_approvers_the_approvals_needed_and_when_it_times_out(
     handoff: Handoff,
 ) -> None:
