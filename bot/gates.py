@@ -106,6 +106,9 @@ APPLY_LEASE = timedelta(minutes=10)
 # (the service's own reason, with its ids and error codes, goes to the log).
 NOT_PERMITTED = "Azure DevOps does not let Handoff approve or reject this gate; decide in Azure DevOps."
 APPROVAL_GONE = "This approval no longer exists in Azure DevOps."
+# A classic release approval Azure DevOps says was decided already (Handoff cannot ask it how): its own completion
+# event, if it comes, closes the gate with the outcome.
+RELEASE_DECIDED = "This approval was already decided in Azure DevOps; see how there."
 # The longest comment Handoff gives Azure DevOps with a decision (the reference documents no limit: kept well
 # within what its own forms take).
 AZURE_DEVOPS_COMMENT_LIMIT = 2000
@@ -323,6 +326,8 @@ def _expiry_note(gate: Gate) -> str:
         return f"Nothing was released or tagged{until}."
     if gate.details.get("only_in_azure_devops") == APPROVAL_GONE:
         return f"It can no longer be decided here{until}; the approval no longer exists in Azure DevOps."
+    if gate.details.get("only_in_azure_devops") == RELEASE_DECIDED:
+        return f"It can no longer be decided here{until}; the approval was already decided in Azure DevOps."
     return f"It can no longer be decided here{until}; the approval still waits in Azure DevOps."
 
 
@@ -1205,7 +1210,7 @@ class Gatekeeper:
                 completed = await self._completed_first(gate, record, pipelines, again=again)
                 if completed is not None:
                     return completed
-            if refused.forbidden or refused.not_found:
+            if refused.forbidden or refused.not_found or (refused.already_decided and release):
                 return await self._left_to_azure_devops(gate, record, refused)
             why = f"{_clause(refused.reason)}; decide in Azure DevOps."
             return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
@@ -1502,10 +1507,11 @@ class Gatekeeper:
 
     async def _left_to_azure_devops(self, gate: Gate, record: GateDecision, refused: ServiceRefused) -> Applied:
         """Azure DevOps refused ``record`` in a way no retry changes: Handoff's identity may not decide ``gate``'s
-        approval, or the approval no longer exists. The decision did not take effect: the gate waits again, to be
-        decided in Azure DevOps only; its cards and the person are told so in plain words (no buttons), later
-        clicks are answered so without asking Azure DevOps again, and the service's own reason goes to the log."""
-        said = APPROVAL_GONE if refused.not_found else NOT_PERMITTED
+        approval, the approval no longer exists, or (a classic release's) it was decided already. The decision did
+        not take effect: the gate waits again, to be decided in Azure DevOps only (its completion event, if it
+        comes, closes it); its cards and the person are told so in plain words (no buttons), later clicks are
+        answered so without asking Azure DevOps again, and the service's own reason goes to the log."""
+        said = APPROVAL_GONE if refused.not_found else RELEASE_DECIDED if refused.already_decided else NOT_PERMITTED
         log.warning(
             "gate %s: Azure DevOps refused %s's %s for good, so it is left to Azure DevOps: %s",
             gate.gate_id,
@@ -1648,7 +1654,7 @@ class Gatekeeper:
         now = self.clock.now()
         for gate in await self.store.list_gates(GateState.PENDING):
             every = self.policy.gate_policy(gate).remind_every
-            if every is None or gate.details.get("only_in_azure_devops") == APPROVAL_GONE:
+            if every is None or gate.details.get("only_in_azure_devops") in (APPROVAL_GONE, RELEASE_DECIDED):
                 continue  # nothing to remind of, or nobody can decide it anywhere
             last = (
                 datetime.fromisoformat(gate.details["reminded_at"])

@@ -34,6 +34,8 @@ T = TypeVar("T")
 AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
 
 ALREADY_DECIDED = {"ApprovalAlreadyCompletedException", "ApprovalStateChangeException"}
+# A classic release approval no longer pending is refused with a generic InvalidRequestException: its code says so
+RELEASE_ALREADY_DECIDED = "VS402860"
 # Refusals no retry changes: the caller may not decide (pipeline approvals, classic releases), or it is gone
 FORBIDDEN = {"ApprovalUnauthorizedException", "ApprovalBlockedException", "ReleaseManagementSecurityException"}
 NOT_FOUND = {"ApprovalNotFoundException", "ReleaseManagementObjectNotFoundException"}
@@ -102,8 +104,9 @@ class AzureDevOpsPipelines:
             log.info("azure devops refused %s: %s", what, key or message)
             reason = "; ".join(line.strip() for line in message.splitlines() if line.strip())  # one line
             reason = f"{refused}: {reason}" if refused else reason
+            decided = key in ALREADY_DECIDED or message.lstrip().startswith(f"{RELEASE_ALREADY_DECIDED}:")
             raise ServiceRefused(
-                reason, already_decided=key in ALREADY_DECIDED, forbidden=key in FORBIDDEN, not_found=key in NOT_FOUND
+                reason, already_decided=decided, forbidden=key in FORBIDDEN, not_found=key in NOT_FOUND
             ) from None
         except AzureDevOpsAuthenticationError:
             raise ServiceRefused("Azure DevOps did not accept Handoff's credentials.") from None

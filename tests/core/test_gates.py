@@ -944,8 +944,10 @@ NOT_AUTHORIZED = (
     "forbidden",
 )
 NOT_FOUND = ("Approval with id e4dae749-2b4c-4a35-9d2c-0d6a1f5b7c11 was not found.", "not_found")
+DECIDED_THERE = ("VS402860: The approval has already been approved.", "already_decided")  # its hook lost
 NOT_PERMITTED = "Azure DevOps does not let Handoff approve or reject this gate; decide in Azure DevOps."
 GONE = "This approval no longer exists in Azure DevOps."
+RELEASE_DECIDED = "This approval was already decided in Azure DevOps; see how there."
 
 
 @pytest.mark.parametrize(
@@ -954,8 +956,9 @@ GONE = "This approval no longer exists in Azure DevOps."
         ("pipeline", NOT_AUTHORIZED, NOT_PERMITTED),
         ("release", NOT_THE_APPROVER, NOT_PERMITTED),
         ("pipeline", NOT_FOUND, GONE),
+        ("release", DECIDED_THERE, RELEASE_DECIDED),
     ],
-    ids=["not-authorized", "classic-not-the-approver", "approval-gone"],
+    ids=["not-authorized", "classic-not-the-approver", "approval-gone", "classic-decided-already"],
 )
 async def test_a_refusal_no_retry_changes_leaves_the_gate_to_azure_devops_in_plain_words(
     applying: tuple[Handoff, FakePipelines],
@@ -964,8 +967,9 @@ async def test_a_refusal_no_retry_changes_leaves_the_gate_to_azure_devops_in_pla
     refusal: tuple[str, str],
     said: str,
 ) -> None:
-    """Handoff's identity may not decide the approval, or it no longer exists: after the first refusal the cards
-    say so without buttons, nobody is told an id or an error code, and no later click or sweep asks again."""
+    """Handoff's identity may not decide the approval, it no longer exists, or (a classic release's, which Handoff
+    cannot ask about) it was decided already: after the first refusal the cards say so without buttons, nobody is
+    told an id or an error code, and no later click or sweep asks again."""
     handoff, pipelines = applying
     gate_id = GATE if kind == "pipeline" else RELEASE_GATE
     sent = pipelines.decided if kind == "pipeline" else pipelines.release_decided
@@ -989,7 +993,7 @@ async def test_a_refusal_no_retry_changes_leaves_the_gate_to_azure_devops_in_pla
     state = await handoff.store.get_card_state(gate_id)
     assert state is not None
     shown = json.dumps(state.state)
-    assert "e4dae749" not in shown and "VS402904" not in shown
+    assert "e4dae749" not in shown and "VS4029" not in shown and "VS4028" not in shown
 
     # later clicks, before and after the form, are answered so and send nothing
     assert await handoff.gatekeeper.refuse_before_comment(user("bob"), gate_id, "reject", SLACK) == said
