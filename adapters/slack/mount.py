@@ -27,6 +27,7 @@ from bot.config import SlackSettings
 from bot.interactions import InteractionHandler
 from bot.ports import ConversationStore
 
+from .authorize import BotIdentity
 from .channel import SlackChatChannel, ensure_retry_handlers, make_client, with_token, workspace_update_pacer
 from .endpoint import BODY_LIMIT, SlackEndpoint
 from .identity import UserDirectory
@@ -54,6 +55,7 @@ class SlackIntegration:
         users: the Slack user directory (``users.info`` with a short cache).
         tasks: work running after acknowledgements.
         stores: the OAuth installation stores, when installs are multi-workspace.
+        identity: the bot's ids from ``auth.test``, with one bot token (OAuth installs carry their own).
     """
 
     channel: SlackChatChannel
@@ -61,13 +63,18 @@ class SlackIntegration:
     users: UserDirectory
     tasks: BackgroundTasks
     stores: InstallationStores | None = None
+    identity: BotIdentity | None = None
     _session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        """Share one HTTP session (kept-alive connections) among the Web API and response-URL calls."""
+        """Share one HTTP session (kept-alive connections) among the Web API and response-URL calls, and
+        learn the bot's ids before the first request needs them."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
             self.channel.client.session = self._session
+            self.bolt.client.session = self._session
+        if self.identity is not None and not self.identity.known:
+            await self.identity.start()
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for the work started by earlier requests; True if it finished in time."""
@@ -76,9 +83,12 @@ class SlackIntegration:
     async def close(self, timeout: float = 5.0) -> None:
         """Let running work finish (up to ``timeout`` seconds), then cancel it."""
         await self.tasks.close(timeout)
+        if self.identity is not None:
+            await self.identity.close()
         if self._session is not None:
-            if self.channel.client.session is self._session:
-                self.channel.client.session = None
+            for client in (self.channel.client, self.bolt.client):
+                if client.session is self._session:
+                    client.session = None
             await self._session.close()
             self._session = None
 
@@ -116,6 +126,7 @@ def mount_slack(
     users = UserDirectory(clock=clock)
     tasks = BackgroundTasks()
     stores: InstallationStores | None = None
+    identity: BotIdentity | None = None
     if settings.oauth is not None:
         if engine is None:
             raise ValueError("Slack OAuth installs are kept in the database: pass the store's engine")
@@ -135,7 +146,9 @@ def mount_slack(
         base = ensure_retry_handlers(client or make_client(settings.bot_token.reveal(), settings.api_base_url))
         if base.token is None:
             base = with_token(base, settings.bot_token.reveal())
-        bolt = _bolt_app(signing_secret, base)
+        # Bolt gets the token through `identity`, with the bot's ids known before any request comes
+        identity = BotIdentity(base, base.token or settings.bot_token.reveal())
+        bolt = _bolt_app(signing_secret, with_token(base, None), authorize=identity)
         channel = SlackChatChannel(
             base, pacer=ChannelPacer(clock=clock), update_pacer=workspace_update_pacer(clock), users=users
         )
@@ -154,7 +167,9 @@ def mount_slack(
         app.router.add_get(REDIRECT_PATH, endpoint.oauth_redirect)
         app.on_startup.append(_create_tables(stores))
 
-    integration = SlackIntegration(channel=channel, bolt=bolt, users=users, tasks=tasks, stores=stores)
+    integration = SlackIntegration(
+        channel=channel, bolt=bolt, users=users, tasks=tasks, stores=stores, identity=identity
+    )
 
     async def open(_: web.Application) -> None:
         await integration.open()
@@ -167,14 +182,21 @@ def mount_slack(
     return integration
 
 
-def _bolt_app(signing_secret: str, client: AsyncWebClient, oauth: AsyncOAuthSettings | None = None) -> AsyncApp:
-    """Bolt on Handoff's client (it carries the bot token, or none with OAuth installs), and nothing else."""
+def _bolt_app(
+    signing_secret: str,
+    client: AsyncWebClient,
+    oauth: AsyncOAuthSettings | None = None,
+    authorize: BotIdentity | None = None,
+) -> AsyncApp:
+    """Bolt on Handoff's client (without a token: ``authorize`` or the OAuth installs give it), and
+    nothing else."""
     with _without_bolt_environment_defaults():
         return AsyncApp(
             name="handoff",
             signing_secret=signing_secret,
             client=client,
             oauth_settings=oauth,
+            authorize=authorize,  # type: ignore[arg-type]  # Bolt takes an AsyncAuthorize, which may answer None
             request_verification_enabled=False,  # done in front of Bolt, and totally (verification.py)
             process_before_response=False,  # listeners run after the ack (a long-running server, not FaaS)
             logger=logging.getLogger("handoff.slack.bolt"),

@@ -128,9 +128,11 @@ def handoff_app() -> web.Application:
     return app
 
 
-async def start_harness(handler: RecordingHandler | None = None) -> Harness:
-    slack = SlackEmulator()
-    await slack.start()
+async def start_harness(handler: RecordingHandler | None = None, slack: SlackEmulator | None = None) -> Harness:
+    """Handoff's Slack side against ``slack`` (a new emulator if None; a given one must be started)."""
+    if slack is None:
+        slack = SlackEmulator()
+        await slack.start()
     handler = handler or RecordingHandler()
     app = handoff_app()
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)

@@ -58,5 +58,6 @@ def test_the_environments_slack_variables_neither_warn_nor_turn_oauth_on(
 
     assert [r.getMessage() for r in caplog.records if r.name.startswith("handoff.slack")] == []
     assert integration.bolt.oauth_flow is None  # one workspace, as configured
-    assert integration.bolt.client.token == "xoxb-configured"
+    assert integration.channel.client.token == "xoxb-configured"
+    assert integration.identity is not None and integration.identity.token == "xoxb-configured"
     assert {name: os.environ.get(name) for name in environment} == environment
