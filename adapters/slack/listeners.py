@@ -8,6 +8,7 @@ private apology, never an HTTP error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -28,7 +29,7 @@ from . import buttons
 from .addresses import SlackAddress
 from .buttons import CommentMode
 from .channel import SlackChatChannel
-from .commands import command_text, mention_text, shown_as
+from .commands import command_text, mention_text, mentioned_people, shown_as
 from .identity import UserDirectory
 from .modals import CALLBACK_ID, COMMENT_BLOCK, PendingDecision, about_the_card, comment_modal, submitted_comment
 from .renderer import render_card
@@ -143,7 +144,8 @@ class SlackListeners:
         channel, user_id, ts = str(event.get("channel", "")), str(event["user"]), str(event.get("ts", ""))
         thread_ts = _str(event.get("thread_ts")) or ts
         team_id = context.team_id or _str(event.get("team"))
-        text = mention_text(str(event.get("text", "")), context.bot_user_id)
+        raw = str(event.get("text", ""))
+        text = mention_text(raw, context.bot_user_id, await self._emails(client, raw, team_id, context.bot_user_id))
         user = await self.users.user(client, user_id, team_id)
         request = CommandRequest(
             user=user,
@@ -319,6 +321,14 @@ class SlackListeners:
     def _conversation(self, team_id: str | None, channel: str) -> ConversationAddress:
         address = SlackAddress(channel=channel, team=team_id if self.qualify else None)
         return ConversationAddress(platform="slack", conversation_id=address.conversation_id())
+
+    async def _emails(
+        self, client: AsyncWebClient, text: str, team_id: str | None, bot_user_id: str | None
+    ) -> dict[str, str]:
+        """The emails of the people ``text`` mentions, by id (those Slack shows an email for)."""
+        people = [i for i in mentioned_people(text) if i != bot_user_id]
+        found = await asyncio.gather(*(self.users.user(client, i, team_id) for i in people))
+        return {person.user_id: person.email for person in found if person.email}
 
     def _redelivered(self, event_id: Any) -> bool:
         """Best effort (this process only): Slack redelivers events it thinks were not acknowledged."""

@@ -88,6 +88,35 @@ async def test_mention_strips_the_bot_and_answers_in_the_thread(harness: Harness
     assert mention.replies[0].by_bot
 
 
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        (
+            "subscribe events=run actors_include=<mailto:carol@contoso.com|carol@contoso.com>",
+            "subscribe events=run actors_include=carol@contoso.com",
+        ),
+        ("subscribe text_include=<https://example.com|example.com>", "subscribe text_include=example.com"),
+        (
+            "subscribe <https://dev.azure.com/contoso/mlops/_build?definitionId=3&amp;view=runs>",
+            "subscribe https://dev.azure.com/contoso/mlops/_build?definitionId=3&view=runs",
+        ),
+        ("subscribe text_include=<#C00PS000001|ops> <!here>", "subscribe text_include=#ops @here"),
+        (  # the core names people by email
+            "subscribe actors_include=<@U0CA201003>,<@U0N0B0DY999> text_include=a&lt;b",
+            "subscribe actors_include=carol@contoso.com,<@U0N0B0DY999> text_include=a<b",
+        ),
+    ],
+)
+async def test_mention_text_reaches_the_core_as_typed_without_slacks_markup(
+    harness: Harness, typed: str, expected: str
+) -> None:
+    await harness.slack.mention_bot(typed, channel="ml-models", user="bob")
+    await harness.settle()
+
+    [request] = harness.handler.commands
+    assert request.text == expected
+
+
 async def test_mention_private_reply_is_ephemeral_in_the_thread(harness: Harness) -> None:
     harness.handler.command_reply = lambda r: Reply("Not allowed.", None, Visibility.PRIVATE)
     await harness.slack.mention_bot("integrate app-y", channel="ml-models", user="alice")
