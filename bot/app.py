@@ -244,7 +244,15 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
         from adapters.slack.mount import mount_slack
 
         engine = getattr(handoff.store, "engine", None)
-        slack = mount_slack(app, settings.slack, handoff.chat, engine, clock=handoff.clock, conversations=handoff.store)
+        slack = mount_slack(
+            app,
+            settings.slack,
+            handoff.chat,
+            engine,
+            clock=handoff.clock,
+            conversations=handoff.store,
+            events=handoff.store,
+        )
         add_channel(handoff, "slack", slack.channel)
         handoff.closers.append(slack.close)
     if settings.teams and settings.teams.enabled:

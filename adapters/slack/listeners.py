@@ -21,9 +21,10 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cards import Card
+from bot.clock import Clock, SystemClock
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, InteractionHandler
-from bot.ports import DeliveryFailed, PostedMessage
-from bot.records import ConversationAddress
+from bot.ports import DeliveryFailed, EventLog, PostedMessage
+from bot.records import ConversationAddress, ReceivedEvent
 
 from . import buttons
 from .addresses import SlackAddress
@@ -61,6 +62,10 @@ class SlackListeners:
         users: resolves Slack users to :class:`~bot.interactions.ChatUser`.
         tasks: runs the work after each acknowledgement.
         qualify_conversations: name conversations ``TEAM:CHANNEL`` (OAuth installs).
+        events: where the ids of handled Slack events are remembered, for every replica (and after a
+            restart), so that Slack's redelivery of a mention runs its command once; without it, only this
+            process remembers.
+        clock: the time an event is remembered at.
     """
 
     def __init__(
@@ -71,6 +76,8 @@ class SlackListeners:
         tasks: BackgroundTasks,
         *,
         qualify_conversations: bool = False,
+        events: EventLog | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.handler = handler
         self.replies = ReplyDelivery(channel)
@@ -78,6 +85,8 @@ class SlackListeners:
         self.users = users
         self.tasks = tasks
         self.qualify = qualify_conversations
+        self.events = events
+        self.clock = clock or SystemClock()
         self._seen_events: OrderedDict[str, None] = OrderedDict()
 
     def register(self, bolt: AsyncApp) -> None:
@@ -138,9 +147,13 @@ class SlackListeners:
         """``@Handoff <command>`` in a channel: the same commands, answered in the mention's thread."""
         if event.get("bot_id") or not event.get("user") or self._redelivered(body.get("event_id")):
             return
-        self._later(context).spawn(self._run_mention(event, context, client), name="slack mention")
+        self._later(context).spawn(self._run_mention(body, event, context, client), name="slack mention")
 
-    async def _run_mention(self, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+    async def _run_mention(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        if not await self._first_delivery(body.get("event_id"), str(event.get("type", ""))):
+            return
         channel, user_id, ts = str(event.get("channel", "")), str(event["user"]), str(event.get("ts", ""))
         thread_ts = _str(event.get("thread_ts")) or ts
         team_id = context.team_id or _str(event.get("team"))
@@ -330,8 +343,24 @@ class SlackListeners:
         found = await asyncio.gather(*(self.users.user(client, i, team_id) for i in people))
         return {person.user_id: person.email for person in found if person.email}
 
+    async def _first_delivery(self, event_id: Any, kind: str) -> bool:
+        """Whether no replica has handled the Slack event ``event_id`` yet; it counts as handled from now.
+
+        Slack redelivers an event it thinks was not acknowledged in time (``X-Slack-Retry-Num``), to any
+        replica, for a few minutes; event ids are remembered as long as the store keeps a sender's ids.
+        When the store cannot say, the event is handled (a command run twice is the lesser harm).
+        """
+        if self.events is None or not isinstance(event_id, str) or not event_id:
+            return True
+        key, now = f"slack:event:{event_id}", self.clock.now()
+        try:
+            return await self.events.record_event(ReceivedEvent(key, "slack", kind, now), ())
+        except Exception:
+            log.warning("could not tell whether Slack event %s was handled: handling it", event_id, exc_info=True)
+            return True
+
     def _redelivered(self, event_id: Any) -> bool:
-        """Best effort (this process only): Slack redelivers events it thinks were not acknowledged."""
+        """This process saw ``event_id`` (a quick check before the store's, see :meth:`_first_delivery`)."""
         if not isinstance(event_id, str) or not event_id:
             return False
         if event_id in self._seen_events:

@@ -25,7 +25,7 @@ from adapters.web.limits import BODY_LIMITS, set_body_limit
 from bot.clock import Clock
 from bot.config import SlackSettings
 from bot.interactions import InteractionHandler
-from bot.ports import ConversationStore
+from bot.ports import ConversationStore, EventLog
 
 from .authorize import BotIdentity
 from .channel import SlackChatChannel, ensure_retry_handlers, make_client, with_token, workspace_update_pacer
@@ -103,6 +103,7 @@ def mount_slack(
     clock: Clock | None = None,
     redirect_uri: str | None = None,
     conversations: ConversationStore | None = None,
+    events: EventLog | None = None,
 ) -> SlackIntegration:
     """Serve Slack on ``app`` and hand what people do to ``handler``.
 
@@ -118,6 +119,8 @@ def mount_slack(
             if it must be sent explicitly.
         conversations: where a channel Handoff was removed from (or that was archived or deleted) is marked
             inactive, so that nothing more is queued for it until Handoff is back.
+        events: where handled Slack event ids are remembered for every replica, so that an event Slack
+            redelivers (to this replica or another, or after a restart) is handled once.
 
     Raises:
         ValueError: OAuth is configured but no engine was given.
@@ -156,7 +159,9 @@ def mount_slack(
     UninstallListeners(stores, users, tasks).register(bolt)
     if conversations is not None:
         MembershipListeners(conversations, tasks, clock, qualify_conversations=stores is not None).register(bolt)
-    SlackListeners(handler, channel, users, tasks, qualify_conversations=stores is not None).register(bolt)
+    SlackListeners(
+        handler, channel, users, tasks, qualify_conversations=stores is not None, events=events, clock=clock
+    ).register(bolt)
 
     endpoint = SlackEndpoint(bolt, RequestVerifier(signing_secret, clock), tasks)
     app.router.add_post(EVENTS_PATH, endpoint.events)

@@ -19,6 +19,7 @@ from adapters.web.limits import BODY_LIMITS, body_limit_middleware
 from bot.cards import Action, Card, Fact, Link, Status
 from bot.config import Secret, SlackSettings
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility
+from bot.ports import EventLog
 
 MODELS = "C0MLM0DELS1"
 RELEASES = "C0APPRELS01"
@@ -128,15 +129,18 @@ def handoff_app() -> web.Application:
     return app
 
 
-async def start_harness(handler: RecordingHandler | None = None, slack: SlackEmulator | None = None) -> Harness:
-    """Handoff's Slack side against ``slack`` (a new emulator if None; a given one must be started)."""
+async def start_harness(
+    handler: RecordingHandler | None = None, slack: SlackEmulator | None = None, events: EventLog | None = None
+) -> Harness:
+    """Handoff's Slack side against ``slack`` (a new emulator if None; a given one must be started),
+    remembering handled event ids in ``events`` if given."""
     if slack is None:
         slack = SlackEmulator()
         await slack.start()
     handler = handler or RecordingHandler()
     app = handoff_app()
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
-    integration = mount_slack(app, settings_for(slack), handler, client=client)
+    integration = mount_slack(app, settings_for(slack), handler, client=client, events=events)
     server = await LocalServer(app).start()
     slack.events_url = f"{server.url}/slack/events"
     return Harness(slack, handler, integration, server, client)

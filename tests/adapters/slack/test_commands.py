@@ -7,11 +7,13 @@ import asyncio
 
 import pytest
 
+from adapters.emulators.slack import SlackEmulator
 from adapters.emulators.slack.state import ChannelState
+from adapters.sql import SqlStore
 from bot.cards import Card, Status
 from bot.interactions import CommandRequest, Reply, Visibility
 
-from .harness import ALICE, BOB, MODELS, OPS, RELEASES, Harness, timed
+from .harness import ALICE, BOB, MODELS, OPS, RELEASES, Harness, RecordingHandler, start_harness, timed
 
 
 @pytest.mark.parametrize(
@@ -140,6 +142,33 @@ async def test_a_redelivered_mention_runs_once(harness: Harness) -> None:
 
     assert (first.status, again.status) == (200, 200)
     assert [c.text for c in harness.handler.commands] == ["status"]
+
+
+async def test_a_mention_redelivered_to_another_replica_runs_once(store_url: str) -> None:
+    store = await SqlStore.open(store_url)
+    slack = SlackEmulator()
+    await slack.start()
+    handler = RecordingHandler()
+    replicas = [await start_harness(handler, slack, events=store) for _ in range(2)]
+    try:
+        where, alice = slack.state.channel("ml-models"), slack.world.user("alice")
+        mention = slack.state.post(where, user=alice.id, text="<@U0HANDOFFBT> status")
+        event = slack.payloads.app_mention(user=alice, channel=where, text=mention.text, ts=mention.ts)
+        slack.events_url = replicas[0].url
+        first = await slack.send_event(event, event_id="Ev0002")
+        await replicas[0].settle()
+        slack.events_url = replicas[1].url  # Slack retries through the load balancer, or after a restart
+        again = await slack.send_event(event, event_id="Ev0002", retry_num=1)
+        await replicas[1].settle()
+
+        assert (first.status, again.status) == (200, 200)
+        assert [c.text for c in handler.commands] == ["status"]
+        assert [r.text for r in where.messages[0].replies] == ["ok: status"]
+    finally:
+        for replica in replicas:
+            await replica.server.stop()
+        await slack.stop()
+        await store.close()
 
 
 async def test_handler_error_becomes_a_private_apology(harness: Harness) -> None:
