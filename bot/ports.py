@@ -515,7 +515,15 @@ class ServiceRefused(Exception):
 
 
 class ServiceUnavailable(Exception):
-    """A service could not be reached or failed; trying again later may work."""
+    """A service could not be reached or failed; trying again later may work.
+
+    ``may_have_acted`` marks a request that may have reached the service before the answer was lost (the
+    connection dropped or timed out after it was sent): whether the service did what was asked is not known.
+    """
+
+    def __init__(self, reason: str, *, may_have_acted: bool = False) -> None:
+        super().__init__(reason)
+        self.may_have_acted = may_have_acted
 
 
 @dataclass(frozen=True)

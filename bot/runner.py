@@ -225,6 +225,11 @@ class CommandRunner:
         for run, plan, conversation in unfinished:
             if run.state is not CommandRunState.REQUESTED or run.id in self._starting:
                 continue
+            if run.details.get("start_unknown"):  # told already; it holds its command until its window is over
+                if now - run.created_at >= max(self.start_cut_off, self._dedupe_window(run)):
+                    self._starting.add(run.id or 0)
+                    self._spawn(self._close_unknown(run))
+                continue
             if plan.backend.get("service") == "azure-ml":
                 log.info("run %s: submitting its Azure ML job again, its start was cut off", run.id)
                 self._begin(run, plan, conversation)
@@ -262,6 +267,20 @@ class CommandRunner:
                 log.warning("run %s (%s) cannot be taken up: %s", run.id, run.command, reason)
             return None
         return plan
+
+    def _dedupe_window(self, run: CommandRun) -> timedelta:
+        """How long ``run`` holds its command: its command's ``dedupe_window``."""
+        return self._rule(run.command.split(maxsplit=1)[0] if run.command else "").dedupe_window
+
+    async def _close_unknown(self, run: CommandRun) -> None:
+        """Record a run whose start is not known as failed, once it no longer holds its command (its
+        conversation was told when its start went wrong)."""
+        try:
+            await self.store.update_command_run(
+                run.id or 0, CommandRunState.FAILED, self.clock.now(), expected=CommandRunState.REQUESTED
+            )
+        finally:
+            self._starting.discard(run.id or 0)
 
     async def _cut_off(self, run: CommandRun, plan: Plan, conversation: ConversationAddress) -> None:
         problem = (
@@ -630,7 +649,7 @@ class CommandRunner:
             return started[0]
         # a run of the same command that still counts is told at once: confirming would start nothing
         if (live := await self._live_run(request, command)) is not None:
-            return Reply(already_asked(live, request))
+            return Reply(already_asked(live, request, live.created_at + self._dedupe_window(live)))
         now = self.clock.now()
         pending = _requested(
             request,
@@ -770,7 +789,7 @@ class CommandRunner:
             run = found
         if not new:
             await self._audit(request, command, f"already asked for: run {run.id}; nothing was started")
-            return Reply(already_asked(run, request)), False
+            return Reply(already_asked(run, request, run.created_at + window)), False
         await self._audit(request, command, f"{'confirmed' if confirmation else 'asked for'} run {run.id}")
         # the answer to a command without confirmation turns into the run's settled face once it started, as a
         # confirmation does (a refusal is told on a card of its own, which shows wherever the answer went)
@@ -828,21 +847,18 @@ class CommandRunner:
     ) -> None:
         try:
             started = await plan.start(run)
-        except (ServiceRefused, ServiceUnavailable) as error:
-            failed = await self.store.update_command_run(
-                run.id or 0,
-                CommandRunState.FAILED,
-                self.clock.now(),
-                details={**run.details, "error": str(error)},
-                expected=run.state,
-            )
-            if failed:
-                await self._audit_run(run, f"run {run.id} could not start: {error}")
-            card = Card(title=f"Could not start: {plan.summary}", status=Status.FAILED, summary=str(error))
-            if outcome is not None and not outcome.done():
-                outcome.set_result(card)
+        except ServiceUnavailable as error:
+            if error.may_have_acted:
+                await self._start_unknown(run, plan, conversation, outcome, str(error))
             else:
-                await self._tell(conversation, f"run:{run.id}", card)
+                await self._not_begun(run, plan, conversation, outcome, str(error))
+            return
+        except ServiceRefused as error:
+            await self._not_begun(run, plan, conversation, outcome, str(error))
+            return
+        except Exception:  # (a bug, an answer that could not be read): the request may have got through
+            log.exception("run %s: starting it failed unexpectedly", run.id)
+            await self._start_unknown(run, plan, conversation, outcome, "")
             return
         details = {**run.details, **plan.backend, "url": started.url, "name": started.name}
         recorded = await self.store.update_command_run(
@@ -860,6 +876,56 @@ class CommandRunner:
         await self.ingest.accept(_by_asker(plan.progress_event(started, first), run), also_to=(conversation,))
         if plan.watch is not None:
             await self._watch(run, plan, started, conversation)
+
+    async def _not_begun(
+        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None, error: str
+    ) -> None:
+        """Record and tell that the service did not start ``run`` (it refused, or was never reached): ``error``."""
+        failed = await self.store.update_command_run(
+            run.id or 0,
+            CommandRunState.FAILED,
+            self.clock.now(),
+            details={**run.details, "error": error},
+            expected=run.state,
+        )
+        if failed:
+            await self._audit_run(run, f"run {run.id} could not start: {error}")
+        card = Card(title=f"Could not start: {plan.summary}", status=Status.FAILED, summary=error)
+        await self._tell_start(run, conversation, outcome, card)
+
+    async def _start_unknown(
+        self, run: CommandRun, plan: Plan, conversation: ConversationAddress, outcome: Outcome | None, error: str
+    ) -> None:
+        """Record and tell that it is not known whether ``run`` started (the answer to its start was lost).
+
+        The run stays requested, so the same command from the same person starts nothing for the command's
+        ``dedupe_window`` (asking again could run it twice); :meth:`sweep` then records it as failed.
+        """
+        service, where = where_to_look(plan.backend)
+        problem = f"Handoff cannot tell whether {service} started this run. Look at {where} before you ask again."
+        problem = f"{error}. {problem}" if error else problem
+        recorded = await self.store.update_command_run(
+            run.id or 0,
+            CommandRunState.REQUESTED,
+            self.clock.now(),
+            details={**run.details, **plan.backend, "error": problem, "start_unknown": True},
+            expected=run.state,
+        )
+        if not recorded:  # ended meanwhile (another replica's sweep recorded it cut off): what it told stands
+            return
+        await self._audit_run(run, f"run {run.id}: not known whether it started: {error or 'unexpected error'}")
+        card = Card(title=f"Not known whether it started: {plan.summary}", status=Status.FAILED, summary=problem)
+        await self._tell_start(run, conversation, outcome, card)
+
+    async def _tell_start(
+        self, run: CommandRun, conversation: ConversationAddress, outcome: Outcome | None, card: Card
+    ) -> None:
+        """Tell how a start that did not go through went: on the confirmation card (``outcome``), else on a card of
+        its own in the conversation."""
+        if outcome is not None and not outcome.done():
+            outcome.set_result(card)
+        else:
+            await self._tell(conversation, f"run:{run.id}", card)
 
     async def _watch(
         self,
@@ -1046,9 +1112,25 @@ def started_card(run: CommandRun, summary: str) -> Card:
     )
 
 
-def already_asked(run: CommandRun, request: CommandRequest) -> str:
+def where_to_look(backend: JsonObject) -> tuple[str, str]:
+    """The service that runs a run (as its ``backend`` details name it) and where people see what it started."""
+    if backend.get("service") == "azure-ml":
+        return "Azure ML", "the jobs in Azure ML studio"
+    pipeline = backend.get("pipeline")
+    return "Azure DevOps", f"the runs of the pipeline {pipeline}" if pipeline else "the pipeline's runs"
+
+
+def already_asked(run: CommandRun, request: CommandRequest, held_until: datetime | None = None) -> str:
     """The answer to a command whose run is still starting or running: how that run stands, and where its
-    card is (here, or else how to find the run)."""
+    card is (here, or else how to find the run). A run whose start is not known says where to look, and
+    ``held_until`` when the command starts a run again."""
+    if run.details.get("start_unknown") and run.state is CommandRunState.REQUESTED:
+        service, where = where_to_look(run.details)
+        again = f" If it did not start, ask again after {held_until:%H:%M} UTC." if held_until else ""
+        return (
+            f"You already asked for this at {run.created_at:%H:%M} UTC (run {run.id}), and Handoff cannot tell "
+            f"whether {service} started it. Look at {where}.{again}"
+        )
     if run.state is CommandRunState.STARTED:
         how = f"it is running as {service_run(run)}" if run.backend_run_id else "it is running"
     else:
@@ -1105,6 +1187,12 @@ def not_started(run: CommandRun) -> str:
     """Why ``cancel`` cannot cancel a run that has no id in the service that runs it, by how it stands."""
     what = f"Run {run.id} (`{run.command}`)"
     error = str(run.details.get("error") or "")
+    if run.details.get("start_unknown"):
+        service, where = where_to_look(run.details)
+        return (
+            f"{what} cannot be canceled from here: Handoff cannot tell whether {service} started it. "
+            f"If it did, cancel it among {where}."
+        )
     if run.state is CommandRunState.REQUESTED:
         return f"{what} is still starting, so there is nothing to cancel yet. Ask again in a moment."
     if run.details.get("cut_off"):
@@ -1123,6 +1211,8 @@ def standing(run: CommandRun) -> str:
     name = by.get("name") if isinstance(by, dict) else None
     if run.state is CommandRunState.CANCELED and isinstance(name, str) and name:
         return f"canceled by {name}"
+    if run.details.get("start_unknown"):
+        return "not known whether it started"
     return run.state.value
 
 
@@ -1133,6 +1223,8 @@ def run_line(run: CommandRun) -> str:
         url = run.details.get("url")
         name = str(service_run(run))
         backend = f"{service} " + (link(str(url), name) if url else name)
+    elif run.details.get("start_unknown"):
+        backend = f"look at {where_to_look(run.details)[1]}"
     else:
         backend = "not started"
     when = f"{run.created_at:%Y-%m-%d %H:%M} UTC"

@@ -8,14 +8,22 @@ The SDK is synchronous; every call runs in a worker thread. Service errors becom
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.devops.connection import Connection
-from azure.devops.exceptions import AzureDevOpsAuthenticationError, AzureDevOpsServiceError
+from azure.devops.exceptions import (
+    AzureDevOpsAuthenticationError,
+    AzureDevOpsClientRequestError,
+    AzureDevOpsServiceError,
+)
 from msrest.authentication import Authentication, BasicAuthentication
 from msrest.exceptions import ClientRequestError
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout, ProxyError, SSLError, Timeout
+from urllib3.exceptions import ConnectTimeoutError
 
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
 from adapters.azure_devops.approver_directory import ApproverDirectory, identity_person
@@ -110,8 +118,12 @@ class AzureDevOpsPipelines:
             ) from None
         except AzureDevOpsAuthenticationError:
             raise ServiceRefused("Azure DevOps did not accept Handoff's credentials.") from None
+        except AzureDevOpsClientRequestError as error:  # it answered, but with an error of its own (a 5xx)
+            log.info("azure devops failed %s: %s", what, error)
+            raise ServiceUnavailable(_failed(error)) from None
         except (ClientRequestError, OSError) as error:
-            raise ServiceUnavailable(f"Azure DevOps is unreachable ({type(error).__name__})") from None
+            log.info("azure devops did not answer %s: %s", what, error)
+            raise _no_answer(error) from None
 
     # --- approvals ---------------------------------------------------------------------------------
 
@@ -161,7 +173,7 @@ class AzureDevOpsPipelines:
             )
             raise ServiceRefused(getattr(error, "message", "") or str(error)) from None
         except (ClientRequestError, OSError) as error:
-            raise ServiceUnavailable(f"Azure DevOps is unreachable ({type(error).__name__})") from None
+            raise _no_answer(error) from None
 
     async def own_identity(self) -> Person | None:
         """The identity Handoff's credentials stand for (``GET _apis/connectionData``), read once."""
@@ -254,3 +266,32 @@ def _person(identity: Any) -> Person | None:
     name = getattr(identity, "display_name", None) or unique_name or ""
     person = Person(name=str(name), email=email_from_unique_name(unique_name), id=getattr(identity, "id", None))
     return person if person.name or person.email else None
+
+
+def _failed(error: AzureDevOpsClientRequestError) -> str:
+    """What to tell of an error answer the SDK could not read as Azure DevOps' own refusal: its status code."""
+    status = re.search(r"returned a (\d{3}) status code", str(error))
+    if status:
+        return f"Azure DevOps failed ({status[1]})"
+    reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return f"Azure DevOps failed: {reason}" if reason else "Azure DevOps failed"
+
+
+def _no_answer(error: Exception) -> ServiceUnavailable:
+    """A request without an answer: ``may_have_acted`` unless the connection was never made (refused, not
+    found, timed out connecting, its TLS handshake failed), when Azure DevOps cannot have had the request."""
+    inner = getattr(error, "inner_exception", None) or error
+    if isinstance(inner, ConnectTimeout | SSLError | ProxyError) or _not_connected(inner):
+        return ServiceUnavailable("Azure DevOps is unreachable")
+    if isinstance(inner, Timeout):
+        return ServiceUnavailable("Azure DevOps did not answer in time", may_have_acted=True)
+    return ServiceUnavailable("The connection to Azure DevOps dropped before it answered", may_have_acted=True)
+
+
+def _not_connected(error: BaseException) -> bool:
+    """Whether ``error`` is requests' failure to connect at all (urllib3's ``NewConnectionError`` is one of its
+    ``ConnectTimeoutError`` s, inside the ``MaxRetryError`` requests wraps)."""
+    if not isinstance(error, RequestsConnectionError) or not error.args:
+        return False
+    reason = getattr(error.args[0], "reason", error.args[0])
+    return isinstance(reason, ConnectTimeoutError)

@@ -1065,6 +1065,63 @@ async def test_a_pipeline_run_whose_start_was_cut_off_is_not_started_twice_and_i
     assert len(loop.suite.ado.runs) == 1
 
 
+def start_unknown(run: CommandRun) -> bool:
+    return bool(run.details.get("start_unknown"))
+
+
+@pytest.mark.parametrize("fault", ["reset_after", "malformed_json"])
+async def test_a_pipeline_run_whose_start_went_unanswered_is_not_known_and_not_started_twice(
+    loop: Loop, fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # reset_after: Azure DevOps starts the run, then the connection drops before its answer;
+    # malformed_json: its answer cannot be read. Either way the run may have started.
+    loop.suite.ado.faults.add("POST /**/pipelines/*/runs", [Fault(fault)])
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:7", "Starting: Run")
+    run = await command_run(loop, start_unknown)
+    assert run.state is CommandRunState.REQUESTED  # it holds the command, as a run that is starting does
+    told = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "Not known whether" in m.text), None)
+    )
+    assert "Handoff cannot tell whether Azure DevOps started this run. Look at the runs of the pipeline " in (
+        blocks_text(told)
+    )
+    assert "Could not start" not in " ".join(m.text for m in slack_messages(loop, "app-releases"))
+
+    again = await bob.say("integrate app-y model=model-x:7", "You already asked for this")
+    assert f"(run {run.id}), and Handoff cannot tell whether Azure DevOps started it" in again
+    assert "If it did not start, ask again after " in again
+    answer = await bob.say(f"cancel {run.id}", f"Run {run.id} (")
+    assert "cannot be canceled from here: Handoff cannot tell whether Azure DevOps started it" in answer
+    await bob.say(f"status {run.id}", "not known whether it started")
+
+    runner = loop.server.handoff.runner  # type: ignore[union-attr]
+    assert runner is not None
+    runner.start_cut_off = timedelta(0)
+    await runner.sweep()  # within the command's dedupe window it is neither cut off nor told again
+    await asyncio.sleep(0.5)
+    assert (await loop.server.store.get_command_run(run.id or 0)).state is CommandRunState.REQUESTED  # type: ignore[union-attr]
+    assert len([m for m in slack_messages(loop, "app-releases") if "Not known whether" in m.text]) == 1
+    assert len(loop.suite.ado.runs) == (1 if fault == "reset_after" else 0)
+    unexpected = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(unexpected) == (1 if fault == "malformed_json" else 0), unexpected
+
+
+@pytest.mark.parametrize("fault", ["503", "500"])
+async def test_a_pipeline_run_azure_devops_failed_to_start_says_so_without_python_names(loop: Loop, fault: str) -> None:
+    loop.suite.ado.faults.add("POST /**/pipelines/*/runs", [Fault(fault, retry_after=0)])
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:7", "Starting: Run")
+    run = await command_run(loop, lambda r: r.state is CommandRunState.FAILED)
+    assert run.details["error"] == f"Azure DevOps failed ({fault})"
+    told = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "Could not start" in m.text), None)
+    )
+    assert f"Azure DevOps failed ({fault})" in blocks_text(told) and "Error" not in blocks_text(told)
+    await bob.say("integrate app-y model=model-x:7", "Starting: Run")  # it did not start: asking again starts it
+    await eventually(lambda: len(loop.suite.ado.runs) == 1)
+
+
 async def test_polling_ends_when_azure_ml_keeps_refusing_to_say_how_a_run_stands(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:

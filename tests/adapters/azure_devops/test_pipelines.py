@@ -1,0 +1,65 @@
+"""Starting a pipeline run when Azure DevOps does not answer it: whether the run may have started is told apart."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from azure.devops.connection import Connection
+from msrest.authentication import BasicAuthentication
+
+from adapters.azure_devops.pipelines import AzureDevOpsPipelines
+from adapters.emulators.azure_devops import AzureDevOpsEmulator
+from adapters.emulators.base import Fault
+from bot.ports import ServiceUnavailable
+
+RUNS = "POST /**/pipelines/*/runs"
+
+
+@pytest.fixture
+async def pipelines(ado: AzureDevOpsEmulator) -> AsyncIterator[AzureDevOpsPipelines]:
+    connection = Connection(base_url=ado.org_url, creds=BasicAuthentication("", ado.pat("handoff-bot@contoso.com")))
+    service = AzureDevOpsPipelines(connection)
+    yield service
+    await service.close()
+
+
+async def start(pipelines: AzureDevOpsPipelines) -> ServiceUnavailable:
+    with pytest.raises(ServiceUnavailable) as raised:
+        await pipelines.run_pipeline("mlops", "integrate-app-y", None, {"modelName": "model-x", "modelVersion": "7"})
+    return raised.value
+
+
+async def test_a_dropped_answer_may_have_started_the_run(
+    ado: AzureDevOpsEmulator, pipelines: AzureDevOpsPipelines
+) -> None:
+    ado.faults.add(RUNS, [Fault("reset_after")])
+    error = await start(pipelines)
+    assert error.may_have_acted and len(ado.runs) == 1
+    assert str(error) == "The connection to Azure DevOps dropped before it answered"
+
+
+@pytest.mark.parametrize("status", ["500", "503"])
+async def test_an_error_answer_is_told_by_its_status_code(
+    ado: AzureDevOpsEmulator, pipelines: AzureDevOpsPipelines, status: str
+) -> None:
+    ado.faults.add(RUNS, [Fault(status, retry_after=0)])  # type: ignore[arg-type]
+    error = await start(pipelines)
+    assert not error.may_have_acted and ado.runs == []
+    assert str(error) == f"Azure DevOps failed ({status})"
+
+
+async def test_a_connection_never_made_cannot_have_started_the_run() -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    pipelines = AzureDevOpsPipelines(
+        Connection(base_url=f"http://127.0.0.1:{port}/contoso", creds=BasicAuthentication("", "pat"))
+    )
+    try:
+        error = await start(pipelines)
+    finally:
+        await pipelines.close()
+    assert not error.may_have_acted
+    assert str(error) == "Azure DevOps is unreachable"
