@@ -43,6 +43,12 @@ class ChatUser:
     def display(self) -> str:
         return self.email or self.name or self.user_id
 
+    @property
+    def key(self) -> str:
+        """Who this is on their platform, the same whether or not the platform said more about them (their email,
+        their name): platform, workspace (Slack team, Teams tenant) and user id."""
+        return f"{self.platform}:{self.workspace_id or ''}:{self.user_id}"
+
 
 @dataclass(frozen=True)
 class CommandRequest:

@@ -74,7 +74,7 @@ class Policy:
         started it there. A refusal names who may.
         """
         asked_in_chat = run.platform in ("slack", "teams")
-        if asked_in_chat and self.is_person(user, run.actor):
+        if asked_in_chat and self.asked_for(user, run):
             return Verdict.allow()
         where = ConversationAddress("slack" if run.platform == "slack" else "teams", run.conversation)
         if self.may_run(user, spec, where if asked_in_chat else None).allowed:
@@ -86,6 +86,12 @@ class Policy:
         if not who:
             return Verdict.refuse(f"Only someone who may run `{spec.verb}` there may cancel it.")
         return Verdict.refuse(f"Only {' or '.join(who)} may cancel it.")
+
+    @staticmethod
+    def asked_for(user: ChatUser, run: CommandRun) -> bool:
+        """Whether ``user`` asked for ``run`` from chat: the same person on the same platform (as the run keeps
+        them: :attr:`ChatUser.key`), or as the run records them (:meth:`is_person`)."""
+        return run.details.get("asker") == user.key or Policy.is_person(user, run.actor)
 
     @staticmethod
     def is_person(user: ChatUser, actor: str) -> bool:

@@ -655,7 +655,7 @@ class CommandRunner:
             request,
             command,
             plan,
-            f"{CONFIRMATION_KEY_PREFIX}{request.user.display}:{command.canonical}:{now.timestamp()}",
+            f"{CONFIRMATION_KEY_PREFIX}{request.user.key}:{command.canonical}:{now.timestamp()}",
             now,
             {
                 "expires": (now + rule.confirm_expires).isoformat(),
@@ -680,10 +680,16 @@ class CommandRunner:
 
     async def _live_run(self, request: CommandRequest, command: ParsedCommand) -> CommandRun | None:
         """The run of ``command`` by the same person that a new one would be (:meth:`_start` keeps one run per
-        key): still starting or running, and asked for within the command's ``dedupe_window``."""
+        key): still starting or running, and asked for within the command's ``dedupe_window``, on this platform
+        or, by the same email, on another."""
         key = _dedupe_key(request, command)
         since = self.clock.now() - self._rule(command.verb).dedupe_window
-        same = [run for run in await self.store.unfinished_command_runs(since) if run.idempotency_key == key]
+        same = [
+            run
+            for run in await self.store.unfinished_command_runs(since)
+            if run.idempotency_key == key
+            or (run.platform in ("slack", "teams") and run.command == command.canonical and _same_asker(request, run))
+        ]
         return same[-1] if same else None
 
     async def _pending_confirmation(self, request: ActionRequest) -> tuple[CommandRun | None, str]:
@@ -693,8 +699,8 @@ class CommandRunner:
             return None, f"This was already confirmed: it is run {run.id} (`cancel {run.id}` cancels it)."
         if run is None or not run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return None, "This confirmation is not known."
-        if run.actor != request.user.display:
-            return None, f"Only {run.actor}, who asked for it, can confirm this."
+        if not Policy.asked_for(request.user, run):
+            return None, f"Only {asker(run)}, who asked for it, can confirm this."
         if isinstance(same_as := run.details.get("same_as"), int):
             return None, f"This was already asked for: run {same_as}."
         if run.state is not CommandRunState.REQUESTED:
@@ -779,7 +785,18 @@ class CommandRunner:
         details: JsonObject = {"summary": plan.summary, "in_chat": request.in_chat, **_asked_by(request.user)}
         asked = _requested(request, command, plan, key, now, details)
         window = self._rule(command.verb).dedupe_window
-        if confirmation is None:
+        live = await self._live_run(request, command)
+        if live is not None and live.idempotency_key != key:  # the same person's run, asked on another platform
+            if confirmation is not None and not await self.store.update_command_run(
+                confirmation.id or 0,
+                CommandRunState.CANCELED,
+                now,
+                details={**confirmation.details, "same_as": live.id},
+                expected=CommandRunState.REQUESTED,
+            ):
+                return None
+            run, new = live, False
+        elif confirmation is None:
             run, new = await self.store.start_command_run(asked, window, until_ended=True)
         else:
             asked = replace(asked, details={**asked.details, "confirmed_at": now.isoformat()})
@@ -1041,8 +1058,20 @@ class CommandRunner:
 
 
 def _dedupe_key(request: CommandRequest, command: ParsedCommand) -> str:
-    """What makes two commands the same run: the same person, command, target and options."""
-    return f"{request.user.display.lower()}:{command.canonical}"
+    """What makes two commands the same run: the same person (by their platform's own id, which does not change
+    with what the platform said about them this time), command, target and options."""
+    return f"{request.user.key}:{command.canonical}"
+
+
+def _same_asker(request: CommandRequest, run: CommandRun) -> bool:
+    """Whether the person behind ``request`` asked for ``run``: on the same platform, or as the same email on
+    another."""
+    user = request.user
+    if run.details.get("asker") == user.key:
+        return True
+    asked_by = run.details.get("asked_by")
+    email = asked_by.get("email") if isinstance(asked_by, dict) else None
+    return bool(user.email and isinstance(email, str) and email.lower() == user.email.lower())
 
 
 def _card_key(run: CommandRun, plan: Plan) -> str | None:
@@ -1067,7 +1096,7 @@ def _requested(
         target=plan.target,
         state=CommandRunState.REQUESTED,
         created_at=now,
-        details=details,
+        details={**details, "asker": request.user.key},  # who asked, as their platform knows them
     )
 
 

@@ -113,7 +113,7 @@ class UserDirectory:
             user_id=user_id,
             name=str(display or ""),
             email=str(email) if email else None,
-            workspace_id=str(data.get("team_id") or team_id or "") or None,
+            workspace_id=team_id or str(data.get("team_id") or "") or None,  # as without users.info: stable
         )
 
 

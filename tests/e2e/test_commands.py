@@ -137,6 +137,39 @@ async def test_the_same_integrate_twice_starts_one_run(loop: Loop) -> None:
     assert run.template_parameters["modelVersion"] == "7"
 
 
+async def test_the_same_integrate_twice_starts_one_run_when_slack_says_who_asked_only_once(loop: Loop) -> None:
+    slack = loop.suite.slack
+    slack.faults.add("* /api/users.info", [Fault("500")])  # the first command's lookup fails: no email
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:7", "Starting: Run")
+    first = await command_run(loop)
+    answer = await bob.say("integrate app-y model=model-x:7", "You already asked for this")
+    assert f"(run {first.id})" in answer
+    await command_run(loop, is_running, first.id)
+    await asyncio.sleep(0.5)
+    assert len(loop.suite.ado.runs) == 1
+    assert next(r.status for r in slack.recorder.matching("* /api/users.info")) == 500
+    # the run is his, however Slack named him when he asked (it may have ended already: the world is fast)
+    answer = await bob.say(f"cancel {first.id}", f"{first.id} (`integrate app-y model=model-x:7`")
+    assert "can't cancel" not in answer
+
+
+async def test_a_confirmation_is_confirmed_by_who_asked_when_slack_said_who_they_are_only_at_the_click(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    def alice_by_her_slack_id(config: dict[str, Any]) -> None:
+        config["roles"]["data-scientists"]["members"].append(f"slack:{ALICE}")  # (she may retrain without email)
+
+    loop = await start_loop(alice_by_her_slack_id)
+    slack = loop.suite.slack
+    slack.faults.add("* /api/users.info", [Fault("500")])
+    await slack.send_slash_command("/retrain", "model-x", channel="ml-models", user="alice")
+    message, confirm = await confirmation(loop, ALICE)
+    await slack.click_button(message.ts, "confirm", user="alice", value=confirm["value"])
+    run = await command_run(loop, is_running)
+    assert run.command == "retrain model-x" and len(jobs(loop)) == 1
+
+
 async def confirm_retrain(loop: Loop, text: str = "model-x") -> Any:
     """Alice's `/retrain <text>` in ml-models, confirmed; the confirmation once it no longer asks."""
     slack = loop.suite.slack
@@ -1571,3 +1604,4 @@ async def test_a_run_is_named_by_its_number_with_or_without_a_hash(loop: Loop, p
     await bob.say(f"cancel #{run.id}", f"Canceling run {run.id} (`integrate app-y model=model-x:7`")
     (ado_run,) = loop.suite.ado.runs
     await eventually(lambda: ado_run.result == "canceled")
+
