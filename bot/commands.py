@@ -320,10 +320,23 @@ def parse(text: str) -> ParsedCommand:
     return ParsedCommand(spec, tuple(targets), options, frozenset(flags))
 
 
+MAX_RUN_NUMBER = 10**18 - 1
+"""No run is numbered higher (the store's integers go to 2**63 - 1): a higher number names no run."""
+
+
 def run_number(text: str | None) -> int | None:
-    """The run a person means by ``12`` or ``#12`` (as `runs` and the cards number them); None for other text."""
+    """The run a person means by ``12`` or ``#12`` (as `runs` and the cards number them); None for other text.
+
+    A number no run can have (above :data:`MAX_RUN_NUMBER`) is a run number all the same: one of no run, as
+    :func:`may_be_run` tells before anything looks it up.
+    """
     digits = (text or "").strip().removeprefix("#")
     return int(digits) if digits.isascii() and digits.isdigit() else None
+
+
+def may_be_run(number: int) -> bool:
+    """Whether a run may have ``number`` (not above :data:`MAX_RUN_NUMBER`); look up only those."""
+    return 0 <= number <= MAX_RUN_NUMBER
 
 
 def _needs(spec: CommandSpec) -> str:

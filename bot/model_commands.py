@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.chat_handler import ChatHandler
-from bot.commands import ParsedCommand, run_number
+from bot.commands import ParsedCommand, may_be_run, run_number
 from bot.config import Settings
 from bot.consumers import Consumers
 from bot.contracts import ContractError, compare, parse_signature
@@ -109,7 +109,7 @@ class ModelCommands:
         return "\n".join(lines)
 
     async def _run(self, run_id: int) -> Reply:
-        run = await self.store.get_command_run(run_id)
+        run = await self.store.get_command_run(run_id) if may_be_run(run_id) else None
         if run is None or run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
         where = in_service(run)

@@ -29,7 +29,7 @@ from bot.background import BackgroundWork
 from bot.cards import Action, Card, Link, Mention, Status
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock
-from bot.commands import COMMANDS_BY_VERB, ParsedCommand, UsageError, parse, run_number
+from bot.commands import COMMANDS_BY_VERB, ParsedCommand, UsageError, may_be_run, parse, run_number
 from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest, IngestFailed
@@ -476,7 +476,7 @@ class CommandRunner:
                 "`runs` lists the runs Handoff started, with their numbers."
             )
         run_id = str(number)
-        found = await self.store.get_command_run(number)
+        found = await self.store.get_command_run(number) if may_be_run(number) else None
         if found is None or found.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
         if refusal := await self._cancel_refused(request, command, found):
@@ -694,7 +694,8 @@ class CommandRunner:
 
     async def _pending_confirmation(self, request: ActionRequest) -> tuple[CommandRun | None, str]:
         run_id = request.value.get("run", "")
-        run = await self.store.get_command_run(int(run_id)) if run_id.isdigit() else None
+        number = run_number(run_id)
+        run = await self.store.get_command_run(number) if number is not None and may_be_run(number) else None
         if run is not None and run.details.get("confirmed_at"):
             return None, f"This was already confirmed: it is run {run.id} (`cancel {run.id}` cancels it)."
         if run is None or not run.idempotency_key.startswith(CONFIRMATION_KEY_PREFIX):

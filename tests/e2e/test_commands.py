@@ -1605,3 +1605,10 @@ async def test_a_run_is_named_by_its_number_with_or_without_a_hash(loop: Loop, p
     (ado_run,) = loop.suite.ado.runs
     await eventually(lambda: ado_run.result == "canceled")
 
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_a_run_number_too_big_for_any_run_names_no_run(loop: Loop, platform: str) -> None:
+    bob = Person(loop, platform, "bob", "app-releases")
+    await bob.say("status 99999999999999999999", "Handoff started no run 99999999999999999999.")
+    await bob.say("cancel #9223372036854775808", "Handoff started no run 9223372036854775808.")
+    await bob.say("status 1000000000000000000", "Handoff started no run 1000000000000000000.")
