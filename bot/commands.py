@@ -262,12 +262,27 @@ def closest_option(spec: CommandSpec, key: str) -> str:
     return f" Did you mean `{started[0]}`?" if len(started) == 1 else _did_you_mean(typed, spec.options, cutoff=0.4)
 
 
+_DOUBLE_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"'})
+_SINGLE_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'"})
+
+
+def _words(text: str) -> list[str]:
+    """The words of a command, with typographic quotes (as phones and chat apps type them) read as quotes; a
+    lone closing single quote is an apostrophe (``bob\u2019s``), as it was typed. Raises ValueError for a quote left
+    open."""
+    text = text.translate(_DOUBLE_QUOTES)
+    try:
+        return shlex.split(text.translate(_SINGLE_QUOTES))
+    except ValueError:
+        return shlex.split(text)
+
+
 def parse(text: str) -> ParsedCommand:
     """Parse one command; raise :class:`UsageError` saying what was expected."""
     if len(text) > MAX_COMMAND_LENGTH:
         raise UsageError(f"That command is too long (over {MAX_COMMAND_LENGTH} characters).")
     try:
-        words = shlex.split(text.strip())
+        words = _words(text.strip())
     except ValueError:
         raise UsageError('A quote is not closed. Put quotes around values with spaces: key="two words".') from None
     if not words:

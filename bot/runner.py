@@ -456,8 +456,12 @@ class CommandRunner:
         parameters = dict(target.parameters)
         if model := command.options.get("model"):
             model_name, _, version = model.partition(":")
-            if not version:
-                return Reply("Write the model as name:version, for example `model=model-x:8`.")
+            if not model_name.strip() or not version.strip():
+                missing = "name" if not model_name.strip() else "version"
+                return Reply(
+                    f"`model={model}` names no model {missing}. "
+                    "Write the model as name:version, for example `model=model-x:8`."
+                )
             parameters.update(modelName=model_name, modelVersion=version)
         branch = command.options.get("branch") or target.branch
         what = f" against {command.options['model']}" if "model" in command.options else ""

@@ -1612,3 +1612,12 @@ async def test_a_run_number_too_big_for_any_run_names_no_run(loop: Loop, platfor
     await bob.say("status 99999999999999999999", "Handoff started no run 99999999999999999999.")
     await bob.say("cancel #9223372036854775808", "Handoff started no run 9223372036854775808.")
     await bob.say("status 1000000000000000000", "Handoff started no run 1000000000000000000.")
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_integrate_against_a_model_without_a_name_says_so_and_starts_nothing(loop: Loop, platform: str) -> None:
+    bob = Person(loop, platform, "bob", "app-releases")
+    answer = await bob.say("integrate app-y model=:8", "names no model name")
+    assert "`model=:8` names no model name. Write the model as name:version, for example `model=model-x:8`." in answer
+    await asyncio.sleep(0.5)
+    assert loop.suite.ado.runs == []

@@ -140,3 +140,16 @@ def test_an_option_mistake_names_its_option_and_the_closest_known_one(typed: str
         parse(typed)
     assert raised.value.option == option
     assert raised.value.spec is not None and closest_option(raised.value.spec, option) == suggested
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("subscribe text_exclude=\u201cdry run\u201d", "dry run"),  # as a phone or a Mac types "dry run"
+        ("subscribe text_exclude=\u2018dry run\u2019", "dry run"),
+        ("subscribe text_exclude=bob\u2019s", "bob\u2019s"),  # an apostrophe, not a quote
+    ],
+)
+def test_typographic_quotes_are_quotes(text: str, value: str) -> None:
+    command = parse(text)
+    assert command.options == {"text_exclude": value} and command.targets == ()
