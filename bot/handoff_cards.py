@@ -93,6 +93,8 @@ def integration_text(integration: Mapping[str, Any] | None) -> str:
         return "not started yet"
     run = " ".join(str(p) for p in (integration.get("pipeline"), integration.get("name")) if p) or "the run"
     state = integration.get("state")
+    if state == "error" and integration.get("may_have_started"):
+        return f"not known whether it started ({integration.get('error')}): see {run}'s runs in Azure DevOps"
     if state == "error":
         return f"could not start: {integration.get('error') or 'unknown error'}"
     if state == "pending":

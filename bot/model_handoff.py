@@ -281,7 +281,10 @@ class ModelHandoff:
         try:
             started = await self.pipelines.run_pipeline(target.project, target.pipeline, target.branch, parameters)
         except (ServiceRefused, ServiceUnavailable) as error:
-            await self._failed_to_start(ref, app, run, {**base, "state": "error", "error": str(error)})
+            # an answer lost after the request went out: the run may be under way (its card and events name it)
+            unknown = isinstance(error, ServiceUnavailable) and error.may_have_acted
+            said = {**base, "state": "error", "error": str(error)} | ({"may_have_started": True} if unknown else {})
+            await self._failed_to_start(ref, app, run, said)
             return
         details = {
             **run.details,

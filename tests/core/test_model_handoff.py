@@ -436,6 +436,18 @@ async def test_an_integration_that_cannot_start_blocks_the_gate(world: World) ->
     ]
 
 
+async def test_an_integration_whose_start_went_unanswered_is_not_said_to_have_failed_to_start(world: World) -> None:
+    world.ml.register("8", V7)
+    lost = ServiceUnavailable("Azure DevOps did not answer (connection reset)", may_have_acted=True)
+    world.pipelines.refuse_next.append(lost)
+    await world.core.ingest.accept(registered())
+    await world.until(lambda: _integration_state(world, "error"), "the outcome recorded")
+    assert (await world.gate_details())["blockers"] == [
+        "app-y: integration not known whether it started (Azure DevOps did not answer (connection reset)): "
+        "see integrate-app-y's runs in Azure DevOps"
+    ]
+
+
 async def test_azure_devops_run_events_finish_an_integration_the_gate_waits_for(world: World) -> None:
     world.ml.register("8", V7)
     assert world.core.model_handoff is not None
