@@ -16,6 +16,7 @@ from bot.consumers import Consumers
 from bot.contracts import ContractError, compare, parse_signature
 from bot.handoff_cards import MAX_DIFFERENCES
 from bot.interactions import CommandRequest, Reply, bold
+from bot.lookups import INTERACTIVE_SECONDS, answered_within
 from bot.ports import ModelVersion, ServiceRefused, ServiceUnavailable, Store
 from bot.records import CONFIRMATION_KEY_PREFIX
 from bot.runner import asker, in_service, standing
@@ -35,6 +36,7 @@ class ModelCommands:
         self.settings = settings
         self.store = store
         self.consumers = consumers
+        self.lookup_seconds = INTERACTIVE_SECONDS  # the most an answer waits for Azure ML's reads
 
     def register(self, chat: ChatHandler) -> None:
         chat.add_command("diff", self.diff)
@@ -46,7 +48,8 @@ class ModelCommands:
         if first is None or second is None:
             return Reply("Write two versions as model:version, for example `diff model-x:7 model-x:8`.")
         try:
-            old, new = await asyncio.gather(self.consumers.version(*first), self.consumers.version(*second))
+            both = asyncio.gather(self.consumers.version(*first), self.consumers.version(*second))
+            old, new = await answered_within(both, "Azure ML", self.lookup_seconds)
         except ServiceRefused as error:
             return Reply(error.reason)
         except ServiceUnavailable as error:
@@ -72,12 +75,13 @@ class ModelCommands:
             known = ", ".join(self.settings.models) or "none configured"
             return Reply(f"There is no model called `{target}`. Models: {known}.")
         try:
-            latest = await self.consumers.version(target)
+            latest = await answered_within(self.consumers.version(target), "Azure ML", self.lookup_seconds)
+            # (what each app runs is read from Azure ML too)
+            return Reply(await answered_within(self._model_status(target, latest), "Azure ML", self.lookup_seconds))
         except ServiceRefused as error:
             return Reply(error.reason)
         except ServiceUnavailable as error:
             return Reply(f"Azure ML is not answering, try again in a moment ({error}).")
-        return Reply(await self._model_status(target, latest))
 
     def _overview(self) -> str:
         if not self.settings.models:

@@ -34,6 +34,7 @@ from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, TrainingRunFinished
 from bot.ingest import Ingest, IngestFailed
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
+from bot.lookups import INTERACTIVE_SECONDS, answered_within
 from bot.pipeline_runs import (
     MODEL_NAME_PARAMETER,
     MODEL_VERSION_PARAMETER,
@@ -176,6 +177,7 @@ class CommandRunner:
         self.base_dir = base_dir or Path.cwd()
         self.background = BackgroundWork(log, "background command work")
         self.start_cut_off = START_CUT_OFF
+        self.lookup_seconds = INTERACTIVE_SECONDS  # the most a command's answer waits for Azure ML
         self._starting: set[int] = set()  # runs this process is starting now
         self._unplannable: set[int] = set()  # unfinished runs whose command is no longer configured
 
@@ -350,7 +352,7 @@ class CommandRunner:
         if not model:
             return command
         try:
-            latest = await self.ml.latest_model_version(model)
+            latest = await answered_within(self.ml.latest_model_version(model), "Azure ML", self.lookup_seconds)
         except (ServiceRefused, ServiceUnavailable) as error:
             log.info(
                 "integrate %s: Azure ML did not say which version of %s is the latest (%s)",
@@ -396,7 +398,7 @@ class CommandRunner:
         if self.ml is None or not version or version.lower() == "latest":
             return None
         try:
-            if await self.ml.has_model_version(name, version):
+            if await answered_within(self.ml.has_model_version(name, version), "Azure ML", self.lookup_seconds):
                 return None
         except (ServiceRefused, ServiceUnavailable) as error:
             log.info("integrate against %s: Azure ML could not say whether it has it (%s)", model, error)

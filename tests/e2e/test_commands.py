@@ -257,6 +257,21 @@ async def test_the_audit_log_says_who_started_what_and_how_its_start_went(loop: 
     ]
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_an_integration_does_not_wait_for_an_azure_ml_that_stopped_answering(loop: Loop, platform: str) -> None:
+    runner = loop.server.handoff.runner
+    assert runner is not None
+    runner.lookup_seconds = 1.0  # (8 s by default)
+    # Azure ML takes the request for the version's check and never answers (its SDK would wait minutes)
+    stalled = [Fault("stall", stall_seconds=30)] * 4
+    loop.suite.aml.faults.add("GET /subscriptions/**/models/model-x/versions/*", stalled)
+    bob = Person(loop, platform, "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:7", "Starting:")  # the registry being down holds nothing up
+    integrate = await command_run(loop, lambda r: r.backend_run_id is not None and r.command.startswith("integrate"))
+    assert integrate.details["name"]
+    assert len(loop.suite.ado.runs) == 1
+
+
 async def test_the_same_retrain_once_its_run_succeeded_starts_a_new_run(loop: Loop) -> None:
     loop.suite.aml.script_next_job(duration=0.5)
     confirmed = await confirm_retrain(loop)
