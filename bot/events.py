@@ -72,6 +72,12 @@ class DomainEvent:
         return None
 
     @property
+    def pipeline_names(self) -> tuple[str, ...]:
+        """What a ``pipelines`` filter matches: the pipeline's name, and its id where the event names one
+        (``pipelines=42``)."""
+        return (self.pipeline,) if self.pipeline else ()
+
+    @property
     def branch(self) -> str | None:
         return None
 
@@ -159,6 +165,11 @@ class PipelineRef:
         return bounded_key(f"azure-devops:{self.organization}:{self.project}:run:{self.run_id}".lower())
 
 
+def _pipeline_names(name: str | None, run: PipelineRef | None) -> tuple[str, ...]:
+    """A pipeline's name and its id, each once."""
+    return tuple(dict.fromkeys(n for n in (name, run.pipeline_id if run else None) if n))
+
+
 def _model_name(version: str | None) -> tuple[str, ...]:
     """The model a run (or its approval) is for, by its ``for_model`` (``model-x:8``), for a ``models`` filter."""
     return (version.rpartition(":")[0] or version,) if version else ()
@@ -233,6 +244,10 @@ class RunStateChanged(DomainEvent):
         return self.run.pipeline_name
 
     @property
+    def pipeline_names(self) -> tuple[str, ...]:
+        return _pipeline_names(self.pipeline, self.run)
+
+    @property
     def branch(self) -> str | None:
         return self.run.branch
 
@@ -269,6 +284,10 @@ class StageStateChanged(DomainEvent):
     @property
     def pipeline(self) -> str | None:
         return self.run.pipeline_name
+
+    @property
+    def pipeline_names(self) -> tuple[str, ...]:
+        return _pipeline_names(self.pipeline, self.run)
 
     @property
     def branch(self) -> str | None:
@@ -370,6 +389,10 @@ class ApprovalEvent(DomainEvent):
     @property
     def pipeline(self) -> str | None:
         return self.run.pipeline_name if self.run else self.release_definition or None
+
+    @property
+    def pipeline_names(self) -> tuple[str, ...]:
+        return _pipeline_names(self.pipeline, self.run)
 
     @property
     def branch(self) -> str | None:

@@ -94,6 +94,14 @@ class ModelPipelines:
         return model_of(parameters, self.models[key]) if key is not None else None
 
 
+def _full_ref(branch: str | None) -> str | None:
+    """A branch as Azure DevOps' hooks and Build API name it (``refs/heads/main``), from a configured one
+    (``main``), so that a run's polled events and its hooks go by the same branch."""
+    if not branch or branch.startswith("refs/"):
+        return branch or None
+    return f"refs/heads/{branch}"
+
+
 def pipeline_run_event(
     organization: str,
     now: datetime,
@@ -123,7 +131,7 @@ def pipeline_run_event(
             pipeline_name=pipeline,
             run_id=started.run_id,
             run_name=started.name,
-            branch=branch,
+            branch=_full_ref((status.branch if status is not None else None) or branch),
         ),
         state=state,
         result=result,

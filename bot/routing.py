@@ -59,7 +59,7 @@ def _one(value: str | None) -> tuple[str, ...]:
 # several models comes to a channel that follows any of them; the ingest routes it one version at a time).
 _GLOB_FILTERS: tuple[tuple[str, Callable[[DomainEvent], tuple[str, ...]]], ...] = (
     ("projects", lambda event: _one(event.project)),
-    ("pipelines", lambda event: _one(event.pipeline)),
+    ("pipelines", lambda event: event.pipeline_names),
     ("branches", lambda event: _one(event.branch)),
     ("environments", lambda event: _one(event.environment)),
     ("models", lambda event: event.model_names),
@@ -226,8 +226,8 @@ class Filters:
             if not named_without_stage and not any(_globbed(n, matcher.stages) for n in stage_names):
                 return False
         if matcher.tags:
-            tags = event.tags
-            if not all(_globbed(tags.get(key), pattern) for key, pattern in matcher.tags):
+            tags = {key.lower(): value for key, value in event.tags.items()}  # tag keys go without case too
+            if not all(_globbed(tags.get(key.lower()), pattern) for key, pattern in matcher.tags):
                 return False
         if not ignoring_actor and (matcher.actors_include is not None or matcher.actors_exclude is not None):
             person = event.actor

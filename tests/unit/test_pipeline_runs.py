@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import parse_settings
 from bot.events import PipelineRef
-from bot.pipeline_runs import ModelPipelines
+from bot.pipeline_runs import ModelPipelines, pipeline_run_event
+from bot.ports import RunStatus, StartedRun
 
 
 def pipelines(config: dict[str, Any]) -> ModelPipelines:
@@ -61,3 +63,17 @@ def test_a_pipeline_configured_by_its_id_matches_runs_named_by_id() -> None:
     configured = pipelines({"apps": {"app-y": {"integration": {"project": "mlops", "pipeline": "2"}}}})
     assert configured.takes_model("mlops", run_of("integrate-app-y", pipeline_id="2"))
     assert not configured.takes_model("mlops", run_of("integrate-app-y", pipeline_id="3"))
+
+
+def test_a_polled_run_names_its_branch_as_the_hooks_and_the_build_api_do() -> None:
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    started = StartedRun("5", "20261130.1", None, "inProgress")
+
+    def branch(configured: str | None, told: str | None = None) -> str | None:
+        status = RunStatus("5", "running", branch=told) if told is not None else None
+        return pipeline_run_event("contoso", now, "mlops", "integrate-app-y", configured, started, status).branch
+
+    assert branch("main") == "refs/heads/main"  # as configured, the way people write it
+    assert branch("refs/heads/release/1") == branch("release/1") == "refs/heads/release/1"
+    assert branch(None) is None
+    assert branch(None, told="refs/heads/develop") == branch("main", told="refs/heads/develop") == "refs/heads/develop"

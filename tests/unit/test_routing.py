@@ -197,6 +197,10 @@ def test_globs_and_tags() -> None:
     assert tagged.matches(model_event(tags={"team": "fraud-detection"}))
     assert not tagged.matches(model_event(tags={"team": "churn"}))
     assert not tagged.matches(model_event(name="other", tags={"team": "fraud"}))
+    # a tag's key goes without case, as its value does (Azure ML keeps a tag's key as it was typed)
+    assert tagged.matches(model_event(tags={"Team": "Fraud-detection"}))
+    # a pipeline goes by its name or its id
+    assert Filters.from_mapping({"pipelines": [RUN.pipeline_id]}).matches(run_event())
 
 
 def test_a_deployment_of_several_models_comes_where_any_of_them_is_followed() -> None:
