@@ -627,6 +627,10 @@ def subscription_filter_problems(filters: Mapping[str, Any]) -> list[str]:
             else:
                 problems.append(f"`{key}`: {item['msg'].removeprefix('Value error, ')}")
         return problems
+    if versioned := [m for m in filters.get("models") or () if ":" in str(m)]:
+        # (a model's events name it without its version: such a filter would match nothing)
+        name = str(versioned[0]).partition(":")[0] or "model-x"
+        return [f"`models`: `{versioned[0]}` names a version; `models` takes model names, such as {name}"]
     events, outcomes = list(filters.get("events") or ()), list(filters.get("outcomes") or ())
     if events and outcomes and "any" not in outcomes and set(events) <= KINDS_WITHOUT_OUTCOME:
         # (each such event would be sent whatever the outcomes say: the filter would mean nothing)

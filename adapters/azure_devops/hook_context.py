@@ -131,6 +131,12 @@ def is_group(identity: Fields) -> bool:
     return identity.get("isContainer") is True or (isinstance(descriptor, str) and descriptor.startswith("vssgp."))
 
 
+def _html(message: Fields) -> str:
+    """The message as HTML, where it is a string (only a hint: a malformed one costs the event nothing)."""
+    html = message.get("html")
+    return html if isinstance(html, str) else ""
+
+
 @dataclass(frozen=True)
 class HookContext:
     """The envelope fields every event shares."""
@@ -144,6 +150,8 @@ class HookContext:
     project_id: str | None
     text: str
     resource_version: str
+    # the message as HTML: its links name what the resource may leave out (an approval's environment)
+    html: str = ""
 
     @classmethod
     def read(cls, envelope: Fields, resource: Fields, event_type: str, organization: str = "") -> HookContext:
@@ -158,6 +166,7 @@ class HookContext:
             project_id=project_id if project_id != ZERO_GUID else None,
             text=envelope.obj("message").text("text") or "",
             resource_version=envelope.text("resourceVersion") or "",
+            html=_html(envelope.obj("message")),
         )
 
     def project(self, *names: str | None, urls: tuple[str | None, ...] = (), fallback: str | None = None) -> str | None:

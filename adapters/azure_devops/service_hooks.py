@@ -222,6 +222,14 @@ def _min_required(approval: Fields, approvers: tuple[Approver, ...]) -> int:
     return configured if configured > 0 else max(1, len(approvers))
 
 
+_ENVIRONMENT_LINK = re.compile(r"/_environments/\d+[^>]*>\s*([^<]+?)\s*</a>")
+
+
+def _linked_environment(html: str) -> str | None:
+    """The environment a hook's HTML message links to (``…/_environments/1?view=resources>env1</a>``)."""
+    return match.group(1) if (match := _ENVIRONMENT_LINK.search(html)) else None
+
+
 def _pipeline_approval(kind: type[ApprovalEvent]) -> Parser:
     def parse(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
         approval = resource.obj("approval")
@@ -232,6 +240,8 @@ def _pipeline_approval(kind: type[ApprovalEvent]) -> Parser:
         project = ctx.project(urls=(web_url,), fallback=resource.text("projectId"))
         approvers = _approvers(approval)
         environment = checked.text("name") if (checked.text("type") or "environment") == "environment" else None
+        if not checked and not environment:  # (the docs' sample: no resource; its message links the environment)
+            environment = _linked_environment(ctx.html)
         completed = kind is ApprovalCompleted
         status = approval.text("status") or ("completed" if completed else "pending")
         # the actor of a completion is who decided it (a timeout or a cancel is nobody's doing); a pending

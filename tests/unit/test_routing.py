@@ -146,6 +146,12 @@ def test_outcomes_for_kinds_that_have_none_is_refused_when_typed() -> None:
     assert subscription_filter_problems({"events": ["model_registered"], "outcomes": ["any"]}) == []
 
 
+def test_a_model_version_typed_as_a_model_is_refused() -> None:
+    [problem] = subscription_filter_problems({"models": ["fraud", "model-x:8"]})
+    assert problem == "`models`: `model-x:8` names a version; `models` takes model names, such as model-x"
+    assert subscription_filter_problems({"models": ["model-*"]}) == []
+
+
 def test_an_environment_or_stage_filter_lets_through_the_named_kinds_that_never_say_one() -> None:
     release_run = replace(run_event(), run=replace(RUN, pipeline_name="release-app-y"))
     gate = ApprovalPending(

@@ -156,7 +156,7 @@ async def test_approval_pending_with_null_run(ingest: Ingest, shared_dir: Path) 
         status="pending",
         run=None,
         stage_name=None,
-        environment_name=None,
+        environment_name="env1",  # no resource in the sample: its message links the environment
         instructions="Instructions",
         min_required_approvers=2,
         approvers=(
@@ -188,6 +188,7 @@ async def test_approval_completed(ingest: Ingest, shared_dir: Path) -> None:
         approval_id="0f027b05-0942-4a35-9218-26fa07d8760a",
         approval_kind="pipeline",
         status="approved",
+        environment_name="env1",
         instructions="Instructions",
         min_required_approvers=2,
         approvers=(Approver(person=approver, status="approved", comment="Sample comment"),),
