@@ -37,6 +37,7 @@ BOT_IDENTITY = "handoff-bot@contoso.com"
 HOOK_USER = "handoff"
 
 DATABASE = "handoff.db"
+DEMO_MARKER = ".handoff-demo"  # in the demo's folder: the database there is the demo's to replace
 
 
 def local_world() -> dict[str, Any]:
@@ -313,12 +314,26 @@ class Demo:
         await self.server.stop()
 
 
+class NotTheDemosFolder(Exception):
+    """``--data-dir`` holds a database the demo did not make (a real Handoff's, say): it is left alone."""
+
+
 def _fresh_database(data_dir: Path) -> Path:
     """Remove the previous demo's database: the emulators start empty, and a history that names their
     old messages, runs and commands would only confuse the new demo (cards that cannot be updated, a
-    retrain taken for the one asked for last time). Returns the folder's absolute path."""
+    retrain taken for the one asked for last time). Only a folder the demo made is emptied (its marker, or
+    the default ``.handoff/demo`` of demos before the marker): a database there of anything else raises
+    :class:`NotTheDemosFolder`. Returns the folder's absolute path."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    marker = data_dir / DEMO_MARKER
+    ours = marker.exists() or (data_dir.name, data_dir.parent.name) == ("demo", ".handoff")
+    if (data_dir / DATABASE).exists() and not ours:
+        raise NotTheDemosFolder(
+            f"{data_dir} holds a {DATABASE} the demo did not make, and the demo starts from an empty one: "
+            "point --data-dir at a folder of its own"
+        )
+    marker.write_text("The folder of `handoff demo`: its database is replaced each time the demo starts.\n")
     for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm"):
         (data_dir / name).unlink(missing_ok=True)
     return data_dir

@@ -279,10 +279,13 @@ def _demo(port: int, data_dir: str, no_browser: bool, scenario: bool) -> int:
     from bot.logs import configure_logging
 
     configure_logging("WARNING")
-    from adapters.demo import run_demo
+    from adapters.demo import NotTheDemosFolder, run_demo
 
     try:
         return asyncio.run(run_demo(port, Path(data_dir), not no_browser, scenario))
+    except NotTheDemosFolder as refused:
+        print(f"handoff demo: cannot start: {refused}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as error:
         said = str(error)
         if error.errno == errno.EADDRINUSE:  # (the demo serves on this machine only)

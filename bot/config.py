@@ -99,14 +99,24 @@ def _to_secret(value: Any, info: ValidationInfo) -> Secret:
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``30s``, ``15m``, ``4h``, ``7d``, ``2w`` or a number of seconds."""
+    """``30s``, ``15m``, ``4h``, ``7d``, ``2w`` or a number of seconds; at most :data:`MAX_DURATION`."""
     if isinstance(value, timedelta):
-        return value
+        return _bounded(value.total_seconds())
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        return _bounded(value)
     if isinstance(value, str) and (match := _DURATION.match(value)):
-        return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+        return _bounded(float(match.group(1)) * _DURATION_UNITS[match.group(2)])
     raise ValueError("expected a duration such as 30s, 15m, 4h, 7d or a number of seconds")
+
+
+MAX_DURATION = timedelta(days=36500)
+"""The longest duration anything takes (100 years): dates beyond it are past what a date can hold."""
+
+
+def _bounded(seconds: float) -> timedelta:
+    if not abs(seconds) <= MAX_DURATION.total_seconds():  # (NaN and infinity are refused too)
+        raise ValueError("a duration is at most 36500d (100 years)")
+    return timedelta(seconds=seconds)
 
 
 SecretRef = Annotated[
@@ -186,9 +196,10 @@ MAX_REPEAT_LIMIT = timedelta(hours=24)
 
 
 class Section(BaseModel):
-    """Base of every settings section: unknown keys are errors, values are immutable."""
+    """Base of every settings section: unknown keys are errors, values are immutable, and a number where
+    text goes is that text (``pinned_version: 8``, ``params: {epochs: 10}``: YAML reads them as numbers)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, coerce_numbers_to_str=True)
 
 
 class Integration(Section):
@@ -880,6 +891,29 @@ def _model_fields(loc: tuple[Any, ...]) -> list[str]:
     return list(schema.model_fields) if isinstance(schema, type) and issubclass(schema, BaseModel) else []
 
 
+def _may_hold_secret(loc: tuple[Any, ...]) -> bool:
+    """Whether the value at ``loc`` is a secret, or a section or list that holds one."""
+    schema: Any = Settings
+    for part in loc:
+        if not isinstance(part, int):
+            schema, secret = _child_schema(schema, str(part))
+            if secret:
+                return True
+    return _holds_secret(schema, set())
+
+
+def _holds_secret(schema: Any, seen: set[Any]) -> bool:
+    if isinstance(schema, _DictOf):
+        schema = schema.value
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)) or schema in seen:
+        return False
+    seen.add(schema)
+    return any(
+        _mentions(field.annotation, Secret) or _holds_secret(_unwrap_model(field.annotation), seen)
+        for field in schema.model_fields.values()
+    )
+
+
 def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
@@ -943,7 +977,8 @@ def _validation_problems(
         written = sources.get(path)
         if written is not None and item["type"] != "missing":
             message += f" (from {written})"
-        elif item["type"] not in ("value_error", "missing"):
+        elif item["type"] not in ("value_error", "missing") and not _may_hold_secret(loc):
+            # (a secret written in the file itself, where a ${NAME} should be, is not shown back)
             message += f" (got {item.get('input')!r})"
         problems.append(ConfigProblem(path, message))
     return problems

@@ -16,7 +16,15 @@ from bot.config_problems import ConfigError, ConfigProblem
 
 
 class _ConfigLoader(yaml.SafeLoader):
-    """PyYAML's safe loader; composing and constructing are called separately to look at the nodes between."""
+    """PyYAML's safe loader; composing and constructing are called separately to look at the nodes between.
+    A date stays the text it was written as (no setting takes a date; a tag's value may look like one, and
+    ``2024-02-30`` would not even read)."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 @dataclass
@@ -45,6 +53,11 @@ def read_document(path: Path) -> ConfigDocument:
         if node is not None:
             document.duplicate_keys = _duplicate_keys(node, "", document.key_lines)
             document.content = loader.construct_document(node)
+            if (looped := _inside_itself(document.content, "", set())) is not None:
+                said = "an alias names the value it is in (`&a [*a]`), which never ends"
+                raise ConfigError(source, [ConfigProblem(looped, said)])
+    except ValueError as exc:  # a value YAML's own constructors refuse (an explicit !!timestamp that is no date)
+        raise ConfigError(source, [ConfigProblem("", f"not valid YAML ({exc})")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -54,6 +67,22 @@ def read_document(path: Path) -> ConfigDocument:
     finally:
         loader.dispose()
     return document
+
+
+def _inside_itself(value: Any, path: str, holding: set[int]) -> str | None:
+    """The key path of the first mapping or list that contains itself (through an alias); None if none does."""
+    if not isinstance(value, dict | list):
+        return None
+    if id(value) in holding:
+        return path or "(the document)"
+    holding.add(id(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        where = f"{path}[{key}]" if isinstance(value, list) else (f"{path}.{key}" if path else str(key))
+        if (found := _inside_itself(item, where, holding)) is not None:
+            return found
+    holding.discard(id(value))
+    return None
 
 
 def _duplicate_keys(

@@ -2,10 +2,11 @@
 
 Bolt's own single-workspace authorization calls ``auth.test`` during the first request after a start:
 that request waits for it (Slack gives up on an acknowledgement after 3 seconds), and one failed call
-tells the person to reinstall the app and drops what they asked. :class:`BotIdentity` makes the call at
-startup, with retries, and requests only read its result. If Slack cannot be reached then, Handoff starts
-anyway: requests go on with the token alone (without the bot's ids, its mention is recognised only at the
-start of a message) while a call in the background asks again.
+tells the person to reinstall the app and drops what they asked. :class:`BotIdentity` makes the call as
+Handoff starts, in the background (a slow Slack does not hold up the start, and the demo's Slack emulator
+answers only once Handoff listens), with retries, and requests only read its result. Until it has answered,
+requests go on with the token alone (without the bot's ids, its mention is recognised only at the start of
+a message).
 """
 
 from __future__ import annotations
@@ -54,15 +55,25 @@ class BotIdentity(AsyncAuthorize):
         return self._known is not None
 
     async def start(self) -> None:
-        """Call ``auth.test``, a few times if it fails; then, if it still has not answered, keep asking
-        in the background. Never raises: Handoff starts either way."""
+        """Start asking ``auth.test`` in the background until it answers (a warning once the first few
+        calls failed). Never raises, and returns at once."""
+        if self._asking is None:
+            self._asking = asyncio.get_running_loop().create_task(self._ask_in_background(), name="slack auth.test")
+
+    async def known_soon(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``auth.test``'s answer; whether the bot's ids are known."""
+        if self._asking is not None and not self.known:
+            await asyncio.wait([self._asking], timeout=timeout)
+        return self.known
+
+    async def _ask_in_background(self) -> None:
         await self._ask_until_known(attempts=STARTUP_ATTEMPTS)
         if not self.known and not self._rejected:
             log.warning(
-                "Slack's auth.test did not answer at startup (%s): Handoff starts, and asks again in the background",
+                "Slack's auth.test did not answer as Handoff started (%s): asking again in the background",
                 self._last_failure,
             )
-            self._asking = asyncio.get_running_loop().create_task(self._ask_until_known(), name="slack auth.test")
+            await self._ask_until_known()
 
     async def close(self) -> None:
         """Stop asking in the background."""

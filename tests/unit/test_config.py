@@ -16,6 +16,7 @@ from bot.config import (
     Secret,
     configured_secrets,
     load_settings,
+    parse_duration,
     parse_settings,
 )
 from tests.conftest import REPO_ROOT
@@ -80,6 +81,28 @@ def test_secret_values_are_refused_in_the_file() -> None:
     (problem,) = problems(raw)
     assert problem.startswith("eventgrid.delivery_secret: secrets are read from the environment")
     assert "hunter2" not in problem
+
+
+def test_a_secret_written_where_a_list_or_section_of_them_goes_is_not_shown_back() -> None:
+    raw = example()
+    raw["eventgrid"]["previous_delivery_secrets"] = "Rm9vQmFyU2VjcmV0"
+    raw["azure_devops"]["service_hooks"] = {"basic": "handoff:hunter2-password"}
+    said = problems(raw)
+    assert "eventgrid.previous_delivery_secrets: expected a list" in said
+    assert "azure_devops.service_hooks.basic: expected a mapping of settings" in said
+    assert not any("Rm9vQmFy" in p or "hunter2" in p for p in said)
+    raw = example()
+    raw["server"]["port"] = "eighty"  # what holds no secret is still shown as it was written
+    assert any("(got 'eighty')" in p for p in problems(raw))
+
+
+def test_a_duration_past_any_date_is_a_problem_not_a_crash() -> None:
+    for retention in ("1000000d", "99999999999d", 1e300, float("inf")):
+        raw = example()
+        raw["store"] = {**raw.get("store", {}), "audit_retention": retention}
+        [problem] = problems(raw)
+        assert problem.startswith("store.audit_retention: a duration is at most 36500d (100 years)"), retention
+    assert parse_duration("36500d") == timedelta(days=36500)
 
 
 def test_secrets_come_from_the_environment_and_never_print() -> None:
@@ -159,6 +182,30 @@ def test_a_reference_in_braces_that_yaml_cannot_read_gets_a_hint_to_quote_it(tmp
     other = write(tmp_path, "server: {port: [1}\n", "other.yaml")
     (problem,) = file_problems(other)
     assert "not valid YAML" in problem and "quoted" not in problem
+
+
+def test_a_date_reads_as_written_and_an_alias_inside_itself_is_one_problem(tmp_path: Path) -> None:
+    dated = write(
+        tmp_path, "channels: {ml: {slack: C1}}\nsubscriptions:\n  - channel: ml\n    tags: {since: 2024-02-30}\n"
+    )
+    [subscription] = load_settings(dated, {}).subscriptions
+    assert subscription.tags == {"since": "2024-02-30"}  # no date type, and none that cannot be
+    looped = write(tmp_path, "server: {host: 127.0.0.1}\nchannels: &a [*a]\n", "looped.yaml")
+    assert file_problems(looped) == ["channels[0]: an alias names the value it is in (`&a [*a]`), which never ends"]
+
+
+def test_a_number_where_text_goes_is_that_text() -> None:
+    raw = example()
+    raw["apps"]["app-y"]["pinned_version"] = 8
+    retrain = raw["models"]["model-x"]["retrain"]["azure_ml_job"]
+    retrain["params"] = {"epochs": 10, "learning_rate": 0.01}
+    settings = parse_settings(raw, {})
+    assert settings.apps["app-y"].pinned_version == "8"
+    job = settings.models["model-x"].retrain
+    assert job is not None and job.azure_ml_job is not None
+    assert job.azure_ml_job.params == {"epochs": "10", "learning_rate": "0.01"}
+    raw["apps"]["app-y"]["pinned_version"] = True  # a yes/no is no version
+    assert problems(raw) == ["apps.app-y.pinned_version: expected text (got True)"]
 
 
 def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:

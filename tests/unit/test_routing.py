@@ -546,26 +546,31 @@ def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered |
 
     if not branch_any(event.branch, filters.branches):
         return False
-    checks = (
-        (event.project, filters.projects),
-        (event.pipeline, filters.pipelines),
-    )
-    if not all(glob_any(value, patterns) for value, patterns in checks):
+    if not glob_any(event.project, filters.projects):
         return False
-    # a deployment of several models names each of them: any may match
+    # a pipeline goes by its name or its id
+    run = getattr(event, "run", None)
+    pipelines = [event.pipeline, run.pipeline_id if run is not None else None]
+    if filters.pipelines and not any(glob_any(name, filters.pipelines) for name in pipelines if name):
+        return False
+    # a deployment of several models names each of them: any may match; a run goes by the version it is for
+    for_model = getattr(event, "for_model", None)
     names = [i.split(":")[0] for i in event.model_ids] if isinstance(event, ModelDeployed) else [event.model]
+    names += [for_model.rpartition(":")[0] or for_model] if for_model else []
     if filters.models and not any(glob_any(name, filters.models) for name in names):
         return False
     # runs and models never say an environment: the filter holds them back unless events= names them
     if filters.environments and not (event.kind in filters.events or glob_any(event.environment, filters.environments)):
         return False
     # a run says the stage it failed in, when known; runs and models named in events= that say none come anyway
-    failing_stage = event.failing_stage if isinstance(event, RunStateChanged) else None
-    stage_names = event.stage_names or ((failing_stage,) if failing_stage else ())
+    failing = (event.failing_stage, event.failing_stage_name) if isinstance(event, RunStateChanged) else ()
+    failing = failing if failing and failing[0] else ()
+    stage_names = event.stage_names or tuple(n for n in failing if n)
     named_without_stage = event.kind in filters.events and not stage_names
     if filters.stages and not named_without_stage and not any(glob_any(n, filters.stages) for n in stage_names):
         return False
-    if not all(glob_any(event.tags.get(key), [pattern]) for key, pattern in filters.tags.items()):
+    tags = {key.lower(): value for key, value in event.tags.items()}  # a tag's key goes without case
+    if not all(glob_any(tags.get(key.lower()), [pattern]) for key, pattern in filters.tags.items()):
         return False
     person = event.actor
     actor = {n.lower() for n in (person.email, person.name, person.id) if n} if person else set()

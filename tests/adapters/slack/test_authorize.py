@@ -18,6 +18,8 @@ async def test_auth_test_is_asked_at_startup_and_never_during_a_request() -> Non
     await slack.start()
     harness = await start_harness(slack=slack)
     try:
+        assert harness.integration.identity is not None
+        assert await harness.integration.identity.known_soon(5)  # asked as Handoff started, in the background
         assert len(slack.recorder.matching(AUTH_TEST)) == 1  # before any request came
         slack.faults.add(AUTH_TEST, [Fault("stall", stall_seconds=5)])
 
