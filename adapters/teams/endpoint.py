@@ -135,8 +135,15 @@ class MessagesEndpoint:
             return authenticated
         try:
             invoke_response = await self.adapter.process_activity(authenticated, activity, self.bot.on_turn)
-        except Exception:
-            log.exception("Teams %s activity failed", activity.type)
+        except Exception as exc:
+            # one line per failure (Teams sends the activity again, and may fail again); the traceback
+            # only when debugging
+            log.error(
+                "Teams %s turn failed (%s); answered 503 for Teams to send it again",
+                activity.type,
+                type(exc).__name__,
+                exc_info=exc if log.isEnabledFor(logging.DEBUG) else None,
+            )
             return _problem(503, "temporarily_unavailable", "retry later", {"Retry-After": "5"})
         if invoke_response is None:
             return web.Response(status=201)

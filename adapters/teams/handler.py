@@ -156,10 +156,12 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         else:
             await self.registry.chat_removed(activity.conversation.id)
 
-    async def on_teams_members_added(
-        self, teams_members_added: list[TeamsChannelAccount], team_info: TeamInfo, turn_context: TurnContext
+    async def on_teams_members_added_dispatch(
+        self, members_added: list[ChannelAccount], team_info: TeamInfo, turn_context: TurnContext
     ) -> None:
-        if not self._includes_bot(teams_members_added, turn_context):
+        # botbuilder's own looks up every person who joins (a connector call each, and a failed one fails the
+        # turn) before asking whether Handoff is among them, the only thing Handoff wants to know.
+        if not self._includes_bot(members_added, turn_context):
             return
         if team_info is not None and conversation_kind(turn_context.activity) == "channel":
             await self._team_installed(turn_context)
@@ -234,7 +236,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         return [(c.id, c.name) for c in result.conversations or [] if c.id]
 
     @staticmethod
-    def _includes_bot(members: list[TeamsChannelAccount], turn_context: TurnContext) -> bool:
+    def _includes_bot(members: list[ChannelAccount], turn_context: TurnContext) -> bool:
         recipient = turn_context.activity.recipient
         return recipient is not None and any(m.id == recipient.id for m in members)
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 
 from adapters.web.limits import BODY_LIMITS, set_body_limit
@@ -28,8 +26,6 @@ from .sending import Pacer, SendPolicy
 
 if TYPE_CHECKING:
     from .graph import GraphMessages
-
-log = logging.getLogger("handoff.teams")
 
 MESSAGES_PATH = "/api/messages"
 BODY_LIMIT = 1024 * 1024
@@ -80,7 +76,10 @@ def mount_teams(
     quiet_known_teams_fields()
     authentication = create_authentication(settings)
     adapter = CloudAdapter(authentication)
-    adapter.on_turn_error = _log_turn_error
+    # No turn error handler: a failed turn reaches the endpoint, which answers 503 so that Teams sends the
+    # activity again (a handler would end the turn as if it had been handled). Proactive sends catch their
+    # own failures (TeamsChatChannel._turn).
+    adapter.on_turn_error = None
     registry = ConversationRegistry(conversations, clock)
     app_id = bot_app_id(settings)
     graph = graph_messages(settings)
@@ -123,13 +122,3 @@ def graph_messages(settings: TeamsSettings) -> GraphMessages | None:
 
     password = settings.app_password.reveal() if settings.app_password is not None else None
     return GraphMessages(settings.graph, GraphTokens(settings.app_id, password, settings.graph.login_url))
-
-
-async def _log_turn_error(turn_context: TurnContext, error: Exception) -> None:
-    activity = turn_context.activity
-    log.error(
-        "Teams %s turn failed: %s",
-        getattr(activity, "type", "?"),
-        type(error).__name__,
-        exc_info=(type(error), error, error.__traceback__),
-    )

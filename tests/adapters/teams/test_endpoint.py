@@ -165,3 +165,54 @@ async def test_mutated_activities_never_get_a_5xx_or_a_traceback(
 
     assert all(code < 500 or code == 501 for code in statuses), statuses
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+class StoreDown:
+    """Makes the store's reads and writes of conversations fail, as a database that is down would."""
+
+    def __init__(self, harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+
+        async def down(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            raise ConnectionError("the database is down")
+
+        for name in ("get_conversation", "save_conversation", "list_conversations"):
+            monkeypatch.setattr(harness.store, name, down)
+
+
+async def test_a_turn_that_fails_is_503_and_teams_sending_it_again_installs(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    with monkeypatch.context() as patch:
+        down = StoreDown(harness, patch)
+        answer = await harness.teams.install_personal_app(user="alice")
+
+    assert down.calls and answer.status == 503  # not 201: Teams would not send it again
+    assert answer.headers.get("Retry-After")
+    failures = [r for r in caplog.records if r.name.startswith("handoff") and r.levelname == "ERROR"]
+    assert len(failures) == 1 and "installationUpdate" in failures[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info]
+
+    again = await harness.teams.post_activity(answer.activity)  # Teams retries; the store is back
+
+    assert again.status == 201
+    record = await harness.record("a:1personal-alice")
+    assert record is not None and record.active
+
+
+async def test_a_command_whose_turn_fails_is_503_and_runs_when_sent_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        StoreDown(harness, patch)
+        answer = await harness.teams.send_personal_message("status model-x")
+
+    assert answer.status == 503
+    assert harness.handler.commands == []
+
+    again = await with_time_passing(harness.clock, harness.teams.post_activity(answer.activity))
+
+    assert again.status == 201
+    assert [c.text for c in harness.handler.commands] == ["status model-x"]

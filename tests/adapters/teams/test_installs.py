@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.emulators.base import Fault
 from adapters.teams.references import StoredReference
 
 from .conftest import ALICE, GENERAL, MODELS, RELEASES, TEAM, TENANT, Harness
@@ -153,3 +154,30 @@ async def test_subscribe_in_a_channel_binds_it_like_a_configured_channel(harness
     posted = await harness.integration.channel.post_card(MODELS, Card(title="model-x:8 registered"))
     threads = harness.teams.state.channel("ML models").posts
     assert threads[-1].id == posted.message_id
+
+
+async def test_people_joining_a_team_are_not_looked_up(harness: Harness) -> None:
+    await harness.teams.install_app()
+    harness.teams.recorder.clear()
+    harness.teams.faults.add("GET /v3/conversations/*/members/*", [Fault("500")] * 10)
+    event = team_event(harness, "teamMemberAdded", team={"id": TEAM, "name": "Contoso ML"})
+    event["membersAdded"] = [{"id": f"29:newPerson{i}"} for i in range(3)]
+
+    answer = await harness.teams.post_activity(event)
+
+    assert answer.status == 201
+    assert not harness.teams.recorder.matching("GET /v3/conversations/*/members/*")
+
+
+async def test_the_bot_added_with_people_installs_without_looking_them_up(harness: Harness) -> None:
+    harness.teams.faults.add("GET /v3/conversations/*/members/*", [Fault("500")] * 10)
+    event = team_event(harness, "teamMemberAdded", team={"id": TEAM, "name": "Contoso ML"})
+    event["membersAdded"] = [{"id": "29:newPerson"}, {"id": harness.teams.world.bot_id}]
+
+    answer = await harness.teams.post_activity(event)
+
+    assert answer.status == 201
+    assert not harness.teams.recorder.matching("GET /v3/conversations/*/members/*")
+    assert sorted(r.address.conversation_id for r in await harness.teams_records(active_only=True)) == sorted(
+        [GENERAL, RELEASES, MODELS]
+    )
