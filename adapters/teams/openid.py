@@ -79,13 +79,16 @@ class OpenIdKeySet:
         self._lock = asyncio.Lock()
 
     async def get(self, key_id: str | None) -> SigningKey:
-        """The key for ``key_id``; ``PermissionError`` if the set has no such key."""
+        """The key for ``key_id``; ``PermissionError`` if the set has no such key, :class:`MetadataUnavailable`
+        if no keys are known (none could be fetched yet)."""
         if self._is_stale():
             await self._refresh(self._is_stale)
         key = self._keys.get(key_id or "")
         if key is None and self._may_refresh_for_unknown_key():
             await self._refresh(lambda: key_id not in self._keys and self._may_refresh_for_unknown_key())
             key = self._keys.get(key_id or "")
+        if key is None and not self._keys:  # (the last fetch failed: not the token's fault)
+            raise MetadataUnavailable(f"no OpenID keys from {self.url} are known")
         if key is None:
             raise PermissionError("the token's signing key is not in the OpenID key set")
         return key

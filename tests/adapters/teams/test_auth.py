@@ -36,6 +36,7 @@ class KeyServer:
     endorsements: dict[str, list[str]] = field(default_factory=dict)
     metadata_fetches: int = 0
     url: str = ""
+    down: bool = False
 
     def add_key(self, kid: str, endorsements: list[str] | None = None) -> rsa.RSAPrivateKey:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -46,6 +47,8 @@ class KeyServer:
     def app(self) -> web.Application:
         async def metadata(request: web.Request) -> web.Response:
             self.metadata_fetches += 1
+            if self.down:
+                return web.json_response({"error": "unavailable"}, status=503)
             return web.json_response(
                 {
                     "issuer": ISSUER,
@@ -233,6 +236,19 @@ async def test_keys_that_cannot_be_fetched_are_a_503(sqlite_store: SqlStore, clo
         answer = await teams.install_personal_app()
     assert answer.status == 503
     assert answer.headers.get("Retry-After") == "5"
+
+
+async def test_while_no_keys_can_be_fetched_every_request_is_a_503_not_a_401(auth: AuthHarness) -> None:
+    auth.keys.down = True
+
+    answers = [await auth.personal_install() for _ in range(3)]
+
+    assert answers == [503, 503, 503]  # (a 401 would tell Teams the token is bad: it would not retry)
+    assert auth.keys.metadata_fetches == 1  # fetched again at most every 5 s
+    auth.keys.down = False
+    await auth.clock.advance(5)
+    assert await auth.personal_install() == 201
+    assert auth.keys.metadata_fetches == 2
 
 
 async def test_tokens_never_reach_the_logs(auth: AuthHarness, caplog: pytest.LogCaptureFixture) -> None:
