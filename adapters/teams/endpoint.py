@@ -8,8 +8,8 @@ its own answer, never a 500:
 - 415 when the Content-Type is not ``application/json``;
 - 400 when the body is not a JSON object that looks like an activity;
 - 401 when authentication is on and the Authorization header is missing, malformed or not a valid
-  Bot Framework token (signature, issuer, audience, expiry, key id, service URL), and whenever a header
-  that is not a valid token is sent;
+  Bot Framework token (signature, issuer, audience, expiry, which it must have, key id, service URL), and
+  whenever a header that is not a valid token is sent;
 - 503 when the signing keys cannot be fetched, or the turn fails unexpectedly (Teams retries);
 - 200 with the invoke response for invokes, 201 otherwise.
 
@@ -159,7 +159,7 @@ class MessagesEndpoint:
         if not header and self.auth_enabled:
             return unauthorized
         try:
-            return await self.authentication.authenticate_request(activity, header or None)
+            result: AuthenticateRequestResult = await self.authentication.authenticate_request(activity, header or None)
         except MetadataUnavailable:
             return _problem(503, "temporarily_unavailable", "the signing keys are unavailable", {"Retry-After": "5"})
         except PermissionError as exc:
@@ -168,3 +168,8 @@ class MessagesEndpoint:
         except Exception as exc:  # pyjwt and botbuilder raise many types for a bad token
             log.info("Teams request refused: %s", type(exc).__name__)
             return unauthorized
+        claims = result.claims_identity.claims if result.claims_identity is not None else None
+        if header and "exp" not in (claims or {}):  # (pyjwt checks the expiry only of a token that has one)
+            log.info("Teams request refused: the token does not expire")
+            return unauthorized
+        return result

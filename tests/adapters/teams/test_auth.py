@@ -80,6 +80,7 @@ class Minter:
     key: rsa.RSAPrivateKey | None = None
     algorithm: str = "RS256"
     raw: str | None = None
+    without: tuple[str, ...] = ()  # claims left out
 
     def __call__(self, activity: Mapping[str, Any]) -> str:
         if self.raw is not None:
@@ -94,6 +95,8 @@ class Minter:
             "serviceurl": activity["serviceUrl"],
             **self.claims,
         }
+        for claim in self.without:
+            payload.pop(claim, None)
         signing_key: Any = self.key or self.server.keys["key-1"]
         if self.algorithm == "HS256":
             signing_key = "a-shared-secret-that-is-long-enough-for-hs256"
@@ -158,6 +161,12 @@ async def test_a_valid_token_passes(auth: AuthHarness) -> None:
 )
 async def test_a_token_with_a_wrong_claim_is_401(auth: AuthHarness, claims: dict[str, Any]) -> None:
     auth.minter.claims = claims
+    assert await auth.personal_install() == 401
+    assert not await auth.installed()
+
+
+async def test_a_token_without_an_expiry_is_401(auth: AuthHarness) -> None:
+    auth.minter.without = ("exp",)  # correctly signed, but good forever if it leaked
     assert await auth.personal_install() == 401
     assert not await auth.installed()
 
