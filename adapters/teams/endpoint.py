@@ -11,6 +11,9 @@ its own answer, never a 500:
   Bot Framework token (signature, issuer, audience, expiry, which it must have, key id, service URL), and
   whenever a header that is not a valid token is sent;
 - 503 when the signing keys cannot be fetched, or the turn fails unexpectedly (Teams retries);
+- with ``teams.tenant_id`` set, an activity from another tenant (``channelData.tenant.id``, else
+  ``conversation.tenantId``) runs no turn: 201, or for an invoke 200 with an error the person sees (a
+  4xx would only make Teams retry or report the bot as failing); logged once per tenant;
 - 200 with the invoke response for invokes, 201 otherwise.
 
 Tokens and headers are never logged.
@@ -28,11 +31,15 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity
 from botframework.connector.auth import AuthenticateRequestResult, BotFrameworkAuthentication
 
+from .handler import error_response
 from .openid import MetadataUnavailable
+from .references import tenant_of
 
 log = logging.getLogger("handoff.teams")
 
 JSON_TYPES = frozenset({"application/json"})
+OTHER_TENANT = "Handoff does not serve your organisation."
+MAX_TENANTS_LOGGED = 1000
 
 
 def _problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -99,6 +106,7 @@ class MessagesEndpoint:
         bot: what handles a turn (``bot.on_turn``).
         authentication: checks the Authorization header against the activity.
         auth_enabled: whether a request without an Authorization header is refused.
+        tenant_id: the one tenant whose activities are handled; any tenant's when None.
     """
 
     def __init__(
@@ -108,11 +116,14 @@ class MessagesEndpoint:
         authentication: BotFrameworkAuthentication,
         *,
         auth_enabled: bool,
+        tenant_id: str | None = None,
     ) -> None:
         self.adapter = adapter
         self.bot = bot
         self.authentication = authentication
         self.auth_enabled = auth_enabled
+        self.tenant_id = tenant_id.lower() if tenant_id else None
+        self._other_tenants: set[str] = set()  # (those already logged)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one POST to the messaging endpoint."""
@@ -133,6 +144,10 @@ class MessagesEndpoint:
         authenticated = await self._authenticate(activity, request.headers.get("Authorization"))
         if isinstance(authenticated, web.Response):
             return authenticated
+        if self._from_another_tenant(activity):
+            if activity.type == "invoke":
+                return web.json_response(serializer_helper(error_response(403, "Forbidden", OTHER_TENANT)))
+            return web.Response(status=201)
         try:
             invoke_response = await self.adapter.process_activity(authenticated, activity, self.bot.on_turn)
         except Exception as exc:
@@ -151,6 +166,15 @@ class MessagesEndpoint:
         if body is not None and not isinstance(body, dict | list | str | int | float | bool):
             body = serializer_helper(body)
         return web.json_response(body, status=int(invoke_response.status or 200))
+
+    def _from_another_tenant(self, activity: Activity) -> bool:
+        tenant = tenant_of(activity)
+        if self.tenant_id is None or tenant is None or tenant.lower() == self.tenant_id:
+            return False
+        if tenant not in self._other_tenants and len(self._other_tenants) < MAX_TENANTS_LOGGED:
+            self._other_tenants.add(tenant)
+            log.warning("ignoring Teams activities from tenant %r: teams.tenant_id is another one", tenant[:64])
+        return True
 
     async def _authenticate(self, activity: Activity, header: str | None) -> AuthenticateRequestResult | web.Response:
         unauthorized = _problem(

@@ -93,7 +93,9 @@ def mount_teams(
         graph=graph,
     )
     bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), cards=channel, pacer=pacer)
-    endpoint = MessagesEndpoint(adapter, bot, authentication, auth_enabled=is_authentication_enabled(settings))
+    endpoint = MessagesEndpoint(
+        adapter, bot, authentication, auth_enabled=is_authentication_enabled(settings), tenant_id=settings.tenant_id
+    )
     integration = TeamsIntegration(
         channel=channel,
         adapter=adapter,

@@ -141,13 +141,22 @@ def world() -> Mapping[str, Any] | None:
 
 
 @pytest.fixture
+def teams_settings() -> TeamsSettings:
+    return no_auth_settings()
+
+
+@pytest.fixture
 async def harness(
-    sqlite_store: SqlStore, clock: FakeClock, send_policy: SendPolicy, world: Mapping[str, Any] | None
+    sqlite_store: SqlStore,
+    clock: FakeClock,
+    send_policy: SendPolicy,
+    world: Mapping[str, Any] | None,
+    teams_settings: TeamsSettings,
 ) -> AsyncIterator[Harness]:
     store = sqlite_store
     handler = RecordingHandler()
     app = create_app(Settings(), store)
-    integration = mount_teams(app, no_auth_settings(), handler, store, clock=clock, send_policy=send_policy)
+    integration = mount_teams(app, teams_settings, handler, store, clock=clock, send_policy=send_policy)
     async with LocalServer(app) as server:
         bot_url = f"{server.url}/api/messages"
         async with BotFrameworkEmulator(world, clock=clock, bot_endpoint=bot_url) as teams:

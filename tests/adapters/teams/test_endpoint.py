@@ -11,7 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from .conftest import Harness, with_time_passing
+from bot.config import TeamsSettings
+
+from .conftest import RELEASES, TENANT, Harness, with_time_passing
 
 
 async def post(harness: Harness, body: bytes | str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -216,3 +218,43 @@ async def test_a_command_whose_turn_fails_is_503_and_runs_when_sent_again(
 
     assert again.status == 201
     assert [c.text for c in harness.handler.commands] == ["status model-x"]
+
+
+SERVED = "99999999-0000-4000-8000-000000000bad"
+ONLY_OTHER_TENANT = TeamsSettings(app_id="", allow_unauthenticated=True, tenant_id=SERVED)
+"""Handoff serving another organisation than the emulator's (TENANT)."""
+
+
+@pytest.mark.parametrize("teams_settings", [ONLY_OTHER_TENANT])
+async def test_activities_from_a_tenant_handoff_does_not_serve_run_no_turn(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    installed = await harness.teams.install_app()
+    personal = await harness.teams.send_personal_message("status")
+    again = await harness.teams.send_channel_message("retrain model-x", channel="ML models")
+
+    assert (installed.status, personal.status, again.status) == (201, 201, 201)
+    assert await harness.teams_records() == []
+    assert harness.handler.commands == []
+    assert not harness.teams.recorder.matching("POST /v3/conversations/*/activities*")
+    warnings = [r for r in caplog.records if r.name.startswith("handoff") and r.levelname == "WARNING"]
+    assert len(warnings) == 1 and TENANT in warnings[0].getMessage()  # once per tenant
+
+    # the configured tenant's own activities run (its id in any case)
+    own = copy.deepcopy(personal.activity)
+    own["id"] = "own-tenant-message"
+    own["channelData"]["tenant"]["id"] = own["conversation"]["tenantId"] = SERVED.upper()
+    assert (await with_time_passing(harness.clock, harness.teams.post_activity(own))).status == 201
+    assert [c.text for c in harness.handler.commands] == ["status"]
+
+
+@pytest.mark.parametrize("teams_settings", [ONLY_OTHER_TENANT])
+async def test_a_click_from_a_tenant_handoff_does_not_serve_decides_nothing(harness: Harness) -> None:
+    gate = harness.teams.state.post(RELEASES, {"type": "message", "text": "a release gate"}, by_bot=True)
+
+    clicked = await harness.teams.click_action(gate.id, "approve", {"gate_id": "gate-42"})
+
+    assert clicked.status == 200
+    assert (clicked.body["statusCode"], clicked.body["type"]) == (403, "application/vnd.microsoft.error")
+    assert harness.handler.actions == []
