@@ -258,7 +258,7 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
     if settings.teams and settings.teams.enabled:
         from adapters.teams.mount import mount_teams
 
-        teams = mount_teams(app, settings.teams, handoff.chat, handoff.store, clock=handoff.clock)
+        teams = mount_teams(app, settings.teams, handoff.chat, handoff.store, clock=handoff.clock, events=handoff.store)
         add_channel(handoff, "teams", teams.channel)
         handoff.closers.append(teams.close)
     if settings.azure_devops and settings.azure_devops.enabled:

@@ -15,6 +15,9 @@
   :data:`ANSWER_WITHIN` (Azure DevOps is slow) is answered with "Applying your approval…" and goes on in
   the background: the card is replaced once it is done, and a refusal then goes to the person's 1:1 chat.
   A ``refresh`` answers with the person's own view of the card (buttons for the card's action audience).
+  The card is replaced for everyone after the click is answered (Teams sends an invoke again after 5 s).
+- A command or click Teams sends again (it had no answer in time) runs nothing: it gets the first one's
+  answer, or one saying that it is being handled (:class:`~adapters.teams.redeliveries.Redeliveries`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from botbuilder.schema.teams import ChannelInfo, TeamInfo, TeamsChannelAccount
 
 from bot.background import BackgroundWork
 from bot.cards import Card
+from bot.clock import SystemClock
 from bot.interactions import (
     ActionRequest,
     ActionResult,
@@ -54,6 +58,7 @@ from . import markdown
 from .channel import TeamsChatChannel, card_activity, without_hidden_retries
 from .identity import TeamsIdentity
 from .ids import split_thread
+from .redeliveries import Redeliveries
 from .references import conversation_kind, team_of
 from .registry import ConversationRegistry
 from .renderer import CONTENT_TYPE, REFRESH_VERB, Click, card_from_refresh, parse_execute, parse_submit, render_card
@@ -71,6 +76,7 @@ well under the 5 s after which Teams sends an invoke again (and the ~15 s after 
 up and the person sees an error)."""
 
 COULD_NOT_RECORD = "Handoff could not record this. Try again."
+ALREADY_HANDLING = "Handoff is already handling this click. The card changes once it is done."
 
 _DECISION_NOUNS = {"approve": "approval", "reject": "rejection"}
 
@@ -115,6 +121,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         pacer: paces and retries what a turn sends (a command's answer, a click's), within the same
             per-conversation limits as the cards the outbox sends (Teams answers a burst with 429).
         answer_within: seconds an ``Action.Execute`` invoke waits for the core's decision.
+        redeliveries: recognises activities Teams sends again (by default, within this process only).
     """
 
     def __init__(
@@ -126,6 +133,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         cards: TeamsChatChannel | None = None,
         pacer: Pacer | None = None,
         answer_within: float = ANSWER_WITHIN,
+        redeliveries: Redeliveries | None = None,
     ) -> None:
         super().__init__()
         self.interactions = interactions
@@ -134,6 +142,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         self.cards = cards
         self.pacer = pacer
         self.answer_within = answer_within
+        self.redeliveries = redeliveries or Redeliveries(None, SystemClock())
         self.later = BackgroundWork(log, "a card's later update")
 
     async def on_turn(self, turn_context: TurnContext) -> None:
@@ -267,6 +276,9 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         thread = PostedMessage(root, root) if kind == "channel" and root else None
         in_chat = kind in ("personal", "groupChat")
         request = CommandRequest(user, ConversationAddress("teams", base), text, thread, in_chat=in_chat)
+        await self.redeliveries.once(activity, lambda: self._run(turn_context, request), again=None)
+
+    async def _run(self, turn_context: TurnContext, request: CommandRequest) -> None:
         try:
             reply = await self.interactions.on_command(request)
         except Exception:
@@ -322,6 +334,9 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         request = self._action_request(turn_context, user, click)
         if request is None:
             return
+        await self.redeliveries.once(turn_context.activity, lambda: self._submit(turn_context, request), again=None)
+
+    async def _submit(self, turn_context: TurnContext, request: ActionRequest) -> None:
         decision = await self._decision_within(request)
         if decision is None:
             return  # still under way: its card, or its refusal, is shown when it is done
@@ -367,6 +382,14 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         request = self._action_request(turn_context, user, click)
         if request is None:
             return error_response(400, "BadRequest", "The action does not name the card it came from.")
+        return await self.redeliveries.once(
+            turn_context.activity,
+            lambda: self._execute(turn_context, request),
+            again=message_response(ALREADY_HANDLING),
+            wait=self.answer_within,
+        )
+
+    async def _execute(self, turn_context: TurnContext, request: ActionRequest) -> AdaptiveCardInvokeResponse:
         decision = await self._decision_within(request)
         if decision is None:
             return message_response(applying_message(request.action_id))
@@ -377,9 +400,12 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
             return error_response(400, "BadRequest", result.message or "This action was refused.")
         if result.card is None:
             return message_response(result.message or "Done.")
-        await self._update_for_everyone(turn_context, request.message.message_id, result.card)
-        self._follow(request, result)
-        return card_response(render_card(result.card, viewer_ids=_ids_of(user)))
+        if self.cards is not None:  # after the answer: Teams wants it within 5 s, and an update can be slow
+            self.later.spawn(self._replaced(request, result))
+        else:
+            await self._update_for_everyone(turn_context, request.message.message_id, result.card)
+            self._follow(request, result)
+        return card_response(render_card(result.card, viewer_ids=_ids_of(request.user)))
 
     def _create_adaptive_card_invoke_error_response(
         self, status_code: HTTPStatus, code: str, message: str
@@ -458,6 +484,18 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
             await self.cards.tell_person(request.user.user_id, result.message)
         except DeliveryFailed as failure:
             log.warning("could not tell the person who clicked how their decision ended (%s)", failure.reason)
+
+    async def _replaced(self, request: ActionRequest, result: ActionResult) -> None:
+        """Replace the clicked card for everyone with the decision's, then with its later face (proactively, as
+        the outbox sends)."""
+        if result.card is not None and self.cards is not None:
+            message = request.message
+            try:
+                await self.cards.update_card(request.conversation.conversation_id, message, result.card)
+            except DeliveryFailed as failure:  # the clicker has the new card; the outbox updates the rest
+                log.warning("could not update the Teams card %s (%s)", message.message_id, failure.reason)
+        if result.later is not None:
+            await self._show_later(request, result.later)
 
     def _follow(self, request: ActionRequest, result: ActionResult) -> None:
         """Once the work the click started is done, show the card's later face in place of the same message

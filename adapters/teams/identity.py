@@ -2,12 +2,14 @@
 
 ``TeamsInfo.get_member`` gives the person's AAD object id, email and UPN; the policy matches people by
 email first, then by ``aad:<object id>``. When the lookup fails (a guest, a throttled roster call), the
-activity's own ``from`` (MRI, name, AAD object id) is used, without an email. Answers are cached for a
+activity's own ``from`` (MRI, name, AAD object id) is used, without an email; so it is when the lookup
+takes longer than :data:`LOOKUP_WITHIN` (a click's answer is due within 5 s). Answers are cached for a
 few minutes per tenant and user, because every click and command asks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 
@@ -21,6 +23,9 @@ from .references import tenant_of
 
 log = logging.getLogger("handoff.teams")
 
+LOOKUP_WITHIN = 1.0
+"""Seconds the member lookup may take before the activity's own ``from`` is used instead."""
+
 
 class TeamsIdentity:
     """Resolves the sender of a turn to a :class:`~bot.interactions.ChatUser`.
@@ -29,12 +34,16 @@ class TeamsIdentity:
         clock: for the cache's expiry.
         ttl: seconds a looked-up member is reused.
         max_entries: the cache's size.
+        lookup_within: seconds the member lookup may take.
     """
 
-    def __init__(self, clock: Clock, *, ttl: float = 300.0, max_entries: int = 1000) -> None:
+    def __init__(
+        self, clock: Clock, *, ttl: float = 300.0, max_entries: int = 1000, lookup_within: float = LOOKUP_WITHIN
+    ) -> None:
         self.clock = clock
         self.ttl = ttl
         self.max_entries = max_entries
+        self.lookup_within = lookup_within
         self._cache: OrderedDict[tuple[str | None, str], tuple[float, ChatUser]] = OrderedDict()
 
     async def resolve(self, turn_context: TurnContext) -> ChatUser:
@@ -53,7 +62,7 @@ class TeamsIdentity:
             workspace_id=tenant,
         )
         try:
-            member = await TeamsInfo.get_member(turn_context, sender.id)
+            member = await asyncio.wait_for(TeamsInfo.get_member(turn_context, sender.id), self.lookup_within)
         except Exception as exc:  # the roster call can fail in many ways; the activity still says who
             log.warning("Teams member lookup failed (%s); using the activity's sender", type(exc).__name__)
             return fallback

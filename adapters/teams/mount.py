@@ -12,7 +12,7 @@ from adapters.web.limits import BODY_LIMITS, set_body_limit
 from bot.clock import Clock, SystemClock
 from bot.config import TeamsSettings
 from bot.interactions import InteractionHandler
-from bot.ports import ConversationStore
+from bot.ports import ConversationStore, EventLog
 
 from .auth import bot_app_id, create_authentication, is_authentication_enabled, metadata_urls
 from .channel import TeamsChatChannel
@@ -20,6 +20,7 @@ from .endpoint import MessagesEndpoint
 from .handler import HandoffTeamsBot
 from .identity import TeamsIdentity
 from .openid import OpenIdKeySet, install_key_sets, uninstall_key_sets
+from .redeliveries import Redeliveries
 from .registry import ConversationRegistry
 from .sdk_logs import quiet_known_teams_fields
 from .sending import Pacer, SendPolicy
@@ -60,6 +61,7 @@ def mount_teams(
     clock: Clock | None = None,
     send_policy: SendPolicy | None = None,
     path: str = MESSAGES_PATH,
+    events: EventLog | None = None,
 ) -> TeamsIntegration:
     """Serve Teams' messaging endpoint on ``app`` and return the integration.
 
@@ -71,6 +73,8 @@ def mount_teams(
         clock: time for rate limits, retries and caches.
         send_policy: how outbound sends are paced and retried.
         path: the messaging endpoint's path.
+        events: the store's event log, by which replicas recognise an activity Teams sends again (without
+            it, each replica recognises only those it had itself).
     """
     clock = clock or SystemClock()
     quiet_known_teams_fields()
@@ -92,7 +96,14 @@ def mount_teams(
         tenant_id=settings.tenant_id,
         graph=graph,
     )
-    bot = HandoffTeamsBot(handler, registry, TeamsIdentity(clock), cards=channel, pacer=pacer)
+    bot = HandoffTeamsBot(
+        handler,
+        registry,
+        TeamsIdentity(clock),
+        cards=channel,
+        pacer=pacer,
+        redeliveries=Redeliveries(events, clock),
+    )
     endpoint = MessagesEndpoint(
         adapter, bot, authentication, auth_enabled=is_authentication_enabled(settings), tenant_id=settings.tenant_id
     )

@@ -257,8 +257,23 @@ class BotFrameworkEmulator:
         ``AdaptiveCardInvokeResponse`` body) is returned. ``endpoint`` sends it to another bot
         replica than :attr:`bot_endpoint`, as Teams' load balancing would.
         """
+        activity = self.click_activity(message_id, verb, data, user=user, action_id=action_id, trigger=trigger)
+        return await self.post_activity(activity, endpoint)
+
+    def click_activity(
+        self,
+        message_id: str,
+        verb: str,
+        data: dict[str, Any] | None = None,
+        *,
+        user: str = DEFAULT_USER,
+        action_id: str | None = None,
+        trigger: str = "manual",
+    ) -> dict[str, Any]:
+        """The ``invoke`` :meth:`click_action` sends, not sent (to send it, or send it again, with
+        :meth:`post_activity`)."""
         msg = self._message(message_id)
-        activity = self._factory().adaptive_card_action(
+        return self._factory().adaptive_card_action(
             self._event_id(),
             self.clock.now(),
             conversation_id=self._click_conversation(msg),
@@ -270,7 +285,6 @@ class BotFrameworkEmulator:
             action_id=action_id or f"{verb}Btn",
             trigger=trigger,
         )
-        return await self.post_activity(activity, endpoint)
 
     async def submit_card(self, message_id: str, value: dict[str, Any], *, user: str = DEFAULT_USER) -> BotResponse:
         """A user clicks an ``Action.Submit`` (legacy fallback) button: a ``message`` with ``value``."""

@@ -156,7 +156,7 @@ async def harness(
     store = sqlite_store
     handler = RecordingHandler()
     app = create_app(Settings(), store)
-    integration = mount_teams(app, teams_settings, handler, store, clock=clock, send_policy=send_policy)
+    integration = mount_teams(app, teams_settings, handler, store, clock=clock, send_policy=send_policy, events=store)
     async with LocalServer(app) as server:
         bot_url = f"{server.url}/api/messages"
         async with BotFrameworkEmulator(world, clock=clock, bot_endpoint=bot_url) as teams:

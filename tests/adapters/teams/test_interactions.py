@@ -4,14 +4,19 @@ refresh, the Action.Submit fallback), through ``/api/messages`` with the emulato
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 
 import jsonschema
 import pytest
 from botbuilder.schema.teams import TeamsChannelData, TenantInfo
 
-from adapters.emulators.base import Fault
+from adapters.emulators.base import Fault, LocalServer
+from adapters.teams import mount_teams
+from bot.app import create_app
 from bot.cards import Card
+from bot.clock import FakeClock
+from bot.config import Settings
 from bot.interactions import ActionResult, Reply, Visibility, bold, link
 from bot.ports import PostedMessage
 from tests.e2e.conftest import eventually
@@ -28,6 +33,7 @@ from .conftest import (
     Harness,
     adaptive_card,
     gate_card,
+    no_auth_settings,
     texts,
     verbs,
     with_time_passing,
@@ -154,7 +160,7 @@ async def test_approve_updates_the_card_for_the_clicker_and_for_everyone(
     card_validator.validate(body["value"])
     assert texts(body["value"])[1:3] == ["✅ Approved", "Approved by alice@contoso.com"]
     message = harness.teams.state.message(posted.message_id)
-    assert len(message.versions) == 2
+    await eventually(lambda: len(message.versions) == 2)  # (once the click is answered)
     assert texts(adaptive_card(message.activity))[1:3] == ["✅ Approved", "Approved by alice@contoso.com"]
     assert verbs(adaptive_card(message.activity)) == []
 
@@ -195,9 +201,9 @@ async def test_reject_carries_the_comment(harness: Harness) -> None:
         {"gate_id": "gate-42"},
         "AUC dropped 4 points",
     )
-    assert texts(adaptive_card(harness.teams.state.message(posted.message_id).activity))[2] == (
-        "Rejected by bob@contoso.com: AUC dropped 4 points"
-    )
+    message = harness.teams.state.message(posted.message_id)
+    await eventually(lambda: len(message.versions) == 2)
+    assert texts(adaptive_card(message.activity))[2] == "Rejected by bob@contoso.com: AUC dropped 4 points"
 
 
 async def test_approve_opens_a_form_with_an_optional_comment_that_reaches_the_decision(
@@ -439,7 +445,7 @@ async def test_a_click_in_a_personal_chat(harness: Harness) -> None:
     [request] = harness.handler.actions
     assert request.conversation.conversation_id == "a:1personal-bob"
     assert request.message == PostedMessage(posted.message_id, None)
-    assert len(harness.teams.state.message(posted.message_id).versions) == 2
+    await eventually(lambda: len(harness.teams.state.message(posted.message_id).versions) == 2)
 
 
 async def test_an_action_submit_invoke_gets_a_400_not_a_500(harness: Harness) -> None:
@@ -453,3 +459,96 @@ async def test_an_action_submit_invoke_gets_a_400_not_a_500(harness: Harness) ->
     assert answer.status == 400
     assert answer.body["type"] == "application/vnd.microsoft.error"
     assert answer.body["value"]["code"] == "NotSupported"
+
+
+async def test_a_click_teams_sends_again_is_decided_once_and_both_get_its_answer(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    harness.handler.deciding_takes = 1.0
+    click = harness.teams.click_activity(posted.message_id, "approve", {"gate_id": "gate-42"}, user="alice")
+
+    # sent again while the first is being decided, and once more after it was answered
+    answers = list(
+        await asyncio.gather(harness.teams.post_activity(click), harness.teams.post_activity(copy.deepcopy(click)))
+    )
+    answers.append(await harness.teams.post_activity(copy.deepcopy(click)))
+
+    assert len(harness.handler.actions) == 1
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert answers[0].body["type"] == "application/vnd.microsoft.card.adaptive"
+    assert answers[1].body == answers[0].body == answers[2].body  # the card as the clicker sees it
+    message = harness.teams.state.message(posted.message_id)
+    await eventually(lambda: len(message.versions) == 2)
+    await asyncio.sleep(0.2)
+    assert len(message.versions) == 2  # replaced once
+
+
+async def test_a_click_sent_again_to_another_replica_is_not_decided_again(harness: Harness, clock: FakeClock) -> None:
+    other_app = create_app(Settings(), harness.store)
+    mount_teams(other_app, no_auth_settings(), harness.handler, harness.store, clock=clock, events=harness.store)
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    click = harness.teams.click_activity(posted.message_id, "approve", {"gate_id": "gate-42"}, user="alice")
+
+    async with LocalServer(other_app) as replica:
+        first = await harness.teams.post_activity(click)
+        again = await harness.teams.post_activity(copy.deepcopy(click), f"{replica.url}/api/messages")
+
+    assert len(harness.handler.actions) == 1
+    assert first.body["type"] == "application/vnd.microsoft.card.adaptive"
+    assert again.status == 200
+    assert again.body == {
+        "statusCode": 200,
+        "type": "application/vnd.microsoft.activity.message",
+        "value": "Handoff is already handling this click. The card changes once it is done.",
+    }
+
+
+async def test_a_command_teams_sends_again_runs_once(harness: Harness) -> None:
+    answer = await with_time_passing(harness.clock, harness.teams.send_personal_message("retrain model-x"))
+    again = await with_time_passing(harness.clock, harness.teams.post_activity(copy.deepcopy(answer.activity)))
+
+    assert (answer.status, again.status) == (201, 201)
+    assert [c.text for c in harness.handler.commands] == ["retrain model-x"]
+    chat = harness.teams.state.conversations["a:1personal-alice"]
+    assert [m.text for m in chat.posts if m.author_id == harness.teams.world.bot_id] == ["ran: retrain model-x"]
+
+
+async def test_a_submitted_click_teams_sends_again_is_decided_once(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+
+    answer = await harness.teams.submit_card(posted.message_id, {"verb": "approve", "gate_id": "gate-42"})
+    await harness.teams.post_activity(copy.deepcopy(answer.activity))
+
+    assert len(harness.handler.actions) == 1
+
+
+async def test_a_slow_member_lookup_does_not_hold_a_click(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    harness.teams.faults.add("GET /v3/conversations/*/members/*", [Fault("stall", stall_seconds=4)])
+
+    started = asyncio.get_running_loop().time()
+    clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"}, user="alice")
+
+    assert asyncio.get_running_loop().time() - started < 2.5  # not 4 s: Teams would send it again after 5
+    assert clicked.body["type"] == "application/vnd.microsoft.card.adaptive"
+    [request] = harness.handler.actions
+    # who clicked, as the activity says: no email without the lookup
+    assert (request.user.user_id, request.user.aad_object_id, request.user.email) == (ALICE, ALICE_AAD, None)
+
+
+async def test_a_slow_card_update_does_not_hold_a_clicks_answer(harness: Harness) -> None:
+    await harness.teams.install_app()
+    posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+    harness.teams.faults.add("PUT /v3/conversations/*/activities/*", [Fault("stall", stall_seconds=4)])
+
+    started = asyncio.get_running_loop().time()
+    clicked = await harness.teams.click_action(posted.message_id, "approve", {"gate_id": "gate-42"}, user="alice")
+
+    assert asyncio.get_running_loop().time() - started < 2.5
+    assert clicked.body["type"] == "application/vnd.microsoft.card.adaptive"
+    message = harness.teams.state.message(posted.message_id)
+    await eventually(lambda: len(message.versions) == 2)  # everyone's card, once the update went through
+    assert texts(adaptive_card(message.activity))[1] == "✅ Approved"
