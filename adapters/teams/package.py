@@ -81,6 +81,8 @@ def _write(out: Path, data: bytes) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.is_dir():
             raise IsADirectoryError(21, "is a folder", str(out))
+        if out.exists() and not out.is_file():  # a device or a pipe (/dev/null): replacing it would remove it
+            raise PackageError(f"cannot write the package to {out}: it is not a file")
         partial.write_bytes(data)
         os.replace(partial, out)
     except OSError as error:

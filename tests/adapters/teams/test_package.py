@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zipfile
 import zlib
@@ -139,6 +140,11 @@ def test_an_unusable_out_path_is_a_package_error(tmp_path: Path) -> None:
     with pytest.raises(PackageError, match="is a folder"):
         build_teams_package(settings(), "https://handoff.contoso.com", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing half-written
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)  # a device or a pipe, as /dev/null is, stays what it is
+    with pytest.raises(PackageError, match=f"cannot write the package to {pipe}: it is not a file"):
+        build_teams_package(settings(), "https://handoff.contoso.com", pipe)
+    assert pipe.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "pipe"]
 
 
 def test_finding_lost_posts_asks_for_consent_to_read_messages(shared_dir: Path, tmp_path: Path) -> None:
