@@ -672,14 +672,19 @@ def test_the_demo_leaves_alone_a_database_it_did_not_make(tmp_path: Path) -> Non
     assert (tmp_path / "handoff.db").read_bytes() == b"a real Handoff's store"
 
 
-def test_the_demo_starts_without_a_warning(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [*HANDOFF, "demo", "--no-browser", "--port", "0", "--data-dir", str(tmp_path / "demo")],
+def demo_process(data_dir: Path) -> subprocess.Popen[str]:
+    """``handoff demo`` on a free port, without a browser, its output read through pipes."""
+    return subprocess.Popen(
+        [*HANDOFF, "demo", "--no-browser", "--port", "0", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=clean_env(),
     )
+
+
+def test_the_demo_starts_without_a_warning(tmp_path: Path) -> None:
+    process = demo_process(tmp_path / "demo")
     try:
         assert process.stdout is not None and "Handoff demo: open" in process.stdout.readline()
         time.sleep(3)  # (Slack's auth.test, asked in the background, would have been given up on by now)
@@ -692,13 +697,7 @@ def test_the_demo_starts_without_a_warning(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("after", [1.0, "started"])
 def test_a_ctrl_c_stops_the_demo_without_a_traceback_however_early(tmp_path: Path, after: float | str) -> None:
-    process = subprocess.Popen(
-        [*HANDOFF, "demo", "--no-browser", "--port", "0", "--data-dir", str(tmp_path / "demo")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    process = demo_process(tmp_path / "demo")
     try:
         if after == "started":  # right as it invites a Ctrl-C
             assert process.stdout is not None and "Handoff demo: open" in process.stdout.readline()
