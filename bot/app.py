@@ -545,38 +545,84 @@ async def read_chat_filters(settings: Settings) -> ChatFilters:
         await store.close()
 
 
-async def connect_azure_devops(settings: Settings, dry_run: bool = False) -> CommandReport:
+async def connect_azure_devops(
+    settings: Settings,
+    dry_run: bool = False,
+    *,
+    deadline: float | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> CommandReport:
     """``handoff connect azure-devops``: plan (and unless ``dry_run`` apply) Handoff's service hooks.
 
-    Raises what is wrong with the store before anything is planned (see :func:`read_chat_filters`).
+    ``deadline``: the seconds each call to Azure DevOps may take (none by default); ``echo`` gets each line
+    of the report as soon as it is known. Raises what is wrong with the store before anything is planned
+    (see :func:`read_chat_filters`).
     """
     from adapters.azure_devops.connect import connect_azure_devops as connect
 
     chat = await read_chat_filters(settings)
-    report = await connect(settings, dry_run=dry_run, chat_filters=chat.filters, remove_stale=chat.unused_store is None)
     notes = []
     if chat.unused_store is not None:
         notes.append(
             f"store: {chat.unused_store}, so no chat subscriptions yet: no service hook is deleted "
             "(check store.url if Handoff already runs on it)"
         )
+    if echo is not None:
+        for note in notes:
+            echo(note)
+    report = await connect(
+        settings,
+        dry_run=dry_run,
+        chat_filters=chat.filters,
+        remove_stale=chat.unused_store is None,
+        deadline=deadline,
+        echo=echo,
+    )
     return CommandReport(notes + report.lines, report.ok)
 
 
-async def connect_azure_ml(settings: Settings, dry_run: bool = False) -> CommandReport:
-    """``handoff connect azure-ml``: plan (and unless ``dry_run`` apply) Handoff's Event Grid subscriptions."""
+async def connect_azure_ml(
+    settings: Settings,
+    dry_run: bool = False,
+    *,
+    deadline: float | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> CommandReport:
+    """``handoff connect azure-ml``: plan (and unless ``dry_run`` apply) Handoff's Event Grid subscriptions.
+
+    ``deadline``: the seconds each lookup in Azure may take (none by default); ``echo`` gets each line of
+    the report as soon as it is known.
+    """
     from adapters.azure_ml.connect import connect_azure_ml as connect
 
-    report = await connect(settings, dry_run=dry_run)
+    report = await connect(settings, dry_run=dry_run, deadline=deadline, echo=echo)
     return CommandReport(report.lines, report.ok)
 
 
-async def run_doctor(settings: Settings, *, teams_http_client: Any = None) -> CommandReport:
-    """``handoff doctor``: check each configured integration for real, one line per check."""
-    from adapters.doctor import Status, run_checks
+async def run_doctor(
+    settings: Settings,
+    *,
+    teams_http_client: Any = None,
+    deadline: float | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> CommandReport:
+    """``handoff doctor``: check each configured integration for real, one line per check.
 
-    checks = await run_checks(settings, teams_http_client=teams_http_client)
+    ``deadline``: the seconds a check waits for a service (20 by default); ``echo`` gets each line as soon
+    as it is known.
+    """
+    from adapters.doctor import DEADLINE, Check, Status, run_checks
+
+    def line(check: Check) -> None:
+        if echo is not None:
+            echo(check.line())
+
+    checks = await run_checks(
+        settings, teams_http_client=teams_http_client, deadline=DEADLINE if deadline is None else deadline, echo=line
+    )
     failed = sum(1 for c in checks if c.status is Status.FAIL)
     warned = sum(1 for c in checks if c.status is Status.WARN)
     summary = f"{len(checks)} checks: {failed} failed, {warned} warning(s)"
+    if echo is not None:
+        echo(summary)
     return CommandReport([c.line() for c in checks] + [summary], failed == 0)

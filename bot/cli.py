@@ -7,8 +7,9 @@ import asyncio
 import errno
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = "handoff.yaml"
 DEFAULT_TEAMS_PACKAGE = "handoff-teams.zip"
 HIGHEST_PORT = 65535
+CHECK_DEADLINE = 20.0  # seconds `doctor` and `connect` wait for a service's answer to one call
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
@@ -48,6 +50,27 @@ def port_number(text: str) -> int:
     if not 0 <= port <= HIGHEST_PORT:
         raise argparse.ArgumentTypeError(f"a port is 0 to {HIGHEST_PORT} (0: a free one), not {port}")
     return port
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, not {text}")
+    return value
+
+
+def _timeout_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=seconds,
+        default=CHECK_DEADLINE,
+        metavar="SECONDS",
+        help=f"how long {what} waits for a service before it fails as unanswered (default: %(default)g)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,15 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub = targets.add_parser(target, help=summary, description=f"Create or update {summary}.")
         _config_argument(sub)
         sub.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+        _timeout_argument(sub, "each lookup or change")
 
     doctor = commands.add_parser(
         "doctor",
         help="check each configured integration for real",
         description="Check the store, Azure DevOps (rights, service hooks), Azure ML (credential, workspace, "
-        "Event Grid), Slack, Teams, and that server.public_url reaches Handoff. One line per check, with a "
-        "fix hint; exits 4 when any check fails.",
+        "Event Grid), Slack, Teams, and that server.public_url reaches Handoff. One line per check as it "
+        "ends, with a fix hint; exits 4 when any check fails. Ctrl-C stops it.",
     )
     _config_argument(doctor)
+    _timeout_argument(doctor, "each check")
 
     db = commands.add_parser("db", help="database maintenance", description="Database maintenance.")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -400,40 +425,61 @@ def _settings_for(config: str) -> Settings | None:
     return settings
 
 
-def _connect(target: str, config: str, dry_run: bool) -> int:
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _interrupted(command: str, after: str = "") -> Callable[[signal.Signals], None]:
+    def say(signum: signal.Signals) -> None:
+        print(f"handoff {command}: interrupted ({signum.name}){after}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _connect(target: str, config: str, dry_run: bool, deadline: float) -> int:
     settings = _settings_for(config)
     if settings is None:
         return EXIT_CONFIG
+    from bot.lifecycle import run_command
+
+    after = "" if dry_run else "; what was done stays done, and running it again does the rest"
+    return run_command(_connecting(settings, target, dry_run, deadline), _interrupted(f"connect {target}", after))
+
+
+async def _connecting(settings: Settings, target: str, dry_run: bool, deadline: float) -> int:
     from adapters.sql.problems import StoreNotUsable, StoreUrlUnreadable
     from adapters.sql.store import StoreUnavailable
     from bot.app import connect_azure_devops, connect_azure_ml
 
     connect = connect_azure_devops if target == "azure-devops" else connect_azure_ml
     try:
-        report = asyncio.run(connect(settings, dry_run))
+        report = await connect(settings, dry_run, deadline=deadline, echo=_say)
     except (StoreUrlUnreadable, StoreUnavailable, StoreNotUsable) as error:  # read before anything is planned
         why = "the store holds the chat subscriptions, whose projects need hooks too; nothing was changed"
         print(f"handoff connect {target}: {error} ({why})", file=sys.stderr)
         return EXIT_CONFIG if isinstance(error, StoreUrlUnreadable) else EXIT_UNAVAILABLE
-    print("\n".join(report.lines), flush=True)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _doctor(config: str) -> int:
+def _doctor(config: str, deadline: float) -> int:
     settings = _settings_for(config)
     if settings is None:
         return EXIT_CONFIG
     from adapters.sql.problems import StoreUrlUnreadable, read_url
-    from bot.app import run_doctor
+    from bot.lifecycle import run_command
 
     try:
         read_url(settings.store.url)
     except StoreUrlUnreadable as error:
         print(f"handoff doctor: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    return run_command(_doctoring(settings, deadline), _interrupted("doctor", " before every check ended"))
 
-    report = asyncio.run(run_doctor(settings))
-    print("\n".join(report.lines), flush=True)
+
+async def _doctoring(settings: Settings, deadline: float) -> int:
+    from bot.app import run_doctor
+
+    report = await run_doctor(settings, deadline=deadline, echo=_say)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -464,9 +510,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "check":
         return _check(args.config)
     if args.command == "connect":
-        return _connect(args.connect_target, args.config, args.dry_run)
+        return _connect(args.connect_target, args.config, args.dry_run, args.timeout)
     if args.command == "doctor":
-        return _doctor(args.config)
+        return _doctor(args.config, args.timeout)
     if args.command == "db" and args.db_command == "upgrade":
         return _db_upgrade(args.config)
     parser.print_help(sys.stderr)  # no command: nothing was done, as for `handoff connect` alone

@@ -6,26 +6,28 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("handoff.lifecycle")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 async def until_signalled() -> None:
     """Wait for SIGTERM or SIGINT (Ctrl-C)."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stopping.set)
     try:
         await stopping.wait()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
 
 
@@ -49,15 +51,65 @@ def run_server(main: Coroutine[Any, Any, T], grace: float) -> T:
         status = result if isinstance(result, int) else 0
         return result
     finally:
-        workers.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + grace
-        for thread in _workers():
-            thread.join(max(0.0, deadline - time.monotonic()))
-        if stuck := _workers():
-            log.warning("exiting with %d call(s) to a service still unanswered", len(stuck))
-            logging.shutdown()
-            os._exit(status)  # a worker thread cannot be stopped, and the interpreter would wait for it
-        runner.close()
+        _leave(runner, workers, grace, status)
+
+
+def run_command(main: Coroutine[Any, Any, int], interrupted: Callable[[signal.Signals], None]) -> int:
+    """Run a command's ``main`` to its exit status, or until SIGINT (Ctrl-C) or SIGTERM, whichever comes first.
+
+    A signal cancels ``main`` at once, however long the service it waits on takes: ``interrupted`` is called
+    with the signal (to say so), and the status is 128 + its number, as a shell reports a process it stopped.
+    Worker threads still waiting on a service do not hold the exit.
+    """
+    runner = asyncio.Runner()
+    workers = ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
+    runner.get_loop().set_default_executor(workers)
+    status = 1
+    try:
+        status = runner.run(_until_done_or_signalled(main, interrupted))
+        return status
+    finally:
+        _leave(runner, workers, 0.0, status)
+
+
+async def _until_done_or_signalled(
+    main: Coroutine[Any, Any, int], interrupted: Callable[[signal.Signals], None]
+) -> int:
+    task = asyncio.ensure_future(main)
+    received: list[signal.Signals] = []
+    loop = asyncio.get_running_loop()
+
+    def stop(signum: signal.Signals) -> None:
+        received.append(signum)
+        task.cancel()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        interrupted(received[0])
+        return 128 + received[0]
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+def _leave(runner: asyncio.Runner, workers: ThreadPoolExecutor, grace: float, status: int) -> None:
+    """Close ``runner``, giving the worker threads still busy ``grace`` seconds; then exit without them."""
+    workers.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    for thread in _workers():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if stuck := _workers():
+        log.warning("exiting with %d call(s) to a service still unanswered", len(stuck))
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(status)  # a worker thread cannot be stopped, and the interpreter would wait for it
+    runner.close()
 
 
 def _workers() -> list[threading.Thread]:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from azure.devops.exceptions import AzureDevOpsAuthenticationError, AzureDevOpsServiceError
 from msrest.exceptions import ClientRequestError
 
+from adapters.worker_pool import NoAnswer
+
 RefusalKind = Literal[
     "credentials", "scope", "permission", "not_found", "invalid", "unreachable", "unsupported", "other"
 ]
@@ -105,6 +107,8 @@ def classify(error: BaseException, need: Need, status: int | None = None) -> Ref
         if status == 400 or key.endswith(("ValidationException", "ArgumentException")):
             return Refusal("invalid", _short(message))
         return Refusal("other", _short(message))
+    if isinstance(error, NoAnswer):
+        return Refusal("unreachable", f"Azure DevOps did not answer within {error.seconds:g} s")
     if isinstance(error, ClientRequestError | OSError | ConnectionError):
         return Refusal("unreachable", f"Azure DevOps is unreachable ({type(error).__name__})")
     if isinstance(error, ValueError) and "location" in str(error).lower():

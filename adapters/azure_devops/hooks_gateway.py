@@ -25,6 +25,7 @@ from adapters.azure_devops.access import (
     hooks_need,
 )
 from adapters.azure_devops.hook_plan import ExistingHook, HookCredentials, HookSpec, publisher_of
+from adapters.worker_pool import NoAnswer, call_within
 
 T = TypeVar("T")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -41,10 +42,15 @@ class HookCallFailed(Exception):
 
 
 class HooksGateway:
-    """Service hooks, projects and pipelines of one organization (synchronous)."""
+    """Service hooks, projects and pipelines of one organization (synchronous).
 
-    def __init__(self, connection: Connection) -> None:
+    ``deadline``: the seconds each call may take (for a command a person waits on), after which it fails as
+    unanswered; none by default.
+    """
+
+    def __init__(self, connection: Connection, deadline: float | None = None) -> None:
         self.connection = connection
+        self.deadline = deadline
         self.status = StatusRecorder()
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -58,11 +64,17 @@ class HooksGateway:
             return self._clients[name]
 
     def _call(self, what: str, need: Need, function: Callable[[], T]) -> T:
-        self.status.reset()
+        def attempt() -> T:
+            self.status.reset()
+            try:
+                return function()
+            except Exception as error:
+                raise HookCallFailed(what, classify(error, need, self.status.last)) from None
+
         try:
-            return function()
-        except Exception as error:
-            raise HookCallFailed(what, classify(error, need, self.status.last)) from None
+            return call_within(attempt, self.deadline)
+        except NoAnswer as late:
+            raise HookCallFailed(what, classify(late, need)) from None
 
     # --- subscriptions --------------------------------------------------------------------------------
 

@@ -65,8 +65,12 @@ class EntraTokenAuthentication(Authentication):
         return session
 
 
-def connection_for(settings: AzureDevOpsSettings) -> Connection:
-    """A ``Connection`` to the organization with the configured PAT or service principal."""
+def connection_for(settings: AzureDevOpsSettings, *, timeout: float | None = None) -> Connection:
+    """A ``Connection`` to the organization with the configured PAT or service principal.
+
+    ``timeout``: each request of its clients waits that many seconds to connect and for an answer, and is
+    tried once (for a command a person waits on); else the SDK's 100 s, with three retries.
+    """
     if settings.pat is not None:
         creds: Authentication = BasicAuthentication("", settings.pat.reveal())
     elif settings.service_principal is not None:
@@ -74,7 +78,46 @@ def connection_for(settings: AzureDevOpsSettings) -> Connection:
         creds = EntraTokenAuthentication(sp.tenant_id, sp.client_id, sp.client_secret.reveal())
     else:  # the settings validator makes this unreachable
         raise ValueError("azure_devops needs a pat or a service_principal")
-    return Connection(base_url=settings.organization_url.rstrip("/"), creds=creds)
+    base_url = settings.organization_url.rstrip("/")
+    if timeout is not None:
+        return LimitedConnection(base_url, creds, timeout)
+    return Connection(base_url=base_url, creds=creds)
+
+
+def limited(client: Any, timeout: float) -> Any:
+    """``client`` (an SDK client), its requests made to wait at most ``timeout`` seconds to connect and for
+    an answer, and never retried; returns it."""
+    client.config.connection.timeout = timeout
+    retry = client.config.retry_policy  # (msrest's, on a urllib3 Retry)
+    retry.retries = 0
+    # nor is an error status retried: it comes back as the SDK expects, not as a retry error
+    retry.policy.status_forcelist = None
+    retry.policy.raise_on_status = False
+    retry.policy.respect_retry_after_header = False
+    return client
+
+
+class LimitedConnection(Connection):  # type: ignore[misc]
+    """A ``Connection`` whose clients are :func:`limited` to ``timeout`` seconds, the lookup of the
+    organization's resource areas (on the first client) included."""
+
+    _resource_areas: Any  # (the SDK's)
+
+    def __init__(self, base_url: str, creds: Authentication, timeout: float) -> None:
+        super().__init__(base_url=base_url, creds=creds)
+        self.timeout = timeout
+
+    def _get_client_instance(self, client_class: Any) -> Any:
+        return limited(super()._get_client_instance(client_class), self.timeout)
+
+    def _get_resource_areas(self, force: bool = False) -> Any:
+        # the SDK's own, without its file cache, with a limited client
+        if self._resource_areas is None or force:
+            from azure.devops.v7_1.location.location_client import LocationClient
+
+            found = limited(LocationClient(self.base_url, self._creds), self.timeout).get_resource_areas()
+            self._resource_areas = found or []  # an empty list on a server (Azure DevOps Server)
+        return self._resource_areas
 
 
 class AzureDevOpsPipelines:

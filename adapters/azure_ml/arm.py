@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from adapters.azure_ml.client_factory import EMULATOR_HOST, build_credential, build_transport, timeout_kwargs
+from adapters.worker_pool import NoAnswer
 
 if TYPE_CHECKING:
     from azure.mgmt.eventgrid import EventGridManagementClient
@@ -28,12 +29,21 @@ def arm_base_url(settings: AzureMLSettings) -> str:
     return f"https://{EMULATOR_HOST}" if settings.endpoint else ARM_URL
 
 
-def eventgrid_client(settings: AzureMLSettings, **kwargs: Any) -> EventGridManagementClient:
-    """An ``EventGridManagementClient`` on the workspace's subscription with the configured credential."""
+def eventgrid_client(
+    settings: AzureMLSettings, *, timeout: float | None = None, **kwargs: Any
+) -> EventGridManagementClient:
+    """An ``EventGridManagementClient`` on the workspace's subscription with the configured credential.
+
+    ``timeout``: each request waits that many seconds to connect and for an answer, and is tried once (for a
+    command a person waits on); else the timeouts of :mod:`adapters.azure_ml.client_factory`, with retries.
+    """
     from azure.mgmt.eventgrid import EventGridManagementClient
 
-    transport = build_transport(settings)
-    extra: dict[str, Any] = {"transport": transport} if transport is not None else timeout_kwargs()
+    limits = {} if timeout is None else {"connection_timeout": timeout, "read_timeout": timeout}
+    transport = build_transport(settings, **limits)
+    extra: dict[str, Any] = {"transport": transport} if transport is not None else timeout_kwargs(**limits)
+    if timeout is not None:
+        extra["retry_total"] = 0
     return EventGridManagementClient(
         build_credential(settings),
         settings.subscription_id,
@@ -71,6 +81,8 @@ def classify_arm_error(error: BaseException, scope: str = "") -> ArmFailure:
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 
     where = f" on {scope}" if scope else ""
+    if isinstance(error, NoAnswer):
+        return ArmFailure("unreachable", f"Azure Resource Manager did not answer within {error.seconds:g} s")
     if isinstance(error, ClientAuthenticationError) and getattr(error, "status_code", None) is None:
         return ArmFailure("credentials", f"the Azure credential could not get a token ({_short(str(error))})")
     if isinstance(error, ServiceRequestError):

@@ -12,9 +12,10 @@ in a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from adapters.azure_ml.arm import classify_arm_error, eventgrid_client, find_resource_id
@@ -31,6 +32,7 @@ from adapters.azure_ml.subscription_plan import (
     plan,
     workspace_subscription,
 )
+from adapters.worker_pool import call_within, in_own_thread
 from bot.config import Settings
 
 STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
@@ -39,19 +41,28 @@ _SCOPE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/(
 
 @dataclass
 class EventGridReport:
-    """What a connect run found and did: lines to print (no secrets), and the failures among them."""
+    """What a connect run found and did: lines to print (no secrets), and the failures among them.
+
+    ``echo`` gets each line as soon as it is known (a command prints it then, not at the end).
+    """
 
     lines: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
+    echo: Callable[[str], None] | None = None
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+        if self.echo is not None:
+            self.echo(line)
+
     def fail(self, message: str) -> None:
         self.failures.append(message)
-        self.lines.append(f"FAILED  {message}")
+        self.say(f"FAILED  {message}")
 
 
 class EventGridConnector:
@@ -59,23 +70,32 @@ class EventGridConnector:
 
     Args:
         client: an ``EventGridManagementClient`` (:func:`adapters.azure_ml.arm.eventgrid_client`).
+        deadline: the seconds a lookup may take before it fails as unanswered (none by default). Writes
+            have none: Event Grid validates Handoff's endpoint before it answers one.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, deadline: float | None = None) -> None:
         self.client = client
+        self.deadline = deadline
 
     def storage_scope(self, account: str, allowed_topics: list[str]) -> str | None:
         suffix = f"/providers/{STORAGE_TYPE}/{account}".lower()
         listed = next((t for t in allowed_topics if t.lower().rstrip("/").endswith(suffix)), None)
-        return listed.rstrip("/") if listed else find_resource_id(self.client, STORAGE_TYPE, account)
+        if listed:
+            return listed.rstrip("/")
+        return call_within(partial(find_resource_id, self.client, STORAGE_TYPE, account), self.deadline)
 
     def found(self, scope: str) -> list[FoundSubscription]:
         match = _SCOPE.match(scope)
         if match is None:
             raise ValueError(f"not a resource id: {scope}")
         _, group, namespace, kind, name = match.groups()
-        items = self.client.event_subscriptions.list_by_resource(group, namespace, kind, name)
-        return [self._found(scope, item) for item in items]
+
+        def read() -> list[FoundSubscription]:
+            items = self.client.event_subscriptions.list_by_resource(group, namespace, kind, name)
+            return [self._found(scope, item) for item in items]
+
+        return call_within(read, self.deadline)
 
     def _found(self, scope: str, item: Any) -> FoundSubscription:
         labels = tuple(item.labels or ())
@@ -168,15 +188,24 @@ def wanted_subscriptions(
         allowed = {t.lower().rstrip("/") for t in grid.allowed_topics}
         for scope in dict.fromkeys(w.scope for w in wanted):
             if scope.lower() not in allowed:
-                report.lines.append(
-                    f"  warning: eventgrid.allowed_topics does not list {scope}: its events are refused"
-                )
+                report.say(f"  warning: eventgrid.allowed_topics does not list {scope}: its events are refused")
     return wanted if complete else None
 
 
-def run_connect(settings: Settings, *, dry_run: bool = False, client: Any = None) -> EventGridReport:
-    """Plan, and unless ``dry_run`` apply, Handoff's Event Grid subscriptions (synchronous)."""
-    report = EventGridReport()
+def run_connect(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    client: Any = None,
+    deadline: float | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> EventGridReport:
+    """Plan, and unless ``dry_run`` apply, Handoff's Event Grid subscriptions (synchronous).
+
+    ``deadline``: the seconds each lookup may take (each request is then tried once, and waits that long
+    for an answer); ``echo`` gets each line of the report as soon as it is known.
+    """
+    report = EventGridReport(echo=echo)
     ml, grid, public_url = settings.azure_ml, settings.eventgrid, settings.server.public_url
     if ml is None or not ml.enabled:
         report.fail("azure_ml is not configured (or enabled: false): it names the workspace and the credential")
@@ -187,8 +216,11 @@ def run_connect(settings: Settings, *, dry_run: bool = False, client: Any = None
     if not public_url:
         report.fail("server.public_url is not set: Event Grid must know where to reach Handoff")
         return report
-    connector = EventGridConnector(client if client is not None else eventgrid_client(ml))
-    report.lines.append(f"Event Grid: subscriptions to {public_url.rstrip('/')}/hooks/eventgrid")
+    if client is None:
+        # (a request waits a little longer than the deadline: the deadline says how long the service was waited for)
+        client = eventgrid_client(ml, timeout=None if deadline is None else deadline + 1.0)
+    connector = EventGridConnector(client, deadline)
+    report.say(f"Event Grid: subscriptions to {public_url.rstrip('/')}/hooks/eventgrid")
     wanted = wanted_subscriptions(settings, connector, report)
     if wanted is None:
         return report
@@ -202,7 +234,8 @@ def run_connect(settings: Settings, *, dry_run: bool = False, client: Any = None
         return report
     steps = plan(wanted, found)
     report.steps = steps
-    report.lines += [f"  {s.describe()}" for s in steps]
+    for step in steps:
+        report.say(f"  {step.describe()}")
     for step in steps:
         if step.change == "conflict":
             report.failures.append(f"{step.name} on {step.scope} is not Handoff's")
@@ -212,14 +245,14 @@ def run_connect(settings: Settings, *, dry_run: bool = False, client: Any = None
         f"{counts['keep']} unchanged"
     )
     if dry_run:
-        report.lines.append(f"dry run: {summary}; nothing was changed")
+        report.say(f"dry run: {summary}; nothing was changed")
         return report
     if not any(s.change in ("create", "update", "delete") for s in steps):
-        report.lines.append(f"nothing to do: {counts['keep']} subscription(s) in place")
+        report.say(f"nothing to do: {counts['keep']} subscription(s) in place")
         return report
     _apply(connector, steps, report)
     done = f"created {counts['create']}, updated {counts['update']}, deleted {counts['delete']}, kept {counts['keep']}"
-    report.lines.append(f"done: {done}" if report.ok else f"incomplete ({len(report.failures)} failed): {summary}")
+    report.say(f"done: {done}" if report.ok else f"incomplete ({len(report.failures)} failed): {summary}")
     return report
 
 
@@ -234,6 +267,15 @@ def _apply(connector: EventGridConnector, steps: list[Step], report: EventGridRe
             report.fail(f"{step.change} {step.name}: {classify_arm_error(error, step.scope).message}")
 
 
-async def connect_azure_ml(settings: Settings, *, dry_run: bool = False, client: Any = None) -> EventGridReport:
-    """:func:`run_connect` in a worker thread."""
-    return await asyncio.to_thread(run_connect, settings, dry_run=dry_run, client=client)
+async def connect_azure_ml(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    client: Any = None,
+    deadline: float | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> EventGridReport:
+    """:func:`run_connect` in a worker thread of its own (one that never holds the process's exit)."""
+    return await in_own_thread(
+        partial(run_connect, settings, dry_run=dry_run, client=client, deadline=deadline, echo=echo)
+    )

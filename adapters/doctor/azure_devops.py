@@ -7,8 +7,7 @@ parameter) still shows that the identity may run the pipeline.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -24,8 +23,9 @@ from adapters.azure_devops.access import (
 )
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
 from adapters.azure_devops.connect import run_connect
-from adapters.azure_devops.pipelines import connection_for
-from adapters.doctor.report import Check, fail, ok, skip, warn
+from adapters.azure_devops.pipelines import connection_for, limited
+from adapters.doctor.report import DEADLINE, Check, fail, ok, section_off, skip, warn
+from adapters.worker_pool import NoAnswer, in_own_thread
 from bot.config import AzureDevOpsSettings, PipelineTarget, Settings
 
 T = TypeVar("T")
@@ -76,11 +76,15 @@ def configured_pipelines(settings: Settings) -> list[PipelineTarget]:
 
 
 class _Doctor:
-    def __init__(self, settings: Settings) -> None:
+    """The checks, each call to Azure DevOps given ``deadline`` seconds (its requests a second more, so that
+    the deadline, which names the wait, ends it) and no retry."""
+
+    def __init__(self, settings: Settings, deadline: float) -> None:
         assert settings.azure_devops is not None
         self.settings = settings
         self.ado = settings.azure_devops
-        self.connection = connection_for(self.ado)
+        self.deadline = deadline
+        self.connection = connection_for(self.ado, timeout=deadline + 1.0)
         self.status = StatusRecorder()
         self._clients: dict[str, Any] = {}
 
@@ -88,17 +92,26 @@ class _Doctor:
         if name not in self._clients:
             if name == "approvals":
                 made: Any = PipelineApprovalsClient(self.connection.base_url, self.connection._creds)
+                limited(made, self.connection.timeout)
             else:
                 made = getattr(self.connection.clients_v7_1, f"get_{name}_client")()
             self._clients[name] = self.status.attach(made)
         return self._clients[name]
 
-    def call(self, need: Need, function: Callable[[], T]) -> T:
-        self.status.reset()
+    async def call(self, need: Need, function: Callable[[], T]) -> T:
+        """``function()`` (SDK calls) on a thread of its own, within the deadline."""
+
+        def attempt() -> T:
+            self.status.reset()  # (the recorder is per thread)
+            try:
+                return function()
+            except Exception as error:
+                raise _Refused(classify(error, need, self.status.last)) from None
+
         try:
-            return function()
-        except Exception as error:
-            raise _Refused(classify(error, need, self.status.last)) from None
+            return await in_own_thread(attempt, self.deadline)
+        except NoAnswer as late:
+            raise _Refused(classify(late, need)) from None
 
     def _list_pipelines(self, project: str) -> Any:
         return self.client("pipelines").list_pipelines(project)
@@ -113,45 +126,43 @@ class _Doctor:
     def refused(self, name: str, refusal: Refusal, need: Need) -> Check:
         return fail(name, refusal.message, _fix(refusal, need, self.ado))
 
-    def run(self, chat_filters: Sequence[Mapping[str, object]]) -> list[Check]:
-        checks: list[Check] = []
+    async def run(self, chat_filters: Sequence[Mapping[str, object]]) -> AsyncIterator[Check]:
+        """Each check as it ends."""
         pipeline_ids: dict[tuple[str, str], int] = {}
         for index, project in enumerate(self.ado.projects):
             name = f"azure_devops.read[{project}]"
             try:
-                found = self.call(READ_PIPELINES, partial(self._list_pipelines, project))
+                found = await self.call(READ_PIPELINES, partial(self._list_pipelines, project))
             except _Refused as refused:
-                checks.append(self.refused(name, refused.refusal, READ_PIPELINES))
+                yield self.refused(name, refused.refusal, READ_PIPELINES)
                 if index == 0 and (why := SKIPPED_BECAUSE.get(refused.refusal.kind)):
-                    return [*checks, skip("azure_devops (other checks)", f"skipped: {why}")]
+                    yield skip("azure_devops (other checks)", f"skipped: {why}")
+                    return
                 continue
             for item in found or []:
                 pipeline_ids[(project.lower(), str(item.name).lower())] = int(item.id)
-            checks.append(
-                ok(name, f"{self.ado.organization_url}: reads the pipelines of {project} ({len(found or [])})")
-            )
-        checks += self.run_checks(pipeline_ids)
-        checks += self.approval_checks()
-        checks.append(self.identities_check())
-        checks.append(self.hooks_check(chat_filters))
-        return checks
+            yield ok(name, f"{self.ado.organization_url}: reads the pipelines of {project} ({len(found or [])})")
+        async for check in self.run_checks(pipeline_ids):
+            yield check
+        async for check in self.approval_checks():
+            yield check
+        yield await self.identities_check()
+        yield await self.hooks_check(chat_filters)
 
-    def run_checks(self, pipeline_ids: Mapping[tuple[str, str], int]) -> list[Check]:
+    async def run_checks(self, pipeline_ids: Mapping[tuple[str, str], int]) -> AsyncIterator[Check]:
         from azure.devops.v7_1.pipelines.models import RunPipelineParameters
 
         targets = configured_pipelines(self.settings)
         if not targets:
-            return [skip("azure_devops.run", "no pipeline in the configuration to try a preview run of")]
-        checks = []
+            yield skip("azure_devops.run", "no pipeline in the configuration to try a preview run of")
+            return
         for target in targets:
             name = f"azure_devops.run[{target.pipeline}]"
             pipeline_id = pipeline_ids.get((target.project.lower(), target.pipeline.lower()))
             if pipeline_id is None and target.pipeline.isdigit():
                 pipeline_id = int(target.pipeline)
             if pipeline_id is None:
-                checks.append(
-                    fail(name, f"project {target.project} has no pipeline {target.pipeline}", "fix the pipeline name")
-                )
+                yield fail(name, f"project {target.project} has no pipeline {target.pipeline}", "fix the pipeline name")
                 continue
             resources = None
             if target.branch:
@@ -161,33 +172,28 @@ class _Doctor:
                 preview_run=True, template_parameters=dict(target.parameters) or None, resources=resources
             )
             try:
-                self.call(RUN_PIPELINES, partial(self._preview, body, target.project, pipeline_id))
+                await self.call(RUN_PIPELINES, partial(self._preview, body, target.project, pipeline_id))
             except _Refused as refused:
                 if refused.refusal.kind == "invalid":  # authorised, then refused on the parameters
-                    checks.append(ok(name, f"may run it (the preview said: {refused.refusal.message})"))
+                    yield ok(name, f"may run it (the preview said: {refused.refusal.message})")
                 else:
-                    checks.append(self.refused(name, refused.refusal, RUN_PIPELINES))
+                    yield self.refused(name, refused.refusal, RUN_PIPELINES)
                 continue
-            checks.append(ok(name, f"may run {target.project}/{target.pipeline} (a preview run started nothing)"))
-        return checks
+            yield ok(name, f"may run {target.project}/{target.pipeline} (a preview run started nothing)")
 
-    def approval_checks(self) -> list[Check]:
-        checks = []
+    async def approval_checks(self) -> AsyncIterator[Check]:
         for project in self.ado.projects:
             name = f"azure_devops.approve[{project}]"
             try:
-                pending = self.call(APPROVE, partial(self._pending_approvals, project))
+                pending = await self.call(APPROVE, partial(self._pending_approvals, project))
             except _Refused as refused:
-                checks.append(self.refused(name, refused.refusal, APPROVE))
+                yield self.refused(name, refused.refusal, APPROVE)
                 continue
-            checks.append(
-                ok(
-                    name,
-                    f"reads the approvals of {project} ({len(pending)} pending); deciding one also needs the "
-                    "identity among the environment's approvers",
-                )
+            yield ok(
+                name,
+                f"reads the approvals of {project} ({len(pending)} pending); deciding one also needs the "
+                "identity among the environment's approvers",
             )
-        return checks
 
     def _own_identity(self) -> str:
         """Read the PAT's own identity from the Identities API (as reading an approval's approvers does)."""
@@ -195,10 +201,10 @@ class _Doctor:
         self.client("identity").read_identities(identity_ids=me.id)
         return str(me.provider_display_name or me.id)
 
-    def identities_check(self) -> Check:
+    async def identities_check(self) -> Check:
         name = "azure_devops.identities"
         try:
-            me = self.call(READ_IDENTITIES, self._own_identity)
+            me = await self.call(READ_IDENTITIES, self._own_identity)
         except _Refused as refused:
             if refused.refusal.kind in ("scope", "permission", "unsupported"):
                 return warn(
@@ -212,11 +218,16 @@ class _Doctor:
             return self.refused(name, refused.refusal, READ_IDENTITIES)
         return ok(name, f"reads identities (as {me}): the members of a group assigned to an approval may decide it")
 
-    def hooks_check(self, chat_filters: Sequence[Mapping[str, object]]) -> Check:
+    async def hooks_check(self, chat_filters: Sequence[Mapping[str, object]]) -> Check:
         name = "azure_devops.hooks"
         if not self.settings.server.public_url:
             return warn(name, "server.public_url is not set: service hooks cannot be checked", "set server.public_url")
-        report = run_connect(self.settings, dry_run=True, chat_filters=chat_filters)
+        dry_run = partial(run_connect, self.settings, dry_run=True, chat_filters=chat_filters, deadline=self.deadline)
+        try:
+            report = await in_own_thread(dry_run, self.deadline)
+        except NoAnswer as late:
+            refusal = classify(late, READ_PIPELINES)
+            return fail(name, refusal.message, _fix(refusal, READ_PIPELINES, self.ado))
         if not report.ok:
             return fail(name, report.failures[0], "fix what the message names, then run `handoff connect azure-devops`")
         pending = report.changes
@@ -230,14 +241,18 @@ class _Doctor:
         return ok(name, f"{len(report.actions)} service hook(s) deliver to Handoff")
 
 
-async def check_azure_devops(settings: Settings, chat_filters: Sequence[Mapping[str, object]] = ()) -> list[Check]:
-    """The Azure DevOps checks (skipped when the section is absent or disabled)."""
-    if settings.azure_devops is None or not settings.azure_devops.enabled:
-        return [skip("azure_devops", "not configured")]
+async def check_azure_devops(
+    settings: Settings, chat_filters: Sequence[Mapping[str, object]] = (), deadline: float = DEADLINE
+) -> AsyncIterator[Check]:
+    """The Azure DevOps checks, each as it ends (skipped when the section is absent or disabled); each call
+    to Azure DevOps fails as unanswered after ``deadline`` seconds."""
+    if (off := section_off(settings.azure_devops)) is not None:
+        yield skip("azure_devops", off)
+        return
     try:
-        doctor = _Doctor(settings)
+        doctor = _Doctor(settings, deadline)
     except Exception as error:
-        return [
-            fail("azure_devops", f"cannot build a client ({type(error).__name__})", "check the azure_devops section")
-        ]
-    return await asyncio.to_thread(doctor.run, chat_filters)
+        yield fail("azure_devops", f"cannot build a client ({type(error).__name__})", "check the azure_devops section")
+        return
+    async for check in doctor.run(chat_filters):
+        yield check

@@ -3,12 +3,14 @@ deliver to Handoff."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 from adapters.azure_ml.arm import arm_base_url, classify_arm_error, eventgrid_client
 from adapters.azure_ml.client_factory import build_credential
 from adapters.azure_ml.connect import run_connect
-from adapters.doctor.report import Check, fail, ok, skip, warn
+from adapters.doctor.report import DEADLINE, Check, fail, ok, section_off, skip, warn
+from adapters.worker_pool import NoAnswer, in_own_thread
 from bot.config import AzureMLSettings, Settings
 
 WORKSPACE_API_VERSION = "2024-10-01"
@@ -27,7 +29,7 @@ def _credential_check(settings: AzureMLSettings) -> Check:
     return ok(name, f"the {settings.credential.kind} credential gets tokens for Azure Resource Manager")
 
 
-def _workspace_check(settings: AzureMLSettings) -> Check:
+def _workspace_check(settings: AzureMLSettings, deadline: float) -> Check:
     from azure.core.rest import HttpRequest
 
     name = "azure_ml.workspace"
@@ -36,7 +38,7 @@ def _workspace_check(settings: AzureMLSettings) -> Check:
         f"/providers/Microsoft.MachineLearningServices/workspaces/{settings.workspace}"
     )
     try:
-        client = eventgrid_client(settings)
+        client = eventgrid_client(settings, timeout=deadline + 1.0)  # (the deadline, naming the wait, comes first)
         response = client._send_request(HttpRequest("GET", f"{scope}?api-version={WORKSPACE_API_VERSION}"))
         response.raise_for_status()
     except Exception as error:
@@ -53,13 +55,13 @@ def _workspace_check(settings: AzureMLSettings) -> Check:
     return ok(name, f"workspace {settings.workspace} in {settings.resource_group} answers")
 
 
-def _subscriptions_check(settings: Settings) -> Check:
+def _subscriptions_check(settings: Settings, deadline: float) -> Check:
     name = "eventgrid.subscriptions"
-    if settings.eventgrid is None or not settings.eventgrid.enabled:
-        return skip(name, "eventgrid is not configured")
+    if (off := section_off(settings.eventgrid)) is not None:
+        return skip(name, f"eventgrid is {off}")
     if not settings.server.public_url:
         return warn(name, "server.public_url is not set: subscriptions cannot be checked", "set server.public_url")
-    report = run_connect(settings, dry_run=True)
+    report = run_connect(settings, dry_run=True, deadline=deadline)
     if not report.ok:
         return fail(name, report.failures[0], "fix what the message names, then `handoff connect azure-ml`")
     pending = [s for s in report.steps if s.change != "keep"]
@@ -69,19 +71,47 @@ def _subscriptions_check(settings: Settings) -> Check:
     return ok(name, f"{len(report.steps)} event subscription(s) deliver to Handoff")
 
 
-def _checks(settings: Settings) -> list[Check]:
-    assert settings.azure_ml is not None
-    credential = _credential_check(settings.azure_ml)
+async def _within(name: str, check: Callable[[], Check], deadline: float, unanswered: str, fix: str) -> Check:
+    """``check()`` on a thread of its own; a failure saying who did not answer after ``deadline`` seconds."""
+    try:
+        return await in_own_thread(check, deadline)
+    except NoAnswer:
+        return fail(name, f"{unanswered} did not answer within {deadline:g} s", fix)
+
+
+async def check_azure_ml(settings: Settings, deadline: float = DEADLINE) -> AsyncIterator[Check]:
+    """The Azure ML checks, each as it ends (skipped when the section is absent or disabled); each fails as
+    unanswered after ``deadline`` seconds."""
+    if (off := section_off(settings.azure_ml)) is not None:
+        yield skip("azure_ml", off)
+        return
+    ml = settings.azure_ml
+    assert ml is not None
+    credential = await _within(
+        "azure_ml.credential",
+        partial(_credential_check, ml),
+        deadline,
+        f"the {ml.credential.kind} credential's token service",
+        "check azure_ml.credential (and `az login` or the managed identity where Handoff runs)",
+    )
+    yield credential
     if credential.failed:
-        return [credential, skip("azure_ml (other checks)", "skipped: no token")]
-    workspace = _workspace_check(settings.azure_ml)
+        yield skip("azure_ml (other checks)", "skipped: no token")
+        return
+    workspace = await _within(
+        "azure_ml.workspace",
+        partial(_workspace_check, ml, deadline),
+        deadline,
+        f"Azure Resource Manager (asked for workspace {ml.workspace})",
+        "check the network to Azure (and azure_ml.endpoint, if set)",
+    )
+    yield workspace
     if workspace.failed:
-        return [credential, workspace]
-    return [credential, workspace, _subscriptions_check(settings)]
-
-
-async def check_azure_ml(settings: Settings) -> list[Check]:
-    """The Azure ML checks (skipped when the section is absent or disabled)."""
-    if settings.azure_ml is None or not settings.azure_ml.enabled:
-        return [skip("azure_ml", "not configured")]
-    return await asyncio.to_thread(_checks, settings)
+        return
+    yield await _within(
+        "eventgrid.subscriptions",
+        partial(_subscriptions_check, settings, deadline),
+        deadline,
+        "Azure Resource Manager (asked for the event subscriptions)",
+        "check the network to Azure, then run `handoff connect azure-ml --config …`",
+    )

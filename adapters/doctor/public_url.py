@@ -21,18 +21,17 @@ from typing import Any
 
 import aiohttp
 
-from adapters.doctor.report import Check, fail, ok, skip
+from adapters.doctor.report import DEADLINE, Check, fail, ok, skip
 from adapters.web.metrics import PROBE_HEADER, PROBE_VALUE
 from bot.config import Settings
 
 ORIGIN = "eventgrid.azure.net"
-TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
 async def _request(
     session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
 ) -> tuple[int, dict[str, str], Any]:
-    async with session.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs) as response:
+    async with session.request(method, url, allow_redirects=False, **kwargs) as response:
         text = await response.text()
         try:
             body: Any = json.loads(text) if text else None
@@ -152,24 +151,25 @@ async def _teams(session: aiohttp.ClientSession, base: str, settings: Settings) 
     return ok(name, "/api/messages is there" + (" and asks for a Bot Framework token" if teams.app_id else ""))
 
 
-async def check_public_url(settings: Settings) -> list[Check]:
-    """Reach Handoff through ``server.public_url`` (Handoff must be running there)."""
+async def check_public_url(settings: Settings, deadline: float = DEADLINE) -> list[Check]:
+    """Reach Handoff through ``server.public_url`` (Handoff must be running there); each request waits
+    ``deadline`` seconds for an answer."""
     base = (settings.server.public_url or "").rstrip("/")
     if not base:
         return [fail("public_url", "server.public_url is not set", "set it to the https URL the services reach")]
     checks: list[Check] = []
     # Handoff counts these requests apart from the services' traffic (handoff_doctor_probes)
-    async with aiohttp.ClientSession(headers={PROBE_HEADER: PROBE_VALUE}) as session:
+    timeout = aiohttp.ClientTimeout(total=deadline)
+    async with aiohttp.ClientSession(headers={PROBE_HEADER: PROBE_VALUE}, timeout=timeout) as session:
         try:
             health = await _health(session, base)
         except (aiohttp.ClientError, TimeoutError) as error:
-            return [
-                fail(
-                    "public_url",
-                    f"cannot reach {base} ({type(error).__name__})",
-                    "start Handoff, and check DNS, TLS and the proxy for server.public_url",
-                )
-            ]
+            said = (
+                f"{base} did not answer within {deadline:g} s"
+                if isinstance(error, TimeoutError)
+                else f"cannot reach {base} ({type(error).__name__})"
+            )
+            return [fail("public_url", said, "start Handoff, and check DNS, TLS and the proxy for server.public_url")]
         checks.append(health)
         if health.failed:
             return checks

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
+
+DEADLINE = 20.0
+"""Seconds a check waits for a service's answer before it fails as unanswered."""
 
 
 class Status(Enum):
@@ -45,3 +49,15 @@ def warn(name: str, detail: str, fix: str = "") -> Check:
 
 def skip(name: str, detail: str) -> Check:
     return Check(name, Status.SKIP, detail)
+
+
+class _Section(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+
+
+def section_off(section: _Section | None) -> str | None:
+    """Why a configuration section's checks are skipped, or None."""
+    if section is None or not section.enabled:
+        return "not configured"
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.doctor.report import Check, fail, ok, skip, warn
+from adapters.doctor.report import DEADLINE, Check, fail, ok, section_off, skip, warn
 from bot.config import Settings, SlackSettings
 
 # Scopes Handoff works without, less well: reading history finds a post whose answer was lost; reading
@@ -25,14 +25,17 @@ def required_scopes(settings: SlackSettings) -> list[str]:
         return list(settings.oauth.scopes) if settings.oauth else []
 
 
-async def check_slack(settings: Settings) -> list[Check]:
+async def check_slack(settings: Settings, deadline: float = DEADLINE) -> list[Check]:
+    """``auth.test`` and the token's scopes; each request waits ``deadline`` seconds for an answer."""
     slack = settings.slack
     name = "slack.auth"
-    if slack is None or not slack.enabled:
-        return [skip("slack", "not configured")]
+    if (off := section_off(slack)) is not None:
+        return [skip("slack", off)]
+    assert slack is not None
     if slack.bot_token is None:
         return [skip(name, "installed per workspace with OAuth: tokens are checked as workspaces install")]
-    client = AsyncWebClient(token=slack.bot_token.reveal(), base_url=slack.api_base_url, timeout=15)
+    timeout = max(1, round(deadline))
+    client = AsyncWebClient(token=slack.bot_token.reveal(), base_url=slack.api_base_url, timeout=timeout)
     try:
         response = await client.auth_test()
     except SlackApiError as error:

@@ -8,10 +8,11 @@ the Graph token comes from ``teams.graph.login_url``, as the outbox gets it.
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 from typing import Any
 
-from adapters.doctor.report import Check, fail, ok, skip, warn
+from adapters.doctor.report import Check, fail, ok, section_off, skip, warn
+from adapters.worker_pool import in_own_thread
 from bot.config import Settings, TeamsSettings
 from bot.ports import DeliveryFailed
 
@@ -45,8 +46,9 @@ def acquire_token(settings: TeamsSettings, http_client: Any = None) -> None:
 async def check_teams(settings: Settings, http_client: Any = None) -> list[Check]:
     teams = settings.teams
     name = "teams.token"
-    if teams is None or not teams.enabled:
-        return [skip("teams", "not configured")]
+    if (off := section_off(teams)) is not None:
+        return [skip("teams", off)]
+    assert teams is not None
     if not teams.app_id:
         return [
             warn(
@@ -56,7 +58,7 @@ async def check_teams(settings: Settings, http_client: Any = None) -> list[Check
             )
         ]
     try:
-        await asyncio.to_thread(acquire_token, teams, http_client)
+        await in_own_thread(partial(acquire_token, teams, http_client))  # (a thread that never holds the exit)
     except Exception as error:
         variable = f"${teams.app_password.variable}" if teams.app_password is not None else "the identity"
         return [

@@ -6,12 +6,15 @@ import base64
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -419,6 +422,122 @@ def test_serve_stops_promptly_while_a_service_call_hangs(tmp_path: Path, shared_
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def never_answering() -> Iterator[str]:
+    """The URL of a local service that accepts connections (the kernel does) and never answers."""
+    with socket.socket() as stalled:
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(64)
+        yield f"http://127.0.0.1:{stalled.getsockname()[1]}"
+
+
+STALLED_ENV = {
+    "AZURE_DEVOPS_PAT": "pat",
+    "AZURE_DEVOPS_HOOK_PASSWORD": "hook-secret",
+    "EVENTGRID_DELIVERY_SECRET": "a-delivery-secret-of-some-length",
+}
+
+
+def stalled_services(tmp_path: Path, url: str) -> Path:
+    """A configuration whose Azure DevOps, Azure ML (its emulator endpoint) and public URL are all ``url``."""
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs/train-model-x.yml").write_text("command: python train.py\n")  # (azure_ml's retrain job)
+    return config_copy(
+        tmp_path,
+        server__public_url=url,
+        azure_devops__enabled=True,
+        azure_devops__organization_url=f"{url}/contoso",
+        azure_ml__enabled=True,
+        azure_ml__endpoint=f"{url}/aml",
+        azure_ml__credential={"kind": "emulator"},
+        eventgrid__enabled=True,
+    )
+
+
+def line_of(output: str, start: str) -> str:
+    return next((line for line in output.splitlines() if line.startswith(start)), f"(no line {start!r} in)\n{output}")
+
+
+def test_doctor_fails_each_service_that_never_answers_at_its_timeout(tmp_path: Path) -> None:
+    with never_answering() as url:
+        path = stalled_services(tmp_path, url)
+        started = time.monotonic()
+        doctor = run("doctor", "--config", str(path), "--timeout", "1", env=clean_env(**STALLED_ENV))
+        took = time.monotonic() - started
+    print(doctor.stdout, doctor.stderr)
+    assert doctor.returncode == 4, doctor.stderr
+    assert took < 20  # the interpreter and the SDKs' imports take most of it: the services are checked side by side
+    out = doctor.stdout
+    assert "Azure DevOps did not answer within 1 s" in line_of(out, "FAIL  azure_devops.read[mlops]")
+    assert "skipped: the organization did not answer" in line_of(out, "skip  azure_devops (other checks)")
+    workspace = line_of(out, "FAIL  azure_ml.workspace")
+    assert "Azure Resource Manager (asked for workspace ws-mlops) did not answer within 1 s" in workspace
+    assert f"{url} did not answer within 1 s" in line_of(out, "FAIL  public_url")
+    assert out.splitlines()[-1] == "8 checks: 4 failed, 0 warning(s)"
+    assert "Traceback" not in doctor.stderr
+
+
+def test_connect_fails_on_a_service_that_never_answers_at_its_timeout(tmp_path: Path) -> None:
+    with never_answering() as url:
+        path = stalled_services(tmp_path, url)
+        for target, failure in (
+            ("azure-devops", "FAILED  read project mlops: Azure DevOps did not answer within 1 s"),
+            ("azure-ml", "FAILED  find storage account contosolake: Azure Resource Manager did not answer within 1 s"),
+        ):
+            started = time.monotonic()
+            connect = run("connect", target, "--config", str(path), "--timeout", "1", env=clean_env(**STALLED_ENV))
+            took = time.monotonic() - started
+            print(connect.stdout, connect.stderr)
+            assert connect.returncode == 4, connect.stderr
+            assert failure in connect.stdout.splitlines()
+            assert took < 15, target
+            assert "Traceback" not in connect.stderr
+
+
+def first_line(process: subprocess.Popen[str], within: float) -> str:
+    """The first line ``process`` prints, which must come within ``within`` seconds."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], within)
+    assert ready, f"nothing printed in {within} s"
+    return process.stdout.readline()
+
+
+@pytest.mark.parametrize(
+    ("command", "first", "signum"),
+    [
+        (["doctor"], "FAIL  store", signal.SIGINT),
+        (["connect", "azure-devops"], "store: no database", signal.SIGTERM),
+    ],
+)
+def test_a_signal_stops_doctor_and_connect_at_once_while_a_service_does_not_answer(
+    tmp_path: Path, command: list[str], first: str, signum: signal.Signals
+) -> None:
+    with never_answering() as url:
+        path = stalled_services(tmp_path, url)
+        process = subprocess.Popen(
+            [*HANDOFF, *command, "--config", str(path)],  # each service waited for 20 s
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(**STALLED_ENV),
+            cwd=REPO_ROOT,
+        )
+        try:
+            # each line is printed as it is known, not when every service has answered
+            assert first_line(process, within=15).startswith(first)
+            time.sleep(0.5)  # (well into the calls to the services)
+            process.send_signal(signum)
+            out, err = process.communicate(timeout=5)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    print(out, err)
+    assert process.returncode == 128 + signum
+    assert f"handoff {' '.join(command)}: interrupted ({signum.name})" in err
+    assert "did not answer" not in out and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -128,6 +130,30 @@ async def test_each_broken_setting_is_named(wired: Wired) -> None:
     assert not report.ok
     line = next(line for line in report.lines if line.split()[1:2] == ["public_url"])
     assert line.startswith("FAIL") and f"cannot reach http://127.0.0.1:{port}" in line and "fix: start Handoff" in line
+
+
+async def test_a_service_that_never_answers_fails_its_checks_at_the_deadline_and_the_others_go_on(
+    wired: Wired,
+) -> None:
+    await connected(wired)
+    with socket.socket() as stalled:  # accepts connections (the kernel does) and never answers
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(16)
+
+        def stalled_azure(config: dict[str, Any], environ: dict[str, str]) -> None:
+            config["azure_devops"]["organization_url"] = f"http://127.0.0.1:{stalled.getsockname()[1]}/contoso"
+            config["azure_ml"]["endpoint"] = f"http://127.0.0.1:{stalled.getsockname()[1]}/aml"
+
+        printed: list[str] = []
+        started = time.monotonic()
+        report = await run_doctor(wired.variant(stalled_azure), deadline=1, echo=printed.append)
+        took = time.monotonic() - started
+    assert took < 6  # one deadline each, side by side
+    assert printed == report.lines and not report.ok
+    checks = {line.split()[1]: line for line in printed[:-1]}
+    assert "Azure DevOps did not answer within 1 s" in checks["azure_devops.read[mlops]"]
+    assert "did not answer within 1 s" in checks["azure_ml.workspace"]
+    assert checks["slack.auth"].startswith("ok") and checks["public_url.eventgrid"].startswith("ok")
 
 
 # --- Teams: a Bot Framework token from a local stand-in for Microsoft Entra ID, through MSAL -------------------------
