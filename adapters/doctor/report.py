@@ -57,7 +57,10 @@ class _Section(Protocol):
 
 
 def section_off(section: _Section | None) -> str | None:
-    """Why a configuration section's checks are skipped, or None."""
-    if section is None or not section.enabled:
+    """Why a configuration section's checks are skipped (absent: ``not configured``; ``enabled: false``:
+    ``disabled``), or None."""
+    if section is None:
         return "not configured"
+    if not section.enabled:
+        return "disabled (enabled: false)"
     return None

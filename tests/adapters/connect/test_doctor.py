@@ -132,6 +132,24 @@ async def test_each_broken_setting_is_named(wired: Wired) -> None:
     assert line.startswith("FAIL") and f"cannot reach http://127.0.0.1:{port}" in line and "fix: start Handoff" in line
 
 
+async def test_a_section_turned_off_is_said_to_be_disabled_and_one_left_out_not_configured(wired: Wired) -> None:
+    def turned_off(config: dict[str, Any], environ: dict[str, str]) -> None:
+        for section in ("azure_devops", "slack", "eventgrid"):
+            config[section]["enabled"] = False
+        del config["teams"]
+
+    checks = by_name(await run_checks(wired.variant(turned_off)))
+    for name in ("azure_devops", "slack"):
+        assert checks[name] == Check(name, Status.SKIP, "disabled (enabled: false)")
+    assert checks["eventgrid.subscriptions"].detail == "eventgrid is disabled (enabled: false)"
+    assert checks["teams"].detail == "not configured"
+
+    def azure_ml_off(config: dict[str, Any], environ: dict[str, str]) -> None:
+        config["azure_ml"]["enabled"] = False
+
+    assert by_name(await run_checks(wired.variant(azure_ml_off)))["azure_ml"].detail == "disabled (enabled: false)"
+
+
 async def test_a_service_that_never_answers_fails_its_checks_at_the_deadline_and_the_others_go_on(
     wired: Wired,
 ) -> None:
