@@ -635,7 +635,8 @@ async def test_a_teams_commands_thread_says_truly_where_the_runs_card_follows(
     clicked = await teams.click_action(post.id, "confirm", json.loads(data.group(1)), user="bob")
     assert clicked.status == 200
     assert f"Its card will follow in this channel (run {number})." in json.dumps(clicked.body)
-    await eventually(lambda: f"Its card will follow in this channel (run {number})." in card_text(post))
+    # everyone's card shows the answer, then (once the run started) where the run's card is, in this channel
+    await eventually(lambda: f"(run {number})" in card_text(post) and "in this channel" in card_text(post))
 
     def run_card() -> Any:
         return next((p for p in teams_posts(loop, channel.name) if "integrate-app-y" in card_text(p)), None)
