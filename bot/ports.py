@@ -34,6 +34,10 @@ from bot.records import (
     StoredSubscription,
 )
 
+CHAT_RECEIPT_SOURCES = frozenset({"slack", "teams"})
+"""The sources of the receipts the chat adapters keep in the event log (a Slack event's id, a Teams activity's),
+so that what a platform sends again runs once: no service's events, and no dry run's."""
+
 
 class StaleWrite(Exception):
     """A compare-and-set lost: someone else changed the row first. Read again and retry."""
@@ -98,7 +102,8 @@ class EventLog(Protocol):
         ...
 
     async def recent_events(self, limit: int) -> list[ReceivedEvent]:
-        """The ``limit`` events received last (those still remembered), newest first."""
+        """The ``limit`` events received last from the services (those still remembered), newest first; not
+        the chat platforms' receipts (:data:`CHAT_RECEIPT_SOURCES`)."""
         ...
 
     async def forget_events_before(self, cutoff: datetime) -> int:

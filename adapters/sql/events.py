@@ -26,7 +26,7 @@ from adapters.sql.engine import PostgresEngine, SqliteEngine, run_read, run_writ
 from adapters.sql.postgres_batch import AsyncpgStatements
 from adapters.sql.retention import forget_rows
 from adapters.sql.tables import card_states, deliveries, received_events, repeat_marks
-from bot.ports import EventRecord, StaleWrite
+from bot.ports import CHAT_RECEIPT_SOURCES, EventRecord, StaleWrite
 from bot.records import CardState, ConversationAddress, DeliveryState, NewDelivery, ReceivedEvent, RepeatMark
 
 
@@ -273,6 +273,7 @@ class SqlEventLog(SqlBase):
     async def recent_events(self, limit: int) -> list[ReceivedEvent]:
         query = (
             select(received_events)
+            .where(received_events.c.source.not_in(CHAT_RECEIPT_SOURCES))
             .order_by(received_events.c.received_at.desc(), received_events.c.id.desc())
             .limit(max(0, limit))
         )

@@ -15,7 +15,7 @@ from adapters.sql import SqlStore
 from adapters.sql.engine import SqliteEngine
 from adapters.sql.tables import received_events
 from bot.jsonable import as_json, tagged_json
-from bot.ports import EventRecord, StaleWrite
+from bot.ports import CHAT_RECEIPT_SOURCES, EventRecord, StaleWrite
 from bot.records import (
     CONFIRMATION_KEY_PREFIX,
     AuditEntry,
@@ -93,6 +93,10 @@ async def test_recent_events_are_the_newest_first(store: SqlStore) -> None:
     assert recent[0].payload == {"type": "ReceivedEvent", **as_json(event("x"))} and recent[0].received_at == NOW
     assert (recent[1].source, recent[1].kind, recent[1].payload) == ("azure-devops", "run", {"k": "d"})
     assert [r.dedupe_key for r in await store.recent_events(100)] == ["e", "d", "c", "b", "a"]
+    # what the chat platforms send again is remembered in the same log, but is no service's event
+    for source in CHAT_RECEIPT_SOURCES:
+        assert await store.record_event(ReceivedEvent(f"{source}:event:1", source, "message", NOW), [])
+    assert [r.dedupe_key for r in await store.recent_events(2)] == ["e", "d"]
 
 
 async def test_claims_are_exclusive_and_leased(store: SqlStore) -> None:
