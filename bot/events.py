@@ -721,13 +721,19 @@ class DataArrived(DomainEvent):
 
     @property
     def grouping_key(self) -> str:
-        return bounded_key(f"storage:{self.storage_account}:{self.container}:{self.path}".lower())
+        return bounded_key(f"{self._container_key}:{self.path}")
 
     @property
     def repeat_key(self) -> str | None:
         # files landing in one folder (a day's partitions, a batch of parts) repeat each other
         folder = self.path.rpartition("/")[0]
-        return bounded_key(f"storage:{self.storage_account}:{self.container}:{folder}/".lower())
+        return bounded_key(f"{self._container_key}:{folder}/")
+
+    @property
+    def _container_key(self) -> str:
+        # Account and container names are lower-case by Azure's rules, whatever case an event spells them in;
+        # blob paths are case-sensitive: raw/Data.csv and raw/data.csv are two files, each with its own card
+        return f"storage:{self.storage_account}:{self.container}".lower()
 
 
 EVENT_KINDS: tuple[str, ...] = (
