@@ -7,8 +7,9 @@ that is not 2xx (reference/azure-ml.md §2.4). So those four codes mean "the sen
 - 200 with ``{"accepted", "duplicates", "ignored"}`` once the events are stored (events Handoff does not
   take, and the items of a batch that are not events, count as ignored: one bad event must not cost the
   others); 200 with ``{"validationResponse": code}`` for the subscription handshake;
-- 401 without the delivery secret (in the query string or the configured header), or one of the previous
-  secrets still accepted while a new one rolls out (§2.5: rotate by accepting old and new for a while);
+- 401 without the delivery secret (in the query string, URL-encoded or as written, or the configured
+  header), or one of the previous secrets still accepted while a new one rolls out (§2.5: rotate by
+  accepting old and new for a while);
 - 400 for a body that is not events (not JSON, not an object or an array of them, or no event in it);
   413 over the cap;
 - 503 with ``Retry-After`` when the core cannot store the events: Event Grid retries the whole batch,
@@ -24,6 +25,7 @@ import hmac
 import logging
 import time
 from collections.abc import Mapping
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 
@@ -75,6 +77,21 @@ def _item(malformed: Malformed) -> str:
     return f"[{malformed.index}] {_shown(malformed.event_id) if malformed.event_id else 'without an id'}"
 
 
+def _undecoded_query_values(request: web.Request, name: str) -> list[str]:
+    """The values of the query parameter ``name`` as the URL writes them, undecoded.
+
+    A secret pasted into the endpoint URL as it is (``openssl rand -base64 32`` makes ``+`` and ``/``) reaches
+    Handoff so: decoding reads its ``+`` as a space, and Event Grid does not retry a 401, so the subscription
+    would fail its handshake. Accepting the value as written takes nothing from the check: it is the secret.
+    """
+    values: list[str] = []
+    for pair in request.rel_url.raw_query_string.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote_plus(key) == name:
+            values.append(value)
+    return values
+
+
 def _header_safe(value: str) -> bool:
     return value.isascii() and value.isprintable()
 
@@ -94,10 +111,12 @@ class EventGridRoute:
     def _authentic(self, request: web.Request) -> bool:
         """Whether the query parameter or the header carries the delivery secret, or a previous one still
         accepted (each compared in constant time)."""
-        given = [
-            value.encode("utf-8", "surrogatepass")
-            for value in (*request.query.getall(self._query_parameter, []), *request.headers.getall(self._header, []))
-        ]
+        written = (
+            *request.query.getall(self._query_parameter, []),
+            *_undecoded_query_values(request, self._query_parameter),
+            *request.headers.getall(self._header, []),
+        )
+        given = [value.encode("utf-8", "surrogatepass") for value in written]
         current = previous = False
         for value in given:
             current |= hmac.compare_digest(value, self._secret)

@@ -5,15 +5,27 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from yarl import URL
 
 from adapters.azure_ml.eventgrid_route import BODY_LIMIT
+from adapters.sql import SqlStore
+from bot.clock import FakeClock
 from bot.events import DataArrived, ModelRegistered
-from tests.adapters.ingest.conftest import ENVIRON, Ingest, IngestFactory, RecordingSink, load_sample
+from bot.ingest import Ingest as StoringIngest
+from tests.adapters.ingest.conftest import (
+    ENVIRON,
+    STORED_AT,
+    Ingest,
+    IngestFactory,
+    RecordingSink,
+    load_sample,
+)
 
 SECRET = ENVIRON["EG_SECRET"]
 ADLS_ACCOUNT = "/subscriptions/s/resourceGroups/Storage/providers/Microsoft.Storage/storageAccounts/lake"
@@ -114,6 +126,53 @@ async def test_a_previous_secret_is_accepted_while_a_new_one_rolls_out(
 
 async def test_one_right_value_is_enough(ingest: Ingest, registered: Any) -> None:
     assert (await ingest.eventgrid(registered, code="wrong", **{"X-Handoff-Secret": SECRET})).status == 200
+
+
+# ``openssl rand -base64 32``, as docs/deploy.md says to make it: ``+``, ``/`` and ``=`` in it
+BASE64_SECRET = "k3+Jq9/xZ1v+T0aB8cD5eF7gH2iJ4kL6mN8oP0qR1sU="
+
+
+@asynccontextmanager
+async def storing_with(
+    make_ingest: IngestFactory, store_url: str, **options: Any
+) -> AsyncIterator[tuple[Ingest, SqlStore]]:
+    """Handoff's ingest routes storing into the store at ``store_url``, configured with ``options``."""
+    store = await SqlStore.open(store_url)
+    try:
+        async with make_ingest(sink=StoringIngest(store, [], FakeClock(STORED_AT)), **options) as ingest:
+            yield ingest, store
+    finally:
+        await store.close()
+
+
+async def post_to(ingest: Ingest, query: str, body: Any) -> tuple[int, str]:
+    """POST to ``/hooks/eventgrid?<query>``, the query sent exactly as written."""
+    url = URL(f"{ingest.url}/hooks/eventgrid?{query}", encoded=True)
+    headers = {"Content-Type": "application/json", "aeg-event-type": "Notification"}
+    async with ingest.session.post(url, data=json.dumps(body), headers=headers) as resp:
+        return resp.status, await resp.text()
+
+
+async def test_a_secret_pasted_into_the_url_unencoded_is_the_secret(
+    make_ingest: IngestFactory, store_url: str, registered: Any, shared_dir: Path
+) -> None:
+    """Decoding a query reads ``+`` as a space; Event Grid does not retry a 401, so a subscription made by hand
+    with the secret as it is would fail its handshake and lose every event."""
+    validation = load_sample(shared_dir, "eventgrid", "subscription-validation.eventgrid.json")
+    other = {**registered[0], "id": "registered-again"}
+    async with storing_with(make_ingest, store_url, environ={"EG_SECRET": BASE64_SECRET}) as (ingest, store):
+        status, text = await post_to(ingest, f"code={BASE64_SECRET}", validation)
+        assert (status, json.loads(text)) == (200, {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"})
+        status, text = await post_to(ingest, f"code={BASE64_SECRET}", registered)
+        assert (status, json.loads(text)) == (200, {"accepted": 1, "duplicates": 0, "ignored": 0})
+        # URL-encoded, as `handoff connect` writes it
+        assert (await ingest.eventgrid([other], code=BASE64_SECRET)).json()["accepted"] == 1
+        # what a decoded "+" reads as is not the secret, in either form
+        wrong = BASE64_SECRET.replace("+", "%20")
+        assert (await post_to(ingest, f"code={wrong}", [{**other, "id": "x"}]))[0] == 401
+        assert (await post_to(ingest, f"secret={BASE64_SECRET}", [{**other, "id": "x"}]))[0] == 401
+        stored = await store.recent_events(10)
+    assert sorted(e.dedupe_key.rpartition(":")[2] for e in stored) == sorted([registered[0]["id"], "registered-again"])
 
 
 # --- handshakes ---------------------------------------------------------------------------------------
