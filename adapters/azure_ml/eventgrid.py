@@ -2,7 +2,8 @@
 
 A delivery is one event or an array of them, in the Event Grid schema or in CloudEvents 1.0 (told apart
 by ``specversion``; reference/azure-ml.md §1 and §2). :func:`parse_delivery` reads the envelopes with the
-``azure-eventgrid`` / ``azure-core`` models, setting aside the items of a batch it cannot read;
+``azure-eventgrid`` / ``azure-core`` models (the timestamps of both with the Event Grid model's parser),
+setting aside the items of a batch it cannot read;
 :class:`EventSelector` says which of them Handoff takes and turns those into domain events, or says
 why it does not (:class:`Ignored`).
 
@@ -115,23 +116,29 @@ def _topic(value: str) -> str:
     return value.rstrip("/") or value
 
 
-def _why_unreadable(item: Mapping[str, Any], time_key: str, parses: Callable[[Any], object], exc: Exception) -> str:
-    """Why the SDK model refused an event, naming the field when it is the timestamp and never a value (the
-    models' messages quote the input)."""
-    if item.get(time_key) is not None:
+def _why_unreadable(item: Mapping[str, Any], exc: Exception) -> str:
+    """Why the Event Grid model refused an event, naming the field when it is the timestamp and never a value
+    (the model's messages quote the input)."""
+    if item.get("eventTime") is not None:
         try:
-            parses(item[time_key])
-        except Exception:  # the models raise assorted types on bad input
-            return f"{time_key}: not a date-time"
+            _envelope_time(item["eventTime"], "eventTime")
+        except PayloadError as bad_time:
+            return str(bad_time)
     return f"not readable ({type(exc).__name__})"
 
 
-def _cloud_event_time(value: Any) -> object:
-    return CloudEvent.from_dict({"id": "-", "source": "-", "type": "-", "specversion": "1.0", "time": value})
+def _envelope_time(value: Any, key: str) -> datetime | None:
+    """An envelope's timestamp (``eventTime``, or CloudEvents' ``time``) in UTC, read by the Event Grid model's
+    parser in either schema: azure-core's CloudEvent reads offsets other than ``Z`` wrong (``+02:00`` dropped,
+    ``+10:30`` taken for ``+01:30``), which would put the event at another instant.
 
-
-def _eventgrid_time(value: Any) -> object:
-    return EventGridEvent.from_dict({"eventTime": value})
+    Raises:
+        PayloadError: not a date-time, or not one that is an instant in UTC (``0001-01-01T00:00:00+01:00``).
+    """
+    try:
+        return _utc(EventGridEvent.from_dict({"eventTime": value}).event_time)
+    except Exception:  # msrest's DeserializationError (which holds the OverflowError of a far offset), and more
+        raise PayloadError(f"{key}: not a date-time") from None
 
 
 def _cloud_event(item: Mapping[str, Any]) -> Envelope:
@@ -140,11 +147,16 @@ def _cloud_event(item: Mapping[str, Any]) -> Envelope:
     event_id = fields.require_text("id")
     event_type, source = fields.require_text("type"), fields.require_text("source")
     try:
-        event: CloudEvent[Any] = CloudEvent.from_dict(dict(item))
+        # an empty time is none, as CloudEvent.from_dict took it
+        time = _envelope_time(item["time"], "time") if item.get("time") not in (None, "") else None
+        # the time is read above: the model's reading of it is not used
+        event: CloudEvent[Any] = CloudEvent.from_dict({k: v for k, v in item.items() if k != "time"})
+    except PayloadError as exc:
+        raise PayloadError(f"not a CloudEvent: {exc}") from None
     except Exception as exc:  # the model raises assorted types on bad input
-        raise PayloadError(f"not a CloudEvent: {_why_unreadable(item, 'time', _cloud_event_time, exc)}") from None
+        raise PayloadError(f"not a CloudEvent: not readable ({type(exc).__name__})") from None
     subject = fields.text("subject") or ""
-    return Envelope(event_id, event_type, _topic(source), subject, _utc(event.time), event.data, True)
+    return Envelope(event_id, event_type, _topic(source), subject, time, event.data, True)
 
 
 def _eventgrid_event(item: Mapping[str, Any]) -> Envelope:
@@ -153,10 +165,10 @@ def _eventgrid_event(item: Mapping[str, Any]) -> Envelope:
     topic, subject = fields.text("topic") or "", fields.text("subject") or ""
     try:
         event = EventGridEvent.from_dict(dict(item))
+        time = _utc(event.event_time)
     except Exception as exc:  # msrest's DeserializationError, and worse on odd shapes
-        why = _why_unreadable(item, "eventTime", _eventgrid_time, exc)
-        raise PayloadError(f"not an Event Grid event: {why}") from None
-    return Envelope(event_id, event_type, _topic(topic), subject, _utc(event.event_time), event.data, False)
+        raise PayloadError(f"not an Event Grid event: {_why_unreadable(item, exc)}") from None
+    return Envelope(event_id, event_type, _topic(topic), subject, time, event.data, False)
 
 
 @dataclass(frozen=True)

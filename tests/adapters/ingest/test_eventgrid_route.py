@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from adapters.sql import SqlStore
 from bot.clock import FakeClock
 from bot.events import DataArrived, ModelRegistered
 from bot.ingest import Ingest as StoringIngest
+from bot.stored_events import event_from_json
 from tests.adapters.ingest.conftest import (
     ENVIRON,
     STORED_AT,
@@ -522,6 +524,42 @@ async def test_cloud_event_source_is_the_scope(ingest: Ingest, registered: Any) 
     [parsed] = ingest.sink.events
     assert isinstance(parsed, ModelRegistered)
     assert (parsed.scope, parsed.event_id, parsed.model_version) == (event["topic"], event["id"], "3")
+
+
+@pytest.mark.parametrize(
+    ("time", "instant"),
+    [
+        ("2026-03-01T10:00:00+02:00", datetime(2026, 3, 1, 8, 0, tzinfo=UTC)),
+        ("2026-03-01T10:00:00-05:00", datetime(2026, 3, 1, 15, 0, tzinfo=UTC)),
+        ("2026-03-01T10:00:00.1234567+10:30", datetime(2026, 2, 28, 23, 30, 0, 123456, tzinfo=UTC)),
+        ("2026-03-01T10:00:00Z", datetime(2026, 3, 1, 10, 0, tzinfo=UTC)),
+    ],
+)
+async def test_an_event_time_with_an_offset_is_that_instant_in_either_schema(
+    make_ingest: IngestFactory, store_url: str, registered: Any, time: str, instant: datetime
+) -> None:
+    grid = {**registered[0], "id": "in-grid-schema", "eventTime": time}
+    cloud = {**as_cloud_event(registered[0]), "id": "in-cloud-events", "time": time}
+    async with storing_with(make_ingest, store_url) as (ingest, store):
+        reply = await ingest.eventgrid([grid, cloud])
+        assert (reply.status, reply.json()) == (200, {"accepted": 2, "duplicates": 0, "ignored": 0})
+        stored = {e.dedupe_key.rpartition(":")[2]: event_from_json(e.payload) for e in await store.recent_events(10)}
+    assert {key: event.occurred_at if event else None for key, event in stored.items()} == {
+        "in-grid-schema": instant,
+        "in-cloud-events": instant,
+    }
+
+
+@pytest.mark.parametrize("time", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+async def test_an_event_time_that_is_no_instant_is_an_unreadable_event_in_either_schema(
+    ingest: Ingest, registered: Any, time: str
+) -> None:
+    """Past year 1 or 9999 in UTC: set aside, as any unreadable event is, whichever schema it came in."""
+    grid = {**registered[0], "id": "in-grid-schema", "eventTime": time}
+    cloud = {**as_cloud_event(registered[0]), "id": "in-cloud-events", "time": time}
+    reply = await ingest.eventgrid([grid, cloud, registered[0]])
+    assert (reply.status, reply.json()) == (200, {"accepted": 1, "duplicates": 0, "ignored": 2})
+    assert [e.event_id for e in ingest.sink.events] == [registered[0]["id"]]
 
 
 async def test_model_name_and_version_from_the_subject(ingest: Ingest, registered: Any) -> None:
