@@ -337,10 +337,12 @@ def _dataset_drift(envelope: Envelope, data: Fields) -> DomainEvent:
 
 
 def _optional_time(data: Fields, key: str) -> datetime | None:
-    """A timestamp the card may show; one that is not ISO-8601 is left out rather than losing the event."""
+    """A timestamp the card may show, in UTC; one that is not ISO-8601, or is no instant in UTC (an offset
+    that takes it past year 1 or 9999), is left out rather than losing the event."""
     try:
-        return data.time(key)
-    except PayloadError:
+        value = data.time(key)
+        return value.astimezone(UTC) if value is not None else None
+    except (PayloadError, OverflowError):
         return None
 
 

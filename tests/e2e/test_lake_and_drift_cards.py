@@ -1,12 +1,16 @@
-"""Event Grid's data-lake events as the channel shows them: a card for each file, whatever the case of its path."""
+"""Event Grid's data-lake and drift events as the channel shows them: a card for each file, whatever the case of
+its path; a drift card even when the monitor's window is not a time Handoff can show."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from adapters.emulators.azure_ml.events import EmittedEvent
+from bot.events import DataDriftDetected
+from bot.stored_events import event_from_json
 from tests.e2e.conftest import Loop, blocks_text, eventually, slack_messages
 
 FOLDER = "raw/customers/2026-01"  # inside the demo lake's watched path
@@ -88,3 +92,24 @@ async def test_a_repeat_limit_folds_files_of_one_folder_not_of_a_folder_spelled_
         "Info: New data in lake/raw/customers/Jan/a.csv",
         "Info: New data in lake/raw/customers/jan/b.csv",
     ]
+
+
+async def test_a_drift_whose_window_is_past_any_instant_is_shown_without_it(loop: Loop) -> None:
+    """``0001-01-01T00:00:00+01:00`` is a date-time, but no instant in UTC: the card leaves the window out rather
+    than Handoff refusing the event on every retry until Event Grid drops it."""
+    aml = loop.suite.aml
+    now = aml.clock.now()
+    edge = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+    drift = aml.events.dataset_drift_detected("customers-drift", "base", "target", 0.87, edge, now, now)
+    assert drift.data["startTime"] == "0001-01-01T00:00:00+01:00"
+    aml.dispatcher.publish(drift)
+    await aml.drain_events()
+
+    [card] = await eventually(lambda: cards(loop, "Data drift detected by customers-drift"))
+    assert "*Drift coefficient*\\n0.870" in blocks_text(card)
+    assert "Data compared" not in blocks_text(card)
+    assert answers(loop, drift) == [200]
+    [stored] = [e for e in await loop.server.store.recent_events(20) if e.dedupe_key.endswith(f":{drift.id}")]
+    event = event_from_json(stored.payload)
+    assert isinstance(event, DataDriftDetected)
+    assert (event.window_start, event.window_end) == (None, now)
