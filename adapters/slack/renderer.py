@@ -82,7 +82,7 @@ def render_card(card: Card, *, compact: bool = False, note: str = "") -> SlackCo
     blocks = _compact_blocks(card, note) if compact else _full_blocks(card, note)
     for i, block in enumerate(blocks):
         block["block_id"] = f"{prefix}.{i}"
-    return SlackContent(text=fallback_text(card.text), blocks=blocks)
+    return SlackContent(text=card_fallback_text(card), blocks=blocks)
 
 
 def render_text(text: str, *, note: str = "") -> SlackContent:
@@ -103,15 +103,22 @@ def render_reply(reply: Reply, *, compact: bool = True, note: str = "") -> Slack
     if reply.card is None:
         return render_text(reply.text, note=note)
     content = render_card(reply.card, compact=compact, note=note)
-    if reply.text:
+    if reply.text and reply.text != reply.card.text:  # (a reply that is its card says the card's text)
         return SlackContent(text=fallback_text(reply.text), blocks=content.blocks)
     return content
 
 
 def fallback_text(text: str) -> str:
-    """Notification text: escaped, ``[label](url)`` links as their label, ``**bold**`` as Slack's ``*bold*``,
-    and cut to a readable length."""
+    """Notification text for text in the core's reply markup (:class:`~bot.interactions.Reply`): escaped,
+    ``[label](url)`` links as their label, ``**bold**`` as Slack's ``*bold*``, and cut to a readable length."""
     return truncate(_mrkdwn(text, links=False), MAX_FALLBACK_TEXT, "…") or " "
+
+
+def card_fallback_text(card: Card) -> str:
+    """Notification text for a card: its text escaped and cut to a readable length. A card's text is no markup
+    (it carries outside text, such as run names and commit messages, as its blocks show it), so nothing in it is
+    read as a link or bold."""
+    return truncate(escape(card.text), MAX_FALLBACK_TEXT, "…") or " "
 
 
 def _with_links(text: str) -> str:

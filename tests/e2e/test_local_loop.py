@@ -66,6 +66,32 @@ async def test_a_failing_integration_run_is_one_living_card_on_both_platforms(lo
         assert re.search(rf'^handoff_delivery_seconds_count{{platform="{platform}"}} [1-9]', metrics, re.MULTILINE)
 
 
+HOSTILE = "integrate-[app](https://evil.example) **all** <!here>"
+
+
+def a_pipeline_with_a_hostile_name(world: dict[str, Any]) -> None:
+    """A ``world`` tweak: a pipeline whose name reads as markup (of Handoff's replies, of Slack's ``mrkdwn``)."""
+    pipeline = {"id": 40, "name": HOSTILE, "folder": "\\app", "repository": "app-y", "stages": [{"name": "Build"}]}
+    world["azure_devops"]["pipelines"].append(pipeline)
+
+
+async def test_a_cards_notification_text_says_outside_text_as_it_is(start_loop: Callable[..., Awaitable[Loop]]) -> None:
+    """Slack's notification text for a card and for its failure reply: the pipeline's name as written, escaped,
+    no link or bold made of it."""
+    loop = await start_loop(world=a_pipeline_with_a_hostile_name)
+    ado = loop.suite.ado
+    ado.script_next_run(40, fail_stage="Build")
+    run = ado.start_run(40, requested_by="bob@contoso.com")
+    await eventually(lambda: ado.run(run.id).state == "completed")
+    await eventually(lambda: len(slack_messages(loop, "app-releases")) == 2)
+    await asyncio.sleep(1.5)  # let coalesced updates land
+    slack_card, told = slack_messages(loop, "app-releases")
+    bob = loop.suite.slack.world.user("bob").id
+    shown = "integrate-[app](https://evil.example) **all** &lt;!here&gt;"
+    assert slack_card.text == f"Failed: {shown} {run.name}. Failed at stage Build <@{bob}>"
+    assert told.text == f"Failed: {shown} {run.name} failed in stage Build. Stage Build failed. <@{bob}>"
+
+
 async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(loop: Loop) -> None:
     ado = loop.suite.ado
     run = ado.start_run(

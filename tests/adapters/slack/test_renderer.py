@@ -197,6 +197,20 @@ def test_a_replys_bold_is_slacks_bold_and_code_is_kept_as_written() -> None:
     assert plain.text == plain.blocks[0]["text"]["text"]
 
 
+def test_a_cards_notification_text_is_its_text_escaped_never_read_as_markup() -> None:
+    """Run and pipeline names, branches and commit messages come from outside: they say what they say."""
+    card = Card("integrate-[app](https://evil.example) 20261130.1", Status.FAILED, summary="fix **all** <!here> & go")
+    expected = "Failed: integrate-[app](https://evil.example) 20261130.1. fix **all** &lt;!here&gt; &amp; go"
+    assert render_card(card).text == expected
+    assert render_card(card, compact=True).text == expected
+    # a reply that is its card says the card's text; one with its own text, written in the core's markup, says that
+    assert render_reply(Reply(card.text, card, Visibility.THREAD)).text == expected
+    written = Reply(f"Started {link('https://dev.azure.com/r/1', 'run 1')} **now**", card, Visibility.THREAD)
+    assert render_reply(written).text == "Started run 1 *now*"
+    long = render_card(Card("x" * 5000)).text
+    assert len(long) == 3000 and long.endswith("…")
+
+
 facts = st.lists(st.builds(Fact, st.text(max_size=300), st.text(max_size=4000)), max_size=120)
 cards = st.builds(
     Card,
