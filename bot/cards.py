@@ -46,8 +46,9 @@ class Status(StrEnum):
         return self in _ALERTS
 
 
-# A stage in one of these has run its course.
-_FINISHED = frozenset({Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELED, Status.SKIPPED})
+# A stage in one of these has yet to run its course; in any other (succeeded, with issues, failed, canceled,
+# skipped, rejected, or completed with a result no status names) it has run it.
+_UNFINISHED = frozenset({Status.QUEUED, Status.RUNNING, Status.WAITING})
 _ALERTS = frozenset({Status.FAILED, Status.PARTIAL, Status.WARNING})
 
 
@@ -159,7 +160,7 @@ class Card:
         buttons, without the facts, the stage list and the context line (the stages shown as a count)."""
         summary = self.summary
         if not summary and self.steps:
-            done = sum(1 for step in self.steps if step.status in _FINISHED)
+            done = sum(1 for step in self.steps if step.status not in _UNFINISHED)
             summary = f"{done} of {len(self.steps)} stages done"
         return replace(self, summary=summary, facts=(), steps=(), context="")
 

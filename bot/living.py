@@ -59,15 +59,22 @@ State = dict[str, Any]
 
 RUN_STATE_RANK = {"notstarted": 0, "inprogress": 1, "canceling": 2, "completed": 3}
 STAGE_STATE_RANK = {"notstarted": 0, "waiting": 1, "running": 2, "inprogress": 2, "completed": 3}
+# How a run or stage ended, as Azure DevOps says (a run's or build's result: succeeded, partiallySucceeded, failed,
+# canceled; build.complete's status: stopped; a stage's, as its timeline record's: succeededWithIssues, skipped,
+# abandoned); a result with none of these (none, unknown) shows as info.
 RESULT_STATUS = {
     "succeeded": Status.SUCCEEDED,
     "partiallysucceeded": Status.PARTIAL,
+    "succeededwithissues": Status.PARTIAL,
     "failed": Status.FAILED,
     "canceled": Status.CANCELED,
     "cancelled": Status.CANCELED,
     "skipped": Status.SKIPPED,
     "stopped": Status.CANCELED,
+    "abandoned": Status.CANCELED,
 }
+# The results of a run or stage that ended with issues (a warning, a step allowed to fail): not failed.
+WITH_ISSUES = frozenset({"partiallysucceeded", "succeededwithissues"})
 APPROVAL_STATUS = {
     "pending": Status.WAITING,
     "approved": Status.APPROVED,
@@ -281,6 +288,11 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
             # a rejected approval ended the run, which Azure DevOps reports failed: told as the rejection it is
             new["failures_announced"] += ["run", *(stage for stage, _ in rejected)]
             replies.append(_rejection_reply(new, rejected))
+        elif failed and not new["failures_announced"] and new["result"] in WITH_ISSUES:
+            # the run partially succeeded: told as that, naming the stages with issues where known
+            issues = [event.failing_stage] if event.failing_stage else _issue_stages(new)
+            new["failures_announced"] += ["run", *issues]
+            replies.append(_issues_reply(new, issues))
         elif failed and not new["failures_announced"]:  # a failed stage already told the thread
             where = event.failing_stage
             new["failures_announced"] += ["run", where] if where else ["run"]
@@ -447,8 +459,16 @@ def _stage_place(stage: State) -> tuple[str, str, int]:
 
 
 def _stage_failed(stage: State) -> bool:
-    """Whether a stage failed (a stage whose approval was rejected did not: it never ran)."""
-    return stage.get("result") in ("failed", "partiallysucceeded") and "rejected_by" not in stage
+    """Whether a stage failed (a stage whose approval was rejected did not: it never ran; nor did one that
+    succeeded with issues)."""
+    return stage.get("result") == "failed" and "rejected_by" not in stage
+
+
+def _issue_stages(state: State) -> list[str]:
+    """The run's stages that succeeded with issues, by name."""
+    return sorted(
+        s["display"] for s in state["stages"].values() if s.get("result") in WITH_ISSUES and "rejected_by" not in s
+    )
 
 
 def _failed_stages(state: State) -> list[str]:
@@ -551,7 +571,7 @@ def _render_run(state: State) -> Card:
         facts.append(Fact("Duration", duration))
     stages = sorted(state["stages"].values(), key=_stage_place)
     links = [Link("Open run", state["url"])] if state.get("url") else []
-    if status is Status.FAILED and state.get("url"):
+    if status in (Status.FAILED, Status.PARTIAL) and state.get("url"):
         links.append(Link("Logs", _logs_url(state["url"])))
     return Card(
         title=_run_title(state),
@@ -595,6 +615,23 @@ def _failure_reply(state: State, stage: str | None) -> Card:
         status=Status.FAILED,
         summary=f"Stage {stage} failed{tested}." if stage else "",
         links=links,
+        mentions=_asker(state),
+    )
+
+
+def _issues_reply(state: State, stages: list[str]) -> Card:
+    """The thread reply for a run that partially succeeded: the stages with issues (when known), the logs, and a
+    mention of the person who asked for the run."""
+    tested = f" with {state['for_model']}" if state.get("for_model") else ""
+    if len(stages) > 1:
+        issues = f"Issues in stages {', '.join(stages[:-1])} and {stages[-1]}."
+    else:
+        issues = f"Issues in stage {stages[0]}." if stages else ""
+    return Card(
+        title=f"{_run_title(state)} partially succeeded{tested}",
+        status=Status.PARTIAL,
+        summary=issues,
+        links=(Link("Logs", _logs_url(state["url"])),) if state.get("url") else (),
         mentions=_asker(state),
     )
 

@@ -66,6 +66,45 @@ async def test_a_failing_integration_run_is_one_living_card_on_both_platforms(lo
         assert re.search(rf'^handoff_delivery_seconds_count{{platform="{platform}"}} [1-9]', metrics, re.MULTILINE)
 
 
+async def test_a_run_that_partially_succeeded_is_told_so_on_both_platforms_with_its_logs(loop: Loop) -> None:
+    """A stage that succeeded with issues makes its run partially succeed: an alert (in the thread and the channel,
+    calling on who asked), but no failure."""
+    ado = loop.suite.ado
+    ado.script_next_run("integrate-app-y", results={"Build": "succeededWithIssues"})
+    run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    await eventually(lambda: ado.run(run.id).state == "completed")
+    assert ado.run(run.id).result == "partiallySucceeded"
+    await eventually(lambda: len(slack_messages(loop, "app-releases")) == 2)
+    await eventually(lambda: any(p.replies for p in teams_posts(loop, "App releases")))
+    await asyncio.sleep(1.5)  # let coalesced updates land
+    slack_card, told = slack_messages(loop, "app-releases")
+    assert ":large_orange_diamond: *Partially succeeded*" in blocks_text(slack_card)
+    assert ":large_orange_diamond: Build\\n:white_check_mark: Integration tests" in blocks_text(slack_card)
+    assert f"buildId={run.id}&view=logs|Logs>" in blocks_text(slack_card)
+    assert told in slack_card.replies and told.reply_broadcast
+    assert told.text == (
+        f"Partially succeeded: integrate-app-y {run.name} partially succeeded with model-x:latest. "
+        f"Issues in stage Build. <@{loop.suite.slack.world.user('bob').id}>"
+    )
+    assert ":large_orange_diamond:" in blocks_text(told) and f"buildId={run.id}&view=logs|Logs>" in blocks_text(told)
+    assert ":x:" not in blocks_text(told) and "failed" not in blocks_text(told).lower()
+    (teams_card,) = teams_posts(loop, "App releases")
+    [card] = [a["content"] for a in teams_card.activity["attachments"]]
+    stages = [fact for block in card["body"] if block["type"] == "FactSet" for fact in block["facts"]]
+    assert {"title": "Build", "value": "⚠️ Partially succeeded"} in stages
+    assert "Logs" in [a["title"] for a in card.get("actions", [])]
+    [teams_told] = teams_card.replies
+    [reply] = [a["content"] for a in teams_told.activity["attachments"]]
+    assert [b["text"] for b in reply["body"][:3]] == [
+        f"integrate-app-y {run.name} partially succeeded with model-x:latest",
+        "⚠️ Partially succeeded",
+        "Issues in stage Build.",
+    ]
+    assert [a["title"] for a in reply["actions"]] == ["Logs"]
+    bob = loop.suite.teams.world.user("bob")
+    assert [e["mentioned"]["id"] for e in reply["msteams"]["entities"]] == [bob.id]
+
+
 HOSTILE = "integrate-[app](https://evil.example) **all** <!here>"
 
 

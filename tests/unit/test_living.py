@@ -320,6 +320,74 @@ def test_a_skipped_stage_reads_skipped_and_is_no_failure() -> None:
     assert card.compacted().summary == "2 of 2 stages done"
 
 
+def test_a_stage_reads_as_each_result_azure_devops_gives_and_every_ended_stage_counts_as_done() -> None:
+    """A timeline's stage results: succeededWithIssues is a partial success, abandoned a canceled stage."""
+    state, replies = apply(
+        run("inProgress"),
+        stage("Build", "completed", "succeededWithIssues", at=10),
+        stage("Tests", "completed", "succeeded", at=20),
+        stage("Lint", "completed", "abandoned", at=20),
+        stage("Docs", "completed", "skipped", at=20),
+        run("completed", "partiallySucceeded", at=30),
+    )
+    card = render(state)
+    assert card.status is Status.PARTIAL
+    assert [(s.name, s.status.label) for s in card.steps] == [
+        ("Build", "Partially succeeded"),
+        ("Docs", "Skipped"),
+        ("Lint", "Canceled"),
+        ("Tests", "Succeeded"),
+    ]
+    assert card.compacted().summary == "4 of 4 stages done"
+    assert [r.status for r in replies] == [Status.PARTIAL]  # the run's, not a failure of the stage
+    # a stage whose approval was rejected has run its course too, while a stage beside it goes on
+    rejected, _ = apply(
+        run("inProgress"), stage("Deploy", "completed", "rejected", at=9), stage("Smoke", "running", at=9)
+    )
+    assert render(rejected).compacted().summary == "1 of 2 stages done"
+    going, _ = apply(
+        run("inProgress"), stage("Build", "completed", "succeeded", at=1), stage("Deploy", "pending", at=2)
+    )
+    assert render(going).compacted().summary == "1 of 2 stages done"
+
+
+def test_a_run_that_partially_succeeded_is_told_so_naming_its_issues_with_its_logs() -> None:
+    bob = Person(name="Bob Chen", email="bob@contoso.com")
+    logs = ("Logs", "https://dev.azure.com/contoso/mlops/_build/results?buildId=42&view=logs")
+    state, [reply] = apply(
+        run("inProgress"),
+        replace(stage("Build", "completed", "succeededWithIssues", at=10), actor=bob),
+        stage("Integration tests", "completed", "succeeded", at=20),
+        run("completed", "partiallySucceeded", at=30),
+    )
+    assert (reply.title, reply.status, reply.summary) == (
+        "integrate-app-y 20261128.1 partially succeeded",
+        Status.PARTIAL,
+        "Issues in stage Build.",
+    )
+    assert reply.text == "Partially succeeded: integrate-app-y 20261128.1 partially succeeded. Issues in stage Build."
+    assert [(link.label, link.url) for link in reply.links] == [logs]
+    assert reply.mentions == (Mention("Bob Chen", "bob@contoso.com"),) and reply.status.alerts
+    card = render(state)
+    assert card.status is Status.PARTIAL and logs in [(link.label, link.url) for link in card.links]
+    # the stage the run names (from its timeline), or none known; a run started for a model version names it
+    named = replace(run("completed", "partiallySucceeded", at=30), failing_stage="Deploy to QA")
+    assert apply(run("inProgress"), named)[1][0].summary == "Issues in stage Deploy to QA."
+    two = (stage("Tests", "completed", "succeededWithIssues"), stage("Build", "completed", "partiallySucceeded"))
+    _, [reply] = apply(run("inProgress"), *two, run("completed", "partiallySucceeded", at=30))
+    assert reply.summary == "Issues in stages Build and Tests."
+    for_model = replace(run("completed", "partiallySucceeded", at=30), event_id="handoff-poll", for_model="model-x:8")
+    _, [reply] = apply(run("inProgress"), for_model)
+    assert reply.text == "Partially succeeded: integrate-app-y 20261128.1 partially succeeded with model-x:8"
+    # told once, whatever arrives after
+    _, replies = apply(
+        run("inProgress"),
+        run("completed", "partiallySucceeded", at=30),
+        stage("Build", "completed", "succeededWithIssues", at=10),
+    )
+    assert [r.status for r in replies] == [Status.PARTIAL]
+
+
 def test_late_events_never_move_the_card_backwards() -> None:
     state, _ = apply(run("completed", "succeeded", at=60), stage("Build", "completed", "succeeded"))
     late = merge(state, run("inProgress"))
