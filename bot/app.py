@@ -269,6 +269,7 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
         run_details = pipelines.run_status if pipelines else None
         identities = pipelines.approver_identities if pipelines else None
         me = pipelines.own_identity if pipelines else None
+        project_id = pipelines.project_id if pipelines else None
         add_azure_devops_hooks(
             app,
             settings.azure_devops,
@@ -280,6 +281,7 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
             depends_on_actor=handoff.ingest.depends_on_actor,
             depends_on_branch=handoff.ingest.depends_on_branch,
             model_pipelines=ModelPipelines.of(settings),
+            project_id=project_id,
         )
     if settings.eventgrid and settings.eventgrid.enabled:
         from adapters.azure_ml.eventgrid_route import add_eventgrid_route

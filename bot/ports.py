@@ -607,6 +607,10 @@ class PipelineService(Protocol):
         Azure DevOps does not say."""
         ...
 
+    async def project_id(self, project: str) -> str:
+        """The id (a GUID) of the project named ``project``, which some of Azure DevOps' hooks name it by."""
+        ...
+
     async def run_pipeline(
         self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]
     ) -> StartedRun: ...

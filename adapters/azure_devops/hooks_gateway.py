@@ -29,7 +29,8 @@ from adapters.worker_pool import NoAnswer, call_within
 
 T = TypeVar("T")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_PROJECT_IN_API_URL = re.compile(r"/([0-9a-fA-F-]{36})/_apis/", re.IGNORECASE)
+# the project of a Pipelines API URL, which the service names by id (``…/{org}/{project id}/_apis/Pipelines/1``)
+PROJECT_IN_API_URL = re.compile(r"/([0-9a-fA-F-]{36})/_apis/", re.IGNORECASE)
 
 
 class HookCallFailed(Exception):
@@ -155,7 +156,7 @@ class HooksGateway:
             lambda: self._client("pipelines").list_pipelines(project, top=1),
         )
         for pipeline in pipelines or []:
-            if match := _PROJECT_IN_API_URL.search(str(pipeline.url or "")):
+            if match := PROJECT_IN_API_URL.search(str(pipeline.url or "")):
                 return match.group(1)
         raise HookCallFailed(
             f"read project {project}",

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from adapters.azure_devops.hook_auth import ServiceHookAuthenticator
 from adapters.azure_devops.hook_context import SOURCE, organization_from_url
+from adapters.azure_devops.project_names import ProjectId, ProjectNames
 from adapters.azure_devops.run_facts import RunCompletion, RunFacts
 from adapters.azure_devops.run_state_hook import EVENT_TYPE as RUN_STATE_CHANGED
 from adapters.azure_devops.run_state_hook import read_run_state_changed
@@ -98,7 +99,9 @@ class ServiceHookRoute:
         requester_timeout: float = REQUESTER_TIMEOUT,
         model_pipelines: ModelPipelines | None = None,
         depends_on_branch: DependsOnBranch | None = None,
+        project_id: ProjectId | None = None,
     ) -> None:
+        self._project_names = ProjectNames(settings.projects, project_id) if project_id is not None else None
         self._own_identity = own_identity
         self._model_pipelines = model_pipelines
         self._depends_on_actor = depends_on_actor
@@ -147,7 +150,7 @@ class ServiceHookRoute:
         accepted = duplicates = 0
         try:
             for parsed in events:
-                if await self._sink.accept(await self._completed(parsed)):
+                if await self._sink.accept(await self._completed(await self._named(parsed))):
                     accepted += 1
                 else:
                     duplicates += 1
@@ -165,6 +168,12 @@ class ServiceHookRoute:
         if metrics is not None:
             metrics.hook_events_counted(SOURCE, accepted, duplicates, 0)
         return json_answer({"accepted": accepted, "duplicates": duplicates, "ignored": 0})
+
+    async def _named(self, event: DomainEvent) -> DomainEvent:
+        """The event with its project by the configured name, where its hook names a configured project by id."""
+        if self._project_names is None:
+            return event
+        return await self._project_names.named(event, self._requester_timeout)
 
     async def _completed(self, event: DomainEvent) -> DomainEvent:
         """What the hook leaves out, from the REST API when possible: the run of a pending approval whose
@@ -334,6 +343,7 @@ def add_azure_devops_hooks(
     depends_on_actor: DependsOnActor | None = None,
     model_pipelines: ModelPipelines | None = None,
     depends_on_branch: DependsOnBranch | None = None,
+    project_id: ProjectId | None = None,
 ) -> None:
     """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``.
 
@@ -367,6 +377,11 @@ def add_azure_devops_hooks(
             ``templateParameters`` through ``run_details`` (once per run, within :data:`REQUESTER_TIMEOUT`
             for a run's event, within the approval's lookups' time for an approval); without an answer they
             go without it. No other pipeline's runs are asked about for it.
+        project_id: a configured project's name → its id. An event whose hook names its project only by id (a
+            pending approval's, a run's whose links carry the id) names it by the configured name where the id is
+            a configured project's: the ids are looked up the first time one is needed (within
+            :data:`REQUESTER_TIMEOUT`), and kept; without an answer the event keeps the id, and the lookup is tried
+            again a minute later.
     """
     route = ServiceHookRoute(
         settings,
@@ -378,6 +393,7 @@ def add_azure_devops_hooks(
         depends_on_actor=depends_on_actor,
         model_pipelines=model_pipelines,
         depends_on_branch=depends_on_branch,
+        project_id=project_id,
     )
     app.router.add_post(PATH, route.handle)
     set_body_limit(app, PATH, BODY_LIMIT)

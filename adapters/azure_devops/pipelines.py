@@ -29,6 +29,7 @@ from adapters.azure_devops.approvals_client import PipelineApprovalsClient
 from adapters.azure_devops.approver_directory import ApproverDirectory, identity_person
 from adapters.azure_devops.gateway import AzureDevOpsGateway
 from adapters.azure_devops.hook_context import email_from_unique_name
+from adapters.azure_devops.hooks_gateway import PROJECT_IN_API_URL
 from adapters.azure_devops.service_hooks import approval_status
 from adapters.web.payloads import PayloadError
 from bot.config import AzureDevOpsSettings
@@ -129,6 +130,7 @@ class AzureDevOpsPipelines:
         self.approvals = self.gateway.watch(PipelineApprovalsClient(connection.base_url, connection._creds))
         self.directory = ApproverDirectory(connection, self.gateway)
         self._pipeline_ids: dict[tuple[str, str], int] = {}
+        self._project_ids: dict[str, str] = {}
         self._me: Person | None = None
 
     def _client(self, area: str) -> Any:
@@ -225,6 +227,28 @@ class AzureDevOpsPipelines:
             me = getattr(data, "authenticated_user", None)
             self._me = identity_person(me) if me is not None else None
         return self._me
+
+    async def project_id(self, project: str) -> str:
+        """The id of the project named ``project`` (``GET _apis/projects/{project}``), read once."""
+        key = project.lower()
+        if key not in self._project_ids:
+            self._project_ids[key] = await self._call("project", self._read_project_id, project)
+        return self._project_ids[key]
+
+    def _read_project_id(self, project: str) -> str:
+        """The Core API's answer; where it is refused (a PAT without vso.project) or not offered (Azure DevOps
+        Server behind a proxy, the local emulator), the project part of its Pipelines API URLs."""
+        try:
+            return str(self._client("core").get_project(project).id)
+        except AzureDevOpsServiceError as error:
+            log.info("azure devops refused project %s (%s): reading its id from its pipelines", project, error)
+        except ValueError as error:  # the SDK finds no location for the API
+            if "location" not in str(error).lower():
+                raise
+        for pipeline in self._client("pipelines").list_pipelines(project, top=1) or []:
+            if match := PROJECT_IN_API_URL.search(str(pipeline.url or "")):
+                return match.group(1)
+        raise ServiceRefused(f"Azure DevOps does not say the id of project {project} (it has no pipelines).")
 
     # --- runs --------------------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ class FakePipelines:
         an approval first awaits ``while_deciding`` (if set), then raises the first of ``refuse_decisions``
         (if any), else is recorded in ``decided`` (a classic release's in ``release_decided``). ``approvals`` are
         how approvals stand when asked (unknown ones are left out); each question is kept in ``asked``. Every run
-    whose status is asked is kept in ``status_asked``; asking about a run in ``deleted`` is refused."""
+    whose status is asked is kept in ``status_asked``; asking about a run in ``deleted`` is refused. ``project_ids``
+    are the projects' ids by name (any other project is refused)."""
 
     started: list[tuple[str, str, str | None, dict[str, str]]] = field(default_factory=list)
     results: dict[str, RunStatus] = field(default_factory=dict)
@@ -34,6 +35,12 @@ class FakePipelines:
     me: Person | None = None
     status_asked: list[str] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
+    project_ids: dict[str, str] = field(default_factory=dict)
+
+    async def project_id(self, project: str) -> str:
+        if project not in self.project_ids:
+            raise ServiceRefused(f"Azure DevOps has no project {project}")
+        return self.project_ids[project]
 
     async def own_identity(self) -> Person | None:
         return self.me

@@ -1,0 +1,182 @@
+"""What ``POST /hooks/azure-devops`` makes of deliveries shaped as Azure DevOps documents them: a project named only
+by its id, a URL with a trailing slash, a post-deployment approval, an approval whose run is unknown, a
+build.complete of ``resourceVersion`` 1.0, a classic release's deployment. Emulators → Handoff → Slack and the
+store."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from adapters.emulators.azure_devops import AzureDevOpsEmulator
+from bot.events import DomainEvent
+from bot.living import render
+from bot.stored_events import event_from_json
+from tests.e2e.conftest import Loop, blocks_text, eventually, slack_messages
+
+PENDING = "ms.vss-pipelinechecks-events.approval-pending"
+DOCUMENTED_PROJECT_ID = "be9b3917-87e6-42a4-a549-2bc06a7a878f"  # the documented samples' project container
+OTHER_PROJECT_ID = "0d6ad1a4-3b0c-4b51-9f32-0a51ad1a4c4e"  # a project Handoff is not configured with
+
+
+def sample(shared_dir: Path, name: str) -> Any:
+    return json.loads((shared_dir / "samples" / "ado" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def following_project(channel: str, events: list[str]) -> Any:
+    """A configuration tweak: ``channel`` follows ``events`` of project mlops (by name, as people write it)."""
+
+    def tweak(config: dict[str, Any]) -> None:
+        config["subscriptions"].append({"channel": channel, "events": events, "projects": ["mlops"]})
+
+    return tweak
+
+
+def releases_of_mlops(config: dict[str, Any]) -> None:
+    """A configuration tweak: app-releases follows the releases' runs and approvals of project mlops only."""
+    for subscription in config["subscriptions"]:
+        if subscription["channel"] == "app-releases":
+            subscription["projects"] = ["mlops"]
+
+
+async def deliver(loop: Loop, payload: Any, path: str = "/hooks/azure-devops") -> dict[str, Any]:
+    """POST ``payload`` to Handoff as Azure DevOps does, with the service hook's basic auth; its answer."""
+    handoff = loop.server.handoff
+    assert handoff is not None and handoff.settings.azure_devops is not None
+    basic = handoff.settings.azure_devops.service_hooks.basic
+    assert basic is not None
+    token = base64.b64encode(f"{basic.username}:{basic.password.reveal()}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+    url, data = f"{loop.server.url}{path}", json.dumps(payload)
+    async with aiohttp.ClientSession() as session, session.post(url, data=data, headers=headers) as answer:
+        assert answer.status == 200, await answer.text()
+        body: dict[str, Any] = await answer.json()
+        return body
+
+
+def without_hooks_of(ado: AzureDevOpsEmulator, event_type: str) -> None:
+    """Azure DevOps' own deliveries of ``event_type`` stop (the test delivers its own)."""
+    for subscription in ado.webhooks.subscriptions.values():
+        subscription.event_types = subscription.event_types - {event_type}
+
+
+async def stored_events(loop: Loop) -> dict[str, DomainEvent]:
+    """The events the store holds, by their ids."""
+    found = {}
+    for record in await loop.server.store.recent_events(50):
+        assert isinstance(record.payload, dict)
+        event = event_from_json(record.payload)
+        assert event is not None
+        found[event.event_id] = event
+    return found
+
+
+def run_hook_by_project_id(shared_dir: Path, ado: AzureDevOpsEmulator, project_id: str, run_id: int) -> Any:
+    """The documented run-state-changed (its links name the project by id), from ``ado``'s organization."""
+    hook = sample(shared_dir, "ms.vss-pipelines.run-state-changed-event")
+    text = json.dumps(hook).replace("https://codedev.ms/org/", f"{ado.org_url}/")
+    text = text.replace("863d0a5b-3c91-4bf3-8ad7-7f33736b7f4c", project_id)  # the sample's project, in its links
+    hook = json.loads(text)
+    hook["id"] = f"run-hook-{project_id}-{run_id}"
+    hook["resourceContainers"]["account"]["baseUrl"] = f"{ado.org_url}/"
+    hook["resourceContainers"]["project"]["id"] = project_id
+    hook["resource"]["run"]["id"] = run_id
+    hook["resource"]["run"]["name"] = f"20261130.{run_id}"
+    return hook
+
+
+async def test_an_approval_naming_its_project_by_id_reaches_the_channel_following_the_project(
+    start_loop: Any, shared_dir: Path
+) -> None:
+    """The documented approval-pending names its project only by id: the channel that follows the project by name
+    gets the gate, with buttons (no "nobody sees this gate" warning in ops)."""
+    loop = await start_loop(tweak=releases_of_mlops)
+    ado = loop.suite.ado
+    without_hooks_of(ado, PENDING)
+    run = ado.start_run(
+        "release-app-y", requested_by="alice@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+    )
+    [approval] = await ado.wait_until(lambda: ado.approvals_for(run.id), timeout=20)
+    hook = sample(shared_dir, PENDING)
+    hook["resource"]["approval"]["id"] = approval.id
+    hook["resourceContainers"]["project"]["id"] = ado.world.project_id
+    hook["resourceContainers"]["account"]["baseUrl"] = f"{ado.org_url}/"
+
+    assert await deliver(loop, hook) == {"accepted": 1, "duplicates": 0, "ignored": 0}
+
+    gate_card = await eventually(
+        lambda: next(
+            (m for m in slack_messages(loop, "app-releases") if '"action_id": "approve"' in blocks_text(m)), None
+        )
+    )
+    assert "Release release-app-y to " in gate_card.text and run.name in blocks_text(gate_card)
+    assert not any("No conversation sees the gate" in m.text for m in slack_messages(loop, "ops"))
+    gate = await loop.server.store.get_gate(f"azure-devops:contoso:pipeline-approval:{approval.id}")
+    assert gate is not None
+    stored = await loop.server.store.get_card_state(f"azure-devops:contoso:pipeline-approval:{approval.id}")
+    assert stored is not None and stored.state["project"] == "mlops" and stored.state["run_id"] == str(run.id)
+    assert (await stored_events(loop))[hook["id"]].project == "mlops"
+    # the approval was read by the project's name, and the project's id was looked up once
+    assert ado.recorder.matching(f"GET /contoso/mlops/_apis/pipelines/approvals/{approval.id}")
+
+
+async def test_runs_naming_their_project_by_id_go_where_the_project_is_followed(
+    start_loop: Any, shared_dir: Path
+) -> None:
+    """A run whose links name the project by id goes to the channel following the project by name, on the card its
+    other events (naming it by name) update; another project's id stays as it is, and is followed by nobody. The
+    configured project's id is looked up once."""
+    loop = await start_loop(tweak=following_project("ops", ["run"]))
+    ado = loop.suite.ado
+    project_id = ado.world.project_id
+    looked_up = len(ado.recorder.matching("GET /contoso/mlops/_apis/pipelines"))
+
+    await deliver(loop, run_hook_by_project_id(shared_dir, ado, project_id, 501))
+    await deliver(loop, run_hook_by_project_id(shared_dir, ado, OTHER_PROJECT_ID, 502))
+    await deliver(loop, run_hook_by_project_id(shared_dir, ado, project_id, 503))
+
+    await eventually(lambda: len(slack_messages(loop, "ops")) >= 2)
+    await asyncio.sleep(1.0)  # let anything else sent land
+    shown = [blocks_text(m) for m in slack_messages(loop, "ops")]
+    assert len(shown) == 2 and "20261130.501" in shown[0] and "20261130.503" in shown[1], shown
+    assert not any("20261130.502" in text for text in shown)
+    store = loop.server.store
+    for run_id in (501, 503):
+        stored = await store.get_card_state(f"azure-devops:contoso:mlops:run:{run_id}")
+        assert stored is not None and render(stored.state).title.endswith(f"20261130.{run_id}")
+    assert await store.get_card_state(f"azure-devops:contoso:{OTHER_PROJECT_ID}:run:502") is not None
+    projects = {event_id: event.project for event_id, event in (await stored_events(loop)).items()}
+    assert projects[f"run-hook-{project_id}-501"] == projects[f"run-hook-{project_id}-503"] == "mlops"
+    assert projects[f"run-hook-{OTHER_PROJECT_ID}-502"] == OTHER_PROJECT_ID
+    assert len(ado.recorder.matching("GET /contoso/mlops/_apis/pipelines")) == looked_up + 1
+
+
+async def test_a_project_whose_id_is_not_found_is_asked_about_once_a_minute_at_most(
+    start_loop: Any, shared_dir: Path
+) -> None:
+    """A configured project Azure DevOps does not know: the projects it does know are still named, and the hooks
+    naming an unknown id do not ask about it again each."""
+
+    def tweak(config: dict[str, Any]) -> None:
+        config["azure_devops"]["projects"] = ["mlops", "retired"]
+        following_project("ops", ["run"])(config)
+
+    loop = await start_loop(tweak=tweak)
+    ado = loop.suite.ado
+
+    for run_id, project_id in ((601, OTHER_PROJECT_ID), (602, OTHER_PROJECT_ID), (603, ado.world.project_id)):
+        assert (await deliver(loop, run_hook_by_project_id(shared_dir, ado, project_id, run_id)))["accepted"] == 1
+
+    assert len(ado.recorder.matching("GET /contoso/retired/_apis/pipelines")) == 1
+    assert len(ado.recorder.matching("GET /contoso/mlops/_apis/pipelines")) == 1
+    card = await eventually(lambda: next(iter(slack_messages(loop, "ops")), None))
+    assert "20261130.603" in blocks_text(card)
+    projects = {event_id: event.project for event_id, event in (await stored_events(loop)).items()}
+    assert projects[f"run-hook-{OTHER_PROJECT_ID}-601"] == projects[f"run-hook-{OTHER_PROJECT_ID}-602"]
+    assert projects[f"run-hook-{OTHER_PROJECT_ID}-602"] == OTHER_PROJECT_ID
+    assert projects[f"run-hook-{ado.world.project_id}-603"] == "mlops"
