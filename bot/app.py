@@ -25,7 +25,7 @@ from adapters.sql.problems import NoDatabase
 from adapters.sql.store import STORE_ERRORS, StoreUnavailable
 from adapters.web.edge import edge_middleware
 from adapters.web.health import METRICS, STORE, add_health_routes
-from adapters.web.limits import BODY_LIMITS
+from adapters.web.limits import BODY_LIMITS, alias_trailing_slash
 from adapters.web.pages import add_app_pages
 from adapters.web.server_log import quiet_client_errors
 from bot.chat_handler import ChatHandler
@@ -284,10 +284,12 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
             project_id=project_id,
         )
     if settings.eventgrid and settings.eventgrid.enabled:
+        from adapters.azure_ml.eventgrid_route import PATH as EVENTGRID_PATH
         from adapters.azure_ml.eventgrid_route import add_eventgrid_route
 
         workspace = settings.azure_ml if settings.azure_ml and settings.azure_ml.enabled else None
         add_eventgrid_route(app, settings.eventgrid, handoff.ingest, workspace)
+        alias_trailing_slash(app, EVENTGRID_PATH)
 
 
 def create_app(

@@ -29,7 +29,7 @@ from adapters.azure_devops.run_state_hook import read_run_state_changed
 from adapters.azure_devops.service_hooks import parse_service_hook, with_approval_details
 from adapters.web.answers import json_answer
 from adapters.web.health import METRICS
-from adapters.web.limits import set_body_limit
+from adapters.web.limits import alias_trailing_slash, set_body_limit
 from adapters.web.metrics import is_doctor_probe
 from adapters.web.payloads import PayloadError, decode_json
 from bot.config import AzureDevOpsSettings
@@ -345,7 +345,8 @@ def add_azure_devops_hooks(
     depends_on_branch: DependsOnBranch | None = None,
     project_id: ProjectId | None = None,
 ) -> None:
-    """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``.
+    """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``, and the same path with a trailing
+    slash (Azure DevOps would take a 404 for an enduring failure).
 
     Args:
         app: Handoff's application (:func:`bot.app.create_app`).
@@ -397,3 +398,4 @@ def add_azure_devops_hooks(
     )
     app.router.add_post(PATH, route.handle)
     set_body_limit(app, PATH, BODY_LIMIT)
+    alias_trailing_slash(app, PATH)

@@ -7,9 +7,10 @@ from aiohttp import web
 
 
 def route_of(request: web.Request) -> str:
-    """The route a request matched, as the metrics name it (its canonical path, or ``unmatched``)."""
+    """The route a request matched, as the metrics name it (its canonical path, or ``unmatched``); a path's
+    alias with a trailing slash counts as the path."""
     resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
+    return (resource.canonical.rstrip("/") or "/") if resource is not None else "unmatched"
 
 
 PROBE_HEADER = "Handoff-Probe"

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from adapters.emulators.azure_devops import AzureDevOpsEmulator
+from adapters.web.health import METRICS
 from bot.events import DomainEvent
 from bot.living import render
 from bot.stored_events import event_from_json
@@ -180,3 +181,38 @@ async def test_a_project_whose_id_is_not_found_is_asked_about_once_a_minute_at_m
     assert projects[f"run-hook-{OTHER_PROJECT_ID}-601"] == projects[f"run-hook-{OTHER_PROJECT_ID}-602"]
     assert projects[f"run-hook-{OTHER_PROJECT_ID}-602"] == OTHER_PROJECT_ID
     assert projects[f"run-hook-{ado.world.project_id}-603"] == "mlops"
+
+
+async def test_hooks_to_the_url_with_a_trailing_slash_are_taken_as_without(loop: Loop) -> None:
+    """Azure DevOps set up with ``…/hooks/azure-devops/`` delivers (a 404 would put its subscription on probation);
+    Event Grid's handshake and deliveries to ``…/hooks/eventgrid/`` work too."""
+    ado = loop.suite.ado
+    for subscription_id, subscription in list(ado.webhooks.subscriptions.items()):
+        ado.remove_webhook(subscription_id)
+        ado.add_webhook(f"{subscription.url}/", subscription.event_types, basic=subscription.basic)
+    handoff = loop.server.handoff
+    assert handoff is not None and handoff.settings.eventgrid is not None
+    secret = handoff.settings.eventgrid.delivery_secret.reveal()
+    aml = loop.suite.aml
+    slashed = await aml.add_event_subscription(
+        f"{loop.server.url}/hooks/eventgrid/", schema="CloudEventSchemaV1_0", secret_query=("code", secret)
+    )
+
+    run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if run.name in blocks_text(m)), None)
+    )
+    await eventually(lambda: "Succeeded" in card.text, timeout=30)
+    await ado.drain()
+    assert ado.deliveries and all(d.result == "succeeded" for d in ado.deliveries)
+    assert all(s.status == "enabled" for s in ado.webhooks.subscriptions.values())
+    stored = await loop.server.store.get_card_state(f"azure-devops:contoso:mlops:run:{run.id}")
+    assert stored is not None
+
+    aml.register_model("model-x")
+    await aml.drain_events()
+    assert slashed.attempts and all(a.status == 200 for a in slashed.attempts)
+    # counted as the routes they alias
+    answered = {route for route, _ in loop.server.app[METRICS].answers.requests}
+    assert {"/hooks/azure-devops", "/hooks/eventgrid"} <= answered
+    assert not {"/hooks/azure-devops/", "/hooks/eventgrid/"} & answered
