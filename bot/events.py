@@ -370,6 +370,9 @@ class ApprovalEvent(DomainEvent):
     # a classic release approval's release and release definition (``Release-1``, ``Fabrikam.CD``): it has no run
     release_name: str = ""
     release_definition: str = ""
+    # when a classic release approval is asked: ``preDeploy`` (before deploying to its environment) or
+    # ``postDeploy`` (a sign-off after it); "" for a pipeline approval
+    approval_type: str = ""
 
     @property
     def model_names(self) -> tuple[str, ...]:

@@ -663,6 +663,7 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         ("url", event.web_url),
         ("requested_by", event.requester.display if event.requester else None),
         ("timeout_at", _iso(event.timeout_at)),
+        ("approval_type", event.approval_type),
     ):
         if value and not new.get(key):
             new[key] = value
@@ -882,13 +883,28 @@ def _name_of(state: State, actor: str, chat_name: str = "") -> str:
     return _readable(chat_name or actor)
 
 
+def _approval_title(state: State) -> str:
+    """What the gate asks, from what is known of it: ``Release release-app-y to production``, a classic
+    release's ``Release Fabrikam.CD Release-1 to Dev`` or, after its deployment, ``Sign off Fabrikam.CD
+    Release-1 in Dev``; a pipeline approval whose run is not known yet, ``Approval in production``."""
+    environment, stage = state.get("environment"), state.get("stage")
+    # a pipeline's run, or a classic release of its definition (``Fabrikam.CD Release-1``)
+    what = " ".join(n for n in (state.get("pipeline"), state.get("release")) if n)
+    if state.get("approval_type") == "postDeploy":  # a sign-off of a deployment done
+        if what:
+            return f"Sign off {what} in {environment}" if environment else f"Sign off {what}"
+        return f"Sign-off in {environment}" if environment else "Sign-off after deployment"
+    if what:
+        return f"Release {what} to {environment or stage or 'the next stage'}"
+    if environment:
+        return f"Approval in {environment}"
+    return f"Approval at stage {stage}" if stage else "Approval"
+
+
 def _render_approval(state: State) -> Card:
     status = APPROVAL_STATUS.get(state["status"], Status.INFO)
-    target = state.get("environment") or state.get("stage") or "the next stage"
-    # a pipeline's run, or a classic release of its definition (``Fabrikam.CD Release-1``)
-    what = " ".join(n for n in (state.get("pipeline"), state.get("release")) if n) or "a release"
     # the same headline before and after the decision (the status line says how it was decided)
-    title = f"Release {what} to {target}"
+    title = _approval_title(state)
     facts = [Fact("Pipeline", state["pipeline"])] if state.get("pipeline") else []
     if state.get("release"):
         facts.append(Fact("Release", state["release"]))
@@ -900,6 +916,8 @@ def _render_approval(state: State) -> Card:
         facts.append(Fact("Stage", state["stage"]))
     if state.get("environment"):
         facts.append(Fact("Environment", state["environment"]))
+    if state.get("approval_type") == "postDeploy":
+        facts.append(Fact("Approval", "Post-deployment"))
     handoff = state.get("handoff_identity")
     people = [a for a in state.get("approvers", []) if not handoff or _norm(a.get("email")) != handoff]
     if approvers := _approvers_shown(state, people):

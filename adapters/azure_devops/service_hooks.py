@@ -284,6 +284,15 @@ def release_web_url(release_id: str | None, *api_urls: str | None) -> str | None
     return None
 
 
+# ``approvalType`` as the ReleaseApproval names it, or as the subscription filter numbers it (reference §1.2)
+_APPROVAL_TYPES = {"predeploy": "preDeploy", "1": "preDeploy", "postdeploy": "postDeploy", "2": "postDeploy"}
+
+
+def _approval_type(value: str | None) -> str:
+    """``preDeploy`` or ``postDeploy``; a missing or unknown type reads as a pre-deployment approval (the usual)."""
+    return _APPROVAL_TYPES.get((value or "").lower(), "preDeploy")
+
+
 def _release_approval(kind: type[ApprovalEvent]) -> Parser:
     def parse(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
         approval = resource.obj("approval")
@@ -313,6 +322,7 @@ def _release_approval(kind: type[ApprovalEvent]) -> Parser:
                 approval_kind="release",
                 release_name=release.text("name") or approval.obj("release").text("name") or "",
                 release_definition=definition.text("name") or "",
+                approval_type=_approval_type(approval.text("approvalType")),
                 status=status,
                 environment_name=approval.obj("releaseEnvironment").text("name"),
                 approvers=(

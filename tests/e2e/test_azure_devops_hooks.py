@@ -216,3 +216,45 @@ async def test_hooks_to_the_url_with_a_trailing_slash_are_taken_as_without(loop:
     answered = {route for route, _ in loop.server.app[METRICS].answers.requests}
     assert {"/hooks/azure-devops", "/hooks/eventgrid"} <= answered
     assert not {"/hooks/azure-devops/", "/hooks/eventgrid/"} & answered
+
+
+async def test_a_post_deployment_approval_asks_for_a_sign_off(start_loop: Any) -> None:
+    loop = await start_loop(tweak=following_project("ops", ["approval"]))
+    ado = loop.suite.ado
+    approval = ado.add_release_approval(
+        "carol@contoso.com", release_name="Release-3", environment_name="Staging", approval_type="postDeploy"
+    )
+    card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "ops") if '"action_id": "approve"' in blocks_text(m)), None)
+    )
+    assert card.blocks[0]["text"]["text"] == "Sign off app-y-classic.CD Release-3 in Staging"
+    assert "*Approval*\\nPost-deployment" in blocks_text(card)
+    stored = await loop.server.store.get_card_state(f"azure-devops:contoso:release-approval:{approval.id}")
+    assert stored is not None and stored.state["approval_type"] == "postDeploy"
+    assert render(stored.state).title == "Sign off app-y-classic.CD Release-3 in Staging"
+    # a pre-deployment approval still asks to release
+    ado.add_release_approval("carol@contoso.com", release_name="Release-4", environment_name="Staging")
+    await eventually(
+        lambda: any(
+            m.blocks[0]["text"]["text"] == "Release app-y-classic.CD Release-4 to Staging"
+            for m in slack_messages(loop, "ops")
+        )
+    )
+
+
+async def test_an_approval_whose_run_is_unknown_is_titled_by_its_environment(start_loop: Any, shared_dir: Path) -> None:
+    """The documented approval-pending, whose approval Azure DevOps does not know (the GET of it fails): the gate
+    is named by the environment its message links to."""
+    loop = await start_loop(tweak=lambda c: c["subscriptions"].append({"channel": "ops", "events": ["approval"]}))
+    hook = sample(shared_dir, PENDING)
+
+    await deliver(loop, hook)
+
+    card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "ops") if '"action_id": "approve"' in blocks_text(m)), None)
+    )
+    assert card.blocks[0]["text"]["text"] == "Approval in env1"
+    stored = await loop.server.store.get_card_state(
+        f"azure-devops:contoso:pipeline-approval:{hook['resource']['approval']['id']}"
+    )
+    assert stored is not None and render(stored.state).title == "Approval in env1"

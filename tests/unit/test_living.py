@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -615,6 +616,44 @@ def approval(cls: type, status: str, approvers: tuple[Approver, ...]) -> Approva
         min_required_approvers=1,
         approvers=approvers,
     )
+
+
+@pytest.mark.parametrize(
+    ("changes", "title"),
+    [
+        pytest.param({}, "Release integrate-app-y to production", id="a pipeline's run"),
+        pytest.param({"environment_name": None}, "Release integrate-app-y to production", id="its stage"),
+        pytest.param({"run": None}, "Approval in production", id="its run unknown"),
+        pytest.param({"run": None, "environment_name": None}, "Approval at stage production", id="a stage alone"),
+        pytest.param({"run": None, "environment_name": None, "stage_name": None}, "Approval", id="nothing known"),
+        pytest.param(
+            {"run": None, "approval_kind": "release", "release_name": "Release-1", "release_definition": "App.CD"},
+            "Release App.CD Release-1 to production",
+            id="a classic release",
+        ),
+        pytest.param(
+            {
+                "run": None,
+                "approval_kind": "release",
+                "release_name": "Release-1",
+                "release_definition": "App.CD",
+                "approval_type": "postDeploy",
+            },
+            "Sign off App.CD Release-1 in production",
+            id="a classic release deployed",
+        ),
+        pytest.param(
+            {"run": None, "approval_kind": "release", "environment_name": None, "approval_type": "postDeploy"},
+            "Sign-off after deployment",
+            id="a deployment's sign-off, nothing else known",
+        ),
+    ],
+)
+def test_a_gate_card_says_what_it_asks_from_what_is_known(changes: dict[str, object], title: str) -> None:
+    event = replace(approval(ApprovalPending, "pending", ()), **changes)  # type: ignore[arg-type]
+    card = render(apply(event)[0])
+    assert card.title == title
+    assert (Fact("Approval", "Post-deployment") in card.facts) == ("approval_type" in changes)
 
 
 def gate_change(revision: int, status: str, *voters: str) -> GateChanged:
