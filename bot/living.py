@@ -1312,7 +1312,7 @@ def _single_card(event: DomainEvent) -> Card:
             status=RESULT_STATUS.get(_norm(event.status), Status.INFO),
             facts=(Fact("Status", event.status),),
             links=links,
-            context=f"Azure DevOps · {event.scope}",
+            context=f"Azure DevOps · {'/'.join(n for n in (event.scope, event.project) if n)}",
         )
     return Card(title=event.text or event.kind, links=links)
 

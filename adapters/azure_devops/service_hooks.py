@@ -122,6 +122,18 @@ def _stage_state_changed(ctx: HookContext, resource: Fields) -> list[DomainEvent
     return [stage_event, run_completed]
 
 
+_BUILD_API_PATH = re.compile(r"/_apis/build/builds/(\d+)/?(?:[?#].*)?$", re.IGNORECASE)
+
+
+def build_web_url(api_url: str | None) -> str | None:
+    """A build's page (``…/{project}/_build/results?buildId={id}``, reference §1.2) from its Build API URL
+    (``…/{project}/_apis/build/Builds/{id}``), which a ``resourceVersion`` 1.0 build.complete carries instead of a
+    web link; None for any other URL."""
+    if not api_url or not (found := _BUILD_API_PATH.search(api_url)):
+        return None
+    return f"{api_url[: found.start()]}/_build/results?buildId={found.group(1)}"
+
+
 def _build_complete(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
     """``resourceVersion`` 2.0 carries the Build REST object; 1.0 the XAML-era shape, whose ``status``
     is the result."""
@@ -137,7 +149,7 @@ def _build_complete(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
     branch = resource.text("sourceBranch")
     if branch is None and (match := _GIT_REF.match(resource.text("sourceGetVersion") or "")):
         branch = match.group(1)
-    web_url = resource.href("web")
+    web_url = resource.href("web") or build_web_url(resource.text("url"))
     definition = resource.obj("definition")
     project = ctx.project(resource.obj("project").text("name"), urls=(web_url, resource.text("url")))
     run = PipelineRef(

@@ -258,3 +258,30 @@ async def test_an_approval_whose_run_is_unknown_is_titled_by_its_environment(sta
         f"azure-devops:contoso:pipeline-approval:{hook['resource']['approval']['id']}"
     )
     assert stored is not None and render(stored.state).title == "Approval in env1"
+
+
+async def test_a_build_complete_of_version_1_links_its_build(start_loop: Any) -> None:
+    """build.complete of ``resourceVersion`` 1.0 has no web link: its card links the build's page all the same (and
+    its project, which its Build API URL names by id, is followed by name)."""
+    loop = await start_loop(tweak=following_project("ops", ["run"]))
+    ado = loop.suite.ado
+    for subscription_id, subscription in list(ado.webhooks.subscriptions.items()):
+        ado.remove_webhook(subscription_id)
+        ado.add_webhook(subscription.url, ["build.complete"], basic=subscription.basic, resource_version="1.0")
+    run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)
+    link = f"{ado.org_url}/{ado.world.project_id}/_build/results?buildId={run.id}"
+    card = await eventually(lambda: next((m for m in slack_messages(loop, "ops") if run.name in blocks_text(m)), None))
+    assert f"<{link}|Open run>" in blocks_text(card)
+    stored = await loop.server.store.get_card_state(f"azure-devops:contoso:mlops:run:{run.id}")
+    assert stored is not None and [x.url for x in render(stored.state).links][:1] == [link]
+
+
+async def test_a_classic_release_deployment_names_its_project(start_loop: Any, shared_dir: Path) -> None:
+    loop = await start_loop(tweak=lambda c: c["subscriptions"].append({"channel": "ops", "events": ["release"]}))
+    hook = sample(shared_dir, "ms.vss-release.deployment-completed-event")
+
+    await deliver(loop, hook)
+
+    card = await eventually(lambda: next((m for m in slack_messages(loop, "ops") if "Dev" in m.text), None))
+    assert card.blocks[-1]["elements"][0]["text"] == "Azure DevOps · fabfiber/Fabrikam"

@@ -225,7 +225,8 @@ async def test_build_complete_resource_version_1(ingest: Ingest, shared_dir: Pat
         actor=Person(
             name="Normal Paulk", email="fabrikamfiber16@hotmail.com", id="d6245f20-2af8-44f4-9451-8107cb2767db"
         ),
-        web_url=None,
+        # the build's page, from its Build API URL (reference §1.2): the hook carries no web link
+        web_url=f"https://dev.azure.com/fabrikam-fiber-inc/DefaultCollection/{project}/_build/results?buildId=2",
         text="Build ConsumerAddressModule_20150407.2 succeeded",
         run=PipelineRef(
             organization="fabrikam-fiber-inc",
