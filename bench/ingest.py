@@ -58,6 +58,7 @@ SAMPLE = json.loads(
     if (REPO.parent / "shared/samples/ado/ms.vss-pipelines.run-state-changed-event.json").exists()
     else "{}"
 )
+SAMPLE_PROJECT_URL = "https://codedev.ms/org/863d0a5b-3c91-4bf3-8ad7-7f33736b7f4c/"
 SECRET = "bench-hook-password"
 CONNECTIONS = 16
 OPEN_LOOP_RATE = 1000  # per second
@@ -230,7 +231,9 @@ def payload(i: int) -> bytes:
     run["state"] = "inProgress" if i < 100 else "completed"
     run["result"] = None if i < 100 else "succeeded"
     body.setdefault("resourceContainers", {})["account"] = {"baseUrl": "https://dev.azure.com/contoso/"}
-    return json.dumps(body).encode()
+    # the links name the configured organization and project (the sample's name another organization, and
+    # its project by id, which Handoff would look up in Azure DevOps: nothing here may leave the machine)
+    return json.dumps(body).replace(SAMPLE_PROJECT_URL, "https://dev.azure.com/contoso/mlops/").encode()
 
 
 # --- the Python generator (runs in its own process) -------------------------------------------------------
