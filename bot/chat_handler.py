@@ -31,7 +31,7 @@ from bot.living import merge, render
 from bot.policy import Policy
 from bot.ports import HookProvisioner, ServiceRefused, ServiceUnavailable
 from bot.records import Gate, GateState, StoredSubscription
-from bot.routing import DEFAULT_FILTERS, Filters, Subscription
+from bot.routing import DEFAULT_FILTERS, DEFAULTS_MARK, Filters, Subscription
 from bot.stored_events import event_from_json
 
 log = logging.getLogger("handoff.chat")
@@ -55,7 +55,17 @@ DRY_RUN_SHOWN = 5
 # The facts of a card a dry run names beside its title: which run, which model version.
 _TELLING_FACTS = ("Run", "Model", "Version")
 # What `subscribe <Azure DevOps URL>` follows unless told otherwise: failed runs and approvals.
-URL_DEFAULT_FILTERS: dict[str, Any] = {"events": ["run", "approval"], "outcomes": ["failed", "pending"]}
+URL_DEFAULT_FILTERS: dict[str, Any] = {
+    "events": ["run", "approval"],
+    "outcomes": ["failed", "pending"],
+    DEFAULTS_MARK: True,
+}
+# What the defaults a subscription was made with bring, as it is shown: its kinds and outcomes are not shown
+# as typed, since typed they would be named (`events=run,approval environments=production` is every run).
+_DEFAULTS_SAID = {
+    frozenset(DEFAULT_FILTERS["events"]): "failures, approvals and new models",
+    frozenset(URL_DEFAULT_FILTERS["events"]): "failed runs and approvals",
+}
 
 
 def _here(request: CommandRequest) -> str:
@@ -64,12 +74,19 @@ def _here(request: CommandRequest) -> str:
 
 
 def _described(filters: dict[str, Any]) -> str:
-    """A subscription's filters and settings as typed in chat (``events=run,approval repeat_limit=30m``)."""
+    """A subscription's filters and settings as typed in chat (``events=run,approval repeat_limit=30m``); one
+    made with ``subscribe``'s defaults, as what they bring with what was typed beside them (``failures,
+    approvals and new models with `environments=production```)."""
+    said = _DEFAULTS_SAID.get(frozenset(filters.get("events") or ())) if filters.get(DEFAULTS_MARK) else None
     shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in LIST_FILTERS]
+    if said is not None:
+        shown = [s for s in shown if s.partition("=")[0] not in _CHOOSING_FILTERS]
     shown += [f"tags.{key}={_as_typed(value)}" for key, value in filters.get("tags", {}).items()]
     shown += [f"{k}={_as_typed(p)}" for k in _PATTERN_FILTERS for p in filters.get(k, ())]
     shown += [f"{k}={filters[k]}" for k in _SETTINGS if filters.get(k)]
-    return _as_code(shown)
+    if said is None:
+        return _as_code(shown)
+    return f"{said} with {_as_code(shown)}" if shown else said
 
 
 def _as_code(options: list[str]) -> str:

@@ -4,9 +4,11 @@ Subscriptions come from the YAML file (each names a configured channel, which ma
 Teams or both) and from chat (each bound to the conversation it was made in). Every filter narrows;
 an empty filter matches everything. A filter on what some kinds never carry (an outcome, an environment,
 a stage) keeps those kinds out, except the kinds the subscription names in ``events``: it applies to the
-others only. Glob patterns (``*``, ``?``) work for pipelines, branches,
-stages, environments, models and tag values; text filters are regular expressions. A filter on what an event
-names several of (a deployment's models, a stage's name and display name) lets it through if any matches.
+others only. The kinds of ``subscribe``'s defaults are not named that way: other filters narrow them
+(``subscribe environments=production`` is production's approvals, and no run). Glob patterns (``*``, ``?``)
+work for pipelines, branches, stages, environments, models and tag values; text filters are regular
+expressions. A filter on what an event names several of (a deployment's models, a stage's name and display
+name) lets it through if any matches.
 """
 
 from __future__ import annotations
@@ -27,11 +29,17 @@ from bot.events import EVENT_KINDS, DomainEvent, RunStateChanged
 from bot.records import ConversationAddress, StoredSubscription
 from bot.text_patterns import TextPattern, compile_text_pattern
 
-# What a channel gets when someone subscribes it without filters: failures, approvals, new models (named in
-# ``events``, so the outcomes do not hold them back).
+# Marks the ``events`` and ``outcomes`` of a subscription as ``subscribe``'s defaults (which chat stores with
+# them): the kinds are what comes, but are not named the way typed ``events=`` names them, so an environment
+# or stage filter holds back those that never say one. (A kind without an outcome still comes whatever the
+# outcomes say: the defaults' new models.)
+DEFAULTS_MARK = "defaults"
+
+# What a channel gets when someone subscribes it without filters: failures, approvals, new models.
 DEFAULT_FILTERS: dict[str, Any] = {
     "events": ["run", "approval", "model_registered", "training_run", "data_drift"],
     "outcomes": ["failed", "pending"],
+    DEFAULTS_MARK: True,
 }
 
 # Kinds whose events never say an environment (only approvals and classic releases' deployments do), or a
@@ -128,6 +136,8 @@ class Filters:
     compact: bool = False
     broadcast: bool = True
     mentions: bool = True
+    # ``events`` and ``outcomes`` are ``subscribe``'s defaults (see DEFAULTS_MARK): they name no kind
+    defaulted: bool = False
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Filters:
@@ -158,6 +168,7 @@ class Filters:
             compact=data.get("card_format") == "compact",
             broadcast=_flag(data.get("broadcast")),
             mentions=_flag(data.get("mentions")),
+            defaulted=data.get(DEFAULTS_MARK) is True,
         )
 
     @property
@@ -190,7 +201,12 @@ class Filters:
 
     def _names(self, event: DomainEvent, kinds_without: frozenset[str]) -> bool:
         """Whether ``event`` is of one of ``kinds_without`` (kinds that never carry what a filter looks at) and
-        the subscription names its kind in ``events``: that filter then does not hold it back."""
+        the subscription names its kind in ``events`` (``subscribe``'s defaults name none): that filter then
+        does not hold it back."""
+        return not self.defaulted and self._lists(event, kinds_without)
+
+    def _lists(self, event: DomainEvent, kinds_without: frozenset[str]) -> bool:
+        """Whether ``event`` is of one of ``kinds_without`` and its kind is in ``events``, named or by default."""
         events = self._matcher.events
         return events is not None and event.kind in events and event.kind in kinds_without
 
@@ -210,7 +226,8 @@ class Filters:
             if matcher.events is not None and event.kind not in matcher.events:
                 return False
             outcomes = matcher.outcomes
-            if outcomes is not None and event.outcome not in outcomes and not self._names(event, KINDS_WITHOUT_OUTCOME):
+            # (a kind without an outcome in events comes, named or by default: the defaults' new models)
+            if outcomes is not None and event.outcome not in outcomes and not self._lists(event, KINDS_WITHOUT_OUTCOME):
                 return False
         for name, values_of, pattern in matcher.globs:
             if ignoring_branch and name == "branches":

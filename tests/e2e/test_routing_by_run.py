@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from adapters.emulators.base import Fault
 from tests.e2e.conftest import Loop, Person, blocks_text, eventually, slack_messages
 
@@ -190,3 +192,24 @@ async def test_a_failure_goes_by_the_own_name_of_the_stage_it_failed_in_as_a_sta
     await ado.wait_for_run(failed.id, timeout=30)
     [card] = await eventually(lambda: about(loop, "app-releases", failed.name))
     assert "Integration tests" in blocks_text(card)
+
+
+@pytest.mark.parametrize("typed", ["environments=production", "stages=Deploy*"])
+async def test_an_environment_or_stage_typed_alone_narrows_the_defaults_to_what_has_one(
+    start_loop: Any, typed: str
+) -> None:
+    """`subscribe environments=production` (or `stages=Deploy*`) is the defaults there: production's gate
+    comes, and a failed run, which names no environment (and failed in another stage), does not."""
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    ado = loop.suite.ado
+    carol = Person(loop, "slack", "carol", "app-releases")
+    answer = await carol.say(f"subscribe {typed}", "Subscribed this channel")
+    assert f"failures, approvals and new models with `{typed}`" in answer
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    failed = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    await ado.wait_for_run(failed.id, timeout=30)
+    await start_release_on_main(loop)
+    [gate] = await eventually(lambda: about(loop, "app-releases", "Release release-app-y"))
+    assert "Deploy to production" in blocks_text(gate)
+    await asyncio.sleep(1.5)  # (the outbox would have posted the failed run by now)
+    assert about(loop, "app-releases", "integrate-app-y") == []

@@ -192,6 +192,40 @@ def test_an_environment_or_stage_filter_lets_through_the_named_kinds_that_never_
     assert route(release_run, [subscribed(SLACK, stages=["Deploy*"])], NOW) == set()
 
 
+def test_the_defaults_name_no_kind_so_an_environment_or_stage_filter_narrows_them() -> None:
+    """`subscribe environments=production` is the defaults narrowed to production (its approvals), not every
+    failed run and new model because the defaults hold runs and models; `stages=Deploy*` the same."""
+    release_run = replace(run_event(), run=replace(RUN, pipeline_name="release-app-y"))
+    gate = ApprovalPending(
+        source="azure-devops",
+        event_id="a",
+        occurred_at=NOW,
+        approval_id="ap-1",
+        run=release_run.run,
+        stage_name="Production",
+        stage_display_name="Deploy to production",
+        environment_name="production",
+    )
+    production = subscribed(SLACK, **DEFAULT_FILTERS, environments=["production"])
+    assert route(gate, [production], NOW) == {SLACK}
+    assert route(replace(gate, environment_name="staging"), [production], NOW) == set()
+    for no_environment in (release_run, model_event()):
+        assert route(no_environment, [production], NOW) == set(), no_environment.kind
+
+    deploy = subscribed(SLACK, **DEFAULT_FILTERS, stages=["Deploy*"])
+    assert route(gate, [deploy], NOW) == {SLACK}
+    assert route(replace(release_run, failing_stage="Deploy to production"), [deploy], NOW) == {SLACK}
+    assert route(replace(release_run, failing_stage="Build"), [deploy], NOW) == set()
+    for no_stage in (release_run, model_event()):
+        assert route(no_stage, [deploy], NOW) == set(), no_stage.kind
+    # the defaults' outcomes still let through their kinds that have none: a new model comes, a success not
+    assert route(model_event(), [subscribed(SLACK, **DEFAULT_FILTERS, models=["model-*"])], NOW) == {SLACK}
+    assert route(run_event(result="succeeded"), [subscribed(SLACK, **DEFAULT_FILTERS)], NOW) == set()
+    # the same kinds typed are named: runs, which say no environment, come
+    typed = {key: value for key, value in DEFAULT_FILTERS.items() if key in ("events", "outcomes")}
+    assert route(release_run, [subscribed(SLACK, **typed, environments=["production"])], NOW) == {SLACK}
+
+
 def test_globs_and_tags() -> None:
     filters = Filters.from_mapping({"pipelines": ["integrate-*"], "branches": ["refs/heads/ma*"]})
     assert filters.matches(run_event())
