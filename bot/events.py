@@ -441,7 +441,9 @@ class ReleaseDeploymentCompleted(DomainEvent):
 
     @property
     def outcome(self) -> str | None:
-        return _outcome(self.status)
+        # an environment whose deployment failed ends `rejected` (releaseEnvironmentStatus: canceled, rejected,
+        # succeeded, partiallySucceeded), as one whose approval was rejected does: it was not deployed
+        return "failed" if self.status.lower() == "rejected" else _outcome(self.status)
 
     @property
     def grouping_key(self) -> str:

@@ -226,6 +226,31 @@ def test_the_defaults_name_no_kind_so_an_environment_or_stage_filter_narrows_the
     assert route(release_run, [subscribed(SLACK, **typed, environments=["production"])], NOW) == {SLACK}
 
 
+def classic_deployment(status: str, environment: str = "production") -> ReleaseDeploymentCompleted:
+    return ReleaseDeploymentCompleted(
+        source="azure-devops",
+        event_id=f"r-{status}",
+        occurred_at=NOW,
+        project="mlops",
+        release_id="1",
+        release_name="Release-1",
+        definition_name="app-y",
+        environment_name=environment,
+        status=status,
+    )
+
+
+def test_a_classic_deployment_that_failed_is_a_failure() -> None:
+    """Azure DevOps ends an environment whose deployment failed ``rejected``."""
+    failures = subscribed(SLACK, events=["release"], outcomes=["failed"])
+    for status in ("rejected", "Rejected", "partiallySucceeded", "failed"):
+        assert classic_deployment(status).outcome == "failed", status
+        assert route(classic_deployment(status), [failures], NOW) == {SLACK}, status
+    for status, outcome in (("succeeded", "succeeded"), ("canceled", "canceled")):
+        assert classic_deployment(status).outcome == outcome
+        assert route(classic_deployment(status), [failures], NOW) == set(), status
+
+
 def test_globs_and_tags() -> None:
     filters = Filters.from_mapping({"pipelines": ["integrate-*"], "branches": ["refs/heads/ma*"]})
     assert filters.matches(run_event())
