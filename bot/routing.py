@@ -5,10 +5,10 @@ Teams or both) and from chat (each bound to the conversation it was made in). Ev
 an empty filter matches everything. A filter on what some kinds never carry (an outcome, an environment,
 a stage) keeps those kinds out, except the kinds the subscription names in ``events``: it applies to the
 others only. The kinds of ``subscribe``'s defaults are not named that way: other filters narrow them
-(``subscribe environments=production`` is production's approvals, and no run). Glob patterns (``*``, ``?``)
-work for pipelines, branches, stages, environments, models and tag values; text filters are regular
-expressions. A filter on what an event names several of (a deployment's models, a stage's name and display
-name) lets it through if any matches.
+(``subscribe environments=production`` is production's approvals and failed deployments, and no run).
+Glob patterns (``*``, ``?``) work for pipelines, branches, stages, environments, models and tag values; text
+filters are regular expressions. A filter on what an event names several of (a deployment's models, a
+stage's name and display name) lets it through if any matches.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ from bot.text_patterns import TextPattern, compile_text_pattern
 # outcomes say: the defaults' new models.)
 DEFAULTS_MARK = "defaults"
 
-# What a channel gets when someone subscribes it without filters: failures, approvals, new models.
+# What a channel gets when someone subscribes it without filters: failures (of runs, classic releases'
+# deployments, training runs; drift), approvals, new models.
 DEFAULT_FILTERS: dict[str, Any] = {
-    "events": ["run", "approval", "model_registered", "training_run", "data_drift"],
+    "events": ["run", "approval", "release", "model_registered", "training_run", "data_drift"],
     "outcomes": ["failed", "pending"],
     DEFAULTS_MARK: True,
 }

@@ -55,3 +55,22 @@ async def test_a_classic_deployment_that_failed_comes_where_failed_releases_go(l
     await eventually(lambda: about(loop, "ml-models", "Release-7 → production"))
     await asyncio.sleep(1.5)  # (the outbox would have posted the other by now)
     assert about(loop, "ml-models", "Release-8") == []
+
+
+async def test_subscribe_alone_follows_the_classic_deployments_that_failed(loop: Loop, shared_dir: Path) -> None:
+    """`subscribe` follows failures: a classic release's failed deployment is one, a successful one is not;
+    typed beside the defaults, `environments=production` keeps those to production."""
+    carol = Person(loop, "slack", "carol", "ml-models")
+    await carol.say("subscribe", "Subscribed this channel")
+    releases = Person(loop, "slack", "carol", "app-releases")
+    await releases.say("subscribe environments=production", "Subscribed this channel")
+    deployed(loop, shared_dir, "Release-7", "production", "rejected")
+    deployed(loop, shared_dir, "Release-8", "production", "succeeded")
+    deployed(loop, shared_dir, "Release-9", "staging", "rejected")
+    await loop.suite.ado.drain(timeout=30)
+    await eventually(lambda: about(loop, "ml-models", "Release-7 → production"))
+    await eventually(lambda: about(loop, "ml-models", "Release-9 → staging"))
+    await eventually(lambda: about(loop, "app-releases", "Release-7 → production"))
+    await asyncio.sleep(1.5)  # (the outbox would have posted the others by now)
+    assert about(loop, "ml-models", "Release-8") == []
+    assert about(loop, "app-releases", "Release-8") == [] and about(loop, "app-releases", "Release-9") == []

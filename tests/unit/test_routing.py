@@ -116,6 +116,10 @@ def test_default_filters_are_failures_approvals_and_models() -> None:
     assert not filters.matches(run_event(result="succeeded"))
     assert not filters.matches(run_event(state="inProgress", result=None))
     assert filters.matches(model_event())  # no outcome to filter on
+    # a classic release's deployment that failed is a failure; one that succeeded is not
+    assert filters.matches(classic_deployment("rejected")) and filters.matches(classic_deployment("failed"))
+    assert not filters.matches(classic_deployment("succeeded"))
+    assert not filters.matches(classic_deployment("canceled"))
 
 
 def test_failures_only_means_failures_only() -> None:
@@ -209,6 +213,9 @@ def test_the_defaults_name_no_kind_so_an_environment_or_stage_filter_narrows_the
     production = subscribed(SLACK, **DEFAULT_FILTERS, environments=["production"])
     assert route(gate, [production], NOW) == {SLACK}
     assert route(replace(gate, environment_name="staging"), [production], NOW) == set()
+    assert route(classic_deployment("rejected"), [production], NOW) == {SLACK}
+    assert route(classic_deployment("rejected", environment="staging"), [production], NOW) == set()
+    assert route(classic_deployment("succeeded"), [production], NOW) == set()
     for no_environment in (release_run, model_event()):
         assert route(no_environment, [production], NOW) == set(), no_environment.kind
 
