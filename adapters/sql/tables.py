@@ -161,6 +161,9 @@ subscriptions = Table(
     # (null for a duplicate stored before the key existed)
     Column("filters_key", String(64), nullable=True),
     Index("ix_subscriptions_conversation_filters", "platform", "conversation_id", "filters_key", unique=True),
+    # a removed subscription's id is never another's (chat names them by id: `unsubscribe 2`, the audit log);
+    # PostgreSQL's identity never reuses one
+    sqlite_autoincrement=True,
 )
 
 conversations = Table(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import importlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,13 @@ subscriptions_0004 = sa.table(
     sa.column("filters", sa.JSON()),
     sa.column("created_by", sa.String()),
     sa.column("created_at", sa.DateTime(timezone=True)),
+)
+
+# and as revisions 0005 and 0006 left it
+subscriptions_0006 = sa.table(
+    "subscriptions",
+    *(sa.column(c.name, c.type) for c in subscriptions_0004.columns),
+    sa.column("filters_key", sa.String()),
 )
 
 
@@ -80,6 +88,37 @@ async def test_subscriptions_stored_twice_before_they_had_a_key_are_kept_and_the
         made = StoredSubscription(ConversationAddress("slack", "C1"), {"events": ["approval", "run"]}, "carol", NOW)
         assert await store.add_subscription(made) == (first.id, False)
         assert [s.id for s in await store.list_subscriptions()] == [first.id, duplicate.id, other.id]
+    finally:
+        await store.close()
+
+
+async def test_subscriptions_keep_their_ids_and_a_removed_one_is_not_given_again(store_url: str) -> None:
+    """Revision 0007 rebuilds SQLite's subscriptions table so that ids are not reused: the rows made before keep
+    their ids, their filters and what tells a duplicate."""
+    store = await SqlStore.open(store_url, migrate=False)
+    try:
+        await upgrade_database(store.engine, "0006")
+        async with store.engine.begin() as conn:
+            for filters in ({"events": ["run"]}, {"events": ["approval"]}, {"events": ["stage"]}):
+                await conn.execute(
+                    insert(subscriptions_0006).values(
+                        platform="slack",
+                        conversation_id="C1",
+                        filters=filters,
+                        created_by="bob",
+                        created_at=NOW,
+                        filters_key=subscription_filters_key(filters),
+                    )
+                )
+        before = await store.list_subscriptions()
+        await store.migrate()
+        after = await store.list_subscriptions()
+        assert [(s.id, s.filters) for s in after] == [(s.id, s.filters) for s in before]
+        made = StoredSubscription(ConversationAddress("slack", "C1"), {"events": ["approval"]}, "carol", NOW)
+        assert await store.add_subscription(made) == (after[1].id, False)  # still one per conversation and filters
+        assert await store.remove_subscription(after[2].id)
+        new_id, added = await store.add_subscription(replace(made, filters={"events": ["release"]}))
+        assert added and new_id not in {s.id for s in after}
     finally:
         await store.close()
 

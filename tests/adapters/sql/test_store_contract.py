@@ -354,6 +354,17 @@ async def test_subscriptions(store: SqlStore) -> None:
     assert len(await store.list_subscriptions()) == 1
 
 
+async def test_a_removed_subscription_id_is_never_given_to_another(store: SqlStore) -> None:
+    """Chat and the audit log name subscriptions by id: a stale `unsubscribe 2` must not remove a newer one."""
+    kept, _ = await store.add_subscription(StoredSubscription(SLACK, {"events": ["run"]}, "alice", NOW))
+    newest, _ = await store.add_subscription(StoredSubscription(SLACK, {"events": ["approval"]}, "alice", NOW))
+    assert await store.remove_subscription(newest)
+    made, added = await store.add_subscription(StoredSubscription(TEAMS, {"events": ["stage"]}, "bob", NOW))
+    assert added and made not in (kept, newest)
+    assert not await store.remove_subscription(newest)
+    assert [s.id for s in await store.list_subscriptions()] == [kept, made]
+
+
 async def test_the_same_subscription_stored_at_once_by_several_replicas_is_stored_once(store_url: str) -> None:
     """Two replicas (or a double click) store the same subscription at the same moment: one is added, the others
     are told its id; the same filters elsewhere, or other filters here, are other subscriptions."""
