@@ -48,8 +48,11 @@ from bot.text_patterns import compile_text_pattern
 
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+# a number of seconds, or one or more amounts with their units (``4h``, ``1h30m``, ``1d 12h``, any case)
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
+_DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+$", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class Secret:
@@ -99,14 +102,18 @@ def _to_secret(value: Any, info: ValidationInfo) -> Secret:
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``30s``, ``15m``, ``4h``, ``7d``, ``2w`` or a number of seconds; at most :data:`MAX_DURATION`."""
+    """``30s``, ``15m``, ``4h``, ``7d``, ``2w``, several of them together (``1h30m``, as Handoff writes 90
+    minutes), in any case (``4H``), or a number of seconds; at most :data:`MAX_DURATION`."""
     if isinstance(value, timedelta):
         return _bounded(value.total_seconds())
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _bounded(value)
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        return _bounded(float(match.group(1)) * _DURATION_UNITS[match.group(2)])
-    raise ValueError("expected a duration such as 30s, 15m, 4h, 7d or a number of seconds")
+    if isinstance(value, str) and (match := _SECONDS.match(value)):
+        return _bounded(float(match.group(1)))
+    if isinstance(value, str) and _DURATION.match(value):
+        parts = _DURATION_PART.findall(value)
+        return _bounded(sum(float(amount) * _DURATION_UNITS[unit.lower()] for amount, unit in parts))
+    raise ValueError("expected a duration such as 30s, 15m, 4h, 1h30m, 7d or a number of seconds")
 
 
 MAX_DURATION = timedelta(days=36500)

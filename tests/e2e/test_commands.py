@@ -1448,6 +1448,15 @@ async def test_subscriptions_lists_what_the_configuration_file_routes_here(
         "• `events=run outcomes=failed actors_exclude=build-bot@contoso.com tags.team=apps "
         "text_exclude=(2 patterns) repeat_limit=1h30m card_format=compact mentions=off`"
     )
+    # as it is listed, it can be typed: a duration of several units, in any case
+    bob = Person(loop, "slack", "bob", "app-releases")
+    answer = await bob.say("subscribe events=run repeat_limit=1h30m", "Subscribed this channel (subscription")
+    [made] = await loop.server.store.list_subscriptions()
+    assert Filters.from_mapping(made.filters).repeat_limit == timedelta(minutes=90)
+    answer = await bob.say(f"mute {made.id} for=4H", f"Muted subscription {made.id} until")
+    [made] = await loop.server.store.list_subscriptions()
+    assert made.muted_until is not None
+    assert abs(made.muted_until - (datetime.now(UTC) + timedelta(hours=4))) < timedelta(minutes=1)
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])

@@ -96,6 +96,26 @@ def test_a_secret_written_where_a_list_or_section_of_them_goes_is_not_shown_back
     assert any("(got 'eighty')" in p for p in problems(raw))
 
 
+def test_a_duration_may_be_written_in_several_units_and_in_any_case() -> None:
+    """As Handoff writes a duration (`repeat_limit=1h30m`), and as people type one (`4H`)."""
+    for written, meant in (
+        ("1h30m", timedelta(minutes=90)),
+        ("1h 30m", timedelta(minutes=90)),
+        ("4H", timedelta(hours=4)),
+        ("1D12h", timedelta(hours=36)),
+        ("2w1d", timedelta(days=15)),
+        ("1m30s", timedelta(seconds=90)),
+        ("1.5h", timedelta(minutes=90)),
+        ("500ms", timedelta(milliseconds=500)),
+        ("90", timedelta(seconds=90)),
+        (" 15m ", timedelta(minutes=15)),
+    ):
+        assert parse_duration(written) == meant, written
+    for wrong in ("", "h", "1h30", "1h-30m", "30x", "1.h", "m30"):
+        with pytest.raises(ValueError, match="expected a duration such as 30s, 15m, 4h, 1h30m"):
+            parse_duration(wrong)
+
+
 def test_a_duration_past_any_date_is_a_problem_not_a_crash() -> None:
     for retention in ("1000000d", "99999999999d", 1e300, float("inf")):
         raw = example()
@@ -413,7 +433,7 @@ def test_one_pass_lists_field_and_reference_problems_together() -> None:
     }
     assert problems(raw) == [
         "server.prot: unknown key (did you mean 'port'?)",
-        "store.dedupe_retention: expected a duration such as 30s, 15m, 4h, 7d or a number of seconds",
+        "store.dedupe_retention: expected a duration such as 30s, 15m, 4h, 1h30m, 7d or a number of seconds",
         "subscriptions[0].channel: unknown channel 'nope'",
         "ops_channel: unknown channel 'opz' (did you mean 'ops'?)",
     ]
@@ -514,7 +534,8 @@ def test_every_value_from_the_environment_that_is_refused_names_its_variable() -
     url_problem = "expected an absolute URL starting with https:// (or http:// for an emulator)"
     assert problems(raw, environ) == [
         f"server.public_url: {url_problem} (from ${{PUB:-ftp://handoff.contoso.com}})",
-        "server.shutdown_timeout: expected a duration such as 30s, 15m, 4h, 7d or a number of seconds (from ${GRACE})",
+        "server.shutdown_timeout: expected a duration such as 30s, 15m, 4h, 1h30m, 7d or a number of seconds "
+        "(from ${GRACE})",
         f"slack.api_base_url: {url_problem} (from ${{SLACK_API}})",
         "azure_devops.organization_url: must be https (plain http only for an emulator on this machine: "
         "127.0.0.1, ::1 or localhost) (from ${ADO_ORG})",
