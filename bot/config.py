@@ -618,6 +618,17 @@ class SubscriptionSettings(SubscriptionFilters):
 
     channel: str
 
+    @field_validator("models", "outcomes")
+    @classmethod
+    def _filter_means_something(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """What chat refuses as matching nothing or meaning nothing (a model's version in ``models``, outcomes
+        of kinds that have none) is a problem of the configuration file too, at the filter's key."""
+        key = info.field_name or ""
+        for named, problem in _meaningless_filters({"events": info.data.get("events") or [], key: value}):
+            if named == key:
+                raise ValueError(problem.removeprefix(f"`{key}`: "))
+        return value
+
 
 def subscription_filter_problems(filters: Mapping[str, Any]) -> list[str]:
     """What is wrong with filters typed in chat (``subscribe events=run outcomes=failed``), one line each,
@@ -645,19 +656,31 @@ def subscription_filter_problems(filters: Mapping[str, Any]) -> list[str]:
             else:
                 problems.append(f"`{key}`: {item['msg'].removeprefix('Value error, ')}")
         return problems
+    return [problem for _, problem in _meaningless_filters(filters)]
+
+
+def _meaningless_filters(filters: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Filters of the right shape that would match nothing, or mean nothing: (the filter, what is wrong, as
+    chat says it)."""
+    found = []
     if versioned := [m for m in filters.get("models") or () if ":" in str(m)]:
         # (a model's events name it without its version: such a filter would match nothing)
         name = str(versioned[0]).partition(":")[0] or "model-x"
-        return [f"`models`: `{versioned[0]}` names a version; `models` takes model names, such as {name}"]
+        found.append(
+            ("models", f"`models`: `{versioned[0]}` names a version; `models` takes model names, such as {name}")
+        )
     events, outcomes = list(filters.get("events") or ()), list(filters.get("outcomes") or ())
     if events and outcomes and "any" not in outcomes and set(events) <= KINDS_WITHOUT_OUTCOME:
         # (each such event would be sent whatever the outcomes say: the filter would mean nothing)
-        return [
-            f"`outcomes={','.join(outcomes)}` never applies to {', '.join(events)}: "
-            f"{'it has' if len(events) == 1 else 'they have'} no outcome, so every one would be sent. Leave "
-            "`outcomes` out, or add a kind that has one, such as run"
-        ]
-    return []
+        found.append(
+            (
+                "outcomes",
+                f"`outcomes={','.join(outcomes)}` never applies to {', '.join(events)}: "
+                f"{'it has' if len(events) == 1 else 'they have'} no outcome, so every one would be sent. Leave "
+                "`outcomes` out, or add a kind that has one, such as run",
+            )
+        )
+    return found
 
 
 class AzureMLJobTarget(Section):

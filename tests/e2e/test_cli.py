@@ -131,6 +131,17 @@ def test_check_names_duplicate_keys_misspelt_commands_and_unknown_policies_in_on
     assert "Traceback" not in result.stderr
 
 
+def test_check_names_a_subscription_filter_that_would_match_nothing_at_its_key(tmp_path: Path) -> None:
+    path = config_copy(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["subscriptions"][0].update(models=["model-x:8"])
+    path.write_text(yaml.safe_dump(raw))
+    result = run("check", "--config", str(path), env=clean_env())
+    assert result.returncode == 1
+    assert "subscriptions[0].models: `model-x:8` names a version; `models` takes model names" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_check_never_prints_a_value_from_the_environment(tmp_path: Path) -> None:
     password = "p@ss:w0rd"
     path = config_copy(tmp_path, server__port="${PGPASSWORD}")

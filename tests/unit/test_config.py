@@ -96,6 +96,24 @@ def test_a_secret_written_where_a_list_or_section_of_them_goes_is_not_shown_back
     assert any("(got 'eighty')" in p for p in problems(raw))
 
 
+def test_a_subscription_filter_chat_refuses_as_meaning_nothing_is_a_problem_at_its_key() -> None:
+    raw = example()
+    channel = next(iter(raw["channels"]))
+    raw["subscriptions"] = [
+        {"channel": channel, "models": ["fraud", "model-x:8"]},
+        {"channel": channel, "events": ["model_registered"], "outcomes": ["failed"]},
+        # as chat takes them: a kind with an outcome beside, or any outcome
+        {"channel": channel, "events": ["run", "model_registered"], "outcomes": ["failed"]},
+        {"channel": channel, "events": ["model_registered"], "outcomes": ["any"]},
+        {"channel": channel, "models": ["model-*"]},
+    ]
+    assert problems(raw) == [
+        "subscriptions[0].models: `model-x:8` names a version; `models` takes model names, such as model-x",
+        "subscriptions[1].outcomes: `outcomes=failed` never applies to model_registered: it has no outcome, so "
+        "every one would be sent. Leave `outcomes` out, or add a kind that has one, such as run",
+    ]
+
+
 def test_a_duration_may_be_written_in_several_units_and_in_any_case() -> None:
     """As Handoff writes a duration (`repeat_limit=1h30m`), and as people type one (`4H`)."""
     for written, meant in (
