@@ -40,6 +40,9 @@ class CommandSpec:
     # options whose value is a comma-separated list: given twice, their values are combined, and a space after
     # a comma is forgiven (``events=run, approval``); any other option given twice is refused
     lists: frozenset[str] = frozenset()
+    # the command whose ``commands:`` roles apply to this one where the configuration gives it no entry of its
+    # own (``unsubscribe`` changes what ``subscribe`` made: who may not subscribe may not unsubscribe either)
+    roles_of: str = ""
 
     @property
     def usage(self) -> str:
@@ -178,6 +181,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         aliases=("unsub",),
         needs="a subscription id",
         listed_by="subscriptions",
+        roles_of="subscribe",
     ),
     CommandSpec(
         "mute",
@@ -188,6 +192,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         examples=("mute 3 for=4h",),
         needs="a subscription id",
         listed_by="subscriptions",
+        roles_of="subscribe",
     ),
     CommandSpec(
         "unmute",
@@ -197,6 +202,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         examples=("unmute 3",),
         needs="a subscription id",
         listed_by="subscriptions",
+        roles_of="subscribe",
     ),
     CommandSpec(
         "subscriptions",

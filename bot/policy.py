@@ -54,7 +54,17 @@ class Policy:
         return names
 
     def may_run(self, user: ChatUser, spec: CommandSpec, conversation: ConversationAddress | None = None) -> Verdict:
+        """Whether ``user`` may run ``spec`` in ``conversation``, as its ``commands:`` entry says. A command
+        without an entry whose spec names another (``unsubscribe``, ``mute``, ``unmute``: ``subscribe``) is for
+        the roles of that one's entry."""
         rule = self.settings.commands.get(spec.verb)
+        if rule is None and spec.roles_of and (followed := self.settings.commands.get(spec.roles_of)) is not None:
+            if followed.roles and not self.roles_of(user) & set(followed.roles):
+                return Verdict.refuse(
+                    f"`{spec.verb}` is for {', '.join(followed.roles)}, as `{spec.roles_of}` is; "
+                    "you are not in that role."
+                )
+            return Verdict.allow()
         if rule is None:
             return Verdict.allow()
         if rule.roles and not self.roles_of(user) & set(rule.roles):

@@ -1521,6 +1521,34 @@ async def test_someone_who_may_not_retrain_is_told_who_may_however_they_type_it(
     assert jobs(loop) == []
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_who_may_not_subscribe_may_not_unsubscribe_mute_or_unmute_either(
+    start_loop: Callable[..., Awaitable[Loop]], platform: str
+) -> None:
+    loop = await start_loop(lambda config: config["commands"].update(subscribe={"roles": ["release-managers"]}))
+    carol = Person(loop, platform, "carol", "app-releases")  # a release manager
+    alice = Person(loop, platform, "alice", "app-releases")
+    await carol.say("subscribe events=run", "Subscribed this channel (subscription")
+    [made] = await loop.server.store.list_subscriptions()
+    await carol.say(f"mute {made.id} for=1h", f"Muted subscription {made.id} until")
+    [made] = await loop.server.store.list_subscriptions()
+    for typed in (f"unsubscribe {made.id}", f"mute {made.id} for=4h", f"unmute {made.id}"):
+        verb = typed.split()[0]
+        refusal = (
+            f"Sorry, you can't run that here. `{verb}` is for release-managers, as `subscribe` is; you are not in "
+            "that role."
+        )
+        await alice.say(typed, refusal)
+    [kept] = await loop.server.store.list_subscriptions()
+    assert kept.id == made.id and kept.muted_until == made.muted_until  # neither removed nor muted again
+    refused = [e.target for e in await loop.server.store.list_audit() if e.outcome.startswith("refused: ")]
+    assert refused == [f"unsubscribe {made.id}", f"mute {made.id} for=4h", f"unmute {made.id}"]
+    answer = await alice.say("help", "Commands (`help <command>` for details):")
+    assert "unsubscribe" not in answer and "subscriptions" in answer
+    await alice.say("subscriptions", f"{made.id}: `events=run`")
+    await carol.say(f"unsubscribe {made.id}", f"Removed subscription {made.id}.")
+
+
 async def test_slash_retrain_alone_from_someone_who_may_not_retrain_says_who_may(loop: Loop) -> None:
     await loop.suite.slack.send_slash_command("/retrain", "", channel="app-releases", user="bob")
     answer = await eventually(lambda: next((m for m in ephemerals(loop, BOB) if "can't run" in m.text), None))
