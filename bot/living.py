@@ -73,6 +73,9 @@ RESULT_STATUS = {
     "stopped": Status.CANCELED,
     "abandoned": Status.CANCELED,
 }
+# How a classic release's deployment to an environment ended (its releaseEnvironmentStatus): a deployment
+# that failed ends its environment rejected.
+RELEASE_STATUS = {**RESULT_STATUS, "rejected": Status.FAILED}
 # The results of a run or stage that ended with issues (a warning, a step allowed to fail): not failed.
 WITH_ISSUES = frozenset({"partiallysucceeded", "succeededwithissues"})
 APPROVAL_STATUS = {
@@ -1309,7 +1312,7 @@ def _single_card(event: DomainEvent) -> Card:
         release = " ".join(n for n in (event.definition_name, event.release_name) if n)
         return Card(
             title=f"{release} → {event.environment_name}",
-            status=RESULT_STATUS.get(_norm(event.status), Status.INFO),
+            status=RELEASE_STATUS.get(_norm(event.status), Status.INFO),
             facts=(Fact("Status", event.status),),
             links=links,
             context=f"Azure DevOps · {'/'.join(n for n in (event.scope, event.project) if n)}",

@@ -52,7 +52,8 @@ async def test_a_classic_deployment_that_failed_comes_where_failed_releases_go(l
     deployed(loop, shared_dir, "Release-7", "production", "rejected")
     deployed(loop, shared_dir, "Release-8", "production", "succeeded")
     await loop.suite.ado.drain(timeout=30)
-    await eventually(lambda: about(loop, "ml-models", "Release-7 → production"))
+    (card,) = await eventually(lambda: about(loop, "ml-models", "Release-7 → production"))
+    assert ":x:" in blocks_text(card) and "Failed" in blocks_text(card)  # not "Info"
     await asyncio.sleep(1.5)  # (the outbox would have posted the other by now)
     assert about(loop, "ml-models", "Release-8") == []
 
