@@ -233,12 +233,15 @@ def _check(config: str) -> int:
 
 
 def _serve(config: str, host: str | None, port: int | None) -> int:
-    from bot.config import Settings, configured_secrets
+    from bot.config import Settings, configured_secrets, unauthenticated_teams_problem
     from bot.logs import configure_logging
 
     settings = _load(config)
     if not isinstance(settings, Settings):
         print("handoff serve: not starting until the configuration is fixed", file=sys.stderr)
+        return EXIT_CONFIG
+    if host is not None and (problem := unauthenticated_teams_problem(settings, host)):
+        print(f"handoff serve: --host {host}: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.server.log_level, settings.server.log_format, configured_secrets(settings))
     from adapters.sql.problems import StoreNotUsable, StoreUrlUnreadable

@@ -804,6 +804,26 @@ class Settings(Section):
     commands: dict[str, CommandPolicySettings] = Field(default_factory=dict)
     ops_channel: str | None = None
 
+    @model_validator(mode="after")
+    def _unauthenticated_teams_only_on_this_machine(self) -> Settings:
+        if problem := unauthenticated_teams_problem(self, self.server.host):
+            raise ValueError(problem)
+        return self
+
+
+def unauthenticated_teams_problem(settings: Settings, host: str) -> str | None:
+    """Why ``settings`` may not serve on ``host``: Teams requests unauthenticated (``allow_unauthenticated``)
+    would let anyone who reaches that address act as any Teams user (start runs, decide gates); None where
+    they may (Teams off or authenticated, or a host only this machine reaches)."""
+    teams = settings.teams
+    if teams is None or not teams.enabled or not teams.allow_unauthenticated or is_loopback_host(host):
+        return None
+    return (
+        f"teams.allow_unauthenticated: true takes Teams requests from anyone, and {host!r} is reachable from "
+        "other machines: it is for local use, on 127.0.0.1, ::1 or localhost (set app_id and app_password "
+        "from the Azure Bot registration to serve Teams elsewhere)"
+    )
+
 
 # --- loading ----------------------------------------------------------------------------------------
 

@@ -171,6 +171,29 @@ def test_serve_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.parametrize("where", ["config", "--host"])
+def test_serve_refuses_unauthenticated_teams_on_an_address_other_machines_reach(tmp_path: Path, where: str) -> None:
+    """Teams requests taken unauthenticated are for local use: bound beyond this machine, anyone could act as
+    any Teams user, so serve does not start (whether the file or ``--host`` says where)."""
+    local = {
+        "teams__enabled": True,
+        "teams__app_id": "",
+        "teams__app_password": None,
+        "teams__allow_unauthenticated": True,
+    }
+    if where == "config":
+        path = config_copy(tmp_path, server__host="0.0.0.0", **local)
+        result = run("serve", "--config", str(path), "--port", "0", env=clean_env())
+    else:
+        path = config_copy(tmp_path, **local)
+        result = run("serve", "--config", str(path), "--host", "0.0.0.0", "--port", "0", env=clean_env())
+    assert result.returncode == 1, result.stderr
+    assert "teams.allow_unauthenticated: true takes Teams requests from anyone" in result.stderr
+    assert "'0.0.0.0' is reachable from other machines" in result.stderr
+    assert "Traceback" not in result.stderr and "listening" not in result.stderr
+    assert not (tmp_path / "handoff.db").exists()  # nothing was started
+
+
 SLACK_AND_TEAMS_SECRETS = ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "MICROSOFT_APP_PASSWORD")
 
 

@@ -195,6 +195,20 @@ def test_turning_teams_authentication_off_needs_an_empty_app_id() -> None:
     ]
 
 
+def test_teams_authentication_is_off_only_on_an_address_of_this_machine() -> None:
+    local = {"app_id": "", "allow_unauthenticated": True}
+    for host in ("127.0.0.1", "::1", "localhost"):
+        assert parse_settings({"server": {"host": host}, "teams": local}, {}).teams is not None
+    for host in ("0.0.0.0", "::", "10.0.0.4"):
+        assert problems({"server": {"host": host}, "teams": local}) == [
+            f"teams.allow_unauthenticated: true takes Teams requests from anyone, and {host!r} is reachable from "
+            "other machines: it is for local use, on 127.0.0.1, ::1 or localhost (set app_id and app_password "
+            "from the Azure Bot registration to serve Teams elsewhere)"
+        ]
+    # a Teams section kept in the file but turned off serves nothing
+    assert parse_settings({"server": {"host": "0.0.0.0"}, "teams": {**local, "enabled": False}}, {}).teams
+
+
 def test_a_command_using_no_secret_loads_without_them_but_not_without_other_variables(tmp_path: Path) -> None:
     raw = example()
     raw["slack"]["enabled"] = True
