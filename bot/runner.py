@@ -73,6 +73,8 @@ DEFAULT_EXPERIMENT = "Default"
 START_CUT_OFF = timedelta(minutes=2)
 """A pipeline run still only requested this long after it was asked for was cut off while starting
 (a start takes seconds; another replica may be starting a younger one)."""
+_START_UNKNOWN_DETAILS = ("start_unknown", "error", "job")
+"""What a run whose start is not known keeps in its details, dropped once it is known to have started."""
 
 
 def job_name(model: str, run: CommandRun) -> str:
@@ -130,6 +132,9 @@ class Plan:
     progress_event: Callable[[StartedRun, RunStatus], DomainEvent]
     # kept on the command run once started: which service runs it (and where), for `cancel` and `runs`
     backend: JsonObject = field(default_factory=dict)
+    # the name the service gives the run whoever asks, where Handoff chooses it (an Azure ML job's): starting it
+    # again finds the run if the first start got through, so a start whose answer was lost is simply made again
+    named: Callable[[CommandRun], str] | None = None
 
 
 def _workspace_topic(settings: Settings) -> str:
@@ -212,13 +217,16 @@ class CommandRunner:
         self._take_up_cut_off(unfinished)
 
     async def sweep(self) -> None:
-        """Handle the runs whose start was cut off before its id was recorded (Handoff stopped); every minute.
+        """Handle the runs whose start was cut off before its id was recorded (Handoff stopped), or whose start's
+        answer was lost; every minute.
 
         Starting again is safe for an Azure ML job, submitted under its run's own name: a second submit
-        finds the job if the first got through. An Azure DevOps pipeline run has no such name, and
-        starting it again could run it twice: once it is :attr:`start_cut_off` old (a younger one may be
-        another replica's, still starting), it is recorded as failed and its conversation is told to
-        look at the pipeline's runs.
+        finds the job if the first got through, and the run goes on from there. An Azure DevOps pipeline
+        run has no such name, and starting it again could run it twice: once it is :attr:`start_cut_off`
+        old (a younger one may be another replica's, still starting), a cut-off one is recorded as failed
+        and its conversation is told to look at the pipeline's runs; one whose answer was lost (its
+        conversation was told) is recorded as failed once it no longer holds its command. So is an Azure
+        ML run that Azure ML has not answered for by then.
         """
         self._take_up_cut_off(await self._unfinished(CommandRunState.REQUESTED))
 
@@ -231,8 +239,11 @@ class CommandRunner:
                 if now - run.created_at >= max(self.start_cut_off, self._dedupe_window(run)):
                     self._starting.add(run.id or 0)
                     self._spawn(self._close_unknown(run))
+                elif plan.named is not None:
+                    log.info("run %s: submitting %s again, the answer to its start was lost", run.id, plan.named(run))
+                    self._begin(run, plan, conversation)
                 continue
-            if plan.backend.get("service") == "azure-ml":
+            if plan.named is not None:
                 log.info("run %s: submitting its Azure ML job again, its start was cut off", run.id)
                 self._begin(run, plan, conversation)
             elif now - run.created_at >= self.start_cut_off:
@@ -869,22 +880,28 @@ class CommandRunner:
         outcome: Outcome | None,
         answer: Outcome | None = None,
     ) -> None:
+        # a run whose start is not known (its first answer was lost) stays so whatever this try says: it may run
+        unknown = bool(run.details.get("start_unknown"))
         try:
             started = await plan.start(run)
         except ServiceUnavailable as error:
-            if error.may_have_acted:
+            if error.may_have_acted or unknown:
                 await self._start_unknown(run, plan, conversation, outcome, str(error))
             else:
                 await self._not_begun(run, plan, conversation, outcome, str(error))
             return
         except ServiceRefused as error:
-            await self._not_begun(run, plan, conversation, outcome, str(error))
+            if unknown:
+                await self._start_unknown(run, plan, conversation, outcome, str(error))
+            else:
+                await self._not_begun(run, plan, conversation, outcome, str(error))
             return
         except Exception:  # (a bug, an answer that could not be read): the request may have got through
             log.exception("run %s: starting it failed unexpectedly", run.id)
             await self._start_unknown(run, plan, conversation, outcome, "")
             return
-        details = {**run.details, **plan.backend, "url": started.url, "name": started.name}
+        kept = {k: v for k, v in run.details.items() if k not in _START_UNKNOWN_DETAILS}
+        details = {**kept, **plan.backend, "url": started.url, "name": started.name}
         recorded = await self.store.update_command_run(
             run.id or 0, CommandRunState.STARTED, self.clock.now(), started.run_id, details, expected=run.state
         )
@@ -923,16 +940,32 @@ class CommandRunner:
         """Record and tell that it is not known whether ``run`` started (the answer to its start was lost).
 
         The run stays requested, so the same command from the same person starts nothing for the command's
-        ``dedupe_window`` (asking again could run it twice); :meth:`sweep` then records it as failed.
+        ``dedupe_window`` (asking again could run it twice). A run its service knows by the name Handoff gave it
+        (``plan.named``: an Azure ML job) is started again by :meth:`sweep`, which finds it if the first start
+        got through; any other is recorded as failed by :meth:`sweep` once its window is over. A run told so
+        before (a second try whose answer was lost too) is left as it is, and not told again.
         """
+        if run.details.get("start_unknown"):
+            log.info("run %s: still not known whether it started: %s", run.id, error or "unexpected error")
+            return
         service, where = where_to_look(plan.backend)
-        problem = f"Handoff cannot tell whether {service} started this run. Look at {where} before you ask again."
+        named: JsonObject = {}
+        if plan.named is not None:
+            job = plan.named(run)
+            named = {"job": job}
+            problem = (
+                f"Handoff cannot tell yet whether {service} started this run. Within a minute it submits it again as "
+                f"the same job, {job}, which finds that job if {service} started it (no second job starts); the "
+                "run's card follows then."
+            )
+        else:
+            problem = f"Handoff cannot tell whether {service} started this run. Look at {where} before you ask again."
         problem = f"{error}. {problem}" if error else problem
         recorded = await self.store.update_command_run(
             run.id or 0,
             CommandRunState.REQUESTED,
             self.clock.now(),
-            details={**run.details, **plan.backend, "error": problem, "start_unknown": True},
+            details={**run.details, **plan.backend, **named, "error": problem, "start_unknown": True},
             expected=run.state,
         )
         if not recorded:  # ended meanwhile (another replica's sweep recorded it cut off): what it told stands
@@ -1038,7 +1071,7 @@ class CommandRunner:
                 run_tags={"model": model},
             )
 
-        return Plan(summary, model, start, watch, progress, {"service": "azure-ml"})
+        return Plan(summary, model, start, watch, progress, {"service": "azure-ml"}, lambda run: job_name(model, run))
 
     def _pipeline_plan(
         self, summary: str, target: str, project: str, pipeline: str, branch: str | None, parameters: dict[str, Any]
@@ -1162,6 +1195,12 @@ def already_asked(run: CommandRun, request: CommandRequest, held_until: datetime
     ``held_until`` when the command starts a run again."""
     if run.details.get("start_unknown") and run.state is CommandRunState.REQUESTED:
         service, where = where_to_look(run.details)
+        if job := run.details.get("job"):
+            return (
+                f"You already asked for this at {run.created_at:%H:%M} UTC (run {run.id}), and Handoff cannot tell "
+                f"yet whether {service} started it. It submits it again as the same job, {job}, which finds that job "
+                f"if {service} started it, so no second job starts; the run's card follows then."
+            )
         again = f" If it did not start, ask again after {held_until:%H:%M} UTC." if held_until else ""
         return (
             f"You already asked for this at {run.created_at:%H:%M} UTC (run {run.id}), and Handoff cannot tell "
@@ -1225,6 +1264,12 @@ def not_started(run: CommandRun) -> str:
     error = str(run.details.get("error") or "")
     if run.details.get("start_unknown"):
         service, where = where_to_look(run.details)
+        if (job := run.details.get("job")) and run.state is CommandRunState.REQUESTED:
+            return (
+                f"{what} cannot be canceled yet: Handoff cannot tell yet whether {service} started it. It submits "
+                f"it again as the same job, {job}, within a minute; once that has started, `cancel {run.id}` "
+                "cancels it."
+            )
         return (
             f"{what} cannot be canceled from here: Handoff cannot tell whether {service} started it. "
             f"If it did, cancel it among {where}."

@@ -95,6 +95,10 @@ def _model_version(ml: Any, name: str, version: str) -> Any:
     raise ServiceRefused(f"Azure ML has no version {version} of model {name}{latest}.")
 
 
+class _Unloadable(Exception):
+    """The SDK could not load a job file with its overrides (said in its words)."""
+
+
 class AzureMLService:
     """Implements :class:`bot.ports.MLService` on one workspace.
 
@@ -125,13 +129,22 @@ class AzureMLService:
                 self._client = build_ml_client(self.connection, **self._client_kwargs)
             return self._client
 
-    async def _call(self, what: str, function: Callable[..., T], *args: Any) -> T:
+    async def _call(
+        self, what: str, function: Callable[..., T], *args: Any, sent: Callable[[], bool] | None = None
+    ) -> T:
+        """``function(*args)`` on a service thread, its errors as ``ServiceRefused`` or ``ServiceUnavailable``.
+
+        ``sent`` says whether ``function`` had sent its change (a job's PUT) when it failed: an answer lost
+        after that (the connection dropped, a read timeout, a 5xx, which a gateway gives for a request the
+        service may have carried out) is ``may_have_acted``.
+        """
         from azure.core.exceptions import (
             ClientAuthenticationError,
             HttpResponseError,
             ResourceNotFoundError,
             ServiceRequestError,
             ServiceResponseError,
+            ServiceResponseTimeoutError,
         )
 
         try:
@@ -143,19 +156,32 @@ class AzureMLService:
         except HttpResponseError as error:
             if error.status_code is not None and 400 <= error.status_code < 500 and error.status_code != 429:
                 raise ServiceRefused(f"Azure ML refused the {what}: {said(error)}") from None
-            raise ServiceUnavailable(f"Azure ML failed ({error.status_code})") from None
-        except (ServiceRequestError, ServiceResponseError, OSError) as error:
+            acted = sent is not None and sent() and error.status_code != 429  # (a 429 turned it away)
+            raise ServiceUnavailable(f"Azure ML failed ({error.status_code})", may_have_acted=acted) from None
+        except ServiceResponseError as error:  # sent, and its answer lost
+            if sent is None or not sent():
+                raise ServiceUnavailable(f"Azure ML is unreachable ({type(error).__name__})") from None
+            if isinstance(error, ServiceResponseTimeoutError):
+                raise ServiceUnavailable("Azure ML did not answer in time", may_have_acted=True) from None
+            lost = "The connection to Azure ML dropped before it answered"
+            raise ServiceUnavailable(lost, may_have_acted=True) from None
+        except (ServiceRequestError, OSError) as error:
             raise ServiceUnavailable(f"Azure ML is unreachable ({type(error).__name__})") from None
 
     async def submit_job(self, job_file: str, params: dict[str, str], name: str) -> StartedRun:
         """Submit the job ``name`` once: if a job of that name exists, it is returned, nothing is started.
 
         Azure ML answers a PUT of an existing job name by updating its tags (200), not by starting it
-        again; asking first also keeps the existing job's tags as they are.
+        again; asking first also keeps the existing job's tags as they are. So a submission whose answer
+        was lost (``ServiceUnavailable`` with ``may_have_acted``) can be made again: it finds the job.
+        A job file the SDK cannot load (or whose ``params`` it cannot apply) is refused; nothing is sent.
         """
         path = Path(job_file)
         if not path.is_absolute():
             path = self.base_dir / path
+        # set as the job goes to create_or_update: a lost answer from then on may have started it (the SDK's own
+        # lookups before its PUT count too; that errs on the safe side, since submitting again finds the job)
+        sending = threading.Event()
 
         def submit() -> Any:
             from azure.ai.ml import load_job
@@ -166,14 +192,22 @@ class AzureMLService:
                 return ml.jobs.get(name)
             except ResourceNotFoundError:
                 pass
-            job = load_job(source=path, params_override=[{key: value} for key, value in params.items()])
+            try:
+                job = load_job(source=path, params_override=[{key: value} for key, value in params.items()])
+            except Exception as error:  # the SDK's validation errors have no common base; nothing was sent
+                log.info("job file %s could not be loaded: %s", path, error)
+                raise _Unloadable(said(error)) from error
             job.name = name
+            sending.set()
             return ml.jobs.create_or_update(job)
 
         if not path.is_file():
             looked = "" if str(path) == job_file else f" (looked for it at {path.absolute()})"
             raise ServiceRefused(f"The job file {job_file} does not exist{looked}.")
-        job = await self._call("job", submit)
+        try:
+            job = await self._call("job", submit, sent=sending.is_set)
+        except _Unloadable as error:
+            raise ServiceRefused(f"The job file {job_file} cannot be submitted: {error}") from None
         studio = getattr(job, "studio_url", None)
         return StartedRun(str(job.name), str(job.display_name or job.name), studio, STATES.get(_status(job), "queued"))
 

@@ -1158,6 +1158,55 @@ async def test_a_pipeline_run_whose_start_went_unanswered_is_not_known_and_not_s
     assert len(unexpected) == (1 if fault == "malformed_json" else 0), unexpected
 
 
+@pytest.mark.parametrize("fault", ["reset_after", "500"])
+async def test_a_retrain_whose_answer_azure_ml_lost_is_not_known_then_found_by_its_job_name_and_never_started_twice(
+    start_loop: Callable[..., Awaitable[Loop]], fault: str
+) -> None:
+    # reset_after: Azure ML creates the job and the connection drops before its answer, every try;
+    # 500: a gateway's error, every try (here Azure ML did not create it, as far as Handoff can tell it might have)
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    aml.faults.add("PUT /subscriptions/**/jobs/*", [Fault(fault, retry_after=0)] * 4)  # type: ignore[arg-type]
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop, start_unknown)
+    name = job_name("model-x", run)
+    assert run.state is CommandRunState.REQUESTED and run.backend_run_id is None  # it holds the command
+    assert list(aml.state.jobs) == ([name] if fault == "reset_after" else [])
+    told = await eventually(
+        lambda: next((m for m in slack_messages(loop, "ml-models") if "Not known whether" in m.text), None)
+    )
+    assert f"Within a minute it submits it again as the same job, {name}, which finds that job" in blocks_text(told)
+    assert "Could not start" not in " ".join(m.text for m in slack_messages(loop, "ml-models"))
+
+    again = await alice.say("retrain model-x", "You already asked for this")
+    assert f"(run {run.id}), and Handoff cannot tell yet whether Azure ML started it" in again
+    assert f"as the same job, {name}" in again
+    answer = await alice.say(f"cancel {run.id}", f"Run {run.id} (")
+    assert "cannot be canceled yet" in answer and f"`cancel {run.id}` cancels it" in answer
+    await alice.say("runs", "not known whether it started")
+    submitted = len(jobs(loop))
+
+    runner = loop.server.handoff.runner  # type: ignore[union-attr]
+    assert runner is not None
+    await runner.sweep()  # every minute: the job submitted again under its name
+    started = await command_run(loop, is_running, run.id)
+    assert started.backend_run_id == name
+    assert not {"start_unknown", "error", "job"} & set(started.details)
+    assert list(aml.state.jobs) == [name]
+    # where Azure ML had the job, the sweep found it (no PUT); else it submitted it, once
+    assert len(jobs(loop)) == submitted + (0 if fault == "reset_after" else 1)
+    await runner.sweep()  # a started run is not submitted again
+    await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, run.id)
+    assert list(aml.state.jobs) == [name]
+    assert len(jobs(loop)) == submitted + (0 if fault == "reset_after" else 1)
+    card = await eventually(lambda: next((m for m in slack_messages(loop, "ml-models") if f"/{name}" in m.text), None))
+    await eventually(lambda: card.text.startswith("Succeeded: "))
+    listed = await alice.say("runs", "The latest runs")
+    assert f"• {run.id}: `retrain model-x` by Alice Martin, succeeded, Azure ML job " in listed
+    assert len([m for m in slack_messages(loop, "ml-models") if "Not known whether" in m.text]) == 1
+
+
 @pytest.mark.parametrize("fault", ["503", "500"])
 async def test_a_pipeline_run_azure_devops_failed_to_start_says_so_without_python_names(loop: Loop, fault: str) -> None:
     loop.suite.ado.faults.add("POST /**/pipelines/*/runs", [Fault(fault, retry_after=0)])

@@ -63,6 +63,78 @@ async def test_a_job_the_workspace_cannot_run_is_refused_in_one_sentence(
     assert aml.state.jobs == {}
 
 
+JOBS = "PUT /subscriptions/**/jobs/*"
+
+
+@pytest.fixture
+def untried(aml: AzureMLEmulator, monkeypatch: pytest.MonkeyPatch) -> AzureMLService:
+    """The service with every call tried once (azure-core tries a failed call four times by default)."""
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+    return AzureMLService(aml.connection(), retry_total=0)
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        ("reset_after", "The connection to Azure ML dropped before it answered"),  # Azure ML created the job
+        ("500", "Azure ML failed (500)"),  # a gateway's 5xx: the service may have created it
+        ("502", "Azure ML failed (502)"),
+    ],
+)
+async def test_a_submission_whose_answer_is_lost_may_have_started_the_job_and_submitting_again_finds_it(
+    aml: AzureMLEmulator, untried: AzureMLService, tmp_path: Path, fault: str, said: str
+) -> None:
+    job_file = str(aml.write_job_yaml("train-model-x", tmp_path))
+    aml.faults.add(JOBS, [Fault(fault)])  # type: ignore[arg-type]
+    with pytest.raises(ServiceUnavailable) as lost:
+        await untried.submit_job(job_file, {}, "handoff-model-x-7-20261128120000")
+    assert str(lost.value) == said
+    assert lost.value.may_have_acted
+
+    again = await untried.submit_job(job_file, {}, "handoff-model-x-7-20261128120000")
+    assert again.run_id == "handoff-model-x-7-20261128120000"
+    assert list(aml.state.jobs) == ["handoff-model-x-7-20261128120000"]
+    # found by its name where Azure ML had created it, else created now: one job either way
+    assert len(aml.recorder.matching(JOBS)) == (1 if fault == "reset_after" else 2)
+
+
+@pytest.mark.parametrize("route", ["GET /subscriptions/**/jobs/*", JOBS])
+async def test_a_submission_azure_ml_never_took_did_not_start_the_job(
+    aml: AzureMLEmulator, untried: AzureMLService, tmp_path: Path, route: str
+) -> None:
+    """A connection dropped before the job was sent (the look for a job of that name), or a 429 that turned the
+    job away: Azure ML did not act on it."""
+    job_file = str(aml.write_job_yaml("train-model-x", tmp_path))
+    aml.faults.add(route, [Fault("reset" if route.startswith("GET") else "429", retry_after=0)])
+    with pytest.raises(ServiceUnavailable) as failed:
+        await untried.submit_job(job_file, {}, "handoff-model-x-8-20261128120000")
+    assert not failed.value.may_have_acted
+    assert aml.state.jobs == {}
+
+
+async def test_a_data_asset_replaces_the_path_of_the_jobs_data_input_and_keeps_its_type(
+    aml: AzureMLEmulator, service: AzureMLService, tmp_path: Path
+) -> None:
+    job_file = str(aml.write_job_yaml("train-model-x", tmp_path))
+    await service.submit_job(
+        job_file, {"inputs.training_data.path": "azureml:lake-data:6"}, "handoff-model-x-9-20261128120000"
+    )
+    [put] = aml.recorder.matching(JOBS)
+    training_data = put.json()["properties"]["inputs"]["training_data"]
+    assert training_data["jobInputType"] == "uri_folder"
+    assert training_data["uri"].endswith("/data/lake-data/versions/6")
+
+
+async def test_a_job_file_whose_overrides_the_sdk_cannot_apply_is_refused_and_nothing_is_sent(
+    aml: AzureMLEmulator, service: AzureMLService, tmp_path: Path
+) -> None:
+    job_file = str(aml.write_job_yaml("train-model-x", tmp_path))
+    with pytest.raises(ServiceRefused) as refused:  # learning_rate is a literal: it has no path
+        await service.submit_job(job_file, {"inputs.learning_rate.path": "x"}, "handoff-model-x-10-20261128120000")
+    assert str(refused.value).startswith(f"The job file {job_file} cannot be submitted: ")
+    assert aml.recorder.matching(JOBS) == [] and aml.state.jobs == {}
+
+
 async def test_a_missing_relative_job_file_is_refused_naming_where_it_was_looked_for(
     aml: AzureMLEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
