@@ -73,6 +73,8 @@ DEFAULT_EXPERIMENT = "Default"
 START_CUT_OFF = timedelta(minutes=2)
 """A pipeline run still only requested this long after it was asked for was cut off while starting
 (a start takes seconds; another replica may be starting a younger one)."""
+DATA_INPUT = "training_data"
+"""The input of a retrain's Azure ML job whose path ``data=<asset>:<version>`` replaces."""
 _START_UNKNOWN_DETAILS = ("start_unknown", "error", "job")
 """What a run whose start is not known keeps in its details, dropped once it is known to have started."""
 
@@ -109,6 +111,18 @@ def job_title(job_file: str, base_dir: Path) -> str:
     """
     path, spec = _job_spec(job_file, base_dir)
     return _text(spec, "display_name") or _text(spec, "experiment_name") or path.stem
+
+
+def has_data_input(job_file: str, base_dir: Path) -> bool | None:
+    """Whether an Azure ML job file declares the data input ``retrain``'s ``data=`` gives a new path: an input
+    :data:`DATA_INPUT` with a ``type`` and a ``path`` (``uri_folder``, ``mltable``...); None when the file cannot
+    be read (its start says what is wrong with it)."""
+    _, spec = _job_spec(job_file, base_dir)
+    if not spec:
+        return None
+    inputs = spec.get("inputs")
+    declared = inputs.get(DATA_INPUT) if isinstance(inputs, dict) else None
+    return isinstance(declared, dict) and "path" in declared
 
 
 def job_experiment(job_file: str, base_dir: Path, params: dict[str, str]) -> str:
@@ -272,7 +286,10 @@ class CommandRunner:
             command = None
         plan: Plan | Reply | None = None
         if command is not None and command.verb in ("retrain", "integrate"):
-            plan = await self._plan_retrain(command) if command.verb == "retrain" else self._plan_integrate(command)
+            if command.verb == "retrain":
+                plan = await self._plan_retrain(command, recorded=True)
+            else:
+                plan = self._plan_integrate(command)
         if not isinstance(plan, Plan):
             if run.id not in self._unplannable:  # said once, not at every sweep
                 self._unplannable.add(run.id or 0)
@@ -416,7 +433,9 @@ class CommandRunner:
             return None
         return f"{name} has no version {version} in Azure ML, so nothing was started."
 
-    async def _plan_retrain(self, command: ParsedCommand) -> Plan | Reply:
+    async def _plan_retrain(self, command: ParsedCommand, *, recorded: bool = False) -> Plan | Reply:
+        """What ``retrain`` starts, or why it starts nothing. ``recorded``: the plan of a run recorded before (to
+        follow it), whose options are not refused again: a run started before Handoff refused them goes on."""
         name = command.target or ""
         model = self.settings.models.get(name)
         if model is None or model.retrain is None:
@@ -431,7 +450,14 @@ class CommandRunner:
                 asset, _, version = command.options["data"].partition(":")
                 if not asset or not version:  # Azure ML reads `azureml:<name>` as no asset at all
                     return Reply("Write the data asset as name:version, for example `data=lake-data:8`.")
-                params["inputs.training_data"] = f"azureml:{command.options['data']}"
+                if not recorded and await asyncio.to_thread(has_data_input, job.job_file, self.base_dir) is False:
+                    return Reply(
+                        f"The Azure ML job file {job.job_file} has no data input `{DATA_INPUT}` (with a type and a "
+                        "path) for `data=` to replace, so nothing was started. Retrain without `data=`, or give the "
+                        "job that input."
+                    )
+                # the job's data input keeps its type (uri_folder, mltable...) and reads the asset's version
+                params[f"inputs.{DATA_INPUT}.path"] = f"azureml:{command.options['data']}"
                 params.pop("data")
             title = await asyncio.to_thread(job_title, job.job_file, self.base_dir)
             experiment = await asyncio.to_thread(job_experiment, job.job_file, self.base_dir, params)
@@ -446,6 +472,8 @@ class CommandRunner:
         else:
             pipeline = model.retrain.azure_devops_pipeline
             assert pipeline is not None
+            if command.options and not recorded:
+                return Reply(_pipeline_takes_no_options(name, pipeline.pipeline, command, pipeline.parameters))
             planned = self._pipeline_plan(
                 f"Retrain {name} with the Azure DevOps pipeline {pipeline.pipeline}",
                 name,
@@ -1095,6 +1123,18 @@ class CommandRunner:
 
         backend: JsonObject = {"service": "azure-devops", "project": project, "pipeline": pipeline}
         return Plan(summary, target, start, watch, progress, backend)
+
+
+def _pipeline_takes_no_options(model: str, pipeline: str, command: ParsedCommand, parameters: dict[str, str]) -> str:
+    """Why ``retrain`` with options starts nothing where an Azure DevOps pipeline retrains the model: the
+    configuration gives the pipeline its parameters, and says of none that an option sets it."""
+    given = " or ".join(f"`{key}=`" for key in sorted(command.options))
+    configured = ", ".join(f"{key}={value}" for key, value in parameters.items())
+    runs_with = f"the parameters configured for it ({configured})" if configured else "its own defaults"
+    return (
+        f"{model} is retrained by the Azure DevOps pipeline {pipeline}, which takes no {given} from chat: it runs "
+        f"with {runs_with}. Nothing was started; `retrain {model}` alone starts it."
+    )
 
 
 def _dedupe_key(request: CommandRequest, command: ParsedCommand) -> str:

@@ -16,9 +16,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from adapters.emulators.base import Fault
 from bot.events import StageStateChanged
@@ -1611,10 +1613,88 @@ async def test_retrain_takes_its_data_asset_as_name_and_version_as_its_help_says
         answer = await alice.say(typed, "name:version")
         assert "Write the data asset as name:version, for example `data=lake-data:8`." in answer, typed
     answer = await alice.say("retrain model-x data=lake-data:8 dry-run", "Dry run")
-    assert "inputs.training_data=azureml:lake-data:8" in answer
+    assert "inputs.training_data.path=azureml:lake-data:8" in answer
     await asyncio.sleep(0.5)
     assert jobs(loop) == []
     assert await loop.server.store.list_command_runs() == []
+
+
+async def test_retrain_with_a_data_asset_gives_the_jobs_data_input_that_version_and_its_compute_the_one_named(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x data=lake-data:6 compute=gpu-cluster", "Starting: Retrain model-x")
+    run = await command_run(loop, is_running)
+    assert run.command == "retrain model-x compute=gpu-cluster data=lake-data:6"
+    [put] = jobs(loop)
+    assert put.status in (200, 201)
+    sent = put.json()["properties"]
+    # the job file's uri_folder input, read from the asset's version 6 (not a literal string beside it)
+    assert sent["inputs"]["training_data"]["jobInputType"] == "uri_folder"
+    assert sent["inputs"]["training_data"]["uri"].endswith("/data/lake-data/versions/6")
+    assert sent["inputs"]["learning_rate"] == {"value": "0.01", "jobInputType": "literal"}
+    assert sent["computeId"].endswith("/computes/gpu-cluster")
+    await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, run.id)
+
+
+async def test_retrain_with_a_data_asset_of_a_job_without_a_data_input_starts_nothing_and_says_why(
+    start_loop: Callable[..., Awaitable[Loop]], tmp_path: Path
+) -> None:
+    job_file = tmp_path / "train-literal.yml"
+
+    def literal_job(config: dict[str, Any]) -> None:
+        no_confirmation(config)
+        config["models"]["model-x"]["retrain"]["azure_ml_job"]["job_file"] = str(job_file)
+
+    loop = await start_loop(literal_job)
+    job = loop.suite.aml.job_yaml("train-model-x")
+    job["inputs"] = {"learning_rate": 0.01}
+    job["command"] = "python train.py --lr ${{inputs.learning_rate}}"
+    job_file.write_text(yaml.safe_dump(job), encoding="utf-8")
+    alice = Person(loop, "slack", "alice", "ml-models")
+    answer = await alice.say("retrain model-x data=lake-data:6", "nothing was started")
+    assert f"The Azure ML job file {job_file} has no data input `training_data` (with a type and a path)" in answer
+    await asyncio.sleep(0.5)
+    assert jobs(loop) == []
+    assert await loop.server.store.list_command_runs() == []
+
+
+def pipeline_retrain(config: dict[str, Any]) -> None:
+    """model-x retrained by the Azure DevOps pipeline train-model-x, with one parameter configured."""
+    no_confirmation(config)
+    project = config["models"]["model-x"]["promotion_gate"]["release"]["project"]
+    config["models"]["model-x"]["retrain"] = {
+        "azure_devops_pipeline": {"project": project, "pipeline": "train-model-x", "parameters": {"dataset": "lake"}}
+    }
+
+
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_retrain_by_a_pipeline_refuses_the_options_it_cannot_pass_and_starts_nothing(
+    start_loop: Callable[..., Awaitable[Loop]], platform: str
+) -> None:
+    loop = await start_loop(pipeline_retrain)
+    alice = Person(loop, platform, "alice", "ml-models")
+    for typed, given in (
+        ("retrain model-x data=lake-data:6 compute=gpu-cluster", "`compute=` or `data=`"),
+        ("retrain model-x compute=gpu-cluster", "`compute=`"),
+        ("retrain model-x data=lake-data:6 dry-run", "`data=`"),
+    ):
+        answer = await alice.say(typed, "Nothing was started")
+        assert (
+            f"model-x is retrained by the Azure DevOps pipeline train-model-x, which takes no {given} from chat: it "
+            "runs with the parameters configured for it (dataset=lake). Nothing was started; `retrain model-x` alone "
+            "starts it."
+        ) in answer, typed
+    await asyncio.sleep(0.5)
+    assert loop.suite.ado.runs == []
+    assert await loop.server.store.list_command_runs() == []
+    refused = [e.outcome for e in await loop.server.store.list_audit() if e.outcome.startswith("not started:")]
+    assert len(refused) == 3
+
+    await alice.say("retrain model-x", "Starting: Retrain model-x with the Azure DevOps pipeline train-model-x")
+    await eventually(lambda: len(loop.suite.ado.runs) == 1)
+    assert loop.suite.ado.runs[0].template_parameters["dataset"] == "lake"
 
 
 @pytest.mark.parametrize("platform", ["slack", "teams"])
