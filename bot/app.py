@@ -201,6 +201,7 @@ def build_handoff(
         policy=policy,
     )
     runner.register(chat)
+    ingest.observers.append(runner.observe)
     ModelCommands(settings, store, consumers).register(chat)
     handoff = Handoff(
         settings, store, clock, ingest, gatekeeper, chat, outbox, pipelines=pipelines, ml=ml, runner=runner

@@ -8,7 +8,9 @@ The run gets a living card in the conversation where it was asked for, kept curr
 own events and, for what they do not announce, by polling.
 
 A restarted process takes up what the last one left (:meth:`CommandRunner.resume`): it polls the
-started runs again and starts again the Azure ML jobs whose start was cut off.
+started runs again and starts again the Azure ML jobs whose start was cut off. A run nobody polls any more
+(it outlasted the polling limit, its service kept refusing to say how it stands, or it outlasted the
+limit while Handoff was down) ends when its service's own completion event arrives (:meth:`CommandRunner.observe`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from bot.chat_handler import ChatHandler
 from bot.clock import Clock
 from bot.commands import COMMANDS_BY_VERB, ParsedCommand, UsageError, may_be_run, parse, run_number
 from bot.config import CommandPolicySettings, Settings
-from bot.events import DomainEvent, Person, TrainingRunFinished
+from bot.events import DomainEvent, Person, RunStateChanged, TrainingRunFinished
 from bot.ingest import Ingest, IngestFailed
 from bot.interactions import ActionRequest, ActionResult, ChatUser, CommandRequest, Reply, Visibility, link
 from bot.lookups import INTERACTIVE_SECONDS, answered_within
@@ -68,6 +70,12 @@ Outcome = asyncio.Future[Card | None]
 says the run started (and where) or why it could not start; None when the card stays as it is."""
 REFUSED_POLLS = 5
 """Refusals in a row after which a run's status is asked no more."""
+ENDED_BY_EVENTS = timedelta(days=30)
+"""How long a started run's service's completion event still ends it (when no poll did)."""
+JOB_PREFIX = "handoff-"
+"""The start of the name of every Azure ML job a command starts (:func:`job_name`)."""
+POLLED_EVENT_PREFIX = "handoff-poll:"
+"""The start of the ids of the events Handoff makes of the runs it polls (the poll records their end itself)."""
 DEFAULT_EXPERIMENT = "Default"
 """The experiment Azure ML puts a job in whose file names none."""
 START_CUT_OFF = timedelta(minutes=2)
@@ -83,7 +91,7 @@ def job_name(model: str, run: CommandRun) -> str:
     """The Azure ML job name of a command run: the same for the same run, so a repeated submission finds
     the job instead of starting another, and different for every run (the time it was asked for keeps
     runs of a store that was started afresh apart from older jobs)."""
-    return _SAFE_NAME.sub("-", f"handoff-{model}-{run.id}-{run.created_at:%Y%m%d%H%M%S}".lower()).strip("-")
+    return _SAFE_NAME.sub("-", f"{JOB_PREFIX}{model}-{run.id}-{run.created_at:%Y%m%d%H%M%S}".lower()).strip("-")
 
 
 def _job_spec(job_file: str, base_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -199,6 +207,14 @@ class CommandRunner:
         self.lookup_seconds = INTERACTIVE_SECONDS  # the most a command's answer waits for Azure ML
         self._starting: set[int] = set()  # runs this process is starting now
         self._unplannable: set[int] = set()  # unfinished runs whose command is no longer configured
+        self._polling: set[int] = set()  # started runs this process polls now (their polls record their ends)
+        # how the polled runs ended as their services' completion events say: recorded if the polling stops first
+        self._ended_while_polled: dict[int, CommandRunState] = {}
+        self._pipelines = {app.integration.pipeline for app in settings.apps.values()} | {
+            model.retrain.azure_devops_pipeline.pipeline
+            for model in settings.models.values()
+            if model.retrain is not None and model.retrain.azure_devops_pipeline is not None
+        }  # the pipelines whose runs a command starts
 
     def register(self, chat: ChatHandler) -> None:
         chat.add_command("retrain", self.retrain)
@@ -210,6 +226,52 @@ class CommandRunner:
 
     async def close(self) -> None:
         await self.background.close()
+
+    async def observe(self, event: DomainEvent) -> None:
+        """The ingest observer: a run started from chat that its service says has ended (Azure ML's
+        ``RunCompleted`` or failure, Azure DevOps' completed run) is recorded as ended, as a poll would record
+        it, where this process no longer polls it: it outlasted :attr:`poll_limit`, its service kept refusing
+        polls, or Handoff restarted after its polls' limit. ``runs`` and ``status`` then tell how it ended, as its
+        card does. Quick: the store is looked at in the background."""
+        if event.event_id.startswith(POLLED_EVENT_PREFIX):
+            return  # Handoff's own poll, which records the end itself
+        if isinstance(event, TrainingRunFinished) and event.outcome is not None and event.run_id.startswith(JOB_PREFIX):
+            ended = RunStatus(event.run_id, "completed", event.outcome, event.web_url)
+            self._spawn(self._ended_in_service("azure-ml", None, ended))
+        elif (
+            isinstance(event, RunStateChanged)
+            and event.state.lower() == "completed"
+            and (pipeline := self._pipeline_of(event)) is not None
+        ):
+            ended = RunStatus(event.run.run_id, "completed", event.outcome or "failed", event.web_url)
+            self._spawn(self._ended_in_service("azure-devops", pipeline, ended))
+
+    def _pipeline_of(self, event: RunStateChanged) -> str | None:
+        """The pipeline, of those whose runs a command starts, that ``event`` is a run of; None for any other."""
+        return next((p for p in (event.run.pipeline_name, event.run.pipeline_id) if p in self._pipelines), None)
+
+    async def _ended_in_service(self, service: str, pipeline: str | None, status: RunStatus) -> None:
+        """Record the end of the started run from chat that ``service`` runs as ``status.run_id`` (a run of
+        ``pipeline``, for Azure DevOps), unless this process polls it; a poll or a cancel that recorded its end
+        first (on any replica) wins."""
+        state = ended_state(status)
+        assert state is not None
+        for run in await self.store.unfinished_command_runs(self.clock.now() - ENDED_BY_EVENTS):
+            if (
+                run.platform not in ("slack", "teams")
+                or run.state is not CommandRunState.STARTED
+                or run.backend_run_id != status.run_id
+                or run.details.get("service") != service
+                or (pipeline is not None and run.details.get("pipeline") != pipeline)
+            ):
+                continue
+            if run.id in self._polling:  # its poll records the end (or a cancel from chat on its way does)
+                self._ended_while_polled[run.id or 0] = state
+                continue
+            if await self.store.update_command_run(
+                run.id or 0, state, self.clock.now(), expected=CommandRunState.STARTED
+            ):
+                log.info("run %s: %s says %s ended (%s)", run.id, service, status.run_id, state.value)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         self.background.spawn(work)
@@ -1021,12 +1083,33 @@ class CommandRunner:
         *,
         resumed: bool = False,
     ) -> None:
-        """Poll the run until it ends; ``resumed``: the first look is at once, and its status is shown.
+        """Poll the run until it ends, for at most :attr:`poll_limit`; ``resumed``: the first look is at once,
+        and its status is shown.
 
         A service that keeps refusing to say how the run stands (the job was deleted, the access taken
-        away) is asked no more after :data:`REFUSED_POLLS` refusals in a row; the service's own events
-        still reach the card.
+        away) is asked no more after :data:`REFUSED_POLLS` refusals in a row. The service's own events
+        still reach the card, and its completion event ends the run (:meth:`observe`); one that came while
+        the run was still polled ends it once the polling stops without having seen the end.
         """
+        assert plan.watch is not None
+        self._polling.add(run.id or 0)
+        try:
+            await self._poll(run, plan, started, conversation, resumed=resumed)
+        finally:
+            self._polling.discard(run.id or 0)
+            told = self._ended_while_polled.pop(run.id or 0, None)
+        if told is not None:  # (False: the poll recorded the end first, or a cancel did)
+            await self.store.update_command_run(run.id or 0, told, self.clock.now(), expected=CommandRunState.STARTED)
+
+    async def _poll(
+        self,
+        run: CommandRun,
+        plan: Plan,
+        started: StartedRun,
+        conversation: ConversationAddress,
+        *,
+        resumed: bool,
+    ) -> None:
         assert plan.watch is not None
         deadline = self.clock.monotonic() + self.poll_limit.total_seconds()
         last: tuple[str, str | None] = ("", None) if resumed else ("queued", None)

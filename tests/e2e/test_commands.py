@@ -1242,6 +1242,77 @@ async def test_polling_ends_when_azure_ml_keeps_refusing_to_say_how_a_run_stands
     assert len(refused()) == asked <= REFUSED_POLLS + 1
 
 
+def job_looks(loop: Loop, job_name: str) -> list[Any]:
+    """Handoff's looks at an Azure ML job: the one before its submission (a 404), then its polls."""
+    return loop.suite.aml.recorder.matching(f"GET /subscriptions/**/jobs/{job_name}")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_a_retrain_that_outlasts_the_polling_limit_ends_in_runs_and_status_as_azure_ml_says(
+    start_loop: Callable[..., Awaitable[Loop]], fail: bool
+) -> None:
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    runner = loop.server.handoff.runner  # type: ignore[union-attr]
+    assert runner is not None
+    runner.poll_limit = timedelta(0)  # (12 hours, in production) polled no more once it has started
+    aml.script_next_job(duration=1, fail=fail)
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop, is_running)
+    name = str(run.backend_run_id)
+    await aml.jobs.wait_for(name, timeout=30)
+    ended = CommandRunState.FAILED if fail else CommandRunState.SUCCEEDED
+    await command_run(loop, lambda r: r.state is ended, run.id)
+    # no poll told it: Azure ML's own event (RunCompleted, or RunStatusChanged for a failure) did
+    assert [r.status for r in job_looks(loop, name)] == [404]
+    assert [e for e in aml.published if e.data.get("runId") == name]
+    listed = await alice.say("runs", "The latest runs")
+    assert f"• {run.id}: `retrain model-x` by Alice Martin, {ended.value}, Azure ML job " in listed
+    await alice.say(f"status {run.id}", f"`retrain model-x` by Alice Martin, {ended.value}.")
+
+
+async def test_a_retrain_azure_ml_refused_to_say_about_ends_when_azure_ml_says_it_completed(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    aml.script_next_job(duration=2)
+    alice = Person(loop, "slack", "alice", "ml-models")
+    await alice.say("retrain model-x", "Starting: Retrain model-x")
+    run = await command_run(loop, is_running)
+    name = str(run.backend_run_id)
+    await aml.jobs.wait_for(name, "Running", timeout=30)
+    runner = loop.server.handoff.runner  # type: ignore[union-attr]
+    assert runner is not None
+    runner.poll_interval = 1.0  # the job completes, and Azure ML says so, while its polls are still refused
+    job = aml.state.jobs.pop(name)  # Handoff's access to it taken away: every look is refused (404)
+
+    def refused() -> int:
+        return len([r for r in job_looks(loop, name) if r.status == 404]) - 1  # (the look before its submission)
+
+    done = await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, run.id)
+    assert job.status == "Completed"
+    # recorded once the polling stopped, as Azure ML's event had said (a poll would have recorded it itself)
+    assert refused() >= REFUSED_POLLS
+    assert done.backend_run_id == name
+    await alice.say("runs", f"• {run.id}: `retrain model-x` by Alice Martin, succeeded, Azure ML job ")
+
+
+async def test_an_integration_from_chat_that_outlasts_the_polling_limit_ends_as_azure_devops_says(loop: Loop) -> None:
+    runner = loop.server.handoff.runner  # type: ignore[union-attr]
+    assert runner is not None
+    runner.poll_limit = timedelta(0)
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("integrate app-y model=model-x:7", "Starting: Run")
+    run = await command_run(loop, is_running)
+    await eventually(lambda: loop.suite.ado.run(int(str(run.backend_run_id))).state == "completed")
+    await command_run(loop, lambda r: r.state is CommandRunState.SUCCEEDED, run.id)  # never polled: the hook said
+    listed = await bob.say("runs", "The latest runs")
+    assert f"• {run.id}: `integrate app-y model=model-x:7` by Bob" in listed
+    assert "succeeded, Azure DevOps run integrate-app-y" in listed
+
+
 @pytest.mark.parametrize("platform", ["slack", "teams"])
 async def test_a_dry_run_shows_what_a_subscription_would_have_sent_and_subscribes_nothing(
     loop: Loop, platform: str
