@@ -23,6 +23,7 @@ from adapters.sql import SqlStore
 from adapters.sql.engine import shown_url
 from adapters.sql.problems import NoDatabase
 from adapters.sql.store import STORE_ERRORS, StoreUnavailable
+from adapters.web import limits as web_limits
 from adapters.web.edge import edge_middleware
 from adapters.web.health import METRICS, STORE, add_health_routes
 from adapters.web.limits import BODY_LIMITS, alias_trailing_slash
@@ -447,6 +448,7 @@ async def start_server(
             access_log=None,
             handle_signals=False,
             shutdown_timeout=settings.server.shutdown_timeout.total_seconds(),
+            keepalive_timeout=web_limits.IDLE_TIMEOUT,  # also what an idle or half-sent request has
         )
         await runner.setup()
         bind_host = host or settings.server.host

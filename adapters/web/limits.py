@@ -1,8 +1,9 @@
-"""Per-route body-size caps, checked before the body is read when the sender declares its length; and the
-400 for a body whose ``Content-Encoding`` does not decode."""
+"""Per-route body-size caps, checked before the body is read when the sender declares its length; the
+400 for a body whose ``Content-Encoding`` does not decode; and the deadlines a request has to arrive by."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 BODY_LIMITS = web.AppKey("body_limits", dict)
 DEFAULT_LIMIT = 1024 * 1024
+
+BODY_TIMEOUT = 15.0
+"""Seconds a request's body has, once its headers are in, to arrive whole: then 408 and the connection
+closes. Slack, Teams, Azure DevOps and Event Grid send a body at once; a sender that stops part-way would
+otherwise hold its connection, and a handler, for as long as it likes."""
+
+IDLE_TIMEOUT = 75.0
+"""Seconds a connection may wait for a request's headers to be complete, on a new connection as between the
+requests of a kept-alive one: then it is closed. (aiohttp's keep-alive timeout, which also covers headers
+sent in part. Longer than a reverse proxy's usual 60 s, so that the proxy drops an idle connection first.)"""
 
 
 def set_body_limit(app: web.Application, path: str, limit: int) -> None:
@@ -61,9 +72,36 @@ def undecodable_body(request: web.Request) -> web.Response:
     return answer
 
 
+def _who(request: web.Request) -> tuple[str, str, str | None]:
+    return request.method, request.path, request.remote
+
+
+def _gone() -> web.Response:
+    """The answer for a sender that closed its connection part-way through the body (nobody reads it)."""
+    answer = web.json_response({"error": "incomplete_body", "message": "the body ended early"}, status=400)
+    answer.force_close()
+    return answer
+
+
+def _too_slow(request: web.Request) -> web.Response:
+    """The 408 for a body that did not arrive within :data:`BODY_TIMEOUT`; the connection closes after it."""
+    log.warning("%s %s from %s: the body did not arrive within %g s, answered 408", *_who(request), BODY_TIMEOUT)
+    # nothing more is read: not the rest of this body (aiohttp would otherwise wait for it after the
+    # answer), nor another request on this connection
+    request.protocol.close()
+    request.content.feed_eof()
+    answer = web.json_response(
+        {"error": "request_timeout", "message": f"the body did not arrive within {BODY_TIMEOUT:g} seconds"},
+        status=408,
+    )
+    answer.force_close()
+    return answer
+
+
 async def over_limit(request: web.Request) -> web.Response | None:
-    """The 413 answer for a body over its route's cap, or None; the app-wide ``client_max_size`` bounds
-    chunked ones."""
+    """The 413 answer for a body over its route's cap, 408 for one that does not arrive in time, or None;
+    the app-wide ``client_max_size`` bounds chunked ones. A body not yet all in is read here, under
+    :data:`BODY_TIMEOUT`: the route's own read then returns it at once."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return None
     resource = request.match_info.route.resource
@@ -72,11 +110,21 @@ async def over_limit(request: web.Request) -> web.Response | None:
     declared = request.content_length
     if declared is not None and declared > limit:
         return _too_large(limit)
-    # a compressed body is read here too: one that does not decode is a 400 before any route (or its
-    # authentication) runs, and never an error left in the stream when a route answers without reading it
-    if (declared is None or "Content-Encoding" in request.headers) and request.can_read_body:
+    # a body all in (the usual case: it came with its headers) is the route's to read; any other is read
+    # here, under the deadline, and so is a compressed one: one that does not decode is a 400 before any
+    # route (or its authentication) runs, never an error left in the stream when a route answers without
+    # reading it
+    if declared is not None and "Content-Encoding" not in request.headers and request.content.is_eof():
+        return None
+    if request.can_read_body:
         try:
-            body = await request.read()
+            async with asyncio.timeout(BODY_TIMEOUT):
+                body = await request.read()
+        except TimeoutError:
+            return _too_slow(request)
+        except ConnectionError:  # the sender hung up part-way: its mistake, not a failure of Handoff's
+            log.warning("%s %s from %s: the connection closed before the body was all in", *_who(request))
+            return _gone()
         except web.HTTPRequestEntityTooLarge:
             return _too_large(limit)
         except web.RequestPayloadError:
