@@ -143,13 +143,24 @@ async def test_signed_but_unreadable_bodies_are_400(harness: Harness, body: byte
     assert status == 400, answer
 
 
-async def test_unsigned_non_utf8_body_is_refused(harness: Harness) -> None:
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(b"\xc3\x28", "application/json"), (b"command=\xff", "application/x-www-form-urlencoded")],
+    ids=["json", "form"],
+)
+async def test_a_forged_signature_is_401_whatever_the_bodys_bytes(
+    harness: Harness, body: bytes, content_type: str
+) -> None:
+    """The signature is checked over the raw bytes before they are decoded: a forger learns nothing from a
+    body that is not UTF-8 (a 400 would say the body was looked at before the sender was known)."""
     headers = {
-        "Content-Type": "application/json",
+        "Content-Type": content_type,
         "X-Slack-Request-Timestamp": str(int(time.time())),
         "X-Slack-Signature": "v0=" + "a" * 64,
     }
-    assert (await post(harness.url, b"\xc3\x28", headers))[0] in (400, 401)
+    status, answer = await post(harness.url, body, headers)
+    assert (status, json.loads(answer)["error"]) == (401, "invalid request")
+    assert harness.handler.commands == [] and harness.handler.actions == []
 
 
 async def test_body_size_cap(harness: Harness) -> None:

@@ -82,7 +82,9 @@ def test_the_documented_slack_vector() -> None:
         (None, "v0=" + "A" * 64, b"{}", 401),
         (None, "v1=" + "a" * 64, b"{}", 401),
         (None, "", b"{}", 401),
-        (None, None, b"\xff\xfe{}", 400),
+        (None, None, b"\xff\xfe{}", 400),  # signed, but not UTF-8
+        (None, "v0=" + "a" * 64, b"\xff\xfe{}", 401),  # not UTF-8, and not signed: the signature decides
+        (None, "v0=" + "a" * 64, b"command=\xff", 401),
     ],
 )
 def test_malformed_input_is_refused_not_raised(
@@ -139,3 +141,9 @@ def test_any_change_to_body_timestamp_or_signature_fails(body: bytes, data: st.D
 def test_verify_is_total(body: bytes, timestamp: str, signature: str) -> None:
     verdict = RequestVerifier("s3cret-value", clock_at(VECTOR_TIME)).verify(body, headers(timestamp, signature))
     assert verdict.status in (400, 401)
+
+
+@pytest.mark.parametrize("secret", ["", "   "])
+def test_an_empty_signing_secret_is_refused_at_once(secret: str) -> None:
+    with pytest.raises(ValueError, match="signing secret is empty"):
+        RequestVerifier(secret)
