@@ -2,7 +2,8 @@
 
 Redaction happens in a filter on the handler, so it covers every logger, including the SDKs'. It
 removes the configured secrets' values, Slack tokens, JWTs, Authorization header values, and
-``password=``/``secret=``/``token=``-style pairs.
+``password=``/``secret=``/``token=``-style pairs. The database drivers, which would log each statement's
+values, are kept at WARNING even when the level is DEBUG.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any, TextIO
 REDACTED = "[redacted]"
 
 _PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{6,}"),  # Slack bot, user, app-level tokens
+    # Slack tokens: bot, user, refresh (xoxe-), rotating (xoxe.xoxp-, xoxe.xoxb-), app-level (xapp-)
+    re.compile(r"\bxox[a-z](?:\.xox[a-z])?-[A-Za-z0-9-]{6,}"),
     re.compile(r"\bxapp-[A-Za-z0-9-]{6,}"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),  # JWTs
     re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
@@ -121,8 +123,11 @@ def configure_logging(
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    # the SDKs log request bodies and headers at DEBUG; keep them quiet unless asked
-    for noisy in ("azure", "msrest", "urllib3", "aiohttp.access", "slack_sdk", "slack_bolt", "alembic"):
+    # the SDKs log request bodies and headers at DEBUG, and the database drivers each statement with its
+    # values (installations' tokens, OAuth states; SQLAlchemy's engine at INFO), which no pattern can
+    # tell apart: keep them at WARNING whatever the level
+    quiet = ("azure", "msrest", "urllib3", "aiohttp.access", "slack_sdk", "slack_bolt", "alembic")
+    for noisy in (*quiet, "aiosqlite", "asyncpg", "sqlalchemy"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # azure-ai-ml warns about its own experimental classes whenever it loads a job
     logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)

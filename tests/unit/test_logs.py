@@ -65,3 +65,20 @@ def test_ordinary_text_is_left_alone() -> None:
     # a name that only ends in a short secret-like word says why a request was refused
     why = "event grid delivery: rejected (data.validationCode: missing)"
     assert redact(why) == why
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "xoxb-1234-5678-abcdefghijkl",
+        "xoxp-1234-5678-abcdefghijkl",
+        "xoxe-1-My0xLTIxMjM0NTY3ODkw",  # a refresh token (token rotation)
+        "xoxe.xoxp-1-Mi0yLTEyMzQ1Njc4",  # a rotating user token
+        "xoxe.xoxb-1-MS0yLTk4NzY1NDMy",  # a rotating bot token
+        "xapp-1-A111-222-abcdef",
+    ],
+)
+def test_slack_tokens_are_redacted_by_their_shape_alone(token: str) -> None:
+    """Not only after ``token=``: in a row of values, say, where nothing names them."""
+    line = f"saved ('T9WORKSPACE', '{token}', 'U9INSTALLER')"
+    assert Redactor()(line) == f"saved ('T9WORKSPACE', '{REDACTED}', 'U9INSTALLER')"
