@@ -470,6 +470,17 @@ _ENDED_UNAPPROVED = frozenset({"failed", "rejected", "canceled", "cancelled", "s
 _ASSIGNED = ("approvers", "approver_names", "groups", "unseen_groups", "unmatched", "blocked_names", "requester_names")
 
 
+def _requester(event: ApprovalEvent) -> Person | None:
+    """Who asked for the run or release ``event``'s approval holds, where Handoff knows: a classic release's
+    approval names them; a pipeline approval's hook does not, so its pending event carries the run's requester
+    (read from the Build API) as its actor. A completion's actor is who decided it: no requester."""
+    if event.requester is not None:
+        return event.requester
+    if isinstance(event, ApprovalPending) and event.approval_kind == "pipeline":
+        return event.actor
+    return None
+
+
 def _identities(person_email: str | None, person_id: str | None) -> list[str]:
     found = []
     if person_email:
@@ -681,7 +692,7 @@ class Gatekeeper:
     def _gate_for(self, event: ApprovalEvent) -> Gate:
         """The pending gate for an approval Azure DevOps asks for."""
         now = self.clock.now()
-        requester = event.requester
+        requester = _requester(event)
         policy = self.policy.settings.gates.get("default")
         expires = event.timeout_at or now + (policy.expire_after if policy else timedelta(hours=72))
         gate = Gate(

@@ -157,6 +157,30 @@ async def test_authorization_matrix(
         assert (await handoff.store.list_audit())[-1].outcome.startswith("refused")
 
 
+async def test_a_pipeline_approvals_run_requester_may_not_approve_it(handoff: Handoff) -> None:
+    """A pipeline approval's hook names no requester: the route reads who asked for the run from the Build API
+    into the pending event's actor, and the gate policy's requester_cannot_approve bars them by it (Azure DevOps'
+    own check bars nobody here); an approver who completes the approval is no requester."""
+    await handoff.ingest.accept(replace(pending(), requester=None, actor=person("bob")))
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.details["requesters"] == ["bob@contoso.com", "aad:id-bob"]
+    assert gate.details["requester_names"] == ["Bob"]
+    result = await handoff.gatekeeper.decide(user("bob"), GATE, "approve", "mine", SLACK)
+    assert not result.accepted
+    assert result.message == "You started this run, and its policy says the requester may not approve it."
+    assert await handoff.store.gate_decisions(GATE) == []
+    state = await handoff.store.get_card_state(GATE)
+    assert state is not None and "bob@contoso.com" in state.state["policy_barred"]
+    assert [m.email for m in render(state.state).mentions] == ["carol@contoso.com", "dave@contoso.com"]
+    assert (await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "fine", SLACK)).accepted
+
+    # a completion heard before its pending event: its actor decided it, and asked for nothing
+    decided = replace(completed("approved"), approval_id="e5f6", event_id="approved-e5f6", actor=person("carol"))
+    await handoff.ingest.accept(decided)
+    closed = await handoff.store.get_gate("azure-devops:contoso:pipeline-approval:e5f6")
+    assert closed is not None and closed.state is GateState.APPROVED and closed.details["requesters"] == []
+
+
 async def test_an_override_of_an_azure_devops_gate_is_refused_and_skips_no_approver_check(store_url: str) -> None:
     # nothing of Handoff's blocks an Azure DevOps gate: an override there would approve it for someone in an
     # override role who is not among its approvers

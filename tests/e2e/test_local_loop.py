@@ -189,6 +189,57 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
     assert [e.outcome for e in audit if e.action == "approve"][-1] == "applied"
 
 
+def production_lets_the_requester_approve(world: dict[str, Any]) -> None:
+    """A ``world`` tweak: production's approval check does not bar the run's requester (Azure DevOps would take
+    their approval)."""
+    [production] = [e for e in world["azure_devops"]["environments"] if e["name"] == "production"]
+    production["approval"]["requesterCannotBeApprover"] = False
+
+
+async def test_the_requester_of_a_pipeline_run_may_not_approve_it_where_only_the_gate_policy_says_so(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """Azure DevOps' check lets the run's requester approve, Handoff's gate policy (requester_cannot_approve) does
+    not: carol asked for the release, so her Approve is refused in chat, nothing reaches Azure DevOps, and the card
+    neither lists her among who may approve nor calls on her; bob's approval goes through."""
+    loop = await start_loop(world=production_lets_the_requester_approve)
+    ado, slack = loop.suite.ado, loop.suite.slack
+    run = ado.start_run(
+        "release-app-y", requested_by="carol@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+    )
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
+    )
+    [approval] = ado.approvals_for(run.id)
+    assert approval.blocked == []  # Azure DevOps itself bars nobody
+    gate_id = f"azure-devops:contoso:pipeline-approval:{approval.id}"
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and "carol@contoso.com" in gate.details["requesters"]
+    assert gate.details["requester_names"] == ["Carol Diaz"]
+    carol, bob = slack.world.user("carol"), slack.world.user("bob")
+    assert f"<@{bob.id}>" in gate_card.text and f"<@{carol.id}>" not in gate_card.text
+    assert '"text": "*Approvers*\\nBob Chen"' in blocks_text(gate_card)
+
+    views_before = set(slack.state.views)
+    assert (await slack.click_button(gate_card.ts, "approve", user="carol")).status == 200
+    said = "You started this run, and its policy says the requester may not approve it."
+    await eventually(lambda: any(said in e.text for e in slack.state.ephemeral_for(carol.id)))
+    assert set(slack.state.views) == views_before  # refused before any form asks her for a comment
+    await asyncio.sleep(0.5)
+    assert ado.recorder.matching(f"PATCH {APPROVALS}") == [] and approval.status == "pending"
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.PENDING
+    assert await loop.server.store.gate_decisions(gate_id) == []
+    assert [(e.actor, e.outcome) for e in await loop.server.store.list_audit() if e.action == "approve"] == [
+        ("carol@contoso.com", f"refused: {said}")
+    ]
+
+    await approve_in_slack(loop, gate_card, "bob", "looks good")
+    await eventually(lambda: approval.status == "approved")
+    [patch] = ado.recorder.matching(f"PATCH {APPROVALS}")
+    assert "Approved in Slack by bob@contoso.com: looks good" in patch.text()
+
+
 async def test_a_release_handoff_started_is_left_to_people_in_azure_devops(loop: Loop) -> None:
     """Handoff started the release itself (as a promoted model version does), and production's approval bars
     the run's requester: Azure DevOps would refuse Handoff's identity, so the gate's cards say so up front, offer
