@@ -14,6 +14,9 @@ reference recommends, the calls go through one gateway per organization:
   Handoff slows down before Azure DevOps has to slow it down.
 
 ``watch`` hooks a client into the gateway (``client.config.hooks``: every response passes by).
+
+The SDK's errors do not carry the HTTP status they were answered with (reference §5): an error a call through
+the gateway raises after an error answer (4xx, 5xx) carries it, read by :func:`answered_status`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ LOW_BUDGET_SHARE = 0.1
 LOW_BUDGET_SPACING = 1.0
 
 log = logging.getLogger("handoff.azure_devops")
+# The attribute an error raised by a call through the gateway carries the status of its error answer in.
+_STATUS = "handoff_http_status"
+
+
+def answered_status(error: BaseException) -> int | None:
+    """The HTTP status of the error answer (400 or above) a call through the gateway raised ``error`` after;
+    None when it had none (no answer, or the error is not from an answer)."""
+    status = getattr(error, _STATUS, None)
+    return status if isinstance(status, int) else None
 
 
 def _budget_low(headers: Any) -> bool:
@@ -74,6 +86,7 @@ class AzureDevOpsGateway:
         self._paused_until = 0.0
         self._budget_low = False
         self._last_start = float("-inf")
+        self._answers = threading.local()  # each thread's last answer: the status of the call it runs
 
     def watch(self, client: ClientT) -> ClientT:
         """Hook an SDK client into the gateway (once; later calls change nothing); returns the client."""
@@ -86,6 +99,7 @@ class AzureDevOpsGateway:
     def _answered(self, response: Any, *args: Any, **kwargs: Any) -> None:
         """A requests response hook (on the SDK's thread): a ``Retry-After`` pauses the organization, a
         nearly spent budget spaces its calls out (until an answer says otherwise)."""
+        self._answers.status = getattr(response, "status_code", None)
         headers = getattr(response, "headers", None) or {}
         low = _budget_low(headers)
         with self._lock:
@@ -129,7 +143,19 @@ class AzureDevOpsGateway:
         """``function(*args, **kwargs)`` on the gateway's threads, once any pause or spacing is over."""
         while (wait := self._wait_before_start()) > 0:
             await self._sleep(wait)
-        return await self._pool.run(function, *args, **kwargs)
+        return await self._pool.run(self._traced, function, *args, **kwargs)
+
+    def _traced(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``function(*args, **kwargs)`` on this thread; an error it raises after an error answer carries that
+        answer's status (see :func:`answered_status`)."""
+        self._answers.status = None
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:
+            status = getattr(self._answers, "status", None)
+            if isinstance(status, int) and status >= 400:
+                setattr(error, _STATUS, status)
+            raise
 
     def close(self) -> None:
         """Let the threads end (a call still running finishes on its own)."""

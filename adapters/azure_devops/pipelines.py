@@ -2,7 +2,9 @@
 
 The SDK is synchronous; every call runs in a worker thread. Service errors become the core's
 ``ServiceRefused`` (the service said no: the reason is for the person asking) or
-``ServiceUnavailable`` (try again later).
+``ServiceUnavailable`` (try again later): Azure DevOps answers both in the same JSON shape, so its
+throttling (429, ``TF400733``) and its own failures (5xx) are told apart by the answer's status, which the
+gateway notes (:func:`~adapters.azure_devops.gateway.answered_status`), or by the error's type.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
 from adapters.azure_devops.approver_directory import ApproverDirectory, identity_person
-from adapters.azure_devops.gateway import AzureDevOpsGateway
+from adapters.azure_devops.gateway import AzureDevOpsGateway, answered_status
 from adapters.azure_devops.hook_context import email_from_unique_name
 from adapters.azure_devops.hooks_gateway import PROJECT_IN_API_URL
 from adapters.azure_devops.service_hooks import approval_status
@@ -48,6 +50,9 @@ RELEASE_ALREADY_DECIDED = "VS402860"
 # Refusals no retry changes: the caller may not decide (pipeline approvals, classic releases), or it is gone
 FORBIDDEN = {"ApprovalUnauthorizedException", "ApprovalBlockedException", "ReleaseManagementSecurityException"}
 NOT_FOUND = {"ApprovalNotFoundException", "ReleaseManagementObjectNotFoundException"}
+# Azure DevOps' answer to an identity over its rate limit (reference §5): HTTP 429, TF400733
+THROTTLED = {"RequestBlockedException"}
+THROTTLED_CODE = "TF400733"
 RESULTS = {"succeeded": "succeeded", "partiallySucceeded": "failed", "failed": "failed", "canceled": "canceled"}
 
 
@@ -154,6 +159,9 @@ class AzureDevOpsPipelines:
         except AzureDevOpsServiceError as error:
             key = getattr(error, "type_key", "") or ""
             message = getattr(error, "message", "") or str(error)
+            if (busy := _transient(error, key, message)) is not None:
+                log.info("azure devops failed %s (%s): %s", what, busy, key or message)
+                raise busy from None
             log.info("azure devops refused %s: %s", what, key or message)
             reason = "; ".join(line.strip() for line in message.splitlines() if line.strip())  # one line
             reason = f"{refused}: {reason}" if refused else reason
@@ -211,12 +219,15 @@ class AzureDevOpsPipelines:
             return await self.directory.completed(approvers, fresh=fresh)
         except (AzureDevOpsServiceError, AzureDevOpsAuthenticationError) as error:
             key = getattr(error, "type_key", "") or type(error).__name__
+            said = getattr(error, "message", "") or str(error)
+            if isinstance(error, AzureDevOpsServiceError) and (busy := _transient(error, key, said)) is not None:
+                raise busy from None
             log.warning(
                 "azure devops refused to say who the approvers are (%s): groups are named, not expanded; "
                 "the PAT needs Identity: Read (vso.identity)",
                 key,
             )
-            raise ServiceRefused(getattr(error, "message", "") or str(error)) from None
+            raise ServiceRefused(said) from None
         except (ClientRequestError, OSError) as error:
             raise _no_answer(error) from None
 
@@ -333,6 +344,17 @@ def _person(identity: Any) -> Person | None:
     name = getattr(identity, "display_name", None) or unique_name or ""
     person = Person(name=str(name), email=email_from_unique_name(unique_name), id=getattr(identity, "id", None))
     return person if person.name or person.email else None
+
+
+def _transient(error: AzureDevOpsServiceError, key: str, message: str) -> ServiceUnavailable | None:
+    """What an error in Azure DevOps' JSON shape means when it is no refusal but throttling (429) or a failure
+    of its own (5xx): the request did not take effect, and may be sent again later; None for a refusal."""
+    status = answered_status(error)
+    if status == 429 or key in THROTTLED or message.lstrip().startswith(f"{THROTTLED_CODE}:"):
+        return ServiceUnavailable("Azure DevOps is throttling Handoff's requests (429)")
+    if status is not None and status >= 500:
+        return ServiceUnavailable(f"Azure DevOps failed ({status})")
+    return None
 
 
 def _failed(error: AzureDevOpsClientRequestError) -> str:

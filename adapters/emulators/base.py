@@ -55,11 +55,14 @@ class Fault:
             body).
         retry_after: seconds sent in ``Retry-After`` with a 429 (and 503).
         stall_seconds: how long a stall lasts.
+        body: the JSON body of a 429 or 5xx, instead of the emulator's usual one (for an error shape the
+            service also answers with, such as its own JSON error on a 503).
     """
 
     kind: FaultKind
     retry_after: float = 1.0
     stall_seconds: float = 30.0
+    body: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> Fault:
@@ -72,6 +75,7 @@ class Fault:
             kind=kind,  # type: ignore[arg-type]
             retry_after=float(data.get("retry_after", 1.0)),
             stall_seconds=float(data.get("stall_seconds", 30.0)),
+            body=data["body"] if isinstance(data.get("body"), dict) else None,
         )
 
 
@@ -185,18 +189,25 @@ FaultBody = Callable[[Fault], Any]
 """Builds the JSON body of a 429/5xx fault in a service's own error shape (see ``recording_middleware``)."""
 
 
+def _error_body(fault: Fault, fault_body: FaultBody | None, generic: Any) -> Any:
+    """The JSON body of a 429 or 5xx ``fault``: its own, else the emulated service's shape, else ``generic``."""
+    if fault.body is not None:
+        return fault.body
+    return fault_body(fault) if fault_body else generic
+
+
 async def _apply_fault(
     request: web.Request, fault: Fault, handler: Handler, fault_body: FaultBody | None = None
 ) -> web.StreamResponse:
     if fault.kind == "429":
         return web.json_response(
-            fault_body(fault) if fault_body else {"error": "ratelimited", "message": "Too many requests"},
+            _error_body(fault, fault_body, {"error": "ratelimited", "message": "Too many requests"}),
             status=429,
             headers={"Retry-After": f"{fault.retry_after:g}"},
         )
     if fault.kind in ("500", "502", "503", "504"):
         headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.kind == "503" else {}
-        body = fault_body(fault) if fault_body else {"error": "emulated_fault", "status": int(fault.kind)}
+        body = _error_body(fault, fault_body, {"error": "emulated_fault", "status": int(fault.kind)})
         return web.json_response(body, status=int(fault.kind), headers=headers)
     if fault.kind == "stall":
         await asyncio.sleep(fault.stall_seconds)

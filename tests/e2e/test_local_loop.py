@@ -21,6 +21,8 @@ from msrest.authentication import BasicAuthentication
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
 from adapters.demo import BOT_IDENTITY
 from adapters.emulators.azure_devops import AzureDevOpsEmulator
+from adapters.emulators.azure_devops.errors import internal_error
+from adapters.emulators.base import Fault
 from bot.interactions import ChatUser, CommandRequest
 from bot.records import ConversationAddress, GateState
 from tests.e2e.conftest import (
@@ -536,6 +538,54 @@ def sent_by_handoff(loop: Loop) -> list[str]:
     """The decisions Handoff sent Azure DevOps (its comments), dropped ones included."""
     patches = loop.suite.ado.recorder.matching(f"PATCH {APPROVALS}")
     return [u["comment"] for p in patches for u in p.json() if u["comment"].startswith(("Approved in", "Rejected in"))]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault("429"), Fault("503", retry_after=0, body=internal_error().body())],
+    ids=["throttled", "failed"],
+)
+async def test_an_approval_azure_devops_throttles_or_fails_stands_and_is_sent_again(loop: Loop, fault: Fault) -> None:
+    """Azure DevOps answers carol's approval from Slack with a 429 (TF400733), or a 503 in its JSON error shape: as
+    it answers a refusal, but no refusal. Her approval stands, the cards say Handoff will apply it, and the sweep
+    sends it again."""
+    ado = loop.suite.ado
+    run = ado.start_run(
+        "release-app-y", requested_by="alice@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+    )
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
+    )
+    [approval] = ado.approvals_for(run.id)
+    gate_id = f"azure-devops:contoso:pipeline-approval:{approval.id}"
+    ado.faults.add(f"PATCH {APPROVALS}", [fault])
+    await approve_in_slack(loop, gate_card, "carol", "looks good")
+    await eventually(lambda: "Handoff will apply it when it does" in blocks_text(gate_card))
+    assert '"action_id": "approve"' not in blocks_text(gate_card)
+    await eventually(lambda: any("Approved in Slack by Carol Diaz" in r.text for r in gate_card.replies))
+    assert not any("refused" in r.text for r in gate_card.replies)
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.APPROVED
+    assert gate.details["applied"] is False and "refused" not in gate.details
+    assert [d.actor for d in await loop.server.store.gate_decisions(gate_id)] == ["carol@contoso.com"]
+    assert approval.status == "pending"
+    audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
+    assert audit == [("carol@contoso.com", "approve", "pending: Azure DevOps unavailable")]
+
+    handoff = loop.server.handoff
+    assert handoff is not None
+    await handoff.gatekeeper.sweep()  # sends it again: taken
+    await eventually(lambda: approval.status == "approved")
+    assert [p.status for p in ado.recorder.matching(f"PATCH {APPROVALS}")] == [int(fault.kind), 200]
+    assert sent_by_handoff(loop) == ["Approved in Slack by carol@contoso.com: looks good"] * 2
+    await eventually(
+        lambda: "Handoff will apply it" not in blocks_text(gate_card) and "Approved" in blocks_text(gate_card)
+    )
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.APPROVED and gate.details["applied"] is True
+    audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
+    assert ("Handoff", "apply approve", "applied") in audit
+    assert not [outcome for _, _, outcome in audit if "refused" in outcome]
 
 
 async def test_an_approval_rejected_in_azure_devops_while_it_did_not_answer_corrects_the_cards(loop: Loop) -> None:

@@ -77,6 +77,12 @@ def missing_scope(caller_id: str) -> ServiceError:
     return ServiceError(401, "UnauthorizedRequestException", message)
 
 
+def internal_error(activity_id: str = "6f3bd2f4-1c62-4a4b-9c0e-2a3e5c0b7d11") -> ServiceError:
+    """What the service answers when an error of its own fails a request (TF400898), in its usual JSON shape;
+    its status varies (500, 503): script it with ``Fault("503", body=internal_error().body())``."""
+    return ServiceError(500, "Exception", f"TF400898: An Internal Error Occurred. Activity Id: {activity_id}.")
+
+
 def unauthorized() -> web.Response:
     """What the service answers to a missing or unknown PAT: 401, no JSON body."""
     return web.Response(

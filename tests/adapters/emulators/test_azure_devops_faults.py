@@ -15,6 +15,7 @@ from msrest.authentication import BasicAuthentication
 from msrest.exceptions import ClientRequestError, DeserializationError
 
 from adapters.emulators.azure_devops import AzureDevOpsEmulator
+from adapters.emulators.azure_devops.errors import internal_error
 from adapters.emulators.base import Fault
 from bot.clock import FakeClock
 
@@ -72,6 +73,22 @@ async def test_503_is_retried_on_get_and_surfaces_once_on_post(ado: AzureDevOpsE
         await call(pipelines.run_pipeline, RunPipelineParameters(), PROJECT, 1)
     assert len(ado.recorder.matching("POST /contoso/mlops/_apis/pipelines/*/runs")) == 1
     assert len(ado.runs) == 1
+
+
+async def test_a_5xx_may_answer_in_the_services_json_error_shape(ado: AzureDevOpsEmulator, pipelines: Any) -> None:
+    """As Azure DevOps does for a failure of its own: the SDK then raises the error it raises for a refusal."""
+    import aiohttp
+
+    body = internal_error("1234").body()
+    async with aiohttp.ClientSession() as session:
+        script = {"route": "POST /contoso/mlops/_apis/pipelines/*/runs", "faults": [{"kind": "503", "body": body}]}
+        async with session.post(f"{ado.base_url}/_emulator/faults", json=script) as resp:
+            assert resp.status == 200
+    with pytest.raises(AzureDevOpsServiceError) as err:
+        await call(pipelines.run_pipeline, RunPipelineParameters(), PROJECT, 1)
+    assert err.value.message == "TF400898: An Internal Error Occurred. Activity Id: 1234."
+    assert [r.status for r in ado.recorder.matching("POST /contoso/mlops/_apis/pipelines/*/runs")] == [503]
+    assert ado.runs == []
 
 
 async def test_connection_reset(ado: AzureDevOpsEmulator, clock: FakeClock, pipelines: Any) -> None:
