@@ -117,6 +117,11 @@ APPROVED_TAGS = {"approved": "true"}
 # most this often, and at most RECONCILE_BATCH gates per sweep (those looked up longest ago first).
 RECONCILE_EVERY = timedelta(minutes=5)
 RECONCILE_BATCH = 50
+# A gate expired in Handoff (its policy's expire_after, Handoff's own) whose approval may still wait in Azure DevOps:
+# its approval is looked up at most this often (after the waiting gates'), within RECONCILE_EXPIRED_FOR of the gate's
+# opening (an approval check's timeout: 43200 minutes in Azure DevOps' documentation, reference §2.1).
+RECONCILE_EXPIRED_EVERY = timedelta(hours=1)
+RECONCILE_EXPIRED_FOR = timedelta(days=30)
 # What a reminder keeps of its gate's card: who may decide, how many approvals it needs, how far it got, and
 # when it expires (the evidence and the buttons stay on the card).
 REMINDER_FACTS = ("Approvers", "Approvals needed", "Approved so far", "Expires")
@@ -316,6 +321,17 @@ def _newest_over(gate: Gate, others: Sequence[Gate]) -> Gate | None:
         if other.gate_id != gate.gate_id and is_newer_version(str(other.details.get("version", "")), version)
     ]
     return max(newer, key=lambda other: version_order(str(other.details.get("version", ""))) or (), default=None)
+
+
+def _expired_in_handoff(gate: Gate) -> bool:
+    """Whether ``gate`` expired in Handoff while its Azure DevOps approval may still wait there: Azure DevOps has
+    not said how it completed (someone may yet decide it there, or it time out), nor that it is gone."""
+    return (
+        gate.state is GateState.EXPIRED
+        and gate.source == "azure-devops"
+        and not gate.details.get("decided_in")
+        and gate.details.get("only_in_azure_devops") != APPROVAL_GONE
+    )
 
 
 def _expiry_note(gate: Gate) -> str:
@@ -528,6 +544,8 @@ class Gatekeeper:
         #: How often a waiting gate's approval is looked up in Azure DevOps, and how many gates per sweep.
         self.reconcile_every = RECONCILE_EVERY
         self.reconcile_batch = RECONCILE_BATCH
+        #: How often the approval of a gate expired in Handoff is looked up, while it may still wait there.
+        self.reconcile_expired_every = RECONCILE_EXPIRED_EVERY
 
     # --- gates from Azure DevOps -------------------------------------------------------------------
 
@@ -766,7 +784,7 @@ class Gatekeeper:
                     await self._audit("Azure DevOps", "decide", decided, state.value, comment="decided in Azure DevOps")
                     return
                 continue  # the pending event opened it meanwhile: close it
-            # a waiting gate's card shows the event itself; one that showed a decision from chat is told
+            # a waiting gate's card shows the event itself; one that showed a decision from chat, or its expiry, is told
             if await self._settle(gate, outcome, show=gate.state.is_final):
                 return
 
@@ -778,11 +796,17 @@ class Gatekeeper:
         way), Azure DevOps' outcome stands: the gate is applied, and nothing sends the decision again or
         takes the gate back to waiting. Unless the outcome is that very decision (applied although its answer
         was lost), the cards say who completed the approval in Azure DevOps and that the decision was not
-        applied.
+        applied. A gate that expired in Handoff (its policy's expiry, not the approval's) takes the outcome too:
+        its cards no longer say the approval still waits in Azure DevOps, but how it was completed there.
         """
         held: GateDecision | None = None
         details = {**gate.details, "applied": True, "decided_in": "Azure DevOps", **_said(outcome)}
-        if gate.state.is_final:
+        decided_at = gate.decided_at or self.clock.now()
+        expired_here = _expired_in_handoff(gate)
+        if expired_here:
+            # Handoff's expiry is its own: the approval waited on in Azure DevOps, which has now completed it
+            decided_at = self.clock.now()
+        elif gate.state.is_final:
             unapplied = gate.details.get("applied") is False and not gate.details.get("decided_in")
             if gate.state not in (GateState.APPROVED, GateState.REJECTED) or not unapplied:
                 return True  # settled already
@@ -794,11 +818,13 @@ class Gatekeeper:
                     details = {**gate.details, "applied": True}  # Handoff's decision took effect
                 held = None
         updated = await self.store.update_gate(
-            gate.gate_id, gate.version, outcome.state, details, decided_at=gate.decided_at or self.clock.now()
+            gate.gate_id, gate.version, outcome.state, details, decided_at=decided_at
         )
         if updated is None:
             return False
         said = "decided in Azure DevOps" if not gate.state.is_final else "completed in Azure DevOps"
+        if expired_here:
+            said = "decided in Azure DevOps after it expired in Handoff"
         if outcome.closed:
             said = f"closed: {outcome.closed}"
         await self._audit("Azure DevOps", "decide", gate, outcome.state.value, comment=said)
@@ -1599,9 +1625,10 @@ class Gatekeeper:
     # --- keeping gates current ---------------------------------------------------------------------
 
     async def sweep(self) -> None:
-        """Expire overdue gates, close waiting gates whose approval Azure DevOps says is completed (its event may
-        have been lost; see :meth:`reconcile`), and retry decisions Azure DevOps has not received yet (a refused
-        decision is withdrawn, its gate waiting again; a gate marked ``refusal`` is one refused before that)."""
+        """Expire overdue gates, close waiting gates whose approval Azure DevOps says is completed and give gates
+        expired in Handoff the outcome of theirs (its event may have been lost; see :meth:`reconcile`), and retry
+        decisions Azure DevOps has not received yet (a refused decision is withdrawn, its gate waiting again; a
+        gate marked ``refusal`` is one refused before that)."""
         now = self.clock.now()
         waiting: list[Gate] = []
         for gate in await self.store.list_gates(GateState.PENDING):
@@ -1609,7 +1636,8 @@ class Gatekeeper:
                 await self._expire(gate)
             else:
                 waiting.append(gate)
-        await self.reconcile(waiting)
+        expired = [g for g in await self.store.list_gates(GateState.EXPIRED) if _expired_in_handoff(g)]
+        await self.reconcile([*waiting, *expired])
         for state in (GateState.APPROVED, GateState.REJECTED):
             for gate in await self.store.list_gates(state):
                 if gate.details.get("applied") is False and not gate.details.get("refusal"):
@@ -1618,25 +1646,22 @@ class Gatekeeper:
 
     async def reconcile(self, waiting: Sequence[Gate]) -> None:
         """Ask Azure DevOps how the approvals of ``waiting`` gates stand, and close those it says are completed
-        (approved, rejected, timed out, canceled), as their lost completion event would have.
+        (approved, rejected, timed out, canceled), as their lost completion event would have; ``waiting`` may
+        also hold gates expired in Handoff, whose approval may still wait in Azure DevOps: those it says are
+        completed take that outcome.
 
-        Bounded: a gate is asked about at most once per :attr:`reconcile_every` (claimed with a compare-and-set,
-        so one replica asks), at most :attr:`reconcile_batch` gates per call, those asked about longest ago
-        first, in one request per project. YAML-pipeline approvals only (a classic release's waits for its event).
+        Bounded: a waiting gate is asked about at most once per :attr:`reconcile_every` (claimed with a
+        compare-and-set, so one replica asks), an expired one at most once per :attr:`reconcile_expired_every`
+        and for :data:`RECONCILE_EXPIRED_FOR` after it opened; at most :attr:`reconcile_batch` gates per call, the
+        waiting ones first, then those asked about longest ago, in one request per project. YAML-pipeline
+        approvals only (a classic release's waits for its event).
         """
         if self.pipelines is None:
             return
         now = self.clock.now()
         due = sorted(
-            (
-                g
-                for g in waiting
-                if g.state is GateState.PENDING
-                and g.source == "azure-devops"
-                and g.details.get("approval_kind") == "pipeline"
-                and now - _asked_at(g) >= self.reconcile_every
-            ),
-            key=_asked_at,
+            (g for g in waiting if self._due(g, now)),
+            key=lambda g: (g.state is not GateState.PENDING, _asked_at(g)),
         )[: self.reconcile_batch]
         asked: dict[str, list[Gate]] = {}
         for gate in due:
@@ -1657,6 +1682,18 @@ class Gatekeeper:
                     continue  # still waiting (or unknown to Azure DevOps: the gate expires in time)
                 log.info("gate %s: Azure DevOps says its approval is %s", gate.gate_id, status.status)
                 await self._take_outcome(gate.gate_id, outcome)
+
+    def _due(self, gate: Gate, now: datetime) -> bool:
+        """Whether :meth:`reconcile` asks Azure DevOps about ``gate``'s approval now."""
+        if gate.source != "azure-devops" or gate.details.get("approval_kind") != "pipeline":
+            return False
+        if gate.state is GateState.PENDING:
+            return now - _asked_at(gate) >= self.reconcile_every
+        return (
+            _expired_in_handoff(gate)
+            and now - gate.created_at < RECONCILE_EXPIRED_FOR
+            and now - _asked_at(gate) >= self.reconcile_expired_every
+        )
 
     async def remind(self) -> None:
         """Re-announce each waiting gate once its own gate policy's ``remind_every`` has passed since it opened or

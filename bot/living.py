@@ -647,6 +647,10 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
     before = dict(new)
     status = _norm(event.status)
     decided_before = new["status"] != "pending"
+    if decided_before and _expired_in_handoff(new) and status not in _UNDECIDED:
+        # Handoff's expiry is its own: the approval waited on in Azure DevOps, which has now completed it
+        decided_before = False
+        new.pop("note", None)  # (that it still waits in Azure DevOps)
     if not decided_before:
         new["status"] = status
     run = event.run
@@ -714,6 +718,12 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         )
     changed = new != before
     return Merge(new, changed, replies if changed else [])
+
+
+def _expired_in_handoff(state: State) -> bool:
+    """Whether an approval's card shows its gate expired by Handoff's own policy, Azure DevOps not having said how
+    the approval completed."""
+    return state.get("status") == "expired" and not state.get("closed_in_azure_devops")
 
 
 def _merge_gate_change(state: State | None, event: GateChanged) -> Merge:

@@ -852,6 +852,119 @@ async def test_the_sweep_asks_azure_devops_now_and_then_about_a_bounded_number_o
     assert pipelines.decided == []
 
 
+async def expired_in_handoff(handoff: Handoff) -> None:
+    """The gate, its approval's card sent out, expires in Handoff (its policy's 72 h) with nobody deciding it."""
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    await handoff.ingest.accept(pending(requester="erin"))
+    await clock.advance(timedelta(hours=73).total_seconds())
+    await handoff.gatekeeper.sweep()
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.EXPIRED
+    assert "the approval still waits in Azure DevOps" in str(await gate_card(handoff))
+    assert [t for _, t in await pending_replies(handoff)] == ["Nobody decided in time"] * 2
+
+
+@pytest.mark.parametrize(
+    ("status", "step", "state", "shown", "told"),
+    [
+        ("approved", "approved", GateState.APPROVED, Status.APPROVED, ["Approved in Azure DevOps by Bob"] * 2),
+        ("rejected", "rejected", GateState.REJECTED, Status.REJECTED, ["Rejected in Azure DevOps by Bob"] * 2),
+        ("timedOut", "timedOut", GateState.EXPIRED, Status.EXPIRED, []),
+    ],
+)
+async def test_a_gate_expired_in_handoff_takes_how_azure_devops_completed_its_approval(
+    applying: tuple[Handoff, FakePipelines], status: str, step: str, state: GateState, shown: Status, told: list[str]
+) -> None:
+    """Handoff's expiry is its own: the approval waited on in Azure DevOps, where bob decided it (or it timed out)
+    later. Its completion event gives the gate and its cards that outcome, with no buttons."""
+    handoff, pipelines = applying
+    await expired_in_handoff(handoff)
+    await handoff.ingest.accept(completed(status, Approver(person=person("bob"), status=step, comment="my call")))
+
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is state and gate.details["decided_in"] == "Azure DevOps"
+    assert gate.decided_at == handoff.clock.now()
+    card = await gate_card(handoff)
+    facts = {f.label: f.value for f in card.facts}
+    assert card.status is shown and card.actions == () and "Note" not in facts
+    assert "still waits in Azure DevOps" not in str(card)
+    if status == "timedOut":
+        assert gate.details["closed"] == "timed out in Azure DevOps" and "decided_by" not in gate.details
+        assert card.summary.startswith("Closed: timed out in Azure DevOps.") and "Decided by" not in facts
+    else:
+        assert gate.details["decided_by"] == "Bob" and facts["Decided by"] == "Bob"
+    assert [t for _, t in await pending_replies(handoff)] == told
+    audit = await handoff.store.list_audit()
+    assert (audit[-1].actor, audit[-1].outcome) == ("Azure DevOps", state.value)
+    result = await handoff.gatekeeper.decide(user("carol"), GATE, "approve", "", SLACK)
+    assert not result.accepted and "expired" not in result.message
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    await clock.advance(timedelta(hours=2).total_seconds())
+    await handoff.gatekeeper.sweep()
+    assert pipelines.decided == []
+    assert pipelines.asked == [("mlops", ("a1b2",))]  # when it expired, not once it is completed
+
+
+async def test_the_sweep_asks_azure_devops_about_a_gate_expired_in_handoff_once_an_hour_for_30_days(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    """The completion event of an approval whose gate expired in Handoff may be lost too: the sweep asks Azure DevOps
+    how it stands, less often than a waiting gate's (once an hour), after the waiting gates, and within 30 days of
+    the gate's opening (Azure DevOps' approval timeout)."""
+    handoff, pipelines = applying
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    await expired_in_handoff(handoff)
+    assert pipelines.asked == [("mlops", ("a1b2",))]  # by the sweep that expired it (it still waits there)
+    await clock.advance(timedelta(minutes=30).total_seconds())
+    await handoff.gatekeeper.sweep()
+    assert len(pipelines.asked) == 1
+    await clock.advance(timedelta(minutes=30).total_seconds())
+    for _ in range(3):
+        await handoff.gatekeeper.sweep()
+    assert pipelines.asked == [("mlops", ("a1b2",))] * 2  # once an hour, however often the sweep runs
+
+    await handoff.ingest.accept(replace(pending(requester="erin"), event_id="pending-w1", approval_id="w1"))
+    handoff.gatekeeper.reconcile_batch = 1
+    await clock.advance(timedelta(hours=1).total_seconds())
+    await handoff.gatekeeper.sweep()  # one gate per sweep: the waiting one first
+    assert pipelines.asked[-1] == ("mlops", ("w1",))
+    handoff.gatekeeper.reconcile_batch = 50
+
+    # bob rejects it in Azure DevOps, its event lost; a sweep within 30 days of its opening asks and learns it
+    await clock.advance(timedelta(days=26).total_seconds())
+    before = len(pipelines.asked)
+    pipelines.approvals["a1b2"] = ApprovalStatus("a1b2", "rejected", person("bob"), "not this one")
+    await handoff.gatekeeper.sweep()
+    assert any("a1b2" in ids for _, ids in pipelines.asked[before:])
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.REJECTED and gate.details["decided_in"] == "Azure DevOps"
+    card = await gate_card(handoff)
+    assert card.status is Status.REJECTED and card.actions == () and "still waits" not in str(card)
+    assert ("Decided by", "Bob") in [(f.label, f.value) for f in card.facts]
+    assert [t for _, t in await pending_replies(handoff)] == ["Rejected in Azure DevOps by Bob"] * 2
+    audit = await handoff.store.list_audit()
+    assert (audit[-1].actor, audit[-1].action, audit[-1].outcome) == ("Azure DevOps", "decide", "rejected")
+    assert audit[-1].comment == "decided in Azure DevOps after it expired in Handoff"
+
+
+async def test_the_sweep_stops_asking_about_a_gate_expired_in_handoff_30_days_after_it_opened(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    handoff, pipelines = applying
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    await expired_in_handoff(handoff)
+    await clock.advance(timedelta(days=27).total_seconds())  # 30 days and 1 hour after it opened
+    before = len(pipelines.asked)
+    await handoff.gatekeeper.sweep()
+    assert pipelines.asked[before:] == []
+    gate = await handoff.store.get_gate(GATE)
+    assert gate is not None and gate.state is GateState.EXPIRED
+
+
 @pytest.mark.parametrize("by_handoff", [False, True], ids=["bob-in-azure-devops", "handoff-answer-lost"])
 async def test_an_approval_completed_the_same_way_while_azure_devops_did_not_answer(
     applying: tuple[Handoff, FakePipelines], by_handoff: bool

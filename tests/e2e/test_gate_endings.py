@@ -1,11 +1,14 @@
-"""How a release gate ends when nobody approves it: rejected (the run's card tells a rejection, not a failure), or
-closed because its run ended (no buttons left, a later click answered). Emulators → Handoff → Slack and Teams."""
+"""How a release gate ends when nobody approves it: rejected (the run's card tells a rejection, not a failure),
+closed because its run ended (no buttons left, a later click answered), or expired in Handoff and then completed in
+Azure DevOps. Emulators → Handoff → Slack and Teams."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from msrest.authentication import BasicAuthentication
@@ -16,6 +19,7 @@ from bot.cards import Status
 from bot.living import render
 from bot.records import GateState
 from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
+from tests.e2e.test_local_loop import decide_in_azure_devops
 
 APPROVAL_COMPLETED = "ms.vss-pipelinechecks-events.approval-completed"
 
@@ -205,4 +209,131 @@ async def test_an_approval_heard_of_only_after_its_run_was_canceled_shows_closed
     assert gate.details["closed"] == "the run was canceled"
     stored = await loop.server.store.get_card_state(gate_id)
     assert stored is not None and render(stored.state).actions == ()
+    assert not ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")
+
+
+STILL_WAITS = "the approval still waits in Azure DevOps"
+
+
+def expiring_in_handoff(config: dict[str, Any]) -> None:
+    """A configuration tweak: the default gate policy expires a gate after 2 s (the approval waits on in Azure
+    DevOps: its check's timeout is its own)."""
+    config["gates"]["default"]["expire_after"] = "2s"
+
+
+async def expired_release(loop: Loop) -> tuple[Any, Any, str]:
+    """A release of app-y whose gate expired in Handoff, nobody having decided it, while its approval waits in
+    Azure DevOps: the run, the gate's Slack card and the gate's id."""
+    run, gate_card = await waiting_release(loop)
+    [approval] = loop.suite.ado.approvals_for(run.id)
+    gate_id = f"azure-devops:contoso:pipeline-approval:{approval.id}"
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.expires_at is not None
+    await asyncio.sleep(max(0.0, (gate.expires_at - datetime.now(UTC)).total_seconds()) + 0.2)
+    handoff = loop.server.handoff
+    assert handoff is not None
+    await handoff.gatekeeper.sweep()
+    await eventually(lambda: STILL_WAITS in blocks_text(gate_card))
+    assert '"action_id": "approve"' not in blocks_text(gate_card)
+    assert approval.status == "pending"
+    return run, gate_card, gate_id
+
+
+async def assert_shows_completed_in_azure_devops(
+    loop: Loop, gate_card: Any, gate_id: str, state: GateState, headline: str, by: str
+) -> None:
+    """The gate, and its cards on both platforms, show how Azure DevOps completed the approval and who did, not
+    that it still waits there; no buttons; the threads are told."""
+    told = f"{headline} in Azure DevOps by {by}"
+    await eventually(lambda: headline in blocks_text(gate_card) and STILL_WAITS not in blocks_text(gate_card))
+    assert f'"text": "*Decided by*\\n{by}"' in blocks_text(gate_card)
+    assert '"action_id": "approve"' not in blocks_text(gate_card)
+    await eventually(lambda: any(told in r.text for r in gate_card.replies))
+    teams_card = await eventually(
+        lambda: next(
+            (p for p in teams_posts(loop, "App releases") if "release-app-y" in card_text(p) and by in card_text(p)),
+            None,
+        )
+    )
+    assert STILL_WAITS not in card_text(teams_card) and '"verb": "approve"' not in card_text(teams_card)
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is state
+    assert gate.details["decided_in"] == "Azure DevOps" and gate.details["decided_by"] == by
+    stored = await loop.server.store.get_card_state(gate_id)
+    assert stored is not None and stored.state["status"] == state.value and stored.state["decided_by"] == by
+    assert render(stored.state).actions == ()
+    audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if gate_id in e.target]
+    assert audit[-1] == ("Azure DevOps", "decide", state.value)
+
+
+async def test_a_gate_expired_in_handoff_shows_the_approval_decided_later_in_azure_devops(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """Handoff's expiry is its own: the approval still waits in Azure DevOps, where carol approves it. Its
+    approval-completed event gives the gate, and its cards, her approval."""
+    loop = await start_loop(expiring_in_handoff)
+    ado = loop.suite.ado
+    run, gate_card, gate_id = await expired_release(loop)
+    [approval] = ado.approvals_for(run.id)
+    await decide_in_azure_devops(ado, "carol@contoso.com", approval.id, "approved", "ok in ado")
+    await assert_shows_completed_in_azure_devops(loop, gate_card, gate_id, GateState.APPROVED, "Approved", "Carol Diaz")
+    assert any("ok in ado" in r.text for r in gate_card.replies)
+    await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)
+    assert ado.run(run.id).result == "succeeded"
+    [carols] = ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")  # Handoff sent nothing
+    assert "ok in ado" in carols.text()
+
+
+async def test_a_gate_expired_in_handoff_learns_from_the_sweep_of_a_decision_whose_event_was_lost(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """Bob rejects the approval in Azure DevOps after its gate expired in Handoff, and the approval-completed event
+    is lost: the sweep asks Azure DevOps, at most once an hour for such a gate, and the gate takes the rejection."""
+    loop = await start_loop(expiring_in_handoff)
+    ado = loop.suite.ado
+    run, gate_card, gate_id = await expired_release(loop)
+    [approval] = ado.approvals_for(run.id)
+    with approval_completions_lost(ado):
+        await decide_in_azure_devops(ado, "bob@contoso.com", approval.id, "rejected", "not this week")
+        await eventually(lambda: ado.run(run.id).state == "completed", timeout=30)
+        await ado.drain()
+    handoff = loop.server.handoff
+    assert handoff is not None
+    await handoff.gatekeeper.sweep()  # asked about less than an hour ago (when it opened): not yet
+    assert ado.recorder.matching("GET /contoso/mlops/_apis/pipelines/approvals") == []
+    assert STILL_WAITS in blocks_text(gate_card)
+
+    handoff.gatekeeper.reconcile_expired_every = timedelta(0)  # as if an hour had passed
+    await handoff.gatekeeper.sweep()
+    [asked] = ado.recorder.matching("GET /contoso/mlops/_apis/pipelines/approvals")
+    assert asked.query["approvalIds"] == approval.id
+    await assert_shows_completed_in_azure_devops(loop, gate_card, gate_id, GateState.REJECTED, "Rejected", "Bob Chen")
+    await handoff.gatekeeper.sweep()  # decided: not asked about again
+    assert len(ado.recorder.matching("GET /contoso/mlops/_apis/pipelines/approvals")) == 1
+
+
+async def test_a_gate_expired_in_handoff_shows_its_approval_timed_out_in_azure_devops(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """Production's approval check times out after 6 s, after Handoff's own expiry: the card says it closed so,
+    not that it still waits there."""
+
+    def timing_out(world: dict[str, Any]) -> None:
+        [production] = [e for e in world["azure_devops"]["environments"] if e["name"] == "production"]
+        production["approval"]["timeout"] = 0.1  # minutes
+
+    loop = await start_loop(expiring_in_handoff, world=timing_out)
+    ado = loop.suite.ado
+    run, gate_card, gate_id = await expired_release(loop)
+    [approval] = ado.approvals_for(run.id)
+    await eventually(lambda: approval.status == "timedOut", timeout=15)
+    closed = "Closed: timed out in Azure DevOps."
+    await eventually(lambda: closed in blocks_text(gate_card) and STILL_WAITS not in blocks_text(gate_card))
+    assert '"action_id": "approve"' not in blocks_text(gate_card)
+    await eventually(lambda: any(closed in card_text(p) for p in teams_posts(loop, "App releases")))
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.EXPIRED
+    assert gate.details["decided_in"] == "Azure DevOps" and gate.details["closed"] == "timed out in Azure DevOps"
+    stored = await loop.server.store.get_card_state(gate_id)
+    assert stored is not None and render(stored.state).status is Status.EXPIRED and "note" not in stored.state
     assert not ado.recorder.matching("PATCH /contoso/mlops/_apis/pipelines/approvals")

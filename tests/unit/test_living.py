@@ -841,6 +841,30 @@ def test_an_expired_gate_and_an_override_tell_their_thread_what_happened() -> No
     ]
 
 
+def test_a_gate_card_expired_in_handoff_takes_how_azure_devops_then_completed_the_approval() -> None:
+    """Handoff's expiry is its own: the approval waited on in Azure DevOps, whose completion the card then shows,
+    without the note that it still waits there, and without buttons; a later ask for it changes nothing."""
+    carol = Approver(person=Person(name="Carol Diaz", email="carol@contoso.com"))
+    pending = approval(ApprovalPending, "pending", (carol,))
+    note = "It can no longer be decided here; the approval still waits in Azure DevOps."
+    expired = replace(gate_change(2, "expired"), note=note)
+    decided = replace(carol, status="approved", comment="fine by me")
+    state, replies = apply(pending, expired, approval(ApprovalCompleted, "approved", (decided,)))
+    card = render(state)
+    assert card.status is Status.APPROVED and card.actions == ()
+    assert ("Decided by", "Carol Diaz") in facts(card) and "Note" not in dict(facts(card))
+    assert [(r.title, r.summary) for r in replies[1:]] == [("Approved by Carol Diaz", "fine by me")]
+    assert not merge(state, approval(ApprovalPending, "pending", (carol,))).changed
+
+    state, replies = apply(pending, expired, approval(ApprovalCompleted, "timedOut", (carol,)))
+    card = render(state)
+    assert card.status is Status.EXPIRED and card.actions == () and "Note" not in dict(facts(card))
+    assert card.summary.startswith("Closed: timed out in Azure DevOps.")
+    assert [r.title for r in replies[1:]] == ["Closed: timed out in Azure DevOps"]
+    # back to waiting, it would offer buttons again: a pending ask for a card expired in Handoff changes nothing
+    assert not merge(apply(pending, expired)[0], approval(ApprovalPending, "pending", (carol,))).changed
+
+
 def facts(card: Card) -> list[tuple[str, str]]:
     return [(f.label, f.value) for f in card.facts]
 
