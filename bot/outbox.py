@@ -28,8 +28,8 @@ card that was never posted. Deliveries that end unsent without an alert (those, 
 one was shown in place of) are each counted by :class:`UnsentReason` and logged at INFO.
 
 Every post carries the delivery's :func:`post_marker`. A delivery whose earlier attempt may have posted
-without the outcome being recorded (its worker died, or the answer was lost: ``Delivery.recovered``)
-is first looked for with ``ChatChannel.find_posted``, and posted only if it is not there.
+without the outcome being recorded (its worker died, the answer was lost, or the store failed to record it:
+``Delivery.recovered``) is first looked for with ``ChatChannel.find_posted``, and posted only if it is not there.
 """
 
 from __future__ import annotations
@@ -106,6 +106,16 @@ DEFAULT_WINDOWS: Mapping[Platform, tuple[tuple[int, float], ...]] = {
 ALERT_PREFIX = "handoff:alert:"  # the grouping keys of the ops channel's alerts
 SEND_HISTORY = timedelta(seconds=max(seconds for windows in DEFAULT_WINDOWS.values() for _, seconds in windows))
 """How long the store must remember a send for the platforms' limits: the longest window."""
+
+
+@dataclass
+class _Attempt:
+    """One attempt at a claimed delivery."""
+
+    delivery: Delivery
+    # a call that may post or change a message has gone out to the platform: whatever fails after it, the
+    # next attempt must look for what it posted before posting again
+    sent: bool = False
 
 
 class _Sent(enum.Enum):
@@ -257,26 +267,30 @@ class OutboxWorker:
         if channel is None:
             await self._dead_letter(delivery, f"{delivery.conversation.platform} is not configured")
             return
+        attempt = _Attempt(delivery)
         try:
-            outcome = await self._send(channel, delivery)
+            outcome = await self._send(channel, attempt)
+            if outcome is _Sent.SENT:
+                await self.store.complete_delivery(delivery.id, self.worker_id)
         except ConversationUnreachable as failure:
             await self._unreachable(delivery, failure.reason)
         except DeliveryFailed as failure:
             await self._failed(delivery, failure)
-        except Exception as exc:  # an adapter bug must not lose the delivery
+        except Exception as exc:  # an adapter bug, or the store failing, must not lose the delivery
             log.exception("delivery %s raised", delivery.id)
-            await self._failed(delivery, DeliveryFailed(f"{type(exc).__name__}: {exc}", retryable=True))
+            # (the store failing to record a send that went out: what it posted is looked for before posting again)
+            reason = f"{type(exc).__name__}: {exc}"
+            await self._failed(delivery, DeliveryFailed(reason, retryable=True, maybe_sent=attempt.sent))
         else:
             if outcome is _Sent.ENDED_UNSENT:
                 return
-            if outcome is _Sent.SENT:
-                await self.store.complete_delivery(delivery.id, self.worker_id)
             if self.observer is not None:
                 age = (self.clock.now() - delivery.created_at).total_seconds()
                 self.observer.delivered(delivery.conversation.platform, age)
 
-    async def _send(self, channel: ChatChannel, delivery: Delivery) -> _Sent:
-        """Send ``delivery``; what became of it."""
+    async def _send(self, channel: ChatChannel, attempt: _Attempt) -> _Sent:
+        """Send the attempt's delivery; what became of it."""
+        delivery = attempt.delivery
         payload = delivery.payload
         op = payload.get("op", "card")
         card = Card.from_json(payload["card"])
@@ -284,7 +298,7 @@ class OutboxWorker:
         marker = post_marker(delivery)
         if op == "post":
             if await self._posted_before(channel, delivery, marker) is None:
-                await self._limited(conversation)
+                await self._limited(attempt)
                 await channel.post_card(conversation.conversation_id, card, marker=marker)
             return _Sent.SENT
         shown = await self.store.get_card(delivery.grouping_key, conversation)
@@ -294,15 +308,15 @@ class OutboxWorker:
                 return _Sent.ENDED_UNSENT
             parent = PostedMessage(shown.message_id, shown.thread_id)
             if await self._posted_before(channel, delivery, marker, parent) is None:
-                await self._limited(conversation)
+                await self._limited(attempt)
                 payload = _reply_for(payload, shown)
                 card = Card.from_json(payload["card"])
                 broadcast = bool(payload.get("broadcast"))
                 try:
                     await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
                 except MessageGone as gone:
-                    parent = await self._post_afresh(channel, delivery, shown, gone)
-                    await self._limited(conversation)
+                    parent = await self._post_afresh(channel, attempt, shown, gone)
+                    await self._limited(attempt)
                     await channel.reply(conversation.conversation_id, parent, card, marker=marker, broadcast=broadcast)
             return _Sent.SENT
         if shown is not None and shown.rank >= int(payload.get("rank", 0)):
@@ -311,7 +325,7 @@ class OutboxWorker:
             return _Sent.ENDED_UNSENT
         # an earlier attempt may have posted the card without recording it: then that message is updated
         found = await self._posted_before(channel, delivery, marker) if shown is None else None
-        await self._limited(conversation)
+        await self._limited(attempt)
         # show the newest version waiting now (the later deliveries then find it shown and cost no call)
         latest = await self.store.latest_card_delivery(delivery)
         payload, rank = latest.payload, int(latest.payload.get("rank", 0))
@@ -327,7 +341,7 @@ class OutboxWorker:
                 log.info("delivery %s: %s (deleted in chat?); posting the card afresh", delivery.id, gone.reason)
                 # an earlier attempt may have posted it afresh already, its answer lost
                 if (reposted := await self._posted_before(channel, delivery, marker)) is None:
-                    await self._limited(conversation)
+                    await self._limited(attempt)
                     reposted = await channel.post_card(conversation.conversation_id, card, marker=marker)
                 found = reposted
         # recorded with the card it shows: the versions now shown need no turn of their own
@@ -347,16 +361,17 @@ class OutboxWorker:
         return _Sent.RECORDED
 
     async def _post_afresh(
-        self, channel: ChatChannel, delivery: Delivery, shown: PostedCard, gone: MessageGone
+        self, channel: ChatChannel, attempt: _Attempt, shown: PostedCard, gone: MessageGone
     ) -> PostedMessage:
         """Post again the card shown in ``shown``'s message, which is gone: the thread to reply in. Marked as
         the reply's parent, so that an attempt after one whose answer was lost finds it instead of posting
         it again."""
+        delivery = attempt.delivery
         log.info("delivery %s: %s (deleted in chat?); posting its card afresh", delivery.id, gone.reason)
         marker = parent_marker(delivery)
         posted = await self._posted_before(channel, delivery, marker)
         if posted is None:
-            await self._limited(delivery.conversation)
+            await self._limited(attempt)
             posted = await channel.post_card(
                 delivery.conversation.conversation_id, Card.from_json(shown.content), marker=marker
             )
@@ -397,17 +412,20 @@ class OutboxWorker:
             log.info("delivery %s: an earlier attempt had posted it (%s)", delivery.id, found.message_id)
         return found
 
-    async def _limited(self, conversation: ConversationAddress) -> None:
-        """Wait until a send to ``conversation`` fits the platform's limits, then count it, in the store too.
+    async def _limited(self, attempt: _Attempt) -> None:
+        """Wait until a send to the attempt's conversation fits the platform's limits, then count it, in the
+        store too; the send is about to go out.
 
         The store holds every replica's sends: the replicas take turns at a conversation's deliveries
         (only its oldest pending one is due), and each turn counts what the others sent."""
+        conversation = attempt.delivery.conversation
         self.calls += 1
         limiter = self.limiters[conversation.platform]
         while (wait := await self._room_in(conversation, limiter.windows)) > 0:
             await self.clock.sleep(wait)
         await limiter.acquire(conversation.conversation_id)  # (and a 429's Retry-After, seen here)
         await self.store.record_send(conversation, self.clock.now())
+        attempt.sent = True
 
     async def _room_in(self, conversation: ConversationAddress, windows: Sequence[tuple[int, float]]) -> float:
         """Seconds until every window has room for another send to ``conversation``, by the store's count."""
