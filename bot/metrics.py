@@ -164,7 +164,8 @@ class OutboxDeliveries(_Families):
         failures = _counter(
             "handoff_delivery_failures",
             "Deliveries that did not go through at an attempt, by platform and outcome (rate_limited: the platform "
-            "said wait; retried: it will be tried again; dead: given up, alerted)",
+            "said wait; retried: it will be tried again; dead: given up, alerted; postponed: no room to send within "
+            "the limits in the wait an attempt may spend, handed back until there is)",
             ["platform", "outcome"],
             self.failures,
         )

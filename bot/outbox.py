@@ -27,6 +27,12 @@ the ops channel is told once; what was already queued there is given up quietly,
 card that was never posted. Deliveries that end unsent without an alert (those, and card versions a newer
 one was shown in place of) are each counted by :class:`UnsentReason` and logged at INFO.
 
+No attempt waits past a bound well inside its claim's lease (``OutboxWorker.max_wait`` for room in the
+conversation's limits; the adapters cap their own waits likewise): a send with no room by then is
+:class:`~bot.ports.SendLater`, and the delivery goes back to the store until there is room, keeping its
+turn in its conversation, its attempt not counted. So no delivery is claimed again, by this worker or
+another replica, while an attempt still means to send it.
+
 Every post carries the delivery's :func:`post_marker`. A delivery whose earlier attempt may have posted
 without the outcome being recorded (its worker died, the answer was lost, or the store failed to record it:
 ``Delivery.recovered``) is first looked for with ``ChatChannel.find_posted``, and posted only if it is not there.
@@ -40,15 +46,23 @@ import hashlib
 import logging
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from bot.cards import Card, Fact, Status
 from bot.clock import Clock
 from bot.events import bounded_key
-from bot.ports import ChatChannel, ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage, Store
+from bot.ports import (
+    ChatChannel,
+    ConversationUnreachable,
+    DeliveryFailed,
+    MessageGone,
+    PostedMessage,
+    SendLater,
+    Store,
+)
 from bot.ratelimit import SLACK_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 from bot.records import (
     ConversationAddress,
@@ -80,7 +94,8 @@ class DeliveryObserver(Protocol):
         """A delivery is done, ``seconds`` after its event arrived."""
 
     def not_delivered(self, platform: str, outcome: str) -> None:
-        """An attempt did not go through: ``rate_limited``, ``retried`` or ``dead``."""
+        """An attempt did not go through: ``rate_limited``, ``retried``, ``dead``, or ``postponed`` (no room to
+        send within the wait an attempt may spend: handed back until there is, not counted as an attempt)."""
 
     def unsent(self, platform: str, reason: UnsentReason, count: int = 1) -> None:
         """``count`` deliveries ended without being sent, and without an alert, for ``reason``."""
@@ -113,6 +128,9 @@ class _Attempt:
     """One attempt at a claimed delivery."""
 
     delivery: Delivery
+    # the latest a wait for room to send may end: well inside the claim's lease, so that no other attempt
+    # (this worker's or another replica's) claims the delivery while this one still means to send it
+    wait_until: datetime
     # a call that may post or change a message has gone out to the platform: whatever fails after it, the
     # next attempt must look for what it posted before posting again
     sent: bool = False
@@ -160,6 +178,11 @@ class OutboxWorker:
         conversation_names: the configured name of each conversation (``channels:`` in the settings), which
             the ops channel's alerts name it by; a conversation not configured goes by the name the store
             holds for it.
+        lease: how long a claimed delivery is this worker's; one not done by then is another's to claim.
+        max_wait: the longest an attempt waits for room to send (the conversation's limits, counted in the
+            store), from its claim; a quarter of the lease by default. A longer wait is not spent: the
+            delivery goes back to the store until there is room (a platform adapter's own waits are capped
+            well inside the lease too, and hand back what they cannot fit: :class:`~bot.ports.SendLater`).
     """
 
     def __init__(
@@ -172,6 +195,7 @@ class OutboxWorker:
         conversation_names: Mapping[ConversationAddress, str] | None = None,
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(seconds=60),
+        max_wait: timedelta | None = None,
         batch_size: int = 50,
         poll_interval: float = 0.2,
         worker_id: str | None = None,
@@ -184,6 +208,9 @@ class OutboxWorker:
         self.conversation_names = dict(conversation_names or {})
         self.retry = retry or RetryPolicy()
         self.lease = lease
+        self.max_wait = lease / 4 if max_wait is None else max_wait
+        if not timedelta(0) <= self.max_wait < lease:
+            raise ValueError("an attempt's wait for room to send must end within its lease")
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
@@ -267,11 +294,13 @@ class OutboxWorker:
         if channel is None:
             await self._dead_letter(delivery, f"{delivery.conversation.platform} is not configured")
             return
-        attempt = _Attempt(delivery)
+        attempt = _Attempt(delivery, self.clock.now() + self.max_wait)
         try:
             outcome = await self._send(channel, attempt)
             if outcome is _Sent.SENT:
                 await self.store.complete_delivery(delivery.id, self.worker_id)
+        except SendLater as later:
+            await self._postpone(delivery, later)
         except ConversationUnreachable as failure:
             await self._unreachable(delivery, failure.reason)
         except DeliveryFailed as failure:
@@ -403,6 +432,8 @@ class OutboxWorker:
         conversation = delivery.conversation.conversation_id
         try:
             found = await channel.find_posted(conversation, marker, delivery.created_at, parent)
+        except SendLater:
+            raise
         except DeliveryFailed as failure:
             if failure.retryable:  # look again later rather than risk posting twice
                 raise DeliveryFailed(failure.reason, True, failure.retry_after, maybe_sent=True) from None
@@ -414,29 +445,42 @@ class OutboxWorker:
 
     async def _limited(self, attempt: _Attempt) -> None:
         """Wait until a send to the attempt's conversation fits the platform's limits, then count it, in the
-        store too; the send is about to go out.
+        store too; the send is about to go out. :class:`SendLater` when the wait would end past the
+        attempt's ``wait_until``.
 
         The store holds every replica's sends: the replicas take turns at a conversation's deliveries
         (only its oldest pending one is due), and each turn counts what the others sent."""
         conversation = attempt.delivery.conversation
         self.calls += 1
         limiter = self.limiters[conversation.platform]
-        while (wait := await self._room_in(conversation, limiter.windows)) > 0:
+        while (wait := await self._room_in(conversation, limiter)) > 0:
+            if self.clock.now() + timedelta(seconds=wait) > attempt.wait_until:
+                raise SendLater(f"no room to send to {conversation} for {wait:.1f}s", wait)
             await self.clock.sleep(wait)
-        await limiter.acquire(conversation.conversation_id)  # (and a 429's Retry-After, seen here)
+        limiter.record(conversation.conversation_id)
         await self.store.record_send(conversation, self.clock.now())
         attempt.sent = True
 
-    async def _room_in(self, conversation: ConversationAddress, windows: Sequence[tuple[int, float]]) -> float:
-        """Seconds until every window has room for another send to ``conversation``, by the store's count."""
+    async def _room_in(self, conversation: ConversationAddress, limiter: SlidingWindowLimiter) -> float:
+        """Seconds until every window has room for another send to ``conversation``, by the store's count, and
+        this process's limiter allows it (which holds a 429's Retry-After too)."""
         now = self.clock.now()
-        latest = await self.store.latest_sends(conversation, windows, now)
+        latest = await self.store.latest_sends(conversation, limiter.windows, now)
         waits = [
             (sent + timedelta(seconds=seconds) - now).total_seconds()
-            for sent, (_, seconds) in zip(latest, windows, strict=True)
+            for sent, (_, seconds) in zip(latest, limiter.windows, strict=True)
             if sent is not None
         ]
-        return max(waits, default=0.0)
+        return max([limiter.delay(conversation.conversation_id), *waits])
+
+    async def _postpone(self, delivery: Delivery, later: SendLater) -> None:
+        """Hand ``delivery`` back to the store until there is room to send it: nothing was sent, and no attempt
+        is counted; it keeps its turn in its conversation, and a recovery stays one."""
+        wait = max(later.retry_after or 0.0, self.poll_interval)
+        log.info("delivery %s to %s postponed %.1fs: %s", delivery.id, delivery.conversation, wait, later.reason)
+        if self.observer is not None:
+            self.observer.not_delivered(delivery.conversation.platform, "postponed")
+        await self.store.postpone_delivery(delivery, self.worker_id, self.clock.now() + timedelta(seconds=wait))
 
     async def _failed(self, delivery: Delivery, failure: DeliveryFailed) -> None:
         if failure.retry_after:

@@ -144,6 +144,12 @@ class Outbox(Protocol):
         attempt may have sent it (its answer was lost)."""
         ...
 
+    async def postpone_delivery(self, delivery: Delivery, worker: str, at: datetime) -> bool:
+        """Hand ``delivery``, claimed by ``worker`` and sent nothing, back until ``at``: the claim's attempt is not
+        counted, and the delivery stays what it was for recovery (claimed again as a recovery if it was claimed
+        as one). It keeps its turn: later deliveries of its conversation still wait for it."""
+        ...
+
     async def dead_letter_delivery(self, delivery_id: int, worker: str, error: str) -> bool: ...
 
     async def forget_deliveries_before(self, cutoff: datetime) -> int:
@@ -409,6 +415,18 @@ class DeliveryFailed(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.maybe_sent = maybe_sent
+
+
+class SendLater(DeliveryFailed):
+    """Nothing was sent: a limit on sending (the conversation's, the workspace's) has no room for the send
+    within the wait an attempt may spend inline, which stays well inside the outbox's lease of a delivery.
+
+    Not a failure: the outbox hands the delivery back, to be tried again once ``retry_after`` seconds have
+    passed, without counting the attempt.
+    """
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason, retryable=True, retry_after=retry_after)
 
 
 class MessageGone(DeliveryFailed):

@@ -3,7 +3,10 @@ and send private (ephemeral) messages, through slack_sdk's ``AsyncWebClient``.
 
 Every failure comes out as :class:`~bot.ports.DeliveryFailed` (see :mod:`adapters.slack.errors`).
 ``chat.postMessage`` is paced per channel (:class:`~adapters.slack.pacing.ChannelPacer`) and a 429 is
-retried by slack_sdk's ``AsyncRateLimitErrorRetryHandler`` after ``Retry-After``.
+retried by slack_sdk's ``AsyncRateLimitErrorRetryHandler`` after ``Retry-After``. No call waits inline longer
+than :data:`MAX_INLINE_WAIT`, well inside the outbox's lease of a delivery: a turn at a pacer further off is
+:class:`~bot.ports.SendLater`, and a 429 asking for longer goes to the outbox with its ``Retry-After``, so that
+the outbox schedules the delivery instead of another attempt claiming it while this one still waits to send.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cards import Card, Mention
 from bot.clock import Clock
-from bot.ports import DeliveryFailed, PostedMessage
+from bot.ports import DeliveryFailed, PostedMessage, SendLater
 from bot.records import Platform
 
 from .addresses import SlackAddress
@@ -54,20 +57,26 @@ LOOKBACK_SECONDS = 5.0
 HISTORY_PAGE = 15  # what Slack now serves a non-Marketplace app per conversations.history call
 # (such apps get about one history call a minute: past a few pages, posting again is the lesser harm)
 HISTORY_PAGES = 3
+MAX_INLINE_WAIT = 10.0
+"""The longest a call waits before going out (seconds): its turn at the pacers, or a 429's ``Retry-After`` before
+slack_sdk tries once more. Well inside the outbox's lease of a delivery (60 s)."""
 # chat.update is Tier 3: "50+ per minute" per workspace, short bursts tolerated.
 UPDATES_PER_MINUTE = 50
 UPDATE_BURST = 40
 
 
-def make_client(token: str | None, base_url: str, timeout: int = DEFAULT_TIMEOUT) -> AsyncWebClient:
-    """An ``AsyncWebClient`` with Handoff's retry policy (connection errors, then 429 after Retry-After)."""
+def make_client(
+    token: str | None, base_url: str, timeout: int = DEFAULT_TIMEOUT, max_wait: float = MAX_INLINE_WAIT
+) -> AsyncWebClient:
+    """An ``AsyncWebClient`` with Handoff's retry policy (connection errors, then a 429 after a Retry-After of at
+    most ``max_wait`` seconds)."""
     client = AsyncWebClient(
         token=token,
         base_url=base_url,
         timeout=timeout,
         logger=WEB_LOGGER,
     )
-    ensure_retry_handlers(client)
+    ensure_retry_handlers(client, max_wait=max_wait)
     return client
 
 
@@ -90,9 +99,47 @@ class NoRepostConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
         return await super()._can_retry_async(state=state, request=request, response=response, error=error)
 
 
-def ensure_retry_handlers(client: AsyncWebClient, rate_limit_retries: int = 1) -> AsyncWebClient:
+class ShortRateLimitErrorRetryHandler(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's retry of a 429 after its ``Retry-After``, when that is at most ``max_wait`` seconds. A longer
+    wait is not spent inline (the outbox's lease of the delivery could run out meanwhile, and another attempt
+    post it too): the 429 reaches the outbox, which tries again after the Retry-After."""
+
+    def __init__(self, max_retry_count: int = 1, max_wait: float = MAX_INLINE_WAIT) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if not await super()._can_retry_async(state=state, request=request, response=response, error=error):
+            return False
+        return response is not None and _retry_after(response) <= self.max_wait
+
+
+def _retry_after(response: HttpResponse) -> float:
+    """The seconds a 429 asks to wait, as slack_sdk reads them (1 when it does not say; beyond any wait when
+    it says something that is no number)."""
+    for name, values in response.headers.items():
+        if name.lower() == "retry-after":
+            value = values[0] if isinstance(values, list) and values else values
+            try:
+                return float(int(str(value)))  # (slack_sdk sleeps int(Retry-After) plus up to a second)
+            except ValueError:
+                return float("inf")
+    return 1.0
+
+
+def ensure_retry_handlers(
+    client: AsyncWebClient, rate_limit_retries: int = 1, max_wait: float = MAX_INLINE_WAIT
+) -> AsyncWebClient:
     """Give the client Handoff's retry policy: connection errors (never a post that may have been sent),
-    then 429s after their Retry-After. slack_sdk's default connection-error handler is replaced."""
+    then 429s after a Retry-After of at most ``max_wait`` seconds. slack_sdk's default connection-error
+    handler, and any 429 handler that would wait longer, are replaced."""
     handlers = client.retry_handlers
     handlers[:] = [
         h
@@ -101,8 +148,14 @@ def ensure_retry_handlers(client: AsyncWebClient, rate_limit_retries: int = 1) -
     ]
     if not any(isinstance(h, NoRepostConnectionErrorRetryHandler) for h in handlers):
         handlers.append(NoRepostConnectionErrorRetryHandler())
-    if not any(isinstance(h, AsyncRateLimitErrorRetryHandler) for h in handlers):
-        handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries))
+    handlers[:] = [
+        h
+        for h in handlers
+        if not isinstance(h, AsyncRateLimitErrorRetryHandler)
+        or (isinstance(h, ShortRateLimitErrorRetryHandler) and h.max_wait <= max_wait)
+    ]
+    if not any(isinstance(h, ShortRateLimitErrorRetryHandler) for h in handlers):
+        handlers.append(ShortRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries, max_wait=max_wait))
     return client
 
 
@@ -137,6 +190,8 @@ class SlackChatChannel:
             (``T0123:C0123``); see :mod:`adapters.slack.addresses`.
         pacer: paces ``chat.postMessage`` per channel (one a second, bursts of 3, by default).
         update_pacer: paces the cards' ``chat.update`` per workspace (:func:`workspace_update_pacer`).
+        max_wait: the longest a call waits for its turn at a pacer; one whose turn is further off raises
+            :class:`~bot.ports.SendLater` without sending.
         compact_replies: render thread replies with the compact card.
     """
 
@@ -151,8 +206,10 @@ class SlackChatChannel:
         update_pacer: ChannelPacer | None = None,
         compact_replies: bool = True,
         users: UserDirectory | None = None,
+        max_wait: float = MAX_INLINE_WAIT,
     ) -> None:
-        self.client = ensure_retry_handlers(client)
+        self.client = ensure_retry_handlers(client, max_wait=max_wait)
+        self.max_wait = max_wait
         self.tokens = tokens
         self.pacer = pacer or ChannelPacer()
         self.update_pacer = update_pacer or workspace_update_pacer()
@@ -174,7 +231,7 @@ class SlackChatChannel:
         notifies nobody of an edit: the mentions only keep the card as it was posted.)"""
         client, channel = await self._resolve(conversation_id)
         workspace = SlackAddress.parse(conversation_id).team or ""
-        await self.update_pacer.wait(workspace)
+        await self._turn(self.update_pacer, workspace, "the workspace's card updates")
         content = await self._with_mentions(client, conversation_id, card)
         try:
             await self.edit(client, channel, message.message_id, content)
@@ -270,7 +327,7 @@ class SlackChatChannel:
     ) -> str:
         """``chat.postMessage``; returns the new message's ``ts``. ``marker`` goes in the message's metadata;
         ``broadcast`` shows a thread reply in the channel too."""
-        await self.pacer.wait(channel)
+        await self._turn(self.pacer, channel, "the channel's posts")
         args: dict[str, Any] = {"channel": channel, "text": content.text, "blocks": content.blocks}
         if thread_ts:
             args["thread_ts"] = thread_ts
@@ -303,6 +360,11 @@ class SlackChatChannel:
         if thread_ts:
             args["thread_ts"] = thread_ts
         await self.call("chat.postEphemeral", client.chat_postEphemeral(**args))
+
+    async def _turn(self, pacer: ChannelPacer, key: str, what: str) -> None:
+        """Wait for a turn at ``pacer``; :class:`SendLater` when it is more than :attr:`max_wait` away."""
+        if (wait := await pacer.wait(key, self.max_wait)) is not None:
+            raise SendLater(f"Slack's pace for {what} has no room for {wait:.1f}s", wait)
 
     async def call(self, method: str, call: Awaitable[Any]) -> Any:
         """Await one Web API ``call``, turning any failure into :class:`DeliveryFailed`."""

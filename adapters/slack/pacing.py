@@ -1,13 +1,12 @@
 """Keeps ``chat.postMessage`` to about one message a second per channel, as Slack asks.
 
 A token bucket per channel (short bursts allowed) on the injected clock. Senders to the same channel
-wait their turn; other channels are not held up. This is local smoothing: the outbox already sends one
+take turns, each waiting for its own; other channels are not held up. A sender may decline a turn
+further off than it can wait. This is local smoothing: the outbox already sends one
 delivery per conversation at a time, and Slack's 429 with ``Retry-After`` is still honoured.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from bot.clock import Clock, SystemClock
 
@@ -28,33 +27,29 @@ class ChannelPacer:
         self.rate = rate
         self.burst = max(1, burst)
         self.clock = clock or SystemClock()
+        # a channel's tokens (below zero: turns taken ahead, each waiting for its time) and when they were counted
         self._buckets: dict[str, tuple[float, float]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
 
-    async def wait(self, channel: str) -> None:
-        """Return when a message may be posted to ``channel`` (taking its turn)."""
-        lock = self._locks.setdefault(channel, asyncio.Lock())
-        async with lock:
-            while True:
-                delay = self._take(channel)
-                if delay is None:
-                    return
-                await self.clock.sleep(delay)
+    async def wait(self, channel: str, max_wait: float | None = None) -> float | None:
+        """Take the next turn to post to ``channel`` and return (None) when it comes. When it is more than
+        ``max_wait`` seconds away, take nothing and return at once how far away it is."""
+        now = self.clock.monotonic()
+        tokens = self._tokens(channel, now)
+        delay = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate + MARGIN
+        if max_wait is not None and delay > max_wait:
+            self._buckets[channel] = (tokens, now)
+            return delay
+        self._buckets[channel] = (tokens - 1.0, now)
+        if delay > 0:
+            await self.clock.sleep(delay)
+        return None
 
     def hold(self, channel: str, seconds: float) -> None:
         """Slack said to wait (a 429's ``Retry-After``): nothing more goes to ``channel`` for ``seconds``, and
-        then one at a time, at the rate, with no burst."""
+        then one at a time, at the rate, with no burst. (Turns taken before are not held back: a call that meets
+        a 429 too goes to slack_sdk's retry, or to the outbox with its Retry-After.)"""
         now = self.clock.monotonic()
         self._buckets[channel] = (min(self._tokens(channel, now), 1.0 - seconds * self.rate), now)
-
-    def _take(self, channel: str) -> float | None:
-        now = self.clock.monotonic()
-        tokens = self._tokens(channel, now)
-        if tokens >= 1.0:
-            self._buckets[channel] = (tokens - 1.0, now)
-            return None
-        self._buckets[channel] = (tokens, now)
-        return (1.0 - tokens) / self.rate + MARGIN
 
     def _tokens(self, channel: str, now: float) -> float:
         """What ``channel``'s bucket holds at ``now``: what it held, refilled at the rate up to the burst."""

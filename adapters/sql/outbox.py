@@ -133,6 +133,15 @@ class SqlOutbox(SqlBase):
         )
         return await run_write(self.engine, lambda conn: bool(conn.execute(statement).rowcount))
 
+    async def postpone_delivery(self, delivery: Delivery, worker: str, at: datetime) -> bool:
+        values: dict[str, Any] = {"attempts": deliveries.c.attempts - 1, "next_attempt_at": at, "lease_until": None}
+        if not delivery.recovered:  # (a recovery keeps the worker's name on it: the next claim is a recovery again)
+            values["claimed_by"] = None
+        statement = (
+            update(deliveries).where(deliveries.c.id == delivery.id, deliveries.c.claimed_by == worker).values(**values)
+        )
+        return await run_write(self.engine, lambda conn: bool(conn.execute(statement).rowcount))
+
     async def complete_delivery(self, delivery_id: int, worker: str) -> bool:
         return await self._finish(delivery_id, worker, state=DeliveryState.SENT.value, last_error=None)
 

@@ -5,8 +5,9 @@ hour; a channel's threads count against the channel) and across its conversation
 second per app and tenant), and asks bots to retry 412, 429, 502 and 504 with
 exponential backoff and jitter, honouring ``Retry-After``. :class:`Pacer` waits for room before each
 send and retries those answers (and 503) a few times inline; a wait longer than
-:attr:`SendPolicy.max_wait` is not spent inline but handed back as a retryable
-:class:`~bot.ports.DeliveryFailed` with ``retry_after``, for the outbox to schedule.
+:attr:`SendPolicy.max_wait` (well inside the outbox's lease of a delivery) is not spent inline but handed
+back for the outbox to schedule: a wait for room as :class:`~bot.ports.SendLater` (nothing was sent), a
+backoff as the retryable :class:`~bot.ports.DeliveryFailed` with its ``retry_after``.
 :func:`delivery_failure` turns whatever the SDK raised into that one exception.
 """
 
@@ -24,7 +25,7 @@ from botbuilder.schema import ErrorResponseException
 from msrest.exceptions import ClientRequestError
 
 from bot.clock import Clock
-from bot.ports import DeliveryFailed
+from bot.ports import DeliveryFailed, SendLater
 from bot.ratelimit import TEAMS_APP_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 
 from .ids import split_thread
@@ -92,9 +93,9 @@ class Pacer:
             attempt += 1
             wait = self.limiter.delay(key)
             if wait > self.policy.max_wait:
-                raise DeliveryFailed("Teams rate limit for this conversation reached", True, wait)
+                raise SendLater("Teams rate limit for this conversation reached", wait)
             if (wait := max(wait, self._app_delay())) > self.policy.max_wait:
-                raise DeliveryFailed("Teams rate limit for the app reached", True, wait)
+                raise SendLater("Teams rate limit for the app reached", wait)
             while wait > 0:
                 await self.clock.sleep(wait)
                 wait = max(self.limiter.delay(key), self._app_delay())

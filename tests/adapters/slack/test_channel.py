@@ -16,13 +16,19 @@ from adapters.emulators.base import Fault, FaultKind
 from adapters.emulators.slack import SlackEmulator
 from adapters.emulators.slack.state import ChannelState
 from adapters.slack import SlackChatChannel
-from adapters.slack.channel import UPDATE_BURST, UPDATES_PER_MINUTE, make_client, workspace_update_pacer
+from adapters.slack.channel import (
+    MAX_INLINE_WAIT,
+    UPDATE_BURST,
+    UPDATES_PER_MINUTE,
+    make_client,
+    workspace_update_pacer,
+)
 from adapters.slack.manifest import PLACEHOLDER_URL, manifest_data
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.renderer import SlackContent
 from bot.cards import Card, Mention, Status
 from bot.clock import FakeClock
-from bot.ports import DeliveryFailed, MessageGone, PostedMessage
+from bot.ports import DeliveryFailed, MessageGone, PostedMessage, SendLater
 
 from .harness import MODELS, Harness, gate_card
 
@@ -201,6 +207,7 @@ async def test_card_updates_are_paced_per_workspace_to_tier_3(fake_time_slack: S
         AsyncWebClient(token=slack.bot_token, base_url=slack.api_url),
         pacer=ChannelPacer(clock=clock),
         update_pacer=workspace_update_pacer(clock),
+        max_wait=60,  # (each waits its turn, however far)
     )
     shown = [(where, await channel.post_card(where, Card(where))) for where in (MODELS, "C0APPRELS01")]
     updates = [
@@ -217,6 +224,33 @@ async def test_card_updates_are_paced_per_workspace_to_tier_3(fake_time_slack: S
     # 40 at once, then 50 a minute for the whole workspace, whichever channel they are in
     assert clock.monotonic() >= (60 - UPDATE_BURST) / (UPDATES_PER_MINUTE / 60)
     assert clock.monotonic() < 40
+
+
+async def test_an_update_whose_turn_is_further_off_than_a_call_may_wait_is_handed_back_unsent(
+    fake_time_slack: SlackEmulator, clock: FakeClock
+) -> None:
+    slack = fake_time_slack
+    channel = SlackChatChannel(
+        AsyncWebClient(token=slack.bot_token, base_url=slack.api_url),
+        pacer=ChannelPacer(clock=clock),
+        update_pacer=workspace_update_pacer(clock),
+    )
+    shown = await channel.post_card(MODELS, Card("v0"))
+    turns = UPDATE_BURST + int(MAX_INLINE_WAIT * UPDATES_PER_MINUTE / 60)  # those due within the wait allowed
+    updates = [asyncio.create_task(channel.update_card(MODELS, shown, Card(f"v{i}"))) for i in range(turns + 5)]
+    for _ in range(100):
+        if all(t.done() for t in updates):
+            break
+        await asyncio.sleep(0.01)
+        await clock.advance(0.5)
+    outcomes = await asyncio.gather(*updates, return_exceptions=True)
+    assert outcomes[:turns] == [None] * turns
+    later = [o for o in outcomes[turns:] if isinstance(o, SendLater)]
+    assert len(later) == 5
+    # each is told how long until a turn is free: just past the wait allowed
+    assert all(MAX_INLINE_WAIT < (o.retry_after or 0) <= MAX_INLINE_WAIT + 60 / UPDATES_PER_MINUTE for o in later)
+    assert len(slack.recorder.matching("POST /api/chat.update")) == turns  # those handed back sent nothing
+    assert clock.monotonic() < MAX_INLINE_WAIT + 2
 
 
 async def test_a_429_on_a_card_update_holds_every_channels_updates_in_the_workspace(

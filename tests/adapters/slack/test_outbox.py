@@ -1,27 +1,30 @@
 """The outbox sending through the Slack adapter to the Slack emulator, on a real store: whatever fails between a
-post and its record, a card is posted once."""
+post and its record, and however long Slack asks to wait, a card is posted once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 
+from adapters.emulators.base import Fault
 from adapters.emulators.slack import SlackEmulator
 from adapters.slack import SlackChatChannel
-from adapters.slack.channel import make_client, workspace_update_pacer
+from adapters.slack.channel import MAX_INLINE_WAIT, UPDATES_PER_MINUTE, make_client, workspace_update_pacer
 from adapters.slack.pacing import ChannelPacer
 from adapters.sql import SqlStore
 from bot.cards import Card
 from bot.clock import FakeClock
+from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.records import ConversationAddress, DeliveryState, NewDelivery
 
-from .harness import MODELS
+from .harness import MODELS, OPS, RELEASES
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 WHERE = ConversationAddress("slack", MODELS)
@@ -41,14 +44,16 @@ class Setup:
             update_pacer=workspace_update_pacer(self.clock),
         )
 
-    async def card(self, rank: int = 1, title: str = "integrate-app-y 20261128.57") -> int:
+    async def card(
+        self, rank: int = 1, title: str = "integrate-app-y 20261128.57", where: ConversationAddress = WHERE
+    ) -> int:
         payload = {"op": "card", "rank": rank, "card": Card(title=title).to_json()}
-        (delivery_id,) = await self.store.enqueue([NewDelivery(WHERE, RUN, payload)], self.clock.now())
+        (delivery_id,) = await self.store.enqueue([NewDelivery(where, RUN, payload)], self.clock.now())
         return delivery_id
 
-    def posts(self) -> list[str]:
+    def posts(self, channel: str = MODELS) -> list[str]:
         """The timestamps of the messages in the channel."""
-        return [m.ts for m in self.slack.state.channel(MODELS).messages]
+        return [m.ts for m in self.slack.state.channel(channel).messages]
 
     def calls(self, method: str) -> int:
         return sum(1 for r in self.slack.recorder.requests if r.path == f"/api/{method}")
@@ -120,3 +125,85 @@ async def test_a_card_posted_by_an_attempt_the_store_failed_to_record_is_found_n
     await worker.drain()
     assert setup.posts() == [posted]  # later versions update it
     assert setup.slack.state.channel(MODELS).messages[0].text.endswith("tests passed")
+
+
+def scraped(metrics: Metrics, outcome: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "handoff_delivery_failures_total", {"platform": "slack", "outcome": outcome}
+    )
+
+
+async def run_until_done(worker: OutboxWorker, setup: Setup) -> None:
+    """Run ``worker`` while the clock moves a second at a time (the store's, the emulator's and slack_sdk's work
+    taking real time between two steps) until nothing is pending; then stop it, once what it has under way is
+    done."""
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(600):
+            if not (await setup.store.count_deliveries([DeliveryState.PENDING]))["pending"]:
+                break
+            await asyncio.sleep(0.01)
+            await setup.clock.advance(1)
+    finally:
+        stop.set()
+        while not running.done():  # (slack_sdk's own waits take real time)
+            await asyncio.sleep(0.01)
+            await setup.clock.advance(1)
+        await running
+
+
+async def test_a_429_asking_to_wait_past_the_lease_is_waited_out_by_the_outbox_and_the_card_posted_once(
+    setup: Setup,
+) -> None:
+    lease = timedelta(seconds=20)
+    retry_after = 30  # past the lease, and past what slack_sdk may wait inline
+    assert retry_after > max(lease.total_seconds(), MAX_INLINE_WAIT)
+    setup.slack.faults.add("POST /api/chat.postMessage", [Fault("429", retry_after=retry_after)])
+    worker = OutboxWorker(setup.store, {"slack": setup.channel()}, setup.clock, lease=lease)
+    delivery_id = await setup.card()
+    started = setup.clock.now()
+
+    await run_until_done(worker, setup)
+
+    (posted,) = setup.posts()
+    assert [r.status for r in setup.slack.recorder.matching("POST /api/chat.postMessage")] == [429, 200]
+    shown = await setup.store.get_card(RUN, WHERE)
+    assert shown is not None and shown.message_id == posted
+    delivery = await setup.store.get_delivery(delivery_id)
+    assert delivery is not None and delivery.state is DeliveryState.SENT
+    assert float(posted) >= started.timestamp() + retry_after  # posted once the Retry-After was over
+
+
+async def test_card_updates_past_the_workspaces_pace_wait_for_their_turn_in_the_store_not_in_the_call(
+    setup: Setup,
+) -> None:
+    """Slack takes about 50 card updates a minute per workspace: an update whose turn is further off than a call
+    may wait goes back to the store until then, and is not counted as a failed attempt."""
+    client = make_client(setup.slack.bot_token, setup.slack.api_url)
+    update_pacer = ChannelPacer(rate=UPDATES_PER_MINUTE / 60, burst=1, clock=setup.clock)
+    channel = SlackChatChannel(client, pacer=ChannelPacer(clock=setup.clock), update_pacer=update_pacer, max_wait=1)
+    worker = OutboxWorker(setup.store, {"slack": channel}, setup.clock)
+    metrics = Metrics()
+    worker.observer = metrics.outbox
+    places = [ConversationAddress("slack", c) for c in (MODELS, RELEASES, OPS)]
+    for where in places:
+        await setup.card(1, "integrate-app-y 20261128.57", where)
+    await run_until_done(worker, setup)
+    await setup.clock.advance(2)
+    updates = [await setup.card(2, "integrate-app-y 20261128.57: passed", where) for where in places]
+
+    await worker.run_once()  # at one moment: one update goes, the others' turns are further off than 1 s
+    assert len(setup.slack.recorder.matching("POST /api/chat.update")) == 1
+    assert scraped(metrics, "postponed") == 2
+    await run_until_done(worker, setup)
+
+    for where in places:
+        (message,) = setup.slack.state.channel(where.conversation_id).messages
+        assert message.text.endswith("20261128.57: passed")
+    assert [r.status for r in setup.slack.recorder.matching("POST /api/chat.update")] == [200] * 3
+    for delivery_id in updates:
+        delivery = await setup.store.get_delivery(delivery_id)
+        assert delivery is not None and (delivery.state, delivery.attempts) == (DeliveryState.SENT, 1)
+    assert (scraped(metrics, "postponed") or 0) >= 2
+    assert scraped(metrics, "retried") is None

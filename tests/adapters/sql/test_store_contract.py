@@ -901,6 +901,32 @@ async def test_a_claim_tells_whether_an_earlier_attempt_may_have_sent_it(store: 
     assert fourth.recovered and fourth.last_error == "connection dropped"
 
 
+async def test_a_postponed_delivery_keeps_its_turn_and_its_recovery_and_the_attempt_is_not_counted(
+    store: SqlStore,
+) -> None:
+    lease = timedelta(seconds=30)
+    first_id, second_id = await store.enqueue([delivery("run:5"), delivery("run:6")], NOW)
+    (first,) = await store.claim_deliveries("w1", NOW, lease, 10)
+    later = NOW + timedelta(seconds=100)
+    assert not await store.postpone_delivery(first, "someone-else", later)
+    assert await store.postpone_delivery(first, "w1", later)
+    # nothing is due until then, the next delivery of the conversation included
+    assert await store.claim_deliveries("w2", later - timedelta(microseconds=1), lease, 10) == []
+    (again,) = await store.claim_deliveries("w2", later, lease, 10)
+    assert (again.id, again.attempts, again.recovered) == (first_id, 1, False)
+    # a recovery postponed is claimed as a recovery again
+    (recovery,) = await store.claim_deliveries("w3", later + lease + timedelta(seconds=1), lease, 10)
+    assert recovery.recovered and recovery.attempts == 2
+    at = later + timedelta(seconds=200)
+    assert await store.postpone_delivery(recovery, "w3", at)
+    assert await store.claim_deliveries("w4", at - timedelta(microseconds=1), lease, 10) == []
+    (still,) = await store.claim_deliveries("w4", at, lease, 10)
+    assert (still.id, still.attempts, still.recovered) == (first_id, 2, True)
+    assert await store.complete_delivery(first_id, "w4")
+    (following,) = await store.claim_deliveries("w4", at, lease, 10)
+    assert following.id == second_id
+
+
 # --- repeat marks: written with the new records of a batch ---------------------------------------------
 
 

@@ -17,7 +17,7 @@ from adapters.teams.channel import SUMMARY_LENGTH
 from adapters.teams.sending import SendPolicy
 from bot.cards import Card, Mention, Status
 from bot.outbox import OutboxWorker, RetryPolicy
-from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage
+from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone, PostedMessage, SendLater
 from bot.records import ConversationAddress, NewDelivery
 
 from .conftest import (
@@ -286,6 +286,20 @@ async def test_a_long_retry_after_is_handed_to_the_outbox(harness: Harness) -> N
 
     assert (failed.value.retryable, failed.value.retry_after) == (True, 45)
     assert len(harness.teams.recorder.matching("POST /v3/conversations")) == 1
+
+
+async def test_a_send_whose_turn_is_further_off_than_a_call_may_wait_is_handed_back_unsent(harness: Harness) -> None:
+    await harness.teams.install_app()
+    harness.teams.faults.add("POST /v3/conversations", [Fault("429", retry_after=45)])
+    with pytest.raises(DeliveryFailed):
+        await harness.integration.channel.post_card(RELEASES, gate_card())
+
+    with pytest.raises(SendLater) as later:  # the conversation is held for the Retry-After
+        await harness.integration.channel.post_card(RELEASES, gate_card())
+
+    assert SendPolicy().max_wait < (later.value.retry_after or 0) <= 45
+    assert len(harness.teams.recorder.matching("POST /v3/conversations")) == 1
+    assert harness.teams.state.channel("App releases").posts == []
 
 
 @pytest.mark.parametrize("status", ["500"])
