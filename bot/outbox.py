@@ -19,8 +19,9 @@ A card someone deleted in chat (the platform says :class:`~bot.ports.MessageGone
 the version to show (for a reply, the version it showed), and the new message replaces the old one in
 the store: later updates edit it and later replies go in its thread.
 
-Failures retry with exponential backoff and full jitter, honouring the platform's Retry-After, up to
-``RetryPolicy.max_attempts``; then the delivery is dead-lettered and an alert goes to the ops channel.
+Failures retry with exponential backoff and jitter, honouring the platform's Retry-After, up to
+``RetryPolicy.max_attempts`` (by default 6 attempts within about 10 minutes); then the delivery is
+dead-lettered and an alert goes to the ops channel.
 A conversation Handoff cannot post in at all (:class:`~bot.ports.ConversationUnreachable`) is marked
 inactive, as when the platform says Handoff was removed (the ingest then queues nothing more there), and
 the ops channel is told once; what was already queued there is given up quietly, as are the replies of a
@@ -73,7 +74,7 @@ from bot.records import (
     Platform,
     PostedCard,
 )
-from bot.trouble import Backoff, FailureStreak
+from bot.trouble import FailureStreak
 
 log = logging.getLogger("handoff.outbox")
 
@@ -103,14 +104,25 @@ class DeliveryObserver(Protocol):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How failed deliveries are retried: 6 attempts within about 10 minutes by default."""
+    """How failed deliveries are retried: exponential backoff with jitter, up to ``max_attempts``.
+
+    By default 6 attempts within about 10 minutes: the waits between them are about 5 s, 15 s, 45 s, 2¼ min
+    and 6¾ min (each ``multiplier`` times the one before, then within ``jitter`` of that either way, at most
+    ``max_delay``), some 10 minutes in all (8½ to 11½), so that a platform's short outage is ridden out while
+    a quick glitch costs seconds.
+    """
 
     max_attempts: int = 6
-    base_delay: float = 2.0
-    max_delay: float = 300.0
+    base_delay: float = 5.0
+    multiplier: float = 3.0
+    jitter: float = 0.15
+    max_delay: float = 600.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        jittered = Backoff(self.base_delay, self.max_delay).delay(attempt, rng)
+        """Seconds to wait after failed attempt number ``attempt`` (1 for the first), at least the platform's
+        ``retry_after``."""
+        nominal = self.base_delay * self.multiplier ** max(0, attempt - 1)
+        jittered = min(self.max_delay, nominal * rng.uniform(1 - self.jitter, 1 + self.jitter))
         return max(jittered, retry_after or 0.0)
 
 

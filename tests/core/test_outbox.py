@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import random
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -190,6 +192,47 @@ async def test_two_replicas_keep_to_a_channel_s_limit_together(store_url: str) -
     finally:
         for store in stores:
             await store.close()
+
+
+class Extreme(random.Random):
+    """Jitter at its least (``low``) or its most, every time."""
+
+    def __init__(self, low: bool) -> None:
+        super().__init__(0)
+        self.low = low
+
+    def uniform(self, a: float, b: float) -> float:
+        return a if self.low else b
+
+
+@pytest.mark.parametrize("rng", [Extreme(low=True), Extreme(low=False), *map(random.Random, range(20))])
+def test_the_default_retries_span_about_ten_minutes_the_first_ones_quick(rng: random.Random) -> None:
+    policy = RetryPolicy()
+    waits = [policy.delay(attempt, None, rng) for attempt in range(1, policy.max_attempts)]  # between the attempts
+    assert waits[0] <= 6 and waits[1] <= 18  # a glitch costs seconds
+    assert all(later > 2 * earlier for earlier, later in itertools.pairwise(waits))  # exponential
+    assert 8 * 60 <= sum(waits) <= 12 * 60
+
+
+def test_a_retry_after_longer_than_the_backoff_is_waited_out() -> None:
+    assert RetryPolicy().delay(1, 90.0, random.Random(7)) == 90.0
+    assert RetryPolicy().delay(5, 1.0, Extreme(low=True)) == pytest.approx(0.85 * 5 * 3**4)
+
+
+async def test_a_delivery_failing_every_time_is_given_up_about_ten_minutes_after_its_first_attempt(
+    store: SqlStore,
+) -> None:
+    clock = FakeClock(T0)
+    channel = FlakyChannel(["refused"] * 10)
+    worker = OutboxWorker(store, {"slack": channel}, clock, rng=random.Random(3))
+    (delivery_id,) = await store.enqueue([version(1)], T0)
+    while (await store.count_deliveries())["dead"] == 0:
+        await worker.run_once()
+        await clock.advance(1)
+    delivery = await store.get_delivery(delivery_id)
+    assert delivery is not None and delivery.attempts == RetryPolicy().max_attempts
+    assert timedelta(minutes=8) <= clock.now() - T0 <= timedelta(minutes=12, seconds=10)
+    assert channel.messages == {}
 
 
 def test_a_post_marker_names_one_delivery_of_one_handoff() -> None:
