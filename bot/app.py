@@ -24,6 +24,7 @@ from adapters.sql.engine import shown_url
 from adapters.sql.problems import NoDatabase
 from adapters.sql.store import STORE_ERRORS, StoreUnavailable
 from adapters.web import limits as web_limits
+from adapters.web.draining import DRAINING, Draining
 from adapters.web.edge import edge_middleware
 from adapters.web.health import METRICS, STORE, add_health_routes
 from adapters.web.limits import BODY_LIMITS, alias_trailing_slash
@@ -52,6 +53,11 @@ log = logging.getLogger("handoff")
 
 # The largest body any route accepts; each route has its own, smaller or equal, cap.
 APP_BODY_LIMIT = 3 * 1024 * 1024
+# How long a stopping Handoff answers 503 on the connections already open before it closes them, at most
+# (a kept-alive sender's next delivery is then told to retry, not cut off), and how often it looks whether
+# they have all closed.
+SHUTDOWN_DRAIN_SECONDS = 2.0
+DRAIN_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -312,6 +318,7 @@ def create_app(
         client_max_size=APP_BODY_LIMIT,
     )
     app[BODY_LIMITS] = limits
+    app[DRAINING] = Draining()
     app[STORE] = store
     app[METRICS] = metrics or Metrics()
     add_health_routes(app, handoff.clock if handoff is not None else None)
@@ -417,8 +424,21 @@ class RunningServer:
         if BACKGROUND in self.app:
             await self.app[BACKGROUND].stop()
 
-    async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish (up to the shutdown timeout), close the store."""
+    async def stop(self, drain: float = 0.0) -> None:
+        """Stop accepting, let in-flight requests finish (up to the shutdown timeout), close the store.
+
+        With ``drain``, for up to that many seconds after it stops listening (less once every connection has
+        closed), requests arriving on connections already open are answered 503 with ``Connection: close``
+        instead of being cut off with their connection (see :mod:`adapters.web.draining`)."""
+        if drain > 0:
+            for site in list(self.runner.sites):
+                await site.stop()
+            self.app[DRAINING].active = True
+            server = self.runner.server
+            deadline = asyncio.get_running_loop().time() + drain
+            # (aiohttp tells nothing when a connection closes: look a few times)
+            while server is not None and server.connections and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(DRAIN_POLL_SECONDS)
         await self.runner.cleanup()
         await self.store.close()
 
@@ -478,7 +498,7 @@ async def serve_until_stopped(
         await until_signalled()
         log.info("stopping: finishing in-flight work")
     finally:
-        await server.stop()
+        await server.stop(drain=min(SHUTDOWN_DRAIN_SECONDS, settings.server.shutdown_timeout.total_seconds()))
     log.info("stopped")
     return 0
 
