@@ -6,8 +6,9 @@
   creating it (with the tenant id) the first time. ``tell_person`` sends a person a plain message there.
 - ``reply`` posts into the thread ``<channel>;messageid=<root>``; ``update_card`` replaces the message
   with ``update_activity``. Teams answers either with 404 when the message was deleted: that is
-  :class:`~bot.ports.MessageGone`. A post refused with 403 (Handoff is no longer in the team or chat) or
-  404 (the conversation is gone) is :class:`~bot.ports.ConversationUnreachable`.
+  :class:`~bot.ports.MessageGone`. A post or update refused with 403 (Handoff is no longer in the team or
+  chat), or a post answered 404 (the conversation is gone), is :class:`~bot.ports.ConversationUnreachable`;
+  so is any send to a conversation stored inactive (Teams said Handoff was removed from it), unsent.
 - Every send goes through a :class:`~adapters.teams.sending.Pacer` (rate limits, retries); every failure
   is a :class:`~bot.ports.DeliveryFailed`.
 """
@@ -221,15 +222,20 @@ class TeamsChatChannel:
             await ctx.update_activity(activity)
 
         reference = stored.conversation_reference(target)
-        await self.pacer.run(base, lambda: self._continue(reference, _gone_when_missing(update)))
+        edit = _unreachable_when_refused(_gone_when_missing(update))  # 403: Handoff is no longer there
+        await self.pacer.run(base, lambda: self._continue(reference, edit))
 
     # targets
 
     async def _target(self, conversation_id: str) -> tuple[ConversationRecord, StoredReference]:
-        found = await self._read(self.registry.get(conversation_id))
-        if found is not None:
-            return found
+        found = await self._read(self.registry.find(conversation_id))
         base = split_thread(conversation_id)[0]
+        if found is not None:
+            if not found[0].active:
+                # Teams said Handoff was removed (or the conversation deleted): what was queued there is
+                # given up, not sent there, nor to the channel through another conversation's reference
+                raise ConversationUnreachable(f"Handoff was removed from Teams conversation {base}")
+            return found
         if is_channel_id(base):
             # A configured channel Handoff has not seen yet: any reference of the tenant carries the
             # service URL that reaches it, provided the app is installed in its team.

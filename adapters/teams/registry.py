@@ -54,11 +54,15 @@ class ConversationRegistry:
 
     async def get(self, conversation_id: str) -> tuple[ConversationRecord, StoredReference] | None:
         """The active record for a channel or chat id (a thread id reads as its channel), with its reference."""
+        found = await self.find(conversation_id)
+        return found if found is not None and found[0].active else None
+
+    async def find(self, conversation_id: str) -> tuple[ConversationRecord, StoredReference] | None:
+        """The record for a channel or chat id, with its reference, active or not: an inactive one is a
+        conversation Handoff was removed from (or that was deleted); None is one it never stored."""
         record = await self.store.get_conversation(address(conversation_id))
-        if record is None or not record.active:
-            return None
-        stored = StoredReference.from_json(record.reference)
-        return (record, stored) if stored is not None else None
+        stored = StoredReference.from_json(record.reference) if record is not None else None
+        return (record, stored) if record is not None and stored is not None else None
 
     async def personal_chat(self, user_id: str) -> tuple[ConversationRecord, StoredReference] | None:
         """The active 1:1 chat with the person whose MRI or AAD object id is ``user_id``."""

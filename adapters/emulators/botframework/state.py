@@ -109,6 +109,8 @@ class ConnectorState:
         self._messages: dict[str, Message] = {}
         self._last_id = 0
         self._group_ids = itertools.count(1)
+        self.bot_removed_from: set[str] = set()
+        """Conversation ids whose roster the bot is no longer in: Teams answers 403 to anything sent there."""
         self.listeners: list[Callable[[], None]] = []
         """Called (with no arguments) after every post, update or delete, e.g. by the web console."""
         for team in world.teams:
@@ -155,6 +157,8 @@ class ConnectorState:
         conv = self.conversations.get(base)
         if conv is None:
             raise conversation_not_found(conversation_id)
+        if conv.id in self.bot_removed_from:
+            raise ConnectorError(403, "BotNotInConversationRoster", "The bot is not part of the conversation roster.")
         if root_id is None:
             return conv, None
         root = self._messages.get(root_id)

@@ -172,6 +172,29 @@ async def test_unknown_conversation_activity_and_member_are_404(connector: Conne
     ]
 
 
+async def test_a_conversation_the_bot_was_removed_from_refuses_everything_with_403(
+    teams: BotFrameworkEmulator, connector: ConnectorClient
+) -> None:
+    root = await connector.conversations.send_to_conversation(RELEASES, message("release 1.4 is rolling out"))
+    teams.state.bot_removed_from.add(RELEASES)
+    calls = [
+        connector.conversations.send_to_conversation(RELEASES, message("x")),
+        connector.conversations.send_to_conversation(f"{RELEASES};messageid={root.id}", message("x")),
+        connector.conversations.update_activity(RELEASES, root.id, Activity(type="message", id=root.id, text="x")),
+        connector.conversations.create_conversation(
+            ConversationParameters(is_group=True, channel_data={"channel": {"id": RELEASES}}, activity=message("x"))
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(ErrorResponseException) as info:
+            await call
+        assert status_of(info.value)[::2] == (403, "BotNotInConversationRoster")
+    assert [m.versions[-1]["text"] for m in teams.state.channel(RELEASES).posts] == ["release 1.4 is rolling out"]
+    assert not teams.state.channel(RELEASES).posts[0].replies
+    # other conversations are not affected
+    assert (await connector.conversations.send_to_conversation(MODELS, message("y"))).id
+
+
 async def test_bot_cannot_edit_a_users_message(teams: BotFrameworkEmulator, connector: ConnectorClient) -> None:
     teams.state.post(MODELS, {"type": "message", "id": "42", "text": "hi", "from": {"id": ALICE_MRI}}, by_bot=False)
     with pytest.raises(ErrorResponseException) as info:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -526,3 +527,91 @@ async def test_a_post_to_a_conversation_teams_does_not_have_is_conversation_unre
     with pytest.raises(ConversationUnreachable) as failed:
         await harness.integration.channel.post_card("19:gone0000@thread.tacv2", Card(title="x"))
     assert failed.value.reason == "Teams answered 404 ConversationNotFound"
+
+
+@pytest.mark.parametrize("another_conversation", [False, True], ids=["only the team", "and a personal chat"])
+async def test_what_was_queued_for_a_team_handoff_was_removed_from_is_given_up_quietly(
+    harness: Harness, caplog: pytest.LogCaptureFixture, another_conversation: bool
+) -> None:
+    await harness.teams.install_app()
+    if another_conversation:  # a reference Handoff could borrow to reach the channel
+        await harness.teams.install_personal_app(user="alice")
+    ops = ConversationAddress("teams", "a:1personal-alice" if another_conversation else MODELS)
+    outbox = OutboxWorker(harness.store, {"teams": harness.integration.channel}, harness.clock, ops_channel=(ops,))
+    releases = ConversationAddress("teams", RELEASES)
+    card = Card(title="Run 412", status=Status.RUNNING).to_json()
+    await harness.store.enqueue(
+        [NewDelivery(releases, "run:412", {"op": "card", "rank": 1, "card": card})], harness.clock.now()
+    )
+    await with_time_passing(harness.clock, outbox.drain())
+    [shown] = harness.teams.state.channel("App releases").posts
+
+    await harness.teams.uninstall_app()  # installationUpdate remove: the team's channels are inactive
+    harness.teams.state.bot_removed_from.update({GENERAL, RELEASES, MODELS})
+    harness.teams.recorder.clear()
+    done = Card(title="Run 412", status=Status.FAILED).to_json()
+    queued = await harness.store.enqueue(
+        [
+            NewDelivery(releases, "run:412", {"op": "card", "rank": 2, "card": done}),  # an update
+            NewDelivery(releases, "run:412", {"op": "reply", "card": done}),
+            NewDelivery(releases, "run:413", {"op": "card", "rank": 1, "card": card}),  # a new post
+        ],
+        harness.clock.now(),
+    )
+    await with_time_passing(harness.clock, outbox.drain())
+
+    assert not harness.teams.recorder.requests  # nothing sent there, nor an alert anywhere
+    assert len(shown.versions) == 1 and not shown.replies
+    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 1, "dead": 3}  # no alert queued
+    for delivery_id in queued:
+        delivery = await harness.store.get_delivery(delivery_id)
+        assert delivery is not None
+        assert delivery.last_error == f"Handoff was removed from Teams conversation {RELEASES}"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_an_update_teams_refuses_with_403_is_conversation_unreachable(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+    posted = await channel.post_card(RELEASES, gate_card())
+    harness.teams.state.bot_removed_from.add(RELEASES)  # removed, and Teams' event about it was missed
+
+    with pytest.raises(ConversationUnreachable) as failed:
+        await channel.update_card(RELEASES, posted, Card(title="Run 412 failed"))
+
+    assert failed.value.reason == "Teams answered 403 BotNotInConversationRoster"
+    assert len(harness.teams.state.message(posted.message_id).versions) == 1
+
+
+async def test_an_update_refused_with_403_marks_the_channel_inactive_and_tells_ops_once(harness: Harness) -> None:
+    outbox = await outbox_alerting_ml_models(harness)
+    releases = ConversationAddress("teams", RELEASES)
+    known = await harness.record(RELEASES)
+    assert known is not None
+    card = Card(title="Run 412", status=Status.RUNNING).to_json()
+    await harness.store.enqueue(
+        [NewDelivery(releases, "run:412", {"op": "card", "rank": 1, "card": card})], harness.clock.now()
+    )
+    await with_time_passing(harness.clock, outbox.drain())
+    harness.teams.state.bot_removed_from.add(RELEASES)
+    harness.teams.recorder.clear()
+
+    done = Card(title="Run 412", status=Status.FAILED).to_json()
+    await harness.store.enqueue(
+        [
+            NewDelivery(releases, "run:412", {"op": "card", "rank": 2, "card": done}),
+            NewDelivery(releases, "run:412", {"op": "reply", "card": done}),
+        ],
+        harness.clock.now(),
+    )
+    await with_time_passing(harness.clock, outbox.drain())
+
+    [alert] = harness.teams.state.channel("ML models").posts
+    assert texts(adaptive_card(alert.activity))[0] == f"Handoff cannot post in {known.name}"
+    assert await harness.store.inactive_conversations() == frozenset({releases})
+    [shown] = harness.teams.state.channel("App releases").posts
+    assert len(shown.versions) == 1 and not shown.replies
+    # one PUT refused; the reply queued after it is given up without a request
+    assert len(harness.teams.recorder.matching("PUT /v3/conversations/**")) == 1
+    assert not harness.teams.recorder.matching(f"POST /v3/conversations/{RELEASES}*")
+    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 2, "dead": 2}

@@ -63,6 +63,9 @@ async def test_uninstall_deactivates_the_teams_channels(harness: Harness) -> Non
     assert answer.status == 201
     assert [r.active for r in await harness.teams_records()] == [False, False, False]
     assert await harness.integration.registry.get(RELEASES) is None
+    removed = await harness.integration.registry.find(RELEASES)  # told apart from a channel never seen
+    assert removed is not None and not removed[0].active
+    assert await harness.integration.registry.find("19:neverSeen0000@thread.tacv2") is None
 
 
 async def test_a_personal_install_and_removal(harness: Harness) -> None:
