@@ -156,7 +156,8 @@ def test_a_model_version_typed_as_a_model_is_refused() -> None:
     assert subscription_filter_problems({"models": ["model-*"]}) == []
 
 
-def test_an_environment_or_stage_filter_lets_through_the_named_kinds_that_never_say_one() -> None:
+def release_run_and_its_production_gate() -> tuple[RunStateChanged, ApprovalPending]:
+    """A run of release-app-y, and its approval at the stage that deploys to production."""
     release_run = replace(run_event(), run=replace(RUN, pipeline_name="release-app-y"))
     gate = ApprovalPending(
         source="azure-devops",
@@ -168,6 +169,11 @@ def test_an_environment_or_stage_filter_lets_through_the_named_kinds_that_never_
         stage_display_name="Deploy to production",
         environment_name="production",
     )
+    return release_run, gate
+
+
+def test_an_environment_or_stage_filter_lets_through_the_named_kinds_that_never_say_one() -> None:
+    release_run, gate = release_run_and_its_production_gate()
     staging_gate = replace(gate, approval_id="ap-2", environment_name="staging")
     runs_and_production_gates = subscribed(
         SLACK,
@@ -199,17 +205,7 @@ def test_an_environment_or_stage_filter_lets_through_the_named_kinds_that_never_
 def test_the_defaults_name_no_kind_so_an_environment_or_stage_filter_narrows_them() -> None:
     """`subscribe environments=production` is the defaults narrowed to production (its approvals), not every
     failed run and new model because the defaults hold runs and models; `stages=Deploy*` the same."""
-    release_run = replace(run_event(), run=replace(RUN, pipeline_name="release-app-y"))
-    gate = ApprovalPending(
-        source="azure-devops",
-        event_id="a",
-        occurred_at=NOW,
-        approval_id="ap-1",
-        run=release_run.run,
-        stage_name="Production",
-        stage_display_name="Deploy to production",
-        environment_name="production",
-    )
+    release_run, gate = release_run_and_its_production_gate()
     production = subscribed(SLACK, **DEFAULT_FILTERS, environments=["production"])
     assert route(gate, [production], NOW) == {SLACK}
     assert route(replace(gate, environment_name="staging"), [production], NOW) == set()
