@@ -108,9 +108,9 @@ class Ingest:
         max_batch: the most events written in one transaction.
 
     ``observers`` see every event before it is recorded, redeliveries included (the gatekeeper opens
-    gates there); they must be idempotent, because a crash before recording brings the event back. An
-    observer may return the event with what it adds (the gatekeeper: its gate policy's terms for the card),
-    which is recorded instead.
+    gates there), but for a redelivery a route answers after :meth:`stored_before`; they must be idempotent,
+    because a crash before recording brings the event back. An observer may return the event with what it
+    adds (the gatekeeper: its gate policy's terms for the card), which is recorded instead.
 
     ``on_unrouted_approval`` is told of a pending approval whose card, as first recorded, was sent to no
     conversation (no subscription routes it, nothing else asked for it): the gatekeeper says that its gate can
@@ -232,6 +232,15 @@ class Ingest:
         stored = iter(await self._enqueue([part for parts in observed for part in parts], (), None))
         # an event is new when any of its parts is (a redelivery's parts were all stored before)
         return [any([next(stored) for _ in parts]) for parts in observed]
+
+    async def stored_before(self, events: Sequence[DomainEvent]) -> list[bool]:
+        """For each event, whether it was stored already (every one of its parts): one read of the dedupe keys,
+        for a route to answer a redelivery before the lookups a new event needs. Such a redelivery is answered
+        without the observers, which saw the event when it was stored."""
+        parts = [[part.dedupe_key for part in event.per_card()] for event in events]
+        keys = list(dict.fromkeys(key for event_keys in parts for key in event_keys))
+        known = await self.store.known_events(keys)
+        return [all(key in known for key in event_keys) for event_keys in parts]
 
     async def _enqueue(
         self, events: Sequence[DomainEvent], also_to: tuple[ConversationAddress, ...], told_by: str | None

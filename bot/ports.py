@@ -515,6 +515,12 @@ class EventSink(Protocol):
         answered as fast as one event); raises if any could not be stored."""
         ...
 
+    async def stored_before(self, events: Sequence[DomainEvent]) -> list[bool]:
+        """For each event, whether it was stored already (all of its parts, see ``per_card``): one cheap read, for a
+        route to answer a redelivery without the lookups it would make for a new event. A hint only: the dedupe
+        key at :meth:`accept` is the guarantee. Raises on internal trouble."""
+        ...
+
 
 # --- Azure DevOps and Azure ML ------------------------------------------------------------------------
 

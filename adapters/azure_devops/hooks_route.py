@@ -149,8 +149,8 @@ class ServiceHookRoute:
             return json_answer({"accepted": 0, "duplicates": 0, "ignored": 1})
         accepted = duplicates = 0
         try:
-            for parsed in events:
-                if await self._sink.accept(await self._completed(await self._named(parsed))):
+            for parsed, stored_before in zip(events, await self._stored_before(events), strict=True):
+                if not stored_before and await self._sink.accept(await self._completed(await self._named(parsed))):
                     accepted += 1
                 else:
                     duplicates += 1
@@ -168,6 +168,29 @@ class ServiceHookRoute:
         if metrics is not None:
             metrics.hook_events_counted(SOURCE, accepted, duplicates, 0)
         return json_answer({"accepted": accepted, "duplicates": duplicates, "ignored": 0})
+
+    async def _stored_before(self, events: list[DomainEvent]) -> list[bool]:
+        """Which of the events were stored already, asked of the store only for those that may make a lookup
+        (of a project's id, an approval, a run, the approvers): Azure DevOps redelivers a hook it was not
+        answered in time, and a redelivery is answered without asking Azure DevOps again (its rate limit), and
+        with a 200 even while Azure DevOps is down. The store's dedupe at insert still decides for the rest."""
+        asks = [self._may_look_up(event) for event in events]
+        if not any(asks):
+            return [False] * len(events)
+        asked = [event for event, ask in zip(events, asks, strict=True) if ask]
+        known = iter(await self._sink.stored_before(asked))
+        return [next(known) if ask else False for ask in asks]
+
+    def _may_look_up(self, event: DomainEvent) -> bool:
+        """Whether completing ``event`` may ask Azure DevOps something this process does not hold already."""
+        if self._project_names is not None and self._project_names.may_look_up(event):
+            return True
+        if isinstance(event, ApprovalEvent):
+            lookups = (self._approval_details, self._run_facts, self._approver_identities, self._own_identity)
+            return any(lookup is not None for lookup in lookups)
+        if isinstance(event, RunStateChanged | StageStateChanged) and self._run_facts is not None and event.project:
+            return not self._run_facts.holds(event.project, event.run.run_id)
+        return False
 
     async def _named(self, event: DomainEvent) -> DomainEvent:
         """The event with its project by the configured name, where its hook names a configured project by id."""

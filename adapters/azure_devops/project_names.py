@@ -70,6 +70,12 @@ class ProjectNames:
             return replace(event, project=name, run=run)
         return replace(event, project=name)
 
+    def may_look_up(self, event: DomainEvent) -> bool:
+        """Whether :meth:`named` would ask Azure DevOps for the ids (the event names a project by an id not known
+        yet, and a lookup may be tried now)."""
+        project = event.project
+        return bool(project and GUID.match(project) and project.lower() not in self._names and self._may_learn())
+
     def _may_learn(self) -> bool:
         if not self._unknown:
             return False

@@ -290,6 +290,30 @@ async def test_a_deployment_of_two_model_versions_updates_each_versions_card_onc
         assert state is not None and state.state["conversations"] == conversations
 
 
+async def test_stored_before_tells_an_event_stored_once_all_of_its_parts_are(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    """The read a route makes before its lookups: an event is stored when each card's part of it is."""
+    store, other = stores
+    ingest = ingest_for(store)
+    deployed = ModelDeployed(
+        source="azure-ml",
+        event_id="dep",
+        occurred_at=T0,
+        scope="ws",
+        service_name="scoring",
+        compute_type="AKS",
+        model_ids=("churn:1", "fraud:2"),
+    )
+    churn_alone = deployed.per_card()[0]
+    assert await ingest.stored_before([deployed, started("1")]) == [False, False]
+    assert await ingest.accept(churn_alone) is True
+    assert await ingest.stored_before([deployed, churn_alone, started("1")]) == [False, True, False]
+    assert await ingest.accept_all([deployed, started("1")]) == [True, True]
+    # what another process stored counts (the store is asked, not this process's memory)
+    assert await ingest_for(other).stored_before([deployed, started("1"), started("2")]) == [True, True, False]
+
+
 async def test_a_delivery_with_an_event_that_cannot_be_stored_fails_and_keeps_the_others(
     stores: tuple[SqlStore, SqlStore],
 ) -> None:

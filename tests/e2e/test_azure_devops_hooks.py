@@ -126,6 +126,61 @@ async def test_an_approval_naming_its_project_by_id_reaches_the_channel_followin
     assert ado.recorder.matching(f"GET /contoso/mlops/_apis/pipelines/approvals/{approval.id}")
 
 
+def approval_pending_without_its_run(ado: AzureDevOpsEmulator, approval_id: str) -> dict[str, Any]:
+    """An approval-pending shaped as Azure DevOps documents it: its run, pipeline and stage null, its project named
+    only by id (Handoff asks for the approval to learn its run)."""
+    return {
+        "id": f"pending-{approval_id}",
+        "eventType": PENDING,
+        "publisherId": "pipelines",
+        "resource": {
+            "approval": {"id": approval_id, "steps": [], "status": "pending", "createdOn": "2026-11-30T10:00:00Z"},
+            "projectId": ado.world.project_id,
+            "pipeline": None,
+            "stage": None,
+            "run": None,
+            "resource": None,
+            "id": 0,
+            "url": None,
+            "stageName": None,
+            "attemptId": 0,
+        },
+        "resourceVersion": "5.1-preview.1",
+        "resourceContainers": {
+            "account": {"id": "f844ec47-a9db-4511-8281-8b63f4eaf94e", "baseUrl": f"{ado.org_url}/"},
+            "project": {"id": ado.world.project_id},
+        },
+        "createdDate": "2026-11-30T10:00:00Z",
+    }
+
+
+async def test_a_redelivered_approval_is_answered_without_asking_azure_devops_again(start_loop: Any) -> None:
+    """Azure DevOps delivers a hook again when its answer was late: the approval stored already is a duplicate at
+    once, with a 200 even while Azure DevOps fails, and its approval and run are not read again (its rate limit)."""
+    loop = await start_loop()
+    ado = loop.suite.ado
+    without_hooks_of(ado, PENDING)
+    run = ado.start_run(
+        "release-app-y", requested_by="alice@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
+    )
+    [approval] = await ado.wait_until(lambda: ado.approvals_for(run.id), timeout=20)
+    hook = approval_pending_without_its_run(ado, approval.id)
+    approval_read = f"GET /contoso/mlops/_apis/pipelines/approvals/{approval.id}"
+
+    assert await deliver(loop, hook) == {"accepted": 1, "duplicates": 0, "ignored": 0}
+    assert len(ado.recorder.matching(approval_read)) == 1
+    stored = await loop.server.store.get_card_state(f"azure-devops:contoso:pipeline-approval:{approval.id}")
+    assert stored is not None and stored.state["run_id"] == str(run.id)  # (its run, as the approval's GET told it)
+    runs_read = len(ado.recorder.matching("GET /contoso/**/_apis/build/builds/*"))
+
+    ado.faults.add("* /contoso/**", ["500"] * 100)  # Azure DevOps fails from now on
+    assert await deliver(loop, hook) == {"accepted": 0, "duplicates": 1, "ignored": 0}
+    assert await deliver(loop, hook) == {"accepted": 0, "duplicates": 1, "ignored": 0}
+
+    assert len(ado.recorder.matching(approval_read)) == 1
+    assert len(ado.recorder.matching("GET /contoso/**/_apis/build/builds/*")) == runs_read
+
+
 async def test_runs_naming_their_project_by_id_go_where_the_project_is_followed(
     start_loop: Any, shared_dir: Path
 ) -> None:

@@ -100,6 +100,11 @@ class RecordingSink:
         self.deliveries.append(len(events))
         return [await self.accept(event) for event in events]
 
+    async def stored_before(self, events: Sequence[DomainEvent]) -> list[bool]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        return [event.dedupe_key in self._seen for event in events]
+
 
 @dataclass
 class Reply:
