@@ -39,6 +39,7 @@ from bot.routing import (
     stored_subscription,
     turned_away_by_actor,
 )
+from bot.trouble import one_line
 
 log = logging.getLogger("handoff.ingest")
 
@@ -292,7 +293,7 @@ class Ingest:
         except Exception as exc:
             if len(batch) == 1:
                 return [exc]
-            log.warning("a batch of %d events failed (%s); writing them one at a time", len(batch), exc)
+            log.warning("a batch of %d events failed (%s); writing them one at a time", len(batch), one_line(exc))
         outcomes: list[bool | BaseException] = []
         for waiting in batch:
             try:

@@ -1,15 +1,21 @@
-"""A background loop's run of failures: how long to wait before the next try, and what to log about it.
+"""Runs of failures, logged without flooding the log.
 
-A loop that keeps failing (the store gone, its schema dropped) must neither hammer the store nor flood the
-log: it waits longer after each failure (exponential backoff with jitter, capped), logs one line when it
-starts failing, a reminder now and then while it goes on, and one line when it works again. The traceback
-goes to DEBUG, once per run of failures.
+A background loop that keeps failing (the store gone, its schema dropped) must neither hammer the store nor
+flood the log (:class:`FailureStreak`): it waits longer after each failure (exponential backoff with jitter,
+capped), logs one line when it starts failing, a reminder now and then while it goes on, and one line when it
+works again. The traceback goes to DEBUG, once per run of failures.
+
+A route whose requests cannot be stored (:class:`RefusalStreak`) answers each with a 503 and its sender
+retries: the first refusal is logged with its traceback, the others in one line each, and the first request
+stored again says how many were refused meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.clock import Clock
@@ -92,6 +98,49 @@ class FailureStreak:
             elapsed = _seconds(self.clock.monotonic() - self._since)
             self.log.warning("%s: %s after %d failed tries over %s", self.what, self.recovered, self.failures, elapsed)
             self.failures = 0
+
+
+@dataclass
+class RefusalStreak:
+    """Requests in a row that a route could not store (``what``: how the log names the route).
+
+    Call :meth:`refused` for each request answered 503 for internal trouble and :meth:`stored` for each request
+    that went through. During an outage a sender such as Azure DevOps keeps delivering: one traceback tells the
+    cause, and each later refusal is one line (the cause's type and first line).
+    """
+
+    log: logging.Logger
+    what: str
+    monotonic: Callable[[], float] = time.monotonic
+    refusals: int = 0
+    _since: float = 0.0
+
+    def refused(self, request: str, error: BaseException) -> None:
+        """Log that ``request`` (a short description, safe for the log) was not stored because of ``error``."""
+        self.refusals += 1
+        if self.refusals == 1:
+            self._since = self.monotonic()
+            self.log.error("%s %s: not stored, asked to retry", self.what, request, exc_info=error)
+        else:
+            self.log.warning(
+                "%s %s: not stored, asked to retry (%s; %d refused in a row)",
+                self.what,
+                request,
+                one_line(error),
+                self.refusals,
+            )
+
+    def stored(self) -> None:
+        """A request was stored: if some were refused before it, say that storing works again."""
+        if self.refusals:
+            elapsed = _seconds(self.monotonic() - self._since)
+            self.log.warning(
+                "%s: storing works again after %d request(s) answered 503 over %s (their senders retry them)",
+                self.what,
+                self.refusals,
+                elapsed,
+            )
+            self.refusals = 0
 
 
 def _seconds(seconds: float) -> str:

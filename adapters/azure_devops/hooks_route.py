@@ -45,6 +45,7 @@ from bot.events import (
 )
 from bot.pipeline_runs import ModelPipelines
 from bot.ports import EventSink, RunStatus
+from bot.trouble import RefusalStreak
 
 PATH = "/hooks/azure-devops"
 BODY_LIMIT = 5 * 1024 * 1024 // 2  # 2.5 MiB
@@ -114,6 +115,7 @@ class ServiceHookRoute:
         self._approval_details = approval_details
         self._approver_identities = approver_identities
         self._details_timeout = APPROVAL_DETAILS_TIMEOUT if details_timeout is None else details_timeout
+        self._refusals = RefusalStreak(log, "azure devops hook")
 
     async def handle(self, request: web.Request) -> web.Response:
         if not self._auth.authenticate(request.headers):
@@ -154,14 +156,15 @@ class ServiceHookRoute:
                     accepted += 1
                 else:
                     duplicates += 1
-        except Exception:
-            log.exception("azure devops hook %s %s: not stored, asked to retry", _shown(event_type), _shown(event_id))
+        except Exception as exc:
+            self._refusals.refused(f"{_shown(event_type)} {_shown(event_id)}", exc)
             return _error(
                 503,
                 "temporarily_unavailable",
                 "Handoff could not store the event; retry",
                 {"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
+        self._refusals.stored()
         if log.isEnabledFor(logging.INFO):
             outcome = "accepted" if accepted else "duplicate"
             log.info("azure devops hook %s %s: %s", _shown(event_type), _shown(event_id), outcome)

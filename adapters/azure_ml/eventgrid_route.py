@@ -46,6 +46,7 @@ from adapters.web.payloads import PayloadError, decode_json
 from bot.config import AzureMLSettings, EventGridSettings
 from bot.events import DomainEvent
 from bot.ports import EventSink
+from bot.trouble import RefusalStreak
 
 PATH = "/hooks/eventgrid"
 BODY_LIMIT = 3 * 1024 * 1024 // 2  # 1.5 MiB
@@ -107,6 +108,7 @@ class EventGridRoute:
         self._header = settings.secret_header
         self._sink = sink
         self._selector = selector
+        self._refusals = RefusalStreak(log, "event grid delivery")
 
     def _authentic(self, request: web.Request) -> bool:
         """Whether the query parameter or the header carries the delivery secret, or a previous one still
@@ -199,14 +201,16 @@ class EventGridRoute:
                 accepted += int(stored)
                 duplicates += int(not stored)
                 outcomes.append(f"{event.kind} {_shown(event.event_id)} {'accepted' if stored else 'duplicate'}")
-        except Exception:
-            log.exception("event grid delivery of %d event(s): not stored, asked to retry", len(delivery))
+        except Exception as exc:
+            self._refusals.refused(f"of {len(delivery)} event(s)", exc)
             return _error(
                 503,
                 "temporarily_unavailable",
                 "Handoff could not store the events; retry",
                 {"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
+        if events:  # (a delivery of nothing Handoff takes asked nothing of the store)
+            self._refusals.stored()
         shown = "; ".join(outcomes[:LOGGED_EVENTS]) + ("; ..." if len(outcomes) > LOGGED_EVENTS else "")
         log.info("event grid delivery of %d event(s): %s", len(delivery), shown or "none")
         ignored = len(delivery) - len(events)
