@@ -164,7 +164,8 @@ class OutboxDeliveries(_Families):
         failures = _counter(
             "handoff_delivery_failures",
             "Deliveries that did not go through at an attempt, by platform and outcome (rate_limited: the platform "
-            "said wait; retried: it will be tried again; dead: given up, alerted; postponed: no room to send within "
+            "said wait; retried: it will be tried again; dead: given up, alerted; unreachable: its conversation "
+            "cannot be posted in, marked inactive and the ops channel told; postponed: no room to send within "
             "the limits in the wait an attempt may spend, handed back until there is)",
             ["platform", "outcome"],
             self.failures,
@@ -196,7 +197,8 @@ class Metrics:
         self.deliveries = Gauge(
             "handoff_deliveries",
             "Deliveries in the outbox not delivered, by state, read from the store at each scrape (pending: waiting "
-            "or being sent; dead: given up, alerted or counted in handoff_delivery_unsent_total)",
+            "or being sent; dead: given up after failing, alerted or counted in handoff_delivery_unsent_total; "
+            "unreachable: given up because their conversation cannot be posted in, not dead letters)",
             ["state"],
             registry=self.registry,
         )

@@ -25,8 +25,10 @@ dead-lettered and an alert goes to the ops channel.
 A conversation Handoff cannot post in at all (:class:`~bot.ports.ConversationUnreachable`) is marked
 inactive, as when the platform says Handoff was removed (the ingest then queues nothing more there), and
 the ops channel is told once; what was already queued there is given up quietly, as are the replies of a
-card that was never posted. Deliveries that end unsent without an alert (those, and card versions a newer
-one was shown in place of) are each counted by :class:`UnsentReason` and logged at INFO.
+card that was never posted. What is given up because its conversation cannot be posted in is stored
+``unreachable``, not ``dead``: it is no failure to deliver, and stays out of the dead letters' count and alert.
+Deliveries that end unsent without an alert (those, and card versions a newer one was shown in place of) are
+each counted by :class:`UnsentReason` and logged at INFO.
 
 No attempt waits past a bound well inside its claim's lease (``OutboxWorker.max_wait`` for room in the
 conversation's limits; the adapters cap their own waits likewise): a send with no room by then is
@@ -82,9 +84,10 @@ UnsentReason = Literal["superseded", "parent_never_posted", "conversation_unreac
 """Why a delivery ended unsent without an alert of its own:
 
 - ``superseded``: a newer version of its card was shown instead (it is marked sent);
-- ``parent_never_posted``: a reply to a card that was never posted (dead-lettered);
+- ``parent_never_posted``: a reply to a card that was never posted (dead-lettered, or unreachable when its
+  conversation is marked inactive);
 - ``conversation_unreachable``: queued for a conversation already found unreachable and marked inactive,
-  which the ops channel was told of once (dead-lettered).
+  which the ops channel was told of once (unreachable).
 """
 
 
@@ -95,7 +98,8 @@ class DeliveryObserver(Protocol):
         """A delivery is done, ``seconds`` after its event arrived."""
 
     def not_delivered(self, platform: str, outcome: str) -> None:
-        """An attempt did not go through: ``rate_limited``, ``retried``, ``dead``, or ``postponed`` (no room to
+        """An attempt did not go through: ``rate_limited``, ``retried``, ``dead``, ``unreachable`` (its
+        conversation cannot be posted in: marked inactive, the ops channel told), or ``postponed`` (no room to
         send within the wait an attempt may spend: handed back until there is, not counted as an attempt)."""
 
     def unsent(self, platform: str, reason: UnsentReason, count: int = 1) -> None:
@@ -529,8 +533,8 @@ class OutboxWorker:
             return
         log.warning("%s is unreachable (%s): marked inactive", delivery.conversation, reason)
         if self.observer is not None:
-            self.observer.not_delivered(delivery.conversation.platform, "dead")
-        await self.store.dead_letter_delivery(delivery.id, self.worker_id, reason)
+            self.observer.not_delivered(delivery.conversation.platform, "unreachable")
+        await self.store.unreachable_delivery(delivery.id, self.worker_id, reason)
         targets = [c for c in self.ops_channel if c != delivery.conversation]
         if not targets:
             return
@@ -563,9 +567,18 @@ class OutboxWorker:
         return True
 
     async def _give_up_quietly(self, delivery: Delivery, reason: UnsentReason, detail: str) -> None:
-        """Give up a delivery whose trouble the ops channel was already told of (no alert of its own)."""
-        await self.store.dead_letter_delivery(delivery.id, self.worker_id, detail)
+        """Give up a delivery whose trouble the ops channel was already told of (no alert of its own): as
+        unreachable where its conversation is (a reply whose card was never posted there, too), else dead."""
+        if reason == "conversation_unreachable" or await self._inactive(delivery.conversation):
+            await self.store.unreachable_delivery(delivery.id, self.worker_id, detail)
+        else:
+            await self.store.dead_letter_delivery(delivery.id, self.worker_id, detail)
         self._ended_unsent(delivery, reason, detail)
+
+    async def _inactive(self, conversation: ConversationAddress) -> bool:
+        """Whether ``conversation`` is marked inactive (Handoff cannot post there)."""
+        known = await self.store.get_conversation(conversation)
+        return known is not None and not known.active
 
     def _ended_unsent(self, delivery: Delivery, reason: UnsentReason, detail: str) -> None:
         """Log and count a delivery that ended unsent, its state in the store recorded already."""

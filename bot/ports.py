@@ -152,8 +152,14 @@ class Outbox(Protocol):
 
     async def dead_letter_delivery(self, delivery_id: int, worker: str, error: str) -> bool: ...
 
+    async def unreachable_delivery(self, delivery_id: int, worker: str, error: str) -> bool:
+        """Give the delivery up as ``unreachable``: its conversation cannot be posted in. Not a dead letter
+        (not counted by :meth:`count_dead_letters`); forgotten like one."""
+        ...
+
     async def forget_deliveries_before(self, cutoff: datetime) -> int:
-        """Drop sent and dead-lettered deliveries last due before ``cutoff`` (pending ones stay); how many."""
+        """Drop sent, dead-lettered and unreachable deliveries last due before ``cutoff`` (pending ones stay);
+        how many."""
         ...
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
@@ -176,7 +182,7 @@ class Outbox(Protocol):
         ...
 
     async def count_dead_letters(self, conversation: ConversationAddress, since: datetime) -> int:
-        """How many deliveries to ``conversation`` were given up since ``since``."""
+        """How many deliveries to ``conversation`` were dead-lettered since ``since`` (not the unreachable ones)."""
         ...
 
     async def record_send(self, conversation: ConversationAddress, at: datetime) -> None:

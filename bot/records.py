@@ -59,9 +59,14 @@ class ReceivedEvent:
 
 
 class DeliveryState(StrEnum):
+    """Where a delivery stands. ``dead``: given up after its attempts failed (a dead letter, alerted);
+    ``unreachable``: given up because its conversation cannot be posted in (Handoff was removed from it, it was
+    deleted or archived), which is no failure to deliver and is kept apart from the dead letters."""
+
     PENDING = "pending"
     SENT = "sent"
     DEAD = "dead"
+    UNREACHABLE = "unreachable"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The outbox: deliveries leased to workers, retried, completed or dead-lettered.
+"""The outbox: deliveries leased to workers, retried, completed, dead-lettered or given up as unreachable.
 
 Each operation is one short transaction (on SQLite, one hop to the writer thread); a card's update, once
 sent, is recorded in one: the card saved, the delivery and the versions it supersedes marked sent. Looking for due
@@ -25,7 +25,7 @@ from adapters.sql.tables import conversation_sends, deliveries
 from bot.records import ConversationAddress, Delivery, DeliveryState, NewDelivery, PostedCard
 
 PENDING = DeliveryState.PENDING.value
-FINISHED = (DeliveryState.SENT.value, DeliveryState.DEAD.value)
+FINISHED = (DeliveryState.SENT.value, DeliveryState.DEAD.value, DeliveryState.UNREACHABLE.value)
 ERROR_LENGTH = 2000  # of a delivery's last error kept
 
 
@@ -150,6 +150,10 @@ class SqlOutbox(SqlBase):
 
     async def dead_letter_delivery(self, delivery_id: int, worker: str, error: str) -> bool:
         return await self._finish(delivery_id, worker, state=DeliveryState.DEAD.value, last_error=error[:ERROR_LENGTH])
+
+    async def unreachable_delivery(self, delivery_id: int, worker: str, error: str) -> bool:
+        state = DeliveryState.UNREACHABLE.value
+        return await self._finish(delivery_id, worker, state=state, last_error=error[:ERROR_LENGTH])
 
     async def forget_deliveries_before(self, cutoff: datetime) -> int:
         # when it was last due stands for when it finished (attempts are minutes apart), and is indexed

@@ -19,7 +19,7 @@ from bot.trouble import FailureStreak
 log = logging.getLogger("handoff.web")
 
 # The outbox states the deliveries gauge counts.
-UNDELIVERED = (DeliveryState.PENDING, DeliveryState.DEAD)
+UNDELIVERED = (DeliveryState.PENDING, DeliveryState.DEAD, DeliveryState.UNREACHABLE)
 # A scrape does not wait longer than this for the store's count of the outbox.
 COUNT_TIMEOUT_SECONDS = 2.0
 
@@ -49,7 +49,7 @@ async def metrics(request: web.Request) -> web.Response:
     failures = request.app[OUTBOX_COUNT_FAILURES]
     try:
         async with asyncio.timeout(COUNT_TIMEOUT_SECONDS):
-            # pending and dead only: the sent ones are most of the table (handoff_delivery_seconds counts them)
+            # not the sent ones: they are most of the table (handoff_delivery_seconds counts them)
             registry.deliveries_counted(await request.app[STORE].count_deliveries(UNDELIVERED))
     except Exception as exc:  # the other metrics are still worth scraping; the gauge keeps its last reading
         registry.deliveries_not_counted()

@@ -115,7 +115,7 @@ async def test_a_redelivery_stores_nothing(stores: tuple[SqlStore, SqlStore]) ->
     assert await ingest.accept(started())
     before = await store.count_deliveries()
     assert not await ingest.accept(started())
-    assert await store.count_deliveries() == before == {"pending": 2, "sent": 0, "dead": 0}
+    assert await store.count_deliveries() == before == {"pending": 2, "sent": 0, "dead": 0, "unreachable": 0}
 
 
 async def test_concurrent_redeliveries_store_one_event(stores: tuple[SqlStore, SqlStore]) -> None:
@@ -832,7 +832,7 @@ async def test_a_failure_while_its_cards_first_post_is_under_way_is_still_told_i
     else:
         assert shown == [("post", Status.FAILED), ("reply", Status.FAILED)]
     assert [m.email for m in channel.cards[-2].mentions] == [bob.email]  # the card calls on bob in both cases
-    assert await store.count_deliveries() == {"pending": 0, "sent": 3, "dead": 0}
+    assert await store.count_deliveries() == {"pending": 0, "sent": 3, "dead": 0, "unreachable": 0}
 
 
 async def test_replies_that_report_no_trouble_stay_in_the_thread(stores: tuple[SqlStore, SqlStore]) -> None:

@@ -117,7 +117,7 @@ async def test_a_burst_for_a_new_card_is_one_post_of_its_newest_version(
     assert channel.calls == [("post", A.conversation_id, "run:1 v5")]
     shown = await store.get_card("run:1", A)
     assert shown is not None and shown.rank == 5
-    assert await store.count_deliveries() == {"pending": 0, "sent": 5, "dead": 0}
+    assert await store.count_deliveries() == {"pending": 0, "sent": 5, "dead": 0, "unreachable": 0}
 
 
 async def test_a_reply_comes_after_its_card_which_shows_its_newest_version(
@@ -162,7 +162,7 @@ async def test_a_slow_conversation_does_not_hold_up_another(
     finally:
         stop.set()
         await running
-    assert await store.count_deliveries() == {"pending": 0, "sent": 6, "dead": 0}
+    assert await store.count_deliveries() == {"pending": 0, "sent": 6, "dead": 0, "unreachable": 0}
 
 
 async def test_two_replicas_keep_to_a_channel_s_limit_together(store_url: str) -> None:
@@ -235,6 +235,24 @@ async def test_a_delivery_failing_every_time_is_given_up_about_ten_minutes_after
     assert channel.messages == {}
 
 
+async def test_the_reply_to_a_card_given_up_in_a_reachable_conversation_is_a_dead_letter_too(
+    store: SqlStore, metrics: Metrics
+) -> None:
+    """Only where the conversation cannot be posted in is what is given up there unreachable."""
+    clock = FakeClock(T0)
+    worker = OutboxWorker(store, {"slack": FlakyChannel(["refused"])}, clock, retry=RetryPolicy(max_attempts=1))
+    worker.observer = metrics.outbox
+    card, answer = await store.enqueue([version(1), reply("failed in stage Tests")], T0)
+    await worker.drain()
+    ended = {i: await store.get_delivery(i) for i in (card, answer)}
+    assert {i: (d.state, d.last_error) for i, d in ended.items() if d is not None} == {
+        card: (DeliveryState.DEAD, "503 service unavailable"),
+        answer: (DeliveryState.DEAD, "its card was never posted"),
+    }
+    assert scraped(metrics, "handoff_delivery_failures_total", outcome="dead") == 1
+    assert scraped(metrics, "handoff_delivery_unsent_total", reason="parent_never_posted") == 1
+
+
 def test_a_post_marker_names_one_delivery_of_one_handoff() -> None:
     at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     one = Delivery(7, None, ConversationAddress("slack", "C1"), "run:1", {}, DeliveryState.PENDING, 1, at, at)
@@ -292,7 +310,7 @@ def test_whatever_fails_each_card_is_posted_once_shows_its_newest_version_and_ea
                 for store in stores:
                     await store.close()
 
-    assert asyncio.run(deliver()) == {"pending": 0, "sent": len(queued), "dead": 0}
+    assert asyncio.run(deliver()) == {"pending": 0, "sent": len(queued), "dead": 0, "unreachable": 0}
     for where in (A, B):
         shown = channel.shown(where.conversation_id)
         for key in ("run:1", "run:2"):
@@ -341,8 +359,9 @@ async def test_what_goes_unsent_after_a_conversation_is_found_unreachable_is_cou
     metrics: Metrics,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The first delivery refused marks the conversation inactive and is dead (alerted); the reply to its card,
-    never posted, and a card queued there before it was marked end unsent, each counted by why."""
+    """The first delivery refused marks the conversation inactive and is unreachable (alerted); the reply to its
+    card, never posted, and a card queued there before it was marked end unsent, each counted by why: all three
+    unreachable, none a dead letter."""
     caplog.set_level(logging.INFO, logger="handoff.outbox")
     channel.unreachable.add(A.conversation_id)
     card, answer, other, elsewhere = await store.enqueue(
@@ -357,13 +376,14 @@ async def test_what_goes_unsent_after_a_conversation_is_found_unreachable_is_cou
 
     ended = {i: await store.get_delivery(i) for i in (card, answer, other, elsewhere)}
     assert {i: (d.state, d.last_error) for i, d in ended.items() if d is not None} == {
-        card: (DeliveryState.DEAD, "chat.post: channel_not_found"),
-        answer: (DeliveryState.DEAD, "its card was never posted"),
-        other: (DeliveryState.DEAD, "chat.post: channel_not_found"),
+        card: (DeliveryState.UNREACHABLE, "chat.post: channel_not_found"),
+        answer: (DeliveryState.UNREACHABLE, "its card was never posted"),
+        other: (DeliveryState.UNREACHABLE, "chat.post: channel_not_found"),
         elsewhere: (DeliveryState.SENT, None),
     }
     assert A in await store.inactive_conversations()
-    assert scraped(metrics, "handoff_delivery_failures_total", outcome="dead") == 1  # the first, alerted
+    assert scraped(metrics, "handoff_delivery_failures_total", outcome="unreachable") == 1  # the first, alerted
+    assert scraped(metrics, "handoff_delivery_failures_total", outcome="dead") is None
     assert scraped(metrics, "handoff_delivery_unsent_total", reason="parent_never_posted") == 1
     assert scraped(metrics, "handoff_delivery_unsent_total", reason="conversation_unreachable") == 1
     assert scraped(metrics, "handoff_delivery_seconds_count") == 1  # B's card alone

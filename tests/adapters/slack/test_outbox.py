@@ -118,7 +118,7 @@ async def test_a_card_posted_by_an_attempt_the_store_failed_to_record_is_found_n
     assert setup.calls("conversations.history") == 1
     shown = await setup.store.get_card(RUN, WHERE)
     assert shown is not None and shown.message_id == posted
-    assert await setup.store.count_deliveries() == {"pending": 0, "sent": 1, "dead": 0}
+    assert await setup.store.count_deliveries() == {"pending": 0, "sent": 1, "dead": 0, "unreachable": 0}
 
     await setup.card(2, "integrate-app-y 20261128.57: tests passed")
     await setup.clock.advance(60)

@@ -56,7 +56,7 @@ async def test_event_and_deliveries_are_stored_once(store: SqlStore) -> None:
     assert await store.record_event(event("e1"), [delivery("run:1"), delivery("run:1", TEAMS)])
     assert not await store.record_event(event("e1"), [delivery("run:1")])
     assert await store.has_event("e1")
-    assert await store.count_deliveries() == {"pending": 2, "sent": 0, "dead": 0}
+    assert await store.count_deliveries() == {"pending": 2, "sent": 0, "dead": 0, "unreachable": 0}
 
 
 async def test_an_event_payload_serialized_once_is_stored_as_the_same_json(store: SqlStore) -> None:
@@ -116,22 +116,28 @@ async def test_claims_are_exclusive_and_leased(store: SqlStore) -> None:
     assert all(d.attempts == 2 for d in again)
 
 
-async def test_complete_retry_and_dead_letter(store: SqlStore) -> None:
-    where = [ConversationAddress("slack", name) for name in ("CA", "CB", "CC")]
-    await store.record_event(event("e"), [delivery(k, c) for k, c in zip("abc", where, strict=True)])
-    a, b, c = await store.claim_deliveries("w", NOW, timedelta(seconds=30), 10)
+async def test_complete_retry_dead_letter_and_unreachable(store: SqlStore) -> None:
+    where = [ConversationAddress("slack", name) for name in ("CA", "CB", "CC", "CD")]
+    await store.record_event(event("e"), [delivery(k, c) for k, c in zip("abcd", where, strict=True)])
+    a, b, c, d = await store.claim_deliveries("w", NOW, timedelta(seconds=30), 10)
     assert not await store.complete_delivery(a.id, "someone-else")
     assert await store.complete_delivery(a.id, "w")
     assert await store.retry_delivery(b.id, "w", "429 Too Many Requests", NOW + timedelta(seconds=5))
     assert await store.dead_letter_delivery(c.id, "w", "400 invalid_blocks")
+    assert not await store.unreachable_delivery(d.id, "someone-else", "chat.postMessage: channel_not_found")
+    assert await store.unreachable_delivery(d.id, "w", "chat.postMessage: channel_not_found")
     assert (await store.get_delivery(a.id)).state is DeliveryState.SENT  # type: ignore[union-attr]
+    unreachable = await store.get_delivery(d.id)
+    assert unreachable is not None and unreachable.state is DeliveryState.UNREACHABLE
+    assert unreachable.last_error == "chat.postMessage: channel_not_found" and unreachable.claimed_by is None
     retried = await store.get_delivery(b.id)
     assert retried is not None and retried.last_error == "429 Too Many Requests"
     assert await store.claim_deliveries("w", NOW + timedelta(seconds=4), timedelta(seconds=30), 10) == []
     due = await store.claim_deliveries("w", NOW + timedelta(seconds=5), timedelta(seconds=30), 10)
     assert [d.id for d in due] == [b.id]
-    assert await store.count_deliveries() == {"pending": 1, "sent": 1, "dead": 1}
+    assert await store.count_deliveries() == {"pending": 1, "sent": 1, "dead": 1, "unreachable": 1}
     assert await store.count_deliveries([DeliveryState.DEAD, DeliveryState.PENDING]) == {"dead": 1, "pending": 1}
+    assert await store.count_deliveries([DeliveryState.UNREACHABLE]) == {"unreachable": 1}
 
 
 async def test_dead_letters_are_counted_per_conversation_since_a_time(store: SqlStore) -> None:
@@ -141,36 +147,41 @@ async def test_dead_letters_are_counted_per_conversation_since_a_time(store: Sql
         """Claim and give up every delivery due at ``at`` (one per conversation at a time)."""
         while claimed := await store.claim_deliveries("w", at, timedelta(seconds=30), 10):
             for given_up in claimed:
+                if given_up.grouping_key == "gone":  # the channel was archived: no dead letter
+                    await store.unreachable_delivery(given_up.id, "w", "chat.postMessage: is_archived")
+                    continue
                 too_long = given_up.grouping_key == "e"
                 reason = "chat.update: msg_too_long" if too_long else "chat.postMessage: not_in_channel"
                 await store.dead_letter_delivery(given_up.id, "w", reason)
 
     await store.record_event(event("yesterday", NOW - timedelta(days=1)), [delivery("a"), delivery("b")])
     await give_up(NOW - timedelta(days=1))
-    await store.record_event(event("today"), [delivery(k) for k in "cde"] + [delivery("f", other)])
+    await store.record_event(event("today"), [delivery(k) for k in ("c", "d", "gone", "e")] + [delivery("f", other)])
     await give_up(NOW)
     since = NOW - timedelta(hours=1)
-    assert await store.count_dead_letters(SLACK, since) == 3  # whatever the reason
+    assert await store.count_dead_letters(SLACK, since) == 3  # whatever the reason, but not the unreachable one
     assert await store.count_dead_letters(other, since) == 1
     assert await store.count_dead_letters(SLACK, since - timedelta(days=1)) == 5
 
 
 async def test_forgetting_finished_deliveries_keeps_pending_and_recent_ones(store: SqlStore) -> None:
     long_ago = NOW - timedelta(days=20)
-    where = [ConversationAddress("slack", name) for name in ("CA", "CB", "CC", "CD")]
-    await store.record_event(event("old", long_ago), [delivery(k, c) for k, c in zip("abcd", where, strict=True)])
-    a, b, c, _ = await store.claim_deliveries("w", long_ago, timedelta(seconds=30), 10)
+    where = [ConversationAddress("slack", name) for name in ("CA", "CB", "CC", "CD", "CE")]
+    await store.record_event(event("old", long_ago), [delivery(k, c) for k, c in zip("abcdf", where, strict=True)])
+    a, b, c, _, f = await store.claim_deliveries("w", long_ago, timedelta(seconds=30), 10)
     await store.complete_delivery(a.id, "w")
     await store.retry_delivery(b.id, "w", "503", long_ago + timedelta(seconds=5))
     await store.dead_letter_delivery(c.id, "w", "400 invalid_blocks")
+    await store.unreachable_delivery(f.id, "w", "chat.postMessage: channel_not_found")
     await store.record_event(event("new", NOW - timedelta(days=1)), [delivery("e", SLACK)])
     claimed = await store.claim_deliveries("w", NOW, timedelta(seconds=30), 10)
     recent = next(d for d in claimed if d.grouping_key == "e")
     await store.complete_delivery(recent.id, "w")
 
-    assert await store.forget_deliveries_before(NOW - timedelta(days=14)) == 2
+    assert await store.forget_deliveries_before(NOW - timedelta(days=14)) == 3
     assert await store.get_delivery(a.id) is None and await store.get_delivery(c.id) is None
-    assert await store.count_deliveries() == {"pending": 2, "sent": 1, "dead": 0}
+    assert await store.get_delivery(f.id) is None
+    assert await store.count_deliveries() == {"pending": 2, "sent": 1, "dead": 0, "unreachable": 0}
     assert await store.forget_deliveries_before(NOW - timedelta(days=14)) == 0
 
 

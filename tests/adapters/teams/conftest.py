@@ -131,6 +131,12 @@ async def sqlite_store(sqlite_url: str) -> AsyncIterator[SqlStore]:
 
 
 @pytest.fixture
+def harness_store(sqlite_store: SqlStore) -> SqlStore:
+    """The harness's store: SQLite, unless a module asks for each database (``store_url``)."""
+    return sqlite_store
+
+
+@pytest.fixture
 def send_policy() -> SendPolicy:
     return SendPolicy()
 
@@ -147,13 +153,13 @@ def teams_settings() -> TeamsSettings:
 
 @pytest.fixture
 async def harness(
-    sqlite_store: SqlStore,
+    harness_store: SqlStore,
     clock: FakeClock,
     send_policy: SendPolicy,
     world: Mapping[str, Any] | None,
     teams_settings: TeamsSettings,
 ) -> AsyncIterator[Harness]:
-    store = sqlite_store
+    store = harness_store
     handler = RecordingHandler()
     app = create_app(Settings(), store)
     integration = mount_teams(app, teams_settings, handler, store, clock=clock, send_policy=send_policy, events=store)

@@ -430,7 +430,7 @@ async def test_a_deleted_card_is_posted_afresh_and_its_thread_follows_it(harness
     assert len(latest.versions) == 2
     stored = await harness.store.get_card("run:412", releases)
     assert stored is not None and (stored.message_id, stored.rank) == (latest.id, 3)
-    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 4, "dead": 0}
+    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 4, "dead": 0, "unreachable": 0}
     assert harness.teams.state.channel("ML models").posts == []  # no alert for ops
 
 
@@ -519,7 +519,7 @@ async def test_a_conversation_teams_refuses_is_marked_inactive_and_ops_told_once
     [alert] = harness.teams.state.channel("ML models").posts  # one alert, and none for the reply
     assert texts(adaptive_card(alert.activity))[0] == f"Handoff cannot post in {known.name}"
     assert await harness.store.inactive_conversations() == frozenset({releases})
-    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 1, "dead": 2}
+    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 1, "dead": 0, "unreachable": 2}
 
 
 async def test_a_post_to_a_conversation_teams_does_not_have_is_conversation_unreachable(harness: Harness) -> None:
@@ -562,7 +562,8 @@ async def test_what_was_queued_for_a_team_handoff_was_removed_from_is_given_up_q
 
     assert not harness.teams.recorder.requests  # nothing sent there, nor an alert anywhere
     assert len(shown.versions) == 1 and not shown.replies
-    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 1, "dead": 3}  # no alert queued
+    # no alert queued, and no dead letter
+    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 1, "dead": 0, "unreachable": 3}
     for delivery_id in queued:
         delivery = await harness.store.get_delivery(delivery_id)
         assert delivery is not None
@@ -614,4 +615,4 @@ async def test_an_update_refused_with_403_marks_the_channel_inactive_and_tells_o
     # one PUT refused; the reply queued after it is given up without a request
     assert len(harness.teams.recorder.matching("PUT /v3/conversations/**")) == 1
     assert not harness.teams.recorder.matching(f"POST /v3/conversations/{RELEASES}*")
-    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 2, "dead": 2}
+    assert await harness.store.count_deliveries() == {"pending": 0, "sent": 2, "dead": 0, "unreachable": 2}

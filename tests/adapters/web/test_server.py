@@ -72,6 +72,7 @@ async def test_metrics_count_the_outbox_at_each_scrape(
             text = await scraped()
             assert 'handoff_deliveries{state="pending"} 3.0' in text
             assert 'handoff_deliveries{state="dead"} 0.0' in text
+            assert 'handoff_deliveries{state="unreachable"} 0.0' in text  # given up where Handoff cannot post
             assert 'state="sent"' not in text  # most of the table, and counted by handoff_delivery_seconds
             # the database goes away: the scrape still answers, with the last count, and says why in the log
             await store.engine.dispose()
