@@ -25,7 +25,7 @@ from bot.cards import Card
 from bot.clock import Clock
 from bot.events import ApprovalEvent, ApprovalPending, DomainEvent
 from bot.jsonable import tagged_json
-from bot.living import merge, render, repeat_reply
+from bot.living import merge, render, repeat_reply, replies_told
 from bot.ports import EventRecord, StaleWrite, Store
 from bot.records import CardState, ConversationAddress, NewDelivery, ReceivedEvent, RepeatMark
 from bot.routing import (
@@ -543,9 +543,16 @@ class Ingest:
             for conversation in reachable
             if merged.changed or conversation in new_targets
         ]
-        told_there = _told_there(cards, waiting.told_by) if merged.replies else frozenset()
-        for reply in merged.replies:
-            for conversation in reachable:
+        # a conversation this event first shows the card in gets in its thread (not broadcast: the card is new
+        # there) what the thread was told before it (a failed stage whose hook came before the run's first, when
+        # the card was shown nowhere): once, as a conversation joins the card's stored conversations once
+        earlier = replies_told(current.state, merged.state) if current is not None and new_targets else []
+        first_shown = [c for c in reachable if c in new_targets]
+        replies = [(reply, first_shown) for reply in earlier if reply not in merged.replies]
+        replies += [(reply, reachable) for reply in merged.replies]
+        told_there = _told_there(cards, waiting.told_by) if replies else frozenset()
+        for reply, where in replies:
+            for conversation in where:
                 if conversation in turned_away:
                     continue
                 if reply.status.alerts and conversation in told_there:

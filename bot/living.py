@@ -190,6 +190,22 @@ def _drawn(state: State) -> Card:
     return Card.from_json(state["card"])
 
 
+def replies_told(before: State, after: State) -> list[Card]:
+    """The thread replies the card's state ``before`` an event had told, drawn as the card reads ``after`` it: what
+    a conversation that event first shows the card in gets quietly in its thread, as it would have had it been
+    shown the card from the start (a failed stage whose hook came before the run's first, when the card was
+    shown nowhere yet; an approval decided before its request was routed anywhere). What ``after`` takes back (a
+    retried stage or run, a decision refused) is not told. A run's failure, rejection or issues and an Azure
+    DevOps approval's outcome are told; other cards tell nothing again."""
+    if before.get("type") != after.get("type"):
+        return []
+    if after.get("type") == "run":
+        return _run_replies_told(before, after)
+    if after.get("type") == "approval":
+        return _approval_replies_told(before, after)
+    return []
+
+
 def repeat_reply(card: Card, limit: timedelta) -> Card:
     """The thread reply that stands for ``card`` where a subscription's repeat limit folded it under an
     earlier card of the same kind (the same pipeline failing again within the limit)."""
@@ -336,6 +352,24 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
                 replies.append(_failure_reply(new, stage["display"]))
     changed = new != before  # (``before`` is untouched: what changed was copied first)
     return Merge(new, changed, replies if changed else [])
+
+
+def _run_replies_told(before: State, after: State) -> list[Card]:
+    """What the run's thread was told of its failures ``before`` (see :func:`replies_told`), as ``after`` reads:
+    each failed stage's failure, else the stages' rejections, else the run's own rejection, issues or failure."""
+    told = set(before.get("failures_announced", [])) & set(after.get("failures_announced", []))
+    if not told:
+        return []
+    stages = sorted((s for name, s in after["stages"].items() if {name, s["display"]} & told), key=_stage_place)
+    if failed := [stage for stage in stages if _stage_failed(stage)]:
+        return [_failure_reply(after, stage["display"]) for stage in failed]
+    if "run" not in told:
+        return [_rejection_reply(after, [(s["display"], s["rejected_by"])]) for s in stages if "rejected_by" in s]
+    if rejected := _rejected_at(after):
+        return [_rejection_reply(after, rejected)]
+    if after.get("result") in WITH_ISSUES:
+        return [_issues_reply(after, _issue_stages(after))]
+    return [_failure_reply(after, after.get("failed_stage"))]
 
 
 # Attempts: hooks number none, so they are told apart by when Azure DevOps created each event (``created_at``).
@@ -718,6 +752,31 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         )
     changed = new != before
     return Merge(new, changed, replies if changed else [])
+
+
+def _approval_replies_told(before: State, after: State) -> list[Card]:
+    """The reply that told the approval's outcome ``before`` (see :func:`replies_told`), if ``after`` still shows
+    that outcome."""
+    status = str(after.get("status", "pending"))
+    if before.get("status", "pending") in _UNDECIDED or before.get("status") != status:
+        return []
+    shown = APPROVAL_STATUS.get(status, Status.INFO)
+    deciders = [a for a in after.get("approvers", []) if _norm(a.get("status")) in ("approved", "rejected")]
+    decisions = after.get("decisions") or [{}]
+    comment = next((a["comment"] for a in deciders if a.get("comment")), "") or str(decisions[-1].get("comment") or "")
+    links: tuple[Link, ...] = ()
+    if after.get("closed"):
+        title = f"Closed: {after['closed']}"
+    elif superseded := after.get("superseded_by"):
+        title = f"Superseded by {superseded['label']}"
+        links = (Link(f"{superseded['label']} in Azure ML", superseded["url"]),) if superseded.get("url") else ()
+    elif _expired_in_handoff(after):
+        title = "Nobody decided in time"
+    elif after.get("decided_by"):
+        title = f"{shown.label} by {after['decided_by']}"
+    else:
+        title = shown.label
+    return [Card(title=title, status=shown, summary=comment, links=links)]
 
 
 def _expired_in_handoff(state: State) -> bool:

@@ -749,6 +749,53 @@ async def test_a_failure_under_a_card_shown_before_is_broadcast_unless_a_subscri
     assert broadcasts_to(await delivered(store), SLACK) == [("release-app-y 2026.79 failed", True)]
 
 
+async def test_a_failure_told_before_the_card_was_shown_anywhere_is_told_once_where_it_is_first_shown(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    """Azure DevOps sends run and stage hooks from separate subscriptions: the failed stage's may come first, when
+    only runs are routed and the card is shown nowhere. The card, first shown with the run's next event, shows
+    the failed stage; its thread gets the failure, with the stage and the logs, once per conversation."""
+    first, second = stores
+    runs_only = [Subscription((SLACK, TEAMS), Filters.from_mapping({"events": ["run"]}))]
+    one, other = Ingest(first, runs_only, FakeClock(T0)), Ingest(second, runs_only, FakeClock(T0))
+    bob = Person(name="Bob Chen", email="bob@contoso.com")
+    url = "https://dev.azure.com/contoso/mlops/_build/results?buildId=77"
+    stage_failed = replace(stage_done("IntegrationTests", result="failed"), stage_display_name="Integration tests")
+    assert await one.accept(replace(stage_failed, web_url=url))
+    assert await one.accept(replace(started(), actor=bob))
+    # (another process records the end: the conversations the card was shown in are the store's)
+    assert await other.accept(replace(failed("77"), actor=bob, web_url=url))
+    deliveries = await delivered(first)
+    for conversation in (SLACK, TEAMS):
+        [(_, reply)] = replies_to(deliveries, conversation)
+        assert reply["title"] == "release-app-y 2026.77 failed in stage Integration tests"
+        assert reply["links"] == [{"label": "Logs", "url": f"{url}&view=logs"}]
+        # the card was first shown running (calling on nobody): the reply calls on bob, in the thread
+        assert reply["mentions"] == [{"name": "Bob Chen", "email": "bob@contoso.com"}]
+        assert broadcasts_to(deliveries, conversation) == [(reply["title"], False)]
+        [*_, card] = [
+            d.payload["card"] for d in deliveries if d.conversation == conversation and d.payload["op"] == "card"
+        ]
+        assert [m["email"] for m in card["mentions"]] == ["bob@contoso.com"]
+
+    # the failed stage's hook again (redelivered), or another hook of that stage: the thread knows already
+    assert not await other.accept(stage_failed)
+    assert await one.accept(replace(stage_failed, event_id="run-77-IntegrationTests-again"))
+    assert await other.accept(replace(failed("77"), event_id="run-77-build-complete"))
+    assert await delivered(first) == []
+
+    # a run that failed fast, the start's hook late: the card is first shown failed, calling on bob, so the reply
+    # goes quietly in the thread
+    assert await one.accept(replace(stage_failed, run=run("78"), event_id="run-78-failed-stage", web_url=url))
+    assert await other.accept(replace(failed("78"), actor=bob, web_url=url))
+    assert await one.accept(replace(started("78"), actor=bob))
+    deliveries = await delivered(first)
+    for conversation in (SLACK, TEAMS):
+        [(_, reply)] = replies_to(deliveries, conversation)
+        assert (reply["title"], reply["mentions"]) == ("release-app-y 2026.78 failed in stage Integration tests", [])
+        assert broadcasts_to(deliveries, conversation) == [(reply["title"], False)]
+
+
 async def test_a_failure_under_a_card_whose_first_post_is_still_queued_is_told_once_by_that_card(
     stores: tuple[SqlStore, SqlStore],
 ) -> None:

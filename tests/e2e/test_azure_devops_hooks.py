@@ -14,11 +14,13 @@ from typing import Any
 import aiohttp
 
 from adapters.emulators.azure_devops import AzureDevOpsEmulator
+from adapters.emulators.fake_server import FakeHTTPServer
 from adapters.web.health import METRICS
 from bot.events import DomainEvent
 from bot.living import render
+from bot.records import DeliveryState
 from bot.stored_events import event_from_json
-from tests.e2e.conftest import Loop, blocks_text, eventually, slack_messages
+from tests.e2e.conftest import Loop, blocks_text, card_text, eventually, slack_messages, teams_posts
 
 PENDING = "ms.vss-pipelinechecks-events.approval-pending"
 DOCUMENTED_PROJECT_ID = "be9b3917-87e6-42a4-a549-2bc06a7a878f"  # the documented samples' project container
@@ -340,3 +342,66 @@ async def test_a_classic_release_deployment_names_its_project(start_loop: Any, s
 
     card = await eventually(lambda: next((m for m in slack_messages(loop, "ops") if "Dev" in m.text), None))
     assert card.blocks[-1]["elements"][0]["text"] == "Azure DevOps · fabfiber/Fabrikam"
+
+
+STAGE_STATE = "ms.vss-pipelines.stage-state-changed-event"
+
+
+async def all_sent(loop: Loop) -> None:
+    """Wait until the outbox has sent everything queued (coalesced updates included)."""
+
+    async def nothing_pending() -> bool:
+        return not (await loop.server.store.count_deliveries([DeliveryState.PENDING])).get("pending")
+
+    for _ in range(200):
+        if await nothing_pending():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"deliveries still pending: {await loop.server.store.count_deliveries()}")
+
+
+async def test_a_failed_stages_hook_before_the_runs_first_tells_each_thread_the_failure_once(
+    start_loop: Any, store_url: str, fake_http_server: FakeHTTPServer
+) -> None:
+    """Azure DevOps sends run and stage hooks from separate subscriptions, so a fast-failing run's failed stage may
+    come first, while app-releases (runs, no stages) shows the card nowhere yet. Each conversation's card, shown
+    from the run's next hook, gets the failure in its thread once, naming the stage and linking the logs; the
+    failed stage's hook delivered again adds nothing."""
+    loop = await start_loop(tweak=lambda config: config["store"].update(url=store_url))
+    ado = loop.suite.ado
+    # Azure DevOps' notifications are held (answered by another receiver), to be delivered in the test's order
+    hooked = frozenset().union(*(s.event_types for s in ado.webhooks.subscriptions.values()))
+    for subscription_id in list(ado.webhooks.subscriptions):
+        ado.remove_webhook(subscription_id)
+    fake_http_server.respond("POST /held", 200, {})
+    held = ado.add_webhook(f"{fake_http_server.url}/held", hooked)
+    ado.script_next_run("integrate-app-y", fail_stage="IntegrationTests")
+    run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    await eventually(lambda: ado.run(run.id).state == "completed")
+    hooks = [d.payload for d in await ado.drain() if d.subscription_id == held.id]
+    [failed_stage] = [
+        h for h in hooks if h["eventType"] == STAGE_STATE and h["resource"]["stage"].get("result") == "failed"
+    ]
+    for hook in [failed_stage, *(h for h in hooks if h is not failed_stage)]:
+        await deliver(loop, hook)
+    await all_sent(loop)
+
+    def told() -> tuple[list[Any], list[Any]]:
+        [slack_card] = [m for m in slack_messages(loop, "app-releases") if run.name in m.text]
+        [teams_card] = [p for p in teams_posts(loop, "App releases") if run.name in card_text(p)]
+        return slack_card.replies, teams_card.replies
+
+    slack_replies, teams_replies = told()
+    logs = f"{ado.org_url}/mlops/_build/results?buildId={run.id}&view=logs"
+    [failure] = slack_replies
+    assert f"integrate-app-y {run.name} failed in stage Integration tests" in failure.text
+    assert logs in blocks_text(failure).replace("&amp;", "&") and not failure.reply_broadcast
+    [teams_failure] = teams_replies
+    assert "failed in stage Integration tests" in card_text(teams_failure) and logs in card_text(teams_failure)
+    assert "Failed at stage Integration tests" in card_text(teams_posts(loop, "App releases")[-1])
+
+    # the failed stage's hook again, once the cards are shown: nothing more in the threads
+    assert await deliver(loop, failed_stage) == {"accepted": 0, "duplicates": 1, "ignored": 0}
+    await deliver(loop, {**failed_stage, "id": f"{failed_stage['id']}-resent"})
+    await all_sent(loop)
+    assert [len(replies) for replies in told()] == [1, 1]

@@ -31,7 +31,7 @@ from bot.events import (
     StageStateChanged,
     TrainingRunFinished,
 )
-from bot.living import GROUP_MENTION_LIMIT, merge, render
+from bot.living import GROUP_MENTION_LIMIT, merge, render, replies_told
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 RUN = PipelineRef(
@@ -574,6 +574,81 @@ def test_a_run_card_ends_the_same_and_tells_a_failure_once_whatever_order_its_ev
     assert shown(state) == shown(in_order)
     assert len(replies) == len(replies_in_order) == (1 if render(in_order).status is Status.FAILED else 0)
     assert apply(*arrived, *happened) == (state, replies)  # every event delivered again changes nothing
+
+
+def told_where_first_shown(arrived: list[object], first: int) -> list[Card]:
+    """The replies a conversation the event ``arrived[first]`` first shows the run's card in gets, as the ingest
+    plans them: what the thread was told before, then each event's own."""
+    state = apply(*arrived[:first])[0] if first else None
+    merged = merge(state, arrived[first])  # type: ignore[arg-type]
+    earlier = replies_told(state, merged.state) if state is not None else []
+    told = [*(r for r in earlier if r not in merged.replies), *merged.replies]
+    state = merged.state
+    for event in arrived[first + 1 :]:
+        merged = merge(state, event)  # type: ignore[arg-type]
+        state, told = merged.state, told + merged.replies
+    return told
+
+
+@given(run_histories(), st.data())
+def test_a_conversation_first_shown_a_run_card_by_any_of_its_events_is_told_its_failure_once(
+    history: tuple[list[object], list[object]], data: st.DataObject
+) -> None:
+    """A subscription that routes only some of the run's events (runs, not stages) shows the card from the first
+    of those: whichever it is, the thread is told the failure once, as a conversation shown it from the start."""
+    happened, arrived = history
+    _, replies_in_order = apply(*happened)
+    first = data.draw(st.integers(0, len(arrived) - 1))
+    told = told_where_first_shown(arrived, first)
+    assert [r.status for r in told] == [r.status for r in replies_in_order]
+    came = [e.stage_name for e in arrived[: first + 1] if isinstance(e, StageStateChanged) and e.result == "failed"]
+    if failing := next(iter(came), None):  # the failed stage's event came by then: the reply names it
+        assert [r.title for r in told] == [f"integrate-app-y 20261128.1 failed in stage {failing}"]
+
+
+def test_what_a_run_card_told_before_is_told_as_it_reads_now_unless_taken_back() -> None:
+    stage_first = (stage("Integration tests", "completed", "failed", at=50), run("inProgress"))
+    [reply] = told_where_first_shown([*stage_first, run("completed", "failed", at=60)], 1)
+    assert reply.title == "integrate-app-y 20261128.1 failed in stage Integration tests"
+    assert [(link.label, link.url) for link in reply.links] == [
+        ("Logs", "https://dev.azure.com/contoso/mlops/_build/results?buildId=42&view=logs")
+    ]
+    # a run whose failure was told without a stage: told naming the stage its card shows now
+    run_first = [run("completed", "failed", at=60), stage("Integration tests", "completed", "failed", at=50)]
+    [reply] = told_where_first_shown([*run_first, run("inProgress")], 2)
+    assert reply.title == "integrate-app-y 20261128.1 failed in stage Integration tests"
+    # a rejection, and issues
+    rejected = replace(stage("Deploy", "completed", "failed", at=9), rejection=Rejection(stage="Deploy", by="Carol"))
+    [reply] = told_where_first_shown([rejected, run("completed", "failed", at=10), run("inProgress")], 2)
+    assert (reply.title, reply.status) == (
+        "integrate-app-y 20261128.1 rejected at stage Deploy by Carol",
+        Status.REJECTED,
+    )
+    issues = [stage("Build", "completed", "succeededWithIssues"), run("completed", "partiallySucceeded", at=30)]
+    [reply] = told_where_first_shown([*issues, run("inProgress")], 2)
+    assert (reply.status, reply.summary) == (Status.PARTIAL, "Issues in stage Build.")
+    # a retry takes the failure back: the card reads running, and nothing is told
+    retried, _ = apply(*stage_first, stage("Integration tests", "inProgress", at=100))
+    assert replies_told(apply(*stage_first)[0], retried) == []
+    # nothing told yet, and cards of other kinds: nothing told again
+    assert replies_told(apply(run("inProgress"))[0], apply(run("inProgress"), stage("Build", "running"))[0]) == []
+    model, _ = apply(registration())
+    assert replies_told(model, model) == []
+
+
+def test_an_approval_decided_before_its_request_came_is_told_by_its_decision() -> None:
+    carol = Approver(person=Person(name="Carol Diaz", email="carol@contoso.com"), status="approved", comment="ok")
+    decided, _ = apply(approval(ApprovalCompleted, "approved", (carol,)))
+    asked = merge(decided, approval(ApprovalPending, "pending", (replace(carol, status="pending", comment=""),)))
+    [reply] = replies_told(decided, asked.state)
+    assert (reply.title, reply.status, reply.summary) == ("Approved by Carol Diaz", Status.APPROVED, "ok")
+    timed_out, _ = apply(approval(ApprovalCompleted, "timedOut", ()))
+    [reply] = replies_told(timed_out, merge(timed_out, approval(ApprovalPending, "pending", ())).state)
+    assert reply.title == "Closed: timed out in Azure DevOps"
+    # a waiting approval told nothing; a decision Azure DevOps refused was taken back
+    waiting, _ = apply(approval(ApprovalPending, "pending", ()))
+    assert replies_told(waiting, waiting) == []
+    assert replies_told(decided, {**decided, "status": "pending"}) == []
 
 
 def stage_names(state: dict) -> list[str]:
