@@ -173,7 +173,8 @@ class Outbox(Protocol):
         """``delivery``, a card's version, was sent and ``card`` shows it now: in one transaction save ``card``
         (as :meth:`CardStore.save_card`), mark ``delivery`` sent (as :meth:`complete_delivery`) and the pending
         card deliveries for the same card and conversation after it whose rank is at most ``card.rank``.
-        Returns those superseded deliveries' ids, in order."""
+        Returns those superseded deliveries' ids, in order. Nothing is written (and nothing returned) once
+        ``worker`` no longer holds the claim: its lease ran out and another attempt claimed the delivery."""
         ...
 
     async def latest_card_delivery(self, delivery: Delivery) -> Delivery:

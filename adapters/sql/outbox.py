@@ -188,6 +188,10 @@ class SqlOutbox(SqlBase):
         )
 
         def write(conn: Connection) -> list[int]:
+            # only while the claim is still the worker's: once its lease ran out, the attempt that claimed the
+            # delivery since owns its card and its later versions
+            if not conn.execute(sent).rowcount:
+                return []
             conn.execute(save)
             ids = [
                 row.id
@@ -201,7 +205,6 @@ class SqlOutbox(SqlBase):
                 )
                 completed = done.values(state=DeliveryState.SENT.value, last_error=None).returning(deliveries.c.id)
                 superseded = sorted(int(i) for i in conn.execute(completed).scalars())
-            conn.execute(sent)
             return superseded
 
         return await run_write(self.engine, write)

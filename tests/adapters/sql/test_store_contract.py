@@ -872,6 +872,36 @@ async def test_complete_shown(store: SqlStore) -> None:
     )
 
 
+async def test_an_attempt_whose_lease_ran_out_records_nothing_over_the_attempt_that_claimed_it_since(
+    store: SqlStore,
+) -> None:
+    def version(rank: int) -> NewDelivery:
+        return NewDelivery(SLACK, "run:1", {"op": "card", "rank": rank, "card": {}})
+
+    first_id, second_id = await store.enqueue([version(1), version(2)], NOW)
+    lease = timedelta(seconds=30)
+    (stale,) = await store.claim_deliveries("w1", NOW, lease, 10)
+    (current,) = await store.claim_deliveries("w2", NOW + lease + timedelta(seconds=1), lease, 10)
+    assert current.id == stale.id == first_id and current.recovered
+    # w1's attempt outlived its lease: whatever it records now is refused, and changes nothing
+    late = PostedCard("run:1", SLACK, "1700000000.000100", rank=2, content={"v": 2})
+    assert await store.complete_shown(stale, "w1", late) == []
+    assert await store.get_card("run:1", SLACK) is None
+    assert not await store.complete_delivery(first_id, "w1")
+    assert not await store.retry_delivery(first_id, "w1", "late", NOW)
+    assert not await store.defer_delivery(first_id, "w1", "late", NOW)
+    assert not await store.postpone_delivery(stale, "w1", NOW)
+    assert not await store.dead_letter_delivery(first_id, "w1", "late")
+    held = await store.get_delivery(first_id)
+    assert held is not None and (held.state, held.claimed_by, held.attempts) == (DeliveryState.PENDING, "w2", 2)
+    assert (await store.get_delivery(second_id)).state is DeliveryState.PENDING  # type: ignore[union-attr]
+    # the attempt that holds the claim records its outcome
+    shown = PostedCard("run:1", SLACK, "1700000000.000200", rank=2, content={"v": 2})
+    assert await store.complete_shown(current, "w2", shown) == [second_id]
+    saved = await store.get_card("run:1", SLACK)
+    assert saved is not None and saved.message_id == "1700000000.000200"
+
+
 async def test_a_batch_reads_back_exactly_as_written(store: SqlStore) -> None:
     # (on a SQLite file the batch is written straight through the driver; every other query reads it)
     later = NOW + timedelta(seconds=1, microseconds=250)
