@@ -25,6 +25,10 @@ class Clock(Protocol):
         """Wait for the given number of seconds of this clock's time."""
         ...
 
+    async def deadline(self, seconds: float) -> None:
+        """As :meth:`sleep`, for a bound on other work (it ends when that work is given up), not a wait of its own."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -36,6 +40,9 @@ class SystemClock:
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    async def deadline(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
 
@@ -50,6 +57,7 @@ class FakeClock:
         self._start = start or datetime(2026, 1, 1, tzinfo=UTC)
         self._elapsed = 0.0
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._deadlines: set[asyncio.Future[None]] = set()
         self._order = itertools.count()
 
     def now(self) -> datetime:
@@ -65,6 +73,18 @@ class FakeClock:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._elapsed + seconds, next(self._order), future))
         await future
+
+    async def deadline(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._elapsed + seconds, next(self._order), future))
+        self._deadlines.add(future)
+        try:
+            await future
+        finally:
+            self._deadlines.discard(future)
 
     async def advance(self, seconds: float) -> None:
         """Move time forward, waking every sleeper whose deadline has come, in deadline order."""
@@ -82,5 +102,6 @@ class FakeClock:
 
     @property
     def sleepers(self) -> int:
-        """How many tasks are waiting on this clock."""
-        return sum(1 for _, _, f in self._sleepers if not f.done())
+        """How many tasks are waiting on this clock (not counting the deadlines of work under way, which wait for
+        nothing)."""
+        return sum(1 for _, _, f in self._sleepers if not f.done() and f not in self._deadlines)

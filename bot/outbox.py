@@ -33,8 +33,15 @@ each counted by :class:`UnsentReason` and logged at INFO.
 No attempt waits past a bound well inside its claim's lease (``OutboxWorker.max_wait`` for room in the
 conversation's limits; the adapters cap their own waits likewise): a send with no room by then is
 :class:`~bot.ports.SendLater`, and the delivery goes back to the store until there is room, keeping its
-turn in its conversation, its attempt not counted. So no delivery is claimed again, by this worker or
-another replica, while an attempt still means to send it.
+turn in its conversation, its attempt not counted. Nor does an attempt send past its claim's
+``OutboxWorker.send_within`` (three quarters of the lease): a call still unanswered then (a platform or a store
+that stalls) is given up, as a send that may have gone out, leaving the rest of the lease to record that. So no
+delivery is claimed again, by this worker or another replica, while an attempt still means to send it.
+
+On a graceful stop (:meth:`OutboxWorker.run`'s ``stop``) the worker hands back what it has claimed and not
+finished, so that the next process, or another replica, sends it at once rather than when its lease runs out:
+an attempt that has sent nothing yet is handed back untouched (its due time kept, its attempt not counted); one
+with a send out gets ``stop_grace`` seconds to finish, and is then handed back as a recovery, due at once.
 
 Every post carries the delivery's :func:`post_marker`. A delivery whose earlier attempt may have posted
 without the outcome being recorded (its worker died, the answer was lost, or the store failed to record it:
@@ -49,7 +56,7 @@ import hashlib
 import logging
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -147,9 +154,14 @@ class _Attempt:
     # the latest a wait for room to send may end: well inside the claim's lease, so that no other attempt
     # (this worker's or another replica's) claims the delivery while this one still means to send it
     wait_until: datetime
+    # the latest the attempt may still be sending (calls to the platform, and to the store, included): what
+    # is left of the lease after it is for recording what became of it
+    send_until: datetime
     # a call that may post or change a message has gone out to the platform: whatever fails after it, the
     # next attempt must look for what it posted before posting again
     sent: bool = False
+    # the sending is over (only what became of it is left to record)
+    over: bool = False
 
 
 class _Sent(enum.Enum):
@@ -199,6 +211,12 @@ class OutboxWorker:
             store), from its claim; a quarter of the lease by default. A longer wait is not spent: the
             delivery goes back to the store until there is room (a platform adapter's own waits are capped
             well inside the lease too, and hand back what they cannot fit: :class:`~bot.ports.SendLater`).
+        send_within: the longest an attempt may take to send, from its claim; three quarters of the lease by
+            default, the rest left for recording what became of it. An attempt still sending then is given up
+            as a failure that may have sent (the next attempt looks for its post before posting again).
+        stop_grace: on a graceful stop, the seconds an attempt with a send out may take to finish before it is
+            given up and handed back as a recovery (well inside the 5 s the application gives its background
+            work to stop).
     """
 
     def __init__(
@@ -212,6 +230,8 @@ class OutboxWorker:
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(seconds=60),
         max_wait: timedelta | None = None,
+        send_within: timedelta | None = None,
+        stop_grace: float = 2.0,
         batch_size: int = 50,
         poll_interval: float = 0.2,
         worker_id: str | None = None,
@@ -227,6 +247,10 @@ class OutboxWorker:
         self.max_wait = lease / 4 if max_wait is None else max_wait
         if not timedelta(0) <= self.max_wait < lease:
             raise ValueError("an attempt's wait for room to send must end within its lease")
+        self.send_within = max(lease * 3 / 4, self.max_wait) if send_within is None else send_within
+        if not self.max_wait <= self.send_within < lease:
+            raise ValueError("an attempt must end its sending within its lease, after its wait for room")
+        self.stop_grace = stop_grace
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
@@ -237,6 +261,8 @@ class OutboxWorker:
         self.calls = 0
         self.observer: DeliveryObserver | None = None
         self._wake = asyncio.Event()
+        self._attempts: dict[asyncio.Task[None], _Attempt] = {}
+        self._stopping = False
         reachable = "the store is reachable again"
         self.claiming = FailureStreak(log, "outbox claim", clock, recovered=reachable, rng=self.rng)
 
@@ -245,7 +271,7 @@ class OutboxWorker:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set; deliveries under way finish first.
+        """Deliver until ``stop`` is set; then hand back what is under way (see :meth:`_stop_sending`).
 
         Each conversation is served on its own: when one delivery is done, the next due one (of that
         conversation or another) is claimed at once, without waiting for slower conversations. When
@@ -265,15 +291,44 @@ class OutboxWorker:
                         claimed = []
                     else:
                         self.claiming.succeeded()
-                    sending.update(asyncio.create_task(self._handle(d), name=f"delivery-{d.id}") for d in claimed)
+                    sending.update(self._start(d) for d in claimed)
                     if claimed and len(claimed) == free:
                         continue  # there may be more due
                 await self._wait(stop, sending, wait)
             if sending:
-                await asyncio.gather(*sending, return_exceptions=True)
+                await self._stop_sending(sending)
         finally:
             for task in sending:  # only left unfinished when run() itself is cancelled; their leases run out
                 task.cancel()
+
+    def _start(self, delivery: Delivery) -> asyncio.Task[None]:
+        """Start an attempt at a delivery just claimed."""
+        attempt = self._attempt(delivery)
+        task = asyncio.create_task(self._handle(delivery, attempt), name=f"delivery-{delivery.id}")
+        self._attempts[task] = attempt
+        task.add_done_callback(self._attempts.pop)
+        return task
+
+    async def _stop_sending(self, sending: set[asyncio.Task[None]]) -> None:
+        """A graceful stop: hand back at once the deliveries whose attempts have sent nothing yet (waiting for
+        room, say), untouched; give those with a send out ``stop_grace`` seconds to finish, then hand them back
+        as recoveries. Either way another worker may take them at once, instead of when their leases run out."""
+        self._stopping = True
+        for task in sending:
+            attempt = self._attempts.get(task)
+            if attempt is not None and not (attempt.sent or attempt.over):
+                task.cancel()
+        grace = asyncio.ensure_future(self.clock.sleep(self.stop_grace))
+        try:
+            pending = set(sending)
+            while pending and not grace.done():
+                _, pending = await asyncio.wait(pending | {grace}, return_when=asyncio.FIRST_COMPLETED)
+                pending.discard(grace)
+        finally:
+            grace.cancel()
+        for task in sending:
+            task.cancel()
+        await asyncio.gather(*sending, return_exceptions=True)
 
     async def _wait(self, stop: asyncio.Event, sending: set[asyncio.Task[None]], seconds: float) -> None:
         """Until a delivery finishes, ``stop`` is set, or, with room for more, something is enqueued or
@@ -296,7 +351,7 @@ class OutboxWorker:
         """Claim one batch and deliver it; returns how many deliveries were handled."""
         claimed = await self.store.claim_deliveries(self.worker_id, self.clock.now(), self.lease, self.batch_size)
         if claimed:
-            await asyncio.gather(*(self._handle(delivery) for delivery in claimed))
+            await asyncio.gather(*(self._handle(delivery, self._attempt(delivery)) for delivery in claimed))
         return len(claimed)
 
     async def drain(self, max_rounds: int = 10_000) -> None:
@@ -305,16 +360,25 @@ class OutboxWorker:
             if not await self.run_once():
                 return
 
-    async def _handle(self, delivery: Delivery) -> None:
+    def _attempt(self, delivery: Delivery) -> _Attempt:
+        """An attempt at ``delivery``, claimed just now: its bounds count from its claim."""
+        now = self.clock.now()
+        claimed_at = min(now, delivery.lease_until - self.lease) if delivery.lease_until is not None else now
+        return _Attempt(delivery, now + self.max_wait, claimed_at + self.send_within)
+
+    async def _handle(self, delivery: Delivery, attempt: _Attempt) -> None:
         channel = self.channels.get(delivery.conversation.platform)
         if channel is None:
             await self._dead_letter(delivery, f"{delivery.conversation.platform} is not configured")
             return
-        attempt = _Attempt(delivery, self.clock.now() + self.max_wait)
         try:
-            outcome = await self._send(channel, attempt)
+            outcome = await self._bounded(attempt, self._send(channel, attempt))
             if outcome is _Sent.SENT:
                 await self.store.complete_delivery(delivery.id, self.worker_id)
+        except asyncio.CancelledError:
+            if self._stopping:
+                await self._hand_back(attempt)
+            raise
         except SendLater as later:
             await self._postpone(delivery, later)
         except ConversationUnreachable as failure:
@@ -332,6 +396,40 @@ class OutboxWorker:
             if self.observer is not None:
                 age = (self.clock.now() - delivery.created_at).total_seconds()
                 self.observer.delivered(delivery.conversation.platform, age)
+
+    async def _bounded(self, attempt: _Attempt, send: Coroutine[Any, Any, _Sent]) -> _Sent:
+        """``send``, given up at the attempt's ``send_until`` as a failure that may have sent (whatever it was
+        waiting for then: the platform's answer, the store)."""
+        sending = asyncio.ensure_future(send)
+        timer = asyncio.ensure_future(self.clock.deadline((attempt.send_until - self.clock.now()).total_seconds()))
+        try:
+            await asyncio.wait({sending, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not sending.done():
+                sending.cancel()
+                await asyncio.wait({sending})  # (its outcome, attempt.sent, is final once it has stopped)
+            attempt.over = True
+        if sending.cancelled():
+            reason = f"no outcome within {self.send_within.total_seconds():g}s of its claim"
+            raise DeliveryFailed(reason, retryable=True, maybe_sent=attempt.sent)
+        return sending.result()
+
+    async def _hand_back(self, attempt: _Attempt) -> None:
+        """On a graceful stop: give an unfinished attempt's delivery back to the store, due at once. One the attempt
+        sent nothing for goes back as it was (its due time kept, the attempt not counted); one it may have sent is
+        a recovery (the next attempt looks for its post first)."""
+        delivery = attempt.delivery
+        try:
+            if attempt.sent:
+                reason = "the worker stopped while sending it"
+                await self.store.defer_delivery(delivery.id, self.worker_id, reason, self.clock.now())
+            else:
+                await self.store.postpone_delivery(delivery, self.worker_id, delivery.next_attempt_at)
+        except Exception as error:  # its lease runs out instead
+            log.warning("delivery %s: could not hand it back on stopping (%s)", delivery.id, type(error).__name__)
+        else:
+            log.info("delivery %s to %s handed back on stopping", delivery.id, delivery.conversation)
 
     async def _send(self, channel: ChatChannel, attempt: _Attempt) -> _Sent:
         """Send the attempt's delivery; what became of it."""

@@ -3,7 +3,9 @@
 Faults are scripted per route as a queue; each matching request takes the next fault off the queue.
 Every kind but ``reset_after`` answers instead of the emulated service, so the request has no effect;
 ``reset_after`` lets the service act on it and then drops the connection before the answer, the case
-where a client sees a failure although its call took effect (and a blind retry acts twice).
+where a client sees a failure although its call took effect (and a blind retry acts twice); ``hold`` keeps
+the request waiting on the emulator's clock before the service acts on it, the case of a call that outlasts
+whatever bounds it (a client that hangs up first leaves it undone).
 A route is written ``"METHOD /path/glob"`` (``*`` matches within the path, ``**`` across ``/``), for
 example ``"POST /api/chat.postMessage"`` or ``"GET /ado/*/_apis/pipelines/**"``. The control routes under
 ``/_emulator/`` (never recorded, never faulted) let another process script faults and read requests.
@@ -23,7 +25,9 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-FaultKind = Literal["429", "500", "502", "503", "504", "stall", "reset", "reset_after", "malformed_json"]
+from bot.clock import Clock, SystemClock
+
+FaultKind = Literal["429", "500", "502", "503", "504", "stall", "hold", "reset", "reset_after", "malformed_json"]
 FAULT_KINDS: tuple[str, ...] = (
     "429",
     "500",
@@ -31,11 +35,13 @@ FAULT_KINDS: tuple[str, ...] = (
     "503",
     "504",
     "stall",
+    "hold",
     "reset",
     "reset_after",
     "malformed_json",
 )
 CONTROL_PREFIX = "/_emulator"
+HANG_UP_POLL = 0.01  # how often a held request looks whether its client is still there (seconds)
 # Set on an emulator's application when it is mounted under a prefix (``/ado``, ``/slack``…), so that
 # recorded paths and fault routes stay relative to the emulator, however it is served.
 MOUNT_PREFIX = web.AppKey("emulator_mount_prefix", str)
@@ -49,12 +55,14 @@ class Fault:
 
     Args:
         kind: ``"429"`` (with ``Retry-After``), ``"500"``/``"502"``/``"503"``/``"504"``, ``"stall"`` (wait
-            ``stall_seconds`` before answering normally), ``"reset"`` (drop the connection without handling
+            ``stall_seconds`` before answering normally), ``"hold"`` (as a stall, on the emulator's clock, so that
+            a fake clock moves it; a request whose client hangs up meanwhile is dropped unhandled, as a service
+            whose queue never reached it), ``"reset"`` (drop the connection without handling
             the request), ``"reset_after"`` (handle the request, so that its changes happen, then drop the
             connection instead of sending the answer), or ``"malformed_json"`` (200 with a truncated JSON
             body).
         retry_after: seconds sent in ``Retry-After`` with a 429 (and 503).
-        stall_seconds: how long a stall lasts.
+        stall_seconds: how long a stall or a hold lasts.
         body: the JSON body of a 429 or 5xx, instead of the emulator's usual one (for an error shape the
             service also answers with, such as its own JSON error on a 503).
     """
@@ -197,7 +205,7 @@ def _error_body(fault: Fault, fault_body: FaultBody | None, generic: Any) -> Any
 
 
 async def _apply_fault(
-    request: web.Request, fault: Fault, handler: Handler, fault_body: FaultBody | None = None
+    request: web.Request, fault: Fault, handler: Handler, fault_body: FaultBody | None, clock: Clock
 ) -> web.StreamResponse:
     if fault.kind == "429":
         return web.json_response(
@@ -212,6 +220,10 @@ async def _apply_fault(
     if fault.kind == "stall":
         await asyncio.sleep(fault.stall_seconds)
         return await handler(request)
+    if fault.kind == "hold":
+        if not await _held(request, fault.stall_seconds, clock):
+            return web.Response(status=499)  # never reaches the client: it hung up, and nothing was done
+        return await handler(request)
     if fault.kind == "reset":
         _drop_connection(request)
         return web.Response(status=500)  # never reaches the client: the connection is gone
@@ -224,6 +236,19 @@ async def _apply_fault(
             _drop_connection(request)
     # malformed_json
     return web.Response(status=200, body=b'{"ok": true, "value": [', content_type="application/json")
+
+
+async def _held(request: web.Request, seconds: float, clock: Clock) -> bool:
+    """Hold ``request`` for ``seconds`` of ``clock``; False if its client hung up first."""
+    held = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        while not held.done():
+            if request.transport is None or request.transport.is_closing():
+                return False
+            await asyncio.wait({held}, timeout=HANG_UP_POLL)  # (aiohttp tells a handler nothing of a hang-up)
+        return True
+    finally:
+        held.cancel()
 
 
 def _drop_connection(request: web.Request) -> None:
@@ -244,11 +269,15 @@ def mount(root: web.Application, prefix: str, app: web.Application) -> None:
     root.add_subapp(prefix, app)
 
 
-def recording_middleware(recorder: Recorder, faults: FaultScript, fault_body: FaultBody | None = None) -> Any:
+def recording_middleware(
+    recorder: Recorder, faults: FaultScript, fault_body: FaultBody | None = None, clock: Clock | None = None
+) -> Any:
     """An aiohttp middleware that records each request and applies the next scripted fault.
 
-    ``fault_body``, if given, makes 429 and 5xx faults answer in the emulated service's error shape.
+    ``fault_body``, if given, makes 429 and 5xx faults answer in the emulated service's error shape; ``clock``
+    is what a ``hold`` waits on (the real one if None).
     """
+    held_on = clock or SystemClock()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -265,7 +294,7 @@ def recording_middleware(recorder: Recorder, faults: FaultScript, fault_body: Fa
         )
         recorder.add(entry)
         fault = faults.take(request.method, path)
-        response = await (_apply_fault(request, fault, handler, fault_body) if fault else handler(request))
+        response = await (_apply_fault(request, fault, handler, fault_body, held_on) if fault else handler(request))
         entry.status = response.status
         return response
 

@@ -39,6 +39,20 @@ async def test_fake_clock_wakes_sleepers_in_order(clock: FakeClock) -> None:
     assert clock.monotonic() == 11
 
 
+async def test_a_fake_clocks_deadline_ends_as_a_sleep_does_but_is_no_sleeper(clock: FakeClock) -> None:
+    """Tests move the clock while something sleeps on it; a deadline bounds other work and waits for nothing."""
+    deadline = asyncio.create_task(clock.deadline(5))
+    await asyncio.sleep(0)
+    assert clock.sleepers == 0
+    sleeper = asyncio.create_task(clock.sleep(3))
+    await asyncio.sleep(0)
+    assert clock.sleepers == 1
+    await clock.advance(4)
+    assert sleeper.done() and not deadline.done()
+    await clock.advance(1)
+    await deadline
+
+
 async def test_fake_server_scripts_responses_and_faults(fake_http_server: FakeHTTPServer) -> None:
     fake_http_server.respond("POST /hooks/*", status=202, body={"accepted": True})
     fake_http_server.faults.add("POST /hooks/*", ["503", "429"])

@@ -113,7 +113,7 @@ class BotFrameworkEmulator:
 
     def create_app(self) -> web.Application:
         """The aiohttp application: connector and Graph routes, ``/_emulator/`` control routes, recording, faults."""
-        app = web.Application(middlewares=[recording_middleware(self.recorder, self.faults, fault_body)])
+        app = web.Application(middlewares=[recording_middleware(self.recorder, self.faults, fault_body, self.clock)])
         add_control_routes(app, self.recorder, self.faults)
         app.router.add_get("/_emulator/state", self._get_state)
         self.routes.register(app)

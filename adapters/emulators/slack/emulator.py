@@ -107,7 +107,7 @@ class SlackEmulator:
 
     def create_app(self) -> web.Application:
         """The aiohttp application: Web API, response URLs, ``/_emulator/`` control routes, faults."""
-        app = web.Application(middlewares=[recording_middleware(self.recorder, self.faults, fault_body)])
+        app = web.Application(middlewares=[recording_middleware(self.recorder, self.faults, fault_body, self.clock)])
         add_control_routes(app, self.recorder, self.faults)
         app.router.add_get("/_emulator/state", self._get_state)
         self.web_api.register(app)

@@ -1,5 +1,6 @@
 """The outbox sending through the Slack adapter to the Slack emulator, on a real store: whatever fails between a
-post and its record, and however long Slack asks to wait, a card is posted once."""
+post and its record, however long Slack asks to wait or takes to answer, and whenever Handoff stops, a card is
+posted once."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from adapters.slack import SlackChatChannel
 from adapters.slack.channel import MAX_INLINE_WAIT, UPDATES_PER_MINUTE, make_client, workspace_update_pacer
 from adapters.slack.pacing import ChannelPacer
 from adapters.sql import SqlStore
+from bot.app import BackgroundWork, add_channel, build_handoff
 from bot.cards import Card
 from bot.clock import FakeClock
+from bot.config import parse_settings
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.records import ConversationAddress, DeliveryState, NewDelivery
@@ -207,3 +210,111 @@ async def test_card_updates_past_the_workspaces_pace_wait_for_their_turn_in_the_
         assert delivery is not None and (delivery.state, delivery.attempts) == (DeliveryState.SENT, 1)
     assert (scraped(metrics, "postponed") or 0) >= 2
     assert scraped(metrics, "retried") is None
+
+
+HELD = 90.0  # a call to Slack held this long (seconds) outlasts the outbox's lease of its delivery (60 s)
+
+
+async def test_a_post_slack_holds_past_its_attempts_bound_is_given_up_before_the_lease_runs_out_and_posted_once(
+    setup: Setup,
+) -> None:
+    """A call that outlasts the attempt's bound (three quarters of the lease) is given up as one that may have
+    posted: the delivery is not claimed again while the call is still out, and the next attempt looks first."""
+    setup.slack.faults.add("POST /api/chat.postMessage", [Fault("hold", stall_seconds=HELD)])
+    workers = [
+        OutboxWorker(setup.store, {"slack": setup.channel()}, setup.clock, worker_id=name) for name in ("w1", "w2")
+    ]
+    delivery_id = await setup.card()
+    stop = asyncio.Event()
+    running = [asyncio.create_task(worker.run(stop)) for worker in workers]
+    try:
+        for _ in range(int(HELD) + 30):  # (past the end of the hold: a call still out then would post)
+            await asyncio.sleep(0.01)
+            await setup.clock.advance(1)
+    finally:
+        stop.set()
+        while not all(task.done() for task in running):
+            await asyncio.sleep(0.01)
+            await setup.clock.advance(1)
+        await asyncio.gather(*running)
+
+    (posted,) = setup.posts()
+    # the held call was hung up on (so Slack never acted on it); the next attempt looked for it, then posted
+    assert [r.status for r in setup.slack.recorder.matching("POST /api/chat.postMessage")] == [499, 200]
+    assert setup.calls("conversations.history") == 1
+    delivery = await setup.store.get_delivery(delivery_id)
+    assert delivery is not None and (delivery.state, delivery.attempts) == (DeliveryState.SENT, 2)
+    shown = await setup.store.get_card(RUN, WHERE)
+    assert shown is not None and shown.message_id == posted
+
+
+async def handoff_on(setup: Setup, store_url: str) -> BackgroundWork:
+    """Handoff's background work (the outbox among it) on the setup's store, sending to the Slack emulator."""
+    settings = parse_settings({"store": {"url": store_url}, "channels": {"models": {"slack": MODELS}}}, {})
+    handoff = build_handoff(settings, setup.store, setup.clock)
+    add_channel(handoff, "slack", setup.channel())
+    return BackgroundWork(handoff)
+
+
+async def claimed(setup: Setup, delivery_id: int) -> None:
+    """Until the delivery is claimed (the store tells nothing of it: look a few times)."""
+    while (delivery := await setup.store.get_delivery(delivery_id)) is None or delivery.claimed_by is None:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+
+
+async def stop_gracefully(setup: Setup, work: BackgroundWork) -> None:
+    """Stop ``work`` as the server does on SIGTERM, the clock moving a few seconds meanwhile, far less than a lease."""
+    stopping = asyncio.ensure_future(work.stop())
+    for _ in range(5):
+        if stopping.done():
+            break
+        await asyncio.sleep(0.01)
+        await setup.clock.advance(1)
+    await stopping
+
+
+async def test_a_graceful_stop_hands_back_a_delivery_waiting_for_room_untouched_and_the_next_worker_sends_it_at_once(
+    setup: Setup, store_url: str
+) -> None:
+    work = await handoff_on(setup, store_url)
+    await setup.store.record_send(WHERE, setup.clock.now())  # another replica just sent there: this one waits 1 s
+    delivery_id = await setup.card()
+    work.start()
+    await claimed(setup, delivery_id)
+    await work.stop()  # at once, the clock still: nothing was sent, so there is nothing to wait for
+
+    assert setup.posts() == []
+    restarted = OutboxWorker(setup.store, {"slack": setup.channel()}, setup.clock)
+    await setup.clock.advance(1)  # (the other replica's send: the time for room, far less than a lease)
+    assert await restarted.run_once() == 1
+
+    (posted,) = setup.posts()
+    assert setup.calls("conversations.history") == 0  # nothing was sent: not a recovery
+    delivery = await setup.store.get_delivery(delivery_id)
+    assert delivery is not None and (delivery.state, delivery.attempts) == (DeliveryState.SENT, 1)
+    assert float(posted) < T0.timestamp() + 60
+
+
+async def test_a_graceful_stop_hands_back_a_delivery_whose_post_is_out_as_a_recovery_and_it_is_posted_once(
+    setup: Setup, store_url: str
+) -> None:
+    setup.slack.faults.add("POST /api/chat.postMessage", [Fault("hold", stall_seconds=HELD)])
+    work = await handoff_on(setup, store_url)
+    delivery_id = await setup.card()
+    work.start()
+    await setup.slack.recorder.wait_for("POST /api/chat.postMessage")
+    await stop_gracefully(setup, work)  # the post is given its grace, then hung up on
+
+    restarted = OutboxWorker(setup.store, {"slack": setup.channel()}, setup.clock)
+    await setup.clock.advance(1)
+    assert await restarted.run_once() == 1
+
+    (posted,) = setup.posts()
+    assert [r.status for r in setup.slack.recorder.matching("POST /api/chat.postMessage")] == [499, 200]
+    assert setup.calls("conversations.history") == 1  # it may have posted: looked for first
+    delivery = await setup.store.get_delivery(delivery_id)
+    assert delivery is not None and (delivery.state, delivery.attempts) == (DeliveryState.SENT, 2)
+    assert float(posted) < T0.timestamp() + 60
+    for _ in range(int(HELD)):  # what the first process left in flight comes to nothing
+        await setup.clock.advance(1)
+    assert setup.posts() == [posted]
