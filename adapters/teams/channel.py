@@ -11,6 +11,8 @@
   so is any send to a conversation stored inactive (Teams said Handoff was removed from it), unsent.
 - Every send goes through a :class:`~adapters.teams.sending.Pacer` (rate limits, retries); every failure
   is a :class:`~bot.ports.DeliveryFailed`.
+- A card's message is kept within :data:`~adapters.teams.renderer.MAX_CARD_BYTES` as a whole (card, summary,
+  mentions), as Teams counts its size.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from .ids import is_channel_id, is_user_id, split_thread, thread_id
 from .members import MemberDirectory
 from .references import StoredReference
 from .registry import ConversationRegistry
-from .renderer import render_card, with_mentions
+from .renderer import MAX_CARD_BYTES, fit_card, message_size, render_card, with_mentions
 from .sending import Pacer, delivery_failure
 from .text import truncate
 
@@ -53,24 +55,39 @@ T = TypeVar("T")
 
 log = logging.getLogger("handoff.teams")
 
-# The notification text beside the card. Bounded: the card is kept under MAX_CARD_BYTES, and the summary,
-# even of characters JSON escapes to 12 bytes each, must leave the activity under Teams' ~100 KB.
+# The notification text beside the card (counted in the message's size like the rest).
 SUMMARY_LENGTH = 300
 
 
-def card_activity(card: Card, marker: str | None = None, mentioned: Sequence[tuple[str, str]] = ()) -> Activity:
+def card_activity(
+    card: Card,
+    marker: str | None = None,
+    mentioned: Sequence[tuple[str, str]] = (),
+    budget: int = MAX_CARD_BYTES,
+) -> Activity:
     """A message activity carrying ``card`` as an Adaptive Card (``summary`` is the plain text).
 
     ``marker`` becomes the id of the card's title, where Microsoft Graph shows it to
     :meth:`TeamsChatChannel.find_posted` (the card's content is all Graph returns of it); ``mentioned``
-    (Teams member id, name) are the people the card @mentions.
+    (Teams member id, name) are the people the card @mentions. The card is shortened until the whole
+    activity is at most ``budget`` bytes (:func:`activity_size`); a ``budget`` of 0 gives its smallest form.
     """
-    content = with_mentions(render_card(card), mentioned)
-    if marker:
-        content["body"][0]["id"] = marker
-    activity: Activity = MessageFactory.attachment(CardFactory.adaptive_card(content))
-    activity.summary = truncate(card.text, SUMMARY_LENGTH, "…")
-    return activity
+
+    def build(shown: Card) -> Activity:
+        content = with_mentions(render_card(shown, limit=None), mentioned)
+        if marker:
+            content["body"][0]["id"] = marker
+        activity: Activity = MessageFactory.attachment(CardFactory.adaptive_card(content))
+        activity.summary = truncate(card.text, SUMMARY_LENGTH, "…")
+        return activity
+
+    return build(fit_card(card, budget, lambda shown: activity_size(build(shown))))
+
+
+def activity_size(activity: Activity) -> int:
+    """The size Teams counts of ``activity`` (approximately: its JSON in UTF-16 bytes, as the SDK sends it
+    before the conversation's addresses are added)."""
+    return message_size(activity.serialize())
 
 
 def without_hidden_retries(turn_context: TurnContext) -> None:

@@ -13,8 +13,10 @@
   Handoff (commit messages, run and branch names, people's names, typed reasons) and are escaped
   (:func:`adapters.teams.markdown.escape`), so they show as written. Links are ``Action.OpenUrl`` buttons,
   for web and mail addresses only (a link elsewhere shows as its label).
-- A card stays under :data:`MAX_CARD_BYTES`: long texts and lists are shortened step by step, visibly
-  (``… (truncated)`` and a note on the card), never silently.
+- A card stays within a size budget (:data:`MAX_CARD_BYTES`, counted as Teams counts: JSON text in UTF-16
+  bytes, :func:`message_size`): long texts and lists are shortened step by step, visibly (``… (truncated)``
+  and a note on the card), never silently; past the last step only the card's title and status are left
+  (:func:`smallest_form`). :func:`fit_card` can measure something larger than the card (the whole message).
 
 Nothing here imports botbuilder: the output is a plain dict, the same for any Teams SDK.
 """
@@ -22,7 +24,7 @@ Nothing here imports botbuilder: the output is a plain dict, the same for any Te
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,7 +39,8 @@ CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 VERSION = "1.5"
 
 MAX_CARD_BYTES = 80_000
-"""Teams refuses messages over about 100 KB and advises at most 80 KB; measured as ASCII-escaped JSON."""
+"""Teams refuses a message over about 100 KB, counted in UTF-16 (base64 images aside), and advises at most
+80 KB: the budget of a whole message carrying a card, and of a card answered alone (:func:`message_size`)."""
 MAX_REFRESH_USERS = 60
 """Teams refreshes a card automatically for at most 60 listed users."""
 
@@ -70,15 +73,16 @@ _STATUS_LOOK: Mapping[Status, tuple[str, str]] = {
 _BUTTON_STYLE = {"primary": "positive", "danger": "destructive"}
 
 
-def render_card(card: Card, *, viewer_ids: Collection[str] = ()) -> dict[str, Any]:
+def render_card(card: Card, *, viewer_ids: Collection[str] = (), limit: int | None = MAX_CARD_BYTES) -> dict[str, Any]:
     """The Adaptive Card for ``card``.
 
     Args:
         card: what to show.
         viewer_ids: the Teams ids (MRI, AAD object id) of the person the card is rendered for, when it
             is rendered for one person (an invoke answer); empty for the message everyone sees.
+        limit: the card's size budget (:func:`fit_card`); None renders ``card`` as it is (already fitted).
     """
-    fitted = fit_card(card)
+    fitted = card if limit is None else fit_card(card, limit)
     return _render(fitted, show_actions=_may_act(fitted, viewer_ids))
 
 
@@ -96,18 +100,28 @@ def with_mentions(document: dict[str, Any], people: Sequence[tuple[str, str]]) -
     return {**document, "body": [*document["body"], line], "msteams": {"entities": entities}}
 
 
-def fit_card(card: Card, limit: int = MAX_CARD_BYTES) -> Card:
-    """``card``, shortened until its largest rendering fits in ``limit`` bytes (``card`` itself if it fits).
+def fit_card(card: Card, limit: int = MAX_CARD_BYTES, size: Callable[[Card], int] | None = None) -> Card:
+    """``card``, shortened until its ``size`` is at most ``limit`` bytes (``card`` itself if it fits).
 
-    A shortened card says so in its context line, so the note survives a refresh.
+    ``size`` measures a form of the card; by default its largest rendering (:func:`message_size`), and a
+    caller sending it measures the whole message. When no shortened form fits (or ``limit`` is 0), the
+    :func:`smallest_form`. A shortened card says so in its context line, so the note survives a refresh.
     """
-    if card_size(_render(card, show_actions=True)) <= limit:
+    measure = size or _largest_size
+    if limit <= 0:
+        return smallest_form(card)
+    if measure(card) <= limit:
         return card
     for caps in _CAPS:
         shrunk = _shrink(card, caps)
-        if card_size(_render(shrunk, show_actions=True)) <= limit:
+        if measure(shrunk) <= limit:
             return shrunk
-    # Last resort: the title and status only (huge action values or a huge audience list).
+    return smallest_form(card)
+
+
+def smallest_form(card: Card) -> Card:
+    """The least of ``card`` worth showing: its title and status, saying the rest did not fit (the last
+    resort for huge action values, a huge audience list, or a message Teams refused at every other size)."""
     return Card(
         title=truncate(card.title, 100),
         status=card.status,
@@ -116,9 +130,17 @@ def fit_card(card: Card, limit: int = MAX_CARD_BYTES) -> Card:
     )
 
 
-def card_size(document: Mapping[str, Any]) -> int:
-    """The size Teams counts, approximately: the card as JSON with non-ASCII characters escaped."""
-    return len(json.dumps(document, ensure_ascii=True))
+def message_size(document: Any) -> int:
+    """The size Teams counts, approximately: ``document`` as JSON text, in UTF-16 bytes.
+
+    (A character outside the BMP, an emoji, counts 4 bytes; JSON's ``\\uXXXX`` escapes are not counted
+    as the 6 characters they take on the wire.)
+    """
+    return len(json.dumps(document, ensure_ascii=False).encode("utf-16-le"))
+
+
+def _largest_size(card: Card) -> int:
+    return message_size(_render(card, show_actions=True))
 
 
 def card_from_refresh(data: Mapping[str, Any]) -> Card | None:

@@ -2,8 +2,8 @@
 
 Each handler answers as the service does: the status codes the SDK accepts, ``{"error": {"code",
 "message"}}`` bodies otherwise, 404 for unknown conversations and activities, 413 above the message size
-limit and 429 with ``Retry-After`` when a conversation's rate limit, or the bot's limit across all its
-conversations in the tenant, is reached.
+limit (counted as Teams counts it: the JSON as text, in UTF-16 bytes) and 429 with ``Retry-After`` when a
+conversation's rate limit, or the bot's limit across all its conversations in the tenant, is reached.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class ConnectorRoutes:
 
     async def create_conversation(self, request: web.Request) -> web.Response:
         params = await _json_object(request)
-        await self._check_size(request)
+        self._check_size(params)
         activity = params.get("activity")
         if activity is not None and not isinstance(activity, dict):
             raise bad_argument("activity must be an object")
@@ -179,12 +179,13 @@ class ConnectorRoutes:
     async def _activity_body(self, request: web.Request, conversation_id: str) -> dict[str, Any]:
         self.state.resolve(conversation_id)
         activity = await _json_object(request)
-        await self._check_size(request)
+        self._check_size(activity)
         self._throttle(self.send_limiter, conversation_id)
         return activity
 
-    async def _check_size(self, request: web.Request) -> None:
-        size = len(await request.read())
+    def _check_size(self, body: dict[str, Any]) -> None:
+        # Teams counts a message in UTF-16 (about 100 KB), whatever escapes the JSON on the wire uses
+        size = len(json.dumps(body, ensure_ascii=False).encode("utf-16-le"))
         limit = self.world.limits.max_message_bytes
         if size > limit:
             raise ConnectorError(413, "MessageSizeTooBig", f"Message size {size} exceeds {limit} bytes")

@@ -89,6 +89,7 @@ class Limits:
     ``app``: every request of the bot in its tenant, whatever the conversation."""
 
     max_message_bytes: int = 102_400
+    """Above this a send or update is refused with 413; counted on the request's JSON as text, in UTF-16 bytes."""
     send: Windows = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
     read: Windows = ((14, 1.0), (16, 2.0), (120, 30.0), (3600, 3600.0))
     members_unpaged: Windows = ((5, 60.0),)

@@ -203,12 +203,45 @@ async def test_bot_cannot_edit_a_users_message(teams: BotFrameworkEmulator, conn
 
 
 async def test_message_over_the_size_limit_is_413(teams: BotFrameworkEmulator, connector: ConnectorClient) -> None:
+    # about 100 KB, counted in UTF-16: two bytes a character
     with pytest.raises(ErrorResponseException) as info:
-        await connector.conversations.send_to_conversation(MODELS, message("x" * 110_000))
+        await connector.conversations.send_to_conversation(MODELS, message("x" * 52_000))
     assert status_of(info.value) == (413, None, "MessageSizeTooBig")
     assert teams.state.channel(MODELS).posts == []
-    ok = await connector.conversations.send_to_conversation(MODELS, message("x" * 90_000))
-    assert teams.state.message(ok.id).text == "x" * 90_000
+    ok = await connector.conversations.send_to_conversation(MODELS, message("x" * 50_000))
+    assert teams.state.message(ok.id).text == "x" * 50_000
+
+
+async def test_the_size_limit_counts_utf16_not_the_escaped_json_on_the_wire(
+    teams: BotFrameworkEmulator, connector: ConnectorClient
+) -> None:
+    # 45,000 kana: 90 KB in UTF-16, though 135 KB in UTF-8 and 270 KB as the SDK's \uXXXX escapes
+    japanese = "モデル" * 15_000
+    ok = await connector.conversations.send_to_conversation(MODELS, message(japanese))
+    assert teams.state.message(ok.id).text == japanese
+    # an emoji is a surrogate pair, 4 bytes: 26,000 of them are over the limit
+    with pytest.raises(ErrorResponseException) as info:
+        await connector.conversations.send_to_conversation(MODELS, message("🚀" * 26_000))
+    assert status_of(info.value)[0] == 413
+    # an update is held to the same limit
+    with pytest.raises(ErrorResponseException) as info:
+        await connector.conversations.update_activity(MODELS, ok.id, message("🚀" * 26_000, id=ok.id))
+    assert status_of(info.value)[0] == 413
+    assert teams.state.message(ok.id).text == japanese
+
+
+async def test_the_size_limit_can_be_lowered(clock: FakeClock) -> None:
+    world = default_world()
+    world["limits"] = {**world["limits"], "max_message_bytes": 40_960}  # as older Teams docs say: 40 KB
+    async with (
+        BotFrameworkEmulator(world, clock=clock) as teams,
+        ConnectorClient(MicrosoftAppCredentials.empty(), base_url=teams.service_url) as connector,
+    ):
+        await connector.conversations.send_to_conversation(MODELS, message("x" * 20_000))
+        with pytest.raises(ErrorResponseException) as info:
+            await connector.conversations.send_to_conversation(MODELS, message("x" * 21_000))
+        assert status_of(info.value) == (413, None, "MessageSizeTooBig")
+        assert len(teams.state.channel(MODELS).posts) == 1
 
 
 async def test_the_eighth_message_in_one_second_gets_429(

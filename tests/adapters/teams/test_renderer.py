@@ -13,7 +13,7 @@ from adapters.teams.renderer import (
     MAX_CARD_BYTES,
     TRUNCATION_NOTE,
     card_from_refresh,
-    card_size,
+    message_size,
     parse_execute,
     parse_submit,
     render_card,
@@ -228,7 +228,7 @@ def test_a_huge_card_is_shortened_visibly_and_stays_valid(card_validator: jsonsc
     )
 
     for document in (render_card(card), render_card(card, viewer_ids=(ALICE,))):
-        assert card_size(document) <= MAX_CARD_BYTES
+        assert message_size(document) <= MAX_CARD_BYTES
         card_validator.validate(document)
         assert "… (truncated)" in "\n".join(shown_texts(document))
         assert TRUNCATION_NOTE in texts(document)[-1]
@@ -237,6 +237,18 @@ def test_a_huge_card_is_shortened_visibly_and_stays_valid(card_validator: jsonsc
     refreshed = card_from_refresh(render_card(card)["refresh"]["action"]["data"])
     assert refreshed is not None
     assert render_card(refreshed, viewer_ids=(ALICE,)) == render_card(card, viewer_ids=(ALICE,))
+
+
+def test_a_card_is_measured_as_teams_counts_it_in_utf16() -> None:
+    # 45 KB of JSON, 90 KB in UTF-16: shortened
+    ascii_text = Card(title="Nightly evaluation", facts=tuple(Fact(f"m{i}", "x" * 1000) for i in range(45)))
+    # 180 KB as JSON's escapes, 60 KB in UTF-16: shown whole
+    japanese = Card(title="評価", facts=tuple(Fact(f"指標{i}", "モデル" * 333) for i in range(30)))
+
+    assert TRUNCATION_NOTE in texts(render_card(ascii_text))[-1]
+    [facts] = [b for b in render_card(japanese)["body"] if b["type"] == "FactSet"]
+    assert [f["value"] for f in facts["facts"]] == [f.value for f in japanese.facts]
+    assert message_size({"a": "é🚀"}) == len('{"a": "é🚀"}') * 2 + 2  # the emoji is a surrogate pair
 
 
 _text = st.text(alphabet=st.characters(codec="utf-8"), max_size=3000)
@@ -258,8 +270,8 @@ def test_any_card_fits_in_80_kb(title: str, summary: str, facts: list[tuple[str,
         action_audience=(ALICE,),
     )
     document = render_card(card, viewer_ids=(ALICE,))
-    assert card_size(document) <= MAX_CARD_BYTES
-    if card_size(render_card(Card(title=card.title, summary=card.summary, facts=card.facts))) > MAX_CARD_BYTES:
+    assert message_size(document) <= MAX_CARD_BYTES
+    if message_size(render_card(Card(title=card.title, summary=card.summary, facts=card.facts))) > MAX_CARD_BYTES:
         assert TRUNCATION_NOTE in json.dumps(document, ensure_ascii=False)
 
 
