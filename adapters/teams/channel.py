@@ -12,7 +12,8 @@
 - Every send goes through a :class:`~adapters.teams.sending.Pacer` (rate limits, retries); every failure
   is a :class:`~bot.ports.DeliveryFailed`.
 - A card's message is kept within :data:`~adapters.teams.renderer.MAX_CARD_BYTES` as a whole (card, summary,
-  mentions), as Teams counts its size.
+  mentions); a post, reply or update Teams refuses as too big (413) is sent again at once, shortened much
+  further (:func:`~adapters.teams.sending.shrinking`), down to the card's title and status.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from .members import MemberDirectory
 from .references import StoredReference
 from .registry import ConversationRegistry
 from .renderer import MAX_CARD_BYTES, fit_card, message_size, render_card, with_mentions
-from .sending import Pacer, delivery_failure
+from .sending import Pacer, SizeBudget, delivery_failure, shrinking
 from .text import truncate
 
 if TYPE_CHECKING:
@@ -88,6 +89,13 @@ def activity_size(activity: Activity) -> int:
     """The size Teams counts of ``activity`` (approximately: its JSON in UTF-16 bytes, as the SDK sends it
     before the conversation's addresses are added)."""
     return message_size(activity.serialize())
+
+
+def _fitted(card: Card, budget: SizeBudget, marker: str | None, mentioned: Sequence[tuple[str, str]]) -> Activity:
+    """``card``'s activity within ``budget``, whose ``sent`` it records."""
+    activity = card_activity(card, marker, mentioned, budget.limit)
+    budget.sent = activity_size(activity)
+    return activity
 
 
 def without_hidden_retries(turn_context: TurnContext) -> None:
@@ -136,24 +144,30 @@ class TeamsChatChannel:
 
     async def post_card(self, conversation_id: str, card: Card, *, marker: str | None = None) -> PostedMessage:
         if is_user_id(conversation_id):
-            return await self._post_to_person(conversation_id, _send(card))
+            return await shrinking(lambda budget: self._post_to_person(conversation_id, _send(card, budget)))
         record, stored = await self._target(conversation_id)
         base = record.address.conversation_id
+        reference = stored.conversation_reference(base)
         if stored.kind == "channel":
 
-            async def start_thread(ctx: TurnContext) -> PostedMessage:
-                mentioned = await self.members.members(ctx, base, card.mentions)
-                _, activity_id = await TeamsInfo.send_message_to_teams_channel(
-                    ctx, card_activity(card, marker, mentioned), base, bot_app_id=self.bot_app_id
-                )
-                return PostedMessage(activity_id, activity_id)
+            async def post(budget: SizeBudget) -> PostedMessage:
+                async def start_thread(ctx: TurnContext) -> PostedMessage:
+                    mentioned = await self.members.members(ctx, base, card.mentions)
+                    _, activity_id = await TeamsInfo.send_message_to_teams_channel(
+                        ctx, _fitted(card, budget, marker, mentioned), base, bot_app_id=self.bot_app_id
+                    )
+                    return PostedMessage(activity_id, activity_id)
 
-            reference = stored.conversation_reference(base)
-            start = _unreachable_when_refused(start_thread)
-            return await self.pacer.run(base, lambda: self._continue(reference, start), posts=True)
-        reference = stored.conversation_reference(base)
-        send = _unreachable_when_refused(_send(card, marker=marker, roster=base, members=self.members))
-        return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
+                start = _unreachable_when_refused(start_thread)
+                return await self.pacer.run(base, lambda: self._continue(reference, start), posts=True)
+
+            return await shrinking(post)
+
+        async def send(budget: SizeBudget) -> PostedMessage:
+            op = _unreachable_when_refused(_send(card, budget, marker=marker, roster=base, members=self.members))
+            return await self.pacer.run(base, lambda: self._continue(reference, op), posts=True)
+
+        return await shrinking(send)
 
     async def reply(
         self,
@@ -171,16 +185,17 @@ class TeamsChatChannel:
         """
         record, stored = await self._target(conversation_id)
         base = record.address.conversation_id
-        if stored.kind == "channel":
-            root = parent.thread_id or parent.message_id
-            reference = stored.conversation_reference(thread_id(base, root))
-            send = _unreachable_when_refused(
-                _gone_when_missing(_send(card, root, marker, roster=base, members=self.members))
-            )
-            return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
-        reference = stored.conversation_reference(base)
-        send = _unreachable_when_refused(_send(card, marker=marker, roster=base, members=self.members))
-        return await self.pacer.run(base, lambda: self._continue(reference, send), posts=True)
+        root = (parent.thread_id or parent.message_id) if stored.kind == "channel" else None
+        reference = stored.conversation_reference(thread_id(base, root) if root else base)
+
+        async def send(budget: SizeBudget) -> PostedMessage:
+            op = _send(card, budget, root, marker, roster=base, members=self.members)
+            if root:
+                op = _gone_when_missing(op)
+            post = _unreachable_when_refused(op)
+            return await self.pacer.run(base, lambda: self._continue(reference, post), posts=True)
+
+        return await shrinking(send)
 
     async def find_posted(
         self, conversation_id: str, marker: str, since: datetime, parent: PostedMessage | None = None
@@ -232,15 +247,19 @@ class TeamsChatChannel:
         base = record.address.conversation_id
         target = thread_id(base, message.thread_id or message.message_id) if stored.kind == "channel" else base
 
-        async def update(ctx: TurnContext) -> None:
-            # (Teams notifies nobody of an edit: the mentions only keep the card as it was posted)
-            activity = card_activity(card, mentioned=await self.members.members(ctx, base, card.mentions))
-            activity.id = message.message_id
-            await ctx.update_activity(activity)
-
         reference = stored.conversation_reference(target)
-        edit = _unreachable_when_refused(_gone_when_missing(update))  # 403: Handoff is no longer there
-        await self.pacer.run(base, lambda: self._continue(reference, edit))
+
+        async def replace_card(budget: SizeBudget) -> None:
+            async def update(ctx: TurnContext) -> None:
+                # (Teams notifies nobody of an edit: the mentions only keep the card as it was posted)
+                activity = _fitted(card, budget, None, await self.members.members(ctx, base, card.mentions))
+                activity.id = message.message_id
+                await ctx.update_activity(activity)
+
+            edit = _unreachable_when_refused(_gone_when_missing(update))  # 403: Handoff is no longer there
+            await self.pacer.run(base, lambda: self._continue(reference, edit))
+
+        await shrinking(replace_card)
 
     # targets
 
@@ -358,16 +377,18 @@ class TeamsChatChannel:
 
 def _send(
     card: Card,
+    budget: SizeBudget,
     thread: str | None = None,
     marker: str | None = None,
     roster: str | None = None,
     members: MemberDirectory | None = None,
 ) -> Callable[[TurnContext], Awaitable[PostedMessage]]:
-    """Send ``card`` (in ``thread``); the people it mentions are looked up in ``members`` of ``roster``."""
+    """Send ``card`` within ``budget`` (in ``thread``); the people it mentions are looked up in ``members``
+    of ``roster``."""
 
     async def send(ctx: TurnContext) -> PostedMessage:
         mentioned = await members.members(ctx, roster, card.mentions) if members and roster else []
-        response = await ctx.send_activity(card_activity(card, marker, mentioned))
+        response = await ctx.send_activity(_fitted(card, budget, marker, mentioned))
         if response is None or not response.id:
             raise DeliveryFailed("Teams accepted the message without an id", False)
         return PostedMessage(str(response.id), thread)

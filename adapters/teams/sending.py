@@ -9,11 +9,17 @@ send and retries those answers (and 503) a few times inline; a wait longer than
 back for the outbox to schedule: a wait for room as :class:`~bot.ports.SendLater` (nothing was sent), a
 backoff as the retryable :class:`~bot.ports.DeliveryFailed` with its ``retry_after``.
 :func:`delivery_failure` turns whatever the SDK raised into that one exception.
+
+A message Teams refuses as too big (413 ``MessageSizeTooBig``) is :class:`MessageTooBig`. Teams' limit is
+documented loosely (about 100 KB in UTF-16; older pages say 40 KB, the Power Automate connector 28 KB), so
+:func:`shrinking` sends such a card again at once, each time within a much smaller :class:`SizeBudget`,
+down to its smallest form; only that form's refusal is final.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +35,7 @@ from bot.ports import DeliveryFailed, SendLater
 from bot.ratelimit import TEAMS_APP_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 
 from .ids import split_thread
+from .renderer import MAX_CARD_BYTES
 
 T = TypeVar("T")
 
@@ -37,6 +44,64 @@ APP = "app"
 
 RETRYABLE_STATUSES = frozenset({412, 429, 502, 503, 504})
 """Teams documents 412, 429, 502 and 504 as worth retrying; 503 is transient by definition."""
+TOO_BIG = 413
+
+log = logging.getLogger("handoff.teams")
+
+
+class MessageTooBig(DeliveryFailed):
+    """Teams refused the message as too big (413 ``MessageSizeTooBig``): not worth sending again as it is."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, retryable=False)
+
+
+@dataclass
+class SizeBudget:
+    """The size budget (UTF-16 bytes of the message's JSON) a card is fitted to for its next send.
+
+    Args:
+        limit: the budget; 0 asks for the card's smallest form.
+        sent: the size of the message last sent within it (the sender sets it).
+        halvings: how many times a refusal may halve the budget before the smallest form is tried.
+    """
+
+    limit: int = MAX_CARD_BYTES
+    sent: int = 0
+    halvings: int = 2
+
+    def shrink(self) -> bool:
+        """After Teams refused the message as too big: a much smaller budget (half the size it refused, then
+        the smallest form); False if the smallest form was refused."""
+        if self.limit <= 0:
+            return False
+        if self.halvings > 0:
+            self.halvings -= 1
+            self.limit = max(1, min(self.limit, self.sent or self.limit) // 2)
+        else:
+            self.limit = 0
+        return True
+
+
+async def shrinking(send: Callable[[SizeBudget], Awaitable[T]]) -> T:
+    """``send`` a card fitted to a :class:`SizeBudget`; when Teams refuses it as too big, again at once
+    within a much smaller budget. Raises the last :class:`MessageTooBig` when even the smallest form is
+    refused."""
+    budget = SizeBudget()
+    while True:
+        try:
+            return await send(budget)
+        except MessageTooBig as refused:
+            sent = budget.sent
+            if not budget.shrink():
+                raise
+            # the card is shortened visibly (its truncation note), so this is worth knowing, not an alert
+            log.warning(
+                "%s for a message of %d bytes (UTF-16); sending it again shortened to %s",
+                refused.reason,
+                sent,
+                f"{budget.limit} bytes" if budget.limit else "its title and status",
+            )
 
 
 @dataclass(frozen=True)
@@ -129,6 +194,8 @@ def delivery_failure(error: BaseException) -> DeliveryFailed:
         if error.error is not None and error.error.error is not None:
             code = error.error.error.code
         reason = f"Teams answered {status}" + (f" {code}" if code else "")
+        if status == TOO_BIG:
+            return MessageTooBig(reason)
         if status in RETRYABLE_STATUSES:
             headers = getattr(response, "headers", None) or {}
             return DeliveryFailed(reason, True, _retry_after(headers.get("Retry-After")))

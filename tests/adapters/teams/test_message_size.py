@@ -1,5 +1,5 @@
 """Cards too big for one Teams message, against the connector emulator: fitted to the size Teams counts (the
-message's JSON in UTF-16)."""
+message's JSON in UTF-16), and sent again much shorter, at once, when Teams still refuses one with 413."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import pytest
 from adapters.emulators.botframework import default_world
 from adapters.teams import MAX_CARD_BYTES
 from adapters.teams.renderer import TRUNCATION_NOTE
+from adapters.teams.sending import MessageTooBig
 from bot.cards import Card, Fact, Link, Status
 
 from .conftest import MODELS, Harness, adaptive_card, shown_texts
 
 TEAMS_LIMIT = default_world()["limits"]["max_message_bytes"]
+OLD_TEAMS_LIMIT = 40_960  # "40 KB", as older versions of Teams' docs say
 
 
 def tags_card(tags: int = 150, value: str = "0.0001234567 " * 24) -> Card:
@@ -32,6 +34,11 @@ def tags_card(tags: int = 150, value: str = "0.0001234567 " * 24) -> Card:
         links=(Link("Open", "https://ml.azure.com/model/model-tags:3/details"),),
         context="Azure ML · contoso-ml",
     )
+
+
+def wide_card() -> Card:
+    """A card of 40 long tags: about 72 KB, within Handoff's budget but over the older limit of 40 KB."""
+    return tags_card(tags=40, value="0.0001234567 " * 69)
 
 
 def utf16(document: Any) -> int:
@@ -87,3 +94,67 @@ async def test_a_card_of_non_ascii_tags_is_fitted_to_the_size_teams_counts(
         assert f"hyperparam_149: {value}" in text and TRUNCATION_NOTE not in text
     else:
         assert TRUNCATION_NOTE in text
+
+
+class TestTeamsWithTheOlderLimitOf40KB:
+    @pytest.fixture
+    def world(self) -> dict[str, Any]:
+        data = default_world()
+        data["limits"] = {**data["limits"], "max_message_bytes": OLD_TEAMS_LIMIT}
+        return data
+
+    async def test_a_post_refused_as_too_big_is_sent_again_at_once_shorter(self, harness: Harness) -> None:
+        await harness.teams.install_app()
+
+        posted = await harness.integration.channel.post_card(MODELS, wide_card())
+
+        [post] = harness.teams.state.channel("ML models").posts
+        assert post.id == posted.message_id
+        tries = statuses(harness, "POST /v3/conversations")
+        assert tries[0] == 413 and tries[-1] == 201 and set(tries[1:-1]) <= {413}
+        assert utf16(post.activity) <= OLD_TEAMS_LIMIT
+        text = shown(post.activity)
+        assert text.startswith("Model model-tags:3 registered") and "hyperparam_000" in text
+        assert TRUNCATION_NOTE in text
+
+    async def test_an_update_and_a_reply_refused_as_too_big_are_sent_again_shorter(self, harness: Harness) -> None:
+        await harness.teams.install_app()
+        channel = harness.integration.channel
+        posted = await channel.post_card(MODELS, tags_card(tags=2))
+
+        await channel.update_card(MODELS, posted, wide_card())
+        await channel.reply(MODELS, posted, wide_card())
+
+        tries = statuses(harness, "PUT /v3/conversations/**")
+        assert tries[0] == 413 and tries[-1] == 200
+        message = harness.teams.state.message(posted.message_id)
+        assert len(message.versions) == 2
+        assert utf16(message.activity) <= OLD_TEAMS_LIMIT
+        assert "hyperparam_010" not in shown(message.versions[0])
+        assert TRUNCATION_NOTE in shown(message.activity) and "hyperparam_000" in shown(message.activity)
+        assert statuses(harness, "POST /v3/conversations/*/activities/*")[0] == 413
+        [reply] = harness.teams.state.channel("ML models").posts[0].replies
+        assert utf16(reply.activity) <= OLD_TEAMS_LIMIT and TRUNCATION_NOTE in shown(reply.activity)
+
+
+class TestTeamsRefusingEvenTheSmallestForm:
+    @pytest.fixture
+    def world(self) -> dict[str, Any]:
+        data = default_world()
+        data["limits"] = {**data["limits"], "max_message_bytes": 600}
+        return data
+
+    async def test_the_card_is_given_up_after_its_title_and_status_are_refused(self, harness: Harness) -> None:
+        await harness.teams.install_app()
+
+        with pytest.raises(MessageTooBig) as refused:
+            await harness.integration.channel.post_card(MODELS, tags_card())
+
+        assert (refused.value.retryable, refused.value.reason) == (False, "Teams answered 413 MessageSizeTooBig")
+        tries = harness.teams.recorder.matching("POST /v3/conversations")
+        assert [t.status for t in tries] == [413, 413, 413, 413]  # the card, half, a quarter, the smallest form
+        sizes = [utf16(t.json()) for t in tries]
+        assert sizes == sorted(sizes, reverse=True) and sizes[1] <= sizes[0] // 2 + 2_000
+        last = "\n".join(shown_texts(tries[-1].json()["activity"]["attachments"][0]["content"]))
+        assert "This card is too large to show in Teams." in last and "hyperparam" not in last
+        assert harness.teams.state.channel("ML models").posts == []
