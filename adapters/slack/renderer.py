@@ -4,7 +4,9 @@
 links, buttons, context); ``compact=True`` gives a one-section variant for thread replies and private
 answers. Slack's limits are kept: at most 50 blocks, 3,000 characters per text object (2,000 per field,
 150 per header, 75 per button label) and 40,000 characters per message. What does not fit is cut with a
-visible marker or counted in a closing "not shown" note, never dropped silently.
+visible marker or counted in a closing "not shown" note, never dropped silently. A long stage list spreads over
+as many sections as the message has room for; when it still does not fit, the stages that need attention and the
+current one stay and the ones left out are counted where they would be (:mod:`bot.stage_list`).
 
 References: https://docs.slack.dev/reference/block-kit/blocks ,
 https://docs.slack.dev/reference/methods/chat.postMessage (text and block limits).
@@ -15,11 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.cards import Action, Card, Fact, Link, Status
+from bot import stage_list
+from bot.cards import Action, Card, Fact, Link, Status, Step
 from bot.interactions import Markup, Reply, reply_markup
 
 from . import buttons
@@ -154,37 +157,92 @@ def _full_blocks(card: Card, note: str) -> list[dict[str, Any]]:
     closing = [text for text in (_audience(card), escape(card.context), note) if text]
     tail_blocks = tail + ([_context([truncate(t, MAX_TEXT) for t in closing])] if closing else [])
 
-    # facts, steps and links fill what the fixed blocks leave, in that order of importance
+    # facts, steps and links fill what the fixed blocks leave, in that order of importance; a long stage list
+    # spreads over the blocks that are left once the facts and the links' one block are placed
     room_blocks = MAX_BLOCKS - len(head) - len(tail_blocks) - 1  # one kept for the "not shown" note
     room_chars = MAX_MESSAGE_CHARS - message_chars(head) - message_chars(tail_blocks) - 200
-    body: list[dict[str, Any]] = []
     omitted = {"fact": 0, "step": 0, "link": 0}
 
-    def fits(block: dict[str, Any]) -> bool:
-        nonlocal room_chars
-        size = _chars(block)
-        if len(body) < room_blocks and size <= room_chars:
-            body.append(block)
-            room_chars -= size
-            return True
-        return False
-
+    facts: list[dict[str, Any]] = []
     for i in range(0, len(card.facts), MAX_FIELDS):
-        chunk = card.facts[i : i + MAX_FIELDS]
-        if not fits(_fields(chunk)):
+        block = _fields(card.facts[i : i + MAX_FIELDS])
+        if len(facts) >= room_blocks or _chars(block) > room_chars:
             omitted["fact"] += len(card.facts) - i
             break
-    if card.steps:
-        lines = [f"{emoji(step.status)} {escape(step.name)}" for step in card.steps]
-        if not fits(_section(truncate("\n".join(lines), MAX_TEXT))):
-            omitted["step"] += len(card.steps)
+        facts.append(block)
+        room_blocks -= 1
+        room_chars -= _chars(block)
+
+    links: list[dict[str, Any]] = []
     if card.links:
         text, dropped = _links_line(card.links, MAX_TEXT)
         omitted["link"] += dropped
-        if text and not fits(_section(text)):
-            omitted["link"] += len(card.links) - dropped
+        steps_need = 1 if card.steps else 0
+        if text and room_blocks - steps_need >= 1 and len(text) <= room_chars:
+            links = [_section(text)]
+            room_blocks -= 1
+            room_chars -= len(text)
+        else:
+            omitted["link"] = len(card.links)
+
+    steps = _steps_blocks(card.steps, room_blocks, room_chars)
+    if card.steps and not steps:
+        omitted["step"] += len(card.steps)
     notice = _omitted_note(omitted)
-    return head + body + ([_context([notice])] if notice else []) + tail_blocks
+    return head + facts + steps + links + ([_context([notice])] if notice else []) + tail_blocks
+
+
+def _steps_blocks(steps: Sequence[Step], room_blocks: int, room_chars: int) -> list[dict[str, Any]]:
+    """The stage list in at most ``room_blocks`` sections and ``room_chars`` characters: every stage when they
+    fit, else the ones that matter most (:mod:`bot.stage_list`) with the ones left out counted in their place;
+    nothing when not even that fits."""
+
+    def sections(keep: Collection[int]) -> list[dict[str, Any]] | None:
+        lines = [_step_line(item) for item in stage_list.shortened(steps, set(keep))]
+        blocks = [_section(text) for text in _packed(lines, MAX_TEXT)]
+        return blocks if len(blocks) <= room_blocks and message_chars(blocks) <= room_chars else None
+
+    if not steps:
+        return []
+    order = stage_list.keep_order(steps)
+    every = sections(order)
+    if every is not None:
+        return every
+    # the most stages that fit, most important first (a list that keeps more is longer, give or take a gap line)
+    best, low, high = sections(()), 0, len(order) - 1
+    if best is None:
+        return []
+    while low < high:
+        middle = (low + high + 1) // 2
+        found = sections(set(order[:middle]))
+        if found is None:
+            high = middle - 1
+        else:
+            best, low = found, middle
+    return best
+
+
+def _step_line(item: Step | stage_list.Gap) -> str:
+    if isinstance(item, stage_list.Gap):
+        return f"_… {item.describe()}_"
+    return truncate(f"{emoji(item.status)} {escape(item.name)}", MAX_TEXT)
+
+
+def _packed(lines: Iterable[str], limit: int) -> list[str]:
+    """``lines`` (each at most ``limit`` characters) joined into as few texts of at most ``limit`` as they
+    go, in order."""
+    texts: list[str] = []
+    current = ""
+    for line in lines:
+        if current and len(current) + 1 + len(line) <= limit:
+            current += "\n" + line
+        else:
+            if current:
+                texts.append(current)
+            current = line
+    if current:
+        texts.append(current)
+    return texts
 
 
 def _status_line(card: Card) -> str:

@@ -1,13 +1,15 @@
 """What ``POST /hooks/azure-devops`` makes of deliveries shaped as Azure DevOps documents them: a project named only
 by its id, a URL with a trailing slash, a post-deployment approval, an approval whose run is unknown, a
-build.complete of ``resourceVersion`` 1.0, a classic release's deployment. Emulators → Handoff → Slack and the
-store."""
+build.complete of ``resourceVersion`` 1.0, a classic release's deployment, the stages of a long run. Emulators →
+Handoff → Slack and the store."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +407,50 @@ async def test_a_failed_stages_hook_before_the_runs_first_tells_each_thread_the_
     await deliver(loop, {**failed_stage, "id": f"{failed_stage['id']}-resent"})
     await all_sent(loop)
     assert [len(replies) for replies in told()] == [1, 1]
+
+
+def region(place: int) -> str:
+    """A stage display name of about 120 characters, as matrix and region stages have."""
+    return (
+        f"Deploy region {place:02d} (westeurope-prod-cluster-{place:02d}) · canary 10% → 50% → 100% with smoke tests "
+        "and rollback guard"
+    )
+
+
+def with_regions_pipeline(world: dict[str, Any]) -> None:
+    """A world tweak: pipeline integrate-regions, 45 region stages; its runs stay in the first one (for the test to
+    tell the rest)."""
+    stages = [
+        {"name": f"Region{i:02d}", "displayName": region(i), "duration": 3600 if i == 0 else 0.3} for i in range(45)
+    ]
+    world["azure_devops"]["pipelines"].append(
+        {"id": 90, "name": "integrate-regions", "folder": "\\app", "repository": "app-y", "stages": stages}
+    )
+
+
+async def test_a_long_runs_slack_card_shows_the_stage_running_and_the_stage_that_failed(start_loop: Any) -> None:
+    """45 stages of about 120 characters, side by side: stage 35 still running, 43 failed. Slack's card lists every
+    stage, over as many sections as it takes, each within Slack's 3,000 characters, none cut."""
+    loop = await start_loop(world=with_regions_pipeline)
+    ado = loop.suite.ado
+    run = ado.start_run("integrate-regions", requested_by="bob@contoso.com")
+    card = await eventually(lambda: next((m for m in slack_messages(loop, "app-releases") if run.name in m.text), None))
+    # Azure DevOps tells of each stage through the hook Handoff set up (POST /hooks/azure-devops)
+    began = datetime.now(UTC)
+    for place, stage in enumerate(run.stages):
+        state, result = {35: ("inProgress", None), 43: ("completed", "failed")}.get(place, ("completed", "succeeded"))
+        at = began + timedelta(seconds=place)
+        told = replace(stage, state=state, result=result, start_time=at, finish_time=None if result is None else at)
+        ado.publish(ado.events.stage_state_changed(run, told, at))
+
+    def listed() -> list[str]:
+        sections = [b["text"]["text"] for b in card.blocks or [] if b["type"] == "section" and "text" in b]
+        return [line for text in sections if "Deploy region" in text for line in text.split("\n")]
+
+    lines = await eventually(lambda: ":x: Deploy region 43" in "\n".join(listed()) and listed(), timeout=30)
+    look = {35: ":arrows_counterclockwise:", 43: ":x:"}
+    assert [line.split(" (")[0] for line in lines] == [
+        f"{look.get(i, ':white_check_mark:')} Deploy region {i:02d}" for i in range(45)
+    ]
+    assert not any("more stage" in line or "_(truncated)_" in line for line in lines)
+    assert all(d.result == "succeeded" for d in await ado.drain())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -209,6 +210,135 @@ def test_a_cards_notification_text_is_its_text_escaped_never_read_as_markup() ->
     assert render_reply(written).text == "Started run 1 *now*"
     long = render_card(Card("x" * 5000)).text
     assert len(long) == 3000 and long.endswith("…")
+
+
+def region(i: int) -> str:
+    """A stage display name of about 120 characters, as matrix and region stages have."""
+    return (
+        f"Deploy region {i:02d} (westeurope-prod-cluster-{i:02d}) · canary 10% → 50% → 100% with smoke tests and "
+        "rollback guard"
+    )
+
+
+def regions_run(count: int, *, running: int, failed: int, name: Callable[[int], str] = region) -> Card:
+    """A run of ``count`` region stages, run side by side: stage ``running`` still running, ``failed`` failed,
+    every other one succeeded."""
+    look = {running: Status.RUNNING, failed: Status.FAILED}
+    steps = tuple(Step(name(i), look.get(i, Status.SUCCEEDED)) for i in range(count))
+    links = (Link("Open run", "https://dev.azure.com/contoso/mlops/_build/results?buildId=9"),)
+    facts = (Fact("Pipeline", "integrate-regions"),)
+    context = "Azure DevOps · contoso/mlops"
+    return Card("integrate-regions 20261130.9", Status.RUNNING, facts=facts, steps=steps, links=links, context=context)
+
+
+def stage_lines(content: SlackContent) -> list[str]:
+    """The lines of the sections that list stages, in order."""
+    return [
+        line
+        for block in content.blocks
+        if block["type"] == "section"
+        and "text" in block
+        and ("Deploy region" in block["text"]["text"] or "more stage" in block["text"]["text"])
+        for line in block["text"]["text"].split("\n")
+    ]
+
+
+def hidden_counts(lines: list[str]) -> list[int]:
+    """The counts of the "… N more stages" lines."""
+    return [int(line.split()[1]) for line in lines if line.startswith("_… ")]
+
+
+def test_a_long_stage_list_spreads_over_sections_and_shows_every_stage() -> None:
+    """45 stages of about 120 characters do not fit one section's 3,000: they take three, none cut, the running
+    and the failed stage among them."""
+    content = render_card(regions_run(45, running=35, failed=43))
+    assert_within_limits(content)
+    lines = stage_lines(content)
+    assert len(lines) == 45 and all(region(i) in line for i, line in enumerate(lines))
+    assert lines[35].startswith(":arrows_counterclockwise: ") and lines[43].startswith(":x: ")
+    assert "_(truncated)_" not in json.dumps(content.blocks)
+    assert [b["type"] for b in content.blocks][-2:] == ["section", "context"]  # the run's link, then where it runs
+
+
+def test_stages_beyond_slacks_limits_keep_the_ones_that_need_attention_and_count_the_rest() -> None:
+    """400 stages of about 320 characters are over a message's 40,000: the running and the failed stage stay,
+    with the stages nearest the last one, and each run of stages left out says how many it hides and how they
+    stand."""
+    card = regions_run(400, running=35, failed=43, name=lambda i: f"{region(i)} {'·' * 200}")
+    content = render_card(card)
+    assert_within_limits(content)
+    lines = stage_lines(content)
+    shown = [line for line in lines if not line.startswith("_… ")]
+    assert sum(hidden_counts(lines)) == 400 - len(shown) > 0
+    first_gap, running, second_gap, failed, third_gap, *rest = lines
+    assert (first_gap, second_gap) == ("_… 35 more stages, all succeeded_", "_… 7 more stages, all succeeded_")
+    assert running.startswith(":arrows_counterclockwise: Deploy region 35 ")
+    assert failed.startswith(":x: Deploy region 43 ")
+    # then the stages nearest the last one, which is where the run got to
+    assert third_gap == f"_… {400 - 44 - len(rest)} more stages, all succeeded_"
+    assert all(region(i) in line for i, line in zip(range(400 - len(rest), 400), rest, strict=True))
+    assert "not shown (Slack's message limits)" not in json.dumps(content.blocks)  # the gaps say it where it is
+
+
+def test_a_five_stage_card_renders_as_it_always_has() -> None:
+    card = Card(
+        title="integrate-app-y 20261130.4",
+        status=Status.RUNNING,
+        facts=(Fact("Pipeline", "integrate-app-y"), Fact("Run", "20261130.4"), Fact("Requested by", "Bob")),
+        steps=(
+            Step("Build", Status.SUCCEEDED),
+            Step("Unit tests", Status.SUCCEEDED),
+            Step("Integration tests", Status.RUNNING),
+            Step("Package", Status.QUEUED),
+            Step("Deploy to staging", Status.QUEUED),
+        ),
+        links=(Link("Open run", "https://dev.azure.com/contoso/mlops/_build/results?buildId=4"),),
+        context="Azure DevOps · contoso/mlops",
+    )
+    assert render_card(card).blocks == [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": "integrate-app-y 20261130.4", "emoji": True},
+            "block_id": "fcf9bfc0d34.0",
+        },
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": ":arrows_counterclockwise: *Running*"},
+            "block_id": "fcf9bfc0d34.1",
+        },
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": "*Pipeline*\nintegrate-app-y"},
+                {"type": "mrkdwn", "text": "*Run*\n20261130.4"},
+                {"type": "mrkdwn", "text": "*Requested by*\nBob"},
+            ],
+            "block_id": "fcf9bfc0d34.2",
+        },
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": ":white_check_mark: Build\n:white_check_mark: Unit tests\n"
+                ":arrows_counterclockwise: Integration tests\n"
+                ":hourglass_flowing_sand: Package\n:hourglass_flowing_sand: Deploy to staging",
+            },
+            "block_id": "fcf9bfc0d34.3",
+        },
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "<https://dev.azure.com/contoso/mlops/_build/results?buildId=4|Open run>",
+            },
+            "block_id": "fcf9bfc0d34.4",
+        },
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": "Azure DevOps · contoso/mlops"}],
+            "block_id": "fcf9bfc0d34.5",
+        },
+    ]
 
 
 facts = st.lists(st.builds(Fact, st.text(max_size=300), st.text(max_size=4000)), max_size=120)
