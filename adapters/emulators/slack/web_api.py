@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .arguments import ApiCall, MethodError, read_call
+from .blocks import BlockError, check_blocks
 from .history import Page, in_window, limit_of, paginate
 from .rate_limit import TokenBucketLimiter, retry_after_header
 from .state import KEEP, ChannelState, SlackMessage, SlackState
@@ -341,6 +342,7 @@ class WebApi:
         return text, blocks, attachments
 
     def _check_limits(self, text: str, blocks: Any) -> None:
+        """The message's size and its blocks' limits (:mod:`.blocks`), as Slack checks them."""
         limits = self.world.limits
         if len(text) > limits.max_text_chars:
             raise MethodError("msg_too_long")
@@ -353,6 +355,10 @@ class WebApi:
                 "invalid_blocks",
                 response_metadata={"messages": [f"[ERROR] must provide an array of at most {limits.max_blocks} items"]},
             )
+        try:
+            check_blocks(blocks)
+        except BlockError as exc:
+            raise MethodError("invalid_blocks", response_metadata={"messages": [str(exc)]}) from None
 
     def _own_message(self, call: ApiCall, error: str = "cant_update_message") -> tuple[ChannelState, SlackMessage]:
         channel = self._channel(call)

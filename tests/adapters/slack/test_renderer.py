@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.emulators.slack.blocks import check_blocks
 from adapters.slack import buttons
 from adapters.slack.renderer import (
     MAX_BLOCKS,
@@ -42,6 +43,7 @@ def texts(node: Any) -> list[str]:
 
 def assert_within_limits(content: SlackContent) -> None:
     blocks = content.blocks
+    check_blocks(blocks)  # what the emulator refuses, as Slack does
     assert 1 <= len(blocks) <= MAX_BLOCKS
     assert message_chars(blocks) <= MAX_MESSAGE_CHARS
     assert len(content.text) <= 3000
