@@ -174,9 +174,10 @@ class ServiceHookRoute:
 
     async def _stored_before(self, events: list[DomainEvent]) -> list[bool]:
         """Which of the events were stored already, asked of the store only for those that may make a lookup
-        (of a project's id, an approval, a run, the approvers): Azure DevOps redelivers a hook it was not
-        answered in time, and a redelivery is answered without asking Azure DevOps again (its rate limit), and
-        with a 200 even while Azure DevOps is down. The store's dedupe at insert still decides for the rest."""
+        (an approval's details, its run and approvers; a project's id not learned yet): Azure DevOps redelivers a
+        hook it was not answered in time, and a redelivery is answered without asking Azure DevOps again (its
+        rate limit), and with a 200 even while Azure DevOps is down. The store's dedupe at insert still decides
+        for the rest."""
         asks = [self._may_look_up(event) for event in events]
         if not any(asks):
             return [False] * len(events)
@@ -191,8 +192,8 @@ class ServiceHookRoute:
         if isinstance(event, ApprovalEvent):
             lookups = (self._approval_details, self._run_facts, self._approver_identities, self._own_identity)
             return any(lookup is not None for lookup in lookups)
-        if isinstance(event, RunStateChanged | StageStateChanged) and self._run_facts is not None and event.project:
-            return not self._run_facts.holds(event.project, event.run.run_id)
+        # a run's or stage's events are not asked about: most never make a lookup, and the Build API's answer is
+        # kept per run (a redelivery reads it from memory), so the busiest hook does not pay a read for it
         return False
 
     async def _named(self, event: DomainEvent) -> DomainEvent:

@@ -77,11 +77,6 @@ class RunFacts:
         self._retry_after = retry_after
         self._runs: OrderedDict[tuple[str, str], _Run] = OrderedDict()
 
-    def holds(self, project: str, run_id: str) -> bool:
-        """Whether an answer about the run is kept (its later events read it from memory)."""
-        run = self._runs.get((project.lower(), run_id))
-        return run is not None and run.answer is not None
-
     async def of(
         self, project: str, run_id: str, timeout: float, completion: RunCompletion | None = None
     ) -> RunStatus | None:
