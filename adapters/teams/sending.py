@@ -4,7 +4,8 @@ Teams throttles each bot per conversation (7 messages per second, 8 per 2 s, 60 
 hour; a channel's threads count against the channel) and across its conversations (30 requests per
 second per app and tenant), and asks bots to retry 412, 429, 502 and 504 with
 exponential backoff and jitter, honouring ``Retry-After``. :class:`Pacer` waits for room before each
-send and retries those answers (and 503) a few times inline; a wait longer than
+send, counts the send against the limits until its answer comes (Teams counts it when it arrives), and
+retries those answers (and 503) a few times inline; a wait longer than
 :attr:`SendPolicy.max_wait` (well inside the outbox's lease of a delivery) is not spent inline but handed
 back for the outbox to schedule: a wait for room as :class:`~bot.ports.SendLater` (nothing was sent), a
 backoff as the retryable :class:`~bot.ports.DeliveryFailed` with its ``retry_after``.
@@ -21,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -164,11 +166,9 @@ class Pacer:
             while wait > 0:
                 await self.clock.sleep(wait)
                 wait = max(self.limiter.delay(key), self._app_delay())
-            self.limiter.record(key)
-            if self.app_limiter is not None:
-                self.app_limiter.record(APP)
             try:
-                return await send()
+                with self._sending(key):
+                    return await send()
             except DeliveryFailed as failed:
                 if failed.retry_after:
                     self.limiter.block(key, failed.retry_after)
@@ -178,6 +178,11 @@ class Pacer:
                 if delay > self.policy.max_wait:
                     raise
                 await self.clock.sleep(delay)
+
+    @contextmanager
+    def _sending(self, key: str) -> Iterator[None]:
+        with self.limiter.sending(key), self.app_limiter.sending(APP) if self.app_limiter else nullcontext():
+            yield
 
     def _app_delay(self) -> float:
         return self.app_limiter.delay(APP) if self.app_limiter is not None else 0.0

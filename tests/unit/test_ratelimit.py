@@ -61,3 +61,16 @@ async def test_conversations_gone_quiet_are_forgotten() -> None:
     assert limiter.remembered() == {"new", "blocked"}
     assert limiter.delay("blocked") > 3500  # a block outlives the sweep
     assert limiter.delay("c1") == 0
+
+
+async def test_a_send_counts_as_sent_until_its_answer_comes_and_then_when_it_came() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(SLACK_WINDOWS, clock)
+    with limiter.sending("c"):
+        assert limiter.delay("c") == 1.0
+        await clock.advance(0.75)  # on its way: the platform may count it any moment now
+        assert limiter.delay("c") == 1.0
+    assert limiter.delay("c") == 1.0  # answered: it counts from now
+    await clock.advance(0.5)
+    assert limiter.delay("c") == 0.5
+    assert limiter.remembered() == {"c"}
