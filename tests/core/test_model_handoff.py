@@ -320,6 +320,14 @@ async def _integration_passed(world: World) -> None:
     await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
     world.pipelines.finish("101", "succeeded")
     await world.until(lambda: _integration_state(world, "completed"), "the integration finished")
+    await world.until(lambda: _told_all_of_run(world, "101"), "the cards told the outcome")
+
+
+async def _told_all_of_run(world: World, run_id: str) -> bool:
+    """Handoff has told all of how the integration run it started ended. The gate's evidence changes first,
+    then the cards follow, each in its own transaction, and the run is marked ended last."""
+    runs = await world.core.store.list_command_runs("app-y")
+    return any(run.backend_run_id == run_id and run.state.ended for run in runs)
 
 
 async def _integration_state(world: World, *states: str) -> bool:
@@ -1055,6 +1063,7 @@ async def _failed_then(world: World) -> None:
     await world.until(lambda: world.pipelines.of("integrate-app-y"), "the integration started")
     world.pipelines.finish("101", "failed", "Integration tests")
     await world.until(lambda: _integration_state(world, "completed"), "the integration failed")
+    await world.until(lambda: _told_all_of_run(world, "101"), "the cards told the failure")
     assert (await world.gate_details())["blockers"] == [
         "app-y: integration integrate-app-y 20261128.1: failed at Integration tests"
     ]
