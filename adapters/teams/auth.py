@@ -4,7 +4,8 @@ built from :class:`~bot.config.TeamsSettings`.
 With an empty ``app_id`` authentication is off (local use; the settings demand
 ``allow_unauthenticated: true``). With ``openid_metadata_url`` set, tokens are checked against that
 metadata instead of ``login.botframework.com`` (tests serve a local key set there); every other value is
-the public cloud's, so the checks are the ones Teams' tokens get in production.
+the public cloud's, so the checks are the ones Teams' tokens get in production. The connector clients it
+makes send through aiohttp (:mod:`.connector`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import CallerIdConstants
-from botframework.connector.auth import AuthenticationConstants
+from botbuilder.schema import Activity, CallerIdConstants
+from botframework.connector.auth import (
+    AuthenticateRequestResult,
+    AuthenticationConstants,
+    ClaimsIdentity,
+    ConnectorFactory,
+)
 
 from bot.config import TeamsSettings
+
+from .connector import ConnectorSessions, SessionConnectorFactory
 
 LOCAL_BOT_APP_ID = "00000000-0000-0000-0000-000000000000"
 """The bot id used for proactive sends when authentication is off (botbuilder needs a non-empty one)."""
@@ -70,9 +78,27 @@ def bot_configuration(settings: TeamsSettings) -> BotConfiguration:
     )
 
 
-def create_authentication(settings: TeamsSettings) -> ConfigurationBotFrameworkAuthentication:
+class TeamsAuthentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
+    """botbuilder's authentication from the configuration, its connector clients (for proactive sends and for a
+    turn's replies alike) sending through ``sessions``."""
+
+    def __init__(self, configuration: BotConfiguration, sessions: ConnectorSessions) -> None:
+        super().__init__(configuration)
+        self.sessions = sessions
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return SessionConnectorFactory(super().create_connector_factory(claims_identity), self.sessions)
+
+    async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        result = await super().authenticate_request(activity, auth_header)
+        if result.connector_factory is not None:
+            result.connector_factory = SessionConnectorFactory(result.connector_factory, self.sessions)
+        return result
+
+
+def create_authentication(settings: TeamsSettings, sessions: ConnectorSessions) -> TeamsAuthentication:
     """The authentication the ``CloudAdapter`` and the ``/api/messages`` handler share."""
-    return ConfigurationBotFrameworkAuthentication(bot_configuration(settings))
+    return TeamsAuthentication(bot_configuration(settings), sessions)
 
 
 def metadata_urls(settings: TeamsSettings) -> list[str]:

@@ -22,9 +22,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import (
@@ -96,14 +96,6 @@ def _fitted(card: Card, budget: SizeBudget, marker: str | None, mentioned: Seque
     activity = card_activity(card, marker, mentioned, budget.limit)
     budget.sent = activity_size(activity)
     return activity
-
-
-def without_hidden_retries(turn_context: TurnContext) -> None:
-    """Stop msrest from retrying PUT/GET/DELETE with real sleeps: retries are the :class:`Pacer`'s."""
-    client: Any = turn_context.turn_state.get(BotAdapter.BOT_CONNECTOR_CLIENT_KEY)
-    policy = getattr(getattr(client, "config", None), "retry_policy", None)
-    if policy is not None:
-        policy.retries = 0
 
 
 class TeamsChatChannel:
@@ -358,7 +350,6 @@ class TeamsChatChannel:
         errors: list[BaseException] = []
 
         async def callback(ctx: TurnContext) -> None:
-            without_hidden_retries(ctx)
             try:
                 results.append(await op(ctx))
             except Exception as exc:

@@ -55,7 +55,7 @@ from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress
 
 from . import markdown
-from .channel import TeamsChatChannel, card_activity, without_hidden_retries
+from .channel import TeamsChatChannel, card_activity
 from .identity import TeamsIdentity
 from .ids import split_thread
 from .redeliveries import Redeliveries
@@ -144,10 +144,6 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         self.answer_within = answer_within
         self.redeliveries = redeliveries or Redeliveries(None, SystemClock())
         self.later = BackgroundWork(log, "a card's later update")
-
-    async def on_turn(self, turn_context: TurnContext) -> None:
-        without_hidden_retries(turn_context)
-        await super().on_turn(turn_context)
 
     # --- installs and removals ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from bot.ports import ConversationStore, EventLog
 
 from .auth import bot_app_id, create_authentication, is_authentication_enabled, metadata_urls
 from .channel import TeamsChatChannel
+from .connector import ConnectorSessions
 from .endpoint import MessagesEndpoint
 from .handler import HandoffTeamsBot
 from .identity import TeamsIdentity
@@ -41,11 +42,14 @@ class TeamsIntegration:
     bot: HandoffTeamsBot
     endpoint: MessagesEndpoint
     registry: ConversationRegistry
+    connector: ConnectorSessions = field(default_factory=ConnectorSessions)
     key_sets: dict[str, OpenIdKeySet] = field(default_factory=dict)
 
     async def close(self) -> None:
-        """Release what the integration holds (signing-key caches, Graph's connections). Safe to call twice."""
+        """Release what the integration holds (signing-key caches, the connector's and Graph's connections). Safe
+        to call twice."""
         await self.bot.later.close()
+        await self.connector.close()
         uninstall_key_sets(self.key_sets)
         self.key_sets = {}
         if self.channel.graph is not None:
@@ -78,7 +82,8 @@ def mount_teams(
     """
     clock = clock or SystemClock()
     quiet_known_teams_fields()
-    authentication = create_authentication(settings)
+    connector = ConnectorSessions()
+    authentication = create_authentication(settings, connector)
     adapter = CloudAdapter(authentication)
     # No turn error handler: a failed turn reaches the endpoint, which answers 503 so that Teams sends the
     # activity again (a handler would end the turn as if it had been handled). Proactive sends catch their
@@ -113,6 +118,7 @@ def mount_teams(
         bot=bot,
         endpoint=endpoint,
         registry=registry,
+        connector=connector,
         key_sets=install_key_sets(metadata_urls(settings), clock),
     )
     app.router.add_post(path, endpoint.handle)
