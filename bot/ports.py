@@ -214,8 +214,9 @@ class CardStore(Protocol):
 
     async def forget_cards_before(self, cutoff: datetime) -> int:
         """Drop the state and the posted messages of cards last updated before ``cutoff``, except a card with
-        a delivery still pending or a gate still waiting; how many cards. A later event for one of them
-        posts a new card."""
+        a delivery still pending and every card of a gate still waiting (its own, the card of the run a
+        pipeline approval waits in, a promotion's model version card and its apps' cards); how many cards. A
+        later event for one of them posts a new card."""
         ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import CompoundSelect, Select, and_, delete, func, select, union
 from sqlalchemy.engine import Connection
 
 from adapters.sql.base import SqlBase, address, upsert, utc
@@ -44,6 +44,25 @@ def card_upsert(dialect: str, card: PostedCard) -> Any:
     return upsert(dialect, cards, values, ["grouping_key", "platform", "conversation_id"], kept=["first_rank"])
 
 
+def _waiting_gates_detail(name: str) -> Select[tuple[str]]:
+    """The detail ``name`` of the gates still waiting for a decision, where they have it (never NULL: a NULL in
+    ``NOT IN`` would keep every card)."""
+    value = gates.c.details[name].as_string()
+    return select(value).where(gates.c.state == GateState.PENDING.value, value.is_not(None), value != "")
+
+
+def _cards_of_waiting_gates() -> CompoundSelect[tuple[str]]:
+    """The keys of the cards a gate still waiting for a decision belongs to: its own card (the approval's, or the
+    promotion's), the card of the run a pipeline approval waits in (whose stages go on once it is decided), and
+    the card of the model version a promotion gate releases. Its details name them; the state index finds the
+    waiting gates."""
+    return union(
+        select(gates.c.gate_id).where(gates.c.state == GateState.PENDING.value),
+        _waiting_gates_detail("run_key"),
+        _waiting_gates_detail("model_card_key"),
+    )
+
+
 class SqlCardStore(SqlBase):
     async def get_card(self, grouping_key: str, conversation: ConversationAddress) -> PostedCard | None:
         query = select(cards).where(
@@ -65,13 +84,16 @@ class SqlCardStore(SqlBase):
             return [_card(row) for row in rows]
 
     async def forget_cards_before(self, cutoff: datetime, chunk: int = FORGET_CHUNK) -> int:
+        model_card = func.coalesce(card_states.c.state["model_card_key"].as_string(), "")
         forgotten = and_(
             card_states.c.updated_at < cutoff,
-            # a card still on its way, or a gate still waiting for a decision, keeps its card
+            # a card still on its way keeps its card, and so does every card a gate still waiting belongs to
             card_states.c.grouping_key.not_in(
                 select(deliveries.c.grouping_key).where(deliveries.c.state == DeliveryState.PENDING.value)
             ),
-            card_states.c.grouping_key.not_in(select(gates.c.gate_id).where(gates.c.state == GateState.PENDING.value)),
+            card_states.c.grouping_key.not_in(_cards_of_waiting_gates()),
+            # an app's card of a model version a waiting promotion gate releases (it names the version's card)
+            model_card.not_in(_waiting_gates_detail("model_card_key")),
         )
 
         def forget_chunk(conn: Connection) -> int:

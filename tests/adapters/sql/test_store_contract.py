@@ -227,6 +227,53 @@ async def test_forgetting_old_cards_keeps_those_still_on_their_way_or_waiting(st
     assert await store.forget_cards_before(NOW - timedelta(days=90)) == 0
 
 
+async def test_forgetting_old_cards_keeps_every_card_a_waiting_gate_belongs_to(store: SqlStore) -> None:
+    long_ago = NOW - timedelta(days=100)
+    run_waiting, run_decided = "azure-devops:contoso:mlops:run:7", "azure-devops:contoso:mlops:run:8"
+    model_waiting, model_decided = "azure-ml:ws:model:model-x:7", "azure-ml:ws:model:model-x:6"
+    gates = {
+        # a YAML approval: its own card, and the card of the run it waits in (which its run's events update)
+        "azure-devops:contoso:pipeline-approval:a7": {"approval_kind": "pipeline", "run_key": run_waiting},
+        "azure-devops:contoso:pipeline-approval:a8": {"approval_kind": "pipeline", "run_key": run_decided},
+        # a classic release approval: it has no run, and its card is its own
+        "azure-devops:contoso:release-approval:r1": {"approval_kind": "release", "run_key": ""},
+        # Handoff's promotion gates: their own cards, the model version's card and its apps' cards
+        "handoff:promotion:model-x:7": {"model_card_key": model_waiting, "apps": {"app-y": {}}},
+        "handoff:promotion:model-x:6": {"model_card_key": model_decided, "apps": {"app-y": {}}},
+    }
+    for gate_id, details in gates.items():
+        assert await store.create_gate(replace(gate(gate_id), created_at=long_ago, details=details))
+    for decided in ("azure-devops:contoso:pipeline-approval:a8", "handoff:promotion:model-x:6"):
+        assert await store.update_gate(decided, 1, GateState.APPROVED, decided_at=long_ago)
+    states = {
+        **{gate_id: {"state": "waiting"} for gate_id in gates},
+        run_waiting: {"type": "run", "state": "waiting"},
+        run_decided: {"type": "run", "state": "waiting"},
+        model_waiting: {"handoff": {}},
+        model_decided: {"handoff": {}},
+        "handoff:model:model-x:7:app:app-y": {"type": "app_handoff", "model_card_key": model_waiting},
+        "handoff:model:model-x:6:app:app-y": {"type": "app_handoff", "model_card_key": model_decided},
+        "azure-devops:contoso:release:1:production": {"state": "succeeded"},
+    }
+    for n, (key, state) in enumerate(states.items()):
+        await store.record_event(event(f"e{n}", long_ago), [], CardState(key, 1, state))
+    await store.save_card(PostedCard(run_waiting, SLACK, message_id="1700000000.000700"))
+
+    forgotten = {
+        "azure-devops:contoso:pipeline-approval:a8",
+        "handoff:promotion:model-x:6",
+        run_decided,
+        model_decided,
+        "handoff:model:model-x:6:app:app-y",
+        "azure-devops:contoso:release:1:production",
+    }
+    assert await store.forget_cards_before(NOW - timedelta(days=90)) == len(forgotten)
+    kept = await store.get_card_states(list(states))
+    assert {key for key, state in kept.items() if state is not None} == set(states) - forgotten
+    assert [c.message_id for c in await store.cards_for(run_waiting)] == ["1700000000.000700"]
+    assert await store.forget_cards_before(NOW - timedelta(days=90)) == 0
+
+
 async def test_forgetting_decided_gates_keeps_waiting_and_recent_ones(store: SqlStore) -> None:
     long_ago = NOW - timedelta(days=100)
     for gate_id in ("old", "recent", "waiting"):
