@@ -363,7 +363,7 @@ async def all_sent(loop: Loop) -> None:
 
 
 async def test_a_failed_stages_hook_before_the_runs_first_tells_each_thread_the_failure_once(
-    start_loop: Any, store_url: str, fake_http_server: FakeHTTPServer
+    store_url: str, start_loop: Any, fake_http_server: FakeHTTPServer
 ) -> None:
     """Azure DevOps sends run and stage hooks from separate subscriptions, so a fast-failing run's failed stage may
     come first, while app-releases (runs, no stages) shows the card nowhere yet. Each conversation's card, shown
