@@ -101,7 +101,10 @@ def _too_slow(request: web.Request) -> web.Response:
 async def over_limit(request: web.Request) -> web.Response | None:
     """The 413 answer for a body over its route's cap, 408 for one that does not arrive in time, or None;
     the app-wide ``client_max_size`` bounds chunked ones. A body not yet all in is read here, under
-    :data:`BODY_TIMEOUT`: the route's own read then returns it at once."""
+    :data:`BODY_TIMEOUT`: the route's own read then returns it at once.
+
+    So a handler reads its body with ``request.read()``, ``text()``, ``json()`` or ``post()``, which return the
+    copy read here, never from ``request.content``, which that read has emptied."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return None
     resource = request.match_info.route.resource

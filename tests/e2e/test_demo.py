@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -51,6 +53,31 @@ async def test_a_second_demo_starts_afresh_and_runs_the_same_command_again(tmp_p
             await integrate_once(demo, day)
         finally:
             await demo.stop()
+
+
+async def test_a_console_post_whose_body_comes_after_its_headers_is_posted(tmp_path: Path) -> None:
+    """A client that sends its headers and then its body (here told to wait: ``Expect: 100-continue``) has its
+    message posted: the body the server's edge read first is the one the console reads."""
+    demo = await start_demo(0, tmp_path)
+    try:
+        channel = demo.suite.slack.state.channel("app-releases")
+        body = json.dumps({"user": "bob", "text": "a note sent in two parts"}).encode()
+        where = urlsplit(demo.console_url)
+        reader, writer = await asyncio.open_connection(where.hostname, where.port)
+        writer.write(
+            f"POST {where.path}api/channels/slack/{channel.id}/messages HTTP/1.1\r\nHost: {where.netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100 Continue")
+        writer.write(body)
+        answer = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await demo.stop()
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert [m.text for m in channel.messages] == ["a note sent in two parts"]
 
 
 async def test_the_demos_own_secrets_never_reach_its_log(tmp_path: Path, handoff_log: io.StringIO) -> None:
