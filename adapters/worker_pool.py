@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import partial
 from typing import Any, TypeVar
 
-from bot.lifecycle import WORKER_PREFIX
+from bot.lifecycle import WorkerThreads
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ class WorkerPool:
     """``workers`` threads for the calls of ``service`` (a name for the threads: ``azure-ml``)."""
 
     def __init__(self, service: str, workers: int) -> None:
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"{WORKER_PREFIX}-{service}")
+        self._executor = WorkerThreads(workers, service)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``function(*args, **kwargs)`` on one of the pool's threads, once one is free."""

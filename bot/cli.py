@@ -423,8 +423,10 @@ def _settings_for(config: str) -> Settings | None:
     if not isinstance(settings, Settings):
         return None
     configure_logging("WARNING", secrets=configured_secrets(settings))
-    # the command's report says what did not answer; urllib3's line per retry on the way would only repeat it
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    # the command's report says what did not answer; urllib3's line per retry on the way would only repeat it,
+    # and so would the Azure SDK's warnings (DefaultAzureCredential's 14 lines on every credential it tried)
+    for sdk in ("urllib3.connectionpool", "azure.identity", "azure.core"):
+        logging.getLogger(sdk).setLevel(logging.ERROR)
     return settings
 
 

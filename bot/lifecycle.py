@@ -8,9 +8,8 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -34,6 +33,43 @@ async def until_signalled() -> None:
 WORKER_PREFIX = "handoff-worker"
 
 
+class WorkerThreads(ThreadPoolExecutor):
+    """A thread pool whose threads are named as Handoff's workers (``handoff-worker-<service>``), and whose calls
+    still running hold the process's exit for its grace period only (:func:`run_server`).
+
+    Only a call still running counts, not an idle thread: one that has not yet seen the pool shut down is not
+    waiting on any service."""
+
+    def __init__(self, max_workers: int | None = None, service: str = "") -> None:
+        super().__init__(max_workers, thread_name_prefix=f"{WORKER_PREFIX}-{service}" if service else WORKER_PREFIX)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return super().submit(_counted, fn, *args, **kwargs)
+
+
+_calls = threading.Condition()
+_running = 0  # calls running on WorkerThreads, guarded by _calls
+
+
+def _counted(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    global _running
+    with _calls:
+        _running += 1
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        with _calls:
+            _running -= 1
+            _calls.notify_all()
+
+
+def _still_running(within: float) -> int:
+    """How many calls on WorkerThreads are still running after waiting at most ``within`` seconds for them."""
+    with _calls:
+        _calls.wait_for(lambda: _running == 0, timeout=within)
+        return _running
+
+
 def run_server(main: Coroutine[Any, Any, T], grace: float) -> T:
     """Run ``main`` as :func:`asyncio.run` does, but never let the exit wait long on a worker thread.
 
@@ -43,7 +79,7 @@ def run_server(main: Coroutine[Any, Any, T], grace: float) -> T:
     process exits without them (what they would have done is retried by the senders or the sweep).
     """
     runner = asyncio.Runner()
-    workers = ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
+    workers = WorkerThreads()
     runner.get_loop().set_default_executor(workers)
     status = 1  # what the process exits with if it must leave worker threads behind
     try:
@@ -62,7 +98,7 @@ def run_command(main: Coroutine[Any, Any, int], interrupted: Callable[[signal.Si
     Worker threads still waiting on a service do not hold the exit.
     """
     runner = asyncio.Runner()
-    workers = ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
+    workers = WorkerThreads()
     runner.get_loop().set_default_executor(workers)
     status = 1
     try:
@@ -98,19 +134,13 @@ async def _until_done_or_signalled(
 
 
 def _leave(runner: asyncio.Runner, workers: ThreadPoolExecutor, grace: float, status: int) -> None:
-    """Close ``runner``, giving the worker threads still busy ``grace`` seconds; then exit without them."""
+    """Close ``runner``, giving the calls still running on worker threads ``grace`` seconds; then exit without
+    them."""
     workers.shutdown(wait=False, cancel_futures=True)
-    deadline = time.monotonic() + grace
-    for thread in _workers():
-        thread.join(max(0.0, deadline - time.monotonic()))
-    if stuck := _workers():
-        log.warning("exiting with %d call(s) to a service still unanswered", len(stuck))
+    if unanswered := _still_running(grace):
+        log.warning("exiting without waiting for %d call(s) to a service still unanswered", unanswered)
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         os._exit(status)  # a worker thread cannot be stopped, and the interpreter would wait for it
     runner.close()
-
-
-def _workers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(WORKER_PREFIX) and t.is_alive()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -528,6 +530,58 @@ def test_connect_fails_on_a_service_that_never_answers_at_its_timeout(tmp_path: 
             assert failure in connect.stdout.splitlines()
             assert took < 15, target
             assert "Traceback" not in connect.stderr
+
+
+@contextmanager
+def refusing_identity_endpoint() -> Iterator[dict[str, str]]:
+    """The environment of a managed identity (App Service's ``IDENTITY_ENDPOINT``) whose local endpoint refuses
+    every token request: ``DefaultAzureCredential`` fails at once, and nothing leaves the machine."""
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"error": "invalid_request", "error_description": "no identity here"}'
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # (not the test's output)
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse) as server:
+        serving = threading.Thread(target=server.serve_forever, daemon=True)
+        serving.start()
+        try:
+            yield {"IDENTITY_ENDPOINT": f"http://127.0.0.1:{server.server_port}/token", "IDENTITY_HEADER": "x"}
+        finally:
+            server.shutdown()
+
+
+def test_doctor_and_connect_say_a_failing_default_credential_once_in_their_own_words(tmp_path: Path) -> None:
+    """Without an Azure login, the Azure ML credential check fails on its line; the SDK's own warning about every
+    credential it tried does not come with it, nor a warning about calls left behind."""
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs/train-model-x.yml").write_text("command: python train.py\n")  # (azure_ml's retrain job)
+    (tmp_path / "az").mkdir()  # (an Azure CLI, if there is one, has no login)
+    with never_answering() as url, refusing_identity_endpoint() as identity:
+        path = config_copy(
+            tmp_path,
+            # (by name: looked up on a worker thread, which the command leaves idle)
+            server__public_url=url.replace("127.0.0.1", "localhost"),
+            azure_ml__enabled=True,
+            azure_ml__credential={"kind": "default"},
+            eventgrid__enabled=True,
+        )
+        env = clean_env(**STALLED_ENV, **identity, AZURE_CONFIG_DIR=str(tmp_path / "az"))
+        doctor = run("doctor", "--config", str(path), "--timeout", "1", env=env)
+        connect = run("connect", "azure-ml", "--config", str(path), "--dry-run", "--timeout", "1", env=env)
+    print(doctor.stdout, doctor.stderr, connect.stdout, connect.stderr)
+    assert "the default credential could not get a token" in line_of(doctor.stdout, "FAIL  azure_ml.credential")
+    assert "the Azure credential could not get a token" in connect.stdout
+    for said in (doctor.stderr, connect.stderr):
+        assert "DefaultAzureCredential" not in said and "Attempted credentials" not in said
+        assert "still unanswered" not in said and "Traceback" not in said
 
 
 def first_line(process: subprocess.Popen[str], within: float) -> str:
