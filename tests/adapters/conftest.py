@@ -9,15 +9,17 @@ empty cache directory, set before any test module imports the SDK.
 from __future__ import annotations
 
 import atexit
+import copy
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from adapters.emulators.azure_devops import AzureDevOpsEmulator
+from adapters.emulators.azure_devops import AzureDevOpsEmulator, load_default_world
 from adapters.emulators.azure_ml import AzureMLEmulator
 from bot.clock import FakeClock
 
@@ -41,7 +43,22 @@ async def aml(clock: FakeClock) -> AsyncIterator[AzureMLEmulator]:
 
 
 @pytest.fixture
-async def ado(clock: FakeClock) -> AsyncIterator[AzureDevOpsEmulator]:
-    """The Azure DevOps emulator with the shipped default world, on the test's clock."""
-    async with AzureDevOpsEmulator(clock=clock) as emulator:
+def ado_world() -> dict[str, Any] | None:
+    """The world ``ado`` starts with: None for the shipped default. A test changes it with
+    ``@pytest.mark.parametrize("ado_world", [...])``."""
+    return None
+
+
+def production_approval(**approval: Any) -> dict[str, Any]:
+    """The shipped Azure DevOps world, with ``approval``'s keys set on production's approval check."""
+    world = copy.deepcopy(load_default_world())
+    [production] = [e for e in world["environments"] if e["name"] == "production"]
+    production["approval"].update(approval)
+    return world
+
+
+@pytest.fixture
+async def ado(clock: FakeClock, ado_world: dict[str, Any] | None) -> AsyncIterator[AzureDevOpsEmulator]:
+    """The Azure DevOps emulator with the shipped default world (or ``ado_world``), on the test's clock."""
+    async with AzureDevOpsEmulator(ado_world, clock=clock) as emulator:
         yield emulator

@@ -125,6 +125,15 @@ def blocks_text(message: Any) -> str:
     return json.dumps(message.blocks or []) + message.text
 
 
+async def approve_in_slack(loop: Loop, gate_card: Any, user: str, comment: str) -> None:
+    """``user`` clicks Approve on the card and submits ``comment`` in the form that opens."""
+    slack = loop.suite.slack
+    opened_before = set(slack.state.views)
+    assert (await slack.click_button(gate_card.ts, "approve", user=user)).status == 200
+    view_id = await eventually(lambda: next(iter(set(slack.state.views) - opened_before), None))
+    assert (await slack.submit_view(view_id, {"comment": {"comment": comment}})).status == 200
+
+
 def teams_posts(loop: Loop, channel: str) -> list[Any]:
     return [p for p in loop.suite.teams.state.channel(channel).posts if not p.deleted]
 

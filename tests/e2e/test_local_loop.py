@@ -27,6 +27,7 @@ from bot.interactions import ChatUser, CommandRequest
 from bot.records import ConversationAddress, GateState
 from tests.e2e.conftest import (
     Loop,
+    approve_in_slack,
     blocks_text,
     card_text,
     eventually,
@@ -145,7 +146,8 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
         lambda: next((p for p in teams_posts(loop, "App releases") if "approve" in card_text(p)), None)
     )
     slack = loop.suite.slack
-    # the gate calls on carol, an approver; bob asked for the run, which bars him (requesterCannotBeApprover)
+    # the gate calls on carol, an approver; bob asked for the run, which bars him (the gate policy's
+    # requester_cannot_approve)
     carol = slack.world.user("carol")
     assert gate_card.text.endswith(f" <@{carol.id}>") and gate_card.text.count("<@") == 1
     teams_carol = loop.suite.teams.world.user("carol")
@@ -191,20 +193,21 @@ async def test_a_release_gate_is_approved_once_from_slack_and_both_cards_follow(
     assert [e.outcome for e in audit if e.action == "approve"][-1] == "applied"
 
 
-def production_lets_the_requester_approve(world: dict[str, Any]) -> None:
-    """A ``world`` tweak: production's approval check does not bar the run's requester (Azure DevOps would take
-    their approval)."""
+def production_bars_the_requester(world: dict[str, Any]) -> None:
+    """A ``world`` tweak: production's approval check bars the run's requester (Azure DevOps refuses their
+    approval; the shipped world takes it)."""
     [production] = [e for e in world["azure_devops"]["environments"] if e["name"] == "production"]
-    production["approval"]["requesterCannotBeApprover"] = False
+    production["approval"]["requesterCannotBeApprover"] = True
 
 
 async def test_the_requester_of_a_pipeline_run_may_not_approve_it_where_only_the_gate_policy_says_so(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:
-    """Azure DevOps' check lets the run's requester approve, Handoff's gate policy (requester_cannot_approve) does
-    not: carol asked for the release, so her Approve is refused in chat, nothing reaches Azure DevOps, and the card
-    neither lists her among who may approve nor calls on her; bob's approval goes through."""
-    loop = await start_loop(world=production_lets_the_requester_approve)
+    """Azure DevOps' check lets the run's requester approve (the shipped world's does), Handoff's gate policy
+    (requester_cannot_approve) does not: carol asked for the release, so her Approve is refused in chat, nothing
+    reaches Azure DevOps, and the card neither lists her among who may approve nor calls on her; bob's approval
+    goes through."""
+    loop = await start_loop()
     ado, slack = loop.suite.ado, loop.suite.slack
     run = ado.start_run(
         "release-app-y", requested_by="carol@contoso.com", parameters={"modelName": "model-x", "modelVersion": "7"}
@@ -242,10 +245,13 @@ async def test_the_requester_of_a_pipeline_run_may_not_approve_it_where_only_the
     assert "Approved in Slack by bob@contoso.com: looks good" in patch.text()
 
 
-async def test_a_release_handoff_started_is_left_to_people_in_azure_devops(loop: Loop) -> None:
+async def test_a_release_handoff_started_is_left_to_people_in_azure_devops(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
     """Handoff started the release itself (as a promoted model version does), and production's approval bars
     the run's requester: Azure DevOps would refuse Handoff's identity, so the gate's cards say so up front, offer
     no buttons, and a click from an older card sends nothing."""
+    loop = await start_loop(world=production_bars_the_requester)
     ado, teams, slack = loop.suite.ado, loop.suite.teams, loop.suite.slack
     run = ado.start_run(
         "release-app-y", requested_by=BOT_IDENTITY, parameters={"modelName": "model-x", "modelVersion": "8"}
@@ -398,15 +404,6 @@ async def the_group_gate(loop: Loop) -> tuple[Any, Any]:
         lambda: next((m for m in slack_messages(loop, "app-releases") if "approve" in blocks_text(m)), None)
     )
     return run, gate_card
-
-
-async def approve_in_slack(loop: Loop, gate_card: Any, user: str, comment: str) -> None:
-    """``user`` clicks Approve on the card and submits ``comment`` in the form that opens."""
-    slack = loop.suite.slack
-    opened_before = set(slack.state.views)
-    assert (await slack.click_button(gate_card.ts, "approve", user=user)).status == 200
-    view_id = await eventually(lambda: next(iter(set(slack.state.views) - opened_before), None))
-    assert (await slack.submit_view(view_id, {"comment": {"comment": comment}})).status == 200
 
 
 async def test_a_gate_two_must_approve_calls_on_its_role_approvers_and_names_every_approval(
@@ -659,9 +656,12 @@ async def test_a_decision_sent_again_after_azure_devops_completed_the_approval_t
     ]
 
 
-async def test_a_gate_waiting_again_closes_when_azure_devops_says_its_approval_is_done(loop: Loop) -> None:
+async def test_a_gate_waiting_again_closes_when_azure_devops_says_its_approval_is_done(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
     """Handoff started the run, so its gate waits for people to decide in Azure DevOps; carol approves there and
     that event is lost. The sweep asks Azure DevOps, now and then, and closes the gate."""
+    loop = await start_loop(world=production_bars_the_requester)
     ado = loop.suite.ado
     run = ado.start_run(
         "release-app-y", requested_by=BOT_IDENTITY, parameters={"modelName": "model-x", "modelVersion": "8"}

@@ -19,11 +19,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from adapters.demo import BOT_IDENTITY
 from bot.interactions import ChatUser, CommandRequest
 from bot.records import CommandRunState, ConversationAddress
 from tests.e2e.conftest import (
     Loop,
     Person,
+    approve_in_slack,
     card_text,
     command_run,
     eventually,
@@ -472,6 +474,57 @@ async def test_the_fixed_integration_run_replaces_the_failed_one_and_approve_is_
             lambda: any(card in m.text and passed in words(m.blocks) for m in slack_messages(loop, channel)),  # noqa: B023
             timeout=30,
         )
+
+
+async def test_an_approved_promotion_releases_the_version_and_its_production_gate_is_decided_in_chat(
+    loop: Loop,
+) -> None:
+    """The demo's first path: a compatible model-x:8 passes app-y's integration, carol approves its promotion,
+    Handoff starts app-y's release, and the release's production gate (a run Handoff started) offers Approve in
+    Slack and Teams; carol's approval from Slack is applied in Azure DevOps and the release finishes."""
+    suite = loop.suite
+    as_v6 = {**AGE_AS_TEXT, "inputs": [{"name": "age", "type": "long"}, *AGE_AS_TEXT["inputs"][1:]]}
+    suite.aml.register_model("model-x", signature=as_v6)  # version 8, compatible with app-y's v6
+    promotion = await eventually(
+        lambda: next(
+            (m for m in slack_messages(loop, "ml-models") if "Promote model-x:8?" in m.text and buttons(m)), None
+        ),
+        timeout=60,
+    )
+    promotion = await eventually(lambda: "approve" in buttons(promotion) and promotion, timeout=60)
+    await approve_in_slack(loop, promotion, "carol", "integration passed")
+
+    (release,) = await eventually(lambda: integration_runs(loop, "release-app-y"), timeout=30)
+    assert release.requested_by.unique_name == BOT_IDENTITY  # Handoff started it
+    [approval] = await eventually(lambda: suite.ado.approvals_for(release.id), timeout=30)
+    gate = await eventually(
+        lambda: next(
+            (m for m in slack_messages(loop, "app-releases") if "Release release-app-y to production" in m.text),
+            None,
+        ),
+        timeout=30,
+    )
+    gate = await eventually(lambda: "approve" in buttons(gate) and gate, timeout=30)
+    assert "decide in Azure DevOps" not in words(gate.blocks)
+    await eventually(
+        lambda: any(
+            "Release release-app-y to production" in card_text(p) and '"verb": "approve"' in card_text(p)
+            for p in teams_posts(loop, "App releases")
+        ),
+        timeout=30,
+    )
+
+    await approve_in_slack(loop, gate, "carol", "ship model-x:8")
+    await eventually(lambda: approval.status == "approved", timeout=30)
+    await eventually(lambda: suite.ado.run(release.id).result == "succeeded", timeout=30)
+    decided = await eventually(
+        lambda: next(
+            (m for m in slack_messages(loop, "app-releases") if m.ts == gate.ts and "Approved" in words(m.blocks)),
+            None,
+        ),
+        timeout=30,
+    )
+    assert buttons(decided) == []
 
 
 # --- the integration the handoff started, followed whatever Handoff missed ----------------------------------

@@ -16,6 +16,7 @@ from adapters.emulators.azure_devops.model import Approval
 from adapters.emulators.base import Fault
 from bot.clock import FakeClock
 from bot.ports import ServiceRefused, ServiceUnavailable
+from tests.adapters.conftest import production_approval
 
 
 async def test_a_classic_release_approval_decided_already_is_refused_as_decided_already(
@@ -93,6 +94,7 @@ async def test_a_throttled_question_is_no_refusal_either(
         await as_carol.approval_statuses("mlops", [approval.id])
 
 
+@pytest.mark.parametrize("ado_world", [production_approval(requesterCannotBeApprover=True)], ids=["requester barred"])
 async def test_refusals_stay_refusals(
     ado: AzureDevOpsEmulator, clock: FakeClock, as_carol: AzureDevOpsPipelines
 ) -> None:

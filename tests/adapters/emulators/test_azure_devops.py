@@ -121,7 +121,7 @@ async def test_run_stops_at_approval_is_approved_and_emits_hooks_in_order(
         "carol@contoso.com",
         "bob@contoso.com",
     ]
-    assert pending[0]["blockedApprovers"][0]["uniqueName"] == "alice@contoso.com"
+    assert pending[0]["blockedApprovers"] == []  # (a world that bars the requester: below)
     assert pending[0]["minRequiredApprovers"] == 1
     assert pending[0]["instructions"].startswith("Check the integration test results")
 
@@ -229,17 +229,30 @@ async def test_already_decided_approval_is_refused(ado: AzureDevOpsEmulator, clo
     assert approval.steps[0].status == "rejected" and approval.steps[1].status == "skipped"
 
 
+@pytest.mark.parametrize("ado_world", [world_with(requesterCannotBeApprover=True)], ids=["requester barred"])
 async def test_requester_cannot_approve_their_own_run(ado: AzureDevOpsEmulator, clock: FakeClock) -> None:
     run_id = await start_release(ado, clock, who="bob@contoso.com")
     approval = await ado.wait_for_approval(run_id)
     bob = await approvals_client(ado, "bob@contoso.com")
     got = await call(bob.get_approval, PROJECT, approval.id)
     assert [b["uniqueName"] for b in got["blockedApprovers"]] == ["bob@contoso.com"]
+    (pending,) = await call(bob.query_approvals, PROJECT, state="pending")
+    assert [b["uniqueName"] for b in pending["blockedApprovers"]] == ["bob@contoso.com"]
     with pytest.raises(AzureDevOpsServiceError) as err:
         await call(bob.approve, PROJECT, approval.id, "my own change")
     assert err.value.type_key == "ApprovalBlockedException"
     carol = await approvals_client(ado, "carol@contoso.com")
     assert (await call(carol.approve, PROJECT, approval.id))["status"] == "approved"
+
+
+async def test_the_shipped_world_lets_the_requester_approve(ado: AzureDevOpsEmulator, clock: FakeClock) -> None:
+    """Production's approval does not bar the run's requester: a release Handoff starts for a promoted model
+    version can be approved in chat, which Handoff applies as its own identity, the requester."""
+    run_id = await start_release(ado, clock, who="bob@contoso.com")
+    approval = await ado.wait_for_approval(run_id)
+    bob = await approvals_client(ado, "bob@contoso.com")
+    assert (await call(bob.get_approval, PROJECT, approval.id))["blockedApprovers"] == []
+    assert (await call(bob.approve, PROJECT, approval.id, "my own change"))["status"] == "approved"
 
 
 async def test_quorum_of_two_needs_both_approvers(clock: FakeClock) -> None:
