@@ -10,61 +10,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pytest
 
-from adapters.emulators.base import Fault, LocalServer
+from adapters.emulators.base import Fault
 from adapters.emulators.botframework import BotFrameworkEmulator
-from adapters.sql import SqlStore
-from adapters.teams import mount_teams
-from bot.app import create_app
 from bot.cards import Card, Status
-from bot.clock import FakeClock
-from bot.config import Settings, TeamsGraphSettings, TeamsSettings
+from bot.config import TeamsGraphSettings, TeamsSettings
 from bot.outbox import OutboxWorker
-from bot.ports import ChatChannel
-from bot.records import ConversationAddress, DeliveryState, NewDelivery
+from bot.records import DeliveryState, NewDelivery
 
-from .conftest import RELEASES, RecordingHandler
+from .replicas import RUN, T0, WHERE, Setup, two_replicas
 
-T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-RUN = "azure-devops:contoso:mlops:run:412"
-WHERE = ConversationAddress("teams", RELEASES)
 POST = "POST /v3/conversations"
 CHANNEL_MESSAGES = "GET /graph/v1.0/teams/*/channels/*/messages"
 HELD = 90.0  # a post held this long (seconds) outlasts the outbox's lease of its delivery (60 s)
 
 
-@dataclass
-class Setup:
-    teams: BotFrameworkEmulator
-    channel: ChatChannel
-    stores: list[SqlStore]
-    clock: FakeClock
-
-    def posts(self) -> list[str]:
-        return [p.id for p in self.teams.state.channel("App releases").posts]
+def with_graph(teams: BotFrameworkEmulator) -> TeamsSettings:
+    """Teams settings that look for lost posts in the emulator's Graph view."""
+    graph = TeamsGraphSettings(find_lost_posts=True, api_url=teams.graph_url, login_url=teams.login_url)
+    return TeamsSettings(app_id="", allow_unauthenticated=True, graph=graph)
 
 
 @pytest.fixture
 async def setup(store_url: str) -> AsyncIterator[Setup]:
-    clock = FakeClock(T0)
-    stores = [await SqlStore.open(store_url, migrate=n == 0) for n in range(2)]  # two replicas' stores
-    try:
-        async with BotFrameworkEmulator(clock=clock) as teams:
-            app = create_app(Settings(), stores[0])
-            graph = TeamsGraphSettings(find_lost_posts=True, api_url=teams.graph_url, login_url=teams.login_url)
-            settings = TeamsSettings(app_id="", allow_unauthenticated=True, graph=graph)
-            integration = mount_teams(app, settings, RecordingHandler(), stores[0], clock=clock)
-            async with LocalServer(app) as server:
-                teams.bot_endpoint = f"{server.url}/api/messages"
-                await teams.install_app()
-                yield Setup(teams, integration.channel, stores, clock)
-    finally:
-        for store in stores:
-            await store.close()
+    async with two_replicas(store_url, with_graph) as replicas:  # two replicas' stores
+        yield replicas
 
 
 async def test_a_post_teams_holds_past_its_attempts_bound_is_given_up_with_its_call_and_posted_once(

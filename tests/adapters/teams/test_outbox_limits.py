@@ -10,60 +10,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import insert
 
-from adapters.emulators.base import LocalServer
-from adapters.emulators.botframework import BotFrameworkEmulator
-from adapters.sql import SqlStore
 from adapters.sql.tables import conversation_sends
-from adapters.teams import mount_teams
-from bot.app import create_app
 from bot.cards import Card, Status
 from bot.clock import FakeClock
-from bot.config import Settings
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
-from bot.ports import ChatChannel
-from bot.records import ConversationAddress, DeliveryState, NewDelivery
+from bot.records import DeliveryState, NewDelivery
 
-from .conftest import RELEASES, RecordingHandler, adaptive_card, no_auth_settings, texts
+from .conftest import RELEASES, adaptive_card, texts
+from .replicas import RUN, T0, WHERE, Setup, two_replicas
 
-T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-RUN = "azure-devops:contoso:mlops:run:412"
-WHERE = ConversationAddress("teams", RELEASES)
 HOUR_LIMIT = 1800
-
-
-@dataclass
-class Setup:
-    teams: BotFrameworkEmulator
-    channel: ChatChannel
-    stores: list[SqlStore]
-    clock: FakeClock
-
-    def posts(self) -> list[str]:
-        return [p.id for p in self.teams.state.channel("App releases").posts]
 
 
 @pytest.fixture
 async def setup(store_url: str) -> AsyncIterator[Setup]:
-    clock = FakeClock(T0)
-    stores = [await SqlStore.open(store_url, migrate=n == 0) for n in range(2)]  # two replicas' stores
-    try:
-        async with BotFrameworkEmulator(clock=clock) as teams:
-            app = create_app(Settings(), stores[0])
-            integration = mount_teams(app, no_auth_settings(), RecordingHandler(), stores[0], clock=clock)
-            async with LocalServer(app) as server:
-                teams.bot_endpoint = f"{server.url}/api/messages"
-                await teams.install_app()
-                yield Setup(teams, integration.channel, stores, clock)
-    finally:
-        for store in stores:
-            await store.close()
+    async with two_replicas(store_url) as replicas:  # two replicas' stores
+        yield replicas
 
 
 async def run_for(workers: list[OutboxWorker], clock: FakeClock, seconds: float) -> None:
