@@ -65,13 +65,15 @@ def card_activity(
     marker: str | None = None,
     mentioned: Sequence[tuple[str, str]] = (),
     budget: int = MAX_CARD_BYTES,
+    text: str | None = None,
 ) -> Activity:
     """A message activity carrying ``card`` as an Adaptive Card (``summary`` is the plain text).
 
     ``marker`` becomes the id of the card's title, where Microsoft Graph shows it to
     :meth:`TeamsChatChannel.find_posted` (the card's content is all Graph returns of it); ``mentioned``
-    (Teams member id, name) are the people the card @mentions. The card is shortened until the whole
-    activity is at most ``budget`` bytes (:func:`activity_size`); a ``budget`` of 0 gives its smallest form.
+    (Teams member id, name) are the people the card @mentions; ``text`` (Teams markdown) is shown with the
+    card. The card is shortened until the whole activity is at most ``budget`` bytes (:func:`activity_size`);
+    a ``budget`` of 0 gives its smallest form.
     """
 
     def build(shown: Card) -> Activity:
@@ -80,6 +82,8 @@ def card_activity(
             content["body"][0]["id"] = marker
         activity: Activity = MessageFactory.attachment(CardFactory.adaptive_card(content))
         activity.summary = truncate(card.text, SUMMARY_LENGTH, "…")
+        if text:
+            activity.text = text
         return activity
 
     return build(fit_card(card, budget, lambda shown: activity_size(build(shown))))
@@ -91,9 +95,16 @@ def activity_size(activity: Activity) -> int:
     return message_size(activity.serialize())
 
 
-def _fitted(card: Card, budget: SizeBudget, marker: str | None, mentioned: Sequence[tuple[str, str]]) -> Activity:
-    """``card``'s activity within ``budget``, whose ``sent`` it records."""
-    activity = card_activity(card, marker, mentioned, budget.limit)
+def fitted_activity(
+    card: Card,
+    budget: SizeBudget,
+    marker: str | None = None,
+    mentioned: Sequence[tuple[str, str]] = (),
+    text: str | None = None,
+) -> Activity:
+    """``card``'s activity (see :func:`card_activity`) within ``budget``, whose ``sent`` it records: the
+    activity of one send in :func:`~adapters.teams.sending.shrinking`."""
+    activity = card_activity(card, marker, mentioned, budget.limit, text)
     budget.sent = activity_size(activity)
     return activity
 
@@ -146,7 +157,7 @@ class TeamsChatChannel:
                 async def start_thread(ctx: TurnContext) -> PostedMessage:
                     mentioned = await self.members.members(ctx, base, card.mentions)
                     _, activity_id = await TeamsInfo.send_message_to_teams_channel(
-                        ctx, _fitted(card, budget, marker, mentioned), base, bot_app_id=self.bot_app_id
+                        ctx, fitted_activity(card, budget, marker, mentioned), base, bot_app_id=self.bot_app_id
                     )
                     return PostedMessage(activity_id, activity_id)
 
@@ -244,7 +255,7 @@ class TeamsChatChannel:
         async def replace_card(budget: SizeBudget) -> None:
             async def update(ctx: TurnContext) -> None:
                 # (Teams notifies nobody of an edit: the mentions only keep the card as it was posted)
-                activity = _fitted(card, budget, None, await self.members.members(ctx, base, card.mentions))
+                activity = fitted_activity(card, budget, None, await self.members.members(ctx, base, card.mentions))
                 activity.id = message.message_id
                 await ctx.update_activity(activity)
 
@@ -379,7 +390,7 @@ def _send(
 
     async def send(ctx: TurnContext) -> PostedMessage:
         mentioned = await members.members(ctx, roster, card.mentions) if members and roster else []
-        response = await ctx.send_activity(_fitted(card, budget, marker, mentioned))
+        response = await ctx.send_activity(fitted_activity(card, budget, marker, mentioned))
         if response is None or not response.id:
             raise DeliveryFailed("Teams accepted the message without an id", False)
         return PostedMessage(str(response.id), thread)

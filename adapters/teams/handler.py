@@ -27,7 +27,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
@@ -55,15 +55,17 @@ from bot.ports import DeliveryFailed, PostedMessage
 from bot.records import ConversationAddress
 
 from . import markdown
-from .channel import TeamsChatChannel, card_activity
+from .channel import TeamsChatChannel, fitted_activity
 from .identity import TeamsIdentity
 from .ids import split_thread
 from .redeliveries import Redeliveries
 from .references import conversation_kind, team_of
 from .registry import ConversationRegistry
 from .renderer import CONTENT_TYPE, REFRESH_VERB, Click, card_from_refresh, parse_execute, parse_submit, render_card
-from .sending import Pacer, delivery_failure
+from .sending import Pacer, SizeBudget, delivery_failure, shrinking
 from .text import command_text
+
+T = TypeVar("T")
 
 log = logging.getLogger("handoff.teams")
 
@@ -294,21 +296,18 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         """Answer where the command was typed: in a channel, in the command's thread, whatever the reply's
         visibility. The command is a post everyone in the channel sees, and so is its thread; an answer
         meant for the whole channel (``subscribe``, ``mute``, ``Starting: …``) needs no post of its own."""
-        activity = card_activity(reply.card) if reply.card is not None else _text(reply.text)
-        if reply.card is not None and reply.text and reply.text != reply.card.text:
-            activity.text = markdown.message(reply.text)
-        sent: list[Any] = []
-
-        async def send() -> Any:
-            sent.append(response := await turn_context.send_activity(activity))
-            return response
-
+        card = reply.card
         try:
-            await self._paced(turn_context, send, posts=True)
+            if card is None:
+                answer = _text(reply.text)
+                response = await self._paced(turn_context, lambda: turn_context.send_activity(answer), posts=True)
+            else:
+                text = markdown.message(reply.text) if reply.text and reply.text != card.text else None
+                response = await self._paced_card(turn_context, card, turn_context.send_activity, text=text, posts=True)
         except DeliveryFailed as failure:
             log.warning("could not send the reply to a Teams command (%s)", failure.reason)
             return
-        answer_id = getattr(sent[-1], "id", None) if sent else None
+        answer_id = getattr(response, "id", None)
         if reply.later is not None and answer_id:
             base, root = split_thread(turn_context.activity.conversation.id)
             thread = root if conversation_kind(turn_context.activity) == "channel" else None
@@ -520,29 +519,46 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
                 log.warning("could not reply to the Teams card %s either (%s)", message.message_id, again.reason)
 
     async def _update_for_everyone(self, turn_context: TurnContext, message_id: str, card: Card) -> None:
-        activity = card_activity(card)
-        activity.id = message_id
+        async def update(activity: Activity) -> Any:
+            activity.id = message_id
+            return await turn_context.update_activity(activity)
+
         try:
-            await self._paced(turn_context, lambda: turn_context.update_activity(activity))
+            await self._paced_card(turn_context, card, update)
         except DeliveryFailed as failure:  # the clicker still gets the new card; the outbox updates the rest
             log.warning("could not update the Teams card %s (%s)", message_id, failure.reason)
 
-    async def _paced(
-        self, turn_context: TurnContext, send: Callable[[], Awaitable[Any]], *, posts: bool = False
-    ) -> None:
+    async def _paced_card(
+        self,
+        turn_context: TurnContext,
+        card: Card,
+        send: Callable[[Activity], Awaitable[T]],
+        *,
+        text: str | None = None,
+        posts: bool = False,
+    ) -> T:
+        """:meth:`_paced` ``send`` of ``card``'s activity (with ``text``); one Teams refuses as too big is sent
+        again at once, much shorter, as the outbox's cards are (:func:`~adapters.teams.sending.shrinking`)."""
+
+        async def fitted(budget: SizeBudget) -> T:
+            activity = fitted_activity(card, budget, text=text)
+            return await self._paced(turn_context, lambda: send(activity), posts=posts)
+
+        return await shrinking(fitted)
+
+    async def _paced(self, turn_context: TurnContext, send: Callable[[], Awaitable[T]], *, posts: bool = False) -> T:
         """Run a send of this turn within the conversation's rate limits, retrying what Teams says to retry (a
         new post only where Teams cannot have taken it); raises :class:`DeliveryFailed`."""
 
-        async def attempt() -> Any:
+        async def attempt() -> T:
             try:
                 return await send()
             except Exception as exc:
                 raise delivery_failure(exc) from exc
 
         if self.pacer is None:
-            await attempt()
-            return
-        await self.pacer.run(turn_context.activity.conversation.id, attempt, posts=posts)
+            return await attempt()
+        return await self.pacer.run(turn_context.activity.conversation.id, attempt, posts=posts)
 
 
 def _text(text: str) -> Activity:

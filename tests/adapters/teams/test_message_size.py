@@ -1,5 +1,6 @@
 """Cards too big for one Teams message, against the connector emulator: fitted to the size Teams counts (the
-message's JSON in UTF-16), and sent again much shorter, at once, when Teams still refuses one with 413."""
+message's JSON in UTF-16), and sent again much shorter, at once, when Teams still refuses one with 413, whether
+the outbox sends it or a command's or click's turn answers with it."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from adapters.teams import MAX_CARD_BYTES
 from adapters.teams.renderer import TRUNCATION_NOTE
 from adapters.teams.sending import MessageTooBig
 from bot.cards import Card, Fact, Link, Status
+from bot.interactions import ActionResult, Reply
 
-from .conftest import MODELS, Harness, adaptive_card, shown_texts
+from .conftest import MODELS, RELEASES, Harness, adaptive_card, gate_card, shown_texts
 
 TEAMS_LIMIT = default_world()["limits"]["max_message_bytes"]
 OLD_TEAMS_LIMIT = 40_960  # "40 KB", as older versions of Teams' docs say
@@ -136,6 +138,36 @@ class TestTeamsWithTheOlderLimitOf40KB:
         [reply] = harness.teams.state.channel("ML models").posts[0].replies
         assert utf16(reply.activity) <= OLD_TEAMS_LIMIT and TRUNCATION_NOTE in shown(reply.activity)
 
+    async def test_a_commands_answer_refused_as_too_big_is_sent_again_shorter(self, harness: Harness) -> None:
+        await harness.teams.install_app()
+        harness.handler.reply = lambda r: Reply("Your subscriptions:", wide_card())
+
+        await harness.teams.send_channel_message("subscriptions", channel="ML models")
+
+        tries = harness.teams.recorder.matching("POST /v3/conversations/*/activities/*")
+        assert [t.status for t in tries] == [413, 200]
+        assert utf16(tries[1].json()) <= OLD_TEAMS_LIMIT < utf16(tries[0].json())
+        [reply] = harness.teams.state.channel("ML models").posts[0].replies
+        assert reply.text == "Your subscriptions:"
+        text = shown(reply.activity)
+        assert text.startswith("Model model-tags:3 registered") and "hyperparam_000" in text
+        assert TRUNCATION_NOTE in text
+
+    async def test_a_submitted_clicks_card_refused_as_too_big_replaces_the_card_shorter(self, harness: Harness) -> None:
+        await harness.teams.install_app()
+        posted = await harness.integration.channel.post_card(RELEASES, gate_card(audience=()))
+        harness.handler.decide = lambda r: ActionResult(True, "Approved.", wide_card())
+
+        await harness.teams.submit_card(posted.message_id, {"verb": "approve", "gate_id": "gate-42"}, user="alice")
+
+        tries = harness.teams.recorder.matching("PUT /v3/conversations/**")
+        assert [t.status for t in tries] == [413, 200]
+        assert utf16(tries[1].json()) <= OLD_TEAMS_LIMIT < utf16(tries[0].json())
+        message = harness.teams.state.message(posted.message_id)
+        assert len(message.versions) == 2
+        text = shown(message.activity)
+        assert text.startswith("Model model-tags:3 registered") and TRUNCATION_NOTE in text
+
 
 class TestTeamsRefusingEvenTheSmallestForm:
     @pytest.fixture
@@ -158,3 +190,18 @@ class TestTeamsRefusingEvenTheSmallestForm:
         last = "\n".join(shown_texts(tries[-1].json()["activity"]["attachments"][0]["content"]))
         assert "This card is too large to show in Teams." in last and "hyperparam" not in last
         assert harness.teams.state.channel("ML models").posts == []
+
+    async def test_a_commands_answer_is_given_up_after_its_title_and_status_are_refused(
+        self, harness: Harness, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        await harness.teams.install_app()
+        harness.handler.reply = lambda r: Reply("Your subscriptions:", tags_card())
+
+        await harness.teams.send_channel_message("subscriptions", channel="ML models")
+
+        tries = harness.teams.recorder.matching("POST /v3/conversations/*/activities/*")
+        assert [t.status for t in tries] == [413, 413, 413, 413]  # the card, half, a quarter, the smallest form
+        last = "\n".join(shown_texts(adaptive_card(tries[-1].json())))
+        assert "This card is too large to show in Teams." in last and "hyperparam" not in last
+        assert harness.teams.state.channel("ML models").posts[0].replies == []
+        assert "could not send the reply to a Teams command (Teams answered 413 MessageSizeTooBig)" in caplog.text
