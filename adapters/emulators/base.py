@@ -3,7 +3,8 @@
 Faults are scripted per route as a queue; each matching request takes the next fault off the queue.
 Every kind but ``reset_after`` answers instead of the emulated service, so the request has no effect;
 ``reset_after`` lets the service act on it and then drops the connection before the answer, the case
-where a client sees a failure although its call took effect (and a blind retry acts twice); ``hold`` keeps
+where a client sees a failure although its call took effect (and a blind retry acts twice), as does a 5xx
+scripted ``after_acting`` (a gateway in front of the service that lost its answer: 502, 504); ``hold`` keeps
 the request waiting on the emulator's clock before the service acts on it, the case of a call that outlasts
 whatever bounds it (a client that hangs up first leaves it undone).
 A route is written ``"METHOD /path/glob"`` (``*`` matches within the path, ``**`` across ``/``), for
@@ -14,6 +15,7 @@ example ``"POST /api/chat.postMessage"`` or ``"GET /ado/*/_apis/pipelines/**"``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import json
 import re
@@ -65,12 +67,15 @@ class Fault:
         stall_seconds: how long a stall or a hold lasts.
         body: the JSON body of a 429 or 5xx, instead of the emulator's usual one (for an error shape the
             service also answers with, such as its own JSON error on a 503).
+        after_acting: for a 5xx, let the service act on the request first (its changes happen), then answer
+            the 5xx instead of its answer: a gateway's 502 or 504 for a request that reached the service.
     """
 
     kind: FaultKind
     retry_after: float = 1.0
     stall_seconds: float = 30.0
     body: dict[str, Any] | None = None
+    after_acting: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> Fault:
@@ -84,6 +89,7 @@ class Fault:
             retry_after=float(data.get("retry_after", 1.0)),
             stall_seconds=float(data.get("stall_seconds", 30.0)),
             body=data["body"] if isinstance(data.get("body"), dict) else None,
+            after_acting=bool(data.get("after_acting", False)),
         )
 
 
@@ -214,6 +220,9 @@ async def _apply_fault(
             headers={"Retry-After": f"{fault.retry_after:g}"},
         )
     if fault.kind in ("500", "502", "503", "504"):
+        if fault.after_acting:  # its changes happen; its answer (a refusal too) is replaced by the fault's
+            with contextlib.suppress(web.HTTPException):
+                await handler(request)
         headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.kind == "503" else {}
         body = _error_body(fault, fault_body, {"error": "emulated_fault", "status": int(fault.kind)})
         return web.json_response(body, status=int(fault.kind), headers=headers)
