@@ -4,7 +4,9 @@ The SDK is synchronous; every call runs in a worker thread. Service errors becom
 ``ServiceRefused`` (the service said no: the reason is for the person asking) or
 ``ServiceUnavailable`` (try again later): Azure DevOps answers both in the same JSON shape, so its
 throttling (429, ``TF400733``) and its own failures (5xx) are told apart by the answer's status, which the
-gateway notes (:func:`~adapters.azure_devops.gateway.answered_status`), or by the error's type.
+gateway notes (:func:`~adapters.azure_devops.gateway.answered_status`), or by the error's type. A run's start
+is the exception (``_call(creates=True)``): a 502 or 504, or a 500 without Azure DevOps' own JSON error, may
+come from a gateway after the run was queued, so whether it started is not known (``may_have_acted``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ NOT_FOUND = {"ApprovalNotFoundException", "ReleaseManagementObjectNotFoundExcept
 # Azure DevOps' answer to an identity over its rate limit (reference §5): HTTP 429, TF400733
 THROTTLED = {"RequestBlockedException"}
 THROTTLED_CODE = "TF400733"
+# What a gateway in front of Azure DevOps answers when the service's answer did not come back in time or whole
+# (Bad Gateway, Gateway Timeout): the request may have reached the service and taken effect.
+GATEWAY = {502, 504}
 RESULTS = {"succeeded": "succeeded", "partiallySucceeded": "failed", "failed": "failed", "canceled": "canceled"}
 
 
@@ -152,14 +157,21 @@ class AzureDevOpsPipelines:
     def from_settings(cls, settings: AzureDevOpsSettings) -> AzureDevOpsPipelines:
         return cls(connection_for(settings))
 
-    async def _call(self, what: str, function: Callable[..., T], *args: Any, refused: str = "", **kwargs: Any) -> T:
-        """Call the SDK through the gateway; ``refused`` goes before the service's reason when it says no."""
+    async def _call(
+        self, what: str, function: Callable[..., T], *args: Any, refused: str = "", creates: bool = False, **kwargs: Any
+    ) -> T:
+        """Call the SDK through the gateway; ``refused`` goes before the service's reason when it says no.
+
+        ``creates`` marks a request that creates something each time it is taken (a run's POST): a failure
+        answered for it that may come from a gateway after Azure DevOps took it (:func:`_maybe_taken`) is
+        ``may_have_acted``. Every other request keeps the plain reading: a 5xx did not take effect.
+        """
         try:
             return await self.gateway.run(function, *args, **kwargs)
         except AzureDevOpsServiceError as error:
             key = getattr(error, "type_key", "") or ""
             message = getattr(error, "message", "") or str(error)
-            if (busy := _transient(error, key, message)) is not None:
+            if (busy := _transient(error, key, message, creates=creates)) is not None:
                 log.info("azure devops failed %s (%s): %s", what, busy, key or message)
                 raise busy from None
             log.info("azure devops refused %s: %s", what, key or message)
@@ -173,7 +185,7 @@ class AzureDevOpsPipelines:
             raise ServiceRefused("Azure DevOps did not accept Handoff's credentials.") from None
         except AzureDevOpsClientRequestError as error:  # it answered, but with an error of its own (a 5xx)
             log.info("azure devops failed %s: %s", what, error)
-            raise ServiceUnavailable(_failed(error)) from None
+            raise ServiceUnavailable(_failed(error), may_have_acted=creates and _maybe_taken(error)) from None
         except (ClientRequestError, OSError) as error:
             log.info("azure devops did not answer %s: %s", what, error)
             raise _no_answer(error) from None
@@ -290,6 +302,7 @@ class AzureDevOpsPipelines:
             "run pipeline",
             lambda: self._client("pipelines").run_pipeline(body, project, pipeline_id),
             refused=f"Azure DevOps refused to run {pipeline}",
+            creates=True,  # a second POST queues a second run
         )
         links = getattr(run, "_links", None)
         web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
@@ -346,22 +359,42 @@ def _person(identity: Any) -> Person | None:
     return person if person.name or person.email else None
 
 
-def _transient(error: AzureDevOpsServiceError, key: str, message: str) -> ServiceUnavailable | None:
+def _transient(
+    error: AzureDevOpsServiceError, key: str, message: str, *, creates: bool = False
+) -> ServiceUnavailable | None:
     """What an error in Azure DevOps' JSON shape means when it is no refusal but throttling (429) or a failure
-    of its own (5xx): the request did not take effect, and may be sent again later; None for a refusal."""
+    of its own (5xx): the request did not take effect, and may be sent again later; None for a refusal.
+
+    For a request that ``creates`` something, a 502 or 504 is the exception: whoever answered it (a gateway, or
+    Azure DevOps in its own words) may have passed the request on first, so it ``may_have_acted``.
+    """
     status = answered_status(error)
     if status == 429 or key in THROTTLED or message.lstrip().startswith(f"{THROTTLED_CODE}:"):
         return ServiceUnavailable("Azure DevOps is throttling Handoff's requests (429)")
     if status is not None and status >= 500:
-        return ServiceUnavailable(f"Azure DevOps failed ({status})")
+        return ServiceUnavailable(f"Azure DevOps failed ({status})", may_have_acted=creates and status in GATEWAY)
     return None
+
+
+def _maybe_taken(error: AzureDevOpsClientRequestError) -> bool:
+    """Whether an error answer without Azure DevOps' own error (its ``WrappedException`` JSON, which the SDK
+    raises as ``AzureDevOpsServiceError``) may have come after Azure DevOps took the request: a 502 or 504 (a
+    gateway's), or a 500 (a gateway's or proxy's page, or an exception that escaped a controller, either of
+    which may come after the run was queued). A 503 (turned away) or a 429 (throttled) did not take effect."""
+    status = answered_status(error) or _status_said(error)
+    return status in GATEWAY or status == 500
+
+
+def _status_said(error: AzureDevOpsClientRequestError) -> int | None:
+    """The status code the SDK's message names (``Operation returned a 502 status code.``), if it names one."""
+    status = re.search(r"returned a (\d{3}) status code", str(error))
+    return int(status[1]) if status else None
 
 
 def _failed(error: AzureDevOpsClientRequestError) -> str:
     """What to tell of an error answer the SDK could not read as Azure DevOps' own refusal: its status code."""
-    status = re.search(r"returned a (\d{3}) status code", str(error))
-    if status:
-        return f"Azure DevOps failed ({status[1]})"
+    if (status := _status_said(error)) is not None:
+        return f"Azure DevOps failed ({status})"
     reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
     return f"Azure DevOps failed: {reason}" if reason else "Azure DevOps failed"
 
