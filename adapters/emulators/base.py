@@ -29,8 +29,9 @@ from aiohttp import web
 
 from bot.clock import Clock, SystemClock
 
-FaultKind = Literal["429", "500", "502", "503", "504", "stall", "hold", "reset", "reset_after", "malformed_json"]
+FaultKind = Literal["400", "429", "500", "502", "503", "504", "stall", "hold", "reset", "reset_after", "malformed_json"]
 FAULT_KINDS: tuple[str, ...] = (
+    "400",
     "429",
     "500",
     "502",
@@ -56,12 +57,12 @@ class Fault:
     """One scripted misbehaviour.
 
     Args:
-        kind: ``"429"`` (with ``Retry-After``), ``"500"``/``"502"``/``"503"``/``"504"``, ``"stall"`` (wait
-            ``stall_seconds`` before answering normally), ``"hold"`` (as a stall, on the emulator's clock, so that
-            a fake clock moves it; a request whose client hangs up meanwhile is dropped unhandled, as a service
-            whose queue never reached it), ``"reset"`` (drop the connection without handling
-            the request), ``"reset_after"`` (handle the request, so that its changes happen, then drop the
-            connection instead of sending the answer), or ``"malformed_json"`` (200 with a truncated JSON
+        kind: ``"400"`` (the service refuses the request as sent), ``"429"`` (with ``Retry-After``),
+            ``"500"``/``"502"``/``"503"``/``"504"``, ``"stall"`` (wait ``stall_seconds`` before answering normally),
+            ``"hold"`` (as a stall, on the emulator's clock, so that a fake clock moves it; a request whose client hangs
+            up meanwhile is dropped unhandled, as a service whose queue never reached it), ``"reset"`` (drop the
+            connection without handling the request), ``"reset_after"`` (handle the request, so that its changes happen,
+            then drop the connection instead of sending the answer), or ``"malformed_json"`` (200 with a truncated JSON
             body).
         retry_after: seconds sent in ``Retry-After`` with a 429 (and 503).
         stall_seconds: how long a stall or a hold lasts.
@@ -219,7 +220,7 @@ async def _apply_fault(
             status=429,
             headers={"Retry-After": f"{fault.retry_after:g}"},
         )
-    if fault.kind in ("500", "502", "503", "504"):
+    if fault.kind in ("400", "500", "502", "503", "504"):
         if fault.after_acting:  # its changes happen; its answer (a refusal too) is replaced by the fault's
             with contextlib.suppress(web.HTTPException):
                 await handler(request)

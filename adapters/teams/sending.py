@@ -5,7 +5,8 @@ hour; a channel's threads count against the channel) and across its conversation
 second per app and tenant), and asks bots to retry 412, 429, 502 and 504 with
 exponential backoff and jitter, honouring ``Retry-After``. :class:`Pacer` waits for room before each
 send, counts the send against the limits until its answer comes (Teams counts it when it arrives), and
-retries those answers (and 503) a few times inline; a wait longer than
+retries those answers (and 500 and 503) a few times inline, except a new post answered 500, 502 or 504, which
+Teams may have taken: that one goes back to the outbox, which looks for it before posting again; a wait longer than
 :attr:`SendPolicy.max_wait` (well inside the outbox's lease of a delivery) is not spent inline but handed
 back for the outbox to schedule: a wait for room as :class:`~bot.ports.SendLater` (nothing was sent), a
 backoff as the retryable :class:`~bot.ports.DeliveryFailed` with its ``retry_after``.
@@ -44,8 +45,14 @@ T = TypeVar("T")
 APP = "app"
 """The app limiter's one key."""
 
-RETRYABLE_STATUSES = frozenset({412, 429, 502, 503, 504})
-"""Teams documents 412, 429, 502 and 504 as worth retrying; 503 is transient by definition."""
+RETRYABLE_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
+"""Teams documents 412, 429, 502 and 504 as worth retrying; 503 is transient by definition, and so is the
+connector's own 500 (``InternalServerError``) as often as not: the outbox's last attempt still ends in the dead
+letter."""
+MAY_HAVE_TAKEN_STATUSES = frozenset({500, 502, 504})
+"""Answers that may come after Teams took the message: its own failure while answering (500), a gateway's that
+lost the answer (502) or gave up waiting for it (504, after 10 to 15 s). A post so answered is looked for before it is
+sent again (see :class:`Pacer`)."""
 TOO_BIG = 413
 
 log = logging.getLogger("handoff.teams")
@@ -203,7 +210,8 @@ def delivery_failure(error: BaseException) -> DeliveryFailed:
             return MessageTooBig(reason)
         if status in RETRYABLE_STATUSES:
             headers = getattr(response, "headers", None) or {}
-            return DeliveryFailed(reason, True, _retry_after(headers.get("Retry-After")))
+            retry_after = _retry_after(headers.get("Retry-After"))
+            return DeliveryFailed(reason, True, retry_after, maybe_sent=status in MAY_HAVE_TAKEN_STATUSES)
         return DeliveryFailed(reason, False)
     if isinstance(error, ClientRequestError | aiohttp.ClientError | asyncio.TimeoutError | ConnectionError):
         # the request may have reached Teams and taken effect: only the answer is missing

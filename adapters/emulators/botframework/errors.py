@@ -9,6 +9,7 @@ from aiohttp import web
 from adapters.emulators.base import Fault
 
 FAULT_CODES = {
+    400: "BadArgument",
     429: "TooManyRequests",
     500: "InternalServerError",
     502: "BadGateway",
@@ -40,7 +41,7 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 
 def fault_body(fault: Fault) -> dict[str, Any]:
-    """The body of a scripted 429/5xx fault, as the Bot Connector words it."""
+    """The body of a scripted 400, 429 or 5xx fault, as the Bot Connector words it."""
     status = int(fault.kind)
     return error_body(FAULT_CODES.get(status, "ServiceError"), f"Emulated {status} from the Bot Connector")
 

@@ -241,6 +241,32 @@ async def test_an_update_is_retried_by_the_channel_not_by_msrest(harness: Harnes
     assert texts(adaptive_card(harness.teams.state.message(posted.message_id).activity))[0] == "done"
 
 
+async def test_an_update_teams_failed_with_its_own_500_is_retried(harness: Harness) -> None:
+    await harness.teams.install_app()
+    channel = harness.integration.channel
+    posted = await channel.post_card(RELEASES, gate_card())
+    harness.teams.faults.add("PUT /v3/conversations/**", ["500"])
+
+    await with_time_passing(harness.clock, channel.update_card(RELEASES, posted, Card(title="done")))
+
+    assert [r.status for r in harness.teams.recorder.matching("PUT /v3/conversations/**")] == [500, 200]
+    assert texts(adaptive_card(harness.teams.state.message(posted.message_id).activity))[0] == "done"
+
+
+@pytest.mark.parametrize("status", ["500", "502", "504"])
+async def test_a_post_teams_may_have_taken_goes_back_to_the_outbox_unsent(harness: Harness, status: Any) -> None:
+    await harness.teams.install_app()
+    harness.teams.faults.add("POST /v3/conversations", [Fault(status, after_acting=True)])
+
+    with pytest.raises(DeliveryFailed) as failed:
+        await with_time_passing(harness.clock, harness.integration.channel.post_card(RELEASES, gate_card()))
+
+    # retryable, but not here: the outbox looks for the post before it posts again
+    assert (failed.value.retryable, failed.value.maybe_sent) == (True, True)
+    assert [r.status for r in harness.teams.recorder.matching("POST /v3/conversations")] == [int(status)]
+    assert len(harness.teams.state.channel("App releases").posts) == 1
+
+
 async def test_persistent_trouble_becomes_a_retryable_failure(harness: Harness) -> None:
     await harness.teams.install_app()
     harness.teams.faults.add("POST /v3/conversations", ["503", "503", "503"])
@@ -303,7 +329,7 @@ async def test_a_send_whose_turn_is_further_off_than_a_call_may_wait_is_handed_b
     assert harness.teams.state.channel("App releases").posts == []
 
 
-@pytest.mark.parametrize("status", ["500"])
+@pytest.mark.parametrize("status", ["400"])
 async def test_other_errors_are_not_retried(harness: Harness, status: Any) -> None:
     await harness.teams.install_app()
     harness.teams.faults.add("POST /v3/conversations", [status])
@@ -458,7 +484,7 @@ async def test_an_ops_alert_names_the_conversation_as_teams_told_it(harness: Har
     releases = ConversationAddress("teams", RELEASES)
     known = await harness.record(RELEASES)
     assert known is not None and known.name
-    harness.teams.faults.add("POST /v3/conversations", [Fault("500")])  # Teams refuses the card for good
+    harness.teams.faults.add("POST /v3/conversations", [Fault("400")])  # Teams refuses the card for good
 
     card = Card(title="Run 412", status=Status.RUNNING).to_json()
     await harness.store.enqueue(
@@ -484,7 +510,7 @@ async def test_one_ops_alert_a_day_per_conversation_whatever_words_each_failure_
     )
     releases = ConversationAddress("teams", RELEASES)
     # Teams refuses one card, then another in other words (each given up at its first attempt)
-    for run, refusal in (("run:412", "500"), ("run:413", "malformed_json")):
+    for run, refusal in (("run:412", "400"), ("run:413", "malformed_json")):
         harness.teams.faults.add("POST /v3/conversations", [Fault(refusal)])  # type: ignore[arg-type]
         card = Card(title=f"Run {run}", status=Status.RUNNING).to_json()
         await harness.store.enqueue(
@@ -495,7 +521,7 @@ async def test_one_ops_alert_a_day_per_conversation_whatever_words_each_failure_
     assert (await harness.store.count_deliveries())["dead"] == 2
     [alert] = harness.teams.state.channel("ML models").posts  # one card, updated with the count
     shown = "\n".join(shown_texts(adaptive_card(alert.activity)))
-    assert "gave up on 2 messages there today; the latest: " in shown and "500" not in shown
+    assert "gave up on 2 messages there today; the latest: " in shown and "400" not in shown
     assert len(alert.versions) == 2
 
 

@@ -86,7 +86,7 @@ async def test_a_removed_teams_queued_deliveries_are_unreachable_and_only_a_real
     # Handoff is added back, and Teams then refuses a card for good: that one is a dead letter, alerted alone
     await harness.teams.install_app()
     harness.teams.state.bot_removed_from.clear()
-    harness.teams.faults.add("POST /v3/conversations", [Fault("500")])
+    harness.teams.faults.add("POST /v3/conversations", [Fault("400")])
     await harness.store.enqueue([card(414)], harness.clock.now())
     await with_time_passing(harness.clock, outbox.drain())
 

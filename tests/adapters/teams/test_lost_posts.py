@@ -88,8 +88,18 @@ async def setup(sqlite_url: str, clock: FakeClock, find_lost_posts: bool) -> Asy
         await store.close()
 
 
-async def test_a_card_whose_post_answer_was_lost_is_found_and_then_updated_in_place(setup: Setup) -> None:
-    setup.teams.faults.add("POST /v3/conversations", [Fault("reset_after")])
+@pytest.mark.parametrize(
+    "lost",
+    [
+        Fault("reset_after"),
+        Fault("500", after_acting=True),
+        Fault("502", after_acting=True),
+        Fault("504", after_acting=True),
+    ],
+    ids=["reset", "500", "502", "504"],
+)
+async def test_a_card_whose_post_answer_was_lost_is_found_and_then_updated_in_place(setup: Setup, lost: Fault) -> None:
+    setup.teams.faults.add("POST /v3/conversations", [lost])
     await setup.card(1)
     await setup.drain()
 
@@ -107,6 +117,18 @@ async def test_a_card_whose_post_answer_was_lost_is_found_and_then_updated_in_pl
     # the post as sent, the found post refreshed with what was queued then, and the update
     assert len(message.versions) == 3
     assert texts(adaptive_card(message.activity))[0] == "Release app-y 2.3: tests passed"
+    assert (await setup.store.count_deliveries())["dead"] == 0
+
+
+@pytest.mark.parametrize("status", ["500", "502", "504"])
+async def test_a_post_teams_failed_before_taking_it_is_looked_for_then_posted_once(setup: Setup, status: str) -> None:
+    setup.teams.faults.add("POST /v3/conversations", [Fault(status)])  # type: ignore[arg-type]
+    await setup.card(1)
+    await setup.drain()
+
+    assert len(setup.posts()) == 1
+    assert [r.status for r in setup.teams.recorder.matching("POST /v3/conversations")] == [int(status), 201]
+    assert len(setup.teams.recorder.matching(CHANNEL_MESSAGES)) == 1  # looked for first, found nothing
     assert (await setup.store.count_deliveries())["dead"] == 0
 
 
