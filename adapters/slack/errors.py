@@ -44,6 +44,8 @@ PERMANENT_ERRORS = frozenset(
         "invalid_arguments",
     }
 )
+MAY_HAVE_TAKEN_STATUSES = frozenset({500, 502, 504})
+"""HTTP statuses of a failed call that may have taken effect all the same (see :func:`delivery_failure`)."""
 GONE_ERRORS = frozenset({"message_not_found", "thread_not_found"})
 """The message addressed (to update, or to reply under) was deleted."""
 UNREACHABLE_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
@@ -64,6 +66,8 @@ def delivery_failure(exc: BaseException, method: str) -> DeliveryFailed:
     """Classify what ``method`` raised. The reason names the method and Slack's error code only."""
     if isinstance(exc, DeliveryFailed):
         return exc
+    # a post whose request went out and whose answer was lost may have been posted
+    posts = method == "chat.postMessage"
     if isinstance(exc, SlackApiError):
         response: Any = exc.response
         status = int(getattr(response, "status_code", 0) or 0)
@@ -73,16 +77,18 @@ def delivery_failure(exc: BaseException, method: str) -> DeliveryFailed:
         if status == 429 or code == "ratelimited":
             return DeliveryFailed(reason, retryable=True, retry_after=retry_after or 1.0)
         if status >= 500 or code in RETRYABLE_ERRORS:
-            return DeliveryFailed(reason, retryable=True, retry_after=retry_after)
+            # Slack's own failure while answering (500) or a gateway's that lost or gave up on the answer
+            # (502, 504) may come after the message was posted; a 503 says Slack did not take the request
+            taken = posts and status in MAY_HAVE_TAKEN_STATUSES
+            return DeliveryFailed(reason, retryable=True, retry_after=retry_after, maybe_sent=taken)
         if not isinstance(getattr(response, "data", None), dict):
-            return DeliveryFailed(reason, retryable=True)  # a garbled answer: try again later
+            # a garbled answer: try again later, looking first for a post it may have been the answer to
+            return DeliveryFailed(reason, retryable=True, maybe_sent=posts)
         if code in GONE_ERRORS:
             return MessageGone(reason)
         if code in UNREACHABLE_ERRORS:
             return ConversationUnreachable(reason)
         return DeliveryFailed(reason, retryable=False)
-    # a post whose request went out and whose answer was lost may have been posted
-    posts = method == "chat.postMessage"
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return DeliveryFailed(f"{method}: timed out", retryable=True, maybe_sent=posts)
     if isinstance(exc, aiohttp.ClientConnectorError):  # the connection never opened: nothing was sent

@@ -344,9 +344,22 @@ def calls(slack: SlackEmulator, method: str) -> list[Any]:
     return [r for r in slack.recorder.requests if r.path == f"/api/{method}"]
 
 
-async def test_a_post_whose_answer_was_lost_is_found_and_not_posted_again(tmp_path: Path, slack: SlackEmulator) -> None:
-    # the card is posted, then the connection drops before Slack's answer reaches Handoff
-    slack.faults.add("POST /api/chat.postMessage", [Fault("reset_after")])
+@pytest.mark.parametrize(
+    "lost",
+    [
+        Fault("reset_after"),
+        Fault("500", after_acting=True),
+        Fault("502", after_acting=True),
+        Fault("504", after_acting=True),
+    ],
+    ids=["reset", "500", "502", "504"],
+)
+async def test_a_post_whose_answer_was_lost_is_found_and_not_posted_again(
+    tmp_path: Path, slack: SlackEmulator, lost: Fault
+) -> None:
+    # the card is posted, then the connection drops before Slack's answer reaches Handoff, or a gateway (or
+    # Slack itself) fails the call after the post
+    slack.faults.add("POST /api/chat.postMessage", [lost])
     handoff = await open_handoff(tmp_path / "h.db", slack)
     try:
         first, *rest = events_of(0)
