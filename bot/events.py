@@ -370,6 +370,8 @@ class ApprovalEvent(DomainEvent):
     # a classic release approval's release and release definition (``Release-1``, ``Fabrikam.CD``): it has no run
     release_name: str = ""
     release_definition: str = ""
+    # a classic release approval's release id (``7``): Azure DevOps lists a release's approvals by it
+    release_id: str = ""
     # when a classic release approval is asked: ``preDeploy`` (before deploying to its environment) or
     # ``postDeploy`` (a sign-off after it); "" for a pipeline approval
     approval_type: str = ""

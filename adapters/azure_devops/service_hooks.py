@@ -333,6 +333,7 @@ def _release_approval(kind: type[ApprovalEvent]) -> Parser:
                 approval_id=approval.require_id("id"),
                 approval_kind="release",
                 release_name=release.text("name") or approval.obj("release").text("name") or "",
+                release_id=release_id or "",
                 release_definition=definition.text("name") or "",
                 approval_type=_approval_type(approval.text("approvalType")),
                 status=status,

@@ -401,6 +401,7 @@ async def test_release_approval_pending(ingest: Ingest, shared_dir: Path) -> Non
         approval_id="0",  # a placeholder in the docs sample
         approval_kind="release",
         release_name="Release-1",
+        release_id="1",
         release_definition="Fabrikam.CD",
         approval_type="preDeploy",
         web_url=RELEASE_PAGE,  # the hook links only the Release API: the release's page on the web host
@@ -453,6 +454,7 @@ async def test_release_approval_completed(ingest: Ingest, shared_dir: Path) -> N
         approval_id="0",
         approval_kind="release",
         release_name="Release-1",
+        release_id="1",
         release_definition="Fabrikam.CD",
         approval_type="preDeploy",
         web_url=RELEASE_PAGE,
