@@ -27,7 +27,7 @@ from adapters.emulators.azure_devops.api.pipelines import resolve_parameters
 from adapters.emulators.azure_devops.engine import PipelineEngine, RunScript
 from adapters.emulators.azure_devops.events import Event, ServiceHookEvents
 from adapters.emulators.azure_devops.links import Links
-from adapters.emulators.azure_devops.model import Approval, LogFile, ReleaseApproval, Run
+from adapters.emulators.azure_devops.model import Approval, LogFile, ReleaseApproval, ReleaseApprovalStatus, Run
 from adapters.emulators.azure_devops.router import Router
 from adapters.emulators.azure_devops.shapes import Shapes, iso
 from adapters.emulators.azure_devops.webhooks import Delivery, RetrySchedule, Subscription, WebhookSender
@@ -426,6 +426,39 @@ class AzureDevOpsEmulator:
         )
         self.release_approvals[approval.id] = approval
         self.publish(self.events.release_approval(approval, now))
+        return approval
+
+    def complete_release_approval(
+        self,
+        approval_id: int,
+        status: ReleaseApprovalStatus,
+        *,
+        by: str | None = None,
+        comments: str = "",
+        hook: bool = True,
+    ) -> ReleaseApproval:
+        """Complete a classic release approval as ``by`` (approved, rejected) or as Azure DevOps itself (canceled
+        or skipped: ``by`` None), and emit ``deployment-approval-completed`` unless ``hook`` is False (the event
+        lost). Checks nothing: the PATCH's checks are the API's."""
+        approval = self.release_approvals[approval_id]
+        now = self.clock.now()
+        decider = self.identity(by) if by is not None else None
+        approval.status = status
+        approval.comments = comments
+        approval.approved_by = decider
+        approval.modified_on = now
+        approval.revision += 1
+        approval.history.append(
+            {
+                "revision": approval.revision,
+                "status": status,
+                "comments": comments,
+                "changedBy": self.shapes.identity(decider),
+                "modifiedOn": iso(now),
+            }
+        )
+        if hook:
+            self.publish(self.events.release_approval(approval, now))
         return approval
 
     # service hooks ------------------------------------------------------------------------------------

@@ -162,6 +162,9 @@ class Approval:
         return self.status == "pending"
 
 
+ReleaseApprovalStatus = Literal["pending", "approved", "rejected", "reassigned", "canceled", "skipped"]
+
+
 @dataclass
 class ReleaseApproval:
     """A classic release approval (Release area), decided with ``PATCH _apis/release/approvals/{id}``."""
@@ -177,7 +180,7 @@ class ReleaseApproval:
     approval_type: Literal["preDeploy", "postDeploy"]
     created_on: datetime
     modified_on: datetime
-    status: Literal["pending", "approved", "rejected", "reassigned", "canceled", "skipped"] = "pending"
+    status: ReleaseApprovalStatus = "pending"
     comments: str = ""
     approved_by: Identity | None = None
     revision: int = 1

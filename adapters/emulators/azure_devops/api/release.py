@@ -9,8 +9,9 @@ from aiohttp import web
 
 from adapters.emulators.azure_devops import locations
 from adapters.emulators.azure_devops.errors import ServiceError, bad_request, not_found
+from adapters.emulators.azure_devops.model import ReleaseApprovalStatus
 from adapters.emulators.azure_devops.router import Call, Router
-from adapters.emulators.azure_devops.shapes import collection, iso
+from adapters.emulators.azure_devops.shapes import collection
 
 if TYPE_CHECKING:
     from adapters.emulators.azure_devops.emulator import AzureDevOpsEmulator
@@ -71,22 +72,10 @@ def register(router: Router, emulator: AzureDevOpsEmulator) -> None:
                 f"VS402904: {call.caller.display_name} is not the approver of approval {approval.id}; "
                 f"it is assigned to {approval.approver.display_name}.",
             )
-        now = emulator.clock.now()
-        approval.status = status  # type: ignore[assignment]
-        approval.comments = str(body.get("comments") or "")
-        approval.approved_by = call.caller
-        approval.modified_on = now
-        approval.revision += 1
-        approval.history.append(
-            {
-                "revision": approval.revision,
-                "status": status,
-                "comments": approval.comments,
-                "changedBy": emulator.shapes.identity(call.caller),
-                "modifiedOn": iso(now),
-            }
+        decided: ReleaseApprovalStatus = "approved" if status == "approved" else "rejected"
+        emulator.complete_release_approval(
+            approval.id, decided, by=call.caller.id, comments=str(body.get("comments") or "")
         )
-        emulator.publish(emulator.events.release_approval(approval, now))
         return web.json_response(emulator.shapes.release_approval(approval))
 
     router.add("GET", BASE, list_approvals, location=locations.RELEASE_APPROVALS, vsrm=True)
