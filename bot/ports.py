@@ -568,7 +568,8 @@ class ApprovalStatus:
     """How one of Azure DevOps' approvals stands now (see :meth:`PipelineService.approval_statuses`).
 
     ``status`` is Azure DevOps' own word: ``pending``, ``approved``, ``rejected``, ``timedOut``, ``canceled``,
-    ``skipped``. ``decided_by`` and ``comment`` are who completed it and what they said, when a person did.
+    ``skipped`` (a classic release approval's may also be ``reassigned``). ``decided_by`` and ``comment`` are who
+    completed it and what they said, when a person did.
     """
 
     approval_id: str
@@ -624,6 +625,13 @@ class PipelineService(Protocol):
     async def approval_statuses(self, project: str, approval_ids: Sequence[str]) -> list[ApprovalStatus]:
         """How these YAML-pipeline approvals of ``project`` stand now, read in one request; an approval Azure
         DevOps does not know is left out."""
+        ...
+
+    async def release_approval_statuses(self, project: str, approvals: Mapping[str, str]) -> list[ApprovalStatus]:
+        """How these classic release approvals of ``project`` stand now, ``approvals`` naming each one's release
+        (approval id: release id; Azure DevOps lists a release's approvals, it has no lookup by approval id).
+        One request while they all wait, a few more (one per completed status, at most four) for those that do
+        not; an approval Azure DevOps does not list is left out."""
         ...
 
     async def approver_identities(

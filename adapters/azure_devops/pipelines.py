@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -58,6 +58,13 @@ THROTTLED_CODE = "TF400733"
 # What a gateway in front of Azure DevOps answers when the service's answer did not come back in time or whole
 # (Bad Gateway, Gateway Timeout): the request may have reached the service and taken effect.
 GATEWAY = {502, 504}
+# The statuses that complete a classic release approval, asked (in this order) for the approvals not pending. Not
+# "reassigned": that approval's step is not decided (its gate waits, as it does for the completion event of one);
+# nor "undefined", which the reference does not say means "any status".
+RELEASE_COMPLETED = ("approved", "rejected", "canceled", "skipped")
+# How many approvals one list of release approvals returns (the API's documented default; the SDK does not give its
+# continuation token): an approval beyond it is left out, and asked about again next time.
+RELEASE_APPROVALS_TOP = 50
 RESULTS = {"succeeded": "succeeded", "partiallySucceeded": "failed", "failed": "failed", "canceled": "canceled"}
 
 
@@ -224,6 +231,28 @@ class AzureDevOpsPipelines:
         except PayloadError as error:
             raise ServiceUnavailable(f"Azure DevOps answered with an unexpected approval ({error})") from None
 
+    async def release_approval_statuses(self, project: str, approvals: Mapping[str, str]) -> list[ApprovalStatus]:
+        """How these classic release approvals (approval id: release id) stand: the pending approvals of their
+        releases first, then, for those not among them, the approvals of each completed status in turn
+        (:data:`RELEASE_COMPLETED`), until every one is found: one request while all wait, five at most."""
+        wanted = {a: r for a, r in approvals.items() if a.isdigit() and r.isdigit()}  # both are numbers there
+        found: list[ApprovalStatus] = []
+        for status in ("pending", *RELEASE_COMPLETED):
+            if not wanted:
+                break
+            releases = sorted({int(r) for r in wanted.values()})
+            listed = await self._call("release approval statuses", self._release_approvals, project, status, releases)
+            for approval in listed or []:
+                if wanted.pop(str(approval.id), None) is not None:
+                    found.append(_release_status(approval))
+        return found
+
+    def _release_approvals(self, project: str, status: str, releases: list[int]) -> Any:
+        """The SDK's list of ``releases``' approvals of ``status`` (in a gateway call: it gets the client)."""
+        return self._client("release").get_approvals(
+            project, status_filter=status, release_ids_filter=releases, top=RELEASE_APPROVALS_TOP
+        )
+
     async def approver_identities(
         self, approvers: tuple[Approver, ...], *, fresh: bool = False
     ) -> tuple[Approver, ...]:
@@ -340,6 +369,16 @@ class AzureDevOpsPipelines:
 
         body = Build(status="cancelling")
         await self._call("cancel", lambda: self._client("build").update_build(body, project, int(run_id)))
+
+
+def _release_status(approval: Any) -> ApprovalStatus:
+    """How the SDK's ``ReleaseApproval`` stands: its status, who decided it and what they said."""
+    return ApprovalStatus(
+        approval_id=str(approval.id),
+        status=str(approval.status or ""),
+        decided_by=_person(getattr(approval, "approved_by", None)),
+        comment=str(getattr(approval, "comments", None) or ""),
+    )
 
 
 def _aware(value: Any) -> datetime | None:

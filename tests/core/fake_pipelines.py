@@ -3,7 +3,7 @@ records what it was asked."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,7 +17,8 @@ class FakePipelines:
         members each group (by id) has now; each time one is read is counted in ``group_reads``. A decision on
         an approval first awaits ``while_deciding`` (if set), then raises the first of ``refuse_decisions``
         (if any), else is recorded in ``decided`` (a classic release's in ``release_decided``). ``approvals`` are
-        how approvals stand when asked (unknown ones are left out); each question is kept in ``asked``. Every run
+        how approvals stand when asked (unknown ones are left out); each question is kept in ``asked`` (a classic
+        release's: its approval ids and their releases, in ``release_asked``). Every run
     whose status is asked is kept in ``status_asked``; asking about a run in ``deleted`` is refused. ``project_ids``
     are the projects' ids by name (any other project is refused)."""
 
@@ -32,6 +33,7 @@ class FakePipelines:
     group_reads: int = 0
     approvals: dict[str, ApprovalStatus] = field(default_factory=dict)
     asked: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    release_asked: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     me: Person | None = None
     status_asked: list[str] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
@@ -90,6 +92,10 @@ class FakePipelines:
     async def approval_statuses(self, project: str, approval_ids: Sequence[str]) -> list[ApprovalStatus]:
         self.asked.append((project, tuple(approval_ids)))
         return [self.approvals[i] for i in approval_ids if i in self.approvals]
+
+    async def release_approval_statuses(self, project: str, approvals: Mapping[str, str]) -> list[ApprovalStatus]:
+        self.release_asked.append((project, dict(approvals)))
+        return [self.approvals[i] for i in approvals if i in self.approvals]
 
     async def approver_identities(
         self, approvers: tuple[Approver, ...], *, fresh: bool = False

@@ -1,4 +1,5 @@
-"""Starting a pipeline run when Azure DevOps does not answer it: whether the run may have started is told apart."""
+"""Starting a pipeline run when Azure DevOps does not answer it: whether the run may have started is told apart.
+Asking how classic release approvals stand, by their releases, in few requests."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from adapters.azure_devops.pipelines import AzureDevOpsPipelines
 from adapters.emulators.azure_devops import AzureDevOpsEmulator
 from adapters.emulators.azure_devops.errors import internal_error
 from adapters.emulators.base import Fault
-from bot.ports import ServiceUnavailable
+from bot.events import Person
+from bot.ports import ApprovalStatus, ServiceUnavailable
 
 RUNS = "POST /**/pipelines/*/runs"
 
@@ -101,3 +103,54 @@ async def test_a_connection_never_made_cannot_have_started_the_run() -> None:
         await pipelines.close()
     assert not error.may_have_acted
     assert str(error) == "Azure DevOps is unreachable"
+
+
+RELEASE_APPROVALS = "GET /contoso/mlops/_apis/Release/approvals"
+
+
+async def test_release_approvals_all_waiting_are_asked_about_in_one_request(
+    ado: AzureDevOpsEmulator, pipelines: AzureDevOpsPipelines
+) -> None:
+    first = ado.add_release_approval("carol@contoso.com", release_id=2)
+    second = ado.add_release_approval("carol@contoso.com", release_id=3)
+    found = await pipelines.release_approval_statuses("mlops", {str(first.id): "2", str(second.id): "3"})
+    assert sorted((s.approval_id, s.status) for s in found) == [(str(first.id), "pending"), (str(second.id), "pending")]
+    [asked] = ado.recorder.matching(RELEASE_APPROVALS)
+    assert (asked.query["statusFilter"], asked.query["releaseIdsFilter"]) == ("pending", "2,3")
+
+
+async def test_release_approvals_no_longer_waiting_are_looked_for_among_each_completed_status(
+    ado: AzureDevOpsEmulator, pipelines: AzureDevOpsPipelines
+) -> None:
+    """Pending first; then approved, rejected, canceled, skipped in turn, only for the releases of the approvals
+    not found yet, until every one is: who decided and what they said come with it."""
+    waiting = ado.add_release_approval("carol@contoso.com", release_id=2)
+    approved = ado.add_release_approval("carol@contoso.com", release_id=3)
+    canceled = ado.add_release_approval("carol@contoso.com", release_id=4)
+    ado.add_release_approval("carol@contoso.com", release_id=3, environment_name="QA")  # another, not asked about
+    ado.complete_release_approval(approved.id, "approved", by="carol@contoso.com", comments="ship it", hook=False)
+    ado.complete_release_approval(canceled.id, "canceled", hook=False)
+    asked = {str(waiting.id): "2", str(approved.id): "3", str(canceled.id): "4"}
+
+    found = {s.approval_id: s for s in await pipelines.release_approval_statuses("mlops", asked)}
+
+    carol = ado.identity("carol@contoso.com")
+    assert found == {
+        str(waiting.id): ApprovalStatus(str(waiting.id), "pending"),
+        str(approved.id): ApprovalStatus(
+            str(approved.id), "approved", Person(carol.display_name, "carol@contoso.com", carol.id), "ship it"
+        ),
+        str(canceled.id): ApprovalStatus(str(canceled.id), "canceled"),
+    }
+    requests = [
+        (r.query["statusFilter"], r.query["releaseIdsFilter"]) for r in ado.recorder.matching(RELEASE_APPROVALS)
+    ]
+    assert requests == [("pending", "2,3,4"), ("approved", "3,4"), ("rejected", "4"), ("canceled", "4")]
+
+
+async def test_a_release_approval_azure_devops_does_not_list_is_left_out_after_five_requests(
+    ado: AzureDevOpsEmulator, pipelines: AzureDevOpsPipelines
+) -> None:
+    assert await pipelines.release_approval_statuses("mlops", {"99": "42"}) == []
+    statuses = [r.query["statusFilter"] for r in ado.recorder.matching(RELEASE_APPROVALS)]
+    assert statuses == ["pending", "approved", "rejected", "canceled", "skipped"]
