@@ -753,6 +753,8 @@ class Gatekeeper:
             },
             policy={"name": "default"},
         )
+        if event.approval_kind == "release" and event.release_id:
+            gate.details["release_id"] = event.release_id  # how Azure DevOps is asked about its approval
         if event.handoff is not None:
             handoff = _identities(event.handoff.email, event.handoff.id)
             barred = {i for p in event.blocked_approvers for i in _identities(p.email, p.id)}
@@ -1653,8 +1655,11 @@ class Gatekeeper:
         Bounded: a waiting gate is asked about at most once per :attr:`reconcile_every` (claimed with a
         compare-and-set, so one replica asks), an expired one at most once per :attr:`reconcile_expired_every`
         and for :data:`RECONCILE_EXPIRED_FOR` after it opened; at most :attr:`reconcile_batch` gates per call, the
-        waiting ones first, then those asked about longest ago, in one request per project. YAML-pipeline
-        approvals only (a classic release's waits for its event).
+        waiting ones first, then those asked about longest ago, in one request per project and kind of approval
+        (a few for classic release approvals not all waiting: see
+        :meth:`~bot.ports.PipelineService.release_approval_statuses`). A classic release approval is asked about
+        by its release, so only a gate that keeps its release id is (not one opened before gates kept it); one
+        Azure DevOps says was reassigned is not completed, and its gate waits on, as for its completion event.
         """
         if self.pipelines is None:
             return
@@ -1663,15 +1668,16 @@ class Gatekeeper:
             (g for g in waiting if self._due(g, now)),
             key=lambda g: (g.state is not GateState.PENDING, _asked_at(g)),
         )[: self.reconcile_batch]
-        asked: dict[str, list[Gate]] = {}
+        asked: dict[tuple[str, str], list[Gate]] = {}
         for gate in due:
             details = {**gate.details, "asked_at": now.isoformat()}
             claimed = await self.store.update_gate(gate.gate_id, gate.version, gate.state, details)
             if claimed is not None:  # else it changed meanwhile: the next sweep looks again
-                asked.setdefault(str(gate.details.get("project", "")), []).append(claimed)
-        for project, gates in asked.items():
+                kind = str(gate.details.get("approval_kind"))
+                asked.setdefault((str(gate.details.get("project", "")), kind), []).append(claimed)
+        for (project, kind), gates in asked.items():
             try:
-                statuses = await self.pipelines.approval_statuses(project, [g.external_id for g in gates])
+                statuses = await self._approval_statuses(self.pipelines, project, kind, gates)
             except (ServiceRefused, ServiceUnavailable) as exc:
                 log.warning("could not ask Azure DevOps how %d approvals of %s stand (%s)", len(gates), project, exc)
                 continue
@@ -1683,9 +1689,21 @@ class Gatekeeper:
                 log.info("gate %s: Azure DevOps says its approval is %s", gate.gate_id, status.status)
                 await self._take_outcome(gate.gate_id, outcome)
 
+    @staticmethod
+    async def _approval_statuses(
+        pipelines: PipelineService, project: str, kind: str, gates: Sequence[Gate]
+    ) -> list[ApprovalStatus]:
+        """How the approvals of ``gates`` (of ``project``, all of ``kind``) stand in Azure DevOps."""
+        if kind == "release":
+            releases = {g.external_id: str(g.details["release_id"]) for g in gates}
+            return await pipelines.release_approval_statuses(project, releases)
+        return await pipelines.approval_statuses(project, [g.external_id for g in gates])
+
     def _due(self, gate: Gate, now: datetime) -> bool:
         """Whether :meth:`reconcile` asks Azure DevOps about ``gate``'s approval now."""
-        if gate.source != "azure-devops" or gate.details.get("approval_kind") != "pipeline":
+        kind = gate.details.get("approval_kind")
+        askable = kind == "pipeline" or (kind == "release" and bool(gate.details.get("release_id")))
+        if gate.source != "azure-devops" or not askable:
             return False
         if gate.state is GateState.PENDING:
             return now - _asked_at(gate) >= self.reconcile_every

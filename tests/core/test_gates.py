@@ -965,6 +965,110 @@ async def test_the_sweep_stops_asking_about_a_gate_expired_in_handoff_30_days_af
     assert gate is not None and gate.state is GateState.EXPIRED
 
 
+def release_gate_id(approval_id: str) -> str:
+    return f"azure-devops:contoso:release-approval:{approval_id}"
+
+
+async def test_the_sweep_asks_azure_devops_about_classic_release_approvals_by_their_release(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    """A classic release approval's completion event may be lost too: the sweep asks Azure DevOps about the waiting
+    release gates by their releases, as often and as many as pipeline gates. A gate opened before gates kept their
+    release (its event named none) is not asked about."""
+    handoff, pipelines = applying
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    for approval_id, release_id in (("r1", "7"), ("r2", "8"), ("r3", "9"), ("old", "")):
+        await handoff.ingest.accept(replace(classic_release_pending(approval_id), release_id=release_id))
+        await clock.advance(1)
+    await handoff.ingest.accept(pending(requester="erin"))  # a pipeline approval's gate, asked about apart
+    handoff.gatekeeper.reconcile_batch = 2
+    await clock.advance(300)
+    pipelines.approvals["r1"] = ApprovalStatus("r1", "approved", person("carol"), "ship it")
+    for _ in range(3):
+        await handoff.gatekeeper.sweep()
+    assert pipelines.release_asked == [("mlops", {"r1": "7", "r2": "8"}), ("mlops", {"r3": "9"})]
+    assert pipelines.asked == [("mlops", ("a1b2",))]
+
+    closed = await handoff.store.get_gate(release_gate_id("r1"))
+    assert closed is not None and closed.state is GateState.APPROVED and closed.details["decided_in"] == "Azure DevOps"
+    card = await gate_card(handoff, closed.gate_id)
+    assert card.status is Status.APPROVED and card.actions == ()
+    assert ("Decided by", "Carol") in [(f.label, f.value) for f in card.facts]
+    assert [t for _, t in await pending_replies(handoff, closed.gate_id)] == ["Approved in Azure DevOps by Carol"] * 2
+    for waiting in ("r2", "r3", "old"):
+        gate = await handoff.store.get_gate(release_gate_id(waiting))
+        assert gate is not None and gate.state is GateState.PENDING
+
+    await clock.advance(300)
+    handoff.gatekeeper.reconcile_batch = 50
+    await handoff.gatekeeper.sweep()  # the gate closed is not asked about again, nor the one without a release
+    assert pipelines.release_asked[2:] == [("mlops", {"r2": "8", "r3": "9"})]
+    assert pipelines.release_decided == []
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "said"),
+    [
+        ("rejected", GateState.REJECTED, "Rejected in Azure DevOps by Bob"),
+        ("canceled", GateState.SUPERSEDED, "Closed: canceled in Azure DevOps"),
+        ("skipped", GateState.SUPERSEDED, "Closed: skipped in Azure DevOps"),
+        ("reassigned", GateState.PENDING, ""),
+        ("pending", GateState.PENDING, ""),
+    ],
+)
+async def test_the_sweep_closes_a_classic_release_gate_as_azure_devops_completed_its_approval(
+    applying: tuple[Handoff, FakePipelines], status: str, state: GateState, said: str
+) -> None:
+    """Rejected, canceled or skipped in Azure DevOps, its event lost: the gate closes so. A reassigned approval is
+    not completed (nor does its completion event close the gate): the gate waits on."""
+    handoff, pipelines = applying
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    await handoff.ingest.accept(replace(classic_release_pending("r1"), release_id="7"))
+    decided = status in ("approved", "rejected")
+    pipelines.approvals["r1"] = ApprovalStatus("r1", status, person("bob") if decided else None, "no")
+    await clock.advance(300)
+    await handoff.gatekeeper.sweep()
+    assert pipelines.release_asked == [("mlops", {"r1": "7"})]
+    gate = await handoff.store.get_gate(release_gate_id("r1"))
+    assert gate is not None and gate.state is state
+    assert [t for _, t in await pending_replies(handoff, gate.gate_id)] == ([said] * 2 if said else [])
+    card = await gate_card(handoff, gate.gate_id)
+    assert (card.actions == ()) is (state is not GateState.PENDING)
+
+
+async def test_the_sweep_gives_a_classic_release_gate_expired_in_handoff_how_its_approval_was_completed(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    """Expired in Handoff (its 72 h) while the release approval still waited in Azure DevOps, where bob rejects it
+    and the event is lost: the sweep asks about it once an hour, and the gate takes the rejection."""
+    handoff, pipelines = applying
+    clock = handoff.clock
+    assert isinstance(clock, FakeClock)
+    gate_id = release_gate_id("r1")
+    await handoff.ingest.accept(replace(classic_release_pending("r1"), release_id="7"))
+    await clock.advance(timedelta(hours=73).total_seconds())
+    await handoff.gatekeeper.sweep()
+    gate = await handoff.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.EXPIRED
+    assert pipelines.release_asked == [("mlops", {"r1": "7"})]  # by the sweep that expired it
+    await clock.advance(timedelta(minutes=30).total_seconds())
+    await handoff.gatekeeper.sweep()
+    assert len(pipelines.release_asked) == 1
+
+    pipelines.approvals["r1"] = ApprovalStatus("r1", "rejected", person("bob"), "not this one")
+    await clock.advance(timedelta(minutes=30).total_seconds())
+    await handoff.gatekeeper.sweep()
+    assert pipelines.release_asked == [("mlops", {"r1": "7"})] * 2
+    gate = await handoff.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.REJECTED and gate.details["decided_in"] == "Azure DevOps"
+    card = await gate_card(handoff, gate_id)
+    assert card.status is Status.REJECTED and card.actions == () and "still waits" not in str(card)
+    audit = await handoff.store.list_audit()
+    assert audit[-1].comment == "decided in Azure DevOps after it expired in Handoff"
+
+
 @pytest.mark.parametrize("by_handoff", [False, True], ids=["bob-in-azure-devops", "handoff-answer-lost"])
 async def test_an_approval_completed_the_same_way_while_azure_devops_did_not_answer(
     applying: tuple[Handoff, FakePipelines], by_handoff: bool

@@ -16,6 +16,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from azure.devops.connection import Connection
+from azure.devops.v7_1.release.models import ReleaseApproval
 from msrest.authentication import BasicAuthentication
 
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
@@ -700,6 +702,70 @@ async def test_a_gate_waiting_again_closes_when_azure_devops_says_its_approval_i
     )
     await eventually(lambda: any("Approved in Azure DevOps by Carol Diaz" in r.text for r in gate_card.replies))
     assert len(ado.recorder.matching(f"PATCH {APPROVALS}")) == 1  # carol's own
+    audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
+    assert audit[-1] == ("Azure DevOps", "decide", "approved")
+
+
+RELEASE_APPROVALS = "/contoso/mlops/_apis/Release/approvals"
+
+
+def classic_releases_in_ops(config: dict[str, Any]) -> None:
+    """A configuration tweak: the ops channel follows the approvals of the classic release app-y-classic.CD."""
+    config["subscriptions"].append({"channel": "ops", "events": ["approval"], "pipelines": ["app-y-classic.*"]})
+
+
+async def test_a_classic_release_gate_closes_when_azure_devops_says_its_approval_is_done(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """Carol approves a classic release's approval in Azure DevOps and that event is lost. The sweep asks Azure
+    DevOps about the approvals of the waiting gates' releases (a release's approvals are listed by status: those
+    pending first, then the approved ones of the release whose approval was not pending) and closes her gate; the
+    other, still waiting, stays as it was."""
+    loop = await start_loop(tweak=classic_releases_in_ops)
+    ado = loop.suite.ado
+    approval = ado.add_release_approval("carol@contoso.com", release_name="Release-2", release_id=2)
+    other = ado.add_release_approval("carol@contoso.com", release_name="Release-3", release_id=3)
+
+    def gate_cards() -> list[Any]:
+        return [m for m in slack_messages(loop, "ops") if '"action_id": "approve"' in blocks_text(m)]
+
+    await eventually(lambda: len(gate_cards()) == 2)
+    gate_card, other_card = sorted(gate_cards(), key=lambda m: "Release-3" in blocks_text(m))
+    carol = Connection(base_url=ado.org_url, creds=BasicAuthentication("", ado.pat("carol@contoso.com")))
+    approve = ReleaseApproval(status="approved", comments="ship it")
+    async with hooks_lost(ado):
+        client = await asyncio.to_thread(carol.clients_v7_1.get_release_client)
+        await asyncio.to_thread(client.update_release_approval, approve, "mlops", approval.id)
+    assert approval.status == "approved"
+    handoff = loop.server.handoff
+    assert handoff is not None
+    gate_id = f"azure-devops:contoso:release-approval:{approval.id}"
+
+    await handoff.gatekeeper.sweep()  # not asked about so soon after it opened
+    assert ado.recorder.matching(f"GET {RELEASE_APPROVALS}") == []
+    handoff.gatekeeper.reconcile_every = timedelta(0)  # as if five minutes had passed
+    await handoff.gatekeeper.sweep()
+    asked = [
+        (r.query["statusFilter"], r.query["releaseIdsFilter"])
+        for r in ado.recorder.matching(f"GET {RELEASE_APPROVALS}")
+    ]
+    assert asked == [("pending", "2,3"), ("approved", "2")]
+    gate = await loop.server.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.APPROVED and gate.details["decided_in"] == "Azure DevOps"
+    await eventually(
+        lambda: '"action_id": "approve"' not in blocks_text(gate_card) and "Carol Diaz" in blocks_text(gate_card)
+    )
+    await eventually(lambda: any("Approved in Azure DevOps by Carol Diaz" in r.text for r in gate_card.replies))
+    waiting = await loop.server.store.get_gate(f"azure-devops:contoso:release-approval:{other.id}")
+    assert waiting is not None and waiting.state is GateState.PENDING
+    assert '"action_id": "approve"' in blocks_text(other_card) and not other_card.replies
+
+    await handoff.gatekeeper.sweep()  # only the waiting one is asked about again
+    asked = [
+        (r.query["statusFilter"], r.query["releaseIdsFilter"])
+        for r in ado.recorder.matching(f"GET {RELEASE_APPROVALS}")
+    ]
+    assert asked[2:] == [("pending", "3")]
     audit = [(e.actor, e.action, e.outcome) for e in await loop.server.store.list_audit() if "gate" in e.target]
     assert audit[-1] == ("Azure DevOps", "decide", "approved")
 
