@@ -603,6 +603,7 @@ class RunStatus:
     finished_at: datetime | None = None
     # the own name (``Production``) of the stage ``failing_step`` names as shown (``Deploy to production``)
     failing_stage_name: str | None = None
+    name: str | None = None  # the run's name (``20261128.3``), where the service says
 
 
 @dataclass(frozen=True)
@@ -653,9 +654,18 @@ class PipelineService(Protocol):
 
     async def run_pipeline(
         self, project: str, pipeline: str, branch: str | None, parameters: dict[str, str]
-    ) -> StartedRun: ...
+    ) -> StartedRun:
+        """Queue a run of ``pipeline``. Each call queues one: a ``ServiceUnavailable`` that ``may_have_acted``
+        may have queued it (look with :meth:`runs_since` before starting it again)."""
+        ...
 
     async def run_status(self, project: str, run_id: str) -> RunStatus: ...
+
+    async def runs_since(self, project: str, pipeline: str, since: datetime) -> list[RunStatus]:
+        """The runs of ``pipeline`` queued at or after ``since`` (oldest first), each with its name, branch and
+        template parameters, so that a start whose answer was lost can be found (see
+        :meth:`run_pipeline`: one request, up to a page of runs)."""
+        ...
 
     async def cancel_run(self, project: str, run_id: str) -> None: ...
 

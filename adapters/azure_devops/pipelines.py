@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -65,6 +66,9 @@ RELEASE_COMPLETED = ("approved", "rejected", "canceled", "skipped")
 # How many approvals one list of release approvals returns (the API's documented default; the SDK does not give its
 # continuation token): an approval beyond it is left out, and asked about again next time.
 RELEASE_APPROVALS_TOP = 50
+# How many runs one look for a lost start lists (oldest first since the start was tried: more than a pipeline
+# queues in the minutes it covers).
+RUNS_LISTED = 50
 RESULTS = {"succeeded": "succeeded", "partiallySucceeded": "failed", "failed": "failed", "canceled": "canceled"}
 
 
@@ -340,35 +344,61 @@ class AzureDevOpsPipelines:
 
     async def run_status(self, project: str, run_id: str) -> RunStatus:
         build = await self._call("run status", lambda: self._client("build").get_build(project, int(run_id)))
-        state = {"completed": "completed", "notStarted": "queued"}.get(str(build.status), "running")
-        result = RESULTS.get(str(build.result)) if state == "completed" else None
+        status = _build_status(build)
+        if status.result != "failed":
+            return status
         failing = failing_name = None
-        if result == "failed":
-            timeline = await self._call(
-                "timeline", lambda: self._client("build").get_build_timeline(project, int(run_id))
-            )
-            for record in getattr(timeline, "records", None) or []:
-                if str(record.result) == "failed" and record.type in ("Stage", "Job", "Task"):
-                    failing = record.name
-                    if record.type == "Stage":
-                        failing_name = getattr(record, "identifier", None) or None
-                        break
-        links = getattr(build, "_links", None)
-        web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
-        url = web.get("href") if isinstance(web, dict) else None
-        requester = _person(getattr(build, "requested_for", None))
-        branch = getattr(build, "source_branch", None) or None
-        parameters = {str(k): str(v) for k, v in (getattr(build, "template_parameters", None) or {}).items()}
-        finished_at = _aware(getattr(build, "finish_time", None)) if state == "completed" else None
-        return RunStatus(
-            str(build.id), state, result, url, failing, requester, branch, parameters, finished_at, failing_name
+        timeline = await self._call("timeline", lambda: self._client("build").get_build_timeline(project, int(run_id)))
+        for record in getattr(timeline, "records", None) or []:
+            if str(record.result) == "failed" and record.type in ("Stage", "Job", "Task"):
+                failing = record.name
+                if record.type == "Stage":
+                    failing_name = getattr(record, "identifier", None) or None
+                    break
+        return replace(status, failing_step=failing, failing_stage_name=failing_name)
+
+    async def runs_since(self, project: str, pipeline: str, since: datetime) -> list[RunStatus]:
+        """The Build API's builds of the pipeline queued since ``since`` (``minTime`` applies to the time
+        ``queryOrder`` orders by), oldest first: one request, at most :data:`RUNS_LISTED`."""
+        pipeline_id = await self._pipeline_id(project, pipeline)
+        builds = await self._call(
+            "runs since",
+            lambda: self._client("build").get_builds(
+                project,
+                definitions=[pipeline_id],
+                min_time=since,
+                query_order="queueTimeAscending",
+                top=RUNS_LISTED,
+            ),
         )
+        return [_build_status(build) for build in builds or []]
 
     async def cancel_run(self, project: str, run_id: str) -> None:
         from azure.devops.v7_1.build.models import Build
 
         body = Build(status="cancelling")
         await self._call("cancel", lambda: self._client("build").update_build(body, project, int(run_id)))
+
+
+def _build_status(build: Any) -> RunStatus:
+    """How the SDK's ``Build`` stands, as far as the build itself says (not which step failed)."""
+    state = {"completed": "completed", "notStarted": "queued"}.get(str(build.status), "running")
+    result = RESULTS.get(str(build.result)) if state == "completed" else None
+    links = getattr(build, "_links", None)
+    web = getattr(links, "additional_properties", {}).get("web", {}) if links else {}
+    url = web.get("href") if isinstance(web, dict) else None
+    parameters = {str(k): str(v) for k, v in (getattr(build, "template_parameters", None) or {}).items()}
+    return RunStatus(
+        str(build.id),
+        state,
+        result,
+        url,
+        requested_by=_person(getattr(build, "requested_for", None)),
+        branch=getattr(build, "source_branch", None) or None,
+        parameters=parameters,
+        finished_at=_aware(getattr(build, "finish_time", None)) if state == "completed" else None,
+        name=getattr(build, "build_number", None) or None,
+    )
 
 
 def _release_status(approval: Any) -> ApprovalStatus:

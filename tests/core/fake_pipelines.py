@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from bot.events import Approver, Person
-from bot.ports import ApprovalStatus, RunStatus, ServiceRefused, StartedRun
+from bot.ports import ApprovalStatus, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
+
+
+def _url(run_id: str) -> str:
+    return f"https://dev.azure.com/contoso/mlops/_build/results?buildId={run_id}"
 
 
 @dataclass
@@ -20,7 +25,9 @@ class FakePipelines:
         how approvals stand when asked (unknown ones are left out); each question is kept in ``asked`` (a classic
         release's: its approval ids and their releases, in ``release_asked``). Every run
     whose status is asked is kept in ``status_asked``; asking about a run in ``deleted`` is refused. ``project_ids``
-    are the projects' ids by name (any other project is refused)."""
+    are the projects' ids by name (any other project is refused). A start queues its run, then raises the first
+    of ``lose_answers`` (if any: its answer lost); each listing of a pipeline's runs is kept in ``listed``, and
+    raises the first of ``listings_fail`` (if any)."""
 
     started: list[tuple[str, str, str | None, dict[str, str]]] = field(default_factory=list)
     results: dict[str, RunStatus] = field(default_factory=dict)
@@ -38,6 +45,9 @@ class FakePipelines:
     status_asked: list[str] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
     project_ids: dict[str, str] = field(default_factory=dict)
+    lose_answers: list[ServiceUnavailable] = field(default_factory=list)
+    listings_fail: list[Exception] = field(default_factory=list)
+    listed: list[tuple[str, str, datetime]] = field(default_factory=list)
 
     async def project_id(self, project: str) -> str:
         if project not in self.project_ids:
@@ -53,12 +63,21 @@ class FakePipelines:
         if self.refuse_next:
             raise self.refuse_next.pop(0)
         self.started.append((project, pipeline, branch, parameters))
+        if self.lose_answers:
+            raise self.lose_answers.pop(0)
         run_id = str(100 + len(self.started))
-        return StartedRun(
-            run_id,
-            f"20261128.{len(self.started)}",
-            f"https://dev.azure.com/contoso/mlops/_build/results?buildId={run_id}",
-        )
+        return StartedRun(run_id, f"20261128.{len(self.started)}", _url(run_id))
+
+    async def runs_since(self, project: str, pipeline: str, since: datetime) -> list[RunStatus]:
+        self.listed.append((project, pipeline, since))
+        if self.listings_fail:
+            raise self.listings_fail.pop(0)
+        return [
+            RunStatus(run_id, "running", url=_url(run_id), branch=branch, parameters=parameters, name=name)
+            for number, (in_project, name_of, branch, parameters) in enumerate(self.started, 1)
+            if (in_project, name_of) == (project, pipeline)
+            for run_id, name in [(str(100 + number), f"20261128.{number}")]
+        ]
 
     async def run_status(self, project: str, run_id: str) -> RunStatus:
         self.status_asked.append(run_id)

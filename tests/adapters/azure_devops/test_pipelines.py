@@ -14,6 +14,7 @@ from adapters.azure_devops.pipelines import AzureDevOpsPipelines
 from adapters.emulators.azure_devops import AzureDevOpsEmulator
 from adapters.emulators.azure_devops.errors import internal_error
 from adapters.emulators.base import Fault
+from bot.clock import FakeClock
 from bot.events import Person
 from bot.ports import ApprovalStatus, ServiceUnavailable
 
@@ -106,6 +107,30 @@ async def test_a_connection_never_made_cannot_have_started_the_run() -> None:
 
 
 RELEASE_APPROVALS = "GET /contoso/mlops/_apis/Release/approvals"
+
+
+async def test_the_run_a_lost_start_queued_is_found_among_the_runs_queued_since_it_was_tried(
+    ado: AzureDevOpsEmulator, pipelines: AzureDevOpsPipelines, clock: FakeClock
+) -> None:
+    """A start whose answer was lost is looked for in one request to the Build API, bounded by the time it was
+    tried: the runs queued since, oldest first, each with its name, branch and template parameters."""
+    earlier = await pipelines.run_pipeline("mlops", "integrate-app-y", None, {"modelVersion": "7"})
+    await clock.advance(60)
+    tried = clock.now()
+    ado.faults.add(RUNS, [Fault("reset_after")])
+    assert (await start(pipelines)).may_have_acted
+    await pipelines.run_pipeline("mlops", "integrate-app-y", "main", {"modelVersion": "9"})
+    ado.recorder.clear()
+
+    found = await pipelines.runs_since("mlops", "integrate-app-y", tried)
+    lost, later = ado.runs[1:]
+    assert [(r.run_id, r.name, r.branch, dict(r.parameters)) for r in found] == [
+        (str(lost.id), lost.name, "refs/heads/main", {"modelName": "model-x", "modelVersion": "7"}),
+        (str(later.id), later.name, "refs/heads/main", {"modelName": "model-x", "modelVersion": "9"}),
+    ]
+    assert earlier.run_id not in [r.run_id for r in found]
+    [asked] = ado.recorder.matching("GET /**/_apis/build/builds")
+    assert asked.query["queryOrder"] == "queueTimeAscending" and asked.query["definitions"] == str(lost.pipeline.id)
 
 
 async def test_release_approvals_all_waiting_are_asked_about_in_one_request(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -26,6 +27,26 @@ def _slice(lines: list[str], start: str | None, end: str | None) -> list[str]:
     first = max(int(start), 1) if start and start.isdigit() else 1
     last = int(end) if end and end.isdigit() else len(lines)
     return lines[first - 1 : last]
+
+
+# The time each ``queryOrder`` orders builds by, which ``minTime`` and ``maxTime`` bound.
+_TIMES: dict[str, Callable[[Run], datetime | None]] = {
+    "queuetime": lambda r: r.created,
+    "starttime": lambda r: r.start_time,
+    "finishtime": lambda r: r.finished,
+}
+
+
+def _time(call: Call, name: str) -> datetime | None:
+    """A time query parameter (ISO 8601, as the SDK sends it), as an aware datetime; None if not given."""
+    raw = call.arg(name)
+    if not raw:
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        raise bad_request(f"{name} {raw} is not a valid date.") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def register(router: Router, emulator: AzureDevOpsEmulator) -> None:
@@ -72,7 +93,24 @@ def register(router: Router, emulator: AzureDevOpsEmulator) -> None:
         return web.json_response(shapes.build(run))
 
     async def list_builds(call: Call) -> web.Response:
-        runs = sorted(emulator.engine.runs.values(), key=lambda r: -r.id)
+        order = (call.arg("queryOrder") or "queueTimeDescending").lower()
+        when = _TIMES.get(order.removesuffix("ascending").removesuffix("descending"))
+        if when is None:
+            raise bad_request(f"queryOrder {call.arg('queryOrder')} is not a valid BuildQueryOrder.")
+        earliest, latest = _time(call, "minTime"), _time(call, "maxTime")
+
+        def within(run: Run) -> bool:
+            at = when(run)
+            if earliest is None and latest is None:
+                return True
+            return at is not None and (earliest is None or at >= earliest) and (latest is None or at <= latest)
+
+        never = datetime.max.replace(tzinfo=UTC)  # (a build not yet started or finished sorts after the others)
+        runs = sorted(
+            filter(within, emulator.engine.runs.values()),
+            key=lambda r: (when(r) or never, r.id),
+            reverse=order.endswith("descending"),
+        )
         definitions = {d for d in (call.arg("definitions") or "").split(",") if d}
         ids = {i for i in (call.arg("buildIds") or "").split(",") if i}
         status = (call.arg("statusFilter") or "").lower()
