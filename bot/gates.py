@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -129,6 +129,12 @@ REMINDER_FACTS = ("Approvers", "Approvals needed", "Approved so far", "Expires")
 RELEASE_ONCE = timedelta(days=90)
 # How long the sweep polls a release Handoff started (as the runner polls the runs it starts).
 RELEASE_FOLLOWED = timedelta(hours=12)
+# A release start whose answer was lost may have queued the run: its run is looked for among the pipeline's runs
+# queued since RELEASE_CLOCK_SKEW before the start (Azure DevOps' clock is not Handoff's), and the release is
+# started again only once RELEASE_LOOKED_FOR has passed since the last start without its run showing up.
+RELEASE_CLOCK_SKEW = timedelta(minutes=10)
+RELEASE_LOOKED_FOR = timedelta(minutes=2)
+_START_UNKNOWN = ("start_unknown", "error", "tried_at", "last_tried_at")
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,29 @@ class Applied:
     @property
     def told(self) -> str:
         return self.answer or self.note
+
+
+def _not_known_yet(pipeline: str) -> Applied:
+    """How applying a promotion stands while it is not known whether its release started."""
+    return Applied(
+        "pending: not known whether Azure DevOps started the release",
+        f"Azure DevOps did not say whether it started {pipeline}: Handoff looks for the run there, and starts the "
+        "release only if it did not.",
+        retry=True,
+    )
+
+
+def _releases(run: RunStatus, branch: str | None, parameters: Mapping[str, str]) -> bool:
+    """Whether ``run`` is a run of the release with ``parameters`` (the model version among them), on ``branch``
+    where one is configured."""
+    if branch and run.branch and run.branch != (branch if branch.startswith("refs/") else f"refs/heads/{branch}"):
+        return False
+    return all(run.parameters.get(name) == value for name, value in parameters.items())
+
+
+def _known(details: JsonObject) -> JsonObject:
+    """A release run's details without what said its start was not known."""
+    return {k: v for k, v in details.items() if k not in _START_UNKNOWN}
 
 
 @dataclass(frozen=True)
@@ -546,6 +575,8 @@ class Gatekeeper:
         self.reconcile_batch = RECONCILE_BATCH
         #: How often the approval of a gate expired in Handoff is looked up, while it may still wait there.
         self.reconcile_expired_every = RECONCILE_EXPIRED_EVERY
+        #: How long a release whose start's answer was lost is looked for before it is started again.
+        self.release_looked_for = RELEASE_LOOKED_FOR
 
     # --- gates from Azure DevOps -------------------------------------------------------------------
 
@@ -1344,47 +1375,10 @@ class Gatekeeper:
         started = dict(gate.details.get("release_run") or {})
         told: JsonObject | None = None  # the release started now (a retry's was told by the first attempt)
         if not started:
-            if self.pipelines is None:
-                refusal = "Azure DevOps is not connected to this Handoff"
-                why = f"{refusal}, so {pipeline} was not started."
-                return await self._refused(gate, record, f"refused: {refusal}", why)
-            if (released := await self._released_since(gate)) is not None:
-                # a retry of a decision from before a newer version's release: it would roll that back
-                why = f"{_label(released)}, a newer version, was released since, so {pipeline} was not started."
-                refused = await self._refused(gate, record, f"refused: {_label(released)} released since", why)
-                if (reopened := await self.store.get_gate(gate.gate_id)) is not None:
-                    await self._out_of_date(reopened)
-                return refused
-            parameters = {str(k): str(v) for k, v in dict(release.get("parameters") or {}).items()}
-            parameters.update(modelName=model, modelVersion=version)
-            project, branch = str(release.get("project", "")), release.get("branch")
-            recorded = await self._record_release(gate, record, project, pipeline)
-            try:
-                run = await self.pipelines.run_pipeline(project, pipeline, branch, parameters)
-            except ServiceRefused as refused:
-                why = f"Azure DevOps refused to start {pipeline}: {_clause(refused.reason)}."
-                failed = {**recorded.details, "error": why}
-                now = self.clock.now()
-                await self.store.update_command_run(
-                    recorded.id or 0, CommandRunState.FAILED, now, details=failed, expected=recorded.state
-                )
-                return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
-            except ServiceUnavailable:
-                return Applied(
-                    "pending: Azure DevOps unavailable",
-                    "Azure DevOps is not answering; Handoff will start the release when it does.",
-                    retry=True,
-                )
-            await self.store.update_command_run(
-                recorded.id or 0,
-                CommandRunState.STARTED,
-                self.clock.now(),
-                backend_run_id=run.run_id,
-                details={**recorded.details, "name": run.name, "url": run.url},
-                expected=recorded.state,
-            )
-            await self._show_release(project, pipeline, branch, run, f"{model}:{version}")
-            started = {"run_id": run.run_id, "name": run.name, "url": run.url, "command_run": recorded.id}
+            begun = await self._start_release(gate, record)
+            if isinstance(begun, Applied):
+                return begun
+            started = begun
             current = await self._note(gate, applied=False, release_run=started) or gate
             told = {**started, "pipeline": pipeline}
         named = f"{pipeline} {started.get('name') or started.get('run_id')}"
@@ -1413,6 +1407,122 @@ class Gatekeeper:
                 )
         await self._note(current, applied=True, tagged=self.ml is not None)
         return Applied("applied", note, answer=answer, release_started=told)
+
+    async def _start_release(self, gate: Gate, record: GateDecision) -> JsonObject | Applied:
+        """Start the release ``gate``'s approval starts, once; returns it as the gate keeps it (``release_run``),
+        or how applying stands when it did not start (refused), or is not known to have started yet.
+
+        A start whose answer was lost may have queued the run: it is recorded so (``start_unknown``), and the next
+        attempts look for that run in Azure DevOps (:meth:`_lost_release`) and take it as the release; only once
+        :attr:`release_looked_for` has passed without it showing up is the release started again.
+        """
+        model, version = str(gate.details.get("model", "")), str(gate.details.get("version", ""))
+        release: dict[str, Any] = dict(gate.details.get("release") or {})
+        pipeline = str(release.get("pipeline", ""))
+        if self.pipelines is None:
+            refusal = "Azure DevOps is not connected to this Handoff"
+            why = f"{refusal}, so {pipeline} was not started."
+            return await self._refused(gate, record, f"refused: {refusal}", why)
+        parameters = {str(k): str(v) for k, v in dict(release.get("parameters") or {}).items()}
+        parameters.update(modelName=model, modelVersion=version)
+        project, branch = str(release.get("project", "")), release.get("branch")
+        recorded = await self._record_release(gate, record, project, pipeline)
+        if recorded.details.get("start_unknown"):
+            lost = await self._lost_release(recorded, self.pipelines, parameters)
+            if isinstance(lost, StartedRun):
+                log.info("gate %s: its release %s had started, though its answer was lost", gate.gate_id, lost.run_id)
+                return await self._release_started(recorded, lost, f"{model}:{version}")
+            if lost is not None:
+                return lost
+        if (released := await self._released_since(gate)) is not None:
+            # a retry of a decision from before a newer version's release: it would roll that back
+            why = f"{_label(released)}, a newer version, was released since, so {pipeline} was not started."
+            refused = await self._refused(gate, record, f"refused: {_label(released)} released since", why)
+            if (reopened := await self.store.get_gate(gate.gate_id)) is not None:
+                await self._out_of_date(reopened)
+            return refused
+        try:
+            run = await self.pipelines.run_pipeline(project, pipeline, branch, parameters)
+        except ServiceRefused as refused:
+            why = f"Azure DevOps refused to start {pipeline}: {_clause(refused.reason)}."
+            failed = {**_known(recorded.details), "error": why}
+            now = self.clock.now()
+            await self.store.update_command_run(
+                recorded.id or 0, CommandRunState.FAILED, now, details=failed, expected=recorded.state
+            )
+            return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
+        except ServiceUnavailable as unanswered:
+            if unanswered.may_have_acted:
+                return await self._release_unknown(recorded, str(unanswered))
+            return Applied(
+                "pending: Azure DevOps unavailable",
+                "Azure DevOps is not answering; Handoff will start the release when it does.",
+                retry=True,
+            )
+        except Exception:  # (a bug, an answer that could not be read): the request may have got through
+            log.exception("gate %s: starting its release %s failed unexpectedly", gate.gate_id, pipeline)
+            return await self._release_unknown(recorded, "")
+        return await self._release_started(recorded, run, f"{model}:{version}")
+
+    async def _release_started(self, recorded: CommandRun, run: StartedRun, for_model: str) -> JsonObject:
+        """Record ``run`` as the release ``recorded`` started, and show its card; returns it as its gate keeps it."""
+        project, pipeline = str(recorded.details.get("project", "")), str(recorded.details.get("pipeline", ""))
+        branch = recorded.details.get("branch")
+        await self.store.update_command_run(
+            recorded.id or 0,
+            CommandRunState.STARTED,
+            self.clock.now(),
+            backend_run_id=run.run_id,
+            details={**_known(recorded.details), "name": run.name, "url": run.url},
+            expected=recorded.state,
+        )
+        await self._show_release(project, pipeline, str(branch) if branch else None, run, for_model)
+        return {"run_id": run.run_id, "name": run.name, "url": run.url, "command_run": recorded.id}
+
+    async def _release_unknown(self, recorded: CommandRun, error: str) -> Applied:
+        """Record that it is not known whether the release ``recorded`` was started (the answer to its start was
+        lost, ``error``): the next attempt looks for it before starting it again (see :meth:`_start_release`)."""
+        now = self.clock.now()
+        pipeline = str(recorded.details.get("pipeline", ""))
+        problem = f"{error}. " if error else ""
+        problem += f"Handoff cannot tell yet whether Azure DevOps started {pipeline}; it looks for the run there."
+        details = {
+            **recorded.details,
+            "start_unknown": True,
+            "error": problem,
+            "tried_at": str(recorded.details.get("tried_at") or now.isoformat()),  # the first start's
+            "last_tried_at": now.isoformat(),
+        }
+        await self.store.update_command_run(
+            recorded.id or 0, CommandRunState.REQUESTED, now, details=details, expected=recorded.state
+        )
+        log.warning("release %s of run %s: not known whether it started: %s", pipeline, recorded.id, error or "?")
+        return _not_known_yet(pipeline)
+
+    async def _lost_release(
+        self, recorded: CommandRun, pipelines: PipelineService, parameters: dict[str, str]
+    ) -> StartedRun | Applied | None:
+        """Where the release ``recorded``, whose start's answer was lost, stands in Azure DevOps: the run that
+        start queued (a run of its pipeline queued since, with its branch and parameters); else, while Azure DevOps
+        cannot be asked or :attr:`release_looked_for` has not passed since the last start, how applying waits;
+        None once it should be started again."""
+        details = recorded.details
+        project, pipeline = str(details.get("project", "")), str(details.get("pipeline", ""))
+        tried = datetime.fromisoformat(str(details.get("tried_at")))
+        last = datetime.fromisoformat(str(details.get("last_tried_at") or details.get("tried_at")))
+        try:
+            runs = await pipelines.runs_since(project, pipeline, tried - RELEASE_CLOCK_SKEW)
+        except (ServiceRefused, ServiceUnavailable) as exc:
+            log.info("could not look for release %s of run %s (%s)", pipeline, recorded.id, exc)
+            return _not_known_yet(pipeline)
+        branch = details.get("branch")
+        found = next((r for r in runs if _releases(r, str(branch) if branch else None, parameters)), None)
+        if found is not None:
+            return StartedRun(found.run_id, found.name or found.run_id, found.url, found.state)
+        if self.clock.now() - last < self.release_looked_for:
+            return _not_known_yet(pipeline)
+        log.info("release %s of run %s: not started, %s after its answer was lost", pipeline, recorded.id, last)
+        return None
 
     async def _record_release(self, gate: Gate, record: GateDecision, project: str, pipeline: str) -> CommandRun:
         """The release ``gate``'s approval starts, recorded as a run Handoff started for its model version (as its

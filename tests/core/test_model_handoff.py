@@ -521,6 +521,75 @@ async def test_a_release_that_azure_devops_could_not_start_is_started_once_by_th
     assert len(world.ml.tagged) == 1
 
 
+LOST = "The connection to Azure DevOps dropped before it answered"
+NOT_KNOWN = (
+    "Azure DevOps did not say whether it started release-app-y: Handoff looks for the run there, and starts the "
+    "release only if it did not."
+)
+
+
+async def test_a_release_whose_start_answer_was_lost_is_found_by_the_sweep_and_never_started_twice(
+    world: World,
+) -> None:
+    """Azure DevOps queued the release, and the answer was lost: the sweep finds that run and takes it as the
+    release (its cards, `runs`, the tag), and never starts a second one."""
+    await _integration_passed(world)
+    world.pipelines.lose_answers.append(ServiceUnavailable(LOST, may_have_acted=True))
+    result = await decide(world, "carol", "approve", "green")
+    assert result.accepted and result.message == f"Approved. {NOT_KNOWN}"
+    assert len(world.pipelines.of("release-app-y")) == 1 and world.ml.tagged == []
+    assert await _gate_note(world, NOT_KNOWN)
+    [release] = [r for r in await world.core.store.list_command_runs() if r.command.startswith("release")]
+    assert (release.state.value, release.backend_run_id, release.details["start_unknown"]) == ("requested", None, True)
+    chat = world.core.chat
+    listed = (await chat.on_command(CommandRequest(user("bob"), RELEASES, "runs app-y"))).text
+    assert "not known whether it started, look at the runs of the pipeline release-app-y" in listed
+
+    await asyncio.gather(world.core.gatekeeper.sweep(), world.core.gatekeeper.sweep())
+    await world.core.gatekeeper.sweep()
+    assert world.pipelines.of("release-app-y") == [{"ring": "prod", "modelName": "model-x", "modelVersion": "8"}]
+    assert [t[:2] for t in world.ml.tagged] == [("model-x", "8")]
+    release = await world.core.store.get_command_run(release.id or 0)  # type: ignore[assignment]
+    assert release is not None and (release.state.value, release.backend_run_id) == ("started", "102")
+    assert not {"start_unknown", "error", "tried_at"} & set(release.details)
+    details = await world.gate_details()
+    assert (details["applied"], details["release_run"]["run_id"], details["release_run"]["name"]) == (
+        True,
+        "102",
+        "20261128.2",
+    )
+    assert await _gate_note(world, f"Started release-app-y 20261128.2 with model-x:8 (run {release.id}).")
+    listed = (await chat.on_command(CommandRequest(user("bob"), RELEASES, "runs app-y"))).text
+    assert "by Carol Diaz, started, Azure DevOps run [release-app-y 20261128.2]" in listed
+    await world.clock.advance(10 * 60)
+    await world.core.gatekeeper.sweep()
+    assert len(world.pipelines.of("release-app-y")) == 1
+
+
+async def test_a_release_whose_lost_start_azure_devops_did_not_take_is_started_once_after_looking_for_it(
+    world: World,
+) -> None:
+    """The answer to the release's start was lost and Azure DevOps did not queue it: the sweep starts it only
+    once it has looked for it for a while, and never while Azure DevOps cannot be asked."""
+    await _integration_passed(world)
+    world.pipelines.refuse_next.append(ServiceUnavailable("Azure DevOps did not answer in time", may_have_acted=True))
+    result = await decide(world, "carol", "approve", "green")
+    assert result.accepted and result.message == f"Approved. {NOT_KNOWN}"
+    keeper = world.core.gatekeeper
+    await keeper.sweep()  # not there yet: it may still show up
+    assert world.pipelines.of("release-app-y") == [] and len(world.pipelines.listed) == 1
+    await world.clock.advance(keeper.release_looked_for.total_seconds())
+    world.pipelines.listings_fail.append(ServiceUnavailable("Azure DevOps is unreachable"))
+    await keeper.sweep()  # Azure DevOps cannot be asked: it waits
+    assert world.pipelines.of("release-app-y") == [] and world.ml.tagged == []
+    assert await _gate_note(world, NOT_KNOWN)
+    await keeper.sweep()
+    await keeper.sweep()
+    assert world.pipelines.of("release-app-y") == [{"ring": "prod", "modelName": "model-x", "modelVersion": "8"}]
+    assert [t[:2] for t in world.ml.tagged] == [("model-x", "8")]
+    assert (await world.gate_details())["release_run"]["run_id"] == "102"
+
+
 async def test_a_release_azure_devops_refuses_to_start_leaves_the_gate_waiting(world: World) -> None:
     await _integration_passed(world)
     world.pipelines.refuse_next.append(ServiceRefused("Pipeline release-app-y is disabled."))

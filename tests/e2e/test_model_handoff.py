@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 from adapters.demo import BOT_IDENTITY
+from adapters.emulators.base import Fault
 from bot.interactions import ChatUser, CommandRequest
 from bot.records import CommandRunState, ConversationAddress
 from tests.e2e.conftest import (
@@ -483,15 +484,7 @@ async def test_an_approved_promotion_releases_the_version_and_its_production_gat
     Handoff starts app-y's release, and the release's production gate (a run Handoff started) offers Approve in
     Slack and Teams; carol's approval from Slack is applied in Azure DevOps and the release finishes."""
     suite = loop.suite
-    as_v6 = {**AGE_AS_TEXT, "inputs": [{"name": "age", "type": "long"}, *AGE_AS_TEXT["inputs"][1:]]}
-    suite.aml.register_model("model-x", signature=as_v6)  # version 8, compatible with app-y's v6
-    promotion = await eventually(
-        lambda: next(
-            (m for m in slack_messages(loop, "ml-models") if "Promote model-x:8?" in m.text and buttons(m)), None
-        ),
-        timeout=60,
-    )
-    promotion = await eventually(lambda: "approve" in buttons(promotion) and promotion, timeout=60)
+    promotion = await approvable_promotion(loop)
     await approve_in_slack(loop, promotion, "carol", "integration passed")
 
     (release,) = await eventually(lambda: integration_runs(loop, "release-app-y"), timeout=30)
@@ -525,6 +518,78 @@ async def test_an_approved_promotion_releases_the_version_and_its_production_gat
         timeout=30,
     )
     assert buttons(decided) == []
+
+
+async def approvable_promotion(loop: Loop) -> Any:
+    """model-x:8, compatible with app-y's v6, registered: its promotion gate's card in #ml-models once its
+    integration passed and it offers Approve."""
+    as_v6 = {**AGE_AS_TEXT, "inputs": [{"name": "age", "type": "long"}, *AGE_AS_TEXT["inputs"][1:]]}
+    loop.suite.aml.register_model("model-x", signature=as_v6)  # version 8
+    promotion = await eventually(
+        lambda: next(
+            (m for m in slack_messages(loop, "ml-models") if "Promote model-x:8?" in m.text and buttons(m)), None
+        ),
+        timeout=60,
+    )
+    return await eventually(lambda: "approve" in buttons(promotion) and promotion, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("reset_after"),
+        Fault("500", after_acting=True),
+        Fault("502", after_acting=True),
+        Fault("504", after_acting=True),
+        Fault("503"),
+    ],
+    ids=["reset_after", "500", "502", "504", "503"],
+)
+async def test_a_release_whose_start_answer_was_lost_runs_once_and_one_never_taken_is_started_by_the_sweep(
+    loop: Loop, fault: Fault
+) -> None:
+    """The release's start is answered with a dropped connection or a gateway's 5xx after Azure DevOps queued
+    the run: the gate's card says it is not known whether it started, and the sweep finds the run and takes it
+    as the release (no second run). A 503 (turned away, nothing queued): the sweep starts it."""
+    suite = loop.suite
+    promotion = await approvable_promotion(loop)
+    suite.ado.faults.add("POST /**/pipelines/*/runs", [fault])
+    await approve_in_slack(loop, promotion, "carol", "integration passed")
+    acted = fault.kind == "reset_after" or fault.after_acting
+    said = (
+        "Azure DevOps did not say whether it started release-app-y: Handoff looks for the run there"
+        if acted
+        else "Azure DevOps is not answering; Handoff will start the release when it does."
+    )
+
+    def gate_card() -> Any:
+        return next(m for m in slack_messages(loop, "ml-models") if m.ts == promotion.ts)
+
+    await eventually(lambda: said in words(gate_card().blocks), timeout=30)
+    assert len(integration_runs(loop, "release-app-y")) == (1 if acted else 0)
+
+    keeper = loop.server.handoff.gatekeeper  # type: ignore[union-attr]
+    await keeper.sweep()  # (every minute)
+    await keeper.sweep()
+    (release,) = await eventually(lambda: integration_runs(loop, "release-app-y"), timeout=30)
+    assert release.template_parameters == {"modelName": "model-x", "modelVersion": "8"}
+    assert release.requested_by.unique_name == BOT_IDENTITY
+    # the gate's card names the run; the release's own card says which version it releases
+    run = await command_run(loop, lambda r: r.backend_run_id is not None and r.command.startswith("release"))
+    assert run.backend_run_id == str(release.id)
+    started = f"Started release-app-y {release.name} with model-x:8 (run {run.id})."
+    await eventually(lambda: started in words(gate_card().blocks), timeout=30)
+    await eventually(
+        lambda: any(
+            m.text.split(": ", 1)[-1].startswith(f"release-app-y {release.name}")
+            and "*Model*\\nmodel-x:8" in json.dumps(m.blocks)
+            for m in slack_messages(loop, "app-releases")
+        ),
+        timeout=30,
+    )
+    await eventually(lambda: "approved" in suite.aml.state.models["model-x"]["8"].tags, timeout=30)
+    await keeper.sweep()
+    assert len(integration_runs(loop, "release-app-y")) == 1
 
 
 # --- the integration the handoff started, followed whatever Handoff missed ----------------------------------
