@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,6 +27,39 @@ async def _postgres_execute(statement: str) -> None:
     conn = await asyncpg.connect(url, timeout=5)
     try:
         await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+# How long dropping a test's schema waits for a lock before it ends the sessions holding one there
+DROP_LOCK_TIMEOUT = "5s"
+_HOLDERS = """
+SELECT DISTINCT l.pid FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()
+"""
+
+
+async def _drop_schema(schema: str) -> None:
+    """Drop a test's schema. A session the test left inside a transaction there (a background task cut off in
+    the middle of a read when the test's event loop ended) would hold the drop, and the whole run, for ever: after
+    :data:`DROP_LOCK_TIMEOUT` those sessions are ended, with a warning naming the schema, and the drop goes on."""
+    import asyncpg
+
+    url = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(f"SET lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            return
+        except asyncpg.LockNotAvailableError:
+            holders = [row["pid"] for row in await conn.fetch(_HOLDERS, schema)]
+        for pid in holders:
+            await conn.execute("SELECT pg_terminate_backend($1)", pid)
+        warnings.warn(f"schema {schema}: ended {len(holders)} session(s) the test left in a transaction", stacklevel=1)
+        await conn.execute("SET lock_timeout = 0")
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         await conn.close()
 
@@ -66,7 +100,7 @@ def postgres_url() -> Iterator[str]:
     try:
         yield f"{POSTGRES_URL}?schema={schema}"
     finally:
-        asyncio.run(_postgres_execute(f'DROP SCHEMA "{schema}" CASCADE'))
+        asyncio.run(_drop_schema(schema))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
