@@ -38,6 +38,7 @@ from bot.events import (
 from bot.metrics import Metrics
 from bot.outbox import RetryPolicy, post_marker
 from bot.records import ConversationAddress, ConversationRecord
+from tests.lost_answers import LOST_ANSWER_IDS, LOST_ANSWERS
 
 T0 = datetime.now(UTC)
 CHANNELS = 20
@@ -344,16 +345,7 @@ def calls(slack: SlackEmulator, method: str) -> list[Any]:
     return [r for r in slack.recorder.requests if r.path == f"/api/{method}"]
 
 
-@pytest.mark.parametrize(
-    "lost",
-    [
-        Fault("reset_after"),
-        Fault("500", after_acting=True),
-        Fault("502", after_acting=True),
-        Fault("504", after_acting=True),
-    ],
-    ids=["reset", "500", "502", "504"],
-)
+@pytest.mark.parametrize("lost", LOST_ANSWERS, ids=LOST_ANSWER_IDS)
 async def test_a_post_whose_answer_was_lost_is_found_and_not_posted_again(
     tmp_path: Path, slack: SlackEmulator, lost: Fault
 ) -> None:

@@ -34,6 +34,7 @@ from tests.e2e.conftest import (
     teams_posts,
     teams_shown,
 )
+from tests.lost_answers import LOST_ANSWER_IDS, LOST_ANSWERS
 
 AGE_AS_TEXT = {
     "inputs": [
@@ -536,14 +537,8 @@ async def approvable_promotion(loop: Loop) -> Any:
 
 @pytest.mark.parametrize(
     "fault",
-    [
-        Fault("reset_after"),
-        Fault("500", after_acting=True),
-        Fault("502", after_acting=True),
-        Fault("504", after_acting=True),
-        Fault("503"),
-    ],
-    ids=["reset_after", "500", "502", "504", "503"],
+    [*LOST_ANSWERS, Fault("503")],
+    ids=[*LOST_ANSWER_IDS, "503"],
 )
 async def test_a_release_whose_start_answer_was_lost_runs_once_and_one_never_taken_is_started_by_the_sweep(
     loop: Loop, fault: Fault

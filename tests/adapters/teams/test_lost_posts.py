@@ -25,6 +25,7 @@ from bot.config import Settings, TeamsGraphSettings, TeamsSettings
 from bot.outbox import OutboxWorker
 from bot.ports import DeliveryFailed
 from bot.records import ConversationAddress, NewDelivery
+from tests.lost_answers import LOST_ANSWER_IDS, LOST_ANSWERS
 
 from .conftest import BOT_APP_ID, RELEASES, TENANT, RecordingHandler, adaptive_card, texts, with_time_passing
 
@@ -88,16 +89,7 @@ async def setup(sqlite_url: str, clock: FakeClock, find_lost_posts: bool) -> Asy
         await store.close()
 
 
-@pytest.mark.parametrize(
-    "lost",
-    [
-        Fault("reset_after"),
-        Fault("500", after_acting=True),
-        Fault("502", after_acting=True),
-        Fault("504", after_acting=True),
-    ],
-    ids=["reset", "500", "502", "504"],
-)
+@pytest.mark.parametrize("lost", LOST_ANSWERS, ids=LOST_ANSWER_IDS)
 async def test_a_card_whose_post_answer_was_lost_is_found_and_then_updated_in_place(setup: Setup, lost: Fault) -> None:
     setup.teams.faults.add("POST /v3/conversations", [lost])
     await setup.card(1)
