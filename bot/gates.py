@@ -1276,7 +1276,7 @@ class Gatekeeper:
             else:
                 await pipelines.decide_approval(project, gate.external_id, decision != "reject", text)
         except ServiceRefused as refused:
-            if refused.already_decided and not release:
+            if refused.already_decided:
                 completed = await self._completed_first(gate, record, pipelines, again=again)
                 if completed is not None:
                     return completed
@@ -1334,15 +1334,22 @@ class Gatekeeper:
         does not say it is completed: the refusal stands.
         """
         project = str(gate.details.get("project", ""))
+        release = gate.details.get("approval_kind") == "release"
+        if release and not gate.details.get("release_id"):
+            return None  # (a gate opened before Handoff kept its release) Azure DevOps can be asked by release only
         try:
-            statuses = await pipelines.approval_statuses(project, [gate.external_id])
+            if release:
+                releases = {gate.external_id: str(gate.details["release_id"])}
+                statuses = await pipelines.release_approval_statuses(project, releases)
+            else:
+                statuses = await pipelines.approval_statuses(project, [gate.external_id])
         except (ServiceRefused, ServiceUnavailable) as exc:
             log.warning("gate %s: could not ask Azure DevOps how its approval stands (%s)", gate.gate_id, exc)
             return None
         found = next((s for s in statuses if s.approval_id.lower() == gate.external_id.lower()), None)
         outcome = _status_outcome(found) if found is not None else None
         waits = found is not None and found.status.lower() == "pending"
-        if waits and again and record.decision != "reject" and _counts_once(gate):
+        if waits and again and not release and record.decision != "reject" and _counts_once(gate):
             # Handoff's step was approved by this approval's earlier send (on a first send, a step not pending is
             # an inSequence step whose turn has not come: refused indeed)
             return await self._waits_for_more(gate)
@@ -1656,8 +1663,9 @@ class Gatekeeper:
 
     async def _left_to_azure_devops(self, gate: Gate, record: GateDecision, refused: ServiceRefused) -> Applied:
         """Azure DevOps refused ``record`` in a way no retry changes: Handoff's identity may not decide ``gate``'s
-        approval, the approval no longer exists, or (a classic release's) it was decided already. The decision did
-        not take effect: the gate waits again, to be decided in Azure DevOps only (its completion event, if it
+        approval, the approval no longer exists, or it was decided already and Azure DevOps does not say how (a
+        classic release's gate opened before Handoff kept its release id). The decision did not take effect: the
+        gate waits again, to be decided in Azure DevOps only (its completion event, if it
         comes, closes it); its cards and the person are told so in plain words (no buttons), later clicks are
         answered so without asking Azure DevOps again, and the service's own reason goes to the log."""
         said = APPROVAL_GONE if refused.not_found else RELEASE_DECIDED if refused.already_decided else NOT_PERMITTED

@@ -816,6 +816,35 @@ async def test_a_decision_too_late_for_its_approval_says_how_it_was_completed_in
     assert gate is not None and gate.state is state
 
 
+@pytest.mark.parametrize(
+    ("status", "state", "said"),
+    [
+        ("approved", GateState.APPROVED, "approved in Azure DevOps by Bob"),
+        ("rejected", GateState.REJECTED, "rejected in Azure DevOps by Bob"),
+        ("canceled", GateState.SUPERSEDED, "canceled in Azure DevOps"),
+    ],
+)
+async def test_a_decision_too_late_for_a_classic_release_approval_says_how_it_was_completed(
+    applying: tuple[Handoff, FakePipelines], status: str, state: GateState, said: str
+) -> None:
+    """Decided in Azure DevOps first, its event lost: Azure DevOps refuses carol's rejection (VS402860), and Handoff
+    asks it how the approval was completed, by its release, instead of saying to look there."""
+    handoff, pipelines = applying
+    await handoff.ingest.accept(replace(classic_release_pending("r1"), release_id="7"))
+    decided = status in ("approved", "rejected")
+    pipelines.approvals["r1"] = ApprovalStatus("r1", status, person("bob") if decided else None, "done there")
+    pipelines.refuse_decisions.append(
+        ServiceRefused(f"VS402860: The approval has already been {status}.", already_decided=True)
+    )
+    result = await handoff.gatekeeper.decide(user("carol"), release_gate_id("r1"), "reject", "not now", SLACK)
+    assert not result.accepted and result.message == f"Your rejection was not applied: the approval was already {said}."
+    assert pipelines.release_asked == [("mlops", {"r1": "7"})]
+    gate = await handoff.store.get_gate(release_gate_id("r1"))
+    assert gate is not None and gate.state is state
+    card = await gate_card(handoff, gate.gate_id)
+    assert card.actions == () and "see how there" not in card.summary
+
+
 async def test_the_sweep_asks_azure_devops_now_and_then_about_a_bounded_number_of_waiting_gates(
     applying: tuple[Handoff, FakePipelines],
 ) -> None:
@@ -1208,9 +1237,9 @@ async def test_a_refusal_no_retry_changes_leaves_the_gate_to_azure_devops_in_pla
     refusal: tuple[str, str],
     said: str,
 ) -> None:
-    """Handoff's identity may not decide the approval, it no longer exists, or (a classic release's, which Handoff
-    cannot ask about) it was decided already: after the first refusal the cards say so without buttons, nobody is
-    told an id or an error code, and no later click or sweep asks again."""
+    """Handoff's identity may not decide the approval, it no longer exists, or (a classic release's whose gate has
+    no release id, so Handoff cannot ask about it) it was decided already: after the first refusal the cards say so
+    without buttons, nobody is told an id or an error code, and no later click or sweep asks again."""
     handoff, pipelines = applying
     gate_id = GATE if kind == "pipeline" else RELEASE_GATE
     sent = pipelines.decided if kind == "pipeline" else pipelines.release_decided

@@ -770,6 +770,39 @@ async def test_a_classic_release_gate_closes_when_azure_devops_says_its_approval
     assert audit[-1] == ("Azure DevOps", "decide", "approved")
 
 
+async def test_a_click_on_a_classic_release_gate_decided_in_azure_devops_says_how_it_was_decided(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """Carol rejects a classic release's approval in Azure DevOps and that event is lost; then she clicks Approve on
+    its card in Slack. Azure DevOps refuses the approval as decided already (VS402860), and Handoff asks it how, by
+    the approval's release: the gate takes the rejection and its card says who rejected it there."""
+    loop = await start_loop(tweak=classic_releases_in_ops)
+    ado = loop.suite.ado
+    approval = ado.add_release_approval("carol@contoso.com", release_name="Release-2", release_id=2)
+    gate_card = await eventually(
+        lambda: next((m for m in slack_messages(loop, "ops") if '"action_id": "approve"' in blocks_text(m)), None)
+    )
+    carol = Connection(base_url=ado.org_url, creds=BasicAuthentication("", ado.pat("carol@contoso.com")))
+    async with hooks_lost(ado):
+        client = await asyncio.to_thread(carol.clients_v7_1.get_release_client)
+        reject = ReleaseApproval(status="rejected", comments="not this week")
+        await asyncio.to_thread(client.update_release_approval, reject, "mlops", approval.id)
+
+    await approve_in_slack(loop, gate_card, "carol", "ship it")
+
+    await eventually(lambda: any("Rejected in Azure DevOps by Carol Diaz" in r.text for r in gate_card.replies))
+    gate = await loop.server.store.get_gate(f"azure-devops:contoso:release-approval:{approval.id}")
+    assert gate is not None and gate.state is GateState.REJECTED and gate.details["decided_in"] == "Azure DevOps"
+    assert [r.status for r in ado.recorder.matching(f"PATCH {RELEASE_APPROVALS}/{approval.id}")] == [200, 400]
+    asked = [
+        (r.query["statusFilter"], r.query["releaseIdsFilter"])
+        for r in ado.recorder.matching(f"GET {RELEASE_APPROVALS}")
+    ]
+    assert asked == [("pending", "2"), ("approved", "2"), ("rejected", "2")]
+    assert '"action_id": "approve"' not in blocks_text(gate_card)
+    assert "see how there" not in blocks_text(gate_card)
+
+
 async def test_an_event_grid_batch_with_an_unreadable_event_still_posts_the_good_events_card(loop: Loop) -> None:
     aml = loop.suite.aml
     [subscription] = aml.dispatcher.subscriptions.values()  # Handoff's, with its delivery secret
