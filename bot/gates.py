@@ -1331,7 +1331,7 @@ class Gatekeeper:
         outcome is ``record`` itself, sent before and applied although the answer was lost). An approval sent
         ``again`` on a gate where Handoff's identity counts once, whose approval still waits, is that approval
         applied before (Handoff's step is no longer pending): it waits for more approvers. None when Azure DevOps
-        does not say it is completed: the refusal stands.
+        does not say it is completed: the refusal stands; while it does not answer, the decision is sent again later.
         """
         project = str(gate.details.get("project", ""))
         release = gate.details.get("approval_kind") == "release"
@@ -1343,9 +1343,18 @@ class Gatekeeper:
                 statuses = await pipelines.release_approval_statuses(project, releases)
             else:
                 statuses = await pipelines.approval_statuses(project, [gate.external_id])
-        except (ServiceRefused, ServiceUnavailable) as exc:
+        except ServiceRefused as exc:
             log.warning("gate %s: could not ask Azure DevOps how its approval stands (%s)", gate.gate_id, exc)
             return None
+        except ServiceUnavailable as exc:
+            # the approval may have been completed by this very decision, sent before with its answer lost: nothing
+            # is refused until Azure DevOps says how it was completed
+            log.warning("gate %s: could not ask Azure DevOps how its approval stands (%s)", gate.gate_id, exc)
+            return Applied(
+                "pending: Azure DevOps unavailable",
+                "Azure DevOps is not answering; Handoff will apply it when it does.",
+                retry=True,
+            )
         found = next((s for s in statuses if s.approval_id.lower() == gate.external_id.lower()), None)
         outcome = _status_outcome(found) if found is not None else None
         waits = found is not None and found.status.lower() == "pending"
@@ -1444,23 +1453,24 @@ class Gatekeeper:
         if (released := await self._released_since(gate)) is not None:
             # a retry of a decision from before a newer version's release: it would roll that back
             why = f"{_label(released)}, a newer version, was released since, so {pipeline} was not started."
+            await self._not_started(recorded, why)
             refused = await self._refused(gate, record, f"refused: {_label(released)} released since", why)
             if (reopened := await self.store.get_gate(gate.gate_id)) is not None:
                 await self._out_of_date(reopened)
             return refused
+        # until Azure DevOps answers, it is not known whether the release started: a process stopped meanwhile
+        # leaves it so, and the attempt that takes the decision over looks for the run before starting it again
+        recorded = await self._starting(recorded)
         try:
             run = await self.pipelines.run_pipeline(project, pipeline, branch, parameters)
         except ServiceRefused as refused:
             why = f"Azure DevOps refused to start {pipeline}: {_clause(refused.reason)}."
-            failed = {**_known(recorded.details), "error": why}
-            now = self.clock.now()
-            await self.store.update_command_run(
-                recorded.id or 0, CommandRunState.FAILED, now, details=failed, expected=recorded.state
-            )
+            await self._not_started(recorded, why)
             return await self._refused(gate, record, f"refused by Azure DevOps: {refused.reason}", why)
         except ServiceUnavailable as unanswered:
             if unanswered.may_have_acted:
                 return await self._release_unknown(recorded, str(unanswered))
+            await self._known_not_started(recorded)
             return Applied(
                 "pending: Azure DevOps unavailable",
                 "Azure DevOps is not answering; Handoff will start the release when it does.",
@@ -1470,6 +1480,38 @@ class Gatekeeper:
             log.exception("gate %s: starting its release %s failed unexpectedly", gate.gate_id, pipeline)
             return await self._release_unknown(recorded, "")
         return await self._release_started(recorded, run, f"{model}:{version}")
+
+    async def _starting(self, recorded: CommandRun) -> CommandRun:
+        """``recorded``, its start about to be sent: recorded as not known to have started (since now), so that an
+        attempt that finds it so, because this one never heard back, looks for the run first."""
+        now = self.clock.now()
+        details = {
+            **recorded.details,
+            "start_unknown": True,
+            "tried_at": str(recorded.details.get("tried_at") or now.isoformat()),
+            "last_tried_at": now.isoformat(),
+        }
+        updated = await self.store.update_command_run(
+            recorded.id or 0, CommandRunState.REQUESTED, now, details=details, expected=recorded.state
+        )
+        return replace(recorded, state=CommandRunState.REQUESTED, details=details) if updated else recorded
+
+    async def _known_not_started(self, recorded: CommandRun) -> None:
+        """Azure DevOps said the start of ``recorded`` did not take effect: it is known not to have started (the
+        next attempt starts it without looking for it), unless an earlier attempt's outcome is still unknown."""
+        if recorded.details.get("error"):  # an earlier attempt's answer was lost: that one may still have started
+            return
+        details = _known(recorded.details)
+        await self.store.update_command_run(
+            recorded.id or 0, recorded.state, self.clock.now(), details=details, expected=recorded.state
+        )
+
+    async def _not_started(self, recorded: CommandRun, why: str) -> None:
+        """The release ``recorded`` is not started, for good (``why``): ``runs`` and ``status`` say so."""
+        failed = {**_known(recorded.details), "error": why}
+        await self.store.update_command_run(
+            recorded.id or 0, CommandRunState.FAILED, self.clock.now(), details=failed, expected=recorded.state
+        )
 
     async def _release_started(self, recorded: CommandRun, run: StartedRun, for_model: str) -> JsonObject:
         """Record ``run`` as the release ``recorded`` started, and show its card; returns it as its gate keeps it."""

@@ -27,7 +27,8 @@ class FakePipelines:
     whose status is asked is kept in ``status_asked``; asking about a run in ``deleted`` is refused. ``project_ids``
     are the projects' ids by name (any other project is refused). A start queues its run, then raises the first
     of ``lose_answers`` (if any: its answer lost); each listing of a pipeline's runs is kept in ``listed``, and
-    raises the first of ``listings_fail`` (if any)."""
+    raises the first of ``listings_fail`` (if any); a question how approvals stand raises the first of
+    ``statuses_fail`` (if any)."""
 
     started: list[tuple[str, str, str | None, dict[str, str]]] = field(default_factory=list)
     results: dict[str, RunStatus] = field(default_factory=dict)
@@ -48,6 +49,7 @@ class FakePipelines:
     lose_answers: list[ServiceUnavailable] = field(default_factory=list)
     listings_fail: list[Exception] = field(default_factory=list)
     listed: list[tuple[str, str, datetime]] = field(default_factory=list)
+    statuses_fail: list[Exception] = field(default_factory=list)
 
     async def project_id(self, project: str) -> str:
         if project not in self.project_ids:
@@ -110,10 +112,14 @@ class FakePipelines:
 
     async def approval_statuses(self, project: str, approval_ids: Sequence[str]) -> list[ApprovalStatus]:
         self.asked.append((project, tuple(approval_ids)))
+        if self.statuses_fail:
+            raise self.statuses_fail.pop(0)
         return [self.approvals[i] for i in approval_ids if i in self.approvals]
 
     async def release_approval_statuses(self, project: str, approvals: Mapping[str, str]) -> list[ApprovalStatus]:
         self.release_asked.append((project, dict(approvals)))
+        if self.statuses_fail:
+            raise self.statuses_fail.pop(0)
         return [self.approvals[i] for i in approvals if i in self.approvals]
 
     async def approver_identities(

@@ -845,6 +845,36 @@ async def test_a_decision_too_late_for_a_classic_release_approval_says_how_it_wa
     assert card.actions == () and "see how there" not in card.summary
 
 
+@pytest.mark.parametrize("kind", ["pipeline", "release"])
+async def test_a_decision_azure_devops_says_is_too_late_waits_while_it_cannot_say_how_it_was_completed(
+    applying: tuple[Handoff, FakePipelines], kind: str
+) -> None:
+    """Azure DevOps refuses carol's rejection as too late, then fails when asked how the approval was completed
+    (the approval may even have been completed by this very decision, its first answer lost): nothing is refused
+    yet; the decision is sent again, and once Azure DevOps answers, the gate takes its outcome."""
+    handoff, pipelines = applying
+    if kind == "release":
+        await handoff.ingest.accept(replace(classic_release_pending("a1b2"), release_id="7"))
+        gate_id = release_gate_id("a1b2")
+    else:
+        await handoff.ingest.accept(pending(requester="erin"))
+        gate_id = GATE
+    too_late = ServiceRefused("VS402860: The approval has already been rejected.", already_decided=True)
+    pipelines.refuse_decisions.extend([too_late, too_late])
+    pipelines.statuses_fail.append(ServiceUnavailable("Azure DevOps failed (503)"))
+    result = await handoff.gatekeeper.decide(user("carol"), gate_id, "reject", "not now", SLACK)
+    assert result.message == "Rejected. Azure DevOps is not answering; Handoff will apply it when it does."
+    card = await gate_card(handoff, gate_id)
+    assert "refused" not in card.summary and "see how there" not in card.summary
+
+    pipelines.approvals["a1b2"] = ApprovalStatus("a1b2", "rejected", person("bob"), "broken")
+    await handoff.clock.advance(11 * 60)  # type: ignore[attr-defined]
+    await handoff.gatekeeper.sweep()
+    gate = await handoff.store.get_gate(gate_id)
+    assert gate is not None and gate.state is GateState.REJECTED and gate.details["decided_in"] == "Azure DevOps"
+    assert "Rejected in Azure DevOps by Bob" in [t for _, t in await pending_replies(handoff, gate_id)]
+
+
 async def test_the_sweep_asks_azure_devops_now_and_then_about_a_bounded_number_of_waiting_gates(
     applying: tuple[Handoff, FakePipelines],
 ) -> None:

@@ -29,7 +29,7 @@ from bot.gates import promotion_gate_id
 from bot.interactions import ChatUser, CommandRequest
 from bot.living import render
 from bot.ports import ModelVersion, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
-from bot.records import ConversationAddress, GateState
+from bot.records import CommandRunState, ConversationAddress, GateState
 from tests.core.fake_pipelines import FakePipelines
 from tests.core.test_gates import GATE as AZURE_DEVOPS_GATE
 from tests.core.test_gates import pending
@@ -776,11 +776,17 @@ async def test_a_newer_version_supersedes_the_waiting_promotions_of_older_ones_s
     assert clicks[-1] == (f"gate {gate_of('8')} (Promote model-x:8)", "refused: superseded by model-x:9")
 
 
-async def test_a_release_retried_after_a_newer_versions_release_is_never_started(world: World) -> None:
+@pytest.mark.parametrize("may_have_acted", [False, True], ids=["turned-away", "answer-lost"])
+async def test_a_release_retried_after_a_newer_versions_release_is_never_started(
+    world: World, may_have_acted: bool
+) -> None:
     """model-x:8 was approved while Azure DevOps did not answer, and model-x:9 approved and released since: the
-    sweep's retry of model-x:8's release would roll model-x:9 back, so it does not start it."""
+    sweep's retry of model-x:8's release would roll model-x:9 back, so it does not start it, and its run (in
+    `runs`) ends as not started, whether or not its first start's answer was lost."""
     await _integration_passed(world)  # model-x:8
-    world.pipelines.refuse_next.append(ServiceUnavailable("Azure DevOps is not answering"))
+    world.pipelines.refuse_next.append(
+        ServiceUnavailable("Azure DevOps is not answering", may_have_acted=may_have_acted)
+    )
     assert (await decide(world, "carol", "approve", "green")).accepted
     assert world.pipelines.of("release-app-y") == []  # to be started when Azure DevOps answers
     await hand_off_in_turn(world, "9")
@@ -798,6 +804,14 @@ async def test_a_release_retried_after_a_newer_versions_release_is_never_started
     assert card.title == "Promotion of model-x:8: superseded by model-x:9" and card.actions == ()
     outcomes = [e.outcome for e in await world.core.store.list_audit() if e.target.startswith(f"gate {gate_of('8')}")]
     assert "refused: model-x:9 released since" in outcomes and "superseded by model-x:9" in outcomes
+    runs = await world.core.store.list_command_runs()
+    [release_8] = [r for r in runs if r.command.startswith("release") and r.details.get("version") == "8"]
+    assert release_8.state is CommandRunState.FAILED and release_8.backend_run_id is None
+    assert (
+        release_8.details["error"]
+        == "model-x:9, a newer version, was released since, so release-app-y was not started."
+    )
+    assert "start_unknown" not in release_8.details
 
 
 async def _no_blockers(world: World, version: str) -> bool:

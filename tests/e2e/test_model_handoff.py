@@ -14,11 +14,13 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
+import bot.gates
 from adapters.demo import BOT_IDENTITY
 from adapters.emulators.base import Fault
 from bot.interactions import ChatUser, CommandRequest
@@ -584,6 +586,28 @@ async def test_a_release_whose_start_answer_was_lost_runs_once_and_one_never_tak
     )
     await eventually(lambda: "approved" in suite.aml.state.models["model-x"]["8"].tags, timeout=30)
     await keeper.sweep()
+    assert len(integration_runs(loop, "release-app-y")) == 1
+
+
+async def test_a_release_whose_start_was_cut_off_by_a_restart_runs_once(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handoff stops while the release's start request is on its way (Azure DevOps queues the run after the process
+    gave up on the answer). The restarted Handoff, once the click's claim to apply has lapsed, looks for that run
+    and takes it as the release instead of starting a second one."""
+    promotion = await approvable_promotion(loop)
+    loop.suite.ado.faults.add("POST /**/pipelines/*/runs", [Fault("stall", stall_seconds=8)])
+    await approve_in_slack(loop, promotion, "carol", "integration passed")
+    await command_run(loop, lambda r: r.command.startswith("release"))
+    loop = await loop.restart()
+    (release,) = await eventually(lambda: integration_runs(loop, "release-app-y"), timeout=30)
+
+    monkeypatch.setattr(bot.gates, "APPLY_LEASE", timedelta(0))  # as if its ten minutes had passed
+    keeper = loop.server.handoff.gatekeeper  # type: ignore[union-attr]
+    await keeper.sweep()
+    await keeper.sweep()
+    run = await command_run(loop, lambda r: r.backend_run_id is not None and r.command.startswith("release"))
+    assert run.backend_run_id == str(release.id)
     assert len(integration_runs(loop, "release-app-y")) == 1
 
 
