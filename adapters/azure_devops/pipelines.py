@@ -64,7 +64,8 @@ GATEWAY = {502, 504}
 # nor "undefined", which the reference does not say means "any status".
 RELEASE_COMPLETED = ("approved", "rejected", "canceled", "skipped")
 # How many approvals one list of release approvals returns (the API's documented default; the SDK does not give its
-# continuation token): an approval beyond it is left out, and asked about again next time.
+# continuation token): an approval beyond it, newest first, is left out (its gate keeps waiting, never closed wrongly;
+# while its releases have more newer approvals of its status than this, the sweep does not find it).
 RELEASE_APPROVALS_TOP = 50
 # How many runs one look for a lost start lists (oldest first since the start was tried: more than a pipeline
 # queues in the minutes it covers).
