@@ -109,6 +109,8 @@ APPROVAL_GONE = "This approval no longer exists in Azure DevOps."
 # A classic release approval Azure DevOps says was decided already (Handoff cannot ask it how): its own completion
 # event, if it comes, closes the gate with the outcome.
 RELEASE_DECIDED = "This approval was already decided in Azure DevOps; see how there."
+# A classic release approval Azure DevOps says was reassigned: its new approver decides it there.
+RELEASE_REASSIGNED = "This approval was reassigned in Azure DevOps; its new approver decides it there."
 # The longest comment Handoff gives Azure DevOps with a decision (the reference documents no limit: kept well
 # within what its own forms take).
 AZURE_DEVOPS_COMMENT_LIMIT = 2000
@@ -373,6 +375,8 @@ def _expiry_note(gate: Gate) -> str:
         return f"It can no longer be decided here{until}; the approval no longer exists in Azure DevOps."
     if gate.details.get("only_in_azure_devops") == RELEASE_DECIDED:
         return f"It can no longer be decided here{until}; the approval was already decided in Azure DevOps."
+    if gate.details.get("only_in_azure_devops") == RELEASE_REASSIGNED:
+        return f"It can no longer be decided here{until}; the approval was reassigned in Azure DevOps."
     return f"It can no longer be decided here{until}; the approval still waits in Azure DevOps."
 
 
@@ -1277,7 +1281,7 @@ class Gatekeeper:
                 await pipelines.decide_approval(project, gate.external_id, decision != "reject", text)
         except ServiceRefused as refused:
             if refused.already_decided:
-                completed = await self._completed_first(gate, record, pipelines, again=again)
+                completed = await self._completed_first(gate, record, pipelines, refused, again=again)
                 if completed is not None:
                     return completed
             if refused.forbidden or refused.not_found or (refused.already_decided and release):
@@ -1324,7 +1328,13 @@ class Gatekeeper:
         return Applied("applied; Azure DevOps waits for more approvers", note, waiting=True)
 
     async def _completed_first(
-        self, gate: Gate, record: GateDecision, pipelines: PipelineService, *, again: bool = False
+        self,
+        gate: Gate,
+        record: GateDecision,
+        pipelines: PipelineService,
+        refused: ServiceRefused,
+        *,
+        again: bool = False,
     ) -> Applied | None:
         """Azure DevOps refused ``record`` as too late for ``gate``'s approval: how it was completed, asked of Azure
         DevOps. The gate takes that outcome and its cards show it, with ``record`` not applied (unless the
@@ -1356,6 +1366,8 @@ class Gatekeeper:
                 retry=True,
             )
         found = next((s for s in statuses if s.approval_id.lower() == gate.external_id.lower()), None)
+        if release and found is not None and found.status.lower() == "reassigned":
+            return await self._left_to_azure_devops(gate, record, refused, said=RELEASE_REASSIGNED)
         outcome = _status_outcome(found) if found is not None else None
         waits = found is not None and found.status.lower() == "pending"
         if waits and again and not release and record.decision != "reject" and _counts_once(gate):
@@ -1703,14 +1715,18 @@ class Gatekeeper:
         )
         return Applied(outcome, told, refused=True)
 
-    async def _left_to_azure_devops(self, gate: Gate, record: GateDecision, refused: ServiceRefused) -> Applied:
+    async def _left_to_azure_devops(
+        self, gate: Gate, record: GateDecision, refused: ServiceRefused, said: str | None = None
+    ) -> Applied:
         """Azure DevOps refused ``record`` in a way no retry changes: Handoff's identity may not decide ``gate``'s
         approval, the approval no longer exists, or it was decided already and Azure DevOps does not say how (a
-        classic release's gate opened before Handoff kept its release id). The decision did not take effect: the
+        classic release's gate opened before Handoff kept its release id), or (``said``) it was reassigned to another
+        approver. The decision did not take effect: the
         gate waits again, to be decided in Azure DevOps only (its completion event, if it
         comes, closes it); its cards and the person are told so in plain words (no buttons), later clicks are
         answered so without asking Azure DevOps again, and the service's own reason goes to the log."""
-        said = APPROVAL_GONE if refused.not_found else RELEASE_DECIDED if refused.already_decided else NOT_PERMITTED
+        if said is None:
+            said = APPROVAL_GONE if refused.not_found else RELEASE_DECIDED if refused.already_decided else NOT_PERMITTED
         log.warning(
             "gate %s: Azure DevOps refused %s's %s for good, so it is left to Azure DevOps: %s",
             gate.gate_id,
@@ -1880,7 +1896,11 @@ class Gatekeeper:
         now = self.clock.now()
         for gate in await self.store.list_gates(GateState.PENDING):
             every = self.policy.gate_policy(gate).remind_every
-            if every is None or gate.details.get("only_in_azure_devops") in (APPROVAL_GONE, RELEASE_DECIDED):
+            if every is None or gate.details.get("only_in_azure_devops") in (
+                APPROVAL_GONE,
+                RELEASE_DECIDED,
+                RELEASE_REASSIGNED,
+            ):
                 continue  # nothing to remind of, or nobody can decide it anywhere
             last = (
                 datetime.fromisoformat(gate.details["reminded_at"])

@@ -845,6 +845,30 @@ async def test_a_decision_too_late_for_a_classic_release_approval_says_how_it_wa
     assert card.actions == () and "see how there" not in card.summary
 
 
+async def test_a_click_on_a_reassigned_classic_release_approval_says_it_was_reassigned(
+    applying: tuple[Handoff, FakePipelines],
+) -> None:
+    """The approval was reassigned in Azure DevOps (its event lost): carol's click is refused as decided already,
+    and Azure DevOps, asked, says reassigned: the card and carol are told its new approver decides it there, and
+    its expiry says so too."""
+    handoff, pipelines = applying
+    await handoff.ingest.accept(replace(classic_release_pending("r1"), release_id="7"))
+    gate_id = release_gate_id("r1")
+    pipelines.approvals["r1"] = ApprovalStatus("r1", "reassigned")
+    pipelines.refuse_decisions.append(
+        ServiceRefused("VS402860: The approval has already been reassigned.", already_decided=True)
+    )
+    said = "This approval was reassigned in Azure DevOps; its new approver decides it there."
+    result = await handoff.gatekeeper.decide(user("carol"), gate_id, "approve", "ok", SLACK)
+    assert not result.accepted and result.message == said
+    card = await gate_card(handoff, gate_id)
+    assert card.status is Status.WAITING and card.actions == () and card.summary == said
+    await handoff.clock.advance(timedelta(hours=73).total_seconds())  # type: ignore[attr-defined]
+    await handoff.gatekeeper.sweep()
+    expired = await gate_card(handoff, gate_id)
+    assert expired.status is Status.EXPIRED and "the approval was reassigned in Azure DevOps" in str(expired)
+
+
 @pytest.mark.parametrize("kind", ["pipeline", "release"])
 async def test_a_decision_azure_devops_says_is_too_late_waits_while_it_cannot_say_how_it_was_completed(
     applying: tuple[Handoff, FakePipelines], kind: str
