@@ -7,7 +7,11 @@ integrates or releases). The Build API does (``GET _apis/build/builds/{id}``: ``
 later event of the run reads it from memory. Events of one run that arrive together share one request. Each
 caller waits at most its own time limit; a request that takes longer goes on, and the events after it find
 its answer. When Azure DevOps does not answer, the run is asked about again only after a pause, so that the
-events of a run are not each held up by an organization that is down.
+events of a run are not each held up by an organization that is down. The same goes for every other run:
+once Azure DevOps could not be reached, or a caller ran out of time waiting for it, no run is asked about
+anew until the pause is over or an answer comes in (a request going on is still waited for). A storm of
+failures while Azure DevOps is down or slow is so acknowledged at once, without what the Build API would
+have added, instead of each run's first event waiting out its time limit.
 
 The stage a failed run failed in is different: the Build API tells it only once the run has ended, and a
 retried stage ends the run again, maybe failing elsewhere. An event that tells a run's end asks for an answer
@@ -25,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.ports import RunStatus
+from bot.ports import RunStatus, ServiceUnavailable
 
 log = logging.getLogger("handoff.ingest.azure_devops")
 
@@ -76,6 +80,7 @@ class RunFacts:
         self._runs_kept = runs_kept
         self._retry_after = retry_after
         self._runs: OrderedDict[tuple[str, str], _Run] = OrderedDict()
+        self._trouble_at: float | None = None  # when Azure DevOps last failed or kept a caller waiting too long
 
     async def of(
         self, project: str, run_id: str, timeout: float, completion: RunCompletion | None = None
@@ -97,15 +102,22 @@ class RunFacts:
             if request is None or request.done():
                 if asked_anew:
                     break  # asked, and the answer does not tell this end yet: the run's next event asks again
+                if self._in_trouble(loop.time()):
+                    break  # not asked while Azure DevOps is down or slow (a request going on is waited for)
                 request = self._ask(run, project, run_id)
                 asked_anew = True
             try:
                 # shielded: a caller out of time leaves the request going, for the run's next events
                 await asyncio.wait_for(asyncio.shield(request), deadline - loop.time())
             except Exception as exc:
+                if isinstance(exc, TimeoutError):
+                    self._trouble_at = loop.time()
                 log.warning("run %s: not read from the Build API (%s)", run_id, type(exc).__name__)
                 break
         return run.answer
+
+    def _in_trouble(self, now: float) -> bool:
+        return self._trouble_at is not None and now - self._trouble_at < self._retry_after
 
     def _run(self, project: str, run_id: str) -> _Run:
         key = (project.lower(), run_id)
@@ -126,9 +138,12 @@ class RunFacts:
     async def _answer(self, run: _Run, number: int, project: str, run_id: str) -> RunStatus:
         try:
             status = await self._run_details(project, run_id)
-        except Exception:
+        except Exception as exc:
             run.failed_at = asyncio.get_running_loop().time()
+            if isinstance(exc, ServiceUnavailable):
+                self._trouble_at = run.failed_at
             raise
+        self._trouble_at = None  # Azure DevOps answers again
         if number > run.answered_by:
             run.answer, run.answered_by = status, number
         return status

@@ -213,3 +213,24 @@ async def test_an_environment_or_stage_typed_alone_narrows_the_defaults_to_what_
     assert "Deploy to production" in blocks_text(gate)
     await asyncio.sleep(1.5)  # (the outbox would have posted the failed run by now)
     assert about(loop, "app-releases", "integrate-app-y") == []
+
+
+async def test_while_the_build_api_is_down_each_runs_failure_is_told_without_asking_it_again(start_loop: Any) -> None:
+    """Azure DevOps' Build API answers 503 (its pipelines still send their hooks): the first failure's hook asks it,
+    in vain; the other runs' failures are told at once, without the stage or the requester it would have added,
+    and without a request each to an organization that is down."""
+    loop: Loop = await start_loop()
+    ado = loop.suite.ado
+    ado.faults.add("GET /contoso/mlops/_apis/build/builds/*", [Fault("503", retry_after=0.1)] * 100)
+    runs = []
+    for _ in range(3):
+        ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+        run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+        await ado.wait_for_run(run.id, timeout=30)
+        await ado.drain(timeout=30)
+        runs.append(run)
+    for run in runs:
+        [card] = await eventually(lambda run=run: about(loop, "app-releases", run.name) or None)
+        await eventually(lambda card=card: "Failed" in blocks_text(card))
+    assert ado.recorder.matching(BUILD_ROUTE.format(runs[0].id))
+    assert [run.id for run in runs[1:] if ado.recorder.matching(BUILD_ROUTE.format(run.id))] == []

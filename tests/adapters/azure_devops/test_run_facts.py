@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from adapters.azure_devops.run_facts import RunCompletion, RunFacts
 from bot.events import Person
-from bot.ports import RunStatus, ServiceUnavailable
+from bot.ports import RunStatus, ServiceRefused, ServiceUnavailable
 
 BOB = Person(name="Bob", email="bob@contoso.com")
 
@@ -78,3 +78,61 @@ async def test_events_telling_a_runs_end_share_one_request_after_the_answer_from
     assert not RunCompletion(ended_at + timedelta(minutes=15)).told_by(build)
     assert await facts.of("mlops", "42", timeout=1, completion=end) is not None
     assert asked == ["running", "completed"]
+
+
+async def test_while_azure_devops_cannot_be_reached_no_other_run_is_asked_about_until_the_pause_is_over() -> None:
+    asked: list[str] = []
+    reachable = False
+
+    async def run_details(project: str, run_id: str) -> RunStatus:
+        asked.append(run_id)
+        if not reachable:
+            raise ServiceUnavailable("Azure DevOps is unreachable")
+        return RunStatus(run_id, "running", requested_by=BOB)
+
+    facts = RunFacts(run_details, retry_after=0.2)
+    assert await facts.of("mlops", "42", timeout=1) is None
+    # a storm of other runs' failures is not held up by one request each to an organization that is down
+    assert [await facts.of("mlops", str(run), timeout=1) for run in range(43, 46)] == [None] * 3
+    assert asked == ["42"]
+    await asyncio.sleep(0.25)
+    reachable = True
+    status = await facts.of("mlops", "43", timeout=1)
+    assert status is not None and status.requested_by == BOB
+    assert await facts.of("mlops", "44", timeout=1) is not None  # answered again: every run is asked again
+    assert asked == ["42", "43", "44"]
+
+
+async def test_once_a_caller_ran_out_of_time_other_runs_are_not_waited_for_until_azure_devops_answers() -> None:
+    asked: list[str] = []
+    answer = asyncio.Event()
+
+    async def run_details(project: str, run_id: str) -> RunStatus:
+        asked.append(run_id)
+        if run_id == "42":
+            await answer.wait()
+        return RunStatus(run_id, "running", requested_by=BOB)
+
+    facts = RunFacts(run_details, retry_after=30)
+    assert await facts.of("mlops", "42", timeout=0.05) is None  # Azure DevOps is slow
+    assert await facts.of("mlops", "43", timeout=5) is None  # not waited for: it would be as slow
+    assert asked == ["42"]
+    answer.set()  # the slow answer comes in: Azure DevOps answers again
+    await asyncio.sleep(0)
+    assert await facts.of("mlops", "43", timeout=5) is not None
+    assert asked == ["42", "43"]
+
+
+async def test_a_run_azure_devops_does_not_know_leaves_the_other_runs_asked_about() -> None:
+    asked: list[str] = []
+
+    async def run_details(project: str, run_id: str) -> RunStatus:
+        asked.append(run_id)
+        if run_id == "42":
+            raise ServiceRefused("run 42 was not found", not_found=True)
+        return RunStatus(run_id, "running", requested_by=BOB)
+
+    facts = RunFacts(run_details, retry_after=30)
+    assert await facts.of("mlops", "42", timeout=1) is None
+    assert await facts.of("mlops", "43", timeout=1) is not None
+    assert asked == ["42", "43"]
