@@ -235,7 +235,9 @@ class ServiceHookRoute:
     async def _with_run_facts(self, event: RunStateChanged | StageStateChanged) -> DomainEvent:
         """The event with what the Build API says of its run (read once per run): who asked for it and the
         branch it built, where either decides where the event goes (a run's or stage's hook names neither),
-        and, for a run, the model version it was started for, where its pipeline is configured with one."""
+        and, for a run, the model version it was started for, where its pipeline is configured with one. Where
+        nothing decides on them, what was read for an earlier event of the run fills them in all the same (the
+        card names who asked for the run), without a request."""
         project, run = event.project, event.run
         if self._run_facts is None or not project:
             return event
@@ -244,12 +246,13 @@ class ServiceHookRoute:
         wants_branch = (
             run.branch is None and self._depends_on_branch is not None and await self._depends_on_branch(event)
         )
-        if not (wants_model or wants_actor or wants_branch):
-            return event
-        status = await self._run_facts.of(project, run.run_id, self._requester_timeout)
+        if wants_model or wants_actor or wants_branch:
+            status = await self._run_facts.of(project, run.run_id, self._requester_timeout)
+        else:
+            status = self._run_facts.known(project, run.run_id)  # read for an earlier event: no request
         if status is None:
             return event  # it goes as it would have: an unknown requester and branch, no model named
-        if wants_actor and status.requested_by is not None:
+        if event.actor is None and status.requested_by is not None:  # (the card names who asked, once known)
             event = replace(event, actor=status.requested_by)
         if run.branch is None and status.branch:
             event = replace(event, run=replace(run, branch=status.branch))

@@ -116,6 +116,11 @@ class RunFacts:
                 break
         return run.answer
 
+    def known(self, project: str, run_id: str) -> RunStatus | None:
+        """The run as the Build API last told it, without asking (None where it was never answered)."""
+        run = self._runs.get((project.lower(), run_id))
+        return run.answer if run is not None else None
+
     def _in_trouble(self, now: float) -> bool:
         return self._trouble_at is not None and now - self._trouble_at < self._retry_after
 

@@ -42,7 +42,8 @@ async def test_a_release_started_outside_handoff_names_its_model_version_on_its_
 
 async def test_only_runs_of_pipelines_started_with_a_model_version_are_read(loop: Loop) -> None:
     """A pipeline no app or promotion gate starts with a model version (train-model-x retrains through Azure
-    ML here) is not asked about; app-y's integration pipeline is, and its card names the version."""
+    ML here) is not asked about; app-y's integration pipeline is, and its card names the version and, though it
+    succeeded, who asked for it (read with the version)."""
     ado = loop.suite.ado
     training = ado.start_run("train-model-x", requested_by="alice@contoso.com")
     integration = ado.start_run(
@@ -54,6 +55,7 @@ async def test_only_runs_of_pipelines_started_with_a_model_version_are_read(loop
     [card] = await eventually(lambda: cards_of(loop, integration.name)[1])
     await eventually(lambda: "Succeeded" in blocks_text(card))
     assert "model-x:9" in blocks_text(card)
+    assert "Requested by" in blocks_text(card) and "Bob Chen" in blocks_text(card)
     assert len(ado.recorder.matching(BUILD_ROUTE.format(integration.id))) == 1
     assert ado.recorder.matching(BUILD_ROUTE.format(training.id)) == []
 

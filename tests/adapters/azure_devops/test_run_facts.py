@@ -24,8 +24,10 @@ async def test_a_run_is_asked_about_once_and_a_slow_answer_serves_its_later_even
 
     facts = RunFacts(run_details)
     assert await facts.of("mlops", "42", timeout=0.05) is None  # out of time: the event goes on without
+    assert facts.known("mlops", "42") is None
     answer.set()
     await asyncio.sleep(0)
+    assert (known := facts.known("MLOps", "42")) is not None and known.requested_by == BOB  # without asking
     status = await facts.of("MLOps", "42", timeout=0.05)
     assert status is not None and (status.requested_by, status.branch) == (BOB, "refs/heads/main")
     assert asked == ["42"]
