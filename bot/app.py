@@ -206,6 +206,7 @@ def build_handoff(
         poll_interval=poll_interval,
         base_dir=base_dir,
         policy=policy,
+        cancel_release=gatekeeper.cancel_unstarted_release,
     )
     runner.register(chat)
     ingest.observers.append(runner.observe)

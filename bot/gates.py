@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.cards import Card, Fact, Link, Status
 from bot.clock import Clock
@@ -57,6 +57,7 @@ from bot.handoff_cards import DECISION_NOUNS
 from bot.ingest import Ingest
 from bot.interactions import MAX_COMMENT, ActionResult, ChatUser, link
 from bot.living import CLOSED_IN_AZURE_DEVOPS, HANDOFF_BARRED, render
+from bot.lookups import INTERACTIVE_SECONDS, answered_within
 from bot.outbox import ALERT_PREFIX
 from bot.pipeline_runs import RELEASE_KEY_PREFIX, ended_state, pipeline_run_event, release_command, release_key
 from bot.policy import Policy
@@ -83,6 +84,7 @@ from bot.records import (
 )
 
 log = logging.getLogger("handoff.gates")
+T = TypeVar("T")
 
 STATUS_FROM_AZURE_DEVOPS = {
     "approved": GateState.APPROVED,
@@ -178,6 +180,57 @@ def _releases(run: RunStatus, branch: str | None, parameters: Mapping[str, str])
 def _known(details: JsonObject) -> JsonObject:
     """A release run's details without what said its start was not known."""
     return {k: v for k, v in details.items() if k not in _START_UNKNOWN}
+
+
+async def _within(call: Awaitable[T], seconds: float | None) -> T:
+    """``call``'s answer; with ``seconds`` (someone waits for it in chat), Azure DevOps not answering within them
+    counts as :class:`~bot.ports.ServiceUnavailable`."""
+    return await (answered_within(call, "Azure DevOps", seconds) if seconds is not None else call)
+
+
+def _release_parameters(gate: Gate) -> dict[str, str]:
+    """The template parameters the release of promotion ``gate`` runs with: the configured ones and the version."""
+    release: dict[str, Any] = dict(gate.details.get("release") or {})
+    parameters = {str(k): str(v) for k, v in dict(release.get("parameters") or {}).items()}
+    parameters.update(modelName=str(gate.details.get("model", "")), modelVersion=str(gate.details.get("version", "")))
+    return parameters
+
+
+def _canceled_unstarted(gate: Gate, run: CommandRun) -> bool:
+    """Whether ``run``, the release of ``gate``, was canceled from chat before it was known to have started."""
+    mark = gate.details.get("release_canceled")
+    return (
+        isinstance(mark, dict)
+        and mark.get("run") == run.id
+        and run.state is CommandRunState.CANCELED
+        and not run.backend_run_id
+    )
+
+
+def _canceled_there(gate: Gate, run: CommandRun) -> Applied:
+    """How applying ``gate``'s approval stands once the run the start of its release queued, although someone had
+    canceled that release from chat (``run``), was canceled in Azure DevOps, or Azure DevOps refused to cancel it."""
+    by, pipeline = _canceler(gate), str(run.details.get("pipeline", ""))
+    named = f"{pipeline} {run.details.get('name') or run.backend_run_id}"
+    if refusal := str(run.details.get("cancel_refused") or ""):
+        why = f"{_clause(refusal)}. Cancel it among the runs of the pipeline {pipeline}"
+        return Applied(
+            f"release canceled by {by}; Azure DevOps refused to cancel {run.backend_run_id}: {refusal}",
+            f"Release canceled by {by}, but Azure DevOps refused to cancel {named}, which it had started: {why}.",
+            answer=f"Azure DevOps had started it as {named}, and refused to cancel it: {why}.",
+        )
+    return Applied(
+        f"release canceled by {by}",
+        f"Release canceled by {by}: Azure DevOps had started {named} (run {run.id}), and Handoff canceled it.",
+        answer=f"Azure DevOps had started it as {named}, though its answer was lost: Handoff canceled that run.",
+    )
+
+
+def _canceler(gate: Gate) -> str:
+    """Who canceled ``gate``'s release from chat, as chat names them."""
+    mark = gate.details.get("release_canceled") or {}
+    by = mark.get("by") if isinstance(mark, dict) else None
+    return str(by.get("name") or by.get("who") or "") if isinstance(by, dict) else ""
 
 
 @dataclass(frozen=True)
@@ -1402,10 +1455,12 @@ class Gatekeeper:
         current = gate
         started = dict(gate.details.get("release_run") or {})
         told: JsonObject | None = None  # the release started now (a retry's was told by the first attempt)
+        if not started and gate.details.get("release_canceled"):
+            return replace(await self._settle_canceled_release(gate), answer="")  # (the cards' note tells it)
         if not started:
             begun = await self._start_release(gate, record)
             if isinstance(begun, Applied):
-                return begun
+                return await self._canceled_meanwhile(gate.gate_id) or begun
             started = begun
             current = await self._note(gate, applied=False, release_run=started) or gate
             told = {**started, "pipeline": pipeline}
@@ -1451,8 +1506,7 @@ class Gatekeeper:
             refusal = "Azure DevOps is not connected to this Handoff"
             why = f"{refusal}, so {pipeline} was not started."
             return await self._refused(gate, record, f"refused: {refusal}", why)
-        parameters = {str(k): str(v) for k, v in dict(release.get("parameters") or {}).items()}
-        parameters.update(modelName=model, modelVersion=version)
+        parameters = _release_parameters(gate)
         project, branch = str(release.get("project", "")), release.get("branch")
         recorded = await self._record_release(gate, record, project, pipeline)
         if recorded.details.get("start_unknown"):
@@ -1473,6 +1527,8 @@ class Gatekeeper:
         # until Azure DevOps answers, it is not known whether the release started: a process stopped meanwhile
         # leaves it so, and the attempt that takes the decision over looks for the run before starting it again
         recorded = await self._starting(recorded)
+        if (canceled := await self._canceled_meanwhile(gate.gate_id)) is not None:
+            return canceled  # canceled from chat as it was about to be sent
         try:
             run = await self.pipelines.run_pipeline(project, pipeline, branch, parameters)
         except ServiceRefused as refused:
@@ -1525,18 +1581,23 @@ class Gatekeeper:
             recorded.id or 0, CommandRunState.FAILED, self.clock.now(), details=failed, expected=recorded.state
         )
 
-    async def _release_started(self, recorded: CommandRun, run: StartedRun, for_model: str) -> JsonObject:
-        """Record ``run`` as the release ``recorded`` started, and show its card; returns it as its gate keeps it."""
+    async def _release_started(self, recorded: CommandRun, run: StartedRun, for_model: str) -> JsonObject | Applied:
+        """Record ``run`` as the release ``recorded`` started, and show its card; returns it as its gate keeps it, or,
+        where someone canceled the release from chat meanwhile, how canceling ``run`` went."""
         project, pipeline = str(recorded.details.get("project", "")), str(recorded.details.get("pipeline", ""))
         branch = recorded.details.get("branch")
-        await self.store.update_command_run(
+        if not await self.store.update_command_run(
             recorded.id or 0,
             CommandRunState.STARTED,
             self.clock.now(),
             backend_run_id=run.run_id,
             details={**_known(recorded.details), "name": run.name, "url": run.url},
             expected=recorded.state,
-        )
+        ):
+            gate = await self.store.get_gate(str(recorded.details.get("gate", "")))
+            current = await self.store.get_command_run(recorded.id or 0)
+            if gate is not None and current is not None and _canceled_unstarted(gate, current):
+                return await self._cancel_found(gate, current, run)
         await self._show_release(project, pipeline, str(branch) if branch else None, run, for_model)
         return {"run_id": run.run_id, "name": run.name, "url": run.url, "command_run": recorded.id}
 
@@ -1554,25 +1615,46 @@ class Gatekeeper:
             "tried_at": str(recorded.details.get("tried_at") or now.isoformat()),  # the first start's
             "last_tried_at": now.isoformat(),
         }
-        await self.store.update_command_run(
+        if not await self.store.update_command_run(
             recorded.id or 0, CommandRunState.REQUESTED, now, details=details, expected=recorded.state
-        )
+        ):
+            await self._may_have_started(recorded, details)
         log.warning("release %s of run %s: not known whether it started: %s", pipeline, recorded.id, error or "?")
         return _not_known_yet(pipeline)
 
+    async def _may_have_started(self, recorded: CommandRun, unknown: JsonObject) -> None:
+        """Keep on the release ``recorded``, canceled from chat while its start was on its way, that the start may
+        have gone through (``unknown``: when it was sent), so that the run it queued is looked for and canceled."""
+        current = await self.store.get_command_run(recorded.id or 0)
+        if current is None or current.state is not CommandRunState.CANCELED or current.backend_run_id:
+            return
+        marks = {k: unknown[k] for k in ("start_unknown", "tried_at", "last_tried_at")}
+        marks["tried_at"] = current.details.get("tried_at") or marks["tried_at"]  # the first start's
+        await self.store.update_command_run(
+            current.id or 0,
+            CommandRunState.CANCELED,
+            self.clock.now(),
+            details={**current.details, **marks},
+            expected=CommandRunState.CANCELED,
+        )
+
     async def _lost_release(
-        self, recorded: CommandRun, pipelines: PipelineService, parameters: dict[str, str]
+        self,
+        recorded: CommandRun,
+        pipelines: PipelineService,
+        parameters: dict[str, str],
+        within: float | None = None,
     ) -> StartedRun | Applied | None:
         """Where the release ``recorded``, whose start's answer was lost, stands in Azure DevOps: the run that
         start queued (a run of its pipeline queued since, with its branch and parameters); else, while Azure DevOps
         cannot be asked or :attr:`release_looked_for` has not passed since the last start, how applying waits;
-        None once it should be started again."""
+        None once it should be started again. ``within``: how long Azure DevOps has to answer, when someone waits."""
         details = recorded.details
         project, pipeline = str(details.get("project", "")), str(details.get("pipeline", ""))
         tried = datetime.fromisoformat(str(details.get("tried_at")))
         last = datetime.fromisoformat(str(details.get("last_tried_at") or details.get("tried_at")))
         try:
-            runs = await pipelines.runs_since(project, pipeline, tried - RELEASE_CLOCK_SKEW)
+            runs = await _within(pipelines.runs_since(project, pipeline, tried - RELEASE_CLOCK_SKEW), within)
         except (ServiceRefused, ServiceUnavailable) as exc:
             log.info("could not look for release %s of run %s (%s)", pipeline, recorded.id, exc)
             return _not_known_yet(pipeline)
@@ -1620,10 +1702,162 @@ class Gatekeeper:
         )
         return run
 
+    # --- a release canceled from chat before it was known to have started ---------------------------------
+
+    async def cancel_unstarted_release(self, run: CommandRun, canceled_by: JsonObject) -> str | None:
+        """Cancel ``run``, the release a promotion gate's approval starts, from chat while it is not known to have
+        started (its start's answer was lost, or Azure DevOps has not answered yet): Handoff never starts it again.
+        ``canceled_by`` (``name``, as chat names them) is kept on the run, as ``cancel`` keeps it on a started run.
+
+        The gate is marked first, so that no attempt to apply its approval starts the release from then on, and
+        then the run is recorded canceled. Azure DevOps is asked at once for the run a lost start may have queued:
+        found, it is canceled there (through :meth:`~bot.ports.PipelineService.cancel_run`, as ``cancel`` cancels a
+        started run). Otherwise the sweep looks for it as long as it would have before starting the release again
+        (:attr:`release_looked_for`), cancels it if it shows up, and else records that it never started. The gate's
+        cards say who canceled the release and how that went; the version is not tagged approved.
+
+        Returns what Handoff does about it, for the person who canceled it; None when the run is no longer waiting to
+        start (it started or ended meanwhile).
+        """
+        now = self.clock.now()
+        gate_id = str(run.details.get("gate", ""))
+        gate = await self._mark_release_canceled(gate_id, {"run": run.id, "by": canceled_by, "at": now.isoformat()})
+        details = {**run.details, "canceled_by": canceled_by, "canceled_at": now.isoformat()}
+        if not await self.store.update_command_run(
+            run.id or 0, CommandRunState.CANCELED, now, details=details, expected=CommandRunState.REQUESTED
+        ):
+            await self._mark_release_canceled(gate_id, None)
+            return None
+        if gate is None:  # (its gate was cleaned up: nothing would start it)
+            return "Handoff will not start it."
+        settled = await self._settle_canceled_release(gate, within=INTERACTIVE_SECONDS)
+        await self._publish(await self.store.get_gate(gate_id) or gate, note=settled.note)
+        by = _canceler(gate)
+        await self._reply_in_thread(gate, Card(title=f"Release canceled by {by}", status=Status.CANCELED))
+        return settled.told
+
+    async def _mark_release_canceled(self, gate_id: str, mark: JsonObject | None) -> Gate | None:
+        """Mark ``gate_id``'s release canceled from chat (``mark``: which run, by whom, when), or take the mark
+        back (None); the gate as it now is."""
+        for _ in range(20):
+            current = await self.store.get_gate(gate_id)
+            if current is None:
+                return None
+            details = {k: v for k, v in current.details.items() if k != "release_canceled"}
+            if mark is not None:
+                details["release_canceled"] = mark
+            updated = await self.store.update_gate(current.gate_id, current.version, current.state, details)
+            if updated is not None:
+                return updated
+        raise RuntimeError(f"gate {gate_id} kept changing")
+
+    async def _canceled_meanwhile(self, gate_id: str) -> Applied | None:
+        """How applying ``gate_id``'s approval stands if its release was canceled from chat meanwhile (see
+        :meth:`_settle_canceled_release`); None if it was not."""
+        current = await self.store.get_gate(gate_id)
+        if current is None or not current.details.get("release_canceled") or current.details.get("release_run"):
+            return None
+        return replace(await self._settle_canceled_release(current), answer="")  # (the cards' note tells it)
+
+    async def _settle_canceled_release(self, gate: Gate, within: float | None = None) -> Applied:
+        """Settle ``gate``'s release, canceled from chat before it was known to have started: the run a lost start
+        queued, found in Azure DevOps, is canceled there; while that run may still show up, applying waits (the
+        sweep looks again); once it no longer may, the release is recorded as never started. Either way the gate
+        is then applied, without anything more (the version is not tagged approved). ``within``: how long Azure
+        DevOps has to answer each request, when someone waits for the outcome in chat."""
+        mark = dict(gate.details.get("release_canceled") or {})
+        pipeline = str(dict(gate.details.get("release") or {}).get("pipeline", ""))
+        run = await self.store.get_command_run(int(mark.get("run") or 0))
+        if run is not None and run.state is CommandRunState.REQUESTED:  # the cancel stopped before recording it
+            details = {**run.details, "canceled_by": mark.get("by"), "canceled_at": mark.get("at")}
+            await self.store.update_command_run(
+                run.id or 0, CommandRunState.CANCELED, self.clock.now(), details=details, expected=run.state
+            )
+            run = await self.store.get_command_run(run.id or 0)
+        if run is None or run.state is not CommandRunState.CANCELED:
+            # it started before the cancel took (whose mark is being taken back): applying goes on
+            return Applied("pending: its release started as it was canceled", retry=True)
+        if run.backend_run_id and run.details.get("cancel_pending"):
+            name = str(run.details.get("name") or run.backend_run_id)
+            found = StartedRun(run.backend_run_id, name, run.details.get("url"))
+            return await self._cancel_found(gate, run, found, within)
+        if run.backend_run_id:  # found, and canceled in Azure DevOps, before
+            await self._note(gate, applied=True)
+            return _canceled_there(gate, run)
+        if run.details.get("start_unknown") and self.pipelines is not None:
+            lost = await self._lost_release(run, self.pipelines, _release_parameters(gate), within)
+            if isinstance(lost, StartedRun):
+                return await self._cancel_found(gate, run, lost, within)
+            if lost is not None:
+                return Applied(
+                    "pending: release canceled; looking for the run its lost start may have queued",
+                    f"Release canceled by {_canceler(gate)}: Handoff will not start {pipeline}. If Azure DevOps "
+                    "started it (its answer to the start was lost), Handoff cancels that run when it finds it.",
+                    answer=f"Handoff will not start {pipeline} for it. Azure DevOps may have started it, though its "
+                    "answer was lost: Handoff looks for that run and cancels it if it finds it.",
+                    retry=True,
+                )
+            log.info("release %s of run %s: canceled, and never started", pipeline, run.id)
+            known = _known(run.details)
+            await self.store.update_command_run(
+                run.id or 0, run.state, self.clock.now(), details=known, expected=run.state
+            )
+        await self._note(gate, applied=True)
+        return Applied(
+            f"release canceled by {_canceler(gate)}",
+            f"Release canceled by {_canceler(gate)} before it started: Handoff did not start {pipeline} "
+            f"(run {run.id}).",
+            answer=f"It had not started, and Handoff will not start {pipeline} for it.",
+        )
+
+    async def _cancel_found(
+        self, gate: Gate, run: CommandRun, found: StartedRun, within: float | None = None
+    ) -> Applied:
+        """Cancel in Azure DevOps ``found``, the run the start of ``gate``'s release queued although someone had
+        canceled that release from chat (``run``); recorded first, so that a cancel Azure DevOps did not answer is
+        sent again by the next sweep."""
+        assert self.pipelines is not None
+        project, pipeline = str(run.details.get("project", "")), str(run.details.get("pipeline", ""))
+        named, by = f"{pipeline} {found.name}", _canceler(gate)
+        details: JsonObject = {**_known(run.details), "name": found.name, "url": found.url, "cancel_pending": True}
+        await self.store.update_command_run(
+            run.id or 0, run.state, self.clock.now(), found.run_id, details, expected=CommandRunState.CANCELED
+        )
+        try:
+            await _within(self.pipelines.cancel_run(project, found.run_id), within)
+        except ServiceUnavailable as error:
+            log.warning("release %s of run %s: could not cancel it (%s)", found.run_id, run.id, error)
+            return Applied(
+                "pending: Azure DevOps did not answer the cancel",
+                f"Release canceled by {by}: Azure DevOps had started {named}, and Handoff cancels it as soon as "
+                "Azure DevOps answers.",
+                answer=f"Azure DevOps had started it as {named}, though its answer was lost. Azure DevOps is not "
+                "answering now: Handoff cancels that run as soon as it does.",
+                retry=True,
+            )
+        except ServiceRefused as refused:
+            details["cancel_refused"] = refused.reason
+        else:
+            log.info("release %s of run %s: found after it was canceled, and canceled", found.run_id, run.id)
+        return await self._canceled_found(gate, run, found, details)
+
+    async def _canceled_found(self, gate: Gate, run: CommandRun, found: StartedRun, details: JsonObject) -> Applied:
+        """Record that canceling ``found`` is done with, show its card canceled and by whom, and let the gate be;
+        how applying then stands."""
+        settled = {k: v for k, v in details.items() if k != "cancel_pending"}
+        await self.store.update_command_run(
+            run.id or 0, run.state, self.clock.now(), found.run_id, settled, expected=CommandRunState.CANCELED
+        )
+        branch = run.details.get("branch")
+        for_model = f"{run.details.get('model')}:{run.details.get('version')}"
+        project, pipeline = str(run.details.get("project", "")), str(run.details.get("pipeline", ""))
+        by = _canceler(gate)
+        await self._show_release(project, pipeline, str(branch) if branch else None, found, for_model, by)
+        await self._note(gate, applied=True)
+        return _canceled_there(gate, replace(run, backend_run_id=found.run_id, details=settled))
+
     async def _tell_release(self, gate: Gate, started: JsonObject) -> None:
         """Say in the thread of ``gate``'s cards that its release started, linked to the run in Azure DevOps."""
-        state = await self.store.get_card_state(gate.gate_id)
-        shown = state.state.get("conversations", []) if state is not None else []
         named = f"{started['pipeline']} {started.get('name') or started.get('run_id')}"
         number = started.get("command_run")
         card = Card(
@@ -1632,6 +1866,12 @@ class Gatekeeper:
             summary=f"Run {number}: `status {number}` shows how it stands, `runs` lists it." if number else "",
             links=(Link(named, str(started["url"])),) if started.get("url") else (),
         )
+        await self._reply_in_thread(gate, card)
+
+    async def _reply_in_thread(self, gate: Gate, card: Card) -> None:
+        """Post ``card`` in the thread of ``gate``'s cards, wherever they are shown."""
+        state = await self.store.get_card_state(gate.gate_id)
+        shown = state.state.get("conversations", []) if state is not None else []
         replies = [
             NewDelivery(
                 ConversationAddress("teams" if p == "teams" else "slack", c),
@@ -1690,12 +1930,21 @@ class Gatekeeper:
         return _newest_over(gate, released)
 
     async def _show_release(
-        self, project: str, pipeline: str, branch: str | None, run: StartedRun, for_model: str
+        self,
+        project: str,
+        pipeline: str,
+        branch: str | None,
+        run: StartedRun,
+        for_model: str,
+        canceled_by: str | None = None,
     ) -> None:
         """The release run's own card, at once and naming the model version it releases (Azure DevOps' events
-        about the run do not). The release has started whatever happens here: its events show it anyway."""
+        about the run do not), canceled and by whom if ``canceled_by`` canceled it from chat. The release has
+        started whatever happens here: its events show it anyway."""
         now = self.clock.now()
         event = pipeline_run_event(self.organization, now, project, pipeline, branch, run, for_model=for_model)
+        if canceled_by:
+            event = replace(event, event_id=f"handoff-cancel:{run.run_id}", state="canceling", canceled_by=canceled_by)
         try:
             await self.ingest.accept(event)
         except Exception:  # the card is not worth failing a release that started
@@ -1762,6 +2011,7 @@ class Gatekeeper:
                 or current.details.get("applied") is not False
                 or current.details.get("decided_in")
                 or current.details.get("release_run")
+                or current.details.get("release_canceled")
             ):
                 return None
             details = {k: v for k, v in current.details.items() if k not in ("refusal", "apply_claimed_at")}

@@ -85,6 +85,10 @@ DATA_INPUT = "training_data"
 """The input of a retrain's Azure ML job whose path ``data=<asset>:<version>`` replaces."""
 _START_UNKNOWN_DETAILS = ("start_unknown", "error", "job")
 """What a run whose start is not known keeps in its details, dropped once it is known to have started."""
+ReleaseCanceler = Callable[[CommandRun, JsonObject], Awaitable[str | None]]
+"""Cancels a release Handoff starts on approving a promotion gate before it is known to have started, so that it is
+never started (see :meth:`bot.gates.Gatekeeper.cancel_unstarted_release`): given the run and who canceled it, what
+Handoff does about it, for that person; None when the run started or ended meanwhile."""
 
 
 def job_name(model: str, run: CommandRun) -> str:
@@ -174,6 +178,7 @@ class CommandRunner:
 
     Args:
         policy: who may cancel which run (the settings' own, unless the caller shares one).
+        cancel_release: cancels a release a promotion gate's approval starts, before it is known to have started.
         poll_interval: seconds between status polls of a started run.
         base_dir: where relative job files are found (the configuration's folder).
     """
@@ -191,8 +196,10 @@ class CommandRunner:
         poll_limit: timedelta = timedelta(hours=12),
         base_dir: Path | None = None,
         policy: Policy | None = None,
+        cancel_release: ReleaseCanceler | None = None,
     ) -> None:
         self.settings = settings
+        self.cancel_release = cancel_release
         self.policy = policy or Policy(settings)
         self.store = store
         self.ingest = ingest
@@ -588,6 +595,13 @@ class CommandRunner:
             return Reply(f"Handoff started no run {run_id}. `runs` lists the runs it started.")
         if refusal := await self._cancel_refused(request, command, found):
             return refusal
+        if found.backend_run_id is None and _unstarted_release(found) and self.cancel_release is not None:
+            said = await self.cancel_release(found, _canceled_by(request.user))
+            if said is not None:
+                outcome = f"canceled run {run_id} ({described(found)}) before it was known to have started"
+                await self._audit(request, command, f"{outcome}, asked for by {asker(found)}")
+                return Reply(f"Canceled run {run_id} ({described(found)}). {said}")
+            found = await self.store.get_command_run(number) or found  # it started or ended meanwhile
         if found.backend_run_id is None:
             return Reply(not_started(found))
         if found.state is not CommandRunState.STARTED:
@@ -604,12 +618,11 @@ class CommandRunner:
             return Reply(f"Could not cancel run {run_id}: {error}")
         now = self.clock.now()
         by = request.user.name or request.user.display
-        canceled_by = {"name": by, "who": request.user.display, "platform": request.user.platform}
         canceled = await self.store.update_command_run(
             found.id or 0,
             CommandRunState.CANCELED,
             now,
-            details={**found.details, "canceled_by": canceled_by, "canceled_at": now.isoformat()},
+            details={**found.details, "canceled_by": _canceled_by(request.user), "canceled_at": now.isoformat()},
             expected=found.state,
         )
         if not canceled:  # it ended (or someone canceled it) while the cancel was on its way
@@ -1220,6 +1233,16 @@ def _pipeline_takes_no_options(model: str, pipeline: str, command: ParsedCommand
     )
 
 
+def _unstarted_release(run: CommandRun) -> bool:
+    """Whether ``run`` is a release Handoff starts on approving a promotion gate, not known to have started yet."""
+    return run.idempotency_key.startswith(RELEASE_KEY_PREFIX) and run.state is CommandRunState.REQUESTED
+
+
+def _canceled_by(user: ChatUser) -> JsonObject:
+    """Who canceled a run from chat, as the run keeps it (``runs`` and ``status`` name them)."""
+    return {"name": user.name or user.display, "who": user.display, "platform": user.platform}
+
+
 def _dedupe_key(request: CommandRequest, command: ParsedCommand) -> str:
     """What makes two commands the same run: the same person (by their platform's own id, which does not change
     with what the platform said about them this time), command, target and options."""
@@ -1385,6 +1408,8 @@ def not_started(run: CommandRun) -> str:
     """Why ``cancel`` cannot cancel a run that has no id in the service that runs it, by how it stands."""
     what = f"Run {run.id} (`{run.command}`)"
     error = str(run.details.get("error") or "")
+    if run.state is CommandRunState.CANCELED and run.details.get("canceled_by"):
+        return f"{what} was already {standing(run)}, before it started; Handoff does not start it."
     if run.details.get("start_unknown"):
         service, where = where_to_look(run.details)
         if (job := run.details.get("job")) and run.state is CommandRunState.REQUESTED:

@@ -25,10 +25,11 @@ class FakePipelines:
         how approvals stand when asked (unknown ones are left out); each question is kept in ``asked`` (a classic
         release's: its approval ids and their releases, in ``release_asked``). Every run
     whose status is asked is kept in ``status_asked``; asking about a run in ``deleted`` is refused. ``project_ids``
-    are the projects' ids by name (any other project is refused). A start queues its run, then raises the first
-    of ``lose_answers`` (if any: its answer lost); each listing of a pipeline's runs is kept in ``listed``, and
-    raises the first of ``listings_fail`` (if any); a question how approvals stand raises the first of
-    ``statuses_fail`` (if any)."""
+    are the projects' ids by name (any other project is refused). A start first awaits ``while_starting`` (if set),
+    then queues its run, then raises the first of ``lose_answers`` (if any: its answer lost); each listing of a
+    pipeline's runs is kept in ``listed``, and raises the first of ``listings_fail`` (if any); a question how
+    approvals stand raises the first of ``statuses_fail`` (if any). Each run asked to be canceled is kept in
+    ``canceled``."""
 
     started: list[tuple[str, str, str | None, dict[str, str]]] = field(default_factory=list)
     results: dict[str, RunStatus] = field(default_factory=dict)
@@ -50,6 +51,8 @@ class FakePipelines:
     listings_fail: list[Exception] = field(default_factory=list)
     listed: list[tuple[str, str, datetime]] = field(default_factory=list)
     statuses_fail: list[Exception] = field(default_factory=list)
+    while_starting: Callable[[], Awaitable[None]] | None = None
+    canceled: list[str] = field(default_factory=list)
 
     async def project_id(self, project: str) -> str:
         if project not in self.project_ids:
@@ -64,6 +67,8 @@ class FakePipelines:
     ) -> StartedRun:
         if self.refuse_next:
             raise self.refuse_next.pop(0)
+        if self.while_starting is not None:
+            await self.while_starting()
         self.started.append((project, pipeline, branch, parameters))
         if self.lose_answers:
             raise self.lose_answers.pop(0)
@@ -136,6 +141,7 @@ class FakePipelines:
             found.append(approver)
         return tuple(found)
 
-    async def cancel_run(self, project: str, run_id: str) -> None: ...
+    async def cancel_run(self, project: str, run_id: str) -> None:
+        self.canceled.append(run_id)
 
     async def close(self) -> None: ...

@@ -590,6 +590,42 @@ async def test_a_release_whose_lost_start_azure_devops_did_not_take_is_started_o
     assert (await world.gate_details())["release_run"]["run_id"] == "102"
 
 
+async def test_a_release_canceled_while_its_start_is_on_its_way_is_canceled_there_once_its_answer_is_lost(
+    world: World,
+) -> None:
+    """carol cancels the release while Azure DevOps is still taking its start, whose answer is then lost: Handoff
+    looks for the run that start queued, cancels it, and never starts the release again; the click that approved it
+    and the gate's card say carol canceled it."""
+    await _integration_passed(world)
+    answers: list[str] = []
+
+    async def cancel_meanwhile() -> None:
+        [release] = [r for r in await world.core.store.list_command_runs() if r.command.startswith("release")]
+        asked = CommandRequest(user("carol"), RELEASES, f"cancel {release.id}")
+        answers.append((await world.core.chat.on_command(asked)).text)
+
+    world.pipelines.while_starting = cancel_meanwhile
+    world.pipelines.lose_answers.append(ServiceUnavailable(LOST, may_have_acted=True))
+    result = await decide(world, "carol", "approve", "green")
+    [release] = [r for r in await world.core.store.list_command_runs() if r.command.startswith("release")]
+    assert answers == [
+        f"Canceled run {release.id} (`release app-y model=model-x:8`). Handoff will not start release-app-y for it. "
+        "Azure DevOps may have started it, though its answer was lost: Handoff looks for that run and cancels it if "
+        "it finds it."
+    ]
+    canceled = f"Release canceled by Carol Diaz: Azure DevOps had started release-app-y 20261128.2 (run {release.id}), "
+    canceled += "and Handoff canceled it."
+    assert result.accepted and result.message == f"Approved. {canceled}"
+    assert world.pipelines.canceled == ["102"] and len(world.pipelines.of("release-app-y")) == 1
+    assert (release.state.value, release.backend_run_id) == ("canceled", "102")
+    assert not {"start_unknown", "cancel_pending"} & set(release.details)
+    assert await _gate_note(world, canceled)
+    await world.clock.advance(10 * 60)
+    await world.core.gatekeeper.sweep()
+    assert len(world.pipelines.of("release-app-y")) == 1 and world.ml.tagged == []
+    assert await _gate_note(world, canceled)
+
+
 async def test_a_release_azure_devops_refuses_to_start_leaves_the_gate_waiting(world: World) -> None:
     await _integration_passed(world)
     world.pipelines.refuse_next.append(ServiceRefused("Pipeline release-app-y is disabled."))

@@ -611,6 +611,161 @@ async def test_a_release_whose_start_was_cut_off_by_a_restart_runs_once(
     assert len(integration_runs(loop, "release-app-y")) == 1
 
 
+LOOKED_FOR = "Azure DevOps did not say whether it started release-app-y: Handoff looks for the run there"
+BUILDS_LISTED = "GET /contoso/mlops/_apis/build/builds"
+
+
+@pytest.mark.parametrize("found", ["at_once", "by_the_sweep"])
+async def test_a_release_canceled_while_not_known_to_have_started_is_canceled_in_azure_devops_when_found(
+    loop: Loop, found: str
+) -> None:
+    """Azure DevOps queued the release, and the answer was lost (a gateway's 502). carol cancels the release from
+    chat: Handoff looks for the run that start queued and cancels it in Azure DevOps, at once or, when Azure DevOps
+    cannot be asked then, at the next sweep; it never starts the release again, and the gate's cards, `runs` and
+    `status` say carol canceled it. bob, who may not decide the promotion, may not cancel it."""
+    suite = loop.suite
+    promotion = await approvable_promotion(loop)
+    suite.ado.faults.add("POST /**/pipelines/*/runs", [Fault("502", after_acting=True)])
+    await approve_in_slack(loop, promotion, "carol", "integration passed")
+
+    def gate_card() -> str:
+        return words(next(m for m in slack_messages(loop, "ml-models") if m.ts == promotion.ts).blocks)
+
+    await eventually(lambda: LOOKED_FOR in gate_card(), timeout=30)
+    (queued,) = integration_runs(loop, "release-app-y")
+    run = await command_run(loop, lambda r: r.command.startswith("release"))
+    assert (run.state, run.backend_run_id, run.details.get("start_unknown")) == (CommandRunState.REQUESTED, None, True)
+
+    bob = Person(loop, "slack", "bob", "app-releases")
+    refused = await bob.say(f"cancel {run.id}", f"Sorry, you can't cancel run {run.id}")
+    assert "Only Carol Diaz, whose approval started it, or people in release-managers may cancel it." in refused
+    assert (await command_run(loop, run_id=run.id)).state is CommandRunState.REQUESTED
+    assert not queued.cancel_requested.is_set()
+
+    if found == "by_the_sweep":
+        suite.ado.faults.add(BUILDS_LISTED, [Fault("503", retry_after=0)] * 4)  # (the SDK tries 4 times)
+    carol = Person(loop, "slack", "carol", "app-releases")
+    answer = await carol.say(f"cancel {run.id}", f"Canceled run {run.id} (`release app-y model=model-x:8`).")
+    keeper = loop.server.handoff.gatekeeper  # type: ignore[union-attr]
+    if found == "by_the_sweep":
+        assert (
+            "Handoff will not start release-app-y for it. Azure DevOps may have started it, though its answer was "
+            "lost: Handoff looks for that run and cancels it if it finds it."
+        ) in answer
+        assert not queued.cancel_requested.is_set()
+        await eventually(lambda: "Release canceled by Carol Diaz: Handoff will not start release-app-y." in gate_card())
+        await keeper.sweep()  # (every minute)
+    else:
+        assert (
+            f"Azure DevOps had started it as release-app-y {queued.name}, though its answer was lost: Handoff "
+            "canceled that run."
+        ) in answer
+    # the run the lost start queued is canceled in Azure DevOps, through the same request `cancel` sends
+    assert queued.cancel_requested.is_set()
+    assert [r.status for r in suite.ado.recorder.matching(f"PATCH /**/_apis/build/builds/{queued.id}")] == [200]
+    await eventually(lambda: queued.result == "canceled", timeout=30)
+    canceled = await command_run(loop, lambda r: r.backend_run_id is not None, run.id)
+    assert (canceled.state, canceled.backend_run_id) == (CommandRunState.CANCELED, str(queued.id))
+    assert canceled.details["canceled_by"]["name"] == "Carol Diaz"
+    assert not {"start_unknown", "cancel_pending"} & set(canceled.details)
+    said = f"Release canceled by Carol Diaz: Azure DevOps had started release-app-y {queued.name} (run {run.id}), "
+    await eventually(lambda: said + "and Handoff canceled it." in gate_card(), timeout=30)
+    assert "not known whether" not in gate_card().lower()
+    listed = await carol.say("runs app-y", f"• {run.id}:")
+    line = next(line for line in listed.split("\\n") if line.startswith(f"• {run.id}:"))
+    assert "by Carol Diaz, canceled by Carol Diaz, Azure DevOps run <" in line
+    assert f"|release-app-y {queued.name}>" in line
+    await carol.say(f"status {run.id}", "`release app-y model=model-x:8` by Carol Diaz, canceled by Carol Diaz.")
+
+    keeper.release_looked_for = timedelta(0)  # long after: nothing starts it again
+    await keeper.sweep()
+    await keeper.sweep()
+    assert integration_runs(loop, "release-app-y") == [queued]
+    assert "approved" not in suite.aml.state.models["model-x"]["8"].tags
+    audit = await loop.server.store.list_audit()
+    assert [e.outcome for e in audit if e.actor == "carol@contoso.com" and e.target.startswith("cancel")] == [
+        f"canceled run {run.id} (`release app-y model=model-x:8`) before it was known to have started, asked for "
+        "by Carol Diaz"
+    ]
+
+
+async def test_a_release_canceled_while_its_start_is_on_its_way_is_canceled_as_azure_devops_answers(
+    loop: Loop,
+) -> None:
+    """carol cancels the release while its start request is still on its way (Azure DevOps is slow to queue it):
+    the run it queues is canceled in Azure DevOps as soon as the answer comes, and taken as the canceled release."""
+    suite = loop.suite
+    promotion = await approvable_promotion(loop)
+    suite.ado.faults.add("POST /**/pipelines/*/runs", [Fault("stall", stall_seconds=3)])
+    await approve_in_slack(loop, promotion, "carol", "integration passed")
+    run = await command_run(loop, lambda r: r.command.startswith("release") and bool(r.details.get("start_unknown")))
+    assert integration_runs(loop, "release-app-y") == []
+
+    carol = Person(loop, "slack", "carol", "app-releases")
+    answer = await carol.say(f"cancel {run.id}", f"Canceled run {run.id} (`release app-y model=model-x:8`).")
+    assert "Handoff will not start release-app-y for it." in answer
+    (queued,) = await eventually(lambda: integration_runs(loop, "release-app-y"), timeout=30)
+    canceled = await command_run(loop, lambda r: r.backend_run_id is not None, run.id)
+    assert (canceled.state, canceled.backend_run_id) == (CommandRunState.CANCELED, str(queued.id))
+    assert queued.cancel_requested.is_set()
+    await eventually(lambda: queued.result == "canceled", timeout=30)
+
+    def gate_card() -> str:
+        return words(next(m for m in slack_messages(loop, "ml-models") if m.ts == promotion.ts).blocks)
+
+    said = f"Release canceled by Carol Diaz: Azure DevOps had started release-app-y {queued.name} (run {run.id}), "
+    await eventually(lambda: said + "and Handoff canceled it." in gate_card(), timeout=30)
+    keeper = loop.server.handoff.gatekeeper  # type: ignore[union-attr]
+    keeper.release_looked_for = timedelta(0)
+    await keeper.sweep()
+    assert integration_runs(loop, "release-app-y") == [queued]
+    assert "approved" not in suite.aml.state.models["model-x"]["8"].tags
+
+
+async def test_a_release_canceled_whose_lost_start_azure_devops_never_took_is_never_started(loop: Loop) -> None:
+    """The release's start was answered with a gateway's 502 and Azure DevOps never queued it. carol cancels it
+    from chat: the sweep looks for its run as long as it would have before starting it again, and then records it
+    canceled, never started, instead of starting it."""
+    suite = loop.suite
+    promotion = await approvable_promotion(loop)
+    suite.ado.faults.add("POST /**/pipelines/*/runs", [Fault("502")])
+    await approve_in_slack(loop, promotion, "carol", "integration passed")
+
+    def gate_card() -> str:
+        return words(next(m for m in slack_messages(loop, "ml-models") if m.ts == promotion.ts).blocks)
+
+    await eventually(lambda: LOOKED_FOR in gate_card(), timeout=30)
+    run = await command_run(loop, lambda r: r.command.startswith("release"))
+    assert run.details.get("start_unknown") and integration_runs(loop, "release-app-y") == []
+
+    carol = Person(loop, "slack", "carol", "app-releases")
+    answer = await carol.say(f"cancel {run.id}", f"Canceled run {run.id} (`release app-y model=model-x:8`).")
+    assert "Handoff will not start release-app-y for it." in answer
+    listed = await carol.say("runs app-y", f"• {run.id}:")
+    assert "by Carol Diaz, canceled by Carol Diaz, " in listed and "not known whether it started" not in listed
+    await eventually(lambda: "Release canceled by Carol Diaz: Handoff will not start release-app-y." in gate_card())
+    thread = next(m for m in slack_messages(loop, "ml-models") if m.ts == promotion.ts).replies
+    # its thread is told, after the approval that started it
+    await eventually(lambda: [r.text for r in thread][-1:] == ["Canceled: Release canceled by Carol Diaz"])
+
+    keeper = loop.server.handoff.gatekeeper  # type: ignore[union-attr]
+    await keeper.sweep()  # still looked for: it may yet show up
+    assert integration_runs(loop, "release-app-y") == []
+    keeper.release_looked_for = timedelta(0)  # as if its two minutes had passed
+    await keeper.sweep()
+    await keeper.sweep()
+    assert integration_runs(loop, "release-app-y") == []  # never started
+    ended = await command_run(loop, lambda r: "start_unknown" not in r.details, run.id)
+    assert (ended.state, ended.backend_run_id) == (CommandRunState.CANCELED, None)
+    never = f"Release canceled by Carol Diaz before it started: Handoff did not start release-app-y (run {run.id})."
+    await eventually(lambda: never in gate_card(), timeout=30)
+    listed = await carol.say("runs app-y", f"• {run.id}:")
+    assert "by Carol Diaz, canceled by Carol Diaz, not started" in listed
+    again = await carol.say(f"cancel {run.id}", f"Run {run.id} (")
+    assert "was already canceled by Carol Diaz, before it started; Handoff does not start it." in again
+    assert "approved" not in suite.aml.state.models["model-x"]["8"].tags
+
+
 # --- the integration the handoff started, followed whatever Handoff missed ----------------------------------
 
 
