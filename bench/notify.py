@@ -246,8 +246,7 @@ async def bench(runs_count: int, channels: int, replicas: int) -> int:
             by_method = Counter(r.path.removeprefix("/api/") for r in requests)
             rate_limited = sum(1 for r in requests if r.status == 429)
             problems = losses(slack, runs)
-            for close in handoff.closers:
-                await close()
+            await handoff.close()
         await store.close()
     scaled = runs_count != 100 or channels != 20
     print(

@@ -79,6 +79,15 @@ class Handoff:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     background: bool = True
 
+    async def close(self) -> None:
+        """Stop the work Handoff started and close its clients: :attr:`closers`, last first, each in turn even if
+        one fails (logged). Call it before closing the store."""
+        for close in reversed(self.closers):
+            try:
+                await close()
+            except Exception:
+                log.exception("closing %s failed", getattr(close, "__qualname__", close))
+
     async def run_background(self, stop: asyncio.Event) -> None:
         """The command runs an earlier process left, the outbox worker, and every minute: gate expiry,
         command runs cut off while starting, reminders; and forgetting old event ids, repeat marks and
@@ -215,9 +224,10 @@ def build_handoff(
         settings, store, clock, ingest, gatekeeper, chat, outbox, pipelines=pipelines, ml=ml, runner=runner
     )
     handoff.model_handoff = model_handoff
+    # (closers run last first: the services outlive their users, the ingest the work that hands it events)
+    handoff.closers.append(ingest.close)
     handoff.closers.append(runner.close)
     handoff.closers.append(model_handoff.close)
-    # (closers run last first: the services outlive their users)
     for service in (pipelines, ml, hooks):
         if service is not None:
             handoff.closers.insert(0, service.close)
@@ -360,9 +370,7 @@ class BackgroundWork:
                 await asyncio.wait_for(self._task, timeout=5)
             except TimeoutError:
                 self._task.cancel()
-        for close in reversed(self.handoff.closers):
-            with contextlib.suppress(Exception):
-                await close()
+        await self.handoff.close()
 
 
 BACKGROUND = web.AppKey("handoff_background", BackgroundWork)

@@ -9,14 +9,21 @@ from collections.abc import Awaitable
 
 
 class BackgroundWork:
-    """The tasks one part of the core started; ``close`` cancels what is still running."""
+    """The tasks one part of the core started; ``close`` cancels what is still running, and work offered after
+    it (by another part still stopping) is dropped instead of running unwatched."""
 
     def __init__(self, log: logging.Logger, what: str) -> None:
         self.log = log
         self.what = what
         self.tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
 
     def spawn(self, work: Awaitable[None]) -> None:
+        if self.closed:
+            self.log.info("%s not started: stopping", self.what)
+            _close_unstarted(work)
+            return
+
         async def run() -> None:
             try:
                 await work
@@ -31,6 +38,7 @@ class BackgroundWork:
         task.add_done_callback(lambda _: _close_unstarted(work))
 
     async def close(self) -> None:
+        self.closed = True
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -54,6 +54,8 @@ JOIN_TURNS = 4
 CARD_CACHE_SIZE = 4096
 # Attempts at a batch whose cards keep changing under it (other replicas writing the same cards).
 MAX_ATTEMPTS = 20
+# How long closing waits for the events already handed to the writer before it cuts the writer off.
+CLOSE_GRACE_SECONDS = 5.0
 
 
 class IngestFailed(RuntimeError):
@@ -258,6 +260,18 @@ class Ingest:
             if isinstance(outcome, BaseException):
                 raise outcome
         return [bool(outcome) for outcome in outcomes]
+
+    async def close(self) -> None:
+        """Stop writing: the events already handed to the writer are stored (their callers may be gone: background
+        work cancelled at shutdown), for up to :data:`CLOSE_GRACE_SECONDS`, then the writer is cut off. Close it
+        before the store, so that no read or write of the ingest outlives the store's connections."""
+        deadline = asyncio.get_running_loop().time() + CLOSE_GRACE_SECONDS
+        while (writer := self._writer) is not None and not writer.done():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0 or not (await asyncio.wait({writer}, timeout=left))[0]:
+                writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        self._writer = None
 
     async def _write_waiting(self) -> None:
         """Write batches until nobody waits; events arriving meanwhile make the next batch."""

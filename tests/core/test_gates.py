@@ -675,8 +675,7 @@ async def handoff_applying(store_url: str, settings: dict[str, Any]) -> AsyncIte
     try:
         yield core, pipelines
     finally:
-        for close in core.closers:
-            await close()
+        await core.close()
         await store.close()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import bot
 from adapters.sql import SqlStore
 from bot.app import Handoff, build_handoff
 from bot.cards import Card, Link, Mention, Status
@@ -212,8 +213,7 @@ async def make_world(
     try:
         yield World(core, ml, pipelines, clock)
     finally:
-        for close in core.closers:
-            await close()
+        await core.close()
         await store.close()
 
 
@@ -1478,3 +1478,39 @@ async def test_a_failed_integration_calls_on_the_registrant_and_the_apps_owners_
         Mention("dana@contoso.com", "dana@contoso.com"),
         Mention("", user_id="slack:U0ERIN"),
     )
+
+
+async def test_closing_handoff_stores_what_its_caller_left_with_the_ingest_and_leaves_nothing_running(
+    world: World,
+) -> None:
+    """Background work cancelled at shutdown may leave an event with the ingest: closing Handoff stores it, and
+    then nothing of Handoff runs on to read or write a store that is being closed."""
+    started = RunStateChanged(
+        source="azure-devops",
+        event_id="run-7-started",
+        occurred_at=T0,
+        scope="contoso",
+        run=PipelineRef(organization="contoso", project="web", pipeline_id="9", pipeline_name="web-ci", run_id="7"),
+        state="inProgress",
+    )
+    accepting = asyncio.create_task(world.core.ingest.accept(started))
+    await asyncio.sleep(0)  # handed to the ingest's writer (no observer reads the store for it)
+    accepting.cancel()
+    await asyncio.gather(accepting, return_exceptions=True)
+
+    await world.core.close()
+
+    assert _core_tasks() == []
+    assert await world.core.store.has_event(started.dedupe_key)
+
+
+def _core_tasks() -> list[asyncio.Task[Any]]:
+    """The tasks still running code of Handoff's core (the store's own are closed with the store)."""
+    core = str(Path(bot.__file__).parent)
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task is not asyncio.current_task()
+        and (code := getattr(task.get_coro(), "cr_code", None)) is not None
+        and code.co_filename.startswith(core)
+    ]

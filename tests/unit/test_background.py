@@ -55,3 +55,19 @@ async def test_close_stops_running_work_and_drops_unstarted_work_quietly() -> No
     assert not work.tasks
     # closed, not left for the garbage collector to warn that it was "never awaited"
     assert inspect.getcoroutinestate(unstarted) == inspect.CORO_CLOSED
+
+
+async def test_work_offered_after_close_is_dropped_instead_of_running_unwatched() -> None:
+    work = BackgroundWork(log, "test work")
+    await work.close()
+    ran: list[str] = []
+
+    async def late() -> None:
+        ran.append("late")  # pragma: no cover (it must not run)
+
+    offered = late()
+    work.spawn(offered)  # another part, still stopping, offers more work
+    await asyncio.sleep(0.01)
+    assert ran == []
+    assert not work.tasks
+    assert inspect.getcoroutinestate(offered) == inspect.CORO_CLOSED
