@@ -1152,6 +1152,7 @@ async def test_a_contract_silent_about_outputs_leaves_an_unchanged_version_compa
     world.ml.register("8", V7)  # as v6, which app-y runs: outputs declared, as always
     await world.core.ingest.accept(registered())
     await world.until(lambda: world.core.store.get_card_state(APP_CARD), "the app card")
+    await world.until(lambda: world.core.store.get_card_state(GATE), "the gate card")  # (stored apart from it)
     check = (await world.gate_details())["apps"]["app-y"]
     assert (check["verdict"], check["differences"]) == ("compatible", [])
     assert check["contract"] == "app-y's contract (app-y.contract.yaml)"
