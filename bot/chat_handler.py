@@ -8,8 +8,9 @@ gate cards go to the :class:`~bot.gates.Gatekeeper`; clicks on confirmations go 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from bot.audit import command_entry
@@ -23,11 +24,12 @@ from bot.azure_devops_urls import (
 from bot.clock import Clock
 from bot.commands import LIST_FILTERS, CommandSpec, ParsedCommand, UsageError, closest_option, help_text, parse
 from bot.config import parse_duration, subscription_filter_problems
-from bot.events import DomainEvent
+from bot.events import ApprovalPending, DomainEvent, Person, PipelineRef, RunStateChanged, StageStateChanged
 from bot.gates import Gatekeeper, decided_in_azure_devops_only
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility, link
 from bot.living import merge, render
+from bot.local_times import NotATime, names_its_offset, shown, time_typed, zone_named
 from bot.policy import Policy
 from bot.ports import HookProvisioner, ServiceRefused, ServiceUnavailable
 from bot.records import Gate, GateState, StoredSubscription
@@ -42,6 +44,11 @@ ActionHandler = Callable[[ActionRequest], Awaitable[ActionResult]]
 _PATTERN_FILTERS = ("text_include", "text_exclude")
 # How long `mute` silences a subscription: at least a minute, at most 90 days (then `unsubscribe`).
 MIN_MUTE, MAX_MUTE = timedelta(minutes=1), timedelta(days=90)
+_FOR_IS = "`for` is how long, such as 30m, 4h or 7d."
+_UNTIL_IS = (
+    "`until` is when the mute ends: 17:00 or 5pm, tomorrow, a date such as 2026-12-01, or a date and time such "
+    "as 2026-12-01T09:00."
+)
 # Filters that name people: ``me`` there is whoever typed the command, by their email.
 _PEOPLE_FILTERS = ("actors_include", "actors_exclude")
 _NO_EMAIL = "Handoff cannot see it here: name yourself by the email Azure DevOps and Azure ML know you by."
@@ -152,6 +159,50 @@ def _drawn(event: DomainEvent) -> str:
     ]
     opened = f" · {link(card.links[0].url, card.links[0].label)}" if card.links else ""
     return ", ".join([f"{card.status.label}: {card.title}", *which]) + opened
+
+
+def _tried(
+    subscription: Subscription, received: list[tuple[datetime, DomainEvent]], now: datetime
+) -> tuple[list[tuple[datetime, DomainEvent]], dict[str, int]]:
+    """Of the events ``received``, those ``subscription`` wants, and per run the number of those it may want
+    but which do not say who asked for their run, where it filters on that.
+
+    Routing asks Azure DevOps who asked for a run as its events arrive, where an actor filter needs it, and
+    stores each event with what it learned: an event stored without it takes its run's requester from another
+    stored event of the run; one that has none is told apart, neither counted for nor against."""
+    matched: list[tuple[datetime, DomainEvent]] = []
+    unsaid: dict[str, int] = {}
+    by_actor = subscription.filters.filters_actors
+    requesters = _run_requesters(event for _, event in received) if by_actor else {}
+    for at, event in received:
+        if by_actor and event.actor is None and (run := _requested_run(event)) is not None:
+            if (requester := requesters.get(run.run_key)) is None:
+                if subscription.wants(event, now, ignoring_actor=True):
+                    unsaid[run.run_key] = unsaid.get(run.run_key, 0) + 1
+                continue
+            event = replace(event, actor=requester)
+        if subscription.wants(event, now):
+            matched.append((at, event))
+    return matched, unsaid
+
+
+def _requested_run(event: DomainEvent) -> PipelineRef | None:
+    """The run whose requester is ``event``'s actor, for the events whose requester routing asks Azure DevOps
+    about as they arrive (a run's and a stage's, a pipeline approval waiting); None for the others."""
+    if isinstance(event, RunStateChanged | StageStateChanged):
+        return event.run
+    if isinstance(event, ApprovalPending) and event.approval_kind == "pipeline":
+        return event.run
+    return None
+
+
+def _run_requesters(events: Iterable[DomainEvent]) -> dict[str, Person]:
+    """Who asked for each run, by its key, as some stored event of it says (one stored as routing learned it)."""
+    found: dict[str, Person] = {}
+    for event in events:
+        if event.actor is not None and (run := _requested_run(event)) is not None:
+            found.setdefault(run.run_key, event.actor)
+    return found
 
 
 def _ago(elapsed: timedelta) -> str:
@@ -333,7 +384,8 @@ class ChatHandler:
         )
 
     async def _dry_run(self, request: CommandRequest, filters: dict[str, Any]) -> Reply:
-        """Which of the events received last these filters would have sent to this conversation."""
+        """Which of the events received last these filters would have sent to this conversation (those that do
+        not say who asked for their run told apart, where the filters look at that)."""
         described = _described(filters) or "everything"
         received = [
             (r.received_at, event)
@@ -344,17 +396,26 @@ class ChatHandler:
             return Reply(f"Dry run, nothing subscribed: Handoff has no recent events to try {described} on.")
         subscription = Subscription((request.conversation,), Filters.from_mapping(filters))
         now = self.clock.now()
-        matched = [(at, event) for at, event in received if subscription.wants(event, now)]
+        matched, unsaid = _tried(subscription, received, now)
         # events of one run or model version make one card: each card once, as its newest event drew it
         cards: dict[str, tuple[datetime, DomainEvent]] = {}
         for at, event in matched:
             cards.setdefault(event.grouping_key, (at, event))
         since = received[-1][0]
         sent = f"{len(matched)} here, on {len(cards)} card{'' if len(cards) == 1 else 's'}" if cards else "none here"
-        lines = [
-            f"Dry run, nothing subscribed: of the {len(received)} events Handoff received since "
-            f"{since:%Y-%m-%d %H:%M} UTC, {described} would have sent {sent}" + (", the newest:" if cards else ".")
-        ]
+        intro = (
+            f"Dry run, nothing subscribed: of the {len(received)} events Handoff received since {since:%Y-%m-%d %H:%M}"
+        )
+        if unsaid:
+            count, runs = sum(unsaid.values()), len(unsaid)
+            intro += (
+                f" UTC, {count} (of {runs} run{'' if runs == 1 else 's'}) do{'es' if count == 1 else ''} not say who "
+                f"asked for the run, so whether {described} would send {'it' if count == 1 else 'them'} is decided as "
+                "such events arrive, when Handoff asks Azure DevOps. Of the others, it"
+            )
+        else:
+            intro += f" UTC, {described}"
+        lines = [f"{intro} would have sent {sent}" + (", the newest:" if cards else ".")]
         newest = list(cards.values())[:DRY_RUN_SHOWN]
         lines += [f"• {_drawn(event)} ({_ago(now - at)} ago)" for at, event in newest]
         if len(cards) > DRY_RUN_SHOWN:
@@ -434,24 +495,24 @@ class ChatHandler:
         """The subscriptions made here from chat, and those of the configuration file that route here (which
         chat cannot change, but which explain what arrives)."""
         stored = await self.store.list_subscriptions(request.conversation)
-        configured = [s.filters for s in self.ingest.configured if request.conversation in s.targets]
+        configured = [s for s in self.ingest.configured if request.conversation in s.targets]
         here = _here(request)
+        now, zone = self.clock.now(), zone_named(request.user.time_zone)
+
+        def muted(until: datetime | None) -> str:
+            return f" (muted until {shown(until, zone)})" if until is not None and until > now else ""
+
         if not stored:
             lines = [f"{here.capitalize()} has no subscriptions made from chat. Type `subscribe` to add one."]
         else:
-            now = self.clock.now()
             lines = [f"Subscriptions of {here}:"]
-            for s in stored:
-                shown = _described(s.filters)
-                muted = (
-                    f" (muted until {s.muted_until:%Y-%m-%d %H:%M} UTC)"
-                    if s.muted_until and s.muted_until > now
-                    else ""
-                )
-                lines.append(f"{s.id}: {shown or 'everything'}{muted}")
+            lines += [f"{s.id}: {_described(s.filters) or 'everything'}{muted(s.muted_until)}" for s in stored]
         if configured:
-            lines.append("From Handoff's configuration file (changed there, not from chat):")
-            lines += [f"• {_filters_described(filters) or 'everything'}" for filters in configured]
+            # (chat does not write the configuration file: it says where they are muted)
+            lines.append(
+                "From Handoff's configuration file (changed there, not from chat; `muted_until:` in an entry mutes it):"
+            )
+            lines += [f"• {_filters_described(s.filters) or 'everything'}{muted(s.muted_until)}" for s in configured]
         return Reply("\n".join(lines))
 
     async def _mute(self, request: CommandRequest, command: ParsedCommand) -> Reply:
@@ -459,21 +520,25 @@ class ChatHandler:
         mine = {s.id for s in await self.store.list_subscriptions(request.conversation)}
         if subscription_id is None or subscription_id not in mine:
             return _no_such_subscription(request, command)
+        zone = zone_named(request.user.time_zone)
         try:
-            duration = parse_duration(command.options.get("for", "1h"))
-        except (ValueError, OverflowError):
-            return Reply("`for` is how long, such as 30m, 4h or 7d.")
-        if not MIN_MUTE <= duration <= MAX_MUTE:
-            return Reply("A subscription is muted for 1 minute to 90 days; `unsubscribe` removes it for good.")
-        until = self.clock.now() + duration
+            until = _mute_end(command.options, self.clock.now(), zone)
+        except _Refused as refused:
+            return Reply(str(refused))
         await self.store.mute_subscription(subscription_id, until)
         self.ingest.forget_subscriptions()
         await self._audit(
             request, command.canonical, f"subscription {subscription_id} muted until {until:%Y-%m-%d %H:%M}"
         )
+        typed = command.options.get("until")
+        read_in_utc = (
+            f" Handoff does not know your time zone, so it read `{typed}` in UTC."
+            if typed is not None and zone is None and not names_its_offset(typed)
+            else ""
+        )
         return Reply(
-            f"Muted subscription {subscription_id} until {until:%Y-%m-%d %H:%M} UTC. `unmute {subscription_id}` ends"
-            " it sooner.",
+            f"Muted subscription {subscription_id} until {shown(until, zone)}. `unmute {subscription_id}` ends it "
+            f"sooner.{read_in_utc}",
             visibility=Visibility.CHANNEL,
         )
 
@@ -549,6 +614,39 @@ def _number(text: str | None) -> int | None:
         return int(text or "")
     except ValueError:
         return None
+
+
+def _mute_end(options: Mapping[str, str], now: datetime, zone: tzinfo | None) -> datetime:
+    """When a mute typed with ``options`` ends, in UTC: ``for=`` from now (an hour unless said), or ``until=`` read
+    in the person's time ``zone`` (UTC where not known). Raises :class:`_Refused` saying what is wrong."""
+    if "for" in options and "until" in options:
+        raise _Refused("Give `for` (how long) or `until` (when it ends), not both.")
+    if "until" in options:
+        typed = options["until"]
+        try:
+            until = time_typed(typed, now, zone).astimezone(UTC)
+        except (NotATime, OverflowError):
+            try:
+                parse_duration(typed)
+            except (ValueError, OverflowError):
+                raise _Refused(_UNTIL_IS) from None
+            raise _Refused(f"{_UNTIL_IS} For how long, type `for={typed}`.") from None
+        if until <= now:
+            raise _Refused(f"{shown(until, zone)} has passed; `until` takes a time to come.")
+    else:
+        typed = options.get("for", "1h")
+        try:
+            until = now + parse_duration(typed)
+        except (ValueError, OverflowError):
+            try:
+                time_typed(typed, now, zone)
+            except (NotATime, OverflowError):
+                raise _Refused(_FOR_IS) from None
+            raise _Refused(f"{_FOR_IS} For a time, type `until={typed}`.") from None
+    if not MIN_MUTE <= until - now <= MAX_MUTE:
+        latest = f", so until {shown(now + MAX_MUTE, zone)} at the latest" if until > now else ""
+        raise _Refused(f"A subscription is muted for 1 minute to 90 days{latest}; `unsubscribe` removes it for good.")
+    return until
 
 
 def _filter_mistake(spec: CommandSpec, key: str, message: str) -> str:

@@ -185,11 +185,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "mute",
-        "Silence one of this channel's subscriptions for a while.",
+        "Silence one of this channel's subscriptions for a while, or until a time.",
         target="id",
         target_required=True,
-        options={"for": "how long, e.g. 2h or 1d"},
-        examples=("mute 3 for=4h",),
+        options={
+            "for": "how long, e.g. 2h or 1d; an hour where neither for= nor until= is given",
+            "until": "when it ends, in your time zone: 17:00 or 5pm (the next one), tomorrow (09:00), a date "
+            "(09:00 that day) or a date and time such as 2026-12-01T09:00 (with Z or +01:00, that time anywhere)",
+        },
+        examples=("mute 3 for=4h", "mute 3 until=17:00", "mute 3 until=tomorrow"),
         needs="a subscription id",
         listed_by="subscriptions",
         roles_of="subscribe",
@@ -262,10 +266,22 @@ def _did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str
 
 
 def closest_option(spec: CommandSpec, key: str) -> str:
-    """`` Did you mean `…`?`` naming the option of ``spec`` closest to ``key``, or nothing when none comes close."""
+    """`` Did you mean `…`?`` naming the option of ``spec`` closest to ``key`` (or the command it names, as
+    ``mute`` does), or nothing when none comes close."""
     typed = key.lower()
-    started = [option for option in spec.options if option.startswith(typed)]  # `tag` is short for `tags.<key>`
-    return f" Did you mean `{started[0]}`?" if len(started) == 1 else _did_you_mean(typed, spec.options, cutoff=0.4)
+    other = COMMANDS_BY_VERB.get(typed)
+    if other is not None and other is not spec:
+        example = f", such as `{other.examples[0]}`" if other.examples else ""
+        return f" Did you mean the command `{other.verb}`{example}?"
+    # a family (``tags.<key>``) is compared by its name, and a key typed with a dot (``tag.stage``) only with them
+    base, dotted, _ = typed.partition(".")
+    family = [option for option in spec.options if not dotted or option.endswith(".<key>")]
+    names = {option.removesuffix(".<key>"): option for option in family}
+    started = [option for name, option in names.items() if name.startswith(base)]  # `tag` is short for `tags.<key>`
+    if started:
+        return " Did you mean " + " or ".join(f"`{option}`" for option in started) + "?"
+    close = difflib.get_close_matches(base, list(names), n=1, cutoff=0.6)
+    return f" Did you mean `{names[close[0]]}`?" if close else ""
 
 
 _DOUBLE_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"'})

@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import parse_qs, quote, urlsplit
@@ -617,6 +617,19 @@ class SubscriptionSettings(SubscriptionFilters):
     """Which events go to a channel."""
 
     channel: str
+    # the subscription sends nothing until then (a card it showed is kept current, silently); an ISO time with
+    # its offset, such as 2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00
+    muted_until: datetime | None = None
+
+    @field_validator("muted_until")
+    @classmethod
+    def _muted_until_says_its_offset(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(
+                f"{value.isoformat()} says no time zone: add Z for UTC, or an offset such as +01:00 "
+                f"({value.isoformat()}Z)"
+            )
+        return value
 
     @field_validator("models", "outcomes")
     @classmethod

@@ -28,6 +28,9 @@ class ChatUser:
     email: str | None = None
     aad_object_id: str | None = None
     workspace_id: str | None = None  # Slack team id, Teams tenant id
+    # the IANA name of the person's time zone (``Europe/Paris``), where their platform tells it: times they type
+    # (``mute 3 until=17:00``) are read there, and times shown to them are shown there too
+    time_zone: str | None = None
 
     @property
     def identities(self) -> frozenset[str]:

@@ -289,8 +289,8 @@ def channel_addresses(settings: Settings, channel: str) -> tuple[ConversationAdd
 
 def configured_subscriptions(settings: Settings) -> list[Subscription]:
     def build(entry: SubscriptionSettings) -> Subscription:
-        data = entry.model_dump(exclude={"channel"})
-        return Subscription(channel_addresses(settings, entry.channel), Filters.from_mapping(data))
+        data = entry.model_dump(exclude={"channel", "muted_until"})
+        return Subscription(channel_addresses(settings, entry.channel), Filters.from_mapping(data), entry.muted_until)
 
     return [build(entry) for entry in settings.subscriptions]
 

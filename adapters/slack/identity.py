@@ -114,6 +114,7 @@ class UserDirectory:
             name=str(display or ""),
             email=str(email) if email else None,
             workspace_id=team_id or str(data.get("team_id") or "") or None,  # as without users.info: stable
+            time_zone=str(data["tz"]) if data.get("tz") else None,
         )
 
 

@@ -4,7 +4,8 @@
 email first, then by ``aad:<object id>``. When the lookup fails (a guest, a throttled roster call), the
 activity's own ``from`` (MRI, name, AAD object id) is used, without an email; so it is when the lookup
 takes longer than :data:`LOOKUP_WITHIN` (a click's answer is due within 5 s). Answers are cached for a
-few minutes per tenant and user, because every click and command asks.
+few minutes per tenant and user, because every click and command asks. The person's time zone is the one
+their activity names (``localTimezone``, from the device they typed on), not cached.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from dataclasses import replace
 
 from botbuilder.core import TurnContext
 from botbuilder.core.teams import TeamsInfo
@@ -47,6 +49,11 @@ class TeamsIdentity:
         self._cache: OrderedDict[tuple[str | None, str], tuple[float, ChatUser]] = OrderedDict()
 
     async def resolve(self, turn_context: TurnContext) -> ChatUser:
+        user = await self._member(turn_context)
+        zone = getattr(turn_context.activity, "local_timezone", None)
+        return replace(user, time_zone=zone) if isinstance(zone, str) and zone else user
+
+    async def _member(self, turn_context: TurnContext) -> ChatUser:
         activity = turn_context.activity
         sender = activity.from_property
         tenant = tenant_of(activity)

@@ -144,6 +144,20 @@ def test_check_names_a_subscription_filter_that_would_match_nothing_at_its_key(t
     assert "Traceback" not in result.stderr
 
 
+def test_check_takes_a_subscription_muted_until_a_time_with_its_offset_and_names_one_without(tmp_path: Path) -> None:
+    path = config_copy(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["subscriptions"][0]["muted_until"] = "2030-01-01T09:00:00Z"
+    path.write_text(yaml.safe_dump(raw))
+    result = run("check", "--config", str(path), env=clean_env())
+    assert result.returncode == 0, result.stderr
+    raw["subscriptions"][0]["muted_until"] = "2030-01-01T09:00:00"
+    path.write_text(yaml.safe_dump(raw))
+    result = run("check", "--config", str(path), env=clean_env())
+    assert result.returncode == 1
+    assert "subscriptions[0].muted_until: 2030-01-01T09:00:00 says no time zone: add Z for UTC" in result.stderr
+
+
 def test_check_never_prints_a_value_from_the_environment(tmp_path: Path) -> None:
     password = "p@ss:w0rd"
     path = config_copy(tmp_path, server__port="${PGPASSWORD}")

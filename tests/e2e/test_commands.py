@@ -15,9 +15,10 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -155,6 +156,24 @@ async def test_the_same_integrate_twice_starts_one_run_when_slack_says_who_asked
     # the run is his, however Slack named him when he asked (it may have ended already: the world is fast)
     answer = await bob.say(f"cancel {first.id}", f"{first.id} (`integrate app-y model=model-x:7`")
     assert "can't cancel" not in answer
+
+
+async def test_a_mute_until_a_time_of_day_is_read_in_utc_and_says_so_when_slack_does_not_say_who_asked(
+    loop: Loop,
+) -> None:
+    loop.suite.slack.faults.add("* /api/users.info", [Fault("500")] * 10)  # no time zone: Slack did not answer
+    bob = Person(loop, "slack", "bob", "app-releases")
+    number = await subscription_id(bob)
+    answer = await bob.say(f"mute {number} until=17:00", f"Muted subscription {number} until")
+    five = datetime.now(UTC).replace(hour=17, minute=0, second=0, microsecond=0)
+    five += timedelta(days=1) if five <= datetime.now(UTC) else timedelta(0)
+    [stored] = await loop.server.store.list_subscriptions()
+    assert stored.muted_until in (five, five + timedelta(days=1))  # (17:00 may have passed meanwhile)
+    assert f"until {stored.muted_until:%Y-%m-%d} 17:00 UTC." in answer
+    assert "Handoff does not know your time zone, so it read `17:00` in UTC." in answer
+    # a time with its offset needs no time zone: nothing to say
+    answer = await bob.say(f"mute {number} until={five:%Y-%m-%dT%H:%M}Z", f"Muted subscription {number} until")
+    assert "time zone" not in answer
 
 
 async def test_a_confirmation_is_confirmed_by_who_asked_when_slack_said_who_they_are_only_at_the_click(
@@ -815,11 +834,39 @@ async def unsubscribe(person: Person) -> None:
 async def subscriptions(person: Person) -> None:
     answer = await person.say("subscriptions", "This channel has no subscriptions made from chat.")
     # what the configuration file routes here explains what arrives, though chat cannot change it
-    configured = "From Handoff's configuration file (changed there, not from chat):\n"
+    configured = (
+        "From Handoff's configuration file (changed there, not from chat; `muted_until:` in an entry mutes it):\n"
+    )
     assert configured + "• `events=run,approval pipelines=integrate-*,release-*`" in answer
     number = await subscription_id(person)
     answer = await person.say("subscriptions", f"{number}: `events=run`")
     assert f"Subscriptions of this channel:\n{number}: `events=run`\n{configured}" in answer
+
+
+async def test_a_subscription_of_the_configuration_file_is_muted_there_and_listed_muted_in_chat(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    until = (datetime.now(UTC) + timedelta(days=1)).replace(second=0, microsecond=0)
+
+    def muted_releases(config: dict[str, Any]) -> None:
+        for entry in config["subscriptions"]:
+            if entry["channel"] == "app-releases":
+                entry["muted_until"] = f"{until:%Y-%m-%dT%H:%M}:00Z"
+
+    loop = await start_loop(muted_releases)
+    ado = loop.suite.ado
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    run = ado.start_run("integrate-app-y", requested_by="carol@contoso.com")
+    await ado.wait_for_run(run.id, timeout=30)
+    await ado.drain(timeout=30)
+    await asyncio.sleep(1.5)  # (the outbox would have posted by now)
+    assert not any(run.name in blocks_text(m) for m in slack_messages(loop, "app-releases"))
+    answer = await Person(loop, "slack", "bob", "app-releases").say("subscriptions", "configuration file")
+    local = until.astimezone(ZoneInfo("America/Los_Angeles"))
+    assert (
+        f"• `events=run,approval pipelines=integrate-*,release-*` (muted until {local:%Y-%m-%d %H:%M} "
+        "America/Los_Angeles time (" in answer
+    )
 
 
 async def mute(person: Person) -> None:
@@ -842,6 +889,49 @@ async def mute(person: Person) -> None:
     audit = [e.outcome for e in await store.list_audit() if e.action == "command" and "mute" in e.target]
     assert len(audit) == 2  # the refusals changed nothing, and are not recorded
     assert audit[0].startswith(f"subscription {number} muted until ") and audit[1] == f"subscription {number} unmuted"
+    await mute_until(person, number)
+
+
+async def mute_until(person: Person, number: int) -> None:
+    """``until=`` in bob's own time zone (Los Angeles, as Slack's users.info and Teams' activities tell), the
+    mute's end shown there and in UTC."""
+    store = person.loop.server.store
+    here = ZoneInfo("America/Los_Angeles")
+
+    async def muted_until() -> datetime | None:
+        [stored] = await store.list_subscriptions()
+        return stored.muted_until
+
+    answer = await person.say(f"mute {number} until=tomorrow", f"Muted subscription {number} until")
+    morning = datetime.combine(datetime.now(here).date() + timedelta(days=1), time(9), tzinfo=here)
+    assert f"until {morning:%Y-%m-%d} 09:00 America/Los_Angeles time ({morning.astimezone(UTC):%H:%M} UTC)." in answer
+    assert await muted_until() == morning
+    answer = await person.say("subscriptions", f"{number}: `events=run`")
+    assert f"{number}: `events=run` (muted until {morning:%Y-%m-%d} 09:00 America/Los_Angeles time (" in answer
+
+    await person.say(f"mute {number} until=17:00", f"Muted subscription {number} until")
+    five = datetime.combine(datetime.now(here).date(), time(17), tzinfo=here)
+    next_five = five if five > datetime.now(UTC) else five + timedelta(days=1)
+    assert await muted_until() in (next_five, next_five + timedelta(days=1))  # (17:00 may have passed meanwhile)
+    # a date and time with an offset is that moment wherever it is typed; one without is read in bob's zone
+    at = (datetime.now(UTC) + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
+    await person.say(f"mute {number} until={at:%Y-%m-%dT%H:%M}Z", f"Muted subscription {number} until")
+    assert await muted_until() == at
+    await person.say(f"mute {number} until={at:%Y-%m-%dT%H:%M}", f"Muted subscription {number} until")
+    assert await muted_until() == at.replace(tzinfo=here)
+
+    for typed, said in [
+        ("until=2020-01-01T09:00", "2020-01-01 09:00 America/Los_Angeles time (17:00 UTC) has passed;"),
+        (f"until={(at + timedelta(days=100)):%Y-%m-%d}", "A subscription is muted for 1 minute to 90 days, so until "),
+        ("for=tomorrow", "`for` is how long, such as 30m, 4h or 7d. For a time, type `until=tomorrow`."),
+        ("for=2026-01-01T10:00Z", "For a time, type `until=2026-01-01T10:00Z`."),
+        ("until=4h", "`until` is when the mute ends: 17:00 or 5pm, tomorrow, a date such as 2026-12-01, or a date"),
+        ("until=4h", "For how long, type `for=4h`."),
+        ("until=25:00", "`until` is when the mute ends"),
+        ("for=1h until=17:00", "Give `for` (how long) or `until` (when it ends), not both."),
+    ]:
+        await person.say(f"mute {number} {typed}", said)
+    assert await muted_until() == at.replace(tzinfo=here)  # the refusals changed nothing
 
 
 async def help_(person: Person) -> None:
@@ -1830,6 +1920,11 @@ async def test_subscribe_combines_a_list_given_twice_or_with_spaces_and_answers_
         ("subscribe colour=red", "`colour` is not a filter of `subscribe`."),
         ("subscribe branch=main", "`branch` is not a filter of `subscribe`. Did you mean `branches`?"),
         ("subscribe tag=prod", "`tag` is not a filter of `subscribe`. Did you mean `tags.<key>`?"),
+        ("subscribe tag.stage=prod", "`tag.stage` is not a filter of `subscribe`. Did you mean `tags.<key>`?"),
+        (
+            "subscribe mute=1h",
+            "`mute` is not a filter of `subscribe`. Did you mean the command `mute`, such as `mute 3 for=4h`?",
+        ),
         ("subscribe branches=", "the filter `branches=` needs a value."),
     ]:
         answer = await bob.say(typed, "Nothing was subscribed")

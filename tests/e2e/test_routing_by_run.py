@@ -49,6 +49,41 @@ async def test_actors_exclude_me_leaves_out_the_runs_you_asked_for(start_loop: A
     assert not any(bobs.name in blocks_text(r) for m in channel.messages for r in m.replies)
 
 
+async def test_a_dry_run_with_an_actor_filter_tells_apart_the_runs_whose_events_do_not_say_who_asked(
+    start_loop: Any,
+) -> None:
+    """No subscription filtered on people as these runs went, so Handoff did not ask Azure DevOps who asked for
+    them: bob's run's hooks never say, carol's failure does (and so names who asked for her run's other events).
+    A dry run does not decide bob's run by a requester nobody told, as the subscription would not."""
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    ado = loop.suite.ado
+    bobs = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    await ado.wait_for_run(bobs.id, timeout=30)
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    carols = ado.start_run("integrate-app-y", requested_by="carol@contoso.com")
+    await ado.wait_for_run(carols.id, timeout=30)
+    await ado.drain(timeout=30)
+    bob = Person(loop, "slack", "bob", "app-releases")
+    unsaid = (
+        "2 (of 1 run) do not say who asked for the run, so whether `events=run actors_include=bob@contoso.com` "
+        "would send them is decided as such events arrive, when Handoff asks Azure DevOps. Of the others, it "
+        "would have sent none here."
+    )
+    answer = await bob.say("subscribe events=run actors_include=me dry-run", "Dry run, nothing subscribed")
+    assert unsaid in answer
+    assert "• " not in answer
+    # carol's run: her failure names her, and with it the run's start, whose hook does not
+    answer = await bob.say("subscribe events=run actors_exclude=carol@contoso.com dry-run", "Dry run")
+    assert "Of the others, it would have sent none here." in answer
+    assert carols.name not in answer
+    answer = await bob.say("subscribe events=run actors_include=carol@contoso.com dry-run", "Dry run")
+    assert "Of the others, it would have sent 2 here, on 1 card, the newest:\n• Failed: integrate-app-y" in answer
+    # without an actor filter, who asked decides nothing: every run event counts
+    answer = await bob.say("subscribe events=run dry-run", "Dry run")
+    assert "`events=run` would have sent 4 here, on 2 cards" in answer and "do not say" not in answer
+    assert await loop.server.store.list_subscriptions() == []
+
+
 async def test_a_run_shown_before_its_requester_was_known_calls_on_nobody_where_they_are_left_out(
     start_loop: Any,
 ) -> None:

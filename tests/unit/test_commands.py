@@ -131,6 +131,11 @@ def test_help_for_a_command_someone_may_not_run_shows_it_and_says_who_may() -> N
     [
         ("subscribe branch=main", "branch", " Did you mean `branches`?"),
         ("subscribe tag=prod", "tag", " Did you mean `tags.<key>`?"),  # the filter it is short for
+        ("subscribe tag.stage=prod", "tag.stage", " Did you mean `tags.<key>`?"),  # a key: only a family has one
+        ("subscribe mute=1h", "mute", " Did you mean the command `mute`, such as `mute 3 for=4h`?"),
+        ("subscribe actor=me", "actor", " Did you mean `actors_include` or `actors_exclude`?"),
+        ("subscribe evnets=run", "evnets", " Did you mean `events`?"),
+        ("subscribe compact=on", "compact", ""),  # no filter is like it (`outcomes` and `projects` are not)
         ("subscribe colour=red", "colour", ""),  # nothing comes close: no guess
         ("subscribe branches=", "branches", " Did you mean `branches`?"),
     ],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,27 @@ def test_a_subscription_filter_chat_refuses_as_meaning_nothing_is_a_problem_at_i
         "subscriptions[1].outcomes: `outcomes=failed` never applies to model_registered: it has no outcome, so "
         "every one would be sent. Leave `outcomes` out, or add a kind that has one, such as run",
     ]
+
+
+def test_a_subscription_is_muted_until_a_time_written_with_its_offset() -> None:
+    raw = example()
+    channel = next(iter(raw["channels"]))
+    raw["subscriptions"] = [
+        {"channel": channel, "muted_until": "2026-12-01T09:00:00Z"},
+        {"channel": channel, "muted_until": "2026-12-01T10:00:00+01:00"},
+    ]
+    muted = [s.muted_until for s in parse_settings(raw, {}).subscriptions]
+    assert muted == [datetime(2026, 12, 1, 9, tzinfo=UTC)] * 2
+    raw["subscriptions"] = [
+        {"channel": channel, "muted_until": "2026-12-01T09:00:00"},
+        {"channel": channel, "muted_until": "tomorrow"},
+    ]
+    found = problems(raw)
+    assert found[0] == (
+        "subscriptions[0].muted_until: 2026-12-01T09:00:00 says no time zone: add Z for UTC, or an offset such as "
+        "+01:00 (2026-12-01T09:00:00Z)"
+    )
+    assert found[1].startswith("subscriptions[1].muted_until: ") and len(found) == 2
 
 
 def test_a_duration_may_be_written_in_several_units_and_in_any_case() -> None:

@@ -372,6 +372,20 @@ def test_configured_channels_fan_out_to_both_platforms() -> None:
     assert route(model_event(), subscriptions, NOW) == set()
 
 
+def test_a_configured_subscription_muted_until_a_time_sends_nothing_until_then() -> None:
+    settings = parse_settings(
+        {
+            "channels": {"releases": {"slack": "C1"}},
+            "subscriptions": [{"channel": "releases", "events": ["run"], "muted_until": "2026-11-28T10:00:00+01:00"}],
+        },
+        {},
+    )
+    subscriptions = configured_subscriptions(settings)
+    assert subscriptions[0].muted_until == datetime(2026, 11, 28, 9, tzinfo=UTC)
+    assert route(run_event(), subscriptions, NOW + timedelta(hours=8, minutes=59)) == set()
+    assert route(run_event(), subscriptions, NOW + timedelta(hours=9)) == {SLACK}
+
+
 # --- repeat limits -----------------------------------------------------------------------------------
 
 TEAMS = ConversationAddress("teams", "19:r@thread.tacv2")

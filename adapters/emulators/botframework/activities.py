@@ -6,6 +6,7 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .world import Team, TeamsChannel, TeamsUser, TeamsWorld
 
@@ -159,12 +160,14 @@ class ActivityFactory:
         self, kind: str, activity_id: str, now: datetime, sender: dict[str, Any], conversation: dict[str, Any]
     ) -> dict[str, Any]:
         stamp = now.isoformat(timespec="milliseconds")
+        # as Teams clients do: the sender's device's time zone, and the time there
+        zone = next((u.time_zone for u in self.world.users if u.id == sender.get("id")), "Etc/UTC")
         return {
             "type": kind,
             "id": activity_id,
             "timestamp": stamp.replace("+00:00", "Z"),
-            "localTimestamp": stamp,
-            "localTimezone": "Etc/UTC",
+            "localTimestamp": now.astimezone(ZoneInfo(zone)).isoformat(timespec="milliseconds"),
+            "localTimezone": zone,
             "channelId": CHANNEL_ID,
             "serviceUrl": self.service_url,
             "from": sender,

@@ -30,6 +30,7 @@ class TeamsUser:
     email: str = ""
     user_principal_name: str = ""
     role: str = "user"
+    time_zone: str = "Etc/UTC"  # the IANA zone of the person's device, which their activities name
 
     @property
     def personal_conversation_id(self) -> str:
@@ -179,6 +180,7 @@ def _user(data: Mapping[str, Any]) -> TeamsUser:
         email=str(data.get("email", "")),
         user_principal_name=str(data.get("user_principal_name", data.get("email", ""))),
         role=str(data.get("role", "user")),
+        time_zone=str(data.get("time_zone", "Etc/UTC")),
     )
 
 
