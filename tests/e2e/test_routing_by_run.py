@@ -53,14 +53,17 @@ async def test_a_dry_run_with_an_actor_filter_tells_apart_the_runs_whose_events_
     start_loop: Any,
 ) -> None:
     """No subscription filtered on people as these runs went, so Handoff did not ask Azure DevOps who asked for
-    them: bob's run's hooks never say, carol's failure does (and so names who asked for her run's other events).
-    A dry run does not decide bob's run by a requester nobody told, as the subscription would not."""
+    them (train-model-x starts with no model version to read either): bob's run's hooks never say, carol's failure
+    does (and so names who asked for her run's other events). A dry run does not decide bob's run by a requester
+    nobody told, as the subscription would not."""
     loop: Loop = await start_loop(only_chat_subscriptions)
     ado = loop.suite.ado
-    bobs = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    quick = {"PrepareData": 0.2, "Train": 0.2, "Evaluate": 0.2, "Register": 0.2}
+    ado.script_next_run("train-model-x", durations=quick)
+    bobs = ado.start_run("train-model-x", requested_by="bob@contoso.com")
     await ado.wait_for_run(bobs.id, timeout=30)
-    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
-    carols = ado.start_run("integrate-app-y", requested_by="carol@contoso.com")
+    ado.script_next_run("train-model-x", fail_stage="Train", durations=quick)
+    carols = ado.start_run("train-model-x", requested_by="carol@contoso.com")
     await ado.wait_for_run(carols.id, timeout=30)
     await ado.drain(timeout=30)
     bob = Person(loop, "slack", "bob", "app-releases")
@@ -77,7 +80,7 @@ async def test_a_dry_run_with_an_actor_filter_tells_apart_the_runs_whose_events_
     assert "Of the others, it would have sent none here." in answer
     assert carols.name not in answer
     answer = await bob.say("subscribe events=run actors_include=carol@contoso.com dry-run", "Dry run")
-    assert "Of the others, it would have sent 2 here, on 1 card, the newest:\n• Failed: integrate-app-y" in answer
+    assert "Of the others, it would have sent 2 here, on 1 card, the newest:\n• Failed: train-model-x" in answer
     # without an actor filter, who asked decides nothing: every run event counts
     answer = await bob.say("subscribe events=run dry-run", "Dry run")
     assert "`events=run` would have sent 4 here, on 2 cards" in answer and "do not say" not in answer
