@@ -204,7 +204,8 @@ def build_handoff(
         settings, store, ingest, gatekeeper, clock, consumers, pipelines=pipelines, poll_interval=poll_interval
     )
     ingest.observers.append(model_handoff.observe)
-    chat = ChatHandler(store, policy, gatekeeper, ingest, clock, hooks=hooks)
+    projects = settings.azure_devops.projects if settings.azure_devops is not None else None
+    chat = ChatHandler(store, policy, gatekeeper, ingest, clock, hooks=hooks, projects=projects)
     runner = CommandRunner(
         settings,
         store,

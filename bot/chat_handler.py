@@ -8,7 +8,7 @@ gate cards go to the :class:`~bot.gates.Gatekeeper`; clicks on confirmations go 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -33,7 +33,7 @@ from bot.local_times import NotATime, names_its_offset, shown, time_typed, zone_
 from bot.policy import Policy
 from bot.ports import HookProvisioner, ServiceRefused, ServiceUnavailable
 from bot.records import Gate, GateState, StoredSubscription
-from bot.routing import DEFAULT_FILTERS, DEFAULTS_MARK, Filters, Subscription
+from bot.routing import DEFAULT_FILTERS, DEFAULTS_MARK, KINDS_SAYING, Filters, Subscription, unknown_projects
 from bot.stored_events import event_from_json
 
 log = logging.getLogger("handoff.chat")
@@ -68,11 +68,17 @@ URL_DEFAULT_FILTERS: dict[str, Any] = {
     DEFAULTS_MARK: True,
 }
 # What the defaults a subscription was made with bring, as it is shown: its kinds and outcomes are not shown
-# as typed, since typed they would be named (`events=run,approval environments=production` is every run).
-_DEFAULTS_SAID = {
-    frozenset(DEFAULT_FILTERS["events"]): "failures, approvals and new models",
-    frozenset(URL_DEFAULT_FILTERS["events"]): "failed runs and approvals",
+# as typed, since typed they would be named (`events=run,approval environments=production` is every run). Each
+# kind of the defaults in words, in the order they are said.
+_DEFAULT_KINDS_SAID = {
+    "run": "failed runs",
+    "release": "classic releases' failed deployments",
+    "training_run": "failed training runs",
+    "data_drift": "data drift",
+    "approval": "approvals",
+    "model_registered": "new models",
 }
+_ALL_DEFAULTS_SAID = "failures, approvals and new models"
 
 
 def _here(request: CommandRequest) -> str:
@@ -82,9 +88,9 @@ def _here(request: CommandRequest) -> str:
 
 def _described(filters: dict[str, Any]) -> str:
     """A subscription's filters and settings as typed in chat (``events=run,approval repeat_limit=30m``); one
-    made with ``subscribe``'s defaults, as what they bring with what was typed beside them (``failures,
-    approvals and new models with `environments=production```)."""
-    said = _DEFAULTS_SAID.get(frozenset(filters.get("events") or ())) if filters.get(DEFAULTS_MARK) else None
+    made with ``subscribe``'s defaults, as what of them can come with what was typed beside them (``approvals and
+    classic releases' failed deployments with `environments=production```: no run or model says an environment)."""
+    said = _defaults_said(filters) if filters.get(DEFAULTS_MARK) else None
     shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in LIST_FILTERS]
     if said is not None:
         shown = [s for s in shown if s.partition("=")[0] not in _CHOOSING_FILTERS]
@@ -93,7 +99,33 @@ def _described(filters: dict[str, Any]) -> str:
     shown += [f"{k}={filters[k]}" for k in _SETTINGS if filters.get(k)]
     if said is None:
         return _as_code(shown)
+    if not said:
+        return f"nothing: no failure, approval or new model says all of {_as_code(shown)}"
     return f"{said} with {_as_code(shown)}" if shown else said
+
+
+def _defaults_said(filters: Mapping[str, Any]) -> str:
+    """The kinds of ``subscribe``'s defaults that can come with the other filters of ``filters``, in words: a filter
+    on what some kinds never say keeps them out (only models and training runs have tags). "" for none."""
+    kinds = set(filters.get("events") or ())
+    for key, saying in KINDS_SAYING.items():
+        if filters.get(key):
+            kinds &= saying
+    if kinds >= set(DEFAULT_FILTERS["events"]):
+        return _ALL_DEFAULTS_SAID
+    said = [words for kind, words in _DEFAULT_KINDS_SAID.items() if kind in kinds]
+    return " and ".join([", ".join(said[:-1]), said[-1]]) if len(said) > 1 else "".join(said)
+
+
+def _unknown_projects_said(unknown: list[str], followed: Sequence[str]) -> str:
+    """The sentence that warns of ``subscribe projects=…`` naming projects Handoff does not follow."""
+    names = ", ".join(f"`{project}`" for project in unknown)
+    one = len(unknown) == 1
+    return (
+        f"\nBut {names} {'is no project' if one else 'are no projects'} Handoff follows "
+        f"({', '.join(followed) or 'none'}): nothing comes from {'it' if one else 'them'}. A project goes by its "
+        "name or its id."
+    )
 
 
 def _as_code(options: list[str]) -> str:
@@ -223,7 +255,8 @@ class ChatHandler:
 
     Other parts of the core add commands and actions with :meth:`add_command` and :meth:`add_action`
     (the runner adds ``retrain``, ``integrate``, ``cancel``…). With ``hooks``, ``subscribe <Azure DevOps
-    URL>`` also makes sure the project's service hooks reach Handoff.
+    URL>`` also makes sure the project's service hooks reach Handoff. With ``projects`` (the Azure DevOps
+    projects Handoff follows), ``subscribe projects=…`` warns of a project that is none of them.
     """
 
     def __init__(
@@ -234,8 +267,10 @@ class ChatHandler:
         ingest: Ingest,
         clock: Clock,
         hooks: HookProvisioner | None = None,
+        projects: Sequence[str] | None = None,
     ) -> None:
         self.hooks = hooks
+        self.projects = projects
         self.store = store
         self.policy = policy
         self.gatekeeper = gatekeeper
@@ -377,6 +412,8 @@ class ChatHandler:
             )
         self.ingest.forget_subscriptions()
         await self._audit(request, command.canonical, f"subscription {subscription_id}")
+        if self.projects is not None and (unknown := unknown_projects(typed.get("projects", ()), self.projects)):
+            warning += _unknown_projects_said(unknown, self.projects)
         shown = _described(filters)
         return Reply(
             f"Subscribed {_here(request)} (subscription {subscription_id}): {shown or 'everything'}.{warning}",

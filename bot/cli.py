@@ -217,12 +217,12 @@ def _load(config: str, *, require_secrets: bool = True) -> object:
 
 def _check(config: str) -> int:
     from bot.config import Settings
-    from bot.config_warnings import placeholder_warnings
+    from bot.config_warnings import configuration_warnings
 
     settings = _load(config)
     if not isinstance(settings, Settings):
         return EXIT_CONFIG
-    warnings = placeholder_warnings(settings)
+    warnings = configuration_warnings(settings)
     if not warnings:
         print(f"{config}: OK")
         return EXIT_OK

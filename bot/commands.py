@@ -140,11 +140,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "events": "comma-separated kinds: run, stage, approval, model_registered, training_run, …",
             "outcomes": "comma-separated: failed, succeeded, canceled, pending, any; kinds without an outcome "
             "(model_registered, data_arrived, code_pushed, model_deployed) come only where events= names them",
-            "projects": "Azure DevOps project names (a pasted URL sets it)",
+            "projects": "Azure DevOps projects, by name or id (a pasted URL sets it)",
             "pipelines": "pipeline name globs",
             "branches": "branch name globs, e.g. main,release/* (a full ref such as refs/pull/* works too)",
             "stages": "stage name globs: the stages' own events, their approvals and the runs that failed in them, "
-            "e.g. Deploy*; a kind named in events= that says no stage (a run still going) comes anyway",
+            "e.g. Deploy*; a run named in events= comes while it says no stage (still going), and if it then fails "
+            "in another stage its card is kept current quietly (no mention, no reply)",
             "environments": "environment globs, for approvals and classic releases' deployments; a kind named in "
             "events= that has no environment (run, stage) comes anyway",
             "models": "model name globs",

@@ -1,13 +1,15 @@
-"""What a usable configuration still holds from the example: values ``serve`` accepts, but which the
+"""What a usable configuration holds that will not do what it seems to: values ``serve`` accepts, but which the
 commands that publish Handoff (``slack-manifest``, ``teams-package``, ``connect``) refuse or would send
-nowhere, and ``doctor`` fails on. ``handoff check`` lists them as warnings."""
+nowhere, and ``doctor`` fails on (the example's placeholders), and subscriptions to projects Handoff does not
+follow. ``handoff check`` lists them as warnings."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from bot.config import Settings
-from bot.config_problems import ConfigProblem
+from bot.config_problems import ConfigProblem, did_you_mean
+from bot.routing import unknown_projects
 
 EXAMPLE_HOST = "handoff.example.com"  # handoff.example.yaml's server.public_url
 EXAMPLE_APP_ID = "00000000-0000-0000-0000-000000000000"  # and its teams.app_id
@@ -34,4 +36,28 @@ def placeholder_warnings(settings: Settings) -> list[ConfigProblem]:
                 "(teams-package refuses it, and Teams could not authenticate Handoff)",
             )
         )
+    return warnings
+
+
+def configuration_warnings(settings: Settings) -> list[ConfigProblem]:
+    """Everything ``handoff check`` warns about in ``settings``."""
+    return [*placeholder_warnings(settings), *unknown_project_warnings(settings)]
+
+
+def unknown_project_warnings(settings: Settings) -> list[ConfigProblem]:
+    """The subscriptions' ``projects`` that match none of ``azure_devops.projects``: nothing would come from them
+    (a project's id is taken as known)."""
+    configured = settings.azure_devops.projects if settings.azure_devops is not None else []
+    followed = ", ".join(configured) or "none"
+    warnings: list[ConfigProblem] = []
+    for index, subscription in enumerate(settings.subscriptions):
+        for project in unknown_projects(subscription.projects, configured):
+            warnings.append(
+                ConfigProblem(
+                    f"subscriptions[{index}].projects",
+                    f"{project!r} is no project Handoff follows (azure_devops.projects: {followed})"
+                    f"{did_you_mean(project, configured)}: no event would come from it; name a project by its "
+                    "name or its id",
+                )
+            )
     return warnings

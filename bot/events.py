@@ -31,7 +31,9 @@ class DomainEvent:
     """What every event carries.
 
     ``event_id`` is the sender's id for the event (the dedupe key's core); ``scope`` names where it
-    came from (an Azure DevOps organization, an Azure ML workspace, a storage account).
+    came from (an Azure DevOps organization, an Azure ML workspace, a storage account). ``project`` is an
+    Azure DevOps project's name (its id where the name is not known), ``project_id`` its id where the
+    sender gave it (a ``projects`` filter matches either).
     """
 
     kind: ClassVar[str] = "event"
@@ -41,6 +43,7 @@ class DomainEvent:
     occurred_at: datetime
     scope: str = ""
     project: str | None = None
+    project_id: str | None = None
     actor: Person | None = None
     web_url: str | None = None
     text: str = ""

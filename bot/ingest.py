@@ -25,7 +25,7 @@ from bot.cards import Card
 from bot.clock import Clock
 from bot.events import ApprovalEvent, ApprovalPending, DomainEvent
 from bot.jsonable import tagged_json
-from bot.living import merge, render, repeat_reply, replies_told
+from bot.living import merge, render, repeat_reply, replies_told, stages_told_failed
 from bot.ports import EventRecord, StaleWrite, Store
 from bot.records import CardState, ConversationAddress, NewDelivery, ReceivedEvent, RepeatMark
 from bot.routing import (
@@ -37,7 +37,7 @@ from bot.routing import (
     route,
     route_with_options,
     stored_subscription,
-    turned_away_by_actor,
+    turned_away,
 )
 from bot.trouble import one_line
 
@@ -496,11 +496,14 @@ class Ingest:
             targets = set(routed) | set(waiting.also_to)
         targets -= folded
         new_targets = targets - showing
-        # a card shown before who did it was known, where that person is left out: it is kept current there,
-        # but calls on nobody and gets no replies
-        turned_away = turned_away_by_actor(event, showing - targets, subscriptions, now) if event.actor else set()
-        # and where a subscription is muted: kept current, silently
-        turned_away |= muted_there(showing - targets, subscriptions, now) if showing else set()
+        # a card shown before who did it, or the stage its run failed in, was known, where the subscriptions leave
+        # that person or stage out: it is kept current there, but calls on nobody and gets no replies
+        # (and where every subscription is muted: kept current, silently)
+        kept_quiet: set[ConversationAddress] = set()
+        if showing - targets:
+            failed_in = stages_told_failed(merged.state)
+            kept_quiet = turned_away(event, showing - targets, subscriptions, now, failed_in=failed_in)
+            kept_quiet |= muted_there(showing - targets, subscriptions, now)
         repeats: list[tuple[ConversationAddress, RepeatMark, timedelta]] = []
         new_marks: list[RepeatMark] = []
         if routed is not None and marks is not None and new_targets and event.repeat_key is not None:
@@ -529,7 +532,7 @@ class Ingest:
             compact |= {t for t in new_targets if (options := routed.get(t)) is not None and options.compact}
         if compact or "compact" in merged.state:
             state["compact"] = [_address_json(c) for c in sorted(compact & set(conversations), key=str)]
-        quiet = _quiet(current, targets | {target for target, _, _ in repeats}, routed) | turned_away
+        quiet = _quiet(current, targets | {target for target, _, _ in repeats}, routed) | kept_quiet
         if quiet or "quiet" in merged.state:
             state["quiet"] = [_address_json(c) for c in sorted(quiet & (set(conversations) | now_folded), key=str)]
         rendered = render(merged.state)
@@ -567,7 +570,7 @@ class Ingest:
         told_there = _told_there(cards, waiting.told_by) if replies else frozenset()
         for reply, where in replies:
             for conversation in where:
-                if conversation in turned_away:
+                if conversation in kept_quiet:
                     continue
                 if reply.status.alerts and conversation in told_there:
                     continue  # the card of the run the reply reports on is shown there: its own reply tells it

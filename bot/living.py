@@ -190,6 +190,21 @@ def _drawn(state: State) -> Card:
     return Card.from_json(state["card"])
 
 
+def stages_told_failed(state: State) -> tuple[str, ...]:
+    """The stages a run's card told its thread failed (or were rejected, or had issues), each by its display name
+    and its own name: what the stage filters of the conversations that show the card judge its failure by.
+    Empty for a card of anything else, and for a run whose failure named no stage."""
+    told = set(state.get("failures_announced", [])) - {"run"}
+    if not told:
+        return ()
+    names: list[str] = []
+    for name, stage in state.get("stages", {}).items():
+        if told & {name, stage["display"]}:
+            names += [stage["display"], name]
+    names += told  # a stage named only by the run's failure (its own events never came)
+    return tuple(dict.fromkeys(names))
+
+
 def replies_told(before: State, after: State) -> list[Card]:
     """The thread replies the card's state ``before`` an event had told, drawn as the card reads ``after`` it: what
     a conversation that event first shows the card in gets quietly in its thread, as it would have had it been

@@ -2,10 +2,20 @@
 
 Subscriptions come from the YAML file (each names a configured channel, which may be on Slack,
 Teams or both) and from chat (each bound to the conversation it was made in). Every filter narrows;
-an empty filter matches everything. A filter on what some kinds never carry (an outcome, an environment,
-a stage) keeps those kinds out, except the kinds the subscription names in ``events``: it applies to the
-others only. The kinds of ``subscribe``'s defaults are not named that way: other filters narrow them
-(``subscribe environments=production`` is production's approvals and failed deployments, and no run).
+an empty filter matches everything. A filter on what some kinds never carry (an outcome, an environment)
+keeps those kinds out, except the kinds the subscription names in ``events``: it applies to the others only.
+A stage filter is held to the same way by what says no stage: a run named in ``events`` comes while it
+names no stage (it is going, it succeeded, or its failure named none), but a run that names the stage it
+failed in comes only where that stage is one the filter follows. The kinds of ``subscribe``'s defaults are
+not named that way: other filters narrow them (``subscribe environments=production`` is production's
+approvals and failed deployments, and no run).
+
+A card shown in a conversation is kept current there whatever its later events are, but it is kept current
+quietly (no mention, no thread reply, no broadcast) where the subscriptions there turn away what was not
+known when it was shown: who did it (an actor filter leaves them out), or the stage its run failed in (a
+stage filter follows none of the stages its thread told failed), and where every subscription there is muted
+(see :func:`turned_away` and :func:`muted_there`). ``events=run stages=Integration*`` shows a run as it
+starts, and a failure in its stage Train changes its card there without calling on anyone.
 Glob patterns (``*``, ``?``) work for pipelines, branches, stages, environments, models and tag values; text
 filters are regular expressions. A filter on what an event names several of (a deployment's models, a
 stage's name and display name) lets it through if any matches.
@@ -43,11 +53,29 @@ DEFAULT_FILTERS: dict[str, Any] = {
     DEFAULTS_MARK: True,
 }
 
-# Kinds whose events never say an environment (only approvals and classic releases' deployments do), or a
-# stage (only stages' events and approvals do; a run says the stage it failed in, when known). Where the
-# subscription names such a kind in ``events``, an environment or stage filter does not hold its events
-# back: ``events=run,approval environments=production`` is every run and production's approvals.
-KINDS_WITHOUT_ENVIRONMENT = frozenset(EVENT_KINDS) - {"approval", "release"}
+# The kinds whose events may say what a filter reads (an event of another kind never matches it, unless the
+# subscription names its kind in ``events``, for environments and stages): what ``subscribe``'s defaults
+# narrowed by that filter can still bring.
+KINDS_SAYING: dict[str, frozenset[str]] = {
+    "projects": frozenset({"run", "stage", "approval", "release", "code_pushed", "pull_request"}),
+    "pipelines": frozenset({"run", "stage", "approval", "release"}),
+    "branches": frozenset({"run", "stage", "approval", "code_pushed", "pull_request"}),
+    "stages": frozenset({"run", "stage", "approval"}),  # a run: the stage it failed in, when known
+    "environments": frozenset({"approval", "release"}),
+    "models": frozenset({"run", "approval", "model_registered", "model_deployed", "training_run"}),
+    "tags": frozenset({"model_registered", "model_deployed", "training_run"}),
+}
+
+# The kinds whose events make one card: a run's card shows its stages.
+_CARD_KINDS = {"run": frozenset({"run", "stage"}), "stage": frozenset({"run", "stage"})}
+
+# Kinds whose events never say an environment (only approvals and classic releases' deployments do), or may
+# say no stage (stages' events and approvals always do; a run says the stage it failed in, when known). Where
+# the subscription names such a kind in ``events``, an environment or stage filter does not hold back those of
+# its events that say none: ``events=run,approval environments=production`` is every run and production's
+# approvals; ``events=run stages=Integration*`` is every run until it fails, and its failure in a stage
+# ``Integration*`` (or one that names no stage).
+KINDS_WITHOUT_ENVIRONMENT = frozenset(EVENT_KINDS) - KINDS_SAYING["environments"]
 KINDS_WITHOUT_STAGE = frozenset(EVENT_KINDS) - {"stage", "approval"}
 
 
@@ -67,7 +95,7 @@ def _one(value: str | None) -> tuple[str, ...]:
 # Each glob filter and the values of an event it reads: it matches if any of them matches (a deployment of
 # several models comes to a channel that follows any of them; the ingest routes it one version at a time).
 _GLOB_FILTERS: tuple[tuple[str, Callable[[DomainEvent], tuple[str, ...]]], ...] = (
-    ("projects", lambda event: _one(event.project)),
+    ("projects", lambda event: (*_one(event.project), *_one(event.project_id))),  # by name or by id
     ("pipelines", lambda event: event.pipeline_names),
     ("branches", lambda event: _one(event.branch)),
     ("environments", lambda event: _one(event.environment)),
@@ -200,6 +228,33 @@ class Filters:
         """Whether the subscription keeps or leaves out events by who did them."""
         return bool(self.actors_include or self.actors_exclude)
 
+    def takes_outcome(self, event: DomainEvent) -> bool:
+        """Whether the outcome filter (if any) lets ``event`` through."""
+        outcomes = self._matcher.outcomes
+        # (a kind without an outcome in events comes, named or by default: the defaults' new models)
+        return outcomes is None or event.outcome in outcomes or self._lists(event, KINDS_WITHOUT_OUTCOME)
+
+    def takes_actor(self, event: DomainEvent) -> bool:
+        """Whether the actor filters (if any) let through who did ``event`` (nobody, where it does not say)."""
+        matcher = self._matcher
+        if matcher.actors_include is None and matcher.actors_exclude is None:
+            return True
+        person = event.actor
+        actor = {n.lower() for n in (person.email, person.name, person.id) if n} if person else set()
+        if matcher.actors_include is not None and not actor & matcher.actors_include:
+            return False
+        return not (matcher.actors_exclude is not None and actor & matcher.actors_exclude)
+
+    def follows(self, kinds: frozenset[str]) -> bool:
+        """Whether the subscription names any of ``kinds`` in ``events`` (or names no kind)."""
+        events = self._matcher.events
+        return events is None or not events.isdisjoint(kinds)
+
+    def follows_stages(self, names: Iterable[str]) -> bool:
+        """Whether the stage filter (if any) follows any of the stages ``names`` (display names, own names)."""
+        stages = self._matcher.stages
+        return stages is None or any(_globbed(name, stages) for name in names)
+
     def _names(self, event: DomainEvent, kinds_without: frozenset[str]) -> bool:
         """Whether ``event`` is of one of ``kinds_without`` (kinds that never carry what a filter looks at) and
         the subscription names its kind in ``events`` (``subscribe``'s defaults name none): that filter then
@@ -218,17 +273,16 @@ class Filters:
         ignoring_actor: bool = False,
         ignoring_kind: bool = False,
         ignoring_branch: bool = False,
+        ignoring_stage: bool = False,
     ) -> bool:
         """Whether every filter given lets ``event`` through (an empty filter lets everything through);
         ``ignoring_actor``: every filter but the actor filters; ``ignoring_kind``: but the kinds and outcomes;
-        ``ignoring_branch``: but the branches."""
+        ``ignoring_branch``: but the branches; ``ignoring_stage``: but the stages."""
         matcher = self._matcher
         if not ignoring_kind:
             if matcher.events is not None and event.kind not in matcher.events:
                 return False
-            outcomes = matcher.outcomes
-            # (a kind without an outcome in events comes, named or by default: the defaults' new models)
-            if outcomes is not None and event.outcome not in outcomes and not self._lists(event, KINDS_WITHOUT_OUTCOME):
+            if not self.takes_outcome(event):
                 return False
         for name, values_of, pattern in matcher.globs:
             if ignoring_branch and name == "branches":
@@ -238,7 +292,7 @@ class Filters:
                 continue
             if not any(_globbed(value, pattern) for value in values):
                 return False
-        if matcher.stages is not None:
+        if matcher.stages is not None and not ignoring_stage:
             stage_names = _stage_names(event)
             named_without_stage = not stage_names and self._names(event, KINDS_WITHOUT_STAGE)
             if not named_without_stage and not any(_globbed(n, matcher.stages) for n in stage_names):
@@ -247,13 +301,8 @@ class Filters:
             tags = {key.lower(): value for key, value in event.tags.items()}  # tag keys go without case too
             if not all(_globbed(tags.get(key.lower()), pattern) for key, pattern in matcher.tags):
                 return False
-        if not ignoring_actor and (matcher.actors_include is not None or matcher.actors_exclude is not None):
-            person = event.actor
-            actor = {n.lower() for n in (person.email, person.name, person.id) if n} if person else set()
-            if matcher.actors_include is not None and not actor & matcher.actors_include:
-                return False
-            if matcher.actors_exclude is not None and actor & matcher.actors_exclude:
-                return False
+        if not ignoring_actor and not self.takes_actor(event):
+            return False
         if self.text_include and not any(p.search(event.text) for p in self.text_include):
             return False
         return not (self.text_exclude and any(p.search(event.text) for p in self.text_exclude))
@@ -269,11 +318,34 @@ class Subscription:
     id: int | None = None
 
     def wants(
-        self, event: DomainEvent, now: datetime, *, ignoring_actor: bool = False, ignoring_branch: bool = False
+        self,
+        event: DomainEvent,
+        now: datetime,
+        *,
+        ignoring_actor: bool = False,
+        ignoring_branch: bool = False,
+        ignoring_kind: bool = False,
     ) -> bool:
         if self.muted_until is not None and now < self.muted_until:
             return False
-        return self.filters.matches(event, ignoring_actor=ignoring_actor, ignoring_branch=ignoring_branch)
+        return self.filters.matches(
+            event, ignoring_actor=ignoring_actor, ignoring_branch=ignoring_branch, ignoring_kind=ignoring_kind
+        )
+
+
+# An Azure DevOps project's id (a GUID), as a ``projects`` filter may name a project.
+_PROJECT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+def unknown_projects(projects: Iterable[str], configured: Sequence[str]) -> list[str]:
+    """Of a ``projects`` filter's globs, those that match none of the projects Handoff follows (``configured``, the
+    configuration's ``azure_devops.projects``): no event comes from them. A project's id is taken as known (only
+    Azure DevOps knows which project it is), and so is every name where the configuration names a project by
+    its id."""
+    if any(_PROJECT_ID.match(project) for project in configured):
+        return []
+    names = [project.lower() for project in configured]
+    return [p for p in projects if not _PROJECT_ID.match(p) and not any(_any_glob([p]).match(n) for n in names)]
 
 
 def channel_addresses(settings: Settings, channel: str) -> tuple[ConversationAddress, ...]:
@@ -325,26 +397,44 @@ def depends_on_branch(event: DomainEvent, subscriptions: Iterable[Subscription],
     )
 
 
-def turned_away_by_actor(
-    event: DomainEvent, among: Iterable[ConversationAddress], subscriptions: Sequence[Subscription], now: datetime
+def turned_away(
+    event: DomainEvent,
+    among: Iterable[ConversationAddress],
+    subscriptions: Sequence[Subscription],
+    now: datetime,
+    *,
+    failed_in: Sequence[str] = (),
 ) -> set[ConversationAddress]:
-    """Of the conversations ``among`` (which show the event's card), those where who did it is left out (or
-    not among those kept): some subscription there filters on actors and lets through all but that of the
-    event, whatever its kind and outcome (a stage's failure in a run whose card a run subscription showed),
-    and no subscription routes the event there."""
+    """Of the conversations ``among`` (which show the event's card), those where the card is to be kept current
+    quietly: a subscription there that follows the card (it names one of the kinds of its events, or none)
+    turns away what was not known when the card was shown, and none there that follows the card takes the
+    event (its kind aside: a stage's failure in a run whose card a run subscription showed is told there; a
+    muted one takes nothing).
+
+    What a subscription turns away: who did the event (its actor filters leave them out, or keep only others),
+    or the stage the run failed in (``failed_in``: the stages the card's thread told failed, by display name
+    and own name; its stage filter follows none of them), where its other filters take the event."""
     among = set(among)
-    if event.actor is None or not among or not any(s.filters.filters_actors for s in subscriptions):
+    if not among or (event.actor is None and not failed_in):
         return set()
-    filtered: set[ConversationAddress] = set()
+    if not any(s.filters.filters_actors or s.filters.stages for s in subscriptions):
+        return set()
+    kinds = _CARD_KINDS.get(event.kind, frozenset({event.kind}))
+    turning: set[ConversationAddress] = set()
+    taking: set[ConversationAddress] = set()
     for subscription in subscriptions:
         filters = subscription.filters
-        if (
-            filters.filters_actors
-            and filters.matches(event, ignoring_actor=True, ignoring_kind=True)
-            and not filters.matches(event, ignoring_kind=True)
-        ):
-            filtered.update(among.intersection(subscription.targets))
-    return filtered - route(event, subscriptions, now) if filtered else set()
+        there = among.intersection(subscription.targets)
+        if not there or not filters.follows(kinds):
+            continue
+        by_actor = event.actor is not None and filters.filters_actors and not filters.takes_actor(event)
+        by_stage = bool(failed_in) and not filters.follows_stages(failed_in)
+        if by_actor or by_stage:
+            if filters.matches(event, ignoring_actor=True, ignoring_kind=True, ignoring_stage=True):
+                turning |= there
+        elif subscription.wants(event, now, ignoring_kind=True) and filters.takes_outcome(event):
+            taking |= there
+    return turning - taking
 
 
 def muted_there(

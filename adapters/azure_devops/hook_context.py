@@ -196,6 +196,7 @@ class HookContext:
             "occurred_at": self.occurred_at,
             "scope": self.organization,
             "project": project,
+            "project_id": self.project_id,
             "actor": actor,
             "web_url": web_url,
             "text": self.text,

@@ -189,11 +189,11 @@ def _event(hook: _Hook) -> RunStateChanged:
     organization = _organization(hook.resource_containers)
     links = run.links or _NO_LINKS
     web_url = _href(links.web)
+    containers = hook.resource_containers
+    container_id = containers.project.id if containers and containers.project else None
+    project_id = container_id if container_id and container_id != ZERO_GUID else None
     project = project_from_url(web_url, organization) or project_from_url(_href(links.pipeline_web), organization)
-    if project is None:
-        containers = hook.resource_containers
-        project_id = containers.project.id if containers and containers.project else None
-        project = project_id if project_id and project_id != ZERO_GUID else None
+    project = project or project_id
     run_pipeline = run.pipeline or _NO_PIPELINE
     pipeline = resource.pipeline or _NO_PIPELINE
     repositories = run.resources.repositories if run.resources else None
@@ -204,6 +204,7 @@ def _event(hook: _Hook) -> RunStateChanged:
         occurred_at=occurred_at,
         scope=organization,
         project=project,
+        project_id=project_id,
         actor=_person(run.requested_for),
         web_url=web_url,
         text=(hook.message.text if hook.message else None) or "",

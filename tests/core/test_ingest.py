@@ -1196,6 +1196,48 @@ async def test_a_muted_conversation_keeps_a_card_it_shows_current_silently_until
     assert card.payload["card"]["mentions"] == [{"name": "Bob Chen", "email": "bob@contoso.com"}]
 
 
+@pytest.mark.parametrize("settings", [{}, {"card_format": "compact"}])
+async def test_a_run_shown_before_it_failed_in_a_stage_a_conversation_leaves_out_is_kept_current_there_quietly(
+    stores: tuple[SqlStore, SqlStore], settings: dict[str, str]
+) -> None:
+    """SLACK follows runs failing in Integration*, TEAMS every run. A run is shown in both as it starts (its stage is
+    not known yet); its failure in Train changes its card in SLACK without calling on anyone or saying anything
+    in its thread, and is told in TEAMS. A run that fails in Integration tests is told in both (a stage that
+    succeeded before it does not silence it)."""
+    store, _ = stores
+    bob = Person(name="Bob Chen", email="bob@contoso.com")
+    integration = Filters.from_mapping({"events": ["run"], "stages": ["Integration*"], **settings})
+    subscriptions = [
+        Subscription((SLACK,), integration),
+        Subscription((TEAMS,), Filters.from_mapping({"events": ["run"]})),
+    ]
+    ingest = Ingest(store, subscriptions, FakeClock(T0))
+    await ingest.accept(replace(started("77"), actor=bob))
+    await delivered(store)  # shown in both
+    await ingest.accept(stage_done("build"))
+    await ingest.accept(stage_done("Train", result="failed"))
+    await ingest.accept(replace(failed("77"), actor=bob, failing_stage="Train"))
+    deliveries = await delivered(store)
+    told = ("release-app-y 2026.77 failed in stage Train", True)
+    assert broadcasts_to(deliveries, TEAMS) == [told]
+    assert broadcasts_to(deliveries, SLACK) == []
+    [*_, card] = [d.payload["card"] for d in deliveries if d.conversation == SLACK and d.payload["op"] == "card"]
+    assert card["status"] == "failed" and "Train" in json.dumps(card)
+    assert card["mentions"] == []
+
+    await ingest.accept(replace(started("78"), actor=bob))
+    await delivered(store)
+    await ingest.accept(stage_done("build", run_id="78"))
+    tests_failed = replace(stage_done("IntegrationTests", "78", "failed"), stage_display_name="Integration tests")
+    await ingest.accept(tests_failed)
+    await ingest.accept(replace(failed("78"), actor=bob, failing_stage="Integration tests"))
+    deliveries = await delivered(store)
+    told = ("release-app-y 2026.78 failed in stage Integration tests", True)
+    assert broadcasts_to(deliveries, SLACK) == broadcasts_to(deliveries, TEAMS) == [told]
+    [(_, reply)] = replies_to(deliveries, SLACK)
+    assert reply["mentions"] == [{"name": "Bob Chen", "email": "bob@contoso.com"}]
+
+
 async def test_a_gate_comes_where_the_model_its_run_is_for_is_followed(stores: tuple[SqlStore, SqlStore]) -> None:
     store, _ = stores
     # one subscription that shapes its cards (routed with options), one that does not (routed plainly)

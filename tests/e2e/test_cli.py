@@ -106,6 +106,24 @@ def test_check_accepts_the_example_and_warns_of_its_placeholders(tmp_path: Path)
     assert result.stdout == f"{path}: OK\n"
 
 
+def test_check_warns_of_a_subscription_to_a_project_handoff_does_not_follow(tmp_path: Path) -> None:
+    """A misspelt project would match no event; a project's id, or a glob that matches a followed project, is fine."""
+    path = config_copy(tmp_path, server__public_url="https://handoff.contoso.com")
+    raw = yaml.safe_load(path.read_text())
+    [app_releases] = [s for s in raw["subscriptions"] if s["channel"] == "app-releases"]
+    index = raw["subscriptions"].index(app_releases)
+    app_releases["projects"] = ["mlopz", "c13b2491-4660-52c9-81fb-d7f7c7bc1847", "ML*"]
+    path.write_text(yaml.safe_dump(raw))
+    result = run("check", "--config", str(path), env=clean_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{path}: OK, with 1 warning(s)",
+        f"  - warning: subscriptions[{index}].projects: 'mlopz' is no project Handoff follows "
+        "(azure_devops.projects: mlops) (did you mean 'mlops'?): no event would come from it; name a project by "
+        "its name or its id",
+    ]
+
+
 def test_check_names_every_problem(tmp_path: Path) -> None:
     path = config_copy(tmp_path, server__prot=80, server__port="eighty", slack__enabled=True)
     result = run("check", "--config", str(path), env=clean_env())

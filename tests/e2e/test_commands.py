@@ -1499,6 +1499,9 @@ async def test_stage_tag_and_text_filters_are_typed_as_the_configuration_file_wr
     answer = await person.say("subscribe text_include=(unclosed", "Nothing was subscribed")
     assert "`text_include`: not a pattern Handoff can match" in answer
     assert len(await loop.server.store.list_subscriptions()) == 1
+    # the defaults narrowed by a tag: only what has tags can come
+    answer = await person.say("subscribe tags.stage=prod*", "Subscribed this channel")
+    assert "failed training runs and new models with `tags.stage=prod*`" in answer
 
 
 async def test_a_slack_channel_handoff_was_removed_from_gets_nothing_until_it_is_added_back(loop: Loop) -> None:

@@ -242,7 +242,12 @@ async def test_an_environment_or_stage_typed_alone_narrows_the_defaults_to_what_
     ado = loop.suite.ado
     carol = Person(loop, "slack", "carol", "app-releases")
     answer = await carol.say(f"subscribe {typed}", "Subscribed this channel")
-    assert f"failures, approvals and new models with `{typed}`" in answer
+    # what can come is said, not what the defaults would bring without the filter
+    said = {
+        "environments=production": "classic releases' failed deployments and approvals",
+        "stages=Deploy*": ("failed runs and approvals"),
+    }[typed]
+    assert f"{said} with `{typed}`" in answer
     ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
     failed = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
     await ado.wait_for_run(failed.id, timeout=30)
@@ -251,6 +256,48 @@ async def test_an_environment_or_stage_typed_alone_narrows_the_defaults_to_what_
     assert "Deploy to production" in blocks_text(gate)
     await asyncio.sleep(1.5)  # (the outbox would have posted the failed run by now)
     assert about(loop, "app-releases", "integrate-app-y") == []
+
+
+async def test_a_run_that_fails_in_a_stage_the_channel_leaves_out_calls_on_nobody_there(start_loop: Any) -> None:
+    """`events=run stages=Integration*`: a run is shown as it starts (which stage it will fail in is not known yet);
+    its failure in Train changes its card there, but calls on nobody and is not told in its thread or the
+    channel. A failure in Integration tests is told, calling on who asked for the run."""
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    ado = loop.suite.ado
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("subscribe events=run stages=Integration*", "Subscribed this channel")
+    ado.script_next_run("train-model-x", fail_stage="Train")
+    training = ado.start_run("train-model-x", requested_by="carol@contoso.com")
+    await ado.wait_for_run(training.id, timeout=30)
+    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
+    tests = ado.start_run("integrate-app-y", requested_by="carol@contoso.com")
+    await ado.wait_for_run(tests.id, timeout=30)
+    await ado.drain(timeout=30)
+
+    [card] = await eventually(lambda: about(loop, "app-releases", "train-model-x"))
+    await eventually(lambda: "Failed" in blocks_text(card) and "Train" in blocks_text(card))
+    [told] = await eventually(lambda: about(loop, "app-releases", "integrate-app-y"))
+    await eventually(lambda: told.replies and "<@" in blocks_text(told.replies[0]))
+    await asyncio.sleep(1.5)  # (a reply or broadcast of the training run's failure would have been posted by now)
+    assert "<@" not in blocks_text(card)
+    assert card.replies == []
+    assert about(loop, "app-releases", "train-model-x") == [card]  # no broadcast
+
+
+async def test_a_project_named_by_its_id_brings_its_runs_and_an_unknown_project_is_warned_of(
+    start_loop: Any,
+) -> None:
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    ado = loop.suite.ado
+    bob = Person(loop, "slack", "bob", "app-releases")
+    answer = await bob.say("subscribe events=run projects=mlopz", "Subscribed this channel")
+    assert "But `mlopz` is no project Handoff follows (mlops): nothing comes from it." in answer
+    answer = await bob.say(f"subscribe events=run,approval projects={ado.world.project_id}", "Subscribed this channel")
+    assert "Handoff follows" not in answer
+    run = ado.start_run("integrate-app-y", requested_by="carol@contoso.com")
+    await ado.wait_for_run(run.id, timeout=30)
+    [card] = await eventually(lambda: about(loop, "app-releases", run.name))
+    await eventually(lambda: "Succeeded" in blocks_text(card))
 
 
 async def test_while_the_build_api_is_down_each_runs_failure_is_told_without_asking_it_again(start_loop: Any) -> None:

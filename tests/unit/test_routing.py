@@ -38,7 +38,7 @@ from bot.routing import (
     muted_there,
     route,
     route_with_options,
-    turned_away_by_actor,
+    turned_away,
 )
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -583,17 +583,60 @@ def test_a_card_shown_before_its_requester_was_known_is_turned_away_where_they_a
     mine_left_out = subscribed(SLACK, events=["run"], pipelines=["integrate-*"], actors_exclude=["bob@contoso.com"])
     bobs_stage = replace(failed_stage(), actor=Person(name="Bob", email="bob@contoso.com"))
     # the run subscription left bob out: his run's stage failing is not told there, whatever its kind
-    assert turned_away_by_actor(bobs_stage, [SLACK, other], [mine_left_out], NOW) == {SLACK}
-    assert turned_away_by_actor(run_event(), [SLACK], [mine_left_out], NOW) == {SLACK}
+    assert turned_away(bobs_stage, [SLACK, other], [mine_left_out], NOW) == {SLACK}
+    assert turned_away(run_event(), [SLACK], [mine_left_out], NOW) == {SLACK}
     carols = replace(bobs_stage, actor=Person(name="Carol", email="carol@contoso.com"))
-    assert turned_away_by_actor(carols, [SLACK], [mine_left_out], NOW) == set()
-    assert turned_away_by_actor(replace(bobs_stage, actor=None), [SLACK], [mine_left_out], NOW) == set()
+    assert turned_away(carols, [SLACK], [mine_left_out], NOW) == set()
+    assert turned_away(replace(bobs_stage, actor=None), [SLACK], [mine_left_out], NOW) == set()
     # another subscription there routes the event whoever did it: it is told there
     every_stage = subscribed(SLACK, events=["stage"])
-    assert turned_away_by_actor(bobs_stage, [SLACK], [mine_left_out, every_stage], NOW) == set()
+    assert turned_away(bobs_stage, [SLACK], [mine_left_out, every_stage], NOW) == set()
     # a subscription about other pipelines says nothing about this run
     elsewhere = subscribed(SLACK, pipelines=["release-*"], actors_exclude=["bob@contoso.com"])
-    assert turned_away_by_actor(bobs_stage, [SLACK], [elsewhere], NOW) == set()
+    assert turned_away(bobs_stage, [SLACK], [elsewhere], NOW) == set()
+
+
+def test_a_card_shown_before_its_run_failed_is_turned_away_where_the_stage_it_failed_in_is_left_out() -> None:
+    """``events=run stages=Integration*`` showed a run as it started; its failure in Train (the stage's event or the
+    run's own) is kept quiet there, while a plain run subscription elsewhere, or there, tells it."""
+    other = ConversationAddress("slack", "C2")
+    integration = subscribed(SLACK, events=["run"], stages=["Integration*"])
+    every_run = subscribed(other, events=["run"])
+    train_failed = replace(failed_stage(), stage_name="Train", stage_display_name="")
+    in_train = replace(run_event(), failing_stage="Train")
+    for event in (train_failed, in_train):
+        assert turned_away(event, [SLACK, other], [integration, every_run], NOW, failed_in=["Train"]) == {SLACK}
+    # a failure in a stage it follows, by display name or own name, is told there
+    tests_failed = replace(failed_stage(), stage_name="IntegrationTests", stage_display_name="Integration tests")
+    failed_in = ["Integration tests", "IntegrationTests"]
+    assert turned_away(tests_failed, [SLACK], [integration], NOW, failed_in=failed_in) == set()
+    by_own_name = subscribed(SLACK, events=["run"], stages=["IntegrationTests"])
+    assert turned_away(tests_failed, [SLACK], [by_own_name], NOW, failed_in=failed_in) == set()
+    # before the run failed (a stage succeeding), or where its failure named no stage, nothing is turned away
+    assert turned_away(replace(train_failed, result="succeeded"), [SLACK], [integration], NOW) == set()
+    # another subscription there follows every run (or is about stages, naming them): the failure is told there
+    every_run_here = subscribed(SLACK, events=["run"])
+    every_stage_here = subscribed(SLACK, events=["stage"])
+    for taking in (every_run_here, every_stage_here):
+        assert turned_away(train_failed, [SLACK], [integration, taking], NOW, failed_in=["Train"]) == set()
+    # but not one that is muted, nor one about approvals only (it does not follow runs' cards)
+    muted = replace(every_run_here, muted_until=NOW + timedelta(hours=1))
+    deploy_gates = subscribed(SLACK, events=["approval"], stages=["Deploy*"])
+    assert turned_away(train_failed, [SLACK], [integration, muted], NOW, failed_in=["Train"]) == {SLACK}
+    assert turned_away(train_failed, [SLACK], [deploy_gates, every_run_here], NOW, failed_in=["Train"]) == set()
+    # a stage filter on runs of other pipelines says nothing about this run
+    elsewhere = subscribed(SLACK, events=["run"], pipelines=["train-*"], stages=["Integration*"])
+    assert turned_away(train_failed, [SLACK], [elsewhere], NOW, failed_in=["Train"]) == set()
+
+
+def test_a_project_named_by_its_id_matches_the_events_that_carry_it() -> None:
+    """Events name a configured project by its name (the id a hook gives is renamed), and carry its id beside it."""
+    guid = "C13B2491-4660-52C9-81FB-D7F7C7BC1847"
+    by_id = Filters.from_mapping({"events": ["run"], "projects": [guid.lower()]})
+    assert by_id.matches(replace(run_event(), project_id=guid))
+    assert not by_id.matches(run_event())  # the event does not say its project's id
+    assert not by_id.matches(replace(run_event(), project_id="00000000-0000-0000-0000-000000000002"))
+    assert Filters.from_mapping({"projects": ["mlops"]}).matches(replace(run_event(), project_id=guid))
 
 
 # --- the compiled filters read each filter as its words say -------------------------------------------
@@ -622,7 +665,8 @@ def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered |
 
     if not branch_any(event.branch, filters.branches):
         return False
-    if not glob_any(event.project, filters.projects):
+    # a project goes by its name or its id
+    if filters.projects and not any(glob_any(p, filters.projects) for p in (event.project, event.project_id) if p):
         return False
     # a pipeline goes by its name or its id
     run = getattr(event, "run", None)
@@ -660,7 +704,10 @@ def plainly_matches(filters: Filters, event: RunStateChanged | ModelRegistered |
 
 
 words = st.sampled_from(["main", "Main", "refs/heads/main", "integrate-app-y", "mlops", "model-x", "prod", "a.b"])
-globs = words | st.sampled_from(["*", "integrate-*", "refs/heads/ma*", "?lops", "model-[xy]", "[!m]*", "*.b", "A.B"])
+PROJECT_ID = "c13b2491-4660-52c9-81fb-d7f7c7bc1847"
+globs = words | st.sampled_from(
+    ["*", "integrate-*", "refs/heads/ma*", "?lops", "model-[xy]", "[!m]*", "*.b", "A.B", PROJECT_ID, "C13B2491-*"]
+)
 refs = st.sampled_from(["refs/heads/main", "refs/heads/Main", "refs/heads/release/1", "refs/pull/3/merge"])
 branch_globs = st.sampled_from(["main", "MAIN", "release/*", "refs/pull/*", "heads/main"])
 few = st.lists(globs, max_size=2)
@@ -688,16 +735,18 @@ FILTER_VALUES: dict[str, st.SearchStrategy[Any]] = {
     filters=st.fixed_dictionaries({}, optional=FILTER_VALUES),
     event=st.one_of(
         st.builds(
-            lambda result, branch, pipeline, actor, failing_stage: replace(
+            lambda result, branch, pipeline, actor, failing_stage, project_id: replace(
                 run_event(result=result, actor=actor),
                 run=replace(RUN, branch=branch, pipeline_name=pipeline),
                 failing_stage=failing_stage,
+                project_id=project_id,
             ),
             st.sampled_from([None, "failed", "succeeded", "partiallySucceeded", "canceled"]),
             st.none() | refs | words,
             words,
             st.sampled_from(["bob@contoso.com", "erin@contoso.com"]),
             st.none() | words,
+            st.sampled_from([None, PROJECT_ID]),
         ),
         st.builds(model_event, words, st.dictionaries(st.sampled_from(["stage", "team"]), words, max_size=2)),
         st.builds(

@@ -62,6 +62,7 @@ async def test_run_state_changed(ingest: Ingest, shared_dir: Path) -> None:
         occurred_at=at("2019-12-13T04:46:13.683Z"),
         scope=ORG,
         project=SAMPLE_PROJECT,
+        project_id=CONTAINER_PROJECT,  # the project container's id: a projects filter matches it too
         actor=None,
         web_url=web,
         text="Run 11 succeeded.",
@@ -94,6 +95,7 @@ async def test_stage_state_changed(ingest: Ingest, shared_dir: Path) -> None:
         occurred_at=at("2019-12-13T06:10:10.186Z"),
         scope=ORG,
         project=SAMPLE_PROJECT,
+        project_id=CONTAINER_PROJECT,
         web_url=f"https://codedev.ms/org/{SAMPLE_PROJECT}/_build/results?buildId=2",
         text="Run 2 stage __default succeeded.",
         run=PipelineRef(
@@ -148,6 +150,7 @@ async def test_approval_pending_with_null_run(ingest: Ingest, shared_dir: Path) 
         occurred_at=at("2019-12-13T06:14:11.671Z"),
         scope=ORG,
         project=CONTAINER_PROJECT,  # resource.projectId is all zeros in the sample
+        project_id=CONTAINER_PROJECT,
         actor=None,
         web_url=None,
         text="Approval pending for deployment of pipeline run1 to environment env1.",
@@ -183,6 +186,7 @@ async def test_approval_completed(ingest: Ingest, shared_dir: Path) -> None:
         occurred_at=at("2019-12-13T06:18:22.487Z"),
         scope=ORG,
         project=CONTAINER_PROJECT,
+        project_id=CONTAINER_PROJECT,
         actor=approver,
         text="Approval completed for deployment of pipeline run1 to environment env1.",
         approval_id="0f027b05-0942-4a35-9218-26fa07d8760a",
@@ -222,6 +226,7 @@ async def test_build_complete_resource_version_1(ingest: Ingest, shared_dir: Pat
         occurred_at=at("2016-09-19T13:03:26.4285528Z"),
         scope="fabrikam-fiber-inc",  # from the resource's dev.azure.com URLs
         project=project,
+        project_id=CONTAINER_PROJECT,
         actor=Person(
             name="Normal Paulk", email="fabrikamfiber16@hotmail.com", id="d6245f20-2af8-44f4-9451-8107cb2767db"
         ),
@@ -298,6 +303,7 @@ async def test_git_push(ingest: Ingest, shared_dir: Path) -> None:
         occurred_at=at("2016-09-19T13:03:27.0379153Z"),
         scope="fabrikam-fiber-inc",
         project="Fabrikam-Fiber-Git",
+        project_id=CONTAINER_PROJECT,
         # uniqueName "Windows Live ID\\fabrikamfiber4@hotmail.com" still yields the email
         actor=Person(name="Jamal Hartnett", email="fabrikamfiber4@hotmail.com", id="00067FFED5C7AF52@Live.com"),
         web_url=remote,
@@ -364,6 +370,7 @@ async def test_pull_requests(
         occurred_at=at(payload["createdDate"]),
         scope="fabrikam",
         project="Fabrikam",
+        project_id=CONTAINER_PROJECT,
         actor=Person(
             name="Jamal Hartnett", email="fabrikamfiber4@hotmail.com", id="54d125f7-69f7-4191-904f-c5b96b6261c8"
         ),
