@@ -302,13 +302,15 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
             depends_on_branch=handoff.ingest.depends_on_branch,
             model_pipelines=ModelPipelines.of(settings),
             project_id=project_id,
+            hook_timeout=settings.server.hook_timeout.total_seconds(),
         )
     if settings.eventgrid and settings.eventgrid.enabled:
         from adapters.azure_ml.eventgrid_route import PATH as EVENTGRID_PATH
         from adapters.azure_ml.eventgrid_route import add_eventgrid_route
 
         workspace = settings.azure_ml if settings.azure_ml and settings.azure_ml.enabled else None
-        add_eventgrid_route(app, settings.eventgrid, handoff.ingest, workspace)
+        hook_timeout = settings.server.hook_timeout.total_seconds()
+        add_eventgrid_route(app, settings.eventgrid, handoff.ingest, workspace, hook_timeout)
         alias_trailing_slash(app, EVENTGRID_PATH)
 
 

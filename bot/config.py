@@ -218,6 +218,10 @@ class Integration(Section):
 # --- server and store -------------------------------------------------------------------------------
 
 
+HOOK_TIMEOUT = timedelta(seconds=10)
+SENDERS_GIVE_UP = timedelta(seconds=30)  # Event Grid then counts a delivery as failed, whatever the answer
+
+
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(3978, ge=0, le=65535)
@@ -225,6 +229,18 @@ class ServerSettings(Section):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_timeout: NonNegativeDuration = timedelta(seconds=5)
+    hook_timeout: PositiveDuration = Field(
+        HOOK_TIMEOUT,
+        description="how long an Azure DevOps or Event Grid hook waits for its events to be stored; past it, it is "
+        "answered 503 with Retry-After and delivered again",
+    )
+
+    @field_validator("hook_timeout")
+    @classmethod
+    def _answered_before_senders_give_up(cls, value: timedelta) -> timedelta:
+        if value >= SENDERS_GIVE_UP:
+            raise ValueError("must be under 30s: Event Grid stops waiting for an answer at 30 s")
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -115,12 +115,16 @@ class RefusalStreak:
     refusals: int = 0
     _since: float = 0.0
 
-    def refused(self, request: str, error: BaseException) -> None:
-        """Log that ``request`` (a short description, safe for the log) was not stored because of ``error``."""
+    def refused(self, request: str, error: BaseException, *, traceback: bool = True) -> None:
+        """Log that ``request`` (a short description, safe for the log) was not stored because of ``error``;
+        without its traceback where ``error`` says all there is (the store did not answer in time)."""
         self.refusals += 1
         if self.refusals == 1:
             self._since = self.monotonic()
-            self.log.error("%s %s: not stored, asked to retry", self.what, request, exc_info=error)
+            if traceback:
+                self.log.error("%s %s: not stored, asked to retry", self.what, request, exc_info=error)
+            else:
+                self.log.error("%s %s: not stored, asked to retry (%s)", self.what, request, one_line(error))
         else:
             self.log.warning(
                 "%s %s: not stored, asked to retry (%s; %d refused in a row)",

@@ -6,7 +6,8 @@ any other failure puts the subscription on probation; 410 disables it at once. S
 - 200 with ``{"accepted", "duplicates", "ignored"}`` once the events are stored, and for event types
   Handoff does not use;
 - 401 for a missing or wrong credential, 400 for a body that is not a service hook, 413 over the cap;
-- 503 with ``Retry-After`` when the core cannot store the events (Azure DevOps retries);
+- 503 with ``Retry-After`` when the core cannot store the events, or not within ``server.hook_timeout``
+  with the lookups that complete them (Azure DevOps retries);
 - never 404 or 410.
 """
 
@@ -29,6 +30,7 @@ from adapters.azure_devops.run_state_hook import read_run_state_changed
 from adapters.azure_devops.service_hooks import parse_service_hook, with_approval_details
 from adapters.web.answers import json_answer
 from adapters.web.health import METRICS
+from adapters.web.hook_deadline import HOOK_TIMEOUT, NotStoredInTime, stored_within
 from adapters.web.limits import alias_trailing_slash, set_body_limit
 from adapters.web.metrics import is_doctor_probe
 from adapters.web.payloads import PayloadError, decode_json
@@ -101,7 +103,9 @@ class ServiceHookRoute:
         model_pipelines: ModelPipelines | None = None,
         depends_on_branch: DependsOnBranch | None = None,
         project_id: ProjectId | None = None,
+        hook_timeout: float = HOOK_TIMEOUT,
     ) -> None:
+        self._hook_timeout = hook_timeout
         self._project_names = ProjectNames(settings.projects, project_id) if project_id is not None else None
         self._own_identity = own_identity
         self._model_pipelines = model_pipelines
@@ -149,15 +153,12 @@ class ServiceHookRoute:
             if metrics is not None and not is_doctor_probe(request):  # doctor's probe, sent with the hook secret
                 metrics.hook_events_counted(SOURCE, 0, 0, 1)
             return json_answer({"accepted": 0, "duplicates": 0, "ignored": 1})
-        accepted = duplicates = 0
         try:
-            for parsed, stored_before in zip(events, await self._stored_before(events), strict=True):
-                if not stored_before and await self._sink.accept(await self._completed(await self._named(parsed))):
-                    accepted += 1
-                else:
-                    duplicates += 1
+            accepted, duplicates = await stored_within(self._hook_timeout, self._store(events))
         except Exception as exc:
-            self._refusals.refused(f"{_shown(event_type)} {_shown(event_id)}", exc)
+            # (running out of time says all there is: no traceback)
+            timed_out = isinstance(exc, NotStoredInTime)
+            self._refusals.refused(f"{_shown(event_type)} {_shown(event_id)}", exc, traceback=not timed_out)
             return _error(
                 503,
                 "temporarily_unavailable",
@@ -171,6 +172,16 @@ class ServiceHookRoute:
         if metrics is not None:
             metrics.hook_events_counted(SOURCE, accepted, duplicates, 0)
         return json_answer({"accepted": accepted, "duplicates": duplicates, "ignored": 0})
+
+    async def _store(self, events: list[DomainEvent]) -> tuple[int, int]:
+        """Complete and store the hook's events; how many were new, and how many redeliveries."""
+        accepted = duplicates = 0
+        for parsed, stored_before in zip(events, await self._stored_before(events), strict=True):
+            if not stored_before and await self._sink.accept(await self._completed(await self._named(parsed))):
+                accepted += 1
+            else:
+                duplicates += 1
+        return accepted, duplicates
 
     async def _stored_before(self, events: list[DomainEvent]) -> list[bool]:
         """Which of the events were stored already, asked of the store only for those that may make a lookup
@@ -374,6 +385,7 @@ def add_azure_devops_hooks(
     model_pipelines: ModelPipelines | None = None,
     depends_on_branch: DependsOnBranch | None = None,
     project_id: ProjectId | None = None,
+    hook_timeout: float = HOOK_TIMEOUT,
 ) -> None:
     """Register ``POST /hooks/azure-devops`` (body cap 2.5 MiB) on ``app``, and the same path with a trailing
     slash (Azure DevOps would take a 404 for an enduring failure).
@@ -413,6 +425,8 @@ def add_azure_devops_hooks(
             a configured project's: the ids are looked up the first time one is needed (within
             :data:`REQUESTER_TIMEOUT`), and kept; without an answer the event keeps the id, and the lookup is tried
             again a minute later.
+        hook_timeout: seconds a hook waits for its events to be completed and stored; past them it is answered
+            503 (Azure DevOps delivers it again), and what was under way may still be stored.
     """
     route = ServiceHookRoute(
         settings,
@@ -425,6 +439,7 @@ def add_azure_devops_hooks(
         model_pipelines=model_pipelines,
         depends_on_branch=depends_on_branch,
         project_id=project_id,
+        hook_timeout=hook_timeout,
     )
     app.router.add_post(PATH, route.handle)
     set_body_limit(app, PATH, BODY_LIMIT)

@@ -230,10 +230,15 @@ def parse_delivery(document: Any) -> Delivery:
     return Delivery(tuple(envelopes), tuple(malformed))
 
 
+def is_validation(envelope: Envelope) -> bool:
+    """Whether the envelope is Event Grid's subscription validation handshake."""
+    return envelope.type.casefold() == VALIDATION_EVENT.casefold()
+
+
 def validation_code(envelopes: Sequence[Envelope]) -> str | None:
-    """The code to echo when the delivery is Event Grid's subscription validation handshake."""
+    """The code to echo when the delivery holds Event Grid's subscription validation handshake."""
     for envelope in envelopes:
-        if envelope.type.casefold() == VALIDATION_EVENT.casefold():
+        if is_validation(envelope):
             return envelope.fields().require_text("validationCode")
     return None
 

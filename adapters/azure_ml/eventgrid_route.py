@@ -6,14 +6,16 @@ that is not 2xx (reference/azure-ml.md §2.4). So those four codes mean "the sen
 
 - 200 with ``{"accepted", "duplicates", "ignored"}`` once the events are stored (events Handoff does not
   take, and the items of a batch that are not events, count as ignored: one bad event must not cost the
-  others); 200 with ``{"validationResponse": code}`` for the subscription handshake;
+  others); 200 with ``{"validationResponse": code}`` for the subscription handshake, once the other events
+  of its delivery, if any, are stored;
 - 401 without the delivery secret (in the query string, URL-encoded or as written, or the configured
   header), or one of the previous secrets still accepted while a new one rolls out (§2.5: rotate by
   accepting old and new for a while);
 - 400 for a body that is not events (not JSON, not an object or an array of them, or no event in it);
   413 over the cap;
-- 503 with ``Retry-After`` when the core cannot store the events: Event Grid retries the whole batch,
-  and the events already stored come back as duplicates.
+- 503 with ``Retry-After`` when the core cannot store the events, or not within ``server.hook_timeout``
+  (Event Grid stops waiting at 30 s): Event Grid retries the whole batch, and the events already stored
+  come back as duplicates.
 
 ``OPTIONS`` answers the CloudEvents abuse-protection handshake (§2.2). It is not authentication, and it
 asks for none.
@@ -25,6 +27,7 @@ import hmac
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 from aiohttp import web
@@ -35,11 +38,13 @@ from adapters.azure_ml.eventgrid import (
     Ignored,
     IgnoreReason,
     Malformed,
+    is_validation,
     parse_delivery,
     validation_code,
 )
 from adapters.web.answers import json_answer
 from adapters.web.health import METRICS
+from adapters.web.hook_deadline import HOOK_TIMEOUT, NotStoredInTime, stored_within
 from adapters.web.limits import set_body_limit
 from adapters.web.metrics import is_doctor_probe
 from adapters.web.payloads import PayloadError, decode_json
@@ -100,7 +105,9 @@ def _header_safe(value: str) -> bool:
 class EventGridRoute:
     """The request handlers; see :func:`add_eventgrid_route`."""
 
-    def __init__(self, settings: EventGridSettings, sink: EventSink, selector: EventSelector) -> None:
+    def __init__(
+        self, settings: EventGridSettings, sink: EventSink, selector: EventSelector, hook_timeout: float = HOOK_TIMEOUT
+    ) -> None:
         self._secret = settings.delivery_secret.reveal().encode("utf-8")
         self._previous = [secret.reveal().encode("utf-8") for secret in settings.previous_delivery_secrets]
         self._previous_told_at: float | None = None
@@ -108,6 +115,7 @@ class EventGridRoute:
         self._header = settings.secret_header
         self._sink = sink
         self._selector = selector
+        self._hook_timeout = hook_timeout
         self._refusals = RefusalStreak(log, "event grid delivery")
 
     def _authentic(self, request: web.Request) -> bool:
@@ -153,30 +161,44 @@ class EventGridRoute:
         return web.Response(status=200, headers=headers)
 
     def _select(self, delivery: Delivery, subscription: str | None) -> tuple[list[DomainEvent], list[str]]:
-        """The events Handoff takes from a delivery, and a log phrase for each item it does not."""
+        """The events Handoff takes from a delivery (its handshake aside), and a log phrase for each of the first
+        few items. What is wrong with the items it does not take is logged once for the delivery, naming the
+        first few: a batch can hold thousands."""
         events: list[DomainEvent] = []
         outcomes: list[str] = []
+        not_events = _Tally("ignored, not an event", "ignored, not events")
+        incomplete = _Tally("skipped", "skipped, incomplete data")
+        deleted: dict[tuple[str | None, str], None] = {}  # (subscription, topic), the first few
         for malformed in delivery.malformed:
-            log.warning("event grid event %s: ignored, not an event (%s)", _item(malformed), malformed.reason)
-            outcomes.append(f"{_item(malformed)} ignored (not an event)")
+            if not_events.count():
+                not_events.name(_item(malformed), malformed.reason)
+                outcomes.append(f"{_item(malformed)} ignored (not an event)")
         for envelope in delivery.envelopes:
+            if is_validation(envelope):
+                continue  # the handshake, answered as such
             try:
                 selected = self._selector.domain_event(envelope)
             except PayloadError as exc:  # one bad event must not cost the batch: Event Grid would drop it
-                log.warning("event grid event %s %s: skipped (%s)", _shown(envelope.type), _shown(envelope.id), exc)
-                outcomes.append(f"{_shown(envelope.type)} {_shown(envelope.id)} ignored (incomplete data)")
+                if incomplete.count():
+                    incomplete.name(f"{_shown(envelope.type)} {_shown(envelope.id)}", str(exc))
+                if len(outcomes) < LOGGED_EVENTS:
+                    outcomes.append(f"{_shown(envelope.type)} {_shown(envelope.id)} ignored (incomplete data)")
                 continue
             if not isinstance(selected, Ignored):
                 events.append(selected)
                 continue
-            if selected.reason is IgnoreReason.SUBSCRIPTION_DELETED:
-                name = selected.detail or subscription
-                log.warning(
-                    "event grid subscription %s of topic %s was deleted: Handoff will stop receiving its events",
-                    _shown(name, SHOWN_RESOURCE) if name else "(not named)",
-                    _shown(envelope.source, SHOWN_RESOURCE),
-                )
-            outcomes.append(f"{_shown(envelope.type)} {_shown(envelope.id)} ignored ({_why(selected)})")
+            if selected.reason is IgnoreReason.SUBSCRIPTION_DELETED and len(deleted) < LOGGED_EVENTS:
+                deleted[(selected.detail or subscription, envelope.source)] = None
+            if len(outcomes) < LOGGED_EVENTS:
+                outcomes.append(f"{_shown(envelope.type)} {_shown(envelope.id)} ignored ({_why(selected)})")
+        not_events.log()
+        incomplete.log()
+        for name, topic in deleted:
+            log.warning(
+                "event grid subscription %s of topic %s was deleted: Handoff will stop receiving its events",
+                _shown(name, SHOWN_RESOURCE) if name else "(not named)",
+                _shown(topic, SHOWN_RESOURCE),
+            )
         return events, outcomes
 
     async def post(self, request: web.Request) -> web.Response:
@@ -189,20 +211,14 @@ class EventGridRoute:
         except PayloadError as exc:
             log.warning("event grid delivery: rejected (%s)", exc)
             return _error(400, "invalid_payload", str(exc))
-        if code is not None:
-            subscription = request.headers.get("aeg-subscription-name")
-            log.info("event grid subscription %s: validation answered", _shown(subscription))
-            return json_answer({"validationResponse": code})
-
-        events, outcomes = self._select(delivery, request.headers.get("aeg-subscription-name"))
-        accepted = duplicates = 0
+        subscription = request.headers.get("aeg-subscription-name")
+        # the events of a batch that also holds the handshake are stored before the handshake is answered
+        events, outcomes = self._select(delivery, subscription)
         try:
-            for event, stored in zip(events, await self._sink.accept_all(events), strict=True):
-                accepted += int(stored)
-                duplicates += int(not stored)
-                outcomes.append(f"{event.kind} {_shown(event.event_id)} {'accepted' if stored else 'duplicate'}")
+            stored = await stored_within(self._hook_timeout, self._sink.accept_all(events)) if events else []
         except Exception as exc:
-            self._refusals.refused(f"of {len(delivery)} event(s)", exc)
+            # (running out of time says all there is: no traceback)
+            self._refusals.refused(f"of {len(delivery)} event(s)", exc, traceback=not isinstance(exc, NotStoredInTime))
             return _error(
                 503,
                 "temporarily_unavailable",
@@ -211,14 +227,51 @@ class EventGridRoute:
             )
         if events:  # (a delivery of nothing Handoff takes asked nothing of the store)
             self._refusals.stored()
-        shown = "; ".join(outcomes[:LOGGED_EVENTS]) + ("; ..." if len(outcomes) > LOGGED_EVENTS else "")
-        log.info("event grid delivery of %d event(s): %s", len(delivery), shown or "none")
-        ignored = len(delivery) - len(events)
+        accepted = sum(stored)
+        duplicates = len(stored) - accepted
+        for event, new in zip(events[: max(0, LOGGED_EVENTS - len(outcomes))], stored, strict=False):
+            outcomes.append(f"{event.kind} {_shown(event.event_id)} {'accepted' if new else 'duplicate'}")
+        ignored = len(delivery) - len(events) - (code is not None)
         if (metrics := request.app.get(METRICS)) is not None:
             # what doctor's probe (sent with the delivery secret) ignored is no news; what it stored would be
             counted_ignored = 0 if is_doctor_probe(request) else ignored
             metrics.hook_events_counted("eventgrid", accepted, duplicates, counted_ignored)
+        if code is not None:
+            log.info("event grid subscription %s: validation answered", _shown(subscription))
+            if len(delivery) > 1:
+                log.info("event grid delivery beside the handshake: %s", "; ".join(outcomes) or "none")
+            return json_answer({"validationResponse": code})
+        shown = "; ".join(outcomes) + ("; ..." if len(delivery) > LOGGED_EVENTS else "")
+        log.info("event grid delivery of %d event(s): %s", len(delivery), shown or "none")
         return json_answer({"accepted": accepted, "duplicates": duplicates, "ignored": ignored})
+
+
+@dataclass
+class _Tally:
+    """The items of a delivery that one thing is wrong with: how many, and the first few, for one log line."""
+
+    one: str  # what the line says of one item
+    several: str  # of several
+    counted: int = 0
+    named: list[tuple[str, str]] = field(default_factory=list)  # (item, what is wrong with it)
+
+    def count(self) -> bool:
+        """Count one more item; whether it is one of the first few, which the line names (see :meth:`name`)."""
+        self.counted += 1
+        return self.counted <= LOGGED_EVENTS
+
+    def name(self, item: str, reason: str) -> None:
+        self.named.append((item, reason))
+
+    def log(self) -> None:
+        """One warning for them all, if there are any."""
+        if self.counted == 1:
+            [(item, reason)] = self.named
+            log.warning("event grid event %s: %s (%s)", item, self.one, reason)
+        elif self.counted > 1:
+            shown = "; ".join(f"{item} ({reason})" for item, reason in self.named)
+            more = "; ..." if self.counted > len(self.named) else ""
+            log.warning("event grid delivery: %d items %s: %s%s", self.counted, self.several, shown, more)
 
 
 def add_eventgrid_route(
@@ -226,6 +279,7 @@ def add_eventgrid_route(
     settings: EventGridSettings,
     sink: EventSink,
     workspace: AzureMLSettings | None = None,
+    hook_timeout: float = HOOK_TIMEOUT,
 ) -> None:
     """Register ``POST`` and ``OPTIONS /hooks/eventgrid`` (body cap 1.5 MiB) on ``app``.
 
@@ -235,8 +289,9 @@ def add_eventgrid_route(
             here), where it travels, the allowed topics and the watched data-lake paths.
         sink: where parsed events go; it raises on internal trouble, which answers 503.
         workspace: when given, Azure ML events from any other workspace are ignored.
+        hook_timeout: seconds a delivery waits for its events to be stored; past them it is answered 503.
     """
-    route = EventGridRoute(settings, sink, EventSelector.from_settings(settings, workspace))
+    route = EventGridRoute(settings, sink, EventSelector.from_settings(settings, workspace), hook_timeout)
     app.router.add_post(PATH, route.post)
     app.router.add_route("OPTIONS", PATH, route.options)
     set_body_limit(app, PATH, BODY_LIMIT)

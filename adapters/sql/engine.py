@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import orjson
@@ -40,6 +40,14 @@ T = TypeVar("T")
 # The execution option that marks a connection's transaction as a write (see SqliteEngine.begin).
 WRITE = "handoff_write"
 BUSY_TIMEOUT_MS = 30_000
+# How long the ingest's group commit waits on the database (SQLite: for another process's write lock; PostgreSQL:
+# for each statement) before it fails: no longer than a hook waits for it (server.hook_timeout, 10 s unless set),
+# whose sender has been asked to deliver again by then. The next group commit tries afresh.
+INGEST_WRITE_TIMEOUT = 10.0
+# PostgreSQL: a statement not answered within this fails, and its connection is closed, so that a connection cut
+# off without a word (a failover, a proxy that stopped passing bytes) does not hold up what waits on it for ever.
+# Long enough for any migration.
+COMMAND_TIMEOUT = 300.0
 # A raw commit that usually takes less than this (a local disk's fsync) runs on the event loop's thread.
 INLINE_COMMIT_LIMIT = 0.002
 # PostgreSQL: the ingest's own connection is checked before a write when it has not been used for this long.
@@ -90,14 +98,21 @@ def shown_url(url: str | URL) -> str:
     return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
 
 
-def postgres_connector(url: URL) -> Callable[[], Awaitable[Any]]:
+class PostgresConnect(Protocol):
+    """Opens a PostgreSQL connection (see :func:`postgres_connector`)."""
+
+    def __call__(self, command_timeout: float = COMMAND_TIMEOUT) -> Awaitable[Any]: ...
+
+
+def postgres_connector(url: URL) -> PostgresConnect:
     """How the pool opens a PostgreSQL connection for ``url``.
 
     asyncpg reads the URL the way libpq does (``sslmode``, ``sslrootcert``, ``application_name``,
     ``options``, ``target_session_attrs``; any other parameter is a server setting), so a URL that works
     with ``psql`` works here; SQLAlchemy alone would hand each parameter to ``asyncpg.connect`` as a
     keyword it does not take. Two parameters are read here: ``schema`` (Handoff's own: the tables live in
-    that schema) and ``connect_timeout`` (seconds, as in libpq).
+    that schema) and ``connect_timeout`` (seconds, as in libpq). ``connect(command_timeout)`` opens one whose
+    statements fail when not answered within ``command_timeout`` seconds.
     """
     schema = url.query.get("schema")
     timeout = url.query.get("connect_timeout")
@@ -106,8 +121,8 @@ def postgres_connector(url: URL) -> Callable[[], Awaitable[Any]]:
     server_settings = {"search_path": str(schema)} if schema else None
     keywords: dict[str, Any] = {"timeout": connect_timeout_seconds(str(timeout))} if timeout else {}
 
-    async def connect() -> Any:
-        return await asyncpg.connect(dsn, server_settings=server_settings, **keywords)
+    async def connect(command_timeout: float = COMMAND_TIMEOUT) -> Any:
+        return await asyncpg.connect(dsn, server_settings=server_settings, command_timeout=command_timeout, **keywords)
 
     return connect
 
@@ -125,7 +140,7 @@ def create_engine_for(url: str, create: bool = True) -> AsyncEngine:
         connector = postgres_connector(parsed)
         pooled = create_async_engine(
             parsed.set(query={}),
-            async_creator=connector,
+            async_creator=connector,  # (with COMMAND_TIMEOUT)
             pool_size=10,
             max_overflow=10,
             pool_pre_ping=True,
@@ -165,14 +180,17 @@ class PostgresEngine(AsyncEngine):
 
     :meth:`run_raw_write` runs the ingest group commit on it straight through asyncpg: no pool checkout
     and no ping before each batch, and the ingest never waits for a connection the pool lent to other
-    work. A connection that broke is closed, and the next write opens another.
+    work. Each of its statements fails when not answered within :attr:`write_timeout` seconds (a lock another
+    session holds, a server or network gone silent). A connection that broke or timed out is closed, and the
+    next write opens another.
     """
 
-    __slots__ = ("_connect", "_raw", "_raw_lock", "_raw_used_at", "schema")
+    __slots__ = ("_connect", "_raw", "_raw_lock", "_raw_used_at", "schema", "write_timeout")
 
-    def __init__(self, sync_engine: Engine, connect: Callable[[], Awaitable[Any]], schema: str | None = None) -> None:
+    def __init__(self, sync_engine: Engine, connect: PostgresConnect, schema: str | None = None) -> None:
         super().__init__(sync_engine)
         self.schema = schema  # the URL's ?schema=, where the tables live
+        self.write_timeout = INGEST_WRITE_TIMEOUT  # (read when the connection is opened)
         self._connect = connect
         self._raw: asyncpg.Connection | None = None
         self._raw_lock = asyncio.Lock()
@@ -202,7 +220,8 @@ class PostgresEngine(AsyncEngine):
             except Exception:  # whatever the state of a connection that fails this, it is not kept
                 self._forget_raw()
         if self._raw is None or self._raw.is_closed():
-            self._raw = await self._connect()
+            async with asyncio.timeout(self.write_timeout):  # (a server gone silent may not even answer that)
+                self._raw = await self._connect(self.write_timeout)
         assert self._raw is not None
         return self._raw
 
@@ -258,6 +277,7 @@ class SqliteEngine(AsyncEngine):
         "file_identity",
         "inline_commit_limit",
         "wal_limit_pages",
+        "write_timeout",
     )
 
     def __init__(self, sync_engine: Engine, file_engine: Engine | None = None) -> None:
@@ -273,6 +293,8 @@ class SqliteEngine(AsyncEngine):
         self._commit_seconds = 0.0
         self.inline_commit_limit = INLINE_COMMIT_LIMIT
         self.wal_limit_pages = WAL_LIMIT_PAGES
+        # how long a raw write waits for another process to release the write lock before it fails
+        self.write_timeout = INGEST_WRITE_TIMEOUT
         # the device and inode of the database file when it was opened (None in memory)
         self.file_identity: tuple[int, int] | None = None
 
@@ -326,8 +348,8 @@ class SqliteEngine(AsyncEngine):
         answers within :attr:`inline_commit_limit` it runs on the loop's thread too (a hop to the
         writer thread and back costs more CPU than such a wait); on a slower disk it runs on the writer
         thread and the loop goes on meanwhile. When another process holds the lock, the whole write
-        waits for it there, so the loop never sits in SQLite's busy handler. Checkpoints of the
-        write-ahead log run on another thread.
+        waits for it there (for :attr:`write_timeout` seconds at most, then fails), so the loop never
+        sits in SQLite's busy handler. Checkpoints of the write-ahead log run on another thread.
         """
         if self._file is None:
             raise RuntimeError("raw writes need a database file")
@@ -338,7 +360,8 @@ class SqliteEngine(AsyncEngine):
             except sqlite3.OperationalError as error:
                 if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                     raise
-                return await self._on_thread(lambda: _write_when_unlocked(raw, fn))
+                wait_ms = round(self.write_timeout * 1000)
+                return await self._on_thread(lambda: _write_when_unlocked(raw, fn, wait_ms))
             try:
                 result = fn(raw)
             except BaseException:
@@ -482,9 +505,9 @@ def _commit(raw: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T
     return result
 
 
-def _write_when_unlocked(raw: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """Wait (on the writer thread) for another process to release the write lock, then write."""
-    raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+def _write_when_unlocked(raw: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], wait_ms: int) -> T:
+    """Wait (on the writer thread) up to ``wait_ms`` for another process to release the write lock, then write."""
+    raw.execute(f"PRAGMA busy_timeout={wait_ms}")
     try:
         raw.execute("BEGIN IMMEDIATE")
     finally:

@@ -606,3 +606,14 @@ def test_a_value_of_the_wrong_shape_or_a_missing_key_is_told_in_the_files_words(
         "slack.signing_secret: missing (required when slack is configured)",
         "slack.oauth.client_secret: missing (required in slack.oauth)",
     ]
+
+
+def test_a_hook_timeout_is_answered_before_event_grid_gives_up() -> None:
+    assert parse_settings(example(), {}).server.hook_timeout == timedelta(seconds=10)
+    for late, problem in (
+        ("30s", "must be under 30s: Event Grid stops waiting for an answer at 30 s"),
+        ("0s", "must be longer than 0"),
+    ):
+        raw = example()
+        raw["server"]["hook_timeout"] = late
+        assert problems(raw) == [f"server.hook_timeout: {problem}"]

@@ -24,6 +24,7 @@ from adapters.azure_devops.hooks_route import (
 from adapters.azure_ml.eventgrid_route import add_eventgrid_route
 from adapters.emulators.base import LocalServer
 from adapters.sql import SqlStore
+from adapters.web.hook_deadline import HOOK_TIMEOUT
 from bot.app import create_app
 from bot.clock import FakeClock
 from bot.config import Settings, parse_settings
@@ -175,6 +176,7 @@ async def make_ingest(sqlite_url: str) -> AsyncIterator[IngestFactory]:
         sink: RecordingSink | None = None,
         environ: dict[str, str] | None = None,
         depends_on_actor: DependsOnActor | None = None,
+        hook_timeout: float = HOOK_TIMEOUT,
     ) -> AsyncIterator[Ingest]:
         settings = make_settings(
             sqlite_url, hook_auth=hook_auth, eventgrid=eventgrid, workspace=workspace, environ=environ
@@ -190,8 +192,9 @@ async def make_ingest(sqlite_url: str) -> AsyncIterator[IngestFactory]:
             run_details,
             approver_identities,
             depends_on_actor=depends_on_actor,
+            hook_timeout=hook_timeout,
         )
-        add_eventgrid_route(app, settings.eventgrid, recorder, settings.azure_ml)
+        add_eventgrid_route(app, settings.eventgrid, recorder, settings.azure_ml, hook_timeout)
         async with LocalServer(app) as server, aiohttp.ClientSession() as session:
             yield Ingest(server.url, recorder, session)
 

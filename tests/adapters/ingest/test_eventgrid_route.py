@@ -191,6 +191,20 @@ async def test_subscription_validation_handshake(ingest: Ingest, shared_dir: Pat
     assert (await ingest.eventgrid(body)).status == 400
 
 
+async def test_the_events_beside_a_handshake_are_stored_before_it_is_answered(
+    ingest: Ingest, shared_dir: Path, registered: Any
+) -> None:
+    validation = load_sample(shared_dir, "eventgrid", "subscription-validation.eventgrid.json")
+    reply = await ingest.eventgrid([*validation, *registered])
+    assert (reply.status, reply.json()) == (200, {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"})
+    assert [e.event_id for e in ingest.sink.events] == [registered[0]["id"]]
+
+    # answered 2xx only once stored: Event Grid delivers it again (the handshake with it) after a 503
+    ingest.sink.fail_with = RuntimeError("store down")
+    again = await ingest.eventgrid([*validation, {**registered[0], "id": "registered-2"}])
+    assert again.status == 503 and again.headers["Retry-After"] == "5"
+
+
 async def test_cloudevents_abuse_protection_handshake(ingest: Ingest) -> None:
     reply = await ingest.options(
         "/hooks/eventgrid", {"WebHook-Request-Origin": "eventgrid.azure.net", "WebHook-Request-Rate": "120"}
@@ -316,6 +330,21 @@ async def test_an_unreadable_event_does_not_cost_the_batch(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [warning]
     assert "not-a-time" not in caplog.text  # the reason names the field, never the sender's value
+
+
+async def test_a_batch_of_many_items_that_are_not_events_is_one_warning(
+    ingest: Ingest, registered: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    incomplete = [{**registered[0], "id": f"broken-{n}", "subject": "", "data": {}} for n in range(3)]
+    reply = await ingest.eventgrid([registered[0], *[{}] * 2000, *incomplete])
+    assert reply.json() == {"accepted": 1, "duplicates": 0, "ignored": 2003}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    not_events, skipped = warnings
+    assert not_events.startswith("event grid delivery: 2000 items ignored, not events: [1] without an id (")
+    assert not_events.count("without an id") == 5 and not_events.endswith("; ...")
+    assert skipped.startswith("event grid delivery: 3 items skipped, incomplete data: ")
+    assert skipped.count("broken-") == 3 and not skipped.endswith("...")
 
 
 async def test_an_incomplete_event_does_not_cost_the_batch(

@@ -1,9 +1,13 @@
-"""The PostgreSQL engine's own ingest connection: it survives the server dropping it."""
+"""The PostgreSQL engine's own ingest connection: it survives the server dropping it, and a write it cannot finish
+(a lock another session holds, a server gone silent) fails instead of holding up the ingest for ever."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -88,3 +92,97 @@ async def test_closing_the_store_closes_the_ingest_connection(store_url: str) ->
     await store.close()
 
     assert raw.is_closed()
+
+
+# A bound on the test, not a timing assertion: the write fails after its write_timeout; before, it waited for ever.
+FAILS_WITHIN = 20.0
+
+
+async def failure_of(write: Coroutine[Any, Any, object]) -> BaseException | None:
+    """What ``write`` raised; the test fails if it is still waiting after FAILS_WITHIN."""
+    task = asyncio.ensure_future(write)
+    await asyncio.wait({task}, timeout=FAILS_WITHIN)
+    if not task.done():
+        task.cancel()
+        pytest.fail(f"the write was still waiting after {FAILS_WITHIN} s")
+    return task.exception()
+
+
+async def test_a_write_another_session_holds_up_fails_and_the_next_goes_through(store: SqlStore) -> None:
+    engine_of(store).write_timeout = 0.5
+    assert await store.record_events([event("e1")]) == [True]
+    other = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    try:
+        await other.execute("BEGIN")
+        await other.execute(f'LOCK TABLE "{engine_of(store).schema}".received_events IN ACCESS EXCLUSIVE MODE')
+        assert isinstance(await failure_of(store.record_events([event("e2")])), TimeoutError)
+    finally:
+        await other.close()
+
+    assert await store.record_events([event("e3")]) == [True]
+    assert await store.known_events(["e1", "e2", "e3"]) == {"e1", "e3"}
+
+
+class SilentProxy:
+    """A TCP proxy to PostgreSQL that can stop passing bytes on (a network or a proxy gone silent: nothing is
+    refused, nothing answers), and pass what it held once told to go on."""
+
+    def __init__(self) -> None:
+        self.passing = asyncio.Event()
+        self.passing.set()
+        self._pumps: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        upstream = urlsplit(POSTGRES_URL)
+        self._upstream = (upstream.hostname or "127.0.0.1", upstream.port or 5432)
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _serve(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        server_in, server_out = await asyncio.open_connection(*self._upstream)
+        for source, sink in ((client_in, server_out), (server_in, client_out)):
+            pump = asyncio.ensure_future(self._pump(source, sink))
+            self._pumps.add(pump)
+            pump.add_done_callback(self._pumps.discard)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                await self.passing.wait()
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
+
+    async def close(self) -> None:
+        for pump in list(self._pumps):
+            pump.cancel()
+        if self._server is not None:
+            self._server.close()
+
+
+async def test_a_write_on_a_connection_gone_silent_fails_and_the_next_goes_through_once_it_answers(
+    store_url: str,
+) -> None:
+    proxy = SilentProxy()
+    port = await proxy.start()
+    store = await SqlStore.open(urlunsplit(urlsplit(store_url)._replace(netloc=f"postgres@127.0.0.1:{port}")))
+    try:
+        engine_of(store).write_timeout = 0.5
+        assert await store.record_events([event("e1")]) == [True]
+
+        proxy.passing.clear()
+        assert await failure_of(store.record_events([event("e2")])) is not None
+        # (the connection is closed; a new one gets no answer either)
+        assert isinstance(await failure_of(store.record_events([event("e2")])), TimeoutError)
+
+        proxy.passing.set()
+        assert await asyncio.wait_for(store.record_events([event("e3")]), FAILS_WITHIN) == [True]
+        assert await store.known_events(["e1", "e2", "e3"]) == {"e1", "e3"}
+    finally:
+        proxy.passing.set()
+        await store.close()
+        await proxy.close()

@@ -160,3 +160,21 @@ async def test_a_commit_that_fails_leaves_nothing_and_the_next_write_goes_throug
         await engine.run_raw_write(orphan)
     await engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('next')"))
     assert _notes(tmp_path / "raw.db") == ["next"]
+
+
+async def test_a_write_another_process_holds_up_fails_after_its_timeout_and_the_next_goes_through(
+    engine: SqliteEngine, tmp_path: Path
+) -> None:
+    engine.write_timeout = 0.5
+    other = sqlite3.connect(tmp_path / "raw.db", isolation_level=None)  # as another process would
+    other.execute("BEGIN EXCLUSIVE")
+    write = asyncio.ensure_future(engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('held')")))
+    # a bound on the test, not a timing assertion: before, the write waited 30 s for the lock
+    await asyncio.wait({write}, timeout=20)
+    other.execute("ROLLBACK")
+    other.close()
+    assert write.done()
+    assert isinstance(write.exception(), sqlite3.OperationalError)
+
+    await engine.run_raw_write(lambda raw: raw.execute("INSERT INTO notes VALUES ('next')"))
+    assert _notes(tmp_path / "raw.db") == ["next"]
