@@ -5,9 +5,9 @@ reads is this event. :func:`read_run_state_changed` decodes only the fields Hand
 into typed structs (the rest of the body is skipped, not built), and builds the same
 :class:`~bot.events.RunStateChanged` that :func:`~adapters.azure_devops.service_hooks.parse_service_hook`
 would. It takes the delivery's usual shape only: for anything else (another event type, a field of an
-unexpected type, no ``baseUrl`` to name the organization, a timestamp that is not ISO-8601, malformed
-JSON) it answers None, and the general parser reads the body and words any error. A property test
-checks that the two agree wherever this one answers.
+unexpected type, an integer past 64 bits, no ``baseUrl`` to name the organization, a timestamp that is not
+ISO-8601, malformed JSON) it answers None, and the general parser reads the body and words any error. A
+property test checks that the two agree wherever this one answers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from adapters.azure_devops.hook_context import (
     organization_from_url,
     project_from_url,
 )
-from adapters.web.payloads import is_identifier
+from adapters.web.payloads import fits_text, is_identifier
 from bot.events import Person, PipelineRef, RunStateChanged
 
 EVENT_TYPE = "ms.vss-pipelines.run-state-changed-event"
@@ -129,10 +129,15 @@ class _Unusual(Exception):
 
 
 def _text(value: int | str | None) -> str | None:
-    """What ``Fields.text`` makes of a string or an integer: None for missing or empty."""
+    """What ``Fields.text`` makes of a string or an integer: None for missing or empty; an integer it refuses
+    (past 64 bits) is unusual."""
     if value is None:
         return None
-    return (value or None) if type(value) is str else str(value)
+    if isinstance(value, str):
+        return value or None
+    if not fits_text(value):
+        raise _Unusual
+    return str(value)
 
 
 def _href(link: _Link | None) -> str | None:
@@ -186,6 +191,7 @@ def _event(hook: _Hook) -> RunStateChanged:
         raise _Unusual  # the general parser words the error (or stamps a missing time with now)
     if not is_identifier(run_id):
         raise _Unusual
+    _text(hook.resource_version)  # (used for nothing here, but the general parser refuses what _text refuses)
     organization = _organization(hook.resource_containers)
     links = run.links or _NO_LINKS
     web_url = _href(links.web)

@@ -1,9 +1,10 @@
 """Azure DevOps service hooks → the core's domain events.
 
 :func:`parse_service_hook` reads one delivery (reference/azure-devops.md §1.1 to §1.2). It dispatches on
-``eventType``; an event type it does not know yields no events. Optional fields may be missing or null
-anywhere (the documented samples are full of nulls and zeros); a payload whose required fields are
-missing or of the wrong shape raises :class:`~adapters.web.payloads.PayloadError`.
+``eventType``; an event type Handoff does not use (job events, and any it does not know) yields no events,
+whatever the rest of the body. Optional fields may be missing or null anywhere (the documented samples are
+full of nulls and zeros); a payload whose required fields are missing or of the wrong shape raises
+:class:`~adapters.web.payloads.PayloadError`.
 """
 
 from __future__ import annotations
@@ -497,15 +498,9 @@ def _deployment_completed(ctx: HookContext, resource: Fields) -> list[DomainEven
 # --- dispatch -----------------------------------------------------------------------------------------
 
 
-def _ignored(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
-    return []
-
-
 _PARSERS: dict[str, Parser] = {
     "ms.vss-pipelines.run-state-changed-event": _run_state_changed,
     "ms.vss-pipelines.stage-state-changed-event": _stage_state_changed,
-    # job events repeat what the stage and run events say, much more often
-    "ms.vss-pipelines.job-state-changed-event": _ignored,
     "ms.vss-pipelinechecks-events.approval-pending": _pipeline_approval(ApprovalPending),
     "ms.vss-pipelinechecks-events.approval-completed": _pipeline_approval(ApprovalCompleted),
     "build.complete": _build_complete,
@@ -518,8 +513,12 @@ _PARSERS: dict[str, Parser] = {
     "ms.vss-release.deployment-completed-event": _deployment_completed,
 }
 
-EVENT_TYPES: tuple[str, ...] = tuple(_PARSERS)
-"""The event types :func:`parse_service_hook` understands."""
+# Known, and ignored like any type Handoff does not use: job events repeat what the stage and run events say,
+# much more often.
+_IGNORED_EVENT_TYPES = ("ms.vss-pipelines.job-state-changed-event",)
+
+EVENT_TYPES: tuple[str, ...] = (*_PARSERS, *_IGNORED_EVENT_TYPES)
+"""The event types :func:`parse_service_hook` knows: those it reads, and those it knows Handoff does not use."""
 
 
 def parse_service_hook(payload: Mapping[str, Any], organization: str = "") -> list[DomainEvent]:
@@ -531,16 +530,18 @@ def parse_service_hook(payload: Mapping[str, Any], organization: str = "") -> li
             ``baseUrl``); usually the configured organization's name.
 
     Returns:
-        The events, in order; empty for an event type Handoff does not use.
+        The events, in order; empty for an event type Handoff does not use, whatever the rest of its body
+        (nothing of it is read or stored: a 400 for it would put the subscription on probation).
 
     Raises:
-        PayloadError: the payload is not a service hook, or a required field is missing or malformed.
+        PayloadError: the payload is not a JSON object with an ``eventType``, or it is an event Handoff uses
+            whose required fields are missing or malformed.
     """
     envelope = Fields.of(payload)
     event_type = envelope.require_text("eventType")
     parser = _PARSERS.get(event_type)
     if parser is None:
-        return []
+        return []  # (the envelope is not read either: it names no id worth checking for an event not kept)
     resource = envelope.obj("resource")
     if not resource:
         raise PayloadError("resource: missing (the subscription must send resource details: All)")

@@ -46,10 +46,10 @@ def decode_json(body: bytes) -> Any:
 
     A string that holds half of a UTF-16 surrogate pair (``"\\ud800"``, which JSON allows and no text
     can hold) reads with U+FFFD in its place; an integer too long to be a number of anything reads as
-    an infinite float (which no getter of a number takes)."""
+    an infinite float, which no getter takes (neither a number's nor a text's)."""
     # orjson is several times faster; what it refuses (NaN, a lone surrogate, a number past a double's
-    # range) the standard library decides. (orjson reads an integer past 64 bits as a float; no field a
-    # sender sends holds one.)
+    # range) the standard library decides. (orjson reads an integer past 64 bits as a float, its last
+    # digits lost: no getter writes such a number as text, see fits_text.)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -69,6 +69,41 @@ def _integer(digits: str) -> int | float:
     if len(digits) <= _LONGEST_INTEGER:
         return int(digits)
     return -math.inf if digits.startswith("-") else math.inf
+
+
+# The integers a getter writes as text: those within 64 bits, which every decoder here reads exactly.
+_TEXT_INTEGERS = range(-(2**63), 2**64)
+_FLOAT_INTEGER_BOUND = 2.0**63
+
+
+def fits_text(value: int) -> bool:
+    """Whether :meth:`Fields.text` writes the integer ``value`` as text: one past 64 bits may have lost its last
+    digits in decoding (and one past 40 digits reads as infinite), so two different ids could read as one."""
+    return value in _TEXT_INTEGERS
+
+
+def _number_text(value: int | float) -> str | None:
+    """A number as text (an integer-valued float as an integer); None for one :func:`fits_text` refuses, or
+    one that is not finite."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if not value.is_integer():
+            return str(value)
+        # an integer orjson read past 64 bits is a float at least 2**63 in size, its last digits lost
+        return str(int(value)) if abs(value) < _FLOAT_INTEGER_BOUND else None
+    return str(value) if fits_text(value) else None
+
+
+def _json_text(value: Any) -> str | None:
+    """A value that is not a string, written as JSON; None for a number :func:`_number_text` refuses, or a list
+    or object holding one that is not finite."""
+    if isinstance(value, int | float) and _number_text(value) is None:
+        return None
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except ValueError:  # an infinite float inside it (or an integer too long for Python to write)
+        return None
 
 
 def _without_surrogates(value: Any) -> Any:
@@ -172,7 +207,8 @@ class Fields:
 
     def text(self, key: str) -> str | None:
         """A string; numbers are written as strings (ids and versions arrive as either). None when
-        missing, null or empty. NUL characters are dropped: PostgreSQL cannot store them in text."""
+        missing, null or empty. NUL characters are dropped: PostgreSQL cannot store them in text. A number
+        that is not finite, or an integer past 64 bits (see :func:`fits_text`), is a :class:`PayloadError`."""
         value = self.get(key)
         if type(value) is str:
             return (without_nul(value) if NUL in value else value) or None
@@ -180,9 +216,10 @@ class Fields:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise PayloadError(f"{self._where(key)}: expected a string")
-        if isinstance(value, float):
-            value = int(value) if value.is_integer() else value
-        return str(value) or None
+        written = str(value) if isinstance(value, str) else _number_text(value)
+        if written is None:
+            raise PayloadError(f"{self._where(key)}: expected a string, or a number within 64 bits")
+        return written or None
 
     def require_text(self, key: str) -> str:
         """Like :meth:`text`, but missing or empty is a :class:`PayloadError`."""
@@ -242,12 +279,16 @@ class Fields:
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
     def strings(self, key: str) -> dict[str, str]:
-        """A flat object of tags or properties, every value written as a string (null values dropped)."""
+        """A flat object of tags or properties, every value written as a string (null values dropped). A value
+        that is a number :meth:`text` refuses, or holds one that is not finite, is a :class:`PayloadError`."""
         out: dict[str, str] = {}
         for name, value in self.obj(key).raw.items():
             if value is None:
                 continue
-            out[str(name)] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            written = value if isinstance(value, str) else _json_text(value)
+            if written is None:
+                raise PayloadError(f"{self._where(key)}: a value holds a number past 64 bits or not finite")
+            out[str(name)] = written
         return out
 
     def href(self, link: str) -> str | None:

@@ -51,17 +51,24 @@ def releases_of_mlops(config: dict[str, Any]) -> None:
 
 async def deliver(loop: Loop, payload: Any, path: str = "/hooks/azure-devops") -> dict[str, Any]:
     """POST ``payload`` to Handoff as Azure DevOps does, with the service hook's basic auth; its answer."""
+    status, answer = await post_hook(loop, json.dumps(payload).encode(), path)
+    assert status == 200, answer
+    return answer
+
+
+async def post_hook(loop: Loop, body: bytes, path: str = "/hooks/azure-devops") -> tuple[int, dict[str, Any]]:
+    """POST ``body`` to Handoff as Azure DevOps does; the answer's status and body."""
     handoff = loop.server.handoff
     assert handoff is not None and handoff.settings.azure_devops is not None
     basic = handoff.settings.azure_devops.service_hooks.basic
     assert basic is not None
     token = base64.b64encode(f"{basic.username}:{basic.password.reveal()}".encode()).decode()
     headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
-    url, data = f"{loop.server.url}{path}", json.dumps(payload)
-    async with aiohttp.ClientSession() as session, session.post(url, data=data, headers=headers) as answer:
-        assert answer.status == 200, await answer.text()
-        body: dict[str, Any] = await answer.json()
-        return body
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{loop.server.url}{path}", data=body, headers=headers) as answer,
+    ):
+        return answer.status, await answer.json(content_type=None)
 
 
 def without_hooks_of(ado: AzureDevOpsEmulator, event_type: str) -> None:
@@ -454,3 +461,22 @@ async def test_a_long_runs_slack_card_shows_the_stage_running_and_the_stage_that
     ]
     assert not any("more stage" in line or "_(truncated)_" in line for line in lines)
     assert all(d.result == "succeeded" for d in await ado.drain())
+
+
+async def test_a_job_hook_is_ignored_whatever_its_body_and_a_hook_id_no_text_holds_is_refused(
+    loop: Loop, shared_dir: Path
+) -> None:
+    """A subscription to job events sending no resource details is answered 200 (a 400 would put it on probation
+    for events Handoff throws away); a run's hook whose id is a number past 64 bits is refused, not stored under
+    an id another hook would share."""
+    job = sample(shared_dir, "ms.vss-pipelines.job-state-changed-event")
+    bodies = [{k: v for k, v in job.items() if k != "resource"}, job | {"resource": None, "createdDate": "x"}]
+    for body in bodies:
+        assert await post_hook(loop, json.dumps(body).encode()) == (200, {"accepted": 0, "duplicates": 0, "ignored": 1})
+
+    run = sample(shared_dir, "ms.vss-pipelines.run-state-changed-event")
+    for digits in ("9" * 24, "9" * 23 + "8", "9" * 100_000):
+        body = json.dumps(run | {"id": "ID"}).replace('"ID"', digits).encode()
+        status, answer = await post_hook(loop, body)
+        assert (status, answer["message"]) == (400, "id: expected a string, or a number within 64 bits")
+    assert await loop.server.store.recent_events(50) == []

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.azure_devops.hooks_route import BODY_LIMIT
+from adapters.sql import SqlStore
 from bot.events import ApprovalPending, Approver, DomainEvent, Person, PipelineRef, RunStateChanged
 from bot.ports import RunStatus, ServiceUnavailable
 from tests.adapters.ingest.conftest import (
@@ -145,6 +146,63 @@ async def test_unknown_event_type_is_200_ignored(ingest: Ingest, caplog: pytest.
     assert ingest.sink.events == []
     [line] = [r.getMessage() for r in caplog.records if r.name == "handoff.ingest.azure_devops"]
     assert line == "azure devops hook 'workitem.updated' 'e-1': ignored"
+
+
+JOB_SAMPLE = "ms.vss-pipelines.job-state-changed-event.json"
+
+
+@pytest.mark.parametrize("event_type", ["ms.vss-pipelines.job-state-changed-event", "workitem.created", "tfvc.checkin"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda hook: hook.pop("resource"),  # resourceDetailsToSend: none
+        lambda hook: hook.update(resource=None),
+        lambda hook: hook.update(resource="x"),
+        lambda hook: hook.update(resource={"job": "x", "stage": [], "run": {"id": {"a": 1}}}),
+        lambda hook: hook.update(resourceContainers={"project": "x"}),
+        lambda hook: hook.update(resourceContainers=[1]),
+        lambda hook: hook.update(createdDate="yesterday"),
+        lambda hook: hook.update(createdDate={"a": 1}),
+        lambda hook: hook.update(message="x", resourceVersion=[]),
+        lambda hook: hook.pop("id"),  # nothing of it is stored: no id is needed to dedupe it
+    ],
+    ids=[
+        "no resource",
+        "resource null",
+        "resource a string",
+        "resource malformed",
+        "resourceContainers malformed",
+        "resourceContainers a list",
+        "createdDate not a time",
+        "createdDate an object",
+        "message and resourceVersion malformed",
+        "no id",
+    ],
+)
+async def test_an_event_type_handoff_does_not_use_is_ignored_whatever_its_body(
+    storing: tuple[Ingest, SqlStore],
+    shared_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    event_type: str,
+    change: Any,
+) -> None:
+    """A 400 would put the subscription on probation, for an event Handoff throws away anyway."""
+    ingest, store = storing
+    caplog.set_level(logging.INFO, "handoff.ingest")
+    hook = load_sample(shared_dir, "ado", JOB_SAMPLE) | {"eventType": event_type, "id": "job-1"}
+    change(hook)
+    reply = await ingest.hook(hook)
+    assert (reply.status, reply.json()) == (200, {"accepted": 0, "duplicates": 0, "ignored": 1}), reply.text
+    assert await store.recent_events(10) == []
+    [line] = [r.getMessage() for r in caplog.records if r.name == "handoff.ingest.azure_devops"]
+    assert line == f"azure devops hook {event_type!r} {hook.get('id')!r}: ignored"
+
+
+@pytest.mark.parametrize("body", [{"id": "e-2"}, {"eventType": None, "id": "e-2"}, {"eventType": {"a": 1}}, [{}]])
+async def test_a_body_naming_no_event_type_is_400(ingest: Ingest, body: Any) -> None:
+    reply = await ingest.hook(body)
+    assert reply.status == 400 and reply.json()["error"] == "invalid_payload", reply.text
+    assert ingest.sink.events == []
 
 
 async def test_redelivery_is_a_duplicate(ingest: Ingest, run_hook: Any) -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from adapters.azure_devops.run_state_hook import read_run_state_changed
 from adapters.azure_devops.service_hooks import PayloadError, parse_service_hook
+from adapters.web.payloads import decode_json
 from bot.events import RunStateChanged
 from tests.adapters.ingest.test_properties import json_values, mutated
 from tests.conftest import SHARED
@@ -73,6 +74,8 @@ def test_a_usual_delivery_is_read_whole_and_as_the_general_parser_reads_it() -> 
         (("message",), None),
         (("resourceContainers", "project"), {"id": "00000000-0000-0000-0000-000000000000"}),
         (("createdDate",), "2026-03-01T10:00:00"),  # no offset: UTC
+        (("id",), 2**64 - 1),  # integers within 64 bits are read exactly by either
+        (("resource", "run", "name"), -(2**63)),
     ],
 )
 def test_optional_and_loosely_typed_fields_read_alike(path: tuple[str, ...], value: Any) -> None:
@@ -102,6 +105,36 @@ def test_anything_unusual_is_left_to_the_general_parser(change: Any) -> None:
     payload = delivered()
     change(payload)
     assert read_run_state_changed(body(payload)) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "number"),
+    [
+        (("id",), str(2**64)),
+        (("id",), str(-(2**63) - 1)),
+        (("id",), "9" * 100_000),
+        (("resourceVersion",), "1" + "0" * 30),
+        (("resource", "run", "id"), "1" + "0" * 30),
+        (("resource", "run", "name"), str(2**64)),
+        (("resource", "run", "pipeline", "id"), str(2**64)),  # read where the run's links name no pipeline
+    ],
+    ids=["id", "id below", "id of 100k digits", "resourceVersion", "run id", "run name", "pipeline id"],
+)
+def test_an_integer_past_64_bits_is_left_to_the_general_parser_which_refuses_it(
+    path: tuple[str, ...], number: str
+) -> None:
+    payload = delivered()
+    payload["resource"]["run"]["_links"].pop("pipeline")
+    payload["resource"]["run"]["_links"].pop("pipeline.web")
+    assert read_run_state_changed(body(payload)) is not None  # (so the number is what it is left for)
+    node = payload
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = "NUMBER"
+    raw = body(payload).replace(b'"NUMBER"', number.encode())
+    assert read_run_state_changed(raw) is None
+    with pytest.raises(PayloadError, match=f"^{'.'.join(path)}: expected a string, or a number within 64 bits$"):
+        parse_service_hook(decode_json(raw), ORG)
 
 
 NESTED = b'{"eventType": "ms.vss-pipelines.run-state-changed-event", "junk": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"

@@ -94,3 +94,48 @@ def test_an_integer_past_any_use_reads_as_no_number() -> None:
     assert Fields.of({"n": 10**400}).obj("x").number("n") is None
     with pytest.raises(PayloadError, match="finite number"):
         Fields.of({"n": 10**400}).number("n")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": ' + b"9" * 100_000 + b"}",  # past 40 digits: read as infinite
+        b'{"id": -' + b"9" * 5_000 + b"}",
+        b'{"id": 123456789012345678901234}',  # past 64 bits: orjson keeps a float, its last digits lost
+        b'{"id": -9223372036854775809}',  # (which orjson reads as -2**63)
+        b'{"id": 123456789012345678901234, "half": "\\ud800"}',  # read by the standard library, exactly
+        b'{"id": NaN}',
+        b'{"id": -Infinity}',
+        b'{"id": 1e300}',
+    ],
+    ids=["100k digits", "-5k digits", "24 digits", "below -2**63", "24 digits exact", "NaN", "-Infinity", "1e300"],
+)
+def test_a_number_no_text_holds_exactly_is_no_text_nor_id(body: bytes) -> None:
+    data = Fields.of(decode_json(body))
+    for read in (data.text, data.require_text, data.require_id, data.time):
+        with pytest.raises(PayloadError) as raised:
+            read("id")
+        assert str(raised.value) == "id: expected a string, or a number within 64 bits"
+    with pytest.raises(PayloadError, match=r"^tags: a value holds a number past 64 bits or not finite$"):
+        Fields.of({"tags": {"version": data.get("id")}}).strings("tags")
+
+
+def test_numbers_within_64_bits_are_written_as_sent() -> None:
+    body = b'{"a": 18446744073709551615, "b": -9223372036854775808, "c": 42, "d": 2.0, "e": 1.5, "f": 1e18}'
+    data = Fields.of(decode_json(body))
+    assert [data.text(k) for k in "abcdef"] == [
+        "18446744073709551615",
+        "-9223372036854775808",
+        "42",
+        "2",
+        "1.5",
+        "1000000000000000000",
+    ]
+    assert data.require_id("a") == "18446744073709551615"
+    assert Fields.of({"tags": {"a": 18446744073709551615, "d": 2.0, "l": [1, True]}}).strings("tags") == {
+        "a": "18446744073709551615",
+        "d": "2.0",
+        "l": "[1, true]",
+    }
+    with pytest.raises(PayloadError, match="tags: a value holds"):
+        Fields.of({"tags": {"l": [1, float("inf")]}}).strings("tags")
