@@ -26,7 +26,7 @@ from bot.clock import Clock
 from bot.events import ApprovalEvent, ApprovalPending, DomainEvent
 from bot.jsonable import tagged_json
 from bot.living import merge, render, repeat_reply, replies_told, stages_told_failed
-from bot.ports import EventRecord, StaleWrite, Store
+from bot.ports import EventRecord, StaleWrite, Store, StoreNotAnswering
 from bot.records import CardState, ConversationAddress, NewDelivery, ReceivedEvent, RepeatMark
 from bot.routing import (
     Subscription,
@@ -301,17 +301,22 @@ class Ingest:
             await asyncio.sleep(0)
 
     async def _write_isolated(self, batch: list[_Waiting]) -> list[bool | BaseException]:
-        """Write the batch; if it fails, write its events one by one so one bad event fails alone."""
+        """Write the batch; if it fails, write its events one by one so one bad event fails alone. A store that
+        does not answer fails them all at once: one at a time, each would wait as long again."""
         try:
             return await self._write_with_retries(batch)
+        except StoreNotAnswering as exc:
+            return [exc] * len(batch)
         except Exception as exc:
             if len(batch) == 1:
                 return [exc]
             log.warning("a batch of %d events failed (%s); writing them one at a time", len(batch), one_line(exc))
         outcomes: list[bool | BaseException] = []
-        for waiting in batch:
+        for place, waiting in enumerate(batch):
             try:
                 outcomes += await self._write_with_retries([waiting])
+            except StoreNotAnswering as exc:
+                return [*outcomes, *[exc] * (len(batch) - place)]
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes

@@ -43,6 +43,12 @@ class StaleWrite(Exception):
     """A compare-and-set lost: someone else changed the row first. Read again and retry."""
 
 
+class StoreNotAnswering(Exception):
+    """The store did not take a write: it could not be reached, or did not answer in time (a lock held by
+    another process or session, a connection gone silent). Nothing of the write is known to be stored, and
+    the same write tried again at once would wait the same: whoever waits on it is asked to retry later."""
+
+
 @dataclass(frozen=True)
 class EventRecord:
     """One received event and what it causes, as :meth:`EventLog.record_events` stores it.
@@ -85,7 +91,8 @@ class EventLog(Protocol):
         for a card after a redelivered record that carried a state of that card was planned on a state
         never stored: that is a lost compare-and-set too. Deliveries keep the order of the records. The
         new records' repeat marks replace the stored ones with the same conversation and repeat key (the
-        last in the batch wins).
+        last in the batch wins). Raises :class:`StoreNotAnswering` when the store could not be reached or
+        did not take the write in time.
         """
         ...
 

@@ -12,13 +12,16 @@ PostgreSQL straight on asyncpg, each kind of row in one statement over arrays
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import select, tuple_
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from adapters.sql.base import SqlBase, address, must_utc, utc
 from adapters.sql.batch_statements import BatchStatements, SqlAlchemyStatements, SqliteStatements, chunks
@@ -26,7 +29,7 @@ from adapters.sql.engine import PostgresEngine, SqliteEngine, run_read, run_writ
 from adapters.sql.postgres_batch import AsyncpgStatements
 from adapters.sql.retention import forget_rows
 from adapters.sql.tables import card_states, deliveries, received_events, repeat_marks
-from bot.ports import CHAT_RECEIPT_SOURCES, EventRecord, StaleWrite
+from bot.ports import CHAT_RECEIPT_SOURCES, EventRecord, StaleWrite, StoreNotAnswering
 from bot.records import CardState, ConversationAddress, DeliveryState, NewDelivery, ReceivedEvent, RepeatMark
 
 
@@ -204,7 +207,14 @@ class SqlEventLog(SqlBase):
     async def record_events(self, records: Sequence[EventRecord]) -> list[bool]:
         if not records:
             return []
-        records = list(records)
+        try:
+            return await self._record_events(list(records))
+        except Exception as exc:
+            if _not_answering(exc):
+                raise StoreNotAnswering(f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+    async def _record_events(self, records: list[EventRecord]) -> list[bool]:
         engine = self.engine
         if isinstance(engine, SqliteEngine) and engine.has_raw_writer:
             dialect = engine.dialect
@@ -311,3 +321,21 @@ class SqlEventLog(SqlBase):
 
     async def forget_repeat_marks_before(self, cutoff: datetime) -> int:
         return await forget_rows(self.engine, repeat_marks, repeat_marks.c.shown_at < cutoff)
+
+
+# What a database that did not take a write says, rather than refusing what was written: unreachable, a lock held
+# past the write's time limit, a statement or connection that timed out or was cut off.
+_NOT_ANSWERING = (
+    OSError,  # (ConnectionError, TimeoutError)
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.QueryCanceledError,
+    asyncpg.LockNotAvailableError,
+)
+
+
+def _not_answering(error: BaseException) -> bool:
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    if isinstance(cause, sqlite3.OperationalError):
+        return any(word in str(cause).lower() for word in ("locked", "busy", "unable to open", "disk i/o"))
+    return isinstance(cause, _NOT_ANSWERING)

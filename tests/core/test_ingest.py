@@ -50,6 +50,7 @@ from bot.records import (
     StoredSubscription,
 )
 from bot.routing import Filters, Subscription
+from tests.adapters.ingest.test_hook_deadline import write_lock_held
 from tests.core.pipeline_runs import run, run_state
 from tests.core.recording_channel import RecordingChannel
 
@@ -1277,3 +1278,24 @@ async def test_a_subscription_removed_while_they_are_read_routes_nothing_after(
     assert await first  # read before the removal: it goes where the subscription said
     assert await ingest.accept(started("78"))
     assert {d.grouping_key for d in await delivered(store)} == {started("77").grouping_key}
+
+
+async def test_events_a_held_up_store_did_not_take_together_fail_together_not_one_at_a_time_again(
+    store_url: str,
+) -> None:
+    """A lock another process or session holds past the write's time limit: the batch fails as a whole, each of its
+    callers is told (their hooks answer 503), and its events are not written one at a time after it, each waiting
+    as long again; once the lock is gone they are stored."""
+    store = await SqlStore.open(store_url)
+    try:
+        store.engine.write_timeout = 0.3  # type: ignore[attr-defined]
+        ingest = ingest_for(store)
+        events = [started(str(run_id)) for run_id in range(80, 84)]
+        sizes = batch_sizes(store)
+        async with write_lock_held(store):
+            outcomes = await asyncio.gather(*(ingest.accept(e) for e in events), return_exceptions=True)
+        assert all(isinstance(outcome, IngestFailed) for outcome in outcomes), outcomes
+        assert sizes == [len(events)]
+        assert await asyncio.gather(*(ingest.accept(e) for e in events)) == [True] * len(events)
+    finally:
+        await store.close()
