@@ -564,9 +564,8 @@ class ChatHandler:
             return Reply(str(refused))
         await self.store.mute_subscription(subscription_id, until)
         self.ingest.forget_subscriptions()
-        await self._audit(
-            request, command.canonical, f"subscription {subscription_id} muted until {until:%Y-%m-%d %H:%M}"
-        )
+        ended = f"{until.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        await self._audit(request, command.canonical, f"subscription {subscription_id} muted until {ended}")
         typed = command.options.get("until")
         read_in_utc = (
             f" Handoff does not know your time zone, so it read `{typed}` in UTC."

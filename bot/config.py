@@ -637,6 +637,18 @@ class SubscriptionSettings(SubscriptionFilters):
     # its offset, such as 2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00
     muted_until: datetime | None = None
 
+    @field_validator("muted_until", mode="before")
+    @classmethod
+    def _muted_until_is_written_as_a_time(cls, value: Any) -> Any:
+        # a number is no time here: YAML reads an unquoted 17:00 as 1020 (base 60), which would be a moment of 1970
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError(
+                f"{value!r} is no date and time: write one in ISO form with its offset, such as "
+                "2026-12-01T17:00:00+01:00 or 2026-12-01T16:00:00Z (a time of day alone, such as 17:00, is for "
+                "`mute … until=` in chat)"
+            )
+        return value
+
     @field_validator("muted_until")
     @classmethod
     def _muted_until_says_its_offset(cls, value: datetime | None) -> datetime | None:

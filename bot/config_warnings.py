@@ -1,10 +1,11 @@
 """What a usable configuration holds that will not do what it seems to: values ``serve`` accepts, but which the
 commands that publish Handoff (``slack-manifest``, ``teams-package``, ``connect``) refuse or would send
 nowhere, and ``doctor`` fails on (the example's placeholders), and subscriptions to projects Handoff does not
-follow. ``handoff check`` lists them as warnings."""
+follow, or muted until a time already past. ``handoff check`` lists them as warnings."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from bot.config import Settings
@@ -39,9 +40,27 @@ def placeholder_warnings(settings: Settings) -> list[ConfigProblem]:
     return warnings
 
 
-def configuration_warnings(settings: Settings) -> list[ConfigProblem]:
-    """Everything ``handoff check`` warns about in ``settings``."""
-    return [*placeholder_warnings(settings), *unknown_project_warnings(settings)]
+def configuration_warnings(settings: Settings, now: datetime | None = None) -> list[ConfigProblem]:
+    """Everything ``handoff check`` warns about in ``settings`` (at ``now``, the current time unless given)."""
+    return [
+        *placeholder_warnings(settings),
+        *unknown_project_warnings(settings),
+        *past_mute_warnings(settings, now or datetime.now(UTC)),
+    ]
+
+
+def past_mute_warnings(settings: Settings, now: datetime) -> list[ConfigProblem]:
+    """The subscriptions muted until a time already past: muted no longer (which ``serve`` accepts, so that a
+    configuration does not stop working once its mute is over), though the file seems to say so."""
+    return [
+        ConfigProblem(
+            f"subscriptions[{index}].muted_until",
+            f"{subscription.muted_until.isoformat()} has passed: the subscription is not muted; remove the key, "
+            "or set a time to come",
+        )
+        for index, subscription in enumerate(settings.subscriptions)
+        if subscription.muted_until is not None and subscription.muted_until <= now
+    ]
 
 
 def unknown_project_warnings(settings: Settings) -> list[ConfigProblem]:

@@ -49,41 +49,58 @@ def time_typed(text: str, now: datetime, zone: tzinfo | None) -> datetime:
             hour = hour % 12 + (12 if half == "pm" else 0)
         if hour > 23 or minute > 59:
             raise NotATime(text)
-        today = _at(local_now.date(), time(hour, minute), here)
-        return today if today > now else _at(local_now.date() + timedelta(days=1), time(hour, minute), here)
+        at = time(hour, minute)
+        today = local_now.date()
+        # the next one: today's (its second occurrence too, where the clock goes back over it), else tomorrow's
+        candidates = (_at(today, at, here), _at(today, at, here, second=True), _at(today + timedelta(days=1), at, here))
+        return next(moment for moment in candidates if moment > now)
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", typed):
-            return _at(date.fromisoformat(typed), MORNING, here)
-        moment = datetime.fromisoformat(text.strip())
+        if re.fullmatch(r"\d{4}-?\d{2}-?\d{2}|\d{4}-?w\d{2}(-?\d)?", typed):  # a date alone, or an ISO week
+            return _at(date.fromisoformat(typed.upper()), MORNING, here)
+        moment = datetime.fromisoformat(_upper_z(text.strip()))
     except ValueError:
         raise NotATime(text) from None
     return moment.replace(tzinfo=here) if moment.tzinfo is None else moment
+
+
+def _upper_z(text: str) -> str:
+    """ISO text with its UTC designator as ``Z`` (``…T09:00z`` is typed too)."""
+    return text[:-1] + "Z" if text.endswith("z") else text
 
 
 def shown(moment: datetime, zone: tzinfo | None) -> str:
     """A moment as a person reads it: ``2026-12-01 17:00 Europe/Paris time (16:00 UTC)`` in their zone, with UTC
     beside it; ``2026-12-01 16:00 UTC`` where their zone is UTC or not known."""
     utc = moment.astimezone(UTC)
+    clock = "%H:%M:%S" if utc.second else "%H:%M"  # (a moment typed to the second is shown so)
     if zone is None or _is_utc(zone):
-        return f"{utc:%Y-%m-%d %H:%M} UTC"
+        return f"{utc:%Y-%m-%d {clock}} UTC"
     local = utc.astimezone(zone)
-    in_utc = f"{utc:%H:%M}" if local.date() == utc.date() else f"{utc:%Y-%m-%d %H:%M}"
-    return f"{local:%Y-%m-%d %H:%M} {zone} time ({in_utc} UTC)"
+    in_utc = f"{utc:{clock}}" if local.date() == utc.date() else f"{utc:%Y-%m-%d {clock}}"
+    return f"{local:%Y-%m-%d {clock}} {zone} time ({in_utc} UTC)"
 
 
 def _is_utc(zone: tzinfo) -> bool:
-    return zone is UTC or str(zone) in ("UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "GMT", "Etc/GMT")
+    """Whether ``zone`` is UTC under any of its names (``Etc/UCT``, ``GMT0``…): its offset is nil all year."""
+    if zone is UTC:
+        return True
+    year = datetime.now(UTC).year
+    return all(zone.utcoffset(datetime(year, month, 1)) == timedelta(0) for month in (1, 4, 7, 10)) and not any(
+        zone.dst(datetime(year, month, 1)) for month in (1, 4, 7, 10)
+    )
 
 
-def _at(day: date, at: time, zone: tzinfo) -> datetime:
-    """``at`` on ``day`` in ``zone``, as an aware moment (a time a clock change skips is read as after it)."""
-    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC).astimezone(zone)
+def _at(day: date, at: time, zone: tzinfo, *, second: bool = False) -> datetime:
+    """``at`` on ``day`` in ``zone``, as a moment in UTC (a time a clock change skips is read as after it; one it
+    repeats as its first occurrence, or with ``second`` its second). (In UTC: Python never finds a local time
+    that a clock change repeats equal to a time in another zone.)"""
+    return datetime.combine(day, at, tzinfo=zone).replace(fold=int(second)).astimezone(UTC)
 
 
 def names_its_offset(text: str) -> bool:
     """Whether ``text`` is a date and time with its offset (``2026-12-01T09:00Z``): the same moment whatever the
     zone of whoever typed it."""
     try:
-        return datetime.fromisoformat(text.strip()).tzinfo is not None
+        return datetime.fromisoformat(_upper_z(text.strip())).tzinfo is not None
     except ValueError:
         return False

@@ -1409,6 +1409,12 @@ def not_started(run: CommandRun) -> str:
     what = f"Run {run.id} (`{run.command}`)"
     error = str(run.details.get("error") or "")
     if run.state is CommandRunState.CANCELED and run.details.get("canceled_by"):
+        if run.details.get("start_unknown"):  # canceled as its start's answer was lost: looked for, to cancel it
+            service = where_to_look(run.details)[0]
+            return (
+                f"{what} was already {standing(run)}; Handoff does not start it. {service} may have started it, "
+                "though its answer was lost: Handoff looks for that run and cancels it if it finds it."
+            )
         return f"{what} was already {standing(run)}, before it started; Handoff does not start it."
     if run.details.get("start_unknown"):
         service, where = where_to_look(run.details)

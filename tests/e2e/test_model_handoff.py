@@ -654,6 +654,10 @@ async def test_a_release_canceled_while_not_known_to_have_started_is_canceled_in
         ) in answer
         assert not queued.cancel_requested.is_set()
         await eventually(lambda: "Release canceled by Carol Diaz: Handoff will not start release-app-y." in gate_card())
+        # asked again while Handoff still looks for the run: not "before it started", which is not known
+        again = await carol.say(f"cancel {run.id}", f"Run {run.id} (`release app-y model=model-x:8`) was already")
+        assert "before it started" not in again
+        assert "Azure DevOps may have started it, though its answer was lost" in again
         await keeper.sweep()  # (every minute)
     else:
         assert (

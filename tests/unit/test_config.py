@@ -19,6 +19,7 @@ from bot.config import (
     parse_duration,
     parse_settings,
 )
+from bot.config_warnings import configuration_warnings
 from tests.conftest import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "handoff.example.yaml"
@@ -133,6 +134,36 @@ def test_a_subscription_is_muted_until_a_time_written_with_its_offset() -> None:
         "+01:00 (2026-12-01T09:00:00Z)"
     )
     assert found[1].startswith("subscriptions[1].muted_until: ") and len(found) == 2
+
+
+def test_a_mute_written_as_a_time_of_day_or_a_number_is_refused_not_read_as_a_moment_of_1970() -> None:
+    raw = example()
+    channel = next(iter(raw["channels"]))
+    # YAML reads an unquoted 17:00 as 1020 (base 60); pydantic would take a number as seconds since 1970
+    raw["subscriptions"] = [{"channel": channel, "muted_until": 1020}, {"channel": channel, "muted_until": 1.7e9}]
+    found = problems(raw)
+    assert len(found) == 2
+    assert found[0].startswith("subscriptions[0].muted_until: 1020 is no date and time: write one in ISO form")
+    assert "a time of day alone, such as 17:00, is for `mute … until=` in chat" in found[0]
+    assert found[1].startswith("subscriptions[1].muted_until: 1700000000.0 is no date and time")
+
+
+def test_check_warns_of_a_mute_that_has_passed() -> None:
+    raw = example()
+    channel = next(iter(raw["channels"]))
+    raw["subscriptions"] = [
+        {"channel": channel, "muted_until": "2026-12-01T09:00:00Z"},
+        {"channel": channel, "muted_until": "2026-12-03T09:00:00Z"},
+    ]
+    settings = parse_settings(raw, {})
+    warned = configuration_warnings(settings, now=datetime(2026, 12, 2, tzinfo=UTC))
+    assert [(w.path, w.message) for w in warned if w.path.endswith("muted_until")] == [
+        (
+            "subscriptions[0].muted_until",
+            "2026-12-01T09:00:00+00:00 has passed: the subscription is not muted; remove the key, or set a time to "
+            "come",
+        )
+    ]
 
 
 def test_a_duration_may_be_written_in_several_units_and_in_any_case() -> None:

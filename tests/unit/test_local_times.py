@@ -58,3 +58,37 @@ def test_a_zone_this_machine_does_not_know_is_no_zone() -> None:
     assert zone_named("Mars/Olympus_Mons") is None and zone_named("") is None and zone_named(None) is None
     assert names_its_offset("2026-12-01T10:00Z") and not names_its_offset("2026-12-01T10:00")
     assert not names_its_offset("17:00")
+
+
+def test_a_time_the_clock_goes_back_over_is_the_next_of_its_two_occurrences() -> None:
+    los_angeles = zone_named("America/Los_Angeles")
+    # 2026-11-01: at 02:00 PDT clocks go back to 01:00 PST, so 01:30 comes twice
+    first_pass = datetime(2026, 11, 1, 8, 45, tzinfo=UTC)  # 01:45 PDT
+    second_pass = datetime(2026, 11, 1, 9, 15, tzinfo=UTC)  # 01:15 PST
+    assert time_typed("1:30", first_pass, los_angeles) == datetime(2026, 11, 1, 9, 30, tzinfo=UTC)  # 01:30 PST
+    assert time_typed("1:30", second_pass, los_angeles) == datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+    assert time_typed("1:00", second_pass, los_angeles) == datetime(2026, 11, 2, 9, tzinfo=UTC)  # both passed
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("20261205", datetime(2026, 12, 5, 8, tzinfo=UTC)),  # a date alone, however written: 09:00 there
+        ("2026-W50", datetime(2026, 12, 7, 8, tzinfo=UTC)),  # an ISO week: its Monday
+        ("2026-w50-3", datetime(2026, 12, 9, 8, tzinfo=UTC)),
+        ("2026-12-01T10:00z", datetime(2026, 12, 1, 10, tzinfo=UTC)),
+    ],
+)
+def test_every_iso_form_of_a_date_is_read_as_a_date_alone_is(typed: str, meant: datetime) -> None:
+    assert time_typed(typed, NOW, PARIS) == meant
+    assert names_its_offset(typed) is typed.lower().endswith("z")
+
+
+@pytest.mark.parametrize("name", ["UTC", "Etc/UCT", "GMT0", "Etc/GMT", "Zulu"])
+def test_utc_under_any_name_is_shown_as_utc(name: str) -> None:
+    assert shown(NOW, zone_named(name)) == "2026-12-01 15:30 UTC"
+
+
+def test_a_moment_typed_to_the_second_is_shown_to_the_second() -> None:
+    moment = datetime(2026, 12, 1, 0, 1, 47, tzinfo=UTC)
+    assert shown(moment, PARIS) == "2026-12-01 01:01:47 Europe/Paris time (00:01:47 UTC)"
