@@ -25,6 +25,18 @@ def about(loop: Loop, channel: str, what: str) -> list[Any]:
     return [m for m in slack_messages(loop, channel) if what in blocks_text(m)]
 
 
+async def failed_run(
+    loop: Loop, requested_by: str, pipeline: str = "integrate-app-y", stage: str = "", **how: Any
+) -> Any:
+    """A run of ``pipeline`` that ``requested_by`` started and that failed in ``stage`` (Integration tests unless
+    said; ``how`` as ``start_run`` takes it), once it has ended."""
+    ado = loop.suite.ado
+    ado.script_next_run(pipeline, fail_stage=stage or "Integration tests")
+    run = ado.start_run(pipeline, requested_by=requested_by, **how)
+    await ado.wait_for_run(run.id, timeout=30)
+    return run
+
+
 async def test_actors_exclude_me_leaves_out_the_runs_you_asked_for(start_loop: Any) -> None:
     loop: Loop = await start_loop(only_chat_subscriptions)
     ado = loop.suite.ado
@@ -39,9 +51,7 @@ async def test_actors_exclude_me_leaves_out_the_runs_you_asked_for(start_loop: A
     # who asked for the run was read once, for all of its events
     assert len(ado.recorder.matching(BUILD_ROUTE.format(carols.id))) == 1
 
-    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
-    bobs = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
-    await ado.wait_for_run(bobs.id, timeout=30)
+    bobs = await failed_run(loop, "bob@contoso.com")
     await ado.drain(timeout=30)  # every hook of bob's run answered: routed and stored
     await asyncio.sleep(1.5)  # (the outbox would have posted by now)
     assert about(loop, "app-releases", bobs.name) == []
@@ -204,12 +214,8 @@ async def test_a_failure_goes_by_the_branch_its_failure_details_name(start_loop:
     bob = Person(loop, "slack", "bob", "app-releases")
     await bob.say("subscribe events=run outcomes=failed branches=main", "Subscribed this channel")
 
-    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
-    elsewhere = ado.start_run("integrate-app-y", requested_by="carol@contoso.com", branch="refs/heads/develop")
-    await ado.wait_for_run(elsewhere.id, timeout=30)
-    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
-    on_main = ado.start_run("integrate-app-y", requested_by="carol@contoso.com", branch="refs/heads/main")
-    await ado.wait_for_run(on_main.id, timeout=30)
+    elsewhere = await failed_run(loop, "carol@contoso.com", branch="refs/heads/develop")
+    on_main = await failed_run(loop, "carol@contoso.com", branch="refs/heads/main")
     await ado.drain(timeout=30)
     card = await eventually(lambda: about(loop, "app-releases", on_main.name))
     assert "Integration tests" in blocks_text(card[0])
@@ -221,13 +227,10 @@ async def test_a_failure_goes_by_the_own_name_of_the_stage_it_failed_in_as_a_sta
     start_loop: Any,
 ) -> None:
     loop: Loop = await start_loop(only_chat_subscriptions)
-    ado = loop.suite.ado
     bob = Person(loop, "slack", "bob", "app-releases")
     # the stage people see as "Integration tests" is named IntegrationTests in the pipeline's YAML
     await bob.say("subscribe events=run outcomes=failed stages=IntegrationTests", "Subscribed this channel")
-    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
-    failed = ado.start_run("integrate-app-y", requested_by="carol@contoso.com")
-    await ado.wait_for_run(failed.id, timeout=30)
+    failed = await failed_run(loop, "carol@contoso.com")
     [card] = await eventually(lambda: about(loop, "app-releases", failed.name))
     assert "Integration tests" in blocks_text(card)
 
@@ -239,7 +242,6 @@ async def test_an_environment_or_stage_typed_alone_narrows_the_defaults_to_what_
     """`subscribe environments=production` (or `stages=Deploy*`) is the defaults there: production's gate
     comes, and a failed run, which names no environment (and failed in another stage), does not."""
     loop: Loop = await start_loop(only_chat_subscriptions)
-    ado = loop.suite.ado
     carol = Person(loop, "slack", "carol", "app-releases")
     answer = await carol.say(f"subscribe {typed}", "Subscribed this channel")
     # what can come is said, not what the defaults would bring without the filter
@@ -248,9 +250,7 @@ async def test_an_environment_or_stage_typed_alone_narrows_the_defaults_to_what_
         "stages=Deploy*": ("failed runs and approvals"),
     }[typed]
     assert f"{said} with `{typed}`" in answer
-    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
-    failed = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
-    await ado.wait_for_run(failed.id, timeout=30)
+    await failed_run(loop, "bob@contoso.com")
     await start_release_on_main(loop)
     [gate] = await eventually(lambda: about(loop, "app-releases", "Release release-app-y"))
     assert "Deploy to production" in blocks_text(gate)
@@ -266,12 +266,8 @@ async def test_a_run_that_fails_in_a_stage_the_channel_leaves_out_calls_on_nobod
     ado = loop.suite.ado
     bob = Person(loop, "slack", "bob", "app-releases")
     await bob.say("subscribe events=run stages=Integration*", "Subscribed this channel")
-    ado.script_next_run("train-model-x", fail_stage="Train")
-    training = ado.start_run("train-model-x", requested_by="carol@contoso.com")
-    await ado.wait_for_run(training.id, timeout=30)
-    ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
-    tests = ado.start_run("integrate-app-y", requested_by="carol@contoso.com")
-    await ado.wait_for_run(tests.id, timeout=30)
+    await failed_run(loop, "carol@contoso.com", "train-model-x", stage="Train")
+    await failed_run(loop, "carol@contoso.com")
     await ado.drain(timeout=30)
 
     [card] = await eventually(lambda: about(loop, "app-releases", "train-model-x"))
@@ -309,9 +305,7 @@ async def test_while_the_build_api_is_down_each_runs_failure_is_told_without_ask
     ado.faults.add("GET /contoso/mlops/_apis/build/builds/*", [Fault("503", retry_after=0.1)] * 100)
     runs = []
     for _ in range(3):
-        ado.script_next_run("integrate-app-y", fail_stage="Integration tests")
-        run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
-        await ado.wait_for_run(run.id, timeout=30)
+        run = await failed_run(loop, "bob@contoso.com")
         await ado.drain(timeout=30)
         runs.append(run)
     for run in runs:
