@@ -28,6 +28,7 @@ from bot.events import ApprovalPending, DomainEvent, Person, PipelineRef, RunSta
 from bot.gates import Gatekeeper, decided_in_azure_devops_only
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility, link
+from bot.kept_out import carriers, joined, kept_out, kinds_said, reasons
 from bot.living import merge, render
 from bot.local_times import NotATime, names_its_offset, shown, time_typed, zone_named
 from bot.policy import Policy
@@ -91,17 +92,49 @@ def _described(filters: dict[str, Any]) -> str:
     made with ``subscribe``'s defaults, as what of them can come with what was typed beside them (``approvals and
     classic releases' failed deployments with `environments=production```: no run or model says an environment)."""
     said = _defaults_said(filters) if filters.get(DEFAULTS_MARK) else None
-    shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in LIST_FILTERS]
-    if said is not None:
-        shown = [s for s in shown if s.partition("=")[0] not in _CHOOSING_FILTERS]
-    shown += [f"tags.{key}={_as_typed(value)}" for key, value in filters.get("tags", {}).items()]
-    shown += [f"{k}={_as_typed(p)}" for k in _PATTERN_FILTERS for p in filters.get(k, ())]
-    shown += [f"{k}={filters[k]}" for k in _SETTINGS if filters.get(k)]
+    shown = [*_filters_shown(filters), *(f"{k}={filters[k]}" for k in _SETTINGS if filters.get(k))]
     if said is None:
         return _as_code(shown)
     if not said:
         return f"nothing: no failure, approval or new model says all of {_as_code(shown)}"
     return f"{said} with {_as_code(shown)}" if shown else said
+
+
+def _filters_shown(filters: Mapping[str, Any]) -> list[str]:
+    """A subscription's filters as typed in chat, one option each (the defaults' kinds and outcomes left out)."""
+    shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in LIST_FILTERS]
+    if filters.get(DEFAULTS_MARK):
+        shown = [s for s in shown if s.partition("=")[0] not in _CHOOSING_FILTERS]
+    shown += [f"tags.{key}={_as_typed(value)}" for key, value in filters.get("tags", {}).items()]
+    shown += [f"{k}={_as_typed(p)}" for k in _PATTERN_FILTERS for p in filters.get(k, ())]
+    return shown
+
+
+def _nothing_comes(command: ParsedCommand, filters: dict[str, Any], compiled: Filters, kept: Mapping[str, str]) -> str:
+    """The answer to a ``subscribe`` whose filters no event can ever match (``kept``: every kind it takes, with the
+    filter that keeps it out): what is wrong, and the command corrected where some kind carries all it asks."""
+    if compiled.events and not compiled.defaulted:
+        said = f"{reasons(kept, compiled)}, so nothing would ever come."
+    else:
+        if not compiled.defaulted:
+            what = "no event"
+        elif set(compiled.kinds) >= set(DEFAULT_FILTERS["events"]):
+            what = f"none of the {_ALL_DEFAULTS_SAID} `subscribe` sends unless told otherwise"
+        else:
+            defaults = joined(words for kind, words in _DEFAULT_KINDS_SAID.items() if kind in compiled.kinds)
+            what = f"none of the {defaults} `subscribe` sends unless told otherwise"
+        carried = carriers(compiled, outcomes=not compiled.defaulted)
+        said = f"{what} can say all of {_as_code(_filters_shown(filters))}: {carried}."
+    can = compiled.kinds_carrying()
+    if not can:
+        return (
+            f"Nothing was subscribed: {said} No kind of event carries all of that: leave a filter out, or subscribe "
+            "to each kind apart."
+        )
+    typed = [f"{key}={_as_typed(value)}" for key, value in command.options.items() if key != "events"]
+    example = " ".join(["subscribe", *command.targets, f"events={can[0]}", *typed, *sorted(command.flags)])
+    others = f" ({kinds_said(can).capitalize()} can match those filters.)" if len(can) > 1 else ""
+    return f"Nothing was subscribed: {said} Did you mean `{example}`?{others}"
 
 
 def _defaults_said(filters: Mapping[str, Any]) -> str:
@@ -391,12 +424,18 @@ class ChatHandler:
                 filters.update(await self._link_filters(link))
             except _Refused as refused:
                 return Reply(str(refused))
-            if not dry_run:
-                warning = await self._ensure_hooks(link.project, filters.get("events") or [])
         try:
-            Filters.from_mapping(filters)
+            compiled = Filters.from_mapping(filters)
         except Exception as error:  # a bad pattern is the person's mistake, not ours
             return Reply(f"Those filters don't work: {error}")
+        # (stored, such a subscription would match nothing, silently)
+        kept = kept_out(compiled)
+        if len(kept) == len(compiled.kinds):
+            return Reply(_nothing_comes(command, filters, compiled, kept))
+        if kept and compiled.events and not compiled.defaulted:
+            warning += f"\nBut {kinds_said(kept)} will not come under these filters: {reasons(kept, compiled)}."
+        if link is not None and not dry_run:
+            warning = await self._ensure_hooks(link.project, filters.get("events") or []) + warning
         if dry_run:
             return await self._dry_run(request, filters)
         # the store tells a subscription already made (by anyone, even at this very moment)

@@ -16,6 +16,8 @@ known when it was shown: who did it (an actor filter leaves them out), or the st
 stage filter follows none of the stages its thread told failed), and where every subscription there is muted
 (see :func:`turned_away` and :func:`muted_there`). ``events=run stages=Integration*`` shows a run as it
 starts, and a failure in its stage Train changes its card there without calling on anyone.
+What each kind may carry (KINDS_SAYING, OUTCOMES_OF) also tells what no event of a kind can ever match
+(:meth:`Filters.keeps_out`): ``events=model_registered pipelines=train-*`` takes nothing, and chat refuses it.
 Glob patterns (``*``, ``?``) work for pipelines, branches, stages, environments, models and tag values; text
 filters are regular expressions. A filter on what an event names several of (a deployment's models, a
 stage's name and display name) lets it through if any matches.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -77,6 +79,24 @@ _CARD_KINDS = {"run": frozenset({"run", "stage"}), "stage": frozenset({"run", "s
 # ``Integration*`` (or one that names no stage).
 KINDS_WITHOUT_ENVIRONMENT = frozenset(EVENT_KINDS) - KINDS_SAYING["environments"]
 KINDS_WITHOUT_STAGE = frozenset(EVENT_KINDS) - {"stage", "approval"}
+
+# The outcomes each kind's events may have (their ``outcome``): a run under way, a waiting stage or an open pull
+# request has none yet; no run or stage is ever pending, no pull request failed; a drift is always failed, a
+# deployment succeeded. An outcome filter keeps a kind out where it names none of them (unless it is one of
+# KINDS_WITHOUT_OUTCOME named in ``events``).
+OUTCOMES_OF: dict[str, frozenset[str]] = {
+    "run": frozenset({"succeeded", "failed", "canceled"}),
+    "stage": frozenset({"succeeded", "failed", "canceled"}),
+    "approval": frozenset({"pending", "succeeded", "failed", "canceled"}),
+    "release": frozenset({"succeeded", "failed", "canceled"}),
+    "code_pushed": frozenset(),
+    "pull_request": frozenset({"succeeded", "canceled"}),
+    "model_registered": frozenset(),
+    "model_deployed": frozenset({"succeeded"}),
+    "training_run": frozenset({"succeeded", "failed", "canceled"}),
+    "data_drift": frozenset({"failed"}),
+    "data_arrived": frozenset(),
+}
 
 
 # A yes/no setting as YAML (a boolean) or chat (``off``, ``no``, ``false``…) gives it.
@@ -232,7 +252,7 @@ class Filters:
         """Whether the outcome filter (if any) lets ``event`` through."""
         outcomes = self._matcher.outcomes
         # (a kind without an outcome in events comes, named or by default: the defaults' new models)
-        return outcomes is None or event.outcome in outcomes or self._lists(event, KINDS_WITHOUT_OUTCOME)
+        return outcomes is None or event.outcome in outcomes or self._lists(event.kind, KINDS_WITHOUT_OUTCOME)
 
     def takes_actor(self, event: DomainEvent) -> bool:
         """Whether the actor filters (if any) let through who did ``event`` (nobody, where it does not say)."""
@@ -255,16 +275,48 @@ class Filters:
         stages = self._matcher.stages
         return stages is None or any(_globbed(name, stages) for name in names)
 
-    def _names(self, event: DomainEvent, kinds_without: frozenset[str]) -> bool:
-        """Whether ``event`` is of one of ``kinds_without`` (kinds that never carry what a filter looks at) and
-        the subscription names its kind in ``events`` (``subscribe``'s defaults name none): that filter then
-        does not hold it back."""
-        return not self.defaulted and self._lists(event, kinds_without)
-
-    def _lists(self, event: DomainEvent, kinds_without: frozenset[str]) -> bool:
-        """Whether ``event`` is of one of ``kinds_without`` and its kind is in ``events``, named or by default."""
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of event the subscription takes: those ``events`` names (or its defaults), else every kind."""
         events = self._matcher.events
-        return events is not None and event.kind in events and event.kind in kinds_without
+        return tuple(kind for kind in EVENT_KINDS if events is None or kind in events)
+
+    def keeps_out(self, kind: str) -> str | None:
+        """The filter that keeps out every event of ``kind``, as :meth:`matches` reads them (``events``, or a filter
+        on what no event of that kind carries: ``outcomes``, ``pipelines``, ``tags``…); None where one may come."""
+        matcher = self._matcher
+        if matcher.events is not None and kind not in matcher.events:
+            return "events"
+        outcome_less = self._lists(kind, KINDS_WITHOUT_OUTCOME)  # (named in events: any outcome filter passes it)
+        if matcher.outcomes is not None and matcher.outcomes.isdisjoint(OUTCOMES_OF[kind]) and not outcome_less:
+            return "outcomes"
+        for name, _, _ in matcher.globs:
+            moot = name == "environments" and self._names(kind, KINDS_WITHOUT_ENVIRONMENT)
+            if kind not in KINDS_SAYING[name] and not moot:
+                return name
+        stageless = self._names(kind, KINDS_WITHOUT_STAGE)
+        if matcher.stages is not None and kind not in KINDS_SAYING["stages"] and not stageless:
+            return "stages"
+        if matcher.tags and kind not in KINDS_SAYING["tags"]:
+            return "tags"
+        return None
+
+    def kinds_carrying(self) -> tuple[str, ...]:
+        """The kinds whose events may carry everything the filters look at (an outcome they name, a pipeline, a
+        tag…): those that ``events`` could name for each filter to apply (and not be passed over)."""
+        every_kind = replace(self, events=(), defaulted=False)
+        return tuple(kind for kind in EVENT_KINDS if every_kind.keeps_out(kind) is None)
+
+    def _names(self, kind: str, kinds_without: frozenset[str]) -> bool:
+        """Whether ``kind`` is one of ``kinds_without`` (kinds that never carry what a filter looks at) and the
+        subscription names it in ``events`` (``subscribe``'s defaults name none): that filter then does not hold
+        its events back."""
+        return not self.defaulted and self._lists(kind, kinds_without)
+
+    def _lists(self, kind: str, kinds_without: frozenset[str]) -> bool:
+        """Whether ``kind`` is one of ``kinds_without`` and in ``events``, named or by default."""
+        events = self._matcher.events
+        return events is not None and kind in events and kind in kinds_without
 
     def matches(
         self,
@@ -288,13 +340,13 @@ class Filters:
             if ignoring_branch and name == "branches":
                 continue
             values = values_of(event)
-            if not values and name == "environments" and self._names(event, KINDS_WITHOUT_ENVIRONMENT):
+            if not values and name == "environments" and self._names(event.kind, KINDS_WITHOUT_ENVIRONMENT):
                 continue
             if not any(_globbed(value, pattern) for value in values):
                 return False
         if matcher.stages is not None and not ignoring_stage:
             stage_names = _stage_names(event)
-            named_without_stage = not stage_names and self._names(event, KINDS_WITHOUT_STAGE)
+            named_without_stage = not stage_names and self._names(event.kind, KINDS_WITHOUT_STAGE)
             if not named_without_stage and not any(_globbed(n, matcher.stages) for n in stage_names):
                 return False
         if matcher.tags:

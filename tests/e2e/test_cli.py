@@ -124,6 +124,31 @@ def test_check_warns_of_a_subscription_to_a_project_handoff_does_not_follow(tmp_
     ]
 
 
+def test_check_warns_of_a_subscription_no_event_can_match_and_of_kinds_its_filters_keep_out(tmp_path: Path) -> None:
+    """A model registration carries no pipeline, a stage no model: the file is usable, but those events never come."""
+    path = config_copy(tmp_path, server__public_url="https://handoff.contoso.com")
+    raw = yaml.safe_load(path.read_text())
+    first = len(raw["subscriptions"])
+    raw["subscriptions"] += [
+        {"channel": "ml-models", "events": ["model_registered"], "pipelines": ["train-*"]},
+        {"channel": "app-releases", "events": ["run", "stage"], "models": ["model-x"]},
+        {"channel": "ml-models", "stages": ["Deploy*"], "tags": {"stage": "prod"}},
+    ]
+    path.write_text(yaml.safe_dump(raw))
+    result = run("check", "--config", str(path), env=clean_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{path}: OK, with 3 warning(s)",
+        f"  - warning: subscriptions[{first}]: no event can ever come to ml-models by it: model registrations carry no "
+        "pipeline (events that can match its filters: run, stage, approval, release)",
+        f"  - warning: subscriptions[{first + 1}].events: stage in events never comes to app-releases: stages carry "
+        "no model; take it out of events, or into a subscription of its own",
+        f"  - warning: subscriptions[{first + 2}]: no event can ever come to ml-models by it: no event carries all it "
+        "reads: only runs, stages and approvals carry a stage; only model registrations, model deployments and "
+        "training runs carry tags (leave a filter out, or split it)",
+    ]
+
+
 def test_check_names_every_problem(tmp_path: Path) -> None:
     path = config_copy(tmp_path, server__prot=80, server__port="eighty", slack__enabled=True)
     result = run("check", "--config", str(path), env=clean_env())

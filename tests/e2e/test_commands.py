@@ -843,6 +843,44 @@ async def subscriptions(person: Person) -> None:
     assert f"Subscriptions of this channel:\n{number}: `events=run`\n{configured}" in answer
 
 
+@pytest.mark.parametrize("platform", ["slack", "teams"])
+async def test_a_subscription_no_event_can_match_is_refused_saying_why_and_one_that_keeps_out_a_kind_says_so(
+    loop: Loop, platform: str
+) -> None:
+    """A model registration carries no pipeline, a run is never pending, no kind carries both a stage and a tag:
+    such a subscription would stay silent for good, so nothing is stored, and the answer shows what would work."""
+    bob = Person(loop, platform, "bob", "app-releases")
+    store = loop.server.store
+    answer = await bob.say("subscribe events=model_registered pipelines=train-*", "Nothing was subscribed")
+    assert (
+        "Nothing was subscribed: model registrations carry no pipeline, so nothing would ever come. Did you mean "
+        "`subscribe events=run pipelines=train-*`? (Runs, stages, approvals and classic releases' deployments can "
+        "match those filters.)"
+    ) in answer
+    answer = await bob.say("subscribe events=run outcomes=pending dry-run", "Nothing was subscribed")
+    assert (
+        "Nothing was subscribed: runs are never pending (only succeeded, failed or canceled), so nothing would ever "
+        "come. Did you mean `subscribe events=approval outcomes=pending dry-run`?"
+    ) in answer
+    # subscribe's defaults: failures, approvals and new models, of which none says a stage and a tag
+    answer = await bob.say("subscribe stages=Deploy* tags.stage=prod", "Nothing was subscribed")
+    assert (
+        "Nothing was subscribed: none of the failures, approvals and new models `subscribe` sends unless told "
+        "otherwise can say all of `stages=Deploy* tags.stage=prod`: only runs, stages and approvals carry a stage; "
+        "only model registrations, model deployments and training runs carry tags. No kind of event carries all of "
+        "that: leave a filter out, or subscribe to each kind apart."
+    ) in answer
+    assert await store.list_subscriptions() == []
+    # of the kinds named, a stage carries no model: the runs come, and the answer says the stages will not
+    answer = await bob.say("subscribe events=run,stage models=model-x", "Subscribed this channel (subscription")
+    assert (
+        "`events=run,stage models=model-x`.\nBut stages will not come under these filters: stages carry no model."
+        in answer
+    )
+    [stored] = await store.list_subscriptions()
+    assert stored.filters == {"events": ["run", "stage"], "models": ["model-x"]}
+
+
 async def test_a_subscription_of_the_configuration_file_is_muted_there_and_listed_muted_in_chat(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:

@@ -14,20 +14,26 @@ from hypothesis import strategies as st
 
 from bot.config import ConfigError, parse_settings, subscription_filter_problems
 from bot.events import (
+    EVENT_KINDS,
     ApprovalPending,
     CodePushed,
     DataArrived,
+    DataDriftDetected,
+    DomainEvent,
     ModelDeployed,
     ModelRegistered,
     Person,
     PipelineRef,
+    PullRequestChanged,
     ReleaseDeploymentCompleted,
     RunStateChanged,
     StageStateChanged,
+    TrainingRunFinished,
 )
 from bot.records import ConversationAddress
 from bot.routing import (
     DEFAULT_FILTERS,
+    DEFAULTS_MARK,
     KINDS_WITHOUT_OUTCOME,
     Filters,
     Subscription,
@@ -789,3 +795,86 @@ def test_muted_there_names_the_conversations_whose_every_subscription_is_muted()
     assert muted_there({here, there}, subscriptions, NOW) == {here}
     assert muted_there({here}, subscriptions, later) == set()  # the mute is over
     assert muted_there({ConversationAddress("slack", "C3")}, subscriptions, NOW) == set()  # no subscription there
+
+
+# --- what no event of a kind can match -------------------------------------------------------------------
+
+
+def fullest_events(kind: str) -> list[DomainEvent]:
+    """Events of ``kind`` carrying everything such events may carry (each field ``x``, a tag ``k: x``), one for
+    each outcome it may have: if none of them gets through a filter whose globs are all ``*``, none can."""
+    run = replace(RUN, pipeline_name="x", branch="x")
+    at: dict[str, Any] = {"source": "s", "event_id": "e", "occurred_at": NOW, "text": "x"}
+    devops = at | {"project": "x", "project_id": "x"}
+    model = {"k": "x", "model": "x"}
+    variants: dict[str, list[DomainEvent]] = {
+        "run": [
+            RunStateChanged(**devops, run=run, state=state, result=result, failing_stage="x", for_model="x:1")
+            for state, result in [
+                ("inProgress", None),
+                *(("completed", r) for r in ("succeeded", "failed", "canceled")),
+            ]
+        ],
+        "stage": [
+            StageStateChanged(**devops, run=run, stage_name="x", state=state, result=result)
+            for state, result in [("running", None), *(("completed", r) for r in ("succeeded", "failed", "canceled"))]
+        ],
+        "approval": [
+            ApprovalPending(
+                **devops, approval_id="1", status=s, run=run, stage_name="x", environment_name="x", for_model="x:1"
+            )
+            for s in ("pending", "approved", "rejected", "canceled")
+        ],
+        "release": [
+            ReleaseDeploymentCompleted(
+                **devops, release_id="1", release_name="x", definition_name="x", environment_name="x", status=s
+            )
+            for s in ("succeeded", "rejected", "canceled")
+        ],
+        "code_pushed": [CodePushed(**devops, repository="x", ref="x")],
+        "pull_request": [
+            PullRequestChanged(
+                **devops, repository="x", pull_request_id="1", title="x", change="x", status=s, target_ref="x"
+            )
+            for s in ("active", "completed", "abandoned")
+        ],
+        "model_registered": [ModelRegistered(**at, model_name="x", model_version="1", model_tags=model)],
+        "model_deployed": [ModelDeployed(**at, service_name="x", model_ids=("x:1",), service_tags=model)],
+        "training_run": [
+            TrainingRunFinished(**at, run_id="1", experiment_name="x", status=s, run_tags=model)
+            for s in ("Running", "Completed", "Failed", "Canceled")
+        ],
+        "data_drift": [DataDriftDetected(**at, monitor_id="1", monitor_name="x", run_id="1", drift_coefficient=0.5)],
+        "data_arrived": [DataArrived(**at, storage_account="x", container="x", path="x")],
+    }
+    assert all(event.kind == kind for event in variants[kind])
+    return variants[kind]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    events=st.lists(st.sampled_from(EVENT_KINDS), max_size=3, unique=True),
+    defaulted=st.booleans(),
+    outcomes=st.lists(st.sampled_from(["succeeded", "failed", "canceled", "pending", "any"]), max_size=2, unique=True),
+    read=st.lists(
+        st.sampled_from(["projects", "pipelines", "branches", "stages", "environments", "models", "tags"]),
+        max_size=3,
+        unique=True,
+    ),
+)
+def test_a_kind_is_kept_out_exactly_where_none_of_its_events_can_match(
+    events: list[str], defaulted: bool, outcomes: list[str], read: list[str]
+) -> None:
+    """``keeps_out`` (what chat refuses and check warns of) agrees with routing, kind by kind, on events that carry
+    everything their kind may: the outcomes each kind has, which kinds say an environment or a stage, and the
+    kinds ``events`` names that such a filter does not hold back."""
+    mapping: dict[str, Any] = {"events": events, "outcomes": outcomes, DEFAULTS_MARK: defaulted and bool(events)}
+    mapping |= {name: ({"k": "*"} if name == "tags" else ["*"]) for name in read}
+    filters = Filters.from_mapping(mapping)
+    for kind in EVENT_KINDS:
+        comes = any(filters.matches(event) for event in fullest_events(kind))
+        assert (filters.keeps_out(kind) is None) == comes, (kind, mapping)
+    # the kinds a refusal suggests naming in events instead each come where named so
+    others = {key: value for key, value in mapping.items() if key not in ("events", DEFAULTS_MARK)}
+    for kind in filters.kinds_carrying():
+        assert Filters.from_mapping(others | {"events": [kind]}).keeps_out(kind) is None, (kind, mapping)
