@@ -330,6 +330,7 @@ def create_app(
     app = web.Application(
         middlewares=[edge_middleware],
         client_max_size=APP_BODY_LIMIT,
+        handler_args=web_limits.SERVER_SETTINGS,  # bodies decoded by the edge, not by aiohttp
     )
     app[BODY_LIMITS] = limits
     app[DRAINING] = Draining()

@@ -533,6 +533,19 @@ class EventGridSettings(Integration):
         "https://portal.azure.com",
         description="the Azure portal, for the links to new data on cards (a sovereign cloud's, an emulator's)",
     )
+    allowed_origins: list[str] = Field(
+        default_factory=lambda: ["eventgrid.azure.net"],
+        description="the senders (WebHook-Request-Origin) whose CloudEvents handshake Handoff grants: Azure Event "
+        "Grid's own; add a sovereign cloud's if its handshake is refused, or \"*\" for any",
+    )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _host_names(cls, origins: list[str]) -> list[str]:
+        cleaned = [origin.strip() for origin in origins]
+        if not cleaned or not all(cleaned):
+            raise ValueError('list the senders\' host names (eventgrid.azure.net), or "*" for any')
+        return cleaned
 
 
 # --- who, where, what -------------------------------------------------------------------------------

@@ -11,18 +11,20 @@ that is not 2xx (reference/azure-ml.md §2.4). So those four codes mean "the sen
 - 401 without the delivery secret (in the query string, URL-encoded or as written, or the configured
   header), or one of the previous secrets still accepted while a new one rolls out (§2.5: rotate by
   accepting old and new for a while);
-- 400 for a body that is not events (not JSON, not an object or an array of them, or no event in it);
-  413 over the cap;
+- 400 for a body that is not events (not JSON, not an object or an array of them, an array of more items
+  than the 5,000 events of Event Grid's largest batch, or no event in it); 413 over the cap;
 - 503 with ``Retry-After`` when the core cannot store the events, or not within ``server.hook_timeout``
   (Event Grid stops waiting at 30 s): Event Grid retries the whole batch, and the events already stored
   come back as duplicates.
 
-``OPTIONS`` answers the CloudEvents abuse-protection handshake (§2.2). It is not authentication, and it
-asks for none.
+``OPTIONS`` answers the CloudEvents abuse-protection handshake (§2.2): it allows delivery from the origins in
+``eventgrid.allowed_origins`` (Azure Event Grid's, ``eventgrid.azure.net``, unless configured) and answers any
+other 403 without allowing it. It is not authentication, and it asks for none.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -60,6 +62,10 @@ ALLOW = "POST, OPTIONS"
 LOGGED_EVENTS = 5  # a batch can hold thousands; its log line names the first few
 SHOWN_RESOURCE = 300  # resource ids and paths run long, and their last segments say the most
 PREVIOUS_SECRET_TOLD_EVERY = 600.0  # seconds
+OFF_LOOP_FROM = 16 * 1024
+"""Bytes from which a delivery is read in a worker thread. Reading costs tens of microseconds an event (the
+Event Grid model's, mostly): a batch of thousands would hold the event loop, and every other request, for
+a good part of a second. One event, the usual delivery, is read where it is answered."""
 
 log = logging.getLogger("handoff.ingest.eventgrid")
 
@@ -113,6 +119,8 @@ class EventGridRoute:
         self._previous_told_at: float | None = None
         self._query_parameter = settings.secret_query_parameter
         self._header = settings.secret_header
+        self._origins = frozenset(origin.casefold() for origin in settings.allowed_origins)
+        self._any_origin = "*" in self._origins
         self._sink = sink
         self._selector = selector
         self._hook_timeout = hook_timeout
@@ -146,13 +154,25 @@ class EventGridRoute:
                 "eventgrid.previous_delivery_secrets until every subscription has the new one"
             )
 
+    def _allows(self, origin: str) -> bool:
+        return self._any_origin or origin.strip().casefold() in self._origins
+
     async def options(self, request: web.Request) -> web.Response:
-        """The CloudEvents webhook abuse-protection handshake: allow the requesting origin."""
+        """The CloudEvents webhook abuse-protection handshake: allow the requesting origin when it is one of
+        ``eventgrid.allowed_origins``; refuse any other with a 403 that does not name it allowed."""
         headers = {"Allow": ALLOW}
         origin = request.headers.get("WebHook-Request-Origin")
         if origin is not None:
             if not _header_safe(origin):
-                return _error(400, "invalid_origin", "WebHook-Request-Origin is not a host name")
+                return _error(400, "invalid_origin", "WebHook-Request-Origin is not a host name", headers)
+            if not self._allows(origin):
+                # only the header consents (the spec: "the handshake cannot rely on status codes"); the 403
+                # tells a person trying the URL what is wrong
+                log.warning(
+                    "event grid webhook handshake from origin %s: refused, not in eventgrid.allowed_origins",
+                    _shown(origin),
+                )
+                return _error(403, "origin_not_allowed", "this origin may not deliver events here", headers)
             headers["WebHook-Allowed-Origin"] = origin
             rate = (request.headers.get("WebHook-Request-Rate") or "").strip()
             if rate:  # grant the rate asked for; anything but a number of requests per minute gets "*"
@@ -201,19 +221,35 @@ class EventGridRoute:
             )
         return events, outcomes
 
+    def _read(self, body: bytes, subscription: str | None) -> _Read:
+        """The delivery in ``body``, its handshake code if any, and the events Handoff takes from it (see
+        :meth:`_select`); runs in a worker thread for a large body, so shares nothing but the log and the
+        (unchanging) selector.
+
+        Raises:
+            PayloadError: the body is not a delivery.
+        """
+        delivery = parse_delivery(decode_json(body))
+        code = validation_code(delivery.envelopes)
+        # the events of a batch that also holds the handshake are stored before the handshake is answered
+        events, outcomes = self._select(delivery, subscription)
+        return _Read(delivery, code, events, outcomes)
+
     async def post(self, request: web.Request) -> web.Response:
         if not self._authentic(request):
             log.warning("event grid delivery from %s: unauthorized", request.remote)
             return _error(401, "unauthorized", "the delivery secret is missing or wrong")
+        body = await request.read()
+        subscription = request.headers.get("aeg-subscription-name")
         try:
-            delivery = parse_delivery(decode_json(await request.read()))
-            code = validation_code(delivery.envelopes)
+            if len(body) < OFF_LOOP_FROM:
+                read = self._read(body, subscription)
+            else:  # (thousands of events: their reading must not hold up every other request meanwhile)
+                read = await asyncio.to_thread(self._read, body, subscription)
         except PayloadError as exc:
             log.warning("event grid delivery: rejected (%s)", exc)
             return _error(400, "invalid_payload", str(exc))
-        subscription = request.headers.get("aeg-subscription-name")
-        # the events of a batch that also holds the handshake are stored before the handshake is answered
-        events, outcomes = self._select(delivery, subscription)
+        delivery, code, events, outcomes = read.delivery, read.code, read.events, read.outcomes
         try:
             stored = await stored_within(self._hook_timeout, self._sink.accept_all(events)) if events else []
         except Exception as exc:
@@ -244,6 +280,16 @@ class EventGridRoute:
         shown = "; ".join(outcomes) + ("; ..." if len(delivery) > LOGGED_EVENTS else "")
         log.info("event grid delivery of %d event(s): %s", len(delivery), shown or "none")
         return json_answer({"accepted": accepted, "duplicates": duplicates, "ignored": ignored})
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What :meth:`EventGridRoute._read` makes of a delivery's body."""
+
+    delivery: Delivery
+    code: str | None  # the subscription handshake's validation code, when the delivery holds it
+    events: list[DomainEvent]  # what Handoff takes
+    outcomes: list[str]  # a log phrase for each of the first few items
 
 
 @dataclass

@@ -85,9 +85,11 @@ async def _eventgrid(session: aiohttp.ClientSession, base: str, settings: Settin
     name = "public_url.eventgrid"
     assert grid is not None
     url = f"{base}/hooks/eventgrid"
-    status, headers, _ = await _request(session, "OPTIONS", url, headers={"WebHook-Request-Origin": ORIGIN})
+    # the handshake as Event Grid makes it, from an origin the configuration allows
+    origin = next((o for o in grid.allowed_origins if o != "*"), ORIGIN)
+    status, headers, _ = await _request(session, "OPTIONS", url, headers={"WebHook-Request-Origin": origin})
     allowed = {k.lower(): v for k, v in headers.items()}.get("webhook-allowed-origin", "")
-    if status != 200 or allowed not in (ORIGIN, "*"):
+    if status != 200 or allowed not in (origin, "*"):
         return fail(name, _missing(status, "/hooks/eventgrid", "eventgrid") + " (handshake)", "check server.public_url")
     probe = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "handoff-doctor", "type": "Handoff.Doctor.Probe"}
     status, _, _ = await _request(

@@ -1,14 +1,19 @@
 """Per-route body-size caps, checked before the body is read when the sender declares its length; the
-400 for a body whose ``Content-Encoding`` does not decode; and the deadlines a request has to arrive by."""
+bodies' ``Content-Encoding`` (gzip and deflate decoded here, 415 for any other, 400 for a body that does not
+decode); and the deadlines a request has to arrive by."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
+
+from adapters.web.answers import json_answer
 
 log = logging.getLogger("handoff.web")
 
@@ -46,6 +51,80 @@ def alias_trailing_slash(app: web.Application, path: str) -> None:
         set_body_limit(app, alias, app[BODY_LIMITS][path])
 
 
+ACCEPTED_ENCODINGS = "gzip, deflate, identity"
+"""The ``Content-Encoding`` values a body may come in (what a 415 names in its ``Accept-Encoding``)."""
+
+SERVER_SETTINGS: Mapping[str, Any] = MappingProxyType({"auto_decompress": False})
+"""aiohttp's server settings for Handoff's application (``web.Application(handler_args=...)``): bodies reach
+:func:`over_limit` as sent, which decodes them. aiohttp's own decoding refuses an encoding it cannot decode (``br``
+without Brotli, ``zstd``) with a plain-text 400 before any route or middleware runs, and passes one it does not
+know as if it were not encoded."""
+
+_WINDOW_BITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class _Undecodable(Exception):
+    """A compressed body that does not decode: broken, ended early, or followed by something else."""
+
+
+class _TooLarge(Exception):
+    """A compressed body that decodes to more than its route's cap."""
+
+
+def _coding(request: web.Request) -> str:
+    """The body's content coding, lower case; empty for none (or ``identity``, which is none)."""
+    coding = ", ".join(request.headers.getall("Content-Encoding", ())).strip().lower()
+    return "" if coding == "identity" else coding
+
+
+def _decoded(body: bytes, coding: str, limit: int) -> bytes:
+    """``body`` decoded from ``coding`` (gzip, its members one after another, or deflate: zlib's format, as
+    HTTP says, or the raw stream some senders write), never more than ``limit`` bytes of it.
+
+    Raises:
+        _Undecodable: it does not decode.
+        _TooLarge: it decodes to more than ``limit`` bytes (no more is decoded than that).
+    """
+    if not body:
+        return body
+    window = _WINDOW_BITS[coding]
+    if coding == "deflate" and body[0] & 0x0F != 8:  # no zlib header: a raw deflate stream
+        window = -zlib.MAX_WBITS
+    out = bytearray()
+    rest = body
+    try:
+        while rest:
+            stream = zlib.decompressobj(window)
+            out += stream.decompress(rest, limit + 1 - len(out))
+            if len(out) > limit:
+                raise _TooLarge
+            if not stream.eof:
+                raise _Undecodable
+            rest = stream.unused_data
+            if rest and coding != "gzip":
+                raise _Undecodable
+    except zlib.error:
+        raise _Undecodable from None
+    return bytes(out)
+
+
+def unsupported_encoding(request: web.Request, coding: str) -> web.Response:
+    """The 415 for a body in an encoding Handoff does not decode, naming those it does. A sender's mistake, so one
+    warning line (and never a 503: senders retry those for hours)."""
+    shown = coding[:40]
+    log.warning(
+        "%s %s: a body in Content-Encoding %s is not accepted, answered 415", request.method, request.path, shown
+    )
+    return json_answer(
+        {
+            "error": "unsupported_media_type",
+            "message": f"Content-Encoding {shown} is not accepted: send the body as gzip, deflate or identity",
+        },
+        status=415,
+        headers={"Accept-Encoding": ACCEPTED_ENCODINGS},
+    )
+
+
 def largest_limit(limits: dict[str, int]) -> int:
     return max([DEFAULT_LIMIT, *limits.values()])
 
@@ -55,8 +134,8 @@ def _too_large(limit: int) -> web.Response:
 
 
 def undecodable_body(request: web.Request) -> web.Response:
-    """The 400 for a body aiohttp could not read: a ``Content-Encoding`` it does not decode to, or a broken
-    transfer. A client's mistake, so one warning line and no 503 (senders retry those for hours)."""
+    """The 400 for a body that could not be read: one that does not decode from its ``Content-Encoding``, or a
+    broken transfer. A client's mistake, so one warning line and no 503 (senders retry those for hours)."""
     encoding = request.headers.get("Content-Encoding", "").strip()[:40]
     log.warning(
         "%s %s: the body could not be read (Content-Encoding %s)", request.method, request.path, encoding or "none"
@@ -113,11 +192,11 @@ async def over_limit(request: web.Request) -> web.Response | None:
     declared = request.content_length
     if declared is not None and declared > limit:
         return _too_large(limit)
+    coding = _coding(request)
     # a body all in (the usual case: it came with its headers) is the route's to read; any other is read
-    # here, under the deadline, and so is a compressed one: one that does not decode is a 400 before any
-    # route (or its authentication) runs, never an error left in the stream when a route answers without
-    # reading it
-    if declared is not None and "Content-Encoding" not in request.headers and request.content.is_eof():
+    # here, under the deadline, and so is a compressed one, decoded here: one that does not decode is a 400
+    # (one in an encoding Handoff does not decode a 415) before any route (or its authentication) runs
+    if declared is not None and not coding and request.content.is_eof():
         return None
     if request.can_read_body:
         try:
@@ -134,6 +213,18 @@ async def over_limit(request: web.Request) -> web.Response | None:
             return undecodable_body(request)
         if len(body) > limit:
             return _too_large(limit)
+        if coding:
+            if coding not in _WINDOW_BITS:
+                return unsupported_encoding(request, coding)
+            try:
+                decoded = _decoded(body, coding, limit)
+            except _TooLarge:
+                return _too_large(limit)
+            except _Undecodable:
+                return undecodable_body(request)
+            # what the route's read() returns: aiohttp keeps the body it read there, and offers no other way
+            # to hand a route a body other than the one that came
+            request._read_bytes = decoded
     return None
 
 

@@ -1,10 +1,11 @@
 """One warning line, not an error with a traceback, for a request that is not valid HTTP.
 
 aiohttp answers such a request itself, before any route or middleware runs: a header it cannot parse, a
-line over its limits, a compressed body that ends before its stream does (a truncated ``deflate`` body
-fails only when the message ends). It answers 400 and logs the sender's mistake as an ERROR with a
-traceback on ``aiohttp.server``. :func:`quiet_client_errors` makes that one WARNING line in Handoff's words;
-a failure of the server itself (a 5xx) keeps its traceback.
+line over its limits, or (on a server that lets aiohttp decode bodies; Handoff's application decodes them
+itself, see :data:`adapters.web.limits.SERVER_SETTINGS`) a compressed body that does not decode. It answers
+400 and logs the sender's mistake as an ERROR with a traceback on ``aiohttp.server``.
+:func:`quiet_client_errors` makes that one WARNING line in Handoff's words; a failure of the server itself (a
+5xx) keeps its traceback.
 """
 
 from __future__ import annotations

@@ -232,6 +232,38 @@ async def test_options_without_origin_and_with_a_bad_one(ingest: Ingest) -> None
     assert reply.status == 400
 
 
+async def test_a_handshake_from_another_origin_than_event_grid_is_refused(
+    ingest: Ingest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the header consents (the CloudEvents webhook spec); the 403 says so to a person trying the URL."""
+    with caplog.at_level(logging.INFO, logger="handoff.ingest.eventgrid"):
+        reply = await ingest.options(
+            "/hooks/eventgrid", {"WebHook-Request-Origin": "sender.example.com", "WebHook-Request-Rate": "120"}
+        )
+    assert (reply.status, reply.json()) == (
+        403,
+        {"error": "origin_not_allowed", "message": "this origin may not deliver events here"},
+    )
+    assert "WebHook-Allowed-Origin" not in reply.headers and "WebHook-Allowed-Rate" not in reply.headers
+    assert [r.getMessage() for r in caplog.records] == [
+        "event grid webhook handshake from origin 'sender.example.com': refused, not in eventgrid.allowed_origins"
+    ]
+    # a host name is the same host name in any case, and is echoed as it came
+    reply = await ingest.options("/hooks/eventgrid", {"WebHook-Request-Origin": "EventGrid.Azure.NET"})
+    assert (reply.status, reply.headers["WebHook-Allowed-Origin"]) == (200, "EventGrid.Azure.NET")
+
+
+async def test_the_origins_a_handshake_is_granted_to_are_configured(make_ingest: IngestFactory) -> None:
+    async with make_ingest(eventgrid={"allowed_origins": ["eventgrid.azure.us"]}) as ingest:
+        reply = await ingest.options("/hooks/eventgrid", {"WebHook-Request-Origin": "eventgrid.azure.us"})
+        assert (reply.status, reply.headers["WebHook-Allowed-Origin"]) == (200, "eventgrid.azure.us")
+        reply = await ingest.options("/hooks/eventgrid", {"WebHook-Request-Origin": "eventgrid.azure.net"})
+        assert reply.status == 403 and "WebHook-Allowed-Origin" not in reply.headers
+    async with make_ingest(eventgrid={"allowed_origins": ["*"]}) as ingest:
+        reply = await ingest.options("/hooks/eventgrid", {"WebHook-Request-Origin": "sender.example.com"})
+        assert (reply.status, reply.headers["WebHook-Allowed-Origin"]) == (200, "sender.example.com")
+
+
 # --- batches and answers --------------------------------------------------------------------------------
 
 
