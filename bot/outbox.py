@@ -30,13 +30,20 @@ card that was never posted. What is given up because its conversation cannot be 
 Deliveries that end unsent without an alert (those, and card versions a newer one was shown in place of) are
 each counted by :class:`UnsentReason` and logged at INFO.
 
-No attempt waits past a bound well inside its claim's lease (``OutboxWorker.max_wait`` for room in the
-conversation's limits; the adapters cap their own waits likewise): a send with no room by then is
-:class:`~bot.ports.SendLater`, and the delivery goes back to the store until there is room, keeping its
-turn in its conversation, its attempt not counted. Nor does an attempt send past its claim's
-``OutboxWorker.send_within`` (three quarters of the lease): a call still unanswered then (a platform or a store
-that stalls) is given up, as a send that may have gone out, leaving the rest of the lease to record that. So no
-delivery is claimed again, by this worker or another replica, while an attempt still means to send it.
+A claim is leased briefly (``OutboxWorker.lease``, 15 s) and renewed every third of that while its attempt goes
+on, as long as the claim is still the worker's as it left it (a conditional write: nothing recorded since,
+nobody else's claim). So a worker that dies (a crash, ``kill -9``) holds up its conversations for one short lease
+at most: then the next process, or another replica, claims what it held, as a recovery.
+
+No attempt waits for room in the conversation's limits past ``OutboxWorker.max_wait`` from its claim (the
+adapters cap their own waits likewise): a send with no room by then is :class:`~bot.ports.SendLater`, and the
+delivery goes back to the store until there is room, keeping its turn in its conversation, its attempt not
+counted. Nor does an attempt send past ``OutboxWorker.send_within`` from its claim, after which its lease is no
+longer renewed: a call still unanswered then (a platform or a store that stalls) is given up, as a send that may
+have gone out, leaving the rest of the lease to record that; so a stuck send holds its conversation for
+``send_within`` and one lease at most. And an attempt whose lease could not be renewed (the store failing) stops
+sending a third of a lease before that lease runs out, the same way. So no delivery is claimed again, by this
+worker or another replica, while an attempt still means to send it.
 
 On a graceful stop (:meth:`OutboxWorker.run`'s ``stop``) the worker hands back what it has claimed and not
 finished, so that the next process, or another replica, sends it at once rather than when its lease runs out:
@@ -51,12 +58,15 @@ without the outcome being recorded (its worker died, the answer was lost, or the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import hashlib
 import logging
+import os
 import random
+import socket
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -146,17 +156,27 @@ SEND_HISTORY = timedelta(seconds=max(seconds for windows in DEFAULT_WINDOWS.valu
 """How long the store must remember a send for the platforms' limits: the longest window."""
 
 
+LEASE = timedelta(seconds=15)
+"""How long a claim on a delivery lasts unless renewed: what a worker that dies holds its conversations up for."""
+MAX_WAIT = timedelta(seconds=15)
+"""The longest an attempt waits for room to send, from its claim."""
+SEND_WITHIN = timedelta(seconds=45)
+"""The longest an attempt may go on sending, from its claim (its lease renewed meanwhile)."""
+
+
 @dataclass
 class _Attempt:
     """One attempt at a claimed delivery."""
 
     delivery: Delivery
-    # the latest a wait for room to send may end: well inside the claim's lease, so that no other attempt
-    # (this worker's or another replica's) claims the delivery while this one still means to send it
+    # the latest a wait for room to send may end
     wait_until: datetime
-    # the latest the attempt may still be sending (calls to the platform, and to the store, included): what
-    # is left of the lease after it is for recording what became of it
+    # the latest the attempt may still be sending (calls to the platform, and to the store, included), and the
+    # last moment its lease is renewed: what is left of the lease after it is for recording what became of it
     send_until: datetime
+    # the claim's lease as the worker last wrote it (claimed, or renewed): renewals are fenced by it, and the
+    # attempt stops sending well before it, should renewals fail
+    lease_until: datetime
     # a call that may post or change a message has gone out to the platform: whatever fails after it, the
     # next attempt must look for what it posted before posting again
     sent: bool = False
@@ -206,14 +226,16 @@ class OutboxWorker:
         conversation_names: the configured name of each conversation (``channels:`` in the settings), which
             the ops channel's alerts name it by; a conversation not configured goes by the name the store
             holds for it.
-        lease: how long a claimed delivery is this worker's; one not done by then is another's to claim.
+        lease: how long a claim on a delivery lasts unless renewed; every third of it, the worker renews the
+            claims its attempts still hold. One a dead worker held is another's to claim once it runs out.
         max_wait: the longest an attempt waits for room to send (the conversation's limits, counted in the
-            store), from its claim; a quarter of the lease by default. A longer wait is not spent: the
+            store), from its claim; a third of ``send_within`` by default. A longer wait is not spent: the
             delivery goes back to the store until there is room (a platform adapter's own waits are capped
-            well inside the lease too, and hand back what they cannot fit: :class:`~bot.ports.SendLater`).
-        send_within: the longest an attempt may take to send, from its claim; three quarters of the lease by
-            default, the rest left for recording what became of it. An attempt still sending then is given up
-            as a failure that may have sent (the next attempt looks for its post before posting again).
+            well inside this too, and hand back what they cannot fit: :class:`~bot.ports.SendLater`).
+        send_within: the longest an attempt may take to send, from its claim (45 s by default); its lease is
+            renewed until then, and runs out a lease later at most. An attempt still sending then is given up
+            as a failure that may have sent (the next attempt looks for its post before posting again), as is
+            one still sending a third of a lease before its lease runs out, because renewing it failed.
         stop_grace: on a graceful stop, the seconds an attempt with a send out may take to finish before it is
             given up and handed back as a recovery (well inside the 5 s the application gives its background
             work to stop).
@@ -228,7 +250,7 @@ class OutboxWorker:
         ops_channel: tuple[ConversationAddress, ...] = (),
         conversation_names: Mapping[ConversationAddress, str] | None = None,
         retry: RetryPolicy | None = None,
-        lease: timedelta = timedelta(seconds=60),
+        lease: timedelta = LEASE,
         max_wait: timedelta | None = None,
         send_within: timedelta | None = None,
         stop_grace: float = 2.0,
@@ -243,17 +265,18 @@ class OutboxWorker:
         self.ops_channel = ops_channel
         self.conversation_names = dict(conversation_names or {})
         self.retry = retry or RetryPolicy()
+        if lease <= timedelta(0):
+            raise ValueError("a claim's lease must be positive")
         self.lease = lease
-        self.max_wait = lease / 4 if max_wait is None else max_wait
-        if not timedelta(0) <= self.max_wait < lease:
-            raise ValueError("an attempt's wait for room to send must end within its lease")
-        self.send_within = max(lease * 3 / 4, self.max_wait) if send_within is None else send_within
-        if not self.max_wait <= self.send_within < lease:
-            raise ValueError("an attempt must end its sending within its lease, after its wait for room")
+        self.send_within = max(SEND_WITHIN, max_wait or timedelta(0)) if send_within is None else send_within
+        self.max_wait = min(MAX_WAIT, self.send_within / 3) if max_wait is None else max_wait
+        if not timedelta(0) <= self.max_wait <= self.send_within:
+            raise ValueError("an attempt's wait for room to send must end within its sending")
         self.stop_grace = stop_grace
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        # whose claim it was, in the log of the attempt that recovers it
+        self.worker_id = worker_id or f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.rng = rng or random.Random()
         self.limiters = {
             platform: SlidingWindowLimiter(windows, clock) for platform, windows in DEFAULT_WINDOWS.items()
@@ -279,30 +302,80 @@ class OutboxWorker:
         """
         sending: set[asyncio.Task[None]] = set()
         try:
-            while not stop.is_set():
-                free = self.batch_size - len(sending)
-                wait = self.poll_interval
-                if free > 0:
-                    self._wake.clear()  # before looking, so that nothing enqueued from here on is missed
-                    try:
-                        claimed = await self.store.claim_deliveries(self.worker_id, self.clock.now(), self.lease, free)
-                    except Exception as error:  # the store is in trouble: back off rather than hammer it
-                        wait = max(wait, self.claiming.failed(error))
-                        claimed = []
-                    else:
-                        self.claiming.succeeded()
-                    sending.update(self._start(d) for d in claimed)
-                    if claimed and len(claimed) == free:
-                        continue  # there may be more due
-                await self._wait(stop, sending, wait)
-            if sending:
-                await self._stop_sending(sending)
+            async with self._renewing():
+                await self._deliver(stop, sending)
         finally:
             for task in sending:  # only left unfinished when run() itself is cancelled; their leases run out
                 task.cancel()
 
+    async def _deliver(self, stop: asyncio.Event, sending: set[asyncio.Task[None]]) -> None:
+        """:meth:`run`'s loop, the attempts under way in ``sending``."""
+        while not stop.is_set():
+            free = self.batch_size - len(sending)
+            wait = self.poll_interval
+            if free > 0:
+                self._wake.clear()  # before looking, so that nothing enqueued from here on is missed
+                try:
+                    claimed = await self.store.claim_deliveries(self.worker_id, self.clock.now(), self.lease, free)
+                except Exception as error:  # the store is in trouble: back off rather than hammer it
+                    wait = max(wait, self.claiming.failed(error))
+                    claimed = []
+                else:
+                    self.claiming.succeeded()
+                sending.update(self._start(d) for d in claimed)
+                if claimed and len(claimed) == free:
+                    continue  # there may be more due
+            await self._wait(stop, sending, wait)
+        if sending:
+            await self._stop_sending(sending)
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self) -> AsyncIterator[None]:
+        """Renew the leases of the claims under way, every third of a lease, while inside."""
+        renewing = asyncio.create_task(self._renew_leases(), name="outbox-lease-renewal")
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            await asyncio.wait({renewing})  # (not cut off inside a transaction)
+
+    async def _renew_leases(self) -> None:
+        every = (self.lease / 3).total_seconds()
+        while True:
+            # (a deadline: a bound kept alongside the attempts' work, not a wait a test should move the clock for)
+            await self.clock.deadline(every)
+            await self._renew()
+
+    async def _renew(self) -> None:
+        """Renew the leases of the claims this worker's attempts still hold, up to their ``send_within``."""
+        now = self.clock.now()
+        held = [attempt for attempt in self._attempts.values() if now < attempt.send_until]
+        if not held:
+            return
+        until = now + self.lease
+        # (an attempt still recording what became of a lease that ran out may share its delivery with the attempt
+        # that claimed it again since: the latest lease is the claim)
+        leases = {a.delivery.id: a.lease_until for a in sorted(held, key=lambda a: a.lease_until)}
+        try:
+            renewed = await self.store.renew_claims(self.worker_id, leases, until)
+        except Exception as error:  # the attempts stop sending before their leases run out
+            log.warning("could not renew the leases of %s deliveries (%s)", len(held), type(error).__name__)
+            return
+        for attempt in held:
+            if attempt.delivery.id in renewed and attempt.lease_until == leases[attempt.delivery.id]:
+                attempt.lease_until = until
+
     def _start(self, delivery: Delivery) -> asyncio.Task[None]:
-        """Start an attempt at a delivery just claimed."""
+        """Start an attempt at a delivery just claimed (its lease renewed while the attempt is under way and inside
+        :meth:`_renewing`)."""
+        if delivery.recovered:
+            log.info(
+                "delivery %s to %s: %s's attempt at it ended without a recorded outcome (its lease ran out, or it "
+                "may have sent); looking for its post before sending",
+                delivery.id,
+                delivery.conversation,
+                delivery.recovered_from,
+            )
         attempt = self._attempt(delivery)
         task = asyncio.create_task(self._handle(delivery, attempt), name=f"delivery-{delivery.id}")
         self._attempts[task] = attempt
@@ -351,7 +424,8 @@ class OutboxWorker:
         """Claim one batch and deliver it; returns how many deliveries were handled."""
         claimed = await self.store.claim_deliveries(self.worker_id, self.clock.now(), self.lease, self.batch_size)
         if claimed:
-            await asyncio.gather(*(self._handle(delivery, self._attempt(delivery)) for delivery in claimed))
+            async with self._renewing():
+                await asyncio.gather(*(self._start(delivery) for delivery in claimed))
         return len(claimed)
 
     async def drain(self, max_rounds: int = 10_000) -> None:
@@ -363,8 +437,14 @@ class OutboxWorker:
     def _attempt(self, delivery: Delivery) -> _Attempt:
         """An attempt at ``delivery``, claimed just now: its bounds count from its claim."""
         now = self.clock.now()
-        claimed_at = min(now, delivery.lease_until - self.lease) if delivery.lease_until is not None else now
-        return _Attempt(delivery, now + self.max_wait, claimed_at + self.send_within)
+        lease_until = delivery.lease_until or now + self.lease
+        claimed_at = min(now, lease_until - self.lease)
+        return _Attempt(delivery, now + self.max_wait, claimed_at + self.send_within, lease_until)
+
+    def _send_deadline(self, attempt: _Attempt) -> datetime:
+        """The latest ``attempt`` may still be sending: its ``send_until``, or a third of a lease before its lease
+        runs out, should renewing it fail (the rest left for recording what became of it)."""
+        return min(attempt.send_until, attempt.lease_until - self.lease / 3)
 
     async def _handle(self, delivery: Delivery, attempt: _Attempt) -> None:
         channel = self.channels.get(delivery.conversation.platform)
@@ -398,20 +478,29 @@ class OutboxWorker:
                 self.observer.delivered(delivery.conversation.platform, age)
 
     async def _bounded(self, attempt: _Attempt, send: Coroutine[Any, Any, _Sent]) -> _Sent:
-        """``send``, given up at the attempt's ``send_until`` as a failure that may have sent (whatever it was
-        waiting for then: the platform's answer, the store)."""
+        """``send``, given up at the attempt's :meth:`_send_deadline` as a failure that may have sent (whatever it
+        was waiting for then: the platform's answer, the store)."""
         sending = asyncio.ensure_future(send)
-        timer = asyncio.ensure_future(self.clock.deadline((attempt.send_until - self.clock.now()).total_seconds()))
         try:
-            await asyncio.wait({sending, timer}, return_when=asyncio.FIRST_COMPLETED)
+            # until the deadline as it stands then: a renewal of the lease in the meantime may have moved it
+            while (left := (self._send_deadline(attempt) - self.clock.now()).total_seconds()) > 0:
+                timer = asyncio.ensure_future(self.clock.deadline(left))
+                try:
+                    await asyncio.wait({sending, timer}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    timer.cancel()
+                if sending.done():
+                    break
         finally:
-            timer.cancel()
             if not sending.done():
                 sending.cancel()
                 await asyncio.wait({sending})  # (its outcome, attempt.sent, is final once it has stopped)
             attempt.over = True
         if sending.cancelled():
-            reason = f"no outcome within {self.send_within.total_seconds():g}s of its claim"
+            if self.clock.now() >= attempt.send_until:
+                reason = f"no outcome within {self.send_within.total_seconds():g}s of its claim"
+            else:
+                reason = "no outcome before its lease, which could not be renewed, was about to run out"
             raise DeliveryFailed(reason, retryable=True, maybe_sent=attempt.sent)
         return sending.result()
 

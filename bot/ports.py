@@ -134,12 +134,20 @@ class Outbox(Protocol):
         ...
 
     async def claim_deliveries(self, worker: str, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
-        """Lease up to ``limit`` due deliveries to ``worker``; no two workers get the same one.
+        """Lease up to ``limit`` due deliveries to ``worker`` until ``now + lease``; no two workers get the same one.
 
         Only the oldest pending delivery of each conversation is due, so that each conversation
         receives its messages in order, one at a time, whichever worker sends them. Finding
-        nothing due is cheap and takes no write lock.
+        nothing due is cheap and takes no write lock. A delivery claimed again after an attempt that ended
+        without a recorded outcome (its lease ran out, or it was deferred) comes ``recovered``, naming the
+        worker that held it in ``recovered_from``.
         """
+        ...
+
+    async def renew_claims(self, worker: str, leases: Mapping[int, datetime], until: datetime) -> set[int]:
+        """Extend to ``until`` the leases ``worker`` still holds as it last left them: each delivery in ``leases``
+        still claimed by ``worker``, pending, its lease still ``leases[id]`` (so nothing an attempt recorded since,
+        a deferral among it, is undone, and nothing another worker claimed since is touched). The ids renewed."""
         ...
 
     async def complete_delivery(self, delivery_id: int, worker: str) -> bool: ...
@@ -434,7 +442,7 @@ class DeliveryFailed(Exception):
 
 class SendLater(DeliveryFailed):
     """Nothing was sent: a limit on sending (the conversation's, the workspace's) has no room for the send
-    within the wait an attempt may spend inline, which stays well inside the outbox's lease of a delivery.
+    within the wait an attempt may spend inline, which stays well inside the time the outbox gives it to send.
 
     Not a failure: the outbox hands the delivery back, to be tried again once ``retry_after`` seconds have
     passed, without counting the attempt.

@@ -98,6 +98,8 @@ class Delivery:
     # a previous attempt may have sent it without its outcome being recorded (its worker stopped, or
     # its answer was lost): what it posts must be looked for before posting again
     recovered: bool = False
+    # when recovered: the worker whose attempt that was (``host:pid:…``)
+    recovered_from: str | None = None
 
 
 @dataclass(frozen=True)

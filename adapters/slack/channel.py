@@ -4,7 +4,7 @@ and send private (ephemeral) messages, through slack_sdk's ``AsyncWebClient``.
 Every failure comes out as :class:`~bot.ports.DeliveryFailed` (see :mod:`adapters.slack.errors`).
 ``chat.postMessage`` is paced per channel (:class:`~adapters.slack.pacing.ChannelPacer`) and a 429 is
 retried by slack_sdk's ``AsyncRateLimitErrorRetryHandler`` after ``Retry-After``. No call waits inline longer
-than :data:`MAX_INLINE_WAIT`, well inside the outbox's lease of a delivery: a turn at a pacer further off is
+than :data:`MAX_INLINE_WAIT`, well inside the time the outbox gives an attempt to send: a turn at a pacer further off is
 :class:`~bot.ports.SendLater`, and a 429 asking for longer goes to the outbox with its ``Retry-After``, so that
 the outbox schedules the delivery instead of another attempt claiming it while this one still waits to send.
 """
@@ -59,7 +59,7 @@ HISTORY_PAGE = 15  # what Slack now serves a non-Marketplace app per conversatio
 HISTORY_PAGES = 3
 MAX_INLINE_WAIT = 10.0
 """The longest a call waits before going out (seconds): its turn at the pacers, or a 429's ``Retry-After`` before
-slack_sdk tries once more. Well inside the outbox's lease of a delivery (60 s)."""
+slack_sdk tries once more. Well inside the time the outbox gives an attempt to send (45 s)."""
 # chat.update is Tier 3: "50+ per minute" per workspace, short bursts tolerated.
 UPDATES_PER_MINUTE = 50
 UPDATE_BURST = 40
@@ -101,7 +101,7 @@ class NoRepostConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
 
 class ShortRateLimitErrorRetryHandler(AsyncRateLimitErrorRetryHandler):
     """slack_sdk's retry of a 429 after its ``Retry-After``, when that is at most ``max_wait`` seconds. A longer
-    wait is not spent inline (the outbox's lease of the delivery could run out meanwhile, and another attempt
+    wait is not spent inline (the attempt's time to send could run out meanwhile, and another attempt
     post it too): the 429 reaches the outbox, which tries again after the Retry-After."""
 
     def __init__(self, max_retry_count: int = 1, max_wait: float = MAX_INLINE_WAIT) -> None:

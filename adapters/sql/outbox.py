@@ -1,4 +1,5 @@
-"""The outbox: deliveries leased to workers, retried, completed, dead-lettered or given up as unreachable.
+"""The outbox: deliveries leased to workers (the leases renewed while their attempts go on), retried, completed,
+dead-lettered or given up as unreachable.
 
 Each operation is one short transaction (on SQLite, one hop to the writer thread); a card's update, once
 sent, is recorded in one: the card saved, the delivery and the versions it supersedes marked sent. Looking for due
@@ -8,7 +9,7 @@ PostgreSQL locks the candidates it takes with ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ FINISHED = (DeliveryState.SENT.value, DeliveryState.DEAD.value, DeliveryState.UN
 ERROR_LENGTH = 2000  # of a delivery's last error kept
 
 
-def _delivery(row: Any, recovered: bool = False) -> Delivery:
+def _delivery(row: Any, recovered_from: str | None = None) -> Delivery:
     return Delivery(
         id=int(row.id),
         event_key=row.event_key,
@@ -43,7 +44,8 @@ def _delivery(row: Any, recovered: bool = False) -> Delivery:
         last_error=row.last_error,
         claimed_by=row.claimed_by,
         lease_until=utc(row.lease_until),
-        recovered=recovered,
+        recovered=recovered_from is not None,
+        recovered_from=recovered_from,
     )
 
 
@@ -100,14 +102,14 @@ class SqlOutbox(SqlBase):
             if not found:
                 return []
             # a lease that ran out under a worker (or was deferred by one) ended without a recorded outcome
-            recovered = {int(row.id) for row in found if row.claimed_by is not None}
+            recovered = {int(row.id): str(row.claimed_by) for row in found if row.claimed_by is not None}
             result = conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id.in_([row.id for row in found]), due)
                 .values(claimed_by=worker, lease_until=now + lease, attempts=deliveries.c.attempts + 1)
                 .returning(*deliveries.c)
             )
-            return sorted((_delivery(row, int(row.id) in recovered) for row in result), key=lambda d: d.id)
+            return sorted((_delivery(row, recovered.get(int(row.id))) for row in result), key=lambda d: d.id)
 
         if not self.is_postgres:
             # SQLite has one write lock for the whole database: take it only when something is due
@@ -115,6 +117,20 @@ class SqlOutbox(SqlBase):
             if anything is None:
                 return []
         return await run_write(self.engine, claim)
+
+    async def renew_claims(self, worker: str, leases: Mapping[int, datetime], until: datetime) -> set[int]:
+        if not leases:
+            return set()
+        # each lease as the worker last wrote it: a fence against what its attempt recorded since (a deferral
+        # keeps the worker's name and sets a lease of its own) and against any claim made since
+        held = or_(*(and_(deliveries.c.id == i, deliveries.c.lease_until == at) for i, at in leases.items()))
+        statement = (
+            update(deliveries)
+            .where(held, deliveries.c.claimed_by == worker, deliveries.c.state == PENDING)
+            .values(lease_until=until)
+            .returning(deliveries.c.id)
+        )
+        return await run_write(self.engine, lambda conn: {int(i) for i in conn.execute(statement).scalars()})
 
     async def _finish(self, delivery_id: int, worker: str, **values: Any) -> bool:
         statement = (

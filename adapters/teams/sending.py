@@ -7,7 +7,7 @@ exponential backoff and jitter, honouring ``Retry-After``. :class:`Pacer` waits 
 send, counts the send against the limits until its answer comes (Teams counts it when it arrives), and
 retries those answers (and 500 and 503) a few times inline, except a new post answered 500, 502 or 504, which
 Teams may have taken: that one goes back to the outbox, which looks for it before posting again; a wait longer than
-:attr:`SendPolicy.max_wait` (well inside the outbox's lease of a delivery) is not spent inline but handed
+:attr:`SendPolicy.max_wait` (well inside the time the outbox gives an attempt to send) is not spent inline but handed
 back for the outbox to schedule: a wait for room as :class:`~bot.ports.SendLater` (nothing was sent), a
 backoff as the retryable :class:`~bot.ports.DeliveryFailed` with its ``retry_after``.
 :func:`delivery_failure` turns whatever the SDK raised into that one exception.

@@ -5,9 +5,13 @@ posted once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -25,6 +29,7 @@ from bot.clock import FakeClock
 from bot.config import parse_settings
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
+from bot.ports import PostedMessage
 from bot.records import ConversationAddress, DeliveryState, NewDelivery
 
 from .harness import MODELS, OPS, RELEASES
@@ -212,14 +217,15 @@ async def test_card_updates_past_the_workspaces_pace_wait_for_their_turn_in_the_
     assert scraped(metrics, "retried") is None
 
 
-HELD = 90.0  # a call to Slack held this long (seconds) outlasts the outbox's lease of its delivery (60 s)
+HELD = 90.0  # a call to Slack held this long (seconds) outlasts what an attempt may take to send (45 s)
 
 
 async def test_a_post_slack_holds_past_its_attempts_bound_is_given_up_before_the_lease_runs_out_and_posted_once(
     setup: Setup,
 ) -> None:
-    """A call that outlasts the attempt's bound (three quarters of the lease) is given up as one that may have
-    posted: the delivery is not claimed again while the call is still out, and the next attempt looks first."""
+    """A call that outlasts the attempt's bound (``send_within``; its lease is renewed until then) is given up as
+    one that may have posted: the delivery is not claimed again while the call is still out, and the next attempt
+    looks first."""
     setup.slack.faults.add("POST /api/chat.postMessage", [Fault("hold", stall_seconds=HELD)])
     workers = [
         OutboxWorker(setup.store, {"slack": setup.channel()}, setup.clock, worker_id=name) for name in ("w1", "w2")
@@ -318,3 +324,149 @@ async def test_a_graceful_stop_hands_back_a_delivery_whose_post_is_out_as_a_reco
     for _ in range(int(HELD)):  # what the first process left in flight comes to nothing
         await setup.clock.advance(1)
     assert setup.posts() == [posted]
+
+
+SHORT_LEASE = timedelta(seconds=15)  # Handoff's lease of a claim, renewed while its attempt goes on
+
+
+class DiesAfterPosting(SlackChatChannel):
+    """The Slack adapter of a process killed (``kill -9``) the moment a post of its went out, before it could
+    record it: the post is made, then nothing more happens in that process."""
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(
+            make_client(setup.slack.bot_token, setup.slack.api_url),
+            pacer=ChannelPacer(clock=setup.clock),
+            update_pacer=workspace_update_pacer(setup.clock),
+        )
+        self.posted = asyncio.Event()
+
+    async def post_card(self, conversation_id: str, card: Card, *, marker: str | None = None) -> PostedMessage:
+        posted = await super().post_card(conversation_id, card, marker=marker)
+        self.posted.set()
+        await asyncio.Event().wait()  # killed here
+        return posted
+
+
+async def spend(setup: Setup, seconds: int) -> None:
+    """Let ``seconds`` of the clock pass a second at a time, the store's and the emulator's work taking real time
+    between two steps."""
+    for _ in range(seconds):
+        await asyncio.sleep(0.01)
+        await setup.clock.advance(1)
+
+
+async def test_the_deliveries_of_a_worker_that_died_are_sent_within_one_short_lease_and_once(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker renews the lease of its claims while it lives; once it is gone (killed, not stopped: it hands
+    nothing back), what it held is another's to send within one short lease, not a minute, and what it posted
+    before dying is found, not posted again."""
+    caplog.set_level(logging.INFO, logger="handoff.outbox")
+    dying = DiesAfterPosting(setup)
+    killed = OutboxWorker(setup.store, {"slack": dying}, setup.clock)
+    assert f"{socket.gethostname()}:{os.getpid()}:" in killed.worker_id  # whose claim, in the log
+    delivery_id = await setup.card()
+    running = asyncio.create_task(killed.run(asyncio.Event()))
+    async with asyncio.timeout(10):  # (a safety net, not a timing)
+        await dying.posted.wait()
+    await spend(setup, 28)  # alive past its first lease: the claim is still its own, renewed
+    held = await setup.store.get_delivery(delivery_id)
+    assert held is not None and (held.claimed_by, held.attempts) == (killed.worker_id, 1)
+
+    running.cancel()  # the process is killed: nothing is handed back, nothing more renewed
+    await asyncio.gather(running, return_exceptions=True)
+    await spend(setup, int(SHORT_LEASE.total_seconds()) + 1)
+    restarted = OutboxWorker(setup.store, {"slack": setup.channel()}, setup.clock)
+    assert await restarted.run_once() == 1
+
+    (posted,) = setup.posts()  # posted once: the recovery looked for the post first, found it and used it
+    assert setup.calls("chat.postMessage") == 1
+    assert setup.calls("conversations.history") == 1
+    delivery = await setup.store.get_delivery(delivery_id)
+    assert delivery is not None and (delivery.state, delivery.attempts) == (DeliveryState.SENT, 2)
+    shown = await setup.store.get_card(RUN, WHERE)
+    assert shown is not None and shown.message_id == posted
+    recoveries = [r.getMessage() for r in caplog.records if "ended without a recorded outcome" in r.getMessage()]
+    assert len(recoveries) == 1 and killed.worker_id in recoveries[0]
+
+
+async def test_a_long_send_of_a_live_worker_keeps_its_claim_past_the_short_lease(setup: Setup) -> None:
+    """Slack holds a post twice as long as the lease: the worker sending it renews its claim meanwhile, so another
+    worker watching the outbox never takes the delivery, and the post goes out once, from the first attempt."""
+    held = 2 * SHORT_LEASE.total_seconds()
+    setup.slack.faults.add("POST /api/chat.postMessage", [Fault("hold", stall_seconds=held)])
+    workers = [
+        OutboxWorker(setup.store, {"slack": setup.channel()}, setup.clock, lease=SHORT_LEASE, worker_id=name)
+        for name in ("w1", "w2")
+    ]
+    delivery_id = await setup.card()
+    stop = asyncio.Event()
+    first = asyncio.create_task(workers[0].run(stop))
+    await setup.slack.recorder.wait_for("POST /api/chat.postMessage")
+    second = asyncio.create_task(workers[1].run(stop))
+    try:
+        await spend(setup, int(held) + 10)
+    finally:
+        stop.set()
+        while not (first.done() and second.done()):
+            await spend(setup, 1)
+        await asyncio.gather(first, second)
+
+    (posted,) = setup.posts()
+    assert [r.status for r in setup.slack.recorder.matching("POST /api/chat.postMessage")] == [200]
+    assert setup.calls("conversations.history") == 0  # never a recovery
+    delivery = await setup.store.get_delivery(delivery_id)
+    assert delivery is not None and (delivery.state, delivery.attempts) == (DeliveryState.SENT, 1)
+    shown = await setup.store.get_card(RUN, WHERE)
+    assert shown is not None and shown.message_id == posted
+
+
+class CannotRenew:
+    """The store, except that renewing leases fails (a statement that keeps failing)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.renewals = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def renew_claims(self, worker: str, leases: Mapping[int, datetime], until: datetime) -> set[int]:
+        self.renewals += 1
+        raise OSError("server closed the connection unexpectedly")
+
+
+async def test_a_send_whose_lease_cannot_be_renewed_is_given_up_before_the_lease_runs_out_and_posted_once(
+    setup: Setup,
+) -> None:
+    """Slack holds a post longer than a lease while the worker's renewals fail: the worker hangs up before its
+    lease runs out (so no other worker claims the delivery while the call is out), and the next attempt looks for
+    the post before posting it."""
+    setup.slack.faults.add("POST /api/chat.postMessage", [Fault("hold", stall_seconds=30)])
+    failing = CannotRenew(setup.store)
+    workers = [
+        OutboxWorker(failing, {"slack": setup.channel()}, setup.clock, worker_id="w1"),  # type: ignore[arg-type]
+        OutboxWorker(setup.store, {"slack": setup.channel()}, setup.clock, worker_id="w2"),
+    ]
+    delivery_id = await setup.card()
+    stop = asyncio.Event()
+    first = asyncio.create_task(workers[0].run(stop))
+    await setup.slack.recorder.wait_for("POST /api/chat.postMessage")
+    second = asyncio.create_task(workers[1].run(stop))
+    try:
+        await spend(setup, 60)  # (past the end of the hold: a call still out then would post)
+    finally:
+        stop.set()
+        while not (first.done() and second.done()):
+            await spend(setup, 1)
+        await asyncio.gather(first, second)
+
+    (posted,) = setup.posts()
+    assert [r.status for r in setup.slack.recorder.matching("POST /api/chat.postMessage")] == [499, 200]
+    assert failing.renewals > 0
+    assert setup.calls("conversations.history") == 1
+    delivery = await setup.store.get_delivery(delivery_id)
+    assert delivery is not None and (delivery.state, delivery.attempts) == (DeliveryState.SENT, 2)
+    shown = await setup.store.get_card(RUN, WHERE)
+    assert shown is not None and shown.message_id == posted

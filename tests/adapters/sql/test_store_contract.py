@@ -989,6 +989,40 @@ async def test_a_claim_tells_whether_an_earlier_attempt_may_have_sent_it(store: 
     assert fourth.recovered and fourth.last_error == "connection dropped"
 
 
+async def test_a_claim_is_renewed_only_while_it_is_still_the_workers_as_it_left_it(store: SqlStore) -> None:
+    lease = timedelta(seconds=15)
+    where = [ConversationAddress("slack", name) for name in ("CA", "CB", "CC", "CD")]
+    await store.enqueue([delivery(f"run:{i}", c) for i, c in enumerate(where)], NOW)
+    renewing, deferred, done, lapsed = await store.claim_deliveries("host-a:41:w1", NOW, lease, 10)
+    assert {d.lease_until for d in (renewing, deferred, done, lapsed)} == {NOW + lease}
+    # what its attempts recorded since it looked (a deferral keeps its name on the delivery, with a lease of its
+    # own) is not undone, nor is a claim another worker made once the lease ran out
+    retry_at = NOW + timedelta(seconds=40)
+    assert await store.defer_delivery(deferred.id, "host-a:41:w1", "connection dropped", retry_at)
+    assert await store.complete_delivery(done.id, "host-a:41:w1")
+    later = NOW + lease + timedelta(seconds=1)
+    leases = {d.id: NOW + lease for d in (renewing, deferred, done, lapsed)}
+    assert await store.renew_claims("host-a:41:w1", {renewing.id: NOW + lease}, later + lease) == {renewing.id}
+    (taken,) = await store.claim_deliveries("host-b:7:w2", later, lease, 10)
+    assert taken.id == lapsed.id and taken.recovered and taken.recovered_from == "host-a:41:w1"
+    leases[renewing.id] = later + lease
+    assert await store.renew_claims("host-a:41:w1", leases, later + 2 * lease) == {renewing.id}
+    assert await store.renew_claims("someone-else", {renewing.id: later + 2 * lease}, later + 3 * lease) == set()
+    assert await store.renew_claims("host-a:41:w1", {renewing.id: later + lease}, later + 3 * lease) == set()  # stale
+    assert await store.renew_claims("host-a:41:w1", {}, later) == set()
+
+    stored = {d.id: await store.get_delivery(d.id) for d in (renewing, deferred, done, lapsed)}
+    assert {i: (d.state, d.claimed_by, d.lease_until) for i, d in stored.items() if d is not None} == {
+        renewing.id: (DeliveryState.PENDING, "host-a:41:w1", later + 2 * lease),
+        deferred.id: (DeliveryState.PENDING, "host-a:41:w1", retry_at),
+        done.id: (DeliveryState.SENT, None, None),
+        lapsed.id: (DeliveryState.PENDING, "host-b:7:w2", later + lease),
+    }
+    # a renewed lease holds its delivery past the lease it was claimed with; one not renewed runs out
+    again = await store.claim_deliveries("host-c:9:w3", later + lease + timedelta(seconds=1), lease, 10)
+    assert [(d.id, d.recovered_from) for d in again] == [(lapsed.id, "host-b:7:w2")]
+
+
 async def test_a_postponed_delivery_keeps_its_turn_and_its_recovery_and_the_attempt_is_not_counted(
     store: SqlStore,
 ) -> None:
