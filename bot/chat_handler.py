@@ -25,7 +25,8 @@ from bot.clock import Clock
 from bot.commands import LIST_FILTERS, CommandSpec, ParsedCommand, UsageError, closest_option, help_text, parse
 from bot.config import parse_duration, subscription_filter_problems
 from bot.events import ApprovalPending, DomainEvent, Person, PipelineRef, RunStateChanged, StageStateChanged
-from bot.gates import Gatekeeper, decided_in_azure_devops_only
+from bot.gate_outcomes import decided_in_azure_devops_only
+from bot.gates import Gatekeeper
 from bot.ingest import Ingest
 from bot.interactions import ActionRequest, ActionResult, CommandRequest, Reply, Visibility, link
 from bot.kept_out import carriers, joined, kept_out, kinds_said, reasons

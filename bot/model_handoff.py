@@ -48,7 +48,8 @@ from bot.events import (
     RunStateChanged,
     bounded_key,
 )
-from bot.gates import HANDOFF, Gatekeeper, promotion_gate_id
+from bot.gate_outcomes import HANDOFF
+from bot.gates import Gatekeeper
 from bot.handoff_cards import finished, integration_text, later_integration, passed
 from bot.ingest import Ingest
 from bot.pipeline_runs import ended_state, organization_name, pipeline_run_event
@@ -61,6 +62,7 @@ from bot.ports import (
     StartedRun,
     Store,
 )
+from bot.promotions import promotion_gate_id
 from bot.records import CommandRun, CommandRunState, ConversationAddress, Gate, GateState, JsonObject
 from bot.routing import channel_addresses
 

@@ -26,10 +26,10 @@ from bot.cards import Card, Link, Mention, Status
 from bot.clock import FakeClock
 from bot.config import parse_settings
 from bot.events import ModelRegistered, Person, PipelineRef, RunStateChanged
-from bot.gates import promotion_gate_id
 from bot.interactions import ChatUser, CommandRequest
 from bot.living import render
 from bot.ports import ModelVersion, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
+from bot.promotions import promotion_gate_id
 from bot.records import CommandRunState, ConversationAddress, GateState
 from tests.core.fake_pipelines import FakePipelines
 from tests.core.test_gates import GATE as AZURE_DEVOPS_GATE

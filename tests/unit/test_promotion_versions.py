@@ -3,7 +3,7 @@ strings, usually whole numbers."""
 
 from __future__ import annotations
 
-from bot.gates import is_newer_version
+from bot.promotions import is_newer_version
 
 
 def test_versions_are_compared_as_numbers() -> None:
