@@ -6,6 +6,12 @@ With an empty ``app_id`` authentication is off (local use; the settings demand
 metadata instead of ``login.botframework.com`` (tests serve a local key set there); every other value is
 the public cloud's, so the checks are the ones Teams' tokens get in production. The connector clients it
 makes send through aiohttp (:mod:`.connector`).
+
+Only tokens the Bot Framework channel issues are checked. botbuilder would take one issued for the Bot
+Framework Emulator or by a skill (an Azure AD issuer, ``https://sts.windows.net/<tenant>/`` say) down other
+paths, fetching Azure AD's signing keys for anyone who sends one; Handoff is neither the Emulator's bot nor
+a skill (the local demo and the Emulator run with authentication off, and send no token), so such tokens
+are refused before anything is fetched.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from botframework.connector.auth import (
     AuthenticationConstants,
     ClaimsIdentity,
     ConnectorFactory,
+    EmulatorValidation,
+    SkillValidation,
 )
 
 from bot.config import TeamsSettings
@@ -90,6 +98,8 @@ class TeamsAuthentication(ConfigurationBotFrameworkAuthentication):  # type: ign
         return SessionConnectorFactory(super().create_connector_factory(claims_identity), self.sessions)
 
     async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        if auth_header and not_from_the_channel(auth_header):
+            raise PermissionError("the token was not issued by the Bot Framework channel (an Emulator or skill token)")
         result = await super().authenticate_request(activity, auth_header)
         if result.connector_factory is not None:
             result.connector_factory = SessionConnectorFactory(result.connector_factory, self.sessions)
@@ -101,12 +111,19 @@ def create_authentication(settings: TeamsSettings, sessions: ConnectorSessions) 
     return TeamsAuthentication(bot_configuration(settings), sessions)
 
 
+def not_from_the_channel(auth_header: str) -> bool:
+    """Whether ``Bearer <token>`` is a token botbuilder would check as the Emulator's or a skill's (by its
+    claims, read without checking the signature) rather than as the channel's."""
+    try:
+        skill = SkillValidation.is_skill_token(auth_header)
+        return bool(skill or EmulatorValidation.is_token_from_emulator(auth_header))
+    except Exception:  # not a JWT, or one without an issuer: the channel's checks refuse it
+        return False
+
+
 def metadata_urls(settings: TeamsSettings) -> list[str]:
-    """The OpenID metadata URLs botbuilder will read keys from for these settings."""
-    return [
-        settings.openid_metadata_url or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL,
-        AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL,
-    ]
+    """The OpenID metadata URLs botbuilder will read keys from for these settings: the channel's only."""
+    return [settings.openid_metadata_url or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL]
 
 
 def is_authentication_enabled(settings: TeamsSettings) -> bool:

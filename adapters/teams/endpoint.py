@@ -6,15 +6,18 @@ is not JSON and to a garbage bearer token. Here the request is checked in order,
 its own answer, never a 500:
 
 - 415 when the Content-Type is not ``application/json``;
-- 400 when the body is not a JSON object that looks like an activity;
+- 400 when the body is not a JSON object that looks like an activity (a team or channel event of a
+  ``conversationUpdate`` that does not name its team or channel included);
 - 401 when authentication is on and the Authorization header is missing, malformed or not a valid
-  Bot Framework token (signature, issuer, audience, expiry, which it must have, key id, service URL), and
-  whenever a header that is not a valid token is sent;
-- 503 when the signing keys cannot be fetched, or the turn fails unexpectedly (Teams retries);
+  Bot Framework channel token (signature, issuer, audience, expiry, which it must have, key id, service
+  URL; an Emulator's or a skill's token is refused unread), and whenever a header that is not a valid
+  token is sent; the scheme is read whatever its case (``bearer …``);
+- 503 when the channel's signing keys cannot be fetched, or the turn fails unexpectedly (Teams retries);
 - with ``teams.tenant_id`` set, an activity from another tenant (``channelData.tenant.id``, else
   ``conversation.tenantId``) runs no turn: 201, or for an invoke 200 with an error the person sees (a
   4xx would only make Teams retry or report the bot as failing); logged once per tenant;
-- 200 with the invoke response for invokes, 201 otherwise.
+- 200 with the invoke response for invokes (an invoke Handoff does not handle: 501, with an error body
+  saying so), 201 otherwise.
 
 Tokens and headers are never logged.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +44,7 @@ log = logging.getLogger("handoff.teams")
 JSON_TYPES = frozenset({"application/json"})
 OTHER_TENANT = "Handoff does not serve your organisation."
 MAX_TENANTS_LOGGED = 1000
+NOT_HANDLED = "Handoff does not handle this kind of request."
 
 
 def _problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -48,6 +53,11 @@ def _problem(status: int, error: str, message: str, headers: dict[str, str] | No
 
 _STRING_FIELDS = ("id", "channelId", "text", "name", "replyToId", "action", "locale", "textFormat")
 _CHANNEL_DATA_OBJECTS = ("team", "channel", "tenant", "settings", "notification", "meeting")
+# conversationUpdate events about a team, or about one of its channels, and what each must name
+_TEAM_EVENTS = frozenset(
+    {"teamRenamed", "teamDeleted", "teamHardDeleted", "teamArchived", "teamUnarchived", "teamRestored"}
+)
+_CHANNEL_EVENTS = frozenset({"channelCreated", "channelDeleted", "channelRenamed", "channelRestored"})
 
 
 def _looks_like_activity(data: Any) -> str | None:
@@ -87,11 +97,38 @@ def _looks_like_activity(data: Any) -> str | None:
             part = channel_data.get(key)
             if part is not None and not (isinstance(part, dict) and isinstance(part.get("id", ""), str | None)):
                 return f"channelData.{key} must be an object with a string id"
+        if data["type"] == "conversationUpdate":
+            reason = _names_what_its_event_is_about(channel_data)
+            if reason is not None:
+                return reason
     if data["type"] == "invoke" and data.get("name") == "adaptiveCard/action":
         value = data.get("value")
         if not isinstance(value, dict) or not isinstance(value.get("action"), dict):
             return "an adaptiveCard/action invoke needs value.action"
     return None
+
+
+def _names_what_its_event_is_about(channel_data: dict[str, Any]) -> str | None:
+    """Why a team or channel event of a ``conversationUpdate`` cannot be handled: it must name its team (and
+    channel) by id, as Teams always does."""
+    event = channel_data.get("eventType")
+    needed = ("team", "channel") if event in _CHANNEL_EVENTS else ("team",) if event in _TEAM_EVENTS else ()
+    for key in needed:
+        if not _has_id(channel_data.get(key)):
+            return f"a {event} event needs channelData.{key}.id"
+    return None
+
+
+def bearer(header: str | None) -> str | None:
+    """The Authorization header as botbuilder reads it: ``Bearer <token>``, whatever the case of the scheme and
+    the spaces after it (RFC 7235); any other header as it came (and refused)."""
+    if not header:
+        return header
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token and " " not in token:
+        return f"Bearer {token}"
+    return header
 
 
 def _has_id(part: Any) -> bool:
@@ -141,7 +178,7 @@ class MessagesEndpoint:
         except Exception:  # msrest rejects a field of the wrong type
             return _problem(400, "bad_request", "the body is not a valid activity")
 
-        authenticated = await self._authenticate(activity, request.headers.get("Authorization"))
+        authenticated = await self._authenticate(activity, bearer(request.headers.get("Authorization")))
         if isinstance(authenticated, web.Response):
             return authenticated
         if self._from_another_tenant(activity):
@@ -162,10 +199,16 @@ class MessagesEndpoint:
             return _problem(503, "temporarily_unavailable", "retry later", {"Retry-After": "5"})
         if invoke_response is None:
             return web.Response(status=201)
+        status = int(invoke_response.status or 200)
         body = invoke_response.body
+        if body is None and status >= 400:
+            # botbuilder answers an invoke nobody handles with 501 and no body; say what it is, in the shape of
+            # an invoke's error (the one Teams shows for a card's action)
+            code = HTTPStatus(status).phrase.replace(" ", "") if status in HTTPStatus._value2member_map_ else "Error"
+            body = error_response(status, code, NOT_HANDLED if status == 501 else "The request could not be handled.")
         if body is not None and not isinstance(body, dict | list | str | int | float | bool):
             body = serializer_helper(body)
-        return web.json_response(body, status=int(invoke_response.status or 200))
+        return web.json_response(body, status=status)
 
     def _from_another_tenant(self, activity: Activity) -> bool:
         tenant = tenant_of(activity)

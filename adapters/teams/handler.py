@@ -185,45 +185,53 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         else:
             await self.registry.chat_removed(turn_context.activity.conversation.id)
 
-    async def on_teams_team_deleted(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
-        await self.registry.team_removed(team_info.id)
+    async def on_teams_team_deleted(self, team_info: TeamInfo | None, turn_context: TurnContext) -> None:
+        if team_id := _id_of(team_info, "teamDeleted"):
+            await self.registry.team_removed(team_id)
 
-    async def on_teams_team_hard_deleted(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
-        await self.registry.team_removed(team_info.id)
+    async def on_teams_team_hard_deleted(self, team_info: TeamInfo | None, turn_context: TurnContext) -> None:
+        if team_id := _id_of(team_info, "teamHardDeleted"):
+            await self.registry.team_removed(team_id)
 
-    async def on_teams_team_archived(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
-        await self.registry.team_removed(team_info.id)
+    async def on_teams_team_archived(self, team_info: TeamInfo | None, turn_context: TurnContext) -> None:
+        if team_id := _id_of(team_info, "teamArchived"):
+            await self.registry.team_removed(team_id)
 
-    async def on_teams_team_unarchived(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
-        await self.registry.team_restored(team_info.id)
+    async def on_teams_team_unarchived(self, team_info: TeamInfo | None, turn_context: TurnContext) -> None:
+        if team_id := _id_of(team_info, "teamUnarchived"):
+            await self.registry.team_restored(team_id)
 
-    async def on_teams_team_restored(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
-        await self.registry.team_restored(team_info.id)
+    async def on_teams_team_restored(self, team_info: TeamInfo | None, turn_context: TurnContext) -> None:
+        if team_id := _id_of(team_info, "teamRestored"):
+            await self.registry.team_restored(team_id)
 
-    async def on_teams_team_renamed(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
-        if team_info.name:
-            await self.registry.team_renamed(team_info.id, team_info.name)
+    async def on_teams_team_renamed(self, team_info: TeamInfo | None, turn_context: TurnContext) -> None:
+        if (team_id := _id_of(team_info, "teamRenamed")) and (name := _name_of(team_info)):
+            await self.registry.team_renamed(team_id, name)
 
     async def on_teams_channel_created(
-        self, channel_info: ChannelInfo, team_info: TeamInfo, turn_context: TurnContext
+        self, channel_info: ChannelInfo | None, team_info: TeamInfo | None, turn_context: TurnContext
     ) -> None:
-        await self.registry.channel_seen(turn_context.activity, channel_info.name or "")
+        if _id_of(channel_info, "channelCreated"):
+            await self.registry.channel_seen(turn_context.activity, _name_of(channel_info))
 
     async def on_teams_channel_deleted(
-        self, channel_info: ChannelInfo, team_info: TeamInfo, turn_context: TurnContext
+        self, channel_info: ChannelInfo | None, team_info: TeamInfo | None, turn_context: TurnContext
     ) -> None:
-        await self.registry.channel_removed(channel_info.id)
+        if channel_id := _id_of(channel_info, "channelDeleted"):
+            await self.registry.channel_removed(channel_id)
 
     async def on_teams_channel_restored(
-        self, channel_info: ChannelInfo, team_info: TeamInfo, turn_context: TurnContext
+        self, channel_info: ChannelInfo | None, team_info: TeamInfo | None, turn_context: TurnContext
     ) -> None:
-        await self.registry.channel_seen(turn_context.activity, channel_info.name or "")
+        if _id_of(channel_info, "channelRestored"):
+            await self.registry.channel_seen(turn_context.activity, _name_of(channel_info))
 
     async def on_teams_channel_renamed(
-        self, channel_info: ChannelInfo, team_info: TeamInfo, turn_context: TurnContext
+        self, channel_info: ChannelInfo | None, team_info: TeamInfo | None, turn_context: TurnContext
     ) -> None:
-        if channel_info.name:
-            await self.registry.channel_renamed(channel_info.id, channel_info.name)
+        if (channel_id := _id_of(channel_info, "channelRenamed")) and (name := _name_of(channel_info)):
+            await self.registry.channel_renamed(channel_id, name)
 
     async def _team_installed(self, turn_context: TurnContext) -> None:
         team = team_of(turn_context.activity)
@@ -559,6 +567,22 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         if self.pacer is None:
             return await attempt()
         return await self.pacer.run(turn_context.activity.conversation.id, attempt, posts=posts)
+
+
+def _id_of(info: TeamInfo | ChannelInfo | None, event: str) -> str | None:
+    """The id of the team or channel a ``conversationUpdate`` event is about; None (logged) when it names none,
+    and the event is ignored (the endpoint refuses such events; this keeps a turn from failing on one)."""
+    value = getattr(info, "id", None)
+    if isinstance(value, str) and value:
+        return value
+    what = "channel" if event.startswith("channel") else "team"
+    log.info("a Teams %s event that names no %s was ignored", event, what)
+    return None
+
+
+def _name_of(info: TeamInfo | ChannelInfo | None) -> str:
+    value = getattr(info, "name", None)
+    return value if isinstance(value, str) else ""
 
 
 def _text(text: str) -> Activity:

@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 from aiohttp import web
+from botframework.connector.auth import AuthenticationConstants
+from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -19,6 +22,7 @@ from adapters.emulators.base import LocalServer
 from adapters.emulators.botframework import BotFrameworkEmulator
 from adapters.sql import SqlStore
 from adapters.teams import mount_teams
+from adapters.teams.openid import OpenIdKeySet
 from bot.app import create_app
 from bot.clock import FakeClock
 from bot.config import Settings, TeamsSettings
@@ -281,3 +285,57 @@ async def test_tokens_never_reach_the_logs(auth: AuthHarness, caplog: pytest.Log
         for part in token.split("."):
             assert len(part) < 16 or part not in caplog.text  # …without the token or any part of it
     assert "not-a-real-password" not in caplog.text
+
+
+EMULATOR_TENANT = "d6d49420-f39b-4df7-a1dc-d59a935871db"  # the Azure AD tenants botbuilder takes for the Emulator's
+SKILL_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"  # and for skills'
+
+
+def fetched_from_azure_ad() -> bool:
+    """Whether botbuilder's cache holds keys from the Emulator's and skills' Azure AD metadata, fetched or tried."""
+    key_set = JwtTokenExtractor.metadataCache.get(AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL)
+    return key_set is not None and (not isinstance(key_set, OpenIdKeySet) or key_set.fetches > 0)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param(
+            {"iss": f"https://sts.windows.net/{EMULATOR_TENANT}/", "ver": "1.0", "appid": BOT_APP_ID}, id="emulator-v1"
+        ),
+        pytest.param(
+            {"iss": f"https://login.microsoftonline.com/{EMULATOR_TENANT}/v2.0", "ver": "2.0", "azp": BOT_APP_ID},
+            id="emulator-v2",
+        ),
+        pytest.param(
+            {
+                "iss": f"https://sts.windows.net/{SKILL_TENANT}/",
+                "ver": "1.0",
+                "appid": "22222222-0000-4000-8000-0000000000aa",
+            },
+            id="skill",
+        ),
+    ],
+)
+async def test_emulator_and_skill_tokens_are_401_and_fetch_nothing(auth: AuthHarness, claims: dict[str, Any]) -> None:
+    """Tokens the Teams channel never sends are refused unread: no one can make Handoff fetch Azure AD's keys (and
+    answer 503 while it cannot)."""
+    auth.minter.claims = claims
+
+    assert await auth.personal_install() == 401
+    assert not await auth.installed()
+    assert not fetched_from_azure_ad()
+    assert auth.keys.metadata_fetches == 0
+
+
+async def test_the_bearer_scheme_is_read_whatever_its_case(auth: AuthHarness) -> None:
+    auth.teams.bot.token_provider = None
+    activity = (await auth.teams.install_personal_app()).activity  # (refused: no token)
+    headers = {"Content-Type": "application/json", "Authorization": f"bearer  {auth.minter(activity)}"}
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(str(auth.teams.bot.endpoint), json=activity, headers=headers) as answer,
+    ):
+        assert answer.status == 201
+    assert await auth.installed()

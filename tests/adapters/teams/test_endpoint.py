@@ -106,10 +106,51 @@ async def test_an_oversized_body_is_413(harness: Harness) -> None:
     assert code == 413
 
 
-async def test_an_invoke_nobody_handles_is_not_a_500(harness: Harness) -> None:
-    invoke = activity(harness, type="invoke", name="composeExtension/query", value={})
-    code, _ = await post(harness, json.dumps(invoke), JSON)
+@pytest.mark.parametrize("name", ["composeExtension/query", "weird/thing", None])
+async def test_an_invoke_nobody_handles_is_a_501_that_says_so(harness: Harness, name: str | None) -> None:
+    invoke = activity(harness, type="invoke", name=name, value={})
+    code, body = await post(harness, json.dumps(invoke), JSON)
     assert code == 501
+    assert body == {
+        "statusCode": 501,
+        "type": "application/vnd.microsoft.error",
+        "value": {"code": "NotImplemented", "message": "Handoff does not handle this kind of request."},
+    }
+
+
+@pytest.mark.parametrize(
+    "channel_data",
+    [
+        {"eventType": "teamRenamed"},
+        {"eventType": "teamDeleted", "team": {}},
+        {"eventType": "teamArchived", "team": {"name": "Contoso ML"}},
+        {"eventType": "teamRestored", "team": {"id": ""}},
+        {"eventType": "channelDeleted", "channel": {}, "team": {"id": "19:t@thread.tacv2"}},
+        {"eventType": "channelCreated", "team": {"id": "19:t@thread.tacv2"}},
+        {"eventType": "channelRenamed", "channel": {"id": RELEASES, "name": "x"}},
+        {"eventType": "channelRestored", "channel": {"name": "x"}, "team": {"id": "19:t@thread.tacv2"}},
+    ],
+    ids=lambda data: f"{data['eventType']}-{'-'.join(sorted(k for k in data if k != 'eventType')) or 'bare'}",
+)
+async def test_a_team_or_channel_event_that_does_not_name_it_is_400(
+    harness: Harness, channel_data: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a 503: Teams would send it again for ever."""
+    await harness.teams.install_app()
+    before = await harness.teams_records()
+    update = activity(
+        harness,
+        type="conversationUpdate",
+        conversation={"id": RELEASES, "conversationType": "channel", "isGroup": True},
+        channelData={**channel_data, "tenant": {"id": TENANT}},
+    )
+
+    code, body = await post(harness, json.dumps(update), JSON)
+
+    assert (code, body["error"]) == (400, "bad_request")
+    assert f"{channel_data['eventType']} event needs channelData." in body["message"]
+    assert await harness.teams_records() == before
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
 
 
 def mutations(sample: dict[str, Any], rng: random.Random, count: int) -> list[dict[str, Any]]:
