@@ -2,8 +2,8 @@
 
 ``/slack/events`` reads the raw body (capped at 1 MiB), verifies it (:mod:`adapters.slack.verification`),
 checks that Bolt can read it (:mod:`adapters.slack.envelope`), and only then dispatches. Bad input is a
-400 or 401 before Bolt sees it; trouble inside Bolt is a 503 with ``Retry-After`` (Slack retries
-events), never a 500.
+400 or 401 before Bolt sees it, and a request no listener takes (Bolt's 404) a 400 too; trouble inside
+Bolt is a 503 with ``Retry-After`` (Slack retries events), never a 500.
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ class SlackEndpoint:
             if response.status >= 500:
                 log.warning("Bolt answered %s; telling Slack to retry", response.status)
                 answer = _error(503, "temporarily_unavailable", "retry later", headers={"Retry-After": "5"})
+            elif response.status == 404:  # no listener took it: a kind of payload or command Handoff has no use for
+                log.info("Slack request refused (400): signed, but not a kind of request Handoff handles")
+                answer = _error(400, "invalid_body", "not a kind of Slack request Handoff handles")
             else:
                 answer = await to_aiohttp_response(response)
             try:

@@ -22,7 +22,20 @@ FORWARDED_HEADERS = (
 )
 
 # keys whose values Bolt reads as objects (context extraction, matchers) when they are present
-_OBJECT_KEYS = ("event", "user", "team", "enterprise", "channel", "container", "view", "message", "item")
+_OBJECT_KEYS = (
+    "event",
+    "user",
+    "team",
+    "enterprise",
+    "channel",
+    "container",
+    "view",
+    "message",
+    "previous_message",
+    "item",
+)
+# events whose user Slack names by id, and that Handoff's listeners hand on as one
+_EVENTS_BY_A_USER_ID = frozenset({"app_mention", "message", "member_joined_channel", "member_left_channel"})
 
 
 def to_bolt_request(
@@ -88,12 +101,21 @@ def _fits_its_type(body: dict[str, Any]) -> bool:
         return bool(actions) and all(isinstance(a.get(id_key), str) for a in actions or ())
     if kind in ("view_submission", "view_closed"):
         view = body.get("view")
-        return isinstance(view, dict) and isinstance(view.get("callback_id"), str)
-    if kind in ("shortcut", "message_action", "dialog_submission", "dialog_cancellation", "workflow_step_edit"):
+        if not (
+            isinstance(view, dict) and isinstance(view.get("callback_id"), str) and isinstance(view.get("type"), str)
+        ):
+            return False
+        # a workflow step's save: Bolt reads its step
+        return view["type"] != "workflow_step" or isinstance(body.get("workflow_step"), dict)
+    if kind == "workflow_step_edit":
+        return isinstance(body.get("callback_id"), str) and isinstance(body.get("workflow_step"), dict)
+    if kind in ("shortcut", "message_action", "dialog_submission", "dialog_cancellation"):
         return isinstance(body.get("callback_id"), str)
     if kind == "event_callback":
         event = body.get("event")
-        return isinstance(event, dict) and isinstance(event.get("type"), str)
+        if not (isinstance(event, dict) and isinstance(event.get("type"), str)):
+            return False
+        return event["type"] not in _EVENTS_BY_A_USER_ID or isinstance(event.get("user", ""), str)
     if "command" in body:
         return isinstance(body.get("command"), str)
     return True

@@ -246,3 +246,22 @@ async def test_a_button_on_a_private_answer_replaces_that_answer(harness: Harnes
     assert private.text == "Running: model-x retraining"
     assert private.blocks is not None and private.blocks[0]["block_id"].startswith("c")  # still compact
     assert harness.messages(MODELS) == []
+
+
+async def test_a_button_with_an_unknown_comment_mode_asks_for_a_comment_rather_than_deciding_at_once(
+    harness: Harness,
+) -> None:
+    ts = await post_gate(harness)
+    value = json.dumps({"a": "approve", "v": {"gate": "g-1"}, "c": "weird"})
+
+    await harness.slack.click_button(ts, "approve", user="carol", value=value)
+    await harness.settle()
+
+    assert harness.handler.actions == []  # not approved at once
+    opened = harness.slack.state.views[only_view(harness)]
+    [comment_input] = [b for b in opened.view["blocks"] if b["type"] == "input"]
+    assert comment_input["optional"] is False
+    await harness.slack.submit_view(opened.id, {"comment": {"comment": "checked the metrics"}})
+    await harness.settle()
+    [request] = harness.handler.actions
+    assert (request.action_id, request.value, request.comment) == ("approve", {"gate": "g-1"}, "checked the metrics")

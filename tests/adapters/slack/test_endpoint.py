@@ -16,6 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from adapters.emulators.base import LocalServer
 from adapters.emulators.slack import sign
+from adapters.slack.modals import CALLBACK_ID
 
 from .harness import Harness
 
@@ -141,6 +142,69 @@ async def test_signed_but_unreadable_bodies_are_400(harness: Harness, body: byte
     headers = signed(harness.slack.signing_secret, body, content_type=content_type)
     status, answer = await post(harness.url, body, headers)
     assert status == 400, answer
+
+
+def form_payload(payload: dict[str, object]) -> bytes:
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def event_callback(event: dict[str, object]) -> bytes:
+    return json.dumps(
+        {"type": "event_callback", "event_id": "Ev0SHAPE", "team_id": "T0C0NT050", "event": event}
+    ).encode()
+
+
+USER = {"id": "U0A11CE0001", "team_id": "T0C0NT050"}
+MISSHAPEN = {
+    # Bolt reads view.type unchecked (a workflow step's save), and then the payload's workflow_step
+    "view without a type": form_payload({"type": "view_submission", "user": USER, "view": {"callback_id": "x"}}),
+    "view type not a string": form_payload(
+        {"type": "view_submission", "user": USER, "view": {"callback_id": CALLBACK_ID, "type": 5}}
+    ),
+    "workflow step save without its step": form_payload(
+        {"type": "view_submission", "user": USER, "view": {"callback_id": "x", "type": "workflow_step"}}
+    ),
+    "workflow step edit without its step": form_payload({"type": "workflow_step_edit", "callback_id": "x"}),
+    "previous message not an object": event_callback(
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel_type": "im",
+            "channel": "D1",
+            "previous_message": "x",
+        }
+    ),
+    "mention by a user that is not an id": event_callback(
+        {"type": "app_mention", "user": {"id": "U0A11CE0001"}, "text": "<@U0HANDOFF> status", "channel": "C1"}
+    ),
+    "message by a user that is not an id": event_callback(
+        {"type": "message", "user": ["U0A11CE0001"], "text": "status", "channel": "D1", "channel_type": "im"}
+    ),
+    # nothing listens to these: Bolt's own answer would be a 404 {"error": "unhandled request"}
+    "unknown payload type": form_payload({"type": "weird", "user": USER}),
+    "command that is not a slash command": b"command=%zz&text=status&user_id=U0A11CE0001&channel_id=C1",
+    "view of another app": form_payload(
+        {"type": "view_submission", "user": USER, "view": {"callback_id": "not-handoffs", "type": "modal"}}
+    ),
+}
+
+
+@pytest.mark.parametrize("body", MISSHAPEN.values(), ids=MISSHAPEN.keys())
+async def test_signed_payloads_bolt_cannot_read_or_nothing_handles_are_400(
+    harness: Harness, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not Bolt's traceback and a 503 (Slack retries), nor its 404: Handoff's 400, and nothing runs."""
+    content_type = "application/json" if body.startswith(b"{") else "application/x-www-form-urlencoded"
+    status, answer = await post(
+        harness.url, body, signed(harness.slack.signing_secret, body, content_type=content_type)
+    )
+    await harness.settle()
+
+    assert status == 400, answer
+    assert json.loads(answer)["error"] == "invalid_body"
+    assert harness.handler.commands == [] and harness.handler.actions == []
+    assert harness.slack.recorder.matching("POST /api/users.info") == []
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
 
 
 @pytest.mark.parametrize(
