@@ -9,6 +9,10 @@ Group commit: events that arrive while a write is under way wait for it to finis
 together in one transaction (``Store.record_events``), each caller answered with its own outcome.
 An idle Handoff writes a lone event at once; a busy one writes fewer, larger transactions. Nothing
 here is needed for correctness: the dedupe key and the compare-and-set in the store are.
+
+Every event waits for the one writer, so the writer waits on the store no longer than the store waits for
+its write (``Store.write_timeout``): a read it makes before writing that is not answered by then fails the
+batch as :class:`StoreNotAnswering`, as a write would, and the next batch tries afresh.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.cards import Card
 from bot.clock import Clock
@@ -42,6 +46,7 @@ from bot.routing import (
 from bot.trouble import one_line
 
 log = logging.getLogger("handoff.ingest")
+T = TypeVar("T")
 
 # Updates to a card already shown wait this long, so that a burst of events becomes one update.
 COALESCE = timedelta(seconds=1)
@@ -343,8 +348,9 @@ class Ingest:
         redelivery that would have changed its card). The retry (``checked``) reads both first.
         """
         now = self.clock.now()
-        subscriptions = await self._subscriptions()
-        known = await self.store.known_events([w.event.dedupe_key for w in batch]) if checked else set()
+        subscriptions = await self._answered(self._subscriptions())
+        dedupe_keys = [w.event.dedupe_key for w in batch]
+        known = await self._answered(self.store.known_events(dedupe_keys)) if checked else set()
         wanted = list(dict.fromkeys(w.event.grouping_key for w in batch if w.event.dedupe_key not in known))
         remembered = {} if checked else self._cards
         cards: dict[str, CardState | None] = {k: remembered[k] for k in wanted if k in remembered}
@@ -357,7 +363,7 @@ class Ingest:
         if runs:
             missing += sorted(runs - cards.keys() - set(missing))
         if missing:
-            read = await self.store.get_card_states(missing)
+            read = await self._answered(self.store.get_card_states(missing))
             self._remember(read.values())
             cards.update(read)
         routes, marks = await self._routes_with_options(batch, subscriptions, now, cards)
@@ -400,10 +406,21 @@ class Ingest:
                     await self._tell_unrouted(self.on_unrouted_approval, event)
         return outcomes
 
-    @staticmethod
-    async def _tell_unrouted(tell: Callable[[ApprovalPending], Awaitable[None]], event: ApprovalPending) -> None:
+    async def _answered(self, waiting_on: Awaitable[T]) -> T:
+        """What the writer waits for from the store (a read before it writes, a notice it stores), given up after
+        the store's write timeout as :class:`StoreNotAnswering`. (On PostgreSQL a read cut off so is cancelled,
+        and the pool drops the connection it was on instead of lending it again.)"""
+        seconds = self.store.write_timeout
         try:
-            await tell(event)
+            async with asyncio.timeout(seconds):
+                return await waiting_on
+        except TimeoutError as exc:
+            raise StoreNotAnswering(f"the store did not answer a read within {seconds:g} s") from exc
+
+    async def _tell_unrouted(self, tell: Callable[[ApprovalPending], Awaitable[None]], event: ApprovalPending) -> None:
+        try:
+            # (it stores a notice: bounded as the writer's reads are)
+            await self._answered(tell(event))
         except Exception:  # the event is stored: what tells of it must not fail it
             log.exception("could not tell that approval %s reaches no conversation", event.grouping_key)
 
@@ -429,7 +446,7 @@ class Ingest:
             for target, options in routed.items()
             if options.repeat_limit is not None and target not in _reached(cards.get(waiting.event.grouping_key))
         }
-        marks = await self.store.get_repeat_marks(sorted(wanted, key=str)) if wanted else {}
+        marks = await self._answered(self.store.get_repeat_marks(sorted(wanted, key=str))) if wanted else {}
         return routes, dict(marks)
 
     async def _quiet_where_first_post_queued(
@@ -439,7 +456,7 @@ class Ingest:
         posted in its conversation yet (one read of the posted cards per card, only for batches with such
         replies: a failure under a card shown while its run ran)."""
         keys = sorted({reply.planned.grouping_key for reply in replies})
-        posted = {key: {card.conversation for card in await self.store.cards_for(key)} for key in keys}
+        posted = {key: {card.conversation for card in await self._answered(self.store.cards_for(key))} for key in keys}
         # (a first post already under way read its newest version before this commit: it shows an older
         # version, and the failure comes as an update, which tells nobody; the card then records that older
         # version as the one first posted, and the outbox sends the planned reply instead of the quiet one)

@@ -44,9 +44,10 @@ class StaleWrite(Exception):
 
 
 class StoreNotAnswering(Exception):
-    """The store did not take a write: it could not be reached, or did not answer in time (a lock held by
-    another process or session, a connection gone silent). Nothing of the write is known to be stored, and
-    the same write tried again at once would wait the same: whoever waits on it is asked to retry later."""
+    """The store did not take a write, or did not answer what the ingest read before writing: it could not be
+    reached, or did not answer in time (a lock held by another process or session, a connection gone silent).
+    Nothing of the write is known to be stored, and the same write tried again at once would wait the same:
+    whoever waits on it is asked to retry later."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,12 @@ class EventRecord:
 
 
 class EventLog(Protocol):
+    @property
+    def write_timeout(self) -> float:
+        """Seconds :meth:`record_events` waits on the database before it gives up (:class:`StoreNotAnswering`):
+        the ingest waits no longer for each read it makes before writing."""
+        ...
+
     async def record_event(
         self,
         event: ReceivedEvent,

@@ -42,7 +42,8 @@ WRITE = "handoff_write"
 BUSY_TIMEOUT_MS = 30_000
 # How long the ingest's group commit waits on the database (SQLite: for another process's write lock; PostgreSQL:
 # for each statement) before it fails: no longer than a hook waits for it (server.hook_timeout, 10 s unless set),
-# whose sender has been asked to deliver again by then. The next group commit tries afresh.
+# whose sender has been asked to deliver again by then. The next group commit tries afresh. The ingest waits no
+# longer for each read it makes before writing, through the pool (``Store.write_timeout``, see bot/ingest.py).
 INGEST_WRITE_TIMEOUT = 10.0
 # PostgreSQL: a statement not answered within this fails, and its connection is closed, so that a connection cut
 # off without a word (a failover, a proxy that stopped passing bytes) does not hold up what waits on it for ever.

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from adapters.sql.base import SqlBase, address, must_utc, utc
 from adapters.sql.batch_statements import BatchStatements, SqlAlchemyStatements, SqliteStatements, chunks
-from adapters.sql.engine import PostgresEngine, SqliteEngine, run_read, run_write
+from adapters.sql.engine import INGEST_WRITE_TIMEOUT, PostgresEngine, SqliteEngine, run_read, run_write
 from adapters.sql.postgres_batch import AsyncpgStatements
 from adapters.sql.retention import forget_rows
 from adapters.sql.tables import card_states, deliveries, received_events, repeat_marks
@@ -195,6 +195,11 @@ class _Batch:
 
 
 class SqlEventLog(SqlBase):
+    @property
+    def write_timeout(self) -> float:
+        engine = self.engine
+        return engine.write_timeout if isinstance(engine, PostgresEngine | SqliteEngine) else INGEST_WRITE_TIMEOUT
+
     async def record_event(
         self,
         event: ReceivedEvent,

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -17,6 +16,7 @@ from adapters.sql.engine import PostgresEngine
 from bot.ports import EventRecord, StaleWrite, StoreNotAnswering
 from bot.records import CardState, ReceivedEvent
 from tests.databases import POSTGRES_URL
+from tests.silent_proxy import SilentProxy
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -123,53 +123,12 @@ async def test_a_write_another_session_holds_up_fails_and_the_next_goes_through(
     assert await store.known_events(["e1", "e2", "e3"]) == {"e1", "e3"}
 
 
-class SilentProxy:
-    """A TCP proxy to PostgreSQL that can stop passing bytes on (a network or a proxy gone silent: nothing is
-    refused, nothing answers), and pass what it held once told to go on."""
-
-    def __init__(self) -> None:
-        self.passing = asyncio.Event()
-        self.passing.set()
-        self._pumps: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
-        upstream = urlsplit(POSTGRES_URL)
-        self._upstream = (upstream.hostname or "127.0.0.1", upstream.port or 5432)
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def _serve(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
-        server_in, server_out = await asyncio.open_connection(*self._upstream)
-        for source, sink in ((client_in, server_out), (server_in, client_out)):
-            pump = asyncio.ensure_future(self._pump(source, sink))
-            self._pumps.add(pump)
-            pump.add_done_callback(self._pumps.discard)
-
-    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                await self.passing.wait()
-                sink.write(data)
-                await sink.drain()
-        except ConnectionError:
-            pass
-        finally:
-            sink.close()
-
-    async def close(self) -> None:
-        for pump in list(self._pumps):
-            pump.cancel()
-        if self._server is not None:
-            self._server.close()
-
-
 async def test_a_write_on_a_connection_gone_silent_fails_and_the_next_goes_through_once_it_answers(
     store_url: str,
 ) -> None:
     proxy = SilentProxy()
-    port = await proxy.start()
-    store = await SqlStore.open(urlunsplit(urlsplit(store_url)._replace(netloc=f"postgres@127.0.0.1:{port}")))
+    await proxy.start()
+    store = await SqlStore.open(proxy.url_through(store_url))
     try:
         engine_of(store).write_timeout = 0.5
         assert await store.record_events([event("e1")]) == [True]
