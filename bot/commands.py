@@ -11,7 +11,7 @@ import difflib
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.interactions import bold
 
@@ -264,6 +264,41 @@ class ParsedCommand:
 def _did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
     return f" Did you mean `{close[0]}`?" if close else ""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` Did you mean `x`?`` naming the choice closest to ``word`` (case aside), or nothing when none is close."""
+    by_folded = {_folded(choice): choice for choice in choices}
+    close = difflib.get_close_matches(_folded(word), list(by_folded), n=1, cutoff=0.6)
+    return f" Did you mean `{by_folded[close[0]]}`?" if close else ""
+
+
+# the dashes a phone, an editor or a chat client's autocorrect types for a hyphen
+_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d", "-"))
+
+
+def _folded(name: str) -> str:
+    return name.translate(_DASHES).casefold()
+
+
+def configured_name(typed: str, names: Iterable[str]) -> str | None:
+    """The configured name ``typed`` stands for: itself, else the only one it equals once case and the dash typed
+    for a hyphen (``APP-Y``, ``app-y`` typed with a non-breaking hyphen) are set aside; None when none or several do."""
+    choices = list(names)
+    if typed in choices:
+        return typed
+    folded = [name for name in choices if _folded(name) == _folded(typed)]
+    return folded[0] if len(folded) == 1 else None
+
+
+def with_configured_target(command: ParsedCommand, names: Iterable[str]) -> ParsedCommand:
+    """``command`` naming its target as configured (see :func:`configured_name`), so that the run, its card, its
+    idempotency key and the audit log name what the configuration does; as it is when no name matches."""
+    typed = command.target
+    name = configured_name(typed, names) if typed is not None else None
+    if name is None or name == typed:
+        return command
+    return replace(command, targets=(name, *command.targets[1:]))
 
 
 def closest_option(spec: CommandSpec, key: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.chat_handler import ChatHandler
-from bot.commands import ParsedCommand, may_be_run, run_number
+from bot.commands import ParsedCommand, configured_name, did_you_mean, may_be_run, run_number
 from bot.config import Settings
 from bot.consumers import Consumers
 from bot.contracts import ContractError, compare, parse_signature
@@ -71,9 +71,12 @@ class ModelCommands:
             return await self._run(number)
         if target.startswith("#"):
             return Reply(f"`{target}` is no run number: `status 12` or `status #12` shows run 12 (`runs` lists them).")
+        target = configured_name(target, self.settings.models) or target
         if target not in self.settings.models and not self.consumers.of(target):
             known = ", ".join(self.settings.models) or "none configured"
-            return Reply(f"There is no model called `{target}`. Models: {known}.")
+            return Reply(
+                f"There is no model called `{target}`.{did_you_mean(target, self.settings.models)} Models: {known}."
+            )
         try:
             latest = await answered_within(self.consumers.version(target), "Azure ML", self.lookup_seconds)
             # (what each app runs is read from Azure ML too)

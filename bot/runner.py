@@ -31,7 +31,16 @@ from bot.background import BackgroundWork
 from bot.cards import Action, Card, Link, Mention, Status
 from bot.chat_handler import ChatHandler
 from bot.clock import Clock
-from bot.commands import COMMANDS_BY_VERB, ParsedCommand, UsageError, may_be_run, parse, run_number
+from bot.commands import (
+    COMMANDS_BY_VERB,
+    ParsedCommand,
+    UsageError,
+    did_you_mean,
+    may_be_run,
+    parse,
+    run_number,
+    with_configured_target,
+)
 from bot.config import CommandPolicySettings, Settings
 from bot.events import DomainEvent, Person, RunStateChanged, TrainingRunFinished
 from bot.ingest import Ingest, IngestFailed
@@ -404,6 +413,9 @@ class CommandRunner:
     # --- the commands ------------------------------------------------------------------------------
 
     async def retrain(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        command = with_configured_target(
+            command, (name for name, model in self.settings.models.items() if model.retrain)
+        )
         plan = await self._plan_retrain(command)
         if isinstance(plan, Reply):
             return await self._not_started(request, command, plan)
@@ -412,6 +424,7 @@ class CommandRunner:
         return await self._start_or_confirm(request, command, plan)
 
     async def integrate(self, request: CommandRequest, command: ParsedCommand) -> Reply:
+        command = with_configured_target(command, self.settings.apps)
         named = await self._with_latest_version(command)
         if isinstance(named, Reply):
             return await self._not_started(request, command, named)
@@ -508,8 +521,10 @@ class CommandRunner:
         name = command.target or ""
         model = self.settings.models.get(name)
         if model is None or model.retrain is None:
-            known = ", ".join(n for n, m in self.settings.models.items() if m.retrain) or "none configured"
-            return Reply(f"There is no retraining set up for `{name}`. Models you can retrain: {known}.")
+            retrainable = [n for n, m in self.settings.models.items() if m.retrain]
+            known = ", ".join(retrainable) or "none configured"
+            hint = did_you_mean(name, retrainable)
+            return Reply(f"There is no retraining set up for `{name}`.{hint} Models you can retrain: {known}.")
         job = model.retrain.azure_ml_job
         if job is not None:
             if self.ml is None:
@@ -561,7 +576,7 @@ class CommandRunner:
         app = self.settings.apps.get(name)
         if app is None:
             known = ", ".join(self.settings.apps) or "none configured"
-            return Reply(f"There is no app called `{name}`. Apps: {known}.")
+            return Reply(f"There is no app called `{name}`.{did_you_mean(name, self.settings.apps)} Apps: {known}.")
         target = app.integration
         parameters = dict(target.parameters)
         if model := command.options.get("model"):

@@ -504,6 +504,29 @@ async def test_a_model_or_version_azure_ml_does_not_have_is_named_in_the_answer_
     assert await loop.server.store.list_command_runs() == []
 
 
+async def test_a_name_typed_in_capitals_or_with_a_typographic_hyphen_is_the_configured_one(loop: Loop) -> None:
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("integrate APP-Y model=model-x:7", "Starting: Run integrate-app-y for app-y against model-x:7")
+    first = await command_run(loop)
+    assert first.command == "integrate app-y model=model-x:7"  # recorded as configured: one key for both spellings
+    # the same command with a non-breaking hyphen (a phone's autocorrect) is the run already asked for
+    answer = await bob.say("integrate app\u2011y model=model-x:7", "You already asked for this")
+    assert f"(run {first.id})" in answer
+    await eventually(lambda: len(loop.suite.ado.runs) == 1)
+    assert loop.suite.ado.runs[0].pipeline.name == "integrate-app-y"
+    answer = await bob.say("status MODEL\u2013X", "model-x")
+    assert "There is no model called" not in answer
+    # a name close to none as typed is told what it may have meant, and starts nothing
+    answer = await bob.say("integrate app-z", "There is no app called `app-z`.")
+    assert "Did you mean `app-y`?" in answer
+    alice = Person(loop, "slack", "alice", "ml-models")
+    answer = await alice.say("retrain modle-x", "There is no retraining set up for `modle-x`.")
+    assert "Did you mean `model-x`?" in answer
+    await asyncio.sleep(0.5)
+    assert len(loop.suite.ado.runs) == 1
+    assert len(await loop.server.store.list_command_runs()) == 1
+
+
 async def test_integrate_starts_as_asked_when_azure_ml_does_not_answer(loop: Loop) -> None:
     aml = loop.suite.aml
     aml.faults.add("GET /subscriptions/**/models/model-x/versions/99", [Fault("503", retry_after=0)] * 10)
