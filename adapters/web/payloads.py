@@ -120,7 +120,27 @@ def _number_text(value: int | float) -> str | None:
 
 
 class _TooDeep(Exception):
-    """A value nested deeper than the JSON writer goes (JSON allows it; a tag holding it is no tag)."""
+    """A value nested deeper than :data:`DEEPEST_VALUE` (JSON allows it; a tag holding it is no tag)."""
+
+
+DEEPEST_VALUE = 32
+"""How deep the lists and objects in a tag or property may nest: far past any real one, and decided here rather
+than by how deep Python's writer may recurse from where it is called (which differs from thread to thread)."""
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` holds lists or objects nested deeper than ``limit`` (walked without recursion)."""
+    level: list[Any] = [value]
+    for _ in range(limit + 1):
+        level = [
+            inner
+            for outer in level
+            if isinstance(outer, list | dict)
+            for inner in (outer.values() if isinstance(outer, dict) else outer)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _json_text(value: Any) -> str | None:
@@ -128,10 +148,12 @@ def _json_text(value: Any) -> str | None:
     or object holding one that is not finite.
 
     Raises:
-        _TooDeep: the value nests deeper than the writer's recursion goes.
+        _TooDeep: the value nests deeper than :data:`DEEPEST_VALUE`.
     """
     if isinstance(value, int | float) and _number_text(value) is None:
         return None
+    if isinstance(value, list | dict) and _deeper_than(value, DEEPEST_VALUE):
+        raise _TooDeep
     try:
         return json.dumps(value, sort_keys=True, allow_nan=False)
     except ValueError:  # an infinite float inside it (or an integer too long for Python to write)

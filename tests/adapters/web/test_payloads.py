@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from adapters.web.payloads import Fields, PayloadError, decode_json
+from adapters.web.payloads import DEEPEST_VALUE, Fields, PayloadError, decode_json
 from bot.events import bounded_key
 
 RUN = {
@@ -139,3 +139,16 @@ def test_numbers_within_64_bits_are_written_as_sent() -> None:
     }
     with pytest.raises(PayloadError, match="tags: a value holds"):
         Fields.of({"tags": {"l": [1, float("inf")]}}).strings("tags")
+
+
+def test_a_tag_nested_past_the_deepest_value_is_refused_however_deep_python_may_recurse() -> None:
+    def nested(depth: int) -> object:
+        value: object = "leaf"
+        for level in range(depth):
+            value = [value] if level % 2 else {"k": value}
+        return value
+
+    written = Fields.of({"tags": {"ok": nested(DEEPEST_VALUE)}}).strings("tags")["ok"]
+    assert written.count("leaf") == 1 and written.count("[") + written.count("{") == DEEPEST_VALUE
+    with pytest.raises(PayloadError, match="nests too deep"):
+        Fields.of({"tags": {"deep": nested(DEEPEST_VALUE + 1)}}).strings("tags")
