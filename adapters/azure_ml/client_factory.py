@@ -27,6 +27,7 @@ from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
 from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline.transport import RequestsTransport
 
+from adapters.azure_ml.throttle import RetryAfterCap
 from bot.config import is_loopback_host
 
 if TYPE_CHECKING:
@@ -313,7 +314,10 @@ def build_ml_client(
         transport: overrides the transport :func:`build_transport` would choose.
         client_kwargs: passed on to ``MLClient`` and its azure-core clients (``polling_interval``,
             ``retry_total``, ``read_timeout``...); the timeouts are :data:`CONNECTION_TIMEOUT` and
-            :data:`READ_TIMEOUT` unless they say otherwise.
+            :data:`READ_TIMEOUT` unless they say otherwise. A ``Retry-After`` over
+            :data:`~adapters.azure_ml.throttle.MAX_RETRY_AFTER_SECONDS` fails a call with
+            :class:`~adapters.azure_ml.throttle.AzureMLThrottled` (``per_retry_policies``) instead of being
+            waited out on the caller's thread.
     """
     from azure.ai.ml import MLClient
 
@@ -321,7 +325,12 @@ def build_ml_client(
     credential = credential or build_credential(conn)
     timeouts = {key: client_kwargs.pop(key) for key in TIMEOUTS if key in client_kwargs}
     transport = transport or build_transport(conn, **timeouts)
-    kwargs: dict[str, Any] = {"enable_telemetry": False, "show_progress": False, **client_kwargs}
+    kwargs: dict[str, Any] = {
+        "enable_telemetry": False,
+        "show_progress": False,
+        "per_retry_policies": [RetryAfterCap()],
+        **client_kwargs,
+    }
     if conn.uses_emulator:
         kwargs.update(cloud=EMULATOR_CLOUD, cloud_metadata=emulator_cloud_metadata())
     elif conn.cloud:

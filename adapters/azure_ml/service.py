@@ -3,7 +3,8 @@
 ``azure.ai.ml`` is imported on first use (it costs seconds and ~100 MB), and every SDK call runs on the
 service's own threads (:mod:`adapters.worker_pool`): a stalled workspace holds up its own calls, never
 the chat platforms' DNS lookups or the store's checkpoints. Service errors become ``ServiceRefused`` or
-``ServiceUnavailable``.
+``ServiceUnavailable``; a ``Retry-After`` too long to wait out on one of those threads
+(:mod:`adapters.azure_ml.throttle`) fails the call at once, saying when to try again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.azure_ml.client_factory import AzureMLConnection, as_connection, build_ml_client
+from adapters.azure_ml.throttle import AzureMLThrottled
 from adapters.worker_pool import WorkerPool
 from bot.config import AzureMLSettings
 from bot.ports import ModelVersion, RunStatus, ServiceRefused, ServiceUnavailable, StartedRun
@@ -149,6 +151,10 @@ class AzureMLService:
 
         try:
             return await self._pool.run(function, *args)
+        except AzureMLThrottled as error:  # not sent again; a 429 turned it away, a 5xx's request may have acted
+            log.warning("azure ml asked to wait %.0f s (HTTP %s) on a %s call", error.retry_after, error.status, what)
+            acted = sent is not None and sent() and error.status != 429
+            raise ServiceUnavailable(error.reason, may_have_acted=acted) from None
         except ResourceNotFoundError as error:
             raise ServiceRefused(f"Azure ML has no such {what}: {said(error)}") from None
         except ClientAuthenticationError:

@@ -31,6 +31,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
 
 from adapters.azure_ml.client_factory import AzureMLConnection, build_ml_client, client_context, timeout_kwargs
+from adapters.azure_ml.throttle import RetryAfterCap
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -84,6 +85,7 @@ def fetch_text(
         HeadersPolicy({"x-ms-version": STORAGE_API_VERSION}),
         UserAgentPolicy("handoff-bot"),
         RetryPolicy(**(retry or {})),
+        RetryAfterCap(),  # a long Retry-After fails the read rather than holding the thread
         BearerTokenCredentialPolicy(credential, STORAGE_SCOPE),
     ]
     owned = transport is None

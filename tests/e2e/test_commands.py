@@ -1366,6 +1366,41 @@ async def test_a_retrain_whose_answer_azure_ml_lost_is_not_known_then_found_by_i
     assert len([m for m in slack_messages(loop, "ml-models") if "Not known whether" in m.text]) == 1
 
 
+async def test_retrains_azure_ml_throttles_for_long_fail_at_once_saying_when_and_azure_ml_still_answers_the_rest(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    # every submission turned away for 15 minutes: waiting that out would hold each of the service's threads
+    loop = await start_loop(no_confirmation)
+    aml = loop.suite.aml
+    aml.faults.add("PUT /subscriptions/**/jobs/*", [Fault("429", retry_after=900)] * 4)
+    alice = Person(loop, "slack", "alice", "ml-models")
+    throttled = "Azure ML is throttling Handoff's requests; try again in 15 min"
+    for extra in ("", " compute=gpu-cluster", " compute=cpu-cluster", " data=lake-data:1"):
+        answer = await alice.say(f"retrain model-x{extra}", throttled)
+        assert "Could not start: Retrain model-x" in answer
+    failed = [r for r in await loop.server.store.list_command_runs(None, 10) if r.target == "model-x"]
+    assert [r.state for r in failed] == [CommandRunState.FAILED] * 4
+    assert all(r.details["error"] == throttled and "start_unknown" not in r.details for r in failed)
+    assert [r.status for r in jobs(loop)] == [429] * 4 and list(aml.state.jobs) == []
+
+    bob = Person(loop, "slack", "bob", "app-releases")
+    await bob.say("integrate app-y", "Starting: Run")  # Azure ML's latest model-x read at once
+    await alice.say("status model-x", "model-x:")
+    answer = await alice.say(f"cancel {failed[0].id}", "nothing to cancel")
+    assert throttled in answer
+    runner = loop.server.handoff.runner  # type: ignore[union-attr]
+    assert runner is not None
+    await runner.sweep()  # a run that was turned away is not submitted again behind Alice's back
+    await asyncio.sleep(0.5)
+    assert len(jobs(loop)) == 4 and list(aml.state.jobs) == []
+    listed = await alice.say("runs", "The latest runs")
+    assert f"• {min(r.id or 0 for r in failed)}: `retrain model-x` by Alice Martin, failed, not started" in listed
+
+    aml.faults.add("PUT /subscriptions/**/jobs/*", [Fault("429", retry_after=1)])  # a short throttle: waited out
+    await alice.say("retrain model-x", "Started: Retrain model-x")
+    assert [r.status for r in jobs(loop)][4:] == [429, 201] and len(aml.state.jobs) == 1
+
+
 @pytest.mark.parametrize("fault", ["503", "500"])
 async def test_a_pipeline_run_azure_devops_failed_to_start_says_so_without_python_names(loop: Loop, fault: str) -> None:
     # 503: Azure DevOps turned the request away; 500 in its own JSON error: its own failure undid the request

@@ -112,6 +112,42 @@ async def test_a_submission_azure_ml_never_took_did_not_start_the_job(
     assert aml.state.jobs == {}
 
 
+MODEL_7 = "GET /subscriptions/**/models/model-x/versions/7"
+
+
+@pytest.mark.parametrize(
+    ("fault", "seconds", "said"),
+    [
+        ("429", 45.0, "Azure ML is throttling Handoff's requests; try again in 45 s"),
+        ("429", 900.0, "Azure ML is throttling Handoff's requests; try again in 15 min"),
+        ("503", 5400.0, "Azure ML failed (503); try again in 1 h 30 min"),
+    ],
+)
+async def test_a_call_azure_ml_asks_to_wait_long_for_fails_at_once_saying_when_and_is_not_tried_again(
+    aml: AzureMLEmulator, service: AzureMLService, fault: str, seconds: float, said: str
+) -> None:
+    aml.faults.add(MODEL_7, [Fault(fault, retry_after=seconds)])  # type: ignore[arg-type]
+    with pytest.raises(ServiceUnavailable) as throttled:
+        await service.has_model_version("model-x", "7")
+    assert str(throttled.value) == said
+    assert len(aml.recorder.matching(MODEL_7)) == 1
+    assert await service.has_model_version("model-x", "7")  # the next call is sent as usual
+
+
+@pytest.mark.parametrize("fault", ["429", "503"])
+async def test_a_submission_azure_ml_asks_to_wait_long_for_is_not_sent_again(
+    aml: AzureMLEmulator, service: AzureMLService, tmp_path: Path, fault: str
+) -> None:
+    """A 429 turned the job away; a 503 after the job was sent may come from a gateway that passed it on."""
+    job_file = str(aml.write_job_yaml("train-model-x", tmp_path))
+    aml.faults.add(JOBS, [Fault(fault, retry_after=600)])  # type: ignore[arg-type]
+    with pytest.raises(ServiceUnavailable) as throttled:
+        await service.submit_job(job_file, {}, "handoff-model-x-9-20261128120000")
+    assert str(throttled.value).endswith("; try again in 10 min")
+    assert throttled.value.may_have_acted is (fault == "503")
+    assert [r.status for r in aml.recorder.matching(JOBS)] == [int(fault)] and aml.state.jobs == {}
+
+
 async def test_a_data_asset_replaces_the_path_of_the_jobs_data_input_and_keeps_its_type(
     aml: AzureMLEmulator, service: AzureMLService, tmp_path: Path
 ) -> None:
