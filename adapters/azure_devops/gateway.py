@@ -16,7 +16,8 @@ reference recommends, the calls go through one gateway per organization:
 ``watch`` hooks a client into the gateway (``client.config.hooks``: every response passes by).
 
 The SDK's errors do not carry the HTTP status they were answered with (reference §5): an error a call through
-the gateway raises after an error answer (4xx, 5xx) carries it, read by :func:`answered_status`.
+the gateway raises after an error answer (4xx, 5xx) carries it, read by :func:`answered_status`, and the
+``Retry-After`` that answer asked for, read by :func:`answered_retry_after`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ LOW_BUDGET_SPACING = 1.0
 log = logging.getLogger("handoff.azure_devops")
 # The attribute an error raised by a call through the gateway carries the status of its error answer in.
 _STATUS = "handoff_http_status"
+_RETRY_AFTER = "handoff_retry_after"  # ... and the seconds its Retry-After asked for
 
 
 def answered_status(error: BaseException) -> int | None:
@@ -51,6 +53,13 @@ def answered_status(error: BaseException) -> int | None:
     None when it had none (no answer, or the error is not from an answer)."""
     status = getattr(error, _STATUS, None)
     return status if isinstance(status, int) else None
+
+
+def answered_retry_after(error: BaseException) -> float | None:
+    """The seconds the ``Retry-After`` of the error answer a call through the gateway raised ``error`` after asked
+    Handoff to wait (uncapped: what to tell a person); None when it said none."""
+    seconds = getattr(error, _RETRY_AFTER, None)
+    return seconds if isinstance(seconds, float) else None
 
 
 def _budget_low(headers: Any) -> bool:
@@ -101,6 +110,7 @@ class AzureDevOpsGateway:
         nearly spent budget spaces its calls out (until an answer says otherwise)."""
         self._answers.status = getattr(response, "status_code", None)
         headers = getattr(response, "headers", None) or {}
+        self._answers.retry_after = _positive(headers.get("Retry-After"))
         low = _budget_low(headers)
         with self._lock:
             if low and not self._budget_low:
@@ -149,12 +159,14 @@ class AzureDevOpsGateway:
         """``function(*args, **kwargs)`` on this thread; an error it raises after an error answer carries that
         answer's status (see :func:`answered_status`)."""
         self._answers.status = None
+        self._answers.retry_after = None
         try:
             return function(*args, **kwargs)
         except Exception as error:
             status = getattr(self._answers, "status", None)
             if isinstance(status, int) and status >= 400:
                 setattr(error, _STATUS, status)
+                setattr(error, _RETRY_AFTER, getattr(self._answers, "retry_after", None))
             raise
 
     def close(self) -> None:

@@ -32,10 +32,11 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from adapters.azure_devops.approvals_client import PipelineApprovalsClient
 from adapters.azure_devops.approver_directory import ApproverDirectory, identity_person
-from adapters.azure_devops.gateway import AzureDevOpsGateway, answered_status
+from adapters.azure_devops.gateway import AzureDevOpsGateway, answered_retry_after, answered_status
 from adapters.azure_devops.hook_context import email_from_unique_name
 from adapters.azure_devops.hooks_gateway import PROJECT_IN_API_URL
 from adapters.azure_devops.service_hooks import approval_status
+from adapters.waits import wait_text
 from adapters.web.payloads import PayloadError
 from bot.config import AzureDevOpsSettings
 from bot.events import Approver, Person
@@ -440,10 +441,23 @@ def _transient(
     """
     status = answered_status(error)
     if status == 429 or key in THROTTLED or message.lstrip().startswith(f"{THROTTLED_CODE}:"):
-        return ServiceUnavailable("Azure DevOps is throttling Handoff's requests (429)")
+        return ServiceUnavailable(_unavailable(429, error))
     if status is not None and status >= 500:
-        return ServiceUnavailable(f"Azure DevOps failed ({status})", may_have_acted=creates and status in GATEWAY)
+        return ServiceUnavailable(_unavailable(status, error), may_have_acted=creates and status in GATEWAY)
     return None
+
+
+def _unavailable(status: int, error: BaseException) -> str:
+    """What to tell of an error answer that is no refusal: throttling (429) or Azure DevOps turning requests away
+    (503) say when to try again (its ``Retry-After``, else soon); another failure names its status code."""
+    seconds = answered_retry_after(error)
+    if status == 429:
+        when = f"in {wait_text(seconds)}" if seconds else "in a few minutes"
+        return f"Azure DevOps is throttling Handoff's requests (429); try again {when}"
+    if status == 503:
+        when = f"in {wait_text(seconds)}" if seconds else "shortly"
+        return f"Azure DevOps is having trouble on its side (503); try again {when}"
+    return f"Azure DevOps failed ({status})"
 
 
 def _maybe_taken(error: AzureDevOpsClientRequestError) -> bool:
@@ -463,8 +477,8 @@ def _status_said(error: AzureDevOpsClientRequestError) -> int | None:
 
 def _failed(error: AzureDevOpsClientRequestError) -> str:
     """What to tell of an error answer the SDK could not read as Azure DevOps' own refusal: its status code."""
-    if (status := _status_said(error)) is not None:
-        return f"Azure DevOps failed ({status})"
+    if (status := _status_said(error) or answered_status(error)) is not None:
+        return _unavailable(status, error)
     reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
     return f"Azure DevOps failed: {reason}" if reason else "Azure DevOps failed"
 

@@ -44,22 +44,27 @@ async def test_a_dropped_answer_may_have_started_the_run(
     assert str(error) == "The connection to Azure DevOps dropped before it answered"
 
 
+TROUBLE = "Azure DevOps is having trouble on its side (503); try again"
+
+
 @pytest.mark.parametrize(
-    "fault",
+    ("fault", "said"),
     [
-        Fault("500", body=internal_error().body()),  # Azure DevOps' own failure, in its own JSON error
-        Fault("503", retry_after=0),  # turned away, whoever answered
-        Fault("503", retry_after=0, body=internal_error().body()),
+        (Fault("500", body=internal_error().body()), "Azure DevOps failed (500)"),  # its own failure, in its JSON
+        (Fault("503", retry_after=0), f"{TROUBLE} shortly"),  # turned away, whoever answered
+        (Fault("503", retry_after=0, body=internal_error().body()), f"{TROUBLE} shortly"),
+        (Fault("503", retry_after=45), f"{TROUBLE} in 45 s"),
+        (Fault("429", retry_after=30), "Azure DevOps is throttling Handoff's requests (429); try again in 30 s"),
     ],
-    ids=["500 of its own", "503", "503 of its own"],
+    ids=["500 of its own", "503", "503 of its own", "503 saying when", "429 saying when"],
 )
-async def test_an_error_answer_is_told_by_its_status_code(
-    ado: AzureDevOpsEmulator, pipelines: AzureDevOpsPipelines, fault: Fault
+async def test_an_error_answer_is_told_by_its_status_code_and_when_to_try_again(
+    ado: AzureDevOpsEmulator, pipelines: AzureDevOpsPipelines, fault: Fault, said: str
 ) -> None:
     ado.faults.add(RUNS, [fault])
     error = await start(pipelines)
     assert not error.may_have_acted and ado.runs == []
-    assert str(error) == f"Azure DevOps failed ({fault.kind})"
+    assert str(error) == said
 
 
 @pytest.mark.parametrize(

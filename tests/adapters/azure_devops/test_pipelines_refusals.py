@@ -36,6 +36,7 @@ async def test_a_classic_release_approval_decided_already_is_refused_as_decided_
 
 
 APPROVALS = "PATCH /contoso/mlops/_apis/pipelines/approvals"
+TROUBLE = "Azure DevOps is having trouble on its side (503); try again"
 
 
 @pytest.fixture
@@ -62,10 +63,13 @@ async def waiting_approval(ado: AzureDevOpsEmulator, clock: FakeClock) -> Approv
 @pytest.mark.parametrize(
     ("fault", "said"),
     [
-        (Fault("429", retry_after=0), "Azure DevOps is throttling Handoff's requests (429)"),  # TF400733
-        (Fault("503", retry_after=0, body=internal_error().body()), "Azure DevOps failed (503)"),
+        (  # TF400733, with no Retry-After worth telling
+            Fault("429", retry_after=0),
+            "Azure DevOps is throttling Handoff's requests (429); try again in a few minutes",
+        ),
+        (Fault("503", retry_after=0, body=internal_error().body()), f"{TROUBLE} shortly"),
         (Fault("500", body=internal_error().body()), "Azure DevOps failed (500)"),
-        (Fault("503", retry_after=0), "Azure DevOps failed (503)"),  # a body that is no Azure DevOps error
+        (Fault("503", retry_after=0), f"{TROUBLE} shortly"),  # a body that is no Azure DevOps error
     ],
 )
 async def test_throttling_and_azure_devops_own_failures_are_no_refusal_of_a_decision(
