@@ -8,7 +8,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -326,6 +326,21 @@ async def test_a_graceful_stop_hands_back_a_delivery_whose_post_is_out_as_a_reco
     assert setup.posts() == [posted]
 
 
+async def first_posting_then_both(setup: Setup, workers: Sequence[OutboxWorker], seconds: int) -> None:
+    """Run the first worker until its post is out, then both for ``seconds`` of the clock; then stop them."""
+    stop = asyncio.Event()
+    first = asyncio.create_task(workers[0].run(stop))
+    await setup.slack.recorder.wait_for("POST /api/chat.postMessage")
+    second = asyncio.create_task(workers[1].run(stop))
+    try:
+        await spend(setup, seconds)
+    finally:
+        stop.set()
+        while not (first.done() and second.done()):
+            await spend(setup, 1)
+        await asyncio.gather(first, second)
+
+
 SHORT_LEASE = timedelta(seconds=15)  # Handoff's lease of a claim, renewed while its attempt goes on
 
 
@@ -350,9 +365,9 @@ class DiesAfterPosting(SlackChatChannel):
 
 async def spend(setup: Setup, seconds: int) -> None:
     """Let ``seconds`` of the clock pass a second at a time, the store's and the emulator's work taking real time
-    between two steps."""
+    between two steps (enough for a renewal's write on a busy machine: a lease is 15 steps)."""
     for _ in range(seconds):
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.03)
         await setup.clock.advance(1)
 
 
@@ -401,17 +416,7 @@ async def test_a_long_send_of_a_live_worker_keeps_its_claim_past_the_short_lease
         for name in ("w1", "w2")
     ]
     delivery_id = await setup.card()
-    stop = asyncio.Event()
-    first = asyncio.create_task(workers[0].run(stop))
-    await setup.slack.recorder.wait_for("POST /api/chat.postMessage")
-    second = asyncio.create_task(workers[1].run(stop))
-    try:
-        await spend(setup, int(held) + 10)
-    finally:
-        stop.set()
-        while not (first.done() and second.done()):
-            await spend(setup, 1)
-        await asyncio.gather(first, second)
+    await first_posting_then_both(setup, workers, int(held) + 10)
 
     (posted,) = setup.posts()
     assert [r.status for r in setup.slack.recorder.matching("POST /api/chat.postMessage")] == [200]
@@ -450,17 +455,7 @@ async def test_a_send_whose_lease_cannot_be_renewed_is_given_up_before_the_lease
         OutboxWorker(setup.store, {"slack": setup.channel()}, setup.clock, worker_id="w2"),
     ]
     delivery_id = await setup.card()
-    stop = asyncio.Event()
-    first = asyncio.create_task(workers[0].run(stop))
-    await setup.slack.recorder.wait_for("POST /api/chat.postMessage")
-    second = asyncio.create_task(workers[1].run(stop))
-    try:
-        await spend(setup, 60)  # (past the end of the hold: a call still out then would post)
-    finally:
-        stop.set()
-        while not (first.done() and second.done()):
-            await spend(setup, 1)
-        await asyncio.gather(first, second)
+    await first_posting_then_both(setup, workers, 60)  # (past the end of the hold: a call still out then would post)
 
     (posted,) = setup.posts()
     assert [r.status for r in setup.slack.recorder.matching("POST /api/chat.postMessage")] == [499, 200]
