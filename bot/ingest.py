@@ -525,7 +525,7 @@ class Ingest:
         if showing - targets:
             failed_in = stages_told_failed(merged.state)
             kept_quiet = turned_away(event, showing - targets, subscriptions, now, failed_in=failed_in)
-            kept_quiet |= muted_there(showing - targets, subscriptions, now)
+            kept_quiet |= muted_there(event, showing - targets, subscriptions, now)
         repeats: list[tuple[ConversationAddress, RepeatMark, timedelta]] = []
         new_marks: list[RepeatMark] = []
         if routed is not None and marks is not None and new_targets and event.repeat_key is not None:

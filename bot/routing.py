@@ -490,16 +490,20 @@ def turned_away(
 
 
 def muted_there(
-    among: Iterable[ConversationAddress], subscriptions: Sequence[Subscription], now: datetime
+    event: DomainEvent, among: Iterable[ConversationAddress], subscriptions: Sequence[Subscription], now: datetime
 ) -> set[ConversationAddress]:
-    """Of the conversations ``among`` (which show a card), those whose every subscription is muted now: the card
-    is kept current there, but nobody is called on and nothing is said in its thread until a mute ends. (Where
-    some subscription is not muted, the conversation is told as before: the mute of one kind of event does not
-    silence another's.)"""
+    """Of the conversations ``among`` (which show ``event``'s card), those where every subscription that follows
+    the card (it names one of the kinds of its events, or none) is muted now: the card is kept current there, but
+    nobody is called on and nothing is said in its thread until a mute ends. (Where such a subscription is not
+    muted, the conversation is told as before: the mute of one subscription of runs does not silence another's;
+    nor does a subscription of other kinds, models say, speak for the muted one that follows the card.) Where no
+    subscription there follows the card (a command's run, say), every subscription there counts."""
+    kinds = _CARD_KINDS.get(event.kind, frozenset({event.kind}))
     muted: set[ConversationAddress] = set()
     for conversation in among:
         subscribed = [s for s in subscriptions if conversation in s.targets]
-        if subscribed and all(s.muted_until is not None and now < s.muted_until for s in subscribed):
+        following = [s for s in subscribed if s.filters.follows(kinds)] or subscribed
+        if following and all(s.muted_until is not None and now < s.muted_until for s in following):
             muted.add(conversation)
     return muted
 

@@ -1197,6 +1197,28 @@ async def test_a_muted_conversation_keeps_a_card_it_shows_current_silently_until
     assert card.payload["card"]["mentions"] == [{"name": "Bob Chen", "email": "bob@contoso.com"}]
 
 
+async def test_a_muted_subscription_of_runs_keeps_its_card_quiet_beside_an_unmuted_one_of_other_kinds(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    """The channel follows runs and, separately, new models; muting the runs' subscription while a run's card is
+    shown keeps its failure quiet there: the subscription of models does not speak for runs."""
+    store, _ = stores
+    bob = Person(name="Bob Chen", email="bob@contoso.com")
+    runs = Filters.from_mapping({"events": ["run", "stage"]})
+    models = Filters.from_mapping({"events": ["model_registered"]})
+    ingest = Ingest(store, [Subscription((SLACK,), runs), Subscription((SLACK,), models)], FakeClock(T0))
+    await ingest.accept(started("77"))
+    await delivered(store)
+
+    muted = T0 + timedelta(minutes=10)
+    ingest.configured = [Subscription((SLACK,), runs, muted_until=muted), Subscription((SLACK,), models)]
+    await ingest.accept(replace(failed("77"), actor=bob))
+    deliveries = await delivered(store)
+    [update] = [d for d in deliveries if d.payload["op"] == "card"]
+    assert update.payload["card"]["status"] == "failed" and update.payload["card"]["mentions"] == []
+    assert broadcasts_to(deliveries, SLACK) == [] and replies_to(deliveries, SLACK) == []
+
+
 @pytest.mark.parametrize("settings", [{}, {"card_format": "compact"}])
 async def test_a_run_shown_before_it_failed_in_a_stage_a_conversation_leaves_out_is_kept_current_there_quietly(
     stores: tuple[SqlStore, SqlStore], settings: dict[str, str]

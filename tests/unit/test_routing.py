@@ -782,19 +782,30 @@ def test_branch_filters_agree_with_each_glob_read_plainly(patterns: list[str], b
     assert filters.matches(event) == plainly_matches(filters, event)
 
 
-def test_muted_there_names_the_conversations_whose_every_subscription_is_muted() -> None:
-    here, there = ConversationAddress("slack", "C1"), ConversationAddress("slack", "C2")
+def test_muted_there_names_the_conversations_whose_every_subscription_following_the_card_is_muted() -> None:
+    here, there, third = (ConversationAddress("slack", f"C{n}") for n in (1, 2, 4))
     failures = Filters.from_mapping({"events": ["run"], "outcomes": ["failed"]})
+    stages = Filters.from_mapping({"events": ["stage"]})
     models = Filters.from_mapping({"events": ["model_registered"]})
     later = NOW + timedelta(hours=1)
     subscriptions = [
         Subscription((here,), failures, muted_until=later),
         Subscription((there,), models, muted_until=later),
         Subscription((there,), failures),  # there, runs are still told
+        Subscription((third,), failures, muted_until=later),
+        Subscription((third,), models),  # models, not runs: the muted subscription of runs speaks for them
     ]
-    assert muted_there({here, there}, subscriptions, NOW) == {here}
-    assert muted_there({here}, subscriptions, later) == set()  # the mute is over
-    assert muted_there({ConversationAddress("slack", "C3")}, subscriptions, NOW) == set()  # no subscription there
+    event = run_event()
+    assert muted_there(event, {here, there, third}, subscriptions, NOW) == {here, third}
+    assert muted_there(event, {here, third}, subscriptions, later) == set()  # the mute is over
+    assert muted_there(event, {ConversationAddress("slack", "C3")}, subscriptions, NOW) == set()  # none there
+    # a subscription of a run's stages follows the run's card too
+    told_by_stages = [*subscriptions, Subscription((third,), stages)]
+    assert muted_there(event, {third}, told_by_stages, NOW) == set()
+    # where nothing there follows the card (a command's run), every subscription there counts
+    only_models = [Subscription((third,), models, muted_until=later)]
+    assert muted_there(event, {third}, only_models, NOW) == {third}
+    assert muted_there(event, {third}, [*only_models, Subscription((third,), models)], NOW) == set()
 
 
 # --- what no event of a kind can match -------------------------------------------------------------------
