@@ -103,7 +103,7 @@ def _described(filters: dict[str, Any]) -> str:
 
 def _filters_shown(filters: Mapping[str, Any]) -> list[str]:
     """A subscription's filters as typed in chat, one option each (the defaults' kinds and outcomes left out)."""
-    shown = [f"{k}={','.join(v)}" for k, v in filters.items() if k in LIST_FILTERS]
+    shown = [f"{k}={_as_typed(','.join(v))}" for k, v in filters.items() if k in LIST_FILTERS]
     if filters.get(DEFAULTS_MARK):
         shown = [s for s in shown if s.partition("=")[0] not in _CHOOSING_FILTERS]
     shown += [f"tags.{key}={_as_typed(value)}" for key, value in filters.get("tags", {}).items()]

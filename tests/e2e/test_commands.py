@@ -1584,13 +1584,17 @@ async def test_stage_tag_and_text_filters_are_typed_as_the_configuration_file_wr
     answer = await person.say("subscribe events=stage stages=integration* dry-run", "Dry run, nothing subscribed")
     assert f"would have sent {counted['Integration tests']} here, on 1 card" in answer  # not Build's
 
-    typed = 'subscribe events=stage,model_registered stages=integration* tags.Stage=prod* text_exclude="dry run"'
+    typed = 'subscribe events=stage,model_registered stages="integration *" tags.Stage=prod* text_exclude="dry run"'
     answer = await person.say(typed, "Subscribed this channel")
-    assert "events=stage,model_registered stages=integration* tags.Stage=prod* text_exclude='dry run'" in answer
+    shown = "events=stage,model_registered stages='integration *' tags.Stage=prod* text_exclude='dry run'"
+    assert shown in answer
+    # what the answer shows types back as the same subscription
+    again = await person.say(f"subscribe {shown}", "has that subscription already")
     [stored] = await loop.server.store.list_subscriptions()
+    assert f"(subscription {stored.id})" in again
     assert stored.filters == {
         "events": ["stage", "model_registered"],
-        "stages": ["integration*"],
+        "stages": ["integration *"],
         "tags": {"Stage": "prod*"},
         "text_exclude": ["dry run"],
     }
