@@ -195,8 +195,8 @@ def _typed_filters(options: Mapping[str, str]) -> dict[str, Any]:
 
 def _filters_described(filters: Filters) -> str:
     """A configured subscription's filters and settings as they would be typed in chat."""
-    shown = [f"{k}={','.join(values)}" for k in LIST_FILTERS if (values := getattr(filters, k))]
-    shown += [f"tags.{key}={value}" for key, value in filters.tags.items()]
+    shown = [f"{k}={_as_typed(','.join(values))}" for k in LIST_FILTERS if (values := getattr(filters, k))]
+    shown += [f"tags.{key}={_as_typed(value)}" for key, value in filters.tags.items()]
     shown += [
         f"{k}=({len(p)} pattern{'' if len(p) == 1 else 's'})" for k in _PATTERN_FILTERS if (p := getattr(filters, k))
     ]

@@ -723,6 +723,25 @@ def _meaningless_filters(filters: Mapping[str, Any]) -> list[tuple[str, str]]:
         found.append(
             ("models", f"`models`: `{versioned[0]}` names a version; `models` takes model names, such as {name}")
         )
+    included = {str(a).lower() for a in filters.get("actors_include") or ()}
+    if included and included <= {str(a).lower() for a in filters.get("actors_exclude") or ()}:
+        # (whoever did an event, one filter or the other leaves it out)
+        named = ", ".join(sorted(included))
+        found.append(
+            (
+                "actors_exclude",
+                f"`actors_include` and `actors_exclude` both name {named}, so nothing would ever come. "
+                "Leave one of them out",
+            )
+        )
+    tag_keys: dict[str, list[str]] = {}
+    for key in filters.get("tags") or {}:
+        tag_keys.setdefault(str(key).lower(), []).append(str(key))
+    for keys in tag_keys.values():
+        if len(keys) > 1:
+            # (tag names are matched in any case: both values would have to hold for one tag)
+            said = " and ".join(f"`tags.{key}`" for key in keys)
+            found.append(("tags", f"{said} name the same tag (tag names go without case): give it once"))
     events, outcomes = list(filters.get("events") or ()), list(filters.get("outcomes") or ())
     if events and outcomes and "any" not in outcomes and set(events) <= KINDS_WITHOUT_OUTCOME:
         # (each such event would be sent whatever the outcomes say: the filter would mean nothing)

@@ -2043,6 +2043,12 @@ async def test_subscribe_combines_a_list_given_twice_or_with_spaces_and_answers_
     assert "`outcomes=failed` never applies to model_registered: it has no outcome, so every one would be sent." in (
         answer
     )
+    # filters that contradict each other would match nothing: said, not subscribed
+    answer = await bob.say("subscribe actors_include=me actors_exclude=me", "Nothing was subscribed")
+    assert "`actors_include` and `actors_exclude` both name bob@contoso.com, so nothing would ever come." in answer
+    answer = await bob.say("subscribe events=model_registered tags.stage=prod tags.Stage=dev", "Nothing was subscribed")
+    assert "`tags.stage` and `tags.Stage` name the same tag (tag names go without case): give it once." in answer
+    assert len(await store.list_subscriptions()) == 1
 
     answer = await bob.say("subscribe events=run,  approval", "Subscribed this channel")
     assert "`events=run,approval`" in answer
