@@ -92,13 +92,29 @@ def render_text(text: str, *, note: str = "") -> SlackContent:
     """A plain answer (escaped; its ``[label](url)`` links as Slack links) in one section, with an optional
     context ``note``."""
     body = _with_links(text) or " "
-    blocks: list[dict[str, Any]] = [_section(truncate(body, MAX_TEXT))]
+    blocks: list[dict[str, Any]] = [_section(part) for part in _text_parts(body, MAX_MESSAGE_CHARS - MAX_TEXT)]
     if note:
         blocks.append(_context([note]))
     prefix = hashlib.sha1(f"{text}\0{note}".encode(), usedforsecurity=False).hexdigest()[:8]
     for i, block in enumerate(blocks):
         block["block_id"] = f"t{prefix}.{i}"
     return SlackContent(text=fallback_text(text), blocks=blocks)
+
+
+def _text_parts(body: str, room: int) -> list[str]:
+    """A long answer (a channel's subscriptions, say) in as many sections' texts as it takes, cut at line breaks
+    (Slack shows no more than 3,000 characters of one section), within ``room`` characters in all; what does not
+    fit ends in a line that says how many lines were left out."""
+    texts = _packed((truncate(line, MAX_TEXT) for line in body.split("\n")), MAX_TEXT)
+    kept: list[str] = []
+    for text in texts:
+        if sum(map(len, kept)) + len(text) > room or len(kept) == MAX_BLOCKS - 2:
+            break
+        kept.append(text)
+    if len(kept) < len(texts):
+        left_out = sum(t.count("\n") + 1 for t in texts[len(kept) :])
+        kept.append(f"… and {left_out} more line{'' if left_out == 1 else 's'}, too long for one Slack message.")
+    return kept
 
 
 def render_reply(reply: Reply, *, compact: bool = True, note: str = "") -> SlackContent:

@@ -382,3 +382,21 @@ async def test_the_emulator_accepts_a_huge_rendered_card(harness: Harness) -> No
     [message] = harness.messages(MODELS)
     assert message.ts == posted.message_id
     assert message.blocks is not None and len(message.blocks) <= 50
+
+
+def test_a_long_answer_is_shown_whole_in_sections_cut_at_line_breaks() -> None:
+    lines = [f"• {n}: `events=run pipelines={chr(ord('a') + n) * 1900}`" for n in range(3)]
+    plain = render_text("\n".join(["Subscriptions here:", *lines, "From Handoff's configuration file: none."]))
+    texts = [block["text"]["text"] for block in plain.blocks]
+    assert all(len(text) <= 3000 for text in texts)
+    assert "\n".join(texts) == "\n".join(["Subscriptions here:", *lines, "From Handoff's configuration file: none."])
+
+
+def test_an_answer_too_long_for_one_message_says_how_much_was_left_out() -> None:
+    lines = [f"{n:03} " + "x" * 2900 for n in range(40)]
+    plain = render_text("\n".join(lines))
+    texts = [block["text"]["text"] for block in plain.blocks]
+    assert sum(map(len, texts)) <= 40_000 and len(plain.blocks) <= 50
+    shown = [line for text in texts[:-1] for line in text.split("\n")]
+    assert shown == lines[: len(shown)]  # in order, none cut
+    assert texts[-1] == f"… and {40 - len(shown)} more lines, too long for one Slack message."
