@@ -70,6 +70,10 @@ class Fault:
             service also answers with, such as its own JSON error on a 503).
         after_acting: for a 5xx, let the service act on the request first (its changes happen), then answer
             the 5xx instead of its answer: a gateway's 502 or 504 for a request that reached the service.
+        status: the HTTP status of a ``"400"`` fault's answer, for a refusal the service words otherwise (Slack
+            answers ``{"ok": false, "error": …}`` with 200; the Bot Connector refuses with 401, 403 or 404).
+        matching: text the request's path or body must contain for the fault to apply (a channel's id, say);
+            another request matching the route passes by it, leaving it queued.
     """
 
     kind: FaultKind
@@ -77,6 +81,8 @@ class Fault:
     stall_seconds: float = 30.0
     body: dict[str, Any] | None = None
     after_acting: bool = False
+    status: int | None = None
+    matching: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> Fault:
@@ -91,7 +97,13 @@ class Fault:
             stall_seconds=float(data.get("stall_seconds", 30.0)),
             body=data["body"] if isinstance(data.get("body"), dict) else None,
             after_acting=bool(data.get("after_acting", False)),
+            status=int(data["status"]) if data.get("status") is not None else None,
+            matching=str(data["matching"]) if data.get("matching") is not None else None,
         )
+
+    def applies_to(self, path: str, body: bytes) -> bool:
+        """Whether the fault applies to a request (of its route) with this path and body."""
+        return self.matching is None or self.matching in path or self.matching in body.decode("utf-8", "replace")
 
 
 def _route_regex(pattern: str) -> re.Pattern[str]:
@@ -118,11 +130,11 @@ class FaultScript:
     def clear(self) -> None:
         self._queues.clear()
 
-    def take(self, method: str, path: str) -> Fault | None:
-        """The next fault for this request, if any is scripted."""
+    def take(self, method: str, path: str, body: bytes = b"") -> Fault | None:
+        """The next fault for this request, if any is scripted (and :meth:`Fault.applies_to` it)."""
         key = f"{method.upper()} {path}"
         for _, rx, queue in self._queues:
-            if queue and rx.match(key):
+            if queue and rx.match(key) and queue[0].applies_to(path, body):
                 return queue.popleft()
         return None
 
@@ -226,7 +238,7 @@ async def _apply_fault(
                 await handler(request)
         headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.kind == "503" else {}
         body = _error_body(fault, fault_body, {"error": "emulated_fault", "status": int(fault.kind)})
-        return web.json_response(body, status=int(fault.kind), headers=headers)
+        return web.json_response(body, status=fault.status or int(fault.kind), headers=headers)
     if fault.kind == "stall":
         await asyncio.sleep(fault.stall_seconds)
         return await handler(request)
@@ -303,7 +315,7 @@ def recording_middleware(
             body=body,
         )
         recorder.add(entry)
-        fault = faults.take(request.method, path)
+        fault = faults.take(request.method, path, body)
         response = await (_apply_fault(request, fault, handler, fault_body, held_on) if fault else handler(request))
         entry.status = response.status
         return response

@@ -5,6 +5,7 @@ See :class:`BotFrameworkEmulator`.
 
 from .bot_client import BotResponse, TokenProvider
 from .emulator import BotFrameworkEmulator
+from .errors import refusal
 from .state import ConnectorState, Conversation, Message
 from .world import TeamsWorld, default_world, load_world
 
@@ -18,4 +19,5 @@ __all__ = [
     "TokenProvider",
     "default_world",
     "load_world",
+    "refusal",
 ]

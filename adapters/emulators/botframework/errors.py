@@ -42,8 +42,14 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 def fault_body(fault: Fault) -> dict[str, Any]:
     """The body of a scripted 400, 429 or 5xx fault, as the Bot Connector words it."""
-    status = int(fault.kind)
+    status = fault.status or int(fault.kind)
     return error_body(FAULT_CODES.get(status, "ServiceError"), f"Emulated {status} from the Bot Connector")
+
+
+def refusal(status: int, code: str, matching: str | None = None) -> Fault:
+    """A fault answering as the Bot Connector refuses a call: ``status`` with ``{"error": {"code": code}}`` (for a
+    request whose path or body contains ``matching``, a conversation's id say, when given)."""
+    return Fault("400", status=status, body=error_body(code, f"Emulated {code}"), matching=matching)
 
 
 def conversation_not_found(conversation_id: str) -> ConnectorError:

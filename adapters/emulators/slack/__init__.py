@@ -4,7 +4,7 @@ See :class:`SlackEmulator`.
 """
 
 from .bot_client import SlackBotResponse
-from .emulator import SlackEmulator
+from .emulator import SlackEmulator, method_error
 from .signing import sign, signed_headers
 from .state import EphemeralMessage, OpenedView, SlackMessage, SlackState
 from .world import SlackWorld, default_world, load_world
@@ -19,6 +19,7 @@ __all__ = [
     "SlackWorld",
     "default_world",
     "load_world",
+    "method_error",
     "sign",
     "signed_headers",
 ]

@@ -46,6 +46,12 @@ def fault_body(fault: Fault) -> dict[str, Any]:
     return {"ok": False, "error": FAULT_ERRORS.get(int(fault.kind), "request_timeout")}
 
 
+def method_error(error: str, matching: str | None = None) -> Fault:
+    """A fault answering as Slack refuses a Web API call: HTTP 200 ``{"ok": false, "error": error}`` (for a
+    request whose path or body contains ``matching``, a channel's id say, when given)."""
+    return Fault("400", status=200, body={"ok": False, "error": error}, matching=matching)
+
+
 class SlackEmulator:
     """An in-memory Slack workspace.
 
