@@ -21,7 +21,10 @@ the store: later updates edit it and later replies go in its thread.
 
 Failures retry with exponential backoff and jitter, honouring the platform's Retry-After, up to
 ``RetryPolicy.max_attempts`` (by default 6 attempts within about 10 minutes); then the delivery is
-dead-lettered and an alert goes to the ops channel.
+dead-lettered and an alert goes to the ops channel. A platform refusing Handoff's own credentials
+(:class:`~bot.ports.CredentialsRefused`) is retried for longer (``RetryPolicy.credential_attempts``, about 30
+minutes: a secret being replaced), and its alert says that the platform refuses them, wherever Handoff posts there;
+an alert that cannot be posted for that reason is given up at once, with one ERROR log line saying so.
 A conversation Handoff cannot post in at all (:class:`~bot.ports.ConversationUnreachable`) is marked
 inactive, as when the platform says Handoff was removed (the ingest then queues nothing more there), and
 the ops channel is told once; what was already queued there is given up quietly, as are the replies of a
@@ -77,6 +80,7 @@ from bot.events import bounded_key
 from bot.ports import (
     ChatChannel,
     ConversationUnreachable,
+    CredentialsRefused,
     DeliveryFailed,
     MessageGone,
     PostedMessage,
@@ -108,6 +112,19 @@ UnsentReason = Literal["superseded", "parent_never_posted", "conversation_unreac
 """
 
 
+PLATFORM_NAMES: Mapping[Platform, str] = {"slack": "Slack", "teams": "Teams"}
+CREDENTIALS_FIX: Mapping[Platform, str] = {
+    "slack": "Handoff's bot token is replaced (slack.bot_token, or Handoff installed in the workspace again)",
+    "teams": "Handoff's app id and password match its Azure Bot registration (teams.app_id, teams.app_password)",
+}
+"""What makes a platform take Handoff's credentials again, in the words of its settings."""
+
+
+def _is_alert(delivery: Delivery) -> bool:
+    """Whether ``delivery`` is one of the ops channel's alerts."""
+    return delivery.grouping_key.startswith(ALERT_PREFIX)
+
+
 class DeliveryObserver(Protocol):
     """What the outbox reports as it goes (Handoff's metrics)."""
 
@@ -134,6 +151,11 @@ class RetryPolicy:
     """
 
     max_attempts: int = 6
+    credential_attempts: int = 8
+    """Attempts at a delivery the platform refuses Handoff's credentials for: about 30 minutes (the waits above,
+    then 10 min twice). Long enough to ride out a token or app password being replaced (put where Handoff reads
+    it, Handoff restarted) and for whoever sees the WARNING lines to do so; not hours, since one conversation's
+    messages go in order and what waits behind a refused card grows stale."""
     base_delay: float = 5.0
     multiplier: float = 3.0
     jitter: float = 0.15
@@ -570,7 +592,11 @@ class OutboxWorker:
             try:
                 await channel.update_card(conversation.conversation_id, found, card)
             except MessageGone as gone:
-                log.info("delivery %s: %s (deleted in chat?); posting the card afresh", delivery.id, gone.reason)
+                log.info(
+                    "delivery %s: %s (deleted in chat, or no longer editable); posting the card afresh",
+                    delivery.id,
+                    gone.reason,
+                )
                 # an earlier attempt may have posted it afresh already, its answer lost
                 if (reposted := await self._posted_before(channel, delivery, marker)) is None:
                     await self._limited(attempt)
@@ -689,7 +715,10 @@ class OutboxWorker:
         if failure.retry_after:
             limiter = self.limiters[delivery.conversation.platform]
             limiter.block(delivery.conversation.conversation_id, failure.retry_after)
-        retry = failure.retryable and delivery.attempts < self.retry.max_attempts
+        credentials = isinstance(failure, CredentialsRefused)
+        attempts = self.retry.credential_attempts if credentials else self.retry.max_attempts
+        # an alert refused for the credentials is given up at once: the log alone can tell of it, the sooner the better
+        retry = failure.retryable and delivery.attempts < attempts and not (credentials and _is_alert(delivery))
         if self.observer is not None and retry:
             outcome = "rate_limited" if failure.retry_after else "retried"
             self.observer.not_delivered(delivery.conversation.platform, outcome)
@@ -710,7 +739,7 @@ class OutboxWorker:
             else:
                 await self.store.retry_delivery(delivery.id, self.worker_id, failure.reason, at)
             return
-        await self._dead_letter(delivery, failure.reason)
+        await self._dead_letter(delivery, failure.reason, credentials=credentials)
 
     async def _unreachable(self, delivery: Delivery, reason: str) -> None:
         """Handoff cannot post in the delivery's conversation: it is marked inactive, and the ops channel told
@@ -773,13 +802,29 @@ class OutboxWorker:
         if self.observer is not None:
             self.observer.unsent(delivery.conversation.platform, reason)
 
-    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        log.error("delivery %s to %s given up: %s", delivery.id, delivery.conversation, reason)
+    async def _dead_letter(self, delivery: Delivery, reason: str, *, credentials: bool = False) -> None:
+        platform = delivery.conversation.platform
+        if credentials and _is_alert(delivery):
+            # (the one line that tells of it: the alert saying so is what could not be posted)
+            log.error(
+                "%s refuses Handoff's credentials (%s): the ops alert to %s could not be posted either, and nothing "
+                "reaches %s until %s",
+                PLATFORM_NAMES[platform],
+                reason,
+                delivery.conversation,
+                PLATFORM_NAMES[platform],
+                CREDENTIALS_FIX[platform],
+            )
+        else:
+            log.error("delivery %s to %s given up: %s", delivery.id, delivery.conversation, reason)
         if self.observer is not None:
-            self.observer.not_delivered(delivery.conversation.platform, "dead")
+            self.observer.not_delivered(platform, "dead")
         await self.store.dead_letter_delivery(delivery.id, self.worker_id, reason)
         alert_targets = [c for c in self.ops_channel if c != delivery.conversation]
-        if not alert_targets or delivery.grouping_key.startswith(ALERT_PREFIX):
+        if not alert_targets or _is_alert(delivery):
+            return
+        if credentials:
+            await self._alert_credentials(delivery, reason, alert_targets)
             return
         # one alert card a day per conversation, updated with the count and the latest reason: a channel in
         # trouble fails every message sent there, each in its own words (a timeout, a refused connection, an
@@ -804,6 +849,30 @@ class OutboxWorker:
         key = bounded_key(f"{ALERT_PREFIX}{delivery.conversation}:{today:%Y-%m-%d}")
         payload = {"op": "card", "rank": given_up, "card": alert.to_json()}
         await self.store.enqueue([NewDelivery(target, key, payload) for target in alert_targets], now)
+
+    async def _alert_credentials(self, delivery: Delivery, reason: str, targets: list[ConversationAddress]) -> None:
+        """Tell the ops channel that the platform refuses Handoff's credentials: one card a day per platform (not
+        per conversation: every one there fails alike), updated with the latest message given up."""
+        platform = delivery.conversation.platform
+        now = self.clock.now()
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        title = Card.from_json(delivery.payload["card"]).title if "card" in delivery.payload else "?"
+        name = await self._name_of(delivery.conversation)
+        alert = Card(
+            title=f"{PLATFORM_NAMES[platform]} refuses Handoff's credentials",
+            status=Status.WARNING,
+            summary=(
+                f"{reason}. Nothing reaches {PLATFORM_NAMES[platform]} until {CREDENTIALS_FIX[platform]}; "
+                "Handoff gives up each message after trying for about 30 minutes."
+            ),
+            facts=(Fact("Latest", f"{title}, to {name or delivery.conversation}"),),
+            context="Handoff",
+        )
+        key = bounded_key(f"{ALERT_PREFIX}{platform}:credentials:{today:%Y-%m-%d}")
+        # (a later message given up today updates the card: a rank above the one shown)
+        rank = 1 + int((now - today).total_seconds())
+        payload = {"op": "card", "rank": rank, "card": alert.to_json()}
+        await self.store.enqueue([NewDelivery(target, key, payload) for target in targets], now)
 
     async def _name_of(self, conversation: ConversationAddress) -> str:
         """What people call ``conversation`` (``#app-releases`` in Slack), or "" when Handoff knows no name."""

@@ -470,6 +470,19 @@ class MessageGone(DeliveryFailed):
         super().__init__(reason, retryable=False)
 
 
+class CredentialsRefused(DeliveryFailed):
+    """The platform refuses Handoff's own credentials (its token or app password is revoked, expired or wrong):
+    nothing can be sent anywhere on that platform (a Slack workspace, the Teams bot) until they are replaced.
+
+    Retryable, for longer than other failures (a secret being rotated takes a replacement and a restart); the
+    ops channel's alert about it names the platform, not a conversation. ``reason`` names the platform's error
+    code only, never the credentials.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, retryable=True)
+
+
 class ConversationUnreachable(DeliveryFailed):
     """Handoff cannot post in the conversation at all: it is not a member (a private channel it was never
     invited to, one it was removed from), or the conversation was deleted or archived.

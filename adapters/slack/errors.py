@@ -2,10 +2,12 @@
 
 Slack answers most failures with HTTP 200 ``{"ok": false, "error": "<code>"}`` and rate limiting with
 HTTP 429 and ``Retry-After``. Rate limits, server errors, timeouts and dropped connections are worth
-retrying; a missing channel, revoked access or an invalid message is not. A message someone deleted
-(``message_not_found`` on an update, ``thread_not_found`` on a reply under it) is :class:`~bot.ports.MessageGone`;
-a channel Handoff cannot post in (not a member of a private channel, or of a public one without
-``chat:write.public``; archived) is :class:`~bot.ports.ConversationUnreachable`.
+retrying; a missing channel or an invalid message is not. A message someone deleted (``message_not_found`` on
+an update, ``thread_not_found`` on a reply under it) or that can no longer be edited (``cant_update_message``,
+``edit_window_closed``) is :class:`~bot.ports.MessageGone`, so that the card is posted afresh; a channel Handoff
+cannot post in (not a member of a private channel, or of a public one without ``chat:write.public``; archived) is
+:class:`~bot.ports.ConversationUnreachable`; a token Slack refuses (``invalid_auth``, ``token_revoked``…) is
+:class:`~bot.ports.CredentialsRefused`, retried for a while (it may be being replaced).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from bot.ports import ConversationUnreachable, DeliveryFailed, MessageGone
+from bot.ports import ConversationUnreachable, CredentialsRefused, DeliveryFailed, MessageGone
 
 RETRYABLE_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 PERMANENT_ERRORS = frozenset(
@@ -46,10 +48,12 @@ PERMANENT_ERRORS = frozenset(
 )
 MAY_HAVE_TAKEN_STATUSES = frozenset({500, 502, 504})
 """HTTP statuses of a failed call that may have taken effect all the same (see :func:`delivery_failure`)."""
-GONE_ERRORS = frozenset({"message_not_found", "thread_not_found"})
-"""The message addressed (to update, or to reply under) was deleted."""
+GONE_ERRORS = frozenset({"message_not_found", "thread_not_found", "cant_update_message", "edit_window_closed"})
+"""The message addressed (to update, or to reply under) was deleted, or can no longer be edited."""
 UNREACHABLE_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 """Handoff cannot post in the channel."""
+CREDENTIAL_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+"""Slack refuses Handoff's token: nothing goes anywhere in the workspace until it is replaced."""
 
 
 def api_error_code(exc: SlackApiError) -> str:
@@ -88,6 +92,8 @@ def delivery_failure(exc: BaseException, method: str) -> DeliveryFailed:
             return MessageGone(reason)
         if code in UNREACHABLE_ERRORS:
             return ConversationUnreachable(reason)
+        if code in CREDENTIAL_ERRORS:
+            return CredentialsRefused(reason)
         return DeliveryFailed(reason, retryable=False)
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return DeliveryFailed(f"{method}: timed out", retryable=True, maybe_sent=posts)

@@ -6,9 +6,12 @@
   creating it (with the tenant id) the first time. ``tell_person`` sends a person a plain message there.
 - ``reply`` posts into the thread ``<channel>;messageid=<root>``; ``update_card`` replaces the message
   with ``update_activity``. Teams answers either with 404 when the message was deleted: that is
-  :class:`~bot.ports.MessageGone`. A post or update refused with 403 (Handoff is no longer in the team or
-  chat), or a post answered 404 (the conversation is gone), is :class:`~bot.ports.ConversationUnreachable`;
-  so is any send to a conversation stored inactive (Teams said Handoff was removed from it), unsent.
+  :class:`~bot.ports.MessageGone`, and so is an update Teams refuses for that message alone (403 ``Forbidden``:
+  "a bot can only update its own messages"), so that the card is posted afresh. A send refused because Handoff
+  is no longer in the team or chat (403 ``BotNotInConversationRoster``), the person blocked it (403
+  ``ConversationBlockedByUser``) or the conversation is gone (404 ``ConversationNotFound``) is
+  :class:`~bot.ports.ConversationUnreachable`; so is any send to a conversation stored inactive (Teams said
+  Handoff was removed from it), unsent. Another 403 on a post refuses that message only.
 - Every send goes through a :class:`~adapters.teams.sending.Pacer` (rate limits, retries); every failure
   is a :class:`~bot.ports.DeliveryFailed`.
 - A card's message is kept within :data:`~adapters.teams.renderer.MAX_CARD_BYTES` as a whole (card, summary,
@@ -46,7 +49,7 @@ from .members import MemberDirectory
 from .references import StoredReference
 from .registry import ConversationRegistry
 from .renderer import MAX_CARD_BYTES, fit_card, message_size, render_card, with_mentions
-from .sending import Pacer, SizeBudget, delivery_failure, shrinking
+from .sending import Pacer, SizeBudget, delivery_failure, error_code, shrinking
 from .text import truncate
 
 if TYPE_CHECKING:
@@ -58,6 +61,10 @@ log = logging.getLogger("handoff.teams")
 
 # The notification text beside the card (counted in the message's size like the rest).
 SUMMARY_LENGTH = 300
+UNREACHABLE_CODES = frozenset(
+    {(403, "BotNotInConversationRoster"), (403, "ConversationBlockedByUser"), (404, "ConversationNotFound")}
+)
+"""The Bot Connector's refusals meaning Handoff cannot send in the conversation at all (removed, blocked, gone)."""
 
 
 def card_activity(
@@ -102,11 +109,10 @@ def fitted_activity(
     mentioned: Sequence[tuple[str, str]] = (),
     text: str | None = None,
 ) -> Activity:
-    """``card``'s activity (see :func:`card_activity`) within ``budget``, whose ``sent`` it records: the
-    activity of one send in :func:`~adapters.teams.sending.shrinking`."""
-    activity = card_activity(card, marker, mentioned, budget.limit, text)
-    budget.sent = activity_size(activity)
-    return activity
+    """``card``'s activity (see :func:`card_activity`) within ``budget``, smaller than any Teams refused as too
+    big (see :meth:`~adapters.teams.sending.SizeBudget.fit`): the activity of one send in
+    :func:`~adapters.teams.sending.shrinking`."""
+    return budget.fit(lambda limit: card_activity(card, marker, mentioned, limit, text), activity_size)
 
 
 class TeamsChatChannel:
@@ -259,7 +265,7 @@ class TeamsChatChannel:
                 activity.id = message.message_id
                 await ctx.update_activity(activity)
 
-            edit = _unreachable_when_refused(_gone_when_missing(update))  # 403: Handoff is no longer there
+            edit = _unreachable_when_refused(_gone_when_missing(_gone_when_refused(update)))
             await self.pacer.run(base, lambda: self._continue(reference, edit))
 
         await shrinking(replace_card)
@@ -427,16 +433,44 @@ def _gone_when_missing(op: Callable[[TurnContext], Awaitable[T]]) -> Callable[[T
     return run
 
 
-def _unreachable_when_refused(op: Callable[[TurnContext], Awaitable[T]]) -> Callable[[TurnContext], Awaitable[T]]:
-    """``op`` posting in a conversation, where Teams' 403 (Handoff is no longer in the team or chat, or the
-    person blocked it) or 404 (the conversation is gone) is :class:`ConversationUnreachable`."""
+def _gone_when_refused(op: Callable[[TurnContext], Awaitable[T]]) -> Callable[[TurnContext], Awaitable[T]]:
+    """``op`` updating a message, where a 403 that refuses that message only (``Forbidden``: "a bot can only
+    update its own messages", not one of :data:`UNREACHABLE_CODES`) is :class:`MessageGone`: the card is posted
+    afresh rather than left stale."""
 
     async def run(ctx: TurnContext) -> T:
         try:
             return await op(ctx)
         except ErrorResponseException as error:
-            if getattr(error.response, "status_code", None) in (403, 404):
+            if _refusal(error) == 403 and not _unreachable(error):
+                raise MessageGone(delivery_failure(error).reason) from error
+            raise
+
+    return run
+
+
+def _unreachable_when_refused(op: Callable[[TurnContext], Awaitable[T]]) -> Callable[[TurnContext], Awaitable[T]]:
+    """``op`` posting in a conversation, where Teams' refusal meaning Handoff is no longer in the team or chat,
+    the person blocked it, or the conversation is gone (:data:`UNREACHABLE_CODES`) is
+    :class:`ConversationUnreachable`. Any other refusal is the message's alone."""
+
+    async def run(ctx: TurnContext) -> T:
+        try:
+            return await op(ctx)
+        except ErrorResponseException as error:
+            if _unreachable(error):
                 raise ConversationUnreachable(delivery_failure(error).reason) from error
             raise
 
     return run
+
+
+def _refusal(error: ErrorResponseException) -> int | None:
+    """The HTTP status of the Bot Connector's refusal."""
+    status = getattr(error.response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _unreachable(error: ErrorResponseException) -> bool:
+    """Whether the refusal means Handoff cannot send in the conversation at all."""
+    return (_refusal(error), error_code(error)) in UNREACHABLE_CODES

@@ -34,13 +34,14 @@ from botbuilder.schema import ErrorResponseException
 from msrest.exceptions import ClientRequestError
 
 from bot.clock import Clock
-from bot.ports import DeliveryFailed, SendLater
+from bot.ports import CredentialsRefused, DeliveryFailed, SendLater
 from bot.ratelimit import TEAMS_APP_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 
 from .ids import split_thread
 from .renderer import MAX_CARD_BYTES
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 APP = "app"
 """The app limiter's one key."""
@@ -54,6 +55,8 @@ MAY_HAVE_TAKEN_STATUSES = frozenset({500, 502, 504})
 lost the answer (502) or gave up waiting for it (504, after 10 to 15 s). A post so answered is looked for before it is
 sent again (see :class:`Pacer`)."""
 TOO_BIG = 413
+UNAUTHORIZED = 401
+"""The Bot Connector refuses the bot's token: its app id or password (or the token got with them) is not valid."""
 
 log = logging.getLogger("handoff.teams")
 
@@ -71,17 +74,41 @@ class SizeBudget:
 
     Args:
         limit: the budget; 0 asks for the card's smallest form.
-        sent: the size of the message last sent within it (the sender sets it).
+        sent: the size of the message last sent within it (set by :meth:`fit`).
         halvings: how many times a refusal may halve the budget before the smallest form is tried.
+        refused: the size of the message Teams last refused as too big (0: none yet), which the next one sent
+            must be smaller than.
+        refusal: what Teams answered then.
     """
 
     limit: int = MAX_CARD_BYTES
     sent: int = 0
     halvings: int = 2
+    refused: int = 0
+    refusal: str = ""
 
-    def shrink(self) -> bool:
-        """After Teams refused the message as too big: a much smaller budget (half the size it refused, then
-        the smallest form); False if the smallest form was refused."""
+    def fit(self, build: Callable[[int], M], size: Callable[[M], int]) -> M:
+        """The message ``build`` makes within the budget's limit, its ``size`` recorded in :attr:`sent`; always
+        smaller than the one last refused (a shortened form carries a truncation note, which can outweigh what it
+        cut from a small message: the budget then shrinks further). :class:`MessageTooBig` when not even the
+        smallest form is."""
+        while True:
+            message = build(self.limit)
+            self.sent = size(message)
+            if not self.refused or self.sent < self.refused:
+                return message
+            if not self._smaller():
+                raise MessageTooBig(self.refusal or f"Teams refused a message of {self.refused} bytes as too big")
+
+    def shrink(self, refusal: str = "") -> bool:
+        """After Teams refused the message as too big (``refusal``, what it answered): a much smaller budget
+        (half the size it refused, then the smallest form); False if the smallest form was refused."""
+        self.refused = self.sent or self.refused
+        self.refusal = refusal or self.refusal
+        return self._smaller()
+
+    def _smaller(self) -> bool:
+        """Halve the budget, or come to the smallest form; False if it was the smallest form already."""
         if self.limit <= 0:
             return False
         if self.halvings > 0:
@@ -102,7 +129,7 @@ async def shrinking(send: Callable[[SizeBudget], Awaitable[T]]) -> T:
             return await send(budget)
         except MessageTooBig as refused:
             sent = budget.sent
-            if not budget.shrink():
+            if not budget.shrink(refused.reason):
                 raise
             # the card is shortened visibly (its truncation note), so this is worth knowing, not an alert
             log.warning(
@@ -181,6 +208,8 @@ class Pacer:
                     self.limiter.block(key, failed.retry_after)
                 if not failed.retryable or attempt >= self.policy.attempts or (posts and failed.maybe_sent):
                     raise
+                if isinstance(failed, CredentialsRefused):  # no use in seconds: the outbox retries it for longer
+                    raise
                 delay = max(self.policy.backoff(attempt, self.rng), failed.retry_after or 0.0)
                 if delay > self.policy.max_wait:
                     raise
@@ -202,12 +231,12 @@ def delivery_failure(error: BaseException) -> DeliveryFailed:
     if isinstance(error, ErrorResponseException):
         response = error.response
         status = getattr(response, "status_code", None)
-        code = None
-        if error.error is not None and error.error.error is not None:
-            code = error.error.error.code
+        code = error_code(error)
         reason = f"Teams answered {status}" + (f" {code}" if code else "")
         if status == TOO_BIG:
             return MessageTooBig(reason)
+        if status == UNAUTHORIZED:
+            return CredentialsRefused(reason)
         if status in RETRYABLE_STATUSES:
             headers = getattr(response, "headers", None) or {}
             retry_after = _retry_after(headers.get("Retry-After"))
@@ -219,6 +248,13 @@ def delivery_failure(error: BaseException) -> DeliveryFailed:
     if isinstance(error, DeserializationError):
         return DeliveryFailed("Teams sent an answer that is not valid JSON", True, maybe_sent=True)
     return DeliveryFailed(f"sending to Teams failed ({type(error).__name__})", False)
+
+
+def error_code(error: ErrorResponseException) -> str | None:
+    """The ``error.code`` of the Bot Connector's answer (``BotNotInConversationRoster``, ``Forbidden``…), if any."""
+    if error.error is not None and error.error.error is not None and error.error.error.code:
+        return str(error.error.error.code)
+    return None
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -28,7 +28,7 @@ from adapters.slack.pacing import ChannelPacer
 from adapters.slack.renderer import SlackContent
 from bot.cards import Card, Mention, Status
 from bot.clock import FakeClock
-from bot.ports import DeliveryFailed, MessageGone, PostedMessage, SendLater
+from bot.ports import CredentialsRefused, DeliveryFailed, MessageGone, PostedMessage, SendLater
 
 from .harness import MODELS, Harness, gate_card
 
@@ -111,7 +111,9 @@ async def test_not_in_channel_invalid_auth_and_invalid_blocks(harness: Harness) 
     stranger = SlackChatChannel(make_client("xoxb-revoked", harness.slack.api_url))
     with pytest.raises(DeliveryFailed) as revoked:
         await stranger.post_card(MODELS, Card("x"))
-    assert (revoked.value.reason, revoked.value.retryable) == ("chat.postMessage: invalid_auth", False)
+    # (Handoff's token refused: retried for a while, as a token being replaced)
+    assert (revoked.value.reason, revoked.value.retryable) == ("chat.postMessage: invalid_auth", True)
+    assert isinstance(revoked.value, CredentialsRefused)
 
     too_many = SlackContent("x", [{"type": "section", "text": {"type": "mrkdwn", "text": "b"}}] * 51)
     with pytest.raises(DeliveryFailed) as invalid:

@@ -5,6 +5,7 @@ the outbox sends it or a command's or click's turn answers with it."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Any
 
 import jsonschema
@@ -205,3 +206,31 @@ class TestTeamsRefusingEvenTheSmallestForm:
         assert "This card is too large to show in Teams." in last and "hyperparam" not in last
         assert harness.teams.state.channel("ML models").posts[0].replies == []
         assert "could not send the reply to a Teams command (Teams answered 413 MessageSizeTooBig)" in caplog.text
+
+
+class TestTeamsRefusingSmallMessages:
+    @pytest.fixture
+    def world(self) -> dict[str, Any]:
+        data = default_world()
+        data["limits"] = {**data["limits"], "max_message_bytes": 1_000}
+        return data
+
+    @pytest.mark.parametrize(
+        ("card", "tries"),
+        [
+            (Card("Run 57", Status.RUNNING), 1),  # its smallest form, with the note saying so, is bigger
+            (Card("Run 57", Status.FAILED, "Stage Tests failed", tuple(Fact(f"k{i}", "v" * 20) for i in range(8))), 2),
+        ],
+        ids=["title only", "a few facts"],
+    )
+    async def test_a_message_sent_again_shorter_is_always_fewer_bytes_than_the_one_refused(
+        self, harness: Harness, card: Card, tries: int
+    ) -> None:
+        await harness.teams.install_app()
+
+        with pytest.raises(MessageTooBig) as refused:
+            await harness.integration.channel.post_card(MODELS, card)
+
+        assert refused.value.reason == "Teams answered 413 MessageSizeTooBig"
+        sizes = [utf16(t.json()) for t in harness.teams.recorder.matching("POST /v3/conversations")]
+        assert len(sizes) == tries and all(later < earlier for earlier, later in pairwise(sizes))
