@@ -345,11 +345,11 @@ def parse(text: str) -> ParsedCommand:
         raise UsageError('A quote is not closed. Put quotes around values with spaces: key="two words".') from None
     if not words:
         raise UsageError("Type a command, for example `help`.")
-    verb, *rest = words
-    verb = verb.lower().lstrip("/")
+    typed, *rest = words
+    verb = typed.lower().lstrip("/")
     spec = COMMANDS_BY_VERB.get(verb)
-    if spec is None:
-        raise UsageError(f"`{verb}` is not a command.{_did_you_mean(verb, COMMANDS_BY_VERB)}")
+    if spec is None:  # named as typed: `@Carol Diaz` (a mention the platform's adapter wrote so) as the person saw it
+        raise UsageError(f"`{typed.lstrip('/')}` is not a command.{_did_you_mean(verb, COMMANDS_BY_VERB)}")
     targets: list[str] = []
     options: dict[str, str] = {}
     flags: set[str] = set()

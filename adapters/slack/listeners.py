@@ -105,15 +105,17 @@ class SlackListeners:
     ) -> None:
         """``/handoff …``, ``/retrain …``, ``/integrate …`` (and any other registered ``/verb``)."""
         await ack()
-        self._later(context).spawn(self._run_command(command, client), name="slack command")
+        self._later(context).spawn(self._run_command(command, context, client), name="slack command")
 
-    async def _run_command(self, command: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _run_command(self, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         channel, user_id = str(command.get("channel_id", "")), str(command.get("user_id", ""))
         team_id = _str(command.get("team_id"))
         name, raw = str(command.get("command", "")), str(command.get("text", ""))
         response_url = _str(command.get("response_url"))
-        text = command_text(name, raw)
-        typed = shown_as(name, raw)
+        bot_user_id = context.bot_user_id
+        people = await self._people(client, raw, team_id, bot_user_id)
+        text = command_text(name, raw, bot_user_id, people)
+        typed = shown_as(name, raw, bot_user_id, people)
         user = await self.users.user(client, user_id, team_id, name=str(command.get("user_name", "")))
         # a direct message with the app (Slack names its channel so, and its id starts with D), or a group
         # direct message (named mpdm-alice--bob--carol-1)
@@ -158,7 +160,7 @@ class SlackListeners:
         thread_ts = _str(event.get("thread_ts")) or ts
         team_id = context.team_id or _str(event.get("team"))
         raw = str(event.get("text", ""))
-        text = mention_text(raw, context.bot_user_id, await self._emails(client, raw, team_id, context.bot_user_id))
+        text = mention_text(raw, context.bot_user_id, await self._people(client, raw, team_id, context.bot_user_id))
         user = await self.users.user(client, user_id, team_id)
         request = CommandRequest(
             user=user,
@@ -335,13 +337,13 @@ class SlackListeners:
         address = SlackAddress(channel=channel, team=team_id if self.qualify else None)
         return ConversationAddress(platform="slack", conversation_id=address.conversation_id())
 
-    async def _emails(
+    async def _people(
         self, client: AsyncWebClient, text: str, team_id: str | None, bot_user_id: str | None
-    ) -> dict[str, str]:
-        """The emails of the people ``text`` mentions, by id (those Slack shows an email for)."""
+    ) -> dict[str, ChatUser]:
+        """The people ``text`` mentions (the bot aside), by id, as far as Slack says who they are."""
         people = [i for i in mentioned_people(text) if i != bot_user_id]
         found = await asyncio.gather(*(self.users.user(client, i, team_id) for i in people))
-        return {person.user_id: person.email for person in found if person.email}
+        return {person.user_id: person for person in found}
 
     async def _first_delivery(self, event_id: Any, kind: str) -> bool:
         """Whether no replica has handled the Slack event ``event_id`` yet; it counts as handled from now.

@@ -2093,3 +2093,48 @@ async def test_integrate_against_a_model_without_a_name_says_so_and_starts_nothi
     assert "`model=:8` names no model name. Write the model as name:version, for example `model=model-x:8`." in answer
     await asyncio.sleep(0.5)
     assert loop.suite.ado.runs == []
+
+
+# --- a command that starts with a mention ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", ["<@{bot}>", "<@{bot}|handoff>"], ids=["id", "id-and-name"])
+async def test_a_slash_command_that_starts_with_handoffs_mention_runs_the_command_after_it(
+    start_loop: Callable[..., Awaitable[Loop]], written: str
+) -> None:
+    loop = await start_loop(no_confirmation)
+    bot = loop.suite.slack.world.bot_user_id
+    alice = Person(loop, "slack", "alice", "ml-models")
+    answer = await alice.say(f"{written.format(bot=bot)} retrain model-x", "Starting: Retrain model-x")
+    assert bot not in answer and "not a command" not in answer
+    run = await command_run(loop, is_running)
+    assert run.command == "retrain model-x"
+    [job] = await eventually(lambda: [r for r in jobs(loop) if r.status in (200, 201)])
+    assert job.json()["properties"]["displayName"] == "train-model-x"
+
+
+async def test_a_command_that_starts_with_someone_elses_mention_names_them_as_slack_shows_them(loop: Loop) -> None:
+    slack = loop.suite.slack
+    carol, nobody = slack.world.user("carol").id, "U0N0B0DY999"
+    bob = Person(loop, "slack", "bob", "ml-models")
+    answer = await bob.say(f"<@{carol}> retrain model-x", "is not a command")
+    assert "`@Carol Diaz` is not a command." in answer and "Type `help` to see the commands." in answer
+    assert carol not in answer and carol.lower() not in answer
+    # someone Slack says nothing of is named by the id the mention carries, never by its markup
+    answer = await bob.say(f"<@{nobody}|someone> status", "is not a command")
+    assert "`@someone` is not a command." in answer and "<@" not in answer
+
+    # @Handoff @Carol retrain model-x, as a mention in the channel: answered in its thread
+    await slack.mention_bot(f"<@{carol}> retrain model-x", channel="ml-models", user="bob")
+    [mention] = [m for m in slack_messages(loop, "ml-models") if not m.by_bot and carol in m.text]
+    bob_id = slack.world.user("bob").id
+
+    def answers() -> list[str]:
+        private = [m for m in slack.state.ephemeral_for(bob_id) if m.thread_ts == mention.ts]
+        return [html.unescape(blocks_text(m)) for m in [*private, *mention.replies]]
+
+    answer = await eventually(lambda: next((a for a in answers() if "is not a command" in a), None))
+    assert "`@Carol Diaz` is not a command." in answer and carol not in answer
+    await asyncio.sleep(0.5)
+    assert jobs(loop) == [] and await loop.server.store.list_command_runs(None, 1) == []
+

@@ -25,6 +25,13 @@ from .harness import ALICE, BOB, MODELS, OPS, RELEASES, Harness, RecordingHandle
         ("/retrain", "model-x", "retrain model-x"),
         ("/integrate", "app-y model=model-x:7", "integrate app-y model=model-x:7"),
         ("/handoff", "subscribe &lt;all&gt; &amp; more", "subscribe <all> & more"),
+        # Handoff's own mention before the command, as Slack writes it with and without the name
+        ("/handoff", "<@U0HANDOFFBT> retrain model-x", "retrain model-x"),
+        ("/handoff", " <@U0HANDOFFBT|handoff>", "help"),
+        ("/retrain", "<@U0HANDOFFBT|handoff> model-x", "retrain model-x"),
+        # someone else's: named as Slack shows them where the command goes, by email elsewhere
+        ("/handoff", "<@U0CA201003> status", "'@Carol Diaz' status"),
+        ("/handoff", "subscribe actors_include=<@U0CA201003|carol>", "subscribe actors_include=carol@contoso.com"),
     ],
 )
 async def test_each_command_reaches_the_core_as_text(harness: Harness, command: str, text: str, expected: str) -> None:
