@@ -63,7 +63,7 @@ from .references import conversation_kind, team_of
 from .registry import ConversationRegistry
 from .renderer import CONTENT_TYPE, REFRESH_VERB, Click, card_from_refresh, parse_execute, parse_submit, render_card
 from .sending import Pacer, SizeBudget, delivery_failure, shrinking
-from .text import command_text
+from .text import Mentions, command_text, mentions
 
 T = TypeVar("T")
 
@@ -269,9 +269,7 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
 
     async def _command(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
-        with contextlib.suppress(KeyError, TypeError, AttributeError):  # a malformed mention entity
-            TurnContext.remove_recipient_mention(activity)
-        text = command_text(activity.text)
+        text = command_text(activity.text, _mentions(activity))
         user = await self.identity.resolve(turn_context)
         base, root = split_thread(activity.conversation.id)
         kind = conversation_kind(activity)
@@ -567,6 +565,19 @@ class HandoffTeamsBot(TeamsActivityHandler):  # type: ignore[misc]
         if self.pacer is None:
             return await attempt()
         return await self.pacer.run(turn_context.activity.conversation.id, attempt, posts=posts)
+
+
+def _mentions(activity: Activity) -> Mentions:
+    """Whom the activity's ``<at>`` tags name. (Not ``TurnContext.remove_recipient_mention``: it removes the bot's
+    name wherever the text has it, arguments included, and leaves a mention it cannot match in the command.)"""
+    entities: list[dict[str, Any]] = []
+    for entity in activity.entities or []:
+        data: dict[str, Any] = dict(getattr(entity, "additional_properties", None) or {})
+        with contextlib.suppress(Exception):  # a malformed entity: what Teams sent as it is
+            data = {**entity.serialize(), **data}
+        entities.append(data)
+    recipient = activity.recipient
+    return mentions(entities, getattr(recipient, "id", None), getattr(recipient, "name", None))
 
 
 def _id_of(info: TeamInfo | ChannelInfo | None, event: str) -> str | None:

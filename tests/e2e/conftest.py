@@ -7,7 +7,7 @@ import html
 import json
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,9 +170,14 @@ class Person:
     user: str
     channel: str  # the channel's Slack name; TEAMS_CHANNELS gives its Teams name
 
-    async def say(self, text: str, expect: str) -> str:
-        """Type ``text`` (a Slack slash command, a Teams channel message); the answer that says ``expect``."""
-        answers = await (self._slack(text) if self.platform == "slack" else self._teams(text))
+    async def say(
+        self, text: str, expect: str, *, mention: bool = True, mentions: Mapping[str, str] | None = None
+    ) -> str:
+        """Type ``text`` (a Slack slash command, a Teams channel message); the answer that says ``expect``.
+        In Teams, the message @mentions the bot first unless ``mention`` is false, and ``mentions`` says whom
+        the ``<at>Name</at>`` typed in it name (see the emulator's ``send_channel_message``)."""
+        sending = self._slack(text) if self.platform == "slack" else self._teams(text, mention, mentions)
+        answers = await sending
         return await eventually(lambda: next((a for a in answers() if expect in a), None))
 
     async def _slack(self, text: str) -> Callable[[], list[str]]:
@@ -193,12 +198,16 @@ class Person:
             for face in [{"text": m.text, "blocks": m.blocks}, *reversed(getattr(m, "edits", []))]
         ]
 
-    async def _teams(self, text: str) -> Callable[[], list[str]]:
+    async def _teams(
+        self, text: str, mention: bool = True, mentions: Mapping[str, str] | None = None
+    ) -> Callable[[], list[str]]:
         """Send a channel message; the bot's replies in its thread and its new posts in the channel."""
         teams = self.loop.suite.teams
         channel = teams.state.channel(TEAMS_CHANNELS[self.channel])
         before = {p.id for p in channel.posts}
-        sent = await teams.send_channel_message(text, channel=channel.name, user=self.user)
+        sent = await teams.send_channel_message(
+            text, channel=channel.name, user=self.user, mention=mention, mentions=mentions
+        )
         assert sent.status in (200, 201)
         root = sent.activity["id"]
 

@@ -2138,3 +2138,31 @@ async def test_a_command_that_starts_with_someone_elses_mention_names_them_as_sl
     await asyncio.sleep(0.5)
     assert jobs(loop) == [] and await loop.server.store.list_command_runs(None, 1) == []
 
+
+async def test_teams_commands_drop_handoffs_mentions_wherever_they_are_and_name_other_people(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    loop = await start_loop(no_confirmation)
+    bot = loop.suite.teams.world.bot_id
+    alice = Person(loop, "teams", "alice", "ml-models")
+    # several mentions: the first one is the command's, and it is a person, not a command
+    answer = await alice.say("<at>Handoff</at> <at>Carol Diaz</at> retrain model-x", "is not a command", mention=False)
+    assert "`@Carol Diaz` is not a command." in answer
+    answer = await alice.say("<at>Bob Chen</at> <at>Handoff</at> status", "is not a command", mention=False)
+    assert "`@Bob Chen` is not a command." in answer
+    await asyncio.sleep(0.5)
+    assert jobs(loop) == []
+    # Handoff's name in a command's words is a word like any other, not its mention
+    answer = await alice.say("help Handoff", "is not a command")
+    assert "`Handoff` is not a command." in answer
+    # Handoff mentioned after the command, by the name its team gave it
+    answer = await alice.say(
+        "retrain model-x <at>Handoff (MLOps)</at>",
+        "Starting: Retrain model-x",
+        mention=False,
+        mentions={"Handoff (MLOps)": bot},
+    )
+    assert "Handoff" not in answer.split("Starting:", 1)[0]
+    run = await command_run(loop, is_running)
+    assert run.command == "retrain model-x"
+    assert len([r for r in jobs(loop) if r.status in (200, 201)]) == 1

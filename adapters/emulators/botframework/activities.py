@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +13,8 @@ from zoneinfo import ZoneInfo
 from .world import Team, TeamsChannel, TeamsUser, TeamsWorld
 
 CHANNEL_ID = "msteams"
+
+_AT_TAG = re.compile(r"<at>(.*?)</at>", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -73,13 +77,15 @@ class ActivityFactory:
         text: str,
         root_id: str | None = None,
         mention: bool = True,
+        mentions: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """A channel ``message``; a new post unless ``root_id`` names the thread it replies in."""
+        """A channel ``message``; a new post unless ``root_id`` names the thread it replies in. ``mentions``: see
+        :meth:`_add_text`."""
         conversation = self._channel(f"{channel.id};messageid={root_id or activity_id}")
         activity = self._base("message", activity_id, now, user.account(), conversation)
         if root_id is not None:
             activity["replyToId"] = root_id
-        self._add_text(activity, text, mention)
+        self._add_text(activity, text, mention, mentions)
         activity["channelData"] = {
             "teamsChannelId": channel.id,
             "teamsTeamId": channel.team_id,
@@ -89,10 +95,12 @@ class ActivityFactory:
         }
         return activity
 
-    def personal_message(self, activity_id: str, now: datetime, *, user: TeamsUser, text: str) -> dict[str, Any]:
-        """A ``message`` in the user's 1:1 chat with the bot (no mention needed)."""
+    def personal_message(
+        self, activity_id: str, now: datetime, *, user: TeamsUser, text: str, mentions: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A ``message`` in the user's 1:1 chat with the bot (no mention needed, but one may be typed)."""
         activity = self._base("message", activity_id, now, user.account(), self._personal(user))
-        self._add_text(activity, text, mention=False)
+        self._add_text(activity, text, False, mentions)
         activity["channelData"] = {"tenant": {"id": self.world.tenant_id}}
         return activity
 
@@ -202,8 +210,16 @@ class ActivityFactory:
             data = {"channel": {"id": channel.id}, "team": {"id": channel.team_id}, **data}
         return data
 
-    def _add_text(self, activity: dict[str, Any], text: str, mention: bool) -> None:
+    def _add_text(
+        self, activity: dict[str, Any], text: str, mention: bool, mentions: Mapping[str, str] | None = None
+    ) -> None:
+        """The text, after the bot's mention if ``mention``; each ``<at>Name</at>`` typed in ``text`` gets the
+        entity Teams gives a mention: of the person ``mentions`` maps the name to (a user's key, id or email, or
+        the bot's id: the bot mentioned by another name), else of the user or bot of that name. A tag that names
+        nobody gets none, as one pasted as text."""
         activity["textFormat"] = "plain"
+        typed = [entity for name in _AT_TAG.findall(text) if (entity := self._mention(name, mentions or {}))]
+        activity["entities"] = [*typed, *activity["entities"]]
         if not mention:
             activity["text"] = text
             return
@@ -214,3 +230,13 @@ class ActivityFactory:
         activity["attachments"] = [{"contentType": "text/html", "content": f"<p>{span}&nbsp;{html.escape(text)}</p>"}]
         mention_entity = {"type": "mention", "text": tag, "mentioned": self.world.bot_account()}
         activity["entities"] = [mention_entity, *activity["entities"]]
+
+    def _mention(self, name: str, mentions: Mapping[str, str]) -> dict[str, Any] | None:
+        ref = mentions.get(name)
+        if ref == self.world.bot_id or (ref is None and name == self.world.bot_name):
+            return {"type": "mention", "text": f"<at>{name}</at>", "mentioned": self.world.bot_account()}
+        try:
+            user = self.world.user(ref) if ref is not None else next(u for u in self.world.users if u.name == name)
+        except (KeyError, StopIteration):
+            return None
+        return {"type": "mention", "text": f"<at>{name}</at>", "mentioned": {"id": user.id, "name": user.name}}

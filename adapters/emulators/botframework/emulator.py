@@ -199,8 +199,11 @@ class BotFrameworkEmulator:
         team: str | None = None,
         reply_to: str | None = None,
         mention: bool = True,
+        mentions: Mapping[str, str] | None = None,
     ) -> BotResponse:
-        """A user posts in a channel (a new post, or a reply in thread ``reply_to``), @mentioning the bot.
+        """A user posts in a channel (a new post, or a reply in thread ``reply_to``), @mentioning the bot first
+        unless ``mention`` is false. Each ``<at>Name</at>`` in ``text`` is a mention too, of whom ``mentions``
+        maps the name to (a user's key, id or email, or the bot's id), else of the user or bot so named.
 
         The message is recorded in the channel before it is delivered; its id is ``response.activity["id"]``.
         """
@@ -213,14 +216,19 @@ class BotFrameworkEmulator:
             text=text,
             root_id=reply_to,
             mention=mention,
+            mentions=mentions,
         )
         self.state.post(activity["conversation"]["id"] if reply_to else target.id, activity, by_bot=False)
         return await self.post_activity(activity)
 
-    async def send_personal_message(self, text: str, *, user: str = DEFAULT_USER) -> BotResponse:
-        """A user writes to the bot in their 1:1 chat."""
+    async def send_personal_message(
+        self, text: str, *, user: str = DEFAULT_USER, mentions: Mapping[str, str] | None = None
+    ) -> BotResponse:
+        """A user writes to the bot in their 1:1 chat (mentions typed in ``text``: see :meth:`send_channel_message`)."""
         who = self.world.user(user)
-        activity = self._factory().personal_message(self.state.new_activity_id(), self.clock.now(), user=who, text=text)
+        activity = self._factory().personal_message(
+            self.state.new_activity_id(), self.clock.now(), user=who, text=text, mentions=mentions
+        )
         self.state.post(who.personal_conversation_id, activity, by_bot=False)
         return await self.post_activity(activity)
 

@@ -19,7 +19,7 @@ from adapters.teams.renderer import (
     render_card,
     with_mentions,
 )
-from adapters.teams.text import command_text
+from adapters.teams.text import command_text, mentions
 from bot.cards import Action, Card, Fact, Link, Status, Step
 
 from .conftest import ALICE, ALICE_AAD, BOB, gate_card, shown_texts, texts, verbs
@@ -288,6 +288,25 @@ def test_command_text_matches_the_slack_grammar() -> None:
     assert command_text("<at>Handoff</at>&nbsp;status") == "status"
     assert command_text("status\xa0deploy-42") == "status deploy-42"
     assert command_text("<p>integrate app-y model=model-x:7</p>") == "integrate app-y model=model-x:7"
+
+
+def test_command_text_drops_the_bots_mentions_and_names_other_people() -> None:
+    bot = {"type": "mention", "text": "<at>Handoff (dev)</at>", "mentioned": {"id": "28:bot", "name": "Handoff"}}
+    carol = {"type": "mention", "text": "<at>Carol Diaz</at>", "mentioned": {"id": "29:carol", "name": "Carol Diaz"}}
+    seen = mentions([bot, carol, {"type": "clientInfo"}], "28:bot", "Handoff")
+    assert command_text("<at>Handoff (dev)</at>&nbsp;retrain model-x", seen) == "retrain model-x"
+    assert command_text("retrain model-x <at>Handoff (dev)</at>", seen) == "retrain model-x"
+    assert command_text("<at>Handoff (dev)</at> <at>Carol Diaz</at> status", seen) == "'@Carol Diaz' status"
+    assert command_text("<at>Carol Diaz</at> <at>Handoff (dev)</at> status", seen) == "'@Carol Diaz' status"
+    assert command_text("<at>Handoff</at> subscribe actors_include=<at>Carol Diaz</at>", seen) == (
+        "subscribe actors_include=@Carol Diaz"
+    )
+    # the bot's name typed as a word is a word: only its mention goes
+    typed = "<at>Handoff (dev)</at> subscribe text_include=Handoff"
+    assert command_text(typed, seen) == "subscribe text_include=Handoff"
+    # a leading mention no entity names is the bot's, as Teams delivers a channel message only with it
+    assert command_text("<at>HO</at> status", mentions([], "28:bot")) == "status"
+    assert command_text("<at>R&amp;D</at> status", mentions([], "28:bot")) == "status"
 
 
 def test_a_card_that_mentions_people_names_them_in_a_line_teams_resolves(
