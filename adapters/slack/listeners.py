@@ -93,6 +93,7 @@ class SlackListeners:
         """Add the listeners (after any more specific ones the caller registered first)."""
         bolt.command(ANY_SLASH_COMMAND)(self.on_command)
         bolt.event("app_mention")(self.on_mention)
+        bolt.event({"type": "message", "channel_type": "im"})(self.on_direct_message)
         bolt.block_action(ANY)(self.on_button)
         bolt.view_submission(CALLBACK_ID)(self.on_comment)
         bolt.view_closed(CALLBACK_ID)(self.on_ignored)
@@ -151,13 +152,33 @@ class SlackListeners:
             return
         self._later(context).spawn(self._run_mention(body, event, context, client), name="slack mention")
 
-    async def _run_mention(
+    async def on_direct_message(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
+        """A message in someone's own chat with Handoff (its Messages tab): the same commands, without a mention,
+        answered there. Edits, deletions and Handoff's own messages (Slack sends those too) are not commands."""
+        own = event.get("user") == context.bot_user_id
+        if event.get("subtype") or event.get("bot_id") or own or not event.get("user"):
+            return
+        if self._redelivered(body.get("event_id")):
+            return
+        self._later(context).spawn(self._run_mention(body, event, context, client, direct=True), name="slack dm")
+
+    async def _run_mention(
+        self,
+        body: dict[str, Any],
+        event: dict[str, Any],
+        context: AsyncBoltContext,
+        client: AsyncWebClient,
+        *,
+        direct: bool = False,
+    ) -> None:
+        """A mention's command, or (``direct``) a direct message's: answered in the mention's thread; in a direct
+        message, where it was typed (in its thread if it was typed in one)."""
         if not await self._first_delivery(body.get("event_id"), str(event.get("type", ""))):
             return
         channel, user_id, ts = str(event.get("channel", "")), str(event["user"]), str(event.get("ts", ""))
-        thread_ts = _str(event.get("thread_ts")) or ts
+        thread_ts = _str(event.get("thread_ts")) or (None if direct else ts)
         team_id = context.team_id or _str(event.get("team"))
         raw = str(event.get("text", ""))
         text = mention_text(raw, context.bot_user_id, await self._people(client, raw, team_id, context.bot_user_id))
@@ -166,7 +187,8 @@ class SlackListeners:
             user=user,
             conversation=self._conversation(team_id, channel),
             text=text,
-            thread=PostedMessage(message_id=ts, thread_id=thread_ts),
+            thread=PostedMessage(message_id=ts, thread_id=thread_ts) if thread_ts else None,
+            in_chat=direct,
         )
         try:
             reply = await self.handler.on_command(request)
@@ -177,7 +199,8 @@ class SlackListeners:
                 client, _apology(f"`{_code(text)}`", ref), channel=channel, user_id=user_id, thread_ts=thread_ts
             )
             return
-        note = f"<@{user_id}> asked"
+        # (in one's own chat with Handoff, who asked goes without saying)
+        note = "" if direct else f"<@{user_id}> asked"
         answer = await self.replies.reply(
             client, reply, channel=channel, user_id=user_id, thread_ts=thread_ts, note=note
         )

@@ -2166,3 +2166,25 @@ async def test_teams_commands_drop_handoffs_mentions_wherever_they_are_and_name_
     run = await command_run(loop, is_running)
     assert run.command == "retrain model-x"
     assert len([r for r in jobs(loop) if r.status in (200, 201)]) == 1
+
+
+async def test_a_command_typed_in_ones_own_slack_chat_with_handoff_is_answered_there_and_brings_its_cards(
+    loop: Loop,
+) -> None:
+    """Bob types to Handoff in its Messages tab, no mention: his subscription is made for that chat, and the
+    failure of a run he asked for comes there."""
+    slack, ado = loop.suite.slack, loop.suite.ado
+    bob = slack.world.user("bob")
+    await slack.message_bot("subscribe events=run outcomes=failed actors_include=me", user="bob")
+    chat = slack.state.im(bob.id)
+    answer = await eventually(lambda: next((m for m in chat.messages if m.by_bot), None))
+    assert "Subscribed" in answer.text and "actors_include=bob@contoso.com" in blocks_text(answer)
+    [stored] = await loop.server.store.list_subscriptions()
+    assert stored.conversation.conversation_id.endswith(chat.id)
+
+    ado.script_next_run(
+        "integrate-app-y", fail_stage="Integration tests", durations={"Build": 1, "Integration tests": 1}
+    )
+    run = ado.start_run("integrate-app-y", requested_by="bob@contoso.com")
+    card = await eventually(lambda: next((m for m in chat.messages if run.name in blocks_text(m)), None), timeout=30)
+    await eventually(lambda: "Failed" in blocks_text(card), timeout=30)

@@ -231,6 +231,17 @@ class SlackEmulator:
         event = self.payloads.app_mention(user=who, channel=where, text=full, ts=msg.ts, thread_ts=msg.thread_ts)
         return await self.send_event(event)
 
+    async def message_bot(
+        self, text: str, *, user: str = DEFAULT_USER, thread_ts: str | None = None
+    ) -> SlackBotResponse:
+        """A user writes ``text`` in their own chat with the app (its Messages tab): the message is posted there,
+        then ``message.im`` sent."""
+        who = self.world.user(user)
+        where = self.state.im(who.id)
+        msg = self.state.post(where, user=who.id, text=text, thread_ts=thread_ts)
+        event = self.payloads.direct_message(user=who, channel=where, text=text, ts=msg.ts, thread_ts=msg.thread_ts)
+        return await self.send_event(event)
+
     async def remove_bot(self, channel: str) -> SlackBotResponse:
         """Someone removes the app from ``channel``: it is no longer a member, and ``member_left_channel``
         is sent for its bot user (posts there now fail: ``channel_not_found`` in a private channel;

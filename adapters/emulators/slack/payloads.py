@@ -118,6 +118,26 @@ class PayloadFactory:
             event["thread_ts"] = thread_ts
         return event
 
+    def direct_message(
+        self, *, user: SlackUser, channel: ChannelState, text: str, ts: str, thread_ts: str | None = None
+    ) -> dict[str, Any]:
+        """A ``message`` event of someone's own chat with the app (``message.im``; to wrap with
+        :meth:`event_callback`)."""
+        event: dict[str, Any] = {
+            "type": "message",
+            "channel_type": "im",
+            "user": user.id,
+            "text": text,
+            "ts": ts,
+            "team": self.world.team_id,
+            "channel": channel.id,
+            "event_ts": ts,
+            "client_msg_id": str(uuid.uuid4()),
+        }
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        return event
+
     def event_callback(self, event: dict[str, Any], *, event_id: str, event_time: int) -> dict[str, Any]:
         """The Events API envelope around one event."""
         w = self.world

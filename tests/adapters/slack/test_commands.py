@@ -4,6 +4,7 @@ application, the recording handler plays the core, and the emulator's workspace 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -95,6 +96,47 @@ async def test_mention_strips_the_bot_and_answers_in_the_thread(harness: Harness
     assert request.thread.message_id == mention.ts
     assert [r.text for r in mention.replies] == ["ok: retrain model-x"]
     assert mention.replies[0].by_bot
+
+
+async def test_a_direct_message_is_a_command_answered_in_the_chat_with_handoff(harness: Harness) -> None:
+    response = await harness.slack.message_bot("retrain model-x", user="bob")
+    await harness.settle()
+
+    assert response.status == 200
+    [request] = harness.handler.commands
+    assert request.text == "retrain model-x" and request.in_chat and request.thread is None
+    assert request.user.email == "bob@contoso.com"
+    chat = harness.slack.state.im(BOB)
+    [typed, answer] = chat.messages  # the answer where it was typed, not in a thread of its own
+    assert (typed.text, typed.by_bot) == ("retrain model-x", False)
+    assert (answer.text, answer.by_bot, typed.replies) == ("ok: retrain model-x", True, [])
+    assert "asked" not in json.dumps(answer.blocks)  # (who asked goes without saying there)
+
+
+async def test_a_direct_message_typed_in_a_thread_is_answered_in_that_thread(harness: Harness) -> None:
+    await harness.slack.message_bot("status", user="bob")
+    await harness.settle()
+    first = harness.slack.state.im(BOB).messages[0]
+    await harness.slack.message_bot(f"<@{harness.slack.world.bot_user_id}> help", user="bob", thread_ts=first.ts)
+    await harness.settle()
+
+    assert [r.text for r in harness.handler.commands] == ["status", "help"]
+    assert [r.text for r in first.replies if r.by_bot] == ["ok: help"]
+
+
+async def test_handoffs_own_messages_edits_and_other_bots_in_a_direct_chat_are_not_commands(harness: Harness) -> None:
+    slack = harness.slack
+    chat = slack.state.im(BOB)
+    base = {"type": "message", "channel_type": "im", "channel": chat.id, "text": "retrain model-x", "ts": "1.000001"}
+    for event in (
+        {**base, "user": slack.world.bot_user_id},  # Handoff's own answer, which Slack sends back
+        {**base, "user": BOB, "subtype": "message_changed"},
+        {**base, "bot_id": "B0THER", "user": "U0THERB0T1"},
+    ):
+        assert (await slack.send_event(event)).status == 200
+    await harness.settle()
+    assert harness.handler.commands == []
+    assert chat.messages == []
 
 
 @pytest.mark.parametrize(

@@ -52,10 +52,15 @@ def test_manifest_matches_what_the_app_handles() -> None:
         *BACK,
         "member_joined_channel",
         "member_left_channel",
+        "message.im",  # commands typed in someone's own chat with Handoff
     }
+    # that chat is the app's Messages tab, which takes what people type
+    assert data["features"]["app_home"]["messages_tab_enabled"] is True
+    assert data["features"]["app_home"]["messages_tab_read_only_enabled"] is False
     scopes = set(data["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "app_mentions:read", "users:read", "users:read.email"} <= scopes
     assert {"channels:read", "groups:read"} <= scopes  # what the membership events need
+    assert "im:history" in scopes  # what message.im needs
     default_install_scopes = SlackOAuthSettings(client_id="1", client_secret=Secret("S", "x")).scopes
     assert set(default_install_scopes) <= scopes
 
