@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,6 +44,7 @@ BOLT_ENVIRONMENT_DEFAULTS = ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT
 """What Bolt reads from the environment when not given it; Handoff's configuration has decided all three."""
 
 log = logging.getLogger("handoff.slack")
+bolt_log = logging.getLogger("handoff.slack.bolt")
 
 
 @dataclass
@@ -196,7 +198,7 @@ def _bolt_app(
     """Bolt on Handoff's client (without a token: ``authorize`` or the OAuth installs give it), and
     nothing else."""
     with _without_bolt_environment_defaults():
-        return AsyncApp(
+        bolt = AsyncApp(
             name="handoff",
             signing_secret=signing_secret,
             client=client,
@@ -205,7 +207,18 @@ def _bolt_app(
             request_verification_enabled=False,  # done in front of Bolt, and totally (verification.py)
             process_before_response=False,  # listeners run after the ack (a long-running server, not FaaS)
             logger=logging.getLogger("handoff.slack.bolt"),
+            # a request no listener takes is still Bolt's 404 (the endpoint answers it 400, in one line), without
+            # Bolt's own multi-line warning that suggests listener code to add
+            raise_error_for_unhandled_request=True,
         )
+    bolt.error(_on_listener_error)
+    return bolt
+
+
+async def _on_listener_error(error: Exception) -> None:
+    """What a Bolt listener raised, logged as Bolt would; a request no listener takes is not an error here."""
+    if not isinstance(error, BoltUnhandledRequestError):
+        bolt_log.error("Failed to run a Slack listener (%s)", type(error).__name__, exc_info=error)
 
 
 @contextlib.contextmanager
