@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +9,7 @@ from aiohttp import web
 
 from adapters.console.errors import BadRequest
 from adapters.console.people import ConsoleUser, People
+from adapters.web.payloads import PayloadError, decode_json
 
 MAX_BODY = 64 * 1024
 MAX_TEXT = 4000
@@ -31,8 +31,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = decode_json(raw)  # (nesting too deep for Python's recursion is invalid too)
+    except PayloadError:
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from adapters.emulators.suite import EmulatorSuite
 
 from .conftest import ConsoleClient
@@ -67,3 +71,16 @@ async def test_the_other_buttons_do_what_they_say(console: ConsoleClient, suite:
         assert (await console.post(f"api/world/{name}", {"user": "carol"}))["ok"] is True
     assert [e.event_type for e in suite.aml.published] == ["Microsoft.MachineLearningServices.DatasetDriftDetected"]
     assert {r.pipeline.name for r in suite.ado.runs} == {"integrate-app-y", "release-app-y"}
+
+
+async def test_deeply_nested_json_is_a_bad_request_not_a_failure(
+    console: ConsoleClient, suite: EmulatorSuite, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = '{"a":' + "[" * 60_000 + "}"  # under the 64 KB cap
+    headers = {"Content-Type": "application/json"}
+    async with console.session.post(f"{console.url}/api/world/detect-drift", data=body, headers=headers) as response:
+        assert response.status == 400
+        answer = await response.json()
+    assert answer == {"error": "The request body is not valid JSON."}
+    assert suite.aml.published == []  # the drift monitor did not fire
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
