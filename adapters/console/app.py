@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from aiohttp import web
 
 from adapters.console.errors import error_middleware
+from adapters.console.guard import same_origin_only
 from adapters.console.inputs import MAX_BODY
 from adapters.console.live import ChangeFeed, watch_world
 from adapters.console.people import people_of
@@ -40,7 +41,7 @@ def create_console_app(suite: EmulatorSuite, *, user_switcher: Sequence[str] | N
     feed = ChangeFeed()
     cards = PersonalCards(suite.teams, feed.listener("teams"))
     routes = ConsoleRoutes(suite, people, feed, cards)
-    app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[security_headers, same_origin_only, error_middleware], client_max_size=MAX_BODY)
     routes.register(app)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:

@@ -15,7 +15,9 @@
 ``GET  /api/events``                                      Server-Sent Events: ``change`` notifications
 ========================================================  ================================================
 
-Every answer is JSON; bad input is a 400 (404 for something that does not exist) with ``{"error"}``.
+Every answer is JSON; bad input is a 400 (404 for something that does not exist) with ``{"error"}``. Only the
+console's own page is served and obeyed (:mod:`adapters.console.guard`): a Host other than the address it is
+served on, or a POST from another origin, is a 403; a POST that is not ``Content-Type: application/json`` a 415.
 """
 
 from __future__ import annotations

@@ -128,6 +128,7 @@ async def test_a_teams_reply_goes_to_the_thread_and_the_personal_chat_needs_no_m
 
 async def test_bad_input_is_a_400_with_a_message(console: ConsoleClient, bot: FakeHTTPServer) -> None:
     where = f"api/channels/slack/{SLACK_MODELS}/messages"
+    as_json = {"Content-Type": "application/json"}
     assert "not a valid command" in (await console.post(where, {"text": "/deploy prod"}, status=400))["error"]
     assert "'text' is required" in (await console.post(where, {"text": "   "}, status=400))["error"]
     assert "must be a string" in (await console.post(where, {"text": 42}, status=400))["error"]
@@ -139,12 +140,12 @@ async def test_bad_input_is_a_400_with_a_message(console: ConsoleClient, bot: Fa
             "error"
         ]
     )
-    async with console.session.post(f"{console.url}/{where}", data=b"{not json") as response:
+    async with console.session.post(f"{console.url}/{where}", data=b"{not json", headers=as_json) as response:
         assert response.status == 400
         assert (await response.json())["error"] == "The request body is not valid JSON."
-    async with console.session.post(f"{console.url}/{where}", data=json.dumps([1])) as response:
+    async with console.session.post(f"{console.url}/{where}", data=json.dumps([1]), headers=as_json) as response:
         assert response.status == 400
-    async with console.session.post(f"{console.url}/{where}", data=b"x" * 70_000) as response:
+    async with console.session.post(f"{console.url}/{where}", data=b"x" * 70_000, headers=as_json) as response:
         assert response.status == 413
     assert bot.recorder.matching("POST /slack/events") == []
 
