@@ -626,7 +626,7 @@ class StartedRun:
 @dataclass(frozen=True)
 class RunStatus:
     run_id: str
-    state: str  # queued | running | completed
+    state: str  # queued | running | canceling | completed
     result: str | None = None  # succeeded | failed | canceled
     url: str | None = None
     failing_step: str | None = None

@@ -4,7 +4,8 @@
 service's own threads (:mod:`adapters.worker_pool`): a stalled workspace holds up its own calls, never
 the chat platforms' DNS lookups or the store's checkpoints. Service errors become ``ServiceRefused`` or
 ``ServiceUnavailable``; a ``Retry-After`` too long to wait out on one of those threads
-(:mod:`adapters.azure_ml.throttle`) fails the call at once, saying when to try again.
+(:mod:`adapters.azure_ml.throttle`) fails the call at once, saying when to try again, and ends the wait for a
+job's cancel, which Azure ML goes on with (:mod:`adapters.azure_ml.lro`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.azure_ml.client_factory import AzureMLConnection, as_connection, build_ml_client
+from adapters.azure_ml.lro import POLLING_INTERVAL, CappedPolling, StillWorking
 from adapters.azure_ml.throttle import AzureMLThrottled
 from adapters.worker_pool import WorkerPool
 from bot.config import AzureMLSettings
@@ -34,7 +36,7 @@ STATES = {
     "Provisioning": "queued",
     "Running": "running",
     "Finalizing": "running",
-    "CancelRequested": "running",
+    "CancelRequested": "canceling",  # (a cancel Azure ML goes on with: the card reads canceled, not running)
     "Completed": "completed",
     "Failed": "completed",
     "Canceled": "completed",
@@ -225,7 +227,18 @@ class AzureMLService:
         )
 
     async def cancel_job(self, name: str) -> None:
-        await self._call("job", lambda: self._ml().jobs.begin_cancel(name).result())
+        """Ask Azure ML to cancel job ``name``, and wait for it to be canceled while Azure ML asks to look again
+        within :data:`~adapters.azure_ml.throttle.MAX_RETRY_AFTER_SECONDS`; a longer wait is not taken: the
+        cancel was accepted, Azure ML goes on with it, and the job's own polls tell when it ends."""
+        interval = float(self._client_kwargs.get("polling_interval", POLLING_INTERVAL))
+
+        def cancel() -> None:
+            try:
+                self._ml().jobs.begin_cancel(name, polling=CappedPolling(interval)).result()
+            except StillWorking as still:
+                log.info("azure ml accepted the cancel of %s and is still canceling it (%s)", name, still)
+
+        await self._call("job", cancel)
 
     async def model_version(self, name: str, version: str | None = None) -> ModelVersion:
         from adapters.azure_ml.signatures import model_signature, read_mlmodel

@@ -1172,6 +1172,32 @@ async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card
     assert "Canceled by Alice" in blocks_text(shown)
 
 
+async def test_a_cancel_azure_ml_is_slow_to_carry_out_is_answered_at_once_and_its_card_follows_azure_ml(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """Azure ML accepts the cancel and asks to be asked again in an hour: the answer does not wait for that."""
+    loop, alice, run, job_name = await running_retrain(start_loop)
+    aml = loop.suite.aml
+    aml.cancel_delay, aml.lro_retry_after = 3600, 3600
+
+    began = asyncio.get_running_loop().time()
+    answer = await alice.say(f"cancel {run.id}", f"Canceling run {run.id}")
+    assert asyncio.get_running_loop().time() - began < 15  # (an hour of one of Azure ML's threads without the cap)
+    assert f"Canceling run {run.id} (`retrain model-x`, Azure ML job {job_name})." in answer
+    assert [r.status for r in aml.recorder.matching(f"POST /subscriptions/**/jobs/{job_name}/cancel")] == [202]
+    assert aml.state.jobs[job_name].status == "CancelRequested"
+    await command_run(loop, lambda r: r.state.value == "canceled", run.id)
+
+    def card() -> Any:
+        return next((m for m in slack_messages(loop, "ml-models") if f"/{job_name}" in m.text), None)
+
+    shown = await eventually(card)
+    await eventually(lambda: "Canceled by Alice" in blocks_text(shown))
+    await asyncio.sleep(1.5)  # the job's polls go on (Azure ML is still canceling it) and leave the card so
+    assert "Canceled by Alice" in blocks_text(shown) and "Running" not in shown.text
+    assert aml.state.jobs[job_name].status == "CancelRequested"
+
+
 # --- a restart in the middle -------------------------------------------------------------------------
 
 

@@ -262,6 +262,15 @@ class AzureMLEmulator:
         """Cancel a job; False if it is unknown or already ended."""
         return self.jobs.cancel(name)
 
+    @property
+    def cancel_delay(self) -> float:
+        """Seconds between a job's ``CancelRequested`` and ``Canceled`` (on the emulator's clock); settable."""
+        return self.jobs.simulator.cancel_delay
+
+    @cancel_delay.setter
+    def cancel_delay(self, seconds: float) -> None:
+        self.jobs.simulator.cancel_delay = seconds
+
     async def wait_for_job(self, name: str, *statuses: str, timeout: float = 5.0) -> JobRecord:
         """Wait (real time) until job ``name`` has one of ``statuses`` (default: any terminal status).
 

@@ -192,7 +192,11 @@ class ArmRoutes:
         if not job.is_terminal:
             return web.Response(
                 status=202,
-                headers={"Location": str(request.url), "Retry-After": str(self.emulator.lro_retry_after)},
+                # (on the host the client asked for: a token is not sent to the loopback's plain http)
+                headers={
+                    "Location": f"{self.emulator.public_url(request)}?{request.query_string}",
+                    "Retry-After": str(self.emulator.lro_retry_after),
+                },
             )
         return web.Response(status=200)
 

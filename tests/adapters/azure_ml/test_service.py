@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -260,6 +262,69 @@ async def test_a_canceled_job_ends_canceled(
     status = await service.job_status(started.run_id)
     assert (status.state, status.result) == ("completed", "canceled")
     assert [r.status for r in aml.recorder.matching(f"POST /subscriptions/**/jobs/{started.run_id}/cancel")] == [202]
+
+
+OPERATION = "GET /subscriptions/**/mfeOperationResults/*"
+
+
+@pytest.fixture
+async def canceling(clock: FakeClock) -> AsyncIterator[AzureMLEmulator]:
+    """The emulator, its jobs taking a minute of its clock to be canceled, its cancel asking to look again in 1 s."""
+    async with AzureMLEmulator(clock=clock, cancel_delay=60, lro_retry_after=1) as emulator:
+        yield emulator
+
+
+async def test_a_cancel_azure_ml_asks_to_look_at_much_later_is_left_to_azure_ml_at_once(
+    canceling: AzureMLEmulator, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An hour's Retry-After on the cancel's operation would hold one of the service's threads for the hour."""
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+    service = AzureMLService(canceling.connection())
+    try:
+        job_file = str(canceling.write_job_yaml("train-model-x", tmp_path))
+        started = await service.submit_job(job_file, {}, "handoff-model-x-6-20261128120000")
+        await clock.advance(2.5)
+        canceling.lro_retry_after = 3600
+
+        began = time.monotonic()
+        await asyncio.wait_for(service.cancel_job(started.run_id), 30)
+        assert time.monotonic() - began < 10  # (an hour without the cap)
+
+        assert [
+            r.status for r in canceling.recorder.matching(f"POST /subscriptions/**/jobs/{started.run_id}/cancel")
+        ] == [202]
+        assert [r.status for r in canceling.recorder.matching(OPERATION)] == [202]  # looked once, not again
+        assert canceling.state.jobs[started.run_id].status == "CancelRequested"  # asked: Azure ML is at it
+        status = await service.job_status(started.run_id)
+        assert (status.state, status.result) == ("canceling", None)
+        await clock.advance(60)
+        status = await service.job_status(started.run_id)
+        assert (status.state, status.result) == ("completed", "canceled")
+    finally:
+        await service.close()
+
+
+async def test_a_cancel_azure_ml_asks_to_look_at_again_soon_is_waited_for_until_it_is_done(
+    canceling: AzureMLEmulator, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+    service = AzureMLService(canceling.connection())
+    try:
+        job_file = str(canceling.write_job_yaml("train-model-x", tmp_path))
+        started = await service.submit_job(job_file, {}, "handoff-model-x-7-20261128120000")
+        await clock.advance(2.5)
+
+        cancel = asyncio.ensure_future(service.cancel_job(started.run_id))
+        await canceling.recorder.wait_for(OPERATION, timeout=30)  # Azure ML is at it: 202, look again in 1 s
+        await asyncio.sleep(0.2)
+        assert not cancel.done()
+        await clock.advance(60)  # the job is canceled
+        await asyncio.wait_for(cancel, 30)
+
+        assert [r.status for r in canceling.recorder.matching(OPERATION)] == [202, 200]
+        assert canceling.state.jobs[started.run_id].status == "Canceled"
+    finally:
+        await service.close()
 
 
 VERSIONS = "GET /subscriptions/**/models/*/versions"
