@@ -224,6 +224,7 @@ class CommandRunner:
         self._starting: set[int] = set()  # runs this process is starting now
         self._unplannable: set[int] = set()  # unfinished runs whose command is no longer configured
         self._polling: set[int] = set()  # started runs this process polls now (their polls record their ends)
+        self._canceling: set[int] = set()  # runs a cancel from chat is on its way for (it records their ends)
         # how the polled runs ended as their services' completion events say: recorded if the polling stops first
         self._ended_while_polled: dict[int, CommandRunState] = {}
         self._pipelines = {app.integration.pipeline for app in settings.apps.values()} | {
@@ -621,12 +622,24 @@ class CommandRunner:
             return Reply(not_started(found))
         if found.state is not CommandRunState.STARTED:
             return Reply(f"Run {run_id} ({described(found)}) is no longer running ({found.state.value}).")
+        self._canceling.add(found.id or 0)
+        try:
+            return await self._cancel_started(request, command, found, found.backend_run_id)
+        finally:
+            self._canceling.discard(found.id or 0)
+
+    async def _cancel_started(
+        self, request: CommandRequest, command: ParsedCommand, found: CommandRun, backend_run_id: str
+    ) -> Reply:
+        """Cancel ``found``, started as ``backend_run_id``, in its service, and record who canceled it (its polls
+        meanwhile leave its end to this: one that saw it canceled first would have the person told it had ended)."""
+        run_id = str(found.id)
         service = found.details.get("service")
         try:
             if service == "azure-ml" and self.ml is not None:
-                await self.ml.cancel_job(found.backend_run_id)
+                await self.ml.cancel_job(backend_run_id)
             elif service == "azure-devops" and self.pipelines is not None:
-                await self.pipelines.cancel_run(str(found.details.get("project", "")), found.backend_run_id)
+                await self.pipelines.cancel_run(str(found.details.get("project", "")), backend_run_id)
             else:
                 return Reply(f"Handoff is not connected to the service that runs {run_id}, so it cannot cancel it.")
         except (ServiceRefused, ServiceUnavailable) as error:
@@ -1162,6 +1175,8 @@ class CommandRunner:
                 log.info("polling %s: %s", started.run_id, error)
                 continue
             refused = 0
+            if run.id in self._canceling and ended_state(status) is not None:
+                continue  # a cancel on its way records the end, and who canceled it: the next look shows it then
             if (status.state, status.result) != last:
                 last = (status.state, status.result)
                 await self.ingest.accept(_by_asker(plan.progress_event(started, status), run), also_to=(conversation,))

@@ -1172,6 +1172,33 @@ async def test_cancel_from_chat_stops_the_azure_ml_job_and_polling_ends_its_card
     assert "Canceled by Alice" in blocks_text(shown)
 
 
+async def test_a_cancel_whose_job_a_poll_sees_canceled_first_is_still_the_persons_cancel(
+    start_loop: Callable[..., Awaitable[Loop]],
+) -> None:
+    """Azure ML cancels the job at once but is slow to say so: the run's polls see it canceled while the cancel
+    is on its way, and leave its end to the cancel (else Alice would be told it had already ended)."""
+    loop, alice, run, job_name = await running_retrain(start_loop)
+    aml = loop.suite.aml
+    operation = "GET /subscriptions/**/mfeOperationResults/*"
+    aml.faults.add(operation, [Fault("stall", stall_seconds=1.0)])  # five of the run's polls meanwhile
+
+    await alice.say(f"cancel {run.id}", f"Canceling run {run.id}")
+    [looked] = aml.recorder.matching(operation)
+    polls = aml.recorder.matching(f"GET /subscriptions/**/jobs/{job_name}")
+    polled = [r for r in polls if looked.at < r.at < looked.at + 1.0 and r.status == 200]
+    assert polled, "no poll of the job while the cancel was on its way"
+    canceled = await command_run(loop, lambda r: r.state.value == "canceled", run.id)
+    assert canceled.details["canceled_by"]["name"] == "Alice Martin"
+
+    def card() -> Any:
+        return next((m for m in slack_messages(loop, "ml-models") if f"/{job_name}" in m.text), None)
+
+    shown = await eventually(card)
+    await eventually(lambda: "Canceled by Alice" in blocks_text(shown))
+    await asyncio.sleep(1.5)  # the polling's end of the job, and any update after it, have landed
+    assert "Canceled by Alice" in blocks_text(shown)
+
+
 async def test_a_cancel_azure_ml_is_slow_to_carry_out_is_answered_at_once_and_its_card_follows_azure_ml(
     start_loop: Callable[..., Awaitable[Loop]],
 ) -> None:
