@@ -33,6 +33,7 @@ from bot.contracts import (
 from bot.contracts import parse_signature as parse_model_signature
 from bot.ports import MLService, ModelVersion, ServiceRefused
 from bot.records import JsonObject
+from bot.versions import version_sort_key
 
 log = logging.getLogger("handoff.consumers")
 
@@ -42,10 +43,6 @@ APPROVED_TAG = "approved"
 def is_approved(tags: Mapping[str, Any]) -> bool:
     """Whether a model version's tags say it was approved for release."""
     return str(tags.get(APPROVED_TAG, "")).lower() == "true" or str(tags.get("stage", "")).lower() == "production"
-
-
-def _version_key(version: str) -> tuple[int, int, str]:
-    return (0, int(version), "") if version.isdigit() else (1, 0, version)
 
 
 @dataclass(frozen=True)
@@ -152,11 +149,11 @@ class Consumers:
         versions = await self._versions(model, reads or _Reads())
         approved = [v.version for v in versions if is_approved(v.tags)]
         if approved:
-            return Baseline(max(approved, key=_version_key), "latest approved")
+            return Baseline(max(approved, key=version_sort_key), "latest approved")
         if new_version is not None:
-            older = [v.version for v in versions if _version_key(v.version) < _version_key(new_version)]
+            older = [v.version for v in versions if version_sort_key(v.version) < version_sort_key(new_version)]
             if older:
-                return Baseline(max(older, key=_version_key), "previous version (none approved)")
+                return Baseline(max(older, key=version_sort_key), "previous version (none approved)")
         return Baseline(None, "no earlier version")
 
     async def contract(self, app: str) -> tuple[Signature | None, str | None, str | None]:

@@ -13,6 +13,7 @@ from bot.gate_updates import GateUpdates
 from bot.policy import Policy
 from bot.ports import Store
 from bot.records import Gate, GateState, JsonObject
+from bot.versions import is_newer_version, version_order
 
 log = logging.getLogger("handoff.gates")
 
@@ -20,25 +21,6 @@ log = logging.getLogger("handoff.gates")
 def promotion_gate_id(model: str, version: str) -> str:
     """The id (and card key) of a model version's promotion gate."""
     return f"handoff:promotion:{model}:{version}".lower()
-
-
-def version_order(version: str) -> tuple[int, ...] | None:
-    """A model version as the numbers it is ordered by ("12" → (12,), "1.10.0" → (1, 10)); None for a
-    version that is not made of numbers, which Handoff cannot order."""
-    parts = version.strip().split(".")
-    if not all(p.isascii() and p.isdigit() for p in parts):
-        return None
-    numbers = [int(p) for p in parts]
-    while len(numbers) > 1 and numbers[-1] == 0:
-        numbers.pop()
-    return tuple(numbers)
-
-
-def is_newer_version(version: str, than: str) -> bool:
-    """Whether model version ``version`` is later than ``than``, as numbers ("10" is later than "9"); never
-    when either is not made of numbers."""
-    mine, theirs = version_order(version), version_order(than)
-    return mine is not None and theirs is not None and mine > theirs
 
 
 def version_label(gate: Gate) -> str:
