@@ -299,7 +299,7 @@ def _mount_integrations(app: web.Application, handoff: Handoff) -> None:
             identities,
             own_identity=me,
             depends_on_actor=handoff.ingest.depends_on_actor,
-            depends_on_branch=handoff.ingest.depends_on_branch,
+            depends_on_run_facts=handoff.ingest.depends_on_run_facts,
             model_pipelines=ModelPipelines.of(settings),
             project_id=project_id,
             hook_timeout=settings.server.hook_timeout.total_seconds(),

@@ -24,7 +24,15 @@ from bot.azure_devops_urls import (
 from bot.clock import Clock
 from bot.commands import LIST_FILTERS, CommandSpec, ParsedCommand, UsageError, closest_option, help_text, parse
 from bot.config import parse_duration, subscription_filter_problems
-from bot.events import ApprovalPending, DomainEvent, Person, PipelineRef, RunStateChanged, StageStateChanged
+from bot.events import (
+    ApprovalEvent,
+    ApprovalPending,
+    DomainEvent,
+    Person,
+    PipelineRef,
+    RunStateChanged,
+    StageStateChanged,
+)
 from bot.gate_outcomes import decided_in_azure_devops_only
 from bot.gates import Gatekeeper
 from bot.ingest import Ingest
@@ -231,22 +239,35 @@ def _tried(
     subscription: Subscription, received: list[tuple[datetime, DomainEvent]], now: datetime
 ) -> tuple[list[tuple[datetime, DomainEvent]], dict[str, int]]:
     """Of the events ``received``, those ``subscription`` wants, and per run the number of those it may want
-    but which do not say who asked for their run, where it filters on that.
+    but which do not say who asked for their run, or why it started, where it filters on that.
 
-    Routing asks Azure DevOps who asked for a run as its events arrive, where an actor filter needs it, and
-    stores each event with what it learned: an event stored without it takes its run's requester from another
-    stored event of the run; one that has none is told apart, neither counted for nor against."""
+    Routing asks Azure DevOps who asked for a run and why it started as its events arrive, where an actor or
+    reasons filter needs it, and stores each event with what it learned: an event stored without it takes its
+    run's requester (and reason) from another stored event of the run; one that has none is told apart, neither
+    counted for nor against."""
     matched: list[tuple[datetime, DomainEvent]] = []
     unsaid: dict[str, int] = {}
     by_actor = subscription.filters.filters_actors
+    by_reason = bool(subscription.filters.reasons)
     requesters = _run_requesters(event for _, event in received) if by_actor else {}
+    reasons_known = _run_reasons(event for _, event in received) if by_reason else {}
     for at, event in received:
+        unknown_in: PipelineRef | None = None  # the run of an event that does not say what the filters look at
+        no_actor = no_reason = False
         if by_actor and event.actor is None and (run := _requested_run(event)) is not None:
             if (requester := requesters.get(run.run_key)) is None:
-                if subscription.wants(event, now, ignoring_actor=True):
-                    unsaid[run.run_key] = unsaid.get(run.run_key, 0) + 1
-                continue
-            event = replace(event, actor=requester)
+                no_actor, unknown_in = True, run
+            else:
+                event = replace(event, actor=requester)
+        if by_reason and (run := _run_of(event)) is not None and run.reason is None:
+            if (reason := reasons_known.get(run.run_key)) is None:
+                no_reason, unknown_in = True, run
+            else:
+                event = _with_run(event, replace(run, reason=reason))
+        if unknown_in is not None:
+            if subscription.wants(event, now, ignoring_actor=no_actor, ignoring_reason=no_reason):
+                unsaid[unknown_in.run_key] = unsaid.get(unknown_in.run_key, 0) + 1
+            continue
         if subscription.wants(event, now):
             matched.append((at, event))
     return matched, unsaid
@@ -262,6 +283,28 @@ def _requested_run(event: DomainEvent) -> PipelineRef | None:
     return None
 
 
+def _run_of(event: DomainEvent) -> PipelineRef | None:
+    """The pipeline run ``event`` concerns (a run's, a stage's, a pipeline approval's), where it names one."""
+    if isinstance(event, RunStateChanged | StageStateChanged | ApprovalEvent):
+        return event.run
+    return None
+
+
+def _with_run(event: DomainEvent, run: PipelineRef) -> DomainEvent:
+    """``event`` with its run as ``run`` (of an event that concerns one)."""
+    return replace(event, run=run) if isinstance(event, RunStateChanged | StageStateChanged | ApprovalEvent) else event
+
+
+def _run_reasons(events: Iterable[DomainEvent]) -> dict[str, str]:
+    """Why each run started, by its key, as some stored event of it says (build.complete, or one stored as routing
+    learned it)."""
+    found: dict[str, str] = {}
+    for event in events:
+        if (run := _run_of(event)) is not None and run.reason:
+            found.setdefault(run.run_key, run.reason)
+    return found
+
+
 def _run_requesters(events: Iterable[DomainEvent]) -> dict[str, Person]:
     """Who asked for each run, by its key, as some stored event of it says (one stored as routing learned it)."""
     found: dict[str, Person] = {}
@@ -269,6 +312,13 @@ def _run_requesters(events: Iterable[DomainEvent]) -> dict[str, Person]:
         if event.actor is not None and (run := _requested_run(event)) is not None:
             found.setdefault(run.run_key, event.actor)
     return found
+
+
+def _unsaid_words(filters: Filters) -> str:
+    """What a run's events may not say that ``filters`` look at, as a dry run names it."""
+    if filters.filters_actors and filters.reasons:
+        return "who asked for the run or why it started"
+    return "why the run started" if filters.reasons else "who asked for the run"
 
 
 def _ago(elapsed: timedelta) -> str:
@@ -486,9 +536,10 @@ class ChatHandler:
         if unsaid:
             count, runs = sum(unsaid.values()), len(unsaid)
             intro += (
-                f" UTC, {count} (of {runs} run{'' if runs == 1 else 's'}) do{'es' if count == 1 else ''} not say who "
-                f"asked for the run, so whether {described} would send {'it' if count == 1 else 'them'} is decided as "
-                "such events arrive, when Handoff asks Azure DevOps. Of the others, it"
+                f" UTC, {count} (of {runs} run{'' if runs == 1 else 's'}) do{'es' if count == 1 else ''} not say "
+                f"{_unsaid_words(subscription.filters)}, so whether {described} would send "
+                f"{'it' if count == 1 else 'them'} is decided as such events arrive, when Handoff asks Azure DevOps. "
+                "Of the others, it"
             )
         else:
             intro += f" UTC, {described}"

@@ -63,6 +63,7 @@ LIST_FILTERS = (
     "projects",
     "pipelines",
     "branches",
+    "reasons",
     "stages",
     "models",
     "environments",
@@ -143,6 +144,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "projects": "Azure DevOps projects, by name or id (a pasted URL sets it)",
             "pipelines": "pipeline name globs",
             "branches": "branch name globs, e.g. main,release/* (a full ref such as refs/pull/* works too)",
+            "reasons": "why a run started: manual, ci, pr, schedule, resource (or Azure DevOps' own: individualCI, "
+            "pullRequest, …), for runs, their stages and approvals; e.g. manual,schedule hides pull requests and CI",
             "stages": "stage name globs: the stages' own events, their approvals and the runs that failed in them, "
             "e.g. Deploy*; a run named in events= comes while it says no stage (still going), and if it then fails "
             "in another stage its card is kept current quietly (no mention, no reply)",
@@ -168,6 +171,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "subscribe events=run outcomes=failed repeat_limit=1h card_format=compact",
             "subscribe events=run outcomes=failed actors_include=me",
             "subscribe events=run branches=main dry-run",
+            "subscribe events=run reasons=manual,schedule",
             "subscribe events=stage,approval stages=Deploy*",
             "subscribe events=model_registered tags.stage=prod* text_exclude=experiment",
         ),

@@ -44,6 +44,7 @@ from bot.config_problems import closest, masked_url
 from bot.config_problems import did_you_mean as _did_you_mean
 from bot.config_references import missing_file_problems, reference_problems
 from bot.config_yaml import read_document
+from bot.run_reasons import KINDS_WITH_REASON, reason_problem
 from bot.text_patterns import compile_text_pattern
 
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -599,6 +600,17 @@ ActorEmail = Annotated[str, AfterValidator(_actor_email)]
 email of whoever subscribes)."""
 
 
+def _run_reason(name: str) -> str:
+    if (problem := reason_problem(name)) is not None:
+        raise ValueError(problem)
+    return name
+
+
+RunReason = Annotated[str, AfterValidator(_run_reason)]
+"""Why a run started, as a ``reasons`` filter names it: manual, ci, pr, schedule, resource, or Azure DevOps' own
+name (``individualCI``, ``pullRequest``…), in any case (see :mod:`bot.run_reasons`)."""
+
+
 class SubscriptionFilters(Section):
     """Which events a subscription takes. Every filter narrows; an empty filter matches everything."""
 
@@ -610,6 +622,8 @@ class SubscriptionFilters(Section):
     stages: list[str] = Field(default_factory=list)
     environments: list[str] = Field(default_factory=list)
     models: list[str] = Field(default_factory=list)
+    # why a run started: runs, their stages and their approvals only (manual, ci, pr, schedule, resource…)
+    reasons: list[RunReason] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
     actors_include: list[ActorEmail] = Field(default_factory=list)
     actors_exclude: list[ActorEmail] = Field(default_factory=list)
@@ -672,11 +686,12 @@ class SubscriptionSettings(SubscriptionFilters):
             )
         return value
 
-    @field_validator("models", "outcomes")
+    @field_validator("models", "outcomes", "reasons")
     @classmethod
     def _filter_means_something(cls, value: list[str], info: ValidationInfo) -> list[str]:
         """What chat refuses as matching nothing or meaning nothing (a model's version in ``models``, outcomes
-        of kinds that have none) is a problem of the configuration file too, at the filter's key."""
+        of kinds that have none, reasons of kinds without a run) is a problem of the configuration file too, at the
+        filter's key."""
         key = info.field_name or ""
         for named, problem in _meaningless_filters({"events": info.data.get("events") or [], key: value}):
             if named == key:
@@ -751,6 +766,17 @@ def _meaningless_filters(filters: Mapping[str, Any]) -> list[tuple[str, str]]:
                 f"`outcomes={','.join(outcomes)}` never applies to {', '.join(events)}: "
                 f"{'it has' if len(events) == 1 else 'they have'} no outcome, so every one would be sent. Leave "
                 "`outcomes` out, or add a kind that has one, such as run",
+            )
+        )
+    reasons = list(filters.get("reasons") or ())
+    if events and reasons and not KINDS_WITH_REASON.intersection(events):
+        # (as with outcomes: each such event would be sent whatever started a run)
+        found.append(
+            (
+                "reasons",
+                f"`reasons={','.join(reasons)}` never applies to {', '.join(events)}: "
+                f"{'it has' if len(events) == 1 else 'they have'} no run, so every one would be sent. Leave "
+                "`reasons` out, or add a kind that has one, such as run",
             )
         )
     return found

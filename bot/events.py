@@ -85,6 +85,11 @@ class DomainEvent:
         return None
 
     @property
+    def run_reason(self) -> str | None:
+        """Why the event's run started, as Azure DevOps says it (``manual``, ``pullRequest``…), where known."""
+        return None
+
+    @property
     def stage(self) -> str | None:
         return None
 
@@ -162,6 +167,8 @@ class PipelineRef:
     run_id: str
     run_name: str = ""
     branch: str | None = None
+    # why the run started (the Build API's ``reason``: ``manual``, ``individualCI``, ``pullRequest``…), where known
+    reason: str | None = None
 
     @property
     def run_key(self) -> str:
@@ -254,6 +261,10 @@ class RunStateChanged(DomainEvent):
     def branch(self) -> str | None:
         return self.run.branch
 
+    @property
+    def run_reason(self) -> str | None:
+        return self.run.reason
+
 
 @dataclass(frozen=True, kw_only=True)
 class StageStateChanged(DomainEvent):
@@ -295,6 +306,10 @@ class StageStateChanged(DomainEvent):
     @property
     def branch(self) -> str | None:
         return self.run.branch
+
+    @property
+    def run_reason(self) -> str | None:
+        return self.run.reason
 
     @property
     def stage(self) -> str | None:
@@ -405,6 +420,10 @@ class ApprovalEvent(DomainEvent):
     @property
     def branch(self) -> str | None:
         return self.run.branch if self.run else None
+
+    @property
+    def run_reason(self) -> str | None:
+        return self.run.reason if self.run else None
 
     @property
     def stage(self) -> str | None:

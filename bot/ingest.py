@@ -36,7 +36,7 @@ from bot.routing import (
     Subscription,
     TargetOptions,
     depends_on_actor,
-    depends_on_branch,
+    depends_on_run_facts,
     muted_there,
     route,
     route_with_options,
@@ -146,7 +146,7 @@ class Ingest:
         # what the subscriptions came to when last read: the reachable ones, and whether any filters on actors
         self._reachable: list[Subscription] = []
         self._actor_filtered = False
-        self._branch_filtered = False
+        self._run_filtered = False
         # the conversations Handoff can no longer post to, as last read with the subscriptions
         self._inactive: frozenset[ConversationAddress] = frozenset()
         self._lock = asyncio.Lock()
@@ -187,7 +187,7 @@ class Ingest:
                     self._inactive = await self.store.inactive_conversations()
                     self._reachable = _reachable([*self._configured, *stored], self._inactive)
                     self._actor_filtered = any(s.filters.filters_actors for s in self._reachable)
-                    self._branch_filtered = any(s.filters.branches for s in self._reachable)
+                    self._run_filtered = any(s.filters.filters_run_facts for s in self._reachable)
                     # kept only if nothing changed while it was read (else the next event reads again)
                     self._stored_at = now if generation == self._generation else None
         return self._reachable
@@ -198,11 +198,12 @@ class Ingest:
         subscriptions = await self._subscriptions()
         return self._actor_filtered and depends_on_actor(event, subscriptions, self.clock.now())
 
-    async def depends_on_branch(self, event: DomainEvent) -> bool:
-        """Whether the branch of the event's run may decide where it goes (some subscription would route it
-        but for its branch filter): a route whose hook does not say may then ask the service."""
+    async def depends_on_run_facts(self, event: DomainEvent) -> bool:
+        """Whether the branch of the event's run or why it started may decide where it goes (some subscription
+        would route it but for its branch or reasons filter): a route whose hook does not say may then ask the
+        service."""
         subscriptions = await self._subscriptions()
-        return self._branch_filtered and depends_on_branch(event, subscriptions, self.clock.now())
+        return self._run_filtered and depends_on_run_facts(event, subscriptions, self.clock.now())
 
     async def accept(
         self, event: DomainEvent, also_to: Sequence[ConversationAddress] = (), *, told_by: str | None = None

@@ -33,6 +33,7 @@ _FIELD_WORDS: Mapping[str, str] = {
     "branches": "branch",
     "stages": "stage",
     "environments": "environment",
+    "reasons": "run reason",
     "models": "model",
     "tags": "tags",
 }

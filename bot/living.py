@@ -54,6 +54,7 @@ from bot.handoff_cards import (
     render_model_card,
     render_promotion_gate,
 )
+from bot.run_reasons import reason_words
 
 State = dict[str, Any]
 
@@ -290,6 +291,7 @@ def _merge_run(state: State | None, event: RunStateChanged | StageStateChanged) 
     for key, value in (
         ("run_name", run.run_name),
         ("branch", run.branch),
+        ("reason", run.reason),
         ("pipeline", run.pipeline_name),
         ("pipeline_id", run.pipeline_id),
         ("project", run.project),
@@ -615,6 +617,8 @@ def _render_run(state: State) -> Card:
         facts.append(Fact("Model", state["for_model"]))
     if state.get("branch"):
         facts.append(Fact("Branch", str(state["branch"]).removeprefix("refs/heads/")))
+    if reason := reason_words(state.get("reason")):
+        facts.append(Fact("Reason", reason))
     if state.get("requested_by"):
         facts.append(Fact("Requested by", state["requested_by"]))
     if status is Status.REJECTED and (deciders := [who for _, who in _rejected_at(state) if who]):

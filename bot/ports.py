@@ -639,6 +639,7 @@ class RunStatus:
     # the own name (``Production``) of the stage ``failing_step`` names as shown (``Deploy to production``)
     failing_stage_name: str | None = None
     name: str | None = None  # the run's name (``20261128.3``), where the service says
+    reason: str | None = None  # why the run started (``manual``, ``individualCI``, ``pullRequest``…), where it says
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,11 @@ stage filter follows none of the stages its thread told failed), and where every
 starts, and a failure in its stage Train changes its card there without calling on anyone.
 What each kind may carry (KINDS_SAYING, OUTCOMES_OF) also tells what no event of a kind can ever match
 (:meth:`Filters.keeps_out`): ``events=model_registered pipelines=train-*`` takes nothing, and chat refuses it.
+A ``reasons`` filter (why a run started: manual, ci, pr…, see :mod:`bot.run_reasons`) reads an event's run, as
+the branch filter does: a run's, a stage's or a pipeline approval's, whose hooks (but build.complete's) do not say
+it, so the Azure DevOps route asks the Build API where it decides where an event goes
+(:func:`depends_on_run_facts`); a kind that has no run (a new model) comes where ``events`` names it, as with
+environments.
 Glob patterns (``*``, ``?``) work for pipelines, branches, stages, environments, models and tag values; text
 filters are regular expressions. A filter on what an event names several of (a deployment's models, a
 stage's name and display name) lets it through if any matches.
@@ -39,6 +44,7 @@ from bot.config import KINDS_WITHOUT_OUTCOME as KINDS_WITHOUT_OUTCOME
 from bot.config import Settings, SubscriptionSettings, parse_duration
 from bot.events import EVENT_KINDS, DomainEvent, RunStateChanged
 from bot.records import ConversationAddress, StoredSubscription
+from bot.run_reasons import KINDS_WITH_REASON, reasons_meant
 from bot.text_patterns import TextPattern, compile_text_pattern
 
 # Marks the ``events`` and ``outcomes`` of a subscription as ``subscribe``'s defaults (which chat stores with
@@ -64,6 +70,7 @@ KINDS_SAYING: dict[str, frozenset[str]] = {
     "branches": frozenset({"run", "stage", "approval", "code_pushed", "pull_request"}),
     "stages": frozenset({"run", "stage", "approval"}),  # a run: the stage it failed in, when known
     "environments": frozenset({"approval", "release"}),
+    "reasons": KINDS_WITH_REASON,
     "models": frozenset({"run", "approval", "model_registered", "model_deployed", "training_run"}),
     "tags": frozenset({"model_registered", "model_deployed", "training_run"}),
 }
@@ -79,6 +86,9 @@ _CARD_KINDS = {"run": frozenset({"run", "stage"}), "stage": frozenset({"run", "s
 # ``Integration*`` (or one that names no stage).
 KINDS_WITHOUT_ENVIRONMENT = frozenset(EVENT_KINDS) - KINDS_SAYING["environments"]
 KINDS_WITHOUT_STAGE = frozenset(EVENT_KINDS) - {"stage", "approval"}
+# Kinds that have no run, and so no reason it started: a ``reasons`` filter does not hold back those named in
+# ``events`` (``events=run,model_registered reasons=manual`` is manual runs and every new model).
+KINDS_WITHOUT_REASON = frozenset(EVENT_KINDS) - KINDS_SAYING["reasons"]
 
 # The outcomes each kind's events may have (their ``outcome``): a run under way, a waiting stage or an open pull
 # request has none yet; no run or stage is ever pending, no pull request failed; a drift is always failed, a
@@ -156,6 +166,7 @@ class _Matcher:
     # (filter name, the event's values it reads, patterns), for the filters given
     globs: tuple[tuple[str, Callable[[DomainEvent], tuple[str, ...]], re.Pattern[str]], ...]
     stages: re.Pattern[str] | None  # a stage goes by its name and its display name: either may match
+    reasons: frozenset[str] | None  # Azure DevOps' reasons, lowercased, that the names given stand for
     tags: tuple[tuple[str, re.Pattern[str]], ...]
     actors_include: frozenset[str] | None
     actors_exclude: frozenset[str] | None
@@ -173,6 +184,7 @@ class Filters:
     stages: tuple[str, ...] = ()
     environments: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # why a run started, as typed (manual, ci, pr, pullRequest…)
     tags: Mapping[str, str] = field(default_factory=dict)
     actors_include: tuple[str, ...] = ()
     actors_exclude: tuple[str, ...] = ()
@@ -208,6 +220,7 @@ class Filters:
             stages=strings("stages"),
             environments=strings("environments"),
             models=strings("models"),
+            reasons=strings("reasons"),
             tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
             actors_include=tuple(a.lower() for a in strings("actors_include")),
             actors_exclude=tuple(a.lower() for a in strings("actors_exclude")),
@@ -238,10 +251,17 @@ class Filters:
                 if (p := getattr(self, name))
             ),
             stages=_any_glob(self.stages) if self.stages else None,
+            reasons=reasons_meant(self.reasons) if self.reasons else None,
             tags=tuple((key, _any_glob([pattern])) for key, pattern in self.tags.items()),
             actors_include=frozenset(self.actors_include) or None,
             actors_exclude=frozenset(self.actors_exclude) or None,
         )
+
+    @property
+    def filters_run_facts(self) -> bool:
+        """Whether the subscription keeps or leaves out events by what only the Build API may tell of their run
+        (the branch it built, why it started)."""
+        return bool(self.branches or self.reasons)
 
     @property
     def filters_actors(self) -> bool:
@@ -264,6 +284,18 @@ class Filters:
         if matcher.actors_include is not None and not actor & matcher.actors_include:
             return False
         return not (matcher.actors_exclude is not None and actor & matcher.actors_exclude)
+
+    def takes_reason(self, event: DomainEvent) -> bool:
+        """Whether the reasons filter (if any) lets through why ``event``'s run started. A run whose reason is not
+        known (the Build API did not answer) is not let through, as a run whose branch is not known is not by a
+        branch filter; a kind without a run is, where ``events`` names it."""
+        reasons = self._matcher.reasons
+        if reasons is None:
+            return True
+        reason = event.run_reason
+        if reason is None:
+            return event.kind not in KINDS_SAYING["reasons"] and self._names(event.kind, KINDS_WITHOUT_REASON)
+        return reason.lower() in reasons
 
     def follows(self, kinds: frozenset[str]) -> bool:
         """Whether the subscription names any of ``kinds`` in ``events`` (or names no kind)."""
@@ -294,6 +326,9 @@ class Filters:
             moot = name == "environments" and self._names(kind, KINDS_WITHOUT_ENVIRONMENT)
             if kind not in KINDS_SAYING[name] and not moot:
                 return name
+        runless = self._names(kind, KINDS_WITHOUT_REASON)
+        if matcher.reasons is not None and kind not in KINDS_SAYING["reasons"] and not runless:
+            return "reasons"
         stageless = self._names(kind, KINDS_WITHOUT_STAGE)
         if matcher.stages is not None and kind not in KINDS_SAYING["stages"] and not stageless:
             return "stages"
@@ -326,10 +361,12 @@ class Filters:
         ignoring_kind: bool = False,
         ignoring_branch: bool = False,
         ignoring_stage: bool = False,
+        ignoring_reason: bool = False,
     ) -> bool:
         """Whether every filter given lets ``event`` through (an empty filter lets everything through);
         ``ignoring_actor``: every filter but the actor filters; ``ignoring_kind``: but the kinds and outcomes;
-        ``ignoring_branch``: but the branches; ``ignoring_stage``: but the stages."""
+        ``ignoring_branch``: but the branches; ``ignoring_stage``: but the stages; ``ignoring_reason``: but the
+        reasons."""
         matcher = self._matcher
         if not ignoring_kind:
             if matcher.events is not None and event.kind not in matcher.events:
@@ -349,6 +386,8 @@ class Filters:
             named_without_stage = not stage_names and self._names(event.kind, KINDS_WITHOUT_STAGE)
             if not named_without_stage and not any(_globbed(n, matcher.stages) for n in stage_names):
                 return False
+        if matcher.reasons is not None and not ignoring_reason and not self.takes_reason(event):
+            return False
         if matcher.tags:
             tags = {key.lower(): value for key, value in event.tags.items()}  # tag keys go without case too
             if not all(_globbed(tags.get(key.lower()), pattern) for key, pattern in matcher.tags):
@@ -377,11 +416,16 @@ class Subscription:
         ignoring_actor: bool = False,
         ignoring_branch: bool = False,
         ignoring_kind: bool = False,
+        ignoring_reason: bool = False,
     ) -> bool:
         if self.muted_until is not None and now < self.muted_until:
             return False
         return self.filters.matches(
-            event, ignoring_actor=ignoring_actor, ignoring_branch=ignoring_branch, ignoring_kind=ignoring_kind
+            event,
+            ignoring_actor=ignoring_actor,
+            ignoring_branch=ignoring_branch,
+            ignoring_kind=ignoring_kind,
+            ignoring_reason=ignoring_reason,
         )
 
 
@@ -438,13 +482,23 @@ def depends_on_actor(event: DomainEvent, subscriptions: Iterable[Subscription], 
     return any(s.filters.filters_actors and s.wants(event, now, ignoring_actor=True) for s in subscriptions)
 
 
-def depends_on_branch(event: DomainEvent, subscriptions: Iterable[Subscription], now: datetime) -> bool:
-    """Whether the branch of ``event``'s run may decide where it goes: some subscription with a branch filter
-    would route it but for that filter (and its actor filters, where who did it is not known either: the
-    Build API tells both). A run's or stage's hook names no branch: it is then worth asking about."""
+def depends_on_run_facts(event: DomainEvent, subscriptions: Iterable[Subscription], now: datetime) -> bool:
+    """Whether what the Build API tells of ``event``'s run (the branch it built, why it started) may decide where
+    it goes: some subscription with a branch or reasons filter would route it but for those of them the event
+    does not know (and its actor filters, where who did it is not known either: the Build API tells all three).
+    A run's or stage's hook names neither: it is then worth asking about."""
     unknown_actor = event.actor is None
+    unknown_branch = event.branch is None
+    unknown_reason = event.run_reason is None
     return any(
-        s.filters.branches and s.wants(event, now, ignoring_branch=True, ignoring_actor=unknown_actor)
+        ((s.filters.branches and unknown_branch) or (s.filters.reasons and unknown_reason))
+        and s.wants(
+            event,
+            now,
+            ignoring_branch=unknown_branch,
+            ignoring_reason=unknown_reason,
+            ignoring_actor=unknown_actor,
+        )
         for s in subscriptions
     )
 

@@ -69,9 +69,9 @@ OwnIdentity = Callable[[], Awaitable[Person | None]]
 DependsOnActor = Callable[[DomainEvent], Awaitable[bool]]
 """Whether who did an event may decide where it goes (some subscription filters on actors and would route it
 but for that filter)."""
-DependsOnBranch = Callable[[DomainEvent], Awaitable[bool]]
-"""Whether the branch of an event's run may decide where it goes (some subscription filters on branches and
-would route it but for that filter)."""
+DependsOnRunFacts = Callable[[DomainEvent], Awaitable[bool]]
+"""Whether the branch of an event's run or why it started may decide where it goes (some subscription filters on
+branches or reasons and would route it but for that filter)."""
 
 log = logging.getLogger("handoff.ingest.azure_devops")
 
@@ -101,7 +101,7 @@ class ServiceHookRoute:
         depends_on_actor: DependsOnActor | None = None,
         requester_timeout: float = REQUESTER_TIMEOUT,
         model_pipelines: ModelPipelines | None = None,
-        depends_on_branch: DependsOnBranch | None = None,
+        depends_on_run_facts: DependsOnRunFacts | None = None,
         project_id: ProjectId | None = None,
         hook_timeout: float = HOOK_TIMEOUT,
     ) -> None:
@@ -110,7 +110,7 @@ class ServiceHookRoute:
         self._own_identity = own_identity
         self._model_pipelines = model_pipelines
         self._depends_on_actor = depends_on_actor
-        self._depends_on_branch = depends_on_branch
+        self._depends_on_run_facts = depends_on_run_facts
         self._requester_timeout = requester_timeout
         self._run_facts = RunFacts(run_details) if run_details is not None else None
         self._auth = ServiceHookAuthenticator(settings.service_hooks)
@@ -244,8 +244,8 @@ class ServiceHookRoute:
         return self._model_pipelines.model_of(project, run, status.parameters)
 
     async def _with_run_facts(self, event: RunStateChanged | StageStateChanged) -> DomainEvent:
-        """The event with what the Build API says of its run (read once per run): who asked for it and the
-        branch it built, where either decides where the event goes (a run's or stage's hook names neither),
+        """The event with what the Build API says of its run (read once per run): who asked for it, the branch it
+        built and why it started, where any decides where the event goes (a run's or stage's hook names none),
         and, for a run, the model version it was started for, where its pipeline is configured with one. Where
         nothing decides on them, what was read for an earlier event of the run fills them in all the same (the
         card names who asked for the run), without a request."""
@@ -254,26 +254,24 @@ class ServiceHookRoute:
             return event
         wants_model = isinstance(event, RunStateChanged) and not event.for_model and self._takes_model(project, run)
         wants_actor = event.actor is None and self._depends_on_actor is not None and await self._depends_on_actor(event)
-        wants_branch = (
-            run.branch is None and self._depends_on_branch is not None and await self._depends_on_branch(event)
-        )
-        if wants_model or wants_actor or wants_branch:
+        wants_run = (run.branch is None or run.reason is None) and await self._decided_by_run_facts(event)
+        if wants_model or wants_actor or wants_run:
             status = await self._run_facts.of(project, run.run_id, self._requester_timeout)
         else:
             status = self._run_facts.known(project, run.run_id)  # read for an earlier event: no request
         if status is None:
-            return event  # it goes as it would have: an unknown requester and branch, no model named
+            return event  # it goes as it would have: an unknown requester, branch and reason, no model named
         if event.actor is None and status.requested_by is not None:  # (the card names who asked, once known)
             event = replace(event, actor=status.requested_by)
-        if run.branch is None and status.branch:
-            event = replace(event, run=replace(run, branch=status.branch))
+        event = replace(event, run=_with_status(run, status))
         if wants_model and isinstance(event, RunStateChanged):
             event = replace(event, for_model=self._model_of(project, run, status))
         return event
 
     async def _with_approval_run_facts(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         """A pipeline approval with what its hook does not carry of its run (the Build API's, read once per
-        run): the branch it built, so that ``branches=`` matches gates; for a pending approval, who asked for
+        run): the branch it built and why it started, so that ``branches=`` and ``reasons=`` match gates (why
+        it started is asked for where it decides where the gate goes); for a pending approval, who asked for
         the run (its actor), so that actor filters apply to gates; and the model version it was started for,
         where its pipeline is configured with one, so that the gate's card names it."""
         run = event.run
@@ -287,14 +285,13 @@ class ServiceHookRoute:
         left = deadline - asyncio.get_running_loop().time()
         if left <= 0:
             return event
-        # a run whose branch is known is asked about only where its requester decides where the gate goes
-        if run.branch and not wants_model and not (wants_actor and await self._decided_by_actor(event)):
+        # a run whose branch is known is asked about only where who asked for it, or why, decides where the gate goes
+        if run.branch and not wants_model and not await self._asked_for(event, wants_actor):
             return event
         status = await self._run_facts.of(project, run.run_id, left)
         if status is None:
-            return event  # it goes as it would have: an unknown requester, no branch, no model named
-        if status.branch and not run.branch:
-            event = replace(event, run=replace(run, branch=status.branch))
+            return event  # it goes as it would have: an unknown requester, no branch or reason, no model named
+        event = replace(event, run=_with_status(run, status))
         if wants_actor and status.requested_by is not None:
             event = replace(event, actor=status.requested_by)
         if wants_model:
@@ -303,6 +300,16 @@ class ServiceHookRoute:
 
     async def _decided_by_actor(self, event: DomainEvent) -> bool:
         return self._depends_on_actor is not None and await self._depends_on_actor(event)
+
+    async def _decided_by_run_facts(self, event: DomainEvent) -> bool:
+        return self._depends_on_run_facts is not None and await self._depends_on_run_facts(event)
+
+    async def _asked_for(self, event: ApprovalEvent, wants_actor: bool) -> bool:
+        """Whether who asked for a gate's run (where its hook does not say), or why the run started (where it
+        does not say either), decides where the gate goes."""
+        if wants_actor and await self._decided_by_actor(event):
+            return True
+        return event.run is not None and event.run.reason is None and await self._decided_by_run_facts(event)
 
     async def _with_handoff(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         """The approval with Handoff's own identity, which may give one approval at most (or none: it is barred
@@ -362,7 +369,7 @@ class ServiceHookRoute:
             log.warning("run %s: failure details unavailable", _shown(event.run.run_id))
             return event
         actor = event.actor or status.requested_by
-        run = event.run if event.run.branch or not status.branch else replace(event.run, branch=status.branch)
+        run = _with_status(event.run, status)
         if not isinstance(event, RunStateChanged):
             return replace(event, actor=actor, run=run)
         # an answer from before this end of the run (no newer one came in time) names no stage it failed in
@@ -371,6 +378,13 @@ class ServiceHookRoute:
             return replace(event, actor=actor, run=run)
         failing, name = status.failing_step, status.failing_stage_name
         return replace(event, actor=actor, run=run, failing_stage=failing, failing_stage_name=name)
+
+
+def _with_status(run: PipelineRef, status: RunStatus) -> PipelineRef:
+    """The run with the branch it built and why it started, as the Build API says, where its hook did not."""
+    branch = run.branch or status.branch or None
+    reason = run.reason or status.reason or None
+    return run if (branch, reason) == (run.branch, run.reason) else replace(run, branch=branch, reason=reason)
 
 
 def add_azure_devops_hooks(
@@ -383,7 +397,7 @@ def add_azure_devops_hooks(
     own_identity: OwnIdentity | None = None,
     depends_on_actor: DependsOnActor | None = None,
     model_pipelines: ModelPipelines | None = None,
-    depends_on_branch: DependsOnBranch | None = None,
+    depends_on_run_facts: DependsOnRunFacts | None = None,
     project_id: ProjectId | None = None,
     hook_timeout: float = HOOK_TIMEOUT,
 ) -> None:
@@ -412,9 +426,9 @@ def add_azure_devops_hooks(
             :data:`REQUESTER_TIMEOUT`); without an answer the event goes where it would have gone. A pending
             pipeline approval goes as the person who asked for its run, read the same way (within the
             approval's lookups' time, and whenever its run is read for its branch or model version anyway).
-        depends_on_branch: whether the branch of an event's run may decide where it goes. Where it may and a
-            run's or stage's hook does not name it (they never do), ``run_details`` is asked, as for the
-            requester (a failure's branch comes with its failure details).
+        depends_on_run_facts: whether the branch of an event's run or why it started may decide where it goes.
+            Where it may and a run's or stage's hook does not name them (they never do; build.complete names
+            both), ``run_details`` is asked, as for the requester (a failure's come with its failure details).
         model_pipelines: the pipelines the configuration starts with a model version in their parameters. A
             run's event and a pipeline approval of one name that version (``for_model``), read from the run's
             ``templateParameters`` through ``run_details`` (once per run, within :data:`REQUESTER_TIMEOUT`
@@ -437,7 +451,7 @@ def add_azure_devops_hooks(
         own_identity=own_identity,
         depends_on_actor=depends_on_actor,
         model_pipelines=model_pipelines,
-        depends_on_branch=depends_on_branch,
+        depends_on_run_facts=depends_on_run_facts,
         project_id=project_id,
         hook_timeout=hook_timeout,
     )

@@ -400,6 +400,7 @@ def _build_status(build: Any) -> RunStatus:
         parameters=parameters,
         finished_at=_aware(getattr(build, "finish_time", None)) if state == "completed" else None,
         name=getattr(build, "build_number", None) or None,
+        reason=str(reason) if (reason := getattr(build, "reason", None)) else None,
     )
 
 

@@ -161,6 +161,7 @@ def _build_complete(ctx: HookContext, resource: Fields) -> list[DomainEvent]:
         run_id=resource.require_id("id"),
         run_name=resource.text("buildNumber") or "",
         branch=branch,
+        reason=resource.text("reason"),
     )
     return [
         RunStateChanged(

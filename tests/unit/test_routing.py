@@ -40,7 +40,7 @@ from bot.routing import (
     TargetOptions,
     configured_subscriptions,
     depends_on_actor,
-    depends_on_branch,
+    depends_on_run_facts,
     muted_there,
     route,
     route_with_options,
@@ -556,17 +556,17 @@ def subscribed(target: ConversationAddress, **filters: Any) -> Subscription:
 def test_the_branch_of_a_run_decides_where_it_goes_only_where_some_subscription_filters_on_it() -> None:
     started = replace(run_event(state="inProgress", result=None), actor=None)
     started = replace(started, run=replace(started.run, branch=None))  # a run's hooks name no branch
-    assert not depends_on_branch(started, [subscribed(SLACK, events=["run"])], NOW)
+    assert not depends_on_run_facts(started, [subscribed(SLACK, events=["run"])], NOW)
     on_main = subscribed(SLACK, events=["run"], branches=["main"])
-    assert depends_on_branch(started, [on_main], NOW)
+    assert depends_on_run_facts(started, [on_main], NOW)
     # with who asked for the run unknown too (the Build API tells both), actor filters do not hold it back
-    assert depends_on_branch(
+    assert depends_on_run_facts(
         started, [replace(on_main, filters=replace(on_main.filters, actors_include=("bob",)))], NOW
     )
     failures_only = subscribed(SLACK, events=["run"], outcomes=["failed"], branches=["main"])
     elsewhere = subscribed(SLACK, pipelines=["release-*"], branches=["main"])
     muted = replace(on_main, muted_until=NOW + timedelta(hours=1))
-    assert not depends_on_branch(started, [failures_only, elsewhere, muted], NOW)
+    assert not depends_on_run_facts(started, [failures_only, elsewhere, muted], NOW)
 
 
 def test_who_did_an_event_decides_where_it_goes_only_where_some_subscription_filters_on_it() -> None:
@@ -814,7 +814,7 @@ def test_muted_there_names_the_conversations_whose_every_subscription_following_
 def fullest_events(kind: str) -> list[DomainEvent]:
     """Events of ``kind`` carrying everything such events may carry (each field ``x``, a tag ``k: x``), one for
     each outcome it may have: if none of them gets through a filter whose globs are all ``*``, none can."""
-    run = replace(RUN, pipeline_name="x", branch="x")
+    run = replace(RUN, pipeline_name="x", branch="x", reason="manual")
     at: dict[str, Any] = {"source": "s", "event_id": "e", "occurred_at": NOW, "text": "x"}
     devops = at | {"project": "x", "project_id": "x"}
     model = {"k": "x", "model": "x"}
@@ -868,7 +868,7 @@ def fullest_events(kind: str) -> list[DomainEvent]:
     defaulted=st.booleans(),
     outcomes=st.lists(st.sampled_from(["succeeded", "failed", "canceled", "pending", "any"]), max_size=2, unique=True),
     read=st.lists(
-        st.sampled_from(["projects", "pipelines", "branches", "stages", "environments", "models", "tags"]),
+        st.sampled_from(["projects", "pipelines", "branches", "stages", "environments", "models", "tags", "reasons"]),
         max_size=3,
         unique=True,
     ),
@@ -880,7 +880,7 @@ def test_a_kind_is_kept_out_exactly_where_none_of_its_events_can_match(
     everything their kind may: the outcomes each kind has, which kinds say an environment or a stage, and the
     kinds ``events`` names that such a filter does not hold back."""
     mapping: dict[str, Any] = {"events": events, "outcomes": outcomes, DEFAULTS_MARK: defaulted and bool(events)}
-    mapping |= {name: ({"k": "*"} if name == "tags" else ["*"]) for name in read}
+    mapping |= {name: {"tags": {"k": "*"}, "reasons": ["manual"]}.get(name, ["*"]) for name in read}
     filters = Filters.from_mapping(mapping)
     for kind in EVENT_KINDS:
         comes = any(filters.matches(event) for event in fullest_events(kind))

@@ -184,3 +184,11 @@ async def test_a_release_approval_azure_devops_does_not_list_is_left_out_after_f
     assert await pipelines.release_approval_statuses("mlops", {"99": "42"}) == []
     statuses = [r.query["statusFilter"] for r in ado.recorder.matching(RELEASE_APPROVALS)]
     assert statuses == ["pending", "approved", "rejected", "canceled", "skipped"]
+
+
+async def test_a_runs_status_says_why_it_started(ado: AzureDevOpsEmulator, pipelines: AzureDevOpsPipelines) -> None:
+    """The Build API's ``reason``, which a run's and a stage's hooks leave out: a ``reasons`` filter reads it."""
+    by_hand = ado.start_run("integrate-app-y", requested_by="carol@contoso.com")
+    for_a_pull_request = ado.start_run("integrate-app-y", requested_by="carol@contoso.com", reason="pullRequest")
+    assert (await pipelines.run_status("mlops", str(by_hand.id))).reason == "manual"
+    assert (await pipelines.run_status("mlops", str(for_a_pull_request.id))).reason == "pullRequest"

@@ -18,6 +18,7 @@ from adapters.azure_devops.hooks_route import (
     ApprovalDetails,
     ApproverIdentities,
     DependsOnActor,
+    DependsOnRunFacts,
     RunDetails,
     add_azure_devops_hooks,
 )
@@ -176,6 +177,7 @@ async def make_ingest(sqlite_url: str) -> AsyncIterator[IngestFactory]:
         sink: RecordingSink | None = None,
         environ: dict[str, str] | None = None,
         depends_on_actor: DependsOnActor | None = None,
+        depends_on_run_facts: DependsOnRunFacts | None = None,
         hook_timeout: float = HOOK_TIMEOUT,
     ) -> AsyncIterator[Ingest]:
         settings = make_settings(
@@ -192,6 +194,7 @@ async def make_ingest(sqlite_url: str) -> AsyncIterator[IngestFactory]:
             run_details,
             approver_identities,
             depends_on_actor=depends_on_actor,
+            depends_on_run_facts=depends_on_run_facts,
             hook_timeout=hook_timeout,
         )
         add_eventgrid_route(app, settings.eventgrid, recorder, settings.azure_ml, hook_timeout)

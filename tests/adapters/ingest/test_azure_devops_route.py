@@ -537,6 +537,31 @@ async def test_a_pending_approval_is_asked_who_started_its_run_only_where_that_d
     assert [e.actor for e in ingest.sink.events] == [None, bob]
 
 
+async def test_a_pending_approval_is_asked_why_its_run_started_only_where_that_decides_where_it_goes(
+    make_ingest: IngestFactory, shared_dir: Path
+) -> None:
+    """Its hook names the branch its run built, but not why the run started: a ``reasons`` filter needs the Build
+    API's answer, once per run."""
+    calls: list[str] = []
+    decides = False
+
+    async def run_details(project: str, run_id: str) -> RunStatus:
+        calls.append(run_id)
+        return RunStatus(run_id, "running", branch="refs/heads/main", reason="pullRequest")
+
+    async def depends_on_run_facts(event: DomainEvent) -> bool:
+        return decides
+
+    hook = pending_on_run(shared_dir, branch="refs/heads/main")
+    async with make_ingest(run_details=run_details, depends_on_run_facts=depends_on_run_facts) as ingest:
+        assert (await ingest.hook(hook)).status == 200  # no subscription filters on reasons: nothing asked
+        decides = True
+        assert (await ingest.hook({**hook, "id": "pending-again"})).status == 200
+        assert (await ingest.hook({**hook, "id": "pending-once-more"})).status == 200
+    assert calls == ["128"]
+    assert [e.run_reason for e in ingest.sink.events] == [None, "pullRequest", "pullRequest"]
+
+
 async def test_metrics_count_each_delivery_by_outcome(ingest: Ingest, run_hook: Any) -> None:
     assert (await ingest.hook(run_hook)).status == 200
     assert (await ingest.hook(run_hook)).status == 200  # a redelivery

@@ -241,6 +241,7 @@ async def test_build_complete_resource_version_1(ingest: Ingest, shared_dir: Pat
             run_id="2",
             run_name="ConsumerAddressModule_20150407.1",
             branch="refs/heads/master",
+            reason="manual",  # why the build ran, which the run-state hooks do not say
         ),
         state="completed",
         result="succeeded",
@@ -269,6 +270,7 @@ async def test_build_complete_resource_version_2(ingest: Ingest, shared_dir: Pat
         "project": {"id": "6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c", "name": "Fabrikam"},
         "sourceBranch": "refs/heads/main",
         "sourceVersion": "33b55f7cb7e7e245323987634f960cf4a6e6bc74",
+        "reason": "pullRequest",
         "requestedFor": {"id": "54d1", "displayName": "Jamal Hartnett", "uniqueName": "jamal@contoso.com"},
         "requestedBy": {"id": "0000", "displayName": "Microsoft.VisualStudio.Services.TFS"},
         "_links": {"web": {"href": "https://dev.azure.com/contoso/Fabrikam/_build/results?buildId=1234"}},
@@ -285,6 +287,7 @@ async def test_build_complete_resource_version_2(ingest: Ingest, shared_dir: Pat
         run_id="1234",
         run_name="20260301.4",
         branch="refs/heads/main",
+        reason="pullRequest",
     )
     assert (event.state, event.result, event.outcome) == ("completed", "partiallySucceeded", "failed")
     assert event.actor == Person(name="Jamal Hartnett", email="jamal@contoso.com", id="54d1")
