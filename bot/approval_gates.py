@@ -12,7 +12,17 @@ from bot.policy import Policy
 from bot.records import Gate, GateState
 
 # What a gate keeps of whom Azure DevOps asks to decide its approval: taken again when it asks anew.
-ASSIGNED = ("approvers", "approver_names", "groups", "unseen_groups", "unmatched", "blocked_names", "requester_names")
+ASSIGNED = (
+    "approvers",
+    "approver_names",
+    "groups",
+    "unseen_groups",
+    "unmatched",
+    "blocked",
+    "blocked_names",
+    "requester_names",
+    "handoff_not_assigned",
+)
 _ENDED_UNAPPROVED = frozenset({"failed", "rejected", "canceled", "cancelled", "stopped", "skipped"})
 
 
@@ -48,11 +58,16 @@ def gate_for(event: ApprovalEvent, now: datetime, policy: Policy) -> Gate:
                 for p in ((requester,) if requester else ()) + event.blocked_approvers
                 for i in _identities(p.email, p.id)
             ],
+            # who Azure DevOps bars from approving (requesterCannotBeApprover): refused in chat whatever Handoff's
+            # own policy says, since Azure DevOps sees only Handoff's identity and cannot refuse them itself
+            "blocked": _blocked(event, requester),
             # the approvers a refusal must not name as who may decide: Azure DevOps bars them, or they
             # asked for the run (barred where the policy says so)
             "blocked_names": _named_among(event.approvers, event.blocked_approvers),
             "requester_names": _named_among(event.approvers, (requester,) if requester else ()),
             "min_required": event.min_required_approvers,
+            # a classic release's approval Handoff may not decide (not its approver): decided in Azure DevOps only
+            "handoff_not_assigned": False,
             "applied": False,
             # when Azure DevOps asked for the approval (last), so that only a newer ask changes its approvers
             "pending_at": event.occurred_at.isoformat(),
@@ -62,6 +77,10 @@ def gate_for(event: ApprovalEvent, now: datetime, policy: Policy) -> Gate:
         },
         policy={"name": "default"},
     )
+    if (creator := event.requester) is not None and creator.id and not creator.email:
+        # a classic release's creator named by id alone, whom the Identities API did not tell (or who has no
+        # email): a click to approve asks it again
+        gate.details["requester_unresolved"] = {"id": creator.id, "name": creator.name}
     if event.approval_kind == "release" and event.release_id:
         gate.details["release_id"] = event.release_id  # how Azure DevOps is asked about its approval
     if event.handoff is not None:
@@ -69,6 +88,7 @@ def gate_for(event: ApprovalEvent, now: datetime, policy: Policy) -> Gate:
         barred = {i for p in event.blocked_approvers for i in _identities(p.email, p.id)}
         gate.details["handoff"] = handoff
         gate.details["handoff_barred"] = not barred.isdisjoint(handoff)
+        gate.details["handoff_not_assigned"] = event.handoff_not_assigned
         # people read the approvers' names: Handoff's own account is not one of them
         gate.details["approver_names"] = [
             a.person.display
@@ -96,6 +116,17 @@ def _named_among(approvers: Sequence[Approver], people: Sequence[Person]) -> lis
         for a in approvers
         if not a.group and not wanted.isdisjoint(_identities(a.person.email, a.person.id))
     ]
+
+
+def _blocked(event: ApprovalEvent, requester: Person | None) -> list[str]:
+    """The identities of ``event``'s blocked approvers, with those of the approvers and the requester who are the
+    same people (a hook names a blocked approver by id alone: their email comes from where it is known)."""
+    blocked = {i for p in event.blocked_approvers for i in _identities(p.email, p.id)}
+    found = set(blocked)
+    for person in (*(a.person for a in event.approvers if not a.group), *((requester,) if requester else ())):
+        if not blocked.isdisjoint(known := _identities(person.email, person.id)):
+            found.update(known)
+    return sorted(found)
 
 
 def _requester(event: ApprovalEvent) -> Person | None:

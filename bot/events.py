@@ -320,6 +320,11 @@ class StageStateChanged(DomainEvent):
         return _stage_names(self.stage_display_name, self.stage_name)
 
 
+def _ids(person: Person) -> set[str]:
+    """A person's email and id, lowercase, as Azure DevOps names them."""
+    return {i.lower() for i in (person.email, person.id) if i}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Approver:
     """One step of an approval: whom Azure DevOps assigned it to, and how that step stands.
@@ -436,6 +441,22 @@ class ApprovalEvent(DomainEvent):
     @property
     def environment(self) -> str | None:
         return self.environment_name
+
+    @property
+    def handoff_not_assigned(self) -> bool:
+        """Whether this is a classic release's approval that Handoff's own identity is known not to be assigned:
+        Azure DevOps lets only the approver it names decide it (a person, or any member of a group), so Handoff's
+        decision would be refused. False where Handoff cannot tell (its identity unknown, or a group's members
+        not all told): its decision then goes to Azure DevOps, which answers."""
+        if self.approval_kind != "release" or self.handoff is None or not self.approvers:
+            return False
+        handoff = _ids(self.handoff)
+        for approver in self.approvers:
+            if approver.group and not (approver.members and approver.members_complete):
+                return False
+            if any(_ids(p) & handoff for p in (approver.person, *approver.members)):
+                return False
+        return True
 
 
 @dataclass(frozen=True, kw_only=True)

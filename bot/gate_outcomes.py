@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.events import ApprovalEvent
-from bot.living import CLOSED_IN_AZURE_DEVOPS, HANDOFF_BARRED
+from bot.living import CLOSED_IN_AZURE_DEVOPS, HANDOFF_BARRED, HANDOFF_NOT_ASSIGNED
 from bot.ports import ApprovalStatus
 from bot.records import Gate, GateDecision, GateState, JsonObject
 
@@ -167,9 +167,12 @@ def handoff_barred(gate: Gate) -> bool:
 
 def decided_in_azure_devops_only(gate: Gate) -> str:
     """Why ``gate`` can no longer be decided from chat, only in Azure DevOps ("" when it can): Handoff is barred
-    from its approval, or Handoff's one approval is given and Azure DevOps waits for more approvers."""
+    from its approval, or is not the approver of a classic release's approval, or Handoff's one approval is given
+    and Azure DevOps waits for more approvers."""
     if handoff_barred(gate):
         return HANDOFF_BARRED
+    if gate.details.get("handoff_not_assigned"):
+        return HANDOFF_NOT_ASSIGNED
     if gate.details.get("only_in_azure_devops"):
         return str(gate.details["only_in_azure_devops"])
     if gate.details.get("handoff_approved"):

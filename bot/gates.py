@@ -391,6 +391,8 @@ class Gatekeeper:
         version superseding the gate, a group of its approvers the person may have joined since.
         """
         gate, decisions = await self._gate_and_decisions(gate_id)
+        if gate is not None and decision == "approve" and not gate.state.is_final and await self._creator_told(gate):
+            gate, decisions = await self._gate_and_decisions(gate_id)  # as it now knows who created its release
         if gate is None:
             return "This gate is not known to Handoff (it may have been cleaned up)."
         outcome, reason = "", ""
@@ -452,6 +454,8 @@ class Gatekeeper:
             if only_there := decided_in_azure_devops_only(gate):
                 await self.updates.audit(user.display, decision, gate, f"refused: {only_there}", conversation, comment)
                 return ActionResult(False, only_there, await self.updates.card(gate))
+            if decision == "approve" and await self._creator_told(gate):
+                continue  # the gate now knows who created its release: look again
             verdict = self.policy.may_decide(user, gate, decision, comment, decisions)
             if not verdict.allowed and decision != "override" and await self._joined_a_group(gate, user):
                 continue  # the gate now lists them among its groups' members: look again
@@ -583,6 +587,28 @@ class Gatekeeper:
         if updated is None:
             return True  # the gate changed meanwhile: the caller looks again
         return Policy.is_assigned(user, updated)
+
+    async def _creator_told(self, gate: Gate) -> bool:
+        """Whether Azure DevOps' Identities API now tells who created ``gate``'s classic release, named by id alone
+        and not told when the gate opened (kept on the gate, compare-and-set: their email joins its requesters,
+        whom its policy may bar from approving). False when it was told already, or Azure DevOps cannot say now:
+        approving from chat then stays refused (:meth:`Policy.may_decide`)."""
+        unresolved = gate.details.get("requester_unresolved") or {}
+        if not unresolved.get("id") or self.pipelines is None or gate.source != "azure-devops":
+            return False
+        asked = (Approver(person=Person(name=str(unresolved.get("name") or ""), id=str(unresolved["id"]))),)
+        try:
+            async with asyncio.timeout(GROUP_READ_SECONDS):
+                found = await self.pipelines.approver_identities(asked)
+        except (ServiceRefused, ServiceUnavailable, TimeoutError) as exc:
+            log.warning("gate %s: could not read who created its release (%s)", gate.gate_id, exc or type(exc).__name__)
+            return False
+        email = found[0].person.email if found else None
+        details = {k: v for k, v in gate.details.items() if k != "requester_unresolved"}
+        if email:  # (an identity without one, a service account, is nobody in chat)
+            details["requesters"] = list(dict.fromkeys([*details.get("requesters", []), email.lower()]))
+        await self.store.update_gate(gate.gate_id, gate.version, gate.state, details)
+        return True  # told, or the gate changed meanwhile: the caller looks again
 
     async def _apply(self, gate: Gate, record: GateDecision, *, again: bool = False) -> Applied:
         """Send the decision that decided ``gate`` to Azure DevOps, then show the gate as it now is on its cards

@@ -113,6 +113,10 @@ GROUP_MENTION_LIMIT = 10
 _UNDECIDED = frozenset({"", "pending", "undefined", "inprogress", "waiting"})
 # What an approval card says when Azure DevOps bars Handoff's own identity from deciding it.
 HANDOFF_BARRED = "Handoff started this run, so Azure DevOps lets only people decide it: decide in Azure DevOps."
+# What a classic release approval's card says when Handoff's own identity is not its approver.
+HANDOFF_NOT_ASSIGNED = (
+    "Azure DevOps lets only this release's approvers decide it, and Handoff is not one of them: decide in Azure DevOps."
+)
 # The statuses of a training run's card that tells how the run ended.
 _TRAINING_ENDED = frozenset({Status.SUCCEEDED.value, Status.FAILED.value, Status.CANCELED.value})
 # The statuses of a card that tells how things ended.
@@ -740,6 +744,12 @@ def _merge_approval(state: State | None, event: ApprovalEvent) -> Merge:
         new["approvers"] = [_approver_state(a) for a in event.approvers]
         if status == "pending":
             new["approvers_at"] = asked_at
+    if status == "pending" and event.handoff is not None and not outdated:
+        # as Azure DevOps asks now (a reassigned approval names its new approver)
+        if event.handoff_not_assigned:
+            new["handoff_not_assigned"] = True
+        else:
+            new.pop("handoff_not_assigned", None)
     if (terms := event.terms) is not None:
         # what Handoff's gate policy adds: how many approvals from chat decide it (until a change of the gate
         # says), who else may decide it, who may not, and when it expires
@@ -1039,7 +1049,9 @@ def _render_approval(state: State) -> Card:
     summary = state.get("instructions", "")
     headline, why = _refusal(state)
     barred = bool(handoff) and handoff in state.get("barred", [])
-    closed_to_chat = str(state.get("only_in_azure_devops", ""))
+    closed_to_chat = str(state.get("only_in_azure_devops", "")) or (
+        HANDOFF_NOT_ASSIGNED if state.get("handoff_not_assigned") else ""
+    )
     only_there = status is Status.WAITING and (barred or bool(state.get("handoff_approved")) or bool(closed_to_chat))
     if status is Status.WAITING and barred:
         summary = HANDOFF_BARRED + (f"\n\n{summary}" if summary else "")

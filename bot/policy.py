@@ -187,6 +187,12 @@ class Policy:
                 return Verdict.refuse("An override needs a reason.")
             return Verdict.allow()
         no_self_approval = policy.requester_cannot_approve or bool(gate.policy.get("requester_cannot_approve"))
+        if decision == "approve" and identities & {_identity(b) for b in gate.details.get("blocked", [])}:
+            # Azure DevOps sees only Handoff's identity, so it cannot refuse them itself
+            return Verdict.refuse(
+                "Azure DevOps does not let the person who started this run approve it, so Handoff will not approve "
+                "it for you. Someone else among its approvers can."
+            )
         if not (self.is_assigned(user, gate) or in_role):
             barred = set(gate.details.get("blocked_names", []))
             if no_self_approval:
@@ -208,7 +214,17 @@ class Policy:
             return Verdict.refuse(refusal)
         requester = {_identity(r) for r in gate.details.get("requesters", [])}
         if decision == "approve" and no_self_approval and identities & requester:
+            if gate.details.get("approval_kind") == "release":
+                return Verdict.refuse("You created this release, and its policy says its creator may not approve it.")
             return Verdict.refuse("You started this run, and its policy says the requester may not approve it.")
+        if decision == "approve" and no_self_approval and (creator := gate.details.get("requester_unresolved")):
+            # who created it cannot be told from who clicks: nobody approves it from chat until it can
+            who = str(creator.get("name") or "its creator")
+            return Verdict.refuse(
+                f"Handoff cannot tell yet whether you created this release (Azure DevOps has not said who {who} is), "
+                "and its policy says its creator may not approve it. Try again in a few minutes, or decide it in "
+                "Azure DevOps."
+            )
         if decision == "reject" and policy.reject_needs_reason and comment is not None and not comment.strip():
             return Verdict.refuse("A rejection needs a reason.")
         if any(identities & {_identity(d.actor)} and d.decision == decision for d in decisions):

@@ -340,19 +340,24 @@ class ServiceHookRoute:
 
     async def _with_approver_identities(self, event: ApprovalEvent, deadline: float) -> ApprovalEvent:
         """The people behind the approvers: an email for one named by id alone, a group's members (who may
-        then decide in chat, and whom the card calls on)."""
-        if self._approver_identities is None or not any(a.needs_lookup for a in event.approvers):
+        then decide in chat, and whom the card calls on); and a classic release's creator named by id alone (the
+        release's ``createdBy``), whom the gate's policy may bar from approving. Asked in one call."""
+        creator = event.requester if event.requester and event.requester.id and not event.requester.email else None
+        asked = (*event.approvers, *((Approver(person=creator),) if creator else ()))
+        if self._approver_identities is None or not any(a.needs_lookup for a in asked):
             return event
         if asyncio.get_running_loop().time() >= deadline:
             log.warning("approval %s: approvers not looked up (no time left)", _shown(event.approval_id))
             return event
         try:
             async with asyncio.timeout_at(deadline):
-                approvers = await self._approver_identities(event.approvers)
+                found = await self._approver_identities(asked)
         except Exception as exc:  # the gate still opens; its groups are named, not expanded
             log.warning("approval %s: approvers unknown (%s)", _shown(event.approval_id), type(exc).__name__)
             return event
-        return replace(event, approvers=approvers)
+        if creator is not None:
+            return replace(event, approvers=found[:-1], requester=found[-1].person)
+        return replace(event, approvers=found)
 
     async def _with_failure_details(self, event: RunStateChanged | StageStateChanged) -> DomainEvent:
         """A failure with the person who asked for the run (whom the failure calls on) and, for the run, the

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from adapters.demo import BOT_IDENTITY
 from adapters.emulators.azure_devops import AzureDevOpsEmulator
 from adapters.emulators.fake_server import FakeHTTPServer
 from adapters.web.health import METRICS
@@ -287,8 +288,8 @@ async def test_hooks_to_the_url_with_a_trailing_slash_are_taken_as_without(loop:
 async def test_a_post_deployment_approval_asks_for_a_sign_off(start_loop: Any) -> None:
     loop = await start_loop(tweak=following_project("ops", ["approval"]))
     ado = loop.suite.ado
-    approval = ado.add_release_approval(
-        "carol@contoso.com", release_name="Release-3", environment_name="Staging", approval_type="postDeploy"
+    approval = ado.add_release_approval(  # (assigned to Handoff, which may then decide it from chat)
+        BOT_IDENTITY, release_name="Release-3", environment_name="Staging", approval_type="postDeploy"
     )
     card = await eventually(
         lambda: next((m for m in slack_messages(loop, "ops") if '"action_id": "approve"' in blocks_text(m)), None)
@@ -299,7 +300,7 @@ async def test_a_post_deployment_approval_asks_for_a_sign_off(start_loop: Any) -
     assert stored is not None and stored.state["approval_type"] == "postDeploy"
     assert render(stored.state).title == "Sign off app-y-classic.CD Release-3 in Staging"
     # a pre-deployment approval still asks to release
-    ado.add_release_approval("carol@contoso.com", release_name="Release-4", environment_name="Staging")
+    ado.add_release_approval(BOT_IDENTITY, release_name="Release-4", environment_name="Staging")
     await eventually(
         lambda: any(
             m.blocks[0]["text"]["text"] == "Release app-y-classic.CD Release-4 to Staging"

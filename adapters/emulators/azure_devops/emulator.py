@@ -408,8 +408,10 @@ class AzureDevOpsEmulator:
         definition_name: str = "app-y-classic.CD",
         definition_id: int = 1,
         approval_type: str = "preDeploy",
+        created_by: str | None = None,
     ) -> ReleaseApproval:
-        """Open a classic release approval and emit ``deployment-approval-pending`` (call from the loop)."""
+        """Open a classic release approval and emit ``deployment-approval-pending`` (call from the loop). The release
+        was created by ``created_by`` (its approver unless said)."""
         now = self.clock.now()
         approval = ReleaseApproval(
             id=max(self.release_approvals, default=0) + 1,
@@ -423,6 +425,7 @@ class AzureDevOpsEmulator:
             approval_type="postDeploy" if approval_type == "postDeploy" else "preDeploy",
             created_on=now,
             modified_on=now,
+            created_by=self.identity(created_by) if created_by is not None else None,
         )
         self.release_approvals[approval.id] = approval
         self.publish(self.events.release_approval(approval, now))

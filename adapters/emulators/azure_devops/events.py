@@ -386,7 +386,9 @@ class ServiceHookEvents:
     # classic release ---------------------------------------------------------------------------------
 
     def _release(self, a: ReleaseApproval) -> dict[str, Any]:
-        owner = {"id": a.approver.id, "displayName": a.approver.display_name}
+        creator = a.created_by or a.approver
+        # as the documented sample names them: by id and display name only
+        owner = {"id": creator.id, "displayName": creator.display_name}
         when = iso(a.created_on)
         release_url = self.links.release(a.release_id)
         definition = {

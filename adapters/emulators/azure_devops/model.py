@@ -185,3 +185,5 @@ class ReleaseApproval:
     approved_by: Identity | None = None
     revision: int = 1
     history: list[dict[str, Any]] = field(default_factory=list)
+    # who created the release (its ``createdBy``): its approver unless said
+    created_by: Identity | None = None
