@@ -44,6 +44,7 @@ from bot.policy import Policy
 from bot.ports import HookProvisioner, ServiceRefused, ServiceUnavailable
 from bot.records import Gate, GateState, StoredSubscription
 from bot.routing import DEFAULT_FILTERS, DEFAULTS_MARK, KINDS_SAYING, Filters, Subscription, unknown_projects
+from bot.run_reasons import canonical_reason
 from bot.stored_events import event_from_json
 
 log = logging.getLogger("handoff.chat")
@@ -466,6 +467,8 @@ class ChatHandler:
             said = "; ".join(problems)
             said += "" if said.endswith(("?", ".")) else "."
             return Reply(f"Nothing was subscribed: {said} `help subscribe` shows the filters.")
+        if "reasons" in typed:  # (reasons=pr and reasons=pull_request are one subscription)
+            filters["reasons"] = list(dict.fromkeys(canonical_reason(r) for r in filters["reasons"]))
         if command.target:
             filters["url"] = command.target
         dry_run = "dry-run" in command.flags

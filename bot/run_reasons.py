@@ -94,6 +94,21 @@ def reason_problem(name: str) -> str | None:
     )
 
 
+def canonical_reason(name: str) -> str:
+    """A known ``reasons`` value as a subscription stores it, so that the same filter typed two ways is one
+    subscription: the friendly name for what it stands for (``pull_request``, ``pullRequest`` → ``pr``;
+    ``scheduled`` → ``schedule``), else Azure DevOps' own name as documented (``individualci`` → ``individualCI``).
+    An unknown name is returned as given."""
+    typed = name.strip().lower()
+    meant = _MEANING.get(typed)
+    if meant is None:
+        return name
+    for friendly in FRIENDLY_REASONS:  # (in order: pr before its longer spellings, schedule before scheduled)
+        if _MEANING[friendly] == meant:
+            return friendly
+    return _typed(typed)
+
+
 def _typed(lowered: str) -> str:
     """A known name as it is documented (``pullRequest``, not ``pullrequest``)."""
     return next((r for r in AZURE_DEVOPS_REASONS if r.lower() == lowered), lowered)

@@ -65,6 +65,17 @@ async def test_an_unknown_reason_is_refused_with_the_valid_ones(start_loop: Any)
     assert await loop.server.store.list_subscriptions() == []
 
 
+async def test_the_same_reasons_typed_another_way_are_the_same_subscription(start_loop: Any) -> None:
+    loop: Loop = await start_loop(only_chat_subscriptions)
+    bob = Person(loop, "slack", "bob", "app-releases")
+    answer = await bob.say("subscribe events=run reasons=pull_request,Scheduled,individualci", "Subscribed")
+    assert "`events=run reasons=pr,schedule,individualCI`" in answer
+    answer = await bob.say("subscribe events=run reasons=pullRequest,schedule,individualCI", "already")
+    [stored] = await loop.server.store.list_subscriptions()
+    assert f"(subscription {stored.id})" in answer
+    assert stored.filters["reasons"] == ["pr", "schedule", "individualCI"]
+
+
 async def test_build_complete_says_why_the_run_started_without_asking_the_build_api(start_loop: Any) -> None:
     loop: Loop = await start_loop(only_chat_subscriptions)
     ado = loop.suite.ado

@@ -12,7 +12,7 @@ from bot.events import ApprovalPending, RunStateChanged
 from bot.kept_out import carriers, kept_out, reasons
 from bot.living import merge, render
 from bot.routing import DEFAULT_FILTERS, Filters, depends_on_run_facts
-from bot.run_reasons import reason_problem, reason_words, reasons_meant
+from bot.run_reasons import canonical_reason, reason_problem, reason_words, reasons_meant
 from tests.unit.test_routing import NOW, RUN, SLACK, failed_stage, model_event, run_event, subscribed
 
 
@@ -126,3 +126,20 @@ def test_a_run_card_says_why_the_run_started_once_known() -> None:
     state = merge(state, replace(started_for("pullRequest"), event_id="later")).state
     assert ("Reason", "Pull request") in {(fact.label, fact.value) for fact in render(state).facts}
     assert reason_words("individualCI") == "CI" and reason_words("none") is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("pr", "pr"),
+        ("Pull_Request", "pr"),
+        ("pullRequest", "pr"),
+        ("scheduled", "schedule"),
+        ("CI", "ci"),
+        ("individualci", "individualCI"),
+        ("scheduleForced", "scheduleForced"),
+        ("nightly", "nightly"),
+    ],
+)
+def test_a_reason_is_stored_by_one_name_whichever_way_it_was_typed(typed: str, stored: str) -> None:
+    assert canonical_reason(typed) == stored
