@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -1325,15 +1326,26 @@ def _tie_rank(card: State) -> tuple[bool, str]:
     return card.get("status") in _ENDED, json.dumps(card, sort_keys=True)
 
 
+# Tags Azure ML and MLflow set on a run themselves (its compute, its source, its MLflow bookkeeping)
+_SYSTEM_TAG_PREFIXES = ("_aml_system", "azureml.", "mlflow.")
+
+
+def _tag_facts(tags: Mapping[str, str], facts: Sequence[Fact]) -> list[Fact]:
+    """A model's or run's tags as facts, sorted, after ``facts`` (a tag that repeats one of them adds nothing);
+    the tags set without a value in one fact, ``Tags``."""
+    shown = {(f.label.lower(), f.value) for f in facts}
+    tags_shown = sorted((k, v) for k, v in tags.items() if (k.lower(), v) not in shown)
+    found = [Fact(k, v) for k, v in tags_shown if v.strip()]
+    if flags := [k for k, v in tags_shown if not v.strip()]:  # tags set without a value
+        found.append(Fact("Tags", ", ".join(flags)))
+    return found
+
+
 def _single_card(event: DomainEvent) -> Card:
     links = (Link("Open", event.web_url),) if event.web_url else ()
     if isinstance(event, ModelRegistered):
         facts = [Fact("Model", event.model_name), Fact("Version", event.model_version)]
-        shown = {(f.label.lower(), f.value) for f in facts}  # a tag that repeats one of them adds nothing
-        tags = sorted((k, v) for k, v in event.model_tags.items() if (k.lower(), v) not in shown)
-        facts += [Fact(k, v) for k, v in tags if v.strip()]
-        if flags := [k for k, v in tags if not v.strip()]:  # tags set without a value
-            facts.append(Fact("Tags", ", ".join(flags)))
+        facts += _tag_facts(event.model_tags, facts)
         return Card(
             title=f"Model {event.model_name}:{event.model_version} registered",
             status=Status.SUCCEEDED,
@@ -1358,6 +1370,11 @@ def _single_card(event: DomainEvent) -> Card:
         if event.outcome is None and _norm(event.status) != _norm(status.label):
             # still going: Azure ML's word for where it is, where it says more than the card's status
             facts.append(Fact("Status", event.status))
+        if event.run_type:
+            facts.append(Fact("Run type", event.run_type))
+        # the run's own tags (the model it trains, the data it read), not those Azure ML and MLflow set themselves
+        own_tags = {k: v for k, v in event.run_tags.items() if not k.lower().startswith(_SYSTEM_TAG_PREFIXES)}
+        facts += _tag_facts(own_tags, facts)
         return Card(
             # Azure ML's events may leave the experiment out (their subject names it by id only)
             title=f"Training run {'/'.join(n for n in (event.experiment_name, event.run_id) if n)}",
@@ -1382,7 +1399,12 @@ def _single_card(event: DomainEvent) -> Card:
         return Card(
             title=f"New data in {event.container}/{event.path}",
             status=Status.INFO,
-            facts=(Fact("Storage account", event.storage_account), Fact("Size", _size(event.size))),
+            facts=(
+                # (the whole path, where a platform cuts a long title short: a partition's file name comes last)
+                Fact("Path", f"{event.container}/{event.path}"),
+                Fact("Storage account", event.storage_account),
+                Fact("Size", _size(event.size)),
+            ),
             links=links,  # where a person can open it; the file's own URL needs a key or token
             context="Data lake",
         )

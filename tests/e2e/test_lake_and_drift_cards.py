@@ -44,6 +44,7 @@ async def test_files_whose_paths_differ_only_in_case_each_get_their_card(loop: L
 
     [second_card] = await eventually(lambda: cards(loop, f"New data in lake/{FOLDER}/data.csv"))
     assert "*Size*\\n20 B" in blocks_text(second_card)
+    assert f"*Path*\\nlake/{FOLDER}/data.csv" in blocks_text(second_card)
     # the first file's card still says the first file
     assert first_card.text.endswith(f"{FOLDER}/Data.csv") and not first_card.edits
     assert "*Size*\\n10 B" in blocks_text(first_card)

@@ -1316,3 +1316,33 @@ def test_a_run_that_ended_shows_no_stage_still_going() -> None:
     # while the run goes, its stages show as they stand
     going, _ = apply(run("inProgress"), stage("Deploy", "running", at=2))
     assert steps(going) == [("Deploy", Status.RUNNING)]
+
+
+def test_a_training_runs_card_names_its_type_and_its_own_tags_not_azure_mls() -> None:
+    run = replace(
+        training("Completed", 0),
+        run_type="azureml.StepRun",
+        run_tags={
+            "model": "model-x",
+            "dataset": "customers:7",
+            "nightly": "",
+            "_aml_system_ComputeTargetStatus": '{"AllocationState":"steady"}',
+            "mlflow.source.type": "JOB",
+            "azureml.pipeline": "p-1",
+        },
+    )
+    card = render(apply(run)[0])
+    assert [(f.label, f.value) for f in card.facts] == [
+        ("Experiment", "model-x"),
+        ("Run", "job-1"),
+        ("Run type", "azureml.StepRun"),
+        ("dataset", "customers:7"),
+        ("model", "model-x"),
+        ("Tags", "nightly"),
+    ]
+
+
+def test_a_files_card_names_its_whole_path_where_a_title_is_cut_short() -> None:
+    path = "ingest_date=2026-01-15/source_system=crm-eu-west/hour=10/part-00000-1f2e3d4c-c000.snappy.parquet"
+    card = render(apply(replace(written(10, "01"), path=path))[0])
+    assert ("Path", f"raw/{path}") in [(f.label, f.value) for f in card.facts]
