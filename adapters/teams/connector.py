@@ -6,6 +6,7 @@ the outbox gave up at its attempt's bound could so still reach Teams after the n
 found nothing, and the card would show twice. Every connector client the ``CloudAdapter`` builds is given a
 pipeline that sends with aiohttp instead (the rest of msrest's pipeline kept: user agent, signing, answer
 parsing, logging): the call runs on the event loop, and cancelling it closes its connection there and then.
+The bot's token it is signed with is got off the loop, within a bound (:mod:`.tokens`).
 """
 
 from __future__ import annotations
@@ -26,16 +27,20 @@ from msrest.universal_http.async_requests import AsyncRequestsClientResponse
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
+from .tokens import BotTokens
+
 
 class ConnectorSessions:
     """The aiohttp session every Teams connector call goes through, opened on first use (in the running loop).
 
     Args:
         timeout: the longest a call may take, whoever awaits it (msrest's own default).
+        tokens: where the bot's token each call is signed with comes from.
     """
 
-    def __init__(self, timeout: float = 100.0) -> None:
+    def __init__(self, timeout: float = 100.0, tokens: BotTokens | None = None) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.tokens = tokens or BotTokens()
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -46,6 +51,7 @@ class ConnectorSessions:
 
     async def close(self) -> None:
         """Close the session's connections. Safe to call twice; a later call opens a new session."""
+        self.tokens.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -53,7 +59,7 @@ class ConnectorSessions:
     def adopt(self, client: ConnectorClient) -> ConnectorClient:
         """``client``, its calls sent through this session."""
         config = client.config
-        signing = _Signing(config.credentials)
+        signing = _Signing(config.credentials, self.tokens)
         policies = [config.user_agent_policy, signing, RawDeserializer(), config.http_logger_policy]
         config.pipeline = AsyncPipeline(policies, _Sender(self))
         return client
@@ -71,22 +77,22 @@ class SessionConnectorFactory(ConnectorFactory):  # type: ignore[misc]
 
 
 class _Signing(AsyncHTTPPolicy[ClientRequest, AsyncClientResponse]):
-    """Adds the bot's token as msrest's requests pipeline does, on the event loop (botbuilder's credentials sign
-    a requests session; MSAL keeps the token until it is about to expire)."""
+    """Adds the bot's token as msrest's requests pipeline does (botbuilder's credentials sign a requests session),
+    got by :class:`~.tokens.BotTokens`: a token that cannot be had is a :class:`~bot.ports.DeliveryFailed`, and
+    the call is not sent."""
 
-    def __init__(self, credentials: Any) -> None:
+    def __init__(self, credentials: Any, tokens: BotTokens) -> None:
         super().__init__()
         self.credentials = credentials
+        self.tokens = tokens
 
     async def send(
         self, request: Request[ClientRequest], **kwargs: Any
     ) -> Response[ClientRequest, AsyncClientResponse]:
         assert self.next is not None  # (the pipeline sets it)
-        if self.credentials is not None:
-            with requests.Session() as session:
-                token = self.credentials.signed_session(session).headers.get("Authorization")
-            if token:
-                request.http_request.headers["Authorization"] = token
+        token = await self.tokens.authorization(self.credentials)
+        if token:
+            request.http_request.headers["Authorization"] = token
         return await self.next.send(request, **kwargs)
 
 

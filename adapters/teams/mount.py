@@ -66,6 +66,7 @@ def mount_teams(
     send_policy: SendPolicy | None = None,
     path: str = MESSAGES_PATH,
     events: EventLog | None = None,
+    connector: ConnectorSessions | None = None,
 ) -> TeamsIntegration:
     """Serve Teams' messaging endpoint on ``app`` and return the integration.
 
@@ -79,10 +80,11 @@ def mount_teams(
         path: the messaging endpoint's path.
         events: the store's event log, by which replicas recognise an activity Teams sends again (without
             it, each replica recognises only those it had itself).
+        connector: how connector calls are sent and signed (the bot's token, from Entra ID); the defaults if None.
     """
     clock = clock or SystemClock()
     quiet_known_teams_fields()
-    connector = ConnectorSessions()
+    connector = connector or ConnectorSessions()
     authentication = create_authentication(settings, connector)
     adapter = CloudAdapter(authentication)
     # No turn error handler: a failed turn reaches the endpoint, which answers 503 so that Teams sends the

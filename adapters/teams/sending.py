@@ -39,6 +39,7 @@ from bot.ratelimit import TEAMS_APP_WINDOWS, TEAMS_WINDOWS, SlidingWindowLimiter
 
 from .ids import split_thread
 from .renderer import MAX_CARD_BYTES
+from .tokens import token_failure
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -228,6 +229,8 @@ def delivery_failure(error: BaseException) -> DeliveryFailed:
     """The :class:`DeliveryFailed` for an exception from botbuilder's connector client."""
     if isinstance(error, DeliveryFailed):
         return error
+    if (no_token := token_failure(error)) is not None:  # (a synchronous client's own token, nothing sent)
+        return no_token
     if isinstance(error, ErrorResponseException):
         response = error.response
         status = getattr(response, "status_code", None)

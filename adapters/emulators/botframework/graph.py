@@ -6,7 +6,9 @@ what it posted itself. This module emulates the few routes needed for that, over
 :class:`~adapters.emulators.botframework.state.ConnectorState` the connector routes write:
 
 * ``POST /login/{tenant}/oauth2/v2.0/token``: Microsoft identity platform v2, client-credentials grant
-  for ``https://graph.microsoft.com/.default``; the token is an unsigned JWT only this emulator accepts.
+  for ``https://graph.microsoft.com/.default`` (or the Bot Connector's ``https://api.botframework.com/.default``);
+  the token is an unsigned JWT only this emulator accepts; ``GET /login/{tenant}/v2.0/.well-known/
+  openid-configuration``: the tenant's OpenID configuration, where MSAL finds that endpoint.
 * ``GET /graph/v1.0/teams/{group-id}/channels/{channel-id}/messages``: a channel's threads (root
   messages), newest first; ``.../messages/{message-id}/replies``: one thread's replies, newest first.
 * ``GET /graph/v1.0/chats/{chat-id}/messages``: a group chat's messages, with ``$orderby``/``$filter``.
@@ -40,6 +42,9 @@ GRAPH_PREFIX = "/graph/v1.0"
 LOGIN_PREFIX = "/login"
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 GRAPH_SCOPE = f"{GRAPH_AUDIENCE}/.default"
+BOT_FRAMEWORK_AUDIENCE = "https://api.botframework.com"
+AUDIENCES = (GRAPH_AUDIENCE, BOT_FRAMEWORK_AUDIENCE)
+"""The resources the token endpoint issues tokens for (the scope is ``<audience>/.default``)."""
 GRAPH_CONTEXT = "https://graph.microsoft.com/v1.0/$metadata"
 EXPIRES_IN = 3599
 # Far beyond any test run, whichever clock a client compares it with; `expires_in` is what clients cache by.
@@ -148,10 +153,10 @@ class TokenIssuer:
         self.world = world
         self._issued: set[str] = set()
 
-    def issue(self, tenant: str, client_id: str, now: datetime) -> str:
+    def issue(self, tenant: str, client_id: str, now: datetime, audience: str = GRAPH_AUDIENCE) -> str:
         token_id = _b64(uuid.uuid4().bytes)
         claims = {
-            "aud": GRAPH_AUDIENCE,
+            "aud": audience,
             "iss": f"https://sts.windows.net/{tenant}/",
             "iat": _epoch(now),
             "nbf": _epoch(now),
@@ -436,6 +441,9 @@ class GraphRoutes:
         """Add the routes to ``app`` (relative to its root)."""
         channel = f"{GRAPH_PREFIX}/teams/{{team_id}}/channels/{{channel_id}}/messages"
         app.router.add_post(f"{LOGIN_PREFIX}/{{tenant}}/oauth2/v2.0/token", self._entra(self.token))
+        app.router.add_get(
+            f"{LOGIN_PREFIX}/{{tenant}}/v2.0/.well-known/openid-configuration", self._entra(self.openid_configuration)
+        )
         app.router.add_get(channel, self._graph(self.channel_messages))
         app.router.add_get(f"{channel}/{{message_id}}/replies", self._graph(self.thread_replies))
         app.router.add_get(f"{GRAPH_PREFIX}/chats/{{chat_id}}/messages", self._graph(self.chat_messages))
@@ -469,14 +477,31 @@ class GraphRoutes:
             raise EntraError(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
         self._check_grant(fields["grant_type"])
         self._check_client(fields["client_id"], fields["client_secret"])
-        self._check_scope(fields["scope"])
+        audience = self._check_scope(fields["scope"])
         body = {
             "token_type": "Bearer",
             "expires_in": EXPIRES_IN,
             "ext_expires_in": EXPIRES_IN,
-            "access_token": self.tokens.issue(tenant, fields["client_id"], self.state.clock.now()),
+            "access_token": self.tokens.issue(tenant, fields["client_id"], self.state.clock.now(), audience),
         }
         return web.json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    async def openid_configuration(self, request: web.Request) -> web.Response:
+        """The tenant's OpenID configuration (the part MSAL reads). Its endpoints are named as Entra ID names them:
+        a client pointed at the emulator sends them here as it sent this request."""
+        tenant = request.match_info["tenant"]
+        if tenant != self.world.tenant_id:
+            raise EntraError(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
+        login = f"https://login.microsoftonline.com/{tenant}"
+        body = {
+            "token_endpoint": f"{login}/oauth2/v2.0/token",
+            "authorization_endpoint": f"{login}/oauth2/v2.0/authorize",
+            "issuer": f"{login}/v2.0",
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "tenant_region_scope": "WW",
+        }
+        return web.json_response(body)
 
     @staticmethod
     def _check_grant(grant_type: str) -> None:
@@ -516,11 +541,12 @@ class GraphRoutes:
             )
 
     @staticmethod
-    def _check_scope(scope: str) -> None:
+    def _check_scope(scope: str) -> str:
+        """The audience of the token ``scope`` asks for."""
         if not scope:
             raise _missing("scope")
-        if scope == GRAPH_SCOPE:
-            return
+        if scope.removesuffix("/.default") in AUDIENCES and scope.endswith("/.default"):
+            return scope.removesuffix("/.default")
         if not scope.endswith("/.default"):
             raise EntraError(
                 400,
@@ -534,7 +560,8 @@ class GraphRoutes:
             "invalid_scope",
             70011,
             f"The provided request must include a 'scope' input parameter. The provided value for the input "
-            f"parameter 'scope' is not valid. The scope {scope} is not valid (only {GRAPH_SCOPE} is emulated).",
+            f"parameter 'scope' is not valid. The scope {scope} is not valid (only the /.default scopes of "
+            f"{' and '.join(AUDIENCES)} are emulated).",
         )
 
     # Graph

@@ -442,12 +442,33 @@ async def test_token_endpoint_issues_a_graph_token(
     assert status == 200
 
 
+async def test_token_endpoint_issues_a_bot_connector_token_that_graph_refuses(
+    teams: BotFrameworkEmulator, http: aiohttp.ClientSession
+) -> None:
+    status, body = await request_token(http, teams, scope="https://api.botframework.com/.default")
+    assert status == 200, body
+    assert claims_of(body["access_token"])[1]["aud"] == "https://api.botframework.com"
+    status, _ = await get(http, channel_url(teams), body["access_token"])
+    assert status == 401
+
+
+async def test_the_tenants_openid_configuration_names_its_token_endpoint(
+    teams: BotFrameworkEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{teams.login_url}/{TENANT}/v2.0/.well-known/openid-configuration") as response:
+        assert response.status == 200
+        body = await response.json()
+    assert body["token_endpoint"] == f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"
+    async with http.get(f"{teams.login_url}/another-tenant/v2.0/.well-known/openid-configuration") as response:
+        assert (response.status, (await response.json())["error"]) == (400, "invalid_tenant")
+
+
 @pytest.mark.parametrize(
     ("changes", "tenant", "expected"),
     [
         ({"grant_type": "password"}, TENANT, (400, "unsupported_grant_type", 70003)),
         ({"scope": "https://graph.microsoft.com/ChannelMessage.Read.All"}, TENANT, (400, "invalid_scope", 1002012)),
-        ({"scope": "https://api.botframework.com/.default"}, TENANT, (400, "invalid_scope", 70011)),
+        ({"scope": "https://management.azure.com/.default"}, TENANT, (400, "invalid_scope", 70011)),
         ({"scope": None}, TENANT, (400, "invalid_request", 900144)),
         ({"client_secret": "wrong"}, TENANT, (401, "invalid_client", 7000215)),
         ({"client_secret": None}, TENANT, (401, "invalid_client", 7000218)),
