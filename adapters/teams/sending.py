@@ -58,6 +58,13 @@ sent again (see :class:`Pacer`)."""
 TOO_BIG = 413
 UNAUTHORIZED = 401
 """The Bot Connector refuses the bot's token: its app id or password (or the token got with them) is not valid."""
+MEANINGS: dict[tuple[object, str | None], str] = {
+    (403, "BotDisabledByAdmin"): "the tenant's admin turned Handoff off in Teams"
+}
+"""What a refusal means, in words, where its code does not say it plainly. A tenant's admin turning Handoff off (in
+the Teams admin center, or by an app permission policy) is not the conversation's doing, and turning it back on
+tells Handoff nothing: so the conversation is not marked unreachable (which only Teams' events undo), and each
+message refused so is given up with this reason, for the ops channel to see."""
 
 log = logging.getLogger("handoff.teams")
 
@@ -236,6 +243,8 @@ def delivery_failure(error: BaseException) -> DeliveryFailed:
         status = getattr(response, "status_code", None)
         code = error_code(error)
         reason = f"Teams answered {status}" + (f" {code}" if code else "")
+        if (meaning := MEANINGS.get((status, code))) is not None:
+            reason += f" ({meaning})"
         if status == TOO_BIG:
             return MessageTooBig(reason)
         if status == UNAUTHORIZED:

@@ -173,3 +173,22 @@ async def test_credentials_teams_keeps_refusing_are_told_once_in_the_log_when_th
     assert told[0].message.startswith("Teams refuses Handoff's credentials (Teams answered 401 Unauthorized)")
     assert "teams.app_password" in told[0].message
     assert not [r for r in caplog.records if "bearer" in r.message.lower() or BOT_APP_ID in r.message]
+
+
+async def test_a_post_refused_as_the_tenants_admin_turned_handoff_off_is_given_up_saying_so_and_the_channel_stays(
+    harness: Harness,
+) -> None:
+    worker = await outbox(harness)
+    harness.teams.faults.add("POST /v3/conversations", [refusal(403, "BotDisabledByAdmin", matching=RELEASES)])
+
+    (posted,) = await harness.store.enqueue([card(1, "Run 412 running")], harness.clock.now())
+    await settle(worker, harness.clock, 1)
+
+    delivery = await harness.store.get_delivery(posted)
+    assert delivery is not None and delivery.state is DeliveryState.DEAD
+    meaning = "the tenant's admin turned Handoff off in Teams"
+    assert delivery.last_error == f"Teams answered 403 BotDisabledByAdmin ({meaning})"
+    # turning Handoff back on sends no event that would reactivate the channel: it is not marked unreachable
+    assert await harness.store.inactive_conversations() == frozenset()
+    [alert] = harness.teams.state.channel("ML models").posts
+    assert meaning in shown(alert.activity)
