@@ -411,6 +411,12 @@ class Store(
         """True when the database answers and its schema is at the latest migration."""
         ...
 
+    def unavailable(self, error: BaseException) -> bool:
+        """Whether ``error``, raised by a call to this store, is the store out of reach for a while (a connection
+        lost or refused, the database not answering in time): trouble that passes, which work retries later,
+        rather than a mistake."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -30,6 +30,7 @@ import asyncpg
 import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from adapters.sql.problems import NoDatabase
@@ -244,10 +245,35 @@ def _still_usable(raw: asyncpg.Connection, error: BaseException) -> bool:
     """Whether a connection is worth keeping after a write failed with ``error``: the server refused a
     statement or the write itself gave up (a lost compare-and-set), and the transaction was rolled back;
     not when the connection was lost or cut off in the middle of an exchange."""
-    broken = (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
-    if not isinstance(error, Exception) or isinstance(error, broken):
+    if not isinstance(error, Exception) or connection_lost(error):
         return False
     return not raw.is_closed() and not raw.is_in_transaction()
+
+
+# The SQLSTATE classes of a PostgreSQL error that ends the session: 08 (connection exception) and 57P (the server
+# shutting down, a session ended by pg_terminate_backend, the server not accepting connections yet).
+SESSION_ENDED_STATES = ("08", "57P")
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether ``error`` (or what it wraps) says that its PostgreSQL connection is gone or can no longer be used:
+    the network failed, the server ended the session, or asyncpg's side of the exchange was left mid-operation.
+
+    The last is what the server ending a session (``pg_terminate_backend``, a restart) does to a connection lent
+    from the pool between two statements (or just after its check): asyncpg reads the server's goodbye while no
+    operation waits for it, and the next statement fails with "cannot switch to state …; another operation (2) is
+    in progress" rather than saying that the connection was closed. asyncpg closes it then, and the pool does not
+    lend it again; the statement's work is to be tried again on another."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, asyncpg.InterfaceError | asyncpg.InternalClientError | OSError):
+            return True
+        if isinstance(cause, asyncpg.PostgresError) and str(cause.sqlstate or "").startswith(SESSION_ENDED_STATES):
+            return True
+        cause = cause.orig if isinstance(cause, DBAPIError) and cause.orig is not None else cause.__cause__
+    return False
 
 
 def file_identity(path: Path) -> tuple[int, int] | None:

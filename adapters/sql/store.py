@@ -17,6 +17,7 @@ from adapters.sql.engine import SqliteEngine, create_engine_for, run_read, shown
 from adapters.sql.events import SqlEventLog
 from adapters.sql.gates import SqlGateStore
 from adapters.sql.migrate import head_revision, is_known, schema_revision, upgrade_database
+from adapters.sql.outages import store_unavailable
 from adapters.sql.outbox import SqlOutbox
 from adapters.sql.problems import StoreNotMigrated, StoreTooNew, read_url
 from adapters.sql.readiness import Readiness
@@ -148,6 +149,10 @@ class SqlStore(
             return await run_read(self.engine, schema_revision) == head_revision()
         except STORE_ERRORS:
             return False
+
+    def unavailable(self, error: BaseException) -> bool:
+        """Whether ``error`` is this store out of reach for a while (see :func:`store_unavailable`)."""
+        return store_unavailable(error)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from adapters.sql import SqlStore
 from adapters.sql.engine import PostgresEngine
@@ -150,3 +153,37 @@ async def test_a_write_on_a_connection_gone_silent_fails_and_the_next_goes_throu
 def not_answered_in_time(failure: BaseException | None) -> bool:
     """Whether the store said it did not take the write because the database did not answer in time."""
     return isinstance(failure, StoreNotAnswering) and isinstance(failure.__cause__, TimeoutError)
+
+
+async def test_a_pooled_connection_the_server_ended_between_two_statements_fails_as_store_trouble_and_is_not_lent_again(
+    store_url: str,
+) -> None:
+    # the server's goodbye reaches Handoff, the end of the connection only seconds later
+    proxy = SilentProxy(close_delay=5.0)
+    await proxy.start()
+    name = f"handoff_test_{uuid.uuid4().hex[:8]}"  # (its own sessions alone are ended: others share the server)
+    store = await SqlStore.open(proxy.url_through(f"{store_url}&application_name={name}"))
+    try:
+        async with store.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            lent = (await conn.get_raw_connection()).driver_connection
+            await end_sessions_of(name)
+            await asyncio.sleep(0.3)
+            with pytest.raises(DBAPIError) as failed:
+                await conn.execute(text("SELECT 1"))
+        assert store.unavailable(failed.value)  # expected trouble, not a mistake
+        assert lent.is_closed()  # closed by Handoff, though nothing told it the connection ended yet
+
+        assert await asyncio.wait_for(store.list_gates(), FAILS_WITHIN) == []  # on a new connection
+    finally:
+        await store.close()
+        await proxy.close()
+
+
+async def end_sessions_of(application_name: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    try:
+        sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1"
+        assert await admin.fetch(sql, application_name)
+    finally:
+        await admin.close()
