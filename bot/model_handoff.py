@@ -140,7 +140,9 @@ class ModelHandoff:
         self.pipelines = pipelines
         self.poll_interval = poll_interval
         self.poll_limit = poll_limit
-        self.background = BackgroundWork(log, "model handoff work")
+        self.background = BackgroundWork(
+            log, "model handoff work", clock=clock, store_trouble=lambda error: self.store.unavailable(error)
+        )
         self._integration_pipelines = {app.integration.pipeline for app in settings.apps.values()}
         self._following: set[int] = set()  # the command runs of integrations this process polls now
         self._unpolled: set[tuple[str, str, str]] = set()  # (gate, app, run) past the poll limit, logged
@@ -171,7 +173,8 @@ class ModelHandoff:
             and event.state.lower() == "completed"
             and event.run.pipeline_name in self._integration_pipelines
         ):
-            self._spawn(self._completed_in_azure_devops(event))
+            # (tried again while the store is out of reach: a later run's end is told by its event alone)
+            self.background.spawn_retried(lambda: self._completed_in_azure_devops(event))
 
     # --- the handoff -------------------------------------------------------------------------------
 

@@ -97,7 +97,7 @@ from bot.records import (
     Platform,
     PostedCard,
 )
-from bot.trouble import FailureStreak
+from bot.trouble import FailureStreak, one_line
 
 log = logging.getLogger("handoff.outbox")
 
@@ -310,6 +310,10 @@ class OutboxWorker:
         self._stopping = False
         reachable = "the store is reachable again"
         self.claiming = FailureStreak(log, "outbox claim", clock, recovered=reachable, rng=self.rng)
+        # deliveries under way that the store failed (a connection lost): one warning an outage, not one a delivery
+        self.store_outage = FailureStreak(
+            log, "outbox delivery", clock, recovered=reachable, level=logging.WARNING, recovered_level=logging.INFO
+        )
 
     def wake(self) -> None:
         """Something was enqueued: look now rather than at the next poll."""
@@ -477,6 +481,7 @@ class OutboxWorker:
             outcome = await self._bounded(attempt, self._send(channel, attempt))
             if outcome is _Sent.SENT:
                 await self.store.complete_delivery(delivery.id, self.worker_id)
+            self.store_outage.succeeded()
         except asyncio.CancelledError:
             if self._stopping:
                 await self._hand_back(attempt)
@@ -488,16 +493,31 @@ class OutboxWorker:
         except DeliveryFailed as failure:
             await self._failed(delivery, failure)
         except Exception as exc:  # an adapter bug, or the store failing, must not lose the delivery
-            log.exception("delivery %s raised", delivery.id)
-            # (the store failing to record a send that went out: what it posted is looked for before posting again)
-            reason = f"{type(exc).__name__}: {exc}"
-            await self._failed(delivery, DeliveryFailed(reason, retryable=True, maybe_sent=attempt.sent))
+            await self._raised(delivery, attempt, exc)
         else:
             if outcome is _Sent.ENDED_UNSENT:
                 return
             if self.observer is not None:
                 age = (self.clock.now() - delivery.created_at).total_seconds()
                 self.observer.delivered(delivery.conversation.platform, age)
+
+    async def _raised(self, delivery: Delivery, attempt: _Attempt, error: Exception) -> None:
+        """An attempt raised: a mistake (its traceback logged), or the store out of reach (one warning an outage).
+        The delivery is tried again; should the store fail that too, its lease runs out and it is claimed again.
+        (The store failing to record a send that went out: what it posted is looked for before posting again.)"""
+        outage = self.store.unavailable(error)
+        if outage:
+            self.store_outage.failed(error)
+            reason = f"the store is out of reach ({one_line(error)})"
+        else:
+            log.exception("delivery %s raised", delivery.id)
+            reason = f"{type(error).__name__}: {error}"
+        try:
+            await self._failed(delivery, DeliveryFailed(reason, retryable=True, maybe_sent=attempt.sent), told=outage)
+        except Exception as again:
+            if not self.store.unavailable(again):
+                raise
+            self.store_outage.failed(again)
 
     async def _bounded(self, attempt: _Attempt, send: Coroutine[Any, Any, _Sent]) -> _Sent:
         """``send``, given up at the attempt's :meth:`_send_deadline` as a failure that may have sent (whatever it
@@ -711,7 +731,8 @@ class OutboxWorker:
             self.observer.not_delivered(delivery.conversation.platform, "postponed")
         await self.store.postpone_delivery(delivery, self.worker_id, self.clock.now() + timedelta(seconds=wait))
 
-    async def _failed(self, delivery: Delivery, failure: DeliveryFailed) -> None:
+    async def _failed(self, delivery: Delivery, failure: DeliveryFailed, *, told: bool = False) -> None:
+        """Retry the delivery later, or give it up; ``told``: its cause was logged already (the line is INFO)."""
         if failure.retry_after:
             limiter = self.limiters[delivery.conversation.platform]
             limiter.block(delivery.conversation.conversation_id, failure.retry_after)
@@ -724,7 +745,8 @@ class OutboxWorker:
             self.observer.not_delivered(delivery.conversation.platform, outcome)
         if retry:
             wait = self.retry.delay(delivery.attempts, failure.retry_after, self.rng)
-            log.warning(
+            log.log(
+                logging.INFO if told else logging.WARNING,
                 "delivery %s to %s failed (%s); attempt %s, retrying in %.1fs",
                 delivery.id,
                 delivery.conversation,

@@ -218,7 +218,9 @@ class CommandRunner:
         self.poll_interval = poll_interval
         self.poll_limit = poll_limit
         self.base_dir = base_dir or Path.cwd()
-        self.background = BackgroundWork(log, "background command work")
+        self.background = BackgroundWork(
+            log, "background command work", clock=clock, store_trouble=lambda error: self.store.unavailable(error)
+        )
         self.start_cut_off = START_CUT_OFF
         self.lookup_seconds = INTERACTIVE_SECONDS  # the most a command's answer waits for Azure ML
         self._starting: set[int] = set()  # runs this process is starting now
@@ -253,15 +255,16 @@ class CommandRunner:
         if event.event_id.startswith(POLLED_EVENT_PREFIX):
             return  # Handoff's own poll, which records the end itself
         if isinstance(event, TrainingRunFinished) and event.outcome is not None and event.run_id.startswith(JOB_PREFIX):
-            ended = RunStatus(event.run_id, "completed", event.outcome, event.web_url)
-            self._spawn(self._ended_in_service("azure-ml", None, ended))
+            ml_ended = RunStatus(event.run_id, "completed", event.outcome, event.web_url)
+            # (tried again while the store is out of reach: no poll records the end of a run no longer polled)
+            self.background.spawn_retried(lambda: self._ended_in_service("azure-ml", None, ml_ended))
         elif (
             isinstance(event, RunStateChanged)
             and event.state.lower() == "completed"
             and (pipeline := self._pipeline_of(event)) is not None
         ):
             ended = RunStatus(event.run.run_id, "completed", event.outcome or "failed", event.web_url)
-            self._spawn(self._ended_in_service("azure-devops", pipeline, ended))
+            self.background.spawn_retried(lambda: self._ended_in_service("azure-devops", pipeline, ended))
 
     def _pipeline_of(self, event: RunStateChanged) -> str | None:
         """The pipeline, of those whose runs a command starts, that ``event`` is a run of; None for any other."""

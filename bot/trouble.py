@@ -61,6 +61,10 @@ class FailureStreak:
     what: str
     clock: Clock
     recovered: str = "works again"
+    # how loud its failures and its recovery are: a loop's own failures are errors; work that failed only because
+    # the store was out of reach, and is tried again, is warned of
+    level: int = logging.ERROR
+    recovered_level: int = logging.WARNING
     backoff: Backoff = field(default_factory=Backoff)
     remind_every: float = REMIND_EVERY_SECONDS
     rng: random.Random = field(default_factory=random.Random)
@@ -79,11 +83,14 @@ class FailureStreak:
         wait = self.backoff.delay(self.failures, self.rng)
         if self.failures == 1:
             self._since = self._reminded_at = now
-            self.log.error("%s failed: %s; trying again, and saying so when it works", self.what, one_line(error))
+            self.log.log(
+                self.level, "%s failed: %s; trying again, and saying so when it works", self.what, one_line(error)
+            )
             self.log.debug("%s failed", self.what, exc_info=error)
         elif now - self._reminded_at >= self.remind_every:
             self._reminded_at = now
-            self.log.error(
+            self.log.log(
+                self.level,
                 "%s still failing (%d tries over %s): %s",
                 self.what,
                 self.failures,
@@ -96,7 +103,14 @@ class FailureStreak:
         """The loop worked: if it had been failing, say it works again."""
         if self.failures:
             elapsed = _seconds(self.clock.monotonic() - self._since)
-            self.log.warning("%s: %s after %d failed tries over %s", self.what, self.recovered, self.failures, elapsed)
+            self.log.log(
+                self.recovered_level,
+                "%s: %s after %d failed tries over %s",
+                self.what,
+                self.recovered,
+                self.failures,
+                elapsed,
+            )
             self.failures = 0
 
 
