@@ -122,21 +122,9 @@ class PayloadFactory:
         self, *, user: SlackUser, channel: ChannelState, text: str, ts: str, thread_ts: str | None = None
     ) -> dict[str, Any]:
         """A ``message`` event of someone's own chat with the app (``message.im``; to wrap with
-        :meth:`event_callback`)."""
-        event: dict[str, Any] = {
-            "type": "message",
-            "channel_type": "im",
-            "user": user.id,
-            "text": text,
-            "ts": ts,
-            "team": self.world.team_id,
-            "channel": channel.id,
-            "event_ts": ts,
-            "client_msg_id": str(uuid.uuid4()),
-        }
-        if thread_ts:
-            event["thread_ts"] = thread_ts
-        return event
+        :meth:`event_callback`): a mention's fields, another type."""
+        event = self.app_mention(user=user, channel=channel, text=text, ts=ts, thread_ts=thread_ts)
+        return {**event, "type": "message", "channel_type": "im"}
 
     def event_callback(self, event: dict[str, Any], *, event_id: str, event_time: int) -> dict[str, Any]:
         """The Events API envelope around one event."""
