@@ -69,7 +69,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -851,11 +851,8 @@ class OutboxWorker:
         # one alert card a day per conversation, updated with the count and the latest reason: a channel in
         # trouble fails every message sent there, each in its own words (a timeout, a refused connection, an
         # internal error), and one card says so better than a card for each message or each wording
-        now = self.clock.now()
-        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        now, today, title, name = await self._given_up(delivery)
         given_up = max(1, await self.store.count_dead_letters(delivery.conversation, today))
-        title = Card.from_json(delivery.payload["card"]).title if "card" in delivery.payload else "?"
-        name = await self._name_of(delivery.conversation)
         alert = Card(
             title=f"Messages to {name or delivery.conversation} could not be delivered",
             status=Status.WARNING,
@@ -868,18 +865,13 @@ class OutboxWorker:
             ),
             context="Handoff",
         )
-        key = bounded_key(f"{ALERT_PREFIX}{delivery.conversation}:{today:%Y-%m-%d}")
-        payload = {"op": "card", "rank": given_up, "card": alert.to_json()}
-        await self.store.enqueue([NewDelivery(target, key, payload) for target in alert_targets], now)
+        await self._enqueue_alert(f"{delivery.conversation}:{today:%Y-%m-%d}", given_up, alert, alert_targets, now)
 
     async def _alert_credentials(self, delivery: Delivery, reason: str, targets: list[ConversationAddress]) -> None:
         """Tell the ops channel that the platform refuses Handoff's credentials: one card a day per platform (not
         per conversation: every one there fails alike), updated with the latest message given up."""
         platform = delivery.conversation.platform
-        now = self.clock.now()
-        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        title = Card.from_json(delivery.payload["card"]).title if "card" in delivery.payload else "?"
-        name = await self._name_of(delivery.conversation)
+        now, today, title, name = await self._given_up(delivery)
         alert = Card(
             title=f"{PLATFORM_NAMES[platform]} refuses Handoff's credentials",
             status=Status.WARNING,
@@ -890,11 +882,26 @@ class OutboxWorker:
             facts=(Fact("Latest", f"{title}, to {name or delivery.conversation}"),),
             context="Handoff",
         )
-        key = bounded_key(f"{ALERT_PREFIX}{platform}:credentials:{today:%Y-%m-%d}")
         # (a later message given up today updates the card: a rank above the one shown)
         rank = 1 + int((now - today).total_seconds())
+        await self._enqueue_alert(f"{platform}:credentials:{today:%Y-%m-%d}", rank, alert, targets, now)
+
+    async def _given_up(self, delivery: Delivery) -> tuple[datetime, datetime, str, str]:
+        """For an alert about ``delivery``, given up: now, the start of today, the title of its card ("?" for
+        another message) and what people call its conversation ("" if Handoff knows no name)."""
+        now = self.clock.now()
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        title = Card.from_json(delivery.payload["card"]).title if "card" in delivery.payload else "?"
+        return now, today, title, await self._name_of(delivery.conversation)
+
+    async def _enqueue_alert(
+        self, key: str, rank: int, alert: Card, targets: Sequence[ConversationAddress], now: datetime
+    ) -> None:
+        """Queue ``alert`` for the ops channel's ``targets`` as the card ``key`` (after the alert prefix): a later
+        alert of the same key and a higher ``rank`` updates it."""
         payload = {"op": "card", "rank": rank, "card": alert.to_json()}
-        await self.store.enqueue([NewDelivery(target, key, payload) for target in targets], now)
+        card_key = bounded_key(f"{ALERT_PREFIX}{key}")
+        await self.store.enqueue([NewDelivery(target, card_key, payload) for target in targets], now)
 
     async def _name_of(self, conversation: ConversationAddress) -> str:
         """What people call ``conversation`` (``#app-releases`` in Slack), or "" when Handoff knows no name."""

@@ -14,7 +14,7 @@ from adapters.azure_ml.service import AzureMLService
 from adapters.emulators.azure_ml import AzureMLEmulator
 from adapters.emulators.base import Fault
 from bot.clock import FakeClock
-from bot.ports import ServiceRefused, ServiceUnavailable
+from bot.ports import ServiceRefused, ServiceUnavailable, StartedRun
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning"),
@@ -274,6 +274,16 @@ async def canceling(clock: FakeClock) -> AsyncIterator[AzureMLEmulator]:
         yield emulator
 
 
+async def _running(
+    service: AzureMLService, emulator: AzureMLEmulator, clock: FakeClock, folder: Path, name: str
+) -> StartedRun:
+    """A training job ``name`` submitted through ``service`` and running."""
+    job_file = str(emulator.write_job_yaml("train-model-x", folder))
+    started = await service.submit_job(job_file, {}, name)
+    await clock.advance(2.5)
+    return started
+
+
 async def test_a_cancel_azure_ml_asks_to_look_at_much_later_is_left_to_azure_ml_at_once(
     canceling: AzureMLEmulator, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,9 +291,7 @@ async def test_a_cancel_azure_ml_asks_to_look_at_much_later_is_left_to_azure_ml_
     monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
     service = AzureMLService(canceling.connection())
     try:
-        job_file = str(canceling.write_job_yaml("train-model-x", tmp_path))
-        started = await service.submit_job(job_file, {}, "handoff-model-x-6-20261128120000")
-        await clock.advance(2.5)
+        started = await _running(service, canceling, clock, tmp_path, "handoff-model-x-6-20261128120000")
         canceling.lro_retry_after = 3600
 
         began = time.monotonic()
@@ -310,9 +318,7 @@ async def test_a_cancel_azure_ml_asks_to_look_at_again_soon_is_waited_for_until_
     monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
     service = AzureMLService(canceling.connection())
     try:
-        job_file = str(canceling.write_job_yaml("train-model-x", tmp_path))
-        started = await service.submit_job(job_file, {}, "handoff-model-x-7-20261128120000")
-        await clock.advance(2.5)
+        started = await _running(service, canceling, clock, tmp_path, "handoff-model-x-7-20261128120000")
 
         cancel = asyncio.ensure_future(service.cancel_job(started.run_id))
         await canceling.recorder.wait_for(OPERATION, timeout=30)  # Azure ML is at it: 202, look again in 1 s
